@@ -1,0 +1,46 @@
+/*
+ * tb_cert.h - X.509 certificates of federation members (GnuTLS).
+ *
+ * A member's id (GB/T 2260 division code) is carried in the subject's
+ * serialNumber attribute (OID 2.5.4.5), e.g.
+ *   serialNumber=320300, CN=Xuzhou, O=huaihai
+ * Key ids are tb_key.h's: SHA-256 over the SubjectPublicKeyInfo.
+ */
+#ifndef TB_CERT_H
+#define TB_CERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tb_key.h"
+
+struct tb_cert;
+struct tb_diag;
+
+#define TB_MEMBER_ID_MAX 16
+
+/* Loads the first certificate of a PEM (or DER) file.  NULL on failure
+ * with d saying why (TB_E_IO, TB_E_CERT "malformed ...").  Caller frees. */
+struct tb_cert *tb_cert_load(const char *path, struct tb_diag *d);
+/* Same from memory (borrowed). */
+struct tb_cert *tb_cert_import(const uint8_t *data, size_t len, struct tb_diag *d);
+void tb_cert_free(struct tb_cert *cert);
+
+/* The subject's serialNumber as a member id (NUL-terminated into out).
+ * TB_E_CERT when absent or not a valid member id. */
+int tb_cert_member_id(const struct tb_cert *cert, char out[TB_MEMBER_ID_MAX]);
+/* Key id of the certified public key. */
+void tb_cert_key_id(const struct tb_cert *cert, uint8_t out[TB_KEYID_LEN]);
+/* A new public key object for the certified key. NULL on failure
+ * (e.g. an algorithm other than Ed25519/P-256). Caller frees. */
+struct tb_pub *tb_cert_pub(const struct tb_cert *cert, struct tb_diag *d);
+/* Validity window, Unix seconds. */
+int64_t tb_cert_not_before(const struct tb_cert *cert);
+int64_t tb_cert_not_after(const struct tb_cert *cert);
+/* True when basicConstraints says CA. */
+bool tb_cert_is_ca(const struct tb_cert *cert);
+/* Subject DN as text (RFC 4514). Borrowed; valid while cert lives. */
+const char *tb_cert_subject(const struct tb_cert *cert);
+
+#endif

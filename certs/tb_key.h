@@ -1,0 +1,80 @@
+/*
+ * tb_key.h - signing keys, public keys, key ids, sign/verify (GnuTLS).
+ *
+ * The only module that holds private key material.  A struct tb_key
+ * signs on request; nothing outside certs/ reads its bytes.  Two
+ * algorithms: Ed25519 and ECDSA P-256 with SHA-256.  Signatures are raw
+ * and fixed-size (64 bytes for both: R||S for Ed25519, r||s big-endian for
+ * P-256, as JOSE does), so their encoding has one form on the wire.
+ *
+ * The key id of a public key is SHA-256 over its DER SubjectPublicKeyInfo.
+ */
+#ifndef TB_KEY_H
+#define TB_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tb_key;	/* a private key */
+struct tb_pub;	/* a public key */
+struct tb_buf;
+struct tb_diag;
+
+enum tb_alg { TB_ALG_NONE = 0, TB_ALG_ED25519 = 1, TB_ALG_P256 = 2 };
+
+#define TB_KEYID_LEN 32
+#define TB_SIG_LEN 64
+
+/* "ed25519" / "p256" <-> enum; TB_ALG_NONE / NULL when unknown. */
+enum tb_alg tb_alg_from_name(const char *name);
+const char *tb_alg_name(enum tb_alg alg);
+
+/* Process-wide GnuTLS initialisation; call once before any other use.
+ * 0 or TB_E_CRYPTO. */
+int tb_crypto_init(void);
+
+/* A new random key. NULL on failure (d says why). Caller frees. */
+struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
+/* Loads a PEM private key (PKCS#8, encrypted when password != NULL, or a
+ * plain SEC1/PKCS#8 key). NULL on failure. Caller frees. */
+struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
+/* Same from memory (borrowed). */
+struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
+			     struct tb_diag *d);
+/* Writes the key as PKCS#8 PEM to path with mode 0600, encrypted with
+ * AES-256 (PBES2) when password != NULL.  Refuses to overwrite. */
+int tb_key_save(const struct tb_key *key, const char *path, const char *password,
+		struct tb_diag *d);
+/* Wipes and frees. NULL allowed. */
+void tb_key_free(struct tb_key *key);
+
+enum tb_alg tb_key_alg(const struct tb_key *key);
+/* The key id of the key's public half. */
+void tb_key_id(const struct tb_key *key, uint8_t out[TB_KEYID_LEN]);
+/* A new public key object for the key's public half. Caller frees. */
+struct tb_pub *tb_key_pub(const struct tb_key *key);
+/* Signs n bytes; writes TB_SIG_LEN bytes to sig. 0 or TB_E_CRYPTO. */
+int tb_key_sign(const struct tb_key *key, const void *data, size_t n, uint8_t sig[TB_SIG_LEN]);
+
+/* Loads a public key from PEM: a "PUBLIC KEY" block or a certificate. */
+struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
+struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
+/* From DER SubjectPublicKeyInfo (borrowed). */
+struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
+void tb_pub_free(struct tb_pub *pub);
+
+enum tb_alg tb_pub_alg(const struct tb_pub *pub);
+void tb_pub_id(const struct tb_pub *pub, uint8_t out[TB_KEYID_LEN]);
+/* Appends the "PUBLIC KEY" PEM text to out. */
+int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
+/* True when sig (TB_SIG_LEN bytes) is pub's signature over data. */
+bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
+		   const uint8_t sig[TB_SIG_LEN]);
+
+/* SHA-256 of n bytes. */
+void tb_sha256(const void *data, size_t n, uint8_t out[32]);
+/* Fills n bytes from the system's CSPRNG. 0 or TB_E_CRYPTO. */
+int tb_random(void *out, size_t n);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * cli.h - shared pieces of the `tongban` admin CLI, grouped by file.
+ *
+ * Exit codes (documented in man/tongban.1):
+ *   0  success
+ *   1  refused: the input is invalid or does not verify
+ *   2  usage error
+ *   3  I/O error (file missing, unreadable, unwritable)
+ *   4  internal error (out of memory, crypto library failure)
+ */
+#ifndef TB_CLI_H
+#define TB_CLI_H
+
+#include <stdio.h>
+
+struct tb_diag;
+
+enum { EX_TB_OK = 0, EX_TB_REFUSED = 1, EX_TB_USAGE = 2, EX_TB_IO = 3, EX_TB_INTERNAL = 4 };
+
+/* A subcommand: argv[0] is the subcommand's name. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+/* tongban.c */
+extern const char *cli_cmd; /* "tongban msg open", for messages */
+/* One line "tongban CMD: message" on stderr; returns code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line from a diagnostic; returns the exit code for its error. */
+int cli_fail_diag(const struct tb_diag *d);
+/* Usage error: one line plus a hint to --help; returns EX_TB_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reads a password file (first line); NULL path gives NULL.  On error
+ * prints a message and returns NULL with *rc set. Caller frees (wipes). */
+char *cli_read_pass(const char *path, int *rc);
+void cli_free_pass(char *p);
+/* Parses a decimal int64; 0 on success. */
+int cli_parse_i64(const char *s, long long *out);
+
+/* cli_proto.c: canon, key, msg */
+int cmd_canon(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_msg(int argc, char **argv);
+
+#endif

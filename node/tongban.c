@@ -1,0 +1,168 @@
+/* tongban.c - the admin CLI: dispatch and shared helpers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../certs/tb_key.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+#include "cli.h"
+
+const char *cli_cmd = "tongban";
+static char cmdname[128];
+
+static const struct {
+	const char *name;
+	cli_cmd_fn fn;
+	const char *summary;
+} commands[] = {
+	{"canon", cmd_canon, "print the RFC 8785 canonical form of JSON"},
+	{"key", cmd_key, "generate keys, print public keys and key ids"},
+	{"msg", cmd_msg, "create, seal and open envelopes"},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: tongban [--help] [--version] COMMAND [ARGS]...\n\n"
+		   "Administer a Tongban federation node.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'tongban COMMAND --help' for a command's options.\n"
+		   "Exit status: 0 success, 1 refused (invalid or not verified), 2 usage,\n"
+		   "3 I/O error, 4 internal error.\n");
+}
+
+int
+cli_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cli_cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", cli_cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try '%s --help')\n", cli_cmd);
+	return EX_TB_USAGE;
+}
+
+int
+cli_fail_diag(const struct tb_diag *d)
+{
+	char line[512];
+	int code;
+
+	switch (d->code) {
+	case TB_E_IO:
+		code = EX_TB_IO;
+		break;
+	case TB_E_NOMEM:
+	case TB_E_CRYPTO:
+		code = EX_TB_INTERNAL;
+		break;
+	case TB_E_ARG:
+		code = EX_TB_USAGE;
+		break;
+	default:
+		code = EX_TB_REFUSED;
+	}
+	/* I/O errors read better without the reason token */
+	if (d->code == TB_E_IO)
+		return cli_fail(code, "%s", d->detail);
+	return cli_fail(code, "%s", tb_diag_format(d, line, sizeof(line)));
+}
+
+char *
+cli_read_pass(const char *path, int *rc)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	char *p;
+
+	*rc = EX_TB_OK;
+	if (path == NULL)
+		return NULL;
+	tb_buf_init(&b);
+	if (tb_file_read(path, 4096, &b, &d) != TB_OK) {
+		*rc = cli_fail_diag(&d);
+		tb_buf_wipe(&b);
+		return NULL;
+	}
+	size_t n = strcspn((const char *)b.data, "\r\n");
+	if (n == 0) {
+		*rc = cli_fail(EX_TB_REFUSED, "%s: empty password file", path);
+		tb_buf_wipe(&b);
+		return NULL;
+	}
+	if ((p = malloc(n + 1)) == NULL) {
+		*rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		tb_buf_wipe(&b);
+		return NULL;
+	}
+	memcpy(p, b.data, n);
+	p[n] = '\0';
+	tb_buf_wipe(&b);
+	return p;
+}
+
+void
+cli_free_pass(char *p)
+{
+	if (p == NULL)
+		return;
+	for (volatile char *q = p; *q != '\0'; q++)
+		*q = '\0';
+	free(p);
+}
+
+int
+cli_parse_i64(const char *s, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return errno != 0 || end == s || *end != '\0' ? -1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EX_TB_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("tongban %s (protocol v1)\n", PACKAGE_VERSION);
+		return EX_TB_OK;
+	}
+	if (tb_crypto_init() != TB_OK)
+		return cli_fail(EX_TB_INTERNAL, "cannot initialise GnuTLS");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		snprintf(cmdname, sizeof(cmdname), "tongban %s", commands[i].name);
+		cli_cmd = cmdname;
+		return commands[i].fn(argc - 1, argv + 1);
+	}
+	return cli_usage_error("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,886 @@
+/* tb_env.c - envelope model, validation, sealing and opening. */
+#include "tb_env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "tb_json.h"
+
+/* Domain separation for batch signatures: canonical JSON always starts
+ * with '{', so these bytes can never be a single envelope's signed form. */
+static const char batch_prefix[16] = "TONGBAN-BATCH-V1";
+
+#define MAX_PROOF 17 /* ceil(log2(TB_BATCH_MAX)) + 1 */
+
+static const char *const msgtypes[] = {
+	"identity.verify", "identity.result",
+	"licence.query", "licence.present", "licence.verify", "licence.status",
+	"case.submit", "case.accept", "case.reject", "case.update", "case.result",
+	"case.query", "case.state",
+	"receipt", "error",
+	"control.ping", "control.pong", "control.status", "control.registry",
+	NULL,
+};
+
+static const char *const unsigned_members[] = {"sig", "relay", NULL};
+
+struct tb_env {
+	struct tb_json_doc *doc;
+	struct tb_json *root;
+	char id[33];
+	const char *type, *from, *to, *service, *rsvc, *rregion, *corr;
+	int64_t created, expires;
+	int hops;
+	const struct tb_json *body;
+	const struct tb_json *path; /* relay.path array or NULL */
+	bool sealed;
+	enum tb_alg alg;
+	uint8_t kid[TB_KEYID_LEN];
+	uint8_t sig[TB_SIG_LEN];
+	bool batch;
+	uint64_t bn, bi;
+	size_t nproof;
+	uint8_t proof[MAX_PROOF][32];
+};
+
+bool
+tb_msgtype_known(const char *type)
+{
+	for (size_t i = 0; msgtypes[i] != NULL; i++)
+		if (strcmp(type, msgtypes[i]) == 0)
+			return true;
+	return false;
+}
+
+const char *const *
+tb_msgtype_all(void)
+{
+	return msgtypes;
+}
+
+static bool
+all_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+bool
+tb_member_id_valid(const char *s, size_t n)
+{
+	return n == 6 && s[0] >= '1' && s[0] <= '9' && all_digits(s, n);
+}
+
+bool
+tb_region_code_valid(const char *s, size_t n)
+{
+	return (n == 2 || n == 4 || n == 6) && s[0] >= '1' && s[0] <= '9' && all_digits(s, n);
+}
+
+bool
+tb_service_code_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && !((c == '.' || c == '-') && i > 0 && i < n - 1))
+			return false;
+	}
+	return true;
+}
+
+static bool
+msgid_valid(const char *s, size_t n)
+{
+	uint8_t tmp[TB_MSGID_LEN];
+	return tb_hex_decode(s, n, tmp, sizeof(tmp));
+}
+
+void
+tb_env_free(struct tb_env *env)
+{
+	if (env == NULL)
+		return;
+	tb_json_doc_free(env->doc);
+	free(env);
+}
+
+/* ---- validation ---- */
+
+enum ftype { F_STR, F_INT, F_OBJ, F_ARR };
+
+static int
+need(struct tb_diag *d, const struct tb_json *obj, const char *name, enum ftype t, bool req,
+     const struct tb_json **out, const char *ctx)
+{
+	const struct tb_json *v = tb_json_get(obj, name);
+	static const char *const tname[] = {"a string", "an integer", "an object", "an array"};
+	int64_t dummy;
+	bool ok;
+
+	*out = v;
+	if (v == NULL) {
+		if (req)
+			return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, name);
+		return TB_OK;
+	}
+	switch (t) {
+	case F_STR: ok = tb_json_kind(v) == TB_JSON_STRING; break;
+	case F_INT: ok = tb_json_integer(v, &dummy); break;
+	case F_OBJ: ok = tb_json_kind(v) == TB_JSON_OBJECT; break;
+	default: ok = tb_json_kind(v) == TB_JSON_ARRAY; break;
+	}
+	if (!ok)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, name,
+				   tname[t]);
+	return TB_OK;
+}
+
+static int
+only_members(struct tb_diag *d, const struct tb_json *obj, const char *const *allowed,
+	     const char *ctx)
+{
+	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
+		size_t kl;
+		const char *k = tb_json_key(m, &kl);
+		bool found = false;
+		for (size_t i = 0; allowed[i] != NULL && !found; i++)
+			found = strlen(allowed[i]) == kl && memcmp(allowed[i], k, kl) == 0;
+		if (!found)
+			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS, "%s%.64s", ctx, k);
+	}
+	return TB_OK;
+}
+
+static const char *
+str_of(const struct tb_json *v, size_t *n)
+{
+	return v == NULL ? NULL : tb_json_string(v, n);
+}
+
+static int
+check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
+{
+	static const char *const allowed[] = {"alg", "kid", "val", "batch", NULL};
+	static const char *const ballowed[] = {"n", "i", "path", NULL};
+	const struct tb_json *alg, *kid, *val, *batch, *bn, *bi, *bpath;
+	const char *s;
+	size_t n, outlen;
+	int rc;
+
+	if ((rc = only_members(d, sig, allowed, "sig.")) != TB_OK ||
+	    (rc = need(d, sig, "alg", F_STR, true, &alg, "sig.")) != TB_OK ||
+	    (rc = need(d, sig, "kid", F_STR, true, &kid, "sig.")) != TB_OK ||
+	    (rc = need(d, sig, "val", F_STR, true, &val, "sig.")) != TB_OK ||
+	    (rc = need(d, sig, "batch", F_OBJ, false, &batch, "sig.")) != TB_OK)
+		return rc;
+	s = tb_json_string(alg, &n);
+	e->alg = tb_alg_from_name(s);
+	if (e->alg == TB_ALG_NONE)
+		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "\"%.32s\"", s);
+	s = tb_json_string(kid, &n);
+	if (!tb_hex_decode(s, n, e->kid, TB_KEYID_LEN))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "sig.kid must be 64 lowercase hex digits");
+	s = tb_json_string(val, &n);
+	if (!tb_b64url_decode(s, n, e->sig, TB_SIG_LEN, &outlen) || outlen != TB_SIG_LEN)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "sig.val must be 64 bytes in base64url without padding");
+	e->batch = batch != NULL;
+	if (batch == NULL)
+		return TB_OK;
+	int64_t vn, vi;
+	if ((rc = only_members(d, batch, ballowed, "sig.batch.")) != TB_OK ||
+	    (rc = need(d, batch, "n", F_INT, true, &bn, "sig.batch.")) != TB_OK ||
+	    (rc = need(d, batch, "i", F_INT, true, &bi, "sig.batch.")) != TB_OK ||
+	    (rc = need(d, batch, "path", F_ARR, true, &bpath, "sig.batch.")) != TB_OK)
+		return rc;
+	tb_json_integer(bn, &vn);
+	tb_json_integer(bi, &vi);
+	if (vn < 1 || vn > TB_BATCH_MAX || vi < 0 || vi >= vn)
+		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+				   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
+	e->bn = (uint64_t)vn;
+	e->bi = (uint64_t)vi;
+	if (tb_json_count(bpath) > MAX_PROOF)
+		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS, "sig.batch.path too long");
+	e->nproof = 0;
+	for (const struct tb_json *p = tb_json_first(bpath); p; p = tb_json_next(p)) {
+		s = tb_json_string(p, &n);
+		if (s == NULL || !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) ||
+		    outlen != 32)
+			return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+					   "sig.batch.path entries must be 32-byte base64url hashes");
+		e->nproof++;
+	}
+	return TB_OK;
+}
+
+/* Validates the tree in e->root and fills the cached fields. */
+static int
+validate(struct tb_env *e, struct tb_diag *d)
+{
+	static const char *const allowed[] = {"v", "id", "type", "from", "to", "route",
+					      "service", "corr", "created", "expires", "hops",
+					      "body", "sig", "relay", NULL};
+	const struct tb_json *r = e->root, *v, *id, *type, *from, *to, *route, *svc, *corr,
+			     *created, *expires, *hops, *body, *sig, *relay;
+	const char *s;
+	size_t n;
+	int64_t iv;
+	int rc;
+
+	if (tb_json_kind(r) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "envelope must be an object");
+	if ((rc = need(d, r, "v", F_INT, true, &v, "")) != TB_OK)
+		return rc;
+	tb_json_integer(v, &iv);
+	if (iv != TB_PROTO_VERSION)
+		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v=%lld, this node speaks %d",
+				   (long long)iv, TB_PROTO_VERSION);
+	if ((rc = only_members(d, r, allowed, "")) != TB_OK ||
+	    (rc = need(d, r, "id", F_STR, true, &id, "")) != TB_OK ||
+	    (rc = need(d, r, "type", F_STR, true, &type, "")) != TB_OK ||
+	    (rc = need(d, r, "from", F_STR, true, &from, "")) != TB_OK ||
+	    (rc = need(d, r, "to", F_STR, false, &to, "")) != TB_OK ||
+	    (rc = need(d, r, "route", F_OBJ, false, &route, "")) != TB_OK ||
+	    (rc = need(d, r, "service", F_STR, false, &svc, "")) != TB_OK ||
+	    (rc = need(d, r, "corr", F_STR, false, &corr, "")) != TB_OK ||
+	    (rc = need(d, r, "created", F_INT, true, &created, "")) != TB_OK ||
+	    (rc = need(d, r, "expires", F_INT, true, &expires, "")) != TB_OK ||
+	    (rc = need(d, r, "hops", F_INT, true, &hops, "")) != TB_OK ||
+	    (rc = need(d, r, "body", F_OBJ, true, &body, "")) != TB_OK ||
+	    (rc = need(d, r, "sig", F_OBJ, false, &sig, "")) != TB_OK ||
+	    (rc = need(d, r, "relay", F_OBJ, false, &relay, "")) != TB_OK)
+		return rc;
+
+	s = tb_json_string(id, &n);
+	if (!msgid_valid(s, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "id must be 32 lowercase hex digits (128 bits)");
+	memcpy(e->id, s, 33);
+	e->type = tb_json_string(type, &n);
+	if (!tb_msgtype_known(e->type))
+		return tb_diag_set(d, TB_E_TYPE_UNKNOWN, TB_DIAG_NOPOS, "\"%.48s\"", e->type);
+	e->from = tb_json_string(from, &n);
+	if (!tb_member_id_valid(e->from, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "from must be a 6-digit member id");
+	e->to = str_of(to, &n);
+	if (e->to != NULL && !tb_member_id_valid(e->to, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "to must be a 6-digit member id");
+	if (route != NULL) {
+		static const char *const rallowed[] = {"service", "region", NULL};
+		const struct tb_json *rs, *rr;
+		if ((rc = only_members(d, route, rallowed, "route.")) != TB_OK ||
+		    (rc = need(d, route, "service", F_STR, true, &rs, "route.")) != TB_OK ||
+		    (rc = need(d, route, "region", F_STR, true, &rr, "route.")) != TB_OK)
+			return rc;
+		e->rsvc = tb_json_string(rs, &n);
+		if (!tb_service_code_valid(e->rsvc, n))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "route.service is not a valid service code");
+		e->rregion = tb_json_string(rr, &n);
+		if (!tb_region_code_valid(e->rregion, n))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "route.region must be a 2, 4 or 6-digit division code");
+	}
+	if (to == NULL && route == NULL)
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to (or route)");
+	e->service = str_of(svc, &n);
+	if (e->service != NULL && !tb_service_code_valid(e->service, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "service is not a valid service code");
+	e->corr = str_of(corr, &n);
+	if (e->corr != NULL && !msgid_valid(e->corr, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "corr must be 32 lowercase hex digits");
+	tb_json_integer(created, &e->created);
+	tb_json_integer(expires, &e->expires);
+	if (e->created <= 0)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "created must be positive");
+	if (e->expires <= e->created || e->expires - e->created > TB_ENV_MAX_LIFETIME)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "expires must be after created, by at most %d s",
+				   TB_ENV_MAX_LIFETIME);
+	tb_json_integer(hops, &iv);
+	if (iv < 1 || iv > TB_ENV_MAX_HOPS)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "hops must be 1..%d",
+				   TB_ENV_MAX_HOPS);
+	e->hops = (int)iv;
+	e->body = body;
+	e->path = NULL;
+	if (relay != NULL) {
+		static const char *const rallowed[] = {"path", NULL};
+		const struct tb_json *path;
+		if ((rc = only_members(d, relay, rallowed, "relay.")) != TB_OK ||
+		    (rc = need(d, relay, "path", F_ARR, true, &path, "relay.")) != TB_OK)
+			return rc;
+		if (tb_json_count(path) > (size_t)e->hops)
+			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+					   "relay path longer than the hop limit");
+		for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p)) {
+			s = tb_json_string(p, &n);
+			if (s == NULL || !tb_member_id_valid(s, n))
+				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+						   "relay.path entries must be member ids");
+			for (const struct tb_json *q = tb_json_next(p); q; q = tb_json_next(q)) {
+				const char *t = tb_json_string(q, NULL);
+				if (t != NULL && strcmp(s, t) == 0)
+					return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+							   "routing loop through %s", s);
+			}
+		}
+		e->path = path;
+	}
+	e->sealed = sig != NULL;
+	if (sig != NULL)
+		return check_sig(e, sig, d);
+	return TB_OK;
+}
+
+static const struct tb_json_limits env_limits = {TB_ENV_MAX_SIZE, TB_ENV_MAX_DEPTH};
+
+struct tb_env *
+tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
+{
+	struct tb_env *e = calloc(1, sizeof(*e));
+
+	tb_diag_clear(d);
+	if (e == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	if (len > TB_ENV_MAX_SIZE) {
+		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "envelope of %zu bytes, limit %d", len,
+			    TB_ENV_MAX_SIZE);
+		goto fail;
+	}
+	if ((e->doc = tb_json_parse(buf, len, &env_limits, d)) == NULL)
+		goto fail;
+	e->root = tb_json_root(e->doc);
+	if (validate(e, d) != TB_OK)
+		goto fail;
+	return e;
+fail:
+	tb_env_free(e);
+	return NULL;
+}
+
+/* ---- building ---- */
+
+static int
+set_str(struct tb_env *e, struct tb_json *obj, const char *k, const char *v)
+{
+	struct tb_json *s = tb_json_new_string(e->doc, v, strlen(v));
+	return s == NULL ? TB_E_NOMEM : tb_json_set(e->doc, obj, k, s);
+}
+
+static int
+set_num(struct tb_env *e, struct tb_json *obj, const char *k, double v)
+{
+	struct tb_json *s = tb_json_new_number(e->doc, v);
+	return s == NULL ? TB_E_NOMEM : tb_json_set(e->doc, obj, k, s);
+}
+
+/* Deep-copies v (from another document) into doc. */
+static struct tb_json *
+copy_value(struct tb_json_doc *doc, const struct tb_json *v)
+{
+	struct tb_json *c;
+	size_t n;
+	const char *s;
+
+	switch (tb_json_kind(v)) {
+	case TB_JSON_NUMBER:
+		return tb_json_new_number(doc, tb_json_number(v));
+	case TB_JSON_STRING:
+		s = tb_json_string(v, &n);
+		return tb_json_new_string(doc, s, n);
+	case TB_JSON_ARRAY:
+	case TB_JSON_OBJECT:
+		c = tb_json_kind(v) == TB_JSON_ARRAY ? tb_json_new_array(doc)
+						     : tb_json_new_object(doc);
+		if (c == NULL)
+			return NULL;
+		for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m)) {
+			struct tb_json *mc = copy_value(doc, m);
+			if (mc == NULL)
+				return NULL;
+			if (tb_json_kind(v) == TB_JSON_ARRAY) {
+				tb_json_append(c, mc);
+			} else {
+				/* member names may hold NUL: build via a bounded copy */
+				size_t kl;
+				const char *k = tb_json_key(m, &kl);
+				if (memchr(k, '\0', kl) != NULL)
+					return NULL;
+				if (tb_json_set(doc, c, k, mc) != TB_OK)
+					return NULL;
+			}
+		}
+		return c;
+	default:
+		return tb_json_new_literal(doc, tb_json_kind(v));
+	}
+}
+
+struct tb_env *
+tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
+{
+	struct tb_env *e = NULL;
+	struct tb_json_doc *bdoc = NULL;
+	struct tb_json *root, *body, *route;
+	uint8_t rnd[TB_MSGID_LEN];
+	char id[33];
+	struct tb_buf b;
+	int rc = TB_E_NOMEM;
+
+	tb_buf_init(&b);
+	tb_diag_clear(d);
+	if (f->type == NULL || f->from == NULL) {
+		tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, f->type == NULL ? "type" : "from");
+		return NULL;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL || (e->doc = tb_json_doc_new()) == NULL)
+		goto nomem;
+	if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
+		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "no randomness");
+		goto fail;
+	}
+	tb_hex_encode(rnd, sizeof(rnd), id);
+	if (f->body != NULL) {
+		if ((bdoc = tb_json_parse(f->body, f->body_len, &env_limits, d)) == NULL)
+			goto fail;
+		if (tb_json_kind(tb_json_root(bdoc)) != TB_JSON_OBJECT) {
+			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
+			goto fail;
+		}
+		body = copy_value(e->doc, tb_json_root(bdoc));
+	} else {
+		body = tb_json_new_object(e->doc);
+	}
+	if (body == NULL || (root = tb_json_new_object(e->doc)) == NULL)
+		goto nomem;
+	tb_json_set_root(e->doc, root);
+	e->root = root;
+	if (set_num(e, root, "v", TB_PROTO_VERSION) || set_str(e, root, "id", id) ||
+	    set_str(e, root, "type", f->type) || set_str(e, root, "from", f->from) ||
+	    (f->to && set_str(e, root, "to", f->to)) ||
+	    (f->service && set_str(e, root, "service", f->service)) ||
+	    (f->corr && set_str(e, root, "corr", f->corr)) ||
+	    set_num(e, root, "created", (double)f->created) ||
+	    set_num(e, root, "expires",
+		    (double)f->created + (double)(f->ttl ? f->ttl : TB_ENV_DEFAULT_TTL)) ||
+	    set_num(e, root, "hops", f->hops ? f->hops : TB_ENV_DEFAULT_HOPS) ||
+	    tb_json_set(e->doc, root, "body", body))
+		goto nomem;
+	if (f->route_service != NULL || f->route_region != NULL) {
+		if ((route = tb_json_new_object(e->doc)) == NULL ||
+		    (f->route_service && set_str(e, route, "service", f->route_service)) ||
+		    (f->route_region && set_str(e, route, "region", f->route_region)) ||
+		    tb_json_set(e->doc, root, "route", route))
+			goto nomem;
+	}
+	/* Re-read through the same validator as received envelopes so a
+	 * bad field is reported exactly as a peer would see it. */
+	if (validate(e, d) != TB_OK)
+		goto fail;
+	tb_json_doc_free(bdoc);
+	return e;
+nomem:
+	tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+fail:
+	tb_json_doc_free(bdoc);
+	tb_env_free(e);
+	tb_buf_free(&b);
+	return NULL;
+}
+
+/* ---- serialisation ---- */
+
+int
+tb_env_serialize(const struct tb_env *env, struct tb_buf *out)
+{
+	return tb_json_canon(env->root, NULL, out);
+}
+
+int
+tb_env_signed_bytes(const struct tb_env *env, struct tb_buf *out)
+{
+	return tb_json_canon(env->root, unsigned_members, out);
+}
+
+int
+tb_env_digest(const struct tb_env *env, uint8_t out[32])
+{
+	struct tb_buf b;
+	int rc;
+
+	tb_buf_init(&b);
+	if ((rc = tb_env_signed_bytes(env, &b)) == TB_OK)
+		tb_sha256(b.data, b.len, out);
+	tb_buf_free(&b);
+	return rc;
+}
+
+/* ---- Merkle tree (RFC 9162 section 2.1) ---- */
+
+static void
+leaf_hash(const uint8_t *data, size_t n, struct tb_buf *tmp, uint8_t out[32])
+{
+	tb_buf_reset(tmp);
+	tb_buf_addc(tmp, 0x00);
+	tb_buf_add(tmp, data, n);
+	tb_sha256(tmp->data, tmp->len, out);
+}
+
+static void
+node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
+{
+	uint8_t in[65];
+
+	in[0] = 0x01;
+	memcpy(in + 1, l, 32);
+	memcpy(in + 33, r, 32);
+	tb_sha256(in, sizeof(in), out);
+}
+
+/* Root from a leaf hash and its audit path (RFC 9162 2.1.3.2). */
+static bool
+root_from_proof(uint64_t index, uint64_t size, const uint8_t leaf[32],
+		const uint8_t (*path)[32], size_t npath, uint8_t root[32])
+{
+	uint64_t fn = index, sn = size - 1;
+	uint8_t r[32];
+
+	if (index >= size)
+		return false;
+	memcpy(r, leaf, 32);
+	for (size_t i = 0; i < npath; i++) {
+		if (sn == 0)
+			return false;
+		if ((fn & 1) || fn == sn) {
+			node_hash(path[i], r, r);
+			if (!(fn & 1))
+				while (!(fn & 1) && fn != 0) {
+					fn >>= 1;
+					sn >>= 1;
+				}
+		} else {
+			node_hash(r, path[i], r);
+		}
+		fn >>= 1;
+		sn >>= 1;
+	}
+	if (sn != 0)
+		return false;
+	memcpy(root, r, 32);
+	return true;
+}
+
+static void
+batch_message(uint64_t n, const uint8_t root[32], uint8_t out[16 + 8 + 32])
+{
+	memcpy(out, batch_prefix, 16);
+	for (int i = 0; i < 8; i++)
+		out[16 + i] = (uint8_t)(n >> (56 - 8 * i));
+	memcpy(out + 24, root, 32);
+}
+
+/* Writes the "sig" member of env. proof may be NULL for a single seal. */
+static int
+put_sig(struct tb_env *env, enum tb_alg alg, const uint8_t kid[32], const uint8_t sig[64],
+	uint64_t n, uint64_t i, const uint8_t (*proof)[32], size_t nproof)
+{
+	char kidhex[65], val[90], h[44];
+	struct tb_json *s, *b, *p;
+
+	tb_hex_encode(kid, 32, kidhex);
+	tb_b64url_encode(sig, 64, val);
+	if ((s = tb_json_new_object(env->doc)) == NULL ||
+	    set_str(env, s, "alg", tb_alg_name(alg)) || set_str(env, s, "kid", kidhex) ||
+	    set_str(env, s, "val", val))
+		return TB_E_NOMEM;
+	if (proof != NULL) {
+		if ((b = tb_json_new_object(env->doc)) == NULL || set_num(env, b, "n", (double)n) ||
+		    set_num(env, b, "i", (double)i) || (p = tb_json_new_array(env->doc)) == NULL)
+			return TB_E_NOMEM;
+		for (size_t k = 0; k < nproof; k++) {
+			struct tb_json *hs;
+			tb_b64url_encode(proof[k], 32, h);
+			if ((hs = tb_json_new_string(env->doc, h, 43)) == NULL ||
+			    tb_json_append(p, hs) != TB_OK)
+				return TB_E_NOMEM;
+		}
+		if (tb_json_set(env->doc, b, "path", p) || tb_json_set(env->doc, s, "batch", b))
+			return TB_E_NOMEM;
+	}
+	if (tb_json_set(env->doc, env->root, "sig", s) != TB_OK)
+		return TB_E_NOMEM;
+	env->sealed = true;
+	env->alg = alg;
+	memcpy(env->kid, kid, 32);
+	memcpy(env->sig, sig, 64);
+	env->batch = proof != NULL;
+	return TB_OK;
+}
+
+int
+tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d)
+{
+	struct tb_buf b;
+	uint8_t sig[TB_SIG_LEN], kid[TB_KEYID_LEN];
+	int rc;
+
+	tb_buf_init(&b);
+	if ((rc = tb_env_signed_bytes(env, &b)) != TB_OK)
+		goto out;
+	if ((rc = tb_key_sign(key, b.data, b.len, sig)) != TB_OK) {
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, "signing failed");
+		goto out;
+	}
+	tb_key_id(key, kid);
+	rc = put_sig(env, tb_key_alg(key), kid, sig, 0, 0, NULL, 0);
+out:
+	if (rc != TB_OK && d != NULL && d->code == TB_OK)
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+	tb_buf_free(&b);
+	return rc;
+}
+
+int
+tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
+		  struct tb_diag *d)
+{
+	uint8_t(*level)[32] = NULL, (*tree)[32] = NULL, msg[56], sig[64], kid[32];
+	size_t *off = NULL, levels = 0, total = 0;
+	struct tb_buf b, tmp;
+	int rc = TB_E_NOMEM;
+
+	if (n == 1)
+		return tb_env_seal(envs[0], key, d);
+	if (n == 0 || n > TB_BATCH_MAX)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "batch of %zu envelopes", n);
+	tb_buf_init(&b);
+	tb_buf_init(&tmp);
+	/* All levels of the tree, bottom up, stored one after another; an odd
+	 * node at the end of a level is promoted unchanged, which yields
+	 * exactly RFC 9162's tree shape. */
+	for (size_t w = n; ; w = (w + 1) / 2) {
+		total += w;
+		levels++;
+		if (w == 1)
+			break;
+	}
+	if ((tree = malloc(total * 32)) == NULL || (off = malloc(levels * sizeof(*off))) == NULL)
+		goto out;
+	off[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		tb_buf_reset(&b);
+		if (tb_env_signed_bytes(envs[i], &b) != TB_OK)
+			goto out;
+		leaf_hash(b.data, b.len, &tmp, tree[i]);
+	}
+	size_t w = n;
+	for (size_t l = 1; l < levels; l++) {
+		size_t nw = (w + 1) / 2;
+		off[l] = off[l - 1] + w;
+		level = tree + off[l - 1];
+		for (size_t j = 0; j < nw; j++) {
+			if (2 * j + 1 < w)
+				node_hash(level[2 * j], level[2 * j + 1], tree[off[l] + j]);
+			else
+				memcpy(tree[off[l] + j], level[2 * j], 32);
+		}
+		w = nw;
+	}
+	batch_message(n, tree[total - 1], msg);
+	if ((rc = tb_key_sign(key, msg, sizeof(msg), sig)) != TB_OK)
+		goto out;
+	tb_key_id(key, kid);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t proof[MAX_PROOF][32];
+		size_t np = 0, idx = i;
+		w = n;
+		for (size_t l = 0; l + 1 < levels; l++) {
+			size_t sib = idx ^ 1;
+			if (sib < w)
+				memcpy(proof[np++], tree[off[l] + sib], 32);
+			idx >>= 1;
+			w = (w + 1) / 2;
+		}
+		if ((rc = put_sig(envs[i], tb_key_alg(key), kid, sig, n, i, proof, np)) != TB_OK)
+			goto out;
+	}
+	rc = TB_OK;
+out:
+	if (rc != TB_OK)
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, "batch sealing failed");
+	free(tree);
+	free(off);
+	tb_buf_free(&b);
+	tb_buf_free(&tmp);
+	return rc;
+}
+
+/* ---- opening ---- */
+
+int
+tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
+	    struct tb_env **out, struct tb_diag *d)
+{
+	struct tb_env *e;
+	const struct tb_pub *pub;
+	struct tb_buf b, tmp;
+	uint8_t tag[32], hbuf[32 + 64 + 32];
+	const uint8_t *msg;
+	size_t msglen;
+	uint8_t bmsg[56];
+	int rc;
+
+	*out = NULL;
+	if ((e = tb_env_parse(buf, len, d)) == NULL)
+		return d != NULL ? d->code : TB_E_JSON_SYNTAX;
+	tb_buf_init(&b);
+	tb_buf_init(&tmp);
+	if (!e->sealed) {
+		rc = tb_diag_set(d, TB_E_SIG_MISSING, TB_DIAG_NOPOS, "no sig member");
+		goto fail;
+	}
+	if (o->now >= e->expires) {
+		rc = tb_diag_set(d, TB_E_EXPIRED, TB_DIAG_NOPOS, "expired %lld s ago",
+				 (long long)(o->now - e->expires));
+		goto fail;
+	}
+	if (e->created > o->now + o->skew) {
+		rc = tb_diag_set(d, TB_E_NOT_YET_VALID, TB_DIAG_NOPOS,
+				 "created %lld s ahead of this clock (skew allowed %lld s)",
+				 (long long)(e->created - o->now), (long long)o->skew);
+		goto fail;
+	}
+	if (o->lookup == NULL || (pub = o->lookup(o->ctx, e->from, e->kid)) == NULL) {
+		char kh[65];
+		tb_hex_encode(e->kid, 32, kh);
+		rc = tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS, "%s for sender %s", kh, e->from);
+		goto fail;
+	}
+	if (tb_pub_alg(pub) != e->alg) {
+		rc = tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "sig.alg %s but the key is %s",
+				 tb_alg_name(e->alg), tb_alg_name(tb_pub_alg(pub)));
+		goto fail;
+	}
+	if ((rc = tb_env_signed_bytes(e, &b)) != TB_OK) {
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+		goto fail;
+	}
+	if (e->batch) {
+		uint8_t leaf[32], root[32];
+		leaf_hash(b.data, b.len, &tmp, leaf);
+		if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof, e->nproof,
+				     root)) {
+			rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+					 "proof does not fit a tree of %llu leaves",
+					 (unsigned long long)e->bn);
+			goto fail;
+		}
+		batch_message(e->bn, root, bmsg);
+		msg = bmsg;
+		msglen = sizeof(bmsg);
+	} else {
+		msg = b.data;
+		msglen = b.len;
+	}
+	memcpy(hbuf, e->kid, 32);
+	memcpy(hbuf + 32, e->sig, 64);
+	tb_sha256(msg, msglen, hbuf + 96);
+	tb_sha256(hbuf, sizeof(hbuf), tag);
+	if (o->known == NULL || !o->known(o->ctx, tag)) {
+		if (!tb_pub_verify(pub, msg, msglen, e->sig)) {
+			rc = tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS,
+					 e->batch ? "batch root signature does not verify"
+						  : "signature does not verify");
+			goto fail;
+		}
+		if (o->remember != NULL)
+			o->remember(o->ctx, tag);
+	}
+	tb_buf_free(&b);
+	tb_buf_free(&tmp);
+	*out = e;
+	return TB_OK;
+fail:
+	tb_buf_free(&b);
+	tb_buf_free(&tmp);
+	tb_env_free(e);
+	return rc;
+}
+
+/* ---- accessors ---- */
+
+const char *tb_env_id(const struct tb_env *e) { return e->id; }
+const char *tb_env_type(const struct tb_env *e) { return e->type; }
+const char *tb_env_from(const struct tb_env *e) { return e->from; }
+const char *tb_env_to(const struct tb_env *e) { return e->to; }
+const char *tb_env_service(const struct tb_env *e) { return e->service; }
+const char *tb_env_route_service(const struct tb_env *e) { return e->rsvc; }
+const char *tb_env_route_region(const struct tb_env *e) { return e->rregion; }
+const char *tb_env_corr(const struct tb_env *e) { return e->corr; }
+int64_t tb_env_created(const struct tb_env *e) { return e->created; }
+int64_t tb_env_expires(const struct tb_env *e) { return e->expires; }
+int tb_env_hops(const struct tb_env *e) { return e->hops; }
+bool tb_env_sealed(const struct tb_env *e) { return e->sealed; }
+const uint8_t *tb_env_kid(const struct tb_env *e) { return e->kid; }
+enum tb_alg tb_env_alg(const struct tb_env *e) { return e->alg; }
+const struct tb_json *tb_env_body(const struct tb_env *e) { return e->body; }
+
+size_t
+tb_env_path_len(const struct tb_env *e)
+{
+	return e->path == NULL ? 0 : tb_json_count(e->path);
+}
+
+const char *
+tb_env_path_at(const struct tb_env *e, size_t i)
+{
+	const struct tb_json *p = e->path == NULL ? NULL : tb_json_first(e->path);
+
+	for (; p != NULL && i > 0; i--)
+		p = tb_json_next(p);
+	return p == NULL ? NULL : tb_json_string(p, NULL);
+}
+
+int
+tb_env_add_hop(struct tb_env *e, const char *hop)
+{
+	struct tb_json *relay, *path, *s;
+	size_t n = tb_env_path_len(e);
+
+	if (!tb_member_id_valid(hop, strlen(hop)))
+		return TB_E_ARG;
+	if (n + 1 > (size_t)e->hops)
+		return TB_E_HOPS;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tb_env_path_at(e, i), hop) == 0)
+			return TB_E_HOPS;
+	if (e->path == NULL) {
+		if ((relay = tb_json_new_object(e->doc)) == NULL ||
+		    (path = tb_json_new_array(e->doc)) == NULL ||
+		    tb_json_set(e->doc, relay, "path", path) != TB_OK ||
+		    tb_json_set(e->doc, e->root, "relay", relay) != TB_OK)
+			return TB_E_NOMEM;
+		e->path = path;
+	}
+	if ((s = tb_json_new_string(e->doc, hop, strlen(hop))) == NULL)
+		return TB_E_NOMEM;
+	return tb_json_append((struct tb_json *)e->path, s);
+}

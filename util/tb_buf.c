@@ -1,0 +1,122 @@
+/* tb_buf.c - growable byte buffer. */
+#include "tb_buf.h"
+#include "tb_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t empty_byte;
+
+void
+tb_buf_init(struct tb_buf *b)
+{
+	b->data = &empty_byte;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+tb_buf_free(struct tb_buf *b)
+{
+	if (b == NULL)
+		return;
+	if (b->cap != 0)
+		free(b->data);
+	tb_buf_init(b);
+}
+
+void
+tb_buf_wipe(struct tb_buf *b)
+{
+	if (b == NULL)
+		return;
+	if (b->cap != 0) {
+		volatile uint8_t *p = b->data;
+		for (size_t i = 0; i < b->cap; i++)
+			p[i] = 0;
+	}
+	tb_buf_free(b);
+}
+
+void
+tb_buf_reset(struct tb_buf *b)
+{
+	b->len = 0;
+	if (b->cap != 0)
+		b->data[0] = '\0';
+}
+
+int
+tb_buf_reserve(struct tb_buf *b, size_t n)
+{
+	size_t need, ncap;
+	uint8_t *p;
+
+	if (n > SIZE_MAX - b->len - 1)
+		return TB_E_NOMEM;
+	need = b->len + n + 1;
+	if (need <= b->cap)
+		return TB_OK;
+	ncap = b->cap < 64 ? 64 : b->cap;
+	while (ncap < need)
+		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+	p = b->cap == 0 ? malloc(ncap) : realloc(b->data, ncap);
+	if (p == NULL)
+		return TB_E_NOMEM;
+	if (b->cap == 0)
+		p[0] = '\0';
+	b->data = p;
+	b->cap = ncap;
+	return TB_OK;
+}
+
+int
+tb_buf_add(struct tb_buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return TB_OK;
+	if (tb_buf_reserve(b, n) != TB_OK)
+		return TB_E_NOMEM;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return TB_OK;
+}
+
+int
+tb_buf_addc(struct tb_buf *b, uint8_t c)
+{
+	if (b->len + 1 >= b->cap && tb_buf_reserve(b, 1) != TB_OK)
+		return TB_E_NOMEM;
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+	return TB_OK;
+}
+
+int
+tb_buf_adds(struct tb_buf *b, const char *s)
+{
+	return tb_buf_add(b, s, strlen(s));
+}
+
+int
+tb_buf_printf(struct tb_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return TB_E_ARG;
+	if (tb_buf_reserve(b, (size_t)n) != TB_OK)
+		return TB_E_NOMEM;
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return TB_OK;
+}

@@ -1,0 +1,136 @@
+/* tb_err.c - error reasons and diagnostics. */
+#include "tb_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	int code;
+	const char *reason;
+	const char *text;
+} errtab[] = {
+	{TB_OK, "ok", "success"},
+	{TB_E_NOMEM, "nomem", "out of memory"},
+	{TB_E_IO, "io", "input/output error"},
+	{TB_E_ARG, "arg", "invalid argument"},
+	{TB_E_TOO_LARGE, "too-large", "input exceeds the size limit"},
+	{TB_E_JSON_SYNTAX, "json.syntax", "malformed JSON"},
+	{TB_E_JSON_UTF8, "json.utf8", "invalid UTF-8"},
+	{TB_E_JSON_SURROGATE, "json.surrogate", "lone UTF-16 surrogate"},
+	{TB_E_JSON_DUPKEY, "json.duplicate-key", "duplicate member name"},
+	{TB_E_JSON_NUMBER, "json.number-range", "number outside the IEEE 754 double range"},
+	{TB_E_JSON_DEPTH, "json.depth", "nesting too deep"},
+	{TB_E_FIELD_MISSING, "field.missing", "missing field"},
+	{TB_E_FIELD_TYPE, "field.type", "field has the wrong type"},
+	{TB_E_FIELD_VALUE, "field.value", "field has an invalid value"},
+	{TB_E_FIELD_UNKNOWN, "field.unknown", "unknown field"},
+	{TB_E_VERSION, "version", "unsupported protocol version"},
+	{TB_E_TYPE_UNKNOWN, "type.unknown", "unknown message type"},
+	{TB_E_SIG_MISSING, "sig.missing", "envelope is not sealed"},
+	{TB_E_SIG_ALG, "sig.alg", "unsupported signature algorithm"},
+	{TB_E_SIG_KEYID, "sig.unknown-key", "unknown signing key id"},
+	{TB_E_SIG_BAD, "sig.bad", "bad signature"},
+	{TB_E_SIG_PROOF, "sig.proof", "invalid batch inclusion proof"},
+	{TB_E_EXPIRED, "time.expired", "message expired"},
+	{TB_E_NOT_YET_VALID, "time.future", "message created in the future"},
+	{TB_E_REPLAY, "replay", "message id already seen"},
+	{TB_E_HOPS, "hops", "hop limit exceeded or routing loop"},
+	{TB_E_KEY, "key", "unusable key"},
+	{TB_E_CRYPTO, "crypto", "cryptographic operation failed"},
+	{TB_E_CERT, "cert", "unusable certificate"},
+};
+
+static size_t
+find(int err)
+{
+	for (size_t i = 0; i < sizeof(errtab) / sizeof(errtab[0]); i++)
+		if (errtab[i].code == err)
+			return i;
+	return (size_t)-1;
+}
+
+const char *
+tb_err_reason(int err)
+{
+	size_t i = find(err);
+	return i == (size_t)-1 ? "unknown" : errtab[i].reason;
+}
+
+const char *
+tb_err_str(int err)
+{
+	size_t i = find(err);
+	return i == (size_t)-1 ? "unknown error" : errtab[i].text;
+}
+
+void
+tb_diag_clear(struct tb_diag *d)
+{
+	if (d == NULL)
+		return;
+	d->code = TB_OK;
+	d->offset = TB_DIAG_NOPOS;
+	d->detail[0] = '\0';
+}
+
+int
+tb_diag_set(struct tb_diag *d, int err, size_t offset, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d == NULL)
+		return err;
+	d->code = err;
+	d->offset = offset;
+	d->detail[0] = '\0';
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+const char *
+tb_diag_format(const struct tb_diag *d, char *out, size_t outlen)
+{
+	int n;
+
+	if (outlen == 0)
+		return out;
+	n = snprintf(out, outlen, "%s: %s", tb_err_reason(d->code), tb_err_str(d->code));
+	if (n < 0 || (size_t)n >= outlen)
+		return out;
+	if (d->offset != TB_DIAG_NOPOS) {
+		int m = snprintf(out + n, outlen - (size_t)n, " at byte %zu", d->offset);
+		if (m < 0 || (size_t)(n + m) >= outlen)
+			return out;
+		n += m;
+	}
+	if (d->detail[0] != '\0')
+		snprintf(out + n, outlen - (size_t)n, ": %s", d->detail);
+	return out;
+}
+
+void
+tb_diag_prefix(struct tb_diag *d, const char *prefix)
+{
+	char tmp[sizeof(d->detail)];
+	size_t n;
+
+	if (d == NULL)
+		return;
+	n = strlen(prefix);
+	if (n + 2 >= sizeof(tmp))
+		n = sizeof(tmp) - 3;
+	memcpy(tmp, prefix, n);
+	tmp[n++] = ':';
+	tmp[n++] = ' ';
+	size_t rest = strlen(d->detail);
+	if (rest > sizeof(tmp) - 1 - n)
+		rest = sizeof(tmp) - 1 - n;
+	memcpy(tmp + n, d->detail, rest);
+	tmp[n + rest] = '\0';
+	memcpy(d->detail, tmp, sizeof(tmp));
+}

@@ -1,0 +1,77 @@
+/*
+ * tb_err.h - the one project-wide error enum, and diagnostics.
+ *
+ * Every operation in Tongban returns 0 (TB_OK) or a negative tb_err.
+ * Each code has a stable machine-readable reason token (used on the wire
+ * and in CLI messages) and a human sentence.  A struct tb_diag, when the
+ * caller passes one, receives the code, a byte offset where it applies,
+ * and a detail string such as the missing field's name.
+ */
+#ifndef TB_ERR_H
+#define TB_ERR_H
+
+#include <stddef.h>
+
+enum tb_err {
+	TB_OK = 0,
+	TB_E_NOMEM = -1,	 /* out of memory */
+	TB_E_IO = -2,		 /* file or socket I/O failed */
+	TB_E_ARG = -3,		 /* invalid argument from the caller */
+	TB_E_TOO_LARGE = -4,	 /* input exceeds a size limit */
+	TB_E_JSON_SYNTAX = -10,	 /* malformed JSON */
+	TB_E_JSON_UTF8 = -11,	 /* invalid UTF-8 */
+	TB_E_JSON_SURROGATE = -12, /* lone UTF-16 surrogate in a \u escape */
+	TB_E_JSON_DUPKEY = -13,	 /* duplicate member name in an object */
+	TB_E_JSON_NUMBER = -14,	 /* number outside IEEE 754 double range */
+	TB_E_JSON_DEPTH = -15,	 /* nesting deeper than the limit */
+	TB_E_FIELD_MISSING = -20, /* required envelope field absent */
+	TB_E_FIELD_TYPE = -21,	 /* field has the wrong JSON type */
+	TB_E_FIELD_VALUE = -22,	 /* field has an invalid value */
+	TB_E_FIELD_UNKNOWN = -23, /* field not defined by this version */
+	TB_E_VERSION = -24,	 /* unsupported protocol version */
+	TB_E_TYPE_UNKNOWN = -25, /* unknown message type */
+	TB_E_SIG_MISSING = -30,	 /* envelope is not sealed */
+	TB_E_SIG_ALG = -31,	 /* unsupported signature algorithm */
+	TB_E_SIG_KEYID = -32,	 /* signing key id unknown (or not the sender's) */
+	TB_E_SIG_BAD = -33,	 /* signature does not verify */
+	TB_E_SIG_PROOF = -34,	 /* batch inclusion proof malformed/invalid */
+	TB_E_EXPIRED = -40,	 /* message expired */
+	TB_E_NOT_YET_VALID = -41, /* created too far in the future */
+	TB_E_REPLAY = -42,	 /* message id already seen */
+	TB_E_HOPS = -43,	 /* hop limit exceeded or routing loop */
+	TB_E_KEY = -50,		 /* key file unreadable, wrong type, bad password */
+	TB_E_CRYPTO = -51,	 /* cryptographic library failure */
+	TB_E_CERT = -52,	 /* certificate unreadable or unusable */
+};
+
+/* Stable machine-readable token, e.g. "sig.bad". Never NULL. */
+const char *tb_err_reason(int err);
+/* Human sentence, e.g. "signature does not verify". Never NULL. */
+const char *tb_err_str(int err);
+
+/*
+ * Optional detail an operation leaves for its caller.  A plain value type:
+ * callers declare one on the stack, pass its address (or NULL), and read
+ * it after a failure.  offset is (size_t)-1 when no position applies.
+ */
+struct tb_diag {
+	int code;
+	size_t offset;
+	char detail[160];
+};
+
+#define TB_DIAG_NOPOS ((size_t)-1)
+
+/* Clears d (NULL allowed). */
+void tb_diag_clear(struct tb_diag *d);
+/* Records err with an optional position and printf-style detail; returns
+ * err so callers can write "return tb_diag_set(d, ...)". d may be NULL. */
+int tb_diag_set(struct tb_diag *d, int err, size_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Prepends "prefix: " to d's detail (truncating). d may be NULL. */
+void tb_diag_prefix(struct tb_diag *d, const char *prefix);
+/* Formats a one-line message "reason: sentence[ at byte N][: detail]"
+ * into out (always NUL-terminated). Returns out. */
+const char *tb_diag_format(const struct tb_diag *d, char *out, size_t outlen);
+
+#endif
