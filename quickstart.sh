@@ -1,0 +1,68 @@
+#!/bin/sh
+# quickstart.sh - install what is missing (Debian 12), build, and run.
+#
+#   ./quickstart.sh demo         build and run the walk-through (the main job)
+#   ./quickstart.sh test         build and run the whole test suite (make check)
+#   ./quickstart.sh sanitizers   the test suite again, built with ASan+UBSan
+#   ./quickstart.sh distcheck    make distcheck (tarball builds and passes its tests)
+#
+# Needs root (or sudo) only to install packages.  Builds go to build/,
+# build-san/ and build-dist/ inside the source tree.
+set -eu
+
+cd "$(dirname "$0")"
+SRC=$(pwd)
+mode=${1:-demo}
+
+PKGS="gcc make autoconf automake libtool pkg-config
+libgnutls28-dev gnutls-bin libcoap3-dev libcoap3-bin libevent-dev libcjson-dev
+libsqlite3-dev sqlite3 libcmocka-dev openssl valgrind procps"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "quickstart: installing:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+[ -x configure ] || ./bootstrap
+
+build() { # build DIR [configure args...]
+	dir=$1
+	shift
+	mkdir -p "$dir"
+	cd "$dir"
+	if [ ! -f Makefile ] || [ "$SRC/configure" -nt Makefile ]; then
+		"$SRC/configure" -q --enable-werror "$@"
+	fi
+	make -s -j"$(nproc)"
+}
+
+case "$mode" in
+demo)
+	build build
+	exec "$SRC/interop/walkthrough.sh" "$SRC/build"
+	;;
+test)
+	build build
+	make -s -j"$(nproc)" check || { cat test-suite.log 2>/dev/null | tail -n 80; exit 1; }
+	;;
+sanitizers)
+	build build-san --enable-sanitizers
+	make -s -j"$(nproc)" check || { cat test-suite.log 2>/dev/null | tail -n 80; exit 1; }
+	;;
+distcheck)
+	build build-dist
+	make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+	;;
+*)
+	echo "usage: $0 demo|test|sanitizers|distcheck" >&2
+	exit 2
+	;;
+esac
