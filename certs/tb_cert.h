@@ -17,6 +17,7 @@
 
 struct tb_cert;
 struct tb_diag;
+struct tb_buf;
 
 #define TB_MEMBER_ID_MAX 16
 
@@ -42,5 +43,24 @@ int64_t tb_cert_not_after(const struct tb_cert *cert);
 bool tb_cert_is_ca(const struct tb_cert *cert);
 /* Subject DN as text (RFC 4514). Borrowed; valid while cert lives. */
 const char *tb_cert_subject(const struct tb_cert *cert);
+
+/* ---- added with issue 3 (PKI); the functions above are unchanged ---- */
+
+/* Issuer DN as text (RFC 4514). Borrowed; valid while cert lives. */
+const char *tb_cert_issuer(const struct tb_cert *cert);
+/* The serial number as lowercase hex (NUL-terminated into out); at most
+ * 20 bytes per RFC 5280, so 41 characters.  TB_E_CERT when unreadable. */
+#define TB_CERT_SERIAL_HEX_MAX 41
+int tb_cert_serial_hex(const struct tb_cert *cert, char out[TB_CERT_SERIAL_HEX_MAX]);
+/* SHA-256 over the certificate's DER encoding (its fingerprint). */
+void tb_cert_fingerprint(const struct tb_cert *cert, uint8_t out[32]);
+/* Describes the certified key, e.g. "p256", "ed25519", "RSA-2048", into
+ * out (always NUL-terminated). Returns out. */
+const char *tb_cert_key_desc(const struct tb_cert *cert, char *out, size_t outlen);
+/* Appends the certificate as PEM text to out. 0, TB_E_NOMEM or TB_E_CERT. */
+int tb_cert_pem(const struct tb_cert *cert, struct tb_buf *out);
+/* True when the certificate's issuer DN equals its subject DN and its own
+ * key verifies its signature. */
+bool tb_cert_is_self_signed(const struct tb_cert *cert);
 
 #endif

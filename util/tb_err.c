@@ -39,6 +39,16 @@ static const struct {
 	{TB_E_KEY, "key", "unusable key"},
 	{TB_E_CRYPTO, "crypto", "cryptographic operation failed"},
 	{TB_E_CERT, "cert", "unusable certificate"},
+	{TB_E_CERT_EXPIRED, "cert.expired", "certificate has expired"},
+	{TB_E_CERT_NOT_YET_VALID, "cert.not-yet-valid", "certificate is not yet valid"},
+	{TB_E_CERT_UNKNOWN_ISSUER, "cert.unknown-issuer", "certificate issuer is not a trusted CA"},
+	{TB_E_CERT_BAD_SIG, "cert.bad-signature", "signature does not verify"},
+	{TB_E_CERT_REVOKED, "cert.revoked", "certificate has been revoked"},
+	{TB_E_CERT_USAGE, "cert.usage", "certificate is not allowed for this use"},
+	{TB_E_CERT_SELF_SIGNED, "cert.self-signed", "self-signed certificate is not trusted"},
+	{TB_E_CSR, "csr", "unacceptable certificate request"},
+	{TB_E_CRL, "crl", "unusable certificate revocation list"},
+	{TB_E_CA_STATE, "ca.state", "unusable CA directory"},
 };
 
 static size_t

@@ -42,6 +42,16 @@ enum tb_err {
 	TB_E_KEY = -50,		 /* key file unreadable, wrong type, bad password */
 	TB_E_CRYPTO = -51,	 /* cryptographic library failure */
 	TB_E_CERT = -52,	 /* certificate unreadable or unusable */
+	TB_E_CERT_EXPIRED = -60,	 /* certificate (or an issuer) has expired */
+	TB_E_CERT_NOT_YET_VALID = -61, /* certificate (or an issuer) not yet valid */
+	TB_E_CERT_UNKNOWN_ISSUER = -62, /* no trusted CA issued the certificate */
+	TB_E_CERT_BAD_SIG = -63,	 /* certificate/CSR/CRL signature does not verify */
+	TB_E_CERT_REVOKED = -64,	 /* certificate (or an issuer) is revoked */
+	TB_E_CERT_USAGE = -65,	 /* key usage / EKU / CA flag forbid this use */
+	TB_E_CERT_SELF_SIGNED = -66, /* self-signed and not a trust anchor */
+	TB_E_CSR = -67,		 /* certificate request unreadable or unacceptable */
+	TB_E_CRL = -68,		 /* CRL unreadable, untrusted or out of date */
+	TB_E_CA_STATE = -69,	 /* CA directory missing, incomplete or inconsistent */
 };
 
 /* Stable machine-readable token, e.g. "sig.bad". Never NULL. */
