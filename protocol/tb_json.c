@@ -779,6 +779,38 @@ tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key, struc
 
 /* ---- RFC 8785 serialisation ---- */
 
+/* Replaces the p-digit "d.ddde[+-]x" text in e by the next p-digit
+ * decimal up (last digit + 1, with carry).  False if e is not of that form. */
+static bool
+next_up_digits(char *e, size_t esz, int p)
+{
+	char digits[20];
+	int k = 0, exp10;
+	const char *c = e;
+
+	for (; *c != 'e'; c++) {
+		if (*c == '\0' || k >= p)
+			return false;
+		if (*c != '.')
+			digits[k++] = *c;
+	}
+	exp10 = atoi(c + 1);
+	int i = k - 1;
+	while (i >= 0 && digits[i] == '9')
+		digits[i--] = '0';
+	if (i < 0) {
+		digits[0] = '1'; /* 9.99 -> 10.0: one more decade */
+		exp10++;
+	} else {
+		digits[i]++;
+	}
+	if (k == 1)
+		snprintf(e, esz, "%ce%d", digits[0], exp10);
+	else
+		snprintf(e, esz, "%c.%.*se%d", digits[0], k - 1, digits + 1, exp10);
+	return true;
+}
+
 size_t
 tb_json_fmt_number(double v, char out[32])
 {
@@ -802,10 +834,18 @@ tb_json_fmt_number(double v, char out[32])
 	}
 	/* Shortest digit string that reads back as v: the correctly rounded
 	 * p-digit form for the smallest p that round-trips is the one the
-	 * ECMAScript algorithm picks. */
+	 * ECMAScript algorithm picks -- except at a power of two, where the
+	 * doubles below are twice as dense as above: the closest p-digit
+	 * value may fall just outside the narrow lower half-gap while the
+	 * next p-digit value up lies inside the wide upper one (2^-1020 is
+	 * 8.900295434028806e-308, not the 17-digit ...8058e-308). */
+	int mexp;
+	bool pow2 = frexp(v, &mexp) == 0.5;
 	for (int p = 1; p <= 17; p++) {
 		snprintf(e, sizeof(e), "%.*e", p - 1, v);
 		if (strtod(e, NULL) == v)
+			break;
+		if (pow2 && next_up_digits(e, sizeof(e), p) && strtod(e, NULL) == v)
 			break;
 	}
 	/* e is "d[.ddd]e[+-]xx" */
