@@ -228,7 +228,7 @@ tb_key_import(const uint8_t *pem, size_t len, const char *password, struct tb_di
 		if (rc == GNUTLS_E_DECRYPTION_FAILED)
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "wrong password for encrypted key");
 		else if (password == NULL && (rc == GNUTLS_E_INVALID_PASSWORD ||
-					      strstr((const char *)pem, "ENCRYPTED") != NULL))
+					      memmem(pem, len, "ENCRYPTED", 9) != NULL))
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "key is encrypted: a password is needed");
 		else
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "not a PEM private key (%s)",
