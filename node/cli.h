@@ -40,4 +40,9 @@ int cmd_canon(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
 
+/* cli_pki.c: ca, node, cert (the federation PKI) */
+int cmd_ca(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_cert(int argc, char **argv);
+
 #endif

@@ -21,6 +21,9 @@ static const struct {
 	{"canon", cmd_canon, "print the RFC 8785 canonical form of JSON"},
 	{"key", cmd_key, "generate keys, print public keys and key ids"},
 	{"msg", cmd_msg, "create, seal and open envelopes"},
+	{"ca", cmd_ca, "create CAs, issue and revoke certificates, publish CRLs"},
+	{"node", cmd_node, "create a node key and certificate request"},
+	{"cert", cmd_cert, "verify and show certificates"},
 };
 
 static void
