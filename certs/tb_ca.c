@@ -48,7 +48,7 @@ struct tb_crl {
 	gnutls_x509_crl_t crl;
 };
 
-struct tb_trust {
+struct tb_castore {
 	gnutls_x509_crt_t *cas;
 	size_t ncas;
 	gnutls_x509_crl_t *crls;
@@ -1167,14 +1167,14 @@ tb_crl_count(const struct tb_crl *crl)
 
 /* ---- chain validation ---- */
 
-struct tb_trust *
-tb_trust_new(void)
+struct tb_castore *
+tb_castore_new(void)
 {
-	return calloc(1, sizeof(struct tb_trust));
+	return calloc(1, sizeof(struct tb_castore));
 }
 
 void
-tb_trust_free(struct tb_trust *t)
+tb_castore_free(struct tb_castore *t)
 {
 	if (t == NULL)
 		return;
@@ -1188,7 +1188,7 @@ tb_trust_free(struct tb_trust *t)
 }
 
 int
-tb_trust_add_ca(struct tb_trust *t, const struct tb_cert *ca, struct tb_diag *d)
+tb_castore_add_ca(struct tb_castore *t, const struct tb_cert *ca, struct tb_diag *d)
 {
 	gnutls_x509_crt_t c, *nc;
 
@@ -1204,7 +1204,7 @@ tb_trust_add_ca(struct tb_trust *t, const struct tb_cert *ca, struct tb_diag *d)
 }
 
 int
-tb_trust_add_crl(struct tb_trust *t, const struct tb_crl *crl, struct tb_diag *d)
+tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl, struct tb_diag *d)
 {
 	gnutls_x509_crl_t c, *nc;
 
@@ -1272,7 +1272,7 @@ map_status(unsigned status, gnutls_x509_crt_t leaf, struct tb_diag *d)
  * and be current, else the answer is TB_E_CRL: a stale or forged list
  * cannot vouch for anything. */
 static int
-check_revocation(const struct tb_trust *t, gnutls_x509_crt_t *path, size_t n, int64_t now,
+check_revocation(const struct tb_castore *t, gnutls_x509_crt_t *path, size_t n, int64_t now,
 		 struct tb_diag *d)
 {
 	char dn[256], when[32];
@@ -1400,7 +1400,7 @@ check_usage(gnutls_x509_crt_t c, enum tb_usage usage, struct tb_diag *d)
 }
 
 int
-tb_chain_verify(const struct tb_trust *t, const struct tb_cert *cert,
+tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
 		const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage, int64_t now,
 		struct tb_diag *d)
 {

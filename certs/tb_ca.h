@@ -35,7 +35,7 @@ struct tb_diag;
 struct tb_ca;	 /* an open CA directory */
 struct tb_csr;	 /* a parsed, signature-checked certificate request */
 struct tb_crl;	 /* a parsed revocation list */
-struct tb_trust; /* trust anchors and CRLs for chain validation */
+struct tb_castore; /* trust anchors and CRLs for chain validation */
 
 /* What a CA is created with (borrowed strings). */
 struct tb_ca_spec {
@@ -148,15 +148,15 @@ enum tb_usage {
 };
 
 /* An empty trust store. NULL on memory failure. Caller frees. */
-struct tb_trust *tb_trust_new(void);
-void tb_trust_free(struct tb_trust *t);
+struct tb_castore *tb_castore_new(void);
+void tb_castore_free(struct tb_castore *t);
 /* Adds a trust anchor (copied).  Anchors are trusted as given: the
  * caller chooses them, typically the federation root. */
-int tb_trust_add_ca(struct tb_trust *t, const struct tb_cert *ca, struct tb_diag *d);
+int tb_castore_add_ca(struct tb_castore *t, const struct tb_cert *ca, struct tb_diag *d);
 /* Adds a CRL (copied).  It is checked when a chain is verified: it must
  * be signed by a CA on that chain's path to be used, and if it is, it
  * must be current (TB_E_CRL otherwise). */
-int tb_trust_add_crl(struct tb_trust *t, const struct tb_crl *crl, struct tb_diag *d);
+int tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl, struct tb_diag *d);
 
 /*
  * Verifies cert against the anchors in t, with untrusted intermediates
@@ -166,7 +166,7 @@ int tb_trust_add_crl(struct tb_trust *t, const struct tb_crl *crl, struct tb_dia
  * TB_E_CERT_EXPIRED, TB_E_CERT_NOT_YET_VALID, TB_E_CERT_USAGE, TB_E_CRL,
  * with d->detail naming the certificate concerned.
  */
-int tb_chain_verify(const struct tb_trust *t, const struct tb_cert *cert,
+int tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
 		    const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage,
 		    int64_t now, struct tb_diag *d);
 

@@ -546,7 +546,7 @@ cert_verify(int argc, char **argv)
 	size_t ncas = 0, nchains = 0, ncrls = 0;
 	struct tb_cert *anchors[MAX_FILES], *inter[MAX_FILES], *leaf = NULL;
 	size_t nanchors = 0, ninter = 0;
-	struct tb_trust *t = NULL;
+	struct tb_castore *t = NULL;
 	enum tb_usage usage = TB_USAGE_NODE;
 	long long at = (long long)time(NULL);
 	char id[TB_MEMBER_ID_MAX];
@@ -594,14 +594,14 @@ cert_verify(int argc, char **argv)
 		return cli_usage_error("exactly one CERT expected");
 	if (ncas == 0)
 		return cli_usage_error("--ca is required (the federation root certificate)");
-	if ((t = tb_trust_new()) == NULL)
+	if ((t = tb_castore_new()) == NULL)
 		return cli_fail(EX_TB_INTERNAL, "out of memory");
 	for (size_t i = 0; i < ncas; i++) {
 		if ((anchors[nanchors] = tb_cert_load(cas[i], &d)) == NULL) {
 			rc = cli_fail_diag(&d);
 			goto out;
 		}
-		if (tb_trust_add_ca(t, anchors[nanchors++], &d) != TB_OK) {
+		if (tb_castore_add_ca(t, anchors[nanchors++], &d) != TB_OK) {
 			rc = cli_fail_diag(&d);
 			goto out;
 		}
@@ -615,7 +615,7 @@ cert_verify(int argc, char **argv)
 	}
 	for (size_t i = 0; i < ncrls; i++) {
 		struct tb_crl *crl = tb_crl_load(crls[i], &d);
-		if (crl == NULL || tb_trust_add_crl(t, crl, &d) != TB_OK) {
+		if (crl == NULL || tb_castore_add_crl(t, crl, &d) != TB_OK) {
 			tb_crl_free(crl);
 			rc = cli_fail_diag(&d);
 			goto out;
@@ -640,7 +640,7 @@ out:
 	tb_cert_free(leaf);
 	free_certs(anchors, nanchors);
 	free_certs(inter, ninter);
-	tb_trust_free(t);
+	tb_castore_free(t);
 	return rc;
 }
 
