@@ -49,6 +49,11 @@ static const struct {
 	{TB_E_CSR, "csr", "unacceptable certificate request"},
 	{TB_E_CRL, "crl", "unusable certificate revocation list"},
 	{TB_E_CA_STATE, "ca.state", "unusable CA directory"},
+	{TB_E_JOURNAL_CORRUPT, "journal.corrupt", "not a readable Tongban journal"},
+	{TB_E_NOTFOUND, "not-found", "not found"},
+	{TB_E_AUDIT, "audit.broken", "audit chain is broken"},
+	{TB_E_JOURNAL_VERSION, "journal.version", "journal was written by a newer version"},
+	{TB_E_JOURNAL_STATE, "journal.state", "not allowed in the message's current state"},
 };
 
 static size_t

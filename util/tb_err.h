@@ -52,6 +52,12 @@ enum tb_err {
 	TB_E_CSR = -67,		 /* certificate request unreadable or unacceptable */
 	TB_E_CRL = -68,		 /* CRL unreadable, untrusted or out of date */
 	TB_E_CA_STATE = -69,	 /* CA directory missing, incomplete or inconsistent */
+	/* node/journal: the durable store and its audit chain (-100..-109) */
+	TB_E_JOURNAL_CORRUPT = -100, /* file is not a (readable) Tongban journal */
+	TB_E_NOTFOUND = -101,	     /* no such message id (or nothing queued) */
+	TB_E_AUDIT = -102,	     /* audit chain broken: an entry altered or missing */
+	TB_E_JOURNAL_VERSION = -103, /* journal schema newer than this build */
+	TB_E_JOURNAL_STATE = -104,   /* transition not allowed from the message's state */
 };
 
 /* Stable machine-readable token, e.g. "sig.bad". Never NULL. */

@@ -1,0 +1,1290 @@
+/*
+ * journal.c - the durable journal over SQLite (see journal.h).
+ *
+ * Every change the interface offers is a single SQL statement, and SQLite
+ * makes each statement atomic, so a call that fails inside the caller's
+ * batch leaves nothing half-done and the batch can go on.  The only
+ * multi-statement writes (audit append: read head, insert; prune: two
+ * deletes) take their own transaction when the caller has none open.
+ */
+#include "node/journal.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certs/tb_key.h"
+#include "util/tb_enc.h"
+
+/* 'TBJ1' in PRAGMA application_id: marks the file as ours, so a journal
+ * path pointing at another program's SQLite database is refused instead of
+ * having our tables added to it. */
+#define JOURNAL_APP_ID 0x54424a31
+
+/* Long enough to ride out a checkpoint or an `audit verify` reader, short
+ * enough that a wedged second writer shows up as an error, not a hang. */
+#define JOURNAL_BUSY_MS 5000
+
+#define AUDIT_TAG "tongban-audit-v1"
+
+static const char schema_sql[] =
+	/* seq is the arrival order and the inbox cursor; AUTOINCREMENT so a
+	 * pruned seq is never handed out again and cursors stay valid. */
+	"CREATE TABLE inbound ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE,"
+	" sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+	" service TEXT, corr TEXT, digest TEXT NOT NULL,"
+	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	" envelope BLOB NOT NULL, receipt BLOB NOT NULL,"
+	" acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)));"
+	/* Partial indexes: the inbox scan and the prune touch only the rows
+	 * they concern, however large the remembered history grows. */
+	"CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
+	"CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
+	"CREATE TABLE outbound ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE,"
+	" sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+	" service TEXT, corr TEXT, digest TEXT NOT NULL,"
+	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	" envelope BLOB NOT NULL,"
+	" state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL,"
+	" last_error TEXT, reason TEXT, done_at INTEGER, receipt BLOB);"
+	"CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
+	"CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
+	/* seq is assigned by us (head + 1), not AUTOINCREMENT: it is hashed,
+	 * so it must be known before the insert. */
+	"CREATE TABLE audit ("
+	" seq INTEGER PRIMARY KEY CHECK (seq > 0),"
+	" prev TEXT NOT NULL,"
+	" dir TEXT NOT NULL CHECK (dir IN ('i', 'o')),"
+	" msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"
+	" at INTEGER NOT NULL, event TEXT NOT NULL,"
+	" hash TEXT NOT NULL);";
+
+enum sid {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_IN_PUT,
+	ST_IN_RECEIPT,
+	ST_IN_EXISTS,
+	ST_INBOX_LIST,
+	ST_INBOX_ACK,
+	ST_INBOX_COUNT,
+	ST_OUT_PUT,
+	ST_OUT_DUE,
+	ST_OUT_DELIVERED,
+	ST_OUT_RETRY,
+	ST_OUT_FAILED,
+	ST_OUT_STATUS,
+	ST_OUT_PENDING,
+	ST_OUT_NEXT,
+	ST_PRUNE_IN,
+	ST_PRUNE_OUT,
+	ST_AUDIT_HEAD,
+	ST_AUDIT_ADD,
+	ST__COUNT
+};
+
+#define MSG_COLS "id, sender, recipient, type, service, corr, digest, created, expires, envelope"
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	/* ON CONFLICT on the id only: any other constraint failure is a real
+	 * error, which INSERT OR IGNORE would swallow. */
+	[ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		      " ON CONFLICT (id) DO NOTHING",
+	[ST_IN_RECEIPT] = "SELECT receipt FROM inbound WHERE id = ?1",
+	[ST_IN_EXISTS] = "SELECT 1 FROM inbound WHERE id = ?1",
+	[ST_INBOX_LIST] = "SELECT seq, " MSG_COLS ", receipt FROM inbound"
+			  " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+	[ST_INBOX_ACK] = "UPDATE inbound SET acked = 1 WHERE id = ?1 AND acked = 0",
+	[ST_INBOX_COUNT] = "SELECT count(*) FROM inbound WHERE acked = 0",
+	[ST_OUT_PUT] = "INSERT INTO outbound (" MSG_COLS ", next_attempt)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		       " ON CONFLICT (id) DO NOTHING",
+	[ST_OUT_DUE] = "SELECT " MSG_COLS ", attempts, next_attempt, last_error FROM outbound"
+		       " WHERE state = 0 AND next_attempt <= ?1"
+		       " ORDER BY next_attempt, seq LIMIT ?2",
+	[ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, receipt = ?2, done_at = ?3"
+			     " WHERE id = ?1 AND state = 0",
+	[ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
+			 " last_error = ?3 WHERE id = ?1 AND state = 0",
+	[ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
+			  " WHERE id = ?1 AND state = 0",
+	[ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
+			  " receipt FROM outbound WHERE id = ?1",
+	[ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
+	[ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
+	[ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
+	[ST_PRUNE_OUT] = "DELETE FROM outbound WHERE state <> 0 AND expires < ?1",
+	[ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+};
+
+struct tb_journal {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST__COUNT];
+	bool in_tx;   /* between a successful begin and commit/rollback */
+	bool aborted; /* SQLite rolled the caller's transaction back itself */
+	struct tb_diag diag;
+};
+
+/* ---- helpers ---- */
+
+/* Maps the connection's last SQLite error to a tb_err and records it. */
+static int
+db_fail(sqlite3 *db, struct tb_diag *d, const char *what)
+{
+	int code = sqlite3_errcode(db), err;
+
+	switch (code) {
+	case SQLITE_NOMEM: err = TB_E_NOMEM; break;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT: err = TB_E_JOURNAL_CORRUPT; break;
+	default: err = TB_E_IO; break;
+	}
+	return tb_diag_set(d, err, TB_DIAG_NOPOS, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static int
+jfail(struct tb_journal *j, const char *what)
+{
+	/* After SQLITE_FULL, IOERR, NOMEM or BUSY inside a transaction SQLite
+	 * may roll the whole transaction back.  Remember it: later calls would
+	 * otherwise run in autocommit and be stored piecemeal, outside the
+	 * batch the caller believes is open. */
+	if (j->in_tx && sqlite3_get_autocommit(j->db))
+		j->aborted = true;
+	return db_fail(j->db, &j->diag, what);
+}
+
+static int
+jarg(struct tb_journal *j, const char *what)
+{
+	return tb_diag_set(&j->diag, TB_E_ARG, TB_DIAG_NOPOS, "%s", what);
+}
+
+/* Entry check for every operation: clears the diag, refuses to work inside
+ * a transaction SQLite has already abandoned. */
+static int
+ready(struct tb_journal *j)
+{
+	if (j == NULL)
+		return TB_E_ARG;
+	tb_diag_clear(&j->diag);
+	if (j->aborted)
+		return tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
+				   "transaction was aborted by an earlier error; roll it back");
+	return TB_OK;
+}
+
+/* The cached statement id, reset and unbound, ready to bind. */
+static sqlite3_stmt *
+st(struct tb_journal *j, enum sid id)
+{
+	sqlite3_stmt *s = j->st[id];
+
+	/* reset returns the previous step's error, already handled there */
+	(void)sqlite3_reset(s);
+	(void)sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Steps a statement that returns no rows; resets it. */
+static int
+run(struct tb_journal *j, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE) {
+		rc = jfail(j, what);
+		(void)sqlite3_reset(s);
+		return rc;
+	}
+	(void)sqlite3_reset(s);
+	return TB_OK;
+}
+
+static int
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		return sqlite3_bind_null(s, i);
+	/* SQLITE_STATIC: every statement is stepped before the call returns,
+	 * while the caller's borrowed strings are still alive. */
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static int
+bind_blob(sqlite3_stmt *s, int i, const uint8_t *p, size_t n)
+{
+	/* zeroblob keeps a NOT NULL column satisfied for an empty value */
+	if (n == 0)
+		return sqlite3_bind_zeroblob(s, i, 0);
+	return sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC);
+}
+
+static int
+col_buf(sqlite3_stmt *s, int i, struct tb_buf *out)
+{
+	/* blob before bytes, as SQLite's documentation requires */
+	const void *p = sqlite3_column_blob(s, i);
+	int n = sqlite3_column_bytes(s, i);
+
+	tb_buf_reset(out);
+	if (n <= 0)
+		return tb_buf_reserve(out, 0);
+	return tb_buf_add(out, p, (size_t)n);
+}
+
+static const char *
+col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+static void
+copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static bool
+is_hex(const char *s, size_t n)
+{
+	if (s == NULL || strlen(s) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static bool
+nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* Checks the fields every journalled message needs; what = "inbound"... */
+static int
+check_msg(struct tb_journal *j, const struct tb_journal_msg *m, bool need_receipt)
+{
+	if (m == NULL)
+		return jarg(j, "message is NULL");
+	if (!is_hex(m->id, 32))
+		return jarg(j, "id is not 32 lowercase hex digits");
+	if (!is_hex(m->digest, 64))
+		return jarg(j, "digest is not 64 lowercase hex digits");
+	if (!nonempty(m->from) || !nonempty(m->to) || !nonempty(m->type))
+		return jarg(j, "from, to and type are required");
+	if (m->envelope == NULL || m->envelope_len == 0)
+		return jarg(j, "envelope is empty");
+	if (need_receipt && (m->receipt == NULL || m->receipt_len == 0))
+		return jarg(j, "receipt is empty");
+	return TB_OK;
+}
+
+static int
+bind_msg(sqlite3_stmt *s, const struct tb_journal_msg *m)
+{
+	if (bind_text(s, 1, m->id) != SQLITE_OK || bind_text(s, 2, m->from) != SQLITE_OK ||
+	    bind_text(s, 3, m->to) != SQLITE_OK || bind_text(s, 4, m->type) != SQLITE_OK ||
+	    bind_text(s, 5, m->service) != SQLITE_OK || bind_text(s, 6, m->corr) != SQLITE_OK ||
+	    bind_text(s, 7, m->digest) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 8, m->created) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 9, m->expires) != SQLITE_OK ||
+	    bind_blob(s, 10, m->envelope, m->envelope_len) != SQLITE_OK)
+		return -1;
+	return 0;
+}
+
+/* Reads MSG_COLS starting at column c into m (pointers into the row). */
+static void
+row_msg(sqlite3_stmt *s, int c, struct tb_journal_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = col_text(s, c + 0);
+	m->from = col_text(s, c + 1);
+	m->to = col_text(s, c + 2);
+	m->type = col_text(s, c + 3);
+	m->service = col_text(s, c + 4);
+	m->corr = col_text(s, c + 5);
+	m->digest = col_text(s, c + 6);
+	m->created = sqlite3_column_int64(s, c + 7);
+	m->expires = sqlite3_column_int64(s, c + 8);
+	m->envelope = sqlite3_column_blob(s, c + 9);
+	m->envelope_len = (size_t)sqlite3_column_bytes(s, c + 9);
+}
+
+/* A multi-statement write joins the caller's transaction or opens its
+ * own; *own says which, for tx_end. */
+static int
+tx_own(struct tb_journal *j, bool *own)
+{
+	int rc;
+
+	*own = false;
+	if (j->in_tx)
+		return TB_OK;
+	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
+		return rc;
+	*own = true;
+	return TB_OK;
+}
+
+static int
+tx_end(struct tb_journal *j, bool own, int rc)
+{
+	int rc2;
+
+	if (!own)
+		return rc;
+	if (rc == TB_OK) {
+		if ((rc2 = run(j, st(j, ST_COMMIT), "commit")) == TB_OK)
+			return TB_OK;
+		rc = rc2;
+	}
+	if (!sqlite3_get_autocommit(j->db))
+		(void)run(j, st(j, ST_ROLLBACK), "rollback");
+	return rc;
+}
+
+/* Runs a pragma/query returning one integer.  For open-time checks. */
+static int
+query_int(sqlite3 *db, const char *sql, int64_t *v, struct tb_diag *d)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return db_fail(db, d, sql);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		rc = db_fail(db, d, sql);
+		sqlite3_finalize(s);
+		return rc;
+	}
+	*v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return TB_OK;
+}
+
+static int
+exec(sqlite3 *db, const char *sql, struct tb_diag *d)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, d, "schema");
+	return TB_OK;
+}
+
+/*
+ * Refuses files that are not our journal: a newer schema (we would
+ * misread it), another application's database (application_id set to
+ * something else, or tables without our version).  *version gets the
+ * schema version (0: an empty database, to be initialised).
+ */
+static int
+check_identity(sqlite3 *db, const char *path, int64_t *version, struct tb_diag *d)
+{
+	int64_t app, ntables;
+	int rc;
+
+	/* The first read of the file: a non-SQLite file fails here with
+	 * SQLITE_NOTADB, mapped to TB_E_JOURNAL_CORRUPT. */
+	if ((rc = query_int(db, "PRAGMA user_version", version, d)) != TB_OK)
+		return rc;
+	if ((rc = query_int(db, "PRAGMA application_id", &app, d)) != TB_OK)
+		return rc;
+	if (app != 0 && app != JOURNAL_APP_ID)
+		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
+				   "%s: SQLite database of another application (id %#" PRIx64 ")",
+				   path, app);
+	if (*version > TB_JOURNAL_SCHEMA)
+		return tb_diag_set(d, TB_E_JOURNAL_VERSION, TB_DIAG_NOPOS,
+				   "%s: schema %" PRId64 ", this build reads up to %d", path,
+				   *version, TB_JOURNAL_SCHEMA);
+	if (*version == 0) {
+		rc = query_int(db, "SELECT count(*) FROM sqlite_master", &ntables, d);
+		if (rc != TB_OK)
+			return rc;
+		if (ntables != 0)
+			return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
+					   "%s: SQLite database without a journal schema", path);
+	} else if (app != JOURNAL_APP_ID) {
+		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
+				   "%s: not a Tongban journal", path);
+	}
+	return TB_OK;
+}
+
+static int
+create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
+{
+	char sql[128];
+	int64_t version;
+	int rc;
+
+	if ((rc = exec(db, "BEGIN IMMEDIATE", d)) != TB_OK)
+		return rc;
+	/* Re-read under the write lock: another process may have created the
+	 * schema between our first look and now. */
+	if ((rc = check_identity(db, path, &version, d)) != TB_OK)
+		goto fail;
+	if (version == 0) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
+			 TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
+		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, sql, d)) != TB_OK)
+			goto fail;
+	}
+	if ((rc = exec(db, "COMMIT", d)) != TB_OK)
+		goto fail;
+	return TB_OK;
+fail:
+	if (!sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* ---- lifetime ---- */
+
+struct tb_journal *
+tb_journal_open(const char *path, struct tb_diag *d)
+{
+	struct tb_journal *j = NULL;
+	sqlite3_stmt *s = NULL;
+	const char *mode;
+	int64_t version;
+	int rc;
+
+	tb_diag_clear(d);
+	if (path == NULL || path[0] == '\0') {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
+		return NULL;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal handle");
+		return NULL;
+	}
+	tb_diag_clear(&j->diag);
+	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
+	rc = sqlite3_open_v2(path, &j->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (j->db == NULL)
+			tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+		else
+			tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+				    sqlite3_errmsg(j->db));
+		goto fail;
+	}
+	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK) {
+		db_fail(j->db, d, "busy_timeout");
+		goto fail;
+	}
+	if (check_identity(j->db, path, &version, d) != TB_OK)
+		goto fail;
+
+	/* WAL: readers (audit verify, status) never block the writer, and a
+	 * commit is one sequential append + fsync.  The mode is stored in the
+	 * file; setting it must happen outside a transaction. */
+	if (sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		db_fail(j->db, d, "journal_mode");
+		goto fail;
+	}
+	mode = (const char *)sqlite3_column_text(s, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: cannot enable WAL (mode %s)", path,
+			    mode ? mode : "?");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	/* FULL, not WAL's usual NORMAL: NORMAL can lose the last commits on
+	 * power loss, and a receipt sent for a lost message breaks the
+	 * delivery promise.  Batching pays for the fsync per commit. */
+	if (exec(j->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", d) != TB_OK)
+		goto fail;
+	if (version == 0 && create_schema(j->db, path, d) != TB_OK)
+		goto fail;
+
+	for (int i = 0; i < ST__COUNT; i++) {
+		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
+				       NULL) != SQLITE_OK) {
+			db_fail(j->db, d, stmt_sql[i]);
+			goto fail;
+		}
+	}
+	return j;
+fail:
+	sqlite3_finalize(s);
+	tb_journal_close(j);
+	return NULL;
+}
+
+void
+tb_journal_close(struct tb_journal *j)
+{
+	if (j == NULL)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(j->st[i]);
+	/* An open transaction is rolled back by sqlite3_close: a batch the
+	 * caller never committed was never answered, so dropping it is right. */
+	if (j->db != NULL)
+		sqlite3_close(j->db);
+	free(j);
+}
+
+const struct tb_diag *
+tb_journal_diag(const struct tb_journal *j)
+{
+	return &j->diag;
+}
+
+/* ---- group commit ---- */
+
+int
+tb_journal_begin(struct tb_journal *j)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (j->in_tx)
+		return jarg(j, "transaction already open");
+	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
+		return rc;
+	j->in_tx = true;
+	return TB_OK;
+}
+
+int
+tb_journal_commit(struct tb_journal *j)
+{
+	int rc;
+
+	if (j == NULL)
+		return TB_E_ARG;
+	tb_diag_clear(&j->diag);
+	if (!j->in_tx)
+		return jarg(j, "no transaction open");
+	if (j->aborted) {
+		rc = tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
+				 "transaction was aborted by an earlier error; nothing stored");
+		goto done;
+	}
+	if ((rc = run(j, st(j, ST_COMMIT), "commit")) == TB_OK)
+		goto done;
+	/* A failed COMMIT (e.g. SQLITE_BUSY) may leave the transaction open;
+	 * the contract is all or nothing, so close it. */
+	if (!sqlite3_get_autocommit(j->db))
+		(void)sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+done:
+	j->in_tx = false;
+	j->aborted = false;
+	return rc;
+}
+
+int
+tb_journal_rollback(struct tb_journal *j)
+{
+	int rc = TB_OK;
+
+	if (j == NULL)
+		return TB_E_ARG;
+	tb_diag_clear(&j->diag);
+	if (!j->in_tx)
+		return jarg(j, "no transaction open");
+	if (!sqlite3_get_autocommit(j->db))
+		rc = run(j, st(j, ST_ROLLBACK), "rollback");
+	j->in_tx = false;
+	j->aborted = false;
+	return rc;
+}
+
+/* ---- inbound ---- */
+
+/* Fetches inbound id's receipt into out (may be NULL: existence only). */
+static int
+inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out)
+{
+	sqlite3_stmt *s = st(j, ST_IN_RECEIPT);
+	int rc;
+
+	if (bind_text(s, 1, id) != SQLITE_OK)
+		return jfail(j, "bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+	} else if (rc != SQLITE_ROW) {
+		rc = jfail(j, "inbound receipt");
+	} else {
+		rc = TB_OK;
+		if (out != NULL && col_buf(s, 0, out) != TB_OK)
+			rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
+		       struct tb_buf *orig_receipt)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (orig_receipt != NULL)
+		tb_buf_reset(orig_receipt);
+	if ((rc = check_msg(j, m, true)) != TB_OK)
+		return rc;
+	s = st(j, ST_IN_PUT);
+	if (bind_msg(s, m) != 0 || bind_blob(s, 11, m->receipt, m->receipt_len) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "inbound put")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	/* The id was there already: answer the duplicate with the receipt
+	 * sent the first time (the same transaction, so it is there). */
+	if ((rc = inbound_receipt(j, m->id, orig_receipt)) != TB_OK)
+		return rc;
+	return tb_diag_set(&j->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "inbound %s", m->id);
+}
+
+int
+tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (out == NULL || !is_hex(id, 32))
+		return jarg(j, "bad id or output");
+	return inbound_receipt(j, id, out);
+}
+
+/* ---- inbox ---- */
+
+/* SQLite's LIMIT: a negative value means none. */
+static int64_t
+sql_limit(size_t limit)
+{
+	return limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit;
+}
+
+int
+tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
+		      tb_journal_inbox_cb cb, void *ctx)
+{
+	struct tb_journal_msg m;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (cb == NULL)
+		return jarg(j, "callback is NULL");
+	s = st(j, ST_INBOX_LIST);
+	if (sqlite3_bind_int64(s, 1, after_seq) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
+		return jfail(j, "bind");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		row_msg(s, 1, &m);
+		m.receipt = sqlite3_column_blob(s, 11);
+		m.receipt_len = (size_t)sqlite3_column_bytes(s, 11);
+		if ((rc = cb(ctx, sqlite3_column_int64(s, 0), &m)) != 0) {
+			(void)sqlite3_reset(s);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		rc = jfail(j, "inbox list");
+	else
+		rc = TB_OK;
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_inbox_ack(struct tb_journal *j, const char *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32))
+		return jarg(j, "id is not 32 lowercase hex digits");
+	s = st(j, ST_INBOX_ACK);
+	if (bind_text(s, 1, id) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "inbox ack")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	/* Nothing changed: acknowledged before (fine), or unknown. */
+	return inbound_receipt(j, id, NULL);
+}
+
+/* Runs a cached one-integer query. NULL result -> TB_E_NOTFOUND. */
+static int
+count_query(struct tb_journal *j, enum sid id, int64_t *n, const char *what)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (n == NULL)
+		return jarg(j, "output is NULL");
+	s = st(j, id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		rc = jfail(j, what);
+	} else if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "%s: none", what);
+	} else {
+		*n = sqlite3_column_int64(s, 0);
+		rc = TB_OK;
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_inbox_count(struct tb_journal *j, int64_t *n)
+{
+	return count_query(j, ST_INBOX_COUNT, n, "inbox count");
+}
+
+/* ---- outbound ---- */
+
+const char *
+tb_journal_state_name(enum tb_journal_state s)
+{
+	switch (s) {
+	case TB_JOURNAL_QUEUED: return "queued";
+	case TB_JOURNAL_DELIVERED: return "delivered";
+	case TB_JOURNAL_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+int
+tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if ((rc = check_msg(j, m, false)) != TB_OK)
+		return rc;
+	s = st(j, ST_OUT_PUT);
+	if (bind_msg(s, m) != 0 || sqlite3_bind_int64(s, 11, next_attempt) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound put")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) != 1)
+		return tb_diag_set(&j->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "outbound %s", m->id);
+	return TB_OK;
+}
+
+int
+tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
+			void *ctx)
+{
+	struct tb_journal_out o;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (cb == NULL)
+		return jarg(j, "callback is NULL");
+	s = st(j, ST_OUT_DUE);
+	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
+		return jfail(j, "bind");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&o, 0, sizeof(o));
+		row_msg(s, 0, &o.msg);
+		o.state = TB_JOURNAL_QUEUED;
+		o.attempts = sqlite3_column_int64(s, 10);
+		o.next_attempt = sqlite3_column_int64(s, 11);
+		o.last_error = col_text(s, 12);
+		if ((rc = cb(ctx, &o)) != 0) {
+			(void)sqlite3_reset(s);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		rc = jfail(j, "outbound due");
+	else
+		rc = TB_OK;
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* After an UPDATE ... WHERE state = queued changed nothing: says why. */
+static int
+not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)
+{
+	struct tb_journal_status stt;
+	int rc = tb_journal_outbound_status(j, id, &stt, NULL);
+
+	if (rc != TB_OK)
+		return rc;
+	*state = stt.state;
+	return tb_diag_set(&j->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS, "outbound %s is %s", id,
+			   tb_journal_state_name(stt.state));
+}
+
+int
+tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
+			      size_t receipt_len, int64_t at)
+{
+	enum tb_journal_state state;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32) || (receipt == NULL && receipt_len != 0))
+		return jarg(j, "bad id or receipt");
+	s = st(j, ST_OUT_DELIVERED);
+	if (bind_text(s, 1, id) != SQLITE_OK ||
+	    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound delivered")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	rc = not_queued(j, id, &state);
+	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
+		/* a second receipt for a delivered message: keep the first */
+		tb_diag_clear(&j->diag);
+		return TB_OK;
+	}
+	return rc;
+}
+
+int
+tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
+			  const char *last_error)
+{
+	enum tb_journal_state state;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32))
+		return jarg(j, "id is not 32 lowercase hex digits");
+	s = st(j, ST_OUT_RETRY);
+	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
+	    bind_text(s, 3, last_error) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound retry")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	return not_queued(j, id, &state);
+}
+
+int
+tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason, int64_t at)
+{
+	enum tb_journal_state state;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32))
+		return jarg(j, "id is not 32 lowercase hex digits");
+	s = st(j, ST_OUT_FAILED);
+	if (bind_text(s, 1, id) != SQLITE_OK || bind_text(s, 2, reason) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound failed")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	return not_queued(j, id, &state);
+}
+
+int
+tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journal_status *out,
+			   struct tb_buf *receipt)
+{
+	sqlite3_stmt *s;
+	int64_t state, done_at;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32) || out == NULL)
+		return jarg(j, "bad id or output");
+	memset(out, 0, sizeof(*out));
+	if (receipt != NULL)
+		tb_buf_reset(receipt);
+	s = st(j, ST_OUT_STATUS);
+	if (bind_text(s, 1, id) != SQLITE_OK)
+		return jfail(j, "bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = jfail(j, "outbound status");
+		goto done;
+	}
+	rc = TB_OK;
+	state = sqlite3_column_int64(s, 0);
+	out->state = (enum tb_journal_state)state;
+	out->attempts = sqlite3_column_int64(s, 1);
+	out->next_attempt = sqlite3_column_int64(s, 2);
+	done_at = sqlite3_column_int64(s, 3);
+	if (state == TB_JOURNAL_DELIVERED)
+		out->delivered_at = done_at;
+	else if (state == TB_JOURNAL_FAILED)
+		out->failed_at = done_at;
+	copy_str(out->last_error, sizeof(out->last_error), col_text(s, 4));
+	copy_str(out->reason, sizeof(out->reason), col_text(s, 5));
+	if (receipt != NULL && col_buf(s, 6, receipt) != TB_OK)
+		rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
+done:
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_outbound_pending(struct tb_journal *j, int64_t *n)
+{
+	return count_query(j, ST_OUT_PENDING, n, "outbound pending");
+}
+
+int
+tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when)
+{
+	return count_query(j, ST_OUT_NEXT, when, "outbound next due");
+}
+
+/* ---- prune ---- */
+
+int
+tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, size_t *removed)
+{
+	int64_t bound;
+	size_t n = 0;
+	bool own;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (removed != NULL)
+		*removed = 0;
+	if (keep_after_expiry < 0)
+		return jarg(j, "keep_after_expiry is negative");
+	/* Saturate: a bound below any time prunes nothing, never wraps. */
+	if (__builtin_sub_overflow(now, keep_after_expiry, &bound))
+		return TB_OK;
+	if ((rc = tx_own(j, &own)) != TB_OK)
+		return rc;
+	for (enum sid id = ST_PRUNE_IN; id <= ST_PRUNE_OUT; id++) {
+		sqlite3_stmt *s = st(j, id);
+
+		if (sqlite3_bind_int64(s, 1, bound) != SQLITE_OK) {
+			rc = jfail(j, "bind");
+			break;
+		}
+		if ((rc = run(j, s, "prune")) != TB_OK)
+			break;
+		n += (size_t)sqlite3_changes(j->db);
+	}
+	rc = tx_end(j, own, rc);
+	if (rc == TB_OK && removed != NULL)
+		*removed = n;
+	return rc;
+}
+
+/* ---- audit chain ---- */
+
+static int
+put_lp(struct tb_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	uint8_t len[4];
+
+	if (n > UINT32_MAX)
+		return TB_E_ARG;
+	len[0] = (uint8_t)(n >> 24);
+	len[1] = (uint8_t)(n >> 16);
+	len[2] = (uint8_t)(n >> 8);
+	len[3] = (uint8_t)n;
+	if (tb_buf_add(b, len, 4) != TB_OK || tb_buf_add(b, s, n) != TB_OK)
+		return TB_E_NOMEM;
+	return TB_OK;
+}
+
+static void
+be64(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		out[i] = (uint8_t)v;
+}
+
+int
+tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
+		      const char *digest_hex, const char *peer, int64_t at, const char *event,
+		      uint8_t out[32])
+{
+	struct tb_buf b;
+	uint8_t n8[8], d8 = (uint8_t)dir;
+	int rc = TB_E_NOMEM;
+
+	if (prev == NULL || msgid == NULL || digest_hex == NULL || peer == NULL ||
+	    event == NULL || out == NULL)
+		return TB_E_ARG;
+	tb_buf_init(&b);
+	if (tb_buf_add(&b, AUDIT_TAG, strlen(AUDIT_TAG)) != TB_OK)
+		goto fail;
+	be64(n8, (uint64_t)seq);
+	if (tb_buf_add(&b, n8, 8) != TB_OK || tb_buf_add(&b, prev, 32) != TB_OK ||
+	    tb_buf_add(&b, &d8, 1) != TB_OK)
+		goto fail;
+	if ((rc = put_lp(&b, msgid)) != TB_OK || (rc = put_lp(&b, digest_hex)) != TB_OK ||
+	    (rc = put_lp(&b, peer)) != TB_OK)
+		goto fail;
+	be64(n8, (uint64_t)at);
+	if (tb_buf_add(&b, n8, 8) != TB_OK) {
+		rc = TB_E_NOMEM;
+		goto fail;
+	}
+	if ((rc = put_lp(&b, event)) != TB_OK)
+		goto fail;
+	tb_sha256(b.data, b.len, out);
+	rc = TB_OK;
+fail:
+	tb_buf_free(&b);
+	return rc;
+}
+
+/* The chain head as of the current transaction: seq 0 and zero hash when
+ * empty. */
+static int
+audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32])
+{
+	sqlite3_stmt *s = st(j, ST_AUDIT_HEAD);
+	const char *hex;
+	int rc = sqlite3_step(s);
+
+	*seq = 0;
+	memset(hash, 0, 32);
+	if (rc == SQLITE_DONE) {
+		rc = TB_OK;
+	} else if (rc != SQLITE_ROW) {
+		rc = jfail(j, "audit head");
+	} else {
+		*seq = sqlite3_column_int64(s, 0);
+		hex = col_text(s, 1);
+		rc = TB_OK;
+		/* Extending a chain whose head is damaged would hide the damage
+		 * behind a valid-looking link. */
+		if (hex == NULL || strlen(hex) != 64 || !tb_hex_decode(hex, 64, hash, 32))
+			rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+					 "audit head %" PRId64 " has a malformed hash", *seq);
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
+			const char *digest_hex, const char *peer, int64_t at, const char *event)
+{
+	uint8_t prev[32], hash[32];
+	char prev_hex[65], hash_hex[65];
+	char dirs[2] = {dir, '\0'};
+	sqlite3_stmt *s;
+	int64_t seq;
+	bool own;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if ((dir != 'i' && dir != 'o') || !is_hex(msgid, 32) || !is_hex(digest_hex, 64) ||
+	    !nonempty(peer) || !nonempty(event))
+		return jarg(j, "audit entry: bad dir, msgid, digest, peer or event");
+	if ((rc = tx_own(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = audit_head(j, &seq, prev)) != TB_OK)
+		goto done;
+	if (seq == INT64_MAX) {
+		rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
+		goto done;
+	}
+	seq++;
+	if ((rc = tb_journal_audit_hash(seq, prev, dir, msgid, digest_hex, peer, at, event,
+					hash)) != TB_OK) {
+		rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "audit hash");
+		goto done;
+	}
+	tb_hex_encode(prev, 32, prev_hex);
+	tb_hex_encode(hash, 32, hash_hex);
+	s = st(j, ST_AUDIT_ADD);
+	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK || bind_text(s, 2, prev_hex) != SQLITE_OK ||
+	    bind_text(s, 3, dirs) != SQLITE_OK || bind_text(s, 4, msgid) != SQLITE_OK ||
+	    bind_text(s, 5, digest_hex) != SQLITE_OK || bind_text(s, 6, peer) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 7, at) != SQLITE_OK || bind_text(s, 8, event) != SQLITE_OK ||
+	    bind_text(s, 9, hash_hex) != SQLITE_OK) {
+		rc = jfail(j, "bind");
+		goto done;
+	}
+	rc = run(j, s, "audit append");
+done:
+	return tx_end(j, own, rc);
+}
+
+int
+tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
+{
+	uint8_t hash[32];
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (seq == NULL || hash_hex == NULL)
+		return jarg(j, "output is NULL");
+	if ((rc = audit_head(j, seq, hash)) != TB_OK)
+		return rc;
+	tb_hex_encode(hash, 32, hash_hex);
+	return TB_OK;
+}
+
+/* Checks one stored entry against the expected seq and prev; on success
+ * leaves its hash in prev for the next one. */
+static bool
+audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, size_t whylen)
+{
+	uint8_t stored_prev[32], stored_hash[32], hash[32];
+	const char *prev_hex = col_text(s, 1), *dir = col_text(s, 2), *hash_hex = col_text(s, 8);
+
+	if (sqlite3_column_int64(s, 0) != want_seq) {
+		snprintf(why, whylen, "entry %" PRId64 " is missing", want_seq);
+		return false;
+	}
+	if (prev_hex == NULL || strlen(prev_hex) != 64 ||
+	    !tb_hex_decode(prev_hex, 64, stored_prev, 32) || !tb_ct_equal(stored_prev, prev, 32)) {
+		snprintf(why, whylen, "entry %" PRId64 ": prev does not match the previous hash",
+			 want_seq);
+		return false;
+	}
+	if (dir == NULL || strlen(dir) != 1 ||
+	    tb_journal_audit_hash(want_seq, prev, dir[0], col_text(s, 3), col_text(s, 4),
+				  col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
+				  hash) != TB_OK ||
+	    hash_hex == NULL || strlen(hash_hex) != 64 ||
+	    !tb_hex_decode(hash_hex, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
+		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its hash",
+			 want_seq);
+		return false;
+	}
+	memcpy(prev, hash, 32);
+	return true;
+}
+
+int
+tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
+			struct tb_diag *d)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	uint8_t prev[32] = {0};
+	int64_t want = 1, version;
+	char why[96];
+	int rc;
+
+	tb_diag_clear(d);
+	if (first_bad_seq != NULL)
+		*first_bad_seq = 0;
+	if (entries != NULL)
+		*entries = 0;
+	if (path == NULL || path[0] == '\0')
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
+	/* Read-only: verifying must never change what it verifies, and WAL
+	 * lets it read a consistent snapshot while the node writes. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+					      sqlite3_errmsg(db))
+				: tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+		goto fail;
+	}
+	if ((rc = sqlite3_busy_timeout(db, JOURNAL_BUSY_MS)) != SQLITE_OK) {
+		rc = db_fail(db, d, "busy_timeout");
+		goto fail;
+	}
+	if ((rc = check_identity(db, path, &version, d)) != TB_OK)
+		goto fail;
+	if (version == 0) {
+		rc = tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
+				 path);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(db,
+			       "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash"
+			       " FROM audit ORDER BY seq",
+			       -1, &s, NULL) != SQLITE_OK) {
+		rc = db_fail(db, d, "audit");
+		goto fail;
+	}
+	/* One statement is one read transaction: the whole chain is read
+	 * from a single snapshot even while the node appends. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!audit_entry_ok(s, want, prev, why, sizeof(why))) {
+			if (first_bad_seq != NULL)
+				*first_bad_seq = want;
+			rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s", why);
+			goto fail;
+		}
+		if (entries != NULL)
+			*entries = want;
+		want++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(db, d, "audit");
+		goto fail;
+	}
+	rc = TB_OK;
+fail:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return rc;
+}

@@ -1,0 +1,295 @@
+/*
+ * journal.h - the node's durable journal: inbound store and inbox, outbound
+ * queue, replay cache, and a hash-chained audit log, in one SQLite file.
+ *
+ * "Nothing accepted is lost": an inbound message is put here before its
+ * receipt is sent, an outbound one before the local caller hears
+ * "accepted".  The file runs in WAL mode with synchronous=FULL, so a
+ * committed transaction survives power loss; throughput comes from group
+ * commit: the node calls tb_journal_begin(), journals a whole batch (every
+ * envelope of one exchange, with their audit entries), tb_journal_commit()
+ * once, and only then answers.  Any call made outside begin/commit runs
+ * in its own implicit transaction (and pays its own fsync).
+ *
+ * One handle per node, used from one thread (the event loop).  No global
+ * state.  Every operation returns TB_OK (0) or a negative tb_err; after a
+ * failure tb_journal_diag() says why (database failures are TB_E_IO with
+ * SQLite's message in the detail).
+ *
+ * Map of the interface:
+ *   open/close/diag      handle lifetime
+ *   begin/commit/rollback group commit
+ *   inbound_*            messages received from peers; the replay cache
+ *   inbox_*              the received messages the city's systems collect
+ *   outbound_*           the delivery queue and each message's state
+ *   prune                forgetting what can no longer matter
+ *   audit_*              the tamper-evident chain and its verifier
+ */
+#ifndef TB_JOURNAL_H
+#define TB_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/tb_buf.h"
+#include "util/tb_err.h"
+
+struct tb_journal;
+
+/* Schema version kept in PRAGMA user_version.  A file with a higher
+ * version is refused (TB_E_JOURNAL_VERSION) rather than misread. */
+#define TB_JOURNAL_SCHEMA 1
+
+/*
+ * A message as journalled.  Plain value type of borrowed pointers: the
+ * journal copies what it keeps, and pointers it hands to a callback are
+ * valid only during that call.
+ *   id       32 lowercase hex digits (the envelope id)
+ *   digest   64 lowercase hex digits (SHA-256 of the signed bytes)
+ *   from, to, type   non-empty; service, corr may be NULL
+ *   created, expires Unix seconds from the envelope
+ *   envelope, envelope_len   the sealed envelope bytes (non-empty)
+ *   receipt, receipt_len     inbound: the signed receipt the node sends
+ *                            back (non-empty); outbound: ignored on put,
+ *                            NULL/0 when listed
+ */
+struct tb_journal_msg {
+	const char *id;
+	const char *from;
+	const char *to;
+	const char *type;
+	const char *service;
+	const char *corr;
+	const char *digest;
+	int64_t created;
+	int64_t expires;
+	const uint8_t *envelope;
+	size_t envelope_len;
+	const uint8_t *receipt;
+	size_t receipt_len;
+};
+
+/* An outbound message moves queued -> delivered or queued -> failed; both
+ * end states are final.  (Retries keep it queued.) */
+enum tb_journal_state {
+	TB_JOURNAL_QUEUED = 0,
+	TB_JOURNAL_DELIVERED = 1,
+	TB_JOURNAL_FAILED = 2,
+};
+
+/* "queued", "delivered", "failed"; "unknown" otherwise.  Never NULL. */
+const char *tb_journal_state_name(enum tb_journal_state s);
+
+/* An outbound queue entry as listed by tb_journal_outbound_due().
+ * Borrowed, valid during the callback only; last_error may be NULL. */
+struct tb_journal_out {
+	struct tb_journal_msg msg;
+	enum tb_journal_state state;
+	int64_t attempts;
+	int64_t next_attempt;
+	const char *last_error;
+};
+
+/* One outbound message's status: a plain value the caller owns.  Strings
+ * are copied and truncated to fit; empty when not set.  delivered_at and
+ * failed_at are 0 unless the message is in that state. */
+struct tb_journal_status {
+	enum tb_journal_state state;
+	int64_t attempts;
+	int64_t next_attempt;
+	int64_t delivered_at;
+	int64_t failed_at;
+	char last_error[160]; /* the last tb_journal_outbound_retry() reason */
+	char reason[160];     /* the tb_journal_outbound_failed() reason */
+};
+
+/* ---- lifetime ---- */
+
+/*
+ * Opens (creating if missing) the journal at path and returns a new handle
+ * the caller frees with tb_journal_close(); NULL on failure with d (may be
+ * NULL) saying why: TB_E_ARG (path NULL/empty), TB_E_IO (cannot open or
+ * create, cannot enable WAL), TB_E_JOURNAL_CORRUPT (not an SQLite file, or
+ * an SQLite database of some other application), TB_E_JOURNAL_VERSION
+ * (written by a newer schema), TB_E_NOMEM.  path is borrowed.
+ */
+struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
+/* Closes the handle, rolling back an open transaction.  NULL allowed. */
+void tb_journal_close(struct tb_journal *j);
+/* Detail of the last failed operation on j (code TB_OK if none).  Owned by
+ * j, valid until the next call on j. */
+const struct tb_diag *tb_journal_diag(const struct tb_journal *j);
+
+/* ---- group commit ---- */
+
+/*
+ * Starts a write transaction (BEGIN IMMEDIATE: the write lock is taken now,
+ * so a busy database fails here rather than halfway through a batch).
+ * TB_E_ARG when one is already open.  Every call until commit/rollback joins
+ * it; a call that fails inside it changes nothing (each change is one SQL
+ * statement), so the caller may carry on with the rest of the batch.  If
+ * SQLite itself aborted the transaction (disk full, I/O error), commit
+ * returns TB_E_IO and the batch must be treated as not stored.
+ */
+int tb_journal_begin(struct tb_journal *j);
+/* Makes the transaction durable; only after TB_OK may the batch be
+ * answered.  On failure the transaction is rolled back.  TB_E_ARG when
+ * none is open. */
+int tb_journal_commit(struct tb_journal *j);
+/* Abandons the transaction.  TB_E_ARG when none is open. */
+int tb_journal_rollback(struct tb_journal *j);
+
+/* ---- inbound: received messages, and the replay cache ---- */
+
+/*
+ * Stores a received message m (copied) with its receipt, unacknowledged.
+ * TB_OK when new.  TB_E_REPLAY when the id is already journalled: nothing
+ * is stored, and orig_receipt (reset first; may be NULL) receives the
+ * receipt stored the first time, to be sent back again, so a duplicate is
+ * answered identically and never handed on twice.  TB_E_ARG when a field
+ * is missing or malformed.
+ */
+int tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
+			   struct tb_buf *orig_receipt);
+/* The stored receipt for inbound id into out (reset first).  TB_E_NOTFOUND
+ * when the id is not (or no longer) journalled. */
+int tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out);
+
+/* ---- inbox: what the city's systems have not yet collected ---- */
+
+/* Called once per message; m is borrowed for the call.  Return 0 to go on;
+ * anything else stops the listing, which returns that value.  The callback
+ * must not call into the same journal handle (collect ids, act after). */
+typedef int (*tb_journal_inbox_cb)(void *ctx, int64_t seq, const struct tb_journal_msg *m);
+
+/*
+ * Lists up to limit (0: no limit) unacknowledged inbound messages with
+ * arrival sequence > after_seq, in arrival order.  Sequence numbers only
+ * grow and are never reused, so the last seq seen is a stable cursor for
+ * the next page.
+ */
+int tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
+			  tb_journal_inbox_cb cb, void *ctx);
+/* Marks inbound id acknowledged (collected).  Acknowledging twice is TB_OK;
+ * an unknown id is TB_E_NOTFOUND. */
+int tb_journal_inbox_ack(struct tb_journal *j, const char *id);
+/* Number of unacknowledged inbound messages into *n. */
+int tb_journal_inbox_count(struct tb_journal *j, int64_t *n);
+
+/* ---- outbound: the delivery queue ---- */
+
+/* Queues m (copied; receipt ignored) for its first attempt at
+ * next_attempt.  TB_E_REPLAY when the id is already in the queue's
+ * history; TB_E_ARG when a field is missing or malformed. */
+int tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
+			    int64_t next_attempt);
+
+/* Called once per due message; o is borrowed for the call.  Return value
+ * and re-entrancy rule as for tb_journal_inbox_cb. */
+typedef int (*tb_journal_out_cb)(void *ctx, const struct tb_journal_out *o);
+
+/* Lists up to limit (0: no limit) queued messages with next_attempt <= now,
+ * longest-waiting first (next_attempt, then queue order). */
+int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit,
+			    tb_journal_out_cb cb, void *ctx);
+/*
+ * Records delivery of queued id with the peer's receipt (copied; may be
+ * empty) at time at.  Delivering an already delivered message is TB_OK and
+ * keeps the first receipt (a late duplicate receipt after a retry).
+ * TB_E_NOTFOUND for an unknown id; TB_E_JOURNAL_STATE if it had failed.
+ */
+int tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
+				  size_t receipt_len, int64_t at);
+/* Counts a failed attempt of queued id, records last_error (copied; may be
+ * NULL) and schedules the next one.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE
+ * (not queued any more). */
+int tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
+			      const char *last_error);
+/* Gives up on queued id (e.g. it expired) with reason (copied; may be NULL)
+ * at time at.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
+int tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason,
+			       int64_t at);
+/* Status of outbound id into *out; when receipt is not NULL it is reset
+ * and receives the delivery receipt (empty unless delivered).
+ * TB_E_NOTFOUND for an unknown (or pruned) id. */
+int tb_journal_outbound_status(struct tb_journal *j, const char *id,
+			       struct tb_journal_status *out, struct tb_buf *receipt);
+/* Queue depth: number of queued messages into *n. */
+int tb_journal_outbound_pending(struct tb_journal *j, int64_t *n);
+/* Earliest next_attempt among queued messages into *when (to arm the retry
+ * timer).  TB_E_NOTFOUND when nothing is queued. */
+int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);
+
+/* ---- forgetting ---- */
+
+/*
+ * Deletes inbound messages that are acknowledged and expired before
+ * now - keep_after_expiry, and outbound messages delivered or failed and
+ * expired before the same bound; *removed (may be NULL) gets the count.
+ *
+ * Why this is safe for replay protection: the inbound table is the replay
+ * cache.  A message is refused by the time check once it has expired, so
+ * its id need only be remembered while it could still pass that check,
+ * i.e. until expires + the allowed clock skew.  keep_after_expiry must be
+ * at least that skew.  Unacknowledged messages are never pruned (the city
+ * has not collected them), nor are queued ones.  Audit entries are never
+ * pruned.
+ */
+int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry,
+		     size_t *removed);
+
+/* ---- audit chain ---- */
+
+/*
+ * Appends an entry to the audit chain: dir 'i' (inbound) or 'o' (outbound),
+ * msgid (32 hex), digest_hex (64 hex), peer (member id, non-empty), at (Unix
+ * seconds), event (non-empty, e.g. "received", "queued", "delivered",
+ * "failed").  All strings borrowed.  Entries are numbered 1, 2, ... and
+ * each one's hash covers the previous one's (see tb_journal_audit_hash),
+ * so altering, inserting or deleting an entry breaks the chain from there
+ * on.  Call it in the same transaction as the change it records.
+ */
+int tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
+			    const char *digest_hex, const char *peer, int64_t at,
+			    const char *event);
+/* The last entry's seq (0 when empty) and hash as 64 hex + NUL (all zeros
+ * when empty).  Recording the head elsewhere is what makes truncation of
+ * the chain's tail detectable: the chain alone cannot show it. */
+int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65]);
+
+/*
+ * The entry hash, a fixed serialization so other tools can verify a chain:
+ *
+ *   SHA-256( "tongban-audit-v1"            16 bytes, no NUL
+ *            || u64be(seq)
+ *            || prev                       32 bytes (entry 1: all zero)
+ *            || u8(dir)                    'i' or 'o'
+ *            || lp(msgid) || lp(digest_hex) || lp(peer)
+ *            || i64be(at)                  two's complement
+ *            || lp(event) )
+ *
+ * where lp(s) = u32be(strlen(s)) || s.  Length prefixes keep field
+ * boundaries unambiguous ("ab"+"c" differs from "a"+"bc").  Writes 32
+ * bytes to out.  TB_E_ARG when a string is NULL or longer than 4 GiB.
+ */
+int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
+			  const char *digest_hex, const char *peer, int64_t at,
+			  const char *event, uint8_t out[32]);
+
+/*
+ * Verifies the audit chain of the journal at path (borrowed), opened
+ * read-only so it can run beside the live node.  TB_OK with *entries = the
+ * number of entries when every entry's seq follows its predecessor's, its
+ * prev equals the predecessor's hash and its hash recomputes.  Otherwise
+ * TB_E_AUDIT with *first_bad_seq = the first entry that fails (for a
+ * deleted entry, the missing seq) and *entries = the entries checked
+ * before it.  TB_E_IO / TB_E_JOURNAL_CORRUPT / TB_E_JOURNAL_VERSION when
+ * the file cannot be read as a journal.  Out pointers may be NULL; d may
+ * be NULL.  An entry rewritten together with every later hash, or a
+ * truncated tail, verifies: compare against a head recorded elsewhere
+ * (tb_journal_audit_head) to catch those.
+ */
+int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
+			    struct tb_diag *d);
+
+#endif

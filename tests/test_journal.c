@@ -1,0 +1,1117 @@
+/* test_journal.c - the durable journal (node/journal): stores, queue state
+ * machine, replay cache, prune, audit chain, crash safety. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "certs/tb_key.h"
+#include "node/journal.h"
+#include "util/tb_enc.h"
+
+static char tmpdir[64];
+static int dbcount;
+
+/* A fresh database path in the test directory. */
+static void
+newpath(char *out, size_t n)
+{
+	snprintf(out, n, "%s/j%d.db", tmpdir, ++dbcount);
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int
+group_setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tbjournal.XXXXXX", base && *base ? base : "/tmp");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	return nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A message numbered n: id and digest derive from n, the envelope and
+ * receipt bytes too, so any mix-up between rows shows. */
+struct tmsg {
+	char id[33];
+	char digest[65];
+	char from[16];
+	uint8_t env[48];
+	uint8_t rcpt[24];
+	struct tb_journal_msg m;
+};
+
+static void
+mkmsg(struct tmsg *t, unsigned n, int64_t expires)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%032x", n);
+	snprintf(t->digest, sizeof(t->digest), "%064x", n * 7u + 1);
+	snprintf(t->from, sizeof(t->from), "peer-%u", n % 3);
+	for (size_t i = 0; i < sizeof(t->env); i++)
+		t->env[i] = (uint8_t)(n + i);
+	for (size_t i = 0; i < sizeof(t->rcpt); i++)
+		t->rcpt[i] = (uint8_t)(n * 3 + i);
+	t->m.id = t->id;
+	t->m.from = t->from;
+	t->m.to = "city-0101";
+	t->m.type = "request";
+	t->m.service = (n % 2) ? "permits" : NULL;
+	t->m.corr = NULL;
+	t->m.digest = t->digest;
+	t->m.created = 1000 + n;
+	t->m.expires = expires;
+	t->m.envelope = t->env;
+	t->m.envelope_len = sizeof(t->env);
+	t->m.receipt = t->rcpt;
+	t->m.receipt_len = sizeof(t->rcpt);
+}
+
+static struct tb_journal *
+open_ok(const char *path)
+{
+	struct tb_diag d;
+	struct tb_journal *j = tb_journal_open(path, &d);
+
+	if (j == NULL)
+		fail_msg("open %s: %s (%d)", path, d.detail, d.code);
+	return j;
+}
+
+/* Runs SQL on the file with a separate raw connection (the tamperer). */
+static void
+raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
+}
+
+static int64_t
+raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- lifetime ---- */
+
+static void
+test_open_schema_reopen(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	(void)state;
+	tb_journal_close(NULL);
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_journal_close(j);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), TB_JOURNAL_SCHEMA);
+	assert_int_equal(raw_int(path, "PRAGMA application_id"), 0x54424a31);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	/* reopening an existing journal does not re-create anything */
+	j = open_ok(path);
+	tb_journal_close(j);
+}
+
+static void
+test_open_errors(void **state)
+{
+	char path[128];
+	struct tb_diag d;
+	int64_t bad, n;
+	FILE *f;
+
+	(void)state;
+	assert_null(tb_journal_open(NULL, &d));
+	assert_int_equal(d.code, TB_E_ARG);
+	assert_null(tb_journal_open("/nonexistent-tongban-dir/sub/j.db", &d));
+	assert_int_equal(d.code, TB_E_IO);
+	assert_true(strlen(d.detail) > 0);
+
+	/* a file that is not SQLite */
+	newpath(path, sizeof(path));
+	assert_non_null(f = fopen(path, "w"));
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database, just text\n", f);
+	fclose(f);
+	assert_null(tb_journal_open(path, &d));
+	assert_int_equal(d.code, TB_E_JOURNAL_CORRUPT);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_JOURNAL_CORRUPT);
+
+	/* another application's SQLite database: not adopted */
+	newpath(path, sizeof(path));
+	raw_exec(path, "CREATE TABLE t(x)");
+	assert_null(tb_journal_open(path, &d));
+	assert_int_equal(d.code, TB_E_JOURNAL_CORRUPT);
+	newpath(path, sizeof(path));
+	raw_exec(path, "PRAGMA application_id = 1234");
+	assert_null(tb_journal_open(path, &d));
+	assert_int_equal(d.code, TB_E_JOURNAL_CORRUPT);
+
+	/* a journal written by a future schema is refused, not misread */
+	newpath(path, sizeof(path));
+	tb_journal_close(open_ok(path));
+	raw_exec(path, "PRAGMA user_version = 99");
+	assert_null(tb_journal_open(path, &d));
+	assert_int_equal(d.code, TB_E_JOURNAL_VERSION);
+	assert_string_equal(tb_err_reason(d.code), "journal.version");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_JOURNAL_VERSION);
+
+	/* verify of a missing file */
+	newpath(path, sizeof(path));
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_IO);
+}
+
+/* ---- inbound and inbox ---- */
+
+static void
+test_inbound_duplicate_original_receipt(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, dup, bad;
+	struct tb_buf r;
+	int64_t n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&a, 1, 5000);
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, &r), TB_OK);
+	assert_int_equal(r.len, 0);
+
+	/* same id, different receipt: refused, the first receipt returned */
+	mkmsg(&dup, 1, 5000);
+	memset(dup.rcpt, 0xee, sizeof(dup.rcpt));
+	assert_int_equal(tb_journal_inbound_put(j, &dup.m, &r), TB_E_REPLAY);
+	assert_int_equal(r.len, sizeof(a.rcpt));
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 1);
+
+	/* and inside a batch too, even when the first copy is in it */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	mkmsg(&dup, 2, 5000);
+	assert_int_equal(tb_journal_inbound_put(j, &dup.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &dup.m, &r), TB_E_REPLAY);
+	assert_memory_equal(r.data, dup.rcpt, sizeof(dup.rcpt));
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, &r), TB_E_REPLAY);
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 2);
+
+	assert_int_equal(tb_journal_inbound_receipt(j, a.id, &r), TB_OK);
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_inbound_receipt(j, "0000000000000000000000000000abcd", &r),
+			 TB_E_NOTFOUND);
+	assert_string_equal(tb_err_reason(TB_E_NOTFOUND), "not-found");
+
+	/* malformed messages */
+	mkmsg(&bad, 9, 5000);
+	bad.m.id = "0000000000000000000000000000ABCD";
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_ARG);
+	mkmsg(&bad, 9, 5000);
+	bad.m.digest = "00";
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_ARG);
+	mkmsg(&bad, 9, 5000);
+	bad.m.from = NULL;
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_ARG);
+	mkmsg(&bad, 9, 5000);
+	bad.m.receipt_len = 0;
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_ARG);
+	assert_int_equal(tb_journal_diag(j)->code, TB_E_ARG);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 2);
+
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+struct seen {
+	int n;
+	int stop_after;
+	int64_t seq[16];
+	char id[16][33];
+	int service_null[16];
+};
+
+static int
+collect(void *ctx, int64_t seq, const struct tb_journal_msg *m)
+{
+	struct seen *s = ctx;
+	struct tmsg want;
+	unsigned k;
+
+	if (s->n >= 16)
+		return -1;
+	s->seq[s->n] = seq;
+	snprintf(s->id[s->n], 33, "%s", m->id);
+	s->service_null[s->n] = m->service == NULL;
+	/* every field comes back as stored */
+	if (sscanf(m->id, "%x", &k) != 1)
+		return -1;
+	mkmsg(&want, k, m->expires);
+	if (strcmp(m->digest, want.digest) != 0 || strcmp(m->from, want.from) != 0 ||
+	    m->envelope_len != sizeof(want.env) || memcmp(m->envelope, want.env, sizeof(want.env)) ||
+	    m->receipt_len != sizeof(want.rcpt) || memcmp(m->receipt, want.rcpt, sizeof(want.rcpt)) ||
+	    m->created != want.m.created || (m->service == NULL) != (want.m.service == NULL))
+		return -2;
+	s->n++;
+	return s->stop_after && s->n == s->stop_after ? 7 : 0;
+}
+
+static void
+test_inbox_order_ack(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t[6];
+	struct seen s;
+	int64_t n;
+	/* arrival order differs from numeric id order on purpose */
+	static const unsigned order[6] = {40, 10, 30, 20, 60, 50};
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	for (int i = 0; i < 6; i++) {
+		mkmsg(&t[i], order[i], 9000);
+		assert_int_equal(tb_journal_inbound_put(j, &t[i].m, NULL), TB_OK);
+	}
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tb_journal_inbox_list(j, 0, 0, collect, &s), TB_OK);
+	assert_int_equal(s.n, 6);
+	for (int i = 0; i < 6; i++) {
+		assert_string_equal(s.id[i], t[i].id);
+		if (i > 0)
+			assert_true(s.seq[i] > s.seq[i - 1]);
+	}
+
+	assert_int_equal(tb_journal_inbox_ack(j, t[1].id), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, t[1].id), TB_OK); /* idempotent */
+	assert_int_equal(tb_journal_inbox_ack(j, "ffffffffffffffffffffffffffffffff"), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbox_ack(j, "nothex"), TB_E_ARG);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 5);
+
+	/* paging with the seq cursor: 2 + 2 + 1, skipping the acked one */
+	int64_t cursor = 0;
+	int got = 0;
+	const int want_idx[5] = {0, 2, 3, 4, 5};
+	for (int page = 0; page < 4; page++) {
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(tb_journal_inbox_list(j, 2, cursor, collect, &s), TB_OK);
+		for (int i = 0; i < s.n; i++)
+			assert_string_equal(s.id[i], t[want_idx[got + i]].id);
+		got += s.n;
+		if (s.n == 0)
+			break;
+		cursor = s.seq[s.n - 1];
+	}
+	assert_int_equal(got, 5);
+
+	/* a callback's non-zero return stops the listing and is returned */
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 2;
+	assert_int_equal(tb_journal_inbox_list(j, 0, 0, collect, &s), 7);
+	assert_int_equal(s.n, 2);
+	/* the acked message is still the replay cache: a duplicate is refused */
+	assert_int_equal(tb_journal_inbound_put(j, &t[1].m, NULL), TB_E_REPLAY);
+	tb_journal_close(j);
+}
+
+/* ---- outbound ---- */
+
+static void
+test_outbound_state_machine(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_journal_status st;
+	struct tmsg a, b;
+	struct tb_buf r;
+	const uint8_t rc1[] = "receipt-one", rc2[] = "receipt-two";
+	const char *none = "0123456789abcdef0123456789abcdef";
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&a, 100, 9000);
+	mkmsg(&b, 101, 9000);
+	assert_int_equal(tb_journal_outbound_put(j, &a.m, 10), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &a.m, 10), TB_E_REPLAY);
+	assert_int_equal(tb_journal_outbound_put(j, &b.m, 10), TB_OK);
+
+	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, &r), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_QUEUED);
+	assert_int_equal(st.attempts, 0);
+	assert_int_equal(st.next_attempt, 10);
+	assert_int_equal(r.len, 0);
+	assert_string_equal(st.last_error, "");
+
+	assert_int_equal(tb_journal_outbound_retry(j, a.id, 20, "timeout"), TB_OK);
+	assert_int_equal(tb_journal_outbound_retry(j, a.id, 40, "dtls handshake failed"), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, NULL), TB_OK);
+	assert_int_equal(st.attempts, 2);
+	assert_int_equal(st.next_attempt, 40);
+	assert_string_equal(st.last_error, "dtls handshake failed");
+
+	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc1, sizeof(rc1), 45), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, &r), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_string_equal(tb_journal_state_name(st.state), "delivered");
+	assert_int_equal(st.delivered_at, 45);
+	assert_int_equal(st.failed_at, 0);
+	assert_int_equal(r.len, sizeof(rc1));
+	assert_memory_equal(r.data, rc1, sizeof(rc1));
+	/* a late second receipt: accepted, the first one kept */
+	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc2, sizeof(rc2), 50), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, &r), TB_OK);
+	assert_memory_equal(r.data, rc1, sizeof(rc1));
+	assert_int_equal(st.delivered_at, 45);
+	/* delivered is final */
+	assert_int_equal(tb_journal_outbound_retry(j, a.id, 60, "x"), TB_E_JOURNAL_STATE);
+	assert_int_equal(tb_journal_outbound_failed(j, a.id, "x", 60), TB_E_JOURNAL_STATE);
+
+	assert_int_equal(tb_journal_outbound_failed(j, b.id, "expired after 7 attempts", 70), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, &r), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_FAILED);
+	assert_string_equal(tb_journal_state_name(st.state), "failed");
+	assert_string_equal(st.reason, "expired after 7 attempts");
+	assert_int_equal(st.failed_at, 70);
+	assert_int_equal(r.len, 0);
+	/* failed is final too */
+	assert_int_equal(tb_journal_outbound_delivered(j, b.id, rc1, sizeof(rc1), 80),
+			 TB_E_JOURNAL_STATE);
+	assert_int_equal(tb_journal_outbound_retry(j, b.id, 90, NULL), TB_E_JOURNAL_STATE);
+
+	assert_int_equal(tb_journal_outbound_status(j, none, &st, &r), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_retry(j, none, 1, NULL), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_delivered(j, none, NULL, 0, 1), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_failed(j, none, NULL, 1), TB_E_NOTFOUND);
+	assert_string_equal(tb_journal_state_name(TB_JOURNAL_QUEUED), "queued");
+	assert_string_equal(tb_journal_state_name((enum tb_journal_state)9), "unknown");
+
+	/* long reasons are truncated, not overflowed */
+	char longmsg[400];
+	memset(longmsg, 'x', sizeof(longmsg) - 1);
+	longmsg[sizeof(longmsg) - 1] = '\0';
+	mkmsg(&b, 102, 9000);
+	assert_int_equal(tb_journal_outbound_put(j, &b.m, 1), TB_OK);
+	assert_int_equal(tb_journal_outbound_retry(j, b.id, 2, longmsg), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, NULL), TB_OK);
+	assert_int_equal(strlen(st.last_error), sizeof(st.last_error) - 1);
+
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+struct due {
+	int n;
+	char id[8][33];
+	int64_t attempts[8];
+};
+
+static int
+collect_due(void *ctx, const struct tb_journal_out *o)
+{
+	struct due *d = ctx;
+
+	if (d->n >= 8 || o->state != TB_JOURNAL_QUEUED || o->msg.envelope_len != 48)
+		return -1;
+	snprintf(d->id[d->n], 33, "%s", o->msg.id);
+	d->attempts[d->n] = o->attempts;
+	d->n++;
+	return 0;
+}
+
+static void
+test_outbound_due_next(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t[5];
+	struct due d;
+	int64_t when, n;
+	static const int64_t next[5] = {30, 10, 20, 10, 100}; /* A..E */
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_outbound_next_due(j, &when), TB_E_NOTFOUND);
+	for (int i = 0; i < 5; i++) {
+		mkmsg(&t[i], 200 + i, 9000);
+		assert_int_equal(tb_journal_outbound_put(j, &t[i].m, next[i]), TB_OK);
+	}
+	assert_int_equal(tb_journal_outbound_pending(j, &n), TB_OK);
+	assert_int_equal(n, 5);
+	assert_int_equal(tb_journal_outbound_next_due(j, &when), TB_OK);
+	assert_int_equal(when, 10);
+
+	/* due at 25: B(10) then D(10, queued after B) then C(20) */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tb_journal_outbound_due(j, 25, 0, collect_due, &d), TB_OK);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.id[0], t[1].id);
+	assert_string_equal(d.id[1], t[3].id);
+	assert_string_equal(d.id[2], t[2].id);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tb_journal_outbound_due(j, 25, 2, collect_due, &d), TB_OK);
+	assert_int_equal(d.n, 2);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tb_journal_outbound_due(j, 9, 0, collect_due, &d), TB_OK);
+	assert_int_equal(d.n, 0);
+
+	/* B retried to 50, D delivered, C failed: A(30) is next */
+	assert_int_equal(tb_journal_outbound_retry(j, t[1].id, 50, "busy"), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, t[3].id, NULL, 0, 11), TB_OK);
+	assert_int_equal(tb_journal_outbound_failed(j, t[2].id, "refused", 12), TB_OK);
+	assert_int_equal(tb_journal_outbound_next_due(j, &when), TB_OK);
+	assert_int_equal(when, 30);
+	assert_int_equal(tb_journal_outbound_pending(j, &n), TB_OK);
+	assert_int_equal(n, 3);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tb_journal_outbound_due(j, 1000, 0, collect_due, &d), TB_OK);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.id[0], t[0].id); /* 30 */
+	assert_string_equal(d.id[1], t[1].id); /* 50, one attempt */
+	assert_int_equal(d.attempts[1], 1);
+	assert_string_equal(d.id[2], t[4].id); /* 100 */
+	tb_journal_close(j);
+}
+
+/* ---- prune ---- */
+
+static void
+test_prune(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg m1, m2, m3, o1, o2, o3;
+	struct tb_journal_status st;
+	struct tb_buf r;
+	size_t removed = 99;
+	int64_t n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&m1, 1, 100); /* acked, expires 100 */
+	mkmsg(&m2, 2, 100); /* never acked */
+	mkmsg(&m3, 3, 1000); /* acked, expires later */
+	mkmsg(&o1, 11, 100); /* delivered */
+	mkmsg(&o2, 12, 100); /* still queued */
+	mkmsg(&o3, 13, 100); /* failed */
+	assert_int_equal(tb_journal_inbound_put(j, &m1.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &m2.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &m3.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, m1.id), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, m3.id), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o3.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, NULL, 0, 50), TB_OK);
+	assert_int_equal(tb_journal_outbound_failed(j, o3.id, "x", 50), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'i', m1.id, m1.digest, "p", 1, "received"),
+			 TB_OK);
+
+	/* bound 150 - 60 = 90: nothing has expired before it yet */
+	assert_int_equal(tb_journal_prune(j, 150, 60, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(tb_journal_prune(j, 150, -1, &removed), TB_E_ARG);
+	/* no wrap-around on absurd inputs */
+	assert_int_equal(tb_journal_prune(j, INT64_MIN, INT64_MAX, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+
+	/* bound 200 - 60 = 140: m1, o1, o3 go */
+	assert_int_equal(tb_journal_prune(j, 200, 60, &removed), TB_OK);
+	assert_int_equal(removed, 3);
+	assert_int_equal(tb_journal_inbound_receipt(j, m1.id, &r), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbound_receipt(j, m2.id, &r), TB_OK); /* unacked: kept */
+	assert_int_equal(tb_journal_inbound_receipt(j, m3.id, &r), TB_OK); /* unexpired: kept */
+	assert_int_equal(tb_journal_outbound_status(j, o1.id, &st, NULL), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_status(j, o2.id, &st, NULL), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, o3.id, &st, NULL), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 1);
+	/* the id of m1 is forgotten: from here only the expiry check refuses
+	 * a replay of it, which is why the bound trails the expiry */
+	assert_int_equal(tb_journal_inbound_put(j, &m1.m, NULL), TB_OK);
+	/* the audit chain is never pruned */
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 1);
+	tb_buf_free(&r);
+}
+
+/* ---- audit ---- */
+
+/* The documented serialization, rebuilt byte by byte as an oracle. */
+static void
+oracle_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid, const char *dg,
+	    const char *peer, int64_t at, const char *event, uint8_t out[32])
+{
+	uint8_t b[1024];
+	size_t o = 0;
+	const char *strs[3] = {msgid, dg, peer};
+
+	memcpy(b, "tongban-audit-v1", 16);
+	o = 16;
+	for (int i = 7; i >= 0; i--)
+		b[o++] = (uint8_t)((uint64_t)seq >> (8 * i));
+	memcpy(b + o, prev, 32);
+	o += 32;
+	b[o++] = (uint8_t)dir;
+	for (int k = 0; k < 3; k++) {
+		uint32_t n = (uint32_t)strlen(strs[k]);
+		b[o++] = (uint8_t)(n >> 24);
+		b[o++] = (uint8_t)(n >> 16);
+		b[o++] = (uint8_t)(n >> 8);
+		b[o++] = (uint8_t)n;
+		memcpy(b + o, strs[k], n);
+		o += n;
+	}
+	for (int i = 7; i >= 0; i--)
+		b[o++] = (uint8_t)((uint64_t)at >> (8 * i));
+	uint32_t n = (uint32_t)strlen(event);
+	b[o++] = (uint8_t)(n >> 24);
+	b[o++] = (uint8_t)(n >> 16);
+	b[o++] = (uint8_t)(n >> 8);
+	b[o++] = (uint8_t)n;
+	memcpy(b + o, event, n);
+	o += n;
+	tb_sha256(b, o, out);
+}
+
+static const char *const events[5] = {"received", "queued", "delivered", "failed", "received"};
+
+/* A journal with a 5-entry chain; returns the head hash in head. */
+static void
+make_chain(char *path, size_t n, char head[65])
+{
+	struct tb_journal *j;
+	struct tmsg t;
+	int64_t seq;
+
+	newpath(path, n);
+	j = open_ok(path);
+	for (unsigned i = 0; i < 5; i++) {
+		mkmsg(&t, 500 + i, 9000);
+		assert_int_equal(tb_journal_audit_append(j, i % 2 ? 'o' : 'i', t.id, t.digest,
+							 t.from, 1000 + i, events[i]),
+				 TB_OK);
+	}
+	assert_int_equal(tb_journal_audit_head(j, &seq, head), TB_OK);
+	assert_int_equal(seq, 5);
+	tb_journal_close(j);
+}
+
+static void
+test_audit_chain(void **state)
+{
+	char path[128], head[65], hex[65];
+	uint8_t prev[32] = {0}, h[32], h2[32];
+	struct tb_journal *j;
+	struct tb_diag d;
+	struct tmsg t;
+	int64_t bad = -1, n = -1, seq;
+
+	(void)state;
+	/* empty chain */
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_audit_head(j, &seq, head), TB_OK);
+	assert_int_equal(seq, 0);
+	assert_string_equal(head, "0000000000000000000000000000000000000000000000000000000000000000");
+	assert_int_equal(tb_journal_audit_append(j, 'x', "00", "00", "p", 0, "e"), TB_E_ARG);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 0);
+
+	make_chain(path, sizeof(path), head);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 5);
+	/* the head equals the chain recomputed with the independent oracle */
+	for (unsigned i = 0; i < 5; i++) {
+		mkmsg(&t, 500 + i, 9000);
+		oracle_hash(i + 1, prev, i % 2 ? 'o' : 'i', t.id, t.digest, t.from, 1000 + i,
+			    events[i], h);
+		assert_int_equal(tb_journal_audit_hash(i + 1, prev, i % 2 ? 'o' : 'i', t.id,
+						       t.digest, t.from, 1000 + i, events[i], h2),
+				 TB_OK);
+		assert_memory_equal(h, h2, 32);
+		memcpy(prev, h, 32);
+	}
+	tb_hex_encode(prev, 32, hex);
+	assert_string_equal(hex, head);
+	/* field boundaries matter: moving a byte between fields changes it */
+	assert_int_equal(tb_journal_audit_hash(1, prev, 'i', "ab", "c", "p", 0, "e", h), TB_OK);
+	assert_int_equal(tb_journal_audit_hash(1, prev, 'i', "a", "bc", "p", 0, "e", h2), TB_OK);
+	assert_memory_not_equal(h, h2, 32);
+
+	/* an altered field */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "UPDATE audit SET peer = 'mallory' WHERE seq = 3");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 3);
+	assert_int_equal(n, 2);
+	assert_string_equal(tb_err_reason(d.code), "audit.broken");
+
+	/* an altered timestamp */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "UPDATE audit SET at = at + 1 WHERE seq = 5");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 5);
+
+	/* an entry rewritten with a matching hash: its successor's link breaks */
+	make_chain(path, sizeof(path), head);
+	{
+		char sql[512], prevhex[65], hashhex[65];
+		sqlite3 *db;
+		sqlite3_stmt *s;
+		uint8_t p2[32];
+
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT prev, msgid, digest, at FROM audit "
+						    "WHERE seq = 2",
+						    -1, &s, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		snprintf(prevhex, sizeof(prevhex), "%s", sqlite3_column_text(s, 0));
+		assert_true(tb_hex_decode(prevhex, 64, p2, 32));
+		assert_int_equal(tb_journal_audit_hash(2, p2, 'o',
+						       (const char *)sqlite3_column_text(s, 1),
+						       (const char *)sqlite3_column_text(s, 2),
+						       "mallory", sqlite3_column_int64(s, 3),
+						       "queued", h),
+				 TB_OK);
+		sqlite3_finalize(s);
+		tb_hex_encode(h, 32, hashhex);
+		snprintf(sql, sizeof(sql),
+			 "UPDATE audit SET peer = 'mallory', hash = '%s' WHERE seq = 2", hashhex);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 3);
+
+	/* a deleted entry is a gap */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "DELETE FROM audit WHERE seq = 2");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 2);
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(d.detail, "missing"));
+	/* ... and so is the first one */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "DELETE FROM audit WHERE seq = 1");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 1);
+	/* a malformed stored hash */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "UPDATE audit SET hash = 'zz' WHERE seq = 4");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 4);
+	/* the live node refuses to extend a damaged head */
+	j = open_ok(path);
+	mkmsg(&t, 1, 1);
+	raw_exec(path, "UPDATE audit SET hash = 'zz' WHERE seq = 5");
+	assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, "p", 1, "received"),
+			 TB_E_AUDIT);
+	tb_journal_close(j);
+
+	/* the documented limit: a truncated tail verifies; the head kept
+	 * elsewhere is what exposes it */
+	make_chain(path, sizeof(path), head);
+	raw_exec(path, "DELETE FROM audit WHERE seq = 5");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 4);
+	j = open_ok(path);
+	assert_int_equal(tb_journal_audit_head(j, &seq, hex), TB_OK);
+	assert_int_equal(seq, 4);
+	assert_string_not_equal(hex, head);
+	tb_journal_close(j);
+}
+
+/* verify runs beside a live writer (WAL), seeing committed entries only */
+static void
+test_audit_verify_while_open(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t;
+	int64_t n = 0;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	mkmsg(&t, 1, 9000);
+	assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, "p", 1, "received"), TB_OK);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'o', t.id, t.digest, "p", 2, "queued"), TB_OK);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 2);
+	tb_journal_close(j);
+}
+
+/* ---- persistence, batches, transactions ---- */
+
+static void
+test_reopen_persistence(void **state)
+{
+	char path[128], head[65], head2[65];
+	struct tb_journal *j;
+	struct tb_journal_status st;
+	struct tmsg a, o;
+	struct tb_buf r;
+	int64_t n, seq;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	tb_buf_init(&r);
+	j = open_ok(path);
+	mkmsg(&a, 1, 9000);
+	mkmsg(&o, 2, 9000);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'i', a.id, a.digest, a.from, 5, "received"),
+			 TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o.m, 77), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'o', o.id, o.digest, "city-2", 5, "queued"),
+			 TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_retry(j, o.id, 88, "later"), TB_OK);
+	assert_int_equal(tb_journal_audit_head(j, &seq, head), TB_OK);
+	tb_journal_close(j);
+
+	j = open_ok(path);
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, &r), TB_E_REPLAY);
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(tb_journal_outbound_status(j, o.id, &st, NULL), TB_OK);
+	assert_int_equal(st.attempts, 1);
+	assert_int_equal(st.next_attempt, 88);
+	assert_string_equal(st.last_error, "later");
+	assert_int_equal(tb_journal_outbound_next_due(j, &n), TB_OK);
+	assert_int_equal(n, 88);
+	assert_int_equal(tb_journal_audit_head(j, &seq, head2), TB_OK);
+	assert_int_equal(seq, 2);
+	assert_string_equal(head, head2);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 2);
+	tb_buf_free(&r);
+}
+
+static void
+test_transactions(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t;
+	int64_t n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_commit(j), TB_E_ARG);
+	assert_int_equal(tb_journal_rollback(j), TB_E_ARG);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_begin(j), TB_E_ARG);
+	for (unsigned i = 0; i < 10; i++) {
+		mkmsg(&t, i, 9000);
+		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+		assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, t.from, 1,
+							 "received"),
+				 TB_OK);
+	}
+	assert_int_equal(tb_journal_rollback(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 0);
+
+	/* a batch of 100 in one transaction, then the close of an open one
+	 * drops it */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	for (unsigned i = 0; i < 100; i++) {
+		mkmsg(&t, i, 9000);
+		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+		assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, t.from, 1,
+							 "received"),
+				 TB_OK);
+	}
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 100);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	mkmsg(&t, 1000, 9000);
+	assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+	tb_journal_close(j);
+	j = open_ok(path);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 100);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 100);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Measured, not asserted: machines differ.  Each message is one inbound
+ * put plus one audit entry, 100 per committed (fsynced) transaction. */
+static void
+test_throughput(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t;
+	const unsigned batches = 50, per = 100;
+	double t0, dt, c0, cdt = 0;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	mkmsg(&t, 0, 9000);
+	t0 = now_s();
+	for (unsigned b = 0; b < batches; b++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		for (unsigned i = 0; i < per; i++) {
+			unsigned k = b * per + i;
+			snprintf(t.id, sizeof(t.id), "%032x", k);
+			assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+			assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, t.from,
+								 k, "received"),
+					 TB_OK);
+		}
+		c0 = now_s();
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+		cdt += now_s() - c0;
+	}
+	dt = now_s() - t0;
+	printf("# journal: %u msgs in %u transactions of %u: %.3f s, %.0f msgs/s "
+	       "(commit+fsync %.2f ms/txn)\n",
+	       batches * per, batches, per, dt, batches * per / dt, cdt * 1000 / batches);
+	/* outbound: put + audit, then delivered + audit */
+	t0 = now_s();
+	for (unsigned b = 0; b < batches; b++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		for (unsigned i = 0; i < per; i++) {
+			unsigned k = b * per + i;
+			snprintf(t.id, sizeof(t.id), "%032x", k);
+			assert_int_equal(tb_journal_outbound_put(j, &t.m, k), TB_OK);
+			assert_int_equal(tb_journal_audit_append(j, 'o', t.id, t.digest, "x", k,
+								 "queued"),
+					 TB_OK);
+		}
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+	}
+	dt = now_s() - t0;
+	printf("# journal: outbound put %u msgs: %.0f msgs/s\n", batches * per,
+	       batches * per / dt);
+	tb_journal_close(j);
+}
+
+/* ---- crash safety ---- */
+
+#define CRASH_BATCH 20
+
+/* The child: commits batches of CRASH_BATCH inbound messages (each with
+ * its audit entry) and reports each batch number after commit returns. */
+static void
+crash_child(const char *path, int wfd)
+{
+	struct tb_journal *j = tb_journal_open(path, NULL);
+	struct tmsg t;
+
+	if (j == NULL)
+		_exit(2);
+	for (uint32_t b = 0;; b++) {
+		if (tb_journal_begin(j) != TB_OK)
+			_exit(3);
+		for (unsigned i = 0; i < CRASH_BATCH; i++) {
+			mkmsg(&t, b * CRASH_BATCH + i, 9000);
+			if (tb_journal_inbound_put(j, &t.m, NULL) != TB_OK ||
+			    tb_journal_audit_append(j, 'i', t.id, t.digest, t.from, b,
+						    "received") != TB_OK)
+				_exit(4);
+		}
+		if (tb_journal_commit(j) != TB_OK)
+			_exit(5);
+		if (write(wfd, &b, sizeof(b)) != (ssize_t)sizeof(b))
+			_exit(6);
+	}
+}
+
+static void
+test_crash_kill(void **state)
+{
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	const char *env = getenv("TB_JOURNAL_SEED");
+
+	(void)state;
+	if (env != NULL)
+		seed = (unsigned)strtoul(env, NULL, 10);
+	printf("# crash test seed %u (TB_JOURNAL_SEED to repeat)\n", seed);
+	srand(seed);
+	for (int round = 0; round < 6; round++) {
+		char path[128];
+		int fds[2], status;
+		uint32_t b, last = 0, reports = 0, target;
+		struct tb_journal *j;
+		struct tb_buf r;
+		struct tb_diag d;
+		pid_t pid;
+		int64_t n, bad;
+		uint32_t complete = 0;
+
+		newpath(path, sizeof(path));
+		assert_int_equal(pipe(fds), 0);
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			crash_child(path, fds[1]);
+		}
+		close(fds[1]);
+		target = 1 + (uint32_t)(rand() % 40);
+		while (reports < target && read(fds[0], &b, sizeof(b)) == (ssize_t)sizeof(b)) {
+			last = b;
+			reports++;
+		}
+		assert_int_equal(reports, target);
+		/* land the kill anywhere inside the next batch or its commit */
+		usleep((useconds_t)(rand() % 3000));
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		/* reports written before the kill are still in the pipe */
+		while (read(fds[0], &b, sizeof(b)) == (ssize_t)sizeof(b))
+			last = b;
+		close(fds[0]);
+
+		j = open_ok(path);
+		tb_buf_init(&r);
+		for (uint32_t bb = 0; bb <= last + 2; bb++) {
+			unsigned present = 0;
+			for (unsigned i = 0; i < CRASH_BATCH; i++) {
+				char id[33];
+				snprintf(id, sizeof(id), "%032x", bb * CRASH_BATCH + i);
+				int rc = tb_journal_inbound_receipt(j, id, &r);
+				assert_true(rc == TB_OK || rc == TB_E_NOTFOUND);
+				if (rc == TB_OK) {
+					struct tmsg t;
+					mkmsg(&t, bb * CRASH_BATCH + i, 9000);
+					assert_int_equal(r.len, sizeof(t.rcpt));
+					assert_memory_equal(r.data, t.rcpt, r.len);
+					present++;
+				}
+			}
+			/* all or nothing per batch; everything reported is there;
+			 * at most the one batch after it committed unreported */
+			assert_true(present == 0 || present == CRASH_BATCH);
+			if (bb <= last)
+				assert_int_equal(present, CRASH_BATCH);
+			if (bb > last + 1)
+				assert_int_equal(present, 0);
+			if (present)
+				complete++;
+		}
+		assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+		assert_int_equal(n, (int64_t)complete * CRASH_BATCH);
+		tb_journal_close(j);
+		tb_buf_free(&r);
+		assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+		assert_int_equal(n, (int64_t)complete * CRASH_BATCH);
+		printf("# crash round %d: killed after %u reported batches, %u on disk\n", round,
+		       last + 1, complete);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_schema_reopen),
+		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_inbound_duplicate_original_receipt),
+		cmocka_unit_test(test_inbox_order_ack),
+		cmocka_unit_test(test_outbound_state_machine),
+		cmocka_unit_test(test_outbound_due_next),
+		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_audit_chain),
+		cmocka_unit_test(test_audit_verify_while_open),
+		cmocka_unit_test(test_reopen_persistence),
+		cmocka_unit_test(test_transactions),
+		cmocka_unit_test(test_throughput),
+		cmocka_unit_test(test_crash_kill),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
