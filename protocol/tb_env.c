@@ -15,6 +15,10 @@
 static const char batch_prefix[16] = "TONGBAN-BATCH-V1";
 
 #define MAX_PROOF 17 /* ceil(log2(TB_BATCH_MAX)) + 1 */
+/* Room a new envelope leaves below TB_ENV_MAX_SIZE for what is added after
+ * creation: the longest "sig" member (a batch proof of MAX_PROOF hashes,
+ * about 1,020 bytes) and a full relay path (about 170 bytes). */
+#define SEAL_RESERVE 1280
 
 static const char *const msgtypes[] = {
 	"identity.verify", "identity.result",
@@ -183,7 +187,8 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	    (rc = need(d, sig, "batch", F_OBJ, false, &batch, "sig.")) != TB_OK)
 		return rc;
 	s = tb_json_string(alg, &n);
-	e->alg = tb_alg_from_name(s);
+	/* a NUL inside the string would let strcmp see only a prefix */
+	e->alg = strlen(s) == n ? tb_alg_from_name(s) : TB_ALG_NONE;
 	if (e->alg == TB_ALG_NONE)
 		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "\"%.32s\"", s);
 	s = tb_json_string(kid, &n);
@@ -268,7 +273,7 @@ validate(struct tb_env *e, struct tb_diag *d)
 				   "id must be 32 lowercase hex digits (128 bits)");
 	memcpy(e->id, s, 33);
 	e->type = tb_json_string(type, &n);
-	if (!tb_msgtype_known(e->type))
+	if (strlen(e->type) != n || !tb_msgtype_known(e->type))
 		return tb_diag_set(d, TB_E_TYPE_UNKNOWN, TB_DIAG_NOPOS, "\"%.48s\"", e->type);
 	e->from = tb_json_string(from, &n);
 	if (!tb_member_id_valid(e->from, n))
@@ -459,7 +464,10 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	}
 	tb_hex_encode(rnd, sizeof(rnd), id);
 	if (f->body != NULL) {
-		if ((bdoc = tb_json_parse(f->body, f->body_len, &env_limits, d)) == NULL)
+		/* the body sits one level below the envelope's root */
+		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
+								  TB_ENV_MAX_DEPTH - 1};
+		if ((bdoc = tb_json_parse(f->body, f->body_len, &body_limits, d)) == NULL)
 			goto fail;
 		if (tb_json_kind(tb_json_root(bdoc)) != TB_JSON_OBJECT) {
 			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
@@ -495,6 +503,16 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	 * bad field is reported exactly as a peer would see it. */
 	if (validate(e, d) != TB_OK)
 		goto fail;
+	/* refuse now what no receiver would accept once sealed */
+	if (tb_env_signed_bytes(e, &b) != TB_OK)
+		goto nomem;
+	if (b.len > TB_ENV_MAX_SIZE - SEAL_RESERVE) {
+		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS,
+			    "envelope of %zu bytes leaves no room for its signature (limit %d)",
+			    b.len, TB_ENV_MAX_SIZE - SEAL_RESERVE);
+		goto fail;
+	}
+	tb_buf_free(&b);
 	tb_json_doc_free(bdoc);
 	return e;
 nomem:
@@ -746,11 +764,14 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 	const uint8_t *msg;
 	size_t msglen;
 	uint8_t bmsg[56];
+	struct tb_diag local;
 	int rc;
 
 	*out = NULL;
+	if (d == NULL) /* the code travels in the diag: keep one */
+		d = &local;
 	if ((e = tb_env_parse(buf, len, d)) == NULL)
-		return d != NULL ? d->code : TB_E_JSON_SYNTAX;
+		return d->code;
 	tb_buf_init(&b);
 	tb_buf_init(&tmp);
 	if (!e->sealed) {
