@@ -45,4 +45,10 @@ int cmd_ca(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 
+/* cli_fed.c: trust, registry, route, policy (the federation registry) */
+int cmd_trust(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
+int cmd_route(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+
 #endif

@@ -24,6 +24,10 @@ static const struct {
 	{"ca", cmd_ca, "create CAs, issue and revoke certificates, publish CRLs"},
 	{"node", cmd_node, "create a node key and certificate request"},
 	{"cert", cmd_cert, "verify and show certificates"},
+	{"trust", cmd_trust, "create the registry trust anchor (authorities, threshold)"},
+	{"registry", cmd_registry, "build, sign, verify and show the member registry"},
+	{"route", cmd_route, "resolve which member serves a service for a region"},
+	{"policy", cmd_policy, "check the registry's access policy"},
 };
 
 static void

@@ -52,6 +52,22 @@ enum tb_err {
 	TB_E_CSR = -67,		 /* certificate request unreadable or unacceptable */
 	TB_E_CRL = -68,		 /* CRL unreadable, untrusted or out of date */
 	TB_E_CA_STATE = -69,	 /* CA directory missing, incomplete or inconsistent */
+	/* federation/: registry, trust anchor, routing (-80..-99) */
+	TB_E_REG_THRESHOLD = -80,    /* fewer valid signatures than the threshold */
+	TB_E_REG_SIGNER = -81,	     /* signature by a key not in the trust anchor */
+	TB_E_REG_DUP_SIGNER = -82,   /* two signatures by the same authority */
+	TB_E_REG_TAMPERED = -83,     /* a registry signature does not verify */
+	TB_E_REG_EXPIRED = -84,	     /* now >= valid_until */
+	TB_E_REG_NOT_YET_VALID = -85, /* now < issued */
+	TB_E_REG_ROLLBACK = -86,     /* serial not newer than the one held */
+	TB_E_REG_DUP_MEMBER = -87,   /* two members with one id */
+	TB_E_REG_DUP_KEY = -88,	     /* one key id listed twice */
+	TB_E_REG_LIMIT = -89,	     /* a registry/trust anchor count or length limit */
+	TB_E_REG_FEDERATION = -90,   /* registry names another federation */
+	TB_E_REG_KEY_ID = -91,	     /* key id is not SHA-256 of its SPKI */
+	TB_E_REG_REFERENCE = -92,    /* parent names no hub of the registry */
+	TB_E_REG_MEMBER = -93,	     /* member id not in the registry */
+	TB_E_NO_ROUTE = -94,	     /* no active member serves service x region */
 	/* node/journal: the durable store and its audit chain (-100..-109) */
 	TB_E_JOURNAL_CORRUPT = -100, /* file is not a (readable) Tongban journal */
 	TB_E_NOTFOUND = -101,	     /* no such message id (or nothing queued) */

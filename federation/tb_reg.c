@@ -1,0 +1,1813 @@
+/* tb_reg.c - registry model: parse, validate, verify, serialize, edit. */
+#include "tb_reg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "tb_reg_internal.h"
+#include "tb_trust.h"
+
+/* ---- names ---- */
+
+const char *
+tb_reg_role_name(enum tb_reg_role r)
+{
+	return r == TB_ROLE_CITY ? "city" : r == TB_ROLE_HUB ? "hub" : "?";
+}
+
+enum tb_reg_role
+tb_reg_role_from_name(const char *s)
+{
+	if (strcmp(s, "city") == 0)
+		return TB_ROLE_CITY;
+	if (strcmp(s, "hub") == 0)
+		return TB_ROLE_HUB;
+	return 0;
+}
+
+const char *
+tb_reg_status_name(enum tb_reg_status s)
+{
+	switch (s) {
+	case TB_STATUS_ACTIVE: return "active";
+	case TB_STATUS_SUSPENDED: return "suspended";
+	case TB_STATUS_REVOKED: return "revoked";
+	}
+	return "?";
+}
+
+enum tb_reg_status
+tb_reg_status_from_name(const char *s)
+{
+	if (strcmp(s, "active") == 0)
+		return TB_STATUS_ACTIVE;
+	if (strcmp(s, "suspended") == 0)
+		return TB_STATUS_SUSPENDED;
+	if (strcmp(s, "revoked") == 0)
+		return TB_STATUS_REVOKED;
+	return 0;
+}
+
+const char *
+tb_key_use_name(enum tb_key_use u)
+{
+	return u == TB_USE_TLS ? "tls" : u == TB_USE_SIGN ? "sign" : u == TB_USE_BOTH ? "both" : "?";
+}
+
+enum tb_key_use
+tb_key_use_from_name(const char *s)
+{
+	if (strcmp(s, "tls") == 0)
+		return TB_USE_TLS;
+	if (strcmp(s, "sign") == 0)
+		return TB_USE_SIGN;
+	if (strcmp(s, "both") == 0)
+		return TB_USE_BOTH;
+	return 0;
+}
+
+/* ---- memory ---- */
+
+static char *
+dupn(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static void
+strv_free(struct strv *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->v[i]);
+	free(v->v);
+	v->v = NULL;
+	v->n = 0;
+}
+
+static int
+strv_copy(struct strv *dst, const char *const *src, size_t n)
+{
+	dst->n = 0;
+	dst->v = NULL;
+	if (n == 0)
+		return TB_OK;
+	if ((dst->v = calloc(n, sizeof(char *))) == NULL)
+		return TB_E_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if ((dst->v[i] = dupn(src[i], strlen(src[i]))) == NULL) {
+			dst->n = i;
+			strv_free(dst);
+			return TB_E_NOMEM;
+		}
+	}
+	dst->n = n;
+	return TB_OK;
+}
+
+static void
+member_free(struct reg_member *m)
+{
+	free(m->name);
+	free(m->parent);
+	strv_free(&m->endpoints);
+	for (size_t i = 0; i < m->nkeys; i++)
+		free(m->keys[i].spki);
+	free(m->keys);
+	for (size_t i = 0; i < m->nservices; i++) {
+		free(m->services[i].code);
+		strv_free(&m->services[i].regions);
+	}
+	free(m->services);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+rule_free(struct reg_rule *r)
+{
+	strv_free(&r->services);
+	strv_free(&r->ids);
+	strv_free(&r->roles);
+	strv_free(&r->regions);
+}
+
+void
+tb_reg_free(struct tb_reg *reg)
+{
+	if (reg == NULL)
+		return;
+	free(reg->federation);
+	for (size_t i = 0; i < reg->nmembers; i++)
+		member_free(&reg->members[i]);
+	free(reg->members);
+	free(reg->revoked);
+	free(reg->revoked_sorted);
+	for (size_t i = 0; i < reg->nrules; i++)
+		rule_free(&reg->rules[i]);
+	free(reg->rules);
+	free(reg->sigs);
+	free(reg->by_id);
+	free(reg->by_kid);
+	free(reg);
+}
+
+/* ---- value checks shared by parse and edit ---- */
+
+static bool
+text_ok(const char *s, size_t n)
+{
+	/* UTF-8 is guaranteed by the JSON parser (and checked for edits);
+	 * C0 controls and NUL have no place in names or URIs */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return n > 0 && tb_utf8_valid((const uint8_t *)s, n);
+}
+
+static bool
+endpoint_ok(const char *s, size_t n)
+{
+	const char *sep;
+
+	if (n == 0 || !text_ok(s, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] > 0x7e || s[i] == ' ')
+			return false;
+	/* an absolute URI: scheme "://" authority */
+	sep = strstr(s, "://");
+	if (sep == NULL || sep == s || sep[3] == '\0')
+		return false;
+	for (const char *p = s; p < sep; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' ||
+		      *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+static uint32_t
+idnum(const char *id)
+{
+	return (uint32_t)strtoul(id, NULL, 10);
+}
+
+/* ---- indexes ---- */
+
+static int
+cmp_id(const void *a, const void *b, void *ctx)
+{
+	const struct tb_reg *reg = ctx;
+	uint32_t x = reg->members[*(const uint32_t *)a].idnum;
+	uint32_t y = reg->members[*(const uint32_t *)b].idnum;
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmp_kid(const void *a, const void *b)
+{
+	return memcmp(a, b, TB_KEYID_LEN);
+}
+
+static int
+build_index(struct tb_reg *reg, struct tb_diag *d)
+{
+	size_t nk = 0, j = 0;
+
+	free(reg->by_id);
+	free(reg->by_kid);
+	free(reg->revoked_sorted);
+	reg->by_id = NULL;
+	reg->by_kid = NULL;
+	reg->revoked_sorted = NULL;
+	reg->nkids = 0;
+	if ((reg->by_id = malloc((reg->nmembers + 1) * sizeof(uint32_t))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	for (size_t i = 0; i < reg->nmembers; i++) {
+		reg->by_id[i] = (uint32_t)i;
+		nk += reg->members[i].nkeys;
+	}
+	qsort_r(reg->by_id, reg->nmembers, sizeof(uint32_t), cmp_id, reg);
+	for (size_t i = 1; i < reg->nmembers; i++)
+		if (reg->members[reg->by_id[i]].idnum == reg->members[reg->by_id[i - 1]].idnum)
+			return tb_diag_set(d, TB_E_REG_DUP_MEMBER, TB_DIAG_NOPOS, "member %s",
+					   reg->members[reg->by_id[i]].id);
+	if ((reg->by_kid = malloc((nk + 1) * sizeof(struct kid_ent))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	for (size_t i = 0; i < reg->nmembers; i++)
+		for (size_t k = 0; k < reg->members[i].nkeys; k++, j++) {
+			memcpy(reg->by_kid[j].kid, reg->members[i].keys[k].kid, TB_KEYID_LEN);
+			reg->by_kid[j].m = (uint32_t)i;
+			reg->by_kid[j].k = (uint32_t)k;
+		}
+	reg->nkids = nk;
+	qsort(reg->by_kid, nk, sizeof(struct kid_ent), cmp_kid);
+	for (size_t i = 1; i < nk; i++)
+		if (memcmp(reg->by_kid[i].kid, reg->by_kid[i - 1].kid, TB_KEYID_LEN) == 0) {
+			char hex[2 * TB_KEYID_LEN + 1];
+			tb_hex_encode(reg->by_kid[i].kid, TB_KEYID_LEN, hex);
+			return tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS, "key %.16s... of %s",
+					   hex, reg->members[reg->by_kid[i].m].id);
+		}
+	if ((reg->revoked_sorted = malloc((reg->nrevoked + 1) * TB_KEYID_LEN)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	if (reg->nrevoked > 0)
+		memcpy(reg->revoked_sorted, reg->revoked, reg->nrevoked * TB_KEYID_LEN);
+	qsort(reg->revoked_sorted, reg->nrevoked, TB_KEYID_LEN, cmp_kid);
+	for (size_t i = 1; i < reg->nrevoked; i++)
+		if (memcmp(reg->revoked_sorted[i], reg->revoked_sorted[i - 1], TB_KEYID_LEN) == 0)
+			return tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+					   "revoked_keys lists a key id twice");
+	return TB_OK;
+}
+
+size_t
+tb_reg_find_member(const struct tb_reg *reg, const char *id)
+{
+	size_t lo = 0, hi = reg->nmembers;
+	uint32_t x;
+
+	if (id == NULL || !tb_member_id_valid(id, strlen(id)))
+		return TB_REG_NONE;
+	x = idnum(id);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t y = reg->members[reg->by_id[mid]].idnum;
+		if (y == x)
+			return reg->by_id[mid];
+		if (y < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return TB_REG_NONE;
+}
+
+int
+tb_reg_find_key(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], size_t *m, size_t *k)
+{
+	const struct kid_ent *e = bsearch(kid, reg->by_kid, reg->nkids, sizeof(*e), cmp_kid);
+
+	if (e == NULL)
+		return TB_E_SIG_KEYID;
+	*m = e->m;
+	*k = e->k;
+	return TB_OK;
+}
+
+bool
+tb_reg_key_revoked(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN])
+{
+	return bsearch(kid, reg->revoked_sorted, reg->nrevoked, TB_KEYID_LEN, cmp_kid) != NULL;
+}
+
+/* Parent references: a parent is another member whose role is hub; hubs
+ * have no parent; a member without endpoints needs a parent. */
+static int
+check_refs(const struct tb_reg *reg, struct tb_diag *d)
+{
+	for (size_t i = 0; i < reg->nmembers; i++) {
+		const struct reg_member *m = &reg->members[i];
+		size_t p;
+
+		if (m->parent == NULL) {
+			if (m->endpoints.n == 0)
+				return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+						   "member %s has neither endpoints nor a parent",
+						   m->id);
+			continue;
+		}
+		if (m->role == TB_ROLE_HUB)
+			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+					   "hub %s must not have a parent", m->id);
+		p = tb_reg_find_member(reg, m->parent);
+		if (p == TB_REG_NONE || reg->members[p].role != TB_ROLE_HUB)
+			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+					   "parent %s of member %s is not a hub in the registry",
+					   m->parent, m->id);
+	}
+	return TB_OK;
+}
+
+/* ---- parsing ---- */
+
+enum fkind { F_STR, F_INT, F_ARR, F_OBJ };
+
+static int
+need(struct tb_diag *d, const struct tb_json *obj, const char *key, enum fkind k, bool required,
+     const struct tb_json **out, const char *ctx)
+{
+	const struct tb_json *v = tb_json_get(obj, key);
+	int64_t i;
+	bool ok;
+
+	*out = v;
+	if (v == NULL)
+		return required ? tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, key)
+				: TB_OK;
+	switch (k) {
+	case F_STR: ok = tb_json_kind(v) == TB_JSON_STRING; break;
+	case F_INT: ok = tb_json_integer(v, &i); break;
+	case F_ARR: ok = tb_json_kind(v) == TB_JSON_ARRAY; break;
+	default: ok = tb_json_kind(v) == TB_JSON_OBJECT; break;
+	}
+	if (!ok)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, key,
+				   k == F_STR   ? "a string"
+				   : k == F_INT ? "an integer"
+				   : k == F_ARR ? "an array"
+						: "an object");
+	return TB_OK;
+}
+
+static int
+only(struct tb_diag *d, const struct tb_json *obj, const char *const *allowed, const char *ctx)
+{
+	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
+		const char *k = tb_json_key(m, NULL);
+		size_t i;
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], k) == 0)
+				break;
+		if (allowed[i] == NULL)
+			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS, "%s%.60s", ctx, k);
+	}
+	return TB_OK;
+}
+
+/* A string value no longer than max (TB_E_REG_LIMIT beyond). */
+static int
+str_of(struct tb_diag *d, const struct tb_json *v, size_t max, const char **s, size_t *n,
+       const char *ctx)
+{
+	if (tb_json_kind(v) != TB_JSON_STRING)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be a string", ctx);
+	*s = tb_json_string(v, n);
+	if (*n > max)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
+				   "%s is %zu bytes, more than %zu", ctx, *n, max);
+	return TB_OK;
+}
+
+static int
+count_ok(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, const char *ctx)
+{
+	size_t n = tb_json_count(arr);
+	if (n > max)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "%s has %zu entries, more than %zu",
+				   ctx, n, max);
+	if (n < min)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%s needs at least %zu entr%s", ctx, min, min == 1 ? "y" : "ies");
+	return TB_OK;
+}
+
+typedef bool (*str_pred)(const char *s, size_t n);
+
+static bool
+role_pred(const char *s, size_t n)
+{
+	return (n == 4 && strncmp(s, "city", 4) == 0) || (n == 3 && strncmp(s, "hub", 3) == 0);
+}
+
+static bool
+region_pred(const char *s, size_t n)
+{
+	return tb_region_code_valid(s, n);
+}
+
+static bool
+member_pred(const char *s, size_t n)
+{
+	return tb_member_id_valid(s, n);
+}
+
+static bool
+service_pred(const char *s, size_t n)
+{
+	return tb_service_code_valid(s, n);
+}
+
+static bool
+text_pred(const char *s, size_t n)
+{
+	return endpoint_ok(s, n);
+}
+
+/* An array of strings each satisfying pred, copied into out. */
+static int
+strv_parse(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, str_pred pred,
+	   const char *what, struct strv *out, const char *ctx)
+{
+	size_t i = 0;
+	int rc;
+
+	if ((rc = count_ok(d, arr, min, max, ctx)) != TB_OK)
+		return rc;
+	out->n = 0;
+	if ((out->v = calloc(tb_json_count(arr) + 1, sizeof(char *))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	for (const struct tb_json *v = tb_json_first(arr); v != NULL; v = tb_json_next(v), i++) {
+		const char *s;
+		size_t n;
+		if ((rc = str_of(d, v, TB_REG_MAX_STRING, &s, &n, ctx)) != TB_OK)
+			return rc;
+		if (!pred(s, n))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "%s[%zu] is not %s", ctx, i, what);
+		if ((out->v[out->n] = dupn(s, n)) == NULL)
+			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		out->n++;
+	}
+	return TB_OK;
+}
+
+static int
+kid_parse(struct tb_diag *d, const struct tb_json *v, uint8_t kid[TB_KEYID_LEN], const char *ctx)
+{
+	const char *s;
+	size_t n;
+	int rc;
+
+	if ((rc = str_of(d, v, TB_REG_MAX_STRING, &s, &n, ctx)) != TB_OK)
+		return rc;
+	if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%s must be 64 lowercase hex digits", ctx);
+	return TB_OK;
+}
+
+static int
+parse_key(struct tb_diag *d, const struct tb_json *o, struct reg_key *k, const char *ctx)
+{
+	static const char *const allowed[] = {"kid", "spki", "use", NULL};
+	const struct tb_json *kid, *spki, *use;
+	const char *s;
+	size_t n;
+	char c2[160];
+	int rc;
+
+	if (tb_json_kind(o) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be an object", ctx);
+	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
+	    (rc = need(d, o, "kid", F_STR, true, &kid, ctx)) != TB_OK ||
+	    (rc = need(d, o, "spki", F_STR, true, &spki, ctx)) != TB_OK ||
+	    (rc = need(d, o, "use", F_STR, true, &use, ctx)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%.120skid", ctx);
+	if ((rc = kid_parse(d, kid, k->kid, c2)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%.120sspki", ctx);
+	if ((rc = str_of(d, spki, tb_b64url_len(TB_REG_MAX_SPKI), &s, &n, c2)) != TB_OK)
+		return rc;
+	if ((k->spki = malloc(n + 1)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	if (n == 0 || !tb_b64url_decode(s, n, k->spki, n, &k->spki_len))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%s is not base64url", c2);
+	s = tb_json_string(use, &n);
+	if (strlen(s) != n || (k->use = tb_key_use_from_name(s)) == 0)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%suse must be tls, sign or both", ctx);
+	return TB_OK;
+}
+
+static int
+parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, size_t idx)
+{
+	static const char *const allowed[] = {"id",	"name", "role",	    "parent", "endpoints",
+					      "keys",	"services", "status", NULL};
+	const struct tb_json *id, *name, *role, *parent, *eps, *keys, *svcs, *status;
+	char ctx[64], c2[160];
+	const char *s;
+	size_t n, i;
+	int rc;
+
+	snprintf(ctx, sizeof(ctx), "members[%zu].", idx);
+	if (tb_json_kind(o) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "members[%zu] must be an object",
+				   idx);
+	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
+	    (rc = need(d, o, "id", F_STR, true, &id, ctx)) != TB_OK ||
+	    (rc = need(d, o, "name", F_STR, true, &name, ctx)) != TB_OK ||
+	    (rc = need(d, o, "role", F_STR, true, &role, ctx)) != TB_OK ||
+	    (rc = need(d, o, "parent", F_STR, false, &parent, ctx)) != TB_OK ||
+	    (rc = need(d, o, "endpoints", F_ARR, true, &eps, ctx)) != TB_OK ||
+	    (rc = need(d, o, "keys", F_ARR, true, &keys, ctx)) != TB_OK ||
+	    (rc = need(d, o, "services", F_ARR, true, &svcs, ctx)) != TB_OK ||
+	    (rc = need(d, o, "status", F_STR, true, &status, ctx)) != TB_OK)
+		return rc;
+	s = tb_json_string(id, &n);
+	if (!tb_member_id_valid(s, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%sid must be a 6-digit member id", ctx);
+	memcpy(m->id, s, n + 1);
+	m->idnum = idnum(m->id);
+	snprintf(c2, sizeof(c2), "%sname", ctx);
+	if ((rc = str_of(d, name, TB_REG_MAX_STRING, &s, &n, c2)) != TB_OK)
+		return rc;
+	if (!text_ok(s, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%s must be non-empty text without control characters", c2);
+	if ((m->name = dupn(s, n)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	s = tb_json_string(role, &n);
+	if (strlen(s) != n || (m->role = tb_reg_role_from_name(s)) == 0)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%srole must be city or hub",
+				   ctx);
+	if (parent != NULL) {
+		s = tb_json_string(parent, &n);
+		if (!tb_member_id_valid(s, n) || strcmp(s, m->id) == 0)
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "%sparent must be another member's id", ctx);
+		if ((m->parent = dupn(s, n)) == NULL)
+			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	}
+	s = tb_json_string(status, &n);
+	if (strlen(s) != n || (m->status = tb_reg_status_from_name(s)) == 0)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%sstatus must be active, suspended or revoked", ctx);
+	snprintf(c2, sizeof(c2), "%sendpoints", ctx);
+	if ((rc = strv_parse(d, eps, 0, TB_REG_MAX_ENDPOINTS, text_pred, "an absolute URI",
+			     &m->endpoints, c2)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%skeys", ctx);
+	if ((rc = count_ok(d, keys, 1, TB_REG_MAX_KEYS, c2)) != TB_OK)
+		return rc;
+	if ((m->keys = calloc(tb_json_count(keys), sizeof(*m->keys))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	i = 0;
+	for (const struct tb_json *k = tb_json_first(keys); k != NULL; k = tb_json_next(k), i++) {
+		snprintf(c2, sizeof(c2), "%skeys[%zu].", ctx, i);
+		m->nkeys = i + 1;
+		if ((rc = parse_key(d, k, &m->keys[i], c2)) != TB_OK)
+			return rc;
+	}
+	snprintf(c2, sizeof(c2), "%sservices", ctx);
+	if ((rc = count_ok(d, svcs, 0, TB_REG_MAX_SERVICES, c2)) != TB_OK)
+		return rc;
+	if ((m->services = calloc(tb_json_count(svcs) + 1, sizeof(*m->services))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	i = 0;
+	for (const struct tb_json *v = tb_json_first(svcs); v != NULL; v = tb_json_next(v), i++) {
+		static const char *const sallowed[] = {"code", "regions", NULL};
+		const struct tb_json *code, *regs;
+		struct reg_service *sv = &m->services[i];
+		char c3[224];
+
+		snprintf(c2, sizeof(c2), "%sservices[%zu].", ctx, i);
+		if (tb_json_kind(v) != TB_JSON_OBJECT)
+			return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be an object",
+					   c2);
+		if ((rc = only(d, v, sallowed, c2)) != TB_OK ||
+		    (rc = need(d, v, "code", F_STR, true, &code, c2)) != TB_OK ||
+		    (rc = need(d, v, "regions", F_ARR, true, &regs, c2)) != TB_OK)
+			return rc;
+		m->nservices = i + 1;
+		s = tb_json_string(code, &n);
+		if (!tb_service_code_valid(s, n))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "%scode is not a service code", c2);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->services[j].code, s) == 0)
+				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+						   "%scode %s listed twice", c2, s);
+		if ((sv->code = dupn(s, n)) == NULL)
+			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		snprintf(c3, sizeof(c3), "%sregions", c2);
+		if ((rc = strv_parse(d, regs, 1, TB_REG_MAX_REGIONS, region_pred,
+				     "a 2, 4 or 6-digit region code", &sv->regions, c3)) != TB_OK)
+			return rc;
+	}
+	return TB_OK;
+}
+
+static int
+parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_t idx)
+{
+	static const char *const allowed[] = {"effect", "services", "from", NULL};
+	static const char *const fallowed[] = {"ids", "roles", "regions", NULL};
+	const struct tb_json *eff, *svcs, *from, *ids, *roles, *regs;
+	char ctx[64], c2[160];
+	const char *s;
+	size_t n;
+	int rc;
+
+	snprintf(ctx, sizeof(ctx), "policy.rules[%zu].", idx);
+	if (tb_json_kind(o) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
+				   "policy.rules[%zu] must be an object", idx);
+	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
+	    (rc = need(d, o, "effect", F_STR, true, &eff, ctx)) != TB_OK ||
+	    (rc = need(d, o, "services", F_ARR, true, &svcs, ctx)) != TB_OK ||
+	    (rc = need(d, o, "from", F_OBJ, false, &from, ctx)) != TB_OK)
+		return rc;
+	s = tb_json_string(eff, &n);
+	if (strcmp(s, "allow") == 0 && n == 5)
+		r->allow = true;
+	else if (strcmp(s, "deny") == 0 && n == 4)
+		r->allow = false;
+	else
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%seffect must be allow or deny", ctx);
+	snprintf(c2, sizeof(c2), "%sservices", ctx);
+	if (tb_json_count(svcs) == 1 && tb_json_kind(tb_json_first(svcs)) == TB_JSON_STRING &&
+	    strcmp(tb_json_string(tb_json_first(svcs), &n), "*") == 0 && n == 1) {
+		static const char *const any[] = {"*"};
+		if (strv_copy(&r->services, any, 1) != TB_OK)
+			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	} else if ((rc = strv_parse(d, svcs, 1, TB_REG_MAX_RULE_ITEMS, service_pred,
+				    "a service code (or \"*\" alone)", &r->services, c2)) != TB_OK) {
+		return rc;
+	}
+	if (from == NULL)
+		return TB_OK;
+	r->has_from = true;
+	snprintf(c2, sizeof(c2), "%sfrom.", ctx);
+	if ((rc = only(d, from, fallowed, c2)) != TB_OK ||
+	    (rc = need(d, from, "ids", F_ARR, false, &ids, c2)) != TB_OK ||
+	    (rc = need(d, from, "roles", F_ARR, false, &roles, c2)) != TB_OK ||
+	    (rc = need(d, from, "regions", F_ARR, false, &regs, c2)) != TB_OK)
+		return rc;
+	if (ids == NULL && roles == NULL && regs == NULL)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%sfrom needs ids, roles or regions (omit it to match anyone)",
+				   ctx);
+	snprintf(c2, sizeof(c2), "%sfrom.ids", ctx);
+	if (ids != NULL && (rc = strv_parse(d, ids, 1, TB_REG_MAX_RULE_ITEMS, member_pred,
+					    "a member id", &r->ids, c2)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%sfrom.roles", ctx);
+	if (roles != NULL && (rc = strv_parse(d, roles, 1, 2, role_pred, "city or hub", &r->roles,
+					      c2)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%sfrom.regions", ctx);
+	if (regs != NULL && (rc = strv_parse(d, regs, 1, TB_REG_MAX_RULE_ITEMS, region_pred,
+					     "a region code", &r->regions, c2)) != TB_OK)
+		return rc;
+	return TB_OK;
+}
+
+static int
+parse_sig(struct tb_diag *d, const struct tb_json *o, struct reg_sig *sg, size_t idx)
+{
+	static const char *const allowed[] = {"kid", "alg", "val", NULL};
+	const struct tb_json *kid, *alg, *val;
+	char ctx[32], c2[64];
+	const char *s;
+	size_t n, got;
+	int rc;
+
+	snprintf(ctx, sizeof(ctx), "sigs[%zu].", idx);
+	if (tb_json_kind(o) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "sigs[%zu] must be an object",
+				   idx);
+	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
+	    (rc = need(d, o, "kid", F_STR, true, &kid, ctx)) != TB_OK ||
+	    (rc = need(d, o, "alg", F_STR, true, &alg, ctx)) != TB_OK ||
+	    (rc = need(d, o, "val", F_STR, true, &val, ctx)) != TB_OK)
+		return rc;
+	snprintf(c2, sizeof(c2), "%skid", ctx);
+	if ((rc = kid_parse(d, kid, sg->kid, c2)) != TB_OK)
+		return rc;
+	s = tb_json_string(alg, &n);
+	if (strlen(s) != n || (sg->alg = tb_alg_from_name(s)) == TB_ALG_NONE)
+		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "%salg must be ed25519 or p256",
+				   ctx);
+	s = tb_json_string(val, &n);
+	if (n != tb_b64url_len(TB_SIG_LEN) ||
+	    !tb_b64url_decode(s, n, sg->val, TB_SIG_LEN, &got) || got != TB_SIG_LEN)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%sval must be 64 bytes in base64url", ctx);
+	return TB_OK;
+}
+
+static int
+int_field(struct tb_diag *d, const struct tb_json *v, int64_t min, const char *name, int64_t *out)
+{
+	if (!tb_json_integer(v, out) || *out < min || *out > TB_REG_MAX_INT)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "%s must be an integer in [%lld, 2^53]", name, (long long)min);
+	return TB_OK;
+}
+
+/* Hostile input first: no string anywhere may exceed what any field
+ * allows (names and endpoints 1 KiB, an SPKI's base64url 1366 bytes). */
+static int
+check_strings(const struct tb_json *v, struct tb_diag *d)
+{
+	size_t n;
+	int rc;
+
+	switch (tb_json_kind(v)) {
+	case TB_JSON_STRING:
+		tb_json_string(v, &n);
+		if (n > 2 * TB_REG_MAX_STRING)
+			return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
+					   "a string of %zu bytes (at most %d)", n,
+					   TB_REG_MAX_STRING);
+		return TB_OK;
+	case TB_JSON_ARRAY:
+	case TB_JSON_OBJECT:
+		for (const struct tb_json *c = tb_json_first(v); c != NULL; c = tb_json_next(c)) {
+			if (tb_json_kind(v) == TB_JSON_OBJECT) {
+				tb_json_key(c, &n);
+				if (n > TB_REG_MAX_STRING)
+					return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
+							   "a member name of %zu bytes", n);
+			}
+			if ((rc = check_strings(c, d)) != TB_OK)
+				return rc;
+		}
+		return TB_OK;
+	default:
+		return TB_OK;
+	}
+}
+
+static int
+parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
+{
+	static const char *const allowed[] = {"v",	 "federation",	 "serial", "issued",
+					      "valid_until", "members", "revoked_keys",
+					      "policy",	 "sigs",	 NULL};
+	static const char *const pallowed[] = {"default", "rules", NULL};
+	const struct tb_json *v, *fed, *serial, *issued, *until, *members, *revoked, *policy,
+		*sigs, *def, *rules;
+	const char *s;
+	size_t n, i;
+	int64_t x;
+	int rc;
+
+	if (tb_json_kind(root) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "registry must be an object");
+	if ((rc = check_strings(root, d)) != TB_OK)
+		return rc;
+	if ((rc = only(d, root, allowed, "")) != TB_OK ||
+	    (rc = need(d, root, "v", F_INT, true, &v, "")) != TB_OK)
+		return rc;
+	if (!tb_json_integer(v, &x) || x != 1)
+		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "registry v must be 1");
+	if ((rc = need(d, root, "federation", F_STR, true, &fed, "")) != TB_OK ||
+	    (rc = need(d, root, "serial", F_INT, true, &serial, "")) != TB_OK ||
+	    (rc = need(d, root, "issued", F_INT, true, &issued, "")) != TB_OK ||
+	    (rc = need(d, root, "valid_until", F_INT, true, &until, "")) != TB_OK ||
+	    (rc = need(d, root, "members", F_ARR, true, &members, "")) != TB_OK ||
+	    (rc = need(d, root, "revoked_keys", F_ARR, true, &revoked, "")) != TB_OK ||
+	    (rc = need(d, root, "policy", F_OBJ, true, &policy, "")) != TB_OK ||
+	    (rc = need(d, root, "sigs", F_ARR, false, &sigs, "")) != TB_OK)
+		return rc;
+	s = tb_json_string(fed, &n);
+	if (!tb_service_code_valid(s, n))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "federation must be 1-64 of a-z 0-9 . -");
+	if ((reg->federation = dupn(s, n)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	if ((rc = int_field(d, serial, 1, "serial", &x)) != TB_OK)
+		return rc;
+	reg->serial = (uint64_t)x;
+	if ((rc = int_field(d, issued, 0, "issued", &reg->issued)) != TB_OK ||
+	    (rc = int_field(d, until, 0, "valid_until", &reg->valid_until)) != TB_OK)
+		return rc;
+	if (reg->valid_until <= reg->issued)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "valid_until must be after issued");
+
+	if ((rc = count_ok(d, members, 0, TB_REG_MAX_MEMBERS, "members")) != TB_OK)
+		return rc;
+	n = tb_json_count(members);
+	if ((reg->members = calloc(n + 1, sizeof(*reg->members))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	reg->capmembers = n + 1;
+	i = 0;
+	for (const struct tb_json *m = tb_json_first(members); m != NULL; m = tb_json_next(m), i++) {
+		reg->nmembers = i + 1;
+		if ((rc = parse_member(d, m, &reg->members[i], i)) != TB_OK)
+			return rc;
+	}
+
+	if ((rc = count_ok(d, revoked, 0, TB_REG_MAX_REVOKED, "revoked_keys")) != TB_OK)
+		return rc;
+	if ((reg->revoked = malloc((tb_json_count(revoked) + 1) * TB_KEYID_LEN)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	for (const struct tb_json *k = tb_json_first(revoked); k != NULL; k = tb_json_next(k)) {
+		if ((rc = kid_parse(d, k, reg->revoked[reg->nrevoked], "revoked_keys[]")) != TB_OK)
+			return rc;
+		reg->nrevoked++;
+	}
+
+	if ((rc = only(d, policy, pallowed, "policy.")) != TB_OK ||
+	    (rc = need(d, policy, "default", F_STR, true, &def, "policy.")) != TB_OK ||
+	    (rc = need(d, policy, "rules", F_ARR, true, &rules, "policy.")) != TB_OK)
+		return rc;
+	s = tb_json_string(def, &n);
+	if (strcmp(s, "allow") == 0 && n == 5)
+		reg->policy_allow = true;
+	else if (strcmp(s, "deny") == 0 && n == 4)
+		reg->policy_allow = false;
+	else
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "policy.default must be allow or deny");
+	if ((rc = count_ok(d, rules, 0, TB_REG_MAX_RULES, "policy.rules")) != TB_OK)
+		return rc;
+	if ((reg->rules = calloc(tb_json_count(rules) + 1, sizeof(*reg->rules))) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	i = 0;
+	for (const struct tb_json *r = tb_json_first(rules); r != NULL; r = tb_json_next(r), i++) {
+		reg->nrules = i + 1;
+		if ((rc = parse_rule(d, r, &reg->rules[i], i)) != TB_OK)
+			return rc;
+	}
+
+	if (sigs != NULL) {
+		if ((rc = count_ok(d, sigs, 0, TB_REG_MAX_SIGS, "sigs")) != TB_OK)
+			return rc;
+		if ((reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(*reg->sigs))) == NULL)
+			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		i = 0;
+		for (const struct tb_json *g = tb_json_first(sigs); g != NULL;
+		     g = tb_json_next(g), i++) {
+			if ((rc = parse_sig(d, g, &reg->sigs[i], i)) != TB_OK)
+				return rc;
+			reg->nsigs = i + 1;
+		}
+	}
+	if ((rc = build_index(reg, d)) != TB_OK)
+		return rc;
+	return check_refs(reg, d);
+}
+
+struct tb_reg *
+tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d)
+{
+	static const struct tb_json_limits lim = {TB_REG_MAX_SIZE, TB_REG_MAX_DEPTH};
+	struct tb_json_doc *doc;
+	struct tb_reg *reg;
+
+	tb_diag_clear(d);
+	if (len > TB_REG_MAX_SIZE) {
+		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "registry is %zu bytes, more than %u",
+			    len, TB_REG_MAX_SIZE);
+		return NULL;
+	}
+	if ((doc = tb_json_parse(text, len, &lim, d)) == NULL)
+		return NULL;
+	if ((reg = calloc(1, sizeof(*reg))) == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto fail;
+	}
+	if (parse_doc(reg, tb_json_root(doc), d) != TB_OK)
+		goto fail;
+	tb_json_doc_free(doc);
+	return reg;
+fail:
+	tb_reg_free(reg);
+	tb_json_doc_free(doc);
+	return NULL;
+}
+
+struct tb_reg *
+tb_reg_new(const char *federation, int64_t issued, int64_t valid_until, struct tb_diag *d)
+{
+	struct tb_reg *reg;
+
+	tb_diag_clear(d);
+	if (federation == NULL || !tb_service_code_valid(federation, strlen(federation))) {
+		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			    "federation name must be 1-64 of a-z 0-9 . -");
+		return NULL;
+	}
+	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT) {
+		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			    "valid_until must be after issued (and at most 2^53)");
+		return NULL;
+	}
+	if ((reg = calloc(1, sizeof(*reg))) == NULL ||
+	    (reg->federation = dupn(federation, strlen(federation))) == NULL ||
+	    (reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(*reg->sigs))) == NULL ||
+	    build_index(reg, d) != TB_OK) {
+		tb_reg_free(reg);
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	reg->serial = 1;
+	reg->issued = issued;
+	reg->valid_until = valid_until;
+	reg->edited = true; /* a new registry starts at serial 1 */
+	return reg;
+}
+
+/* ---- serialization ---- */
+
+struct bld {
+	struct tb_json_doc *doc;
+	int rc;
+};
+
+static struct tb_json *
+js(struct bld *b, const char *s)
+{
+	struct tb_json *v = tb_json_new_string(b->doc, s, strlen(s));
+	if (v == NULL)
+		b->rc = TB_E_NOMEM;
+	return v;
+}
+
+static struct tb_json *
+jnum(struct bld *b, double x)
+{
+	struct tb_json *v = tb_json_new_number(b->doc, x);
+	if (v == NULL)
+		b->rc = TB_E_NOMEM;
+	return v;
+}
+
+static struct tb_json *
+jo(struct bld *b)
+{
+	struct tb_json *v = tb_json_new_object(b->doc);
+	if (v == NULL)
+		b->rc = TB_E_NOMEM;
+	return v;
+}
+
+static struct tb_json *
+ja(struct bld *b)
+{
+	struct tb_json *v = tb_json_new_array(b->doc);
+	if (v == NULL)
+		b->rc = TB_E_NOMEM;
+	return v;
+}
+
+static void
+set(struct bld *b, struct tb_json *o, const char *k, struct tb_json *v)
+{
+	if (b->rc != TB_OK || o == NULL || v == NULL || tb_json_set(b->doc, o, k, v) != TB_OK)
+		b->rc = TB_E_NOMEM;
+}
+
+static void
+app(struct bld *b, struct tb_json *a, struct tb_json *v)
+{
+	if (b->rc != TB_OK || a == NULL || v == NULL || tb_json_append(a, v) != TB_OK)
+		b->rc = TB_E_NOMEM;
+}
+
+static struct tb_json *
+jstrv(struct bld *b, const struct strv *v)
+{
+	struct tb_json *a = ja(b);
+	for (size_t i = 0; i < v->n && b->rc == TB_OK; i++)
+		app(b, a, js(b, v->v[i]));
+	return a;
+}
+
+static struct tb_json *
+jhex(struct bld *b, const uint8_t *p, size_t n)
+{
+	char hex[2 * TB_KEYID_LEN + 1];
+	tb_hex_encode(p, n, hex);
+	return js(b, hex);
+}
+
+static struct tb_json *
+jb64(struct bld *b, const uint8_t *p, size_t n)
+{
+	char *t = malloc(tb_b64url_len(n) + 1);
+	struct tb_json *v;
+	if (t == NULL) {
+		b->rc = TB_E_NOMEM;
+		return NULL;
+	}
+	tb_b64url_encode(p, n, t);
+	v = js(b, t);
+	free(t);
+	return v;
+}
+
+static struct tb_json *
+build_member(struct bld *b, const struct reg_member *m)
+{
+	struct tb_json *o = jo(b), *keys = ja(b), *svcs = ja(b);
+
+	set(b, o, "id", js(b, m->id));
+	set(b, o, "name", js(b, m->name));
+	set(b, o, "role", js(b, tb_reg_role_name(m->role)));
+	if (m->parent != NULL)
+		set(b, o, "parent", js(b, m->parent));
+	set(b, o, "endpoints", jstrv(b, &m->endpoints));
+	for (size_t k = 0; k < m->nkeys && b->rc == TB_OK; k++) {
+		struct tb_json *ko = jo(b);
+		set(b, ko, "kid", jhex(b, m->keys[k].kid, TB_KEYID_LEN));
+		set(b, ko, "spki", jb64(b, m->keys[k].spki, m->keys[k].spki_len));
+		set(b, ko, "use", js(b, tb_key_use_name(m->keys[k].use)));
+		app(b, keys, ko);
+	}
+	set(b, o, "keys", keys);
+	for (size_t s = 0; s < m->nservices && b->rc == TB_OK; s++) {
+		struct tb_json *so = jo(b);
+		set(b, so, "code", js(b, m->services[s].code));
+		set(b, so, "regions", jstrv(b, &m->services[s].regions));
+		app(b, svcs, so);
+	}
+	set(b, o, "services", svcs);
+	set(b, o, "status", js(b, tb_reg_status_name(m->status)));
+	return o;
+}
+
+static int
+build(const struct tb_reg *reg, bool with_sigs, struct tb_buf *out)
+{
+	static const char *const omit[] = {"sigs", NULL};
+	struct bld b = {tb_json_doc_new(), TB_OK};
+	struct tb_json *root, *members, *rev, *pol, *rules, *sigs;
+
+	if (b.doc == NULL)
+		return TB_E_NOMEM;
+	root = jo(&b);
+	set(&b, root, "v", jnum(&b, 1));
+	set(&b, root, "federation", js(&b, reg->federation));
+	set(&b, root, "serial", jnum(&b, (double)reg->serial));
+	set(&b, root, "issued", jnum(&b, (double)reg->issued));
+	set(&b, root, "valid_until", jnum(&b, (double)reg->valid_until));
+	members = ja(&b);
+	for (size_t i = 0; i < reg->nmembers && b.rc == TB_OK; i++)
+		app(&b, members, build_member(&b, &reg->members[i]));
+	set(&b, root, "members", members);
+	rev = ja(&b);
+	for (size_t i = 0; i < reg->nrevoked && b.rc == TB_OK; i++)
+		app(&b, rev, jhex(&b, reg->revoked[i], TB_KEYID_LEN));
+	set(&b, root, "revoked_keys", rev);
+	pol = jo(&b);
+	set(&b, pol, "default", js(&b, reg->policy_allow ? "allow" : "deny"));
+	rules = ja(&b);
+	for (size_t i = 0; i < reg->nrules && b.rc == TB_OK; i++) {
+		const struct reg_rule *r = &reg->rules[i];
+		struct tb_json *ro = jo(&b);
+		set(&b, ro, "effect", js(&b, r->allow ? "allow" : "deny"));
+		set(&b, ro, "services", jstrv(&b, &r->services));
+		if (r->has_from) {
+			struct tb_json *f = jo(&b);
+			if (r->ids.n > 0)
+				set(&b, f, "ids", jstrv(&b, &r->ids));
+			if (r->roles.n > 0)
+				set(&b, f, "roles", jstrv(&b, &r->roles));
+			if (r->regions.n > 0)
+				set(&b, f, "regions", jstrv(&b, &r->regions));
+			set(&b, ro, "from", f);
+		}
+		app(&b, rules, ro);
+	}
+	set(&b, pol, "rules", rules);
+	set(&b, root, "policy", pol);
+	sigs = ja(&b);
+	for (size_t i = 0; i < reg->nsigs && b.rc == TB_OK; i++) {
+		struct tb_json *so = jo(&b);
+		set(&b, so, "kid", jhex(&b, reg->sigs[i].kid, TB_KEYID_LEN));
+		set(&b, so, "alg", js(&b, tb_alg_name(reg->sigs[i].alg)));
+		set(&b, so, "val", jb64(&b, reg->sigs[i].val, TB_SIG_LEN));
+		app(&b, sigs, so);
+	}
+	set(&b, root, "sigs", sigs);
+	if (b.rc == TB_OK)
+		b.rc = tb_json_canon(root, with_sigs ? NULL : omit, out);
+	tb_json_doc_free(b.doc);
+	return b.rc;
+}
+
+int
+tb_reg_signed_bytes(const struct tb_reg *reg, struct tb_buf *out)
+{
+	return build(reg, false, out);
+}
+
+int
+tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out)
+{
+	return build(reg, true, out);
+}
+
+/* ---- verification ---- */
+
+int
+tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
+	      uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d)
+{
+	struct tb_buf msg;
+	size_t good = 0;
+	int rc = TB_OK;
+	char hex[2 * TB_KEYID_LEN + 1];
+
+	tb_diag_clear(d);
+	tb_buf_init(&msg);
+	if (valid_sigs != NULL)
+		*valid_sigs = 0;
+	if (strcmp(reg->federation, tb_trust_federation(trust)) != 0) {
+		rc = tb_diag_set(d, TB_E_REG_FEDERATION, TB_DIAG_NOPOS,
+				 "registry is for '%s', trust anchor for '%s'", reg->federation,
+				 tb_trust_federation(trust));
+		goto out;
+	}
+	for (size_t i = 0; i < reg->nsigs; i++) {
+		const struct reg_sig *sg = &reg->sigs[i];
+		const struct tb_pub *pub;
+		size_t a;
+
+		tb_hex_encode(sg->kid, TB_KEYID_LEN, hex);
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(reg->sigs[j].kid, sg->kid, TB_KEYID_LEN) == 0) {
+				rc = tb_diag_set(d, TB_E_REG_DUP_SIGNER, TB_DIAG_NOPOS,
+						 "sigs[%zu] and sigs[%zu] by %.16s...", j, i, hex);
+				goto out;
+			}
+		if ((a = tb_trust_find(trust, sg->kid)) == (size_t)-1) {
+			rc = tb_diag_set(d, TB_E_REG_SIGNER, TB_DIAG_NOPOS,
+					 "sigs[%zu] key %.16s... is not an authority", i, hex);
+			goto out;
+		}
+		pub = tb_trust_pub(trust, a);
+		if (tb_pub_alg(pub) != sg->alg) {
+			rc = tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS,
+					 "sigs[%zu] says %s but the authority's key is %s", i,
+					 tb_alg_name(sg->alg), tb_alg_name(tb_pub_alg(pub)));
+			goto out;
+		}
+		if (msg.len == 0 && (rc = tb_reg_signed_bytes(reg, &msg)) != TB_OK) {
+			tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+			goto out;
+		}
+		if (!tb_pub_verify(pub, msg.data, msg.len, sg->val)) {
+			rc = tb_diag_set(d, TB_E_REG_TAMPERED, TB_DIAG_NOPOS,
+					 "sigs[%zu] by %s does not verify", i,
+					 tb_trust_name(trust, a));
+			goto out;
+		}
+		good++;
+	}
+	if (valid_sigs != NULL)
+		*valid_sigs = good;
+	if (good < tb_trust_threshold(trust)) {
+		rc = tb_diag_set(d, TB_E_REG_THRESHOLD, TB_DIAG_NOPOS,
+				 "%zu of %u required signatures (%zu authorities)", good,
+				 tb_trust_threshold(trust), tb_trust_count(trust));
+		goto out;
+	}
+	for (size_t i = 0; i < reg->nmembers; i++) {
+		const struct reg_member *m = &reg->members[i];
+		for (size_t k = 0; k < m->nkeys; k++) {
+			uint8_t h[32];
+			tb_sha256(m->keys[k].spki, m->keys[k].spki_len, h);
+			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0) {
+				rc = tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
+						 "member %s keys[%zu]", m->id, k);
+				goto out;
+			}
+		}
+	}
+	if (now < reg->issued) {
+		rc = tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
+				 "issued %lld, now %lld", (long long)reg->issued, (long long)now);
+		goto out;
+	}
+	if (now >= reg->valid_until) {
+		rc = tb_diag_set(d, TB_E_REG_EXPIRED, TB_DIAG_NOPOS, "valid until %lld, now %lld",
+				 (long long)reg->valid_until, (long long)now);
+		goto out;
+	}
+	if (previous_serial != 0 && reg->serial <= previous_serial) {
+		rc = tb_diag_set(d, TB_E_REG_ROLLBACK, TB_DIAG_NOPOS,
+				 "serial %llu, previous %llu", (unsigned long long)reg->serial,
+				 (unsigned long long)previous_serial);
+		goto out;
+	}
+out:
+	tb_buf_free(&msg);
+	return rc;
+}
+
+/* ---- accessors ---- */
+
+const char *
+tb_reg_federation(const struct tb_reg *reg)
+{
+	return reg->federation;
+}
+
+uint64_t
+tb_reg_serial(const struct tb_reg *reg)
+{
+	return reg->serial;
+}
+
+int64_t
+tb_reg_issued(const struct tb_reg *reg)
+{
+	return reg->issued;
+}
+
+int64_t
+tb_reg_valid_until(const struct tb_reg *reg)
+{
+	return reg->valid_until;
+}
+
+size_t
+tb_reg_member_count(const struct tb_reg *reg)
+{
+	return reg->nmembers;
+}
+
+const char *
+tb_reg_member_id(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].id;
+}
+
+const char *
+tb_reg_member_name(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].name;
+}
+
+enum tb_reg_role
+tb_reg_member_role(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].role;
+}
+
+const char *
+tb_reg_member_parent(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].parent;
+}
+
+enum tb_reg_status
+tb_reg_member_status(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].status;
+}
+
+size_t
+tb_reg_endpoint_count(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].endpoints.n;
+}
+
+const char *
+tb_reg_endpoint(const struct tb_reg *reg, size_t m, size_t i)
+{
+	return reg->members[m].endpoints.v[i];
+}
+
+size_t
+tb_reg_key_count(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].nkeys;
+}
+
+void
+tb_reg_key(const struct tb_reg *reg, size_t m, size_t k, uint8_t kid[TB_KEYID_LEN],
+	   enum tb_key_use *use, const uint8_t **spki, size_t *spki_len)
+{
+	const struct reg_key *key = &reg->members[m].keys[k];
+	if (kid != NULL)
+		memcpy(kid, key->kid, TB_KEYID_LEN);
+	if (use != NULL)
+		*use = key->use;
+	if (spki != NULL)
+		*spki = key->spki;
+	if (spki_len != NULL)
+		*spki_len = key->spki_len;
+}
+
+size_t
+tb_reg_service_count(const struct tb_reg *reg, size_t m)
+{
+	return reg->members[m].nservices;
+}
+
+const char *
+tb_reg_service_code(const struct tb_reg *reg, size_t m, size_t s)
+{
+	return reg->members[m].services[s].code;
+}
+
+size_t
+tb_reg_region_count(const struct tb_reg *reg, size_t m, size_t s)
+{
+	return reg->members[m].services[s].regions.n;
+}
+
+const char *
+tb_reg_region(const struct tb_reg *reg, size_t m, size_t s, size_t r)
+{
+	return reg->members[m].services[s].regions.v[r];
+}
+
+size_t
+tb_reg_revoked_count(const struct tb_reg *reg)
+{
+	return reg->nrevoked;
+}
+
+size_t
+tb_reg_sig_count(const struct tb_reg *reg)
+{
+	return reg->nsigs;
+}
+
+void
+tb_reg_sig(const struct tb_reg *reg, size_t i, uint8_t kid[TB_KEYID_LEN], enum tb_alg *alg)
+{
+	memcpy(kid, reg->sigs[i].kid, TB_KEYID_LEN);
+	*alg = reg->sigs[i].alg;
+}
+
+/* ---- editing ---- */
+
+static int
+mark_edited(struct tb_reg *reg, struct tb_diag *d)
+{
+	if (!reg->edited) {
+		if (reg->serial >= (uint64_t)TB_REG_MAX_INT)
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "serial cannot grow past 2^53");
+		reg->serial++;
+		reg->edited = true;
+	}
+	reg->nsigs = 0;
+	return TB_OK;
+}
+
+static bool
+all_pred(const char *const *v, size_t n, str_pred pred)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == NULL || !pred(v[i], strlen(v[i])))
+			return false;
+	return true;
+}
+
+int
+tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struct tb_diag *d)
+{
+	struct reg_member m;
+	int rc;
+
+	tb_diag_clear(d);
+	memset(&m, 0, sizeof(m));
+	if (sp->id == NULL || !tb_member_id_valid(sp->id, strlen(sp->id)))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "id must be a 6-digit member id");
+	if (sp->name == NULL || strlen(sp->name) > TB_REG_MAX_STRING ||
+	    !text_ok(sp->name, strlen(sp->name)))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "name must be 1-%d bytes of text", TB_REG_MAX_STRING);
+	if (sp->role != TB_ROLE_CITY && sp->role != TB_ROLE_HUB)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "role must be city or hub");
+	if (sp->status < TB_STATUS_ACTIVE || sp->status > TB_STATUS_REVOKED)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad status");
+	if (sp->nendpoints > TB_REG_MAX_ENDPOINTS || sp->nkeys < 1 ||
+	    sp->nkeys > TB_REG_MAX_KEYS || sp->nservices > TB_REG_MAX_SERVICES)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
+				   "0-%d endpoints, 1-%d keys, 0-%d services", TB_REG_MAX_ENDPOINTS,
+				   TB_REG_MAX_KEYS, TB_REG_MAX_SERVICES);
+	for (size_t i = 0; i < sp->nendpoints; i++)
+		if (strlen(sp->endpoints[i]) > TB_REG_MAX_STRING ||
+		    !endpoint_ok(sp->endpoints[i], strlen(sp->endpoints[i])))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "endpoint '%.60s' is not an absolute URI",
+					   sp->endpoints[i]);
+	for (size_t i = 0; i < sp->nservices; i++) {
+		const struct tb_reg_service_spec *s = &sp->services[i];
+		if (s->code == NULL || !tb_service_code_valid(s->code, strlen(s->code)))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "'%.60s' is not a service code", s->code ? s->code : "");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(sp->services[j].code, s->code) == 0)
+				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+						   "service %s listed twice", s->code);
+		if (s->nregions < 1 || s->nregions > TB_REG_MAX_REGIONS ||
+		    !all_pred(s->regions, s->nregions, region_pred))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					   "service %s needs 1-%d region codes of 2, 4 or 6 digits",
+					   s->code, TB_REG_MAX_REGIONS);
+	}
+	if (reg->nmembers >= TB_REG_MAX_MEMBERS)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d members",
+				   TB_REG_MAX_MEMBERS);
+	if (tb_reg_find_member(reg, sp->id) != TB_REG_NONE)
+		return tb_diag_set(d, TB_E_REG_DUP_MEMBER, TB_DIAG_NOPOS, "member %s", sp->id);
+	if (sp->parent != NULL) {
+		size_t p = tb_reg_find_member(reg, sp->parent);
+		if (sp->role == TB_ROLE_HUB)
+			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+					   "a hub has no parent");
+		if (p == TB_REG_NONE || reg->members[p].role != TB_ROLE_HUB)
+			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+					   "parent %s is not a hub in the registry", sp->parent);
+	} else if (sp->nendpoints == 0) {
+		return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+				   "a member without endpoints needs a parent hub");
+	}
+	memcpy(m.id, sp->id, 7);
+	m.idnum = idnum(sp->id);
+	m.role = sp->role;
+	m.status = sp->status;
+	rc = TB_E_NOMEM;
+	if ((m.name = dupn(sp->name, strlen(sp->name))) == NULL ||
+	    (sp->parent != NULL && (m.parent = dupn(sp->parent, strlen(sp->parent))) == NULL) ||
+	    strv_copy(&m.endpoints, sp->endpoints, sp->nendpoints) != TB_OK ||
+	    (m.keys = calloc(sp->nkeys, sizeof(*m.keys))) == NULL ||
+	    (m.services = calloc(sp->nservices + 1, sizeof(*m.services))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < sp->nkeys; i++) {
+		const struct tb_reg_key_spec *k = &sp->keys[i];
+		m.nkeys = i + 1;
+		if (k->spki_len == 0 || k->spki_len > TB_REG_MAX_SPKI || k->use < TB_USE_TLS ||
+		    k->use > TB_USE_BOTH) {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad key %zu", i);
+			goto fail;
+		}
+		if ((m.keys[i].spki = malloc(k->spki_len)) == NULL)
+			goto fail;
+		memcpy(m.keys[i].spki, k->spki, k->spki_len);
+		m.keys[i].spki_len = k->spki_len;
+		m.keys[i].use = k->use;
+		tb_sha256(k->spki, k->spki_len, m.keys[i].kid);
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(m.keys[j].kid, m.keys[i].kid, TB_KEYID_LEN) == 0) {
+				rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+						 "key listed twice for %s", sp->id);
+				goto fail;
+			}
+		size_t om, ok;
+		if (tb_reg_find_key(reg, m.keys[i].kid, &om, &ok) == TB_OK) {
+			rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+					 "key already listed for member %s", reg->members[om].id);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < sp->nservices; i++) {
+		m.nservices = i + 1;
+		if ((m.services[i].code = dupn(sp->services[i].code, strlen(sp->services[i].code))) ==
+			    NULL ||
+		    strv_copy(&m.services[i].regions, sp->services[i].regions,
+			      sp->services[i].nregions) != TB_OK)
+			goto fail;
+	}
+	if (reg->nmembers == reg->capmembers) {
+		size_t cap = reg->capmembers < 16 ? 16 : reg->capmembers * 2;
+		struct reg_member *nm = realloc(reg->members, cap * sizeof(*nm));
+		if (nm == NULL)
+			goto fail;
+		reg->members = nm;
+		reg->capmembers = cap;
+	}
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		goto fail;
+	reg->members[reg->nmembers++] = m;
+	/* incremental index update: insert into the sorted arrays */
+	{
+		uint32_t *bi = realloc(reg->by_id, (reg->nmembers + 1) * sizeof(uint32_t));
+		struct kid_ent *bk =
+			realloc(reg->by_kid, (reg->nkids + m.nkeys + 1) * sizeof(struct kid_ent));
+		size_t pos = 0;
+		if (bi != NULL)
+			reg->by_id = bi;
+		if (bk != NULL)
+			reg->by_kid = bk;
+		if (bi == NULL || bk == NULL) {
+			reg->nmembers--;
+			rc = TB_E_NOMEM;
+			goto fail;
+		}
+		while (pos < reg->nmembers - 1 && reg->members[bi[pos]].idnum < m.idnum)
+			pos++;
+		memmove(bi + pos + 1, bi + pos, (reg->nmembers - 1 - pos) * sizeof(uint32_t));
+		bi[pos] = (uint32_t)(reg->nmembers - 1);
+		for (size_t k = 0; k < m.nkeys; k++) {
+			size_t q = 0;
+			while (q < reg->nkids && memcmp(bk[q].kid, m.keys[k].kid, TB_KEYID_LEN) < 0)
+				q++;
+			memmove(bk + q + 1, bk + q, (reg->nkids - q) * sizeof(*bk));
+			memcpy(bk[q].kid, m.keys[k].kid, TB_KEYID_LEN);
+			bk[q].m = (uint32_t)(reg->nmembers - 1);
+			bk[q].k = (uint32_t)k;
+			reg->nkids++;
+		}
+	}
+	return TB_OK;
+fail:
+	if (rc == TB_E_NOMEM)
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	member_free(&m);
+	return rc;
+}
+
+int
+tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st, struct tb_diag *d)
+{
+	size_t m = tb_reg_find_member(reg, id);
+	int rc;
+
+	tb_diag_clear(d);
+	if (m == TB_REG_NONE)
+		return tb_diag_set(d, TB_E_REG_MEMBER, TB_DIAG_NOPOS, "%.16s", id);
+	if (st < TB_STATUS_ACTIVE || st > TB_STATUS_REVOKED)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad status");
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	reg->members[m].status = st;
+	return TB_OK;
+}
+
+int
+tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d)
+{
+	uint8_t(*nr)[TB_KEYID_LEN];
+	int rc;
+
+	tb_diag_clear(d);
+	if (tb_reg_key_revoked(reg, kid))
+		return TB_OK;
+	if (reg->nrevoked >= TB_REG_MAX_REVOKED)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "too many revoked keys");
+	if ((nr = realloc(reg->revoked, (reg->nrevoked + 1) * TB_KEYID_LEN)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	reg->revoked = nr;
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	memcpy(reg->revoked[reg->nrevoked++], kid, TB_KEYID_LEN);
+	return build_index(reg, d);
+}
+
+int
+tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until, struct tb_diag *d)
+{
+	int rc;
+
+	tb_diag_clear(d);
+	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+				   "valid_until must be after issued (and at most 2^53)");
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	reg->issued = issued;
+	reg->valid_until = valid_until;
+	return TB_OK;
+}
+
+int
+tb_reg_set_policy_default(struct tb_reg *reg, bool allow)
+{
+	int rc = mark_edited(reg, NULL);
+	if (rc == TB_OK)
+		reg->policy_allow = allow;
+	return rc;
+}
+
+int
+tb_reg_clear_policy_rules(struct tb_reg *reg)
+{
+	int rc = mark_edited(reg, NULL);
+	if (rc != TB_OK)
+		return rc;
+	for (size_t i = 0; i < reg->nrules; i++)
+		rule_free(&reg->rules[i]);
+	reg->nrules = 0;
+	return TB_OK;
+}
+
+/* Splits "a,b,c" into v (copied); each must satisfy pred. */
+static int
+split_list(const char *s, size_t n, str_pred pred, struct strv *v)
+{
+	size_t cnt = 1;
+
+	for (size_t i = 0; i < n; i++)
+		cnt += s[i] == ',';
+	if (n == 0 || cnt > TB_REG_MAX_RULE_ITEMS)
+		return TB_E_FIELD_VALUE;
+	if ((v->v = calloc(cnt, sizeof(char *))) == NULL)
+		return TB_E_NOMEM;
+	v->n = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && s[j] != ',')
+			j++;
+		if (j == i || !pred(s + i, j - i))
+			return TB_E_FIELD_VALUE;
+		if ((v->v[v->n] = dupn(s + i, j - i)) == NULL)
+			return TB_E_NOMEM;
+		v->n++;
+		i = j + 1;
+		if (j + 1 == n)
+			return TB_E_FIELD_VALUE; /* trailing comma */
+	}
+	return TB_OK;
+}
+
+static bool
+service_or_any(const char *s, size_t n)
+{
+	return (n == 1 && s[0] == '*') || tb_service_code_valid(s, n);
+}
+
+int
+tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
+{
+	struct reg_rule r;
+	bool have_effect = false;
+	const char *p = text;
+	struct reg_rule *nr;
+	int rc = TB_OK;
+
+	tb_diag_clear(d);
+	memset(&r, 0, sizeof(r));
+	if (reg->nrules >= TB_REG_MAX_RULES)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d rules",
+				   TB_REG_MAX_RULES);
+	while (*p != '\0') {
+		size_t n = strcspn(p, ";");
+		const char *eq = memchr(p, '=', n);
+		size_t kl, vl;
+		const char *val;
+		struct strv *dst = NULL;
+		str_pred pred = NULL;
+
+		if (eq == NULL) {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					 "rule item '%.*s' is not KEY=VALUE", (int)(n > 40 ? 40 : n),
+					 p);
+			goto fail;
+		}
+		kl = (size_t)(eq - p);
+		val = eq + 1;
+		vl = n - kl - 1;
+		if (kl == 6 && strncmp(p, "effect", 6) == 0) {
+			if (vl == 5 && strncmp(val, "allow", 5) == 0)
+				r.allow = true;
+			else if (vl == 4 && strncmp(val, "deny", 4) == 0)
+				r.allow = false;
+			else {
+				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+						 "effect must be allow or deny");
+				goto fail;
+			}
+			have_effect = true;
+		} else if (kl == 8 && strncmp(p, "services", 8) == 0) {
+			dst = &r.services;
+			pred = service_or_any;
+		} else if (kl == 3 && strncmp(p, "ids", 3) == 0) {
+			dst = &r.ids;
+			pred = member_pred;
+		} else if (kl == 5 && strncmp(p, "roles", 5) == 0) {
+			dst = &r.roles;
+			pred = role_pred;
+		} else if (kl == 7 && strncmp(p, "regions", 7) == 0) {
+			dst = &r.regions;
+			pred = region_pred;
+		} else {
+			rc = tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
+					 "rule key '%.*s' (effect, services, ids, roles, regions)",
+					 (int)(kl > 20 ? 20 : kl), p);
+			goto fail;
+		}
+		if (dst != NULL) {
+			if (dst->v != NULL) {
+				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+						 "rule key '%.*s' given twice", (int)kl, p);
+				goto fail;
+			}
+			if ((rc = split_list(val, vl, pred, dst)) != TB_OK) {
+				if (rc != TB_E_NOMEM)
+					tb_diag_set(d, rc, TB_DIAG_NOPOS,
+						    "rule %.*s: bad list '%.*s'", (int)kl, p,
+						    (int)(vl > 60 ? 60 : vl), val);
+				goto fail;
+			}
+		}
+		p += n;
+		if (*p == ';')
+			p++;
+	}
+	if (!have_effect || r.services.n == 0) {
+		rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+				 "a rule needs effect= and services=");
+		goto fail;
+	}
+	for (size_t i = 0; i < r.services.n; i++)
+		if (strcmp(r.services.v[i], "*") == 0 && r.services.n != 1) {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+					 "services=* cannot be combined with codes");
+			goto fail;
+		}
+	r.has_from = r.ids.n > 0 || r.roles.n > 0 || r.regions.n > 0;
+	if (r.roles.n > 2) {
+		rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "at most two roles");
+		goto fail;
+	}
+	if ((nr = realloc(reg->rules, (reg->nrules + 1) * sizeof(*nr))) == NULL) {
+		rc = TB_E_NOMEM;
+		goto fail;
+	}
+	reg->rules = nr;
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		goto fail;
+	reg->rules[reg->nrules++] = r;
+	return TB_OK;
+fail:
+	if (rc == TB_E_NOMEM)
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	rule_free(&r);
+	return rc;
+}
+
+int
+tb_reg_sign(struct tb_reg *reg, const struct tb_key *key, struct tb_diag *d)
+{
+	struct tb_buf msg;
+	struct reg_sig sg;
+	size_t i;
+	int rc;
+
+	tb_diag_clear(d);
+	tb_buf_init(&msg);
+	tb_key_id(key, sg.kid);
+	sg.alg = tb_key_alg(key);
+	if ((rc = tb_reg_signed_bytes(reg, &msg)) != TB_OK) {
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+		goto out;
+	}
+	if (tb_key_sign(key, msg.data, msg.len, sg.val) != TB_OK) {
+		rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "signing failed");
+		goto out;
+	}
+	for (i = 0; i < reg->nsigs; i++)
+		if (memcmp(reg->sigs[i].kid, sg.kid, TB_KEYID_LEN) == 0)
+			break;
+	if (i == TB_REG_MAX_SIGS) {
+		rc = tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d signatures",
+				 TB_REG_MAX_SIGS);
+		goto out;
+	}
+	if (reg->sigs == NULL && (reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(sg))) == NULL) {
+		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto out;
+	}
+	reg->sigs[i] = sg;
+	if (i == reg->nsigs)
+		reg->nsigs++;
+out:
+	tb_buf_free(&msg);
+	return rc;
+}

@@ -1,0 +1,1232 @@
+/* cli_fed.c - `tongban trust`, `registry`, `route`, `policy` (federation/). */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../certs/tb_cert.h"
+#include "../certs/tb_key.h"
+#include "../federation/tb_policy.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_route.h"
+#include "../federation/tb_trust.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+#include "cli.h"
+
+#define MAX_LIST 64
+
+static char subname[160];
+
+static void
+enter_sub(const char *group, const char *sub)
+{
+	snprintf(subname, sizeof(subname), "tongban %s %s", group, sub);
+	cli_cmd = subname;
+}
+
+/* The clock lives here, not in federation/: --now overrides it (tests). */
+static int
+parse_now(const char *s, int64_t *now)
+{
+	long long v;
+
+	if (s == NULL) {
+		*now = (int64_t)time(NULL);
+		return EX_TB_OK;
+	}
+	if (cli_parse_i64(s, &v) != 0 || v < 0)
+		return cli_usage_error("--now must be Unix seconds, not '%s'", s);
+	*now = v;
+	return EX_TB_OK;
+}
+
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* DER SubjectPublicKeyInfo of pub (from its "PUBLIC KEY" PEM). */
+static int
+pub_spki(const struct tb_pub *pub, struct tb_buf *der)
+{
+	struct tb_buf pem;
+	uint32_t acc = 0;
+	int bits = 0, rc = TB_E_KEY;
+	const char *p, *end;
+
+	tb_buf_init(&pem);
+	if (tb_pub_pem(pub, &pem) != TB_OK)
+		goto out;
+	p = strstr((const char *)pem.data, "-----\n");
+	end = strstr((const char *)pem.data, "\n-----END");
+	if (p == NULL || end == NULL || end < p)
+		goto out;
+	for (p += 6; p < end; p++) {
+		int v;
+		if (*p == '\n' || *p == '\r' || *p == '=')
+			continue;
+		if ((v = b64val((unsigned char)*p)) < 0)
+			goto out;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (tb_buf_addc(der, (uint8_t)(acc >> bits)) != TB_OK) {
+				rc = TB_E_NOMEM;
+				goto out;
+			}
+		}
+	}
+	rc = der->len > 0 ? TB_OK : TB_E_KEY;
+out:
+	tb_buf_free(&pem);
+	return rc;
+}
+
+/* Value of attribute attr ("CN", "O") in an RFC 4514 DN, unescaped. */
+static bool
+dn_attr(const char *dn, const char *attr, char *out, size_t outlen)
+{
+	size_t al = strlen(attr);
+	const char *p = dn;
+
+	while (*p != '\0') {
+		if (strncmp(p, attr, al) == 0 && p[al] == '=') {
+			size_t n = 0;
+			for (p += al + 1; *p != '\0' && *p != ','; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (n + 1 < outlen)
+					out[n++] = *p;
+			}
+			out[n] = '\0';
+			return n > 0;
+		}
+		/* next attribute: skip to an unescaped ',' or '+' */
+		while (*p != '\0' && *p != ',' && *p != '+') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			p++;
+		}
+		if (*p != '\0')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+static struct tb_reg *
+load_reg(const char *path, int *rc)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	struct tb_reg *reg = NULL;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, TB_REG_MAX_SIZE, &b, &d) != TB_OK) {
+		*rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((reg = tb_reg_parse(b.data, b.len, &d)) == NULL) {
+		tb_diag_prefix(&d, path);
+		*rc = cli_fail_diag(&d);
+	}
+out:
+	tb_buf_free(&b);
+	return reg;
+}
+
+static struct tb_trust *
+load_trust(const char *path, int *rc)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	struct tb_trust *t = NULL;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, TB_TRUST_MAX_SIZE, &b, &d) != TB_OK) {
+		*rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((t = tb_trust_parse(b.data, b.len, &d)) == NULL) {
+		tb_diag_prefix(&d, path);
+		*rc = cli_fail_diag(&d);
+	}
+out:
+	tb_buf_free(&b);
+	return t;
+}
+
+static int
+save_reg(const struct tb_reg *reg, const char *path, bool exclusive)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&b);
+	if (tb_reg_serialize(reg, &b) != TB_OK || tb_buf_addc(&b, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (tb_file_write(path, b.data, b.len, 0644, exclusive, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+out:
+	tb_buf_free(&b);
+	return rc;
+}
+
+static bool
+want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+/* ---- trust ---- */
+
+static void
+trust_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: tongban trust new --root ROOT.crt --authority AUTH.crt [--authority ...]\n"
+		"                         --threshold K --out TRUST.json [--federation NAME]\n"
+		"       tongban trust show TRUST.json\n\n"
+		"new   writes a node's trust anchor for registries: the federation root\n"
+		"      certificate and the registry authorities (the public keys of the\n"
+		"      AUTH certificates, e.g. the province CAs), of which K distinct ones\n"
+		"      must sign a registry (1 <= K <= number of authorities).  The\n"
+		"      federation name defaults to the root's O, else its CN.  Refuses to\n"
+		"      overwrite TRUST.json.\n"
+		"show  prints the federation, threshold and authorities.\n"
+		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+}
+
+static int
+trust_new(int argc, char **argv)
+{
+	static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
+					     {"authority", required_argument, NULL, 'a'},
+					     {"threshold", required_argument, NULL, 'k'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"federation", required_argument, NULL, 'f'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *root = NULL, *outp = NULL, *fed = NULL, *auth[MAX_LIST];
+	size_t nauth = 0;
+	long long k = 0;
+	struct tb_cert *rc_cert = NULL, *ac = NULL;
+	struct tb_pub *pub = NULL;
+	struct tb_trust *t = NULL;
+	struct tb_buf pem, der, out;
+	struct tb_diag d;
+	char fedbuf[128], name[256];
+	uint8_t kid[TB_KEYID_LEN];
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': root = optarg; break;
+		case 'a':
+			if (nauth == MAX_LIST)
+				return cli_usage_error("at most %d --authority", MAX_LIST);
+			auth[nauth++] = optarg;
+			break;
+		case 'k':
+			if (cli_parse_i64(optarg, &k) != 0 || k < 1)
+				return cli_usage_error("--threshold must be a positive number");
+			break;
+		case 'o': outp = optarg; break;
+		case 'f': fed = optarg; break;
+		case 'h': trust_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (root == NULL || nauth == 0 || k == 0 || outp == NULL)
+		return cli_usage_error("--root, --authority, --threshold and --out are required");
+	if ((size_t)k > nauth)
+		return cli_usage_error("--threshold %lld exceeds the %zu authorities", k, nauth);
+	tb_buf_init(&pem);
+	tb_buf_init(&der);
+	tb_buf_init(&out);
+	if ((rc_cert = tb_cert_load(root, &d)) == NULL) {
+		tb_diag_prefix(&d, root);
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if (fed == NULL) {
+		if (!dn_attr(tb_cert_subject(rc_cert), "O", fedbuf, sizeof(fedbuf)) &&
+		    !dn_attr(tb_cert_subject(rc_cert), "CN", fedbuf, sizeof(fedbuf))) {
+			rc = cli_usage_error("cannot take a federation name from %s; give --federation",
+					     root);
+			goto out;
+		}
+		fed = fedbuf;
+	}
+	if ((t = tb_trust_new(fed, &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	tb_cert_key_id(rc_cert, kid);
+	if (tb_cert_pem(rc_cert, &pem) != TB_OK ||
+	    tb_trust_set_root(t, (const char *)pem.data, pem.len, kid, &d) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "cannot store the root certificate");
+		goto out;
+	}
+	for (size_t i = 0; i < nauth; i++) {
+		if ((ac = tb_cert_load(auth[i], &d)) == NULL || (pub = tb_cert_pub(ac, &d)) == NULL) {
+			tb_diag_prefix(&d, auth[i]);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
+			snprintf(name, sizeof(name), "%s", tb_cert_subject(ac));
+		tb_buf_reset(&der);
+		if (pub_spki(pub, &der) != TB_OK) {
+			rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", auth[i]);
+			goto out;
+		}
+		if (tb_trust_add_authority(t, der.data, der.len, name, &d) != TB_OK) {
+			tb_diag_prefix(&d, auth[i]);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		tb_pub_free(pub);
+		tb_cert_free(ac);
+		pub = NULL;
+		ac = NULL;
+	}
+	if (tb_trust_set_threshold(t, (unsigned)k, &d) != TB_OK ||
+	    tb_trust_serialize(t, &out, &d) != TB_OK || tb_buf_addc(&out, '\n') != TB_OK ||
+	    tb_file_write(outp, out.data, out.len, 0644, 1, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	printf("trust anchor for %s: %zu authorities, threshold %lld\n", fed, nauth, k);
+out:
+	tb_pub_free(pub);
+	tb_cert_free(ac);
+	tb_cert_free(rc_cert);
+	tb_trust_free(t);
+	tb_buf_free(&pem);
+	tb_buf_free(&der);
+	tb_buf_free(&out);
+	return rc;
+}
+
+static int
+trust_show(int argc, char **argv)
+{
+	struct tb_trust *t;
+	int rc = EX_TB_OK;
+	char hex[2 * TB_KEYID_LEN + 1];
+	uint8_t kid[TB_KEYID_LEN];
+
+	if (want_help(argc, argv)) {
+		trust_usage(stdout);
+		return EX_TB_OK;
+	}
+	if (argc != 2)
+		return cli_usage_error("exactly one TRUST.json expected");
+	if ((t = load_trust(argv[1], &rc)) == NULL)
+		return rc;
+	printf("federation %s\nthreshold %u of %zu\n", tb_trust_federation(t), tb_trust_threshold(t),
+	       tb_trust_count(t));
+	for (size_t i = 0; i < tb_trust_count(t); i++) {
+		tb_trust_kid(t, i, kid);
+		tb_hex_encode(kid, TB_KEYID_LEN, hex);
+		printf("authority %s %s %s\n", hex, tb_alg_name(tb_pub_alg(tb_trust_pub(t, i))),
+		       tb_trust_name(t, i));
+	}
+	tb_trust_free(t);
+	return rc;
+}
+
+int
+cmd_trust(int argc, char **argv)
+{
+	if (argc < 2) {
+		trust_usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		trust_usage(stdout);
+		return EX_TB_OK;
+	}
+	enter_sub("trust", argv[1]);
+	if (strcmp(argv[1], "new") == 0)
+		return trust_new(argc - 1, argv + 1);
+	if (strcmp(argv[1], "show") == 0)
+		return trust_show(argc - 1, argv + 1);
+	cli_cmd = "tongban trust";
+	return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
+
+/* ---- registry ---- */
+
+static void
+registry_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: tongban registry new --federation NAME --out REG [--valid-days N] [--now T]\n"
+		"       tongban registry add REG --cert CERT [--sign-cert CERT] --role city|hub\n"
+		"                    [--parent HUB_ID] [--endpoint URI]... [--name NAME]\n"
+		"                    [--service CODE=PREFIX[,PREFIX]...]... [--status S]\n"
+		"       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
+		"                    [--valid-days N [--now T]]\n"
+		"       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
+		"       tongban registry policy REG [--default allow|deny] [--clear]\n"
+		"                    [--rule 'effect=allow|deny;services=*|CODE,..;ids=ID,..;\n"
+		"                            roles=city,hub;regions=PREFIX,..']...\n"
+		"       tongban registry sign REG --key KEY --cert CERT [--pass-file FILE]\n"
+		"       tongban registry verify REG --trust TRUST.json [--previous OLDREG] [--now T]\n"
+		"       tongban registry show REG\n\n"
+		"new     an empty registry, serial 1, valid from now for N days (default 90).\n"
+		"add     a member: id from the certificate's subject serialNumber, name from\n"
+		"        its CN (or --name), key from the certificate (use \"both\"; with\n"
+		"        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert).  A\n"
+		"        member without --endpoint is reached through its --parent hub.\n"
+		"set     a member's status and/or a new validity window.\n"
+		"revoke  lists a certificate's key id as revoked.\n"
+		"policy  sets the access policy's default, drops (--clear) or appends rules.\n"
+		"        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
+		"sign    adds one authority's signature (the key must match CERT).\n"
+		"verify  checks the registry against a trust anchor: prints\n"
+		"        \"ok serial N, M members, valid ... (K of N signatures)\" or one line\n"
+		"        naming the reason: reg.threshold, reg.unknown-signer,\n"
+		"        reg.duplicate-signer, reg.bad-signature (tampered), reg.expired,\n"
+		"        reg.not-yet-valid, reg.serial-not-newer (with --previous),\n"
+		"        reg.duplicate-member, reg.duplicate-key, reg.key-id, reg.limit,\n"
+		"        reg.federation, json.* / field.* (malformed).\n"
+		"show    prints the registry in readable form.\n\n"
+		"Every edit (add, set, revoke, policy) removes all signatures and adds 1\n"
+		"to the serial.  --now T replaces the clock (Unix seconds).\n"
+		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+}
+
+static int
+registry_new(int argc, char **argv)
+{
+	static const struct option opts[] = {{"federation", required_argument, NULL, 'f'},
+					     {"out", required_argument, NULL, 'o'},
+					     {"valid-days", required_argument, NULL, 'v'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *fed = NULL, *outp = NULL, *nows = NULL;
+	long long days = 90;
+	int64_t now;
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int c, rc;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': fed = optarg; break;
+		case 'o': outp = optarg; break;
+		case 'v':
+			if (cli_parse_i64(optarg, &days) != 0 || days < 1 || days > 36500)
+				return cli_usage_error("--valid-days must be 1-36500");
+			break;
+		case 'n': nows = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (fed == NULL || outp == NULL)
+		return cli_usage_error("--federation and --out are required");
+	if ((rc = parse_now(nows, &now)) != EX_TB_OK)
+		return rc;
+	if ((reg = tb_reg_new(fed, now, now + days * 86400, &d)) == NULL)
+		return cli_fail_diag(&d);
+	rc = save_reg(reg, outp, true);
+	tb_reg_free(reg);
+	return rc;
+}
+
+/* Reads a certificate's member id, CN and SPKI. */
+static int
+cert_info(const char *path, char id[TB_MEMBER_ID_MAX], char *cn, size_t cnlen, struct tb_buf *spki)
+{
+	struct tb_cert *cert;
+	struct tb_pub *pub = NULL;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	if ((cert = tb_cert_load(path, &d)) == NULL || (pub = tb_cert_pub(cert, &d)) == NULL) {
+		tb_diag_prefix(&d, path);
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if (id != NULL && tb_cert_member_id(cert, id) != TB_OK) {
+		rc = cli_fail(EX_TB_REFUSED, "%s: no member id (subject serialNumber)", path);
+		goto out;
+	}
+	if (cn != NULL && !dn_attr(tb_cert_subject(cert), "CN", cn, cnlen))
+		cn[0] = '\0';
+	if (pub_spki(pub, spki) != TB_OK)
+		rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", path);
+out:
+	tb_pub_free(pub);
+	tb_cert_free(cert);
+	return rc;
+}
+
+static int
+registry_add(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+					     {"sign-cert", required_argument, NULL, 's'},
+					     {"role", required_argument, NULL, 'r'},
+					     {"parent", required_argument, NULL, 'p'},
+					     {"endpoint", required_argument, NULL, 'e'},
+					     {"service", required_argument, NULL, 'S'},
+					     {"name", required_argument, NULL, 'n'},
+					     {"status", required_argument, NULL, 't'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *cert = NULL, *scert = NULL, *role = NULL, *parent = NULL, *name = NULL;
+	const char *status = "active", *eps[MAX_LIST], *svcarg[MAX_LIST];
+	size_t neps = 0, nsvc = 0;
+	struct tb_reg_service_spec svcs[MAX_LIST];
+	char *svcbuf[MAX_LIST];
+	const char **regs[MAX_LIST];
+	struct tb_reg_key_spec keys[2];
+	struct tb_reg_member_spec spec;
+	struct tb_buf spki1, spki2;
+	char id[TB_MEMBER_ID_MAX], id2[TB_MEMBER_ID_MAX], cn[256];
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cert = optarg; break;
+		case 's': scert = optarg; break;
+		case 'r': role = optarg; break;
+		case 'p': parent = optarg; break;
+		case 'e':
+			if (neps == MAX_LIST)
+				return cli_usage_error("too many --endpoint");
+			eps[neps++] = optarg;
+			break;
+		case 'S':
+			if (nsvc == MAX_LIST)
+				return cli_usage_error("too many --service");
+			svcarg[nsvc++] = optarg;
+			break;
+		case 'n': name = optarg; break;
+		case 't': status = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (cert == NULL || role == NULL)
+		return cli_usage_error("--cert and --role are required");
+	if (tb_reg_role_from_name(role) == 0)
+		return cli_usage_error("--role must be city or hub");
+	if (tb_reg_status_from_name(status) == 0)
+		return cli_usage_error("--status must be active, suspended or revoked");
+	memset(svcbuf, 0, sizeof(svcbuf));
+	memset(regs, 0, sizeof(regs));
+	tb_buf_init(&spki1);
+	tb_buf_init(&spki2);
+	for (size_t i = 0; i < nsvc; i++) {
+		char *eq, *p;
+		size_t n = 1;
+		if ((svcbuf[i] = strdup(svcarg[i])) == NULL) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			goto out;
+		}
+		if ((eq = strchr(svcbuf[i], '=')) == NULL || eq[1] == '\0') {
+			rc = cli_usage_error("--service wants CODE=PREFIX[,PREFIX...], not '%s'",
+					     svcarg[i]);
+			goto out;
+		}
+		*eq = '\0';
+		for (p = eq + 1; *p != '\0'; p++)
+			n += *p == ',';
+		if ((regs[i] = calloc(n, sizeof(char *))) == NULL) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			goto out;
+		}
+		svcs[i].code = svcbuf[i];
+		svcs[i].regions = regs[i];
+		svcs[i].nregions = 0;
+		for (p = strtok(eq + 1, ","); p != NULL; p = strtok(NULL, ","))
+			regs[i][svcs[i].nregions++] = p;
+	}
+	if ((rc = cert_info(cert, id, cn, sizeof(cn), &spki1)) != EX_TB_OK)
+		goto out;
+	if (scert != NULL) {
+		if ((rc = cert_info(scert, id2, NULL, 0, &spki2)) != EX_TB_OK)
+			goto out;
+		if (strcmp(id, id2) != 0) {
+			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
+				      scert, id2);
+			goto out;
+		}
+	}
+	keys[0].spki = spki1.data;
+	keys[0].spki_len = spki1.len;
+	keys[0].use = scert != NULL ? TB_USE_TLS : TB_USE_BOTH;
+	keys[1].spki = spki2.data;
+	keys[1].spki_len = spki2.len;
+	keys[1].use = TB_USE_SIGN;
+	memset(&spec, 0, sizeof(spec));
+	spec.id = id;
+	spec.name = name != NULL ? name : cn[0] != '\0' ? cn : id;
+	spec.parent = parent;
+	spec.role = tb_reg_role_from_name(role);
+	spec.status = tb_reg_status_from_name(status);
+	spec.endpoints = eps;
+	spec.nendpoints = neps;
+	spec.keys = keys;
+	spec.nkeys = scert != NULL ? 2 : 1;
+	spec.services = svcs;
+	spec.nservices = nsvc;
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		goto out;
+	if (tb_reg_add_member(reg, &spec, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("added %s (%s), serial %llu, %zu members\n", id, spec.name,
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
+out:
+	for (size_t i = 0; i < nsvc; i++) {
+		free(svcbuf[i]);
+		free(regs[i]);
+	}
+	tb_buf_free(&spki1);
+	tb_buf_free(&spki2);
+	tb_reg_free(reg);
+	return rc;
+}
+
+static int
+registry_set(int argc, char **argv)
+{
+	static const struct option opts[] = {{"member", required_argument, NULL, 'm'},
+					     {"status", required_argument, NULL, 's'},
+					     {"valid-days", required_argument, NULL, 'v'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *member = NULL, *status = NULL, *nows = NULL;
+	long long days = 0;
+	int64_t now;
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': member = optarg; break;
+		case 's': status = optarg; break;
+		case 'v':
+			if (cli_parse_i64(optarg, &days) != 0 || days < 1 || days > 36500)
+				return cli_usage_error("--valid-days must be 1-36500");
+			break;
+		case 'n': nows = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if ((member == NULL) != (status == NULL))
+		return cli_usage_error("--member and --status go together");
+	if (member == NULL && days == 0)
+		return cli_usage_error("nothing to set: --member/--status or --valid-days");
+	if (status != NULL && tb_reg_status_from_name(status) == 0)
+		return cli_usage_error("--status must be active, suspended or revoked");
+	if ((rc = parse_now(nows, &now)) != EX_TB_OK)
+		return rc;
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		return rc;
+	if ((member != NULL &&
+	     tb_reg_set_status(reg, member, tb_reg_status_from_name(status), &d) != TB_OK) ||
+	    (days > 0 && tb_reg_set_validity(reg, now, now + days * 86400, &d) != TB_OK)) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("serial %llu\n", (unsigned long long)tb_reg_serial(reg));
+out:
+	tb_reg_free(reg);
+	return rc;
+}
+
+static int
+registry_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+					     {"kid", required_argument, NULL, 'k'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *cert = NULL, *kidhex = NULL;
+	uint8_t kid[TB_KEYID_LEN];
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cert = optarg; break;
+		case 'k': kidhex = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if ((cert == NULL) == (kidhex == NULL))
+		return cli_usage_error("give one of --cert and --kid");
+	if (kidhex != NULL && !tb_hex_decode(kidhex, strlen(kidhex), kid, TB_KEYID_LEN))
+		return cli_usage_error("--kid must be 64 lowercase hex digits");
+	if (cert != NULL) {
+		struct tb_cert *cc = tb_cert_load(cert, &d);
+		if (cc == NULL) {
+			tb_diag_prefix(&d, cert);
+			return cli_fail_diag(&d);
+		}
+		tb_cert_key_id(cc, kid);
+		tb_cert_free(cc);
+	}
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		return rc;
+	if (tb_reg_revoke_key(reg, kid, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+	else if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("serial %llu, %zu revoked keys\n", (unsigned long long)tb_reg_serial(reg),
+		       tb_reg_revoked_count(reg));
+	tb_reg_free(reg);
+	return rc;
+}
+
+static int
+registry_policy(int argc, char **argv)
+{
+	static const struct option opts[] = {{"default", required_argument, NULL, 'd'},
+					     {"clear", no_argument, NULL, 'c'},
+					     {"rule", required_argument, NULL, 'r'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *def = NULL, *rules[MAX_LIST];
+	size_t nrules = 0;
+	bool clear = false;
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': def = optarg; break;
+		case 'c': clear = true; break;
+		case 'r':
+			if (nrules == MAX_LIST)
+				return cli_usage_error("too many --rule");
+			rules[nrules++] = optarg;
+			break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (def != NULL && strcmp(def, "allow") != 0 && strcmp(def, "deny") != 0)
+		return cli_usage_error("--default must be allow or deny");
+	if (def == NULL && !clear && nrules == 0)
+		return cli_usage_error("nothing to do: --default, --clear or --rule");
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		return rc;
+	if ((def != NULL && tb_reg_set_policy_default(reg, strcmp(def, "allow") == 0) != TB_OK) ||
+	    (clear && tb_reg_clear_policy_rules(reg) != TB_OK)) {
+		rc = cli_fail(EX_TB_REFUSED, "cannot edit the policy");
+		goto out;
+	}
+	for (size_t i = 0; i < nrules; i++)
+		if (tb_reg_add_policy_rule(reg, rules[i], &d) != TB_OK) {
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("serial %llu, %zu rules, default %s\n", (unsigned long long)tb_reg_serial(reg),
+		       tb_policy_rule_count(reg), tb_policy_default_allow(reg) ? "allow" : "deny");
+out:
+	tb_reg_free(reg);
+	return rc;
+}
+
+static int
+registry_sign(int argc, char **argv)
+{
+	static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
+					     {"cert", required_argument, NULL, 'c'},
+					     {"pass-file", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *keyp = NULL, *certp = NULL, *passf = NULL;
+	struct tb_key *key = NULL;
+	struct tb_cert *cert = NULL;
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
+	uint8_t k1[TB_KEYID_LEN], k2[TB_KEYID_LEN];
+	char *pass = NULL;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': keyp = optarg; break;
+		case 'c': certp = optarg; break;
+		case 'p': passf = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (keyp == NULL || certp == NULL)
+		return cli_usage_error("--key and --cert are required");
+	pass = cli_read_pass(passf, &rc);
+	if (rc != EX_TB_OK)
+		return rc;
+	if ((key = tb_key_load(keyp, pass, &d)) == NULL) {
+		tb_diag_prefix(&d, keyp);
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((cert = tb_cert_load(certp, &d)) == NULL) {
+		tb_diag_prefix(&d, certp);
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	tb_key_id(key, k1);
+	tb_cert_key_id(cert, k2);
+	if (memcmp(k1, k2, TB_KEYID_LEN) != 0) {
+		rc = cli_fail(EX_TB_REFUSED, "key: %s does not match the key of %s", keyp, certp);
+		goto out;
+	}
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		goto out;
+	if (tb_reg_sign(reg, key, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("signed serial %llu; %zu signatures\n", (unsigned long long)tb_reg_serial(reg),
+		       tb_reg_sig_count(reg));
+out:
+	tb_reg_free(reg);
+	tb_cert_free(cert);
+	tb_key_free(key);
+	cli_free_pass(pass);
+	return rc;
+}
+
+static void
+fmt_time(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 32, "%lld", (long long)t);
+}
+
+static int
+registry_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
+					     {"previous", required_argument, NULL, 'p'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *trustp = NULL, *prevp = NULL, *nows = NULL;
+	struct tb_trust *t = NULL;
+	struct tb_reg *reg = NULL, *prev = NULL;
+	struct tb_diag d;
+	size_t good;
+	int64_t now;
+	char t1[32], t2[32];
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': trustp = optarg; break;
+		case 'p': prevp = optarg; break;
+		case 'n': nows = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (trustp == NULL)
+		return cli_usage_error("--trust is required");
+	if ((rc = parse_now(nows, &now)) != EX_TB_OK)
+		return rc;
+	if ((t = load_trust(trustp, &rc)) == NULL)
+		goto out;
+	/* the previous registry was verified when it was accepted; only
+	 * its serial matters here */
+	if (prevp != NULL && (prev = load_reg(prevp, &rc)) == NULL)
+		goto out;
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		goto out;
+	if (tb_reg_verify(reg, t, now, prev != NULL ? tb_reg_serial(prev) : 0, &good, &d) !=
+	    TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	fmt_time(tb_reg_issued(reg), t1);
+	fmt_time(tb_reg_valid_until(reg), t2);
+	printf("ok serial %llu, %zu members, valid %s to %s (%zu of %u signatures)\n",
+	       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2, good,
+	       tb_trust_threshold(t));
+out:
+	tb_reg_free(reg);
+	tb_reg_free(prev);
+	tb_trust_free(t);
+	return rc;
+}
+
+static int
+registry_show(int argc, char **argv)
+{
+	struct tb_reg *reg;
+	struct tb_buf b;
+	char t1[32], t2[32], hex[2 * TB_KEYID_LEN + 1];
+	uint8_t kid[TB_KEYID_LEN];
+	int rc = EX_TB_OK;
+
+	if (want_help(argc, argv)) {
+		registry_usage(stdout);
+		return EX_TB_OK;
+	}
+	if (argc != 2)
+		return cli_usage_error("exactly one REG file expected");
+	if ((reg = load_reg(argv[1], &rc)) == NULL)
+		return rc;
+	tb_buf_init(&b);
+	fmt_time(tb_reg_issued(reg), t1);
+	fmt_time(tb_reg_valid_until(reg), t2);
+	printf("federation %s\nserial %llu\nissued %s\nvalid_until %s\nmembers %zu\n",
+	       tb_reg_federation(reg), (unsigned long long)tb_reg_serial(reg), t1, t2,
+	       tb_reg_member_count(reg));
+	for (size_t m = 0; m < tb_reg_member_count(reg); m++) {
+		const char *parent = tb_reg_member_parent(reg, m);
+		printf("member %s %s %s parent=%s status=%s\n", tb_reg_member_id(reg, m),
+		       tb_reg_role_name(tb_reg_member_role(reg, m)), tb_reg_member_name(reg, m),
+		       parent != NULL ? parent : "-",
+		       tb_reg_status_name(tb_reg_member_status(reg, m)));
+		for (size_t i = 0; i < tb_reg_endpoint_count(reg, m); i++)
+			printf("  endpoint %s\n", tb_reg_endpoint(reg, m, i));
+		for (size_t k = 0; k < tb_reg_key_count(reg, m); k++) {
+			enum tb_key_use use;
+			tb_reg_key(reg, m, k, kid, &use, NULL, NULL);
+			tb_hex_encode(kid, TB_KEYID_LEN, hex);
+			printf("  key %s %s%s\n", hex, tb_key_use_name(use),
+			       tb_reg_key_revoked(reg, kid) ? " REVOKED" : "");
+		}
+		for (size_t s = 0; s < tb_reg_service_count(reg, m); s++) {
+			printf("  service %s", tb_reg_service_code(reg, m, s));
+			for (size_t r = 0; r < tb_reg_region_count(reg, m, s); r++)
+				printf("%c%s", r == 0 ? ' ' : ',', tb_reg_region(reg, m, s, r));
+			printf("\n");
+		}
+	}
+	printf("revoked_keys %zu\npolicy default %s\n", tb_reg_revoked_count(reg),
+	       tb_policy_default_allow(reg) ? "allow" : "deny");
+	for (size_t i = 0; i < tb_policy_rule_count(reg); i++) {
+		tb_buf_reset(&b);
+		if (tb_policy_rule_text(reg, i, &b) == TB_OK)
+			printf("rule %zu %s\n", i, (const char *)b.data);
+	}
+	printf("signatures %zu\n", tb_reg_sig_count(reg));
+	for (size_t i = 0; i < tb_reg_sig_count(reg); i++) {
+		enum tb_alg alg;
+		tb_reg_sig(reg, i, kid, &alg);
+		tb_hex_encode(kid, TB_KEYID_LEN, hex);
+		printf("sig %s %s\n", hex, tb_alg_name(alg));
+	}
+	tb_buf_free(&b);
+	tb_reg_free(reg);
+	return rc;
+}
+
+int
+cmd_registry(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} subs[] = {{"new", registry_new},	   {"add", registry_add},
+		    {"set", registry_set},	   {"revoke", registry_revoke},
+		    {"policy", registry_policy}, {"sign", registry_sign},
+		    {"verify", registry_verify}, {"show", registry_show}};
+
+	if (argc < 2) {
+		registry_usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		registry_usage(stdout);
+		return EX_TB_OK;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			enter_sub("registry", argv[1]);
+			return subs[i].fn(argc - 1, argv + 1);
+		}
+	cli_cmd = "tongban registry";
+	return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
+
+/* ---- route ---- */
+
+static void
+route_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: tongban route resolve --registry REG --service CODE --region CODE\n"
+		"                             [--trust TRUST.json [--now T]]\n\n"
+		"Prints the member that serves SERVICE for REGION (2, 4 or 6 digits) on the\n"
+		"first line, then \"endpoint URI\" (the first hop's first endpoint) and\n"
+		"\"path HOP...\" (the parent hub first when the member has no endpoint of\n"
+		"its own).  The longest matching region prefix wins; among equally long\n"
+		"ones the lowest member id; suspended and revoked members never route.\n"
+		"With --trust the registry is verified first.  \"no route\" and exit 1\n"
+		"when nobody serves it.\n"
+		"Exit status: 0 found, 1 no route or refused, 2 usage, 3 I/O, 4 internal.\n");
+}
+
+/* Loads REG, verifying it when trustp is given. */
+static struct tb_reg *
+load_checked(const char *regp, const char *trustp, const char *nows, int *rc)
+{
+	struct tb_reg *reg;
+	struct tb_trust *t;
+	struct tb_diag d;
+	int64_t now;
+
+	if ((*rc = parse_now(nows, &now)) != EX_TB_OK)
+		return NULL;
+	if ((reg = load_reg(regp, rc)) == NULL || trustp == NULL)
+		return reg;
+	if ((t = load_trust(trustp, rc)) == NULL) {
+		tb_reg_free(reg);
+		return NULL;
+	}
+	if (tb_reg_verify(reg, t, now, 0, NULL, &d) != TB_OK) {
+		tb_diag_prefix(&d, regp);
+		*rc = cli_fail_diag(&d);
+		tb_reg_free(reg);
+		reg = NULL;
+	}
+	tb_trust_free(t);
+	return reg;
+}
+
+static int
+route_resolve(int argc, char **argv)
+{
+	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
+					     {"service", required_argument, NULL, 's'},
+					     {"region", required_argument, NULL, 'g'},
+					     {"trust", required_argument, NULL, 't'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *regp = NULL, *svc = NULL, *region = NULL, *trustp = NULL, *nows = NULL;
+	struct tb_reg *reg;
+	struct tb_route *rt = NULL;
+	struct tb_route_result res;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK, err;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': regp = optarg; break;
+		case 's': svc = optarg; break;
+		case 'g': region = optarg; break;
+		case 't': trustp = optarg; break;
+		case 'n': nows = optarg; break;
+		case 'h': route_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (regp == NULL || svc == NULL || region == NULL)
+		return cli_usage_error("--registry, --service and --region are required");
+	if ((reg = load_checked(regp, trustp, nows, &rc)) == NULL)
+		return rc;
+	if ((rt = tb_route_new(reg, &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	err = tb_route_resolve(rt, svc, region, &res);
+	if (err == TB_E_ARG) {
+		rc = cli_usage_error("--service must be a service code and --region 2, 4 or 6 digits");
+	} else if (err != TB_OK) {
+		rc = cli_fail(EX_TB_REFUSED, "route.none: no route for %s in %s", svc, region);
+	} else {
+		printf("%s\nendpoint %s\npath", res.member_id, res.endpoint);
+		for (size_t i = 0; i < res.path_len; i++)
+			printf(" %s", res.path[i]);
+		printf("\n");
+	}
+out:
+	tb_route_free(rt);
+	tb_reg_free(reg);
+	return rc;
+}
+
+int
+cmd_route(int argc, char **argv)
+{
+	if (argc < 2) {
+		route_usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		route_usage(stdout);
+		return EX_TB_OK;
+	}
+	if (strcmp(argv[1], "resolve") == 0) {
+		enter_sub("route", argv[1]);
+		return route_resolve(argc - 1, argv + 1);
+	}
+	cli_cmd = "tongban route";
+	return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
+
+/* ---- policy ---- */
+
+static void
+policy_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: tongban policy check --registry REG --from MEMBER_ID --service CODE\n"
+		"                            [--trust TRUST.json [--now T]]\n\n"
+		"Answers whether MEMBER_ID may call SERVICE under the registry's access\n"
+		"policy: prints \"allow\" or \"deny\" and what decided (\"rule N: TEXT\",\n"
+		"\"default\", \"not a member\" or \"member is suspended/revoked\").\n"
+		"Exit status: 0 allow, 1 deny or refused, 2 usage, 3 I/O, 4 internal.\n");
+}
+
+static int
+policy_check(int argc, char **argv)
+{
+	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
+					     {"from", required_argument, NULL, 'f'},
+					     {"service", required_argument, NULL, 's'},
+					     {"trust", required_argument, NULL, 't'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *regp = NULL, *from = NULL, *svc = NULL, *trustp = NULL, *nows = NULL;
+	struct tb_policy_decision dec;
+	struct tb_reg *reg;
+	struct tb_buf b;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': regp = optarg; break;
+		case 'f': from = optarg; break;
+		case 's': svc = optarg; break;
+		case 't': trustp = optarg; break;
+		case 'n': nows = optarg; break;
+		case 'h': policy_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (regp == NULL || from == NULL || svc == NULL)
+		return cli_usage_error("--registry, --from and --service are required");
+	if ((reg = load_checked(regp, trustp, nows, &rc)) == NULL)
+		return rc;
+	tb_buf_init(&b);
+	if (tb_policy_check(reg, from, svc, &dec) != TB_OK) {
+		rc = cli_usage_error("--from must be a member id and --service a service code");
+		goto out;
+	}
+	printf("%s ", dec.allow ? "allow" : "deny");
+	if (dec.rule >= 0) {
+		if (tb_policy_rule_text(reg, (size_t)dec.rule, &b) != TB_OK) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			goto out;
+		}
+		printf("rule %ld: %s\n", dec.rule, (const char *)b.data);
+	} else if (dec.rule == TB_POLICY_DEFAULT) {
+		printf("default\n");
+	} else if (dec.rule == TB_POLICY_NOT_MEMBER) {
+		printf("not a member\n");
+	} else {
+		printf("member is %s\n",
+		       tb_reg_status_name(tb_reg_member_status(reg, tb_reg_find_member(reg, from))));
+	}
+	rc = dec.allow ? EX_TB_OK : EX_TB_REFUSED;
+out:
+	tb_buf_free(&b);
+	tb_reg_free(reg);
+	return rc;
+}
+
+int
+cmd_policy(int argc, char **argv)
+{
+	if (argc < 2) {
+		policy_usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		policy_usage(stdout);
+		return EX_TB_OK;
+	}
+	if (strcmp(argv[1], "check") == 0) {
+		enter_sub("policy", argv[1]);
+		return policy_check(argc - 1, argv + 1);
+	}
+	cli_cmd = "tongban policy";
+	return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
