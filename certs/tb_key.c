@@ -455,6 +455,19 @@ tb_pub_id(const struct tb_pub *pub, uint8_t out[TB_KEYID_LEN])
 }
 
 int
+tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out)
+{
+	gnutls_datum_t der = {0};
+	int rc;
+
+	if (gnutls_pubkey_export2(pub->pk, GNUTLS_X509_FMT_DER, &der) < 0)
+		return TB_E_CRYPTO;
+	rc = tb_buf_add(out, der.data, der.size);
+	gnutls_free(der.data);
+	return rc;
+}
+
+int
 tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out)
 {
 	gnutls_datum_t pem = {0};

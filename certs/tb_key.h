@@ -66,6 +66,8 @@ void tb_pub_free(struct tb_pub *pub);
 
 enum tb_alg tb_pub_alg(const struct tb_pub *pub);
 void tb_pub_id(const struct tb_pub *pub, uint8_t out[TB_KEYID_LEN]);
+/* Appends the DER SubjectPublicKeyInfo to out. 0 or TB_E_CRYPTO/NOMEM. */
+int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
 /* Appends the "PUBLIC KEY" PEM text to out. */
 int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
 /* True when sig (TB_SIG_LEN bytes) is pub's signature over data. */

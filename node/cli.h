@@ -51,4 +51,7 @@ int cmd_registry(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 
+/* cli_devfed.c: a test federation in one command */
+int cmd_devfed(int argc, char **argv);
+
 #endif

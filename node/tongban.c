@@ -28,6 +28,7 @@ static const struct {
 	{"registry", cmd_registry, "build, sign, verify and show the member registry"},
 	{"route", cmd_route, "resolve which member serves a service for a region"},
 	{"policy", cmd_policy, "check the registry's access policy"},
+	{"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},
 };
 
 static void

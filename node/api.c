@@ -1,0 +1,359 @@
+/*
+ * api.c - the local HTTP/JSON API for the city's own systems (evhttp on
+ * loopback, bearer token).  docs/API.md lists the endpoints.  cJSON reads
+ * request bodies here: nothing in them is signed as received.
+ */
+#include "node.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../federation/tb_reg.h"
+#include "../protocol/tb_env.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "journal.h"
+#include "log.h"
+
+#define API_BODY_MAX (256 * 1024)
+
+static void
+reply(struct evhttp_request *req, int code, const char *reason, const char *body, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evbuffer_add(b, body, len);
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+static void
+reply_error(struct evhttp_request *req, int code, const char *reason_token, const char *detail)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "error", reason_token);
+	if (detail != NULL && *detail)
+		cJSON_AddStringToObject(o, "detail", detail);
+	s = cJSON_PrintUnformatted(o);
+	reply(req, code, NULL, s ? s : "{}", s ? strlen(s) : 2);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+static void
+reply_json(struct evhttp_request *req, int code, cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	reply(req, code, NULL, s ? s : "{}", s ? strlen(s) : 2);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+static bool
+authorised(struct tb_node *n, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	size_t tl = strlen(n->api_token);
+
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != tl)
+		return false;
+	return tb_ct_equal(h + 7, n->api_token, tl);
+}
+
+static char *
+body_of(struct evhttp_request *req, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	char *p;
+
+	if (n > API_BODY_MAX || (p = malloc(n + 1)) == NULL)
+		return NULL;
+	evbuffer_copyout(in, p, n);
+	p[n] = '\0';
+	*len = n;
+	return p;
+}
+
+static const char *
+jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* POST /v1/messages {"type","to","service","corr","ttl","hops","body"} */
+static void
+api_send(struct tb_node *n, struct evhttp_request *req)
+{
+	size_t len = 0;
+	char *raw = body_of(req, &len), *bodytext = NULL, id[33];
+	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *body, *v;
+	struct tb_env_fields f;
+	struct tb_diag d;
+
+	if (raw == NULL) {
+		reply_error(req, 413, "too-large", "request body over 256 KiB");
+		goto out;
+	}
+	if (!cJSON_IsObject(o)) {
+		reply_error(req, 400, "json.syntax", "body must be a JSON object");
+		goto out;
+	}
+	memset(&f, 0, sizeof(f));
+	f.type = jstr(o, "type");
+	f.to = jstr(o, "to");
+	f.service = jstr(o, "service");
+	f.corr = jstr(o, "corr");
+	if ((v = cJSON_GetObjectItemCaseSensitive(o, "ttl")) != NULL && cJSON_IsNumber(v))
+		f.ttl = (int64_t)v->valuedouble;
+	if ((v = cJSON_GetObjectItemCaseSensitive(o, "hops")) != NULL && cJSON_IsNumber(v))
+		f.hops = (int)v->valuedouble;
+	if (f.type == NULL || f.to == NULL) {
+		reply_error(req, 400, "field.missing", f.type == NULL ? "type" : "to");
+		goto out;
+	}
+	body = cJSON_GetObjectItemCaseSensitive(o, "body");
+	if (body != NULL) {
+		if (!cJSON_IsObject(body)) {
+			reply_error(req, 400, "field.type", "body must be an object");
+			goto out;
+		}
+		bodytext = cJSON_PrintUnformatted(body);
+		f.body = (const uint8_t *)bodytext;
+		f.body_len = bodytext ? strlen(bodytext) : 0;
+	}
+	if (tb_outbound_submit(n, &f, id, &d) != TB_OK) {
+		reply_error(req, d.code == TB_E_IO ? 503 : 400, tb_err_reason(d.code), d.detail);
+		goto out;
+	}
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "id", id);
+	cJSON_AddStringToObject(r, "state", "queued");
+	reply_json(req, 202, r);
+out:
+	cJSON_free(bodytext);
+	cJSON_Delete(o);
+	free(raw);
+}
+
+static void
+api_status(struct tb_node *n, struct evhttp_request *req, const char *id)
+{
+	struct tb_journal_status st;
+	struct tb_buf rc;
+	cJSON *r;
+
+	tb_buf_init(&rc);
+	if (tb_journal_outbound_status(n->journal, id, &st, &rc) != TB_OK) {
+		reply_error(req, 404, "not-found", "no outbound message with that id");
+		tb_buf_free(&rc);
+		return;
+	}
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "id", id);
+	cJSON_AddStringToObject(r, "state", tb_journal_state_name(st.state));
+	cJSON_AddNumberToObject(r, "attempts", (double)st.attempts);
+	if (st.last_error[0])
+		cJSON_AddStringToObject(r, "last_error", st.last_error);
+	if (st.reason[0])
+		cJSON_AddStringToObject(r, "reason", st.reason);
+	if (st.delivered_at)
+		cJSON_AddNumberToObject(r, "delivered_at", (double)st.delivered_at);
+	if (rc.len > 0)
+		cJSON_AddItemToObject(r, "receipt",
+				      cJSON_ParseWithLength((const char *)rc.data, rc.len));
+	tb_buf_free(&rc);
+	reply_json(req, 200, r);
+}
+
+static int
+inbox_item(void *ctx, int64_t seq, const struct tb_journal_msg *m)
+{
+	cJSON *arr = ctx, *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "seq", (double)seq);
+	cJSON_AddStringToObject(o, "id", m->id);
+	cJSON_AddStringToObject(o, "from", m->from);
+	cJSON_AddStringToObject(o, "type", m->type);
+	if (m->service)
+		cJSON_AddStringToObject(o, "service", m->service);
+	if (m->corr)
+		cJSON_AddStringToObject(o, "corr", m->corr);
+	cJSON_AddStringToObject(o, "digest", m->digest);
+	cJSON_AddItemToObject(o, "envelope",
+			      cJSON_ParseWithLength((const char *)m->envelope, m->envelope_len));
+	cJSON_AddItemToArray(arr, o);
+	return TB_OK;
+}
+
+static void
+api_inbox(struct tb_node *n, struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *lim, *after;
+	long limit = 100;
+	long long aft = 0;
+	cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "messages");
+
+	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) ?
+				       evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) : "",
+			       &q);
+	if ((lim = evhttp_find_header(&q, "limit")) != NULL)
+		limit = strtol(lim, NULL, 10);
+	if ((after = evhttp_find_header(&q, "after")) != NULL)
+		aft = strtoll(after, NULL, 10);
+	if (limit < 1 || limit > 1000)
+		limit = 100;
+	evhttp_clear_headers(&q);
+	if (tb_journal_inbox_list(n->journal, (size_t)limit, aft, inbox_item, arr) != TB_OK) {
+		cJSON_Delete(r);
+		reply_error(req, 503, "io", "journal unavailable");
+		return;
+	}
+	reply_json(req, 200, r);
+}
+
+static void
+api_metrics(struct tb_node *n, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	int64_t q = 0, inbox = 0;
+
+	tb_journal_outbound_pending(n->journal, &q);
+	tb_journal_inbox_count(n->journal, &inbox);
+	evbuffer_add_printf(b,
+		"# HELP tongban_messages_in_total Envelopes received, by result.\n"
+		"# TYPE tongban_messages_in_total counter\n"
+		"tongban_messages_in_total{result=\"accepted\"} %llu\n"
+		"tongban_messages_in_total{result=\"duplicate\"} %llu\n"
+		"tongban_messages_in_total{result=\"refused\"} %llu\n"
+		"# HELP tongban_messages_out_total Envelopes sent, by result.\n"
+		"# TYPE tongban_messages_out_total counter\n"
+		"tongban_messages_out_total{result=\"delivered\"} %llu\n"
+		"tongban_messages_out_total{result=\"failed\"} %llu\n"
+		"# HELP tongban_retries_total Delivery attempts that will be retried.\n"
+		"# TYPE tongban_retries_total counter\n"
+		"tongban_retries_total %llu\n"
+		"# HELP tongban_handshake_refused_total DTLS peers refused.\n"
+		"# TYPE tongban_handshake_refused_total counter\n"
+		"tongban_handshake_refused_total %llu\n"
+		"# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
+		"# TYPE tongban_queue_depth gauge\n"
+		"tongban_queue_depth %lld\n"
+		"# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
+		"# TYPE tongban_inbox_depth gauge\n"
+		"tongban_inbox_depth %lld\n"
+		"# HELP tongban_registry_serial Serial of the registry in force.\n"
+		"# TYPE tongban_registry_serial gauge\n"
+		"tongban_registry_serial %llu\n"
+		"# HELP tongban_delivery_seconds Submit-to-receipt latency of an exchange.\n"
+		"# TYPE tongban_delivery_seconds histogram\n",
+		(unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
+		(unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
+		(unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
+		(unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
+		(unsigned long long)tb_reg_serial(n->reg));
+	for (int i = 0; i < 12; i++)
+		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+				    (double)(1 << i) / 1000.0, (unsigned long long)n->m.lat_buckets[i]);
+	evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
+			    (unsigned long long)n->m.lat_count);
+	evbuffer_add_printf(b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",
+			    n->m.lat_sum_ms / 1000.0, (unsigned long long)n->m.lat_count);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+dispatch(struct evhttp_request *req, void *arg)
+{
+	struct tb_node *n = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+	n->m.api_requests++;
+	if (path == NULL)
+		path = "/";
+	if (strcmp(path, "/healthz") == 0 && m == EVHTTP_REQ_GET) {
+		if (n->draining)
+			reply(req, 503, "draining", "{\"status\":\"draining\"}", 21);
+		else
+			reply(req, 200, "OK", "{\"status\":\"ok\"}", 15);
+		return;
+	}
+	if (!authorised(n, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer");
+		reply_error(req, 401, "unauthorized", "missing or wrong bearer token");
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0 && m == EVHTTP_REQ_GET) {
+		api_metrics(n, req);
+	} else if (strcmp(path, "/v1/messages") == 0 && m == EVHTTP_REQ_POST) {
+		if (n->draining)
+			reply_error(req, 503, "draining", "node is shutting down");
+		else
+			api_send(n, req);
+	} else if (strncmp(path, "/v1/messages/", 13) == 0 && m == EVHTTP_REQ_GET) {
+		api_status(n, req, path + 13);
+	} else if (strcmp(path, "/v1/inbox") == 0 && m == EVHTTP_REQ_GET) {
+		api_inbox(n, req);
+	} else if (strncmp(path, "/v1/inbox/", 10) == 0 && m == EVHTTP_REQ_POST &&
+		   strlen(path) > 14 && strcmp(path + strlen(path) - 4, "/ack") == 0) {
+		char id[64];
+		snprintf(id, sizeof(id), "%.*s", (int)(strlen(path) - 14), path + 10);
+		if (tb_journal_inbox_ack(n->journal, id) != TB_OK)
+			reply_error(req, 404, "not-found", "no inbound message with that id");
+		else
+			reply(req, 200, "OK", "{\"acknowledged\":true}", 21);
+	} else if (strcmp(path, "/v1/registry") == 0 && m == EVHTTP_REQ_GET) {
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "federation", tb_reg_federation(n->reg));
+		cJSON_AddNumberToObject(r, "serial", (double)tb_reg_serial(n->reg));
+		cJSON_AddNumberToObject(r, "members", (double)tb_reg_member_count(n->reg));
+		cJSON_AddNumberToObject(r, "valid_until", (double)tb_reg_valid_until(n->reg));
+		reply_json(req, 200, r);
+	} else {
+		reply_error(req, 404, "not-found", "no such endpoint");
+	}
+}
+
+int
+tb_api_start(struct tb_node *n, struct tb_diag *d)
+{
+	if ((n->http = evhttp_new(n->base)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "evhttp_new");
+	evhttp_set_max_body_size(n->http, API_BODY_MAX);
+	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_gencb(n->http, dispatch, n);
+	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d",
+				   n->cfg.api_host, n->cfg.api_port);
+	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
+	return TB_OK;
+}
+
+void
+tb_api_stop(struct tb_node *n)
+{
+	if (n->http != NULL)
+		evhttp_free(n->http);
+	n->http = NULL;
+}

@@ -1,0 +1,417 @@
+/*
+ * cli_devfed.c - `tongban dev-federation`: a complete test federation on
+ * 127.0.0.1 in one command (root CA, province CAs, member keys and
+ * certificates, a threshold-signed registry, a trust anchor, one config
+ * per member, and identities for negative tests).  For tests, demos and
+ * integration testers; never for production (keys are unencrypted).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../certs/tb_ca.h"
+#include "../certs/tb_cert.h"
+#include "../certs/tb_key.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_trust.h"
+#include "../protocol/tb_env.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+#include "cli.h"
+
+#define MAX_MEMBERS 64
+#define MAX_PROV 16
+
+/* The sample services of the reference region (interop/huaihai.json):
+ * cities serve the city ones for their prefecture, hubs the province
+ * ones for their province. */
+static const struct {
+	const char *code;
+	bool province;
+} services[] = {
+	{"hukou.transfer", false},	    {"pension.transfer", false},
+	{"medical.offsite-filing", true}, {"housing-fund.transfer", false},
+	{"business-license.change", false}, {"driving-license.renew", false},
+	{"control.ping", false},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: tongban dev-federation --dir DIR --members ID,ID,... [--base-port N]\n\n"
+		   "Creates a test federation under DIR: root CA (DIR/root), one CA per\n"
+		   "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
+		   "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
+		   "province CAs (1-of-1 with one province), DIR/trust.json, DIR/root.crt,\n"
+		   "and negative identities DIR/testids/{revoked,foreign,nonmember}/node.{key,crt}.\n"
+		   "Member i listens on 127.0.0.1:(N+i) (default N 5700); its local API on\n"
+		   "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
+		   "parent of the other members of its province.\n");
+}
+
+static int
+mkdirs(const char *path)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return cli_fail(EX_TB_IO, "%s: %s", path, strerror(errno));
+	return EX_TB_OK;
+}
+
+static int
+write_file(const char *path, const void *p, size_t n, mode_t mode)
+{
+	struct tb_diag d;
+	return tb_file_write(path, p, n, mode, 0, &d) == TB_OK ? EX_TB_OK : cli_fail_diag(&d);
+}
+
+static int
+append_file(struct tb_buf *b, const char *path)
+{
+	struct tb_diag d;
+	return tb_file_read(path, 1 << 20, b, &d) == TB_OK ? EX_TB_OK : cli_fail_diag(&d);
+}
+
+/* Makes DIR/sub/node.{key,crt} for member id, issued by ca. */
+static int
+make_identity(const char *dir, const char *id, const char *name, int port, struct tb_ca *ca,
+	      unsigned days)
+{
+	char path[1200], ep[64];
+	struct tb_key *key = NULL;
+	struct tb_csr *csr = NULL;
+	struct tb_buf crt;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&crt);
+	snprintf(ep, sizeof(ep), "coaps://127.0.0.1:%d", port);
+	snprintf(path, sizeof(path), "%s/node.key", dir);
+	if ((key = tb_key_generate(TB_ALG_P256, &d)) == NULL ||
+	    tb_key_save(key, path, NULL, &d) != TB_OK ||
+	    (csr = tb_csr_new(key, id, name, "tongban-dev", ep, &d)) == NULL ||
+	    tb_ca_issue(ca, csr, days, &crt, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/node.crt", dir);
+	rc = write_file(path, crt.data, crt.len, 0644);
+out:
+	tb_key_free(key);
+	tb_csr_free(csr);
+	tb_buf_free(&crt);
+	return rc;
+}
+
+static int
+spki_of(const char *certpath, struct tb_buf *spki, uint8_t kid[TB_KEYID_LEN])
+{
+	struct tb_diag d;
+	struct tb_cert *c = tb_cert_load(certpath, &d);
+	struct tb_pub *p = c ? tb_cert_pub(c, &d) : NULL;
+	int rc = EX_TB_OK;
+
+	if (p == NULL || tb_pub_spki(p, spki) != TB_OK)
+		rc = cli_fail_diag(&d);
+	else if (kid != NULL)
+		tb_cert_key_id(c, kid);
+	tb_pub_free(p);
+	tb_cert_free(c);
+	return rc;
+}
+
+int
+cmd_devfed(int argc, char **argv)
+{
+	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+					     {"members", required_argument, NULL, 'm'},
+					     {"base-port", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *dir = NULL, *members = NULL;
+	char ids[MAX_MEMBERS][8], provs[MAX_PROV][8], path[1200], path2[1200];
+	size_t nids = 0, nprov = 0;
+	long long base = 5700;
+	struct tb_ca *root = NULL, *pca[MAX_PROV] = {0}, *foreign = NULL;
+	struct tb_reg *reg = NULL;
+	struct tb_trust *trust = NULL;
+	struct tb_buf b, spki[MAX_MEMBERS];
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+	int64_t now = (int64_t)time(NULL);
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'm': members = optarg; break;
+		case 'p':
+			if (cli_parse_i64(optarg, &base) != 0 || base < 1024 || base > 60000)
+				return cli_usage_error("--base-port must be 1024..60000");
+			break;
+		case 'h': usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (dir == NULL || members == NULL || optind != argc)
+		return cli_usage_error("--dir and --members are required");
+	for (const char *p = members; *p;) {
+		size_t n = strcspn(p, ",");
+		if (!tb_member_id_valid(p, n))
+			return cli_usage_error("'%.*s' is not a 6-digit member id", (int)n, p);
+		if (nids == MAX_MEMBERS)
+			return cli_usage_error("at most %d members", MAX_MEMBERS);
+		snprintf(ids[nids], sizeof(ids[nids]), "%.*s", (int)n, p);
+		for (size_t i = 0; i < nids; i++)
+			if (strcmp(ids[i], ids[nids]) == 0)
+				return cli_usage_error("member %s listed twice", ids[i]);
+		nids++;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	tb_buf_init(&b);
+	for (size_t i = 0; i < MAX_MEMBERS; i++)
+		tb_buf_init(&spki[i]);
+	if ((rc = mkdirs(dir)) != EX_TB_OK)
+		goto out;
+	/* root and province CAs */
+	struct tb_ca_spec rs = {"Tongban dev federation root", NULL, TB_ALG_P256, 3650};
+	snprintf(path, sizeof(path), "%s/root", dir);
+	if (tb_ca_create(path, &rs, NULL, NULL, &d) != TB_OK || (root = tb_ca_open(path, NULL, &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	snprintf(path2, sizeof(path2), "%s/root.crt", dir);
+	snprintf(path, sizeof(path), "%s/root/ca.crt", dir);
+	tb_buf_reset(&b);
+	if ((rc = append_file(&b, path)) != EX_TB_OK || (rc = write_file(path2, b.data, b.len, 0644)))
+		goto out;
+	for (size_t i = 0; i < nids; i++) {
+		char prov[8];
+		size_t k;
+		snprintf(prov, sizeof(prov), "%.2s0000", ids[i]);
+		for (k = 0; k < nprov; k++)
+			if (strcmp(provs[k], prov) == 0)
+				break;
+		if (k < nprov)
+			continue;
+		if (nprov == MAX_PROV) {
+			rc = cli_fail(EX_TB_USAGE, "too many provinces");
+			goto out;
+		}
+		snprintf(provs[nprov], sizeof(provs[nprov]), "%s", prov);
+		char name[64];
+		snprintf(name, sizeof(name), "Province %s CA", prov);
+		struct tb_ca_spec ps = {name, prov, TB_ALG_P256, 3650};
+		snprintf(path, sizeof(path), "%s/ca-%s", dir, prov);
+		if (tb_ca_create(path, &ps, NULL, root, &d) != TB_OK ||
+		    (pca[nprov] = tb_ca_open(path, NULL, &d)) == NULL) {
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		nprov++;
+	}
+	/* members */
+	if ((reg = tb_reg_new("tongban-dev", now - 60, now + 30 * 86400, &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	for (size_t i = 0; i < nids; i++) {
+		char prov[8], mdir[1100], name[64], ep[64], region[8];
+		const char *eps[1] = {ep};
+		bool hub = strcmp(ids[i] + 2, "0000") == 0;
+		size_t k, ns = 0;
+		struct tb_reg_service_spec sv[8];
+		const char *regions[1] = {region};
+		snprintf(prov, sizeof(prov), "%.2s0000", ids[i]);
+		for (k = 0; k < nprov && strcmp(provs[k], prov) != 0; k++)
+			;
+		snprintf(mdir, sizeof(mdir), "%s/%s", dir, ids[i]);
+		snprintf(name, sizeof(name), "Member %.6s", ids[i]);
+		snprintf(ep, sizeof(ep), "coaps://127.0.0.1:%lld", base + (long long)i);
+		if ((rc = mkdirs(mdir)) != EX_TB_OK ||
+		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k], 365)) !=
+			    EX_TB_OK)
+			goto out;
+		/* chain.crt: the province CA; node-chain.pem: leaf + CA for DTLS */
+		tb_buf_reset(&b);
+		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
+		snprintf(path2, sizeof(path2), "%s/chain.crt", mdir);
+		if ((rc = append_file(&b, path)) || (rc = write_file(path2, b.data, b.len, 0644)))
+			goto out;
+		tb_buf_reset(&b);
+		snprintf(path, sizeof(path), "%s/node.crt", mdir);
+		if ((rc = append_file(&b, path)))
+			goto out;
+		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
+		snprintf(path2, sizeof(path2), "%s/node-chain.pem", mdir);
+		if ((rc = append_file(&b, path)) || (rc = write_file(path2, b.data, b.len, 0644)))
+			goto out;
+		snprintf(path, sizeof(path), "%s/node.crt", mdir);
+		if ((rc = spki_of(path, &spki[i], NULL)))
+			goto out;
+		snprintf(region, sizeof(region), "%.*s", hub ? 2 : 4, ids[i]);
+		for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
+			if (services[s].province == hub || strcmp(services[s].code, "control.ping") == 0) {
+				sv[ns].code = services[s].code;
+				sv[ns].regions = regions;
+				sv[ns].nregions = 1;
+				ns++;
+			}
+		struct tb_reg_key_spec ks = {spki[i].data, spki[i].len, TB_USE_BOTH};
+		bool parent_present = false;
+		for (size_t j = 0; j < nids; j++)
+			parent_present |= !hub && strcmp(ids[j], prov) == 0;
+		struct tb_reg_member_spec ms = {ids[i], name, parent_present ? prov : NULL,
+						hub ? TB_ROLE_HUB : TB_ROLE_CITY, TB_STATUS_ACTIVE,
+						eps, 1, &ks, 1, sv, ns};
+		if (tb_reg_add_member(reg, &ms, &d) != TB_OK) {
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+	}
+	tb_reg_set_policy_default(reg, true);
+	/* negative identities */
+	snprintf(path, sizeof(path), "%s/testids", dir);
+	if ((rc = mkdirs(path)))
+		goto out;
+	{
+		const char *kinds[] = {"revoked", "nonmember"};
+		for (int k = 0; k < 2; k++) {
+			snprintf(path, sizeof(path), "%s/testids/%s", dir, kinds[k]);
+			if ((rc = mkdirs(path)) ||
+			    (rc = make_identity(path, k == 0 ? "999901" : "999902", kinds[k],
+						(int)base + 990 + k, pca[0], 365)))
+				goto out;
+		}
+		struct tb_buf rs2;
+		uint8_t kid[TB_KEYID_LEN];
+		tb_buf_init(&rs2);
+		snprintf(path, sizeof(path), "%s/testids/revoked/node.crt", dir);
+		rc = spki_of(path, &rs2, kid);
+		tb_buf_free(&rs2);
+		if (rc || tb_reg_revoke_key(reg, kid, &d) != TB_OK) {
+			rc = rc ? rc : cli_fail_diag(&d);
+			goto out;
+		}
+		struct tb_ca_spec fs = {"Foreign root", NULL, TB_ALG_P256, 3650};
+		snprintf(path, sizeof(path), "%s/testids/foreign-ca", dir);
+		if (tb_ca_create(path, &fs, NULL, NULL, &d) != TB_OK ||
+		    (foreign = tb_ca_open(path, NULL, &d)) == NULL) {
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		snprintf(path, sizeof(path), "%s/testids/foreign", dir);
+		if ((rc = mkdirs(path)) ||
+		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign, 365)))
+			goto out;
+	}
+	/* trust anchor: root + province CA keys as registry authorities */
+	unsigned k = nprov >= 2 ? 2 : 1;
+	if ((trust = tb_trust_new("tongban-dev", &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	{
+		uint8_t kid[TB_KEYID_LEN];
+		struct tb_buf rpem, tmp;
+		tb_buf_init(&rpem);
+		tb_buf_init(&tmp);
+		snprintf(path, sizeof(path), "%s/root.crt", dir);
+		rc = append_file(&rpem, path);
+		if (!rc)
+			rc = spki_of(path, &tmp, kid);
+		if (!rc && tb_trust_set_root(trust, (const char *)rpem.data, rpem.len, kid, &d) != TB_OK)
+			rc = cli_fail_diag(&d);
+		for (size_t i = 0; !rc && i < nprov; i++) {
+			tb_buf_reset(&tmp);
+			snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, provs[i]);
+			if ((rc = spki_of(path, &tmp, NULL)) == EX_TB_OK &&
+			    tb_trust_add_authority(trust, tmp.data, tmp.len, provs[i], &d) != TB_OK)
+				rc = cli_fail_diag(&d);
+		}
+		tb_buf_free(&rpem);
+		tb_buf_free(&tmp);
+		if (rc)
+			goto out;
+	}
+	if (tb_trust_set_threshold(trust, k, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	tb_buf_reset(&b);
+	snprintf(path, sizeof(path), "%s/trust.json", dir);
+	if (tb_trust_serialize(trust, &b, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = write_file(path, b.data, b.len, 0644)))
+		goto out;
+	/* sign the registry with k province CA keys */
+	for (unsigned i = 0; i < k; i++) {
+		struct tb_key *ak;
+		snprintf(path, sizeof(path), "%s/ca-%s/ca.key", dir, provs[i]);
+		if ((ak = tb_key_load(path, NULL, &d)) == NULL || tb_reg_sign(reg, ak, &d) != TB_OK) {
+			tb_key_free(ak);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		tb_key_free(ak);
+	}
+	tb_buf_reset(&b);
+	if (tb_reg_serialize(reg, &b) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	if ((rc = write_file(path, b.data, b.len, 0644)))
+		goto out;
+	/* per-member registry copy, token and config */
+	for (size_t i = 0; i < nids; i++) {
+		char conf[2048], tok[33];
+		uint8_t rnd[16];
+		char up[16] = "";
+		snprintf(path, sizeof(path), "%s/%s/registry.json", dir, ids[i]);
+		if ((rc = write_file(path, b.data, b.len, 0644)))
+			goto out;
+		tb_random(rnd, sizeof(rnd));
+		tb_hex_encode(rnd, sizeof(rnd), tok);
+		snprintf(path, sizeof(path), "%s/%s/api.token", dir, ids[i]);
+		if ((rc = write_file(path, tok, 32, 0600)))
+			goto out;
+		if (strcmp(ids[i] + 2, "0000") != 0)
+			for (size_t j = 0; j < nids; j++)
+				if (strncmp(ids[j], ids[i], 2) == 0 && strcmp(ids[j] + 2, "0000") == 0)
+					snprintf(up, sizeof(up), "%.6s", ids[j]);
+		int n = snprintf(conf, sizeof(conf),
+			 "# tongban-node configuration for member %s (dev federation)\n"
+			 "member_id = %s\nlisten = 127.0.0.1:%lld\n"
+			 "cert = node-chain.pem\nkey = node.key\nroot = ../root.crt\n"
+			 "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
+			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n%s%s%s",
+			 ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
+			 up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "");
+		snprintf(path, sizeof(path), "%s/%s/node.conf", dir, ids[i]);
+		if ((rc = write_file(path, conf, (size_t)n, 0644)))
+			goto out;
+	}
+	printf("dev federation: %zu members, %zu provinces, registry signed %u-of-%zu, in %s\n",
+	       nids, nprov, k, nprov, dir);
+out:
+	tb_ca_free(root);
+	tb_ca_free(foreign);
+	for (size_t i = 0; i < nprov; i++)
+		tb_ca_free(pca[i]);
+	tb_reg_free(reg);
+	tb_trust_free(trust);
+	tb_buf_free(&b);
+	for (size_t i = 0; i < MAX_MEMBERS; i++)
+		tb_buf_free(&spki[i]);
+	return rc;
+}

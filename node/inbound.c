@@ -1,0 +1,499 @@
+/*
+ * inbound.c - the CoAP resources: POST /fed/msg (the inbound pipeline),
+ * GET /fed/status, GET /fed/registry (observable).  docs/PROTOCOL.md
+ * section 9.
+ */
+#include "node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../federation/tb_policy.h"
+#include "../federation/tb_reg.h"
+#include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "journal.h"
+#include "log.h"
+
+#define MAX_BATCH 256
+
+/* CoAP response code for each refusal class (PROTOCOL.md 9.3). */
+static coap_pdu_code_t
+code_for(int err)
+{
+	switch (err) {
+	case TB_E_TOO_LARGE:
+		return COAP_RESPONSE_CODE(413);
+	case TB_E_SIG_MISSING:
+	case TB_E_SIG_ALG:
+	case TB_E_SIG_KEYID:
+	case TB_E_SIG_BAD:
+	case TB_E_SIG_PROOF:
+		return COAP_RESPONSE_CODE(401);
+	case TB_E_EXPIRED:
+	case TB_E_NOT_YET_VALID:
+		return COAP_RESPONSE_CODE(412);
+	case TB_E_TYPE_UNKNOWN:
+		return COAP_RESPONSE_CODE(422);
+	case TB_E_HOPS:
+	case TB_E_FORBIDDEN:
+		return COAP_RESPONSE_CODE(403);
+	case TB_E_NOMEM:
+	case TB_E_IO:
+	case TB_E_CRYPTO:
+		return COAP_RESPONSE_CODE(500);
+	default:
+		return COAP_RESPONSE_CODE(400);
+	}
+}
+
+/* Appends {"error":reason,"detail":...[,"id":...]} to out. */
+static void
+error_json(struct tb_buf *out, const struct tb_diag *d, const char *id)
+{
+	struct tb_json_doc *doc = tb_json_doc_new();
+	struct tb_json *o;
+
+	if (doc == NULL || (o = tb_json_new_object(doc)) == NULL) {
+		tb_json_doc_free(doc);
+		tb_buf_adds(out, "{\"error\":\"nomem\"}");
+		return;
+	}
+	tb_json_set(doc, o, "error", tb_json_new_string(doc, tb_err_reason(d->code),
+						     strlen(tb_err_reason(d->code))));
+	if (d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail)))
+		tb_json_set(doc, o, "detail",
+			    tb_json_new_string(doc, d->detail, strlen(d->detail)));
+	if (id != NULL)
+		tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id)));
+	tb_json_canon(o, NULL, out);
+	tb_json_doc_free(doc);
+}
+
+static void
+release_buf(coap_session_t *s, void *p)
+{
+	(void)s;
+	struct tb_buf *b = p;
+	tb_buf_free(b);
+	free(b);
+}
+
+/* Answers with code and a JSON body (copied). */
+static void
+respond(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+	coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body)
+{
+	struct tb_buf *copy = malloc(sizeof(*copy));
+
+	coap_pdu_set_code(resp, code);
+	if (copy == NULL)
+		return;
+	tb_buf_init(copy);
+	if (tb_buf_add(copy, body->data, body->len) != TB_OK) {
+		free(copy);
+		return;
+	}
+	coap_add_data_large_response(r, s, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON, -1, 0,
+				     copy->len, copy->data, release_buf, copy);
+}
+
+static void
+respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+	      const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+{
+	struct tb_buf b;
+
+	tb_buf_init(&b);
+	error_json(&b, d, NULL);
+	respond(r, s, req, q, resp, code_for(d->code), &b);
+	tb_buf_free(&b);
+}
+
+/* Splits a JSON array of objects into element byte ranges without
+ * interpreting them (each element is parsed strictly afterwards).
+ * Returns the count, or -1 when the text is not an array of objects. */
+static int
+split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int max)
+{
+	size_t i = 0;
+	int n = 0;
+
+	while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+		i++;
+	if (i >= len || p[i] != '[')
+		return -1;
+	i++;
+	for (;;) {
+		int depth = 0;
+		bool instr = false;
+		size_t start;
+
+		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			i++;
+		if (i >= len || p[i] != '{' || n >= max)
+			return -1;
+		start = i;
+		for (; i < len; i++) {
+			if (instr) {
+				if (p[i] == '\\')
+					i++;
+				else if (p[i] == '"')
+					instr = false;
+			} else if (p[i] == '"') {
+				instr = true;
+			} else if (p[i] == '{' || p[i] == '[') {
+				depth++;
+			} else if (p[i] == '}' || p[i] == ']') {
+				if (--depth == 0)
+					break;
+			}
+		}
+		if (i >= len)
+			return -1;
+		off[n] = start;
+		elen[n] = i + 1 - start;
+		n++;
+		i++;
+		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			i++;
+		if (i < len && p[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < len && p[i] == ']') {
+			i++;
+			while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+				i++;
+			return i == len ? n : -1;
+		}
+		return -1;
+	}
+}
+
+/* Verified-signature cache (a batch root verified once serves all its
+ * envelopes).  A small ring: batches arrive together. */
+static bool
+sig_known(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+	for (size_t i = 0; i < sizeof(n->sigcache) / sizeof(n->sigcache[0]); i++)
+		if (memcmp(n->sigcache[i], tag, 32) == 0)
+			return true;
+	return false;
+}
+
+static void
+sig_remember(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+	memcpy(n->sigcache[n->sigcache_next], tag, 32);
+	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
+}
+
+/* One envelope of an exchange and what became of it. */
+struct item {
+	struct tb_env *env;
+	struct tb_env *receipt;
+	struct tb_diag d;
+	struct tb_buf out; /* receipt bytes or error JSON */
+	bool dup;
+	char digest[65];
+};
+
+/* Checks beyond the envelope itself: addressed to us, carried by the
+ * sender itself or by the hub that relayed it last, policy. */
+static int
+accept_checks(struct tb_node *n, struct tb_env *e, const char *peer, struct tb_diag *d)
+{
+	const char *to = tb_env_to(e);
+	size_t plen = tb_env_path_len(e);
+	const char *carrier = plen > 0 ? tb_env_path_at(e, plen - 1) : tb_env_from(e);
+
+	if (peer == NULL || strcmp(peer, carrier) != 0)
+		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
+				   "sender %s does not match the DTLS peer %s", tb_env_from(e),
+				   peer ? peer : "(none)");
+	if (to == NULL || strcmp(to, n->cfg.member_id) != 0)
+		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS, "addressed to %s, not to %s",
+				   to ? to : "(route)", n->cfg.member_id);
+	if (tb_env_service(e) != NULL && n->reg != NULL) {
+		struct tb_policy_decision pd;
+		if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) != TB_OK ||
+		    !pd.allow)
+			return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
+					   "policy denies %s calling %s (rule %ld)", tb_env_from(e),
+					   tb_env_service(e), pd.rule);
+	}
+	return TB_OK;
+}
+
+static struct tb_env *
+make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, struct tb_diag *d)
+{
+	struct tb_env_fields f;
+	char body[160];
+
+	snprintf(body, sizeof(body), "{\"digest\":\"%s\",\"received\":%lld,\"status\":\"accepted\"}",
+		 digest, (long long)tb_now());
+	memset(&f, 0, sizeof(f));
+	f.type = "receipt";
+	f.from = n->cfg.member_id;
+	f.to = tb_env_from(e);
+	f.corr = tb_env_id(e);
+	f.body = (const uint8_t *)body;
+	f.body_len = strlen(body);
+	f.created = tb_now();
+	f.ttl = TB_ENV_DEFAULT_TTL;
+	f.hops = TB_ENV_MAX_HOPS;
+	return tb_env_create(&f, d);
+}
+
+static void
+hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+	     const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	const char *peer = coap_session_get_app_data(s);
+	const uint8_t *data = NULL;
+	size_t len = 0, off = 0, total = 0, offs[MAX_BATCH], lens[MAX_BATCH];
+	struct item *it = NULL;
+	struct tb_env *rc_envs[MAX_BATCH];
+	struct tb_diag d;
+	struct tb_buf body;
+	coap_opt_iterator_t oi;
+	coap_opt_t *cf;
+	int count, nrc = 0;
+	bool batch;
+
+	tb_diag_clear(&d);
+	tb_buf_init(&body);
+	if (n->draining) {
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "node is shutting down");
+		respond_error(r, s, req, q, resp, &d);
+		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(503));
+		return;
+	}
+	cf = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &oi);
+	if (cf == NULL ||
+	    coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)) !=
+		    COAP_MEDIATYPE_APPLICATION_JSON) {
+		tb_diag_set(&d, TB_E_ARG, TB_DIAG_NOPOS, "content-format must be application/json");
+		respond_error(r, s, req, q, resp, &d);
+		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(415));
+		return;
+	}
+	coap_get_data_large(req, &len, &data, &off, &total);
+	if (total > (size_t)n->cfg.max_message_size || len > (size_t)n->cfg.max_message_size) {
+		tb_diag_set(&d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
+			    (long long)n->cfg.max_message_size);
+		respond_error(r, s, req, q, resp, &d);
+		return;
+	}
+	if (data == NULL || len == 0) {
+		tb_diag_set(&d, TB_E_JSON_SYNTAX, 0, "empty body");
+		respond_error(r, s, req, q, resp, &d);
+		return;
+	}
+	batch = false;
+	for (size_t i = 0; i < len; i++)
+		if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
+			batch = data[i] == '[';
+			break;
+		}
+	if (batch) {
+		count = split_batch(data, len, offs, lens, MAX_BATCH);
+		if (count < 1) {
+			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
+				    "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
+			respond_error(r, s, req, q, resp, &d);
+			return;
+		}
+	} else {
+		count = 1;
+		offs[0] = 0;
+		lens[0] = len;
+	}
+	if ((it = calloc((size_t)count, sizeof(*it))) == NULL) {
+		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		respond_error(r, s, req, q, resp, &d);
+		return;
+	}
+	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
+				     sig_known, sig_remember};
+	for (int i = 0; i < count; i++) {
+		uint8_t dg[32];
+		tb_buf_init(&it[i].out);
+		tb_diag_clear(&it[i].d);
+		if (tb_env_open(data + offs[i], lens[i], &o, &it[i].env, &it[i].d) != TB_OK)
+			continue;
+		if (accept_checks(n, it[i].env, peer, &it[i].d) != TB_OK)
+			continue;
+		tb_env_digest(it[i].env, dg);
+		tb_hex_encode(dg, 32, it[i].digest);
+		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest, &it[i].d)) == NULL)
+			continue;
+		rc_envs[nrc++] = it[i].receipt;
+	}
+	/* one signature for all receipts of this exchange */
+	if (nrc > 0 && tb_env_seal_batch(rc_envs, (size_t)nrc, n->sign_key, &d) != TB_OK) {
+		respond_error(r, s, req, q, resp, &d);
+		goto out;
+	}
+	if (tb_journal_begin(n->journal) != TB_OK) {
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal unavailable");
+		respond_error(r, s, req, q, resp, &d);
+		goto out;
+	}
+	for (int i = 0; i < count; i++) {
+		struct tb_journal_msg m;
+		struct tb_buf orig;
+		int jr;
+		if (it[i].receipt == NULL)
+			continue;
+		tb_env_serialize(it[i].receipt, &it[i].out);
+		memset(&m, 0, sizeof(m));
+		m.id = tb_env_id(it[i].env);
+		m.from = tb_env_from(it[i].env);
+		m.to = n->cfg.member_id;
+		m.type = tb_env_type(it[i].env);
+		m.service = tb_env_service(it[i].env);
+		m.corr = tb_env_corr(it[i].env);
+		m.digest = it[i].digest;
+		m.created = tb_env_created(it[i].env);
+		m.expires = tb_env_expires(it[i].env);
+		m.envelope = data + offs[i];
+		m.envelope_len = lens[i];
+		m.receipt = it[i].out.data;
+		m.receipt_len = it[i].out.len;
+		tb_buf_init(&orig);
+		jr = tb_journal_inbound_put(n->journal, &m, &orig);
+		if (jr == TB_E_REPLAY) {
+			it[i].dup = true;
+			tb_buf_reset(&it[i].out);
+			tb_buf_add(&it[i].out, orig.data, orig.len);
+		} else if (jr != TB_OK) {
+			tb_diag_set(&it[i].d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
+			tb_env_free(it[i].receipt);
+			it[i].receipt = NULL;
+		} else {
+			tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
+						"received");
+		}
+		tb_buf_free(&orig);
+	}
+	if (tb_journal_commit(n->journal) != TB_OK) {
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
+		respond_error(r, s, req, q, resp, &d);
+		goto out;
+	}
+	for (int i = 0; i < count; i++) {
+		if (it[i].receipt != NULL)
+			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
+		else
+			n->m.in_refused++;
+		if (it[i].receipt == NULL) {
+			char id[33] = "";
+			if (it[i].env != NULL)
+				snprintf(id, sizeof(id), "%s", tb_env_id(it[i].env));
+			log_info("refused message %s from peer %s: %s%s%s", id[0] ? id : "-",
+				 peer ? peer : "-", tb_err_reason(it[i].d.code),
+				 it[i].d.detail[0] ? ": " : "", it[i].d.detail);
+		}
+	}
+	if (!batch) {
+		if (it[0].receipt == NULL) {
+			respond_error(r, s, req, q, resp, &it[0].d);
+		} else {
+			respond(r, s, req, q, resp,
+				it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
+				&it[0].out);
+		}
+		goto out;
+	}
+	tb_buf_addc(&body, '[');
+	for (int i = 0; i < count; i++) {
+		if (i > 0)
+			tb_buf_addc(&body, ',');
+		if (it[i].receipt != NULL)
+			tb_buf_add(&body, it[i].out.data, it[i].out.len);
+		else
+			error_json(&body, &it[i].d, it[i].env ? tb_env_id(it[i].env) : NULL);
+	}
+	tb_buf_addc(&body, ']');
+	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(204), &body);
+out:
+	for (int i = 0; i < count; i++) {
+		tb_env_free(it[i].env);
+		tb_env_free(it[i].receipt);
+		tb_buf_free(&it[i].out);
+	}
+	free(it);
+	tb_buf_free(&body);
+}
+
+static void
+hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+	       const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_buf b;
+	int64_t pending = 0;
+
+	tb_buf_init(&b);
+	tb_journal_outbound_pending(n->journal, &pending);
+	tb_buf_printf(&b,
+		      "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"
+		      "\"software\":\"tongban-node %s\",\"v\":%d}",
+		      tb_reg_federation(n->reg), n->cfg.member_id, (long long)pending,
+		      (unsigned long long)tb_reg_serial(n->reg), PACKAGE_VERSION, TB_PROTO_VERSION);
+	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &b);
+	tb_buf_free(&b);
+}
+
+static void
+hnd_get_registry(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+		 const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+
+	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &n->reg_bytes);
+}
+
+void
+tb_inbound_registry_changed(struct tb_node *n)
+{
+	coap_resource_notify_observers(n->res_registry, NULL);
+}
+
+int
+tb_inbound_init(struct tb_node *n)
+{
+	coap_resource_t *r;
+
+	if ((r = coap_resource_init(coap_make_str_const("fed/msg"), 0)) == NULL)
+		return TB_E_NOMEM;
+	coap_register_request_handler(r, COAP_REQUEST_POST, hnd_post_msg);
+	coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"tongban.msg\""), 0);
+	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+	coap_add_resource(n->coap, r);
+	if ((r = coap_resource_init(coap_make_str_const("fed/status"), 0)) == NULL)
+		return TB_E_NOMEM;
+	coap_register_request_handler(r, COAP_REQUEST_GET, hnd_get_status);
+	coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"tongban.status\""), 0);
+	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+	coap_add_resource(n->coap, r);
+	if ((r = coap_resource_init(coap_make_str_const("fed/registry"), 0)) == NULL)
+		return TB_E_NOMEM;
+	coap_register_request_handler(r, COAP_REQUEST_GET, hnd_get_registry);
+	coap_resource_set_get_observable(r, 1);
+	coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"tongban.registry\""), 0);
+	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
+	coap_add_attr(r, coap_make_str_const("obs"), NULL, 0);
+	coap_add_resource(n->coap, r);
+	n->res_registry = r;
+	return TB_OK;
+}

@@ -1,0 +1,49 @@
+/* log.c - levelled logging to standard error. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static enum tb_log_level cur_level = TB_LOG_INFO;
+
+void
+tb_log_set_level(enum tb_log_level lvl)
+{
+	cur_level = lvl;
+}
+
+bool
+tb_log_level_parse(const char *s, enum tb_log_level *out)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum tb_log_level)i;
+			return true;
+		}
+	return false;
+}
+
+void
+tb_log(enum tb_log_level lvl, const char *fmt, ...)
+{
+	static const char *const tags[] = {"debug", "info", "warn", "error"};
+	char ts[32];
+	struct timespec now;
+	struct tm tm;
+	va_list ap;
+
+	if (lvl < cur_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ %s: ", ts, now.tv_nsec / 1000000, tags[lvl]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}

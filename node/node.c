@@ -1,0 +1,349 @@
+/* node.c - the node's state: keys, trust anchor, registry, journal. */
+#include "node.h"
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../certs/tb_cert.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_trust.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+#include "journal.h"
+#include "log.h"
+
+int64_t
+tb_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t
+tb_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+free_pubs(struct tb_node *n)
+{
+	for (size_t i = 0; i < n->npubs; i++)
+		tb_pub_free(n->pubs[i]);
+	free(n->pubs);
+	n->pubs = NULL;
+	n->npubs = 0;
+}
+
+/* Imports every message-signing key of the registry once, so opening an
+ * envelope costs one table probe instead of a key import. */
+static int
+build_pubs(struct tb_node *n, const struct tb_reg *reg)
+{
+	size_t total = 0, at = 0;
+
+	for (size_t m = 0; m < tb_reg_member_count(reg); m++)
+		total += tb_reg_key_count(reg, m);
+	free_pubs(n);
+	if (total == 0)
+		return TB_OK;
+	if ((n->pubs = calloc(total, sizeof(*n->pubs))) == NULL)
+		return TB_E_NOMEM;
+	n->npubs = total;
+	for (size_t m = 0; m < tb_reg_member_count(reg); m++)
+		for (size_t k = 0; k < tb_reg_key_count(reg, m); k++, at++) {
+			uint8_t kid[TB_KEYID_LEN];
+			enum tb_key_use use;
+			const uint8_t *spki;
+			size_t len;
+			tb_reg_key(reg, m, k, kid, &use, &spki, &len);
+			if (use & TB_USE_SIGN)
+				n->pubs[at] = tb_pub_import_spki(spki, len, NULL);
+		}
+	return TB_OK;
+}
+
+/* Index of key (m, k) in n->pubs. */
+static size_t
+pub_index(const struct tb_reg *reg, size_t m, size_t k)
+{
+	size_t at = 0;
+
+	/* registries are small per node; a prefix sum table would trade
+	 * memory for this loop if member counts grow */
+	for (size_t i = 0; i < m; i++)
+		at += tb_reg_key_count(reg, i);
+	return at + k;
+}
+
+const struct tb_pub *
+tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid)
+{
+	struct tb_node *n = ctx;
+	size_t m, k;
+	enum tb_key_use use;
+	uint8_t id[TB_KEYID_LEN];
+	const uint8_t *spki;
+	size_t len;
+
+	if (n->reg == NULL || tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK)
+		return NULL;
+	if (strcmp(tb_reg_member_id(n->reg, m), from) != 0 ||
+	    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE || tb_reg_key_revoked(n->reg, kid))
+		return NULL;
+	tb_reg_key(n->reg, m, k, id, &use, &spki, &len);
+	if (!(use & TB_USE_SIGN))
+		return NULL;
+	size_t i = pub_index(n->reg, m, k);
+	return i < n->npubs ? n->pubs[i] : NULL;
+}
+
+const char *
+tb_node_intern(struct tb_node *n, const char *id)
+{
+	char **v;
+
+	for (size_t i = 0; i < n->ninterned; i++)
+		if (strcmp(n->interned[i], id) == 0)
+			return n->interned[i];
+	if ((v = realloc(n->interned, (n->ninterned + 1) * sizeof(*v))) == NULL)
+		return NULL;
+	n->interned = v;
+	if ((v[n->ninterned] = strdup(id)) == NULL)
+		return NULL;
+	return v[n->ninterned++];
+}
+
+const char *
+tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
+{
+	struct tb_cert *c;
+	uint8_t kid[TB_KEYID_LEN];
+	size_t m, k;
+	enum tb_key_use use;
+	const uint8_t *spki;
+	size_t slen;
+	char hex[65];
+
+	if (n->reg == NULL || (c = tb_cert_import(der, len, NULL)) == NULL)
+		return NULL;
+	tb_cert_key_id(c, kid);
+	tb_cert_free(c);
+	tb_hex_encode(kid, sizeof(kid), hex);
+	if (tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK) {
+		log_warnx("handshake refused: certificate key %.16s... is not in the registry", hex);
+		return NULL;
+	}
+	if (tb_reg_key_revoked(n->reg, kid)) {
+		log_warnx("handshake refused: key %.16s... of %s is revoked", hex,
+			  tb_reg_member_id(n->reg, m));
+		return NULL;
+	}
+	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE) {
+		log_warnx("handshake refused: member %s is %s", tb_reg_member_id(n->reg, m),
+			  tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+		return NULL;
+	}
+	tb_reg_key(n->reg, m, k, kid, &use, &spki, &slen);
+	if (!(use & TB_USE_TLS)) {
+		log_warnx("handshake refused: key of %s is not a TLS key", tb_reg_member_id(n->reg, m));
+		return NULL;
+	}
+	return tb_node_intern(n, tb_reg_member_id(n->reg, m));
+}
+
+int
+tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
+		       struct tb_diag *d)
+{
+	struct tb_reg *reg;
+	int rc;
+
+	if ((reg = tb_reg_parse(doc, len, d)) == NULL)
+		return d->code;
+	rc = tb_reg_verify(reg, n->trust, tb_now(), n->reg ? tb_reg_serial(n->reg) : 0, NULL, d);
+	if (rc != TB_OK)
+		goto fail;
+	if (persist && (rc = tb_file_write(n->cfg.registry, doc, len, 0644, 0, d)) != TB_OK)
+		goto fail;
+	if ((rc = build_pubs(n, reg)) != TB_OK) {
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
+		goto fail;
+	}
+	tb_reg_free(n->reg);
+	n->reg = reg;
+	tb_buf_reset(&n->reg_bytes);
+	if (tb_buf_add(&n->reg_bytes, doc, len) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	log_info("registry serial %llu applied: %zu members, valid until %lld",
+		 (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
+		 (long long)tb_reg_valid_until(reg));
+	/* sessions were authorised under the old registry: drop them so the
+	 * next exchange re-handshakes under the new one */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		tb_transport_drop_peer(n, p->id);
+	if (n->res_registry != NULL)
+		tb_inbound_registry_changed(n);
+	return TB_OK;
+fail:
+	tb_reg_free(reg);
+	return rc;
+}
+
+static int
+parse_endpoint(const char *uri, coap_address_t *addr, struct tb_diag *d)
+{
+	char host[256], port[8];
+	const char *h, *p, *e;
+	struct addrinfo hints, *res = NULL;
+
+	if (strncmp(uri, "coaps://", 8) != 0)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint %s is not coaps://", uri);
+	h = uri + 8;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (e == NULL || e[1] != ':')
+			return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "bad endpoint %s", uri);
+		snprintf(host, sizeof(host), "%.*s", (int)(e - h - 1), h + 1);
+		p = e + 2;
+	} else {
+		e = strrchr(h, ':');
+		if (e == NULL)
+			return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint %s has no port", uri);
+		snprintf(host, sizeof(host), "%.*s", (int)(e - h), h);
+		p = e + 1;
+	}
+	snprintf(port, sizeof(port), "%.*s", (int)strcspn(p, "/"), p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "cannot resolve %s", uri);
+	coap_address_init(addr);
+	addr->size = res->ai_addrlen;
+	memcpy(&addr->addr, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return TB_OK;
+}
+
+int
+tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
+		 coap_address_t *addr, struct tb_diag *d)
+{
+	size_t m;
+
+	if (n->reg == NULL || (m = tb_reg_find_member(n->reg, to)) == TB_REG_NONE)
+		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "no route: %s is not a member", to);
+	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
+		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "no route: %s is %s", to,
+				   tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+	if (tb_reg_endpoint_count(n->reg, m) == 0) {
+		/* reachable only through its parent hub */
+		const char *parent = tb_reg_member_parent(n->reg, m);
+		if (parent == NULL || (m = tb_reg_find_member(n->reg, parent)) == TB_REG_NONE ||
+		    tb_reg_endpoint_count(n->reg, m) == 0 ||
+		    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
+			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+					   "no route: %s has no endpoint and no usable hub", to);
+	}
+	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
+	return parse_endpoint(tb_reg_endpoint(n->reg, m, 0), addr, d);
+}
+
+static int
+load_token(struct tb_node *n, struct tb_diag *d)
+{
+	struct tb_buf b;
+	int rc;
+
+	tb_buf_init(&b);
+	if ((rc = tb_file_read(n->cfg.api_token_file, 1024, &b, d)) == TB_OK) {
+		size_t len = strcspn((const char *)b.data, "\r\n");
+		if (len < 16 || len >= sizeof(n->api_token))
+			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+					 "%s: token must be 16..127 characters", n->cfg.api_token_file);
+		else
+			snprintf(n->api_token, sizeof(n->api_token), "%.*s", (int)len, b.data);
+	}
+	tb_buf_wipe(&b);
+	return rc;
+}
+
+struct tb_node *
+tb_node_new(const char *config_path, struct tb_diag *d)
+{
+	struct tb_node *n = calloc(1, sizeof(*n));
+	struct tb_buf b;
+	enum tb_log_level lvl;
+
+	tb_buf_init(&b);
+	if (n == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	tb_buf_init(&n->reg_bytes);
+	n->config_path = config_path;
+	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
+		goto fail;
+	if (!tb_log_level_parse(n->cfg.log_level, &lvl)) {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: log_level: unknown level", config_path);
+		goto fail;
+	}
+	tb_log_set_level(lvl);
+	n->sign_key = tb_key_load(n->cfg.sign_key[0] ? n->cfg.sign_key : n->cfg.key, NULL, d);
+	if (n->sign_key == NULL)
+		goto fail;
+	tb_key_id(n->sign_key, n->sign_kid);
+	if (tb_file_read(n->cfg.trust, 1 << 20, &b, d) != TB_OK)
+		goto fail;
+	if ((n->trust = tb_trust_parse(b.data, b.len, d)) == NULL) {
+		tb_diag_prefix(d, n->cfg.trust);
+		goto fail;
+	}
+	tb_buf_reset(&b);
+	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, d) != TB_OK)
+		goto fail;
+	if (tb_node_apply_registry(n, b.data, b.len, false, d) != TB_OK) {
+		tb_diag_prefix(d, n->cfg.registry);
+		goto fail;
+	}
+	if (tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE) {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "member %s is not in the registry",
+			    n->cfg.member_id);
+		goto fail;
+	}
+	if (load_token(n, d) != TB_OK)
+		goto fail;
+	tb_buf_free(&b);
+	return n;
+fail:
+	tb_buf_free(&b);
+	tb_node_free(n);
+	return NULL;
+}
+
+void
+tb_node_free(struct tb_node *n)
+{
+	if (n == NULL)
+		return;
+	tb_key_free(n->sign_key);
+	tb_trust_free(n->trust);
+	tb_reg_free(n->reg);
+	free_pubs(n);
+	tb_buf_free(&n->reg_bytes);
+	for (size_t i = 0; i < n->ninterned; i++)
+		free(n->interned[i]);
+	free(n->interned);
+	for (struct tb_peer *p = n->peers, *q; p != NULL; p = q) {
+		q = p->next;
+		free(p);
+	}
+	tb_journal_close(n->journal);
+	memset(n->api_token, 0, sizeof(n->api_token));
+	free(n);
+}

@@ -1,0 +1,137 @@
+/*
+ * node.h - the daemon's internal map: one struct tb_node that owns the
+ * event loop, libcoap context, keys, registry, journal and local API, and
+ * the functions of each node/ file grouped by file.  Only node/ includes
+ * this; the daemon is single-threaded (one libevent loop).
+ */
+#ifndef TB_NODE_H
+#define TB_NODE_H
+
+#include <coap3/coap.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../certs/tb_key.h"
+#include "../util/tb_buf.h"
+#include "config.h"
+
+struct tb_reg;
+struct tb_trust;
+struct tb_journal;
+struct tb_env;
+struct tb_env_fields;
+struct evhttp;
+
+/* One outbound POST /fed/msg exchange: which messages it carries. */
+struct tb_exchange {
+	coap_bin_const_t token;
+	uint8_t tokbuf[8];
+	char hop[16];
+	size_t count;
+	char (*ids)[33];
+	char (*digests)[65];
+	char (*tos)[16];
+	int64_t sent_ms;
+	struct tb_buf *body; /* request payload, kept until the answer */
+	struct tb_exchange *next;
+};
+
+/* Per-peer outbound state (delivery, circuit breaker). */
+struct tb_peer {
+	char id[16];
+	coap_session_t *session;
+	int inflight;		/* exchanges awaiting an answer */
+	int failures;		/* consecutive failures */
+	int64_t open_until_ms;	/* circuit open (no sends) until then */
+	struct tb_peer *next;
+};
+
+struct tb_metrics {
+	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
+	uint64_t handshake_refused, api_requests;
+	uint64_t lat_buckets[12]; /* delivery latency histogram, ms */
+	double lat_sum_ms;
+	uint64_t lat_count;
+};
+
+struct tb_node {
+	struct tb_config cfg;
+	const char *config_path;
+	struct event_base *base;
+	struct event *coap_ev, *coap_timer, *deliver_timer, *sigterm_ev, *sighup_ev,
+		*sigint_ev, *prune_timer;
+	coap_context_t *coap;
+	coap_resource_t *res_registry;
+	struct tb_key *sign_key;
+	uint8_t sign_kid[TB_KEYID_LEN];
+	struct tb_trust *trust;
+	struct tb_reg *reg;
+	struct tb_buf reg_bytes; /* the registry document as served */
+	struct tb_journal *journal;
+	struct evhttp *http;
+	char api_token[128];
+	struct tb_peer *peers;
+	char **interned; /* member id strings handed to sessions */
+	size_t ninterned;
+	bool draining;
+	bool deliver_scheduled;
+	struct tb_metrics m;
+	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
+	size_t sigcache_next;
+	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
+	/* pubkey cache for message verification, rebuilt with the registry */
+	struct tb_pub **pubs;
+	size_t npubs;
+};
+
+/* node.c */
+const char *tb_node_intern(struct tb_node *n, const char *id);
+int64_t tb_now(void);	 /* Unix seconds */
+int64_t tb_now_ms(void); /* monotonic milliseconds */
+struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
+void tb_node_free(struct tb_node *n);
+/* Loads, verifies and applies a registry document (borrowed bytes);
+ * refuses one not newer than the current (unless it is the first). */
+int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
+			   struct tb_diag *d);
+/* The public key with this id of active member `from` for message
+ * signatures; NULL when none (tb_env_open lookup). */
+const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);
+/* Checks a DTLS peer certificate (DER) against the registry: the member
+ * id it belongs to (interned, owned by the node), or NULL. */
+const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+/* First endpoint host/port for the next hop towards member `to`. */
+int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
+		     coap_address_t *addr, struct tb_diag *d);
+
+/* transport.c */
+int tb_transport_start(struct tb_node *n, struct tb_diag *d);
+void tb_transport_stop(struct tb_node *n);
+/* Re-arms libcoap's timer after work was queued outside its callbacks. */
+void tb_transport_kick(struct tb_node *n);
+/* The (cached) client session to peer member `to`, or NULL. */
+coap_session_t *tb_transport_session(struct tb_node *n, const char *to, struct tb_diag *d);
+void tb_transport_drop_peer(struct tb_node *n, const char *to);
+
+/* inbound.c */
+int tb_inbound_init(struct tb_node *n);
+/* Notifies observers of /fed/registry. */
+void tb_inbound_registry_changed(struct tb_node *n);
+
+/* outbound.c */
+void tb_outbound_init(struct tb_node *n);
+/* Seals and journals a message from the local API; *id receives its id. */
+int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
+		       struct tb_diag *d);
+void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
+coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
+				     const coap_pdu_t *recv, const coap_mid_t mid);
+void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
+		      const coap_mid_t mid);
+
+/* api.c */
+int tb_api_start(struct tb_node *n, struct tb_diag *d);
+void tb_api_stop(struct tb_node *n);
+
+#endif

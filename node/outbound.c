@@ -1,0 +1,496 @@
+/*
+ * outbound.c - sending: seal, journal, deliver in batches per next hop,
+ * verify receipts, retry with exponential backoff and jitter until the
+ * message expires, with a circuit breaker per peer.
+ */
+#include "node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../federation/tb_reg.h"
+#include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "journal.h"
+#include "log.h"
+
+#define WINDOW 4	      /* exchanges in flight per peer */
+#define ANSWER_TIMEOUT_S 30   /* an unanswered exchange is retried after this */
+#define BREAKER_AFTER 5	      /* consecutive failures that open the circuit */
+#define BREAKER_OPEN_MS 10000 /* how long it stays open */
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg);
+
+void
+tb_outbound_init(struct tb_node *n)
+{
+	n->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+}
+
+void
+tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
+{
+	struct timeval tv;
+
+	if (n->deliver_timer == NULL)
+		return;
+	if (delay_ms < 0)
+		delay_ms = 0;
+	tv.tv_sec = (time_t)(delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	/* an earlier deadline wins over a pending later one */
+	if (evtimer_pending(n->deliver_timer, NULL)) {
+		struct timeval when, now;
+		evtimer_pending(n->deliver_timer, &when);
+		event_base_gettimeofday_cached(n->base, &now);
+		if (evutil_timercmp(&when, &now, <))
+			return;
+		struct timeval d;
+		evutil_timersub(&when, &now, &d);
+		if (evutil_timercmp(&d, &tv, <))
+			return;
+	}
+	evtimer_add(n->deliver_timer, &tv);
+}
+
+int
+tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *fin, char id[33],
+		   struct tb_diag *d)
+{
+	struct tb_env_fields f = *fin;
+	struct tb_env *e;
+	struct tb_buf b;
+	struct tb_journal_msg m;
+	uint8_t dg[32];
+	char digest[65], hop[16];
+	coap_address_t addr;
+	int rc;
+
+	f.from = n->cfg.member_id;
+	f.created = tb_now();
+	if (f.to == NULL)
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to");
+	if (tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d) != TB_OK)
+		return d->code;
+	if ((e = tb_env_create(&f, d)) == NULL)
+		return d->code;
+	tb_buf_init(&b);
+	if ((rc = tb_env_seal(e, n->sign_key, d)) != TB_OK ||
+	    (rc = tb_env_serialize(e, &b)) != TB_OK)
+		goto out;
+	tb_env_digest(e, dg);
+	tb_hex_encode(dg, 32, digest);
+	memset(&m, 0, sizeof(m));
+	m.id = tb_env_id(e);
+	m.from = tb_env_from(e);
+	m.to = tb_env_to(e);
+	m.type = tb_env_type(e);
+	m.service = tb_env_service(e);
+	m.corr = tb_env_corr(e);
+	m.digest = digest;
+	m.created = tb_env_created(e);
+	m.expires = tb_env_expires(e);
+	m.envelope = b.data;
+	m.envelope_len = b.len;
+	if ((rc = tb_journal_begin(n->journal)) != TB_OK)
+		goto jfail;
+	if ((rc = tb_journal_outbound_put(n->journal, &m, tb_now())) != TB_OK ||
+	    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, tb_now(),
+					  "queued")) != TB_OK) {
+		tb_journal_rollback(n->journal);
+		goto jfail;
+	}
+	if ((rc = tb_journal_commit(n->journal)) != TB_OK)
+		goto jfail;
+	snprintf(id, 33, "%s", m.id);
+	tb_outbound_schedule(n, 0);
+	goto out;
+jfail:
+	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(n->journal)->detail);
+out:
+	tb_env_free(e);
+	tb_buf_free(&b);
+	return rc;
+}
+
+/* ---- delivery ---- */
+
+struct due {
+	char id[33], to[16], hop[16], digest[65];
+	int64_t expires, attempts;
+	struct tb_buf env;
+};
+
+struct due_list {
+	struct tb_node *n;
+	struct due *v;
+	size_t len, cap;
+};
+
+static int
+collect(void *ctx, const struct tb_journal_out *o)
+{
+	struct due_list *l = ctx;
+	struct due *x;
+
+	if (l->len == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct due *v = realloc(l->v, nc * sizeof(*v));
+		if (v == NULL)
+			return TB_E_NOMEM;
+		l->v = v;
+		l->cap = nc;
+	}
+	x = &l->v[l->len];
+	memset(x, 0, sizeof(*x));
+	snprintf(x->id, sizeof(x->id), "%s", o->msg.id);
+	snprintf(x->to, sizeof(x->to), "%s", o->msg.to);
+	snprintf(x->digest, sizeof(x->digest), "%s", o->msg.digest);
+	x->expires = o->msg.expires;
+	x->attempts = o->attempts;
+	tb_buf_init(&x->env);
+	if (tb_buf_add(&x->env, o->msg.envelope, o->msg.envelope_len) != TB_OK)
+		return TB_E_NOMEM;
+	l->len++;
+	return TB_OK;
+}
+
+static struct tb_peer *
+peer_of(struct tb_node *n, const char *id)
+{
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+/* Backoff after `attempts` failures: min * 2^attempts, capped, with
+ * +-25 % jitter so that peers recovering together are not hit together. */
+static int64_t
+backoff_s(struct tb_node *n, int64_t attempts)
+{
+	int64_t ms = n->cfg.retry_min_ms;
+	uint32_t r = 0;
+
+	for (int64_t i = 0; i < attempts && ms < n->cfg.retry_max_ms; i++)
+		ms *= 2;
+	if (ms > n->cfg.retry_max_ms)
+		ms = n->cfg.retry_max_ms;
+	tb_random(&r, sizeof(r));
+	ms = ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
+	return (ms + 999) / 1000;
+}
+
+static void
+free_exchange(struct tb_exchange *x)
+{
+	free(x->ids);
+	free(x->digests);
+	free(x->tos);
+	free(x);
+}
+
+/* Sends up to count due messages to hop in one exchange. */
+static int
+send_batch(struct tb_node *n, const char *hop, struct due **v, size_t count)
+{
+	struct tb_diag d;
+	coap_session_t *s = tb_transport_session(n, hop, &d);
+	coap_pdu_t *pdu;
+	struct tb_buf *body;
+	struct tb_exchange *x;
+	uint8_t fmt[4];
+
+	if (s == NULL) {
+		log_warnx("no session to %s: %s", hop, d.detail);
+		return -1;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL || (body = malloc(sizeof(*body))) == NULL) {
+		free(x);
+		return -1;
+	}
+	x->ids = calloc(count, sizeof(*x->ids));
+	x->digests = calloc(count, sizeof(*x->digests));
+	x->tos = calloc(count, sizeof(*x->tos));
+	tb_buf_init(body);
+	if (count > 1)
+		tb_buf_addc(body, '[');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			tb_buf_addc(body, ',');
+		tb_buf_add(body, v[i]->env.data, v[i]->env.len);
+		if (x->ids != NULL && x->digests != NULL && x->tos != NULL) {
+			memcpy(x->ids[i], v[i]->id, 33);
+			memcpy(x->digests[i], v[i]->digest, 65);
+			memcpy(x->tos[i], v[i]->to, 16);
+		}
+	}
+	if (count > 1)
+		tb_buf_addc(body, ']');
+	x->count = count;
+	snprintf(x->hop, sizeof(x->hop), "%s", hop);
+	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
+	if (pdu == NULL || x->ids == NULL || x->digests == NULL || x->tos == NULL)
+		goto fail;
+	coap_session_new_token(s, &x->token.length, x->tokbuf);
+	x->token.s = x->tokbuf;
+	coap_add_token(pdu, x->token.length, x->tokbuf);
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg");
+	coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+			coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
+			fmt);
+	if (!coap_add_data_large_request(s, pdu, body->len, body->data,
+					 (coap_release_large_data_t) /* frees body */ NULL, NULL))
+		goto fail;
+	x->sent_ms = tb_now_ms();
+	if (coap_send(s, pdu) == COAP_INVALID_MID) {
+		pdu = NULL;
+		goto fail;
+	}
+	/* libcoap copied nothing: keep body alive with the exchange */
+	x->next = n->exchanges;
+	n->exchanges = x;
+	x->body = body;
+	struct tb_peer *p = peer_of(n, hop);
+	if (p != NULL)
+		p->inflight++;
+	return 0;
+fail:
+	if (pdu != NULL)
+		coap_delete_pdu(pdu);
+	tb_buf_free(body);
+	free(body);
+	free_exchange(x);
+	return -1;
+}
+
+static void
+deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tb_node *n = arg;
+	struct due_list l = {n, NULL, 0, 0};
+	int64_t now = tb_now(), next;
+
+	(void)fd;
+	(void)what;
+	if (n->draining)
+		return;
+	if (tb_journal_outbound_due(n->journal, now, 1024, collect, &l) != TB_OK)
+		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
+	if (l.len > 0 && tb_journal_begin(n->journal) == TB_OK) {
+		/* Mark every message of this round as attempted before sending,
+		 * with the answer timeout as its next attempt: a crash or a lost
+		 * answer then means a retry, never a loss. */
+		for (size_t i = 0; i < l.len; i++) {
+			struct due *x = &l.v[i];
+			struct tb_diag d;
+			coap_address_t addr;
+			if (x->expires <= now) {
+				tb_journal_outbound_failed(n->journal, x->id, "time.expired: not delivered before expiry", now);
+				tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now, "failed");
+				n->m.out_failed++;
+				x->hop[0] = '\0';
+				continue;
+			}
+			if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
+				tb_journal_outbound_retry(n->journal, x->id, now + backoff_s(n, x->attempts), d.detail);
+				x->hop[0] = '\0';
+				continue;
+			}
+			struct tb_peer *p = peer_of(n, x->hop);
+			if (p != NULL && (p->open_until_ms > tb_now_ms() || p->inflight >= WINDOW)) {
+				x->hop[0] = '\0'; /* circuit open or window full: later */
+				continue;
+			}
+			tb_journal_outbound_retry(n->journal, x->id, now + ANSWER_TIMEOUT_S, "sent, awaiting receipt");
+		}
+		if (tb_journal_commit(n->journal) != TB_OK)
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+		/* group by hop, batch_max per exchange */
+		struct due **batch = calloc((size_t)n->cfg.batch_max, sizeof(*batch));
+		for (size_t i = 0; batch != NULL && i < l.len; i++) {
+			if (l.v[i].hop[0] == '\0')
+				continue;
+			char hop[16];
+			size_t c = 0;
+			snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
+			for (size_t j = i; j < l.len && c < (size_t)n->cfg.batch_max; j++)
+				if (strcmp(l.v[j].hop, hop) == 0) {
+					batch[c++] = &l.v[j];
+				}
+			send_batch(n, hop, batch, c);
+			for (size_t k = 0; k < c; k++)
+				batch[k]->hop[0] = '\0';
+		}
+		free(batch);
+		tb_transport_kick(n);
+	}
+	for (size_t i = 0; i < l.len; i++)
+		tb_buf_free(&l.v[i].env);
+	free(l.v);
+	if (tb_journal_outbound_next_due(n->journal, &next) == TB_OK)
+		tb_outbound_schedule(n, next <= now ? 1000 : (next - now) * 1000);
+}
+
+static struct tb_exchange *
+take_exchange(struct tb_node *n, const coap_pdu_t *sent, const coap_pdu_t *recv)
+{
+	coap_bin_const_t tok = coap_pdu_get_token(recv ? recv : sent);
+
+	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL; pp = &(*pp)->next) {
+		struct tb_exchange *x = *pp;
+		if (x->token.length == tok.length && memcmp(x->tokbuf, tok.s, tok.length) == 0) {
+			*pp = x->next;
+			return x;
+		}
+	}
+	return NULL;
+}
+
+static void
+finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
+{
+	struct tb_peer *p = peer_of(n, x->hop);
+
+	if (p != NULL) {
+		if (p->inflight > 0)
+			p->inflight--;
+		if (ok) {
+			p->failures = 0;
+		} else if (++p->failures >= BREAKER_AFTER) {
+			p->open_until_ms = tb_now_ms() + BREAKER_OPEN_MS;
+			log_warnx("circuit to %s open for %d s after %d failures", x->hop,
+				  BREAKER_OPEN_MS / 1000, p->failures);
+		}
+	}
+	tb_buf_free(x->body);
+	free(x->body);
+	free_exchange(x);
+}
+
+/* Checks one answer element for message i; records the outcome. */
+static void
+settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
+       int coap_class)
+{
+	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, NULL, NULL};
+	struct tb_env *r = NULL;
+	struct tb_diag d;
+	const struct tb_json *dg;
+	const char *dgs;
+	int64_t now = tb_now();
+
+	if (coap_class == 2 && tb_env_open(p, len, &o, &r, &d) == TB_OK &&
+	    strcmp(tb_env_type(r), "receipt") == 0 && strcmp(tb_env_from(r), x->tos[i]) == 0 &&
+	    tb_env_corr(r) != NULL && strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
+	    (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
+	    (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0) {
+		tb_journal_outbound_delivered(n->journal, x->ids[i], p, len, now);
+		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
+					"delivered");
+		n->m.out_delivered++;
+		double ms = (double)(tb_now_ms() - x->sent_ms);
+		n->m.lat_sum_ms += ms;
+		n->m.lat_count++;
+		for (int b = 0; b < 12; b++)
+			if (ms <= (double)(1 << b))
+				n->m.lat_buckets[b]++;
+	} else if (coap_class == 4) {
+		/* refused for good: the same bytes would be refused again */
+		char reason[160];
+		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
+			 (int)(len > 120 ? 120 : len), (const char *)p);
+		tb_journal_outbound_failed(n->journal, x->ids[i], reason, now);
+		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
+					"failed");
+		n->m.out_failed++;
+	} else {
+		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
+					  "answer was not a valid receipt");
+		n->m.out_retries++;
+	}
+	tb_env_free(r);
+}
+
+coap_response_t
+tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
+		     const coap_mid_t mid)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_exchange *x = take_exchange(n, sent, recv);
+	const uint8_t *data = NULL;
+	size_t len = 0, off, total;
+	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
+
+	(void)mid;
+	if (x == NULL)
+		return COAP_RESPONSE_OK;
+	coap_get_data_large(recv, &len, &data, &off, &total);
+	if (tb_journal_begin(n->journal) != TB_OK) {
+		finish_exchange(n, x, false);
+		return COAP_RESPONSE_OK;
+	}
+	if (cls == 5 || data == NULL) {
+		for (size_t i = 0; i < x->count; i++) {
+			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+						  "peer answered with a server error");
+			n->m.out_retries++;
+		}
+	} else if (x->count == 1) {
+		settle(n, x, 0, data, len, cls);
+	} else {
+		/* a batch answer: a JSON array, element i for message i */
+		struct tb_json_doc *doc = tb_json_parse(data, len, NULL, NULL);
+		const struct tb_json *e = doc ? tb_json_first(tb_json_root(doc)) : NULL;
+		struct tb_buf b;
+		tb_buf_init(&b);
+		for (size_t i = 0; i < x->count; i++) {
+			tb_buf_reset(&b);
+			if (e != NULL) {
+				tb_json_canon(e, NULL, &b);
+				settle(n, x, i, b.data, b.len,
+				       tb_json_get(e, "error") != NULL ? 4 : cls);
+				e = tb_json_next(e);
+			} else {
+				tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+							  "malformed batch answer");
+			}
+		}
+		tb_buf_free(&b);
+		tb_json_doc_free(doc);
+	}
+	if (tb_journal_commit(n->journal) != TB_OK)
+		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+	finish_exchange(n, x, cls == 2);
+	tb_outbound_schedule(n, 0);
+	return COAP_RESPONSE_OK;
+}
+
+void
+tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
+		 const coap_mid_t mid)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_exchange *x = sent ? take_exchange(n, sent, NULL) : NULL;
+
+	(void)mid;
+	if (x == NULL)
+		return;
+	log_info("exchange with %s failed (nack %d): %zu message(s) will be retried", x->hop,
+		 (int)r, x->count);
+	if (tb_journal_begin(n->journal) == TB_OK) {
+		for (size_t i = 0; i < x->count; i++) {
+			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+						  "no answer from peer");
+			n->m.out_retries++;
+		}
+		tb_journal_commit(n->journal);
+	}
+	tb_transport_drop_peer(n, x->hop);
+	finish_exchange(n, x, false);
+	tb_outbound_schedule(n, 1000);
+}

@@ -1,0 +1,253 @@
+/* transport.c - libcoap (CoAP over DTLS, GnuTLS) on the libevent loop. */
+#include "node.h"
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/tb_err.h"
+#include "log.h"
+
+/* Certificate check for both directions: GnuTLS has validated the chain
+ * to the federation root (no self-signed, no expired); here the leaf's
+ * key must belong to an active member of the current registry. */
+static int
+check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, unsigned depth,
+	   int validated, void *arg)
+{
+	struct tb_node *n = arg;
+	const char *member;
+
+	(void)cn;
+	if (!validated) {
+		n->m.handshake_refused++;
+		log_warnx("handshake refused: certificate chain not valid (depth %u)", depth);
+		return 0;
+	}
+	if (depth > 0)
+		return 1; /* a CA of the chain, already validated */
+	if ((member = tb_node_peer_member(n, der, len)) == NULL) {
+		n->m.handshake_refused++;
+		return 0;
+	}
+	if (coap_session_get_type(s) == COAP_SESSION_TYPE_CLIENT) {
+		/* we dialled a particular member: the server must be it */
+		const char *want = coap_session_get_app_data(s);
+		if (want != NULL && strcmp(want, member) != 0) {
+			n->m.handshake_refused++;
+			log_warnx("handshake refused: expected member %s, server is %s", want,
+				  member);
+			return 0;
+		}
+	}
+	coap_session_set_app_data(s, (void *)member);
+	return 1;
+}
+
+static void
+fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
+{
+	memset(pki, 0, sizeof(*pki));
+	pki->version = COAP_DTLS_PKI_SETUP_VERSION;
+	pki->verify_peer_cert = 1;
+	pki->check_common_ca = 0; /* peers hang under other province CAs */
+	pki->allow_self_signed = 0;
+	pki->allow_expired_certs = 0;
+	pki->cert_chain_validation = 1;
+	pki->cert_chain_verify_depth = 2; /* root -> province CA -> node */
+	/* Revocation is enforced through the threshold-signed registry
+	 * (revoked key ids and member status), which reaches every node in
+	 * seconds; CRL files are for outside tools. */
+	pki->check_cert_revocation = 0;
+	pki->validate_cn_call_back = check_peer;
+	pki->cn_call_back_arg = n;
+	pki->pki_key.key_type = COAP_PKI_KEY_PEM;
+	pki->pki_key.key.pem.public_cert = n->cfg.cert;
+	pki->pki_key.key.pem.private_key = n->cfg.key;
+	pki->pki_key.key.pem.ca_file = n->cfg.root;
+}
+
+static void
+coap_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Runs libcoap's pending work and re-arms its timer. */
+static void
+pump(struct tb_node *n)
+{
+	unsigned wait_ms;
+	struct timeval tv;
+
+	coap_io_process(n->coap, COAP_IO_NO_WAIT);
+	coap_tick_t now;
+	coap_ticks(&now);
+	wait_ms = coap_io_prepare_epoll(n->coap, now);
+	if (wait_ms == 0 || wait_ms > 1000)
+		wait_ms = 1000;
+	tv.tv_sec = wait_ms / 1000;
+	tv.tv_usec = (long)(wait_ms % 1000) * 1000;
+	evtimer_add(n->coap_timer, &tv);
+}
+
+static void
+coap_fd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+static void
+coap_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+void
+tb_transport_kick(struct tb_node *n)
+{
+	struct timeval tv = {0, 0};
+
+	if (n->coap_timer != NULL)
+		evtimer_add(n->coap_timer, &tv);
+}
+
+static int
+event_cb(coap_session_t *s, const coap_event_t ev)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+
+	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
+	    ev == COAP_EVENT_SESSION_FAILED) {
+		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+			if (p->session == s) {
+				log_debug("session to %s closed (event %d)", p->id, (int)ev);
+				p->session = NULL;
+				p->inflight = 0;
+			}
+	}
+	return 0;
+}
+
+int
+tb_transport_start(struct tb_node *n, struct tb_diag *d)
+{
+	coap_dtls_pki_t pki;
+	coap_address_t addr;
+	char port[8];
+	struct addrinfo hints, *res = NULL;
+
+	coap_startup();
+	coap_set_log_level(LOG_WARNING);
+	coap_dtls_set_log_level(LOG_WARNING);
+	if (!coap_dtls_is_supported())
+		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "libcoap has no DTLS support");
+	if ((n->coap = coap_new_context(NULL)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "coap_new_context");
+	coap_set_app_data(n->coap, n);
+	coap_context_set_block_mode(n->coap, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	coap_context_set_max_idle_sessions(n->coap, 256);
+	coap_context_set_session_timeout(n->coap, 300);
+	coap_register_event_handler(n->coap, event_cb);
+	coap_register_response_handler(n->coap, tb_outbound_response);
+	coap_register_nack_handler(n->coap, tb_outbound_nack);
+	fill_pki(n, &pki);
+	if (!coap_context_set_pki(n->coap, &pki))
+		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
+				   "cannot load DTLS identity (cert %s, key %s, root %s)", n->cfg.cert,
+				   n->cfg.key, n->cfg.root);
+	snprintf(port, sizeof(port), "%d", n->cfg.listen_port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	if (getaddrinfo(n->cfg.listen_host, port, &hints, &res) != 0 || res == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "listen: bad address %s",
+				   n->cfg.listen_host);
+	coap_address_init(&addr);
+	addr.size = res->ai_addrlen;
+	memcpy(&addr.addr, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d",
+				   n->cfg.listen_host, n->cfg.listen_port);
+	if (tb_inbound_init(n) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
+	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
+			       coap_fd_cb, n);
+	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
+	if (n->coap_ev == NULL || n->coap_timer == NULL || event_add(n->coap_ev, NULL) != 0)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "event setup");
+	tb_transport_kick(n);
+	log_info("member %s listening on coaps://%s:%d", n->cfg.member_id, n->cfg.listen_host,
+		 n->cfg.listen_port);
+	return TB_OK;
+}
+
+void
+tb_transport_stop(struct tb_node *n)
+{
+	if (n->coap_ev != NULL)
+		event_free(n->coap_ev);
+	if (n->coap_timer != NULL)
+		event_free(n->coap_timer);
+	n->coap_ev = n->coap_timer = NULL;
+	if (n->coap != NULL)
+		coap_free_context(n->coap);
+	n->coap = NULL;
+	coap_cleanup();
+}
+
+static struct tb_peer *
+find_peer(struct tb_node *n, const char *id, bool create)
+{
+	struct tb_peer *p;
+
+	for (p = n->peers; p != NULL; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	if (!create || (p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->next = n->peers;
+	n->peers = p;
+	return p;
+}
+
+coap_session_t *
+tb_transport_session(struct tb_node *n, const char *hop, struct tb_diag *d)
+{
+	struct tb_peer *p = find_peer(n, hop, true);
+	coap_dtls_pki_t pki;
+	coap_address_t addr;
+	char hop2[16];
+
+	if (p == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	if (p->session != NULL)
+		return p->session;
+	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
+		return NULL;
+	fill_pki(n, &pki);
+	p->session = coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);
+	if (p->session == NULL) {
+		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot open a DTLS session to %s", hop);
+		return NULL;
+	}
+	coap_session_set_app_data(p->session, (void *)tb_node_intern(n, hop2));
+	return p->session;
+}
+
+void
+tb_transport_drop_peer(struct tb_node *n, const char *id)
+{
+	struct tb_peer *p = find_peer(n, id, false);
+
+	if (p != NULL && p->session != NULL) {
+		coap_session_release(p->session);
+		p->session = NULL;
+		p->inflight = 0;
+	}
+}
