@@ -1,0 +1,49 @@
+/*
+ * config.h - the node's configuration file: declarative, one table of
+ * keys with type, bounds and default (config.c), errors as
+ * "file:line: message".
+ *
+ * Format: one "key = value" per line; '#' starts a comment; blank lines
+ * ignored; relative paths are relative to the config file's directory.
+ * The keys are documented in man/tongban-node.8 and `tongban-node --help`.
+ */
+#ifndef TB_CONFIG_H
+#define TB_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define TB_CONF_PATH_MAX 1024
+
+/* A plain record owned by the caller; strings are inline. */
+struct tb_config {
+	char member_id[16];
+	char listen_host[64];
+	int listen_port;
+	char cert[TB_CONF_PATH_MAX];	/* node certificate (+ province CA chain), PEM */
+	char key[TB_CONF_PATH_MAX];	/* node private key (DTLS and signing) */
+	char sign_key[TB_CONF_PATH_MAX]; /* optional separate message-signing key */
+	char root[TB_CONF_PATH_MAX];	/* federation root certificate */
+	char trust[TB_CONF_PATH_MAX];	/* trust anchor (trust.json) */
+	char registry[TB_CONF_PATH_MAX]; /* current registry (kept up to date) */
+	char journal[TB_CONF_PATH_MAX];	/* SQLite journal */
+	char api_host[64];
+	int api_port;
+	char api_token_file[TB_CONF_PATH_MAX];
+	char registry_upstream[16];	/* member id whose /fed/registry to observe */
+	char log_level[16];
+	int64_t max_message_size;
+	int64_t clock_skew;
+	int64_t retry_min_ms, retry_max_ms;
+	int64_t batch_max;
+};
+
+struct tb_diag;
+
+/* Parses path into cfg (defaults first).  On failure returns a negative
+ * tb_err with d->detail "file:line: message". */
+int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
+/* Prints the key table (name, default, meaning) for --help. */
+void tb_config_describe(FILE *f);
+
+#endif
