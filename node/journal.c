@@ -31,42 +31,42 @@
 #define AUDIT_TAG "tongban-audit-v1"
 
 static const char schema_sql[] =
-	/* seq is the arrival order and the inbox cursor; AUTOINCREMENT so a
-	 * pruned seq is never handed out again and cursors stay valid. */
-	"CREATE TABLE inbound ("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" id TEXT NOT NULL UNIQUE,"
-	" sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
-	" service TEXT, corr TEXT, digest TEXT NOT NULL,"
-	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-	" envelope BLOB NOT NULL, receipt BLOB NOT NULL,"
-	" acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)));"
-	/* Partial indexes: the inbox scan and the prune touch only the rows
-	 * they concern, however large the remembered history grows. */
-	"CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
-	"CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
-	"CREATE TABLE outbound ("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" id TEXT NOT NULL UNIQUE,"
-	" sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
-	" service TEXT, corr TEXT, digest TEXT NOT NULL,"
-	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-	" envelope BLOB NOT NULL,"
-	" state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt INTEGER NOT NULL,"
-	" last_error TEXT, reason TEXT, done_at INTEGER, receipt BLOB);"
-	"CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
-	"CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
-	/* seq is assigned by us (head + 1), not AUTOINCREMENT: it is hashed,
-	 * so it must be known before the insert. */
-	"CREATE TABLE audit ("
-	" seq INTEGER PRIMARY KEY CHECK (seq > 0),"
-	" prev TEXT NOT NULL,"
-	" dir TEXT NOT NULL CHECK (dir IN ('i', 'o')),"
-	" msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"
-	" at INTEGER NOT NULL, event TEXT NOT NULL,"
-	" hash TEXT NOT NULL);";
+    /* seq is the arrival order and the inbox cursor; AUTOINCREMENT so a
+     * pruned seq is never handed out again and cursors stay valid. */
+    "CREATE TABLE inbound ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+    " service TEXT, corr TEXT, digest TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " envelope BLOB NOT NULL, receipt BLOB NOT NULL,"
+    " acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)));"
+    /* Partial indexes: the inbox scan and the prune touch only the rows
+     * they concern, however large the remembered history grows. */
+    "CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
+    "CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
+    "CREATE TABLE outbound ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+    " service TEXT, corr TEXT, digest TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " envelope BLOB NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL,"
+    " last_error TEXT, reason TEXT, done_at INTEGER, receipt BLOB);"
+    "CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
+    "CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
+    /* seq is assigned by us (head + 1), not AUTOINCREMENT: it is hashed,
+     * so it must be known before the insert. */
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY CHECK (seq > 0),"
+    " prev TEXT NOT NULL,"
+    " dir TEXT NOT NULL CHECK (dir IN ('i', 'o')),"
+    " msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"
+    " at INTEGER NOT NULL, event TEXT NOT NULL,"
+    " hash TEXT NOT NULL);";
 
 enum sid {
 	ST_BEGIN,
@@ -96,41 +96,41 @@ enum sid {
 #define MSG_COLS "id, sender, recipient, type, service, corr, digest, created, expires, envelope"
 
 static const char *const stmt_sql[ST__COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	/* ON CONFLICT on the id only: any other constraint failure is a real
-	 * error, which INSERT OR IGNORE would swallow. */
-	[ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
-		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-		      " ON CONFLICT (id) DO NOTHING",
-	[ST_IN_RECEIPT] = "SELECT receipt FROM inbound WHERE id = ?1",
-	[ST_IN_EXISTS] = "SELECT 1 FROM inbound WHERE id = ?1",
-	[ST_INBOX_LIST] = "SELECT seq, " MSG_COLS ", receipt FROM inbound"
-			  " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
-	[ST_INBOX_ACK] = "UPDATE inbound SET acked = 1 WHERE id = ?1 AND acked = 0",
-	[ST_INBOX_COUNT] = "SELECT count(*) FROM inbound WHERE acked = 0",
-	[ST_OUT_PUT] = "INSERT INTO outbound (" MSG_COLS ", next_attempt)"
-		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-		       " ON CONFLICT (id) DO NOTHING",
-	[ST_OUT_DUE] = "SELECT " MSG_COLS ", attempts, next_attempt, last_error FROM outbound"
-		       " WHERE state = 0 AND next_attempt <= ?1"
-		       " ORDER BY next_attempt, seq LIMIT ?2",
-	[ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, receipt = ?2, done_at = ?3"
-			     " WHERE id = ?1 AND state = 0",
-	[ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
-			 " last_error = ?3 WHERE id = ?1 AND state = 0",
-	[ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
-			  " WHERE id = ?1 AND state = 0",
-	[ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
-			  " receipt FROM outbound WHERE id = ?1",
-	[ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
-	[ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
-	[ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
-	[ST_PRUNE_OUT] = "DELETE FROM outbound WHERE state <> 0 AND expires < ?1",
-	[ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-	[ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash)"
-			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    /* ON CONFLICT on the id only: any other constraint failure is a real
+     * error, which INSERT OR IGNORE would swallow. */
+    [ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                  " ON CONFLICT (id) DO NOTHING",
+    [ST_IN_RECEIPT] = "SELECT receipt FROM inbound WHERE id = ?1",
+    [ST_IN_EXISTS] = "SELECT 1 FROM inbound WHERE id = ?1",
+    [ST_INBOX_LIST] = "SELECT seq, " MSG_COLS ", receipt FROM inbound"
+                      " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+    [ST_INBOX_ACK] = "UPDATE inbound SET acked = 1 WHERE id = ?1 AND acked = 0",
+    [ST_INBOX_COUNT] = "SELECT count(*) FROM inbound WHERE acked = 0",
+    [ST_OUT_PUT] = "INSERT INTO outbound (" MSG_COLS ", next_attempt)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                   " ON CONFLICT (id) DO NOTHING",
+    [ST_OUT_DUE] = "SELECT " MSG_COLS ", attempts, next_attempt, last_error FROM outbound"
+                   " WHERE state = 0 AND next_attempt <= ?1"
+                   " ORDER BY next_attempt, seq LIMIT ?2",
+    [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, receipt = ?2, done_at = ?3"
+                         " WHERE id = ?1 AND state = 0",
+    [ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
+                     " last_error = ?3 WHERE id = ?1 AND state = 0",
+    [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
+                      " WHERE id = ?1 AND state = 0",
+    [ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
+                      " receipt FROM outbound WHERE id = ?1",
+    [ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
+    [ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
+    [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
+    [ST_PRUNE_OUT] = "DELETE FROM outbound WHERE state <> 0 AND expires < ?1",
+    [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 struct tb_journal {
@@ -186,7 +186,7 @@ ready(struct tb_journal *j)
 	tb_diag_clear(&j->diag);
 	if (j->aborted)
 		return tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
-				   "transaction was aborted by an earlier error; roll it back");
+		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
 }
 
@@ -416,22 +416,22 @@ check_identity(sqlite3 *db, const char *path, int64_t *version, struct tb_diag *
 		return rc;
 	if (app != 0 && app != JOURNAL_APP_ID)
 		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
-				   "%s: SQLite database of another application (id %#" PRIx64 ")",
-				   path, app);
+		                   "%s: SQLite database of another application (id %#" PRIx64 ")",
+		                   path, app);
 	if (*version > TB_JOURNAL_SCHEMA)
 		return tb_diag_set(d, TB_E_JOURNAL_VERSION, TB_DIAG_NOPOS,
-				   "%s: schema %" PRId64 ", this build reads up to %d", path,
-				   *version, TB_JOURNAL_SCHEMA);
+		                   "%s: schema %" PRId64 ", this build reads up to %d", path,
+		                   *version, TB_JOURNAL_SCHEMA);
 	if (*version == 0) {
 		rc = query_int(db, "SELECT count(*) FROM sqlite_master", &ntables, d);
 		if (rc != TB_OK)
 			return rc;
 		if (ntables != 0)
 			return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
-					   "%s: SQLite database without a journal schema", path);
+			                   "%s: SQLite database without a journal schema", path);
 	} else if (app != JOURNAL_APP_ID) {
 		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS,
-				   "%s: not a Tongban journal", path);
+		                   "%s: not a Tongban journal", path);
 	}
 	return TB_OK;
 }
@@ -451,7 +451,7 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 		goto fail;
 	if (version == 0) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
-			 TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
+		         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
 		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, sql, d)) != TB_OK)
 			goto fail;
 	}
@@ -486,14 +486,14 @@ tb_journal_open(const char *path, struct tb_diag *d)
 	}
 	tb_diag_clear(&j->diag);
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
-	rc = sqlite3_open_v2(path, &j->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(
+	    path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		if (j->db == NULL)
 			tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
 		else
 			tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
-				    sqlite3_errmsg(j->db));
+			            sqlite3_errmsg(j->db));
 		goto fail;
 	}
 	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK) {
@@ -514,7 +514,7 @@ tb_journal_open(const char *path, struct tb_diag *d)
 	mode = (const char *)sqlite3_column_text(s, 0);
 	if (mode == NULL || strcmp(mode, "wal") != 0) {
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: cannot enable WAL (mode %s)", path,
-			    mode ? mode : "?");
+		            mode ? mode : "?");
 		goto fail;
 	}
 	sqlite3_finalize(s);
@@ -529,7 +529,7 @@ tb_journal_open(const char *path, struct tb_diag *d)
 
 	for (int i = 0; i < ST__COUNT; i++) {
 		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i],
-				       NULL) != SQLITE_OK) {
+		                       NULL) != SQLITE_OK) {
 			db_fail(j->db, d, stmt_sql[i]);
 			goto fail;
 		}
@@ -590,7 +590,7 @@ tb_journal_commit(struct tb_journal *j)
 		return jarg(j, "no transaction open");
 	if (j->aborted) {
 		rc = tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
-				 "transaction was aborted by an earlier error; nothing stored");
+		                 "transaction was aborted by an earlier error; nothing stored");
 		goto done;
 	}
 	if ((rc = run(j, st(j, ST_COMMIT), "commit")) == TB_OK)
@@ -649,7 +649,7 @@ inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out)
 
 int
 tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
-		       struct tb_buf *orig_receipt)
+                       struct tb_buf *orig_receipt)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -696,8 +696,8 @@ sql_limit(size_t limit)
 }
 
 int
-tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
-		      tb_journal_inbox_cb cb, void *ctx)
+tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq, tb_journal_inbox_cb cb,
+                      void *ctx)
 {
 	struct tb_journal_msg m;
 	sqlite3_stmt *s;
@@ -815,7 +815,7 @@ tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m, in
 
 int
 tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
-			void *ctx)
+                        void *ctx)
 {
 	struct tb_journal_out o;
 	sqlite3_stmt *s;
@@ -860,12 +860,12 @@ not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)
 		return rc;
 	*state = stt.state;
 	return tb_diag_set(&j->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS, "outbound %s is %s", id,
-			   tb_journal_state_name(stt.state));
+	                   tb_journal_state_name(stt.state));
 }
 
 int
 tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
-			      size_t receipt_len, int64_t at)
+                              size_t receipt_len, int64_t at)
 {
 	enum tb_journal_state state;
 	sqlite3_stmt *s;
@@ -895,7 +895,7 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 
 int
 tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
-			  const char *last_error)
+                          const char *last_error)
 {
 	enum tb_journal_state state;
 	sqlite3_stmt *s;
@@ -906,7 +906,8 @@ tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_att
 	if (!is_hex(id, 32))
 		return jarg(j, "id is not 32 lowercase hex digits");
 	s = st(j, ST_OUT_RETRY);
-	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
+	if (bind_text(s, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
 	    bind_text(s, 3, last_error) != SQLITE_OK)
 		return jfail(j, "bind");
 	if ((rc = run(j, s, "outbound retry")) != TB_OK)
@@ -940,7 +941,7 @@ tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *rea
 
 int
 tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journal_status *out,
-			   struct tb_buf *receipt)
+                           struct tb_buf *receipt)
 {
 	sqlite3_stmt *s;
 	int64_t state, done_at;
@@ -1062,15 +1063,15 @@ be64(uint8_t out[8], uint64_t v)
 
 int
 tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
-		      const char *digest_hex, const char *peer, int64_t at, const char *event,
-		      uint8_t out[32])
+                      const char *digest_hex, const char *peer, int64_t at, const char *event,
+                      uint8_t out[32])
 {
 	struct tb_buf b;
 	uint8_t n8[8], d8 = (uint8_t)dir;
 	int rc = TB_E_NOMEM;
 
-	if (prev == NULL || msgid == NULL || digest_hex == NULL || peer == NULL ||
-	    event == NULL || out == NULL)
+	if (prev == NULL || msgid == NULL || digest_hex == NULL || peer == NULL || event == NULL ||
+	    out == NULL)
 		return TB_E_ARG;
 	tb_buf_init(&b);
 	if (tb_buf_add(&b, AUDIT_TAG, strlen(AUDIT_TAG)) != TB_OK)
@@ -1119,15 +1120,15 @@ audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32])
 		 * behind a valid-looking link. */
 		if (hex == NULL || strlen(hex) != 64 || !tb_hex_decode(hex, 64, hash, 32))
 			rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
-					 "audit head %" PRId64 " has a malformed hash", *seq);
+			                 "audit head %" PRId64 " has a malformed hash", *seq);
 	}
 	(void)sqlite3_reset(s);
 	return rc;
 }
 
 int
-tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
-			const char *digest_hex, const char *peer, int64_t at, const char *event)
+tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const char *digest_hex,
+                        const char *peer, int64_t at, const char *event)
 {
 	uint8_t prev[32], hash[32];
 	char prev_hex[65], hash_hex[65];
@@ -1152,7 +1153,7 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
 	}
 	seq++;
 	if ((rc = tb_journal_audit_hash(seq, prev, dir, msgid, digest_hex, peer, at, event,
-					hash)) != TB_OK) {
+	                                hash)) != TB_OK) {
 		rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "audit hash");
 		goto done;
 	}
@@ -1203,17 +1204,17 @@ audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, s
 	if (prev_hex == NULL || strlen(prev_hex) != 64 ||
 	    !tb_hex_decode(prev_hex, 64, stored_prev, 32) || !tb_ct_equal(stored_prev, prev, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": prev does not match the previous hash",
-			 want_seq);
+		         want_seq);
 		return false;
 	}
 	if (dir == NULL || strlen(dir) != 1 ||
 	    tb_journal_audit_hash(want_seq, prev, dir[0], col_text(s, 3), col_text(s, 4),
-				  col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
-				  hash) != TB_OK ||
+	                          col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
+	                          hash) != TB_OK ||
 	    hash_hex == NULL || strlen(hash_hex) != 64 ||
 	    !tb_hex_decode(hash_hex, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its hash",
-			 want_seq);
+		         want_seq);
 		return false;
 	}
 	memcpy(prev, hash, 32);
@@ -1222,7 +1223,7 @@ audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, s
 
 int
 tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
-			struct tb_diag *d)
+                        struct tb_diag *d)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
@@ -1243,8 +1244,8 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
 		rc = db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
-					      sqlite3_errmsg(db))
-				: tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+		                              sqlite3_errmsg(db))
+		                : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
 		goto fail;
 	}
 	if ((rc = sqlite3_busy_timeout(db, JOURNAL_BUSY_MS)) != SQLITE_OK) {
@@ -1254,14 +1255,14 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	if ((rc = check_identity(db, path, &version, d)) != TB_OK)
 		goto fail;
 	if (version == 0) {
-		rc = tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
-				 path);
+		rc =
+		    tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database", path);
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(db,
-			       "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash"
-			       " FROM audit ORDER BY seq",
-			       -1, &s, NULL) != SQLITE_OK) {
+	                       "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash"
+	                       " FROM audit ORDER BY seq",
+	                       -1, &s, NULL) != SQLITE_OK) {
 		rc = db_fail(db, d, "audit");
 		goto fail;
 	}

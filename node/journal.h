@@ -150,7 +150,7 @@ int tb_journal_rollback(struct tb_journal *j);
  * is missing or malformed.
  */
 int tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
-			   struct tb_buf *orig_receipt);
+                           struct tb_buf *orig_receipt);
 /* The stored receipt for inbound id into out (reset first).  TB_E_NOTFOUND
  * when the id is not (or no longer) journalled. */
 int tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out);
@@ -169,7 +169,7 @@ typedef int (*tb_journal_inbox_cb)(void *ctx, int64_t seq, const struct tb_journ
  * the next page.
  */
 int tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
-			  tb_journal_inbox_cb cb, void *ctx);
+                          tb_journal_inbox_cb cb, void *ctx);
 /* Marks inbound id acknowledged (collected).  Acknowledging twice is TB_OK;
  * an unknown id is TB_E_NOTFOUND. */
 int tb_journal_inbox_ack(struct tb_journal *j, const char *id);
@@ -182,7 +182,7 @@ int tb_journal_inbox_count(struct tb_journal *j, int64_t *n);
  * next_attempt.  TB_E_REPLAY when the id is already in the queue's
  * history; TB_E_ARG when a field is missing or malformed. */
 int tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
-			    int64_t next_attempt);
+                            int64_t next_attempt);
 
 /* Called once per due message; o is borrowed for the call.  Return value
  * and re-entrancy rule as for tb_journal_inbox_cb. */
@@ -190,8 +190,8 @@ typedef int (*tb_journal_out_cb)(void *ctx, const struct tb_journal_out *o);
 
 /* Lists up to limit (0: no limit) queued messages with next_attempt <= now,
  * longest-waiting first (next_attempt, then queue order). */
-int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit,
-			    tb_journal_out_cb cb, void *ctx);
+int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
+                            void *ctx);
 /*
  * Records delivery of queued id with the peer's receipt (copied; may be
  * empty) at time at.  Delivering an already delivered message is TB_OK and
@@ -199,21 +199,21 @@ int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit,
  * TB_E_NOTFOUND for an unknown id; TB_E_JOURNAL_STATE if it had failed.
  */
 int tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
-				  size_t receipt_len, int64_t at);
+                                  size_t receipt_len, int64_t at);
 /* Counts a failed attempt of queued id, records last_error (copied; may be
  * NULL) and schedules the next one.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE
  * (not queued any more). */
 int tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
-			      const char *last_error);
+                              const char *last_error);
 /* Gives up on queued id (e.g. it expired) with reason (copied; may be NULL)
  * at time at.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
 int tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason,
-			       int64_t at);
+                               int64_t at);
 /* Status of outbound id into *out; when receipt is not NULL it is reset
  * and receives the delivery receipt (empty unless delivered).
  * TB_E_NOTFOUND for an unknown (or pruned) id. */
-int tb_journal_outbound_status(struct tb_journal *j, const char *id,
-			       struct tb_journal_status *out, struct tb_buf *receipt);
+int tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journal_status *out,
+                               struct tb_buf *receipt);
 /* Queue depth: number of queued messages into *n. */
 int tb_journal_outbound_pending(struct tb_journal *j, int64_t *n);
 /* Earliest next_attempt among queued messages into *when (to arm the retry
@@ -235,8 +235,7 @@ int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);
  * has not collected them), nor are queued ones.  Audit entries are never
  * pruned.
  */
-int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry,
-		     size_t *removed);
+int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, size_t *removed);
 
 /* ---- audit chain ---- */
 
@@ -250,8 +249,8 @@ int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expir
  * on.  Call it in the same transaction as the change it records.
  */
 int tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
-			    const char *digest_hex, const char *peer, int64_t at,
-			    const char *event);
+                            const char *digest_hex, const char *peer, int64_t at,
+                            const char *event);
 /* The last entry's seq (0 when empty) and hash as 64 hex + NUL (all zeros
  * when empty).  Recording the head elsewhere is what makes truncation of
  * the chain's tail detectable: the chain alone cannot show it. */
@@ -273,8 +272,8 @@ int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
  * bytes to out.  TB_E_ARG when a string is NULL or longer than 4 GiB.
  */
 int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
-			  const char *digest_hex, const char *peer, int64_t at,
-			  const char *event, uint8_t out[32]);
+                          const char *digest_hex, const char *peer, int64_t at, const char *event,
+                          uint8_t out[32]);
 
 /*
  * Verifies the audit chain of the journal at path (borrowed), opened
@@ -290,6 +289,6 @@ int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const c
  * (tb_journal_audit_head) to catch those.
  */
 int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
-			    struct tb_diag *d);
+                            struct tb_diag *d);
 
 #endif
