@@ -118,7 +118,8 @@ crt_dup(gnutls_x509_crt_t src)
 
 	if (gnutls_x509_crt_export2(src, GNUTLS_X509_FMT_DER, &der) < 0)
 		return NULL;
-	if (gnutls_x509_crt_init(&c) < 0 || gnutls_x509_crt_import(c, &der, GNUTLS_X509_FMT_DER) < 0) {
+	if (gnutls_x509_crt_init(&c) < 0 ||
+	    gnutls_x509_crt_import(c, &der, GNUTLS_X509_FMT_DER) < 0) {
 		gnutls_x509_crt_deinit(c);
 		c = NULL;
 	}
@@ -134,7 +135,8 @@ crl_dup(gnutls_x509_crl_t src)
 
 	if (gnutls_x509_crl_export2(src, GNUTLS_X509_FMT_DER, &der) < 0)
 		return NULL;
-	if (gnutls_x509_crl_init(&c) < 0 || gnutls_x509_crl_import(c, &der, GNUTLS_X509_FMT_DER) < 0) {
+	if (gnutls_x509_crl_init(&c) < 0 ||
+	    gnutls_x509_crl_import(c, &der, GNUTLS_X509_FMT_DER) < 0) {
 		gnutls_x509_crl_deinit(c);
 		c = NULL;
 	}
@@ -318,7 +320,7 @@ idx_load(const struct tb_ca *ca, struct idx *ix, struct tb_diag *d)
 		continue;
 	bad:
 		rc = tb_diag_set(d, TB_E_CA_STATE, TB_DIAG_NOPOS, "%s:%zu: malformed index line",
-				 path, lineno);
+		                 path, lineno);
 		goto out;
 	}
 out:
@@ -346,12 +348,13 @@ idx_save(const struct tb_ca *ca, const struct idx *ix, struct tb_diag *d)
 		if (e->revoked_at >= 0)
 			snprintf(ra, sizeof(ra), "%lld", e->revoked_at);
 		rc = tb_buf_printf(&b, "%c\t%s\t%s\t%lld\t%s\t%s\t%s\n", e->status, e->serial,
-				   e->id, e->not_after, ra, e->reason, e->subject);
+		                   e->id, e->not_after, ra, e->reason, e->subject);
 	}
 	if (rc != TB_OK)
 		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	else
-		rc = tb_file_write(path, b.data != NULL ? b.data : (uint8_t *)"", b.len, 0644, 0, d);
+		rc =
+		    tb_file_write(path, b.data != NULL ? b.data : (uint8_t *)"", b.len, 0644, 0, d);
 	tb_buf_free(&b);
 	free(path);
 	return rc;
@@ -429,12 +432,13 @@ tb_ca_open(const char *dir, const char *password, struct tb_diag *d)
 	tb_key_id(ca->key, kid);
 	tb_cert_key_id(ca->cert, cid);
 	if (!tb_ct_equal(kid, cid, TB_KEYID_LEN)) {
-		tb_diag_set(d, TB_E_CA_STATE, TB_DIAG_NOPOS, "%s: ca.key does not match ca.crt", dir);
+		tb_diag_set(d, TB_E_CA_STATE, TB_DIAG_NOPOS, "%s: ca.key does not match ca.crt",
+		            dir);
 		goto fail;
 	}
 	if (!tb_cert_is_ca(ca->cert)) {
 		tb_diag_set(d, TB_E_CA_STATE, TB_DIAG_NOPOS, "%s: ca.crt is not a CA certificate",
-			    dir);
+		            dir);
 		goto fail;
 	}
 	free(kp);
@@ -479,7 +483,7 @@ crq_set_dn(void *obj, const char *oid, unsigned raw, const void *v, unsigned n)
 
 int
 tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *password,
-	     struct tb_ca *parent, struct tb_diag *d)
+             struct tb_ca *parent, struct tb_diag *d)
 {
 	struct tb_key *key = NULL;
 	struct tb_pub *pub = NULL;
@@ -495,14 +499,15 @@ tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *passwor
 	tb_buf_init(&pem);
 	if (!name_ok(spec->name) || strlen(spec->name) > NAME_MAX_LEN)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-				   "name must be 1-%d printable characters", NAME_MAX_LEN);
+		                   "name must be 1-%d printable characters", NAME_MAX_LEN);
 	if (spec->id != NULL && !tb_member_id_ok(spec->id))
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-				   "id '%s' is not a member id (six digits, first 1-9)", spec->id);
+		                   "id '%s' is not a member id (six digits, first 1-9)", spec->id);
 	if (spec->days == 0 || spec->days > 36500)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
 	if ((kp = path_join(dir, "ca.key")) == NULL || (cp = path_join(dir, "ca.crt")) == NULL ||
-	    (ip = path_join(dir, "index.txt")) == NULL || (np = path_join(dir, "crlnumber")) == NULL) {
+	    (ip = path_join(dir, "index.txt")) == NULL ||
+	    (np = path_join(dir, "crlnumber")) == NULL) {
 		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
@@ -514,7 +519,7 @@ tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *passwor
 		struct stat st;
 		if (stat(kp, &st) == 0 || stat(cp, &st) == 0) {
 			rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
-					 "%s already holds a CA; refusing to overwrite it", dir);
+			                 "%s already holds a CA; refusing to overwrite it", dir);
 			goto fail;
 		}
 	}
@@ -549,22 +554,23 @@ tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *passwor
 	if (rc >= 0)
 		rc = gnutls_x509_crt_set_basic_constraints(crt, 1, parent != NULL ? 0 : -1);
 	if (rc >= 0)
-		rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+		rc = gnutls_x509_crt_set_key_usage(crt,
+		                                   GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
 	if (rc >= 0)
 		rc = set_key_ids(crt, tb_pub_gnutls(pub),
-				 parent != NULL ? tb_cert_gnutls(parent->cert) : NULL);
+		                 parent != NULL ? tb_cert_gnutls(parent->cert) : NULL);
 	if (rc >= 0) {
 		if (parent != NULL)
 			rc = gnutls_x509_crt_privkey_sign(crt, tb_cert_gnutls(parent->cert),
-							  tb_key_gnutls(parent->key),
-							  dig_for(parent->key), 0);
+			                                  tb_key_gnutls(parent->key),
+			                                  dig_for(parent->key), 0);
 		else
 			rc = gnutls_x509_crt_privkey_sign(crt, crt, tb_key_gnutls(key),
-							  dig_for(key), 0);
+			                                  dig_for(key), 0);
 	}
 	if (rc < 0) {
-		rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot build the CA certificate: %s",
-				 gnutls_strerror(rc));
+		rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS,
+		                 "cannot build the CA certificate: %s", gnutls_strerror(rc));
 		goto fail;
 	}
 	if ((rc = crt_pem(crt, &pem)) != TB_OK) {
@@ -603,7 +609,7 @@ fail:
 
 int
 tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb_buf *out,
-	    struct tb_diag *d)
+            struct tb_diag *d)
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_pubkey_t pk = NULL;
@@ -617,7 +623,7 @@ tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
 	if (tb_cert_not_after(ca->cert) <= (int64_t)now)
 		return tb_diag_set(d, TB_E_CERT_EXPIRED, TB_DIAG_NOPOS,
-				   "the issuing CA's certificate has expired");
+		                   "the issuing CA's certificate has expired");
 	if (until > tb_cert_not_after(ca->cert))
 		until = tb_cert_not_after(ca->cert);
 	if (random_serial(serial) != TB_OK)
@@ -656,8 +662,9 @@ tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb
 		}
 		if (type == GNUTLS_SAN_DNSNAME || type == GNUTLS_SAN_IPADDRESS ||
 		    type == GNUTLS_SAN_URI)
-			rc = gnutls_x509_crt_set_subject_alt_name(crt, (gnutls_x509_subject_alt_name_t)type,
-								  san, (unsigned)n, GNUTLS_FSAN_APPEND);
+			rc = gnutls_x509_crt_set_subject_alt_name(
+			    crt, (gnutls_x509_subject_alt_name_t)type, san, (unsigned)n,
+			    GNUTLS_FSAN_APPEND);
 	}
 	if (rc >= 0)
 		rc = gnutls_pubkey_init(&pk);
@@ -666,16 +673,16 @@ tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb
 	if (rc >= 0)
 		rc = set_key_ids(crt, pk, tb_cert_gnutls(ca->cert));
 	if (rc >= 0)
-		rc = gnutls_x509_crt_privkey_sign(crt, tb_cert_gnutls(ca->cert), tb_key_gnutls(ca->key),
-						  dig_for(ca->key), 0);
+		rc = gnutls_x509_crt_privkey_sign(crt, tb_cert_gnutls(ca->cert),
+		                                  tb_key_gnutls(ca->key), dig_for(ca->key), 0);
 	gnutls_pubkey_deinit(pk);
 	if (rc < 0) {
 		gnutls_x509_crt_deinit(crt);
 		if (rc == GNUTLS_E_CERTIFICATE_ERROR || rc == GNUTLS_E_PK_SIG_VERIFY_FAILED)
 			return tb_diag_set(d, TB_E_CERT_BAD_SIG, TB_DIAG_NOPOS,
-					   "the CSR's signature does not verify");
+			                   "the CSR's signature does not verify");
 		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot issue: %s",
-				   gnutls_strerror(rc));
+		                   gnutls_strerror(rc));
 	}
 	if ((cert = tb_cert_wrap(crt, d)) == NULL)
 		return d != NULL ? d->code : TB_E_CERT;
@@ -693,9 +700,9 @@ static const struct {
 	int code;
 	const char *name;
 } reasons[] = {
-	{0, "unspecified"},	     {1, "keyCompromise"},	  {2, "cACompromise"},
-	{3, "affiliationChanged"},   {4, "superseded"},	  {5, "cessationOfOperation"},
-	{6, "certificateHold"},	     {9, "privilegeWithdrawn"},
+    {0, "unspecified"},        {1, "keyCompromise"},      {2, "cACompromise"},
+    {3, "affiliationChanged"}, {4, "superseded"},         {5, "cessationOfOperation"},
+    {6, "certificateHold"},    {9, "privilegeWithdrawn"},
 };
 
 int
@@ -725,16 +732,16 @@ issued_by(gnutls_x509_crt_t cert, gnutls_x509_crt_t ca)
 	if (!gnutls_x509_crt_check_issuer(cert, ca))
 		return false;
 	if (gnutls_x509_crt_verify(cert, &ca, 1,
-				   GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
-					   GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
-				   &status) < 0)
+	                           GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+	                               GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+	                           &status) < 0)
 		return false;
 	return (status & (GNUTLS_CERT_SIGNATURE_FAILURE | GNUTLS_CERT_SIGNER_NOT_FOUND)) == 0;
 }
 
 int
 tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason, int64_t now,
-	     struct tb_diag *d)
+             struct tb_diag *d)
 {
 	struct idx ix;
 	char serial[TB_CERT_SERIAL_HEX_MAX];
@@ -746,7 +753,7 @@ tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason, int64_t n
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "unknown revocation reason");
 	if (!issued_by(tb_cert_gnutls(cert), tb_cert_gnutls(ca->cert)))
 		return tb_diag_set(d, TB_E_CERT_UNKNOWN_ISSUER, TB_DIAG_NOPOS,
-				   "this CA did not issue '%s'", tb_cert_subject(cert));
+		                   "this CA did not issue '%s'", tb_cert_subject(cert));
 	if (tb_cert_serial_hex(cert, serial) != TB_OK)
 		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "unreadable serial");
 	if ((rc = idx_load(ca, &ix, d)) != TB_OK)
@@ -775,8 +782,8 @@ tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason, int64_t n
 		ix.n++;
 	} else if (ix.e[i].status == 'R') {
 		idx_free(&ix);
-		return tb_diag_set(d, TB_E_CERT_REVOKED, TB_DIAG_NOPOS, "serial %s is already revoked",
-				   serial);
+		return tb_diag_set(d, TB_E_CERT_REVOKED, TB_DIAG_NOPOS,
+		                   "serial %s is already revoked", serial);
 	}
 	ix.e[i].status = 'R';
 	ix.e[i].revoked_at = (long long)now;
@@ -845,8 +852,8 @@ tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out, stru
 		rc = gnutls_x509_crl_set_next_update(crl, (time_t)(now + (int64_t)days * 86400));
 	if (rc >= 0)
 		rc = gnutls_x509_crl_set_number(crl, numbe, sizeof(numbe));
-	if (rc >= 0 && gnutls_x509_crt_get_subject_key_id(tb_cert_gnutls(ca->cert), aki, &akin,
-							  &crit) >= 0)
+	if (rc >= 0 &&
+	    gnutls_x509_crt_get_subject_key_id(tb_cert_gnutls(ca->cert), aki, &akin, &crit) >= 0)
 		rc = gnutls_x509_crl_set_authority_key_id(crl, aki, akin);
 	for (size_t i = 0; rc >= 0 && i < ix.n; i++) {
 		uint8_t ser[20];
@@ -855,19 +862,19 @@ tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out, stru
 			continue;
 		if (n == 0 || n > sizeof(ser) || !tb_hex_decode(ix.e[i].serial, 2 * n, ser, n)) {
 			rc = tb_diag_set(d, TB_E_CA_STATE, TB_DIAG_NOPOS, "index: bad serial '%s'",
-					 ix.e[i].serial);
+			                 ix.e[i].serial);
 			goto fail;
 		}
 		rc = gnutls_x509_crl_set_crt_serial(crl, ser, n, (time_t)ix.e[i].revoked_at);
 	}
 	if (rc >= 0)
-		rc = gnutls_x509_crl_privkey_sign(crl, tb_cert_gnutls(ca->cert), tb_key_gnutls(ca->key),
-						  dig_for(ca->key), 0);
+		rc = gnutls_x509_crl_privkey_sign(crl, tb_cert_gnutls(ca->cert),
+		                                  tb_key_gnutls(ca->key), dig_for(ca->key), 0);
 	if (rc >= 0)
 		rc = gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &pem);
 	if (rc < 0) {
 		rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot sign the CRL: %s",
-				 gnutls_strerror(rc));
+		                 gnutls_strerror(rc));
 		goto fail;
 	}
 	if ((rc = tb_buf_add(out, pem.data, pem.size)) != TB_OK)
@@ -905,7 +912,7 @@ csr_check(struct tb_csr *csr, struct tb_diag *d)
 	rc = gnutls_x509_crq_verify(csr->crq, 0);
 	if (rc < 0)
 		return tb_diag_set(d, TB_E_CERT_BAD_SIG, TB_DIAG_NOPOS,
-				   "the CSR's signature does not verify");
+		                   "the CSR's signature does not verify");
 	if (gnutls_x509_crq_get_dn3(csr->crq, &dn, 0) < 0)
 		return tb_diag_set(d, TB_E_CSR, TB_DIAG_NOPOS, "unreadable subject");
 	csr->subject = malloc(dn.size + 1);
@@ -919,11 +926,11 @@ csr_check(struct tb_csr *csr, struct tb_diag *d)
 	rc = gnutls_x509_crq_get_dn_by_oid(csr->crq, OID_SERIAL_NUMBER, 0, 0, buf, &n);
 	if (rc < 0 || n >= sizeof(buf))
 		return tb_diag_set(d, TB_E_CSR, TB_DIAG_NOPOS,
-				   "subject '%s' has no member id (serialNumber)", csr->subject);
+		                   "subject '%s' has no member id (serialNumber)", csr->subject);
 	buf[n] = '\0';
 	if (!tb_member_id_ok(buf))
 		return tb_diag_set(d, TB_E_CSR, TB_DIAG_NOPOS,
-				   "member id '%s' is malformed (six digits, first 1-9)", buf);
+		                   "member id '%s' is malformed (six digits, first 1-9)", buf);
 	memcpy(csr->id, buf, n + 1);
 	if (gnutls_pubkey_init(&pk) < 0)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
@@ -933,7 +940,7 @@ csr_check(struct tb_csr *csr, struct tb_diag *d)
 	}
 	if ((pub = tb_pub_wrap(pk, d)) == NULL) /* takes pk */
 		return tb_diag_set(d, TB_E_CSR, TB_DIAG_NOPOS,
-				   "the key is neither Ed25519 nor P-256");
+		                   "the key is neither Ed25519 nor P-256");
 	tb_pub_free(pub);
 	return TB_OK;
 }
@@ -962,7 +969,7 @@ tb_csr_import(const uint8_t *data, size_t len, struct tb_diag *d)
 		if (memmem(data, len, "-----BEGIN CERTIFICATE REQUEST-----", 35) == NULL &&
 		    memmem(data, len, "-----BEGIN NEW CERTIFICATE REQUEST-----", 39) == NULL) {
 			tb_diag_set(d, TB_E_CSR, TB_DIAG_NOPOS,
-				    "malformed CSR (the file holds no CERTIFICATE REQUEST block)");
+			            "malformed CSR (the file holds no CERTIFICATE REQUEST block)");
 			goto fail;
 		}
 		rc = gnutls_x509_crq_import(csr->crq, &dat, GNUTLS_X509_FMT_PEM);
@@ -999,7 +1006,7 @@ tb_csr_load(const char *path, struct tb_diag *d)
 
 struct tb_csr *
 tb_csr_new(const struct tb_key *key, const char *member_id, const char *name, const char *org,
-	   const char *endpoint, struct tb_diag *d)
+           const char *endpoint, struct tb_diag *d)
 {
 	struct tb_csr *csr = NULL;
 	struct tb_pub *pub = NULL;
@@ -1010,17 +1017,17 @@ tb_csr_new(const struct tb_key *key, const char *member_id, const char *name, co
 
 	if (!tb_member_id_ok(member_id)) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-			    "member id '%s' is malformed (six digits, first 1-9)", member_id);
+		            "member id '%s' is malformed (six digits, first 1-9)", member_id);
 		return NULL;
 	}
 	if (!name_ok(name) || strlen(name) > NAME_MAX_LEN || (org != NULL && !name_ok(org))) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "name must be 1-%d printable characters",
-			    NAME_MAX_LEN);
+		            NAME_MAX_LEN);
 		return NULL;
 	}
 	if (tb_endpoint_parse(endpoint, host, sizeof(host), &port) != TB_OK) {
-		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-			    "endpoint '%s' is not coaps://HOST:PORT", endpoint);
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint '%s' is not coaps://HOST:PORT",
+		            endpoint);
 		return NULL;
 	}
 	if ((csr = calloc(1, sizeof(*csr))) == NULL || gnutls_x509_crq_init(&csr->crq) < 0 ||
@@ -1035,25 +1042,25 @@ tb_csr_new(const struct tb_key *key, const char *member_id, const char *name, co
 		rc = gnutls_x509_crq_set_pubkey(csr->crq, tb_pub_gnutls(pub));
 	if (rc >= 0) {
 		if (inet_pton(AF_INET, host, ip) == 1)
-			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_IPADDRESS, ip, 4,
-								  GNUTLS_FSAN_APPEND);
+			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_IPADDRESS,
+			                                          ip, 4, GNUTLS_FSAN_APPEND);
 		else if (inet_pton(AF_INET6, host, ip) == 1)
-			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_IPADDRESS, ip,
-								  16, GNUTLS_FSAN_APPEND);
+			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_IPADDRESS,
+			                                          ip, 16, GNUTLS_FSAN_APPEND);
 		else
-			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_DNSNAME, host,
-								  (unsigned)strlen(host),
-								  GNUTLS_FSAN_APPEND);
+			rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_DNSNAME,
+			                                          host, (unsigned)strlen(host),
+			                                          GNUTLS_FSAN_APPEND);
 	}
 	if (rc >= 0)
 		rc = gnutls_x509_crq_set_subject_alt_name(csr->crq, GNUTLS_SAN_URI, endpoint,
-							  (unsigned)strlen(endpoint),
-							  GNUTLS_FSAN_APPEND);
+		                                          (unsigned)strlen(endpoint),
+		                                          GNUTLS_FSAN_APPEND);
 	if (rc >= 0)
 		rc = gnutls_x509_crq_privkey_sign(csr->crq, tb_key_gnutls(key), dig_for(key), 0);
 	if (rc < 0) {
 		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot build the CSR: %s",
-			    gnutls_strerror(rc));
+		            gnutls_strerror(rc));
 		goto fail;
 	}
 	if (csr_check(csr, d) != TB_OK)
@@ -1125,7 +1132,7 @@ tb_crl_import(const uint8_t *data, size_t len, struct tb_diag *d)
 	if (memmem(data, len, "-----BEGIN ", 11) != NULL) {
 		if (memmem(data, len, "-----BEGIN X509 CRL-----", 24) == NULL) {
 			tb_diag_set(d, TB_E_CRL, TB_DIAG_NOPOS,
-				    "malformed CRL (the file holds no X509 CRL block)");
+			            "malformed CRL (the file holds no X509 CRL block)");
 			goto fail;
 		}
 		rc = gnutls_x509_crl_import(crl->crl, &dat, GNUTLS_X509_FMT_PEM);
@@ -1245,24 +1252,24 @@ map_status(unsigned status, gnutls_x509_crt_t leaf, struct tb_diag *d)
 	dn_of(leaf, dn, sizeof(dn));
 	if (status & GNUTLS_CERT_SIGNER_NOT_FOUND)
 		return tb_diag_set(d, TB_E_CERT_UNKNOWN_ISSUER, TB_DIAG_NOPOS,
-				   "no trusted CA issued '%s'", dn);
+		                   "no trusted CA issued '%s'", dn);
 	if (status & GNUTLS_CERT_SIGNATURE_FAILURE)
 		return tb_diag_set(d, TB_E_CERT_BAD_SIG, TB_DIAG_NOPOS,
-				   "a signature on the chain of '%s' does not verify", dn);
+		                   "a signature on the chain of '%s' does not verify", dn);
 	if (status & GNUTLS_CERT_INSECURE_ALGORITHM)
 		return tb_diag_set(d, TB_E_CERT_BAD_SIG, TB_DIAG_NOPOS,
-				   "the chain of '%s' uses an insecure signature algorithm", dn);
+		                   "the chain of '%s' uses an insecure signature algorithm", dn);
 	if (status & GNUTLS_CERT_REVOKED)
 		return tb_diag_set(d, TB_E_CERT_REVOKED, TB_DIAG_NOPOS, "'%s'", dn);
 	if (status & (GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE))
 		return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-				   "an issuer of '%s' may not issue certificates", dn);
+		                   "an issuer of '%s' may not issue certificates", dn);
 	if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
 		return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-				   "an issuer of '%s' is restricted to other purposes", dn);
+		                   "an issuer of '%s' is restricted to other purposes", dn);
 	rc = gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0);
 	tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "'%s': %s", dn,
-		    rc >= 0 ? (const char *)txt.data : "verification failed");
+	            rc >= 0 ? (const char *)txt.data : "verification failed");
 	gnutls_free(txt.data);
 	return TB_E_CERT;
 }
@@ -1273,7 +1280,7 @@ map_status(unsigned status, gnutls_x509_crt_t leaf, struct tb_diag *d)
  * cannot vouch for anything. */
 static int
 check_revocation(const struct tb_castore *t, gnutls_x509_crt_t *path, size_t n, int64_t now,
-		 struct tb_diag *d)
+                 struct tb_diag *d)
 {
 	char dn[256], when[32];
 
@@ -1290,22 +1297,22 @@ check_revocation(const struct tb_castore *t, gnutls_x509_crt_t *path, size_t n, 
 			continue; /* another CA's list: not about this chain */
 		dn_of(path[k], dn, sizeof(dn));
 		if (gnutls_x509_crl_verify(crl, &path[k], 1,
-					   GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
-						   GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
-					   &status) < 0 ||
+		                           GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+		                               GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+		                           &status) < 0 ||
 		    status != 0)
 			return tb_diag_set(d, TB_E_CRL, TB_DIAG_NOPOS,
-					   "the CRL naming issuer '%s' is not signed by it", dn);
+			                   "the CRL naming issuer '%s' is not signed by it", dn);
 		next = (int64_t)gnutls_x509_crl_get_next_update(crl);
 		if (next != -1 && next < now) {
 			fmt_time(next, when, sizeof(when));
 			return tb_diag_set(d, TB_E_CRL, TB_DIAG_NOPOS,
-					   "the CRL of '%s' is out of date (next update was %s)", dn,
-					   when);
+			                   "the CRL of '%s' is out of date (next update was %s)",
+			                   dn, when);
 		}
 		if ((int64_t)gnutls_x509_crl_get_this_update(crl) > now + BACKDATE)
 			return tb_diag_set(d, TB_E_CRL, TB_DIAG_NOPOS,
-					   "the CRL of '%s' is issued in the future", dn);
+			                   "the CRL of '%s' is issued in the future", dn);
 		if (gnutls_x509_crt_check_revocation(path[k - 1], &crl, 1) == 1) {
 			char who[256];
 			char ser[TB_CERT_SERIAL_HEX_MAX] = "?";
@@ -1314,8 +1321,8 @@ check_revocation(const struct tb_castore *t, gnutls_x509_crt_t *path, size_t n, 
 			if (gnutls_x509_crt_get_serial(path[k - 1], sb, &sn) >= 0 && sn <= 20)
 				tb_hex_encode(sb, sn, ser);
 			return tb_diag_set(d, TB_E_CERT_REVOKED, TB_DIAG_NOPOS,
-					   "'%s' (serial %s) is on the CRL of '%s'",
-					   dn_of(path[k - 1], who, sizeof(who)), ser, dn);
+			                   "'%s' (serial %s) is on the CRL of '%s'",
+			                   dn_of(path[k - 1], who, sizeof(who)), ser, dn);
 		}
 	}
 	return TB_OK;
@@ -1333,14 +1340,14 @@ check_times(gnutls_x509_crt_t *path, size_t n, int64_t now, struct tb_diag *d)
 		if (na != -1 && now > na) {
 			fmt_time(na, when, sizeof(when));
 			return tb_diag_set(d, TB_E_CERT_EXPIRED, TB_DIAG_NOPOS,
-					   "%s'%s' expired at %s", role,
-					   dn_of(path[i], dn, sizeof(dn)), when);
+			                   "%s'%s' expired at %s", role,
+			                   dn_of(path[i], dn, sizeof(dn)), when);
 		}
 		if (nb != -1 && now < nb) {
 			fmt_time(nb, when, sizeof(when));
 			return tb_diag_set(d, TB_E_CERT_NOT_YET_VALID, TB_DIAG_NOPOS,
-					   "%s'%s' is valid only from %s", role,
-					   dn_of(path[i], dn, sizeof(dn)), when);
+			                   "%s'%s' is valid only from %s", role,
+			                   dn_of(path[i], dn, sizeof(dn)), when);
 		}
 	}
 	return TB_OK;
@@ -1362,20 +1369,20 @@ check_usage(gnutls_x509_crt_t c, enum tb_usage usage, struct tb_diag *d)
 	if (usage == TB_USAGE_CA) {
 		if (!is_ca)
 			return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-					   "'%s' is not a CA certificate", dn);
+			                   "'%s' is not a CA certificate", dn);
 		if (has_ku && !(ku & GNUTLS_KEY_KEY_CERT_SIGN))
 			return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-					   "'%s' may not sign certificates (key usage)", dn);
+			                   "'%s' may not sign certificates (key usage)", dn);
 		return TB_OK;
 	}
 	if (is_ca)
 		return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-				   "'%s' is a CA certificate, not a node certificate", dn);
+		                   "'%s' is a CA certificate, not a node certificate", dn);
 	/* DTLS handshakes with ECDSA and Ed25519 keys need digitalSignature;
 	 * an absent extension means unrestricted (RFC 5280 4.2.1.3). */
 	if (has_ku && !(ku & GNUTLS_KEY_DIGITAL_SIGNATURE))
 		return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-				   "key usage of '%s' lacks digitalSignature", dn);
+		                   "key usage of '%s' lacks digitalSignature", dn);
 	for (unsigned i = 0;; i++) {
 		char oid[128];
 		size_t n = sizeof(oid);
@@ -1393,16 +1400,17 @@ check_usage(gnutls_x509_crt_t c, enum tb_usage usage, struct tb_diag *d)
 	 * issued for this federation. */
 	if (!any_eku && !(server && client))
 		return tb_diag_set(d, TB_E_CERT_USAGE, TB_DIAG_NOPOS,
-				   "extended key usage of '%s' lacks %s", dn,
-				   server ? "clientAuth" : client ? "serverAuth"
-								 : "serverAuth and clientAuth");
+		                   "extended key usage of '%s' lacks %s", dn,
+		                   server   ? "clientAuth"
+		                   : client ? "serverAuth"
+		                            : "serverAuth and clientAuth");
 	return TB_OK;
 }
 
 int
 tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
-		const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage, int64_t now,
-		struct tb_diag *d)
+                const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage, int64_t now,
+                struct tb_diag *d)
 {
 	gnutls_x509_crt_t path[PATH_DEPTH_MAX + 1];
 	gnutls_x509_trust_list_t tl = NULL;
@@ -1438,12 +1446,11 @@ tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
 	if (anchor == NULL) {
 		if (n == 1 && tb_cert_is_self_signed(cert))
 			return tb_diag_set(d, TB_E_CERT_SELF_SIGNED, TB_DIAG_NOPOS,
-					   "'%s' is self-signed and not a trust anchor",
-					   tb_cert_subject(cert));
-		return tb_diag_set(d, TB_E_CERT_UNKNOWN_ISSUER, TB_DIAG_NOPOS,
-				   "no trusted CA issued '%s'%s",
-				   dn_of(path[n - 1], dn, sizeof(dn)),
-				   n > 1 ? " (top of the given chain)" : "");
+			                   "'%s' is self-signed and not a trust anchor",
+			                   tb_cert_subject(cert));
+		return tb_diag_set(
+		    d, TB_E_CERT_UNKNOWN_ISSUER, TB_DIAG_NOPOS, "no trusted CA issued '%s'%s",
+		    dn_of(path[n - 1], dn, sizeof(dn)), n > 1 ? " (top of the given chain)" : "");
 	}
 	/* The leaf may itself be an anchor (verifying the root). */
 	bool leaf_is_anchor = gnutls_x509_crt_equals(path[0], anchor) != 0;
@@ -1460,15 +1467,14 @@ tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
 	}
 	/* Time and revocation are ours (below) so that "now" is the caller's
 	 * and CRL problems get their own reason. */
-	rc = gnutls_x509_trust_list_verify_crt2(tl, path, n, NULL, 0,
-						GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
-							GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS |
-							GNUTLS_VERIFY_DISABLE_CRL_CHECKS |
-							GNUTLS_VERIFY_DO_NOT_ALLOW_UNSORTED_CHAIN,
-						&status, NULL);
+	rc = gnutls_x509_trust_list_verify_crt2(
+	    tl, path, n, NULL, 0,
+	    GNUTLS_VERIFY_DISABLE_TIME_CHECKS | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS |
+	        GNUTLS_VERIFY_DISABLE_CRL_CHECKS | GNUTLS_VERIFY_DO_NOT_ALLOW_UNSORTED_CHAIN,
+	    &status, NULL);
 	if (rc < 0) {
 		rc = tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "verification failed: %s",
-				 gnutls_strerror(rc));
+		                 gnutls_strerror(rc));
 		goto out;
 	}
 	if (status != 0) {

@@ -32,17 +32,17 @@
 
 struct tb_buf;
 struct tb_diag;
-struct tb_ca;	 /* an open CA directory */
-struct tb_csr;	 /* a parsed, signature-checked certificate request */
-struct tb_crl;	 /* a parsed revocation list */
+struct tb_ca;      /* an open CA directory */
+struct tb_csr;     /* a parsed, signature-checked certificate request */
+struct tb_crl;     /* a parsed revocation list */
 struct tb_castore; /* trust anchors and CRLs for chain validation */
 
 /* What a CA is created with (borrowed strings). */
 struct tb_ca_spec {
-	const char *name;  /* CN, required */
-	const char *id;	   /* serialNumber (hub member id) or NULL */
-	enum tb_alg alg;   /* key algorithm */
-	unsigned days;	   /* validity */
+	const char *name; /* CN, required */
+	const char *id;   /* serialNumber (hub member id) or NULL */
+	enum tb_alg alg;  /* key algorithm */
+	unsigned days;    /* validity */
 };
 
 /* Default validity periods, days. */
@@ -67,7 +67,7 @@ int tb_endpoint_parse(const char *uri, char *host, size_t hostlen, unsigned *por
  * password (may be NULL) encrypts the new ca.key.  0 or a tb_err.
  */
 int tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *password,
-		 struct tb_ca *parent, struct tb_diag *d);
+                 struct tb_ca *parent, struct tb_diag *d);
 /* Opens the CA in dir (reads ca.key with password, which may be NULL, and
  * ca.crt; checks they match).  NULL on failure.  Caller frees. */
 struct tb_ca *tb_ca_open(const char *dir, const char *password, struct tb_diag *d);
@@ -84,7 +84,7 @@ const struct tb_cert *tb_ca_cert(const struct tb_ca *ca);
  * entries are copied.  0 or a tb_err.
  */
 int tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb_buf *out,
-		struct tb_diag *d);
+                struct tb_diag *d);
 
 /* RFC 5280 revocation reasons, by name ("unspecified", "keyCompromise",
  * "cACompromise", "affiliationChanged", "superseded",
@@ -100,11 +100,10 @@ const char *tb_crl_reason_name(int reason);
  * write CRL entry extensions, so the CRL carries serial and time only).
  */
 int tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason, int64_t now,
-		 struct tb_diag *d);
+                 struct tb_diag *d);
 /* Signs a CRL of every revoked serial in the index, valid from now for
  * days, with the next CRL number; appends its PEM to out. */
-int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out,
-	      struct tb_diag *d);
+int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out, struct tb_diag *d);
 
 /* ---- certificate requests ---- */
 
@@ -115,7 +114,7 @@ int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out,
  * NULL on failure (TB_E_ARG for a bad id or endpoint).  Caller frees.
  */
 struct tb_csr *tb_csr_new(const struct tb_key *key, const char *member_id, const char *name,
-			  const char *org, const char *endpoint, struct tb_diag *d);
+                          const char *org, const char *endpoint, struct tb_diag *d);
 /* Parses a PEM or DER CSR and checks it: the self-signature verifies
  * (TB_E_CERT_BAD_SIG), the subject's serialNumber is a member id and the
  * key is Ed25519 or P-256 (TB_E_CSR).  NULL on failure. Caller frees. */
@@ -167,7 +166,7 @@ int tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl, struct tb
  * with d->detail naming the certificate concerned.
  */
 int tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
-		    const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage,
-		    int64_t now, struct tb_diag *d);
+                    const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage,
+                    int64_t now, struct tb_diag *d);
 
 #endif

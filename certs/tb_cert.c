@@ -46,7 +46,7 @@ dn_text(gnutls_x509_crt_t crt, bool issuer)
 	gnutls_datum_t dn = {0};
 	char *s;
 	int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0)
-			: gnutls_x509_crt_get_dn3(crt, &dn, 0);
+	                : gnutls_x509_crt_get_dn3(crt, &dn, 0);
 
 	if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
 		return strdup(""); /* an empty DN is legal though useless */
@@ -84,14 +84,15 @@ tb_cert_wrap(gnutls_x509_crt_t crt, struct tb_diag *d)
 	if (gnutls_pubkey_init(&pk) < 0 || gnutls_pubkey_import_x509(pk, crt, 0) < 0 ||
 	    gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der) < 0) {
 		tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
-			    "malformed certificate (unreadable public key)");
+		            "malformed certificate (unreadable public key)");
 		goto fail;
 	}
 	tb_sha256(der.data, der.size, cert->key_id);
 	gnutls_free(der.data);
 	der.data = NULL;
 	if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) < 0) {
-		tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "malformed certificate (cannot re-encode)");
+		tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
+		            "malformed certificate (cannot re-encode)");
 		goto fail;
 	}
 	tb_sha256(der.data, der.size, cert->fpr);
@@ -154,9 +155,10 @@ tb_cert_import(const uint8_t *data, size_t len, struct tb_diag *d)
 		if (memmem(data, len, "-----BEGIN CERTIFICATE-----", 27) == NULL &&
 		    memmem(data, len, "-----BEGIN X509 CERTIFICATE-----", 32) == NULL) {
 			gnutls_x509_crt_deinit(crt);
-			tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
-				    "malformed certificate (the file holds a '%s', not a certificate)",
-				    label);
+			tb_diag_set(
+			    d, TB_E_CERT, TB_DIAG_NOPOS,
+			    "malformed certificate (the file holds a '%s', not a certificate)",
+			    label);
 			return NULL;
 		}
 		rc = gnutls_x509_crt_import(crt, &dat, GNUTLS_X509_FMT_PEM);
@@ -166,7 +168,7 @@ tb_cert_import(const uint8_t *data, size_t len, struct tb_diag *d)
 	if (rc < 0) {
 		gnutls_x509_crt_deinit(crt);
 		tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "malformed certificate (%s)",
-			    gnutls_strerror(rc));
+		            gnutls_strerror(rc));
 		return NULL;
 	}
 	return tb_cert_wrap(crt, d);
@@ -312,7 +314,7 @@ tb_cert_key_desc(const struct tb_cert *cert, char *out, size_t outlen)
 	if (a == GNUTLS_PK_EDDSA_ED25519) {
 		snprintf(out, outlen, "ed25519");
 	} else if (a == GNUTLS_PK_ECDSA &&
-		   gnutls_x509_crt_get_pk_ecc_raw(cert->crt, &curve, &x, &y) >= 0) {
+	           gnutls_x509_crt_get_pk_ecc_raw(cert->crt, &curve, &x, &y) >= 0) {
 		if (curve == GNUTLS_ECC_CURVE_SECP256R1)
 			snprintf(out, outlen, "p256");
 		else
@@ -350,10 +352,10 @@ tb_cert_is_self_signed(const struct tb_cert *cert)
 		return false;
 	/* Time is irrelevant here: only "does its own key sign it". */
 	if (gnutls_x509_crt_verify(cert->crt, &cert->crt, 1,
-				   GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
-					   GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS |
-					   GNUTLS_VERIFY_ALLOW_ANY_X509_V1_CA_CRT,
-				   &status) < 0)
+	                           GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+	                               GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS |
+	                               GNUTLS_VERIFY_ALLOW_ANY_X509_V1_CA_CRT,
+	                           &status) < 0)
 		return false;
 	return (status & GNUTLS_CERT_SIGNATURE_FAILURE) == 0;
 }

@@ -45,7 +45,8 @@ parse_days(const char *s, unsigned max, unsigned *out)
 	long long v;
 
 	if (cli_parse_i64(s, &v) != 0 || v < 1 || v > (long long)max)
-		return cli_usage_error("--days must be a whole number from 1 to %u, not '%s'", max, s);
+		return cli_usage_error("--days must be a whole number from 1 to %u, not '%s'", max,
+		                       s);
 	*out = (unsigned)v;
 	return EX_TB_OK;
 }
@@ -55,47 +56,48 @@ parse_days(const char *s, unsigned max, unsigned *out)
 static void
 ca_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban ca init --dir DIR --name NAME [--id HUB_ID] [--alg p256|ed25519]\n"
-		"                       [--days N] [--pass-file FILE]\n"
-		"                       [--parent PARENT_DIR [--parent-pass-file FILE]]\n"
-		"       tongban ca issue --dir CA_DIR --csr FILE --out CERT [--days N] [--pass-file FILE]\n"
-		"       tongban ca revoke --dir CA_DIR --cert CERT [--reason R] [--pass-file FILE]\n"
-		"       tongban ca crl --dir CA_DIR --out CRL.pem [--days N] [--pass-file FILE]\n\n"
-		"init    creates a CA in DIR: ca.key (0600), ca.crt, index.txt, crlnumber.\n"
-		"        Without --parent a self-signed root \"CN=NAME\" (default 3650 days);\n"
-		"        with --parent an intermediate (province) CA signed by the CA in\n"
-		"        PARENT_DIR (default 1825 days, path length 0), \"CN=NAME,\n"
-		"        serialNumber=HUB_ID\" when --id is given.  Default algorithm p256.\n"
-		"issue   checks a node CSR (signature, member id, key type) and writes a node\n"
-		"        certificate to CERT (refuses to overwrite): digitalSignature, EKU\n"
-		"        serverAuth+clientAuth, the CSR's subject and DNS/IP/URI names,\n"
-		"        default 365 days (never past the CA's own expiry).  Prints serial,\n"
-		"        member id and expiry.\n"
-		"revoke  marks a certificate this CA issued as revoked in index.txt.  R is\n"
-		"        one of unspecified (default), keyCompromise, cACompromise,\n"
-		"        affiliationChanged, superseded, cessationOfOperation,\n"
-		"        certificateHold, privilegeWithdrawn.\n"
-		"crl     writes a signed CRL of every revoked serial to CRL.pem (replacing\n"
-		"        it), next update in N days (default 30).\n\n"
-		"--pass-file FILE: the CA key is (or is to be) encrypted with the password\n"
-		"on FILE's first line (PKCS#8, PBES2 AES-256).\n"
-		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+	fprintf(
+	    f, "Usage: tongban ca init --dir DIR --name NAME [--id HUB_ID] [--alg p256|ed25519]\n"
+	       "                       [--days N] [--pass-file FILE]\n"
+	       "                       [--parent PARENT_DIR [--parent-pass-file FILE]]\n"
+	       "       tongban ca issue --dir CA_DIR --csr FILE --out CERT [--days N] [--pass-file "
+	       "FILE]\n"
+	       "       tongban ca revoke --dir CA_DIR --cert CERT [--reason R] [--pass-file FILE]\n"
+	       "       tongban ca crl --dir CA_DIR --out CRL.pem [--days N] [--pass-file FILE]\n\n"
+	       "init    creates a CA in DIR: ca.key (0600), ca.crt, index.txt, crlnumber.\n"
+	       "        Without --parent a self-signed root \"CN=NAME\" (default 3650 days);\n"
+	       "        with --parent an intermediate (province) CA signed by the CA in\n"
+	       "        PARENT_DIR (default 1825 days, path length 0), \"CN=NAME,\n"
+	       "        serialNumber=HUB_ID\" when --id is given.  Default algorithm p256.\n"
+	       "issue   checks a node CSR (signature, member id, key type) and writes a node\n"
+	       "        certificate to CERT (refuses to overwrite): digitalSignature, EKU\n"
+	       "        serverAuth+clientAuth, the CSR's subject and DNS/IP/URI names,\n"
+	       "        default 365 days (never past the CA's own expiry).  Prints serial,\n"
+	       "        member id and expiry.\n"
+	       "revoke  marks a certificate this CA issued as revoked in index.txt.  R is\n"
+	       "        one of unspecified (default), keyCompromise, cACompromise,\n"
+	       "        affiliationChanged, superseded, cessationOfOperation,\n"
+	       "        certificateHold, privilegeWithdrawn.\n"
+	       "crl     writes a signed CRL of every revoked serial to CRL.pem (replacing\n"
+	       "        it), next update in N days (default 30).\n\n"
+	       "--pass-file FILE: the CA key is (or is to be) encrypted with the password\n"
+	       "on FILE's first line (PKCS#8, PBES2 AES-256).\n"
+	       "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 static int
 ca_init(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"name", required_argument, NULL, 'n'},
-					     {"id", required_argument, NULL, 'i'},
-					     {"alg", required_argument, NULL, 'a'},
-					     {"days", required_argument, NULL, 'D'},
-					     {"parent", required_argument, NULL, 'P'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"parent-pass-file", required_argument, NULL, 'q'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"name", required_argument, NULL, 'n'},
+	                                     {"id", required_argument, NULL, 'i'},
+	                                     {"alg", required_argument, NULL, 'a'},
+	                                     {"days", required_argument, NULL, 'D'},
+	                                     {"parent", required_argument, NULL, 'P'},
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"parent-pass-file", required_argument, NULL, 'q'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *dir = NULL, *alg = "p256", *parentdir = NULL, *passf = NULL, *ppassf = NULL;
 	struct tb_ca_spec spec = {NULL, NULL, TB_ALG_P256, 0};
 	struct tb_ca *parent = NULL;
@@ -168,14 +170,14 @@ static int
 ca_parse(int argc, char **argv, struct ca_args *a, const char *allowed)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"csr", required_argument, NULL, 'c'},
-					     {"cert", required_argument, NULL, 'C'},
-					     {"reason", required_argument, NULL, 'r'},
-					     {"days", required_argument, NULL, 'D'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"csr", required_argument, NULL, 'c'},
+	                                     {"cert", required_argument, NULL, 'C'},
+	                                     {"reason", required_argument, NULL, 'r'},
+	                                     {"days", required_argument, NULL, 'D'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	int c, rc;
 
 	memset(a, 0, sizeof(*a));
@@ -333,7 +335,7 @@ ca_crl(int argc, char **argv)
 		goto out;
 	tb_diag_clear(&d);
 	if (tb_ca_crl(ca, a.days ? a.days : TB_CA_CRL_DAYS, (int64_t)time(NULL), &out, &d) !=
-		    TB_OK ||
+	        TB_OK ||
 	    tb_file_write(a.out, out.data, out.len, 0644, 0, &d) != TB_OK ||
 	    (crl = tb_crl_import(out.data, out.len, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
@@ -375,33 +377,32 @@ cmd_ca(int argc, char **argv)
 static void
 node_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban node init --dir DIR --id MEMBER_ID --name NAME\n"
-		"                         --endpoint coaps://HOST:PORT [--org ORG]\n"
-		"                         [--alg p256|ed25519] [--pass-file FILE]\n\n"
-		"Creates a node's key DIR/node.key (mode 0600; DIR is created 0700) and a\n"
-		"certificate request DIR/node.csr with subject\n"
-		"\"[O=ORG,] CN=NAME, serialNumber=MEMBER_ID\" asking for the endpoint's host\n"
-		"(DNS name or IP address) and the endpoint URI as subjectAltNames.  Send\n"
-		"node.csr to the province CA; the key never leaves DIR.  MEMBER_ID is six\n"
-		"digits, the first 1-9 (a GB/T 2260 code).  The default algorithm p256 is\n"
-		"the one DTLS needs; ed25519 suits a separate message-signing key.\n"
-		"--pass-file FILE encrypts node.key with the password on FILE's first line.\n"
-		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+	fprintf(f, "Usage: tongban node init --dir DIR --id MEMBER_ID --name NAME\n"
+	           "                         --endpoint coaps://HOST:PORT [--org ORG]\n"
+	           "                         [--alg p256|ed25519] [--pass-file FILE]\n\n"
+	           "Creates a node's key DIR/node.key (mode 0600; DIR is created 0700) and a\n"
+	           "certificate request DIR/node.csr with subject\n"
+	           "\"[O=ORG,] CN=NAME, serialNumber=MEMBER_ID\" asking for the endpoint's host\n"
+	           "(DNS name or IP address) and the endpoint URI as subjectAltNames.  Send\n"
+	           "node.csr to the province CA; the key never leaves DIR.  MEMBER_ID is six\n"
+	           "digits, the first 1-9 (a GB/T 2260 code).  The default algorithm p256 is\n"
+	           "the one DTLS needs; ed25519 suits a separate message-signing key.\n"
+	           "--pass-file FILE encrypts node.key with the password on FILE's first line.\n"
+	           "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 static int
 node_init(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"id", required_argument, NULL, 'i'},
-					     {"name", required_argument, NULL, 'n'},
-					     {"endpoint", required_argument, NULL, 'e'},
-					     {"org", required_argument, NULL, 'o'},
-					     {"alg", required_argument, NULL, 'a'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"id", required_argument, NULL, 'i'},
+	                                     {"name", required_argument, NULL, 'n'},
+	                                     {"endpoint", required_argument, NULL, 'e'},
+	                                     {"org", required_argument, NULL, 'o'},
+	                                     {"alg", required_argument, NULL, 'a'},
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *dir = NULL, *id = NULL, *name = NULL, *ep = NULL, *org = NULL;
 	const char *alg = "p256", *passf = NULL;
 	char *pass = NULL, *kp = NULL, *cp = NULL;
@@ -446,8 +447,8 @@ node_init(int argc, char **argv)
 		goto out;
 	}
 	if (access(kp, F_OK) == 0 || access(cp, F_OK) == 0) {
-		rc = cli_fail(EX_TB_IO, "%s already holds node.key or node.csr; refusing to overwrite",
-			      dir);
+		rc = cli_fail(EX_TB_IO,
+		              "%s already holds node.key or node.csr; refusing to overwrite", dir);
 		goto out;
 	}
 	pass = cli_read_pass(passf, &rc);
@@ -502,27 +503,26 @@ cmd_node(int argc, char **argv)
 static void
 cert_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban cert verify --ca ROOT.crt [--ca ROOT2.crt]...\n"
-		"                           [--chain INTERMEDIATE.crt]... [--crl CRL.pem]...\n"
-		"                           [--usage node|ca|any] [--at UNIX_TIME] CERT\n"
-		"       tongban cert show CERT\n\n"
-		"verify  checks that CERT chains to a --ca trust anchor through the given\n"
-		"        intermediates, that every signature verifies, that nothing on the\n"
-		"        path is revoked by a given CRL (a CRL from a CA on the path must be\n"
-		"        correctly signed and current), that every certificate on the path\n"
-		"        is within its validity period (now, or --at), and that CERT may be\n"
-		"        used as --usage says (node, the default: not a CA, digitalSignature,\n"
-		"        EKU serverAuth and clientAuth; ca: a CA that may sign certificates;\n"
-		"        any: no usage check).  Prints \"ok MEMBER_ID\" (or \"ok -\" without a\n"
-		"        member id) and exits 0, or prints one line naming the reason and\n"
-		"        exits 1: cert.expired, cert.not-yet-valid, cert.unknown-issuer,\n"
-		"        cert.bad-signature, cert.revoked, cert.usage, cert.self-signed,\n"
-		"        crl (unusable CRL), cert (malformed file).\n"
-		"show    prints subject, member id, issuer, serial, validity, CA flag, key\n"
-		"        algorithm, key id (SHA-256 of the SubjectPublicKeyInfo, as in\n"
-		"        envelopes) and SHA-256 fingerprint.\n"
-		"Exit status: 0 ok, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+	fprintf(f, "Usage: tongban cert verify --ca ROOT.crt [--ca ROOT2.crt]...\n"
+	           "                           [--chain INTERMEDIATE.crt]... [--crl CRL.pem]...\n"
+	           "                           [--usage node|ca|any] [--at UNIX_TIME] CERT\n"
+	           "       tongban cert show CERT\n\n"
+	           "verify  checks that CERT chains to a --ca trust anchor through the given\n"
+	           "        intermediates, that every signature verifies, that nothing on the\n"
+	           "        path is revoked by a given CRL (a CRL from a CA on the path must be\n"
+	           "        correctly signed and current), that every certificate on the path\n"
+	           "        is within its validity period (now, or --at), and that CERT may be\n"
+	           "        used as --usage says (node, the default: not a CA, digitalSignature,\n"
+	           "        EKU serverAuth and clientAuth; ca: a CA that may sign certificates;\n"
+	           "        any: no usage check).  Prints \"ok MEMBER_ID\" (or \"ok -\" without a\n"
+	           "        member id) and exits 0, or prints one line naming the reason and\n"
+	           "        exits 1: cert.expired, cert.not-yet-valid, cert.unknown-issuer,\n"
+	           "        cert.bad-signature, cert.revoked, cert.usage, cert.self-signed,\n"
+	           "        crl (unusable CRL), cert (malformed file).\n"
+	           "show    prints subject, member id, issuer, serial, validity, CA flag, key\n"
+	           "        algorithm, key id (SHA-256 of the SubjectPublicKeyInfo, as in\n"
+	           "        envelopes) and SHA-256 fingerprint.\n"
+	           "Exit status: 0 ok, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 static void
@@ -536,12 +536,12 @@ static int
 cert_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"ca", required_argument, NULL, 'c'},
-					     {"chain", required_argument, NULL, 'i'},
-					     {"crl", required_argument, NULL, 'r'},
-					     {"usage", required_argument, NULL, 'u'},
-					     {"at", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"chain", required_argument, NULL, 'i'},
+	                                     {"crl", required_argument, NULL, 'r'},
+	                                     {"usage", required_argument, NULL, 'u'},
+	                                     {"at", required_argument, NULL, 't'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *cas[MAX_FILES], *chains[MAX_FILES], *crls[MAX_FILES];
 	size_t ncas = 0, nchains = 0, ncrls = 0;
 	struct tb_cert *anchors[MAX_FILES], *inter[MAX_FILES], *leaf = NULL;
@@ -628,7 +628,7 @@ cert_verify(int argc, char **argv)
 	}
 	tb_diag_clear(&d);
 	if (tb_chain_verify(t, leaf, (const struct tb_cert *const *)inter, ninter, usage,
-			    (int64_t)at, &d) != TB_OK) {
+	                    (int64_t)at, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
 		goto out;
 	}

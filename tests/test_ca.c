@@ -113,28 +113,28 @@ test_endpoint_parse(void **state)
 		const char *host;
 		unsigned port;
 	} cases[] = {
-		{"coaps://xuzhou.example:5684", TB_OK, "xuzhou.example", 5684},
-		{"coaps://10.1.2.3:1", TB_OK, "10.1.2.3", 1},
-		{"coaps://[2001:db8::1]:65535", TB_OK, "2001:db8::1", 65535},
-		{"coap://x:5684", TB_E_ARG, NULL, 0},
-		{"coaps://x", TB_E_ARG, NULL, 0},
-		{"coaps://:5684", TB_E_ARG, NULL, 0},
-		{"coaps://x:0", TB_E_ARG, NULL, 0},
-		{"coaps://x:65536", TB_E_ARG, NULL, 0},
-		{"coaps://x:56a", TB_E_ARG, NULL, 0},
-		{"coaps://x:-1", TB_E_ARG, NULL, 0},
-		{"coaps://a b:1", TB_E_ARG, NULL, 0},
-		{"coaps://a..b:1", TB_E_ARG, NULL, 0},
-		{"coaps://[zz]:1", TB_E_ARG, NULL, 0},
-		{"coaps://[::1:1", TB_E_ARG, NULL, 0},
-		{"coaps://x/y:1", TB_E_ARG, NULL, 0},
+	    {"coaps://xuzhou.example:5684", TB_OK, "xuzhou.example", 5684},
+	    {"coaps://10.1.2.3:1", TB_OK, "10.1.2.3", 1},
+	    {"coaps://[2001:db8::1]:65535", TB_OK, "2001:db8::1", 65535},
+	    {"coap://x:5684", TB_E_ARG, NULL, 0},
+	    {"coaps://x", TB_E_ARG, NULL, 0},
+	    {"coaps://:5684", TB_E_ARG, NULL, 0},
+	    {"coaps://x:0", TB_E_ARG, NULL, 0},
+	    {"coaps://x:65536", TB_E_ARG, NULL, 0},
+	    {"coaps://x:56a", TB_E_ARG, NULL, 0},
+	    {"coaps://x:-1", TB_E_ARG, NULL, 0},
+	    {"coaps://a b:1", TB_E_ARG, NULL, 0},
+	    {"coaps://a..b:1", TB_E_ARG, NULL, 0},
+	    {"coaps://[zz]:1", TB_E_ARG, NULL, 0},
+	    {"coaps://[::1:1", TB_E_ARG, NULL, 0},
+	    {"coaps://x/y:1", TB_E_ARG, NULL, 0},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char host[64];
 		unsigned port = 0;
 		assert_int_equal(tb_endpoint_parse(cases[i].uri, host, sizeof(host), &port),
-				 cases[i].rc);
+		                 cases[i].rc);
 		if (cases[i].rc == TB_OK) {
 			assert_string_equal(host, cases[i].host);
 			assert_int_equal(port, cases[i].port);
@@ -149,9 +149,9 @@ test_csr_new_refuses(void **state)
 	static const struct {
 		const char *id, *name, *ep;
 	} cases[] = {
-		{"012345", "X", "coaps://x:1"},	 {"37080", "X", "coaps://x:1"},
-		{"37080x", "X", "coaps://x:1"},	 {"370800", "", "coaps://x:1"},
-		{"370800", "a\tb", "coaps://x:1"}, {"370800", "X", "http://x:1"},
+	    {"012345", "X", "coaps://x:1"},    {"37080", "X", "coaps://x:1"},
+	    {"37080x", "X", "coaps://x:1"},    {"370800", "", "coaps://x:1"},
+	    {"370800", "a\tb", "coaps://x:1"}, {"370800", "X", "http://x:1"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tb_diag d;
@@ -171,7 +171,7 @@ test_csr_roundtrip_and_tamper(void **state)
 	struct tb_diag d;
 
 	assert_non_null(csr = tb_csr_new(f->key, "340600", "Huaibei", "huaihai",
-					 "coaps://huaibei.example:5684", &d));
+	                                 "coaps://huaibei.example:5684", &d));
 	assert_string_equal(tb_csr_member_id(csr), "340600");
 	tb_buf_init(&pem);
 	assert_int_equal(tb_csr_pem(csr, &pem), TB_OK);
@@ -226,27 +226,27 @@ test_chain_verify_reasons(void **state)
 		int64_t at;
 		int want;
 	} cases[] = {
-		{root, f->node, prov, 1, TB_USAGE_NODE, now, TB_OK},
-		{root, f->node, both, 2, TB_USAGE_NODE, now, TB_OK}, /* unrelated extra */
-		{root, f->node, NULL, 0, TB_USAGE_NODE, now, TB_E_CERT_UNKNOWN_ISSUER},
-		{other, f->node, prov, 1, TB_USAGE_NODE, now, TB_E_CERT_UNKNOWN_ISSUER},
-		{other, f->rootc, NULL, 0, TB_USAGE_CA, now, TB_E_CERT_SELF_SIGNED},
-		{root, f->node, prov, 1, TB_USAGE_NODE, now + 11 * 86400, TB_E_CERT_EXPIRED},
-		{root, f->node, prov, 1, TB_USAGE_NODE, now - 86400, TB_E_CERT_NOT_YET_VALID},
-		{root, f->provc, NULL, 0, TB_USAGE_NODE, now, TB_E_CERT_USAGE},
-		{root, f->provc, NULL, 0, TB_USAGE_CA, now, TB_OK},
-		{root, f->node, prov, 1, TB_USAGE_CA, now, TB_E_CERT_USAGE},
-		{root, f->node, prov, 1, TB_USAGE_ANY, now, TB_OK},
-		{root, f->rootc, NULL, 0, TB_USAGE_CA, now, TB_OK},
+	    {root, f->node, prov, 1, TB_USAGE_NODE, now, TB_OK},
+	    {root, f->node, both, 2, TB_USAGE_NODE, now, TB_OK}, /* unrelated extra */
+	    {root, f->node, NULL, 0, TB_USAGE_NODE, now, TB_E_CERT_UNKNOWN_ISSUER},
+	    {other, f->node, prov, 1, TB_USAGE_NODE, now, TB_E_CERT_UNKNOWN_ISSUER},
+	    {other, f->rootc, NULL, 0, TB_USAGE_CA, now, TB_E_CERT_SELF_SIGNED},
+	    {root, f->node, prov, 1, TB_USAGE_NODE, now + 11 * 86400, TB_E_CERT_EXPIRED},
+	    {root, f->node, prov, 1, TB_USAGE_NODE, now - 86400, TB_E_CERT_NOT_YET_VALID},
+	    {root, f->provc, NULL, 0, TB_USAGE_NODE, now, TB_E_CERT_USAGE},
+	    {root, f->provc, NULL, 0, TB_USAGE_CA, now, TB_OK},
+	    {root, f->node, prov, 1, TB_USAGE_CA, now, TB_E_CERT_USAGE},
+	    {root, f->node, prov, 1, TB_USAGE_ANY, now, TB_OK},
+	    {root, f->rootc, NULL, 0, TB_USAGE_CA, now, TB_OK},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tb_diag d;
 		tb_diag_clear(&d);
 		int rc = tb_chain_verify(cases[i].t, cases[i].cert, cases[i].chain, cases[i].n,
-					 cases[i].usage, cases[i].at, &d);
+		                         cases[i].usage, cases[i].at, &d);
 		if (rc != cases[i].want)
 			fail_msg("case %zu: got %s (%s), want %s", i, tb_err_reason(rc), d.detail,
-				 tb_err_reason(cases[i].want));
+			         tb_err_reason(cases[i].want));
 	}
 	tb_castore_free(root);
 	tb_castore_free(other);
@@ -263,9 +263,8 @@ test_revoke_and_crl(void **state)
 	struct tb_crl *crl;
 	struct tb_diag d;
 
-	assert_int_equal(tb_ca_revoke(f->prov, f->node2, tb_crl_reason_from_name("superseded"),
-				      now, &d),
-			 TB_OK);
+	assert_int_equal(
+	    tb_ca_revoke(f->prov, f->node2, tb_crl_reason_from_name("superseded"), now, &d), TB_OK);
 	assert_int_equal(tb_ca_revoke(f->prov, f->node2, 0, now, &d), TB_E_CERT_REVOKED);
 	assert_int_equal(tb_ca_revoke(f->other, f->node, 0, now, &d), TB_E_CERT_UNKNOWN_ISSUER);
 	assert_int_equal(tb_ca_revoke(f->prov, f->node, 99, now, &d), TB_E_ARG);
@@ -275,11 +274,11 @@ test_revoke_and_crl(void **state)
 	assert_int_equal(tb_crl_count(crl), 1);
 	assert_int_equal(tb_castore_add_crl(t, crl, &d), TB_OK);
 	assert_int_equal(tb_chain_verify(t, f->node2, prov, 1, TB_USAGE_NODE, now, &d),
-			 TB_E_CERT_REVOKED);
+	                 TB_E_CERT_REVOKED);
 	assert_int_equal(tb_chain_verify(t, f->node, prov, 1, TB_USAGE_NODE, now, &d), TB_OK);
 	/* past its next update the CRL vouches for nothing */
 	assert_int_equal(tb_chain_verify(t, f->node, prov, 1, TB_USAGE_NODE, now + 8 * 86400, &d),
-			 TB_E_CRL);
+	                 TB_E_CRL);
 	tb_crl_free(crl);
 	tb_castore_free(t);
 	/* garbage is not a CRL */
@@ -322,13 +321,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_endpoint_parse),
-		cmocka_unit_test(test_csr_new_refuses),
-		cmocka_unit_test(test_csr_roundtrip_and_tamper),
-		cmocka_unit_test(test_chain_verify_reasons),
-		cmocka_unit_test(test_revoke_and_crl),
-		cmocka_unit_test(test_reason_names),
-		cmocka_unit_test(test_create_refuses),
+	    cmocka_unit_test(test_endpoint_parse),
+	    cmocka_unit_test(test_csr_new_refuses),
+	    cmocka_unit_test(test_csr_roundtrip_and_tamper),
+	    cmocka_unit_test(test_chain_verify_reasons),
+	    cmocka_unit_test(test_revoke_and_crl),
+	    cmocka_unit_test(test_reason_names),
+	    cmocka_unit_test(test_create_refuses),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

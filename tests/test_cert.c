@@ -57,7 +57,7 @@ setup(void **state)
 	assert_non_null(prov = tb_ca_open(cat3(f->dir, "prov", NULL), NULL, &d));
 	assert_non_null(f->node_key = tb_key_generate(TB_ALG_P256, &d));
 	assert_non_null(csr = tb_csr_new(f->node_key, "320300", "Xuzhou", "huaihai",
-					 "coaps://xuzhou.example:5684", &d));
+	                                 "coaps://xuzhou.example:5684", &d));
 	tb_buf_init(&f->node_pem);
 	assert_int_equal(tb_ca_issue(prov, csr, 30, &f->node_pem, &d), TB_OK);
 	assert_non_null(f->node = tb_cert_import(f->node_pem.data, f->node_pem.len, &d));
@@ -95,9 +95,9 @@ test_member_id_ok(void **state)
 		const char *id;
 		bool ok;
 	} cases[] = {
-		{"320300", true}, {"100000", true}, {"999999", true}, {"012345", false},
-		{"32030", false}, {"3203000", false}, {"32030a", false}, {"", false},
-		{" 32030", false}, {"320300\n", false},
+	    {"320300", true},  {"100000", true},    {"999999", true},  {"012345", false},
+	    {"32030", false},  {"3203000", false},  {"32030a", false}, {"", false},
+	    {" 32030", false}, {"320300\n", false},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -174,23 +174,25 @@ static void
 test_import_garbage(void **state)
 {
 	struct fixture *f = *state;
-	static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n";
+	static const char key_pem[] =
+	    "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n";
 	static const char csr_pem[] =
-		"-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n";
-	static const char bad_b64[] = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+	    "-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n";
+	static const char bad_b64[] =
+	    "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
 	static const uint8_t der_junk[] = {0x30, 0x82, 0xff, 0xff, 0x01};
 	struct {
 		const uint8_t *p;
 		size_t n;
 		int code;
 	} cases[] = {
-		{(const uint8_t *)"", 0, TB_E_CERT},
-		{(const uint8_t *)key_pem, sizeof(key_pem) - 1, TB_E_CERT},
-		{(const uint8_t *)csr_pem, sizeof(csr_pem) - 1, TB_E_CERT},
-		{(const uint8_t *)bad_b64, sizeof(bad_b64) - 1, TB_E_CERT},
-		{der_junk, sizeof(der_junk), TB_E_CERT},
-		{f->node_pem.data, f->node_pem.len / 2, TB_E_CERT}, /* truncated */
-		{f->node_pem.data, 2u << 20, TB_E_TOO_LARGE},	     /* length checked first */
+	    {(const uint8_t *)"", 0, TB_E_CERT},
+	    {(const uint8_t *)key_pem, sizeof(key_pem) - 1, TB_E_CERT},
+	    {(const uint8_t *)csr_pem, sizeof(csr_pem) - 1, TB_E_CERT},
+	    {(const uint8_t *)bad_b64, sizeof(bad_b64) - 1, TB_E_CERT},
+	    {der_junk, sizeof(der_junk), TB_E_CERT},
+	    {f->node_pem.data, f->node_pem.len / 2, TB_E_CERT}, /* truncated */
+	    {f->node_pem.data, 2u << 20, TB_E_TOO_LARGE},       /* length checked first */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tb_diag d;
@@ -220,11 +222,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_member_id_ok),
-		cmocka_unit_test(test_accessors),
-		cmocka_unit_test(test_pub_and_pem),
-		cmocka_unit_test(test_import_garbage),
-		cmocka_unit_test(test_load_errors),
+	    cmocka_unit_test(test_member_id_ok), cmocka_unit_test(test_accessors),
+	    cmocka_unit_test(test_pub_and_pem),  cmocka_unit_test(test_import_garbage),
+	    cmocka_unit_test(test_load_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
