@@ -183,10 +183,13 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
 		 (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
 		 (long long)tb_reg_valid_until(reg));
-	/* sessions were authorised under the old registry: drop them so the
-	 * next exchange re-handshakes under the new one */
-	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-		tb_transport_drop_peer(n, p->id);
+	/* client sessions to members no longer active are cut; inbound
+	 * messages are checked against the new registry anyway */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
+		size_t pm = tb_reg_find_member(reg, p->id);
+		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
+			tb_transport_drop_peer(n, p->id);
+	}
 	if (n->res_registry != NULL)
 		tb_inbound_registry_changed(n);
 	return TB_OK;

@@ -80,6 +80,13 @@ struct tb_node {
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
 	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
+	/* registry observation of the upstream hub (regsync.c) */
+	coap_session_t *obs_session;
+	uint8_t obs_token[8];
+	size_t obs_toklen;
+	int64_t obs_last_ms;
+	bool obs_ok; /* a notification has arrived on this observation */
+	struct event *resync_timer;
 	/* pubkey cache for message verification, rebuilt with the registry */
 	struct tb_pub **pubs;
 	size_t npubs;
@@ -129,6 +136,12 @@ coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
 				     const coap_pdu_t *recv, const coap_mid_t mid);
 void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
 		      const coap_mid_t mid);
+
+/* regsync.c */
+int tb_regsync_start(struct tb_node *n);
+/* True when recv was a registry notification (handled). */
+bool tb_regsync_response(struct tb_node *n, const coap_pdu_t *recv);
+void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
 
 /* api.c */
 int tb_api_start(struct tb_node *n, struct tb_diag *d);

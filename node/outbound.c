@@ -421,13 +421,15 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		     const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
-	struct tb_exchange *x = take_exchange(n, sent, recv);
+	struct tb_exchange *x;
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
 
 	(void)mid;
-	if (x == NULL)
+	if (tb_regsync_response(n, recv))
+		return COAP_RESPONSE_OK;
+	if ((x = take_exchange(n, sent, recv)) == NULL)
 		return COAP_RESPONSE_OK;
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	if (tb_journal_begin(n->journal) != TB_OK) {

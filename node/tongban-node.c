@@ -150,6 +150,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: signal setup failed\n");
 		goto out;
 	}
+	if (tb_regsync_start(n) != TB_OK) {
+		fprintf(stderr, "tongban-node: registry sync setup failed\n");
+		goto out;
+	}
 	tb_outbound_schedule(n, 0); /* resume deliveries journalled before a restart */
 	log_info("tongban-node %s: member %s ready", PACKAGE_VERSION, n->cfg.member_id);
 	event_base_dispatch(n->base);
@@ -168,6 +172,8 @@ out:
 		event_free(n->sighup_ev);
 	if (n->prune_timer)
 		event_free(n->prune_timer);
+	if (n->resync_timer)
+		event_free(n->resync_timer);
 	while (n->exchanges != NULL) {
 		struct tb_exchange *x = n->exchanges;
 		n->exchanges = x->next;

@@ -126,6 +126,7 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 				p->session = NULL;
 				p->inflight = 0;
 			}
+		tb_regsync_lost(n, s);
 	}
 	return 0;
 }
@@ -246,6 +247,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 	struct tb_peer *p = find_peer(n, id, false);
 
 	if (p != NULL && p->session != NULL) {
+		tb_regsync_lost(n, p->session);
 		coap_session_release(p->session);
 		p->session = NULL;
 		p->inflight = 0;

@@ -1,0 +1,115 @@
+/*
+ * regsync.c - registry distribution: observe (RFC 7641) the upstream
+ * hub's /fed/registry; a newer valid registry is persisted, applied
+ * without restart, and notified to this node's own observers (relay).
+ */
+#include "node.h"
+
+#include <string.h>
+
+#include "../util/tb_err.h"
+#include "log.h"
+
+#define RESYNC_S 3 /* how often a missing observation is re-established */
+
+static void
+observe(struct tb_node *n)
+{
+	struct tb_diag d;
+	coap_session_t *s;
+	coap_pdu_t *pdu;
+	uint8_t obs[4];
+
+	if (n->cfg.registry_upstream[0] == '\0' || n->draining)
+		return;
+	if ((s = tb_transport_session(n, n->cfg.registry_upstream, &d)) == NULL) {
+		log_warnx("registry upstream %s: %s", n->cfg.registry_upstream, d.detail);
+		return;
+	}
+	if ((pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, s)) == NULL)
+		return;
+	coap_session_new_token(s, &n->obs_toklen, n->obs_token);
+	coap_add_token(pdu, n->obs_toklen, n->obs_token);
+	coap_add_option(pdu, COAP_OPTION_OBSERVE,
+			coap_encode_var_safe(obs, sizeof(obs), COAP_OBSERVE_ESTABLISH), obs);
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 8, (const uint8_t *)"registry");
+	if (coap_send(s, pdu) == COAP_INVALID_MID) {
+		n->obs_toklen = 0;
+		return;
+	}
+	n->obs_session = s;
+	n->obs_ok = false;
+	n->obs_last_ms = tb_now_ms();
+	tb_transport_kick(n);
+}
+
+static void
+resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tb_node *n = arg;
+
+	(void)fd;
+	(void)what;
+	/* (re)establish when there is no live observation: never answered,
+	 * or lost with its session */
+	if (n->obs_session != NULL && !n->obs_ok &&
+	    tb_now_ms() - n->obs_last_ms > RESYNC_S * 1000) {
+		tb_transport_drop_peer(n, n->cfg.registry_upstream);
+		n->obs_session = NULL;
+	}
+	if (n->obs_session == NULL || n->obs_toklen == 0)
+		observe(n);
+}
+
+int
+tb_regsync_start(struct tb_node *n)
+{
+	struct timeval tv = {RESYNC_S, 0};
+
+	if (n->cfg.registry_upstream[0] == '\0')
+		return TB_OK;
+	if ((n->resync_timer = event_new(n->base, -1, EV_PERSIST, resync_cb, n)) == NULL ||
+	    evtimer_add(n->resync_timer, &tv) != 0)
+		return TB_E_NOMEM;
+	observe(n);
+	return TB_OK;
+}
+
+void
+tb_regsync_lost(struct tb_node *n, coap_session_t *s)
+{
+	if (s == n->obs_session) {
+		n->obs_session = NULL;
+		n->obs_toklen = 0;
+	}
+}
+
+bool
+tb_regsync_response(struct tb_node *n, const coap_pdu_t *recv)
+{
+	coap_bin_const_t tok = coap_pdu_get_token(recv);
+	const uint8_t *data = NULL;
+	size_t len = 0, off, total;
+	struct tb_diag d;
+	char line[300];
+
+	if (n->obs_toklen == 0 || tok.length != n->obs_toklen ||
+	    memcmp(tok.s, n->obs_token, tok.length) != 0)
+		return false;
+	n->obs_last_ms = tb_now_ms();
+	n->obs_ok = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv)) == 2;
+	if (COAP_RESPONSE_CLASS(coap_pdu_get_code(recv)) != 2 ||
+	    !coap_get_data_large(recv, &len, &data, &off, &total) || len == 0)
+		return true;
+	if (len == n->reg_bytes.len && memcmp(data, n->reg_bytes.data, len) == 0)
+		return true; /* the registry we hold */
+	if (tb_node_apply_registry(n, data, len, true, &d) != TB_OK) {
+		if (d.code != TB_E_REG_ROLLBACK)
+			log_warnx("registry from %s refused, keeping the current one: %s",
+				  n->cfg.registry_upstream, tb_diag_format(&d, line, sizeof(line)));
+		return true;
+	}
+	log_info("registry updated from %s", n->cfg.registry_upstream);
+	return true;
+}
