@@ -104,7 +104,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                   " ON CONFLICT (id) DO NOTHING",
-    [ST_IN_RECEIPT] = "SELECT receipt FROM inbound WHERE id = ?1",
+    [ST_IN_RECEIPT] = "SELECT receipt, digest, sender FROM inbound WHERE id = ?1",
     [ST_IN_EXISTS] = "SELECT 1 FROM inbound WHERE id = ?1",
     [ST_INBOX_LIST] = "SELECT seq, " MSG_COLS ", receipt FROM inbound"
                       " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
@@ -624,10 +624,16 @@ tb_journal_rollback(struct tb_journal *j)
 
 /* ---- inbound ---- */
 
-/* Fetches inbound id's receipt into out (may be NULL: existence only). */
+/* Fetches inbound id's receipt into out (may be NULL: existence only).
+ * With match, the receipt is only handed out when the stored message has
+ * the same digest and sender: an id reused by a different message is a
+ * replay or forgery attempt, not a retransmission, and gets no receipt. */
 static int
-inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out)
+inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out,
+                const struct tb_journal_msg *match)
 {
+	const char *dg, *from;
+
 	sqlite3_stmt *s = st(j, ST_IN_RECEIPT);
 	int rc;
 
@@ -640,7 +646,14 @@ inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out)
 		rc = jfail(j, "inbound receipt");
 	} else {
 		rc = TB_OK;
-		if (out != NULL && col_buf(s, 0, out) != TB_OK)
+		dg = col_text(s, 1);
+		from = col_text(s, 2);
+		if (match != NULL &&
+		    (dg == NULL || from == NULL || strcmp(dg, match->digest) != 0 ||
+		     strcmp(from, match->from) != 0))
+			rc = tb_diag_set(&j->diag, TB_E_REPLAY, TB_DIAG_NOPOS,
+			                 "inbound %s: id reused by a different message", id);
+		else if (out != NULL && col_buf(s, 0, out) != TB_OK)
 			rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
 	}
 	(void)sqlite3_reset(s);
@@ -669,7 +682,7 @@ tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
 		return TB_OK;
 	/* The id was there already: answer the duplicate with the receipt
 	 * sent the first time (the same transaction, so it is there). */
-	if ((rc = inbound_receipt(j, m->id, orig_receipt)) != TB_OK)
+	if ((rc = inbound_receipt(j, m->id, orig_receipt, m)) != TB_OK)
 		return rc;
 	return tb_diag_set(&j->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "inbound %s", m->id);
 }
@@ -683,7 +696,7 @@ tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *
 		return rc;
 	if (out == NULL || !is_hex(id, 32))
 		return jarg(j, "bad id or output");
-	return inbound_receipt(j, id, out);
+	return inbound_receipt(j, id, out, NULL);
 }
 
 /* ---- inbox ---- */
@@ -746,7 +759,7 @@ tb_journal_inbox_ack(struct tb_journal *j, const char *id)
 	if (sqlite3_changes(j->db) == 1)
 		return TB_OK;
 	/* Nothing changed: acknowledged before (fine), or unknown. */
-	return inbound_receipt(j, id, NULL);
+	return inbound_receipt(j, id, NULL, NULL);
 }
 
 /* Runs a cached one-integer query. NULL result -> TB_E_NOTFOUND. */

@@ -144,10 +144,13 @@ int tb_journal_rollback(struct tb_journal *j);
 /*
  * Stores a received message m (copied) with its receipt, unacknowledged.
  * TB_OK when new.  TB_E_REPLAY when the id is already journalled: nothing
- * is stored, and orig_receipt (reset first; may be NULL) receives the
+ * is stored, and when the stored message has the same digest and sender
+ * (a retransmission), orig_receipt (reset first; may be NULL) receives the
  * receipt stored the first time, to be sent back again, so a duplicate is
- * answered identically and never handed on twice.  TB_E_ARG when a field
- * is missing or malformed.
+ * answered identically and never handed on twice.  If the id is reused by
+ * a different message (digest or sender differ) orig_receipt stays empty:
+ * send an error, not somebody else's receipt.  TB_E_ARG when a field is
+ * missing or malformed.
  */
 int tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
                            struct tb_buf *orig_receipt);

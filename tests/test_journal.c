@@ -241,6 +241,17 @@ test_inbound_duplicate_original_receipt(void **state)
 	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
 	assert_int_equal(n, 1);
 
+	/* the same id on a different message: refused, and no receipt */
+	mkmsg(&bad, 1, 5000);
+	bad.m.digest = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_REPLAY);
+	assert_int_equal(r.len, 0);
+	assert_non_null(strstr(tb_journal_diag(j)->detail, "different message"));
+	mkmsg(&bad, 1, 5000);
+	bad.m.from = "someone-else";
+	assert_int_equal(tb_journal_inbound_put(j, &bad.m, &r), TB_E_REPLAY);
+	assert_int_equal(r.len, 0);
+
 	/* and inside a batch too, even when the first copy is in it */
 	assert_int_equal(tb_journal_begin(j), TB_OK);
 	mkmsg(&dup, 2, 5000);
