@@ -735,7 +735,7 @@ int_field(struct tb_diag *d, const struct tb_json *v, int64_t min, const char *n
 {
 	if (!tb_json_integer(v, out) || *out < min || *out > TB_REG_MAX_INT)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%s must be an integer in [%lld, 2^53]", name, (long long)min);
+				   "%s must be an integer in [%lld, 2^53-1]", name, (long long)min);
 	return TB_OK;
 }
 
@@ -927,7 +927,7 @@ tb_reg_new(const char *federation, int64_t issued, int64_t valid_until, struct t
 	}
 	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			    "valid_until must be after issued (and at most 2^53)");
+			    "valid_until must be after issued (and below 2^53)");
 		return NULL;
 	}
 	if ((reg = calloc(1, sizeof(*reg))) == NULL ||
@@ -1380,7 +1380,7 @@ mark_edited(struct tb_reg *reg, struct tb_diag *d)
 	if (!reg->edited) {
 		if (reg->serial >= (uint64_t)TB_REG_MAX_INT)
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "serial cannot grow past 2^53");
+					   "serial cannot grow past 2^53-1");
 		reg->serial++;
 		reg->edited = true;
 	}
@@ -1598,7 +1598,7 @@ tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until, str
 	tb_diag_clear(d);
 	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "valid_until must be after issued (and at most 2^53)");
+				   "valid_until must be after issued (and below 2^53)");
 	if ((rc = mark_edited(reg, d)) != TB_OK)
 		return rc;
 	reg->issued = issued;

@@ -46,7 +46,7 @@ struct tb_diag;
 #define TB_REG_MAX_SIGS 16
 #define TB_REG_MAX_RULES 1024
 #define TB_REG_MAX_RULE_ITEMS 1024   /* entries of one list in a rule */
-#define TB_REG_MAX_INT 9007199254740992LL /* 2^53: serial and times */
+#define TB_REG_MAX_INT 9007199254740991LL /* 2^53-1: serial and times */
 
 #define TB_REG_NONE ((size_t)-1)
 
