@@ -20,6 +20,8 @@
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
 
+int bench_registry(int argc, char **argv); /* bench_registry.c */
+
 static double
 now_s(void)
 {
@@ -183,6 +185,8 @@ main(int argc, char **argv)
 		printf("tongban-bench %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "registry") == 0)
+		return tb_crypto_init() != TB_OK ? 1 : bench_registry(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "crypto") != 0) {
 		usage(stderr);
 		return 2;

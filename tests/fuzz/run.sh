@@ -24,13 +24,13 @@ if [ ! -f Makefile ] || ! grep -q -- '--enable-fuzzers' config.status 2>/dev/nul
 	"$src/configure" CC=clang --enable-fuzzers >configure.log ||
 		{ tail -n 20 configure.log; exit 1; }
 fi
-make -j"$(nproc 2>/dev/null || echo 2)" fuzz_json fuzz_env_open >make.log 2>&1 ||
+make -j"$(nproc 2>/dev/null || echo 2)" fuzz_json fuzz_env_open fuzz_registry >make.log 2>&1 ||
 	{ tail -n 30 make.log; exit 1; }
 
 mkdir -p artifacts
 status=0
-for t in json env_open; do
-	case $t in json) seeds=json ;; *) seeds=env ;; esac
+for t in json env_open registry; do
+	case $t in json) seeds=json ;; registry) seeds=registry ;; *) seeds=env ;; esac
 	work="corpus-$t"
 	mkdir -p "$work"
 	echo "== fuzz_$t for ${secs}s"
