@@ -611,16 +611,28 @@ int
 tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb_buf *out,
             struct tb_diag *d)
 {
+	time_t now = time(NULL);
+
+	if (days == 0 || days > 36500)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
+	return tb_ca_issue_window(ca, csr, (int64_t)now - BACKDATE,
+				  (int64_t)now + (int64_t)days * 86400, out, d);
+}
+
+int
+tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
+		   int64_t not_after, struct tb_buf *out, struct tb_diag *d)
+{
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_pubkey_t pk = NULL;
 	struct tb_cert *cert = NULL;
 	uint8_t serial[SERIAL_LEN];
 	time_t now = time(NULL);
-	int64_t until = (int64_t)now + (int64_t)days * 86400;
+	int64_t until = not_after;
 	int rc;
 
-	if (days == 0 || days > 36500)
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
+	if (not_after <= not_before)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "not_after must follow not_before");
 	if (tb_cert_not_after(ca->cert) <= (int64_t)now)
 		return tb_diag_set(d, TB_E_CERT_EXPIRED, TB_DIAG_NOPOS,
 		                   "the issuing CA's certificate has expired");
@@ -638,7 +650,7 @@ tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb
 	if (rc >= 0)
 		rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
 	if (rc >= 0)
-		rc = gnutls_x509_crt_set_activation_time(crt, now - BACKDATE);
+		rc = gnutls_x509_crt_set_activation_time(crt, (time_t)not_before);
 	if (rc >= 0)
 		rc = gnutls_x509_crt_set_expiration_time(crt, (time_t)until);
 	if (rc >= 0)

@@ -168,7 +168,7 @@ api_status(struct tb_node *n, struct evhttp_request *req, const char *id)
 	cJSON_AddStringToObject(r, "id", id);
 	cJSON_AddStringToObject(r, "state", tb_journal_state_name(st.state));
 	cJSON_AddNumberToObject(r, "attempts", (double)st.attempts);
-	if (st.last_error[0])
+	if (st.last_error[0] && st.state == TB_JOURNAL_QUEUED)
 		cJSON_AddStringToObject(r, "last_error", st.last_error);
 	if (st.reason[0])
 		cJSON_AddStringToObject(r, "reason", st.reason);

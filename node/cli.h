@@ -51,6 +51,12 @@ int cmd_registry(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 
+/* cli_node.c: talking to a running node, auditing its journal */
+int cmd_send(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_inbox(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
 /* cli_devfed.c: a test federation in one command */
 int cmd_devfed(int argc, char **argv);
 

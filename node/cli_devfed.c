@@ -49,7 +49,11 @@ usage(FILE *f)
 		   "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
 		   "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
 		   "province CAs (1-of-1 with one province), DIR/trust.json, DIR/root.crt,\n"
-		   "and negative identities DIR/testids/{revoked,foreign,nonmember}/node.{key,crt}.\n"
+		   "DIR/cas.pem (root and province CAs, what nodes trust for DTLS),\n"
+		   "and negative identities DIR/testids/{expired,revoked,foreign,nonmember}/node.{key,crt}\n"
+		   "(expired: the first member's id, validity in the past; revoked: listed in\n"
+		   "the registry's revoked keys; foreign: another root; nonmember: valid chain,\n"
+		   "not in the registry).\n"
 		   "Member i listens on 127.0.0.1:(N+i) (default N 5700); its local API on\n"
 		   "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
 		   "parent of the other members of its province.\n");
@@ -80,7 +84,7 @@ append_file(struct tb_buf *b, const char *path)
 /* Makes DIR/sub/node.{key,crt} for member id, issued by ca. */
 static int
 make_identity(const char *dir, const char *id, const char *name, int port, struct tb_ca *ca,
-	      unsigned days)
+	      int64_t not_before, int64_t not_after)
 {
 	char path[1200], ep[64];
 	struct tb_key *key = NULL;
@@ -95,7 +99,7 @@ make_identity(const char *dir, const char *id, const char *name, int port, struc
 	if ((key = tb_key_generate(TB_ALG_P256, &d)) == NULL ||
 	    tb_key_save(key, path, NULL, &d) != TB_OK ||
 	    (csr = tb_csr_new(key, id, name, "tongban-dev", ep, &d)) == NULL ||
-	    tb_ca_issue(ca, csr, days, &crt, &d) != TB_OK) {
+	    tb_ca_issue_window(ca, csr, not_before, not_after, &crt, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
@@ -217,6 +221,20 @@ cmd_devfed(int argc, char **argv)
 		}
 		nprov++;
 	}
+	/* cas.pem: root and province CAs, for DTLS peers that present only
+	 * their own certificate (OpenSSL clients do) */
+	tb_buf_reset(&b);
+	snprintf(path, sizeof(path), "%s/root.crt", dir);
+	if ((rc = append_file(&b, path)))
+		goto out;
+	for (size_t i = 0; i < nprov; i++) {
+		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, provs[i]);
+		if ((rc = append_file(&b, path)))
+			goto out;
+	}
+	snprintf(path, sizeof(path), "%s/cas.pem", dir);
+	if ((rc = write_file(path, b.data, b.len, 0644)))
+		goto out;
 	/* members */
 	if ((reg = tb_reg_new("tongban-dev", now - 60, now + 30 * 86400, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
@@ -236,7 +254,8 @@ cmd_devfed(int argc, char **argv)
 		snprintf(name, sizeof(name), "Member %.6s", ids[i]);
 		snprintf(ep, sizeof(ep), "coaps://127.0.0.1:%lld", base + (long long)i);
 		if ((rc = mkdirs(mdir)) != EX_TB_OK ||
-		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k], 365)) !=
+		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k], now - 300,
+					 now + 365 * 86400)) !=
 			    EX_TB_OK)
 			goto out;
 		/* chain.crt: the province CA; node-chain.pem: leaf + CA for DTLS */
@@ -287,7 +306,7 @@ cmd_devfed(int argc, char **argv)
 			snprintf(path, sizeof(path), "%s/testids/%s", dir, kinds[k]);
 			if ((rc = mkdirs(path)) ||
 			    (rc = make_identity(path, k == 0 ? "999901" : "999902", kinds[k],
-						(int)base + 990 + k, pca[0], 365)))
+						(int)base + 990 + k, pca[0], now - 300, now + 365 * 86400)))
 				goto out;
 		}
 		struct tb_buf rs2;
@@ -309,7 +328,14 @@ cmd_devfed(int argc, char **argv)
 		}
 		snprintf(path, sizeof(path), "%s/testids/foreign", dir);
 		if ((rc = mkdirs(path)) ||
-		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign, 365)))
+		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign, now - 300,
+					       now + 365 * 86400)))
+			goto out;
+		/* expired: a member's own identity, valid only in the past */
+		snprintf(path, sizeof(path), "%s/testids/expired", dir);
+		if ((rc = mkdirs(path)) ||
+		    (rc = make_identity(path, ids[0], "expired", (int)base + 994, pca[0],
+					now - 10 * 86400, now - 86400)))
 			goto out;
 	}
 	/* trust anchor: root + province CA keys as registry authorities */
@@ -392,7 +418,7 @@ cmd_devfed(int argc, char **argv)
 		int n = snprintf(conf, sizeof(conf),
 			 "# tongban-node configuration for member %s (dev federation)\n"
 			 "member_id = %s\nlisten = 127.0.0.1:%lld\n"
-			 "cert = node-chain.pem\nkey = node.key\nroot = ../root.crt\n"
+			 "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
 			 "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
 			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n%s%s%s",
 			 ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,

@@ -37,7 +37,7 @@ static const struct key keys[] = {
 	{"key", C_PATH, S(key), 0, 0, NULL, 1, "node private key PEM (P-256)"},
 	{"sign_key", C_PATH, S(sign_key), 0, 0, "", 0,
 	 "separate message-signing key (default: key)"},
-	{"root", C_PATH, S(root), 0, 0, NULL, 1, "federation root certificate PEM"},
+	{"root", C_PATH, S(root), 0, 0, NULL, 1, "federation root CA PEM (may add the province CAs)"},
 	{"trust", C_PATH, S(trust), 0, 0, NULL, 1, "trust anchor (trust.json)"},
 	{"registry", C_PATH, S(registry), 0, 0, NULL, 1, "registry file, kept current"},
 	{"journal", C_PATH, S(journal), 0, 0, "journal.db", 0, "SQLite journal file"},

@@ -135,13 +135,12 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
 	tb_cert_key_id(c, kid);
 	tb_cert_free(c);
 	tb_hex_encode(kid, sizeof(kid), hex);
-	if (tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK) {
-		log_warnx("handshake refused: certificate key %.16s... is not in the registry", hex);
+	if (tb_reg_key_revoked(n->reg, kid)) {
+		log_warnx("handshake refused: certificate key %.16s... is revoked", hex);
 		return NULL;
 	}
-	if (tb_reg_key_revoked(n->reg, kid)) {
-		log_warnx("handshake refused: key %.16s... of %s is revoked", hex,
-			  tb_reg_member_id(n->reg, m));
+	if (tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK) {
+		log_warnx("handshake refused: certificate key %.16s... is not in the registry", hex);
 		return NULL;
 	}
 	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE) {

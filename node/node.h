@@ -25,6 +25,7 @@ struct evhttp;
 
 /* One outbound POST /fed/msg exchange: which messages it carries. */
 struct tb_exchange {
+	coap_session_t *session; /* tokens are unique per session only */
 	coap_bin_const_t token;
 	uint8_t tokbuf[8];
 	char hop[16];
@@ -140,7 +141,7 @@ void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reaso
 /* regsync.c */
 int tb_regsync_start(struct tb_node *n);
 /* True when recv was a registry notification (handled). */
-bool tb_regsync_response(struct tb_node *n, const coap_pdu_t *recv);
+bool tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv);
 void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
 
 /* api.c */

@@ -247,6 +247,7 @@ send_batch(struct tb_node *n, const char *hop, struct due **v, size_t count)
 					 (coap_release_large_data_t) /* frees body */ NULL, NULL))
 		goto fail;
 	x->sent_ms = tb_now_ms();
+	x->session = s;
 	if (coap_send(s, pdu) == COAP_INVALID_MID) {
 		pdu = NULL;
 		goto fail;
@@ -337,13 +338,14 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct tb_exchange *
-take_exchange(struct tb_node *n, const coap_pdu_t *sent, const coap_pdu_t *recv)
+take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent,
+	      const coap_pdu_t *recv)
 {
 	coap_bin_const_t tok = coap_pdu_get_token(recv ? recv : sent);
 
 	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL; pp = &(*pp)->next) {
 		struct tb_exchange *x = *pp;
-		if (x->token.length == tok.length && memcmp(x->tokbuf, tok.s, tok.length) == 0) {
+		if (x->session == s && x->token.length == tok.length && memcmp(x->tokbuf, tok.s, tok.length) == 0) {
 			*pp = x->next;
 			return x;
 		}
@@ -427,9 +429,9 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
 
 	(void)mid;
-	if (tb_regsync_response(n, recv))
+	if (tb_regsync_response(n, s, recv))
 		return COAP_RESPONSE_OK;
-	if ((x = take_exchange(n, sent, recv)) == NULL)
+	if ((x = take_exchange(n, s, sent, recv)) == NULL)
 		return COAP_RESPONSE_OK;
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	if (tb_journal_begin(n->journal) != TB_OK) {
@@ -477,7 +479,7 @@ tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r
 		 const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
-	struct tb_exchange *x = sent ? take_exchange(n, sent, NULL) : NULL;
+	struct tb_exchange *x = sent ? take_exchange(n, s, sent, NULL) : NULL;
 
 	(void)mid;
 	if (x == NULL)

@@ -86,7 +86,7 @@ tb_regsync_lost(struct tb_node *n, coap_session_t *s)
 }
 
 bool
-tb_regsync_response(struct tb_node *n, const coap_pdu_t *recv)
+tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv)
 {
 	coap_bin_const_t tok = coap_pdu_get_token(recv);
 	const uint8_t *data = NULL;
@@ -94,7 +94,8 @@ tb_regsync_response(struct tb_node *n, const coap_pdu_t *recv)
 	struct tb_diag d;
 	char line[300];
 
-	if (n->obs_toklen == 0 || tok.length != n->obs_toklen ||
+	/* tokens are per session: match both */
+	if (n->obs_toklen == 0 || s != n->obs_session || tok.length != n->obs_toklen ||
 	    memcmp(tok.s, n->obs_token, tok.length) != 0)
 		return false;
 	n->obs_last_ms = tb_now_ms();

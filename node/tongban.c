@@ -28,6 +28,10 @@ static const struct {
 	{"registry", cmd_registry, "build, sign, verify and show the member registry"},
 	{"route", cmd_route, "resolve which member serves a service for a region"},
 	{"policy", cmd_policy, "check the registry's access policy"},
+	{"send", cmd_send, "submit a message through a running node"},
+	{"status", cmd_status, "delivery status of a message sent by a node"},
+	{"inbox", cmd_inbox, "list or acknowledge messages a node received"},
+	{"audit", cmd_audit, "verify a node's tamper-evident audit chain"},
 	{"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},
 };
 
