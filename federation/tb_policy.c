@@ -43,7 +43,7 @@ rule_matches(const struct reg_rule *r, const struct reg_member *m, const char *s
 
 int
 tb_policy_check(const struct tb_reg *reg, const char *from, const char *service,
-		struct tb_policy_decision *out)
+                struct tb_policy_decision *out)
 {
 	size_t mi;
 	const struct reg_member *m;

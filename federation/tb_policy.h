@@ -15,9 +15,9 @@
 struct tb_reg;
 struct tb_buf;
 
-#define TB_POLICY_DEFAULT (-1)	  /* no rule matched: the default decided */
+#define TB_POLICY_DEFAULT (-1)    /* no rule matched: the default decided */
 #define TB_POLICY_NOT_MEMBER (-2) /* caller is not in the registry */
-#define TB_POLICY_INACTIVE (-3)	  /* caller is suspended or revoked */
+#define TB_POLICY_INACTIVE (-3)   /* caller is suspended or revoked */
 
 struct tb_policy_decision {
 	bool allow;
@@ -29,7 +29,7 @@ struct tb_policy_decision {
  * TB_E_ARG when from is not a member id or service not a service code.
  */
 int tb_policy_check(const struct tb_reg *reg, const char *from, const char *service,
-		    struct tb_policy_decision *out);
+                    struct tb_policy_decision *out);
 
 bool tb_policy_default_allow(const struct tb_reg *reg);
 size_t tb_policy_rule_count(const struct tb_reg *reg);

@@ -57,7 +57,10 @@ tb_reg_status_from_name(const char *s)
 const char *
 tb_key_use_name(enum tb_key_use u)
 {
-	return u == TB_USE_TLS ? "tls" : u == TB_USE_SIGN ? "sign" : u == TB_USE_BOTH ? "both" : "?";
+	return u == TB_USE_TLS    ? "tls"
+	       : u == TB_USE_SIGN ? "sign"
+	       : u == TB_USE_BOTH ? "both"
+	                          : "?";
 }
 
 enum tb_key_use
@@ -240,7 +243,7 @@ build_index(struct tb_reg *reg, struct tb_diag *d)
 	for (size_t i = 1; i < reg->nmembers; i++)
 		if (reg->members[reg->by_id[i]].idnum == reg->members[reg->by_id[i - 1]].idnum)
 			return tb_diag_set(d, TB_E_REG_DUP_MEMBER, TB_DIAG_NOPOS, "member %s",
-					   reg->members[reg->by_id[i]].id);
+			                   reg->members[reg->by_id[i]].id);
 	if ((reg->by_kid = malloc((nk + 1) * sizeof(struct kid_ent))) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	for (size_t i = 0; i < reg->nmembers; i++)
@@ -256,7 +259,7 @@ build_index(struct tb_reg *reg, struct tb_diag *d)
 			char hex[2 * TB_KEYID_LEN + 1];
 			tb_hex_encode(reg->by_kid[i].kid, TB_KEYID_LEN, hex);
 			return tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS, "key %.16s... of %s",
-					   hex, reg->members[reg->by_kid[i].m].id);
+			                   hex, reg->members[reg->by_kid[i].m].id);
 		}
 	if ((reg->revoked_sorted = malloc((reg->nrevoked + 1) * TB_KEYID_LEN)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
@@ -266,7 +269,7 @@ build_index(struct tb_reg *reg, struct tb_diag *d)
 	for (size_t i = 1; i < reg->nrevoked; i++)
 		if (memcmp(reg->revoked_sorted[i], reg->revoked_sorted[i - 1], TB_KEYID_LEN) == 0)
 			return tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
-					   "revoked_keys lists a key id twice");
+			                   "revoked_keys lists a key id twice");
 	return TB_OK;
 }
 
@@ -322,18 +325,18 @@ check_refs(const struct tb_reg *reg, struct tb_diag *d)
 		if (m->parent == NULL) {
 			if (m->endpoints.n == 0)
 				return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-						   "member %s has neither endpoints nor a parent",
-						   m->id);
+				                   "member %s has neither endpoints nor a parent",
+				                   m->id);
 			continue;
 		}
 		if (m->role == TB_ROLE_HUB)
 			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-					   "hub %s must not have a parent", m->id);
+			                   "hub %s must not have a parent", m->id);
 		p = tb_reg_find_member(reg, m->parent);
 		if (p == TB_REG_NONE || reg->members[p].role != TB_ROLE_HUB)
 			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-					   "parent %s of member %s is not a hub in the registry",
-					   m->parent, m->id);
+			                   "parent %s of member %s is not a hub in the registry",
+			                   m->parent, m->id);
 	}
 	return TB_OK;
 }
@@ -352,8 +355,9 @@ need(struct tb_diag *d, const struct tb_json *obj, const char *key, enum fkind k
 
 	*out = v;
 	if (v == NULL)
-		return required ? tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, key)
-				: TB_OK;
+		return required
+		           ? tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, key)
+		           : TB_OK;
 	switch (k) {
 	case F_STR: ok = tb_json_kind(v) == TB_JSON_STRING; break;
 	case F_INT: ok = tb_json_integer(v, &i); break;
@@ -362,10 +366,10 @@ need(struct tb_diag *d, const struct tb_json *obj, const char *key, enum fkind k
 	}
 	if (!ok)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, key,
-				   k == F_STR   ? "a string"
-				   : k == F_INT ? "an integer"
-				   : k == F_ARR ? "an array"
-						: "an object");
+		                   k == F_STR   ? "a string"
+		                   : k == F_INT ? "an integer"
+		                   : k == F_ARR ? "an array"
+		                                : "an object");
 	return TB_OK;
 }
 
@@ -394,7 +398,7 @@ str_of(struct tb_diag *d, const struct tb_json *v, size_t max, const char **s, s
 	*s = tb_json_string(v, n);
 	if (*n > max)
 		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-				   "%s is %zu bytes, more than %zu", ctx, *n, max);
+		                   "%s is %zu bytes, more than %zu", ctx, *n, max);
 	return TB_OK;
 }
 
@@ -403,11 +407,12 @@ count_ok(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, c
 {
 	size_t n = tb_json_count(arr);
 	if (n > max)
-		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "%s has %zu entries, more than %zu",
-				   ctx, n, max);
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
+		                   "%s has %zu entries, more than %zu", ctx, n, max);
 	if (n < min)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%s needs at least %zu entr%s", ctx, min, min == 1 ? "y" : "ies");
+		                   "%s needs at least %zu entr%s", ctx, min,
+		                   min == 1 ? "y" : "ies");
 	return TB_OK;
 }
 
@@ -446,7 +451,7 @@ text_pred(const char *s, size_t n)
 /* An array of strings each satisfying pred, copied into out. */
 static int
 strv_parse(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, str_pred pred,
-	   const char *what, struct strv *out, const char *ctx)
+           const char *what, struct strv *out, const char *ctx)
 {
 	size_t i = 0;
 	int rc;
@@ -462,8 +467,8 @@ strv_parse(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max,
 		if ((rc = str_of(d, v, TB_REG_MAX_STRING, &s, &n, ctx)) != TB_OK)
 			return rc;
 		if (!pred(s, n))
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "%s[%zu] is not %s", ctx, i, what);
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%s[%zu] is not %s",
+			                   ctx, i, what);
 		if ((out->v[out->n] = dupn(s, n)) == NULL)
 			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		out->n++;
@@ -482,7 +487,7 @@ kid_parse(struct tb_diag *d, const struct tb_json *v, uint8_t kid[TB_KEYID_LEN],
 		return rc;
 	if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%s must be 64 lowercase hex digits", ctx);
+		                   "%s must be 64 lowercase hex digits", ctx);
 	return TB_OK;
 }
 
@@ -516,15 +521,15 @@ parse_key(struct tb_diag *d, const struct tb_json *o, struct reg_key *k, const c
 	s = tb_json_string(use, &n);
 	if (strlen(s) != n || (k->use = tb_key_use_from_name(s)) == 0)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%suse must be tls, sign or both", ctx);
+		                   "%suse must be tls, sign or both", ctx);
 	return TB_OK;
 }
 
 static int
 parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, size_t idx)
 {
-	static const char *const allowed[] = {"id",	"name", "role",	    "parent", "endpoints",
-					      "keys",	"services", "status", NULL};
+	static const char *const allowed[] = {"id",   "name",     "role",   "parent", "endpoints",
+	                                      "keys", "services", "status", NULL};
 	const struct tb_json *id, *name, *role, *parent, *eps, *keys, *svcs, *status;
 	char ctx[64], c2[160];
 	const char *s;
@@ -533,8 +538,8 @@ parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, s
 
 	snprintf(ctx, sizeof(ctx), "members[%zu].", idx);
 	if (tb_json_kind(o) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "members[%zu] must be an object",
-				   idx);
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
+		                   "members[%zu] must be an object", idx);
 	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
 	    (rc = need(d, o, "id", F_STR, true, &id, ctx)) != TB_OK ||
 	    (rc = need(d, o, "name", F_STR, true, &name, ctx)) != TB_OK ||
@@ -548,7 +553,7 @@ parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, s
 	s = tb_json_string(id, &n);
 	if (!tb_member_id_valid(s, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%sid must be a 6-digit member id", ctx);
+		                   "%sid must be a 6-digit member id", ctx);
 	memcpy(m->id, s, n + 1);
 	m->idnum = idnum(m->id);
 	snprintf(c2, sizeof(c2), "%sname", ctx);
@@ -556,28 +561,28 @@ parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, s
 		return rc;
 	if (!text_ok(s, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%s must be non-empty text without control characters", c2);
+		                   "%s must be non-empty text without control characters", c2);
 	if ((m->name = dupn(s, n)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	s = tb_json_string(role, &n);
 	if (strlen(s) != n || (m->role = tb_reg_role_from_name(s)) == 0)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%srole must be city or hub",
-				   ctx);
+		                   ctx);
 	if (parent != NULL) {
 		s = tb_json_string(parent, &n);
 		if (!tb_member_id_valid(s, n) || strcmp(s, m->id) == 0)
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "%sparent must be another member's id", ctx);
+			                   "%sparent must be another member's id", ctx);
 		if ((m->parent = dupn(s, n)) == NULL)
 			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	}
 	s = tb_json_string(status, &n);
 	if (strlen(s) != n || (m->status = tb_reg_status_from_name(s)) == 0)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%sstatus must be active, suspended or revoked", ctx);
+		                   "%sstatus must be active, suspended or revoked", ctx);
 	snprintf(c2, sizeof(c2), "%sendpoints", ctx);
 	if ((rc = strv_parse(d, eps, 0, TB_REG_MAX_ENDPOINTS, text_pred, "an absolute URI",
-			     &m->endpoints, c2)) != TB_OK)
+	                     &m->endpoints, c2)) != TB_OK)
 		return rc;
 	snprintf(c2, sizeof(c2), "%skeys", ctx);
 	if ((rc = count_ok(d, keys, 1, TB_REG_MAX_KEYS, c2)) != TB_OK)
@@ -605,8 +610,8 @@ parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, s
 
 		snprintf(c2, sizeof(c2), "%sservices[%zu].", ctx, i);
 		if (tb_json_kind(v) != TB_JSON_OBJECT)
-			return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be an object",
-					   c2);
+			return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
+			                   "%s must be an object", c2);
 		if ((rc = only(d, v, sallowed, c2)) != TB_OK ||
 		    (rc = need(d, v, "code", F_STR, true, &code, c2)) != TB_OK ||
 		    (rc = need(d, v, "regions", F_ARR, true, &regs, c2)) != TB_OK)
@@ -615,16 +620,16 @@ parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, s
 		s = tb_json_string(code, &n);
 		if (!tb_service_code_valid(s, n))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "%scode is not a service code", c2);
+			                   "%scode is not a service code", c2);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->services[j].code, s) == 0)
 				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-						   "%scode %s listed twice", c2, s);
+				                   "%scode %s listed twice", c2, s);
 		if ((sv->code = dupn(s, n)) == NULL)
 			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		snprintf(c3, sizeof(c3), "%sregions", c2);
 		if ((rc = strv_parse(d, regs, 1, TB_REG_MAX_REGIONS, region_pred,
-				     "a 2, 4 or 6-digit region code", &sv->regions, c3)) != TB_OK)
+		                     "a 2, 4 or 6-digit region code", &sv->regions, c3)) != TB_OK)
 			return rc;
 	}
 	return TB_OK;
@@ -644,7 +649,7 @@ parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_
 	snprintf(ctx, sizeof(ctx), "policy.rules[%zu].", idx);
 	if (tb_json_kind(o) != TB_JSON_OBJECT)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-				   "policy.rules[%zu] must be an object", idx);
+		                   "policy.rules[%zu] must be an object", idx);
 	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
 	    (rc = need(d, o, "effect", F_STR, true, &eff, ctx)) != TB_OK ||
 	    (rc = need(d, o, "services", F_ARR, true, &svcs, ctx)) != TB_OK ||
@@ -657,7 +662,7 @@ parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_
 		r->allow = false;
 	else
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%seffect must be allow or deny", ctx);
+		                   "%seffect must be allow or deny", ctx);
 	snprintf(c2, sizeof(c2), "%sservices", ctx);
 	if (tb_json_count(svcs) == 1 && tb_json_kind(tb_json_first(svcs)) == TB_JSON_STRING &&
 	    strcmp(tb_json_string(tb_json_first(svcs), &n), "*") == 0 && n == 1) {
@@ -665,7 +670,8 @@ parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_
 		if (strv_copy(&r->services, any, 1) != TB_OK)
 			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	} else if ((rc = strv_parse(d, svcs, 1, TB_REG_MAX_RULE_ITEMS, service_pred,
-				    "a service code (or \"*\" alone)", &r->services, c2)) != TB_OK) {
+	                            "a service code (or \"*\" alone)", &r->services, c2)) !=
+	           TB_OK) {
 		return rc;
 	}
 	if (from == NULL)
@@ -679,19 +685,19 @@ parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_
 		return rc;
 	if (ids == NULL && roles == NULL && regs == NULL)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%sfrom needs ids, roles or regions (omit it to match anyone)",
-				   ctx);
+		                   "%sfrom needs ids, roles or regions (omit it to match anyone)",
+		                   ctx);
 	snprintf(c2, sizeof(c2), "%sfrom.ids", ctx);
 	if (ids != NULL && (rc = strv_parse(d, ids, 1, TB_REG_MAX_RULE_ITEMS, member_pred,
-					    "a member id", &r->ids, c2)) != TB_OK)
+	                                    "a member id", &r->ids, c2)) != TB_OK)
 		return rc;
 	snprintf(c2, sizeof(c2), "%sfrom.roles", ctx);
-	if (roles != NULL && (rc = strv_parse(d, roles, 1, 2, role_pred, "city or hub", &r->roles,
-					      c2)) != TB_OK)
+	if (roles != NULL &&
+	    (rc = strv_parse(d, roles, 1, 2, role_pred, "city or hub", &r->roles, c2)) != TB_OK)
 		return rc;
 	snprintf(c2, sizeof(c2), "%sfrom.regions", ctx);
 	if (regs != NULL && (rc = strv_parse(d, regs, 1, TB_REG_MAX_RULE_ITEMS, region_pred,
-					     "a region code", &r->regions, c2)) != TB_OK)
+	                                     "a region code", &r->regions, c2)) != TB_OK)
 		return rc;
 	return TB_OK;
 }
@@ -709,7 +715,7 @@ parse_sig(struct tb_diag *d, const struct tb_json *o, struct reg_sig *sg, size_t
 	snprintf(ctx, sizeof(ctx), "sigs[%zu].", idx);
 	if (tb_json_kind(o) != TB_JSON_OBJECT)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "sigs[%zu] must be an object",
-				   idx);
+		                   idx);
 	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
 	    (rc = need(d, o, "kid", F_STR, true, &kid, ctx)) != TB_OK ||
 	    (rc = need(d, o, "alg", F_STR, true, &alg, ctx)) != TB_OK ||
@@ -721,12 +727,12 @@ parse_sig(struct tb_diag *d, const struct tb_json *o, struct reg_sig *sg, size_t
 	s = tb_json_string(alg, &n);
 	if (strlen(s) != n || (sg->alg = tb_alg_from_name(s)) == TB_ALG_NONE)
 		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "%salg must be ed25519 or p256",
-				   ctx);
+		                   ctx);
 	s = tb_json_string(val, &n);
-	if (n != tb_b64url_len(TB_SIG_LEN) ||
-	    !tb_b64url_decode(s, n, sg->val, TB_SIG_LEN, &got) || got != TB_SIG_LEN)
+	if (n != tb_b64url_len(TB_SIG_LEN) || !tb_b64url_decode(s, n, sg->val, TB_SIG_LEN, &got) ||
+	    got != TB_SIG_LEN)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%sval must be 64 bytes in base64url", ctx);
+		                   "%sval must be 64 bytes in base64url", ctx);
 	return TB_OK;
 }
 
@@ -735,7 +741,7 @@ int_field(struct tb_diag *d, const struct tb_json *v, int64_t min, const char *n
 {
 	if (!tb_json_integer(v, out) || *out < min || *out > TB_REG_MAX_INT)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "%s must be an integer in [%lld, 2^53-1]", name, (long long)min);
+		                   "%s must be an integer in [%lld, 2^53-1]", name, (long long)min);
 	return TB_OK;
 }
 
@@ -752,8 +758,8 @@ check_strings(const struct tb_json *v, struct tb_diag *d)
 		tb_json_string(v, &n);
 		if (n > 2 * TB_REG_MAX_STRING)
 			return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-					   "a string of %zu bytes (at most %d)", n,
-					   TB_REG_MAX_STRING);
+			                   "a string of %zu bytes (at most %d)", n,
+			                   TB_REG_MAX_STRING);
 		return TB_OK;
 	case TB_JSON_ARRAY:
 	case TB_JSON_OBJECT:
@@ -762,26 +768,25 @@ check_strings(const struct tb_json *v, struct tb_diag *d)
 				tb_json_key(c, &n);
 				if (n > TB_REG_MAX_STRING)
 					return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-							   "a member name of %zu bytes", n);
+					                   "a member name of %zu bytes", n);
 			}
 			if ((rc = check_strings(c, d)) != TB_OK)
 				return rc;
 		}
 		return TB_OK;
-	default:
-		return TB_OK;
+	default: return TB_OK;
 	}
 }
 
 static int
 parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 {
-	static const char *const allowed[] = {"v",	 "federation",	 "serial", "issued",
-					      "valid_until", "members", "revoked_keys",
-					      "policy",	 "sigs",	 NULL};
+	static const char *const allowed[] = {"v",           "federation", "serial",       "issued",
+	                                      "valid_until", "members",    "revoked_keys", "policy",
+	                                      "sigs",        NULL};
 	static const char *const pallowed[] = {"default", "rules", NULL};
-	const struct tb_json *v, *fed, *serial, *issued, *until, *members, *revoked, *policy,
-		*sigs, *def, *rules;
+	const struct tb_json *v, *fed, *serial, *issued, *until, *members, *revoked, *policy, *sigs,
+	    *def, *rules;
 	const char *s;
 	size_t n, i;
 	int64_t x;
@@ -808,7 +813,7 @@ parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 	s = tb_json_string(fed, &n);
 	if (!tb_service_code_valid(s, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "federation must be 1-64 of a-z 0-9 . -");
+		                   "federation must be 1-64 of a-z 0-9 . -");
 	if ((reg->federation = dupn(s, n)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	if ((rc = int_field(d, serial, 1, "serial", &x)) != TB_OK)
@@ -819,7 +824,7 @@ parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 		return rc;
 	if (reg->valid_until <= reg->issued)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "valid_until must be after issued");
+		                   "valid_until must be after issued");
 
 	if ((rc = count_ok(d, members, 0, TB_REG_MAX_MEMBERS, "members")) != TB_OK)
 		return rc;
@@ -828,7 +833,8 @@ parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	reg->capmembers = n + 1;
 	i = 0;
-	for (const struct tb_json *m = tb_json_first(members); m != NULL; m = tb_json_next(m), i++) {
+	for (const struct tb_json *m = tb_json_first(members); m != NULL;
+	     m = tb_json_next(m), i++) {
 		reg->nmembers = i + 1;
 		if ((rc = parse_member(d, m, &reg->members[i], i)) != TB_OK)
 			return rc;
@@ -855,7 +861,7 @@ parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 		reg->policy_allow = false;
 	else
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "policy.default must be allow or deny");
+		                   "policy.default must be allow or deny");
 	if ((rc = count_ok(d, rules, 0, TB_REG_MAX_RULES, "policy.rules")) != TB_OK)
 		return rc;
 	if ((reg->rules = calloc(tb_json_count(rules) + 1, sizeof(*reg->rules))) == NULL)
@@ -895,7 +901,7 @@ tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 	tb_diag_clear(d);
 	if (len > TB_REG_MAX_SIZE) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "registry is %zu bytes, more than %u",
-			    len, TB_REG_MAX_SIZE);
+		            len, TB_REG_MAX_SIZE);
 		return NULL;
 	}
 	if ((doc = tb_json_parse(text, len, &lim, d)) == NULL)
@@ -922,12 +928,12 @@ tb_reg_new(const char *federation, int64_t issued, int64_t valid_until, struct t
 	tb_diag_clear(d);
 	if (federation == NULL || !tb_service_code_valid(federation, strlen(federation))) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			    "federation name must be 1-64 of a-z 0-9 . -");
+		            "federation name must be 1-64 of a-z 0-9 . -");
 		return NULL;
 	}
 	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			    "valid_until must be after issued (and below 2^53)");
+		            "valid_until must be after issued (and below 2^53)");
 		return NULL;
 	}
 	if ((reg = calloc(1, sizeof(*reg))) == NULL ||
@@ -1140,7 +1146,7 @@ tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out)
 
 int
 tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
-	      uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d)
+              uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d)
 {
 	struct tb_buf msg;
 	size_t good = 0;
@@ -1153,8 +1159,8 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 		*valid_sigs = 0;
 	if (strcmp(reg->federation, tb_trust_federation(trust)) != 0) {
 		rc = tb_diag_set(d, TB_E_REG_FEDERATION, TB_DIAG_NOPOS,
-				 "registry is for '%s', trust anchor for '%s'", reg->federation,
-				 tb_trust_federation(trust));
+		                 "registry is for '%s', trust anchor for '%s'", reg->federation,
+		                 tb_trust_federation(trust));
 		goto out;
 	}
 	for (size_t i = 0; i < reg->nsigs; i++) {
@@ -1166,19 +1172,19 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 		for (size_t j = 0; j < i; j++)
 			if (memcmp(reg->sigs[j].kid, sg->kid, TB_KEYID_LEN) == 0) {
 				rc = tb_diag_set(d, TB_E_REG_DUP_SIGNER, TB_DIAG_NOPOS,
-						 "sigs[%zu] and sigs[%zu] by %.16s...", j, i, hex);
+				                 "sigs[%zu] and sigs[%zu] by %.16s...", j, i, hex);
 				goto out;
 			}
 		if ((a = tb_trust_find(trust, sg->kid)) == (size_t)-1) {
 			rc = tb_diag_set(d, TB_E_REG_SIGNER, TB_DIAG_NOPOS,
-					 "sigs[%zu] key %.16s... is not an authority", i, hex);
+			                 "sigs[%zu] key %.16s... is not an authority", i, hex);
 			goto out;
 		}
 		pub = tb_trust_pub(trust, a);
 		if (tb_pub_alg(pub) != sg->alg) {
 			rc = tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS,
-					 "sigs[%zu] says %s but the authority's key is %s", i,
-					 tb_alg_name(sg->alg), tb_alg_name(tb_pub_alg(pub)));
+			                 "sigs[%zu] says %s but the authority's key is %s", i,
+			                 tb_alg_name(sg->alg), tb_alg_name(tb_pub_alg(pub)));
 			goto out;
 		}
 		if (msg.len == 0 && (rc = tb_reg_signed_bytes(reg, &msg)) != TB_OK) {
@@ -1187,8 +1193,8 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 		}
 		if (!tb_pub_verify(pub, msg.data, msg.len, sg->val)) {
 			rc = tb_diag_set(d, TB_E_REG_TAMPERED, TB_DIAG_NOPOS,
-					 "sigs[%zu] by %s does not verify", i,
-					 tb_trust_name(trust, a));
+			                 "sigs[%zu] by %s does not verify", i,
+			                 tb_trust_name(trust, a));
 			goto out;
 		}
 		good++;
@@ -1197,8 +1203,8 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 		*valid_sigs = good;
 	if (good < tb_trust_threshold(trust)) {
 		rc = tb_diag_set(d, TB_E_REG_THRESHOLD, TB_DIAG_NOPOS,
-				 "%zu of %u required signatures (%zu authorities)", good,
-				 tb_trust_threshold(trust), tb_trust_count(trust));
+		                 "%zu of %u required signatures (%zu authorities)", good,
+		                 tb_trust_threshold(trust), tb_trust_count(trust));
 		goto out;
 	}
 	for (size_t i = 0; i < reg->nmembers; i++) {
@@ -1208,25 +1214,25 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 			tb_sha256(m->keys[k].spki, m->keys[k].spki_len, h);
 			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0) {
 				rc = tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
-						 "member %s keys[%zu]", m->id, k);
+				                 "member %s keys[%zu]", m->id, k);
 				goto out;
 			}
 		}
 	}
 	if (now < reg->issued) {
-		rc = tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
-				 "issued %lld, now %lld", (long long)reg->issued, (long long)now);
+		rc = tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS, "issued %lld, now %lld",
+		                 (long long)reg->issued, (long long)now);
 		goto out;
 	}
 	if (now >= reg->valid_until) {
 		rc = tb_diag_set(d, TB_E_REG_EXPIRED, TB_DIAG_NOPOS, "valid until %lld, now %lld",
-				 (long long)reg->valid_until, (long long)now);
+		                 (long long)reg->valid_until, (long long)now);
 		goto out;
 	}
 	if (previous_serial != 0 && reg->serial <= previous_serial) {
-		rc = tb_diag_set(d, TB_E_REG_ROLLBACK, TB_DIAG_NOPOS,
-				 "serial %llu, previous %llu", (unsigned long long)reg->serial,
-				 (unsigned long long)previous_serial);
+		rc = tb_diag_set(d, TB_E_REG_ROLLBACK, TB_DIAG_NOPOS, "serial %llu, previous %llu",
+		                 (unsigned long long)reg->serial,
+		                 (unsigned long long)previous_serial);
 		goto out;
 	}
 out:
@@ -1316,7 +1322,7 @@ tb_reg_key_count(const struct tb_reg *reg, size_t m)
 
 void
 tb_reg_key(const struct tb_reg *reg, size_t m, size_t k, uint8_t kid[TB_KEYID_LEN],
-	   enum tb_key_use *use, const uint8_t **spki, size_t *spki_len)
+           enum tb_key_use *use, const uint8_t **spki, size_t *spki_len)
 {
 	const struct reg_key *key = &reg->members[m].keys[k];
 	if (kid != NULL)
@@ -1380,7 +1386,7 @@ mark_edited(struct tb_reg *reg, struct tb_diag *d)
 	if (!reg->edited) {
 		if (reg->serial >= (uint64_t)TB_REG_MAX_INT)
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "serial cannot grow past 2^53-1");
+			                   "serial cannot grow past 2^53-1");
 		reg->serial++;
 		reg->edited = true;
 	}
@@ -1406,57 +1412,58 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 	tb_diag_clear(d);
 	memset(&m, 0, sizeof(m));
 	if (sp->id == NULL || !tb_member_id_valid(sp->id, strlen(sp->id)))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "id must be a 6-digit member id");
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+		                   "id must be a 6-digit member id");
 	if (sp->name == NULL || strlen(sp->name) > TB_REG_MAX_STRING ||
 	    !text_ok(sp->name, strlen(sp->name)))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "name must be 1-%d bytes of text", TB_REG_MAX_STRING);
+		                   "name must be 1-%d bytes of text", TB_REG_MAX_STRING);
 	if (sp->role != TB_ROLE_CITY && sp->role != TB_ROLE_HUB)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "role must be city or hub");
 	if (sp->status < TB_STATUS_ACTIVE || sp->status > TB_STATUS_REVOKED)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad status");
-	if (sp->nendpoints > TB_REG_MAX_ENDPOINTS || sp->nkeys < 1 ||
-	    sp->nkeys > TB_REG_MAX_KEYS || sp->nservices > TB_REG_MAX_SERVICES)
+	if (sp->nendpoints > TB_REG_MAX_ENDPOINTS || sp->nkeys < 1 || sp->nkeys > TB_REG_MAX_KEYS ||
+	    sp->nservices > TB_REG_MAX_SERVICES)
 		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-				   "0-%d endpoints, 1-%d keys, 0-%d services", TB_REG_MAX_ENDPOINTS,
-				   TB_REG_MAX_KEYS, TB_REG_MAX_SERVICES);
+		                   "0-%d endpoints, 1-%d keys, 0-%d services", TB_REG_MAX_ENDPOINTS,
+		                   TB_REG_MAX_KEYS, TB_REG_MAX_SERVICES);
 	for (size_t i = 0; i < sp->nendpoints; i++)
 		if (strlen(sp->endpoints[i]) > TB_REG_MAX_STRING ||
 		    !endpoint_ok(sp->endpoints[i], strlen(sp->endpoints[i])))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "endpoint '%.60s' is not an absolute URI",
-					   sp->endpoints[i]);
+			                   "endpoint '%.60s' is not an absolute URI",
+			                   sp->endpoints[i]);
 	for (size_t i = 0; i < sp->nservices; i++) {
 		const struct tb_reg_service_spec *s = &sp->services[i];
 		if (s->code == NULL || !tb_service_code_valid(s->code, strlen(s->code)))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "'%.60s' is not a service code", s->code ? s->code : "");
+			                   "'%.60s' is not a service code", s->code ? s->code : "");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(sp->services[j].code, s->code) == 0)
 				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-						   "service %s listed twice", s->code);
+				                   "service %s listed twice", s->code);
 		if (s->nregions < 1 || s->nregions > TB_REG_MAX_REGIONS ||
 		    !all_pred(s->regions, s->nregions, region_pred))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "service %s needs 1-%d region codes of 2, 4 or 6 digits",
-					   s->code, TB_REG_MAX_REGIONS);
+			                   "service %s needs 1-%d region codes of 2, 4 or 6 digits",
+			                   s->code, TB_REG_MAX_REGIONS);
 	}
 	if (reg->nmembers >= TB_REG_MAX_MEMBERS)
 		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d members",
-				   TB_REG_MAX_MEMBERS);
+		                   TB_REG_MAX_MEMBERS);
 	if (tb_reg_find_member(reg, sp->id) != TB_REG_NONE)
 		return tb_diag_set(d, TB_E_REG_DUP_MEMBER, TB_DIAG_NOPOS, "member %s", sp->id);
 	if (sp->parent != NULL) {
 		size_t p = tb_reg_find_member(reg, sp->parent);
 		if (sp->role == TB_ROLE_HUB)
 			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-					   "a hub has no parent");
+			                   "a hub has no parent");
 		if (p == TB_REG_NONE || reg->members[p].role != TB_ROLE_HUB)
 			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-					   "parent %s is not a hub in the registry", sp->parent);
+			                   "parent %s is not a hub in the registry", sp->parent);
 	} else if (sp->nendpoints == 0) {
 		return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
-				   "a member without endpoints needs a parent hub");
+		                   "a member without endpoints needs a parent hub");
 	}
 	memcpy(m.id, sp->id, 7);
 	m.idnum = idnum(sp->id);
@@ -1486,22 +1493,22 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 		for (size_t j = 0; j < i; j++)
 			if (memcmp(m.keys[j].kid, m.keys[i].kid, TB_KEYID_LEN) == 0) {
 				rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
-						 "key listed twice for %s", sp->id);
+				                 "key listed twice for %s", sp->id);
 				goto fail;
 			}
 		size_t om, ok;
 		if (tb_reg_find_key(reg, m.keys[i].kid, &om, &ok) == TB_OK) {
 			rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
-					 "key already listed for member %s", reg->members[om].id);
+			                 "key already listed for member %s", reg->members[om].id);
 			goto fail;
 		}
 	}
 	for (size_t i = 0; i < sp->nservices; i++) {
 		m.nservices = i + 1;
-		if ((m.services[i].code = dupn(sp->services[i].code, strlen(sp->services[i].code))) ==
-			    NULL ||
+		if ((m.services[i].code =
+		         dupn(sp->services[i].code, strlen(sp->services[i].code))) == NULL ||
 		    strv_copy(&m.services[i].regions, sp->services[i].regions,
-			      sp->services[i].nregions) != TB_OK)
+		              sp->services[i].nregions) != TB_OK)
 			goto fail;
 	}
 	if (reg->nmembers == reg->capmembers) {
@@ -1519,7 +1526,7 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 	{
 		uint32_t *bi = realloc(reg->by_id, (reg->nmembers + 1) * sizeof(uint32_t));
 		struct kid_ent *bk =
-			realloc(reg->by_kid, (reg->nkids + m.nkeys + 1) * sizeof(struct kid_ent));
+		    realloc(reg->by_kid, (reg->nkids + m.nkeys + 1) * sizeof(struct kid_ent));
 		size_t pos = 0;
 		if (bi != NULL)
 			reg->by_id = bi;
@@ -1598,7 +1605,7 @@ tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until, str
 	tb_diag_clear(d);
 	if (issued < 0 || valid_until <= issued || valid_until > TB_REG_MAX_INT)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "valid_until must be after issued (and below 2^53)");
+		                   "valid_until must be after issued (and below 2^53)");
 	if ((rc = mark_edited(reg, d)) != TB_OK)
 		return rc;
 	reg->issued = issued;
@@ -1675,7 +1682,7 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 	memset(&r, 0, sizeof(r));
 	if (reg->nrules >= TB_REG_MAX_RULES)
 		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d rules",
-				   TB_REG_MAX_RULES);
+		                   TB_REG_MAX_RULES);
 	while (*p != '\0') {
 		size_t n = strcspn(p, ";");
 		const char *eq = memchr(p, '=', n);
@@ -1686,8 +1693,8 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 
 		if (eq == NULL) {
 			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					 "rule item '%.*s' is not KEY=VALUE", (int)(n > 40 ? 40 : n),
-					 p);
+			                 "rule item '%.*s' is not KEY=VALUE",
+			                 (int)(n > 40 ? 40 : n), p);
 			goto fail;
 		}
 		kl = (size_t)(eq - p);
@@ -1700,7 +1707,7 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 				r.allow = false;
 			else {
 				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-						 "effect must be allow or deny");
+				                 "effect must be allow or deny");
 				goto fail;
 			}
 			have_effect = true;
@@ -1718,21 +1725,21 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 			pred = region_pred;
 		} else {
 			rc = tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
-					 "rule key '%.*s' (effect, services, ids, roles, regions)",
-					 (int)(kl > 20 ? 20 : kl), p);
+			                 "rule key '%.*s' (effect, services, ids, roles, regions)",
+			                 (int)(kl > 20 ? 20 : kl), p);
 			goto fail;
 		}
 		if (dst != NULL) {
 			if (dst->v != NULL) {
 				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-						 "rule key '%.*s' given twice", (int)kl, p);
+				                 "rule key '%.*s' given twice", (int)kl, p);
 				goto fail;
 			}
 			if ((rc = split_list(val, vl, pred, dst)) != TB_OK) {
 				if (rc != TB_E_NOMEM)
 					tb_diag_set(d, rc, TB_DIAG_NOPOS,
-						    "rule %.*s: bad list '%.*s'", (int)kl, p,
-						    (int)(vl > 60 ? 60 : vl), val);
+					            "rule %.*s: bad list '%.*s'", (int)kl, p,
+					            (int)(vl > 60 ? 60 : vl), val);
 				goto fail;
 			}
 		}
@@ -1742,13 +1749,13 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 	}
 	if (!have_effect || r.services.n == 0) {
 		rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
-				 "a rule needs effect= and services=");
+		                 "a rule needs effect= and services=");
 		goto fail;
 	}
 	for (size_t i = 0; i < r.services.n; i++)
 		if (strcmp(r.services.v[i], "*") == 0 && r.services.n != 1) {
 			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					 "services=* cannot be combined with codes");
+			                 "services=* cannot be combined with codes");
 			goto fail;
 		}
 	r.has_from = r.ids.n > 0 || r.roles.n > 0 || r.regions.n > 0;
@@ -1797,7 +1804,7 @@ tb_reg_sign(struct tb_reg *reg, const struct tb_key *key, struct tb_diag *d)
 			break;
 	if (i == TB_REG_MAX_SIGS) {
 		rc = tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d signatures",
-				 TB_REG_MAX_SIGS);
+		                 TB_REG_MAX_SIGS);
 		goto out;
 	}
 	if (reg->sigs == NULL && (reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(sg))) == NULL) {

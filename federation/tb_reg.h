@@ -33,19 +33,19 @@ struct tb_buf;
 struct tb_diag;
 
 /* Limits (refused beyond with TB_E_TOO_LARGE or TB_E_REG_LIMIT). */
-#define TB_REG_MAX_SIZE (32u << 20)  /* bytes of registry text */
-#define TB_REG_MAX_DEPTH 16	     /* nested arrays/objects */
+#define TB_REG_MAX_SIZE (32u << 20) /* bytes of registry text */
+#define TB_REG_MAX_DEPTH 16         /* nested arrays/objects */
 #define TB_REG_MAX_MEMBERS 100000
-#define TB_REG_MAX_STRING 1024	     /* bytes: names, endpoints, federation */
-#define TB_REG_MAX_ENDPOINTS 8	     /* per member */
-#define TB_REG_MAX_KEYS 8	     /* per member */
-#define TB_REG_MAX_SPKI 1024	     /* bytes of DER SubjectPublicKeyInfo */
-#define TB_REG_MAX_SERVICES 256	     /* per member */
-#define TB_REG_MAX_REGIONS 64	     /* per service of a member */
+#define TB_REG_MAX_STRING 1024  /* bytes: names, endpoints, federation */
+#define TB_REG_MAX_ENDPOINTS 8  /* per member */
+#define TB_REG_MAX_KEYS 8       /* per member */
+#define TB_REG_MAX_SPKI 1024    /* bytes of DER SubjectPublicKeyInfo */
+#define TB_REG_MAX_SERVICES 256 /* per member */
+#define TB_REG_MAX_REGIONS 64   /* per service of a member */
 #define TB_REG_MAX_REVOKED 100000
 #define TB_REG_MAX_SIGS 16
 #define TB_REG_MAX_RULES 1024
-#define TB_REG_MAX_RULE_ITEMS 1024   /* entries of one list in a rule */
+#define TB_REG_MAX_RULE_ITEMS 1024        /* entries of one list in a rule */
 #define TB_REG_MAX_INT 9007199254740991LL /* 2^53-1: serial and times */
 
 #define TB_REG_NONE ((size_t)-1)
@@ -72,7 +72,7 @@ struct tb_reg *tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d);
 /* A new, empty registry with serial 1 and no signatures.  federation is
  * copied.  NULL on invalid arguments or memory error.  Caller frees. */
 struct tb_reg *tb_reg_new(const char *federation, int64_t issued, int64_t valid_until,
-			  struct tb_diag *d);
+                          struct tb_diag *d);
 void tb_reg_free(struct tb_reg *reg);
 
 /*
@@ -87,7 +87,7 @@ void tb_reg_free(struct tb_reg *reg);
  * *valid_sigs (may be NULL) receives the number of good signatures.
  */
 int tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
-		  uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d);
+                  uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d);
 
 /* Appends the signing input (canonical form without "sigs") to out. */
 int tb_reg_signed_bytes(const struct tb_reg *reg, struct tb_buf *out);
@@ -112,7 +112,7 @@ const char *tb_reg_endpoint(const struct tb_reg *reg, size_t m, size_t i);
 size_t tb_reg_key_count(const struct tb_reg *reg, size_t m);
 /* Key k of member m: id, use, and the DER SPKI (borrowed). */
 void tb_reg_key(const struct tb_reg *reg, size_t m, size_t k, uint8_t kid[TB_KEYID_LEN],
-		enum tb_key_use *use, const uint8_t **spki, size_t *spki_len);
+                enum tb_key_use *use, const uint8_t **spki, size_t *spki_len);
 size_t tb_reg_service_count(const struct tb_reg *reg, size_t m);
 const char *tb_reg_service_code(const struct tb_reg *reg, size_t m, size_t s);
 size_t tb_reg_region_count(const struct tb_reg *reg, size_t m, size_t s);
@@ -120,14 +120,13 @@ const char *tb_reg_region(const struct tb_reg *reg, size_t m, size_t s, size_t r
 /* Finds a key id among all members: 0 with *m, *k set, or TB_E_SIG_KEYID
  * when absent.  O(log n). */
 int tb_reg_find_key(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], size_t *m,
-		    size_t *k);
+                    size_t *k);
 /* True when kid is on the revoked list. */
 bool tb_reg_key_revoked(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN]);
 size_t tb_reg_revoked_count(const struct tb_reg *reg);
 size_t tb_reg_sig_count(const struct tb_reg *reg);
 /* Key id and algorithm of signature i. */
-void tb_reg_sig(const struct tb_reg *reg, size_t i, uint8_t kid[TB_KEYID_LEN],
-		enum tb_alg *alg);
+void tb_reg_sig(const struct tb_reg *reg, size_t i, uint8_t kid[TB_KEYID_LEN], enum tb_alg *alg);
 
 /* ---- editing (used by the CLI) ----
  * The first edit of a registry's content clears its signatures and adds 1
@@ -157,15 +156,12 @@ struct tb_reg_member_spec {
 
 /* Adds a member (everything copied), validated like a parsed one.
  * TB_E_REG_DUP_MEMBER / _DUP_KEY / _REFERENCE / TB_E_FIELD_VALUE. */
-int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *spec,
-		      struct tb_diag *d);
+int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *spec, struct tb_diag *d);
 /* TB_E_REG_MEMBER when id is not a member. */
-int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st,
-		      struct tb_diag *d);
+int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st, struct tb_diag *d);
 /* Adds kid to the revoked list (no-op if present). */
 int tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d);
-int tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until,
-			struct tb_diag *d);
+int tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until, struct tb_diag *d);
 /* Sets the policy default (true: allow). */
 int tb_reg_set_policy_default(struct tb_reg *reg, bool allow);
 /* Drops all policy rules. */

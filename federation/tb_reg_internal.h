@@ -75,7 +75,7 @@ struct tb_reg {
 	size_t nsigs;
 	bool edited;
 	/* indexes, rebuilt after parse and each edit */
-	uint32_t *by_id; /* member indexes sorted by idnum */
+	uint32_t *by_id;        /* member indexes sorted by idnum */
 	struct kid_ent *by_kid; /* sorted by kid */
 	size_t nkids;
 	uint8_t (*revoked_sorted)[TB_KEYID_LEN];

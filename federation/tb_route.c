@@ -190,8 +190,8 @@ tb_route_new(const struct tb_reg *reg, struct tb_diag *d)
 			}
 			for (size_t r = 0; r < sv->regions.n; r++) {
 				const char *rc = sv->regions.v[r];
-				uint64_t key = ((uint64_t)(num + 1) << 20) |
-					       prefix_value(rc, strlen(rc));
+				uint64_t key =
+				    ((uint64_t)(num + 1) << 20) | prefix_value(rc, strlen(rc));
 				struct pfx_slot *ps = pfx_slot(rt, key);
 				if (ps->key == 0) {
 					ps->key = key;
@@ -219,7 +219,7 @@ tb_route_entries(const struct tb_route *rt)
 
 int
 tb_route_resolve(const struct tb_route *rt, const char *service, const char *region,
-		 struct tb_route_result *out)
+                 struct tb_route_result *out)
 {
 	static const uint32_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 	size_t sn = strnlen(service, 65), rn = strnlen(region, 7);

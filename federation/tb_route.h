@@ -17,12 +17,12 @@ struct tb_diag;
 
 /* The answer to one lookup.  Strings are borrowed from the registry. */
 struct tb_route_result {
-	size_t member;		/* index of the serving member in the registry */
-	const char *member_id;	/* the member that serves the request */
-	const char *endpoint;	/* first endpoint of the first hop */
-	const char *path[2];	/* hops: [member] or [parent hub, member] */
-	size_t path_len;	/* 1 or 2 */
-	size_t prefix_len;	/* digits of the region prefix that matched */
+	size_t member;         /* index of the serving member in the registry */
+	const char *member_id; /* the member that serves the request */
+	const char *endpoint;  /* first endpoint of the first hop */
+	const char *path[2];   /* hops: [member] or [parent hub, member] */
+	size_t path_len;       /* 1 or 2 */
+	size_t prefix_len;     /* digits of the region prefix that matched */
 };
 
 /* Builds the table.  reg is borrowed and must outlive the table (and stay
@@ -36,7 +36,7 @@ void tb_route_free(struct tb_route *rt);
  * reachable member serves it; TB_E_ARG when either code is malformed.
  */
 int tb_route_resolve(const struct tb_route *rt, const char *service, const char *region,
-		     struct tb_route_result *out);
+                     struct tb_route_result *out);
 
 /* Number of (service, prefix) entries in the table. */
 size_t tb_route_entries(const struct tb_route *rt);

@@ -47,7 +47,7 @@ tb_trust_new(const char *federation, struct tb_diag *d)
 
 	if (federation == NULL || !tb_service_code_valid(federation, strlen(federation))) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			    "federation name must be 1-64 of a-z 0-9 . -");
+		            "federation name must be 1-64 of a-z 0-9 . -");
 		return NULL;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
@@ -75,14 +75,14 @@ tb_trust_free(struct tb_trust *t)
 }
 
 int
-tb_trust_set_root(struct tb_trust *t, const char *pem, size_t len,
-		  const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d)
+tb_trust_set_root(struct tb_trust *t, const char *pem, size_t len, const uint8_t kid[TB_KEYID_LEN],
+                  struct tb_diag *d)
 {
 	char *p;
 
 	if (len == 0 || len > TB_TRUST_MAX_ROOT || memchr(pem, '\0', len) != NULL)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "root must be 1-%d bytes of PEM text", TB_TRUST_MAX_ROOT);
+		                   "root must be 1-%d bytes of PEM text", TB_TRUST_MAX_ROOT);
 	if ((p = dupn(pem, len)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	free(t->root_pem);
@@ -92,31 +92,32 @@ tb_trust_set_root(struct tb_trust *t, const char *pem, size_t len,
 }
 
 int
-tb_trust_add_authority(struct tb_trust *t, const uint8_t *spki, size_t spki_len,
-		       const char *name, struct tb_diag *d)
+tb_trust_add_authority(struct tb_trust *t, const uint8_t *spki, size_t spki_len, const char *name,
+                       struct tb_diag *d)
 {
 	struct authority *a;
 	uint8_t kid[TB_KEYID_LEN];
 
 	if (t->n >= TB_TRUST_MAX_AUTHORITIES)
 		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d authorities",
-				   TB_TRUST_MAX_AUTHORITIES);
+		                   TB_TRUST_MAX_AUTHORITIES);
 	if (spki_len == 0 || spki_len > TB_REG_MAX_SPKI)
 		return tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "bad SPKI length");
 	if (name != NULL && (strlen(name) > TB_REG_MAX_STRING ||
-			     !tb_utf8_valid((const uint8_t *)name, strlen(name))))
+	                     !tb_utf8_valid((const uint8_t *)name, strlen(name))))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad authority name");
 	tb_sha256(spki, spki_len, kid);
 	if (tb_trust_find(t, kid) != (size_t)-1)
 		return tb_diag_set(d, TB_E_REG_DUP_SIGNER, TB_DIAG_NOPOS,
-				   "authority %s listed twice", name != NULL ? name : "");
+		                   "authority %s listed twice", name != NULL ? name : "");
 	a = &t->auth[t->n];
 	memset(a, 0, sizeof(*a));
 	if ((a->pub = tb_pub_import_spki(spki, spki_len, d)) == NULL)
 		return d != NULL ? d->code : TB_E_KEY;
 	if (tb_pub_alg(a->pub) == TB_ALG_NONE) {
 		tb_pub_free(a->pub);
-		return tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "authority key must be ed25519 or p256");
+		return tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
+		                   "authority key must be ed25519 or p256");
 	}
 	memcpy(a->kid, kid, TB_KEYID_LEN);
 	if ((a->spki = malloc(spki_len)) == NULL ||
@@ -136,7 +137,7 @@ tb_trust_set_threshold(struct tb_trust *t, unsigned k, struct tb_diag *d)
 {
 	if (k < 1 || k > t->n)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "threshold must be between 1 and %zu (the authorities)", t->n);
+		                   "threshold must be between 1 and %zu (the authorities)", t->n);
 	t->k = k;
 	return TB_OK;
 }
@@ -163,8 +164,8 @@ only(struct tb_diag *d, const struct tb_json *o, const char *const *allowed)
 			if (strcmp(k, allowed[i]) == 0)
 				break;
 		if (allowed[i] == NULL)
-			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS, "trust anchor: %.60s",
-					   k);
+			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
+			                   "trust anchor: %.60s", k);
 	}
 	return TB_OK;
 }
@@ -173,8 +174,8 @@ struct tb_trust *
 tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 {
 	static const struct tb_json_limits lim = {TB_TRUST_MAX_SIZE, 8};
-	static const char *const allowed[] = {"v",	     "federation", "root",
-					      "authorities", "threshold",  NULL};
+	static const char *const allowed[] = {"v",           "federation", "root",
+	                                      "authorities", "threshold",  NULL};
 	static const char *const rallowed[] = {"kid", "cert", NULL};
 	static const char *const aallowed[] = {"kid", "spki", "name", NULL};
 	const struct tb_json *root, *v, *fed, *r, *auths, *thr, *x;
@@ -220,7 +221,7 @@ tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 		goto fail;
 	if (tb_json_count(auths) > TB_TRUST_MAX_AUTHORITIES) {
 		tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d authorities",
-			    TB_TRUST_MAX_AUTHORITIES);
+		            TB_TRUST_MAX_AUTHORITIES);
 		goto fail;
 	}
 	for (const struct tb_json *a = tb_json_first(auths); a != NULL; a = tb_json_next(a), i++) {
@@ -230,7 +231,7 @@ tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 
 		if (tb_json_kind(a) != TB_JSON_OBJECT) {
 			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-				    "trust anchor: authorities[%zu]", i);
+			            "trust anchor: authorities[%zu]", i);
 			goto fail;
 		}
 		if (only(d, a, aallowed) != TB_OK ||
@@ -241,32 +242,32 @@ tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 		s = tb_json_string(akid, &n);
 		if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN)) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				    "trust anchor: authorities[%zu].kid", i);
+			            "trust anchor: authorities[%zu].kid", i);
 			goto fail;
 		}
 		s = tb_json_string(aspki, &n);
 		if (!tb_b64url_decode(s, n, der, sizeof(der), &dl)) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				    "trust anchor: authorities[%zu].spki", i);
+			            "trust anchor: authorities[%zu].spki", i);
 			goto fail;
 		}
 		s = tb_json_string(aname, &n);
 		if (strlen(s) != n) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				    "trust anchor: authorities[%zu].name", i);
+			            "trust anchor: authorities[%zu].name", i);
 			goto fail;
 		}
 		if (tb_trust_add_authority(t, der, dl, s, d) != TB_OK)
 			goto fail;
 		if (memcmp(t->auth[t->n - 1].kid, kid, TB_KEYID_LEN) != 0) {
 			tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
-				    "trust anchor: authorities[%zu].kid", i);
+			            "trust anchor: authorities[%zu].kid", i);
 			goto fail;
 		}
 	}
 	if (!tb_json_integer(thr, &k) || k < 1 || (uint64_t)k > t->n) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			    "trust anchor: threshold must be between 1 and %zu", t->n);
+		            "trust anchor: threshold must be between 1 and %zu", t->n);
 		goto fail;
 	}
 	t->k = (unsigned)k;
@@ -288,7 +289,7 @@ tb_trust_serialize(const struct tb_trust *t, struct tb_buf *out, struct tb_diag 
 
 	if (t->root_pem == NULL || t->n == 0 || t->k < 1 || t->k > t->n)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "trust anchor needs a root, authorities and a threshold");
+		                   "trust anchor needs a root, authorities and a threshold");
 	if ((doc = tb_json_doc_new()) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	/* every builder returns NULL on memory error, which tb_json_set refuses */
@@ -300,10 +301,10 @@ tb_trust_serialize(const struct tb_trust *t, struct tb_buf *out, struct tb_diag 
 	tb_hex_encode(t->root_kid, TB_KEYID_LEN, hex);
 	if (tb_json_set(doc, root, "v", tb_json_new_number(doc, 1)) != TB_OK ||
 	    tb_json_set(doc, root, "federation",
-			tb_json_new_string(doc, t->federation, strlen(t->federation))) != TB_OK ||
+	                tb_json_new_string(doc, t->federation, strlen(t->federation))) != TB_OK ||
 	    tb_json_set(doc, r, "kid", tb_json_new_string(doc, hex, 64)) != TB_OK ||
-	    tb_json_set(doc, r, "cert", tb_json_new_string(doc, t->root_pem, strlen(t->root_pem))) !=
-		    TB_OK ||
+	    tb_json_set(doc, r, "cert",
+	                tb_json_new_string(doc, t->root_pem, strlen(t->root_pem))) != TB_OK ||
 	    tb_json_set(doc, root, "root", r) != TB_OK ||
 	    tb_json_set(doc, root, "threshold", tb_json_new_number(doc, t->k)) != TB_OK)
 		goto out;
@@ -320,9 +321,9 @@ tb_trust_serialize(const struct tb_trust *t, struct tb_buf *out, struct tb_diag 
 		tb_hex_encode(a->kid, TB_KEYID_LEN, hex);
 		bad = tb_json_set(doc, o, "kid", tb_json_new_string(doc, hex, 64)) != TB_OK ||
 		      tb_json_set(doc, o, "spki", tb_json_new_string(doc, b64, strlen(b64))) !=
-			      TB_OK ||
-		      tb_json_set(doc, o, "name", tb_json_new_string(doc, a->name, strlen(a->name))) !=
-			      TB_OK ||
+		          TB_OK ||
+		      tb_json_set(doc, o, "name",
+		                  tb_json_new_string(doc, a->name, strlen(a->name))) != TB_OK ||
 		      tb_json_append(arr, o) != TB_OK;
 		free(b64);
 		if (bad)

@@ -32,12 +32,12 @@ void tb_trust_free(struct tb_trust *t);
 
 /* Sets the root certificate's PEM text (copied) and key id. */
 int tb_trust_set_root(struct tb_trust *t, const char *pem, size_t len,
-		      const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d);
+                      const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d);
 /* Adds an authority: its DER SPKI (copied) and a display name (copied,
  * may be NULL).  TB_E_REG_DUP_SIGNER if the key is already there,
  * TB_E_KEY if the SPKI is not an Ed25519/P-256 key. */
 int tb_trust_add_authority(struct tb_trust *t, const uint8_t *spki, size_t spki_len,
-			   const char *name, struct tb_diag *d);
+                           const char *name, struct tb_diag *d);
 /* 1 <= k <= number of authorities, else TB_E_FIELD_VALUE. */
 int tb_trust_set_threshold(struct tb_trust *t, unsigned k, struct tb_diag *d);
 /* Appends the canonical JSON form.  TB_E_FIELD_VALUE if incomplete. */

@@ -98,7 +98,7 @@ static struct tb_reg *
 build(unsigned members, int64_t now, uint64_t *seed)
 {
 	static const uint8_t ed_prefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
-					      0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+	                                      0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 	struct tb_reg *reg = tb_reg_new("bench", now - 60, now + 86400, NULL);
 	unsigned added = 0;
 
@@ -117,15 +117,16 @@ build(unsigned members, int64_t now, uint64_t *seed)
 		if (hub)
 			snprintf(id, sizeof(id), "%u0000", 11 + i);
 		else
-			snprintf(id, sizeof(id), "%06u", 110100 + (unsigned)(xs(seed) % 300000) * 3);
+			snprintf(id, sizeof(id), "%06u",
+			         110100 + (unsigned)(xs(seed) % 300000) * 3);
 		if (!hub && strcmp(id + 2, "0000") == 0)
 			continue;
 		memcpy(r4, id, 4);
 		r4[4] = '\0';
 		memcpy(pref, id, 2);
 		pref[2] = '\0';
-		snprintf(ep, sizeof(ep), "coaps://10.%u.%u.%u:5684", (i >> 16) & 255, (i >> 8) & 255,
-			 i & 255);
+		snprintf(ep, sizeof(ep), "coaps://10.%u.%u.%u:5684", (i >> 16) & 255,
+		         (i >> 8) & 255, i & 255);
 		memcpy(spki, ed_prefix, sizeof(ed_prefix));
 		for (size_t j = sizeof(ed_prefix); j < sizeof(spki); j++)
 			spki[j] = (uint8_t)xs(seed);
@@ -135,8 +136,8 @@ build(unsigned members, int64_t now, uint64_t *seed)
 		} else {
 			unsigned s0 = (unsigned)(xs(seed) % NSVC);
 			for (unsigned s = 0; s < 3; s++)
-				sv[nsv++] = (struct tb_reg_service_spec){svc_name((s0 + s * 7) % NSVC),
-									 regs, 2};
+				sv[nsv++] = (struct tb_reg_service_spec){
+				    svc_name((s0 + s * 7) % NSVC), regs, 2};
 		}
 		memset(&m, 0, sizeof(m));
 		m.id = id;
@@ -167,7 +168,7 @@ bench_registry(int argc, char **argv)
 	struct tb_route *rt = NULL;
 	struct tb_buf text, der;
 	double times[32], t0, lps, dt;
-	char (*qsvc)[24] = NULL, (*qreg)[8] = NULL;
+	char(*qsvc)[24] = NULL, (*qreg)[8] = NULL;
 	unsigned hits = 0;
 	int rc = 1;
 
@@ -176,7 +177,7 @@ bench_registry(int argc, char **argv)
 			members = (unsigned)atoi(argv[++i]);
 			if (members < 31 || members > TB_REG_MAX_MEMBERS) {
 				fprintf(stderr, "tongban-bench: --members must be 31-%d\n",
-					TB_REG_MAX_MEMBERS);
+				        TB_REG_MAX_MEMBERS);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
@@ -222,7 +223,8 @@ bench_registry(int argc, char **argv)
 		    tb_reg_verify(reg, trust, now, 0, NULL, &d) != TB_OK ||
 		    (rt = tb_route_new(reg, &d)) == NULL) {
 			char line[256];
-			fprintf(stderr, "tongban-bench: %s\n", tb_diag_format(&d, line, sizeof(line)));
+			fprintf(stderr, "tongban-bench: %s\n",
+			        tb_diag_format(&d, line, sizeof(line)));
 			goto out;
 		}
 		times[r] = (now_s() - t0) * 1e3;
@@ -239,16 +241,22 @@ bench_registry(int argc, char **argv)
 
 	/* queries: mostly members' own codes (hits at 6 or 4 digits), some
 	 * province-only and some unknown regions */
-	if ((qsvc = malloc(NQ * sizeof(*qsvc))) == NULL || (qreg = malloc(NQ * sizeof(*qreg))) == NULL)
+	if ((qsvc = malloc(NQ * sizeof(*qsvc))) == NULL ||
+	    (qreg = malloc(NQ * sizeof(*qreg))) == NULL)
 		goto out;
 	for (unsigned i = 0; i < NQ; i++) {
 		size_t m = xs(&seed) % members;
 		const char *id = tb_reg_member_id(reg, m);
 		snprintf(qsvc[i], sizeof(qsvc[i]), "%s", svc_name((unsigned)(xs(&seed) % NSVC)));
 		switch (xs(&seed) % 4) {
-		case 0: snprintf(qreg[i], sizeof(qreg[i]), "%.4s%02u", id, (unsigned)(xs(&seed) % 100)); break;
+		case 0:
+			snprintf(qreg[i], sizeof(qreg[i]), "%.4s%02u", id,
+			         (unsigned)(xs(&seed) % 100));
+			break;
 		case 1: snprintf(qreg[i], sizeof(qreg[i]), "%.2s", id); break;
-		case 2: snprintf(qreg[i], sizeof(qreg[i]), "9%05u", (unsigned)(xs(&seed) % 100000)); break;
+		case 2:
+			snprintf(qreg[i], sizeof(qreg[i]), "9%05u", (unsigned)(xs(&seed) % 100000));
+			break;
 		default: snprintf(qreg[i], sizeof(qreg[i]), "%s", id); break;
 		}
 	}
@@ -264,9 +272,10 @@ bench_registry(int argc, char **argv)
 			dt = now_s() - t0;
 		} while (dt < 1.0);
 		lps = (double)n / dt;
-		printf("route lookups: %.0f per second on one core (%llu lookups, %.0f%% found, %zu "
-		       "table entries)\n",
-		       lps, n, 100.0 * hits / (double)n, tb_route_entries(rt));
+		printf(
+		    "route lookups: %.0f per second on one core (%llu lookups, %.0f%% found, %zu "
+		    "table entries)\n",
+		    lps, n, 100.0 * hits / (double)n, tb_route_entries(rt));
 	}
 	printf("{\"bench\":\"registry\",\"members\":%u,\"registry_bytes\":%zu,\"signatures\":2,"
 	       "\"verify_index_ms\":%.1f,\"lookups_per_s\":%.0f}\n",

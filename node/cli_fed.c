@@ -208,29 +208,29 @@ static void
 trust_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: tongban trust new --root ROOT.crt --authority AUTH.crt [--authority ...]\n"
-		"                         --threshold K --out TRUST.json [--federation NAME]\n"
-		"       tongban trust show TRUST.json\n\n"
-		"new   writes a node's trust anchor for registries: the federation root\n"
-		"      certificate and the registry authorities (the public keys of the\n"
-		"      AUTH certificates, e.g. the province CAs), of which K distinct ones\n"
-		"      must sign a registry (1 <= K <= number of authorities).  The\n"
-		"      federation name defaults to the root's O, else its CN.  Refuses to\n"
-		"      overwrite TRUST.json.\n"
-		"show  prints the federation, threshold and authorities.\n"
-		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+	        "Usage: tongban trust new --root ROOT.crt --authority AUTH.crt [--authority ...]\n"
+	        "                         --threshold K --out TRUST.json [--federation NAME]\n"
+	        "       tongban trust show TRUST.json\n\n"
+	        "new   writes a node's trust anchor for registries: the federation root\n"
+	        "      certificate and the registry authorities (the public keys of the\n"
+	        "      AUTH certificates, e.g. the province CAs), of which K distinct ones\n"
+	        "      must sign a registry (1 <= K <= number of authorities).  The\n"
+	        "      federation name defaults to the root's O, else its CN.  Refuses to\n"
+	        "      overwrite TRUST.json.\n"
+	        "show  prints the federation, threshold and authorities.\n"
+	        "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 static int
 trust_new(int argc, char **argv)
 {
 	static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
-					     {"authority", required_argument, NULL, 'a'},
-					     {"threshold", required_argument, NULL, 'k'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"federation", required_argument, NULL, 'f'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"authority", required_argument, NULL, 'a'},
+	                                     {"threshold", required_argument, NULL, 'k'},
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"federation", required_argument, NULL, 'f'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *root = NULL, *outp = NULL, *fed = NULL, *auth[MAX_LIST];
 	size_t nauth = 0;
 	long long k = 0;
@@ -279,8 +279,8 @@ trust_new(int argc, char **argv)
 	if (fed == NULL) {
 		if (!dn_attr(tb_cert_subject(rc_cert), "O", fedbuf, sizeof(fedbuf)) &&
 		    !dn_attr(tb_cert_subject(rc_cert), "CN", fedbuf, sizeof(fedbuf))) {
-			rc = cli_usage_error("cannot take a federation name from %s; give --federation",
-					     root);
+			rc = cli_usage_error(
+			    "cannot take a federation name from %s; give --federation", root);
 			goto out;
 		}
 		fed = fedbuf;
@@ -296,7 +296,8 @@ trust_new(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < nauth; i++) {
-		if ((ac = tb_cert_load(auth[i], &d)) == NULL || (pub = tb_cert_pub(ac, &d)) == NULL) {
+		if ((ac = tb_cert_load(auth[i], &d)) == NULL ||
+		    (pub = tb_cert_pub(ac, &d)) == NULL) {
 			tb_diag_prefix(&d, auth[i]);
 			rc = cli_fail_diag(&d);
 			goto out;
@@ -352,8 +353,8 @@ trust_show(int argc, char **argv)
 		return cli_usage_error("exactly one TRUST.json expected");
 	if ((t = load_trust(argv[1], &rc)) == NULL)
 		return rc;
-	printf("federation %s\nthreshold %u of %zu\n", tb_trust_federation(t), tb_trust_threshold(t),
-	       tb_trust_count(t));
+	printf("federation %s\nthreshold %u of %zu\n", tb_trust_federation(t),
+	       tb_trust_threshold(t), tb_trust_count(t));
 	for (size_t i = 0; i < tb_trust_count(t); i++) {
 		tb_trust_kid(t, i, kid);
 		tb_hex_encode(kid, TB_KEYID_LEN, hex);
@@ -389,52 +390,53 @@ cmd_trust(int argc, char **argv)
 static void
 registry_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban registry new --federation NAME --out REG [--valid-days N] [--now T]\n"
-		"       tongban registry add REG --cert CERT [--sign-cert CERT] --role city|hub\n"
-		"                    [--parent HUB_ID] [--endpoint URI]... [--name NAME]\n"
-		"                    [--service CODE=PREFIX[,PREFIX]...]... [--status S]\n"
-		"       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
-		"                    [--valid-days N [--now T]]\n"
-		"       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
-		"       tongban registry policy REG [--default allow|deny] [--clear]\n"
-		"                    [--rule 'effect=allow|deny;services=*|CODE,..;ids=ID,..;\n"
-		"                            roles=city,hub;regions=PREFIX,..']...\n"
-		"       tongban registry sign REG --key KEY --cert CERT [--pass-file FILE]\n"
-		"       tongban registry verify REG --trust TRUST.json [--previous OLDREG] [--now T]\n"
-		"       tongban registry show REG\n\n"
-		"new     an empty registry, serial 1, valid from now for N days (default 90).\n"
-		"add     a member: id from the certificate's subject serialNumber, name from\n"
-		"        its CN (or --name), key from the certificate (use \"both\"; with\n"
-		"        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert).  A\n"
-		"        member without --endpoint is reached through its --parent hub.\n"
-		"set     a member's status and/or a new validity window.\n"
-		"revoke  lists a certificate's key id as revoked.\n"
-		"policy  sets the access policy's default, drops (--clear) or appends rules.\n"
-		"        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
-		"sign    adds one authority's signature (the key must match CERT).\n"
-		"verify  checks the registry against a trust anchor: prints\n"
-		"        \"ok serial N, M members, valid ... (K of N signatures)\" or one line\n"
-		"        naming the reason: reg.threshold, reg.unknown-signer,\n"
-		"        reg.duplicate-signer, reg.bad-signature (tampered), reg.expired,\n"
-		"        reg.not-yet-valid, reg.serial-not-newer (with --previous),\n"
-		"        reg.duplicate-member, reg.duplicate-key, reg.key-id, reg.limit,\n"
-		"        reg.federation, json.* / field.* (malformed).\n"
-		"show    prints the registry in readable form.\n\n"
-		"Every edit (add, set, revoke, policy) removes all signatures and adds 1\n"
-		"to the serial.  --now T replaces the clock (Unix seconds).\n"
-		"Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+	fprintf(
+	    f,
+	    "Usage: tongban registry new --federation NAME --out REG [--valid-days N] [--now T]\n"
+	    "       tongban registry add REG --cert CERT [--sign-cert CERT] --role city|hub\n"
+	    "                    [--parent HUB_ID] [--endpoint URI]... [--name NAME]\n"
+	    "                    [--service CODE=PREFIX[,PREFIX]...]... [--status S]\n"
+	    "       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
+	    "                    [--valid-days N [--now T]]\n"
+	    "       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
+	    "       tongban registry policy REG [--default allow|deny] [--clear]\n"
+	    "                    [--rule 'effect=allow|deny;services=*|CODE,..;ids=ID,..;\n"
+	    "                            roles=city,hub;regions=PREFIX,..']...\n"
+	    "       tongban registry sign REG --key KEY --cert CERT [--pass-file FILE]\n"
+	    "       tongban registry verify REG --trust TRUST.json [--previous OLDREG] [--now T]\n"
+	    "       tongban registry show REG\n\n"
+	    "new     an empty registry, serial 1, valid from now for N days (default 90).\n"
+	    "add     a member: id from the certificate's subject serialNumber, name from\n"
+	    "        its CN (or --name), key from the certificate (use \"both\"; with\n"
+	    "        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert).  A\n"
+	    "        member without --endpoint is reached through its --parent hub.\n"
+	    "set     a member's status and/or a new validity window.\n"
+	    "revoke  lists a certificate's key id as revoked.\n"
+	    "policy  sets the access policy's default, drops (--clear) or appends rules.\n"
+	    "        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
+	    "sign    adds one authority's signature (the key must match CERT).\n"
+	    "verify  checks the registry against a trust anchor: prints\n"
+	    "        \"ok serial N, M members, valid ... (K of N signatures)\" or one line\n"
+	    "        naming the reason: reg.threshold, reg.unknown-signer,\n"
+	    "        reg.duplicate-signer, reg.bad-signature (tampered), reg.expired,\n"
+	    "        reg.not-yet-valid, reg.serial-not-newer (with --previous),\n"
+	    "        reg.duplicate-member, reg.duplicate-key, reg.key-id, reg.limit,\n"
+	    "        reg.federation, json.* / field.* (malformed).\n"
+	    "show    prints the registry in readable form.\n\n"
+	    "Every edit (add, set, revoke, policy) removes all signatures and adds 1\n"
+	    "to the serial.  --now T replaces the clock (Unix seconds).\n"
+	    "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 static int
 registry_new(int argc, char **argv)
 {
 	static const struct option opts[] = {{"federation", required_argument, NULL, 'f'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"valid-days", required_argument, NULL, 'v'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"valid-days", required_argument, NULL, 'v'},
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *fed = NULL, *outp = NULL, *nows = NULL;
 	long long days = 90;
 	int64_t now;
@@ -500,16 +502,12 @@ out:
 static int
 registry_add(int argc, char **argv)
 {
-	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
-					     {"sign-cert", required_argument, NULL, 's'},
-					     {"role", required_argument, NULL, 'r'},
-					     {"parent", required_argument, NULL, 'p'},
-					     {"endpoint", required_argument, NULL, 'e'},
-					     {"service", required_argument, NULL, 'S'},
-					     {"name", required_argument, NULL, 'n'},
-					     {"status", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"cert", required_argument, NULL, 'c'},     {"sign-cert", required_argument, NULL, 's'},
+	    {"role", required_argument, NULL, 'r'},     {"parent", required_argument, NULL, 'p'},
+	    {"endpoint", required_argument, NULL, 'e'}, {"service", required_argument, NULL, 'S'},
+	    {"name", required_argument, NULL, 'n'},     {"status", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	const char *cert = NULL, *scert = NULL, *role = NULL, *parent = NULL, *name = NULL;
 	const char *status = "active", *eps[MAX_LIST], *svcarg[MAX_LIST];
 	size_t neps = 0, nsvc = 0;
@@ -568,7 +566,7 @@ registry_add(int argc, char **argv)
 		}
 		if ((eq = strchr(svcbuf[i], '=')) == NULL || eq[1] == '\0') {
 			rc = cli_usage_error("--service wants CODE=PREFIX[,PREFIX...], not '%s'",
-					     svcarg[i]);
+			                     svcarg[i]);
 			goto out;
 		}
 		*eq = '\0';
@@ -591,7 +589,7 @@ registry_add(int argc, char **argv)
 			goto out;
 		if (strcmp(id, id2) != 0) {
 			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
-				      scert, id2);
+			              scert, id2);
 			goto out;
 		}
 	}
@@ -637,11 +635,11 @@ static int
 registry_set(int argc, char **argv)
 {
 	static const struct option opts[] = {{"member", required_argument, NULL, 'm'},
-					     {"status", required_argument, NULL, 's'},
-					     {"valid-days", required_argument, NULL, 'v'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"status", required_argument, NULL, 's'},
+	                                     {"valid-days", required_argument, NULL, 'v'},
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *member = NULL, *status = NULL, *nows = NULL;
 	long long days = 0;
 	int64_t now;
@@ -692,9 +690,9 @@ static int
 registry_revoke(int argc, char **argv)
 {
 	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
-					     {"kid", required_argument, NULL, 'k'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"kid", required_argument, NULL, 'k'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *cert = NULL, *kidhex = NULL;
 	uint8_t kid[TB_KEYID_LEN];
 	struct tb_reg *reg;
@@ -740,10 +738,10 @@ static int
 registry_policy(int argc, char **argv)
 {
 	static const struct option opts[] = {{"default", required_argument, NULL, 'd'},
-					     {"clear", no_argument, NULL, 'c'},
-					     {"rule", required_argument, NULL, 'r'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"clear", no_argument, NULL, 'c'},
+	                                     {"rule", required_argument, NULL, 'r'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *def = NULL, *rules[MAX_LIST];
 	size_t nrules = 0;
 	bool clear = false;
@@ -784,8 +782,9 @@ registry_policy(int argc, char **argv)
 			goto out;
 		}
 	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("serial %llu, %zu rules, default %s\n", (unsigned long long)tb_reg_serial(reg),
-		       tb_policy_rule_count(reg), tb_policy_default_allow(reg) ? "allow" : "deny");
+		printf("serial %llu, %zu rules, default %s\n",
+		       (unsigned long long)tb_reg_serial(reg), tb_policy_rule_count(reg),
+		       tb_policy_default_allow(reg) ? "allow" : "deny");
 out:
 	tb_reg_free(reg);
 	return rc;
@@ -795,10 +794,10 @@ static int
 registry_sign(int argc, char **argv)
 {
 	static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
-					     {"cert", required_argument, NULL, 'c'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"cert", required_argument, NULL, 'c'},
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *keyp = NULL, *certp = NULL, *passf = NULL;
 	struct tb_key *key = NULL;
 	struct tb_cert *cert = NULL;
@@ -848,8 +847,8 @@ registry_sign(int argc, char **argv)
 		goto out;
 	}
 	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("signed serial %llu; %zu signatures\n", (unsigned long long)tb_reg_serial(reg),
-		       tb_reg_sig_count(reg));
+		printf("signed serial %llu; %zu signatures\n",
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_sig_count(reg));
 out:
 	tb_reg_free(reg);
 	tb_cert_free(cert);
@@ -871,10 +870,10 @@ static int
 registry_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
-					     {"previous", required_argument, NULL, 'p'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"previous", required_argument, NULL, 'p'},
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *trustp = NULL, *prevp = NULL, *nows = NULL;
 	struct tb_trust *t = NULL;
 	struct tb_reg *reg = NULL, *prev = NULL;
@@ -995,10 +994,10 @@ cmd_registry(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},	   {"add", registry_add},
-		    {"set", registry_set},	   {"revoke", registry_revoke},
-		    {"policy", registry_policy}, {"sign", registry_sign},
-		    {"verify", registry_verify}, {"show", registry_show}};
+	} subs[] = {{"new", registry_new},       {"add", registry_add},
+	            {"set", registry_set},       {"revoke", registry_revoke},
+	            {"policy", registry_policy}, {"sign", registry_sign},
+	            {"verify", registry_verify}, {"show", registry_show}};
 
 	if (argc < 2) {
 		registry_usage(stderr);
@@ -1022,17 +1021,16 @@ cmd_registry(int argc, char **argv)
 static void
 route_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban route resolve --registry REG --service CODE --region CODE\n"
-		"                             [--trust TRUST.json [--now T]]\n\n"
-		"Prints the member that serves SERVICE for REGION (2, 4 or 6 digits) on the\n"
-		"first line, then \"endpoint URI\" (the first hop's first endpoint) and\n"
-		"\"path HOP...\" (the parent hub first when the member has no endpoint of\n"
-		"its own).  The longest matching region prefix wins; among equally long\n"
-		"ones the lowest member id; suspended and revoked members never route.\n"
-		"With --trust the registry is verified first.  \"no route\" and exit 1\n"
-		"when nobody serves it.\n"
-		"Exit status: 0 found, 1 no route or refused, 2 usage, 3 I/O, 4 internal.\n");
+	fprintf(f, "Usage: tongban route resolve --registry REG --service CODE --region CODE\n"
+	           "                             [--trust TRUST.json [--now T]]\n\n"
+	           "Prints the member that serves SERVICE for REGION (2, 4 or 6 digits) on the\n"
+	           "first line, then \"endpoint URI\" (the first hop's first endpoint) and\n"
+	           "\"path HOP...\" (the parent hub first when the member has no endpoint of\n"
+	           "its own).  The longest matching region prefix wins; among equally long\n"
+	           "ones the lowest member id; suspended and revoked members never route.\n"
+	           "With --trust the registry is verified first.  \"no route\" and exit 1\n"
+	           "when nobody serves it.\n"
+	           "Exit status: 0 found, 1 no route or refused, 2 usage, 3 I/O, 4 internal.\n");
 }
 
 /* Loads REG, verifying it when trustp is given. */
@@ -1066,12 +1064,12 @@ static int
 route_resolve(int argc, char **argv)
 {
 	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-					     {"service", required_argument, NULL, 's'},
-					     {"region", required_argument, NULL, 'g'},
-					     {"trust", required_argument, NULL, 't'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"service", required_argument, NULL, 's'},
+	                                     {"region", required_argument, NULL, 'g'},
+	                                     {"trust", required_argument, NULL, 't'},
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *regp = NULL, *svc = NULL, *region = NULL, *trustp = NULL, *nows = NULL;
 	struct tb_reg *reg;
 	struct tb_route *rt = NULL;
@@ -1103,7 +1101,8 @@ route_resolve(int argc, char **argv)
 	}
 	err = tb_route_resolve(rt, svc, region, &res);
 	if (err == TB_E_ARG) {
-		rc = cli_usage_error("--service must be a service code and --region 2, 4 or 6 digits");
+		rc = cli_usage_error(
+		    "--service must be a service code and --region 2, 4 or 6 digits");
 	} else if (err != TB_OK) {
 		rc = cli_fail(EX_TB_REFUSED, "route.none: no route for %s in %s", svc, region);
 	} else {
@@ -1142,25 +1141,24 @@ cmd_route(int argc, char **argv)
 static void
 policy_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban policy check --registry REG --from MEMBER_ID --service CODE\n"
-		"                            [--trust TRUST.json [--now T]]\n\n"
-		"Answers whether MEMBER_ID may call SERVICE under the registry's access\n"
-		"policy: prints \"allow\" or \"deny\" and what decided (\"rule N: TEXT\",\n"
-		"\"default\", \"not a member\" or \"member is suspended/revoked\").\n"
-		"Exit status: 0 allow, 1 deny or refused, 2 usage, 3 I/O, 4 internal.\n");
+	fprintf(f, "Usage: tongban policy check --registry REG --from MEMBER_ID --service CODE\n"
+	           "                            [--trust TRUST.json [--now T]]\n\n"
+	           "Answers whether MEMBER_ID may call SERVICE under the registry's access\n"
+	           "policy: prints \"allow\" or \"deny\" and what decided (\"rule N: TEXT\",\n"
+	           "\"default\", \"not a member\" or \"member is suspended/revoked\").\n"
+	           "Exit status: 0 allow, 1 deny or refused, 2 usage, 3 I/O, 4 internal.\n");
 }
 
 static int
 policy_check(int argc, char **argv)
 {
 	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-					     {"from", required_argument, NULL, 'f'},
-					     {"service", required_argument, NULL, 's'},
-					     {"trust", required_argument, NULL, 't'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"from", required_argument, NULL, 'f'},
+	                                     {"service", required_argument, NULL, 's'},
+	                                     {"trust", required_argument, NULL, 't'},
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *regp = NULL, *from = NULL, *svc = NULL, *trustp = NULL, *nows = NULL;
 	struct tb_policy_decision dec;
 	struct tb_reg *reg;
@@ -1202,8 +1200,8 @@ policy_check(int argc, char **argv)
 	} else if (dec.rule == TB_POLICY_NOT_MEMBER) {
 		printf("not a member\n");
 	} else {
-		printf("member is %s\n",
-		       tb_reg_status_name(tb_reg_member_status(reg, tb_reg_find_member(reg, from))));
+		printf("member is %s\n", tb_reg_status_name(tb_reg_member_status(
+		                             reg, tb_reg_find_member(reg, from))));
 	}
 	rc = dec.allow ? EX_TB_OK : EX_TB_REFUSED;
 out:

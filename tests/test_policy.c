@@ -30,26 +30,26 @@ test_table(void **state)
 {
 	struct tb_reg *reg = tb_reg_new("test", 0, 100, NULL);
 	static const char *const rules[] = {
-		"effect=deny;services=*;ids=371700",
-		"effect=allow;services=*;roles=hub",
-		"effect=allow;services=hukou.transfer,pension.transfer;roles=city;regions=32,3708",
-		"effect=deny;services=pension.transfer",
-		"effect=allow;services=pension.transfer;regions=34",
+	    "effect=deny;services=*;ids=371700",
+	    "effect=allow;services=*;roles=hub",
+	    "effect=allow;services=hukou.transfer,pension.transfer;roles=city;regions=32,3708",
+	    "effect=deny;services=pension.transfer",
+	    "effect=allow;services=pension.transfer;regions=34",
 	};
 	static const struct {
 		const char *from, *svc;
 		bool allow;
 		long rule;
 	} cases[] = {
-		{"371700", "hukou.transfer", false, 0}, /* first match wins over rule 2 */
-		{"320000", "anything", true, 1},
-		{"320300", "hukou.transfer", true, 2},
-		{"370800", "pension.transfer", true, 2},
-		{"370400", "hukou.transfer", false, TB_POLICY_DEFAULT}, /* 3704 not in 32/3708 */
-		{"340600", "pension.transfer", false, 3},		/* rule 3 before 4 */
-		{"340600", "other", false, TB_POLICY_DEFAULT},
-		{"999900", "hukou.transfer", false, TB_POLICY_NOT_MEMBER},
-		{"411400", "hukou.transfer", false, TB_POLICY_INACTIVE},
+	    {"371700", "hukou.transfer", false, 0}, /* first match wins over rule 2 */
+	    {"320000", "anything", true, 1},
+	    {"320300", "hukou.transfer", true, 2},
+	    {"370800", "pension.transfer", true, 2},
+	    {"370400", "hukou.transfer", false, TB_POLICY_DEFAULT}, /* 3704 not in 32/3708 */
+	    {"340600", "pension.transfer", false, 3},               /* rule 3 before 4 */
+	    {"340600", "other", false, TB_POLICY_DEFAULT},
+	    {"999900", "hukou.transfer", false, TB_POLICY_NOT_MEMBER},
+	    {"411400", "hukou.transfer", false, TB_POLICY_INACTIVE},
 	};
 	struct tb_policy_decision dec;
 	struct tb_buf b;
@@ -69,7 +69,7 @@ test_table(void **state)
 		assert_int_equal(tb_policy_check(reg, cases[i].from, cases[i].svc, &dec), TB_OK);
 		if (dec.allow != cases[i].allow || dec.rule != cases[i].rule)
 			fail_msg("case %zu: %s %s -> %d %ld", i, cases[i].from, cases[i].svc,
-				 dec.allow, dec.rule);
+			         dec.allow, dec.rule);
 	}
 	/* the text form round-trips */
 	tb_buf_init(&b);
@@ -107,18 +107,18 @@ test_bad_rules(void **state)
 		const char *text;
 		int code;
 	} cases[] = {
-		{"services=*", TB_E_FIELD_MISSING},
-		{"effect=allow", TB_E_FIELD_MISSING},
-		{"effect=maybe;services=*", TB_E_FIELD_VALUE},
-		{"effect=allow;services=*,a", TB_E_FIELD_VALUE},
-		{"effect=allow;services=A", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a;roles=mayor", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a;regions=3", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a;ids=12345", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a,", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a;services=b", TB_E_FIELD_VALUE},
-		{"effect=allow;services=a;who=me", TB_E_FIELD_UNKNOWN},
-		{"effect=allow;services", TB_E_FIELD_VALUE},
+	    {"services=*", TB_E_FIELD_MISSING},
+	    {"effect=allow", TB_E_FIELD_MISSING},
+	    {"effect=maybe;services=*", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=*,a", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=A", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a;roles=mayor", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a;regions=3", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a;ids=12345", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a,", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a;services=b", TB_E_FIELD_VALUE},
+	    {"effect=allow;services=a;who=me", TB_E_FIELD_UNKNOWN},
+	    {"effect=allow;services", TB_E_FIELD_VALUE},
 	};
 	struct tb_diag d;
 
@@ -136,8 +136,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_bad_rules),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_bad_rules),
 	};
 	if (tb_crypto_init() != TB_OK)
 		return 1;

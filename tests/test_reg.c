@@ -78,10 +78,10 @@ make_reg(void)
 	const char *r32[] = {"32"}, *r3203[] = {"3203", "320311"}, *r3213[] = {"3213"};
 	struct tb_reg_service_spec s_hub = {"medical.offsite-filing", r32, 1};
 	struct tb_reg_service_spec s_xz[] = {{"hukou.transfer", r3203, 2},
-					     {"pension.transfer", r3203, 1}};
+	                                     {"pension.transfer", r3203, 1}};
 	struct tb_reg_service_spec s_sq = {"hukou.transfer", r3213, 1};
-	const char *ep_hub[] = {"coaps://hub.example:5684"}, *ep_xz[] = {"coaps://127.0.0.1:5701",
-									 "coaps://[::1]:5701"};
+	const char *ep_hub[] = {"coaps://hub.example:5684"},
+	           *ep_xz[] = {"coaps://127.0.0.1:5701", "coaps://[::1]:5701"};
 	struct tb_reg_key_spec k[4];
 
 	assert_non_null(reg);
@@ -92,25 +92,26 @@ make_reg(void)
 		k[i].spki_len = der[i].len;
 		k[i].use = TB_USE_BOTH;
 	}
-	struct tb_reg_member_spec hub = {"320000", "江苏省", NULL, TB_ROLE_HUB, TB_STATUS_ACTIVE,
-					 ep_hub,   1,	     &k[0], 1,		 &s_hub,
-					 1};
+	struct tb_reg_member_spec hub = {"320000", "江苏省", NULL,  TB_ROLE_HUB, TB_STATUS_ACTIVE,
+	                                 ep_hub,   1,        &k[0], 1,           &s_hub,
+	                                 1};
 	assert_int_equal(tb_reg_add_member(reg, &hub, NULL), TB_OK);
 	k[1].use = TB_USE_TLS;
 	k[2].use = TB_USE_SIGN;
-	struct tb_reg_member_spec xz = {"320300", "徐州市", "320000", TB_ROLE_CITY, TB_STATUS_ACTIVE,
-					ep_xz,	  2,	    &k[1],    2,	    s_xz,
-					2};
+	struct tb_reg_member_spec xz = {
+	    "320300", "徐州市", "320000", TB_ROLE_CITY, TB_STATUS_ACTIVE, ep_xz, 2, &k[1],
+	    2,        s_xz,     2};
 	assert_int_equal(tb_reg_add_member(reg, &xz, NULL), TB_OK);
 	uint8_t spki3[20] = {0x30, 1, 2, 3};
 	k[3].spki = spki3;
 	k[3].spki_len = sizeof(spki3);
 	k[3].use = TB_USE_BOTH;
-	struct tb_reg_member_spec sq = {"321300", "宿迁市", "320000", TB_ROLE_CITY,
-					TB_STATUS_SUSPENDED, NULL, 0, &k[3], 1, &s_sq, 1};
+	struct tb_reg_member_spec sq = {
+	    "321300", "宿迁市", "320000", TB_ROLE_CITY, TB_STATUS_SUSPENDED, NULL, 0, &k[3],
+	    1,        &s_sq,    1};
 	assert_int_equal(tb_reg_add_member(reg, &sq, NULL), TB_OK);
 	assert_int_equal(tb_reg_add_policy_rule(reg, "effect=allow;services=*;roles=hub", NULL),
-			 TB_OK);
+	                 TB_OK);
 	for (int i = 0; i < 3; i++)
 		tb_buf_free(&der[i]);
 	return reg;
@@ -164,7 +165,7 @@ test_sign_verify(void **state)
 	/* serial */
 	assert_int_equal(tb_reg_verify(r2, t, T0, tb_reg_serial(r2), NULL, &d), TB_E_REG_ROLLBACK);
 	assert_int_equal(tb_reg_verify(r2, t, T0, tb_reg_serial(r2) + 1, NULL, &d),
-			 TB_E_REG_ROLLBACK);
+	                 TB_E_REG_ROLLBACK);
 	assert_int_equal(tb_reg_verify(r2, t, T0, tb_reg_serial(r2) - 1, NULL, &d), TB_OK);
 	/* an edit clears the signatures and bumps the serial once */
 	uint64_t s = tb_reg_serial(r2);
@@ -212,7 +213,7 @@ test_every_byte(void **state)
 				int rc = tb_reg_verify(r, t, T0, 0, NULL, &d);
 				if (rc == TB_OK)
 					fail_msg("byte %zu bit %d changed and still verifies", i,
-						 bit);
+					         bit);
 				hits[rc == TB_E_REG_TAMPERED ? 0 : 1]++;
 				tb_reg_free(r);
 			} else {
@@ -254,38 +255,39 @@ test_malformed(void **state)
 		const char *from, *to;
 		int code;
 	} cases[] = {
-		{"\"v\":1", "\"v\":2", TB_E_VERSION},
-		{"\"v\":1", "\"v\":\"1\"", TB_E_FIELD_TYPE},
-		{"\"v\":1,", "", TB_E_FIELD_MISSING},
-		{"\"v\":1", "\"v\":1,\"extra\":0", TB_E_FIELD_UNKNOWN},
-		{"\"federation\":\"huaihai\"", "\"federation\":\"Huai Hai\"", TB_E_FIELD_VALUE},
-		{"\"serial\":1", "\"serial\":0", TB_E_FIELD_VALUE},
-		{"\"serial\":1", "\"serial\":9007199254740993", TB_E_FIELD_VALUE},
-		{"\"serial\":1", "\"serial\":1.5", TB_E_FIELD_TYPE},
-		{"\"valid_until\":", "\"valid_until\":-", TB_E_FIELD_VALUE},
-		{"\"id\":\"320300\"", "\"id\":\"32030\"", TB_E_FIELD_VALUE},
-		{"\"id\":\"320000\"", "\"id\":\"320300\"", TB_E_REG_DUP_MEMBER},
-		{"\"role\":\"city\"", "\"role\":\"town\"", TB_E_FIELD_VALUE},
-		{"\"status\":\"active\"", "\"status\":\"gone\"", TB_E_FIELD_VALUE},
-		{"\"parent\":\"320000\"", "\"parent\":\"320300\"", TB_E_FIELD_VALUE}, /* itself */
-		{"\"parent\":\"320000\"", "\"parent\":\"370000\"", TB_E_REG_REFERENCE},
-		{"\"code\":\"hukou.transfer\"", "\"code\":\"*\"", TB_E_FIELD_VALUE},
-		{"\"code\":\"pension.transfer\"", "\"code\":\"hukou.transfer\"", TB_E_FIELD_VALUE},
-		{"\"regions\":[\"3203\"", "\"regions\":[\"320\"", TB_E_FIELD_VALUE},
-		{"\"regions\":[\"3213\"]", "\"regions\":[]", TB_E_FIELD_VALUE},
-		{"\"use\":\"tls\"", "\"use\":\"all\"", TB_E_FIELD_VALUE},
-		{"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"hub\"]",
-		 TB_E_FIELD_VALUE},
-		{"\"name\":\"江苏省\"", "\"name\":\"\"", TB_E_FIELD_VALUE},
-		{"\"name\":\"江苏省\"", "\"name\":\"a\\u0000b\"", TB_E_FIELD_VALUE},
-		{"\"default\":\"deny\"", "\"default\":\"maybe\"", TB_E_FIELD_VALUE},
-		{"\"services\":[\"*\"]", "\"services\":[\"*\",\"a\"]", TB_E_FIELD_VALUE},
-		{"\"from\":{\"roles\":[\"hub\"]}", "\"from\":{}", TB_E_FIELD_VALUE},
-		{"\"sigs\":[]", "\"sigs\":[{\"kid\":\"00\",\"alg\":\"ed25519\",\"val\":\"\"}]",
-		 TB_E_FIELD_VALUE},
-		{"\"revoked_keys\":[]", "\"revoked_keys\":[\"AB\"]", TB_E_FIELD_VALUE},
-		{"{", "{\"v\":1,", TB_E_JSON_DUPKEY},
-		{"\"members\":[", "\"members\":[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],", TB_E_JSON_DEPTH},
+	    {"\"v\":1", "\"v\":2", TB_E_VERSION},
+	    {"\"v\":1", "\"v\":\"1\"", TB_E_FIELD_TYPE},
+	    {"\"v\":1,", "", TB_E_FIELD_MISSING},
+	    {"\"v\":1", "\"v\":1,\"extra\":0", TB_E_FIELD_UNKNOWN},
+	    {"\"federation\":\"huaihai\"", "\"federation\":\"Huai Hai\"", TB_E_FIELD_VALUE},
+	    {"\"serial\":1", "\"serial\":0", TB_E_FIELD_VALUE},
+	    {"\"serial\":1", "\"serial\":9007199254740993", TB_E_FIELD_VALUE},
+	    {"\"serial\":1", "\"serial\":1.5", TB_E_FIELD_TYPE},
+	    {"\"valid_until\":", "\"valid_until\":-", TB_E_FIELD_VALUE},
+	    {"\"id\":\"320300\"", "\"id\":\"32030\"", TB_E_FIELD_VALUE},
+	    {"\"id\":\"320000\"", "\"id\":\"320300\"", TB_E_REG_DUP_MEMBER},
+	    {"\"role\":\"city\"", "\"role\":\"town\"", TB_E_FIELD_VALUE},
+	    {"\"status\":\"active\"", "\"status\":\"gone\"", TB_E_FIELD_VALUE},
+	    {"\"parent\":\"320000\"", "\"parent\":\"320300\"", TB_E_FIELD_VALUE}, /* itself */
+	    {"\"parent\":\"320000\"", "\"parent\":\"370000\"", TB_E_REG_REFERENCE},
+	    {"\"code\":\"hukou.transfer\"", "\"code\":\"*\"", TB_E_FIELD_VALUE},
+	    {"\"code\":\"pension.transfer\"", "\"code\":\"hukou.transfer\"", TB_E_FIELD_VALUE},
+	    {"\"regions\":[\"3203\"", "\"regions\":[\"320\"", TB_E_FIELD_VALUE},
+	    {"\"regions\":[\"3213\"]", "\"regions\":[]", TB_E_FIELD_VALUE},
+	    {"\"use\":\"tls\"", "\"use\":\"all\"", TB_E_FIELD_VALUE},
+	    {"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"hub\"]",
+	     TB_E_FIELD_VALUE},
+	    {"\"name\":\"江苏省\"", "\"name\":\"\"", TB_E_FIELD_VALUE},
+	    {"\"name\":\"江苏省\"", "\"name\":\"a\\u0000b\"", TB_E_FIELD_VALUE},
+	    {"\"default\":\"deny\"", "\"default\":\"maybe\"", TB_E_FIELD_VALUE},
+	    {"\"services\":[\"*\"]", "\"services\":[\"*\",\"a\"]", TB_E_FIELD_VALUE},
+	    {"\"from\":{\"roles\":[\"hub\"]}", "\"from\":{}", TB_E_FIELD_VALUE},
+	    {"\"sigs\":[]", "\"sigs\":[{\"kid\":\"00\",\"alg\":\"ed25519\",\"val\":\"\"}]",
+	     TB_E_FIELD_VALUE},
+	    {"\"revoked_keys\":[]", "\"revoked_keys\":[\"AB\"]", TB_E_FIELD_VALUE},
+	    {"{", "{\"v\":1,", TB_E_JSON_DUPKEY},
+	    {"\"members\":[", "\"members\":[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],",
+	     TB_E_JSON_DEPTH},
 	};
 
 	(void)state;
@@ -299,7 +301,8 @@ test_malformed(void **state)
 		r = tb_reg_parse((const uint8_t *)bad, strlen(bad), &d);
 		if (r != NULL || d.code != cases[i].code)
 			fail_msg("case %zu (%s): got %s, wanted %s", i, cases[i].to,
-				 r ? "success" : tb_err_reason(d.code), tb_err_reason(cases[i].code));
+			         r ? "success" : tb_err_reason(d.code),
+			         tb_err_reason(cases[i].code));
 		free(bad);
 	}
 	/* a key listed twice (the hub's kid copied onto Xuzhou's first key) */
@@ -340,8 +343,8 @@ test_limits(void **state)
 	struct tb_buf b;
 	struct tb_diag d;
 	const char *head = "{\"v\":1,\"federation\":\"x\",\"serial\":1,\"issued\":0,"
-			   "\"valid_until\":9,\"revoked_keys\":[],\"policy\":{\"default\":"
-			   "\"deny\",\"rules\":[]},\"members\":[";
+	                   "\"valid_until\":9,\"revoked_keys\":[],\"policy\":{\"default\":"
+	                   "\"deny\",\"rules\":[]},\"members\":[";
 
 	(void)state;
 	tb_buf_init(&b);
@@ -406,7 +409,7 @@ test_trust(void **state)
 	/* duplicates and thresholds */
 	assert_int_equal(fed_key_spki(auth[0], &der), 0);
 	assert_int_equal(tb_trust_add_authority(t2, der.data, der.len, "again", &d),
-			 TB_E_REG_DUP_SIGNER);
+	                 TB_E_REG_DUP_SIGNER);
 	assert_int_equal(tb_trust_set_threshold(t2, 0, &d), TB_E_FIELD_VALUE);
 	assert_int_equal(tb_trust_set_threshold(t2, NAUTH + 1, &d), TB_E_FIELD_VALUE);
 	char *bad = subst((const char *)a.data, "\"threshold\":3", "\"threshold\":5");
@@ -424,9 +427,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
-		cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_trust),
+	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
+	    cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_trust),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

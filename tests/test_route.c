@@ -26,7 +26,7 @@ static void
 rand_code(uint64_t *s, char out[7], bool hub)
 {
 	snprintf(out, 7, "%s%02d%02d", provinces[fed_rand(s) % 3], hub ? 0 : (int)(fed_rand(s) % 3),
-		 hub ? 0 : (int)(fed_rand(s) % 3));
+	         hub ? 0 : (int)(fed_rand(s) % 3));
 }
 
 /* A prefix of 2, 4 or 6 digits of a random code. */
@@ -65,8 +65,8 @@ rand_reg(uint64_t *s)
 		m.name = "x";
 		m.role = hub ? TB_ROLE_HUB : TB_ROLE_CITY;
 		m.status = fed_rand(s) % 10 < 7 ? TB_STATUS_ACTIVE
-			   : fed_rand(s) % 2   ? TB_STATUS_SUSPENDED
-					       : TB_STATUS_REVOKED;
+		           : fed_rand(s) % 2    ? TB_STATUS_SUSPENDED
+		                                : TB_STATUS_REVOKED;
 		snprintf(epbuf, sizeof(epbuf), "coaps://m%s", id);
 		ep[0] = epbuf;
 		m.endpoints = ep;
@@ -124,7 +124,8 @@ brute(const struct tb_reg *reg, const char *service, const char *region)
 		if (tb_reg_endpoint_count(reg, m) == 0) {
 			const char *p = tb_reg_member_parent(reg, m);
 			size_t pi = p == NULL ? TB_REG_NONE : tb_reg_find_member(reg, p);
-			if (pi == TB_REG_NONE || tb_reg_member_status(reg, pi) != TB_STATUS_ACTIVE ||
+			if (pi == TB_REG_NONE ||
+			    tb_reg_member_status(reg, pi) != TB_STATUS_ACTIVE ||
 			    tb_reg_endpoint_count(reg, pi) == 0)
 				continue;
 		}
@@ -138,7 +139,7 @@ brute(const struct tb_reg *reg, const char *service, const char *region)
 					continue;
 				if (n > bestlen ||
 				    (n == bestlen && strcmp(tb_reg_member_id(reg, m),
-							    tb_reg_member_id(reg, best)) < 0)) {
+				                            tb_reg_member_id(reg, best)) < 0)) {
 					best = m;
 					bestlen = n;
 				}
@@ -212,9 +213,8 @@ add(struct tb_reg *reg, const char *id, enum tb_reg_role role, const char *paren
 	struct tb_reg_service_spec sv = {svc, regs, r2 != NULL ? 2 : 1};
 	char epbuf[32];
 	const char *eps[1] = {epbuf};
-	struct tb_reg_member_spec m = {id,	   "n",	     parent, role, st,
-				       eps,	   ep ? 1 : 0, &key,   1,    &sv,
-				       svc ? 1 : 0};
+	struct tb_reg_member_spec m = {id,         "n",  parent, role, st,         eps,
+	                               ep ? 1 : 0, &key, 1,      &sv,  svc ? 1 : 0};
 	snprintf(epbuf, sizeof(epbuf), "coaps://%s", id);
 	assert_int_equal(tb_reg_add_member(reg, &m, NULL), TB_OK);
 }
@@ -228,16 +228,16 @@ test_cases(void **state)
 	static const struct {
 		const char *svc, *region, *want, *path0;
 	} cases[] = {
-		{"s", "320311", "320300", "320300"}, /* 4-digit beats 2-digit */
-		{"s", "3203", "320300", "320300"},
-		{"s", "32", "320000", "320000"},     /* province */
-		{"s", "320711", "320000", "320000"}, /* no city for 3207: the province */
-		{"s", "321311", "321300", "320000"}, /* via its hub */
-		{"s", "370811", "370801", "370801"}, /* tie: lowest id of 370801/370802 */
-		{"s", "371700", NULL, NULL},	     /* suspended: nobody else */
-		{"t", "320300", NULL, NULL},	     /* unknown service */
-		{"s", "110000", NULL, NULL},
-		{"s", "340600", NULL, NULL}, /* parent suspended: unreachable */
+	    {"s", "320311", "320300", "320300"}, /* 4-digit beats 2-digit */
+	    {"s", "3203", "320300", "320300"},
+	    {"s", "32", "320000", "320000"},     /* province */
+	    {"s", "320711", "320000", "320000"}, /* no city for 3207: the province */
+	    {"s", "321311", "321300", "320000"}, /* via its hub */
+	    {"s", "370811", "370801", "370801"}, /* tie: lowest id of 370801/370802 */
+	    {"s", "371700", NULL, NULL},         /* suspended: nobody else */
+	    {"t", "320300", NULL, NULL},         /* unknown service */
+	    {"s", "110000", NULL, NULL},
+	    {"s", "340600", NULL, NULL}, /* parent suspended: unreachable */
 	};
 
 	(void)state;
@@ -278,8 +278,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cases),
-		cmocka_unit_test(test_property),
+	    cmocka_unit_test(test_cases),
+	    cmocka_unit_test(test_property),
 	};
 	if (tb_crypto_init() != TB_OK)
 		return 1;

@@ -40,7 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((reg2 = tb_reg_parse(a.data, a.len, &d)) == NULL) {
 		fprintf(stderr, "serialized registry refused: %s (%s)\n", tb_err_reason(d.code),
-			d.detail);
+		        d.detail);
 		abort();
 	}
 	if (tb_reg_serialize(reg2, &b) != TB_OK || a.len != b.len || memcmp(a.data, b.data, a.len))
@@ -53,9 +53,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (size_t r = 0; r < sizeof(regions) / sizeof(regions[0]); r++) {
 				struct tb_route_result res;
 				int rc = tb_route_resolve(rt, tb_reg_service_code(reg, m, s),
-							  regions[r], &res);
-				if (rc == TB_OK && (res.path_len < 1 || res.path_len > 2 ||
-						    res.endpoint == NULL))
+				                          regions[r], &res);
+				if (rc == TB_OK &&
+				    (res.path_len < 1 || res.path_len > 2 || res.endpoint == NULL))
 					abort();
 				if (rc != TB_OK && rc != TB_E_NO_ROUTE)
 					abort();
