@@ -1,0 +1,82 @@
+#!/bin/bash
+# tests/node_exchange.sh - three nodes of a dev federation (Xuzhou 320300,
+# Linyi 371300, Suzhou 341300) exchange messages in every direction.
+# Each message: status "delivered" with a receipt; the receipt verifies
+# (`tongban msg open`) against the RECEIVER's certificate, answers the
+# message (corr) and names its digest (`tongban msg digest` of the
+# envelope as the receiver stored it); the receiver's inbox holds it
+# exactly once.  Finally every node's audit chain verifies.
+set -u
+. "${TB_SRCDIR:-.}/tests/node_lib.sh"
+nl_init 17100
+MEMBERS="320300 371300 341300"
+nl_devfed 320300,371300,341300
+for m in $MEMBERS; do nl_start "$m"; done
+
+# two messages in every direction (six directions), sent in parallel
+declare -A SENT
+for a in $MEMBERS; do
+	for b in $MEMBERS; do
+		[ "$a" = "$b" ] && continue
+		for k in 1 2; do
+			SENT["$a>$b>$k"]=$(nl_send "$a" "$b" case.submit hukou.transfer)
+		done
+	done
+done
+
+for key in "${!SENT[@]}"; do
+	IFS='>' read -r a b k <<<"$key"
+	id=${SENT[$key]}
+	nl_wait 30 "message $id $a -> $b delivered" nl_delivered "$a" "$id"
+done
+
+for key in "${!SENT[@]}"; do
+	IFS='>' read -r a b k <<<"$key"
+	id=${SENT[$key]}
+	nl_receipt "$a" "$id" >"$W/receipt.json"
+	[ -s "$W/receipt.json" ] || nl_fail "receipt of $id in 'tongban status'" "a receipt" "$(nl_status "$a" "$id")"
+	out=$("$TB" msg open --pub "$F/$b/node.crt" "$W/receipt.json" 2>&1) ||
+		nl_fail "receipt of $id ($a -> $b) verifies with $b's certificate" "exit 0" "$out"
+	rc=0
+	"$TB" msg open --pub "$F/$a/node.crt" "$W/receipt.json" >/dev/null 2>&1 || rc=$?
+	[ "$rc" != 0 ] || nl_fail "receipt of $id must not verify with the sender's own certificate"
+	nl_has "receipt type" '"type":"receipt"' "$out"
+	nl_has "receipt from the receiver" "\"from\":\"$b\"" "$out"
+	nl_has "receipt answers the message" "\"corr\":\"$id\"" "$out"
+	nl_inbox_envelope "$b" "$id" >"$W/env.json"
+	[ -s "$W/env.json" ] || nl_fail "$id in $b's inbox" "listed" "$(nl_inbox_ids "$b" | tr '\n' ' ')"
+	want=$("$TB" msg digest "$W/env.json") || nl_fail "msg digest of $id"
+	got=$(sed -n 's/.*"body":{"digest":"\([0-9a-f]*\)".*/\1/p' "$W/receipt.json")
+	nl_eq "receipt body.digest of $id = digest of the envelope $b received" "$want" "$got"
+	# the receiver's copy is the sender's signed message
+	"$TB" msg open --pub "$F/$a/node.crt" "$W/env.json" >/dev/null 2>&1 ||
+		nl_fail "envelope $id in $b's inbox verifies with $a's certificate"
+done
+
+# exactly once: each receiver's inbox is the set of ids sent to it
+for b in $MEMBERS; do
+	want=$(for key in "${!SENT[@]}"; do
+		IFS='>' read -r a to k <<<"$key"
+		[ "$to" = "$b" ] && echo "${SENT[$key]}"
+	done | sort)
+	got=$(nl_inbox_ids "$b" | sort)
+	nl_eq "inbox of $b: each message once, nothing else" "$want" "$got"
+done
+
+# an acknowledged message leaves the inbox listing
+id=${SENT["320300>371300>1"]}
+"$TB" inbox --node "$(nl_conf 371300)" --ack "$id" >/dev/null || nl_fail "inbox --ack $id"
+nl_eq "inbox of 371300 after one ack" 3 "$(nl_inbox_ids 371300 | grep -vc "$id")"
+nl_eq "acknowledged id no longer listed" 0 "$(nl_inbox_ids 371300 | grep -c "$id")"
+
+for m in $MEMBERS; do
+	out=$("$TB" audit verify --node "$(nl_conf "$m")" 2>&1) || nl_fail "audit verify $m" "exit 0" "$out"
+	nl_has "audit verify $m" "chain intact" "$out"
+done
+
+# a clean stop
+for m in $MEMBERS; do
+	nl_stop "$m"
+	nl_eq "$m exits 0 on SIGTERM" 0 "$NL_EXIT"
+done
+nl_done
