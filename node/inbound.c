@@ -492,7 +492,7 @@ tb_inbound_init(struct tb_node *n)
 	coap_resource_set_get_observable(r, 1);
 	coap_add_attr(r, coap_make_str_const("rt"), coap_make_str_const("\"tongban.registry\""), 0);
 	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
-	coap_add_attr(r, coap_make_str_const("obs"), NULL, 0);
+	/* libcoap prints ";obs" for an observable resource itself */
 	coap_add_resource(n->coap, r);
 	n->res_registry = r;
 	return TB_OK;

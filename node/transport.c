@@ -8,6 +8,10 @@
 #include "../util/tb_err.h"
 #include "log.h"
 
+/* App data of a server session whose certificate check_peer refused (so
+ * that event_cb does not count the refusal twice). */
+static const char refused_peer[] = "";
+
 /* Certificate check for both directions: GnuTLS has validated the chain
  * to the federation root (no self-signed, no expired); here the leaf's
  * key must belong to an active member of the current registry. */
@@ -28,6 +32,8 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		return 1; /* a CA of the chain, already validated */
 	if ((member = tb_node_peer_member(n, der, len)) == NULL) {
 		n->m.handshake_refused++;
+		if (coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER)
+			coap_session_set_app_data(s, (void *)refused_peer);
 		return 0;
 	}
 	if (coap_session_get_type(s) == COAP_SESSION_TYPE_CLIENT) {
@@ -118,6 +124,16 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 
+	if ((ev == COAP_EVENT_DTLS_CLOSED || ev == COAP_EVENT_DTLS_ERROR) &&
+	    coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER &&
+	    coap_session_get_state(s) == COAP_SESSION_STATE_HANDSHAKE &&
+	    coap_session_get_app_data(s) == NULL) {
+		/* GnuTLS refused the chain (unknown CA, expired, no
+		 * certificate) before check_peer was asked */
+		n->m.handshake_refused++;
+		log_warnx("handshake refused: DTLS handshake failed (certificate missing or not "
+			  "valid for this federation)");
+	}
 	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	    ev == COAP_EVENT_SESSION_FAILED) {
 		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
@@ -213,6 +229,12 @@ find_peer(struct tb_node *n, const char *id, bool create)
 	p->next = n->peers;
 	n->peers = p;
 	return p;
+}
+
+struct tb_peer *
+tb_transport_peer(struct tb_node *n, const char *id)
+{
+	return find_peer(n, id, true);
 }
 
 coap_session_t *
