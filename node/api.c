@@ -96,57 +96,111 @@ jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* POST /v1/messages {"type","to","service","corr","ttl","hops","body"} */
+/* Reads one message request object into f; strings stay owned by o, the
+ * body text is allocated into *bodytext (caller frees with cJSON_free). */
+static const char *
+fields_of(const cJSON *o, struct tb_env_fields *f, char **bodytext)
+{
+	const cJSON *v, *body;
+
+	memset(f, 0, sizeof(*f));
+	*bodytext = NULL;
+	if (!cJSON_IsObject(o))
+		return "each message must be a JSON object";
+	f->type = jstr(o, "type");
+	f->to = jstr(o, "to");
+	f->service = jstr(o, "service");
+	f->corr = jstr(o, "corr");
+	if ((v = cJSON_GetObjectItemCaseSensitive(o, "ttl")) != NULL && cJSON_IsNumber(v))
+		f->ttl = (int64_t)v->valuedouble;
+	if ((v = cJSON_GetObjectItemCaseSensitive(o, "hops")) != NULL && cJSON_IsNumber(v))
+		f->hops = (int)v->valuedouble;
+	if (f->type == NULL)
+		return "type";
+	if (f->to == NULL)
+		return "to";
+	body = cJSON_GetObjectItemCaseSensitive(o, "body");
+	if (body != NULL) {
+		if (!cJSON_IsObject(body))
+			return "body must be an object";
+		*bodytext = cJSON_PrintUnformatted(body);
+		f->body = (const uint8_t *)*bodytext;
+		f->body_len = *bodytext ? strlen(*bodytext) : 0;
+	}
+	return NULL;
+}
+
+/* POST /v1/messages: one request object {"type","to","service","corr",
+ * "ttl","hops","body"}, or an array of up to API_BULK_MAX of them, sealed
+ * with one batch signature and journalled in one transaction. */
+#define API_BULK_MAX 1000
 static void
 api_send(struct tb_node *n, struct evhttp_request *req)
 {
-	size_t len = 0;
-	char *raw = body_of(req, &len), *bodytext = NULL, id[33];
-	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *body, *v;
-	struct tb_env_fields f;
+	size_t len = 0, count = 0, bad = 0;
+	char *raw = body_of(req, &len), **texts = NULL, (*ids)[33] = NULL;
+	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *r, *arr;
+	struct tb_env_fields *f = NULL;
 	struct tb_diag d;
+	const char *why;
+	bool bulk = false;
 
 	if (raw == NULL) {
 		reply_error(req, 413, "too-large", "request body over 256 KiB");
 		goto out;
 	}
-	if (!cJSON_IsObject(o)) {
-		reply_error(req, 400, "json.syntax", "body must be a JSON object");
+	bulk = cJSON_IsArray(o);
+	if (!bulk && !cJSON_IsObject(o)) {
+		reply_error(req, 400, "json.syntax", "body must be a JSON object or array");
 		goto out;
 	}
-	memset(&f, 0, sizeof(f));
-	f.type = jstr(o, "type");
-	f.to = jstr(o, "to");
-	f.service = jstr(o, "service");
-	f.corr = jstr(o, "corr");
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "ttl")) != NULL && cJSON_IsNumber(v))
-		f.ttl = (int64_t)v->valuedouble;
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "hops")) != NULL && cJSON_IsNumber(v))
-		f.hops = (int)v->valuedouble;
-	if (f.type == NULL || f.to == NULL) {
-		reply_error(req, 400, "field.missing", f.type == NULL ? "type" : "to");
+	count = bulk ? (size_t)cJSON_GetArraySize(o) : 1;
+	if (count == 0 || count > API_BULK_MAX) {
+		reply_error(req, 400, "field.value", "1 to 1000 messages per request");
 		goto out;
 	}
-	body = cJSON_GetObjectItemCaseSensitive(o, "body");
-	if (body != NULL) {
-		if (!cJSON_IsObject(body)) {
-			reply_error(req, 400, "field.type", "body must be an object");
+	f = calloc(count, sizeof(*f));
+	texts = calloc(count, sizeof(*texts));
+	ids = calloc(count, sizeof(*ids));
+	if (f == NULL || texts == NULL || ids == NULL) {
+		reply_error(req, 503, "nomem", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if ((why = fields_of(bulk ? cJSON_GetArrayItem(o, (int)i) : o, &f[i], &texts[i])) !=
+		    NULL) {
+			char detail[96];
+			snprintf(detail, sizeof(detail), "message %zu: %s", i, why);
+			reply_error(req, 400,
+				    strcmp(why, "type") == 0 || strcmp(why, "to") == 0 ? "field.missing"
+											 : "field.type",
+				    detail);
 			goto out;
 		}
-		bodytext = cJSON_PrintUnformatted(body);
-		f.body = (const uint8_t *)bodytext;
-		f.body_len = bodytext ? strlen(bodytext) : 0;
 	}
-	if (tb_outbound_submit(n, &f, id, &d) != TB_OK) {
-		reply_error(req, d.code == TB_E_IO ? 503 : 400, tb_err_reason(d.code), d.detail);
+	if (tb_outbound_submit_many(n, f, count, ids, &bad, &d) != TB_OK) {
+		char detail[220];
+		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
+		reply_error(req, d.code == TB_E_IO ? 503 : 400, tb_err_reason(d.code),
+			    bulk ? detail : d.detail);
 		goto out;
 	}
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "id", id);
+	r = cJSON_CreateObject();
+	if (bulk) {
+		arr = cJSON_AddArrayToObject(r, "ids");
+		for (size_t i = 0; i < count; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(ids[i]));
+	} else {
+		cJSON_AddStringToObject(r, "id", ids[0]);
+	}
 	cJSON_AddStringToObject(r, "state", "queued");
 	reply_json(req, 202, r);
 out:
-	cJSON_free(bodytext);
+	for (size_t i = 0; texts != NULL && i < (bulk ? count : 1); i++)
+		cJSON_free(texts[i]);
+	free(texts);
+	free(f);
+	free(ids);
 	cJSON_Delete(o);
 	free(raw);
 }
@@ -261,16 +315,16 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 		"# HELP tongban_registry_serial Serial of the registry in force.\n"
 		"# TYPE tongban_registry_serial gauge\n"
 		"tongban_registry_serial %llu\n"
-		"# HELP tongban_delivery_seconds Submit-to-receipt latency of an exchange.\n"
+		"# HELP tongban_delivery_seconds Submit-to-verified-receipt latency per message.\n"
 		"# TYPE tongban_delivery_seconds histogram\n",
 		(unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 		(unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 		(unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
 		(unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
 		(unsigned long long)tb_reg_serial(n->reg));
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
-				    (double)(1 << i) / 1000.0, (unsigned long long)n->m.lat_buckets[i]);
+				    tb_lat_bounds[i] / 1000.0, (unsigned long long)n->m.lat_buckets[i]);
 	evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
 			    (unsigned long long)n->m.lat_count);
 	evbuffer_add_printf(b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",

@@ -174,26 +174,6 @@ split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int max)
 	}
 }
 
-/* Verified-signature cache (a batch root verified once serves all its
- * envelopes).  A small ring: batches arrive together. */
-static bool
-sig_known(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-	for (size_t i = 0; i < sizeof(n->sigcache) / sizeof(n->sigcache[0]); i++)
-		if (memcmp(n->sigcache[i], tag, 32) == 0)
-			return true;
-	return false;
-}
-
-static void
-sig_remember(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-	memcpy(n->sigcache[n->sigcache_next], tag, 32);
-	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
-}
-
 /* One envelope of an exchange and what became of it. */
 struct item {
 	struct tb_env *env;
@@ -323,7 +303,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		return;
 	}
 	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
-				     sig_known, sig_remember};
+				     tb_node_sig_known, tb_node_sig_remember};
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
 		tb_buf_init(&it[i].out);

@@ -30,6 +30,28 @@ tb_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A small ring of verified signature tags: a batch arrives together, so
+ * its root is verified once and found here for the other envelopes. */
+bool
+tb_node_sig_known(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	for (size_t i = 0; i < sizeof(n->sigcache) / sizeof(n->sigcache[0]); i++)
+		if (memcmp(n->sigcache[i], tag, 32) == 0)
+			return true;
+	return false;
+}
+
+void
+tb_node_sig_remember(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	memcpy(n->sigcache[n->sigcache_next], tag, 32);
+	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
+}
+
 static void
 free_pubs(struct tb_node *n)
 {
@@ -289,6 +311,12 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	}
 	tb_buf_init(&n->reg_bytes);
 	n->config_path = config_path;
+	n->lat_id = calloc(TB_LAT_SLOTS, sizeof(*n->lat_id));
+	n->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*n->lat_t0));
+	if (n->lat_id == NULL || n->lat_t0 == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto fail;
+	}
 	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
 		goto fail;
 	if (!tb_log_level_parse(n->cfg.log_level, &lvl)) {
@@ -346,6 +374,8 @@ tb_node_free(struct tb_node *n)
 		free(p);
 	}
 	tb_journal_close(n->journal);
+	free(n->lat_id);
+	free(n->lat_t0);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	free(n);
 }

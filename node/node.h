@@ -48,10 +48,14 @@ struct tb_peer {
 	struct tb_peer *next;
 };
 
+#define TB_LAT_BUCKETS 28
+#define TB_LAT_SLOTS 65536
+extern const double tb_lat_bounds[TB_LAT_BUCKETS];
+
 struct tb_metrics {
 	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
 	uint64_t handshake_refused, api_requests;
-	uint64_t lat_buckets[12]; /* delivery latency histogram, ms */
+	uint64_t lat_buckets[28]; /* submit-to-receipt latency, tb_lat_bounds */
 	double lat_sum_ms;
 	uint64_t lat_count;
 };
@@ -78,6 +82,9 @@ struct tb_node {
 	bool draining;
 	bool deliver_scheduled;
 	struct tb_metrics m;
+	/* submit time of recent outbound messages, by id hash (latency) */
+	char (*lat_id)[33];
+	int64_t *lat_t0;
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
 	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
@@ -94,6 +101,9 @@ struct tb_node {
 };
 
 /* node.c */
+/* Verified-signature cache for tb_env_open (batch roots). */
+bool tb_node_sig_known(void *ctx, const uint8_t tag[32]);
+void tb_node_sig_remember(void *ctx, const uint8_t tag[32]);
 const char *tb_node_intern(struct tb_node *n, const char *id);
 int64_t tb_now(void);	 /* Unix seconds */
 int64_t tb_now_ms(void); /* monotonic milliseconds */
@@ -121,6 +131,8 @@ void tb_transport_kick(struct tb_node *n);
 /* The (cached) client session to peer member `to`, or NULL. */
 coap_session_t *tb_transport_session(struct tb_node *n, const char *to, struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
+/* The peer record for member id (created on first use); NULL on memory error. */
+struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 
 /* inbound.c */
 int tb_inbound_init(struct tb_node *n);
@@ -132,6 +144,11 @@ void tb_outbound_init(struct tb_node *n);
 /* Seals and journals a message from the local API; *id receives its id. */
 int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
 		       struct tb_diag *d);
+/* Seals count messages with one batch signature and journals them in one
+ * transaction (all or none); on failure *bad is the offending index. */
+int tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
+			    char (*ids)[33], size_t *bad, struct tb_diag *d);
+void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
 coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
 				     const coap_pdu_t *recv, const coap_mid_t mid);

@@ -17,7 +17,11 @@
 #include "journal.h"
 #include "log.h"
 
-#define WINDOW 4	      /* exchanges in flight per peer */
+/* One exchange in flight per peer session: libcoap 4.3.1 reassembles
+ * Block1 bodies per session and resource, so two concurrent block-wise
+ * POSTs to /fed/msg would corrupt each other ("Data body updated during
+ * receipt").  Batching carries the volume instead. */
+#define WINDOW 1
 #define ANSWER_TIMEOUT_S 30   /* an unanswered exchange is retried after this */
 #define BREAKER_AFTER 5	      /* consecutive failures that open the circuit */
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
@@ -57,63 +61,141 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 }
 
 int
-tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *fin, char id[33],
-		   struct tb_diag *d)
+tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
+			char (*ids)[33], size_t *bad, struct tb_diag *d)
 {
-	struct tb_env_fields f = *fin;
-	struct tb_env *e;
+	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
 	struct tb_buf b;
-	struct tb_journal_msg m;
-	uint8_t dg[32];
-	char digest[65], hop[16];
-	coap_address_t addr;
-	int rc;
+	int rc = TB_OK;
+	size_t made = 0;
+	int64_t now = tb_now(), now_ms = tb_now_ms();
 
-	f.from = n->cfg.member_id;
-	f.created = tb_now();
-	if (f.to == NULL)
-		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to");
-	if (tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d) != TB_OK)
-		return d->code;
-	if ((e = tb_env_create(&f, d)) == NULL)
-		return d->code;
+	*bad = 0;
 	tb_buf_init(&b);
-	if ((rc = tb_env_seal(e, n->sign_key, d)) != TB_OK ||
-	    (rc = tb_env_serialize(e, &b)) != TB_OK)
+	if (envs == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	for (size_t i = 0; i < count; i++, made++) {
+		struct tb_env_fields f = fin[i];
+		char hop[16];
+		coap_address_t addr;
+		*bad = i;
+		f.from = n->cfg.member_id;
+		f.created = now;
+		if (f.to == NULL) {
+			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to");
+			goto out;
+		}
+		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
+			goto out;
+		if ((envs[i] = tb_env_create(&f, d)) == NULL) {
+			rc = d->code;
+			goto out;
+		}
+	}
+	/* one signature for the whole submission: a Merkle batch */
+	if ((rc = tb_env_seal_batch(envs, count, n->sign_key, d)) != TB_OK)
 		goto out;
-	tb_env_digest(e, dg);
-	tb_hex_encode(dg, 32, digest);
-	memset(&m, 0, sizeof(m));
-	m.id = tb_env_id(e);
-	m.from = tb_env_from(e);
-	m.to = tb_env_to(e);
-	m.type = tb_env_type(e);
-	m.service = tb_env_service(e);
-	m.corr = tb_env_corr(e);
-	m.digest = digest;
-	m.created = tb_env_created(e);
-	m.expires = tb_env_expires(e);
-	m.envelope = b.data;
-	m.envelope_len = b.len;
 	if ((rc = tb_journal_begin(n->journal)) != TB_OK)
 		goto jfail;
-	if ((rc = tb_journal_outbound_put(n->journal, &m, tb_now())) != TB_OK ||
-	    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, tb_now(),
-					  "queued")) != TB_OK) {
-		tb_journal_rollback(n->journal);
-		goto jfail;
+	for (size_t i = 0; i < count; i++) {
+		struct tb_journal_msg m;
+		uint8_t dg[32];
+		char digest[65];
+		tb_buf_reset(&b);
+		if ((rc = tb_env_serialize(envs[i], &b)) != TB_OK) {
+			tb_journal_rollback(n->journal);
+			goto out;
+		}
+		tb_env_digest(envs[i], dg);
+		tb_hex_encode(dg, 32, digest);
+		memset(&m, 0, sizeof(m));
+		m.id = tb_env_id(envs[i]);
+		m.from = tb_env_from(envs[i]);
+		m.to = tb_env_to(envs[i]);
+		m.type = tb_env_type(envs[i]);
+		m.service = tb_env_service(envs[i]);
+		m.corr = tb_env_corr(envs[i]);
+		m.digest = digest;
+		m.created = tb_env_created(envs[i]);
+		m.expires = tb_env_expires(envs[i]);
+		m.envelope = b.data;
+		m.envelope_len = b.len;
+		if ((rc = tb_journal_outbound_put(n->journal, &m, now)) != TB_OK ||
+		    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, now,
+						  "queued")) != TB_OK) {
+			tb_journal_rollback(n->journal);
+			goto jfail;
+		}
+		snprintf(ids[i], 33, "%s", m.id);
 	}
 	if ((rc = tb_journal_commit(n->journal)) != TB_OK)
 		goto jfail;
-	snprintf(id, 33, "%s", m.id);
+	for (size_t i = 0; i < count; i++)
+		tb_latency_start(n, ids[i], now_ms);
 	tb_outbound_schedule(n, 0);
 	goto out;
 jfail:
 	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(n->journal)->detail);
 out:
-	tb_env_free(e);
+	for (size_t i = 0; i < made && i < count; i++)
+		tb_env_free(envs[i]);
+	free(envs);
 	tb_buf_free(&b);
 	return rc;
+}
+
+int
+tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
+		   struct tb_diag *d)
+{
+	char ids[1][33];
+	size_t bad;
+	int rc = tb_outbound_submit_many(n, f, 1, ids, &bad, d);
+
+	if (rc == TB_OK)
+		memcpy(id, ids[0], 33);
+	return rc;
+}
+
+/* ---- submit-to-receipt latency ---- */
+
+static size_t
+lat_slot(const char *id)
+{
+	uint8_t b[4];
+	tb_hex_decode(id, 8, b, 4);
+	return ((size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | b[3]) %
+	       TB_LAT_SLOTS;
+}
+
+void
+tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms)
+{
+	size_t i = lat_slot(id);
+	memcpy(n->lat_id[i], id, 32);
+	n->lat_t0[i] = now_ms;
+}
+
+/* Buckets in milliseconds (upper bounds) of the delivery histogram. */
+const double tb_lat_bounds[TB_LAT_BUCKETS] = {0.5, 1,  2,  3,	4,   5,	  6,   8,    10,   12,
+					      15,  20, 25, 30,	40,  50,  75,  100,  150,  200,
+					      300, 500, 1000, 2000, 5000, 10000, 30000, 60000};
+
+static void
+latency_done(struct tb_node *n, const char *id)
+{
+	size_t i = lat_slot(id);
+	double ms;
+
+	if (memcmp(n->lat_id[i], id, 32) != 0)
+		return; /* submitted before a restart, or its slot was reused */
+	ms = (double)(tb_now_ms() - n->lat_t0[i]);
+	n->lat_id[i][0] = '\0';
+	n->m.lat_sum_ms += ms;
+	n->m.lat_count++;
+	for (int b = 0; b < TB_LAT_BUCKETS; b++)
+		if (ms <= tb_lat_bounds[b])
+			n->m.lat_buckets[b]++;
 }
 
 /* ---- delivery ---- */
@@ -275,6 +357,9 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	struct tb_node *n = arg;
 	struct due_list l = {n, NULL, 0, 0};
 	int64_t now = tb_now(), next;
+	size_t bmax = (size_t)n->cfg.batch_max, limit = (size_t)n->cfg.max_message_size - 1024;
+	struct due **plan = NULL;
+	size_t *cuts = NULL, nplan = 0, ncuts = 0;
 
 	(void)fd;
 	(void)what;
@@ -282,54 +367,85 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (tb_journal_outbound_due(n->journal, now, 1024, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-	if (l.len > 0 && tb_journal_begin(n->journal) == TB_OK) {
-		/* Mark every message of this round as attempted before sending,
-		 * with the answer timeout as its next attempt: a crash or a lost
-		 * answer then means a retry, never a loss. */
-		for (size_t i = 0; i < l.len; i++) {
-			struct due *x = &l.v[i];
-			struct tb_diag d;
-			coap_address_t addr;
-			if (x->expires <= now) {
-				tb_journal_outbound_failed(n->journal, x->id, "time.expired: not delivered before expiry", now);
-				tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now, "failed");
-				n->m.out_failed++;
-				x->hop[0] = '\0';
-				continue;
-			}
-			if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
-				tb_journal_outbound_retry(n->journal, x->id, now + backoff_s(n, x->attempts), d.detail);
-				x->hop[0] = '\0';
-				continue;
-			}
-			struct tb_peer *p = peer_of(n, x->hop);
-			if (p != NULL && (p->open_until_ms > tb_now_ms() || p->inflight >= WINDOW)) {
-				x->hop[0] = '\0'; /* circuit open or window full: later */
-				continue;
-			}
-			tb_journal_outbound_retry(n->journal, x->id, now + ANSWER_TIMEOUT_S, "sent, awaiting receipt");
-		}
-		if (tb_journal_commit(n->journal) != TB_OK)
-			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
-		/* group by hop, batch_max per exchange */
-		struct due **batch = calloc((size_t)n->cfg.batch_max, sizeof(*batch));
-		for (size_t i = 0; batch != NULL && i < l.len; i++) {
-			if (l.v[i].hop[0] == '\0')
-				continue;
-			char hop[16];
-			size_t c = 0;
-			snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
-			for (size_t j = i; j < l.len && c < (size_t)n->cfg.batch_max; j++)
-				if (strcmp(l.v[j].hop, hop) == 0) {
-					batch[c++] = &l.v[j];
-				}
-			send_batch(n, hop, batch, c);
-			for (size_t k = 0; k < c; k++)
-				batch[k]->hop[0] = '\0';
-		}
-		free(batch);
-		tb_transport_kick(n);
+	if (l.len == 0 || tb_journal_begin(n->journal) != TB_OK)
+		goto done;
+	plan = calloc(l.len, sizeof(*plan));
+	cuts = calloc(l.len + 1, sizeof(*cuts));
+	if (plan == NULL || cuts == NULL) {
+		tb_journal_rollback(n->journal);
+		goto done;
 	}
+	for (size_t i = 0; i < l.len; i++) {
+		struct due *x = &l.v[i];
+		struct tb_diag d;
+		coap_address_t addr;
+		if (x->expires <= now) {
+			tb_journal_outbound_failed(n->journal, x->id,
+						   "time.expired: not delivered before expiry", now);
+			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
+						"failed");
+			n->m.out_failed++;
+		} else if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
+			tb_journal_outbound_retry(n->journal, x->id, now + backoff_s(n, x->attempts),
+						  d.detail);
+			x->hop[0] = '\0';
+			continue;
+		} else {
+			continue; /* x->hop set: to be planned below */
+		}
+		x->hop[0] = '\0';
+	}
+	/* Plan exchanges per hop within the window, each under the size and
+	 * count limits.  Only planned messages are marked as attempted (with
+	 * the answer timeout as their next attempt): a crash or a lost answer
+	 * then means a retry, never a loss. */
+	for (size_t i = 0; i < l.len; i++) {
+		char hop[16];
+		struct tb_peer *p;
+		if (l.v[i].hop[0] == '\0')
+			continue;
+		snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
+		p = tb_transport_peer(n, hop);
+		int free_slots = p == NULL || p->open_until_ms > tb_now_ms() ? 0 : WINDOW - p->inflight;
+		size_t j = i;
+		while (free_slots-- > 0) {
+			size_t c = 0, bytes = 2;
+			for (; j < l.len && c < bmax; j++) {
+				if (strcmp(l.v[j].hop, hop) != 0)
+					continue;
+				if (c > 0 && bytes + l.v[j].env.len + 1 > limit)
+					break;
+				bytes += l.v[j].env.len + 1;
+				plan[nplan++] = &l.v[j];
+				c++;
+			}
+			if (c == 0)
+				break;
+			cuts[ncuts++] = nplan;
+		}
+		for (size_t k = i; k < l.len; k++)
+			if (strcmp(l.v[k].hop, hop) == 0)
+				l.v[k].hop[0] = '\0'; /* planned, or waits for the window */
+	}
+	for (size_t k = 0; k < nplan; k++)
+		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
+					  "sent, awaiting receipt");
+	if (tb_journal_commit(n->journal) != TB_OK) {
+		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+		goto done;
+	}
+	for (size_t c = 0, start = 0; c < ncuts; start = cuts[c++]) {
+		char hop[16];
+		coap_address_t addr;
+		struct tb_diag d;
+		/* all messages of a cut share the next hop of the first */
+		if (tb_node_next_hop(n, plan[start]->to, hop, sizeof(hop), &addr, &d) == TB_OK)
+			send_batch(n, hop, plan + start, cuts[c] - start);
+	}
+	tb_transport_kick(n);
+done:
+	free(plan);
+	free(cuts);
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].env);
 	free(l.v);
@@ -363,7 +479,7 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 			p->inflight--;
 		if (ok) {
 			p->failures = 0;
-		} else if (++p->failures >= BREAKER_AFTER) {
+		} else if (++p->failures == BREAKER_AFTER) {
 			p->open_until_ms = tb_now_ms() + BREAKER_OPEN_MS;
 			log_warnx("circuit to %s open for %d s after %d failures", x->hop,
 				  BREAKER_OPEN_MS / 1000, p->failures);
@@ -379,7 +495,8 @@ static void
 settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
        int coap_class)
 {
-	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, NULL, NULL};
+	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
+				     tb_node_sig_known, tb_node_sig_remember};
 	struct tb_env *r = NULL;
 	struct tb_diag d;
 	const struct tb_json *dg;
@@ -395,12 +512,7 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
 					"delivered");
 		n->m.out_delivered++;
-		double ms = (double)(tb_now_ms() - x->sent_ms);
-		n->m.lat_sum_ms += ms;
-		n->m.lat_count++;
-		for (int b = 0; b < 12; b++)
-			if (ms <= (double)(1 << b))
-				n->m.lat_buckets[b]++;
+		latency_done(n, x->ids[i]);
 	} else if (coap_class == 4) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
@@ -446,6 +558,16 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		}
 	} else if (x->count == 1) {
 		settle(n, x, 0, data, len, cls);
+	} else if (len == 0 || data[0] != '[') {
+		/* the exchange was refused as a whole (size, format): not the
+		 * messages' fault; retry them, in smaller exchanges */
+		for (size_t i = 0; i < x->count; i++) {
+			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+						  "exchange refused as a whole");
+			n->m.out_retries++;
+		}
+		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
+			  (int)(len > 120 ? 120 : len), (const char *)data);
 	} else {
 		/* a batch answer: a JSON array, element i for message i */
 		struct tb_json_doc *doc = tb_json_parse(data, len, NULL, NULL);
