@@ -240,10 +240,15 @@ cmd_devfed(int argc, char **argv)
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	for (size_t i = 0; i < nids; i++) {
+	/* hubs first: a city's parent must already be in the registry,
+	 * whatever the order of --members (ports follow that order) */
+	for (size_t step = 0; step < 2 * nids; step++) {
+		size_t i = step % nids;
 		char prov[8], mdir[1100], name[64], ep[64], region[8];
 		const char *eps[1] = {ep};
 		bool hub = strcmp(ids[i] + 2, "0000") == 0;
+		if (hub != (step < nids))
+			continue;
 		size_t k, ns = 0;
 		struct tb_reg_service_spec sv[8];
 		const char *regions[1] = {region};

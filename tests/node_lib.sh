@@ -26,7 +26,7 @@ nl_cleanup() {
 	done
 	for f in "$W"/pids/*; do
 		[ -f "$f" ] || continue
-		wait "$(cat "$f")" 2>/dev/null
+		{ wait "$(cat "$f")"; } 2>/dev/null
 	done
 	if [ -n "${NL_KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
@@ -167,12 +167,12 @@ nl_stop() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -9 "$pid"
-		wait "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null
 		rm -f "$W/pids/$1"
 		nl_fail "node $1 did not exit within 30 s of SIG$sig"
 	fi
 	NL_EXIT=0
-	wait "$pid" 2>/dev/null || NL_EXIT=$?
+	{ wait "$pid"; } 2>/dev/null || NL_EXIT=$?
 	rm -f "$W/pids/$1"
 }
 
