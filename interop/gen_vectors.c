@@ -1,0 +1,618 @@
+/*
+ * gen_vectors - (re)generates interop/vectors/{envelopes,registries,routes}
+ * (schema: interop/vectors/README.md).  Usage: gen_vectors VECTORS_DIR
+ *
+ * Keys live in VECTORS_DIR/keys/ and are generated only when missing, so
+ * regenerating keeps the same key ids.  They are TEST KEYS, published on
+ * purpose: never use them for anything else.  Signatures (P-256 is
+ * randomised) and message ids change on every run; the committed files
+ * are what the tests use.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../certs/tb_key.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_trust.h"
+#include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+
+#define NOW 1767225600 /* 2026-01-01T00:00:00Z */
+
+static const char *dir;
+
+static void
+die(const char *what, const struct tb_diag *d)
+{
+	char msg[256];
+	fprintf(stderr, "gen_vectors: %s: %s\n", what, d ? tb_diag_format(d, msg, sizeof(msg)) : "");
+	exit(1);
+}
+
+static struct tb_key *
+key(const char *name, enum tb_alg alg)
+{
+	char path[1024];
+	struct tb_diag d;
+	struct tb_key *k;
+
+	snprintf(path, sizeof(path), "%s/keys/%s.key", dir, name);
+	if ((k = tb_key_load(path, NULL, NULL)) != NULL)
+		return k;
+	if ((k = tb_key_generate(alg, &d)) == NULL || tb_key_save(k, path, NULL, &d) != TB_OK)
+		die(path, &d);
+	return k;
+}
+
+static struct tb_json *
+str(struct tb_json_doc *doc, const char *s)
+{
+	return tb_json_new_string(doc, s, strlen(s));
+}
+
+static void
+write_doc(const char *sub, const char *name, struct tb_json_doc *doc)
+{
+	char path[1024];
+	struct tb_buf b;
+	struct tb_diag d;
+
+	tb_buf_init(&b);
+	tb_json_canon(tb_json_root(doc), NULL, &b);
+	tb_buf_addc(&b, '\n');
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, sub, name);
+	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
+		die(path, &d);
+	tb_buf_free(&b);
+	tb_json_doc_free(doc);
+}
+
+/* {"alg","kid","spki"} of a key */
+static struct tb_json *
+keyobj(struct tb_json_doc *doc, const struct tb_key *k)
+{
+	struct tb_json *o = tb_json_new_object(doc);
+	struct tb_pub *p = tb_key_pub(k);
+	struct tb_buf spki;
+	uint8_t kid[TB_KEYID_LEN];
+	char hex[65], *b64;
+
+	tb_buf_init(&spki);
+	tb_pub_spki(p, &spki);
+	tb_pub_id(p, kid);
+	tb_hex_encode(kid, 32, hex);
+	b64 = malloc(tb_b64url_len(spki.len) + 1);
+	tb_b64url_encode(spki.data, spki.len, b64);
+	tb_json_set(doc, o, "alg", str(doc, tb_alg_name(tb_key_alg(k))));
+	tb_json_set(doc, o, "kid", str(doc, hex));
+	tb_json_set(doc, o, "spki", str(doc, b64));
+	free(b64);
+	tb_buf_free(&spki);
+	tb_pub_free(p);
+	return o;
+}
+
+static struct tb_key *alice, *bob; /* 320300 (Ed25519), 371300 (P-256) */
+
+/* input: as "input" when it is UTF-8, else as "input_b64" */
+static void
+set_input(struct tb_json_doc *doc, struct tb_json *o, const struct tb_buf *in)
+{
+	if (tb_utf8_valid(in->data, in->len)) {
+		tb_json_set(doc, o, "input", tb_json_new_string(doc, (const char *)in->data, in->len));
+	} else {
+		char *b64 = malloc(tb_b64url_len(in->len) + 1);
+		tb_b64url_encode(in->data, in->len, b64);
+		tb_json_set(doc, o, "input_b64", str(doc, b64));
+		free(b64);
+	}
+}
+
+static void
+env_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t now,
+	   const char *expect)
+{
+	struct tb_json_doc *doc = tb_json_doc_new();
+	struct tb_json *o = tb_json_new_object(doc), *keys = tb_json_new_object(doc),
+		       *a = tb_json_new_array(doc), *b = tb_json_new_array(doc);
+	struct tb_env *e;
+	struct tb_diag d;
+
+	tb_json_set_root(doc, o);
+	tb_json_set(doc, o, "description", str(doc, desc));
+	set_input(doc, o, in);
+	tb_json_append(a, keyobj(doc, alice));
+	tb_json_append(b, keyobj(doc, bob));
+	tb_json_set(doc, keys, "320300", a);
+	tb_json_set(doc, keys, "371300", b);
+	tb_json_set(doc, o, "keys", keys);
+	tb_json_set(doc, o, "now", tb_json_new_number(doc, (double)now));
+	tb_json_set(doc, o, "skew", tb_json_new_number(doc, 300));
+	tb_json_set(doc, o, "expect", str(doc, expect));
+	if (strcmp(expect, "ok") == 0) {
+		uint8_t dg[32];
+		char hex[65];
+		if ((e = tb_env_parse(in->data, in->len, &d)) == NULL)
+			die(name, &d);
+		tb_env_digest(e, dg);
+		tb_hex_encode(dg, 32, hex);
+		tb_json_set(doc, o, "digest", str(doc, hex));
+		tb_env_free(e);
+	}
+	write_doc("envelopes", name, doc);
+}
+
+static struct tb_env *
+mk(const char *type, const char *from, const char *to, const char *body, int64_t created,
+   int64_t ttl, int hops)
+{
+	struct tb_env_fields f;
+	struct tb_diag d;
+	struct tb_env *e;
+
+	memset(&f, 0, sizeof(f));
+	f.type = type;
+	f.from = from;
+	f.to = to;
+	if (to == NULL) {
+		f.route_service = "hukou.transfer";
+		f.route_region = "371302";
+	}
+	f.service = "hukou.transfer";
+	f.body = (const uint8_t *)body;
+	f.body_len = strlen(body);
+	f.created = created;
+	f.ttl = ttl;
+	f.hops = hops;
+	if ((e = tb_env_create(&f, &d)) == NULL)
+		die("tb_env_create", &d);
+	return e;
+}
+
+/* base envelope text (alice -> bob, sealed by alice unless k given) */
+static void
+base(struct tb_buf *out, const struct tb_key *k)
+{
+	struct tb_env *e = mk("case.submit", "320300", "371300",
+			      "{\"applicant\":{\"idhash\":\"6b1f0c3d4\"},\"mode\":\"joint\"}", NOW - 60,
+			      86400, 4);
+	if (k != NULL)
+		tb_env_seal(e, k, NULL);
+	tb_buf_reset(out);
+	tb_env_serialize(e, out);
+	tb_env_free(e);
+}
+
+static void
+repl(struct tb_buf *b, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to);
+	struct tb_buf n;
+
+	for (size_t i = 0; i + fl <= b->len; i++)
+		if (memcmp(b->data + i, from, fl) == 0) {
+			tb_buf_init(&n);
+			tb_buf_add(&n, b->data, i);
+			tb_buf_add(&n, to, tl);
+			tb_buf_add(&n, b->data + i + fl, b->len - i - fl);
+			tb_buf_reset(b);
+			tb_buf_add(b, n.data, n.len);
+			tb_buf_free(&n);
+			return;
+		}
+	fprintf(stderr, "gen_vectors: '%s' not found\n", from);
+	exit(1);
+}
+
+static void
+envelopes(void)
+{
+	struct tb_buf b;
+	struct tb_env *e, *bt[3];
+
+	tb_buf_init(&b);
+	base(&b, alice);
+	env_vector("ok-ed25519", "valid envelope signed with Ed25519", &b, NOW, "ok");
+	base(&b, bob);
+	repl(&b, "\"from\":\"320300\"", "\"from\":\"371300\"");
+	tb_buf_reset(&b);
+	e = mk("case.accept", "371300", "320300", "{}", NOW - 60, 86400, 4);
+	tb_env_seal(e, bob, NULL);
+	tb_env_serialize(e, &b);
+	tb_env_free(e);
+	env_vector("ok-p256", "valid envelope signed with ECDSA P-256", &b, NOW, "ok");
+	for (int i = 0; i < 3; i++)
+		bt[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}", NOW - 60, 3600, 4);
+	tb_env_seal_batch(bt, 3, alice, NULL);
+	tb_buf_reset(&b);
+	tb_env_serialize(bt[2], &b);
+	env_vector("ok-batch", "leaf 2 of a batch of 3 (RFC 9162 proof, one signature)", &b, NOW,
+		   "ok");
+	tb_buf_reset(&b);
+	tb_env_serialize(bt[0], &b);
+	repl(&b, "\"i\":0", "\"i\":3");
+	env_vector("sig-proof", "batch index i >= n", &b, NOW, "sig.proof");
+	for (int i = 0; i < 3; i++)
+		tb_env_free(bt[i]);
+	e = mk("case.submit", "320300", NULL, "{}", NOW - 60, 86400, 4);
+	tb_env_seal(e, alice, NULL);
+	tb_env_add_hop(e, "370000");
+	tb_buf_reset(&b);
+	tb_env_serialize(e, &b);
+	tb_env_free(e);
+	env_vector("ok-route-relayed",
+		   "route request instead of to, relayed by hub 370000 (relay is not signed)", &b,
+		   NOW, "ok");
+	base(&b, alice);
+	repl(&b, "}", ",}");
+	env_vector("json-syntax", "trailing comma in an object", &b, NOW, "json.syntax");
+	base(&b, alice);
+	repl(&b, "joint", "jo\xc0\xafnt");
+	env_vector("json-utf8", "overlong UTF-8 in a string (input_b64)", &b, NOW, "json.utf8");
+	base(&b, alice);
+	repl(&b, "joint", "jo\\udc00nt");
+	env_vector("json-surrogate", "lone low surrogate escape", &b, NOW, "json.surrogate");
+	base(&b, alice);
+	repl(&b, "\"v\":1}", "\"v\":1,\"v\":1}");
+	env_vector("json-duplicate-key", "member v twice", &b, NOW, "json.duplicate-key");
+	base(&b, alice);
+	repl(&b, "\"joint\"", "-1e309");
+	env_vector("json-number-range", "number beyond the double range", &b, NOW,
+		   "json.number-range");
+	base(&b, alice);
+	repl(&b, "\"joint\"", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+	env_vector("json-depth", "33 levels of nesting (limit 32)", &b, NOW, "json.depth");
+	base(&b, alice);
+	{
+		struct tb_buf pad;
+		tb_buf_init(&pad);
+		tb_buf_adds(&pad, "\"");
+		for (int i = 0; i < 65536; i++)
+			tb_buf_addc(&pad, 'x');
+		tb_buf_adds(&pad, "\"");
+		tb_buf_addc(&pad, 0);
+		repl(&b, "\"joint\"", (const char *)pad.data);
+		tb_buf_free(&pad);
+	}
+	env_vector("too-large", "more than 65,536 bytes", &b, NOW, "too-large");
+	base(&b, alice);
+	repl(&b, "\"v\":1}", "\"v\":2}");
+	env_vector("version", "v 2", &b, NOW, "version");
+	base(&b, alice);
+	repl(&b, "{\"body\"", "{\"aaa\":true,\"body\"");
+	env_vector("field-unknown", "member not defined by version 1", &b, NOW, "field.unknown");
+	base(&b, alice);
+	repl(&b, "\"hops\":4,", "");
+	env_vector("field-missing", "no hops", &b, NOW, "field.missing");
+	base(&b, alice);
+	repl(&b, "\"hops\":4", "\"hops\":4.5");
+	env_vector("field-type", "hops not an integer", &b, NOW, "field.type");
+	base(&b, alice);
+	repl(&b, "\"from\":\"320300\"", "\"from\":\"032030\"");
+	env_vector("field-value", "from is not a member id (first digit 0)", &b, NOW,
+		   "field.value");
+	base(&b, alice);
+	repl(&b, "\"type\":\"case.submit\"", "\"type\":\"case.frobnicate\"");
+	env_vector("type-unknown", "type not defined by version 1", &b, NOW, "type.unknown");
+	base(&b, NULL);
+	env_vector("sig-missing", "not sealed", &b, NOW, "sig.missing");
+	base(&b, alice);
+	repl(&b, "\"alg\":\"ed25519\"", "\"alg\":\"p256\"");
+	env_vector("sig-alg", "alg p256 but the key is Ed25519", &b, NOW, "sig.alg");
+	base(&b, bob);
+	env_vector("sig-unknown-key", "from 320300 but signed with a key of 371300", &b, NOW,
+		   "sig.unknown-key");
+	base(&b, alice);
+	repl(&b, "joint", "online");
+	env_vector("sig-bad", "body changed after signing", &b, NOW, "sig.bad");
+	base(&b, alice);
+	env_vector("time-expired", "now = expires", &b, NOW - 60 + 86400, "time.expired");
+	env_vector("time-future", "created 301 s ahead of now (skew 300)", &b, NOW - 60 - 301,
+		   "time.future");
+	env_vector("ok-skew", "created exactly 300 s ahead of now (skew 300)", &b, NOW - 60 - 300,
+		   "ok");
+	base(&b, alice);
+	repl(&b, "\"sig\":", "\"relay\":{\"path\":[\"370000\",\"320000\",\"370000\"]},\"sig\":");
+	env_vector("hops-loop", "relay path names 370000 twice", &b, NOW, "hops");
+	base(&b, alice);
+	repl(&b, "\"sig\":",
+	     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},\"sig\":");
+	env_vector("hops-limit", "relay path of 5 with hops 4", &b, NOW, "hops");
+	tb_buf_free(&b);
+}
+
+/* ---- registries ---- */
+
+static struct tb_key *auth[3], *rogue;
+
+static struct tb_reg *
+reg_base(const char *fed)
+{
+	struct tb_diag d;
+	struct tb_reg *r = tb_reg_new(fed, NOW - 86400, NOW + 30 * 86400, &d);
+	const struct tb_key *ks[2] = {alice, bob};
+	const char *ids[2] = {"320300", "371300"}, *eps[2] = {"coaps://192.0.2.1:5684",
+							      "coaps://192.0.2.2:5684"};
+	const char *regions[2][1] = {{"3203"}, {"3713"}};
+
+	if (r == NULL)
+		die("tb_reg_new", &d);
+	for (int i = 0; i < 2; i++) {
+		struct tb_pub *p = tb_key_pub(ks[i]);
+		struct tb_buf spki;
+		char name[32];
+		tb_buf_init(&spki);
+		tb_pub_spki(p, &spki);
+		snprintf(name, sizeof(name), "Member %s", ids[i]);
+		struct tb_reg_key_spec k = {spki.data, spki.len, TB_USE_BOTH};
+		struct tb_reg_service_spec s = {"hukou.transfer", regions[i], 1};
+		struct tb_reg_member_spec m = {ids[i], name, NULL, TB_ROLE_CITY, TB_STATUS_ACTIVE,
+					       &eps[i], 1, &k, 1, &s, 1};
+		if (tb_reg_add_member(r, &m, &d) != TB_OK)
+			die("add member", &d);
+		tb_buf_free(&spki);
+		tb_pub_free(p);
+	}
+	tb_reg_set_policy_default(r, true);
+	return r;
+}
+
+static void
+reg_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t now,
+	   int64_t previous, const char *expect)
+{
+	struct tb_json_doc *doc = tb_json_doc_new();
+	struct tb_json *o = tb_json_new_object(doc);
+
+	tb_json_set_root(doc, o);
+	tb_json_set(doc, o, "description", str(doc, desc));
+	tb_json_set(doc, o, "trust", str(doc, "trust.json"));
+	set_input(doc, o, in);
+	tb_json_set(doc, o, "now", tb_json_new_number(doc, (double)now));
+	tb_json_set(doc, o, "previous", tb_json_new_number(doc, (double)previous));
+	tb_json_set(doc, o, "expect", str(doc, expect));
+	write_doc("registries", name, doc);
+}
+
+static void
+signed_text(struct tb_reg *r, const struct tb_key *const *ks, size_t n, struct tb_buf *out)
+{
+	struct tb_diag d;
+	for (size_t i = 0; i < n; i++)
+		if (tb_reg_sign(r, ks[i], &d) != TB_OK)
+			die("tb_reg_sign", &d);
+	tb_buf_reset(out);
+	tb_reg_serialize(r, out);
+}
+
+static void
+registries(void)
+{
+	struct tb_trust *t;
+	struct tb_diag d;
+	struct tb_buf b;
+	struct tb_reg *r;
+	char path[1024];
+
+	for (int i = 0; i < 3; i++) {
+		char n[16];
+		snprintf(n, sizeof(n), "authority%d", i + 1);
+		auth[i] = key(n, i == 2 ? TB_ALG_P256 : TB_ALG_ED25519);
+	}
+	rogue = key("rogue", TB_ALG_ED25519);
+	if ((t = tb_trust_new("interop", &d)) == NULL)
+		die("trust", &d);
+	{
+		uint8_t kid[TB_KEYID_LEN];
+		const char *pem = "-----BEGIN CERTIFICATE-----\n"
+				  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
+		memset(kid, 0xab, sizeof(kid));
+		tb_trust_set_root(t, pem, strlen(pem), kid, &d);
+	}
+	for (int i = 0; i < 3; i++) {
+		struct tb_pub *p = tb_key_pub(auth[i]);
+		struct tb_buf spki;
+		char n[32];
+		tb_buf_init(&spki);
+		tb_pub_spki(p, &spki);
+		snprintf(n, sizeof(n), "Authority %d", i + 1);
+		if (tb_trust_add_authority(t, spki.data, spki.len, n, &d) != TB_OK)
+			die("authority", &d);
+		tb_buf_free(&spki);
+		tb_pub_free(p);
+	}
+	tb_trust_set_threshold(t, 2, &d);
+	tb_buf_init(&b);
+	if (tb_trust_serialize(t, &b, &d) != TB_OK)
+		die("trust", &d);
+	tb_buf_addc(&b, '\n');
+	snprintf(path, sizeof(path), "%s/registries/trust.json", dir);
+	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
+		die(path, &d);
+	tb_trust_free(t);
+
+	const struct tb_key *a12[] = {auth[0], auth[1]}, *all[] = {auth[0], auth[1], auth[2]},
+			    *a1[] = {auth[0]}, *a1r[] = {auth[0], rogue}, *a13[] = {auth[0], auth[2]};
+	r = reg_base("interop");
+	signed_text(r, a12, 2, &b);
+	reg_vector("ok-2of3", "signed by 2 of 3 authorities (threshold 2)", &b, NOW, 0, "ok");
+	reg_vector("rollback", "serial equal to the one held", &b, NOW, 1, "reg.serial-not-newer");
+	reg_vector("expired", "now = valid_until", &b, NOW + 30 * 86400, 0, "reg.expired");
+	reg_vector("not-yet-valid", "now < issued", &b, NOW - 86400 - 1, 0, "reg.not-yet-valid");
+	reg_vector("ok-newer", "serial 1, previous 0 (none held)", &b, NOW, 0, "ok");
+	{
+		struct tb_buf t2;
+		tb_buf_init(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "Member 320300", "Member 320399");
+		reg_vector("tampered", "a member name changed after signing", &t2, NOW, 0,
+			   "reg.bad-signature");
+		tb_buf_reset(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "\"v\":1", "\"v\":1,\"zz\":1");
+		reg_vector("field-unknown", "member not defined by version 1", &t2, NOW, 0,
+			   "field.unknown");
+		tb_buf_free(&t2);
+	}
+	tb_reg_free(r);
+	r = reg_base("interop");
+	signed_text(r, all, 3, &b);
+	reg_vector("ok-3of3", "signed by all 3 authorities (one P-256)", &b, NOW, 0, "ok");
+	tb_reg_free(r);
+	r = reg_base("interop");
+	signed_text(r, a13, 2, &b);
+	reg_vector("ok-mixed-alg", "Ed25519 and P-256 authority signatures", &b, NOW, 0, "ok");
+	tb_reg_free(r);
+	r = reg_base("interop");
+	signed_text(r, a1, 1, &b);
+	reg_vector("below-threshold", "1 valid signature, threshold 2", &b, NOW, 0,
+		   "reg.threshold");
+	tb_reg_free(r);
+	r = reg_base("interop");
+	signed_text(r, a1r, 2, &b);
+	reg_vector("unknown-signer", "a signature by a key not in the trust anchor", &b, NOW, 0,
+		   "reg.unknown-signer");
+	tb_reg_free(r);
+	r = reg_base("other");
+	signed_text(r, a12, 2, &b);
+	reg_vector("federation", "registry of another federation", &b, NOW, 0, "reg.federation");
+	tb_reg_free(r);
+	tb_buf_free(&b);
+}
+
+/* ---- routes ---- */
+
+static void
+routes(void)
+{
+	struct tb_diag d;
+	struct tb_reg *r = tb_reg_new("interop", NOW - 86400, NOW + 30 * 86400, &d);
+	static const struct {
+		const char *id, *parent, *ep, *svc1, *reg1, *svc2, *reg2;
+		enum tb_reg_role role;
+		enum tb_reg_status st;
+	} m[] = {
+		{"370000", NULL, "coaps://192.0.2.37:5684", "hukou.transfer", "37", NULL, NULL,
+		 TB_ROLE_HUB, TB_STATUS_ACTIVE},
+		{"371300", "370000", NULL, "hukou.transfer", "3713", NULL, NULL, TB_ROLE_CITY,
+		 TB_STATUS_ACTIVE},
+		{"370800", NULL, "coaps://192.0.2.38:5684", "hukou.transfer", "3708", "pension.transfer",
+		 "3708", TB_ROLE_CITY, TB_STATUS_ACTIVE},
+		{"370400", NULL, "coaps://192.0.2.34:5684", "hukou.transfer", "3704", NULL, NULL,
+		 TB_ROLE_CITY, TB_STATUS_SUSPENDED},
+		{"370200", NULL, "coaps://192.0.2.32:5684", "pension.transfer", "37", NULL, NULL,
+		 TB_ROLE_CITY, TB_STATUS_ACTIVE},
+		{"370100", NULL, "coaps://192.0.2.31:5684", "pension.transfer", "37", NULL, NULL,
+		 TB_ROLE_CITY, TB_STATUS_ACTIVE},
+	};
+	struct tb_buf b;
+	struct tb_json_doc *doc, *rd;
+	struct tb_json *o, *cases;
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		struct tb_key *k = tb_key_generate(TB_ALG_ED25519, &d);
+		struct tb_pub *p = tb_key_pub(k);
+		struct tb_buf spki;
+		const char *r1[1] = {m[i].reg1}, *r2[1] = {m[i].reg2};
+		char name[32];
+		tb_buf_init(&spki);
+		tb_pub_spki(p, &spki);
+		snprintf(name, sizeof(name), "Member %s", m[i].id);
+		struct tb_reg_key_spec ks = {spki.data, spki.len, TB_USE_BOTH};
+		struct tb_reg_service_spec sv[2] = {{m[i].svc1, r1, 1}, {m[i].svc2, r2, 1}};
+		struct tb_reg_member_spec ms = {m[i].id, name, m[i].parent, m[i].role, m[i].st,
+						&m[i].ep, m[i].ep ? 1 : 0, &ks, 1, sv,
+						m[i].svc2 ? 2 : 1};
+		if (tb_reg_add_member(r, &ms, &d) != TB_OK)
+			die("route member", &d);
+		tb_buf_free(&spki);
+		tb_pub_free(p);
+		tb_key_free(k);
+	}
+	tb_buf_init(&b);
+	tb_reg_serialize(r, &b);
+	tb_reg_free(r);
+	if ((rd = tb_json_parse(b.data, b.len, NULL, &d)) == NULL)
+		die("route registry", &d);
+	static const struct {
+		const char *svc, *region, *member, *ep, *p1, *p2, *desc;
+	} c[] = {
+		{"hukou.transfer", "371302", "371300", "coaps://192.0.2.37:5684", "370000", "371300",
+		 "city without endpoint: reached through its hub"},
+		{"hukou.transfer", "3708", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
+		 "city prefix beats province prefix"},
+		{"hukou.transfer", "370481", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
+		 "suspended city skipped: province hub serves"},
+		{"hukou.transfer", "37", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
+		 "2-digit region"},
+		{"pension.transfer", "3701", "370100", "coaps://192.0.2.31:5684", "370100", NULL,
+		 "tie on prefix 37: lowest member id"},
+		{"pension.transfer", "370800", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
+		 "longest prefix"},
+		{"hukou.transfer", "32", NULL, NULL, NULL, NULL, "no member serves region 32"},
+		{"no.such-service", "3713", NULL, NULL, NULL, NULL, "unknown service"},
+	};
+	/* the route file carries the registry object itself: re-parse into doc */
+	doc = tb_json_parse(b.data, b.len, NULL, &d);
+	o = tb_json_new_object(doc);
+	tb_json_set(doc, o, "registry", tb_json_root(doc));
+	tb_json_set_root(doc, o);
+	tb_json_set(doc, o, "description",
+		    str(doc, "route resolution (PROTOCOL.md 8.1) over an unsigned registry"));
+	cases = tb_json_new_array(doc);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct tb_json *k = tb_json_new_object(doc);
+		tb_json_set(doc, k, "description", str(doc, c[i].desc));
+		tb_json_set(doc, k, "service", str(doc, c[i].svc));
+		tb_json_set(doc, k, "region", str(doc, c[i].region));
+		if (c[i].member == NULL) {
+			tb_json_set(doc, k, "expect", str(doc, "route.none"));
+		} else {
+			struct tb_json *x = tb_json_new_object(doc), *p = tb_json_new_array(doc);
+			tb_json_set(doc, x, "member", str(doc, c[i].member));
+			tb_json_set(doc, x, "endpoint", str(doc, c[i].ep));
+			tb_json_append(p, str(doc, c[i].p1));
+			if (c[i].p2)
+				tb_json_append(p, str(doc, c[i].p2));
+			tb_json_set(doc, x, "path", p);
+			tb_json_set(doc, k, "expect", x);
+		}
+		tb_json_append(cases, k);
+	}
+	tb_json_set(doc, o, "cases", cases);
+	tb_json_doc_free(rd);
+	tb_buf_free(&b);
+	write_doc("routes", "huaihai-subset", doc);
+}
+
+int
+main(int argc, char **argv)
+{
+	char path[1024];
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR\n");
+		return 2;
+	}
+	dir = argv[1];
+	tb_crypto_init();
+	for (const char *const *s = (const char *const[]){"keys", "envelopes", "registries",
+							   "routes", NULL};
+	     *s; s++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, *s);
+		mkdir(path, 0755);
+	}
+	alice = key("320300-ed25519", TB_ALG_ED25519);
+	bob = key("371300-p256", TB_ALG_P256);
+	envelopes();
+	registries();
+	routes();
+	printf("vectors written to %s\n", dir);
+	return 0;
+}
