@@ -632,7 +632,6 @@ check_receipt(struct w *w, const uint8_t *p, size_t n, const char *id, const cha
  * of `wire`/`all` until fixed (docs/INTEROP.md "Known issues"); run them
  * with --suite known. */
 static const char *const known_issues[] = {
-	"wire.reject.replay", /* node answers 2.04 with an empty body */
 	NULL,
 };
 
@@ -1238,8 +1237,8 @@ int
 ti_suite_wire(struct ti *t, int mode)
 {
 	static const struct rej rejs[] = {
-		{"wire.reject.content-format.text", NULL, NULL, 415, NULL, R_CF_TEXT},
-		{"wire.reject.content-format.missing", NULL, NULL, 415, NULL, R_CF_NONE},
+		{"wire.reject.content-format.text", NULL, NULL, 415, "content-format", R_CF_TEXT},
+		{"wire.reject.content-format.missing", NULL, NULL, 415, "content-format", R_CF_NONE},
 		{"wire.reject.json.empty", NULL, NULL, 400, "json.syntax", R_EMPTY},
 		{"wire.reject.json.syntax", "\"v\":1}", "\"v\":1,}", 400, "json.syntax", R_TEXT},
 		{"wire.reject.json.utf8", "tongban-interop", "tongban-\xc0\xaf", 400, "json.utf8",

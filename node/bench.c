@@ -21,6 +21,7 @@
 #include "../util/tb_err.h"
 
 int bench_registry(int argc, char **argv); /* bench_registry.c */
+int bench_node(int argc, char **argv);	   /* bench_node.c */
 
 static double
 now_s(void)
@@ -185,6 +186,8 @@ main(int argc, char **argv)
 		printf("tongban-bench %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "node") == 0)
+		return tb_crypto_init() != TB_OK ? 1 : bench_node(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "registry") == 0)
 		return tb_crypto_init() != TB_OK ? 1 : bench_registry(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "crypto") != 0) {

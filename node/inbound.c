@@ -41,6 +41,10 @@ code_for(int err)
 	case TB_E_HOPS:
 	case TB_E_FORBIDDEN:
 		return COAP_RESPONSE_CODE(403);
+	case TB_E_CONTENT_FORMAT:
+		return COAP_RESPONSE_CODE(415);
+	case TB_E_DRAINING:
+		return COAP_RESPONSE_CODE(503);
 	case TB_E_NOMEM:
 	case TB_E_IO:
 	case TB_E_CRYPTO:
@@ -252,18 +256,17 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	tb_diag_clear(&d);
 	tb_buf_init(&body);
 	if (n->draining) {
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "node is shutting down");
+		tb_diag_set(&d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
 		respond_error(r, s, req, q, resp, &d);
-		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(503));
 		return;
 	}
 	cf = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &oi);
 	if (cf == NULL ||
 	    coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)) !=
 		    COAP_MEDIATYPE_APPLICATION_JSON) {
-		tb_diag_set(&d, TB_E_ARG, TB_DIAG_NOPOS, "content-format must be application/json");
+		tb_diag_set(&d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
+			    "content-format must be application/json (50)");
 		respond_error(r, s, req, q, resp, &d);
-		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(415));
 		return;
 	}
 	coap_get_data_large(req, &len, &data, &off, &total);
@@ -351,7 +354,14 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		m.receipt_len = it[i].out.len;
 		tb_buf_init(&orig);
 		jr = tb_journal_inbound_put(n->journal, &m, &orig);
-		if (jr == TB_E_REPLAY) {
+		if (jr == TB_E_REPLAY && orig.len == 0) {
+			/* the id was used before for a different message: a replay
+			 * or a forgery, never a retransmission */
+			tb_diag_set(&it[i].d, TB_E_REPLAY, TB_DIAG_NOPOS,
+				    "id %s already used for another message", m.id);
+			tb_env_free(it[i].receipt);
+			it[i].receipt = NULL;
+		} else if (jr == TB_E_REPLAY) {
 			it[i].dup = true;
 			tb_buf_reset(&it[i].out);
 			tb_buf_add(&it[i].out, orig.data, orig.len);

@@ -606,6 +606,26 @@ done:
 }
 
 int
+tb_journal_commit_nosync(struct tb_journal *j)
+{
+	int rc, rc2;
+
+	/* In WAL mode synchronous=NORMAL commits without fsync; the next
+	 * synchronous=FULL commit syncs the WAL, these frames included.  So a
+	 * crash can lose only such lazy transactions, never order them after
+	 * a durable one. */
+	if (j == NULL || !j->in_tx)
+		return j == NULL ? TB_E_ARG : jarg(j, "no transaction open");
+	if (sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		return tb_journal_commit(j);
+	rc = tb_journal_commit(j);
+	rc2 = sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK
+		      ? TB_OK
+		      : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
+	return rc != TB_OK ? rc : rc2;
+}
+
+int
 tb_journal_rollback(struct tb_journal *j)
 {
 	int rc = TB_OK;

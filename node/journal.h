@@ -136,6 +136,11 @@ int tb_journal_begin(struct tb_journal *j);
  * answered.  On failure the transaction is rolled back.  TB_E_ARG when
  * none is open. */
 int tb_journal_commit(struct tb_journal *j);
+/* Commits without waiting for the disk (no fsync): for changes that may
+ * be lost in a crash without harm, such as marking messages as sent
+ * (they are then sent again, and receivers are idempotent).  A later
+ * tb_journal_commit() makes them durable too. */
+int tb_journal_commit_nosync(struct tb_journal *j);
 /* Abandons the transaction.  TB_E_ARG when none is open. */
 int tb_journal_rollback(struct tb_journal *j);
 

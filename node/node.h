@@ -26,6 +26,7 @@ struct evhttp;
 /* One outbound POST /fed/msg exchange: which messages it carries. */
 struct tb_exchange {
 	coap_session_t *session; /* tokens are unique per session only */
+	int slot;		 /* which of the peer's sessions */
 	coap_bin_const_t token;
 	uint8_t tokbuf[8];
 	char hop[16];
@@ -38,11 +39,15 @@ struct tb_exchange {
 	struct tb_exchange *next;
 };
 
+/* DTLS sessions kept to each peer: one block-wise exchange runs per
+ * session, so parallel sessions carry parallel exchanges. */
+#define TB_PEER_SESSIONS 4
+
 /* Per-peer outbound state (delivery, circuit breaker). */
 struct tb_peer {
 	char id[16];
-	coap_session_t *session;
-	int inflight;		/* exchanges awaiting an answer */
+	coap_session_t *sessions[TB_PEER_SESSIONS];
+	int inflight[TB_PEER_SESSIONS]; /* exchanges awaiting an answer, per session */
 	int failures;		/* consecutive failures */
 	int64_t open_until_ms;	/* circuit open (no sends) until then */
 	struct tb_peer *next;
@@ -129,7 +134,8 @@ void tb_transport_stop(struct tb_node *n);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
 void tb_transport_kick(struct tb_node *n);
 /* The (cached) client session to peer member `to`, or NULL. */
-coap_session_t *tb_transport_session(struct tb_node *n, const char *to, struct tb_diag *d);
+coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
+				     struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
 /* The peer record for member id (created on first use); NULL on memory error. */
 struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);

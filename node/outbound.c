@@ -27,6 +27,7 @@
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
+static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
 
 void
 tb_outbound_init(struct tb_node *n)
@@ -277,10 +278,10 @@ free_exchange(struct tb_exchange *x)
 
 /* Sends up to count due messages to hop in one exchange. */
 static int
-send_batch(struct tb_node *n, const char *hop, struct due **v, size_t count)
+send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
 {
 	struct tb_diag d;
-	coap_session_t *s = tb_transport_session(n, hop, &d);
+	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
 	coap_pdu_t *pdu;
 	struct tb_buf *body;
 	struct tb_exchange *x;
@@ -330,6 +331,7 @@ send_batch(struct tb_node *n, const char *hop, struct due **v, size_t count)
 		goto fail;
 	x->sent_ms = tb_now_ms();
 	x->session = s;
+	x->slot = slot;
 	if (coap_send(s, pdu) == COAP_INVALID_MID) {
 		pdu = NULL;
 		goto fail;
@@ -340,7 +342,7 @@ send_batch(struct tb_node *n, const char *hop, struct due **v, size_t count)
 	x->body = body;
 	struct tb_peer *p = peer_of(n, hop);
 	if (p != NULL)
-		p->inflight++;
+		p->inflight[slot]++;
 	return 0;
 fail:
 	if (pdu != NULL)
@@ -349,6 +351,17 @@ fail:
 	free(body);
 	free_exchange(x);
 	return -1;
+}
+
+/* True when message id travels in an exchange awaiting its answer. */
+static bool
+in_flight(const struct tb_node *n, const char *id)
+{
+	for (const struct tb_exchange *x = n->exchanges; x != NULL; x = x->next)
+		for (size_t i = 0; i < x->count; i++)
+			if (memcmp(x->ids[i], id, 32) == 0)
+				return true;
+	return false;
 }
 
 static void
@@ -360,18 +373,37 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	size_t bmax = (size_t)n->cfg.batch_max, limit = (size_t)n->cfg.max_message_size - 1024;
 	struct due **plan = NULL;
 	size_t *cuts = NULL, nplan = 0, ncuts = 0;
+	int *slots = NULL;
 
 	(void)fd;
 	(void)what;
 	if (n->draining)
 		return;
-	if (tb_journal_outbound_due(n->journal, now, 1024, collect, &l) != TB_OK)
+	/* an exchange libcoap neither answered nor gave up on (it normally
+	 * nacks first): forget it, its messages are due again */
+	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL;) {
+		struct tb_exchange *x = *pp;
+		if (tb_now_ms() - x->sent_ms < ANSWER_TIMEOUT_S * 1000) {
+			pp = &x->next;
+			continue;
+		}
+		*pp = x->next;
+		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
+			  x->hop, ANSWER_TIMEOUT_S, x->count);
+		tb_transport_drop_peer(n, x->hop);
+		finish_exchange(n, x, false);
+	}
+	/* no more than one round of exchanges can carry: reading the whole
+	 * queue after every answer would make delivery quadratic */
+	if (tb_journal_outbound_due(n->journal, now, 2 * bmax * TB_PEER_SESSIONS, collect, &l) !=
+	    TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 	if (l.len == 0 || tb_journal_begin(n->journal) != TB_OK)
 		goto done;
 	plan = calloc(l.len, sizeof(*plan));
 	cuts = calloc(l.len + 1, sizeof(*cuts));
-	if (plan == NULL || cuts == NULL) {
+	slots = calloc(l.len + 1, sizeof(*slots));
+	if (plan == NULL || cuts == NULL || slots == NULL) {
 		tb_journal_rollback(n->journal);
 		goto done;
 	}
@@ -379,7 +411,10 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		struct due *x = &l.v[i];
 		struct tb_diag d;
 		coap_address_t addr;
-		if (x->expires <= now) {
+		if (in_flight(n, x->id)) {
+			x->hop[0] = '\0';
+			continue;
+		} else if (x->expires <= now) {
 			tb_journal_outbound_failed(n->journal, x->id,
 						   "time.expired: not delivered before expiry", now);
 			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
@@ -396,9 +431,10 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		x->hop[0] = '\0';
 	}
 	/* Plan exchanges per hop within the window, each under the size and
-	 * count limits.  Only planned messages are marked as attempted (with
-	 * the answer timeout as their next attempt): a crash or a lost answer
-	 * then means a retry, never a loss. */
+	 * count limits.  Planned messages get the answer timeout as their next
+	 * attempt, committed without fsync: after a crash they are simply sent
+	 * again, and the receiver's idempotency on the message id answers with
+	 * the original receipt. */
 	for (size_t i = 0; i < l.len; i++) {
 		char hop[16];
 		struct tb_peer *p;
@@ -406,9 +442,11 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
 		p = tb_transport_peer(n, hop);
-		int free_slots = p == NULL || p->open_until_ms > tb_now_ms() ? 0 : WINDOW - p->inflight;
+		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
 		size_t j = i;
-		while (free_slots-- > 0) {
+		for (int slot = 0; open && slot < TB_PEER_SESSIONS; slot++) {
+			if (p->inflight[slot] >= WINDOW)
+				continue;
 			size_t c = 0, bytes = 2;
 			for (; j < l.len && c < bmax; j++) {
 				if (strcmp(l.v[j].hop, hop) != 0)
@@ -421,16 +459,18 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			if (c == 0)
 				break;
+			slots[ncuts] = slot;
 			cuts[ncuts++] = nplan;
 		}
 		for (size_t k = i; k < l.len; k++)
 			if (strcmp(l.v[k].hop, hop) == 0)
 				l.v[k].hop[0] = '\0'; /* planned, or waits for the window */
 	}
+	/* planned messages wait for their answer, not for the next round */
 	for (size_t k = 0; k < nplan; k++)
 		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
 					  "sent, awaiting receipt");
-	if (tb_journal_commit(n->journal) != TB_OK) {
+	if (tb_journal_commit_nosync(n->journal) != TB_OK) {
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 		goto done;
 	}
@@ -440,12 +480,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		struct tb_diag d;
 		/* all messages of a cut share the next hop of the first */
 		if (tb_node_next_hop(n, plan[start]->to, hop, sizeof(hop), &addr, &d) == TB_OK)
-			send_batch(n, hop, plan + start, cuts[c] - start);
+			send_batch(n, hop, slots[c], plan + start, cuts[c] - start);
 	}
 	tb_transport_kick(n);
 done:
 	free(plan);
 	free(cuts);
+	free(slots);
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].env);
 	free(l.v);
@@ -475,8 +516,8 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 	struct tb_peer *p = peer_of(n, x->hop);
 
 	if (p != NULL) {
-		if (p->inflight > 0)
-			p->inflight--;
+		if (p->inflight[x->slot] > 0)
+			p->inflight[x->slot]--;
 		if (ok) {
 			p->failures = 0;
 		} else if (++p->failures == BREAKER_AFTER) {

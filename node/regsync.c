@@ -22,7 +22,7 @@ observe(struct tb_node *n)
 
 	if (n->cfg.registry_upstream[0] == '\0' || n->draining)
 		return;
-	if ((s = tb_transport_session(n, n->cfg.registry_upstream, &d)) == NULL) {
+	if ((s = tb_transport_session(n, n->cfg.registry_upstream, 0, &d)) == NULL) {
 		log_warnx("registry upstream %s: %s", n->cfg.registry_upstream, d.detail);
 		return;
 	}

@@ -137,11 +137,13 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	    ev == COAP_EVENT_SESSION_FAILED) {
 		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-			if (p->session == s) {
-				log_debug("session to %s closed (event %d)", p->id, (int)ev);
-				p->session = NULL;
-				p->inflight = 0;
-			}
+			for (int i = 0; i < TB_PEER_SESSIONS; i++)
+				if (p->sessions[i] == s) {
+					log_debug("session %d to %s closed (event %d)", i, p->id,
+						  (int)ev);
+					p->sessions[i] = NULL;
+					p->inflight[i] = 0;
+				}
 		tb_regsync_lost(n, s);
 	}
 	return 0;
@@ -238,7 +240,7 @@ tb_transport_peer(struct tb_node *n, const char *id)
 }
 
 coap_session_t *
-tb_transport_session(struct tb_node *n, const char *hop, struct tb_diag *d)
+tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_diag *d)
 {
 	struct tb_peer *p = find_peer(n, hop, true);
 	coap_dtls_pki_t pki;
@@ -249,18 +251,18 @@ tb_transport_session(struct tb_node *n, const char *hop, struct tb_diag *d)
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
 	}
-	if (p->session != NULL)
-		return p->session;
+	if (p->sessions[slot] != NULL)
+		return p->sessions[slot];
 	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
 		return NULL;
 	fill_pki(n, &pki);
-	p->session = coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);
-	if (p->session == NULL) {
+	p->sessions[slot] = coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);
+	if (p->sessions[slot] == NULL) {
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot open a DTLS session to %s", hop);
 		return NULL;
 	}
-	coap_session_set_app_data(p->session, (void *)tb_node_intern(n, hop2));
-	return p->session;
+	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
+	return p->sessions[slot];
 }
 
 void
@@ -268,10 +270,11 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 {
 	struct tb_peer *p = find_peer(n, id, false);
 
-	if (p != NULL && p->session != NULL) {
-		tb_regsync_lost(n, p->session);
-		coap_session_release(p->session);
-		p->session = NULL;
-		p->inflight = 0;
-	}
+	for (int i = 0; p != NULL && i < TB_PEER_SESSIONS; i++)
+		if (p->sessions[i] != NULL) {
+			tb_regsync_lost(n, p->sessions[i]);
+			coap_session_release(p->sessions[i]);
+			p->sessions[i] = NULL;
+			p->inflight[i] = 0;
+		}
 }

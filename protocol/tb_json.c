@@ -828,9 +828,19 @@ tb_json_fmt_number(double v, char out[32])
 		v = -v;
 	}
 	if (v < 9007199254740992.0 && v == floor(v)) {
-		/* integers below 2^53: plain digits are already the ES form */
-		int m = snprintf(out + o, 32 - o, "%.0f", v);
-		return o + (size_t)m;
+		/* integers below 2^53: plain digits are already the ES form;
+		 * written by hand, printf's float path is slow */
+		uint64_t u = (uint64_t)v;
+		char tmp[20];
+		int nd = 0;
+		do {
+			tmp[nd++] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u != 0);
+		while (nd > 0)
+			out[o++] = tmp[--nd];
+		out[o] = '\0';
+		return o;
 	}
 	/* Shortest digit string that reads back as v: the correctly rounded
 	 * p-digit form for the smallest p that round-trips is the one the

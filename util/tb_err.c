@@ -71,6 +71,7 @@ static const struct {
 	{TB_E_JOURNAL_STATE, "journal.state", "not allowed in the message's current state"},
 	{TB_E_FORBIDDEN, "forbidden", "not allowed"},
 	{TB_E_DRAINING, "draining", "node is shutting down"},
+	{TB_E_CONTENT_FORMAT, "content-format", "unsupported content-format"},
 };
 
 static size_t

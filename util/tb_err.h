@@ -77,6 +77,7 @@ enum tb_err {
 	/* node: -110..-119 */
 	TB_E_FORBIDDEN = -110,	     /* sender not allowed: wrong peer, not addressed here, policy */
 	TB_E_DRAINING = -111,	     /* node is shutting down */
+	TB_E_CONTENT_FORMAT = -112,  /* request not in the required content-format */
 };
 
 /* Stable machine-readable token, e.g. "sig.bad". Never NULL. */

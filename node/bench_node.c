@@ -1,0 +1,432 @@
+/*
+ * bench_node.c - `tongban-bench node`: two real tongban-node processes on
+ * loopback, messages submitted through the local API (1 KiB bodies, bulk
+ * requests), each signed, verified, journalled (fsync) and receipted; and
+ * in the same run a bare libcoap DTLS echo of the same payload size
+ * (GnuTLS, same certificates, 32 requests in flight) as the baseline.
+ */
+#include <arpa/inet.h>
+#include <coap3/coap.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../util/tb_buf.h"
+#include "../util/tb_file.h"
+
+int bench_node(int argc, char **argv);
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char bindir[1024];
+
+static pid_t
+spawn(const char *prog, char *const args[], const char *logpath)
+{
+	char path[1200];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", bindir, prog);
+	if ((pid = fork()) == 0) {
+		if (logpath != NULL && freopen(logpath, "w", stderr) == NULL)
+			_exit(127);
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
+		execv(path, args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+run(const char *prog, char *const args[])
+{
+	int st;
+	pid_t pid = spawn(prog, args, NULL);
+
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* One HTTP/1.0 request to 127.0.0.1:port; the answer body into out.
+ * Returns the HTTP status or -1. */
+static int
+http(int port, const char *token, const char *method, const char *path, const char *body,
+     size_t blen, struct tb_buf *out)
+{
+	struct sockaddr_in a;
+	struct tb_buf req;
+	char buf[65536];
+	int fd, status = -1;
+	ssize_t r;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	tb_buf_init(&req);
+	tb_buf_printf(&req, "%s %s HTTP/1.0\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
+		      method, path, token, blen);
+	if (body != NULL)
+		tb_buf_add(&req, body, blen);
+	for (size_t off = 0; off < req.len;) {
+		ssize_t w = write(fd, req.data + off, req.len - off);
+		if (w <= 0)
+			goto out;
+		off += (size_t)w;
+	}
+	tb_buf_reset(out);
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		tb_buf_add(out, buf, (size_t)r);
+	if (out->len > 12 && memcmp(out->data, "HTTP/1.", 7) == 0)
+		status = atoi((const char *)out->data + 9);
+out:
+	tb_buf_free(&req);
+	close(fd);
+	return status;
+}
+
+static double
+metric(const struct tb_buf *m, const char *name)
+{
+	const char *p = strstr((const char *)m->data, name);
+	return p == NULL ? -1 : atof(p + strlen(name));
+}
+
+/* Quantile q from the Prometheus histogram in m, interpolated linearly
+ * inside the bucket, in milliseconds. */
+static double
+quantile(const struct tb_buf *m, double q)
+{
+	const char *p = (const char *)m->data;
+	double total = metric(m, "tongban_delivery_seconds_count "), prev_le = 0, prev_c = 0;
+
+	if (total <= 0)
+		return -1;
+	while ((p = strstr(p, "tongban_delivery_seconds_bucket{le=\"")) != NULL) {
+		p += strlen("tongban_delivery_seconds_bucket{le=\"");
+		if (*p == '+')
+			break;
+		double le = atof(p) * 1000.0;
+		const char *v = strchr(p, ' ');
+		if (v == NULL)
+			break;
+		double c = atof(v + 1);
+		if (c >= q * total) {
+			double frac = c > prev_c ? (q * total - prev_c) / (c - prev_c) : 1;
+			return prev_le + frac * (le - prev_le);
+		}
+		prev_le = le;
+		prev_c = c;
+	}
+	return prev_le;
+}
+
+/* ---- the baseline: bare libcoap DTLS echo ---- */
+
+static void
+hnd_echo(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+	 coap_pdu_t *resp)
+{
+	size_t len;
+	const uint8_t *data;
+
+	(void)r;
+	(void)s;
+	(void)q;
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE_CHANGED);
+	if (coap_get_data(req, &len, &data))
+		coap_add_data(resp, len, data);
+}
+
+static void
+fill_pki(coap_dtls_pki_t *pki, const char *cert, const char *key, const char *ca)
+{
+	memset(pki, 0, sizeof(*pki));
+	pki->version = COAP_DTLS_PKI_SETUP_VERSION;
+	pki->verify_peer_cert = 1;
+	pki->cert_chain_validation = 1;
+	pki->cert_chain_verify_depth = 2;
+	pki->pki_key.key_type = COAP_PKI_KEY_PEM;
+	pki->pki_key.key.pem.public_cert = cert;
+	pki->pki_key.key.pem.private_key = key;
+	pki->pki_key.key.pem.ca_file = ca;
+}
+
+static void
+echo_server(const char *dir, int port)
+{
+	char cert[1200], key[1200], ca[1200];
+	coap_dtls_pki_t pki;
+	coap_address_t addr;
+	coap_context_t *ctx;
+	coap_resource_t *r;
+
+	snprintf(cert, sizeof(cert), "%s/371300/node-chain.pem", dir);
+	snprintf(key, sizeof(key), "%s/371300/node.key", dir);
+	snprintf(ca, sizeof(ca), "%s/cas.pem", dir);
+	coap_startup();
+	ctx = coap_new_context(NULL);
+	fill_pki(&pki, cert, key, ca);
+	coap_context_set_pki(ctx, &pki);
+	coap_address_init(&addr);
+	addr.addr.sin.sin_family = AF_INET;
+	addr.addr.sin.sin_port = htons((uint16_t)port);
+	addr.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.size = sizeof(addr.addr.sin);
+	if (coap_new_endpoint(ctx, &addr, COAP_PROTO_DTLS) == NULL)
+		_exit(1);
+	r = coap_resource_init(coap_make_str_const("echo"), 0);
+	coap_register_request_handler(r, COAP_REQUEST_POST, hnd_echo);
+	coap_add_resource(ctx, r);
+	for (;;)
+		coap_io_process(ctx, 1000);
+}
+
+static long echo_done;
+
+static coap_response_t
+echo_resp(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv, const coap_mid_t mid)
+{
+	(void)s;
+	(void)sent;
+	(void)recv;
+	(void)mid;
+	echo_done++;
+	return COAP_RESPONSE_OK;
+}
+
+static int
+echo_send(coap_session_t *s, const uint8_t *payload, size_t len)
+{
+	coap_pdu_t *pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
+	uint8_t tok[8];
+	size_t tl;
+
+	if (pdu == NULL)
+		return -1;
+	coap_session_new_token(s, &tl, tok);
+	coap_add_token(pdu, tl, tok);
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 4, (const uint8_t *)"echo");
+	coap_add_data(pdu, len, payload);
+	return coap_send(s, pdu) == COAP_INVALID_MID ? -1 : 0;
+}
+
+static double
+echo_client(const char *dir, int port, size_t len, double secs)
+{
+	char cert[1200], key[1200], ca[1200];
+	uint8_t payload[2048];
+	coap_dtls_pki_t pki;
+	coap_address_t addr;
+	coap_context_t *ctx;
+	coap_session_t *s;
+	long sent = 0;
+	double t0, t;
+
+	snprintf(cert, sizeof(cert), "%s/320300/node-chain.pem", dir);
+	snprintf(key, sizeof(key), "%s/320300/node.key", dir);
+	snprintf(ca, sizeof(ca), "%s/cas.pem", dir);
+	memset(payload, 'x', sizeof(payload));
+	coap_startup();
+	ctx = coap_new_context(NULL);
+	coap_register_response_handler(ctx, echo_resp);
+	coap_address_init(&addr);
+	addr.addr.sin.sin_family = AF_INET;
+	addr.addr.sin.sin_port = htons((uint16_t)port);
+	addr.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.size = sizeof(addr.addr.sin);
+	fill_pki(&pki, cert, key, ca);
+	s = coap_new_client_session_pki(ctx, NULL, &addr, COAP_PROTO_DTLS, &pki);
+	coap_session_set_max_retransmit(s, 4);
+	/* NSTART: allow 32 outstanding confirmable requests */
+	coap_session_set_nstart(s, 32);
+	echo_send(s, payload, len);
+	for (t0 = now_s(); echo_done == 0 && now_s() - t0 < 5;)
+		coap_io_process(ctx, 10); /* handshake */
+	echo_done = 0;
+	t0 = now_s();
+	sent = 0;
+	do {
+		while (sent - echo_done < 32)
+			if (echo_send(s, payload, len) == 0)
+				sent++;
+			else
+				break;
+		coap_io_process(ctx, COAP_IO_NO_WAIT);
+		t = now_s();
+	} while (t - t0 < secs);
+	double rate = (double)echo_done / (t - t0);
+	coap_session_release(s);
+	coap_free_context(ctx);
+	coap_cleanup();
+	return rate;
+}
+
+int
+bench_node(int argc, char **argv)
+{
+	long total = 20000, per_req = 200;
+	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200], log1[1200],
+	     log2[1200], tokpath[1200], ports[16], members[] = "320300,371300";
+	int base = 30000 + (int)(getpid() % 2000) * 10;
+	pid_t n1 = -1, n2 = -1, echo = -1;
+	struct tb_buf tok, body, out, m;
+	double t0, t1, msgs_per_s, p50, p99, baseline;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc)
+			total = atol(argv[++i]);
+		else {
+			fprintf(stderr, "tongban-bench node: unknown argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (total < per_req || total > 1000000) {
+		fprintf(stderr, "tongban-bench node: --messages must be %ld..1000000\n", per_req);
+		return 2;
+	}
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0)
+		return 1;
+	self[sl] = '\0';
+	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	tb_buf_init(&tok);
+	tb_buf_init(&body);
+	tb_buf_init(&out);
+	tb_buf_init(&m);
+	snprintf(ports, sizeof(ports), "%d", base);
+	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members", members,
+			  "--base-port", ports, NULL};
+	if (run("tongban", dfargs) != 0) {
+		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
+		goto out;
+	}
+	snprintf(conf1, sizeof(conf1), "%s/320300/node.conf", dir);
+	snprintf(conf2, sizeof(conf2), "%s/371300/node.conf", dir);
+	snprintf(log1, sizeof(log1), "%s/320300.log", dir);
+	snprintf(log2, sizeof(log2), "%s/371300.log", dir);
+	char *a1[] = {"tongban-node", "-c", conf1, NULL}, *a2[] = {"tongban-node", "-c", conf2, NULL};
+	n1 = spawn("tongban-node", a1, log1);
+	n2 = spawn("tongban-node", a2, log2);
+	snprintf(tokpath, sizeof(tokpath), "%s/320300/api.token", dir);
+	if (tb_file_read(tokpath, 1024, &tok, NULL) != 0)
+		goto out;
+	double deadline = now_s() + 10;
+	while (http(base + 1000, (const char *)tok.data, "GET", "/healthz", NULL, 0, &out) != 200) {
+		if (now_s() > deadline) {
+			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
+			goto out;
+		}
+		usleep(20000);
+	}
+	/* a 1 KiB body: a case submission with material digests */
+	char one[1400];
+	int ol = snprintf(one, sizeof(one),
+			  "{\"type\":\"case.submit\",\"to\":\"371300\",\"service\":\"hukou.transfer\","
+			  "\"body\":{\"applicant\":{\"idhash\":\"%064d\"},\"mode\":\"joint\",\"materials\":[",
+			  7);
+	for (int k = 0; k < 9; k++)
+		ol += snprintf(one + ol, sizeof(one) - (size_t)ol,
+			       "%s{\"sha256\":\"%064d\",\"size\":%d}", k ? "," : "", k, 1000 + k);
+	ol += snprintf(one + ol, sizeof(one) - (size_t)ol, "]}}");
+	tb_buf_addc(&body, '[');
+	for (long k = 0; k < per_req; k++) {
+		if (k > 0)
+			tb_buf_addc(&body, ',');
+		tb_buf_add(&body, one, (size_t)ol);
+	}
+	tb_buf_addc(&body, ']');
+	printf("node: 2 tongban-node processes, %ld messages, body %d bytes, %ld per API request\n",
+	       total, ol, per_req);
+	/* warm-up: the DTLS handshakes */
+	http(base + 1000, (const char *)tok.data, "POST", "/v1/messages", one, (size_t)ol, &out);
+	usleep(300000);
+	t0 = now_s();
+	for (long sent = 0; sent < total; sent += per_req)
+		if (http(base + 1000, (const char *)tok.data, "POST", "/v1/messages",
+			 (const char *)body.data, body.len, &out) != 202) {
+			fprintf(stderr, "tongban-bench node: submit failed: %.200s\n", out.data);
+			goto out;
+		}
+	double delivered = 0;
+	deadline = now_s() + 300;
+	do {
+		/* polled at 20 Hz: /metrics counts the queue, which is not free */
+		usleep(50000);
+		if (http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m) != 200)
+			continue;
+		delivered = metric(&m, "tongban_messages_out_total{result=\"delivered\"} ");
+	} while (delivered < (double)total + 1 && now_s() < deadline);
+	t1 = now_s();
+	if (delivered < (double)total + 1) {
+		fprintf(stderr, "tongban-bench node: only %.0f of %ld delivered\n", delivered, total);
+		goto out;
+	}
+	msgs_per_s = (double)total / (t1 - t0);
+	p50 = quantile(&m, 0.5);
+	p99 = quantile(&m, 0.99);
+	/* baseline in the same run: the nodes are stopped first */
+	kill(n1, SIGKILL);
+	kill(n2, SIGKILL);
+	waitpid(n1, NULL, 0);
+	waitpid(n2, NULL, 0);
+	n1 = n2 = -1;
+	if ((echo = fork()) == 0)
+		echo_server(dir, base + 9);
+	usleep(200000);
+	baseline = echo_client(dir, base + 9, 1024, 3.0);
+	printf("tongban  : %8.0f msgs/s signed+verified+journalled+receipted, p50 %.1f ms, p99 %.1f ms\n",
+	       msgs_per_s, p50, p99);
+	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight\n",
+	       baseline);
+	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
+	       "\"ratio\":%.3f,\"messages\":%ld}\n",
+	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total);
+	rc = 0;
+out:
+	if (n1 > 0)
+		kill(n1, SIGKILL);
+	if (n2 > 0)
+		kill(n2, SIGKILL);
+	if (echo > 0)
+		kill(echo, SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	char *rmargs[] = {"rm", "-rf", dir, NULL};
+	pid_t rp = fork();
+	if (rp == 0) {
+		execvp("rm", rmargs);
+		_exit(127);
+	}
+	if (rp > 0)
+		waitpid(rp, NULL, 0);
+	tb_buf_free(&tok);
+	tb_buf_free(&body);
+	tb_buf_free(&out);
+	tb_buf_free(&m);
+	return rc;
+}
