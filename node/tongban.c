@@ -172,6 +172,12 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name) != 0)
 			continue;
+		/* every command answers --version like the program itself */
+		for (int a = 2; a < argc && strcmp(argv[a], "--") != 0; a++)
+			if (strcmp(argv[a], "--version") == 0) {
+				printf("tongban %s (protocol v1)\n", PACKAGE_VERSION);
+				return EX_TB_OK;
+			}
 		snprintf(cmdname, sizeof(cmdname), "tongban %s", commands[i].name);
 		cli_cmd = cmdname;
 		return commands[i].fn(argc - 1, argv + 1);

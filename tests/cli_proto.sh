@@ -20,6 +20,12 @@ for c in "canon" "key" "key gen" "key pub" "key id" "msg" "msg new" "msg seal" "
 	tb_run 0 $c --help
 	tb_expect_out_has "Usage: tongban"
 done
+# every command answers --version (regression: subcommands exited 2)
+for c in "canon" "key gen" "msg open" "ca init" "registry verify" "send" "dev-federation"; do
+	# shellcheck disable=SC2086
+	tb_run 0 $c --version
+	tb_expect_out_has "tongban "
+done
 tb_run 0 msg types; tb_expect_out_has "case.submit"
 tb_run 2; tb_expect_err_has "Usage"
 tb_run 2 bogus; tb_expect_err_has "unknown command"

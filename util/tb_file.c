@@ -85,8 +85,15 @@ tb_file_write(const char *path, const void *data, size_t n, mode_t mode, int exc
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) != 0)
+	/* exclusive: link() fails if path exists, atomically (no check-then-
+	 * rename race); otherwise rename() replaces atomically */
+	if (exclusive) {
+		if (link(tmp, path) != 0)
+			goto fail;
+		unlink(tmp);
+	} else if (rename(tmp, path) != 0) {
 		goto fail;
+	}
 	return TB_OK;
 fail:
 	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path, strerror(errno));
