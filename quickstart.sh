@@ -1,7 +1,8 @@
 #!/bin/sh
 # quickstart.sh - install what is missing (Debian 12), build, and run.
 #
-#   ./quickstart.sh demo         build and run the walk-through (the main job)
+#   ./quickstart.sh demo         build, then the envelope walk-through and the Huaihai
+#                                federation demo (14 nodes on 127.0.0.1): the main job
 #   ./quickstart.sh test         build and run the whole test suite (make check)
 #   ./quickstart.sh sanitizers   the test suite again, built with ASan+UBSan
 #   ./quickstart.sh distcheck    make distcheck (tarball builds and passes its tests)
@@ -47,7 +48,8 @@ build() { # build DIR [configure args...]
 case "$mode" in
 demo)
 	build build
-	exec "$SRC/interop/walkthrough.sh" "$SRC/build"
+	"$SRC/interop/walkthrough.sh" "$SRC/build"
+	exec "$SRC/interop/demo.sh" "$SRC/build"
 	;;
 test)
 	build build
