@@ -143,6 +143,7 @@ nl_wait() {
 nl_start() {
 	local id=$1
 	shift
+	! nl_healthy "$id" || nl_fail "API port $(nl_api_port "$id") of $id is already in use (stale node?)"
 	"$@" "$TBN" -c "$F/$id/node.conf" >>"$W/$id.log" 2>&1 &
 	echo $! >"$W/pids/$id"
 	nl_wait "${NL_START_TIMEOUT:-20}" "node $id answering /healthz" nl_start_ok "$id"
