@@ -72,6 +72,13 @@ static const struct {
 	{TB_E_FORBIDDEN, "forbidden", "not allowed"},
 	{TB_E_DRAINING, "draining", "node is shutting down"},
 	{TB_E_CONTENT_FORMAT, "content-format", "unsupported content-format"},
+	{TB_E_BODY, "body.invalid", "message body is invalid for its type"},
+	{TB_E_FLOW_STATE, "flow.state", "not allowed in the case's current state"},
+	{TB_E_FLOW_UNMATCHED, "flow.unmatched", "answer matches no open request"},
+	{TB_E_LICENCE_DIGEST, "licence.digest", "licence digest does not match"},
+	{TB_E_LICENCE_REVOKED, "licence.revoked", "licence has been revoked"},
+	{TB_E_LICENCE_EXPIRED, "licence.expired", "licence has expired"},
+	{TB_E_LICENCE_NOT_YET_VALID, "licence.not-yet-valid", "licence is not yet valid"},
 };
 
 static size_t

@@ -78,6 +78,14 @@ enum tb_err {
 	TB_E_FORBIDDEN = -110,	     /* sender not allowed: wrong peer, not addressed here, policy */
 	TB_E_DRAINING = -111,	     /* node is shutting down */
 	TB_E_CONTENT_FORMAT = -112,  /* request not in the required content-format */
+	/* protocol/tb_flow: message meaning (-120..-129) */
+	TB_E_BODY = -120,	     /* body does not follow its type's schema */
+	TB_E_FLOW_STATE = -121,	     /* message not allowed in the case's state */
+	TB_E_FLOW_UNMATCHED = -122,  /* answer names no open request it may answer */
+	TB_E_LICENCE_DIGEST = -123,  /* licence digest does not match its content */
+	TB_E_LICENCE_REVOKED = -124, /* licence revoked by its issuer */
+	TB_E_LICENCE_EXPIRED = -125, /* licence expired */
+	TB_E_LICENCE_NOT_YET_VALID = -126, /* licence not yet issued at that time */
 };
 
 /* Stable machine-readable token, e.g. "sig.bad". Never NULL. */
