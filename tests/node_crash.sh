@@ -9,7 +9,7 @@
 #    kill is delivered, exactly once.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17700
+nl_init 17400
 nl_devfed 320300,371300,341300
 for m in 320300 371300 341300; do nl_start "$m"; done
 N=${NL_CRASH_N:-1000}

@@ -9,6 +9,9 @@
 #   nl_wait 20 "delivered" nl_delivered 320300 "$id"
 #   nl_coap 320300 post /fed/msg 371300 FILE   # NL_CODE, $W/coap.body
 #
+# Ports: nl_init BASE uses UDP BASE..BASE+n-1 and TCP BASE+1000..; the
+# node_*.sh scripts take BASE 17100, 17200, ... 17600 so that they can run
+# in parallel (tests/interop_self.sh uses 17900).
 # No curl, jq or python: the node's API is reached with `tongban` and, for
 # raw HTTP (/healthz, /metrics), with bash's /dev/tcp.  Every wait is
 # bounded.  Failures print what was expected and what happened.
