@@ -48,14 +48,14 @@ static const struct key keys[] = {
 	{"registry_upstream", C_STR, S(registry_upstream), 0, 0, "", 0,
 	 "member id whose /fed/registry this node observes (its hub)"},
 	{"log_level", C_STR, S(log_level), 0, 0, "info", 0, "debug, info, warn or error"},
-	{"max_message_size", C_INT, I(max_message_size), 1024, 1048576, "65536", 0,
-	 "largest request body accepted, bytes"},
+	{"max_message_size", C_INT, I(max_message_size), 1024, 4194304, "262144", 0,
+	 "largest request body accepted, bytes (a batch of envelopes)"},
 	{"clock_skew", C_INT, I(clock_skew), 0, 3600, "300", 0, "allowed clock skew, seconds"},
 	{"retry_min_ms", C_INT, I(retry_min_ms), 10, 600000, "200", 0,
 	 "first retry delay, milliseconds"},
 	{"retry_max_ms", C_INT, I(retry_max_ms), 100, 3600000, "60000", 0,
 	 "largest retry delay, milliseconds"},
-	{"batch_max", C_INT, I(batch_max), 1, 1024, "64", 0,
+	{"batch_max", C_INT, I(batch_max), 1, 256, "128", 0,
 	 "envelopes carried in one exchange at most"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -41,7 +41,7 @@ struct tb_exchange {
 
 /* DTLS sessions kept to each peer: one block-wise exchange runs per
  * session, so parallel sessions carry parallel exchanges. */
-#define TB_PEER_SESSIONS 4
+#define TB_PEER_SESSIONS 8
 
 /* Per-peer outbound state (delivery, circuit breaker). */
 struct tb_peer {

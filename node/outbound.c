@@ -395,8 +395,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* no more than one round of exchanges can carry: reading the whole
 	 * queue after every answer would make delivery quadratic */
-	if (tb_journal_outbound_due(n->journal, now, 2 * bmax * TB_PEER_SESSIONS, collect, &l) !=
-	    TB_OK)
+	/* read only what the free session slots can carry (plus one
+	 * exchange's worth for peers without sessions yet) */
+	size_t free_slots = 1;
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		for (int i = 0; i < TB_PEER_SESSIONS; i++)
+			free_slots += p->inflight[i] < WINDOW;
+	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 	if (l.len == 0 || tb_journal_begin(n->journal) != TB_OK)
 		goto done;
