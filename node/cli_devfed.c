@@ -44,7 +44,8 @@ static const struct {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban dev-federation --dir DIR --members ID,ID,... [--base-port N]\n\n"
+	fprintf(f, "Usage: tongban dev-federation --dir DIR --members ID,ID,... [--base-port N]\n"
+		   "                              [--private ID,ID,...]\n\n"
 		   "Creates a test federation under DIR: root CA (DIR/root), one CA per\n"
 		   "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
 		   "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
@@ -56,7 +57,9 @@ usage(FILE *f)
 		   "not in the registry).\n"
 		   "Member i listens on 127.0.0.1:(N+i) (default N 5700); its local API on\n"
 		   "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
-		   "parent of the other members of its province.\n");
+		   "parent of the other members of its province.  A --private city has no\n"
+		   "endpoint in the registry: others reach it through its hub, whose config\n"
+		   "lists it in private_endpoints (DIR/HUB/private.txt).\n");
 }
 
 static int
@@ -112,6 +115,21 @@ out:
 	return rc;
 }
 
+/* True when id is in the comma-separated list. */
+static bool
+is_listed(const char *list, const char *id)
+{
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		if (n == strlen(id) && strncmp(p, id, n) == 0)
+			return true;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
 static int
 spki_of(const char *certpath, struct tb_buf *spki, uint8_t kid[TB_KEYID_LEN])
 {
@@ -135,9 +153,10 @@ cmd_devfed(int argc, char **argv)
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
 					     {"members", required_argument, NULL, 'm'},
 					     {"base-port", required_argument, NULL, 'p'},
+					     {"private", required_argument, NULL, 'P'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0, 0, 0, 0}};
-	const char *dir = NULL, *members = NULL;
+	const char *dir = NULL, *members = NULL, *privlist = "";
 	char ids[MAX_MEMBERS][8], provs[MAX_PROV][8], path[1200], path2[1200];
 	size_t nids = 0, nprov = 0;
 	long long base = 5700;
@@ -154,6 +173,7 @@ cmd_devfed(int argc, char **argv)
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'm': members = optarg; break;
+		case 'P': privlist = optarg; break;
 		case 'p':
 			if (cli_parse_i64(optarg, &base) != 0 || base < 1024 || base > 60000)
 				return cli_usage_error("--base-port must be 1024..60000");
@@ -292,9 +312,16 @@ cmd_devfed(int argc, char **argv)
 		bool parent_present = false;
 		for (size_t j = 0; j < nids; j++)
 			parent_present |= !hub && strcmp(ids[j], prov) == 0;
+		bool priv = is_listed(privlist, ids[i]);
+		if (priv && (hub || !parent_present)) {
+			rc = cli_usage_error("--private %s: only a city whose hub is a member", ids[i]);
+			goto out;
+		}
+		/* a private member has no endpoint in the registry: it is reached
+		 * through its hub, which alone knows its address */
 		struct tb_reg_member_spec ms = {ids[i], name, parent_present ? prov : NULL,
 						hub ? TB_ROLE_HUB : TB_ROLE_CITY, TB_STATUS_ACTIVE,
-						eps, 1, &ks, 1, sv, ns};
+						eps, priv ? 0 : 1, &ks, 1, sv, ns};
 		if (tb_reg_add_member(reg, &ms, &d) != TB_OK) {
 			rc = cli_fail_diag(&d);
 			goto out;
@@ -420,14 +447,29 @@ cmd_devfed(int argc, char **argv)
 			for (size_t j = 0; j < nids; j++)
 				if (strncmp(ids[j], ids[i], 2) == 0 && strcmp(ids[j] + 2, "0000") == 0)
 					snprintf(up, sizeof(up), "%.6s", ids[j]);
+		/* a hub lists the private members it serves */
+		char privs[4096] = "";
+		size_t pl = 0;
+		if (strcmp(ids[i] + 2, "0000") == 0)
+			for (size_t j = 0; j < nids; j++)
+				if (strncmp(ids[j], ids[i], 2) == 0 && is_listed(privlist, ids[j]))
+					pl += (size_t)snprintf(privs + pl, sizeof(privs) - pl,
+							       "%.6s coaps://127.0.0.1:%lld\n", ids[j],
+							       base + (long long)j);
+		if (pl > 0) {
+			snprintf(path, sizeof(path), "%s/%s/private.txt", dir, ids[i]);
+			if ((rc = write_file(path, privs, pl, 0644)))
+				goto out;
+		}
 		int n = snprintf(conf, sizeof(conf),
 			 "# tongban-node configuration for member %s (dev federation)\n"
 			 "member_id = %s\nlisten = 127.0.0.1:%lld\n"
 			 "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
 			 "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
-			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n%s%s%s",
+			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n%s%s%s%s",
 			 ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
-			 up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "");
+			 up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "",
+			 pl > 0 ? "private_endpoints = private.txt\n" : "");
 		snprintf(path, sizeof(path), "%s/%s/node.conf", dir, ids[i]);
 		if ((rc = write_file(path, conf, (size_t)n, 0644)))
 			goto out;

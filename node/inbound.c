@@ -184,45 +184,82 @@ struct item {
 	struct tb_env *receipt;
 	struct tb_diag d;
 	struct tb_buf out; /* receipt bytes or error JSON */
+	struct tb_buf fwd; /* K_RELAY: the envelope with this hub on its path */
+	int kind;
 	bool dup;
 	char digest[65];
 };
 
-/* Checks beyond the envelope itself: addressed to us, carried by the
- * sender itself or by the hub that relayed it last, policy. */
+enum {
+	K_LOCAL,  /* for this node's own systems: the inbox */
+	K_RELAY,  /* for a member this hub serves: forwarded */
+	K_RETURN, /* a recipient's receipt for a message this node sent via a hub */
+};
+
+/* Checks beyond the envelope itself, and what to do with it: the carrier
+ * (DTLS peer) must be the sender or the last relay; an envelope for this
+ * node goes to its inbox (policy permitting) or, when it is a recipient's
+ * receipt travelling back through a hub, settles a message we sent; a hub
+ * relays envelopes for the members it serves, adding itself to the path. */
 static int
-accept_checks(struct tb_node *n, struct tb_env *e, const char *peer, struct tb_diag *d)
+route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag *d)
 {
-	const char *to = tb_env_to(e);
-	size_t plen = tb_env_path_len(e);
+	struct tb_env *e = it->env;
+	const char *to = tb_env_to(e), *me = n->cfg.member_id;
+	size_t plen = tb_env_path_len(e), mi;
 	const char *carrier = plen > 0 ? tb_env_path_at(e, plen - 1) : tb_env_from(e);
+	char hop[16];
+	coap_address_t addr;
+	int rc;
 
 	if (peer == NULL || strcmp(peer, carrier) != 0)
 		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
 				   "sender %s does not match the DTLS peer %s", tb_env_from(e),
 				   peer ? peer : "(none)");
-	if (to == NULL || strcmp(to, n->cfg.member_id) != 0)
-		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS, "addressed to %s, not to %s",
-				   to ? to : "(route)", n->cfg.member_id);
-	if (tb_env_service(e) != NULL && n->reg != NULL) {
-		struct tb_policy_decision pd;
-		if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) != TB_OK ||
-		    !pd.allow)
-			return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
-					   "policy denies %s calling %s (rule %ld)", tb_env_from(e),
-					   tb_env_service(e), pd.rule);
+	if (to != NULL && strcmp(to, me) == 0) {
+		if (strcmp(tb_env_type(e), "receipt") == 0 && tb_env_corr(e) != NULL && plen > 0) {
+			it->kind = K_RETURN;
+			return TB_OK;
+		}
+		it->kind = K_LOCAL;
+		if (tb_env_service(e) != NULL && n->reg != NULL) {
+			struct tb_policy_decision pd;
+			if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) != TB_OK ||
+			    !pd.allow)
+				return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
+						   "policy denies %s calling %s (rule %ld)",
+						   tb_env_from(e), tb_env_service(e), pd.rule);
+		}
+		return TB_OK;
 	}
-	return TB_OK;
+	if (to == NULL || (mi = tb_reg_find_member(n->reg, me)) == TB_REG_NONE ||
+	    tb_reg_member_role(n->reg, mi) != TB_ROLE_HUB)
+		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS, "addressed to %s, not to %s",
+				   to ? to : "(route)", me);
+	/* a hub relays: the next hop must be another node, not back */
+	if (tb_node_next_hop(n, to, hop, sizeof(hop), &addr, d) != TB_OK)
+		return d->code;
+	if (strcmp(hop, me) == 0)
+		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "%s has no endpoint to relay to", to);
+	if (strcmp(hop, carrier) == 0)
+		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "relay loop back to %s", carrier);
+	if ((rc = tb_env_add_hop(e, me)) != TB_OK)
+		return tb_diag_set(d, rc == TB_E_HOPS ? TB_E_HOPS : rc, TB_DIAG_NOPOS,
+				   "cannot relay: hop limit %d reached or loop", tb_env_hops(e));
+	it->kind = K_RELAY;
+	return tb_env_serialize(e, &it->fwd) == TB_OK ? TB_OK
+						       : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 }
 
 static struct tb_env *
-make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, struct tb_diag *d)
+make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, const char *status,
+	     struct tb_diag *d)
 {
 	struct tb_env_fields f;
 	char body[160];
 
-	snprintf(body, sizeof(body), "{\"digest\":\"%s\",\"received\":%lld,\"status\":\"accepted\"}",
-		 digest, (long long)tb_now());
+	snprintf(body, sizeof(body), "{\"digest\":\"%s\",\"received\":%lld,\"status\":\"%s\"}",
+		 digest, (long long)tb_now(), status);
 	memset(&f, 0, sizeof(f));
 	f.type = "receipt";
 	f.from = n->cfg.member_id;
@@ -234,6 +271,55 @@ make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, struct tb_
 	f.ttl = TB_ENV_DEFAULT_TTL;
 	f.hops = TB_ENV_MAX_HOPS;
 	return tb_env_create(&f, d);
+}
+
+/* Queues a relayed envelope (this hub now on its path) for its
+ * recipient under the original id, in the exchange's transaction. */
+static void
+relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_msg *in,
+	    const struct tb_buf *fwd, bool *relayed)
+{
+	struct tb_journal_msg m = *in;
+
+	m.to = tb_env_to(e);
+	m.receipt = NULL;
+	m.receipt_len = 0;
+	m.envelope = fwd->data;
+	m.envelope_len = fwd->len;
+	if (tb_journal_outbound_put(n->journal, &m, tb_now()) == TB_OK) {
+		tb_journal_audit_append(n->journal, 'o', m.id, m.digest, m.to, tb_now(), "relayed");
+		*relayed = true;
+	} else {
+		log_warnx("relay of %s to %s not queued: %s", m.id, m.to,
+			  tb_journal_diag(n->journal)->detail);
+	}
+}
+
+/* A recipient's receipt that came back through a hub: it settles the
+ * message this node sent when it names that message, comes from its
+ * recipient and carries its digest. */
+static void
+settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, size_t len)
+{
+	struct tb_journal_status st;
+	const struct tb_json *dg = tb_json_get(tb_env_body(r), "digest");
+	const char *dgs = dg ? tb_json_string(dg, NULL) : NULL;
+	const char *corr = tb_env_corr(r);
+
+	if (tb_journal_outbound_status(n->journal, corr, &st, NULL) != TB_OK ||
+	    strcmp(st.from, n->cfg.member_id) != 0 || strcmp(st.to, tb_env_from(r)) != 0 ||
+	    dgs == NULL || strcmp(dgs, st.digest) != 0) {
+		log_warnx("receipt %s from %s names no message of ours; ignored", tb_env_id(r),
+			  tb_env_from(r));
+		return;
+	}
+	if (st.state == TB_JOURNAL_QUEUED &&
+	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
+		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
+					"delivered");
+		n->m.out_delivered++;
+		tb_latency_done(n, corr);
+	}
 }
 
 static void
@@ -251,7 +337,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	coap_opt_iterator_t oi;
 	coap_opt_t *cf;
 	int count, nrc = 0;
-	bool batch;
+	bool batch, relayed = false;
 
 	tb_diag_clear(&d);
 	tb_buf_init(&body);
@@ -310,14 +396,17 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
 		tb_buf_init(&it[i].out);
+		tb_buf_init(&it[i].fwd);
 		tb_diag_clear(&it[i].d);
 		if (tb_env_open(data + offs[i], lens[i], &o, &it[i].env, &it[i].d) != TB_OK)
 			continue;
-		if (accept_checks(n, it[i].env, peer, &it[i].d) != TB_OK)
+		if (route_item(n, &it[i], peer, &it[i].d) != TB_OK)
 			continue;
 		tb_env_digest(it[i].env, dg);
 		tb_hex_encode(dg, 32, it[i].digest);
-		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest, &it[i].d)) == NULL)
+		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest,
+						  it[i].kind == K_RELAY ? "relayed" : "accepted",
+						  &it[i].d)) == NULL)
 			continue;
 		rc_envs[nrc++] = it[i].receipt;
 	}
@@ -371,7 +460,15 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			it[i].receipt = NULL;
 		} else {
 			tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
-						"received");
+						it[i].kind == K_RELAY ? "relay-received" : "received");
+			if (it[i].kind != K_LOCAL) {
+				/* not for this city's systems: kept for idempotency only */
+				tb_journal_inbox_ack(n->journal, m.id);
+				if (it[i].kind == K_RELAY)
+					relay_queue(n, it[i].env, &m, &it[i].fwd, &relayed);
+				else
+					settle_return(n, it[i].env, m.envelope, m.envelope_len);
+			}
 		}
 		tb_buf_free(&orig);
 	}
@@ -380,6 +477,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		respond_error(r, s, req, q, resp, &d);
 		goto out;
 	}
+	if (relayed)
+		tb_outbound_schedule(n, 0);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
@@ -420,6 +519,7 @@ out:
 		tb_env_free(it[i].env);
 		tb_env_free(it[i].receipt);
 		tb_buf_free(&it[i].out);
+		tb_buf_free(&it[i].fwd);
 	}
 	free(it);
 	tb_buf_free(&body);

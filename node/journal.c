@@ -123,7 +123,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
                       " WHERE id = ?1 AND state = 0",
     [ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
-                      " receipt FROM outbound WHERE id = ?1",
+                      " receipt, sender, recipient, type, digest FROM outbound WHERE id = ?1",
     [ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
     [ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
     [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
@@ -1011,6 +1011,10 @@ tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journ
 		out->failed_at = done_at;
 	copy_str(out->last_error, sizeof(out->last_error), col_text(s, 4));
 	copy_str(out->reason, sizeof(out->reason), col_text(s, 5));
+	copy_str(out->from, sizeof(out->from), col_text(s, 7));
+	copy_str(out->to, sizeof(out->to), col_text(s, 8));
+	copy_str(out->type, sizeof(out->type), col_text(s, 9));
+	copy_str(out->digest, sizeof(out->digest), col_text(s, 10));
 	if (receipt != NULL && col_buf(s, 6, receipt) != TB_OK)
 		rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
 done:

@@ -101,6 +101,10 @@ struct tb_journal_status {
 	int64_t failed_at;
 	char last_error[160]; /* the last tb_journal_outbound_retry() reason */
 	char reason[160];     /* the tb_journal_outbound_failed() reason */
+	char from[16], to[16]; /* sender (this node, or the origin of a relayed
+				* message) and recipient */
+	char type[48];
+	char digest[65];
 };
 
 /* ---- lifetime ---- */

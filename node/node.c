@@ -266,8 +266,19 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "no route: %s is %s", to,
 				   tb_reg_status_name(tb_reg_member_status(n->reg, m)));
 	if (tb_reg_endpoint_count(n->reg, m) == 0) {
-		/* reachable only through its parent hub */
+		/* reachable only through its parent hub; the hub itself dials
+		 * it at the private endpoint it was configured with */
 		const char *parent = tb_reg_member_parent(n->reg, m);
+		if (parent != NULL && strcmp(parent, n->cfg.member_id) == 0) {
+			for (size_t i = 0; i < n->nprivs; i++)
+				if (strcmp(n->privs[i].id, to) == 0) {
+					snprintf(hop, hoplen, "%s", to);
+					return parse_endpoint(n->privs[i].uri, addr, d);
+				}
+			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+					   "no route: %s has no endpoint and is not in private_endpoints",
+					   to);
+		}
 		if (parent == NULL || (m = tb_reg_find_member(n->reg, parent)) == TB_REG_NONE ||
 		    tb_reg_endpoint_count(n->reg, m) == 0 ||
 		    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
@@ -276,6 +287,48 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 	}
 	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
 	return parse_endpoint(tb_reg_endpoint(n->reg, m, 0), addr, d);
+}
+
+/* private_endpoints: "MEMBER_ID URI" per line, '#' comments. */
+static int
+load_privates(struct tb_node *n, struct tb_diag *d)
+{
+	struct tb_buf b;
+	int rc, lineno = 0;
+
+	if (n->cfg.private_endpoints[0] == '\0')
+		return TB_OK;
+	tb_buf_init(&b);
+	if ((rc = tb_file_read(n->cfg.private_endpoints, 1 << 20, &b, d)) != TB_OK)
+		goto out;
+	for (char *line = (char *)b.data, *nl; line != NULL && *line != '\0'; line = nl) {
+		char id[16], uri[160];
+		struct tb_private_ep *v;
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl++ = '\0';
+		lineno++;
+		if (strchr(line, '#') != NULL)
+			*strchr(line, '#') = '\0';
+		if (sscanf(line, "%15s %159s", id, uri) != 2)
+			continue;
+		if (strlen(id) != 6 || strspn(id, "0123456789") != 6 || strncmp(uri, "coaps://", 8) != 0 ||
+		    strlen(uri) >= sizeof(v->uri)) {
+			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: expected MEMBER_ID coaps://HOST:PORT",
+					 n->cfg.private_endpoints, lineno);
+			goto out;
+		}
+		if ((v = realloc(n->privs, (n->nprivs + 1) * sizeof(*v))) == NULL) {
+			rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			goto out;
+		}
+		n->privs = v;
+		snprintf(v[n->nprivs].id, sizeof(v->id), "%s", id);
+		snprintf(v[n->nprivs].uri, sizeof(v->uri), "%s", uri);
+		n->nprivs++;
+	}
+out:
+	tb_buf_free(&b);
+	return rc;
 }
 
 static int
@@ -346,7 +399,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 			    n->cfg.member_id);
 		goto fail;
 	}
-	if (load_token(n, d) != TB_OK)
+	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK)
 		goto fail;
 	tb_buf_free(&b);
 	return n;
@@ -376,6 +429,7 @@ tb_node_free(struct tb_node *n)
 	tb_journal_close(n->journal);
 	free(n->lat_id);
 	free(n->lat_t0);
+	free(n->privs);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	free(n);
 }

@@ -100,6 +100,12 @@ struct tb_node {
 	int64_t obs_last_ms;
 	bool obs_ok; /* a notification has arrived on this observation */
 	struct event *resync_timer;
+	/* hub: members without registry endpoints that only this hub reaches */
+	struct tb_private_ep {
+		char id[8];
+		char uri[120];
+	} *privs;
+	size_t nprivs;
 	/* pubkey cache for message verification, rebuilt with the registry */
 	struct tb_pub **pubs;
 	size_t npubs;
@@ -155,6 +161,7 @@ int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id
 int tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
 			    char (*ids)[33], size_t *bad, struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
+void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
 coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
 				     const coap_pdu_t *recv, const coap_mid_t mid);

@@ -23,6 +23,7 @@
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
 #define ANSWER_TIMEOUT_S 30   /* an unanswered exchange is retried after this */
+#define RELAY_WAIT_S 60	      /* a relayed message is resent if no receipt returns */
 #define BREAKER_AFTER 5	      /* consecutive failures that open the circuit */
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
@@ -182,8 +183,8 @@ const double tb_lat_bounds[TB_LAT_BUCKETS] = {0.5, 1,  2,  3,	4,   5,	  6,   8, 
 					      15,  20, 25, 30,	40,  50,  75,  100,  150,  200,
 					      300, 500, 1000, 2000, 5000, 10000, 30000, 60000};
 
-static void
-latency_done(struct tb_node *n, const char *id)
+void
+tb_latency_done(struct tb_node *n, const char *id)
 {
 	size_t i = lat_slot(id);
 	double ms;
@@ -536,6 +537,50 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 	free_exchange(x);
 }
 
+/* At a hub: the recipient's receipt for a message relayed here goes back
+ * to the message's sender, with this hub on its path (receipts of
+ * receipts end here). */
+static void
+relay_back(struct tb_node *n, const char *id, const struct tb_env *r_in)
+{
+	struct tb_journal_status st;
+	struct tb_env *r = NULL;
+	struct tb_buf b;
+	struct tb_journal_msg m;
+	uint8_t dg[32];
+	char digest[65];
+
+	if (tb_journal_outbound_status(n->journal, id, &st, NULL) != TB_OK ||
+	    strcmp(st.from, n->cfg.member_id) == 0 || strcmp(st.type, "receipt") == 0)
+		return;
+	tb_buf_init(&b);
+	/* a copy to extend: the answer's envelope stays as it was stored */
+	if (tb_env_serialize(r_in, &b) != TB_OK ||
+	    (r = tb_env_parse(b.data, b.len, NULL)) == NULL || tb_env_add_hop(r, n->cfg.member_id) != TB_OK)
+		goto out;
+	tb_buf_reset(&b);
+	if (tb_env_serialize(r, &b) != TB_OK)
+		goto out;
+	tb_env_digest(r, dg);
+	tb_hex_encode(dg, 32, digest);
+	memset(&m, 0, sizeof(m));
+	m.id = tb_env_id(r);
+	m.from = tb_env_from(r);
+	m.to = st.from;
+	m.type = "receipt";
+	m.corr = tb_env_corr(r);
+	m.digest = digest;
+	m.created = tb_env_created(r);
+	m.expires = tb_env_expires(r);
+	m.envelope = b.data;
+	m.envelope_len = b.len;
+	if (tb_journal_outbound_put(n->journal, &m, tb_now()) == TB_OK)
+		tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, tb_now(), "relayed");
+out:
+	tb_env_free(r);
+	tb_buf_free(&b);
+}
+
 /* Checks one answer element for message i; records the outcome. */
 static void
 settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
@@ -549,16 +594,28 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 	const char *dgs;
 	int64_t now = tb_now();
 
-	if (coap_class == 2 && tb_env_open(p, len, &o, &r, &d) == TB_OK &&
-	    strcmp(tb_env_type(r), "receipt") == 0 && strcmp(tb_env_from(r), x->tos[i]) == 0 &&
-	    tb_env_corr(r) != NULL && strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
-	    (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
-	    (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0) {
+	bool receipt = coap_class == 2 && tb_env_open(p, len, &o, &r, &d) == TB_OK &&
+		       strcmp(tb_env_type(r), "receipt") == 0 && tb_env_corr(r) != NULL &&
+		       strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
+		       (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
+		       (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0;
+	const struct tb_json *stj = receipt ? tb_json_get(tb_env_body(r), "status") : NULL;
+	const char *status = stj ? tb_json_string(stj, NULL) : NULL;
+
+	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
 		tb_journal_outbound_delivered(n->journal, x->ids[i], p, len, now);
 		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
 					"delivered");
 		n->m.out_delivered++;
-		latency_done(n, x->ids[i]);
+		tb_latency_done(n, x->ids[i]);
+		relay_back(n, x->ids[i], r);
+	} else if (receipt && strcmp(tb_env_from(r), x->hop) == 0 && status != NULL &&
+		   strcmp(status, "relayed") == 0) {
+		/* the hub took it: the recipient's receipt comes back through
+		 * the hub as a message; resend (idempotent) only if it does not */
+		char why[64];
+		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt", x->hop);
+		tb_journal_outbound_retry(n->journal, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class == 4) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
