@@ -80,6 +80,9 @@ exchange() {
 	t1=$(ms)
 	printf '   %s (%s) -> %s (%s): %s %s\n' "$(name "$1")" "$1" "$(name "$2")" "$2" "$3" "$id"
 	printf '   route: %s\n' "$("$T" route resolve --registry "$W/fed/registry.json" --service "$4" --region "$2" | tr '\n' ' ')"
+	local path
+	path=$(printf '%s' "$st" | sed -n 's/.*"relay":{"path":\[\([^]]*\)\]}.*/\1/p' | tr -d '"')
+	[ -z "$path" ] || printf '   relayed: the receipt came back through hub %s\n' "$path"
 	printf '%s' "$st" | sed 's/.*"receipt"://; s/}$//' > "$W/receipt.json"
 	"$T" msg open --pub "$W/fed/$2/node.crt" "$W/receipt.json" > /dev/null ||
 		die "receipt of $id does not verify with $(name "$2")'s certificate"
@@ -102,8 +105,9 @@ serial_of() { # serial_of ID: the registry serial a node's file holds
 
 step "1. The Huaihai federation: root CA, 4 province CAs, 14 members, a registry signed 2-of-4"
 ALL="$HUBS $CITIES"
-"$T" dev-federation --dir "$W/fed" --members "$(echo $ALL | tr ' ' ',')" --base-port "$BASE" ||
-	die "dev-federation"
+# Shangqiu and Suqian are reachable only through their province hubs
+"$T" dev-federation --dir "$W/fed" --members "$(echo $ALL | tr ' ' ',')" --base-port "$BASE" \
+	--private 411400,321300 || die "dev-federation"
 "$T" registry verify "$W/fed/registry.json" --trust "$W/fed/trust.json" || die "registry verify"
 
 step "2. Starting 14 tongban-node processes (DTLS on 127.0.0.1:$BASE-$((BASE + 13)))"
@@ -121,11 +125,11 @@ step "3. Identity check across provinces: Xuzhou asks Linyi (identity.verify)"
 exchange 320300 371300 identity.verify hukou.transfer \
 	'{"subject":{"idhash":"6b1f0c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4","kind":"person"},"purpose":"hukou.transfer"}'
 
-step "4. Licence query: Heze asks Suqian for a holder's business licence (licence.query)"
+step "4. Licence query: Heze asks Suqian (behind the Jiangsu hub) for a holder's business licence"
 exchange 371700 321300 licence.query business-license.change \
 	'{"holder":{"idhash":"0f6c8e1d2b3a49587c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b"},"licence":"business-license"}'
 
-step "5. A case filed in Suzhou (Anhui) is handled in Shangqiu (Henan) (case.submit)"
+step "5. A case filed in Suzhou (Anhui) is handled in Shangqiu (Henan), through the Henan hub"
 exchange 341300 411400 case.submit driving-license.renew \
 	'{"applicant":{"idhash":"5d41402abc4b2a76b9719d911017c592ae1b2c3d4e5f60718293a4b5c6d7e8f9"},"mode":"proxy","materials":[{"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size":4096}]}'
 
