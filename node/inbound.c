@@ -39,6 +39,7 @@ code_for(int err)
 	case TB_E_TYPE_UNKNOWN:
 		return COAP_RESPONSE_CODE(422);
 	case TB_E_HOPS:
+	case TB_E_NO_ROUTE:
 	case TB_E_FORBIDDEN:
 		return COAP_RESPONSE_CODE(403);
 	case TB_E_CONTENT_FORMAT:

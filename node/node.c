@@ -261,9 +261,9 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 	size_t m;
 
 	if (n->reg == NULL || (m = tb_reg_find_member(n->reg, to)) == TB_REG_NONE)
-		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "no route: %s is not a member", to);
+		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is not a member", to);
 	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
-		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "no route: %s is %s", to,
+		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is %s", to,
 				   tb_reg_status_name(tb_reg_member_status(n->reg, m)));
 	if (tb_reg_endpoint_count(n->reg, m) == 0) {
 		/* reachable only through its parent hub; the hub itself dials
@@ -275,14 +275,14 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 					snprintf(hop, hoplen, "%s", to);
 					return parse_endpoint(n->privs[i].uri, addr, d);
 				}
-			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+			return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
 					   "no route: %s has no endpoint and is not in private_endpoints",
 					   to);
 		}
 		if (parent == NULL || (m = tb_reg_find_member(n->reg, parent)) == TB_REG_NONE ||
 		    tb_reg_endpoint_count(n->reg, m) == 0 ||
 		    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
-			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
+			return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
 					   "no route: %s has no endpoint and no usable hub", to);
 	}
 	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
