@@ -1,0 +1,109 @@
+/*
+ * fuzz_flow.c - libFuzzer target for message bodies (protocol/tb_flow).
+ *
+ * The input is a body's JSON text, parsed with the envelope limits.  It is
+ * checked against the schema of every version 1 type; a refusal must be
+ * TB_E_BODY with a detail naming a path under "body", the same with or
+ * without a diag.  An accepted case.* body must yield a valid case id.
+ * The input (and each element of its "licences") is also checked as a
+ * presented licence with one fixed Ed25519 key registered for issuer
+ * 320300 (the RFC 8032 test 1 key, as in fuzz_env_open), so the signed
+ * seed in corpus/flow/ lets the fuzzer explore past the signature check;
+ * only a licence signed by that key may pass.
+ * Build: ./configure CC=clang --enable-fuzzers.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certs/tb_key.h"
+#include "protocol/tb_env.h"
+#include "protocol/tb_flow.h"
+#include "protocol/tb_json.h"
+#include "util/tb_err.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* RFC 8032 section 7.1 TEST 1 secret key as PKCS#8. */
+static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+			      "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+			      "-----END PRIVATE KEY-----\n";
+static struct tb_key *key;
+static struct tb_pub *pub;
+static uint8_t kid[TB_KEYID_LEN];
+
+static const struct tb_pub *
+lookup(void *ctx, const char *from, const uint8_t id[TB_KEYID_LEN])
+{
+	(void)ctx;
+	if (from == NULL || strcmp(from, "320300") != 0)
+		return NULL;
+	return memcmp(id, kid, TB_KEYID_LEN) == 0 ? pub : NULL;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	if (tb_crypto_init() != TB_OK ||
+	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) == NULL ||
+	    (pub = tb_key_pub(key)) == NULL)
+		abort();
+	tb_key_id(key, kid);
+	return 0;
+}
+
+static void
+licence(const struct tb_json *v)
+{
+	struct tb_diag d;
+	uint8_t dg[32];
+	int rc = tb_flow_licence_check(v, lookup, NULL, 1700000000, &d);
+
+	if (rc != TB_OK && d.code != rc)
+		abort();
+	if (rc == TB_OK) {
+		const struct tb_json *issuer = tb_json_get(v, "issuer");
+		if (issuer == NULL || strcmp(tb_json_string(issuer, NULL), "320300") != 0)
+			abort();
+	}
+	if (tb_json_kind(v) == TB_JSON_OBJECT && tb_flow_licence_digest(v, dg) != TB_OK)
+		abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct tb_json_limits limits = {TB_ENV_MAX_SIZE, TB_ENV_MAX_DEPTH};
+	struct tb_json_doc *doc;
+	const struct tb_json *body, *lics;
+	struct tb_diag d;
+
+	if ((doc = tb_json_parse(data, size, &limits, &d)) == NULL)
+		return 0;
+	body = tb_json_root(doc);
+	for (const char *const *t = tb_msgtype_all(); *t != NULL; t++) {
+		int rc = tb_flow_check_body(*t, body, &d);
+		if (rc != TB_OK && (rc != TB_E_BODY || d.code != rc ||
+				    strncmp(d.detail, "body", 4) != 0)) {
+			fprintf(stderr, "%s: %d %s\n", *t, rc, d.detail);
+			abort();
+		}
+		if (tb_flow_check_body(*t, body, NULL) != rc)
+			abort();
+		if (rc == TB_OK && strncmp(*t, "case.", 5) == 0) {
+			const char *id = tb_flow_case_id(body);
+			if (id == NULL || !tb_flow_case_id_valid(id, strlen(id)))
+				abort();
+		}
+	}
+	licence(body);
+	if ((lics = tb_json_get(body, "licences")) != NULL)
+		for (const struct tb_json *l = tb_json_first(lics); l != NULL; l = tb_json_next(l))
+			licence(l);
+	tb_json_doc_free(doc);
+	return 0;
+}
