@@ -118,66 +118,6 @@ respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	tb_buf_free(&b);
 }
 
-/* Splits a JSON array of objects into element byte ranges without
- * interpreting them (each element is parsed strictly afterwards).
- * Returns the count, or -1 when the text is not an array of objects. */
-static int
-split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int max)
-{
-	size_t i = 0;
-	int n = 0;
-
-	while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
-		i++;
-	if (i >= len || p[i] != '[')
-		return -1;
-	i++;
-	for (;;) {
-		int depth = 0;
-		bool instr = false;
-		size_t start;
-
-		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
-			i++;
-		if (i >= len || p[i] != '{' || n >= max)
-			return -1;
-		start = i;
-		for (; i < len; i++) {
-			if (instr) {
-				if (p[i] == '\\')
-					i++;
-				else if (p[i] == '"')
-					instr = false;
-			} else if (p[i] == '"') {
-				instr = true;
-			} else if (p[i] == '{' || p[i] == '[') {
-				depth++;
-			} else if (p[i] == '}' || p[i] == ']') {
-				if (--depth == 0)
-					break;
-			}
-		}
-		if (i >= len)
-			return -1;
-		off[n] = start;
-		elen[n] = i + 1 - start;
-		n++;
-		i++;
-		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
-			i++;
-		if (i < len && p[i] == ',') {
-			i++;
-			continue;
-		}
-		if (i < len && p[i] == ']') {
-			i++;
-			while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
-				i++;
-			return i == len ? n : -1;
-		}
-		return -1;
-	}
-}
 
 /* One envelope of an exchange and what became of it. */
 struct item {
@@ -375,7 +315,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			break;
 		}
 	if (batch) {
-		count = split_batch(data, len, offs, lens, MAX_BATCH);
+		count = tb_env_split_batch(data, len, offs, lens, MAX_BATCH);
 		if (count < 1) {
 			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
 				    "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);

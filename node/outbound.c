@@ -537,6 +537,17 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 	free_exchange(x);
 }
 
+/* True when an answer element is an error object {"error": ...}. */
+static bool
+is_error_object(const uint8_t *p, size_t len)
+{
+	struct tb_json_doc *doc = tb_json_parse(p, len, NULL, NULL);
+	bool yes = doc != NULL && tb_json_get(tb_json_root(doc), "error") != NULL;
+
+	tb_json_doc_free(doc);
+	return yes;
+}
+
 /* At a hub: the recipient's receipt for a message relayed here goes back
  * to the message's sender, with this hub on its path (receipts of
  * receipts end here). */
@@ -616,7 +627,7 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		char why[64];
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt", x->hop);
 		tb_journal_outbound_retry(n->journal, x->ids[i], now + RELAY_WAIT_S, why);
-	} else if (coap_class == 4) {
+	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
@@ -672,25 +683,20 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
 			  (int)(len > 120 ? 120 : len), (const char *)data);
 	} else {
-		/* a batch answer: a JSON array, element i for message i */
-		struct tb_json_doc *doc = tb_json_parse(data, len, NULL, NULL);
-		const struct tb_json *e = doc ? tb_json_first(tb_json_root(doc)) : NULL;
-		struct tb_buf b;
-		tb_buf_init(&b);
+		/* a batch answer: a JSON array, element i for message i; each
+		 * element is read strictly on its own */
+		size_t *eoff = calloc(x->count, sizeof(*eoff)), *elen = calloc(x->count, sizeof(*elen));
+		int ne = eoff && elen ? tb_env_split_batch(data, len, eoff, elen, (int)x->count) : -1;
 		for (size_t i = 0; i < x->count; i++) {
-			tb_buf_reset(&b);
-			if (e != NULL) {
-				tb_json_canon(e, NULL, &b);
-				settle(n, x, i, b.data, b.len,
-				       tb_json_get(e, "error") != NULL ? 4 : cls);
-				e = tb_json_next(e);
+			if ((int)i < ne) {
+				settle(n, x, i, data + eoff[i], elen[i], cls);
 			} else {
 				tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
 							  "malformed batch answer");
 			}
 		}
-		tb_buf_free(&b);
-		tb_json_doc_free(doc);
+		free(eoff);
+		free(elen);
 	}
 	if (tb_journal_commit(n->journal) != TB_OK)
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);

@@ -46,6 +46,9 @@ struct tb_env {
 	uint8_t kid[TB_KEYID_LEN];
 	uint8_t sig[TB_SIG_LEN];
 	bool batch;
+	bool has_digest; /* digest of the signed bytes, cached: they never
+			  * change once created (sig and relay are excluded) */
+	uint8_t digest[32];
 	uint64_t bn, bi;
 	size_t nproof;
 	uint8_t proof[MAX_PROOF][32];
@@ -506,6 +509,8 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	/* refuse now what no receiver would accept once sealed */
 	if (tb_env_signed_bytes(e, &b) != TB_OK)
 		goto nomem;
+	tb_sha256(b.data, b.len, e->digest);
+	e->has_digest = true;
 	if (b.len > TB_ENV_MAX_SIZE - SEAL_RESERVE) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS,
 			    "envelope of %zu bytes leaves no room for its signature (limit %d)",
@@ -544,11 +549,76 @@ tb_env_digest(const struct tb_env *env, uint8_t out[32])
 	struct tb_buf b;
 	int rc;
 
+	if (env->has_digest) {
+		memcpy(out, env->digest, 32);
+		return TB_OK;
+	}
 	tb_buf_init(&b);
 	if ((rc = tb_env_signed_bytes(env, &b)) == TB_OK)
 		tb_sha256(b.data, b.len, out);
 	tb_buf_free(&b);
 	return rc;
+}
+
+/* Splits a JSON array of objects into element byte ranges without
+ * interpreting them (each element is parsed strictly afterwards).
+ * Returns the count, or -1 when the text is not an array of objects. */
+int
+tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int max)
+{
+	size_t i = 0;
+	int n = 0;
+
+	while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+		i++;
+	if (i >= len || p[i] != '[')
+		return -1;
+	i++;
+	for (;;) {
+		int depth = 0;
+		bool instr = false;
+		size_t start;
+
+		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			i++;
+		if (i >= len || p[i] != '{' || n >= max)
+			return -1;
+		start = i;
+		for (; i < len; i++) {
+			if (instr) {
+				if (p[i] == '\\')
+					i++;
+				else if (p[i] == '"')
+					instr = false;
+			} else if (p[i] == '"') {
+				instr = true;
+			} else if (p[i] == '{' || p[i] == '[') {
+				depth++;
+			} else if (p[i] == '}' || p[i] == ']') {
+				if (--depth == 0)
+					break;
+			}
+		}
+		if (i >= len)
+			return -1;
+		off[n] = start;
+		elen[n] = i + 1 - start;
+		n++;
+		i++;
+		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			i++;
+		if (i < len && p[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < len && p[i] == ']') {
+			i++;
+			while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+				i++;
+			return i == len ? n : -1;
+		}
+		return -1;
+	}
 }
 
 /* ---- Merkle tree (RFC 9162 section 2.1) ---- */
@@ -663,6 +733,8 @@ tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d)
 	tb_buf_init(&b);
 	if ((rc = tb_env_signed_bytes(env, &b)) != TB_OK)
 		goto out;
+	tb_sha256(b.data, b.len, env->digest);
+	env->has_digest = true;
 	if ((rc = tb_key_sign(key, b.data, b.len, sig)) != TB_OK) {
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "signing failed");
 		goto out;
@@ -708,6 +780,8 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 		if (tb_env_signed_bytes(envs[i], &b) != TB_OK)
 			goto out;
 		leaf_hash(b.data, b.len, &tmp, tree[i]);
+		tb_sha256(b.data, b.len, envs[i]->digest);
+		envs[i]->has_digest = true;
 	}
 	size_t w = n;
 	for (size_t l = 1; l < levels; l++) {
@@ -804,6 +878,8 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
+	tb_sha256(b.data, b.len, e->digest);
+	e->has_digest = true;
 	if (e->batch) {
 		uint8_t leaf[32], root[32];
 		leaf_hash(b.data, b.len, &tmp, leaf);

@@ -106,6 +106,14 @@ int tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d)
 int tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
 		      struct tb_diag *d);
 
+/*
+ * Splits the text of a batch (a JSON array of objects) into the byte
+ * ranges of its elements, without interpreting them: each element is then
+ * parsed strictly on its own.  Returns the count (at most max), or -1 when
+ * the text is not an array of 1..max objects.  off/elen have room for max.
+ */
+int tb_env_split_batch(const uint8_t *text, size_t len, size_t *off, size_t *elen, int max);
+
 /* Appends the canonical serialisation (with sig and relay if present). */
 int tb_env_serialize(const struct tb_env *env, struct tb_buf *out);
 /* Appends the signed bytes: canonical form without "sig" and "relay". */
