@@ -19,7 +19,7 @@ for a in $MEMBERS; do
 	for b in $MEMBERS; do
 		[ "$a" = "$b" ] && continue
 		for k in 1 2; do
-			SENT["$a>$b>$k"]=$(nl_send "$a" "$b" case.submit hukou.transfer)
+			SENT["$a>$b>$k"]=$(nl_send "$a" "$b" case.submit hukou.transfer) || exit 1
 		done
 	done
 done

@@ -76,7 +76,19 @@ nl_has() {
 	case "$3" in *"$2"*) ;; *) nl_fail "$1" "contains '$2'" "$(printf '%s' "$3" | head -c 400)" ;; esac
 }
 
-nl_done() { echo "PASS: $NL_CHECKS checks"; }
+# nl_done: fails when a node's log holds a sanitizer report (ASan, UBSan,
+# LSan builds), else prints the number of checks.
+nl_done() {
+	local f
+	for f in "$W"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -q -E 'runtime error:|ERROR: (Address|Leak|Memory|Thread)Sanitizer' "$f"; then
+			grep -E -A 12 'runtime error:|ERROR: [A-Za-z]*Sanitizer' "$f" | head -n 40 >&2
+			nl_fail "sanitizer report in $(basename "$f")"
+		fi
+	done
+	echo "PASS: $NL_CHECKS checks"
+}
 
 # nl_devfed ID,ID,...: dev federation in $F with base port $NL_BASE.
 nl_devfed() {

@@ -88,7 +88,7 @@ nl_eq "city keeps serial 2" 2 "$(served_serial 320300)"
 cp "$W/r2.json" "$F/320300/registry.json"
 
 # ---- revocation of a member reaches the city; its handshake is refused ----
-id=$(nl_send 371300 320300 case.submit hukou.transfer)
+id=$(nl_send 371300 320300 case.submit hukou.transfer) || exit 1
 nl_wait 15 "371300 -> 320300 delivered before the revocation" nl_delivered 371300 "$id"
 cp "$W/r2.json" "$W/r4.json"
 reg set "$W/r4.json" --member 371300 --status revoked
@@ -100,7 +100,7 @@ nl_wait 5 "registry serial 3 at 320300" city_has 3
 refused=$(grep -c 'handshake refused' "$W/320300.log")
 # 371300 still believes itself active (it does not observe 320000)
 kill -HUP "$(nl_pid 371300)" # no-op: its file is unchanged
-id2=$(nl_send 371300 320300 case.submit hukou.transfer)
+id2=$(nl_send 371300 320300 case.submit hukou.transfer) || exit 1
 if nl_have_coap_client; then
 	nl_coap "$F/371300" get /fed/status 320300
 	nl_eq "revoked member's handshake: no answer" "" "$NL_CODE"

@@ -22,8 +22,8 @@ for m in 320300 371300; do
 	nl_start "$m" "${VG[@]}" --log-file="$W/vg.$m.txt"
 done
 
-a=$(nl_send 320300 371300 case.submit hukou.transfer)
-b=$(nl_send 371300 320300 case.submit hukou.transfer)
+a=$(nl_send 320300 371300 case.submit hukou.transfer) || exit 1
+b=$(nl_send 371300 320300 case.submit hukou.transfer) || exit 1
 nl_wait 90 "320300 -> 371300 delivered under valgrind" nl_delivered 320300 "$a"
 nl_wait 90 "371300 -> 320300 delivered under valgrind" nl_delivered 371300 "$b"
 nl_eq "inbox of 371300" "$a" "$(nl_inbox_ids 371300)"
