@@ -30,17 +30,17 @@ static const char *const licence_unsigned[] = {"digest", "issuer_sig", NULL};
 /* ---- schema description ---- */
 
 enum ftype {
-	T_TEXT,	  /* string of min..max bytes, no C0 control characters or DEL */
-	T_ENUM,	  /* one of `one_of` */
+	T_TEXT,   /* string of min..max bytes, no C0 control characters or DEL */
+	T_ENUM,   /* one of `one_of` */
 	T_HEX64,  /* 64 lowercase hex digits */
-	T_CODE,	  /* service code syntax (also licence types, reason tokens) */
+	T_CODE,   /* service code syntax (also licence types, reason tokens) */
 	T_MEMBER, /* member id */
 	T_CASEID, /* case id */
 	T_SIGVAL, /* base64url of TB_SIG_LEN bytes */
-	T_INT,	  /* integer in min..max */
-	T_OBJ,	  /* object with exactly the members `sub` (name NULL ends) */
-	T_ARR,	  /* array of min..max elements, each as sub[0]; `unique` */
-	T_MAP,	  /* object of min..max members name (text 1..64) -> text 0..1024 */
+	T_INT,    /* integer in min..max */
+	T_OBJ,    /* object with exactly the members `sub` (name NULL ends) */
+	T_ARR,    /* array of min..max elements, each as sub[0]; `unique` */
+	T_MAP,    /* object of min..max members name (text 1..64) -> text 0..1024 */
 };
 
 struct ck;
@@ -72,85 +72,107 @@ static const char *const lic_check[] = {"valid", "revoked", "expired", "unknown"
 static const char *const modes[] = {"online", "proxy", "joint", NULL};
 static const char *const outcomes[] = {"approved", "denied", NULL};
 static const char *const case_states[] = {"submitted", "accepted", "rejected", "in-progress",
-					  "completed", "unknown", NULL};
+                                          "completed", "unknown",  NULL};
 static const char *const accepted[] = {"accepted", NULL};
 static const char *const algs[] = {"ed25519", "p256", NULL};
 
-#define END {NULL, T_TEXT, false, 0, 0, NULL, NULL, false, NULL}
-#define TEXT(n, r, lo, hi) {n, T_TEXT, r, lo, hi, NULL, NULL, false, NULL}
-#define ENUM(n, r, set) {n, T_ENUM, r, 0, 0, set, NULL, false, NULL}
-#define SIMPLE(n, t, r) {n, t, r, 0, 0, NULL, NULL, false, NULL}
-#define INT(n, r, lo, hi) {n, T_INT, r, lo, hi, NULL, NULL, false, NULL}
-#define OBJ(n, r, s, h) {n, T_OBJ, r, 0, 0, NULL, s, false, h}
-#define ARR(n, r, lo, hi, el, u) {n, T_ARR, r, lo, hi, NULL, el, u, NULL}
-#define MAP(n, r, hi) {n, T_MAP, r, 0, hi, NULL, NULL, false, NULL}
+#define END                                                                                        \
+	{                                                                                          \
+		NULL, T_TEXT, false, 0, 0, NULL, NULL, false, NULL                                 \
+	}
+#define TEXT(n, r, lo, hi)                                                                         \
+	{                                                                                          \
+		n, T_TEXT, r, lo, hi, NULL, NULL, false, NULL                                      \
+	}
+#define ENUM(n, r, set)                                                                            \
+	{                                                                                          \
+		n, T_ENUM, r, 0, 0, set, NULL, false, NULL                                         \
+	}
+#define SIMPLE(n, t, r)                                                                            \
+	{                                                                                          \
+		n, t, r, 0, 0, NULL, NULL, false, NULL                                             \
+	}
+#define INT(n, r, lo, hi)                                                                          \
+	{                                                                                          \
+		n, T_INT, r, lo, hi, NULL, NULL, false, NULL                                       \
+	}
+#define OBJ(n, r, s, h)                                                                            \
+	{                                                                                          \
+		n, T_OBJ, r, 0, 0, NULL, s, false, h                                               \
+	}
+#define ARR(n, r, lo, hi, el, u)                                                                   \
+	{                                                                                          \
+		n, T_ARR, r, lo, hi, NULL, el, u, NULL                                             \
+	}
+#define MAP(n, r, hi)                                                                              \
+	{                                                                                          \
+		n, T_MAP, r, 0, hi, NULL, NULL, false, NULL                                        \
+	}
 
 static int hook_identity_result(struct ck *c, const struct tb_json *v);
 static int hook_case_submit(struct ck *c, const struct tb_json *v);
 static int hook_licence(struct ck *c, const struct tb_json *v);
 
-static const struct field f_subject[] = {
-	ENUM("kind", true, kinds), SIMPLE("idhash", T_HEX64, true), END};
+static const struct field f_subject[] = {ENUM("kind", true, kinds), SIMPLE("idhash", T_HEX64, true),
+                                         END};
 static const struct field f_holder[] = {SIMPLE("idhash", T_HEX64, true), END};
-static const struct field f_sig[] = {
-	ENUM("alg", true, algs), SIMPLE("kid", T_HEX64, true), SIMPLE("val", T_SIGVAL, true), END};
-static const struct field f_licence[] = {
-	TEXT("id", true, 1, 128),
-	SIMPLE("type", T_CODE, true),
-	SIMPLE("holder_idhash", T_HEX64, true),
-	SIMPLE("issuer", T_MEMBER, true),
-	INT("issued", true, 0, MAX_SAFE),
-	INT("valid_until", true, 0, MAX_SAFE),
-	ENUM("status", true, lic_status),
-	MAP("fields", true, 64),
-	SIMPLE("digest", T_HEX64, true),
-	OBJ("issuer_sig", true, f_sig, NULL),
-	END};
+static const struct field f_sig[] = {ENUM("alg", true, algs), SIMPLE("kid", T_HEX64, true),
+                                     SIMPLE("val", T_SIGVAL, true), END};
+static const struct field f_licence[] = {TEXT("id", true, 1, 128),
+                                         SIMPLE("type", T_CODE, true),
+                                         SIMPLE("holder_idhash", T_HEX64, true),
+                                         SIMPLE("issuer", T_MEMBER, true),
+                                         INT("issued", true, 0, MAX_SAFE),
+                                         INT("valid_until", true, 0, MAX_SAFE),
+                                         ENUM("status", true, lic_status),
+                                         MAP("fields", true, 64),
+                                         SIMPLE("digest", T_HEX64, true),
+                                         OBJ("issuer_sig", true, f_sig, NULL),
+                                         END};
 static const struct field f_licence_el[] = {OBJ(NULL, true, f_licence, hook_licence), END};
-static const struct field f_material[] = {
-	SIMPLE("sha256", T_HEX64, true), INT("size", true, 0, MAX_SAFE),
-	TEXT("name", false, 1, 256), END};
+static const struct field f_material[] = {SIMPLE("sha256", T_HEX64, true),
+                                          INT("size", true, 0, MAX_SAFE),
+                                          TEXT("name", false, 1, 256), END};
 static const struct field f_material_el[] = {OBJ(NULL, true, f_material, NULL), END};
 static const struct field f_member_el[] = {SIMPLE(NULL, T_MEMBER, true), END};
 
-static const struct field b_identity_verify[] = {
-	OBJ("subject", true, f_subject, NULL), SIMPLE("purpose", T_CODE, true), END};
-static const struct field b_identity_result[] = {
-	ENUM("result", true, id_results), ENUM("assurance", false, assurances),
-	MAP("attributes", false, 32), END};
-static const struct field b_licence_query[] = {
-	OBJ("holder", true, f_holder, NULL), SIMPLE("licence", T_CODE, true), END};
-static const struct field b_licence_present[] = {
-	ARR("licences", true, 0, 16, f_licence_el, false), END};
-static const struct field b_licence_verify[] = {
-	TEXT("licence_id", true, 1, 128), SIMPLE("digest", T_HEX64, true), END};
-static const struct field b_licence_status[] = {
-	TEXT("licence_id", true, 1, 128), ENUM("status", true, lic_check),
-	INT("checked", true, 0, MAX_SAFE), END};
-static const struct field b_case_submit[] = {
-	SIMPLE("case_id", T_CASEID, true),
-	SIMPLE("service", T_CODE, true),
-	OBJ("applicant", true, f_subject, NULL),
-	ARR("materials", true, 0, 128, f_material_el, false),
-	ENUM("mode", true, modes),
-	ARR("parties", false, 2, 16, f_member_el, true),
-	END};
+static const struct field b_identity_verify[] = {OBJ("subject", true, f_subject, NULL),
+                                                 SIMPLE("purpose", T_CODE, true), END};
+static const struct field b_identity_result[] = {ENUM("result", true, id_results),
+                                                 ENUM("assurance", false, assurances),
+                                                 MAP("attributes", false, 32), END};
+static const struct field b_licence_query[] = {OBJ("holder", true, f_holder, NULL),
+                                               SIMPLE("licence", T_CODE, true), END};
+static const struct field b_licence_present[] = {ARR("licences", true, 0, 16, f_licence_el, false),
+                                                 END};
+static const struct field b_licence_verify[] = {TEXT("licence_id", true, 1, 128),
+                                                SIMPLE("digest", T_HEX64, true), END};
+static const struct field b_licence_status[] = {TEXT("licence_id", true, 1, 128),
+                                                ENUM("status", true, lic_check),
+                                                INT("checked", true, 0, MAX_SAFE), END};
+static const struct field b_case_submit[] = {SIMPLE("case_id", T_CASEID, true),
+                                             SIMPLE("service", T_CODE, true),
+                                             OBJ("applicant", true, f_subject, NULL),
+                                             ARR("materials", true, 0, 128, f_material_el, false),
+                                             ENUM("mode", true, modes),
+                                             ARR("parties", false, 2, 16, f_member_el, true),
+                                             END};
 static const struct field b_case_accept[] = {SIMPLE("case_id", T_CASEID, true), END};
-static const struct field b_case_reject[] = {
-	SIMPLE("case_id", T_CASEID, true), TEXT("reason", true, 1, 1024), END};
-static const struct field b_case_update[] = {
-	SIMPLE("case_id", T_CASEID, true), TEXT("status", true, 1, 64),
-	TEXT("note", false, 1, 1024), END};
+static const struct field b_case_reject[] = {SIMPLE("case_id", T_CASEID, true),
+                                             TEXT("reason", true, 1, 1024), END};
+static const struct field b_case_update[] = {SIMPLE("case_id", T_CASEID, true),
+                                             TEXT("status", true, 1, 64),
+                                             TEXT("note", false, 1, 1024), END};
 static const struct field b_case_result[] = {
-	SIMPLE("case_id", T_CASEID, true), ENUM("outcome", true, outcomes),
-	ARR("documents", false, 0, 128, f_material_el, false), END};
-static const struct field b_case_state[] = {
-	SIMPLE("case_id", T_CASEID, true), ENUM("state", true, case_states), END};
-static const struct field b_receipt[] = {
-	SIMPLE("digest", T_HEX64, true), INT("received", true, 0, MAX_SAFE),
-	ENUM("status", true, accepted), END};
-static const struct field b_error[] = {
-	SIMPLE("reason", T_CODE, true), TEXT("detail", false, 1, 1024), END};
+    SIMPLE("case_id", T_CASEID, true), ENUM("outcome", true, outcomes),
+    ARR("documents", false, 0, 128, f_material_el, false), END};
+static const struct field b_case_state[] = {SIMPLE("case_id", T_CASEID, true),
+                                            ENUM("state", true, case_states), END};
+static const struct field b_receipt[] = {SIMPLE("digest", T_HEX64, true),
+                                         INT("received", true, 0, MAX_SAFE),
+                                         ENUM("status", true, accepted), END};
+static const struct field b_error[] = {SIMPLE("reason", T_CODE, true),
+                                       TEXT("detail", false, 1, 1024), END};
 static const struct field b_empty[] = {END};
 static const struct field b_registry[] = {INT("serial", true, 1, MAX_SAFE - 1), END};
 
@@ -159,30 +181,30 @@ static const struct flowtype {
 	const char *type;
 	enum tb_flow_role role;
 	const char *answers; /* request type, "*" or NULL */
-	bool final;	     /* answer closes its request */
+	bool final;          /* answer closes its request */
 	const struct field *body;
 	int (*hook)(struct ck *c, const struct tb_json *v);
 } flowtab[] = {
-	{"identity.verify", TB_FLOW_REQUEST, NULL, false, b_identity_verify, NULL},
-	{"identity.result", TB_FLOW_ANSWER, "identity.verify", true, b_identity_result,
-	 hook_identity_result},
-	{"licence.query", TB_FLOW_REQUEST, NULL, false, b_licence_query, NULL},
-	{"licence.present", TB_FLOW_ANSWER, "licence.query", true, b_licence_present, NULL},
-	{"licence.verify", TB_FLOW_REQUEST, NULL, false, b_licence_verify, NULL},
-	{"licence.status", TB_FLOW_ANSWER, "licence.verify", true, b_licence_status, NULL},
-	{"case.submit", TB_FLOW_REQUEST, NULL, false, b_case_submit, hook_case_submit},
-	{"case.accept", TB_FLOW_ANSWER, "case.submit", false, b_case_accept, NULL},
-	{"case.reject", TB_FLOW_ANSWER, "case.submit", true, b_case_reject, NULL},
-	{"case.update", TB_FLOW_ANSWER, "case.submit", false, b_case_update, NULL},
-	{"case.result", TB_FLOW_ANSWER, "case.submit", true, b_case_result, NULL},
-	{"case.query", TB_FLOW_REQUEST, NULL, false, b_case_accept, NULL},
-	{"case.state", TB_FLOW_ANSWER, "case.query", true, b_case_state, NULL},
-	{"receipt", TB_FLOW_ANSWER, "*", false, b_receipt, NULL},
-	{"error", TB_FLOW_ANSWER, "*", true, b_error, NULL},
-	{"control.ping", TB_FLOW_REQUEST, NULL, false, b_empty, NULL},
-	{"control.pong", TB_FLOW_ANSWER, "control.ping", true, b_empty, NULL},
-	{"control.status", TB_FLOW_NOTICE, NULL, false, b_empty, NULL},
-	{"control.registry", TB_FLOW_NOTICE, NULL, false, b_registry, NULL},
+    {"identity.verify", TB_FLOW_REQUEST, NULL, false, b_identity_verify, NULL},
+    {"identity.result", TB_FLOW_ANSWER, "identity.verify", true, b_identity_result,
+     hook_identity_result},
+    {"licence.query", TB_FLOW_REQUEST, NULL, false, b_licence_query, NULL},
+    {"licence.present", TB_FLOW_ANSWER, "licence.query", true, b_licence_present, NULL},
+    {"licence.verify", TB_FLOW_REQUEST, NULL, false, b_licence_verify, NULL},
+    {"licence.status", TB_FLOW_ANSWER, "licence.verify", true, b_licence_status, NULL},
+    {"case.submit", TB_FLOW_REQUEST, NULL, false, b_case_submit, hook_case_submit},
+    {"case.accept", TB_FLOW_ANSWER, "case.submit", false, b_case_accept, NULL},
+    {"case.reject", TB_FLOW_ANSWER, "case.submit", true, b_case_reject, NULL},
+    {"case.update", TB_FLOW_ANSWER, "case.submit", false, b_case_update, NULL},
+    {"case.result", TB_FLOW_ANSWER, "case.submit", true, b_case_result, NULL},
+    {"case.query", TB_FLOW_REQUEST, NULL, false, b_case_accept, NULL},
+    {"case.state", TB_FLOW_ANSWER, "case.query", true, b_case_state, NULL},
+    {"receipt", TB_FLOW_ANSWER, "*", false, b_receipt, NULL},
+    {"error", TB_FLOW_ANSWER, "*", true, b_error, NULL},
+    {"control.ping", TB_FLOW_REQUEST, NULL, false, b_empty, NULL},
+    {"control.pong", TB_FLOW_ANSWER, "control.ping", true, b_empty, NULL},
+    {"control.status", TB_FLOW_NOTICE, NULL, false, b_empty, NULL},
+    {"control.registry", TB_FLOW_NOTICE, NULL, false, b_registry, NULL},
 };
 
 static const struct flowtype *
@@ -198,8 +220,7 @@ find_type(const char *type)
 
 /* ---- checking ---- */
 
-static int
-fail(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 fail(struct ck *c, const char *fmt, ...)
@@ -215,8 +236,7 @@ fail(struct ck *c, const char *fmt, ...)
 
 /* Appends to the path, with a peer's member names made printable and
  * short (they end up in logs); returns the old length for pop(). */
-static size_t
-push(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t push(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static size_t
 push(struct ck *c, const char *fmt, ...)
@@ -229,7 +249,8 @@ push(struct ck *c, const char *fmt, ...)
 	n = vsnprintf(c->path + c->len, sizeof(c->path) - c->len, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		c->len += (size_t)n < sizeof(c->path) - c->len ? (size_t)n : sizeof(c->path) - 1 - c->len;
+		c->len +=
+		    (size_t)n < sizeof(c->path) - c->len ? (size_t)n : sizeof(c->path) - 1 - c->len;
 	return old;
 }
 
@@ -340,7 +361,8 @@ check_map(struct ck *c, const struct field *f, const struct tb_json *v)
 		size_t old = c->len;
 		push_name(c, k, kl);
 		if (kl < 1 || kl > 64 || !text_ok(k, kl))
-			return fail(c, "member names must be 1-64 bytes without control characters");
+			return fail(c,
+			            "member names must be 1-64 bytes without control characters");
 		if ((s = tb_json_string(m, &vl)) == NULL)
 			return fail(c, "must be a string");
 		if (vl > 1024 || !text_ok(s, vl))
@@ -358,7 +380,7 @@ check_array(struct ck *c, const struct field *f, const struct tb_json *v)
 
 	if (n < (size_t)f->min || n > (size_t)f->max)
 		return fail(c, "must have %lld to %lld elements", (long long)f->min,
-			    (long long)f->max);
+		            (long long)f->max);
 	for (const struct tb_json *e = tb_json_first(v); e != NULL; e = tb_json_next(e), i++) {
 		size_t old = push(c, "[%zu]", i);
 		if ((rc = check_value(c, &f->sub[0], e)) != TB_OK)
@@ -367,7 +389,8 @@ check_array(struct ck *c, const struct field *f, const struct tb_json *v)
 			/* elements are strings here (member ids); n <= 16 */
 			size_t el, ol;
 			const char *es = tb_json_string(e, &el);
-			for (const struct tb_json *o = tb_json_first(v); o != e; o = tb_json_next(o)) {
+			for (const struct tb_json *o = tb_json_first(v); o != e;
+			     o = tb_json_next(o)) {
 				const char *os = tb_json_string(o, &ol);
 				if (os != NULL && ol == el && memcmp(os, es, el) == 0)
 					return fail(c, "repeats an earlier element");
@@ -392,7 +415,8 @@ check_value(struct ck *c, const struct field *f, const struct tb_json *v)
 		if (!tb_json_integer(v, &iv))
 			return fail(c, "must be an integer");
 		if (iv < f->min || iv > f->max)
-			return fail(c, "must be in %lld..%lld", (long long)f->min, (long long)f->max);
+			return fail(c, "must be in %lld..%lld", (long long)f->min,
+			            (long long)f->max);
 		return TB_OK;
 	case T_OBJ:
 	case T_MAP:
@@ -417,7 +441,7 @@ check_value(struct ck *c, const struct field *f, const struct tb_json *v)
 	case T_TEXT:
 		if (n < (size_t)f->min || n > (size_t)f->max)
 			return fail(c, "must be %lld-%lld bytes", (long long)f->min,
-				    (long long)f->max);
+			            (long long)f->max);
 		if (!text_ok(s, n))
 			return fail(c, "must not contain control characters");
 		return TB_OK;
@@ -427,23 +451,22 @@ check_value(struct ck *c, const struct field *f, const struct tb_json *v)
 			size_t o = 0;
 			for (size_t i = 0; f->one_of[i] != NULL && o < sizeof(set); i++)
 				o += (size_t)snprintf(set + o, sizeof(set) - o, "%s\"%s\"",
-						      i ? ", " : "", f->one_of[i]);
+				                      i ? ", " : "", f->one_of[i]);
 			return fail(c, "must be one of %s", set);
 		}
 		return TB_OK;
 	case T_HEX64:
 		return tb_flow_hex64_valid(s, n) ? TB_OK
-						 : fail(c, "must be 64 lowercase hex digits");
+		                                 : fail(c, "must be 64 lowercase hex digits");
 	case T_CODE:
 		return tb_service_code_valid(s, n)
-			       ? TB_OK
-			       : fail(c, "must be 1-64 of a-z 0-9 . - (a service code)");
+		           ? TB_OK
+		           : fail(c, "must be 1-64 of a-z 0-9 . - (a service code)");
 	case T_MEMBER:
-		return tb_member_id_valid(s, n) ? TB_OK
-						: fail(c, "must be a member id (6 digits)");
+		return tb_member_id_valid(s, n) ? TB_OK : fail(c, "must be a member id (6 digits)");
 	case T_CASEID:
 		return tb_flow_case_id_valid(s, n) ? TB_OK
-						   : fail(c, "must be 1-64 of A-Z a-z 0-9 . _ -");
+		                                   : fail(c, "must be 1-64 of A-Z a-z 0-9 . _ -");
 	case T_SIGVAL: {
 		uint8_t sig[TB_SIG_LEN];
 		size_t ol;
@@ -451,8 +474,7 @@ check_value(struct ck *c, const struct field *f, const struct tb_json *v)
 			return fail(c, "must be 64 bytes in base64url without padding");
 		return TB_OK;
 	}
-	default:
-		return fail(c, "internal: bad schema");
+	default: return fail(c, "internal: bad schema");
 	}
 }
 
@@ -494,7 +516,7 @@ hook_case_submit(struct ck *c, const struct tb_json *v)
 		return TB_OK;
 	push(c, ".parties");
 	return fail(c, joint ? "required when mode is \"joint\""
-			     : "only allowed when mode is \"joint\"");
+	                     : "only allowed when mode is \"joint\"");
 }
 
 static int
@@ -580,9 +602,12 @@ tb_flow_is_final(const char *answer_type)
 /* ---- case lifecycle ---- */
 
 static const char *const state_names[] = {
-	[TB_CASE_NONE] = "unknown",	    [TB_CASE_SUBMITTED] = "submitted",
-	[TB_CASE_ACCEPTED] = "accepted",    [TB_CASE_REJECTED] = "rejected",
-	[TB_CASE_IN_PROGRESS] = "in-progress", [TB_CASE_COMPLETED] = "completed",
+    [TB_CASE_NONE] = "unknown",
+    [TB_CASE_SUBMITTED] = "submitted",
+    [TB_CASE_ACCEPTED] = "accepted",
+    [TB_CASE_REJECTED] = "rejected",
+    [TB_CASE_IN_PROGRESS] = "in-progress",
+    [TB_CASE_COMPLETED] = "completed",
 };
 #define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
 
@@ -612,11 +637,11 @@ static const struct {
 	unsigned from;
 	enum tb_case_state to;
 } moves[] = {
-	{"case.submit", S(TB_CASE_NONE), TB_CASE_SUBMITTED},
-	{"case.accept", S(TB_CASE_SUBMITTED), TB_CASE_ACCEPTED},
-	{"case.reject", S(TB_CASE_SUBMITTED), TB_CASE_REJECTED},
-	{"case.update", S(TB_CASE_ACCEPTED) | S(TB_CASE_IN_PROGRESS), TB_CASE_IN_PROGRESS},
-	{"case.result", S(TB_CASE_ACCEPTED) | S(TB_CASE_IN_PROGRESS), TB_CASE_COMPLETED},
+    {"case.submit", S(TB_CASE_NONE), TB_CASE_SUBMITTED},
+    {"case.accept", S(TB_CASE_SUBMITTED), TB_CASE_ACCEPTED},
+    {"case.reject", S(TB_CASE_SUBMITTED), TB_CASE_REJECTED},
+    {"case.update", S(TB_CASE_ACCEPTED) | S(TB_CASE_IN_PROGRESS), TB_CASE_IN_PROGRESS},
+    {"case.result", S(TB_CASE_ACCEPTED) | S(TB_CASE_IN_PROGRESS), TB_CASE_COMPLETED},
 };
 
 bool
@@ -630,7 +655,7 @@ tb_flow_case_moves(const char *type)
 
 int
 tb_flow_case_next(enum tb_case_state cur, const char *type, enum tb_case_state *next,
-		  struct tb_diag *d)
+                  struct tb_diag *d)
 {
 	if (type == NULL || next == NULL || (unsigned)cur >= NSTATES)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "bad case state or type");
@@ -648,22 +673,22 @@ tb_flow_case_next(enum tb_case_state cur, const char *type, enum tb_case_state *
 		switch (cur) {
 		case TB_CASE_NONE:
 			return tb_diag_set(d, TB_E_FLOW_STATE, TB_DIAG_NOPOS,
-					   "%s for a case never submitted", type);
+			                   "%s for a case never submitted", type);
 		case TB_CASE_SUBMITTED: /* submit again, or update/result too early */
 			return tb_diag_set(d, TB_E_FLOW_STATE, TB_DIAG_NOPOS,
-					   i == 0 ? "%s: case already exists (submitted)"
-						  : "%s before case.accept",
-					   type);
+			                   i == 0 ? "%s: case already exists (submitted)"
+			                          : "%s before case.accept",
+			                   type);
 		case TB_CASE_REJECTED:
 		case TB_CASE_COMPLETED:
 			return tb_diag_set(d, TB_E_FLOW_STATE, TB_DIAG_NOPOS,
-					   "%s after the case was %s", type,
-					   tb_case_state_name(cur));
+			                   "%s after the case was %s", type,
+			                   tb_case_state_name(cur));
 		default:
 			return tb_diag_set(d, TB_E_FLOW_STATE, TB_DIAG_NOPOS,
-					   i == 0 ? "%s: case already exists (%s)"
-						  : "%s: case already %s",
-					   type, tb_case_state_name(cur));
+			                   i == 0 ? "%s: case already exists (%s)"
+			                          : "%s: case already %s",
+			                   type, tb_case_state_name(cur));
 		}
 	}
 	return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "\"%.64s\" is not a case type", type);
@@ -713,7 +738,7 @@ set_string(struct tb_json_doc *doc, struct tb_json *obj, const char *k, const ch
 
 int
 tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const struct tb_key *key,
-		     struct tb_diag *d)
+                     struct tb_diag *d)
 {
 	uint8_t dg[32], msg[48], sig[TB_SIG_LEN], kid[TB_KEYID_LEN];
 	char dghex[65], kidhex[65], val[90];
@@ -742,7 +767,7 @@ tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const str
 
 int
 tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, void *ctx,
-		      int64_t now, struct tb_diag *d)
+                      int64_t now, struct tb_diag *d)
 {
 	static const struct field root = OBJ(NULL, true, f_licence, hook_licence);
 	const struct tb_json *sig;
@@ -767,7 +792,7 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	tb_hex_decode(s, n, want, sizeof(want));
 	if (!tb_ct_equal(dg, want, 32))
 		return tb_diag_set(d, TB_E_LICENCE_DIGEST, TB_DIAG_NOPOS,
-				   "digest does not match the licence's content");
+		                   "digest does not match the licence's content");
 	sig = tb_json_get(licence, "issuer_sig");
 	s = tb_json_string(tb_json_get(sig, "kid"), &n);
 	tb_hex_decode(s, n, kid, sizeof(kid));
@@ -776,29 +801,28 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	s = tb_json_string(tb_json_get(licence, "issuer"), &n);
 	if ((pub = lookup(ctx, s, kid)) == NULL)
 		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS,
-				   "issuer_sig.kid is not a key of issuer %s", s);
+		                   "issuer_sig.kid is not a key of issuer %s", s);
 	s = tb_json_string(tb_json_get(sig, "alg"), &n);
 	if (tb_pub_alg(pub) != tb_alg_from_name(s))
 		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS,
-				   "issuer_sig.alg \"%s\" is not the key's algorithm", s);
+		                   "issuer_sig.alg \"%s\" is not the key's algorithm", s);
 	licence_message(dg, msg);
 	if (!tb_pub_verify(pub, msg, sizeof(msg), sv))
-		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS,
-				   "issuer_sig does not verify");
+		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS, "issuer_sig does not verify");
 	tb_json_integer(tb_json_get(licence, "issued"), &issued);
 	tb_json_integer(tb_json_get(licence, "valid_until"), &until);
 	if (str_is(tb_json_get(licence, "status"), "revoked"))
 		return tb_diag_set(d, TB_E_LICENCE_REVOKED, TB_DIAG_NOPOS,
-				   "the issuer marks the licence revoked");
+		                   "the issuer marks the licence revoked");
 	if (str_is(tb_json_get(licence, "status"), "expired"))
 		return tb_diag_set(d, TB_E_LICENCE_EXPIRED, TB_DIAG_NOPOS,
-				   "the issuer marks the licence expired");
+		                   "the issuer marks the licence expired");
 	if (now >= until)
 		return tb_diag_set(d, TB_E_LICENCE_EXPIRED, TB_DIAG_NOPOS,
-				   "valid until %lld, now %lld", (long long)until, (long long)now);
+		                   "valid until %lld, now %lld", (long long)until, (long long)now);
 	if (now < issued)
 		return tb_diag_set(d, TB_E_LICENCE_NOT_YET_VALID, TB_DIAG_NOPOS,
-				   "issued %lld, now %lld", (long long)issued, (long long)now);
+		                   "issued %lld, now %lld", (long long)issued, (long long)now);
 	tb_diag_clear(d);
 	return TB_OK;
 }

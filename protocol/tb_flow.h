@@ -48,8 +48,8 @@ int tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_d
 enum tb_flow_role {
 	TB_FLOW_UNKNOWN = 0, /* not a version 1 type */
 	TB_FLOW_REQUEST,     /* opens a request; may be answered */
-	TB_FLOW_ANSWER,	     /* answers a message: needs "corr" */
-	TB_FLOW_NOTICE,	     /* stands alone: no "corr", never answered except by a receipt */
+	TB_FLOW_ANSWER,      /* answers a message: needs "corr" */
+	TB_FLOW_NOTICE,      /* stands alone: no "corr", never answered except by a receipt */
 };
 
 enum tb_flow_role tb_flow_role(const char *type);
@@ -83,9 +83,9 @@ enum tb_case_state {
 	TB_CASE_NONE = 0, /* no such case (yet) */
 	TB_CASE_SUBMITTED,
 	TB_CASE_ACCEPTED,
-	TB_CASE_REJECTED,    /* final */
+	TB_CASE_REJECTED, /* final */
 	TB_CASE_IN_PROGRESS,
-	TB_CASE_COMPLETED,   /* final */
+	TB_CASE_COMPLETED, /* final */
 };
 
 /* The wire name ("submitted", "in-progress", ...; "unknown" for
@@ -105,7 +105,7 @@ bool tb_flow_case_moves(const char *type);
  * not a case.* type, or a cur out of range, is TB_E_ARG.
  */
 int tb_flow_case_next(enum tb_case_state cur, const char *type, enum tb_case_state *next,
-		      struct tb_diag *d);
+                      struct tb_diag *d);
 /* The body's "case_id" (case.* types), borrowed from body; NULL when absent
  * or not a string.  Call after tb_flow_check_body() for a checked value. */
 const char *tb_flow_case_id(const struct tb_json *body);
@@ -124,8 +124,8 @@ int tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32]);
  * members should already be complete and valid.  0, TB_E_ARG, TB_E_NOMEM
  * or TB_E_CRYPTO.
  */
-int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence,
-			 const struct tb_key *key, struct tb_diag *d);
+int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const struct tb_key *key,
+                         struct tb_diag *d);
 /*
  * Checks a presented licence (borrowed) completely: its form (as inside
  * licence.present), its digest, its issuer signature (the key is looked
@@ -142,7 +142,7 @@ int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence,
  *   TB_E_LICENCE_NOT_YET_VALID  now < issued.
  */
 int tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, void *ctx,
-			  int64_t now, struct tb_diag *d);
+                          int64_t now, struct tb_diag *d);
 
 /* ---- identifiers (exposed for builders and the CLI) ---- */
 

@@ -21,10 +21,10 @@
 #define H2 "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 #define A10 "AAAAAAAAAA"
 #define SIGV A10 A10 A10 A10 A10 A10 A10 A10 "AAAAAA" /* 86 chars: 64 zero bytes */
-#define LIC                                                                                       \
-	"{'id':'JS-2024-000123','type':'business-license','holder_idhash':'" H "',"             \
-	"'issuer':'320300','issued':1600000000,'valid_until':1900000000,'status':'valid',"       \
-	"'fields':{'name':'\xe5\xbe\x90\xe5\xb7\x9e\xe5\xb8\x82 Co.','scope':'retail'},"          \
+#define LIC                                                                                        \
+	"{'id':'JS-2024-000123','type':'business-license','holder_idhash':'" H "',"                \
+	"'issuer':'320300','issued':1600000000,'valid_until':1900000000,'status':'valid',"         \
+	"'fields':{'name':'\xe5\xbe\x90\xe5\xb7\x9e\xe5\xb8\x82 Co.','scope':'retail'},"           \
 	"'digest':'" H2 "','issuer_sig':{'alg':'ed25519','kid':'" H "','val':'" SIGV "'}}"
 
 /* Parses text with ' standing for " (tables stay readable). */
@@ -60,47 +60,48 @@ check_q(const char *type, const char *body, struct tb_diag *d)
 static const struct {
 	const char *type, *body;
 } good[] = {
-	{"identity.verify", "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'hukou.transfer'}"},
-	{"identity.verify", "{'subject':{'kind':'enterprise','idhash':'" H "'},'purpose':'tax'}"},
-	{"identity.result", "{'result':'match','assurance':'substantial'}"},
-	{"identity.result",
-	 "{'result':'match','assurance':'high','attributes':{'name':'\xe5\xbc\xa0\xe4\xb8\x89',"
-	 "'birth_year':'1980','empty':''}}"},
-	{"identity.result", "{'result':'no-match'}"},
-	{"identity.result", "{'result':'unknown'}"},
-	{"licence.query", "{'holder':{'idhash':'" H "'},'licence':'business-license'}"},
-	{"licence.present", "{'licences':[]}"},
-	{"licence.present", "{'licences':[" LIC "," LIC "]}"},
-	{"licence.verify", "{'licence_id':'JS-2024-000123','digest':'" H "'}"},
-	{"licence.status", "{'licence_id':'JS-2024-000123','status':'valid','checked':1700000000}"},
-	{"licence.status", "{'licence_id':'x','status':'unknown','checked':0}"},
-	{"case.submit",
-	 "{'case_id':'XZ-2024.0001_a','service':'hukou.transfer','applicant':{'kind':'person',"
-	 "'idhash':'" H "'},'materials':[{'sha256':'" H "','size':1024,'name':'id-card.pdf'},"
-	 "{'sha256':'" H2 "','size':0}],'mode':'online'}"},
-	{"case.submit",
-	 "{'case_id':'c1','service':'pension.transfer','applicant':{'kind':'enterprise',"
-	 "'idhash':'" H "'},'materials':[],'mode':'joint','parties':['320300','370800','371300']}"},
-	{"case.submit",
-	 "{'case_id':'c2','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'proxy'}"},
-	{"case.accept", "{'case_id':'c1'}"},
-	{"case.reject", "{'case_id':'c1','reason':'materials incomplete'}"},
-	{"case.update", "{'case_id':'c1','status':'material-review'}"},
-	{"case.update", "{'case_id':'c1','status':'review','note':'\xe5\xae\xa1\xe6\xa0\xb8\xe4\xb8\xad'}"},
-	{"case.result", "{'case_id':'c1','outcome':'approved'}"},
-	{"case.result",
-	 "{'case_id':'c1','outcome':'denied','documents':[{'sha256':'" H "','size':12,'name':'d.pdf'}]}"},
-	{"case.query", "{'case_id':'c1'}"},
-	{"case.state", "{'case_id':'c1','state':'in-progress'}"},
-	{"case.state", "{'case_id':'c1','state':'unknown'}"},
-	{"receipt", "{'digest':'" H "','received':1700000000,'status':'accepted'}"},
-	{"error", "{'reason':'flow.state'}"},
-	{"error", "{'reason':'case.unknown-service','detail':'no such service here'}"},
-	{"control.ping", "{}"},
-	{"control.pong", "{}"},
-	{"control.status", "{}"},
-	{"control.registry", "{'serial':42}"},
+    {"identity.verify",
+     "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'hukou.transfer'}"},
+    {"identity.verify", "{'subject':{'kind':'enterprise','idhash':'" H "'},'purpose':'tax'}"},
+    {"identity.result", "{'result':'match','assurance':'substantial'}"},
+    {"identity.result",
+     "{'result':'match','assurance':'high','attributes':{'name':'\xe5\xbc\xa0\xe4\xb8\x89',"
+     "'birth_year':'1980','empty':''}}"},
+    {"identity.result", "{'result':'no-match'}"},
+    {"identity.result", "{'result':'unknown'}"},
+    {"licence.query", "{'holder':{'idhash':'" H "'},'licence':'business-license'}"},
+    {"licence.present", "{'licences':[]}"},
+    {"licence.present", "{'licences':[" LIC "," LIC "]}"},
+    {"licence.verify", "{'licence_id':'JS-2024-000123','digest':'" H "'}"},
+    {"licence.status", "{'licence_id':'JS-2024-000123','status':'valid','checked':1700000000}"},
+    {"licence.status", "{'licence_id':'x','status':'unknown','checked':0}"},
+    {"case.submit",
+     "{'case_id':'XZ-2024.0001_a','service':'hukou.transfer','applicant':{'kind':'person',"
+     "'idhash':'" H "'},'materials':[{'sha256':'" H "','size':1024,'name':'id-card.pdf'},"
+     "{'sha256':'" H2 "','size':0}],'mode':'online'}"},
+    {"case.submit",
+     "{'case_id':'c1','service':'pension.transfer','applicant':{'kind':'enterprise',"
+     "'idhash':'" H "'},'materials':[],'mode':'joint','parties':['320300','370800','371300']}"},
+    {"case.submit", "{'case_id':'c2','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+                    "'materials':[],'mode':'proxy'}"},
+    {"case.accept", "{'case_id':'c1'}"},
+    {"case.reject", "{'case_id':'c1','reason':'materials incomplete'}"},
+    {"case.update", "{'case_id':'c1','status':'material-review'}"},
+    {"case.update",
+     "{'case_id':'c1','status':'review','note':'\xe5\xae\xa1\xe6\xa0\xb8\xe4\xb8\xad'}"},
+    {"case.result", "{'case_id':'c1','outcome':'approved'}"},
+    {"case.result", "{'case_id':'c1','outcome':'denied','documents':[{'sha256':'" H
+                    "','size':12,'name':'d.pdf'}]}"},
+    {"case.query", "{'case_id':'c1'}"},
+    {"case.state", "{'case_id':'c1','state':'in-progress'}"},
+    {"case.state", "{'case_id':'c1','state':'unknown'}"},
+    {"receipt", "{'digest':'" H "','received':1700000000,'status':'accepted'}"},
+    {"error", "{'reason':'flow.state'}"},
+    {"error", "{'reason':'case.unknown-service','detail':'no such service here'}"},
+    {"control.ping", "{}"},
+    {"control.pong", "{}"},
+    {"control.status", "{}"},
+    {"control.registry", "{'serial':42}"},
 };
 #define NGOOD (sizeof(good) / sizeof(good[0]))
 
@@ -130,139 +131,144 @@ test_good_bodies(void **state)
 static const struct {
 	const char *type, *body, *detail;
 } bad[] = {
-	{"identity.verify", "{'subject':{'kind':'person','idhash':'" H "A'},'purpose':'x'}",
-	 "body.subject.idhash: must be 64 lowercase hex digits"},
-	{"identity.verify",
-	 "{'subject':{'kind':'person','idhash':'9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08'},'purpose':'x'}",
-	 "body.subject.idhash: must be 64 lowercase hex digits"},
-	{"identity.verify", "{'subject':{'kind':'robot','idhash':'" H "'},'purpose':'x'}",
-	 "body.subject.kind: must be one of \"person\", \"enterprise\""},
-	{"identity.verify", "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'Hukou'}",
-	 "body.purpose: must be 1-64 of a-z 0-9 . - (a service code)"},
-	{"identity.verify", "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'-x'}",
-	 "body.purpose: must be 1-64 of a-z 0-9 . - (a service code)"},
-	{"identity.result", "{'result':'match'}", "body.assurance: required when result is \"match\""},
-	{"identity.result", "{'result':'no-match','assurance':'low'}",
-	 "body.assurance: only allowed when result is \"match\""},
-	{"identity.result", "{'result':'unknown','attributes':{}}",
-	 "body.attributes: only allowed when result is \"match\""},
-	{"identity.result", "{'result':'match','assurance':'medium'}",
-	 "body.assurance: must be one of \"low\", \"substantial\", \"high\""},
-	{"identity.result", "{'result':'match','assurance':'low','attributes':{'a':1}}",
-	 "body.attributes.a: must be a string"},
-	{"identity.result", "{'result':'match','assurance':'low','attributes':{'a':'x\\ny'}}",
-	 "body.attributes.a: must be 0-1024 bytes without control characters"},
-	{"identity.result", "{'result':'match','assurance':'low','attributes':{'':'x'}}",
-	 "body.attributes.: member names must be 1-64 bytes without control characters"},
-	{"identity.result",
-	 "{'result':'match','assurance':'low','attributes':{'a1':'','a2':'','a3':'','a4':'','a5':'',"
-	 "'a6':'','a7':'','a8':'','a9':'','b1':'','b2':'','b3':'','b4':'','b5':'','b6':'','b7':'',"
-	 "'b8':'','b9':'','c1':'','c2':'','c3':'','c4':'','c5':'','c6':'','c7':'','c8':'','c9':'',"
-	 "'d1':'','d2':'','d3':'','d4':'','d5':'','d6':''}}",
-	 "body.attributes: at most 32 members"},
-	{"licence.query", "{'holder':{'idhash':'" H "','name':'x'},'licence':'x'}",
-	 "body.holder.name: unknown member"},
-	{"licence.query", "{'holder':{'idhash':'" H "'},'licence':''}",
-	 "body.licence: must be 1-64 of a-z 0-9 . - (a service code)"},
-	{"licence.present", "{'licences':[" LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC
-	 "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "]}",
-	 "body.licences: must have 0 to 16 elements"},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'32030','issued':1,"
-	 "'valid_until':2,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
-	 "'kid':'" H "','val':'" SIGV "'}}]}",
-	 "body.licences[0].issuer: must be a member id (6 digits)"},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':5,"
-	 "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
-	 "'kid':'" H "','val':'" SIGV "'}}]}",
-	 "body.licences[0].valid_until: must be after issued"},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':-1,"
-	 "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
-	 "'kid':'" H "','val':'" SIGV "'}}]}",
-	 "body.licences[0].issued: must be in 0..9007199254740992"},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
-	 "'valid_until':5,'status':'suspended','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
-	 "'kid':'" H "','val':'" SIGV "'}}]}",
-	 "body.licences[0].status: must be one of \"valid\", \"revoked\", \"expired\""},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
-	 "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'rsa',"
-	 "'kid':'" H "','val':'" SIGV "'}}]}",
-	 "body.licences[0].issuer_sig.alg: must be one of \"ed25519\", \"p256\""},
-	{"licence.present",
-	 "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
-	 "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'p256',"
-	 "'kid':'" H "','val':'" SIGV "='}}]}",
-	 "body.licences[0].issuer_sig.val: must be 64 bytes in base64url without padding"},
-	{"licence.verify", "{'licence_id':'','digest':'" H "'}",
-	 "body.licence_id: must be 1-128 bytes"},
-	{"licence.status", "{'licence_id':'a','status':'valid','checked':1.5}",
-	 "body.checked: must be an integer"},
-	{"licence.status", "{'licence_id':'a','status':'valid','checked':'1'}",
-	 "body.checked: must be an integer"},
-	{"case.submit",
-	 "{'case_id':'a b','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'online'}",
-	 "body.case_id: must be 1-64 of A-Z a-z 0-9 . _ -"},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[{'sha256':'" H "','size':-1}],'mode':'online'}",
-	 "body.materials[0].size: must be in 0..9007199254740992"},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[{'sha256':'" H "','size':1},{'sha256':'" H "','size':1,'name':''}],'mode':'online'}",
-	 "body.materials[1].name: must be 1-256 bytes"},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'remote'}",
-	 "body.mode: must be one of \"online\", \"proxy\", \"joint\""},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'joint'}",
-	 "body.parties: required when mode is \"joint\""},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'online','parties':['320300','370800']}",
-	 "body.parties: only allowed when mode is \"joint\""},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'joint','parties':['320300']}",
-	 "body.parties: must have 2 to 16 elements"},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'joint','parties':['320300','370800','320300']}",
-	 "body.parties[2]: repeats an earlier element"},
-	{"case.submit",
-	 "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
-	 "'materials':[],'mode':'joint','parties':['320300','070800']}",
-	 "body.parties[1]: must be a member id (6 digits)"},
-	{"case.accept", "{'case_id':'c','reason':'x'}", "body.reason: unknown member"},
-	{"case.accept", "{'case_id':'" A10 A10 A10 A10 A10 A10 "ABCDE'}",
-	 "body.case_id: must be 1-64 of A-Z a-z 0-9 . _ -"},
-	{"case.reject", "{'case_id':'c','reason':''}", "body.reason: must be 1-1024 bytes"},
-	{"case.reject", "{'case_id':'c','reason':'a\\u0000b'}",
-	 "body.reason: must not contain control characters"},
-	{"case.update", "{'case_id':'c','status':'x','note':'a\\u007fb'}",
-	 "body.note: must not contain control characters"},
-	{"case.result", "{'case_id':'c','outcome':'ok'}",
-	 "body.outcome: must be one of \"approved\", \"denied\""},
-	{"case.state", "{'case_id':'c','state':'none'}",
-	 "body.state: must be one of \"submitted\", \"accepted\", \"rejected\", \"in-progress\", \""},
-	{"receipt", "{'digest':'" H "','received':1,'status':'refused'}",
-	 "body.status: must be one of \"accepted\""},
-	{"error", "{'reason':'Bad Reason'}",
-	 "body.reason: must be 1-64 of a-z 0-9 . - (a service code)"},
-	{"control.ping", "{'x':1}", "body.x: unknown member"},
-	{"control.registry", "{'serial':0}", "body.serial: must be in 1..9007199254740991"},
-	{"control.registry", "{'serial':9007199254740992}",
-	 "body.serial: must be in 1..9007199254740991"},
-	{"control.registry", "{'serial':1e300}", "body.serial: must be an integer"},
-	{"control.status", "[]", "body: must be an object"},
-	{"case.query", "{'case_id':'c','\\u0001weird name that is really very long indeed, longer than forty':1}",
-	 "body.?weird?name?that?is?really?very?long..: unknown member"},
+    {"identity.verify", "{'subject':{'kind':'person','idhash':'" H "A'},'purpose':'x'}",
+     "body.subject.idhash: must be 64 lowercase hex digits"},
+    {"identity.verify",
+     "{'subject':{'kind':'person','idhash':'"
+     "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08'},'purpose':'x'}",
+     "body.subject.idhash: must be 64 lowercase hex digits"},
+    {"identity.verify", "{'subject':{'kind':'robot','idhash':'" H "'},'purpose':'x'}",
+     "body.subject.kind: must be one of \"person\", \"enterprise\""},
+    {"identity.verify", "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'Hukou'}",
+     "body.purpose: must be 1-64 of a-z 0-9 . - (a service code)"},
+    {"identity.verify", "{'subject':{'kind':'person','idhash':'" H "'},'purpose':'-x'}",
+     "body.purpose: must be 1-64 of a-z 0-9 . - (a service code)"},
+    {"identity.result", "{'result':'match'}", "body.assurance: required when result is \"match\""},
+    {"identity.result", "{'result':'no-match','assurance':'low'}",
+     "body.assurance: only allowed when result is \"match\""},
+    {"identity.result", "{'result':'unknown','attributes':{}}",
+     "body.attributes: only allowed when result is \"match\""},
+    {"identity.result", "{'result':'match','assurance':'medium'}",
+     "body.assurance: must be one of \"low\", \"substantial\", \"high\""},
+    {"identity.result", "{'result':'match','assurance':'low','attributes':{'a':1}}",
+     "body.attributes.a: must be a string"},
+    {"identity.result", "{'result':'match','assurance':'low','attributes':{'a':'x\\ny'}}",
+     "body.attributes.a: must be 0-1024 bytes without control characters"},
+    {"identity.result", "{'result':'match','assurance':'low','attributes':{'':'x'}}",
+     "body.attributes.: member names must be 1-64 bytes without control characters"},
+    {"identity.result",
+     "{'result':'match','assurance':'low','attributes':{'a1':'','a2':'','a3':'','a4':'','a5':'',"
+     "'a6':'','a7':'','a8':'','a9':'','b1':'','b2':'','b3':'','b4':'','b5':'','b6':'','b7':'',"
+     "'b8':'','b9':'','c1':'','c2':'','c3':'','c4':'','c5':'','c6':'','c7':'','c8':'','c9':'',"
+     "'d1':'','d2':'','d3':'','d4':'','d5':'','d6':''}}",
+     "body.attributes: at most 32 members"},
+    {"licence.query", "{'holder':{'idhash':'" H "','name':'x'},'licence':'x'}",
+     "body.holder.name: unknown member"},
+    {"licence.query", "{'holder':{'idhash':'" H "'},'licence':''}",
+     "body.licence: must be 1-64 of a-z 0-9 . - (a service code)"},
+    {"licence.present",
+     "{'licences':[" LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC
+     "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "," LIC "]}",
+     "body.licences: must have 0 to 16 elements"},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'32030','issued':1,"
+     "'valid_until':2,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
+     "'kid':'" H "','val':'" SIGV "'}}]}",
+     "body.licences[0].issuer: must be a member id (6 digits)"},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':5,"
+     "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
+     "'kid':'" H "','val':'" SIGV "'}}]}",
+     "body.licences[0].valid_until: must be after issued"},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':-1,"
+     "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'ed25519',"
+     "'kid':'" H "','val':'" SIGV "'}}]}",
+     "body.licences[0].issued: must be in 0..9007199254740992"},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
+     "'valid_until':5,'status':'suspended','fields':{},'digest':'" H
+     "','issuer_sig':{'alg':'ed25519',"
+     "'kid':'" H "','val':'" SIGV "'}}]}",
+     "body.licences[0].status: must be one of \"valid\", \"revoked\", \"expired\""},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
+     "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'rsa',"
+     "'kid':'" H "','val':'" SIGV "'}}]}",
+     "body.licences[0].issuer_sig.alg: must be one of \"ed25519\", \"p256\""},
+    {"licence.present",
+     "{'licences':[{'id':'a','type':'t','holder_idhash':'" H "','issuer':'320300','issued':1,"
+     "'valid_until':5,'status':'valid','fields':{},'digest':'" H "','issuer_sig':{'alg':'p256',"
+     "'kid':'" H "','val':'" SIGV "='}}]}",
+     "body.licences[0].issuer_sig.val: must be 64 bytes in base64url without padding"},
+    {"licence.verify", "{'licence_id':'','digest':'" H "'}",
+     "body.licence_id: must be 1-128 bytes"},
+    {"licence.status", "{'licence_id':'a','status':'valid','checked':1.5}",
+     "body.checked: must be an integer"},
+    {"licence.status", "{'licence_id':'a','status':'valid','checked':'1'}",
+     "body.checked: must be an integer"},
+    {"case.submit",
+     "{'case_id':'a b','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'online'}",
+     "body.case_id: must be 1-64 of A-Z a-z 0-9 . _ -"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[{'sha256':'" H "','size':-1}],'mode':'online'}",
+     "body.materials[0].size: must be in 0..9007199254740992"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[{'sha256':'" H "','size':1},{'sha256':'" H
+     "','size':1,'name':''}],'mode':'online'}",
+     "body.materials[1].name: must be 1-256 bytes"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'remote'}",
+     "body.mode: must be one of \"online\", \"proxy\", \"joint\""},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'joint'}",
+     "body.parties: required when mode is \"joint\""},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'online','parties':['320300','370800']}",
+     "body.parties: only allowed when mode is \"joint\""},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'joint','parties':['320300']}",
+     "body.parties: must have 2 to 16 elements"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'joint','parties':['320300','370800','320300']}",
+     "body.parties[2]: repeats an earlier element"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[],'mode':'joint','parties':['320300','070800']}",
+     "body.parties[1]: must be a member id (6 digits)"},
+    {"case.accept", "{'case_id':'c','reason':'x'}", "body.reason: unknown member"},
+    {"case.accept", "{'case_id':'" A10 A10 A10 A10 A10 A10 "ABCDE'}",
+     "body.case_id: must be 1-64 of A-Z a-z 0-9 . _ -"},
+    {"case.reject", "{'case_id':'c','reason':''}", "body.reason: must be 1-1024 bytes"},
+    {"case.reject", "{'case_id':'c','reason':'a\\u0000b'}",
+     "body.reason: must not contain control characters"},
+    {"case.update", "{'case_id':'c','status':'x','note':'a\\u007fb'}",
+     "body.note: must not contain control characters"},
+    {"case.result", "{'case_id':'c','outcome':'ok'}",
+     "body.outcome: must be one of \"approved\", \"denied\""},
+    {"case.state", "{'case_id':'c','state':'none'}",
+     "body.state: must be one of \"submitted\", \"accepted\", \"rejected\", \"in-progress\", \""},
+    {"receipt", "{'digest':'" H "','received':1,'status':'refused'}",
+     "body.status: must be one of \"accepted\""},
+    {"error", "{'reason':'Bad Reason'}",
+     "body.reason: must be 1-64 of a-z 0-9 . - (a service code)"},
+    {"control.ping", "{'x':1}", "body.x: unknown member"},
+    {"control.registry", "{'serial':0}", "body.serial: must be in 1..9007199254740991"},
+    {"control.registry", "{'serial':9007199254740992}",
+     "body.serial: must be in 1..9007199254740991"},
+    {"control.registry", "{'serial':1e300}", "body.serial: must be an integer"},
+    {"control.status", "[]", "body: must be an object"},
+    {"case.query",
+     "{'case_id':'c','\\u0001weird name that is really very long indeed, longer than forty':1}",
+     "body.?weird?name?that?is?really?very?long..: unknown member"},
 };
 
 static void
@@ -274,11 +280,11 @@ test_bad_bodies(void **state)
 		int rc = check_q(bad[i].type, bad[i].body, &d);
 		if (rc != TB_E_BODY)
 			fail_msg("%s %s: got %s, want body.invalid", bad[i].type, bad[i].body,
-				 tb_err_reason(rc));
+			         tb_err_reason(rc));
 		assert_int_equal(d.code, TB_E_BODY);
 		if (strncmp(d.detail, bad[i].detail, strlen(bad[i].detail)) != 0)
 			fail_msg("%s: detail \"%s\", want \"%s\"", bad[i].type, d.detail,
-				 bad[i].detail);
+			         bad[i].detail);
 		/* the same without a diag */
 		assert_int_equal(check_q(bad[i].type, bad[i].body, NULL), TB_E_BODY);
 	}
@@ -293,7 +299,7 @@ test_bad_calls(void **state)
 
 	(void)state;
 	assert_int_equal(tb_flow_check_body("case.nonsense", tb_json_root(doc), &d),
-			 TB_E_TYPE_UNKNOWN);
+	                 TB_E_TYPE_UNKNOWN);
 	assert_int_equal(d.code, TB_E_TYPE_UNKNOWN);
 	assert_int_equal(tb_flow_check_body(NULL, tb_json_root(doc), &d), TB_E_ARG);
 	assert_int_equal(tb_flow_check_body("control.ping", NULL, &d), TB_E_ARG);
@@ -337,7 +343,7 @@ site(struct mut *m, enum mkind k, const char *path, const char *name)
 
 static struct tb_json *
 copy_mut(struct tb_json_doc *doc, const struct tb_json *v, struct mut *m, const char *path,
-	 bool map)
+         bool map)
 {
 	char sub[160];
 	size_t n, i = 0;
@@ -345,11 +351,8 @@ copy_mut(struct tb_json_doc *doc, const struct tb_json *v, struct mut *m, const 
 	struct tb_json *c;
 
 	switch (tb_json_kind(v)) {
-	case TB_JSON_NUMBER:
-		return tb_json_new_number(doc, tb_json_number(v));
-	case TB_JSON_STRING:
-		s = tb_json_string(v, &n);
-		return tb_json_new_string(doc, s, n);
+	case TB_JSON_NUMBER: return tb_json_new_number(doc, tb_json_number(v));
+	case TB_JSON_STRING: s = tb_json_string(v, &n); return tb_json_new_string(doc, s, n);
 	case TB_JSON_ARRAY:
 		c = tb_json_new_array(doc);
 		for (const struct tb_json *e = tb_json_first(v); e; e = tb_json_next(e), i++) {
@@ -376,16 +379,15 @@ copy_mut(struct tb_json_doc *doc, const struct tb_json *v, struct mut *m, const 
 		if (!map && site(m, M_ADD, sub, "zz"))
 			tb_json_set(doc, c, "zz", tb_json_new_number(doc, 1));
 		return c;
-	default:
-		return tb_json_new_literal(doc, tb_json_kind(v));
+	default: return tb_json_new_literal(doc, tb_json_kind(v));
 	}
 }
 
 static bool
 optional_member(const char *name)
 {
-	static const char *const opt[] = {"assurance", "attributes", "name",	  "parties",
-					  "note",      "documents",  "detail", NULL};
+	static const char *const opt[] = {"assurance", "attributes", "name",   "parties",
+	                                  "note",      "documents",  "detail", NULL};
 	for (size_t i = 0; opt[i] != NULL; i++)
 		if (strcmp(opt[i], name) == 0)
 			return true;
@@ -436,9 +438,9 @@ test_mutations(void **state)
 			}
 			if (rc != TB_E_BODY || strncmp(d.detail, want, strlen(want)) != 0 ||
 			    (exact && strlen(d.detail) != strlen(want)))
-				fail_msg("%s mutation %d: got %s \"%s\", want \"%s\"", good[g].type, t,
-					 tb_err_reason(rc), rc ? d.detail : "", want);
-next:
+				fail_msg("%s mutation %d: got %s \"%s\", want \"%s\"", good[g].type,
+				         t, tb_err_reason(rc), rc ? d.detail : "", want);
+		next:
 			tb_json_doc_free(doc);
 		}
 		tb_json_doc_free(src);
@@ -454,26 +456,26 @@ static const struct {
 	const char *request; /* tb_flow_request_of */
 	bool final;
 } roles[] = {
-	{"identity.verify", TB_FLOW_REQUEST, NULL, false},
-	{"identity.result", TB_FLOW_ANSWER, "identity.verify", true},
-	{"licence.query", TB_FLOW_REQUEST, NULL, false},
-	{"licence.present", TB_FLOW_ANSWER, "licence.query", true},
-	{"licence.verify", TB_FLOW_REQUEST, NULL, false},
-	{"licence.status", TB_FLOW_ANSWER, "licence.verify", true},
-	{"case.submit", TB_FLOW_REQUEST, NULL, false},
-	{"case.accept", TB_FLOW_ANSWER, "case.submit", false},
-	{"case.reject", TB_FLOW_ANSWER, "case.submit", true},
-	{"case.update", TB_FLOW_ANSWER, "case.submit", false},
-	{"case.result", TB_FLOW_ANSWER, "case.submit", true},
-	{"case.query", TB_FLOW_REQUEST, NULL, false},
-	{"case.state", TB_FLOW_ANSWER, "case.query", true},
-	{"receipt", TB_FLOW_ANSWER, "*", false},
-	{"error", TB_FLOW_ANSWER, "*", true},
-	{"control.ping", TB_FLOW_REQUEST, NULL, false},
-	{"control.pong", TB_FLOW_ANSWER, "control.ping", true},
-	{"control.status", TB_FLOW_NOTICE, NULL, false},
-	{"control.registry", TB_FLOW_NOTICE, NULL, false},
-	{"no.such", TB_FLOW_UNKNOWN, NULL, false},
+    {"identity.verify", TB_FLOW_REQUEST, NULL, false},
+    {"identity.result", TB_FLOW_ANSWER, "identity.verify", true},
+    {"licence.query", TB_FLOW_REQUEST, NULL, false},
+    {"licence.present", TB_FLOW_ANSWER, "licence.query", true},
+    {"licence.verify", TB_FLOW_REQUEST, NULL, false},
+    {"licence.status", TB_FLOW_ANSWER, "licence.verify", true},
+    {"case.submit", TB_FLOW_REQUEST, NULL, false},
+    {"case.accept", TB_FLOW_ANSWER, "case.submit", false},
+    {"case.reject", TB_FLOW_ANSWER, "case.submit", true},
+    {"case.update", TB_FLOW_ANSWER, "case.submit", false},
+    {"case.result", TB_FLOW_ANSWER, "case.submit", true},
+    {"case.query", TB_FLOW_REQUEST, NULL, false},
+    {"case.state", TB_FLOW_ANSWER, "case.query", true},
+    {"receipt", TB_FLOW_ANSWER, "*", false},
+    {"error", TB_FLOW_ANSWER, "*", true},
+    {"control.ping", TB_FLOW_REQUEST, NULL, false},
+    {"control.pong", TB_FLOW_ANSWER, "control.ping", true},
+    {"control.status", TB_FLOW_NOTICE, NULL, false},
+    {"control.registry", TB_FLOW_NOTICE, NULL, false},
+    {"no.such", TB_FLOW_UNKNOWN, NULL, false},
 };
 #define NROLES (sizeof(roles) / sizeof(roles[0]))
 
@@ -484,7 +486,8 @@ test_pairing(void **state)
 	for (size_t i = 0; i < NROLES; i++) {
 		const char *r = tb_flow_request_of(roles[i].type);
 		assert_int_equal(tb_flow_role(roles[i].type), roles[i].role);
-		assert_int_equal(tb_flow_needs_corr(roles[i].type), roles[i].role == TB_FLOW_ANSWER);
+		assert_int_equal(tb_flow_needs_corr(roles[i].type),
+		                 roles[i].role == TB_FLOW_ANSWER);
 		assert_int_equal(tb_flow_is_final(roles[i].type), roles[i].final);
 		if (roles[i].request == NULL)
 			assert_null(r);
@@ -505,7 +508,8 @@ test_pairing(void **state)
 			else
 				want = strcmp(req, roles[q].type) == 0;
 			if (tb_flow_answers(roles[a].type, roles[q].type) != want)
-				fail_msg("%s answers %s: want %d", roles[a].type, roles[q].type, want);
+				fail_msg("%s answers %s: want %d", roles[a].type, roles[q].type,
+				         want);
 		}
 	assert_true(tb_flow_answers("case.result", "case.submit"));
 	assert_false(tb_flow_answers("case.result", "case.query"));
@@ -525,18 +529,19 @@ test_pairing(void **state)
 
 #define X -1 /* refused: flow.state */
 static const char *const ctypes[] = {"case.submit", "case.accept", "case.reject", "case.update",
-				     "case.result", "case.query",  "case.state"};
+                                     "case.result", "case.query",  "case.state"};
 static const int life[6][7] = {
-	/*              submit            accept             reject             update               result               query                state */
-	[TB_CASE_NONE] = {TB_CASE_SUBMITTED, X, X, X, X, TB_CASE_NONE, TB_CASE_NONE},
-	[TB_CASE_SUBMITTED] = {X, TB_CASE_ACCEPTED, TB_CASE_REJECTED, X, X, TB_CASE_SUBMITTED,
-			       TB_CASE_SUBMITTED},
-	[TB_CASE_ACCEPTED] = {X, X, X, TB_CASE_IN_PROGRESS, TB_CASE_COMPLETED, TB_CASE_ACCEPTED,
-			      TB_CASE_ACCEPTED},
-	[TB_CASE_REJECTED] = {X, X, X, X, X, TB_CASE_REJECTED, TB_CASE_REJECTED},
-	[TB_CASE_IN_PROGRESS] = {X, X, X, TB_CASE_IN_PROGRESS, TB_CASE_COMPLETED,
-				 TB_CASE_IN_PROGRESS, TB_CASE_IN_PROGRESS},
-	[TB_CASE_COMPLETED] = {X, X, X, X, X, TB_CASE_COMPLETED, TB_CASE_COMPLETED},
+    /*              submit            accept             reject             update result query
+       state */
+    [TB_CASE_NONE] = {TB_CASE_SUBMITTED, X, X, X, X, TB_CASE_NONE, TB_CASE_NONE},
+    [TB_CASE_SUBMITTED] = {X, TB_CASE_ACCEPTED, TB_CASE_REJECTED, X, X, TB_CASE_SUBMITTED,
+                           TB_CASE_SUBMITTED},
+    [TB_CASE_ACCEPTED] = {X, X, X, TB_CASE_IN_PROGRESS, TB_CASE_COMPLETED, TB_CASE_ACCEPTED,
+                          TB_CASE_ACCEPTED},
+    [TB_CASE_REJECTED] = {X, X, X, X, X, TB_CASE_REJECTED, TB_CASE_REJECTED},
+    [TB_CASE_IN_PROGRESS] = {X, X, X, TB_CASE_IN_PROGRESS, TB_CASE_COMPLETED, TB_CASE_IN_PROGRESS,
+                             TB_CASE_IN_PROGRESS},
+    [TB_CASE_COMPLETED] = {X, X, X, X, X, TB_CASE_COMPLETED, TB_CASE_COMPLETED},
 };
 
 static void
@@ -554,15 +559,16 @@ test_lifecycle(void **state)
 			if (life[s][t] == X) {
 				if (rc != TB_E_FLOW_STATE)
 					fail_msg("%s in %s: got %s, want flow.state", ctypes[t],
-						 tb_case_state_name((enum tb_case_state)s),
-						 tb_err_reason(rc));
+					         tb_case_state_name((enum tb_case_state)s),
+					         tb_err_reason(rc));
 				assert_int_equal(d.code, TB_E_FLOW_STATE);
 				assert_non_null(strstr(d.detail, ctypes[t]));
 				assert_int_equal(next, 99);
 			} else {
 				if (rc != TB_OK)
 					fail_msg("%s in %s: refused (%s)", ctypes[t],
-						 tb_case_state_name((enum tb_case_state)s), d.detail);
+					         tb_case_state_name((enum tb_case_state)s),
+					         d.detail);
 				assert_int_equal(next, life[s][t]);
 			}
 			assert_int_equal(tb_flow_case_moves(ctypes[t]), t < 5);
@@ -582,7 +588,7 @@ test_lifecycle(void **state)
 	assert_int_equal(tb_flow_case_next(TB_CASE_NONE, "receipt", &next, &d), TB_E_ARG);
 	assert_int_equal(tb_flow_case_next(TB_CASE_NONE, "error", &next, &d), TB_E_ARG);
 	assert_int_equal(tb_flow_case_next((enum tb_case_state)6, "case.submit", &next, &d),
-			 TB_E_ARG);
+	                 TB_E_ARG);
 	assert_int_equal(tb_flow_case_next(TB_CASE_NONE, NULL, &next, NULL), TB_E_ARG);
 	assert_false(tb_flow_case_moves("error"));
 	assert_false(tb_flow_case_moves(NULL));
@@ -686,7 +692,8 @@ licence(int k, const char *member, const char *value)
 		if (value != NULL) {
 			struct tb_json_doc *v = parse_q(value);
 			struct mut m = {.target = -1};
-			tb_json_set(doc, root, member, copy_mut(doc, tb_json_root(v), &m, "", false));
+			tb_json_set(doc, root, member,
+			            copy_mut(doc, tb_json_root(v), &m, "", false));
 			tb_json_doc_free(v);
 		}
 	}
@@ -737,9 +744,9 @@ test_licence(void **state)
 	assert_memory_equal(a, b, 32);
 	tb_json_doc_free(doc2);
 	doc2 = parse_q("{'valid_until':1900000000,'type':'business-license','status':'valid',"
-		       "'issuer':'320300','issued':1600000000,'id':'JS-2024-000123',"
-		       "'holder_idhash':'" H "','fields':{'scope':'retail','name':'\xe5\xbe\x90\xe5"
-		       "\xb7\x9e\xe5\xb8\x82 Co.'}}");
+	               "'issuer':'320300','issued':1600000000,'id':'JS-2024-000123',"
+	               "'holder_idhash':'" H "','fields':{'scope':'retail','name':'\xe5\xbe\x90\xe5"
+	               "\xb7\x9e\xe5\xb8\x82 Co.'}}");
 	assert_int_equal(tb_flow_licence_digest(tb_json_root(doc2), b), TB_OK);
 	assert_memory_equal(a, b, 32);
 	tb_json_doc_free(doc2);
@@ -774,7 +781,7 @@ test_licence(void **state)
 	tb_json_doc_free(doc);
 	doc = licence(0, NULL, NULL);
 	tb_json_set(doc, tb_json_get(tb_json_root(doc), "issuer_sig"), "alg",
-		    tb_json_new_string(doc, "p256", 4));
+	            tb_json_new_string(doc, "p256", 4));
 	assert_int_equal(lcheck(doc, NOW, &d), TB_E_SIG_ALG);
 	tb_json_doc_free(doc);
 
@@ -813,10 +820,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_bodies), cmocka_unit_test(test_bad_bodies),
-		cmocka_unit_test(test_bad_calls),   cmocka_unit_test(test_mutations),
-		cmocka_unit_test(test_pairing),	    cmocka_unit_test(test_lifecycle),
-		cmocka_unit_test(test_case_id),	    cmocka_unit_test(test_licence),
+	    cmocka_unit_test(test_good_bodies), cmocka_unit_test(test_bad_bodies),
+	    cmocka_unit_test(test_bad_calls),   cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_pairing),     cmocka_unit_test(test_lifecycle),
+	    cmocka_unit_test(test_case_id),     cmocka_unit_test(test_licence),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -28,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* RFC 8032 section 7.1 TEST 1 secret key as PKCS#8. */
 static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
-			      "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-			      "-----END PRIVATE KEY-----\n";
+                              "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+                              "-----END PRIVATE KEY-----\n";
 static struct tb_key *key;
 static struct tb_pub *pub;
 static uint8_t kid[TB_KEYID_LEN];
@@ -49,7 +49,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	if (tb_crypto_init() != TB_OK ||
-	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) == NULL ||
+	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) ==
+	        NULL ||
 	    (pub = tb_key_pub(key)) == NULL)
 		abort();
 	tb_key_id(key, kid);
@@ -87,8 +88,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = tb_json_root(doc);
 	for (const char *const *t = tb_msgtype_all(); *t != NULL; t++) {
 		int rc = tb_flow_check_body(*t, body, &d);
-		if (rc != TB_OK && (rc != TB_E_BODY || d.code != rc ||
-				    strncmp(d.detail, "body", 4) != 0)) {
+		if (rc != TB_OK &&
+		    (rc != TB_E_BODY || d.code != rc || strncmp(d.detail, "body", 4) != 0)) {
 			fprintf(stderr, "%s: %d %s\n", *t, rc, d.detail);
 			abort();
 		}
