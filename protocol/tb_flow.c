@@ -558,6 +558,25 @@ tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_diag 
 
 /* ---- pairing ---- */
 
+int
+tb_flow_check_env(const struct tb_env *env, struct tb_diag *d)
+{
+	const char *type;
+	bool answer;
+
+	if (env == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no envelope");
+	type = tb_env_type(env);
+	answer = tb_flow_needs_corr(type);
+	if (tb_flow_role(type) != TB_FLOW_UNKNOWN && answer && tb_env_corr(env) == NULL)
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+		                   "corr: required on an answer (%s)", type);
+	if (tb_flow_role(type) != TB_FLOW_UNKNOWN && !answer && tb_env_corr(env) != NULL)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+		                   "corr: only answers carry corr (%s is not one)", type);
+	return tb_flow_check_body(type, tb_env_body(env), d);
+}
+
 enum tb_flow_role
 tb_flow_role(const char *type)
 {

@@ -43,6 +43,15 @@ struct tb_key;
  */
 int tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_diag *d);
 
+/*
+ * The checks of one envelope (borrowed) that need no state: its body
+ * (as tb_flow_check_body) and "corr" present exactly on answers
+ * (TB_E_FIELD_MISSING "corr: required on an answer", or TB_E_FIELD_VALUE
+ * "corr: only answers carry corr").  What the envelope answers, and the
+ * case's state, are the node's to check with the functions below.
+ */
+int tb_flow_check_env(const struct tb_env *env, struct tb_diag *d);
+
 /* ---- pairing (section 10.3) ---- */
 
 enum tb_flow_role {

@@ -525,6 +525,70 @@ test_pairing(void **state)
 	assert_string_equal(tb_err_reason(TB_E_FLOW_UNMATCHED), "flow.unmatched");
 }
 
+static struct tb_env *
+env_of(const char *type, const char *corr, const char *body)
+{
+	struct tb_env_fields f;
+	struct tb_diag d;
+	struct tb_env *e;
+	char *b = strdup(body);
+
+	for (char *p = b; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	memset(&f, 0, sizeof(f));
+	f.type = type;
+	f.from = "320300";
+	f.to = "370800";
+	f.corr = corr;
+	f.body = (const uint8_t *)b;
+	f.body_len = strlen(b);
+	f.created = NOW;
+	if ((e = tb_env_create(&f, &d)) == NULL)
+		fail_msg("create: %s", d.detail);
+	free(b);
+	return e;
+}
+
+static void
+test_check_env(void **state)
+{
+	static const char *const corr = "00112233445566778899aabbccddeeff";
+	static const struct {
+		const char *type, *corr, *body;
+		int rc;
+		const char *detail;
+	} t[] = {
+	    {"case.result", corr, "{'case_id':'c1','outcome':'approved'}", TB_OK, ""},
+	    {"case.result", NULL, "{'case_id':'c1','outcome':'approved'}", TB_E_FIELD_MISSING,
+	     "corr: required on an answer (case.result)"},
+	    {"receipt", NULL, "{'digest':'" H "','received':1,'status':'accepted'}",
+	     TB_E_FIELD_MISSING, "corr: required on an answer (receipt)"},
+	    {"case.submit", corr,
+	     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+	     "'materials':[],'mode':'online'}",
+	     TB_E_FIELD_VALUE, "corr: only answers carry corr (case.submit is not one)"},
+	    {"control.registry", corr, "{'serial':1}", TB_E_FIELD_VALUE,
+	     "corr: only answers carry corr (control.registry is not one)"},
+	    {"control.registry", NULL, "{'serial':1}", TB_OK, ""},
+	    {"case.accept", corr, "{'case_id':'c 1'}", TB_E_BODY,
+	     "body.case_id: must be 1-64 of A-Z a-z 0-9 . _ -"},
+	};
+	struct tb_diag d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct tb_env *e = env_of(t[i].type, t[i].corr, t[i].body);
+		int rc = tb_flow_check_env(e, &d);
+		if (rc != t[i].rc)
+			fail_msg("%zu %s: got %s (%s)", i, t[i].type, tb_err_reason(rc), d.detail);
+		if (rc != TB_OK)
+			assert_string_equal(d.detail, t[i].detail);
+		tb_env_free(e);
+	}
+	assert_int_equal(tb_flow_check_env(NULL, &d), TB_E_ARG);
+}
+
 /* ---- the case lifecycle, every state x every case type ---- */
 
 #define X -1 /* refused: flow.state */
@@ -824,6 +888,7 @@ main(void)
 	    cmocka_unit_test(test_bad_calls),   cmocka_unit_test(test_mutations),
 	    cmocka_unit_test(test_pairing),     cmocka_unit_test(test_lifecycle),
 	    cmocka_unit_test(test_case_id),     cmocka_unit_test(test_licence),
+	    cmocka_unit_test(test_check_env),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
