@@ -109,8 +109,14 @@ expect "unknown type" 4.22 type.unknown "$W/type.json" -t 50
 sed 's/"type":"case.submit"/"type":"case.bogus"/' "$W/s.json" >"$W/type2.json"
 expect "unknown type (edited after sealing)" 4.22 type.unknown "$W/type2.json" -t 50
 
-# wrong content-format (text/plain); the token is the generic "arg"
-expect "wrong content-format" 4.15 "" "$W/s.json" -t 0
+# wrong content-format (text/plain)
+expect "wrong content-format" 4.15 content-format "$W/s.json" -t 0
+
+# an id reused by a different message (same id, other content, validly
+# sealed): replay, without the original receipt
+sed 's/"service":"hukou.transfer"/"service":"pension.transfer"/' "$W/good.u" >"$W/reuse.u"
+seal "$W/reuse.u" >"$W/reuse.json"
+expect "id reused by another message" 4.00 replay "$W/reuse.json" -t 50
 
 # the node still accepts good traffic and its counters saw the refusals
 nl_coap "$C" post /fed/msg 371300 "$W/s.json" -t 50
