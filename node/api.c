@@ -63,6 +63,23 @@ reply_json(struct evhttp_request *req, int code, cJSON *o)
 	cJSON_Delete(o);
 }
 
+/* HTTP status for a refused submission. */
+static int
+http_code(int err)
+{
+	switch (err) {
+	case TB_E_IO:
+	case TB_E_NOMEM:
+	case TB_E_CRYPTO:
+		return 503;
+	case TB_E_FLOW_STATE:
+	case TB_E_FLOW_UNMATCHED:
+		return 409;
+	default:
+		return 400;
+	}
+}
+
 static bool
 authorised(struct tb_node *n, struct evhttp_request *req)
 {
@@ -181,8 +198,7 @@ api_send(struct tb_node *n, struct evhttp_request *req)
 	if (tb_outbound_submit_many(n, f, count, ids, &bad, &d) != TB_OK) {
 		char detail[220];
 		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
-		reply_error(req, d.code == TB_E_IO ? 503 : 400, tb_err_reason(d.code),
-			    bulk ? detail : d.detail);
+		reply_error(req, http_code(d.code), tb_err_reason(d.code), bulk ? detail : d.detail);
 		goto out;
 	}
 	r = cJSON_CreateObject();
@@ -201,6 +217,50 @@ out:
 	free(texts);
 	free(f);
 	free(ids);
+	cJSON_Delete(o);
+	free(raw);
+}
+
+/* POST /v1/inbox/ID/reply {"type", "body"}: answers received message ID
+ * (corr = ID, to its sender, same service). */
+static void
+api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
+{
+	struct tb_journal_inbound in;
+	struct tb_env_fields f;
+	size_t len = 0;
+	char *raw = body_of(req, &len), *bodytext = NULL, out_id[33];
+	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *r;
+	const char *why;
+	struct tb_diag d;
+
+	if (n->draining) {
+		reply_error(req, 503, "draining", "node is shutting down");
+		goto out;
+	}
+	if (tb_journal_inbound_get(n->journal, id, &in, NULL) != TB_OK) {
+		reply_error(req, 404, "not-found", "no inbound message with that id");
+		goto out;
+	}
+	if (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "to") == NULL)
+		cJSON_AddStringToObject(o, "to", in.from);
+	if ((why = fields_of(o, &f, &bodytext)) != NULL) {
+		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type", why);
+		goto out;
+	}
+	f.corr = id;
+	if (f.service == NULL && in.service[0])
+		f.service = in.service;
+	if (tb_outbound_submit(n, &f, out_id, &d) != TB_OK) {
+		reply_error(req, http_code(d.code), tb_err_reason(d.code), d.detail);
+		goto out;
+	}
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "id", out_id);
+	cJSON_AddStringToObject(r, "state", "queued");
+	reply_json(req, 202, r);
+out:
+	cJSON_free(bodytext);
 	cJSON_Delete(o);
 	free(raw);
 }
@@ -377,6 +437,11 @@ dispatch(struct evhttp_request *req, void *arg)
 			reply_error(req, 404, "not-found", "no inbound message with that id");
 		else
 			reply(req, 200, "OK", "{\"acknowledged\":true}", 21);
+	} else if (strncmp(path, "/v1/inbox/", 10) == 0 && m == EVHTTP_REQ_POST &&
+		   strlen(path) == 10 + 32 + 6 && strcmp(path + 42, "/reply") == 0) {
+		char id[33];
+		snprintf(id, sizeof(id), "%.32s", path + 10);
+		api_reply(n, req, id);
 	} else if (strcmp(path, "/v1/registry") == 0 && m == EVHTTP_REQ_GET) {
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "federation", tb_reg_federation(n->reg));

@@ -51,6 +51,8 @@ usage(FILE *f)
 		   "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
 		   "province CAs (1-of-1 with one province), DIR/trust.json, DIR/root.crt,\n"
 		   "DIR/cas.pem (root and province CAs, what nodes trust for DTLS),\n"
+		   "DIR/fixtures.json (demo residents, licences and case rules; every node's\n"
+		   "reference responder answers from it),\n"
 		   "and negative identities DIR/testids/{expired,revoked,foreign,nonmember}/node.{key,crt}\n"
 		   "(expired: the first member's id, validity in the past; revoked: listed in\n"
 		   "the registry's revoked keys; foreign: another root; nonmember: valid chain,\n"
@@ -430,6 +432,40 @@ cmd_devfed(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/registry.json", dir);
 	if ((rc = write_file(path, b.data, b.len, 0644)))
 		goto out;
+	/* fixtures for the reference responder: the same demo residents,
+	 * enterprises and licences known everywhere; idhashes are SHA-256 of
+	 * made-up labels (a real federation uses HMAC with its id-hash key) */
+	{
+		char h[4][65], fx[4096];
+		const char *labels[4] = {"tongban-demo-person-1", "tongban-demo-person-2",
+					 "tongban-demo-enterprise-1", "tongban-demo-unknown"};
+		for (int li = 0; li < 4; li++) {
+			uint8_t dg[32];
+			tb_sha256(labels[li], strlen(labels[li]), dg);
+			tb_hex_encode(dg, 32, h[li]);
+		}
+		int fl = snprintf(fx, sizeof(fx),
+			"{\"people\":["
+			"{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"high\","
+			"\"attributes\":{\"resident_of\":\"registered\"}},"
+			"{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"substantial\"},"
+			"{\"idhash\":\"%s\",\"kind\":\"enterprise\",\"assurance\":\"high\"}],"
+			"\"licences\":["
+			"{\"id\":\"BL-0001\",\"type\":\"business-license\",\"holder_idhash\":\"%s\","
+			"\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
+			"\"fields\":{\"scope\":\"retail\",\"capital\":\"500000\"}},"
+			"{\"id\":\"DL-0001\",\"type\":\"driving-license\",\"holder_idhash\":\"%s\","
+			"\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
+			"\"fields\":{\"class\":\"C1\"}}],"
+			"\"cases\":{\"default\":{\"decision\":\"accept\",\"outcome\":\"approved\"},"
+			"\"pension.transfer\":{\"decision\":\"reject\","
+			"\"reason\":\"the applicant's pension account is not yet closed\"}}}\n",
+			h[0], h[1], h[2], h[2], (long long)now - 86400 * 365, (long long)now + 86400 * 365 * 4,
+			h[0], (long long)now - 86400 * 30, (long long)now + 86400 * 365 * 6);
+		snprintf(path, sizeof(path), "%s/fixtures.json", dir);
+		if ((rc = write_file(path, fx, (size_t)fl, 0644)))
+			goto out;
+	}
 	/* per-member registry copy, token and config */
 	for (size_t i = 0; i < nids; i++) {
 		char conf[2048], tok[33];
@@ -466,7 +502,8 @@ cmd_devfed(int argc, char **argv)
 			 "member_id = %s\nlisten = 127.0.0.1:%lld\n"
 			 "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
 			 "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
-			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n%s%s%s%s",
+			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n"
+			 "responder = ../fixtures.json\n%s%s%s%s",
 			 ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
 			 up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "",
 			 pl > 0 ? "private_endpoints = private.txt\n" : "");

@@ -32,6 +32,7 @@ struct tb_config {
 	char api_token_file[TB_CONF_PATH_MAX];
 	char registry_upstream[16];	/* member id whose /fed/registry to observe */
 	char private_endpoints[TB_CONF_PATH_MAX]; /* hub: endpoints of members it alone reaches */
+	char responder[TB_CONF_PATH_MAX]; /* reference responder fixtures, or empty */
 	char log_level[16];
 	int64_t max_message_size;
 	int64_t clock_skew;

@@ -38,6 +38,9 @@ code_for(int err)
 		return COAP_RESPONSE_CODE(412);
 	case TB_E_TYPE_UNKNOWN:
 		return COAP_RESPONSE_CODE(422);
+	case TB_E_FLOW_STATE:
+	case TB_E_FLOW_UNMATCHED:
+		return COAP_RESPONSE_CODE(409);
 	case TB_E_HOPS:
 	case TB_E_NO_ROUTE:
 	case TB_E_FORBIDDEN:
@@ -260,6 +263,7 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 					"delivered");
 		n->m.out_delivered++;
 		tb_latency_done(n, corr);
+		tb_responder_note(n, st.type, st.corr);
 	}
 }
 
@@ -383,6 +387,17 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		m.receipt = it[i].out.data;
 		m.receipt_len = it[i].out.len;
 		tb_buf_init(&orig);
+		/* flows (body, pairing, case lifecycle) for a new message to this
+		 * node's systems; a retransmission gets its original receipt */
+		if (it[i].kind == K_LOCAL &&
+		    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
+		    tb_flows_inbound(n, it[i].env, &it[i].d) != TB_OK) {
+			tb_env_free(it[i].receipt);
+			it[i].receipt = NULL;
+			tb_buf_free(&orig);
+			continue;
+		}
+		tb_buf_reset(&orig);
 		jr = tb_journal_inbound_put(n->journal, &m, &orig);
 		if (jr == TB_E_REPLAY && orig.len == 0) {
 			/* the id was used before for a different message: a replay
@@ -420,6 +435,10 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	}
 	if (relayed)
 		tb_outbound_schedule(n, 0);
+	tb_responder_run_pending(n);
+	for (int i = 0; i < count; i++)
+		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL)
+			tb_responder_handle(n, it[i].env);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;

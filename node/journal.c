@@ -68,6 +68,17 @@ static const char schema_sql[] =
     " at INTEGER NOT NULL, event TEXT NOT NULL,"
     " hash TEXT NOT NULL);";
 
+/* Message flows (docs/PROTOCOL.md section 10): requests this node sent
+ * that a final answer closed, and the state of each case by (requester,
+ * handler, case id). */
+static const char flows_sql[] =
+    "CREATE TABLE IF NOT EXISTS closed_requests ("
+    " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS cases ("
+    " requester TEXT NOT NULL, handler TEXT NOT NULL, case_id TEXT NOT NULL,"
+    " state INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " PRIMARY KEY (requester, handler, case_id)) WITHOUT ROWID;";
+
 enum sid {
 	ST_BEGIN,
 	ST_COMMIT,
@@ -123,7 +134,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
                       " WHERE id = ?1 AND state = 0",
     [ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
-                      " receipt, sender, recipient, type, digest FROM outbound WHERE id = ?1",
+                      " receipt, sender, recipient, type, digest, corr FROM outbound WHERE id = ?1",
     [ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
     [ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
     [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
@@ -455,6 +466,9 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, sql, d)) != TB_OK)
 			goto fail;
 	}
+	/* the message-flow tables came later: added to any schema-1 file */
+	if ((rc = exec(db, flows_sql, d)) != TB_OK)
+		goto fail;
 	if ((rc = exec(db, "COMMIT", d)) != TB_OK)
 		goto fail;
 	return TB_OK;
@@ -1015,6 +1029,7 @@ tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journ
 	copy_str(out->to, sizeof(out->to), col_text(s, 8));
 	copy_str(out->type, sizeof(out->type), col_text(s, 9));
 	copy_str(out->digest, sizeof(out->digest), col_text(s, 10));
+	copy_str(out->corr, sizeof(out->corr), col_text(s, 11));
 	if (receipt != NULL && col_buf(s, 6, receipt) != TB_OK)
 		rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
 done:
@@ -1324,5 +1339,141 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 fail:
 	sqlite3_finalize(s);
 	sqlite3_close(db);
+	return rc;
+}
+
+/* ---- message flows ---- */
+
+/* Runs one statement with up to four text binds and one optional int64
+ * bind (at index ni, 0 for none); on a row, *out gets column 0. */
+static int
+flow_exec(struct tb_journal *j, const char *sql, const char *const *t, int nt, int ni,
+	  int64_t iv, int64_t *out, bool *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return jfail(j, "prepare");
+	for (int i = 0; i < nt; i++)
+		if (bind_text(s, i + 1, t[i]) != SQLITE_OK) {
+			sqlite3_finalize(s);
+			return jfail(j, "bind");
+		}
+	if (ni > 0 && sqlite3_bind_int64(s, ni, iv) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return jfail(j, "bind");
+	}
+	rc = sqlite3_step(s);
+	if (row != NULL)
+		*row = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW && out != NULL)
+		*out = sqlite3_column_int64(s, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = jfail(j, "flow statement");
+		sqlite3_finalize(s);
+		return rc;
+	}
+	sqlite3_finalize(s);
+	return TB_OK;
+}
+
+int
+tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed)
+{
+	const char *t[1] = {id};
+	return flow_exec(j, "SELECT 1 FROM closed_requests WHERE id = ?1", t, 1, 0, 0, NULL,
+			 closed);
+}
+
+int
+tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at)
+{
+	const char *t[1] = {id};
+	return flow_exec(j, "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)", t, 1,
+			 2, at, NULL, NULL);
+}
+
+int
+tb_journal_case_get(struct tb_journal *j, const char *requester, const char *handler,
+		    const char *case_id, int *state)
+{
+	const char *t[3] = {requester, handler, case_id};
+	int64_t v = 0;
+	bool row = false;
+	int rc = flow_exec(j,
+			   "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
+			   " case_id = ?3",
+			   t, 3, 0, 0, &v, &row);
+
+	*state = row ? (int)v : 0;
+	return rc;
+}
+
+int
+tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
+		    const char *case_id, int state, int64_t at)
+{
+	const char *t[4] = {requester, handler, case_id, NULL};
+	char st[16];
+	int rc;
+
+	snprintf(st, sizeof(st), "%d", state);
+	t[3] = st;
+	rc = flow_exec(j,
+		       "INSERT INTO cases (requester, handler, case_id, state, updated)"
+		       " VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), ?5)"
+		       " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+		       " state = excluded.state, updated = excluded.updated",
+		       t, 4, 5, at, NULL, NULL);
+	return rc;
+}
+
+int
+tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
+		       struct tb_buf *envelope)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32) || out == NULL)
+		return jarg(j, "bad id or output");
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(j->db,
+			       "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
+			       " WHERE id = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return jfail(j, "prepare");
+	if (bind_text(s, 1, id) != SQLITE_OK) {
+		rc = jfail(j, "bind");
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = jfail(j, "inbound get");
+		goto done;
+	}
+	rc = TB_OK;
+	copy_str(out->from, sizeof(out->from), col_text(s, 0));
+	copy_str(out->type, sizeof(out->type), col_text(s, 1));
+	copy_str(out->service, sizeof(out->service), col_text(s, 2));
+	copy_str(out->corr, sizeof(out->corr), col_text(s, 3));
+	copy_str(out->digest, sizeof(out->digest), col_text(s, 4));
+	out->acked = sqlite3_column_int64(s, 5) != 0;
+	if (envelope != NULL) {
+		tb_buf_reset(envelope);
+		if (col_buf(s, 6, envelope) != TB_OK)
+			rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "envelope");
+	}
+done:
+	sqlite3_finalize(s);
 	return rc;
 }

@@ -28,6 +28,7 @@
 #ifndef TB_JOURNAL_H
 #define TB_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,7 @@ struct tb_journal_status {
 				* message) and recipient */
 	char type[48];
 	char digest[65];
+	char corr[33]; /* the message it answers, or empty */
 };
 
 /* ---- lifetime ---- */
@@ -302,5 +304,32 @@ int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const c
  */
 int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
                             struct tb_diag *d);
+
+/* ---- message flows (docs/PROTOCOL.md section 10) ---- */
+
+/* A received message's routing facts, copied into caller-owned arrays. */
+struct tb_journal_inbound {
+	char from[16];
+	char type[48];
+	char service[72];
+	char corr[33];
+	char digest[65];
+	bool acked;
+};
+
+/* Facts of inbound message id; its envelope into envelope (reset first)
+ * when not NULL.  TB_E_NOTFOUND when unknown. */
+int tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
+			   struct tb_buf *envelope);
+/* Whether request id (a message this node sent) was closed by a final
+ * answer; closing twice is harmless. */
+int tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed);
+int tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at);
+/* The state (an enum tb_case_state value, 0 when unknown) of a case, keyed
+ * by requester member, handler member and case id; and its update. */
+int tb_journal_case_get(struct tb_journal *j, const char *requester, const char *handler,
+			const char *case_id, int *state);
+int tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
+			const char *case_id, int state, int64_t at);
 
 #endif

@@ -399,7 +399,8 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 			    n->cfg.member_id);
 		goto fail;
 	}
-	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK)
+	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK ||
+	    tb_responder_load(n, d) != TB_OK)
 		goto fail;
 	tb_buf_free(&b);
 	return n;
@@ -430,6 +431,8 @@ tb_node_free(struct tb_node *n)
 	free(n->lat_id);
 	free(n->lat_t0);
 	free(n->privs);
+	tb_responder_free(n->responder);
+	free(n->pending_results);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	free(n);
 }

@@ -19,6 +19,7 @@
 struct tb_reg;
 struct tb_trust;
 struct tb_journal;
+struct tb_responder;
 struct tb_env;
 struct tb_env_fields;
 struct evhttp;
@@ -100,6 +101,11 @@ struct tb_node {
 	int64_t obs_last_ms;
 	bool obs_ok; /* a notification has arrived on this observation */
 	struct event *resync_timer;
+	struct tb_responder *responder; /* reference responder, or NULL */
+	/* delivered case.accept messages whose case.result the responder
+	 * sends once the delivering transaction is committed */
+	char (*pending_results)[33];
+	size_t npending_results;
 	/* hub: members without registry endpoints that only this hub reaches */
 	struct tb_private_ep {
 		char id[8];
@@ -173,6 +179,26 @@ int tb_regsync_start(struct tb_node *n);
 /* True when recv was a registry notification (handled). */
 bool tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv);
 void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
+
+/* flows.c */
+/* Message-flow checks of a received (for this node) / sent envelope,
+ * inside the caller's journal transaction: body schema, answer matched to
+ * an open request, case lifecycle (applied).  0 or TB_E_BODY,
+ * TB_E_FLOW_UNMATCHED, TB_E_FLOW_STATE, TB_E_IO. */
+int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
+int tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
+int tb_responder_load(struct tb_node *n, struct tb_diag *d);
+void tb_responder_free(struct tb_responder *r);
+/* Answers a request received for this node from the fixtures (after its
+ * transaction is committed). */
+void tb_responder_handle(struct tb_node *n, const struct tb_env *e);
+/* A message of type with corr was delivered: the responder's case.result
+ * follows its case.accept.  Call outside transactions. */
+void tb_responder_delivered(struct tb_node *n, const char *type, const char *corr);
+/* Queues / runs tb_responder_delivered for deliveries found inside a
+ * transaction. */
+void tb_responder_note(struct tb_node *n, const char *type, const char *corr);
+void tb_responder_run_pending(struct tb_node *n);
 
 /* api.c */
 int tb_api_start(struct tb_node *n, struct tb_diag *d);

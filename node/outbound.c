@@ -122,6 +122,11 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		m.expires = tb_env_expires(envs[i]);
 		m.envelope = b.data;
 		m.envelope_len = b.len;
+		*bad = i;
+		if ((rc = tb_flows_outbound(n, envs[i], d)) != TB_OK) {
+			tb_journal_rollback(n->journal);
+			goto out;
+		}
 		if ((rc = tb_journal_outbound_put(n->journal, &m, now)) != TB_OK ||
 		    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, now,
 						  "queued")) != TB_OK) {
@@ -620,6 +625,12 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		n->m.out_delivered++;
 		tb_latency_done(n, x->ids[i]);
 		relay_back(n, x->ids[i], r);
+		{
+			struct tb_journal_status st;
+			if (n->responder != NULL &&
+			    tb_journal_outbound_status(n->journal, x->ids[i], &st, NULL) == TB_OK)
+				tb_responder_note(n, st.type, st.corr);
+		}
 	} else if (receipt && strcmp(tb_env_from(r), x->hop) == 0 && status != NULL &&
 		   strcmp(status, "relayed") == 0) {
 		/* the hub took it: the recipient's receipt comes back through
@@ -701,6 +712,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if (tb_journal_commit(n->journal) != TB_OK)
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	finish_exchange(n, x, cls == 2);
+	tb_responder_run_pending(n);
 	tb_outbound_schedule(n, 0);
 	return COAP_RESPONSE_OK;
 }
