@@ -29,7 +29,8 @@ name() {
 	410000) echo "Henan hub";; 320300) echo "Xuzhou";; 320700) echo "Lianyungang";;
 	321300) echo "Suqian";; 370400) echo "Zaozhuang";; 370800) echo "Jining";;
 	371300) echo "Linyi";; 371700) echo "Heze";; 340600) echo "Huaibei";;
-	341300) echo "Suzhou (Anhui)";; 411400) echo "Shangqiu";; *) echo "$1";;
+	341300) echo "Suzhou (Anhui)";; 411400) echo "Shangqiu";; 320800) echo "Huai'an";;
+	*) echo "$1";;
 	esac
 }
 
@@ -76,10 +77,11 @@ exchange() {
 	local t0 t1 id st
 	t0=$(ms)
 	id=$(send "$@") || die "send from $1"
+	LAST_ID=$id
 	st=$(delivered "$1" "$id")
 	t1=$(ms)
 	printf '   %s (%s) -> %s (%s): %s %s\n' "$(name "$1")" "$1" "$(name "$2")" "$2" "$3" "$id"
-	printf '   route: %s\n' "$("$T" route resolve --registry "$W/fed/registry.json" --service "$4" --region "$2" | tr '\n' ' ')"
+	printf '   route: %s\n' "$("$T" route resolve --registry "$W/fed/$1/registry.json" --service "$4" --region "$2" | tr '\n' ' ')"
 	local path
 	path=$(printf '%s' "$st" | sed -n 's/.*"relay":{"path":\[\([^]]*\)\]}.*/\1/p' | tr -d '"')
 	[ -z "$path" ] || printf '   relayed: the receipt came back through hub %s\n' "$path"
@@ -88,10 +90,30 @@ exchange() {
 		die "receipt of $id does not verify with $(name "$2")'s certificate"
 	printf '   receipt: signed by %s, verified; digest %s; %d ms submit-to-receipt\n' \
 		"$2" "$(sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/' "$W/receipt.json" | cut -c1-16)..." $((t1 - t0))
-	"$T" inbox --node "$W/fed/$2/node.conf" | grep -q "\"id\":\"$id\"" ||
-		die "$id not in $(name "$2")'s inbox"
-	"$T" inbox --node "$W/fed/$2/node.conf" --ack "$id" > /dev/null || die "ack $id"
-	printf '   %s collected it from its inbox and acknowledged it\n' "$(name "$2")"
+	printf '   %s\047s reference responder answers it from its records\n' "$(name "$2")"
+}
+
+# answer AT REQID TYPE: waits (bounded) for the answer of TYPE to request
+# REQID in AT's inbox; prints its body and acknowledges it
+answer() {
+	local deadline=$(( $(date +%s) + 20 )) inbox line
+	while :; do
+		inbox=$("$T" inbox --node "$W/fed/$1/node.conf") || die "inbox of $1"
+		line=$(printf '%s' "$inbox" | tr '{' '\n' | grep -n "\"type\":\"$3\"" | head -1)
+		if printf '%s' "$inbox" | grep -q "\"corr\":\"$2\",\"digest\"" &&
+			printf '%s' "$inbox" | grep -q "\"type\":\"$3\""; then
+			break
+		fi
+		[ "$(date +%s)" -lt "$deadline" ] || die "no $3 answering $2 at $1"
+		sleep 0.05
+	done
+	# the answer's id and body: the inbox lists id, from, type, ..., envelope
+	local id
+	id=$(printf '%s' "$inbox" | sed 's/},{"seq"/}\n{"seq"/g' | grep "\"type\":\"$3\"" | grep "\"corr\":\"$2\"" |
+		head -1 | sed 's/.*"id":"\([0-9a-f]\{32\}\)","from".*/\1/')
+	printf '%s' "$inbox" | sed 's/},{"seq"/}\n{"seq"/g' | grep "\"id\":\"$id\"" | head -1 |
+		sed 's/.*"envelope":{"body":\(.*\),"corr":.*/\1/' > "$W/answer.json"
+	"$T" inbox --node "$W/fed/$1/node.conf" --ack "$id" > /dev/null || die "ack $id"
 }
 
 publish() { # publish REGISTRY: copy to every hub and SIGHUP it
@@ -121,20 +143,89 @@ done
 for id in $ALL; do wait_healthy "$id"; done
 printf '   all 14 nodes healthy\n'
 
-step "3. Identity check across provinces: Xuzhou asks Linyi (identity.verify)"
-exchange 320300 371300 identity.verify hukou.transfer \
-	'{"subject":{"idhash":"6b1f0c1e2d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4","kind":"person"},"purpose":"hukou.transfer"}'
+P1=$(sed 's/.*"people":\[{"idhash":"\([0-9a-f]*\)".*/\1/' "$W/fed/fixtures.json")
+E1=$(grep -o '"idhash":"[0-9a-f]*","kind":"enterprise"' "$W/fed/fixtures.json" | cut -d'"' -f4)
 
-step "4. Licence query: Heze asks Suqian (behind the Jiangsu hub) for a holder's business licence"
+step "3. Identity check across provinces: Xuzhou asks Linyi to verify a resident"
+exchange 320300 371300 identity.verify hukou.transfer \
+	"{\"subject\":{\"idhash\":\"$P1\",\"kind\":\"person\"},\"purpose\":\"hukou.transfer\"}"
+REQ=$LAST_ID
+answer 320300 "$REQ" identity.result
+printf '   Linyi answered (identity.result): %s\n' "$(cat "$W/answer.json")"
+grep -q '"result":"match"' "$W/answer.json" || die "identity not matched"
+printf '   (the personal id travelled only as a keyed hash: %s...)\n' "$(cut -c1-16 <<< "$P1")"
+
+step "4. Licence query: Heze asks Suqian (behind the Jiangsu hub) for an enterprise's business licence"
 exchange 371700 321300 licence.query business-license.change \
-	'{"holder":{"idhash":"0f6c8e1d2b3a49587c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b"},"licence":"business-license"}'
+	"{\"holder\":{\"idhash\":\"$E1\"},\"licence\":\"business-license\"}"
+REQ=$LAST_ID
+answer 371700 "$REQ" licence.present
+sed 's/^{"licences":\[\(.*\)\]}$/\1/' "$W/answer.json" > "$W/licence.json"
+printf '   Suqian presented licence %s, issuer %s, status %s\n' \
+	"$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$W/licence.json")" \
+	"$(sed 's/.*"issuer":"\([^"]*\)".*/\1/' "$W/licence.json")" \
+	"$(sed 's/.*"status":"\([^"]*\)".*/\1/' "$W/licence.json")"
+v=$("$T" licence check --registry "$W/fed/registry.json" "$W/licence.json") ||
+	die "the presented licence does not check"
+printf '   Heze checked the presented licence (digest, Suqian\047s signature, validity): %s\n' "$v"
+LDIG=$(sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/' "$W/licence.json")
+LID=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$W/licence.json")
+exchange 371700 321300 licence.verify business-license.change \
+	"{\"licence_id\":\"$LID\",\"digest\":\"$LDIG\"}"
+answer 371700 "$LAST_ID" licence.status
+printf '   Suqian confirms (licence.status): %s\n' "$(cat "$W/answer.json")"
+grep -q '"status":"valid"' "$W/answer.json" || die "licence not valid"
 
 step "5. A case filed in Suzhou (Anhui) is handled in Shangqiu (Henan), through the Henan hub"
+CASE="SZ-$(date +%Y)-$RANDOM"
 exchange 341300 411400 case.submit driving-license.renew \
-	'{"applicant":{"idhash":"5d41402abc4b2a76b9719d911017c592ae1b2c3d4e5f60718293a4b5c6d7e8f9"},"mode":"proxy","materials":[{"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size":4096}]}'
+	"{\"case_id\":\"$CASE\",\"service\":\"driving-license.renew\",\"applicant\":{\"idhash\":\"$P1\",\"kind\":\"person\"},\"mode\":\"proxy\",\"materials\":[{\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\",\"size\":4096,\"name\":\"photo.jpg\"}]}"
+SUB=$LAST_ID
+answer 341300 "$SUB" case.accept
+printf '   Shangqiu accepted case %s\n' "$CASE"
+answer 341300 "$SUB" case.result
+printf '   Shangqiu decided (case.result): %s\n' "$(cat "$W/answer.json")"
+printf '{"case_id":"%s","outcome":"denied"}' "$CASE" > "$W/body.json"
+if out=$("$T" send --node "$W/fed/411400/node.conf" --to 341300 --type case.result \
+	--service driving-license.renew --corr "$SUB" --body "$W/body.json" 2>&1); then
+	die "a second case.result was accepted"
+fi
+printf '   a second result is refused: %s\n' "${out#*: }"
 
-step "6. Live registry update: Jining (370800) suspended, published at the four hubs"
-cp "$W/fed/registry.json" "$W/reg2.json"
+step "6. Live onboarding: Huai'an (320800) joins under the Jiangsu hub"
+NEWP=$((BASE + 14))
+"$T" node init --dir "$W/fed/320800" --id 320800 --name "Huai'an" \
+	--endpoint "coaps://127.0.0.1:$NEWP" > /dev/null || die "node init"
+"$T" ca issue --dir "$W/fed/ca-320000" --csr "$W/fed/320800/node.csr" \
+	--out "$W/fed/320800/node.crt" > /dev/null || die "ca issue"
+cat "$W/fed/320800/node.crt" "$W/fed/ca-320000/ca.crt" > "$W/fed/320800/node-chain.pem"
+cp "$W/fed/registry.json" "$W/reg1.json"
+"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node.crt" --role city --parent 320000 \
+	--endpoint "coaps://127.0.0.1:$NEWP" --service hukou.transfer=3208 > /dev/null || die "registry add"
+"$T" registry sign "$W/reg1.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
+"$T" registry sign "$W/reg1.json" --key "$W/fed/ca-410000/ca.key" --cert "$W/fed/ca-410000/ca.crt" > /dev/null || die sign
+t0=$(ms)
+publish "$W/reg1.json"
+deadline=$(( $(date +%s) + 10 ))
+for id in $CITIES; do
+	while ! cmp -s "$W/fed/$id/registry.json" "$W/reg1.json"; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "$(name "$id") did not get the new registry"
+		sleep 0.02
+	done
+done
+printf '   registry serial 2 signed by Jiangsu and Henan, published at the hubs: all 10 cities hold it after %d ms\n' $(( $(ms) - t0 ))
+sed -e "s/^member_id = .*/member_id = 320800/" -e "s/^listen = .*/listen = 127.0.0.1:$NEWP/" \
+	-e "s/^api = .*/api = 127.0.0.1:$((NEWP + 1000))/" "$W/fed/320300/node.conf" > "$W/fed/320800/node.conf"
+cp "$W/reg1.json" "$W/fed/320800/registry.json"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/fed/320800/api.token"
+( cd "$W/fed/320800" && exec "$B/tongban-node" -c node.conf ) > "$W/320800.log" 2>&1 &
+PIDS+=($!)
+wait_healthy 320800
+exchange 371300 320800 identity.verify hukou.transfer \
+	"{\"subject\":{\"idhash\":\"$P1\",\"kind\":\"person\"},\"purpose\":\"hukou.transfer\"}"
+
+step "7. Live registry update: Jining (370800) suspended, published at the four hubs"
+cp "$W/reg1.json" "$W/reg2.json"
 "$T" registry set "$W/reg2.json" --member 370800 --status suspended > /dev/null || die "registry set"
 "$T" registry sign "$W/reg2.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
 "$T" registry sign "$W/reg2.json" --key "$W/fed/ca-370000/ca.key" --cert "$W/fed/ca-370000/ca.crt" > /dev/null || die sign
@@ -147,12 +238,12 @@ for id in $CITIES; do
 		sleep 0.02
 	done
 done
-printf '   all 10 cities observed their hub and hold serial 2 after %d ms\n' $(( $(ms) - t0 ))
+printf '   all 10 cities observed their hub and hold serial 3 after %d ms\n' $(( $(ms) - t0 ))
 id=$(send 320300 370800 case.submit hukou.transfer '{"note":"to a suspended member"}' 2>&1) &&
 	die "a message to a suspended member was accepted: $id"
 printf '   Xuzhou -> Jining now refused: %s\n' "$id"
 
-step "7. Revocation: Jining revoked; its next handshake is refused everywhere"
+step "8. Revocation: Jining revoked; its next handshake is refused everywhere"
 cp "$W/reg2.json" "$W/reg3.json"
 "$T" registry set "$W/reg3.json" --member 370800 --status revoked > /dev/null || die "registry set"
 "$T" registry sign "$W/reg3.json" --key "$W/fed/ca-340000/ca.key" --cert "$W/fed/ca-340000/ca.crt" > /dev/null || die sign
@@ -171,7 +262,7 @@ if command -v coap-client-openssl > /dev/null; then
 fi
 grep -q "handshake refused" "$W/371300.log" && printf '   Linyi logged: %s\n' "$(grep "handshake refused" "$W/371300.log" | tail -1 | cut -d' ' -f3-)"
 
-step "8. Each node's audit chain"
+step "9. Each node's audit chain"
 for id in 320300 371300 341300 411400; do
 	printf '   %-16s %s\n' "$(name "$id"):" "$("$T" audit verify --node "$W/fed/$id/node.conf")" || die "audit $id"
 done

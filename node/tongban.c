@@ -32,6 +32,7 @@ static const struct {
 	{"status", cmd_status, "delivery status of a message sent by a node"},
 	{"inbox", cmd_inbox, "list or acknowledge messages a node received"},
 	{"audit", cmd_audit, "verify a node's tamper-evident audit chain"},
+	{"licence", cmd_licence, "check a presented licence (digest, issuer signature, status)"},
 	{"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},
 };
 

@@ -1,0 +1,128 @@
+/* cli_flow.c - `tongban licence check`: judge a presented licence. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../certs/tb_key.h"
+#include "../federation/tb_reg.h"
+#include "../protocol/tb_flow.h"
+#include "../protocol/tb_json.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
+#include "cli.h"
+
+struct lookup_ctx {
+	const struct tb_reg *reg;
+	struct tb_pub *pub; /* the last key handed out (owned) */
+};
+
+/* The signing key `kid` of member `issuer`, from the registry. */
+static const struct tb_pub *
+lookup(void *ctx, const char *issuer, const uint8_t kid[TB_KEYID_LEN])
+{
+	struct lookup_ctx *c = ctx;
+	size_t m, k, len;
+	enum tb_key_use use;
+	const uint8_t *spki;
+	uint8_t id[TB_KEYID_LEN];
+
+	if (tb_reg_find_key(c->reg, kid, &m, &k) != TB_OK ||
+	    strcmp(tb_reg_member_id(c->reg, m), issuer) != 0 || tb_reg_key_revoked(c->reg, kid))
+		return NULL;
+	tb_reg_key(c->reg, m, k, id, &use, &spki, &len);
+	if (!(use & TB_USE_SIGN))
+		return NULL;
+	tb_pub_free(c->pub);
+	c->pub = tb_pub_import_spki(spki, len, NULL);
+	return c->pub;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: tongban licence check --registry REG [--now T] LICENCE.json\n\n"
+		   "Checks a presented licence (an element of a licence.present body,\n"
+		   "docs/PROTOCOL.md 10.5): its form, digest, the issuing member's signature\n"
+		   "(key from the registry) and its status and validity at T (default now).\n"
+		   "Prints \"valid\" and the licence id, or one line with the reason\n"
+		   "(licence.digest, sig.bad, sig.unknown-key, licence.revoked,\n"
+		   "licence.expired, licence.not-yet-valid, body.invalid).\n"
+		   "Exit status: 0 valid, 1 not valid, 2 usage, 3 I/O error.\n");
+}
+
+int
+cmd_licence(int argc, char **argv)
+{
+	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
+					     {"now", required_argument, NULL, 'n'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0, 0, 0, 0}};
+	const char *regf = NULL;
+	long long now = (long long)time(NULL);
+	struct tb_buf rb, lb;
+	struct tb_reg *reg = NULL;
+	struct tb_json_doc *doc = NULL;
+	struct lookup_ctx c = {NULL, NULL};
+	struct tb_diag d;
+	int ch, rc;
+
+	if (argc < 2 || strcmp(argv[1], "check") != 0) {
+		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+			usage(stdout);
+			return EX_TB_OK;
+		}
+		return cli_usage_error("usage: tongban licence check --registry REG LICENCE.json");
+	}
+	argc--;
+	argv++;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r': regf = optarg; break;
+		case 'n':
+			if (cli_parse_i64(optarg, &now) != 0 || now < 0)
+				return cli_usage_error("--now must be Unix seconds");
+			break;
+		case 'h': usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (regf == NULL || argc - optind != 1)
+		return cli_usage_error("--registry and one licence file are required");
+	tb_buf_init(&rb);
+	tb_buf_init(&lb);
+	if (tb_file_read(regf, TB_REG_MAX_SIZE, &rb, &d) != TB_OK ||
+	    tb_file_read(argv[optind], 1 << 20, &lb, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((reg = tb_reg_parse(rb.data, rb.len, &d)) == NULL) {
+		tb_diag_prefix(&d, regf);
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((doc = tb_json_parse(lb.data, lb.len, NULL, &d)) == NULL) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	c.reg = reg;
+	if (tb_flow_licence_check(tb_json_root(doc), lookup, &c, now, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	{
+		const struct tb_json *id = tb_json_get(tb_json_root(doc), "id");
+		printf("valid %s\n", id ? tb_json_string(id, NULL) : "");
+	}
+	rc = EX_TB_OK;
+out:
+	tb_pub_free(c.pub);
+	tb_json_doc_free(doc);
+	tb_reg_free(reg);
+	tb_buf_free(&rb);
+	tb_buf_free(&lb);
+	return rc;
+}
