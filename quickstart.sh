@@ -49,7 +49,7 @@ case "$mode" in
 demo)
 	build build
 	"$SRC/interop/walkthrough.sh" "$SRC/build"
-	exec "$SRC/interop/demo.sh" "$SRC/build"
+	exec "$SRC/build/tongban" demo
 	;;
 test)
 	build build

@@ -1,5 +1,5 @@
 #!/bin/bash
-# demo.sh BUILDDIR [--keep] - the Huaihai region on 127.0.0.1: four
+# demo.sh BUILDDIR [--keep] - (run by `tongban demo`) the Huaihai region on 127.0.0.1: four
 # province hubs and ten cities as real tongban-node processes, then
 # cross-province messages with receipts, a registry update published at
 # the hubs, and a revocation.  Exits non-zero if any step fails.
@@ -8,7 +8,13 @@ B=$(cd "${1:-build}" && pwd)
 KEEP=${2:-}
 T="$B/tongban"
 BASE=${TB_DEMO_PORT:-24700}
-W=$(mktemp -d /tmp/tongban-demo.XXXXXX)
+if [ -n "${TB_DEMO_DIR:-}" ]; then
+	W=$TB_DEMO_DIR
+	[ ! -e "$W/fed" ] || { echo "demo: $W/fed exists" >&2; exit 2; }
+	mkdir -p "$W" || exit 3
+else
+	W=$(mktemp -d /tmp/tongban-demo.XXXXXX)
+fi
 PIDS=()
 HUBS="320000 370000 340000 410000"
 CITIES="320300 320700 321300 370400 370800 371300 371700 340600 341300 411400"

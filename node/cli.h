@@ -59,6 +59,7 @@ int cmd_audit(int argc, char **argv);
 
 /* cli_flow.c: message-flow objects */
 int cmd_licence(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* cli_devfed.c: a test federation in one command */
 int cmd_devfed(int argc, char **argv);
