@@ -29,7 +29,8 @@ nl_eq "GET /fed/status code" 2.05 "$NL_CODE"
 nl_has "/fed/status names the member" '"member":"371300"' "$(nl_coap_body)"
 nl_has "/fed/status registry serial" '"registry_serial":1' "$(nl_coap_body)"
 
-"$TB" msg new --type case.submit --from 320300 --to 371300 --service hukou.transfer >"$W/u.json"
+"$TB" msg new --type case.submit --from 320300 --to 371300 --service hukou.transfer \
+	--body "$(nl_case_body)" >"$W/u.json"
 "$TB" msg seal --key "$C/node.key" "$W/u.json" >"$W/s.json" || nl_fail "msg seal"
 id=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' "$W/s.json")
 nl_coap "$C" post /fed/msg 371300 "$W/s.json" -t 50

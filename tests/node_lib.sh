@@ -96,6 +96,10 @@ nl_devfed() {
 	F="$W/fed"
 	"$TB" dev-federation --dir "$F" --members "$1" --base-port "$NL_BASE" >"$W/devfed.out" 2>&1 ||
 		{ cat "$W/devfed.out" >&2; nl_fail "dev-federation --members $1"; }
+	# these tests are about delivery: no reference responder answering
+	# (and consuming) requests, so that an inbox holds what was sent
+	local m
+	for m in ${1//,/ }; do sed -i '/^responder *=/d' "$F/$m/node.conf"; done
 }
 
 # nl_index ID: position of ID in the member list (0-based).
@@ -194,11 +198,24 @@ nl_stop() {
 
 nl_kill9() { nl_stop "$1" KILL; }
 
-# nl_send FROM TO TYPE [SERVICE]: submits through FROM's API, prints the id.
+# nl_case_body [SERVICE]: writes a valid case.submit body (PROTOCOL.md
+# 10) with a fresh case id to a new file under $W; prints its name.
+nl_case_body() {
+	local cid="t$(date +%s%N)$RANDOM" f
+	f="$W/body.$cid.json"
+	printf '{"applicant":{"idhash":"%s","kind":"person"},"case_id":"%s","materials":[],"mode":"online","service":"%s"}' \
+		6b1f0c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0 "$cid" "${1:-hukou.transfer}" >"$f"
+	echo "$f"
+}
+
+# nl_send FROM TO TYPE [SERVICE]: submits through FROM's API, prints the id
+# (a case.submit gets a valid body with a fresh case id).
 nl_send() {
-	local out
-	out=$("$TB" send --node "$(nl_conf "$1")" --to "$2" --type "$3" ${4:+--service "$4"} 2>&1) ||
+	local out body=()
+	[ "$3" = case.submit ] && body=(--body "$(nl_case_body "${4:-}")")
+	out=$("$TB" send --node "$(nl_conf "$1")" --to "$2" --type "$3" ${4:+--service "$4"} "${body[@]}" 2>&1) ||
 		nl_fail "tongban send $1 -> $2 ($3)" "exit 0" "$out"
+	[ "$3" = case.submit ] && rm -f "${body[1]}"
 	printf '%s\n' "$out"
 }
 

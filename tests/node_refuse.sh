@@ -15,7 +15,12 @@ KEY=$C/node.key
 NOW=$(date +%s)
 
 # new ARGS...: a fresh unsigned envelope 320300 -> 371300 on stdout
-new() { "$TB" msg new --from 320300 "$@"; }
+new() {
+	case " $* " in
+	*" --body "*) "$TB" msg new --from 320300 "$@" ;;
+	*) "$TB" msg new --from 320300 --body "$(nl_case_body)" "$@" ;;
+	esac
+}
 seal() { "$TB" msg seal --key "${2:-$KEY}" "$1"; }
 
 # expect NAME CODE TOKEN FILE [EXTRA coap-client args]: POST FILE as 320300
@@ -59,12 +64,12 @@ expect "unsealed envelope" 4.01 sig.missing "$W/unsealed.json" -t 50
 
 # wrong sender: "from" 370000 and sealed with 370000's key, but carried
 # over 320300's DTLS session
-"$TB" msg new --from 370000 --type case.submit --to 371300 | seal /dev/stdin "$F/370000/node.key" >"$W/wrongfrom.json"
+"$TB" msg new --from 370000 --type case.submit --to 371300 --body "$(nl_case_body)" | seal /dev/stdin "$F/370000/node.key" >"$W/wrongfrom.json"
 expect "sender is not the DTLS peer" 4.03 forbidden "$W/wrongfrom.json" -t 50
 nl_has "wrong sender: detail" "does not match the DTLS peer" "$(nl_coap_body)"
 
 # signed by 320300 but claiming to be from 370000: the key is not 370000's
-"$TB" msg new --from 370000 --type case.submit --to 371300 | seal /dev/stdin >"$W/wrongkey.json"
+"$TB" msg new --from 370000 --type case.submit --to 371300 --body "$(nl_case_body)" | seal /dev/stdin >"$W/wrongkey.json"
 expect "key of another member" 4.01 sig.unknown-key "$W/wrongkey.json" -t 50
 
 # not addressed to this node
@@ -114,7 +119,8 @@ expect "wrong content-format" 4.15 content-format "$W/s.json" -t 0
 
 # an id reused by a different message (same id, other content, validly
 # sealed): replay, without the original receipt
-sed 's/"service":"hukou.transfer"/"service":"pension.transfer"/' "$W/good.u" >"$W/reuse.u"
+sed 's/"hops":4/"hops":5/' "$W/good.u" >"$W/reuse.u"
+cmp -s "$W/good.u" "$W/reuse.u" && nl_fail "test setup: reused-id envelope differs"
 seal "$W/reuse.u" >"$W/reuse.json"
 expect "id reused by another message" 4.00 replay "$W/reuse.json" -t 50
 
