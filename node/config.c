@@ -51,6 +51,8 @@ static const struct key keys[] = {
 	 "hub: file of \"MEMBER_ID coaps://HOST:PORT\" lines for members it alone reaches"},
 	{"responder", C_PATH, S(responder), 0, 0, "", 0,
 	 "fixtures file: answer requests automatically (reference responder)"},
+	{"webhook", C_STR, S(webhook), 0, 0, "", 0,
+	 "push received messages to http://127.0.0.1:PORT/PATH (2xx acknowledges)"},
 	{"log_level", C_STR, S(log_level), 0, 0, "info", 0, "debug, info, warn or error"},
 	{"max_message_size", C_INT, I(max_message_size), 1024, 4194304, "262144", 0,
 	 "largest request body accepted, bytes (a batch of envelopes)"},

@@ -33,6 +33,7 @@ struct tb_config {
 	char registry_upstream[16];	/* member id whose /fed/registry to observe */
 	char private_endpoints[TB_CONF_PATH_MAX]; /* hub: endpoints of members it alone reaches */
 	char responder[TB_CONF_PATH_MAX]; /* reference responder fixtures, or empty */
+	char webhook[TB_CONF_PATH_MAX];	  /* http://127.0.0.1:PORT/PATH, or empty */
 	char log_level[16];
 	int64_t max_message_size;
 	int64_t clock_skew;

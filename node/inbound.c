@@ -439,6 +439,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	for (int i = 0; i < count; i++)
 		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL)
 			tb_responder_handle(n, it[i].env);
+	tb_webhook_kick(n);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;

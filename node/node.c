@@ -400,7 +400,8 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		goto fail;
 	}
 	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK ||
-	    tb_responder_load(n, d) != TB_OK)
+	    tb_responder_load(n, d) != TB_OK ||
+	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, d) != TB_OK))
 		goto fail;
 	tb_buf_free(&b);
 	return n;

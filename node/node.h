@@ -20,6 +20,7 @@ struct tb_reg;
 struct tb_trust;
 struct tb_journal;
 struct tb_responder;
+struct tb_webhook;
 struct tb_env;
 struct tb_env_fields;
 struct evhttp;
@@ -102,6 +103,7 @@ struct tb_node {
 	bool obs_ok; /* a notification has arrived on this observation */
 	struct event *resync_timer;
 	struct tb_responder *responder; /* reference responder, or NULL */
+	struct tb_webhook *webhook;	/* push to the city's system, or NULL */
 	/* delivered case.accept messages whose case.result the responder
 	 * sends once the delivering transaction is committed */
 	char (*pending_results)[33];
@@ -199,6 +201,14 @@ void tb_responder_delivered(struct tb_node *n, const char *type, const char *cor
  * transaction. */
 void tb_responder_note(struct tb_node *n, const char *type, const char *corr);
 void tb_responder_run_pending(struct tb_node *n);
+
+/* webhook.c */
+/* Refuses a webhook URL that is not http:// on loopback. */
+int tb_webhook_check(const char *url, struct tb_diag *d);
+int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
+void tb_webhook_stop(struct tb_node *n);
+/* New messages are in the inbox: push soon. */
+void tb_webhook_kick(struct tb_node *n);
 
 /* api.c */
 int tb_api_start(struct tb_node *n, struct tb_diag *d);

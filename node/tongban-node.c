@@ -134,7 +134,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	tb_outbound_init(n);
-	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK) {
+	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
+	    tb_webhook_start(n, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
@@ -160,6 +161,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 	rc = 0;
 out:
+	tb_webhook_stop(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	if (n->deliver_timer)
