@@ -45,6 +45,13 @@ build() { # build DIR [configure args...]
 	make -s -j"$(nproc)"
 }
 
+show_failures() { # the end of each failed test's log
+	for f in $(grep -l '^:test-result: \(FAIL\|ERROR\)' tests/*.trs 2>/dev/null); do
+		echo "==== ${f%.trs}.log"
+		tail -n 60 "${f%.trs}.log"
+	done
+}
+
 case "$mode" in
 demo)
 	build build
@@ -53,11 +60,11 @@ demo)
 	;;
 test)
 	build build
-	make -s -j"$(nproc)" check || { cat test-suite.log 2>/dev/null | tail -n 80; exit 1; }
+	make -s -j"$(nproc)" check || { show_failures; exit 1; }
 	;;
 sanitizers)
 	build build-san --enable-sanitizers
-	make -s -j"$(nproc)" check || { cat test-suite.log 2>/dev/null | tail -n 80; exit 1; }
+	make -s -j"$(nproc)" check || { show_failures; exit 1; }
 	;;
 distcheck)
 	build build-dist
