@@ -45,59 +45,6 @@ parse_now(const char *s, int64_t *now)
 	return EX_TB_OK;
 }
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* DER SubjectPublicKeyInfo of pub (from its "PUBLIC KEY" PEM). */
-static int
-pub_spki(const struct tb_pub *pub, struct tb_buf *der)
-{
-	struct tb_buf pem;
-	uint32_t acc = 0;
-	int bits = 0, rc = TB_E_KEY;
-	const char *p, *end;
-
-	tb_buf_init(&pem);
-	if (tb_pub_pem(pub, &pem) != TB_OK)
-		goto out;
-	p = strstr((const char *)pem.data, "-----\n");
-	end = strstr((const char *)pem.data, "\n-----END");
-	if (p == NULL || end == NULL || end < p)
-		goto out;
-	for (p += 6; p < end; p++) {
-		int v;
-		if (*p == '\n' || *p == '\r' || *p == '=')
-			continue;
-		if ((v = b64val((unsigned char)*p)) < 0)
-			goto out;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (tb_buf_addc(der, (uint8_t)(acc >> bits)) != TB_OK) {
-				rc = TB_E_NOMEM;
-				goto out;
-			}
-		}
-	}
-	rc = der->len > 0 ? TB_OK : TB_E_KEY;
-out:
-	tb_buf_free(&pem);
-	return rc;
-}
 
 /* Value of attribute attr ("CN", "O") in an RFC 4514 DN, unescaped. */
 static bool
@@ -305,7 +252,7 @@ trust_new(int argc, char **argv)
 		if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
 			snprintf(name, sizeof(name), "%s", tb_cert_subject(ac));
 		tb_buf_reset(&der);
-		if (pub_spki(pub, &der) != TB_OK) {
+		if (tb_pub_spki(pub, &der) != TB_OK) {
 			rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", auth[i]);
 			goto out;
 		}
@@ -491,7 +438,7 @@ cert_info(const char *path, char id[TB_MEMBER_ID_MAX], char *cn, size_t cnlen, s
 	}
 	if (cn != NULL && !dn_attr(tb_cert_subject(cert), "CN", cn, cnlen))
 		cn[0] = '\0';
-	if (pub_spki(pub, spki) != TB_OK)
+	if (tb_pub_spki(pub, spki) != TB_OK)
 		rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", path);
 out:
 	tb_pub_free(pub);
