@@ -121,6 +121,17 @@ respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	tb_buf_free(&b);
 }
 
+/* A request refused as a whole (format, size, draining, journal): counted
+ * once with the refused envelopes. */
+static void
+refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+	     const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+{
+	n->m.in_refused++;
+	log_info("refused a request: %s%s%s", tb_err_reason(d->code), d->detail[0] ? ": " : "",
+		 d->detail);
+	respond_error(r, s, req, q, resp, d);
+}
 
 /* One envelope of an exchange and what became of it. */
 struct item {
@@ -288,7 +299,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	tb_buf_init(&body);
 	if (n->draining) {
 		tb_diag_set(&d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	cf = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &oi);
@@ -297,19 +308,19 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		    COAP_MEDIATYPE_APPLICATION_JSON) {
 		tb_diag_set(&d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
 			    "content-format must be application/json (50)");
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	coap_get_data_large(req, &len, &data, &off, &total);
 	if (total > (size_t)n->cfg.max_message_size || len > (size_t)n->cfg.max_message_size) {
 		tb_diag_set(&d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
 			    (long long)n->cfg.max_message_size);
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	if (data == NULL || len == 0) {
 		tb_diag_set(&d, TB_E_JSON_SYNTAX, 0, "empty body");
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	batch = false;
@@ -323,7 +334,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		if (count < 1) {
 			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
 				    "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
-			respond_error(r, s, req, q, resp, &d);
+			refuse_whole(n, r, s, req, q, resp, &d);
 			return;
 		}
 	} else {
@@ -333,7 +344,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	}
 	if ((it = calloc((size_t)count, sizeof(*it))) == NULL) {
 		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
@@ -357,12 +368,12 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	}
 	/* one signature for all receipts of this exchange */
 	if (nrc > 0 && tb_env_seal_batch(rc_envs, (size_t)nrc, n->sign_key, &d) != TB_OK) {
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
 	if (tb_journal_begin(n->journal) != TB_OK) {
 		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal unavailable");
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
 	for (int i = 0; i < count; i++) {
@@ -430,7 +441,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	}
 	if (tb_journal_commit(n->journal) != TB_OK) {
 		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
-		respond_error(r, s, req, q, resp, &d);
+		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
 	if (relayed)
