@@ -35,7 +35,7 @@ usage(FILE *f)
 		"  --as ID            member identity (DIR/ID) the runner acts as\n"
 		"  --target-id ID     the target's member id (default: learnt from the\n"
 		"                     registry endpoint, else from GET /fed/status)\n"
-		"  --suite S          vectors, wire, all = vectors + wire [all];\n"
+		"  --suite S          vectors, wire, all = vectors + wire + flows [all];\n"
 		"                     flows (pending issue 6) and known (cases failing on\n"
 		"                     known node bugs) are not part of all\n"
 		"  --case PATTERN     run only cases whose id matches the glob PATTERN\n"
@@ -301,7 +301,7 @@ main(int argc, char **argv)
 	}
 	do_vec = strcmp(suite, "vectors") == 0 || strcmp(suite, "all") == 0;
 	do_wire = strcmp(suite, "wire") == 0 || strcmp(suite, "all") == 0;
-	do_flows = strcmp(suite, "flows") == 0;
+	do_flows = strcmp(suite, "flows") == 0 || strcmp(suite, "all") == 0;
 	do_known = strcmp(suite, "known") == 0;
 	if (!do_vec && !do_wire && !do_flows && !do_known) {
 		fprintf(stderr,
@@ -324,10 +324,12 @@ main(int argc, char **argv)
 		printf("TAP version 13\n");
 	if (do_vec)
 		rc = ti_suite_vectors(&t);
-	if (rc == 0 && (do_wire || do_flows || do_known))
-		rc = ti_suite_wire(&t, do_flows	   ? TI_SUITE_FLOWS
-				       : do_known ? TI_SUITE_KNOWN
-						  : TI_SUITE_WIRE);
+	if (rc == 0 && do_wire)
+		rc = ti_suite_wire(&t, TI_SUITE_WIRE);
+	if (rc == 0 && do_flows)
+		rc = ti_suite_wire(&t, TI_SUITE_FLOWS);
+	if (rc == 0 && do_known)
+		rc = ti_suite_wire(&t, TI_SUITE_KNOWN);
 	if (t.list)
 		return rc;
 	if (t.tap)

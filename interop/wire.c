@@ -22,6 +22,7 @@
 #include "../federation/tb_reg.h"
 #include "../federation/tb_trust.h"
 #include "../protocol/tb_env.h"
+#include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_enc.h"
@@ -30,7 +31,13 @@
 #include "interop.h"
 
 #define CF_JSON 50
-#define BASE_BODY "{\"note\":\"tongban-interop\"}"
+/* The default message: an identity.verify whose body follows its schema
+ * (PROTOCOL.md 10.2), so that a node checking bodies accepts it; the
+ * rejection cases mutate its "tongban-interop" text. */
+#define BASE_TYPE "identity.verify"
+#define IDHASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define BASE_BODY                                                                            \
+	"{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"}}"
 #define MAX_KEYS 512
 
 /* A DTLS identity: certificate (with chain) and key files; NULL cert
@@ -539,7 +546,7 @@ mk_env(struct w *w, const struct mk *m, struct tb_buf *out, char id[33], char di
 	int rc;
 
 	memset(&f, 0, sizeof(f));
-	f.type = m->type ? m->type : "control.ping";
+	f.type = m->type ? m->type : BASE_TYPE;
 	f.from = m->from ? m->from : w->t->as;
 	f.to = m->to ? m->to : w->target_id;
 	f.corr = m->corr;
@@ -565,6 +572,60 @@ mk_env(struct w *w, const struct mk *m, struct tb_buf *out, char id[33], char di
 	rc = tb_env_serialize(e, out);
 	tb_env_free(e);
 	return rc;
+}
+
+/* A body of type that follows its schema (PROTOCOL.md 10.2), into out
+ * (NUL-terminated); case ids are fresh so that a case.submit opens a new
+ * case. */
+static void
+valid_body(const char *type, struct tb_buf *out)
+{
+	static const struct {
+		const char *type, *body;
+	} fixed[] = {
+		{"identity.verify", BASE_BODY},
+		{"identity.result", "{\"result\":\"no-match\"}"},
+		{"licence.query", "{\"holder\":{\"idhash\":\"" IDHASH "\"},\"licence\":\"business-license\"}"},
+		{"licence.present", "{\"licences\":[]}"},
+		{"licence.verify", "{\"digest\":\"" IDHASH "\",\"licence_id\":\"tongban-interop\"}"},
+		{"licence.status",
+		 "{\"checked\":0,\"licence_id\":\"tongban-interop\",\"status\":\"unknown\"}"},
+		{"receipt", "{\"digest\":\"" IDHASH "\",\"received\":0,\"status\":\"accepted\"}"},
+		{"error", "{\"reason\":\"tongban-interop\"}"},
+		{"control.registry", "{\"serial\":1}"},
+	};
+	uint8_t rnd[8];
+	char cid[32], hex[17];
+
+	tb_buf_reset(out);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(type, fixed[i].type) == 0) {
+			tb_buf_adds(out, fixed[i].body);
+			tb_buf_addc(out, 0);
+			return;
+		}
+	tb_random(rnd, sizeof(rnd));
+	tb_hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(cid, sizeof(cid), "ti-%s", hex);
+	if (strcmp(type, "case.submit") == 0)
+		tb_buf_printf(out,
+			      "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
+			      "\"case_id\":\"%s\",\"materials\":[],\"mode\":\"online\","
+			      "\"service\":\"tongban-interop\"}",
+			      cid);
+	else if (strcmp(type, "case.reject") == 0)
+		tb_buf_printf(out, "{\"case_id\":\"%s\",\"reason\":\"tongban-interop\"}", cid);
+	else if (strcmp(type, "case.update") == 0)
+		tb_buf_printf(out, "{\"case_id\":\"%s\",\"status\":\"tongban-interop\"}", cid);
+	else if (strcmp(type, "case.result") == 0)
+		tb_buf_printf(out, "{\"case_id\":\"%s\",\"outcome\":\"approved\"}", cid);
+	else if (strcmp(type, "case.state") == 0)
+		tb_buf_printf(out, "{\"case_id\":\"%s\",\"state\":\"unknown\"}", cid);
+	else if (strncmp(type, "case.", 5) == 0) /* accept, query */
+		tb_buf_printf(out, "{\"case_id\":\"%s\"}", cid);
+	else
+		tb_buf_adds(out, "{}"); /* control.ping, pong, status */
+	tb_buf_addc(out, 0);
 }
 
 /* Replaces the first occurrence of from by to in b; false when absent. */
@@ -1111,7 +1172,7 @@ case_batch(struct w *w, bool mixed)
 		return;
 	tb_buf_init(&b);
 	memset(&f, 0, sizeof(f));
-	f.type = "control.ping";
+	f.type = BASE_TYPE;
 	f.from = w->t->as;
 	f.to = w->target_id;
 	f.body = (const uint8_t *)BASE_BODY;
@@ -1188,49 +1249,99 @@ case_batch(struct w *w, bool mixed)
 	tb_buf_free(&b);
 }
 
-/* ---- flows (pending issue 6: not part of `all`) ---- */
+/* ---- flows (PROTOCOL.md 10): part of `all` ---- */
+
+/* Sends first_type (a valid body, when not NULL), then type with body
+ * (NULL: a valid one; "=": the first message's body) and corr (CORR_NONE,
+ * CORR_RANDOM, CORR_FIRST: the first message's id); expects code + token. */
+enum { CORR_NONE, CORR_RANDOM, CORR_FIRST };
 
 static void
-flow_refused(struct w *w, const char *id, const char *first_type, const char *second_type,
-	     bool corr_unmatched)
+flow_case(struct w *w, const char *id, const char *first_type, const char *type,
+	  const char *body, int corr, int code, const char *token)
 {
-	struct tb_buf b;
+	struct tb_buf b, fb;
 	struct mk m;
-	char mid[33] = "", got[300];
+	char mid[33] = "", rid[33];
 	struct ex ex;
 	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
 	uint8_t rnd[16];
-	char rid[33];
 
 	if (!want(w, id))
 		return;
 	tb_buf_init(&b);
+	tb_buf_init(&fb);
 	memset(&m, 0, sizeof(m));
 	m.key = w->as_key;
+	m.service = "tongban-interop";
 	if (first_type != NULL) {
+		valid_body(first_type, &fb);
 		m.type = first_type;
-		m.service = "hukou.transfer";
-		m.body = "{\"mode\":\"online\"}";
+		m.body = (const char *)fb.data;
 		mk_env(w, &m, &b, mid, NULL);
 		r.data = b.data;
 		r.len = b.len;
 		exchange(w, &r, &ex);
+		if (!(ex.done && ex.code == 201)) {
+			char got[300];
+			describe(w, &ex, got, sizeof(got));
+			result(w, "flows", id, false, "first message (2.01)", got, ex.secs);
+			ex_free(&ex);
+			goto out;
+		}
 		ex_free(&ex);
 		tb_buf_reset(&b);
 	}
 	tb_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), rid);
-	m.type = second_type;
-	m.corr = corr_unmatched ? rid : mid;
+	m.type = type;
+	m.corr = corr == CORR_RANDOM ? rid : corr == CORR_FIRST ? mid : NULL;
+	if (body != NULL && strcmp(body, "=") == 0) {
+		m.body = (const char *)fb.data;
+	} else if (body != NULL) {
+		m.body = body;
+	} else {
+		valid_body(type, &fb);
+		m.body = (const char *)fb.data;
+	}
 	mk_env(w, &m, &b, NULL, NULL);
-	r.data = b.data;
-	r.len = b.len;
-	exchange(w, &r, &ex);
-	describe(w, &ex, got, sizeof(got));
-	result(w, "flows", id, ex.done && ex.code / 100 == 4, "4.xx refusal (lifecycle rule)", got,
-	       ex.secs);
-	ex_free(&ex);
+	post_expect(w, "flows", id, CF_JSON, &b, code, token);
+out:
 	tb_buf_free(&b);
+	tb_buf_free(&fb);
+}
+
+static void
+flows_cases(struct w *w)
+{
+	/* pairing (10.3): answers whose corr names no request the target sent */
+	flow_case(w, "flows.identity.result-unsolicited", NULL, "identity.result", NULL, CORR_RANDOM,
+		  409, "flow.unmatched");
+	flow_case(w, "flows.licence.status-unmatched-corr", NULL, "licence.status", NULL,
+		  CORR_RANDOM, 409, "flow.unmatched");
+	flow_case(w, "flows.case.accept-unmatched-corr", NULL, "case.accept", NULL, CORR_RANDOM,
+		  409, "flow.unmatched");
+	/* a case.result answering the runner's own case.submit: the target
+	 * handles that case and sent no request it could answer */
+	flow_case(w, "flows.case.result-before-accept", "case.submit", "case.result", NULL,
+		  CORR_FIRST, 409, "flow.unmatched");
+	flow_case(w, "flows.request-with-corr", NULL, "identity.verify", NULL, CORR_RANDOM, 409,
+		  "flow.unmatched");
+	/* lifecycle (10.4): the same case submitted twice */
+	flow_case(w, "flows.case.submit-existing", "case.submit", "case.submit", "=", CORR_NONE, 409,
+		  "flow.state");
+	/* body schemas (10.1, 10.2) */
+	flow_case(w, "flows.body.identity.verify", NULL, "identity.verify",
+		  "{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"ABC\",\"kind\":\"person\"}}",
+		  CORR_NONE, 400, "body.invalid");
+	flow_case(w, "flows.body.licence.query", NULL, "licence.query",
+		  "{\"holder\":{\"idhash\":\"" IDHASH "\"}}", CORR_NONE, 400, "body.invalid");
+	flow_case(w, "flows.body.case.submit", NULL, "case.submit",
+		  "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},\"case_id\":\"ti-j\","
+		  "\"materials\":[],\"mode\":\"joint\",\"service\":\"tongban-interop\"}",
+		  CORR_NONE, 400, "body.invalid");
+	flow_case(w, "flows.body.control.ping", NULL, "control.ping", "{\"note\":\"tongban-interop\"}",
+		  CORR_NONE, 400, "body.invalid");
 }
 
 int
@@ -1258,7 +1369,7 @@ ti_suite_wire(struct ti *t, int mode)
 		{"wire.reject.field.missing", "\"hops\":4,", "", 400, "field.missing", R_TEXT},
 		{"wire.reject.field.type", "\"hops\":4", "\"hops\":\"4\"", 400, "field.type", R_TEXT},
 		{"wire.reject.field.value", "\"hops\":4", "\"hops\":17", 400, "field.value", R_TEXT},
-		{"wire.reject.type.unknown", "\"type\":\"control.ping\"",
+		{"wire.reject.type.unknown", "\"type\":\"" BASE_TYPE "\"",
 		 "\"type\":\"control.frobnicate\"", 422, "type.unknown", R_TEXT},
 		{"wire.reject.sig.missing", NULL, NULL, 401, "sig.missing", R_UNSEALED},
 		{"wire.reject.sig.alg", "\"alg\":\"p256\"", "\"alg\":\"ed25519\"", 401, "sig.alg",
@@ -1291,11 +1402,7 @@ ti_suite_wire(struct ti *t, int mode)
 		return rc;
 	}
 	if (mode == TI_SUITE_FLOWS) {
-		flow_refused(&w, "flows.case.result-before-accept", "case.submit", "case.result",
-			     false);
-		flow_refused(&w, "flows.case.accept-unmatched-corr", NULL, "case.accept", true);
-		flow_refused(&w, "flows.identity.result-unsolicited", NULL, "identity.result", true);
-		flow_refused(&w, "flows.licence.status-unmatched-corr", NULL, "licence.status", true);
+		flows_cases(&w);
 		teardown(&w);
 		return 0;
 	}
@@ -1320,24 +1427,61 @@ ti_suite_wire(struct ti *t, int mode)
 		m.key = w.as_key;
 		if (want(&w, "wire.msg.accept"))
 			post_accept(&w, "wire.msg.accept", &m);
+		/* requests and notices with a valid body are accepted; an
+		 * answer (its corr names no request the target sent) is
+		 * refused 4.09 flow.unmatched, a receipt 4.09 too (10.3) */
+		struct tb_buf vb;
+		tb_buf_init(&vb);
 		for (const char *const *ty = tb_msgtype_all(); *ty; ty++) {
-			char id[96];
+			char id[96], rid[33];
+			uint8_t rnd[16];
 			snprintf(id, sizeof(id), "wire.msg.type.%s", *ty);
+			if (!want(&w, id))
+				continue;
+			valid_body(*ty, &vb);
 			m.type = *ty;
-			if (want(&w, id))
+			m.body = (const char *)vb.data;
+			if (tb_flow_role(*ty) == TB_FLOW_ANSWER) {
+				struct tb_buf b;
+				tb_random(rnd, sizeof(rnd));
+				tb_hex_encode(rnd, sizeof(rnd), rid);
+				m.corr = rid;
+				tb_buf_init(&b);
+				mk_env(&w, &m, &b, NULL, NULL);
+				post_expect(&w, "wire", id, CF_JSON, &b, 409, "flow.unmatched");
+				tb_buf_free(&b);
+				m.corr = NULL;
+			} else {
 				post_accept(&w, id, &m);
+			}
 		}
+		tb_buf_free(&vb);
 		m.type = NULL;
+		m.body = NULL;
 		if (want(&w, "wire.msg.blockwise")) {
 			struct tb_buf body;
 			tb_buf_init(&body);
-			tb_buf_adds(&body, "{\"pad\":\"");
-			for (int i = 0; i < 40000; i++)
-				tb_buf_addc(&body, (uint8_t)('a' + i % 26));
-			tb_buf_adds(&body, "\"}");
+			uint8_t rnd[8];
+			char hex[17];
+			/* a case.submit of 120 materials with 250-byte names: ~40 KB */
+			tb_random(rnd, sizeof(rnd));
+			tb_hex_encode(rnd, sizeof(rnd), hex);
+			tb_buf_printf(&body,
+				      "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
+				      "\"case_id\":\"ti-bw-%s\",\"materials\":[",
+				      hex);
+			for (int i = 0; i < 120; i++) {
+				tb_buf_printf(&body, "%s{\"name\":\"", i ? "," : "");
+				for (int k = 0; k < 250; k++)
+					tb_buf_addc(&body, (uint8_t)('a' + (i + k) % 26));
+				tb_buf_adds(&body, "\",\"sha256\":\"" IDHASH "\",\"size\":1}");
+			}
+			tb_buf_adds(&body, "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
 			tb_buf_addc(&body, 0);
+			m.type = "case.submit";
 			m.body = (const char *)body.data;
 			post_accept(&w, "wire.msg.blockwise", &m);
+			m.type = NULL;
 			m.body = NULL;
 			tb_buf_free(&body);
 		}
