@@ -101,6 +101,11 @@ enum sid {
 	ST_PRUNE_OUT,
 	ST_AUDIT_HEAD,
 	ST_AUDIT_ADD,
+	ST_REQ_CLOSED,
+	ST_REQ_CLOSE,
+	ST_CASE_GET,
+	ST_CASE_SET,
+	ST_IN_GET,
 	ST__COUNT
 };
 
@@ -142,6 +147,16 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_REQ_CLOSED] = "SELECT 1 FROM closed_requests WHERE id = ?1",
+    [ST_REQ_CLOSE] = "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)",
+    [ST_CASE_GET] = "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
+                    " case_id = ?3",
+    [ST_CASE_SET] = "INSERT INTO cases (requester, handler, case_id, state, updated)"
+                    " VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), ?5)"
+                    " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+                    " state = excluded.state, updated = excluded.updated",
+    [ST_IN_GET] = "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
+                  " WHERE id = ?1",
 };
 
 struct tb_journal {
@@ -1347,25 +1362,20 @@ fail:
 /* Runs one statement with up to four text binds and one optional int64
  * bind (at index ni, 0 for none); on a row, *out gets column 0. */
 static int
-flow_exec(struct tb_journal *j, const char *sql, const char *const *t, int nt, int ni,
-	  int64_t iv, int64_t *out, bool *row)
+flow_exec(struct tb_journal *j, enum sid id, const char *const *t, int nt, int ni, int64_t iv,
+	  int64_t *out, bool *row)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s;
 	int rc;
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (sqlite3_prepare_v2(j->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return jfail(j, "prepare");
+	s = st(j, id);
 	for (int i = 0; i < nt; i++)
-		if (bind_text(s, i + 1, t[i]) != SQLITE_OK) {
-			sqlite3_finalize(s);
+		if (bind_text(s, i + 1, t[i]) != SQLITE_OK)
 			return jfail(j, "bind");
-		}
-	if (ni > 0 && sqlite3_bind_int64(s, ni, iv) != SQLITE_OK) {
-		sqlite3_finalize(s);
+	if (ni > 0 && sqlite3_bind_int64(s, ni, iv) != SQLITE_OK)
 		return jfail(j, "bind");
-	}
 	rc = sqlite3_step(s);
 	if (row != NULL)
 		*row = rc == SQLITE_ROW;
@@ -1373,10 +1383,10 @@ flow_exec(struct tb_journal *j, const char *sql, const char *const *t, int nt, i
 		*out = sqlite3_column_int64(s, 0);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		rc = jfail(j, "flow statement");
-		sqlite3_finalize(s);
+		(void)sqlite3_reset(s);
 		return rc;
 	}
-	sqlite3_finalize(s);
+	(void)sqlite3_reset(s);
 	return TB_OK;
 }
 
@@ -1384,16 +1394,14 @@ int
 tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed)
 {
 	const char *t[1] = {id};
-	return flow_exec(j, "SELECT 1 FROM closed_requests WHERE id = ?1", t, 1, 0, 0, NULL,
-			 closed);
+	return flow_exec(j, ST_REQ_CLOSED, t, 1, 0, 0, NULL, closed);
 }
 
 int
 tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at)
 {
 	const char *t[1] = {id};
-	return flow_exec(j, "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)", t, 1,
-			 2, at, NULL, NULL);
+	return flow_exec(j, ST_REQ_CLOSE, t, 1, 2, at, NULL, NULL);
 }
 
 int
@@ -1403,10 +1411,7 @@ tb_journal_case_get(struct tb_journal *j, const char *requester, const char *han
 	const char *t[3] = {requester, handler, case_id};
 	int64_t v = 0;
 	bool row = false;
-	int rc = flow_exec(j,
-			   "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
-			   " case_id = ?3",
-			   t, 3, 0, 0, &v, &row);
+	int rc = flow_exec(j, ST_CASE_GET, t, 3, 0, 0, &v, &row);
 
 	*state = row ? (int)v : 0;
 	return rc;
@@ -1422,12 +1427,7 @@ tb_journal_case_set(struct tb_journal *j, const char *requester, const char *han
 
 	snprintf(st, sizeof(st), "%d", state);
 	t[3] = st;
-	rc = flow_exec(j,
-		       "INSERT INTO cases (requester, handler, case_id, state, updated)"
-		       " VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), ?5)"
-		       " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
-		       " state = excluded.state, updated = excluded.updated",
-		       t, 4, 5, at, NULL, NULL);
+	rc = flow_exec(j, ST_CASE_SET, t, 4, 5, at, NULL, NULL);
 	return rc;
 }
 
@@ -1435,7 +1435,7 @@ int
 tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
 		       struct tb_buf *envelope)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s;
 	int rc;
 
 	if ((rc = ready(j)) != TB_OK)
@@ -1443,11 +1443,7 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_prepare_v2(j->db,
-			       "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
-			       " WHERE id = ?1",
-			       -1, &s, NULL) != SQLITE_OK)
-		return jfail(j, "prepare");
+	s = st(j, ST_IN_GET);
 	if (bind_text(s, 1, id) != SQLITE_OK) {
 		rc = jfail(j, "bind");
 		goto done;
@@ -1474,6 +1470,6 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 			rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "envelope");
 	}
 done:
-	sqlite3_finalize(s);
+	(void)sqlite3_reset(s);
 	return rc;
 }

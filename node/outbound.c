@@ -526,6 +526,9 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 {
 	struct tb_peer *p = peer_of(n, x->hop);
 
+	log_debug("exchange %d with %s: %zu message(s) in %lld ms", x->slot, x->hop, x->count,
+		  (long long)(tb_now_ms() - x->sent_ms));
+
 	if (p != NULL) {
 		if (p->inflight[x->slot] > 0)
 			p->inflight[x->slot]--;
