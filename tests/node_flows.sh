@@ -270,13 +270,14 @@ if nl_have_coap_client; then
 else
 	echo "# coap-client-openssl not installed: wire refusals skipped"
 fi
-# the submitter's lifecycle at the local API: the same case id twice
+# the submitter's lifecycle at the local API: the same case id twice (the
+# detail depends on how far the case got: already exists / completed)
 CASE2="D-$RANDOM"
 SUB2=$(fl_send 320300 371300 case.submit hukou.transfer \
 	"{\"applicant\":{\"idhash\":\"$P1\",\"kind\":\"person\"},\"case_id\":\"$CASE2\",\"materials\":[],\"mode\":\"online\",\"service\":\"hukou.transfer\"}")
 fl_refused "case.submit of an existing case" 320300 371300 case.submit hukou.transfer \
 	"{\"applicant\":{\"idhash\":\"$P1\",\"kind\":\"person\"},\"case_id\":\"$CASE2\",\"materials\":[],\"mode\":\"online\",\"service\":\"hukou.transfer\"}" \
-	"" 409 flow.state 'already exists'
+	"" 409 flow.state 'case.submit'
 fl_answer 320300 "$SUB2" case.result
 
 # ---- the reply endpoint (POST /v1/inbox/ID/reply) ----
