@@ -266,7 +266,7 @@ if nl_have_coap_client; then
 	fl_coap_post 320000 371300 "$(fl_seal 320000 371300 case.submit "$CWB")"
 	nl_eq "wire: hand-sealed case.submit accepted" 2.01 "$NL_CODE"
 	fl_wire "wire: case.submit of an existing case" 320000 371300 \
-		"$(fl_seal 320000 371300 case.submit "$CWB")" 4.09 flow.state 'already exists'
+		"$(fl_seal 320000 371300 case.submit "$CWB")" 4.09 flow.state 'case.submit'
 else
 	echo "# coap-client-openssl not installed: wire refusals skipped"
 fi
