@@ -56,6 +56,47 @@ case_step(struct tb_node *n, const char *type, const struct tb_json *body, const
 	return TB_OK;
 }
 
+/* True when the case a case.* message names exists (an unknown case is
+ * the lifecycle's to refuse, with flow.state). */
+static bool
+case_known(struct tb_node *n, const char *type, const struct tb_json *body, const char *from,
+	   const char *to)
+{
+	const char *req, *hnd, *cid = tb_flow_case_id(body);
+	int cur = 0;
+
+	if (cid == NULL)
+		return false;
+	case_key(type, from, to, &req, &hnd);
+	return tb_journal_case_get(n->journal, req, hnd, cid, &cur) == TB_OK && cur != 0;
+}
+
+/* A case answer must name the case of the case.submit its corr names
+ * (the request is ours when receiving, the peer's when sending). */
+static int
+same_case(struct tb_node *n, const char *corr, const struct tb_json *body, bool ours,
+	  struct tb_diag *d)
+{
+	struct tb_buf b;
+	struct tb_env *sub = NULL;
+	struct tb_journal_inbound in;
+	const char *want = NULL, *got = tb_flow_case_id(body);
+	int rc = TB_OK, jr;
+
+	tb_buf_init(&b);
+	jr = ours ? tb_journal_outbound_envelope(n->journal, corr, &b)
+		  : tb_journal_inbound_get(n->journal, corr, &in, &b);
+	if (jr == TB_OK && (sub = tb_env_parse(b.data, b.len, NULL)) != NULL)
+		want = tb_flow_case_id(tb_env_body(sub));
+	if (want == NULL || got == NULL || strcmp(want, got) != 0)
+		rc = tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
+				 "case_id %.64s is not the case of request %s", got ? got : "(none)",
+				 corr);
+	tb_env_free(sub);
+	tb_buf_free(&b);
+	return rc;
+}
+
 int
 tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 {
@@ -81,6 +122,9 @@ tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 		if (closed)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 					   "request %s was already answered", corr);
+		if (tb_flow_case_moves(type) && case_known(n, type, tb_env_body(e), from, n->cfg.member_id) &&
+		    (rc = same_case(n, corr, tb_env_body(e), true, d)) != TB_OK)
+			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 				   "%s answers nothing: corr not allowed", type);
@@ -111,6 +155,9 @@ tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 		    strcmp(in.from, to) != 0 || !tb_flow_answers(type, in.type))
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 					   "%s %s answers no request %s sent to us", type, corr, to);
+		if (tb_flow_case_moves(type) && case_known(n, type, tb_env_body(e), n->cfg.member_id, to) &&
+		    (rc = same_case(n, corr, tb_env_body(e), false, d)) != TB_OK)
+			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 				   "%s answers nothing: corr not allowed", type);

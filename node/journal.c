@@ -106,6 +106,7 @@ enum sid {
 	ST_CASE_GET,
 	ST_CASE_SET,
 	ST_IN_GET,
+	ST_OUT_ENV,
 	ST__COUNT
 };
 
@@ -157,6 +158,7 @@ static const char *const stmt_sql[ST__COUNT] = {
                     " state = excluded.state, updated = excluded.updated",
     [ST_IN_GET] = "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
                   " WHERE id = ?1",
+    [ST_OUT_ENV] = "SELECT envelope FROM outbound WHERE id = ?1",
 };
 
 struct tb_journal {
@@ -1470,6 +1472,32 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 			rc = tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "envelope");
 	}
 done:
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+int
+tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32) || out == NULL)
+		return jarg(j, "bad id or output");
+	tb_buf_reset(out);
+	s = st(j, ST_OUT_ENV);
+	if (bind_text(s, 1, id) != SQLITE_OK)
+		return jfail(j, "bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = col_buf(s, 0, out) == TB_OK ? TB_OK
+						 : tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	else if (rc == SQLITE_DONE)
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
+	else
+		rc = jfail(j, "outbound envelope");
 	(void)sqlite3_reset(s);
 	return rc;
 }

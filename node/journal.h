@@ -321,6 +321,9 @@ struct tb_journal_inbound {
  * when not NULL.  TB_E_NOTFOUND when unknown. */
 int tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
 			   struct tb_buf *envelope);
+/* The stored envelope of outbound message id into out (reset first).
+ * TB_E_NOTFOUND when unknown. */
+int tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf *out);
 /* Whether request id (a message this node sent) was closed by a final
  * answer; closing twice is harmless. */
 int tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed);

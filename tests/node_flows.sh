@@ -202,6 +202,9 @@ for pair in "320300 371300 -" "371300 411400 410000"; do
 	nl_has "case.reject $what (pension.transfer)" "{\"case_id\":\"$PCASE\",\"reason\":\"" "$ANS"
 	fl_refused "case.accept after case.reject $B -> $A" "$B" "$A" case.accept pension.transfer \
 		"{\"case_id\":\"$PCASE\"}" "$ID" 409 flow.state
+	# an answer naming another existing case than the one its corr submitted
+	fl_refused "case.update with another case's id $B -> $A" "$B" "$A" case.update pension.transfer \
+		"{\"case_id\":\"$CASE\",\"status\":\"review\"}" "$ID" 409 flow.unmatched
 
 	# control
 	fl_exchange "$A" "$B" control.ping "" '{}' "$HUB"
