@@ -75,6 +75,8 @@ http_code(int err)
 	case TB_E_FLOW_STATE:
 	case TB_E_FLOW_UNMATCHED:
 		return 409;
+	case TB_E_SERVICE:
+		return 422;
 	default:
 		return 400;
 	}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../federation/tb_reg.h"
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
@@ -141,11 +142,23 @@ int
 tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 {
 	const char *type = tb_env_type(e), *corr = tb_env_corr(e), *to = tb_env_to(e);
+	const char *svc = tb_env_service(e);
 	enum tb_flow_role role = tb_flow_role(type);
 	int rc;
 
 	if ((rc = tb_flow_check_body(type, tb_env_body(e), d)) != TB_OK)
 		return rc;
+	/* refused here what the recipient would refuse: a request for a
+	 * service it does not offer */
+	if (role == TB_FLOW_REQUEST && svc != NULL && to != NULL) {
+		size_t m = tb_reg_find_member(n->reg, to);
+		bool found = false;
+		for (size_t i = 0; m != TB_REG_NONE && i < tb_reg_service_count(n->reg, m) && !found; i++)
+			found = strcmp(tb_reg_service_code(n->reg, m, i), svc) == 0;
+		if (!found)
+			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
+					   "%s does not offer service %s", to, svc);
+	}
 	if (role == TB_FLOW_ANSWER) {
 		struct tb_journal_inbound in;
 		if (corr == NULL)

@@ -12,6 +12,7 @@
 #include "../federation/tb_policy.h"
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_env.h"
+#include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
@@ -43,6 +44,7 @@ code_for(int err)
 		return COAP_RESPONSE_CODE(409);
 	case TB_E_HOPS:
 	case TB_E_NO_ROUTE:
+	case TB_E_SERVICE:
 	case TB_E_FORBIDDEN:
 		return COAP_RESPONSE_CODE(403);
 	case TB_E_CONTENT_FORMAT:
@@ -151,6 +153,20 @@ enum {
 	K_RETURN, /* a recipient's receipt for a message this node sent via a hub */
 };
 
+/* True when this node's registry entry lists service code svc. */
+static bool
+offers(struct tb_node *n, const char *svc)
+{
+	size_t m = n->reg ? tb_reg_find_member(n->reg, n->cfg.member_id) : TB_REG_NONE;
+
+	if (m == TB_REG_NONE)
+		return false;
+	for (size_t i = 0; i < tb_reg_service_count(n->reg, m); i++)
+		if (strcmp(tb_reg_service_code(n->reg, m, i), svc) == 0)
+			return true;
+	return false;
+}
+
 /* Checks beyond the envelope itself, and what to do with it: the carrier
  * (DTLS peer) must be the sender or the last relay; an envelope for this
  * node goes to its inbox (policy permitting) or, when it is a recipient's
@@ -177,6 +193,11 @@ route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag 
 			return TB_OK;
 		}
 		it->kind = K_LOCAL;
+		/* a request must be for a service this member offers */
+		if (tb_env_service(e) != NULL && tb_flow_role(tb_env_type(e)) == TB_FLOW_REQUEST &&
+		    !offers(n, tb_env_service(e)))
+			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
+					   "%s does not offer service %s", me, tb_env_service(e));
 		if (tb_env_service(e) != NULL && n->reg != NULL) {
 			struct tb_policy_decision pd;
 			if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) != TB_OK ||

@@ -72,6 +72,7 @@ static const struct {
 	{TB_E_FORBIDDEN, "forbidden", "not allowed"},
 	{TB_E_DRAINING, "draining", "node is shutting down"},
 	{TB_E_CONTENT_FORMAT, "content-format", "unsupported content-format"},
+	{TB_E_SERVICE, "service.not-offered", "service not offered by the recipient"},
 	{TB_E_BODY, "body.invalid", "message body is invalid for its type"},
 	{TB_E_FLOW_STATE, "flow.state", "not allowed in the case's current state"},
 	{TB_E_FLOW_UNMATCHED, "flow.unmatched", "answer matches no open request"},

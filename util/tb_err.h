@@ -78,6 +78,7 @@ enum tb_err {
 	TB_E_FORBIDDEN = -110,	     /* sender not allowed: wrong peer, not addressed here, policy */
 	TB_E_DRAINING = -111,	     /* node is shutting down */
 	TB_E_CONTENT_FORMAT = -112,  /* request not in the required content-format */
+	TB_E_SERVICE = -113,	     /* request for a service the recipient does not offer */
 	/* protocol/tb_flow: message meaning (-120..-129) */
 	TB_E_BODY = -120,	     /* body does not follow its type's schema */
 	TB_E_FLOW_STATE = -121,	     /* message not allowed in the case's state */
