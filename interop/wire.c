@@ -81,6 +81,7 @@ struct w {
 	struct regkey keys[MAX_KEYS];
 	size_t nkeys;
 	bool known; /* running the known-issues cases only */
+	const char *flow_service; /* service named by flow cases (NULL: none) */
 };
 
 static struct ex *cur;
@@ -1273,7 +1274,9 @@ flow_case(struct w *w, const char *id, const char *first_type, const char *type,
 	tb_buf_init(&fb);
 	memset(&m, 0, sizeof(m));
 	m.key = w->as_key;
-	m.service = "tongban-interop";
+	/* a request naming a service must name one the target offers; only
+	 * the service case names one it does not */
+	m.service = w->flow_service;
 	if (first_type != NULL) {
 		valid_body(first_type, &fb);
 		m.type = first_type;
@@ -1342,6 +1345,10 @@ flows_cases(struct w *w)
 		  CORR_NONE, 400, "body.invalid");
 	flow_case(w, "flows.body.control.ping", NULL, "control.ping", "{\"note\":\"tongban-interop\"}",
 		  CORR_NONE, 400, "body.invalid");
+	w->flow_service = "tongban-interop"; /* offered by nobody */
+	flow_case(w, "flows.service.not-offered", NULL, "identity.verify", NULL, CORR_NONE, 403,
+		  "service.not-offered");
+	w->flow_service = NULL;
 }
 
 int
