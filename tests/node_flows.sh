@@ -213,6 +213,11 @@ for pair in "320300 371300 -" "371300 411400 410000"; do
 	fl_answer "$A" "$PING" control.pong
 	nl_eq "control.pong $what" '{}' "$ANS"
 done
+# a request for a service the recipient does not offer (cities do not
+# offer the province-served medical.offsite-filing): refused at the API
+fl_refused "request for a service 371300 does not offer" 320300 371300 identity.verify \
+	medical.offsite-filing "{\"purpose\":\"medical.offsite-filing\",\"subject\":{\"idhash\":\"$P1\",\"kind\":\"person\"}}" \
+	"" 422 service.not-offered
 # the private city answers out through the registry endpoint of 320300
 fl_exchange 411400 320300 control.ping "" '{}'
 fl_answer 411400 "$ID" control.pong
