@@ -45,6 +45,62 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(n->base, &tv);
 }
 
+/* SIGHUP: re-reads the configuration.  Tunables apply at once; keys that
+ * name sockets, identities or files in use need a restart, and a change
+ * to one is reported and ignored. */
+static void
+reload_config(struct tb_node *n)
+{
+	struct tb_config c;
+	struct tb_diag d;
+	enum tb_log_level lvl;
+	char fixed[256] = "";
+
+	tb_diag_clear(&d);
+	if (tb_config_load(n->config_path, &c, &d) != TB_OK) {
+		log_warnx("SIGHUP: configuration not reloaded: %s", d.detail);
+		return;
+	}
+	if (!tb_log_level_parse(c.log_level, &lvl)) {
+		log_warnx("SIGHUP: configuration not reloaded: log_level: unknown level");
+		return;
+	}
+#define FIXED_S(k)                                                                    \
+	if (strcmp(c.k, n->cfg.k) != 0)                                               \
+	snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " " #k)
+	FIXED_S(member_id);
+	FIXED_S(listen_host);
+	FIXED_S(cert);
+	FIXED_S(key);
+	FIXED_S(sign_key);
+	FIXED_S(root);
+	FIXED_S(trust);
+	FIXED_S(registry);
+	FIXED_S(journal);
+	FIXED_S(api_host);
+	FIXED_S(api_token_file);
+	FIXED_S(registry_upstream);
+	FIXED_S(private_endpoints);
+	FIXED_S(responder);
+	FIXED_S(webhook);
+#undef FIXED_S
+	if (c.listen_port != n->cfg.listen_port || c.api_port != n->cfg.api_port)
+		snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " ports");
+	if (fixed[0] != '\0')
+		log_warnx("SIGHUP: changed keys need a restart, not applied:%s", fixed);
+	tb_log_set_level(lvl);
+	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", c.log_level);
+	n->cfg.max_message_size = c.max_message_size;
+	n->cfg.clock_skew = c.clock_skew;
+	n->cfg.retry_min_ms = c.retry_min_ms;
+	n->cfg.retry_max_ms = c.retry_max_ms;
+	n->cfg.batch_max = c.batch_max;
+	log_info("SIGHUP: configuration reloaded (log_level %s, max_message_size %lld, clock_skew "
+		 "%lld, retries %lld..%lld ms, batch_max %lld)",
+		 c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
+		 (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max);
+}
+
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -54,9 +110,13 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	reload_config(n);
+	tb_diag_clear(&d);
 	tb_buf_init(&b);
-	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, &d) != TB_OK ||
-	    tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK) {
+	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, &d) == TB_OK && b.len == n->reg_bytes.len &&
+	    memcmp(b.data, n->reg_bytes.data, b.len) == 0) {
+		log_info("SIGHUP: registry unchanged (serial %llu)", (unsigned long long)tb_reg_serial(n->reg));
+	} else if (d.code != TB_OK || tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK) {
 		char line[300];
 		log_warnx("SIGHUP: registry not reloaded, keeping serial %llu: %s",
 			  (unsigned long long)tb_reg_serial(n->reg), tb_diag_format(&d, line, sizeof(line)));
