@@ -43,7 +43,7 @@ struct tb_exchange {
 
 /* DTLS sessions kept to each peer: one block-wise exchange runs per
  * session, so parallel sessions carry parallel exchanges. */
-#define TB_PEER_SESSIONS 8
+#define TB_PEER_SESSIONS 16
 
 /* Per-peer outbound state (delivery, circuit breaker). */
 struct tb_peer {
