@@ -136,7 +136,10 @@ fields_of(const cJSON *o, struct tb_env_fields *f, char **bodytext)
 		f->hops = (int)v->valuedouble;
 	if (f->type == NULL)
 		return "type";
-	if (f->to == NULL)
+	/* without "to", "region" (with "service") asks the node to route */
+	if (f->to == NULL && (f->route_region = jstr(o, "region")) != NULL)
+		f->route_service = f->service;
+	if (f->to == NULL && (f->route_region == NULL || f->route_service == NULL))
 		return "to";
 	body = cJSON_GetObjectItemCaseSensitive(o, "body");
 	if (body != NULL) {

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,13 +144,24 @@ finish(int status, struct tb_buf *out)
 			out->len ? (const char *)out->data : "");
 }
 
+/* True when s (NULL allowed) can go between JSON quotes as is. */
+static bool
+json_safe(const char *s)
+{
+	for (; s != NULL && *s; s++)
+		if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20)
+			return false;
+	return true;
+}
+
 static void
 send_usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban send --node CONFIG --to ID --type TYPE [--service CODE]\n"
-		   "                    [--corr ID] [--body FILE] [--ttl SECONDS]\n"
+	fprintf(f, "Usage: tongban send --node CONFIG (--to ID | --region CODE) --type TYPE\n"
+		   "                    [--service CODE] [--corr ID] [--body FILE] [--ttl SECONDS]\n"
 		   "Submits a message through the node's local API; prints its id once the\n"
-		   "node has journalled it.\n");
+		   "node has journalled it.  With --region instead of --to the node routes it\n"
+		   "to the member that serves --service for that region.\n");
 }
 
 int
@@ -159,9 +171,11 @@ cmd_send(int argc, char **argv)
 		{"node", required_argument, NULL, 'n'}, {"to", required_argument, NULL, 't'},
 		{"type", required_argument, NULL, 'y'}, {"service", required_argument, NULL, 's'},
 		{"corr", required_argument, NULL, 'c'}, {"body", required_argument, NULL, 'b'},
-		{"ttl", required_argument, NULL, 'l'},	{"help", no_argument, NULL, 'h'},
+		{"ttl", required_argument, NULL, 'l'},	{"region", required_argument, NULL, 'g'},
+		{"help", no_argument, NULL, 'h'},
 		{0, 0, 0, 0}};
-	const char *node = NULL, *to = NULL, *type = NULL, *svc = NULL, *corr = NULL, *bodyf = NULL;
+	const char *node = NULL, *to = NULL, *type = NULL, *svc = NULL, *corr = NULL, *bodyf = NULL,
+		   *region = NULL;
 	long long ttl = 0;
 	struct tb_config cfg;
 	struct tb_buf body, req, out;
@@ -177,6 +191,7 @@ cmd_send(int argc, char **argv)
 		case 's': svc = optarg; break;
 		case 'c': corr = optarg; break;
 		case 'b': bodyf = optarg; break;
+		case 'g': region = optarg; break;
 		case 'l':
 			if (cli_parse_i64(optarg, &ttl) != 0 || ttl < 1)
 				return cli_usage_error("--ttl must be a positive number of seconds");
@@ -187,8 +202,8 @@ cmd_send(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (to == NULL || type == NULL)
-		return cli_usage_error("--to and --type are required");
+	if (type == NULL || (to == NULL && (region == NULL || svc == NULL)))
+		return cli_usage_error("--type and --to (or --service with --region) are required");
 	if ((rc = load_cfg(node, &cfg)) != EX_TB_OK)
 		return rc;
 	tb_buf_init(&body);
@@ -199,12 +214,16 @@ cmd_send(int argc, char **argv)
 		goto out;
 	}
 	/* the ids and codes are checked by the node; quote-safety here */
-	for (const char *s = to; *s; s++)
-		if (*s == '"' || *s == '\\') {
-			rc = cli_usage_error("invalid --to");
-			goto out;
-		}
-	tb_buf_printf(&req, "{\"to\":\"%s\",\"type\":\"%s\"", to, type);
+	if (!json_safe(to) || !json_safe(type) || !json_safe(svc) || !json_safe(corr) ||
+	    !json_safe(region)) {
+		rc = cli_usage_error("arguments may not contain quotes, backslashes or control characters");
+		goto out;
+	}
+	tb_buf_printf(&req, "{\"type\":\"%s\"", type);
+	if (to)
+		tb_buf_printf(&req, ",\"to\":\"%s\"", to);
+	if (region)
+		tb_buf_printf(&req, ",\"region\":\"%s\"", region);
 	if (svc)
 		tb_buf_printf(&req, ",\"service\":\"%s\"", svc);
 	if (corr)

@@ -8,6 +8,7 @@
 
 #include "../certs/tb_cert.h"
 #include "../federation/tb_reg.h"
+#include "../federation/tb_route.h"
 #include "../federation/tb_trust.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
@@ -183,6 +184,7 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		       struct tb_diag *d)
 {
 	struct tb_reg *reg;
+	struct tb_route *rt;
 	int rc;
 
 	if ((reg = tb_reg_parse(doc, len, d)) == NULL)
@@ -196,6 +198,12 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 		goto fail;
 	}
+	if ((rt = tb_route_new(reg, d)) == NULL) {
+		rc = d->code;
+		goto fail;
+	}
+	tb_route_free(n->route);
+	n->route = rt;
 	tb_reg_free(n->reg);
 	n->reg = reg;
 	tb_buf_reset(&n->reg_bytes);
@@ -217,6 +225,22 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 fail:
 	tb_reg_free(reg);
 	return rc;
+}
+
+int
+tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
+	      struct tb_diag *d)
+{
+	struct tb_route_result r;
+	int rc;
+
+	if (n->route == NULL)
+		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no registry");
+	if ((rc = tb_route_resolve(n->route, service, region, &r)) != TB_OK)
+		return tb_diag_set(d, rc == TB_E_NO_ROUTE ? TB_E_NO_ROUTE : TB_E_FIELD_VALUE,
+				   TB_DIAG_NOPOS, "no member serves %s for region %s", service, region);
+	snprintf(member, 16, "%s", r.member_id);
+	return TB_OK;
 }
 
 static int
@@ -418,6 +442,7 @@ tb_node_free(struct tb_node *n)
 		return;
 	tb_key_free(n->sign_key);
 	tb_trust_free(n->trust);
+	tb_route_free(n->route);
 	tb_reg_free(n->reg);
 	free_pubs(n);
 	tb_buf_free(&n->reg_bytes);

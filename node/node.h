@@ -17,6 +17,7 @@
 #include "config.h"
 
 struct tb_reg;
+struct tb_route;
 struct tb_trust;
 struct tb_journal;
 struct tb_responder;
@@ -79,6 +80,7 @@ struct tb_node {
 	uint8_t sign_kid[TB_KEYID_LEN];
 	struct tb_trust *trust;
 	struct tb_reg *reg;
+	struct tb_route *route; /* route table of reg */
 	struct tb_buf reg_bytes; /* the registry document as served */
 	struct tb_journal *journal;
 	struct evhttp *http;
@@ -138,6 +140,10 @@ const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint
 /* Checks a DTLS peer certificate (DER) against the registry: the member
  * id it belongs to (interned, owned by the node), or NULL. */
 const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+/* The member serving service for region under the current registry
+ * (copied into member, 16 bytes); TB_E_NO_ROUTE when none. */
+int tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
+		  struct tb_diag *d);
 /* First endpoint host/port for the next hop towards member `to`. */
 int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 		     coap_address_t *addr, struct tb_diag *d);

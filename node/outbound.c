@@ -67,6 +67,7 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 			char (*ids)[33], size_t *bad, struct tb_diag *d)
 {
 	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
+	char (*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
 	struct tb_buf b;
 	int rc = TB_OK;
 	size_t made = 0;
@@ -74,8 +75,11 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 
 	*bad = 0;
 	tb_buf_init(&b);
-	if (envs == NULL)
+	if (envs == NULL || routed == NULL) {
+		free(envs);
+		free(routed);
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	}
 	for (size_t i = 0; i < count; i++, made++) {
 		struct tb_env_fields f = fin[i];
 		char hop[16];
@@ -83,8 +87,18 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		*bad = i;
 		f.from = n->cfg.member_id;
 		f.created = now;
+		/* no recipient: the route table names the member serving the
+		 * service for the region (docs/PROTOCOL.md 8.1) */
+		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
+			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i], d)) != TB_OK)
+				goto out;
+			f.to = routed[i];
+			if (f.service == NULL)
+				f.service = f.route_service;
+			f.route_service = f.route_region = NULL;
+		}
 		if (f.to == NULL) {
-			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to");
+			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to (or service and region)");
 			goto out;
 		}
 		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
@@ -147,6 +161,7 @@ out:
 	for (size_t i = 0; i < made && i < count; i++)
 		tb_env_free(envs[i]);
 	free(envs);
+	free(routed);
 	tb_buf_free(&b);
 	return rc;
 }

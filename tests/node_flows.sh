@@ -213,6 +213,15 @@ for pair in "320300 371300 -" "371300 411400 410000"; do
 	fl_answer "$A" "$PING" control.pong
 	nl_eq "control.pong $what" '{}' "$ANS"
 done
+# no recipient given: the node routes by service and region (PROTOCOL.md 8.1)
+printf '{"purpose":"hukou.transfer","subject":{"idhash":"%s","kind":"person"}}' "$P1" >"$W/routed.json"
+RID=$("$TB" send --node "$(nl_conf 320300)" --region 371302 --service hukou.transfer \
+	--type identity.verify --body "$W/routed.json") || nl_fail "send routed by region" "an id" "$RID"
+nl_wait 20 "routed identity.verify $RID delivered" nl_delivered 320300 "$RID"
+nl_has "routed message went to Linyi" '"from":"371300"' "$(nl_status 320300 "$RID")"
+out=$("$TB" send --node "$(nl_conf 320300)" --region 110000 --service hukou.transfer \
+	--type control.ping 2>&1) && nl_fail "send to a region nobody serves" "refused" "$out"
+nl_has "region nobody serves" '"error":"route.none"' "$out"
 # a request for a service the recipient does not offer (cities do not
 # offer the province-served medical.offsite-filing): refused at the API
 fl_refused "request for a service 371300 does not offer" 320300 371300 identity.verify \
