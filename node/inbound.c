@@ -251,7 +251,7 @@ make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, const char
 
 /* Queues a relayed envelope (this hub now on its path) for its
  * recipient under the original id, in the exchange's transaction. */
-static void
+static bool
 relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_msg *in,
 	    const struct tb_buf *fwd, bool *relayed)
 {
@@ -262,13 +262,17 @@ relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_m
 	m.receipt_len = 0;
 	m.envelope = fwd->data;
 	m.envelope_len = fwd->len;
-	if (tb_journal_outbound_put(n->journal, &m, tb_now()) == TB_OK) {
+	int rc = tb_journal_outbound_put(n->journal, &m, tb_now());
+	if (rc == TB_OK) {
 		tb_journal_audit_append(n->journal, 'o', m.id, m.digest, m.to, tb_now(), "relayed");
 		*relayed = true;
-	} else {
-		log_warnx("relay of %s to %s not queued: %s", m.id, m.to,
-			  tb_journal_diag(n->journal)->detail);
+		return true;
 	}
+	if (rc == TB_E_REPLAY) /* already queued by an earlier copy */
+		return true;
+	log_warnx("relay of %s to %s not queued: %s", m.id, m.to,
+		  tb_journal_diag(n->journal)->detail);
+	return false;
 }
 
 /* A recipient's receipt that came back through a hub: it settles the
@@ -429,6 +433,19 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			tb_buf_free(&orig);
 			continue;
 		}
+		/* a hub queues the relay first: if that fails, nothing is
+		 * recorded and the sender is told to retry (io), rather than
+		 * answered "relayed" for a message that was not kept */
+		tb_buf_reset(&orig);
+		if (it[i].kind == K_RELAY &&
+		    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
+		    !relay_queue(n, it[i].env, &m, &it[i].fwd, &relayed)) {
+			tb_diag_set(&it[i].d, TB_E_IO, TB_DIAG_NOPOS, "relay not queued");
+			tb_env_free(it[i].receipt);
+			it[i].receipt = NULL;
+			tb_buf_free(&orig);
+			continue;
+		}
 		tb_buf_reset(&orig);
 		jr = tb_journal_inbound_put(n->journal, &m, &orig);
 		if (jr == TB_E_REPLAY && orig.len == 0) {
@@ -452,9 +469,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			if (it[i].kind != K_LOCAL) {
 				/* not for this city's systems: kept for idempotency only */
 				tb_journal_inbox_ack(n->journal, m.id);
-				if (it[i].kind == K_RELAY)
-					relay_queue(n, it[i].env, &m, &it[i].fwd, &relayed);
-				else
+				if (it[i].kind == K_RETURN)
 					settle_return(n, it[i].env, m.envelope, m.envelope_len);
 			}
 		}

@@ -185,6 +185,7 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 {
 	struct tb_reg *reg;
 	struct tb_route *rt;
+	struct tb_buf copy;
 	int rc;
 
 	if ((reg = tb_reg_parse(doc, len, d)) == NULL)
@@ -202,23 +203,32 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		rc = d->code;
 		goto fail;
 	}
+	/* the bytes served at /fed/registry are copied before anything is
+	 * replaced, so a memory error leaves the old registry whole */
+	tb_buf_init(&copy);
+	if (tb_buf_add(&copy, doc, len) != TB_OK) {
+		tb_route_free(rt);
+		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto fail;
+	}
 	tb_route_free(n->route);
 	n->route = rt;
 	tb_reg_free(n->reg);
 	n->reg = reg;
-	tb_buf_reset(&n->reg_bytes);
-	if (tb_buf_add(&n->reg_bytes, doc, len) != TB_OK)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	tb_buf_free(&n->reg_bytes);
+	n->reg_bytes = copy;
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
 		 (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
 		 (long long)tb_reg_valid_until(reg));
-	/* client sessions to members no longer active are cut; inbound
+	/* client sessions to members no longer active are cut at the next
+	 * delivery round (this may run inside a libcoap callback); inbound
 	 * messages are checked against the new registry anyway */
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
 		size_t pm = tb_reg_find_member(reg, p->id);
 		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
-			tb_transport_drop_peer(n, p->id);
+			p->drop = true;
 	}
+	tb_outbound_schedule(n, 0);
 	if (n->res_registry != NULL)
 		tb_inbound_registry_changed(n);
 	return TB_OK;

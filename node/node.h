@@ -38,7 +38,6 @@ struct tb_exchange {
 	char (*digests)[65];
 	char (*tos)[16];
 	int64_t sent_ms;
-	struct tb_buf *body; /* request payload, kept until the answer */
 	struct tb_exchange *next;
 };
 
@@ -51,6 +50,7 @@ struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS];
 	int inflight[TB_PEER_SESSIONS]; /* exchanges awaiting an answer, per session */
+	bool drop;		/* release all sessions at the next delivery round */
 	int failures;		/* consecutive failures */
 	int64_t open_until_ms;	/* circuit open (no sends) until then */
 	struct tb_peer *next;
@@ -157,6 +157,9 @@ void tb_transport_kick(struct tb_node *n);
 coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
 				     struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
+/* Releases slot's session of peer id if it is still s (outside libcoap
+ * callbacks only). */
+void tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s);
 /* The peer record for member id (created on first use); NULL on memory error. */
 struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 

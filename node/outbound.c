@@ -297,6 +297,14 @@ free_exchange(struct tb_exchange *x)
 	free(x);
 }
 
+static void
+release_body(coap_session_t *s, void *p)
+{
+	(void)s;
+	tb_buf_free(p);
+	free(p);
+}
+
 /* Sends up to count due messages to hop in one exchange. */
 static int
 send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
@@ -307,6 +315,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	struct tb_buf *body;
 	struct tb_exchange *x;
 	uint8_t fmt[4];
+	bool owned = false;
 
 	if (s == NULL) {
 		log_warnx("no session to %s: %s", hop, d.detail);
@@ -347,8 +356,11 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
 			coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
 			fmt);
-	if (!coap_add_data_large_request(s, pdu, body->len, body->data,
-					 (coap_release_large_data_t) /* frees body */ NULL, NULL))
+	/* libcoap sends the blocks from body for as long as the transfer
+	 * lives (possibly past our giving up on the answer): it owns body
+	 * from here and frees it with release_body, also on failure */
+	owned = true;
+	if (!coap_add_data_large_request(s, pdu, body->len, body->data, release_body, body))
 		goto fail;
 	x->sent_ms = tb_now_ms();
 	x->session = s;
@@ -357,10 +369,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		pdu = NULL;
 		goto fail;
 	}
-	/* libcoap copied nothing: keep body alive with the exchange */
 	x->next = n->exchanges;
 	n->exchanges = x;
-	x->body = body;
 	struct tb_peer *p = peer_of(n, hop);
 	if (p != NULL)
 		p->inflight[slot]++;
@@ -368,8 +378,10 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 fail:
 	if (pdu != NULL)
 		coap_delete_pdu(pdu);
-	tb_buf_free(body);
-	free(body);
+	if (!owned) {
+		tb_buf_free(body);
+		free(body);
+	}
 	free_exchange(x);
 	return -1;
 }
@@ -400,6 +412,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (n->draining)
 		return;
+	/* peers a new registry made inactive: their sessions go now, outside
+	 * any libcoap callback */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		if (p->drop) {
+			p->drop = false;
+			tb_transport_drop_peer(n, p->id);
+		}
 	/* an exchange libcoap neither answered nor gave up on (it normally
 	 * nacks first): forget it, its messages are due again */
 	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL;) {
@@ -411,7 +430,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		*pp = x->next;
 		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
 			  x->hop, ANSWER_TIMEOUT_S, x->count);
-		tb_transport_drop_peer(n, x->hop);
+		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
 		finish_exchange(n, x, false);
 	}
 	/* no more than one round of exchanges can carry: reading the whole
@@ -545,7 +564,8 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 		  (long long)(tb_now_ms() - x->sent_ms));
 
 	if (p != NULL) {
-		if (p->inflight[x->slot] > 0)
+		/* the slot may hold a newer session by now */
+		if (p->sessions[x->slot] == x->session && p->inflight[x->slot] > 0)
 			p->inflight[x->slot]--;
 		if (ok) {
 			p->failures = 0;
@@ -555,9 +575,22 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 				  BREAKER_OPEN_MS / 1000, p->failures);
 		}
 	}
-	tb_buf_free(x->body);
-	free(x->body);
 	free_exchange(x);
+}
+
+/* True for an error object whose reason is the receiver's own trouble
+ * (io, nomem, crypto, draining): worth retrying, unlike a refusal. */
+static bool
+transient_error(const uint8_t *p, size_t len)
+{
+	struct tb_json_doc *doc = tb_json_parse(p, len, NULL, NULL);
+	const struct tb_json *e = doc ? tb_json_get(tb_json_root(doc), "error") : NULL;
+	const char *r = e ? tb_json_string(e, NULL) : NULL;
+	bool yes = r != NULL && (strcmp(r, "io") == 0 || strcmp(r, "nomem") == 0 ||
+				 strcmp(r, "crypto") == 0 || strcmp(r, "draining") == 0);
+
+	tb_json_doc_free(doc);
+	return yes;
 }
 
 /* True when an answer element is an error object {"error": ...}. */
@@ -656,6 +689,10 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		char why[64];
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt", x->hop);
 		tb_journal_outbound_retry(n->journal, x->ids[i], now + RELAY_WAIT_S, why);
+	} else if (coap_class != 4 && transient_error(p, len)) {
+		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
+					  "receiver failed internally; retrying");
+		n->m.out_retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
@@ -755,7 +792,8 @@ tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r
 		}
 		tb_journal_commit(n->journal);
 	}
-	tb_transport_drop_peer(n, x->hop);
+	/* the session is not released here, inside libcoap's callback: a
+	 * failed session is found dead and replaced on its next use */
 	finish_exchange(n, x, false);
 	tb_outbound_schedule(n, 1000);
 }

@@ -55,8 +55,10 @@ resync_cb(evutil_socket_t fd, short what, void *arg)
 	 * or lost with its session */
 	if (n->obs_session != NULL && !n->obs_ok &&
 	    tb_now_ms() - n->obs_last_ms > RESYNC_S * 1000) {
-		tb_transport_drop_peer(n, n->cfg.registry_upstream);
+		/* ask again; the delivery sessions to the hub stay (a dead
+		 * session is replaced by tb_transport_session) */
 		n->obs_session = NULL;
+		n->obs_toklen = 0;
 	}
 	if (n->obs_session == NULL || n->obs_toklen == 0)
 		observe(n);

@@ -239,8 +239,6 @@ out:
 	while (n->exchanges != NULL) {
 		struct tb_exchange *x = n->exchanges;
 		n->exchanges = x->next;
-		tb_buf_free(x->body);
-		free(x->body);
 		free(x->ids);
 		free(x->digests);
 		free(x->tos);

@@ -136,12 +136,13 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 	}
 	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	    ev == COAP_EVENT_SESSION_FAILED) {
+		/* the session keeps its reference until its next use finds it
+		 * dead (tb_transport_session): no release inside a callback */
 		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
 			for (int i = 0; i < TB_PEER_SESSIONS; i++)
 				if (p->sessions[i] == s) {
 					log_debug("session %d to %s closed (event %d)", i, p->id,
 						  (int)ev);
-					p->sessions[i] = NULL;
 					p->inflight[i] = 0;
 				}
 		tb_regsync_lost(n, s);
@@ -251,6 +252,14 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
 	}
+	if (p->sessions[slot] != NULL &&
+	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
+		/* closed or failed: replace it */
+		tb_regsync_lost(n, p->sessions[slot]);
+		coap_session_release(p->sessions[slot]);
+		p->sessions[slot] = NULL;
+		p->inflight[slot] = 0;
+	}
 	if (p->sessions[slot] != NULL)
 		return p->sessions[slot];
 	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
@@ -263,6 +272,19 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	}
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
 	return p->sessions[slot];
+}
+
+void
+tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s)
+{
+	struct tb_peer *p = find_peer(n, id, false);
+
+	if (p == NULL || slot < 0 || slot >= TB_PEER_SESSIONS || p->sessions[slot] != s || s == NULL)
+		return;
+	tb_regsync_lost(n, s);
+	coap_session_release(s);
+	p->sessions[slot] = NULL;
+	p->inflight[slot] = 0;
 }
 
 void
