@@ -616,12 +616,12 @@ tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb
 	if (days == 0 || days > 36500)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
 	return tb_ca_issue_window(ca, csr, (int64_t)now - BACKDATE,
-				  (int64_t)now + (int64_t)days * 86400, out, d);
+	                          (int64_t)now + (int64_t)days * 86400, out, d);
 }
 
 int
 tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
-		   int64_t not_after, struct tb_buf *out, struct tb_diag *d)
+                   int64_t not_after, struct tb_buf *out, struct tb_diag *d)
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_pubkey_t pk = NULL;

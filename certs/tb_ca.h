@@ -88,7 +88,7 @@ int tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struc
 /* Same with an explicit validity window (Unix seconds); for test
  * identities (an expired certificate) and planned rotations. */
 int tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
-		       int64_t not_after, struct tb_buf *out, struct tb_diag *d);
+                       int64_t not_after, struct tb_buf *out, struct tb_diag *d);
 
 /* RFC 5280 revocation reasons, by name ("unspecified", "keyCompromise",
  * "cACompromise", "affiliationChanged", "superseded",

@@ -43,12 +43,9 @@ const char *
 tb_alg_name(enum tb_alg alg)
 {
 	switch (alg) {
-	case TB_ALG_ED25519:
-		return "ed25519";
-	case TB_ALG_P256:
-		return "p256";
-	default:
-		return NULL;
+	case TB_ALG_ED25519: return "ed25519";
+	case TB_ALG_P256: return "p256";
+	default: return NULL;
 	}
 }
 
@@ -112,7 +109,8 @@ tb_pub_wrap(gnutls_pubkey_t pk, struct tb_diag *d)
 
 	if (alg == TB_ALG_NONE) {
 		gnutls_pubkey_deinit(pk);
-		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "key algorithm is neither Ed25519 nor P-256");
+		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
+		            "key algorithm is neither Ed25519 nor P-256");
 		return NULL;
 	}
 	if ((pub = calloc(1, sizeof(*pub))) == NULL) {
@@ -147,7 +145,8 @@ tb_key_wrap(gnutls_privkey_t pk, struct tb_diag *d)
 	if (alg == TB_ALG_NONE) {
 		gnutls_pubkey_deinit(pub);
 		gnutls_privkey_deinit(pk);
-		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "key algorithm is neither Ed25519 nor P-256");
+		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
+		            "key algorithm is neither Ed25519 nor P-256");
 		return NULL;
 	}
 	if ((key = calloc(1, sizeof(*key))) == NULL) {
@@ -194,14 +193,14 @@ tb_key_generate(enum tb_alg alg, struct tb_diag *d)
 		rc = gnutls_privkey_generate2(pk, GNUTLS_PK_EDDSA_ED25519, 256, 0, NULL, 0);
 	else if (alg == TB_ALG_P256)
 		rc = gnutls_privkey_generate2(pk, GNUTLS_PK_ECDSA,
-					      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
-					      NULL, 0);
+		                              GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
+		                              NULL, 0);
 	else
 		rc = GNUTLS_E_INVALID_REQUEST;
 	if (rc < 0) {
 		gnutls_privkey_deinit(pk);
 		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "key generation failed: %s",
-			    gnutls_strerror(rc));
+		            gnutls_strerror(rc));
 		return NULL;
 	}
 	return tb_key_wrap(pk, d);
@@ -228,11 +227,12 @@ tb_key_import(const uint8_t *pem, size_t len, const char *password, struct tb_di
 		if (rc == GNUTLS_E_DECRYPTION_FAILED)
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "wrong password for encrypted key");
 		else if (password == NULL && (rc == GNUTLS_E_INVALID_PASSWORD ||
-					      memmem(pem, len, "ENCRYPTED", 9) != NULL))
-			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "key is encrypted: a password is needed");
+		                              memmem(pem, len, "ENCRYPTED", 9) != NULL))
+			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
+			            "key is encrypted: a password is needed");
 		else
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "not a PEM private key (%s)",
-				    gnutls_strerror(rc));
+			            gnutls_strerror(rc));
 		return NULL;
 	}
 	return tb_key_wrap(pk, d);
@@ -263,13 +263,13 @@ tb_key_save(const struct tb_key *key, const char *path, const char *password, st
 
 	if (gnutls_privkey_export_x509(key->pk, &xk) < 0)
 		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot export key");
-	rc = gnutls_x509_privkey_export2_pkcs8(xk, GNUTLS_X509_FMT_PEM, password,
-					       password ? GNUTLS_PKCS_PBES2_AES_256 : GNUTLS_PKCS_PLAIN,
-					       &out);
+	rc = gnutls_x509_privkey_export2_pkcs8(
+	    xk, GNUTLS_X509_FMT_PEM, password,
+	    password ? GNUTLS_PKCS_PBES2_AES_256 : GNUTLS_PKCS_PLAIN, &out);
 	gnutls_x509_privkey_deinit(xk);
 	if (rc < 0)
 		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot encode key: %s",
-				   gnutls_strerror(rc));
+		                   gnutls_strerror(rc));
 	rc = tb_file_write(path, out.data, out.size, 0600, 1, d);
 	gnutls_memset(out.data, 0, out.size);
 	gnutls_free(out.data);
@@ -387,13 +387,12 @@ tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d)
 		if (rc < 0) {
 			gnutls_pubkey_deinit(pk);
 			tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS, "malformed certificate (%s)",
-				    gnutls_strerror(rc));
+			            gnutls_strerror(rc));
 			return NULL;
 		}
 	} else if (gnutls_pubkey_import(pk, &dat, GNUTLS_X509_FMT_PEM) < 0) {
 		gnutls_pubkey_deinit(pk);
-		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
-			    "not a PEM public key or certificate");
+		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "not a PEM public key or certificate");
 		return NULL;
 	}
 	return tb_pub_wrap(pk, d);
@@ -487,14 +486,16 @@ tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n, const uint8_
 
 	if (pub->alg == TB_ALG_ED25519) {
 		gnutls_datum_t s = {(unsigned char *)sig, TB_SIG_LEN};
-		return gnutls_pubkey_verify_data2(pub->pk, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) >= 0;
+		return gnutls_pubkey_verify_data2(pub->pk, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) >=
+		       0;
 	} else {
 		gnutls_datum_t r = {(unsigned char *)sig, 32}, s = {(unsigned char *)sig + 32, 32};
 		gnutls_datum_t der = {0};
 		bool ok;
 		if (gnutls_encode_rs_value(&der, &r, &s) < 0)
 			return false;
-		ok = gnutls_pubkey_verify_data2(pub->pk, GNUTLS_SIGN_ECDSA_SHA256, 0, &in, &der) >= 0;
+		ok = gnutls_pubkey_verify_data2(pub->pk, GNUTLS_SIGN_ECDSA_SHA256, 0, &in, &der) >=
+		     0;
 		gnutls_free(der.data);
 		return ok;
 	}

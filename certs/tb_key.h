@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct tb_key;	/* a private key */
-struct tb_pub;	/* a public key */
+struct tb_key; /* a private key */
+struct tb_pub; /* a public key */
 struct tb_buf;
 struct tb_diag;
 
@@ -41,11 +41,11 @@ struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
 struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
 /* Same from memory (borrowed). */
 struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
-			     struct tb_diag *d);
+                             struct tb_diag *d);
 /* Writes the key as PKCS#8 PEM to path with mode 0600, encrypted with
  * AES-256 (PBES2) when password != NULL.  Refuses to overwrite. */
 int tb_key_save(const struct tb_key *key, const char *path, const char *password,
-		struct tb_diag *d);
+                struct tb_diag *d);
 /* Wipes and frees. NULL allowed. */
 void tb_key_free(struct tb_key *key);
 
@@ -72,7 +72,7 @@ int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
 int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
 /* True when sig (TB_SIG_LEN bytes) is pub's signature over data. */
 bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
-		   const uint8_t sig[TB_SIG_LEN]);
+                   const uint8_t sig[TB_SIG_LEN]);
 
 /* SHA-256 of n bytes. */
 void tb_sha256(const void *data, size_t n, uint8_t out[32]);

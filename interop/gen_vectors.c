@@ -31,7 +31,8 @@ static void
 die(const char *what, const struct tb_diag *d)
 {
 	char msg[256];
-	fprintf(stderr, "gen_vectors: %s: %s\n", what, d ? tb_diag_format(d, msg, sizeof(msg)) : "");
+	fprintf(stderr, "gen_vectors: %s: %s\n", what,
+	        d ? tb_diag_format(d, msg, sizeof(msg)) : "");
 	exit(1);
 }
 
@@ -105,7 +106,8 @@ static void
 set_input(struct tb_json_doc *doc, struct tb_json *o, const struct tb_buf *in)
 {
 	if (tb_utf8_valid(in->data, in->len)) {
-		tb_json_set(doc, o, "input", tb_json_new_string(doc, (const char *)in->data, in->len));
+		tb_json_set(doc, o, "input",
+		            tb_json_new_string(doc, (const char *)in->data, in->len));
 	} else {
 		char *b64 = malloc(tb_b64url_len(in->len) + 1);
 		tb_b64url_encode(in->data, in->len, b64);
@@ -116,11 +118,11 @@ set_input(struct tb_json_doc *doc, struct tb_json *o, const struct tb_buf *in)
 
 static void
 env_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t now,
-	   const char *expect)
+           const char *expect)
 {
 	struct tb_json_doc *doc = tb_json_doc_new();
 	struct tb_json *o = tb_json_new_object(doc), *keys = tb_json_new_object(doc),
-		       *a = tb_json_new_array(doc), *b = tb_json_new_array(doc);
+	               *a = tb_json_new_array(doc), *b = tb_json_new_array(doc);
 	struct tb_env *e;
 	struct tb_diag d;
 
@@ -179,9 +181,9 @@ mk(const char *type, const char *from, const char *to, const char *body, int64_t
 static void
 base(struct tb_buf *out, const struct tb_key *k)
 {
-	struct tb_env *e = mk("case.submit", "320300", "371300",
-			      "{\"applicant\":{\"idhash\":\"6b1f0c3d4\"},\"mode\":\"joint\"}", NOW - 60,
-			      86400, 4);
+	struct tb_env *e =
+	    mk("case.submit", "320300", "371300",
+	       "{\"applicant\":{\"idhash\":\"6b1f0c3d4\"},\"mode\":\"joint\"}", NOW - 60, 86400, 4);
 	if (k != NULL)
 		tb_env_seal(e, k, NULL);
 	tb_buf_reset(out);
@@ -228,12 +230,13 @@ envelopes(void)
 	tb_env_free(e);
 	env_vector("ok-p256", "valid envelope signed with ECDSA P-256", &b, NOW, "ok");
 	for (int i = 0; i < 3; i++)
-		bt[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}", NOW - 60, 3600, 4);
+		bt[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}", NOW - 60,
+		           3600, 4);
 	tb_env_seal_batch(bt, 3, alice, NULL);
 	tb_buf_reset(&b);
 	tb_env_serialize(bt[2], &b);
 	env_vector("ok-batch", "leaf 2 of a batch of 3 (RFC 9162 proof, one signature)", &b, NOW,
-		   "ok");
+	           "ok");
 	tb_buf_reset(&b);
 	tb_env_serialize(bt[0], &b);
 	repl(&b, "\"i\":0", "\"i\":3");
@@ -247,8 +250,8 @@ envelopes(void)
 	tb_env_serialize(e, &b);
 	tb_env_free(e);
 	env_vector("ok-route-relayed",
-		   "route request instead of to, relayed by hub 370000 (relay is not signed)", &b,
-		   NOW, "ok");
+	           "route request instead of to, relayed by hub 370000 (relay is not signed)", &b,
+	           NOW, "ok");
 	base(&b, alice);
 	repl(&b, "}", ",}");
 	env_vector("json-syntax", "trailing comma in an object", &b, NOW, "json.syntax");
@@ -264,7 +267,7 @@ envelopes(void)
 	base(&b, alice);
 	repl(&b, "\"joint\"", "-1e309");
 	env_vector("json-number-range", "number beyond the double range", &b, NOW,
-		   "json.number-range");
+	           "json.number-range");
 	base(&b, alice);
 	repl(&b, "\"joint\"", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
 	env_vector("json-depth", "33 levels of nesting (limit 32)", &b, NOW, "json.depth");
@@ -296,7 +299,7 @@ envelopes(void)
 	base(&b, alice);
 	repl(&b, "\"from\":\"320300\"", "\"from\":\"032030\"");
 	env_vector("field-value", "from is not a member id (first digit 0)", &b, NOW,
-		   "field.value");
+	           "field.value");
 	base(&b, alice);
 	repl(&b, "\"type\":\"case.submit\"", "\"type\":\"case.frobnicate\"");
 	env_vector("type-unknown", "type not defined by version 1", &b, NOW, "type.unknown");
@@ -307,22 +310,23 @@ envelopes(void)
 	env_vector("sig-alg", "alg p256 but the key is Ed25519", &b, NOW, "sig.alg");
 	base(&b, bob);
 	env_vector("sig-unknown-key", "from 320300 but signed with a key of 371300", &b, NOW,
-		   "sig.unknown-key");
+	           "sig.unknown-key");
 	base(&b, alice);
 	repl(&b, "joint", "online");
 	env_vector("sig-bad", "body changed after signing", &b, NOW, "sig.bad");
 	base(&b, alice);
 	env_vector("time-expired", "now = expires", &b, NOW - 60 + 86400, "time.expired");
 	env_vector("time-future", "created 301 s ahead of now (skew 300)", &b, NOW - 60 - 301,
-		   "time.future");
+	           "time.future");
 	env_vector("ok-skew", "created exactly 300 s ahead of now (skew 300)", &b, NOW - 60 - 300,
-		   "ok");
+	           "ok");
 	base(&b, alice);
 	repl(&b, "\"sig\":", "\"relay\":{\"path\":[\"370000\",\"320000\",\"370000\"]},\"sig\":");
 	env_vector("hops-loop", "relay path names 370000 twice", &b, NOW, "hops");
 	base(&b, alice);
 	repl(&b, "\"sig\":",
-	     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},\"sig\":");
+	     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},"
+	     "\"sig\":");
 	env_vector("hops-limit", "relay path of 5 with hops 4", &b, NOW, "hops");
 	tb_buf_free(&b);
 }
@@ -337,8 +341,8 @@ reg_base(const char *fed)
 	struct tb_diag d;
 	struct tb_reg *r = tb_reg_new(fed, NOW - 86400, NOW + 30 * 86400, &d);
 	const struct tb_key *ks[2] = {alice, bob};
-	const char *ids[2] = {"320300", "371300"}, *eps[2] = {"coaps://192.0.2.1:5684",
-							      "coaps://192.0.2.2:5684"};
+	const char *ids[2] = {"320300", "371300"},
+	           *eps[2] = {"coaps://192.0.2.1:5684", "coaps://192.0.2.2:5684"};
 	const char *regions[2][1] = {{"3203"}, {"3713"}};
 
 	if (r == NULL)
@@ -352,8 +356,8 @@ reg_base(const char *fed)
 		snprintf(name, sizeof(name), "Member %s", ids[i]);
 		struct tb_reg_key_spec k = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec s = {"hukou.transfer", regions[i], 1};
-		struct tb_reg_member_spec m = {ids[i], name, NULL, TB_ROLE_CITY, TB_STATUS_ACTIVE,
-					       &eps[i], 1, &k, 1, &s, 1};
+		struct tb_reg_member_spec m = {
+		    ids[i], name, NULL, TB_ROLE_CITY, TB_STATUS_ACTIVE, &eps[i], 1, &k, 1, &s, 1};
 		if (tb_reg_add_member(r, &m, &d) != TB_OK)
 			die("add member", &d);
 		tb_buf_free(&spki);
@@ -365,7 +369,7 @@ reg_base(const char *fed)
 
 static void
 reg_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t now,
-	   int64_t previous, const char *expect)
+           int64_t previous, const char *expect)
 {
 	struct tb_json_doc *doc = tb_json_doc_new();
 	struct tb_json *o = tb_json_new_object(doc);
@@ -411,7 +415,7 @@ registries(void)
 	{
 		uint8_t kid[TB_KEYID_LEN];
 		const char *pem = "-----BEGIN CERTIFICATE-----\n"
-				  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
+		                  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
 		memset(kid, 0xab, sizeof(kid));
 		tb_trust_set_root(t, pem, strlen(pem), kid, &d);
 	}
@@ -438,7 +442,8 @@ registries(void)
 	tb_trust_free(t);
 
 	const struct tb_key *a12[] = {auth[0], auth[1]}, *all[] = {auth[0], auth[1], auth[2]},
-			    *a1[] = {auth[0]}, *a1r[] = {auth[0], rogue}, *a13[] = {auth[0], auth[2]};
+	                    *a1[] = {auth[0]}, *a1r[] = {auth[0], rogue},
+	                    *a13[] = {auth[0], auth[2]};
 	r = reg_base("interop");
 	signed_text(r, a12, 2, &b);
 	reg_vector("ok-2of3", "signed by 2 of 3 authorities (threshold 2)", &b, NOW, 0, "ok");
@@ -452,12 +457,12 @@ registries(void)
 		tb_buf_add(&t2, b.data, b.len);
 		repl(&t2, "Member 320300", "Member 320399");
 		reg_vector("tampered", "a member name changed after signing", &t2, NOW, 0,
-			   "reg.bad-signature");
+		           "reg.bad-signature");
 		tb_buf_reset(&t2);
 		tb_buf_add(&t2, b.data, b.len);
 		repl(&t2, "\"v\":1", "\"v\":1,\"zz\":1");
 		reg_vector("field-unknown", "member not defined by version 1", &t2, NOW, 0,
-			   "field.unknown");
+		           "field.unknown");
 		tb_buf_free(&t2);
 	}
 	tb_reg_free(r);
@@ -472,12 +477,12 @@ registries(void)
 	r = reg_base("interop");
 	signed_text(r, a1, 1, &b);
 	reg_vector("below-threshold", "1 valid signature, threshold 2", &b, NOW, 0,
-		   "reg.threshold");
+	           "reg.threshold");
 	tb_reg_free(r);
 	r = reg_base("interop");
 	signed_text(r, a1r, 2, &b);
 	reg_vector("unknown-signer", "a signature by a key not in the trust anchor", &b, NOW, 0,
-		   "reg.unknown-signer");
+	           "reg.unknown-signer");
 	tb_reg_free(r);
 	r = reg_base("other");
 	signed_text(r, a12, 2, &b);
@@ -498,18 +503,18 @@ routes(void)
 		enum tb_reg_role role;
 		enum tb_reg_status st;
 	} m[] = {
-		{"370000", NULL, "coaps://192.0.2.37:5684", "hukou.transfer", "37", NULL, NULL,
-		 TB_ROLE_HUB, TB_STATUS_ACTIVE},
-		{"371300", "370000", NULL, "hukou.transfer", "3713", NULL, NULL, TB_ROLE_CITY,
-		 TB_STATUS_ACTIVE},
-		{"370800", NULL, "coaps://192.0.2.38:5684", "hukou.transfer", "3708", "pension.transfer",
-		 "3708", TB_ROLE_CITY, TB_STATUS_ACTIVE},
-		{"370400", NULL, "coaps://192.0.2.34:5684", "hukou.transfer", "3704", NULL, NULL,
-		 TB_ROLE_CITY, TB_STATUS_SUSPENDED},
-		{"370200", NULL, "coaps://192.0.2.32:5684", "pension.transfer", "37", NULL, NULL,
-		 TB_ROLE_CITY, TB_STATUS_ACTIVE},
-		{"370100", NULL, "coaps://192.0.2.31:5684", "pension.transfer", "37", NULL, NULL,
-		 TB_ROLE_CITY, TB_STATUS_ACTIVE},
+	    {"370000", NULL, "coaps://192.0.2.37:5684", "hukou.transfer", "37", NULL, NULL,
+	     TB_ROLE_HUB, TB_STATUS_ACTIVE},
+	    {"371300", "370000", NULL, "hukou.transfer", "3713", NULL, NULL, TB_ROLE_CITY,
+	     TB_STATUS_ACTIVE},
+	    {"370800", NULL, "coaps://192.0.2.38:5684", "hukou.transfer", "3708",
+	     "pension.transfer", "3708", TB_ROLE_CITY, TB_STATUS_ACTIVE},
+	    {"370400", NULL, "coaps://192.0.2.34:5684", "hukou.transfer", "3704", NULL, NULL,
+	     TB_ROLE_CITY, TB_STATUS_SUSPENDED},
+	    {"370200", NULL, "coaps://192.0.2.32:5684", "pension.transfer", "37", NULL, NULL,
+	     TB_ROLE_CITY, TB_STATUS_ACTIVE},
+	    {"370100", NULL, "coaps://192.0.2.31:5684", "pension.transfer", "37", NULL, NULL,
+	     TB_ROLE_CITY, TB_STATUS_ACTIVE},
 	};
 	struct tb_buf b;
 	struct tb_json_doc *doc, *rd;
@@ -526,9 +531,9 @@ routes(void)
 		snprintf(name, sizeof(name), "Member %s", m[i].id);
 		struct tb_reg_key_spec ks = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec sv[2] = {{m[i].svc1, r1, 1}, {m[i].svc2, r2, 1}};
-		struct tb_reg_member_spec ms = {m[i].id, name, m[i].parent, m[i].role, m[i].st,
-						&m[i].ep, m[i].ep ? 1 : 0, &ks, 1, sv,
-						m[i].svc2 ? 2 : 1};
+		struct tb_reg_member_spec ms = {m[i].id, name,     m[i].parent,      m[i].role,
+		                                m[i].st, &m[i].ep, m[i].ep ? 1 : 0,  &ks,
+		                                1,       sv,       m[i].svc2 ? 2 : 1};
 		if (tb_reg_add_member(r, &ms, &d) != TB_OK)
 			die("route member", &d);
 		tb_buf_free(&spki);
@@ -543,20 +548,20 @@ routes(void)
 	static const struct {
 		const char *svc, *region, *member, *ep, *p1, *p2, *desc;
 	} c[] = {
-		{"hukou.transfer", "371302", "371300", "coaps://192.0.2.37:5684", "370000", "371300",
-		 "city without endpoint: reached through its hub"},
-		{"hukou.transfer", "3708", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
-		 "city prefix beats province prefix"},
-		{"hukou.transfer", "370481", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
-		 "suspended city skipped: province hub serves"},
-		{"hukou.transfer", "37", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
-		 "2-digit region"},
-		{"pension.transfer", "3701", "370100", "coaps://192.0.2.31:5684", "370100", NULL,
-		 "tie on prefix 37: lowest member id"},
-		{"pension.transfer", "370800", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
-		 "longest prefix"},
-		{"hukou.transfer", "32", NULL, NULL, NULL, NULL, "no member serves region 32"},
-		{"no.such-service", "3713", NULL, NULL, NULL, NULL, "unknown service"},
+	    {"hukou.transfer", "371302", "371300", "coaps://192.0.2.37:5684", "370000", "371300",
+	     "city without endpoint: reached through its hub"},
+	    {"hukou.transfer", "3708", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
+	     "city prefix beats province prefix"},
+	    {"hukou.transfer", "370481", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
+	     "suspended city skipped: province hub serves"},
+	    {"hukou.transfer", "37", "370000", "coaps://192.0.2.37:5684", "370000", NULL,
+	     "2-digit region"},
+	    {"pension.transfer", "3701", "370100", "coaps://192.0.2.31:5684", "370100", NULL,
+	     "tie on prefix 37: lowest member id"},
+	    {"pension.transfer", "370800", "370800", "coaps://192.0.2.38:5684", "370800", NULL,
+	     "longest prefix"},
+	    {"hukou.transfer", "32", NULL, NULL, NULL, NULL, "no member serves region 32"},
+	    {"no.such-service", "3713", NULL, NULL, NULL, NULL, "unknown service"},
 	};
 	/* the route file carries the registry object itself: re-parse into doc */
 	doc = tb_json_parse(b.data, b.len, NULL, &d);
@@ -564,7 +569,7 @@ routes(void)
 	tb_json_set(doc, o, "registry", tb_json_root(doc));
 	tb_json_set_root(doc, o);
 	tb_json_set(doc, o, "description",
-		    str(doc, "route resolution (PROTOCOL.md 8.1) over an unsigned registry"));
+	            str(doc, "route resolution (PROTOCOL.md 8.1) over an unsigned registry"));
 	cases = tb_json_new_array(doc);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		struct tb_json *k = tb_json_new_object(doc);
@@ -602,8 +607,8 @@ main(int argc, char **argv)
 	}
 	dir = argv[1];
 	tb_crypto_init();
-	for (const char *const *s = (const char *const[]){"keys", "envelopes", "registries",
-							   "routes", NULL};
+	for (const char *const *s =
+	         (const char *const[]){"keys", "envelopes", "registries", "routes", NULL};
 	     *s; s++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *s);
 		mkdir(path, 0755);

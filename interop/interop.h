@@ -22,13 +22,13 @@ struct ti_rec {
 
 struct ti {
 	/* options */
-	const char *target;	/* coaps://HOST:PORT */
-	const char *fedir;	/* dev federation directory */
-	const char *as;		/* member id to act as */
-	const char *target_id;	/* --target-id, or NULL: learnt */
-	const char *vectors;	/* vectors directory */
-	const char *pattern;	/* --case glob, or NULL */
-	int timeout_ms;		/* per wire case */
+	const char *target;    /* coaps://HOST:PORT */
+	const char *fedir;     /* dev federation directory */
+	const char *as;        /* member id to act as */
+	const char *target_id; /* --target-id, or NULL: learnt */
+	const char *vectors;   /* vectors directory */
+	const char *pattern;   /* --case glob, or NULL */
+	int timeout_ms;        /* per wire case */
 	bool tap, list, verbose;
 	/* results */
 	struct ti_rec *recs;
@@ -41,7 +41,7 @@ bool ti_want(struct ti *t, const char *id);
 /* Records and prints one case's outcome.  expected/got describe a
  * failure (may be NULL on success); they are sanitised for printing. */
 void ti_result(struct ti *t, const char *suite, const char *id, bool pass, const char *expected,
-	       const char *got, double secs);
+               const char *got, double secs);
 /* Monotonic seconds. */
 double ti_now(void);
 /* Copies n bytes of s into out (cap bytes) as printable ASCII: other

@@ -22,34 +22,34 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: tongban-interop [--target coaps://HOST:PORT --federation DIR --as ID]\n"
-		"                       [--suite vectors|wire|all|flows|known] [--case PATTERN]\n"
-		"                       [--junit FILE] [--tap] [--timeout SEC] [--vectors DIR]\n"
-		"                       [--target-id ID] [--list] [-v]\n"
-		"       tongban-interop --help | --version\n\n"
-		"Runs the Tongban protocol conformance suite (docs/INTEROP.md).\n\n"
-		"  --target URI       the node under test, coaps://HOST:PORT (wire, flows)\n"
-		"  --federation DIR   test federation made by `tongban dev-federation` that the\n"
-		"                     target belongs to (DIR/root.crt, DIR/cas.pem,\n"
-		"                     DIR/registry.json, DIR/ID/node.*, DIR/testids/...)\n"
-		"  --as ID            member identity (DIR/ID) the runner acts as\n"
-		"  --target-id ID     the target's member id (default: learnt from the\n"
-		"                     registry endpoint, else from GET /fed/status)\n"
-		"  --suite S          vectors, wire, all = vectors + wire + flows [all];\n"
-		"                     flows (pending issue 6) and known (cases failing on\n"
-		"                     known node bugs) are not part of all\n"
-		"  --case PATTERN     run only cases whose id matches the glob PATTERN\n"
-		"  --timeout SEC      per wire case deadline, seconds [5]\n"
-		"  --vectors DIR      conformance vectors [%s]\n"
-		"  --junit FILE       also write JUnit XML to FILE\n"
-		"  --tap              print TAP (version 13) instead of plain lines\n"
-		"  --list             list the selected case ids, run nothing\n"
-		"  -v, --verbose      print details of passing cases too\n\n"
-		"Each case prints its id and result, on failure expected vs got; the last\n"
-		"line is `N passed, N failed`.\n"
-		"Exit status: 0 all passed, 1 some failed, 2 usage error, 3 setup error\n"
-		"(unreadable federation directory or vectors, bad target).\n",
-		TB_VECTORS_DIR);
+	        "Usage: tongban-interop [--target coaps://HOST:PORT --federation DIR --as ID]\n"
+	        "                       [--suite vectors|wire|all|flows|known] [--case PATTERN]\n"
+	        "                       [--junit FILE] [--tap] [--timeout SEC] [--vectors DIR]\n"
+	        "                       [--target-id ID] [--list] [-v]\n"
+	        "       tongban-interop --help | --version\n\n"
+	        "Runs the Tongban protocol conformance suite (docs/INTEROP.md).\n\n"
+	        "  --target URI       the node under test, coaps://HOST:PORT (wire, flows)\n"
+	        "  --federation DIR   test federation made by `tongban dev-federation` that the\n"
+	        "                     target belongs to (DIR/root.crt, DIR/cas.pem,\n"
+	        "                     DIR/registry.json, DIR/ID/node.*, DIR/testids/...)\n"
+	        "  --as ID            member identity (DIR/ID) the runner acts as\n"
+	        "  --target-id ID     the target's member id (default: learnt from the\n"
+	        "                     registry endpoint, else from GET /fed/status)\n"
+	        "  --suite S          vectors, wire, all = vectors + wire + flows [all];\n"
+	        "                     flows (pending issue 6) and known (cases failing on\n"
+	        "                     known node bugs) are not part of all\n"
+	        "  --case PATTERN     run only cases whose id matches the glob PATTERN\n"
+	        "  --timeout SEC      per wire case deadline, seconds [5]\n"
+	        "  --vectors DIR      conformance vectors [%s]\n"
+	        "  --junit FILE       also write JUnit XML to FILE\n"
+	        "  --tap              print TAP (version 13) instead of plain lines\n"
+	        "  --list             list the selected case ids, run nothing\n"
+	        "  -v, --verbose      print details of passing cases too\n\n"
+	        "Each case prints its id and result, on failure expected vs got; the last\n"
+	        "line is `N passed, N failed`.\n"
+	        "Exit status: 0 all passed, 1 some failed, 2 usage error, 3 setup error\n"
+	        "(unreadable federation directory or vectors, bad target).\n",
+	        TB_VECTORS_DIR);
 }
 
 double
@@ -118,7 +118,7 @@ ti_want(struct ti *t, const char *id)
 
 void
 ti_result(struct ti *t, const char *suite, const char *id, bool pass, const char *expected,
-	  const char *got, double secs)
+          const char *got, double secs)
 {
 	struct ti_rec *r;
 	size_t n;
@@ -195,8 +195,10 @@ write_junit(const struct ti *t, const char *path)
 	for (size_t i = 0; i < t->nrecs; i++)
 		total += t->recs[i].secs;
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-	fprintf(f, "<testsuites name=\"tongban-interop\" tests=\"%zu\" failures=\"%zu\" time=\"%.3f\">\n",
-		t->nrecs, t->nfail, total);
+	fprintf(
+	    f,
+	    "<testsuites name=\"tongban-interop\" tests=\"%zu\" failures=\"%zu\" time=\"%.3f\">\n",
+	    t->nrecs, t->nfail, total);
 	for (size_t s = 0; s < sizeof(suites) / sizeof(suites[0]); s++) {
 		size_t n = 0, nf = 0;
 		double secs = 0;
@@ -209,14 +211,15 @@ write_junit(const struct ti *t, const char *path)
 		if (n == 0)
 			continue;
 		fprintf(f,
-			"  <testsuite name=\"%s\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-			"skipped=\"0\" time=\"%.3f\" timestamp=\"%s\">\n",
-			suites[s], n, nf, secs, stamp);
+		        "  <testsuite name=\"%s\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+		        "skipped=\"0\" time=\"%.3f\" timestamp=\"%s\">\n",
+		        suites[s], n, nf, secs, stamp);
 		for (size_t i = 0; i < t->nrecs; i++) {
 			const struct ti_rec *r = &t->recs[i];
 			if (strcmp(r->suite, suites[s]) != 0)
 				continue;
-			fprintf(f, "    <testcase classname=\"tongban-interop.%s\" name=\"", r->suite);
+			fprintf(f, "    <testcase classname=\"tongban-interop.%s\" name=\"",
+			        r->suite);
 			xml_text(f, r->id);
 			fprintf(f, "\" time=\"%.3f\"", r->secs);
 			if (r->pass) {
@@ -243,20 +246,20 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"target", required_argument, NULL, 't'},
-					     {"federation", required_argument, NULL, 'f'},
-					     {"as", required_argument, NULL, 'a'},
-					     {"target-id", required_argument, NULL, 'T'},
-					     {"suite", required_argument, NULL, 's'},
-					     {"case", required_argument, NULL, 'c'},
-					     {"junit", required_argument, NULL, 'j'},
-					     {"tap", no_argument, NULL, 'p'},
-					     {"timeout", required_argument, NULL, 'o'},
-					     {"vectors", required_argument, NULL, 'V'},
-					     {"list", no_argument, NULL, 'l'},
-					     {"verbose", no_argument, NULL, 'v'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'r'},
-					     {0, 0, 0, 0}};
+	                                     {"federation", required_argument, NULL, 'f'},
+	                                     {"as", required_argument, NULL, 'a'},
+	                                     {"target-id", required_argument, NULL, 'T'},
+	                                     {"suite", required_argument, NULL, 's'},
+	                                     {"case", required_argument, NULL, 'c'},
+	                                     {"junit", required_argument, NULL, 'j'},
+	                                     {"tap", no_argument, NULL, 'p'},
+	                                     {"timeout", required_argument, NULL, 'o'},
+	                                     {"vectors", required_argument, NULL, 'V'},
+	                                     {"list", no_argument, NULL, 'l'},
+	                                     {"verbose", no_argument, NULL, 'v'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'r'},
+	                                     {0, 0, 0, 0}};
 	struct ti t;
 	const char *suite = "all", *junit = NULL;
 	bool do_vec, do_wire, do_flows, do_known;
@@ -282,7 +285,8 @@ main(int argc, char **argv)
 			char *end;
 			double s = strtod(optarg, &end);
 			if (*end != '\0' || !(s >= 0.1 && s <= 600)) {
-				fprintf(stderr, "tongban-interop: --timeout must be 0.1..600 seconds\n");
+				fprintf(stderr,
+				        "tongban-interop: --timeout must be 0.1..600 seconds\n");
 				return TI_EX_USAGE;
 			}
 			t.timeout_ms = (int)(s * 1000);
@@ -290,9 +294,7 @@ main(int argc, char **argv)
 		}
 		case 'h': usage(stdout); return TI_EX_OK;
 		case 'r': printf("tongban-interop %s\n", PACKAGE_VERSION); return TI_EX_OK;
-		default:
-			fprintf(stderr, "Try 'tongban-interop --help'.\n");
-			return TI_EX_USAGE;
+		default: fprintf(stderr, "Try 'tongban-interop --help'.\n"); return TI_EX_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -305,14 +307,15 @@ main(int argc, char **argv)
 	do_known = strcmp(suite, "known") == 0;
 	if (!do_vec && !do_wire && !do_flows && !do_known) {
 		fprintf(stderr,
-			"tongban-interop: --suite must be vectors, wire, flows, known or all\n");
+		        "tongban-interop: --suite must be vectors, wire, flows, known or all\n");
 		return TI_EX_USAGE;
 	}
 	if ((do_wire || do_flows || do_known) && !t.list &&
 	    (t.target == NULL || t.fedir == NULL || t.as == NULL)) {
-		fprintf(stderr, "tongban-interop: the %s suite needs --target, --federation and "
-				"--as\nTry 'tongban-interop --help'.\n",
-			suite);
+		fprintf(stderr,
+		        "tongban-interop: the %s suite needs --target, --federation and "
+		        "--as\nTry 'tongban-interop --help'.\n",
+		        suite);
 		return TI_EX_USAGE;
 	}
 	if (tb_crypto_init() != 0) {

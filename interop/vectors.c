@@ -121,7 +121,8 @@ vlookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
 {
 	struct vkeys *ks = ctx;
 	for (size_t i = 0; i < ks->n; i++)
-		if (strcmp(ks->k[i].member, from) == 0 && memcmp(ks->k[i].kid, kid, TB_KEYID_LEN) == 0)
+		if (strcmp(ks->k[i].member, from) == 0 &&
+		    memcmp(ks->k[i].kid, kid, TB_KEYID_LEN) == 0)
 			return ks->k[i].pub;
 	return NULL;
 }
@@ -157,15 +158,16 @@ run_envelope(struct ti *t, const char *path, const char *id)
 			const char *spki = sget(k, "spki");
 			uint8_t der[1024];
 			size_t dl = 0;
-			if (spki == NULL || !tb_b64url_decode(spki, strlen(spki), der, sizeof(der), &dl) ||
+			if (spki == NULL ||
+			    !tb_b64url_decode(spki, strlen(spki), der, sizeof(der), &dl) ||
 			    (ks.k[ks.n].pub = tb_pub_import_spki(der, dl, NULL)) == NULL)
 				continue;
 			snprintf(ks.k[ks.n].member, 8, "%s", tb_json_key(m, NULL));
 			tb_pub_id(ks.k[ks.n].pub, ks.k[ks.n].kid);
 			ks.n++;
 		}
-	struct tb_env_open_opts o = {vlookup, &ks, iget(root, "now"), iget(root, "skew"), NULL,
-				     NULL};
+	struct tb_env_open_opts o = {vlookup, &ks, iget(root, "now"), iget(root, "skew"),
+	                             NULL,    NULL};
 	rc = tb_env_open(in.data, in.len, &o, &env, &d);
 	if (rc != TB_OK) {
 		if (strcmp(tb_err_reason(rc), expect) != 0)
@@ -229,10 +231,10 @@ run_registry(struct ti *t, const char *dir, const char *path, const char *id)
 		rc = d.code;
 	else
 		rc = tb_reg_verify(reg, trust, iget(root, "now"), (uint64_t)iget(root, "previous"),
-				   NULL, &d);
+		                   NULL, &d);
 	if (strcmp(rc == TB_OK ? "ok" : tb_err_reason(rc), expect) != 0)
 		snprintf(why, sizeof(why), "%s%s%s", rc == TB_OK ? "ok" : tb_err_reason(rc),
-			 rc == TB_OK ? "" : ": ", rc == TB_OK ? "" : d.detail);
+		         rc == TB_OK ? "" : ": ", rc == TB_OK ? "" : d.detail);
 	ti_result(t, "vectors", id, why[0] == '\0', expect, why, ti_now() - t0);
 out:
 	tb_reg_free(reg);
@@ -283,15 +285,17 @@ run_routes(struct ti *t, const char *path, const char *base)
 			snprintf(got, sizeof(got), "%s", tb_err_reason(rc));
 		else
 			snprintf(got, sizeof(got), "%s via %s path %s%s%s", r.member_id, r.endpoint,
-				 r.path[0], r.path_len > 1 ? " " : "", r.path_len > 1 ? r.path[1] : "");
+			         r.path[0], r.path_len > 1 ? " " : "",
+			         r.path_len > 1 ? r.path[1] : "");
 		if (x != NULL && tb_json_kind(x) == TB_JSON_STRING) {
 			snprintf(exp, sizeof(exp), "%s", tb_json_string(x, NULL));
 		} else if (x != NULL) {
 			p = tb_json_get(x, "path");
-			const struct tb_json *p0 = tb_json_first(p), *p1 = p0 ? tb_json_next(p0) : NULL;
+			const struct tb_json *p0 = tb_json_first(p),
+			                     *p1 = p0 ? tb_json_next(p0) : NULL;
 			snprintf(exp, sizeof(exp), "%s via %s path %s%s%s", sget(x, "member"),
-				 sget(x, "endpoint"), p0 ? tb_json_string(p0, NULL) : "",
-				 p1 ? " " : "", p1 ? tb_json_string(p1, NULL) : "");
+			         sget(x, "endpoint"), p0 ? tb_json_string(p0, NULL) : "",
+			         p1 ? " " : "", p1 ? tb_json_string(p1, NULL) : "");
 		} else {
 			snprintf(exp, sizeof(exp), "(no expect)");
 		}
@@ -323,15 +327,16 @@ run_jcs(struct ti *t, const char *vdir, const char *name)
 	tb_buf_init(&canon);
 	snprintf(ip, sizeof(ip), "%s/jcs/input/%s", vdir, name);
 	snprintf(op, sizeof(op), "%s/jcs/output/%s", vdir, name);
-	if (tb_file_read(ip, 1 << 20, &in, &d) != TB_OK || tb_file_read(op, 1 << 20, &out, &d) != TB_OK)
+	if (tb_file_read(ip, 1 << 20, &in, &d) != TB_OK ||
+	    tb_file_read(op, 1 << 20, &out, &d) != TB_OK)
 		snprintf(why, sizeof(why), "unreadable %.130s or %.130s", ip, op);
 	else if ((doc = tb_json_parse(in.data, in.len, NULL, &d)) == NULL)
 		snprintf(why, sizeof(why), "%s: %s", tb_err_reason(d.code), d.detail);
 	else if (tb_json_canon(tb_json_root(doc), NULL, &canon) != TB_OK || canon.len != out.len ||
-		 memcmp(canon.data, out.data, out.len) != 0)
+	         memcmp(canon.data, out.data, out.len) != 0)
 		ti_printable(canon.data, canon.len, why, sizeof(why));
 	ti_result(t, "vectors", id, why[0] == '\0', "the bytes of output/NAME.json", why,
-		  ti_now() - t0);
+	          ti_now() - t0);
 	tb_json_doc_free(doc);
 	tb_buf_free(&in);
 	tb_buf_free(&out);

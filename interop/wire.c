@@ -36,8 +36,9 @@
  * rejection cases mutate its "tongban-interop" text. */
 #define BASE_TYPE "identity.verify"
 #define IDHASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-#define BASE_BODY                                                                            \
-	"{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"}}"
+#define BASE_BODY                                                                                  \
+	"{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"" IDHASH                       \
+	"\",\"kind\":\"person\"}}"
 #define MAX_KEYS 512
 
 /* A DTLS identity: certificate (with chain) and key files; NULL cert
@@ -50,15 +51,15 @@ struct ident {
 /* What one exchange produced. */
 struct ex {
 	coap_session_t *s;
-	bool done;	   /* a response arrived */
-	bool failed;	   /* the session failed (handshake refused, ...) */
-	int event;	   /* last failure event, -1 none */
-	int nack;	   /* NACK reason, -1 none */
-	int code;	   /* response code as class*100+detail */
-	int cf;		   /* content-format, -1 absent */
-	bool observe;	   /* response carried an Observe option */
+	bool done;    /* a response arrived */
+	bool failed;  /* the session failed (handshake refused, ...) */
+	int event;    /* last failure event, -1 none */
+	int nack;     /* NACK reason, -1 none */
+	int code;     /* response code as class*100+detail */
+	int cf;       /* content-format, -1 absent */
+	bool observe; /* response carried an Observe option */
 	struct tb_buf body;
-	bool have_leaf;	   /* the server presented a leaf certificate */
+	bool have_leaf; /* the server presented a leaf certificate */
 	uint8_t leaf_kid[TB_KEYID_LEN];
 	double secs;
 };
@@ -80,7 +81,7 @@ struct w {
 	struct ident me, other, none, foreign, expired, revoked, nonmember;
 	struct regkey keys[MAX_KEYS];
 	size_t nkeys;
-	bool known; /* running the known-issues cases only */
+	bool known;               /* running the known-issues cases only */
 	const char *flow_service; /* service named by flow cases (NULL: none) */
 };
 
@@ -116,7 +117,7 @@ on_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *rcvd, c
 
 static void
 on_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_reason_t reason,
-	const coap_mid_t mid)
+        const coap_mid_t mid)
 {
 	(void)sent;
 	(void)mid;
@@ -143,7 +144,7 @@ on_event(coap_session_t *s, const coap_event_t ev)
 /* Records the server's leaf key id; chain validation is GnuTLS's. */
 static int
 on_cert(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, unsigned depth,
-	int validated, void *arg)
+        int validated, void *arg)
 {
 	(void)cn;
 	(void)arg;
@@ -216,20 +217,21 @@ exchange(struct w *w, const struct req *r, struct ex *ex)
 	coap_add_token(pdu, tl, tok);
 	if (r->observe)
 		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_OBSERVE,
-							  coap_encode_var_safe(obs, sizeof(obs), 0),
-							  obs));
+		                                          coap_encode_var_safe(obs, sizeof(obs), 0),
+		                                          obs));
 	for (const char *p = r->path; *p;) {
 		size_t n = strcspn(p, "/");
-		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_URI_PATH, n, (const uint8_t *)p));
+		coap_insert_optlist(&ol,
+		                    coap_new_optlist(COAP_OPTION_URI_PATH, n, (const uint8_t *)p));
 		p += n;
 		if (*p == '/')
 			p++;
 	}
 	if (r->cf >= 0)
-		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_CONTENT_FORMAT,
-							  coap_encode_var_safe(cfb, sizeof(cfb),
-									       (unsigned)r->cf),
-							  cfb));
+		coap_insert_optlist(
+		    &ol,
+		    coap_new_optlist(COAP_OPTION_CONTENT_FORMAT,
+		                     coap_encode_var_safe(cfb, sizeof(cfb), (unsigned)r->cf), cfb));
 	coap_add_optlist_pdu(pdu, &ol);
 	coap_delete_optlist(ol);
 	if (r->len > 0 && !coap_add_data_large_request(ex->s, pdu, r->len, r->data, NULL, NULL)) {
@@ -281,16 +283,16 @@ describe(const struct w *w, const struct ex *ex, char *out, size_t cap)
 	if (ex->done) {
 		if (w->t->verbose)
 			fprintf(stderr, "# answer %d.%02d, %zu bytes: %.*s\n", ex->code / 100,
-				ex->code % 100, ex->body.len, (int)ex->body.len,
-				(const char *)ex->body.data);
+			        ex->code % 100, ex->body.len, (int)ex->body.len,
+			        (const char *)ex->body.data);
 		ti_printable(ex->body.data, ex->body.len, body, sizeof(body));
 		snprintf(out, cap, "%d.%02d%s%s", ex->code / 100, ex->code % 100,
-			 ex->body.len ? " " : " (no body)", body);
+		         ex->body.len ? " " : " (no body)", body);
 	} else if (ex->event >= 0) {
 		snprintf(out, cap, "no response (%s)", event_name(ex->event));
 	} else if (ex->nack >= 0) {
 		snprintf(out, cap, "no response (NACK %d%s)", ex->nack,
-			 ex->nack == COAP_NACK_TLS_FAILED ? ": TLS failed" : "");
+		         ex->nack == COAP_NACK_TLS_FAILED ? ": TLS failed" : "");
 	} else if (ex->s == NULL) {
 		snprintf(out, cap, "no session (libcoap refused the identity)");
 	} else {
@@ -393,14 +395,16 @@ setup(struct w *w)
 	if ((rc = load_doc(t->fedir, "registry.json", TB_REG_MAX_SIZE, &b)) != 0)
 		goto out;
 	if ((w->reg = tb_reg_parse(b.data, b.len, &d)) == NULL) {
-		rc = setup_fail("%s/registry.json: %s", t->fedir, tb_diag_format(&d, msg, sizeof(msg)));
+		rc = setup_fail("%s/registry.json: %s", t->fedir,
+		                tb_diag_format(&d, msg, sizeof(msg)));
 		goto out;
 	}
 	tb_buf_reset(&b);
 	if ((rc = load_doc(t->fedir, "trust.json", TB_TRUST_MAX_SIZE, &b)) != 0)
 		goto out;
 	if ((w->trust = tb_trust_parse(b.data, b.len, &d)) == NULL) {
-		rc = setup_fail("%s/trust.json: %s", t->fedir, tb_diag_format(&d, msg, sizeof(msg)));
+		rc =
+		    setup_fail("%s/trust.json: %s", t->fedir, tb_diag_format(&d, msg, sizeof(msg)));
 		goto out;
 	}
 	for (size_t m = 0; m < tb_reg_member_count(w->reg); m++)
@@ -477,7 +481,7 @@ setup(struct w *w)
 			for (size_t e = 0; e < tb_reg_endpoint_count(w->reg, m); e++)
 				if (strcmp(tb_reg_endpoint(w->reg, m, e), t->target) == 0)
 					snprintf(w->target_id, sizeof(w->target_id), "%s",
-						 tb_reg_member_id(w->reg, m));
+					         tb_reg_member_id(w->reg, m));
 		if (!w->target_id[0])
 			status_member(w, w->target_id, sizeof(w->target_id));
 	}
@@ -584,16 +588,17 @@ valid_body(const char *type, struct tb_buf *out)
 	static const struct {
 		const char *type, *body;
 	} fixed[] = {
-		{"identity.verify", BASE_BODY},
-		{"identity.result", "{\"result\":\"no-match\"}"},
-		{"licence.query", "{\"holder\":{\"idhash\":\"" IDHASH "\"},\"licence\":\"business-license\"}"},
-		{"licence.present", "{\"licences\":[]}"},
-		{"licence.verify", "{\"digest\":\"" IDHASH "\",\"licence_id\":\"tongban-interop\"}"},
-		{"licence.status",
-		 "{\"checked\":0,\"licence_id\":\"tongban-interop\",\"status\":\"unknown\"}"},
-		{"receipt", "{\"digest\":\"" IDHASH "\",\"received\":0,\"status\":\"accepted\"}"},
-		{"error", "{\"reason\":\"tongban-interop\"}"},
-		{"control.registry", "{\"serial\":1}"},
+	    {"identity.verify", BASE_BODY},
+	    {"identity.result", "{\"result\":\"no-match\"}"},
+	    {"licence.query",
+	     "{\"holder\":{\"idhash\":\"" IDHASH "\"},\"licence\":\"business-license\"}"},
+	    {"licence.present", "{\"licences\":[]}"},
+	    {"licence.verify", "{\"digest\":\"" IDHASH "\",\"licence_id\":\"tongban-interop\"}"},
+	    {"licence.status",
+	     "{\"checked\":0,\"licence_id\":\"tongban-interop\",\"status\":\"unknown\"}"},
+	    {"receipt", "{\"digest\":\"" IDHASH "\",\"received\":0,\"status\":\"accepted\"}"},
+	    {"error", "{\"reason\":\"tongban-interop\"}"},
+	    {"control.registry", "{\"serial\":1}"},
 	};
 	uint8_t rnd[8];
 	char cid[32], hex[17];
@@ -610,10 +615,10 @@ valid_body(const char *type, struct tb_buf *out)
 	snprintf(cid, sizeof(cid), "ti-%s", hex);
 	if (strcmp(type, "case.submit") == 0)
 		tb_buf_printf(out,
-			      "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
-			      "\"case_id\":\"%s\",\"materials\":[],\"mode\":\"online\","
-			      "\"service\":\"tongban-interop\"}",
-			      cid);
+		              "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
+		              "\"case_id\":\"%s\",\"materials\":[],\"mode\":\"online\","
+		              "\"service\":\"tongban-interop\"}",
+		              cid);
 	else if (strcmp(type, "case.reject") == 0)
 		tb_buf_printf(out, "{\"case_id\":\"%s\",\"reason\":\"tongban-interop\"}", cid);
 	else if (strcmp(type, "case.update") == 0)
@@ -655,7 +660,7 @@ replace(struct tb_buf *b, const char *from, const char *to)
  * the target to us answering id, and names digest. */
 static bool
 check_receipt(struct w *w, const uint8_t *p, size_t n, const char *id, const char *digest,
-	      char *why, size_t cap)
+              char *why, size_t cap)
 {
 	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL};
 	struct tb_env *e = NULL;
@@ -665,22 +670,24 @@ check_receipt(struct w *w, const uint8_t *p, size_t n, const char *id, const cha
 	bool ok = false;
 
 	if (tb_env_open(p, n, &o, &e, &d) != TB_OK) {
-		snprintf(why, cap, "receipt does not open: %s", tb_diag_format(&d, msg, sizeof(msg)));
+		snprintf(why, cap, "receipt does not open: %s",
+		         tb_diag_format(&d, msg, sizeof(msg)));
 		return false;
 	}
 	if (strcmp(tb_env_type(e), "receipt") != 0)
 		snprintf(why, cap, "answer has type %s, not receipt", tb_env_type(e));
 	else if (strcmp(tb_env_from(e), w->target_id) != 0)
 		snprintf(why, cap, "receipt from %s, not from the target %s", tb_env_from(e),
-			 w->target_id);
+		         w->target_id);
 	else if (tb_env_to(e) == NULL || strcmp(tb_env_to(e), w->t->as) != 0)
-		snprintf(why, cap, "receipt to %s, not to %s", tb_env_to(e) ? tb_env_to(e) : "(none)",
-			 w->t->as);
+		snprintf(why, cap, "receipt to %s, not to %s",
+		         tb_env_to(e) ? tb_env_to(e) : "(none)", w->t->as);
 	else if (tb_env_corr(e) == NULL || strcmp(tb_env_corr(e), id) != 0)
 		snprintf(why, cap, "receipt corr %s, not the message id %s",
-			 tb_env_corr(e) ? tb_env_corr(e) : "(none)", id);
+		         tb_env_corr(e) ? tb_env_corr(e) : "(none)", id);
 	else if ((dg = tb_json_get(tb_env_body(e), "digest")) == NULL ||
-		 tb_json_kind(dg) != TB_JSON_STRING || strcmp(tb_json_string(dg, NULL), digest) != 0)
+	         tb_json_kind(dg) != TB_JSON_STRING ||
+	         strcmp(tb_json_string(dg, NULL), digest) != 0)
 		snprintf(why, cap, "receipt body.digest is not the message digest %s", digest);
 	else
 		ok = true;
@@ -694,7 +701,7 @@ check_receipt(struct w *w, const uint8_t *p, size_t n, const char *id, const cha
  * of `wire`/`all` until fixed (docs/INTEROP.md "Known issues"); run them
  * with --suite known. */
 static const char *const known_issues[] = {
-	NULL,
+    NULL,
 };
 
 static bool
@@ -724,7 +731,7 @@ result(struct w *w, const char *suite, const char *id, bool pass, const char *ex
 /* POSTs bytes to /fed/msg and expects code (and token when not NULL). */
 static void
 post_expect(struct w *w, const char *suite, const char *id, int cf, const struct tb_buf *b,
-	    int code, const char *token)
+            int code, const char *token)
 {
 	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", cf, b->data, b->len, false};
 	struct ex ex;
@@ -733,10 +740,11 @@ post_expect(struct w *w, const char *suite, const char *id, int cf, const struct
 	exchange(w, &r, &ex);
 	error_token(&ex, tok, sizeof(tok));
 	snprintf(exp, sizeof(exp), "%d.%02d%s%s", code / 100, code % 100, token ? " " : "",
-		 token ? token : "");
+	         token ? token : "");
 	describe(w, &ex, got, sizeof(got));
-	result(w, suite, id, ex.done && ex.code == code && (token == NULL || strcmp(tok, token) == 0),
-	       exp, got, ex.secs);
+	result(w, suite, id,
+	       ex.done && ex.code == code && (token == NULL || strcmp(tok, token) == 0), exp, got,
+	       ex.secs);
 	ex_free(&ex);
 }
 
@@ -771,7 +779,8 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 			size_t l = strlen(got);
 			snprintf(got + l, sizeof(got) - l, " [%s]", why);
 		}
-		result(w, "wire", id, false, "2.01 + signed receipt naming the digest", got, ex.secs);
+		result(w, "wire", id, false, "2.01 + signed receipt naming the digest", got,
+		       ex.secs);
 	}
 	ex_free(&ex);
 	tb_buf_free(&b);
@@ -843,7 +852,7 @@ case_server_identity(struct w *w)
 		result(w, "wire", id, false, exp, got, ex.secs);
 	} else if (strcmp(tb_reg_member_id(w->reg, m), w->target_id) != 0) {
 		snprintf(got, sizeof(got), "server key belongs to member %s, target is %s",
-			 tb_reg_member_id(w->reg, m), w->target_id);
+		         tb_reg_member_id(w->reg, m), w->target_id);
 		result(w, "wire", id, false, exp, got, ex.secs);
 	} else {
 		result(w, "wire", id, true, NULL, NULL, ex.secs);
@@ -856,9 +865,13 @@ case_core(struct w *w)
 {
 	const char *id = "wire.discovery.core";
 	struct req r = {&w->me, COAP_REQUEST_CODE_GET, ".well-known/core", -1, NULL, 0, false};
-	static const char *const need[] = {"</fed/msg>", "</fed/status>", "</fed/registry>",
-					   "rt=\"tongban.msg\"", "rt=\"tongban.status\"",
-					   "rt=\"tongban.registry\"", "obs"};
+	static const char *const need[] = {"</fed/msg>",
+	                                   "</fed/status>",
+	                                   "</fed/registry>",
+	                                   "rt=\"tongban.msg\"",
+	                                   "rt=\"tongban.status\"",
+	                                   "rt=\"tongban.registry\"",
+	                                   "obs"};
 	struct ex ex;
 	char got[300];
 	const char *missing = NULL;
@@ -903,21 +916,22 @@ case_status(struct w *w)
 		if ((v = tb_json_get(root, "v")) == NULL || !tb_json_integer(v, &iv) || iv != 1)
 			snprintf(why, sizeof(why), "v is not 1");
 		else if ((v = tb_json_get(root, "federation")) == NULL ||
-			 tb_json_kind(v) != TB_JSON_STRING ||
-			 strcmp(tb_json_string(v, NULL), tb_reg_federation(w->reg)) != 0)
-			snprintf(why, sizeof(why), "federation is not %s", tb_reg_federation(w->reg));
+		         tb_json_kind(v) != TB_JSON_STRING ||
+		         strcmp(tb_json_string(v, NULL), tb_reg_federation(w->reg)) != 0)
+			snprintf(why, sizeof(why), "federation is not %s",
+			         tb_reg_federation(w->reg));
 		else if ((v = tb_json_get(root, "member")) == NULL ||
-			 tb_json_kind(v) != TB_JSON_STRING ||
-			 strcmp(tb_json_string(v, NULL), w->target_id) != 0)
+		         tb_json_kind(v) != TB_JSON_STRING ||
+		         strcmp(tb_json_string(v, NULL), w->target_id) != 0)
 			snprintf(why, sizeof(why), "member is not %s", w->target_id);
 		else if ((v = tb_json_get(root, "registry_serial")) == NULL ||
-			 !tb_json_integer(v, &iv) || iv < 1)
+		         !tb_json_integer(v, &iv) || iv < 1)
 			snprintf(why, sizeof(why), "registry_serial is not a positive integer");
 		else if ((v = tb_json_get(root, "queue")) == NULL || !tb_json_integer(v, &iv) ||
-			 iv < 0)
+		         iv < 0)
 			snprintf(why, sizeof(why), "queue is not a count");
 		else if ((v = tb_json_get(root, "software")) == NULL ||
-			 tb_json_kind(v) != TB_JSON_STRING)
+		         tb_json_kind(v) != TB_JSON_STRING)
 			snprintf(why, sizeof(why), "software is not a string");
 	} else {
 		snprintf(why, sizeof(why), "not a JSON object answer");
@@ -927,7 +941,8 @@ case_status(struct w *w)
 		snprintf(got + l, sizeof(got) - l, " [%s]", why);
 	}
 	result(w, "wire", id, why[0] == '\0',
-	       "2.05 JSON {federation, member, queue, registry_serial, software, v:1}", got, ex.secs);
+	       "2.05 JSON {federation, member, queue, registry_serial, software, v:1}", got,
+	       ex.secs);
 	tb_json_doc_free(doc);
 	ex_free(&ex);
 }
@@ -953,19 +968,19 @@ case_registry(struct w *w, bool observe)
 	else if (observe && !ex.observe)
 		snprintf(why, sizeof(why), "no Observe option in the answer");
 	else if ((reg = tb_reg_parse(ex.body.data, ex.body.len, &d)) == NULL ||
-		 tb_reg_verify(reg, w->trust, (int64_t)time(NULL), 0, NULL, &d) != TB_OK)
+	         tb_reg_verify(reg, w->trust, (int64_t)time(NULL), 0, NULL, &d) != TB_OK)
 		snprintf(why, sizeof(why), "registry does not verify: %s",
-			 tb_diag_format(&d, msg, sizeof(msg)));
+		         tb_diag_format(&d, msg, sizeof(msg)));
 	else if (tb_reg_serial(reg) < tb_reg_serial(w->reg))
 		snprintf(why, sizeof(why), "serial %llu older than the federation's %llu",
-			 (unsigned long long)tb_reg_serial(reg),
-			 (unsigned long long)tb_reg_serial(w->reg));
+		         (unsigned long long)tb_reg_serial(reg),
+		         (unsigned long long)tb_reg_serial(w->reg));
 	if (why[0] && ex.done) {
 		snprintf(got, sizeof(got), "%d.%02d [%s]", ex.code / 100, ex.code % 100, why);
 	}
 	result(w, "wire", id, why[0] == '\0',
 	       observe ? "2.05 with Observe, registry verifying against DIR/trust.json"
-		       : "2.05 ct 50, registry verifying against DIR/trust.json",
+	               : "2.05 ct 50, registry verifying against DIR/trust.json",
 	       got, ex.secs);
 	tb_reg_free(reg);
 	ex_free(&ex);
@@ -995,8 +1010,21 @@ struct rej {
 	const char *token;
 	int kind; /* below */
 };
-enum { R_TEXT, R_UNSEALED, R_OTHERKEY, R_EXPIRED, R_FUTURE, R_WRONG_SENDER, R_NOT_ADDRESSED,
-       R_PROOF, R_TOO_LARGE, R_CF_TEXT, R_CF_NONE, R_EMPTY, R_BATCH_BAD };
+enum {
+	R_TEXT,
+	R_UNSEALED,
+	R_OTHERKEY,
+	R_EXPIRED,
+	R_FUTURE,
+	R_WRONG_SENDER,
+	R_NOT_ADDRESSED,
+	R_PROOF,
+	R_TOO_LARGE,
+	R_CF_TEXT,
+	R_CF_NONE,
+	R_EMPTY,
+	R_BATCH_BAD
+};
 
 static void
 case_reject(struct w *w, const struct rej *c)
@@ -1053,12 +1081,13 @@ case_reject(struct w *w, const struct rej *c)
 		tb_buf_addc(&body, 0);
 		m.body = (const char *)body.data;
 		/* tb_env_create refuses > 64 KiB: build the text by hand */
-		tb_buf_printf(&b,
-			      "{\"body\":%s,\"created\":%lld,\"expires\":%lld,\"from\":\"%s\","
-			      "\"hops\":4,\"id\":\"00000000000000000000000000000001\",\"to\":\"%s\","
-			      "\"type\":\"control.ping\",\"v\":1}",
-			      (const char *)body.data, (long long)time(NULL),
-			      (long long)time(NULL) + 3600, w->t->as, w->target_id);
+		tb_buf_printf(
+		    &b,
+		    "{\"body\":%s,\"created\":%lld,\"expires\":%lld,\"from\":\"%s\","
+		    "\"hops\":4,\"id\":\"00000000000000000000000000000001\",\"to\":\"%s\","
+		    "\"type\":\"control.ping\",\"v\":1}",
+		    (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
+		    w->t->as, w->target_id);
 		tb_buf_free(&body);
 	} else if (c->kind == R_EMPTY) {
 		/* nothing */
@@ -1208,8 +1237,8 @@ case_batch(struct w *w, bool mixed)
 	if (!ex.done || ex.code != 204)
 		snprintf(why, sizeof(why), "not 2.04");
 	else if ((doc = tb_json_parse(ex.body.data, ex.body.len, NULL, NULL)) == NULL ||
-		 tb_json_kind(tb_json_root(doc)) != TB_JSON_ARRAY ||
-		 tb_json_count(tb_json_root(doc)) != 3)
+	         tb_json_kind(tb_json_root(doc)) != TB_JSON_ARRAY ||
+	         tb_json_count(tb_json_root(doc)) != 3)
 		snprintf(why, sizeof(why), "body is not an array of 3 answers");
 	else {
 		struct tb_json *el = tb_json_first(tb_json_root(doc));
@@ -1219,16 +1248,18 @@ case_batch(struct w *w, bool mixed)
 			tb_json_canon(el, NULL, &one);
 			if (mixed && i == 1) {
 				struct tb_json *er = tb_json_get(el, "error"),
-					       *eid = tb_json_get(el, "id");
+				               *eid = tb_json_get(el, "id");
 				/* "id" is optional: a receiver may not trust it */
 				if (er == NULL || tb_json_kind(er) != TB_JSON_STRING ||
 				    strcmp(tb_json_string(er, NULL), "sig.bad") != 0 ||
-				    (eid != NULL && (tb_json_kind(eid) != TB_JSON_STRING ||
-						     strcmp(tb_json_string(eid, NULL), ids[1]) != 0)))
-					snprintf(why, sizeof(why),
-						 "element 2 is not {\"error\":\"sig.bad\"[,\"id\"]}");
+				    (eid != NULL &&
+				     (tb_json_kind(eid) != TB_JSON_STRING ||
+				      strcmp(tb_json_string(eid, NULL), ids[1]) != 0)))
+					snprintf(
+					    why, sizeof(why),
+					    "element 2 is not {\"error\":\"sig.bad\"[,\"id\"]}");
 			} else if (!check_receipt(w, one.data, one.len, ids[i], dgs[i], why,
-						  sizeof(why))) {
+			                          sizeof(why))) {
 				char tmp[200];
 				snprintf(tmp, sizeof(tmp), "element %d: %s", i + 1, why);
 				snprintf(why, sizeof(why), "%s", tmp);
@@ -1258,8 +1289,8 @@ case_batch(struct w *w, bool mixed)
 enum { CORR_NONE, CORR_RANDOM, CORR_FIRST };
 
 static void
-flow_case(struct w *w, const char *id, const char *first_type, const char *type,
-	  const char *body, int corr, int code, const char *token)
+flow_case(struct w *w, const char *id, const char *first_type, const char *type, const char *body,
+          int corr, int code, const char *token)
 {
 	struct tb_buf b, fb;
 	struct mk m;
@@ -1318,36 +1349,38 @@ static void
 flows_cases(struct w *w)
 {
 	/* pairing (10.3): answers whose corr names no request the target sent */
-	flow_case(w, "flows.identity.result-unsolicited", NULL, "identity.result", NULL, CORR_RANDOM,
-		  409, "flow.unmatched");
+	flow_case(w, "flows.identity.result-unsolicited", NULL, "identity.result", NULL,
+	          CORR_RANDOM, 409, "flow.unmatched");
 	flow_case(w, "flows.licence.status-unmatched-corr", NULL, "licence.status", NULL,
-		  CORR_RANDOM, 409, "flow.unmatched");
+	          CORR_RANDOM, 409, "flow.unmatched");
 	flow_case(w, "flows.case.accept-unmatched-corr", NULL, "case.accept", NULL, CORR_RANDOM,
-		  409, "flow.unmatched");
+	          409, "flow.unmatched");
 	/* a case.result answering the runner's own case.submit: the target
 	 * handles that case and sent no request it could answer */
 	flow_case(w, "flows.case.result-before-accept", "case.submit", "case.result", NULL,
-		  CORR_FIRST, 409, "flow.unmatched");
+	          CORR_FIRST, 409, "flow.unmatched");
 	flow_case(w, "flows.request-with-corr", NULL, "identity.verify", NULL, CORR_RANDOM, 409,
-		  "flow.unmatched");
+	          "flow.unmatched");
 	/* lifecycle (10.4): the same case submitted twice */
-	flow_case(w, "flows.case.submit-existing", "case.submit", "case.submit", "=", CORR_NONE, 409,
-		  "flow.state");
+	flow_case(w, "flows.case.submit-existing", "case.submit", "case.submit", "=", CORR_NONE,
+	          409, "flow.state");
 	/* body schemas (10.1, 10.2) */
 	flow_case(w, "flows.body.identity.verify", NULL, "identity.verify",
-		  "{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"ABC\",\"kind\":\"person\"}}",
-		  CORR_NONE, 400, "body.invalid");
+	          "{\"purpose\":\"tongban-interop\",\"subject\":{\"idhash\":\"ABC\",\"kind\":"
+	          "\"person\"}}",
+	          CORR_NONE, 400, "body.invalid");
 	flow_case(w, "flows.body.licence.query", NULL, "licence.query",
-		  "{\"holder\":{\"idhash\":\"" IDHASH "\"}}", CORR_NONE, 400, "body.invalid");
+	          "{\"holder\":{\"idhash\":\"" IDHASH "\"}}", CORR_NONE, 400, "body.invalid");
 	flow_case(w, "flows.body.case.submit", NULL, "case.submit",
-		  "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},\"case_id\":\"ti-j\","
-		  "\"materials\":[],\"mode\":\"joint\",\"service\":\"tongban-interop\"}",
-		  CORR_NONE, 400, "body.invalid");
-	flow_case(w, "flows.body.control.ping", NULL, "control.ping", "{\"note\":\"tongban-interop\"}",
-		  CORR_NONE, 400, "body.invalid");
+	          "{\"applicant\":{\"idhash\":\"" IDHASH
+	          "\",\"kind\":\"person\"},\"case_id\":\"ti-j\","
+	          "\"materials\":[],\"mode\":\"joint\",\"service\":\"tongban-interop\"}",
+	          CORR_NONE, 400, "body.invalid");
+	flow_case(w, "flows.body.control.ping", NULL, "control.ping",
+	          "{\"note\":\"tongban-interop\"}", CORR_NONE, 400, "body.invalid");
 	w->flow_service = "tongban-interop"; /* offered by nobody */
 	flow_case(w, "flows.service.not-offered", NULL, "identity.verify", NULL, CORR_NONE, 403,
-		  "service.not-offered");
+	          "service.not-offered");
 	w->flow_service = NULL;
 }
 
@@ -1355,46 +1388,45 @@ int
 ti_suite_wire(struct ti *t, int mode)
 {
 	static const struct rej rejs[] = {
-		{"wire.reject.content-format.text", NULL, NULL, 415, "content-format", R_CF_TEXT},
-		{"wire.reject.content-format.missing", NULL, NULL, 415, "content-format", R_CF_NONE},
-		{"wire.reject.json.empty", NULL, NULL, 400, "json.syntax", R_EMPTY},
-		{"wire.reject.json.syntax", "\"v\":1}", "\"v\":1,}", 400, "json.syntax", R_TEXT},
-		{"wire.reject.json.utf8", "tongban-interop", "tongban-\xc0\xaf", 400, "json.utf8",
-		 R_TEXT},
-		{"wire.reject.json.surrogate", "tongban-interop", "tongban-\\ud800", 400,
-		 "json.surrogate", R_TEXT},
-		{"wire.reject.json.duplicate-key", "\"v\":1}", "\"v\":1,\"v\":1}", 400,
-		 "json.duplicate-key", R_TEXT},
-		{"wire.reject.json.number-range", "\"tongban-interop\"", "1e400", 400,
-		 "json.number-range", R_TEXT},
-		{"wire.reject.json.depth", "\"tongban-interop\"",
-		 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", 400,
-		 "json.depth", R_TEXT},
-		{"wire.reject.version", "\"v\":1}", "\"v\":2}", 400, "version", R_TEXT},
-		{"wire.reject.field.unknown", "{\"body\"", "{\"aaa\":1,\"body\"", 400,
-		 "field.unknown", R_TEXT},
-		{"wire.reject.field.missing", "\"hops\":4,", "", 400, "field.missing", R_TEXT},
-		{"wire.reject.field.type", "\"hops\":4", "\"hops\":\"4\"", 400, "field.type", R_TEXT},
-		{"wire.reject.field.value", "\"hops\":4", "\"hops\":17", 400, "field.value", R_TEXT},
-		{"wire.reject.type.unknown", "\"type\":\"" BASE_TYPE "\"",
-		 "\"type\":\"control.frobnicate\"", 422, "type.unknown", R_TEXT},
-		{"wire.reject.sig.missing", NULL, NULL, 401, "sig.missing", R_UNSEALED},
-		{"wire.reject.sig.alg", "\"alg\":\"p256\"", "\"alg\":\"ed25519\"", 401, "sig.alg",
-		 R_TEXT},
-		{"wire.reject.sig.unknown-key", NULL, NULL, 401, "sig.unknown-key", R_OTHERKEY},
-		{"wire.reject.sig.bad", "tongban-interop", "tongban-interoq", 401, "sig.bad", R_TEXT},
-		{"wire.reject.sig.proof", NULL, NULL, 401, "sig.proof", R_PROOF},
-		{"wire.reject.time.expired", NULL, NULL, 412, "time.expired", R_EXPIRED},
-		{"wire.reject.time.future", NULL, NULL, 412, "time.future", R_FUTURE},
-		{"wire.reject.hops", "\"sig\":",
-		 "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},"
-		 "\"sig\":",
-		 403, "hops", R_TEXT},
-		{"wire.reject.forbidden.wrong-sender", NULL, NULL, 403, "forbidden", R_WRONG_SENDER},
-		{"wire.reject.forbidden.not-addressed", NULL, NULL, 403, "forbidden",
-		 R_NOT_ADDRESSED},
-		{"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
-		{"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
+	    {"wire.reject.content-format.text", NULL, NULL, 415, "content-format", R_CF_TEXT},
+	    {"wire.reject.content-format.missing", NULL, NULL, 415, "content-format", R_CF_NONE},
+	    {"wire.reject.json.empty", NULL, NULL, 400, "json.syntax", R_EMPTY},
+	    {"wire.reject.json.syntax", "\"v\":1}", "\"v\":1,}", 400, "json.syntax", R_TEXT},
+	    {"wire.reject.json.utf8", "tongban-interop", "tongban-\xc0\xaf", 400, "json.utf8",
+	     R_TEXT},
+	    {"wire.reject.json.surrogate", "tongban-interop", "tongban-\\ud800", 400,
+	     "json.surrogate", R_TEXT},
+	    {"wire.reject.json.duplicate-key", "\"v\":1}", "\"v\":1,\"v\":1}", 400,
+	     "json.duplicate-key", R_TEXT},
+	    {"wire.reject.json.number-range", "\"tongban-interop\"", "1e400", 400,
+	     "json.number-range", R_TEXT},
+	    {"wire.reject.json.depth", "\"tongban-interop\"",
+	     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	     400, "json.depth", R_TEXT},
+	    {"wire.reject.version", "\"v\":1}", "\"v\":2}", 400, "version", R_TEXT},
+	    {"wire.reject.field.unknown", "{\"body\"", "{\"aaa\":1,\"body\"", 400, "field.unknown",
+	     R_TEXT},
+	    {"wire.reject.field.missing", "\"hops\":4,", "", 400, "field.missing", R_TEXT},
+	    {"wire.reject.field.type", "\"hops\":4", "\"hops\":\"4\"", 400, "field.type", R_TEXT},
+	    {"wire.reject.field.value", "\"hops\":4", "\"hops\":17", 400, "field.value", R_TEXT},
+	    {"wire.reject.type.unknown", "\"type\":\"" BASE_TYPE "\"",
+	     "\"type\":\"control.frobnicate\"", 422, "type.unknown", R_TEXT},
+	    {"wire.reject.sig.missing", NULL, NULL, 401, "sig.missing", R_UNSEALED},
+	    {"wire.reject.sig.alg", "\"alg\":\"p256\"", "\"alg\":\"ed25519\"", 401, "sig.alg",
+	     R_TEXT},
+	    {"wire.reject.sig.unknown-key", NULL, NULL, 401, "sig.unknown-key", R_OTHERKEY},
+	    {"wire.reject.sig.bad", "tongban-interop", "tongban-interoq", 401, "sig.bad", R_TEXT},
+	    {"wire.reject.sig.proof", NULL, NULL, 401, "sig.proof", R_PROOF},
+	    {"wire.reject.time.expired", NULL, NULL, 412, "time.expired", R_EXPIRED},
+	    {"wire.reject.time.future", NULL, NULL, 412, "time.future", R_FUTURE},
+	    {"wire.reject.hops", "\"sig\":",
+	     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},"
+	     "\"sig\":",
+	     403, "hops", R_TEXT},
+	    {"wire.reject.forbidden.wrong-sender", NULL, NULL, 403, "forbidden", R_WRONG_SENDER},
+	    {"wire.reject.forbidden.not-addressed", NULL, NULL, 403, "forbidden", R_NOT_ADDRESSED},
+	    {"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
+	    {"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
 	};
 	struct w w;
 	int rc;
@@ -1417,7 +1449,7 @@ ti_suite_wire(struct ti *t, int mode)
 	case_core(&w);
 	case_status(&w);
 	case_method(&w, "wire.resource.not-found", COAP_REQUEST_CODE_GET, "fed/no-such-resource",
-		    404);
+	            404);
 	case_method(&w, "wire.resource.method-not-allowed", COAP_REQUEST_CODE_GET, "fed/msg", 405);
 	/* handshakes */
 	case_tls(&w, "wire.tls.member", &w.me, true, "handshake accepted, 2.05");
@@ -1474,16 +1506,18 @@ ti_suite_wire(struct ti *t, int mode)
 			tb_random(rnd, sizeof(rnd));
 			tb_hex_encode(rnd, sizeof(rnd), hex);
 			tb_buf_printf(&body,
-				      "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
-				      "\"case_id\":\"ti-bw-%s\",\"materials\":[",
-				      hex);
+			              "{\"applicant\":{\"idhash\":\"" IDHASH
+			              "\",\"kind\":\"person\"},"
+			              "\"case_id\":\"ti-bw-%s\",\"materials\":[",
+			              hex);
 			for (int i = 0; i < 120; i++) {
 				tb_buf_printf(&body, "%s{\"name\":\"", i ? "," : "");
 				for (int k = 0; k < 250; k++)
 					tb_buf_addc(&body, (uint8_t)('a' + (i + k) % 26));
 				tb_buf_adds(&body, "\",\"sha256\":\"" IDHASH "\",\"size\":1}");
 			}
-			tb_buf_adds(&body, "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
+			tb_buf_adds(&body,
+			            "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
 			tb_buf_addc(&body, 0);
 			m.type = "case.submit";
 			m.body = (const char *)body.data;

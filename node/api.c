@@ -32,7 +32,7 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *body
 		return;
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "application/json");
+	                  "application/json");
 	evbuffer_add(b, body, len);
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
@@ -70,15 +70,11 @@ http_code(int err)
 	switch (err) {
 	case TB_E_IO:
 	case TB_E_NOMEM:
-	case TB_E_CRYPTO:
-		return 503;
+	case TB_E_CRYPTO: return 503;
 	case TB_E_FLOW_STATE:
-	case TB_E_FLOW_UNMATCHED:
-		return 409;
-	case TB_E_SERVICE:
-		return 422;
-	default:
-		return 400;
+	case TB_E_FLOW_UNMATCHED: return 409;
+	case TB_E_SERVICE: return 422;
+	default: return 400;
 	}
 }
 
@@ -194,16 +190,18 @@ api_send(struct tb_node *n, struct evhttp_request *req)
 			char detail[96];
 			snprintf(detail, sizeof(detail), "message %zu: %s", i, why);
 			reply_error(req, 400,
-				    strcmp(why, "type") == 0 || strcmp(why, "to") == 0 ? "field.missing"
-											 : "field.type",
-				    detail);
+			            strcmp(why, "type") == 0 || strcmp(why, "to") == 0
+			                ? "field.missing"
+			                : "field.type",
+			            detail);
 			goto out;
 		}
 	}
 	if (tb_outbound_submit_many(n, f, count, ids, &bad, &d) != TB_OK) {
 		char detail[220];
 		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
-		reply_error(req, http_code(d.code), tb_err_reason(d.code), bulk ? detail : d.detail);
+		reply_error(req, http_code(d.code), tb_err_reason(d.code),
+		            bulk ? detail : d.detail);
 		goto out;
 	}
 	r = cJSON_CreateObject();
@@ -250,7 +248,8 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	if (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "to") == NULL)
 		cJSON_AddStringToObject(o, "to", in.from);
 	if ((why = fields_of(o, &f, &bodytext)) != NULL) {
-		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type", why);
+		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type",
+		            why);
 		goto out;
 	}
 	f.corr = id;
@@ -295,7 +294,7 @@ api_status(struct tb_node *n, struct evhttp_request *req, const char *id)
 		cJSON_AddNumberToObject(r, "delivered_at", (double)st.delivered_at);
 	if (rc.len > 0)
 		cJSON_AddItemToObject(r, "receipt",
-				      cJSON_ParseWithLength((const char *)rc.data, rc.len));
+		                      cJSON_ParseWithLength((const char *)rc.data, rc.len));
 	tb_buf_free(&rc);
 	reply_json(req, 200, r);
 }
@@ -315,7 +314,7 @@ inbox_item(void *ctx, int64_t seq, const struct tb_journal_msg *m)
 		cJSON_AddStringToObject(o, "corr", m->corr);
 	cJSON_AddStringToObject(o, "digest", m->digest);
 	cJSON_AddItemToObject(o, "envelope",
-			      cJSON_ParseWithLength((const char *)m->envelope, m->envelope_len));
+	                      cJSON_ParseWithLength((const char *)m->envelope, m->envelope_len));
 	cJSON_AddItemToArray(arr, o);
 	return TB_OK;
 }
@@ -329,9 +328,10 @@ api_inbox(struct tb_node *n, struct evhttp_request *req)
 	long long aft = 0;
 	cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "messages");
 
-	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) ?
-				       evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) : "",
-			       &q);
+	evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+	                           ? evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req))
+	                           : "",
+	                       &q);
 	if ((lim = evhttp_find_header(&q, "limit")) != NULL)
 		limit = strtol(lim, NULL, 10);
 	if ((after = evhttp_find_header(&q, "after")) != NULL)
@@ -355,47 +355,50 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 
 	tb_journal_outbound_pending(n->journal, &q);
 	tb_journal_inbox_count(n->journal, &inbox);
-	evbuffer_add_printf(b,
-		"# HELP tongban_messages_in_total Envelopes received, by result.\n"
-		"# TYPE tongban_messages_in_total counter\n"
-		"tongban_messages_in_total{result=\"accepted\"} %llu\n"
-		"tongban_messages_in_total{result=\"duplicate\"} %llu\n"
-		"tongban_messages_in_total{result=\"refused\"} %llu\n"
-		"# HELP tongban_messages_out_total Envelopes sent, by result.\n"
-		"# TYPE tongban_messages_out_total counter\n"
-		"tongban_messages_out_total{result=\"delivered\"} %llu\n"
-		"tongban_messages_out_total{result=\"failed\"} %llu\n"
-		"# HELP tongban_retries_total Delivery attempts that will be retried.\n"
-		"# TYPE tongban_retries_total counter\n"
-		"tongban_retries_total %llu\n"
-		"# HELP tongban_handshake_refused_total DTLS peers refused.\n"
-		"# TYPE tongban_handshake_refused_total counter\n"
-		"tongban_handshake_refused_total %llu\n"
-		"# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
-		"# TYPE tongban_queue_depth gauge\n"
-		"tongban_queue_depth %lld\n"
-		"# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
-		"# TYPE tongban_inbox_depth gauge\n"
-		"tongban_inbox_depth %lld\n"
-		"# HELP tongban_registry_serial Serial of the registry in force.\n"
-		"# TYPE tongban_registry_serial gauge\n"
-		"tongban_registry_serial %llu\n"
-		"# HELP tongban_delivery_seconds Submit-to-verified-receipt latency per message.\n"
-		"# TYPE tongban_delivery_seconds histogram\n",
-		(unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
-		(unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
-		(unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
-		(unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
-		(unsigned long long)tb_reg_serial(n->reg));
+	evbuffer_add_printf(
+	    b,
+	    "# HELP tongban_messages_in_total Envelopes received, by result.\n"
+	    "# TYPE tongban_messages_in_total counter\n"
+	    "tongban_messages_in_total{result=\"accepted\"} %llu\n"
+	    "tongban_messages_in_total{result=\"duplicate\"} %llu\n"
+	    "tongban_messages_in_total{result=\"refused\"} %llu\n"
+	    "# HELP tongban_messages_out_total Envelopes sent, by result.\n"
+	    "# TYPE tongban_messages_out_total counter\n"
+	    "tongban_messages_out_total{result=\"delivered\"} %llu\n"
+	    "tongban_messages_out_total{result=\"failed\"} %llu\n"
+	    "# HELP tongban_retries_total Delivery attempts that will be retried.\n"
+	    "# TYPE tongban_retries_total counter\n"
+	    "tongban_retries_total %llu\n"
+	    "# HELP tongban_handshake_refused_total DTLS peers refused.\n"
+	    "# TYPE tongban_handshake_refused_total counter\n"
+	    "tongban_handshake_refused_total %llu\n"
+	    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
+	    "# TYPE tongban_queue_depth gauge\n"
+	    "tongban_queue_depth %lld\n"
+	    "# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
+	    "# TYPE tongban_inbox_depth gauge\n"
+	    "tongban_inbox_depth %lld\n"
+	    "# HELP tongban_registry_serial Serial of the registry in force.\n"
+	    "# TYPE tongban_registry_serial gauge\n"
+	    "tongban_registry_serial %llu\n"
+	    "# HELP tongban_delivery_seconds Submit-to-verified-receipt latency per message.\n"
+	    "# TYPE tongban_delivery_seconds histogram\n",
+	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
+	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
+	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
+	    (unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
+	    (unsigned long long)tb_reg_serial(n->reg));
 	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
-				    tb_lat_bounds[i] / 1000.0, (unsigned long long)n->m.lat_buckets[i]);
+		                    tb_lat_bounds[i] / 1000.0,
+		                    (unsigned long long)n->m.lat_buckets[i]);
 	evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)n->m.lat_count);
-	evbuffer_add_printf(b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",
-			    n->m.lat_sum_ms / 1000.0, (unsigned long long)n->m.lat_count);
+	                    (unsigned long long)n->m.lat_count);
+	evbuffer_add_printf(
+	    b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",
+	    n->m.lat_sum_ms / 1000.0, (unsigned long long)n->m.lat_count);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "text/plain; version=0.0.4");
+	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
 }
@@ -419,7 +422,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	}
 	if (!authorised(n, req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-				  "Bearer");
+		                  "Bearer");
 		reply_error(req, 401, "unauthorized", "missing or wrong bearer token");
 		return;
 	}
@@ -435,7 +438,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/v1/inbox") == 0 && m == EVHTTP_REQ_GET) {
 		api_inbox(n, req);
 	} else if (strncmp(path, "/v1/inbox/", 10) == 0 && m == EVHTTP_REQ_POST &&
-		   strlen(path) > 14 && strcmp(path + strlen(path) - 4, "/ack") == 0) {
+	           strlen(path) > 14 && strcmp(path + strlen(path) - 4, "/ack") == 0) {
 		char id[64];
 		snprintf(id, sizeof(id), "%.*s", (int)(strlen(path) - 14), path + 10);
 		if (tb_journal_inbox_ack(n->journal, id) != TB_OK)
@@ -443,7 +446,7 @@ dispatch(struct evhttp_request *req, void *arg)
 		else
 			reply(req, 200, "OK", "{\"acknowledged\":true}", 21);
 	} else if (strncmp(path, "/v1/inbox/", 10) == 0 && m == EVHTTP_REQ_POST &&
-		   strlen(path) == 10 + 32 + 6 && strcmp(path + 42, "/reply") == 0) {
+	           strlen(path) == 10 + 32 + 6 && strcmp(path + 42, "/reply") == 0) {
 		char id[33];
 		snprintf(id, sizeof(id), "%.32s", path + 10);
 		api_reply(n, req, id);
@@ -469,7 +472,7 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_gencb(n->http, dispatch, n);
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d",
-				   n->cfg.api_host, n->cfg.api_port);
+		                   n->cfg.api_host, n->cfg.api_port);
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
 	return TB_OK;
 }

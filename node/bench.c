@@ -21,7 +21,7 @@
 #include "../util/tb_err.h"
 
 int bench_registry(int argc, char **argv); /* bench_registry.c */
-int bench_node(int argc, char **argv);	   /* bench_node.c */
+int bench_node(int argc, char **argv);     /* bench_node.c */
 
 static double
 now_s(void)
@@ -52,7 +52,8 @@ static int
 do_seal(struct ctx *c)
 {
 	tb_buf_reset(&c->sealed);
-	if (tb_env_seal(c->env, c->key, NULL) != TB_OK || tb_env_serialize(c->env, &c->sealed) != TB_OK)
+	if (tb_env_seal(c->env, c->key, NULL) != TB_OK ||
+	    tb_env_serialize(c->env, &c->sealed) != TB_OK)
 		return -1;
 	return 0;
 }
@@ -75,9 +76,9 @@ do_verify(struct ctx *c)
 	gnutls_datum_t in = {c->signed_bytes.data, (unsigned)c->signed_bytes.len};
 	gnutls_datum_t s = {c->sig, TB_SIG_LEN};
 	return gnutls_pubkey_verify_data2(tb_pub_gnutls(c->pub), GNUTLS_SIGN_EDDSA_ED25519, 0, &in,
-					  &s) < 0
-		   ? -1
-		   : 0;
+	                                  &s) < 0
+	           ? -1
+	           : 0;
 }
 
 /* Runs fn for about `secs`, returns operations per second. */
@@ -114,10 +115,11 @@ bench_crypto(double secs)
 	tb_buf_init(&c.signed_bytes);
 	c.now = (int64_t)time(NULL);
 	/* a 1 KiB body: a case submission with materials */
-	int n = snprintf(body, sizeof(body), "{\"applicant\":{\"idhash\":\"%064d\"},\"materials\":[", 7);
+	int n = snprintf(body, sizeof(body),
+	                 "{\"applicant\":{\"idhash\":\"%064d\"},\"materials\":[", 7);
 	while (n < 1000)
 		n += snprintf(body + n, sizeof(body) - (size_t)n,
-			      "{\"sha256\":\"%064d\",\"size\":12345},", n);
+		              "{\"sha256\":\"%064d\",\"size\":12345},", n);
 	body[n - 1] = ']';
 	n += snprintf(body + n, sizeof(body) - (size_t)n, "}");
 	memset(&f, 0, sizeof(f));
@@ -128,8 +130,8 @@ bench_crypto(double secs)
 	f.body = (const uint8_t *)body;
 	f.body_len = (size_t)n;
 	f.created = c.now;
-	if ((c.key = tb_key_generate(TB_ALG_ED25519, &d)) == NULL || (c.pub = tb_key_pub(c.key)) == NULL ||
-	    (c.env = tb_env_create(&f, &d)) == NULL) {
+	if ((c.key = tb_key_generate(TB_ALG_ED25519, &d)) == NULL ||
+	    (c.pub = tb_key_pub(c.key)) == NULL || (c.env = tb_env_create(&f, &d)) == NULL) {
 		fprintf(stderr, "tongban-bench: setup failed: %s\n", d.detail);
 		return 1;
 	}
@@ -167,10 +169,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban-bench crypto [--seconds S]\n\n"
-		   "crypto  seal/open throughput for 1 KiB-body envelopes against bare\n"
-		   "        GnuTLS Ed25519 verification in the same run (default 6 s).\n"
-		   "The last line printed is a JSON object with the figures.\n"
-		   "Exit status: 0 ok, 1 a measured operation failed, 2 usage.\n");
+	           "crypto  seal/open throughput for 1 KiB-body envelopes against bare\n"
+	           "        GnuTLS Ed25519 verification in the same run (default 6 s).\n"
+	           "The last line printed is a JSON object with the figures.\n"
+	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage.\n");
 }
 
 int

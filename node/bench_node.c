@@ -85,8 +85,9 @@ http(int port, const char *token, const char *method, const char *path, const ch
 		return -1;
 	}
 	tb_buf_init(&req);
-	tb_buf_printf(&req, "%s %s HTTP/1.0\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
-		      method, path, token, blen);
+	tb_buf_printf(&req,
+	              "%s %s HTTP/1.0\r\nAuthorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
+	              method, path, token, blen);
 	if (body != NULL)
 		tb_buf_add(&req, body, blen);
 	for (size_t off = 0; off < req.len;) {
@@ -147,7 +148,7 @@ quantile(const struct tb_buf *a, const struct tb_buf *b, double q)
 	for (int i = 0; i < nb; i++)
 		cb[i] -= i < na ? ca[i] : 0;
 	total = metric(b, "tongban_delivery_seconds_count ") -
-		(a ? metric(a, "tongban_delivery_seconds_count ") : 0);
+	        (a ? metric(a, "tongban_delivery_seconds_count ") : 0);
 	if (total <= 0)
 		return -1;
 	for (int i = 0; i < nb; i++) {
@@ -171,16 +172,17 @@ add_cases(struct tb_buf *b, long count, long *seq)
 
 	tb_buf_addc(b, '[');
 	for (long k = 0; k < count; k++) {
-		ol = snprintf(one, sizeof(one),
-			      "{\"type\":\"case.submit\",\"to\":\"371300\",\"service\":\"hukou.transfer\","
-			      "\"body\":{\"case_id\":\"BENCH-%ld\",\"service\":\"hukou.transfer\","
-			      "\"mode\":\"online\",\"applicant\":{\"kind\":\"person\",\"idhash\":\"%064d\"},"
-			      "\"materials\":[",
-			      (*seq)++, 7);
+		ol = snprintf(
+		    one, sizeof(one),
+		    "{\"type\":\"case.submit\",\"to\":\"371300\",\"service\":\"hukou.transfer\","
+		    "\"body\":{\"case_id\":\"BENCH-%ld\",\"service\":\"hukou.transfer\","
+		    "\"mode\":\"online\",\"applicant\":{\"kind\":\"person\",\"idhash\":\"%064d\"},"
+		    "\"materials\":[",
+		    (*seq)++, 7);
 		for (int i = 0; i < 8; i++)
 			ol += snprintf(one + ol, sizeof(one) - (size_t)ol,
-				       "%s{\"sha256\":\"%064d\",\"size\":%d,\"name\":\"m%d.pdf\"}",
-				       i ? "," : "", i, 1000 + i, i);
+			               "%s{\"sha256\":\"%064d\",\"size\":%d,\"name\":\"m%d.pdf\"}",
+			               i ? "," : "", i, 1000 + i, i);
 		ol += snprintf(one + ol, sizeof(one) - (size_t)ol, "]}}");
 		if (k > 0)
 			tb_buf_addc(b, ',');
@@ -220,7 +222,7 @@ no_responder(const char *conf)
 
 static void
 hnd_echo(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
-	 coap_pdu_t *resp)
+         coap_pdu_t *resp)
 {
 	size_t len;
 	const uint8_t *data;
@@ -393,8 +395,8 @@ bench_node(int argc, char **argv)
 	tb_buf_init(&out);
 	tb_buf_init(&m);
 	snprintf(ports, sizeof(ports), "%d", base);
-	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members", members,
-			  "--base-port", ports, NULL};
+	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members",
+	                  members,   "--base-port",    ports,   NULL};
 	if (run("tongban", dfargs) != 0) {
 		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
 		goto out;
@@ -405,7 +407,8 @@ bench_node(int argc, char **argv)
 		goto out;
 	snprintf(log1, sizeof(log1), "%s/320300.log", dir);
 	snprintf(log2, sizeof(log2), "%s/371300.log", dir);
-	char *a1[] = {"tongban-node", "-c", conf1, NULL}, *a2[] = {"tongban-node", "-c", conf2, NULL};
+	char *a1[] = {"tongban-node", "-c", conf1, NULL},
+	     *a2[] = {"tongban-node", "-c", conf2, NULL};
 	n1 = spawn("tongban-node", a1, log1);
 	n2 = spawn("tongban-node", a2, log2);
 	snprintf(tokpath, sizeof(tokpath), "%s/320300/api.token", dir);
@@ -439,7 +442,7 @@ bench_node(int argc, char **argv)
 			add_cases(&body, per_req, &seq);
 		}
 		if (http(base + 1000, (const char *)tok.data, "POST", "/v1/messages",
-			 (const char *)body.data, body.len, &out) != 202) {
+		         (const char *)body.data, body.len, &out) != 202) {
 			fprintf(stderr, "tongban-bench node: submit failed: %.200s\n", out.data);
 			goto out;
 		}
@@ -449,13 +452,15 @@ bench_node(int argc, char **argv)
 	do {
 		/* polled at 20 Hz: /metrics counts the queue, which is not free */
 		usleep(50000);
-		if (http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m) != 200)
+		if (http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m) !=
+		    200)
 			continue;
 		delivered = metric(&m, "tongban_messages_out_total{result=\"delivered\"} ");
 	} while (delivered < (double)total + 1 && now_s() < deadline);
 	t1 = now_s();
 	if (delivered < (double)total + 1) {
-		fprintf(stderr, "tongban-bench node: only %.0f of %ld delivered\n", delivered, total);
+		fprintf(stderr, "tongban-bench node: only %.0f of %ld delivered\n", delivered,
+		        total);
 		goto out;
 	}
 	msgs_per_s = (double)total / (t1 - t0);
@@ -490,8 +495,8 @@ bench_node(int argc, char **argv)
 			usleep(50000);
 			http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m);
 		} while (metric(&m, "tongban_messages_out_total{result=\"delivered\"} ") <
-				 d0 + (double)n10 * 10 &&
-			 now_s() < deadline);
+		             d0 + (double)n10 * 10 &&
+		         now_s() < deadline);
 		p50 = quantile(&before, &m, 0.5);
 		p99 = quantile(&before, &m, 0.99);
 		lat_rate = (double)n10 * 10 / 4.0;
@@ -510,8 +515,8 @@ bench_node(int argc, char **argv)
 	baseline = echo_client(dir, base + 9, 1024, 3.0);
 	printf("tongban  : %8.0f msgs/s signed+verified+journalled+receipted (saturated)\n",
 	       msgs_per_s);
-	printf("latency  : p50 %.1f ms, p99 %.1f ms submit-to-verified-receipt at %.0f msgs/s\n", p50,
-	       p99, lat_rate);
+	printf("latency  : p50 %.1f ms, p99 %.1f ms submit-to-verified-receipt at %.0f msgs/s\n",
+	       p50, p99, lat_rate);
 	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight\n",
 	       baseline);
 	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"

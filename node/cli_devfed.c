@@ -35,33 +35,37 @@ static const struct {
 	const char *code;
 	bool province;
 } services[] = {
-	{"hukou.transfer", false},	    {"pension.transfer", false},
-	{"medical.offsite-filing", true}, {"housing-fund.transfer", false},
-	{"business-license.change", false}, {"driving-license.renew", false},
-	{"control.ping", false},
+    {"hukou.transfer", false},
+    {"pension.transfer", false},
+    {"medical.offsite-filing", true},
+    {"housing-fund.transfer", false},
+    {"business-license.change", false},
+    {"driving-license.renew", false},
+    {"control.ping", false},
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban dev-federation --dir DIR --members ID,ID,... [--base-port N]\n"
-		   "                              [--private ID,ID,...]\n\n"
-		   "Creates a test federation under DIR: root CA (DIR/root), one CA per\n"
-		   "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
-		   "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
-		   "province CAs (1-of-1 with one province), DIR/trust.json, DIR/root.crt,\n"
-		   "DIR/cas.pem (root and province CAs, what nodes trust for DTLS),\n"
-		   "DIR/fixtures.json (demo residents, licences and case rules; every node's\n"
-		   "reference responder answers from it),\n"
-		   "and negative identities DIR/testids/{expired,revoked,foreign,nonmember}/node.{key,crt}\n"
-		   "(expired: the first member's id, validity in the past; revoked: listed in\n"
-		   "the registry's revoked keys; foreign: another root; nonmember: valid chain,\n"
-		   "not in the registry).\n"
-		   "Member i listens on 127.0.0.1:(N+i) (default N 5700); its local API on\n"
-		   "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
-		   "parent of the other members of its province.  A --private city has no\n"
-		   "endpoint in the registry: others reach it through its hub, whose config\n"
-		   "lists it in private_endpoints (DIR/HUB/private.txt).\n");
+	           "                              [--private ID,ID,...]\n\n"
+	           "Creates a test federation under DIR: root CA (DIR/root), one CA per\n"
+	           "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
+	           "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
+	           "province CAs (1-of-1 with one province), DIR/trust.json, DIR/root.crt,\n"
+	           "DIR/cas.pem (root and province CAs, what nodes trust for DTLS),\n"
+	           "DIR/fixtures.json (demo residents, licences and case rules; every node's\n"
+	           "reference responder answers from it),\n"
+	           "and negative identities "
+	           "DIR/testids/{expired,revoked,foreign,nonmember}/node.{key,crt}\n"
+	           "(expired: the first member's id, validity in the past; revoked: listed in\n"
+	           "the registry's revoked keys; foreign: another root; nonmember: valid chain,\n"
+	           "not in the registry).\n"
+	           "Member i listens on 127.0.0.1:(N+i) (default N 5700); its local API on\n"
+	           "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
+	           "parent of the other members of its province.  A --private city has no\n"
+	           "endpoint in the registry: others reach it through its hub, whose config\n"
+	           "lists it in private_endpoints (DIR/HUB/private.txt).\n");
 }
 
 static int
@@ -89,7 +93,7 @@ append_file(struct tb_buf *b, const char *path)
 /* Makes DIR/sub/node.{key,crt} for member id, issued by ca. */
 static int
 make_identity(const char *dir, const char *id, const char *name, int port, struct tb_ca *ca,
-	      int64_t not_before, int64_t not_after)
+              int64_t not_before, int64_t not_after)
 {
 	char path[1200], ep[64];
 	struct tb_key *key = NULL;
@@ -153,11 +157,11 @@ int
 cmd_devfed(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"members", required_argument, NULL, 'm'},
-					     {"base-port", required_argument, NULL, 'p'},
-					     {"private", required_argument, NULL, 'P'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"members", required_argument, NULL, 'm'},
+	                                     {"base-port", required_argument, NULL, 'p'},
+	                                     {"private", required_argument, NULL, 'P'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *dir = NULL, *members = NULL, *privlist = "";
 	char ids[MAX_MEMBERS][8], provs[MAX_PROV][8], path[1200], path2[1200];
 	size_t nids = 0, nprov = 0;
@@ -209,14 +213,16 @@ cmd_devfed(int argc, char **argv)
 	/* root and province CAs */
 	struct tb_ca_spec rs = {"Tongban dev federation root", NULL, TB_ALG_P256, 3650};
 	snprintf(path, sizeof(path), "%s/root", dir);
-	if (tb_ca_create(path, &rs, NULL, NULL, &d) != TB_OK || (root = tb_ca_open(path, NULL, &d)) == NULL) {
+	if (tb_ca_create(path, &rs, NULL, NULL, &d) != TB_OK ||
+	    (root = tb_ca_open(path, NULL, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
 	snprintf(path2, sizeof(path2), "%s/root.crt", dir);
 	snprintf(path, sizeof(path), "%s/root/ca.crt", dir);
 	tb_buf_reset(&b);
-	if ((rc = append_file(&b, path)) != EX_TB_OK || (rc = write_file(path2, b.data, b.len, 0644)))
+	if ((rc = append_file(&b, path)) != EX_TB_OK ||
+	    (rc = write_file(path2, b.data, b.len, 0644)))
 		goto out;
 	for (size_t i = 0; i < nids; i++) {
 		char prov[8];
@@ -281,9 +287,8 @@ cmd_devfed(int argc, char **argv)
 		snprintf(name, sizeof(name), "Member %.6s", ids[i]);
 		snprintf(ep, sizeof(ep), "coaps://127.0.0.1:%lld", base + (long long)i);
 		if ((rc = mkdirs(mdir)) != EX_TB_OK ||
-		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k], now - 300,
-					 now + 365 * 86400)) !=
-			    EX_TB_OK)
+		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k],
+		                        now - 300, now + 365 * 86400)) != EX_TB_OK)
 			goto out;
 		/* chain.crt: the province CA; node-chain.pem: leaf + CA for DTLS */
 		tb_buf_reset(&b);
@@ -304,7 +309,8 @@ cmd_devfed(int argc, char **argv)
 			goto out;
 		snprintf(region, sizeof(region), "%.*s", hub ? 2 : 4, ids[i]);
 		for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
-			if (services[s].province == hub || strcmp(services[s].code, "control.ping") == 0) {
+			if (services[s].province == hub ||
+			    strcmp(services[s].code, "control.ping") == 0) {
 				sv[ns].code = services[s].code;
 				sv[ns].regions = regions;
 				sv[ns].nregions = 1;
@@ -316,14 +322,23 @@ cmd_devfed(int argc, char **argv)
 			parent_present |= !hub && strcmp(ids[j], prov) == 0;
 		bool priv = is_listed(privlist, ids[i]);
 		if (priv && (hub || !parent_present)) {
-			rc = cli_usage_error("--private %s: only a city whose hub is a member", ids[i]);
+			rc = cli_usage_error("--private %s: only a city whose hub is a member",
+			                     ids[i]);
 			goto out;
 		}
 		/* a private member has no endpoint in the registry: it is reached
 		 * through its hub, which alone knows its address */
-		struct tb_reg_member_spec ms = {ids[i], name, parent_present ? prov : NULL,
-						hub ? TB_ROLE_HUB : TB_ROLE_CITY, TB_STATUS_ACTIVE,
-						eps, priv ? 0 : 1, &ks, 1, sv, ns};
+		struct tb_reg_member_spec ms = {ids[i],
+		                                name,
+		                                parent_present ? prov : NULL,
+		                                hub ? TB_ROLE_HUB : TB_ROLE_CITY,
+		                                TB_STATUS_ACTIVE,
+		                                eps,
+		                                priv ? 0 : 1,
+		                                &ks,
+		                                1,
+		                                sv,
+		                                ns};
 		if (tb_reg_add_member(reg, &ms, &d) != TB_OK) {
 			rc = cli_fail_diag(&d);
 			goto out;
@@ -340,7 +355,8 @@ cmd_devfed(int argc, char **argv)
 			snprintf(path, sizeof(path), "%s/testids/%s", dir, kinds[k]);
 			if ((rc = mkdirs(path)) ||
 			    (rc = make_identity(path, k == 0 ? "999901" : "999902", kinds[k],
-						(int)base + 990 + k, pca[0], now - 300, now + 365 * 86400)))
+			                        (int)base + 990 + k, pca[0], now - 300,
+			                        now + 365 * 86400)))
 				goto out;
 		}
 		struct tb_buf rs2;
@@ -362,14 +378,14 @@ cmd_devfed(int argc, char **argv)
 		}
 		snprintf(path, sizeof(path), "%s/testids/foreign", dir);
 		if ((rc = mkdirs(path)) ||
-		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign, now - 300,
-					       now + 365 * 86400)))
+		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign,
+		                        now - 300, now + 365 * 86400)))
 			goto out;
 		/* expired: a member's own identity, valid only in the past */
 		snprintf(path, sizeof(path), "%s/testids/expired", dir);
 		if ((rc = mkdirs(path)) ||
 		    (rc = make_identity(path, ids[0], "expired", (int)base + 994, pca[0],
-					now - 10 * 86400, now - 86400)))
+		                        now - 10 * 86400, now - 86400)))
 			goto out;
 	}
 	/* trust anchor: root + province CA keys as registry authorities */
@@ -387,7 +403,8 @@ cmd_devfed(int argc, char **argv)
 		rc = append_file(&rpem, path);
 		if (!rc)
 			rc = spki_of(path, &tmp, kid);
-		if (!rc && tb_trust_set_root(trust, (const char *)rpem.data, rpem.len, kid, &d) != TB_OK)
+		if (!rc &&
+		    tb_trust_set_root(trust, (const char *)rpem.data, rpem.len, kid, &d) != TB_OK)
 			rc = cli_fail_diag(&d);
 		for (size_t i = 0; !rc && i < nprov; i++) {
 			tb_buf_reset(&tmp);
@@ -417,7 +434,8 @@ cmd_devfed(int argc, char **argv)
 	for (unsigned i = 0; i < k; i++) {
 		struct tb_key *ak;
 		snprintf(path, sizeof(path), "%s/ca-%s/ca.key", dir, provs[i]);
-		if ((ak = tb_key_load(path, NULL, &d)) == NULL || tb_reg_sign(reg, ak, &d) != TB_OK) {
+		if ((ak = tb_key_load(path, NULL, &d)) == NULL ||
+		    tb_reg_sign(reg, ak, &d) != TB_OK) {
 			tb_key_free(ak);
 			rc = cli_fail_diag(&d);
 			goto out;
@@ -438,30 +456,32 @@ cmd_devfed(int argc, char **argv)
 	{
 		char h[4][65], fx[4096];
 		const char *labels[4] = {"tongban-demo-person-1", "tongban-demo-person-2",
-					 "tongban-demo-enterprise-1", "tongban-demo-unknown"};
+		                         "tongban-demo-enterprise-1", "tongban-demo-unknown"};
 		for (int li = 0; li < 4; li++) {
 			uint8_t dg[32];
 			tb_sha256(labels[li], strlen(labels[li]), dg);
 			tb_hex_encode(dg, 32, h[li]);
 		}
-		int fl = snprintf(fx, sizeof(fx),
-			"{\"people\":["
-			"{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"high\","
-			"\"attributes\":{\"resident_of\":\"registered\"}},"
-			"{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"substantial\"},"
-			"{\"idhash\":\"%s\",\"kind\":\"enterprise\",\"assurance\":\"high\"}],"
-			"\"licences\":["
-			"{\"id\":\"BL-0001\",\"type\":\"business-license\",\"holder_idhash\":\"%s\","
-			"\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
-			"\"fields\":{\"scope\":\"retail\",\"capital\":\"500000\"}},"
-			"{\"id\":\"DL-0001\",\"type\":\"driving-license\",\"holder_idhash\":\"%s\","
-			"\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
-			"\"fields\":{\"class\":\"C1\"}}],"
-			"\"cases\":{\"default\":{\"decision\":\"accept\",\"outcome\":\"approved\"},"
-			"\"pension.transfer\":{\"decision\":\"reject\","
-			"\"reason\":\"the applicant's pension account is not yet closed\"}}}\n",
-			h[0], h[1], h[2], h[2], (long long)now - 86400 * 365, (long long)now + 86400 * 365 * 4,
-			h[0], (long long)now - 86400 * 30, (long long)now + 86400 * 365 * 6);
+		int fl = snprintf(
+		    fx, sizeof(fx),
+		    "{\"people\":["
+		    "{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"high\","
+		    "\"attributes\":{\"resident_of\":\"registered\"}},"
+		    "{\"idhash\":\"%s\",\"kind\":\"person\",\"assurance\":\"substantial\"},"
+		    "{\"idhash\":\"%s\",\"kind\":\"enterprise\",\"assurance\":\"high\"}],"
+		    "\"licences\":["
+		    "{\"id\":\"BL-0001\",\"type\":\"business-license\",\"holder_idhash\":\"%s\","
+		    "\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
+		    "\"fields\":{\"scope\":\"retail\",\"capital\":\"500000\"}},"
+		    "{\"id\":\"DL-0001\",\"type\":\"driving-license\",\"holder_idhash\":\"%s\","
+		    "\"issued\":%lld,\"valid_until\":%lld,\"status\":\"valid\","
+		    "\"fields\":{\"class\":\"C1\"}}],"
+		    "\"cases\":{\"default\":{\"decision\":\"accept\",\"outcome\":\"approved\"},"
+		    "\"pension.transfer\":{\"decision\":\"reject\","
+		    "\"reason\":\"the applicant's pension account is not yet closed\"}}}\n",
+		    h[0], h[1], h[2], h[2], (long long)now - 86400 * 365,
+		    (long long)now + 86400 * 365 * 4, h[0], (long long)now - 86400 * 30,
+		    (long long)now + 86400 * 365 * 6);
 		snprintf(path, sizeof(path), "%s/fixtures.json", dir);
 		if ((rc = write_file(path, fx, (size_t)fl, 0644)))
 			goto out;
@@ -481,7 +501,8 @@ cmd_devfed(int argc, char **argv)
 			goto out;
 		if (strcmp(ids[i] + 2, "0000") != 0)
 			for (size_t j = 0; j < nids; j++)
-				if (strncmp(ids[j], ids[i], 2) == 0 && strcmp(ids[j] + 2, "0000") == 0)
+				if (strncmp(ids[j], ids[i], 2) == 0 &&
+				    strcmp(ids[j] + 2, "0000") == 0)
 					snprintf(up, sizeof(up), "%.6s", ids[j]);
 		/* a hub lists the private members it serves */
 		char privs[4096] = "";
@@ -490,23 +511,24 @@ cmd_devfed(int argc, char **argv)
 			for (size_t j = 0; j < nids; j++)
 				if (strncmp(ids[j], ids[i], 2) == 0 && is_listed(privlist, ids[j]))
 					pl += (size_t)snprintf(privs + pl, sizeof(privs) - pl,
-							       "%.6s coaps://127.0.0.1:%lld\n", ids[j],
-							       base + (long long)j);
+					                       "%.6s coaps://127.0.0.1:%lld\n",
+					                       ids[j], base + (long long)j);
 		if (pl > 0) {
 			snprintf(path, sizeof(path), "%s/%s/private.txt", dir, ids[i]);
 			if ((rc = write_file(path, privs, pl, 0644)))
 				goto out;
 		}
-		int n = snprintf(conf, sizeof(conf),
-			 "# tongban-node configuration for member %s (dev federation)\n"
-			 "member_id = %s\nlisten = 127.0.0.1:%lld\n"
-			 "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
-			 "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
-			 "api = 127.0.0.1:%lld\napi_token_file = api.token\n"
-			 "responder = ../fixtures.json\n%s%s%s%s",
-			 ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
-			 up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "",
-			 pl > 0 ? "private_endpoints = private.txt\n" : "");
+		int n = snprintf(
+		    conf, sizeof(conf),
+		    "# tongban-node configuration for member %s (dev federation)\n"
+		    "member_id = %s\nlisten = 127.0.0.1:%lld\n"
+		    "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
+		    "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
+		    "api = 127.0.0.1:%lld\napi_token_file = api.token\n"
+		    "responder = ../fixtures.json\n%s%s%s%s",
+		    ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
+		    up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "",
+		    pl > 0 ? "private_endpoints = private.txt\n" : "");
 		snprintf(path, sizeof(path), "%s/%s/node.conf", dir, ids[i]);
 		if ((rc = write_file(path, conf, (size_t)n, 0644)))
 			goto out;

@@ -45,7 +45,6 @@ parse_now(const char *s, int64_t *now)
 	return EX_TB_OK;
 }
 
-
 /* Value of attribute attr ("CN", "O") in an RFC 4514 DN, unescaped. */
 static bool
 dn_attr(const char *dn, const char *attr, char *out, size_t outlen)

@@ -46,22 +46,22 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban licence check --registry REG [--now T] LICENCE.json\n\n"
-		   "Checks a presented licence (an element of a licence.present body,\n"
-		   "docs/PROTOCOL.md 10.5): its form, digest, the issuing member's signature\n"
-		   "(key from the registry) and its status and validity at T (default now).\n"
-		   "Prints \"valid\" and the licence id, or one line with the reason\n"
-		   "(licence.digest, sig.bad, sig.unknown-key, licence.revoked,\n"
-		   "licence.expired, licence.not-yet-valid, body.invalid).\n"
-		   "Exit status: 0 valid, 1 not valid, 2 usage, 3 I/O error.\n");
+	           "Checks a presented licence (an element of a licence.present body,\n"
+	           "docs/PROTOCOL.md 10.5): its form, digest, the issuing member's signature\n"
+	           "(key from the registry) and its status and validity at T (default now).\n"
+	           "Prints \"valid\" and the licence id, or one line with the reason\n"
+	           "(licence.digest, sig.bad, sig.unknown-key, licence.revoked,\n"
+	           "licence.expired, licence.not-yet-valid, body.invalid).\n"
+	           "Exit status: 0 valid, 1 not valid, 2 usage, 3 I/O error.\n");
 }
 
 int
 cmd_licence(int argc, char **argv)
 {
 	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *regf = NULL;
 	long long now = (long long)time(NULL);
 	struct tb_buf rb, lb;
@@ -135,9 +135,9 @@ int
 cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-					     {"keep", no_argument, NULL, 'k'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"keep", no_argument, NULL, 'k'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *dir = NULL, *script = NULL;
 	const char *cands[] = {TB_SRCDIR "/interop/demo.sh", TB_PKGDATADIR "/demo.sh"};
 	char self[1024], bindir[1024];

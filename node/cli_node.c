@@ -28,7 +28,7 @@
  * goes to out, its status to *status. */
 static int
 api_call(const struct tb_config *cfg, const char *method, const char *path, const char *body,
-	 int *status, struct tb_buf *out)
+         int *status, struct tb_buf *out)
 {
 	struct tb_buf req, resp, tok;
 	struct tb_diag d;
@@ -54,14 +54,15 @@ api_call(const struct tb_config *cfg, const char *method, const char *path, cons
 	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
 		rc = cli_fail(EX_TB_IO, "node API at %s:%d: %s (is tongban-node running?)",
-			      cfg->api_host, cfg->api_port, strerror(errno));
+		              cfg->api_host, cfg->api_port, strerror(errno));
 		goto out;
 	}
 	tb_buf_printf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %.*s\r\n", method,
-		      path, cfg->api_host, (int)tok.len, tok.data);
+	              path, cfg->api_host, (int)tok.len, tok.data);
 	if (body != NULL)
-		tb_buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			      strlen(body), body);
+		tb_buf_printf(&req,
+		              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		              strlen(body), body);
 	else
 		tb_buf_adds(&req, "\r\n");
 	for (size_t off = 0; off < req.len;) {
@@ -78,7 +79,8 @@ api_call(const struct tb_config *cfg, const char *method, const char *path, cons
 		struct pollfd pfd = {fd, POLLIN, 0};
 		ssize_t r;
 		if (poll(&pfd, 1, HTTP_TIMEOUT_MS) <= 0) {
-			rc = cli_fail(EX_TB_IO, "node API: no answer in %d s", HTTP_TIMEOUT_MS / 1000);
+			rc = cli_fail(EX_TB_IO, "node API: no answer in %d s",
+			              HTTP_TIMEOUT_MS / 1000);
 			goto out;
 		}
 		if (tb_buf_reserve(&resp, 4096) != TB_OK)
@@ -141,7 +143,7 @@ finish(int status, struct tb_buf *out)
 		return EX_TB_OK;
 	}
 	return cli_fail(status >= 500 ? EX_TB_IO : EX_TB_REFUSED, "node answered %d: %s", status,
-			out->len ? (const char *)out->data : "");
+	                out->len ? (const char *)out->data : "");
 }
 
 /* True when s (NULL allowed) can go between JSON quotes as is. */
@@ -157,25 +159,25 @@ json_safe(const char *s)
 static void
 send_usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban send --node CONFIG (--to ID | --region CODE) --type TYPE\n"
-		   "                    [--service CODE] [--corr ID] [--body FILE] [--ttl SECONDS]\n"
-		   "Submits a message through the node's local API; prints its id once the\n"
-		   "node has journalled it.  With --region instead of --to the node routes it\n"
-		   "to the member that serves --service for that region.\n");
+	fprintf(f,
+	        "Usage: tongban send --node CONFIG (--to ID | --region CODE) --type TYPE\n"
+	        "                    [--service CODE] [--corr ID] [--body FILE] [--ttl SECONDS]\n"
+	        "Submits a message through the node's local API; prints its id once the\n"
+	        "node has journalled it.  With --region instead of --to the node routes it\n"
+	        "to the member that serves --service for that region.\n");
 }
 
 int
 cmd_send(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"node", required_argument, NULL, 'n'}, {"to", required_argument, NULL, 't'},
-		{"type", required_argument, NULL, 'y'}, {"service", required_argument, NULL, 's'},
-		{"corr", required_argument, NULL, 'c'}, {"body", required_argument, NULL, 'b'},
-		{"ttl", required_argument, NULL, 'l'},	{"region", required_argument, NULL, 'g'},
-		{"help", no_argument, NULL, 'h'},
-		{0, 0, 0, 0}};
+	    {"node", required_argument, NULL, 'n'}, {"to", required_argument, NULL, 't'},
+	    {"type", required_argument, NULL, 'y'}, {"service", required_argument, NULL, 's'},
+	    {"corr", required_argument, NULL, 'c'}, {"body", required_argument, NULL, 'b'},
+	    {"ttl", required_argument, NULL, 'l'},  {"region", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
 	const char *node = NULL, *to = NULL, *type = NULL, *svc = NULL, *corr = NULL, *bodyf = NULL,
-		   *region = NULL;
+	           *region = NULL;
 	long long ttl = 0;
 	struct tb_config cfg;
 	struct tb_buf body, req, out;
@@ -194,7 +196,8 @@ cmd_send(int argc, char **argv)
 		case 'g': region = optarg; break;
 		case 'l':
 			if (cli_parse_i64(optarg, &ttl) != 0 || ttl < 1)
-				return cli_usage_error("--ttl must be a positive number of seconds");
+				return cli_usage_error(
+				    "--ttl must be a positive number of seconds");
 			break;
 		case 'h': send_usage(stdout); return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
@@ -216,7 +219,8 @@ cmd_send(int argc, char **argv)
 	/* the ids and codes are checked by the node; quote-safety here */
 	if (!json_safe(to) || !json_safe(type) || !json_safe(svc) || !json_safe(corr) ||
 	    !json_safe(region)) {
-		rc = cli_usage_error("arguments may not contain quotes, backslashes or control characters");
+		rc = cli_usage_error(
+		    "arguments may not contain quotes, backslashes or control characters");
 		goto out;
 	}
 	tb_buf_printf(&req, "{\"type\":\"%s\"", type);
@@ -254,9 +258,8 @@ out:
 int
 cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"node", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *node = NULL;
 	struct tb_config cfg;
 	struct tb_buf out;
@@ -268,9 +271,10 @@ cmd_status(int argc, char **argv)
 		if (c == 'n') {
 			node = optarg;
 		} else if (c == 'h') {
-			printf("Usage: tongban status --node CONFIG ID\n"
-			       "Prints the delivery status of outbound message ID (queued, delivered\n"
-			       "with its receipt, or failed with the reason) as JSON.\n");
+			printf(
+			    "Usage: tongban status --node CONFIG ID\n"
+			    "Prints the delivery status of outbound message ID (queued, delivered\n"
+			    "with its receipt, or failed with the reason) as JSON.\n");
 			return EX_TB_OK;
 		} else {
 			return cli_usage_error("unknown option");
@@ -293,9 +297,9 @@ int
 cmd_inbox(int argc, char **argv)
 {
 	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-					     {"ack", required_argument, NULL, 'a'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"ack", required_argument, NULL, 'a'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *node = NULL, *ack = NULL;
 	struct tb_config cfg;
 	struct tb_buf out;
@@ -308,9 +312,10 @@ cmd_inbox(int argc, char **argv)
 		case 'n': node = optarg; break;
 		case 'a': ack = optarg; break;
 		case 'h':
-			printf("Usage: tongban inbox --node CONFIG [--ack ID]\n"
-			       "Lists received messages not yet acknowledged (JSON), or acknowledges\n"
-			       "one so it is not listed again.\n");
+			printf(
+			    "Usage: tongban inbox --node CONFIG [--ack ID]\n"
+			    "Lists received messages not yet acknowledged (JSON), or acknowledges\n"
+			    "one so it is not listed again.\n");
 			return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
@@ -338,9 +343,9 @@ int
 cmd_audit(int argc, char **argv)
 {
 	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-					     {"journal", required_argument, NULL, 'j'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"journal", required_argument, NULL, 'j'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *node = NULL, *journal = NULL;
 	struct tb_config cfg;
 	struct tb_diag d;
@@ -349,9 +354,10 @@ cmd_audit(int argc, char **argv)
 
 	if (argc < 2 || strcmp(argv[1], "verify") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-			printf("Usage: tongban audit verify (--node CONFIG | --journal FILE)\n"
-			       "Recomputes the node's hash-chained audit log; prints the number of\n"
-			       "entries, or the first broken entry and exits 1.\n");
+			printf(
+			    "Usage: tongban audit verify (--node CONFIG | --journal FILE)\n"
+			    "Recomputes the node's hash-chained audit log; prints the number of\n"
+			    "entries, or the first broken entry and exits 1.\n");
 			return EX_TB_OK;
 		}
 		return cli_usage_error("usage: tongban audit verify --node CONFIG");
@@ -377,7 +383,7 @@ cmd_audit(int argc, char **argv)
 	if (tb_journal_audit_verify(journal, &bad, &entries, &d) != TB_OK) {
 		if (d.code == TB_E_AUDIT)
 			return cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
-					(long long)bad, d.detail);
+			                (long long)bad, d.detail);
 		return cli_fail_diag(&d);
 	}
 	printf("ok: %lld entries, chain intact\n", (long long)entries);

@@ -41,10 +41,10 @@ static void
 canon_usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban canon [FILE]\n\n"
-		   "Print the RFC 8785 (JCS) canonical form of the JSON text in FILE (or\n"
-		   "standard input) without a trailing newline.  The input must be I-JSON:\n"
-		   "valid UTF-8, no duplicate member names, no lone surrogates, numbers in\n"
-		   "double range; at most 16 MiB and 512 levels of nesting.\n");
+	           "Print the RFC 8785 (JCS) canonical form of the JSON text in FILE (or\n"
+	           "standard input) without a trailing newline.  The input must be I-JSON:\n"
+	           "valid UTF-8, no duplicate member names, no lone surrogates, numbers in\n"
+	           "double range; at most 16 MiB and 512 levels of nesting.\n");
 }
 
 int
@@ -93,24 +93,24 @@ static void
 key_usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban key gen --alg ed25519|p256 --out KEY.pem [--pass-file FILE]\n"
-		   "       tongban key pub [--pass-file FILE] KEY.pem\n"
-		   "       tongban key id PEM\n\n"
-		   "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
-		   "     AES-256 when --pass-file names a file whose first line is the password).\n"
-		   "     Refuses to overwrite an existing file.\n"
-		   "pub  prints the public key (PEM) of a private key.\n"
-		   "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
-		   "     of a private key, public key or certificate.\n");
+	           "       tongban key pub [--pass-file FILE] KEY.pem\n"
+	           "       tongban key id PEM\n\n"
+	           "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
+	           "     AES-256 when --pass-file names a file whose first line is the password).\n"
+	           "     Refuses to overwrite an existing file.\n"
+	           "pub  prints the public key (PEM) of a private key.\n"
+	           "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
+	           "     of a private key, public key or certificate.\n");
 }
 
 static int
 key_gen(int argc, char **argv)
 {
 	static const struct option opts[] = {{"alg", required_argument, NULL, 'a'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"out", required_argument, NULL, 'o'},
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *alg = NULL, *outp = NULL, *passf = NULL;
 	struct tb_key *key;
 	struct tb_diag d;
@@ -152,8 +152,8 @@ static int
 key_pub(int argc, char **argv, bool id_only)
 {
 	static const struct option opts[] = {{"pass-file", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *passf = NULL;
 	struct tb_key *key = NULL;
 	struct tb_pub *pub = NULL;
@@ -248,36 +248,41 @@ cmd_key(int argc, char **argv)
 static void
 msg_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: tongban msg new --type TYPE --from ID (--to ID | --route-service CODE\n"
-		"                       --route-region CODE) [--service CODE] [--corr ID]\n"
-		"                       [--body FILE] [--ttl SECONDS] [--hops N] [--created TIME]\n"
-		"       tongban msg seal --key KEY.pem [--pass-file FILE] [FILE]\n"
-		"       tongban msg open --pub PUB_OR_CERT.pem [--now TIME] [--skew SECONDS] [FILE]\n"
-		"       tongban msg digest [FILE]\n"
-		"       tongban msg types\n\n"
-		"new     prints a fresh unsigned envelope (random 128-bit id; created now or\n"
-		"        at TIME in Unix seconds; expires after --ttl, default 86400 s).\n"
-		"seal    signs the envelope in FILE (or standard input) and prints it.\n"
-		"open    verifies a sealed envelope against the given public key or\n"
-		"        certificate, its validity window (clock skew default 300 s) and\n"
-		"        structure; prints it on success, else one line with the reason.\n"
-		"digest  prints the message digest (SHA-256 of the signed bytes, hex).\n"
-		"types   lists the message types of protocol v1.\n");
+	fprintf(
+	    f,
+	    "Usage: tongban msg new --type TYPE --from ID (--to ID | --route-service CODE\n"
+	    "                       --route-region CODE) [--service CODE] [--corr ID]\n"
+	    "                       [--body FILE] [--ttl SECONDS] [--hops N] [--created TIME]\n"
+	    "       tongban msg seal --key KEY.pem [--pass-file FILE] [FILE]\n"
+	    "       tongban msg open --pub PUB_OR_CERT.pem [--now TIME] [--skew SECONDS] [FILE]\n"
+	    "       tongban msg digest [FILE]\n"
+	    "       tongban msg types\n\n"
+	    "new     prints a fresh unsigned envelope (random 128-bit id; created now or\n"
+	    "        at TIME in Unix seconds; expires after --ttl, default 86400 s).\n"
+	    "seal    signs the envelope in FILE (or standard input) and prints it.\n"
+	    "open    verifies a sealed envelope against the given public key or\n"
+	    "        certificate, its validity window (clock skew default 300 s) and\n"
+	    "        structure; prints it on success, else one line with the reason.\n"
+	    "digest  prints the message digest (SHA-256 of the signed bytes, hex).\n"
+	    "types   lists the message types of protocol v1.\n");
 }
 
 static int
 msg_new(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"type", required_argument, NULL, 't'},	 {"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 'T'},	 {"service", required_argument, NULL, 's'},
-		{"route-service", required_argument, NULL, 'S'},
-		{"route-region", required_argument, NULL, 'R'},
-		{"corr", required_argument, NULL, 'c'},	 {"body", required_argument, NULL, 'b'},
-		{"ttl", required_argument, NULL, 'l'},	 {"hops", required_argument, NULL, 'H'},
-		{"created", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
-		{0, 0, 0, 0}};
+	static const struct option opts[] = {{"type", required_argument, NULL, 't'},
+	                                     {"from", required_argument, NULL, 'f'},
+	                                     {"to", required_argument, NULL, 'T'},
+	                                     {"service", required_argument, NULL, 's'},
+	                                     {"route-service", required_argument, NULL, 'S'},
+	                                     {"route-region", required_argument, NULL, 'R'},
+	                                     {"corr", required_argument, NULL, 'c'},
+	                                     {"body", required_argument, NULL, 'b'},
+	                                     {"ttl", required_argument, NULL, 'l'},
+	                                     {"hops", required_argument, NULL, 'H'},
+	                                     {"created", required_argument, NULL, 'C'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	struct tb_env_fields f;
 	const char *bodyf = NULL;
 	struct tb_buf body, out;
@@ -302,7 +307,7 @@ msg_new(int argc, char **argv)
 		case 'l':
 			if (cli_parse_i64(optarg, &v) != 0 || v < 1 || v > TB_ENV_MAX_LIFETIME)
 				return cli_usage_error("--ttl must be 1..%d seconds",
-						       TB_ENV_MAX_LIFETIME);
+				                       TB_ENV_MAX_LIFETIME);
 			f.ttl = v;
 			break;
 		case 'H':
@@ -358,9 +363,9 @@ static int
 msg_seal(int argc, char **argv)
 {
 	static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
-					     {"pass-file", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *keyf = NULL, *passf = NULL;
 	struct tb_key *key = NULL;
 	struct tb_env *env = NULL;
@@ -433,10 +438,10 @@ static int
 msg_open(int argc, char **argv)
 {
 	static const struct option opts[] = {{"pub", required_argument, NULL, 'p'},
-					     {"now", required_argument, NULL, 'n'},
-					     {"skew", required_argument, NULL, 's'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0, 0, 0, 0}};
+	                                     {"now", required_argument, NULL, 'n'},
+	                                     {"skew", required_argument, NULL, 's'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *pubf = NULL;
 	struct tb_pub *pub = NULL;
 	struct tb_env *env = NULL;

@@ -20,20 +20,20 @@ struct tb_config {
 	char member_id[16];
 	char listen_host[64];
 	int listen_port;
-	char cert[TB_CONF_PATH_MAX];	/* node certificate (+ province CA chain), PEM */
-	char key[TB_CONF_PATH_MAX];	/* node private key (DTLS and signing) */
+	char cert[TB_CONF_PATH_MAX];     /* node certificate (+ province CA chain), PEM */
+	char key[TB_CONF_PATH_MAX];      /* node private key (DTLS and signing) */
 	char sign_key[TB_CONF_PATH_MAX]; /* optional separate message-signing key */
-	char root[TB_CONF_PATH_MAX];	/* federation root certificate */
-	char trust[TB_CONF_PATH_MAX];	/* trust anchor (trust.json) */
+	char root[TB_CONF_PATH_MAX];     /* federation root certificate */
+	char trust[TB_CONF_PATH_MAX];    /* trust anchor (trust.json) */
 	char registry[TB_CONF_PATH_MAX]; /* current registry (kept up to date) */
-	char journal[TB_CONF_PATH_MAX];	/* SQLite journal */
+	char journal[TB_CONF_PATH_MAX];  /* SQLite journal */
 	char api_host[64];
 	int api_port;
 	char api_token_file[TB_CONF_PATH_MAX];
-	char registry_upstream[16];	/* member id whose /fed/registry to observe */
+	char registry_upstream[16];               /* member id whose /fed/registry to observe */
 	char private_endpoints[TB_CONF_PATH_MAX]; /* hub: endpoints of members it alone reaches */
-	char responder[TB_CONF_PATH_MAX]; /* reference responder fixtures, or empty */
-	char webhook[TB_CONF_PATH_MAX];	  /* http://127.0.0.1:PORT/PATH, or empty */
+	char responder[TB_CONF_PATH_MAX];         /* reference responder fixtures, or empty */
+	char webhook[TB_CONF_PATH_MAX];           /* http://127.0.0.1:PORT/PATH, or empty */
 	char log_level[16];
 	int64_t max_message_size;
 	int64_t clock_skew;

@@ -22,8 +22,7 @@
 
 /* The case a case.* message moves: (requester, handler, case id). */
 static void
-case_key(const char *type, const char *from, const char *to, const char **req,
-	 const char **hnd)
+case_key(const char *type, const char *from, const char *to, const char **req, const char **hnd)
 {
 	if (strcmp(type, "case.submit") == 0 || strcmp(type, "case.query") == 0) {
 		*req = from;
@@ -38,7 +37,7 @@ case_key(const char *type, const char *from, const char *to, const char **req,
  * (inside the caller's transaction) when allowed. */
 static int
 case_step(struct tb_node *n, const char *type, const struct tb_json *body, const char *from,
-	  const char *to, struct tb_diag *d)
+          const char *to, struct tb_diag *d)
 {
 	const char *req, *hnd, *cid = tb_flow_case_id(body);
 	int cur;
@@ -61,7 +60,7 @@ case_step(struct tb_node *n, const char *type, const struct tb_json *body, const
  * the lifecycle's to refuse, with flow.state). */
 static bool
 case_known(struct tb_node *n, const char *type, const struct tb_json *body, const char *from,
-	   const char *to)
+           const char *to)
 {
 	const char *req, *hnd, *cid = tb_flow_case_id(body);
 	int cur = 0;
@@ -76,7 +75,7 @@ case_known(struct tb_node *n, const char *type, const struct tb_json *body, cons
  * (the request is ours when receiving, the peer's when sending). */
 static int
 same_case(struct tb_node *n, const char *corr, const struct tb_json *body, bool ours,
-	  struct tb_diag *d)
+          struct tb_diag *d)
 {
 	struct tb_buf b;
 	struct tb_env *sub = NULL;
@@ -86,13 +85,13 @@ same_case(struct tb_node *n, const char *corr, const struct tb_json *body, bool 
 
 	tb_buf_init(&b);
 	jr = ours ? tb_journal_outbound_envelope(n->journal, corr, &b)
-		  : tb_journal_inbound_get(n->journal, corr, &in, &b);
+	          : tb_journal_inbound_get(n->journal, corr, &in, &b);
 	if (jr == TB_OK && (sub = tb_env_parse(b.data, b.len, NULL)) != NULL)
 		want = tb_flow_case_id(tb_env_body(sub));
 	if (want == NULL || got == NULL || strcmp(want, got) != 0)
 		rc = tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-				 "case_id %.64s is not the case of request %s", got ? got : "(none)",
-				 corr);
+		                 "case_id %.64s is not the case of request %s",
+		                 got ? got : "(none)", corr);
 	tb_env_free(sub);
 	tb_buf_free(&b);
 	return rc;
@@ -112,23 +111,25 @@ tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 		bool closed = false;
 		if (corr == NULL)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-					   "%s needs corr, the id of the request it answers", type);
+			                   "%s needs corr, the id of the request it answers", type);
 		if (tb_journal_outbound_status(n->journal, corr, &st, NULL) != TB_OK ||
 		    strcmp(st.from, n->cfg.member_id) != 0 || strcmp(st.to, from) != 0 ||
 		    !tb_flow_answers(type, st.type))
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-					   "%s %s answers no request of ours to %s", type, corr, from);
+			                   "%s %s answers no request of ours to %s", type, corr,
+			                   from);
 		if (tb_journal_request_closed(n->journal, corr, &closed) != TB_OK)
 			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: requests");
 		if (closed)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-					   "request %s was already answered", corr);
-		if (tb_flow_case_moves(type) && case_known(n, type, tb_env_body(e), from, n->cfg.member_id) &&
+			                   "request %s was already answered", corr);
+		if (tb_flow_case_moves(type) &&
+		    case_known(n, type, tb_env_body(e), from, n->cfg.member_id) &&
 		    (rc = same_case(n, corr, tb_env_body(e), true, d)) != TB_OK)
 			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-				   "%s answers nothing: corr not allowed", type);
+		                   "%s answers nothing: corr not allowed", type);
 	}
 	if ((rc = case_step(n, type, tb_env_body(e), from, n->cfg.member_id, d)) != TB_OK)
 		return rc;
@@ -153,27 +154,30 @@ tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 	if (role == TB_FLOW_REQUEST && svc != NULL && to != NULL) {
 		size_t m = tb_reg_find_member(n->reg, to);
 		bool found = false;
-		for (size_t i = 0; m != TB_REG_NONE && i < tb_reg_service_count(n->reg, m) && !found; i++)
+		for (size_t i = 0;
+		     m != TB_REG_NONE && i < tb_reg_service_count(n->reg, m) && !found; i++)
 			found = strcmp(tb_reg_service_code(n->reg, m, i), svc) == 0;
 		if (!found)
 			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
-					   "%s does not offer service %s", to, svc);
+			                   "%s does not offer service %s", to, svc);
 	}
 	if (role == TB_FLOW_ANSWER) {
 		struct tb_journal_inbound in;
 		if (corr == NULL)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-					   "%s needs corr, the id of the request it answers", type);
+			                   "%s needs corr, the id of the request it answers", type);
 		if (tb_journal_inbound_get(n->journal, corr, &in, NULL) != TB_OK ||
 		    strcmp(in.from, to) != 0 || !tb_flow_answers(type, in.type))
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-					   "%s %s answers no request %s sent to us", type, corr, to);
-		if (tb_flow_case_moves(type) && case_known(n, type, tb_env_body(e), n->cfg.member_id, to) &&
+			                   "%s %s answers no request %s sent to us", type, corr,
+			                   to);
+		if (tb_flow_case_moves(type) &&
+		    case_known(n, type, tb_env_body(e), n->cfg.member_id, to) &&
 		    (rc = same_case(n, corr, tb_env_body(e), false, d)) != TB_OK)
 			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
-				   "%s answers nothing: corr not allowed", type);
+		                   "%s answers nothing: corr not allowed", type);
 	}
 	return case_step(n, type, tb_env_body(e), n->cfg.member_id, to, d);
 }
@@ -202,7 +206,7 @@ tb_responder_load(struct tb_node *n, struct tb_diag *d)
 	if (!cJSON_IsObject(fx)) {
 		cJSON_Delete(fx);
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: not a JSON object",
-				   n->cfg.responder);
+		                   n->cfg.responder);
 	}
 	if ((n->responder = calloc(1, sizeof(*n->responder))) == NULL) {
 		cJSON_Delete(fx);
@@ -244,8 +248,8 @@ find_by(const cJSON *arr, const char *k, const char *v)
 
 /* Sends one answer; body is consumed. */
 static void
-answer(struct tb_node *n, const char *to, const char *type, const char *corr,
-       const char *service, cJSON *body)
+answer(struct tb_node *n, const char *to, const char *type, const char *corr, const char *service,
+       cJSON *body)
 {
 	struct tb_env_fields f;
 	char *text = cJSON_PrintUnformatted(body), id[33];
@@ -259,7 +263,8 @@ answer(struct tb_node *n, const char *to, const char *type, const char *corr,
 	f.body = (const uint8_t *)text;
 	f.body_len = text ? strlen(text) : 0;
 	if (text == NULL || tb_outbound_submit(n, &f, id, &d) != TB_OK)
-		log_warnx("responder: cannot answer %s %s: %s", type, corr, text ? d.detail : "nomem");
+		log_warnx("responder: cannot answer %s %s: %s", type, corr,
+		          text ? d.detail : "nomem");
 	else
 		log_debug("responder: %s %s -> %s (%s)", type, id, to, corr);
 	cJSON_free(text);
@@ -271,8 +276,8 @@ static cJSON *
 signed_licence(struct tb_node *n, const cJSON *fxl)
 {
 	char *text = cJSON_PrintUnformatted(fxl);
-	struct tb_json_doc *doc = text ? tb_json_parse((const uint8_t *)text, strlen(text), NULL, NULL)
-				       : NULL;
+	struct tb_json_doc *doc =
+	    text ? tb_json_parse((const uint8_t *)text, strlen(text), NULL, NULL) : NULL;
 	struct tb_json *l = doc ? tb_json_root(doc) : NULL;
 	struct tb_buf b;
 	cJSON *out = NULL;
@@ -280,7 +285,8 @@ signed_licence(struct tb_node *n, const cJSON *fxl)
 	tb_buf_init(&b);
 	if (l != NULL &&
 	    tb_json_set(doc, l, "issuer",
-			tb_json_new_string(doc, n->cfg.member_id, strlen(n->cfg.member_id))) == TB_OK &&
+	                tb_json_new_string(doc, n->cfg.member_id, strlen(n->cfg.member_id))) ==
+	        TB_OK &&
 	    tb_flow_licence_sign(doc, l, n->sign_key, NULL) == TB_OK &&
 	    tb_json_canon(l, NULL, &b) == TB_OK)
 		out = cJSON_ParseWithLength((const char *)b.data, b.len);
@@ -322,12 +328,13 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 	if (strcmp(type, "identity.verify") == 0) {
 		const cJSON *subj = cJSON_GetObjectItemCaseSensitive(req, "subject");
 		const cJSON *p = find_by(cJSON_GetObjectItemCaseSensitive(fx, "people"), "idhash",
-					 jstr(subj, "idhash"));
+		                         jstr(subj, "idhash"));
 		a = cJSON_CreateObject();
 		if (p != NULL) {
 			cJSON_AddStringToObject(a, "result", "match");
 			cJSON_AddStringToObject(a, "assurance",
-						jstr(p, "assurance") ? jstr(p, "assurance") : "substantial");
+			                        jstr(p, "assurance") ? jstr(p, "assurance")
+			                                             : "substantial");
 			const cJSON *at = cJSON_GetObjectItemCaseSensitive(p, "attributes");
 			if (cJSON_IsObject(at))
 				cJSON_AddItemToObject(a, "attributes", cJSON_Duplicate(at, 1));
@@ -352,10 +359,12 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 		answer(n, from, "licence.present", id, svc, a);
 	} else if (strcmp(type, "licence.verify") == 0) {
 		const char *lid = jstr(req, "licence_id"), *dg = jstr(req, "digest");
-		const cJSON *l = find_by(cJSON_GetObjectItemCaseSensitive(fx, "licences"), "id", lid);
+		const cJSON *l =
+		    find_by(cJSON_GetObjectItemCaseSensitive(fx, "licences"), "id", lid);
 		cJSON *sl = l ? signed_licence(n, l) : NULL;
 		const char *status = "unknown";
-		if (sl != NULL && dg != NULL && jstr(sl, "digest") && strcmp(jstr(sl, "digest"), dg) == 0)
+		if (sl != NULL && dg != NULL && jstr(sl, "digest") &&
+		    strcmp(jstr(sl, "digest"), dg) == 0)
 			status = jstr(l, "status") ? jstr(l, "status") : "valid";
 		a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "licence_id", lid ? lid : "");
@@ -370,7 +379,8 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 		cJSON_AddStringToObject(a, "case_id", cid ? cid : "");
 		if (dec != NULL && strcmp(dec, "reject") == 0) {
 			cJSON_AddStringToObject(a, "reason",
-						jstr(rule, "reason") ? jstr(rule, "reason") : "not accepted");
+			                        jstr(rule, "reason") ? jstr(rule, "reason")
+			                                             : "not accepted");
 			answer(n, from, "case.reject", id, svc, a);
 		} else {
 			/* the result follows once the acceptance is delivered */
@@ -409,10 +419,12 @@ tb_responder_delivered(struct tb_node *n, const char *type, const char *corr)
 	    (sub = tb_env_parse(env.data, env.len, NULL)) != NULL) {
 		const struct tb_json *body = tb_env_body(sub);
 		const struct tb_json *sv = tb_json_get(body, "service");
-		const cJSON *rule = case_rule(n->responder->fx, sv ? tb_json_string(sv, NULL) : NULL);
+		const cJSON *rule =
+		    case_rule(n->responder->fx, sv ? tb_json_string(sv, NULL) : NULL);
 		const char *out = jstr(rule, "outcome");
 		a = cJSON_CreateObject();
-		cJSON_AddStringToObject(a, "case_id", tb_flow_case_id(body) ? tb_flow_case_id(body) : "");
+		cJSON_AddStringToObject(a, "case_id",
+		                        tb_flow_case_id(body) ? tb_flow_case_id(body) : "");
 		cJSON_AddStringToObject(a, "outcome", out ? out : "approved");
 		answer(n, in.from, "case.result", corr, tb_env_service(sub), a);
 	}
@@ -423,7 +435,7 @@ tb_responder_delivered(struct tb_node *n, const char *type, const char *corr)
 void
 tb_responder_note(struct tb_node *n, const char *type, const char *corr)
 {
-	char (*v)[33];
+	char(*v)[33];
 
 	if (n->responder == NULL || strcmp(type, "case.accept") != 0 || corr == NULL || !*corr)
 		return;

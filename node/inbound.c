@@ -26,37 +26,27 @@ static coap_pdu_code_t
 code_for(int err)
 {
 	switch (err) {
-	case TB_E_TOO_LARGE:
-		return COAP_RESPONSE_CODE(413);
+	case TB_E_TOO_LARGE: return COAP_RESPONSE_CODE(413);
 	case TB_E_SIG_MISSING:
 	case TB_E_SIG_ALG:
 	case TB_E_SIG_KEYID:
 	case TB_E_SIG_BAD:
-	case TB_E_SIG_PROOF:
-		return COAP_RESPONSE_CODE(401);
+	case TB_E_SIG_PROOF: return COAP_RESPONSE_CODE(401);
 	case TB_E_EXPIRED:
-	case TB_E_NOT_YET_VALID:
-		return COAP_RESPONSE_CODE(412);
-	case TB_E_TYPE_UNKNOWN:
-		return COAP_RESPONSE_CODE(422);
+	case TB_E_NOT_YET_VALID: return COAP_RESPONSE_CODE(412);
+	case TB_E_TYPE_UNKNOWN: return COAP_RESPONSE_CODE(422);
 	case TB_E_FLOW_STATE:
-	case TB_E_FLOW_UNMATCHED:
-		return COAP_RESPONSE_CODE(409);
+	case TB_E_FLOW_UNMATCHED: return COAP_RESPONSE_CODE(409);
 	case TB_E_HOPS:
 	case TB_E_NO_ROUTE:
 	case TB_E_SERVICE:
-	case TB_E_FORBIDDEN:
-		return COAP_RESPONSE_CODE(403);
-	case TB_E_CONTENT_FORMAT:
-		return COAP_RESPONSE_CODE(415);
-	case TB_E_DRAINING:
-		return COAP_RESPONSE_CODE(503);
+	case TB_E_FORBIDDEN: return COAP_RESPONSE_CODE(403);
+	case TB_E_CONTENT_FORMAT: return COAP_RESPONSE_CODE(415);
+	case TB_E_DRAINING: return COAP_RESPONSE_CODE(503);
 	case TB_E_NOMEM:
 	case TB_E_IO:
-	case TB_E_CRYPTO:
-		return COAP_RESPONSE_CODE(500);
-	default:
-		return COAP_RESPONSE_CODE(400);
+	case TB_E_CRYPTO: return COAP_RESPONSE_CODE(500);
+	default: return COAP_RESPONSE_CODE(400);
 	}
 }
 
@@ -72,11 +62,12 @@ error_json(struct tb_buf *out, const struct tb_diag *d, const char *id)
 		tb_buf_adds(out, "{\"error\":\"nomem\"}");
 		return;
 	}
-	tb_json_set(doc, o, "error", tb_json_new_string(doc, tb_err_reason(d->code),
-						     strlen(tb_err_reason(d->code))));
+	tb_json_set(
+	    doc, o, "error",
+	    tb_json_new_string(doc, tb_err_reason(d->code), strlen(tb_err_reason(d->code))));
 	if (d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail)))
 		tb_json_set(doc, o, "detail",
-			    tb_json_new_string(doc, d->detail, strlen(d->detail)));
+		            tb_json_new_string(doc, d->detail, strlen(d->detail)));
 	if (id != NULL)
 		tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id)));
 	tb_json_canon(o, NULL, out);
@@ -95,7 +86,7 @@ release_buf(coap_session_t *s, void *p)
 /* Answers with code and a JSON body (copied). */
 static void
 respond(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
-	coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body)
+        coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body)
 {
 	struct tb_buf *copy = malloc(sizeof(*copy));
 
@@ -108,12 +99,12 @@ respond(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap
 		return;
 	}
 	coap_add_data_large_response(r, s, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON, -1, 0,
-				     copy->len, copy->data, release_buf, copy);
+	                             copy->len, copy->data, release_buf, copy);
 }
 
 static void
-respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-	      const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+              coap_pdu_t *resp, const struct tb_diag *d)
 {
 	struct tb_buf b;
 
@@ -127,11 +118,11 @@ respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
  * once with the refused envelopes. */
 static void
 refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-	     const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+             const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
 {
 	n->m.in_refused++;
 	log_info("refused a request: %s%s%s", tb_err_reason(d->code), d->detail[0] ? ": " : "",
-		 d->detail);
+	         d->detail);
 	respond_error(r, s, req, q, resp, d);
 }
 
@@ -185,8 +176,8 @@ route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag 
 
 	if (peer == NULL || strcmp(peer, carrier) != 0)
 		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
-				   "sender %s does not match the DTLS peer %s", tb_env_from(e),
-				   peer ? peer : "(none)");
+		                   "sender %s does not match the DTLS peer %s", tb_env_from(e),
+		                   peer ? peer : "(none)");
 	if (to != NULL && strcmp(to, me) == 0) {
 		if (strcmp(tb_env_type(e), "receipt") == 0 && tb_env_corr(e) != NULL && plen > 0) {
 			it->kind = K_RETURN;
@@ -197,45 +188,48 @@ route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag 
 		if (tb_env_service(e) != NULL && tb_flow_role(tb_env_type(e)) == TB_FLOW_REQUEST &&
 		    !offers(n, tb_env_service(e)))
 			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
-					   "%s does not offer service %s", me, tb_env_service(e));
+			                   "%s does not offer service %s", me, tb_env_service(e));
 		if (tb_env_service(e) != NULL && n->reg != NULL) {
 			struct tb_policy_decision pd;
-			if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) != TB_OK ||
+			if (tb_policy_check(n->reg, tb_env_from(e), tb_env_service(e), &pd) !=
+			        TB_OK ||
 			    !pd.allow)
 				return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
-						   "policy denies %s calling %s (rule %ld)",
-						   tb_env_from(e), tb_env_service(e), pd.rule);
+				                   "policy denies %s calling %s (rule %ld)",
+				                   tb_env_from(e), tb_env_service(e), pd.rule);
 		}
 		return TB_OK;
 	}
 	if (to == NULL || (mi = tb_reg_find_member(n->reg, me)) == TB_REG_NONE ||
 	    tb_reg_member_role(n->reg, mi) != TB_ROLE_HUB)
 		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS, "addressed to %s, not to %s",
-				   to ? to : "(route)", me);
+		                   to ? to : "(route)", me);
 	/* a hub relays: the next hop must be another node, not back */
 	if (tb_node_next_hop(n, to, hop, sizeof(hop), &addr, d) != TB_OK)
 		return d->code;
 	if (strcmp(hop, me) == 0)
-		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "%s has no endpoint to relay to", to);
+		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "%s has no endpoint to relay to",
+		                   to);
 	if (strcmp(hop, carrier) == 0)
 		return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS, "relay loop back to %s", carrier);
 	if ((rc = tb_env_add_hop(e, me)) != TB_OK)
 		return tb_diag_set(d, rc == TB_E_HOPS ? TB_E_HOPS : rc, TB_DIAG_NOPOS,
-				   "cannot relay: hop limit %d reached or loop", tb_env_hops(e));
+		                   "cannot relay: hop limit %d reached or loop", tb_env_hops(e));
 	it->kind = K_RELAY;
-	return tb_env_serialize(e, &it->fwd) == TB_OK ? TB_OK
-						       : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	return tb_env_serialize(e, &it->fwd) == TB_OK
+	           ? TB_OK
+	           : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 }
 
 static struct tb_env *
 make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, const char *status,
-	     struct tb_diag *d)
+             struct tb_diag *d)
 {
 	struct tb_env_fields f;
 	char body[160];
 
 	snprintf(body, sizeof(body), "{\"digest\":\"%s\",\"received\":%lld,\"status\":\"%s\"}",
-		 digest, (long long)tb_now(), status);
+	         digest, (long long)tb_now(), status);
 	memset(&f, 0, sizeof(f));
 	f.type = "receipt";
 	f.from = n->cfg.member_id;
@@ -253,7 +247,7 @@ make_receipt(struct tb_node *n, struct tb_env *e, const char *digest, const char
  * recipient under the original id, in the exchange's transaction. */
 static bool
 relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_msg *in,
-	    const struct tb_buf *fwd, bool *relayed)
+            const struct tb_buf *fwd, bool *relayed)
 {
 	struct tb_journal_msg m = *in;
 
@@ -271,7 +265,7 @@ relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_m
 	if (rc == TB_E_REPLAY) /* already queued by an earlier copy */
 		return true;
 	log_warnx("relay of %s to %s not queued: %s", m.id, m.to,
-		  tb_journal_diag(n->journal)->detail);
+	          tb_journal_diag(n->journal)->detail);
 	return false;
 }
 
@@ -290,13 +284,13 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 	    strcmp(st.from, n->cfg.member_id) != 0 || strcmp(st.to, tb_env_from(r)) != 0 ||
 	    dgs == NULL || strcmp(dgs, st.digest) != 0) {
 		log_warnx("receipt %s from %s names no message of ours; ignored", tb_env_id(r),
-			  tb_env_from(r));
+		          tb_env_from(r));
 		return;
 	}
 	if (st.state == TB_JOURNAL_QUEUED &&
 	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
 		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
-					"delivered");
+		                        "delivered");
 		n->m.out_delivered++;
 		tb_latency_done(n, corr);
 		tb_responder_note(n, st.type, st.corr);
@@ -304,8 +298,8 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 }
 
 static void
-hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-	     const coap_string_t *q, coap_pdu_t *resp)
+hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+             coap_pdu_t *resp)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 	const char *peer = coap_session_get_app_data(s);
@@ -328,18 +322,17 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		return;
 	}
 	cf = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &oi);
-	if (cf == NULL ||
-	    coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)) !=
-		    COAP_MEDIATYPE_APPLICATION_JSON) {
+	if (cf == NULL || coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)) !=
+	                      COAP_MEDIATYPE_APPLICATION_JSON) {
 		tb_diag_set(&d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
-			    "content-format must be application/json (50)");
+		            "content-format must be application/json (50)");
 		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
 	coap_get_data_large(req, &len, &data, &off, &total);
 	if (total > (size_t)n->cfg.max_message_size || len > (size_t)n->cfg.max_message_size) {
 		tb_diag_set(&d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
-			    (long long)n->cfg.max_message_size);
+		            (long long)n->cfg.max_message_size);
 		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
@@ -358,7 +351,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		count = tb_env_split_batch(data, len, offs, lens, MAX_BATCH);
 		if (count < 1) {
 			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
-				    "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
+			            "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
 			refuse_whole(n, r, s, req, q, resp, &d);
 			return;
 		}
@@ -372,8 +365,9 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
-	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
-				     tb_node_sig_known, tb_node_sig_remember};
+	struct tb_env_open_opts o = {
+	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
+	    tb_node_sig_remember};
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
 		tb_buf_init(&it[i].out);
@@ -386,8 +380,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 		tb_env_digest(it[i].env, dg);
 		tb_hex_encode(dg, 32, it[i].digest);
 		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest,
-						  it[i].kind == K_RELAY ? "relayed" : "accepted",
-						  &it[i].d)) == NULL)
+		                                  it[i].kind == K_RELAY ? "relayed" : "accepted",
+		                                  &it[i].d)) == NULL)
 			continue;
 		rc_envs[nrc++] = it[i].receipt;
 	}
@@ -452,7 +446,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			/* the id was used before for a different message: a replay
 			 * or a forgery, never a retransmission */
 			tb_diag_set(&it[i].d, TB_E_REPLAY, TB_DIAG_NOPOS,
-				    "id %s already used for another message", m.id);
+			            "id %s already used for another message", m.id);
 			tb_env_free(it[i].receipt);
 			it[i].receipt = NULL;
 		} else if (jr == TB_E_REPLAY) {
@@ -465,7 +459,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			it[i].receipt = NULL;
 		} else {
 			tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
-						it[i].kind == K_RELAY ? "relay-received" : "received");
+			                        it[i].kind == K_RELAY ? "relay-received"
+			                                              : "received");
 			if (it[i].kind != K_LOCAL) {
 				/* not for this city's systems: kept for idempotency only */
 				tb_journal_inbox_ack(n->journal, m.id);
@@ -497,8 +492,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			if (it[i].env != NULL)
 				snprintf(id, sizeof(id), "%s", tb_env_id(it[i].env));
 			log_info("refused message %s from peer %s: %s%s%s", id[0] ? id : "-",
-				 peer ? peer : "-", tb_err_reason(it[i].d.code),
-				 it[i].d.detail[0] ? ": " : "", it[i].d.detail);
+			         peer ? peer : "-", tb_err_reason(it[i].d.code),
+			         it[i].d.detail[0] ? ": " : "", it[i].d.detail);
 		}
 	}
 	if (!batch) {
@@ -506,8 +501,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 			respond_error(r, s, req, q, resp, &it[0].d);
 		} else {
 			respond(r, s, req, q, resp,
-				it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
-				&it[0].out);
+			        it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
+			        &it[0].out);
 		}
 		goto out;
 	}
@@ -534,8 +529,8 @@ out:
 }
 
 static void
-hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-	       const coap_string_t *q, coap_pdu_t *resp)
+hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+               coap_pdu_t *resp)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 	struct tb_buf b;
@@ -543,18 +538,19 @@ hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 
 	tb_buf_init(&b);
 	tb_journal_outbound_pending(n->journal, &pending);
-	tb_buf_printf(&b,
-		      "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"
-		      "\"software\":\"tongban-node %s\",\"v\":%d}",
-		      tb_reg_federation(n->reg), n->cfg.member_id, (long long)pending,
-		      (unsigned long long)tb_reg_serial(n->reg), PACKAGE_VERSION, TB_PROTO_VERSION);
+	tb_buf_printf(
+	    &b,
+	    "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"
+	    "\"software\":\"tongban-node %s\",\"v\":%d}",
+	    tb_reg_federation(n->reg), n->cfg.member_id, (long long)pending,
+	    (unsigned long long)tb_reg_serial(n->reg), PACKAGE_VERSION, TB_PROTO_VERSION);
 	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &b);
 	tb_buf_free(&b);
 }
 
 static void
 hnd_get_registry(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-		 const coap_string_t *q, coap_pdu_t *resp)
+                 const coap_string_t *q, coap_pdu_t *resp)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 

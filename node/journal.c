@@ -650,9 +650,10 @@ tb_journal_commit_nosync(struct tb_journal *j)
 	if (sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
 		return tb_journal_commit(j);
 	rc = tb_journal_commit(j);
-	rc2 = sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK
-		      ? TB_OK
-		      : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
+	rc2 =
+	    sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK
+	        ? TB_OK
+	        : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
 	return rc != TB_OK ? rc : rc2;
 }
 
@@ -1365,7 +1366,7 @@ fail:
  * bind (at index ni, 0 for none); on a row, *out gets column 0. */
 static int
 flow_exec(struct tb_journal *j, enum sid id, const char *const *t, int nt, int ni, int64_t iv,
-	  int64_t *out, bool *row)
+          int64_t *out, bool *row)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -1408,7 +1409,7 @@ tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at)
 
 int
 tb_journal_case_get(struct tb_journal *j, const char *requester, const char *handler,
-		    const char *case_id, int *state)
+                    const char *case_id, int *state)
 {
 	const char *t[3] = {requester, handler, case_id};
 	int64_t v = 0;
@@ -1421,7 +1422,7 @@ tb_journal_case_get(struct tb_journal *j, const char *requester, const char *han
 
 int
 tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
-		    const char *case_id, int state, int64_t at)
+                    const char *case_id, int state, int64_t at)
 {
 	const char *t[4] = {requester, handler, case_id, NULL};
 	char st[16];
@@ -1435,7 +1436,7 @@ tb_journal_case_set(struct tb_journal *j, const char *requester, const char *han
 
 int
 tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
-		       struct tb_buf *envelope)
+                       struct tb_buf *envelope)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -1492,8 +1493,9 @@ tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf
 		return jfail(j, "bind");
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		rc = col_buf(s, 0, out) == TB_OK ? TB_OK
-						 : tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		rc = col_buf(s, 0, out) == TB_OK
+		         ? TB_OK
+		         : tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	else if (rc == SQLITE_DONE)
 		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
 	else

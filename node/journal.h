@@ -100,10 +100,10 @@ struct tb_journal_status {
 	int64_t next_attempt;
 	int64_t delivered_at;
 	int64_t failed_at;
-	char last_error[160]; /* the last tb_journal_outbound_retry() reason */
-	char reason[160];     /* the tb_journal_outbound_failed() reason */
+	char last_error[160];  /* the last tb_journal_outbound_retry() reason */
+	char reason[160];      /* the tb_journal_outbound_failed() reason */
 	char from[16], to[16]; /* sender (this node, or the origin of a relayed
-				* message) and recipient */
+	                        * message) and recipient */
 	char type[48];
 	char digest[65];
 	char corr[33]; /* the message it answers, or empty */
@@ -320,7 +320,7 @@ struct tb_journal_inbound {
 /* Facts of inbound message id; its envelope into envelope (reset first)
  * when not NULL.  TB_E_NOTFOUND when unknown. */
 int tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
-			   struct tb_buf *envelope);
+                           struct tb_buf *envelope);
 /* The stored envelope of outbound message id into out (reset first).
  * TB_E_NOTFOUND when unknown. */
 int tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf *out);
@@ -331,8 +331,8 @@ int tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at);
 /* The state (an enum tb_case_state value, 0 when unknown) of a case, keyed
  * by requester member, handler member and case id; and its update. */
 int tb_journal_case_get(struct tb_journal *j, const char *requester, const char *handler,
-			const char *case_id, int *state);
+                        const char *case_id, int *state);
 int tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
-			const char *case_id, int state, int64_t at);
+                        const char *case_id, int state, int64_t at);
 
 #endif

@@ -163,17 +163,19 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
 		return NULL;
 	}
 	if (tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK) {
-		log_warnx("handshake refused: certificate key %.16s... is not in the registry", hex);
+		log_warnx("handshake refused: certificate key %.16s... is not in the registry",
+		          hex);
 		return NULL;
 	}
 	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE) {
 		log_warnx("handshake refused: member %s is %s", tb_reg_member_id(n->reg, m),
-			  tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+		          tb_reg_status_name(tb_reg_member_status(n->reg, m)));
 		return NULL;
 	}
 	tb_reg_key(n->reg, m, k, kid, &use, &spki, &slen);
 	if (!(use & TB_USE_TLS)) {
-		log_warnx("handshake refused: key of %s is not a TLS key", tb_reg_member_id(n->reg, m));
+		log_warnx("handshake refused: key of %s is not a TLS key",
+		          tb_reg_member_id(n->reg, m));
 		return NULL;
 	}
 	return tb_node_intern(n, tb_reg_member_id(n->reg, m));
@@ -181,7 +183,7 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
 
 int
 tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
-		       struct tb_diag *d)
+                       struct tb_diag *d)
 {
 	struct tb_reg *reg;
 	struct tb_route *rt;
@@ -218,8 +220,8 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	tb_buf_free(&n->reg_bytes);
 	n->reg_bytes = copy;
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
-		 (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
-		 (long long)tb_reg_valid_until(reg));
+	         (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
+	         (long long)tb_reg_valid_until(reg));
 	/* client sessions to members no longer active are cut at the next
 	 * delivery round (this may run inside a libcoap callback); inbound
 	 * messages are checked against the new registry anyway */
@@ -239,7 +241,7 @@ fail:
 
 int
 tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
-	      struct tb_diag *d)
+              struct tb_diag *d)
 {
 	struct tb_route_result r;
 	int rc;
@@ -248,7 +250,8 @@ tb_node_route(struct tb_node *n, const char *service, const char *region, char *
 		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no registry");
 	if ((rc = tb_route_resolve(n->route, service, region, &r)) != TB_OK)
 		return tb_diag_set(d, rc == TB_E_NO_ROUTE ? TB_E_NO_ROUTE : TB_E_FIELD_VALUE,
-				   TB_DIAG_NOPOS, "no member serves %s for region %s", service, region);
+		                   TB_DIAG_NOPOS, "no member serves %s for region %s", service,
+		                   region);
 	snprintf(member, 16, "%s", r.member_id);
 	return TB_OK;
 }
@@ -272,7 +275,8 @@ parse_endpoint(const char *uri, coap_address_t *addr, struct tb_diag *d)
 	} else {
 		e = strrchr(h, ':');
 		if (e == NULL)
-			return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint %s has no port", uri);
+			return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint %s has no port",
+			                   uri);
 		snprintf(host, sizeof(host), "%.*s", (int)(e - h), h);
 		p = e + 1;
 	}
@@ -289,16 +293,17 @@ parse_endpoint(const char *uri, coap_address_t *addr, struct tb_diag *d)
 }
 
 int
-tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
-		 coap_address_t *addr, struct tb_diag *d)
+tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen, coap_address_t *addr,
+                 struct tb_diag *d)
 {
 	size_t m;
 
 	if (n->reg == NULL || (m = tb_reg_find_member(n->reg, to)) == TB_REG_NONE)
-		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is not a member", to);
+		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is not a member",
+		                   to);
 	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
 		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is %s", to,
-				   tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+		                   tb_reg_status_name(tb_reg_member_status(n->reg, m)));
 	if (tb_reg_endpoint_count(n->reg, m) == 0) {
 		/* reachable only through its parent hub; the hub itself dials
 		 * it at the private endpoint it was configured with */
@@ -309,15 +314,15 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
 					snprintf(hop, hoplen, "%s", to);
 					return parse_endpoint(n->privs[i].uri, addr, d);
 				}
-			return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
-					   "no route: %s has no endpoint and is not in private_endpoints",
-					   to);
+			return tb_diag_set(
+			    d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
+			    "no route: %s has no endpoint and is not in private_endpoints", to);
 		}
 		if (parent == NULL || (m = tb_reg_find_member(n->reg, parent)) == TB_REG_NONE ||
 		    tb_reg_endpoint_count(n->reg, m) == 0 ||
 		    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE)
 			return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
-					   "no route: %s has no endpoint and no usable hub", to);
+			                   "no route: %s has no endpoint and no usable hub", to);
 	}
 	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
 	return parse_endpoint(tb_reg_endpoint(n->reg, m, 0), addr, d);
@@ -345,10 +350,11 @@ load_privates(struct tb_node *n, struct tb_diag *d)
 			*strchr(line, '#') = '\0';
 		if (sscanf(line, "%15s %159s", id, uri) != 2)
 			continue;
-		if (strlen(id) != 6 || strspn(id, "0123456789") != 6 || strncmp(uri, "coaps://", 8) != 0 ||
-		    strlen(uri) >= sizeof(v->uri)) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: expected MEMBER_ID coaps://HOST:PORT",
-					 n->cfg.private_endpoints, lineno);
+		if (strlen(id) != 6 || strspn(id, "0123456789") != 6 ||
+		    strncmp(uri, "coaps://", 8) != 0 || strlen(uri) >= sizeof(v->uri)) {
+			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+			                 "%s:%d: expected MEMBER_ID coaps://HOST:PORT",
+			                 n->cfg.private_endpoints, lineno);
 			goto out;
 		}
 		if ((v = realloc(n->privs, (n->nprivs + 1) * sizeof(*v))) == NULL) {
@@ -376,7 +382,8 @@ load_token(struct tb_node *n, struct tb_diag *d)
 		size_t len = strcspn((const char *)b.data, "\r\n");
 		if (len < 16 || len >= sizeof(n->api_token))
 			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-					 "%s: token must be 16..127 characters", n->cfg.api_token_file);
+			                 "%s: token must be 16..127 characters",
+			                 n->cfg.api_token_file);
 		else
 			snprintf(n->api_token, sizeof(n->api_token), "%.*s", (int)len, b.data);
 	}
@@ -407,7 +414,8 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
 		goto fail;
 	if (!tb_log_level_parse(n->cfg.log_level, &lvl)) {
-		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: log_level: unknown level", config_path);
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: log_level: unknown level",
+		            config_path);
 		goto fail;
 	}
 	tb_log_set_level(lvl);
@@ -430,7 +438,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	}
 	if (tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "member %s is not in the registry",
-			    n->cfg.member_id);
+		            n->cfg.member_id);
 		goto fail;
 	}
 	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK ||

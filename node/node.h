@@ -29,7 +29,7 @@ struct evhttp;
 /* One outbound POST /fed/msg exchange: which messages it carries. */
 struct tb_exchange {
 	coap_session_t *session; /* tokens are unique per session only */
-	int slot;		 /* which of the peer's sessions */
+	int slot;                /* which of the peer's sessions */
 	coap_bin_const_t token;
 	uint8_t tokbuf[8];
 	char hop[16];
@@ -50,9 +50,9 @@ struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS];
 	int inflight[TB_PEER_SESSIONS]; /* exchanges awaiting an answer, per session */
-	bool drop;		/* release all sessions at the next delivery round */
-	int failures;		/* consecutive failures */
-	int64_t open_until_ms;	/* circuit open (no sends) until then */
+	bool drop;                      /* release all sessions at the next delivery round */
+	int failures;                   /* consecutive failures */
+	int64_t open_until_ms;          /* circuit open (no sends) until then */
 	struct tb_peer *next;
 };
 
@@ -72,15 +72,15 @@ struct tb_node {
 	struct tb_config cfg;
 	const char *config_path;
 	struct event_base *base;
-	struct event *coap_ev, *coap_timer, *deliver_timer, *sigterm_ev, *sighup_ev,
-		*sigint_ev, *prune_timer;
+	struct event *coap_ev, *coap_timer, *deliver_timer, *sigterm_ev, *sighup_ev, *sigint_ev,
+	    *prune_timer;
 	coap_context_t *coap;
 	coap_resource_t *res_registry;
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
 	struct tb_trust *trust;
 	struct tb_reg *reg;
-	struct tb_route *route; /* route table of reg */
+	struct tb_route *route;  /* route table of reg */
 	struct tb_buf reg_bytes; /* the registry document as served */
 	struct tb_journal *journal;
 	struct evhttp *http;
@@ -105,7 +105,7 @@ struct tb_node {
 	bool obs_ok; /* a notification has arrived on this observation */
 	struct event *resync_timer;
 	struct tb_responder *responder; /* reference responder, or NULL */
-	struct tb_webhook *webhook;	/* push to the city's system, or NULL */
+	struct tb_webhook *webhook;     /* push to the city's system, or NULL */
 	/* delivered case.accept messages whose case.result the responder
 	 * sends once the delivering transaction is committed */
 	char (*pending_results)[33];
@@ -114,7 +114,7 @@ struct tb_node {
 	struct tb_private_ep {
 		char id[8];
 		char uri[120];
-	} *privs;
+	} * privs;
 	size_t nprivs;
 	/* pubkey cache for message verification, rebuilt with the registry */
 	struct tb_pub **pubs;
@@ -126,14 +126,14 @@ struct tb_node {
 bool tb_node_sig_known(void *ctx, const uint8_t tag[32]);
 void tb_node_sig_remember(void *ctx, const uint8_t tag[32]);
 const char *tb_node_intern(struct tb_node *n, const char *id);
-int64_t tb_now(void);	 /* Unix seconds */
+int64_t tb_now(void);    /* Unix seconds */
 int64_t tb_now_ms(void); /* monotonic milliseconds */
 struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
 void tb_node_free(struct tb_node *n);
 /* Loads, verifies and applies a registry document (borrowed bytes);
  * refuses one not newer than the current (unless it is the first). */
 int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
-			   struct tb_diag *d);
+                           struct tb_diag *d);
 /* The public key with this id of active member `from` for message
  * signatures; NULL when none (tb_env_open lookup). */
 const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);
@@ -143,10 +143,10 @@ const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t le
 /* The member serving service for region under the current registry
  * (copied into member, 16 bytes); TB_E_NO_ROUTE when none. */
 int tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
-		  struct tb_diag *d);
+                  struct tb_diag *d);
 /* First endpoint host/port for the next hop towards member `to`. */
 int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
-		     coap_address_t *addr, struct tb_diag *d);
+                     coap_address_t *addr, struct tb_diag *d);
 
 /* transport.c */
 int tb_transport_start(struct tb_node *n, struct tb_diag *d);
@@ -155,7 +155,7 @@ void tb_transport_stop(struct tb_node *n);
 void tb_transport_kick(struct tb_node *n);
 /* The (cached) client session to peer member `to`, or NULL. */
 coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
-				     struct tb_diag *d);
+                                     struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
 /* Releases slot's session of peer id if it is still s (outside libcoap
  * callbacks only). */
@@ -172,18 +172,18 @@ void tb_inbound_registry_changed(struct tb_node *n);
 void tb_outbound_init(struct tb_node *n);
 /* Seals and journals a message from the local API; *id receives its id. */
 int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-		       struct tb_diag *d);
+                       struct tb_diag *d);
 /* Seals count messages with one batch signature and journals them in one
  * transaction (all or none); on failure *bad is the offending index. */
 int tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
-			    char (*ids)[33], size_t *bad, struct tb_diag *d);
+                            char (*ids)[33], size_t *bad, struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
 coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
-				     const coap_pdu_t *recv, const coap_mid_t mid);
+                                     const coap_pdu_t *recv, const coap_mid_t mid);
 void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-		      const coap_mid_t mid);
+                      const coap_mid_t mid);
 
 /* regsync.c */
 int tb_regsync_start(struct tb_node *n);

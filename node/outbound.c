@@ -23,8 +23,8 @@
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
 #define ANSWER_TIMEOUT_S 30   /* an unanswered exchange is retried after this */
-#define RELAY_WAIT_S 60	      /* a relayed message is resent if no receipt returns */
-#define BREAKER_AFTER 5	      /* consecutive failures that open the circuit */
+#define RELAY_WAIT_S 60       /* a relayed message is resent if no receipt returns */
+#define BREAKER_AFTER 5       /* consecutive failures that open the circuit */
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
@@ -64,10 +64,10 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 
 int
 tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
-			char (*ids)[33], size_t *bad, struct tb_diag *d)
+                        char (*ids)[33], size_t *bad, struct tb_diag *d)
 {
 	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
-	char (*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
+	char(*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
 	struct tb_buf b;
 	int rc = TB_OK;
 	size_t made = 0;
@@ -90,7 +90,8 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		/* no recipient: the route table names the member serving the
 		 * service for the region (docs/PROTOCOL.md 8.1) */
 		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
-			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i], d)) != TB_OK)
+			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i],
+			                        d)) != TB_OK)
 				goto out;
 			f.to = routed[i];
 			if (f.service == NULL)
@@ -98,7 +99,8 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 			f.route_service = f.route_region = NULL;
 		}
 		if (f.to == NULL) {
-			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to (or service and region)");
+			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+			                 "to (or service and region)");
 			goto out;
 		}
 		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
@@ -143,7 +145,7 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		}
 		if ((rc = tb_journal_outbound_put(n->journal, &m, now)) != TB_OK ||
 		    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, now,
-						  "queued")) != TB_OK) {
+		                                  "queued")) != TB_OK) {
 			tb_journal_rollback(n->journal);
 			goto jfail;
 		}
@@ -167,8 +169,7 @@ out:
 }
 
 int
-tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-		   struct tb_diag *d)
+tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33], struct tb_diag *d)
 {
 	char ids[1][33];
 	size_t bad;
@@ -186,8 +187,7 @@ lat_slot(const char *id)
 {
 	uint8_t b[4];
 	tb_hex_decode(id, 8, b, 4);
-	return ((size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | b[3]) %
-	       TB_LAT_SLOTS;
+	return ((size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | b[3]) % TB_LAT_SLOTS;
 }
 
 void
@@ -199,9 +199,9 @@ tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms)
 }
 
 /* Buckets in milliseconds (upper bounds) of the delivery histogram. */
-const double tb_lat_bounds[TB_LAT_BUCKETS] = {0.5, 1,  2,  3,	4,   5,	  6,   8,    10,   12,
-					      15,  20, 25, 30,	40,  50,  75,  100,  150,  200,
-					      300, 500, 1000, 2000, 5000, 10000, 30000, 60000};
+const double tb_lat_bounds[TB_LAT_BUCKETS] = {
+    0.5, 1,  2,  3,   4,   5,   6,   8,   10,   12,   15,   20,    25,    30,
+    40,  50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000, 10000, 30000, 60000};
 
 void
 tb_latency_done(struct tb_node *n, const char *id)
@@ -354,8 +354,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg");
 	coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
-			coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
-			fmt);
+	                coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
+	                fmt);
 	/* libcoap sends the blocks from body for as long as the transfer
 	 * lives (possibly past our giving up on the answer): it owns body
 	 * from here and frees it with release_body, also on failure */
@@ -429,7 +429,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		*pp = x->next;
 		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
-			  x->hop, ANSWER_TIMEOUT_S, x->count);
+		          x->hop, ANSWER_TIMEOUT_S, x->count);
 		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
 		finish_exchange(n, x, false);
 	}
@@ -460,14 +460,14 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			x->hop[0] = '\0';
 			continue;
 		} else if (x->expires <= now) {
-			tb_journal_outbound_failed(n->journal, x->id,
-						   "time.expired: not delivered before expiry", now);
+			tb_journal_outbound_failed(
+			    n->journal, x->id, "time.expired: not delivered before expiry", now);
 			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
-						"failed");
+			                        "failed");
 			n->m.out_failed++;
 		} else if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
-			tb_journal_outbound_retry(n->journal, x->id, now + backoff_s(n, x->attempts),
-						  d.detail);
+			tb_journal_outbound_retry(n->journal, x->id,
+			                          now + backoff_s(n, x->attempts), d.detail);
 			x->hop[0] = '\0';
 			continue;
 		} else {
@@ -514,7 +514,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	/* planned messages wait for their answer, not for the next round */
 	for (size_t k = 0; k < nplan; k++)
 		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
-					  "sent, awaiting receipt");
+		                          "sent, awaiting receipt");
 	if (tb_journal_commit_nosync(n->journal) != TB_OK) {
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 		goto done;
@@ -540,14 +540,14 @@ done:
 }
 
 static struct tb_exchange *
-take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent,
-	      const coap_pdu_t *recv)
+take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv)
 {
 	coap_bin_const_t tok = coap_pdu_get_token(recv ? recv : sent);
 
 	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL; pp = &(*pp)->next) {
 		struct tb_exchange *x = *pp;
-		if (x->session == s && x->token.length == tok.length && memcmp(x->tokbuf, tok.s, tok.length) == 0) {
+		if (x->session == s && x->token.length == tok.length &&
+		    memcmp(x->tokbuf, tok.s, tok.length) == 0) {
 			*pp = x->next;
 			return x;
 		}
@@ -561,7 +561,7 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 	struct tb_peer *p = peer_of(n, x->hop);
 
 	log_debug("exchange %d with %s: %zu message(s) in %lld ms", x->slot, x->hop, x->count,
-		  (long long)(tb_now_ms() - x->sent_ms));
+	          (long long)(tb_now_ms() - x->sent_ms));
 
 	if (p != NULL) {
 		/* the slot may hold a newer session by now */
@@ -572,7 +572,7 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 		} else if (++p->failures == BREAKER_AFTER) {
 			p->open_until_ms = tb_now_ms() + BREAKER_OPEN_MS;
 			log_warnx("circuit to %s open for %d s after %d failures", x->hop,
-				  BREAKER_OPEN_MS / 1000, p->failures);
+			          BREAKER_OPEN_MS / 1000, p->failures);
 		}
 	}
 	free_exchange(x);
@@ -587,7 +587,7 @@ transient_error(const uint8_t *p, size_t len)
 	const struct tb_json *e = doc ? tb_json_get(tb_json_root(doc), "error") : NULL;
 	const char *r = e ? tb_json_string(e, NULL) : NULL;
 	bool yes = r != NULL && (strcmp(r, "io") == 0 || strcmp(r, "nomem") == 0 ||
-				 strcmp(r, "crypto") == 0 || strcmp(r, "draining") == 0);
+	                         strcmp(r, "crypto") == 0 || strcmp(r, "draining") == 0);
 
 	tb_json_doc_free(doc);
 	return yes;
@@ -623,7 +623,8 @@ relay_back(struct tb_node *n, const char *id, const struct tb_env *r_in)
 	tb_buf_init(&b);
 	/* a copy to extend: the answer's envelope stays as it was stored */
 	if (tb_env_serialize(r_in, &b) != TB_OK ||
-	    (r = tb_env_parse(b.data, b.len, NULL)) == NULL || tb_env_add_hop(r, n->cfg.member_id) != TB_OK)
+	    (r = tb_env_parse(b.data, b.len, NULL)) == NULL ||
+	    tb_env_add_hop(r, n->cfg.member_id) != TB_OK)
 		goto out;
 	tb_buf_reset(&b);
 	if (tb_env_serialize(r, &b) != TB_OK)
@@ -653,8 +654,9 @@ static void
 settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
        int coap_class)
 {
-	struct tb_env_open_opts o = {tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew,
-				     tb_node_sig_known, tb_node_sig_remember};
+	struct tb_env_open_opts o = {
+	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
+	    tb_node_sig_remember};
 	struct tb_env *r = NULL;
 	struct tb_diag d;
 	const struct tb_json *dg;
@@ -662,17 +664,17 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 	int64_t now = tb_now();
 
 	bool receipt = coap_class == 2 && tb_env_open(p, len, &o, &r, &d) == TB_OK &&
-		       strcmp(tb_env_type(r), "receipt") == 0 && tb_env_corr(r) != NULL &&
-		       strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
-		       (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
-		       (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0;
+	               strcmp(tb_env_type(r), "receipt") == 0 && tb_env_corr(r) != NULL &&
+	               strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
+	               (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
+	               (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0;
 	const struct tb_json *stj = receipt ? tb_json_get(tb_env_body(r), "status") : NULL;
 	const char *status = stj ? tb_json_string(stj, NULL) : NULL;
 
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
 		tb_journal_outbound_delivered(n->journal, x->ids[i], p, len, now);
 		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
-					"delivered");
+		                        "delivered");
 		n->m.out_delivered++;
 		tb_latency_done(n, x->ids[i]);
 		relay_back(n, x->ids[i], r);
@@ -683,28 +685,29 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 				tb_responder_note(n, st.type, st.corr);
 		}
 	} else if (receipt && strcmp(tb_env_from(r), x->hop) == 0 && status != NULL &&
-		   strcmp(status, "relayed") == 0) {
+	           strcmp(status, "relayed") == 0) {
 		/* the hub took it: the recipient's receipt comes back through
 		 * the hub as a message; resend (idempotent) only if it does not */
 		char why[64];
-		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt", x->hop);
+		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
+		         x->hop);
 		tb_journal_outbound_retry(n->journal, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class != 4 && transient_error(p, len)) {
 		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
-					  "receiver failed internally; retrying");
+		                          "receiver failed internally; retrying");
 		n->m.out_retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
-			 (int)(len > 120 ? 120 : len), (const char *)p);
+		         (int)(len > 120 ? 120 : len), (const char *)p);
 		tb_journal_outbound_failed(n->journal, x->ids[i], reason, now);
 		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
-					"failed");
+		                        "failed");
 		n->m.out_failed++;
 	} else {
 		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
-					  "answer was not a valid receipt");
+		                          "answer was not a valid receipt");
 		n->m.out_retries++;
 	}
 	tb_env_free(r);
@@ -712,7 +715,7 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 
 coap_response_t
 tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
-		     const coap_mid_t mid)
+                     const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 	struct tb_exchange *x;
@@ -733,7 +736,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if (cls == 5 || data == NULL) {
 		for (size_t i = 0; i < x->count; i++) {
 			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-						  "peer answered with a server error");
+			                          "peer answered with a server error");
 			n->m.out_retries++;
 		}
 	} else if (x->count == 1) {
@@ -743,22 +746,25 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		 * messages' fault; retry them, in smaller exchanges */
 		for (size_t i = 0; i < x->count; i++) {
 			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-						  "exchange refused as a whole");
+			                          "exchange refused as a whole");
 			n->m.out_retries++;
 		}
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
-			  (int)(len > 120 ? 120 : len), (const char *)data);
+		          (int)(len > 120 ? 120 : len), (const char *)data);
 	} else {
 		/* a batch answer: a JSON array, element i for message i; each
 		 * element is read strictly on its own */
-		size_t *eoff = calloc(x->count, sizeof(*eoff)), *elen = calloc(x->count, sizeof(*elen));
-		int ne = eoff && elen ? tb_env_split_batch(data, len, eoff, elen, (int)x->count) : -1;
+		size_t *eoff = calloc(x->count, sizeof(*eoff)),
+		       *elen = calloc(x->count, sizeof(*elen));
+		int ne =
+		    eoff && elen ? tb_env_split_batch(data, len, eoff, elen, (int)x->count) : -1;
 		for (size_t i = 0; i < x->count; i++) {
 			if ((int)i < ne) {
 				settle(n, x, i, data + eoff[i], elen[i], cls);
 			} else {
-				tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-							  "malformed batch answer");
+				tb_journal_outbound_retry(n->journal, x->ids[i],
+				                          tb_now() + backoff_s(n, 1),
+				                          "malformed batch answer");
 			}
 		}
 		free(eoff);
@@ -774,7 +780,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 
 void
 tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-		 const coap_mid_t mid)
+                 const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 	struct tb_exchange *x = sent ? take_exchange(n, s, sent, NULL) : NULL;
@@ -783,11 +789,11 @@ tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r
 	if (x == NULL)
 		return;
 	log_info("exchange with %s failed (nack %d): %zu message(s) will be retried", x->hop,
-		 (int)r, x->count);
+	         (int)r, x->count);
 	if (tb_journal_begin(n->journal) == TB_OK) {
 		for (size_t i = 0; i < x->count; i++) {
 			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-						  "no answer from peer");
+			                          "no answer from peer");
 			n->m.out_retries++;
 		}
 		tb_journal_commit(n->journal);

@@ -31,7 +31,7 @@ observe(struct tb_node *n)
 	coap_session_new_token(s, &n->obs_toklen, n->obs_token);
 	coap_add_token(pdu, n->obs_toklen, n->obs_token);
 	coap_add_option(pdu, COAP_OPTION_OBSERVE,
-			coap_encode_var_safe(obs, sizeof(obs), COAP_OBSERVE_ESTABLISH), obs);
+	                coap_encode_var_safe(obs, sizeof(obs), COAP_OBSERVE_ESTABLISH), obs);
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 8, (const uint8_t *)"registry");
 	if (coap_send(s, pdu) == COAP_INVALID_MID) {
@@ -110,7 +110,7 @@ tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv
 	if (tb_node_apply_registry(n, data, len, true, &d) != TB_OK) {
 		if (d.code != TB_E_REG_ROLLBACK)
 			log_warnx("registry from %s refused, keeping the current one: %s",
-				  n->cfg.registry_upstream, tb_diag_format(&d, line, sizeof(line)));
+			          n->cfg.registry_upstream, tb_diag_format(&d, line, sizeof(line)));
 		return true;
 	}
 	log_info("registry updated from %s", n->cfg.registry_upstream);

@@ -16,17 +16,18 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban-node --config FILE [-n]\n"
-		   "       tongban-node --help | --version\n\n"
-		   "Runs one Tongban federation node in the foreground.\n\n"
-		   "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-		   "  -n, --check        check the configuration, print \"configuration OK\", exit\n\n"
-		   "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
-		   "SIGHUP re-reads the registry file.\n\n"
-		   "Configuration keys:\n");
+	fprintf(f,
+	        "Usage: tongban-node --config FILE [-n]\n"
+	        "       tongban-node --help | --version\n\n"
+	        "Runs one Tongban federation node in the foreground.\n\n"
+	        "  -c, --config FILE  configuration file (see tongban-node(8))\n"
+	        "  -n, --check        check the configuration, print \"configuration OK\", exit\n\n"
+	        "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
+	        "SIGHUP re-reads the registry file.\n\n"
+	        "Configuration keys:\n");
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
-		   "startup error, 2 usage error.\n");
+	           "startup error, 2 usage error.\n");
 }
 
 static void
@@ -65,8 +66,8 @@ reload_config(struct tb_node *n)
 		log_warnx("SIGHUP: configuration not reloaded: log_level: unknown level");
 		return;
 	}
-#define FIXED_S(k)                                                                    \
-	if (strcmp(c.k, n->cfg.k) != 0)                                               \
+#define FIXED_S(k)                                                                                 \
+	if (strcmp(c.k, n->cfg.k) != 0)                                                            \
 	snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " " #k)
 	FIXED_S(member_id);
 	FIXED_S(listen_host);
@@ -96,9 +97,9 @@ reload_config(struct tb_node *n)
 	n->cfg.retry_max_ms = c.retry_max_ms;
 	n->cfg.batch_max = c.batch_max;
 	log_info("SIGHUP: configuration reloaded (log_level %s, max_message_size %lld, clock_skew "
-		 "%lld, retries %lld..%lld ms, batch_max %lld)",
-		 c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
-		 (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max);
+	         "%lld, retries %lld..%lld ms, batch_max %lld)",
+	         c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
+	         (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max);
 }
 
 static void
@@ -113,13 +114,16 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	reload_config(n);
 	tb_diag_clear(&d);
 	tb_buf_init(&b);
-	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, &d) == TB_OK && b.len == n->reg_bytes.len &&
-	    memcmp(b.data, n->reg_bytes.data, b.len) == 0) {
-		log_info("SIGHUP: registry unchanged (serial %llu)", (unsigned long long)tb_reg_serial(n->reg));
-	} else if (d.code != TB_OK || tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK) {
+	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, &d) == TB_OK &&
+	    b.len == n->reg_bytes.len && memcmp(b.data, n->reg_bytes.data, b.len) == 0) {
+		log_info("SIGHUP: registry unchanged (serial %llu)",
+		         (unsigned long long)tb_reg_serial(n->reg));
+	} else if (d.code != TB_OK ||
+	           tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK) {
 		char line[300];
 		log_warnx("SIGHUP: registry not reloaded, keeping serial %llu: %s",
-			  (unsigned long long)tb_reg_serial(n->reg), tb_diag_format(&d, line, sizeof(line)));
+		          (unsigned long long)tb_reg_serial(n->reg),
+		          tb_diag_format(&d, line, sizeof(line)));
 	}
 	tb_buf_free(&b);
 }
@@ -142,10 +146,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"check", no_argument, NULL, 'n'},
-					     {"help", no_argument, NULL, 'h'},
-					     {"version", no_argument, NULL, 'V'},
-					     {0, 0, 0, 0}};
+	                                     {"check", no_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {0, 0, 0, 0}};
 	const char *config = NULL;
 	bool check = false;
 	struct tb_node *n;
@@ -159,9 +163,7 @@ main(int argc, char **argv)
 		case 'n': check = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("tongban-node %s (protocol v1)\n", PACKAGE_VERSION); return 0;
-		default:
-			fprintf(stderr, "tongban-node: unknown option (try --help)\n");
-			return 2;
+		default: fprintf(stderr, "tongban-node: unknown option (try --help)\n"); return 2;
 		}
 	}
 	if (config == NULL || optind != argc) {
@@ -174,8 +176,9 @@ main(int argc, char **argv)
 	}
 	if ((n = tb_node_new(config, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: %s\n",
-			d.code == TB_E_ARG || d.code == TB_E_IO ? d.detail
-								 : tb_diag_format(&d, line, sizeof(line)));
+		        d.code == TB_E_ARG || d.code == TB_E_IO
+		            ? d.detail
+		            : tb_diag_format(&d, line, sizeof(line)));
 		return 1;
 	}
 	if (check) {
@@ -186,7 +189,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((n->journal = tb_journal_open(n->cfg.journal, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
-			tb_diag_format(&d, line, sizeof(line)));
+		        tb_diag_format(&d, line, sizeof(line)));
 		goto out;
 	}
 	if ((n->base = event_base_new()) == NULL) {

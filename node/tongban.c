@@ -18,35 +18,35 @@ static const struct {
 	cli_cmd_fn fn;
 	const char *summary;
 } commands[] = {
-	{"canon", cmd_canon, "print the RFC 8785 canonical form of JSON"},
-	{"key", cmd_key, "generate keys, print public keys and key ids"},
-	{"msg", cmd_msg, "create, seal and open envelopes"},
-	{"ca", cmd_ca, "create CAs, issue and revoke certificates, publish CRLs"},
-	{"node", cmd_node, "create a node key and certificate request"},
-	{"cert", cmd_cert, "verify and show certificates"},
-	{"trust", cmd_trust, "create the registry trust anchor (authorities, threshold)"},
-	{"registry", cmd_registry, "build, sign, verify and show the member registry"},
-	{"route", cmd_route, "resolve which member serves a service for a region"},
-	{"policy", cmd_policy, "check the registry's access policy"},
-	{"send", cmd_send, "submit a message through a running node"},
-	{"status", cmd_status, "delivery status of a message sent by a node"},
-	{"inbox", cmd_inbox, "list or acknowledge messages a node received"},
-	{"audit", cmd_audit, "verify a node's tamper-evident audit chain"},
-	{"licence", cmd_licence, "check a presented licence (digest, issuer signature, status)"},
-	{"demo", cmd_demo, "run the Huaihai region demo on 127.0.0.1"},
-	{"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},
+    {"canon", cmd_canon, "print the RFC 8785 canonical form of JSON"},
+    {"key", cmd_key, "generate keys, print public keys and key ids"},
+    {"msg", cmd_msg, "create, seal and open envelopes"},
+    {"ca", cmd_ca, "create CAs, issue and revoke certificates, publish CRLs"},
+    {"node", cmd_node, "create a node key and certificate request"},
+    {"cert", cmd_cert, "verify and show certificates"},
+    {"trust", cmd_trust, "create the registry trust anchor (authorities, threshold)"},
+    {"registry", cmd_registry, "build, sign, verify and show the member registry"},
+    {"route", cmd_route, "resolve which member serves a service for a region"},
+    {"policy", cmd_policy, "check the registry's access policy"},
+    {"send", cmd_send, "submit a message through a running node"},
+    {"status", cmd_status, "delivery status of a message sent by a node"},
+    {"inbox", cmd_inbox, "list or acknowledge messages a node received"},
+    {"audit", cmd_audit, "verify a node's tamper-evident audit chain"},
+    {"licence", cmd_licence, "check a presented licence (digest, issuer signature, status)"},
+    {"demo", cmd_demo, "run the Huaihai region demo on 127.0.0.1"},
+    {"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban [--help] [--version] COMMAND [ARGS]...\n\n"
-		   "Administer a Tongban federation node.\n\nCommands:\n");
+	           "Administer a Tongban federation node.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'tongban COMMAND --help' for a command's options.\n"
-		   "Exit status: 0 success, 1 refused (invalid or not verified), 2 usage,\n"
-		   "3 I/O error, 4 internal error.\n");
+	           "Exit status: 0 success, 1 refused (invalid or not verified), 2 usage,\n"
+	           "3 I/O error, 4 internal error.\n");
 }
 
 int
@@ -82,18 +82,11 @@ cli_fail_diag(const struct tb_diag *d)
 	int code;
 
 	switch (d->code) {
-	case TB_E_IO:
-		code = EX_TB_IO;
-		break;
+	case TB_E_IO: code = EX_TB_IO; break;
 	case TB_E_NOMEM:
-	case TB_E_CRYPTO:
-		code = EX_TB_INTERNAL;
-		break;
-	case TB_E_ARG:
-		code = EX_TB_USAGE;
-		break;
-	default:
-		code = EX_TB_REFUSED;
+	case TB_E_CRYPTO: code = EX_TB_INTERNAL; break;
+	case TB_E_ARG: code = EX_TB_USAGE; break;
+	default: code = EX_TB_REFUSED;
 	}
 	/* I/O errors read better without the reason token */
 	if (d->code == TB_E_IO)

@@ -17,7 +17,7 @@ static const char refused_peer[] = "";
  * key must belong to an active member of the current registry. */
 static int
 check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, unsigned depth,
-	   int validated, void *arg)
+           int validated, void *arg)
 {
 	struct tb_node *n = arg;
 	const char *member;
@@ -42,7 +42,7 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		if (want != NULL && strcmp(want, member) != 0) {
 			n->m.handshake_refused++;
 			log_warnx("handshake refused: expected member %s, server is %s", want,
-				  member);
+			          member);
 			return 0;
 		}
 	}
@@ -73,8 +73,7 @@ fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
 	pki->pki_key.key.pem.ca_file = n->cfg.root;
 }
 
-static void
-coap_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void coap_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Runs libcoap's pending work and re-arms its timer. */
 static void
@@ -132,7 +131,7 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		 * certificate) before check_peer was asked */
 		n->m.handshake_refused++;
 		log_warnx("handshake refused: DTLS handshake failed (certificate missing or not "
-			  "valid for this federation)");
+		          "valid for this federation)");
 	}
 	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	    ev == COAP_EVENT_SESSION_FAILED) {
@@ -142,7 +141,7 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 			for (int i = 0; i < TB_PEER_SESSIONS; i++)
 				if (p->sessions[i] == s) {
 					log_debug("session %d to %s closed (event %d)", i, p->id,
-						  (int)ev);
+					          (int)ev);
 					p->inflight[i] = 0;
 				}
 		tb_regsync_lost(n, s);
@@ -175,32 +174,32 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	fill_pki(n, &pki);
 	if (!coap_context_set_pki(n->coap, &pki))
 		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
-				   "cannot load DTLS identity (cert %s, key %s, root %s)", n->cfg.cert,
-				   n->cfg.key, n->cfg.root);
+		                   "cannot load DTLS identity (cert %s, key %s, root %s)",
+		                   n->cfg.cert, n->cfg.key, n->cfg.root);
 	snprintf(port, sizeof(port), "%d", n->cfg.listen_port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_DGRAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
 	if (getaddrinfo(n->cfg.listen_host, port, &hints, &res) != 0 || res == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "listen: bad address %s",
-				   n->cfg.listen_host);
+		                   n->cfg.listen_host);
 	coap_address_init(&addr);
 	addr.size = res->ai_addrlen;
 	memcpy(&addr.addr, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 	if (coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d",
-				   n->cfg.listen_host, n->cfg.listen_port);
+		                   n->cfg.listen_host, n->cfg.listen_port);
 	if (tb_inbound_init(n) != TB_OK)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
-			       coap_fd_cb, n);
+	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
 	if (n->coap_ev == NULL || n->coap_timer == NULL || event_add(n->coap_ev, NULL) != 0)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "event setup");
 	tb_transport_kick(n);
 	log_info("member %s listening on coaps://%s:%d", n->cfg.member_id, n->cfg.listen_host,
-		 n->cfg.listen_port);
+	         n->cfg.listen_port);
 	return TB_OK;
 }
 
@@ -265,7 +264,8 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
 		return NULL;
 	fill_pki(n, &pki);
-	p->sessions[slot] = coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);
+	p->sessions[slot] =
+	    coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);
 	if (p->sessions[slot] == NULL) {
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot open a DTLS session to %s", hop);
 		return NULL;
@@ -279,7 +279,8 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 {
 	struct tb_peer *p = find_peer(n, id, false);
 
-	if (p == NULL || slot < 0 || slot >= TB_PEER_SESSIONS || p->sessions[slot] != s || s == NULL)
+	if (p == NULL || slot < 0 || slot >= TB_PEER_SESSIONS || p->sessions[slot] != s ||
+	    s == NULL)
 		return;
 	tb_regsync_lost(n, s);
 	coap_session_release(s);

@@ -78,7 +78,7 @@ done_cb(struct evhttp_request *req, void *arg)
 		if (w->backoff_ms > WEBHOOK_MAX_BACKOFF_MS)
 			w->backoff_ms = WEBHOOK_MAX_BACKOFF_MS;
 		log_warnx("webhook: %s answered %d for %s; retrying in %lld ms",
-			  evhttp_uri_get_host(w->uri), code, p->id, (long long)w->backoff_ms);
+		          evhttp_uri_get_host(w->uri), code, p->id, (long long)w->backoff_ms);
 		schedule(n, w->backoff_ms);
 	}
 	free(p);
@@ -108,7 +108,7 @@ push_one(void *ctx, int64_t seq, const struct tb_journal_msg *m)
 	}
 	out = evhttp_request_get_output_buffer(req);
 	evbuffer_add_printf(out, "{\"id\":\"%s\",\"from\":\"%s\",\"type\":\"%s\"", m->id, m->from,
-			    m->type);
+	                    m->type);
 	if (m->service)
 		evbuffer_add_printf(out, ",\"service\":\"%s\"", m->service);
 	if (m->corr)
@@ -117,21 +117,21 @@ push_one(void *ctx, int64_t seq, const struct tb_journal_msg *m)
 	evbuffer_add(out, m->envelope, m->envelope_len);
 	evbuffer_add(out, "}", 1);
 	snprintf(hostport, sizeof(hostport), "%s:%d", evhttp_uri_get_host(w->uri),
-		 evhttp_uri_get_port(w->uri) > 0 ? evhttp_uri_get_port(w->uri) : 80);
+	         evhttp_uri_get_port(w->uri) > 0 ? evhttp_uri_get_port(w->uri) : 80);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", hostport);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "application/json");
+	                  "application/json");
 	q = evhttp_uri_get_query(w->uri);
 	snprintf(path, sizeof(path), "%s%s%s",
-		 evhttp_uri_get_path(w->uri) && *evhttp_uri_get_path(w->uri)
-			 ? evhttp_uri_get_path(w->uri)
-			 : "/",
-		 q ? "?" : "", q ? q : "");
+	         evhttp_uri_get_path(w->uri) && *evhttp_uri_get_path(w->uri)
+	             ? evhttp_uri_get_path(w->uri)
+	             : "/",
+	         q ? "?" : "", q ? q : "");
 	if (evhttp_make_request(w->conn, req, EVHTTP_REQ_POST, path) != 0) {
 		free(p);
 		return TB_E_IO;
 	}
-	char (*v)[33] = realloc(w->sent, (w->nsent + 1) * sizeof(*v));
+	char(*v)[33] = realloc(w->sent, (w->nsent + 1) * sizeof(*v));
 	if (v != NULL) {
 		w->sent = v;
 		snprintf(v[w->nsent++], 33, "%s", m->id);
@@ -179,11 +179,12 @@ tb_webhook_check(const char *url, struct tb_diag *d)
 
 	if (u == NULL || evhttp_uri_get_scheme(u) == NULL ||
 	    strcmp(evhttp_uri_get_scheme(u), "http") != 0 || host == NULL)
-		rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "webhook: %s is not an http:// URL", url);
+		rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "webhook: %s is not an http:// URL",
+		                 url);
 	else if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 &&
-		 strcmp(host, "::1") != 0)
+	         strcmp(host, "::1") != 0)
 		rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-				 "webhook: must be on this machine (loopback), not %s", host);
+		                 "webhook: must be on this machine (loopback), not %s", host);
 	if (u != NULL)
 		evhttp_uri_free(u);
 	return rc;
@@ -205,15 +206,14 @@ tb_webhook_start(struct tb_node *n, struct tb_diag *d)
 	    strcmp(evhttp_uri_get_scheme(w->uri), "http") != 0 ||
 	    (host = evhttp_uri_get_host(w->uri)) == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "webhook: %s is not an http:// URL",
-				   n->cfg.webhook);
+		                   n->cfg.webhook);
 	if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0 &&
 	    strcmp(host, "::1") != 0)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-				   "webhook: must be on this machine (loopback), not %s", host);
-	w->conn = evhttp_connection_base_new(n->base, NULL, host,
-					     (ev_uint16_t)(evhttp_uri_get_port(w->uri) > 0
-								   ? evhttp_uri_get_port(w->uri)
-								   : 80));
+		                   "webhook: must be on this machine (loopback), not %s", host);
+	w->conn = evhttp_connection_base_new(
+	    n->base, NULL, host,
+	    (ev_uint16_t)(evhttp_uri_get_port(w->uri) > 0 ? evhttp_uri_get_port(w->uri) : 80));
 	if (w->conn == NULL || (w->timer = evtimer_new(n->base, timer_cb, n)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "webhook setup");
 	evhttp_connection_set_timeout(w->conn, 10);

@@ -21,13 +21,10 @@ static const char batch_prefix[16] = "TONGBAN-BATCH-V1";
 #define SEAL_RESERVE 1280
 
 static const char *const msgtypes[] = {
-	"identity.verify", "identity.result",
-	"licence.query", "licence.present", "licence.verify", "licence.status",
-	"case.submit", "case.accept", "case.reject", "case.update", "case.result",
-	"case.query", "case.state",
-	"receipt", "error",
-	"control.ping", "control.pong", "control.status", "control.registry",
-	NULL,
+    "identity.verify", "identity.result", "licence.query",  "licence.present",  "licence.verify",
+    "licence.status",  "case.submit",     "case.accept",    "case.reject",      "case.update",
+    "case.result",     "case.query",      "case.state",     "receipt",          "error",
+    "control.ping",    "control.pong",    "control.status", "control.registry", NULL,
 };
 
 static const char *const unsigned_members[] = {"sig", "relay", NULL};
@@ -47,7 +44,7 @@ struct tb_env {
 	uint8_t sig[TB_SIG_LEN];
 	bool batch;
 	bool has_digest; /* digest of the signed bytes, cached: they never
-			  * change once created (sig and relay are excluded) */
+	                  * change once created (sig and relay are excluded) */
 	uint8_t digest[32];
 	uint64_t bn, bi;
 	size_t nproof;
@@ -147,13 +144,13 @@ need(struct tb_diag *d, const struct tb_json *obj, const char *name, enum ftype 
 	}
 	if (!ok)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, name,
-				   tname[t]);
+		                   tname[t]);
 	return TB_OK;
 }
 
 static int
 only_members(struct tb_diag *d, const struct tb_json *obj, const char *const *allowed,
-	     const char *ctx)
+             const char *ctx)
 {
 	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
 		size_t kl;
@@ -197,11 +194,11 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	s = tb_json_string(kid, &n);
 	if (!tb_hex_decode(s, n, e->kid, TB_KEYID_LEN))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "sig.kid must be 64 lowercase hex digits");
+		                   "sig.kid must be 64 lowercase hex digits");
 	s = tb_json_string(val, &n);
 	if (!tb_b64url_decode(s, n, e->sig, TB_SIG_LEN, &outlen) || outlen != TB_SIG_LEN)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "sig.val must be 64 bytes in base64url without padding");
+		                   "sig.val must be 64 bytes in base64url without padding");
 	e->batch = batch != NULL;
 	if (batch == NULL)
 		return TB_OK;
@@ -215,7 +212,7 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	tb_json_integer(bi, &vi);
 	if (vn < 1 || vn > TB_BATCH_MAX || vi < 0 || vi >= vn)
 		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
-				   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
+		                   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
 	e->bn = (uint64_t)vn;
 	e->bi = (uint64_t)vi;
 	if (tb_json_count(bpath) > MAX_PROOF)
@@ -225,8 +222,9 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 		s = tb_json_string(p, &n);
 		if (s == NULL || !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) ||
 		    outlen != 32)
-			return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
-					   "sig.batch.path entries must be 32-byte base64url hashes");
+			return tb_diag_set(
+			    d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+			    "sig.batch.path entries must be 32-byte base64url hashes");
 		e->nproof++;
 	}
 	return TB_OK;
@@ -236,11 +234,11 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 static int
 validate(struct tb_env *e, struct tb_diag *d)
 {
-	static const char *const allowed[] = {"v", "id", "type", "from", "to", "route",
-					      "service", "corr", "created", "expires", "hops",
-					      "body", "sig", "relay", NULL};
+	static const char *const allowed[] = {"v",     "id",      "type", "from",    "to",
+	                                      "route", "service", "corr", "created", "expires",
+	                                      "hops",  "body",    "sig",  "relay",   NULL};
 	const struct tb_json *r = e->root, *v, *id, *type, *from, *to, *route, *svc, *corr,
-			     *created, *expires, *hops, *body, *sig, *relay;
+	                     *created, *expires, *hops, *body, *sig, *relay;
 	const char *s;
 	size_t n;
 	int64_t iv;
@@ -253,7 +251,7 @@ validate(struct tb_env *e, struct tb_diag *d)
 	tb_json_integer(v, &iv);
 	if (iv != TB_PROTO_VERSION)
 		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v=%lld, this node speaks %d",
-				   (long long)iv, TB_PROTO_VERSION);
+		                   (long long)iv, TB_PROTO_VERSION);
 	if ((rc = only_members(d, r, allowed, "")) != TB_OK ||
 	    (rc = need(d, r, "id", F_STR, true, &id, "")) != TB_OK ||
 	    (rc = need(d, r, "type", F_STR, true, &type, "")) != TB_OK ||
@@ -273,7 +271,7 @@ validate(struct tb_env *e, struct tb_diag *d)
 	s = tb_json_string(id, &n);
 	if (!msgid_valid(s, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "id must be 32 lowercase hex digits (128 bits)");
+		                   "id must be 32 lowercase hex digits (128 bits)");
 	memcpy(e->id, s, 33);
 	e->type = tb_json_string(type, &n);
 	if (strlen(e->type) != n || !tb_msgtype_known(e->type))
@@ -281,11 +279,11 @@ validate(struct tb_env *e, struct tb_diag *d)
 	e->from = tb_json_string(from, &n);
 	if (!tb_member_id_valid(e->from, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "from must be a 6-digit member id");
+		                   "from must be a 6-digit member id");
 	e->to = str_of(to, &n);
 	if (e->to != NULL && !tb_member_id_valid(e->to, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "to must be a 6-digit member id");
+		                   "to must be a 6-digit member id");
 	if (route != NULL) {
 		static const char *const rallowed[] = {"service", "region", NULL};
 		const struct tb_json *rs, *rr;
@@ -296,34 +294,34 @@ validate(struct tb_env *e, struct tb_diag *d)
 		e->rsvc = tb_json_string(rs, &n);
 		if (!tb_service_code_valid(e->rsvc, n))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "route.service is not a valid service code");
+			                   "route.service is not a valid service code");
 		e->rregion = tb_json_string(rr, &n);
 		if (!tb_region_code_valid(e->rregion, n))
 			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-					   "route.region must be a 2, 4 or 6-digit division code");
+			                   "route.region must be a 2, 4 or 6-digit division code");
 	}
 	if (to == NULL && route == NULL)
 		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to (or route)");
 	e->service = str_of(svc, &n);
 	if (e->service != NULL && !tb_service_code_valid(e->service, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "service is not a valid service code");
+		                   "service is not a valid service code");
 	e->corr = str_of(corr, &n);
 	if (e->corr != NULL && !msgid_valid(e->corr, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "corr must be 32 lowercase hex digits");
+		                   "corr must be 32 lowercase hex digits");
 	tb_json_integer(created, &e->created);
 	tb_json_integer(expires, &e->expires);
 	if (e->created <= 0)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "created must be positive");
 	if (e->expires <= e->created || e->expires - e->created > TB_ENV_MAX_LIFETIME)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				   "expires must be after created, by at most %d s",
-				   TB_ENV_MAX_LIFETIME);
+		                   "expires must be after created, by at most %d s",
+		                   TB_ENV_MAX_LIFETIME);
 	tb_json_integer(hops, &iv);
 	if (iv < 1 || iv > TB_ENV_MAX_HOPS)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "hops must be 1..%d",
-				   TB_ENV_MAX_HOPS);
+		                   TB_ENV_MAX_HOPS);
 	e->hops = (int)iv;
 	e->body = body;
 	e->path = NULL;
@@ -335,17 +333,17 @@ validate(struct tb_env *e, struct tb_diag *d)
 			return rc;
 		if (tb_json_count(path) > (size_t)e->hops)
 			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
-					   "relay path longer than the hop limit");
+			                   "relay path longer than the hop limit");
 		for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p)) {
 			s = tb_json_string(p, &n);
 			if (s == NULL || !tb_member_id_valid(s, n))
 				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-						   "relay.path entries must be member ids");
+				                   "relay.path entries must be member ids");
 			for (const struct tb_json *q = tb_json_next(p); q; q = tb_json_next(q)) {
 				const char *t = tb_json_string(q, NULL);
 				if (t != NULL && strcmp(s, t) == 0)
 					return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
-							   "routing loop through %s", s);
+					                   "routing loop through %s", s);
 			}
 		}
 		e->path = path;
@@ -369,8 +367,8 @@ tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
 		return NULL;
 	}
 	if (len > TB_ENV_MAX_SIZE) {
-		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "envelope of %zu bytes, limit %d", len,
-			    TB_ENV_MAX_SIZE);
+		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "envelope of %zu bytes, limit %d",
+		            len, TB_ENV_MAX_SIZE);
 		goto fail;
 	}
 	if ((e->doc = tb_json_parse(buf, len, &env_limits, d)) == NULL)
@@ -409,15 +407,12 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v)
 	const char *s;
 
 	switch (tb_json_kind(v)) {
-	case TB_JSON_NUMBER:
-		return tb_json_new_number(doc, tb_json_number(v));
-	case TB_JSON_STRING:
-		s = tb_json_string(v, &n);
-		return tb_json_new_string(doc, s, n);
+	case TB_JSON_NUMBER: return tb_json_new_number(doc, tb_json_number(v));
+	case TB_JSON_STRING: s = tb_json_string(v, &n); return tb_json_new_string(doc, s, n);
 	case TB_JSON_ARRAY:
 	case TB_JSON_OBJECT:
 		c = tb_json_kind(v) == TB_JSON_ARRAY ? tb_json_new_array(doc)
-						     : tb_json_new_object(doc);
+		                                     : tb_json_new_object(doc);
 		if (c == NULL)
 			return NULL;
 		for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m)) {
@@ -437,8 +432,7 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v)
 			}
 		}
 		return c;
-	default:
-		return tb_json_new_literal(doc, tb_json_kind(v));
+	default: return tb_json_new_literal(doc, tb_json_kind(v));
 	}
 }
 
@@ -456,7 +450,8 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	tb_buf_init(&b);
 	tb_diag_clear(d);
 	if (f->type == NULL || f->from == NULL) {
-		tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, f->type == NULL ? "type" : "from");
+		tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+		            f->type == NULL ? "type" : "from");
 		return NULL;
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL || (e->doc = tb_json_doc_new()) == NULL)
@@ -469,7 +464,7 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	if (f->body != NULL) {
 		/* the body sits one level below the envelope's root */
 		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
-								  TB_ENV_MAX_DEPTH - 1};
+		                                                  TB_ENV_MAX_DEPTH - 1};
 		if ((bdoc = tb_json_parse(f->body, f->body_len, &body_limits, d)) == NULL)
 			goto fail;
 		if (tb_json_kind(tb_json_root(bdoc)) != TB_JSON_OBJECT) {
@@ -491,7 +486,7 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	    (f->corr && set_str(e, root, "corr", f->corr)) ||
 	    set_num(e, root, "created", (double)f->created) ||
 	    set_num(e, root, "expires",
-		    (double)f->created + (double)(f->ttl ? f->ttl : TB_ENV_DEFAULT_TTL)) ||
+	            (double)f->created + (double)(f->ttl ? f->ttl : TB_ENV_DEFAULT_TTL)) ||
 	    set_num(e, root, "hops", f->hops ? f->hops : TB_ENV_DEFAULT_HOPS) ||
 	    tb_json_set(e->doc, root, "body", body))
 		goto nomem;
@@ -513,8 +508,8 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	e->has_digest = true;
 	if (b.len > TB_ENV_MAX_SIZE - SEAL_RESERVE) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS,
-			    "envelope of %zu bytes leaves no room for its signature (limit %d)",
-			    b.len, TB_ENV_MAX_SIZE - SEAL_RESERVE);
+		            "envelope of %zu bytes leaves no room for its signature (limit %d)",
+		            b.len, TB_ENV_MAX_SIZE - SEAL_RESERVE);
 		goto fail;
 	}
 	tb_buf_free(&b);
@@ -613,7 +608,8 @@ tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int 
 		}
 		if (i < len && p[i] == ']') {
 			i++;
-			while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			while (i < len &&
+			       (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
 				i++;
 			return i == len ? n : -1;
 		}
@@ -645,8 +641,8 @@ node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 
 /* Root from a leaf hash and its audit path (RFC 9162 2.1.3.2). */
 static bool
-root_from_proof(uint64_t index, uint64_t size, const uint8_t leaf[32],
-		const uint8_t (*path)[32], size_t npath, uint8_t root[32])
+root_from_proof(uint64_t index, uint64_t size, const uint8_t leaf[32], const uint8_t (*path)[32],
+                size_t npath, uint8_t root[32])
 {
 	uint64_t fn = index, sn = size - 1;
 	uint8_t r[32];
@@ -688,7 +684,7 @@ batch_message(uint64_t n, const uint8_t root[32], uint8_t out[16 + 8 + 32])
 /* Writes the "sig" member of env. proof may be NULL for a single seal. */
 static int
 put_sig(struct tb_env *env, enum tb_alg alg, const uint8_t kid[32], const uint8_t sig[64],
-	uint64_t n, uint64_t i, const uint8_t (*proof)[32], size_t nproof)
+        uint64_t n, uint64_t i, const uint8_t (*proof)[32], size_t nproof)
 {
 	char kidhex[65], val[90], h[44];
 	struct tb_json *s, *b, *p;
@@ -749,8 +745,7 @@ out:
 }
 
 int
-tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
-		  struct tb_diag *d)
+tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key, struct tb_diag *d)
 {
 	uint8_t(*level)[32] = NULL, (*tree)[32] = NULL, msg[56], sig[64], kid[32];
 	size_t *off = NULL, levels = 0, total = 0;
@@ -766,7 +761,7 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 	/* All levels of the tree, bottom up, stored one after another; an odd
 	 * node at the end of a level is promoted unchanged, which yields
 	 * exactly RFC 9162's tree shape. */
-	for (size_t w = n; ; w = (w + 1) / 2) {
+	for (size_t w = n;; w = (w + 1) / 2) {
 		total += w;
 		levels++;
 		if (w == 1)
@@ -828,8 +823,8 @@ out:
 /* ---- opening ---- */
 
 int
-tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
-	    struct tb_env **out, struct tb_diag *d)
+tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o, struct tb_env **out,
+            struct tb_diag *d)
 {
 	struct tb_env *e;
 	const struct tb_pub *pub;
@@ -854,13 +849,13 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 	}
 	if (o->now >= e->expires) {
 		rc = tb_diag_set(d, TB_E_EXPIRED, TB_DIAG_NOPOS, "expired %lld s ago",
-				 (long long)(o->now - e->expires));
+		                 (long long)(o->now - e->expires));
 		goto fail;
 	}
 	if (e->created > o->now + o->skew) {
 		rc = tb_diag_set(d, TB_E_NOT_YET_VALID, TB_DIAG_NOPOS,
-				 "created %lld s ahead of this clock (skew allowed %lld s)",
-				 (long long)(e->created - o->now), (long long)o->skew);
+		                 "created %lld s ahead of this clock (skew allowed %lld s)",
+		                 (long long)(e->created - o->now), (long long)o->skew);
 		goto fail;
 	}
 	if (o->lookup == NULL || (pub = o->lookup(o->ctx, e->from, e->kid)) == NULL) {
@@ -871,7 +866,7 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 	}
 	if (tb_pub_alg(pub) != e->alg) {
 		rc = tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "sig.alg %s but the key is %s",
-				 tb_alg_name(e->alg), tb_alg_name(tb_pub_alg(pub)));
+		                 tb_alg_name(e->alg), tb_alg_name(tb_pub_alg(pub)));
 		goto fail;
 	}
 	if ((rc = tb_env_signed_bytes(e, &b)) != TB_OK) {
@@ -884,10 +879,10 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 		uint8_t leaf[32], root[32];
 		leaf_hash(b.data, b.len, &tmp, leaf);
 		if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof, e->nproof,
-				     root)) {
+		                     root)) {
 			rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
-					 "proof does not fit a tree of %llu leaves",
-					 (unsigned long long)e->bn);
+			                 "proof does not fit a tree of %llu leaves",
+			                 (unsigned long long)e->bn);
 			goto fail;
 		}
 		batch_message(e->bn, root, bmsg);
@@ -904,8 +899,8 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
 	if (o->known == NULL || !o->known(o->ctx, tag)) {
 		if (!tb_pub_verify(pub, msg, msglen, e->sig)) {
 			rc = tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS,
-					 e->batch ? "batch root signature does not verify"
-						  : "signature does not verify");
+			                 e->batch ? "batch root signature does not verify"
+			                          : "signature does not verify");
 			goto fail;
 		}
 		if (o->remember != NULL)
@@ -924,21 +919,81 @@ fail:
 
 /* ---- accessors ---- */
 
-const char *tb_env_id(const struct tb_env *e) { return e->id; }
-const char *tb_env_type(const struct tb_env *e) { return e->type; }
-const char *tb_env_from(const struct tb_env *e) { return e->from; }
-const char *tb_env_to(const struct tb_env *e) { return e->to; }
-const char *tb_env_service(const struct tb_env *e) { return e->service; }
-const char *tb_env_route_service(const struct tb_env *e) { return e->rsvc; }
-const char *tb_env_route_region(const struct tb_env *e) { return e->rregion; }
-const char *tb_env_corr(const struct tb_env *e) { return e->corr; }
-int64_t tb_env_created(const struct tb_env *e) { return e->created; }
-int64_t tb_env_expires(const struct tb_env *e) { return e->expires; }
-int tb_env_hops(const struct tb_env *e) { return e->hops; }
-bool tb_env_sealed(const struct tb_env *e) { return e->sealed; }
-const uint8_t *tb_env_kid(const struct tb_env *e) { return e->kid; }
-enum tb_alg tb_env_alg(const struct tb_env *e) { return e->alg; }
-const struct tb_json *tb_env_body(const struct tb_env *e) { return e->body; }
+const char *
+tb_env_id(const struct tb_env *e)
+{
+	return e->id;
+}
+const char *
+tb_env_type(const struct tb_env *e)
+{
+	return e->type;
+}
+const char *
+tb_env_from(const struct tb_env *e)
+{
+	return e->from;
+}
+const char *
+tb_env_to(const struct tb_env *e)
+{
+	return e->to;
+}
+const char *
+tb_env_service(const struct tb_env *e)
+{
+	return e->service;
+}
+const char *
+tb_env_route_service(const struct tb_env *e)
+{
+	return e->rsvc;
+}
+const char *
+tb_env_route_region(const struct tb_env *e)
+{
+	return e->rregion;
+}
+const char *
+tb_env_corr(const struct tb_env *e)
+{
+	return e->corr;
+}
+int64_t
+tb_env_created(const struct tb_env *e)
+{
+	return e->created;
+}
+int64_t
+tb_env_expires(const struct tb_env *e)
+{
+	return e->expires;
+}
+int
+tb_env_hops(const struct tb_env *e)
+{
+	return e->hops;
+}
+bool
+tb_env_sealed(const struct tb_env *e)
+{
+	return e->sealed;
+}
+const uint8_t *
+tb_env_kid(const struct tb_env *e)
+{
+	return e->kid;
+}
+enum tb_alg
+tb_env_alg(const struct tb_env *e)
+{
+	return e->alg;
+}
+const struct tb_json *
+tb_env_body(const struct tb_env *e)
+{
+	return e->body;
+}
 
 size_t
 tb_env_path_len(const struct tb_env *e)

@@ -25,8 +25,8 @@ struct tb_json_doc;
 struct tb_env; /* a parsed or built envelope; owns its JSON document */
 
 #define TB_PROTO_VERSION 1
-#define TB_ENV_MAX_SIZE (64 * 1024) /* bytes of a serialised envelope */
-#define TB_ENV_MAX_DEPTH 32	    /* JSON nesting inside an envelope */
+#define TB_ENV_MAX_SIZE (64 * 1024)      /* bytes of a serialised envelope */
+#define TB_ENV_MAX_DEPTH 32              /* JSON nesting inside an envelope */
 #define TB_ENV_MAX_LIFETIME (30 * 86400) /* expires - created, seconds */
 #define TB_ENV_MAX_HOPS 16
 #define TB_ENV_DEFAULT_TTL 86400
@@ -46,18 +46,18 @@ bool tb_region_code_valid(const char *s, size_t n);
 
 /* What tb_env_create needs.  Strings are borrowed. */
 struct tb_env_fields {
-	const char *type;	/* required */
-	const char *from;	/* required */
-	const char *to;		/* recipient member id, or NULL with route_* */
-	const char *service;	/* optional */
+	const char *type;          /* required */
+	const char *from;          /* required */
+	const char *to;            /* recipient member id, or NULL with route_* */
+	const char *service;       /* optional */
 	const char *route_service; /* route request (both or neither) */
 	const char *route_region;
-	const char *corr;	/* optional: id of the message answered */
-	const uint8_t *body;	/* JSON object text, or NULL for {} */
+	const char *corr;    /* optional: id of the message answered */
+	const uint8_t *body; /* JSON object text, or NULL for {} */
 	size_t body_len;
-	int64_t created;	/* seconds since the epoch */
-	int64_t ttl;		/* 0: TB_ENV_DEFAULT_TTL */
-	int hops;		/* 0: TB_ENV_DEFAULT_HOPS */
+	int64_t created; /* seconds since the epoch */
+	int64_t ttl;     /* 0: TB_ENV_DEFAULT_TTL */
+	int hops;        /* 0: TB_ENV_DEFAULT_HOPS */
 };
 
 /* A new unsigned envelope with a random id.  NULL on failure (d says
@@ -73,7 +73,7 @@ void tb_env_free(struct tb_env *env);
 /* Key lookup for opening: the public key with this key id that belongs to
  * member `from`, or NULL when there is none (TB_E_SIG_KEYID).  Borrowed. */
 typedef const struct tb_pub *(*tb_env_lookup_fn)(void *ctx, const char *from,
-						 const uint8_t kid[TB_KEYID_LEN]);
+                                                 const uint8_t kid[TB_KEYID_LEN]);
 
 struct tb_env_open_opts {
 	tb_env_lookup_fn lookup;
@@ -97,14 +97,14 @@ struct tb_env_open_opts {
  * state); see tb_env_id().
  */
 int tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
-		struct tb_env **out, struct tb_diag *d);
+                struct tb_env **out, struct tb_diag *d);
 
 /* Signs env alone with key (replacing any signature). */
 int tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d);
 /* Signs n envelopes with one signature over their Merkle root (RFC 9162
  * tree hash); each gets its inclusion proof.  n = 1 gives a plain seal. */
 int tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
-		      struct tb_diag *d);
+                      struct tb_diag *d);
 
 /*
  * Splits the text of a batch (a JSON array of objects) into the byte

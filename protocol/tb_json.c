@@ -147,9 +147,9 @@ utf8_seq(const uint8_t *s, size_t n)
 	if (c >= 0xf0 && c <= 0xf4) {
 		uint8_t lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
 		return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
-			       (s[3] & 0xc0) == 0x80
-			   ? 4
-			   : 0;
+		               (s[3] & 0xc0) == 0x80
+		           ? 4
+		           : 0;
 	}
 	return 0;
 }
@@ -254,7 +254,7 @@ parse_string(struct parser *ps, const char **out, size_t *outlen)
 	char *buf, *o;
 
 	/* Pass 1: find the end, validate UTF-8 and control characters. */
-	for (s = q;; ) {
+	for (s = q;;) {
 		if (s >= ps->end)
 			return fail(ps, TB_E_JSON_SYNTAX, ps->p, "unterminated string");
 		if (*s == '"')
@@ -295,17 +295,40 @@ parse_string(struct parser *ps, const char **out, size_t *outlen)
 			continue;
 		}
 		switch (q[1]) {
-		case '"': *o++ = '"'; q += 2; continue;
-		case '\\': *o++ = '\\'; q += 2; continue;
-		case '/': *o++ = '/'; q += 2; continue;
-		case 'b': *o++ = '\b'; q += 2; continue;
-		case 'f': *o++ = '\f'; q += 2; continue;
-		case 'n': *o++ = '\n'; q += 2; continue;
-		case 'r': *o++ = '\r'; q += 2; continue;
-		case 't': *o++ = '\t'; q += 2; continue;
+		case '"':
+			*o++ = '"';
+			q += 2;
+			continue;
+		case '\\':
+			*o++ = '\\';
+			q += 2;
+			continue;
+		case '/':
+			*o++ = '/';
+			q += 2;
+			continue;
+		case 'b':
+			*o++ = '\b';
+			q += 2;
+			continue;
+		case 'f':
+			*o++ = '\f';
+			q += 2;
+			continue;
+		case 'n':
+			*o++ = '\n';
+			q += 2;
+			continue;
+		case 'r':
+			*o++ = '\r';
+			q += 2;
+			continue;
+		case 't':
+			*o++ = '\t';
+			q += 2;
+			continue;
 		case 'u': break;
-		default:
-			return fail(ps, TB_E_JSON_SYNTAX, q, "invalid escape");
+		default: return fail(ps, TB_E_JSON_SYNTAX, q, "invalid escape");
 		}
 		if (s - q < 6 || hex4(q + 2, &cp) != 0)
 			return fail(ps, TB_E_JSON_SYNTAX, q, "invalid \\u escape");
@@ -476,7 +499,7 @@ parse_container(struct parser *ps, struct tb_json **out)
 		skip_ws(ps);
 		if (ps->p >= ps->end)
 			return fail(ps, TB_E_JSON_SYNTAX, ps->p,
-				    is_obj ? "unterminated object" : "unterminated array");
+			            is_obj ? "unterminated object" : "unterminated array");
 		if (*ps->p == ',') {
 			ps->p++;
 			continue;
@@ -486,7 +509,7 @@ parse_container(struct parser *ps, struct tb_json **out)
 			break;
 		}
 		return fail(ps, TB_E_JSON_SYNTAX, ps->p,
-			    is_obj ? "',' or '}' expected" : "',' or ']' expected");
+		            is_obj ? "',' or '}' expected" : "',' or ']' expected");
 	}
 	if (is_obj) {
 		const struct tb_json *dup = find_duplicate(c);
@@ -524,8 +547,7 @@ parse_value(struct parser *ps, struct tb_json **out)
 		return fail(ps, TB_E_JSON_SYNTAX, ps->p, "value expected");
 	switch (*ps->p) {
 	case '{':
-	case '[':
-		return parse_container(ps, out);
+	case '[': return parse_container(ps, out);
 	case '"': {
 		const char *s;
 		size_t n;
@@ -538,12 +560,9 @@ parse_value(struct parser *ps, struct tb_json **out)
 		(*out)->u.str.len = n;
 		return TB_OK;
 	}
-	case 't':
-		return parse_literal(ps, "true", TB_JSON_TRUE, out);
-	case 'f':
-		return parse_literal(ps, "false", TB_JSON_FALSE, out);
-	case 'n':
-		return parse_literal(ps, "null", TB_JSON_NULL, out);
+	case 't': return parse_literal(ps, "true", TB_JSON_TRUE, out);
+	case 'f': return parse_literal(ps, "false", TB_JSON_FALSE, out);
+	case 'n': return parse_literal(ps, "null", TB_JSON_NULL, out);
 	default:
 		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
 			return parse_number(ps, out);
@@ -555,7 +574,7 @@ parse_value(struct parser *ps, struct tb_json **out)
 
 struct tb_json_doc *
 tb_json_parse(const uint8_t *text, size_t len, const struct tb_json_limits *limits,
-	      struct tb_diag *d)
+              struct tb_diag *d)
 {
 	struct parser ps;
 	struct tb_json *root;
@@ -565,7 +584,7 @@ tb_json_parse(const uint8_t *text, size_t len, const struct tb_json_limits *limi
 	tb_diag_clear(d);
 	if (len > limits->max_size) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %zu", len,
-			    limits->max_size);
+		            limits->max_size);
 		return NULL;
 	}
 	memset(&ps, 0, sizeof(ps));
@@ -891,7 +910,7 @@ tb_json_fmt_number(double v, char out[32])
 			o += (size_t)(k - 1);
 		}
 		o += (size_t)snprintf(out + o, 32 - o, "e%c%d", n - 1 < 0 ? '-' : '+',
-				      n - 1 < 0 ? 1 - n : n - 1);
+		                      n - 1 < 0 ? 1 - n : n - 1);
 	}
 	out[o] = '\0';
 	return o;
@@ -1020,17 +1039,11 @@ canon(const struct tb_json *v, const char *const *omit, struct tb_buf *out)
 	size_t n;
 
 	switch (v->kind) {
-	case TB_JSON_NULL:
-		return tb_buf_add(out, "null", 4);
-	case TB_JSON_TRUE:
-		return tb_buf_add(out, "true", 4);
-	case TB_JSON_FALSE:
-		return tb_buf_add(out, "false", 5);
-	case TB_JSON_NUMBER:
-		n = tb_json_fmt_number(v->u.num, num);
-		return tb_buf_add(out, num, n);
-	case TB_JSON_STRING:
-		return canon_string(v->u.str.s, v->u.str.len, out);
+	case TB_JSON_NULL: return tb_buf_add(out, "null", 4);
+	case TB_JSON_TRUE: return tb_buf_add(out, "true", 4);
+	case TB_JSON_FALSE: return tb_buf_add(out, "false", 5);
+	case TB_JSON_NUMBER: n = tb_json_fmt_number(v->u.num, num); return tb_buf_add(out, num, n);
+	case TB_JSON_STRING: return canon_string(v->u.str.s, v->u.str.len, out);
 	case TB_JSON_ARRAY:
 		if (tb_buf_addc(out, '[') != TB_OK)
 			return TB_E_NOMEM;
@@ -1041,8 +1054,7 @@ canon(const struct tb_json *v, const char *const *omit, struct tb_buf *out)
 				return TB_E_NOMEM;
 		}
 		return tb_buf_addc(out, ']');
-	default:
-		break;
+	default: break;
 	}
 	/* object */
 	const struct tb_json *stackv[32], **mv = stackv;

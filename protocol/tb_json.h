@@ -22,7 +22,7 @@
 struct tb_buf;
 struct tb_diag;
 struct tb_json_doc; /* owns every value parsed or built in it */
-struct tb_json;	    /* a value inside a document */
+struct tb_json;     /* a value inside a document */
 
 enum tb_json_kind {
 	TB_JSON_NULL,
@@ -35,7 +35,7 @@ enum tb_json_kind {
 };
 
 struct tb_json_limits {
-	size_t max_size;  /* bytes of input */
+	size_t max_size;    /* bytes of input */
 	unsigned max_depth; /* nested arrays/objects */
 };
 
@@ -50,7 +50,7 @@ extern const struct tb_json_limits tb_json_default_limits;
  * The caller frees the document with tb_json_doc_free().
  */
 struct tb_json_doc *tb_json_parse(const uint8_t *text, size_t len,
-				  const struct tb_json_limits *limits, struct tb_diag *d);
+                                  const struct tb_json_limits *limits, struct tb_diag *d);
 /* An empty document to build values in. NULL on memory error. */
 struct tb_json_doc *tb_json_doc_new(void);
 /* Frees the document and every value in it. NULL allowed. */
@@ -85,8 +85,7 @@ struct tb_json *tb_json_new_literal(struct tb_json_doc *doc, enum tb_json_kind k
 /* Appends v (not yet in any container) to an array. */
 int tb_json_append(struct tb_json *arr, struct tb_json *v);
 /* Sets member key of obj to v, replacing (and unlinking) an existing one. */
-int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key,
-		struct tb_json *v);
+int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key, struct tb_json *v);
 /* Removes member key from obj if present. */
 void tb_json_remove(struct tb_json *obj, const char *key);
 

@@ -36,9 +36,14 @@ test_b64url_rfc4648(void **state)
 	static const struct {
 		const char *in, *out;
 	} v[] = {
-		{"", ""},	  {"f", "Zg"},	       {"fo", "Zm8"},	    {"foo", "Zm9v"},
-		{"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
-		{"\xfb\xff\xbf", "-_-_"}, /* the two url-safe characters */
+	    {"", ""},
+	    {"f", "Zg"},
+	    {"fo", "Zm8"},
+	    {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg"},
+	    {"fooba", "Zm9vYmE"},
+	    {"foobar", "Zm9vYmFy"},
+	    {"\xfb\xff\xbf", "-_-_"}, /* the two url-safe characters */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -66,9 +71,9 @@ test_b64url_roundtrip_lengths(void **state)
 		for (int pattern = 0; pattern < 4; pattern++) {
 			for (size_t i = 0; i < n; i++)
 				in[i] = pattern == 0   ? 0x00
-					: pattern == 1 ? 0xff
-					: pattern == 2 ? (uint8_t)(i * 37 + 11)
-						       : (uint8_t)(0xa5 ^ (i << 3));
+				        : pattern == 1 ? 0xff
+				        : pattern == 2 ? (uint8_t)(i * 37 + 11)
+				                       : (uint8_t)(0xa5 ^ (i << 3));
 			size_t bl = 999;
 			tb_b64url_encode(in, n, out);
 			ref_b64url(in, n, ref);
@@ -88,19 +93,19 @@ static void
 test_b64url_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"Zg==",	   /* padding */
-		"Zg=",	   /* padding */
-		"Zm8=",	   /* padding */
-		"Z",	   /* len % 4 == 1 */
-		"Zm9vY",   /* len % 4 == 1 */
-		"Zh",	   /* non-canonical trailing bits (1 byte: low 4 bits set) */
-		"Zm9",	   /* non-canonical trailing bits (2 bytes: low 2 bits set) */
-		"Zm+v",	   /* '+' is base64, not base64url */
-		"Zm/v",	   /* '/' likewise */
-		"Zm v",	   /* space */
-		"Zm9v\n",  /* newline */
-		"Zm\x80v", /* high byte */
-		"Zm.v",
+	    "Zg==",    /* padding */
+	    "Zg=",     /* padding */
+	    "Zm8=",    /* padding */
+	    "Z",       /* len % 4 == 1 */
+	    "Zm9vY",   /* len % 4 == 1 */
+	    "Zh",      /* non-canonical trailing bits (1 byte: low 4 bits set) */
+	    "Zm9",     /* non-canonical trailing bits (2 bytes: low 2 bits set) */
+	    "Zm+v",    /* '+' is base64, not base64url */
+	    "Zm/v",    /* '/' likewise */
+	    "Zm v",    /* space */
+	    "Zm9v\n",  /* newline */
+	    "Zm\x80v", /* high byte */
+	    "Zm.v",
 	};
 	uint8_t out[16];
 	size_t ol;
@@ -144,10 +149,10 @@ test_hex(void **state)
 	assert_string_equal(out, "");
 	assert_true(tb_hex_decode("", 0, back, 0));
 
-	assert_false(tb_hex_decode("0A", 2, back, 1));	/* uppercase refused */
+	assert_false(tb_hex_decode("0A", 2, back, 1)); /* uppercase refused */
 	assert_false(tb_hex_decode("0g", 2, back, 1));
-	assert_false(tb_hex_decode("0", 1, back, 1));	/* odd length */
-	assert_false(tb_hex_decode("00", 2, back, 2));	/* too short for n */
+	assert_false(tb_hex_decode("0", 1, back, 1));    /* odd length */
+	assert_false(tb_hex_decode("00", 2, back, 2));   /* too short for n */
 	assert_false(tb_hex_decode("0000", 4, back, 1)); /* too long for n */
 	assert_false(tb_hex_decode(" 0", 2, back, 1));
 	assert_false(tb_hex_decode("0\0", 2, back, 1));
@@ -184,11 +189,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_b64url_rfc4648),
-		cmocka_unit_test(test_b64url_roundtrip_lengths),
-		cmocka_unit_test(test_b64url_rejects),
-		cmocka_unit_test(test_hex),
-		cmocka_unit_test(test_ct_equal),
+	    cmocka_unit_test(test_b64url_rfc4648), cmocka_unit_test(test_b64url_roundtrip_lengths),
+	    cmocka_unit_test(test_b64url_rejects), cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_ct_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,9 @@
 #include "util/tb_err.h"
 
 #define NOW 1700000000LL
-#define BODY "{\"a\":\"h\xc3\xa9llo \xf0\x9f\x98\x80\",\"ctl\":\"\\u0000\\u001f\\n\",\"n\":[1,2.5,-3e-7]}"
+#define BODY                                                                                       \
+	"{\"a\":\"h\xc3\xa9llo "                                                                   \
+	"\xf0\x9f\x98\x80\",\"ctl\":\"\\u0000\\u001f\\n\",\"n\":[1,2.5,-3e-7]}"
 
 static struct tb_key *keys[3]; /* ed25519, p256, unregistered ed25519 */
 static struct tb_pub *pubs[3];
@@ -150,7 +152,7 @@ expect_open(const char *text, int code, const char *detail_part)
 
 	if (rc != code)
 		fail_msg("got %s (%s), want %s for %s", tb_err_reason(rc), rc ? d.detail : "",
-			 tb_err_reason(code), text);
+		         tb_err_reason(code), text);
 	if (rc != TB_OK)
 		assert_int_equal(d.code, rc);
 	if (detail_part != NULL && strstr(d.detail, detail_part) == NULL)
@@ -167,11 +169,8 @@ copy_json(struct tb_json_doc *doc, const struct tb_json *v)
 	struct tb_json *c;
 
 	switch (tb_json_kind(v)) {
-	case TB_JSON_NUMBER:
-		return tb_json_new_number(doc, tb_json_number(v));
-	case TB_JSON_STRING:
-		s = tb_json_string(v, &n);
-		return tb_json_new_string(doc, s, n);
+	case TB_JSON_NUMBER: return tb_json_new_number(doc, tb_json_number(v));
+	case TB_JSON_STRING: s = tb_json_string(v, &n); return tb_json_new_string(doc, s, n);
 	case TB_JSON_ARRAY:
 		c = tb_json_new_array(doc);
 		for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m))
@@ -180,11 +179,10 @@ copy_json(struct tb_json_doc *doc, const struct tb_json *v)
 	case TB_JSON_OBJECT:
 		c = tb_json_new_object(doc);
 		for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m))
-			assert_int_equal(tb_json_set(doc, c, tb_json_key(m, NULL), copy_json(doc, m)),
-					 TB_OK);
+			assert_int_equal(
+			    tb_json_set(doc, c, tb_json_key(m, NULL), copy_json(doc, m)), TB_OK);
 		return c;
-	default:
-		return tb_json_new_literal(doc, tb_json_kind(v));
+	default: return tb_json_new_literal(doc, tb_json_kind(v));
 	}
 }
 
@@ -213,7 +211,7 @@ edit(const char *text, const char *path, const char *value)
 		tb_json_remove(obj, last);
 	} else {
 		struct tb_json_doc *vd =
-			tb_json_parse((const uint8_t *)value, strlen(value), NULL, &d);
+		    tb_json_parse((const uint8_t *)value, strlen(value), NULL, &d);
 		if (vd == NULL)
 			fail_msg("bad test value %s", value);
 		v = copy_json(doc, tb_json_root(vd));
@@ -258,7 +256,8 @@ test_roundtrip(void **state)
 		assert_int_equal(tb_env_digest(e, dg1), TB_OK);
 		assert_memory_equal(dg0, dg1, 32); /* the signature is not signed */
 		text = serialize(e);
-		assert_int_equal(tb_env_open((const uint8_t *)text, strlen(text), &op, &o, &d), TB_OK);
+		assert_int_equal(tb_env_open((const uint8_t *)text, strlen(text), &op, &o, &d),
+		                 TB_OK);
 		assert_string_equal(tb_env_id(o), tb_env_id(e));
 		assert_string_equal(tb_env_type(o), "case.submit");
 		assert_string_equal(tb_env_from(o), "320300");
@@ -342,30 +341,37 @@ test_create_errors(void **state)
 		int hops, code;
 		const char *detail;
 	} v[] = {
-		{NULL, "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING, "type"},
-		{"receipt", NULL, "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING, "from"},
-		{"receipt", "320300", NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING, "to"},
-		{"receipt", "320300", NULL, "a.b", NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING,
-		 "route.region"},
-		{"nope", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_TYPE_UNKNOWN, NULL},
-		{"receipt", "32030", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_VALUE, "from"},
-		{"receipt", "320300", "x", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_VALUE, "to"},
-		{"receipt", "320300", "370800", NULL, NULL, "A", NULL, NULL, 0, 0, TB_E_FIELD_VALUE,
-		 "service"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, "abc", NULL, 0, 0, TB_E_FIELD_VALUE,
-		 "corr"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "[]", 0, 0, TB_E_FIELD_TYPE, "body"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "{", 0, 0, TB_E_JSON_SYNTAX, NULL},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "{\"a\":1,\"a\":2}", 0, 0,
-		 TB_E_JSON_DUPKEY, NULL},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, TB_ENV_MAX_LIFETIME + 1, 0,
-		 TB_E_FIELD_VALUE, "expires"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, -5, 0, TB_E_FIELD_VALUE,
-		 "expires"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 17, TB_E_FIELD_VALUE,
-		 "hops"},
-		{"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, -1, TB_E_FIELD_VALUE,
-		 "hops"},
+	    {NULL, "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING,
+	     "type"},
+	    {"receipt", NULL, "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING,
+	     "from"},
+	    {"receipt", "320300", NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING,
+	     "to"},
+	    {"receipt", "320300", NULL, "a.b", NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_MISSING,
+	     "route.region"},
+	    {"nope", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_TYPE_UNKNOWN,
+	     NULL},
+	    {"receipt", "32030", "370800", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_VALUE,
+	     "from"},
+	    {"receipt", "320300", "x", NULL, NULL, NULL, NULL, NULL, 0, 0, TB_E_FIELD_VALUE, "to"},
+	    {"receipt", "320300", "370800", NULL, NULL, "A", NULL, NULL, 0, 0, TB_E_FIELD_VALUE,
+	     "service"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, "abc", NULL, 0, 0, TB_E_FIELD_VALUE,
+	     "corr"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "[]", 0, 0, TB_E_FIELD_TYPE,
+	     "body"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "{", 0, 0, TB_E_JSON_SYNTAX,
+	     NULL},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, "{\"a\":1,\"a\":2}", 0, 0,
+	     TB_E_JSON_DUPKEY, NULL},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, TB_ENV_MAX_LIFETIME + 1,
+	     0, TB_E_FIELD_VALUE, "expires"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, -5, 0, TB_E_FIELD_VALUE,
+	     "expires"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, 17, TB_E_FIELD_VALUE,
+	     "hops"},
+	    {"receipt", "320300", "370800", NULL, NULL, NULL, NULL, NULL, 0, -1, TB_E_FIELD_VALUE,
+	     "hops"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -392,8 +398,8 @@ test_create_errors(void **state)
 			fail_msg("case %zu accepted", i);
 		}
 		if (d.code != v[i].code)
-			fail_msg("case %zu: got %s (%s), want %s", i, tb_err_reason(d.code), d.detail,
-				 tb_err_reason(v[i].code));
+			fail_msg("case %zu: got %s (%s), want %s", i, tb_err_reason(d.code),
+			         d.detail, tb_err_reason(v[i].code));
 		if (v[i].detail && strstr(d.detail, v[i].detail) == NULL)
 			fail_msg("case %zu: detail \"%s\" lacks \"%s\"", i, d.detail, v[i].detail);
 	}
@@ -431,8 +437,8 @@ test_create_body_limits(void **state)
 			t = serialize(e);
 			struct tb_diag od;
 			if (open_at(t, strlen(t), NOW, &od) != TB_OK)
-				fail_msg("body of depth %d accepted by create, refused by open: %s", depth,
-					 tb_err_reason(od.code));
+				fail_msg("body of depth %d accepted by create, refused by open: %s",
+				         depth, tb_err_reason(od.code));
 			free(t);
 			tb_env_free(e);
 		} else {
@@ -467,8 +473,9 @@ test_create_body_limits(void **state)
 			t = serialize(e);
 			struct tb_diag od;
 			if (open_at(t, strlen(t), NOW, &od) != TB_OK)
-				fail_msg("body of %zu bytes accepted by create, refused by open: %s",
-					 b.len, tb_err_reason(od.code));
+				fail_msg(
+				    "body of %zu bytes accepted by create, refused by open: %s",
+				    b.len, tb_err_reason(od.code));
 			free(t);
 			tb_env_free(e);
 			accepted++;
@@ -498,7 +505,8 @@ test_every_byte(void **state)
 				t[i] = (char)(orig ^ flips[f]);
 				if (open_at(t, n, NOW, &d) == TB_OK)
 					fail_msg("%s: byte %zu changed '%c'->'%c' still opens: %s",
-						 tb_alg_name(tb_key_alg(keys[k])), i, orig, t[i], t);
+					         tb_alg_name(tb_key_alg(keys[k])), i, orig, t[i],
+					         t);
 			}
 			t[i] = orig;
 			/* truncation at every length fails too */
@@ -541,7 +549,7 @@ test_sig_tamper(void **state)
 		expect_edit(t, "sig.alg", k == 0 ? "\"p256\"" : "\"ed25519\"", TB_E_SIG_ALG, NULL);
 		expect_edit(t, "sig.alg", "\"rsa\"", TB_E_SIG_ALG, NULL);
 		expect_edit(t, "sig.alg", k == 0 ? "\"ed25519\\u0000\"" : "\"p256\\u0000x\"",
-			    TB_E_SIG_ALG, NULL);
+		            TB_E_SIG_ALG, NULL);
 		/* unsealed */
 		expect_edit(t, "sig", NULL, TB_E_SIG_MISSING, NULL);
 		free(t);
@@ -580,7 +588,7 @@ test_time(void **state)
 	assert_int_equal(open_at(t, strlen(t), exp + 1000000, &d), TB_E_EXPIRED);
 	assert_int_equal(open_at(t, strlen(t), NOW - TB_ENV_DEFAULT_SKEW, &d), TB_OK);
 	assert_int_equal(open_at(t, strlen(t), NOW - TB_ENV_DEFAULT_SKEW - 1, &d),
-			 TB_E_NOT_YET_VALID);
+	                 TB_E_NOT_YET_VALID);
 	assert_int_equal(open_at(t, strlen(t), 0, &d), TB_E_NOT_YET_VALID);
 	struct tb_env_open_opts o = opts_at(NOW - 1000);
 	struct tb_env *e;
@@ -588,7 +596,8 @@ test_time(void **state)
 	assert_int_equal(tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d), TB_OK);
 	tb_env_free(e);
 	o.skew = 999;
-	assert_int_equal(tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d), TB_E_NOT_YET_VALID);
+	assert_int_equal(tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d),
+	                 TB_E_NOT_YET_VALID);
 	free(t);
 }
 
@@ -600,109 +609,111 @@ test_fields(void **state)
 		int code;
 		const char *detail;
 	} v[] = {
-		/* missing */
-		{"v", NULL, TB_E_FIELD_MISSING, "v"},
-		{"id", NULL, TB_E_FIELD_MISSING, "id"},
-		{"type", NULL, TB_E_FIELD_MISSING, "type"},
-		{"from", NULL, TB_E_FIELD_MISSING, "from"},
-		{"to", NULL, TB_E_FIELD_MISSING, "to"},
-		{"created", NULL, TB_E_FIELD_MISSING, "created"},
-		{"expires", NULL, TB_E_FIELD_MISSING, "expires"},
-		{"hops", NULL, TB_E_FIELD_MISSING, "hops"},
-		{"body", NULL, TB_E_FIELD_MISSING, "body"},
-		{"sig.alg", NULL, TB_E_FIELD_MISSING, "sig.alg"},
-		{"sig.kid", NULL, TB_E_FIELD_MISSING, "sig.kid"},
-		{"sig.val", NULL, TB_E_FIELD_MISSING, "sig.val"},
-		{"route", "{\"service\":\"a\"}", TB_E_FIELD_MISSING, "route.region"},
-		{"route", "{\"region\":\"32\"}", TB_E_FIELD_MISSING, "route.service"},
-		{"relay", "{}", TB_E_FIELD_MISSING, "relay.path"},
-		{"sig.batch", "{\"n\":2,\"i\":0}", TB_E_FIELD_MISSING, "sig.batch.path"},
-		{"sig.batch", "{\"i\":0,\"path\":[]}", TB_E_FIELD_MISSING, "sig.batch.n"},
-		/* wrong types */
-		{"v", "\"1\"", TB_E_FIELD_TYPE, "v"},
-		{"v", "1.5", TB_E_FIELD_TYPE, "v"},
-		{"id", "1", TB_E_FIELD_TYPE, "id"},
-		{"type", "null", TB_E_FIELD_TYPE, "type"},
-		{"from", "320300", TB_E_FIELD_TYPE, "from"},
-		{"to", "[\"370800\"]", TB_E_FIELD_TYPE, "to"},
-		{"route", "\"x\"", TB_E_FIELD_TYPE, "route"},
-		{"service", "true", TB_E_FIELD_TYPE, "service"},
-		{"corr", "{}", TB_E_FIELD_TYPE, "corr"},
-		{"created", "\"1700000000\"", TB_E_FIELD_TYPE, "created"},
-		{"expires", "1700000000.5", TB_E_FIELD_TYPE, "expires"},
-		{"expires", "1e300", TB_E_FIELD_TYPE, "expires"},
-		{"hops", "\"4\"", TB_E_FIELD_TYPE, "hops"},
-		{"hops", "4.5", TB_E_FIELD_TYPE, "hops"},
-		{"body", "[]", TB_E_FIELD_TYPE, "body"},
-		{"body", "\"{}\"", TB_E_FIELD_TYPE, "body"},
-		{"sig", "\"x\"", TB_E_FIELD_TYPE, "sig"},
-		{"sig.val", "64", TB_E_FIELD_TYPE, "sig.val"},
-		{"sig.batch", "[]", TB_E_FIELD_TYPE, "sig.batch"},
-		{"relay", "[]", TB_E_FIELD_TYPE, "relay"},
-		{"relay", "{\"path\":\"320000\"}", TB_E_FIELD_TYPE, "relay.path"},
-		/* bad values */
-		{"id", "\"0011223344556677889900aabbccddee0\"", TB_E_FIELD_VALUE, "id"},
-		{"id", "\"0011223344556677889900aabbccdde\"", TB_E_FIELD_VALUE, "id"},
-		{"id", "\"0011223344556677889900AABBCCDDEE\"", TB_E_FIELD_VALUE, "id"},
-		{"id", "\"0011223344556677889900aabbccddeg\"", TB_E_FIELD_VALUE, "id"},
-		{"id", "\"\"", TB_E_FIELD_VALUE, "id"},
-		{"from", "\"32030\"", TB_E_FIELD_VALUE, "from"},
-		{"from", "\"3203000\"", TB_E_FIELD_VALUE, "from"},
-		{"from", "\"032030\"", TB_E_FIELD_VALUE, "from"},
-		{"from", "\"32030a\"", TB_E_FIELD_VALUE, "from"},
-		{"from", "\"320300\\u0000\"", TB_E_FIELD_VALUE, "from"},
-		{"to", "\"37080\"", TB_E_FIELD_VALUE, "to"},
-		{"hops", "0", TB_E_FIELD_VALUE, "hops"},
-		{"hops", "17", TB_E_FIELD_VALUE, "hops"},
-		{"hops", "-1", TB_E_FIELD_VALUE, "hops"},
-		{"created", "0", TB_E_FIELD_VALUE, "created"},
-		{"created", "-5", TB_E_FIELD_VALUE, "created"},
-		{"expires", "1700000000", TB_E_FIELD_VALUE, "expires"},
-		{"expires", "1699999999", TB_E_FIELD_VALUE, "expires"},
-		{"expires", "1702592001", TB_E_FIELD_VALUE, "expires"},
-		{"service", "\"Hukou\"", TB_E_FIELD_VALUE, "service"},
-		{"service", "\".hukou\"", TB_E_FIELD_VALUE, "service"},
-		{"service", "\"hukou-\"", TB_E_FIELD_VALUE, "service"},
-		{"service", "\"hu kou\"", TB_E_FIELD_VALUE, "service"},
-		{"service", "\"\"", TB_E_FIELD_VALUE, "service"},
-		{"service", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
-		 TB_E_FIELD_VALUE, "service"},
-		{"corr", "\"abc\"", TB_E_FIELD_VALUE, "corr"},
-		{"route", "{\"service\":\"x\",\"region\":\"3\"}", TB_E_FIELD_VALUE, "route.region"},
-		{"route", "{\"service\":\"x\",\"region\":\"32030\"}", TB_E_FIELD_VALUE, "route.region"},
-		{"route", "{\"service\":\"x\",\"region\":\"012345\"}", TB_E_FIELD_VALUE, "route.region"},
-		{"route", "{\"service\":\"X\",\"region\":\"32\"}", TB_E_FIELD_VALUE, "route.service"},
-		{"relay", "{\"path\":[\"32000\"]}", TB_E_FIELD_VALUE, "relay.path"},
-		{"relay", "{\"path\":[1]}", TB_E_FIELD_VALUE, "relay.path"},
-		{"sig.kid", "\"00\"", TB_E_FIELD_VALUE, "sig.kid"},
-		{"sig.val", "\"AAAA\"", TB_E_FIELD_VALUE, "sig.val"},
-		/* unknown members */
-		{"extra", "1", TB_E_FIELD_UNKNOWN, "extra"},
-		{"Type", "\"receipt\"", TB_E_FIELD_UNKNOWN, "Type"},
-		{"sig.x", "1", TB_E_FIELD_UNKNOWN, "sig.x"},
-		{"route", "{\"service\":\"x\",\"region\":\"32\",\"y\":1}", TB_E_FIELD_UNKNOWN, "route.y"},
-		{"relay", "{\"path\":[],\"z\":0}", TB_E_FIELD_UNKNOWN, "relay.z"},
-		{"sig.batch", "{\"n\":2,\"i\":0,\"path\":[],\"q\":0}", TB_E_FIELD_UNKNOWN,
-		 "sig.batch.q"},
-		/* version and type */
-		{"v", "2", TB_E_VERSION, NULL},
-		{"v", "0", TB_E_VERSION, NULL},
-		{"type", "\"case.bogus\"", TB_E_TYPE_UNKNOWN, NULL},
-		{"type", "\"Receipt\"", TB_E_TYPE_UNKNOWN, NULL},
-		{"type", "\"receipt\\u0000x\"", TB_E_TYPE_UNKNOWN, NULL},
-		/* hops and relay loops */
-		{"relay", "{\"path\":[\"320000\",\"370000\",\"320000\"]}", TB_E_HOPS, "320000"},
-		{"relay", "{\"path\":[\"320000\",\"370000\",\"340000\",\"410000\",\"370800\"]}",
-		 TB_E_HOPS, NULL},
-		/* valid, but not what was signed */
-		{"hops", "16", TB_E_SIG_BAD, NULL},
-		{"to", "\"371300\"", TB_E_SIG_BAD, NULL},
-		{"body.a", "\"hallo\"", TB_E_SIG_BAD, NULL},
-		{"route", "{\"service\":\"x\",\"region\":\"32\"}", TB_E_SIG_BAD, NULL},
-		{"expires", "1702592000", TB_E_SIG_BAD, NULL},
-		/* unsigned, may change */
-		{"relay", "{\"path\":[\"320000\",\"370000\"]}", TB_OK, NULL},
-		{"relay", "{\"path\":[]}", TB_OK, NULL},
+	    /* missing */
+	    {"v", NULL, TB_E_FIELD_MISSING, "v"},
+	    {"id", NULL, TB_E_FIELD_MISSING, "id"},
+	    {"type", NULL, TB_E_FIELD_MISSING, "type"},
+	    {"from", NULL, TB_E_FIELD_MISSING, "from"},
+	    {"to", NULL, TB_E_FIELD_MISSING, "to"},
+	    {"created", NULL, TB_E_FIELD_MISSING, "created"},
+	    {"expires", NULL, TB_E_FIELD_MISSING, "expires"},
+	    {"hops", NULL, TB_E_FIELD_MISSING, "hops"},
+	    {"body", NULL, TB_E_FIELD_MISSING, "body"},
+	    {"sig.alg", NULL, TB_E_FIELD_MISSING, "sig.alg"},
+	    {"sig.kid", NULL, TB_E_FIELD_MISSING, "sig.kid"},
+	    {"sig.val", NULL, TB_E_FIELD_MISSING, "sig.val"},
+	    {"route", "{\"service\":\"a\"}", TB_E_FIELD_MISSING, "route.region"},
+	    {"route", "{\"region\":\"32\"}", TB_E_FIELD_MISSING, "route.service"},
+	    {"relay", "{}", TB_E_FIELD_MISSING, "relay.path"},
+	    {"sig.batch", "{\"n\":2,\"i\":0}", TB_E_FIELD_MISSING, "sig.batch.path"},
+	    {"sig.batch", "{\"i\":0,\"path\":[]}", TB_E_FIELD_MISSING, "sig.batch.n"},
+	    /* wrong types */
+	    {"v", "\"1\"", TB_E_FIELD_TYPE, "v"},
+	    {"v", "1.5", TB_E_FIELD_TYPE, "v"},
+	    {"id", "1", TB_E_FIELD_TYPE, "id"},
+	    {"type", "null", TB_E_FIELD_TYPE, "type"},
+	    {"from", "320300", TB_E_FIELD_TYPE, "from"},
+	    {"to", "[\"370800\"]", TB_E_FIELD_TYPE, "to"},
+	    {"route", "\"x\"", TB_E_FIELD_TYPE, "route"},
+	    {"service", "true", TB_E_FIELD_TYPE, "service"},
+	    {"corr", "{}", TB_E_FIELD_TYPE, "corr"},
+	    {"created", "\"1700000000\"", TB_E_FIELD_TYPE, "created"},
+	    {"expires", "1700000000.5", TB_E_FIELD_TYPE, "expires"},
+	    {"expires", "1e300", TB_E_FIELD_TYPE, "expires"},
+	    {"hops", "\"4\"", TB_E_FIELD_TYPE, "hops"},
+	    {"hops", "4.5", TB_E_FIELD_TYPE, "hops"},
+	    {"body", "[]", TB_E_FIELD_TYPE, "body"},
+	    {"body", "\"{}\"", TB_E_FIELD_TYPE, "body"},
+	    {"sig", "\"x\"", TB_E_FIELD_TYPE, "sig"},
+	    {"sig.val", "64", TB_E_FIELD_TYPE, "sig.val"},
+	    {"sig.batch", "[]", TB_E_FIELD_TYPE, "sig.batch"},
+	    {"relay", "[]", TB_E_FIELD_TYPE, "relay"},
+	    {"relay", "{\"path\":\"320000\"}", TB_E_FIELD_TYPE, "relay.path"},
+	    /* bad values */
+	    {"id", "\"0011223344556677889900aabbccddee0\"", TB_E_FIELD_VALUE, "id"},
+	    {"id", "\"0011223344556677889900aabbccdde\"", TB_E_FIELD_VALUE, "id"},
+	    {"id", "\"0011223344556677889900AABBCCDDEE\"", TB_E_FIELD_VALUE, "id"},
+	    {"id", "\"0011223344556677889900aabbccddeg\"", TB_E_FIELD_VALUE, "id"},
+	    {"id", "\"\"", TB_E_FIELD_VALUE, "id"},
+	    {"from", "\"32030\"", TB_E_FIELD_VALUE, "from"},
+	    {"from", "\"3203000\"", TB_E_FIELD_VALUE, "from"},
+	    {"from", "\"032030\"", TB_E_FIELD_VALUE, "from"},
+	    {"from", "\"32030a\"", TB_E_FIELD_VALUE, "from"},
+	    {"from", "\"320300\\u0000\"", TB_E_FIELD_VALUE, "from"},
+	    {"to", "\"37080\"", TB_E_FIELD_VALUE, "to"},
+	    {"hops", "0", TB_E_FIELD_VALUE, "hops"},
+	    {"hops", "17", TB_E_FIELD_VALUE, "hops"},
+	    {"hops", "-1", TB_E_FIELD_VALUE, "hops"},
+	    {"created", "0", TB_E_FIELD_VALUE, "created"},
+	    {"created", "-5", TB_E_FIELD_VALUE, "created"},
+	    {"expires", "1700000000", TB_E_FIELD_VALUE, "expires"},
+	    {"expires", "1699999999", TB_E_FIELD_VALUE, "expires"},
+	    {"expires", "1702592001", TB_E_FIELD_VALUE, "expires"},
+	    {"service", "\"Hukou\"", TB_E_FIELD_VALUE, "service"},
+	    {"service", "\".hukou\"", TB_E_FIELD_VALUE, "service"},
+	    {"service", "\"hukou-\"", TB_E_FIELD_VALUE, "service"},
+	    {"service", "\"hu kou\"", TB_E_FIELD_VALUE, "service"},
+	    {"service", "\"\"", TB_E_FIELD_VALUE, "service"},
+	    {"service", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+	     TB_E_FIELD_VALUE, "service"},
+	    {"corr", "\"abc\"", TB_E_FIELD_VALUE, "corr"},
+	    {"route", "{\"service\":\"x\",\"region\":\"3\"}", TB_E_FIELD_VALUE, "route.region"},
+	    {"route", "{\"service\":\"x\",\"region\":\"32030\"}", TB_E_FIELD_VALUE, "route.region"},
+	    {"route", "{\"service\":\"x\",\"region\":\"012345\"}", TB_E_FIELD_VALUE,
+	     "route.region"},
+	    {"route", "{\"service\":\"X\",\"region\":\"32\"}", TB_E_FIELD_VALUE, "route.service"},
+	    {"relay", "{\"path\":[\"32000\"]}", TB_E_FIELD_VALUE, "relay.path"},
+	    {"relay", "{\"path\":[1]}", TB_E_FIELD_VALUE, "relay.path"},
+	    {"sig.kid", "\"00\"", TB_E_FIELD_VALUE, "sig.kid"},
+	    {"sig.val", "\"AAAA\"", TB_E_FIELD_VALUE, "sig.val"},
+	    /* unknown members */
+	    {"extra", "1", TB_E_FIELD_UNKNOWN, "extra"},
+	    {"Type", "\"receipt\"", TB_E_FIELD_UNKNOWN, "Type"},
+	    {"sig.x", "1", TB_E_FIELD_UNKNOWN, "sig.x"},
+	    {"route", "{\"service\":\"x\",\"region\":\"32\",\"y\":1}", TB_E_FIELD_UNKNOWN,
+	     "route.y"},
+	    {"relay", "{\"path\":[],\"z\":0}", TB_E_FIELD_UNKNOWN, "relay.z"},
+	    {"sig.batch", "{\"n\":2,\"i\":0,\"path\":[],\"q\":0}", TB_E_FIELD_UNKNOWN,
+	     "sig.batch.q"},
+	    /* version and type */
+	    {"v", "2", TB_E_VERSION, NULL},
+	    {"v", "0", TB_E_VERSION, NULL},
+	    {"type", "\"case.bogus\"", TB_E_TYPE_UNKNOWN, NULL},
+	    {"type", "\"Receipt\"", TB_E_TYPE_UNKNOWN, NULL},
+	    {"type", "\"receipt\\u0000x\"", TB_E_TYPE_UNKNOWN, NULL},
+	    /* hops and relay loops */
+	    {"relay", "{\"path\":[\"320000\",\"370000\",\"320000\"]}", TB_E_HOPS, "320000"},
+	    {"relay", "{\"path\":[\"320000\",\"370000\",\"340000\",\"410000\",\"370800\"]}",
+	     TB_E_HOPS, NULL},
+	    /* valid, but not what was signed */
+	    {"hops", "16", TB_E_SIG_BAD, NULL},
+	    {"to", "\"371300\"", TB_E_SIG_BAD, NULL},
+	    {"body.a", "\"hallo\"", TB_E_SIG_BAD, NULL},
+	    {"route", "{\"service\":\"x\",\"region\":\"32\"}", TB_E_SIG_BAD, NULL},
+	    {"expires", "1702592000", TB_E_SIG_BAD, NULL},
+	    /* unsigned, may change */
+	    {"relay", "{\"path\":[\"320000\",\"370000\"]}", TB_OK, NULL},
+	    {"relay", "{\"path\":[]}", TB_OK, NULL},
 	};
 	char *t = sealed_text(0);
 
@@ -712,18 +723,20 @@ test_fields(void **state)
 		struct tb_diag d;
 		int rc = open_at(u, strlen(u), NOW, &d);
 		if (rc != v[i].code)
-			fail_msg("%s=%s: got %s (%s), want %s", v[i].path, v[i].value ? v[i].value : "-",
-				 tb_err_reason(rc), rc ? d.detail : "", tb_err_reason(v[i].code));
+			fail_msg("%s=%s: got %s (%s), want %s", v[i].path,
+			         v[i].value ? v[i].value : "-", tb_err_reason(rc),
+			         rc ? d.detail : "", tb_err_reason(v[i].code));
 		if (v[i].detail != NULL && strstr(d.detail, v[i].detail) == NULL)
-			fail_msg("%s: detail \"%s\" lacks \"%s\"", v[i].path, d.detail, v[i].detail);
+			fail_msg("%s: detail \"%s\" lacks \"%s\"", v[i].path, d.detail,
+			         v[i].detail);
 		/* the same code reaches a caller that passes no diag */
 		struct tb_env_open_opts o = opts_at(NOW);
 		struct tb_env *e = NULL;
 		rc = tb_env_open((const uint8_t *)u, strlen(u), &o, &e, NULL);
 		if (rc != v[i].code)
 			fail_msg("%s=%s without diag: got %s, want %s", v[i].path,
-				 v[i].value ? v[i].value : "-", tb_err_reason(rc),
-				 tb_err_reason(v[i].code));
+			         v[i].value ? v[i].value : "-", tb_err_reason(rc),
+			         tb_err_reason(v[i].code));
 		tb_env_free(e);
 		free(u);
 	}
@@ -733,7 +746,8 @@ test_fields(void **state)
 	expect_open("{", TB_E_JSON_SYNTAX, NULL);
 	expect_open("{\"v\":1,\"v\":1}", TB_E_JSON_DUPKEY, NULL);
 	expect_open("{}", TB_E_FIELD_MISSING, "v");
-	char *deep = edit(t, "body.d", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+	char *deep = edit(t, "body.d",
+	                  "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
 	expect_open(deep, TB_E_JSON_DEPTH, NULL);
 	free(deep);
 	struct tb_buf big;
@@ -855,14 +869,15 @@ test_batch(void **state)
 			size_t n = sizes[si];
 			char **t;
 			struct tb_env **v = make_batch(n, k, &t);
-			uint8_t (*leaves)[32] = calloc(n, 32), root[32], msg[56], sig[64];
+			uint8_t(*leaves)[32] = calloc(n, 32), root[32], msg[56], sig[64];
 			size_t outlen;
 
 			for (size_t i = 0; i < n; i++) {
 				struct tb_buf b;
 				expect_open(t[i], TB_OK, NULL);
 				char want[64];
-				snprintf(want, sizeof(want), "\"batch\":{\"i\":%zu,\"n\":%zu,", i, n);
+				snprintf(want, sizeof(want), "\"batch\":{\"i\":%zu,\"n\":%zu,", i,
+				         n);
 				assert_non_null(strstr(t[i], want));
 				/* leaf = SHA-256(0x00 || signed bytes) */
 				tb_buf_init(&b);
@@ -894,25 +909,28 @@ test_batch(void **state)
 				size_t j = (i + 1) % n;
 				struct tb_diag d;
 				struct tb_json_doc *dj =
-					tb_json_parse((const uint8_t *)t[j], strlen(t[j]), NULL, &d);
+				    tb_json_parse((const uint8_t *)t[j], strlen(t[j]), NULL, &d);
 				struct tb_buf sb;
 				tb_buf_init(&sb);
 				tb_json_canon(tb_json_get(tb_json_root(dj), "sig"), NULL, &sb);
 				char *sw = edit(t[i], "sig", (const char *)sb.data);
 				int rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
-					fail_msg("n=%zu: proof of %zu on %zu: %s", n, j, i, tb_err_reason(rc));
+					fail_msg("n=%zu: proof of %zu on %zu: %s", n, j, i,
+					         tb_err_reason(rc));
 				free(sw);
 				/* only the path swapped, index kept */
 				tb_buf_reset(&sb);
-				tb_json_canon(tb_json_get(tb_json_get(tb_json_get(tb_json_root(dj), "sig"),
-								      "batch"),
-							  "path"),
-					      NULL, &sb);
+				tb_json_canon(
+				    tb_json_get(
+				        tb_json_get(tb_json_get(tb_json_root(dj), "sig"), "batch"),
+				        "path"),
+				    NULL, &sb);
 				sw = edit(t[i], "sig.batch.path", (const char *)sb.data);
 				rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
-					fail_msg("n=%zu: path of %zu on %zu: %s", n, j, i, tb_err_reason(rc));
+					fail_msg("n=%zu: path of %zu on %zu: %s", n, j, i,
+					         tb_err_reason(rc));
 				free(sw);
 				tb_buf_free(&sb);
 				tb_json_doc_free(dj);
@@ -924,41 +942,49 @@ test_batch(void **state)
 				struct tb_diag d;
 				int rc;
 				const char *const bads[][2] = {
-					{"sig.batch.n", NULL}, {"sig.batch.n", NULL}, {"sig.batch.i", NULL},
-					{"sig.batch.i", NULL}, {"sig.batch.i", "-1"}, {"sig.batch.n", "0"},
-					{"sig.batch.n", "65537"}, {"sig.batch.i", "0.5"},
+				    {"sig.batch.n", NULL},    {"sig.batch.n", NULL},
+				    {"sig.batch.i", NULL},    {"sig.batch.i", NULL},
+				    {"sig.batch.i", "-1"},    {"sig.batch.n", "0"},
+				    {"sig.batch.n", "65537"}, {"sig.batch.i", "0.5"},
 				};
 				for (size_t b = 0; b < sizeof(bads) / sizeof(bads[0]); b++) {
 					const char *val2 = bads[b][1];
 					if (b == 0)
-						snprintf(num, sizeof(num), "%zu", n + 1), val2 = num;
+						snprintf(num, sizeof(num), "%zu", n + 1),
+						    val2 = num;
 					if (b == 1)
-						snprintf(num, sizeof(num), "%zu", n - 1), val2 = num;
+						snprintf(num, sizeof(num), "%zu", n - 1),
+						    val2 = num;
 					if (b == 2)
-						snprintf(num, sizeof(num), "%zu", (i + 1) % n), val2 = num;
+						snprintf(num, sizeof(num), "%zu", (i + 1) % n),
+						    val2 = num;
 					if (b == 3)
 						snprintf(num, sizeof(num), "%zu", n), val2 = num;
 					char *u = edit(t[i], bads[b][0], val2);
 					rc = open_at(u, strlen(u), NOW, &d);
-					if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD && rc != TB_E_FIELD_TYPE)
-						fail_msg("n=%zu i=%zu %s=%s: %s", n, i, bads[b][0], val2,
-							 tb_err_reason(rc));
+					if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD &&
+					    rc != TB_E_FIELD_TYPE)
+						fail_msg("n=%zu i=%zu %s=%s: %s", n, i, bads[b][0],
+						         val2, tb_err_reason(rc));
 					if (rc == TB_E_FIELD_TYPE && b != 7)
-						fail_msg("n=%zu %s=%s: field.type", n, bads[b][0], val2);
+						fail_msg("n=%zu %s=%s: field.type", n, bads[b][0],
+						         val2);
 					free(u);
 				}
 				/* path: drop the last entry, add one, corrupt one */
 				struct tb_json_doc *dj =
-					tb_json_parse((const uint8_t *)t[i], strlen(t[i]), NULL, &d);
+				    tb_json_parse((const uint8_t *)t[i], strlen(t[i]), NULL, &d);
 				struct tb_json *path = tb_json_get(
-					tb_json_get(tb_json_get(tb_json_root(dj), "sig"), "batch"), "path");
+				    tb_json_get(tb_json_get(tb_json_root(dj), "sig"), "batch"),
+				    "path");
 				size_t np = tb_json_count(path);
 				struct tb_buf pb;
 				for (int var = 0; var < 3; var++) {
 					tb_buf_init(&pb);
 					tb_buf_adds(&pb, "[");
 					size_t c = 0;
-					for (struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p), c++) {
+					for (struct tb_json *p = tb_json_first(path); p;
+					     p = tb_json_next(p), c++) {
 						if (var == 0 && c == np - 1)
 							break;
 						const char *s = tb_json_string(p, NULL);
@@ -969,14 +995,16 @@ test_batch(void **state)
 						tb_buf_printf(&pb, "%s\"%s\"", c ? "," : "", h);
 					}
 					if (var == 1)
-						tb_buf_printf(&pb, "%s\"%s\"", np ? "," : "",
-							      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+						tb_buf_printf(
+						    &pb, "%s\"%s\"", np ? "," : "",
+						    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 					tb_buf_adds(&pb, "]");
-					char *u = edit(t[i], "sig.batch.path", (const char *)pb.data);
+					char *u =
+					    edit(t[i], "sig.batch.path", (const char *)pb.data);
 					rc = open_at(u, strlen(u), NOW, &d);
 					if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
-						fail_msg("n=%zu i=%zu path variant %d: %s", n, i, var,
-							 tb_err_reason(rc));
+						fail_msg("n=%zu i=%zu path variant %d: %s", n, i,
+						         var, tb_err_reason(rc));
 					free(u);
 					tb_buf_free(&pb);
 				}
@@ -986,9 +1014,10 @@ test_batch(void **state)
 			expect_edit(t[0], "sig.batch.path", "[\"AAAA\"]", TB_E_SIG_PROOF, NULL);
 			expect_edit(t[0], "sig.batch.path", "[1]", TB_E_SIG_PROOF, NULL);
 			expect_edit(t[0], "sig.batch.path",
-				    "[\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\","
-				    "\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\"]",
-				    TB_E_SIG_PROOF, NULL);
+			            "[\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\","
+			            "\"AA\",\"AA\","
+			            "\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\",\"AA\"]",
+			            TB_E_SIG_PROOF, NULL);
 			/* removing the batch block makes it a single signature: bad */
 			expect_edit(t[0], "sig.batch", NULL, TB_E_SIG_BAD, NULL);
 
@@ -1135,13 +1164,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_route_request),
-		cmocka_unit_test(test_create_errors), cmocka_unit_test(test_create_body_limits),
-		cmocka_unit_test(test_every_byte),    cmocka_unit_test(test_sig_tamper),
-		cmocka_unit_test(test_unknown_key),   cmocka_unit_test(test_time),
-		cmocka_unit_test(test_fields),	      cmocka_unit_test(test_add_hop),
-		cmocka_unit_test(test_batch),	      cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_predicates),
+	    cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_route_request),
+	    cmocka_unit_test(test_create_errors), cmocka_unit_test(test_create_body_limits),
+	    cmocka_unit_test(test_every_byte),    cmocka_unit_test(test_sig_tamper),
+	    cmocka_unit_test(test_unknown_key),   cmocka_unit_test(test_time),
+	    cmocka_unit_test(test_fields),        cmocka_unit_test(test_add_hop),
+	    cmocka_unit_test(test_batch),         cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_predicates),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -71,7 +71,7 @@ expect_canon(const char *in, const char *want)
 
 	if (got == NULL)
 		fail_msg("parse of %s failed: %s at %zu (%s)", in, tb_err_reason(d.code), d.offset,
-			 d.detail);
+		         d.detail);
 	if (strcmp(got, want) != 0)
 		fail_msg("canon(%s) = %s, want %s", in, got, want);
 	free(got);
@@ -83,16 +83,17 @@ static void
 test_jcs_vectors(void **state)
 {
 	static const char *const names[] = {"arrays",  "french", "structures",
-					    "unicode", "values", "weird"};
+	                                    "unicode", "values", "weird"};
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char pin[1024], pout[1024];
 		size_t lin, lout;
 		struct tb_diag d;
 
-		snprintf(pin, sizeof(pin), "%s/interop/vectors/jcs/input/%s.json", TB_SRCDIR, names[i]);
+		snprintf(pin, sizeof(pin), "%s/interop/vectors/jcs/input/%s.json", TB_SRCDIR,
+		         names[i]);
 		snprintf(pout, sizeof(pout), "%s/interop/vectors/jcs/output/%s.json", TB_SRCDIR,
-			 names[i]);
+		         names[i]);
 		uint8_t *in = slurp(pin, &lin), *want = slurp(pout, &lout);
 		char *got = canon_of((const char *)in, lin, NULL, &d);
 		if (got == NULL)
@@ -148,7 +149,8 @@ test_numbers_oracle(void **state)
 		char *c = canon_of(want, strlen(want), NULL, &d);
 		if (c == NULL || strcmp(c, want) != 0) {
 			if (failures++ < 20)
-				print_error("canon(%s) = %s\n", want, c ? c : tb_err_reason(d.code));
+				print_error("canon(%s) = %s\n", want,
+				            c ? c : tb_err_reason(d.code));
 		}
 		free(c);
 		/* 3: a different, exact spelling of the same double */
@@ -156,8 +158,8 @@ test_numbers_oracle(void **state)
 		c = canon_of(text, strlen(text), NULL, &d);
 		if (c == NULL || strcmp(c, want) != 0) {
 			if (failures++ < 20)
-				print_error("canon(%s) = %s want %s\n", text, c ? c : tb_err_reason(d.code),
-					    want);
+				print_error("canon(%s) = %s want %s\n", text,
+				            c ? c : tb_err_reason(d.code), want);
 		}
 		free(c);
 	}
@@ -174,28 +176,28 @@ test_number_spellings(void **state)
 	static const struct {
 		const char *in, *out;
 	} v[] = {
-		{"-0", "0"},
-		{"-0.0", "0"},
-		{"0e10", "0"},
-		{"1E2", "100"},
-		{"1.0", "1"},
-		{"0.1e1", "1"},
-		{"1e-400", "0"},
-		{"-1e-400", "0"},
-		{"1e21", "1e+21"},
-		{"1e20", "100000000000000000000"},
-		{"1e-7", "1e-7"},
-		{"0.000001", "0.000001"},
-		{"123456789012345678901234567890", "1.2345678901234568e+29"},
-		{"1.7976931348623157e308", "1.7976931348623157e+308"},
-		{"1.7976931348623158e308", "1.7976931348623157e+308"},
-		{"4.9406564584124654e-324", "5e-324"},
-		{"2e-324", "0"},
-		{"3e-324", "5e-324"},
-		{"[9007199254740993]", "[9007199254740992]"},
-		{"0.30000000000000004", "0.30000000000000004"},
-		{"1E+2", "100"},
-		{"-1e-7", "-1e-7"},
+	    {"-0", "0"},
+	    {"-0.0", "0"},
+	    {"0e10", "0"},
+	    {"1E2", "100"},
+	    {"1.0", "1"},
+	    {"0.1e1", "1"},
+	    {"1e-400", "0"},
+	    {"-1e-400", "0"},
+	    {"1e21", "1e+21"},
+	    {"1e20", "100000000000000000000"},
+	    {"1e-7", "1e-7"},
+	    {"0.000001", "0.000001"},
+	    {"123456789012345678901234567890", "1.2345678901234568e+29"},
+	    {"1.7976931348623157e308", "1.7976931348623157e+308"},
+	    {"1.7976931348623158e308", "1.7976931348623157e+308"},
+	    {"4.9406564584124654e-324", "5e-324"},
+	    {"2e-324", "0"},
+	    {"3e-324", "5e-324"},
+	    {"[9007199254740993]", "[9007199254740992]"},
+	    {"0.30000000000000004", "0.30000000000000004"},
+	    {"1E+2", "100"},
+	    {"-1e-7", "-1e-7"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -231,9 +233,10 @@ test_strings(void **state)
 	 * RFC 8785 has one, lowercase \u00xx otherwise */
 	expect_canon("\"a\\u0000b\"", "\"a\\u0000b\"");
 	expect_canon("\"\\u0001\\u001F\\u0008\\u0009\\u000a\\u000C\\u000d\"",
-		     "\"\\u0001\\u001f\\b\\t\\n\\f\\r\"");
+	             "\"\\u0001\\u001f\\b\\t\\n\\f\\r\"");
 	expect_canon("\"\\/\\\\\\\"\"", "\"/\\\\\\\"\"");
-	expect_canon("\"\\u00e9\\u20AC\\ud83d\\ude00\"", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	expect_canon("\"\\u00e9\\u20AC\\ud83d\\ude00\"",
+	             "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
 	expect_canon("\"\x7f\xe2\x80\xa8\"", "\"\x7f\xe2\x80\xa8\""); /* DEL, U+2028 raw */
 	expect_canon("\"\\uDBFF\\uDFFF\"", "\"\xf4\x8f\xbf\xbf\"");
 	expect_canon("{\"\\u0000\":1,\"\":2}", "{\"\":2,\"\\u0000\":1}");
@@ -256,16 +259,16 @@ test_utf16_order(void **state)
 	/* UTF-16 code unit order puts U+1F600 (D83D DE00) before U+E000 and
 	 * U+FFFF; UTF-8 byte order would put it after them. */
 	expect_canon("{\"\\uffff\":6,\"\\ue000\":5,\"\\ud83d\\ude00\":4,\"\\u20ac\":3,"
-		     "\"\\u0080\":2,\"a\":1,\"ab\":7,\"\":0}",
-		     "{\"\":0,\"a\":1,\"ab\":7,\"\xc2\x80\":2,\"\xe2\x82\xac\":3,"
-		     "\"\xf0\x9f\x98\x80\":4,\"\xee\x80\x80\":5,\"\xef\xbf\xbf\":6}");
+	             "\"\\u0080\":2,\"a\":1,\"ab\":7,\"\":0}",
+	             "{\"\":0,\"a\":1,\"ab\":7,\"\xc2\x80\":2,\"\xe2\x82\xac\":3,"
+	             "\"\xf0\x9f\x98\x80\":4,\"\xee\x80\x80\":5,\"\xef\xbf\xbf\":6}");
 	/* supplementary characters compare by their surrogates */
 	expect_canon("{\"\\udbff\\udfff\":2,\"\\ud800\\udc00\":1,\"\\ud7ff\":0,\"\\ue001\":3}",
-		     "{\"\xed\x9f\xbf\":0,\"\xf0\x90\x80\x80\":1,\"\xf4\x8f\xbf\xbf\":2,"
-		     "\"\xee\x80\x81\":3}");
+	             "{\"\xed\x9f\xbf\":0,\"\xf0\x90\x80\x80\":1,\"\xf4\x8f\xbf\xbf\":2,"
+	             "\"\xee\x80\x81\":3}");
 	/* common prefix, then a non-ASCII difference */
 	expect_canon("{\"x\\uffff\":2,\"x\\ud83d\\ude00\":1,\"x\":0}",
-		     "{\"x\":0,\"x\xf0\x9f\x98\x80\":1,\"x\xef\xbf\xbf\":2}");
+	             "{\"x\":0,\"x\xf0\x9f\x98\x80\":1,\"x\xef\xbf\xbf\":2}");
 
 	/* more than 32 members (heap path), given in reverse */
 	struct tb_buf in, want;
@@ -294,97 +297,97 @@ struct errcase {
 };
 
 static const struct errcase errcases[] = {
-	/* syntax */
-	{"", 0, TB_E_JSON_SYNTAX, 0},
-	{"   ", 0, TB_E_JSON_SYNTAX, 3},
-	{"01", 0, TB_E_JSON_SYNTAX, 1},
-	{"-01", 0, TB_E_JSON_SYNTAX, 2},
-	{"[00]", 0, TB_E_JSON_SYNTAX, 2},
-	{"+1", 0, TB_E_JSON_SYNTAX, 0},
-	{"1.", 0, TB_E_JSON_SYNTAX, 2},
-	{"1.e5", 0, TB_E_JSON_SYNTAX, 2},
-	{".5", 0, TB_E_JSON_SYNTAX, 0},
-	{"-", 0, TB_E_JSON_SYNTAX, 1},
-	{"--1", 0, TB_E_JSON_SYNTAX, 1},
-	{"1e", 0, TB_E_JSON_SYNTAX, 2},
-	{"1e+", 0, TB_E_JSON_SYNTAX, 3},
-	{"0x10", 0, TB_E_JSON_SYNTAX, 1},
-	{"NaN", 0, TB_E_JSON_SYNTAX, 0},
-	{"Infinity", 0, TB_E_JSON_SYNTAX, 0},
-	{"-Infinity", 0, TB_E_JSON_SYNTAX, 1},
-	{"[1,]", 0, TB_E_JSON_SYNTAX, 3},
-	{"[1,,2]", 0, TB_E_JSON_SYNTAX, 3},
-	{"{\"a\":1,}", 0, TB_E_JSON_SYNTAX, 7},
-	{"{,}", 0, TB_E_JSON_SYNTAX, 1},
-	{"[1 2]", 0, TB_E_JSON_SYNTAX, 3},
-	{"{\"a\" 1}", 0, TB_E_JSON_SYNTAX, 5},
-	{"{\"a\":}", 0, TB_E_JSON_SYNTAX, 5},
-	{"{1:2}", 0, TB_E_JSON_SYNTAX, 1},
-	{"{'a':2}", 0, TB_E_JSON_SYNTAX, 1},
-	{"[", 0, TB_E_JSON_SYNTAX, 1},
-	{"{", 0, TB_E_JSON_SYNTAX, 1},
-	{"[1", 0, TB_E_JSON_SYNTAX, 2},
-	{"]", 0, TB_E_JSON_SYNTAX, 0},
-	{"\"abc", 0, TB_E_JSON_SYNTAX, 0},
-	{"[\"abc]", 0, TB_E_JSON_SYNTAX, 1},
-	{"\"a\x01z\"", 0, TB_E_JSON_SYNTAX, 2},
-	{"\"a\nz\"", 0, TB_E_JSON_SYNTAX, 2},
-	{"\"a\tz\"", 0, TB_E_JSON_SYNTAX, 2},
-	{"\"\\x\"", 0, TB_E_JSON_SYNTAX, 1},
-	{"\"\\U0041\"", 0, TB_E_JSON_SYNTAX, 1},
-	{"\"\\u12\"", 0, TB_E_JSON_SYNTAX, 1},
-	{"\"\\u12G4\"", 0, TB_E_JSON_SYNTAX, 1},
-	{"\"ab\\'\"", 0, TB_E_JSON_SYNTAX, 3},
-	{"1 2", 0, TB_E_JSON_SYNTAX, 2},
-	{"{} x", 0, TB_E_JSON_SYNTAX, 3},
-	{"[1]\0", 4, TB_E_JSON_SYNTAX, 3},
-	{"\xef\xbb\xbf{}", 0, TB_E_JSON_SYNTAX, 0},
-	{"tru", 0, TB_E_JSON_SYNTAX, 0},
-	{"nul", 0, TB_E_JSON_SYNTAX, 0},
-	{"truex", 0, TB_E_JSON_SYNTAX, 4},
-	{"True", 0, TB_E_JSON_SYNTAX, 0},
-	{"[\xc3\xa9]", 0, TB_E_JSON_SYNTAX, 1},	/* valid UTF-8, not JSON */
-	{"\x0c 1", 0, TB_E_JSON_SYNTAX, 0},	/* form feed is not JSON whitespace */
-	{"1\xc2\xa0", 0, TB_E_JSON_SYNTAX, 1},	/* nor is U+00A0 */
-	/* invalid UTF-8 */
-	{"\"\xc0\xaf\"", 0, TB_E_JSON_UTF8, 1},		/* overlong '/' */
-	{"\"\xc1\xbf\"", 0, TB_E_JSON_UTF8, 1},		/* overlong */
-	{"\"\xe0\x80\xaf\"", 0, TB_E_JSON_UTF8, 1},	/* overlong, 3 bytes */
-	{"\"\xf0\x80\x80\xaf\"", 0, TB_E_JSON_UTF8, 1}, /* overlong, 4 bytes */
-	{"\"ab\xed\xa0\x80\"", 0, TB_E_JSON_UTF8, 3},	/* U+D800 encoded */
-	{"\"\xed\xbf\xbf\"", 0, TB_E_JSON_UTF8, 1},	/* U+DFFF encoded */
-	{"\"\xf4\x90\x80\x80\"", 0, TB_E_JSON_UTF8, 1}, /* U+110000 */
-	{"\"\xf5\x80\x80\x80\"", 0, TB_E_JSON_UTF8, 1},
-	{"\"\xf8\x88\x80\x80\x80\"", 0, TB_E_JSON_UTF8, 1},
-	{"\"\xe4\xb8\"", 0, TB_E_JSON_UTF8, 1},		/* truncated, then quote */
-	{"\"ab\xe4", 0, TB_E_JSON_UTF8, 3},		/* truncated at the end */
-	{"\"\xf0\x9f\x98\"", 0, TB_E_JSON_UTF8, 1},
-	{"\"\x80\"", 0, TB_E_JSON_UTF8, 1},		/* lone continuation */
-	{"\"\xff\"", 0, TB_E_JSON_UTF8, 1},
-	{"\xff", 0, TB_E_JSON_UTF8, 0},
-	{"[1,\xfe]", 0, TB_E_JSON_UTF8, 3},
-	{"{\"k\xc3\":1}", 0, TB_E_JSON_UTF8, 3},	/* in a member name */
-	/* lone surrogates */
-	{"\"\\ud800\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"\"\\uDBFF\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"\"\\udc00\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"\"\\ude00\\ud83d\"", 0, TB_E_JSON_SURROGATE, 1}, /* reversed pair */
-	{"\"xy\\ud83d\\u0041\"", 0, TB_E_JSON_SURROGATE, 3},
-	{"\"\\ud83d\\ud83d\\ude00\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"\"\\ud83dx\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"\"\\ud83d\\n\"", 0, TB_E_JSON_SURROGATE, 1},
-	{"{\"\\udfff\":1}", 0, TB_E_JSON_SURROGATE, 2},
-	/* duplicate member names: reported at the object */
-	{"{\"a\":1,\"a\":2}", 0, TB_E_JSON_DUPKEY, 0},
-	{"{\"a\":1,\"\\u0061\":2}", 0, TB_E_JSON_DUPKEY, 0},
-	{"[0,{\"b\":1,\"c\":{},\"b\":{}}]", 0, TB_E_JSON_DUPKEY, 3},
-	{"{\"\\u0000\":1,\"\\u0000\":2}", 0, TB_E_JSON_DUPKEY, 0},
-	{"{\"a\":{\"x\":1,\"x\":1}}", 0, TB_E_JSON_DUPKEY, 5},
-	/* out of range */
-	{"1e400", 0, TB_E_JSON_NUMBER, 0},
-	{"-1e400", 0, TB_E_JSON_NUMBER, 0},
-	{"[1,1e309]", 0, TB_E_JSON_NUMBER, 3},
-	{"{\"n\":-1.7976931348623159e308}", 0, TB_E_JSON_NUMBER, 5},
+    /* syntax */
+    {"", 0, TB_E_JSON_SYNTAX, 0},
+    {"   ", 0, TB_E_JSON_SYNTAX, 3},
+    {"01", 0, TB_E_JSON_SYNTAX, 1},
+    {"-01", 0, TB_E_JSON_SYNTAX, 2},
+    {"[00]", 0, TB_E_JSON_SYNTAX, 2},
+    {"+1", 0, TB_E_JSON_SYNTAX, 0},
+    {"1.", 0, TB_E_JSON_SYNTAX, 2},
+    {"1.e5", 0, TB_E_JSON_SYNTAX, 2},
+    {".5", 0, TB_E_JSON_SYNTAX, 0},
+    {"-", 0, TB_E_JSON_SYNTAX, 1},
+    {"--1", 0, TB_E_JSON_SYNTAX, 1},
+    {"1e", 0, TB_E_JSON_SYNTAX, 2},
+    {"1e+", 0, TB_E_JSON_SYNTAX, 3},
+    {"0x10", 0, TB_E_JSON_SYNTAX, 1},
+    {"NaN", 0, TB_E_JSON_SYNTAX, 0},
+    {"Infinity", 0, TB_E_JSON_SYNTAX, 0},
+    {"-Infinity", 0, TB_E_JSON_SYNTAX, 1},
+    {"[1,]", 0, TB_E_JSON_SYNTAX, 3},
+    {"[1,,2]", 0, TB_E_JSON_SYNTAX, 3},
+    {"{\"a\":1,}", 0, TB_E_JSON_SYNTAX, 7},
+    {"{,}", 0, TB_E_JSON_SYNTAX, 1},
+    {"[1 2]", 0, TB_E_JSON_SYNTAX, 3},
+    {"{\"a\" 1}", 0, TB_E_JSON_SYNTAX, 5},
+    {"{\"a\":}", 0, TB_E_JSON_SYNTAX, 5},
+    {"{1:2}", 0, TB_E_JSON_SYNTAX, 1},
+    {"{'a':2}", 0, TB_E_JSON_SYNTAX, 1},
+    {"[", 0, TB_E_JSON_SYNTAX, 1},
+    {"{", 0, TB_E_JSON_SYNTAX, 1},
+    {"[1", 0, TB_E_JSON_SYNTAX, 2},
+    {"]", 0, TB_E_JSON_SYNTAX, 0},
+    {"\"abc", 0, TB_E_JSON_SYNTAX, 0},
+    {"[\"abc]", 0, TB_E_JSON_SYNTAX, 1},
+    {"\"a\x01z\"", 0, TB_E_JSON_SYNTAX, 2},
+    {"\"a\nz\"", 0, TB_E_JSON_SYNTAX, 2},
+    {"\"a\tz\"", 0, TB_E_JSON_SYNTAX, 2},
+    {"\"\\x\"", 0, TB_E_JSON_SYNTAX, 1},
+    {"\"\\U0041\"", 0, TB_E_JSON_SYNTAX, 1},
+    {"\"\\u12\"", 0, TB_E_JSON_SYNTAX, 1},
+    {"\"\\u12G4\"", 0, TB_E_JSON_SYNTAX, 1},
+    {"\"ab\\'\"", 0, TB_E_JSON_SYNTAX, 3},
+    {"1 2", 0, TB_E_JSON_SYNTAX, 2},
+    {"{} x", 0, TB_E_JSON_SYNTAX, 3},
+    {"[1]\0", 4, TB_E_JSON_SYNTAX, 3},
+    {"\xef\xbb\xbf{}", 0, TB_E_JSON_SYNTAX, 0},
+    {"tru", 0, TB_E_JSON_SYNTAX, 0},
+    {"nul", 0, TB_E_JSON_SYNTAX, 0},
+    {"truex", 0, TB_E_JSON_SYNTAX, 4},
+    {"True", 0, TB_E_JSON_SYNTAX, 0},
+    {"[\xc3\xa9]", 0, TB_E_JSON_SYNTAX, 1}, /* valid UTF-8, not JSON */
+    {"\x0c 1", 0, TB_E_JSON_SYNTAX, 0},     /* form feed is not JSON whitespace */
+    {"1\xc2\xa0", 0, TB_E_JSON_SYNTAX, 1},  /* nor is U+00A0 */
+    /* invalid UTF-8 */
+    {"\"\xc0\xaf\"", 0, TB_E_JSON_UTF8, 1},         /* overlong '/' */
+    {"\"\xc1\xbf\"", 0, TB_E_JSON_UTF8, 1},         /* overlong */
+    {"\"\xe0\x80\xaf\"", 0, TB_E_JSON_UTF8, 1},     /* overlong, 3 bytes */
+    {"\"\xf0\x80\x80\xaf\"", 0, TB_E_JSON_UTF8, 1}, /* overlong, 4 bytes */
+    {"\"ab\xed\xa0\x80\"", 0, TB_E_JSON_UTF8, 3},   /* U+D800 encoded */
+    {"\"\xed\xbf\xbf\"", 0, TB_E_JSON_UTF8, 1},     /* U+DFFF encoded */
+    {"\"\xf4\x90\x80\x80\"", 0, TB_E_JSON_UTF8, 1}, /* U+110000 */
+    {"\"\xf5\x80\x80\x80\"", 0, TB_E_JSON_UTF8, 1},
+    {"\"\xf8\x88\x80\x80\x80\"", 0, TB_E_JSON_UTF8, 1},
+    {"\"\xe4\xb8\"", 0, TB_E_JSON_UTF8, 1}, /* truncated, then quote */
+    {"\"ab\xe4", 0, TB_E_JSON_UTF8, 3},     /* truncated at the end */
+    {"\"\xf0\x9f\x98\"", 0, TB_E_JSON_UTF8, 1},
+    {"\"\x80\"", 0, TB_E_JSON_UTF8, 1}, /* lone continuation */
+    {"\"\xff\"", 0, TB_E_JSON_UTF8, 1},
+    {"\xff", 0, TB_E_JSON_UTF8, 0},
+    {"[1,\xfe]", 0, TB_E_JSON_UTF8, 3},
+    {"{\"k\xc3\":1}", 0, TB_E_JSON_UTF8, 3}, /* in a member name */
+    /* lone surrogates */
+    {"\"\\ud800\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"\"\\uDBFF\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"\"\\udc00\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"\"\\ude00\\ud83d\"", 0, TB_E_JSON_SURROGATE, 1}, /* reversed pair */
+    {"\"xy\\ud83d\\u0041\"", 0, TB_E_JSON_SURROGATE, 3},
+    {"\"\\ud83d\\ud83d\\ude00\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"\"\\ud83dx\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"\"\\ud83d\\n\"", 0, TB_E_JSON_SURROGATE, 1},
+    {"{\"\\udfff\":1}", 0, TB_E_JSON_SURROGATE, 2},
+    /* duplicate member names: reported at the object */
+    {"{\"a\":1,\"a\":2}", 0, TB_E_JSON_DUPKEY, 0},
+    {"{\"a\":1,\"\\u0061\":2}", 0, TB_E_JSON_DUPKEY, 0},
+    {"[0,{\"b\":1,\"c\":{},\"b\":{}}]", 0, TB_E_JSON_DUPKEY, 3},
+    {"{\"\\u0000\":1,\"\\u0000\":2}", 0, TB_E_JSON_DUPKEY, 0},
+    {"{\"a\":{\"x\":1,\"x\":1}}", 0, TB_E_JSON_DUPKEY, 5},
+    /* out of range */
+    {"1e400", 0, TB_E_JSON_NUMBER, 0},
+    {"-1e400", 0, TB_E_JSON_NUMBER, 0},
+    {"[1,1e309]", 0, TB_E_JSON_NUMBER, 3},
+    {"{\"n\":-1.7976931348623159e308}", 0, TB_E_JSON_NUMBER, 5},
 };
 
 static void
@@ -402,7 +405,7 @@ check_error(const struct errcase *c, const struct tb_json_limits *lim)
 	}
 	if (d.code != c->code || d.offset != c->offset)
 		fail_msg("%s: got %s at %zu (%s), want %s at %zu", c->in, tb_err_reason(d.code),
-			 d.offset, d.detail, tb_err_reason(c->code), c->offset);
+		         d.offset, d.detail, tb_err_reason(c->code), c->offset);
 	assert_true(d.detail[0] != '\0');
 	/* d == NULL must be safe too */
 	assert_null(tb_json_parse((const uint8_t *)c->in, len, lim, NULL));
@@ -454,11 +457,11 @@ test_duplicates_large(void **state)
 	}
 	/* names that differ only after a NUL or in length are distinct */
 	expect_canon("{\"a\":1,\"a\\u0000\":2,\"a\\u0000b\":3,\"A\":4,\"m1\":0,\"m2\":0,\"m3\":0,"
-		     "\"m4\":0,\"m5\":0,\"m6\":0,\"m7\":0,\"m8\":0,\"m9\":0,\"n1\":0,\"n2\":0,"
-		     "\"n3\":0,\"n4\":0}",
-		     "{\"A\":4,\"a\":1,\"a\\u0000\":2,\"a\\u0000b\":3,\"m1\":0,\"m2\":0,\"m3\":0,"
-		     "\"m4\":0,\"m5\":0,\"m6\":0,\"m7\":0,\"m8\":0,\"m9\":0,\"n1\":0,\"n2\":0,"
-		     "\"n3\":0,\"n4\":0}");
+	             "\"m4\":0,\"m5\":0,\"m6\":0,\"m7\":0,\"m8\":0,\"m9\":0,\"n1\":0,\"n2\":0,"
+	             "\"n3\":0,\"n4\":0}",
+	             "{\"A\":4,\"a\":1,\"a\\u0000\":2,\"a\\u0000b\":3,\"m1\":0,\"m2\":0,\"m3\":0,"
+	             "\"m4\":0,\"m5\":0,\"m6\":0,\"m7\":0,\"m8\":0,\"m9\":0,\"n1\":0,\"n2\":0,"
+	             "\"n3\":0,\"n4\":0}");
 }
 
 static char *
@@ -562,7 +565,7 @@ static void
 test_accessors(void **state)
 {
 	static const char text[] = "{\"s\":\"x\",\"i\":-42,\"f\":1.5,\"big\":9007199254740993,"
-				   "\"a\":[true,false,null],\"o\":{}}";
+	                           "\"a\":[true,false,null],\"o\":{}}";
 	struct tb_diag d;
 	struct tb_json_doc *doc = tb_json_parse((const uint8_t *)text, strlen(text), NULL, &d);
 	struct tb_json *r;
@@ -601,7 +604,7 @@ test_accessors(void **state)
 
 	/* integers at the 2^53 edges */
 	doc = tb_json_parse((const uint8_t *)"[9007199254740992,-9007199254740992,1e16,1e300]", 47,
-			    NULL, &d);
+	                    NULL, &d);
 	assert_non_null(doc);
 	a = tb_json_first(tb_json_root(doc));
 	assert_true(tb_json_integer(a, &iv));
@@ -642,11 +645,13 @@ test_builders(void **state)
 
 	tb_buf_init(&b);
 	assert_int_equal(tb_json_canon(o, NULL, &b), TB_OK);
-	assert_string_equal((char *)b.data, "{\"a\":[null,0,0.5],\"b\":\"a\\u0000\\\"\\n\",\"sig\":true,"
-					    "\"z\":2}");
+	assert_string_equal((char *)b.data,
+	                    "{\"a\":[null,0,0.5],\"b\":\"a\\u0000\\\"\\n\",\"sig\":true,"
+	                    "\"z\":2}");
 	tb_buf_reset(&b);
 	assert_int_equal(tb_json_canon(o, omit, &b), TB_OK);
-	assert_string_equal((char *)b.data, "{\"a\":[null,0,0.5],\"b\":\"a\\u0000\\\"\\n\",\"z\":2}");
+	assert_string_equal((char *)b.data,
+	                    "{\"a\":[null,0,0.5],\"b\":\"a\\u0000\\\"\\n\",\"z\":2}");
 	/* omit applies to the top level only */
 	tb_buf_reset(&b);
 	assert_int_equal(tb_json_canon(arr, omit, &b), TB_OK);
@@ -693,28 +698,28 @@ test_utf8_valid(void **state)
 		const char *s;
 		bool ok;
 	} v[] = {
-		{"", true},
-		{"abc", true},
-		{"\xc2\x80", true},
-		{"\xdf\xbf", true},
-		{"\xe0\xa0\x80", true},
-		{"\xed\x9f\xbf", true},
-		{"\xee\x80\x80", true},
-		{"\xef\xbf\xbf", true},
-		{"\xf0\x90\x80\x80", true},
-		{"\xf4\x8f\xbf\xbf", true},
-		{"\xc0\x80", false},
-		{"\xc1\xbf", false},
-		{"\xe0\x9f\xbf", false},
-		{"\xed\xa0\x80", false},
-		{"\xf0\x8f\xbf\xbf", false},
-		{"\xf4\x90\x80\x80", false},
-		{"\xf5\x80\x80\x80", false},
-		{"\x80", false},
-		{"\xc2", false},
-		{"\xe2\x82", false},
-		{"\xc2\x41", false},
-		{"\xfe", false},
+	    {"", true},
+	    {"abc", true},
+	    {"\xc2\x80", true},
+	    {"\xdf\xbf", true},
+	    {"\xe0\xa0\x80", true},
+	    {"\xed\x9f\xbf", true},
+	    {"\xee\x80\x80", true},
+	    {"\xef\xbf\xbf", true},
+	    {"\xf0\x90\x80\x80", true},
+	    {"\xf4\x8f\xbf\xbf", true},
+	    {"\xc0\x80", false},
+	    {"\xc1\xbf", false},
+	    {"\xe0\x9f\xbf", false},
+	    {"\xed\xa0\x80", false},
+	    {"\xf0\x8f\xbf\xbf", false},
+	    {"\xf4\x90\x80\x80", false},
+	    {"\xf5\x80\x80\x80", false},
+	    {"\x80", false},
+	    {"\xc2", false},
+	    {"\xe2\x82", false},
+	    {"\xc2\x41", false},
+	    {"\xfe", false},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -727,12 +732,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_jcs_vectors),   cmocka_unit_test(test_numbers_oracle),
-		cmocka_unit_test(test_number_spellings), cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_utf16_order),   cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_duplicates_large), cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_diag_format),   cmocka_unit_test(test_accessors),
-		cmocka_unit_test(test_builders),      cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_jcs_vectors),      cmocka_unit_test(test_numbers_oracle),
+	    cmocka_unit_test(test_number_spellings), cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_utf16_order),      cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_duplicates_large), cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_diag_format),      cmocka_unit_test(test_accessors),
+	    cmocka_unit_test(test_builders),         cmocka_unit_test(test_utf8_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

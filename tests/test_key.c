@@ -119,7 +119,8 @@ test_sign_verify(void **state)
 	(void)state;
 	for (size_t ai = 0; ai < 2; ai++) {
 		struct tb_diag d;
-		struct tb_key *k = tb_key_generate(algs[ai], &d), *k2 = tb_key_generate(algs[ai], &d);
+		struct tb_key *k = tb_key_generate(algs[ai], &d),
+		              *k2 = tb_key_generate(algs[ai], &d);
 		struct tb_pub *pub, *pub2;
 		uint8_t sig[TB_SIG_LEN], id[32], id2[32], msg[300];
 
@@ -147,7 +148,7 @@ test_sign_verify(void **state)
 			assert_int_equal(tb_key_sign(k, msg, n, sig), TB_OK);
 			if (!tb_pub_verify(pub, msg, n, sig))
 				fail_msg("%s: signature %d over %zu bytes does not verify",
-					 tb_alg_name(algs[ai]), i, n);
+				         tb_alg_name(algs[ai]), i, n);
 			assert_false(tb_pub_verify(pub2, msg, n, sig)); /* wrong key */
 		}
 		/* every bit of the signature and of the message matters */
@@ -158,7 +159,8 @@ test_sign_verify(void **state)
 			for (int bit = 0; bit < 8; bit += 3) {
 				sig[i] ^= (uint8_t)(1 << bit);
 				if (tb_pub_verify(pub, msg, 7, sig))
-					fail_msg("tampered signature byte %zu bit %d verifies", i, bit);
+					fail_msg("tampered signature byte %zu bit %d verifies", i,
+					         bit);
 				sig[i] ^= (uint8_t)(1 << bit);
 			}
 		}
@@ -193,10 +195,13 @@ test_ed25519_rfc8032(void **state)
 {
 	static const char pkcs8_prefix[] = "302e020100300506032b657004220420";
 	static const char spki_prefix[] = "302a300506032b6570032100";
-	static const char seed[] = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-	static const char pubhex[] = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
-	static const char sighex[] = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901"
-				     "555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+	static const char seed[] =
+	    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+	static const char pubhex[] =
+	    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+	static const char sighex[] =
+	    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901"
+	    "555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
 	uint8_t der[48], spki[44], want_sig[64], sig[64], id[32], want_id[32];
 	gnutls_datum_t dd = {der, sizeof(der)}, pem = {0};
 	struct tb_diag d;
@@ -338,13 +343,13 @@ make_cert(const struct tb_key *k)
 	assert_int_equal(gnutls_x509_crt_set_activation_time(crt, now - 60), 0);
 	assert_int_equal(gnutls_x509_crt_set_expiration_time(crt, now + 86400), 0);
 	assert_int_equal(gnutls_x509_crt_set_dn(crt, "CN=test,serialNumber=320300", NULL), 0);
-	assert_int_equal(gnutls_x509_crt_set_issuer_dn(crt, "CN=test,serialNumber=320300", NULL), 0);
-	assert_int_equal(gnutls_x509_crt_privkey_sign(crt, crt, tb_key_gnutls(k),
-						      tb_key_alg(k) == TB_ALG_ED25519
-							      ? GNUTLS_DIG_SHA512
-							      : GNUTLS_DIG_SHA256,
-						      0),
-			 0);
+	assert_int_equal(gnutls_x509_crt_set_issuer_dn(crt, "CN=test,serialNumber=320300", NULL),
+	                 0);
+	assert_int_equal(
+	    gnutls_x509_crt_privkey_sign(
+	        crt, crt, tb_key_gnutls(k),
+	        tb_key_alg(k) == TB_ALG_ED25519 ? GNUTLS_DIG_SHA512 : GNUTLS_DIG_SHA256, 0),
+	    0);
 	assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out), 0);
 	s = malloc(out.size + 1);
 	assert_non_null(s);
@@ -406,7 +411,8 @@ test_pub_import(void **state)
 		for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 			p2 = tb_pub_import(pem.data, cuts[i], &d);
 			if (p2 != NULL)
-				fail_msg("truncated PEM (%zu of %zu bytes) accepted", cuts[i], pem.len);
+				fail_msg("truncated PEM (%zu of %zu bytes) accepted", cuts[i],
+				         pem.len);
 			assert_true(d.code == TB_E_KEY || d.code == TB_E_CERT);
 		}
 		pem.data[40] = '*'; /* not base64 */
@@ -414,7 +420,8 @@ test_pub_import(void **state)
 		tb_buf_free(&pem);
 		assert_null(tb_pub_import((const uint8_t *)"hello", 5, &d));
 		assert_int_equal(d.code, TB_E_KEY);
-		static const char fakecert[] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+		static const char fakecert[] =
+		    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
 		assert_null(tb_pub_import((const uint8_t *)fakecert, strlen(fakecert), &d));
 		assert_int_equal(d.code, TB_E_CERT);
 
@@ -436,7 +443,8 @@ test_pub_import(void **state)
 		for (size_t i = 0; i < sizeof(kcuts) / sizeof(kcuts[0]); i++) {
 			l = tb_key_import(kp.data, kcuts[i], NULL, &d);
 			if (l != NULL)
-				fail_msg("truncated key (%zu of %zu bytes) accepted", kcuts[i], kp.len);
+				fail_msg("truncated key (%zu of %zu bytes) accepted", kcuts[i],
+				         kp.len);
 			assert_int_equal(d.code, TB_E_KEY);
 		}
 		tb_buf_free(&kp);
@@ -489,8 +497,8 @@ test_foreign_keys(void **state)
 		gnutls_pk_algorithm_t pk;
 		unsigned bits;
 	} v[] = {
-		{GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1)},
-		{GNUTLS_PK_RSA, 2048},
+	    {GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1)},
+	    {GNUTLS_PK_RSA, 2048},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -504,8 +512,8 @@ test_foreign_keys(void **state)
 		assert_int_equal(gnutls_privkey_generate2(pk, v[i].pk, v[i].bits, 0, NULL, 0), 0);
 		assert_int_equal(gnutls_privkey_export_x509(pk, &xk), 0);
 		assert_int_equal(gnutls_x509_privkey_export2_pkcs8(xk, GNUTLS_X509_FMT_PEM, NULL,
-								   GNUTLS_PKCS_PLAIN, &pem),
-				 0);
+		                                                   GNUTLS_PKCS_PLAIN, &pem),
+		                 0);
 		assert_int_equal(gnutls_pubkey_init(&pub), 0);
 		assert_int_equal(gnutls_pubkey_import_privkey(pub, pk, 0, 0), 0);
 		assert_int_equal(gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_PEM, &ppem), 0);
@@ -527,10 +535,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alg_names),	cmocka_unit_test(test_sha256_random),
-		cmocka_unit_test(test_sign_verify),	cmocka_unit_test(test_ed25519_rfc8032),
-		cmocka_unit_test(test_save_load),	cmocka_unit_test(test_pub_import),
-		cmocka_unit_test(test_import_unterminated), cmocka_unit_test(test_foreign_keys),
+	    cmocka_unit_test(test_alg_names),           cmocka_unit_test(test_sha256_random),
+	    cmocka_unit_test(test_sign_verify),         cmocka_unit_test(test_ed25519_rfc8032),
+	    cmocka_unit_test(test_save_load),           cmocka_unit_test(test_pub_import),
+	    cmocka_unit_test(test_import_unterminated), cmocka_unit_test(test_foreign_keys),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

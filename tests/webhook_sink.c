@@ -56,7 +56,8 @@ main(int argc, char **argv)
 			len += (size_t)r;
 			buf[len] = '\0';
 			char *h = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length:");
-			if (h != NULL && cl != NULL && len >= (size_t)(h + 4 - buf) + (size_t)atol(cl + 15))
+			if (h != NULL && cl != NULL &&
+			    len >= (size_t)(h + 4 - buf) + (size_t)atol(cl + 15))
 				break;
 		}
 		char *body = strstr(buf, "\r\n\r\n");
@@ -66,7 +67,7 @@ main(int argc, char **argv)
 			fflush(out);
 		}
 		dprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code,
-			code == 200 ? "OK" : "Internal Server Error");
+		        code == 200 ? "OK" : "Internal Server Error");
 		close(c);
 	}
 	fclose(out);

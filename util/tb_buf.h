@@ -30,7 +30,6 @@ int tb_buf_reserve(struct tb_buf *b, size_t n);
 int tb_buf_add(struct tb_buf *b, const void *p, size_t n);
 int tb_buf_addc(struct tb_buf *b, uint8_t c);
 int tb_buf_adds(struct tb_buf *b, const char *s);
-int tb_buf_printf(struct tb_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int tb_buf_printf(struct tb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

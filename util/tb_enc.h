@@ -18,8 +18,7 @@ size_t tb_b64url_len(size_t n);
 void tb_b64url_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes len characters into out (capacity outcap). Sets *outlen.
  * Returns false on any invalid input or if out is too small. */
-bool tb_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outcap,
-		      size_t *outlen);
+bool tb_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outcap, size_t *outlen);
 
 /* Writes 2n lowercase hex digits plus a NUL into out. */
 void tb_hex_encode(const uint8_t *in, size_t n, char *out);

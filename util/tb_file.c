@@ -32,7 +32,8 @@ tb_file_read(const char *path, size_t max, struct tb_buf *out, struct tb_diag *d
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", name, strerror(errno));
+			rc =
+			    tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", name, strerror(errno));
 			break;
 		}
 		if (r == 0)
@@ -40,8 +41,8 @@ tb_file_read(const char *path, size_t max, struct tb_buf *out, struct tb_diag *d
 		out->len += (size_t)r;
 		out->data[out->len] = '\0';
 		if (out->len - start > max) {
-			rc = tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%s is larger than %zu bytes",
-					 name, max);
+			rc = tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS,
+			                 "%s is larger than %zu bytes", name, max);
 			break;
 		}
 	}
@@ -52,7 +53,7 @@ tb_file_read(const char *path, size_t max, struct tb_buf *out, struct tb_diag *d
 
 int
 tb_file_write(const char *path, const void *data, size_t n, mode_t mode, int exclusive,
-	      struct tb_diag *d)
+              struct tb_diag *d)
 {
 	char tmp[4096];
 	const unsigned char *p = data;

@@ -23,6 +23,6 @@ int tb_file_read(const char *path, size_t max, struct tb_buf *out, struct tb_dia
  * file.  Returns 0 or TB_E_IO.
  */
 int tb_file_write(const char *path, const void *data, size_t n, mode_t mode, int exclusive,
-		  struct tb_diag *d);
+                  struct tb_diag *d);
 
 #endif

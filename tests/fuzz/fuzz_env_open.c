@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* RFC 8032 section 7.1 TEST 1 secret key as PKCS#8; key id
  * 06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9. */
 static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
-			      "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-			      "-----END PRIVATE KEY-----\n";
+                              "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+                              "-----END PRIVATE KEY-----\n";
 static struct tb_key *key;
 static struct tb_pub *pub;
 static uint8_t kid[TB_KEYID_LEN];
@@ -45,7 +45,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (tb_crypto_init() != TB_OK || (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) == NULL ||
+	if (tb_crypto_init() != TB_OK ||
+	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) ==
+	        NULL ||
 	    (pub = tb_key_pub(key)) == NULL)
 		abort();
 	tb_key_id(key, kid);
@@ -87,8 +89,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tb_env_serialize(e, &s1) != TB_OK || tb_env_digest(e, dg1) != TB_OK)
 		abort();
 	if ((e2 = tb_env_parse(s1.data, s1.len, &d)) == NULL) {
-		fprintf(stderr, "serialised envelope refused: %s (%s)\n%.*s\n", tb_err_reason(d.code),
-			d.detail, (int)s1.len, (const char *)s1.data);
+		fprintf(stderr, "serialised envelope refused: %s (%s)\n%.*s\n",
+		        tb_err_reason(d.code), d.detail, (int)s1.len, (const char *)s1.data);
 		abort();
 	}
 	if (tb_env_serialize(e2, &s2) != TB_OK || tb_env_digest(e2, dg2) != TB_OK)
@@ -102,8 +104,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		tb_env_free(e2);
 		if ((e2 = tb_env_parse(s2.data, s2.len, &d)) == NULL && d.code != TB_E_TOO_LARGE) {
-			fprintf(stderr, "relayed envelope refused: %s (%s)\n", tb_err_reason(d.code),
-				d.detail);
+			fprintf(stderr, "relayed envelope refused: %s (%s)\n",
+			        tb_err_reason(d.code), d.detail);
 			abort();
 		}
 	}

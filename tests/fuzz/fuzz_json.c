@@ -35,15 +35,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	doc2 = tb_json_parse(c1.data, c1.len, NULL, &d);
 	if (doc2 == NULL) {
-		fprintf(stderr, "canonical form refused: %s at %zu (%s)\n%.*s\n", tb_err_reason(d.code),
-			d.offset, d.detail, (int)c1.len, (const char *)c1.data);
+		fprintf(stderr, "canonical form refused: %s at %zu (%s)\n%.*s\n",
+		        tb_err_reason(d.code), d.offset, d.detail, (int)c1.len,
+		        (const char *)c1.data);
 		abort();
 	}
 	if (tb_json_canon(tb_json_root(doc2), NULL, &c2) != TB_OK)
 		abort();
 	if (c1.len != c2.len || memcmp(c1.data, c2.data, c1.len) != 0) {
 		fprintf(stderr, "not idempotent:\n%.*s\n%.*s\n", (int)c1.len, (const char *)c1.data,
-			(int)c2.len, (const char *)c2.data);
+		        (int)c2.len, (const char *)c2.data);
 		abort();
 	}
 	/* canonical text is valid UTF-8 */
