@@ -86,6 +86,11 @@ struct tb_node {
 	struct evhttp *http;
 	char api_token[128];
 	struct tb_peer *peers;
+	struct tb_retired {
+		coap_session_t *s;
+		int64_t since_ms;
+	} *retired; /* sessions given up, released later (transport.c) */
+	size_t nretired;
 	char **interned; /* member id strings handed to sessions */
 	size_t ninterned;
 	bool draining;
@@ -157,6 +162,8 @@ void tb_transport_kick(struct tb_node *n);
 coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
                                      struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
+/* Releases retired sessions old enough to have no transfer left. */
+void tb_transport_reap(struct tb_node *n);
 /* Releases slot's session of peer id if it is still s (outside libcoap
  * callbacks only). */
 void tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s);

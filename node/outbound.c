@@ -412,6 +412,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (n->draining)
 		return;
+	tb_transport_reap(n);
 	/* peers a new registry made inactive: their sessions go now, outside
 	 * any libcoap callback */
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)

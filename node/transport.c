@@ -211,6 +211,9 @@ tb_transport_stop(struct tb_node *n)
 	if (n->coap_timer != NULL)
 		event_free(n->coap_timer);
 	n->coap_ev = n->coap_timer = NULL;
+	free(n->retired); /* their sessions go with the context */
+	n->retired = NULL;
+	n->nretired = 0;
 	if (n->coap != NULL)
 		coap_free_context(n->coap);
 	n->coap = NULL;
@@ -231,6 +234,43 @@ find_peer(struct tb_node *n, const char *id, bool create)
 	p->next = n->peers;
 	n->peers = p;
 	return p;
+}
+
+/*
+ * Sessions we stop using are not released at once: libcoap 4.3.1 may still
+ * hold queued PDUs and block transfers that point at them (releasing such
+ * a session was seen to make libcoap read freed memory).  They are kept
+ * until every retransmission must have ended, then released; whatever is
+ * left is freed with the context at exit.
+ */
+#define RETIRE_MS (2 * 93 * 1000) /* twice CoAP's MAX_TRANSMIT_WAIT */
+
+static void
+retire(struct tb_node *n, coap_session_t *s)
+{
+	struct tb_retired *v;
+
+	if ((v = realloc(n->retired, (n->nretired + 1) * sizeof(*v))) == NULL)
+		return; /* kept by libcoap until the context is freed */
+	n->retired = v;
+	v[n->nretired].s = s;
+	v[n->nretired].since_ms = tb_now_ms();
+	n->nretired++;
+}
+
+void
+tb_transport_reap(struct tb_node *n)
+{
+	size_t k = 0;
+	int64_t now = tb_now_ms();
+
+	for (size_t i = 0; i < n->nretired; i++) {
+		if (now - n->retired[i].since_ms >= RETIRE_MS)
+			coap_session_release(n->retired[i].s);
+		else
+			n->retired[k++] = n->retired[i];
+	}
+	n->nretired = k;
 }
 
 struct tb_peer *
@@ -255,7 +295,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
 		/* closed or failed: replace it */
 		tb_regsync_lost(n, p->sessions[slot]);
-		coap_session_release(p->sessions[slot]);
+		retire(n, p->sessions[slot]);
 		p->sessions[slot] = NULL;
 		p->inflight[slot] = 0;
 	}
@@ -283,7 +323,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 	    s == NULL)
 		return;
 	tb_regsync_lost(n, s);
-	coap_session_release(s);
+	retire(n, s);
 	p->sessions[slot] = NULL;
 	p->inflight[slot] = 0;
 }
@@ -296,7 +336,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 	for (int i = 0; p != NULL && i < TB_PEER_SESSIONS; i++)
 		if (p->sessions[i] != NULL) {
 			tb_regsync_lost(n, p->sessions[i]);
-			coap_session_release(p->sessions[i]);
+			retire(n, p->sessions[i]);
 			p->sessions[i] = NULL;
 			p->inflight[i] = 0;
 		}
