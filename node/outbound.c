@@ -771,7 +771,12 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		free(eoff);
 		free(elen);
 	}
-	if (tb_journal_commit(n->journal) != TB_OK)
+	/* Outcomes are committed without waiting for the disk: a delivery
+	 * record lost in a crash only means the message is sent again, and
+	 * the receiver answers with its original receipt (relays queued
+	 * here reach the disk with the next durable commit, before any
+	 * answer that depends on them). */
+	if (tb_journal_commit_nosync(n->journal) != TB_OK)
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	finish_exchange(n, x, cls == 2);
 	tb_responder_run_pending(n);
