@@ -151,16 +151,9 @@ tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 		return rc;
 	/* refused here what the recipient would refuse: a request for a
 	 * service it does not offer */
-	if (role == TB_FLOW_REQUEST && svc != NULL && to != NULL) {
-		size_t m = tb_reg_find_member(n->reg, to);
-		bool found = false;
-		for (size_t i = 0;
-		     m != TB_REG_NONE && i < tb_reg_service_count(n->reg, m) && !found; i++)
-			found = strcmp(tb_reg_service_code(n->reg, m, i), svc) == 0;
-		if (!found)
-			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
-			                   "%s does not offer service %s", to, svc);
-	}
+	if (role == TB_FLOW_REQUEST && svc != NULL && to != NULL && !tb_node_offers(n, to, svc))
+		return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS, "%s does not offer service %s",
+		                   to, svc);
 	if (role == TB_FLOW_ANSWER) {
 		struct tb_journal_inbound in;
 		if (corr == NULL)

@@ -144,20 +144,6 @@ enum {
 	K_RETURN, /* a recipient's receipt for a message this node sent via a hub */
 };
 
-/* True when this node's registry entry lists service code svc. */
-static bool
-offers(struct tb_node *n, const char *svc)
-{
-	size_t m = n->reg ? tb_reg_find_member(n->reg, n->cfg.member_id) : TB_REG_NONE;
-
-	if (m == TB_REG_NONE)
-		return false;
-	for (size_t i = 0; i < tb_reg_service_count(n->reg, m); i++)
-		if (strcmp(tb_reg_service_code(n->reg, m, i), svc) == 0)
-			return true;
-	return false;
-}
-
 /* Checks beyond the envelope itself, and what to do with it: the carrier
  * (DTLS peer) must be the sender or the last relay; an envelope for this
  * node goes to its inbox (policy permitting) or, when it is a recipient's
@@ -186,7 +172,7 @@ route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag 
 		it->kind = K_LOCAL;
 		/* a request must be for a service this member offers */
 		if (tb_env_service(e) != NULL && tb_flow_role(tb_env_type(e)) == TB_FLOW_REQUEST &&
-		    !offers(n, tb_env_service(e)))
+		    !tb_node_offers(n, me, tb_env_service(e)))
 			return tb_diag_set(d, TB_E_SERVICE, TB_DIAG_NOPOS,
 			                   "%s does not offer service %s", me, tb_env_service(e));
 		if (tb_env_service(e) != NULL && n->reg != NULL) {

@@ -61,6 +61,8 @@ free_pubs(struct tb_node *n)
 	free(n->pubs);
 	n->pubs = NULL;
 	n->npubs = 0;
+	free(n->pub_base);
+	n->pub_base = NULL;
 }
 
 /* Imports every message-signing key of the registry once, so opening an
@@ -70,9 +72,14 @@ build_pubs(struct tb_node *n, const struct tb_reg *reg)
 {
 	size_t total = 0, at = 0;
 
-	for (size_t m = 0; m < tb_reg_member_count(reg); m++)
-		total += tb_reg_key_count(reg, m);
 	free_pubs(n);
+	/* pub_base[m]: index of member m's first key in pubs */
+	if ((n->pub_base = calloc(tb_reg_member_count(reg) + 1, sizeof(*n->pub_base))) == NULL)
+		return TB_E_NOMEM;
+	for (size_t m = 0; m < tb_reg_member_count(reg); m++) {
+		n->pub_base[m] = total;
+		total += tb_reg_key_count(reg, m);
+	}
 	if (total == 0)
 		return TB_OK;
 	if ((n->pubs = calloc(total, sizeof(*n->pubs))) == NULL)
@@ -89,19 +96,6 @@ build_pubs(struct tb_node *n, const struct tb_reg *reg)
 				n->pubs[at] = tb_pub_import_spki(spki, len, NULL);
 		}
 	return TB_OK;
-}
-
-/* Index of key (m, k) in n->pubs. */
-static size_t
-pub_index(const struct tb_reg *reg, size_t m, size_t k)
-{
-	size_t at = 0;
-
-	/* registries are small per node; a prefix sum table would trade
-	 * memory for this loop if member counts grow */
-	for (size_t i = 0; i < m; i++)
-		at += tb_reg_key_count(reg, i);
-	return at + k;
 }
 
 const struct tb_pub *
@@ -122,7 +116,7 @@ tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid)
 	tb_reg_key(n->reg, m, k, id, &use, &spki, &len);
 	if (!(use & TB_USE_SIGN))
 		return NULL;
-	size_t i = pub_index(n->reg, m, k);
+	size_t i = n->pub_base[m] + k;
 	return i < n->npubs ? n->pubs[i] : NULL;
 }
 
@@ -197,10 +191,6 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		goto fail;
 	if (persist && (rc = tb_file_write(n->cfg.registry, doc, len, 0644, 0, d)) != TB_OK)
 		goto fail;
-	if ((rc = build_pubs(n, reg)) != TB_OK) {
-		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
-		goto fail;
-	}
 	if ((rt = tb_route_new(reg, d)) == NULL) {
 		rc = d->code;
 		goto fail;
@@ -211,6 +201,15 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	if (tb_buf_add(&copy, doc, len) != TB_OK) {
 		tb_route_free(rt);
 		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto fail;
+	}
+	/* the key table follows the registry it indexes: built last, so no
+	 * earlier failure leaves it describing a registry not applied */
+	if ((rc = build_pubs(n, reg)) != TB_OK) {
+		tb_route_free(rt);
+		tb_buf_free(&copy);
+		free_pubs(n); /* lookups refuse until a registry applies */
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 		goto fail;
 	}
 	tb_route_free(n->route);
@@ -237,6 +236,17 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 fail:
 	tb_reg_free(reg);
 	return rc;
+}
+
+bool
+tb_node_offers(const struct tb_node *n, const char *member, const char *service)
+{
+	size_t m = n->reg ? tb_reg_find_member(n->reg, member) : TB_REG_NONE;
+
+	for (size_t i = 0; m != TB_REG_NONE && i < tb_reg_service_count(n->reg, m); i++)
+		if (strcmp(tb_reg_service_code(n->reg, m, i), service) == 0)
+			return true;
+	return false;
 }
 
 int

@@ -89,7 +89,7 @@ struct tb_node {
 	struct tb_retired {
 		coap_session_t *s;
 		int64_t since_ms;
-	} *retired; /* sessions given up, released later (transport.c) */
+	} * retired; /* sessions given up, released later (transport.c) */
 	size_t nretired;
 	char **interned; /* member id strings handed to sessions */
 	size_t ninterned;
@@ -123,6 +123,7 @@ struct tb_node {
 	size_t nprivs;
 	/* pubkey cache for message verification, rebuilt with the registry */
 	struct tb_pub **pubs;
+	size_t *pub_base; /* index in pubs of each member's first key */
 	size_t npubs;
 };
 
@@ -145,6 +146,8 @@ const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint
 /* Checks a DTLS peer certificate (DER) against the registry: the member
  * id it belongs to (interned, owned by the node), or NULL. */
 const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+/* True when member offers service in the current registry. */
+bool tb_node_offers(const struct tb_node *n, const char *member, const char *service);
 /* The member serving service for region under the current registry
  * (copied into member, 16 bytes); TB_E_NO_ROUTE when none. */
 int tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,

@@ -386,17 +386,6 @@ fail:
 	return -1;
 }
 
-/* True when message id travels in an exchange awaiting its answer. */
-static bool
-in_flight(const struct tb_node *n, const char *id)
-{
-	for (const struct tb_exchange *x = n->exchanges; x != NULL; x = x->next)
-		for (size_t i = 0; i < x->count; i++)
-			if (memcmp(x->ids[i], id, 32) == 0)
-				return true;
-	return false;
-}
-
 static void
 deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -457,10 +446,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		struct due *x = &l.v[i];
 		struct tb_diag d;
 		coap_address_t addr;
-		if (in_flight(n, x->id)) {
-			x->hop[0] = '\0';
-			continue;
-		} else if (x->expires <= now) {
+		if (x->expires <= now) {
 			tb_journal_outbound_failed(
 			    n->journal, x->id, "time.expired: not delivered before expiry", now);
 			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
