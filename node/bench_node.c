@@ -33,6 +33,28 @@ now_s(void)
 
 static char bindir[1024];
 
+/* CPU seconds (user + system) a process has used so far, or -1. */
+static double
+cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	r = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[r] = '\0';
+	/* fields after the command name, which is in parentheses */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static pid_t
 spawn(const char *prog, char *const args[], const char *logpath)
 {
@@ -165,7 +187,7 @@ quantile(const struct tb_buf *a, const struct tb_buf *b, double q)
 /* Appends a JSON array of count case.submit requests of about 1 KiB,
  * case ids from *seq on; returns one message's size. */
 static int
-add_cases(struct tb_buf *b, long count, long *seq)
+add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 {
 	char one[1600];
 	int ol = 0;
@@ -174,11 +196,11 @@ add_cases(struct tb_buf *b, long count, long *seq)
 	for (long k = 0; k < count; k++) {
 		ol = snprintf(
 		    one, sizeof(one),
-		    "{\"type\":\"case.submit\",\"to\":\"371300\",\"service\":\"hukou.transfer\","
+		    "{\"type\":\"case.submit\",\"to\":\"%s\",\"service\":\"hukou.transfer\","
 		    "\"body\":{\"case_id\":\"BENCH-%ld\",\"service\":\"hukou.transfer\","
 		    "\"mode\":\"online\",\"applicant\":{\"kind\":\"person\",\"idhash\":\"%064d\"},"
 		    "\"materials\":[",
-		    (*seq)++, 7);
+		    to, (*seq)++, 7);
 		for (int i = 0; i < 8; i++)
 			ol += snprintf(one + ol, sizeof(one) - (size_t)ol,
 			               "%s{\"sha256\":\"%064d\",\"size\":%d,\"name\":\"m%d.pdf\"}",
@@ -190,6 +212,94 @@ add_cases(struct tb_buf *b, long count, long *seq)
 	}
 	tb_buf_addc(b, ']');
 	return ol;
+}
+
+/* A node the benchmark submits to: its API port, token and the member
+ * its messages go to. */
+struct side {
+	int port;
+	const struct tb_buf *tok;
+	const char *to;
+};
+
+static double
+delivered_total(const struct side *sd, int nsides)
+{
+	struct tb_buf m;
+	double sum = 0;
+
+	tb_buf_init(&m);
+	for (int i = 0; i < nsides; i++) {
+		if (http(sd[i].port, (const char *)sd[i].tok->data, "GET", "/metrics", NULL, 0,
+		         &m) != 200) {
+			sum = -1;
+			break;
+		}
+		sum += metric(&m, "tongban_messages_out_total{result=\"delivered\"} ");
+	}
+	tb_buf_free(&m);
+	return sum;
+}
+
+/*
+ * Submits `total` messages spread over the sides (each side's share from
+ * its own process, in API requests of per_req) and waits until all are
+ * delivered with verified receipts.  0 on success.
+ */
+static int
+saturate(const struct side *sd, int nsides, long total, long per_req, long *seq, double *drain)
+{
+	double start = delivered_total(sd, nsides), now, deadline;
+	pid_t kids[2];
+	int ok = 1;
+
+	for (int k = 0; k < nsides; k++) {
+		if ((kids[k] = fork()) == 0) {
+			struct tb_buf body, out;
+			long s = *seq + (long)k * total; /* distinct case ids per side */
+			tb_buf_init(&body);
+			tb_buf_init(&out);
+			for (long sent = 0; sent < total / nsides; sent += per_req) {
+				tb_buf_reset(&body);
+				add_cases(&body, per_req, &s, sd[k].to);
+				if (http(sd[k].port, (const char *)sd[k].tok->data, "POST",
+				         "/v1/messages", (const char *)body.data, body.len,
+				         &out) != 202) {
+					fprintf(stderr,
+					        "tongban-bench node: submit failed: %.200s\n",
+					        out.data);
+					_exit(1);
+				}
+			}
+			_exit(0);
+		}
+		if (kids[k] < 0)
+			return -1;
+	}
+	*seq += (long)nsides * total;
+	for (int k = 0; k < nsides; k++) {
+		int st;
+		if (waitpid(kids[k], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			ok = 0;
+	}
+	if (!ok)
+		return -1;
+	/* what was still queued when the last submission was answered */
+	double t_sub = now_s(),
+	       left = start + (double)(total / nsides * nsides) - delivered_total(sd, nsides);
+	deadline = now_s() + 300;
+	do {
+		/* polled at 20 Hz: /metrics counts the queue, which is not free */
+		usleep(50000);
+		now = delivered_total(sd, nsides);
+	} while (now < start + (double)(total / nsides * nsides) && now_s() < deadline);
+	if (now < start + (double)(total / nsides * nsides)) {
+		fprintf(stderr, "tongban-bench node: only %.0f of %ld delivered\n", now - start,
+		        total);
+		return -1;
+	}
+	*drain = left > 0 ? left / (now_s() - t_sub) : 0;
+	return 0;
 }
 
 /* Drops the "responder" line of a node.conf: the benchmark measures
@@ -367,8 +477,9 @@ bench_node(int argc, char **argv)
 	     log2[1200], tokpath[1200], ports[16], members[] = "320300,371300";
 	int base = 30000 + (int)(getpid() % 2000) * 10;
 	pid_t n1 = -1, n2 = -1, echo = -1;
-	struct tb_buf tok, body, out, m, small0;
-	double t0, t1, msgs_per_s, p50, p99, baseline, lat_rate = 0;
+	struct tb_buf tok, tok2, body, out, m, small0;
+	double t0, t1, msgs_per_s, both_per_s, drain1 = 0, drain2 = 0, p50, p99, baseline,
+	                                       lat_rate = 0;
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -391,6 +502,7 @@ bench_node(int argc, char **argv)
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	tb_buf_init(&tok);
+	tb_buf_init(&tok2);
 	tb_buf_init(&body);
 	tb_buf_init(&out);
 	tb_buf_init(&m);
@@ -414,8 +526,13 @@ bench_node(int argc, char **argv)
 	snprintf(tokpath, sizeof(tokpath), "%s/320300/api.token", dir);
 	if (tb_file_read(tokpath, 1024, &tok, NULL) != 0)
 		goto out;
+	snprintf(tokpath, sizeof(tokpath), "%s/371300/api.token", dir);
+	if (tb_file_read(tokpath, 1024, &tok2, NULL) != 0)
+		goto out;
 	double deadline = now_s() + 10;
-	while (http(base + 1000, (const char *)tok.data, "GET", "/healthz", NULL, 0, &out) != 200) {
+	while (http(base + 1000, (const char *)tok.data, "GET", "/healthz", NULL, 0, &out) != 200 ||
+	       http(base + 1001, (const char *)tok2.data, "GET", "/healthz", NULL, 0, &out) !=
+	           200) {
 		if (now_s() > deadline) {
 			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
 			goto out;
@@ -425,45 +542,31 @@ bench_node(int argc, char **argv)
 	/* 1 KiB bodies: case submissions with material digests, each its own
 	 * case (the case lifecycle refuses a second submission of one) */
 	long seq = 0;
-	int ol = add_cases(&body, per_req, &seq);
+	int ol = add_cases(&body, per_req, &seq, "371300");
 	printf("node: 2 tongban-node processes, %ld messages, body %d bytes, %ld per API request\n",
 	       total, ol, per_req);
 	/* warm-up: the DTLS handshakes */
 	tb_buf_init(&small0);
-	add_cases(&small0, 1, &seq);
+	add_cases(&small0, 1, &seq, "371300");
 	http(base + 1000, (const char *)tok.data, "POST", "/v1/messages", (const char *)small0.data,
 	     small0.len, &out);
+	tb_buf_reset(&small0);
+	add_cases(&small0, 1, &seq, "320300");
+	http(base + 1001, (const char *)tok2.data, "POST", "/v1/messages",
+	     (const char *)small0.data, small0.len, &out);
 	tb_buf_free(&small0);
 	usleep(300000);
+	/* one way: Xuzhou sends, Linyi receives */
+	struct side one[1] = {{base + 1000, &tok, "371300"}},
+	            both[2] = {{base + 1000, &tok, "371300"}, {base + 1001, &tok2, "320300"}};
+	double c1 = cpu_s(n1), c2 = cpu_s(n2);
 	t0 = now_s();
-	for (long sent = 0; sent < total; sent += per_req) {
-		if (sent > 0) {
-			tb_buf_reset(&body);
-			add_cases(&body, per_req, &seq);
-		}
-		if (http(base + 1000, (const char *)tok.data, "POST", "/v1/messages",
-		         (const char *)body.data, body.len, &out) != 202) {
-			fprintf(stderr, "tongban-bench node: submit failed: %.200s\n", out.data);
-			goto out;
-		}
-	}
-	double delivered = 0;
-	deadline = now_s() + 300;
-	do {
-		/* polled at 20 Hz: /metrics counts the queue, which is not free */
-		usleep(50000);
-		if (http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m) !=
-		    200)
-			continue;
-		delivered = metric(&m, "tongban_messages_out_total{result=\"delivered\"} ");
-	} while (delivered < (double)total + 1 && now_s() < deadline);
-	t1 = now_s();
-	if (delivered < (double)total + 1) {
-		fprintf(stderr, "tongban-bench node: only %.0f of %ld delivered\n", delivered,
-		        total);
+	if (saturate(one, 1, total, per_req, &seq, &drain1) != 0)
 		goto out;
-	}
+	t1 = now_s();
 	msgs_per_s = (double)total / (t1 - t0);
+	c1 = cpu_s(n1) - c1;
+	c2 = cpu_s(n2) - c2;
 	/* Latency under a steady load of half the measured capacity: small
 	 * submissions (10 messages) at a fixed pace for 4 s.  (Under the
 	 * saturating load above, latency is queueing time.) */
@@ -484,7 +587,7 @@ bench_node(int argc, char **argv)
 				continue;
 			}
 			tb_buf_reset(&small);
-			add_cases(&small, 10, &seq);
+			add_cases(&small, 10, &seq, "371300");
 			http(base + 1000, (const char *)tok.data, "POST", "/v1/messages",
 			     (const char *)small.data, small.len, &out);
 			n10++;
@@ -503,6 +606,14 @@ bench_node(int argc, char **argv)
 		tb_buf_free(&before);
 		tb_buf_free(&small);
 	}
+	/* both ways at once: each node sends half and receives half, as
+	 * cities do; each side's submissions come from their own process */
+	double b1 = cpu_s(n1), b2 = cpu_s(n2), tb0 = now_s();
+	if (saturate(both, 2, total, per_req, &seq, &drain2) != 0)
+		goto out;
+	both_per_s = (double)total / (now_s() - tb0);
+	b1 = cpu_s(n1) - b1;
+	b2 = cpu_s(n2) - b2;
 	/* baseline in the same run: the nodes are stopped first */
 	kill(n1, SIGKILL);
 	kill(n2, SIGKILL);
@@ -515,13 +626,25 @@ bench_node(int argc, char **argv)
 	baseline = echo_client(dir, base + 9, 1024, 3.0);
 	printf("tongban  : %8.0f msgs/s signed+verified+journalled+receipted (saturated)\n",
 	       msgs_per_s);
+	printf("cpu      : sender %.0f us/msg (%.0f%% of a core), receiver %.0f us/msg (%.0f%%)\n",
+	       c1 * 1e6 / (double)total, 100 * c1 / (t1 - t0), c2 * 1e6 / (double)total,
+	       100 * c2 / (t1 - t0));
+	printf("drain    : %8.0f msgs/s one way once all submissions were in (queue only)\n",
+	       drain1);
+	printf(
+	    "both ways: %8.0f msgs/s in all, each node sending half (sender+receiver CPU %.0f and "
+	    "%.0f us/msg)\n",
+	    both_per_s, b1 * 1e6 / (double)total, b2 * 1e6 / (double)total);
 	printf("latency  : p50 %.1f ms, p99 %.1f ms submit-to-verified-receipt at %.0f msgs/s\n",
 	       p50, p99, lat_rate);
 	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight\n",
 	       baseline);
 	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
-	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f}\n",
-	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total, lat_rate);
+	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
+	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
+	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f}\n",
+	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total, lat_rate,
+	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1);
 	rc = 0;
 out:
 	if (n1 > 0)
@@ -541,6 +664,7 @@ out:
 	if (rp > 0)
 		waitpid(rp, NULL, 0);
 	tb_buf_free(&tok);
+	tb_buf_free(&tok2);
 	tb_buf_free(&body);
 	tb_buf_free(&out);
 	tb_buf_free(&m);
