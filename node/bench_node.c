@@ -259,9 +259,11 @@ saturate(const struct side *sd, int nsides, long total, long per_req, long *seq,
 			long s = *seq + (long)k * total; /* distinct case ids per side */
 			tb_buf_init(&body);
 			tb_buf_init(&out);
-			for (long sent = 0; sent < total / nsides; sent += per_req) {
+			for (long sent = 0, c; sent < total / nsides; sent += c) {
+				c = total / nsides - sent < per_req ? total / nsides - sent
+				                                    : per_req;
 				tb_buf_reset(&body);
-				add_cases(&body, per_req, &s, sd[k].to);
+				add_cases(&body, c, &s, sd[k].to);
 				if (http(sd[k].port, (const char *)sd[k].tok->data, "POST",
 				         "/v1/messages", (const char *)body.data, body.len,
 				         &out) != 202) {
