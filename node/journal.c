@@ -45,17 +45,20 @@ static const char schema_sql[] =
      * they concern, however large the remembered history grows. */
     "CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
     "CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
+    /* Small rows: a message's state changes two or three times (sent,
+     * delivered or failed), and each change rewrites the pages holding
+     * its row.  The envelope and the receipt, written once each, live in
+     * the side tables below (schema 2). */
     "CREATE TABLE outbound ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id TEXT NOT NULL UNIQUE,"
     " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
     " service TEXT, corr TEXT, digest TEXT NOT NULL,"
     " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-    " envelope BLOB NOT NULL,"
     " state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt INTEGER NOT NULL,"
-    " last_error TEXT, reason TEXT, done_at INTEGER, receipt BLOB);"
+    " last_error TEXT, reason TEXT, done_at INTEGER);"
     "CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
     "CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
     /* seq is assigned by us (head + 1), not AUTOINCREMENT: it is hashed,
@@ -71,6 +74,24 @@ static const char schema_sql[] =
 /* Message flows (docs/PROTOCOL.md section 10): requests this node sent
  * that a final answer closed, and the state of each case by (requester,
  * handler, case id). */
+/* Schema 2: the outbound envelope and receipt, apart from the state row
+ * (deleted with it). */
+static const char side_sql[] =
+    "CREATE TABLE IF NOT EXISTS outbound_env ("
+    " seq INTEGER PRIMARY KEY REFERENCES outbound (seq) ON DELETE CASCADE,"
+    " envelope BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS outbound_receipt ("
+    " seq INTEGER PRIMARY KEY REFERENCES outbound (seq) ON DELETE CASCADE,"
+    " receipt BLOB NOT NULL);";
+
+/* Schema 1 kept both in the outbound row: moved out, columns dropped. */
+static const char migrate_v2_sql[] =
+    "INSERT INTO outbound_env (seq, envelope) SELECT seq, envelope FROM outbound;"
+    "INSERT INTO outbound_receipt (seq, receipt)"
+    " SELECT seq, receipt FROM outbound WHERE receipt IS NOT NULL;"
+    "ALTER TABLE outbound DROP COLUMN envelope;"
+    "ALTER TABLE outbound DROP COLUMN receipt;";
+
 static const char flows_sql[] =
     "CREATE TABLE IF NOT EXISTS closed_requests ("
     " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
@@ -90,8 +111,10 @@ enum sid {
 	ST_INBOX_ACK,
 	ST_INBOX_COUNT,
 	ST_OUT_PUT,
+	ST_OUT_PUT_ENV,
 	ST_OUT_DUE,
 	ST_OUT_DELIVERED,
+	ST_OUT_RECEIPT,
 	ST_OUT_RETRY,
 	ST_OUT_FAILED,
 	ST_OUT_STATUS,
@@ -127,20 +150,28 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
     [ST_INBOX_ACK] = "UPDATE inbound SET acked = 1 WHERE id = ?1 AND acked = 0",
     [ST_INBOX_COUNT] = "SELECT count(*) FROM inbound WHERE acked = 0",
-    [ST_OUT_PUT] = "INSERT INTO outbound (" MSG_COLS ", next_attempt)"
-                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+    /* ?10, the envelope, goes to outbound_env (ST_OUT_PUT_ENV) */
+    [ST_OUT_PUT] = "INSERT INTO outbound (id, sender, recipient, type, service, corr, digest,"
+                   " created, expires, next_attempt)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11)"
                    " ON CONFLICT (id) DO NOTHING",
-    [ST_OUT_DUE] = "SELECT " MSG_COLS ", attempts, next_attempt, last_error FROM outbound"
-                   " WHERE state = 0 AND next_attempt <= ?1"
-                   " ORDER BY next_attempt, seq LIMIT ?2",
-    [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, receipt = ?2, done_at = ?3"
-                         " WHERE id = ?1 AND state = 0",
+    [ST_OUT_PUT_ENV] = "INSERT INTO outbound_env (seq, envelope) VALUES (?1, ?2)",
+    [ST_OUT_DUE] = "SELECT o.id, o.sender, o.recipient, o.type, o.service, o.corr, o.digest,"
+                   " o.created, o.expires, e.envelope, o.attempts, o.next_attempt,"
+                   " o.last_error FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+                   " WHERE o.state = 0 AND o.next_attempt <= ?1"
+                   " ORDER BY o.next_attempt, o.seq LIMIT ?2",
+    [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, done_at = ?2"
+                         " WHERE id = ?1 AND state = 0 RETURNING seq",
+    [ST_OUT_RECEIPT] = "INSERT INTO outbound_receipt (seq, receipt) VALUES (?1, ?2)",
     [ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
                      " last_error = ?3 WHERE id = ?1 AND state = 0",
     [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
                       " WHERE id = ?1 AND state = 0",
-    [ST_OUT_STATUS] = "SELECT state, attempts, next_attempt, done_at, last_error, reason,"
-                      " receipt, sender, recipient, type, digest, corr FROM outbound WHERE id = ?1",
+    [ST_OUT_STATUS] = "SELECT o.state, o.attempts, o.next_attempt, o.done_at, o.last_error,"
+                      " o.reason, r.receipt, o.sender, o.recipient, o.type, o.digest, o.corr"
+                      " FROM outbound o LEFT JOIN outbound_receipt r ON r.seq = o.seq"
+                      " WHERE o.id = ?1",
     [ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
     [ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
     [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
@@ -158,7 +189,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                     " state = excluded.state, updated = excluded.updated",
     [ST_IN_GET] = "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
                   " WHERE id = ?1",
-    [ST_OUT_ENV] = "SELECT envelope FROM outbound WHERE id = ?1",
+    [ST_OUT_ENV] = "SELECT e.envelope FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+                   " WHERE o.id = ?1",
 };
 
 struct tb_journal {
@@ -477,13 +509,21 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 	 * schema between our first look and now. */
 	if ((rc = check_identity(db, path, &version, d)) != TB_OK)
 		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
+	         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
 	if (version == 0) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
-		         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
-		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, sql, d)) != TB_OK)
+		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, side_sql, d)) != TB_OK)
+			goto fail;
+	} else if (version == 1) {
+		/* schema 1 -> 2: envelopes and receipts move to side tables, in
+		 * this one transaction (all or nothing) */
+		if ((rc = exec(db, side_sql, d)) != TB_OK ||
+		    (rc = exec(db, migrate_v2_sql, d)) != TB_OK)
 			goto fail;
 	}
-	/* the message-flow tables came later: added to any schema-1 file */
+	if (version < TB_JOURNAL_SCHEMA && (rc = exec(db, sql, d)) != TB_OK)
+		goto fail;
+	/* the message-flow tables came later than schema 1 */
 	if ((rc = exec(db, flows_sql, d)) != TB_OK)
 		goto fail;
 	if ((rc = exec(db, "COMMIT", d)) != TB_OK)
@@ -555,7 +595,7 @@ tb_journal_open(const char *path, struct tb_diag *d)
 	 * delivery promise.  Batching pays for the fsync per commit. */
 	if (exec(j->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", d) != TB_OK)
 		goto fail;
-	if (version == 0 && create_schema(j->db, path, d) != TB_OK)
+	if (version < TB_JOURNAL_SCHEMA && create_schema(j->db, path, d) != TB_OK)
 		goto fail;
 
 	for (int i = 0; i < ST__COUNT; i++) {
@@ -875,7 +915,11 @@ tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m, in
 		return rc;
 	if (sqlite3_changes(j->db) != 1)
 		return tb_diag_set(&j->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "outbound %s", m->id);
-	return TB_OK;
+	s = st(j, ST_OUT_PUT_ENV);
+	if (sqlite3_bind_int64(s, 1, sqlite3_last_insert_rowid(j->db)) != SQLITE_OK ||
+	    bind_blob(s, 2, m->envelope, m->envelope_len) != SQLITE_OK)
+		return jfail(j, "bind");
+	return run(j, s, "outbound put");
 }
 
 int
@@ -941,14 +985,31 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 	if (!is_hex(id, 32) || (receipt == NULL && receipt_len != 0))
 		return jarg(j, "bad id or receipt");
 	s = st(j, ST_OUT_DELIVERED);
-	if (bind_text(s, 1, id) != SQLITE_OK ||
-	    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
+	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, at) != SQLITE_OK)
 		return jfail(j, "bind");
-	if ((rc = run(j, s, "outbound delivered")) != TB_OK)
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(s, 0);
+		/* RETURNING: the update is complete only once stepped to the end */
+		if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+			rc = jfail(j, "outbound delivered");
+			(void)sqlite3_reset(s);
+			return rc;
+		}
+		(void)sqlite3_reset(s);
+		if (receipt_len == 0)
+			return TB_OK;
+		s = st(j, ST_OUT_RECEIPT);
+		if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK ||
+		    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK)
+			return jfail(j, "bind");
+		return run(j, s, "outbound receipt");
+	}
+	if (rc != SQLITE_DONE) {
+		rc = jfail(j, "outbound delivered");
+		(void)sqlite3_reset(s);
 		return rc;
-	if (sqlite3_changes(j->db) == 1)
-		return TB_OK;
+	}
+	(void)sqlite3_reset(s);
 	rc = not_queued(j, id, &state);
 	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
 		/* a second receipt for a delivered message: keep the first */

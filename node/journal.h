@@ -39,7 +39,7 @@ struct tb_journal;
 
 /* Schema version kept in PRAGMA user_version.  A file with a higher
  * version is refused (TB_E_JOURNAL_VERSION) rather than misread. */
-#define TB_JOURNAL_SCHEMA 1
+#define TB_JOURNAL_SCHEMA 2
 
 /*
  * A message as journalled.  Plain value type of borrowed pointers: the

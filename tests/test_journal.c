@@ -164,6 +164,92 @@ test_open_schema_reopen(void **state)
 	tb_journal_close(j);
 }
 
+#define D64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* A schema-1 journal (envelope and receipt inside the outbound row), as
+ * written by tongban 0.1.0 before schema 2, with one delivered and one
+ * queued message. */
+static const char schema1_sql[] =
+    "PRAGMA user_version = 1; PRAGMA application_id = 1413630513;"
+    "CREATE TABLE inbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL, service TEXT,"
+    " corr TEXT, digest TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " envelope BLOB NOT NULL, receipt BLOB NOT NULL,"
+    " acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)));"
+    "CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
+    "CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
+    "CREATE TABLE outbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL, service TEXT,"
+    " corr TEXT, digest TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+    " envelope BLOB NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL,"
+    " last_error TEXT, reason TEXT, done_at INTEGER, receipt BLOB);"
+    "CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
+    "CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
+    "CREATE TABLE audit (seq INTEGER PRIMARY KEY CHECK (seq > 0), prev TEXT NOT NULL,"
+    " dir TEXT NOT NULL CHECK (dir IN ('i', 'o')), msgid TEXT NOT NULL, digest TEXT NOT NULL,"
+    " peer TEXT NOT NULL, at INTEGER NOT NULL, event TEXT NOT NULL, hash TEXT NOT NULL);"
+    "INSERT INTO outbound (id, sender, recipient, type, digest, created, expires, envelope,"
+    " state, next_attempt, done_at, receipt) VALUES"
+    " ('11111111111111111111111111111111', '320300', '371300', 'identity.verify',"
+    "  '" D64 "', 100, 4000000000, X'7b2261223a317d', 1, 100, 150, X'7b2272223a327d'),"
+    " ('22222222222222222222222222222222', '320300', '371300', 'identity.verify',"
+    "  '" D64 "', 100, 4000000000, X'7b2262223a337d', 0, 100, NULL, NULL);";
+
+static int
+due_one(void *ctx, const struct tb_journal_out *o)
+{
+	struct tb_buf *b = ctx;
+
+	tb_buf_add(b, o->msg.envelope, o->msg.envelope_len);
+	tb_buf_addc(b, '|');
+	tb_buf_add(b, o->msg.id, strlen(o->msg.id));
+	tb_buf_addc(b, ';');
+	return 0;
+}
+
+/* A schema-1 file is migrated to schema 2 when opened: nothing lost,
+ * queue and receipts as before, and the old columns gone. */
+static void
+test_open_migrates_schema1(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_journal_status st;
+	struct tb_buf b;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	raw_exec(path, schema1_sql);
+	j = open_ok(path);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+	tb_buf_init(&b);
+	assert_int_equal(tb_journal_outbound_status(j, "11111111111111111111111111111111", &st, &b),
+	                 TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(b.data, "{\"r\":2}", 7);
+	assert_int_equal(tb_journal_outbound_status(j, "22222222222222222222222222222222", &st, &b),
+	                 TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_QUEUED);
+	assert_int_equal(b.len, 0);
+	tb_buf_reset(&b);
+	assert_int_equal(tb_journal_outbound_due(j, 200, 0, due_one, &b), TB_OK);
+	tb_buf_addc(&b, '\0');
+	assert_string_equal((char *)b.data, "{\"b\":3}|22222222222222222222222222222222;");
+	tb_journal_close(j);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM pragma_table_info('outbound')"
+	                               " WHERE name IN ('envelope', 'receipt')"),
+	                 0);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 2);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_receipt"), 1);
+	/* and a second open leaves it alone */
+	tb_journal_close(open_ok(path));
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 2);
+	tb_buf_free(&b);
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -1123,6 +1209,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_schema_reopen),
+	    cmocka_unit_test(test_open_migrates_schema1),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
 	    cmocka_unit_test(test_inbox_order_ack),
