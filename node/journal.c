@@ -10,6 +10,7 @@
 #include "node/journal.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -193,9 +194,29 @@ static const char *const stmt_sql[ST__COUNT] = {
                    " WHERE o.id = ?1",
 };
 
+/* WAL frames after which a checkpoint is due: SQLite's own default. */
+#define CHECKPOINT_PAGES 1000
+
+/*
+ * Checkpoints (copying WAL frames into the database file, and its fsync)
+ * run on a thread of their own with its own connection, so that the
+ * node's loop never stalls for one: the WAL hook of the loop's
+ * connection only signals the thread.  PASSIVE checkpoints never block
+ * the writer.
+ */
+struct checkpointer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool started, due, stop;
+	uint64_t done; /* checkpoints run (tb_journal_checkpoints) */
+	char *path;
+};
+
 struct tb_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
+	struct checkpointer ck;
 	bool in_tx;   /* between a successful begin and commit/rollback */
 	bool aborted; /* SQLite rolled the caller's transaction back itself */
 	struct tb_diag diag;
@@ -535,6 +556,114 @@ fail:
 	return rc;
 }
 
+/* ---- background checkpoints ---- */
+
+static void *
+checkpoint_main(void *arg)
+{
+	struct checkpointer *c = arg;
+	sqlite3 *db = NULL;
+
+	/* the connection reads the schema once, which opens it in WAL mode;
+	 * until then a checkpoint call is a no-op */
+	if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_busy_timeout(db, JOURNAL_BUSY_MS) != SQLITE_OK ||
+	    sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+		/* without it the WAL only grows until the next open; say so */
+		fprintf(stderr, "journal: checkpoint connection: %s\n",
+		        db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->due && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		c->due = false;
+		pthread_mutex_unlock(&c->mu);
+		int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&c->mu);
+		if (rc == SQLITE_OK)
+			c->done++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* After each commit on the loop's connection: pages now in the WAL. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct checkpointer *c = arg;
+
+	/* A writer restarts the WAL from its start only when it begins after
+	 * a checkpoint has copied everything; under sustained load the two
+	 * keep overlapping and the file grows.  Past this bound the loop's
+	 * own connection checkpoints and waits for readers, once. */
+	if (pages >= CHECKPOINT_PAGES * 16) {
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	} else if (pages >= CHECKPOINT_PAGES) {
+		pthread_mutex_lock(&c->mu);
+		c->due = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+static int
+checkpointer_start(struct tb_journal *j, const char *path, struct tb_diag *d)
+{
+	struct checkpointer *c = &j->ck;
+
+	if ((c->path = strdup(path)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal path");
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, checkpoint_main, c) != 0)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot start the checkpoint thread");
+	c->started = true;
+	/* replaces SQLite's automatic checkpoint on commit */
+	sqlite3_wal_hook(j->db, wal_hook, c);
+	return TB_OK;
+}
+
+static void
+checkpointer_stop(struct tb_journal *j)
+{
+	struct checkpointer *c = &j->ck;
+
+	if (c->started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		c->started = false;
+	}
+	free(c->path);
+	c->path = NULL;
+}
+
+uint64_t
+tb_journal_checkpoints(struct tb_journal *j)
+{
+	uint64_t n;
+
+	if (j == NULL || !j->ck.started)
+		return 0;
+	pthread_mutex_lock(&j->ck.mu);
+	n = j->ck.done;
+	pthread_mutex_unlock(&j->ck.mu);
+	return n;
+}
+
 /* ---- lifetime ---- */
 
 struct tb_journal *
@@ -605,6 +734,8 @@ tb_journal_open(const char *path, struct tb_diag *d)
 			goto fail;
 		}
 	}
+	if (checkpointer_start(j, path, d) != TB_OK)
+		goto fail;
 	return j;
 fail:
 	sqlite3_finalize(s);
@@ -617,6 +748,7 @@ tb_journal_close(struct tb_journal *j)
 {
 	if (j == NULL)
 		return;
+	checkpointer_stop(j);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(j->st[i]);
 	/* An open transaction is rolled back by sqlite3_close: a batch the

@@ -122,6 +122,10 @@ struct tb_journal_status {
 struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
 /* Closes the handle, rolling back an open transaction.  NULL allowed. */
 void tb_journal_close(struct tb_journal *j);
+/* Checkpoints run so far by the handle's background thread, which copies
+ * the WAL into the database file whenever a commit leaves 1,000 pages or
+ * more in it (the commits themselves never checkpoint). */
+uint64_t tb_journal_checkpoints(struct tb_journal *j);
 /* Detail of the last failed operation on j (code TB_OK if none).  Owned by
  * j, valid until the next call on j. */
 const struct tb_diag *tb_journal_diag(const struct tb_journal *j);

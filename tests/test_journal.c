@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,6 +249,55 @@ test_open_migrates_schema1(void **state)
 	tb_journal_close(open_ok(path));
 	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 2);
 	tb_buf_free(&b);
+}
+
+/* Checkpoints happen on the journal's own thread: commits that fill the
+ * WAL past 1,000 pages get one without running it themselves, and the
+ * database file then holds the data. */
+static void
+test_checkpoint_background(void **state)
+{
+	char path[128], id[33];
+	struct tb_journal *j;
+	uint8_t blob[4000];
+	struct tb_journal_msg m;
+	uint64_t before;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	before = tb_journal_checkpoints(j);
+	memset(blob, 'x', sizeof(blob));
+	/* about 1,500 pages: more than one checkpoint's worth */
+	for (int k = 0; k < 30; k++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof(id), "%032d", k * 50 + i + 1);
+			memset(&m, 0, sizeof(m));
+			m.id = id;
+			m.from = "320300";
+			m.to = "371300";
+			m.type = "identity.verify";
+			m.digest = D64;
+			m.created = 100;
+			m.expires = 4000000000;
+			m.envelope = blob;
+			m.envelope_len = sizeof(blob);
+			assert_int_equal(tb_journal_outbound_put(j, &m, 100), TB_OK);
+		}
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+	}
+	for (int w = 0; w < 500 && tb_journal_checkpoints(j) == before; w++)
+		usleep(10000);
+	assert_true(tb_journal_checkpoints(j) > before);
+	/* the database file itself (not only the WAL) now holds the rows */
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 100 * 4096); /* before: the schema pages only */
+	int64_t pending = 0;
+	assert_int_equal(tb_journal_outbound_pending(j, &pending), TB_OK);
+	assert_int_equal(pending, 1500);
+	tb_journal_close(j);
 }
 
 static void
@@ -1210,6 +1260,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_schema_reopen),
 	    cmocka_unit_test(test_open_migrates_schema1),
+	    cmocka_unit_test(test_checkpoint_background),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
 	    cmocka_unit_test(test_inbox_order_ack),
