@@ -163,8 +163,10 @@ static const char *const stmt_sql[ST__COUNT] = {
                    " WHERE o.state = 0 AND o.next_attempt <= ?1"
                    " ORDER BY o.next_attempt, o.seq LIMIT ?2",
     [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, done_at = ?2"
-                         " WHERE id = ?1 AND state = 0 RETURNING seq",
-    [ST_OUT_RECEIPT] = "INSERT INTO outbound_receipt (seq, receipt) VALUES (?1, ?2)",
+                         " WHERE id = ?1 AND state = 0",
+    /* not UPDATE ... RETURNING: that materialises into a temporary table */
+    [ST_OUT_RECEIPT] = "INSERT INTO outbound_receipt (seq, receipt)"
+                       " SELECT seq, ?2 FROM outbound WHERE id = ?1",
     [ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
                      " last_error = ?3 WHERE id = ?1 AND state = 0",
     [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
@@ -1119,29 +1121,17 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 	s = st(j, ST_OUT_DELIVERED);
 	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, at) != SQLITE_OK)
 		return jfail(j, "bind");
-	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(s, 0);
-		/* RETURNING: the update is complete only once stepped to the end */
-		if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
-			rc = jfail(j, "outbound delivered");
-			(void)sqlite3_reset(s);
-			return rc;
-		}
-		(void)sqlite3_reset(s);
+	if ((rc = run(j, s, "outbound delivered")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1) {
 		if (receipt_len == 0)
 			return TB_OK;
 		s = st(j, ST_OUT_RECEIPT);
-		if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK ||
+		if (bind_text(s, 1, id) != SQLITE_OK ||
 		    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK)
 			return jfail(j, "bind");
 		return run(j, s, "outbound receipt");
 	}
-	if (rc != SQLITE_DONE) {
-		rc = jfail(j, "outbound delivered");
-		(void)sqlite3_reset(s);
-		return rc;
-	}
-	(void)sqlite3_reset(s);
 	rc = not_queued(j, id, &state);
 	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
 		/* a second receipt for a delivered message: keep the first */

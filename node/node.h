@@ -37,6 +37,7 @@ struct tb_exchange {
 	char (*ids)[33];
 	char (*digests)[65];
 	char (*tos)[16];
+	bool *relayed; /* a message from another member, relayed by this hub */
 	int64_t sent_ms;
 	struct tb_exchange *next;
 };

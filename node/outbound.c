@@ -224,6 +224,7 @@ tb_latency_done(struct tb_node *n, const char *id)
 
 struct due {
 	char id[33], to[16], hop[16], digest[65];
+	bool relayed; /* from another member: its receipt goes back (relay_back) */
 	int64_t expires, attempts;
 	struct tb_buf env;
 };
@@ -253,6 +254,8 @@ collect(void *ctx, const struct tb_journal_out *o)
 	snprintf(x->id, sizeof(x->id), "%s", o->msg.id);
 	snprintf(x->to, sizeof(x->to), "%s", o->msg.to);
 	snprintf(x->digest, sizeof(x->digest), "%s", o->msg.digest);
+	x->relayed = strcmp(o->msg.from, l->n->cfg.member_id) != 0 &&
+	             strcmp(o->msg.type, "receipt") != 0;
 	x->expires = o->msg.expires;
 	x->attempts = o->attempts;
 	tb_buf_init(&x->env);
@@ -294,6 +297,7 @@ free_exchange(struct tb_exchange *x)
 	free(x->ids);
 	free(x->digests);
 	free(x->tos);
+	free(x->relayed);
 	free(x);
 }
 
@@ -328,6 +332,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	x->ids = calloc(count, sizeof(*x->ids));
 	x->digests = calloc(count, sizeof(*x->digests));
 	x->tos = calloc(count, sizeof(*x->tos));
+	x->relayed = calloc(count, sizeof(*x->relayed));
 	tb_buf_init(body);
 	if (count > 1)
 		tb_buf_addc(body, '[');
@@ -335,10 +340,11 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		if (i > 0)
 			tb_buf_addc(body, ',');
 		tb_buf_add(body, v[i]->env.data, v[i]->env.len);
-		if (x->ids != NULL && x->digests != NULL && x->tos != NULL) {
+		if (x->ids != NULL && x->digests != NULL && x->tos != NULL && x->relayed != NULL) {
 			memcpy(x->ids[i], v[i]->id, 33);
 			memcpy(x->digests[i], v[i]->digest, 65);
 			memcpy(x->tos[i], v[i]->to, 16);
+			x->relayed[i] = v[i]->relayed;
 		}
 	}
 	if (count > 1)
@@ -346,7 +352,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
-	if (pdu == NULL || x->ids == NULL || x->digests == NULL || x->tos == NULL)
+	if (pdu == NULL || x->ids == NULL || x->digests == NULL || x->tos == NULL ||
+	    x->relayed == NULL)
 		goto fail;
 	coap_session_new_token(s, &x->token.length, x->tokbuf);
 	x->token.s = x->tokbuf;
@@ -664,7 +671,8 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		                        "delivered");
 		n->m.out_delivered++;
 		tb_latency_done(n, x->ids[i]);
-		relay_back(n, x->ids[i], r);
+		if (x->relayed[i])
+			relay_back(n, x->ids[i], r);
 		{
 			struct tb_journal_status st;
 			if (n->responder != NULL &&

@@ -245,6 +245,7 @@ out:
 		free(x->ids);
 		free(x->digests);
 		free(x->tos);
+		free(x->relayed);
 		free(x);
 	}
 	if (n->base)
