@@ -39,6 +39,7 @@ struct tb_config {
 	int64_t clock_skew;
 	int64_t retry_min_ms, retry_max_ms;
 	int64_t batch_max;
+	int64_t peer_sessions; /* at most TB_PEER_SESSIONS_MAX (node.h) */
 };
 
 struct tb_diag;

@@ -535,7 +535,8 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
 	         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
 	if (version == 0) {
-		if ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, side_sql, d)) != TB_OK)
+		if ((rc = exec(db, schema_sql, d)) != TB_OK ||
+		    (rc = exec(db, side_sql, d)) != TB_OK)
 			goto fail;
 	} else if (version == 1) {
 		/* schema 1 -> 2: envelopes and receipts move to side tables, in

@@ -44,16 +44,16 @@ struct tb_exchange {
 
 /* DTLS sessions kept to each peer: one block-wise exchange runs per
  * session, so parallel sessions carry parallel exchanges. */
-#define TB_PEER_SESSIONS 16
+#define TB_PEER_SESSIONS_MAX 64
 
 /* Per-peer outbound state (delivery, circuit breaker). */
 struct tb_peer {
 	char id[16];
-	coap_session_t *sessions[TB_PEER_SESSIONS];
-	int inflight[TB_PEER_SESSIONS]; /* exchanges awaiting an answer, per session */
-	bool drop;                      /* release all sessions at the next delivery round */
-	int failures;                   /* consecutive failures */
-	int64_t open_until_ms;          /* circuit open (no sends) until then */
+	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
+	int inflight[TB_PEER_SESSIONS_MAX]; /* exchanges awaiting an answer, per session */
+	bool drop;                          /* release all sessions at the next delivery round */
+	int failures;                       /* consecutive failures */
+	int64_t open_until_ms;              /* circuit open (no sends) until then */
 	struct tb_peer *next;
 };
 

@@ -254,8 +254,8 @@ collect(void *ctx, const struct tb_journal_out *o)
 	snprintf(x->id, sizeof(x->id), "%s", o->msg.id);
 	snprintf(x->to, sizeof(x->to), "%s", o->msg.to);
 	snprintf(x->digest, sizeof(x->digest), "%s", o->msg.digest);
-	x->relayed = strcmp(o->msg.from, l->n->cfg.member_id) != 0 &&
-	             strcmp(o->msg.type, "receipt") != 0;
+	x->relayed =
+	    strcmp(o->msg.from, l->n->cfg.member_id) != 0 && strcmp(o->msg.type, "receipt") != 0;
 	x->expires = o->msg.expires;
 	x->attempts = o->attempts;
 	tb_buf_init(&x->env);
@@ -436,7 +436,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	 * exchange's worth for peers without sessions yet) */
 	size_t free_slots = 1;
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-		for (int i = 0; i < TB_PEER_SESSIONS; i++)
+		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
 			free_slots += p->inflight[i] < WINDOW;
 	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
@@ -483,7 +483,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		p = tb_transport_peer(n, hop);
 		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
 		size_t j = i;
-		for (int slot = 0; open && slot < TB_PEER_SESSIONS; slot++) {
+		for (int slot = 0; open && slot < (int)n->cfg.peer_sessions; slot++) {
 			if (p->inflight[slot] >= WINDOW)
 				continue;
 			size_t c = 0, bytes = 2;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
@@ -87,6 +88,8 @@ reload_config(struct tb_node *n)
 #undef FIXED_S
 	if (c.listen_port != n->cfg.listen_port || c.api_port != n->cfg.api_port)
 		snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " ports");
+	if (c.peer_sessions != n->cfg.peer_sessions)
+		snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " peer_sessions");
 	if (fixed[0] != '\0')
 		log_warnx("SIGHUP: changed keys need a restart, not applied:%s", fixed);
 	tb_log_set_level(lvl);
@@ -187,6 +190,13 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* every DTLS client session is a socket of its own, up to
+	 * peer_sessions per peer: use the whole descriptor allowance */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if ((n->journal = tb_journal_open(n->cfg.journal, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
 		        tb_diag_format(&d, line, sizeof(line)));

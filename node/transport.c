@@ -138,7 +138,7 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		/* the session keeps its reference until its next use finds it
 		 * dead (tb_transport_session): no release inside a callback */
 		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-			for (int i = 0; i < TB_PEER_SESSIONS; i++)
+			for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
 				if (p->sessions[i] == s) {
 					log_debug("session %d to %s closed (event %d)", i, p->id,
 					          (int)ev);
@@ -319,7 +319,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 {
 	struct tb_peer *p = find_peer(n, id, false);
 
-	if (p == NULL || slot < 0 || slot >= TB_PEER_SESSIONS || p->sessions[slot] != s ||
+	if (p == NULL || slot < 0 || slot >= (int)n->cfg.peer_sessions || p->sessions[slot] != s ||
 	    s == NULL)
 		return;
 	tb_regsync_lost(n, s);
@@ -333,7 +333,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 {
 	struct tb_peer *p = find_peer(n, id, false);
 
-	for (int i = 0; p != NULL && i < TB_PEER_SESSIONS; i++)
+	for (int i = 0; p != NULL && i < (int)n->cfg.peer_sessions; i++)
 		if (p->sessions[i] != NULL) {
 			tb_regsync_lost(n, p->sessions[i]);
 			retire(n, p->sessions[i]);

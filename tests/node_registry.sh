@@ -147,6 +147,12 @@ mk '$a\
 max_message_size = 12'
 check_bad "integer out of range" "$W/bad.conf:$(($(wc -l <"$conf") + 1)): max_message_size"
 mk '$a\
+peer_sessions = 65'
+check_bad "peer_sessions above the sessions a node can keep" "$W/bad.conf:$(($(wc -l <"$conf") + 1)): peer_sessions"
+mk '$a\
+peer_sessions = 0'
+check_bad "peer_sessions zero" "peer_sessions"
+mk '$a\
 listen = 127.0.0.1:1'
 check_bad "key set twice" "set twice"
 mk '/^cert = /d'
