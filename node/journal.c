@@ -72,9 +72,6 @@ static const char schema_sql[] =
     " at INTEGER NOT NULL, event TEXT NOT NULL,"
     " hash TEXT NOT NULL);";
 
-/* Message flows (docs/PROTOCOL.md section 10): requests this node sent
- * that a final answer closed, and the state of each case by (requester,
- * handler, case id). */
 /* Schema 2: the outbound envelope and receipt, apart from the state row
  * (deleted with it). */
 static const char side_sql[] =
@@ -93,6 +90,9 @@ static const char migrate_v2_sql[] =
     "ALTER TABLE outbound DROP COLUMN envelope;"
     "ALTER TABLE outbound DROP COLUMN receipt;";
 
+/* Message flows (docs/PROTOCOL.md section 10): requests this node sent
+ * that a final answer closed, and the state of each case by (requester,
+ * handler, case id). */
 static const char flows_sql[] =
     "CREATE TABLE IF NOT EXISTS closed_requests ("
     " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"

@@ -716,10 +716,13 @@ test_prune(void **state)
 	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_put(j, &o3.m, 0), TB_OK);
-	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, NULL, 0, 50), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, (const uint8_t *)"{}", 2, 50),
+	                 TB_OK);
 	assert_int_equal(tb_journal_outbound_failed(j, o3.id, "x", 50), TB_OK);
 	assert_int_equal(tb_journal_audit_append(j, 'i', m1.id, m1.digest, "p", 1, "received"),
 	                 TB_OK);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 3);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_receipt"), 1);
 
 	/* bound 150 - 60 = 90: nothing has expired before it yet */
 	assert_int_equal(tb_journal_prune(j, 150, 60, &removed), TB_OK);
@@ -743,6 +746,9 @@ test_prune(void **state)
 	/* the id of m1 is forgotten: from here only the expiry check refuses
 	 * a replay of it, which is why the bound trails the expiry */
 	assert_int_equal(tb_journal_inbound_put(j, &m1.m, NULL), TB_OK);
+	/* the pruned messages' envelopes and receipts went with them */
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 1);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_receipt"), 0);
 	/* the audit chain is never pruned */
 	tb_journal_close(j);
 	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
