@@ -18,39 +18,17 @@
 #include "protocol/tb_env.h"
 #include "util/tb_buf.h"
 #include "util/tb_err.h"
+#include "fuzz_key.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* RFC 8032 section 7.1 TEST 1 secret key as PKCS#8; key id
- * 06e3fd8fda29bb60ab59557de61edb0aecdb231134be30e75b455f8e1b792fa9. */
-static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
-                              "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-                              "-----END PRIVATE KEY-----\n";
-static struct tb_key *key;
-static struct tb_pub *pub;
-static uint8_t kid[TB_KEYID_LEN];
-
-static const struct tb_pub *
-lookup(void *ctx, const char *from, const uint8_t id[TB_KEYID_LEN])
-{
-	(void)ctx;
-	if (from == NULL || strcmp(from, "320300") != 0)
-		return NULL;
-	return memcmp(id, kid, TB_KEYID_LEN) == 0 ? pub : NULL;
-}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (tb_crypto_init() != TB_OK ||
-	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) ==
-	        NULL ||
-	    (pub = tb_key_pub(key)) == NULL)
-		abort();
-	tb_key_id(key, kid);
+	fuzz_key_init();
 	return 0;
 }
 

@@ -22,38 +22,17 @@
 #include "protocol/tb_flow.h"
 #include "protocol/tb_json.h"
 #include "util/tb_err.h"
+#include "fuzz_key.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* RFC 8032 section 7.1 TEST 1 secret key as PKCS#8. */
-static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\n"
-                              "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
-                              "-----END PRIVATE KEY-----\n";
-static struct tb_key *key;
-static struct tb_pub *pub;
-static uint8_t kid[TB_KEYID_LEN];
-
-static const struct tb_pub *
-lookup(void *ctx, const char *from, const uint8_t id[TB_KEYID_LEN])
-{
-	(void)ctx;
-	if (from == NULL || strcmp(from, "320300") != 0)
-		return NULL;
-	return memcmp(id, kid, TB_KEYID_LEN) == 0 ? pub : NULL;
-}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (tb_crypto_init() != TB_OK ||
-	    (key = tb_key_import((const uint8_t *)key_pem, sizeof(key_pem) - 1, NULL, NULL)) ==
-	        NULL ||
-	    (pub = tb_key_pub(key)) == NULL)
-		abort();
-	tb_key_id(key, kid);
+	fuzz_key_init();
 	return 0;
 }
 
