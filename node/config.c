@@ -63,7 +63,7 @@ static const struct key keys[] = {
      "largest retry delay, milliseconds"},
     {"batch_max", C_INT, I(batch_max), 1, 256, "32", 0,
      "envelopes carried in one exchange at most"},
-    {"peer_sessions", C_INT, I(peer_sessions), 1, 64, "32", 0,
+    {"peer_sessions", C_INT, I(peer_sessions), 1, TB_PEER_SESSIONS_MAX, "32", 0,
      "DTLS sessions kept to each peer, one exchange in flight on each"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -15,6 +15,9 @@
 
 #define TB_CONF_PATH_MAX 1024
 
+/* DTLS sessions a node can keep to one peer (config key peer_sessions). */
+#define TB_PEER_SESSIONS_MAX 64
+
 /* A plain record owned by the caller; strings are inline. */
 struct tb_config {
 	char member_id[16];
@@ -39,7 +42,7 @@ struct tb_config {
 	int64_t clock_skew;
 	int64_t retry_min_ms, retry_max_ms;
 	int64_t batch_max;
-	int64_t peer_sessions; /* at most TB_PEER_SESSIONS_MAX (node.h) */
+	int64_t peer_sessions; /* 1 .. TB_PEER_SESSIONS_MAX */
 };
 
 struct tb_diag;

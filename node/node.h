@@ -42,11 +42,9 @@ struct tb_exchange {
 	struct tb_exchange *next;
 };
 
-/* DTLS sessions kept to each peer: one block-wise exchange runs per
- * session, so parallel sessions carry parallel exchanges. */
-#define TB_PEER_SESSIONS_MAX 64
-
-/* Per-peer outbound state (delivery, circuit breaker). */
+/* Per-peer outbound state (delivery, circuit breaker).  Up to
+ * peer_sessions DTLS sessions are kept to a peer: one block-wise exchange
+ * runs per session, so parallel sessions carry parallel exchanges. */
 struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
