@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "../util/tb_err.h"
 #include "log.h"
@@ -75,15 +76,41 @@ fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
 
 static void coap_timer_cb(evutil_socket_t fd, short what, void *arg);
 
-/* Runs libcoap's pending work and re-arms its timer. */
+/* Runs libcoap's pending work and re-arms its timer.
+ *
+ * Instead of coap_io_process(), which re-arms libcoap's timerfd before
+ * every epoll_wait (a timerfd_settime system call each time, 8 % of a
+ * busy sender's loop), the ready events are taken from libcoap's epoll
+ * descriptor in a few bounded rounds and handed to coap_io_do_epoll();
+ * the timed work (retransmissions, block-wise and session timeouts,
+ * observe notifications) runs once at the end in coap_io_prepare_epoll(),
+ * which also re-arms the timerfd.  Both are libcoap's documented API for
+ * applications that run epoll themselves (coap_io(3)). */
+#define PUMP_EVENTS 64
+#define PUMP_ROUNDS 4
 static void
 pump(struct tb_node *n)
 {
+	struct epoll_event ev[PUMP_EVENTS];
+	int fd = coap_context_get_coap_fd(n->coap);
 	unsigned wait_ms;
 	struct timeval tv;
-
-	coap_io_process(n->coap, COAP_IO_NO_WAIT);
 	coap_tick_t now;
+
+	if (fd < 0)
+		coap_io_process(n->coap, COAP_IO_NO_WAIT);
+	for (int round = 0; fd >= 0 && round < PUMP_ROUNDS; round++) {
+		int k = epoll_wait(fd, ev, PUMP_EVENTS, 0);
+		bool sockets = false;
+		if (k <= 0)
+			break;
+		coap_io_do_epoll(n->coap, ev, (size_t)k);
+		/* only libcoap's timer (data NULL) was ready: nothing more */
+		for (int i = 0; i < k && !sockets; i++)
+			sockets = ev[i].data.ptr != NULL;
+		if (!sockets)
+			break;
+	}
 	coap_ticks(&now);
 	wait_ms = coap_io_prepare_epoll(n->coap, now);
 	if (wait_ms == 0 || wait_ms > 1000)
