@@ -38,6 +38,12 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *body
 	evbuffer_free(b);
 }
 
+void
+tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len)
+{
+	reply(req, code, NULL, body, len);
+}
+
 static void
 reply_error(struct evhttp_request *req, int code, const char *reason_token, const char *detail)
 {
@@ -63,9 +69,8 @@ reply_json(struct evhttp_request *req, int code, cJSON *o)
 	cJSON_Delete(o);
 }
 
-/* HTTP status for a refused submission. */
-static int
-http_code(int err)
+int
+tb_api_http_code(int err)
 {
 	switch (err) {
 	case TB_E_IO:
@@ -111,10 +116,8 @@ jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Reads one message request object into f; strings stay owned by o, the
- * body text is allocated into *bodytext (caller frees with cJSON_free). */
-static const char *
-fields_of(const cJSON *o, struct tb_env_fields *f, char **bodytext)
+const char *
+tb_api_fields(const cJSON *o, struct tb_env_fields *f, char **bodytext)
 {
 	const cJSON *v, *body;
 
@@ -142,86 +145,27 @@ fields_of(const cJSON *o, struct tb_env_fields *f, char **bodytext)
 		if (!cJSON_IsObject(body))
 			return "body must be an object";
 		*bodytext = cJSON_PrintUnformatted(body);
+		if (*bodytext == NULL)
+			return "body could not be copied (out of memory)";
 		f->body = (const uint8_t *)*bodytext;
-		f->body_len = *bodytext ? strlen(*bodytext) : 0;
+		f->body_len = strlen(*bodytext);
 	}
 	return NULL;
 }
 
-/* POST /v1/messages: one request object {"type","to","service","corr",
- * "ttl","hops","body"}, or an array of up to API_BULK_MAX of them, sealed
- * with one batch signature and journalled in one transaction. */
-#define API_BULK_MAX 1000
+/* POST /v1/messages: the body goes to the ingest thread (ingest.c),
+ * which answers through the loop once the messages are journalled. */
 static void
 api_send(struct tb_node *n, struct evhttp_request *req)
 {
-	size_t len = 0, count = 0, bad = 0;
-	char *raw = body_of(req, &len), **texts = NULL, (*ids)[33] = NULL;
-	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *r, *arr;
-	struct tb_env_fields *f = NULL;
-	struct tb_diag d;
-	const char *why;
-	bool bulk = false;
+	size_t len = 0;
+	char *raw = body_of(req, &len);
 
 	if (raw == NULL) {
 		reply_error(req, 413, "too-large", "request body over 256 KiB");
-		goto out;
+		return;
 	}
-	bulk = cJSON_IsArray(o);
-	if (!bulk && !cJSON_IsObject(o)) {
-		reply_error(req, 400, "json.syntax", "body must be a JSON object or array");
-		goto out;
-	}
-	count = bulk ? (size_t)cJSON_GetArraySize(o) : 1;
-	if (count == 0 || count > API_BULK_MAX) {
-		reply_error(req, 400, "field.value", "1 to 1000 messages per request");
-		goto out;
-	}
-	f = calloc(count, sizeof(*f));
-	texts = calloc(count, sizeof(*texts));
-	ids = calloc(count, sizeof(*ids));
-	if (f == NULL || texts == NULL || ids == NULL) {
-		reply_error(req, 503, "nomem", NULL);
-		goto out;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if ((why = fields_of(bulk ? cJSON_GetArrayItem(o, (int)i) : o, &f[i], &texts[i])) !=
-		    NULL) {
-			char detail[96];
-			snprintf(detail, sizeof(detail), "message %zu: %s", i, why);
-			reply_error(req, 400,
-			            strcmp(why, "type") == 0 || strcmp(why, "to") == 0
-			                ? "field.missing"
-			                : "field.type",
-			            detail);
-			goto out;
-		}
-	}
-	if (tb_outbound_submit_many(n, f, count, ids, &bad, &d) != TB_OK) {
-		char detail[220];
-		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
-		reply_error(req, http_code(d.code), tb_err_reason(d.code),
-		            bulk ? detail : d.detail);
-		goto out;
-	}
-	r = cJSON_CreateObject();
-	if (bulk) {
-		arr = cJSON_AddArrayToObject(r, "ids");
-		for (size_t i = 0; i < count; i++)
-			cJSON_AddItemToArray(arr, cJSON_CreateString(ids[i]));
-	} else {
-		cJSON_AddStringToObject(r, "id", ids[0]);
-	}
-	cJSON_AddStringToObject(r, "state", "queued");
-	reply_json(req, 202, r);
-out:
-	for (size_t i = 0; texts != NULL && i < (bulk ? count : 1); i++)
-		cJSON_free(texts[i]);
-	free(texts);
-	free(f);
-	free(ids);
-	cJSON_Delete(o);
-	free(raw);
+	tb_ingest_submit(n, req, raw, len);
 }
 
 /* POST /v1/inbox/ID/reply {"type", "body"}: answers received message ID
@@ -247,7 +191,7 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	}
 	if (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "to") == NULL)
 		cJSON_AddStringToObject(o, "to", in.from);
-	if ((why = fields_of(o, &f, &bodytext)) != NULL) {
+	if ((why = tb_api_fields(o, &f, &bodytext)) != NULL) {
 		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type",
 		            why);
 		goto out;
@@ -256,7 +200,7 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	if (f.service == NULL && in.service[0])
 		f.service = in.service;
 	if (tb_outbound_submit(n, &f, out_id, &d) != TB_OK) {
-		reply_error(req, http_code(d.code), tb_err_reason(d.code), d.detail);
+		reply_error(req, tb_api_http_code(d.code), tb_err_reason(d.code), d.detail);
 		goto out;
 	}
 	r = cJSON_CreateObject();

@@ -36,7 +36,7 @@ case_key(const char *type, const char *from, const char *to, const char **req, c
 /* Case lifecycle step for a message from -> to; applied to the journal
  * (inside the caller's transaction) when allowed. */
 static int
-case_step(struct tb_node *n, const char *type, const struct tb_json *body, const char *from,
+case_step(struct tb_journal *j, const char *type, const struct tb_json *body, const char *from,
           const char *to, struct tb_diag *d)
 {
 	const char *req, *hnd, *cid = tb_flow_case_id(body);
@@ -47,11 +47,11 @@ case_step(struct tb_node *n, const char *type, const struct tb_json *body, const
 	if (!tb_flow_case_moves(type) || cid == NULL)
 		return TB_OK;
 	case_key(type, from, to, &req, &hnd);
-	if (tb_journal_case_get(n->journal, req, hnd, cid, &cur) != TB_OK)
+	if (tb_journal_case_get(j, req, hnd, cid, &cur) != TB_OK)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: case state");
 	if ((rc = tb_flow_case_next((enum tb_case_state)cur, type, &next, d)) != TB_OK)
 		return rc;
-	if (tb_journal_case_set(n->journal, req, hnd, cid, (int)next, tb_now()) != TB_OK)
+	if (tb_journal_case_set(j, req, hnd, cid, (int)next, tb_now()) != TB_OK)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: case state");
 	return TB_OK;
 }
@@ -59,7 +59,7 @@ case_step(struct tb_node *n, const char *type, const struct tb_json *body, const
 /* True when the case a case.* message names exists (an unknown case is
  * the lifecycle's to refuse, with flow.state). */
 static bool
-case_known(struct tb_node *n, const char *type, const struct tb_json *body, const char *from,
+case_known(struct tb_journal *j, const char *type, const struct tb_json *body, const char *from,
            const char *to)
 {
 	const char *req, *hnd, *cid = tb_flow_case_id(body);
@@ -68,13 +68,13 @@ case_known(struct tb_node *n, const char *type, const struct tb_json *body, cons
 	if (cid == NULL)
 		return false;
 	case_key(type, from, to, &req, &hnd);
-	return tb_journal_case_get(n->journal, req, hnd, cid, &cur) == TB_OK && cur != 0;
+	return tb_journal_case_get(j, req, hnd, cid, &cur) == TB_OK && cur != 0;
 }
 
 /* A case answer must name the case of the case.submit its corr names
  * (the request is ours when receiving, the peer's when sending). */
 static int
-same_case(struct tb_node *n, const char *corr, const struct tb_json *body, bool ours,
+same_case(struct tb_journal *j, const char *corr, const struct tb_json *body, bool ours,
           struct tb_diag *d)
 {
 	struct tb_buf b;
@@ -84,8 +84,8 @@ same_case(struct tb_node *n, const char *corr, const struct tb_json *body, bool 
 	int rc = TB_OK, jr;
 
 	tb_buf_init(&b);
-	jr = ours ? tb_journal_outbound_envelope(n->journal, corr, &b)
-	          : tb_journal_inbound_get(n->journal, corr, &in, &b);
+	jr = ours ? tb_journal_outbound_envelope(j, corr, &b)
+	          : tb_journal_inbound_get(j, corr, &in, &b);
 	if (jr == TB_OK && (sub = tb_env_parse(b.data, b.len, NULL)) != NULL)
 		want = tb_flow_case_id(tb_env_body(sub));
 	if (want == NULL || got == NULL || strcmp(want, got) != 0)
@@ -124,14 +124,14 @@ tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 			                   "request %s was already answered", corr);
 		if (tb_flow_case_moves(type) &&
-		    case_known(n, type, tb_env_body(e), from, n->cfg.member_id) &&
-		    (rc = same_case(n, corr, tb_env_body(e), true, d)) != TB_OK)
+		    case_known(n->journal, type, tb_env_body(e), from, n->cfg.member_id) &&
+		    (rc = same_case(n->journal, corr, tb_env_body(e), true, d)) != TB_OK)
 			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 		                   "%s answers nothing: corr not allowed", type);
 	}
-	if ((rc = case_step(n, type, tb_env_body(e), from, n->cfg.member_id, d)) != TB_OK)
+	if ((rc = case_step(n->journal, type, tb_env_body(e), from, n->cfg.member_id, d)) != TB_OK)
 		return rc;
 	if (role == TB_FLOW_ANSWER && tb_flow_is_final(type) &&
 	    tb_journal_request_close(n->journal, corr, tb_now()) != TB_OK)
@@ -140,7 +140,8 @@ tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 }
 
 int
-tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
+tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
+                  struct tb_diag *d)
 {
 	const char *type = tb_env_type(e), *corr = tb_env_corr(e), *to = tb_env_to(e);
 	const char *svc = tb_env_service(e);
@@ -159,20 +160,20 @@ tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d)
 		if (corr == NULL)
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 			                   "%s needs corr, the id of the request it answers", type);
-		if (tb_journal_inbound_get(n->journal, corr, &in, NULL) != TB_OK ||
+		if (tb_journal_inbound_get(j, corr, &in, NULL) != TB_OK ||
 		    strcmp(in.from, to) != 0 || !tb_flow_answers(type, in.type))
 			return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 			                   "%s %s answers no request %s sent to us", type, corr,
 			                   to);
 		if (tb_flow_case_moves(type) &&
-		    case_known(n, type, tb_env_body(e), n->cfg.member_id, to) &&
-		    (rc = same_case(n, corr, tb_env_body(e), false, d)) != TB_OK)
+		    case_known(j, type, tb_env_body(e), n->cfg.member_id, to) &&
+		    (rc = same_case(j, corr, tb_env_body(e), false, d)) != TB_OK)
 			return rc;
 	} else if (corr != NULL) {
 		return tb_diag_set(d, TB_E_FLOW_UNMATCHED, TB_DIAG_NOPOS,
 		                   "%s answers nothing: corr not allowed", type);
 	}
-	return case_step(n, type, tb_env_body(e), n->cfg.member_id, to, d);
+	return case_step(j, type, tb_env_body(e), n->cfg.member_id, to, d);
 }
 
 /* ---- the reference responder ---- */

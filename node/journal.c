@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "certs/tb_key.h"
 #include "util/tb_enc.h"
@@ -669,8 +670,32 @@ tb_journal_checkpoints(struct tb_journal *j)
 
 /* ---- lifetime ---- */
 
+/* Busy handler of every journal connection: the node's writers (the
+ * event loop and the API's ingest thread) each hold the write lock for a
+ * few milliseconds, so waiting in SQLite's default steps (1, 2, 5, 10 ms
+ * and up) would idle the loop far longer than the lock is held.  Polls
+ * every 50 us for the first millisecond, then every 500 us, up to
+ * JOURNAL_BUSY_MS in all. */
+static int
+busy_wait(void *arg, int count)
+{
+	struct timespec ts = {0, count < 20 ? 50000 : 500000};
+
+	(void)arg;
+	if (count >= 20 + JOURNAL_BUSY_MS * 2)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 struct tb_journal *
 tb_journal_open(const char *path, struct tb_diag *d)
+{
+	return tb_journal_open_ex(path, 0, d);
+}
+
+struct tb_journal *
+tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 {
 	struct tb_journal *j = NULL;
 	sqlite3_stmt *s = NULL;
@@ -699,8 +724,8 @@ tb_journal_open(const char *path, struct tb_diag *d)
 			            sqlite3_errmsg(j->db));
 		goto fail;
 	}
-	if (sqlite3_busy_timeout(j->db, JOURNAL_BUSY_MS) != SQLITE_OK) {
-		db_fail(j->db, d, "busy_timeout");
+	if (sqlite3_busy_handler(j->db, busy_wait, NULL) != SQLITE_OK) {
+		db_fail(j->db, d, "busy_handler");
 		goto fail;
 	}
 	if (check_identity(j->db, path, &version, d) != TB_OK)
@@ -737,8 +762,12 @@ tb_journal_open(const char *path, struct tb_diag *d)
 			goto fail;
 		}
 	}
-	if (checkpointer_start(j, path, d) != TB_OK)
+	if (flags & TB_JOURNAL_NO_CHECKPOINTS) {
+		/* another handle's thread checkpoints: none from this one */
+		(void)sqlite3_wal_autocheckpoint(j->db, 0);
+	} else if (checkpointer_start(j, path, d) != TB_OK) {
 		goto fail;
+	}
 	return j;
 fail:
 	sqlite3_finalize(s);

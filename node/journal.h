@@ -120,6 +120,13 @@ struct tb_journal_status {
  * (written by a newer schema), TB_E_NOMEM.  path is borrowed.
  */
 struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
+/* The same with flags: TB_JOURNAL_NO_CHECKPOINTS opens a further handle
+ * on a journal another handle (with its checkpoint thread) has open, for
+ * use by another thread; it never checkpoints.  Handles on one file may
+ * write from different threads: SQLite serialises their transactions, and
+ * a handle waits (polling, up to 5 s) for another's write lock. */
+#define TB_JOURNAL_NO_CHECKPOINTS 1u
+struct tb_journal *tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d);
 /* Closes the handle, rolling back an open transaction.  NULL allowed. */
 void tb_journal_close(struct tb_journal *j);
 /* Checkpoints run so far by the handle's background thread, which copies

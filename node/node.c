@@ -212,10 +212,13 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 		goto fail;
 	}
+	/* the ingest thread resolves routes against these (ingest.c) */
+	pthread_rwlock_wrlock(&n->reg_lock);
 	tb_route_free(n->route);
 	n->route = rt;
 	tb_reg_free(n->reg);
 	n->reg = reg;
+	pthread_rwlock_unlock(&n->reg_lock);
 	tb_buf_free(&n->reg_bytes);
 	n->reg_bytes = copy;
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
@@ -414,6 +417,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		return NULL;
 	}
 	tb_buf_init(&n->reg_bytes);
+	pthread_rwlock_init(&n->reg_lock, NULL);
 	n->config_path = config_path;
 	n->lat_id = calloc(TB_LAT_SLOTS, sizeof(*n->lat_id));
 	n->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*n->lat_t0));
@@ -488,5 +492,6 @@ tb_node_free(struct tb_node *n)
 	tb_responder_free(n->responder);
 	free(n->pending_results);
 	memset(n->api_token, 0, sizeof(n->api_token));
+	pthread_rwlock_destroy(&n->reg_lock);
 	free(n);
 }

@@ -2,13 +2,16 @@
  * node.h - the daemon's internal map: one struct tb_node that owns the
  * event loop, libcoap context, keys, registry, journal and local API, and
  * the functions of each node/ file grouped by file.  Only node/ includes
- * this; the daemon is single-threaded (one libevent loop).
+ * this.  One libevent loop runs the node; beside it run the journal's
+ * checkpoint thread (journal.c) and the ingest thread that seals and
+ * journals local API submissions (ingest.c, which lists what it shares).
  */
 #ifndef TB_NODE_H
 #define TB_NODE_H
 
 #include <coap3/coap.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,6 +28,9 @@ struct tb_webhook;
 struct tb_env;
 struct tb_env_fields;
 struct evhttp;
+struct evhttp_request;
+struct tb_ingest;
+struct cJSON;
 
 /* One outbound POST /fed/msg exchange: which messages it carries. */
 struct tb_exchange {
@@ -78,11 +84,16 @@ struct tb_node {
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
 	struct tb_trust *trust;
+	/* reg, route and privs are replaced by the loop only, holding
+	 * reg_lock for writing; the ingest thread reads them holding it for
+	 * reading (the loop's own reads need no lock) */
+	pthread_rwlock_t reg_lock;
 	struct tb_reg *reg;
 	struct tb_route *route;  /* route table of reg */
 	struct tb_buf reg_bytes; /* the registry document as served */
 	struct tb_journal *journal;
 	struct evhttp *http;
+	struct tb_ingest *ingest; /* POST /v1/messages worker (ingest.c) */
 	char api_token[128];
 	struct tb_peer *peers;
 	struct tb_retired {
@@ -182,8 +193,16 @@ void tb_outbound_init(struct tb_node *n);
 /* Seals and journals a message from the local API; *id receives its id. */
 int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
                        struct tb_diag *d);
-/* Seals count messages with one batch signature and journals them in one
- * transaction (all or none); on failure *bad is the offending index. */
+/* Seals count messages with one batch signature (key) and journals them
+ * in one transaction of j (all or none); on failure *bad is the offending
+ * index.  Runs on the loop (j = n->journal) or on the ingest thread (its
+ * own handle and key copy, holding reg_lock for reading); it does not
+ * schedule delivery. */
+int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
+                      const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
+                      struct tb_diag *d);
+/* tb_outbound_store on the loop's journal and key, then starts the
+ * messages' latency clocks and schedules delivery. */
 int tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
                             char (*ids)[33], size_t *bad, struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
@@ -206,7 +225,11 @@ void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
  * an open request, case lifecycle (applied).  0 or TB_E_BODY,
  * TB_E_FLOW_UNMATCHED, TB_E_FLOW_STATE, TB_E_IO. */
 int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
-int tb_flows_outbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
+/* The outbound check reads and writes journal j: the loop's n->journal,
+ * or the ingest thread's own handle (it reads only immutable parts of n
+ * and the registry, under reg_lock). */
+int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
+                      struct tb_diag *d);
 int tb_responder_load(struct tb_node *n, struct tb_diag *d);
 void tb_responder_free(struct tb_responder *r);
 /* Answers a request received for this node from the fixtures (after its
@@ -231,5 +254,24 @@ void tb_webhook_kick(struct tb_node *n);
 /* api.c */
 int tb_api_start(struct tb_node *n, struct tb_diag *d);
 void tb_api_stop(struct tb_node *n);
+/* Sends a JSON answer (body borrowed). */
+void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
+/* HTTP status for a refused submission (tb_err code). */
+int tb_api_http_code(int err);
+/* Reads one message request object into f; strings stay owned by o, the
+ * body text is allocated into *bodytext (caller frees with cJSON_free).
+ * NULL, or what is wrong ("type" and "to" name a missing member). */
+const char *tb_api_fields(const struct cJSON *o, struct tb_env_fields *f, char **bodytext);
+/* ingest.c */
+/* Starts the ingest thread with its own journal handle and key copy. */
+int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
+/* Queues a POST /v1/messages body (raw, taken over) for the thread; the
+ * answer is sent on the loop once it is journalled or refused. */
+void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
+/* Requests handed to the thread and not yet answered. */
+size_t tb_ingest_pending(const struct tb_node *n);
+/* Lets the thread finish the queued requests, joins it and frees it;
+ * answers not yet sent are dropped (their messages stay journalled). */
+void tb_ingest_stop(struct tb_node *n);
 
 #endif

@@ -63,15 +63,16 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 }
 
 int
-tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
-                        char (*ids)[33], size_t *bad, struct tb_diag *d)
+tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
+                  const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
+                  struct tb_diag *d)
 {
 	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
 	char(*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
 	struct tb_buf b;
 	int rc = TB_OK;
 	size_t made = 0;
-	int64_t now = tb_now(), now_ms = tb_now_ms();
+	int64_t now = tb_now();
 
 	*bad = 0;
 	tb_buf_init(&b);
@@ -111,9 +112,9 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		}
 	}
 	/* one signature for the whole submission: a Merkle batch */
-	if ((rc = tb_env_seal_batch(envs, count, n->sign_key, d)) != TB_OK)
+	if ((rc = tb_env_seal_batch(envs, count, key, d)) != TB_OK)
 		goto out;
-	if ((rc = tb_journal_begin(n->journal)) != TB_OK)
+	if ((rc = tb_journal_begin(j)) != TB_OK)
 		goto jfail;
 	for (size_t i = 0; i < count; i++) {
 		struct tb_journal_msg m;
@@ -121,7 +122,7 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		char digest[65];
 		tb_buf_reset(&b);
 		if ((rc = tb_env_serialize(envs[i], &b)) != TB_OK) {
-			tb_journal_rollback(n->journal);
+			tb_journal_rollback(j);
 			goto out;
 		}
 		tb_env_digest(envs[i], dg);
@@ -139,32 +140,44 @@ tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *fin, size
 		m.envelope = b.data;
 		m.envelope_len = b.len;
 		*bad = i;
-		if ((rc = tb_flows_outbound(n, envs[i], d)) != TB_OK) {
-			tb_journal_rollback(n->journal);
+		if ((rc = tb_flows_outbound(n, j, envs[i], d)) != TB_OK) {
+			tb_journal_rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(n->journal, &m, now)) != TB_OK ||
-		    (rc = tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, now,
-		                                  "queued")) != TB_OK) {
-			tb_journal_rollback(n->journal);
+		if ((rc = tb_journal_outbound_put(j, &m, now)) != TB_OK ||
+		    (rc = tb_journal_audit_append(j, 'o', m.id, digest, m.to, now, "queued")) !=
+		        TB_OK) {
+			tb_journal_rollback(j);
 			goto jfail;
 		}
 		snprintf(ids[i], 33, "%s", m.id);
 	}
-	if ((rc = tb_journal_commit(n->journal)) != TB_OK)
+	if ((rc = tb_journal_commit(j)) != TB_OK)
 		goto jfail;
-	for (size_t i = 0; i < count; i++)
-		tb_latency_start(n, ids[i], now_ms);
-	tb_outbound_schedule(n, 0);
 	goto out;
 jfail:
-	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(n->journal)->detail);
+	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(j)->detail);
 out:
 	for (size_t i = 0; i < made && i < count; i++)
 		tb_env_free(envs[i]);
 	free(envs);
 	free(routed);
 	tb_buf_free(&b);
+	return rc;
+}
+
+int
+tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
+                        char (*ids)[33], size_t *bad, struct tb_diag *d)
+{
+	int64_t now_ms = tb_now_ms();
+	int rc = tb_outbound_store(n, n->journal, n->sign_key, f, count, ids, bad, d);
+
+	if (rc == TB_OK) {
+		for (size_t i = 0; i < count; i++)
+			tb_latency_start(n, ids[i], now_ms);
+		tb_outbound_schedule(n, 0);
+	}
 	return rc;
 }
 

@@ -208,7 +208,7 @@ main(int argc, char **argv)
 	}
 	tb_outbound_init(n);
 	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
-	    tb_webhook_start(n, &d) != TB_OK) {
+	    tb_ingest_start(n, &d) != TB_OK || tb_webhook_start(n, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
@@ -235,6 +235,7 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	tb_webhook_stop(n);
+	tb_ingest_stop(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	if (n->deliver_timer)

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -298,6 +299,91 @@ test_checkpoint_background(void **state)
 	assert_int_equal(tb_journal_outbound_pending(j, &pending), TB_OK);
 	assert_int_equal(pending, 1500);
 	tb_journal_close(j);
+}
+
+/* Two handles on one file written from two threads, as the node's loop
+ * and ingest thread do: every transaction of both lands, and the audit
+ * chain stays one unbroken chain (each entry links to the head the other
+ * handle may just have moved). */
+struct writer_arg {
+	const char *path;
+	int rc; /* first failure, TB_OK if none */
+};
+
+static void *
+second_writer(void *p)
+{
+	struct writer_arg *a = p;
+	struct tb_diag d;
+	struct tb_journal *j = tb_journal_open_ex(a->path, TB_JOURNAL_NO_CHECKPOINTS, &d);
+	char id[33];
+	struct tb_journal_msg m;
+	uint8_t blob[1400];
+
+	a->rc = j ? TB_OK : d.code;
+	memset(blob, 'e', sizeof(blob));
+	for (int k = 0; j != NULL && a->rc == TB_OK && k < 40; k++) {
+		if ((a->rc = tb_journal_begin(j)) != TB_OK)
+			break;
+		for (int i = 0; i < 25 && a->rc == TB_OK; i++) {
+			snprintf(id, sizeof(id), "%032x", 0x10000 + k * 25 + i);
+			memset(&m, 0, sizeof(m));
+			m.id = id;
+			m.from = "320300";
+			m.to = "371300";
+			m.type = "case.submit";
+			m.digest = D64;
+			m.created = 100;
+			m.expires = 4000000000;
+			m.envelope = blob;
+			m.envelope_len = sizeof(blob);
+			if ((a->rc = tb_journal_outbound_put(j, &m, 100)) == TB_OK)
+				a->rc = tb_journal_audit_append(j, 'o', id, D64, "371300", 100,
+				                                "queued");
+		}
+		if (a->rc == TB_OK)
+			a->rc = tb_journal_commit(j);
+		else
+			tb_journal_rollback(j);
+	}
+	tb_journal_close(j);
+	return NULL;
+}
+
+static void
+test_two_writers(void **state)
+{
+	char path[128], id[33];
+	struct tb_journal *j;
+	struct writer_arg a;
+	pthread_t t;
+	int64_t bad = -1, n = 0, pending = 0;
+	struct tb_diag d;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	a.path = path;
+	a.rc = TB_OK;
+	assert_int_equal(pthread_create(&t, NULL, second_writer, &a), 0);
+	for (int k = 0; k < 40; k++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		for (int i = 0; i < 25; i++) {
+			snprintf(id, sizeof(id), "%032x", 0x20000 + k * 25 + i);
+			assert_int_equal(
+			    tb_journal_audit_append(j, 'i', id, D64, "371300", 100, "stored"),
+			    TB_OK);
+		}
+		assert_int_equal(k % 2 ? tb_journal_commit(j) : tb_journal_commit_nosync(j), TB_OK);
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(a.rc, TB_OK);
+	assert_int_equal(tb_journal_outbound_pending(j, &pending), TB_OK);
+	assert_int_equal(pending, 1000);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 2000);
+	assert_int_equal(bad, 0);
 }
 
 static void
@@ -1267,6 +1353,7 @@ main(void)
 	    cmocka_unit_test(test_open_schema_reopen),
 	    cmocka_unit_test(test_open_migrates_schema1),
 	    cmocka_unit_test(test_checkpoint_background),
+	    cmocka_unit_test(test_two_writers),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
 	    cmocka_unit_test(test_inbox_order_ack),

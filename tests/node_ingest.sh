@@ -1,0 +1,93 @@
+#!/bin/bash
+# tests/node_ingest.sh - POST /v1/messages runs on the node's ingest
+# thread (node/ingest.c) while the loop keeps delivering:
+# 1. four clients submit bulk requests of 50 at the same time, while the
+#    earlier ones are being delivered: every request is answered 202 with
+#    50 distinct ids;
+# 2. a client sends a bulk request of 100 and closes its connection
+#    without reading the answer: the node stays up (no use of the gone
+#    request) and the 100 messages, journalled, are still delivered;
+# 3. refusals come back through the thread with their reason: malformed
+#    JSON, a message without "to", an empty bulk;
+# 4. the receiver's inbox then holds every message exactly once (300),
+#    both audit chains verify, and both nodes exit 0 on SIGTERM.
+set -u
+. "${TB_SRCDIR:-.}/tests/node_lib.sh"
+nl_init 18150
+nl_devfed 320300,371300
+nl_start 320300
+nl_start 371300
+
+# bulk N: a JSON array of N case.submit requests to 371300, fresh case ids
+bulk() {
+	local i sep=""
+	printf '['
+	for ((i = 0; i < $1; i++)); do
+		printf '%s{"type":"case.submit","to":"371300","service":"hukou.transfer","body":{"applicant":{"idhash":"6b1f0c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff0","kind":"person"},"case_id":"c%s-%d","materials":[],"mode":"online","service":"hukou.transfer"}}' \
+			"$sep" "$2" "$i"
+		sep=,
+	done
+	printf ']'
+}
+ids_of() { grep -o '[0-9a-f]\{32\}'; }
+
+# ---- 1. four concurrent bulk submitters ----
+subs=()
+for c in 1 2 3 4; do
+	(
+		nl_http 320300 POST /v1/messages "$(bulk 50 "p$c")" >"$W/answer.$c"
+		echo "$NL_HTTP_STATUS" >"$W/status.$c"
+	) &
+	subs+=($!)
+done
+wait "${subs[@]}" # (not a bare wait: the nodes are children too)
+for c in 1 2 3 4; do
+	nl_eq "concurrent bulk $c answered" 202 "$(cat "$W/status.$c")"
+	nl_eq "concurrent bulk $c: 50 ids" 50 "$(ids_of <"$W/answer.$c" | sort -u | wc -l)"
+	ids_of <"$W/answer.$c" >>"$W/ids"
+done
+nl_eq "200 distinct ids over the four requests" 200 "$(sort -u "$W/ids" | wc -l)"
+
+# ---- 2. a client that goes away before the answer ----
+port=$(nl_api_port 320300)
+tok=$(cat "$F/320300/api.token")
+body=$(bulk 100 gone)
+"$NL_TIMEOUT" 10 bash -c '
+	exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
+	printf "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "$1" "${#2}" "$2" >&3
+	exec 3>&-' "$port" "$tok" "$body" || nl_fail "sending the abandoned request"
+nl_wait 10 "320300 healthy after the client left" nl_healthy 320300
+
+# ---- 3. refusals through the thread ----
+# (nl_http sets NL_HTTP_STATUS: not called inside $(...))
+api() { nl_http 320300 POST /v1/messages "$1" >"$W/out"; out=$(cat "$W/out"); }
+api '[{"type":'
+nl_eq "malformed JSON: status" 400 "$NL_HTTP_STATUS"
+nl_has "malformed JSON: reason" '"error":"json.syntax"' "$out"
+api '[{"type":"case.submit","service":"hukou.transfer"}]'
+nl_eq "message without to: status" 400 "$NL_HTTP_STATUS"
+nl_has "message without to: reason" '"error":"field.missing"' "$out"
+api '[]'
+nl_eq "empty bulk: status" 400 "$NL_HTTP_STATUS"
+nl_has "empty bulk: reason" '"error":"field.value"' "$out"
+
+# ---- 4. everything delivered exactly once ----
+inbox_count() { [ "$(nl_inbox_ids 371300 | sort -u | wc -l)" -ge "$1" ]; }
+nl_wait 60 "300 messages in 371300's inbox" inbox_count 300
+sleep 1 # nothing more may arrive
+nl_eq "inbox of 371300: 300 messages, none twice" "300 0" \
+	"$(nl_inbox_ids 371300 | wc -l) $(nl_inbox_ids 371300 | sort | uniq -d | wc -l)"
+missing=$(sort -u "$W/ids" | comm -23 - <(nl_inbox_ids 371300 | sort -u) | wc -l)
+nl_eq "every id answered to the concurrent clients is in the inbox" 0 "$missing"
+for id in $(head -n 3 "$W/ids"); do
+	nl_wait 20 "message $id delivered with a receipt" nl_delivered 320300 "$id"
+done
+for m in 320300 371300; do
+	out=$("$TB" audit verify --node "$(nl_conf "$m")" 2>&1) || nl_fail "audit verify $m" "exit 0" "$out"
+	nl_has "audit verify $m" "chain intact" "$out"
+done
+for m in 320300 371300; do
+	nl_stop "$m"
+	nl_eq "$m exits 0 on SIGTERM" 0 "$NL_EXIT"
+done
+nl_done
