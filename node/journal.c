@@ -132,6 +132,8 @@ enum sid {
 	ST_CASE_SET,
 	ST_IN_GET,
 	ST_OUT_ENV,
+	ST_SYNC_NORMAL,
+	ST_SYNC_FULL,
 	ST__COUNT
 };
 
@@ -140,6 +142,9 @@ enum sid {
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
+    /* prepared once: tb_journal_commit_nosync switches around a commit */
+    [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [ST_ROLLBACK] = "ROLLBACK",
     /* ON CONFLICT on the id only: any other constraint failure is a real
      * error, which INSERT OR IGNORE would swallow. */
@@ -851,13 +856,12 @@ tb_journal_commit_nosync(struct tb_journal *j)
 	 * a durable one. */
 	if (j == NULL || !j->in_tx)
 		return j == NULL ? TB_E_ARG : jarg(j, "no transaction open");
-	if (sqlite3_exec(j->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+	if (run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL") != TB_OK)
 		return tb_journal_commit(j);
 	rc = tb_journal_commit(j);
-	rc2 =
-	    sqlite3_exec(j->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK
-	        ? TB_OK
-	        : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
+	rc2 = run(j, st(j, ST_SYNC_FULL), "synchronous=FULL") == TB_OK
+	          ? TB_OK
+	          : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
 	return rc != TB_OK ? rc : rc2;
 }
 
