@@ -69,13 +69,13 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 {
 	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
 	char(*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
-	struct tb_buf b;
+	struct tb_buf *wire = NULL;
+	char(*digests)[65] = NULL;
 	int rc = TB_OK;
-	size_t made = 0;
+	size_t made = 0, nwire = 0;
 	int64_t now = tb_now();
 
 	*bad = 0;
-	tb_buf_init(&b);
 	if (envs == NULL || routed == NULL) {
 		free(envs);
 		free(routed);
@@ -114,19 +114,28 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	/* one signature for the whole submission: a Merkle batch */
 	if ((rc = tb_env_seal_batch(envs, count, key, d)) != TB_OK)
 		goto out;
+	/* the wire form and digest of each, before the write lock is taken:
+	 * the transaction holds it only for the journal's own work */
+	if ((wire = calloc(count, sizeof(*wire))) == NULL ||
+	    (digests = calloc(count, sizeof(*digests))) == NULL) {
+		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		uint8_t dg[32];
+		tb_buf_init(&wire[i]);
+		nwire = i + 1;
+		if ((rc = tb_env_serialize(envs[i], &wire[i])) != TB_OK) {
+			*bad = i;
+			goto out;
+		}
+		tb_env_digest(envs[i], dg);
+		tb_hex_encode(dg, 32, digests[i]);
+	}
 	if ((rc = tb_journal_begin(j)) != TB_OK)
 		goto jfail;
 	for (size_t i = 0; i < count; i++) {
 		struct tb_journal_msg m;
-		uint8_t dg[32];
-		char digest[65];
-		tb_buf_reset(&b);
-		if ((rc = tb_env_serialize(envs[i], &b)) != TB_OK) {
-			tb_journal_rollback(j);
-			goto out;
-		}
-		tb_env_digest(envs[i], dg);
-		tb_hex_encode(dg, 32, digest);
 		memset(&m, 0, sizeof(m));
 		m.id = tb_env_id(envs[i]);
 		m.from = tb_env_from(envs[i]);
@@ -134,18 +143,18 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		m.type = tb_env_type(envs[i]);
 		m.service = tb_env_service(envs[i]);
 		m.corr = tb_env_corr(envs[i]);
-		m.digest = digest;
+		m.digest = digests[i];
 		m.created = tb_env_created(envs[i]);
 		m.expires = tb_env_expires(envs[i]);
-		m.envelope = b.data;
-		m.envelope_len = b.len;
+		m.envelope = wire[i].data;
+		m.envelope_len = wire[i].len;
 		*bad = i;
 		if ((rc = tb_flows_outbound(n, j, envs[i], d)) != TB_OK) {
 			tb_journal_rollback(j);
 			goto out;
 		}
 		if ((rc = tb_journal_outbound_put(j, &m, now)) != TB_OK ||
-		    (rc = tb_journal_audit_append(j, 'o', m.id, digest, m.to, now, "queued")) !=
+		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
 			tb_journal_rollback(j);
 			goto jfail;
@@ -162,7 +171,10 @@ out:
 		tb_env_free(envs[i]);
 	free(envs);
 	free(routed);
-	tb_buf_free(&b);
+	for (size_t i = 0; i < nwire; i++)
+		tb_buf_free(&wire[i]);
+	free(wire);
+	free(digests);
 	return rc;
 }
 
