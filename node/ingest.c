@@ -33,7 +33,7 @@
 #define API_BULK_MAX 1000
 
 struct job {
-	struct evhttp_request *req; /* loop only; NULL once the client is gone */
+	struct evhttp_request *req; /* loop only; answered exactly once */
 	char *raw;                  /* request body (owned) */
 	size_t len;
 	int64_t t0_ms; /* arrival, for the latency histogram */
@@ -200,26 +200,21 @@ free_job(struct job *x)
 	free(x);
 }
 
-/* The client closed its connection before the answer: forget it. */
-static void
-client_gone(struct evhttp_connection *evcon, void *arg)
-{
-	struct job *x = arg;
-
-	(void)evcon;
-	x->req = NULL;
-}
-
+/* Sends the answer.  When the client has closed its connection in the
+ * meantime, libevent has detached the request (no connection) instead of
+ * freeing it, because its answer was still owed; evhttp_send_reply() then
+ * frees it.  So every queued request is answered exactly once, and never
+ * used after that. */
 static void
 answer(struct tb_node *n, struct job *x)
 {
-	if (x->req != NULL) {
-		evhttp_connection_set_closecb(evhttp_request_get_connection(x->req), NULL, NULL);
-		if (x->reply != NULL)
-			tb_api_reply(x->req, x->code, x->reply, strlen(x->reply));
-		else
-			tb_api_reply(x->req, 503, "{\"error\":\"nomem\"}", 17);
-	}
+	if (x->reply != NULL)
+		tb_api_reply(x->req, x->code, x->reply, strlen(x->reply));
+	else
+		tb_api_reply(x->req, 503, "{\"error\":\"nomem\"}", 17);
+	x->req = NULL;
+	if (n == NULL)
+		return; /* shutting down: no delivery to schedule */
 	for (size_t i = 0; i < x->count; i++)
 		tb_latency_start(n, x->ids[i], x->t0_ms);
 	if (x->count > 0)
@@ -299,7 +294,6 @@ tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_
 	x->raw = raw;
 	x->len = len;
 	x->t0_ms = tb_now_ms();
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req), client_gone, x);
 	pthread_mutex_lock(&g->mu);
 	*g->todo_tail = x;
 	g->todo_tail = &x->next;
@@ -332,13 +326,12 @@ tb_ingest_stop(struct tb_node *n)
 		pthread_cond_destroy(&g->cv);
 		pthread_mutex_destroy(&g->mu);
 	}
-	/* answers the loop had no turn to send: their clients' connections
-	 * close with the API */
+	/* answers the loop had no turn to send: queued now, they go nowhere
+	 * once the API closes its connections, but each request is released
+	 * (a detached one only by its answer) */
 	for (struct job *x = g->done, *nx; x != NULL; x = nx) {
 		nx = x->next;
-		if (x->req != NULL)
-			evhttp_connection_set_closecb(evhttp_request_get_connection(x->req), NULL,
-			                              NULL);
+		answer(NULL, x);
 		free_job(x);
 	}
 	if (g->ev != NULL)
