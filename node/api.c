@@ -322,6 +322,9 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    "# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
 	    "# TYPE tongban_inbox_depth gauge\n"
 	    "tongban_inbox_depth %lld\n"
+	    "# HELP tongban_api_pending Submissions on the ingest thread, not yet answered.\n"
+	    "# TYPE tongban_api_pending gauge\n"
+	    "tongban_api_pending %zu\n"
 	    "# HELP tongban_registry_serial Serial of the registry in force.\n"
 	    "# TYPE tongban_registry_serial gauge\n"
 	    "tongban_registry_serial %llu\n"
@@ -331,7 +334,7 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
 	    (unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
-	    (unsigned long long)tb_reg_serial(n->reg));
+	    tb_ingest_pending(n), (unsigned long long)tb_reg_serial(n->reg));
 	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
 		                    tb_lat_bounds[i] / 1000.0,

@@ -10,7 +10,8 @@
 # 3. refusals come back through the thread with their reason: malformed
 #    JSON, a message without "to", an empty bulk;
 # 4. the receiver's inbox then holds every message exactly once (300),
-#    both audit chains verify, and both nodes exit 0 on SIGTERM.
+#    no submission is left waiting (tongban_api_pending 0), both audit
+#    chains verify, and both nodes exit 0 on SIGTERM.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 nl_init 18150
@@ -82,6 +83,7 @@ nl_eq "every id answered to the concurrent clients is in the inbox" 0 "$missing"
 for id in $(head -n 3 "$W/ids"); do
 	nl_wait 20 "message $id delivered with a receipt" nl_delivered 320300 "$id"
 done
+nl_eq "no submission left waiting on the ingest thread" 0 "$(nl_metric 320300 tongban_api_pending)"
 for m in 320300 371300; do
 	out=$("$TB" audit verify --node "$(nl_conf "$m")" 2>&1) || nl_fail "audit verify $m" "exit 0" "$out"
 	nl_has "audit verify $m" "chain intact" "$out"
