@@ -11,8 +11,10 @@
  * once, and only then answers.  Any call made outside begin/commit runs
  * in its own implicit transaction (and pays its own fsync).
  *
- * One handle per node, used from one thread (the event loop).  No global
- * state.  Every operation returns TB_OK (0) or a negative tb_err; after a
+ * A handle is used from one thread only.  The node opens two: the event
+ * loop's (with the checkpoint thread) and the ingest thread's
+ * (tb_journal_open_ex with TB_JOURNAL_NO_CHECKPOINTS); SQLite serialises
+ * their write transactions.  No global state.  Every operation returns TB_OK (0) or a negative tb_err; after a
  * failure tb_journal_diag() says why (database failures are TB_E_IO with
  * SQLite's message in the detail).
  *
