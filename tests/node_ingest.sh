@@ -2,8 +2,10 @@
 # tests/node_ingest.sh - POST /v1/messages runs on the node's ingest
 # thread (node/ingest.c) while the loop keeps delivering:
 # 1. four clients submit bulk requests of 50 at the same time, while the
-#    earlier ones are being delivered: every request is answered 202 with
-#    50 distinct ids;
+#    earlier ones are being delivered and while the node applies three
+#    newer registries on SIGHUP (the thread resolves routes under the
+#    registry lock): every request is answered 202 with 50 distinct ids,
+#    and the node ends on the newest registry;
 # 2. a client sends a bulk request of 100 and closes its connection
 #    without reading the answer: the node stays up (no use of the gone
 #    request) and the 100 messages, journalled, are still delivered;
@@ -32,8 +34,29 @@ bulk() {
 }
 ids_of() { grep -o '[0-9a-f]\{32\}'; }
 
+# newer registries (serials 2, 3, 4: re-signed 2-of-2 by the province
+# CAs) that 320300 applies, on SIGHUP, while the submissions of step 1
+# resolve routes against its registry on the ingest thread (n->reg_lock)
+prev="$F/registry.json"
+for s in 2 3 4; do
+	cp "$prev" "$W/r$s.json"
+	"$TB" registry set "$W/r$s.json" --valid-days $((20 + s)) >/dev/null &&
+		"$TB" registry sign "$W/r$s.json" --key "$F/ca-320000/ca.key" --cert "$F/ca-320000/ca.crt" >/dev/null &&
+		"$TB" registry sign "$W/r$s.json" --key "$F/ca-370000/ca.key" --cert "$F/ca-370000/ca.crt" >/dev/null ||
+		nl_fail "preparing registry serial $s"
+	prev="$W/r$s.json"
+done
+
 # ---- 1. four concurrent bulk submitters ----
 subs=()
+(
+	for s in 2 3 4; do
+		sleep 0.05
+		cp "$W/r$s.json" "$F/320300/registry.json"
+		kill -HUP "$(nl_pid 320300)"
+	done
+) &
+subs+=($!)
 for c in 1 2 3 4; do
 	(
 		nl_http 320300 POST /v1/messages "$(bulk 50 "p$c")" >"$W/answer.$c"
@@ -48,6 +71,9 @@ for c in 1 2 3 4; do
 	ids_of <"$W/answer.$c" >>"$W/ids"
 done
 nl_eq "200 distinct ids over the four requests" 200 "$(sort -u "$W/ids" | wc -l)"
+served_serial() { nl_http 320300 GET /v1/registry | sed -n 's/.*"serial":\([0-9]*\).*/\1/p'; }
+nl_wait 10 "320300 applied registry serial 4 (SIGHUPs during the submissions)" \
+	eval '[ "$(served_serial)" = 4 ]'
 
 # ---- 2. a client that goes away before the answer ----
 port=$(nl_api_port 320300)
