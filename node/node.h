@@ -190,9 +190,6 @@ void tb_inbound_registry_changed(struct tb_node *n);
 
 /* outbound.c */
 void tb_outbound_init(struct tb_node *n);
-/* Seals and journals a message from the local API; *id receives its id. */
-int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-                       struct tb_diag *d);
 /* Seals count messages with one batch signature (key) and journals them
  * in one transaction of j (all or none); on failure *bad is the offending
  * index.  Runs on the loop (j = n->journal) or on the ingest thread (its
@@ -201,10 +198,11 @@ int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id
 int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                       const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
                       struct tb_diag *d);
-/* tb_outbound_store on the loop's journal and key, then starts the
- * messages' latency clocks and schedules delivery. */
-int tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
-                            char (*ids)[33], size_t *bad, struct tb_diag *d);
+/* One message sent from the loop (an inbox reply, the reference
+ * responder): tb_outbound_store on the loop's journal and key, then its
+ * latency clock and delivery; *id receives its id. */
+int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
+                       struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);

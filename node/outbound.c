@@ -179,29 +179,18 @@ out:
 }
 
 int
-tb_outbound_submit_many(struct tb_node *n, const struct tb_env_fields *f, size_t count,
-                        char (*ids)[33], size_t *bad, struct tb_diag *d)
-{
-	int64_t now_ms = tb_now_ms();
-	int rc = tb_outbound_store(n, n->journal, n->sign_key, f, count, ids, bad, d);
-
-	if (rc == TB_OK) {
-		for (size_t i = 0; i < count; i++)
-			tb_latency_start(n, ids[i], now_ms);
-		tb_outbound_schedule(n, 0);
-	}
-	return rc;
-}
-
-int
 tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33], struct tb_diag *d)
 {
+	int64_t now_ms = tb_now_ms();
 	char ids[1][33];
 	size_t bad;
-	int rc = tb_outbound_submit_many(n, f, 1, ids, &bad, d);
+	int rc = tb_outbound_store(n, n->journal, n->sign_key, f, 1, ids, &bad, d);
 
-	if (rc == TB_OK)
+	if (rc == TB_OK) {
 		memcpy(id, ids[0], 33);
+		tb_latency_start(n, id, now_ms);
+		tb_outbound_schedule(n, 0);
+	}
 	return rc;
 }
 
