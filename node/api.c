@@ -44,19 +44,26 @@ tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len)
 	reply(req, code, NULL, body, len);
 }
 
+char *
+tb_api_error_text(const char *reason_token, const char *detail)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+
+	if (o != NULL && cJSON_AddStringToObject(o, "error", reason_token) != NULL &&
+	    (detail == NULL || *detail == '\0' || cJSON_AddStringToObject(o, "detail", detail)))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
 static void
 reply_error(struct evhttp_request *req, int code, const char *reason_token, const char *detail)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *s;
+	char *s = tb_api_error_text(reason_token, detail);
 
-	cJSON_AddStringToObject(o, "error", reason_token);
-	if (detail != NULL && *detail)
-		cJSON_AddStringToObject(o, "detail", detail);
-	s = cJSON_PrintUnformatted(o);
 	reply(req, code, NULL, s ? s : "{}", s ? strlen(s) : 2);
 	cJSON_free(s);
-	cJSON_Delete(o);
 }
 
 static void

@@ -65,13 +65,8 @@ struct tb_ingest {
 static void
 refuse(struct job *x, int code, const char *reason, const char *detail)
 {
-	cJSON *o = cJSON_CreateObject();
-
 	x->code = code;
-	if (o != NULL && cJSON_AddStringToObject(o, "error", reason) != NULL &&
-	    (detail == NULL || *detail == '\0' || cJSON_AddStringToObject(o, "detail", detail)))
-		x->reply = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
+	x->reply = tb_api_error_text(reason, detail);
 }
 
 /* One request object {"type","to","service","corr","ttl","hops","body"},

@@ -254,6 +254,9 @@ int tb_api_start(struct tb_node *n, struct tb_diag *d);
 void tb_api_stop(struct tb_node *n);
 /* Sends a JSON answer (body borrowed). */
 void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
+/* The API's error object {"error": reason, "detail"?} as JSON text
+ * (caller frees with cJSON_free), NULL when out of memory. */
+char *tb_api_error_text(const char *reason_token, const char *detail);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
 /* Reads one message request object into f; strings stay owned by o, the
