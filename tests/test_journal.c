@@ -252,6 +252,26 @@ test_open_migrates_schema1(void **state)
 	tb_buf_free(&b);
 }
 
+/* Queues outbound message id (320300 -> 371300, type) with envelope
+ * bytes blob; the journal's return code. */
+static int
+put_blob(struct tb_journal *j, const char *id, const char *type, const uint8_t *blob, size_t len)
+{
+	struct tb_journal_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = id;
+	m.from = "320300";
+	m.to = "371300";
+	m.type = type;
+	m.digest = D64;
+	m.created = 100;
+	m.expires = 4000000000;
+	m.envelope = blob;
+	m.envelope_len = len;
+	return tb_journal_outbound_put(j, &m, 100);
+}
+
 /* Checkpoints happen on the journal's own thread: commits that fill the
  * WAL past 1,000 pages get one without running it themselves, and the
  * database file then holds the data. */
@@ -261,7 +281,6 @@ test_checkpoint_background(void **state)
 	char path[128], id[33];
 	struct tb_journal *j;
 	uint8_t blob[4000];
-	struct tb_journal_msg m;
 	uint64_t before;
 
 	(void)state;
@@ -274,17 +293,8 @@ test_checkpoint_background(void **state)
 		assert_int_equal(tb_journal_begin(j), TB_OK);
 		for (int i = 0; i < 50; i++) {
 			snprintf(id, sizeof(id), "%032d", k * 50 + i + 1);
-			memset(&m, 0, sizeof(m));
-			m.id = id;
-			m.from = "320300";
-			m.to = "371300";
-			m.type = "identity.verify";
-			m.digest = D64;
-			m.created = 100;
-			m.expires = 4000000000;
-			m.envelope = blob;
-			m.envelope_len = sizeof(blob);
-			assert_int_equal(tb_journal_outbound_put(j, &m, 100), TB_OK);
+			assert_int_equal(put_blob(j, id, "identity.verify", blob, sizeof(blob)),
+			                 TB_OK);
 		}
 		assert_int_equal(tb_journal_commit(j), TB_OK);
 	}
@@ -317,7 +327,6 @@ second_writer(void *p)
 	struct tb_diag d;
 	struct tb_journal *j = tb_journal_open_ex(a->path, TB_JOURNAL_NO_CHECKPOINTS, &d);
 	char id[33];
-	struct tb_journal_msg m;
 	uint8_t blob[1400];
 
 	a->rc = j ? TB_OK : d.code;
@@ -327,17 +336,7 @@ second_writer(void *p)
 			break;
 		for (int i = 0; i < 25 && a->rc == TB_OK; i++) {
 			snprintf(id, sizeof(id), "%032x", 0x10000 + k * 25 + i);
-			memset(&m, 0, sizeof(m));
-			m.id = id;
-			m.from = "320300";
-			m.to = "371300";
-			m.type = "case.submit";
-			m.digest = D64;
-			m.created = 100;
-			m.expires = 4000000000;
-			m.envelope = blob;
-			m.envelope_len = sizeof(blob);
-			if ((a->rc = tb_journal_outbound_put(j, &m, 100)) == TB_OK)
+			if ((a->rc = put_blob(j, id, "case.submit", blob, sizeof(blob))) == TB_OK)
 				a->rc = tb_journal_audit_append(j, 'o', id, D64, "371300", 100,
 				                                "queued");
 		}
