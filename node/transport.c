@@ -97,20 +97,21 @@ pump(struct tb_node *n)
 	struct timeval tv;
 	coap_tick_t now;
 
-	if (fd < 0)
+	if (fd < 0) /* a libcoap built without epoll */
 		coap_io_process(n->coap, COAP_IO_NO_WAIT);
-	for (int round = 0; fd >= 0 && round < PUMP_ROUNDS; round++) {
-		int k = epoll_wait(fd, ev, PUMP_EVENTS, 0);
-		bool sockets = false;
-		if (k <= 0)
-			break;
-		coap_io_do_epoll(n->coap, ev, (size_t)k);
-		/* only libcoap's timer (data NULL) was ready: nothing more */
-		for (int i = 0; i < k && !sockets; i++)
-			sockets = ev[i].data.ptr != NULL;
-		if (!sockets)
-			break;
-	}
+	else
+		for (int round = 0; round < PUMP_ROUNDS; round++) {
+			int k = epoll_wait(fd, ev, PUMP_EVENTS, 0);
+			bool sockets = false;
+			if (k <= 0)
+				break;
+			coap_io_do_epoll(n->coap, ev, (size_t)k);
+			/* only libcoap's timer (data NULL) was ready: nothing more */
+			for (int i = 0; i < k && !sockets; i++)
+				sockets = ev[i].data.ptr != NULL;
+			if (!sockets)
+				break;
+		}
 	coap_ticks(&now);
 	wait_ms = coap_io_prepare_epoll(n->coap, now);
 	if (wait_ms == 0 || wait_ms > 1000)
