@@ -63,6 +63,8 @@ static const struct key keys[] = {
      "largest retry delay, milliseconds"},
     {"batch_max", C_INT, I(batch_max), 1, 256, "32", 0,
      "envelopes carried in one exchange at most"},
+    {"deflate", C_INT, I(deflate), 0, 1, "1", 0,
+     "1: send exchanges deflate-compressed (content-format 11050), 0: plain JSON"},
     {"peer_sessions", C_INT, I(peer_sessions), 1, TB_PEER_SESSIONS_MAX, "32", 0,
      "DTLS sessions kept to each peer, one exchange in flight on each"},
 };

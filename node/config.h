@@ -42,6 +42,7 @@ struct tb_config {
 	int64_t clock_skew;
 	int64_t retry_min_ms, retry_max_ms;
 	int64_t batch_max;
+	int64_t deflate;       /* 1: exchanges sent as content-format 11050 */
 	int64_t peer_sessions; /* 1 .. TB_PEER_SESSIONS_MAX */
 };
 

@@ -29,7 +29,15 @@ struct tb_env;
 struct tb_env_fields;
 struct evhttp;
 struct evhttp_request;
+/* CoAP content-format: application/json with the deflate content coding
+ * (IANA CoAP Content-Formats registry); PROTOCOL.md 9.2 */
+#define TB_CF_JSON_DEFLATE 11050
+/* Largest inflated answer to an exchange (receipts of up to 256
+ * envelopes, or error objects) */
+#define TB_ANSWER_MAX (4u << 20)
+
 struct tb_ingest;
+struct tb_deferred;
 struct cJSON;
 
 /* One outbound POST /fed/msg exchange: which messages it carries. */
@@ -112,6 +120,9 @@ struct tb_node {
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
 	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
+	/* inbound exchanges committed, answered once on disk (inbound.c) */
+	struct tb_deferred *deferred;
+	struct event *sync_ev; /* the journal's sync eventfd */
 	/* registry observation of the upstream hub (regsync.c) */
 	coap_session_t *obs_session;
 	uint8_t obs_token[8];
@@ -185,6 +196,8 @@ struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 
 /* inbound.c */
 int tb_inbound_init(struct tb_node *n);
+/* Frees the answers still waiting for the journal's sync (at exit). */
+void tb_inbound_stop(struct tb_node *n);
 /* Notifies observers of /fed/registry. */
 void tb_inbound_registry_changed(struct tb_node *n);
 

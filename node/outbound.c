@@ -12,6 +12,7 @@
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_json.h"
+#include "../util/tb_deflate.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "journal.h"
@@ -333,7 +334,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	struct tb_buf *body;
 	struct tb_exchange *x;
 	uint8_t fmt[4];
-	bool owned = false;
+	bool owned = false, deflated = false;
 
 	if (s == NULL) {
 		log_warnx("no session to %s: %s", hop, d.detail);
@@ -363,6 +364,18 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	}
 	if (count > 1)
 		tb_buf_addc(body, ']');
+	if (n->cfg.deflate) {
+		/* about a third of the bytes, so of the blocks and round trips */
+		struct tb_buf z;
+		tb_buf_init(&z);
+		if (tb_deflate(body->data, body->len, &z, &d) == TB_OK && z.len < body->len) {
+			tb_buf_free(body);
+			*body = z;
+			deflated = true;
+		} else {
+			tb_buf_free(&z);
+		}
+	}
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
@@ -374,9 +387,14 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	coap_add_token(pdu, x->token.length, x->tokbuf);
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
 	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg");
-	coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
-	                coap_encode_var_safe(fmt, sizeof(fmt), COAP_MEDIATYPE_APPLICATION_JSON),
-	                fmt);
+	coap_add_option(
+	    pdu, COAP_OPTION_CONTENT_FORMAT,
+	    coap_encode_var_safe(fmt, sizeof(fmt),
+	                         deflated ? TB_CF_JSON_DEFLATE : COAP_MEDIATYPE_APPLICATION_JSON),
+	    fmt);
+	if (deflated) /* and the receipts come back deflated too */
+		coap_add_option(pdu, COAP_OPTION_ACCEPT,
+		                coap_encode_var_safe(fmt, sizeof(fmt), TB_CF_JSON_DEFLATE), fmt);
 	/* libcoap sends the blocks from body for as long as the transfer
 	 * lives (possibly past our giving up on the answer): it owns body
 	 * from here and frees it with release_body, also on failure */
@@ -731,6 +749,9 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
+	struct tb_buf plain; /* an inflated 11050 answer */
+	coap_opt_iterator_t oi;
+	coap_opt_t *opt;
 
 	(void)mid;
 	if (tb_regsync_response(n, s, recv))
@@ -738,8 +759,24 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
 		return COAP_RESPONSE_OK;
 	coap_get_data_large(recv, &len, &data, &off, &total);
+	tb_buf_init(&plain);
+	opt = coap_check_option(recv, COAP_OPTION_CONTENT_FORMAT, &oi);
+	if (data != NULL && opt != NULL &&
+	    coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) ==
+	        TB_CF_JSON_DEFLATE) {
+		struct tb_diag d;
+		if (tb_inflate(data, len, TB_ANSWER_MAX, &plain, &d) == TB_OK) {
+			data = plain.data;
+			len = plain.len;
+		} else {
+			/* retried like a server error */
+			log_warnx("answer of %s not readable: %s", x->hop, d.detail);
+			data = NULL;
+		}
+	}
 	if (tb_journal_begin(n->journal) != TB_OK) {
 		finish_exchange(n, x, false);
+		tb_buf_free(&plain);
 		return COAP_RESPONSE_OK;
 	}
 	if (cls == 5 || data == NULL) {
@@ -787,6 +824,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if (tb_journal_commit_nosync(n->journal) != TB_OK)
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	finish_exchange(n, x, cls == 2);
+	tb_buf_free(&plain);
 	tb_responder_run_pending(n);
 	tb_outbound_schedule(n, 0);
 	return COAP_RESPONSE_OK;

@@ -99,10 +99,12 @@ reload_config(struct tb_node *n)
 	n->cfg.retry_min_ms = c.retry_min_ms;
 	n->cfg.retry_max_ms = c.retry_max_ms;
 	n->cfg.batch_max = c.batch_max;
+	n->cfg.deflate = c.deflate;
 	log_info("SIGHUP: configuration reloaded (log_level %s, max_message_size %lld, clock_skew "
-	         "%lld, retries %lld..%lld ms, batch_max %lld)",
+	         "%lld, retries %lld..%lld ms, batch_max %lld, deflate %lld)",
 	         c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
-	         (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max);
+	         (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max,
+	         (long long)c.deflate);
 }
 
 static void

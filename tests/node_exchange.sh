@@ -5,12 +5,16 @@
 # (`tongban msg open`) against the RECEIVER's certificate, answers the
 # message (corr) and names its digest (`tongban msg digest` of the
 # envelope as the receiver stored it); the receiver's inbox holds it
-# exactly once.  Finally every node's audit chain verifies.
+# exactly once.  Finally every node's audit chain verifies.  Suzhou sends
+# plain JSON, the others the deflate coding.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 nl_init 17100
 MEMBERS="320300 371300 341300"
 nl_devfed 320300,371300,341300
+# Suzhou sends plain JSON (content-format 50), the others deflate (11050):
+# every pair of the two codings meets
+echo "deflate = 0" >>"$F/341300/node.conf"
 for m in $MEMBERS; do nl_start "$m"; done
 
 # two messages in every direction (six directions), sent in parallel

@@ -252,13 +252,28 @@ nl_coap() {
 	"$NL_TIMEOUT" 20 coap-client-openssl -v 7 -B 5 "${cert[@]}" -R "$F/root.crt" -m "$method" \
 		${file:+-f "$file"} -o "$W/coap.out" "$@" \
 		"coaps://127.0.0.1:$(nl_port "$target")$path" >"$W/coap.log" 2>&1
-	NL_CODE=$(sed -n 's/^v:1 t:[A-Z]* c:\([0-9]\.[0-9][0-9]\) .*/\1/p' "$W/coap.log" | tail -n 1)
+	# the last response: a separate response (POST /fed/msg answers once
+	# its journal transaction is on disk) is followed by the client's own
+	# empty ACK (code 0.00), which is not it
+	NL_CODE=$(sed -n 's/^v:1 t:[A-Z]* c:\([2-5]\.[0-9][0-9]\) .*/\1/p' "$W/coap.log" | tail -n 1)
 	if [ -f "$W/coap.out" ]; then
 		cp "$W/coap.out" "$W/coap.body"
 	else
 		# error answers are printed as "C.DD payload"
 		sed -n 's/^[45]\.[0-9][0-9] //p' "$W/coap.log" | tail -n 1 | tr -d '\n' >"$W/coap.body"
 	fi
+}
+
+# nl_zlib IN OUT: IN as one zlib stream (RFC 1950), the deflate content
+# coding of content-format 11050, made with tools every Debian has: gzip's
+# raw deflate data between a zlib header and an Adler-32 trailer.
+nl_zlib() {
+	printf '\170\001' >"$2"
+	gzip -n -c "$1" | tail -c +11 | head -c -8 >>"$2"
+	perl -e 'local $/; open(F, "<:raw", $ARGV[0]) or die; my $d = <F>;
+		my ($a, $b) = (1, 0);
+		for my $c (unpack("C*", $d)) { $a = ($a + $c) % 65521; $b = ($b + $a) % 65521 }
+		print pack("N", ($b << 16) | $a)' "$1" >>"$2"
 }
 
 nl_coap_body() { cat "$W/coap.body" 2>/dev/null; }

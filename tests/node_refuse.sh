@@ -117,6 +117,26 @@ expect "unknown type (edited after sealing)" 4.22 type.unknown "$W/type2.json" -
 # wrong content-format (text/plain)
 expect "wrong content-format" 4.15 content-format "$W/s.json" -t 0
 
+# the deflate coding (content-format 11050): a valid stream is accepted,
+# a corrupt or truncated one is "encoding", one inflating past the limit
+# (65536 here) is too-large however small it is on the wire
+new --type case.submit --to 371300 --service hukou.transfer | seal /dev/stdin >"$W/z.json"
+nl_zlib "$W/z.json" "$W/z.z"
+nl_coap "$C" post /fed/msg 371300 "$W/z.z" -t 11050
+nl_eq "deflated envelope accepted" 2.01 "$NL_CODE"
+nl_has "deflated envelope: a receipt" '"type":"receipt"' "$(nl_coap_body)"
+INBOX=$(nl_inbox_ids 371300)
+{ head -c 40 "$W/z.z"; printf 'garbage!'; tail -c +49 "$W/z.z"; } >"$W/zc.z"
+expect "corrupt deflate stream" 4.00 encoding "$W/zc.z" -t 11050
+head -c -12 "$W/z.z" >"$W/zt.z"
+expect "truncated deflate stream" 4.00 encoding "$W/zt.z" -t 11050
+{ cat "$W/z.z"; printf 'x'; } >"$W/zx.z"
+expect "bytes after the deflate stream" 4.00 encoding "$W/zx.z" -t 11050
+head -c 3000000 /dev/zero | tr '\0' ' ' >"$W/bomb.json"
+nl_zlib "$W/bomb.json" "$W/bomb.z"
+[ "$(wc -c <"$W/bomb.z")" -lt 65536 ] || nl_fail "test setup: the bomb is small on the wire"
+expect "deflate bomb" 4.13 too-large "$W/bomb.z" -t 11050 -b 1024
+
 # an id reused by a different message (same id, other content, validly
 # sealed): replay, without the original receipt
 sed 's/"hops":4/"hops":5/' "$W/good.u" >"$W/reuse.u"

@@ -15,6 +15,7 @@ static const struct {
     {TB_E_IO, "io", "input/output error"},
     {TB_E_ARG, "arg", "invalid argument"},
     {TB_E_TOO_LARGE, "too-large", "input exceeds the size limit"},
+    {TB_E_ENCODING, "encoding", "invalid content coding"},
     {TB_E_JSON_SYNTAX, "json.syntax", "malformed JSON"},
     {TB_E_JSON_UTF8, "json.utf8", "invalid UTF-8"},
     {TB_E_JSON_SURROGATE, "json.surrogate", "lone UTF-16 surrogate"},

@@ -18,6 +18,7 @@ enum tb_err {
 	TB_E_IO = -2,                   /* file or socket I/O failed */
 	TB_E_ARG = -3,                  /* invalid argument from the caller */
 	TB_E_TOO_LARGE = -4,            /* input exceeds a size limit */
+	TB_E_ENCODING = -5,             /* content coding (deflate) invalid */
 	TB_E_JSON_SYNTAX = -10,         /* malformed JSON */
 	TB_E_JSON_UTF8 = -11,           /* invalid UTF-8 */
 	TB_E_JSON_SURROGATE = -12,      /* lone UTF-16 surrogate in a \u escape */
