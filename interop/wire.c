@@ -25,12 +25,14 @@
 #include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
 #include "../util/tb_buf.h"
+#include "../util/tb_deflate.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "interop.h"
 
 #define CF_JSON 50
+#define CF_JSON_DEFLATE 11050 /* application/json, deflate coding */
 /* The default message: an identity.verify whose body follows its schema
  * (PROTOCOL.md 10.2), so that a node checking bodies accepts it; the
  * rejection cases mutate its "tongban-interop" text. */
@@ -186,6 +188,7 @@ struct req {
 	const uint8_t *data;
 	size_t len;
 	bool observe;
+	int accept; /* Accept option; 0: none */
 };
 
 /* One request on a fresh DTLS session, waiting at most the deadline. */
@@ -195,7 +198,7 @@ exchange(struct w *w, const struct req *r, struct ex *ex)
 	coap_dtls_pki_t pki;
 	coap_pdu_t *pdu;
 	coap_optlist_t *ol = NULL;
-	uint8_t tok[8], cfb[4], obs[4];
+	uint8_t tok[8], cfb[4], acb[4], obs[4];
 	size_t tl = 0;
 	double t0 = ti_now(), deadline = t0 + w->t->timeout_ms / 1000.0;
 
@@ -232,6 +235,11 @@ exchange(struct w *w, const struct req *r, struct ex *ex)
 		    &ol,
 		    coap_new_optlist(COAP_OPTION_CONTENT_FORMAT,
 		                     coap_encode_var_safe(cfb, sizeof(cfb), (unsigned)r->cf), cfb));
+	if (r->accept > 0)
+		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_ACCEPT,
+		                                          coap_encode_var_safe(acb, sizeof(acb),
+		                                                               (unsigned)r->accept),
+		                                          acb));
 	coap_add_optlist_pdu(pdu, &ol);
 	coap_delete_optlist(ol);
 	if (r->len > 0 && !coap_add_data_large_request(ex->s, pdu, r->len, r->data, NULL, NULL)) {
@@ -733,7 +741,7 @@ static void
 post_expect(struct w *w, const char *suite, const char *id, int cf, const struct tb_buf *b,
             int code, const char *token)
 {
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", cf, b->data, b->len, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", cf, b->data, b->len, false, 0};
 	struct ex ex;
 	char exp[128], got[300], tok[64];
 
@@ -755,7 +763,7 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 	struct tb_buf b;
 	struct ex ex;
 	char mid[33], dg[65], got[400], why[200];
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
 
 	tb_buf_init(&b);
 	if (mk_env(w, m, &b, mid, dg) != TB_OK) {
@@ -791,7 +799,7 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 static void
 status_member(struct w *w, char *out, size_t cap)
 {
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
 	struct ex ex;
 	struct tb_json_doc *doc;
 	struct tb_json *m;
@@ -810,7 +818,7 @@ status_member(struct w *w, char *out, size_t cap)
 static void
 case_tls(struct w *w, const char *id, const struct ident *who, bool accept, const char *what)
 {
-	struct req r = {who, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false};
+	struct req r = {who, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
 	struct ex ex;
 	char got[300];
 
@@ -834,7 +842,7 @@ static void
 case_server_identity(struct w *w)
 {
 	const char *id = "wire.tls.server-identity";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
 	struct ex ex;
 	char got[300], hex[65];
 	size_t m, k;
@@ -864,7 +872,7 @@ static void
 case_core(struct w *w)
 {
 	const char *id = "wire.discovery.core";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, ".well-known/core", -1, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, ".well-known/core", -1, NULL, 0, false, 0};
 	static const char *const need[] = {"</fed/msg>",
 	                                   "</fed/status>",
 	                                   "</fed/registry>",
@@ -899,7 +907,7 @@ static void
 case_status(struct w *w)
 {
 	const char *id = "wire.discovery.status";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
 	struct ex ex;
 	char got[400], why[160] = "";
 	struct tb_json_doc *doc = NULL;
@@ -951,7 +959,7 @@ static void
 case_registry(struct w *w, bool observe)
 {
 	const char *id = observe ? "wire.registry.observe" : "wire.registry.get";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/registry", -1, NULL, 0, observe};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/registry", -1, NULL, 0, observe, 0};
 	struct ex ex;
 	char got[400], why[200] = "", msg[200];
 	struct tb_reg *reg = NULL;
@@ -989,7 +997,7 @@ case_registry(struct w *w, bool observe)
 static void
 case_method(struct w *w, const char *id, coap_pdu_code_t m, const char *path, int code)
 {
-	struct req r = {&w->me, m, path, -1, NULL, 0, false};
+	struct req r = {&w->me, m, path, -1, NULL, 0, false, 0};
 	struct ex ex;
 	char got[300], exp[32];
 
@@ -1023,7 +1031,9 @@ enum {
 	R_CF_TEXT,
 	R_CF_NONE,
 	R_EMPTY,
-	R_BATCH_BAD
+	R_BATCH_BAD,
+	R_DEFLATE_BAD,
+	R_DEFLATE_BOMB
 };
 
 static void
@@ -1089,6 +1099,22 @@ case_reject(struct w *w, const struct rej *c)
 		    (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
 		    w->t->as, w->target_id);
 		tb_buf_free(&body);
+	} else if (c->kind == R_DEFLATE_BAD) {
+		/* a good envelope, labelled 11050 but not deflated */
+		cf = CF_JSON_DEFLATE;
+		ok = mk_env(w, &m, &b, NULL, NULL) == TB_OK;
+	} else if (c->kind == R_DEFLATE_BOMB) {
+		/* 3 MB of spaces: a few KB on the wire, past any limit inflated */
+		struct tb_buf sp;
+		tb_buf_init(&sp);
+		cf = CF_JSON_DEFLATE;
+		ok = tb_buf_reserve(&sp, 3000000) == TB_OK;
+		if (ok) {
+			memset(sp.data, ' ', 3000000);
+			sp.len = 3000000;
+			ok = tb_deflate(sp.data, sp.len, &b, NULL) == TB_OK;
+		}
+		tb_buf_free(&sp);
 	} else if (c->kind == R_EMPTY) {
 		/* nothing */
 	} else if (c->kind == R_BATCH_BAD) {
@@ -1113,7 +1139,7 @@ case_duplicate(struct w *w)
 	struct ex a, x;
 	struct mk m;
 	char mid[33], dg[65], got[400], why[200] = "";
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
 
 	if (!want(w, id))
 		return;
@@ -1147,6 +1173,58 @@ case_duplicate(struct w *w)
 	tb_buf_free(&b);
 }
 
+/* The deflate coding (PROTOCOL.md 9.2): an envelope sent as 11050 with
+ * Accept 11050 is accepted; the receipt may come back in either format. */
+static void
+case_deflate(struct w *w)
+{
+	const char *id = "wire.msg.deflate";
+	struct tb_buf b, z, plain;
+	struct ex a;
+	struct mk m;
+	char mid[33], dg[65], got[400], why[200] = "";
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON_DEFLATE, NULL, 0,
+	                false,  CF_JSON_DEFLATE};
+
+	if (!want(w, id))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.key = w->as_key;
+	tb_buf_init(&b);
+	tb_buf_init(&z);
+	tb_buf_init(&plain);
+	if (mk_env(w, &m, &b, mid, dg) != TB_OK || tb_deflate(b.data, b.len, &z, NULL) != TB_OK) {
+		result(w, "wire", id, false, "test message built", "could not build it", 0);
+		goto out;
+	}
+	r.data = z.data;
+	r.len = z.len;
+	exchange(w, &r, &a);
+	describe(w, &a, got, sizeof(got));
+	if (!a.done || a.code != 201)
+		snprintf(why, sizeof(why), "answer not 2.01");
+	else if (a.cf == CF_JSON_DEFLATE &&
+	         tb_inflate(a.body.data, a.body.len, 1u << 20, &plain, NULL) != TB_OK)
+		snprintf(why, sizeof(why), "answer in 11050 does not inflate");
+	else if (a.cf != CF_JSON_DEFLATE && a.cf != CF_JSON)
+		snprintf(why, sizeof(why), "answer content-format %d", a.cf);
+	else if (a.cf == CF_JSON_DEFLATE)
+		check_receipt(w, plain.data, plain.len, mid, dg, why, sizeof(why));
+	else
+		check_receipt(w, a.body.data, a.body.len, mid, dg, why, sizeof(why));
+	if (why[0]) {
+		size_t l = strlen(got);
+		snprintf(got + l, sizeof(got) - l, " [%s]", why);
+	}
+	result(w, "wire", id, why[0] == '\0', "2.01 with a receipt of the envelope (50 or 11050)",
+	       got, a.secs);
+	ex_free(&a);
+out:
+	tb_buf_free(&b);
+	tb_buf_free(&z);
+	tb_buf_free(&plain);
+}
+
 /* Same id, different content: a replay, never the original receipt. */
 static void
 case_replay(struct w *w)
@@ -1156,7 +1234,7 @@ case_replay(struct w *w)
 	struct ex a;
 	struct mk m;
 	char mid[33];
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
 	struct tb_env *e = NULL;
 	struct tb_diag d;
 	bool ok;
@@ -1194,7 +1272,7 @@ case_batch(struct w *w, bool mixed)
 	char ids[3][33], dgs[3][65], got[400], why[200] = "";
 	struct tb_buf b;
 	struct ex ex;
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
 	struct tb_json_doc *doc = NULL;
 	struct tb_env_fields f;
 
@@ -1296,7 +1374,7 @@ flow_case(struct w *w, const char *id, const char *first_type, const char *type,
 	struct mk m;
 	char mid[33] = "", rid[33];
 	struct ex ex;
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
 	uint8_t rnd[16];
 
 	if (!want(w, id))
@@ -1426,6 +1504,8 @@ ti_suite_wire(struct ti *t, int mode)
 	    {"wire.reject.forbidden.wrong-sender", NULL, NULL, 403, "forbidden", R_WRONG_SENDER},
 	    {"wire.reject.forbidden.not-addressed", NULL, NULL, 403, "forbidden", R_NOT_ADDRESSED},
 	    {"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
+	    {"wire.reject.encoding", NULL, NULL, 400, "encoding", R_DEFLATE_BAD},
+	    {"wire.reject.too-large.inflated", NULL, NULL, 413, "too-large", R_DEFLATE_BOMB},
 	    {"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
 	};
 	struct w w;
@@ -1528,6 +1608,7 @@ ti_suite_wire(struct ti *t, int mode)
 		}
 	}
 	case_duplicate(&w);
+	case_deflate(&w);
 	case_batch(&w, false);
 	case_batch(&w, true);
 	/* rejections, one per class */
