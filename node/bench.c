@@ -170,7 +170,7 @@ usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban-bench crypto [--seconds S]\n"
 	           "       tongban-bench registry [--members N] [--runs R]\n"
-	           "       tongban-bench node [--messages N]\n\n"
+	           "       tongban-bench node [--messages N] [--set KEY=VALUE]...\n\n"
 	           "crypto    seal/open throughput for 1 KiB-body envelopes against bare\n"
 	           "          GnuTLS Ed25519 verification in the same run (default 6 s).\n"
 	           "registry  verify and index a signed registry of N members (default\n"
@@ -178,7 +178,8 @@ usage(FILE *f)
 	           "node      two tongban-node processes on loopback: messages per second\n"
 	           "          (one way and both ways), CPU per message, latency at half\n"
 	           "          load, against a bare libcoap DTLS echo in the same run\n"
-	           "          (default 20000 messages).\n"
+	           "          (default 20000 messages); --set puts a node.conf key into\n"
+	           "          both nodes' configuration (e.g. --set deflate=0).\n"
 	           "The last line printed is a JSON object with the figures.\n"
 	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage.\n");
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,10 +324,11 @@ saturate(const struct side *sd, int nsides, long total, long per_req, long *seq,
 	return 0;
 }
 
-/* Drops the "responder" line of a node.conf: the benchmark measures
- * delivery, not the reference responder's answers. */
+/* Rewrites a node.conf for the benchmark: drops the "responder" line (it
+ * measures delivery, not the reference responder's answers) and sets the
+ * nsets "key = value" lines of --set, replacing the keys' lines. */
 static int
-no_responder(const char *conf)
+edit_conf(const char *conf, char **sets, int nsets)
 {
 	struct tb_buf in, out;
 	int rc = -1;
@@ -335,12 +337,21 @@ no_responder(const char *conf)
 	tb_buf_init(&out);
 	if (tb_file_read(conf, 1 << 20, &in, NULL) == 0) {
 		for (char *l = (char *)in.data, *nl; l && *l; l = nl) {
+			bool drop = strncmp(l, "responder", 9) == 0;
 			if ((nl = strchr(l, '\n')) != NULL)
 				*nl++ = '\0';
-			if (strncmp(l, "responder", 9) != 0) {
+			for (int i = 0; i < nsets && !drop; i++) {
+				size_t k = strcspn(sets[i], " =");
+				drop = strncmp(l, sets[i], k) == 0 && strchr(" =", l[k]) != NULL;
+			}
+			if (!drop) {
 				tb_buf_adds(&out, l);
 				tb_buf_addc(&out, '\n');
 			}
+		}
+		for (int i = 0; i < nsets; i++) {
+			tb_buf_adds(&out, sets[i]);
+			tb_buf_addc(&out, '\n');
 		}
 		rc = tb_file_write(conf, out.data, out.len, 0644, 0, NULL);
 	}
@@ -503,10 +514,16 @@ bench_node(int argc, char **argv)
 	                                       lat_rate = 0;
 	int rc = 1;
 
+	char *sets[16];
+	int nsets = 0;
+
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc) {
 			total = atol(argv[++i]);
-		else {
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nsets < 16 &&
+		           strchr(argv[i + 1], '=') != NULL && argv[i + 1][0] != '=') {
+			sets[nsets++] = argv[++i];
+		} else {
 			fprintf(stderr, "tongban-bench node: unknown argument '%s'\n", argv[i]);
 			return 2;
 		}
@@ -536,7 +553,7 @@ bench_node(int argc, char **argv)
 	}
 	snprintf(conf1, sizeof(conf1), "%s/320300/node.conf", dir);
 	snprintf(conf2, sizeof(conf2), "%s/371300/node.conf", dir);
-	if (no_responder(conf1) != 0 || no_responder(conf2) != 0)
+	if (edit_conf(conf1, sets, nsets) != 0 || edit_conf(conf2, sets, nsets) != 0)
 		goto out;
 	snprintf(log1, sizeof(log1), "%s/320300.log", dir);
 	snprintf(log2, sizeof(log2), "%s/371300.log", dir);

@@ -42,7 +42,8 @@ j=$(last_json registry --members 300 --runs 1)
 positive "$j" members registry_bytes signatures verify_index_ms lookups_per_s
 [[ "$j" == *'"members":300,'* ]] || fail "registry: members is not 300: $j"
 
-j=$(last_json node --messages 400)
+# --set reaches both nodes: plain JSON exchanges and small batches
+j=$(last_json node --messages 400 --set deflate=0 --set batch_max=8)
 positive "$j" msgs_per_s p50_ms p99_ms baseline_per_s ratio messages latency_load_per_s \
 	sender_cpu_us_per_msg receiver_cpu_us_per_msg both_ways_msgs_per_s drain_msgs_per_s
 [[ "$j" == *'"messages":400,'* ]] || fail "node: messages is not 400: $j"
@@ -52,5 +53,8 @@ checks=$((checks + 2))
 rc=0
 "$B" node --messages 1 >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "node --messages 1: exit $rc, expected 2"
-checks=$((checks + 1))
+rc=0
+"$B" node --set deflate >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "node --set without =VALUE: exit $rc, expected 2"
+checks=$((checks + 2))
 echo "PASS: $checks checks"
