@@ -56,6 +56,34 @@ cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* UDP datagrams sent so far by this host (/proc/net/snmp OutDatagrams),
+ * or -1.  Loopback: every datagram of the two nodes counts once. */
+static double
+udp_out(void)
+{
+	char line[1024];
+	double v = -1;
+	bool header = false;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Udp: ", 5) != 0)
+			continue;
+		if (!header) { /* names, then values, in the same order */
+			header = true;
+			continue;
+		}
+		unsigned long in, noport, errs, out;
+		if (sscanf(line + 5, "%lu %lu %lu %lu", &in, &noport, &errs, &out) == 4)
+			v = (double)out;
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
 static pid_t
 spawn(const char *prog, char *const args[], const char *logpath)
 {
@@ -597,7 +625,7 @@ bench_node(int argc, char **argv)
 	/* one way: Xuzhou sends, Linyi receives */
 	struct side one[1] = {{base + 1000, &tok, "371300"}},
 	            both[2] = {{base + 1000, &tok, "371300"}, {base + 1001, &tok2, "320300"}};
-	double c1 = cpu_s(n1), c2 = cpu_s(n2);
+	double c1 = cpu_s(n1), c2 = cpu_s(n2), u0 = udp_out();
 	t0 = now_s();
 	if (saturate(one, 1, total, per_req, &seq, &drain1) != 0)
 		goto out;
@@ -605,6 +633,7 @@ bench_node(int argc, char **argv)
 	msgs_per_s = (double)total / (t1 - t0);
 	c1 = cpu_s(n1) - c1;
 	c2 = cpu_s(n2) - c2;
+	double dgrams = u0 >= 0 ? (udp_out() - u0) / (double)total : 0;
 	/* Latency under a steady load of half the measured capacity: small
 	 * submissions (10 messages) at a fixed pace for 4 s.  (Under the
 	 * saturating load above, latency is queueing time.) */
@@ -669,6 +698,9 @@ bench_node(int argc, char **argv)
 	       100 * c2 / (t1 - t0));
 	printf("drain    : %8.0f msgs/s one way once all submissions were in (queue only)\n",
 	       drain1);
+	printf("datagrams: %8.2f UDP datagrams per message one way (both nodes, all blocks "
+	       "and acknowledgements)\n",
+	       dgrams);
 	printf(
 	    "both ways: %8.0f msgs/s in all, each node sending half (sender+receiver CPU %.0f and "
 	    "%.0f us/msg)\n",
@@ -680,9 +712,10 @@ bench_node(int argc, char **argv)
 	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
 	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
 	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
-	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f}\n",
+	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
+	       "\"datagrams_per_msg\":%.2f}\n",
 	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total, lat_rate,
-	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1);
+	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1, dgrams);
 	rc = 0;
 out:
 	if (n1 > 0)

@@ -45,7 +45,8 @@ positive "$j" members registry_bytes signatures verify_index_ms lookups_per_s
 # --set reaches both nodes: plain JSON exchanges and small batches
 j=$(last_json node --messages 400 --set deflate=0 --set batch_max=8)
 positive "$j" msgs_per_s p50_ms p99_ms baseline_per_s ratio messages latency_load_per_s \
-	sender_cpu_us_per_msg receiver_cpu_us_per_msg both_ways_msgs_per_s drain_msgs_per_s
+	sender_cpu_us_per_msg receiver_cpu_us_per_msg both_ways_msgs_per_s drain_msgs_per_s \
+	datagrams_per_msg
 [[ "$j" == *'"messages":400,'* ]] || fail "node: messages is not 400: $j"
 checks=$((checks + 2))
 
