@@ -414,7 +414,6 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	struct item *it = NULL;
 	struct tb_env *rc_envs[MAX_BATCH];
 	struct tb_diag d;
-	struct tb_buf body;
 	struct tb_buf plain; /* the inflated body of an 11050 request */
 	int cf, count, nrc = 0;
 	bool batch, relayed = false, accept_deflate;
@@ -431,7 +430,6 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		return;
 	}
 	tb_diag_clear(&d);
-	tb_buf_init(&body);
 	tb_buf_init(&plain);
 	if (n->draining) {
 		tb_diag_set(&d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
@@ -688,7 +686,6 @@ out:
 		tb_buf_free(&it[i].fwd);
 	}
 	free(it);
-	tb_buf_free(&body);
 	tb_buf_free(&plain);
 }
 
