@@ -5,10 +5,11 @@
 #                                federation demo (14 nodes on 127.0.0.1): the main job
 #   ./quickstart.sh test         build and run the whole test suite (make check)
 #   ./quickstart.sh sanitizers   the test suite again, built with ASan+UBSan
+#   ./quickstart.sh tsan         the test suite again, built with ThreadSanitizer
 #   ./quickstart.sh distcheck    make distcheck (tarball builds and passes its tests)
 #
 # Needs root (or sudo) only to install packages.  Builds go to build/,
-# build-san/ and build-dist/ inside the source tree.
+# build-san/, build-tsan/ and build-dist/ inside the source tree.
 set -eu
 
 cd "$(dirname "$0")"
@@ -66,12 +67,20 @@ sanitizers)
 	build build-san --enable-sanitizers
 	make -s -j"$(nproc)" check || { show_failures; exit 1; }
 	;;
+tsan)
+	# the node's threads (ingest, journal sync, checkpoints) under
+	# ThreadSanitizer; a report stops the process (exit 66) and fails
+	# the test, and node tests also look for reports in the node logs
+	build build-tsan --enable-tsan
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 ${TSAN_OPTIONS:-}" \
+		make -s -j"$(nproc)" check || { show_failures; exit 1; }
+	;;
 distcheck)
 	build build-dist
 	make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
 	;;
 *)
-	echo "usage: $0 demo|test|sanitizers|distcheck" >&2
+	echo "usage: $0 demo|test|sanitizers|tsan|distcheck" >&2
 	exit 2
 	;;
 esac

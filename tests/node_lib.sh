@@ -77,13 +77,13 @@ nl_has() {
 }
 
 # nl_done: fails when a node's log holds a sanitizer report (ASan, UBSan,
-# LSan builds), else prints the number of checks.
+# LSan, TSan builds), else prints the number of checks.
 nl_done() {
 	local f
 	for f in "$W"/*.log; do
 		[ -f "$f" ] || continue
-		if grep -q -E 'runtime error:|ERROR: (Address|Leak|Memory|Thread)Sanitizer' "$f"; then
-			grep -E -A 12 'runtime error:|ERROR: [A-Za-z]*Sanitizer' "$f" | head -n 40 >&2
+		if grep -q -E 'runtime error:|(ERROR|WARNING): (Address|Leak|Memory|Thread)Sanitizer' "$f"; then
+			grep -E -A 12 'runtime error:|(ERROR|WARNING): [A-Za-z]*Sanitizer' "$f" | head -n 40 >&2
 			nl_fail "sanitizer report in $(basename "$f")"
 		fi
 	done
