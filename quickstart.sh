@@ -68,7 +68,7 @@ sanitizers)
 	make -s -j"$(nproc)" check || { show_failures; exit 1; }
 	;;
 tsan)
-	# the node's threads (ingest, journal sync, checkpoints) under
+	# the node's threads (ingest, checkpoints) under
 	# ThreadSanitizer; a report stops the process (exit 66) and fails
 	# the test, and node tests also look for reports in the node logs
 	build build-tsan --enable-tsan

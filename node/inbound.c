@@ -315,94 +315,6 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 	}
 }
 
-/*
- * An exchange whose transaction is committed but not yet on disk
- * (tb_journal_commit_deferred).  Its answer waits as a separate CoAP
- * response (libcoap's async state, which keeps a copy of the request):
- * when the journal's sync thread reports the ticket durable, the loop
- * triggers it and libcoap calls hnd_post_msg again, which finds this
- * record and sends the answer.  The messages for this city's systems are
- * handed on (responder, webhook) only then, too.  Owned by n->deferred;
- * unlinked and freed when answered, or by tb_inbound_stop().
- */
-struct tb_deferred {
-	struct tb_deferred *next;
-	coap_async_t *async; /* libcoap's; it frees it after the answer */
-	uint64_t ticket;
-	bool triggered, failed;
-	coap_pdu_code_t code;
-	struct tb_buf body;
-	bool deflate;          /* the answer goes deflated (Accept: 11050) */
-	struct tb_env **local; /* new messages for this node's systems */
-	size_t nlocal;
-};
-
-static void
-deferred_free(struct tb_deferred *p)
-{
-	for (size_t i = 0; i < p->nlocal; i++)
-		tb_env_free(p->local[i]);
-	free(p->local);
-	tb_buf_free(&p->body);
-	free(p);
-}
-
-/* The new messages of a durable exchange go to this city's systems. */
-static void
-hand_on(struct tb_node *n, struct tb_env **local, size_t nlocal)
-{
-	for (size_t i = 0; i < nlocal; i++)
-		tb_responder_handle(n, local[i]);
-	if (nlocal > 0)
-		tb_webhook_kick(n);
-}
-
-/* Second call of hnd_post_msg for a deferred exchange: its answer. */
-static void
-answer_deferred(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-                const coap_string_t *q, coap_pdu_t *resp, struct tb_deferred *p)
-{
-	struct tb_deferred **pp;
-
-	for (pp = &n->deferred; *pp != NULL && *pp != p; pp = &(*pp)->next)
-		;
-	if (*pp == p)
-		*pp = p->next;
-	if (p->failed) {
-		struct tb_diag d;
-		tb_diag_clear(&d);
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal sync failed");
-		refuse_whole(n, r, s, req, q, resp, &d);
-	} else {
-		hand_on(n, p->local, p->nlocal);
-		respond_as(r, s, req, q, resp, p->code, &p->body, p->deflate);
-	}
-	deferred_free(p);
-}
-
-/* The journal's sync thread made more tickets durable: their exchanges
- * are answered (libcoap calls the handler again on its next round). */
-static void
-on_synced(evutil_socket_t fd, short what, void *arg)
-{
-	struct tb_node *n = arg;
-	bool failed;
-	uint64_t done = tb_journal_synced(n->journal, &failed);
-	bool any = false;
-
-	(void)fd;
-	(void)what;
-	for (struct tb_deferred *p = n->deferred; p != NULL; p = p->next)
-		if (!p->triggered && p->ticket <= done) {
-			p->triggered = true;
-			p->failed = failed;
-			coap_async_trigger(p->async);
-			any = true;
-		}
-	if (any)
-		tb_transport_kick(n);
-}
-
 static void
 hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
              coap_pdu_t *resp)
@@ -414,22 +326,13 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	struct item *it = NULL;
 	struct tb_env *rc_envs[MAX_BATCH];
 	struct tb_diag d;
+	struct tb_buf body;
 	struct tb_buf plain; /* the inflated body of an 11050 request */
 	int cf, count, nrc = 0;
 	bool batch, relayed = false, accept_deflate;
-	uint64_t ticket = 0;
-	coap_async_t *async;
-	struct tb_deferred *p = NULL;
 
-	if ((async = coap_find_async(s, coap_pdu_get_token(req))) != NULL) {
-		/* before the trigger this is the request again (a retransmitted
-		 * last block): its answer still waits for the disk, and libcoap
-		 * repeats the empty ACK */
-		if ((p = coap_async_get_app_data(async)) != NULL && p->triggered)
-			answer_deferred(n, r, s, req, q, resp, p);
-		return;
-	}
 	tb_diag_clear(&d);
+	tb_buf_init(&body);
 	tb_buf_init(&plain);
 	if (n->draining) {
 		tb_diag_set(&d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
@@ -603,7 +506,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		}
 		tb_buf_free(&orig);
 	}
-	if (tb_journal_commit_deferred(n->journal, &ticket) != TB_OK) {
+	if (tb_journal_commit(n->journal) != TB_OK) {
 		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
 		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
@@ -611,23 +514,10 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if (relayed)
 		tb_outbound_schedule(n, 0);
 	tb_responder_run_pending(n);
-	if ((p = calloc(1, sizeof(*p))) == NULL ||
-	    (p->local = calloc((size_t)count, sizeof(*p->local))) == NULL) {
-		/* committed, but no answer can be kept: the sender retries and
-		 * gets the original receipts */
-		free(p);
-		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
-	}
-	tb_buf_init(&p->body);
-	p->ticket = ticket;
-	p->deflate = accept_deflate;
 	for (int i = 0; i < count; i++)
-		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL) {
-			p->local[p->nlocal++] = it[i].env;
-			it[i].env = NULL;
-		}
+		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL)
+			tb_responder_handle(n, it[i].env);
+	tb_webhook_kick(n);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
@@ -642,42 +532,27 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			         it[i].d.detail[0] ? ": " : "", it[i].d.detail);
 		}
 	}
-	if (!batch && it[0].receipt == NULL) {
-		p->code = code_for(it[0].d.code);
-		error_json(&p->body, &it[0].d, NULL);
-	} else if (!batch) {
-		p->code = it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201);
-		tb_buf_add(&p->body, it[0].out.data, it[0].out.len);
-	} else {
-		p->code = COAP_RESPONSE_CODE(204);
-		tb_buf_addc(&p->body, '[');
-		for (int i = 0; i < count; i++) {
-			if (i > 0)
-				tb_buf_addc(&p->body, ',');
-			if (it[i].receipt != NULL)
-				tb_buf_add(&p->body, it[i].out.data, it[i].out.len);
-			else
-				error_json(&p->body, &it[i].d,
-				           it[i].env ? tb_env_id(it[i].env) : NULL);
+	if (!batch) {
+		if (it[0].receipt == NULL) {
+			respond_error(r, s, req, q, resp, &it[0].d);
+		} else {
+			respond_as(r, s, req, q, resp,
+			           it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
+			           &it[0].out, accept_deflate);
 		}
-		tb_buf_addc(&p->body, ']');
+		goto out;
 	}
-	/* Answered when the transaction is on disk: at once without a sync
-	 * thread, else as a separate response (an empty ACK now). */
-	if (ticket == 0) {
-		hand_on(n, p->local, p->nlocal);
-		respond_as(r, s, req, q, resp, p->code, &p->body, p->deflate);
-		deferred_free(p);
-	} else if ((p->async = coap_register_async(s, req, 0)) == NULL) {
-		deferred_free(p);
-		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, "cannot defer the answer");
-		refuse_whole(n, r, s, req, q, resp, &d);
-	} else {
-		coap_async_set_app_data(p->async, p);
-		p->next = n->deferred;
-		n->deferred = p;
-		on_synced(-1, 0, n); /* the sync may have finished already */
+	tb_buf_addc(&body, '[');
+	for (int i = 0; i < count; i++) {
+		if (i > 0)
+			tb_buf_addc(&body, ',');
+		if (it[i].receipt != NULL)
+			tb_buf_add(&body, it[i].out.data, it[i].out.len);
+		else
+			error_json(&body, &it[i].d, it[i].env ? tb_env_id(it[i].env) : NULL);
 	}
+	tb_buf_addc(&body, ']');
+	respond_as(r, s, req, q, resp, COAP_RESPONSE_CODE(204), &body, accept_deflate);
 out:
 	for (int i = 0; i < count; i++) {
 		tb_env_free(it[i].env);
@@ -686,6 +561,7 @@ out:
 		tb_buf_free(&it[i].fwd);
 	}
 	free(it);
+	tb_buf_free(&body);
 	tb_buf_free(&plain);
 }
 
@@ -724,31 +600,10 @@ tb_inbound_registry_changed(struct tb_node *n)
 	coap_resource_notify_observers(n->res_registry, NULL);
 }
 
-void
-tb_inbound_stop(struct tb_node *n)
-{
-	struct tb_deferred *p;
-
-	if (n->sync_ev != NULL)
-		event_free(n->sync_ev);
-	n->sync_ev = NULL;
-	/* their async states go with the context */
-	while ((p = n->deferred) != NULL) {
-		n->deferred = p->next;
-		deferred_free(p);
-	}
-}
-
 int
 tb_inbound_init(struct tb_node *n)
 {
 	coap_resource_t *r;
-	int fd = tb_journal_sync_fd(n->journal);
-
-	if (fd >= 0 &&
-	    ((n->sync_ev = event_new(n->base, fd, EV_READ | EV_PERSIST, on_synced, n)) == NULL ||
-	     event_add(n->sync_ev, NULL) != 0))
-		return TB_E_NOMEM;
 
 	if ((r = coap_resource_init(coap_make_str_const("fed/msg"), 0)) == NULL)
 		return TB_E_NOMEM;

@@ -9,13 +9,8 @@
  */
 #include "node/journal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -226,29 +221,10 @@ struct checkpointer {
 	char *path;
 };
 
-/*
- * Deferred durability: the loop commits without fsync and takes a ticket;
- * this thread fdatasyncs the WAL file (the inode's pages, whichever
- * descriptor wrote them), so one sync covers every transaction committed
- * before it began.  Progress is announced on an eventfd.
- */
-struct syncer {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool started, stop, failed;
-	uint64_t want; /* tickets handed out */
-	uint64_t done; /* tickets made durable (or failed) */
-	int efd;       /* eventfd written after each sync */
-	int wal_fd;    /* the thread's own descriptor on path-wal */
-	char *wal_path;
-};
-
 struct tb_journal {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
 	struct checkpointer ck;
-	struct syncer sy;
 	bool in_tx;   /* between a successful begin and commit/rollback */
 	bool aborted; /* SQLite rolled the caller's transaction back itself */
 	struct tb_diag diag;
@@ -697,151 +673,6 @@ tb_journal_checkpoints(struct tb_journal *j)
 	return n;
 }
 
-/* ---- deferred durability ---- */
-
-/* fdatasync of the WAL file.  The descriptor is reopened if the file was
- * replaced; no WAL file means nothing is waiting in one. */
-static bool
-wal_sync(struct syncer *s)
-{
-	struct stat a, b;
-
-	if (s->wal_fd >= 0 && (stat(s->wal_path, &a) != 0 || fstat(s->wal_fd, &b) != 0 ||
-	                       a.st_ino != b.st_ino || a.st_dev != b.st_dev)) {
-		close(s->wal_fd);
-		s->wal_fd = -1;
-	}
-	if (s->wal_fd < 0 && (s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT;
-	return fdatasync(s->wal_fd) == 0;
-}
-
-static void *
-sync_main(void *arg)
-{
-	struct syncer *s = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&s->mu);
-	for (;;) {
-		while (s->want == s->done && !s->stop)
-			pthread_cond_wait(&s->cv, &s->mu);
-		if (s->want == s->done)
-			break; /* stopping, nothing owed */
-		uint64_t target = s->want;
-		pthread_mutex_unlock(&s->mu);
-		bool ok = wal_sync(s);
-		if (!ok)
-			fprintf(stderr, "journal: fdatasync of %s failed: %s\n", s->wal_path,
-			        strerror(errno));
-		pthread_mutex_lock(&s->mu);
-		/* after a failed sync nothing later is trusted to be durable */
-		if (!ok)
-			s->failed = true;
-		s->done = target;
-		pthread_mutex_unlock(&s->mu);
-		if (write(s->efd, &one, sizeof(one)) < 0) {
-			/* the counter is saturated only if nobody reads it */
-		}
-		pthread_mutex_lock(&s->mu);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return NULL;
-}
-
-static int
-syncer_start(struct tb_journal *j, const char *path, struct tb_diag *d)
-{
-	struct syncer *s = &j->sy;
-	size_t n = strlen(path);
-
-	if ((s->wal_path = malloc(n + 5)) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal path");
-	memcpy(s->wal_path, path, n);
-	memcpy(s->wal_path + n, "-wal", 5);
-	if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "eventfd: %s", strerror(errno));
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
-	if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
-		pthread_cond_destroy(&s->cv);
-		pthread_mutex_destroy(&s->mu);
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot start the sync thread");
-	}
-	s->started = true;
-	return TB_OK;
-}
-
-/* Stops the thread after it has synced every ticket handed out. */
-static void
-syncer_stop(struct tb_journal *j)
-{
-	struct syncer *s = &j->sy;
-
-	if (s->started) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = true;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->thread, NULL);
-		pthread_cond_destroy(&s->cv);
-		pthread_mutex_destroy(&s->mu);
-		s->started = false;
-	}
-	if (s->wal_fd >= 0)
-		close(s->wal_fd);
-	s->wal_fd = -1;
-	if (s->efd >= 0)
-		close(s->efd);
-	s->efd = -1;
-	free(s->wal_path);
-	s->wal_path = NULL;
-}
-
-int
-tb_journal_commit_deferred(struct tb_journal *j, uint64_t *ticket)
-{
-	int rc;
-
-	if (j == NULL || ticket == NULL)
-		return TB_E_ARG;
-	if (!j->sy.started) {
-		*ticket = 0;
-		return tb_journal_commit(j);
-	}
-	if ((rc = tb_journal_commit_nosync(j)) != TB_OK)
-		return rc;
-	pthread_mutex_lock(&j->sy.mu);
-	*ticket = ++j->sy.want;
-	pthread_cond_signal(&j->sy.cv);
-	pthread_mutex_unlock(&j->sy.mu);
-	return TB_OK;
-}
-
-uint64_t
-tb_journal_synced(struct tb_journal *j, bool *failed)
-{
-	uint64_t done, cnt;
-
-	*failed = false;
-	if (j == NULL || !j->sy.started)
-		return UINT64_MAX;
-	while (read(j->sy.efd, &cnt, sizeof(cnt)) > 0) {
-		/* drained: the counter only says "look again" */
-	}
-	pthread_mutex_lock(&j->sy.mu);
-	done = j->sy.done;
-	*failed = j->sy.failed;
-	pthread_mutex_unlock(&j->sy.mu);
-	return done;
-}
-
-int
-tb_journal_sync_fd(const struct tb_journal *j)
-{
-	return j != NULL && j->sy.started ? j->sy.efd : -1;
-}
-
 /* ---- lifetime ---- */
 
 /* Busy handler of every journal connection: the node's writers (the
@@ -887,7 +718,6 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		return NULL;
 	}
 	tb_diag_clear(&j->diag);
-	j->sy.efd = j->sy.wal_fd = -1;
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
 	rc = sqlite3_open_v2(
 	    path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -940,7 +770,7 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 	if (flags & TB_JOURNAL_NO_CHECKPOINTS) {
 		/* another handle's thread checkpoints: none from this one */
 		(void)sqlite3_wal_autocheckpoint(j->db, 0);
-	} else if (checkpointer_start(j, path, d) != TB_OK || syncer_start(j, path, d) != TB_OK) {
+	} else if (checkpointer_start(j, path, d) != TB_OK) {
 		goto fail;
 	}
 	return j;
@@ -955,7 +785,6 @@ tb_journal_close(struct tb_journal *j)
 {
 	if (j == NULL)
 		return;
-	syncer_stop(j);
 	checkpointer_stop(j);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(j->st[i]);
@@ -1030,10 +859,9 @@ tb_journal_commit_nosync(struct tb_journal *j)
 	if (run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL") != TB_OK)
 		return tb_journal_commit(j);
 	rc = tb_journal_commit(j);
-	rc2 =
-	    run(j, st(j, ST_SYNC_FULL), "synchronous=FULL") == TB_OK
-	        ? TB_OK
-	        : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
+	rc2 = run(j, st(j, ST_SYNC_FULL), "synchronous=FULL") == TB_OK
+	          ? TB_OK
+	          : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
 	return rc != TB_OK ? rc : rc2;
 }
 

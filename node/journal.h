@@ -14,9 +14,9 @@
  * A handle is used from one thread only.  The node opens two: the event
  * loop's (with the checkpoint thread) and the ingest thread's
  * (tb_journal_open_ex with TB_JOURNAL_NO_CHECKPOINTS); SQLite serialises
- * their write transactions.  No global state.  Every operation returns TB_OK (0) or a negative
- * tb_err; after a failure tb_journal_diag() says why (database failures are TB_E_IO with SQLite's
- * message in the detail).
+ * their write transactions.  No global state.  Every operation returns TB_OK (0) or a negative tb_err; after a
+ * failure tb_journal_diag() says why (database failures are TB_E_IO with
+ * SQLite's message in the detail).
  *
  * Map of the interface:
  *   open/close/diag      handle lifetime
@@ -160,25 +160,6 @@ int tb_journal_commit(struct tb_journal *j);
  * (they are then sent again, and receivers are idempotent).  A later
  * tb_journal_commit() makes them durable too. */
 int tb_journal_commit_nosync(struct tb_journal *j);
-/*
- * Group commit across callers: commits without waiting for the disk and
- * gives the transaction a ticket (> 0).  A thread of the journal then
- * fdatasyncs the WAL file; one sync covers every transaction committed
- * before it began, so the exchanges of several peers share it and the
- * caller's loop never waits for the disk.  The transaction is durable once
- * tb_journal_synced() returns a value >= its ticket with *failed false;
- * until then it must not be acknowledged to anyone.  Only on the handle
- * that runs the checkpoints (not TB_JOURNAL_NO_CHECKPOINTS); on any other
- * it is tb_journal_commit() with ticket 0.  Errors as tb_journal_commit().
- */
-int tb_journal_commit_deferred(struct tb_journal *j, uint64_t *ticket);
-/* Highest ticket made durable so far (UINT64_MAX when j has no sync
- * thread); *failed becomes true, for good, once a sync has failed: no
- * ticket can then be trusted to be durable.  Also empties the eventfd. */
-uint64_t tb_journal_synced(struct tb_journal *j, bool *failed);
-/* An eventfd that becomes readable whenever tb_journal_synced() may have
- * advanced (-1 without a sync thread).  Owned by j. */
-int tb_journal_sync_fd(const struct tb_journal *j);
 /* Abandons the transaction.  TB_E_ARG when none is open. */
 int tb_journal_rollback(struct tb_journal *j);
 

@@ -37,7 +37,6 @@ struct evhttp_request;
 #define TB_ANSWER_MAX (4u << 20)
 
 struct tb_ingest;
-struct tb_deferred;
 struct cJSON;
 
 /* One outbound POST /fed/msg exchange: which messages it carries. */
@@ -120,9 +119,6 @@ struct tb_node {
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
 	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
-	/* inbound exchanges committed, answered once on disk (inbound.c) */
-	struct tb_deferred *deferred;
-	struct event *sync_ev; /* the journal's sync eventfd */
 	/* registry observation of the upstream hub (regsync.c) */
 	coap_session_t *obs_session;
 	uint8_t obs_token[8];
@@ -196,8 +192,6 @@ struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 
 /* inbound.c */
 int tb_inbound_init(struct tb_node *n);
-/* Frees the answers still waiting for the journal's sync (at exit). */
-void tb_inbound_stop(struct tb_node *n);
 /* Notifies observers of /fed/registry. */
 void tb_inbound_registry_changed(struct tb_node *n);
 

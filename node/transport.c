@@ -239,7 +239,6 @@ tb_transport_stop(struct tb_node *n)
 	if (n->coap_timer != NULL)
 		event_free(n->coap_timer);
 	n->coap_ev = n->coap_timer = NULL;
-	tb_inbound_stop(n);
 	free(n->retired); /* their sessions go with the context */
 	n->retired = NULL;
 	n->nretired = 0;

@@ -252,9 +252,8 @@ nl_coap() {
 	"$NL_TIMEOUT" 20 coap-client-openssl -v 7 -B 5 "${cert[@]}" -R "$F/root.crt" -m "$method" \
 		${file:+-f "$file"} -o "$W/coap.out" "$@" \
 		"coaps://127.0.0.1:$(nl_port "$target")$path" >"$W/coap.log" 2>&1
-	# the last response: a separate response (POST /fed/msg answers once
-	# its journal transaction is on disk) is followed by the client's own
-	# empty ACK (code 0.00), which is not it
+	# the last response: a separate response (PROTOCOL.md 9.2 allows one)
+	# is followed by the client's own empty ACK (code 0.00), which is not it
 	NL_CODE=$(sed -n 's/^v:1 t:[A-Z]* c:\([2-5]\.[0-9][0-9]\) .*/\1/p' "$W/coap.log" | tail -n 1)
 	if [ -f "$W/coap.out" ]; then
 		cp "$W/coap.out" "$W/coap.body"

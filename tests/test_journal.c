@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -384,72 +383,6 @@ test_two_writers(void **state)
 	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
 	assert_int_equal(n, 2000);
 	assert_int_equal(bad, 0);
-}
-
-/* Deferred durability: tickets in order, the sync thread catches up and
- * says so on its eventfd; a handle without the thread commits durably. */
-static void
-test_commit_deferred(void **state)
-{
-	char path[128];
-	struct tb_journal *j, *j2;
-	struct tmsg t;
-	struct tb_buf r;
-	struct tb_diag d;
-	uint64_t ticket = 0, last = 0, done = 0;
-	bool failed = true;
-	int fd;
-
-	(void)state;
-	newpath(path, sizeof(path));
-	j = open_ok(path);
-	fd = tb_journal_sync_fd(j);
-	assert_true(fd >= 0);
-	assert_int_equal(tb_journal_commit_deferred(j, &ticket), TB_E_ARG); /* none open */
-	for (unsigned k = 0; k < 50; k++) {
-		assert_int_equal(tb_journal_begin(j), TB_OK);
-		mkmsg(&t, 0x30000 + k, 9000);
-		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
-		assert_int_equal(tb_journal_commit_deferred(j, &ticket), TB_OK);
-		assert_int_equal(ticket, last + 1);
-		last = ticket;
-	}
-	/* the eventfd wakes the caller until every ticket is synced */
-	for (int waits = 0; (done = tb_journal_synced(j, &failed)) < last; waits++) {
-		struct pollfd p = {fd, POLLIN, 0};
-		assert_true(waits < 100);
-		assert_true(poll(&p, 1, 5000) == 1);
-	}
-	assert_int_equal(done, last);
-	assert_false(failed);
-	/* committed data is visible at once, synced or not */
-	tb_buf_init(&r);
-	mkmsg(&t, 0x30000 + 49, 9000);
-	assert_int_equal(tb_journal_inbound_receipt(j, t.id, &r), TB_OK);
-	assert_memory_equal(r.data, t.rcpt, sizeof(t.rcpt));
-	/* a second handle has no sync thread: a plain durable commit */
-	j2 = tb_journal_open_ex(path, TB_JOURNAL_NO_CHECKPOINTS, &d);
-	assert_non_null(j2);
-	assert_int_equal(tb_journal_sync_fd(j2), -1);
-	assert_int_equal(tb_journal_synced(j2, &failed), UINT64_MAX);
-	assert_int_equal(tb_journal_begin(j2), TB_OK);
-	mkmsg(&t, 0x30100, 9000);
-	assert_int_equal(tb_journal_inbound_put(j2, &t.m, NULL), TB_OK);
-	assert_int_equal(tb_journal_commit_deferred(j2, &ticket), TB_OK);
-	assert_int_equal(ticket, 0);
-	tb_journal_close(j2);
-	/* closing with tickets outstanding syncs them first, and returns */
-	for (unsigned k = 0; k < 5; k++) {
-		assert_int_equal(tb_journal_begin(j), TB_OK);
-		mkmsg(&t, 0x30200 + k, 9000);
-		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
-		assert_int_equal(tb_journal_commit_deferred(j, &ticket), TB_OK);
-	}
-	tb_journal_close(j);
-	j = open_ok(path);
-	assert_int_equal(tb_journal_inbound_receipt(j, t.id, &r), TB_OK);
-	tb_journal_close(j);
-	tb_buf_free(&r);
 }
 
 static void
@@ -1420,7 +1353,6 @@ main(void)
 	    cmocka_unit_test(test_open_migrates_schema1),
 	    cmocka_unit_test(test_checkpoint_background),
 	    cmocka_unit_test(test_two_writers),
-	    cmocka_unit_test(test_commit_deferred),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
 	    cmocka_unit_test(test_inbox_order_ack),
