@@ -178,6 +178,9 @@ int tb_transport_start(struct tb_node *n, struct tb_diag *d);
 void tb_transport_stop(struct tb_node *n);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
 void tb_transport_kick(struct tb_node *n);
+/* The value of pdu's option num as an unsigned integer (Content-Format,
+ * Accept), or -1 when it is absent. */
+long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
 /* The (cached) client session to peer member `to`, or NULL. */
 coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
                                      struct tb_diag *d);

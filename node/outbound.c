@@ -750,8 +750,6 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	size_t len = 0, off, total;
 	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
 	struct tb_buf plain; /* an inflated 11050 answer */
-	coap_opt_iterator_t oi;
-	coap_opt_t *opt;
 
 	(void)mid;
 	if (tb_regsync_response(n, s, recv))
@@ -760,10 +758,8 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		return COAP_RESPONSE_OK;
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	tb_buf_init(&plain);
-	opt = coap_check_option(recv, COAP_OPTION_CONTENT_FORMAT, &oi);
-	if (data != NULL && opt != NULL &&
-	    coap_decode_var_bytes(coap_opt_value(opt), coap_opt_length(opt)) ==
-	        TB_CF_JSON_DEFLATE) {
+	if (data != NULL &&
+	    tb_coap_uint_option(recv, COAP_OPTION_CONTENT_FORMAT) == TB_CF_JSON_DEFLATE) {
 		struct tb_diag d;
 		if (tb_inflate(data, len, TB_ANSWER_MAX, &plain, &d) == TB_OK) {
 			data = plain.data;

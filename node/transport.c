@@ -137,6 +137,15 @@ coap_timer_cb(evutil_socket_t fd, short what, void *arg)
 	pump(arg);
 }
 
+long
+tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num)
+{
+	coap_opt_iterator_t oi;
+	coap_opt_t *o = coap_check_option(pdu, num, &oi);
+
+	return o == NULL ? -1 : (long)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
+}
+
 void
 tb_transport_kick(struct tb_node *n)
 {
