@@ -119,21 +119,6 @@ respond(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap
 	respond_as(r, s, req, q, resp, code, body, false);
 }
 
-/* The request's Content-Format (-1 if absent) and whether it accepts
- * deflated JSON in the answer. */
-static int
-content_format(const coap_pdu_t *req, bool *accept_deflate)
-{
-	coap_opt_iterator_t oi;
-	coap_opt_t *o = coap_check_option(req, COAP_OPTION_ACCEPT, &oi);
-
-	*accept_deflate =
-	    o != NULL &&
-	    coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o)) == TB_CF_JSON_DEFLATE;
-	o = coap_check_option(req, COAP_OPTION_CONTENT_FORMAT, &oi);
-	return o == NULL ? -1 : (int)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o));
-}
-
 static void
 respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
               coap_pdu_t *resp, const struct tb_diag *d)
@@ -328,7 +313,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	struct tb_diag d;
 	struct tb_buf body;
 	struct tb_buf plain; /* the inflated body of an 11050 request */
-	int cf, count, nrc = 0;
+	long cf;
+	int count = 0, nrc = 0;
 	bool batch, relayed = false, accept_deflate;
 
 	tb_diag_clear(&d);
@@ -339,7 +325,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		refuse_whole(n, r, s, req, q, resp, &d);
 		return;
 	}
-	cf = content_format(req, &accept_deflate);
+	cf = tb_coap_uint_option(req, COAP_OPTION_CONTENT_FORMAT);
+	accept_deflate = tb_coap_uint_option(req, COAP_OPTION_ACCEPT) == TB_CF_JSON_DEFLATE;
 	if (cf != COAP_MEDIATYPE_APPLICATION_JSON && cf != TB_CF_JSON_DEFLATE) {
 		tb_diag_set(&d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
 		            "content-format must be application/json (50) or its deflate "
@@ -362,8 +349,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			         "body inflates to more than %lld bytes",
 			         (long long)n->cfg.max_message_size);
 		refuse_whole(n, r, s, req, q, resp, &d);
-		tb_buf_free(&plain);
-		return;
+		goto out;
 	}
 	if (cf == TB_CF_JSON_DEFLATE && data != NULL) {
 		data = plain.data;
@@ -372,8 +358,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if (data == NULL || len == 0) {
 		tb_diag_set(&d, TB_E_JSON_SYNTAX, 0, "empty body");
 		refuse_whole(n, r, s, req, q, resp, &d);
-		tb_buf_free(&plain);
-		return;
+		goto out;
 	}
 	batch = false;
 	for (size_t i = 0; i < len; i++)
@@ -387,8 +372,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
 			            "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
 			refuse_whole(n, r, s, req, q, resp, &d);
-			tb_buf_free(&plain);
-			return;
+			goto out;
 		}
 	} else {
 		count = 1;
@@ -398,8 +382,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if ((it = calloc((size_t)count, sizeof(*it))) == NULL) {
 		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		refuse_whole(n, r, s, req, q, resp, &d);
-		tb_buf_free(&plain);
-		return;
+		goto out;
 	}
 	struct tb_env_open_opts o = {
 	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
@@ -554,7 +537,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	tb_buf_addc(&body, ']');
 	respond_as(r, s, req, q, resp, COAP_RESPONSE_CODE(204), &body, accept_deflate);
 out:
-	for (int i = 0; i < count; i++) {
+	for (int i = 0; it != NULL && i < count; i++) {
 		tb_env_free(it[i].env);
 		tb_env_free(it[i].receipt);
 		tb_buf_free(&it[i].out);
