@@ -14,9 +14,9 @@
  * A handle is used from one thread only.  The node opens two: the event
  * loop's (with the checkpoint thread) and the ingest thread's
  * (tb_journal_open_ex with TB_JOURNAL_NO_CHECKPOINTS); SQLite serialises
- * their write transactions.  No global state.  Every operation returns TB_OK (0) or a negative tb_err; after a
- * failure tb_journal_diag() says why (database failures are TB_E_IO with
- * SQLite's message in the detail).
+ * their write transactions.  No global state.  Every operation returns
+ * TB_OK (0) or a negative tb_err; after a failure tb_journal_diag() says
+ * why (database failures are TB_E_IO with SQLite's message in the detail).
  *
  * Map of the interface:
  *   open/close/diag      handle lifetime
