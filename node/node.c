@@ -23,6 +23,15 @@ tb_now(void)
 }
 
 int64_t
+tb_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
 tb_now_ms(void)
 {
 	struct timespec ts;

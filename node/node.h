@@ -149,8 +149,9 @@ struct tb_node {
 bool tb_node_sig_known(void *ctx, const uint8_t tag[32]);
 void tb_node_sig_remember(void *ctx, const uint8_t tag[32]);
 const char *tb_node_intern(struct tb_node *n, const char *id);
-int64_t tb_now(void);    /* Unix seconds */
-int64_t tb_now_ms(void); /* monotonic milliseconds */
+int64_t tb_now(void);     /* Unix seconds */
+int64_t tb_now_ms(void);  /* monotonic milliseconds */
+int64_t tb_wall_ms(void); /* Unix milliseconds */
 struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
 void tb_node_free(struct tb_node *n);
 /* Loads, verifies and applies a registry document (borrowed bytes);

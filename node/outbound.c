@@ -74,7 +74,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	char(*digests)[65] = NULL;
 	int rc = TB_OK;
 	size_t made = 0, nwire = 0;
-	int64_t now = tb_now();
+	int64_t now = tb_now(), now_wall_ms = tb_wall_ms();
 
 	*bad = 0;
 	if (envs == NULL || routed == NULL) {
@@ -89,6 +89,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		*bad = i;
 		f.from = n->cfg.member_id;
 		f.created = now;
+		f.id_ms = now_wall_ms;
 		/* no recipient: the route table names the member serving the
 		 * service for the region (docs/PROTOCOL.md 8.1) */
 		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {

@@ -460,6 +460,14 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "no randomness");
 		goto fail;
 	}
+	/* docs/PROTOCOL.md 1: the first 6 bytes are the time in milliseconds,
+	 * big-endian, so that ids sort by creation and the journals' id
+	 * indexes grow at their end; the other 10 bytes stay random. */
+	uint64_t ms = f->id_ms > 0     ? (uint64_t)f->id_ms
+	              : f->created > 0 ? (uint64_t)f->created * 1000
+	                               : 0;
+	for (int i = 0; i < TB_MSGID_TIME_LEN; i++)
+		rnd[i] = (uint8_t)(ms >> (8 * (TB_MSGID_TIME_LEN - 1 - i)));
 	tb_hex_encode(rnd, sizeof(rnd), id);
 	if (f->body != NULL) {
 		/* the body sits one level below the envelope's root */

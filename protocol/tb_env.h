@@ -33,7 +33,8 @@ struct tb_env; /* a parsed or built envelope; owns its JSON document */
 #define TB_ENV_DEFAULT_HOPS 4
 #define TB_ENV_DEFAULT_SKEW 300
 #define TB_BATCH_MAX 65536
-#define TB_MSGID_LEN 16 /* bytes; 32 hex digits on the wire */
+#define TB_MSGID_LEN 16     /* bytes; 32 hex digits on the wire */
+#define TB_MSGID_TIME_LEN 6 /* leading bytes: milliseconds since the epoch */
 
 /* True for a message type this version defines (docs/PROTOCOL.md 4). */
 bool tb_msgtype_known(const char *type);
@@ -56,11 +57,14 @@ struct tb_env_fields {
 	const uint8_t *body; /* JSON object text, or NULL for {} */
 	size_t body_len;
 	int64_t created; /* seconds since the epoch */
+	int64_t id_ms;   /* the id's time: ms since the epoch; 0: created */
 	int64_t ttl;     /* 0: TB_ENV_DEFAULT_TTL */
 	int hops;        /* 0: TB_ENV_DEFAULT_HOPS */
 };
 
-/* A new unsigned envelope with a random id.  NULL on failure (d says
+/* A new unsigned envelope.  Its id is id_ms (or created, in ms) in the
+ * first TB_MSGID_TIME_LEN bytes, big-endian, then random bytes; ids of
+ * one sender thus sort by time.  NULL on failure (d says
  * why: a field's rule, or the body's JSON error).  Caller frees. */
 struct tb_env *tb_env_create(const struct tb_env_fields *f, struct tb_diag *d);
 

@@ -5,7 +5,8 @@
 # (`tongban msg open`) against the RECEIVER's certificate, answers the
 # message (corr) and names its digest (`tongban msg digest` of the
 # envelope as the receiver stored it); the receiver's inbox holds it
-# exactly once.  Finally every node's audit chain verifies.  Suzhou sends
+# exactly once.  Finally every node's audit chain verifies.  Ids carry
+# the sender's clock (milliseconds) in their first 12 hex digits.  Suzhou sends
 # plain JSON, the others the deflate coding.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
@@ -19,6 +20,7 @@ for m in $MEMBERS; do nl_start "$m"; done
 
 # two messages in every direction (six directions), sent in parallel
 declare -A SENT
+t0=$(date +%s%3N)
 for a in $MEMBERS; do
 	for b in $MEMBERS; do
 		[ "$a" = "$b" ] && continue
@@ -27,6 +29,18 @@ for a in $MEMBERS; do
 		done
 	done
 done
+
+t1=$(date +%s%3N)
+# ids carry the sender's clock in ms in their first 12 hex digits
+# (docs/PROTOCOL.md 1); the rest is random, so no two share it
+for key in "${!SENT[@]}"; do
+	id=${SENT[$key]}
+	ms=$((16#${id:0:12}))
+	[ "$ms" -ge "$t0" ] && [ "$ms" -le "$t1" ] ||
+		nl_fail "time part of id $id" "between $t0 and $t1" "$ms"
+	nl_ok
+done
+nl_eq "random parts of the ids all differ" 12 "$(for id in "${SENT[@]}"; do echo "${id:12}"; done | sort -u | wc -l)"
 
 for key in "${!SENT[@]}"; do
 	IFS='>' read -r a b k <<<"$key"

@@ -1160,6 +1160,39 @@ test_predicates(void **state)
 	assert_false(tb_msgtype_known(""));
 }
 
+/* Ids: the time in ms in the first 12 hex digits, then 80 random bits;
+ * ids made later sort after earlier ones. */
+static void
+test_id_time(void **state)
+{
+	struct tb_env_fields f;
+	struct tb_diag d;
+	struct tb_env *e[3];
+	char prefix[13];
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.type = "case.submit";
+	f.from = "320300";
+	f.to = "370800";
+	f.created = NOW;
+	/* without id_ms: created, in milliseconds (1700000000000 = 0x018bcfe56800) */
+	assert_non_null(e[0] = tb_env_create(&f, &d));
+	assert_int_equal(strlen(tb_env_id(e[0])), 32);
+	assert_memory_equal(tb_env_id(e[0]), "018bcfe56800", 12);
+	f.id_ms = NOW * 1000 + 999;
+	assert_non_null(e[1] = tb_env_create(&f, &d));
+	snprintf(prefix, sizeof(prefix), "%012llx", (unsigned long long)(NOW * 1000 + 999));
+	assert_memory_equal(tb_env_id(e[1]), prefix, 12);
+	assert_true(strcmp(tb_env_id(e[0]), tb_env_id(e[1])) < 0);
+	/* same millisecond: same prefix, the random rest differs */
+	assert_non_null(e[2] = tb_env_create(&f, &d));
+	assert_memory_equal(tb_env_id(e[2]), prefix, 12);
+	assert_string_not_equal(tb_env_id(e[1]) + 12, tb_env_id(e[2]) + 12);
+	for (int i = 0; i < 3; i++)
+		tb_env_free(e[i]);
+}
+
 int
 main(void)
 {
@@ -1170,7 +1203,7 @@ main(void)
 	    cmocka_unit_test(test_unknown_key),   cmocka_unit_test(test_time),
 	    cmocka_unit_test(test_fields),        cmocka_unit_test(test_add_hop),
 	    cmocka_unit_test(test_batch),         cmocka_unit_test(test_cache),
-	    cmocka_unit_test(test_predicates),
+	    cmocka_unit_test(test_predicates),    cmocka_unit_test(test_id_time),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
