@@ -56,6 +56,29 @@ cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Bytes a process has caused to be written to storage so far
+ * (/proc/PID/io write_bytes: page-cache pages it dirtied), or -1. */
+static double
+written_bytes(pid_t pid)
+{
+	char path[64], line[256];
+	double v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long long b;
+		if (sscanf(line, "write_bytes: %llu", &b) == 1) {
+			v = (double)b;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
 /* UDP datagrams sent so far by this host (/proc/net/snmp OutDatagrams),
  * or -1.  Loopback: every datagram of the two nodes counts once. */
 static double
@@ -625,7 +648,8 @@ bench_node(int argc, char **argv)
 	/* one way: Xuzhou sends, Linyi receives */
 	struct side one[1] = {{base + 1000, &tok, "371300"}},
 	            both[2] = {{base + 1000, &tok, "371300"}, {base + 1001, &tok2, "320300"}};
-	double c1 = cpu_s(n1), c2 = cpu_s(n2), u0 = udp_out();
+	double c1 = cpu_s(n1), c2 = cpu_s(n2), u0 = udp_out(), w1 = written_bytes(n1),
+	       w2 = written_bytes(n2);
 	t0 = now_s();
 	if (saturate(one, 1, total, per_req, &seq, &drain1) != 0)
 		goto out;
@@ -634,6 +658,10 @@ bench_node(int argc, char **argv)
 	c1 = cpu_s(n1) - c1;
 	c2 = cpu_s(n2) - c2;
 	double dgrams = u0 >= 0 ? (udp_out() - u0) / (double)total : 0;
+	/* once every receipt is verified, the sender's last commit is done;
+	 * the receiver's, before its answer */
+	w1 = w1 >= 0 ? (written_bytes(n1) - w1) / 1024.0 / (double)total : 0;
+	w2 = w2 >= 0 ? (written_bytes(n2) - w2) / 1024.0 / (double)total : 0;
 	/* Latency under a steady load of half the measured capacity: small
 	 * submissions (10 messages) at a fixed pace for 4 s.  (Under the
 	 * saturating load above, latency is queueing time.) */
@@ -701,6 +729,9 @@ bench_node(int argc, char **argv)
 	printf("datagrams: %8.2f UDP datagrams per message one way (both nodes, all blocks "
 	       "and acknowledgements)\n",
 	       dgrams);
+	printf("written  : sender %.1f KiB/msg, receiver %.1f KiB/msg to storage one way "
+	       "(journal, WAL and checkpoints)\n",
+	       w1, w2);
 	printf(
 	    "both ways: %8.0f msgs/s in all, each node sending half (sender+receiver CPU %.0f and "
 	    "%.0f us/msg)\n",
@@ -713,9 +744,11 @@ bench_node(int argc, char **argv)
 	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
 	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
 	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
-	       "\"datagrams_per_msg\":%.2f}\n",
+	       "\"datagrams_per_msg\":%.2f,\"sender_written_kib_per_msg\":%.1f,"
+	       "\"receiver_written_kib_per_msg\":%.1f}\n",
 	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total, lat_rate,
-	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1, dgrams);
+	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1, dgrams, w1,
+	       w2);
 	rc = 0;
 out:
 	if (n1 > 0)

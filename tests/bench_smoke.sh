@@ -47,6 +47,11 @@ j=$(last_json node --messages 400 --set deflate=0 --set batch_max=8)
 positive "$j" msgs_per_s p50_ms p99_ms baseline_per_s ratio messages latency_load_per_s \
 	sender_cpu_us_per_msg receiver_cpu_us_per_msg both_ways_msgs_per_s drain_msgs_per_s \
 	datagrams_per_msg
+# zero where the temporary directory is on tmpfs (not counted as storage)
+for k in sender_written_kib_per_msg receiver_written_kib_per_msg; do
+	[[ "$j" =~ \"$k\":[0-9]+\.[0-9](,|\}) ]] || fail "$k missing in $j"
+	checks=$((checks + 1))
+done
 [[ "$j" == *'"messages":400,'* ]] || fail "node: messages is not 400: $j"
 checks=$((checks + 2))
 
