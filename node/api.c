@@ -15,6 +15,7 @@
 
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "journal.h"
@@ -116,46 +117,53 @@ body_of(struct evhttp_request *req, size_t *len)
 	return p;
 }
 
+const struct tb_json_limits tb_api_json_limits = {256 * 1024, TB_ENV_MAX_DEPTH + 1};
+
+/* The member's string (NUL-terminated; one holding a NUL counts as not
+ * a string), or NULL. */
 static const char *
-jstr(const cJSON *o, const char *k)
+jstr(const struct tb_json *o, const char *k)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	const struct tb_json *v = tb_json_get(o, k);
+	size_t n;
+	const char *s;
+
+	if (v == NULL || tb_json_kind(v) != TB_JSON_STRING)
+		return NULL;
+	s = tb_json_string(v, &n);
+	return memchr(s, '\0', n) == NULL ? s : NULL;
 }
 
 const char *
-tb_api_fields(const cJSON *o, struct tb_env_fields *f, char **bodytext)
+tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f)
 {
-	const cJSON *v, *body;
+	const struct tb_json *v, *body;
 
 	memset(f, 0, sizeof(*f));
-	*bodytext = NULL;
-	if (!cJSON_IsObject(o))
+	if (o == NULL || tb_json_kind(o) != TB_JSON_OBJECT)
 		return "each message must be a JSON object";
 	f->type = jstr(o, "type");
 	f->to = jstr(o, "to");
 	f->service = jstr(o, "service");
 	f->corr = jstr(o, "corr");
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "ttl")) != NULL && cJSON_IsNumber(v))
-		f->ttl = (int64_t)v->valuedouble;
-	if ((v = cJSON_GetObjectItemCaseSensitive(o, "hops")) != NULL && cJSON_IsNumber(v))
-		f->hops = (int)v->valuedouble;
+	if ((v = tb_json_get(o, "ttl")) != NULL && tb_json_kind(v) == TB_JSON_NUMBER)
+		f->ttl = (int64_t)tb_json_number(v);
+	if ((v = tb_json_get(o, "hops")) != NULL && tb_json_kind(v) == TB_JSON_NUMBER)
+		f->hops = (int)tb_json_number(v);
 	if (f->type == NULL)
 		return "type";
+	if (f->to == NULL && tb_json_get(o, "to") == NULL)
+		f->to = default_to;
 	/* without "to", "region" (with "service") asks the node to route */
 	if (f->to == NULL && (f->route_region = jstr(o, "region")) != NULL)
 		f->route_service = f->service;
 	if (f->to == NULL && (f->route_region == NULL || f->route_service == NULL))
 		return "to";
-	body = cJSON_GetObjectItemCaseSensitive(o, "body");
+	body = tb_json_get(o, "body");
 	if (body != NULL) {
-		if (!cJSON_IsObject(body))
+		if (tb_json_kind(body) != TB_JSON_OBJECT)
 			return "body must be an object";
-		*bodytext = cJSON_PrintUnformatted(body);
-		if (*bodytext == NULL)
-			return "body could not be copied (out of memory)";
-		f->body = (const uint8_t *)*bodytext;
-		f->body_len = strlen(*bodytext);
+		f->body_json = body;
 	}
 	return NULL;
 }
@@ -183,22 +191,29 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	struct tb_journal_inbound in;
 	struct tb_env_fields f;
 	size_t len = 0;
-	char *raw = body_of(req, &len), *bodytext = NULL, out_id[33];
-	cJSON *o = raw ? cJSON_ParseWithLength(raw, len) : NULL, *r;
+	char *raw = body_of(req, &len), out_id[33];
+	struct tb_json_doc *doc = NULL;
 	const char *why;
 	struct tb_diag d;
+	cJSON *r;
 
 	if (n->draining) {
 		reply_error(req, 503, "draining", "node is shutting down");
+		goto out;
+	}
+	if (raw == NULL) {
+		reply_error(req, 413, "too-large", "request body over 256 KiB");
 		goto out;
 	}
 	if (tb_journal_inbound_get(n->journal, id, &in, NULL) != TB_OK) {
 		reply_error(req, 404, "not-found", "no inbound message with that id");
 		goto out;
 	}
-	if (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, "to") == NULL)
-		cJSON_AddStringToObject(o, "to", in.from);
-	if ((why = tb_api_fields(o, &f, &bodytext)) != NULL) {
+	if ((doc = tb_json_parse((const uint8_t *)raw, len, &tb_api_json_limits, &d)) == NULL) {
+		reply_error(req, 400, tb_err_reason(d.code), d.detail);
+		goto out;
+	}
+	if ((why = tb_api_fields(tb_json_root(doc), in.from, &f)) != NULL) {
 		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type",
 		            why);
 		goto out;
@@ -215,8 +230,7 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	cJSON_AddStringToObject(r, "state", "queued");
 	reply_json(req, 202, r);
 out:
-	cJSON_free(bodytext);
-	cJSON_Delete(o);
+	tb_json_doc_free(doc);
 	free(raw);
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../protocol/tb_env.h"
+#include "../protocol/tb_json.h"
 #include "../util/tb_err.h"
 #include "journal.h"
 #include "log.h"
@@ -76,35 +77,40 @@ static void
 run_job(struct tb_ingest *g, struct job *x)
 {
 	struct tb_node *n = g->n;
-	cJSON *o = cJSON_ParseWithLength(x->raw, x->len), *r = NULL, *arr;
-	struct tb_env_fields *f = NULL;
-	char **texts = NULL;
-	size_t count = 0, bad = 0;
-	bool bulk = cJSON_IsArray(o);
 	struct tb_diag d;
+	struct tb_json_doc *doc =
+	    tb_json_parse((const uint8_t *)x->raw, x->len, &tb_api_json_limits, &d);
+	const struct tb_json *o = doc ? tb_json_root(doc) : NULL, *m;
+	struct tb_env_fields *f = NULL;
+	size_t count = 0, bad = 0;
+	bool bulk = o != NULL && tb_json_kind(o) == TB_JSON_ARRAY;
+	cJSON *r = NULL, *arr;
 	const char *why;
 	int rc;
 
-	if (!bulk && !cJSON_IsObject(o)) {
+	if (doc == NULL) {
+		refuse(x, 400, tb_err_reason(d.code), d.detail);
+		goto out;
+	}
+	if (!bulk && tb_json_kind(o) != TB_JSON_OBJECT) {
 		refuse(x, 400, "json.syntax", "body must be a JSON object or array");
 		goto out;
 	}
-	count = bulk ? (size_t)cJSON_GetArraySize(o) : 1;
+	count = bulk ? tb_json_count(o) : 1;
 	if (count == 0 || count > API_BULK_MAX) {
 		refuse(x, 400, "field.value", "1 to 1000 messages per request");
 		count = 0;
 		goto out;
 	}
 	f = calloc(count, sizeof(*f));
-	texts = calloc(count, sizeof(*texts));
 	x->ids = calloc(count, sizeof(*x->ids));
-	if (f == NULL || texts == NULL || x->ids == NULL) {
+	if (f == NULL || x->ids == NULL) {
 		refuse(x, 503, "nomem", NULL);
 		goto out;
 	}
-	for (size_t i = 0; i < count; i++) {
-		if ((why = tb_api_fields(bulk ? cJSON_GetArrayItem(o, (int)i) : o, &f[i],
-		                         &texts[i])) != NULL) {
+	m = bulk ? tb_json_first(o) : o;
+	for (size_t i = 0; i < count; i++, m = bulk ? tb_json_next(m) : NULL) {
+		if ((why = tb_api_fields(m, NULL, &f[i])) != NULL) {
 			char detail[96];
 			snprintf(detail, sizeof(detail), "message %zu: %s", i, why);
 			refuse(x, 400,
@@ -145,11 +151,8 @@ run_job(struct tb_ingest *g, struct job *x)
 		x->reply = cJSON_PrintUnformatted(r);
 out:
 	cJSON_Delete(r);
-	for (size_t i = 0; texts != NULL && i < count; i++)
-		cJSON_free(texts[i]);
-	free(texts);
 	free(f);
-	cJSON_Delete(o);
+	tb_json_doc_free(doc);
 	free(x->raw);
 	x->raw = NULL;
 }

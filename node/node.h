@@ -27,6 +27,8 @@ struct tb_responder;
 struct tb_webhook;
 struct tb_env;
 struct tb_env_fields;
+struct tb_json;
+struct tb_json_limits;
 struct evhttp;
 struct evhttp_request;
 /* CoAP content-format: application/json with the deflate content coding
@@ -270,10 +272,15 @@ void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t
 char *tb_api_error_text(const char *reason_token, const char *detail);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
-/* Reads one message request object into f; strings stay owned by o, the
- * body text is allocated into *bodytext (caller frees with cJSON_free).
- * NULL, or what is wrong ("type" and "to" name a missing member). */
-const char *tb_api_fields(const struct cJSON *o, struct tb_env_fields *f, char **bodytext);
+/* Limits for a message request (POST /v1/messages, reply): 256 KiB, and
+ * a message's body no deeper than an envelope allows under the bulk
+ * array and the message object. */
+extern const struct tb_json_limits tb_api_json_limits;
+/* Reads one message request object, parsed by tb_json_parse, into f;
+ * strings and the body stay owned by o's document.  default_to (may be
+ * NULL) stands in for a missing "to".  NULL, or what is wrong ("type"
+ * and "to" name a missing member). */
+const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
 /* ingest.c */
 /* Starts the ingest thread with its own journal handle and key copy. */
 int tb_ingest_start(struct tb_node *n, struct tb_diag *d);

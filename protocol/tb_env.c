@@ -436,6 +436,22 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v)
 	}
 }
 
+/* Whether v nests no deeper than max arrays/objects (v itself counts). */
+static bool
+depth_within(const struct tb_json *v, unsigned max)
+{
+	enum tb_json_kind k = tb_json_kind(v);
+
+	if (k != TB_JSON_ARRAY && k != TB_JSON_OBJECT)
+		return true;
+	if (max == 0)
+		return false;
+	for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m))
+		if (!depth_within(m, max - 1))
+			return false;
+	return true;
+}
+
 struct tb_env *
 tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 {
@@ -469,7 +485,19 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	for (int i = 0; i < TB_MSGID_TIME_LEN; i++)
 		rnd[i] = (uint8_t)(ms >> (8 * (TB_MSGID_TIME_LEN - 1 - i)));
 	tb_hex_encode(rnd, sizeof(rnd), id);
-	if (f->body != NULL) {
+	if (f->body_json != NULL) {
+		if (tb_json_kind(f->body_json) != TB_JSON_OBJECT) {
+			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
+			goto fail;
+		}
+		/* the same limit as for a body given as text */
+		if (depth_within(f->body_json, TB_ENV_MAX_DEPTH - 1) == false) {
+			tb_diag_set(d, TB_E_JSON_DEPTH, TB_DIAG_NOPOS,
+			            "body nests deeper than %d levels", TB_ENV_MAX_DEPTH - 1);
+			goto fail;
+		}
+		body = copy_value(e->doc, f->body_json);
+	} else if (f->body != NULL) {
 		/* the body sits one level below the envelope's root */
 		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
 		                                                  TB_ENV_MAX_DEPTH - 1};

@@ -56,6 +56,9 @@ struct tb_env_fields {
 	const char *corr;    /* optional: id of the message answered */
 	const uint8_t *body; /* JSON object text, or NULL for {} */
 	size_t body_len;
+	/* or the body already parsed (strictly, tb_json_parse): copied, so
+	 * the text need not be printed and parsed again; wins over body */
+	const struct tb_json *body_json;
 	int64_t created; /* seconds since the epoch */
 	int64_t id_ms;   /* the id's time: ms since the epoch; 0: created */
 	int64_t ttl;     /* 0: TB_ENV_DEFAULT_TTL */

@@ -315,6 +315,12 @@ nl_has "reply endpoint: case.update after the result" '"error":"flow.state"' "$o
 fl_http 411400 POST "/v1/inbox/$SUB/reply" "{\"type\":\"case.update\",\"body\":{\"case_id\":\"$CASE\"}}"
 nl_eq "reply endpoint: case.update without status (HTTP)" 400 "$NL_HTTP_STATUS"
 nl_has "reply endpoint: case.update without status" 'body.status: required' "$out"
+fl_http 411400 POST "/v1/inbox/$SUB/reply" '{"type":"case.update","type":"case.update"}'
+nl_eq "reply endpoint: duplicate member (HTTP)" 400 "$NL_HTTP_STATUS"
+nl_has "reply endpoint: duplicate member" '"error":"json.duplicate-key"' "$out"
+fl_http 411400 POST "/v1/inbox/$SUB/reply" '{"type":'
+nl_eq "reply endpoint: malformed JSON (HTTP)" 400 "$NL_HTTP_STATUS"
+nl_has "reply endpoint: malformed JSON" '"error":"json.syntax"' "$out"
 fl_http 411400 POST "/v1/inbox/ffffffffffffffffffffffffffffffff/reply" '{"type":"error","body":{"reason":"x"}}'
 nl_eq "reply endpoint: unknown id (HTTP)" 404 "$NL_HTTP_STATUS"
 resp=$("$NL_TIMEOUT" 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1

@@ -97,6 +97,18 @@ nl_has "message without to: reason" '"error":"field.missing"' "$out"
 api '[]'
 nl_eq "empty bulk: status" 400 "$NL_HTTP_STATUS"
 nl_has "empty bulk: reason" '"error":"field.value"' "$out"
+# requests are parsed with the envelopes' strict JSON profile
+# (docs/PROTOCOL.md 2.1): what no envelope could carry is refused whole
+api '[{"type":"case.submit","to":"371300","type":"case.result"}]'
+nl_eq "duplicate member: status" 400 "$NL_HTTP_STATUS"
+nl_has "duplicate member: reason" '"error":"json.duplicate-key"' "$out"
+api "[{\"type\":\"case.submit\",\"to\":\"371300\",\"body\":{\"note\":\"$(printf '\xff')\"}}]"
+nl_eq "invalid UTF-8: status" 400 "$NL_HTTP_STATUS"
+nl_has "invalid UTF-8: reason" '"error":"json.utf8"' "$out"
+deep=$(printf '[%.0s' $(seq 40))$(printf ']%.0s' $(seq 40))
+api "[{\"type\":\"case.submit\",\"to\":\"371300\",\"body\":{\"x\":$deep}}]"
+nl_eq "body nested too deep: status" 400 "$NL_HTTP_STATUS"
+nl_has "body nested too deep: reason" '"error":"json.depth"' "$out"
 
 # ---- 4. everything delivered exactly once ----
 inbox_count() { [ "$(nl_inbox_ids 371300 | sort -u | wc -l)" -ge "$1" ]; }
