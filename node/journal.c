@@ -142,7 +142,7 @@ enum sid {
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
-    /* prepared once: tb_journal_commit_nosync switches around a commit */
+    /* prepared once: tb_journal_begin_nosync switches around a transaction */
     [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -226,6 +226,7 @@ struct tb_journal {
 	sqlite3_stmt *st[ST__COUNT];
 	struct checkpointer ck;
 	bool in_tx;   /* between a successful begin and commit/rollback */
+	bool lazy;    /* synchronous=NORMAL until the transaction ends */
 	bool aborted; /* SQLite rolled the caller's transaction back itself */
 	struct tb_diag diag;
 };
@@ -803,6 +804,22 @@ tb_journal_diag(const struct tb_journal *j)
 
 /* ---- group commit ---- */
 
+/* Back to synchronous=FULL after a lazy transaction; rc is the outcome
+ * so far, which a failure to restore overrides.  Until it is restored,
+ * lazy stays set and tb_journal_begin() tries again before it opens a
+ * durable transaction, or refuses to. */
+static int
+end_lazy(struct tb_journal *j, int rc)
+{
+	if (!j->lazy)
+		return rc;
+	if (run(j, st(j, ST_SYNC_FULL), "synchronous=FULL") != TB_OK)
+		return tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
+		                   "cannot restore synchronous=FULL after a lazy commit");
+	j->lazy = false;
+	return rc;
+}
+
 int
 tb_journal_begin(struct tb_journal *j)
 {
@@ -812,8 +829,30 @@ tb_journal_begin(struct tb_journal *j)
 		return rc;
 	if (j->in_tx)
 		return jarg(j, "transaction already open");
+	if ((rc = end_lazy(j, TB_OK)) != TB_OK)
+		return rc;
 	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
 		return rc;
+	j->in_tx = true;
+	return TB_OK;
+}
+
+int
+tb_journal_begin_nosync(struct tb_journal *j)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (j->in_tx)
+		return jarg(j, "transaction already open");
+	/* In WAL mode synchronous=NORMAL commits without fsync; the next
+	 * synchronous=FULL commit syncs the WAL, these frames included. */
+	if ((rc = run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL")) != TB_OK)
+		return rc;
+	j->lazy = true;
+	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
+		return end_lazy(j, rc);
 	j->in_tx = true;
 	return TB_OK;
 }
@@ -842,27 +881,7 @@ tb_journal_commit(struct tb_journal *j)
 done:
 	j->in_tx = false;
 	j->aborted = false;
-	return rc;
-}
-
-int
-tb_journal_commit_nosync(struct tb_journal *j)
-{
-	int rc, rc2;
-
-	/* In WAL mode synchronous=NORMAL commits without fsync; the next
-	 * synchronous=FULL commit syncs the WAL, these frames included.  So a
-	 * crash can lose only such lazy transactions, never order them after
-	 * a durable one. */
-	if (j == NULL || !j->in_tx)
-		return j == NULL ? TB_E_ARG : jarg(j, "no transaction open");
-	if (run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL") != TB_OK)
-		return tb_journal_commit(j);
-	rc = tb_journal_commit(j);
-	rc2 = run(j, st(j, ST_SYNC_FULL), "synchronous=FULL") == TB_OK
-	          ? TB_OK
-	          : tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS, "cannot restore synchronous=FULL");
-	return rc != TB_OK ? rc : rc2;
+	return end_lazy(j, rc);
 }
 
 int
@@ -879,7 +898,7 @@ tb_journal_rollback(struct tb_journal *j)
 		rc = run(j, st(j, ST_ROLLBACK), "rollback");
 	j->in_tx = false;
 	j->aborted = false;
-	return rc;
+	return end_lazy(j, rc);
 }
 
 /* ---- inbound ---- */

@@ -155,11 +155,15 @@ int tb_journal_begin(struct tb_journal *j);
  * answered.  On failure the transaction is rolled back.  TB_E_ARG when
  * none is open. */
 int tb_journal_commit(struct tb_journal *j);
-/* Commits without waiting for the disk (no fsync): for changes that may
- * be lost in a crash without harm, such as marking messages as sent
- * (they are then sent again, and receivers are idempotent).  A later
- * tb_journal_commit() makes them durable too. */
-int tb_journal_commit_nosync(struct tb_journal *j);
+/* Opens a transaction whose commit does not wait for the disk (no
+ * fsync): for changes that may be lost in a crash without harm, such as
+ * marking messages as sent (they are then sent again, and receivers are
+ * idempotent).  The next durable commit makes them durable too, so a
+ * crash never keeps a later durable change and loses an earlier lazy
+ * one.  Committed or rolled back as any other; the journal is durable
+ * again afterwards.  (SQLite refuses to change its safety level inside a
+ * transaction, hence the choice at the start.) */
+int tb_journal_begin_nosync(struct tb_journal *j);
 /* Abandons the transaction.  TB_E_ARG when none is open. */
 int tb_journal_rollback(struct tb_journal *j);
 

@@ -473,7 +473,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			free_slots += p->inflight[i] < WINDOW;
 	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-	if (l.len == 0 || tb_journal_begin(n->journal) != TB_OK)
+	if (l.len == 0 || tb_journal_begin_nosync(n->journal) != TB_OK)
 		goto done;
 	plan = calloc(l.len, sizeof(*plan));
 	cuts = calloc(l.len + 1, sizeof(*cuts));
@@ -542,7 +542,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	for (size_t k = 0; k < nplan; k++)
 		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
 		                          "sent, awaiting receipt");
-	if (tb_journal_commit_nosync(n->journal) != TB_OK) {
+	if (tb_journal_commit(n->journal) != TB_OK) {
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 		goto done;
 	}
@@ -771,7 +771,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 			data = NULL;
 		}
 	}
-	if (tb_journal_begin(n->journal) != TB_OK) {
+	if (tb_journal_begin_nosync(n->journal) != TB_OK) {
 		finish_exchange(n, x, false);
 		tb_buf_free(&plain);
 		return COAP_RESPONSE_OK;
@@ -818,7 +818,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	 * the receiver answers with its original receipt (relays queued
 	 * here reach the disk with the next durable commit, before any
 	 * answer that depends on them). */
-	if (tb_journal_commit_nosync(n->journal) != TB_OK)
+	if (tb_journal_commit(n->journal) != TB_OK)
 		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	finish_exchange(n, x, cls == 2);
 	tb_buf_free(&plain);

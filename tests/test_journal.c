@@ -366,14 +366,14 @@ test_two_writers(void **state)
 	a.rc = TB_OK;
 	assert_int_equal(pthread_create(&t, NULL, second_writer, &a), 0);
 	for (int k = 0; k < 40; k++) {
-		assert_int_equal(tb_journal_begin(j), TB_OK);
+		assert_int_equal(k % 2 ? tb_journal_begin(j) : tb_journal_begin_nosync(j), TB_OK);
 		for (int i = 0; i < 25; i++) {
 			snprintf(id, sizeof(id), "%032x", 0x20000 + k * 25 + i);
 			assert_int_equal(
 			    tb_journal_audit_append(j, 'i', id, D64, "371300", 100, "stored"),
 			    TB_OK);
 		}
-		assert_int_equal(k % 2 ? tb_journal_commit(j) : tb_journal_commit_nosync(j), TB_OK);
+		assert_int_equal(tb_journal_commit(j), TB_OK);
 	}
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(a.rc, TB_OK);
@@ -1106,6 +1106,113 @@ test_reopen_persistence(void **state)
 	tb_buf_free(&r);
 }
 
+/* ---- a VFS that counts fsyncs of write-ahead logs ---- */
+
+/* The default VFS with a byte after each file: whether it is a WAL.  A
+ * file keeps the default VFS's methods (which differ by kind of file),
+ * copied with xSync counted. */
+#define COUNT_KINDS 4
+static sqlite3_vfs count_vfs, *real_vfs;
+static sqlite3_io_methods count_methods[COUNT_KINDS];
+static const sqlite3_io_methods *real_methods[COUNT_KINDS];
+static int wal_syncs;
+
+static int
+count_sync(sqlite3_file *f, int flags)
+{
+	for (int i = 0; i < COUNT_KINDS; i++) {
+		if (f->pMethods != &count_methods[i])
+			continue;
+		if (*((char *)f + real_vfs->szOsFile))
+			wal_syncs++;
+		return real_methods[i]->xSync(f, flags);
+	}
+	return SQLITE_IOERR_FSYNC;
+}
+
+static int
+count_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	int rc = real_vfs->xOpen(real_vfs, name, f, flags, out);
+
+	(void)v;
+	*((char *)f + real_vfs->szOsFile) = (flags & SQLITE_OPEN_WAL) != 0;
+	if (rc != SQLITE_OK || f->pMethods == NULL)
+		return rc;
+	for (int i = 0; i < COUNT_KINDS; i++) {
+		if (real_methods[i] == NULL) {
+			real_methods[i] = f->pMethods;
+			count_methods[i] = *f->pMethods;
+			count_methods[i].xSync = count_sync;
+		}
+		if (real_methods[i] == f->pMethods) {
+			f->pMethods = &count_methods[i];
+			return rc;
+		}
+	}
+	return rc; /* a fifth kind: not counted */
+}
+
+/* A lazy transaction commits without syncing the WAL; durable ones
+ * before and after it (committed or rolled back) sync it. */
+static void
+test_lazy_commit(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_diag d;
+	struct tmsg t;
+	int before;
+
+	(void)state;
+	real_vfs = sqlite3_vfs_find(NULL);
+	count_vfs = *real_vfs;
+	count_vfs.zName = "tb-count";
+	count_vfs.szOsFile = real_vfs->szOsFile + 8;
+	count_vfs.xOpen = count_open;
+	assert_int_equal(sqlite3_vfs_register(&count_vfs, 1), SQLITE_OK);
+	newpath(path, sizeof(path));
+	/* no checkpointer thread: its syncs would count too */
+	j = tb_journal_open_ex(path, TB_JOURNAL_NO_CHECKPOINTS, &d);
+	assert_non_null(j);
+	assert_non_null(real_methods[0]); /* the files went through count_open */
+	int lazy_syncs = 0;
+	for (int round = 0; round < 20; round++) {
+		before = wal_syncs;
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		mkmsg(&t, (unsigned)round * 2, 9000);
+		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+		assert_true(wal_syncs > before);
+
+		before = wal_syncs;
+		assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+		assert_int_equal(tb_journal_begin_nosync(j), TB_E_ARG);
+		assert_int_equal(tb_journal_begin(j), TB_E_ARG);
+		mkmsg(&t, (unsigned)round * 2 + 1, 9000);
+		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+		if (round % 5 == 1) {
+			assert_int_equal(tb_journal_rollback(j), TB_OK);
+		} else {
+			assert_int_equal(tb_journal_commit(j), TB_OK);
+		}
+		lazy_syncs += wal_syncs - before;
+	}
+	/* SQLite syncs the WAL once of its own when it first appends to
+	 * it after opening; no lazy commit syncs otherwise */
+	assert_in_range(lazy_syncs, 0, 1);
+	tb_journal_close(j);
+	assert_int_equal(sqlite3_vfs_unregister(&count_vfs), SQLITE_OK);
+	assert_int_equal(sqlite3_vfs_register(real_vfs, 1), SQLITE_OK);
+	memset(real_methods, 0, sizeof(real_methods));
+	/* the lazy commits are there all the same */
+	j = open_ok(path);
+	int64_t n;
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 36); /* 20 durable, 16 lazy committed */
+	tb_journal_close(j);
+}
+
 static void
 test_transactions(void **state)
 {
@@ -1363,6 +1470,7 @@ main(void)
 	    cmocka_unit_test(test_audit_verify_while_open),
 	    cmocka_unit_test(test_reopen_persistence),
 	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_lazy_commit),
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_crash_kill),
 	};
