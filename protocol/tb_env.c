@@ -46,6 +46,9 @@ struct tb_env {
 	bool has_digest; /* digest of the signed bytes, cached: they never
 	                  * change once created (sig and relay are excluded) */
 	uint8_t digest[32];
+	/* the signed bytes of a created envelope, kept for sealing (empty
+	 * for parsed ones); like the digest they never change */
+	struct tb_buf signed_cache;
 	uint64_t bn, bi;
 	size_t nproof;
 	uint8_t proof[MAX_PROOF][32];
@@ -114,6 +117,7 @@ tb_env_free(struct tb_env *env)
 	if (env == NULL)
 		return;
 	tb_json_doc_free(env->doc);
+	tb_buf_free(&env->signed_cache);
 	free(env);
 }
 
@@ -366,6 +370,7 @@ tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
 	}
+	tb_buf_init(&e->signed_cache);
 	if (len > TB_ENV_MAX_SIZE) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "envelope of %zu bytes, limit %d",
 		            len, TB_ENV_MAX_SIZE);
@@ -470,7 +475,10 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 		            f->type == NULL ? "type" : "from");
 		return NULL;
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL || (e->doc = tb_json_doc_new()) == NULL)
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		goto nomem;
+	tb_buf_init(&e->signed_cache);
+	if ((e->doc = tb_json_doc_new()) == NULL)
 		goto nomem;
 	if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
 		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "no randomness");
@@ -548,7 +556,7 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 		            b.len, TB_ENV_MAX_SIZE - SEAL_RESERVE);
 		goto fail;
 	}
-	tb_buf_free(&b);
+	e->signed_cache = b; /* taken over */
 	tb_json_doc_free(bdoc);
 	return e;
 nomem:
@@ -571,7 +579,29 @@ tb_env_serialize(const struct tb_env *env, struct tb_buf *out)
 int
 tb_env_signed_bytes(const struct tb_env *env, struct tb_buf *out)
 {
+	if (env->signed_cache.len > 0)
+		return tb_buf_add(out, env->signed_cache.data, env->signed_cache.len);
 	return tb_json_canon(env->root, unsigned_members, out);
+}
+
+/* The signed bytes without a copy when they are cached: *p and *n point
+ * into env's cache or into tmp, which the caller frees. */
+static int
+signed_view(const struct tb_env *env, struct tb_buf *tmp, const uint8_t **p, size_t *n)
+{
+	int rc = TB_OK;
+
+	if (env->signed_cache.len == 0) {
+		tb_buf_reset(tmp);
+		if ((rc = tb_json_canon(env->root, unsigned_members, tmp)) != TB_OK)
+			return rc;
+		*p = tmp->data;
+		*n = tmp->len;
+		return TB_OK;
+	}
+	*p = env->signed_cache.data;
+	*n = env->signed_cache.len;
+	return rc;
 }
 
 int
@@ -762,12 +792,15 @@ tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d)
 	uint8_t sig[TB_SIG_LEN], kid[TB_KEYID_LEN];
 	int rc;
 
+	const uint8_t *sb;
+	size_t sn;
+
 	tb_buf_init(&b);
-	if ((rc = tb_env_signed_bytes(env, &b)) != TB_OK)
+	if ((rc = signed_view(env, &b, &sb, &sn)) != TB_OK)
 		goto out;
-	tb_sha256(b.data, b.len, env->digest);
+	tb_sha256(sb, sn, env->digest);
 	env->has_digest = true;
-	if ((rc = tb_key_sign(key, b.data, b.len, sig)) != TB_OK) {
+	if ((rc = tb_key_sign(key, sb, sn, sig)) != TB_OK) {
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "signing failed");
 		goto out;
 	}
@@ -807,12 +840,15 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 		goto out;
 	off[0] = 0;
 	for (size_t i = 0; i < n; i++) {
-		tb_buf_reset(&b);
-		if (tb_env_signed_bytes(envs[i], &b) != TB_OK)
+		const uint8_t *sb;
+		size_t sn;
+		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK)
 			goto out;
-		leaf_hash(b.data, b.len, &tmp, tree[i]);
-		tb_sha256(b.data, b.len, envs[i]->digest);
-		envs[i]->has_digest = true;
+		leaf_hash(sb, sn, &tmp, tree[i]);
+		if (!envs[i]->has_digest) {
+			tb_sha256(sb, sn, envs[i]->digest);
+			envs[i]->has_digest = true;
+		}
 	}
 	size_t w = n;
 	for (size_t l = 1; l < levels; l++) {
