@@ -360,12 +360,7 @@ copy_str(char *dst, size_t cap, const char *src)
 static bool
 is_hex(const char *s, size_t n)
 {
-	if (s == NULL || strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	return s != NULL && strlen(s) == n && tb_hex_valid(s, n);
 }
 
 static bool

@@ -254,6 +254,22 @@ push(struct ck *c, const char *fmt, ...)
 	return old;
 }
 
+/* push(c, ".%s", name) without formatting: it runs for every member
+ * checked, not only when one fails. */
+static size_t
+push_member(struct ck *c, const char *name)
+{
+	size_t old = c->len, n = strlen(name);
+
+	if (c->len + 1 + n >= sizeof(c->path))
+		return push(c, ".%s", name); /* truncates as push does */
+	c->path[c->len++] = '.';
+	memcpy(c->path + c->len, name, n);
+	c->len += n;
+	c->path[c->len] = '\0';
+	return old;
+}
+
 static void
 push_name(struct ck *c, const char *k, size_t kl)
 {
@@ -289,8 +305,7 @@ text_ok(const char *s, size_t n)
 bool
 tb_flow_hex64_valid(const char *s, size_t n)
 {
-	uint8_t tmp[32];
-	return s != NULL && tb_hex_decode(s, n, tmp, sizeof(tmp));
+	return s != NULL && n == 64 && tb_hex_valid(s, n);
 }
 
 bool
@@ -340,7 +355,7 @@ check_object(struct ck *c, const struct field *members, const struct tb_json *ob
 		size_t old;
 		if (v == NULL && !f->req)
 			continue;
-		old = push(c, ".%s", f->name);
+		old = push_member(c, f->name);
 		if (v == NULL)
 			return fail(c, "required");
 		if ((rc = check_value(c, f, v)) != TB_OK)

@@ -159,6 +159,49 @@ test_hex(void **state)
 	assert_true(tb_hex_decode("ff00", 4, back, 2));
 	assert_int_equal(back[0], 0xff);
 	assert_int_equal(back[1], 0x00);
+
+	/* every byte value, in either position (the decoder is a table) */
+	static const char digits[] = "0123456789abcdef";
+	for (int c = 0; c < 256; c++) {
+		const char *at = c ? strchr(digits, c) : NULL;
+		char hi[2] = {(char)c, '0'}, lo[2] = {'0', (char)c};
+		assert_int_equal(tb_hex_decode(hi, 2, back, 1), at != NULL);
+		if (at != NULL)
+			assert_int_equal(back[0], (at - digits) << 4);
+		assert_int_equal(tb_hex_decode(lo, 2, back, 1), at != NULL);
+		if (at != NULL)
+			assert_int_equal(back[0], at - digits);
+		assert_int_equal(tb_hex_valid(lo, 2), at != NULL);
+	}
+	assert_true(tb_hex_valid("", 0));
+	tb_hex_encode(in, 256, out);
+	assert_true(tb_hex_valid(out, 512));
+	assert_false(tb_hex_valid("abcdefg", 7));
+}
+
+/* every byte value as each of four base64url digits */
+static void
+test_b64url_every_byte(void **state)
+{
+	static const char alpha[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t out[3];
+	size_t ol;
+
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		const char *at = c ? strchr(alpha, c) : NULL;
+		for (int pos = 0; pos < 4; pos++) {
+			char in[4] = {'A', 'A', 'A', 'A'};
+			in[pos] = (char)c;
+			bool ok = tb_b64url_decode(in, 4, out, sizeof(out), &ol);
+			assert_int_equal(ok, at != NULL);
+			if (!ok)
+				continue;
+			uint32_t v = (uint32_t)out[0] << 16 | (uint32_t)out[1] << 8 | out[2];
+			assert_int_equal(v, (uint32_t)(at - alpha) << (6 * (3 - pos)));
+		}
+	}
 }
 
 static void
@@ -189,8 +232,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_b64url_rfc4648), cmocka_unit_test(test_b64url_roundtrip_lengths),
-	    cmocka_unit_test(test_b64url_rejects), cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_b64url_rfc4648),
+	    cmocka_unit_test(test_b64url_roundtrip_lengths),
+	    cmocka_unit_test(test_b64url_rejects),
+	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_b64url_every_byte),
 	    cmocka_unit_test(test_ct_equal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,20 +35,23 @@ tb_b64url_encode(const uint8_t *in, size_t n, char *out)
 	out[o] = '\0';
 }
 
+/* Each byte's value as a base64url digit plus one, 0 for none.  A table,
+ * not comparisons: digits of random data defeat branch prediction. */
+static const uint8_t b64_value1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
+
 static int
 b64val(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return (int)b64_value1[c] - 1;
 }
 
 bool
@@ -98,29 +101,25 @@ tb_hex_encode(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
+/* Lowercase hex digit values plus one, 0 for none (see b64_value). */
+static const uint8_t hex_value1[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 bool
 tb_hex_decode(const char *in, size_t len, uint8_t *out, size_t n)
 {
 	if (len != 2 * n)
 		return false;
+	unsigned bad = 0;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval((unsigned char)in[2 * i]),
-		    lo = hexval((unsigned char)in[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
+		unsigned hi = hex_value1[(unsigned char)in[2 * i]],
+		         lo = hex_value1[(unsigned char)in[2 * i + 1]];
+		bad |= (hi == 0) | (lo == 0);
+		out[i] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 15));
 	}
-	return true;
+	return bad == 0;
 }
 
 bool
@@ -132,4 +131,14 @@ tb_ct_equal(const void *a, const void *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		acc |= x[i] ^ y[i];
 	return acc == 0;
+}
+
+bool
+tb_hex_valid(const char *s, size_t len)
+{
+	unsigned bad = 0;
+
+	for (size_t i = 0; i < len; i++)
+		bad |= hex_value1[(unsigned char)s[i]] == 0;
+	return bad == 0;
 }

@@ -24,6 +24,8 @@ bool tb_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outcap, s
 void tb_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes exactly 2n lowercase hex digits into n bytes. */
 bool tb_hex_decode(const char *in, size_t len, uint8_t *out, size_t n);
+/* Whether all len bytes of s are lowercase hex digits. */
+bool tb_hex_valid(const char *s, size_t len);
 
 /* Constant-time comparison of n bytes. */
 bool tb_ct_equal(const void *a, const void *b, size_t n);
