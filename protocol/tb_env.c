@@ -49,6 +49,9 @@ struct tb_env {
 	/* the signed bytes of a created envelope, kept for sealing (empty
 	 * for parsed ones); like the digest they never change */
 	struct tb_buf signed_cache;
+	/* the "sig" member's value in canonical form, written by put_sig
+	 * (empty for parsed envelopes) */
+	struct tb_buf sig_text;
 	uint64_t bn, bi;
 	size_t nproof;
 	uint8_t proof[MAX_PROOF][32];
@@ -118,6 +121,7 @@ tb_env_free(struct tb_env *env)
 		return;
 	tb_json_doc_free(env->doc);
 	tb_buf_free(&env->signed_cache);
+	tb_buf_free(&env->sig_text);
 	free(env);
 }
 
@@ -371,6 +375,7 @@ tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
 		return NULL;
 	}
 	tb_buf_init(&e->signed_cache);
+	tb_buf_init(&e->sig_text);
 	if (len > TB_ENV_MAX_SIZE) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "envelope of %zu bytes, limit %d",
 		            len, TB_ENV_MAX_SIZE);
@@ -478,6 +483,7 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		goto nomem;
 	tb_buf_init(&e->signed_cache);
+	tb_buf_init(&e->sig_text);
 	if ((e->doc = tb_json_doc_new()) == NULL)
 		goto nomem;
 	if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
@@ -570,9 +576,104 @@ fail:
 
 /* ---- serialisation ---- */
 
+/* Drops what was appended after len (the buffer stays NUL-terminated). */
+static void
+truncate_buf(struct tb_buf *b, size_t len)
+{
+	if (b->len > len) {
+		b->len = len;
+		b->data[len] = '\0';
+	}
+}
+
+/* Where "sig" goes in the cached signed bytes: the start of the first
+ * member whose name sorts after it, found from the end (the envelope's
+ * last members, "to", "type" and "v", have short values without quotes
+ * or escapes), or the final '}'.  0 when the bytes do not have that
+ * shape; the caller then serialises in full. */
+static size_t
+sig_position(const uint8_t *t, size_t n)
+{
+	size_t i = n - 1, at = n - 1; /* i: the ',' or '}' after a member */
+
+	if (n < 2 || t[0] != '{' || t[n - 1] != '}')
+		return 0;
+	while (i > 1) {
+		size_t j = i - 1, k;
+		if (t[j] == '"') { /* a string value: back to its opening quote */
+			while (j > 0 && t[j - 1] != '"' && t[j - 1] != '\\' && t[j - 1] >= 0x20)
+				j--;
+			if (j < 2 || t[j - 1] != '"')
+				return 0;
+			j--;
+		} else { /* a number or literal */
+			while (j > 0 && t[j] != ':' && t[j] != '"' && t[j] != '}' && t[j] != ']')
+				j--;
+			j++;
+		}
+		/* t[j] starts the value; before it ':' and the quoted name */
+		if (j < 4 || t[j - 1] != ':' || t[j - 2] != '"')
+			return 0;
+		k = j - 3;
+		while (k > 0 && t[k] != '"' && t[k] != '\\' && t[k] < 0x80)
+			k--;
+		if (t[k] != '"' || k == 0 || (t[k - 1] != ',' && t[k - 1] != '{'))
+			return 0;
+		size_t kl = j - 2 - (k + 1);
+		int cmp = memcmp(t + k + 1, "sig", kl < 3 ? kl : 3);
+		if (cmp == 0 && kl == 3)
+			return 0; /* "sig" is never signed */
+		if (cmp < 0 || (cmp == 0 && kl < 3))
+			break; /* sorts before "sig": insert after this member */
+		at = k;
+		i = k - 1;
+	}
+	return at;
+}
+
+/* The wire form of a sealed envelope from its cached signed bytes and
+ * the "sig" member's canonical text, instead of serialising the whole
+ * envelope again.  The top-level names are the envelope's own ASCII
+ * names, so byte order is their UTF-16 order.  TB_E_ARG when the bytes
+ * do not have the expected shape. */
+static int
+serialize_spliced(const struct tb_env *env, struct tb_buf *out)
+{
+	const uint8_t *t = env->signed_cache.data;
+	size_t n = env->signed_cache.len, at = sig_position(t, n);
+	const struct tb_buf *sb = &env->sig_text;
+
+	if (at == 0)
+		return TB_E_ARG;
+	if (tb_buf_reserve(out, n + sb->len + 8) != TB_OK)
+		return TB_E_NOMEM;
+	if (at == n - 1) { /* "sig" sorts last */
+		tb_buf_add(out, t, n - 1);
+		if (n > 2)
+			tb_buf_addc(out, ',');
+		tb_buf_add(out, "\"sig\":", 6);
+		tb_buf_add(out, sb->data, sb->len);
+		tb_buf_addc(out, '}');
+	} else {
+		tb_buf_add(out, t, at);
+		tb_buf_add(out, "\"sig\":", 6);
+		tb_buf_add(out, sb->data, sb->len);
+		tb_buf_addc(out, ',');
+		tb_buf_add(out, t + at, n - at);
+	}
+	return TB_OK;
+}
+
 int
 tb_env_serialize(const struct tb_env *env, struct tb_buf *out)
 {
+	size_t start = out->len;
+
+	/* a created, sealed envelope not relayed (relay is not signed either) */
+	if (env->signed_cache.len > 0 && env->sig_text.len > 0 &&
+	    tb_json_get(env->root, "relay") == NULL && serialize_spliced(env, out) == TB_OK)
+		return TB_OK;
+	truncate_buf(out, start);
 	return tb_json_canon(env->root, NULL, out);
 }
 
@@ -777,6 +878,33 @@ put_sig(struct tb_env *env, enum tb_alg alg, const uint8_t kid[32], const uint8_
 	}
 	if (tb_json_set(env->doc, env->root, "sig", s) != TB_OK)
 		return TB_E_NOMEM;
+	/* The same value in canonical form (members in order, no escapes:
+	 * hex, base64url and integers), for tb_env_serialize. */
+	struct tb_buf *t = &env->sig_text;
+	char num[48];
+	tb_buf_reset(t);
+	if (tb_buf_reserve(t, 256 + nproof * 46) != TB_OK)
+		return TB_E_NOMEM;
+	tb_buf_adds(t, "{\"alg\":\"");
+	tb_buf_adds(t, tb_alg_name(alg));
+	tb_buf_adds(t, "\"");
+	if (proof != NULL) {
+		snprintf(num, sizeof(num), ",\"batch\":{\"i\":%llu,\"n\":%llu,\"path\":[",
+		         (unsigned long long)i, (unsigned long long)n);
+		tb_buf_adds(t, num);
+		for (size_t k = 0; k < nproof; k++) {
+			tb_b64url_encode(proof[k], 32, h);
+			tb_buf_adds(t, k ? ",\"" : "\"");
+			tb_buf_add(t, h, 43);
+			tb_buf_addc(t, '"');
+		}
+		tb_buf_adds(t, "]}");
+	}
+	tb_buf_adds(t, ",\"kid\":\"");
+	tb_buf_adds(t, kidhex);
+	tb_buf_adds(t, "\",\"val\":\"");
+	tb_buf_adds(t, val);
+	tb_buf_adds(t, "\"}");
 	env->sealed = true;
 	env->alg = alg;
 	memcpy(env->kid, kid, 32);

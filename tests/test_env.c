@@ -1216,6 +1216,68 @@ test_create_body_json(void **state)
 	tb_json_doc_free(bj);
 }
 
+/* The wire form of a created envelope is spliced from its cached signed
+ * bytes; it must equal the canonical form serialised in full (what a
+ * parsed copy gives), for every shape of envelope. */
+static void
+test_serialize_spliced(void **state)
+{
+	static const char *const bodies[] = {NULL, "{}", BODY,
+	                                     "{\"sig\":1,\"z\":[{\"a\":\"}\\\"\"}]}",
+	                                     "{\"n\":-1.5e-7,\"t\":true,\"x\":null}"};
+	struct tb_env *e[8];
+	struct tb_diag d;
+
+	(void)state;
+	for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++) {
+		for (int shape = 0; shape < 4; shape++) {
+			struct tb_env_fields f;
+			memset(&f, 0, sizeof(f));
+			f.type = shape == 3 ? "receipt" : "case.submit";
+			f.from = "320300";
+			f.to = shape == 1 ? NULL : "370800";
+			f.route_service = shape == 1 ? "hukou.transfer" : NULL;
+			f.route_region = shape == 1 ? "3708" : NULL;
+			f.service = shape >= 1 ? "hukou.transfer" : NULL;
+			f.corr = shape == 3 ? "00112233445566778899aabbccddeeff" : NULL;
+			f.body = (const uint8_t *)bodies[b];
+			f.body_len = bodies[b] ? strlen(bodies[b]) : 0;
+			f.created = NOW;
+			for (int k = 0; k < 3; k++) {
+				e[k] = tb_env_create(&f, &d);
+				if (e[k] == NULL)
+					fail_msg("create: %s", d.detail);
+			}
+			/* single seal and a batch of two */
+			assert_int_equal(tb_env_seal(e[0], keys[0], &d), TB_OK);
+			assert_int_equal(tb_env_seal_batch(e + 1, 2, keys[1], &d), TB_OK);
+			for (int k = 0; k < 3; k++) {
+				char *fast = serialize(e[k]);
+				struct tb_env *p =
+				    tb_env_parse((const uint8_t *)fast, strlen(fast), &d);
+				assert_non_null(p);
+				char *full = serialize(p);
+				assert_string_equal(fast, full);
+				/* relayed: serialised in full, relay in its place */
+				assert_int_equal(tb_env_add_hop(e[k], "370000"), TB_OK);
+				char *rel = serialize(e[k]);
+				assert_non_null(strstr(rel, "\"relay\":"));
+				tb_env_free(p);
+				assert_non_null(
+				    p = tb_env_parse((const uint8_t *)rel, strlen(rel), &d));
+				char *rel2 = serialize(p);
+				assert_string_equal(rel, rel2);
+				free(fast);
+				free(full);
+				free(rel);
+				free(rel2);
+				tb_env_free(p);
+				tb_env_free(e[k]);
+			}
+		}
+	}
+}
+
 /* Ids: the time in ms in the first 12 hex digits, then 80 random bits;
  * ids made later sort after earlier ones. */
 static void
@@ -1268,6 +1330,7 @@ main(void)
 	    cmocka_unit_test(test_predicates),
 	    cmocka_unit_test(test_id_time),
 	    cmocka_unit_test(test_create_body_json),
+	    cmocka_unit_test(test_serialize_spliced),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
