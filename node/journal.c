@@ -20,6 +20,7 @@
 
 #include "certs/tb_key.h"
 #include "util/tb_enc.h"
+#include "util/tb_thread.h"
 
 /* 'TBJ1' in PRAGMA application_id: marks the file as ours, so a journal
  * path pointing at another program's SQLite database is refused instead of
@@ -204,6 +205,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 
 /* WAL frames after which a checkpoint is due: SQLite's own default. */
 #define CHECKPOINT_PAGES 1000
+#define CHECKPOINT_NICE 10 /* added to the checkpoint thread's nice value */
 
 /*
  * Checkpoints (copying WAL frames into the database file, and its fsync)
@@ -568,6 +570,9 @@ checkpoint_main(void *arg)
 {
 	struct checkpointer *c = arg;
 	sqlite3 *db = NULL;
+
+	/* Checkpoints can wait; the writers' threads cannot (a hint). */
+	(void)tb_thread_lower_priority(CHECKPOINT_NICE);
 
 	/* the connection reads the schema once, which opens it in WAL mode;
 	 * until then a checkpoint call is a no-op */
