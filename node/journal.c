@@ -230,6 +230,12 @@ struct tb_journal {
 	bool in_tx;   /* between a successful begin and commit/rollback */
 	bool lazy;    /* synchronous=NORMAL until the transaction ends */
 	bool aborted; /* SQLite rolled the caller's transaction back itself */
+	/* The audit chain's head as this connection's open transaction left
+	 * it: inside BEGIN IMMEDIATE no other connection can append, so only
+	 * the first append of a transaction reads it from the table. */
+	bool head_cached;
+	int64_t head_seq;
+	uint8_t head_hash[32];
 	struct tb_diag diag;
 };
 
@@ -834,6 +840,7 @@ tb_journal_begin(struct tb_journal *j)
 	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
 		return rc;
 	j->in_tx = true;
+	j->head_cached = false;
 	return TB_OK;
 }
 
@@ -854,6 +861,7 @@ tb_journal_begin_nosync(struct tb_journal *j)
 	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
 		return end_lazy(j, rc);
 	j->in_tx = true;
+	j->head_cached = false;
 	return TB_OK;
 }
 
@@ -881,6 +889,7 @@ tb_journal_commit(struct tb_journal *j)
 done:
 	j->in_tx = false;
 	j->aborted = false;
+	j->head_cached = false;
 	return end_lazy(j, rc);
 }
 
@@ -898,6 +907,7 @@ tb_journal_rollback(struct tb_journal *j)
 		rc = run(j, st(j, ST_ROLLBACK), "rollback");
 	j->in_tx = false;
 	j->aborted = false;
+	j->head_cached = false;
 	return end_lazy(j, rc);
 }
 
@@ -1451,8 +1461,12 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 		return jarg(j, "audit entry: bad dir, msgid, digest, peer or event");
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
-	if ((rc = audit_head(j, &seq, prev)) != TB_OK)
+	if (!own && j->head_cached) {
+		seq = j->head_seq;
+		memcpy(prev, j->head_hash, 32);
+	} else if ((rc = audit_head(j, &seq, prev)) != TB_OK) {
 		goto done;
+	}
 	if (seq == INT64_MAX) {
 		rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
 		goto done;
@@ -1475,6 +1489,11 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 		goto done;
 	}
 	rc = run(j, s, "audit append");
+	if (rc == TB_OK && !own) {
+		j->head_cached = true;
+		j->head_seq = seq;
+		memcpy(j->head_hash, hash, 32);
+	}
 done:
 	return tx_end(j, own, rc);
 }

@@ -1106,6 +1106,44 @@ test_reopen_persistence(void **state)
 	tb_buf_free(&r);
 }
 
+/* Appends in a transaction build on each other; a rolled-back
+ * transaction's appends leave no trace on the next one's links. */
+static void
+test_audit_in_transactions(void **state)
+{
+	char path[128], id[33];
+	struct tb_journal *j;
+	struct tb_diag d;
+	int64_t bad = -1, n = 0;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	for (int round = 0; round < 4; round++) {
+		assert_int_equal(round % 2 ? tb_journal_begin_nosync(j) : tb_journal_begin(j),
+		                 TB_OK);
+		for (int i = 0; i < 3; i++) {
+			snprintf(id, sizeof(id), "%032x", 0x30000 + round * 3 + i);
+			assert_int_equal(
+			    tb_journal_audit_append(j, 'o', id, D64, "371300", 100, "queued"),
+			    TB_OK);
+		}
+		if (round == 1) {
+			assert_int_equal(tb_journal_rollback(j), TB_OK);
+		} else {
+			assert_int_equal(tb_journal_commit(j), TB_OK);
+		}
+		/* and one outside any transaction */
+		snprintf(id, sizeof(id), "%032x", 0x40000 + round);
+		assert_int_equal(tb_journal_audit_append(j, 'i', id, D64, "371300", 100, "stored"),
+		                 TB_OK);
+	}
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(bad, 0);
+	assert_int_equal(n, 3 * 3 + 4);
+}
+
 /* ---- a VFS that counts fsyncs of write-ahead logs ---- */
 
 /* The default VFS with a byte after each file: whether it is a WAL.  A
@@ -1471,6 +1509,7 @@ main(void)
 	    cmocka_unit_test(test_reopen_persistence),
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_lazy_commit),
+	    cmocka_unit_test(test_audit_in_transactions),
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_crash_kill),
 	};
