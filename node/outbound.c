@@ -757,8 +757,13 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		return COAP_RESPONSE_OK;
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
 		return COAP_RESPONSE_OK;
+	/* why the messages are retried when the answer settles nothing */
+	char why[160] = "peer answered with a server error";
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	tb_buf_init(&plain);
+	if (data == NULL && cls != 5)
+		snprintf(why, sizeof(why), "peer answered %d.%02d without a body", cls,
+		         coap_pdu_get_code(recv) & 0x1f);
 	if (data != NULL &&
 	    tb_coap_uint_option(recv, COAP_OPTION_CONTENT_FORMAT) == TB_CF_JSON_DEFLATE) {
 		struct tb_diag d;
@@ -766,8 +771,8 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 			data = plain.data;
 			len = plain.len;
 		} else {
-			/* retried like a server error */
 			log_warnx("answer of %s not readable: %s", x->hop, d.detail);
+			snprintf(why, sizeof(why), "answer not readable: %.130s", d.detail);
 			data = NULL;
 		}
 	}
@@ -779,7 +784,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if (cls == 5 || data == NULL) {
 		for (size_t i = 0; i < x->count; i++) {
 			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          "peer answered with a server error");
+			                          why);
 			n->m.out_retries++;
 		}
 	} else if (x->count == 1) {
