@@ -826,8 +826,11 @@ end_lazy(struct tb_journal *j, int rc)
 	return rc;
 }
 
-int
-tb_journal_begin(struct tb_journal *j)
+/* Opens a transaction; lazy ones commit without fsync (synchronous=
+ * NORMAL, which SQLite lets change only outside a transaction).  A
+ * durable one first restores FULL if an earlier lazy one could not. */
+static int
+begin(struct tb_journal *j, bool lazy)
 {
 	int rc;
 
@@ -835,34 +838,33 @@ tb_journal_begin(struct tb_journal *j)
 		return rc;
 	if (j->in_tx)
 		return jarg(j, "transaction already open");
-	if ((rc = end_lazy(j, TB_OK)) != TB_OK)
+	if (lazy) {
+		/* In WAL mode synchronous=NORMAL commits without fsync; the
+		 * next synchronous=FULL commit syncs the WAL, these frames
+		 * included. */
+		if ((rc = run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL")) != TB_OK)
+			return rc;
+		j->lazy = true;
+	} else if ((rc = end_lazy(j, TB_OK)) != TB_OK) {
 		return rc;
+	}
 	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
-		return rc;
+		return end_lazy(j, rc);
 	j->in_tx = true;
 	j->head_cached = false;
 	return TB_OK;
 }
 
 int
+tb_journal_begin(struct tb_journal *j)
+{
+	return begin(j, false);
+}
+
+int
 tb_journal_begin_nosync(struct tb_journal *j)
 {
-	int rc;
-
-	if ((rc = ready(j)) != TB_OK)
-		return rc;
-	if (j->in_tx)
-		return jarg(j, "transaction already open");
-	/* In WAL mode synchronous=NORMAL commits without fsync; the next
-	 * synchronous=FULL commit syncs the WAL, these frames included. */
-	if ((rc = run(j, st(j, ST_SYNC_NORMAL), "synchronous=NORMAL")) != TB_OK)
-		return rc;
-	j->lazy = true;
-	if ((rc = run(j, st(j, ST_BEGIN), "begin")) != TB_OK)
-		return end_lazy(j, rc);
-	j->in_tx = true;
-	j->head_cached = false;
-	return TB_OK;
+	return begin(j, true);
 }
 
 int
