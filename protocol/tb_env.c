@@ -408,9 +408,11 @@ set_num(struct tb_env *e, struct tb_json *obj, const char *k, double v)
 	return s == NULL ? TB_E_NOMEM : tb_json_set(e->doc, obj, k, s);
 }
 
-/* Deep-copies v (from another document) into doc. */
+/* Deep-copies v (from another document) into doc, arrays and objects no
+ * deeper than depth (v itself counts); NULL when out of memory, or with
+ * *deep set when v nests deeper. */
 static struct tb_json *
-copy_value(struct tb_json_doc *doc, const struct tb_json *v)
+copy_value(struct tb_json_doc *doc, const struct tb_json *v, unsigned depth, bool *deep)
 {
 	struct tb_json *c;
 	size_t n;
@@ -421,12 +423,16 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v)
 	case TB_JSON_STRING: s = tb_json_string(v, &n); return tb_json_new_string(doc, s, n);
 	case TB_JSON_ARRAY:
 	case TB_JSON_OBJECT:
+		if (depth == 0) {
+			*deep = true;
+			return NULL;
+		}
 		c = tb_json_kind(v) == TB_JSON_ARRAY ? tb_json_new_array(doc)
 		                                     : tb_json_new_object(doc);
 		if (c == NULL)
 			return NULL;
 		for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m)) {
-			struct tb_json *mc = copy_value(doc, m);
+			struct tb_json *mc = copy_value(doc, m, depth - 1, deep);
 			if (mc == NULL)
 				return NULL;
 			if (tb_json_kind(v) == TB_JSON_ARRAY) {
@@ -444,22 +450,6 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v)
 		return c;
 	default: return tb_json_new_literal(doc, tb_json_kind(v));
 	}
-}
-
-/* Whether v nests no deeper than max arrays/objects (v itself counts). */
-static bool
-depth_within(const struct tb_json *v, unsigned max)
-{
-	enum tb_json_kind k = tb_json_kind(v);
-
-	if (k != TB_JSON_ARRAY && k != TB_JSON_OBJECT)
-		return true;
-	if (max == 0)
-		return false;
-	for (const struct tb_json *m = tb_json_first(v); m; m = tb_json_next(m))
-		if (!depth_within(m, max - 1))
-			return false;
-	return true;
 }
 
 struct tb_env *
@@ -499,29 +489,27 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	for (int i = 0; i < TB_MSGID_TIME_LEN; i++)
 		rnd[i] = (uint8_t)(ms >> (8 * (TB_MSGID_TIME_LEN - 1 - i)));
 	tb_hex_encode(rnd, sizeof(rnd), id);
-	if (f->body_json != NULL) {
-		if (tb_json_kind(f->body_json) != TB_JSON_OBJECT) {
-			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
-			goto fail;
-		}
-		/* the same limit as for a body given as text */
-		if (depth_within(f->body_json, TB_ENV_MAX_DEPTH - 1) == false) {
-			tb_diag_set(d, TB_E_JSON_DEPTH, TB_DIAG_NOPOS,
-			            "body nests deeper than %d levels", TB_ENV_MAX_DEPTH - 1);
-			goto fail;
-		}
-		body = copy_value(e->doc, f->body_json);
-	} else if (f->body != NULL) {
+	const struct tb_json *src = f->body_json;
+	if (src == NULL && f->body != NULL) {
 		/* the body sits one level below the envelope's root */
 		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
 		                                                  TB_ENV_MAX_DEPTH - 1};
 		if ((bdoc = tb_json_parse(f->body, f->body_len, &body_limits, d)) == NULL)
 			goto fail;
-		if (tb_json_kind(tb_json_root(bdoc)) != TB_JSON_OBJECT) {
+		src = tb_json_root(bdoc);
+	}
+	if (src != NULL) {
+		bool deep = false;
+		if (tb_json_kind(src) != TB_JSON_OBJECT) {
 			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
 			goto fail;
 		}
-		body = copy_value(e->doc, tb_json_root(bdoc));
+		/* a parsed body_json gets the same limit as a body given as text */
+		if ((body = copy_value(e->doc, src, TB_ENV_MAX_DEPTH - 1, &deep)) == NULL && deep) {
+			tb_diag_set(d, TB_E_JSON_DEPTH, TB_DIAG_NOPOS,
+			            "body nests deeper than %d levels", TB_ENV_MAX_DEPTH - 1);
+			goto fail;
+		}
 	} else {
 		body = tb_json_new_object(e->doc);
 	}
