@@ -74,7 +74,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	char(*digests)[65] = NULL;
 	int rc = TB_OK;
 	size_t made = 0, nwire = 0;
-	int64_t now = tb_now(), now_wall_ms = tb_wall_ms();
+	/* one clock reading: the id's time and created agree */
+	int64_t now_wall_ms = tb_wall_ms(), now = now_wall_ms / 1000;
 
 	*bad = 0;
 	if (envs == NULL || routed == NULL) {
