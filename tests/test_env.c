@@ -79,6 +79,17 @@ opts_at(int64_t now)
 	return o;
 }
 
+/* A case.submit from 320300 to 370800 created at NOW; nothing else set. */
+static void
+plain_fields(struct tb_env_fields *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->type = "case.submit";
+	f->from = "320300";
+	f->to = "370800";
+	f->created = NOW;
+}
+
 static struct tb_env *
 make_env(const char *body)
 {
@@ -86,15 +97,11 @@ make_env(const char *body)
 	struct tb_diag d;
 	struct tb_env *e;
 
-	memset(&f, 0, sizeof(f));
-	f.type = "case.submit";
-	f.from = "320300";
-	f.to = "370800";
+	plain_fields(&f);
 	f.service = "hukou.transfer";
 	f.corr = "00112233445566778899aabbccddeeff";
 	f.body = (const uint8_t *)body;
 	f.body_len = body ? strlen(body) : 0;
-	f.created = NOW;
 	e = tb_env_create(&f, &d);
 	if (e == NULL)
 		fail_msg("create: %s (%s)", tb_err_reason(d.code), d.detail);
@@ -1185,11 +1192,7 @@ test_create_body_json(void **state)
 	char *st, *sj;
 
 	(void)state;
-	memset(&f, 0, sizeof(f));
-	f.type = "case.submit";
-	f.from = "320300";
-	f.to = "370800";
-	f.created = NOW;
+	plain_fields(&f);
 	f.id_ms = NOW * 1000;
 	f.body = (const uint8_t *)BODY;
 	f.body_len = strlen(BODY);
@@ -1289,11 +1292,7 @@ test_id_time(void **state)
 	char prefix[13];
 
 	(void)state;
-	memset(&f, 0, sizeof(f));
-	f.type = "case.submit";
-	f.from = "320300";
-	f.to = "370800";
-	f.created = NOW;
+	plain_fields(&f);
 	/* without id_ms: created, in milliseconds (1700000000000 = 0x018bcfe56800) */
 	assert_non_null(e[0] = tb_env_create(&f, &d));
 	assert_int_equal(strlen(tb_env_id(e[0])), 32);
