@@ -334,6 +334,10 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    "# HELP tongban_retries_total Delivery attempts that will be retried.\n"
 	    "# TYPE tongban_retries_total counter\n"
 	    "tongban_retries_total %llu\n"
+	    "# HELP tongban_compact_answers_total Batch answers sent with the receipts' proofs "
+	    "left out.\n"
+	    "# TYPE tongban_compact_answers_total counter\n"
+	    "tongban_compact_answers_total %llu\n"
 	    "# HELP tongban_handshake_refused_total DTLS peers refused.\n"
 	    "# TYPE tongban_handshake_refused_total counter\n"
 	    "tongban_handshake_refused_total %llu\n"
@@ -354,8 +358,9 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
-	    (unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
-	    tb_ingest_pending(n), (unsigned long long)tb_reg_serial(n->reg));
+	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.handshake_refused,
+	    (long long)q, (long long)inbox, tb_ingest_pending(n),
+	    (unsigned long long)tb_reg_serial(n->reg));
 	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
 		                    tb_lat_bounds[i] / 1000.0,

@@ -148,8 +148,9 @@ struct item {
 	struct tb_env *env;
 	struct tb_env *receipt;
 	struct tb_diag d;
-	struct tb_buf out; /* receipt bytes or error JSON */
-	struct tb_buf fwd; /* K_RELAY: the envelope with this hub on its path */
+	struct tb_buf out;     /* receipt bytes or error JSON */
+	struct tb_buf fwd;     /* K_RELAY: the envelope with this hub on its path */
+	struct tb_buf compact; /* the receipt without its proof (9.3) */
 	int kind;
 	bool dup;
 	char digest[65];
@@ -300,6 +301,23 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 	}
 }
 
+/* Whether the request's query asks for a compact answer (9.3). */
+static bool
+wants_compact(const coap_string_t *q)
+{
+	size_t k = strlen(TB_COMPACT_QUERY);
+
+	for (size_t i = 0; q != NULL && i + k <= q->length;) {
+		size_t e = i;
+		while (e < q->length && q->s[e] != '&')
+			e++;
+		if (e - i == k && memcmp(q->s + i, TB_COMPACT_QUERY, k) == 0)
+			return true;
+		i = e + 1;
+	}
+	return false;
+}
+
 static void
 hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
              coap_pdu_t *resp)
@@ -391,6 +409,7 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		uint8_t dg[32];
 		tb_buf_init(&it[i].out);
 		tb_buf_init(&it[i].fwd);
+		tb_buf_init(&it[i].compact);
 		tb_diag_clear(&it[i].d);
 		if (tb_env_open(data + offs[i], lens[i], &o, &it[i].env, &it[i].d) != TB_OK)
 			continue;
@@ -525,16 +544,33 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		}
 		goto out;
 	}
+	/* A sender that rebuilds proofs gets the receipts of this exchange
+	 * without them, when all members of their batch are in the answer
+	 * (none was dropped after sealing or answered as a duplicate). */
+	bool compact = nrc > 1 && wants_compact(q);
+	int fresh = 0;
+	for (int i = 0; compact && i < count; i++)
+		fresh += it[i].receipt != NULL && !it[i].dup;
+	compact = compact && fresh == nrc;
+	for (int i = 0; compact && i < count; i++) {
+		if (it[i].receipt == NULL)
+			continue;
+		compact = tb_env_serialize_compact(it[i].receipt, &it[i].compact) == TB_OK;
+	}
 	tb_buf_addc(&body, '[');
 	for (int i = 0; i < count; i++) {
 		if (i > 0)
 			tb_buf_addc(&body, ',');
-		if (it[i].receipt != NULL)
+		if (it[i].receipt != NULL && compact)
+			tb_buf_add(&body, it[i].compact.data, it[i].compact.len);
+		else if (it[i].receipt != NULL)
 			tb_buf_add(&body, it[i].out.data, it[i].out.len);
 		else
 			error_json(&body, &it[i].d, it[i].env ? tb_env_id(it[i].env) : NULL);
 	}
 	tb_buf_addc(&body, ']');
+	if (compact)
+		n->m.compact_answers++;
 	respond_as(r, s, req, q, resp, COAP_RESPONSE_CODE(204), &body, accept_deflate);
 out:
 	for (int i = 0; it != NULL && i < count; i++) {
@@ -542,6 +578,7 @@ out:
 		tb_env_free(it[i].receipt);
 		tb_buf_free(&it[i].out);
 		tb_buf_free(&it[i].fwd);
+		tb_buf_free(&it[i].compact);
 	}
 	free(it);
 	tb_buf_free(&body);

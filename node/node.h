@@ -34,6 +34,11 @@ struct evhttp_request;
 /* CoAP content-format: application/json with the deflate content coding
  * (IANA CoAP Content-Formats registry); PROTOCOL.md 9.2 */
 #define TB_CF_JSON_DEFLATE 11050
+/* Uri-Query of a batch POST /fed/msg whose sender rebuilds the receipts'
+ * Merkle paths, so that the answer may leave them out (PROTOCOL.md 9.3).
+ * One letter: every block repeats the request's options, and a few more
+ * bytes make libcoap halve the block size (measured: 11 more bytes did) */
+#define TB_COMPACT_QUERY "c"
 /* Largest inflated answer to an exchange (receipts of up to 256
  * envelopes, or error objects) */
 #define TB_ANSWER_MAX (4u << 20)
@@ -76,6 +81,7 @@ extern const double tb_lat_bounds[TB_LAT_BUCKETS];
 
 struct tb_metrics {
 	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
+	uint64_t compact_answers; /* batch answers without the receipts' proofs (9.3) */
 	uint64_t handshake_refused, api_requests;
 	uint64_t lat_buckets[28]; /* submit-to-receipt latency, tb_lat_bounds */
 	double lat_sum_ms;

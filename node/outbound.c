@@ -394,6 +394,9 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	    coap_encode_var_safe(fmt, sizeof(fmt),
 	                         deflated ? TB_CF_JSON_DEFLATE : COAP_MEDIATYPE_APPLICATION_JSON),
 	    fmt);
+	if (count > 1) /* receipts without their proofs: we rebuild them (9.3) */
+		coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(TB_COMPACT_QUERY),
+		                (const uint8_t *)TB_COMPACT_QUERY);
 	if (deflated) /* and the receipts come back deflated too */
 		coap_add_option(pdu, COAP_OPTION_ACCEPT,
 		                coap_encode_var_safe(fmt, sizeof(fmt), TB_CF_JSON_DEFLATE), fmt);
@@ -677,28 +680,42 @@ out:
 	tb_buf_free(&b);
 }
 
-/* Checks one answer element for message i; records the outcome. */
-static void
-settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
-       int coap_class)
+static struct tb_env_open_opts
+open_opts(struct tb_node *n)
 {
 	struct tb_env_open_opts o = {
 	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
 	    tb_node_sig_remember};
-	struct tb_env *r = NULL;
-	struct tb_diag d;
+	return o;
+}
+
+/* Checks one answer element for message i, p/len, already opened into r
+ * (NULL when it did not open; settle frees it); records the outcome. */
+static void
+settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
+       struct tb_env *r, int coap_class)
+{
 	const struct tb_json *dg;
 	const char *dgs;
 	int64_t now = tb_now();
+	struct tb_buf full; /* a compact element's full form, as stored */
 
-	bool receipt = coap_class == 2 && tb_env_open(p, len, &o, &r, &d) == TB_OK &&
-	               strcmp(tb_env_type(r), "receipt") == 0 && tb_env_corr(r) != NULL &&
-	               strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
+	tb_buf_init(&full);
+	bool receipt = coap_class == 2 && r != NULL && strcmp(tb_env_type(r), "receipt") == 0 &&
+	               tb_env_corr(r) != NULL && strcmp(tb_env_corr(r), x->ids[i]) == 0 &&
 	               (dg = tb_json_get(tb_env_body(r), "digest")) != NULL &&
 	               (dgs = tb_json_string(dg, NULL)) != NULL && strcmp(dgs, x->digests[i]) == 0;
 	const struct tb_json *stj = receipt ? tb_json_get(tb_env_body(r), "status") : NULL;
 	const char *status = stj ? tb_json_string(stj, NULL) : NULL;
 
+	if (receipt && tb_env_completed(r)) {
+		if (tb_env_serialize(r, &full) == TB_OK) {
+			p = full.data;
+			len = full.len;
+		} else {
+			receipt = false;
+		}
+	}
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
 		tb_journal_outbound_delivered(n->journal, x->ids[i], p, len, now);
 		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
@@ -740,6 +757,7 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		n->m.out_retries++;
 	}
 	tb_env_free(r);
+	tb_buf_free(&full);
 }
 
 coap_response_t
@@ -789,7 +807,11 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 			n->m.out_retries++;
 		}
 	} else if (x->count == 1) {
-		settle(n, x, 0, data, len, cls);
+		struct tb_env_open_opts o = open_opts(n);
+		struct tb_env *r = NULL;
+		if (cls == 2)
+			(void)tb_env_open(data, len, &o, &r, NULL);
+		settle(n, x, 0, data, len, r, cls);
 	} else if (len == 0 || data[0] != '[') {
 		/* the exchange was refused as a whole (size, format): not the
 		 * messages' fault; retry them, in smaller exchanges */
@@ -805,11 +827,19 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		 * element is read strictly on its own */
 		size_t *eoff = calloc(x->count, sizeof(*eoff)),
 		       *elen = calloc(x->count, sizeof(*elen));
-		int ne =
-		    eoff && elen ? tb_env_split_batch(data, len, eoff, elen, (int)x->count) : -1;
+		struct tb_env **env = calloc(x->count, sizeof(*env));
+		struct tb_diag *ed = calloc(x->count, sizeof(*ed));
+		int ne = eoff && elen && env && ed
+		             ? tb_env_split_batch(data, len, eoff, elen, (int)x->count)
+		             : -1;
+		/* receipts of a compact answer are opened together (9.3) */
+		if (ne > 0 && cls == 2) {
+			struct tb_env_open_opts o = open_opts(n);
+			tb_env_open_many(data, eoff, elen, (size_t)ne, &o, env, ed);
+		}
 		for (size_t i = 0; i < x->count; i++) {
 			if ((int)i < ne) {
-				settle(n, x, i, data + eoff[i], elen[i], cls);
+				settle(n, x, i, data + eoff[i], elen[i], env[i], cls);
 			} else {
 				tb_journal_outbound_retry(n->journal, x->ids[i],
 				                          tb_now() + backoff_s(n, 1),
@@ -818,6 +848,8 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		}
 		free(eoff);
 		free(elen);
+		free(env);
+		free(ed);
 	}
 	/* Outcomes are committed without waiting for the disk: a delivery
 	 * record lost in a crash only means the message is sent again, and

@@ -46,8 +46,9 @@ struct tb_env {
 	bool has_digest; /* digest of the signed bytes, cached: they never
 	                  * change once created (sig and relay are excluded) */
 	uint8_t digest[32];
-	/* the signed bytes of a created envelope, kept for sealing (empty
-	 * for parsed ones); like the digest they never change */
+	/* the signed bytes of a created envelope, kept for sealing, or of a
+	 * completed compact batch member (empty for other parsed ones); like
+	 * the digest they never change */
 	struct tb_buf signed_cache;
 	/* the "sig" member's value in canonical form, written by put_sig
 	 * (empty for parsed envelopes) */
@@ -55,6 +56,10 @@ struct tb_env {
 	uint64_t bn, bi;
 	size_t nproof;
 	uint8_t proof[MAX_PROOF][32];
+	/* parsing: a sig.batch without "path" is accepted (compact batch
+	 * answers, tb_env_open_many); nopath says it had none */
+	bool allow_nopath, nopath;
+	bool completed; /* its path was recomputed (tb_env_completed) */
 };
 
 bool
@@ -214,7 +219,7 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	if ((rc = only_members(d, batch, ballowed, "sig.batch.")) != TB_OK ||
 	    (rc = need(d, batch, "n", F_INT, true, &bn, "sig.batch.")) != TB_OK ||
 	    (rc = need(d, batch, "i", F_INT, true, &bi, "sig.batch.")) != TB_OK ||
-	    (rc = need(d, batch, "path", F_ARR, true, &bpath, "sig.batch.")) != TB_OK)
+	    (rc = need(d, batch, "path", F_ARR, !e->allow_nopath, &bpath, "sig.batch.")) != TB_OK)
 		return rc;
 	tb_json_integer(bn, &vn);
 	tb_json_integer(bi, &vi);
@@ -223,6 +228,9 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 		                   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
 	e->bn = (uint64_t)vn;
 	e->bi = (uint64_t)vi;
+	e->nproof = 0;
+	if ((e->nopath = bpath == NULL))
+		return TB_OK;
 	if (tb_json_count(bpath) > MAX_PROOF)
 		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS, "sig.batch.path too long");
 	e->nproof = 0;
@@ -364,8 +372,8 @@ validate(struct tb_env *e, struct tb_diag *d)
 
 static const struct tb_json_limits env_limits = {TB_ENV_MAX_SIZE, TB_ENV_MAX_DEPTH};
 
-struct tb_env *
-tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
+static struct tb_env *
+parse(const uint8_t *buf, size_t len, bool allow_nopath, struct tb_diag *d)
 {
 	struct tb_env *e = calloc(1, sizeof(*e));
 
@@ -384,12 +392,19 @@ tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
 	if ((e->doc = tb_json_parse(buf, len, &env_limits, d)) == NULL)
 		goto fail;
 	e->root = tb_json_root(e->doc);
+	e->allow_nopath = allow_nopath;
 	if (validate(e, d) != TB_OK)
 		goto fail;
 	return e;
 fail:
 	tb_env_free(e);
 	return NULL;
+}
+
+struct tb_env *
+tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d)
+{
+	return parse(buf, len, false, d);
 }
 
 /* ---- building ---- */
@@ -929,11 +944,84 @@ out:
 	return rc;
 }
 
+/* The Merkle tree of n leaves: all levels bottom up, one after another,
+ * node j of level l at tree[off[l] + j]; an odd node at the end of a level
+ * is promoted unchanged, which yields exactly RFC 9162's tree shape.  The
+ * caller fills the n leaf hashes at tree[0..n) and calls tree_fill. */
+struct tree {
+	uint8_t (*h)[32];
+	size_t *off, levels, total, n;
+};
+
+static int
+tree_alloc(struct tree *t, size_t n)
+{
+	memset(t, 0, sizeof(*t));
+	t->n = n;
+	for (size_t w = n;; w = (w + 1) / 2) {
+		t->total += w;
+		t->levels++;
+		if (w == 1)
+			break;
+	}
+	if ((t->h = malloc(t->total * 32)) == NULL ||
+	    (t->off = malloc(t->levels * sizeof(*t->off))) == NULL) {
+		free(t->h);
+		t->h = NULL;
+		return TB_E_NOMEM;
+	}
+	return TB_OK;
+}
+
+static void
+tree_free(struct tree *t)
+{
+	free(t->h);
+	free(t->off);
+}
+
+/* Computes the levels above the leaves; the root is t->h[t->total - 1]. */
+static void
+tree_fill(struct tree *t)
+{
+	size_t w = t->n;
+
+	t->off[0] = 0;
+	for (size_t l = 1; l < t->levels; l++) {
+		size_t nw = (w + 1) / 2;
+		const uint8_t(*level)[32] = t->h + t->off[l - 1];
+		t->off[l] = t->off[l - 1] + w;
+		for (size_t j = 0; j < nw; j++) {
+			if (2 * j + 1 < w)
+				node_hash(level[2 * j], level[2 * j + 1], t->h[t->off[l] + j]);
+			else
+				memcpy(t->h[t->off[l] + j], level[2 * j], 32);
+		}
+		w = nw;
+	}
+}
+
+/* Leaf i's inclusion proof (RFC 9162 2.1.3.1); returns its length. */
+static size_t
+tree_proof(const struct tree *t, size_t i, uint8_t proof[MAX_PROOF][32])
+{
+	size_t np = 0, idx = i, w = t->n;
+
+	for (size_t l = 0; l + 1 < t->levels; l++) {
+		size_t sib = idx ^ 1;
+		if (sib < w)
+			memcpy(proof[np++], t->h[t->off[l] + sib], 32);
+		idx >>= 1;
+		w = (w + 1) / 2;
+	}
+	return np;
+}
+
 int
 tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key, struct tb_diag *d)
 {
-	uint8_t(*level)[32] = NULL, (*tree)[32] = NULL, msg[56], sig[64], kid[32];
-	size_t *off = NULL, levels = 0, total = 0;
+	uint8_t msg[56], sig[64], kid[32];
+	struct tree t = {0};
 	struct tb_buf b, tmp;
 	int rc = TB_E_NOMEM;
 
@@ -943,57 +1031,27 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "batch of %zu envelopes", n);
 	tb_buf_init(&b);
 	tb_buf_init(&tmp);
-	/* All levels of the tree, bottom up, stored one after another; an odd
-	 * node at the end of a level is promoted unchanged, which yields
-	 * exactly RFC 9162's tree shape. */
-	for (size_t w = n;; w = (w + 1) / 2) {
-		total += w;
-		levels++;
-		if (w == 1)
-			break;
-	}
-	if ((tree = malloc(total * 32)) == NULL || (off = malloc(levels * sizeof(*off))) == NULL)
+	if (tree_alloc(&t, n) != TB_OK)
 		goto out;
-	off[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *sb;
 		size_t sn;
 		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK)
 			goto out;
-		leaf_hash(sb, sn, &tmp, tree[i]);
+		leaf_hash(sb, sn, &tmp, t.h[i]);
 		if (!envs[i]->has_digest) {
 			tb_sha256(sb, sn, envs[i]->digest);
 			envs[i]->has_digest = true;
 		}
 	}
-	size_t w = n;
-	for (size_t l = 1; l < levels; l++) {
-		size_t nw = (w + 1) / 2;
-		off[l] = off[l - 1] + w;
-		level = tree + off[l - 1];
-		for (size_t j = 0; j < nw; j++) {
-			if (2 * j + 1 < w)
-				node_hash(level[2 * j], level[2 * j + 1], tree[off[l] + j]);
-			else
-				memcpy(tree[off[l] + j], level[2 * j], 32);
-		}
-		w = nw;
-	}
-	batch_message(n, tree[total - 1], msg);
+	tree_fill(&t);
+	batch_message(n, t.h[t.total - 1], msg);
 	if ((rc = tb_key_sign(key, msg, sizeof(msg), sig)) != TB_OK)
 		goto out;
 	tb_key_id(key, kid);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t proof[MAX_PROOF][32];
-		size_t np = 0, idx = i;
-		w = n;
-		for (size_t l = 0; l + 1 < levels; l++) {
-			size_t sib = idx ^ 1;
-			if (sib < w)
-				memcpy(proof[np++], tree[off[l] + sib], 32);
-			idx >>= 1;
-			w = (w + 1) / 2;
-		}
+		size_t np = tree_proof(&t, i, proof);
 		if ((rc = put_sig(envs[i], tb_key_alg(key), kid, sig, n, i, proof, np)) != TB_OK)
 			goto out;
 	}
@@ -1001,8 +1059,7 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 out:
 	if (rc != TB_OK)
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "batch sealing failed");
-	free(tree);
-	free(off);
+	tree_free(&t);
 	tb_buf_free(&b);
 	tb_buf_free(&tmp);
 	return rc;
@@ -1010,11 +1067,11 @@ out:
 
 /* ---- opening ---- */
 
-int
-tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o, struct tb_env **out,
+/* The checks of tb_env_open after parsing; takes e (freed on failure). */
+static int
+open_parsed(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_env **out,
             struct tb_diag *d)
 {
-	struct tb_env *e;
 	const struct tb_pub *pub;
 	struct tb_buf b, tmp;
 	uint8_t tag[32], hbuf[32 + 64 + 32];
@@ -1027,8 +1084,6 @@ tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o, st
 	*out = NULL;
 	if (d == NULL) /* the code travels in the diag: keep one */
 		d = &local;
-	if ((e = tb_env_parse(buf, len, d)) == NULL)
-		return d->code;
 	tb_buf_init(&b);
 	tb_buf_init(&tmp);
 	if (!e->sealed) {
@@ -1105,7 +1160,178 @@ fail:
 	return rc;
 }
 
+int
+tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o, struct tb_env **out,
+            struct tb_diag *d)
+{
+	struct tb_diag local;
+	struct tb_env *e;
+
+	*out = NULL;
+	if (d == NULL)
+		d = &local;
+	if ((e = tb_env_parse(buf, len, d)) == NULL)
+		return d->code;
+	return open_parsed(e, o, out, d);
+}
+
+/* ---- compact batches ---- */
+
+int
+tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out)
+{
+	const struct tb_buf *st = &env->sig_text;
+	const uint8_t *t = env->signed_cache.data, *p, *q;
+	size_t n = env->signed_cache.len, at;
+
+	/* only what this node sealed in a batch: its "sig" text is known */
+	if (!env->batch || st->len == 0 || n == 0 || tb_json_get(env->root, "relay") != NULL ||
+	    (at = sig_position(t, n)) == 0)
+		return TB_E_ARG;
+	/* put_sig writes ,"path":[...] and then "]}" closing the batch; the
+	 * path's entries are base64url strings, so the first ']' ends it */
+	p = memmem(st->data, st->len, ",\"path\":[", 9);
+	q = p ? memchr(p, ']', st->len - (size_t)(p - st->data)) : NULL;
+	if (q == NULL)
+		return TB_E_ARG;
+	if (tb_buf_reserve(out, n + st->len + 8) != TB_OK)
+		return TB_E_NOMEM;
+	if (at == n - 1) { /* "sig" sorts last */
+		tb_buf_add(out, t, n - 1);
+		if (n > 2)
+			tb_buf_addc(out, ',');
+	} else {
+		tb_buf_add(out, t, at);
+	}
+	tb_buf_add(out, "\"sig\":", 6);
+	tb_buf_add(out, st->data, (size_t)(p - st->data));
+	tb_buf_add(out, q + 1, st->len - (size_t)(q + 1 - st->data));
+	if (at == n - 1) {
+		tb_buf_addc(out, '}');
+	} else {
+		tb_buf_addc(out, ',');
+		tb_buf_add(out, t + at, n - at);
+	}
+	return TB_OK;
+}
+
+/* Gives the members of one compact batch (all n of them, parsed, without
+ * proofs) their proofs, both in the fields that opening checks and in the
+ * document, so that they serialise in full.  TB_E_SIG_PROOF when they are
+ * not exactly the n members of one batch. */
+static int
+complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
+{
+	struct tree t = {0};
+	struct tb_buf tmp;
+	bool *seen = NULL;
+	int rc = TB_E_NOMEM;
+
+	if (n == 0 || m[0]->bn != n)
+		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+		                   "compact batch of %llu members, %zu in the answer",
+		                   (unsigned long long)(n ? m[0]->bn : 0), n);
+	for (size_t k = 1; k < n; k++)
+		if (m[k]->bn != n || m[k]->alg != m[0]->alg ||
+		    memcmp(m[k]->kid, m[0]->kid, TB_KEYID_LEN) != 0 ||
+		    memcmp(m[k]->sig, m[0]->sig, TB_SIG_LEN) != 0)
+			return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+			                   "compact batch members with different signatures");
+	tb_buf_init(&tmp);
+	if ((seen = calloc(n, sizeof(*seen))) == NULL || tree_alloc(&t, n) != TB_OK)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		struct tb_env *e = m[k];
+		if (seen[e->bi]) {
+			rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+			                 "compact batch member %llu twice",
+			                 (unsigned long long)e->bi);
+			goto out;
+		}
+		seen[e->bi] = true;
+		/* kept: opening reads the signed bytes again */
+		if (e->signed_cache.len == 0 &&
+		    (rc = tb_json_canon(e->root, unsigned_members, &e->signed_cache)) != TB_OK)
+			goto out;
+		leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi]);
+	}
+	tree_fill(&t);
+	for (size_t k = 0; k < n; k++) {
+		struct tb_env *e = m[k];
+		struct tb_json *sig = (struct tb_json *)tb_json_get(e->root, "sig"), *b, *p, *hs;
+		char h[44];
+		e->nproof = tree_proof(&t, (size_t)e->bi, e->proof);
+		b = sig ? (struct tb_json *)tb_json_get(sig, "batch") : NULL;
+		if (b == NULL || (p = tb_json_new_array(e->doc)) == NULL)
+			goto out;
+		for (size_t i = 0; i < e->nproof; i++) {
+			tb_b64url_encode(e->proof[i], 32, h);
+			if ((hs = tb_json_new_string(e->doc, h, 43)) == NULL ||
+			    tb_json_append(p, hs) != TB_OK)
+				goto out;
+		}
+		if (tb_json_set(e->doc, b, "path", p) != TB_OK)
+			goto out;
+		e->nopath = false;
+		e->completed = true;
+	}
+	rc = TB_OK;
+out:
+	if (rc == TB_E_NOMEM)
+		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+	free(seen);
+	tree_free(&t);
+	tb_buf_free(&tmp);
+	return rc;
+}
+
+void
+tb_env_open_many(const uint8_t *text, const size_t *off, const size_t *len, size_t count,
+                 const struct tb_env_open_opts *o, struct tb_env **out, struct tb_diag *d)
+{
+	struct tb_env **m = NULL;
+	size_t nm = 0;
+
+	for (size_t k = 0; k < count; k++)
+		out[k] = parse(text + off[k], len[k], true, &d[k]);
+	for (size_t k = 0; k < count; k++)
+		if (out[k] != NULL && out[k]->nopath)
+			nm++;
+	if (nm > 0) {
+		struct tb_diag bd;
+		int rc = TB_E_NOMEM;
+		tb_diag_clear(&bd);
+		if ((m = calloc(nm, sizeof(*m))) != NULL) {
+			nm = 0;
+			for (size_t k = 0; k < count; k++)
+				if (out[k] != NULL && out[k]->nopath)
+					m[nm++] = out[k];
+			rc = complete_batch(m, nm, &bd);
+		} else {
+			tb_diag_set(&bd, rc, TB_DIAG_NOPOS, NULL);
+		}
+		for (size_t k = 0; rc != TB_OK && k < count; k++)
+			if (out[k] != NULL && out[k]->nopath) {
+				d[k] = bd;
+				tb_env_free(out[k]);
+				out[k] = NULL;
+			}
+		free(m);
+	}
+	for (size_t k = 0; k < count; k++) {
+		struct tb_env *e = out[k];
+		if (e != NULL)
+			open_parsed(e, o, &out[k], &d[k]);
+	}
+}
+
 /* ---- accessors ---- */
+
+bool
+tb_env_completed(const struct tb_env *e)
+{
+	return e->completed;
+}
 
 const char *
 tb_env_id(const struct tb_env *e)

@@ -106,6 +106,23 @@ struct tb_env_open_opts {
 int tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
                 struct tb_env **out, struct tb_diag *d);
 
+/*
+ * Opens the count elements of a batch answer (docs/PROTOCOL.md 9.3), the
+ * element k at text + off[k], len[k] bytes: each as tb_env_open would,
+ * except that members of one batch whose sig.batch has no "path" (a
+ * compact answer) get their proofs recomputed from all of them, which
+ * must be exactly the batch's n members (else each fails with
+ * TB_E_SIG_PROOF).  out[k] receives the opened envelope (caller frees;
+ * a completed member serialises in full, with its path) or NULL, and
+ * d[k] the reason.  Elements that are not envelopes (error objects) fail
+ * as they would in tb_env_open.
+ */
+/* Whether env's proof was recomputed by tb_env_open_many (its text on the
+ * wire was compact; tb_env_serialize gives the full form). */
+bool tb_env_completed(const struct tb_env *env);
+void tb_env_open_many(const uint8_t *text, const size_t *off, const size_t *len, size_t count,
+                      const struct tb_env_open_opts *o, struct tb_env **out, struct tb_diag *d);
+
 /* Signs env alone with key (replacing any signature). */
 int tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d);
 /* Signs n envelopes with one signature over their Merkle root (RFC 9162
@@ -123,6 +140,11 @@ int tb_env_split_batch(const uint8_t *text, size_t len, size_t *off, size_t *ele
 
 /* Appends the canonical serialisation (with sig and relay if present). */
 int tb_env_serialize(const struct tb_env *env, struct tb_buf *out);
+/* Appends the canonical serialisation without sig.batch.path, the compact
+ * form of a batch member (docs/PROTOCOL.md 9.3).  Only for envelopes
+ * sealed here with tb_env_seal_batch and not relayed; TB_E_ARG otherwise
+ * (out unchanged). */
+int tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out);
 /* Appends the signed bytes: canonical form without "sig" and "relay". */
 int tb_env_signed_bytes(const struct tb_env *env, struct tb_buf *out);
 /* SHA-256 of the signed bytes: the message digest receipts name. */

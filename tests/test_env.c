@@ -1283,6 +1283,142 @@ test_serialize_spliced(void **state)
 
 /* Ids: the time in ms in the first 12 hex digits, then 80 random bits;
  * ids made later sort after earlier ones. */
+/* Opens the texts as the elements of one batch answer (tb_env_open_many);
+ * fills codes[] and, for opened ones, full[] with their serialisation. */
+static void
+open_answer(char **texts, size_t n, int *codes, char **full)
+{
+	struct tb_env_open_opts o = opts_at(NOW);
+	struct tb_buf all;
+	size_t *off = calloc(n, sizeof(*off)), *len = calloc(n, sizeof(*len));
+	struct tb_env **out = calloc(n, sizeof(*out));
+	struct tb_diag *d = calloc(n, sizeof(*d));
+
+	tb_buf_init(&all);
+	for (size_t i = 0; i < n; i++) {
+		off[i] = all.len;
+		len[i] = strlen(texts[i]);
+		tb_buf_adds(&all, texts[i]);
+	}
+	tb_env_open_many(all.data, off, len, n, &o, out, d);
+	for (size_t i = 0; i < n; i++) {
+		codes[i] = out[i] != NULL ? TB_OK : d[i].code;
+		if (out[i] == NULL)
+			assert_int_not_equal(d[i].code, TB_OK);
+		full[i] = out[i] != NULL ? serialize(out[i]) : NULL;
+		tb_env_free(out[i]);
+	}
+	tb_buf_free(&all);
+	free(off);
+	free(len);
+	free(out);
+	free(d);
+}
+
+static char *
+compact_text(const struct tb_env *e)
+{
+	struct tb_buf b;
+	char *s;
+
+	tb_buf_init(&b);
+	assert_int_equal(tb_env_serialize_compact(e, &b), TB_OK);
+	s = strdup((const char *)b.data);
+	tb_buf_free(&b);
+	return s;
+}
+
+/* Compact batch answers: members without paths, completed from all n. */
+static void
+test_compact_batch(void **state)
+{
+	static const size_t sizes[] = {2, 3, 5, 8, 13, 32, 33};
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+			size_t n = sizes[si];
+			char **t, **c = calloc(n + 2, sizeof(char *)),
+			          **full = calloc(n + 2, sizeof(char *));
+			int *codes = calloc(n + 2, sizeof(int));
+			struct tb_env **v = make_batch(n, k, &t);
+
+			for (size_t i = 0; i < n; i++) {
+				c[i] = compact_text(v[i]);
+				assert_null(strstr(c[i], "\"path\""));
+				assert_non_null(strstr(c[i], "\"batch\":{\"i\":"));
+				/* alone, a compact member is not an envelope */
+				expect_open(c[i], TB_E_FIELD_MISSING, "path");
+			}
+			/* all n, in reverse order: each opens and serialises to
+			 * exactly the bytes the sealer kept */
+			for (size_t i = 0; i < n / 2; i++) {
+				char *x = c[i];
+				c[i] = c[n - 1 - i];
+				c[n - 1 - i] = x;
+			}
+			open_answer(c, n, codes, full);
+			for (size_t i = 0; i < n; i++) {
+				assert_int_equal(codes[i], TB_OK);
+				assert_string_equal(full[i], t[n - 1 - i]);
+				free(full[i]);
+			}
+			/* with full members and an error object beside them */
+			c[n] = strdup(t[0]);
+			c[n + 1] = strdup("{\"error\":\"replay\",\"id\":\"x\"}");
+			open_answer(c, n + 2, codes, full);
+			for (size_t i = 0; i < n + 1; i++) {
+				assert_int_equal(codes[i], TB_OK);
+				free(full[i]);
+			}
+			assert_int_not_equal(codes[n + 1], TB_OK);
+			assert_null(full[n + 1]);
+			/* one member missing: none of the compact ones opens */
+			open_answer(c + 1, n - 1, codes, full);
+			for (size_t i = 0; i < n - 1; i++)
+				assert_int_equal(codes[i], TB_E_SIG_PROOF);
+			/* a member twice instead of another */
+			char *keep = c[1];
+			c[1] = strdup(c[0]);
+			open_answer(c, n, codes, full);
+			for (size_t i = 0; i < n; i++)
+				assert_int_equal(codes[i], TB_E_SIG_PROOF);
+			free(c[1]);
+			c[1] = keep;
+			/* a changed member changes the root: the signature fails */
+			char *bad = edit(c[n / 2], "body.i", "7");
+			if (strcmp(bad, c[n / 2]) == 0) { /* BODY has no "i" */
+				free(bad);
+				bad = edit(c[n / 2], "body.a", "\"x\"");
+			}
+			keep = c[n / 2];
+			c[n / 2] = bad;
+			open_answer(c, n, codes, full);
+			for (size_t i = 0; i < n; i++)
+				assert_int_equal(codes[i], TB_E_SIG_BAD);
+			c[n / 2] = keep;
+			free(bad);
+			for (size_t i = 0; i < n + 2; i++)
+				free(c[i]);
+			free(c);
+			free(full);
+			free(codes);
+			free_batch(v, t, n);
+		}
+	}
+	/* a single seal or a parsed envelope has no compact form */
+	struct tb_env *e = make_env(BODY);
+	struct tb_diag d;
+	struct tb_buf b;
+	tb_buf_init(&b);
+	assert_int_equal(tb_env_serialize_compact(e, &b), TB_E_ARG);
+	assert_int_equal(tb_env_seal(e, keys[0], &d), TB_OK);
+	assert_int_equal(tb_env_serialize_compact(e, &b), TB_E_ARG);
+	assert_int_equal(b.len, 0);
+	tb_buf_free(&b);
+	tb_env_free(e);
+}
+
 static void
 test_id_time(void **state)
 {
@@ -1330,6 +1466,7 @@ main(void)
 	    cmocka_unit_test(test_id_time),
 	    cmocka_unit_test(test_create_body_json),
 	    cmocka_unit_test(test_serialize_spliced),
+	    cmocka_unit_test(test_compact_batch),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
