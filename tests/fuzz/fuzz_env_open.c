@@ -6,7 +6,9 @@
  * the signature check); tb_env_open() runs on every input with that key
  * registered for member 320300 at now = 1700000000.  Independently, tb_env_parse() must give an
  * envelope whose canonical serialisation parses again to the same bytes
- * (parse + serialize is idempotent) with the same digest.
+ * (parse + serialize is idempotent) with the same digest.  An array is
+ * also opened as a batch answer (tb_env_open_many): what opens must
+ * serialise to an envelope that opens on its own.
  * Build: ./configure CC=clang --enable-fuzzers.
  */
 #include <stdint.h>
@@ -59,6 +61,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tb_env_open(data, size, &o, &e, NULL) != rc)
 		abort();
 	tb_env_free(e);
+
+	/* as the elements of a batch answer (compact members completed) */
+	{
+		size_t off[64], len[64];
+		int n = tb_env_split_batch(data, size, off, len, 64);
+		struct tb_env *out[64];
+		struct tb_diag ds[64];
+		for (int k = 0; n > 0 && k < n; k++)
+			out[k] = (struct tb_env *)1;
+		if (n > 0)
+			tb_env_open_many(data, off, len, (size_t)n, &o, out, ds);
+		for (int k = 0; n > 0 && k < n; k++) {
+			if ((out[k] != NULL) != (ds[k].code == TB_OK))
+				abort();
+			if (out[k] == NULL)
+				continue;
+			/* a completed member is a whole envelope that opens alone */
+			struct tb_buf full;
+			struct tb_env *again = NULL;
+			tb_buf_init(&full);
+			if (tb_env_serialize(out[k], &full) != TB_OK ||
+			    tb_env_open(full.data, full.len, &o, &again, &d) != TB_OK)
+				abort();
+			tb_env_free(again);
+			tb_env_free(out[k]);
+			tb_buf_free(&full);
+		}
+	}
 
 	if ((e = tb_env_parse(data, size, &d)) == NULL)
 		return 0;
