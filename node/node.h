@@ -44,6 +44,8 @@ struct evhttp_request;
 #define TB_ANSWER_MAX (4u << 20)
 
 struct tb_ingest;
+struct tb_answers;
+struct tb_env_open_opts;
 struct cJSON;
 
 /* One outbound POST /fed/msg exchange: which messages it carries. */
@@ -60,6 +62,29 @@ struct tb_exchange {
 	bool *relayed; /* a message from another member, relayed by this hub */
 	int64_t sent_ms;
 	struct tb_exchange *next;
+};
+
+/* An exchange's answer, settled off the loop (answers.c): checked and
+ * journalled by tb_outbound_settle on the answers thread, then applied by
+ * tb_outbound_settled on the loop, which frees it and the exchange. */
+struct tb_answer {
+	struct tb_exchange *x; /* owned */
+	unsigned code;         /* the answer's CoAP code */
+	int cls;               /* its class: 2, 4 or 5 */
+	bool deflated;         /* content-format 11050 */
+	bool has_data;
+	uint8_t *data; /* the body as it came (owned) */
+	size_t len;
+	/* results, for the loop */
+	bool *delivered; /* per message: receipt verified and journalled */
+	size_t ndelivered;
+	uint64_t failed, retries;
+	bool relays; /* receipts queued to go back (a hub) */
+	struct {
+		char type[48];
+		char corr[33];
+	} * notes; /* per delivered request: for the responder, or NULL */
+	struct tb_answer *next;
 };
 
 /* Per-peer outbound state (delivery, circuit breaker).  Up to
@@ -108,7 +133,8 @@ struct tb_node {
 	struct tb_buf reg_bytes; /* the registry document as served */
 	struct tb_journal *journal;
 	struct evhttp *http;
-	struct tb_ingest *ingest; /* POST /v1/messages worker (ingest.c) */
+	struct tb_ingest *ingest;   /* POST /v1/messages worker (ingest.c) */
+	struct tb_answers *answers; /* receipts worker (answers.c) */
 	char api_token[128];
 	struct tb_peer *peers;
 	struct tb_retired {
@@ -229,6 +255,20 @@ coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
                                      const coap_pdu_t *recv, const coap_mid_t mid);
 void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
                       const coap_mid_t mid);
+/* Answers thread: checks a's receipts (o: key lookup under reg_lock, and
+ * the thread's own signature cache) and journals the outcomes in j. */
+void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
+                        struct tb_answer *a);
+/* Loop: applies a's results (metrics, latency, responder, delivery) and
+ * frees a with its exchange.  n NULL: only frees (shutting down). */
+void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
+
+/* answers.c: the answers thread */
+int tb_answers_start(struct tb_node *n, struct tb_diag *d);
+/* Queues a (owned) for the thread; without one, settles it on the loop. */
+void tb_answers_submit(struct tb_node *n, struct tb_answer *a);
+/* Settles what is queued, then stops the thread. */
+void tb_answers_stop(struct tb_node *n);
 
 /* regsync.c */
 int tb_regsync_start(struct tb_node *n);

@@ -30,6 +30,7 @@
 
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
 static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
+static void free_exchange(struct tb_exchange *x);
 
 void
 tb_outbound_init(struct tb_node *n)
@@ -466,6 +467,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		          x->hop, ANSWER_TIMEOUT_S, x->count);
 		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
 		finish_exchange(n, x, false);
+		free_exchange(x);
 	}
 	/* no more than one round of exchanges can carry: reading the whole
 	 * queue after every answer would make delivery quadratic */
@@ -586,6 +588,8 @@ take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent, cons
 	return NULL;
 }
 
+/* The peer's side of an exchange that ended: its session slot is free,
+ * and the circuit breaker counts the outcome.  x stays the caller's. */
 static void
 finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 {
@@ -606,7 +610,6 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 			          BREAKER_OPEN_MS / 1000, p->failures);
 		}
 	}
-	free_exchange(x);
 }
 
 /* True for an error object whose reason is the receiver's own trouble
@@ -637,9 +640,9 @@ is_error_object(const uint8_t *p, size_t len)
 
 /* At a hub: the recipient's receipt for a message relayed here goes back
  * to the message's sender, with this hub on its path (receipts of
- * receipts end here). */
+ * receipts end here).  Journals it in j; the loop schedules delivery. */
 static void
-relay_back(struct tb_node *n, const char *id, const struct tb_env *r_in)
+relay_back(struct tb_node *n, struct tb_journal *j, const char *id, const struct tb_env *r_in)
 {
 	struct tb_journal_status st;
 	struct tb_env *r = NULL;
@@ -648,7 +651,7 @@ relay_back(struct tb_node *n, const char *id, const struct tb_env *r_in)
 	uint8_t dg[32];
 	char digest[65];
 
-	if (tb_journal_outbound_status(n->journal, id, &st, NULL) != TB_OK ||
+	if (tb_journal_outbound_status(j, id, &st, NULL) != TB_OK ||
 	    strcmp(st.from, n->cfg.member_id) == 0 || strcmp(st.type, "receipt") == 0)
 		return;
 	tb_buf_init(&b);
@@ -673,28 +676,21 @@ relay_back(struct tb_node *n, const char *id, const struct tb_env *r_in)
 	m.expires = tb_env_expires(r);
 	m.envelope = b.data;
 	m.envelope_len = b.len;
-	if (tb_journal_outbound_put(n->journal, &m, tb_now()) == TB_OK)
-		tb_journal_audit_append(n->journal, 'o', m.id, digest, m.to, tb_now(), "relayed");
+	if (tb_journal_outbound_put(j, &m, tb_now()) == TB_OK)
+		tb_journal_audit_append(j, 'o', m.id, digest, m.to, tb_now(), "relayed");
 out:
 	tb_env_free(r);
 	tb_buf_free(&b);
 }
 
-static struct tb_env_open_opts
-open_opts(struct tb_node *n)
-{
-	struct tb_env_open_opts o = {
-	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
-	    tb_node_sig_remember};
-	return o;
-}
-
 /* Checks one answer element for message i, p/len, already opened into r
- * (NULL when it did not open; settle frees it); records the outcome. */
+ * (NULL when it did not open; settle frees it); records the outcome in j
+ * and what the loop applies afterwards in a. */
 static void
-settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, size_t len,
-       struct tb_env *r, int coap_class)
+settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, const uint8_t *p,
+       size_t len, struct tb_env *r, int coap_class)
 {
+	struct tb_exchange *x = a->x;
 	const struct tb_json *dg;
 	const char *dgs;
 	int64_t now = tb_now();
@@ -717,18 +713,22 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		}
 	}
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
-		tb_journal_outbound_delivered(n->journal, x->ids[i], p, len, now);
-		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
+		tb_journal_outbound_delivered(j, x->ids[i], p, len, now);
+		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now,
 		                        "delivered");
-		n->m.out_delivered++;
-		tb_latency_done(n, x->ids[i]);
-		if (x->relayed[i])
-			relay_back(n, x->ids[i], r);
-		{
+		a->delivered[i] = true;
+		a->ndelivered++;
+		if (x->relayed[i]) {
+			relay_back(n, j, x->ids[i], r);
+			a->relays = true;
+		}
+		if (n->responder != NULL && a->notes != NULL) {
 			struct tb_journal_status st;
-			if (n->responder != NULL &&
-			    tb_journal_outbound_status(n->journal, x->ids[i], &st, NULL) == TB_OK)
-				tb_responder_note(n, st.type, st.corr);
+			if (tb_journal_outbound_status(j, x->ids[i], &st, NULL) == TB_OK &&
+			    st.corr[0] != '\0') {
+				snprintf(a->notes[i].type, sizeof(a->notes[i].type), "%s", st.type);
+				snprintf(a->notes[i].corr, sizeof(a->notes[i].corr), "%s", st.corr);
+			}
 		}
 	} else if (receipt && strcmp(tb_env_from(r), x->hop) == 0 && status != NULL &&
 	           strcmp(status, "relayed") == 0) {
@@ -737,54 +737,45 @@ settle(struct tb_node *n, struct tb_exchange *x, size_t i, const uint8_t *p, siz
 		char why[64];
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
 		         x->hop);
-		tb_journal_outbound_retry(n->journal, x->ids[i], now + RELAY_WAIT_S, why);
+		tb_journal_outbound_retry(j, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class != 4 && transient_error(p, len)) {
-		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
+		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
 		                          "receiver failed internally; retrying");
-		n->m.out_retries++;
+		a->retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
 		         (int)(len > 120 ? 120 : len), (const char *)p);
-		tb_journal_outbound_failed(n->journal, x->ids[i], reason, now);
-		tb_journal_audit_append(n->journal, 'o', x->ids[i], x->digests[i], x->tos[i], now,
-		                        "failed");
-		n->m.out_failed++;
+		tb_journal_outbound_failed(j, x->ids[i], reason, now);
+		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now, "failed");
+		a->failed++;
 	} else {
-		tb_journal_outbound_retry(n->journal, x->ids[i], now + backoff_s(n, 1),
+		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
 		                          "answer was not a valid receipt");
-		n->m.out_retries++;
+		a->retries++;
 	}
 	tb_env_free(r);
 	tb_buf_free(&full);
 }
 
-coap_response_t
-tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
-                     const coap_mid_t mid)
+void
+tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
+                   struct tb_answer *a)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
-	struct tb_exchange *x;
-	const uint8_t *data = NULL;
-	size_t len = 0, off, total;
-	int cls = COAP_RESPONSE_CLASS(coap_pdu_get_code(recv));
+	struct tb_exchange *x = a->x;
+	const uint8_t *data = a->has_data ? a->data : NULL;
+	size_t len = a->len;
+	int cls = a->cls;
 	struct tb_buf plain; /* an inflated 11050 answer */
 
-	(void)mid;
-	if (tb_regsync_response(n, s, recv))
-		return COAP_RESPONSE_OK;
-	if ((x = take_exchange(n, s, sent, recv)) == NULL)
-		return COAP_RESPONSE_OK;
 	/* why the messages are retried when the answer settles nothing */
 	char why[160] = "peer answered with a server error";
-	coap_get_data_large(recv, &len, &data, &off, &total);
 	tb_buf_init(&plain);
 	if (data == NULL && cls != 5)
 		snprintf(why, sizeof(why), "peer answered %d.%02d without a body", cls,
-		         coap_pdu_get_code(recv) & 0x1f);
-	if (data != NULL &&
-	    tb_coap_uint_option(recv, COAP_OPTION_CONTENT_FORMAT) == TB_CF_JSON_DEFLATE) {
+		         a->code & 0x1f);
+	if (data != NULL && a->deflated) {
 		struct tb_diag d;
 		if (tb_inflate(data, len, TB_ANSWER_MAX, &plain, &d) == TB_OK) {
 			data = plain.data;
@@ -795,30 +786,30 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 			data = NULL;
 		}
 	}
-	if (tb_journal_begin_nosync(n->journal) != TB_OK) {
-		finish_exchange(n, x, false);
+	if (tb_journal_begin_nosync(j) != TB_OK) {
+		/* nothing recorded: the messages are due again after the
+		 * answer timeout they were given when sent */
+		log_warnx("journal: %s", tb_journal_diag(j)->detail);
 		tb_buf_free(&plain);
-		return COAP_RESPONSE_OK;
+		return;
 	}
 	if (cls == 5 || data == NULL) {
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          why);
-			n->m.out_retries++;
+			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why);
+			a->retries++;
 		}
 	} else if (x->count == 1) {
-		struct tb_env_open_opts o = open_opts(n);
 		struct tb_env *r = NULL;
 		if (cls == 2)
-			(void)tb_env_open(data, len, &o, &r, NULL);
-		settle(n, x, 0, data, len, r, cls);
+			(void)tb_env_open(data, len, o, &r, NULL);
+		settle(n, j, a, 0, data, len, r, cls);
 	} else if (len == 0 || data[0] != '[') {
 		/* the exchange was refused as a whole (size, format): not the
 		 * messages' fault; retry them, in smaller exchanges */
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
 			                          "exchange refused as a whole");
-			n->m.out_retries++;
+			a->retries++;
 		}
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
 		          (int)(len > 120 ? 120 : len), (const char *)data);
@@ -833,16 +824,13 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		             ? tb_env_split_batch(data, len, eoff, elen, (int)x->count)
 		             : -1;
 		/* receipts of a compact answer are opened together (9.3) */
-		if (ne > 0 && cls == 2) {
-			struct tb_env_open_opts o = open_opts(n);
-			tb_env_open_many(data, eoff, elen, (size_t)ne, &o, env, ed);
-		}
+		if (ne > 0 && cls == 2)
+			tb_env_open_many(data, eoff, elen, (size_t)ne, o, env, ed);
 		for (size_t i = 0; i < x->count; i++) {
 			if ((int)i < ne) {
-				settle(n, x, i, data + eoff[i], elen[i], env[i], cls);
+				settle(n, j, a, i, data + eoff[i], elen[i], env[i], cls);
 			} else {
-				tb_journal_outbound_retry(n->journal, x->ids[i],
-				                          tb_now() + backoff_s(n, 1),
+				tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
 				                          "malformed batch answer");
 			}
 		}
@@ -856,11 +844,81 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	 * the receiver answers with its original receipt (relays queued
 	 * here reach the disk with the next durable commit, before any
 	 * answer that depends on them). */
-	if (tb_journal_commit(n->journal) != TB_OK)
-		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
-	finish_exchange(n, x, cls == 2);
+	if (tb_journal_commit(j) != TB_OK)
+		log_warnx("journal commit failed: %s", tb_journal_diag(j)->detail);
 	tb_buf_free(&plain);
-	tb_responder_run_pending(n);
+}
+
+void
+tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
+{
+	struct tb_exchange *x = a->x;
+
+	if (n != NULL) {
+		n->m.out_delivered += a->ndelivered;
+		n->m.out_failed += a->failed;
+		n->m.out_retries += a->retries;
+		for (size_t i = 0; i < x->count; i++) {
+			if (!a->delivered[i])
+				continue;
+			tb_latency_done(n, x->ids[i]);
+			if (a->notes != NULL && a->notes[i].corr[0] != '\0')
+				tb_responder_note(n, a->notes[i].type, a->notes[i].corr);
+		}
+		tb_responder_run_pending(n);
+		if (a->relays || a->ndelivered < x->count)
+			tb_outbound_schedule(n, 0);
+	}
+	free_exchange(x);
+	free(a->delivered);
+	free(a->notes);
+	free(a->data);
+	free(a);
+}
+
+coap_response_t
+tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
+                     const coap_mid_t mid)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_exchange *x;
+	struct tb_answer *a;
+	const uint8_t *data = NULL;
+	size_t len = 0, off, total;
+
+	(void)mid;
+	if (tb_regsync_response(n, s, recv))
+		return COAP_RESPONSE_OK;
+	if ((x = take_exchange(n, s, sent, recv)) == NULL)
+		return COAP_RESPONSE_OK;
+	coap_get_data_large(recv, &len, &data, &off, &total);
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
+	    (n->responder != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
+	    (data != NULL && (a->data = malloc(len ? len : 1)) == NULL)) {
+		/* its messages are due again after the answer timeout */
+		log_warnx("answer of %s dropped: out of memory", x->hop);
+		if (a != NULL) {
+			free(a->delivered);
+			free(a->notes);
+			free(a);
+		}
+		finish_exchange(n, x, false);
+		free_exchange(x);
+		return COAP_RESPONSE_OK;
+	}
+	a->x = x;
+	a->code = coap_pdu_get_code(recv);
+	a->cls = COAP_RESPONSE_CLASS(a->code);
+	a->deflated = tb_coap_uint_option(recv, COAP_OPTION_CONTENT_FORMAT) == TB_CF_JSON_DEFLATE;
+	if ((a->has_data = data != NULL)) {
+		memcpy(a->data, data, len);
+		a->len = len;
+	}
+	/* the session is free for the next exchange at once; the receipts
+	 * are checked and journalled on the answers thread */
+	finish_exchange(n, x, a->cls == 2);
+	tb_answers_submit(n, a);
 	tb_outbound_schedule(n, 0);
 	return COAP_RESPONSE_OK;
 }
@@ -888,5 +946,6 @@ tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r
 	/* the session is not released here, inside libcoap's callback: a
 	 * failed session is found dead and replaced on its next use */
 	finish_exchange(n, x, false);
+	free_exchange(x);
 	tb_outbound_schedule(n, 1000);
 }

@@ -210,7 +210,8 @@ main(int argc, char **argv)
 	}
 	tb_outbound_init(n);
 	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
-	    tb_ingest_start(n, &d) != TB_OK || tb_webhook_start(n, &d) != TB_OK) {
+	    tb_ingest_start(n, &d) != TB_OK || tb_answers_start(n, &d) != TB_OK ||
+	    tb_webhook_start(n, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
@@ -238,6 +239,7 @@ main(int argc, char **argv)
 out:
 	tb_webhook_stop(n);
 	tb_ingest_stop(n);
+	tb_answers_stop(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	if (n->deliver_timer)
