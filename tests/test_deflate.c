@@ -82,6 +82,16 @@ test_limit(void **state)
 	assert_int_equal(tb_inflate(z.data, z.len, 1000, &out, &d), TB_OK);
 	tb_buf_reset(&out);
 	assert_int_equal(tb_inflate(z.data, z.len, 999, &out, &d), TB_E_TOO_LARGE);
+	/* far more than the first guess of the output's size, within the
+	 * limit: inflated in a second round, into the limit's buffer */
+	tb_buf_reset(&z);
+	tb_buf_reset(&out);
+	assert_int_equal(tb_deflate(zero, 200000, &z, &d), TB_OK);
+	assert_true(z.len * 6 < 200000);
+	assert_int_equal(tb_inflate(z.data, z.len, 300000, &out, &d), TB_OK);
+	assert_int_equal(out.len, 200000);
+	assert_int_equal(out.data[199999], 0);
+	assert_int_equal(out.data[200000], 0); /* NUL-terminated as any tb_buf */
 	tb_buf_free(&z);
 	tb_buf_free(&out);
 	free(zero);
