@@ -79,11 +79,13 @@ static void
 settle(struct tb_answers *w, struct tb_answer *a)
 {
 	struct tb_node *n = w->n;
+
+	/* the keys, the registry they come from and the tunables (clock
+	 * skew, retry delays) stay put meanwhile: the loop replaces them
+	 * under the write lock */
+	pthread_rwlock_rdlock(&n->reg_lock);
 	struct tb_env_open_opts o = {lookup,        w, tb_now(), n->cfg.clock_skew, cache_known,
 	                             cache_remember};
-
-	/* the keys (and the registry they come from) stay put meanwhile */
-	pthread_rwlock_rdlock(&n->reg_lock);
 	tb_outbound_settle(n, w->j, &o, a);
 	pthread_rwlock_unlock(&n->reg_lock);
 }

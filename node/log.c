@@ -6,12 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-static enum tb_log_level cur_level = TB_LOG_INFO;
+/* set on the loop (start-up, SIGHUP), read by every thread that logs */
+static int cur_level = TB_LOG_INFO;
 
 void
 tb_log_set_level(enum tb_log_level lvl)
 {
-	cur_level = lvl;
+	__atomic_store_n(&cur_level, (int)lvl, __ATOMIC_RELAXED);
 }
 
 bool
@@ -36,7 +37,7 @@ tb_log(enum tb_log_level lvl, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 
-	if (lvl < cur_level)
+	if ((int)lvl < __atomic_load_n(&cur_level, __ATOMIC_RELAXED))
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);

@@ -62,38 +62,55 @@ tb_node_sig_remember(void *ctx, const uint8_t tag[32])
 	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
 }
 
+/* A registry's message-signing keys, imported once, so that opening an
+ * envelope costs one table probe instead of a key import: pubs[base[m] + k]
+ * is key k of member m (NULL when it is not a signing key). */
+struct pubtab {
+	struct tb_pub **pubs;
+	size_t *base;
+	size_t n;
+};
+
+static void
+pubtab_free(struct pubtab *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		tb_pub_free(t->pubs[i]);
+	free(t->pubs);
+	free(t->base);
+	memset(t, 0, sizeof(*t));
+}
+
 static void
 free_pubs(struct tb_node *n)
 {
-	for (size_t i = 0; i < n->npubs; i++)
-		tb_pub_free(n->pubs[i]);
-	free(n->pubs);
+	struct pubtab t = {n->pubs, n->pub_base, n->npubs};
+
+	pubtab_free(&t);
 	n->pubs = NULL;
-	n->npubs = 0;
-	free(n->pub_base);
 	n->pub_base = NULL;
+	n->npubs = 0;
 }
 
-/* Imports every message-signing key of the registry once, so opening an
- * envelope costs one table probe instead of a key import. */
 static int
-build_pubs(struct tb_node *n, const struct tb_reg *reg)
+pubtab_build(struct pubtab *t, const struct tb_reg *reg)
 {
 	size_t total = 0, at = 0;
 
-	free_pubs(n);
-	/* pub_base[m]: index of member m's first key in pubs */
-	if ((n->pub_base = calloc(tb_reg_member_count(reg) + 1, sizeof(*n->pub_base))) == NULL)
+	memset(t, 0, sizeof(*t));
+	if ((t->base = calloc(tb_reg_member_count(reg) + 1, sizeof(*t->base))) == NULL)
 		return TB_E_NOMEM;
 	for (size_t m = 0; m < tb_reg_member_count(reg); m++) {
-		n->pub_base[m] = total;
+		t->base[m] = total;
 		total += tb_reg_key_count(reg, m);
 	}
 	if (total == 0)
 		return TB_OK;
-	if ((n->pubs = calloc(total, sizeof(*n->pubs))) == NULL)
+	if ((t->pubs = calloc(total, sizeof(*t->pubs))) == NULL) {
+		pubtab_free(t);
 		return TB_E_NOMEM;
-	n->npubs = total;
+	}
+	t->n = total;
 	for (size_t m = 0; m < tb_reg_member_count(reg); m++)
 		for (size_t k = 0; k < tb_reg_key_count(reg, m); k++, at++) {
 			uint8_t kid[TB_KEYID_LEN];
@@ -102,7 +119,7 @@ build_pubs(struct tb_node *n, const struct tb_reg *reg)
 			size_t len;
 			tb_reg_key(reg, m, k, kid, &use, &spki, &len);
 			if (use & TB_USE_SIGN)
-				n->pubs[at] = tb_pub_import_spki(spki, len, NULL);
+				t->pubs[at] = tb_pub_import_spki(spki, len, NULL);
 		}
 	return TB_OK;
 }
@@ -212,22 +229,28 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
-	/* the key table follows the registry it indexes: built last, so no
-	 * earlier failure leaves it describing a registry not applied */
-	if ((rc = build_pubs(n, reg)) != TB_OK) {
+	/* the key table of the new registry, built aside: a failure leaves
+	 * the old registry and its keys in force together */
+	struct pubtab keys, old;
+	if ((rc = pubtab_build(&keys, reg)) != TB_OK) {
 		tb_route_free(rt);
 		tb_buf_free(&copy);
-		free_pubs(n); /* lookups refuse until a registry applies */
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 		goto fail;
 	}
-	/* the ingest thread resolves routes against these (ingest.c) */
+	/* the ingest thread resolves routes against these (ingest.c), the
+	 * answers thread looks keys up in them (answers.c) */
 	pthread_rwlock_wrlock(&n->reg_lock);
 	tb_route_free(n->route);
 	n->route = rt;
 	tb_reg_free(n->reg);
 	n->reg = reg;
+	old = (struct pubtab){n->pubs, n->pub_base, n->npubs};
+	n->pubs = keys.pubs;
+	n->pub_base = keys.base;
+	n->npubs = keys.n;
 	pthread_rwlock_unlock(&n->reg_lock);
+	pubtab_free(&old);
 	tb_buf_free(&n->reg_bytes);
 	n->reg_bytes = copy;
 	log_info("registry serial %llu applied: %zu members, valid until %lld",

@@ -93,6 +93,8 @@ reload_config(struct tb_node *n)
 	if (fixed[0] != '\0')
 		log_warnx("SIGHUP: changed keys need a restart, not applied:%s", fixed);
 	tb_log_set_level(lvl);
+	/* the ingest and answers threads read tunables under reg_lock */
+	pthread_rwlock_wrlock(&n->reg_lock);
 	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", c.log_level);
 	n->cfg.max_message_size = c.max_message_size;
 	n->cfg.clock_skew = c.clock_skew;
@@ -100,6 +102,7 @@ reload_config(struct tb_node *n)
 	n->cfg.retry_max_ms = c.retry_max_ms;
 	n->cfg.batch_max = c.batch_max;
 	n->cfg.deflate = c.deflate;
+	pthread_rwlock_unlock(&n->reg_lock);
 	log_info("SIGHUP: configuration reloaded (log_level %s, max_message_size %lld, clock_skew "
 	         "%lld, retries %lld..%lld ms, batch_max %lld, deflate %lld)",
 	         c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
