@@ -188,7 +188,8 @@ struct req {
 	const uint8_t *data;
 	size_t len;
 	bool observe;
-	int accept; /* Accept option; 0: none */
+	int accept;        /* Accept option; 0: none */
+	const char *query; /* one Uri-Query option, or NULL */
 };
 
 /* One request on a fresh DTLS session, waiting at most the deadline. */
@@ -235,6 +236,9 @@ exchange(struct w *w, const struct req *r, struct ex *ex)
 		    &ol,
 		    coap_new_optlist(COAP_OPTION_CONTENT_FORMAT,
 		                     coap_encode_var_safe(cfb, sizeof(cfb), (unsigned)r->cf), cfb));
+	if (r->query != NULL)
+		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_URI_QUERY, strlen(r->query),
+		                                          (const uint8_t *)r->query));
 	if (r->accept > 0)
 		coap_insert_optlist(&ol, coap_new_optlist(COAP_OPTION_ACCEPT,
 		                                          coap_encode_var_safe(acb, sizeof(acb),
@@ -741,7 +745,8 @@ static void
 post_expect(struct w *w, const char *suite, const char *id, int cf, const struct tb_buf *b,
             int code, const char *token)
 {
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", cf, b->data, b->len, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", cf, b->data, b->len, false, 0,
+	                NULL};
 	struct ex ex;
 	char exp[128], got[300], tok[64];
 
@@ -763,7 +768,8 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 	struct tb_buf b;
 	struct ex ex;
 	char mid[33], dg[65], got[400], why[200];
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
 
 	tb_buf_init(&b);
 	if (mk_env(w, m, &b, mid, dg) != TB_OK) {
@@ -799,7 +805,7 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 static void
 status_member(struct w *w, char *out, size_t cap)
 {
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0, NULL};
 	struct ex ex;
 	struct tb_json_doc *doc;
 	struct tb_json *m;
@@ -818,7 +824,7 @@ status_member(struct w *w, char *out, size_t cap)
 static void
 case_tls(struct w *w, const char *id, const struct ident *who, bool accept, const char *what)
 {
-	struct req r = {who, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
+	struct req r = {who, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0, NULL};
 	struct ex ex;
 	char got[300];
 
@@ -842,7 +848,7 @@ static void
 case_server_identity(struct w *w)
 {
 	const char *id = "wire.tls.server-identity";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0, NULL};
 	struct ex ex;
 	char got[300], hex[65];
 	size_t m, k;
@@ -872,7 +878,8 @@ static void
 case_core(struct w *w)
 {
 	const char *id = "wire.discovery.core";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, ".well-known/core", -1, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, ".well-known/core", -1, NULL, 0, false, 0,
+	                NULL};
 	static const char *const need[] = {"</fed/msg>",
 	                                   "</fed/status>",
 	                                   "</fed/registry>",
@@ -907,7 +914,7 @@ static void
 case_status(struct w *w)
 {
 	const char *id = "wire.discovery.status";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/status", -1, NULL, 0, false, 0, NULL};
 	struct ex ex;
 	char got[400], why[160] = "";
 	struct tb_json_doc *doc = NULL;
@@ -959,7 +966,8 @@ static void
 case_registry(struct w *w, bool observe)
 {
 	const char *id = observe ? "wire.registry.observe" : "wire.registry.get";
-	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/registry", -1, NULL, 0, observe, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_GET, "fed/registry", -1, NULL, 0, observe, 0,
+	                NULL};
 	struct ex ex;
 	char got[400], why[200] = "", msg[200];
 	struct tb_reg *reg = NULL;
@@ -997,7 +1005,7 @@ case_registry(struct w *w, bool observe)
 static void
 case_method(struct w *w, const char *id, coap_pdu_code_t m, const char *path, int code)
 {
-	struct req r = {&w->me, m, path, -1, NULL, 0, false, 0};
+	struct req r = {&w->me, m, path, -1, NULL, 0, false, 0, NULL};
 	struct ex ex;
 	char got[300], exp[32];
 
@@ -1139,7 +1147,8 @@ case_duplicate(struct w *w)
 	struct ex a, x;
 	struct mk m;
 	char mid[33], dg[65], got[400], why[200] = "";
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
 
 	if (!want(w, id))
 		return;
@@ -1184,7 +1193,7 @@ case_deflate(struct w *w)
 	struct mk m;
 	char mid[33], dg[65], got[400], why[200] = "";
 	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON_DEFLATE, NULL, 0,
-	                false,  CF_JSON_DEFLATE};
+	                false,  CF_JSON_DEFLATE,        NULL};
 
 	if (!want(w, id))
 		return;
@@ -1234,7 +1243,8 @@ case_replay(struct w *w)
 	struct ex a;
 	struct mk m;
 	char mid[33];
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
 	struct tb_env *e = NULL;
 	struct tb_diag d;
 	bool ok;
@@ -1272,7 +1282,8 @@ case_batch(struct w *w, bool mixed)
 	char ids[3][33], dgs[3][65], got[400], why[200] = "";
 	struct tb_buf b;
 	struct ex ex;
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
 	struct tb_json_doc *doc = NULL;
 	struct tb_env_fields f;
 
@@ -1359,6 +1370,99 @@ case_batch(struct w *w, bool mixed)
 	tb_buf_free(&b);
 }
 
+/* A batch of 4 sent with Uri-Query "c" (PROTOCOL.md 9.3): the answer's
+ * receipts come in full or, all four, without their Merkle paths; either
+ * way, opened together, each must give a receipt for its message that
+ * opens on its own. */
+static void
+case_batch_compact(struct w *w)
+{
+	const char *id = "wire.batch.compact";
+	enum { N = 4 };
+	struct tb_env *e[N] = {NULL}, *out[N] = {NULL};
+	struct tb_diag dd[N];
+	char ids[N][33], dgs[N][65], got[400], why[200] = "";
+	size_t off[N], len[N];
+	int nel = -1, compact = 0;
+	struct tb_buf b;
+	struct ex ex;
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0, "c"};
+	struct tb_env_fields f;
+	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL};
+
+	if (!want(w, id))
+		return;
+	tb_buf_init(&b);
+	memset(&f, 0, sizeof(f));
+	f.type = BASE_TYPE;
+	f.from = w->t->as;
+	f.to = w->target_id;
+	f.body = (const uint8_t *)BASE_BODY;
+	f.body_len = strlen(BASE_BODY);
+	f.created = (int64_t)time(NULL);
+	f.ttl = 3600;
+	for (int i = 0; i < N; i++)
+		e[i] = tb_env_create(&f, NULL);
+	if (e[0] && e[1] && e[2] && e[3] && tb_env_seal_batch(e, N, w->as_key, NULL) == TB_OK) {
+		tb_buf_addc(&b, '[');
+		for (int i = 0; i < N; i++) {
+			uint8_t dg[32];
+			snprintf(ids[i], 33, "%s", tb_env_id(e[i]));
+			tb_env_digest(e[i], dg);
+			tb_hex_encode(dg, 32, dgs[i]);
+			if (i > 0)
+				tb_buf_addc(&b, ',');
+			tb_env_serialize(e[i], &b);
+		}
+		tb_buf_addc(&b, ']');
+	}
+	r.data = b.data;
+	r.len = b.len;
+	exchange(w, &r, &ex);
+	describe(w, &ex, got, sizeof(got));
+	if (!ex.done || ex.code != 204)
+		snprintf(why, sizeof(why), "not 2.04");
+	else if ((nel = tb_env_split_batch(ex.body.data, ex.body.len, off, len, N)) != N)
+		snprintf(why, sizeof(why), "body is not an array of %d answers", N);
+	else {
+		for (int i = 0; i < N; i++)
+			compact += memmem(ex.body.data + off[i], len[i], "\"path\"", 6) == NULL;
+		tb_env_open_many(ex.body.data, off, len, N, &o, out, dd);
+		for (int i = 0; i < N && !why[0]; i++) {
+			char msg[160];
+			struct tb_buf full;
+			tb_buf_init(&full);
+			if (out[i] == NULL)
+				snprintf(why, sizeof(why), "element %d does not open: %s", i + 1,
+				         tb_diag_format(&dd[i], msg, sizeof(msg)));
+			else if (tb_env_serialize(out[i], &full) != TB_OK ||
+			         !check_receipt(w, full.data, full.len, ids[i], dgs[i], msg,
+			                        sizeof(msg)))
+				snprintf(why, sizeof(why), "element %d: %s", i + 1, msg);
+			tb_buf_free(&full);
+		}
+		if (!why[0] && compact != 0 && compact != N)
+			snprintf(why, sizeof(why), "%d of %d receipts without their path", compact,
+			         N);
+	}
+	{
+		size_t l = strlen(got);
+		snprintf(got + l, sizeof(got) - l, " [%s]",
+		         why[0]    ? why
+		         : compact ? "compact receipts"
+		                   : "full receipts");
+	}
+	result(w, "wire", id, why[0] == '\0',
+	       "2.04 [4 receipts], full or all without their paths, each verifying alone", got,
+	       ex.secs);
+	for (int i = 0; i < N; i++) {
+		tb_env_free(e[i]);
+		tb_env_free(out[i]);
+	}
+	ex_free(&ex);
+	tb_buf_free(&b);
+}
+
 /* ---- flows (PROTOCOL.md 10): part of `all` ---- */
 
 /* Sends first_type (a valid body, when not NULL), then type with body
@@ -1374,7 +1478,8 @@ flow_case(struct w *w, const char *id, const char *first_type, const char *type,
 	struct mk m;
 	char mid[33] = "", rid[33];
 	struct ex ex;
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0};
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
 	uint8_t rnd[16];
 
 	if (!want(w, id))
@@ -1611,6 +1716,7 @@ ti_suite_wire(struct ti *t, int mode)
 	case_deflate(&w);
 	case_batch(&w, false);
 	case_batch(&w, true);
+	case_batch_compact(&w);
 	/* rejections, one per class */
 	for (size_t i = 0; i < sizeof(rejs) / sizeof(rejs[0]); i++)
 		case_reject(&w, &rejs[i]);
