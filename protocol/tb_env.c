@@ -59,7 +59,8 @@ struct tb_env {
 	/* parsing: a sig.batch without "path" is accepted (compact batch
 	 * answers, tb_env_open_many); nopath says it had none */
 	bool allow_nopath, nopath;
-	bool completed; /* its path was recomputed (tb_env_completed) */
+	bool completed;    /* its path was recomputed (tb_env_completed) */
+	uint8_t broot[32]; /* completed: the root of the tree it was put in */
 };
 
 bool
@@ -233,7 +234,6 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 		return TB_OK;
 	if (tb_json_count(bpath) > MAX_PROOF)
 		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS, "sig.batch.path too long");
-	e->nproof = 0;
 	for (const struct tb_json *p = tb_json_first(bpath); p; p = tb_json_next(p)) {
 		s = tb_json_string(p, &n);
 		if (s == NULL || !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) ||
@@ -636,11 +636,12 @@ sig_position(const uint8_t *t, size_t n)
 
 /* The wire form of a sealed envelope from its cached signed bytes and
  * the "sig" member's canonical text, instead of serialising the whole
- * envelope again.  The top-level names are the envelope's own ASCII
+ * envelope again; the sig text's bytes [cut, cut + cutlen) are left out
+ * (cutlen 0: none).  The top-level names are the envelope's own ASCII
  * names, so byte order is their UTF-16 order.  TB_E_ARG when the bytes
  * do not have the expected shape. */
 static int
-serialize_spliced(const struct tb_env *env, struct tb_buf *out)
+serialize_spliced(const struct tb_env *env, size_t cut, size_t cutlen, struct tb_buf *out)
 {
 	const uint8_t *t = env->signed_cache.data;
 	size_t n = env->signed_cache.len, at = sig_position(t, n);
@@ -654,13 +655,15 @@ serialize_spliced(const struct tb_env *env, struct tb_buf *out)
 		tb_buf_add(out, t, n - 1);
 		if (n > 2)
 			tb_buf_addc(out, ',');
-		tb_buf_add(out, "\"sig\":", 6);
-		tb_buf_add(out, sb->data, sb->len);
-		tb_buf_addc(out, '}');
 	} else {
 		tb_buf_add(out, t, at);
-		tb_buf_add(out, "\"sig\":", 6);
-		tb_buf_add(out, sb->data, sb->len);
+	}
+	tb_buf_add(out, "\"sig\":", 6);
+	tb_buf_add(out, sb->data, cut);
+	tb_buf_add(out, sb->data + cut + cutlen, sb->len - cut - cutlen);
+	if (at == n - 1) {
+		tb_buf_addc(out, '}');
+	} else {
 		tb_buf_addc(out, ',');
 		tb_buf_add(out, t + at, n - at);
 	}
@@ -674,7 +677,7 @@ tb_env_serialize(const struct tb_env *env, struct tb_buf *out)
 
 	/* a created, sealed envelope not relayed (relay is not signed either) */
 	if (env->signed_cache.len > 0 && env->sig_text.len > 0 &&
-	    tb_json_get(env->root, "relay") == NULL && serialize_spliced(env, out) == TB_OK)
+	    tb_json_get(env->root, "relay") == NULL && serialize_spliced(env, 0, 0, out) == TB_OK)
 		return TB_OK;
 	truncate_buf(out, start);
 	return tb_json_canon(env->root, NULL, out);
@@ -1120,13 +1123,18 @@ open_parsed(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_env **
 	e->has_digest = true;
 	if (e->batch) {
 		uint8_t leaf[32], root[32];
-		leaf_hash(b.data, b.len, &tmp, leaf);
-		if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof, e->nproof,
-		                     root)) {
-			rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
-			                 "proof does not fit a tree of %llu leaves",
-			                 (unsigned long long)e->bn);
-			goto fail;
+		/* a completed member's root is the tree it was completed from */
+		if (e->completed) {
+			memcpy(root, e->broot, 32);
+		} else {
+			leaf_hash(b.data, b.len, &tmp, leaf);
+			if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
+			                     e->nproof, root)) {
+				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+				                 "proof does not fit a tree of %llu leaves",
+				                 (unsigned long long)e->bn);
+				goto fail;
+			}
 		}
 		batch_message(e->bn, root, bmsg);
 		msg = bmsg;
@@ -1181,12 +1189,11 @@ int
 tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out)
 {
 	const struct tb_buf *st = &env->sig_text;
-	const uint8_t *t = env->signed_cache.data, *p, *q;
-	size_t n = env->signed_cache.len, at;
+	const uint8_t *p, *q;
 
 	/* only what this node sealed in a batch: its "sig" text is known */
-	if (!env->batch || st->len == 0 || n == 0 || tb_json_get(env->root, "relay") != NULL ||
-	    (at = sig_position(t, n)) == 0)
+	if (!env->batch || st->len == 0 || env->signed_cache.len == 0 ||
+	    tb_json_get(env->root, "relay") != NULL)
 		return TB_E_ARG;
 	/* put_sig writes ,"path":[...] and then "]}" closing the batch; the
 	 * path's entries are base64url strings, so the first ']' ends it */
@@ -1194,25 +1201,7 @@ tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out)
 	q = p ? memchr(p, ']', st->len - (size_t)(p - st->data)) : NULL;
 	if (q == NULL)
 		return TB_E_ARG;
-	if (tb_buf_reserve(out, n + st->len + 8) != TB_OK)
-		return TB_E_NOMEM;
-	if (at == n - 1) { /* "sig" sorts last */
-		tb_buf_add(out, t, n - 1);
-		if (n > 2)
-			tb_buf_addc(out, ',');
-	} else {
-		tb_buf_add(out, t, at);
-	}
-	tb_buf_add(out, "\"sig\":", 6);
-	tb_buf_add(out, st->data, (size_t)(p - st->data));
-	tb_buf_add(out, q + 1, st->len - (size_t)(q + 1 - st->data));
-	if (at == n - 1) {
-		tb_buf_addc(out, '}');
-	} else {
-		tb_buf_addc(out, ',');
-		tb_buf_add(out, t + at, n - at);
-	}
-	return TB_OK;
+	return serialize_spliced(env, (size_t)(p - st->data), (size_t)(q + 1 - p), out);
 }
 
 /* Gives the members of one compact batch (all n of them, parsed, without
@@ -1274,6 +1263,7 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 			goto out;
 		e->nopath = false;
 		e->completed = true;
+		memcpy(e->broot, t.h[t.total - 1], 32);
 	}
 	rc = TB_OK;
 out:
