@@ -1274,22 +1274,18 @@ case_replay(struct w *w)
 	tb_buf_free(&b);
 }
 
-static void
-case_batch(struct w *w, bool mixed)
+/* A batch of n (at most 8) base envelopes from us under one batch
+ * signature, as the text of a JSON array appended to b; their ids and
+ * digests go to ids and dgs.  Element `tamper` (-1: none) has its body
+ * changed after sealing, so its signature fails.  False when it could
+ * not be built. */
+static bool
+sealed_batch(struct w *w, int n, int tamper, char (*ids)[33], char (*dgs)[65], struct tb_buf *b)
 {
-	const char *id = mixed ? "wire.batch.mixed" : "wire.batch.accept";
-	struct tb_env *e[3] = {NULL, NULL, NULL};
-	char ids[3][33], dgs[3][65], got[400], why[200] = "";
-	struct tb_buf b;
-	struct ex ex;
-	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
-	                NULL};
-	struct tb_json_doc *doc = NULL;
+	struct tb_env *e[8] = {NULL};
 	struct tb_env_fields f;
+	bool ok = n > 0 && n <= 8;
 
-	if (!want(w, id))
-		return;
-	tb_buf_init(&b);
 	memset(&f, 0, sizeof(f));
 	f.type = BASE_TYPE;
 	f.from = w->t->as;
@@ -1298,11 +1294,12 @@ case_batch(struct w *w, bool mixed)
 	f.body_len = strlen(BASE_BODY);
 	f.created = (int64_t)time(NULL);
 	f.ttl = 3600;
-	for (int i = 0; i < 3; i++)
-		e[i] = tb_env_create(&f, NULL);
-	if (e[0] && e[1] && e[2] && tb_env_seal_batch(e, 3, w->as_key, NULL) == TB_OK) {
-		tb_buf_addc(&b, '[');
-		for (int i = 0; i < 3; i++) {
+	for (int i = 0; ok && i < n; i++)
+		ok = (e[i] = tb_env_create(&f, NULL)) != NULL;
+	ok = ok && tb_env_seal_batch(e, (size_t)n, w->as_key, NULL) == TB_OK;
+	if (ok) {
+		tb_buf_addc(b, '[');
+		for (int i = 0; i < n; i++) {
 			uint8_t dg[32];
 			struct tb_buf one;
 			tb_buf_init(&one);
@@ -1310,15 +1307,35 @@ case_batch(struct w *w, bool mixed)
 			tb_env_digest(e[i], dg);
 			tb_hex_encode(dg, 32, dgs[i]);
 			tb_env_serialize(e[i], &one);
-			if (mixed && i == 1)
+			if (i == tamper)
 				replace(&one, "tongban-interop", "tongban-interoq");
 			if (i > 0)
-				tb_buf_addc(&b, ',');
-			tb_buf_add(&b, one.data, one.len);
+				tb_buf_addc(b, ',');
+			tb_buf_add(b, one.data, one.len);
 			tb_buf_free(&one);
 		}
-		tb_buf_addc(&b, ']');
+		tb_buf_addc(b, ']');
 	}
+	for (int i = 0; i < n && i < 8; i++)
+		tb_env_free(e[i]);
+	return ok;
+}
+
+static void
+case_batch(struct w *w, bool mixed)
+{
+	const char *id = mixed ? "wire.batch.mixed" : "wire.batch.accept";
+	char ids[3][33], dgs[3][65], got[400], why[200] = "";
+	struct tb_buf b;
+	struct ex ex;
+	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0,
+	                NULL};
+	struct tb_json_doc *doc = NULL;
+
+	if (!want(w, id))
+		return;
+	tb_buf_init(&b);
+	(void)sealed_batch(w, 3, mixed ? 1 : -1, ids, dgs, &b);
 	r.data = b.data;
 	r.len = b.len;
 	exchange(w, &r, &ex);
@@ -1364,8 +1381,6 @@ case_batch(struct w *w, bool mixed)
 	       mixed ? "2.04 [receipt, {error:sig.bad}, receipt]" : "2.04 [3 receipts]", got,
 	       ex.secs);
 	tb_json_doc_free(doc);
-	for (int i = 0; i < 3; i++)
-		tb_env_free(e[i]);
 	ex_free(&ex);
 	tb_buf_free(&b);
 }
@@ -1379,50 +1394,27 @@ case_batch_compact(struct w *w)
 {
 	const char *id = "wire.batch.compact";
 	enum { N = 4 };
-	struct tb_env *e[N] = {NULL}, *out[N] = {NULL};
+	struct tb_env *out[N] = {NULL};
 	struct tb_diag dd[N];
 	char ids[N][33], dgs[N][65], got[400], why[200] = "";
 	size_t off[N], len[N];
-	int nel = -1, compact = 0;
+	int compact = 0;
 	struct tb_buf b;
 	struct ex ex;
 	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0, "c"};
-	struct tb_env_fields f;
 	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL};
 
 	if (!want(w, id))
 		return;
 	tb_buf_init(&b);
-	memset(&f, 0, sizeof(f));
-	f.type = BASE_TYPE;
-	f.from = w->t->as;
-	f.to = w->target_id;
-	f.body = (const uint8_t *)BASE_BODY;
-	f.body_len = strlen(BASE_BODY);
-	f.created = (int64_t)time(NULL);
-	f.ttl = 3600;
-	for (int i = 0; i < N; i++)
-		e[i] = tb_env_create(&f, NULL);
-	if (e[0] && e[1] && e[2] && e[3] && tb_env_seal_batch(e, N, w->as_key, NULL) == TB_OK) {
-		tb_buf_addc(&b, '[');
-		for (int i = 0; i < N; i++) {
-			uint8_t dg[32];
-			snprintf(ids[i], 33, "%s", tb_env_id(e[i]));
-			tb_env_digest(e[i], dg);
-			tb_hex_encode(dg, 32, dgs[i]);
-			if (i > 0)
-				tb_buf_addc(&b, ',');
-			tb_env_serialize(e[i], &b);
-		}
-		tb_buf_addc(&b, ']');
-	}
+	(void)sealed_batch(w, N, -1, ids, dgs, &b);
 	r.data = b.data;
 	r.len = b.len;
 	exchange(w, &r, &ex);
 	describe(w, &ex, got, sizeof(got));
 	if (!ex.done || ex.code != 204)
 		snprintf(why, sizeof(why), "not 2.04");
-	else if ((nel = tb_env_split_batch(ex.body.data, ex.body.len, off, len, N)) != N)
+	else if (tb_env_split_batch(ex.body.data, ex.body.len, off, len, N) != N)
 		snprintf(why, sizeof(why), "body is not an array of %d answers", N);
 	else {
 		for (int i = 0; i < N; i++)
@@ -1455,10 +1447,8 @@ case_batch_compact(struct w *w)
 	result(w, "wire", id, why[0] == '\0',
 	       "2.04 [4 receipts], full or all without their paths, each verifying alone", got,
 	       ex.secs);
-	for (int i = 0; i < N; i++) {
-		tb_env_free(e[i]);
+	for (int i = 0; i < N; i++)
 		tb_env_free(out[i]);
-	}
 	ex_free(&ex);
 	tb_buf_free(&b);
 }
