@@ -108,17 +108,24 @@ make_env(const char *body)
 	return e;
 }
 
+/* The text fn (tb_env_serialize or tb_env_serialize_compact) gives e. */
 static char *
-serialize(const struct tb_env *e)
+text_by(int (*fn)(const struct tb_env *, struct tb_buf *), const struct tb_env *e)
 {
 	struct tb_buf b;
 	char *s;
 
 	tb_buf_init(&b);
-	assert_int_equal(tb_env_serialize(e, &b), TB_OK);
+	assert_int_equal(fn(e, &b), TB_OK);
 	s = strdup((const char *)b.data);
 	tb_buf_free(&b);
 	return s;
+}
+
+static char *
+serialize(const struct tb_env *e)
+{
+	return text_by(tb_env_serialize, e);
 }
 
 static char *
@@ -1315,19 +1322,6 @@ open_answer(char **texts, size_t n, int *codes, char **full)
 	free(d);
 }
 
-static char *
-compact_text(const struct tb_env *e)
-{
-	struct tb_buf b;
-	char *s;
-
-	tb_buf_init(&b);
-	assert_int_equal(tb_env_serialize_compact(e, &b), TB_OK);
-	s = strdup((const char *)b.data);
-	tb_buf_free(&b);
-	return s;
-}
-
 /* Compact batch answers: members without paths, completed from all n. */
 static void
 test_compact_batch(void **state)
@@ -1344,7 +1338,7 @@ test_compact_batch(void **state)
 			struct tb_env **v = make_batch(n, k, &t);
 
 			for (size_t i = 0; i < n; i++) {
-				c[i] = compact_text(v[i]);
+				c[i] = text_by(tb_env_serialize_compact, v[i]);
 				assert_null(strstr(c[i], "\"path\""));
 				assert_non_null(strstr(c[i], "\"batch\":{\"i\":"));
 				/* alone, a compact member is not an envelope */
