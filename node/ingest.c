@@ -22,20 +22,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_json.h"
 #include "../util/tb_err.h"
-#include "../util/tb_thread.h"
 #include "journal.h"
 #include "log.h"
+#include "worker.h"
 
 #define API_BULK_MAX 1000
 #define INGEST_NICE 5 /* added to the thread's nice value */
 
 struct job {
+	struct tb_work work;        /* first: the worker's link */
 	struct evhttp_request *req; /* loop only; answered exactly once */
 	char *raw;                  /* request body (owned) */
 	size_t len;
@@ -45,22 +44,14 @@ struct job {
 	char *reply; /* JSON text (cJSON allocator) */
 	char (*ids)[33];
 	size_t count; /* ids accepted (0 on refusal) */
-	struct job *next;
 };
 
 struct tb_ingest {
 	struct tb_node *n;
 	struct tb_journal *j; /* the worker's own handle */
 	struct tb_key *key;   /* the worker's own copy of the signing key */
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *todo, **todo_tail, *done, **done_tail;
-	bool stop;
-	int efd; /* eventfd: the worker tells the loop that jobs are done */
-	struct event *ev;
-	size_t queued; /* loop: jobs handed over and not yet answered */
+	struct tb_worker *w;  /* the thread; NULL until started */
+	size_t queued;        /* loop: jobs handed over and not yet answered */
 };
 
 /* ---- the worker ---- */
@@ -76,8 +67,10 @@ refuse(struct job *x, int code, const char *reason, const char *detail)
  * or an array of up to API_BULK_MAX of them, sealed with one batch
  * signature and journalled in one transaction. */
 static void
-run_job(struct tb_ingest *g, struct job *x)
+run_job(void *ctx, struct tb_work *wk)
 {
+	struct tb_ingest *g = ctx;
+	struct job *x = (struct job *)wk;
 	struct tb_node *n = g->n;
 	struct tb_diag d;
 	struct tb_json_doc *doc =
@@ -159,41 +152,6 @@ out:
 	x->raw = NULL;
 }
 
-static void *
-ingest_main(void *arg)
-{
-	struct tb_ingest *g = arg;
-	uint64_t one = 1;
-
-	/* Below the event loop: the loop's round trips set every exchange's
-	 * latency, and when both cores are busy it should get one first.  A
-	 * slower intake is back-pressure on submitters, not a growing queue.
-	 * (A hint: if it fails, the thread runs as before.) */
-	(void)tb_thread_lower_priority(INGEST_NICE);
-	pthread_mutex_lock(&g->mu);
-	for (;;) {
-		while (g->todo == NULL && !g->stop)
-			pthread_cond_wait(&g->cv, &g->mu);
-		if (g->todo == NULL)
-			break; /* stopping, and every queued job is done */
-		struct job *x = g->todo;
-		if ((g->todo = x->next) == NULL)
-			g->todo_tail = &g->todo;
-		pthread_mutex_unlock(&g->mu);
-		x->next = NULL;
-		run_job(g, x);
-		pthread_mutex_lock(&g->mu);
-		*g->done_tail = x;
-		g->done_tail = &x->next;
-		/* a full eventfd counter (impossible here) would only mean the
-		 * loop is already signalled */
-		if (write(g->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_warnx("ingest: cannot signal the loop: %s", strerror(errno));
-	}
-	pthread_mutex_unlock(&g->mu);
-	return NULL;
-}
-
 /* ---- the loop's side ---- */
 
 static void
@@ -226,28 +184,29 @@ answer(struct tb_node *n, struct job *x)
 		tb_outbound_schedule(n, 0);
 }
 
+/* Loop: a job the thread has run. */
 static void
-done_cb(evutil_socket_t fd, short what, void *arg)
+job_done(void *ctx, struct tb_work *wk)
 {
-	struct tb_ingest *g = arg;
-	struct job *list;
-	uint64_t c;
+	struct tb_ingest *g = ctx;
+	struct job *x = (struct job *)wk;
 
-	(void)what;
-	if (read(fd, &c, sizeof(c)) < 0 && errno != EAGAIN)
-		log_warnx("ingest: eventfd: %s", strerror(errno));
-	pthread_mutex_lock(&g->mu);
-	list = g->done;
-	g->done = NULL;
-	g->done_tail = &g->done;
-	pthread_mutex_unlock(&g->mu);
-	while (list != NULL) {
-		struct job *x = list;
-		list = x->next;
-		answer(g->n, x);
-		g->queued--;
-		free_job(x);
-	}
+	answer(g->n, x);
+	g->queued--;
+	free_job(x);
+}
+
+/* Shutting down: answers the loop had no turn to send go nowhere once
+ * the API closes its connections, but each request is released (a
+ * detached one only by its answer). */
+static void
+job_leftover(void *ctx, struct tb_work *wk)
+{
+	struct job *x = (struct job *)wk;
+
+	(void)ctx;
+	answer(NULL, x);
+	free_job(x);
 }
 
 int
@@ -258,28 +217,16 @@ tb_ingest_start(struct tb_node *n, struct tb_diag *d)
 	if (g == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "ingest");
 	g->n = n;
-	g->efd = -1;
-	g->todo_tail = &g->todo;
-	g->done_tail = &g->done;
 	n->ingest = g;
 	if ((g->j = tb_journal_open_ex(n->cfg.journal, TB_JOURNAL_NO_CHECKPOINTS, d)) == NULL)
 		return d->code;
 	if ((g->key = tb_key_load(n->cfg.sign_key[0] ? n->cfg.sign_key : n->cfg.key, NULL, d)) ==
 	    NULL)
 		return d->code;
-	if ((g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "eventfd: %s", strerror(errno));
-	if ((g->ev = event_new(n->base, g->efd, EV_READ | EV_PERSIST, done_cb, g)) == NULL ||
-	    event_add(g->ev, NULL) != 0)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "ingest event");
-	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
-	if (pthread_create(&g->thread, NULL, ingest_main, g) != 0) {
-		pthread_cond_destroy(&g->cv);
-		pthread_mutex_destroy(&g->mu);
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot start the ingest thread");
-	}
-	g->started = true;
+	/* a slower intake is back-pressure on submitters, not a growing queue */
+	if ((g->w = tb_worker_start(n->base, INGEST_NICE, run_job, job_done, g, "ingest", d)) ==
+	    NULL)
+		return d->code;
 	return TB_OK;
 }
 
@@ -289,7 +236,7 @@ tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_
 	struct tb_ingest *g = n->ingest;
 	struct job *x = calloc(1, sizeof(*x));
 
-	if (x == NULL || g == NULL || !g->started) {
+	if (x == NULL || g == NULL || g->w == NULL) {
 		free(x);
 		free(raw);
 		tb_api_reply(req, 503, "{\"error\":\"nomem\"}", 17);
@@ -299,11 +246,7 @@ tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_
 	x->raw = raw;
 	x->len = len;
 	x->t0_ms = tb_now_ms();
-	pthread_mutex_lock(&g->mu);
-	*g->todo_tail = x;
-	g->todo_tail = &x->next;
-	pthread_cond_signal(&g->cv);
-	pthread_mutex_unlock(&g->mu);
+	tb_worker_push(g->w, &x->work);
 	g->queued++;
 }
 
@@ -320,29 +263,9 @@ tb_ingest_stop(struct tb_node *n)
 
 	if (g == NULL)
 		return;
-	if (g->started) {
-		/* the worker finishes what is queued (those messages are
-		 * journalled and will be delivered) and exits */
-		pthread_mutex_lock(&g->mu);
-		g->stop = true;
-		pthread_cond_signal(&g->cv);
-		pthread_mutex_unlock(&g->mu);
-		pthread_join(g->thread, NULL);
-		pthread_cond_destroy(&g->cv);
-		pthread_mutex_destroy(&g->mu);
-	}
-	/* answers the loop had no turn to send: queued now, they go nowhere
-	 * once the API closes its connections, but each request is released
-	 * (a detached one only by its answer) */
-	for (struct job *x = g->done, *nx; x != NULL; x = nx) {
-		nx = x->next;
-		answer(NULL, x);
-		free_job(x);
-	}
-	if (g->ev != NULL)
-		event_free(g->ev);
-	if (g->efd >= 0)
-		close(g->efd);
+	/* the thread finishes what is queued (those messages are journalled
+	 * and will be delivered) and exits */
+	tb_worker_stop(g->w, job_leftover);
 	tb_key_free(g->key);
 	tb_journal_close(g->j);
 	free(g);

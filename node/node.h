@@ -18,6 +18,7 @@
 #include "../certs/tb_key.h"
 #include "../util/tb_buf.h"
 #include "config.h"
+#include "worker.h"
 
 struct tb_reg;
 struct tb_route;
@@ -68,6 +69,7 @@ struct tb_exchange {
  * journalled by tb_outbound_settle on the answers thread, then applied by
  * tb_outbound_settled on the loop, which frees it and the exchange. */
 struct tb_answer {
+	struct tb_work work;   /* first: the answers thread's link */
 	struct tb_exchange *x; /* owned */
 	unsigned code;         /* the answer's CoAP code */
 	int cls;               /* its class: 2, 4 or 5 */
@@ -84,7 +86,6 @@ struct tb_answer {
 		char type[48];
 		char corr[33];
 	} * notes; /* per delivered request: for the responder, or NULL */
-	struct tb_answer *next;
 };
 
 /* Per-peer outbound state (delivery, circuit breaker).  Up to
