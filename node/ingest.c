@@ -43,7 +43,8 @@ struct job {
 	int code;
 	char *reply; /* JSON text (cJSON allocator) */
 	char (*ids)[33];
-	size_t count; /* ids accepted (0 on refusal) */
+	struct tb_fresh *fresh; /* the messages' wire forms, for the loop to send */
+	size_t count;           /* ids accepted (0 on refusal) */
 };
 
 struct tb_ingest {
@@ -99,7 +100,8 @@ run_job(void *ctx, struct tb_work *wk)
 	}
 	f = calloc(count, sizeof(*f));
 	x->ids = calloc(count, sizeof(*x->ids));
-	if (f == NULL || x->ids == NULL) {
+	x->fresh = calloc(count, sizeof(*x->fresh));
+	if (f == NULL || x->ids == NULL || x->fresh == NULL) {
 		refuse(x, 503, "nomem", NULL);
 		goto out;
 	}
@@ -116,7 +118,7 @@ run_job(void *ctx, struct tb_work *wk)
 		}
 	}
 	pthread_rwlock_rdlock(&n->reg_lock);
-	rc = tb_outbound_store(n, g->j, g->key, f, count, x->ids, &bad, &d);
+	rc = tb_outbound_store(n, g->j, g->key, f, count, x->ids, &bad, x->fresh, &d);
 	pthread_rwlock_unlock(&n->reg_lock);
 	if (rc != TB_OK) {
 		char detail[220];
@@ -160,6 +162,9 @@ free_job(struct job *x)
 	free(x->raw);
 	cJSON_free(x->reply);
 	free(x->ids);
+	if (x->fresh != NULL)
+		tb_fresh_free(x->fresh, x->count);
+	free(x->fresh);
 	free(x);
 }
 
@@ -180,8 +185,10 @@ answer(struct tb_node *n, struct job *x)
 		return; /* shutting down: no delivery to schedule */
 	for (size_t i = 0; i < x->count; i++)
 		tb_latency_start(n, x->ids[i], x->t0_ms);
-	if (x->count > 0)
+	if (x->count > 0) {
+		tb_outbound_hand(n, x->fresh, x->count);
 		tb_outbound_schedule(n, 0);
+	}
 }
 
 /* Loop: a job the thread has run. */

@@ -120,6 +120,8 @@ enum sid {
 	ST_OUT_RECEIPT,
 	ST_OUT_RETRY,
 	ST_OUT_FAILED,
+	ST_OUT_RESCHEDULE,
+	ST_OUT_RELEASE,
 	ST_OUT_STATUS,
 	ST_OUT_PENDING,
 	ST_OUT_NEXT,
@@ -169,13 +171,16 @@ static const char *const stmt_sql[ST__COUNT] = {
                    " o.last_error FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
                    " WHERE o.state = 0 AND o.next_attempt <= ?1"
                    " ORDER BY o.next_attempt, o.seq LIMIT ?2",
-    [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, done_at = ?2"
-                         " WHERE id = ?1 AND state = 0",
+    [ST_OUT_DELIVERED] = "UPDATE outbound SET state = 1, done_at = ?2,"
+                         " attempts = max(attempts, 1) WHERE id = ?1 AND state = 0",
     /* not UPDATE ... RETURNING: that materialises into a temporary table */
     [ST_OUT_RECEIPT] = "INSERT INTO outbound_receipt (seq, receipt)"
                        " SELECT seq, ?2 FROM outbound WHERE id = ?1",
     [ST_OUT_RETRY] = "UPDATE outbound SET attempts = attempts + 1, next_attempt = ?2,"
                      " last_error = ?3 WHERE id = ?1 AND state = 0",
+    [ST_OUT_RESCHEDULE] = "UPDATE outbound SET next_attempt = ?2 WHERE id = ?1 AND state = 0",
+    [ST_OUT_RELEASE] = "UPDATE outbound SET next_attempt = ?1"
+                       " WHERE state = 0 AND last_error IS NULL AND next_attempt > ?1",
     [ST_OUT_FAILED] = "UPDATE outbound SET state = 2, reason = ?2, done_at = ?3"
                       " WHERE id = ?1 AND state = 0",
     [ST_OUT_STATUS] = "SELECT o.state, o.attempts, o.next_attempt, o.done_at, o.last_error,"
@@ -1228,6 +1233,45 @@ tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_att
 	if (sqlite3_changes(j->db) == 1)
 		return TB_OK;
 	return not_queued(j, id, &state);
+}
+
+int
+tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t next_attempt)
+{
+	enum tb_journal_state state;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!is_hex(id, 32))
+		return jarg(j, "id is not 32 lowercase hex digits");
+	s = st(j, ST_OUT_RESCHEDULE);
+	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound reschedule")) != TB_OK)
+		return rc;
+	if (sqlite3_changes(j->db) == 1)
+		return TB_OK;
+	return not_queued(j, id, &state);
+}
+
+int
+tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	s = st(j, ST_OUT_RELEASE);
+	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
+		return jfail(j, "bind");
+	if ((rc = run(j, s, "outbound release")) != TB_OK)
+		return rc;
+	if (n != NULL)
+		*n = sqlite3_changes(j->db);
+	return TB_OK;
 }
 
 int

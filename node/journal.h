@@ -225,8 +225,8 @@ int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_
                             void *ctx);
 /*
  * Records delivery of queued id with the peer's receipt (copied; may be
- * empty) at time at.  Delivering an already delivered message is TB_OK and
- * keeps the first receipt (a late duplicate receipt after a retry).
+ * empty) at time at; a message delivered counts at least one attempt.  Delivering an already
+ * delivered message is TB_OK and keeps the first receipt (a late duplicate receipt after a retry).
  * TB_E_NOTFOUND for an unknown id; TB_E_JOURNAL_STATE if it had failed.
  */
 int tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
@@ -236,6 +236,14 @@ int tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const ui
  * (not queued any more). */
 int tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
                               const char *last_error);
+/* Moves the next attempt of queued id to next_attempt without counting a
+ * failure (a message the sender held in memory hands it back to the
+ * queue).  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
+int tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t next_attempt);
+/* After a restart: every queued message never tried (no last_error) whose
+ * next attempt lies after now is due at now; their number into *n (may
+ * be NULL).  Such messages were held in memory by a sender that stopped. */
+int tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n);
 /* Gives up on queued id (e.g. it expired) with reason (copied; may be NULL)
  * at time at.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
 int tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason,

@@ -88,6 +88,21 @@ struct tb_answer {
 	} * notes; /* per delivered request: for the responder, or NULL */
 };
 
+/* How long a message journalled for sending from memory waits before the
+ * journal's queue offers it again: the longest it may wait in memory, plus
+ * an exchange's answer timeout, so that it is not sent twice meanwhile. */
+#define TB_FRESH_SEND_S 5
+#define TB_FRESH_HOLD_S (TB_FRESH_SEND_S + 30)
+
+/* A message journalled and handed to the loop to send from memory, without
+ * reading it back from the journal (outbound.c). */
+struct tb_fresh {
+	char id[33], to[16], digest[65];
+	int64_t expires;
+	int64_t handed_ms; /* when the loop took it over */
+	struct tb_buf env; /* its wire form */
+};
+
 /* Per-peer outbound state (delivery, circuit breaker).  Up to
  * peer_sessions DTLS sessions are kept to a peer: one block-wise exchange
  * runs per session, so parallel sessions carry parallel exchanges. */
@@ -153,7 +168,9 @@ struct tb_node {
 	int64_t *lat_t0;
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
-	struct tb_exchange *exchanges; /* outbound exchanges awaiting answers */
+	struct tb_exchange *exchanges;       /* outbound exchanges awaiting answers */
+	struct tb_fresh *fresh;              /* journalled messages to send from memory */
+	size_t fresh_head, nfresh, capfresh; /* the queue is [fresh_head, nfresh) */
 	/* registry observation of the upstream hub (regsync.c) */
 	coap_session_t *obs_session;
 	uint8_t obs_token[8];
@@ -240,10 +257,21 @@ void tb_outbound_init(struct tb_node *n);
  * in one transaction of j (all or none); on failure *bad is the offending
  * index.  Runs on the loop (j = n->journal) or on the ingest thread (its
  * own handle and key copy, holding reg_lock for reading); it does not
- * schedule delivery. */
+ * schedule delivery.  With fresh (count entries) the messages are held
+ * for the loop to send from memory: each is journalled with its first
+ * attempt TB_FRESH_HOLD_S ahead and fresh[i] receives its wire form
+ * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
 int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                       const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
-                      struct tb_diag *d);
+                      struct tb_fresh *fresh, struct tb_diag *d);
+/* Loop: takes over v[0..count) from tb_outbound_store (the array stays the
+ * caller's, the envelopes move) for the next delivery rounds; what the
+ * memory queue has no room for goes back to the journal's queue. */
+void tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count);
+/* Frees the envelopes of v[0..count). */
+void tb_fresh_free(struct tb_fresh *v, size_t count);
+/* Loop, stopping: forgets the memory queue (the journal keeps it all). */
+void tb_outbound_forget(struct tb_node *n);
 /* One message sent from the loop (an inbox reply, the reference
  * responder): tb_outbound_store on the loop's journal and key, then its
  * latency clock and delivery; *id receives its id. */

@@ -67,7 +67,7 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
-                  struct tb_diag *d)
+                  struct tb_fresh *fresh, struct tb_diag *d)
 {
 	struct tb_env **envs = calloc(count ? count : 1, sizeof(*envs));
 	char(*routed)[16] = calloc(count ? count : 1, sizeof(*routed));
@@ -157,7 +157,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			tb_journal_rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(j, &m, now)) != TB_OK ||
+		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S : now)) !=
+		        TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
 			tb_journal_rollback(j);
@@ -167,6 +168,15 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	}
 	if ((rc = tb_journal_commit(j)) != TB_OK)
 		goto jfail;
+	for (size_t i = 0; fresh != NULL && i < count; i++) {
+		struct tb_fresh *x = &fresh[i];
+		snprintf(x->id, sizeof(x->id), "%s", ids[i]);
+		snprintf(x->to, sizeof(x->to), "%s", tb_env_to(envs[i]));
+		memcpy(x->digest, digests[i], sizeof(x->digest));
+		x->expires = tb_env_expires(envs[i]);
+		x->env = wire[i]; /* moved */
+		tb_buf_init(&wire[i]);
+	}
 	goto out;
 jfail:
 	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(j)->detail);
@@ -188,11 +198,16 @@ tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33]
 	int64_t now_ms = tb_now_ms();
 	char ids[1][33];
 	size_t bad;
-	int rc = tb_outbound_store(n, n->journal, n->sign_key, f, 1, ids, &bad, d);
+	struct tb_fresh fr;
+	int rc;
 
-	if (rc == TB_OK) {
+	memset(&fr, 0, sizeof(fr));
+	tb_buf_init(&fr.env);
+	if ((rc = tb_outbound_store(n, n->journal, n->sign_key, f, 1, ids, &bad, &fr, d)) ==
+	    TB_OK) {
 		memcpy(id, ids[0], 33);
 		tb_latency_start(n, id, now_ms);
+		tb_outbound_hand(n, &fr, 1);
 		tb_outbound_schedule(n, 0);
 	}
 	return rc;
@@ -243,7 +258,9 @@ tb_latency_done(struct tb_node *n, const char *id)
 struct due {
 	char id[33], to[16], hop[16], digest[65];
 	bool relayed; /* from another member: its receipt goes back (relay_back) */
-	int64_t expires, attempts;
+	bool fresh;   /* from the memory queue (handed_ms set), not the journal's */
+	bool done;    /* sent, or settled in the journal: not to go back to memory */
+	int64_t expires, attempts, handed_ms;
 	struct tb_buf env;
 };
 
@@ -431,6 +448,179 @@ fail:
 	return -1;
 }
 
+/* ---- the memory queue ---- */
+
+/* Messages the memory queue may hold (about 2 KB each): past this a
+ * submission's messages go to the journal's queue at once. */
+#define FRESH_MAX 50000
+
+void
+tb_fresh_free(struct tb_fresh *v, size_t count)
+{
+	for (size_t i = 0; v != NULL && i < count; i++)
+		tb_buf_free(&v[i].env);
+}
+
+/* Hands messages back to the journal's queue, due now, and frees them;
+ * in a transaction of the loop's journal without fsync (after a crash
+ * they are due anyway, see tb_journal_outbound_release_held). */
+static void
+give_back(struct tb_node *n, struct tb_fresh *v, size_t count)
+{
+	if (count > 0 && tb_journal_begin_nosync(n->journal) == TB_OK) {
+		for (size_t i = 0; i < count; i++)
+			tb_journal_outbound_reschedule(n->journal, v[i].id, tb_now());
+		if (tb_journal_commit(n->journal) != TB_OK)
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+	}
+	/* even without the update they come back, at their hold's end */
+	tb_fresh_free(v, count);
+}
+
+void
+tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
+{
+	int64_t now_ms = tb_now_ms();
+	size_t room, take;
+
+	if (n->fresh_head > 0) {
+		memmove(n->fresh, n->fresh + n->fresh_head,
+		        (n->nfresh - n->fresh_head) * sizeof(*n->fresh));
+		n->nfresh -= n->fresh_head;
+		n->fresh_head = 0;
+	}
+	room = n->nfresh < FRESH_MAX ? FRESH_MAX - n->nfresh : 0;
+	take = count < room ? count : room;
+	if (n->nfresh + take > n->capfresh) {
+		size_t nc = n->capfresh ? n->capfresh : 256;
+		while (nc < n->nfresh + take)
+			nc *= 2;
+		struct tb_fresh *nv = realloc(n->fresh, nc * sizeof(*nv));
+		if (nv == NULL) {
+			take = 0;
+		} else {
+			n->fresh = nv;
+			n->capfresh = nc;
+		}
+	}
+	for (size_t i = 0; i < take; i++) {
+		n->fresh[n->nfresh] = v[i];
+		n->fresh[n->nfresh++].handed_ms = now_ms;
+		tb_buf_init(&v[i].env);
+	}
+	give_back(n, v + take, count - take);
+}
+
+void
+tb_outbound_forget(struct tb_node *n)
+{
+	tb_fresh_free(n->fresh + n->fresh_head, n->nfresh - n->fresh_head);
+	free(n->fresh);
+	n->fresh = NULL;
+	n->nfresh = n->capfresh = n->fresh_head = 0;
+}
+
+/* Messages held in memory longer than TB_FRESH_SEND_S (a peer not taking
+ * them) go back to the journal's queue, which paces them from then on. */
+static void
+age_fresh(struct tb_node *n, int64_t now_ms)
+{
+	size_t k = n->fresh_head;
+
+	while (k < n->nfresh && now_ms - n->fresh[k].handed_ms > TB_FRESH_SEND_S * 1000)
+		k++;
+	if (k > n->fresh_head) {
+		give_back(n, n->fresh + n->fresh_head, k - n->fresh_head);
+		n->fresh_head = k;
+	}
+}
+
+/* Moves up to max messages from the front of the memory queue into l. */
+static size_t
+take_fresh(struct tb_node *n, struct due_list *l, size_t max)
+{
+	size_t k = 0;
+
+	for (; k < max && n->fresh_head < n->nfresh; k++) {
+		struct tb_fresh *f = &n->fresh[n->fresh_head];
+		struct due *x;
+		if (l->len == l->cap) {
+			size_t nc = l->cap ? l->cap * 2 : 64;
+			struct due *v = realloc(l->v, nc * sizeof(*v));
+			if (v == NULL)
+				break;
+			l->v = v;
+			l->cap = nc;
+		}
+		x = &l->v[l->len++];
+		memset(x, 0, sizeof(*x));
+		memcpy(x->id, f->id, sizeof(x->id));
+		memcpy(x->to, f->to, sizeof(x->to));
+		memcpy(x->digest, f->digest, sizeof(x->digest));
+		x->expires = f->expires;
+		x->fresh = true;
+		x->handed_ms = f->handed_ms;
+		x->env = f->env; /* moved */
+		n->fresh_head++;
+	}
+	return k;
+}
+
+/* Puts the messages of l taken from memory and neither sent nor settled
+ * back at the front of the memory queue, in their order (they were taken
+ * from just before fresh_head, so the room is normally there). */
+static void
+put_back(struct tb_node *n, struct due_list *l)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < l->len; i++)
+		m += l->v[i].fresh && !l->v[i].done;
+	if (m == 0)
+		return;
+	if (n->fresh_head < m) {
+		size_t len = n->nfresh - n->fresh_head, need = len + m;
+		if (need > n->capfresh) {
+			struct tb_fresh *nv = realloc(n->fresh, need * sizeof(*nv));
+			if (nv == NULL) {
+				/* they come back from the journal at their hold's end */
+				for (size_t i = 0; i < l->len; i++)
+					l->v[i].done = l->v[i].done || l->v[i].fresh;
+				return;
+			}
+			n->fresh = nv;
+			n->capfresh = need;
+		}
+		memmove(n->fresh + m, n->fresh + n->fresh_head, len * sizeof(*n->fresh));
+		n->fresh_head = m;
+		n->nfresh = need;
+	}
+	n->fresh_head -= m;
+	for (size_t i = 0, k = n->fresh_head; i < l->len; i++) {
+		struct due *x = &l->v[i];
+		if (!x->fresh || x->done)
+			continue;
+		struct tb_fresh *f = &n->fresh[k++];
+		memcpy(f->id, x->id, sizeof(f->id));
+		memcpy(f->to, x->to, sizeof(f->to));
+		memcpy(f->digest, x->digest, sizeof(f->digest));
+		f->expires = x->expires;
+		f->handed_ms = x->handed_ms;
+		f->env = x->env; /* moved back */
+		tb_buf_init(&x->env);
+	}
+}
+
+/* The loop's journal transaction of a delivery round, opened when the
+ * round first has something to record (no fsync: see below). */
+static bool
+round_tx(struct tb_node *n, bool *open)
+{
+	if (!*open && tb_journal_begin_nosync(n->journal) == TB_OK)
+		*open = true;
+	return *open;
+}
+
 static void
 deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -441,6 +631,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	struct due **plan = NULL;
 	size_t *cuts = NULL, nplan = 0, ncuts = 0;
 	int *slots = NULL;
+	bool tx = false;
 
 	(void)fd;
 	(void)what;
@@ -469,6 +660,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		finish_exchange(n, x, false);
 		free_exchange(x);
 	}
+	age_fresh(n, tb_now_ms());
 	/* no more than one round of exchanges can carry: reading the whole
 	 * queue after every answer would make delivery quadratic */
 	/* read only what the free session slots can carry (plus one
@@ -477,42 +669,44 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
 		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
 			free_slots += p->inflight[i] < WINDOW;
+	/* the journal's due messages (retries, relays, messages handed back)
+	 * first: they have waited longest; then those in memory */
 	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-	if (l.len == 0 || tb_journal_begin_nosync(n->journal) != TB_OK)
+	if (l.len < bmax * free_slots)
+		take_fresh(n, &l, bmax * free_slots - l.len);
+	if (l.len == 0)
 		goto done;
 	plan = calloc(l.len, sizeof(*plan));
 	cuts = calloc(l.len + 1, sizeof(*cuts));
 	slots = calloc(l.len + 1, sizeof(*slots));
-	if (plan == NULL || cuts == NULL || slots == NULL) {
-		tb_journal_rollback(n->journal);
+	if (plan == NULL || cuts == NULL || slots == NULL)
 		goto done;
-	}
 	for (size_t i = 0; i < l.len; i++) {
 		struct due *x = &l.v[i];
 		struct tb_diag d;
 		coap_address_t addr;
 		if (x->expires <= now) {
+			if (!round_tx(n, &tx))
+				goto done;
 			tb_journal_outbound_failed(
 			    n->journal, x->id, "time.expired: not delivered before expiry", now);
 			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
 			                        "failed");
 			n->m.out_failed++;
 		} else if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
+			if (!round_tx(n, &tx))
+				goto done;
 			tb_journal_outbound_retry(n->journal, x->id,
 			                          now + backoff_s(n, x->attempts), d.detail);
-			x->hop[0] = '\0';
-			continue;
 		} else {
 			continue; /* x->hop set: to be planned below */
 		}
 		x->hop[0] = '\0';
+		x->done = true; /* the journal has it now */
 	}
 	/* Plan exchanges per hop within the window, each under the size and
-	 * count limits.  Planned messages get the answer timeout as their next
-	 * attempt, committed without fsync: after a crash they are simply sent
-	 * again, and the receiver's idempotency on the message id answers with
-	 * the original receipt. */
+	 * count limits. */
 	for (size_t i = 0; i < l.len; i++) {
 		char hop[16];
 		struct tb_peer *p;
@@ -544,30 +738,53 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			if (strcmp(l.v[k].hop, hop) == 0)
 				l.v[k].hop[0] = '\0'; /* planned, or waits for the window */
 	}
-	/* planned messages wait for their answer, not for the next round */
-	for (size_t k = 0; k < nplan; k++)
+	/* Planned messages from the journal's queue wait for their answer,
+	 * not for the next round: the answer timeout is their next attempt,
+	 * committed without fsync (after a crash they are simply sent again,
+	 * and the receiver's idempotency on the message id answers with the
+	 * original receipt).  Those from memory need no write: their first
+	 * attempt in the journal lies TB_FRESH_HOLD_S after they were
+	 * queued, an answer timeout after the latest they may be sent. */
+	for (size_t k = 0; k < nplan; k++) {
+		if (plan[k]->fresh)
+			continue;
+		if (!round_tx(n, &tx))
+			goto done;
 		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
 		                          "sent, awaiting receipt");
-	if (tb_journal_commit(n->journal) != TB_OK) {
-		log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
-		goto done;
+	}
+	if (tx) {
+		tx = false;
+		if (tb_journal_commit(n->journal) != TB_OK) {
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+			goto done;
+		}
 	}
 	for (size_t c = 0, start = 0; c < ncuts; start = cuts[c++]) {
 		char hop[16];
 		coap_address_t addr;
 		struct tb_diag d;
 		/* all messages of a cut share the next hop of the first */
-		if (tb_node_next_hop(n, plan[start]->to, hop, sizeof(hop), &addr, &d) == TB_OK)
-			send_batch(n, hop, slots[c], plan + start, cuts[c] - start);
+		if (tb_node_next_hop(n, plan[start]->to, hop, sizeof(hop), &addr, &d) == TB_OK &&
+		    send_batch(n, hop, slots[c], plan + start, cuts[c] - start) == 0)
+			for (size_t k = start; k < cuts[c]; k++)
+				plan[k]->done = true;
 	}
 	tb_transport_kick(n);
 done:
+	if (tx)
+		tb_journal_rollback(n->journal);
+	put_back(n, &l);
 	free(plan);
 	free(cuts);
 	free(slots);
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].env);
 	free(l.v);
+	if (n->fresh_head < n->nfresh)
+		/* the rest of the memory queue: as soon as a slot frees, and to
+		 * hand back what waits too long */
+		tb_outbound_schedule(n, 1000);
 	if (tb_journal_outbound_next_due(n->journal, &next) == TB_OK)
 		tb_outbound_schedule(n, next <= now ? 1000 : (next - now) * 1000);
 }

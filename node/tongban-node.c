@@ -207,6 +207,15 @@ main(int argc, char **argv)
 		        tb_diag_format(&d, line, sizeof(line)));
 		goto out;
 	}
+	/* messages a stopped node held in memory are due now */
+	int64_t held = 0;
+	if (tb_journal_outbound_release_held(n->journal, tb_now(), &held) != TB_OK) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
+		        tb_journal_diag(n->journal)->detail);
+		goto out;
+	}
+	if (held > 0)
+		log_info("%lld queued message(s) due again after the restart", (long long)held);
 	if ((n->base = event_base_new()) == NULL) {
 		fprintf(stderr, "tongban-node: event_base_new failed\n");
 		goto out;
@@ -243,6 +252,7 @@ out:
 	tb_webhook_stop(n);
 	tb_ingest_stop(n);
 	tb_answers_stop(n);
+	tb_outbound_forget(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	if (n->deliver_timer)

@@ -7,6 +7,10 @@
 # 2. 320300 sends a burst to 341300 and is itself killed with SIGKILL in
 #    the middle of it; after its restart every id it printed before the
 #    kill is delivered, exactly once.
+# 3. 320300 holds messages it has sent but has no receipts for (341300 is
+#    stopped) when it is killed: its restart makes exactly those due at
+#    once (not when their hold in the journal ends, TB_FRESH_HOLD_S = 35 s
+#    later), and they are delivered exactly once.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 nl_init 17400
@@ -94,6 +98,32 @@ nl_eq "341300 inbox: every id once" "$(sort "$W/ids2")" "$(nl_inbox_ids 341300 |
 nl_eq "341300 inbox depth" "$N2" "$(inbox_depth 341300)"
 dup=$(nl_metric 341300 'tongban_messages_in_total{result="duplicate"}')
 echo "341300 answered $dup re-sent envelope(s) with their original receipt"
+
+# ---- 3. messages held by the sender when it dies ----
+N3=20
+: >"$W/ids3"
+kill -STOP "$(nl_pid 341300)"
+for i in $(seq 1 "$N3"); do
+	nl_send 320300 341300 case.submit hukou.transfer >>"$W/ids3"
+done
+sleep 0.3 # sent from memory, unanswered
+nl_kill9 320300
+kill -CONT "$(nl_pid 341300)"
+logged=$(wc -c <"$W/320300.log")
+nl_start 320300
+start=$(date +%s)
+released=$(tail -c +$((logged + 1)) "$W/320300.log" | grep 'due again after the restart')
+case "$released" in
+*" $N3 queued message(s) due again after the restart"*) ;;
+*) nl_fail "320300's restart releases the messages it held" "$N3 queued message(s) due again" "$released" ;;
+esac
+rm -f "$W/pending"
+nl_wait 25 "held messages delivered after the restart (before their hold ends)" \
+	all_delivered 320300 "$W/ids3"
+echo "phase 3: all delivered $(($(date +%s) - start)) s after restart"
+nl_eq "341300 inbox: phase 3 ids once each" "$N3" \
+	"$(nl_inbox_ids 341300 | grep -cFx -f "$W/ids3")"
+
 for m in 320300 371300 341300; do
 	out=$("$TB" audit verify --node "$(nl_conf "$m")" 2>&1) || nl_fail "audit verify $m" "exit 0" "$out"
 done

@@ -770,6 +770,68 @@ test_outbound_due_next(void **state)
 	tb_journal_close(j);
 }
 
+/* Messages a sender holds in memory: journalled with a first attempt far
+ * ahead, handed back (reschedule) or released after a restart. */
+static void
+test_outbound_held(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_journal_status st;
+	struct tmsg t[4];
+	struct due d;
+	int64_t n, when;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	/* A, B, C held until 135; D an ordinary message due at 100 */
+	for (int i = 0; i < 4; i++) {
+		mkmsg(&t[i], 300 + i, 9000);
+		assert_int_equal(tb_journal_outbound_put(j, &t[i].m, i < 3 ? 135 : 100), TB_OK);
+	}
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tb_journal_outbound_due(j, 110, 0, collect_due, &d), TB_OK);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.id[0], t[3].id);
+
+	/* A handed back: due at 105 without a failed attempt counted */
+	assert_int_equal(tb_journal_outbound_reschedule(j, t[0].id, 105), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, t[0].id, &st, NULL), TB_OK);
+	assert_int_equal(st.attempts, 0);
+	assert_int_equal(st.next_attempt, 105);
+	assert_string_equal(st.last_error, "");
+	/* B failed once (backoff to 200); C delivered from memory: one attempt */
+	assert_int_equal(tb_journal_outbound_retry(j, t[1].id, 200, "timeout"), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 111), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, t[2].id, &st, NULL), TB_OK);
+	assert_int_equal(st.attempts, 1);
+	assert_int_equal(tb_journal_outbound_reschedule(j, t[2].id, 1), TB_E_JOURNAL_STATE);
+	char none[33];
+	memset(none, 'f', 32);
+	none[32] = '\0';
+	assert_int_equal(tb_journal_outbound_reschedule(j, none, 1), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_reschedule(j, "nothex", 1), TB_E_ARG);
+
+	/* a restart at 112: only a never-tried message due later is released
+	 * (none left: A is due at 105, B has failed once) */
+	assert_int_equal(tb_journal_outbound_release_held(j, 112, &n), TB_OK);
+	assert_int_equal(n, 0);
+	/* E held until 150, then a restart at 120 releases it, and only it */
+	mkmsg(&t[3], 310, 9000);
+	assert_int_equal(tb_journal_outbound_put(j, &t[3].m, 150), TB_OK);
+	assert_int_equal(tb_journal_outbound_release_held(j, 120, &n), TB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(tb_journal_outbound_status(j, t[3].id, &st, NULL), TB_OK);
+	assert_int_equal(st.next_attempt, 120);
+	assert_int_equal(tb_journal_outbound_status(j, t[1].id, &st, NULL), TB_OK);
+	assert_int_equal(st.next_attempt, 200);
+	assert_int_equal(tb_journal_outbound_next_due(j, &when), TB_OK);
+	assert_int_equal(when, 100);
+	assert_int_equal(tb_journal_outbound_release_held(j, 120, NULL), TB_OK);
+	tb_journal_close(j);
+}
+
 /* ---- prune ---- */
 
 static void
@@ -1503,6 +1565,7 @@ main(void)
 	    cmocka_unit_test(test_inbox_order_ack),
 	    cmocka_unit_test(test_outbound_state_machine),
 	    cmocka_unit_test(test_outbound_due_next),
+	    cmocka_unit_test(test_outbound_held),
 	    cmocka_unit_test(test_prune),
 	    cmocka_unit_test(test_audit_chain),
 	    cmocka_unit_test(test_audit_verify_while_open),
