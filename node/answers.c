@@ -112,7 +112,7 @@ tb_answers_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "answers");
 	w->n = n;
 	n->answers = w;
-	if ((w->j = tb_journal_open_ex(n->cfg.journal, TB_JOURNAL_NO_CHECKPOINTS, d)) == NULL)
+	if ((w->j = tb_journal_open_secondary(n->journal, d)) == NULL)
 		return d->code;
 	if ((w->w = tb_worker_start(n->base, ANSWERS_NICE, run, applied, w, "answers", d)) == NULL)
 		return d->code;

@@ -225,7 +225,7 @@ tb_ingest_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "ingest");
 	g->n = n;
 	n->ingest = g;
-	if ((g->j = tb_journal_open_ex(n->cfg.journal, TB_JOURNAL_NO_CHECKPOINTS, d)) == NULL)
+	if ((g->j = tb_journal_open_secondary(n->journal, d)) == NULL)
 		return d->code;
 	if ((g->key = tb_key_load(n->cfg.sign_key[0] ? n->cfg.sign_key : n->cfg.key, NULL, d)) ==
 	    NULL)

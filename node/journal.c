@@ -615,7 +615,8 @@ checkpoint_main(void *arg)
 	return NULL;
 }
 
-/* After each commit on the loop's connection: pages now in the WAL. */
+/* After each commit on any handle of the file (the primary and its
+ * secondaries): pages now in the WAL. */
 static int
 wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
@@ -790,6 +791,20 @@ fail:
 	sqlite3_finalize(s);
 	tb_journal_close(j);
 	return NULL;
+}
+
+struct tb_journal *
+tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
+{
+	struct tb_journal *j;
+
+	if (primary == NULL || !primary->ck.started) {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no primary journal with checkpoints");
+		return NULL;
+	}
+	if ((j = tb_journal_open_ex(primary->ck.path, TB_JOURNAL_NO_CHECKPOINTS, d)) != NULL)
+		sqlite3_wal_hook(j->db, wal_hook, &primary->ck);
+	return j;
 }
 
 void

@@ -11,10 +11,10 @@
  * once, and only then answers.  Any call made outside begin/commit runs
  * in its own implicit transaction (and pays its own fsync).
  *
- * A handle is used from one thread only.  The node opens two: the event
- * loop's (with the checkpoint thread) and the ingest thread's
- * (tb_journal_open_ex with TB_JOURNAL_NO_CHECKPOINTS); SQLite serialises
- * their write transactions.  No global state.  Every operation returns
+ * A handle is used from one thread only.  The node opens three: the event
+ * loop's (with the checkpoint thread), and the ingest and answers threads'
+ * (tb_journal_open_secondary); SQLite serialises their write
+ * transactions.  No global state.  Every operation returns
  * TB_OK (0) or a negative tb_err; after a failure tb_journal_diag() says
  * why (database failures are TB_E_IO with SQLite's message in the detail).
  *
@@ -129,6 +129,13 @@ struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
  * a handle waits (polling, up to 5 s) for another's write lock. */
 #define TB_JOURNAL_NO_CHECKPOINTS 1u
 struct tb_journal *tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d);
+/* A further handle on primary's file (as TB_JOURNAL_NO_CHECKPOINTS) whose
+ * commits wake primary's checkpoint thread too, so that the WAL is copied
+ * back whichever handle writes.  primary (borrowed) must have its
+ * checkpoint thread and stay open until this handle is closed.  NULL on
+ * failure as for tb_journal_open (TB_E_ARG: primary NULL or without a
+ * checkpoint thread). */
+struct tb_journal *tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d);
 /* Closes the handle, rolling back an open transaction.  NULL allowed. */
 void tb_journal_close(struct tb_journal *j);
 /* Checkpoints run so far by the handle's background thread, which copies

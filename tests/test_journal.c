@@ -311,6 +311,63 @@ test_checkpoint_background(void **state)
 	tb_journal_close(j);
 }
 
+/* Commits on a secondary handle wake the primary's checkpoint thread: a
+ * node whose loop writes nothing (its messages sent from memory) still
+ * gets its WAL copied back.  A plain TB_JOURNAL_NO_CHECKPOINTS handle does
+ * not, and a secondary needs a primary with a checkpoint thread. */
+static void
+test_checkpoint_secondary(void **state)
+{
+	char path[128], id[33];
+	struct tb_journal *j, *s, *plain;
+	struct tb_diag d;
+	uint8_t blob[4000];
+	uint64_t before;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_null(tb_journal_open_secondary(NULL, &d));
+	assert_int_equal(d.code, TB_E_ARG);
+	assert_non_null(plain = tb_journal_open_ex(path, TB_JOURNAL_NO_CHECKPOINTS, &d));
+	assert_null(tb_journal_open_secondary(plain, &d));
+	assert_int_equal(d.code, TB_E_ARG);
+	memset(blob, 'y', sizeof(blob));
+	/* about 1,500 pages through the plain handle: no checkpoint */
+	before = tb_journal_checkpoints(j);
+	for (int k = 0; k < 30; k++) {
+		assert_int_equal(tb_journal_begin(plain), TB_OK);
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof(id), "%032d", k * 50 + i + 1);
+			assert_int_equal(
+			    put_blob(plain, id, "identity.verify", blob, sizeof(blob)), TB_OK);
+		}
+		assert_int_equal(tb_journal_commit(plain), TB_OK);
+	}
+	usleep(100000);
+	assert_int_equal(tb_journal_checkpoints(j), before);
+	tb_journal_close(plain);
+	/* and as many through a secondary: the primary's thread checkpoints */
+	assert_non_null(s = tb_journal_open_secondary(j, &d));
+	for (int k = 0; k < 30; k++) {
+		assert_int_equal(tb_journal_begin(s), TB_OK);
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof(id), "%032d", 5000 + k * 50 + i);
+			assert_int_equal(put_blob(s, id, "identity.verify", blob, sizeof(blob)),
+			                 TB_OK);
+		}
+		assert_int_equal(tb_journal_commit(s), TB_OK);
+	}
+	for (int w = 0; w < 500 && tb_journal_checkpoints(j) == before; w++)
+		usleep(10000);
+	assert_true(tb_journal_checkpoints(j) > before);
+	int64_t pending = 0;
+	assert_int_equal(tb_journal_outbound_pending(s, &pending), TB_OK);
+	assert_int_equal(pending, 3000);
+	tb_journal_close(s);
+	tb_journal_close(j);
+}
+
 /* Two handles on one file written from two threads, as the node's loop
  * and ingest thread do: every transaction of both lands, and the audit
  * chain stays one unbroken chain (each entry links to the head the other
@@ -1559,6 +1616,7 @@ main(void)
 	    cmocka_unit_test(test_open_schema_reopen),
 	    cmocka_unit_test(test_open_migrates_schema1),
 	    cmocka_unit_test(test_checkpoint_background),
+	    cmocka_unit_test(test_checkpoint_secondary),
 	    cmocka_unit_test(test_two_writers),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
