@@ -1066,7 +1066,12 @@ canon(const struct tb_json *v, const char *const *omit, struct tb_buf *out)
 	for (const struct tb_json *m = v->u.c.first; m != NULL; m = m->next)
 		if (!omitted(m, omit))
 			mv[cnt++] = m;
-	qsort(mv, cnt, sizeof(*mv), cmp_utf16);
+	/* parsed canonical text (what peers send) is in order already */
+	size_t k = 1;
+	while (k < cnt && cmp_utf16(&mv[k - 1], &mv[k]) < 0)
+		k++;
+	if (k < cnt)
+		qsort(mv, cnt, sizeof(*mv), cmp_utf16);
 	if (tb_buf_addc(out, '{') != TB_OK)
 		rc = TB_E_NOMEM;
 	for (size_t i = 0; i < cnt && rc == TB_OK; i++) {

@@ -270,6 +270,15 @@ test_utf16_order(void **state)
 	expect_canon("{\"x\\uffff\":2,\"x\\ud83d\\ude00\":1,\"x\":0}",
 	             "{\"x\":0,\"x\xf0\x9f\x98\x80\":1,\"x\xef\xbf\xbf\":2}");
 
+	/* in order but for the last pair, or the first: the in-order check
+	 * that skips sorting must look at every neighbour */
+	expect_canon("{\"a\":1,\"b\":2,\"c\":3,\"e\":5,\"d\":4}",
+	             "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}");
+	expect_canon("{\"b\":2,\"a\":1,\"c\":3}", "{\"a\":1,\"b\":2,\"c\":3}");
+	/* in UTF-8 byte order but not in UTF-16 order: still sorted */
+	expect_canon("{\"\\ue000\":1,\"\\ud83d\\ude00\":2}",
+	             "{\"\xf0\x9f\x98\x80\":2,\"\xee\x80\x80\":1}");
+
 	/* more than 32 members (heap path), given in reverse */
 	struct tb_buf in, want;
 	tb_buf_init(&in);
