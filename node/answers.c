@@ -1,11 +1,12 @@
 /*
  * answers.c - the answers to outbound exchanges settled off the event
  * loop.  The loop copies an exchange's answer and frees its session slot
- * at once; one answers thread inflates the answer, opens the receipts
- * (the registry's keys read under n->reg_lock, a signature cache of its
- * own), journals the outcomes on a journal handle of its own, and hands
- * the results back through an eventfd; the loop then counts them, stops
- * the latency clocks and schedules what follows.  So a burst of answers
+ * at once; the ingest thread (ingest.c), in its queue between
+ * submissions, inflates the answer, opens the receipts (the registry's
+ * keys read under n->reg_lock, a signature cache of this module's),
+ * journals the outcomes on its journal handle, and hands the results
+ * back through an eventfd; the loop then counts them, stops the latency
+ * clocks and schedules what follows.  So a burst of answers
  * no longer keeps the loop from moving the blocks of other exchanges.
  *
  * Until an answer is settled its messages stay "sent, awaiting receipt"
@@ -24,13 +25,12 @@
 #include "log.h"
 #include "worker.h"
 
-#define ANSWERS_NICE 5 /* as the ingest thread: below the loop */
-#define SIGCACHE 16    /* batch roots verified lately (one per answer) */
+#define SIGCACHE 16 /* batch roots verified lately (one per answer) */
 
 struct tb_answers {
 	struct tb_node *n;
-	struct tb_journal *j; /* the thread's own handle */
-	struct tb_worker *w;  /* the thread; NULL until started */
+	struct tb_journal *j; /* the ingest thread's handle (borrowed) */
+	struct tb_worker *w;  /* the ingest thread (borrowed); NULL: none */
 	/* the thread's only */
 	uint8_t cache[SIGCACHE][32];
 	size_t cache_next;
@@ -112,10 +112,8 @@ tb_answers_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "answers");
 	w->n = n;
 	n->answers = w;
-	if ((w->j = tb_journal_open_secondary(n->journal, d)) == NULL)
-		return d->code;
-	if ((w->w = tb_worker_start(n->base, ANSWERS_NICE, run, applied, w, "answers", d)) == NULL)
-		return d->code;
+	if (tb_ingest_thread(n, &w->w, &w->j) != TB_OK)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "answers: no ingest thread");
 	return TB_OK;
 }
 
@@ -134,6 +132,10 @@ tb_answers_submit(struct tb_node *n, struct tb_answer *a)
 		tb_outbound_settled(n, a);
 		return;
 	}
+	a->work.run = run;
+	a->work.done = applied;
+	a->work.leftover = leftover;
+	a->work.ctx = w;
 	tb_worker_push(w->w, &a->work);
 }
 
@@ -144,10 +146,8 @@ tb_answers_stop(struct tb_node *n)
 
 	if (w == NULL)
 		return;
-	/* the thread settles what is queued (its outcomes are journalled)
-	 * and exits */
-	tb_worker_stop(w->w, leftover);
-	tb_journal_close(w->j);
+	/* tb_ingest_stop, before, had the thread settle what was queued
+	 * (its outcomes are journalled) and release the rest */
 	free(w);
 	n->answers = NULL;
 }

@@ -5,7 +5,10 @@
  * (fsync) on a journal handle and signing-key copy of its own; the loop
  * then answers the HTTP request, starts the latency clocks and schedules
  * delivery.  So a burst of submissions no longer stops the loop from
- * moving CoAP blocks and receipts.
+ * moving CoAP blocks and receipts.  The same thread, in the same queue,
+ * settles the answers to outbound exchanges (answers.c): one journal
+ * connection writes both, so neither waits for the other's write lock
+ * nor finds its page cache emptied by the other's commits.
  *
  * Shared with the loop: the registry and route table (read under
  * n->reg_lock, which the loop takes for writing when it replaces them),
@@ -255,6 +258,18 @@ tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_
 	x->t0_ms = tb_now_ms();
 	tb_worker_push(g->w, &x->work);
 	g->queued++;
+}
+
+int
+tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j)
+{
+	struct tb_ingest *g = n->ingest;
+
+	if (g == NULL || g->w == NULL)
+		return TB_E_ARG;
+	*w = g->w;
+	*j = g->j;
+	return TB_OK;
 }
 
 size_t

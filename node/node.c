@@ -239,7 +239,7 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 		goto fail;
 	}
 	/* the ingest thread resolves routes against these (ingest.c), the
-	 * answers thread looks keys up in them (answers.c) */
+	 * ingest thread looks keys up in them to settle answers (answers.c) */
 	pthread_rwlock_wrlock(&n->reg_lock);
 	tb_route_free(n->route);
 	n->route = rt;

@@ -66,10 +66,10 @@ struct tb_exchange {
 };
 
 /* An exchange's answer, settled off the loop (answers.c): checked and
- * journalled by tb_outbound_settle on the answers thread, then applied by
+ * journalled by tb_outbound_settle on the ingest thread, then applied by
  * tb_outbound_settled on the loop, which frees it and the exchange. */
 struct tb_answer {
-	struct tb_work work;   /* first: the answers thread's link */
+	struct tb_work work;   /* first: the ingest thread's link */
 	struct tb_exchange *x; /* owned */
 	unsigned code;         /* the answer's CoAP code */
 	int cls;               /* its class: 2, 4 or 5 */
@@ -292,7 +292,7 @@ void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb
  * frees a with its exchange.  n NULL: only frees (shutting down). */
 void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
 
-/* answers.c: the answers thread */
+/* answers.c: answers settled on the ingest thread */
 int tb_answers_start(struct tb_node *n, struct tb_diag *d);
 /* Queues a (owned) for the thread; without one, settles it on the loop. */
 void tb_answers_submit(struct tb_node *n, struct tb_answer *a);
@@ -363,6 +363,9 @@ int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
  * answer is sent on the loop once it is journalled or refused. */
 void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
 /* Requests handed to the thread and not yet answered. */
+/* The ingest thread's worker and journal handle, for other jobs that
+ * journal off the loop (answers.c); TB_E_ARG if it is not running. */
+int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
 size_t tb_ingest_pending(const struct tb_node *n);
 /* Lets the thread finish the queued requests, joins it and frees it;
  * answers not yet sent are dropped (their messages stay journalled). */

@@ -1133,7 +1133,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		a->len = len;
 	}
 	/* the session is free for the next exchange at once; the receipts
-	 * are checked and journalled on the answers thread */
+	 * are checked and journalled on the ingest thread */
 	finish_exchange(n, x, a->cls == 2);
 	tb_answers_submit(n, a);
 	tb_outbound_schedule(n, 0);

@@ -93,7 +93,7 @@ reload_config(struct tb_node *n)
 	if (fixed[0] != '\0')
 		log_warnx("SIGHUP: changed keys need a restart, not applied:%s", fixed);
 	tb_log_set_level(lvl);
-	/* the ingest and answers threads read tunables under reg_lock */
+	/* the ingest thread reads tunables under reg_lock */
 	pthread_rwlock_wrlock(&n->reg_lock);
 	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", c.log_level);
 	n->cfg.max_message_size = c.max_message_size;

@@ -49,7 +49,10 @@ worker_main(void *arg)
 			w->todo_tail = &w->todo;
 		pthread_mutex_unlock(&w->mu);
 		x->next = NULL;
-		w->run(w->ctx, x);
+		if (x->run != NULL)
+			x->run(x->ctx, x);
+		else
+			w->run(w->ctx, x);
 		pthread_mutex_lock(&w->mu);
 		*w->ready_tail = x;
 		w->ready_tail = &x->next;
@@ -80,7 +83,10 @@ ready_cb(evutil_socket_t fd, short what, void *arg)
 	while (list != NULL) {
 		struct tb_work *x = list;
 		list = x->next;
-		w->done(w->ctx, x);
+		if (x->done != NULL)
+			x->done(x->ctx, x);
+		else
+			w->done(w->ctx, x);
 	}
 }
 
@@ -153,7 +159,10 @@ tb_worker_stop(struct tb_worker *w, tb_work_fn leftover)
 	pthread_mutex_destroy(&w->mu);
 	for (struct tb_work *x = w->ready, *nx; x != NULL; x = nx) {
 		nx = x->next;
-		leftover(w->ctx, x);
+		if (x->leftover != NULL)
+			x->leftover(x->ctx, x);
+		else
+			leftover(w->ctx, x);
 	}
 	event_free(w->ev);
 	close(w->efd);

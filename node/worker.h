@@ -13,12 +13,18 @@
 #include <event2/event.h>
 
 struct tb_diag;
-
-struct tb_work {
-	struct tb_work *next; /* the worker's */
-};
+struct tb_work;
 
 typedef void (*tb_work_fn)(void *ctx, struct tb_work *job);
+
+/* A job may carry its own functions and context (run, done, leftover and
+ * ctx; NULL: the worker's), so that jobs of different kinds share one
+ * thread in one queue. */
+struct tb_work {
+	struct tb_work *next; /* the worker's */
+	tb_work_fn run, done, leftover;
+	void *ctx;
+};
 
 struct tb_worker;
 
