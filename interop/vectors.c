@@ -166,7 +166,7 @@ run_envelope(struct ti *t, const char *path, const char *id)
 			tb_pub_id(ks.k[ks.n].pub, ks.k[ks.n].kid);
 			ks.n++;
 		}
-	struct tb_env_open_opts o = {vlookup, &ks, iget(root, "now"), iget(root, "skew"),
+	struct tb_env_open_opts o = {vlookup, &ks, iget(root, "now"), iget(root, "skew"), NULL,
 	                             NULL,    NULL};
 	rc = tb_env_open(in.data, in.len, &o, &env, &d);
 	if (rc != TB_OK) {

@@ -674,7 +674,7 @@ static bool
 check_receipt(struct w *w, const uint8_t *p, size_t n, const char *id, const char *digest,
               char *why, size_t cap)
 {
-	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL};
+	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL, NULL};
 	struct tb_env *e = NULL;
 	struct tb_diag d;
 	const struct tb_json *dg;
@@ -1402,7 +1402,7 @@ case_batch_compact(struct w *w)
 	struct tb_buf b;
 	struct ex ex;
 	struct req r = {&w->me, COAP_REQUEST_CODE_POST, "fed/msg", CF_JSON, NULL, 0, false, 0, "c"};
-	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL};
+	struct tb_env_open_opts o = {lookup, w, (int64_t)time(NULL), 300, NULL, NULL, NULL};
 
 	if (!want(w, id))
 		return;

@@ -73,8 +73,8 @@ settle(struct tb_answers *w, struct tb_answer *a)
 	 * skew, retry delays) stay put meanwhile: the loop replaces them
 	 * under the write lock */
 	pthread_rwlock_rdlock(&n->reg_lock);
-	struct tb_env_open_opts o = {lookup,        w, tb_now(), n->cfg.clock_skew, cache_known,
-	                             cache_remember};
+	struct tb_env_open_opts o = {lookup,         w,   tb_now(), n->cfg.clock_skew, cache_known,
+	                             cache_remember, NULL};
 	tb_outbound_settle(n, w->j, &o, a);
 	pthread_rwlock_unlock(&n->reg_lock);
 }

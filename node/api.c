@@ -338,6 +338,10 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    "left out.\n"
 	    "# TYPE tongban_compact_answers_total counter\n"
 	    "tongban_compact_answers_total %llu\n"
+	    "# HELP tongban_envelopes_recanonicalised_total Received envelopes whose text was not "
+	    "the canonical form, so that it had to be canonicalised to check them.\n"
+	    "# TYPE tongban_envelopes_recanonicalised_total counter\n"
+	    "tongban_envelopes_recanonicalised_total %llu\n"
 	    "# HELP tongban_handshake_refused_total DTLS peers refused.\n"
 	    "# TYPE tongban_handshake_refused_total counter\n"
 	    "tongban_handshake_refused_total %llu\n"
@@ -358,9 +362,9 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
-	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.handshake_refused,
-	    (long long)q, (long long)inbox, tb_ingest_pending(n),
-	    (unsigned long long)tb_reg_serial(n->reg));
+	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.recanonicalised,
+	    (unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
+	    tb_ingest_pending(n), (unsigned long long)tb_reg_serial(n->reg));
 	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
 		                    tb_lat_bounds[i] / 1000.0,

@@ -61,7 +61,7 @@ do_seal(struct ctx *c)
 static int
 do_open(struct ctx *c)
 {
-	struct tb_env_open_opts o = {lookup, c->pub, c->now, 300, NULL, NULL};
+	struct tb_env_open_opts o = {lookup, c->pub, c->now, 300, NULL, NULL, NULL};
 	struct tb_env *e;
 
 	if (tb_env_open(c->sealed.data, c->sealed.len, &o, &e, NULL) != TB_OK)

@@ -402,9 +402,13 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
-	struct tb_env_open_opts o = {
-	    tb_node_lookup_sign, n, tb_now(), n->cfg.clock_skew, tb_node_sig_known,
-	    tb_node_sig_remember};
+	struct tb_env_open_opts o = {tb_node_lookup_sign,
+	                             n,
+	                             tb_now(),
+	                             n->cfg.clock_skew,
+	                             tb_node_sig_known,
+	                             tb_node_sig_remember,
+	                             &n->m.recanonicalised};
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
 		tb_buf_init(&it[i].out);

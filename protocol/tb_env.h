@@ -93,6 +93,10 @@ struct tb_env_open_opts {
 	 * signature and signed bytes.  Either may be NULL. */
 	bool (*known)(void *ctx, const uint8_t tag[32]);
 	void (*remember)(void *ctx, const uint8_t tag[32]);
+	/* Optional: counts the envelopes tb_env_open had to canonicalise
+	 * because their text was not the canonical form (whose signed bytes
+	 * it takes from the text as it is). */
+	uint64_t *recanonicalised;
 };
 
 /*
@@ -101,7 +105,10 @@ struct tb_env_open_opts {
  * batch proof and its root signature.  On success *out receives the
  * envelope (caller frees) and 0 is returned; otherwise a negative tb_err
  * with d filled.  Replay and access rules are the caller's (they need
- * state); see tb_env_id().
+ * state); see tb_env_id().  Text in the canonical form (as
+ * tb_env_serialize writes it) is opened without canonicalising it again:
+ * its signed bytes are the text without "sig" and "relay"; any other text
+ * is canonicalised, with the same outcome.
  */
 int tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
                 struct tb_env **out, struct tb_diag *d);

@@ -17,6 +17,9 @@ struct tb_json {
 	struct tb_json *next; /* next sibling in the parent container */
 	const char *key;      /* member name when the parent is an object */
 	size_t keylen;
+	/* a parsed member's bytes in the text: [span_from, span_to), the
+	 * name through the value; span_to 0 for a built value */
+	size_t span_from, span_to;
 	union {
 		double num;
 		struct {
@@ -246,6 +249,21 @@ put_utf8(char *o, unsigned cp)
 
 /* Parses a string starting at the opening quote; the decoded bytes go to
  * the arena.  Decoding never makes a string longer than its source. */
+/* Whether the 8 bytes at p are all printable ASCII other than '"' and
+ * '\\' (each test below flags a byte's high bit exactly when it holds). */
+static inline bool
+plain8(const uint8_t *p)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t x, q, b;
+
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) & highs) ==
+	       0;
+}
+
 static int
 parse_string(struct parser *ps, const char **out, size_t *outlen)
 {
@@ -255,6 +273,10 @@ parse_string(struct parser *ps, const char **out, size_t *outlen)
 
 	/* Pass 1: find the end, validate UTF-8 and control characters. */
 	for (s = q;;) {
+		/* eight plain ASCII bytes at a time (no '"', '\\', control or
+		 * non-ASCII byte): the run of hex and base64 most strings are */
+		while (ps->end - s >= 8 && plain8(s))
+			s += 8;
 		if (s >= ps->end)
 			return fail(ps, TB_E_JSON_SYNTAX, ps->p, "unterminated string");
 		if (*s == '"')
@@ -494,8 +516,11 @@ parse_container(struct parser *ps, struct tb_json **out)
 			return ps->err;
 		v->key = key;
 		v->keylen = keylen;
+		if (is_obj) {
+			v->span_from = (size_t)(keypos - ps->start);
+			v->span_to = (size_t)(ps->p - ps->start);
+		}
 		container_add(c, v);
-		(void)keypos;
 		skip_ws(ps);
 		if (ps->p >= ps->end)
 			return fail(ps, TB_E_JSON_SYNTAX, ps->p,
@@ -1085,6 +1110,16 @@ canon(const struct tb_json *v, const char *const *omit, struct tb_buf *out)
 	if (mv != stackv)
 		free(mv);
 	return rc;
+}
+
+bool
+tb_json_member_span(const struct tb_json *m, size_t *from, size_t *to)
+{
+	if (m == NULL || m->span_to == 0)
+		return false;
+	*from = m->span_from;
+	*to = m->span_to;
+	return true;
 }
 
 int

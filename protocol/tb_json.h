@@ -89,6 +89,12 @@ int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key, s
 /* Removes member key from obj if present. */
 void tb_json_remove(struct tb_json *obj, const char *key);
 
+/* Where member m of a parsed object lies in the text it was parsed from:
+ * bytes [*from, *to), its name through its value, as parsed (changes
+ * made since are not reflected).  false for a value built with the
+ * functions above, or not an object's member. */
+bool tb_json_member_span(const struct tb_json *m, size_t *from, size_t *to);
+
 /*
  * Appends the RFC 8785 canonical form of v to out.  If omit is not NULL
  * and v is an object, its members named in the NULL-terminated list are

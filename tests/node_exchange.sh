@@ -108,6 +108,12 @@ compact1=$(nl_metric 371300 tongban_compact_answers_total)
 	nl_fail "371300 answered the bulk exchanges in the compact form" "more than $compact0" "$compact1"
 nl_ok
 nl_eq "inbox of 371300 after the bulk" 28 "$(nl_inbox_ids 371300 | wc -l)"
+# Tongban sends envelopes in the canonical form: the receivers took every
+# envelope's signed bytes from its text, none had to be canonicalised
+for m in $MEMBERS; do
+	nl_eq "$m canonicalised no received envelope again" 0 \
+		"$(nl_metric "$m" tongban_envelopes_recanonicalised_total)"
+done
 
 # an acknowledged message leaves the inbox listing
 id=${SENT["320300>371300>1"]}

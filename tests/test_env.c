@@ -1160,6 +1160,117 @@ test_cache(void **state)
 	free_batch(v, t, 5);
 }
 
+/* Opening canonical text takes the signed bytes from the text itself;
+ * any other writing of the same envelope opens too, canonicalised, with
+ * the same digest; and the cut never makes a forgery open. */
+static uint64_t
+opened_digest(const char *t, uint8_t dg[32], int *rc)
+{
+	struct tb_env_open_opts o = opts_at(NOW);
+	struct tb_env *e;
+	struct tb_diag d;
+	uint64_t recanon = 0;
+
+	o.ctx = the_cache;
+	o.known = cache_known;
+	o.remember = cache_remember;
+	o.recanonicalised = &recanon;
+	*rc = tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d);
+	if (*rc == TB_OK) {
+		assert_int_equal(tb_env_digest(e, dg), TB_OK);
+		tb_env_free(e);
+	}
+	return recanon;
+}
+
+/* t with its first occurrence of from replaced by to (the caller frees). */
+static char *
+replace(const char *t, const char *from, const char *to)
+{
+	const char *p = strstr(t, from);
+	size_t n = strlen(t) - strlen(from) + strlen(to) + 1;
+	char *r = malloc(n);
+
+	assert_non_null(p);
+	snprintf(r, n, "%.*s%s%s", (int)(p - t), t, to, p + strlen(from));
+	return r;
+}
+
+static void
+test_open_canonical_text(void **state)
+{
+	struct cache c;
+	char **t;
+	struct tb_env **v = make_batch(3, 1, &t);
+	uint8_t want[32], dg[32];
+	int rc;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	the_cache = &c;
+	assert_int_equal(tb_env_digest(v[1], want), TB_OK);
+	/* the text as sent: not canonicalised, the created envelope's digest */
+	assert_int_equal(opened_digest(t[1], dg, &rc), 0);
+	assert_int_equal(rc, TB_OK);
+	assert_memory_equal(dg, want, 32);
+	/* the same envelope written otherwise opens too, with the same
+	 * digest: with whitespace, or a member moved, it is canonicalised;
+	 * "sig" spelt with an escape is still the member the cut leaves out,
+	 * and what remains is canonical */
+	const struct {
+		const char *from, *to;
+		uint64_t recanon;
+	} variants[] = {
+	    {"{", "{ ", 1},
+	    {"}", " }", 1},
+	    {"\",\"", "\", \"", 1},
+	    {",\"v\":1}", "}", 1},
+	    {"\"sig\":", "\"\\u0073ig\":", 0},
+	};
+	for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+		char *u = replace(t[1], variants[i].from, variants[i].to);
+		if (i == 3) { /* "v" moved to the front */
+			char *w = replace(u, "{", "{\"v\":1,");
+			free(u);
+			u = w;
+		}
+		uint64_t r = opened_digest(u, dg, &rc);
+		if (rc != TB_OK || r != variants[i].recanon)
+			fail_msg("variant %zu: %s, canonicalised %llu: %s", i, tb_err_reason(rc),
+			         (unsigned long long)r, u);
+		assert_memory_equal(dg, want, 32);
+		free(u);
+	}
+	/* a relayed copy: the "relay" member is cut too */
+	struct tb_env *r;
+	struct tb_diag d;
+	struct tb_env_open_opts o = opts_at(NOW);
+	assert_int_equal(tb_env_open((const uint8_t *)t[1], strlen(t[1]), &o, &r, &d), TB_OK);
+	assert_int_equal(tb_env_add_hop(r, "320000"), TB_OK);
+	char *rt = serialize(r);
+	tb_env_free(r);
+	assert_non_null(strstr(rt, "\"relay\""));
+	assert_int_equal(opened_digest(rt, dg, &rc), 0);
+	assert_int_equal(rc, TB_OK);
+	assert_memory_equal(dg, want, 32);
+	free(rt);
+	/* forgeries fail both ways: another body, a member added after
+	 * "sig" (the cut must not drop it), a "sig" inside the body */
+	char *f = replace(t[1], "\"n\":[1,", "\"n\":[2,");
+	assert_int_equal(opened_digest(f, dg, &rc), 1);
+	assert_int_equal(rc, TB_E_SIG_BAD);
+	free(f);
+	f = replace(t[1], "\"to\":", "\"tx\":1,\"to\":");
+	opened_digest(f, dg, &rc);
+	assert_int_equal(rc, TB_E_FIELD_UNKNOWN);
+	free(f);
+	f = replace(t[1], "\"ctl\":", "\"x\":{\"sig\":1},\"ctl\":"); /* not top level */
+	assert_int_equal(opened_digest(f, dg, &rc), 1);
+	assert_int_equal(rc, TB_E_SIG_BAD);
+	free(f);
+	free_batch(v, t, 3);
+}
+
 static void
 test_predicates(void **state)
 {
@@ -1450,6 +1561,7 @@ main(void)
 	    cmocka_unit_test(test_create_body_limits),
 	    cmocka_unit_test(test_every_byte),
 	    cmocka_unit_test(test_sig_tamper),
+	    cmocka_unit_test(test_open_canonical_text),
 	    cmocka_unit_test(test_unknown_key),
 	    cmocka_unit_test(test_time),
 	    cmocka_unit_test(test_fields),

@@ -252,6 +252,86 @@ test_strings(void **state)
 	tb_json_doc_free(doc);
 }
 
+/* Members' spans in the parsed text: name through value, whitespace
+ * outside; none for built values or array elements. */
+static void
+test_member_span(void **state)
+{
+	static const char t[] = "{ \"a\" : [1, {\"x\":\"}\"}] ,\"b\\\"c\":\"q\\\\\"}";
+	struct tb_diag d;
+	struct tb_json_doc *doc = tb_json_parse((const uint8_t *)t, strlen(t), NULL, &d);
+	const struct tb_json *a, *b;
+	size_t from, to;
+
+	(void)state;
+	assert_non_null(doc);
+	a = tb_json_get(tb_json_root(doc), "a");
+	b = tb_json_get(tb_json_root(doc), "b\"c");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(tb_json_member_span(a, &from, &to));
+	assert_int_equal(to - from, strlen("\"a\" : [1, {\"x\":\"}\"}]"));
+	assert_memory_equal(t + from, "\"a\" : [1, {\"x\":\"}\"}]", to - from);
+	assert_true(tb_json_member_span(b, &from, &to));
+	assert_memory_equal(t + from, "\"b\\\"c\":\"q\\\\\"", to - from);
+	assert_int_equal(to, strlen(t) - 1);
+	/* an array element and the root are no members */
+	assert_false(tb_json_member_span(tb_json_first(a), &from, &to));
+	assert_false(tb_json_member_span(tb_json_root(doc), &from, &to));
+	/* a member set afterwards has no text */
+	struct tb_json *n = tb_json_new_string(doc, "v", 1);
+	assert_int_equal(tb_json_set(doc, tb_json_root(doc), "n", n), TB_OK);
+	assert_false(tb_json_member_span(tb_json_get(tb_json_root(doc), "n"), &from, &to));
+	tb_json_doc_free(doc);
+}
+
+/* Long strings go through the eight-bytes-at-a-time scan: every special
+ * byte is still found wherever it sits in a block of eight. */
+static void
+test_string_blocks(void **state)
+{
+	(void)state;
+	for (size_t pos = 0; pos < 20; pos++) {
+		char in[64], want[64];
+		struct tb_diag d;
+		/* a quote ends the string early: trailing garbage */
+		memset(in, 'a', sizeof(in));
+		in[0] = '"';
+		in[1 + pos] = '"';
+		in[40] = '\0';
+		assert_null(tb_json_parse((const uint8_t *)in, 40, NULL, &d));
+		/* a control byte is refused */
+		memset(in, 'a', sizeof(in));
+		in[0] = '"';
+		in[1 + pos] = '\x1f';
+		in[39] = '"';
+		in[40] = '\0';
+		assert_null(tb_json_parse((const uint8_t *)in, 40, NULL, &d));
+		assert_int_equal(d.code, TB_E_JSON_SYNTAX);
+		/* bad UTF-8 is refused, good UTF-8 kept */
+		in[1 + pos] = '\xff';
+		assert_null(tb_json_parse((const uint8_t *)in, 40, NULL, &d));
+		assert_int_equal(d.code, TB_E_JSON_UTF8);
+		in[1 + pos] = '\xc3';
+		in[2 + pos] = '\xa9';
+		snprintf(want, sizeof(want), "\"%.*s\xc3\xa9%.*s\"", (int)pos,
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", (int)(36 - pos),
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		expect_canon(in, want);
+		/* an escaped quote does not end it */
+		memset(in, 'a', sizeof(in));
+		in[0] = '"';
+		in[1 + pos] = '\\';
+		in[2 + pos] = '"';
+		in[39] = '"';
+		in[40] = '\0';
+		snprintf(want, sizeof(want), "\"%.*s\\\"%.*s\"", (int)pos,
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", (int)(36 - pos),
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		expect_canon(in, want);
+	}
+}
+
 static void
 test_utf16_order(void **state)
 {
@@ -744,6 +824,7 @@ main(void)
 	    cmocka_unit_test(test_jcs_vectors),      cmocka_unit_test(test_numbers_oracle),
 	    cmocka_unit_test(test_number_spellings), cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_utf16_order),      cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_member_span),      cmocka_unit_test(test_string_blocks),
 	    cmocka_unit_test(test_duplicates_large), cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_diag_format),      cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_builders),         cmocka_unit_test(test_utf8_valid),
