@@ -157,12 +157,75 @@ utf8_seq(const uint8_t *s, size_t n)
 	return 0;
 }
 
+/* Eight bytes at a time (SWAR).  Each test below sets the high bit of
+ * every byte of the kind tested; it may also set it in bytes above such a
+ * byte (a borrow carries into them), but never when no byte is of the
+ * kind: so a zero result means that none of the eight bytes is. */
+#define ONES 0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+static inline uint64_t
+load8(const uint8_t *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, 8);
+	return x;
+}
+
+/* bytes equal to c */
+static inline uint64_t
+eq8(uint64_t x, uint8_t c)
+{
+	uint64_t q = x ^ (ONES * c);
+
+	return (q - ONES) & ~q;
+}
+
+/* bytes below 0x20 (or, through ~x, none of the non-ASCII ones) */
+static inline uint64_t
+ctl8(uint64_t x)
+{
+	return (x - ONES * 0x20) & ~x;
+}
+
+/* Whether the 8 bytes at p are all ASCII. */
+static inline bool
+ascii8(const uint8_t *p)
+{
+	return (load8(p) & HIGHS) == 0;
+}
+
+/* Whether none of the 8 bytes at p is '"', '\\' or a control byte (any
+ * other byte, non-ASCII too, is copied as is by the canonical form). */
+static inline bool
+nospecial8(const uint8_t *p)
+{
+	uint64_t x = load8(p);
+
+	return ((eq8(x, '"') | eq8(x, '\\') | ctl8(x)) & HIGHS) == 0;
+}
+
+/* Whether the 8 bytes at p are all printable ASCII other than '"' and
+ * '\\': a run a string's first pass can skip. */
+static inline bool
+plain8(const uint8_t *p)
+{
+	uint64_t x = load8(p);
+
+	return ((eq8(x, '"') | eq8(x, '\\') | ctl8(x) | x) & HIGHS) == 0;
+}
+
 bool
 tb_utf8_valid(const uint8_t *s, size_t n)
 {
 	size_t i = 0;
 
 	while (i < n) {
+		while (n - i >= 8 && ascii8(s + i))
+			i += 8;
+		if (i >= n)
+			break;
 		size_t k = utf8_seq(s + i, n - i);
 		if (k == 0)
 			return false;
@@ -249,21 +312,6 @@ put_utf8(char *o, unsigned cp)
 
 /* Parses a string starting at the opening quote; the decoded bytes go to
  * the arena.  Decoding never makes a string longer than its source. */
-/* Whether the 8 bytes at p are all printable ASCII other than '"' and
- * '\\' (each test below flags a byte's high bit exactly when it holds). */
-static inline bool
-plain8(const uint8_t *p)
-{
-	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-	uint64_t x, q, b;
-
-	memcpy(&x, p, 8);
-	q = x ^ (ones * '"');
-	b = x ^ (ones * '\\');
-	return ((((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) | x) & highs) ==
-	       0;
-}
-
 static int
 parse_string(struct parser *ps, const char **out, size_t *outlen)
 {
@@ -951,6 +999,10 @@ canon_string(const char *s, size_t n, struct tb_buf *out)
 		return TB_E_NOMEM;
 	tb_buf_addc(out, '"');
 	for (size_t i = 0; i < n; i++) {
+		while (n - i >= 8 && nospecial8((const uint8_t *)s + i))
+			i += 8;
+		if (i >= n)
+			break;
 		unsigned char c = (unsigned char)s[i];
 		char esc[6];
 		size_t elen = 2;

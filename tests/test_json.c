@@ -329,6 +329,30 @@ test_string_blocks(void **state)
 		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", (int)(36 - pos),
 		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 		expect_canon(in, want);
+		/* a control character, escaped: canonical output goes through the
+		 * same eight-byte scan */
+		memset(in, 'a', sizeof(in));
+		in[0] = '"';
+		memcpy(in + 1 + pos, "\\u0001", 6);
+		in[39] = '"';
+		in[40] = '\0';
+		snprintf(want, sizeof(want), "\"%.*s\\u0001%.*s\"", (int)pos,
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", (int)(32 - pos),
+		         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		expect_canon(in, want);
+		/* building a string checks its UTF-8 the same way */
+		struct tb_json_doc *doc = tb_json_doc_new();
+		char raw[40];
+		memset(raw, 'b', sizeof(raw));
+		assert_non_null(tb_json_new_string(doc, raw, sizeof(raw)));
+		raw[pos] = '\x80';
+		assert_null(tb_json_new_string(doc, raw, sizeof(raw)));
+		raw[pos] = '\xc3';
+		raw[pos + 1] = '\xa9';
+		assert_non_null(tb_json_new_string(doc, raw, sizeof(raw)));
+		raw[pos + 1] = 'b';
+		assert_null(tb_json_new_string(doc, raw, sizeof(raw)));
+		tb_json_doc_free(doc);
 	}
 }
 
