@@ -753,6 +753,10 @@ tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int 
 			return -1;
 		start = i;
 		for (; i < len; i++) {
+			if (instr)
+				i += tb_json_string_run(p + i, len - i);
+			if (i >= len)
+				break;
 			if (instr) {
 				if (p[i] == '\\')
 					i++;

@@ -216,6 +216,18 @@ plain8(const uint8_t *p)
 	return ((eq8(x, '"') | eq8(x, '\\') | ctl8(x) | x) & HIGHS) == 0;
 }
 
+size_t
+tb_json_string_run(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (n - i >= 8 && ((eq8(load8(p + i), '"') | eq8(load8(p + i), '\\')) & HIGHS) == 0)
+		i += 8;
+	while (i < n && p[i] != '"' && p[i] != '\\')
+		i++;
+	return i;
+}
+
 bool
 tb_utf8_valid(const uint8_t *s, size_t n)
 {

@@ -89,6 +89,11 @@ int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key, s
 /* Removes member key from obj if present. */
 void tb_json_remove(struct tb_json *obj, const char *key);
 
+/* The number of bytes at the start of p[0..n) that are neither '"' nor
+ * '\\' (whole runs of eight and more are found eight bytes at a time): a
+ * scanner inside a JSON string can skip them. */
+size_t tb_json_string_run(const uint8_t *p, size_t n);
+
 /* Where member m of a parsed object lies in the text it was parsed from:
  * bytes [*from, *to), its name through its value, as parsed (changes
  * made since are not reflected).  false for a value built with the

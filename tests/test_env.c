@@ -1271,6 +1271,48 @@ test_open_canonical_text(void **state)
 	free_batch(v, t, 3);
 }
 
+/* Splitting a batch's text: element ranges, strings with brackets,
+ * quotes and long plain runs (scanned eight bytes at a time), and what is
+ * not an array of objects. */
+static void
+test_split_batch(void **state)
+{
+	size_t off[4], len[4];
+	char buf[512];
+	static const char *const el[] = {
+	    "{\"a\":\"}]\\\"{[\\\\\"}",
+	    "{\"long\":\"0123456789abcdef0123456789abcdef0123456789\\\"}{\",\"n\":[1,{}]}",
+	    "{}",
+	};
+
+	(void)state;
+	snprintf(buf, sizeof(buf), " [%s, %s ,\n%s] ", el[0], el[1], el[2]);
+	assert_int_equal(tb_env_split_batch((const uint8_t *)buf, strlen(buf), off, len, 4), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(len[i], strlen(el[i]));
+		assert_memory_equal(buf + off[i], el[i], len[i]);
+	}
+	/* an escaped quote at every position of a long string */
+	for (size_t pos = 0; pos < 20; pos++) {
+		char str[40];
+		memset(str, 'x', sizeof(str));
+		str[pos] = '\\';
+		str[pos + 1] = '"';
+		str[30] = '\0';
+		snprintf(buf, sizeof(buf), "[{\"s\":\"%s\"},{\"t\":1}]", str);
+		assert_int_equal(tb_env_split_batch((const uint8_t *)buf, strlen(buf), off, len, 4),
+		                 2);
+		assert_int_equal(len[0], strlen(str) + 8);
+		assert_int_equal(off[1], strlen(str) + 10);
+	}
+	static const char *const bad[] = {
+	    "", "[]", "{}", "[1]", "[{}", "[{},]", "[{}]x", "[{\"a\":\"}]", "[{},{},{},{},{}]",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (tb_env_split_batch((const uint8_t *)bad[i], strlen(bad[i]), off, len, 4) != -1)
+			fail_msg("split of %s did not fail", bad[i]);
+}
+
 static void
 test_predicates(void **state)
 {
@@ -1562,6 +1604,7 @@ main(void)
 	    cmocka_unit_test(test_every_byte),
 	    cmocka_unit_test(test_sig_tamper),
 	    cmocka_unit_test(test_open_canonical_text),
+	    cmocka_unit_test(test_split_batch),
 	    cmocka_unit_test(test_unknown_key),
 	    cmocka_unit_test(test_time),
 	    cmocka_unit_test(test_fields),

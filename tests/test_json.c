@@ -357,6 +357,25 @@ test_string_blocks(void **state)
 }
 
 static void
+test_string_run(void **state)
+{
+	char b[40];
+
+	(void)state;
+	assert_int_equal(tb_json_string_run((const uint8_t *)"", 0), 0);
+	for (size_t pos = 0; pos < 24; pos++) {
+		memset(b, 'z', sizeof(b));
+		b[pos] = '"';
+		assert_int_equal(tb_json_string_run((const uint8_t *)b, sizeof(b)), pos);
+		b[pos] = '\\';
+		assert_int_equal(tb_json_string_run((const uint8_t *)b, sizeof(b)), pos);
+		b[pos] = '\x80'; /* anything else runs on */
+		assert_int_equal(tb_json_string_run((const uint8_t *)b, sizeof(b)), sizeof(b));
+		assert_int_equal(tb_json_string_run((const uint8_t *)b, pos), pos);
+	}
+}
+
+static void
 test_utf16_order(void **state)
 {
 	(void)state;
@@ -849,9 +868,10 @@ main(void)
 	    cmocka_unit_test(test_number_spellings), cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_utf16_order),      cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_member_span),      cmocka_unit_test(test_string_blocks),
-	    cmocka_unit_test(test_duplicates_large), cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_diag_format),      cmocka_unit_test(test_accessors),
-	    cmocka_unit_test(test_builders),         cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_string_run),       cmocka_unit_test(test_duplicates_large),
+	    cmocka_unit_test(test_limits),           cmocka_unit_test(test_diag_format),
+	    cmocka_unit_test(test_accessors),        cmocka_unit_test(test_builders),
+	    cmocka_unit_test(test_utf8_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
