@@ -90,9 +90,10 @@ struct tb_answer {
 
 /* How long a message journalled for sending from memory waits before the
  * journal's queue offers it again: the longest it may wait in memory, plus
- * an exchange's answer timeout, so that it is not sent twice meanwhile. */
+ * an exchange's answer timeout, plus 2 s for the clocks' rounding (the
+ * journal counts whole seconds), so that it is not sent twice meanwhile. */
 #define TB_FRESH_SEND_S 5
-#define TB_FRESH_HOLD_S (TB_FRESH_SEND_S + 30)
+#define TB_FRESH_HOLD_S (TB_FRESH_SEND_S + 30 + 2)
 
 /* A message journalled and handed to the loop to send from memory, without
  * reading it back from the journal (outbound.c). */

@@ -483,13 +483,16 @@ tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
 	int64_t now_ms = tb_now_ms();
 	size_t room, take;
 
-	if (n->fresh_head > 0) {
+	/* the sent front is dropped once it is as long as what is left, so
+	 * that each message is moved about once */
+	if (n->fresh_head > 0 && n->fresh_head >= n->nfresh - n->fresh_head) {
 		memmove(n->fresh, n->fresh + n->fresh_head,
 		        (n->nfresh - n->fresh_head) * sizeof(*n->fresh));
 		n->nfresh -= n->fresh_head;
 		n->fresh_head = 0;
 	}
-	room = n->nfresh < FRESH_MAX ? FRESH_MAX - n->nfresh : 0;
+	size_t live = n->nfresh - n->fresh_head;
+	room = live < FRESH_MAX ? FRESH_MAX - live : 0;
 	take = count < room ? count : room;
 	if (n->nfresh + take > n->capfresh) {
 		size_t nc = n->capfresh ? n->capfresh : 256;

@@ -9,7 +9,7 @@
 #    kill is delivered, exactly once.
 # 3. 320300 holds messages it has sent but has no receipts for (341300 is
 #    stopped) when it is killed: its restart makes exactly those due at
-#    once (not when their hold in the journal ends, TB_FRESH_HOLD_S = 35 s
+#    once (not when their hold in the journal ends, TB_FRESH_HOLD_S = 37 s
 #    later), and they are delivered exactly once.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
