@@ -706,6 +706,13 @@ busy_wait(void *arg, int count)
 	return 1;
 }
 
+void
+tb_journal_library_init(void)
+{
+	/* SQLITE_MISUSE once SQLite is initialised: then it stays as it is */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 struct tb_journal *
 tb_journal_open(const char *path, struct tb_diag *d)
 {

@@ -122,6 +122,11 @@ struct tb_journal_status {
  * (written by a newer schema), TB_E_NOMEM.  path is borrowed.
  */
 struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
+/* Process-wide SQLite settings for a program whose threads write journals
+ * at once: memory statistics off (they take a global lock on every
+ * allocation).  Call once, before any journal is opened and before other
+ * threads start; later calls, or calls after SQLite started, do nothing. */
+void tb_journal_library_init(void);
 /* The same with flags: TB_JOURNAL_NO_CHECKPOINTS opens a further handle
  * on a journal another handle (with its checkpoint thread) has open, for
  * use by another thread; it never checkpoints.  Handles on one file may

@@ -202,6 +202,7 @@ main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	tb_journal_library_init();
 	if ((n->journal = tb_journal_open(n->cfg.journal, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
 		        tb_diag_format(&d, line, sizeof(line)));
