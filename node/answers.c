@@ -9,10 +9,12 @@
  * clocks and schedules what follows.  So a burst of answers
  * no longer keeps the loop from moving the blocks of other exchanges.
  *
- * Until an answer is settled its messages stay "sent, awaiting receipt"
- * (due again only after the answer timeout), so nothing is sent twice
- * meanwhile; a crash before the thread's commit means they are sent
- * again and answered with their original receipts.
+ * Until an answer is settled its messages are not due in the journal
+ * (those sent from memory are held for TB_FRESH_HOLD_S, those from the
+ * journal's queue were marked "sent, awaiting receipt" for the answer
+ * timeout), so nothing is sent twice meanwhile; a crash before the
+ * thread's commit means they are sent again and answered with their
+ * original receipts.
  */
 #include "node.h"
 
