@@ -61,7 +61,7 @@ static const struct key keys[] = {
      "first retry delay, milliseconds"},
     {"retry_max_ms", C_INT, I(retry_max_ms), 100, 3600000, "60000", 0,
      "largest retry delay, milliseconds"},
-    {"batch_max", C_INT, I(batch_max), 1, 256, "64", 0,
+    {"batch_max", C_INT, I(batch_max), 1, 256, "128", 0,
      "envelopes carried in one exchange at most"},
     {"deflate", C_INT, I(deflate), 0, 1, "1", 0,
      "1: send exchanges deflate-compressed (content-format 11050), 0: plain JSON"},
