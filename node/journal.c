@@ -1233,24 +1233,37 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 	return rc;
 }
 
-int
-tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
-                          const char *last_error)
+/* The statement sid for the row of queued message id, with id bound as
+ * ?1 after checking the handle and the id; the caller binds the rest.
+ * NULL with *rc set on failure. */
+static sqlite3_stmt *
+queued_stmt(struct tb_journal *j, enum sid sid, const char *id, int *rc)
+{
+	sqlite3_stmt *s;
+
+	if ((*rc = ready(j)) != TB_OK)
+		return NULL;
+	if (!is_hex(id, 32)) {
+		*rc = jarg(j, "id is not 32 lowercase hex digits");
+		return NULL;
+	}
+	s = st(j, sid);
+	if (bind_text(s, 1, id) != SQLITE_OK) {
+		*rc = jfail(j, "bind");
+		return NULL;
+	}
+	return s;
+}
+
+/* Runs s, an UPDATE of queued id's row; when it changed nothing, says
+ * why (TB_E_NOTFOUND, or TB_E_JOURNAL_STATE: not queued any more). */
+static int
+update_queued(struct tb_journal *j, sqlite3_stmt *s, const char *id, const char *what)
 {
 	enum tb_journal_state state;
-	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = ready(j)) != TB_OK)
-		return rc;
-	if (!is_hex(id, 32))
-		return jarg(j, "id is not 32 lowercase hex digits");
-	s = st(j, ST_OUT_RETRY);
-	if (bind_text(s, 1, id) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
-	    bind_text(s, 3, last_error) != SQLITE_OK)
-		return jfail(j, "bind");
-	if ((rc = run(j, s, "outbound retry")) != TB_OK)
+	if ((rc = run(j, s, what)) != TB_OK)
 		return rc;
 	if (sqlite3_changes(j->db) == 1)
 		return TB_OK;
@@ -1258,24 +1271,31 @@ tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_att
 }
 
 int
+tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
+                          const char *last_error)
+{
+	int rc;
+	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RETRY, id, &rc);
+
+	if (s == NULL)
+		return rc;
+	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
+	    bind_text(s, 3, last_error) != SQLITE_OK)
+		return jfail(j, "bind");
+	return update_queued(j, s, id, "outbound retry");
+}
+
+int
 tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t next_attempt)
 {
-	enum tb_journal_state state;
-	sqlite3_stmt *s;
 	int rc;
+	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RESCHEDULE, id, &rc);
 
-	if ((rc = ready(j)) != TB_OK)
+	if (s == NULL)
 		return rc;
-	if (!is_hex(id, 32))
-		return jarg(j, "id is not 32 lowercase hex digits");
-	s = st(j, ST_OUT_RESCHEDULE);
-	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK)
+	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK)
 		return jfail(j, "bind");
-	if ((rc = run(j, s, "outbound reschedule")) != TB_OK)
-		return rc;
-	if (sqlite3_changes(j->db) == 1)
-		return TB_OK;
-	return not_queued(j, id, &state);
+	return update_queued(j, s, id, "outbound reschedule");
 }
 
 int
@@ -1299,23 +1319,14 @@ tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n)
 int
 tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason, int64_t at)
 {
-	enum tb_journal_state state;
-	sqlite3_stmt *s;
 	int rc;
+	sqlite3_stmt *s = queued_stmt(j, ST_OUT_FAILED, id, &rc);
 
-	if ((rc = ready(j)) != TB_OK)
+	if (s == NULL)
 		return rc;
-	if (!is_hex(id, 32))
-		return jarg(j, "id is not 32 lowercase hex digits");
-	s = st(j, ST_OUT_FAILED);
-	if (bind_text(s, 1, id) != SQLITE_OK || bind_text(s, 2, reason) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
+	if (bind_text(s, 2, reason) != SQLITE_OK || sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
 		return jfail(j, "bind");
-	if ((rc = run(j, s, "outbound failed")) != TB_OK)
-		return rc;
-	if (sqlite3_changes(j->db) == 1)
-		return TB_OK;
-	return not_queued(j, id, &state);
+	return update_queued(j, s, id, "outbound failed");
 }
 
 int
