@@ -256,12 +256,12 @@ tb_latency_done(struct tb_node *n, const char *id)
 /* ---- delivery ---- */
 
 struct due {
-	char id[33], to[16], hop[16], digest[65];
+	struct tb_fresh m; /* id, recipient, digest, expiry, wire form */
+	char hop[16];
 	bool relayed; /* from another member: its receipt goes back (relay_back) */
-	bool fresh;   /* from the memory queue (handed_ms set), not the journal's */
+	bool fresh;   /* from the memory queue (m.handed_ms set), not the journal's */
 	bool done;    /* sent, or settled in the journal: not to go back to memory */
-	int64_t expires, attempts, handed_ms;
-	struct tb_buf env;
+	int64_t attempts;
 };
 
 struct due_list {
@@ -270,32 +270,42 @@ struct due_list {
 	size_t len, cap;
 };
 
-static int
-collect(void *ctx, const struct tb_journal_out *o)
+/* A zeroed entry at the end of l, not yet counted; NULL out of memory. */
+static struct due *
+due_slot(struct due_list *l)
 {
-	struct due_list *l = ctx;
-	struct due *x;
-
 	if (l->len == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
 		struct due *v = realloc(l->v, nc * sizeof(*v));
 		if (v == NULL)
-			return TB_E_NOMEM;
+			return NULL;
 		l->v = v;
 		l->cap = nc;
 	}
-	x = &l->v[l->len];
-	memset(x, 0, sizeof(*x));
-	snprintf(x->id, sizeof(x->id), "%s", o->msg.id);
-	snprintf(x->to, sizeof(x->to), "%s", o->msg.to);
-	snprintf(x->digest, sizeof(x->digest), "%s", o->msg.digest);
+	memset(&l->v[l->len], 0, sizeof(l->v[l->len]));
+	return &l->v[l->len];
+}
+
+static int
+collect(void *ctx, const struct tb_journal_out *o)
+{
+	struct due_list *l = ctx;
+	struct due *x = due_slot(l);
+
+	if (x == NULL)
+		return TB_E_NOMEM;
+	snprintf(x->m.id, sizeof(x->m.id), "%s", o->msg.id);
+	snprintf(x->m.to, sizeof(x->m.to), "%s", o->msg.to);
+	snprintf(x->m.digest, sizeof(x->m.digest), "%s", o->msg.digest);
 	x->relayed =
 	    strcmp(o->msg.from, l->n->cfg.member_id) != 0 && strcmp(o->msg.type, "receipt") != 0;
-	x->expires = o->msg.expires;
+	x->m.expires = o->msg.expires;
 	x->attempts = o->attempts;
-	tb_buf_init(&x->env);
-	if (tb_buf_add(&x->env, o->msg.envelope, o->msg.envelope_len) != TB_OK)
+	tb_buf_init(&x->m.env);
+	if (tb_buf_add(&x->m.env, o->msg.envelope, o->msg.envelope_len) != TB_OK) {
+		tb_buf_free(&x->m.env);
 		return TB_E_NOMEM;
+	}
 	l->len++;
 	return TB_OK;
 }
@@ -374,11 +384,11 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
 			tb_buf_addc(body, ',');
-		tb_buf_add(body, v[i]->env.data, v[i]->env.len);
+		tb_buf_add(body, v[i]->m.env.data, v[i]->m.env.len);
 		if (x->ids != NULL && x->digests != NULL && x->tos != NULL && x->relayed != NULL) {
-			memcpy(x->ids[i], v[i]->id, 33);
-			memcpy(x->digests[i], v[i]->digest, 65);
-			memcpy(x->tos[i], v[i]->to, 16);
+			memcpy(x->ids[i], v[i]->m.id, 33);
+			memcpy(x->digests[i], v[i]->m.digest, 65);
+			memcpy(x->tos[i], v[i]->m.to, 16);
 			x->relayed[i] = v[i]->relayed;
 		}
 	}
@@ -545,26 +555,12 @@ take_fresh(struct tb_node *n, struct due_list *l, size_t max)
 	size_t k = 0;
 
 	for (; k < max && n->fresh_head < n->nfresh; k++) {
-		struct tb_fresh *f = &n->fresh[n->fresh_head];
-		struct due *x;
-		if (l->len == l->cap) {
-			size_t nc = l->cap ? l->cap * 2 : 64;
-			struct due *v = realloc(l->v, nc * sizeof(*v));
-			if (v == NULL)
-				break;
-			l->v = v;
-			l->cap = nc;
-		}
-		x = &l->v[l->len++];
-		memset(x, 0, sizeof(*x));
-		memcpy(x->id, f->id, sizeof(x->id));
-		memcpy(x->to, f->to, sizeof(x->to));
-		memcpy(x->digest, f->digest, sizeof(x->digest));
-		x->expires = f->expires;
+		struct due *x = due_slot(l);
+		if (x == NULL)
+			break;
+		x->m = n->fresh[n->fresh_head++]; /* the envelope moves */
 		x->fresh = true;
-		x->handed_ms = f->handed_ms;
-		x->env = f->env; /* moved */
-		n->fresh_head++;
+		l->len++;
 	}
 	return k;
 }
@@ -603,14 +599,8 @@ put_back(struct tb_node *n, struct due_list *l)
 		struct due *x = &l->v[i];
 		if (!x->fresh || x->done)
 			continue;
-		struct tb_fresh *f = &n->fresh[k++];
-		memcpy(f->id, x->id, sizeof(f->id));
-		memcpy(f->to, x->to, sizeof(f->to));
-		memcpy(f->digest, x->digest, sizeof(f->digest));
-		f->expires = x->expires;
-		f->handed_ms = x->handed_ms;
-		f->env = x->env; /* moved back */
-		tb_buf_init(&x->env);
+		n->fresh[k++] = x->m; /* the envelope moves back */
+		tb_buf_init(&x->m.env);
 	}
 }
 
@@ -689,18 +679,19 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		struct due *x = &l.v[i];
 		struct tb_diag d;
 		coap_address_t addr;
-		if (x->expires <= now) {
+		if (x->m.expires <= now) {
 			if (!round_tx(n, &tx))
 				goto done;
 			tb_journal_outbound_failed(
-			    n->journal, x->id, "time.expired: not delivered before expiry", now);
-			tb_journal_audit_append(n->journal, 'o', x->id, x->digest, x->to, now,
+			    n->journal, x->m.id, "time.expired: not delivered before expiry", now);
+			tb_journal_audit_append(n->journal, 'o', x->m.id, x->m.digest, x->m.to, now,
 			                        "failed");
 			n->m.out_failed++;
-		} else if (tb_node_next_hop(n, x->to, x->hop, sizeof(x->hop), &addr, &d) != TB_OK) {
+		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
+		           TB_OK) {
 			if (!round_tx(n, &tx))
 				goto done;
-			tb_journal_outbound_retry(n->journal, x->id,
+			tb_journal_outbound_retry(n->journal, x->m.id,
 			                          now + backoff_s(n, x->attempts), d.detail);
 		} else {
 			continue; /* x->hop set: to be planned below */
@@ -726,9 +717,9 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			for (; j < l.len && c < bmax; j++) {
 				if (strcmp(l.v[j].hop, hop) != 0)
 					continue;
-				if (c > 0 && bytes + l.v[j].env.len + 1 > limit)
+				if (c > 0 && bytes + l.v[j].m.env.len + 1 > limit)
 					break;
-				bytes += l.v[j].env.len + 1;
+				bytes += l.v[j].m.env.len + 1;
 				plan[nplan++] = &l.v[j];
 				c++;
 			}
@@ -753,7 +744,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (!round_tx(n, &tx))
 			goto done;
-		tb_journal_outbound_retry(n->journal, plan[k]->id, now + ANSWER_TIMEOUT_S,
+		tb_journal_outbound_retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
 		                          "sent, awaiting receipt");
 	}
 	if (tx) {
@@ -768,7 +759,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		coap_address_t addr;
 		struct tb_diag d;
 		/* all messages of a cut share the next hop of the first */
-		if (tb_node_next_hop(n, plan[start]->to, hop, sizeof(hop), &addr, &d) == TB_OK &&
+		if (tb_node_next_hop(n, plan[start]->m.to, hop, sizeof(hop), &addr, &d) == TB_OK &&
 		    send_batch(n, hop, slots[c], plan + start, cuts[c] - start) == 0)
 			for (size_t k = start; k < cuts[c]; k++)
 				plan[k]->done = true;
@@ -782,7 +773,7 @@ done:
 	free(cuts);
 	free(slots);
 	for (size_t i = 0; i < l.len; i++)
-		tb_buf_free(&l.v[i].env);
+		tb_buf_free(&l.v[i].m.env);
 	free(l.v);
 	if (n->fresh_head < n->nfresh)
 		/* the rest of the memory queue: as soon as a slot frees, and to
