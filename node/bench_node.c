@@ -580,7 +580,7 @@ bench_node(int argc, char **argv)
 	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200], log1[1200],
 	     log2[1200], tokpath[1200], ports[16], members[] = "320300,371300";
 	int base = 30000 + (int)(getpid() % 2000) * 10;
-	pid_t n1 = -1, n2 = -1, echo = -1;
+	pid_t n1 = -1, n2 = -1;
 	struct tb_buf tok, tok2, body, out, m, small0;
 	double baseline1 = 0, baseline2 = 0;
 	double t0, t1, msgs_per_s, both_per_s, drain1 = 0, drain2 = 0, p50, p99, baseline,
@@ -786,8 +786,6 @@ out:
 		kill(n1, SIGKILL);
 	if (n2 > 0)
 		kill(n2, SIGKILL);
-	if (echo > 0)
-		kill(echo, SIGKILL);
 	while (wait(NULL) > 0)
 		;
 	char *rmargs[] = {"rm", "-rf", dir, NULL};

@@ -221,8 +221,11 @@ tb_json_string_run(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 
-	while (n - i >= 8 && ((eq8(load8(p + i), '"') | eq8(load8(p + i), '\\')) & HIGHS) == 0)
-		i += 8;
+	for (uint64_t x; n - i >= 8; i += 8) {
+		x = load8(p + i);
+		if (((eq8(x, '"') | eq8(x, '\\')) & HIGHS) != 0)
+			break;
+	}
 	while (i < n && p[i] != '"' && p[i] != '\\')
 		i++;
 	return i;
