@@ -1098,17 +1098,26 @@ cache_remember(void *ctx, const uint8_t tag[32])
 
 static struct cache *the_cache;
 
-static int
-open_cached(const char *t, int64_t now)
+/* Options at now with the_cache as the signature cache. */
+static struct tb_env_open_opts
+cached_opts(int64_t now)
 {
 	struct tb_env_open_opts o = opts_at(now);
-	struct tb_env *e;
-	struct tb_diag d;
-	int rc;
 
 	o.ctx = the_cache;
 	o.known = cache_known;
 	o.remember = cache_remember;
+	return o;
+}
+
+static int
+open_cached(const char *t, int64_t now)
+{
+	struct tb_env_open_opts o = cached_opts(now);
+	struct tb_env *e;
+	struct tb_diag d;
+	int rc;
+
 	rc = tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d);
 	tb_env_free(e);
 	return rc;
@@ -1166,14 +1175,11 @@ test_cache(void **state)
 static uint64_t
 opened_digest(const char *t, uint8_t dg[32], int *rc)
 {
-	struct tb_env_open_opts o = opts_at(NOW);
+	struct tb_env_open_opts o = cached_opts(NOW);
 	struct tb_env *e;
 	struct tb_diag d;
 	uint64_t recanon = 0;
 
-	o.ctx = the_cache;
-	o.known = cache_known;
-	o.remember = cache_remember;
 	o.recanonicalised = &recanon;
 	*rc = tb_env_open((const uint8_t *)t, strlen(t), &o, &e, &d);
 	if (*rc == TB_OK) {

@@ -109,85 +109,99 @@ make_jobs(struct job *jobs, int n, const bool *b, struct kind *kb)
 	}
 }
 
+/* A loop, its trace, the two kinds of job and a worker whose own
+ * functions are kind A's.  It stays where it is (the kinds point into
+ * it). */
+struct fixture {
+	struct event_base *base;
+	struct trace t;
+	struct kind ka, kb;
+	struct tb_worker *w;
+};
+
+static void
+fixture_start(struct fixture *f)
+{
+	struct tb_diag d;
+
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	trace_init(&f->t, f->base);
+	f->ka = (struct kind){&f->t, 'A'};
+	f->kb = (struct kind){&f->t, 'B'};
+	f->w = tb_worker_start(f->base, 0, run_fn, done_fn, &f->ka, "test", &d);
+	assert_non_null(f->w);
+}
+
+/* After tb_worker_stop. */
+static void
+fixture_end(struct fixture *f)
+{
+	pthread_mutex_destroy(&f->t.mu);
+	event_base_free(f->base);
+}
+
 static void
 test_order_and_kinds(void **state)
 {
-	struct event_base *base = event_base_new();
-	struct trace t;
-	struct kind ka, kb;
-	struct tb_diag d;
+	struct fixture f;
 	struct job jobs[6];
 	static const bool b[6] = {false, true, true, false, true, false};
 	static const char *const want[6] = {"A1", "B2", "B3", "A4", "B5", "A6"};
 	struct timeval guard = {10, 0};
 
 	(void)state;
-	assert_non_null(base);
-	trace_init(&t, base);
-	ka = (struct kind){&t, 'A'};
-	kb = (struct kind){&t, 'B'};
-	struct tb_worker *w = tb_worker_start(base, 0, run_fn, done_fn, &ka, "test", &d);
-	assert_non_null(w);
-	make_jobs(jobs, 6, b, &kb);
-	t.expect = 6;
+	fixture_start(&f);
+	make_jobs(jobs, 6, b, &f.kb);
+	f.t.expect = 6;
 	for (int i = 0; i < 6; i++)
-		tb_worker_push(w, &jobs[i].work);
+		tb_worker_push(f.w, &jobs[i].work);
 	/* the guard ends a hung test instead of hanging it */
-	event_base_loopexit(base, &guard);
-	event_base_dispatch(base);
-	assert_int_equal(t.nran, 6);
-	assert_int_equal(t.ndone, 6);
+	event_base_loopexit(f.base, &guard);
+	event_base_dispatch(f.base);
+	assert_int_equal(f.t.nran, 6);
+	assert_int_equal(f.t.ndone, 6);
 	for (int i = 0; i < 6; i++) {
-		assert_string_equal(t.ran[i], want[i]);
-		assert_string_equal(t.done[i], want[i]);
+		assert_string_equal(f.t.ran[i], want[i]);
+		assert_string_equal(f.t.done[i], want[i]);
 	}
-	assert_true(t.ran_off_loop);
-	assert_true(t.done_on_loop);
-	tb_worker_stop(w, left_fn);
-	assert_int_equal(t.nleft, 0);
-	pthread_mutex_destroy(&t.mu);
-	event_base_free(base);
+	assert_true(f.t.ran_off_loop);
+	assert_true(f.t.done_on_loop);
+	tb_worker_stop(f.w, left_fn);
+	assert_int_equal(f.t.nleft, 0);
+	fixture_end(&f);
 }
 
 static void
 test_stop_leftovers(void **state)
 {
-	struct event_base *base = event_base_new();
-	struct trace t;
-	struct kind ka, kb;
-	struct tb_diag d;
+	struct fixture f;
 	struct job jobs[4];
 	static const bool b[4] = {true, false, true, false};
 	int ran = 0;
 
 	(void)state;
-	assert_non_null(base);
-	trace_init(&t, base);
-	ka = (struct kind){&t, 'A'};
-	kb = (struct kind){&t, 'B'};
-	struct tb_worker *w = tb_worker_start(base, 0, run_fn, done_fn, &ka, "test", &d);
-	assert_non_null(w);
-	make_jobs(jobs, 4, b, &kb);
+	fixture_start(&f);
+	make_jobs(jobs, 4, b, &f.kb);
 	for (int i = 0; i < 4; i++)
-		tb_worker_push(w, &jobs[i].work);
+		tb_worker_push(f.w, &jobs[i].work);
 	/* the loop never runs: the jobs run, and come back only as leftovers,
 	 * each to its own kind's function */
 	for (int k = 0; k < 1000 && ran < 4; k++) {
 		usleep(5000);
-		pthread_mutex_lock(&t.mu);
-		ran = t.nran;
-		pthread_mutex_unlock(&t.mu);
+		pthread_mutex_lock(&f.t.mu);
+		ran = f.t.nran;
+		pthread_mutex_unlock(&f.t.mu);
 	}
-	tb_worker_stop(w, left_fn);
-	assert_int_equal(t.nran, 4);
-	assert_int_equal(t.ndone, 0);
-	assert_int_equal(t.nleft, 4);
-	assert_string_equal(t.left[0], "B1");
-	assert_string_equal(t.left[1], "A2");
-	assert_string_equal(t.left[2], "B3");
-	assert_string_equal(t.left[3], "A4");
-	pthread_mutex_destroy(&t.mu);
-	event_base_free(base);
+	tb_worker_stop(f.w, left_fn);
+	assert_int_equal(f.t.nran, 4);
+	assert_int_equal(f.t.ndone, 0);
+	assert_int_equal(f.t.nleft, 4);
+	assert_string_equal(f.t.left[0], "B1");
+	assert_string_equal(f.t.left[1], "A2");
+	assert_string_equal(f.t.left[2], "B3");
+	assert_string_equal(f.t.left[3], "A4");
+	fixture_end(&f);
 }
 
 int
