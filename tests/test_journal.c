@@ -275,32 +275,49 @@ put_blob(struct tb_journal *j, const char *id, const char *type, const uint8_t *
 /* Checkpoints happen on the journal's own thread: commits that fill the
  * WAL past 1,000 pages get one without running it themselves, and the
  * database file then holds the data. */
+/* About 1,500 pages: 30 transactions of 50 messages of 4,000 bytes of
+ * fill, ids first to first + 1,499. */
+static void
+put_pages(struct tb_journal *j, int first, char fill)
+{
+	char id[33];
+	uint8_t blob[4000];
+
+	memset(blob, fill, sizeof(blob));
+	for (int k = 0; k < 30; k++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof(id), "%032d", first + k * 50 + i);
+			assert_int_equal(put_blob(j, id, "identity.verify", blob, sizeof(blob)),
+			                 TB_OK);
+		}
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+	}
+}
+
+/* Waits (up to 5 s) for j's checkpoint thread to run one after before. */
+static void
+wait_checkpoint(struct tb_journal *j, uint64_t before)
+{
+	for (int w = 0; w < 500 && tb_journal_checkpoints(j) == before; w++)
+		usleep(10000);
+	assert_true(tb_journal_checkpoints(j) > before);
+}
+
 static void
 test_checkpoint_background(void **state)
 {
-	char path[128], id[33];
+	char path[128];
 	struct tb_journal *j;
-	uint8_t blob[4000];
 	uint64_t before;
 
 	(void)state;
 	newpath(path, sizeof(path));
 	j = open_ok(path);
 	before = tb_journal_checkpoints(j);
-	memset(blob, 'x', sizeof(blob));
 	/* about 1,500 pages: more than one checkpoint's worth */
-	for (int k = 0; k < 30; k++) {
-		assert_int_equal(tb_journal_begin(j), TB_OK);
-		for (int i = 0; i < 50; i++) {
-			snprintf(id, sizeof(id), "%032d", k * 50 + i + 1);
-			assert_int_equal(put_blob(j, id, "identity.verify", blob, sizeof(blob)),
-			                 TB_OK);
-		}
-		assert_int_equal(tb_journal_commit(j), TB_OK);
-	}
-	for (int w = 0; w < 500 && tb_journal_checkpoints(j) == before; w++)
-		usleep(10000);
-	assert_true(tb_journal_checkpoints(j) > before);
+	put_pages(j, 1, 'x');
+	wait_checkpoint(j, before);
 	/* the database file itself (not only the WAL) now holds the rows */
 	struct stat sb;
 	assert_int_equal(stat(path, &sb), 0);
@@ -318,10 +335,9 @@ test_checkpoint_background(void **state)
 static void
 test_checkpoint_secondary(void **state)
 {
-	char path[128], id[33];
+	char path[128];
 	struct tb_journal *j, *s, *plain;
 	struct tb_diag d;
-	uint8_t blob[4000];
 	uint64_t before;
 
 	(void)state;
@@ -332,35 +348,16 @@ test_checkpoint_secondary(void **state)
 	assert_non_null(plain = tb_journal_open_ex(path, TB_JOURNAL_NO_CHECKPOINTS, &d));
 	assert_null(tb_journal_open_secondary(plain, &d));
 	assert_int_equal(d.code, TB_E_ARG);
-	memset(blob, 'y', sizeof(blob));
 	/* about 1,500 pages through the plain handle: no checkpoint */
 	before = tb_journal_checkpoints(j);
-	for (int k = 0; k < 30; k++) {
-		assert_int_equal(tb_journal_begin(plain), TB_OK);
-		for (int i = 0; i < 50; i++) {
-			snprintf(id, sizeof(id), "%032d", k * 50 + i + 1);
-			assert_int_equal(put_blob(plain, id, "identity.verify", blob, sizeof(blob)),
-			                 TB_OK);
-		}
-		assert_int_equal(tb_journal_commit(plain), TB_OK);
-	}
+	put_pages(plain, 1, 'y');
 	usleep(100000);
 	assert_int_equal(tb_journal_checkpoints(j), before);
 	tb_journal_close(plain);
 	/* and as many through a secondary: the primary's thread checkpoints */
 	assert_non_null(s = tb_journal_open_secondary(j, &d));
-	for (int k = 0; k < 30; k++) {
-		assert_int_equal(tb_journal_begin(s), TB_OK);
-		for (int i = 0; i < 50; i++) {
-			snprintf(id, sizeof(id), "%032d", 5000 + k * 50 + i);
-			assert_int_equal(put_blob(s, id, "identity.verify", blob, sizeof(blob)),
-			                 TB_OK);
-		}
-		assert_int_equal(tb_journal_commit(s), TB_OK);
-	}
-	for (int w = 0; w < 500 && tb_journal_checkpoints(j) == before; w++)
-		usleep(10000);
-	assert_true(tb_journal_checkpoints(j) > before);
+	put_pages(s, 5000, 'y');
+	wait_checkpoint(j, before);
 	int64_t pending = 0;
 	assert_int_equal(tb_journal_outbound_pending(s, &pending), TB_OK);
 	assert_int_equal(pending, 3000);
