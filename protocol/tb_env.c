@@ -1119,11 +1119,14 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		                 tb_alg_name(e->alg), tb_alg_name(tb_pub_alg(pub)));
 		goto fail;
 	}
-	if ((rc = tb_env_signed_bytes(e, &b)) != TB_OK) {
+	/* the cached bytes in place, or canonicalised into b */
+	const uint8_t *sb;
+	size_t sn;
+	if ((rc = signed_view(e, &b, &sb, &sn)) != TB_OK) {
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
-	tb_sha256(b.data, b.len, e->digest);
+	tb_sha256(sb, sn, e->digest);
 	e->has_digest = true;
 	if (e->batch) {
 		uint8_t leaf[32], root[32];
@@ -1131,7 +1134,7 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		if (e->completed) {
 			memcpy(root, e->broot, 32);
 		} else {
-			leaf_hash(b.data, b.len, &tmp, leaf);
+			leaf_hash(sb, sn, &tmp, leaf);
 			if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
 			                     e->nproof, root)) {
 				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
@@ -1144,8 +1147,8 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		msg = bmsg;
 		msglen = sizeof(bmsg);
 	} else {
-		msg = b.data;
-		msglen = b.len;
+		msg = sb;
+		msglen = sn;
 	}
 	memcpy(hbuf, e->kid, 32);
 	memcpy(hbuf + 32, e->sig, 64);
