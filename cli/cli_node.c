@@ -19,8 +19,8 @@
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "cli.h"
-#include "config.h"
-#include "journal.h"
+#include "../node/config.h"
+#include "../node/journal.h"
 
 #define HTTP_TIMEOUT_MS 30000
 
