@@ -178,22 +178,32 @@ check_present(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_
 	return TB_OK;
 }
 
+/* Fields of one object at most (a table longer is a bug). */
+#define MAX_FIELDS 32
+
 static int
 check_object(struct tb_schema_ck *c, const struct tb_field *members, const struct tb_json *obj,
              bool types_first)
 {
-	const struct tb_json *v;
+	const struct tb_json *vals[MAX_FIELDS], *v;
+	size_t i;
 	int rc;
 
+	if (members == NULL) /* any members: checked elsewhere */
+		return TB_OK;
 	if ((rc = check_unknown(c, members, obj)) != TB_OK)
 		return rc;
-	if (types_first)
-		for (const struct tb_field *f = members; f->name != NULL; f++)
-			if ((rc = check_present(c, f, obj, &v)) != TB_OK)
-				return rc;
-	for (const struct tb_field *f = members; f->name != NULL; f++) {
+	for (i = 0; types_first && members[i].name != NULL; i++)
+		if (i == MAX_FIELDS)
+			return tb_schema_fail(c, TB_E_ARG, "internal: schema too long");
+		else if ((rc = check_present(c, &members[i], obj, &vals[i])) != TB_OK)
+			return rc;
+	for (i = 0; members[i].name != NULL; i++) {
+		const struct tb_field *f = &members[i];
 		size_t old;
-		if ((rc = check_present(c, f, obj, &v)) != TB_OK)
+		if (types_first)
+			v = vals[i];
+		else if ((rc = check_present(c, f, obj, &v)) != TB_OK)
 			return rc;
 		if (v == NULL)
 			continue;
@@ -253,12 +263,13 @@ check_array(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_js
 	if (n > (size_t)f->max && c->o->limit_code != 0)
 		return fail_limit(c, "elements", (long long)n, (long long)f->max);
 	if (n < (size_t)f->min || n > (size_t)f->max)
-		return tb_schema_fail(c, 0, "must have %lld to %lld elements", (long long)f->min,
+		return tb_schema_fail(c, f->code, "must have %lld to %lld elements", (long long)f->min,
 		                      (long long)f->max);
 	for (const struct tb_json *e = tb_json_first(v); e != NULL; e = tb_json_next(e), i++) {
 		size_t old = push_index(c, i);
+		/* an element of the wrong kind is a bad value of the array */
 		if (!kind_ok(&f->sub[0], e, &want))
-			return tb_schema_fail(c, TB_E_FIELD_TYPE, "must be %s", want);
+			return tb_schema_fail(c, f->sub[0].code, "must be %s", want);
 		if ((rc = check_value(c, &f->sub[0], e)) != TB_OK)
 			return rc;
 		if (f->unique && repeats(v, e))
