@@ -416,6 +416,15 @@ test_trust(void **state)
 	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
 	assert_int_equal(d.code, TB_E_FIELD_VALUE);
 	free(bad);
+	/* a member name holding U+0000 is not the shorter name */
+	bad = subst((const char *)a.data, "\"threshold\":3", "\"threshold\":3,\"threshold\\u0000\":1");
+	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
+	assert_int_equal(d.code, TB_E_FIELD_UNKNOWN);
+	free(bad);
+	bad = subst((const char *)a.data, "\"name\":", "\"name\\u0000x\":\"y\",\"name\":");
+	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
+	assert_int_equal(d.code, TB_E_FIELD_UNKNOWN);
+	free(bad);
 	tb_trust_free(t);
 	tb_trust_free(t2);
 	tb_buf_free(&a);
