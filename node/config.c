@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_trust.h"
 #include "../protocol/tb_schema.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
@@ -203,6 +206,48 @@ out:
 	return rc;
 }
 
+/* d's failure as the why of key `name` (it names the file itself). */
+static int
+refuse_diag(struct tb_diag *d, const char *path, const unsigned *lines, const char *name)
+{
+	char why[300];
+
+	tb_diag_format(d, why, sizeof(why));
+	return refuse(d, d->code, path, line_of(lines, name), name, why);
+}
+
+/* The trust anchor and the registry parse, the registry verifies
+ * against the trust anchor now and lists member_id. */
+static int
+check_documents(const char *path, const struct tb_config *c, const unsigned *lines,
+                struct tb_diag *d)
+{
+	struct tb_trust *trust = NULL;
+	struct tb_reg *reg = NULL;
+	struct tb_buf b;
+	int rc;
+
+	tb_buf_init(&b);
+	if ((rc = tb_file_read(c->trust, 1 << 20, &b, d)) != TB_OK ||
+	    (trust = tb_trust_parse(b.data, b.len, d)) == NULL) {
+		rc = refuse_diag(d, path, lines, "trust");
+		goto out;
+	}
+	tb_buf_reset(&b);
+	if ((rc = tb_file_read(c->registry, TB_REG_MAX_SIZE, &b, d)) != TB_OK ||
+	    (reg = tb_reg_parse(b.data, b.len, d)) == NULL ||
+	    (rc = tb_reg_verify(reg, trust, (int64_t)time(NULL), 0, NULL, d)) != TB_OK)
+		rc = refuse_diag(d, path, lines, "registry");
+	else if (tb_reg_find_member(reg, c->member_id) == TB_REG_NONE)
+		rc = refuse(d, TB_E_ARG, path, line_of(lines, "member_id"), "member_id",
+		            "not a member of the registry");
+out:
+	tb_reg_free(reg);
+	tb_trust_free(trust);
+	tb_buf_free(&b);
+	return rc;
+}
+
 int
 tb_config_check(const char *path, struct tb_diag *d)
 {
@@ -220,5 +265,7 @@ tb_config_check(const char *path, struct tb_diag *d)
 		snprintf(why, sizeof(why), "cannot read %s: %s", file, strerror(errno));
 		return refuse(d, TB_E_IO, path, lines[i], keys[i].name, why);
 	}
+	if ((rc = check_documents(path, &c, lines, d)) != TB_OK)
+		return rc;
 	return check_identity(path, &c, lines, d);
 }

@@ -56,12 +56,14 @@ struct tb_conf_table;
  * cannot be read). */
 int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
     __attribute__((warn_unused_result));
-/* The checks of `tongban-node -n` beyond tb_config_load: every file a
- * key names that start-up reads exists and is readable, and the DTLS
- * identity loads: key and sign_key are private keys, cert certifies key
- * for member_id, root is a CA certificate.  (The trust anchor, registry,
- * token and the other files are parsed by tb_node_new.)  Returns 0 or
- * TB_E_ARG / TB_E_IO with d->detail "file:line: key: why". */
+/* The checks of `tongban-node -n` beyond tb_config_load, each refusal
+ * naming the key: every file a key names that start-up reads exists and
+ * is readable; key and sign_key are private keys, cert certifies key for
+ * member_id, root is a CA certificate; the trust anchor parses, the
+ * registry parses, verifies against it now and lists member_id.  (The
+ * token, private endpoints and responder fixtures are parsed by
+ * tb_node_new.)  Returns 0 or a negative tb_err with d->detail
+ * "file:line: key: why" (no line for a key left at its default). */
 int tb_config_check(const char *path, struct tb_diag *d) __attribute__((warn_unused_result));
 /* The node's key table over struct tb_config (static). */
 const struct tb_conf_table *tb_config_table(void);
