@@ -81,7 +81,7 @@ reload_config(struct tb_node *n)
 		if (!(t->keys[i].flags & TB_CONF_RELOAD))
 			continue;
 		tb_conf_copy(&t->keys[i], &n->cfg, &c);
-		tb_conf_format(&t->keys[i], &c, v, sizeof(v));
+		tb_conf_format(&t->keys[i], &n->cfg, v, sizeof(v));
 		len += (size_t)snprintf(applied + len, sizeof(applied) - len, "%s%s %s",
 		                        len ? ", " : "", t->keys[i].name, v);
 		len = len < sizeof(applied) ? len : sizeof(applied) - 1;
