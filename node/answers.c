@@ -16,7 +16,9 @@
  * thread's commit means they are sent again and answered with their
  * original receipts.
  */
-#include "node.h"
+#include "answers.h"
+#include "ingest.h"
+#include "outbound.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,9 @@
  * loopback, bearer token).  docs/API.md lists the endpoints.  cJSON reads
  * request bodies here: nothing in them is signed as received.
  */
-#include "node.h"
+#include "api.h"
+#include "ingest.h"
+#include "outbound.h"
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>

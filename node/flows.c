@@ -4,7 +4,8 @@
  * both sides, and the reference responder that answers requests from a
  * fixtures file so that demos and tests need no outside system.
  */
-#include "node.h"
+#include "flows.h"
+#include "outbound.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -3,7 +3,11 @@
  * GET /fed/status, GET /fed/registry (observable).  docs/PROTOCOL.md
  * section 9.
  */
-#include "node.h"
+#include "flows.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "transport.h"
+#include "webhook.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,9 @@
 /* node.c - the node's state: keys, trust anchor, registry, journal. */
-#include "node.h"
+#include "flows.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "transport.h"
+#include "webhook.h"
 
 #include <netdb.h>
 #include <stdlib.h>

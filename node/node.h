@@ -18,7 +18,6 @@
 #include "../certs/tb_key.h"
 #include "../util/tb_buf.h"
 #include "config.h"
-#include "worker.h"
 
 struct tb_reg;
 struct tb_route;
@@ -32,90 +31,11 @@ struct tb_json;
 struct tb_json_limits;
 struct evhttp;
 struct evhttp_request;
-/* CoAP content-format: application/json with the deflate content coding
- * (IANA CoAP Content-Formats registry); PROTOCOL.md 9.2 */
-#define TB_CF_JSON_DEFLATE 11050
-/* Uri-Query of a batch POST /fed/msg whose sender rebuilds the receipts'
- * Merkle paths, so that the answer may leave them out (PROTOCOL.md 9.3).
- * One letter: every block repeats the request's options, and a few more
- * bytes make libcoap halve the block size (measured: 11 more bytes did) */
-#define TB_COMPACT_QUERY "c"
-/* Largest inflated answer to an exchange (receipts of up to 256
- * envelopes, or error objects) */
-#define TB_ANSWER_MAX (4u << 20)
 
 struct tb_ingest;
 struct tb_answers;
 struct tb_env_open_opts;
 struct cJSON;
-
-/* One outbound POST /fed/msg exchange: which messages it carries. */
-struct tb_exchange {
-	coap_session_t *session; /* tokens are unique per session only */
-	int slot;                /* which of the peer's sessions */
-	coap_bin_const_t token;
-	uint8_t tokbuf[8];
-	char hop[16];
-	size_t count;
-	char (*ids)[33];
-	char (*digests)[65];
-	char (*tos)[16];
-	bool *relayed; /* a message from another member, relayed by this hub */
-	int64_t sent_ms;
-	struct tb_exchange *next;
-};
-
-/* An exchange's answer, settled off the loop (answers.c): checked and
- * journalled by tb_outbound_settle on the ingest thread, then applied by
- * tb_outbound_settled on the loop, which frees it and the exchange. */
-struct tb_answer {
-	struct tb_work work;   /* first: the ingest thread's link */
-	struct tb_exchange *x; /* owned */
-	unsigned code;         /* the answer's CoAP code */
-	int cls;               /* its class: 2, 4 or 5 */
-	bool deflated;         /* content-format 11050 */
-	bool has_data;
-	uint8_t *data; /* the body as it came (owned) */
-	size_t len;
-	/* results, for the loop */
-	bool *delivered; /* per message: receipt verified and journalled */
-	size_t ndelivered;
-	uint64_t failed, retries;
-	bool relays; /* receipts queued to go back (a hub) */
-	struct {
-		char type[48];
-		char corr[33];
-	} * notes; /* per delivered request: for the responder, or NULL */
-};
-
-/* How long a message journalled for sending from memory waits before the
- * journal's queue offers it again: the longest it may wait in memory, plus
- * an exchange's answer timeout, plus 2 s for the clocks' rounding (the
- * journal counts whole seconds), so that it is not sent twice meanwhile. */
-#define TB_FRESH_SEND_S 5
-#define TB_FRESH_HOLD_S (TB_FRESH_SEND_S + 30 + 2)
-
-/* A message journalled and handed to the loop to send from memory, without
- * reading it back from the journal (outbound.c). */
-struct tb_fresh {
-	char id[33], to[16], digest[65];
-	int64_t expires;
-	int64_t handed_ms; /* when the loop took it over */
-	struct tb_buf env; /* its wire form */
-};
-
-/* Per-peer outbound state (delivery, circuit breaker).  Up to
- * peer_sessions DTLS sessions are kept to a peer: one block-wise exchange
- * runs per session, so parallel sessions carry parallel exchanges. */
-struct tb_peer {
-	char id[16];
-	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
-	int inflight[TB_PEER_SESSIONS_MAX]; /* exchanges awaiting an answer, per session */
-	bool drop;                          /* release all sessions at the next delivery round */
-	int failures;                       /* consecutive failures */
-	int64_t open_until_ms;              /* circuit open (no sends) until then */
-	struct tb_peer *next;
-};
 
 #define TB_LAT_BUCKETS 28
 #define TB_LAT_SLOTS 65536
@@ -227,150 +147,5 @@ int tb_node_route(struct tb_node *n, const char *service, const char *region, ch
 /* First endpoint host/port for the next hop towards member `to`. */
 int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
                      coap_address_t *addr, struct tb_diag *d);
-
-/* transport.c */
-int tb_transport_start(struct tb_node *n, struct tb_diag *d);
-void tb_transport_stop(struct tb_node *n);
-/* Re-arms libcoap's timer after work was queued outside its callbacks. */
-void tb_transport_kick(struct tb_node *n);
-/* The value of pdu's option num as an unsigned integer (Content-Format,
- * Accept), or -1 when it is absent. */
-long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
-/* The (cached) client session to peer member `to`, or NULL. */
-coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
-                                     struct tb_diag *d);
-void tb_transport_drop_peer(struct tb_node *n, const char *to);
-/* Releases retired sessions old enough to have no transfer left. */
-void tb_transport_reap(struct tb_node *n);
-/* Releases slot's session of peer id if it is still s (outside libcoap
- * callbacks only). */
-void tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s);
-/* The peer record for member id (created on first use); NULL on memory error. */
-struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
-
-/* inbound.c */
-int tb_inbound_init(struct tb_node *n);
-/* Notifies observers of /fed/registry. */
-void tb_inbound_registry_changed(struct tb_node *n);
-
-/* outbound.c */
-void tb_outbound_init(struct tb_node *n);
-/* Seals count messages with one batch signature (key) and journals them
- * in one transaction of j (all or none); on failure *bad is the offending
- * index.  Runs on the loop (j = n->journal) or on the ingest thread (its
- * own handle and key copy, holding reg_lock for reading); it does not
- * schedule delivery.  With fresh (count entries) the messages are held
- * for the loop to send from memory: each is journalled with its first
- * attempt TB_FRESH_HOLD_S ahead and fresh[i] receives its wire form
- * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
-int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
-                      const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
-                      struct tb_fresh *fresh, struct tb_diag *d);
-/* Loop: takes over v[0..count) from tb_outbound_store (the array stays the
- * caller's, the envelopes move) for the next delivery rounds; what the
- * memory queue has no room for goes back to the journal's queue. */
-void tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count);
-/* Frees the envelopes of v[0..count). */
-void tb_fresh_free(struct tb_fresh *v, size_t count);
-/* Loop, stopping: forgets the memory queue (the journal keeps it all). */
-void tb_outbound_forget(struct tb_node *n);
-/* One message sent from the loop (an inbox reply, the reference
- * responder): tb_outbound_store on the loop's journal and key, then its
- * latency clock and delivery; *id receives its id. */
-int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-                       struct tb_diag *d);
-void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
-void tb_latency_done(struct tb_node *n, const char *id);
-void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
-coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
-                                     const coap_pdu_t *recv, const coap_mid_t mid);
-void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-                      const coap_mid_t mid);
-/* Answers thread: checks a's receipts (o: key lookup under reg_lock, and
- * the thread's own signature cache) and journals the outcomes in j. */
-void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
-                        struct tb_answer *a);
-/* Loop: applies a's results (metrics, latency, responder, delivery) and
- * frees a with its exchange.  n NULL: only frees (shutting down). */
-void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
-
-/* answers.c: answers settled on the ingest thread */
-int tb_answers_start(struct tb_node *n, struct tb_diag *d);
-/* Queues a (owned) for the thread; without one, settles it on the loop. */
-void tb_answers_submit(struct tb_node *n, struct tb_answer *a);
-/* Settles what is queued, then stops the thread. */
-void tb_answers_stop(struct tb_node *n);
-
-/* regsync.c */
-int tb_regsync_start(struct tb_node *n);
-/* True when recv was a registry notification (handled). */
-bool tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv);
-void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
-
-/* flows.c */
-/* Message-flow checks of a received (for this node) / sent envelope,
- * inside the caller's journal transaction: body schema, answer matched to
- * an open request, case lifecycle (applied).  0 or TB_E_BODY,
- * TB_E_FLOW_UNMATCHED, TB_E_FLOW_STATE, TB_E_IO. */
-int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
-/* The outbound check reads and writes journal j: the loop's n->journal,
- * or the ingest thread's own handle (it reads only immutable parts of n
- * and the registry, under reg_lock). */
-int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
-                      struct tb_diag *d);
-int tb_responder_load(struct tb_node *n, struct tb_diag *d);
-void tb_responder_free(struct tb_responder *r);
-/* Answers a request received for this node from the fixtures (after its
- * transaction is committed). */
-void tb_responder_handle(struct tb_node *n, const struct tb_env *e);
-/* A message of type with corr was delivered: the responder's case.result
- * follows its case.accept.  Call outside transactions. */
-void tb_responder_delivered(struct tb_node *n, const char *type, const char *corr);
-/* Queues / runs tb_responder_delivered for deliveries found inside a
- * transaction. */
-void tb_responder_note(struct tb_node *n, const char *type, const char *corr);
-void tb_responder_run_pending(struct tb_node *n);
-
-/* webhook.c */
-/* Refuses a webhook URL that is not http:// on loopback. */
-int tb_webhook_check(const char *url, struct tb_diag *d);
-int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
-void tb_webhook_stop(struct tb_node *n);
-/* New messages are in the inbox: push soon. */
-void tb_webhook_kick(struct tb_node *n);
-
-/* api.c */
-int tb_api_start(struct tb_node *n, struct tb_diag *d);
-void tb_api_stop(struct tb_node *n);
-/* Sends a JSON answer (body borrowed). */
-void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
-/* The API's error object {"error": reason, "detail"?} as JSON text
- * (caller frees with cJSON_free), NULL when out of memory. */
-char *tb_api_error_text(const char *reason_token, const char *detail);
-/* HTTP status for a refused submission (tb_err code). */
-int tb_api_http_code(int err);
-/* Limits for a message request (POST /v1/messages, reply): 256 KiB, and
- * a message's body no deeper than an envelope allows under the bulk
- * array and the message object. */
-extern const struct tb_json_limits tb_api_json_limits;
-/* Reads one message request object, parsed by tb_json_parse, into f;
- * strings and the body stay owned by o's document.  default_to (may be
- * NULL) stands in for a missing "to".  NULL, or what is wrong ("type"
- * and "to" name a missing member). */
-const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
-/* ingest.c */
-/* Starts the ingest thread with its own journal handle and key copy. */
-int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
-/* Queues a POST /v1/messages body (raw, taken over) for the thread; the
- * answer is sent on the loop once it is journalled or refused. */
-void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
-/* Requests handed to the thread and not yet answered. */
-/* The ingest thread's worker and journal handle, for other jobs that
- * journal off the loop (answers.c); TB_E_ARG if it is not running. */
-int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
-size_t tb_ingest_pending(const struct tb_node *n);
-/* Lets the thread finish the queued requests, joins it and frees it;
- * answers not yet sent are dropped (their messages stay journalled). */
-void tb_ingest_stop(struct tb_node *n);
 
 #endif

@@ -3,7 +3,11 @@
  * verify receipts, retry with exponential backoff and jitter until the
  * message expires, with a circuit breaker per peer.
  */
-#include "node.h"
+#include "answers.h"
+#include "flows.h"
+#include "outbound.h"
+#include "regsync.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,8 @@
  * hub's /fed/registry; a newer valid registry is persisted, applied
  * without restart, and notified to this node's own observers (relay).
  */
-#include "node.h"
+#include "regsync.h"
+#include "transport.h"
 
 #include <string.h>
 

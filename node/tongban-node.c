@@ -12,7 +12,13 @@
 #include "../util/tb_file.h"
 #include "journal.h"
 #include "log.h"
-#include "node.h"
+#include "answers.h"
+#include "api.h"
+#include "ingest.h"
+#include "outbound.h"
+#include "regsync.h"
+#include "transport.h"
+#include "webhook.h"
 
 static void
 usage(FILE *f)

@@ -1,5 +1,8 @@
 /* transport.c - libcoap (CoAP over DTLS, GnuTLS) on the libevent loop. */
-#include "node.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "regsync.h"
+#include "transport.h"
 
 #include <netdb.h>
 #include <stdlib.h>

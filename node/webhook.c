@@ -5,7 +5,7 @@
  * retried with exponential backoff.  The inbox is the queue, so pushes
  * survive restarts.
  */
-#include "node.h"
+#include "webhook.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>

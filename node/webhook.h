@@ -1,0 +1,16 @@
+/*
+ * webhook.h - pushes received messages to the city's own system.
+ */
+#ifndef TB_WEBHOOK_H
+#define TB_WEBHOOK_H
+
+#include "node.h"
+
+/* Refuses a webhook URL that is not http:// on loopback. */
+int tb_webhook_check(const char *url, struct tb_diag *d);
+int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
+void tb_webhook_stop(struct tb_node *n);
+/* New messages are in the inbox: push soon. */
+void tb_webhook_kick(struct tb_node *n);
+
+#endif
