@@ -15,7 +15,7 @@
  * and n->cfg's fixed keys.  The journal file is shared through SQLite,
  * which serialises the two handles' write transactions.
  */
-#include "api.h"
+#include "apimsg.h"
 #include "ingest.h"
 #include "outbound.h"
 
