@@ -6,11 +6,14 @@
 
 #include "node.h"
 
-struct tb_answer;
+struct tb_journal;
+struct tb_worker;
 
-int tb_answers_start(struct tb_node *n, struct tb_diag *d);
-/* Queues a (owned) for the thread; without one, settles it on the loop. */
-void tb_answers_submit(struct tb_node *n, struct tb_answer *a);
+/* Settles outbound's answers (tb_outbound_set_settler) on thread, the
+ * ingest thread's worker, journalling on j, its journal handle (both
+ * borrowed: tb_ingest_thread); thread NULL: settled on the loop. */
+int tb_answers_start(struct tb_node *n, struct tb_worker *thread, struct tb_journal *j,
+                     struct tb_diag *d);
 /* Settles what is queued, then stops the thread. */
 void tb_answers_stop(struct tb_node *n);
 

@@ -34,6 +34,7 @@ struct evhttp_request;
 
 struct tb_ingest;
 struct tb_answers;
+struct tb_answer;
 struct tb_env_open_opts;
 struct cJSON;
 
@@ -73,6 +74,9 @@ struct tb_node {
 	struct evhttp *http;
 	struct tb_ingest *ingest;   /* POST /v1/messages worker (ingest.c) */
 	struct tb_answers *answers; /* receipts worker (answers.c) */
+	/* where outbound hands answers to be settled (tb_outbound_set_settler) */
+	void (*settler)(void *ctx, struct tb_answer *a);
+	void *settler_ctx;
 	char api_token[128];
 	struct tb_peer *peers;
 	struct tb_retired {

@@ -3,7 +3,6 @@
  * verify receipts, retry with exponential backoff and jitter until the
  * message expires, with a circuit breaker per peer.
  */
-#include "answers.h"
 #include "flows.h"
 #include "outbound.h"
 #include "regsync.h"
@@ -1091,13 +1090,20 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 	free(a);
 }
 
+void
+tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx)
+{
+	n->settler = fn;
+	n->settler_ctx = ctx;
+}
+
 coap_response_t
 tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
                      const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
 	struct tb_exchange *x;
-	struct tb_answer *a;
+	struct tb_answer *a = NULL;
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 
@@ -1107,7 +1113,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
 		return COAP_RESPONSE_OK;
 	coap_get_data_large(recv, &len, &data, &off, &total);
-	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	if (n->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
 	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
 	    (n->responder != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
 	    (data != NULL && (a->data = malloc(len ? len : 1)) == NULL)) {
@@ -1133,7 +1139,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	/* the session is free for the next exchange at once; the receipts
 	 * are checked and journalled on the ingest thread */
 	finish_exchange(n, x, a->cls == 2);
-	tb_answers_submit(n, a);
+	n->settler(n->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
 	return COAP_RESPONSE_OK;
 }

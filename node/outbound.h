@@ -103,6 +103,13 @@ coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
                                      const coap_pdu_t *recv, const coap_mid_t mid);
 void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
                       const coap_mid_t mid);
+/* Where the loop hands each exchange's answer (owned) to be settled:
+ * fn runs tb_outbound_settle, then tb_outbound_settled on the loop
+ * (answers.c does it on the ingest thread).  Registered at setup; without
+ * one an answer is dropped and its messages are sent again after the
+ * answer timeout. */
+typedef void (*tb_settler_fn)(void *ctx, struct tb_answer *a);
+void tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx);
 /* Answers thread: checks a's receipts (o: key lookup under reg_lock, and
  * the thread's own signature cache) and journals the outcomes in j. */
 void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,

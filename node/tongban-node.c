@@ -156,6 +156,18 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 		log_debug("journal: pruned %zu entries", removed);
 }
 
+/* The answers to exchanges are settled on the ingest thread. */
+static int
+start_answers(struct tb_node *n, struct tb_diag *d)
+{
+	struct tb_worker *w;
+	struct tb_journal *j;
+
+	if (tb_ingest_thread(n, &w, &j) != TB_OK)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "answers: no ingest thread");
+	return tb_answers_start(n, w, j, d);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -229,7 +241,7 @@ main(int argc, char **argv)
 	}
 	tb_outbound_init(n);
 	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
-	    tb_ingest_start(n, &d) != TB_OK || tb_answers_start(n, &d) != TB_OK ||
+	    tb_ingest_start(n, &d) != TB_OK || start_answers(n, &d) != TB_OK ||
 	    tb_webhook_start(n, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
