@@ -525,6 +525,7 @@ tb_node_free(struct tb_node *n)
 	free(n->lat_id);
 	free(n->lat_t0);
 	free(n->privs);
+	free(n->clients);
 	tb_responder_free(n->responder);
 	free(n->pending_results);
 	memset(n->api_token, 0, sizeof(n->api_token));

@@ -35,6 +35,7 @@ struct evhttp_request;
 struct tb_ingest;
 struct tb_answers;
 struct tb_answer;
+struct tb_transport_client;
 struct tb_env_open_opts;
 struct cJSON;
 
@@ -79,6 +80,8 @@ struct tb_node {
 	void *settler_ctx;
 	char api_token[128];
 	struct tb_peer *peers;
+	struct tb_transport_client *clients; /* registered at setup (transport.c) */
+	size_t nclients;
 	struct tb_retired {
 		coap_session_t *s;
 		int64_t since_ms;

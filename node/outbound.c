@@ -5,7 +5,6 @@
  */
 #include "flows.h"
 #include "outbound.h"
-#include "regsync.h"
 #include "transport.h"
 
 #include <stdio.h>
@@ -32,13 +31,19 @@
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
+static bool response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
+                        const coap_pdu_t *recv);
+static void nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r);
 static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
 static void free_exchange(struct tb_exchange *x);
 
 void
 tb_outbound_init(struct tb_node *n)
 {
+	struct tb_transport_client c = {response_cb, nack_cb, NULL, n};
+
 	n->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+	tb_transport_add_client(n, &c);
 }
 
 void
@@ -1097,21 +1102,19 @@ tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx)
 	n->settler_ctx = ctx;
 }
 
-coap_response_t
-tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
-                     const coap_mid_t mid)
+/* Transport client: an answer to an exchange (true), or to no exchange of
+ * this node's (false). */
+static bool
+response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_node *n = ctx;
 	struct tb_exchange *x;
 	struct tb_answer *a = NULL;
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 
-	(void)mid;
-	if (tb_regsync_response(n, s, recv))
-		return COAP_RESPONSE_OK;
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
-		return COAP_RESPONSE_OK;
+		return false;
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	if (n->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
 	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
@@ -1126,7 +1129,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		}
 		finish_exchange(n, x, false);
 		free_exchange(x);
-		return COAP_RESPONSE_OK;
+		return true;
 	}
 	a->x = x;
 	a->code = coap_pdu_get_code(recv);
@@ -1141,17 +1144,15 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	finish_exchange(n, x, a->cls == 2);
 	n->settler(n->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
-	return COAP_RESPONSE_OK;
+	return true;
 }
 
-void
-tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-                 const coap_mid_t mid)
+static void
+nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_node *n = ctx;
 	struct tb_exchange *x = sent ? take_exchange(n, s, sent, NULL) : NULL;
 
-	(void)mid;
 	if (x == NULL)
 		return;
 	log_info("exchange with %s failed (nack %d): %zu message(s) will be retried", x->hop,

@@ -71,6 +71,8 @@ struct tb_fresh {
 	struct tb_buf env; /* its wire form */
 };
 
+/* Sets up the delivery timer and registers with the transport for the
+ * answers to exchanges. */
 void tb_outbound_init(struct tb_node *n);
 /* Seals count messages with one batch signature (key) and journals them
  * in one transaction of j (all or none); on failure *bad is the offending
@@ -99,10 +101,6 @@ int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
-coap_response_t tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent,
-                                     const coap_pdu_t *recv, const coap_mid_t mid);
-void tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-                      const coap_mid_t mid);
 /* Where the loop hands each exchange's answer (owned) to be settled:
  * fn runs tb_outbound_settle, then tb_outbound_settled on the loop
  * (answers.c does it on the ingest thread).  Registered at setup; without

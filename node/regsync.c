@@ -65,13 +65,19 @@ resync_cb(evutil_socket_t fd, short what, void *arg)
 		observe(n);
 }
 
+static bool response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
+                        const coap_pdu_t *recv);
+static void lost_cb(void *ctx, coap_session_t *s);
+
 int
 tb_regsync_start(struct tb_node *n)
 {
 	struct timeval tv = {RESYNC_S, 0};
+	struct tb_transport_client c = {response_cb, NULL, lost_cb, n};
 
 	if (n->cfg.registry_upstream[0] == '\0')
 		return TB_OK;
+	tb_transport_add_client(n, &c);
 	if ((n->resync_timer = event_new(n->base, -1, EV_PERSIST, resync_cb, n)) == NULL ||
 	    evtimer_add(n->resync_timer, &tv) != 0)
 		return TB_E_NOMEM;
@@ -79,23 +85,31 @@ tb_regsync_start(struct tb_node *n)
 	return TB_OK;
 }
 
-void
-tb_regsync_lost(struct tb_node *n, coap_session_t *s)
+/* Transport client: the observation's session is gone. */
+static void
+lost_cb(void *ctx, coap_session_t *s)
 {
+	struct tb_node *n = ctx;
+
 	if (s == n->obs_session) {
 		n->obs_session = NULL;
 		n->obs_toklen = 0;
 	}
 }
 
-bool
-tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv)
+/* Transport client: true when recv was a registry notification
+ * (handled). */
+static bool
+response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv)
 {
+	struct tb_node *n = ctx;
 	coap_bin_const_t tok = coap_pdu_get_token(recv);
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 	struct tb_diag d;
 	char line[300];
+
+	(void)sent;
 
 	/* tokens are per session: match both */
 	if (n->obs_toklen == 0 || s != n->obs_session || tok.length != n->obs_toklen ||

@@ -6,9 +6,8 @@
 
 #include "node.h"
 
+/* With registry_upstream set: registers with the transport for the
+ * notifications and lost sessions, and starts observing. */
 int tb_regsync_start(struct tb_node *n);
-/* True when recv was a registry notification (handled). */
-bool tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv);
-void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
 
 #endif

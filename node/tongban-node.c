@@ -14,6 +14,7 @@
 #include "log.h"
 #include "answers.h"
 #include "api.h"
+#include "inbound.h"
 #include "ingest.h"
 #include "outbound.h"
 #include "regsync.h"
@@ -156,6 +157,15 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 		log_debug("journal: pruned %zu entries", removed);
 }
 
+/* The CoAP resources, on the transport's context. */
+static int
+start_inbound(struct tb_node *n, struct tb_diag *d)
+{
+	if (tb_inbound_init(n) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
+	return TB_OK;
+}
+
 /* The answers to exchanges are settled on the ingest thread. */
 static int
 start_answers(struct tb_node *n, struct tb_diag *d)
@@ -240,9 +250,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	tb_outbound_init(n);
-	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
-	    tb_ingest_start(n, &d) != TB_OK || start_answers(n, &d) != TB_OK ||
-	    tb_webhook_start(n, &d) != TB_OK) {
+	if (tb_transport_start(n, &d) != TB_OK || start_inbound(n, &d) != TB_OK ||
+	    tb_api_start(n, &d) != TB_OK || tb_ingest_start(n, &d) != TB_OK ||
+	    start_answers(n, &d) != TB_OK || tb_webhook_start(n, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}

@@ -29,6 +29,26 @@ struct tb_peer {
 	struct tb_peer *next;
 };
 
+/* A stage that sends requests through the transport (outbound.c,
+ * regsync.c) and is told what becomes of them: registered at setup,
+ * since libcoap takes one handler of each kind per context.  Any
+ * function may be NULL; each runs on the loop, inside libcoap. */
+struct tb_transport_client {
+	/* recv answers a request this client sent: true when it did (the
+	 * answer is then offered to no other client) */
+	bool (*response)(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
+	                 const coap_pdu_t *recv);
+	/* libcoap gave up on sent (offered to every client) */
+	void (*nack)(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r);
+	/* s closed, failed or was retired: nothing more arrives on it */
+	void (*lost)(void *ctx, coap_session_t *s);
+	void *ctx;
+};
+#define TB_TRANSPORT_CLIENTS 4
+/* Registers c (copied); more than TB_TRANSPORT_CLIENTS is a bug, and
+ * out of memory at setup is fatal (both abort). */
+void tb_transport_add_client(struct tb_node *n, const struct tb_transport_client *c);
+
 int tb_transport_start(struct tb_node *n, struct tb_diag *d);
 void tb_transport_stop(struct tb_node *n);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
