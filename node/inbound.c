@@ -622,9 +622,13 @@ hnd_get_registry(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &n->reg_bytes);
 }
 
-void
-tb_inbound_registry_changed(struct tb_node *n)
+/* A new registry is served: its observers are told. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
 {
+	struct tb_node *n = ctx;
+
+	(void)reg;
 	coap_resource_notify_observers(n->res_registry, NULL);
 }
 
@@ -654,5 +658,6 @@ tb_inbound_init(struct tb_node *n)
 	/* libcoap prints ";obs" for an observable resource itself */
 	coap_add_resource(n->coap, r);
 	n->res_registry = r;
+	tb_node_on_registry(n, registry_applied, n);
 	return TB_OK;
 }

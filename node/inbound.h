@@ -7,8 +7,8 @@
 
 #include "node.h"
 
+/* Adds the resources to the transport's context; observers of
+ * /fed/registry are notified of each registry applied from then on. */
 int tb_inbound_init(struct tb_node *n);
-/* Notifies observers of /fed/registry. */
-void tb_inbound_registry_changed(struct tb_node *n);
 
 #endif

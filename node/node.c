@@ -1,8 +1,6 @@
 /* node.c - the node's state: keys, trust anchor, registry, journal. */
+#include "node.h"
 #include "flows.h"
-#include "inbound.h"
-#include "outbound.h"
-#include "transport.h"
 #include "webhook.h"
 
 #include <netdb.h>
@@ -260,21 +258,26 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
 	         (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
 	         (long long)tb_reg_valid_until(reg));
-	/* client sessions to members no longer active are cut at the next
-	 * delivery round (this may run inside a libcoap callback); inbound
-	 * messages are checked against the new registry anyway */
-	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
-		size_t pm = tb_reg_find_member(reg, p->id);
-		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
-			p->drop = true;
-	}
-	tb_outbound_schedule(n, 0);
-	if (n->res_registry != NULL)
-		tb_inbound_registry_changed(n);
+	/* the stages that keep something derived from the registry (transport:
+	 * sessions; outbound: due messages; inbound: observers) */
+	for (size_t i = 0; i < n->nreg_hooks; i++)
+		n->reg_hooks[i].fn(n->reg_hooks[i].ctx, reg);
 	return TB_OK;
 fail:
 	tb_reg_free(reg);
 	return rc;
+}
+
+void
+tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct tb_reg *reg), void *ctx)
+{
+	struct tb_reg_hook *v = realloc(n->reg_hooks, (n->nreg_hooks + 1) * sizeof(*v));
+
+	if (v == NULL)
+		abort(); /* setup only */
+	n->reg_hooks = v;
+	v[n->nreg_hooks].fn = fn;
+	v[n->nreg_hooks++].ctx = ctx;
 }
 
 bool
@@ -517,15 +520,12 @@ tb_node_free(struct tb_node *n)
 	for (size_t i = 0; i < n->ninterned; i++)
 		free(n->interned[i]);
 	free(n->interned);
-	for (struct tb_peer *p = n->peers, *q; p != NULL; p = q) {
-		q = p->next;
-		free(p);
-	}
 	tb_journal_close(n->journal);
 	free(n->lat_id);
 	free(n->lat_t0);
 	free(n->privs);
 	free(n->clients);
+	free(n->reg_hooks);
 	tb_responder_free(n->responder);
 	free(n->pending_results);
 	memset(n->api_token, 0, sizeof(n->api_token));

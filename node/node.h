@@ -119,6 +119,12 @@ struct tb_node {
 		char uri[120];
 	} * privs;
 	size_t nprivs;
+	/* called when a registry is applied (tb_node_on_registry) */
+	struct tb_reg_hook {
+		void (*fn)(void *ctx, const struct tb_reg *reg);
+		void *ctx;
+	} * reg_hooks;
+	size_t nreg_hooks;
 	/* pubkey cache for message verification, rebuilt with the registry */
 	struct tb_pub **pubs;
 	size_t *pub_base; /* index in pubs of each member's first key */
@@ -139,6 +145,10 @@ void tb_node_free(struct tb_node *n);
  * refuses one not newer than the current (unless it is the first). */
 int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
                            struct tb_diag *d);
+/* Registers fn to be called (on the loop) with each registry applied
+ * after this, once it is in force; setup only (out of memory aborts). */
+void tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct tb_reg *reg),
+                         void *ctx);
 /* The public key with this id of active member `from` for message
  * signatures; NULL when none (tb_env_open lookup). */
 const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);

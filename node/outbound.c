@@ -37,6 +37,14 @@ static void nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_n
 static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
 static void free_exchange(struct tb_exchange *x);
 
+/* A new registry may route messages waiting for a route: a round now. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
+{
+	(void)reg;
+	tb_outbound_schedule(ctx, 0);
+}
+
 void
 tb_outbound_init(struct tb_node *n)
 {
@@ -44,6 +52,7 @@ tb_outbound_init(struct tb_node *n)
 
 	n->deliver_timer = evtimer_new(n->base, deliver_cb, n);
 	tb_transport_add_client(n, &c);
+	tb_node_on_registry(n, registry_applied, n);
 }
 
 void

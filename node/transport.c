@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "../federation/tb_reg.h"
 #include "../util/tb_err.h"
 #include "log.h"
 
@@ -233,6 +234,21 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 	return 0;
 }
 
+/* A new registry: client sessions to members no longer active are cut at
+ * the next delivery round (this may run inside a libcoap callback);
+ * inbound messages are checked against the new registry anyway. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
+{
+	struct tb_node *n = ctx;
+
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
+		size_t pm = tb_reg_find_member(reg, p->id);
+		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
+			p->drop = true;
+	}
+}
+
 int
 tb_transport_start(struct tb_node *n, struct tb_diag *d)
 {
@@ -279,6 +295,7 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
 	if (n->coap_ev == NULL || n->coap_timer == NULL || event_add(n->coap_ev, NULL) != 0)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "event setup");
+	tb_node_on_registry(n, registry_applied, n);
 	tb_transport_kick(n);
 	log_info("member %s listening on coaps://%s:%d", n->cfg.member_id, n->cfg.listen_host,
 	         n->cfg.listen_port);
@@ -293,6 +310,11 @@ tb_transport_stop(struct tb_node *n)
 	if (n->coap_timer != NULL)
 		event_free(n->coap_timer);
 	n->coap_ev = n->coap_timer = NULL;
+	for (struct tb_peer *p = n->peers, *q; p != NULL; p = q) {
+		q = p->next;
+		free(p);
+	}
+	n->peers = NULL;
 	free(n->retired); /* their sessions go with the context */
 	n->retired = NULL;
 	n->nretired = 0;
