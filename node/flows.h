@@ -1,5 +1,6 @@
 /*
- * flows.h - message flows at the node, and the reference responder.
+ * flows.h - message flows at the node: the checks of a message received
+ * or sent against the journal's open requests and cases.
  */
 #ifndef TB_FLOWS_H
 #define TB_FLOWS_H
@@ -19,17 +20,4 @@ int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *
  * and the registry, under reg_lock). */
 int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
                       struct tb_diag *d);
-int tb_responder_load(struct tb_node *n, struct tb_diag *d);
-void tb_responder_free(struct tb_responder *r);
-/* Answers a request received for this node from the fixtures (after its
- * transaction is committed). */
-void tb_responder_handle(struct tb_node *n, const struct tb_env *e);
-/* A message of type with corr was delivered: the responder's case.result
- * follows its case.accept.  Call outside transactions. */
-void tb_responder_delivered(struct tb_node *n, const char *type, const char *corr);
-/* Queues / runs tb_responder_delivered for deliveries found inside a
- * transaction. */
-void tb_responder_note(struct tb_node *n, const char *type, const char *corr);
-void tb_responder_run_pending(struct tb_node *n);
-
 #endif

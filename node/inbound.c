@@ -299,9 +299,10 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
 		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
 		                        "delivered");
-		n->m.out_delivered++;
-		tb_latency_done(n, corr);
-		tb_responder_note(n, st.type, st.corr);
+		for (size_t k = 0; k < n->nconsumers; k++)
+			if (n->consumers[k].returned != NULL)
+				n->consumers[k].returned(n->consumers[k].ctx, corr, st.type,
+				                         st.corr);
 	}
 }
 
@@ -521,13 +522,15 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
-	if (relayed)
-		tb_outbound_schedule(n, 0);
-	tb_responder_run_pending(n);
+	/* the consumers: relays to send, messages for local systems */
+	for (size_t k = 0; k < n->nconsumers; k++)
+		if (n->consumers[k].committed != NULL)
+			n->consumers[k].committed(n->consumers[k].ctx, relayed);
 	for (int i = 0; i < count; i++)
-		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL)
-			tb_responder_handle(n, it[i].env);
-	tb_webhook_kick(n);
+		for (size_t k = 0; k < n->nconsumers; k++)
+			if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL &&
+			    n->consumers[k].received != NULL)
+				n->consumers[k].received(n->consumers[k].ctx, it[i].env);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
@@ -630,6 +633,17 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 
 	(void)reg;
 	coap_resource_notify_observers(n->res_registry, NULL);
+}
+
+void
+tb_inbound_add_consumer(struct tb_node *n, const struct tb_inbound_consumer *c)
+{
+	struct tb_inbound_consumer *v = realloc(n->consumers, (n->nconsumers + 1) * sizeof(*v));
+
+	if (v == NULL)
+		abort(); /* setup only */
+	n->consumers = v;
+	n->consumers[n->nconsumers++] = *c;
 }
 
 int

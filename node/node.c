@@ -1,7 +1,5 @@
 /* node.c - the node's state: keys, trust anchor, registry, journal. */
 #include "node.h"
-#include "flows.h"
-#include "webhook.h"
 
 #include <netdb.h>
 #include <stdlib.h>
@@ -494,9 +492,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		            n->cfg.member_id);
 		goto fail;
 	}
-	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK ||
-	    tb_responder_load(n, d) != TB_OK ||
-	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, d) != TB_OK))
+	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK)
 		goto fail;
 	tb_buf_free(&b);
 	return n;
@@ -526,8 +522,7 @@ tb_node_free(struct tb_node *n)
 	free(n->privs);
 	free(n->clients);
 	free(n->reg_hooks);
-	tb_responder_free(n->responder);
-	free(n->pending_results);
+	free(n->consumers);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	pthread_rwlock_destroy(&n->reg_lock);
 	free(n);

@@ -23,7 +23,7 @@ struct tb_reg;
 struct tb_route;
 struct tb_trust;
 struct tb_journal;
-struct tb_responder;
+struct tb_inbound_consumer;
 struct tb_webhook;
 struct tb_env;
 struct tb_env_fields;
@@ -107,12 +107,13 @@ struct tb_node {
 	int64_t obs_last_ms;
 	bool obs_ok; /* a notification has arrived on this observation */
 	struct event *resync_timer;
-	struct tb_responder *responder; /* reference responder, or NULL */
-	struct tb_webhook *webhook;     /* push to the city's system, or NULL */
-	/* delivered case.accept messages whose case.result the responder
-	 * sends once the delivering transaction is committed */
-	char (*pending_results)[33];
-	size_t npending_results;
+	struct tb_webhook *webhook; /* push to the city's system, or NULL */
+	/* told what the inbound stage received (tb_inbound_add_consumer) */
+	struct tb_inbound_consumer *consumers;
+	size_t nconsumers;
+	/* told of each delivered message (tb_outbound_on_delivered), or NULL */
+	void (*delivered)(void *ctx, const char *type, const char *corr);
+	void *delivered_ctx;
 	/* hub: members without registry endpoints that only this hub reaches */
 	struct tb_private_ep {
 		char id[8];

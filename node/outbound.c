@@ -950,7 +950,7 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 			relay_back(n, j, x->ids[i], r);
 			a->relays = true;
 		}
-		if (n->responder != NULL && a->notes != NULL) {
+		if (a->notes != NULL) {
 			struct tb_journal_status st;
 			if (tb_journal_outbound_status(j, x->ids[i], &st, NULL) == TB_OK &&
 			    st.corr[0] != '\0') {
@@ -1091,9 +1091,8 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 				continue;
 			tb_latency_done(n, x->ids[i]);
 			if (a->notes != NULL && a->notes[i].corr[0] != '\0')
-				tb_responder_note(n, a->notes[i].type, a->notes[i].corr);
+				n->delivered(n->delivered_ctx, a->notes[i].type, a->notes[i].corr);
 		}
-		tb_responder_run_pending(n);
 		if (a->relays || a->ndelivered < x->count)
 			tb_outbound_schedule(n, 0);
 	}
@@ -1102,6 +1101,32 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 	free(a->notes);
 	free(a->data);
 	free(a);
+}
+
+void
+tb_outbound_on_delivered(struct tb_node *n,
+                         void (*fn)(void *ctx, const char *type, const char *corr), void *ctx)
+{
+	n->delivered = fn;
+	n->delivered_ctx = ctx;
+}
+
+void
+tb_outbound_returned(void *ctx, const char *id, const char *type, const char *corr)
+{
+	struct tb_node *n = ctx;
+
+	(void)type;
+	(void)corr;
+	n->m.out_delivered++;
+	tb_latency_done(n, id);
+}
+
+void
+tb_outbound_relays_queued(void *ctx, bool relayed)
+{
+	if (relayed)
+		tb_outbound_schedule(ctx, 0);
 }
 
 void
@@ -1127,7 +1152,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	coap_get_data_large(recv, &len, &data, &off, &total);
 	if (n->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
 	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
-	    (n->responder != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
+	    (n->delivered != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
 	    (data != NULL && (a->data = malloc(len ? len : 1)) == NULL)) {
 		/* its messages are due again after the answer timeout */
 		log_warnx("answer of %s dropped: out of memory", x->hop);

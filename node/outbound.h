@@ -52,7 +52,7 @@ struct tb_answer {
 	struct {
 		char type[48];
 		char corr[33];
-	} * notes; /* per delivered request: for the responder, or NULL */
+	} * notes; /* per delivered message: for tb_outbound_on_delivered, or NULL */
 };
 
 /* How long a message journalled for sending from memory waits before the
@@ -101,6 +101,17 @@ int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
+/* Registers fn (one, at setup): called on the loop, outside transactions,
+ * with the type and corr of each message delivered that has a corr (the
+ * reference responder's case.result follows a delivered case.accept). */
+void tb_outbound_on_delivered(struct tb_node *n,
+                              void (*fn)(void *ctx, const char *type, const char *corr), void *ctx);
+/* Inbound consumer functions (struct tb_inbound_consumer, ctx n),
+ * registered by tongban-node.c: a receipt that came back through a hub
+ * stops message id's latency clock and counts it delivered; relays
+ * queued by a hub are sent in a delivery round now. */
+void tb_outbound_returned(void *ctx, const char *id, const char *type, const char *corr);
+void tb_outbound_relays_queued(void *ctx, bool relayed);
 /* Where the loop hands each exchange's answer (owned) to be settled:
  * fn runs tb_outbound_settle, then tb_outbound_settled on the loop
  * (answers.c does it on the ingest thread).  Registered at setup; without

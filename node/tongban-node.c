@@ -18,6 +18,7 @@
 #include "ingest.h"
 #include "outbound.h"
 #include "regsync.h"
+#include "responder.h"
 #include "transport.h"
 #include "webhook.h"
 
@@ -161,9 +162,23 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 static int
 start_inbound(struct tb_node *n, struct tb_diag *d)
 {
+	/* the outbound stage sends a hub's relays, and settles messages of
+	 * ours whose receipts came back through a hub */
+	struct tb_inbound_consumer out = {tb_outbound_returned, tb_outbound_relays_queued, NULL, n};
+
 	if (tb_inbound_init(n) != TB_OK)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
+	tb_inbound_add_consumer(n, &out);
 	return TB_OK;
+}
+
+/* The optional consumers of what arrives: the reference responder
+ * (responder NULL: none) and the webhook. */
+static int
+start_consumers(struct tb_node *n, struct tb_responder *responder, struct tb_diag *d)
+{
+	tb_responder_start(responder);
+	return tb_webhook_start(n, d);
 }
 
 /* The answers to exchanges are settled on the ingest thread. */
@@ -189,6 +204,7 @@ main(int argc, char **argv)
 	const char *config = NULL;
 	bool check = false;
 	struct tb_node *n;
+	struct tb_responder *responder = NULL;
 	struct tb_diag d;
 	char line[400];
 	int c, rc = 1;
@@ -210,15 +226,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
 		return 1;
 	}
-	if ((n = tb_node_new(config, &d)) == NULL) {
+	if ((n = tb_node_new(config, &d)) == NULL ||
+	    tb_responder_load(n, &responder, &d) != TB_OK ||
+	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, &d) != TB_OK)) {
 		fprintf(stderr, "tongban-node: %s\n",
 		        d.code == TB_E_ARG || d.code == TB_E_IO
 		            ? d.detail
 		            : tb_diag_format(&d, line, sizeof(line)));
+		tb_node_free(n);
 		return 1;
 	}
 	if (check) {
 		printf("configuration OK\n");
+		tb_responder_free(responder);
 		tb_node_free(n);
 		return 0;
 	}
@@ -252,7 +272,7 @@ main(int argc, char **argv)
 	tb_outbound_init(n);
 	if (tb_transport_start(n, &d) != TB_OK || start_inbound(n, &d) != TB_OK ||
 	    tb_api_start(n, &d) != TB_OK || tb_ingest_start(n, &d) != TB_OK ||
-	    start_answers(n, &d) != TB_OK || tb_webhook_start(n, &d) != TB_OK) {
+	    start_answers(n, &d) != TB_OK || start_consumers(n, responder, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
@@ -307,6 +327,7 @@ out:
 	}
 	if (n->base)
 		event_base_free(n->base);
+	tb_responder_free(responder);
 	tb_node_free(n);
 	return rc;
 }

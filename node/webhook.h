@@ -8,9 +8,10 @@
 
 /* Refuses a webhook URL that is not http:// on loopback. */
 int tb_webhook_check(const char *url, struct tb_diag *d);
+/* With the config key `webhook` set: connects (lazily) and registers with
+ * the inbound stage, so that each committed exchange prompts a push of
+ * what is new in the inbox. */
 int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
 void tb_webhook_stop(struct tb_node *n);
-/* New messages are in the inbox: push soon. */
-void tb_webhook_kick(struct tb_node *n);
 
 #endif
