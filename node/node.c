@@ -456,12 +456,6 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	tb_buf_init(&n->reg_bytes);
 	pthread_rwlock_init(&n->reg_lock, NULL);
 	n->config_path = config_path;
-	n->lat_id = calloc(TB_LAT_SLOTS, sizeof(*n->lat_id));
-	n->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*n->lat_t0));
-	if (n->lat_id == NULL || n->lat_t0 == NULL) {
-		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		goto fail;
-	}
 	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
 		goto fail;
 	if (!tb_log_level_parse(n->cfg.log_level, &lvl)) {
@@ -517,8 +511,6 @@ tb_node_free(struct tb_node *n)
 		free(n->interned[i]);
 	free(n->interned);
 	tb_journal_close(n->journal);
-	free(n->lat_id);
-	free(n->lat_t0);
 	free(n->privs);
 	free(n->clients);
 	free(n->reg_hooks);

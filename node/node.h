@@ -35,6 +35,7 @@ struct evhttp_request;
 struct tb_ingest;
 struct tb_answers;
 struct tb_answer;
+struct tb_outbound;
 struct tb_transport_client;
 struct tb_env_open_opts;
 struct cJSON;
@@ -57,8 +58,7 @@ struct tb_node {
 	struct tb_config cfg;
 	const char *config_path;
 	struct event_base *base;
-	struct event *coap_ev, *coap_timer, *deliver_timer, *sigterm_ev, *sighup_ev, *sigint_ev,
-	    *prune_timer;
+	struct event *coap_ev, *coap_timer, *sigterm_ev, *sighup_ev, *sigint_ev, *prune_timer;
 	coap_context_t *coap;
 	coap_resource_t *res_registry;
 	struct tb_key *sign_key;
@@ -75,9 +75,7 @@ struct tb_node {
 	struct evhttp *http;
 	struct tb_ingest *ingest;   /* POST /v1/messages worker (ingest.c) */
 	struct tb_answers *answers; /* receipts worker (answers.c) */
-	/* where outbound hands answers to be settled (tb_outbound_set_settler) */
-	void (*settler)(void *ctx, struct tb_answer *a);
-	void *settler_ctx;
+	struct tb_outbound *out;    /* the outbound stage (outbound.c) */
 	char api_token[128];
 	struct tb_peer *peers;
 	struct tb_transport_client *clients; /* registered at setup (transport.c) */
@@ -90,16 +88,9 @@ struct tb_node {
 	char **interned; /* member id strings handed to sessions */
 	size_t ninterned;
 	bool draining;
-	bool deliver_scheduled;
 	struct tb_metrics m;
-	/* submit time of recent outbound messages, by id hash (latency) */
-	char (*lat_id)[33];
-	int64_t *lat_t0;
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
-	struct tb_exchange *exchanges;       /* outbound exchanges awaiting answers */
-	struct tb_fresh *fresh;              /* journalled messages to send from memory */
-	size_t fresh_head, nfresh, capfresh; /* the queue is [fresh_head, nfresh) */
 	/* registry observation of the upstream hub (regsync.c) */
 	coap_session_t *obs_session;
 	uint8_t obs_token[8];
@@ -111,9 +102,6 @@ struct tb_node {
 	/* told what the inbound stage received (tb_inbound_add_consumer) */
 	struct tb_inbound_consumer *consumers;
 	size_t nconsumers;
-	/* told of each delivered message (tb_outbound_on_delivered), or NULL */
-	void (*delivered)(void *ctx, const char *type, const char *corr);
-	void *delivered_ctx;
 	/* hub: members without registry endpoints that only this hub reaches */
 	struct tb_private_ep {
 		char id[8];

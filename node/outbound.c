@@ -30,6 +30,22 @@
 #define BREAKER_AFTER 5       /* consecutive failures that open the circuit */
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
+/* The stage's state, the loop's only (tb_outbound_init). */
+struct tb_outbound {
+	struct event *deliver_timer;
+	struct tb_exchange *exchanges;       /* exchanges awaiting answers */
+	struct tb_fresh *fresh;              /* journalled messages to send from memory */
+	size_t fresh_head, nfresh, capfresh; /* the queue is [fresh_head, nfresh) */
+	/* submit time of recent outbound messages, by id hash (latency) */
+	char (*lat_id)[33];
+	int64_t *lat_t0;
+	tb_settler_fn settler; /* where answers are settled */
+	void *settler_ctx;
+	/* told of each delivered message, or NULL */
+	void (*delivered)(void *ctx, const char *type, const char *corr);
+	void *delivered_ctx;
+};
+
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
 static bool response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
                         const coap_pdu_t *recv);
@@ -45,31 +61,61 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	tb_outbound_schedule(ctx, 0);
 }
 
-void
-tb_outbound_init(struct tb_node *n)
+int
+tb_outbound_init(struct tb_node *n, struct tb_diag *d)
 {
 	struct tb_transport_client c = {response_cb, nack_cb, NULL, n};
+	struct tb_outbound *o = calloc(1, sizeof(*o));
 
-	n->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+	if (o == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
+	n->out = o;
+	o->lat_id = calloc(TB_LAT_SLOTS, sizeof(*o->lat_id));
+	o->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*o->lat_t0));
+	o->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+	if (o->lat_id == NULL || o->lat_t0 == NULL || o->deliver_timer == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
 	tb_transport_add_client(n, &c);
 	tb_node_on_registry(n, registry_applied, n);
+	return TB_OK;
 }
 
+void
+tb_outbound_free(struct tb_node *n)
+{
+	struct tb_outbound *o = n->out;
+
+	if (o == NULL)
+		return;
+	if (o->deliver_timer)
+		event_free(o->deliver_timer);
+	while (o->exchanges != NULL) {
+		struct tb_exchange *x = o->exchanges;
+		o->exchanges = x->next;
+		free_exchange(x);
+	}
+	tb_fresh_free(o->fresh + o->fresh_head, o->nfresh - o->fresh_head);
+	free(o->fresh);
+	free(o->lat_id);
+	free(o->lat_t0);
+	free(o);
+	n->out = NULL;
+}
 void
 tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 {
 	struct timeval tv;
 
-	if (n->deliver_timer == NULL)
+	if (n->out == NULL || n->out->deliver_timer == NULL)
 		return;
 	if (delay_ms < 0)
 		delay_ms = 0;
 	tv.tv_sec = (time_t)(delay_ms / 1000);
 	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
 	/* an earlier deadline wins over a pending later one */
-	if (evtimer_pending(n->deliver_timer, NULL)) {
+	if (evtimer_pending(n->out->deliver_timer, NULL)) {
 		struct timeval when, now;
-		evtimer_pending(n->deliver_timer, &when);
+		evtimer_pending(n->out->deliver_timer, &when);
 		event_base_gettimeofday_cached(n->base, &now);
 		if (evutil_timercmp(&when, &now, <))
 			return;
@@ -78,7 +124,7 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 		if (evutil_timercmp(&d, &tv, <))
 			return;
 	}
-	evtimer_add(n->deliver_timer, &tv);
+	evtimer_add(n->out->deliver_timer, &tv);
 }
 
 int
@@ -244,8 +290,8 @@ void
 tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms)
 {
 	size_t i = lat_slot(id);
-	memcpy(n->lat_id[i], id, 32);
-	n->lat_t0[i] = now_ms;
+	memcpy(n->out->lat_id[i], id, 32);
+	n->out->lat_t0[i] = now_ms;
 }
 
 /* Buckets in milliseconds (upper bounds) of the delivery histogram. */
@@ -259,10 +305,10 @@ tb_latency_done(struct tb_node *n, const char *id)
 	size_t i = lat_slot(id);
 	double ms;
 
-	if (memcmp(n->lat_id[i], id, 32) != 0)
+	if (memcmp(n->out->lat_id[i], id, 32) != 0)
 		return; /* submitted before a restart, or its slot was reused */
-	ms = (double)(tb_now_ms() - n->lat_t0[i]);
-	n->lat_id[i][0] = '\0';
+	ms = (double)(tb_now_ms() - n->out->lat_t0[i]);
+	n->out->lat_id[i][0] = '\0';
 	n->m.lat_sum_ms += ms;
 	n->m.lat_count++;
 	for (int b = 0; b < TB_LAT_BUCKETS; b++)
@@ -458,8 +504,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		pdu = NULL;
 		goto fail;
 	}
-	x->next = n->exchanges;
-	n->exchanges = x;
+	x->next = n->out->exchanges;
+	n->out->exchanges = x;
 	struct tb_peer *p = peer_of(n, hop);
 	if (p != NULL)
 		p->inflight[slot]++;
@@ -512,30 +558,30 @@ tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
 
 	/* the sent front is dropped once it is as long as what is left, so
 	 * that each message is moved about once */
-	if (n->fresh_head > 0 && n->fresh_head >= n->nfresh - n->fresh_head) {
-		memmove(n->fresh, n->fresh + n->fresh_head,
-		        (n->nfresh - n->fresh_head) * sizeof(*n->fresh));
-		n->nfresh -= n->fresh_head;
-		n->fresh_head = 0;
+	if (n->out->fresh_head > 0 && n->out->fresh_head >= n->out->nfresh - n->out->fresh_head) {
+		memmove(n->out->fresh, n->out->fresh + n->out->fresh_head,
+		        (n->out->nfresh - n->out->fresh_head) * sizeof(*n->out->fresh));
+		n->out->nfresh -= n->out->fresh_head;
+		n->out->fresh_head = 0;
 	}
-	size_t live = n->nfresh - n->fresh_head;
+	size_t live = n->out->nfresh - n->out->fresh_head;
 	room = live < FRESH_MAX ? FRESH_MAX - live : 0;
 	take = count < room ? count : room;
-	if (n->nfresh + take > n->capfresh) {
-		size_t nc = n->capfresh ? n->capfresh : 256;
-		while (nc < n->nfresh + take)
+	if (n->out->nfresh + take > n->out->capfresh) {
+		size_t nc = n->out->capfresh ? n->out->capfresh : 256;
+		while (nc < n->out->nfresh + take)
 			nc *= 2;
-		struct tb_fresh *nv = realloc(n->fresh, nc * sizeof(*nv));
+		struct tb_fresh *nv = realloc(n->out->fresh, nc * sizeof(*nv));
 		if (nv == NULL) {
 			take = 0;
 		} else {
-			n->fresh = nv;
-			n->capfresh = nc;
+			n->out->fresh = nv;
+			n->out->capfresh = nc;
 		}
 	}
 	for (size_t i = 0; i < take; i++) {
-		n->fresh[n->nfresh] = v[i];
-		n->fresh[n->nfresh++].handed_ms = now_ms;
+		n->out->fresh[n->out->nfresh] = v[i];
+		n->out->fresh[n->out->nfresh++].handed_ms = now_ms;
 		tb_buf_init(&v[i].env);
 	}
 	give_back(n, v + take, count - take);
@@ -544,10 +590,12 @@ tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
 void
 tb_outbound_forget(struct tb_node *n)
 {
-	tb_fresh_free(n->fresh + n->fresh_head, n->nfresh - n->fresh_head);
-	free(n->fresh);
-	n->fresh = NULL;
-	n->nfresh = n->capfresh = n->fresh_head = 0;
+	if (n->out == NULL)
+		return;
+	tb_fresh_free(n->out->fresh + n->out->fresh_head, n->out->nfresh - n->out->fresh_head);
+	free(n->out->fresh);
+	n->out->fresh = NULL;
+	n->out->nfresh = n->out->capfresh = n->out->fresh_head = 0;
 }
 
 /* Messages held in memory longer than TB_FRESH_SEND_S (a peer not taking
@@ -555,13 +603,13 @@ tb_outbound_forget(struct tb_node *n)
 static void
 age_fresh(struct tb_node *n, int64_t now_ms)
 {
-	size_t k = n->fresh_head;
+	size_t k = n->out->fresh_head;
 
-	while (k < n->nfresh && now_ms - n->fresh[k].handed_ms > TB_FRESH_SEND_S * 1000)
+	while (k < n->out->nfresh && now_ms - n->out->fresh[k].handed_ms > TB_FRESH_SEND_S * 1000)
 		k++;
-	if (k > n->fresh_head) {
-		give_back(n, n->fresh + n->fresh_head, k - n->fresh_head);
-		n->fresh_head = k;
+	if (k > n->out->fresh_head) {
+		give_back(n, n->out->fresh + n->out->fresh_head, k - n->out->fresh_head);
+		n->out->fresh_head = k;
 	}
 }
 
@@ -571,11 +619,11 @@ take_fresh(struct tb_node *n, struct due_list *l, size_t max)
 {
 	size_t k = 0;
 
-	for (; k < max && n->fresh_head < n->nfresh; k++) {
+	for (; k < max && n->out->fresh_head < n->out->nfresh; k++) {
 		struct due *x = due_slot(l);
 		if (x == NULL)
 			break;
-		x->m = n->fresh[n->fresh_head++]; /* the envelope moves */
+		x->m = n->out->fresh[n->out->fresh_head++]; /* the envelope moves */
 		x->fresh = true;
 		l->len++;
 	}
@@ -594,29 +642,30 @@ put_back(struct tb_node *n, struct due_list *l)
 		m += l->v[i].fresh && !l->v[i].done;
 	if (m == 0)
 		return;
-	if (n->fresh_head < m) {
-		size_t len = n->nfresh - n->fresh_head, need = len + m;
-		if (need > n->capfresh) {
-			struct tb_fresh *nv = realloc(n->fresh, need * sizeof(*nv));
+	if (n->out->fresh_head < m) {
+		size_t len = n->out->nfresh - n->out->fresh_head, need = len + m;
+		if (need > n->out->capfresh) {
+			struct tb_fresh *nv = realloc(n->out->fresh, need * sizeof(*nv));
 			if (nv == NULL) {
 				/* they come back from the journal at their hold's end */
 				for (size_t i = 0; i < l->len; i++)
 					l->v[i].done = l->v[i].done || l->v[i].fresh;
 				return;
 			}
-			n->fresh = nv;
-			n->capfresh = need;
+			n->out->fresh = nv;
+			n->out->capfresh = need;
 		}
-		memmove(n->fresh + m, n->fresh + n->fresh_head, len * sizeof(*n->fresh));
-		n->fresh_head = m;
-		n->nfresh = need;
+		memmove(n->out->fresh + m, n->out->fresh + n->out->fresh_head,
+		        len * sizeof(*n->out->fresh));
+		n->out->fresh_head = m;
+		n->out->nfresh = need;
 	}
-	n->fresh_head -= m;
-	for (size_t i = 0, k = n->fresh_head; i < l->len; i++) {
+	n->out->fresh_head -= m;
+	for (size_t i = 0, k = n->out->fresh_head; i < l->len; i++) {
 		struct due *x = &l->v[i];
 		if (!x->fresh || x->done)
 			continue;
-		n->fresh[k++] = x->m; /* the envelope moves back */
+		n->out->fresh[k++] = x->m; /* the envelope moves back */
 		tb_buf_init(&x->m.env);
 	}
 }
@@ -657,7 +706,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	/* an exchange libcoap neither answered nor gave up on (it normally
 	 * nacks first): forget it, its messages are due again */
-	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL;) {
+	for (struct tb_exchange **pp = &n->out->exchanges; *pp != NULL;) {
 		struct tb_exchange *x = *pp;
 		if (tb_now_ms() - x->sent_ms < ANSWER_TIMEOUT_S * 1000) {
 			pp = &x->next;
@@ -792,7 +841,7 @@ done:
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].m.env);
 	free(l.v);
-	if (n->fresh_head < n->nfresh)
+	if (n->out->fresh_head < n->out->nfresh)
 		/* the rest of the memory queue: as soon as a slot frees, and to
 		 * hand back what waits too long */
 		tb_outbound_schedule(n, 1000);
@@ -805,7 +854,7 @@ take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent, cons
 {
 	coap_bin_const_t tok = coap_pdu_get_token(recv ? recv : sent);
 
-	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL; pp = &(*pp)->next) {
+	for (struct tb_exchange **pp = &n->out->exchanges; *pp != NULL; pp = &(*pp)->next) {
 		struct tb_exchange *x = *pp;
 		if (x->session == s && x->token.length == tok.length &&
 		    memcmp(x->tokbuf, tok.s, tok.length) == 0) {
@@ -1091,7 +1140,8 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 				continue;
 			tb_latency_done(n, x->ids[i]);
 			if (a->notes != NULL && a->notes[i].corr[0] != '\0')
-				n->delivered(n->delivered_ctx, a->notes[i].type, a->notes[i].corr);
+				n->out->delivered(n->out->delivered_ctx, a->notes[i].type,
+				                  a->notes[i].corr);
 		}
 		if (a->relays || a->ndelivered < x->count)
 			tb_outbound_schedule(n, 0);
@@ -1107,8 +1157,8 @@ void
 tb_outbound_on_delivered(struct tb_node *n,
                          void (*fn)(void *ctx, const char *type, const char *corr), void *ctx)
 {
-	n->delivered = fn;
-	n->delivered_ctx = ctx;
+	n->out->delivered = fn;
+	n->out->delivered_ctx = ctx;
 }
 
 void
@@ -1132,8 +1182,8 @@ tb_outbound_relays_queued(void *ctx, bool relayed)
 void
 tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx)
 {
-	n->settler = fn;
-	n->settler_ctx = ctx;
+	n->out->settler = fn;
+	n->out->settler_ctx = ctx;
 }
 
 /* Transport client: an answer to an exchange (true), or to no exchange of
@@ -1150,9 +1200,10 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
 		return false;
 	coap_get_data_large(recv, &len, &data, &off, &total);
-	if (n->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
+	if (n->out->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
 	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
-	    (n->delivered != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
+	    (n->out->delivered != NULL &&
+	     (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
 	    (data != NULL && (a->data = malloc(len ? len : 1)) == NULL)) {
 		/* its messages are due again after the answer timeout */
 		log_warnx("answer of %s dropped: out of memory", x->hop);
@@ -1176,7 +1227,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	/* the session is free for the next exchange at once; the receipts
 	 * are checked and journalled on the ingest thread */
 	finish_exchange(n, x, a->cls == 2);
-	n->settler(n->settler_ctx, a);
+	n->out->settler(n->out->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
 	return true;
 }

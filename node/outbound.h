@@ -71,9 +71,13 @@ struct tb_fresh {
 	struct tb_buf env; /* its wire form */
 };
 
-/* Sets up the delivery timer and registers with the transport for the
- * answers to exchanges. */
-void tb_outbound_init(struct tb_node *n);
+/* Sets up the stage (its delivery timer, memory queue and latency
+ * clocks, on n->base) and registers with the transport for the answers
+ * to exchanges. */
+int tb_outbound_init(struct tb_node *n, struct tb_diag *d);
+/* Frees the stage: its timer, the exchanges still awaiting answers and
+ * whatever is in the memory queue (the journal has it all). */
+void tb_outbound_free(struct tb_node *n);
 /* Seals count messages with one batch signature (key) and journals them
  * in one transaction of j (all or none); on failure *bad is the offending
  * index.  Runs on the loop (j = n->journal) or on the ingest thread (its

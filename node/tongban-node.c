@@ -269,10 +269,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: event_base_new failed\n");
 		goto out;
 	}
-	tb_outbound_init(n);
-	if (tb_transport_start(n, &d) != TB_OK || start_inbound(n, &d) != TB_OK ||
-	    tb_api_start(n, &d) != TB_OK || tb_ingest_start(n, &d) != TB_OK ||
-	    start_answers(n, &d) != TB_OK || start_consumers(n, responder, &d) != TB_OK) {
+	if (tb_outbound_init(n, &d) != TB_OK || tb_transport_start(n, &d) != TB_OK ||
+	    start_inbound(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
+	    tb_ingest_start(n, &d) != TB_OK || start_answers(n, &d) != TB_OK ||
+	    start_consumers(n, responder, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
@@ -304,8 +304,6 @@ out:
 	tb_outbound_forget(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
-	if (n->deliver_timer)
-		event_free(n->deliver_timer);
 	if (n->sigterm_ev)
 		event_free(n->sigterm_ev);
 	if (n->sigint_ev)
@@ -316,15 +314,7 @@ out:
 		event_free(n->prune_timer);
 	if (n->resync_timer)
 		event_free(n->resync_timer);
-	while (n->exchanges != NULL) {
-		struct tb_exchange *x = n->exchanges;
-		n->exchanges = x->next;
-		free(x->ids);
-		free(x->digests);
-		free(x->tos);
-		free(x->relayed);
-		free(x);
-	}
+	tb_outbound_free(n);
 	if (n->base)
 		event_base_free(n->base);
 	tb_responder_free(responder);
