@@ -26,6 +26,38 @@
 
 #define MAX_BATCH 256
 
+/* The stage's state (the loop's only). */
+struct tb_inbound {
+	coap_resource_t *res_registry;
+	struct tb_inbound_consumer *consumers; /* tb_inbound_add_consumer */
+	size_t nconsumers;
+	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
+	size_t sigcache_next;
+};
+
+/* A small ring of verified signature tags: a batch arrives together, so
+ * its root is verified once and found here for the other envelopes. */
+static bool
+sig_known(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	for (size_t i = 0; i < sizeof(n->in->sigcache) / sizeof(n->in->sigcache[0]); i++)
+		if (memcmp(n->in->sigcache[i], tag, 32) == 0)
+			return true;
+	return false;
+}
+
+static void
+sig_remember(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	memcpy(n->in->sigcache[n->in->sigcache_next], tag, 32);
+	n->in->sigcache_next =
+	    (n->in->sigcache_next + 1) % (sizeof(n->in->sigcache) / sizeof(n->in->sigcache[0]));
+}
+
 /* CoAP response code for each refusal class (PROTOCOL.md 9.3). */
 static coap_pdu_code_t
 code_for(int err)
@@ -299,10 +331,10 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
 		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
 		                        "delivered");
-		for (size_t k = 0; k < n->nconsumers; k++)
-			if (n->consumers[k].returned != NULL)
-				n->consumers[k].returned(n->consumers[k].ctx, corr, st.type,
-				                         st.corr);
+		for (size_t k = 0; k < n->in->nconsumers; k++)
+			if (n->in->consumers[k].returned != NULL)
+				n->in->consumers[k].returned(n->in->consumers[k].ctx, corr, st.type,
+				                             st.corr);
 	}
 }
 
@@ -407,12 +439,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
-	struct tb_env_open_opts o = {tb_node_lookup_sign,
-	                             n,
-	                             tb_now(),
-	                             n->cfg.clock_skew,
-	                             tb_node_sig_known,
-	                             tb_node_sig_remember,
+	struct tb_env_open_opts o = {tb_node_lookup_sign,  n,         tb_now(),
+	                             n->cfg.clock_skew,    sig_known, sig_remember,
 	                             &n->m.recanonicalised};
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
@@ -523,14 +551,14 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		goto out;
 	}
 	/* the consumers: relays to send, messages for local systems */
-	for (size_t k = 0; k < n->nconsumers; k++)
-		if (n->consumers[k].committed != NULL)
-			n->consumers[k].committed(n->consumers[k].ctx, relayed);
+	for (size_t k = 0; k < n->in->nconsumers; k++)
+		if (n->in->consumers[k].committed != NULL)
+			n->in->consumers[k].committed(n->in->consumers[k].ctx, relayed);
 	for (int i = 0; i < count; i++)
-		for (size_t k = 0; k < n->nconsumers; k++)
+		for (size_t k = 0; k < n->in->nconsumers; k++)
 			if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL &&
-			    n->consumers[k].received != NULL)
-				n->consumers[k].received(n->consumers[k].ctx, it[i].env);
+			    n->in->consumers[k].received != NULL)
+				n->in->consumers[k].received(n->in->consumers[k].ctx, it[i].env);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
@@ -632,24 +660,38 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	struct tb_node *n = ctx;
 
 	(void)reg;
-	coap_resource_notify_observers(n->res_registry, NULL);
+	coap_resource_notify_observers(n->in->res_registry, NULL);
 }
 
 void
 tb_inbound_add_consumer(struct tb_node *n, const struct tb_inbound_consumer *c)
 {
-	struct tb_inbound_consumer *v = realloc(n->consumers, (n->nconsumers + 1) * sizeof(*v));
+	struct tb_inbound_consumer *v =
+	    realloc(n->in->consumers, (n->in->nconsumers + 1) * sizeof(*v));
 
 	if (v == NULL)
 		abort(); /* setup only */
-	n->consumers = v;
-	n->consumers[n->nconsumers++] = *c;
+	n->in->consumers = v;
+	n->in->consumers[n->in->nconsumers++] = *c;
+}
+
+void
+tb_inbound_free(struct tb_node *n)
+{
+	if (n->in == NULL)
+		return;
+	free(n->in->consumers);
+	free(n->in);
+	n->in = NULL;
 }
 
 int
 tb_inbound_init(struct tb_node *n)
 {
 	coap_resource_t *r;
+
+	if ((n->in = calloc(1, sizeof(*n->in))) == NULL)
+		return TB_E_NOMEM;
 
 	if ((r = coap_resource_init(coap_make_str_const("fed/msg"), 0)) == NULL)
 		return TB_E_NOMEM;
@@ -671,7 +713,7 @@ tb_inbound_init(struct tb_node *n)
 	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
 	/* libcoap prints ";obs" for an observable resource itself */
 	coap_add_resource(n->coap, r);
-	n->res_registry = r;
+	n->in->res_registry = r;
 	tb_node_on_registry(n, registry_applied, n);
 	return TB_OK;
 }

@@ -26,10 +26,13 @@ struct tb_inbound_consumer {
 	void (*received)(void *ctx, const struct tb_env *e);
 	void *ctx;
 };
-/* Registers c (copied); setup only (out of memory aborts). */
+/* Registers c (copied); setup only, after tb_inbound_init (out of memory
+ * aborts). */
 void tb_inbound_add_consumer(struct tb_node *n, const struct tb_inbound_consumer *c);
 /* Adds the resources to the transport's context; observers of
  * /fed/registry are notified of each registry applied from then on. */
 int tb_inbound_init(struct tb_node *n);
+/* Frees the stage's state (the resources go with the transport's context). */
+void tb_inbound_free(struct tb_node *n);
 
 #endif

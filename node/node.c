@@ -40,28 +40,6 @@ tb_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A small ring of verified signature tags: a batch arrives together, so
- * its root is verified once and found here for the other envelopes. */
-bool
-tb_node_sig_known(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-
-	for (size_t i = 0; i < sizeof(n->sigcache) / sizeof(n->sigcache[0]); i++)
-		if (memcmp(n->sigcache[i], tag, 32) == 0)
-			return true;
-	return false;
-}
-
-void
-tb_node_sig_remember(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-
-	memcpy(n->sigcache[n->sigcache_next], tag, 32);
-	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
-}
-
 /* A registry's message-signing keys, imported once, so that opening an
  * envelope costs one table probe instead of a key import: pubs[base[m] + k]
  * is key k of member m (NULL when it is not a signing key). */
@@ -514,7 +492,6 @@ tb_node_free(struct tb_node *n)
 	free(n->privs);
 	free(n->clients);
 	free(n->reg_hooks);
-	free(n->consumers);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	pthread_rwlock_destroy(&n->reg_lock);
 	free(n);

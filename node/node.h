@@ -36,6 +36,8 @@ struct tb_ingest;
 struct tb_answers;
 struct tb_answer;
 struct tb_outbound;
+struct tb_inbound;
+struct tb_regsync;
 struct tb_transport_client;
 struct tb_env_open_opts;
 struct cJSON;
@@ -60,7 +62,6 @@ struct tb_node {
 	struct event_base *base;
 	struct event *coap_ev, *coap_timer, *sigterm_ev, *sighup_ev, *sigint_ev, *prune_timer;
 	coap_context_t *coap;
-	coap_resource_t *res_registry;
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
 	struct tb_trust *trust;
@@ -76,6 +77,8 @@ struct tb_node {
 	struct tb_ingest *ingest;   /* POST /v1/messages worker (ingest.c) */
 	struct tb_answers *answers; /* receipts worker (answers.c) */
 	struct tb_outbound *out;    /* the outbound stage (outbound.c) */
+	struct tb_inbound *in;      /* the inbound stage (inbound.c) */
+	struct tb_regsync *sync;    /* the upstream observation (regsync.c), or NULL */
 	char api_token[128];
 	struct tb_peer *peers;
 	struct tb_transport_client *clients; /* registered at setup (transport.c) */
@@ -89,19 +92,7 @@ struct tb_node {
 	size_t ninterned;
 	bool draining;
 	struct tb_metrics m;
-	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
-	size_t sigcache_next;
-	/* registry observation of the upstream hub (regsync.c) */
-	coap_session_t *obs_session;
-	uint8_t obs_token[8];
-	size_t obs_toklen;
-	int64_t obs_last_ms;
-	bool obs_ok; /* a notification has arrived on this observation */
-	struct event *resync_timer;
 	struct tb_webhook *webhook; /* push to the city's system, or NULL */
-	/* told what the inbound stage received (tb_inbound_add_consumer) */
-	struct tb_inbound_consumer *consumers;
-	size_t nconsumers;
 	/* hub: members without registry endpoints that only this hub reaches */
 	struct tb_private_ep {
 		char id[8];
@@ -121,9 +112,6 @@ struct tb_node {
 };
 
 /* node.c */
-/* Verified-signature cache for tb_env_open (batch roots). */
-bool tb_node_sig_known(void *ctx, const uint8_t tag[32]);
-void tb_node_sig_remember(void *ctx, const uint8_t tag[32]);
 const char *tb_node_intern(struct tb_node *n, const char *id);
 int64_t tb_now(void);     /* Unix seconds */
 int64_t tb_now_ms(void);  /* monotonic milliseconds */

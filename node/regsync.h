@@ -9,5 +9,7 @@
 /* With registry_upstream set: registers with the transport for the
  * notifications and lost sessions, and starts observing. */
 int tb_regsync_start(struct tb_node *n);
+/* Stops observing (the session goes with the transport). */
+void tb_regsync_stop(struct tb_node *n);
 
 #endif

@@ -304,6 +304,7 @@ out:
 	tb_outbound_forget(n);
 	tb_api_stop(n);
 	tb_transport_stop(n);
+	tb_inbound_free(n);
 	if (n->sigterm_ev)
 		event_free(n->sigterm_ev);
 	if (n->sigint_ev)
@@ -312,8 +313,7 @@ out:
 		event_free(n->sighup_ev);
 	if (n->prune_timer)
 		event_free(n->prune_timer);
-	if (n->resync_timer)
-		event_free(n->resync_timer);
+	tb_regsync_stop(n);
 	tb_outbound_free(n);
 	if (n->base)
 		event_base_free(n->base);
