@@ -60,7 +60,7 @@ struct tb_node {
 	struct tb_config cfg;
 	const char *config_path;
 	struct event_base *base;
-	struct event *coap_ev, *coap_timer, *sigterm_ev, *sighup_ev, *sigint_ev, *prune_timer;
+	struct event *coap_ev, *coap_timer;
 	coap_context_t *coap;
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
