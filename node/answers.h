@@ -1,5 +1,9 @@
 /*
- * answers.h - answers to outbound exchanges settled off the loop.
+ * answers.h - settles the outbound stage's answers off the loop: the
+ * settler registered with tb_outbound_set_settler, running
+ * tb_outbound_settle on the ingest thread and tb_outbound_settled back on
+ * the loop.  Calls outbound.c and worker.c.  Loop only (the settling
+ * itself runs on the thread).
  */
 #ifndef TB_ANSWERS_H
 #define TB_ANSWERS_H

@@ -1,5 +1,9 @@
 /*
- * api.h - the local HTTP/JSON API.
+ * api.h - the top of the sending stage: the local HTTP/JSON API for the
+ * city's own systems (evhttp on loopback, bearer token).  Submissions go
+ * to ingest.c, replies to an inbox message to tb_outbound_submit; the
+ * inbox, status and metrics are read from the journal and the counters.
+ * Loop only.
  */
 #ifndef TB_API_H
 #define TB_API_H

@@ -1,6 +1,8 @@
 /*
  * flows.h - message flows at the node: the checks of a message received
- * or sent against the journal's open requests and cases.
+ * (inbound.c) or sent (outbound.c) against the journal's open requests
+ * and cases, inside the caller's journal transaction.  Calls node.c and
+ * the journal only; thread: the caller's journal handle's.
  */
 #ifndef TB_FLOWS_H
 #define TB_FLOWS_H

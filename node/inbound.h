@@ -1,6 +1,13 @@
 /*
- * inbound.h - the CoAP resources: POST /fed/msg, GET /fed/status,
- * GET /fed/registry.
+ * inbound.h - the receiving stage (transport -> inbound -> journal): the
+ * CoAP resources POST /fed/msg, GET /fed/status and GET /fed/registry.
+ * Owns the checks of each received envelope (signature, carrier, policy,
+ * flows), its journalling with the receipt in one transaction per
+ * exchange, and a hub's relaying into the journal's queue.  It calls
+ * transport.c (options), flows.c and the journal; whatever acts on what
+ * arrived afterwards is a consumer registered at setup (struct
+ * tb_inbound_consumer): the outbound stage, the webhook, the optional
+ * reference responder.  Loop only.
  */
 #ifndef TB_INBOUND_H
 #define TB_INBOUND_H

@@ -1,5 +1,9 @@
 /*
- * ingest.h - POST /v1/messages off the event loop.
+ * ingest.h - POST /v1/messages off the event loop (api -> ingest ->
+ * outbound): one thread parses, routes, seals and journals submissions
+ * with tb_outbound_store, then hands them to the loop to send.  The same
+ * thread settles answers (answers.c, given its worker and journal by
+ * tongban-node.c).  Calls outbound.c, apimsg.c, worker.c.  Loop only.
  */
 #ifndef TB_INGEST_H
 #define TB_INGEST_H

@@ -1,10 +1,34 @@
 /*
- * node.h - the daemon's internal map: one struct tb_node that owns the
- * event loop, libcoap context, keys, registry, journal and local API, and
- * the functions of each node/ file grouped by file.  Only node/ includes
- * this.  One libevent loop runs the node; beside it run the journal's
- * checkpoint thread (journal.c) and the ingest thread that seals and
- * journals local API submissions (ingest.c, which lists what it shares).
+ * node.h - the daemon's shared state and the functions of node.c (the
+ * registry in force, keys, routes, clocks).  Only node/ includes this.
+ *
+ * The daemon is a pipeline of stages, one file (and header) each, and
+ * each calls only stages below it (tests/node_layers.sh checks it):
+ *
+ *   received:   transport.c -> inbound.c -> journal (inbox) ;
+ *               inbound hands on to its consumers: outbound (relays,
+ *               receipts returned through a hub), webhook.c, and the
+ *               optional reference responder (responder.c)
+ *   sent:       api.c -> ingest.c -> outbound.c -> transport.c ;
+ *               answers.c settles outbound's answers off the loop
+ *   registry:   regsync.c -> transport.c ; node.c applies it
+ *   below them: flows.c (flow checks), apimsg.c (the local API's
+ *               messages), node.c, journal.c, worker.c, config.c, log.c
+ *
+ * A lower stage that must tell an upper one calls a function the upper
+ * one registered at setup: struct tb_transport_client (answers, nacks,
+ * lost sessions), struct tb_inbound_consumer (what arrived),
+ * tb_node_on_registry (a new registry), tb_outbound_set_settler and
+ * tb_outbound_on_delivered.  tongban-node.c starts the stages, lowest
+ * first, and wires them.
+ *
+ * struct tb_node holds what several stages share; a stage's own state
+ * is a struct private to its file (n->out, n->in, n->sync, n->ingest,
+ * n->answers, n->webhook), reached only through its header.  One
+ * libevent loop runs the node; beside it run the journal's checkpoint
+ * thread (journal.c) and the ingest thread, which seals and journals
+ * local API submissions (ingest.c) and settles answers (answers.c), and
+ * which reads the registry and tunables under reg_lock.
  */
 #ifndef TB_NODE_H
 #define TB_NODE_H
@@ -23,29 +47,23 @@ struct tb_reg;
 struct tb_route;
 struct tb_trust;
 struct tb_journal;
-struct tb_inbound_consumer;
 struct tb_webhook;
-struct tb_env;
-struct tb_env_fields;
-struct tb_json;
-struct tb_json_limits;
 struct evhttp;
-struct evhttp_request;
 
 struct tb_ingest;
 struct tb_answers;
-struct tb_answer;
 struct tb_outbound;
 struct tb_inbound;
 struct tb_regsync;
 struct tb_transport_client;
-struct tb_env_open_opts;
-struct cJSON;
 
 #define TB_LAT_BUCKETS 28
 #define TB_LAT_SLOTS 65536
 extern const double tb_lat_bounds[TB_LAT_BUCKETS];
 
+/* Counters for /metrics (api.c reads them all): in_* and compact_answers,
+ * recanonicalised by inbound.c; out_* and the latency by outbound.c;
+ * handshake_refused by transport.c; api_requests by api.c.  Loop only. */
 struct tb_metrics {
 	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
 	uint64_t compact_answers; /* batch answers without the receipts' proofs (9.3) */
@@ -57,11 +75,14 @@ struct tb_metrics {
 };
 
 struct tb_node {
+	/* everyone's, read-only after setup (tunables change under reg_lock) */
 	struct tb_config cfg;
 	const char *config_path;
 	struct event_base *base;
-	struct event *coap_ev, *coap_timer;
-	coap_context_t *coap;
+	struct tb_journal *journal; /* the loop's handle */
+	bool draining;              /* SIGTERM: refuse new work */
+	struct tb_metrics m;        /* each counter written by one stage */
+	/* node.c: identity, trust, the registry in force */
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
 	struct tb_trust *trust;
@@ -72,43 +93,46 @@ struct tb_node {
 	struct tb_reg *reg;
 	struct tb_route *route;  /* route table of reg */
 	struct tb_buf reg_bytes; /* the registry document as served */
-	struct tb_journal *journal;
-	struct evhttp *http;
-	struct tb_ingest *ingest;   /* POST /v1/messages worker (ingest.c) */
-	struct tb_answers *answers; /* receipts worker (answers.c) */
-	struct tb_outbound *out;    /* the outbound stage (outbound.c) */
-	struct tb_inbound *in;      /* the inbound stage (inbound.c) */
-	struct tb_regsync *sync;    /* the upstream observation (regsync.c), or NULL */
-	char api_token[128];
-	struct tb_peer *peers;
-	struct tb_transport_client *clients; /* registered at setup (transport.c) */
-	size_t nclients;
-	struct tb_retired {
-		coap_session_t *s;
-		int64_t since_ms;
-	} * retired; /* sessions given up, released later (transport.c) */
-	size_t nretired;
-	char **interned; /* member id strings handed to sessions */
-	size_t ninterned;
-	bool draining;
-	struct tb_metrics m;
-	struct tb_webhook *webhook; /* push to the city's system, or NULL */
 	/* hub: members without registry endpoints that only this hub reaches */
 	struct tb_private_ep {
 		char id[8];
 		char uri[120];
 	} * privs;
 	size_t nprivs;
+	/* pubkey cache for message verification, rebuilt with the registry */
+	struct tb_pub **pubs;
+	size_t *pub_base; /* index in pubs of each member's first key */
+	size_t npubs;
 	/* called when a registry is applied (tb_node_on_registry) */
 	struct tb_reg_hook {
 		void (*fn)(void *ctx, const struct tb_reg *reg);
 		void *ctx;
 	} * reg_hooks;
 	size_t nreg_hooks;
-	/* pubkey cache for message verification, rebuilt with the registry */
-	struct tb_pub **pubs;
-	size_t *pub_base; /* index in pubs of each member's first key */
-	size_t npubs;
+	char **interned; /* member id strings handed to sessions */
+	size_t ninterned;
+	/* transport.c: the CoAP context (inbound.c adds its resources to it)
+	 * and the peers (whose delivery state outbound.c keeps) */
+	coap_context_t *coap;
+	struct event *coap_ev, *coap_timer;
+	struct tb_peer *peers;
+	struct tb_transport_client *clients; /* registered at setup */
+	size_t nclients;
+	struct tb_retired {
+		coap_session_t *s;
+		int64_t since_ms;
+	} * retired; /* sessions given up, released later */
+	size_t nretired;
+	/* the stages' own state, private to their files */
+	struct tb_inbound *in;      /* inbound.c */
+	struct tb_outbound *out;    /* outbound.c */
+	struct tb_regsync *sync;    /* regsync.c, or NULL */
+	struct tb_answers *answers; /* answers.c */
+	struct tb_ingest *ingest;   /* ingest.c */
+	struct tb_webhook *webhook; /* webhook.c, or NULL */
+	/* api.c */
+	struct evhttp *http;
+	char api_token[128];
 };
 
 /* node.c */

@@ -1,6 +1,13 @@
 /*
- * outbound.h - sending: seal, journal, deliver in batches per next hop,
- * settle the answers.
+ * outbound.h - the sending stage (api/ingest -> outbound -> transport):
+ * seals and journals submissions (tb_outbound_store, on the loop or the
+ * ingest thread), delivers due messages in batches per next hop over the
+ * transport, retries with backoff and a circuit breaker per peer, and
+ * settles the answers (tb_outbound_settle off the loop, with answers.c).
+ * Owns the exchanges in flight, the memory queue and the latency clocks
+ * (struct tb_outbound, private).  Calls transport.c, flows.c, node.c and
+ * the journal; tells the settler and the delivered hook registered at
+ * setup.  Loop only, except where a function says otherwise.
  */
 #ifndef TB_OUTBOUND_H
 #define TB_OUTBOUND_H

@@ -1,5 +1,8 @@
 /*
- * regsync.h - registry distribution: observing the upstream hub.
+ * regsync.h - registry distribution: observes (RFC 7641) the upstream
+ * hub's /fed/registry over the transport, as one of its clients, and
+ * applies a newer valid registry (node.c), which inbound.c then notifies
+ * to this node's own observers.  Loop only.
  */
 #ifndef TB_REGSYNC_H
 #define TB_REGSYNC_H

@@ -1,6 +1,12 @@
 /*
- * transport.h - libcoap (CoAP over DTLS) on the libevent loop: the
- * context, the listening endpoint, client sessions per peer.
+ * transport.h - the lowest stage: libcoap (CoAP over DTLS, GnuTLS) on the
+ * libevent loop.  Owns the context, the listening endpoint, the client
+ * sessions per peer (struct tb_peer, whose delivery fields outbound.c
+ * keeps) and the DTLS peer check against the registry.  Calls only
+ * node.c; what it must tell the stages above (answers, nacks, lost
+ * sessions) goes to the clients they register (struct
+ * tb_transport_client).  Inbound requests reach inbound.c's resources
+ * through libcoap.  Loop only.
  */
 #ifndef TB_TRANSPORT_H
 #define TB_TRANSPORT_H

@@ -1,5 +1,8 @@
 /*
- * webhook.h - pushes received messages to the city's own system.
+ * webhook.h - pushes received messages to the city's own system: a
+ * consumer of the inbound stage that POSTs what is in the inbox (the
+ * journal is its queue) to a loopback URL.  Calls inbound.c (to register)
+ * and the journal.  Loop only.
  */
 #ifndef TB_WEBHOOK_H
 #define TB_WEBHOOK_H
