@@ -127,6 +127,46 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 	evtimer_add(n->out->deliver_timer, &tv);
 }
 
+/* Makes the envelopes of fin[0..count) from this node (made counts them;
+ * *bad is the one that failed), each with a recipient (routed: the route
+ * table's, when the request named a service and region) and a next hop. */
+static int
+make_envelopes(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
+               struct tb_env **envs, char (*routed)[16], size_t *made, size_t *bad, int64_t now,
+               int64_t now_wall_ms, struct tb_diag *d)
+{
+	int rc;
+
+	for (size_t i = 0; i < count; i++, (*made)++) {
+		struct tb_env_fields f = fin[i];
+		char hop[16];
+		coap_address_t addr;
+		*bad = i;
+		f.from = n->cfg.member_id;
+		f.created = now;
+		f.id_ms = now_wall_ms;
+		/* no recipient: the route table names the member serving the
+		 * service for the region (docs/PROTOCOL.md 8.1) */
+		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
+			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i],
+			                        d)) != TB_OK)
+				return rc;
+			f.to = routed[i];
+			if (f.service == NULL)
+				f.service = f.route_service;
+			f.route_service = f.route_region = NULL;
+		}
+		if (f.to == NULL)
+			return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+			                   "to (or service and region)");
+		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
+			return rc;
+		if ((envs[i] = tb_env_create(&f, d)) == NULL)
+			return d->code;
+	}
+	return TB_OK;
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -147,37 +187,9 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		free(routed);
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	}
-	for (size_t i = 0; i < count; i++, made++) {
-		struct tb_env_fields f = fin[i];
-		char hop[16];
-		coap_address_t addr;
-		*bad = i;
-		f.from = n->cfg.member_id;
-		f.created = now;
-		f.id_ms = now_wall_ms;
-		/* no recipient: the route table names the member serving the
-		 * service for the region (docs/PROTOCOL.md 8.1) */
-		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
-			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i],
-			                        d)) != TB_OK)
-				goto out;
-			f.to = routed[i];
-			if (f.service == NULL)
-				f.service = f.route_service;
-			f.route_service = f.route_region = NULL;
-		}
-		if (f.to == NULL) {
-			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
-			                 "to (or service and region)");
-			goto out;
-		}
-		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
-			goto out;
-		if ((envs[i] = tb_env_create(&f, d)) == NULL) {
-			rc = d->code;
-			goto out;
-		}
-	}
+	if ((rc = make_envelopes(n, fin, count, envs, routed, &made, bad, now, now_wall_ms, d)) !=
+	    TB_OK)
+		goto out;
 	/* one signature for the whole submission: a Merkle batch */
 	if ((rc = tb_env_seal_batch(envs, count, key, d)) != TB_OK)
 		goto out;
@@ -418,25 +430,14 @@ release_body(coap_session_t *s, void *p)
 }
 
 /* Sends up to count due messages to hop in one exchange. */
-static int
-send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
+/* The exchange's record of its messages, and its body (the envelopes,
+ * as an array when more than one): true when the body is deflated. */
+static bool
+fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t count,
+              struct tb_buf *body)
 {
 	struct tb_diag d;
-	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
-	coap_pdu_t *pdu;
-	struct tb_buf *body;
-	struct tb_exchange *x;
-	uint8_t fmt[4];
-	bool owned = false, deflated = false;
 
-	if (s == NULL) {
-		log_warnx("no session to %s: %s", hop, d.detail);
-		return -1;
-	}
-	if ((x = calloc(1, sizeof(*x))) == NULL || (body = malloc(sizeof(*body))) == NULL) {
-		free(x);
-		return -1;
-	}
 	x->ids = calloc(count, sizeof(*x->ids));
 	x->digests = calloc(count, sizeof(*x->digests));
 	x->tos = calloc(count, sizeof(*x->tos));
@@ -464,11 +465,34 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		if (tb_deflate(body->data, body->len, &z, &d) == TB_OK && z.len < body->len) {
 			tb_buf_free(body);
 			*body = z;
-			deflated = true;
+			return true;
 		} else {
 			tb_buf_free(&z);
 		}
 	}
+	return false;
+}
+
+static int
+send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
+{
+	struct tb_diag d;
+	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
+	coap_pdu_t *pdu;
+	struct tb_buf *body;
+	struct tb_exchange *x;
+	uint8_t fmt[4];
+	bool owned = false, deflated = false;
+
+	if (s == NULL) {
+		log_warnx("no session to %s: %s", hop, d.detail);
+		return -1;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL || (body = malloc(sizeof(*body))) == NULL) {
+		free(x);
+		return -1;
+	}
+	deflated = fill_exchange(n, x, v, count, body);
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
@@ -680,22 +704,12 @@ round_tx(struct tb_node *n, bool *open)
 	return *open;
 }
 
+/* Before a round: retired sessions released, sessions to members a new
+ * registry made inactive dropped, exchanges without an answer forgotten,
+ * messages held in memory too long handed back. */
 static void
-deliver_cb(evutil_socket_t fd, short what, void *arg)
+tidy(struct tb_node *n)
 {
-	struct tb_node *n = arg;
-	struct due_list l = {n, NULL, 0, 0};
-	int64_t now = tb_now(), next;
-	size_t bmax = (size_t)n->cfg.batch_max, limit = (size_t)n->cfg.max_message_size - 1024;
-	struct due **plan = NULL;
-	size_t *cuts = NULL, nplan = 0, ncuts = 0;
-	int *slots = NULL;
-	bool tx = false;
-
-	(void)fd;
-	(void)what;
-	if (n->draining)
-		return;
 	tb_transport_reap(n);
 	/* peers a new registry made inactive: their sessions go now, outside
 	 * any libcoap callback */
@@ -720,6 +734,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		free_exchange(x);
 	}
 	age_fresh(n, tb_now_ms());
+}
+
+/* Reads the messages due into l: the journal's first, then the memory
+ * queue's. */
+static void
+read_due(struct tb_node *n, struct due_list *l, int64_t now, size_t bmax)
+{
 	/* no more than one round of exchanges can carry: reading the whole
 	 * queue after every answer would make delivery quadratic */
 	/* read only what the free session slots can carry (plus one
@@ -730,24 +751,25 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			free_slots += p->inflight[i] < WINDOW;
 	/* the journal's due messages (retries, relays, messages handed back)
 	 * first: they have waited longest; then those in memory */
-	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
+	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-	if (l.len < bmax * free_slots)
-		take_fresh(n, &l, bmax * free_slots - l.len);
-	if (l.len == 0)
-		goto done;
-	plan = calloc(l.len, sizeof(*plan));
-	cuts = calloc(l.len + 1, sizeof(*cuts));
-	slots = calloc(l.len + 1, sizeof(*slots));
-	if (plan == NULL || cuts == NULL || slots == NULL)
-		goto done;
-	for (size_t i = 0; i < l.len; i++) {
-		struct due *x = &l.v[i];
+	if (l->len < bmax * free_slots)
+		take_fresh(n, l, bmax * free_slots - l->len);
+}
+
+/* Settles in the journal what cannot be sent this round: expired
+ * messages fail, those without a next hop are retried later; the others
+ * get their next hop.  false when the round's transaction cannot open. */
+static bool
+settle_unsendable(struct tb_node *n, struct due_list *l, int64_t now, bool *tx)
+{
+	for (size_t i = 0; i < l->len; i++) {
+		struct due *x = &l->v[i];
 		struct tb_diag d;
 		coap_address_t addr;
 		if (x->m.expires <= now) {
-			if (!round_tx(n, &tx))
-				goto done;
+			if (!round_tx(n, tx))
+				return false;
 			tb_journal_outbound_failed(
 			    n->journal, x->m.id, "time.expired: not delivered before expiry", now);
 			tb_journal_audit_append(n->journal, 'o', x->m.id, x->m.digest, x->m.to, now,
@@ -755,8 +777,8 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			n->m.out_failed++;
 		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
 		           TB_OK) {
-			if (!round_tx(n, &tx))
-				goto done;
+			if (!round_tx(n, tx))
+				return false;
 			tb_journal_outbound_retry(n->journal, x->m.id,
 			                          now + backoff_s(n, x->attempts), d.detail);
 		} else {
@@ -765,14 +787,25 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		x->hop[0] = '\0';
 		x->done = true; /* the journal has it now */
 	}
+	return true;
+}
+
+/* Plans the round's exchanges into plan[0..*nplanp): exchange c is
+ * plan[cuts[c - 1] .. cuts[c]) on session slot slots[c]. */
+static void
+plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit, struct due **plan,
+               size_t *nplanp, size_t *cuts, int *slots, size_t *ncutsp)
+{
+	size_t nplan = 0, ncuts = 0;
+
 	/* Plan exchanges per hop within the window, each under the size and
 	 * count limits. */
-	for (size_t i = 0; i < l.len; i++) {
+	for (size_t i = 0; i < l->len; i++) {
 		char hop[16];
 		struct tb_peer *p;
-		if (l.v[i].hop[0] == '\0')
+		if (l->v[i].hop[0] == '\0')
 			continue;
-		snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
+		snprintf(hop, sizeof(hop), "%s", l->v[i].hop);
 		p = tb_transport_peer(n, hop);
 		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
 		size_t j = i;
@@ -780,13 +813,13 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			if (p->inflight[slot] >= WINDOW)
 				continue;
 			size_t c = 0, bytes = 2;
-			for (; j < l.len && c < bmax; j++) {
-				if (strcmp(l.v[j].hop, hop) != 0)
+			for (; j < l->len && c < bmax; j++) {
+				if (strcmp(l->v[j].hop, hop) != 0)
 					continue;
-				if (c > 0 && bytes + l.v[j].m.env.len + 1 > limit)
+				if (c > 0 && bytes + l->v[j].m.env.len + 1 > limit)
 					break;
-				bytes += l.v[j].m.env.len + 1;
-				plan[nplan++] = &l.v[j];
+				bytes += l->v[j].m.env.len + 1;
+				plan[nplan++] = &l->v[j];
 				c++;
 			}
 			if (c == 0)
@@ -794,10 +827,19 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			slots[ncuts] = slot;
 			cuts[ncuts++] = nplan;
 		}
-		for (size_t k = i; k < l.len; k++)
-			if (strcmp(l.v[k].hop, hop) == 0)
-				l.v[k].hop[0] = '\0'; /* planned, or waits for the window */
+		for (size_t k = i; k < l->len; k++)
+			if (strcmp(l->v[k].hop, hop) == 0)
+				l->v[k].hop[0] = '\0'; /* planned, or waits for the window */
 	}
+	*nplanp = nplan;
+	*ncutsp = ncuts;
+}
+
+/* Records that the planned messages from the journal's queue are sent,
+ * and commits the round's transaction.  false when that fails. */
+static bool
+mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool *tx)
+{
 	/* Planned messages from the journal's queue wait for their answer,
 	 * not for the next round: the answer timeout is their next attempt,
 	 * committed without fsync (after a crash they are simply sent again,
@@ -808,18 +850,26 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	for (size_t k = 0; k < nplan; k++) {
 		if (plan[k]->fresh)
 			continue;
-		if (!round_tx(n, &tx))
-			goto done;
+		if (!round_tx(n, tx))
+			return false;
 		tb_journal_outbound_retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
 		                          "sent, awaiting receipt");
 	}
-	if (tx) {
-		tx = false;
+	if (*tx) {
+		*tx = false;
 		if (tb_journal_commit(n->journal) != TB_OK) {
 			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
-			goto done;
+			return false;
 		}
 	}
+	return true;
+}
+
+/* Sends each planned exchange; what is sent is done. */
+static void
+send_planned(struct tb_node *n, struct due **plan, const size_t *cuts, const int *slots,
+             size_t ncuts)
+{
 	for (size_t c = 0, start = 0; c < ncuts; start = cuts[c++]) {
 		char hop[16];
 		coap_address_t addr;
@@ -831,6 +881,39 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 				plan[k]->done = true;
 	}
 	tb_transport_kick(n);
+}
+
+static void
+deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tb_node *n = arg;
+	struct due_list l = {n, NULL, 0, 0};
+	int64_t now = tb_now(), next;
+	size_t bmax = (size_t)n->cfg.batch_max, limit = (size_t)n->cfg.max_message_size - 1024;
+	struct due **plan = NULL;
+	size_t *cuts = NULL, nplan = 0, ncuts = 0;
+	int *slots = NULL;
+	bool tx = false;
+
+	(void)fd;
+	(void)what;
+	if (n->draining)
+		return;
+	tidy(n);
+	read_due(n, &l, now, bmax);
+	if (l.len == 0)
+		goto done;
+	plan = calloc(l.len, sizeof(*plan));
+	cuts = calloc(l.len + 1, sizeof(*cuts));
+	slots = calloc(l.len + 1, sizeof(*slots));
+	if (plan == NULL || cuts == NULL || slots == NULL)
+		goto done;
+	if (!settle_unsendable(n, &l, now, &tx))
+		goto done;
+	plan_exchanges(n, &l, bmax, limit, plan, &nplan, cuts, slots, &ncuts);
+	if (!mark_sent(n, plan, nplan, now, &tx))
+		goto done;
+	send_planned(n, plan, cuts, slots, ncuts);
 done:
 	if (tx)
 		tb_journal_rollback(n->journal);
