@@ -312,8 +312,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
 		return 1;
 	}
-	if ((n = tb_node_new(config, &d)) == NULL ||
-	    tb_responder_load(n, &responder, &d) != TB_OK ||
+	if ((n = tb_node_new(config, &d)) == NULL) {
+		fprintf(stderr, "tongban-node: %s\n",
+		        d.code == TB_E_ARG || d.code == TB_E_IO
+		            ? d.detail
+		            : tb_diag_format(&d, line, sizeof(line)));
+		return 1;
+	}
+	/* the optional consumers' files, also for -n */
+	if (tb_responder_load(n, &responder, &d) != TB_OK ||
 	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, &d) != TB_OK)) {
 		fprintf(stderr, "tongban-node: %s\n",
 		        d.code == TB_E_ARG || d.code == TB_E_IO
