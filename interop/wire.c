@@ -391,6 +391,90 @@ load_doc(const char *dir, const char *name, size_t max, struct tb_buf *b)
 
 static void status_member(struct w *w, char *out, size_t cap);
 
+/* The target's address (--target coaps://HOST:PORT) into w->dst. */
+static int
+resolve_target(struct w *w)
+{
+	struct ti *t = w->t;
+	coap_uri_t uri;
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[8];
+
+	/* target address */
+	if (coap_split_uri((const uint8_t *)t->target, strlen(t->target), &uri) < 0 ||
+	    uri.scheme != COAP_URI_SCHEME_COAPS || uri.host.length == 0 ||
+	    uri.host.length >= sizeof(host)) {
+		return setup_fail("--target %s: not a coaps://HOST:PORT URI", t->target);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)uri.host.length, uri.host.s);
+	snprintf(port, sizeof(port), "%u", uri.port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+		return setup_fail("--target: cannot resolve %s", host);
+	}
+	coap_address_init(&w->dst);
+	w->dst.size = res->ai_addrlen;
+	memcpy(&w->dst.addr, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* The target's member id into w->target_id: --target-id, the registry
+ * endpoint, or /fed/status (000000 when none says). */
+static void
+find_target_id(struct w *w)
+{
+	struct ti *t = w->t;
+
+	/* the target's member id: option, registry endpoint, /fed/status */
+	if (t->target_id != NULL) {
+		snprintf(w->target_id, sizeof(w->target_id), "%s", t->target_id);
+	} else {
+		for (size_t m = 0; m < tb_reg_member_count(w->reg) && !w->target_id[0]; m++)
+			for (size_t e = 0; e < tb_reg_endpoint_count(w->reg, m); e++)
+				if (strcmp(tb_reg_endpoint(w->reg, m, e), t->target) == 0)
+					snprintf(w->target_id, sizeof(w->target_id), "%s",
+					         tb_reg_member_id(w->reg, m));
+		if (!w->target_id[0])
+			status_member(w, w->target_id, sizeof(w->target_id));
+	}
+	if (!w->target_id[0] || tb_reg_find_member(w->reg, w->target_id) == TB_REG_NONE) {
+		/* keep going: the cases will fail, each saying what came back */
+		printf("# target member id unknown (not a registry endpoint, no /fed/status); "
+		       "cases address member 000000\n");
+		snprintf(w->target_id, sizeof(w->target_id), "000000");
+	}
+}
+
+/* A second member whose key can sign "from" it (wrong-sender case):
+ * w->other_key and w->other_id. */
+static int
+find_other_signer(struct w *w)
+{
+	struct ti *t = w->t;
+	char path[1100];
+
+	/* a second member whose key can sign "from" it (wrong-sender case) */
+	for (size_t m = 0; m < tb_reg_member_count(w->reg) && w->other_key == NULL; m++) {
+		const char *id = tb_reg_member_id(w->reg, m);
+		if (strcmp(id, t->as) == 0 || strcmp(id, w->target_id) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, id);
+		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+			snprintf(w->other_id, sizeof(w->other_id), "%s", id);
+	}
+	if (w->other_key == NULL) {
+		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, w->target_id);
+		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+			snprintf(w->other_id, sizeof(w->other_id), "%s", w->target_id);
+	}
+	if (w->other_key == NULL) {
+		return setup_fail("%s: needs the key of a member other than %s", t->fedir, t->as);
+	}
+	return 0;
+}
+
 static int
 setup(struct w *w)
 {
@@ -398,9 +482,6 @@ setup(struct w *w)
 	struct tb_buf b;
 	struct tb_diag d;
 	char path[1100], msg[256];
-	coap_uri_t uri;
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
 	int rc;
 
 	tb_buf_init(&b);
@@ -454,25 +535,8 @@ setup(struct w *w)
 	set_ident(&w->expired, t->fedir, "testids/expired", "node.crt");
 	set_ident(&w->revoked, t->fedir, "testids/revoked", "node.crt");
 	set_ident(&w->nonmember, t->fedir, "testids/nonmember", "node.crt");
-	/* target address */
-	if (coap_split_uri((const uint8_t *)t->target, strlen(t->target), &uri) < 0 ||
-	    uri.scheme != COAP_URI_SCHEME_COAPS || uri.host.length == 0 ||
-	    uri.host.length >= sizeof(host)) {
-		rc = setup_fail("--target %s: not a coaps://HOST:PORT URI", t->target);
+	if ((rc = resolve_target(w)) != 0)
 		goto out;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)uri.host.length, uri.host.s);
-	snprintf(port, sizeof(port), "%u", uri.port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_DGRAM;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
-		rc = setup_fail("--target: cannot resolve %s", host);
-		goto out;
-	}
-	coap_address_init(&w->dst);
-	w->dst.size = res->ai_addrlen;
-	memcpy(&w->dst.addr, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
 	/* the client context */
 	coap_startup();
 	coap_set_log_level(t->verbose ? LOG_WARNING : LOG_EMERG);
@@ -485,42 +549,9 @@ setup(struct w *w)
 	coap_register_response_handler(w->ctx, on_response);
 	coap_register_nack_handler(w->ctx, on_nack);
 	coap_register_event_handler(w->ctx, on_event);
-	/* the target's member id: option, registry endpoint, /fed/status */
-	if (t->target_id != NULL) {
-		snprintf(w->target_id, sizeof(w->target_id), "%s", t->target_id);
-	} else {
-		for (size_t m = 0; m < tb_reg_member_count(w->reg) && !w->target_id[0]; m++)
-			for (size_t e = 0; e < tb_reg_endpoint_count(w->reg, m); e++)
-				if (strcmp(tb_reg_endpoint(w->reg, m, e), t->target) == 0)
-					snprintf(w->target_id, sizeof(w->target_id), "%s",
-					         tb_reg_member_id(w->reg, m));
-		if (!w->target_id[0])
-			status_member(w, w->target_id, sizeof(w->target_id));
-	}
-	if (!w->target_id[0] || tb_reg_find_member(w->reg, w->target_id) == TB_REG_NONE) {
-		/* keep going: the cases will fail, each saying what came back */
-		printf("# target member id unknown (not a registry endpoint, no /fed/status); "
-		       "cases address member 000000\n");
-		snprintf(w->target_id, sizeof(w->target_id), "000000");
-	}
-	/* a second member whose key can sign "from" it (wrong-sender case) */
-	for (size_t m = 0; m < tb_reg_member_count(w->reg) && w->other_key == NULL; m++) {
-		const char *id = tb_reg_member_id(w->reg, m);
-		if (strcmp(id, t->as) == 0 || strcmp(id, w->target_id) == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
-			snprintf(w->other_id, sizeof(w->other_id), "%s", id);
-	}
-	if (w->other_key == NULL) {
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, w->target_id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
-			snprintf(w->other_id, sizeof(w->other_id), "%s", w->target_id);
-	}
-	if (w->other_key == NULL) {
-		rc = setup_fail("%s: needs the key of a member other than %s", t->fedir, t->as);
+	find_target_id(w);
+	if ((rc = find_other_signer(w)) != 0)
 		goto out;
-	}
 	if (t->verbose)
 		printf("# target %s is member %s; acting as %s; second signer %s\n", t->target,
 		       w->target_id, t->as, w->other_id);
