@@ -156,7 +156,9 @@ tb_answers_stop(struct tb_node *n)
 	if (w == NULL)
 		return;
 	/* tb_ingest_stop, before, had the thread settle what was queued
-	 * (its outcomes are journalled) and release the rest */
+	 * (its outcomes are journalled) and release the rest; an answer
+	 * arriving from now on is dropped, its messages due again later */
+	tb_outbound_set_settler(n, NULL, NULL);
 	free(w);
 	n->answers = NULL;
 }
