@@ -103,7 +103,6 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	size_t len = 0;
 	char *raw = body_of(req, &len), out_id[33];
 	struct tb_json_doc *doc = NULL;
-	const char *why;
 	struct tb_diag d;
 	cJSON *r;
 
@@ -123,9 +122,8 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 		reply_error(req, 400, tb_err_reason(d.code), d.detail);
 		goto out;
 	}
-	if ((why = tb_api_fields(tb_json_root(doc), in.from, &f)) != NULL) {
-		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type",
-		            why);
+	if (tb_api_fields(tb_json_root(doc), in.from, &f, &d) != TB_OK) {
+		reply_error(req, 400, tb_err_reason(d.code), d.detail);
 		goto out;
 	}
 	f.corr = id;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct evhttp_request;
+struct tb_diag;
 struct tb_env_fields;
 struct tb_json;
 struct tb_json_limits;
@@ -31,8 +32,10 @@ int tb_api_http_code(int err);
 extern const struct tb_json_limits tb_api_json_limits;
 /* Reads one message request object, parsed by tb_json_parse, into f;
  * strings and the body stay owned by o's document.  default_to (may be
- * NULL) stands in for a missing "to".  NULL, or what is wrong ("type"
- * and "to" name a missing member). */
-const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
+ * NULL) stands in for a missing "to".  0, or the schema's refusal
+ * (field.unknown, field.missing, field.type, field.value, type.unknown)
+ * with d's detail naming the member. */
+int tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f,
+                  struct tb_diag *d) __attribute__((warn_unused_result));
 
 #endif
