@@ -350,7 +350,10 @@ msg_new(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);
@@ -412,7 +415,10 @@ msg_seal(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);
@@ -496,7 +502,10 @@ msg_open(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);

@@ -36,6 +36,14 @@ die(const char *what, const struct tb_diag *d)
 	exit(1);
 }
 
+/* A vector written with a piece missing would be a wrong vector. */
+static void
+need(const struct tb_buf *b)
+{
+	if (tb_buf_error(b) != TB_OK)
+		die("out of memory", NULL);
+}
+
 static struct tb_key *
 key(const char *name, enum tb_alg alg)
 {
@@ -67,6 +75,7 @@ write_doc(const char *sub, const char *name, struct tb_json_doc *doc)
 	tb_buf_init(&b);
 	tb_json_canon(tb_json_root(doc), NULL, &b);
 	tb_buf_addc(&b, '\n');
+	need(&b);
 	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, sub, name);
 	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
 		die(path, &d);
@@ -203,9 +212,11 @@ repl(struct tb_buf *b, const char *from, const char *to)
 			tb_buf_add(&n, b->data, i);
 			tb_buf_add(&n, to, tl);
 			tb_buf_add(&n, b->data + i + fl, b->len - i - fl);
+			need(&n);
 			tb_buf_reset(b);
 			tb_buf_add(b, n.data, n.len);
 			tb_buf_free(&n);
+			need(b);
 			return;
 		}
 	fprintf(stderr, "gen_vectors: '%s' not found\n", from);
@@ -280,6 +291,7 @@ envelopes(void)
 			tb_buf_addc(&pad, 'x');
 		tb_buf_adds(&pad, "\"");
 		tb_buf_addc(&pad, 0);
+		need(&pad);
 		repl(&b, "\"joint\"", (const char *)pad.data);
 		tb_buf_free(&pad);
 	}
@@ -436,6 +448,7 @@ registries(void)
 	if (tb_trust_serialize(t, &b, &d) != TB_OK)
 		die("trust", &d);
 	tb_buf_addc(&b, '\n');
+	need(&b);
 	snprintf(path, sizeof(path), "%s/registries/trust.json", dir);
 	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
 		die(path, &d);
@@ -455,11 +468,13 @@ registries(void)
 		struct tb_buf t2;
 		tb_buf_init(&t2);
 		tb_buf_add(&t2, b.data, b.len);
+		need(&t2);
 		repl(&t2, "Member 320300", "Member 320399");
 		reg_vector("tampered", "a member name changed after signing", &t2, NOW, 0,
 		           "reg.bad-signature");
 		tb_buf_reset(&t2);
 		tb_buf_add(&t2, b.data, b.len);
+		need(&t2);
 		repl(&t2, "\"v\":1", "\"v\":1,\"zz\":1");
 		reg_vector("field-unknown", "member not defined by version 1", &t2, NOW, 0,
 		           "field.unknown");

@@ -43,6 +43,18 @@
 	"\",\"kind\":\"person\"}}"
 #define MAX_KEYS 512
 
+/* A buffer the suite builds a request from, or reads an answer into, must
+ * hold all of it (a piece missing would test something else): out of
+ * memory ends the run as a setup failure. */
+static void
+need_whole(const struct tb_buf *b)
+{
+	if (tb_buf_error(b) != TB_OK) {
+		fprintf(stderr, "tongban-interop: out of memory\n");
+		exit(TI_EX_SETUP);
+	}
+}
+
 /* A DTLS identity: certificate (with chain) and key files; NULL cert
  * means "present no certificate". */
 struct ident {
@@ -113,6 +125,7 @@ on_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *rcvd, c
 	cur->observe = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &oi) != NULL;
 	if (coap_get_data_large(rcvd, &len, &data, &off, &total) && data != NULL)
 		tb_buf_add(&cur->body, data, len);
+	need_whole(&cur->body);
 	cur->done = true;
 	return COAP_RESPONSE_OK;
 }
@@ -620,6 +633,7 @@ valid_body(const char *type, struct tb_buf *out)
 		if (strcmp(type, fixed[i].type) == 0) {
 			tb_buf_adds(out, fixed[i].body);
 			tb_buf_addc(out, 0);
+			need_whole(out);
 			return;
 		}
 	tb_random(rnd, sizeof(rnd));
@@ -644,6 +658,7 @@ valid_body(const char *type, struct tb_buf *out)
 	else
 		tb_buf_adds(out, "{}"); /* control.ping, pong, status */
 	tb_buf_addc(out, 0);
+	need_whole(out);
 }
 
 /* Replaces the first occurrence of from by to in b; false when absent. */
@@ -659,9 +674,11 @@ replace(struct tb_buf *b, const char *from, const char *to)
 			tb_buf_add(&n, b->data, i);
 			tb_buf_add(&n, to, tl);
 			tb_buf_add(&n, b->data + i + fl, b->len - i - fl);
+			need_whole(&n);
 			tb_buf_reset(b);
 			tb_buf_add(b, n.data, n.len);
 			tb_buf_free(&n);
+			need_whole(b);
 			return true;
 		}
 	return false;
@@ -896,6 +913,7 @@ case_core(struct w *w)
 	exchange(w, &r, &ex);
 	describe(w, &ex, got, sizeof(got));
 	tb_buf_addc(&ex.body, 0);
+	need_whole(&ex.body);
 	for (size_t i = 0; ex.done && i < sizeof(need) / sizeof(need[0]) && !missing; i++)
 		if (strstr((const char *)ex.body.data, need[i]) == NULL)
 			missing = need[i];
@@ -1097,6 +1115,7 @@ case_reject(struct w *w, const struct rej *c)
 			tb_buf_addc(&body, 'x');
 		tb_buf_adds(&body, "\"}");
 		tb_buf_addc(&body, 0);
+		need_whole(&body);
 		m.body = (const char *)body.data;
 		/* tb_env_create refuses > 64 KiB: build the text by hand */
 		tb_buf_printf(
@@ -1106,6 +1125,7 @@ case_reject(struct w *w, const struct rej *c)
 		    "\"type\":\"control.ping\",\"v\":1}",
 		    (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
 		    w->t->as, w->target_id);
+		need_whole(&b);
 		tb_buf_free(&body);
 	} else if (c->kind == R_DEFLATE_BAD) {
 		/* a good envelope, labelled 11050 but not deflated */
@@ -1127,6 +1147,7 @@ case_reject(struct w *w, const struct rej *c)
 		/* nothing */
 	} else if (c->kind == R_BATCH_BAD) {
 		tb_buf_adds(&b, c->to);
+		need_whole(&b);
 	} else {
 		ok = mk_env(w, &m, &b, NULL, NULL) == TB_OK;
 		if (ok && c->from != NULL)
@@ -1309,12 +1330,14 @@ sealed_batch(struct w *w, int n, int tamper, char (*ids)[33], char (*dgs)[65], s
 			tb_env_serialize(e[i], &one);
 			if (i == tamper)
 				replace(&one, "tongban-interop", "tongban-interoq");
+			need_whole(&one);
 			if (i > 0)
 				tb_buf_addc(b, ',');
 			tb_buf_add(b, one.data, one.len);
 			tb_buf_free(&one);
 		}
 		tb_buf_addc(b, ']');
+		need_whole(b);
 	}
 	for (int i = 0; i < n && i < 8; i++)
 		tb_env_free(e[i]);
@@ -1694,6 +1717,7 @@ ti_suite_wire(struct ti *t, int mode)
 			tb_buf_adds(&body,
 			            "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
 			tb_buf_addc(&body, 0);
+			need_whole(&body);
 			m.type = "case.submit";
 			m.body = (const char *)body.data;
 			post_accept(&w, "wire.msg.blockwise", &m);

@@ -57,22 +57,22 @@ static void
 error_json(struct tb_buf *out, const struct tb_diag *d, const char *id)
 {
 	struct tb_json_doc *doc = tb_json_doc_new();
-	struct tb_json *o;
+	struct tb_json *o = doc ? tb_json_new_object(doc) : NULL;
+	bool detail =
+	    d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail));
 
-	if (doc == NULL || (o = tb_json_new_object(doc)) == NULL) {
-		tb_json_doc_free(doc);
+	/* (tb_json_set refuses a NULL value, so one check covers both calls) */
+	if (o == NULL ||
+	    tb_json_set(doc, o, "error",
+	                tb_json_new_string(doc, tb_err_reason(d->code),
+	                                   strlen(tb_err_reason(d->code)))) != TB_OK ||
+	    (detail && tb_json_set(doc, o, "detail",
+	                           tb_json_new_string(doc, d->detail, strlen(d->detail))) != TB_OK) ||
+	    (id != NULL && tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id))) != TB_OK))
 		tb_buf_adds(out, "{\"error\":\"nomem\"}");
-		return;
+	else if (tb_json_canon(o, NULL, out) != TB_OK) {
+		/* out of memory: out's sticky error tells its consumer */
 	}
-	tb_json_set(
-	    doc, o, "error",
-	    tb_json_new_string(doc, tb_err_reason(d->code), strlen(tb_err_reason(d->code))));
-	if (d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail)))
-		tb_json_set(doc, o, "detail",
-		            tb_json_new_string(doc, d->detail, strlen(d->detail)));
-	if (id != NULL)
-		tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id)));
-	tb_json_canon(o, NULL, out);
 	tb_json_doc_free(doc);
 }
 
@@ -95,9 +95,14 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 	struct tb_diag d;
 	uint16_t cf = COAP_MEDIATYPE_APPLICATION_JSON;
 
-	coap_pdu_set_code(resp, code);
-	if (copy == NULL)
+	/* an answer that could not be built whole is not sent in part: a
+	 * server error, after which the sender retries */
+	if (copy == NULL || tb_buf_error(body) != TB_OK) {
+		free(copy);
+		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
 		return;
+	}
+	coap_pdu_set_code(resp, code);
 	tb_buf_init(copy);
 	if (deflate && body->len > 64 && tb_deflate(body->data, body->len, copy, &d) == TB_OK) {
 		cf = TB_CF_JSON_DEFLATE;
@@ -105,6 +110,7 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 		tb_buf_reset(copy);
 		if (tb_buf_add(copy, body->data, body->len) != TB_OK) {
 			free(copy);
+			coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
 			return;
 		}
 	}

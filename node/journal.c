@@ -582,8 +582,12 @@ checkpoint_main(void *arg)
 	struct checkpointer *c = arg;
 	sqlite3 *db = NULL;
 
-	/* Checkpoints can wait; the writers' threads cannot (a hint). */
-	(void)tb_thread_lower_priority(CHECKPOINT_NICE);
+	/* Checkpoints can wait; the writers' threads cannot (a hint: if the
+	 * system refuses, the thread runs as is, which only costs the
+	 * writers some CPU; nothing to report). */
+	if (tb_thread_lower_priority(CHECKPOINT_NICE) != 0) {
+		/* ignored, as said */
+	}
 
 	/* the connection reads the schema once, which opens it in WAL mode;
 	 * until then a checkpoint call is a no-op */

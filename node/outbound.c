@@ -219,7 +219,8 @@ static size_t
 lat_slot(const char *id)
 {
 	uint8_t b[4];
-	tb_hex_decode(id, 8, b, 4);
+	if (!tb_hex_decode(id, 8, b, 4))
+		return 0; /* not an id of ours (they are checked hex): any slot will do */
 	return ((size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | b[3]) % TB_LAT_SLOTS;
 }
 
@@ -360,7 +361,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 {
 	struct tb_diag d;
 	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
-	coap_pdu_t *pdu;
+	coap_pdu_t *pdu = NULL;
 	struct tb_buf *body;
 	struct tb_exchange *x;
 	uint8_t fmt[4];
@@ -394,6 +395,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	}
 	if (count > 1)
 		tb_buf_addc(body, ']');
+	if (tb_buf_error(body) != TB_OK)
+		goto fail; /* the messages are sent again after their answer timeout */
 	if (n->cfg.deflate) {
 		/* about a third of the bytes, so of the blocks and round trips */
 		struct tb_buf z;

@@ -823,15 +823,16 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	if ((rc = tb_flow_licence_digest(licence, dg)) != TB_OK)
 		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "licence digest");
 	s = tb_json_string(tb_json_get(licence, "digest"), &n);
-	tb_hex_decode(s, n, want, sizeof(want));
-	if (!tb_ct_equal(dg, want, 32))
+	if (!tb_hex_decode(s, n, want, sizeof(want)) || !tb_ct_equal(dg, want, 32))
 		return tb_diag_set(d, TB_E_LICENCE_DIGEST, TB_DIAG_NOPOS,
 		                   "digest does not match the licence's content");
 	sig = tb_json_get(licence, "issuer_sig");
 	s = tb_json_string(tb_json_get(sig, "kid"), &n);
-	tb_hex_decode(s, n, kid, sizeof(kid));
+	if (!tb_hex_decode(s, n, kid, sizeof(kid)))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.kid: not a key id");
 	s = tb_json_string(tb_json_get(sig, "val"), &n);
-	tb_b64url_decode(s, n, sv, sizeof(sv), &ol);
+	if (!tb_b64url_decode(s, n, sv, sizeof(sv), &ol) || ol != sizeof(sv))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.val: not a signature");
 	s = tb_json_string(tb_json_get(licence, "issuer"), &n);
 	if ((pub = lookup(ctx, s, kid)) == NULL)
 		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS,

@@ -4,12 +4,14 @@
 #ifndef TB_THREAD_H
 #define TB_THREAD_H
 
+#include "tb_err.h"
+
 /*
  * Makes the calling thread yield to the process's other threads when
  * they compete for a CPU: its nice value becomes the current one plus
  * delta (Linux keeps a nice value per thread).  A best-effort hint:
  * returns 0, or -1 with errno when the system refused (nothing changed).
  */
-int tb_thread_lower_priority(int delta);
+TB_MUST_CHECK int tb_thread_lower_priority(int delta);
 
 #endif
