@@ -66,9 +66,11 @@ error_json(struct tb_buf *out, const struct tb_diag *d, const char *id)
 	    tb_json_set(doc, o, "error",
 	                tb_json_new_string(doc, tb_err_reason(d->code),
 	                                   strlen(tb_err_reason(d->code)))) != TB_OK ||
-	    (detail && tb_json_set(doc, o, "detail",
-	                           tb_json_new_string(doc, d->detail, strlen(d->detail))) != TB_OK) ||
-	    (id != NULL && tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id))) != TB_OK))
+	    (detail &&
+	     tb_json_set(doc, o, "detail", tb_json_new_string(doc, d->detail, strlen(d->detail))) !=
+	         TB_OK) ||
+	    (id != NULL &&
+	     tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id))) != TB_OK))
 		tb_buf_adds(out, "{\"error\":\"nomem\"}");
 	else if (tb_json_canon(o, NULL, out) != TB_OK) {
 		/* out of memory: out's sticky error tells its consumer */
@@ -147,6 +149,16 @@ refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coa
 	log_info("refused a request: %s%s%s", tb_err_reason(d->code), d->detail[0] ? ": " : "",
 	         d->detail);
 	respond_error(r, s, req, q, resp, d);
+}
+
+/* Rolls back the exchange's journal transaction and refuses it whole. */
+static void
+abandon(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+        const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+{
+	if (tb_journal_rollback(n->journal) != TB_OK)
+		log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
+	refuse_whole(n, r, s, req, q, resp, d);
 }
 
 /* One envelope of an exchange and what became of it. */
@@ -266,9 +278,9 @@ relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_m
 	m.receipt_len = 0;
 	m.envelope = fwd->data;
 	m.envelope_len = fwd->len;
-	int rc = tb_journal_outbound_put(n->journal, &m, tb_now());
+	/* queued with its audit entry, or neither */
+	int rc = tb_journal_outbound_put_audit(n->journal, &m, tb_now(), tb_now(), "relayed");
 	if (rc == TB_OK) {
-		tb_journal_audit_append(n->journal, 'o', m.id, m.digest, m.to, tb_now(), "relayed");
 		*relayed = true;
 		return true;
 	}
@@ -297,14 +309,19 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 		          tb_env_from(r));
 		return;
 	}
-	if (st.state == TB_JOURNAL_QUEUED &&
-	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
-		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
-		                        "delivered");
-		n->m.out_delivered++;
-		tb_latency_done(n, corr);
-		tb_responder_note(n, st.type, st.corr);
+	if (st.state != TB_JOURNAL_QUEUED)
+		return;
+	/* recorded with its audit entry, or not at all (the receipt comes
+	 * again: the recipient answers the resent message with it) */
+	if (tb_journal_outbound_delivered_audit(n->journal, corr, bytes, len, tb_now(), st.digest,
+	                                        st.to) != TB_OK) {
+		log_warnx("delivery of %s not recorded: %s", corr,
+		          tb_journal_diag(n->journal)->detail);
+		return;
 	}
+	n->m.out_delivered++;
+	tb_latency_done(n, corr);
+	tb_responder_note(n, st.type, st.corr);
 }
 
 /* Whether the request's query asks for a compact answer (9.3). */
@@ -500,21 +517,30 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		} else if (jr == TB_E_REPLAY) {
 			it[i].dup = true;
 			tb_buf_reset(&it[i].out);
-			tb_buf_add(&it[i].out, orig.data, orig.len);
+			if (tb_buf_add(&it[i].out, orig.data, orig.len) != TB_OK) {
+				tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+				tb_env_free(it[i].receipt);
+				it[i].receipt = NULL;
+			}
 		} else if (jr != TB_OK) {
 			tb_diag_set(&it[i].d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
 			tb_env_free(it[i].receipt);
 			it[i].receipt = NULL;
-		} else {
-			tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
-			                        it[i].kind == K_RELAY ? "relay-received"
-			                                              : "received");
-			if (it[i].kind != K_LOCAL) {
-				/* not for this city's systems: kept for idempotency only */
-				tb_journal_inbox_ack(n->journal, m.id);
-				if (it[i].kind == K_RETURN)
-					settle_return(n, it[i].env, m.envelope, m.envelope_len);
-			}
+		} else if (tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
+		                                   it[i].kind == K_RELAY ? "relay-received"
+		                                                         : "received") != TB_OK ||
+		           /* not for this city's systems: kept for idempotency only */
+		           (it[i].kind != K_LOCAL &&
+		            tb_journal_inbox_ack(n->journal, m.id) != TB_OK)) {
+			/* stored without its audit entry (or left in the inbox):
+			 * nothing of the exchange is kept, the sender retries */
+			tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed: %s",
+			            tb_journal_diag(n->journal)->detail);
+			tb_buf_free(&orig);
+			abandon(n, r, s, req, q, resp, &d);
+			goto out;
+		} else if (it[i].kind == K_RETURN) {
+			settle_return(n, it[i].env, m.envelope, m.envelope_len);
 		}
 		tb_buf_free(&orig);
 	}

@@ -1581,6 +1581,104 @@ done:
 	return tx_end(j, own, rc);
 }
 
+/* ---- state changes with their audit entry ---- */
+
+/* Opens a unit of work that is kept whole or undone whole: a savepoint
+ * inside the caller's transaction, or a transaction of its own (*own). */
+static int
+unit_begin(struct tb_journal *j, bool *own)
+{
+	int rc;
+
+	*own = !j->in_tx;
+	if (*own)
+		return tb_journal_begin(j);
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (sqlite3_exec(j->db, "SAVEPOINT tb_unit", NULL, NULL, NULL) != SQLITE_OK)
+		return jfail(j, "savepoint");
+	return TB_OK;
+}
+
+/* Keeps the unit when rc is TB_OK, else undoes it; returns rc (or the
+ * error that kept it from being kept), with j's diag saying why. */
+static int
+unit_end(struct tb_journal *j, bool own, int rc)
+{
+	struct tb_diag why = j->diag;
+
+	if (own) {
+		if (rc == TB_OK)
+			return tb_journal_commit(j);
+		if (tb_journal_rollback(j) != TB_OK) {
+			/* the handle is out of the transaction either way, and
+			 * SQLite undoes what a failed rollback left at the next
+			 * begin; the error to report is rc */
+		}
+		j->diag = why;
+		return rc;
+	}
+	if (rc != TB_OK) {
+		/* the cached head may be one this unit wrote */
+		j->head_cached = false;
+		if (sqlite3_exec(j->db, "ROLLBACK TO tb_unit", NULL, NULL, NULL) != SQLITE_OK) {
+			(void)jfail(j, "rollback to savepoint");
+			j->aborted = true; /* a part of the unit may remain: the batch is lost */
+			j->diag = why;
+		}
+	}
+	if (sqlite3_exec(j->db, "RELEASE tb_unit", NULL, NULL, NULL) != SQLITE_OK && rc == TB_OK) {
+		j->head_cached = false;
+		rc = jfail(j, "release savepoint");
+	}
+	return rc;
+}
+
+int
+tb_journal_outbound_put_audit(struct tb_journal *j, const struct tb_journal_msg *m,
+                              int64_t next_attempt, int64_t at, const char *event)
+{
+	bool own;
+	int rc;
+
+	if (m == NULL)
+		return TB_E_ARG;
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_put(j, m, next_attempt)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', m->id, m->digest, m->to, at, event);
+	return unit_end(j, own, rc);
+}
+
+int
+tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const uint8_t *receipt,
+                                    size_t receipt_len, int64_t at, const char *digest_hex,
+                                    const char *peer)
+{
+	bool own;
+	int rc;
+
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "delivered");
+	return unit_end(j, own, rc);
+}
+
+int
+tb_journal_outbound_failed_audit(struct tb_journal *j, const char *id, const char *reason,
+                                 int64_t at, const char *digest_hex, const char *peer)
+{
+	bool own;
+	int rc;
+
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_failed(j, id, reason, at)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "failed");
+	return unit_end(j, own, rc);
+}
+
 int
 tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 {

@@ -302,6 +302,34 @@ int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expir
 int tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
                             const char *digest_hex, const char *peer, int64_t at,
                             const char *event);
+/*
+ * A state change and the audit entry that records it, both or neither:
+ * they run as one unit (an SQL savepoint inside the caller's transaction,
+ * or a transaction of their own), undone whole when either step fails,
+ * so the chain never names an event that did not happen and no change
+ * is kept without its entry.  Each returns TB_OK, or the error of the
+ * step that failed (tb_journal_diag says which):
+ *   _put_audit        tb_journal_outbound_put(m, next_attempt), then the
+ *                     entry ('o', m->id, m->digest, m->to, at, event),
+ *                     e.g. "queued" or "relayed";
+ *   _delivered_audit  tb_journal_outbound_delivered(), then "delivered"
+ *                     for peer (the recipient); a message that had failed
+ *                     is TB_E_JOURNAL_STATE and gets no entry;
+ *   _failed_audit     tb_journal_outbound_failed(), then "failed";
+ *                     TB_E_JOURNAL_STATE / TB_E_NOTFOUND as that one.
+ * Strings are borrowed.
+ */
+TB_MUST_CHECK int tb_journal_outbound_put_audit(struct tb_journal *j,
+                                                const struct tb_journal_msg *m,
+                                                int64_t next_attempt, int64_t at,
+                                                const char *event);
+TB_MUST_CHECK int tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id,
+                                                      const uint8_t *receipt, size_t receipt_len,
+                                                      int64_t at, const char *digest_hex,
+                                                      const char *peer);
+TB_MUST_CHECK int tb_journal_outbound_failed_audit(struct tb_journal *j, const char *id,
+                                                   const char *reason, int64_t at,
+                                                   const char *digest_hex, const char *peer);
 /* The last entry's seq (0 when empty) and hash as 64 hex + NUL (all zeros
  * when empty).  Recording the head elsewhere is what makes truncation of
  * the chain's tail detectable: the chain alone cannot show it. */

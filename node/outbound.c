@@ -685,11 +685,12 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		if (x->m.expires <= now) {
 			if (!round_tx(n, &tx))
 				goto done;
-			tb_journal_outbound_failed(
-			    n->journal, x->m.id, "time.expired: not delivered before expiry", now);
-			tb_journal_audit_append(n->journal, 'o', x->m.id, x->m.digest, x->m.to, now,
-			                        "failed");
-			n->m.out_failed++;
+			if (tb_journal_outbound_failed_audit(
+			        n->journal, x->m.id, "time.expired: not delivered before expiry",
+			        now, x->m.digest, x->m.to) == TB_OK)
+				n->m.out_failed++;
+			else /* still queued: the next round tries again */
+				log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
 		           TB_OK) {
 			if (!round_tx(n, &tx))
@@ -890,8 +891,11 @@ relay_back(struct tb_node *n, struct tb_journal *j, const char *id, const struct
 	m.expires = tb_env_expires(r);
 	m.envelope = b.data;
 	m.envelope_len = b.len;
-	if (tb_journal_outbound_put(j, &m, tb_now()) == TB_OK)
-		tb_journal_audit_append(j, 'o', m.id, digest, m.to, tb_now(), "relayed");
+	/* if this fails, the origin sends again and the answer comes back
+	 * again (receivers answer duplicates with the original receipt) */
+	int rc = tb_journal_outbound_put_audit(j, &m, tb_now(), tb_now(), "relayed");
+	if (rc != TB_OK && rc != TB_E_REPLAY)
+		log_warnx("receipt %s not relayed back: %s", m.id, tb_journal_diag(j)->detail);
 out:
 	tb_env_free(r);
 	tb_buf_free(&b);
@@ -927,9 +931,18 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		}
 	}
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
-		tb_journal_outbound_delivered(j, x->ids[i], p, len, now);
-		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now,
-		                        "delivered");
+		/* recorded with its audit entry, or not at all: then it is not
+		 * reported delivered, and stays queued (or failed) as it was */
+		if (tb_journal_outbound_delivered_audit(j, x->ids[i], p, len, now, x->digests[i],
+		                                        x->tos[i]) != TB_OK) {
+			log_warnx("delivery of %s not recorded: %s", x->ids[i],
+			          tb_journal_diag(j)->detail);
+			if (tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
+			                              "delivery not recorded in the journal") ==
+			    TB_OK)
+				a->retries++;
+			goto out;
+		}
 		a->delivered[i] = true;
 		a->ndelivered++;
 		if (x->relayed[i]) {
@@ -961,14 +974,18 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
 		         (int)(len > 120 ? 120 : len), (const char *)p);
-		tb_journal_outbound_failed(j, x->ids[i], reason, now);
-		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now, "failed");
-		a->failed++;
+		if (tb_journal_outbound_failed_audit(j, x->ids[i], reason, now, x->digests[i],
+		                                     x->tos[i]) == TB_OK)
+			a->failed++;
+		else
+			log_warnx("failure of %s not recorded: %s", x->ids[i],
+			          tb_journal_diag(j)->detail);
 	} else {
 		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
 		                          "answer was not a valid receipt");
 		a->retries++;
 	}
+out:
 	tb_env_free(r);
 	tb_buf_free(&full);
 }
@@ -1058,8 +1075,16 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 	 * the receiver answers with its original receipt (relays queued
 	 * here reach the disk with the next durable commit, before any
 	 * answer that depends on them). */
-	if (tb_journal_commit(j) != TB_OK)
+	if (tb_journal_commit(j) != TB_OK) {
+		/* nothing was recorded: report nothing delivered or failed; the
+		 * messages are due again when their answer timeout ends */
 		log_warnx("journal commit failed: %s", tb_journal_diag(j)->detail);
+		for (size_t i = 0; i < x->count; i++)
+			a->delivered[i] = false;
+		a->ndelivered = 0;
+		a->failed = a->retries = 0;
+		a->relays = false;
+	}
 	tb_buf_free(&plain);
 }
 
