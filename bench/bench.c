@@ -135,8 +135,11 @@ bench_crypto(double secs)
 		fprintf(stderr, "tongban-bench: setup failed: %s\n", d.detail);
 		return 1;
 	}
-	tb_env_signed_bytes(c.env, &c.signed_bytes);
-	tb_key_sign(c.key, c.signed_bytes.data, c.signed_bytes.len, c.sig);
+	if (tb_env_signed_bytes(c.env, &c.signed_bytes) != TB_OK ||
+	    tb_key_sign(c.key, c.signed_bytes.data, c.signed_bytes.len, c.sig) != TB_OK) {
+		fprintf(stderr, "tongban-bench: setup failed: cannot sign\n");
+		return 1;
+	}
 	do_seal(&c);
 	printf("envelope: %zu bytes sealed, %zu bytes signed, body %d bytes, Ed25519\n",
 	       c.sealed.len, c.signed_bytes.len, n);

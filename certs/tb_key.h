@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/tb_err.h"
+
 struct tb_key; /* a private key */
 struct tb_pub; /* a public key */
 struct tb_buf;
@@ -32,20 +34,20 @@ const char *tb_alg_name(enum tb_alg alg);
 
 /* Process-wide GnuTLS initialisation; call once before any other use.
  * 0 or TB_E_CRYPTO. */
-int tb_crypto_init(void);
+TB_MUST_CHECK int tb_crypto_init(void);
 
 /* A new random key. NULL on failure (d says why). Caller frees. */
-struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
 /* Loads a PEM private key (PKCS#8, encrypted when password != NULL, or a
  * plain SEC1/PKCS#8 key). NULL on failure. Caller frees. */
-struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
 /* Same from memory (borrowed). */
-struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
-                             struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
+                                           struct tb_diag *d);
 /* Writes the key as PKCS#8 PEM to path with mode 0600, encrypted with
  * AES-256 (PBES2) when password != NULL.  Refuses to overwrite. */
-int tb_key_save(const struct tb_key *key, const char *path, const char *password,
-                struct tb_diag *d);
+TB_MUST_CHECK int tb_key_save(const struct tb_key *key, const char *path, const char *password,
+                              struct tb_diag *d);
 /* Wipes and frees. NULL allowed. */
 void tb_key_free(struct tb_key *key);
 
@@ -53,30 +55,31 @@ enum tb_alg tb_key_alg(const struct tb_key *key);
 /* The key id of the key's public half. */
 void tb_key_id(const struct tb_key *key, uint8_t out[TB_KEYID_LEN]);
 /* A new public key object for the key's public half. Caller frees. */
-struct tb_pub *tb_key_pub(const struct tb_key *key);
+TB_MUST_CHECK struct tb_pub *tb_key_pub(const struct tb_key *key);
 /* Signs n bytes; writes TB_SIG_LEN bytes to sig. 0 or TB_E_CRYPTO. */
-int tb_key_sign(const struct tb_key *key, const void *data, size_t n, uint8_t sig[TB_SIG_LEN]);
+TB_MUST_CHECK int tb_key_sign(const struct tb_key *key, const void *data, size_t n,
+                              uint8_t sig[TB_SIG_LEN]);
 
 /* Loads a public key from PEM: a "PUBLIC KEY" block or a certificate. */
-struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
-struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
 /* From DER SubjectPublicKeyInfo (borrowed). */
-struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
 void tb_pub_free(struct tb_pub *pub);
 
 enum tb_alg tb_pub_alg(const struct tb_pub *pub);
 void tb_pub_id(const struct tb_pub *pub, uint8_t out[TB_KEYID_LEN]);
 /* Appends the DER SubjectPublicKeyInfo to out. 0 or TB_E_CRYPTO/NOMEM. */
-int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
+TB_MUST_CHECK int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
 /* Appends the "PUBLIC KEY" PEM text to out. */
-int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
+TB_MUST_CHECK int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
 /* True when sig (TB_SIG_LEN bytes) is pub's signature over data. */
-bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
-                   const uint8_t sig[TB_SIG_LEN]);
+TB_MUST_CHECK bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
+                                 const uint8_t sig[TB_SIG_LEN]);
 
 /* SHA-256 of n bytes. */
 void tb_sha256(const void *data, size_t n, uint8_t out[32]);
 /* Fills n bytes from the system's CSPRNG. 0 or TB_E_CRYPTO. */
-int tb_random(void *out, size_t n);
+TB_MUST_CHECK int tb_random(void *out, size_t n);
 
 #endif

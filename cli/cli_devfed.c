@@ -494,7 +494,12 @@ cmd_devfed(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/%s/registry.json", dir, ids[i]);
 		if ((rc = write_file(path, b.data, b.len, 0644)))
 			goto out;
-		tb_random(rnd, sizeof(rnd));
+		/* a token from bytes the CSPRNG did not give would be guessable */
+		if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
+			rc = cli_fail(EX_TB_INTERNAL, "no random bytes for the API token of %s",
+			              ids[i]);
+			goto out;
+		}
 		tb_hex_encode(rnd, sizeof(rnd), tok);
 		snprintf(path, sizeof(path), "%s/%s/api.token", dir, ids[i]);
 		if ((rc = write_file(path, tok, 32, 0600)))

@@ -55,6 +55,16 @@ need_whole(const struct tb_buf *b)
 	}
 }
 
+/* Random bytes for ids the suite makes up; none: a setup failure. */
+static void
+need_random(void *p, size_t n)
+{
+	if (tb_random(p, n) != TB_OK) {
+		fprintf(stderr, "tongban-interop: no random bytes\n");
+		exit(TI_EX_SETUP);
+	}
+}
+
 /* A DTLS identity: certificate (with chain) and key files; NULL cert
  * means "present no certificate". */
 struct ident {
@@ -636,7 +646,7 @@ valid_body(const char *type, struct tb_buf *out)
 			need_whole(out);
 			return;
 		}
-	tb_random(rnd, sizeof(rnd));
+	need_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), hex);
 	snprintf(cid, sizeof(cid), "ti-%s", hex);
 	if (strcmp(type, "case.submit") == 0)
@@ -1522,7 +1532,7 @@ flow_case(struct w *w, const char *id, const char *first_type, const char *type,
 		ex_free(&ex);
 		tb_buf_reset(&b);
 	}
-	tb_random(rnd, sizeof(rnd));
+	need_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), rid);
 	m.type = type;
 	m.corr = corr == CORR_RANDOM ? rid : corr == CORR_FIRST ? mid : NULL;
@@ -1680,7 +1690,7 @@ ti_suite_wire(struct ti *t, int mode)
 			m.body = (const char *)vb.data;
 			if (tb_flow_role(*ty) == TB_FLOW_ANSWER) {
 				struct tb_buf b;
-				tb_random(rnd, sizeof(rnd));
+				need_random(rnd, sizeof(rnd));
 				tb_hex_encode(rnd, sizeof(rnd), rid);
 				m.corr = rid;
 				tb_buf_init(&b);
@@ -1701,7 +1711,7 @@ ti_suite_wire(struct ti *t, int mode)
 			uint8_t rnd[8];
 			char hex[17];
 			/* a case.submit of 120 materials with 250-byte names: ~40 KB */
-			tb_random(rnd, sizeof(rnd));
+			need_random(rnd, sizeof(rnd));
 			tb_hex_encode(rnd, sizeof(rnd), hex);
 			tb_buf_printf(&body,
 			              "{\"applicant\":{\"idhash\":\"" IDHASH

@@ -332,7 +332,8 @@ backoff_s(struct tb_node *n, int64_t attempts)
 		ms *= 2;
 	if (ms > n->cfg.retry_max_ms)
 		ms = n->cfg.retry_max_ms;
-	tb_random(&r, sizeof(r));
+	if (tb_random(&r, sizeof(r)) != TB_OK)
+		r = 0; /* no jitter then: still a valid backoff */
 	ms = ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
 	return (ms + 999) / 1000;
 }
