@@ -606,7 +606,10 @@ mk_env(struct w *w, const struct mk *m, struct tb_buf *out, char id[33], char di
 		snprintf(id, 33, "%s", tb_env_id(e));
 	if (digest != NULL) {
 		uint8_t dg[32];
-		tb_env_digest(e, dg);
+		if ((rc = tb_env_digest(e, dg)) != TB_OK) {
+			tb_env_free(e);
+			return rc;
+		}
 		tb_hex_encode(dg, 32, digest);
 	}
 	rc = tb_env_serialize(e, out);
@@ -1335,9 +1338,10 @@ sealed_batch(struct w *w, int n, int tamper, char (*ids)[33], char (*dgs)[65], s
 			struct tb_buf one;
 			tb_buf_init(&one);
 			snprintf(ids[i], 33, "%s", tb_env_id(e[i]));
-			tb_env_digest(e[i], dg);
+			if (tb_env_digest(e[i], dg) != TB_OK ||
+			    tb_env_serialize(e[i], &one) != TB_OK)
+				ok = false;
 			tb_hex_encode(dg, 32, dgs[i]);
-			tb_env_serialize(e[i], &one);
 			if (i == tamper)
 				replace(&one, "tongban-interop", "tongban-interoq");
 			need_whole(&one);
@@ -1384,7 +1388,8 @@ case_batch(struct w *w, bool mixed)
 		for (int i = 0; i < 3 && !why[0]; i++, el = tb_json_next(el)) {
 			struct tb_buf one;
 			tb_buf_init(&one);
-			tb_json_canon(el, NULL, &one);
+			if (tb_json_canon(el, NULL, &one) != TB_OK)
+				need_whole(&one); /* out of memory ends the run */
 			if (mixed && i == 1) {
 				struct tb_json *er = tb_json_get(el, "error"),
 				               *eid = tb_json_get(el, "id");

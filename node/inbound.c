@@ -442,7 +442,10 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			continue;
 		if (route_item(n, &it[i], peer, &it[i].d) != TB_OK)
 			continue;
-		tb_env_digest(it[i].env, dg);
+		if (tb_env_digest(it[i].env, dg) != TB_OK) {
+			tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			continue;
+		}
 		tb_hex_encode(dg, 32, it[i].digest);
 		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest,
 		                                  it[i].kind == K_RELAY ? "relayed" : "accepted",
@@ -466,7 +469,12 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		int jr;
 		if (it[i].receipt == NULL)
 			continue;
-		tb_env_serialize(it[i].receipt, &it[i].out);
+		if (tb_env_serialize(it[i].receipt, &it[i].out) != TB_OK) {
+			tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			tb_env_free(it[i].receipt);
+			it[i].receipt = NULL;
+			continue;
+		}
 		memset(&m, 0, sizeof(m));
 		m.id = tb_env_id(it[i].env);
 		m.from = tb_env_from(it[i].env);

@@ -133,7 +133,10 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			*bad = i;
 			goto out;
 		}
-		tb_env_digest(envs[i], dg);
+		if ((rc = tb_env_digest(envs[i], dg)) != TB_OK) {
+			*bad = i;
+			goto out;
+		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
 	if ((rc = tb_journal_begin(j)) != TB_OK)
@@ -879,7 +882,8 @@ relay_back(struct tb_node *n, struct tb_journal *j, const char *id, const struct
 	tb_buf_reset(&b);
 	if (tb_env_serialize(r, &b) != TB_OK)
 		goto out;
-	tb_env_digest(r, dg);
+	if (tb_env_digest(r, dg) != TB_OK)
+		goto out;
 	tb_hex_encode(dg, 32, digest);
 	memset(&m, 0, sizeof(m));
 	m.id = tb_env_id(r);
@@ -1032,8 +1036,9 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		}
 	} else if (x->count == 1) {
 		struct tb_env *r = NULL;
-		if (cls == 2)
-			(void)tb_env_open(data, len, o, &r, NULL);
+		/* an answer that does not open is settled as "not a receipt" */
+		if (cls == 2 && tb_env_open(data, len, o, &r, NULL) != TB_OK)
+			r = NULL;
 		settle(n, j, a, 0, data, len, r, cls);
 	} else if (len == 0 || data[0] != '[') {
 		/* the exchange was refused as a whole (size, format): not the

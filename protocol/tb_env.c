@@ -222,9 +222,8 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	    (rc = need(d, batch, "i", F_INT, true, &bi, "sig.batch.")) != TB_OK ||
 	    (rc = need(d, batch, "path", F_ARR, !e->allow_nopath, &bpath, "sig.batch.")) != TB_OK)
 		return rc;
-	tb_json_integer(bn, &vn);
-	tb_json_integer(bi, &vi);
-	if (vn < 1 || vn > TB_BATCH_MAX || vi < 0 || vi >= vn)
+	if (!tb_json_integer(bn, &vn) || !tb_json_integer(bi, &vi) || vn < 1 || vn > TB_BATCH_MAX ||
+	    vi < 0 || vi >= vn)
 		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
 		                   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
 	e->bn = (uint64_t)vn;
@@ -264,8 +263,7 @@ validate(struct tb_env *e, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "envelope must be an object");
 	if ((rc = need(d, r, "v", F_INT, true, &v, "")) != TB_OK)
 		return rc;
-	tb_json_integer(v, &iv);
-	if (iv != TB_PROTO_VERSION)
+	if (!tb_json_integer(v, &iv) || iv != TB_PROTO_VERSION)
 		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v=%lld, this node speaks %d",
 		                   (long long)iv, TB_PROTO_VERSION);
 	if ((rc = only_members(d, r, allowed, "")) != TB_OK ||
@@ -326,16 +324,14 @@ validate(struct tb_env *e, struct tb_diag *d)
 	if (e->corr != NULL && !msgid_valid(e->corr, n))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 		                   "corr must be 32 lowercase hex digits");
-	tb_json_integer(created, &e->created);
-	tb_json_integer(expires, &e->expires);
-	if (e->created <= 0)
+	if (!tb_json_integer(created, &e->created) || !tb_json_integer(expires, &e->expires) ||
+	    e->created <= 0)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "created must be positive");
 	if (e->expires <= e->created || e->expires - e->created > TB_ENV_MAX_LIFETIME)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 		                   "expires must be after created, by at most %d s",
 		                   TB_ENV_MAX_LIFETIME);
-	tb_json_integer(hops, &iv);
-	if (iv < 1 || iv > TB_ENV_MAX_HOPS)
+	if (!tb_json_integer(hops, &iv) || iv < 1 || iv > TB_ENV_MAX_HOPS)
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "hops must be 1..%d",
 		                   TB_ENV_MAX_HOPS);
 	e->hops = (int)iv;
@@ -451,7 +447,8 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v, unsigned depth, boo
 			if (mc == NULL)
 				return NULL;
 			if (tb_json_kind(v) == TB_JSON_ARRAY) {
-				tb_json_append(c, mc);
+				if (tb_json_append(c, mc) != TB_OK)
+					return NULL;
 			} else {
 				/* member names may hold NUL: build via a bounded copy */
 				size_t kl;

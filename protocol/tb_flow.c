@@ -539,9 +539,9 @@ hook_licence(struct ck *c, const struct tb_json *v)
 {
 	int64_t from = 0, until = 0;
 
-	tb_json_integer(tb_json_get(v, "issued"), &from);
-	tb_json_integer(tb_json_get(v, "valid_until"), &until);
-	if (until > from)
+	/* a member that is not an integer is reported by its own rule */
+	if (!tb_json_integer(tb_json_get(v, "issued"), &from) ||
+	    !tb_json_integer(tb_json_get(v, "valid_until"), &until) || until > from)
 		return TB_OK;
 	push(c, ".valid_until");
 	return fail(c, "must be after issued");
@@ -844,8 +844,9 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	licence_message(dg, msg);
 	if (!tb_pub_verify(pub, msg, sizeof(msg), sv))
 		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS, "issuer_sig does not verify");
-	tb_json_integer(tb_json_get(licence, "issued"), &issued);
-	tb_json_integer(tb_json_get(licence, "valid_until"), &until);
+	if (!tb_json_integer(tb_json_get(licence, "issued"), &issued) ||
+	    !tb_json_integer(tb_json_get(licence, "valid_until"), &until))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issued and valid_until: integers");
 	if (str_is(tb_json_get(licence, "status"), "revoked"))
 		return tb_diag_set(d, TB_E_LICENCE_REVOKED, TB_DIAG_NOPOS,
 		                   "the issuer marks the licence revoked");
