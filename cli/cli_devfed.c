@@ -344,7 +344,10 @@ cmd_devfed(int argc, char **argv)
 			goto out;
 		}
 	}
-	tb_reg_set_policy_default(reg, true);
+	if (tb_reg_set_policy_default(reg, true) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
+		goto out;
+	}
 	/* negative identities */
 	snprintf(path, sizeof(path), "%s/testids", dir);
 	if ((rc = mkdirs(path)))

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "../util/tb_err.h"
+
 struct tb_reg;
 struct tb_route;
 struct tb_diag;
@@ -27,7 +29,7 @@ struct tb_route_result {
 
 /* Builds the table.  reg is borrowed and must outlive the table (and stay
  * unedited).  NULL on memory error (d says so).  Caller frees. */
-struct tb_route *tb_route_new(const struct tb_reg *reg, struct tb_diag *d);
+TB_MUST_CHECK struct tb_route *tb_route_new(const struct tb_reg *reg, struct tb_diag *d);
 void tb_route_free(struct tb_route *rt);
 
 /*
@@ -35,8 +37,8 @@ void tb_route_free(struct tb_route *rt);
  * NUL-terminated.  0 with *out filled; TB_E_NO_ROUTE when no active,
  * reachable member serves it; TB_E_ARG when either code is malformed.
  */
-int tb_route_resolve(const struct tb_route *rt, const char *service, const char *region,
-                     struct tb_route_result *out);
+TB_MUST_CHECK int tb_route_resolve(const struct tb_route *rt, const char *service,
+                                   const char *region, struct tb_route_result *out);
 
 /* Number of (service, prefix) entries in the table. */
 size_t tb_route_entries(const struct tb_route *rt);

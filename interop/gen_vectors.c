@@ -400,7 +400,7 @@ reg_base(const char *fed)
 		tb_buf_free(&spki);
 		tb_pub_free(p);
 	}
-	tb_reg_set_policy_default(r, true);
+	must(tb_reg_set_policy_default(r, true), "policy");
 	return r;
 }
 
@@ -429,7 +429,7 @@ signed_text(struct tb_reg *r, const struct tb_key *const *ks, size_t n, struct t
 		if (tb_reg_sign(r, ks[i], &d) != TB_OK)
 			die("tb_reg_sign", &d);
 	tb_buf_reset(out);
-	tb_reg_serialize(r, out);
+	must(tb_reg_serialize(r, out), "tb_reg_serialize");
 }
 
 static void
@@ -454,7 +454,8 @@ registries(void)
 		const char *pem = "-----BEGIN CERTIFICATE-----\n"
 		                  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
 		memset(kid, 0xab, sizeof(kid));
-		tb_trust_set_root(t, pem, strlen(pem), kid, &d);
+		if (tb_trust_set_root(t, pem, strlen(pem), kid, &d) != TB_OK)
+			die("trust root", &d);
 	}
 	for (int i = 0; i < 3; i++) {
 		struct tb_pub *p = tb_key_pub(auth[i]);
@@ -469,7 +470,8 @@ registries(void)
 		tb_buf_free(&spki);
 		tb_pub_free(p);
 	}
-	tb_trust_set_threshold(t, 2, &d);
+	if (tb_trust_set_threshold(t, 2, &d) != TB_OK)
+		die("threshold", &d);
 	tb_buf_init(&b);
 	if (tb_trust_serialize(t, &b, &d) != TB_OK)
 		die("trust", &d);
@@ -583,7 +585,7 @@ routes(void)
 		tb_key_free(k);
 	}
 	tb_buf_init(&b);
-	tb_reg_serialize(r, &b);
+	must(tb_reg_serialize(r, &b), "tb_reg_serialize");
 	tb_reg_free(r);
 	if ((rd = tb_json_parse(b.data, b.len, NULL, &d)) == NULL)
 		die("route registry", &d);
