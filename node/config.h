@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../util/tb_err.h"
+
 #define TB_CONF_PATH_MAX 1024
 
 /* DTLS sessions a node can keep to one peer (config key peer_sessions). */
@@ -50,7 +52,7 @@ struct tb_diag;
 
 /* Parses path into cfg (defaults first).  On failure returns a negative
  * tb_err with d->detail "file:line: message". */
-int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
+TB_MUST_CHECK int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
 /* Prints the key table (name, default, meaning) for --help. */
 void tb_config_describe(FILE *f);
 

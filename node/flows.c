@@ -385,8 +385,15 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 	} else if (strcmp(type, "case.query") == 0) {
 		const char *cid = jstr(req, "case_id");
 		int st = 0;
-		if (cid != NULL)
-			tb_journal_case_get(n->journal, from, n->cfg.member_id, cid, &st);
+		if (cid != NULL &&
+		    tb_journal_case_get(n->journal, from, n->cfg.member_id, cid, &st) != TB_OK) {
+			/* no answer rather than a wrong state; the request stays
+			 * in the inbox for the city's systems */
+			log_warnx("responder: case state of %s: %s", id,
+			          tb_journal_diag(n->journal)->detail);
+			cJSON_Delete(req);
+			return;
+		}
 		a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "case_id", cid ? cid : "");
 		cJSON_AddStringToObject(a, "state", tb_case_state_name((enum tb_case_state)st));

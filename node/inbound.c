@@ -638,7 +638,13 @@ hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, con
 	int64_t pending = 0;
 
 	tb_buf_init(&b);
-	tb_journal_outbound_pending(n->journal, &pending);
+	if (tb_journal_outbound_pending(n->journal, &pending) != TB_OK) {
+		struct tb_diag d;
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s",
+		            tb_journal_diag(n->journal)->detail);
+		respond_error(r, s, req, q, resp, &d);
+		return;
+	}
 	tb_buf_printf(
 	    &b,
 	    "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"

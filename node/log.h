@@ -10,11 +10,13 @@
 
 #include <stdbool.h>
 
+#include "../util/tb_err.h"
+
 enum tb_log_level { TB_LOG_DEBUG, TB_LOG_INFO, TB_LOG_WARN, TB_LOG_ERROR };
 
 void tb_log_set_level(enum tb_log_level lvl);
 /* "debug", "info", "warn", "error" -> level; false if unknown. */
-bool tb_log_level_parse(const char *s, enum tb_log_level *out);
+TB_MUST_CHECK bool tb_log_level_parse(const char *s, enum tb_log_level *out);
 void tb_log(enum tb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) tb_log(TB_LOG_DEBUG, __VA_ARGS__)

@@ -19,6 +19,7 @@
 #include "../util/tb_buf.h"
 #include "config.h"
 #include "worker.h"
+#include "../util/tb_err.h"
 
 struct tb_reg;
 struct tb_route;
@@ -202,34 +203,34 @@ struct tb_node {
 /* Verified-signature cache for tb_env_open (batch roots). */
 bool tb_node_sig_known(void *ctx, const uint8_t tag[32]);
 void tb_node_sig_remember(void *ctx, const uint8_t tag[32]);
-const char *tb_node_intern(struct tb_node *n, const char *id);
+TB_MUST_CHECK const char *tb_node_intern(struct tb_node *n, const char *id);
 int64_t tb_now(void);     /* Unix seconds */
 int64_t tb_now_ms(void);  /* monotonic milliseconds */
 int64_t tb_wall_ms(void); /* Unix milliseconds */
-struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
 void tb_node_free(struct tb_node *n);
 /* Loads, verifies and applies a registry document (borrowed bytes);
  * refuses one not newer than the current (unless it is the first). */
-int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
-                           struct tb_diag *d);
+TB_MUST_CHECK int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len,
+                                         bool persist, struct tb_diag *d);
 /* The public key with this id of active member `from` for message
  * signatures; NULL when none (tb_env_open lookup). */
 const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);
 /* Checks a DTLS peer certificate (DER) against the registry: the member
  * id it belongs to (interned, owned by the node), or NULL. */
-const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+TB_MUST_CHECK const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
 /* True when member offers service in the current registry. */
 bool tb_node_offers(const struct tb_node *n, const char *member, const char *service);
 /* The member serving service for region under the current registry
  * (copied into member, 16 bytes); TB_E_NO_ROUTE when none. */
-int tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
-                  struct tb_diag *d);
+TB_MUST_CHECK int tb_node_route(struct tb_node *n, const char *service, const char *region,
+                                char *member, struct tb_diag *d);
 /* First endpoint host/port for the next hop towards member `to`. */
-int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
-                     coap_address_t *addr, struct tb_diag *d);
+TB_MUST_CHECK int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
+                                   coap_address_t *addr, struct tb_diag *d);
 
 /* transport.c */
-int tb_transport_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_transport_start(struct tb_node *n, struct tb_diag *d);
 void tb_transport_stop(struct tb_node *n);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
 void tb_transport_kick(struct tb_node *n);
@@ -237,8 +238,8 @@ void tb_transport_kick(struct tb_node *n);
  * Accept), or -1 when it is absent. */
 long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
 /* The (cached) client session to peer member `to`, or NULL. */
-coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
-                                     struct tb_diag *d);
+TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
+                                                   struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
 /* Releases retired sessions old enough to have no transfer left. */
 void tb_transport_reap(struct tb_node *n);
@@ -246,10 +247,10 @@ void tb_transport_reap(struct tb_node *n);
  * callbacks only). */
 void tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s);
 /* The peer record for member id (created on first use); NULL on memory error. */
-struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
+TB_MUST_CHECK struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 
 /* inbound.c */
-int tb_inbound_init(struct tb_node *n);
+TB_MUST_CHECK int tb_inbound_init(struct tb_node *n);
 /* Notifies observers of /fed/registry. */
 void tb_inbound_registry_changed(struct tb_node *n);
 
@@ -263,9 +264,9 @@ void tb_outbound_init(struct tb_node *n);
  * for the loop to send from memory: each is journalled with its first
  * attempt TB_FRESH_HOLD_S ahead and fresh[i] receives its wire form
  * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
-int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
-                      const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
-                      struct tb_fresh *fresh, struct tb_diag *d);
+TB_MUST_CHECK int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
+                                    const struct tb_env_fields *f, size_t count, char (*ids)[33],
+                                    size_t *bad, struct tb_fresh *fresh, struct tb_diag *d);
 /* Loop: takes over v[0..count) from tb_outbound_store (the array stays the
  * caller's, the envelopes move) for the next delivery rounds; what the
  * memory queue has no room for goes back to the journal's queue. */
@@ -277,8 +278,8 @@ void tb_outbound_forget(struct tb_node *n);
 /* One message sent from the loop (an inbox reply, the reference
  * responder): tb_outbound_store on the loop's journal and key, then its
  * latency clock and delivery; *id receives its id. */
-int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-                       struct tb_diag *d);
+TB_MUST_CHECK int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
+                                     struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);
@@ -295,14 +296,14 @@ void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb
 void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
 
 /* answers.c: answers settled on the ingest thread */
-int tb_answers_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_answers_start(struct tb_node *n, struct tb_diag *d);
 /* Queues a (owned) for the thread; without one, settles it on the loop. */
 void tb_answers_submit(struct tb_node *n, struct tb_answer *a);
 /* Settles what is queued, then stops the thread. */
 void tb_answers_stop(struct tb_node *n);
 
 /* regsync.c */
-int tb_regsync_start(struct tb_node *n);
+TB_MUST_CHECK int tb_regsync_start(struct tb_node *n);
 /* True when recv was a registry notification (handled). */
 bool tb_regsync_response(struct tb_node *n, coap_session_t *s, const coap_pdu_t *recv);
 void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
@@ -312,13 +313,13 @@ void tb_regsync_lost(struct tb_node *n, coap_session_t *s);
  * inside the caller's journal transaction: body schema, answer matched to
  * an open request, case lifecycle (applied).  0 or TB_E_BODY,
  * TB_E_FLOW_UNMATCHED, TB_E_FLOW_STATE, TB_E_IO. */
-int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
+TB_MUST_CHECK int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
 /* The outbound check reads and writes journal j: the loop's n->journal,
  * or the ingest thread's own handle (it reads only immutable parts of n
  * and the registry, under reg_lock). */
-int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
-                      struct tb_diag *d);
-int tb_responder_load(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
+                                    struct tb_diag *d);
+TB_MUST_CHECK int tb_responder_load(struct tb_node *n, struct tb_diag *d);
 void tb_responder_free(struct tb_responder *r);
 /* Answers a request received for this node from the fixtures (after its
  * transaction is committed). */
@@ -333,20 +334,20 @@ void tb_responder_run_pending(struct tb_node *n);
 
 /* webhook.c */
 /* Refuses a webhook URL that is not http:// on loopback. */
-int tb_webhook_check(const char *url, struct tb_diag *d);
-int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_webhook_check(const char *url, struct tb_diag *d);
+TB_MUST_CHECK int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
 void tb_webhook_stop(struct tb_node *n);
 /* New messages are in the inbox: push soon. */
 void tb_webhook_kick(struct tb_node *n);
 
 /* api.c */
-int tb_api_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_api_start(struct tb_node *n, struct tb_diag *d);
 void tb_api_stop(struct tb_node *n);
 /* Sends a JSON answer (body borrowed). */
 void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
 /* The API's error object {"error": reason, "detail"?} as JSON text
  * (caller frees with cJSON_free), NULL when out of memory. */
-char *tb_api_error_text(const char *reason_token, const char *detail);
+TB_MUST_CHECK char *tb_api_error_text(const char *reason_token, const char *detail);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
 /* Limits for a message request (POST /v1/messages, reply): 256 KiB, and
@@ -360,14 +361,14 @@ extern const struct tb_json_limits tb_api_json_limits;
 const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
 /* ingest.c */
 /* Starts the ingest thread with its own journal handle and key copy. */
-int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
 /* Queues a POST /v1/messages body (raw, taken over) for the thread; the
  * answer is sent on the loop once it is journalled or refused. */
 void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
 /* Requests handed to the thread and not yet answered. */
 /* The ingest thread's worker and journal handle, for other jobs that
  * journal off the loop (answers.c); TB_E_ARG if it is not running. */
-int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
+TB_MUST_CHECK int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
 size_t tb_ingest_pending(const struct tb_node *n);
 /* Lets the thread finish the queued requests, joins it and frees it;
  * answers not yet sent are dropped (their messages stay journalled). */

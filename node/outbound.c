@@ -64,6 +64,29 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 	evtimer_add(n->deliver_timer, &tv);
 }
 
+/* Abandons j's transaction.  The handle is outside it afterwards whatever
+ * SQLite answers, so a failure is only logged. */
+static void
+rollback(struct tb_journal *j)
+{
+	if (tb_journal_rollback(j) != TB_OK)
+		log_warnx("journal rollback: %s", tb_journal_diag(j)->detail);
+}
+
+/* Counts a failed attempt of queued id and schedules the next at `at`
+ * (tb_journal_outbound_retry).  When the journal cannot record it, the
+ * message keeps the attempt time it had and is due again then: logged.
+ * True when recorded. */
+static bool
+retry(struct tb_journal *j, const char *id, int64_t at, const char *why)
+{
+	int rc = tb_journal_outbound_retry(j, id, at, why);
+
+	if (rc != TB_OK && rc != TB_E_JOURNAL_STATE && rc != TB_E_NOTFOUND)
+		log_warnx("retry of %s not recorded: %s", id, tb_journal_diag(j)->detail);
+	return rc == TB_OK;
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -157,14 +180,14 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		m.envelope_len = wire[i].len;
 		*bad = i;
 		if ((rc = tb_flows_outbound(n, j, envs[i], d)) != TB_OK) {
-			tb_journal_rollback(j);
+			rollback(j);
 			goto out;
 		}
 		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S : now)) !=
 		        TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
-			tb_journal_rollback(j);
+			rollback(j);
 			goto jfail;
 		}
 		snprintf(ids[i], 33, "%s", m.id);
@@ -486,7 +509,9 @@ give_back(struct tb_node *n, struct tb_fresh *v, size_t count)
 {
 	if (count > 0 && tb_journal_begin_nosync(n->journal) == TB_OK) {
 		for (size_t i = 0; i < count; i++)
-			tb_journal_outbound_reschedule(n->journal, v[i].id, tb_now());
+			if (tb_journal_outbound_reschedule(n->journal, v[i].id, tb_now()) != TB_OK)
+				log_warnx("%s not handed back now (due at its hold's end): %s",
+				          v[i].id, tb_journal_diag(n->journal)->detail);
 		if (tb_journal_commit(n->journal) != TB_OK)
 			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	}
@@ -699,8 +724,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 		           TB_OK) {
 			if (!round_tx(n, &tx))
 				goto done;
-			tb_journal_outbound_retry(n->journal, x->m.id,
-			                          now + backoff_s(n, x->attempts), d.detail);
+			(void)retry(n->journal, x->m.id, now + backoff_s(n, x->attempts), d.detail);
 		} else {
 			continue; /* x->hop set: to be planned below */
 		}
@@ -752,8 +776,8 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (!round_tx(n, &tx))
 			goto done;
-		tb_journal_outbound_retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
-		                          "sent, awaiting receipt");
+		(void)retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
+		            "sent, awaiting receipt");
 	}
 	if (tx) {
 		tx = false;
@@ -775,7 +799,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	tb_transport_kick(n);
 done:
 	if (tx)
-		tb_journal_rollback(n->journal);
+		rollback(n->journal);
 	put_back(n, &l);
 	free(plan);
 	free(cuts);
@@ -942,9 +966,8 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		                                        x->tos[i]) != TB_OK) {
 			log_warnx("delivery of %s not recorded: %s", x->ids[i],
 			          tb_journal_diag(j)->detail);
-			if (tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
-			                              "delivery not recorded in the journal") ==
-			    TB_OK)
+			if (retry(j, x->ids[i], now + backoff_s(n, 1),
+			          "delivery not recorded in the journal"))
 				a->retries++;
 			goto out;
 		}
@@ -969,11 +992,11 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		char why[64];
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
 		         x->hop);
-		tb_journal_outbound_retry(j, x->ids[i], now + RELAY_WAIT_S, why);
+		(void)retry(j, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class != 4 && transient_error(p, len)) {
-		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
-		                          "receiver failed internally; retrying");
-		a->retries++;
+		if (retry(j, x->ids[i], now + backoff_s(n, 1),
+		          "receiver failed internally; retrying"))
+			a->retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
@@ -986,9 +1009,8 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 			log_warnx("failure of %s not recorded: %s", x->ids[i],
 			          tb_journal_diag(j)->detail);
 	} else {
-		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
-		                          "answer was not a valid receipt");
-		a->retries++;
+		if (retry(j, x->ids[i], now + backoff_s(n, 1), "answer was not a valid receipt"))
+			a->retries++;
 	}
 out:
 	tb_env_free(r);
@@ -1031,8 +1053,8 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 	}
 	if (cls == 5 || data == NULL) {
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why);
-			a->retries++;
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why))
+				a->retries++;
 		}
 	} else if (x->count == 1) {
 		struct tb_env *r = NULL;
@@ -1044,9 +1066,9 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		/* the exchange was refused as a whole (size, format): not the
 		 * messages' fault; retry them, in smaller exchanges */
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          "exchange refused as a whole");
-			a->retries++;
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+			          "exchange refused as a whole"))
+				a->retries++;
 		}
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
 		          (int)(len > 120 ? 120 : len), (const char *)data);
@@ -1067,8 +1089,8 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 			if ((int)i < ne) {
 				settle(n, j, a, i, data + eoff[i], elen[i], env[i], cls);
 			} else {
-				tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
-				                          "malformed batch answer");
+				(void)retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+				            "malformed batch answer");
 			}
 		}
 		free(eoff);
@@ -1182,11 +1204,14 @@ tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r
 	         (int)r, x->count);
 	if (tb_journal_begin(n->journal) == TB_OK) {
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          "no answer from peer");
-			n->m.out_retries++;
+			if (retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+			          "no answer from peer"))
+				n->m.out_retries++;
 		}
-		tb_journal_commit(n->journal);
+		/* if this fails, they are due again when their answer
+		 * timeout ends */
+		if (tb_journal_commit(n->journal) != TB_OK)
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	}
 	/* the session is not released here, inside libcoap's callback: a
 	 * failed session is found dead and replaced on its next use */
