@@ -19,6 +19,7 @@
 #include "../protocol/tb_env.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
+#include "../util/tb_file.h"
 
 int bench_registry(int argc, char **argv); /* bench_registry.c */
 int bench_node(int argc, char **argv);     /* bench_node.c */
@@ -184,11 +185,12 @@ usage(FILE *f)
 	           "          (default 20000 messages); --set puts a node.conf key into\n"
 	           "          both nodes' configuration (e.g. --set deflate=0).\n"
 	           "The last line printed is a JSON object with the figures.\n"
-	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage.\n");
+	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage,\n"
+	           "3 standard output could not be written.\n");
 }
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	double secs = 6;
 
@@ -230,4 +232,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	return bench_crypto(secs);
+}
+
+/* Figures that did not reach standard output (a full disk, /dev/full)
+ * fail the run: stdio holds output in a buffer, so this shows only when
+ * it is flushed, here.  One line on stderr, status 3. */
+int
+main(int argc, char **argv)
+{
+	struct tb_diag d;
+	int rc = run(argc, argv);
+
+	if (tb_file_close_stdout(&d) != TB_OK) {
+		fprintf(stderr, "tongban-bench: cannot write to standard output: %s\n", d.detail);
+		return 3;
+	}
+	return rc;
 }

@@ -696,7 +696,7 @@ cert_show(int argc, char **argv)
 	printf("fingerprint: %s\n", hex);
 	tb_cert_free(cert);
 	if (fflush(stdout) != 0)
-		return cli_fail(EX_TB_IO, "cannot write to standard output");
+		return cli_stdout_error(strerror(errno));
 	return EX_TB_OK;
 }
 

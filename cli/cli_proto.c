@@ -1,4 +1,5 @@
 /* cli_proto.c - `tongban canon`, `tongban key`, `tongban msg`. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static int
 write_out(const void *p, size_t n)
 {
 	if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0)
-		return cli_fail(EX_TB_IO, "cannot write to standard output");
+		return cli_stdout_error(strerror(errno));
 	return EX_TB_OK;
 }
 

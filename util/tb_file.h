@@ -27,4 +27,15 @@ TB_MUST_CHECK int tb_file_read(const char *path, size_t max, struct tb_buf *out,
 TB_MUST_CHECK int tb_file_write(const char *path, const void *data, size_t n, mode_t mode,
                                 int exclusive, struct tb_diag *d);
 
+/*
+ * Flushes and closes standard output, so that what stdio still holds is
+ * written now and a write error that happened earlier shows: 0, or
+ * TB_E_IO (d's detail: the system's reason, when known) when some output
+ * did not reach its destination (a full disk, /dev/full, an error at
+ * close).  A program calls it last, after its work, and exits with its
+ * I/O error status on failure: otherwise `prog > /dev/full` looks
+ * successful.
+ */
+TB_MUST_CHECK int tb_file_close_stdout(struct tb_diag *d);
+
 #endif
