@@ -19,6 +19,15 @@
  * Serial numbers are 16 random bytes with the top bit cleared (positive).
  * Operations on a directory are not locked against each other: one
  * administrator works on one CA at a time.
+ *
+ * Thread-safety: as tb_key.h for the objects here (CA, CSR, CRL, trust
+ * store): const operations may share an object between threads, changes
+ * need it to themselves.  A CA directory is not locked (above).
+ *
+ * Ownership: every _new/_open/_load/_import returns an object the
+ * caller frees with its _free (NULL allowed); arguments are borrowed
+ * unless a function says it copies; output is appended to the caller's
+ * buffer.
  */
 #ifndef TB_CA_H
 #define TB_CA_H
@@ -127,6 +136,7 @@ TB_MUST_CHECK struct tb_csr *tb_csr_new(const struct tb_key *key, const char *me
  * key is Ed25519 or P-256 (TB_E_CSR).  NULL on failure. Caller frees. */
 TB_MUST_CHECK struct tb_csr *tb_csr_import(const uint8_t *data, size_t len, struct tb_diag *d);
 TB_MUST_CHECK struct tb_csr *tb_csr_load(const char *path, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_csr_free(struct tb_csr *csr);
 /* Appends the CSR as PEM to out. */
 TB_MUST_CHECK int tb_csr_pem(const struct tb_csr *csr, struct tb_buf *out);
@@ -140,6 +150,7 @@ const char *tb_csr_subject(const struct tb_csr *csr);
  * TB_E_IO). Caller frees. */
 TB_MUST_CHECK struct tb_crl *tb_crl_import(const uint8_t *data, size_t len, struct tb_diag *d);
 TB_MUST_CHECK struct tb_crl *tb_crl_load(const char *path, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_crl_free(struct tb_crl *crl);
 /* Number of revoked serials listed. */
 size_t tb_crl_count(const struct tb_crl *crl);
@@ -155,6 +166,7 @@ enum tb_usage {
 
 /* An empty trust store. NULL on memory failure. Caller frees. */
 TB_MUST_CHECK struct tb_castore *tb_castore_new(void);
+/* Frees the store and its copies. NULL allowed. */
 void tb_castore_free(struct tb_castore *t);
 /* Adds a trust anchor (copied).  Anchors are trusted as given: the
  * caller chooses them, typically the federation root. */

@@ -5,6 +5,13 @@
  * serialNumber attribute (OID 2.5.4.5), e.g.
  *   serialNumber=320300, CN=Xuzhou, O=huaihai
  * Key ids are tb_key.h's: SHA-256 over the SubjectPublicKeyInfo.
+ *
+ * Thread-safety: as tb_key.h: a certificate is read-only after loading,
+ * so const accessors may run on one certificate in several threads.
+ *
+ * Ownership: tb_cert_load/import return a new certificate the caller
+ * frees (tb_cert_free, NULL allowed); strings returned are borrowed
+ * from the certificate.
  */
 #ifndef TB_CERT_H
 #define TB_CERT_H
@@ -27,6 +34,7 @@ struct tb_buf;
 TB_MUST_CHECK struct tb_cert *tb_cert_load(const char *path, struct tb_diag *d);
 /* Same from memory (borrowed). */
 TB_MUST_CHECK struct tb_cert *tb_cert_import(const uint8_t *data, size_t len, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_cert_free(struct tb_cert *cert);
 
 /* The subject's serialNumber as a member id (NUL-terminated into out).

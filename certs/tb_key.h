@@ -8,6 +8,17 @@
  * P-256, as JOSE does), so their encoding has one form on the wire.
  *
  * The key id of a public key is SHA-256 over its DER SubjectPublicKeyInfo.
+ *
+ * Thread-safety: after tb_crypto_init() (once, before other threads
+ * start), the functions are reentrant.  Functions taking a const object
+ * only read it and may run on one object in several threads at once
+ * (the node verifies with one public key from two threads); one that
+ * changes or frees an object needs it to itself.  tb_random() may be
+ * called from any thread.
+ *
+ * Ownership: constructors return a new object or NULL, which the caller
+ * frees with its _free() (NULL allowed); byte arguments are borrowed;
+ * output is appended to the caller's buffer.
  */
 #ifndef TB_KEY_H
 #define TB_KEY_H
@@ -65,6 +76,7 @@ TB_MUST_CHECK struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
 TB_MUST_CHECK struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
 /* From DER SubjectPublicKeyInfo (borrowed). */
 TB_MUST_CHECK struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_pub_free(struct tb_pub *pub);
 
 enum tb_alg tb_pub_alg(const struct tb_pub *pub);

@@ -5,6 +5,9 @@
  * The policy lives in the registry.  Evaluation: a caller that is not a
  * member, or not active, is denied; otherwise the first rule (in document
  * order) whose services and "from" match decides; otherwise the default.
+ *
+ * Thread-safety: the functions only read the registry (as tb_reg.h's
+ * accessors); output is appended to the caller's buffer.
  */
 #ifndef TB_POLICY_H
 #define TB_POLICY_H

@@ -17,6 +17,15 @@
  * Members are addressed by index, 0 .. tb_reg_member_count()-1, in
  * document order.  Strings returned are borrowed from the registry and
  * valid until it is freed or edited.
+ *
+ * Thread-safety: no global state.  Verifying and the accessors only
+ * read the registry and may share one between threads (the node's
+ * loop and ingest thread do, under its lock); the editing functions
+ * and tb_reg_free need it to themselves.
+ *
+ * Ownership: tb_reg_parse/new return a registry the caller frees with
+ * tb_reg_free (NULL allowed); input is borrowed; editing copies what
+ * it keeps; output is appended to the caller's buffer.
  */
 #ifndef TB_REG_H
 #define TB_REG_H
@@ -74,6 +83,7 @@ TB_MUST_CHECK struct tb_reg *tb_reg_parse(const uint8_t *text, size_t len, struc
  * copied.  NULL on invalid arguments or memory error.  Caller frees. */
 TB_MUST_CHECK struct tb_reg *tb_reg_new(const char *federation, int64_t issued, int64_t valid_until,
                                         struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_reg_free(struct tb_reg *reg);
 
 /*

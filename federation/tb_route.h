@@ -5,6 +5,12 @@
  * Built once from a verified registry; a lookup is a few hash probes
  * (6-, 4- then 2-digit prefix of the region) with the winner of every
  * (service, prefix) pair chosen at build time.  Pure: no I/O, no clock.
+ *
+ * Thread-safety: a built table is read-only: lookups may run in
+ * several threads at once, as long as the registry stays unedited.
+ *
+ * Ownership: tb_route_new returns a table the caller frees with
+ * tb_route_free (NULL allowed); it borrows the registry.
  */
 #ifndef TB_ROUTE_H
 #define TB_ROUTE_H
@@ -30,6 +36,7 @@ struct tb_route_result {
 /* Builds the table.  reg is borrowed and must outlive the table (and stay
  * unedited).  NULL on memory error (d says so).  Caller frees. */
 TB_MUST_CHECK struct tb_route *tb_route_new(const struct tb_reg *reg, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_route_free(struct tb_route *rt);
 
 /*

@@ -5,6 +5,13 @@
  * and for display; not interpreted here), the registry authorities' public
  * keys and the threshold k: a registry is accepted with valid signatures
  * from at least k distinct authorities.
+ *
+ * Thread-safety: as tb_reg.h: accessors read only; building and
+ * freeing need the anchor to themselves.
+ *
+ * Ownership: tb_trust_new/parse return an anchor the caller frees
+ * with tb_trust_free (NULL allowed); setters copy; what accessors
+ * return is borrowed from the anchor.
  */
 #ifndef TB_TRUST_H
 #define TB_TRUST_H
@@ -29,6 +36,7 @@ TB_MUST_CHECK struct tb_trust *tb_trust_new(const char *federation, struct tb_di
  * TB_E_JSON_*, TB_E_FIELD_*, TB_E_VERSION, TB_E_REG_LIMIT,
  * TB_E_REG_DUP_SIGNER, TB_E_REG_KEY_ID, TB_E_KEY).  Caller frees. */
 TB_MUST_CHECK struct tb_trust *tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_trust_free(struct tb_trust *t);
 
 /* Sets the root certificate's PEM text (copied) and key id. */

@@ -6,6 +6,9 @@
  * Format: one "key = value" per line; '#' starts a comment; blank lines
  * ignored; relative paths are relative to the config file's directory.
  * The keys are documented in man/tongban-node.8 and `tongban-node --help`.
+ *
+ * Thread-safety: tb_config_load is reentrant (no global state): the
+ * caller owns the struct it fills, and paths are borrowed.
  */
 #ifndef TB_CONFIG_H
 #define TB_CONFIG_H

@@ -4,6 +4,10 @@
  * Lines go to standard error as "LEVEL component: message".  Never pass
  * personal identifiers or key material.  The level is process state of
  * the daemon (node/ is where such state may live).
+ *
+ * Thread-safety: tb_log may be called from any thread; each call writes
+ * its line whole (stderr is locked for it).  The level is one atomic
+ * value: tb_log_set_level may run while others log.
  */
 #ifndef TB_LOG_H
 #define TB_LOG_H

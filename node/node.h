@@ -5,6 +5,12 @@
  * this.  One libevent loop runs the node; beside it run the journal's
  * checkpoint thread (journal.c) and the ingest thread that seals and
  * journals local API submissions (ingest.c, which lists what it shares).
+ *
+ * Thread-safety: the functions run on the event loop unless their
+ * comment names another thread (the ingest and answers workers); what
+ * those threads share with the loop is listed at struct tb_node and in
+ * ingest.c.  Ownership is stated per function; a struct tb_node owns
+ * everything it points to.
  */
 #ifndef TB_NODE_H
 #define TB_NODE_H

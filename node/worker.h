@@ -6,6 +6,11 @@
  *
  * A job is the caller's struct, beginning with struct tb_work; the caller
  * allocates it, and it is the caller's again in done() (or leftover()).
+ *
+ * Thread-safety: tb_worker_start, tb_worker_push and tb_worker_stop run
+ * on the thread of the event loop given to tb_worker_start; run() runs
+ * on the worker's thread, one job at a time; done() and leftover() on
+ * the loop's.
  */
 #ifndef TB_WORKER_H
 #define TB_WORKER_H

@@ -8,6 +8,16 @@
  *
  * Pure: the clock ("now") and key lookup are parameters.  Randomness for
  * new message ids comes from certs/ (tb_random).
+ *
+ * Thread-safety: reentrant; const functions only read the envelope and
+ * may share one between threads; seal, add_hop and free need it to
+ * themselves.  The lookup and cache callbacks run in the caller's
+ * thread.
+ *
+ * Ownership: an envelope owns its JSON document; tb_env_create/parse/
+ * open return one the caller frees with tb_env_free (NULL allowed);
+ * strings returned are borrowed from it; input bytes are borrowed;
+ * output is appended to the caller's buffer.
  */
 #ifndef TB_ENV_H
 #define TB_ENV_H
@@ -76,6 +86,7 @@ TB_MUST_CHECK struct tb_env *tb_env_create(const struct tb_env_fields *f, struct
  * failure with d filled.  buf is borrowed.  Caller frees. */
 TB_MUST_CHECK struct tb_env *tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d);
 
+/* Frees the envelope and its document. NULL allowed. */
 void tb_env_free(struct tb_env *env);
 
 /* Key lookup for opening: the public key with this key id that belongs to

@@ -11,6 +11,9 @@
  *
  * Every string returned is static (or borrowed from the caller's JSON, as
  * documented), never to be freed.  Every diag is optional (NULL allowed).
+ *
+ * Thread-safety: pure and stateless: every function may run in any
+ * thread; the lookup callback runs in the caller's.
  */
 #ifndef TB_FLOW_H
 #define TB_FLOW_H

@@ -11,6 +11,13 @@
  *
  * Limits: a document is refused beyond max_size bytes or max_depth nested
  * arrays/objects, before any deeper recursion happens.
+ *
+ * Thread-safety: no global state.  A document is built by one thread;
+ * once complete, reading it (accessors, tb_json_canon) does not change
+ * it and may happen in several threads at once.
+ *
+ * Ownership: a document owns every value in it (they die with
+ * tb_json_doc_free); values and strings returned are borrowed from it.
  */
 #ifndef TB_JSON_H
 #define TB_JSON_H

@@ -1,6 +1,9 @@
 /*
  * tb_deflate.h - the "deflate" content coding (zlib format, RFC 1950,
  * as HTTP and CoAP content-format 11050 use it) for whole buffers.
+ *
+ * Thread-safety: reentrant: every call has its own (de)compressor
+ * state.  Input is borrowed; output is appended to the caller's buffer.
  */
 #ifndef TB_DEFLATE_H
 #define TB_DEFLATE_H

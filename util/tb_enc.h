@@ -4,6 +4,9 @@
  * Decoders are strict: they refuse padding, characters outside the
  * alphabet, and non-canonical trailing bits, so every byte string has
  * exactly one accepted text form (needed for signed content).
+ *
+ * Thread-safety: pure functions; they read and write only the caller's
+ * buffers, which the caller sizes as each function says.
  */
 #ifndef TB_ENC_H
 #define TB_ENC_H

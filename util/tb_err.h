@@ -6,6 +6,9 @@
  * and in CLI messages) and a human sentence.  A struct tb_diag, when the
  * caller passes one, receives the code, a byte offset where it applies,
  * and a detail string such as the missing field's name.
+ *
+ * Thread-safety: no state; the strings returned are static, and a
+ * struct tb_diag belongs to its caller (one per thread or operation).
  */
 #ifndef TB_ERR_H
 #define TB_ERR_H

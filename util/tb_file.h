@@ -1,5 +1,12 @@
 /*
  * tb_file.h - whole-file reads and atomic writes.
+ *
+ * Thread-safety: reentrant; each call works on its own descriptor.
+ * tb_file_close_stdout() acts on the process's standard output: the
+ * main thread calls it once, at the end.
+ *
+ * Ownership: paths are borrowed; output is appended to the caller's
+ * buffer.
  */
 #ifndef TB_FILE_H
 #define TB_FILE_H

@@ -1,5 +1,7 @@
 /*
  * tb_thread.h - scheduling hints for the calling thread.
+ *
+ * Thread-safety: acts on the calling thread only.
  */
 #ifndef TB_THREAD_H
 #define TB_THREAD_H
