@@ -6,7 +6,9 @@
  * function.  When it injects the failure it creates the file
  * $TB_RND_MARK, so the test knows a failure happened.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stddef.h>
