@@ -104,7 +104,7 @@ TB_MUST_CHECK int tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr,
  * "cACompromise", "affiliationChanged", "superseded",
  * "cessationOfOperation", "certificateHold", "privilegeWithdrawn");
  * -1 when unknown. */
-int tb_crl_reason_from_name(const char *name);
+TB_MUST_CHECK int tb_crl_reason_from_name(const char *name);
 const char *tb_crl_reason_name(int reason);
 
 /*

@@ -40,7 +40,7 @@ enum tb_alg { TB_ALG_NONE = 0, TB_ALG_ED25519 = 1, TB_ALG_P256 = 2 };
 #define TB_SIG_LEN 64
 
 /* "ed25519" / "p256" <-> enum; TB_ALG_NONE / NULL when unknown. */
-enum tb_alg tb_alg_from_name(const char *name);
+TB_MUST_CHECK enum tb_alg tb_alg_from_name(const char *name);
 const char *tb_alg_name(enum tb_alg alg);
 
 /* Process-wide GnuTLS initialisation; call once before any other use.

@@ -66,11 +66,11 @@ enum tb_reg_status { TB_STATUS_ACTIVE = 1, TB_STATUS_SUSPENDED = 2, TB_STATUS_RE
 enum tb_key_use { TB_USE_TLS = 1, TB_USE_SIGN = 2, TB_USE_BOTH = 3 };
 
 const char *tb_reg_role_name(enum tb_reg_role r);
-enum tb_reg_role tb_reg_role_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_reg_role tb_reg_role_from_name(const char *s); /* 0 if unknown */
 const char *tb_reg_status_name(enum tb_reg_status s);
-enum tb_reg_status tb_reg_status_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_reg_status tb_reg_status_from_name(const char *s); /* 0 if unknown */
 const char *tb_key_use_name(enum tb_key_use u);
-enum tb_key_use tb_key_use_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_key_use tb_key_use_from_name(const char *s); /* 0 if unknown */
 
 /*
  * Parses and validates a registry document (len bytes, borrowed).  NULL on

@@ -364,7 +364,8 @@ extern const struct tb_json_limits tb_api_json_limits;
  * strings and the body stay owned by o's document.  default_to (may be
  * NULL) stands in for a missing "to".  NULL, or what is wrong ("type"
  * and "to" name a missing member). */
-const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
+TB_MUST_CHECK const char *tb_api_fields(const struct tb_json *o, const char *default_to,
+                                        struct tb_env_fields *f);
 /* ingest.c */
 /* Starts the ingest thread with its own journal handle and key copy. */
 TB_MUST_CHECK int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
