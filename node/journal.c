@@ -107,6 +107,9 @@ enum sid {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_UNIT,
+	ST_UNIT_UNDO,
+	ST_UNIT_END,
 	ST_IN_PUT,
 	ST_IN_RECEIPT,
 	ST_IN_EXISTS,
@@ -149,6 +152,10 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [ST_ROLLBACK] = "ROLLBACK",
+    /* a state change with its audit entry (unit_begin/unit_end) */
+    [ST_UNIT] = "SAVEPOINT tb_unit",
+    [ST_UNIT_UNDO] = "ROLLBACK TO tb_unit",
+    [ST_UNIT_END] = "RELEASE tb_unit",
     /* ON CONFLICT on the id only: any other constraint failure is a real
      * error, which INSERT OR IGNORE would swallow. */
     [ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
@@ -1595,9 +1602,7 @@ unit_begin(struct tb_journal *j, bool *own)
 		return tb_journal_begin(j);
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (sqlite3_exec(j->db, "SAVEPOINT tb_unit", NULL, NULL, NULL) != SQLITE_OK)
-		return jfail(j, "savepoint");
-	return TB_OK;
+	return run(j, st(j, ST_UNIT), "savepoint");
 }
 
 /* Keeps the unit when rc is TB_OK, else undoes it; returns rc (or the
@@ -1606,14 +1611,15 @@ static int
 unit_end(struct tb_journal *j, bool own, int rc)
 {
 	struct tb_diag why = j->diag;
+	int rc2;
 
 	if (own) {
 		if (rc == TB_OK)
 			return tb_journal_commit(j);
 		if (tb_journal_rollback(j) != TB_OK) {
-			/* the handle is out of the transaction either way, and
-			 * SQLite undoes what a failed rollback left at the next
-			 * begin; the error to report is rc */
+			/* the handle is out of the transaction either way
+			 * (tb_journal_rollback clears it); the error to report
+			 * is rc, the step's */
 		}
 		j->diag = why;
 		return rc;
@@ -1621,15 +1627,16 @@ unit_end(struct tb_journal *j, bool own, int rc)
 	if (rc != TB_OK) {
 		/* the cached head may be one this unit wrote */
 		j->head_cached = false;
-		if (sqlite3_exec(j->db, "ROLLBACK TO tb_unit", NULL, NULL, NULL) != SQLITE_OK) {
-			(void)jfail(j, "rollback to savepoint");
+		if (run(j, st(j, ST_UNIT_UNDO), "rollback to savepoint") != TB_OK) {
 			j->aborted = true; /* a part of the unit may remain: the batch is lost */
 			j->diag = why;
 		}
 	}
-	if (sqlite3_exec(j->db, "RELEASE tb_unit", NULL, NULL, NULL) != SQLITE_OK && rc == TB_OK) {
+	if ((rc2 = run(j, st(j, ST_UNIT_END), "release savepoint")) != TB_OK) {
 		j->head_cached = false;
-		rc = jfail(j, "release savepoint");
+		if (rc == TB_OK)
+			return rc2;
+		j->diag = why;
 	}
 	return rc;
 }
