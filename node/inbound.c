@@ -87,6 +87,20 @@ release_buf(coap_session_t *s, void *p)
 	free(b);
 }
 
+/* The answer when the real one cannot be built whole (it is not sent in
+ * part): 5.00 with the error object of PROTOCOL.md 9, from static bytes
+ * (nothing to allocate); the sender retries. */
+static void
+respond_nomem(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+              coap_pdu_t *resp)
+{
+	static const char text[] = "{\"error\":\"nomem\"}";
+
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
+	coap_add_data_large_response(r, s, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON, -1, 0,
+	                             sizeof(text) - 1, (const uint8_t *)text, NULL, NULL);
+}
+
 /* Answers with code and a JSON body (copied), deflated when the request
  * asked for it (Accept: 11050) and it is worth it. */
 static void
@@ -97,11 +111,9 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 	struct tb_diag d;
 	uint16_t cf = COAP_MEDIATYPE_APPLICATION_JSON;
 
-	/* an answer that could not be built whole is not sent in part: a
-	 * server error, after which the sender retries */
 	if (copy == NULL || tb_buf_error(body) != TB_OK) {
 		free(copy);
-		coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
+		respond_nomem(r, s, req, q, resp);
 		return;
 	}
 	coap_pdu_set_code(resp, code);
@@ -111,8 +123,9 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 	} else {
 		tb_buf_reset(copy);
 		if (tb_buf_add(copy, body->data, body->len) != TB_OK) {
+			tb_buf_free(copy);
 			free(copy);
-			coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
+			respond_nomem(r, s, req, q, resp);
 			return;
 		}
 	}
