@@ -118,8 +118,7 @@ keyobj(struct tb_json_doc *doc, const struct tb_key *k)
 	char hex[65], *b64;
 
 	tb_buf_init(&spki);
-	if (p == NULL || tb_pub_spki(p, &spki) != TB_OK)
-		die("public key", NULL);
+	must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 	tb_pub_id(p, kid);
 	tb_hex_encode(kid, 32, hex);
 	b64 = malloc(tb_b64url_len(spki.len) + 1);
@@ -388,8 +387,7 @@ reg_base(const char *fed)
 		struct tb_buf spki;
 		char name[32];
 		tb_buf_init(&spki);
-		if (p == NULL || tb_pub_spki(p, &spki) != TB_OK)
-			die("public key", NULL);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(name, sizeof(name), "Member %s", ids[i]);
 		struct tb_reg_key_spec k = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec s = {"hukou.transfer", regions[i], 1};
@@ -462,8 +460,7 @@ registries(void)
 		struct tb_buf spki;
 		char n[32];
 		tb_buf_init(&spki);
-		if (p == NULL || tb_pub_spki(p, &spki) != TB_OK)
-			die("public key", NULL);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(n, sizeof(n), "Authority %d", i + 1);
 		if (tb_trust_add_authority(t, spki.data, spki.len, n, &d) != TB_OK)
 			die("authority", &d);
@@ -570,8 +567,7 @@ routes(void)
 		const char *r1[1] = {m[i].reg1}, *r2[1] = {m[i].reg2};
 		char name[32];
 		tb_buf_init(&spki);
-		if (p == NULL || tb_pub_spki(p, &spki) != TB_OK)
-			die("public key", NULL);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(name, sizeof(name), "Member %s", m[i].id);
 		struct tb_reg_key_spec ks = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec sv[2] = {{m[i].svc1, r1, 1}, {m[i].svc2, r2, 1}};

@@ -314,9 +314,7 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 	if (fx == NULL || tb_flow_role(type) != TB_FLOW_REQUEST)
 		return;
 	tb_buf_init(&bb);
-	/* out of memory: no answer from the fixtures, as for a request
-	 * they do not cover */
-	if (tb_json_canon(body, NULL, &bb) == TB_OK)
+	if (tb_json_canon(body, NULL, &bb) == TB_OK) /* else no answer, as for out of memory */
 		req = cJSON_ParseWithLength((const char *)bb.data, bb.len);
 	tb_buf_free(&bb);
 	if (req == NULL)
@@ -387,9 +385,7 @@ tb_responder_handle(struct tb_node *n, const struct tb_env *e)
 		int st = 0;
 		if (cid != NULL &&
 		    tb_journal_case_get(n->journal, from, n->cfg.member_id, cid, &st) != TB_OK) {
-			/* no answer rather than a wrong state; the request stays
-			 * in the inbox for the city's systems */
-			log_warnx("responder: case state of %s: %s", id,
+			log_warnx("responder: no answer to %s: %s", id, /* not a wrong state */
 			          tb_journal_diag(n->journal)->detail);
 			cJSON_Delete(req);
 			return;

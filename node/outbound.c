@@ -420,9 +420,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 			x->relayed[i] = v[i]->relayed;
 		}
 	}
-	if (count > 1)
-		tb_buf_addc(body, ']');
-	if (tb_buf_error(body) != TB_OK)
+	if ((count > 1 && tb_buf_addc(body, ']') != TB_OK) || tb_buf_error(body) != TB_OK)
 		goto fail; /* the messages are sent again after their answer timeout */
 	if (n->cfg.deflate) {
 		/* about a third of the bytes, so of the blocks and round trips */
