@@ -326,6 +326,10 @@ envelopes(void)
 	repl(&b, "{\"body\"", "{\"aaa\":true,\"body\"");
 	env_vector("field-unknown", "member not defined by version 1", &b, NOW, "field.unknown");
 	base(&b, alice);
+	repl(&b, "\"hops\":4", "\"hops\":4,\"hops\\u0000\":9");
+	env_vector("nul-name", "a member named \"hops\\u0000\" (not \"hops\")", &b, NOW,
+	           "field.unknown");
+	base(&b, alice);
 	repl(&b, "\"hops\":4,", "");
 	env_vector("field-missing", "no hops", &b, NOW, "field.missing");
 	base(&b, alice);
@@ -502,6 +506,19 @@ registries(void)
 		need(&t2);
 		repl(&t2, "\"v\":1", "\"v\":1,\"zz\":1");
 		reg_vector("field-unknown", "member not defined by version 1", &t2, NOW, 0,
+		           "field.unknown");
+		/* signed bytes are the only truth: a name holding U+0000 is not the
+		 * shorter name, so this member is unknown, never silently dropped */
+		tb_buf_reset(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "\"name\":\"Member 320300\"",
+		     "\"name\":\"Member 320300\",\"name\\u0000evil\":\"unsigned\"");
+		reg_vector("nul-name", "a member named \"name\\u0000evil\" added after signing",
+		           &t2, NOW, 0, "field.unknown");
+		tb_buf_reset(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "\"v\":1", "\"v\":1,\"v\\u0000\":2");
+		reg_vector("nul-name-top", "a top-level member named \"v\\u0000\"", &t2, NOW, 0,
 		           "field.unknown");
 		tb_buf_free(&t2);
 	}

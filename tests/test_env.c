@@ -602,6 +602,40 @@ test_unknown_key(void **state)
 	free(t);
 }
 
+/* A member name holding U+0000 is never the shorter name: each such
+ * member is refused as unknown, in the envelope, its route, relay record,
+ * signature block and batch block alike. */
+static void
+test_nul_names(void **state)
+{
+	static const struct {
+		const char *from, *to;
+	} cases[] = {
+	    {"\"hops\":", "\"hops\\u0000x\":1,\"hops\":"},
+	    {"\"from\":", "\"from\\u0000\":\"370800\",\"from\":"},
+	    {"\"alg\":", "\"alg\\u0000\":\"p256\",\"alg\":"},
+	    {"\"sig\":{", "\"relay\":{\"path\":[],\"path\\u0000\":1},\"sig\":{"},
+	    {"\"to\":\"370800\"", "\"route\":{\"service\":\"a\",\"region\":\"32\",\"region\\u0000\":1}"},
+	};
+	char *t = sealed_text(0);
+
+	(void)state;
+	expect_open(t, TB_OK, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *at = strstr(t, cases[i].from);
+		char *bad;
+		assert_non_null(at);
+		bad = malloc(strlen(t) + strlen(cases[i].to) + 1);
+		assert_non_null(bad);
+		memcpy(bad, t, (size_t)(at - t));
+		strcpy(bad + (at - t), cases[i].to);
+		strcat(bad, at + strlen(cases[i].from));
+		expect_open(bad, TB_E_FIELD_UNKNOWN, "unknown member");
+		free(bad);
+	}
+	free(t);
+}
+
 static void
 test_time(void **state)
 {
@@ -1609,6 +1643,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_nul_names),
 	    cmocka_unit_test(test_route_request),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_create_body_limits),

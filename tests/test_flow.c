@@ -261,6 +261,10 @@ static const struct {
     {"error", "{'reason':'Bad Reason'}",
      "body.reason: must be 1-64 of a-z 0-9 . - (a service code)"},
     {"control.ping", "{'x':1}", "body.x: unknown member"},
+    /* a name holding U+0000 is not the shorter name (receipts are the proof of delivery) */
+    {"receipt", "{'digest':'" H "','received':1,'status':'accepted','status\\u0000':'x'}",
+     "body.status?: unknown member"},
+    {"case.submit", "{'case_id':'c','case_id\\u0000':'d'}", "body.case_id?: unknown member"},
     {"control.registry", "{'serial':0}", "body.serial: must be in 1..9007199254740991"},
     {"control.registry", "{'serial':9007199254740992}",
      "body.serial: must be in 1..9007199254740991"},

@@ -49,6 +49,7 @@ enum tb_err {
 	TB_E_FIELD_UNKNOWN = -23,       /* field not defined by this version */
 	TB_E_VERSION = -24,             /* unsupported protocol version */
 	TB_E_TYPE_UNKNOWN = -25,        /* unknown message type */
+	TB_E_LOSSY = -26,               /* document holds what its model does not reproduce */
 	TB_E_SIG_MISSING = -30,         /* envelope is not sealed */
 	TB_E_SIG_ALG = -31,             /* unsupported signature algorithm */
 	TB_E_SIG_KEYID = -32,           /* signing key id unknown (or not the sender's) */
