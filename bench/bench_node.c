@@ -584,21 +584,11 @@ echo_client(const char *dir, int port, size_t len, double secs)
 	return rate;
 }
 
-int
-bench_node(int argc, char **argv)
+/* The options: --messages N, --set KEY=VALUE (up to 16). */
+static int
+parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *nsetsp)
 {
-	long total = 20000, per_req = 200;
-	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200], log1[1200],
-	     log2[1200], tokpath[1200], ports[16], members[] = "320300,371300";
-	int base = 30000 + (int)(getpid() % 2000) * 10;
-	pid_t n1 = -1, n2 = -1;
-	struct tb_buf tok, tok2, body, out, m, small0;
-	double baseline1 = 0, baseline2 = 0;
-	double t0, t1, msgs_per_s, both_per_s, drain1 = 0, drain2 = 0, p50, p99, baseline,
-	                                       lat_rate = 0;
-	int rc = 1;
-
-	char *sets[16];
+	long total = *totalp;
 	int nsets = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -616,6 +606,223 @@ bench_node(int argc, char **argv)
 		fprintf(stderr, "tongban-bench node: --messages must be %ld..1000000\n", per_req);
 		return 2;
 	}
+	*totalp = total;
+	*nsetsp = nsets;
+	return 0;
+}
+
+/* Latency under a steady load of half the measured capacity: small
+ * submissions (10 messages) at a fixed pace for 4 s.  (Under the
+ * saturating load above, latency is queueing time.) */
+static void
+measure_latency(int base, const struct tb_buf *tok, double msgs_per_s, long *seq, double *p50,
+                double *p99, double *lat_rate)
+{
+	struct tb_buf out, m;
+	double deadline;
+
+	tb_buf_init(&out);
+	tb_buf_init(&m);
+	struct tb_buf before, small;
+	double rate = msgs_per_s / 2, t, next;
+	long n10 = 0;
+	tb_buf_init(&before);
+	tb_buf_init(&small);
+
+	http(base + 1000, (const char *)tok->data, "GET", "/metrics", NULL, 0, &before);
+	double d0 = metric(&before, "tongban_messages_out_total{result=\"delivered\"} ");
+	t = now_s();
+	next = t;
+	while (now_s() - t < 4.0) {
+		if (now_s() < next) {
+			usleep(500);
+			continue;
+		}
+		tb_buf_reset(&small);
+		add_cases(&small, 10, seq, "371300");
+		http(base + 1000, (const char *)tok->data, "POST", "/v1/messages",
+		     (const char *)small.data, small.len, &out);
+		n10++;
+		next += 10.0 / rate;
+	}
+	deadline = now_s() + 60;
+	do {
+		usleep(50000);
+		http(base + 1000, (const char *)tok->data, "GET", "/metrics", NULL, 0, &m);
+	} while (metric(&m, "tongban_messages_out_total{result=\"delivered\"} ") <
+	             d0 + (double)n10 * 10 &&
+	         now_s() < deadline);
+	(*p50) = quantile(&before, &m, 0.5);
+	(*p99) = quantile(&before, &m, 0.99);
+	(*lat_rate) = (double)n10 * 10 / 4.0;
+	tb_buf_free(&before);
+	tb_buf_free(&small);
+	tb_buf_free(&out);
+	tb_buf_free(&m);
+}
+
+/* Warm-up: the DTLS handshakes, one message each way. */
+static void
+warm_up(int base, const struct tb_buf *tok, const struct tb_buf *tok2, long *seq)
+{
+	struct tb_buf small0, out;
+
+	tb_buf_init(&out);
+	tb_buf_init(&small0);
+	add_cases(&small0, 1, seq, "371300");
+	http(base + 1000, (const char *)tok->data, "POST", "/v1/messages",
+	     (const char *)small0.data, small0.len, &out);
+	tb_buf_reset(&small0);
+	add_cases(&small0, 1, seq, "320300");
+	http(base + 1001, (const char *)tok2->data, "POST", "/v1/messages",
+	     (const char *)small0.data, small0.len, &out);
+	tb_buf_free(&small0);
+	usleep(300000);
+	tb_buf_free(&out);
+}
+
+/* What one run measured. */
+struct node_results {
+	long total;
+	double t0, t1, msgs_per_s, c1, c2, drain1, dgrams, w1, w2, both_per_s, b1, b2, p50, p99,
+	    lat_rate, baseline, baseline1, baseline2;
+};
+
+static void
+report(const struct node_results *r)
+{
+	printf("tongban  : %8.0f msgs/s signed+verified+journalled+receipted (saturated)\n",
+	       r->msgs_per_s);
+	printf("cpu      : sender %.0f us/msg (%.0f%% of a core), receiver %.0f us/msg (%.0f%%)\n",
+	       r->c1 * 1e6 / (double)r->total, 100 * r->c1 / (r->t1 - r->t0),
+	       r->c2 * 1e6 / (double)r->total, 100 * r->c2 / (r->t1 - r->t0));
+	printf("drain    : %8.0f msgs/s one way once all submissions were in (queue only)\n",
+	       r->drain1);
+	printf("datagrams: %8.2f UDP datagrams per message one way (both nodes, all blocks "
+	       "and acknowledgements)\n",
+	       r->dgrams);
+	printf("written  : sender %.1f KiB/msg, receiver %.1f KiB/msg to storage one way "
+	       "(journal, WAL and checkpoints)\n",
+	       r->w1, r->w2);
+	printf(
+	    "both ways: %8.0f msgs/s in all, each node sending half (sender+receiver CPU %.0f and "
+	    "%.0f us/msg)\n",
+	    r->both_per_s, r->b1 * 1e6 / (double)r->total, r->b2 * 1e6 / (double)r->total);
+	printf("latency  : p50 %.1f ms, p99 %.1f ms submit-to-verified-receipt at %.0f msgs/s\n",
+	       r->p50, r->p99, r->lat_rate);
+	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight "
+	       "(mean of %.0f before the nodes ran and %.0f after)\n",
+	       r->baseline, r->baseline1, r->baseline2);
+	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
+	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
+	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
+	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
+	       "\"datagrams_per_msg\":%.2f,\"sender_written_kib_per_msg\":%.1f,"
+	       "\"receiver_written_kib_per_msg\":%.1f,\"baseline_before_per_s\":%.0f,"
+	       "\"baseline_after_per_s\":%.0f}\n",
+	       r->msgs_per_s, r->p50, r->p99, r->baseline, r->msgs_per_s / r->baseline, r->total,
+	       r->lat_rate, r->c1 * 1e6 / (double)r->total, r->c2 * 1e6 / (double)r->total,
+	       r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2, r->baseline1, r->baseline2);
+}
+
+/* Starts the two nodes (logs in dir) and waits until both answer;
+ * their API tokens into tok and tok2. */
+static int
+start_nodes(const char *dir, int base, char *conf1, char *conf2, pid_t *n1, pid_t *n2,
+            struct tb_buf *tok, struct tb_buf *tok2)
+{
+	char log1[1200], log2[1200], tokpath[1200];
+	struct tb_buf out;
+	int rc = -1;
+
+	tb_buf_init(&out);
+	snprintf(log1, sizeof(log1), "%s/320300.log", dir);
+	snprintf(log2, sizeof(log2), "%s/371300.log", dir);
+	char *a1[] = {"tongban-node", "-c", conf1, NULL},
+	     *a2[] = {"tongban-node", "-c", conf2, NULL};
+	*n1 = spawn("tongban-node", a1, log1);
+	*n2 = spawn("tongban-node", a2, log2);
+	snprintf(tokpath, sizeof(tokpath), "%s/320300/api.token", dir);
+	if (tb_file_read(tokpath, 1024, tok, NULL) != 0)
+		goto fail;
+	snprintf(tokpath, sizeof(tokpath), "%s/371300/api.token", dir);
+	if (tb_file_read(tokpath, 1024, tok2, NULL) != 0)
+		goto fail;
+	double deadline = now_s() + 10;
+	while (
+	    http(base + 1000, (const char *)tok->data, "GET", "/healthz", NULL, 0, &out) != 200 ||
+	    http(base + 1001, (const char *)tok2->data, "GET", "/healthz", NULL, 0, &out) != 200) {
+		if (now_s() > deadline) {
+			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
+			goto fail;
+		}
+		usleep(20000);
+	}
+	rc = 0;
+fail:
+	tb_buf_free(&out);
+	return rc;
+}
+
+/* Stops what is left of the nodes and removes dir. */
+static void
+stop_and_clean(pid_t n1, pid_t n2, char *dir)
+{
+	if (n1 > 0)
+		kill(n1, SIGKILL);
+	if (n2 > 0)
+		kill(n2, SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	char *rmargs[] = {"rm", "-rf", dir, NULL};
+	pid_t rp = fork();
+	if (rp == 0) {
+		execvp("rm", rmargs);
+		_exit(127);
+	}
+	if (rp > 0)
+		waitpid(rp, NULL, 0);
+}
+
+/* The two-member federation in dir, the --set keys in both configs
+ * (conf1, conf2: 1200 bytes each). */
+static int
+make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *conf2)
+{
+	char ports[16], members[] = "320300,371300";
+
+	snprintf(ports, sizeof(ports), "%d", base);
+	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members",
+	                  members,   "--base-port",    ports,   NULL};
+	if (run("tongban", dfargs) != 0) {
+		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
+		return -1;
+	}
+	snprintf(conf1, 1200, "%s/320300/node.conf", dir);
+	snprintf(conf2, 1200, "%s/371300/node.conf", dir);
+	if (edit_conf(conf1, sets, nsets) != 0 || edit_conf(conf2, sets, nsets) != 0)
+		return -1;
+	return 0;
+}
+
+int
+bench_node(int argc, char **argv)
+{
+	long total = 20000, per_req = 200;
+	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200];
+	int base = 30000 + (int)(getpid() % 2000) * 10;
+	pid_t n1 = -1, n2 = -1;
+	struct tb_buf tok, tok2, body;
+	double baseline1 = 0, baseline2 = 0;
+	double t0, t1, msgs_per_s, both_per_s, drain1 = 0, drain2 = 0, p50, p99, baseline,
+	                                       lat_rate = 0;
+	int rc = 1;
+
+	char *sets[16];
+	int nsets = 0;
+
+	if (parse_args(argc, argv, per_req, &total, sets, &nsets) != 0)
+		return 2;
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0)
 		return 1;
@@ -626,18 +833,7 @@ bench_node(int argc, char **argv)
 	tb_buf_init(&tok);
 	tb_buf_init(&tok2);
 	tb_buf_init(&body);
-	tb_buf_init(&out);
-	tb_buf_init(&m);
-	snprintf(ports, sizeof(ports), "%d", base);
-	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members",
-	                  members,   "--base-port",    ports,   NULL};
-	if (run("tongban", dfargs) != 0) {
-		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
-		goto out;
-	}
-	snprintf(conf1, sizeof(conf1), "%s/320300/node.conf", dir);
-	snprintf(conf2, sizeof(conf2), "%s/371300/node.conf", dir);
-	if (edit_conf(conf1, sets, nsets) != 0 || edit_conf(conf2, sets, nsets) != 0)
+	if (make_federation(dir, base, sets, nsets, conf1, conf2) != 0)
 		goto out;
 	/* the echo baseline brackets the nodes' runs: once before they
 	 * start, once after they stop (the machine's speed drifts) */
@@ -645,45 +841,15 @@ bench_node(int argc, char **argv)
 		fprintf(stderr, "tongban-bench node: the echo baseline failed\n");
 		goto out;
 	}
-	snprintf(log1, sizeof(log1), "%s/320300.log", dir);
-	snprintf(log2, sizeof(log2), "%s/371300.log", dir);
-	char *a1[] = {"tongban-node", "-c", conf1, NULL},
-	     *a2[] = {"tongban-node", "-c", conf2, NULL};
-	n1 = spawn("tongban-node", a1, log1);
-	n2 = spawn("tongban-node", a2, log2);
-	snprintf(tokpath, sizeof(tokpath), "%s/320300/api.token", dir);
-	if (tb_file_read(tokpath, 1024, &tok, NULL) != 0)
+	if (start_nodes(dir, base, conf1, conf2, &n1, &n2, &tok, &tok2) != 0)
 		goto out;
-	snprintf(tokpath, sizeof(tokpath), "%s/371300/api.token", dir);
-	if (tb_file_read(tokpath, 1024, &tok2, NULL) != 0)
-		goto out;
-	double deadline = now_s() + 10;
-	while (http(base + 1000, (const char *)tok.data, "GET", "/healthz", NULL, 0, &out) != 200 ||
-	       http(base + 1001, (const char *)tok2.data, "GET", "/healthz", NULL, 0, &out) !=
-	           200) {
-		if (now_s() > deadline) {
-			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
-			goto out;
-		}
-		usleep(20000);
-	}
 	/* 1 KiB bodies: case submissions with material digests, each its own
 	 * case (the case lifecycle refuses a second submission of one) */
 	long seq = 0;
 	int ol = add_cases(&body, per_req, &seq, "371300");
 	printf("node: 2 tongban-node processes, %ld messages, body %d bytes, %ld per API request\n",
 	       total, ol, per_req);
-	/* warm-up: the DTLS handshakes */
-	tb_buf_init(&small0);
-	add_cases(&small0, 1, &seq, "371300");
-	http(base + 1000, (const char *)tok.data, "POST", "/v1/messages", (const char *)small0.data,
-	     small0.len, &out);
-	tb_buf_reset(&small0);
-	add_cases(&small0, 1, &seq, "320300");
-	http(base + 1001, (const char *)tok2.data, "POST", "/v1/messages",
-	     (const char *)small0.data, small0.len, &out);
-	tb_buf_free(&small0);
-	usleep(300000);
+	warm_up(base, &tok, &tok2, &seq);
 	/* one way: Xuzhou sends, Linyi receives */
 	struct side one[1] = {{base + 1000, &tok, "371300"}},
 	            both[2] = {{base + 1000, &tok, "371300"}, {base + 1001, &tok2, "320300"}};
@@ -701,45 +867,7 @@ bench_node(int argc, char **argv)
 	 * the receiver's, before its answer */
 	w1 = w1 >= 0 ? (written_bytes(n1) - w1) / 1024.0 / (double)total : 0;
 	w2 = w2 >= 0 ? (written_bytes(n2) - w2) / 1024.0 / (double)total : 0;
-	/* Latency under a steady load of half the measured capacity: small
-	 * submissions (10 messages) at a fixed pace for 4 s.  (Under the
-	 * saturating load above, latency is queueing time.) */
-	{
-		struct tb_buf before, small;
-		double rate = msgs_per_s / 2, t, next;
-		long n10 = 0;
-		tb_buf_init(&before);
-		tb_buf_init(&small);
-
-		http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &before);
-		double d0 = metric(&before, "tongban_messages_out_total{result=\"delivered\"} ");
-		t = now_s();
-		next = t;
-		while (now_s() - t < 4.0) {
-			if (now_s() < next) {
-				usleep(500);
-				continue;
-			}
-			tb_buf_reset(&small);
-			add_cases(&small, 10, &seq, "371300");
-			http(base + 1000, (const char *)tok.data, "POST", "/v1/messages",
-			     (const char *)small.data, small.len, &out);
-			n10++;
-			next += 10.0 / rate;
-		}
-		deadline = now_s() + 60;
-		do {
-			usleep(50000);
-			http(base + 1000, (const char *)tok.data, "GET", "/metrics", NULL, 0, &m);
-		} while (metric(&m, "tongban_messages_out_total{result=\"delivered\"} ") <
-		             d0 + (double)n10 * 10 &&
-		         now_s() < deadline);
-		p50 = quantile(&before, &m, 0.5);
-		p99 = quantile(&before, &m, 0.99);
-		lat_rate = (double)n10 * 10 / 4.0;
-		tb_buf_free(&before);
-		tb_buf_free(&small);
-	}
+	measure_latency(base, &tok, msgs_per_s, &seq, &p50, &p99, &lat_rate);
 	/* both ways at once: each node sends half and receives half, as
 	 * cities do; each side's submissions come from their own process */
 	double b1 = cpu_s(n1), b2 = cpu_s(n2), tb0 = now_s();
@@ -759,58 +887,15 @@ bench_node(int argc, char **argv)
 		goto out;
 	}
 	baseline = (baseline1 + baseline2) / 2;
-	printf("tongban  : %8.0f msgs/s signed+verified+journalled+receipted (saturated)\n",
-	       msgs_per_s);
-	printf("cpu      : sender %.0f us/msg (%.0f%% of a core), receiver %.0f us/msg (%.0f%%)\n",
-	       c1 * 1e6 / (double)total, 100 * c1 / (t1 - t0), c2 * 1e6 / (double)total,
-	       100 * c2 / (t1 - t0));
-	printf("drain    : %8.0f msgs/s one way once all submissions were in (queue only)\n",
-	       drain1);
-	printf("datagrams: %8.2f UDP datagrams per message one way (both nodes, all blocks "
-	       "and acknowledgements)\n",
-	       dgrams);
-	printf("written  : sender %.1f KiB/msg, receiver %.1f KiB/msg to storage one way "
-	       "(journal, WAL and checkpoints)\n",
-	       w1, w2);
-	printf(
-	    "both ways: %8.0f msgs/s in all, each node sending half (sender+receiver CPU %.0f and "
-	    "%.0f us/msg)\n",
-	    both_per_s, b1 * 1e6 / (double)total, b2 * 1e6 / (double)total);
-	printf("latency  : p50 %.1f ms, p99 %.1f ms submit-to-verified-receipt at %.0f msgs/s\n",
-	       p50, p99, lat_rate);
-	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight "
-	       "(mean of %.0f before the nodes ran and %.0f after)\n",
-	       baseline, baseline1, baseline2);
-	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
-	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
-	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
-	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
-	       "\"datagrams_per_msg\":%.2f,\"sender_written_kib_per_msg\":%.1f,"
-	       "\"receiver_written_kib_per_msg\":%.1f,\"baseline_before_per_s\":%.0f,"
-	       "\"baseline_after_per_s\":%.0f}\n",
-	       msgs_per_s, p50, p99, baseline, msgs_per_s / baseline, total, lat_rate,
-	       c1 * 1e6 / (double)total, c2 * 1e6 / (double)total, both_per_s, drain1, dgrams, w1,
-	       w2, baseline1, baseline2);
+	struct node_results r = {total,  t0,       t1,       msgs_per_s, c1,       c2, drain1,
+	                         dgrams, w1,       w2,       both_per_s, b1,       b2, p50,
+	                         p99,    lat_rate, baseline, baseline1,  baseline2};
+	report(&r);
 	rc = 0;
 out:
-	if (n1 > 0)
-		kill(n1, SIGKILL);
-	if (n2 > 0)
-		kill(n2, SIGKILL);
-	while (wait(NULL) > 0)
-		;
-	char *rmargs[] = {"rm", "-rf", dir, NULL};
-	pid_t rp = fork();
-	if (rp == 0) {
-		execvp("rm", rmargs);
-		_exit(127);
-	}
-	if (rp > 0)
-		waitpid(rp, NULL, 0);
+	stop_and_clean(n1, n2, dir);
 	tb_buf_free(&tok);
 	tb_buf_free(&tok2);
 	tb_buf_free(&body);
-	tb_buf_free(&out);
-	tb_buf_free(&m);
 	return rc;
 }

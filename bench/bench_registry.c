@@ -156,6 +156,79 @@ build(unsigned members, int64_t now, uint64_t *seed)
 	return reg;
 }
 
+/* --members N, --runs N. */
+static int
+parse_args(int argc, char **argv, unsigned *members, unsigned *runs)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--members") == 0 && i + 1 < argc) {
+			(*members) = (unsigned)atoi(argv[++i]);
+			if ((*members) < 31 || (*members) > TB_REG_MAX_MEMBERS) {
+				fprintf(stderr, "tongban-bench: --members must be 31-%d\n",
+				        TB_REG_MAX_MEMBERS);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+			(*runs) = (unsigned)atoi(argv[++i]);
+			if ((*runs) < 1 || (*runs) > 31) {
+				fprintf(stderr, "tongban-bench: --runs must be 1-31\n");
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "tongban-bench: unknown argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+/* NQ queries: mostly members' own codes (hits at 6 or 4 digits), some
+ * province-only and some unknown regions. */
+static void
+make_queries(const struct tb_reg *reg, unsigned members, uint64_t *seed, char (*qsvc)[24],
+             char (*qreg)[8])
+{
+	for (unsigned i = 0; i < NQ; i++) {
+		size_t m = xs(seed) % members;
+		const char *id = tb_reg_member_id(reg, m);
+		snprintf(qsvc[i], sizeof(qsvc[i]), "%s", svc_name((unsigned)(xs(seed) % NSVC)));
+		switch (xs(seed) % 4) {
+		case 0:
+			snprintf(qreg[i], sizeof(qreg[i]), "%.4s%02u", id,
+			         (unsigned)(xs(seed) % 100));
+			break;
+		case 1: snprintf(qreg[i], sizeof(qreg[i]), "%.2s", id); break;
+		case 2:
+			snprintf(qreg[i], sizeof(qreg[i]), "9%05u", (unsigned)(xs(seed) % 100000));
+			break;
+		default: snprintf(qreg[i], sizeof(qreg[i]), "%s", id); break;
+		}
+	}
+}
+
+/* Route lookups for a second, on one core: lookups per second. */
+static double
+time_lookups(const struct tb_route *rt, char (*qsvc)[24], char (*qreg)[8], unsigned *hits)
+{
+	double t0, dt, lps;
+
+	unsigned long long n = 0;
+	t0 = now_s();
+	do {
+		for (unsigned i = 0; i < NQ; i++) {
+			struct tb_route_result res;
+			*hits += tb_route_resolve(rt, qsvc[i], qreg[i], &res) == TB_OK;
+		}
+		n += NQ;
+		dt = now_s() - t0;
+	} while (dt < 1.0);
+	lps = (double)n / dt;
+	printf("route lookups: %.0f per second on one core (%llu lookups, %.0f%% found, %zu "
+	       "table entries)\n",
+	       lps, n, 100.0 * *hits / (double)n, tb_route_entries(rt));
+	return lps;
+}
+
 int
 bench_registry(int argc, char **argv)
 {
@@ -167,30 +240,13 @@ bench_registry(int argc, char **argv)
 	struct tb_reg *reg = NULL;
 	struct tb_route *rt = NULL;
 	struct tb_buf text, der;
-	double times[32], t0, lps, dt;
+	double times[32], t0, lps;
 	char(*qsvc)[24] = NULL, (*qreg)[8] = NULL;
 	unsigned hits = 0;
 	int rc = 1;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--members") == 0 && i + 1 < argc) {
-			members = (unsigned)atoi(argv[++i]);
-			if (members < 31 || members > TB_REG_MAX_MEMBERS) {
-				fprintf(stderr, "tongban-bench: --members must be 31-%d\n",
-				        TB_REG_MAX_MEMBERS);
-				return 2;
-			}
-		} else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-			runs = (unsigned)atoi(argv[++i]);
-			if (runs < 1 || runs > 31) {
-				fprintf(stderr, "tongban-bench: --runs must be 1-31\n");
-				return 2;
-			}
-		} else {
-			fprintf(stderr, "tongban-bench: unknown argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	if (parse_args(argc, argv, &members, &runs) != 0)
+		return 2;
 	tb_buf_init(&text);
 	tb_buf_init(&der);
 	if ((trust = tb_trust_new("bench", NULL)) == NULL)
@@ -244,39 +300,8 @@ bench_registry(int argc, char **argv)
 	if ((qsvc = malloc(NQ * sizeof(*qsvc))) == NULL ||
 	    (qreg = malloc(NQ * sizeof(*qreg))) == NULL)
 		goto out;
-	for (unsigned i = 0; i < NQ; i++) {
-		size_t m = xs(&seed) % members;
-		const char *id = tb_reg_member_id(reg, m);
-		snprintf(qsvc[i], sizeof(qsvc[i]), "%s", svc_name((unsigned)(xs(&seed) % NSVC)));
-		switch (xs(&seed) % 4) {
-		case 0:
-			snprintf(qreg[i], sizeof(qreg[i]), "%.4s%02u", id,
-			         (unsigned)(xs(&seed) % 100));
-			break;
-		case 1: snprintf(qreg[i], sizeof(qreg[i]), "%.2s", id); break;
-		case 2:
-			snprintf(qreg[i], sizeof(qreg[i]), "9%05u", (unsigned)(xs(&seed) % 100000));
-			break;
-		default: snprintf(qreg[i], sizeof(qreg[i]), "%s", id); break;
-		}
-	}
-	{
-		unsigned long long n = 0;
-		t0 = now_s();
-		do {
-			for (unsigned i = 0; i < NQ; i++) {
-				struct tb_route_result res;
-				hits += tb_route_resolve(rt, qsvc[i], qreg[i], &res) == TB_OK;
-			}
-			n += NQ;
-			dt = now_s() - t0;
-		} while (dt < 1.0);
-		lps = (double)n / dt;
-		printf(
-		    "route lookups: %.0f per second on one core (%llu lookups, %.0f%% found, %zu "
-		    "table entries)\n",
-		    lps, n, 100.0 * hits / (double)n, tb_route_entries(rt));
-	}
+	make_queries(reg, members, &seed, qsvc, qreg);
+	lps = time_lookups(rt, qsvc, qreg, &hits);
 	printf("{\"bench\":\"registry\",\"members\":%u,\"registry_bytes\":%zu,\"signatures\":2,"
 	       "\"verify_index_ms\":%.1f,\"lookups_per_s\":%.0f}\n",
 	       members, text.len, times[runs / 2], lps);

@@ -481,6 +481,49 @@ crq_set_dn(void *obj, const char *oid, unsigned raw, const void *v, unsigned n)
 	return gnutls_x509_crq_set_dn_by_oid(obj, oid, raw, v, n);
 }
 
+/* Fills and signs a new CA certificate (parent NULL: self-signed);
+ * GnuTLS's result. */
+static int
+build_ca_crt(gnutls_x509_crt_t crt, const struct tb_ca_spec *spec, struct tb_key *key,
+             struct tb_pub *pub, struct tb_ca *parent, const uint8_t *serial, time_t now,
+             int64_t until)
+{
+	int rc = 0;
+
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_version(crt, 3);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_serial(crt, serial, SERIAL_LEN);
+	if (rc >= 0)
+		rc = set_dn(crt_set_dn, crt, NULL, spec->name, spec->id);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_pubkey(crt, tb_pub_gnutls(pub));
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_activation_time(crt, now - BACKDATE);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_expiration_time(crt, (time_t)until);
+	/* Province CAs sign only nodes (pathLen 0); the root is unbounded so a
+	 * deeper hierarchy stays possible without re-keying it. */
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_basic_constraints(crt, 1, parent != NULL ? 0 : -1);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_set_key_usage(crt,
+		                                   GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
+	if (rc >= 0)
+		rc = set_key_ids(crt, tb_pub_gnutls(pub),
+		                 parent != NULL ? tb_cert_gnutls(parent->cert) : NULL);
+	if (rc >= 0) {
+		if (parent != NULL)
+			rc = gnutls_x509_crt_privkey_sign(crt, tb_cert_gnutls(parent->cert),
+			                                  tb_key_gnutls(parent->key),
+			                                  dig_for(parent->key), 0);
+		else
+			rc = gnutls_x509_crt_privkey_sign(crt, crt, tb_key_gnutls(key),
+			                                  dig_for(key), 0);
+	}
+	return rc;
+}
+
 int
 tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *password,
              struct tb_ca *parent, struct tb_diag *d)
@@ -538,36 +581,7 @@ tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *passwor
 	}
 	rc = gnutls_x509_crt_init(&crt);
 	if (rc >= 0)
-		rc = gnutls_x509_crt_set_version(crt, 3);
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial));
-	if (rc >= 0)
-		rc = set_dn(crt_set_dn, crt, NULL, spec->name, spec->id);
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_pubkey(crt, tb_pub_gnutls(pub));
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_activation_time(crt, now - BACKDATE);
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_expiration_time(crt, (time_t)until);
-	/* Province CAs sign only nodes (pathLen 0); the root is unbounded so a
-	 * deeper hierarchy stays possible without re-keying it. */
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_basic_constraints(crt, 1, parent != NULL ? 0 : -1);
-	if (rc >= 0)
-		rc = gnutls_x509_crt_set_key_usage(crt,
-		                                   GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN);
-	if (rc >= 0)
-		rc = set_key_ids(crt, tb_pub_gnutls(pub),
-		                 parent != NULL ? tb_cert_gnutls(parent->cert) : NULL);
-	if (rc >= 0) {
-		if (parent != NULL)
-			rc = gnutls_x509_crt_privkey_sign(crt, tb_cert_gnutls(parent->cert),
-			                                  tb_key_gnutls(parent->key),
-			                                  dig_for(parent->key), 0);
-		else
-			rc = gnutls_x509_crt_privkey_sign(crt, crt, tb_key_gnutls(key),
-			                                  dig_for(key), 0);
-	}
+		rc = build_ca_crt(crt, spec, key, pub, parent, serial, now, until);
 	if (rc < 0) {
 		rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS,
 		                 "cannot build the CA certificate: %s", gnutls_strerror(rc));

@@ -153,120 +153,179 @@ spki_of(const char *certpath, struct tb_buf *spki, uint8_t kid[TB_KEYID_LEN])
 	return rc;
 }
 
-int
-cmd_devfed(int argc, char **argv)
-{
-	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-	                                     {"members", required_argument, NULL, 'm'},
-	                                     {"base-port", required_argument, NULL, 'p'},
-	                                     {"private", required_argument, NULL, 'P'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
-	const char *dir = NULL, *members = NULL, *privlist = "";
-	char ids[MAX_MEMBERS][8], provs[MAX_PROV][8], path[1200], path2[1200];
-	size_t nids = 0, nprov = 0;
-	long long base = 5700;
-	struct tb_ca *root = NULL, *pca[MAX_PROV] = {0}, *foreign = NULL;
-	struct tb_reg *reg = NULL;
-	struct tb_trust *trust = NULL;
+/* What the steps of dev-federation share. */
+struct devfed {
+	const char *dir, *privlist;
+	char ids[MAX_MEMBERS][8], provs[MAX_PROV][8];
+	size_t nids, nprov;
+	long long base;
+	int64_t now;
+	struct tb_ca *root, *pca[MAX_PROV], *foreign;
+	struct tb_reg *reg;
+	struct tb_trust *trust;
 	struct tb_buf b, spki[MAX_MEMBERS];
-	struct tb_diag d;
-	int c, rc = EX_TB_OK;
-	int64_t now = (int64_t)time(NULL);
+};
+
+/* The options and the member list into f (f->dir stays NULL after
+ * --help). */
+static int
+parse_args(struct devfed *f, int argc, char **argv, const struct option *opts, const char **members)
+{
+	int c;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 'm': members = optarg; break;
-		case 'P': privlist = optarg; break;
+		case 'd': f->dir = optarg; break;
+		case 'm': *members = optarg; break;
+		case 'P': f->privlist = optarg; break;
 		case 'p':
-			if (cli_parse_i64(optarg, &base) != 0 || base < 1024 || base > 60000)
+			if (cli_parse_i64(optarg, &f->base) != 0 || f->base < 1024 ||
+			    f->base > 60000)
 				return cli_usage_error("--base-port must be 1024..60000");
 			break;
-		case 'h': usage(stdout); return EX_TB_OK;
+		case 'h':
+			usage(stdout);
+			f->dir = NULL;
+			return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
 	}
-	if (dir == NULL || members == NULL || optind != argc)
+	if (f->dir == NULL || *members == NULL || optind != argc)
 		return cli_usage_error("--dir and --members are required");
-	for (const char *p = members; *p;) {
+	for (const char *p = *members; *p;) {
 		size_t n = strcspn(p, ",");
 		if (!tb_member_id_valid(p, n))
 			return cli_usage_error("'%.*s' is not a 6-digit member id", (int)n, p);
-		if (nids == MAX_MEMBERS)
+		if (f->nids == MAX_MEMBERS)
 			return cli_usage_error("at most %d members", MAX_MEMBERS);
-		snprintf(ids[nids], sizeof(ids[nids]), "%.*s", (int)n, p);
-		for (size_t i = 0; i < nids; i++)
-			if (strcmp(ids[i], ids[nids]) == 0)
-				return cli_usage_error("member %s listed twice", ids[i]);
-		nids++;
+		snprintf(f->ids[f->nids], sizeof(f->ids[f->nids]), "%.*s", (int)n, p);
+		for (size_t i = 0; i < f->nids; i++)
+			if (strcmp(f->ids[i], f->ids[f->nids]) == 0)
+				return cli_usage_error("member %s listed twice", f->ids[i]);
+		f->nids++;
 		p += n;
 		if (*p == ',')
 			p++;
 	}
-	tb_buf_init(&b);
-	for (size_t i = 0; i < MAX_MEMBERS; i++)
-		tb_buf_init(&spki[i]);
-	if ((rc = mkdirs(dir)) != EX_TB_OK)
-		goto out;
+	return EX_TB_OK;
+}
+
+/* DIR/root, a CA per province (DIR/ca-PPPPPP), DIR/root.crt, DIR/cas.pem. */
+static int
+make_cas(struct devfed *f)
+{
+	const char *dir = f->dir;
+	char(*ids)[8] = f->ids;
+	char(*provs)[8] = f->provs;
+	size_t nids = f->nids;
+	struct tb_ca **pca = f->pca;
+	char path[1200], path2[1200];
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
 	/* root and province CAs */
 	struct tb_ca_spec rs = {"Tongban dev federation root", NULL, TB_ALG_P256, 3650};
 	snprintf(path, sizeof(path), "%s/root", dir);
 	if (tb_ca_create(path, &rs, NULL, NULL, &d) != TB_OK ||
-	    (root = tb_ca_open(path, NULL, &d)) == NULL) {
+	    (f->root = tb_ca_open(path, NULL, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
-		goto out;
+		return rc;
 	}
 	snprintf(path2, sizeof(path2), "%s/root.crt", dir);
 	snprintf(path, sizeof(path), "%s/root/ca.crt", dir);
-	tb_buf_reset(&b);
-	if ((rc = append_file(&b, path)) != EX_TB_OK ||
-	    (rc = write_file(path2, b.data, b.len, 0644)))
-		goto out;
+	tb_buf_reset(&f->b);
+	if ((rc = append_file(&f->b, path)) != EX_TB_OK ||
+	    (rc = write_file(path2, f->b.data, f->b.len, 0644)))
+		return rc;
 	for (size_t i = 0; i < nids; i++) {
 		char prov[8];
 		size_t k;
 		snprintf(prov, sizeof(prov), "%.2s0000", ids[i]);
-		for (k = 0; k < nprov; k++)
+		for (k = 0; k < f->nprov; k++)
 			if (strcmp(provs[k], prov) == 0)
 				break;
-		if (k < nprov)
+		if (k < f->nprov)
 			continue;
-		if (nprov == MAX_PROV) {
+		if (f->nprov == MAX_PROV) {
 			rc = cli_fail(EX_TB_USAGE, "too many provinces");
-			goto out;
+			return rc;
 		}
-		snprintf(provs[nprov], sizeof(provs[nprov]), "%s", prov);
+		snprintf(provs[f->nprov], sizeof(provs[f->nprov]), "%s", prov);
 		char name[64];
 		snprintf(name, sizeof(name), "Province %s CA", prov);
 		struct tb_ca_spec ps = {name, prov, TB_ALG_P256, 3650};
 		snprintf(path, sizeof(path), "%s/ca-%s", dir, prov);
-		if (tb_ca_create(path, &ps, NULL, root, &d) != TB_OK ||
-		    (pca[nprov] = tb_ca_open(path, NULL, &d)) == NULL) {
+		if (tb_ca_create(path, &ps, NULL, f->root, &d) != TB_OK ||
+		    (pca[f->nprov] = tb_ca_open(path, NULL, &d)) == NULL) {
 			rc = cli_fail_diag(&d);
-			goto out;
+			return rc;
 		}
-		nprov++;
+		f->nprov++;
 	}
 	/* cas.pem: root and province CAs, for DTLS peers that present only
 	 * their own certificate (OpenSSL clients do) */
-	tb_buf_reset(&b);
+	tb_buf_reset(&f->b);
 	snprintf(path, sizeof(path), "%s/root.crt", dir);
-	if ((rc = append_file(&b, path)))
-		goto out;
-	for (size_t i = 0; i < nprov; i++) {
+	if ((rc = append_file(&f->b, path)))
+		return rc;
+	for (size_t i = 0; i < f->nprov; i++) {
 		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, provs[i]);
-		if ((rc = append_file(&b, path)))
-			goto out;
+		if ((rc = append_file(&f->b, path)))
+			return rc;
 	}
 	snprintf(path, sizeof(path), "%s/cas.pem", dir);
-	if ((rc = write_file(path, b.data, b.len, 0644)))
-		goto out;
+	if ((rc = write_file(path, f->b.data, f->b.len, 0644)))
+		return rc;
+	return rc;
+}
+
+/* DIR/ID/chain.crt (the province CA) and node-chain.pem (leaf and CA, for
+ * DTLS). */
+static int
+write_chains(struct devfed *f, const char *mdir, const char *prov)
+{
+	const char *dir = f->dir;
+	char path[1200], path2[1200];
+	int rc;
+
+	tb_buf_reset(&f->b);
+	snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
+	snprintf(path2, sizeof(path2), "%s/chain.crt", mdir);
+	if ((rc = append_file(&f->b, path)) || (rc = write_file(path2, f->b.data, f->b.len, 0644)))
+		return rc;
+	tb_buf_reset(&f->b);
+	snprintf(path, sizeof(path), "%s/node.crt", mdir);
+	if ((rc = append_file(&f->b, path)))
+		return rc;
+	snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
+	snprintf(path2, sizeof(path2), "%s/node-chain.pem", mdir);
+	if ((rc = append_file(&f->b, path)) || (rc = write_file(path2, f->b.data, f->b.len, 0644)))
+		return rc;
+	return EX_TB_OK;
+}
+
+/* Each member's identity and chain under DIR/ID, and its registry entry. */
+static int
+add_members(struct devfed *f)
+{
+	const char *dir = f->dir;
+	const char *privlist = f->privlist;
+	char(*ids)[8] = f->ids;
+	char(*provs)[8] = f->provs;
+	size_t nids = f->nids;
+	long long base = f->base;
+	int64_t now = f->now;
+	struct tb_buf *spki = f->spki;
+	struct tb_ca **pca = f->pca;
+	char path[1200];
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
 	/* members */
-	if ((reg = tb_reg_new("tongban-dev", now - 60, now + 30 * 86400, &d)) == NULL) {
+	if ((f->reg = tb_reg_new("tongban-dev", now - 60, now + 30 * 86400, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
-		goto out;
+		return rc;
 	}
 	/* hubs first: a city's parent must already be in the registry,
 	 * whatever the order of --members (ports follow that order) */
@@ -281,7 +340,7 @@ cmd_devfed(int argc, char **argv)
 		struct tb_reg_service_spec sv[8];
 		const char *regions[1] = {region};
 		snprintf(prov, sizeof(prov), "%.2s0000", ids[i]);
-		for (k = 0; k < nprov && strcmp(provs[k], prov) != 0; k++)
+		for (k = 0; k < f->nprov && strcmp(provs[k], prov) != 0; k++)
 			;
 		snprintf(mdir, sizeof(mdir), "%s/%s", dir, ids[i]);
 		snprintf(name, sizeof(name), "Member %.6s", ids[i]);
@@ -289,24 +348,12 @@ cmd_devfed(int argc, char **argv)
 		if ((rc = mkdirs(mdir)) != EX_TB_OK ||
 		    (rc = make_identity(mdir, ids[i], name, (int)(base + (long long)i), pca[k],
 		                        now - 300, now + 365 * 86400)) != EX_TB_OK)
-			goto out;
-		/* chain.crt: the province CA; node-chain.pem: leaf + CA for DTLS */
-		tb_buf_reset(&b);
-		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
-		snprintf(path2, sizeof(path2), "%s/chain.crt", mdir);
-		if ((rc = append_file(&b, path)) || (rc = write_file(path2, b.data, b.len, 0644)))
-			goto out;
-		tb_buf_reset(&b);
-		snprintf(path, sizeof(path), "%s/node.crt", mdir);
-		if ((rc = append_file(&b, path)))
-			goto out;
-		snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, prov);
-		snprintf(path2, sizeof(path2), "%s/node-chain.pem", mdir);
-		if ((rc = append_file(&b, path)) || (rc = write_file(path2, b.data, b.len, 0644)))
-			goto out;
+			return rc;
+		if ((rc = write_chains(f, mdir, prov)) != EX_TB_OK)
+			return rc;
 		snprintf(path, sizeof(path), "%s/node.crt", mdir);
 		if ((rc = spki_of(path, &spki[i], NULL)))
-			goto out;
+			return rc;
 		snprintf(region, sizeof(region), "%.*s", hub ? 2 : 4, ids[i]);
 		for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
 			if (services[s].province == hub ||
@@ -324,7 +371,7 @@ cmd_devfed(int argc, char **argv)
 		if (priv && (hub || !parent_present)) {
 			rc = cli_usage_error("--private %s: only a city whose hub is a member",
 			                     ids[i]);
-			goto out;
+			return rc;
 		}
 		/* a private member has no endpoint in the registry: it is reached
 		 * through its hub, which alone knows its address */
@@ -339,19 +386,34 @@ cmd_devfed(int argc, char **argv)
 		                                1,
 		                                sv,
 		                                ns};
-		if (tb_reg_add_member(reg, &ms, &d) != TB_OK) {
+		if (tb_reg_add_member(f->reg, &ms, &d) != TB_OK) {
 			rc = cli_fail_diag(&d);
-			goto out;
+			return rc;
 		}
 	}
-	if (tb_reg_set_policy_default(reg, true) != TB_OK) {
+	if (tb_reg_set_policy_default(f->reg, true) != TB_OK)
 		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
-		goto out;
-	}
+	return rc;
+}
+
+/* DIR/testids: the negative identities (the revoked one is revoked in
+ * the registry). */
+static int
+make_testids(struct devfed *f)
+{
+	const char *dir = f->dir;
+	char(*ids)[8] = f->ids;
+	long long base = f->base;
+	int64_t now = f->now;
+	struct tb_ca **pca = f->pca;
+	char path[1200];
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
 	/* negative identities */
 	snprintf(path, sizeof(path), "%s/testids", dir);
 	if ((rc = mkdirs(path)))
-		goto out;
+		return rc;
 	{
 		const char *kinds[] = {"revoked", "nonmember"};
 		for (int k = 0; k < 2; k++) {
@@ -360,7 +422,7 @@ cmd_devfed(int argc, char **argv)
 			    (rc = make_identity(path, k == 0 ? "999901" : "999902", kinds[k],
 			                        (int)base + 990 + k, pca[0], now - 300,
 			                        now + 365 * 86400)))
-				goto out;
+				return rc;
 		}
 		struct tb_buf rs2;
 		uint8_t kid[TB_KEYID_LEN];
@@ -368,34 +430,46 @@ cmd_devfed(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/testids/revoked/node.crt", dir);
 		rc = spki_of(path, &rs2, kid);
 		tb_buf_free(&rs2);
-		if (rc || tb_reg_revoke_key(reg, kid, &d) != TB_OK) {
+		if (rc || tb_reg_revoke_key(f->reg, kid, &d) != TB_OK) {
 			rc = rc ? rc : cli_fail_diag(&d);
-			goto out;
+			return rc;
 		}
 		struct tb_ca_spec fs = {"Foreign root", NULL, TB_ALG_P256, 3650};
 		snprintf(path, sizeof(path), "%s/testids/foreign-ca", dir);
 		if (tb_ca_create(path, &fs, NULL, NULL, &d) != TB_OK ||
-		    (foreign = tb_ca_open(path, NULL, &d)) == NULL) {
+		    (f->foreign = tb_ca_open(path, NULL, &d)) == NULL) {
 			rc = cli_fail_diag(&d);
-			goto out;
+			return rc;
 		}
 		snprintf(path, sizeof(path), "%s/testids/foreign", dir);
 		if ((rc = mkdirs(path)) ||
-		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, foreign,
+		    (rc = make_identity(path, ids[0], "foreign", (int)base + 993, f->foreign,
 		                        now - 300, now + 365 * 86400)))
-			goto out;
+			return rc;
 		/* expired: a member's own identity, valid only in the past */
 		snprintf(path, sizeof(path), "%s/testids/expired", dir);
 		if ((rc = mkdirs(path)) ||
 		    (rc = make_identity(path, ids[0], "expired", (int)base + 994, pca[0],
 		                        now - 10 * 86400, now - 86400)))
-			goto out;
+			return rc;
 	}
-	/* trust anchor: root + province CA keys as registry authorities */
-	unsigned k = nprov >= 2 ? 2 : 1;
-	if ((trust = tb_trust_new("tongban-dev", &d)) == NULL) {
+	return rc;
+}
+
+/* DIR/trust.json: root and province CA keys as registry authorities, k
+ * of them needed. */
+static int
+make_trust(struct devfed *f, unsigned k)
+{
+	const char *dir = f->dir;
+	char(*provs)[8] = f->provs;
+	char path[1200];
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	if ((f->trust = tb_trust_new("tongban-dev", &d)) == NULL) {
 		rc = cli_fail_diag(&d);
-		goto out;
+		return rc;
 	}
 	{
 		uint8_t kid[TB_KEYID_LEN];
@@ -406,53 +480,80 @@ cmd_devfed(int argc, char **argv)
 		rc = append_file(&rpem, path);
 		if (!rc)
 			rc = spki_of(path, &tmp, kid);
-		if (!rc &&
-		    tb_trust_set_root(trust, (const char *)rpem.data, rpem.len, kid, &d) != TB_OK)
+		if (!rc && tb_trust_set_root(f->trust, (const char *)rpem.data, rpem.len, kid,
+		                             &d) != TB_OK)
 			rc = cli_fail_diag(&d);
-		for (size_t i = 0; !rc && i < nprov; i++) {
+		for (size_t i = 0; !rc && i < f->nprov; i++) {
 			tb_buf_reset(&tmp);
 			snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, provs[i]);
 			if ((rc = spki_of(path, &tmp, NULL)) == EX_TB_OK &&
-			    tb_trust_add_authority(trust, tmp.data, tmp.len, provs[i], &d) != TB_OK)
+			    tb_trust_add_authority(f->trust, tmp.data, tmp.len, provs[i], &d) !=
+			        TB_OK)
 				rc = cli_fail_diag(&d);
 		}
 		tb_buf_free(&rpem);
 		tb_buf_free(&tmp);
 		if (rc)
-			goto out;
+			return rc;
 	}
-	if (tb_trust_set_threshold(trust, k, &d) != TB_OK) {
+	if (tb_trust_set_threshold(f->trust, k, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
-		goto out;
+		return rc;
 	}
-	tb_buf_reset(&b);
+	tb_buf_reset(&f->b);
 	snprintf(path, sizeof(path), "%s/trust.json", dir);
-	if (tb_trust_serialize(trust, &b, &d) != TB_OK) {
+	if (tb_trust_serialize(f->trust, &f->b, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
-		goto out;
+		return rc;
 	}
-	if ((rc = write_file(path, b.data, b.len, 0644)))
-		goto out;
+	if ((rc = write_file(path, f->b.data, f->b.len, 0644)))
+		return rc;
+	return rc;
+}
+
+/* DIR/registry.json, signed with k province CA keys (also left in f->b
+ * for the members' copies). */
+static int
+sign_registry(struct devfed *f, unsigned k)
+{
+	const char *dir = f->dir;
+	char(*provs)[8] = f->provs;
+	char path[1200];
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
 	/* sign the registry with k province CA keys */
 	for (unsigned i = 0; i < k; i++) {
 		struct tb_key *ak;
 		snprintf(path, sizeof(path), "%s/ca-%s/ca.key", dir, provs[i]);
 		if ((ak = tb_key_load(path, NULL, &d)) == NULL ||
-		    tb_reg_sign(reg, ak, &d) != TB_OK) {
+		    tb_reg_sign(f->reg, ak, &d) != TB_OK) {
 			tb_key_free(ak);
 			rc = cli_fail_diag(&d);
-			goto out;
+			return rc;
 		}
 		tb_key_free(ak);
 	}
-	tb_buf_reset(&b);
-	if (tb_reg_serialize(reg, &b) != TB_OK) {
+	tb_buf_reset(&f->b);
+	if (tb_reg_serialize(f->reg, &f->b) != TB_OK) {
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
-		goto out;
+		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/registry.json", dir);
-	if ((rc = write_file(path, b.data, b.len, 0644)))
-		goto out;
+	if ((rc = write_file(path, f->b.data, f->b.len, 0644)))
+		return rc;
+	return rc;
+}
+
+/* DIR/fixtures.json, for every node's reference responder. */
+static int
+write_fixtures(struct devfed *f)
+{
+	const char *dir = f->dir;
+	int64_t now = f->now;
+	char path[1200];
+	int rc = EX_TB_OK;
+
 	/* fixtures for the reference responder: the same demo residents,
 	 * enterprises and licences known everywhere; idhashes are SHA-256 of
 	 * made-up labels (a real federation uses HMAC with its id-hash key) */
@@ -487,26 +588,40 @@ cmd_devfed(int argc, char **argv)
 		    (long long)now + 86400 * 365 * 6);
 		snprintf(path, sizeof(path), "%s/fixtures.json", dir);
 		if ((rc = write_file(path, fx, (size_t)fl, 0644)))
-			goto out;
+			return rc;
 	}
+	return rc;
+}
+
+/* Per member: its registry copy, API token, private.txt (a hub) and
+ * node.conf. */
+static int
+write_configs(struct devfed *f)
+{
+	const char *dir = f->dir;
+	const char *privlist = f->privlist;
+	char(*ids)[8] = f->ids;
+	size_t nids = f->nids;
+	long long base = f->base;
+	char path[1200];
+	int rc = EX_TB_OK;
+
 	/* per-member registry copy, token and config */
 	for (size_t i = 0; i < nids; i++) {
 		char conf[2048], tok[33];
 		uint8_t rnd[16];
 		char up[16] = "";
 		snprintf(path, sizeof(path), "%s/%s/registry.json", dir, ids[i]);
-		if ((rc = write_file(path, b.data, b.len, 0644)))
-			goto out;
+		if ((rc = write_file(path, f->b.data, f->b.len, 0644)))
+			return rc;
 		/* a token from bytes the CSPRNG did not give would be guessable */
-		if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
-			rc = cli_fail(EX_TB_INTERNAL, "no random bytes for the API token of %s",
-			              ids[i]);
-			goto out;
-		}
+		if (tb_random(rnd, sizeof(rnd)) != TB_OK)
+			return cli_fail(EX_TB_INTERNAL, "no random bytes for the API token of %s",
+			                ids[i]);
 		tb_hex_encode(rnd, sizeof(rnd), tok);
 		snprintf(path, sizeof(path), "%s/%s/api.token", dir, ids[i]);
 		if ((rc = write_file(path, tok, 32, 0600)))
-			goto out;
+			return rc;
 		if (strcmp(ids[i] + 2, "0000") != 0)
 			for (size_t j = 0; j < nids; j++)
 				if (strncmp(ids[j], ids[i], 2) == 0 &&
@@ -524,7 +639,7 @@ cmd_devfed(int argc, char **argv)
 		if (pl > 0) {
 			snprintf(path, sizeof(path), "%s/%s/private.txt", dir, ids[i]);
 			if ((rc = write_file(path, privs, pl, 0644)))
-				goto out;
+				return rc;
 		}
 		int n = snprintf(
 		    conf, sizeof(conf),
@@ -539,19 +654,63 @@ cmd_devfed(int argc, char **argv)
 		    pl > 0 ? "private_endpoints = private.txt\n" : "");
 		snprintf(path, sizeof(path), "%s/%s/node.conf", dir, ids[i]);
 		if ((rc = write_file(path, conf, (size_t)n, 0644)))
-			goto out;
+			return rc;
 	}
-	printf("dev federation: %zu members, %zu provinces, registry signed %u-of-%zu, in %s\n",
-	       nids, nprov, k, nprov, dir);
-out:
-	tb_ca_free(root);
-	tb_ca_free(foreign);
-	for (size_t i = 0; i < nprov; i++)
-		tb_ca_free(pca[i]);
-	tb_reg_free(reg);
-	tb_trust_free(trust);
-	tb_buf_free(&b);
+	return rc;
+}
+
+int
+cmd_devfed(int argc, char **argv)
+{
+	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+	                                     {"members", required_argument, NULL, 'm'},
+	                                     {"base-port", required_argument, NULL, 'p'},
+	                                     {"private", required_argument, NULL, 'P'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	struct devfed *f = calloc(1, sizeof(*f));
+	const char *members = NULL;
+	int rc = EX_TB_OK;
+
+	if (f == NULL)
+		return cli_fail(EX_TB_INTERNAL, "out of memory");
+	f->privlist = "";
+	f->base = 5700;
+	f->now = (int64_t)time(NULL);
+	tb_buf_init(&f->b);
 	for (size_t i = 0; i < MAX_MEMBERS; i++)
-		tb_buf_free(&spki[i]);
+		tb_buf_init(&f->spki[i]);
+	rc = parse_args(f, argc, argv, opts, &members);
+	if (rc != EX_TB_OK || f->dir == NULL)
+		goto out;
+	/* hubs first in the registry; the registry signed once all is in it */
+	unsigned k;
+	if ((rc = mkdirs(f->dir)) != EX_TB_OK || (rc = make_cas(f)) != EX_TB_OK ||
+	    (rc = add_members(f)) != EX_TB_OK)
+		goto out;
+	if (tb_reg_set_policy_default(f->reg, true) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
+		goto out;
+	}
+	if ((rc = make_testids(f)) != EX_TB_OK)
+		goto out;
+	/* trust anchor: root + province CA keys as registry authorities */
+	k = f->nprov >= 2 ? 2 : 1;
+	if ((rc = make_trust(f, k)) != EX_TB_OK || (rc = sign_registry(f, k)) != EX_TB_OK ||
+	    (rc = write_fixtures(f)) != EX_TB_OK || (rc = write_configs(f)) != EX_TB_OK)
+		goto out;
+	printf("dev federation: %zu members, %zu provinces, registry signed %u-of-%zu, in %s\n",
+	       f->nids, f->nprov, k, f->nprov, f->dir);
+out:
+	tb_ca_free(f->root);
+	tb_ca_free(f->foreign);
+	for (size_t i = 0; i < f->nprov; i++)
+		tb_ca_free(f->pca[i]);
+	tb_reg_free(f->reg);
+	tb_trust_free(f->trust);
+	tb_buf_free(&f->b);
+	for (size_t i = 0; i < MAX_MEMBERS; i++)
+		tb_buf_free(&f->spki[i]);
+	free(f);
 	return rc;
 }

@@ -167,6 +167,49 @@ trust_usage(FILE *f)
 	        "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
+/* Each --authority certificate's key, named by its CN, into t. */
+static int
+add_authorities(struct tb_trust *t, const char *const *auth, size_t nauth)
+{
+	struct tb_cert *ac = NULL;
+	struct tb_pub *pub = NULL;
+	struct tb_buf der;
+	struct tb_diag d;
+	char name[256];
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&der);
+	for (size_t i = 0; i < nauth; i++) {
+		if ((ac = tb_cert_load(auth[i], &d)) == NULL ||
+		    (pub = tb_cert_pub(ac, &d)) == NULL) {
+			tb_diag_prefix(&d, auth[i]);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
+			snprintf(name, sizeof(name), "%s", tb_cert_subject(ac));
+		tb_buf_reset(&der);
+		if (tb_pub_spki(pub, &der) != TB_OK) {
+			rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", auth[i]);
+			goto out;
+		}
+		if (tb_trust_add_authority(t, der.data, der.len, name, &d) != TB_OK) {
+			tb_diag_prefix(&d, auth[i]);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		tb_pub_free(pub);
+		tb_cert_free(ac);
+		pub = NULL;
+		ac = NULL;
+	}
+out:
+	tb_pub_free(pub);
+	tb_cert_free(ac);
+	tb_buf_free(&der);
+	return rc;
+}
+
 static int
 trust_new(int argc, char **argv)
 {
@@ -180,12 +223,11 @@ trust_new(int argc, char **argv)
 	const char *root = NULL, *outp = NULL, *fed = NULL, *auth[MAX_LIST];
 	size_t nauth = 0;
 	long long k = 0;
-	struct tb_cert *rc_cert = NULL, *ac = NULL;
-	struct tb_pub *pub = NULL;
+	struct tb_cert *rc_cert = NULL;
 	struct tb_trust *t = NULL;
-	struct tb_buf pem, der, out;
+	struct tb_buf pem, out;
 	struct tb_diag d;
-	char fedbuf[128], name[256];
+	char fedbuf[128];
 	uint8_t kid[TB_KEYID_LEN];
 	int c, rc = EX_TB_OK;
 
@@ -215,7 +257,6 @@ trust_new(int argc, char **argv)
 	if ((size_t)k > nauth)
 		return cli_usage_error("--threshold %lld exceeds the %zu authorities", k, nauth);
 	tb_buf_init(&pem);
-	tb_buf_init(&der);
 	tb_buf_init(&out);
 	if ((rc_cert = tb_cert_load(root, &d)) == NULL) {
 		tb_diag_prefix(&d, root);
@@ -241,30 +282,8 @@ trust_new(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "cannot store the root certificate");
 		goto out;
 	}
-	for (size_t i = 0; i < nauth; i++) {
-		if ((ac = tb_cert_load(auth[i], &d)) == NULL ||
-		    (pub = tb_cert_pub(ac, &d)) == NULL) {
-			tb_diag_prefix(&d, auth[i]);
-			rc = cli_fail_diag(&d);
-			goto out;
-		}
-		if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
-			snprintf(name, sizeof(name), "%s", tb_cert_subject(ac));
-		tb_buf_reset(&der);
-		if (tb_pub_spki(pub, &der) != TB_OK) {
-			rc = cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", auth[i]);
-			goto out;
-		}
-		if (tb_trust_add_authority(t, der.data, der.len, name, &d) != TB_OK) {
-			tb_diag_prefix(&d, auth[i]);
-			rc = cli_fail_diag(&d);
-			goto out;
-		}
-		tb_pub_free(pub);
-		tb_cert_free(ac);
-		pub = NULL;
-		ac = NULL;
-	}
+	if ((rc = add_authorities(t, auth, nauth)) != EX_TB_OK)
+		goto out;
 	if (tb_trust_set_threshold(t, (unsigned)k, &d) != TB_OK ||
 	    tb_trust_serialize(t, &out, &d) != TB_OK || tb_buf_addc(&out, '\n') != TB_OK ||
 	    tb_file_write(outp, out.data, out.len, 0644, 1, &d) != TB_OK) {
@@ -273,12 +292,9 @@ trust_new(int argc, char **argv)
 	}
 	printf("trust anchor for %s: %zu authorities, threshold %lld\n", fed, nauth, k);
 out:
-	tb_pub_free(pub);
-	tb_cert_free(ac);
 	tb_cert_free(rc_cert);
 	tb_trust_free(t);
 	tb_buf_free(&pem);
-	tb_buf_free(&der);
 	tb_buf_free(&out);
 	return rc;
 }
@@ -445,6 +461,64 @@ out:
 	return rc;
 }
 
+/* The --service CODE=PREFIX[,PREFIX...] arguments into svcs (svcbuf and
+ * regs hold their strings, the caller's to free). */
+static int
+parse_services(const char **svcarg, size_t nsvc, struct tb_reg_service_spec *svcs, char **svcbuf,
+               const char ***regs)
+{
+	int rc = EX_TB_OK;
+
+	for (size_t i = 0; i < nsvc; i++) {
+		char *eq, *p;
+		size_t n = 1;
+		if ((svcbuf[i] = strdup(svcarg[i])) == NULL) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			return rc;
+		}
+		if ((eq = strchr(svcbuf[i], '=')) == NULL || eq[1] == '\0') {
+			rc = cli_usage_error("--service wants CODE=PREFIX[,PREFIX...], not '%s'",
+			                     svcarg[i]);
+			return rc;
+		}
+		*eq = '\0';
+		for (p = eq + 1; *p != '\0'; p++)
+			n += *p == ',';
+		if ((regs[i] = calloc(n, sizeof(char *))) == NULL) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			return rc;
+		}
+		svcs[i].code = svcbuf[i];
+		svcs[i].regions = regs[i];
+		svcs[i].nregions = 0;
+		for (p = strtok(eq + 1, ","); p != NULL; p = strtok(NULL, ","))
+			regs[i][svcs[i].nregions++] = p;
+	}
+	return rc;
+}
+
+/* The member id, common name and key of cert, and of scert (NULL: none),
+ * which must be the same member's. */
+static int
+member_keys(const char *cert, const char *scert, char *id, char *id2, char *cn, size_t cnlen,
+            struct tb_buf *spki1, struct tb_buf *spki2)
+{
+	int rc = EX_TB_OK;
+
+	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
+		return rc;
+	if (scert != NULL) {
+		if ((rc = cert_info(scert, id2, NULL, 0, spki2)) != EX_TB_OK)
+			return rc;
+		if (strcmp(id, id2) != 0) {
+			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
+			              scert, id2);
+			return rc;
+		}
+	}
+	return rc;
+}
+
 static int
 registry_add(int argc, char **argv)
 {
@@ -503,42 +577,10 @@ registry_add(int argc, char **argv)
 	memset(regs, 0, sizeof(regs));
 	tb_buf_init(&spki1);
 	tb_buf_init(&spki2);
-	for (size_t i = 0; i < nsvc; i++) {
-		char *eq, *p;
-		size_t n = 1;
-		if ((svcbuf[i] = strdup(svcarg[i])) == NULL) {
-			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
-			goto out;
-		}
-		if ((eq = strchr(svcbuf[i], '=')) == NULL || eq[1] == '\0') {
-			rc = cli_usage_error("--service wants CODE=PREFIX[,PREFIX...], not '%s'",
-			                     svcarg[i]);
-			goto out;
-		}
-		*eq = '\0';
-		for (p = eq + 1; *p != '\0'; p++)
-			n += *p == ',';
-		if ((regs[i] = calloc(n, sizeof(char *))) == NULL) {
-			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
-			goto out;
-		}
-		svcs[i].code = svcbuf[i];
-		svcs[i].regions = regs[i];
-		svcs[i].nregions = 0;
-		for (p = strtok(eq + 1, ","); p != NULL; p = strtok(NULL, ","))
-			regs[i][svcs[i].nregions++] = p;
-	}
-	if ((rc = cert_info(cert, id, cn, sizeof(cn), &spki1)) != EX_TB_OK)
+	if ((rc = parse_services(svcarg, nsvc, svcs, svcbuf, regs)) != EX_TB_OK)
 		goto out;
-	if (scert != NULL) {
-		if ((rc = cert_info(scert, id2, NULL, 0, &spki2)) != EX_TB_OK)
-			goto out;
-		if (strcmp(id, id2) != 0) {
-			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
-			              scert, id2);
-			goto out;
-		}
-	}
+	if ((rc = member_keys(cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) != EX_TB_OK)
+		goto out;
 	keys[0].spki = spki1.data;
 	keys[0].spki_len = spki1.len;
 	keys[0].use = scert != NULL ? TB_USE_TLS : TB_USE_BOTH;

@@ -538,6 +538,38 @@ free_certs(struct tb_cert **v, size_t n)
 		tb_cert_free(v[i]);
 }
 
+/* --usage node|ca|any. */
+static bool
+parse_usage(const char *s, enum tb_usage *usage)
+{
+	if (strcmp(s, "node") == 0)
+		*usage = TB_USAGE_NODE;
+	else if (strcmp(s, "ca") == 0)
+		*usage = TB_USAGE_CA;
+	else if (strcmp(s, "any") == 0)
+		*usage = TB_USAGE_ANY;
+	else
+		return false;
+	return true;
+}
+
+/* Each --crl into the store. */
+static int
+add_crls(struct tb_castore *t, const char *const *crls, size_t ncrls)
+{
+	struct tb_diag d;
+
+	for (size_t i = 0; i < ncrls; i++) {
+		struct tb_crl *crl = tb_crl_load(crls[i], &d);
+		if (crl == NULL || tb_castore_add_crl(t, crl, &d) != TB_OK) {
+			tb_crl_free(crl);
+			return cli_fail_diag(&d);
+		}
+		tb_crl_free(crl);
+	}
+	return EX_TB_OK;
+}
+
 static int
 cert_verify(int argc, char **argv)
 {
@@ -579,13 +611,7 @@ cert_verify(int argc, char **argv)
 			crls[ncrls++] = optarg;
 			break;
 		case 'u':
-			if (strcmp(optarg, "node") == 0)
-				usage = TB_USAGE_NODE;
-			else if (strcmp(optarg, "ca") == 0)
-				usage = TB_USAGE_CA;
-			else if (strcmp(optarg, "any") == 0)
-				usage = TB_USAGE_ANY;
-			else
+			if (!parse_usage(optarg, &usage))
 				return cli_usage_error("--usage must be node, ca or any");
 			break;
 		case 't':
@@ -619,15 +645,8 @@ cert_verify(int argc, char **argv)
 		}
 		ninter++;
 	}
-	for (size_t i = 0; i < ncrls; i++) {
-		struct tb_crl *crl = tb_crl_load(crls[i], &d);
-		if (crl == NULL || tb_castore_add_crl(t, crl, &d) != TB_OK) {
-			tb_crl_free(crl);
-			rc = cli_fail_diag(&d);
-			goto out;
-		}
-		tb_crl_free(crl);
-	}
+	if ((rc = add_crls(t, crls, ncrls)) != EX_TB_OK)
+		goto out;
 	if ((leaf = tb_cert_load(argv[optind], &d)) == NULL) {
 		rc = cli_fail_diag(&d);
 		goto out;

@@ -246,6 +246,9 @@ repl(struct tb_buf *b, const char *from, const char *to)
 	exit(1);
 }
 
+static void envelopes_refused(void);
+
+/* Envelopes accepted, then those refused. */
 static void
 envelopes(void)
 {
@@ -286,6 +289,17 @@ envelopes(void)
 	env_vector("ok-route-relayed",
 	           "route request instead of to, relayed by hub 370000 (relay is not signed)", &b,
 	           NOW, "ok");
+	tb_buf_free(&b);
+	envelopes_refused();
+}
+
+/* Envelopes refused, one per reason. */
+static void
+envelopes_refused(void)
+{
+	struct tb_buf b;
+
+	tb_buf_init(&b);
 	base(&b, alice);
 	repl(&b, "}", ",}");
 	env_vector("json-syntax", "trailing comma in an object", &b, NOW, "json.syntax");
@@ -550,8 +564,10 @@ registries(void)
 
 /* ---- routes ---- */
 
+/* The routes' registry (unsigned): a hub, cities with and without
+ * endpoints, a suspended one, a tie; serialised into b. */
 static void
-routes(void)
+route_registry(struct tb_buf *b)
 {
 	struct tb_diag d;
 	struct tb_reg *r = tb_reg_new("interop", NOW - 86400, NOW + 30 * 86400, &d);
@@ -573,9 +589,6 @@ routes(void)
 	    {"370100", NULL, "coaps://192.0.2.31:5684", "pension.transfer", "37", NULL, NULL,
 	     TB_ROLE_CITY, TB_STATUS_ACTIVE},
 	};
-	struct tb_buf b;
-	struct tb_json_doc *doc, *rd;
-	struct tb_json *o, *cases;
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		struct tb_key *k = tb_key_generate(TB_ALG_ED25519, &d);
@@ -597,9 +610,20 @@ routes(void)
 		tb_pub_free(p);
 		tb_key_free(k);
 	}
-	tb_buf_init(&b);
-	must(tb_reg_serialize(r, &b), "tb_reg_serialize");
+	must(tb_reg_serialize(r, b), "tb_reg_serialize");
 	tb_reg_free(r);
+}
+
+static void
+routes(void)
+{
+	struct tb_diag d;
+	struct tb_buf b;
+	struct tb_json_doc *doc, *rd;
+	struct tb_json *o, *cases;
+
+	tb_buf_init(&b);
+	route_registry(&b);
 	if ((rd = tb_json_parse(b.data, b.len, NULL, &d)) == NULL)
 		die("route registry", &d);
 	static const struct {

@@ -245,6 +245,42 @@ write_junit(const struct ti *t, const char *path)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* --timeout SEC, 0.1..600, into milliseconds. */
+static bool
+parse_timeout(const char *arg, int *ms)
+{
+	char *end;
+	double s = strtod(arg, &end);
+
+	if (*end != '\0' || !(s >= 0.1 && s <= 600))
+		return false;
+	*ms = (int)(s * 1000);
+	return true;
+}
+
+/* The closing lines (TAP plan, JUnit file, counts): the exit status. */
+static int
+finish(struct ti *t, const char *junit, int rc)
+{
+	if (t->tap)
+		printf("1..%zu\n", t->nrecs);
+	if (junit != NULL && write_junit(t, junit) != 0) {
+		fprintf(stderr, "tongban-interop: cannot write %s\n", junit);
+		rc = rc ? rc : TI_EX_SETUP;
+	}
+	printf("%zu passed, %zu failed\n", t->npass, t->nfail);
+	for (size_t i = 0; i < t->nrecs; i++) {
+		free(t->recs[i].suite);
+		free(t->recs[i].id);
+		free(t->recs[i].expected);
+		free(t->recs[i].got);
+	}
+	free(t->recs);
+	if (rc != 0)
+		return rc;
+	return t->nfail > 0 || t->npass == 0 ? TI_EX_FAILED : TI_EX_OK;
+}
+
 static int
 run(int argc, char **argv)
 {
@@ -284,17 +320,13 @@ run(int argc, char **argv)
 		case 'V': t.vectors = optarg; break;
 		case 'l': t.list = true; break;
 		case 'v': t.verbose = true; break;
-		case 'o': {
-			char *end;
-			double s = strtod(optarg, &end);
-			if (*end != '\0' || !(s >= 0.1 && s <= 600)) {
+		case 'o':
+			if (!parse_timeout(optarg, &t.timeout_ms)) {
 				fprintf(stderr,
 				        "tongban-interop: --timeout must be 0.1..600 seconds\n");
 				return TI_EX_USAGE;
 			}
-			t.timeout_ms = (int)(s * 1000);
 			break;
-		}
 		case 'h': usage(stdout); return TI_EX_OK;
 		case 'r': printf("tongban-interop %s\n", PACKAGE_VERSION); return TI_EX_OK;
 		default: fprintf(stderr, "Try 'tongban-interop --help'.\n"); return TI_EX_USAGE;
@@ -338,23 +370,7 @@ run(int argc, char **argv)
 		rc = ti_suite_wire(&t, TI_SUITE_KNOWN);
 	if (t.list)
 		return rc;
-	if (t.tap)
-		printf("1..%zu\n", t.nrecs);
-	if (junit != NULL && write_junit(&t, junit) != 0) {
-		fprintf(stderr, "tongban-interop: cannot write %s\n", junit);
-		rc = rc ? rc : TI_EX_SETUP;
-	}
-	printf("%zu passed, %zu failed\n", t.npass, t.nfail);
-	for (size_t i = 0; i < t.nrecs; i++) {
-		free(t.recs[i].suite);
-		free(t.recs[i].id);
-		free(t.recs[i].expected);
-		free(t.recs[i].got);
-	}
-	free(t.recs);
-	if (rc != 0)
-		return rc;
-	return t.nfail > 0 || t.npass == 0 ? TI_EX_FAILED : TI_EX_OK;
+	return finish(&t, junit, rc);
 }
 
 /* Results that did not reach standard output (a full disk, /dev/full)

@@ -414,6 +414,90 @@ load_doc(const char *dir, const char *name, size_t max, struct tb_buf *b)
 
 static void status_member(struct w *w, char *out, size_t cap);
 
+/* The target's address (--target coaps://HOST:PORT) into w->dst. */
+static int
+resolve_target(struct w *w)
+{
+	struct ti *t = w->t;
+	coap_uri_t uri;
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[8];
+
+	/* target address */
+	if (coap_split_uri((const uint8_t *)t->target, strlen(t->target), &uri) < 0 ||
+	    uri.scheme != COAP_URI_SCHEME_COAPS || uri.host.length == 0 ||
+	    uri.host.length >= sizeof(host)) {
+		return setup_fail("--target %s: not a coaps://HOST:PORT URI", t->target);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)uri.host.length, uri.host.s);
+	snprintf(port, sizeof(port), "%u", uri.port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+		return setup_fail("--target: cannot resolve %s", host);
+	}
+	coap_address_init(&w->dst);
+	w->dst.size = res->ai_addrlen;
+	memcpy(&w->dst.addr, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* The target's member id into w->target_id: --target-id, the registry
+ * endpoint, or /fed/status (000000 when none says). */
+static void
+find_target_id(struct w *w)
+{
+	struct ti *t = w->t;
+
+	/* the target's member id: option, registry endpoint, /fed/status */
+	if (t->target_id != NULL) {
+		snprintf(w->target_id, sizeof(w->target_id), "%s", t->target_id);
+	} else {
+		for (size_t m = 0; m < tb_reg_member_count(w->reg) && !w->target_id[0]; m++)
+			for (size_t e = 0; e < tb_reg_endpoint_count(w->reg, m); e++)
+				if (strcmp(tb_reg_endpoint(w->reg, m, e), t->target) == 0)
+					snprintf(w->target_id, sizeof(w->target_id), "%s",
+					         tb_reg_member_id(w->reg, m));
+		if (!w->target_id[0])
+			status_member(w, w->target_id, sizeof(w->target_id));
+	}
+	if (!w->target_id[0] || tb_reg_find_member(w->reg, w->target_id) == TB_REG_NONE) {
+		/* keep going: the cases will fail, each saying what came back */
+		printf("# target member id unknown (not a registry endpoint, no /fed/status); "
+		       "cases address member 000000\n");
+		snprintf(w->target_id, sizeof(w->target_id), "000000");
+	}
+}
+
+/* A second member whose key can sign "from" it (wrong-sender case):
+ * w->other_key and w->other_id. */
+static int
+find_other_signer(struct w *w)
+{
+	struct ti *t = w->t;
+	char path[1100];
+
+	/* a second member whose key can sign "from" it (wrong-sender case) */
+	for (size_t m = 0; m < tb_reg_member_count(w->reg) && w->other_key == NULL; m++) {
+		const char *id = tb_reg_member_id(w->reg, m);
+		if (strcmp(id, t->as) == 0 || strcmp(id, w->target_id) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, id);
+		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+			snprintf(w->other_id, sizeof(w->other_id), "%s", id);
+	}
+	if (w->other_key == NULL) {
+		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, w->target_id);
+		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+			snprintf(w->other_id, sizeof(w->other_id), "%s", w->target_id);
+	}
+	if (w->other_key == NULL) {
+		return setup_fail("%s: needs the key of a member other than %s", t->fedir, t->as);
+	}
+	return 0;
+}
+
 static int
 setup(struct w *w)
 {
@@ -421,9 +505,6 @@ setup(struct w *w)
 	struct tb_buf b;
 	struct tb_diag d;
 	char path[1100], msg[256];
-	coap_uri_t uri;
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
 	int rc;
 
 	tb_buf_init(&b);
@@ -477,25 +558,8 @@ setup(struct w *w)
 	set_ident(&w->expired, t->fedir, "testids/expired", "node.crt");
 	set_ident(&w->revoked, t->fedir, "testids/revoked", "node.crt");
 	set_ident(&w->nonmember, t->fedir, "testids/nonmember", "node.crt");
-	/* target address */
-	if (coap_split_uri((const uint8_t *)t->target, strlen(t->target), &uri) < 0 ||
-	    uri.scheme != COAP_URI_SCHEME_COAPS || uri.host.length == 0 ||
-	    uri.host.length >= sizeof(host)) {
-		rc = setup_fail("--target %s: not a coaps://HOST:PORT URI", t->target);
+	if ((rc = resolve_target(w)) != 0)
 		goto out;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)uri.host.length, uri.host.s);
-	snprintf(port, sizeof(port), "%u", uri.port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_DGRAM;
-	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
-		rc = setup_fail("--target: cannot resolve %s", host);
-		goto out;
-	}
-	coap_address_init(&w->dst);
-	w->dst.size = res->ai_addrlen;
-	memcpy(&w->dst.addr, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
 	/* the client context */
 	coap_startup();
 	coap_set_log_level(t->verbose ? LOG_WARNING : LOG_EMERG);
@@ -508,42 +572,9 @@ setup(struct w *w)
 	coap_register_response_handler(w->ctx, on_response);
 	coap_register_nack_handler(w->ctx, on_nack);
 	coap_register_event_handler(w->ctx, on_event);
-	/* the target's member id: option, registry endpoint, /fed/status */
-	if (t->target_id != NULL) {
-		snprintf(w->target_id, sizeof(w->target_id), "%s", t->target_id);
-	} else {
-		for (size_t m = 0; m < tb_reg_member_count(w->reg) && !w->target_id[0]; m++)
-			for (size_t e = 0; e < tb_reg_endpoint_count(w->reg, m); e++)
-				if (strcmp(tb_reg_endpoint(w->reg, m, e), t->target) == 0)
-					snprintf(w->target_id, sizeof(w->target_id), "%s",
-					         tb_reg_member_id(w->reg, m));
-		if (!w->target_id[0])
-			status_member(w, w->target_id, sizeof(w->target_id));
-	}
-	if (!w->target_id[0] || tb_reg_find_member(w->reg, w->target_id) == TB_REG_NONE) {
-		/* keep going: the cases will fail, each saying what came back */
-		printf("# target member id unknown (not a registry endpoint, no /fed/status); "
-		       "cases address member 000000\n");
-		snprintf(w->target_id, sizeof(w->target_id), "000000");
-	}
-	/* a second member whose key can sign "from" it (wrong-sender case) */
-	for (size_t m = 0; m < tb_reg_member_count(w->reg) && w->other_key == NULL; m++) {
-		const char *id = tb_reg_member_id(w->reg, m);
-		if (strcmp(id, t->as) == 0 || strcmp(id, w->target_id) == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
-			snprintf(w->other_id, sizeof(w->other_id), "%s", id);
-	}
-	if (w->other_key == NULL) {
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, w->target_id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
-			snprintf(w->other_id, sizeof(w->other_id), "%s", w->target_id);
-	}
-	if (w->other_key == NULL) {
-		rc = setup_fail("%s: needs the key of a member other than %s", t->fedir, t->as);
+	find_target_id(w);
+	if ((rc = find_other_signer(w)) != 0)
 		goto out;
-	}
 	if (t->verbose)
 		printf("# target %s is member %s; acting as %s; second signer %s\n", t->target,
 		       w->target_id, t->as, w->other_id);
@@ -1595,52 +1626,128 @@ flows_cases(struct w *w)
 	w->flow_service = NULL;
 }
 
+/* The rejections, one per class (PROTOCOL.md 9.3). */
+static const struct rej rejs[] = {
+    {"wire.reject.content-format.text", NULL, NULL, 415, "content-format", R_CF_TEXT},
+    {"wire.reject.content-format.missing", NULL, NULL, 415, "content-format", R_CF_NONE},
+    {"wire.reject.json.empty", NULL, NULL, 400, "json.syntax", R_EMPTY},
+    {"wire.reject.json.syntax", "\"v\":1}", "\"v\":1,}", 400, "json.syntax", R_TEXT},
+    {"wire.reject.json.utf8", "tongban-interop", "tongban-\xc0\xaf", 400, "json.utf8", R_TEXT},
+    {"wire.reject.json.surrogate", "tongban-interop", "tongban-\\ud800", 400, "json.surrogate",
+     R_TEXT},
+    {"wire.reject.json.duplicate-key", "\"v\":1}", "\"v\":1,\"v\":1}", 400, "json.duplicate-key",
+     R_TEXT},
+    {"wire.reject.json.number-range", "\"tongban-interop\"", "1e400", 400, "json.number-range",
+     R_TEXT},
+    {"wire.reject.json.depth", "\"tongban-interop\"",
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", 400,
+     "json.depth", R_TEXT},
+    {"wire.reject.version", "\"v\":1}", "\"v\":2}", 400, "version", R_TEXT},
+    {"wire.reject.field.unknown", "{\"body\"", "{\"aaa\":1,\"body\"", 400, "field.unknown", R_TEXT},
+    {"wire.reject.field.missing", "\"hops\":4,", "", 400, "field.missing", R_TEXT},
+    {"wire.reject.field.type", "\"hops\":4", "\"hops\":\"4\"", 400, "field.type", R_TEXT},
+    {"wire.reject.field.value", "\"hops\":4", "\"hops\":17", 400, "field.value", R_TEXT},
+    {"wire.reject.type.unknown", "\"type\":\"" BASE_TYPE "\"", "\"type\":\"control.frobnicate\"",
+     422, "type.unknown", R_TEXT},
+    {"wire.reject.sig.missing", NULL, NULL, 401, "sig.missing", R_UNSEALED},
+    {"wire.reject.sig.alg", "\"alg\":\"p256\"", "\"alg\":\"ed25519\"", 401, "sig.alg", R_TEXT},
+    {"wire.reject.sig.unknown-key", NULL, NULL, 401, "sig.unknown-key", R_OTHERKEY},
+    {"wire.reject.sig.bad", "tongban-interop", "tongban-interoq", 401, "sig.bad", R_TEXT},
+    {"wire.reject.sig.proof", NULL, NULL, 401, "sig.proof", R_PROOF},
+    {"wire.reject.time.expired", NULL, NULL, 412, "time.expired", R_EXPIRED},
+    {"wire.reject.time.future", NULL, NULL, 412, "time.future", R_FUTURE},
+    {"wire.reject.hops", "\"sig\":",
+     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},"
+     "\"sig\":",
+     403, "hops", R_TEXT},
+    {"wire.reject.forbidden.wrong-sender", NULL, NULL, 403, "forbidden", R_WRONG_SENDER},
+    {"wire.reject.forbidden.not-addressed", NULL, NULL, 403, "forbidden", R_NOT_ADDRESSED},
+    {"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
+    {"wire.reject.encoding", NULL, NULL, 400, "encoding", R_DEFLATE_BAD},
+    {"wire.reject.too-large.inflated", NULL, NULL, 413, "too-large", R_DEFLATE_BOMB},
+    {"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
+};
+
+/* A message large enough to need block-wise transfer (~40 KB). */
+static void
+case_blockwise(struct w *w, struct mk *m)
+{
+	if (!want(w, "wire.msg.blockwise"))
+		return;
+	struct tb_buf body;
+	tb_buf_init(&body);
+	uint8_t rnd[8];
+	char hex[17];
+	/* a case.submit of 120 materials with 250-byte names: ~40 KB */
+	need_random(rnd, sizeof(rnd));
+	tb_hex_encode(rnd, sizeof(rnd), hex);
+	tb_buf_printf(&body,
+	              "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
+	              "\"case_id\":\"ti-bw-%s\",\"materials\":[",
+	              hex);
+	for (int i = 0; i < 120; i++) {
+		tb_buf_printf(&body, "%s{\"name\":\"", i ? "," : "");
+		for (int k = 0; k < 250; k++)
+			tb_buf_addc(&body, (uint8_t)('a' + (i + k) % 26));
+		tb_buf_adds(&body, "\",\"sha256\":\"" IDHASH "\",\"size\":1}");
+	}
+	tb_buf_adds(&body, "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
+	tb_buf_addc(&body, 0);
+	need_whole(&body);
+	m->type = "case.submit";
+	m->body = (const char *)body.data;
+	post_accept(w, "wire.msg.blockwise", m);
+	m->type = NULL;
+	m->body = NULL;
+	tb_buf_free(&body);
+}
+
+/* Acceptance: every type of protocol v1 at the envelope level. */
+static void
+case_accept_types(struct w *w)
+{
+	struct mk m;
+	memset(&m, 0, sizeof(m));
+	m.key = w->as_key;
+	if (want(w, "wire.msg.accept"))
+		post_accept(w, "wire.msg.accept", &m);
+	/* requests and notices with a valid body are accepted; an
+	 * answer (its corr names no request the target sent) is
+	 * refused 4.09 flow.unmatched, a receipt 4.09 too (10.3) */
+	struct tb_buf vb;
+	tb_buf_init(&vb);
+	for (const char *const *ty = tb_msgtype_all(); *ty; ty++) {
+		char id[96], rid[33];
+		uint8_t rnd[16];
+		snprintf(id, sizeof(id), "wire.msg.type.%s", *ty);
+		if (!want(w, id))
+			continue;
+		valid_body(*ty, &vb);
+		m.type = *ty;
+		m.body = (const char *)vb.data;
+		if (tb_flow_role(*ty) == TB_FLOW_ANSWER) {
+			struct tb_buf b;
+			need_random(rnd, sizeof(rnd));
+			tb_hex_encode(rnd, sizeof(rnd), rid);
+			m.corr = rid;
+			tb_buf_init(&b);
+			mk_env(w, &m, &b, NULL, NULL);
+			post_expect(w, "wire", id, CF_JSON, &b, 409, "flow.unmatched");
+			tb_buf_free(&b);
+			m.corr = NULL;
+		} else {
+			post_accept(w, id, &m);
+		}
+	}
+	tb_buf_free(&vb);
+	m.type = NULL;
+	m.body = NULL;
+	case_blockwise(w, &m);
+}
+
 int
 ti_suite_wire(struct ti *t, int mode)
 {
-	static const struct rej rejs[] = {
-	    {"wire.reject.content-format.text", NULL, NULL, 415, "content-format", R_CF_TEXT},
-	    {"wire.reject.content-format.missing", NULL, NULL, 415, "content-format", R_CF_NONE},
-	    {"wire.reject.json.empty", NULL, NULL, 400, "json.syntax", R_EMPTY},
-	    {"wire.reject.json.syntax", "\"v\":1}", "\"v\":1,}", 400, "json.syntax", R_TEXT},
-	    {"wire.reject.json.utf8", "tongban-interop", "tongban-\xc0\xaf", 400, "json.utf8",
-	     R_TEXT},
-	    {"wire.reject.json.surrogate", "tongban-interop", "tongban-\\ud800", 400,
-	     "json.surrogate", R_TEXT},
-	    {"wire.reject.json.duplicate-key", "\"v\":1}", "\"v\":1,\"v\":1}", 400,
-	     "json.duplicate-key", R_TEXT},
-	    {"wire.reject.json.number-range", "\"tongban-interop\"", "1e400", 400,
-	     "json.number-range", R_TEXT},
-	    {"wire.reject.json.depth", "\"tongban-interop\"",
-	     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-	     400, "json.depth", R_TEXT},
-	    {"wire.reject.version", "\"v\":1}", "\"v\":2}", 400, "version", R_TEXT},
-	    {"wire.reject.field.unknown", "{\"body\"", "{\"aaa\":1,\"body\"", 400, "field.unknown",
-	     R_TEXT},
-	    {"wire.reject.field.missing", "\"hops\":4,", "", 400, "field.missing", R_TEXT},
-	    {"wire.reject.field.type", "\"hops\":4", "\"hops\":\"4\"", 400, "field.type", R_TEXT},
-	    {"wire.reject.field.value", "\"hops\":4", "\"hops\":17", 400, "field.value", R_TEXT},
-	    {"wire.reject.type.unknown", "\"type\":\"" BASE_TYPE "\"",
-	     "\"type\":\"control.frobnicate\"", 422, "type.unknown", R_TEXT},
-	    {"wire.reject.sig.missing", NULL, NULL, 401, "sig.missing", R_UNSEALED},
-	    {"wire.reject.sig.alg", "\"alg\":\"p256\"", "\"alg\":\"ed25519\"", 401, "sig.alg",
-	     R_TEXT},
-	    {"wire.reject.sig.unknown-key", NULL, NULL, 401, "sig.unknown-key", R_OTHERKEY},
-	    {"wire.reject.sig.bad", "tongban-interop", "tongban-interoq", 401, "sig.bad", R_TEXT},
-	    {"wire.reject.sig.proof", NULL, NULL, 401, "sig.proof", R_PROOF},
-	    {"wire.reject.time.expired", NULL, NULL, 412, "time.expired", R_EXPIRED},
-	    {"wire.reject.time.future", NULL, NULL, 412, "time.future", R_FUTURE},
-	    {"wire.reject.hops", "\"sig\":",
-	     "\"relay\":{\"path\":[\"110000\",\"120000\",\"130000\",\"140000\",\"150000\"]},"
-	     "\"sig\":",
-	     403, "hops", R_TEXT},
-	    {"wire.reject.forbidden.wrong-sender", NULL, NULL, 403, "forbidden", R_WRONG_SENDER},
-	    {"wire.reject.forbidden.not-addressed", NULL, NULL, 403, "forbidden", R_NOT_ADDRESSED},
-	    {"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
-	    {"wire.reject.encoding", NULL, NULL, 400, "encoding", R_DEFLATE_BAD},
-	    {"wire.reject.too-large.inflated", NULL, NULL, 413, "too-large", R_DEFLATE_BOMB},
-	    {"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
-	};
 	struct w w;
 	int rc;
 
@@ -1672,75 +1779,7 @@ ti_suite_wire(struct ti *t, int mode)
 	case_tls(&w, "wire.tls.expired", &w.expired, false, "handshake refused");
 	case_tls(&w, "wire.tls.revoked", &w.revoked, false, "handshake refused");
 	case_tls(&w, "wire.tls.non-member", &w.nonmember, false, "handshake refused");
-	/* acceptance: every type of protocol v1 at the envelope level */
-	{
-		struct mk m;
-		memset(&m, 0, sizeof(m));
-		m.key = w.as_key;
-		if (want(&w, "wire.msg.accept"))
-			post_accept(&w, "wire.msg.accept", &m);
-		/* requests and notices with a valid body are accepted; an
-		 * answer (its corr names no request the target sent) is
-		 * refused 4.09 flow.unmatched, a receipt 4.09 too (10.3) */
-		struct tb_buf vb;
-		tb_buf_init(&vb);
-		for (const char *const *ty = tb_msgtype_all(); *ty; ty++) {
-			char id[96], rid[33];
-			uint8_t rnd[16];
-			snprintf(id, sizeof(id), "wire.msg.type.%s", *ty);
-			if (!want(&w, id))
-				continue;
-			valid_body(*ty, &vb);
-			m.type = *ty;
-			m.body = (const char *)vb.data;
-			if (tb_flow_role(*ty) == TB_FLOW_ANSWER) {
-				struct tb_buf b;
-				need_random(rnd, sizeof(rnd));
-				tb_hex_encode(rnd, sizeof(rnd), rid);
-				m.corr = rid;
-				tb_buf_init(&b);
-				mk_env(&w, &m, &b, NULL, NULL);
-				post_expect(&w, "wire", id, CF_JSON, &b, 409, "flow.unmatched");
-				tb_buf_free(&b);
-				m.corr = NULL;
-			} else {
-				post_accept(&w, id, &m);
-			}
-		}
-		tb_buf_free(&vb);
-		m.type = NULL;
-		m.body = NULL;
-		if (want(&w, "wire.msg.blockwise")) {
-			struct tb_buf body;
-			tb_buf_init(&body);
-			uint8_t rnd[8];
-			char hex[17];
-			/* a case.submit of 120 materials with 250-byte names: ~40 KB */
-			need_random(rnd, sizeof(rnd));
-			tb_hex_encode(rnd, sizeof(rnd), hex);
-			tb_buf_printf(&body,
-			              "{\"applicant\":{\"idhash\":\"" IDHASH
-			              "\",\"kind\":\"person\"},"
-			              "\"case_id\":\"ti-bw-%s\",\"materials\":[",
-			              hex);
-			for (int i = 0; i < 120; i++) {
-				tb_buf_printf(&body, "%s{\"name\":\"", i ? "," : "");
-				for (int k = 0; k < 250; k++)
-					tb_buf_addc(&body, (uint8_t)('a' + (i + k) % 26));
-				tb_buf_adds(&body, "\",\"sha256\":\"" IDHASH "\",\"size\":1}");
-			}
-			tb_buf_adds(&body,
-			            "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
-			tb_buf_addc(&body, 0);
-			need_whole(&body);
-			m.type = "case.submit";
-			m.body = (const char *)body.data;
-			post_accept(&w, "wire.msg.blockwise", &m);
-			m.type = NULL;
-			m.body = NULL;
-			tb_buf_free(&body);
-		}
-	}
+	case_accept_types(&w);
 	case_duplicate(&w);
 	case_deflate(&w);
 	case_batch(&w, false);

@@ -1,13 +1,12 @@
 /*
  * answers.c - the answers to outbound exchanges settled off the event
  * loop.  The loop copies an exchange's answer and frees its session slot
- * at once; the ingest thread (ingest.c), in its queue between
- * submissions, inflates the answer, opens the receipts (the registry's
- * keys read under n->reg_lock, a signature cache of this module's),
- * journals the outcomes on its journal handle, and hands the results
- * back through an eventfd; the loop then counts them, stops the latency
- * clocks and schedules what follows.  So a burst of answers
- * no longer keeps the loop from moving the blocks of other exchanges.
+ * at once; the ingest thread (ingest.c, handed over by
+ * tongban-node.c), in its queue between submissions, inflates the answer, opens the receipts (the
+ * registry's keys read under n->reg_lock, a signature cache of this module's), journals the
+ * outcomes on its journal handle, and hands the results back through an eventfd; the loop then
+ * counts them, stops the latency clocks and schedules what follows.  So a burst of answers no
+ * longer keeps the loop from moving the blocks of other exchanges.
  *
  * Until an answer is settled its messages are not due in the journal
  * (those sent from memory are held for TB_FRESH_HOLD_S, those from the
@@ -16,7 +15,8 @@
  * thread's commit means they are sent again and answered with their
  * original receipts.
  */
-#include "node.h"
+#include "answers.h"
+#include "outbound.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +105,11 @@ leftover(void *ctx, struct tb_work *wk)
 	tb_outbound_settled(NULL, (struct tb_answer *)wk);
 }
 
+static void submit(void *ctx, struct tb_answer *a);
+
 int
-tb_answers_start(struct tb_node *n, struct tb_diag *d)
+tb_answers_start(struct tb_node *n, struct tb_worker *thread, struct tb_journal *j,
+                 struct tb_diag *d)
 {
 	struct tb_answers *w = calloc(1, sizeof(*w));
 
@@ -114,17 +117,21 @@ tb_answers_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "answers");
 	w->n = n;
 	n->answers = w;
-	if (tb_ingest_thread(n, &w->w, &w->j) != TB_OK)
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "answers: no ingest thread");
+	tb_outbound_set_settler(n, submit, w);
+	w->w = thread;
+	w->j = j;
 	return TB_OK;
 }
 
-void
-tb_answers_submit(struct tb_node *n, struct tb_answer *a)
+/* Outbound's settler: queues a (owned) for the thread; without one,
+ * settles it on the loop. */
+static void
+submit(void *ctx, struct tb_answer *a)
 {
-	struct tb_answers *w = n->answers;
+	struct tb_answers *w = ctx;
+	struct tb_node *n = w->n;
 
-	if (w == NULL || w->w == NULL) {
+	if (w->w == NULL) {
 		/* no thread (not started, or it failed): settle here */
 		struct tb_answers local;
 		memset(&local, 0, sizeof(local));
@@ -149,7 +156,9 @@ tb_answers_stop(struct tb_node *n)
 	if (w == NULL)
 		return;
 	/* tb_ingest_stop, before, had the thread settle what was queued
-	 * (its outcomes are journalled) and release the rest */
+	 * (its outcomes are journalled) and release the rest; an answer
+	 * arriving from now on is dropped, its messages due again later */
+	tb_outbound_set_settler(n, NULL, NULL);
 	free(w);
 	n->answers = NULL;
 }

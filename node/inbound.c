@@ -3,7 +3,11 @@
  * GET /fed/status, GET /fed/registry (observable).  docs/PROTOCOL.md
  * section 9.
  */
-#include "node.h"
+#include "flows.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "transport.h"
+#include "webhook.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,38 @@
 #include "log.h"
 
 #define MAX_BATCH 256
+
+/* The stage's state (the loop's only). */
+struct tb_inbound {
+	coap_resource_t *res_registry;
+	struct tb_inbound_consumer *consumers; /* tb_inbound_add_consumer */
+	size_t nconsumers;
+	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
+	size_t sigcache_next;
+};
+
+/* A small ring of verified signature tags: a batch arrives together, so
+ * its root is verified once and found here for the other envelopes. */
+static bool
+sig_known(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	for (size_t i = 0; i < sizeof(n->in->sigcache) / sizeof(n->in->sigcache[0]); i++)
+		if (memcmp(n->in->sigcache[i], tag, 32) == 0)
+			return true;
+	return false;
+}
+
+static void
+sig_remember(void *ctx, const uint8_t tag[32])
+{
+	struct tb_node *n = ctx;
+
+	memcpy(n->in->sigcache[n->in->sigcache_next], tag, 32);
+	n->in->sigcache_next =
+	    (n->in->sigcache_next + 1) % (sizeof(n->in->sigcache) / sizeof(n->in->sigcache[0]));
+}
 
 /* CoAP response code for each refusal class (PROTOCOL.md 9.3). */
 static coap_pdu_code_t
@@ -332,9 +368,10 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 		          tb_journal_diag(n->journal)->detail);
 		return;
 	}
-	n->m.out_delivered++;
-	tb_latency_done(n, corr);
-	tb_responder_note(n, st.type, st.corr);
+	for (size_t k = 0; k < n->in->nconsumers; k++)
+		if (n->in->consumers[k].returned != NULL)
+			n->in->consumers[k].returned(n->in->consumers[k].ctx, corr, st.type,
+			                             st.corr);
 }
 
 /* Whether the request's query asks for a compact answer (9.3). */
@@ -354,65 +391,58 @@ wants_compact(const coap_string_t *q)
 	return false;
 }
 
-static void
-hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
-             coap_pdu_t *resp)
+/* The body of a POST /fed/msg as count envelopes at data + offs[i],
+ * lens[i] (inflated into plain when it came deflated; *batch when it is
+ * an array).  false when the request is refused as a whole (answered). */
+static bool
+read_body(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+          const coap_string_t *q, coap_pdu_t *resp, struct tb_buf *plain, struct tb_diag *d,
+          const uint8_t **datap, size_t *offs, size_t *lens, int *countp, bool *batchp)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
-	const char *peer = coap_session_get_app_data(s);
 	const uint8_t *data = NULL;
-	size_t len = 0, off = 0, total = 0, offs[MAX_BATCH], lens[MAX_BATCH];
-	struct item *it = NULL;
-	struct tb_env *rc_envs[MAX_BATCH];
-	struct tb_diag d;
-	struct tb_buf body;
-	struct tb_buf plain; /* the inflated body of an 11050 request */
+	size_t len = 0, off = 0, total = 0;
 	long cf;
-	int count = 0, nrc = 0;
-	bool batch, relayed = false, accept_deflate;
+	int count;
+	bool batch;
 
-	tb_diag_clear(&d);
-	tb_buf_init(&body);
-	tb_buf_init(&plain);
 	if (n->draining) {
-		tb_diag_set(&d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		return;
+		tb_diag_set(d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
 	}
 	cf = tb_coap_uint_option(req, COAP_OPTION_CONTENT_FORMAT);
-	accept_deflate = tb_coap_uint_option(req, COAP_OPTION_ACCEPT) == TB_CF_JSON_DEFLATE;
 	if (cf != COAP_MEDIATYPE_APPLICATION_JSON && cf != TB_CF_JSON_DEFLATE) {
-		tb_diag_set(&d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
+		tb_diag_set(d, TB_E_CONTENT_FORMAT, TB_DIAG_NOPOS,
 		            "content-format must be application/json (50) or its deflate "
 		            "coding (11050)");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		return;
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
 	}
 	coap_get_data_large(req, &len, &data, &off, &total);
 	if (total > (size_t)n->cfg.max_message_size || len > (size_t)n->cfg.max_message_size) {
-		tb_diag_set(&d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
+		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
 		            (long long)n->cfg.max_message_size);
-		refuse_whole(n, r, s, req, q, resp, &d);
-		return;
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
 	}
 	/* the limit holds for the inflated body too, checked while inflating */
 	if (cf == TB_CF_JSON_DEFLATE && data != NULL &&
-	    tb_inflate(data, len, (size_t)n->cfg.max_message_size, &plain, &d) != TB_OK) {
-		if (d.code == TB_E_TOO_LARGE)
-			snprintf(d.detail, sizeof(d.detail),
+	    tb_inflate(data, len, (size_t)n->cfg.max_message_size, plain, d) != TB_OK) {
+		if (d->code == TB_E_TOO_LARGE)
+			snprintf(d->detail, sizeof(d->detail),
 			         "body inflates to more than %lld bytes",
 			         (long long)n->cfg.max_message_size);
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
 	}
 	if (cf == TB_CF_JSON_DEFLATE && data != NULL) {
-		data = plain.data;
-		len = plain.len;
+		data = plain->data;
+		len = plain->len;
 	}
 	if (data == NULL || len == 0) {
-		tb_diag_set(&d, TB_E_JSON_SYNTAX, 0, "empty body");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
+		tb_diag_set(d, TB_E_JSON_SYNTAX, 0, "empty body");
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
 	}
 	batch = false;
 	for (size_t i = 0; i < len; i++)
@@ -423,27 +453,32 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if (batch) {
 		count = tb_env_split_batch(data, len, offs, lens, MAX_BATCH);
 		if (count < 1) {
-			tb_diag_set(&d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
+			tb_diag_set(d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
 			            "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
-			refuse_whole(n, r, s, req, q, resp, &d);
-			goto out;
+			refuse_whole(n, r, s, req, q, resp, d);
+			return false;
 		}
 	} else {
 		count = 1;
 		offs[0] = 0;
 		lens[0] = len;
 	}
-	if ((it = calloc((size_t)count, sizeof(*it))) == NULL) {
-		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
-	}
-	struct tb_env_open_opts o = {tb_node_lookup_sign,
-	                             n,
-	                             tb_now(),
-	                             n->cfg.clock_skew,
-	                             tb_node_sig_known,
-	                             tb_node_sig_remember,
+	*datap = data;
+	*countp = count;
+	*batchp = batch;
+	return true;
+}
+
+/* Opens each envelope of the exchange, routes it and makes its receipt
+ * (rc_envs[0..return) receive them, for one batch signature). */
+static int
+open_items(struct tb_node *n, const char *peer, const uint8_t *data, const size_t *offs,
+           const size_t *lens, int count, struct item *it, struct tb_env **rc_envs)
+{
+	int nrc = 0;
+
+	struct tb_env_open_opts o = {tb_node_lookup_sign,  n,         tb_now(),
+	                             n->cfg.clock_skew,    sig_known, sig_remember,
 	                             &n->m.recanonicalised};
 	for (int i = 0; i < count; i++) {
 		uint8_t dg[32];
@@ -466,117 +501,118 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			continue;
 		rc_envs[nrc++] = it[i].receipt;
 	}
-	/* one signature for all receipts of this exchange */
-	if (nrc > 0 && tb_env_seal_batch(rc_envs, (size_t)nrc, n->sign_key, &d) != TB_OK) {
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
+	return nrc;
+}
+
+/* Journals one opened envelope (envelope, envelope_len: as received)
+ * with its receipt, inside the exchange's transaction: a new message to
+ * the inbox after its flow checks, a relay to the journal's queue first
+ * (*relayed), a retransmission answered with its original receipt.
+ * False when the message was stored without its audit entry (or left in
+ * the inbox): the exchange must then be rolled back whole. */
+static bool
+journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t envelope_len,
+             const char *peer, bool *relayed)
+{
+	struct tb_journal_msg m;
+	struct tb_buf orig;
+	int jr;
+
+	if (it->receipt == NULL)
+		return true;
+	if (tb_env_serialize(it->receipt, &it->out) != TB_OK) {
+		tb_diag_set(&it->d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
+		return true;
 	}
-	if (tb_journal_begin(n->journal) != TB_OK) {
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal unavailable");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
-	}
-	for (int i = 0; i < count; i++) {
-		struct tb_journal_msg m;
-		struct tb_buf orig;
-		int jr;
-		if (it[i].receipt == NULL)
-			continue;
-		if (tb_env_serialize(it[i].receipt, &it[i].out) != TB_OK) {
-			tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-			tb_env_free(it[i].receipt);
-			it[i].receipt = NULL;
-			continue;
-		}
-		memset(&m, 0, sizeof(m));
-		m.id = tb_env_id(it[i].env);
-		m.from = tb_env_from(it[i].env);
-		m.to = n->cfg.member_id;
-		m.type = tb_env_type(it[i].env);
-		m.service = tb_env_service(it[i].env);
-		m.corr = tb_env_corr(it[i].env);
-		m.digest = it[i].digest;
-		m.created = tb_env_created(it[i].env);
-		m.expires = tb_env_expires(it[i].env);
-		m.envelope = data + offs[i];
-		m.envelope_len = lens[i];
-		m.receipt = it[i].out.data;
-		m.receipt_len = it[i].out.len;
-		tb_buf_init(&orig);
-		/* flows (body, pairing, case lifecycle) for a new message to this
-		 * node's systems; a retransmission gets its original receipt */
-		if (it[i].kind == K_LOCAL &&
-		    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
-		    tb_flows_inbound(n, it[i].env, &it[i].d) != TB_OK) {
-			tb_env_free(it[i].receipt);
-			it[i].receipt = NULL;
-			tb_buf_free(&orig);
-			continue;
-		}
-		/* a hub queues the relay first: if that fails, nothing is
-		 * recorded and the sender is told to retry (io), rather than
-		 * answered "relayed" for a message that was not kept */
-		tb_buf_reset(&orig);
-		if (it[i].kind == K_RELAY &&
-		    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
-		    !relay_queue(n, it[i].env, &m, &it[i].fwd, &relayed)) {
-			tb_diag_set(&it[i].d, TB_E_IO, TB_DIAG_NOPOS, "relay not queued");
-			tb_env_free(it[i].receipt);
-			it[i].receipt = NULL;
-			tb_buf_free(&orig);
-			continue;
-		}
-		tb_buf_reset(&orig);
-		jr = tb_journal_inbound_put(n->journal, &m, &orig);
-		if (jr == TB_E_REPLAY && orig.len == 0) {
-			/* the id was used before for a different message: a replay
-			 * or a forgery, never a retransmission */
-			tb_diag_set(&it[i].d, TB_E_REPLAY, TB_DIAG_NOPOS,
-			            "id %s already used for another message", m.id);
-			tb_env_free(it[i].receipt);
-			it[i].receipt = NULL;
-		} else if (jr == TB_E_REPLAY) {
-			it[i].dup = true;
-			tb_buf_reset(&it[i].out);
-			if (tb_buf_add(&it[i].out, orig.data, orig.len) != TB_OK) {
-				tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-				tb_env_free(it[i].receipt);
-				it[i].receipt = NULL;
-			}
-		} else if (jr != TB_OK) {
-			tb_diag_set(&it[i].d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
-			tb_env_free(it[i].receipt);
-			it[i].receipt = NULL;
-		} else if (tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
-		                                   it[i].kind == K_RELAY ? "relay-received"
-		                                                         : "received") != TB_OK ||
-		           /* not for this city's systems: kept for idempotency only */
-		           (it[i].kind != K_LOCAL &&
-		            tb_journal_inbox_ack(n->journal, m.id) != TB_OK)) {
-			/* stored without its audit entry (or left in the inbox):
-			 * nothing of the exchange is kept, the sender retries */
-			tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed: %s",
-			            tb_journal_diag(n->journal)->detail);
-			tb_buf_free(&orig);
-			abandon(n, r, s, req, q, resp, &d);
-			goto out;
-		} else if (it[i].kind == K_RETURN) {
-			settle_return(n, it[i].env, m.envelope, m.envelope_len);
-		}
+	memset(&m, 0, sizeof(m));
+	m.id = tb_env_id(it->env);
+	m.from = tb_env_from(it->env);
+	m.to = n->cfg.member_id;
+	m.type = tb_env_type(it->env);
+	m.service = tb_env_service(it->env);
+	m.corr = tb_env_corr(it->env);
+	m.digest = it->digest;
+	m.created = tb_env_created(it->env);
+	m.expires = tb_env_expires(it->env);
+	m.envelope = envelope;
+	m.envelope_len = envelope_len;
+	m.receipt = it->out.data;
+	m.receipt_len = it->out.len;
+	tb_buf_init(&orig);
+	/* flows (body, pairing, case lifecycle) for a new message to this
+	 * node's systems; a retransmission gets its original receipt */
+	if (it->kind == K_LOCAL &&
+	    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
+	    tb_flows_inbound(n, it->env, &it->d) != TB_OK) {
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
 		tb_buf_free(&orig);
+		return true;
 	}
-	if (tb_journal_commit(n->journal) != TB_OK) {
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
+	/* a hub queues the relay first: if that fails, nothing is
+	 * recorded and the sender is told to retry (io), rather than
+	 * answered "relayed" for a message that was not kept */
+	tb_buf_reset(&orig);
+	if (it->kind == K_RELAY &&
+	    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
+	    !relay_queue(n, it->env, &m, &it->fwd, relayed)) {
+		tb_diag_set(&it->d, TB_E_IO, TB_DIAG_NOPOS, "relay not queued");
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
+		tb_buf_free(&orig);
+		return true;
 	}
-	if (relayed)
-		tb_outbound_schedule(n, 0);
-	tb_responder_run_pending(n);
+	tb_buf_reset(&orig);
+	jr = tb_journal_inbound_put(n->journal, &m, &orig);
+	if (jr == TB_E_REPLAY && orig.len == 0) {
+		/* the id was used before for a different message: a replay
+		 * or a forgery, never a retransmission */
+		tb_diag_set(&it->d, TB_E_REPLAY, TB_DIAG_NOPOS,
+		            "id %s already used for another message", m.id);
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
+	} else if (jr == TB_E_REPLAY) {
+		it->dup = true;
+		tb_buf_reset(&it->out);
+		if (tb_buf_add(&it->out, orig.data, orig.len) != TB_OK) {
+			tb_diag_set(&it->d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			tb_env_free(it->receipt);
+			it->receipt = NULL;
+		}
+	} else if (jr != TB_OK) {
+		tb_diag_set(&it->d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
+	} else if (tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
+	                                   it->kind == K_RELAY ? "relay-received" : "received") !=
+	               TB_OK ||
+	           /* not for this city's systems: kept for idempotency only */
+	           (it->kind != K_LOCAL && tb_journal_inbox_ack(n->journal, m.id) != TB_OK)) {
+		tb_buf_free(&orig);
+		return false;
+	} else if (it->kind == K_RETURN) {
+		settle_return(n, it->env, m.envelope, m.envelope_len);
+	}
+	tb_buf_free(&orig);
+	return true;
+}
+
+/* After the exchange's commit: what arrived goes to the consumers, and is
+ * counted and logged. */
+static void
+hand_on(struct tb_node *n, struct item *it, int count, bool relayed, const char *peer)
+{
+	/* the consumers: relays to send, messages for local systems */
+	for (size_t k = 0; k < n->in->nconsumers; k++)
+		if (n->in->consumers[k].committed != NULL)
+			n->in->consumers[k].committed(n->in->consumers[k].ctx, relayed);
 	for (int i = 0; i < count; i++)
-		if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL)
-			tb_responder_handle(n, it[i].env);
-	tb_webhook_kick(n);
+		for (size_t k = 0; k < n->in->nconsumers; k++)
+			if (it[i].receipt != NULL && !it[i].dup && it[i].kind == K_LOCAL &&
+			    n->in->consumers[k].received != NULL)
+				n->in->consumers[k].received(n->in->consumers[k].ctx, it[i].env);
 	for (int i = 0; i < count; i++) {
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
@@ -591,16 +627,18 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 			         it[i].d.detail[0] ? ": " : "", it[i].d.detail);
 		}
 	}
-	if (!batch) {
-		if (it[0].receipt == NULL) {
-			respond_error(r, s, req, q, resp, &it[0].d);
-		} else {
-			respond_as(r, s, req, q, resp,
-			           it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
-			           &it[0].out, accept_deflate);
-		}
-		goto out;
-	}
+}
+
+/* The answer to a batch: a JSON array, element i the receipt or error of
+ * envelope i. */
+static void
+answer_batch(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+             const coap_string_t *q, coap_pdu_t *resp, struct item *it, int count, int nrc,
+             bool accept_deflate)
+{
+	struct tb_buf body;
+
+	tb_buf_init(&body);
 	/* A sender that rebuilds proofs gets the receipts of this exchange
 	 * without them, when all members of their batch are in the answer
 	 * (none was dropped after sealing or answered as a duplicate). */
@@ -629,6 +667,70 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if (compact)
 		n->m.compact_answers++;
 	respond_as(r, s, req, q, resp, COAP_RESPONSE_CODE(204), &body, accept_deflate);
+	tb_buf_free(&body);
+}
+
+static void
+hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+             coap_pdu_t *resp)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	const char *peer = coap_session_get_app_data(s);
+	const uint8_t *data = NULL;
+	size_t offs[MAX_BATCH], lens[MAX_BATCH];
+	struct item *it = NULL;
+	struct tb_env *rc_envs[MAX_BATCH];
+	struct tb_diag d;
+	struct tb_buf plain; /* the inflated body of an 11050 request */
+	int count = 0, nrc = 0;
+	bool batch, relayed = false, accept_deflate;
+
+	tb_diag_clear(&d);
+	tb_buf_init(&plain);
+	accept_deflate = tb_coap_uint_option(req, COAP_OPTION_ACCEPT) == TB_CF_JSON_DEFLATE;
+	if (!read_body(n, r, s, req, q, resp, &plain, &d, &data, offs, lens, &count, &batch))
+		goto out;
+	if ((it = calloc((size_t)count, sizeof(*it))) == NULL) {
+		tb_diag_set(&d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		refuse_whole(n, r, s, req, q, resp, &d);
+		goto out;
+	}
+	nrc = open_items(n, peer, data, offs, lens, count, it, rc_envs);
+	/* one signature for all receipts of this exchange */
+	if (nrc > 0 && tb_env_seal_batch(rc_envs, (size_t)nrc, n->sign_key, &d) != TB_OK) {
+		refuse_whole(n, r, s, req, q, resp, &d);
+		goto out;
+	}
+	if (tb_journal_begin(n->journal) != TB_OK) {
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal unavailable");
+		refuse_whole(n, r, s, req, q, resp, &d);
+		goto out;
+	}
+	for (int i = 0; i < count; i++)
+		if (!journal_item(n, &it[i], data + offs[i], lens[i], peer, &relayed)) {
+			/* nothing of the exchange is kept, the sender retries */
+			tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed: %s",
+			            tb_journal_diag(n->journal)->detail);
+			abandon(n, r, s, req, q, resp, &d);
+			goto out;
+		}
+	if (tb_journal_commit(n->journal) != TB_OK) {
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
+		refuse_whole(n, r, s, req, q, resp, &d);
+		goto out;
+	}
+	hand_on(n, it, count, relayed, peer);
+	if (!batch) {
+		if (it[0].receipt == NULL) {
+			respond_error(r, s, req, q, resp, &it[0].d);
+		} else {
+			respond_as(r, s, req, q, resp,
+			           it[0].dup ? COAP_RESPONSE_CODE(204) : COAP_RESPONSE_CODE(201),
+			           &it[0].out, accept_deflate);
+		}
+		goto out;
+	}
+	answer_batch(n, r, s, req, q, resp, it, count, nrc, accept_deflate);
 out:
 	for (int i = 0; it != NULL && i < count; i++) {
 		tb_env_free(it[i].env);
@@ -638,7 +740,6 @@ out:
 		tb_buf_free(&it[i].compact);
 	}
 	free(it);
-	tb_buf_free(&body);
 	tb_buf_free(&plain);
 }
 
@@ -677,16 +778,45 @@ hnd_get_registry(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
 	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &n->reg_bytes);
 }
 
-void
-tb_inbound_registry_changed(struct tb_node *n)
+/* A new registry is served: its observers are told. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
 {
-	coap_resource_notify_observers(n->res_registry, NULL);
+	struct tb_node *n = ctx;
+
+	(void)reg;
+	coap_resource_notify_observers(n->in->res_registry, NULL);
+}
+
+void
+tb_inbound_add_consumer(struct tb_node *n, const struct tb_inbound_consumer *c)
+{
+	struct tb_inbound_consumer *v =
+	    realloc(n->in->consumers, (n->in->nconsumers + 1) * sizeof(*v));
+
+	if (v == NULL)
+		abort(); /* setup only */
+	n->in->consumers = v;
+	n->in->consumers[n->in->nconsumers++] = *c;
+}
+
+void
+tb_inbound_free(struct tb_node *n)
+{
+	if (n->in == NULL)
+		return;
+	free(n->in->consumers);
+	free(n->in);
+	n->in = NULL;
 }
 
 int
 tb_inbound_init(struct tb_node *n)
 {
 	coap_resource_t *r;
+
+	if ((n->in = calloc(1, sizeof(*n->in))) == NULL)
+		return TB_E_NOMEM;
 
 	if ((r = coap_resource_init(coap_make_str_const("fed/msg"), 0)) == NULL)
 		return TB_E_NOMEM;
@@ -708,6 +838,7 @@ tb_inbound_init(struct tb_node *n)
 	coap_add_attr(r, coap_make_str_const("ct"), coap_make_str_const("50"), 0);
 	/* libcoap prints ";obs" for an observable resource itself */
 	coap_add_resource(n->coap, r);
-	n->res_registry = r;
+	n->in->res_registry = r;
+	tb_node_on_registry(n, registry_applied, n);
 	return TB_OK;
 }

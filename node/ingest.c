@@ -15,7 +15,9 @@
  * and n->cfg's fixed keys.  The journal file is shared through SQLite,
  * which serialises the two handles' write transactions.
  */
-#include "node.h"
+#include "apimsg.h"
+#include "ingest.h"
+#include "outbound.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -40,28 +40,6 @@ tb_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A small ring of verified signature tags: a batch arrives together, so
- * its root is verified once and found here for the other envelopes. */
-bool
-tb_node_sig_known(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-
-	for (size_t i = 0; i < sizeof(n->sigcache) / sizeof(n->sigcache[0]); i++)
-		if (memcmp(n->sigcache[i], tag, 32) == 0)
-			return true;
-	return false;
-}
-
-void
-tb_node_sig_remember(void *ctx, const uint8_t tag[32])
-{
-	struct tb_node *n = ctx;
-
-	memcpy(n->sigcache[n->sigcache_next], tag, 32);
-	n->sigcache_next = (n->sigcache_next + 1) % (sizeof(n->sigcache) / sizeof(n->sigcache[0]));
-}
-
 /* A registry's message-signing keys, imported once, so that opening an
  * envelope costs one table probe instead of a key import: pubs[base[m] + k]
  * is key k of member m (NULL when it is not a signing key). */
@@ -256,21 +234,26 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	log_info("registry serial %llu applied: %zu members, valid until %lld",
 	         (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
 	         (long long)tb_reg_valid_until(reg));
-	/* client sessions to members no longer active are cut at the next
-	 * delivery round (this may run inside a libcoap callback); inbound
-	 * messages are checked against the new registry anyway */
-	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
-		size_t pm = tb_reg_find_member(reg, p->id);
-		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
-			p->drop = true;
-	}
-	tb_outbound_schedule(n, 0);
-	if (n->res_registry != NULL)
-		tb_inbound_registry_changed(n);
+	/* the stages that keep something derived from the registry (transport:
+	 * sessions; outbound: due messages; inbound: observers) */
+	for (size_t i = 0; i < n->nreg_hooks; i++)
+		n->reg_hooks[i].fn(n->reg_hooks[i].ctx, reg);
 	return TB_OK;
 fail:
 	tb_reg_free(reg);
 	return rc;
+}
+
+void
+tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct tb_reg *reg), void *ctx)
+{
+	struct tb_reg_hook *v = realloc(n->reg_hooks, (n->nreg_hooks + 1) * sizeof(*v));
+
+	if (v == NULL)
+		abort(); /* setup only */
+	n->reg_hooks = v;
+	v[n->nreg_hooks].fn = fn;
+	v[n->nreg_hooks++].ctx = ctx;
 }
 
 bool
@@ -451,12 +434,6 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	tb_buf_init(&n->reg_bytes);
 	pthread_rwlock_init(&n->reg_lock, NULL);
 	n->config_path = config_path;
-	n->lat_id = calloc(TB_LAT_SLOTS, sizeof(*n->lat_id));
-	n->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*n->lat_t0));
-	if (n->lat_id == NULL || n->lat_t0 == NULL) {
-		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		goto fail;
-	}
 	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
 		goto fail;
 	if (!tb_log_level_parse(n->cfg.log_level, &lvl)) {
@@ -487,9 +464,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		            n->cfg.member_id);
 		goto fail;
 	}
-	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK ||
-	    tb_responder_load(n, d) != TB_OK ||
-	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, d) != TB_OK))
+	if (load_token(n, d) != TB_OK || load_privates(n, d) != TB_OK)
 		goto fail;
 	tb_buf_free(&b);
 	return n;
@@ -513,16 +488,10 @@ tb_node_free(struct tb_node *n)
 	for (size_t i = 0; i < n->ninterned; i++)
 		free(n->interned[i]);
 	free(n->interned);
-	for (struct tb_peer *p = n->peers, *q; p != NULL; p = q) {
-		q = p->next;
-		free(p);
-	}
 	tb_journal_close(n->journal);
-	free(n->lat_id);
-	free(n->lat_t0);
 	free(n->privs);
-	tb_responder_free(n->responder);
-	free(n->pending_results);
+	free(n->clients);
+	free(n->reg_hooks);
 	memset(n->api_token, 0, sizeof(n->api_token));
 	pthread_rwlock_destroy(&n->reg_lock);
 	free(n);

@@ -3,7 +3,9 @@
  * verify receipts, retry with exponential backoff and jitter until the
  * message expires, with a circuit breaker per peer.
  */
-#include "node.h"
+#include "flows.h"
+#include "outbound.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,31 +30,92 @@
 #define BREAKER_AFTER 5       /* consecutive failures that open the circuit */
 #define BREAKER_OPEN_MS 10000 /* how long it stays open */
 
+/* The stage's state, the loop's only (tb_outbound_init). */
+struct tb_outbound {
+	struct event *deliver_timer;
+	struct tb_exchange *exchanges;       /* exchanges awaiting answers */
+	struct tb_fresh *fresh;              /* journalled messages to send from memory */
+	size_t fresh_head, nfresh, capfresh; /* the queue is [fresh_head, nfresh) */
+	/* submit time of recent outbound messages, by id hash (latency) */
+	char (*lat_id)[33];
+	int64_t *lat_t0;
+	tb_settler_fn settler; /* where answers are settled */
+	void *settler_ctx;
+	/* told of each delivered message, or NULL */
+	void (*delivered)(void *ctx, const char *type, const char *corr);
+	void *delivered_ctx;
+};
+
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
+static bool response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
+                        const coap_pdu_t *recv);
+static void nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r);
 static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
 static void free_exchange(struct tb_exchange *x);
 
-void
-tb_outbound_init(struct tb_node *n)
+/* A new registry may route messages waiting for a route: a round now. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
 {
-	n->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+	(void)reg;
+	tb_outbound_schedule(ctx, 0);
 }
 
+int
+tb_outbound_init(struct tb_node *n, struct tb_diag *d)
+{
+	struct tb_transport_client c = {response_cb, nack_cb, NULL, n};
+	struct tb_outbound *o = calloc(1, sizeof(*o));
+
+	if (o == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
+	n->out = o;
+	o->lat_id = calloc(TB_LAT_SLOTS, sizeof(*o->lat_id));
+	o->lat_t0 = calloc(TB_LAT_SLOTS, sizeof(*o->lat_t0));
+	o->deliver_timer = evtimer_new(n->base, deliver_cb, n);
+	if (o->lat_id == NULL || o->lat_t0 == NULL || o->deliver_timer == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
+	tb_transport_add_client(n, &c);
+	tb_node_on_registry(n, registry_applied, n);
+	return TB_OK;
+}
+
+void
+tb_outbound_free(struct tb_node *n)
+{
+	struct tb_outbound *o = n->out;
+
+	if (o == NULL)
+		return;
+	if (o->deliver_timer)
+		event_free(o->deliver_timer);
+	while (o->exchanges != NULL) {
+		struct tb_exchange *x = o->exchanges;
+		o->exchanges = x->next;
+		free_exchange(x);
+	}
+	tb_fresh_free(o->fresh + o->fresh_head, o->nfresh - o->fresh_head);
+	free(o->fresh);
+	free(o->lat_id);
+	free(o->lat_t0);
+	free(o);
+	n->out = NULL;
+}
 void
 tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 {
 	struct timeval tv;
 
-	if (n->deliver_timer == NULL)
+	if (n->out == NULL || n->out->deliver_timer == NULL)
 		return;
 	if (delay_ms < 0)
 		delay_ms = 0;
 	tv.tv_sec = (time_t)(delay_ms / 1000);
 	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
 	/* an earlier deadline wins over a pending later one */
-	if (evtimer_pending(n->deliver_timer, NULL)) {
+	if (evtimer_pending(n->out->deliver_timer, NULL)) {
 		struct timeval when, now;
-		evtimer_pending(n->deliver_timer, &when);
+		evtimer_pending(n->out->deliver_timer, &when);
 		event_base_gettimeofday_cached(n->base, &now);
 		if (evutil_timercmp(&when, &now, <))
 			return;
@@ -61,7 +124,7 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 		if (evutil_timercmp(&d, &tv, <))
 			return;
 	}
-	evtimer_add(n->deliver_timer, &tv);
+	evtimer_add(n->out->deliver_timer, &tv);
 }
 
 /* Abandons j's transaction.  The handle is outside it afterwards whatever
@@ -87,6 +150,46 @@ retry(struct tb_journal *j, const char *id, int64_t at, const char *why)
 	return rc == TB_OK;
 }
 
+/* Makes the envelopes of fin[0..count) from this node (made counts them;
+ * *bad is the one that failed), each with a recipient (routed: the route
+ * table's, when the request named a service and region) and a next hop. */
+static int
+make_envelopes(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
+               struct tb_env **envs, char (*routed)[16], size_t *made, size_t *bad, int64_t now,
+               int64_t now_wall_ms, struct tb_diag *d)
+{
+	int rc;
+
+	for (size_t i = 0; i < count; i++, (*made)++) {
+		struct tb_env_fields f = fin[i];
+		char hop[16];
+		coap_address_t addr;
+		*bad = i;
+		f.from = n->cfg.member_id;
+		f.created = now;
+		f.id_ms = now_wall_ms;
+		/* no recipient: the route table names the member serving the
+		 * service for the region (docs/PROTOCOL.md 8.1) */
+		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
+			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i],
+			                        d)) != TB_OK)
+				return rc;
+			f.to = routed[i];
+			if (f.service == NULL)
+				f.service = f.route_service;
+			f.route_service = f.route_region = NULL;
+		}
+		if (f.to == NULL)
+			return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+			                   "to (or service and region)");
+		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
+			return rc;
+		if ((envs[i] = tb_env_create(&f, d)) == NULL)
+			return d->code;
+	}
+	return TB_OK;
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -107,37 +210,9 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		free(routed);
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	}
-	for (size_t i = 0; i < count; i++, made++) {
-		struct tb_env_fields f = fin[i];
-		char hop[16];
-		coap_address_t addr;
-		*bad = i;
-		f.from = n->cfg.member_id;
-		f.created = now;
-		f.id_ms = now_wall_ms;
-		/* no recipient: the route table names the member serving the
-		 * service for the region (docs/PROTOCOL.md 8.1) */
-		if (f.to == NULL && f.route_service != NULL && f.route_region != NULL) {
-			if ((rc = tb_node_route(n, f.route_service, f.route_region, routed[i],
-			                        d)) != TB_OK)
-				goto out;
-			f.to = routed[i];
-			if (f.service == NULL)
-				f.service = f.route_service;
-			f.route_service = f.route_region = NULL;
-		}
-		if (f.to == NULL) {
-			rc = tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
-			                 "to (or service and region)");
-			goto out;
-		}
-		if ((rc = tb_node_next_hop(n, f.to, hop, sizeof(hop), &addr, d)) != TB_OK)
-			goto out;
-		if ((envs[i] = tb_env_create(&f, d)) == NULL) {
-			rc = d->code;
-			goto out;
-		}
-	}
+	if ((rc = make_envelopes(n, fin, count, envs, routed, &made, bad, now, now_wall_ms, d)) !=
+	    TB_OK)
+		goto out;
 	/* one signature for the whole submission: a Merkle batch */
 	if ((rc = tb_env_seal_batch(envs, count, key, d)) != TB_OK)
 		goto out;
@@ -254,8 +329,8 @@ void
 tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms)
 {
 	size_t i = lat_slot(id);
-	memcpy(n->lat_id[i], id, 32);
-	n->lat_t0[i] = now_ms;
+	memcpy(n->out->lat_id[i], id, 32);
+	n->out->lat_t0[i] = now_ms;
 }
 
 /* Buckets in milliseconds (upper bounds) of the delivery histogram. */
@@ -269,10 +344,10 @@ tb_latency_done(struct tb_node *n, const char *id)
 	size_t i = lat_slot(id);
 	double ms;
 
-	if (memcmp(n->lat_id[i], id, 32) != 0)
+	if (memcmp(n->out->lat_id[i], id, 32) != 0)
 		return; /* submitted before a restart, or its slot was reused */
-	ms = (double)(tb_now_ms() - n->lat_t0[i]);
-	n->lat_id[i][0] = '\0';
+	ms = (double)(tb_now_ms() - n->out->lat_t0[i]);
+	n->out->lat_id[i][0] = '\0';
 	n->m.lat_sum_ms += ms;
 	n->m.lat_count++;
 	for (int b = 0; b < TB_LAT_BUCKETS; b++)
@@ -383,6 +458,49 @@ release_body(coap_session_t *s, void *p)
 }
 
 /* Sends up to count due messages to hop in one exchange. */
+/* The exchange's record of its messages, and its body (the envelopes,
+ * as an array when more than one): true when the body is deflated. */
+static bool
+fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t count,
+              struct tb_buf *body)
+{
+	struct tb_diag d;
+
+	x->ids = calloc(count, sizeof(*x->ids));
+	x->digests = calloc(count, sizeof(*x->digests));
+	x->tos = calloc(count, sizeof(*x->tos));
+	x->relayed = calloc(count, sizeof(*x->relayed));
+	tb_buf_init(body);
+	if (count > 1)
+		tb_buf_addc(body, '[');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			tb_buf_addc(body, ',');
+		tb_buf_add(body, v[i]->m.env.data, v[i]->m.env.len);
+		if (x->ids != NULL && x->digests != NULL && x->tos != NULL && x->relayed != NULL) {
+			memcpy(x->ids[i], v[i]->m.id, 33);
+			memcpy(x->digests[i], v[i]->m.digest, 65);
+			memcpy(x->tos[i], v[i]->m.to, 16);
+			x->relayed[i] = v[i]->relayed;
+		}
+	}
+	if (count > 1)
+		tb_buf_addc(body, ']');
+	if (n->cfg.deflate && tb_buf_error(body) == TB_OK) {
+		/* about a third of the bytes, so of the blocks and round trips */
+		struct tb_buf z;
+		tb_buf_init(&z);
+		if (tb_deflate(body->data, body->len, &z, &d) == TB_OK && z.len < body->len) {
+			tb_buf_free(body);
+			*body = z;
+			return true;
+		} else {
+			tb_buf_free(&z);
+		}
+	}
+	return false;
+}
+
 static int
 send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
 {
@@ -402,43 +520,13 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		free(x);
 		return -1;
 	}
-	x->ids = calloc(count, sizeof(*x->ids));
-	x->digests = calloc(count, sizeof(*x->digests));
-	x->tos = calloc(count, sizeof(*x->tos));
-	x->relayed = calloc(count, sizeof(*x->relayed));
-	tb_buf_init(body);
-	if (count > 1)
-		tb_buf_addc(body, '[');
-	for (size_t i = 0; i < count; i++) {
-		if (i > 0)
-			tb_buf_addc(body, ',');
-		tb_buf_add(body, v[i]->m.env.data, v[i]->m.env.len);
-		if (x->ids != NULL && x->digests != NULL && x->tos != NULL && x->relayed != NULL) {
-			memcpy(x->ids[i], v[i]->m.id, 33);
-			memcpy(x->digests[i], v[i]->m.digest, 65);
-			memcpy(x->tos[i], v[i]->m.to, 16);
-			x->relayed[i] = v[i]->relayed;
-		}
-	}
-	if ((count > 1 && tb_buf_addc(body, ']') != TB_OK) || tb_buf_error(body) != TB_OK)
-		goto fail; /* the messages are sent again after their answer timeout */
-	if (n->cfg.deflate) {
-		/* about a third of the bytes, so of the blocks and round trips */
-		struct tb_buf z;
-		tb_buf_init(&z);
-		if (tb_deflate(body->data, body->len, &z, &d) == TB_OK && z.len < body->len) {
-			tb_buf_free(body);
-			*body = z;
-			deflated = true;
-		} else {
-			tb_buf_free(&z);
-		}
-	}
+	deflated = fill_exchange(n, x, v, count, body);
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
-	if (pdu == NULL || x->ids == NULL || x->digests == NULL || x->tos == NULL ||
-	    x->relayed == NULL)
+	/* a body not built whole: sent again after the answer timeout */
+	if (pdu == NULL || tb_buf_error(body) != TB_OK || x->ids == NULL || x->digests == NULL ||
+	    x->tos == NULL || x->relayed == NULL)
 		goto fail;
 	coap_session_new_token(s, &x->token.length, x->tokbuf);
 	x->token.s = x->tokbuf;
@@ -469,8 +557,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		pdu = NULL;
 		goto fail;
 	}
-	x->next = n->exchanges;
-	n->exchanges = x;
+	x->next = n->out->exchanges;
+	n->out->exchanges = x;
 	struct tb_peer *p = peer_of(n, hop);
 	if (p != NULL)
 		p->inflight[slot]++;
@@ -525,30 +613,30 @@ tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
 
 	/* the sent front is dropped once it is as long as what is left, so
 	 * that each message is moved about once */
-	if (n->fresh_head > 0 && n->fresh_head >= n->nfresh - n->fresh_head) {
-		memmove(n->fresh, n->fresh + n->fresh_head,
-		        (n->nfresh - n->fresh_head) * sizeof(*n->fresh));
-		n->nfresh -= n->fresh_head;
-		n->fresh_head = 0;
+	if (n->out->fresh_head > 0 && n->out->fresh_head >= n->out->nfresh - n->out->fresh_head) {
+		memmove(n->out->fresh, n->out->fresh + n->out->fresh_head,
+		        (n->out->nfresh - n->out->fresh_head) * sizeof(*n->out->fresh));
+		n->out->nfresh -= n->out->fresh_head;
+		n->out->fresh_head = 0;
 	}
-	size_t live = n->nfresh - n->fresh_head;
+	size_t live = n->out->nfresh - n->out->fresh_head;
 	room = live < FRESH_MAX ? FRESH_MAX - live : 0;
 	take = count < room ? count : room;
-	if (n->nfresh + take > n->capfresh) {
-		size_t nc = n->capfresh ? n->capfresh : 256;
-		while (nc < n->nfresh + take)
+	if (n->out->nfresh + take > n->out->capfresh) {
+		size_t nc = n->out->capfresh ? n->out->capfresh : 256;
+		while (nc < n->out->nfresh + take)
 			nc *= 2;
-		struct tb_fresh *nv = realloc(n->fresh, nc * sizeof(*nv));
+		struct tb_fresh *nv = realloc(n->out->fresh, nc * sizeof(*nv));
 		if (nv == NULL) {
 			take = 0;
 		} else {
-			n->fresh = nv;
-			n->capfresh = nc;
+			n->out->fresh = nv;
+			n->out->capfresh = nc;
 		}
 	}
 	for (size_t i = 0; i < take; i++) {
-		n->fresh[n->nfresh] = v[i];
-		n->fresh[n->nfresh++].handed_ms = now_ms;
+		n->out->fresh[n->out->nfresh] = v[i];
+		n->out->fresh[n->out->nfresh++].handed_ms = now_ms;
 		tb_buf_init(&v[i].env);
 	}
 	give_back(n, v + take, count - take);
@@ -557,10 +645,12 @@ tb_outbound_hand(struct tb_node *n, struct tb_fresh *v, size_t count)
 void
 tb_outbound_forget(struct tb_node *n)
 {
-	tb_fresh_free(n->fresh + n->fresh_head, n->nfresh - n->fresh_head);
-	free(n->fresh);
-	n->fresh = NULL;
-	n->nfresh = n->capfresh = n->fresh_head = 0;
+	if (n->out == NULL)
+		return;
+	tb_fresh_free(n->out->fresh + n->out->fresh_head, n->out->nfresh - n->out->fresh_head);
+	free(n->out->fresh);
+	n->out->fresh = NULL;
+	n->out->nfresh = n->out->capfresh = n->out->fresh_head = 0;
 }
 
 /* Messages held in memory longer than TB_FRESH_SEND_S (a peer not taking
@@ -568,13 +658,13 @@ tb_outbound_forget(struct tb_node *n)
 static void
 age_fresh(struct tb_node *n, int64_t now_ms)
 {
-	size_t k = n->fresh_head;
+	size_t k = n->out->fresh_head;
 
-	while (k < n->nfresh && now_ms - n->fresh[k].handed_ms > TB_FRESH_SEND_S * 1000)
+	while (k < n->out->nfresh && now_ms - n->out->fresh[k].handed_ms > TB_FRESH_SEND_S * 1000)
 		k++;
-	if (k > n->fresh_head) {
-		give_back(n, n->fresh + n->fresh_head, k - n->fresh_head);
-		n->fresh_head = k;
+	if (k > n->out->fresh_head) {
+		give_back(n, n->out->fresh + n->out->fresh_head, k - n->out->fresh_head);
+		n->out->fresh_head = k;
 	}
 }
 
@@ -584,11 +674,11 @@ take_fresh(struct tb_node *n, struct due_list *l, size_t max)
 {
 	size_t k = 0;
 
-	for (; k < max && n->fresh_head < n->nfresh; k++) {
+	for (; k < max && n->out->fresh_head < n->out->nfresh; k++) {
 		struct due *x = due_slot(l);
 		if (x == NULL)
 			break;
-		x->m = n->fresh[n->fresh_head++]; /* the envelope moves */
+		x->m = n->out->fresh[n->out->fresh_head++]; /* the envelope moves */
 		x->fresh = true;
 		l->len++;
 	}
@@ -607,29 +697,30 @@ put_back(struct tb_node *n, struct due_list *l)
 		m += l->v[i].fresh && !l->v[i].done;
 	if (m == 0)
 		return;
-	if (n->fresh_head < m) {
-		size_t len = n->nfresh - n->fresh_head, need = len + m;
-		if (need > n->capfresh) {
-			struct tb_fresh *nv = realloc(n->fresh, need * sizeof(*nv));
+	if (n->out->fresh_head < m) {
+		size_t len = n->out->nfresh - n->out->fresh_head, need = len + m;
+		if (need > n->out->capfresh) {
+			struct tb_fresh *nv = realloc(n->out->fresh, need * sizeof(*nv));
 			if (nv == NULL) {
 				/* they come back from the journal at their hold's end */
 				for (size_t i = 0; i < l->len; i++)
 					l->v[i].done = l->v[i].done || l->v[i].fresh;
 				return;
 			}
-			n->fresh = nv;
-			n->capfresh = need;
+			n->out->fresh = nv;
+			n->out->capfresh = need;
 		}
-		memmove(n->fresh + m, n->fresh + n->fresh_head, len * sizeof(*n->fresh));
-		n->fresh_head = m;
-		n->nfresh = need;
+		memmove(n->out->fresh + m, n->out->fresh + n->out->fresh_head,
+		        len * sizeof(*n->out->fresh));
+		n->out->fresh_head = m;
+		n->out->nfresh = need;
 	}
-	n->fresh_head -= m;
-	for (size_t i = 0, k = n->fresh_head; i < l->len; i++) {
+	n->out->fresh_head -= m;
+	for (size_t i = 0, k = n->out->fresh_head; i < l->len; i++) {
 		struct due *x = &l->v[i];
 		if (!x->fresh || x->done)
 			continue;
-		n->fresh[k++] = x->m; /* the envelope moves back */
+		n->out->fresh[k++] = x->m; /* the envelope moves back */
 		tb_buf_init(&x->m.env);
 	}
 }
@@ -642,6 +733,185 @@ round_tx(struct tb_node *n, bool *open)
 	if (!*open && tb_journal_begin_nosync(n->journal) == TB_OK)
 		*open = true;
 	return *open;
+}
+
+/* Before a round: retired sessions released, sessions to members a new
+ * registry made inactive dropped, exchanges without an answer forgotten,
+ * messages held in memory too long handed back. */
+static void
+tidy(struct tb_node *n)
+{
+	tb_transport_reap(n);
+	/* peers a new registry made inactive: their sessions go now, outside
+	 * any libcoap callback */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		if (p->drop) {
+			p->drop = false;
+			tb_transport_drop_peer(n, p->id);
+		}
+	/* an exchange libcoap neither answered nor gave up on (it normally
+	 * nacks first): forget it, its messages are due again */
+	for (struct tb_exchange **pp = &n->out->exchanges; *pp != NULL;) {
+		struct tb_exchange *x = *pp;
+		if (tb_now_ms() - x->sent_ms < ANSWER_TIMEOUT_S * 1000) {
+			pp = &x->next;
+			continue;
+		}
+		*pp = x->next;
+		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
+		          x->hop, ANSWER_TIMEOUT_S, x->count);
+		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
+		finish_exchange(n, x, false);
+		free_exchange(x);
+	}
+	age_fresh(n, tb_now_ms());
+}
+
+/* Reads the messages due into l: the journal's first, then the memory
+ * queue's. */
+static void
+read_due(struct tb_node *n, struct due_list *l, int64_t now, size_t bmax)
+{
+	/* no more than one round of exchanges can carry: reading the whole
+	 * queue after every answer would make delivery quadratic */
+	/* read only what the free session slots can carry (plus one
+	 * exchange's worth for peers without sessions yet) */
+	size_t free_slots = 1;
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
+			free_slots += p->inflight[i] < WINDOW;
+	/* the journal's due messages (retries, relays, messages handed back)
+	 * first: they have waited longest; then those in memory */
+	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, l) != TB_OK)
+		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
+	if (l->len < bmax * free_slots)
+		take_fresh(n, l, bmax * free_slots - l->len);
+}
+
+/* Settles in the journal what cannot be sent this round: expired
+ * messages fail, those without a next hop are retried later; the others
+ * get their next hop.  false when the round's transaction cannot open. */
+static bool
+settle_unsendable(struct tb_node *n, struct due_list *l, int64_t now, bool *tx)
+{
+	for (size_t i = 0; i < l->len; i++) {
+		struct due *x = &l->v[i];
+		struct tb_diag d;
+		coap_address_t addr;
+		if (x->m.expires <= now) {
+			if (!round_tx(n, tx))
+				return false;
+			if (tb_journal_outbound_failed_audit(
+			        n->journal, x->m.id, "time.expired: not delivered before expiry",
+			        now, x->m.digest, x->m.to) == TB_OK)
+				n->m.out_failed++;
+			else /* still queued: the next round tries again */
+				log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
+		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
+		           TB_OK) {
+			if (!round_tx(n, tx))
+				return false;
+			(void)retry(n->journal, x->m.id, now + backoff_s(n, x->attempts), d.detail);
+		} else {
+			continue; /* x->hop set: to be planned below */
+		}
+		x->hop[0] = '\0';
+		x->done = true; /* the journal has it now */
+	}
+	return true;
+}
+
+/* Plans the round's exchanges into plan[0..*nplanp): exchange c is
+ * plan[cuts[c - 1] .. cuts[c]) on session slot slots[c]. */
+static void
+plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit, struct due **plan,
+               size_t *nplanp, size_t *cuts, int *slots, size_t *ncutsp)
+{
+	size_t nplan = 0, ncuts = 0;
+
+	/* Plan exchanges per hop within the window, each under the size and
+	 * count limits. */
+	for (size_t i = 0; i < l->len; i++) {
+		char hop[16];
+		struct tb_peer *p;
+		if (l->v[i].hop[0] == '\0')
+			continue;
+		snprintf(hop, sizeof(hop), "%s", l->v[i].hop);
+		p = tb_transport_peer(n, hop);
+		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
+		size_t j = i;
+		for (int slot = 0; open && slot < (int)n->cfg.peer_sessions; slot++) {
+			if (p->inflight[slot] >= WINDOW)
+				continue;
+			size_t c = 0, bytes = 2;
+			for (; j < l->len && c < bmax; j++) {
+				if (strcmp(l->v[j].hop, hop) != 0)
+					continue;
+				if (c > 0 && bytes + l->v[j].m.env.len + 1 > limit)
+					break;
+				bytes += l->v[j].m.env.len + 1;
+				plan[nplan++] = &l->v[j];
+				c++;
+			}
+			if (c == 0)
+				break;
+			slots[ncuts] = slot;
+			cuts[ncuts++] = nplan;
+		}
+		for (size_t k = i; k < l->len; k++)
+			if (strcmp(l->v[k].hop, hop) == 0)
+				l->v[k].hop[0] = '\0'; /* planned, or waits for the window */
+	}
+	*nplanp = nplan;
+	*ncutsp = ncuts;
+}
+
+/* Records that the planned messages from the journal's queue are sent,
+ * and commits the round's transaction.  false when that fails. */
+static bool
+mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool *tx)
+{
+	/* Planned messages from the journal's queue wait for their answer,
+	 * not for the next round: the answer timeout is their next attempt,
+	 * committed without fsync (after a crash they are simply sent again,
+	 * and the receiver's idempotency on the message id answers with the
+	 * original receipt).  Those from memory need no write: their first
+	 * attempt in the journal lies TB_FRESH_HOLD_S after they were
+	 * queued, an answer timeout after the latest they may be sent. */
+	for (size_t k = 0; k < nplan; k++) {
+		if (plan[k]->fresh)
+			continue;
+		if (!round_tx(n, tx))
+			return false;
+		(void)retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
+		            "sent, awaiting receipt");
+	}
+	if (*tx) {
+		*tx = false;
+		if (tb_journal_commit(n->journal) != TB_OK) {
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Sends each planned exchange; what is sent is done. */
+static void
+send_planned(struct tb_node *n, struct due **plan, const size_t *cuts, const int *slots,
+             size_t ncuts)
+{
+	for (size_t c = 0, start = 0; c < ncuts; start = cuts[c++]) {
+		char hop[16];
+		coap_address_t addr;
+		struct tb_diag d;
+		/* all messages of a cut share the next hop of the first */
+		if (tb_node_next_hop(n, plan[start]->m.to, hop, sizeof(hop), &addr, &d) == TB_OK &&
+		    send_batch(n, hop, slots[c], plan + start, cuts[c] - start) == 0)
+			for (size_t k = start; k < cuts[c]; k++)
+				plan[k]->done = true;
+	}
+	tb_transport_kick(n);
 }
 
 static void
@@ -660,44 +930,8 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (n->draining)
 		return;
-	tb_transport_reap(n);
-	/* peers a new registry made inactive: their sessions go now, outside
-	 * any libcoap callback */
-	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-		if (p->drop) {
-			p->drop = false;
-			tb_transport_drop_peer(n, p->id);
-		}
-	/* an exchange libcoap neither answered nor gave up on (it normally
-	 * nacks first): forget it, its messages are due again */
-	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL;) {
-		struct tb_exchange *x = *pp;
-		if (tb_now_ms() - x->sent_ms < ANSWER_TIMEOUT_S * 1000) {
-			pp = &x->next;
-			continue;
-		}
-		*pp = x->next;
-		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
-		          x->hop, ANSWER_TIMEOUT_S, x->count);
-		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
-		finish_exchange(n, x, false);
-		free_exchange(x);
-	}
-	age_fresh(n, tb_now_ms());
-	/* no more than one round of exchanges can carry: reading the whole
-	 * queue after every answer would make delivery quadratic */
-	/* read only what the free session slots can carry (plus one
-	 * exchange's worth for peers without sessions yet) */
-	size_t free_slots = 1;
-	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
-			free_slots += p->inflight[i] < WINDOW;
-	/* the journal's due messages (retries, relays, messages handed back)
-	 * first: they have waited longest; then those in memory */
-	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, &l) != TB_OK)
-		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-	if (l.len < bmax * free_slots)
-		take_fresh(n, &l, bmax * free_slots - l.len);
+	tidy(n);
+	read_due(n, &l, now, bmax);
 	if (l.len == 0)
 		goto done;
 	plan = calloc(l.len, sizeof(*plan));
@@ -705,96 +939,12 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	slots = calloc(l.len + 1, sizeof(*slots));
 	if (plan == NULL || cuts == NULL || slots == NULL)
 		goto done;
-	for (size_t i = 0; i < l.len; i++) {
-		struct due *x = &l.v[i];
-		struct tb_diag d;
-		coap_address_t addr;
-		if (x->m.expires <= now) {
-			if (!round_tx(n, &tx))
-				goto done;
-			if (tb_journal_outbound_failed_audit(
-			        n->journal, x->m.id, "time.expired: not delivered before expiry",
-			        now, x->m.digest, x->m.to) == TB_OK)
-				n->m.out_failed++;
-			else /* still queued: the next round tries again */
-				log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
-		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
-		           TB_OK) {
-			if (!round_tx(n, &tx))
-				goto done;
-			(void)retry(n->journal, x->m.id, now + backoff_s(n, x->attempts), d.detail);
-		} else {
-			continue; /* x->hop set: to be planned below */
-		}
-		x->hop[0] = '\0';
-		x->done = true; /* the journal has it now */
-	}
-	/* Plan exchanges per hop within the window, each under the size and
-	 * count limits. */
-	for (size_t i = 0; i < l.len; i++) {
-		char hop[16];
-		struct tb_peer *p;
-		if (l.v[i].hop[0] == '\0')
-			continue;
-		snprintf(hop, sizeof(hop), "%s", l.v[i].hop);
-		p = tb_transport_peer(n, hop);
-		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
-		size_t j = i;
-		for (int slot = 0; open && slot < (int)n->cfg.peer_sessions; slot++) {
-			if (p->inflight[slot] >= WINDOW)
-				continue;
-			size_t c = 0, bytes = 2;
-			for (; j < l.len && c < bmax; j++) {
-				if (strcmp(l.v[j].hop, hop) != 0)
-					continue;
-				if (c > 0 && bytes + l.v[j].m.env.len + 1 > limit)
-					break;
-				bytes += l.v[j].m.env.len + 1;
-				plan[nplan++] = &l.v[j];
-				c++;
-			}
-			if (c == 0)
-				break;
-			slots[ncuts] = slot;
-			cuts[ncuts++] = nplan;
-		}
-		for (size_t k = i; k < l.len; k++)
-			if (strcmp(l.v[k].hop, hop) == 0)
-				l.v[k].hop[0] = '\0'; /* planned, or waits for the window */
-	}
-	/* Planned messages from the journal's queue wait for their answer,
-	 * not for the next round: the answer timeout is their next attempt,
-	 * committed without fsync (after a crash they are simply sent again,
-	 * and the receiver's idempotency on the message id answers with the
-	 * original receipt).  Those from memory need no write: their first
-	 * attempt in the journal lies TB_FRESH_HOLD_S after they were
-	 * queued, an answer timeout after the latest they may be sent. */
-	for (size_t k = 0; k < nplan; k++) {
-		if (plan[k]->fresh)
-			continue;
-		if (!round_tx(n, &tx))
-			goto done;
-		(void)retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
-		            "sent, awaiting receipt");
-	}
-	if (tx) {
-		tx = false;
-		if (tb_journal_commit(n->journal) != TB_OK) {
-			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
-			goto done;
-		}
-	}
-	for (size_t c = 0, start = 0; c < ncuts; start = cuts[c++]) {
-		char hop[16];
-		coap_address_t addr;
-		struct tb_diag d;
-		/* all messages of a cut share the next hop of the first */
-		if (tb_node_next_hop(n, plan[start]->m.to, hop, sizeof(hop), &addr, &d) == TB_OK &&
-		    send_batch(n, hop, slots[c], plan + start, cuts[c] - start) == 0)
-			for (size_t k = start; k < cuts[c]; k++)
-				plan[k]->done = true;
-	}
-	tb_transport_kick(n);
+	if (!settle_unsendable(n, &l, now, &tx))
+		goto done;
+	plan_exchanges(n, &l, bmax, limit, plan, &nplan, cuts, slots, &ncuts);
+	if (!mark_sent(n, plan, nplan, now, &tx))
+		goto done;
+	send_planned(n, plan, cuts, slots, ncuts);
 done:
 	if (tx)
 		rollback(n->journal);
@@ -805,7 +955,7 @@ done:
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].m.env);
 	free(l.v);
-	if (n->fresh_head < n->nfresh)
+	if (n->out->fresh_head < n->out->nfresh)
 		/* the rest of the memory queue: as soon as a slot frees, and to
 		 * hand back what waits too long */
 		tb_outbound_schedule(n, 1000);
@@ -818,7 +968,7 @@ take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent, cons
 {
 	coap_bin_const_t tok = coap_pdu_get_token(recv ? recv : sent);
 
-	for (struct tb_exchange **pp = &n->exchanges; *pp != NULL; pp = &(*pp)->next) {
+	for (struct tb_exchange **pp = &n->out->exchanges; *pp != NULL; pp = &(*pp)->next) {
 		struct tb_exchange *x = *pp;
 		if (x->session == s && x->token.length == tok.length &&
 		    memcmp(x->tokbuf, tok.s, tok.length) == 0) {
@@ -975,7 +1125,7 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 			relay_back(n, j, x->ids[i], r);
 			a->relays = true;
 		}
-		if (n->responder != NULL && a->notes != NULL) {
+		if (a->notes != NULL) {
 			struct tb_journal_status st;
 			if (tb_journal_outbound_status(j, x->ids[i], &st, NULL) == TB_OK &&
 			    st.corr[0] != '\0') {
@@ -1128,9 +1278,9 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 				continue;
 			tb_latency_done(n, x->ids[i]);
 			if (a->notes != NULL && a->notes[i].corr[0] != '\0')
-				tb_responder_note(n, a->notes[i].type, a->notes[i].corr);
+				n->out->delivered(n->out->delivered_ctx, a->notes[i].type,
+				                  a->notes[i].corr);
 		}
-		tb_responder_run_pending(n);
 		if (a->relays || a->ndelivered < x->count)
 			tb_outbound_schedule(n, 0);
 	}
@@ -1141,25 +1291,57 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 	free(a);
 }
 
-coap_response_t
-tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv,
-                     const coap_mid_t mid)
+void
+tb_outbound_on_delivered(struct tb_node *n,
+                         void (*fn)(void *ctx, const char *type, const char *corr), void *ctx)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	n->out->delivered = fn;
+	n->out->delivered_ctx = ctx;
+}
+
+void
+tb_outbound_returned(void *ctx, const char *id, const char *type, const char *corr)
+{
+	struct tb_node *n = ctx;
+
+	(void)type;
+	(void)corr;
+	n->m.out_delivered++;
+	tb_latency_done(n, id);
+}
+
+void
+tb_outbound_relays_queued(void *ctx, bool relayed)
+{
+	if (relayed)
+		tb_outbound_schedule(ctx, 0);
+}
+
+void
+tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx)
+{
+	n->out->settler = fn;
+	n->out->settler_ctx = ctx;
+}
+
+/* Transport client: an answer to an exchange (true), or to no exchange of
+ * this node's (false). */
+static bool
+response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv)
+{
+	struct tb_node *n = ctx;
 	struct tb_exchange *x;
-	struct tb_answer *a;
+	struct tb_answer *a = NULL;
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 
-	(void)mid;
-	if (tb_regsync_response(n, s, recv))
-		return COAP_RESPONSE_OK;
 	if ((x = take_exchange(n, s, sent, recv)) == NULL)
-		return COAP_RESPONSE_OK;
+		return false;
 	coap_get_data_large(recv, &len, &data, &off, &total);
-	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	if (n->out->settler == NULL || (a = calloc(1, sizeof(*a))) == NULL ||
 	    (a->delivered = calloc(x->count, sizeof(*a->delivered))) == NULL ||
-	    (n->responder != NULL && (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
+	    (n->out->delivered != NULL &&
+	     (a->notes = calloc(x->count, sizeof(*a->notes))) == NULL) ||
 	    (data != NULL && (a->data = malloc(len ? len : 1)) == NULL)) {
 		/* its messages are due again after the answer timeout */
 		log_warnx("answer of %s dropped: out of memory", x->hop);
@@ -1170,7 +1352,7 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 		}
 		finish_exchange(n, x, false);
 		free_exchange(x);
-		return COAP_RESPONSE_OK;
+		return true;
 	}
 	a->x = x;
 	a->code = coap_pdu_get_code(recv);
@@ -1183,19 +1365,17 @@ tb_outbound_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t
 	/* the session is free for the next exchange at once; the receipts
 	 * are checked and journalled on the ingest thread */
 	finish_exchange(n, x, a->cls == 2);
-	tb_answers_submit(n, a);
+	n->out->settler(n->out->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
-	return COAP_RESPONSE_OK;
+	return true;
 }
 
-void
-tb_outbound_nack(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r,
-                 const coap_mid_t mid)
+static void
+nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r)
 {
-	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	struct tb_node *n = ctx;
 	struct tb_exchange *x = sent ? take_exchange(n, s, sent, NULL) : NULL;
 
-	(void)mid;
 	if (x == NULL)
 		return;
 	log_info("exchange with %s failed (nack %d): %zu message(s) will be retried", x->hop,

@@ -13,7 +13,15 @@
 #include "../util/tb_file.h"
 #include "journal.h"
 #include "log.h"
-#include "node.h"
+#include "answers.h"
+#include "api.h"
+#include "inbound.h"
+#include "ingest.h"
+#include "outbound.h"
+#include "regsync.h"
+#include "responder.h"
+#include "transport.h"
+#include "webhook.h"
 
 static void
 usage(FILE *f)
@@ -134,6 +142,126 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 		log_debug("journal: pruned %zu entries", removed);
 }
 
+/* The CoAP resources, on the transport's context. */
+static int
+start_inbound(struct tb_node *n, struct tb_diag *d)
+{
+	/* the outbound stage sends a hub's relays, and settles messages of
+	 * ours whose receipts came back through a hub */
+	struct tb_inbound_consumer out = {tb_outbound_returned, tb_outbound_relays_queued, NULL, n};
+
+	if (tb_inbound_init(n) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
+	tb_inbound_add_consumer(n, &out);
+	return TB_OK;
+}
+
+/* The optional consumers of what arrives: the reference responder
+ * (responder NULL: none) and the webhook. */
+static int
+start_consumers(struct tb_node *n, struct tb_responder *responder, struct tb_diag *d)
+{
+	tb_responder_start(responder);
+	return tb_webhook_start(n, d);
+}
+
+/* The answers to exchanges are settled on the ingest thread. */
+static int
+start_answers(struct tb_node *n, struct tb_diag *d)
+{
+	struct tb_worker *w;
+	struct tb_journal *j;
+
+	if (tb_ingest_thread(n, &w, &j) != TB_OK)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "answers: no ingest thread");
+	return tb_answers_start(n, w, j, d);
+}
+
+/* The journal, and the messages a stopped node held in memory due now. */
+static int
+open_journal(struct tb_node *n)
+{
+	struct tb_diag d;
+	char line[400];
+
+	tb_journal_library_init();
+	if ((n->journal = tb_journal_open(n->cfg.journal, &d)) == NULL) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
+		        tb_diag_format(&d, line, sizeof(line)));
+		return TB_E_IO;
+	}
+	/* messages a stopped node held in memory are due now */
+	int64_t held = 0;
+	if (tb_journal_outbound_release_held(n->journal, tb_now(), &held) != TB_OK) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
+		        tb_journal_diag(n->journal)->detail);
+		return TB_E_IO;
+	}
+	if (held > 0)
+		log_info("%lld queued message(s) due again after the restart", (long long)held);
+	return TB_OK;
+}
+
+/* The pipeline's stages, lowest first, each registering with those below
+ * it what it must be told. */
+static int
+start_stages(struct tb_node *n, struct tb_responder *responder, struct tb_diag *d)
+{
+	if (tb_outbound_init(n, d) != TB_OK || tb_transport_start(n, d) != TB_OK ||
+	    start_inbound(n, d) != TB_OK || tb_api_start(n, d) != TB_OK ||
+	    tb_ingest_start(n, d) != TB_OK || start_answers(n, d) != TB_OK ||
+	    start_consumers(n, responder, d) != TB_OK)
+		return d->code != TB_OK ? d->code : TB_E_IO;
+	return TB_OK;
+}
+
+/* The daemon's own events: signals and the journal's pruning. */
+struct daemon_events {
+	struct event *term, *intr, *hup, *prune;
+};
+
+static int
+watch_signals(struct tb_node *n, struct daemon_events *ev)
+{
+	ev->term = evsignal_new(n->base, SIGTERM, on_term, n);
+	ev->intr = evsignal_new(n->base, SIGINT, on_term, n);
+	ev->hup = evsignal_new(n->base, SIGHUP, on_hup, n);
+	ev->prune = event_new(n->base, -1, EV_PERSIST, on_prune, n);
+	struct timeval minute = {60, 0};
+	if (ev->term == NULL || ev->intr == NULL || ev->hup == NULL || ev->prune == NULL ||
+	    evsignal_add(ev->term, NULL) != 0 || evsignal_add(ev->intr, NULL) != 0 ||
+	    evsignal_add(ev->hup, NULL) != 0 || evtimer_add(ev->prune, &minute) != 0)
+		return TB_E_NOMEM;
+	return TB_OK;
+}
+
+/* Stops the stages, highest first, and frees everything. */
+static void
+stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events *ev)
+{
+	tb_webhook_stop(n);
+	tb_ingest_stop(n);
+	tb_answers_stop(n);
+	tb_outbound_forget(n);
+	tb_api_stop(n);
+	tb_transport_stop(n);
+	tb_inbound_free(n);
+	if (ev->term)
+		event_free(ev->term);
+	if (ev->intr)
+		event_free(ev->intr);
+	if (ev->hup)
+		event_free(ev->hup);
+	if (ev->prune)
+		event_free(ev->prune);
+	tb_regsync_stop(n);
+	tb_outbound_free(n);
+	if (n->base)
+		event_base_free(n->base);
+	tb_responder_free(responder);
+	tb_node_free(n);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -145,6 +273,8 @@ main(int argc, char **argv)
 	const char *config = NULL;
 	bool check = false;
 	struct tb_node *n;
+	struct tb_responder *responder = NULL;
+	struct daemon_events ev = {NULL, NULL, NULL, NULL};
 	struct tb_diag d;
 	char line[400];
 	int c, rc = 1;
@@ -178,8 +308,19 @@ main(int argc, char **argv)
 		            : tb_diag_format(&d, line, sizeof(line)));
 		return 1;
 	}
+	/* the optional consumers' files, also for -n */
+	if (tb_responder_load(n, &responder, &d) != TB_OK ||
+	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, &d) != TB_OK)) {
+		fprintf(stderr, "tongban-node: %s\n",
+		        d.code == TB_E_ARG || d.code == TB_E_IO
+		            ? d.detail
+		            : tb_diag_format(&d, line, sizeof(line)));
+		tb_node_free(n);
+		return 1;
+	}
 	if (check) {
 		printf("configuration OK\n");
+		tb_responder_free(responder);
 		tb_node_free(n);
 		return 0;
 	}
@@ -191,41 +332,17 @@ main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tb_journal_library_init();
-	if ((n->journal = tb_journal_open(n->cfg.journal, &d)) == NULL) {
-		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
-		        tb_diag_format(&d, line, sizeof(line)));
+	if (open_journal(n) != TB_OK)
 		goto out;
-	}
-	/* messages a stopped node held in memory are due now */
-	int64_t held = 0;
-	if (tb_journal_outbound_release_held(n->journal, tb_now(), &held) != TB_OK) {
-		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal,
-		        tb_journal_diag(n->journal)->detail);
-		goto out;
-	}
-	if (held > 0)
-		log_info("%lld queued message(s) due again after the restart", (long long)held);
 	if ((n->base = event_base_new()) == NULL) {
 		fprintf(stderr, "tongban-node: event_base_new failed\n");
 		goto out;
 	}
-	tb_outbound_init(n);
-	if (tb_transport_start(n, &d) != TB_OK || tb_api_start(n, &d) != TB_OK ||
-	    tb_ingest_start(n, &d) != TB_OK || tb_answers_start(n, &d) != TB_OK ||
-	    tb_webhook_start(n, &d) != TB_OK) {
+	if (start_stages(n, responder, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
-	n->sigterm_ev = evsignal_new(n->base, SIGTERM, on_term, n);
-	n->sigint_ev = evsignal_new(n->base, SIGINT, on_term, n);
-	n->sighup_ev = evsignal_new(n->base, SIGHUP, on_hup, n);
-	n->prune_timer = event_new(n->base, -1, EV_PERSIST, on_prune, n);
-	struct timeval minute = {60, 0};
-	if (n->sigterm_ev == NULL || n->sigint_ev == NULL || n->sighup_ev == NULL ||
-	    n->prune_timer == NULL || evsignal_add(n->sigterm_ev, NULL) != 0 ||
-	    evsignal_add(n->sigint_ev, NULL) != 0 || evsignal_add(n->sighup_ev, NULL) != 0 ||
-	    evtimer_add(n->prune_timer, &minute) != 0) {
+	if (watch_signals(n, &ev) != TB_OK) {
 		fprintf(stderr, "tongban-node: signal setup failed\n");
 		goto out;
 	}
@@ -239,35 +356,6 @@ main(int argc, char **argv)
 	log_info("stopped");
 	rc = 0;
 out:
-	tb_webhook_stop(n);
-	tb_ingest_stop(n);
-	tb_answers_stop(n);
-	tb_outbound_forget(n);
-	tb_api_stop(n);
-	tb_transport_stop(n);
-	if (n->deliver_timer)
-		event_free(n->deliver_timer);
-	if (n->sigterm_ev)
-		event_free(n->sigterm_ev);
-	if (n->sigint_ev)
-		event_free(n->sigint_ev);
-	if (n->sighup_ev)
-		event_free(n->sighup_ev);
-	if (n->prune_timer)
-		event_free(n->prune_timer);
-	if (n->resync_timer)
-		event_free(n->resync_timer);
-	while (n->exchanges != NULL) {
-		struct tb_exchange *x = n->exchanges;
-		n->exchanges = x->next;
-		free(x->ids);
-		free(x->digests);
-		free(x->tos);
-		free(x->relayed);
-		free(x);
-	}
-	if (n->base)
-		event_base_free(n->base);
-	tb_node_free(n);
+	stop_all(n, responder, &ev);
 	return rc;
 }

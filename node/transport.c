@@ -1,11 +1,12 @@
 /* transport.c - libcoap (CoAP over DTLS, GnuTLS) on the libevent loop. */
-#include "node.h"
+#include "transport.h"
 
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "../federation/tb_reg.h"
 #include "../util/tb_err.h"
 #include "log.h"
 
@@ -155,6 +156,53 @@ tb_transport_kick(struct tb_node *n)
 		evtimer_add(n->coap_timer, &tv);
 }
 
+void
+tb_transport_add_client(struct tb_node *n, const struct tb_transport_client *c)
+{
+	struct tb_transport_client *v;
+
+	/* a fixed set of stages registers at setup */
+	if (n->nclients == TB_TRANSPORT_CLIENTS ||
+	    (v = realloc(n->clients, (n->nclients + 1) * sizeof(*v))) == NULL)
+		abort();
+	n->clients = v;
+	n->clients[n->nclients++] = *c;
+}
+
+/* An answer goes to the client whose request it answers. */
+static coap_response_t
+response_cb(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *recv, const coap_mid_t mid)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+
+	(void)mid;
+	for (size_t i = 0; i < n->nclients; i++)
+		if (n->clients[i].response != NULL &&
+		    n->clients[i].response(n->clients[i].ctx, s, sent, recv))
+			break;
+	return COAP_RESPONSE_OK;
+}
+
+static void
+nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const coap_mid_t mid)
+{
+	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+
+	(void)mid;
+	for (size_t i = 0; i < n->nclients; i++)
+		if (n->clients[i].nack != NULL)
+			n->clients[i].nack(n->clients[i].ctx, s, sent, r);
+}
+
+/* Session s is closed, failed or retired: the clients forget it. */
+static void
+lost(struct tb_node *n, coap_session_t *s)
+{
+	for (size_t i = 0; i < n->nclients; i++)
+		if (n->clients[i].lost != NULL)
+			n->clients[i].lost(n->clients[i].ctx, s);
+}
+
 static int
 event_cb(coap_session_t *s, const coap_event_t ev)
 {
@@ -181,9 +229,24 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 					          (int)ev);
 					p->inflight[i] = 0;
 				}
-		tb_regsync_lost(n, s);
+		lost(n, s);
 	}
 	return 0;
+}
+
+/* A new registry: client sessions to members no longer active are cut at
+ * the next delivery round (this may run inside a libcoap callback);
+ * inbound messages are checked against the new registry anyway. */
+static void
+registry_applied(void *ctx, const struct tb_reg *reg)
+{
+	struct tb_node *n = ctx;
+
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
+		size_t pm = tb_reg_find_member(reg, p->id);
+		if (pm == TB_REG_NONE || tb_reg_member_status(reg, pm) != TB_STATUS_ACTIVE)
+			p->drop = true;
+	}
 }
 
 int
@@ -206,8 +269,8 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_context_set_max_idle_sessions(n->coap, 256);
 	coap_context_set_session_timeout(n->coap, 300);
 	coap_register_event_handler(n->coap, event_cb);
-	coap_register_response_handler(n->coap, tb_outbound_response);
-	coap_register_nack_handler(n->coap, tb_outbound_nack);
+	coap_register_response_handler(n->coap, response_cb);
+	coap_register_nack_handler(n->coap, nack_cb);
 	fill_pki(n, &pki);
 	if (!coap_context_set_pki(n->coap, &pki))
 		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
@@ -227,13 +290,12 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	if (coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d",
 		                   n->cfg.listen_host, n->cfg.listen_port);
-	if (tb_inbound_init(n) != TB_OK)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "resources");
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
 	if (n->coap_ev == NULL || n->coap_timer == NULL || event_add(n->coap_ev, NULL) != 0)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "event setup");
+	tb_node_on_registry(n, registry_applied, n);
 	tb_transport_kick(n);
 	log_info("member %s listening on coaps://%s:%d", n->cfg.member_id, n->cfg.listen_host,
 	         n->cfg.listen_port);
@@ -248,6 +310,11 @@ tb_transport_stop(struct tb_node *n)
 	if (n->coap_timer != NULL)
 		event_free(n->coap_timer);
 	n->coap_ev = n->coap_timer = NULL;
+	for (struct tb_peer *p = n->peers, *q; p != NULL; p = q) {
+		q = p->next;
+		free(p);
+	}
+	n->peers = NULL;
 	free(n->retired); /* their sessions go with the context */
 	n->retired = NULL;
 	n->nretired = 0;
@@ -331,7 +398,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	if (p->sessions[slot] != NULL &&
 	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
 		/* closed or failed: replace it */
-		tb_regsync_lost(n, p->sessions[slot]);
+		lost(n, p->sessions[slot]);
 		retire(n, p->sessions[slot]);
 		p->sessions[slot] = NULL;
 		p->inflight[slot] = 0;
@@ -359,7 +426,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 	if (p == NULL || slot < 0 || slot >= (int)n->cfg.peer_sessions || p->sessions[slot] != s ||
 	    s == NULL)
 		return;
-	tb_regsync_lost(n, s);
+	lost(n, s);
 	retire(n, s);
 	p->sessions[slot] = NULL;
 	p->inflight[slot] = 0;
@@ -372,7 +439,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 
 	for (int i = 0; p != NULL && i < (int)n->cfg.peer_sessions; i++)
 		if (p->sessions[i] != NULL) {
-			tb_regsync_lost(n, p->sessions[i]);
+			lost(n, p->sessions[i]);
 			retire(n, p->sessions[i]);
 			p->sessions[i] = NULL;
 			p->inflight[i] = 0;

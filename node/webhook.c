@@ -5,7 +5,8 @@
  * retried with exponential backoff.  The inbox is the queue, so pushes
  * survive restarts.
  */
-#include "node.h"
+#include "webhook.h"
+#include "inbound.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -163,9 +164,13 @@ schedule(struct tb_node *n, int64_t ms)
 		evtimer_add(n->webhook->timer, &tv);
 }
 
-void
-tb_webhook_kick(struct tb_node *n)
+/* Inbound consumer: new messages may be in the inbox; push soon. */
+static void
+kick(void *ctx, bool relayed)
 {
+	struct tb_node *n = ctx;
+
+	(void)relayed;
 	if (n->webhook != NULL && n->webhook->backoff_ms == 0)
 		schedule(n, 0);
 }
@@ -193,6 +198,7 @@ tb_webhook_check(const char *url, struct tb_diag *d)
 int
 tb_webhook_start(struct tb_node *n, struct tb_diag *d)
 {
+	struct tb_inbound_consumer c = {NULL, kick, NULL, n};
 	struct tb_webhook *w;
 	const char *host;
 
@@ -217,6 +223,7 @@ tb_webhook_start(struct tb_node *n, struct tb_diag *d)
 	if (w->conn == NULL || (w->timer = evtimer_new(n->base, timer_cb, n)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "webhook setup");
 	evhttp_connection_set_timeout(w->conn, 10);
+	tb_inbound_add_consumer(n, &c);
 	schedule(n, 0);
 	log_info("webhook: pushing received messages to %s", n->cfg.webhook);
 	return TB_OK;
