@@ -164,6 +164,8 @@ http(int port, const char *token, const char *method, const char *path, const ch
 	              method, path, token, blen);
 	if (body != NULL)
 		tb_buf_add(&req, body, blen);
+	if (tb_buf_error(&req) != TB_OK)
+		goto out;
 	for (size_t off = 0; off < req.len;) {
 		ssize_t w = write(fd, req.data + off, req.len - off);
 		if (w <= 0)
@@ -173,6 +175,8 @@ http(int port, const char *token, const char *method, const char *path, const ch
 	tb_buf_reset(out);
 	while ((r = read(fd, buf, sizeof(buf))) > 0)
 		tb_buf_add(out, buf, (size_t)r);
+	if (tb_buf_error(out) != TB_OK)
+		goto out; /* an answer not read whole has no status */
 	if (out->len > 12 && memcmp(out->data, "HTTP/1.", 7) == 0)
 		status = atoi((const char *)out->data + 9);
 out:
@@ -282,6 +286,11 @@ add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 		tb_buf_add(b, one, (size_t)ol);
 	}
 	tb_buf_addc(b, ']');
+	if (tb_buf_error(b) != TB_OK) {
+		/* a request with cases missing would skew the figures */
+		fprintf(stderr, "tongban-bench: out of memory\n");
+		exit(1);
+	}
 	return ol;
 }
 
@@ -425,7 +434,9 @@ edit_conf(const char *conf, char **sets, int nsets)
 			tb_buf_adds(&out, sets[i]);
 			tb_buf_addc(&out, '\n');
 		}
-		rc = tb_file_write(conf, out.data, out.len, 0644, 0, NULL);
+		rc = tb_buf_error(&out) != TB_OK
+		         ? -1
+		         : tb_file_write(conf, out.data, out.len, 0644, 0, NULL);
 	}
 	tb_buf_free(&in);
 	tb_buf_free(&out);

@@ -681,10 +681,12 @@ take_doc(struct tb_reg *reg, const struct tb_json *root)
 	s = tb_json_string(tb_json_get(root, "federation"), &n);
 	if ((reg->federation = dupn(s, n)) == NULL)
 		return TB_E_NOMEM;
-	tb_json_integer(tb_json_get(root, "serial"), &x);
+	/* checked by the schema; not integers here would be a bug */
+	if (!tb_json_integer(tb_json_get(root, "serial"), &x) ||
+	    !tb_json_integer(tb_json_get(root, "issued"), &reg->issued) ||
+	    !tb_json_integer(tb_json_get(root, "valid_until"), &reg->valid_until))
+		return TB_E_FIELD_TYPE;
 	reg->serial = (uint64_t)x;
-	tb_json_integer(tb_json_get(root, "issued"), &reg->issued);
-	tb_json_integer(tb_json_get(root, "valid_until"), &reg->valid_until);
 
 	n = tb_json_count(members);
 	if ((reg->members = calloc(n + 1, sizeof(*reg->members))) == NULL)

@@ -182,7 +182,10 @@ take_trust(const struct tb_json *root, struct tb_diag *d)
 	if ((t = tb_trust_new(tb_json_string(tb_json_get(root, "federation"), NULL), d)) == NULL)
 		return NULL;
 	s = tb_json_string(tb_json_get(r, "kid"), &n);
-	tb_hex_decode(s, n, kid, TB_KEYID_LEN);
+	if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN)) {
+		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "trust anchor: root.kid");
+		goto fail;
+	}
 	s = tb_json_string(tb_json_get(r, "cert"), &n);
 	if (tb_trust_set_root(t, s, n, kid, d) != TB_OK)
 		goto fail;
@@ -192,7 +195,11 @@ take_trust(const struct tb_json *root, struct tb_diag *d)
 		size_t dl;
 
 		s = tb_json_string(tb_json_get(a, "kid"), &n);
-		tb_hex_decode(s, n, kid, TB_KEYID_LEN);
+		if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN)) {
+			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			            "trust anchor: authorities[%zu].kid", i);
+			goto fail;
+		}
 		s = tb_json_string(tb_json_get(a, "spki"), &n);
 		if (!tb_b64url_decode(s, n, der, sizeof(der), &dl)) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
@@ -208,8 +215,7 @@ take_trust(const struct tb_json *root, struct tb_diag *d)
 			goto fail;
 		}
 	}
-	tb_json_integer(tb_json_get(root, "threshold"), &k);
-	if ((uint64_t)k > t->n) {
+	if (!tb_json_integer(tb_json_get(root, "threshold"), &k) || k < 1 || (uint64_t)k > t->n) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 		            "trust anchor: threshold must be between 1 and %zu", t->n);
 		goto fail;

@@ -223,11 +223,16 @@ api_inbox(struct tb_node *n, struct evhttp_request *req)
 static void
 api_metrics(struct tb_node *n, struct evhttp_request *req)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
 	int64_t q = 0, inbox = 0;
 
-	tb_journal_outbound_pending(n->journal, &q);
-	tb_journal_inbox_count(n->journal, &inbox);
+	/* gauges the journal cannot give are not reported as 0 */
+	if (tb_journal_outbound_pending(n->journal, &q) != TB_OK ||
+	    tb_journal_inbox_count(n->journal, &inbox) != TB_OK) {
+		reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
+		return;
+	}
+	b = evbuffer_new();
 	evbuffer_add_printf(
 	    b,
 	    "# HELP tongban_messages_in_total Envelopes received, by result.\n"

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "../util/tb_err.h"
+
 struct evhttp_request;
 struct tb_diag;
 struct tb_env_fields;
@@ -23,7 +25,7 @@ void tb_api_send(struct evhttp_request *req, int code, const char *reason, const
 void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
 /* The API's error object {"error": reason, "detail"?} as JSON text
  * (caller frees with cJSON_free), NULL when out of memory. */
-char *tb_api_error_text(const char *reason_token, const char *detail);
+TB_MUST_CHECK char *tb_api_error_text(const char *reason_token, const char *detail);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
 /* Limits for a message request (POST /v1/messages, reply): 256 KiB, and
@@ -35,7 +37,7 @@ extern const struct tb_json_limits tb_api_json_limits;
  * NULL) stands in for a missing "to".  0, or the schema's refusal
  * (field.unknown, field.missing, field.type, field.value, type.unknown)
  * with d's detail naming the member. */
-int tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f,
-                  struct tb_diag *d) __attribute__((warn_unused_result));
+TB_MUST_CHECK int tb_api_fields(const struct tb_json *o, const char *default_to,
+                                struct tb_env_fields *f, struct tb_diag *d);
 
 #endif

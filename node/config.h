@@ -7,13 +7,18 @@
  * Format: one "key = value" per line; '#' starts a comment; blank lines
  * ignored; relative paths are relative to the config file's directory.
  * The keys are documented in man/tongban-node.8 and `tongban-node --help`.
- * Thread-safety: the table is constant; the functions are reentrant.
+ *
+ * Thread-safety: the table is constant; the functions are reentrant (no
+ * global state): the caller owns the struct tb_config they fill, and
+ * paths are borrowed.
  */
 #ifndef TB_CONFIG_H
 #define TB_CONFIG_H
 
 #include <stdint.h>
 #include <stdio.h>
+
+#include "../util/tb_err.h"
 
 #define TB_CONF_PATH_MAX 1024
 
@@ -54,8 +59,7 @@ struct tb_conf_table;
 /* Parses path into cfg (defaults first).  On failure returns a negative
  * tb_err with d->detail "file:line: key: message" (TB_E_IO: the file
  * cannot be read). */
-int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
-    __attribute__((warn_unused_result));
+TB_MUST_CHECK int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
 /* The checks of `tongban-node -n` beyond tb_config_load, each refusal
  * naming the key: every file a key names that start-up reads exists and
  * is readable; key and sign_key are private keys, cert certifies key for
@@ -64,7 +68,7 @@ int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
  * token, private endpoints and responder fixtures are parsed by
  * tb_node_new.)  Returns 0 or a negative tb_err with d->detail
  * "file:line: key: why" (no line for a key left at its default). */
-int tb_config_check(const char *path, struct tb_diag *d) __attribute__((warn_unused_result));
+TB_MUST_CHECK int tb_config_check(const char *path, struct tb_diag *d);
 /* The node's key table over struct tb_config (static). */
 const struct tb_conf_table *tb_config_table(void);
 /* Prints the key table (name, meaning, default or "required", and

@@ -135,8 +135,10 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* ids are remembered while a copy could still pass the time check */
-	tb_journal_prune(n->journal, tb_now(), n->cfg.clock_skew + 60, &removed);
-	if (removed > 0)
+	if (tb_journal_prune(n->journal, tb_now(), n->cfg.clock_skew + 60, &removed) != TB_OK)
+		log_warnx("journal: prune failed (tried again later): %s",
+		          tb_journal_diag(n->journal)->detail);
+	else if (removed > 0)
 		log_debug("journal: pruned %zu entries", removed);
 }
 

@@ -192,8 +192,9 @@ static int64_t
 int_of(const struct tb_json *v)
 {
 	int64_t x = 0;
-	tb_json_integer(v, &x); /* checked by the schema */
-	return x;
+	/* checked by the schema; a value it let through that is not an
+	 * integer would be a bug, and reads as 0, which the checks refuse */
+	return tb_json_integer(v, &x) ? x : 0;
 }
 
 /* The rules that tie members together, checked after every member's own. */
@@ -245,9 +246,11 @@ take_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 
 	e->alg = tb_alg_from_name(tb_json_string(tb_json_get(sig, "alg"), NULL));
 	s = tb_json_string(tb_json_get(sig, "kid"), &n);
-	tb_hex_decode(s, n, e->kid, TB_KEYID_LEN);
+	if (!tb_hex_decode(s, n, e->kid, TB_KEYID_LEN))
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "sig.kid: not a key id");
 	s = tb_json_string(tb_json_get(sig, "val"), &n);
-	tb_b64url_decode(s, n, e->sig, TB_SIG_LEN, &outlen);
+	if (!tb_b64url_decode(s, n, e->sig, TB_SIG_LEN, &outlen) || outlen != TB_SIG_LEN)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "sig.val: not a signature");
 	e->batch = batch != NULL;
 	if (batch == NULL)
 		return TB_OK;
@@ -263,7 +266,11 @@ take_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 	}
 	for (const struct tb_json *p = tb_json_first(bpath); p; p = tb_json_next(p)) {
 		s = tb_json_string(p, &n);
-		tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen);
+		if (e->nproof >= MAX_PROOF ||
+		    !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) || outlen != 32)
+			return tb_diag_set(
+			    d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
+			    "sig.batch.path entries must be 32-byte base64url hashes");
 		e->nproof++;
 	}
 	return TB_OK;
@@ -391,7 +398,8 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v, unsigned depth, boo
 			if (mc == NULL)
 				return NULL;
 			if (tb_json_kind(v) == TB_JSON_ARRAY) {
-				tb_json_append(c, mc);
+				if (tb_json_append(c, mc) != TB_OK)
+					return NULL;
 			} else {
 				/* member names may hold NUL: build via a bounded copy */
 				size_t kl;
@@ -607,7 +615,7 @@ serialize_spliced(const struct tb_env *env, size_t cut, size_t cutlen, struct tb
 		tb_buf_addc(out, ',');
 		tb_buf_add(out, t + at, n - at);
 	}
-	return TB_OK;
+	return tb_buf_error(out);
 }
 
 int
@@ -736,13 +744,16 @@ tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int 
 
 /* ---- Merkle tree (RFC 9162 section 2.1) ---- */
 
-static void
+static int
 leaf_hash(const uint8_t *data, size_t n, struct tb_buf *tmp, uint8_t out[32])
 {
 	tb_buf_reset(tmp);
 	tb_buf_addc(tmp, 0x00);
 	tb_buf_add(tmp, data, n);
+	if (tb_buf_error(tmp) != TB_OK)
+		return tb_buf_error(tmp);
 	tb_sha256(tmp->data, tmp->len, out);
+	return TB_OK;
 }
 
 static void
@@ -855,6 +866,8 @@ put_sig(struct tb_env *env, enum tb_alg alg, const uint8_t kid[32], const uint8_
 	tb_buf_adds(t, "\",\"val\":\"");
 	tb_buf_adds(t, val);
 	tb_buf_adds(t, "\"}");
+	if (tb_buf_error(t) != TB_OK)
+		return tb_buf_error(t);
 	env->sealed = true;
 	env->alg = alg;
 	memcpy(env->kid, kid, 32);
@@ -983,9 +996,9 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *sb;
 		size_t sn;
-		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK)
+		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK ||
+		    leaf_hash(sb, sn, &tmp, t.h[i]) != TB_OK)
 			goto out;
-		leaf_hash(sb, sn, &tmp, t.h[i]);
 		if (!envs[i]->has_digest) {
 			tb_sha256(sb, sn, envs[i]->digest);
 			envs[i]->has_digest = true;
@@ -1074,7 +1087,10 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		if (e->completed) {
 			memcpy(root, e->broot, 32);
 		} else {
-			leaf_hash(sb, sn, &tmp, leaf);
+			if ((rc = leaf_hash(sb, sn, &tmp, leaf)) != TB_OK) {
+				tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+				goto fail;
+			}
 			if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
 			                     e->nproof, root)) {
 				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
@@ -1249,7 +1265,9 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 		if (e->signed_cache.len == 0 &&
 		    (rc = tb_json_canon(e->root, unsigned_members, &e->signed_cache)) != TB_OK)
 			goto out;
-		leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi]);
+		if ((rc = leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi])) !=
+		    TB_OK)
+			goto out;
 	}
 	tree_fill(&t);
 	for (size_t k = 0; k < n; k++) {

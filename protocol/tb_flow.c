@@ -59,66 +59,63 @@ static int hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v)
 static int hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_licence(struct tb_schema_ck *c, const struct tb_json *v);
 
-static const struct tb_field f_subject[] = {ENUM("kind", true, kinds), HEX64("idhash", true),
-                                         END};
+static const struct tb_field f_subject[] = {ENUM("kind", true, kinds), HEX64("idhash", true), END};
 static const struct tb_field f_holder[] = {HEX64("idhash", true), END};
 static const struct tb_field f_sig[] = {ENUM("alg", true, algs), HEX64("kid", true),
-                                     SIGVAL("val", true), END};
+                                        SIGVAL("val", true), END};
 static const struct tb_field f_licence[] = {TEXT("id", true, 1, 128),
-                                         CODE("type", true),
-                                         HEX64("holder_idhash", true),
-                                         MEMBER("issuer", true),
-                                         INT("issued", true, 0, MAX_SAFE),
-                                         INT("valid_until", true, 0, MAX_SAFE),
-                                         ENUM("status", true, lic_status),
-                                         MAP("fields", true, 64),
-                                         HEX64("digest", true),
-                                         OBJ("issuer_sig", true, f_sig, NULL),
-                                         END};
+                                            CODE("type", true),
+                                            HEX64("holder_idhash", true),
+                                            MEMBER("issuer", true),
+                                            INT("issued", true, 0, MAX_SAFE),
+                                            INT("valid_until", true, 0, MAX_SAFE),
+                                            ENUM("status", true, lic_status),
+                                            MAP("fields", true, 64),
+                                            HEX64("digest", true),
+                                            OBJ("issuer_sig", true, f_sig, NULL),
+                                            END};
 static const struct tb_field f_licence_el[] = {OBJ(NULL, true, f_licence, hook_licence), END};
-static const struct tb_field f_material[] = {HEX64("sha256", true),
-                                          INT("size", true, 0, MAX_SAFE),
-                                          TEXT("name", false, 1, 256), END};
+static const struct tb_field f_material[] = {HEX64("sha256", true), INT("size", true, 0, MAX_SAFE),
+                                             TEXT("name", false, 1, 256), END};
 static const struct tb_field f_material_el[] = {OBJ(NULL, true, f_material, NULL), END};
 static const struct tb_field f_member_el[] = {MEMBER(NULL, true), END};
 
 static const struct tb_field b_identity_verify[] = {OBJ("subject", true, f_subject, NULL),
-                                                 CODE("purpose", true), END};
+                                                    CODE("purpose", true), END};
 static const struct tb_field b_identity_result[] = {ENUM("result", true, id_results),
-                                                 ENUM("assurance", false, assurances),
-                                                 MAP("attributes", false, 32), END};
+                                                    ENUM("assurance", false, assurances),
+                                                    MAP("attributes", false, 32), END};
 static const struct tb_field b_licence_query[] = {OBJ("holder", true, f_holder, NULL),
-                                               CODE("licence", true), END};
-static const struct tb_field b_licence_present[] = {ARR("licences", true, 0, 16, f_licence_el, false),
-                                                 END};
+                                                  CODE("licence", true), END};
+static const struct tb_field b_licence_present[] = {
+    ARR("licences", true, 0, 16, f_licence_el, false), END};
 static const struct tb_field b_licence_verify[] = {TEXT("licence_id", true, 1, 128),
-                                                HEX64("digest", true), END};
+                                                   HEX64("digest", true), END};
 static const struct tb_field b_licence_status[] = {TEXT("licence_id", true, 1, 128),
-                                                ENUM("status", true, lic_check),
-                                                INT("checked", true, 0, MAX_SAFE), END};
-static const struct tb_field b_case_submit[] = {CASEID("case_id", true),
-                                             CODE("service", true),
-                                             OBJ("applicant", true, f_subject, NULL),
-                                             ARR("materials", true, 0, 128, f_material_el, false),
-                                             ENUM("mode", true, modes),
-                                             ARR("parties", false, 2, 16, f_member_el, true),
-                                             END};
+                                                   ENUM("status", true, lic_check),
+                                                   INT("checked", true, 0, MAX_SAFE), END};
+static const struct tb_field b_case_submit[] = {
+    CASEID("case_id", true),
+    CODE("service", true),
+    OBJ("applicant", true, f_subject, NULL),
+    ARR("materials", true, 0, 128, f_material_el, false),
+    ENUM("mode", true, modes),
+    ARR("parties", false, 2, 16, f_member_el, true),
+    END};
 static const struct tb_field b_case_accept[] = {CASEID("case_id", true), END};
 static const struct tb_field b_case_reject[] = {CASEID("case_id", true),
-                                             TEXT("reason", true, 1, 1024), END};
-static const struct tb_field b_case_update[] = {CASEID("case_id", true),
-                                             TEXT("status", true, 1, 64),
-                                             TEXT("note", false, 1, 1024), END};
+                                                TEXT("reason", true, 1, 1024), END};
+static const struct tb_field b_case_update[] = {
+    CASEID("case_id", true), TEXT("status", true, 1, 64), TEXT("note", false, 1, 1024), END};
 static const struct tb_field b_case_result[] = {
     CASEID("case_id", true), ENUM("outcome", true, outcomes),
     ARR("documents", false, 0, 128, f_material_el, false), END};
 static const struct tb_field b_case_state[] = {CASEID("case_id", true),
-                                            ENUM("state", true, case_states), END};
-static const struct tb_field b_receipt[] = {HEX64("digest", true),
-                                         INT("received", true, 0, MAX_SAFE),
-                                         ENUM("status", true, accepted), END};
-static const struct tb_field b_error[] = {CODE("reason", true),
-                                       TEXT("detail", false, 1, 1024), END};
+                                               ENUM("state", true, case_states), END};
+static const struct tb_field b_receipt[] = {
+    HEX64("digest", true), INT("received", true, 0, MAX_SAFE), ENUM("status", true, accepted), END};
+static const struct tb_field b_error[] = {CODE("reason", true), TEXT("detail", false, 1, 1024),
+                                          END};
 static const struct tb_field b_empty[] = {END};
 static const struct tb_field b_registry[] = {INT("serial", true, 1, MAX_SAFE - 1), END};
 
@@ -223,8 +220,9 @@ hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v)
 	if (joint == parties)
 		return TB_OK;
 	tb_schema_push(c, "parties");
-	return tb_schema_fail(c, 0, joint ? "required when mode is \"joint\""
-	                     : "only allowed when mode is \"joint\"");
+	return tb_schema_fail(c, 0,
+	                      joint ? "required when mode is \"joint\""
+	                            : "only allowed when mode is \"joint\"");
 }
 
 static int
@@ -232,9 +230,9 @@ hook_licence(struct tb_schema_ck *c, const struct tb_json *v)
 {
 	int64_t from = 0, until = 0;
 
-	tb_json_integer(tb_json_get(v, "issued"), &from);
-	tb_json_integer(tb_json_get(v, "valid_until"), &until);
-	if (until > from)
+	/* a member that is not an integer is reported by its own rule */
+	if (!tb_json_integer(tb_json_get(v, "issued"), &from) ||
+	    !tb_json_integer(tb_json_get(v, "valid_until"), &until) || until > from)
 		return TB_OK;
 	tb_schema_push(c, "valid_until");
 	return tb_schema_fail(c, 0, "must be after issued");
@@ -507,15 +505,16 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	if ((rc = tb_flow_licence_digest(licence, dg)) != TB_OK)
 		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "licence digest");
 	s = tb_json_string(tb_json_get(licence, "digest"), &n);
-	tb_hex_decode(s, n, want, sizeof(want));
-	if (!tb_ct_equal(dg, want, 32))
+	if (!tb_hex_decode(s, n, want, sizeof(want)) || !tb_ct_equal(dg, want, 32))
 		return tb_diag_set(d, TB_E_LICENCE_DIGEST, TB_DIAG_NOPOS,
 		                   "digest does not match the licence's content");
 	sig = tb_json_get(licence, "issuer_sig");
 	s = tb_json_string(tb_json_get(sig, "kid"), &n);
-	tb_hex_decode(s, n, kid, sizeof(kid));
+	if (!tb_hex_decode(s, n, kid, sizeof(kid)))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.kid: not a key id");
 	s = tb_json_string(tb_json_get(sig, "val"), &n);
-	tb_b64url_decode(s, n, sv, sizeof(sv), &ol);
+	if (!tb_b64url_decode(s, n, sv, sizeof(sv), &ol) || ol != sizeof(sv))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.val: not a signature");
 	s = tb_json_string(tb_json_get(licence, "issuer"), &n);
 	if ((pub = lookup(ctx, s, kid)) == NULL)
 		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS,
@@ -527,8 +526,9 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	licence_message(dg, msg);
 	if (!tb_pub_verify(pub, msg, sizeof(msg), sv))
 		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS, "issuer_sig does not verify");
-	tb_json_integer(tb_json_get(licence, "issued"), &issued);
-	tb_json_integer(tb_json_get(licence, "valid_until"), &until);
+	if (!tb_json_integer(tb_json_get(licence, "issued"), &issued) ||
+	    !tb_json_integer(tb_json_get(licence, "valid_until"), &until))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issued and valid_until: integers");
 	if (str_is(tb_json_get(licence, "status"), "revoked"))
 		return tb_diag_set(d, TB_E_LICENCE_REVOKED, TB_DIAG_NOPOS,
 		                   "the issuer marks the licence revoked");

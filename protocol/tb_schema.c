@@ -221,8 +221,7 @@ check_map(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_json
 	if (tb_json_count(v) > (size_t)f->max && c->o->limit_code == 0)
 		return tb_schema_fail(c, 0, "at most %lld members", (long long)f->max);
 	if (tb_json_count(v) > (size_t)f->max)
-		return fail_limit(c, "members", (long long)tb_json_count(v),
-		                  (long long)f->max);
+		return fail_limit(c, "members", (long long)tb_json_count(v), (long long)f->max);
 	for (const struct tb_json *m = tb_json_first(v); m != NULL; m = tb_json_next(m)) {
 		size_t kl, vl;
 		const char *k = tb_json_key(m, &kl), *s;
@@ -233,7 +232,8 @@ check_map(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_json
 		if ((s = tb_json_string(m, &vl)) == NULL)
 			return tb_schema_fail(c, TB_E_FIELD_TYPE, "must be a string");
 		if (vl > 1024 || !tb_schema_text_ok(s, vl))
-			return tb_schema_fail(c, 0, "must be 0-1024 bytes without control characters");
+			return tb_schema_fail(c, 0,
+			                      "must be 0-1024 bytes without control characters");
 		tb_schema_pop(c, old);
 	}
 	return TB_OK;
@@ -263,8 +263,8 @@ check_array(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_js
 	if (n > (size_t)f->max && c->o->limit_code != 0)
 		return fail_limit(c, "elements", (long long)n, (long long)f->max);
 	if (n < (size_t)f->min || n > (size_t)f->max)
-		return tb_schema_fail(c, f->code, "must have %lld to %lld elements", (long long)f->min,
-		                      (long long)f->max);
+		return tb_schema_fail(c, f->code, "must have %lld to %lld elements",
+		                      (long long)f->min, (long long)f->max);
 	for (const struct tb_json *e = tb_json_first(v); e != NULL; e = tb_json_next(e), i++) {
 		size_t old = push_index(c, i);
 		/* an element of the wrong kind is a bad value of the array */
@@ -305,8 +305,7 @@ check_b64(struct tb_schema_ck *c, const struct tb_field *f, const char *s, size_
 	if (n > tb_b64url_len(max) && c->o->limit_code == 0)
 		goto bad;
 	if (n > tb_b64url_len(max))
-		return fail_limit(c, "characters", (long long)n,
-		                  (long long)tb_b64url_len(max));
+		return fail_limit(c, "characters", (long long)n, (long long)tb_b64url_len(max));
 	if (!tb_b64url_decode(s, n, tmp, sizeof(tmp), &got) || got < (size_t)f->min || got > max)
 		goto bad;
 	return TB_OK;
@@ -373,8 +372,8 @@ check_value(struct tb_schema_ck *c, const struct tb_field *f, const struct tb_js
 		if (!tb_json_integer(v, &iv))
 			return tb_schema_fail(c, TB_E_FIELD_TYPE, "must be an integer");
 		if (iv < f->min || iv > f->max)
-			return tb_schema_fail(c, f->code, "must be in %lld..%lld", (long long)f->min,
-			                      (long long)f->max);
+			return tb_schema_fail(c, f->code, "must be in %lld..%lld",
+			                      (long long)f->min, (long long)f->max);
 		return TB_OK;
 	case TB_ST_OBJ:
 		if (tb_json_kind(v) != TB_JSON_OBJECT)

@@ -52,30 +52,62 @@ struct tb_field {
 	enum tb_stype t;
 	bool req;
 	int64_t min, max;
-	const char *const *one_of;    /* TB_ST_ENUM */
-	const struct tb_field *sub;   /* TB_ST_OBJ: members; TB_ST_ARR: the element */
-	bool unique;                  /* TB_ST_ARR of strings: no element twice */
+	const char *const *one_of;             /* TB_ST_ENUM */
+	const struct tb_field *sub;            /* TB_ST_OBJ: members; TB_ST_ARR: the element */
+	bool unique;                           /* TB_ST_ARR of strings: no element twice */
 	bool (*pred)(const char *s, size_t n); /* TB_ST_STR */
-	const char *what;             /* TB_ST_STR: the rule, e.g. "an absolute URI" */
-	int code;                     /* reason for a bad value; 0: TB_E_FIELD_VALUE */
+	const char *what;                      /* TB_ST_STR: the rule, e.g. "an absolute URI" */
+	int code;                              /* reason for a bad value; 0: TB_E_FIELD_VALUE */
 	/* runs after the value passed its own checks (objects) */
 	int (*hook)(struct tb_schema_ck *c, const struct tb_json *v);
 };
 
 /* Table rows (designated initialisers; unnamed members are zero). */
-#define TB_F_END {.name = NULL}
-#define TB_F(n, type, r) {.name = (n), .t = (type), .req = (r)}
-#define TB_F_TEXT(n, r, lo, hi) {.name = (n), .t = TB_ST_TEXT, .req = (r), .min = (lo), .max = (hi)}
+#define TB_F_END                                                                                   \
+	{                                                                                          \
+		.name = NULL                                                                       \
+	}
+#define TB_F(n, type, r)                                                                           \
+	{                                                                                          \
+		.name = (n), .t = (type), .req = (r)                                               \
+	}
+#define TB_F_TEXT(n, r, lo, hi)                                                                    \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_TEXT, .req = (r), .min = (lo), .max = (hi)                 \
+	}
 #define TB_F_STR(n, r, hi, p, w)                                                                   \
-	{.name = (n), .t = TB_ST_STR, .req = (r), .max = (hi), .pred = (p), .what = (w)}
-#define TB_F_ENUM(n, r, set) {.name = (n), .t = TB_ST_ENUM, .req = (r), .one_of = (set)}
-#define TB_F_HEX(n, r, digits) {.name = (n), .t = TB_ST_HEX, .req = (r), .min = (digits)}
-#define TB_F_B64(n, r, lo, hi) {.name = (n), .t = TB_ST_B64, .req = (r), .min = (lo), .max = (hi)}
-#define TB_F_INT(n, r, lo, hi) {.name = (n), .t = TB_ST_INT, .req = (r), .min = (lo), .max = (hi)}
-#define TB_F_OBJ(n, r, s, h) {.name = (n), .t = TB_ST_OBJ, .req = (r), .sub = (s), .hook = (h)}
+	{                                                                                          \
+		.name = (n), .t = TB_ST_STR, .req = (r), .max = (hi), .pred = (p), .what = (w)     \
+	}
+#define TB_F_ENUM(n, r, set)                                                                       \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_ENUM, .req = (r), .one_of = (set)                          \
+	}
+#define TB_F_HEX(n, r, digits)                                                                     \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_HEX, .req = (r), .min = (digits)                           \
+	}
+#define TB_F_B64(n, r, lo, hi)                                                                     \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_B64, .req = (r), .min = (lo), .max = (hi)                  \
+	}
+#define TB_F_INT(n, r, lo, hi)                                                                     \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_INT, .req = (r), .min = (lo), .max = (hi)                  \
+	}
+#define TB_F_OBJ(n, r, s, h)                                                                       \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_OBJ, .req = (r), .sub = (s), .hook = (h)                   \
+	}
 #define TB_F_ARR(n, r, lo, hi, el, u)                                                              \
-	{.name = (n), .t = TB_ST_ARR, .req = (r), .min = (lo), .max = (hi), .sub = (el), .unique = (u)}
-#define TB_F_MAP(n, r, hi) {.name = (n), .t = TB_ST_MAP, .req = (r), .max = (hi)}
+	{                                                                                          \
+		.name = (n), .t = TB_ST_ARR, .req = (r), .min = (lo), .max = (hi), .sub = (el),    \
+		.unique = (u)                                                                      \
+	}
+#define TB_F_MAP(n, r, hi)                                                                         \
+	{                                                                                          \
+		.name = (n), .t = TB_ST_MAP, .req = (r), .max = (hi)                               \
+	}
 
 /* How failures are reported (see tb_schema_check). */
 struct tb_schema_opts {

@@ -973,7 +973,9 @@ test_batch(void **state)
 				    tb_json_parse((const uint8_t *)t[j], strlen(t[j]), NULL, &d);
 				struct tb_buf sb;
 				tb_buf_init(&sb);
-				tb_json_canon(tb_json_get(tb_json_root(dj), "sig"), NULL, &sb);
+				assert_int_equal(
+				    tb_json_canon(tb_json_get(tb_json_root(dj), "sig"), NULL, &sb),
+				    TB_OK);
 				char *sw = edit(t[i], "sig", (const char *)sb.data);
 				int rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
@@ -982,11 +984,14 @@ test_batch(void **state)
 				free(sw);
 				/* only the path swapped, index kept */
 				tb_buf_reset(&sb);
-				tb_json_canon(
-				    tb_json_get(
-				        tb_json_get(tb_json_get(tb_json_root(dj), "sig"), "batch"),
-				        "path"),
-				    NULL, &sb);
+				assert_int_equal(
+				    tb_json_canon(
+				        tb_json_get(
+				            tb_json_get(tb_json_get(tb_json_root(dj), "sig"),
+				                        "batch"),
+				            "path"),
+				        NULL, &sb),
+				    TB_OK);
 				sw = edit(t[i], "sig.batch.path", (const char *)sb.data);
 				rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
