@@ -13,7 +13,7 @@
 #    later), and they are delivered exactly once.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17400
+nl_init
 nl_devfed 320300,371300,341300
 for m in 320300 371300 341300; do nl_start "$m"; done
 N=${NL_CRASH_N:-1000}

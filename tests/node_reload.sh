@@ -3,11 +3,18 @@
 # that need a restart are reported and ignored, the node keeps serving.
 set -u
 B=${TB_BUILDDIR:?}
-BASE=17980
+. "${TB_SRCDIR:-.}/tests/ports.sh"
+BASE=$(tp_block 1) || exit 1
 W=$(mktemp -d)
 PID=
-trap '[ -z "$PID" ] || kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*"; [ -f "$W/node.log" ] && tail -n 20 "$W/node.log"; exit 1; }
+trap '[ -z "$PID" ] || kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+trap 'exit 1' INT TERM HUP
+fail() {
+	tp_clash "$W/node.log"
+	echo "FAIL: $*"
+	[ -f "$W/node.log" ] && tail -n 20 "$W/node.log"
+	exit 1
+}
 
 "$B/tongban" dev-federation --dir "$W/fed" --members 320300 --base-port "$BASE" >/dev/null ||
 	fail "dev-federation"
@@ -22,8 +29,9 @@ healthy() {
 	exec 3>&-
 	return $rc
 }
-for i in $(seq 1 100); do healthy && break; sleep 0.1; done
+for i in $(seq 1 100); do healthy && break; kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 healthy || fail "node did not start"
+# (never bound: a listen change needs a restart)
 sed -i "s/^listen = .*/listen = 127.0.0.1:$((BASE + 30))/" "$C"
 printf 'log_level = debug\nclock_skew = 120\n' >> "$C"
 kill -HUP "$PID"
