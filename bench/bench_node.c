@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +22,11 @@
 
 #include "../util/tb_buf.h"
 #include "../util/tb_file.h"
+#include "../util/tb_port.h"
+
+/* node_run's result when a node could not bind a port it was given:
+ * taken by another process after the block was found free */
+#define PORT_TAKEN 75
 
 int bench_node(int argc, char **argv);
 
@@ -115,6 +121,9 @@ spawn(const char *prog, char *const args[], const char *logpath)
 
 	snprintf(path, sizeof(path), "%s/%s", bindir, prog);
 	if ((pid = fork()) == 0) {
+		/* the nodes do not outlive the benchmark, even if it is killed */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+			_exit(127);
 		if (logpath != NULL && freopen(logpath, "w", stderr) == NULL)
 			_exit(127);
 		if (freopen("/dev/null", "w", stdout) == NULL)
@@ -573,13 +582,33 @@ echo_client(const char *dir, int port, size_t len, double secs)
 	return rate;
 }
 
-int
-bench_node(int argc, char **argv)
+/* True when the node *pid has exited (then reaped, *pid -1) and its log
+ * says that one of its ports was taken. */
+static bool
+lost_port(pid_t *pid, const char *log)
+{
+	struct tb_buf b;
+	bool taken;
+
+	if (*pid <= 0 || waitpid(*pid, NULL, WNOHANG) != *pid)
+		return false;
+	*pid = -1;
+	tb_buf_init(&b);
+	taken = tb_file_read(log, 1 << 20, &b, NULL) == 0 && tb_buf_addc(&b, 0) == 0 &&
+	        strstr((const char *)b.data, "Address already in use") != NULL;
+	tb_buf_free(&b);
+	return taken;
+}
+
+/* One run on the ports from base (DTLS base, base+1, the echo baseline
+ * base+9; the APIs base+1000, base+1001).  0, 1, 2 (usage) or
+ * PORT_TAKEN. */
+static int
+node_run(int argc, char **argv, int base)
 {
 	long total = 20000, per_req = 200;
 	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200], log1[1200],
 	     log2[1200], tokpath[1200], ports[16], members[] = "320300,371300";
-	int base = 30000 + (int)(getpid() % 2000) * 10;
 	pid_t n1 = -1, n2 = -1;
 	struct tb_buf tok, tok2, body, out, m, small0;
 	double baseline1 = 0, baseline2 = 0;
@@ -650,6 +679,11 @@ bench_node(int argc, char **argv)
 	while (http(base + 1000, (const char *)tok.data, "GET", "/healthz", NULL, 0, &out) != 200 ||
 	       http(base + 1001, (const char *)tok2.data, "GET", "/healthz", NULL, 0, &out) !=
 	           200) {
+		if (lost_port(&n1, log1) || lost_port(&n2, log2)) {
+			fprintf(stderr, "tongban-bench node: a port was taken meanwhile\n");
+			rc = PORT_TAKEN;
+			goto out;
+		}
 		if (now_s() > deadline) {
 			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
 			goto out;
@@ -802,4 +836,22 @@ out:
 	tb_buf_free(&out);
 	tb_buf_free(&m);
 	return rc;
+}
+
+/* Ports from a block found free (util/tb_port.h), not a fixed one, so
+ * that runs side by side do not collide; a run whose nodes lose a port
+ * to another process is made again on a new block (5 tries). */
+int
+bench_node(int argc, char **argv)
+{
+	int base, rc = PORT_TAKEN;
+
+	for (int t = 0; t < 5 && rc == PORT_TAKEN; t++) {
+		if (tb_port_block(10, 1000, &base) != 0) {
+			fprintf(stderr, "tongban-bench node: no free block of ports\n");
+			return 1;
+		}
+		rc = node_run(argc, argv, base);
+	}
+	return rc == PORT_TAKEN ? 1 : rc;
 }
