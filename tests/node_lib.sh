@@ -37,11 +37,14 @@ nl_cleanup() {
 }
 
 # nl_init [SPAN]: scratch dir, tools, a free port block, cleanup trap.
+# (A SPAN above 100 is a fixed base port, as tests once gave: ignored.)
 nl_init() {
+	local span=${1:-10}
 	TB="$TB_BUILDDIR/tongban"
 	TBN="$TB_BUILDDIR/tongban-node"
 	[ -x "$TB" ] && [ -x "$TBN" ] || { echo "FAIL: tongban/tongban-node not built in $TB_BUILDDIR" >&2; exit 1; }
-	NL_BASE=$(tp_block "${1:-10}") || exit 1
+	[ "$span" -le 100 ] || span=10
+	NL_BASE=$(tp_block "$span") || exit 1
 	W=$(mktemp -d "${TMPDIR:-/tmp}/tbnode.XXXXXX") || exit 1
 	mkdir -p "$W/pids"
 	trap nl_cleanup EXIT
