@@ -16,7 +16,7 @@
 #    chains verify, and both nodes exit 0 on SIGTERM.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 18150
+nl_init
 nl_devfed 320300,371300
 nl_start 320300
 nl_start 371300

@@ -11,7 +11,7 @@
 #   give "file:line: message" and a non-zero exit.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17500
+nl_init
 nl_devfed 320000,320300,371300
 for m in 320000 320300 371300; do nl_start "$m"; done
 CA1="--key $F/ca-320000/ca.key --cert $F/ca-320000/ca.crt"

@@ -5,11 +5,18 @@
 # configuration kept, and the node keeps serving.
 set -u
 B=${TB_BUILDDIR:?}
-BASE=17980
+. "${TB_SRCDIR:-.}/tests/ports.sh"
+BASE=$(tp_block 1) || exit 1
 W=$(mktemp -d)
 PID=
-trap '[ -z "$PID" ] || kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*"; [ -f "$W/node.log" ] && tail -n 20 "$W/node.log"; exit 1; }
+trap '[ -z "$PID" ] || kill -9 "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+trap 'exit 1' INT TERM HUP
+fail() {
+	tp_clash "$W/node.log"
+	echo "FAIL: $*"
+	[ -f "$W/node.log" ] && tail -n 20 "$W/node.log"
+	exit 1
+}
 
 "$B/tongban" dev-federation --dir "$W/fed" --members 320300 --base-port "$BASE" >/dev/null ||
 	fail "dev-federation"

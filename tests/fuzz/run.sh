@@ -12,6 +12,8 @@
 # (tests/fuzz/corpus/json, env, registry, flow, inflate, trust), so the committed
 # seeds stay small.  Crash inputs land in build-fuzz/artifacts/; the script
 # exits non-zero when a target fails.  Set FUZZ_JOBS=N to run N workers.
+# (`make check` replays the seed corpora without libFuzzer:
+# tests/fuzz/replay_TARGET, tests/fuzz/replay.c.)
 set -eu
 
 secs=${1:-60}
