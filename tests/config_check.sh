@@ -11,7 +11,7 @@
 # Starts no daemon and binds no port: needs no lock.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17000
+nl_init
 nl_devfed 320300
 conf=$F/320300/node.conf
 bad=$F/320300/bad.conf

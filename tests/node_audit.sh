@@ -13,7 +13,7 @@
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 command -v sqlite3 >/dev/null 2>&1 || { echo "SKIP: no sqlite3 shell"; exit 77; }
-nl_init 18450
+nl_init
 nl_devfed 320300,371300
 
 # jpath ID: the node's journal file

@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "tb_err.h"
+
 /*
  * True when a socket of type socktype (SOCK_DGRAM, SOCK_STREAM) can be
  * bound to sa (borrowed, len bytes) without SO_REUSEADDR at this moment:
@@ -40,6 +42,6 @@ bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *e
  * Returns 0 (TB_OK) with *base set, TB_E_ARG, or TB_E_IO when no free
  * block was found in 200 tries.
  */
-int tb_port_block(int span, int offset, int *base) __attribute__((warn_unused_result));
+TB_MUST_CHECK int tb_port_block(int span, int offset, int *base);
 
 #endif
