@@ -9,7 +9,7 @@
  * longer keeps the loop from moving the blocks of other exchanges.
  *
  * Until an answer is settled its messages are not due in the journal
- * (those sent from memory are held for TB_FRESH_HOLD_S, those from the
+ * (those sent from memory are held for TB_FRESH_HOLD_S(n), those from the
  * journal's queue were marked "sent, awaiting receipt" for the answer
  * timeout), so nothing is sent twice meanwhile; a crash before the
  * thread's commit means they are sent again and answered with their

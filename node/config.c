@@ -70,6 +70,10 @@ static const struct tb_conf_key keys[] = {
      .help = "send exchanges deflate-compressed (11050); no: plain JSON"},
     {"peer_sessions", TB_CONF_INT, F(peer_sessions), .min = 1, .max = TB_PEER_SESSIONS_MAX,
      .def = "32", .help = "DTLS sessions to each peer (one exchange in flight on each)"},
+    {"answer_timeout", TB_CONF_INT, F(answer_timeout), .min = 1, .max = 600, .def = "30",
+     .help = "an exchange without an answer is tried again after this, seconds"},
+    {"breaker_open_ms", TB_CONF_INT, RELOAD, F(breaker_open_ms), .min = 100, .max = 600000,
+     .def = "10000", .help = "a peer that failed 5 exchanges in a row rests this long, ms"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -51,6 +51,8 @@ struct tb_config {
 	int64_t batch_max;
 	int64_t deflate;       /* 1: exchanges sent as content-format 11050 */
 	int64_t peer_sessions; /* 1 .. TB_PEER_SESSIONS_MAX */
+	int64_t answer_timeout;  /* s: an unanswered exchange is tried again after this */
+	int64_t breaker_open_ms; /* a peer that failed BREAKER_AFTER times rests this long */
 };
 
 struct tb_diag;

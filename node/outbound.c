@@ -25,10 +25,10 @@
  * POSTs to /fed/msg would corrupt each other ("Data body updated during
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
-#define ANSWER_TIMEOUT_S 30   /* an unanswered exchange is retried after this */
 #define RELAY_WAIT_S 60       /* a relayed message is resent if no receipt returns */
 #define BREAKER_AFTER 5       /* consecutive failures that open the circuit */
-#define BREAKER_OPEN_MS 10000 /* how long it stays open */
+/* how long it stays open, and the answer timeout: configuration keys
+ * breaker_open_ms and answer_timeout */
 
 /* The stage's state, the loop's only (tb_outbound_init). */
 struct tb_outbound {
@@ -258,7 +258,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S : now)) !=
+		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S(n) : now)) !=
 		        TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
@@ -753,13 +753,13 @@ tidy(struct tb_node *n)
 	 * nacks first): forget it, its messages are due again */
 	for (struct tb_exchange **pp = &n->out->exchanges; *pp != NULL;) {
 		struct tb_exchange *x = *pp;
-		if (tb_now_ms() - x->sent_ms < ANSWER_TIMEOUT_S * 1000) {
+		if (tb_now_ms() - x->sent_ms < n->cfg.answer_timeout * 1000) {
 			pp = &x->next;
 			continue;
 		}
 		*pp = x->next;
-		log_warnx("exchange with %s unanswered for %d s; its %zu message(s) will be resent",
-		          x->hop, ANSWER_TIMEOUT_S, x->count);
+		log_warnx("exchange with %s unanswered for %lld s; its %zu message(s) will be resent",
+		          x->hop, (long long)n->cfg.answer_timeout, x->count);
 		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
 		finish_exchange(n, x, false);
 		free_exchange(x);
@@ -876,14 +876,14 @@ mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool 
 	 * committed without fsync (after a crash they are simply sent again,
 	 * and the receiver's idempotency on the message id answers with the
 	 * original receipt).  Those from memory need no write: their first
-	 * attempt in the journal lies TB_FRESH_HOLD_S after they were
+	 * attempt in the journal lies TB_FRESH_HOLD_S(n) after they were
 	 * queued, an answer timeout after the latest they may be sent. */
 	for (size_t k = 0; k < nplan; k++) {
 		if (plan[k]->fresh)
 			continue;
 		if (!round_tx(n, tx))
 			return false;
-		(void)retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
+		(void)retry(n->journal, plan[k]->m.id, now + n->cfg.answer_timeout,
 		            "sent, awaiting receipt");
 	}
 	if (*tx) {
@@ -996,9 +996,9 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
 		if (ok) {
 			p->failures = 0;
 		} else if (++p->failures == BREAKER_AFTER) {
-			p->open_until_ms = tb_now_ms() + BREAKER_OPEN_MS;
-			log_warnx("circuit to %s open for %d s after %d failures", x->hop,
-			          BREAKER_OPEN_MS / 1000, p->failures);
+			p->open_until_ms = tb_now_ms() + n->cfg.breaker_open_ms;
+			log_warnx("circuit to %s open for %lld ms after %d failures", x->hop,
+			          (long long)n->cfg.breaker_open_ms, p->failures);
 		}
 	}
 }

@@ -65,10 +65,11 @@ struct tb_answer {
 
 /* How long a message journalled for sending from memory waits before the
  * journal's queue offers it again: the longest it may wait in memory, plus
- * an exchange's answer timeout, plus 2 s for the clocks' rounding (the
- * journal counts whole seconds), so that it is not sent twice meanwhile. */
+ * an exchange's answer timeout (config key answer_timeout), plus 2 s for
+ * the clocks' rounding (the journal counts whole seconds), so that it is
+ * not sent twice meanwhile. */
 #define TB_FRESH_SEND_S 5
-#define TB_FRESH_HOLD_S (TB_FRESH_SEND_S + 30 + 2)
+#define TB_FRESH_HOLD_S(n) (TB_FRESH_SEND_S + (n)->cfg.answer_timeout + 2)
 
 /* A message journalled and handed to the loop to send from memory, without
  * reading it back from the journal (outbound.c). */
@@ -92,7 +93,7 @@ void tb_outbound_free(struct tb_node *n);
  * own handle and key copy, holding reg_lock for reading); it does not
  * schedule delivery.  With fresh (count entries) the messages are held
  * for the loop to send from memory: each is journalled with its first
- * attempt TB_FRESH_HOLD_S ahead and fresh[i] receives its wire form
+ * attempt TB_FRESH_HOLD_S(n) ahead and fresh[i] receives its wire form
  * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
 TB_MUST_CHECK int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                                     const struct tb_env_fields *f, size_t count, char (*ids)[33],
