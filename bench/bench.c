@@ -19,6 +19,7 @@
 #include "../protocol/tb_env.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
+#include "../util/tb_file.h"
 
 int bench_registry(int argc, char **argv); /* bench_registry.c */
 int bench_node(int argc, char **argv);     /* bench_node.c */
@@ -135,8 +136,11 @@ bench_crypto(double secs)
 		fprintf(stderr, "tongban-bench: setup failed: %s\n", d.detail);
 		return 1;
 	}
-	tb_env_signed_bytes(c.env, &c.signed_bytes);
-	tb_key_sign(c.key, c.signed_bytes.data, c.signed_bytes.len, c.sig);
+	if (tb_env_signed_bytes(c.env, &c.signed_bytes) != TB_OK ||
+	    tb_key_sign(c.key, c.signed_bytes.data, c.signed_bytes.len, c.sig) != TB_OK) {
+		fprintf(stderr, "tongban-bench: setup failed: cannot sign\n");
+		return 1;
+	}
 	do_seal(&c);
 	printf("envelope: %zu bytes sealed, %zu bytes signed, body %d bytes, Ed25519\n",
 	       c.sealed.len, c.signed_bytes.len, n);
@@ -181,11 +185,12 @@ usage(FILE *f)
 	           "          (default 20000 messages); --set puts a node.conf key into\n"
 	           "          both nodes' configuration (e.g. --set deflate=0).\n"
 	           "The last line printed is a JSON object with the figures.\n"
-	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage.\n");
+	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage,\n"
+	           "3 standard output could not be written.\n");
 }
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	double secs = 6;
 
@@ -227,4 +232,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	return bench_crypto(secs);
+}
+
+/* Figures that did not reach standard output (a full disk, /dev/full)
+ * fail the run: stdio holds output in a buffer, so this shows only when
+ * it is flushed, here.  One line on stderr, status 3. */
+int
+main(int argc, char **argv)
+{
+	struct tb_diag d;
+	int rc = run(argc, argv);
+
+	if (tb_file_close_stdout(&d) != TB_OK) {
+		fprintf(stderr, "tongban-bench: cannot write to standard output: %s\n", d.detail);
+		return 3;
+	}
+	return rc;
 }

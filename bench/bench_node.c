@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +22,12 @@
 
 #include "../util/tb_buf.h"
 #include "../util/tb_file.h"
+
+#include "../util/tb_port.h"
+
+/* node_run's result when a node could not bind a port it was given:
+ * taken by another process after the block was found free */
+#define PORT_TAKEN 75
 
 int bench_node(int argc, char **argv);
 
@@ -119,6 +126,9 @@ spawn(const char *prog, char *const args[], const char *logpath)
 			_exit(127);
 		if (freopen("/dev/null", "w", stdout) == NULL)
 			_exit(127);
+		/* the nodes do not outlive the benchmark, even if it is killed */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+			_exit(127);
 		execv(path, args);
 		_exit(127);
 	}
@@ -164,6 +174,8 @@ http(int port, const char *token, const char *method, const char *path, const ch
 	              method, path, token, blen);
 	if (body != NULL)
 		tb_buf_add(&req, body, blen);
+	if (tb_buf_error(&req) != TB_OK)
+		goto out;
 	for (size_t off = 0; off < req.len;) {
 		ssize_t w = write(fd, req.data + off, req.len - off);
 		if (w <= 0)
@@ -173,6 +185,8 @@ http(int port, const char *token, const char *method, const char *path, const ch
 	tb_buf_reset(out);
 	while ((r = read(fd, buf, sizeof(buf))) > 0)
 		tb_buf_add(out, buf, (size_t)r);
+	if (tb_buf_error(out) != TB_OK)
+		goto out; /* an answer not read whole has no status */
 	if (out->len > 12 && memcmp(out->data, "HTTP/1.", 7) == 0)
 		status = atoi((const char *)out->data + 9);
 out:
@@ -282,6 +296,11 @@ add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 		tb_buf_add(b, one, (size_t)ol);
 	}
 	tb_buf_addc(b, ']');
+	if (tb_buf_error(b) != TB_OK) {
+		/* a request with cases missing would skew the figures */
+		fprintf(stderr, "tongban-bench: out of memory\n");
+		exit(1);
+	}
 	return ol;
 }
 
@@ -425,7 +444,9 @@ edit_conf(const char *conf, char **sets, int nsets)
 			tb_buf_adds(&out, sets[i]);
 			tb_buf_addc(&out, '\n');
 		}
-		rc = tb_file_write(conf, out.data, out.len, 0644, 0, NULL);
+		rc = tb_buf_error(&out) != TB_OK
+		         ? -1
+		         : tb_file_write(conf, out.data, out.len, 0644, 0, NULL);
 	}
 	tb_buf_free(&in);
 	tb_buf_free(&out);
@@ -714,6 +735,24 @@ report(const struct node_results *r)
 	       r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2, r->baseline1, r->baseline2);
 }
 
+/* True when the node *pid has exited (then reaped, *pid -1) and its log
+ * says that one of its ports was taken. */
+static bool
+lost_port(pid_t *pid, const char *log)
+{
+	struct tb_buf b;
+	bool taken;
+
+	if (*pid <= 0 || waitpid(*pid, NULL, WNOHANG) != *pid)
+		return false;
+	*pid = -1;
+	tb_buf_init(&b);
+	taken = tb_file_read(log, 1 << 20, &b, NULL) == 0 && tb_buf_addc(&b, 0) == 0 &&
+	        strstr((const char *)b.data, "Address already in use") != NULL;
+	tb_buf_free(&b);
+	return taken;
+}
+
 /* Starts the two nodes (logs in dir) and waits until both answer;
  * their API tokens into tok and tok2. */
 static int
@@ -741,6 +780,11 @@ start_nodes(const char *dir, int base, char *conf1, char *conf2, pid_t *n1, pid_
 	while (
 	    http(base + 1000, (const char *)tok->data, "GET", "/healthz", NULL, 0, &out) != 200 ||
 	    http(base + 1001, (const char *)tok2->data, "GET", "/healthz", NULL, 0, &out) != 200) {
+		if (lost_port(n1, log1) || lost_port(n2, log2)) {
+			fprintf(stderr, "tongban-bench node: a port was taken meanwhile\n");
+			rc = PORT_TAKEN;
+			goto fail;
+		}
 		if (now_s() > deadline) {
 			fprintf(stderr, "tongban-bench node: node did not start (see %s)\n", log1);
 			goto fail;
@@ -794,12 +838,14 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
 	return 0;
 }
 
-int
-bench_node(int argc, char **argv)
+/* One run on the ports from base (DTLS base, base+1, the echo baseline
+ * base+9; the APIs base+1000, base+1001).  0, 1, 2 (usage) or
+ * PORT_TAKEN. */
+static int
+node_run(int argc, char **argv, int base)
 {
 	long total = 20000, per_req = 200;
 	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200];
-	int base = 30000 + (int)(getpid() % 2000) * 10;
 	pid_t n1 = -1, n2 = -1;
 	struct tb_buf tok, tok2, body;
 	double baseline1 = 0, baseline2 = 0;
@@ -830,8 +876,11 @@ bench_node(int argc, char **argv)
 		fprintf(stderr, "tongban-bench node: the echo baseline failed\n");
 		goto out;
 	}
-	if (start_nodes(dir, base, conf1, conf2, &n1, &n2, &tok, &tok2) != 0)
+	if ((rc = start_nodes(dir, base, conf1, conf2, &n1, &n2, &tok, &tok2)) != 0) {
+		rc = rc == PORT_TAKEN ? PORT_TAKEN : 1;
 		goto out;
+	}
+	rc = 1;
 	/* 1 KiB bodies: case submissions with material digests, each its own
 	 * case (the case lifecycle refuses a second submission of one) */
 	long seq = 0;
@@ -887,4 +936,22 @@ out:
 	tb_buf_free(&tok2);
 	tb_buf_free(&body);
 	return rc;
+}
+
+/* Ports from a block found free (util/tb_port.h), not a fixed one, so
+ * that runs side by side do not collide; a run whose nodes lose a port
+ * to another process is made again on a new block (5 tries). */
+int
+bench_node(int argc, char **argv)
+{
+	int base, rc = PORT_TAKEN;
+
+	for (int t = 0; t < 5 && rc == PORT_TAKEN; t++) {
+		if (tb_port_block(10, 1000, &base) != 0) {
+			fprintf(stderr, "tongban-bench node: no free block of ports\n");
+			return 1;
+		}
+		rc = node_run(argc, argv, base);
+	}
+	return rc == PORT_TAKEN ? 1 : rc;
 }

@@ -75,7 +75,7 @@ key_spki(const struct tb_key *key, struct tb_buf *der)
 			tb_buf_addc(der, (uint8_t)(acc >> bits));
 		}
 	}
-	rc = 0;
+	rc = tb_buf_error(der) == TB_OK ? 0 : -1;
 out:
 	tb_pub_free(pub);
 	tb_buf_free(&pem);

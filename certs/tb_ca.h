@@ -19,6 +19,15 @@
  * Serial numbers are 16 random bytes with the top bit cleared (positive).
  * Operations on a directory are not locked against each other: one
  * administrator works on one CA at a time.
+ *
+ * Thread-safety: as tb_key.h for the objects here (CA, CSR, CRL, trust
+ * store): const operations may share an object between threads, changes
+ * need it to themselves.  A CA directory is not locked (above).
+ *
+ * Ownership: every _new/_open/_load/_import returns an object the
+ * caller frees with its _free (NULL allowed); arguments are borrowed
+ * unless a function says it copies; output is appended to the caller's
+ * buffer.
  */
 #ifndef TB_CA_H
 #define TB_CA_H
@@ -29,6 +38,7 @@
 
 #include "tb_cert.h"
 #include "tb_key.h"
+#include "../util/tb_err.h"
 
 struct tb_buf;
 struct tb_diag;
@@ -56,7 +66,7 @@ struct tb_ca_spec {
 /* Splits "coaps://HOST:PORT" (HOST a DNS name, dotted IPv4 or [IPv6]) into
  * host (NUL-terminated, without brackets) and port.  TB_E_ARG when the
  * text is not such a URI or host does not fit hostlen. */
-int tb_endpoint_parse(const char *uri, char *host, size_t hostlen, unsigned *port);
+TB_MUST_CHECK int tb_endpoint_parse(const char *uri, char *host, size_t hostlen, unsigned *port);
 
 /* ---- certificate authorities ---- */
 
@@ -66,11 +76,11 @@ int tb_endpoint_parse(const char *uri, char *host, size_t hostlen, unsigned *por
  * an intermediate signed by parent, which records it in its index.
  * password (may be NULL) encrypts the new ca.key.  0 or a tb_err.
  */
-int tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *password,
-                 struct tb_ca *parent, struct tb_diag *d);
+TB_MUST_CHECK int tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *password,
+                               struct tb_ca *parent, struct tb_diag *d);
 /* Opens the CA in dir (reads ca.key with password, which may be NULL, and
  * ca.crt; checks they match).  NULL on failure.  Caller frees. */
-struct tb_ca *tb_ca_open(const char *dir, const char *password, struct tb_diag *d);
+TB_MUST_CHECK struct tb_ca *tb_ca_open(const char *dir, const char *password, struct tb_diag *d);
 /* Wipes the key and frees. NULL allowed. */
 void tb_ca_free(struct tb_ca *ca);
 /* The CA's certificate. Borrowed; valid while ca lives. */
@@ -83,18 +93,18 @@ const struct tb_cert *tb_ca_cert(const struct tb_ca *ca);
  * CA rights); of the requested subjectAltNames only DNS, IP and URI
  * entries are copied.  0 or a tb_err.
  */
-int tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb_buf *out,
-                struct tb_diag *d);
+TB_MUST_CHECK int tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days,
+                              struct tb_buf *out, struct tb_diag *d);
 /* Same with an explicit validity window (Unix seconds); for test
  * identities (an expired certificate) and planned rotations. */
-int tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
-                       int64_t not_after, struct tb_buf *out, struct tb_diag *d);
+TB_MUST_CHECK int tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
+                                     int64_t not_after, struct tb_buf *out, struct tb_diag *d);
 
 /* RFC 5280 revocation reasons, by name ("unspecified", "keyCompromise",
  * "cACompromise", "affiliationChanged", "superseded",
  * "cessationOfOperation", "certificateHold", "privilegeWithdrawn");
  * -1 when unknown. */
-int tb_crl_reason_from_name(const char *name);
+TB_MUST_CHECK int tb_crl_reason_from_name(const char *name);
 const char *tb_crl_reason_name(int reason);
 
 /*
@@ -103,11 +113,12 @@ const char *tb_crl_reason_name(int reason);
  * when it already is.  The reason is kept in the index (GnuTLS cannot
  * write CRL entry extensions, so the CRL carries serial and time only).
  */
-int tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason, int64_t now,
-                 struct tb_diag *d);
+TB_MUST_CHECK int tb_ca_revoke(struct tb_ca *ca, const struct tb_cert *cert, int reason,
+                               int64_t now, struct tb_diag *d);
 /* Signs a CRL of every revoked serial in the index, valid from now for
  * days, with the next CRL number; appends its PEM to out. */
-int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out, struct tb_diag *d);
+TB_MUST_CHECK int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out,
+                            struct tb_diag *d);
 
 /* ---- certificate requests ---- */
 
@@ -117,16 +128,18 @@ int tb_ca_crl(struct tb_ca *ca, unsigned days, int64_t now, struct tb_buf *out, 
  * endpoint URI itself, signed by key (borrowed).  org may be NULL.
  * NULL on failure (TB_E_ARG for a bad id or endpoint).  Caller frees.
  */
-struct tb_csr *tb_csr_new(const struct tb_key *key, const char *member_id, const char *name,
-                          const char *org, const char *endpoint, struct tb_diag *d);
+TB_MUST_CHECK struct tb_csr *tb_csr_new(const struct tb_key *key, const char *member_id,
+                                        const char *name, const char *org, const char *endpoint,
+                                        struct tb_diag *d);
 /* Parses a PEM or DER CSR and checks it: the self-signature verifies
  * (TB_E_CERT_BAD_SIG), the subject's serialNumber is a member id and the
  * key is Ed25519 or P-256 (TB_E_CSR).  NULL on failure. Caller frees. */
-struct tb_csr *tb_csr_import(const uint8_t *data, size_t len, struct tb_diag *d);
-struct tb_csr *tb_csr_load(const char *path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_csr *tb_csr_import(const uint8_t *data, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_csr *tb_csr_load(const char *path, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_csr_free(struct tb_csr *csr);
 /* Appends the CSR as PEM to out. */
-int tb_csr_pem(const struct tb_csr *csr, struct tb_buf *out);
+TB_MUST_CHECK int tb_csr_pem(const struct tb_csr *csr, struct tb_buf *out);
 /* Borrowed; valid while csr lives. */
 const char *tb_csr_member_id(const struct tb_csr *csr);
 const char *tb_csr_subject(const struct tb_csr *csr);
@@ -135,8 +148,9 @@ const char *tb_csr_subject(const struct tb_csr *csr);
 
 /* Parses the first CRL of a PEM or DER file. NULL on failure (TB_E_CRL,
  * TB_E_IO). Caller frees. */
-struct tb_crl *tb_crl_import(const uint8_t *data, size_t len, struct tb_diag *d);
-struct tb_crl *tb_crl_load(const char *path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_crl *tb_crl_import(const uint8_t *data, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_crl *tb_crl_load(const char *path, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_crl_free(struct tb_crl *crl);
 /* Number of revoked serials listed. */
 size_t tb_crl_count(const struct tb_crl *crl);
@@ -151,15 +165,18 @@ enum tb_usage {
 };
 
 /* An empty trust store. NULL on memory failure. Caller frees. */
-struct tb_castore *tb_castore_new(void);
+TB_MUST_CHECK struct tb_castore *tb_castore_new(void);
+/* Frees the store and its copies. NULL allowed. */
 void tb_castore_free(struct tb_castore *t);
 /* Adds a trust anchor (copied).  Anchors are trusted as given: the
  * caller chooses them, typically the federation root. */
-int tb_castore_add_ca(struct tb_castore *t, const struct tb_cert *ca, struct tb_diag *d);
+TB_MUST_CHECK int tb_castore_add_ca(struct tb_castore *t, const struct tb_cert *ca,
+                                    struct tb_diag *d);
 /* Adds a CRL (copied).  It is checked when a chain is verified: it must
  * be signed by a CA on that chain's path to be used, and if it is, it
  * must be current (TB_E_CRL otherwise). */
-int tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl, struct tb_diag *d);
+TB_MUST_CHECK int tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl,
+                                     struct tb_diag *d);
 
 /*
  * Verifies cert against the anchors in t, with untrusted intermediates
@@ -169,8 +186,8 @@ int tb_castore_add_crl(struct tb_castore *t, const struct tb_crl *crl, struct tb
  * TB_E_CERT_EXPIRED, TB_E_CERT_NOT_YET_VALID, TB_E_CERT_USAGE, TB_E_CRL,
  * with d->detail naming the certificate concerned.
  */
-int tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
-                    const struct tb_cert *const *chain, size_t nchain, enum tb_usage usage,
-                    int64_t now, struct tb_diag *d);
+TB_MUST_CHECK int tb_chain_verify(const struct tb_castore *t, const struct tb_cert *cert,
+                                  const struct tb_cert *const *chain, size_t nchain,
+                                  enum tb_usage usage, int64_t now, struct tb_diag *d);
 
 #endif

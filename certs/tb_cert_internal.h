@@ -9,11 +9,12 @@
 #include <gnutls/x509.h>
 
 #include "tb_cert.h"
+#include "../util/tb_err.h"
 
 /* Borrowed; valid while cert lives. */
 gnutls_x509_crt_t tb_cert_gnutls(const struct tb_cert *cert);
 /* Takes ownership of crt (freed with the result, or on failure). */
-struct tb_cert *tb_cert_wrap(gnutls_x509_crt_t crt, struct tb_diag *d);
+TB_MUST_CHECK struct tb_cert *tb_cert_wrap(gnutls_x509_crt_t crt, struct tb_diag *d);
 /* True when id is a member id: six ASCII digits, the first 1-9.  A local
  * copy of protocol/'s rule, since certs/ sits below protocol/. */
 bool tb_member_id_ok(const char *id);

@@ -8,6 +8,17 @@
  * P-256, as JOSE does), so their encoding has one form on the wire.
  *
  * The key id of a public key is SHA-256 over its DER SubjectPublicKeyInfo.
+ *
+ * Thread-safety: after tb_crypto_init() (once, before other threads
+ * start), the functions are reentrant.  Functions taking a const object
+ * only read it and may run on one object in several threads at once
+ * (the node verifies with one public key from two threads); one that
+ * changes or frees an object needs it to itself.  tb_random() may be
+ * called from any thread.
+ *
+ * Ownership: constructors return a new object or NULL, which the caller
+ * frees with its _free() (NULL allowed); byte arguments are borrowed;
+ * output is appended to the caller's buffer.
  */
 #ifndef TB_KEY_H
 #define TB_KEY_H
@@ -15,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../util/tb_err.h"
 
 struct tb_key; /* a private key */
 struct tb_pub; /* a public key */
@@ -27,25 +40,25 @@ enum tb_alg { TB_ALG_NONE = 0, TB_ALG_ED25519 = 1, TB_ALG_P256 = 2 };
 #define TB_SIG_LEN 64
 
 /* "ed25519" / "p256" <-> enum; TB_ALG_NONE / NULL when unknown. */
-enum tb_alg tb_alg_from_name(const char *name);
+TB_MUST_CHECK enum tb_alg tb_alg_from_name(const char *name);
 const char *tb_alg_name(enum tb_alg alg);
 
 /* Process-wide GnuTLS initialisation; call once before any other use.
  * 0 or TB_E_CRYPTO. */
-int tb_crypto_init(void);
+TB_MUST_CHECK int tb_crypto_init(void);
 
 /* A new random key. NULL on failure (d says why). Caller frees. */
-struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_generate(enum tb_alg alg, struct tb_diag *d);
 /* Loads a PEM private key (PKCS#8, encrypted when password != NULL, or a
  * plain SEC1/PKCS#8 key). NULL on failure. Caller frees. */
-struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_load(const char *path, const char *password, struct tb_diag *d);
 /* Same from memory (borrowed). */
-struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
-                             struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_import(const uint8_t *pem, size_t len, const char *password,
+                                           struct tb_diag *d);
 /* Writes the key as PKCS#8 PEM to path with mode 0600, encrypted with
  * AES-256 (PBES2) when password != NULL.  Refuses to overwrite. */
-int tb_key_save(const struct tb_key *key, const char *path, const char *password,
-                struct tb_diag *d);
+TB_MUST_CHECK int tb_key_save(const struct tb_key *key, const char *path, const char *password,
+                              struct tb_diag *d);
 /* Wipes and frees. NULL allowed. */
 void tb_key_free(struct tb_key *key);
 
@@ -53,30 +66,32 @@ enum tb_alg tb_key_alg(const struct tb_key *key);
 /* The key id of the key's public half. */
 void tb_key_id(const struct tb_key *key, uint8_t out[TB_KEYID_LEN]);
 /* A new public key object for the key's public half. Caller frees. */
-struct tb_pub *tb_key_pub(const struct tb_key *key);
+TB_MUST_CHECK struct tb_pub *tb_key_pub(const struct tb_key *key);
 /* Signs n bytes; writes TB_SIG_LEN bytes to sig. 0 or TB_E_CRYPTO. */
-int tb_key_sign(const struct tb_key *key, const void *data, size_t n, uint8_t sig[TB_SIG_LEN]);
+TB_MUST_CHECK int tb_key_sign(const struct tb_key *key, const void *data, size_t n,
+                              uint8_t sig[TB_SIG_LEN]);
 
 /* Loads a public key from PEM: a "PUBLIC KEY" block or a certificate. */
-struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
-struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_load(const char *path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d);
 /* From DER SubjectPublicKeyInfo (borrowed). */
-struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_pub_free(struct tb_pub *pub);
 
 enum tb_alg tb_pub_alg(const struct tb_pub *pub);
 void tb_pub_id(const struct tb_pub *pub, uint8_t out[TB_KEYID_LEN]);
 /* Appends the DER SubjectPublicKeyInfo to out. 0 or TB_E_CRYPTO/NOMEM. */
-int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
+TB_MUST_CHECK int tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out);
 /* Appends the "PUBLIC KEY" PEM text to out. */
-int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
+TB_MUST_CHECK int tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out);
 /* True when sig (TB_SIG_LEN bytes) is pub's signature over data. */
-bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
-                   const uint8_t sig[TB_SIG_LEN]);
+TB_MUST_CHECK bool tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n,
+                                 const uint8_t sig[TB_SIG_LEN]);
 
 /* SHA-256 of n bytes. */
 void tb_sha256(const void *data, size_t n, uint8_t out[32]);
 /* Fills n bytes from the system's CSPRNG. 0 or TB_E_CRYPTO. */
-int tb_random(void *out, size_t n);
+TB_MUST_CHECK int tb_random(void *out, size_t n);
 
 #endif

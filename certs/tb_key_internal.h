@@ -8,12 +8,13 @@
 #include <gnutls/abstract.h>
 
 #include "tb_key.h"
+#include "../util/tb_err.h"
 
 /* Borrowed; valid while key lives. */
 gnutls_privkey_t tb_key_gnutls(const struct tb_key *key);
 gnutls_pubkey_t tb_pub_gnutls(const struct tb_pub *pub);
 /* Takes ownership of pk (freed with the result, or on failure). */
-struct tb_pub *tb_pub_wrap(gnutls_pubkey_t pk, struct tb_diag *d);
-struct tb_key *tb_key_wrap(gnutls_privkey_t pk, struct tb_diag *d);
+TB_MUST_CHECK struct tb_pub *tb_pub_wrap(gnutls_pubkey_t pk, struct tb_diag *d);
+TB_MUST_CHECK struct tb_key *tb_key_wrap(gnutls_privkey_t pk, struct tb_diag *d);
 
 #endif

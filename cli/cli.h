@@ -26,6 +26,10 @@ extern const char *cli_cmd; /* "tongban msg open", for messages */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One line from a diagnostic; returns the exit code for its error. */
 int cli_fail_diag(const struct tb_diag *d);
+/* Standard output could not be written (why: the reason): one line on
+ * stderr, printed once per run; returns EX_TB_IO.  main() checks
+ * standard output after every command too. */
+int cli_stdout_error(const char *why);
 /* Usage error: one line plus a hint to --help; returns EX_TB_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a password file (first line); NULL path gives NULL.  On error

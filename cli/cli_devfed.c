@@ -391,7 +391,8 @@ add_members(struct devfed *f)
 			return rc;
 		}
 	}
-	tb_reg_set_policy_default(f->reg, true);
+	if (tb_reg_set_policy_default(f->reg, true) != TB_OK)
+		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
 	return rc;
 }
 
@@ -613,7 +614,10 @@ write_configs(struct devfed *f)
 		snprintf(path, sizeof(path), "%s/%s/registry.json", dir, ids[i]);
 		if ((rc = write_file(path, f->b.data, f->b.len, 0644)))
 			return rc;
-		tb_random(rnd, sizeof(rnd));
+		/* a token from bytes the CSPRNG did not give would be guessable */
+		if (tb_random(rnd, sizeof(rnd)) != TB_OK)
+			return cli_fail(EX_TB_INTERNAL, "no random bytes for the API token of %s",
+			                ids[i]);
 		tb_hex_encode(rnd, sizeof(rnd), tok);
 		snprintf(path, sizeof(path), "%s/%s/api.token", dir, ids[i]);
 		if ((rc = write_file(path, tok, 32, 0600)))
@@ -684,7 +688,10 @@ cmd_devfed(int argc, char **argv)
 	if ((rc = mkdirs(f->dir)) != EX_TB_OK || (rc = make_cas(f)) != EX_TB_OK ||
 	    (rc = add_members(f)) != EX_TB_OK)
 		goto out;
-	tb_reg_set_policy_default(f->reg, true);
+	if (tb_reg_set_policy_default(f->reg, true) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
+		goto out;
+	}
 	if ((rc = make_testids(f)) != EX_TB_OK)
 		goto out;
 	/* trust anchor: root + province CA keys as registry authorities */

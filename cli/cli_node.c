@@ -65,6 +65,10 @@ api_call(const struct tb_config *cfg, const char *method, const char *path, cons
 		              strlen(body), body);
 	else
 		tb_buf_adds(&req, "\r\n");
+	if (tb_buf_error(&req) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	for (size_t off = 0; off < req.len;) {
 		ssize_t w = write(fd, req.data + off, req.len - off);
 		if (w < 0 && errno == EINTR)
@@ -108,7 +112,11 @@ api_call(const struct tb_config *cfg, const char *method, const char *path, cons
 		goto out;
 	}
 	*status = atoi((const char *)resp.data + 9);
-	tb_buf_add(out, hdr_end + 4, resp.len - (size_t)(hdr_end + 4 - (const char *)resp.data));
+	if (tb_buf_add(out, hdr_end + 4,
+	               resp.len - (size_t)(hdr_end + 4 - (const char *)resp.data)) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = EX_TB_OK;
 out:
 	if (res != NULL)
@@ -237,6 +245,10 @@ cmd_send(int argc, char **argv)
 	if (bodyf)
 		tb_buf_printf(&req, ",\"body\":%.*s", (int)body.len, body.data);
 	tb_buf_addc(&req, '}');
+	if (tb_buf_error(&req) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	if ((rc = api_call(&cfg, "POST", "/v1/messages", (const char *)req.data, &status, &out)) !=
 	    EX_TB_OK)
 		goto out;

@@ -264,7 +264,10 @@ ca_issue(int argc, char **argv)
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	tb_cert_serial_hex(cert, serial);
+	if (tb_cert_serial_hex(cert, serial) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "certificate serial unreadable");
+		goto out;
+	}
 	fmt_time(tb_cert_not_after(cert), when, sizeof(when));
 	printf("issued %s serial %s to \"%s\" until %s\n", tb_csr_member_id(csr), serial,
 	       tb_cert_subject(cert), when);
@@ -303,7 +306,10 @@ ca_revoke(int argc, char **argv)
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	tb_cert_serial_hex(cert, serial);
+	if (tb_cert_serial_hex(cert, serial) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "certificate serial unreadable");
+		goto out;
+	}
 	printf("revoked serial %s (\"%s\", %s); publish a new CRL with 'tongban ca crl'\n", serial,
 	       tb_cert_subject(cert), tb_crl_reason_name(reason));
 	rc = EX_TB_OK;
@@ -709,7 +715,7 @@ cert_show(int argc, char **argv)
 	printf("fingerprint: %s\n", hex);
 	tb_cert_free(cert);
 	if (fflush(stdout) != 0)
-		return cli_fail(EX_TB_IO, "cannot write to standard output");
+		return cli_stdout_error(strerror(errno));
 	return EX_TB_OK;
 }
 

@@ -1,4 +1,5 @@
 /* cli_proto.c - `tongban canon`, `tongban key`, `tongban msg`. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static int
 write_out(const void *p, size_t n)
 {
 	if (fwrite(p, 1, n, stdout) != n || fflush(stdout) != 0)
-		return cli_fail(EX_TB_IO, "cannot write to standard output");
+		return cli_stdout_error(strerror(errno));
 	return EX_TB_OK;
 }
 
@@ -350,7 +351,10 @@ msg_new(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);
@@ -412,7 +416,10 @@ msg_seal(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);
@@ -496,7 +503,10 @@ msg_open(int argc, char **argv)
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	tb_buf_addc(&out, '\n');
+	if (tb_buf_addc(&out, '\n') != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+		goto out;
+	}
 	rc = write_out(out.data, out.len);
 out:
 	tb_env_free(env);

@@ -1,6 +1,7 @@
 /* tongban.c - the admin CLI: dispatch and shared helpers. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +47,7 @@ usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'tongban COMMAND --help' for a command's options.\n"
 	           "Exit status: 0 success, 1 refused (invalid or not verified), 2 usage,\n"
-	           "3 I/O error, 4 internal error.\n");
+	           "3 I/O error (also: standard output could not be written), 4 internal error.\n");
 }
 
 int
@@ -148,7 +149,19 @@ cli_parse_i64(const char *s, long long *out)
 }
 
 int
-main(int argc, char **argv)
+cli_stdout_error(const char *why)
+{
+	static bool said;
+
+	if (!said) {
+		said = true;
+		cli_fail(EX_TB_IO, "cannot write to standard output: %s", why);
+	}
+	return EX_TB_IO;
+}
+
+static int
+run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -178,4 +191,18 @@ main(int argc, char **argv)
 		return commands[i].fn(argc - 1, argv + 1);
 	}
 	return cli_usage_error("unknown command '%s'", argv[1]);
+}
+
+/* Output that did not reach its destination fails the command, whatever
+ * it concluded (stdio holds output in a buffer, so the failure often
+ * shows only when it is flushed, here): one line on stderr, status 3. */
+int
+main(int argc, char **argv)
+{
+	struct tb_diag d;
+	int rc = run(argc, argv);
+
+	if (tb_file_close_stdout(&d) != TB_OK)
+		return cli_stdout_error(d.detail);
+	return rc;
 }

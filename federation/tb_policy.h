@@ -5,12 +5,17 @@
  * The policy lives in the registry.  Evaluation: a caller that is not a
  * member, or not active, is denied; otherwise the first rule (in document
  * order) whose services and "from" match decides; otherwise the default.
+ *
+ * Thread-safety: the functions only read the registry (as tb_reg.h's
+ * accessors); output is appended to the caller's buffer.
  */
 #ifndef TB_POLICY_H
 #define TB_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "../util/tb_err.h"
 
 struct tb_reg;
 struct tb_buf;
@@ -28,12 +33,12 @@ struct tb_policy_decision {
  * Decides whether member from may call service.  0 with *out filled, or
  * TB_E_ARG when from is not a member id or service not a service code.
  */
-int tb_policy_check(const struct tb_reg *reg, const char *from, const char *service,
-                    struct tb_policy_decision *out);
+TB_MUST_CHECK int tb_policy_check(const struct tb_reg *reg, const char *from, const char *service,
+                                  struct tb_policy_decision *out);
 
 bool tb_policy_default_allow(const struct tb_reg *reg);
 size_t tb_policy_rule_count(const struct tb_reg *reg);
 /* Appends rule i in the text form of tb_reg_add_policy_rule(). */
-int tb_policy_rule_text(const struct tb_reg *reg, size_t i, struct tb_buf *out);
+TB_MUST_CHECK int tb_policy_rule_text(const struct tb_reg *reg, size_t i, struct tb_buf *out);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_json.h"
+#include "../protocol/tb_schema.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
@@ -161,6 +162,7 @@ tb_reg_free(struct tb_reg *reg)
 	free(reg->sigs);
 	free(reg->by_id);
 	free(reg->by_kid);
+	tb_buf_free(&reg->received);
 	free(reg);
 }
 
@@ -341,87 +343,20 @@ check_refs(const struct tb_reg *reg, struct tb_diag *d)
 	return TB_OK;
 }
 
-/* ---- parsing ---- */
-
-enum fkind { F_STR, F_INT, F_ARR, F_OBJ };
-
-static int
-need(struct tb_diag *d, const struct tb_json *obj, const char *key, enum fkind k, bool required,
-     const struct tb_json **out, const char *ctx)
-{
-	const struct tb_json *v = tb_json_get(obj, key);
-	int64_t i;
-	bool ok;
-
-	*out = v;
-	if (v == NULL)
-		return required
-		           ? tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, key)
-		           : TB_OK;
-	switch (k) {
-	case F_STR: ok = tb_json_kind(v) == TB_JSON_STRING; break;
-	case F_INT: ok = tb_json_integer(v, &i); break;
-	case F_ARR: ok = tb_json_kind(v) == TB_JSON_ARRAY; break;
-	default: ok = tb_json_kind(v) == TB_JSON_OBJECT; break;
-	}
-	if (!ok)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, key,
-		                   k == F_STR   ? "a string"
-		                   : k == F_INT ? "an integer"
-		                   : k == F_ARR ? "an array"
-		                                : "an object");
-	return TB_OK;
-}
-
-static int
-only(struct tb_diag *d, const struct tb_json *obj, const char *const *allowed, const char *ctx)
-{
-	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
-		const char *k = tb_json_key(m, NULL);
-		size_t i;
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(allowed[i], k) == 0)
-				break;
-		if (allowed[i] == NULL)
-			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS, "%s%.60s", ctx, k);
-	}
-	return TB_OK;
-}
-
-/* A string value no longer than max (TB_E_REG_LIMIT beyond). */
-static int
-str_of(struct tb_diag *d, const struct tb_json *v, size_t max, const char **s, size_t *n,
-       const char *ctx)
-{
-	if (tb_json_kind(v) != TB_JSON_STRING)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be a string", ctx);
-	*s = tb_json_string(v, n);
-	if (*n > max)
-		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-		                   "%s is %zu bytes, more than %zu", ctx, *n, max);
-	return TB_OK;
-}
-
-static int
-count_ok(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, const char *ctx)
-{
-	size_t n = tb_json_count(arr);
-	if (n > max)
-		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
-		                   "%s has %zu entries, more than %zu", ctx, n, max);
-	if (n < min)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%s needs at least %zu entr%s", ctx, min,
-		                   min == 1 ? "y" : "ies");
-	return TB_OK;
-}
+/* ---- parsing: the schema (docs/PROTOCOL.md 7.1), then the model ---- */
 
 typedef bool (*str_pred)(const char *s, size_t n);
 
 static bool
+service_or_any(const char *s, size_t n)
+{
+	return (n == 1 && s[0] == '*') || tb_service_code_valid(s, n);
+}
+
+static bool
 role_pred(const char *s, size_t n)
 {
-	return (n == 4 && strncmp(s, "city", 4) == 0) || (n == 3 && strncmp(s, "hub", 3) == 0);
+	return tb_schema_name_is(s, n, "city") || tb_schema_name_is(s, n, "hub");
 }
 
 static bool
@@ -436,312 +371,265 @@ member_pred(const char *s, size_t n)
 	return tb_member_id_valid(s, n);
 }
 
+static const char *const roles[] = {"city", "hub", NULL};
+static const char *const statuses[] = {"active", "suspended", "revoked", NULL};
+static const char *const uses[] = {"tls", "sign", "both", NULL};
+static const char *const effects[] = {"allow", "deny", NULL};
+static const char *const algs[] = {"ed25519", "p256", NULL};
+
+static int hook_member(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_rule(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_from(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_registry(struct tb_schema_ck *c, const struct tb_json *v);
+
+static const struct tb_field s_kid_el[] = {TB_F_HEX(NULL, true, 64)};
+static const struct tb_field s_region_el[] = {TB_F(NULL, TB_ST_REGION, true)};
+static const struct tb_field s_member_el[] = {TB_F(NULL, TB_ST_MEMBER, true)};
+static const struct tb_field s_role_el[] = {TB_F_ENUM(NULL, true, roles)};
+static const struct tb_field s_endpoint_el[] = {
+    TB_F_STR(NULL, true, TB_REG_MAX_STRING, endpoint_ok, "an absolute URI")};
+static const struct tb_field s_svc_or_any_el[] = {
+    TB_F_STR(NULL, true, TB_REG_MAX_STRING, service_or_any, "a service code (or \"*\" alone)")};
+static const struct tb_field s_key[] = {TB_F_HEX("kid", true, 64),
+                                        TB_F_B64("spki", true, 1, TB_REG_MAX_SPKI),
+                                        TB_F_ENUM("use", true, uses), TB_F_END};
+static const struct tb_field s_key_el[] = {TB_F_OBJ(NULL, true, s_key, NULL)};
+static const struct tb_field s_service[] = {
+    TB_F("code", TB_ST_CODE, true),
+    TB_F_ARR("regions", true, 1, TB_REG_MAX_REGIONS, s_region_el, false), TB_F_END};
+static const struct tb_field s_service_el[] = {TB_F_OBJ(NULL, true, s_service, NULL)};
+static const struct tb_field s_member[] = {
+    TB_F("id", TB_ST_MEMBER, true),
+    TB_F_TEXT("name", true, 1, TB_REG_MAX_STRING),
+    TB_F_ENUM("role", true, roles),
+    TB_F("parent", TB_ST_MEMBER, false),
+    TB_F_ARR("endpoints", true, 0, TB_REG_MAX_ENDPOINTS, s_endpoint_el, false),
+    TB_F_ARR("keys", true, 1, TB_REG_MAX_KEYS, s_key_el, false),
+    TB_F_ARR("services", true, 0, TB_REG_MAX_SERVICES, s_service_el, false),
+    TB_F_ENUM("status", true, statuses),
+    TB_F_END};
+static const struct tb_field s_members_el[] = {TB_F_OBJ(NULL, true, s_member, hook_member)};
+static const struct tb_field s_from[] = {
+    TB_F_ARR("ids", false, 1, TB_REG_MAX_RULE_ITEMS, s_member_el, false),
+    TB_F_ARR("roles", false, 1, 2, s_role_el, false),
+    TB_F_ARR("regions", false, 1, TB_REG_MAX_RULE_ITEMS, s_region_el, false), TB_F_END};
+static const struct tb_field s_rule[] = {
+    TB_F_ENUM("effect", true, effects),
+    TB_F_ARR("services", true, 1, TB_REG_MAX_RULE_ITEMS, s_svc_or_any_el, false),
+    TB_F_OBJ("from", false, s_from, hook_from), TB_F_END};
+static const struct tb_field s_rule_el[] = {TB_F_OBJ(NULL, true, s_rule, hook_rule)};
+static const struct tb_field s_policy[] = {
+    TB_F_ENUM("default", true, effects),
+    TB_F_ARR("rules", true, 0, TB_REG_MAX_RULES, s_rule_el, false), TB_F_END};
+static const struct tb_field s_sig[] = {
+    TB_F_HEX("kid", true, 64),
+    {.name = "alg", .t = TB_ST_ENUM, .req = true, .one_of = algs, .code = TB_E_SIG_ALG},
+    TB_F_B64("val", true, TB_SIG_LEN, TB_SIG_LEN), TB_F_END};
+static const struct tb_field s_sig_el[] = {TB_F_OBJ(NULL, true, s_sig, NULL)};
+static const struct tb_field s_registry[] = {
+    {.name = "v", .t = TB_ST_INT, .req = true, .min = 1, .max = 1, .code = TB_E_VERSION},
+    TB_F("federation", TB_ST_CODE, true),
+    TB_F_INT("serial", true, 1, TB_REG_MAX_INT),
+    TB_F_INT("issued", true, 0, TB_REG_MAX_INT),
+    TB_F_INT("valid_until", true, 0, TB_REG_MAX_INT),
+    TB_F_ARR("members", true, 0, TB_REG_MAX_MEMBERS, s_members_el, false),
+    TB_F_ARR("revoked_keys", true, 0, TB_REG_MAX_REVOKED, s_kid_el, false),
+    TB_F_OBJ("policy", true, s_policy, NULL),
+    TB_F_ARR("sigs", false, 0, TB_REG_MAX_SIGS, s_sig_el, false),
+    TB_F_END};
+static const struct tb_field s_registry_root = TB_F_OBJ(NULL, true, s_registry, hook_registry);
+
 static bool
-service_pred(const char *s, size_t n)
+str_is(const struct tb_json *v, const char *lit)
 {
-	return tb_service_code_valid(s, n);
+	size_t n;
+	const char *s = v != NULL ? tb_json_string(v, &n) : NULL;
+	return s != NULL && tb_schema_name_is(s, n, lit);
 }
 
 static bool
-text_pred(const char *s, size_t n)
+same_str(const struct tb_json *a, const struct tb_json *b)
 {
-	return endpoint_ok(s, n);
+	size_t an, bn;
+	const char *as = tb_json_string(a, &an), *bs = tb_json_string(b, &bn);
+	return as != NULL && bs != NULL && an == bn && memcmp(as, bs, an) == 0;
 }
 
-/* An array of strings each satisfying pred, copied into out. */
 static int
-strv_parse(struct tb_diag *d, const struct tb_json *arr, size_t min, size_t max, str_pred pred,
-           const char *what, struct strv *out, const char *ctx)
+hook_member(struct tb_schema_ck *c, const struct tb_json *v)
 {
+	const struct tb_json *svcs = tb_json_get(v, "services"), *parent = tb_json_get(v, "parent");
 	size_t i = 0;
-	int rc;
 
-	if ((rc = count_ok(d, arr, min, max, ctx)) != TB_OK)
-		return rc;
+	if (parent != NULL && same_str(parent, tb_json_get(v, "id"))) {
+		tb_schema_push(c, "parent");
+		return tb_schema_fail(c, 0, "must be another member's id");
+	}
+	for (const struct tb_json *s = tb_json_first(svcs); s != NULL; s = tb_json_next(s), i++)
+		for (const struct tb_json *o = tb_json_first(svcs); o != s; o = tb_json_next(o))
+			if (same_str(tb_json_get(o, "code"), tb_json_get(s, "code"))) {
+				char ix[40];
+				snprintf(ix, sizeof(ix), "services[%zu].code", i);
+				tb_schema_push(c, ix);
+				return tb_schema_fail(c, 0, "listed twice");
+			}
+	return TB_OK;
+}
+
+static int
+hook_rule(struct tb_schema_ck *c, const struct tb_json *v)
+{
+	const struct tb_json *svcs = tb_json_get(v, "services");
+
+	for (const struct tb_json *s = tb_json_first(svcs); s != NULL; s = tb_json_next(s))
+		if (str_is(s, "*") && tb_json_count(svcs) != 1) {
+			tb_schema_push(c, "services");
+			return tb_schema_fail(c, 0, "\"*\" must stand alone");
+		}
+	return TB_OK;
+}
+
+static int
+hook_from(struct tb_schema_ck *c, const struct tb_json *v)
+{
+	if (tb_json_count(v) > 0)
+		return TB_OK;
+	return tb_schema_fail(c, 0, "needs ids, roles or regions (omit it to match anyone)");
+}
+
+static int
+hook_registry(struct tb_schema_ck *c, const struct tb_json *v)
+{
+	int64_t issued = 0, until = 0;
+
+	if (!tb_json_integer(tb_json_get(v, "issued"), &issued) ||
+	    !tb_json_integer(tb_json_get(v, "valid_until"), &until) || until > issued)
+		return TB_OK;
+	tb_schema_push(c, "valid_until");
+	return tb_schema_fail(c, 0, "must be after issued");
+}
+
+/* Copies the strings of a checked array into out. */
+static int
+strv_take(const struct tb_json *arr, struct strv *out)
+{
 	out->n = 0;
 	if ((out->v = calloc(tb_json_count(arr) + 1, sizeof(char *))) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	for (const struct tb_json *v = tb_json_first(arr); v != NULL; v = tb_json_next(v), i++) {
-		const char *s;
+		return TB_E_NOMEM;
+	for (const struct tb_json *v = tb_json_first(arr); v != NULL; v = tb_json_next(v)) {
 		size_t n;
-		if ((rc = str_of(d, v, TB_REG_MAX_STRING, &s, &n, ctx)) != TB_OK)
-			return rc;
-		if (!pred(s, n))
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%s[%zu] is not %s",
-			                   ctx, i, what);
+		const char *s = tb_json_string(v, &n);
 		if ((out->v[out->n] = dupn(s, n)) == NULL)
-			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			return TB_E_NOMEM;
 		out->n++;
 	}
 	return TB_OK;
 }
 
+/* The model of a checked key, service list or member: nothing here can
+ * fail but memory. */
 static int
-kid_parse(struct tb_diag *d, const struct tb_json *v, uint8_t kid[TB_KEYID_LEN], const char *ctx)
+take_key(const struct tb_json *o, struct reg_key *k)
 {
-	const char *s;
 	size_t n;
-	int rc;
+	const char *s = tb_json_string(tb_json_get(o, "kid"), &n);
 
-	if ((rc = str_of(d, v, TB_REG_MAX_STRING, &s, &n, ctx)) != TB_OK)
-		return rc;
-	if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%s must be 64 lowercase hex digits", ctx);
-	return TB_OK;
-}
-
-static int
-parse_key(struct tb_diag *d, const struct tb_json *o, struct reg_key *k, const char *ctx)
-{
-	static const char *const allowed[] = {"kid", "spki", "use", NULL};
-	const struct tb_json *kid, *spki, *use;
-	const char *s;
-	size_t n;
-	char c2[160];
-	int rc;
-
-	if (tb_json_kind(o) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s must be an object", ctx);
-	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
-	    (rc = need(d, o, "kid", F_STR, true, &kid, ctx)) != TB_OK ||
-	    (rc = need(d, o, "spki", F_STR, true, &spki, ctx)) != TB_OK ||
-	    (rc = need(d, o, "use", F_STR, true, &use, ctx)) != TB_OK)
-		return rc;
-	snprintf(c2, sizeof(c2), "%.120skid", ctx);
-	if ((rc = kid_parse(d, kid, k->kid, c2)) != TB_OK)
-		return rc;
-	snprintf(c2, sizeof(c2), "%.120sspki", ctx);
-	if ((rc = str_of(d, spki, tb_b64url_len(TB_REG_MAX_SPKI), &s, &n, c2)) != TB_OK)
-		return rc;
+	if (!tb_hex_decode(s, n, k->kid, TB_KEYID_LEN))
+		return TB_E_FIELD_VALUE; /* the schema let a bad one through: a bug */
+	s = tb_json_string(tb_json_get(o, "spki"), &n);
 	if ((k->spki = malloc(n + 1)) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	if (n == 0 || !tb_b64url_decode(s, n, k->spki, n, &k->spki_len))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%s is not base64url", c2);
-	s = tb_json_string(use, &n);
-	if (strlen(s) != n || (k->use = tb_key_use_from_name(s)) == 0)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%suse must be tls, sign or both", ctx);
+		return TB_E_NOMEM;
+	if (!tb_b64url_decode(s, n, k->spki, n, &k->spki_len))
+		return TB_E_FIELD_VALUE;
+	k->use = tb_key_use_from_name(tb_json_string(tb_json_get(o, "use"), NULL));
 	return TB_OK;
 }
 
 static int
-parse_member(struct tb_diag *d, const struct tb_json *o, struct reg_member *m, size_t idx)
+take_services(const struct tb_json *svcs, struct reg_member *m)
 {
-	static const char *const allowed[] = {"id",   "name",     "role",   "parent", "endpoints",
-	                                      "keys", "services", "status", NULL};
-	const struct tb_json *id, *name, *role, *parent, *eps, *keys, *svcs, *status;
-	char ctx[64], c2[160];
-	const char *s;
-	size_t n, i;
+	size_t i = 0, n;
 	int rc;
 
-	snprintf(ctx, sizeof(ctx), "members[%zu].", idx);
-	if (tb_json_kind(o) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-		                   "members[%zu] must be an object", idx);
-	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
-	    (rc = need(d, o, "id", F_STR, true, &id, ctx)) != TB_OK ||
-	    (rc = need(d, o, "name", F_STR, true, &name, ctx)) != TB_OK ||
-	    (rc = need(d, o, "role", F_STR, true, &role, ctx)) != TB_OK ||
-	    (rc = need(d, o, "parent", F_STR, false, &parent, ctx)) != TB_OK ||
-	    (rc = need(d, o, "endpoints", F_ARR, true, &eps, ctx)) != TB_OK ||
-	    (rc = need(d, o, "keys", F_ARR, true, &keys, ctx)) != TB_OK ||
-	    (rc = need(d, o, "services", F_ARR, true, &svcs, ctx)) != TB_OK ||
-	    (rc = need(d, o, "status", F_STR, true, &status, ctx)) != TB_OK)
-		return rc;
-	s = tb_json_string(id, &n);
-	if (!tb_member_id_valid(s, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%sid must be a 6-digit member id", ctx);
+	if ((m->services = calloc(tb_json_count(svcs) + 1, sizeof(*m->services))) == NULL)
+		return TB_E_NOMEM;
+	for (const struct tb_json *v = tb_json_first(svcs); v != NULL; v = tb_json_next(v), i++) {
+		const char *s = tb_json_string(tb_json_get(v, "code"), &n);
+		m->nservices = i + 1;
+		if ((m->services[i].code = dupn(s, n)) == NULL)
+			return TB_E_NOMEM;
+		if ((rc = strv_take(tb_json_get(v, "regions"), &m->services[i].regions)) != TB_OK)
+			return rc;
+	}
+	return TB_OK;
+}
+
+static int
+take_member(const struct tb_json *o, struct reg_member *m)
+{
+	const struct tb_json *keys = tb_json_get(o, "keys"), *parent = tb_json_get(o, "parent");
+	const char *s;
+	size_t n, i = 0;
+	int rc;
+
+	s = tb_json_string(tb_json_get(o, "id"), &n);
 	memcpy(m->id, s, n + 1);
 	m->idnum = idnum(m->id);
-	snprintf(c2, sizeof(c2), "%sname", ctx);
-	if ((rc = str_of(d, name, TB_REG_MAX_STRING, &s, &n, c2)) != TB_OK)
-		return rc;
-	if (!text_ok(s, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%s must be non-empty text without control characters", c2);
+	s = tb_json_string(tb_json_get(o, "name"), &n);
 	if ((m->name = dupn(s, n)) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	s = tb_json_string(role, &n);
-	if (strlen(s) != n || (m->role = tb_reg_role_from_name(s)) == 0)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%srole must be city or hub",
-		                   ctx);
+		return TB_E_NOMEM;
+	m->role = tb_reg_role_from_name(tb_json_string(tb_json_get(o, "role"), NULL));
+	m->status = tb_reg_status_from_name(tb_json_string(tb_json_get(o, "status"), NULL));
 	if (parent != NULL) {
 		s = tb_json_string(parent, &n);
-		if (!tb_member_id_valid(s, n) || strcmp(s, m->id) == 0)
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			                   "%sparent must be another member's id", ctx);
 		if ((m->parent = dupn(s, n)) == NULL)
-			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			return TB_E_NOMEM;
 	}
-	s = tb_json_string(status, &n);
-	if (strlen(s) != n || (m->status = tb_reg_status_from_name(s)) == 0)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%sstatus must be active, suspended or revoked", ctx);
-	snprintf(c2, sizeof(c2), "%sendpoints", ctx);
-	if ((rc = strv_parse(d, eps, 0, TB_REG_MAX_ENDPOINTS, text_pred, "an absolute URI",
-	                     &m->endpoints, c2)) != TB_OK)
-		return rc;
-	snprintf(c2, sizeof(c2), "%skeys", ctx);
-	if ((rc = count_ok(d, keys, 1, TB_REG_MAX_KEYS, c2)) != TB_OK)
+	if ((rc = strv_take(tb_json_get(o, "endpoints"), &m->endpoints)) != TB_OK)
 		return rc;
 	if ((m->keys = calloc(tb_json_count(keys), sizeof(*m->keys))) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	i = 0;
+		return TB_E_NOMEM;
 	for (const struct tb_json *k = tb_json_first(keys); k != NULL; k = tb_json_next(k), i++) {
-		snprintf(c2, sizeof(c2), "%skeys[%zu].", ctx, i);
 		m->nkeys = i + 1;
-		if ((rc = parse_key(d, k, &m->keys[i], c2)) != TB_OK)
+		if ((rc = take_key(k, &m->keys[i])) != TB_OK)
 			return rc;
 	}
-	snprintf(c2, sizeof(c2), "%sservices", ctx);
-	if ((rc = count_ok(d, svcs, 0, TB_REG_MAX_SERVICES, c2)) != TB_OK)
-		return rc;
-	if ((m->services = calloc(tb_json_count(svcs) + 1, sizeof(*m->services))) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	i = 0;
-	for (const struct tb_json *v = tb_json_first(svcs); v != NULL; v = tb_json_next(v), i++) {
-		static const char *const sallowed[] = {"code", "regions", NULL};
-		const struct tb_json *code, *regs;
-		struct reg_service *sv = &m->services[i];
-		char c3[224];
-
-		snprintf(c2, sizeof(c2), "%sservices[%zu].", ctx, i);
-		if (tb_json_kind(v) != TB_JSON_OBJECT)
-			return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-			                   "%s must be an object", c2);
-		if ((rc = only(d, v, sallowed, c2)) != TB_OK ||
-		    (rc = need(d, v, "code", F_STR, true, &code, c2)) != TB_OK ||
-		    (rc = need(d, v, "regions", F_ARR, true, &regs, c2)) != TB_OK)
-			return rc;
-		m->nservices = i + 1;
-		s = tb_json_string(code, &n);
-		if (!tb_service_code_valid(s, n))
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			                   "%scode is not a service code", c2);
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(m->services[j].code, s) == 0)
-				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				                   "%scode %s listed twice", c2, s);
-		if ((sv->code = dupn(s, n)) == NULL)
-			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		snprintf(c3, sizeof(c3), "%sregions", c2);
-		if ((rc = strv_parse(d, regs, 1, TB_REG_MAX_REGIONS, region_pred,
-		                     "a 2, 4 or 6-digit region code", &sv->regions, c3)) != TB_OK)
-			return rc;
-	}
-	return TB_OK;
+	return take_services(tb_json_get(o, "services"), m);
 }
 
 static int
-parse_rule(struct tb_diag *d, const struct tb_json *o, struct reg_rule *r, size_t idx)
+take_rule(const struct tb_json *o, struct reg_rule *r)
 {
-	static const char *const allowed[] = {"effect", "services", "from", NULL};
-	static const char *const fallowed[] = {"ids", "roles", "regions", NULL};
-	const struct tb_json *eff, *svcs, *from, *ids, *roles, *regs;
-	char ctx[64], c2[160];
-	const char *s;
-	size_t n;
+	const struct tb_json *from = tb_json_get(o, "from"), *l;
 	int rc;
 
-	snprintf(ctx, sizeof(ctx), "policy.rules[%zu].", idx);
-	if (tb_json_kind(o) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-		                   "policy.rules[%zu] must be an object", idx);
-	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
-	    (rc = need(d, o, "effect", F_STR, true, &eff, ctx)) != TB_OK ||
-	    (rc = need(d, o, "services", F_ARR, true, &svcs, ctx)) != TB_OK ||
-	    (rc = need(d, o, "from", F_OBJ, false, &from, ctx)) != TB_OK)
+	r->allow = str_is(tb_json_get(o, "effect"), "allow");
+	if ((rc = strv_take(tb_json_get(o, "services"), &r->services)) != TB_OK)
 		return rc;
-	s = tb_json_string(eff, &n);
-	if (strcmp(s, "allow") == 0 && n == 5)
-		r->allow = true;
-	else if (strcmp(s, "deny") == 0 && n == 4)
-		r->allow = false;
-	else
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%seffect must be allow or deny", ctx);
-	snprintf(c2, sizeof(c2), "%sservices", ctx);
-	if (tb_json_count(svcs) == 1 && tb_json_kind(tb_json_first(svcs)) == TB_JSON_STRING &&
-	    strcmp(tb_json_string(tb_json_first(svcs), &n), "*") == 0 && n == 1) {
-		static const char *const any[] = {"*"};
-		if (strv_copy(&r->services, any, 1) != TB_OK)
-			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	} else if ((rc = strv_parse(d, svcs, 1, TB_REG_MAX_RULE_ITEMS, service_pred,
-	                            "a service code (or \"*\" alone)", &r->services, c2)) !=
-	           TB_OK) {
-		return rc;
-	}
 	if (from == NULL)
 		return TB_OK;
 	r->has_from = true;
-	snprintf(c2, sizeof(c2), "%sfrom.", ctx);
-	if ((rc = only(d, from, fallowed, c2)) != TB_OK ||
-	    (rc = need(d, from, "ids", F_ARR, false, &ids, c2)) != TB_OK ||
-	    (rc = need(d, from, "roles", F_ARR, false, &roles, c2)) != TB_OK ||
-	    (rc = need(d, from, "regions", F_ARR, false, &regs, c2)) != TB_OK)
+	if ((l = tb_json_get(from, "ids")) != NULL && (rc = strv_take(l, &r->ids)) != TB_OK)
 		return rc;
-	if (ids == NULL && roles == NULL && regs == NULL)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%sfrom needs ids, roles or regions (omit it to match anyone)",
-		                   ctx);
-	snprintf(c2, sizeof(c2), "%sfrom.ids", ctx);
-	if (ids != NULL && (rc = strv_parse(d, ids, 1, TB_REG_MAX_RULE_ITEMS, member_pred,
-	                                    "a member id", &r->ids, c2)) != TB_OK)
+	if ((l = tb_json_get(from, "roles")) != NULL && (rc = strv_take(l, &r->roles)) != TB_OK)
 		return rc;
-	snprintf(c2, sizeof(c2), "%sfrom.roles", ctx);
-	if (roles != NULL &&
-	    (rc = strv_parse(d, roles, 1, 2, role_pred, "city or hub", &r->roles, c2)) != TB_OK)
-		return rc;
-	snprintf(c2, sizeof(c2), "%sfrom.regions", ctx);
-	if (regs != NULL && (rc = strv_parse(d, regs, 1, TB_REG_MAX_RULE_ITEMS, region_pred,
-	                                     "a region code", &r->regions, c2)) != TB_OK)
+	if ((l = tb_json_get(from, "regions")) != NULL && (rc = strv_take(l, &r->regions)) != TB_OK)
 		return rc;
 	return TB_OK;
 }
 
 static int
-parse_sig(struct tb_diag *d, const struct tb_json *o, struct reg_sig *sg, size_t idx)
+take_sig(const struct tb_json *o, struct reg_sig *sg)
 {
-	static const char *const allowed[] = {"kid", "alg", "val", NULL};
-	const struct tb_json *kid, *alg, *val;
-	char ctx[32], c2[64];
-	const char *s;
 	size_t n, got;
-	int rc;
+	const char *s = tb_json_string(tb_json_get(o, "kid"), &n);
 
-	snprintf(ctx, sizeof(ctx), "sigs[%zu].", idx);
-	if (tb_json_kind(o) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "sigs[%zu] must be an object",
-		                   idx);
-	if ((rc = only(d, o, allowed, ctx)) != TB_OK ||
-	    (rc = need(d, o, "kid", F_STR, true, &kid, ctx)) != TB_OK ||
-	    (rc = need(d, o, "alg", F_STR, true, &alg, ctx)) != TB_OK ||
-	    (rc = need(d, o, "val", F_STR, true, &val, ctx)) != TB_OK)
-		return rc;
-	snprintf(c2, sizeof(c2), "%skid", ctx);
-	if ((rc = kid_parse(d, kid, sg->kid, c2)) != TB_OK)
-		return rc;
-	s = tb_json_string(alg, &n);
-	if (strlen(s) != n || (sg->alg = tb_alg_from_name(s)) == TB_ALG_NONE)
-		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "%salg must be ed25519 or p256",
-		                   ctx);
-	s = tb_json_string(val, &n);
-	if (n != tb_b64url_len(TB_SIG_LEN) || !tb_b64url_decode(s, n, sg->val, TB_SIG_LEN, &got) ||
-	    got != TB_SIG_LEN)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%sval must be 64 bytes in base64url", ctx);
-	return TB_OK;
-}
-
-static int
-int_field(struct tb_diag *d, const struct tb_json *v, int64_t min, const char *name, int64_t *out)
-{
-	if (!tb_json_integer(v, out) || *out < min || *out > TB_REG_MAX_INT)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "%s must be an integer in [%lld, 2^53-1]", name, (long long)min);
+	if (!tb_hex_decode(s, n, sg->kid, TB_KEYID_LEN))
+		return TB_E_FIELD_VALUE;
+	sg->alg = tb_alg_from_name(tb_json_string(tb_json_get(o, "alg"), NULL));
+	s = tb_json_string(tb_json_get(o, "val"), &n);
+	if (!tb_b64url_decode(s, n, sg->val, TB_SIG_LEN, &got) || got != TB_SIG_LEN)
+		return TB_E_FIELD_VALUE;
 	return TB_OK;
 }
 
@@ -778,117 +666,112 @@ check_strings(const struct tb_json *v, struct tb_diag *d)
 	}
 }
 
+/* The model of a registry that passed the schema. */
 static int
-parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
+take_doc(struct tb_reg *reg, const struct tb_json *root)
 {
-	static const char *const allowed[] = {"v",           "federation", "serial",       "issued",
-	                                      "valid_until", "members",    "revoked_keys", "policy",
-	                                      "sigs",        NULL};
-	static const char *const pallowed[] = {"default", "rules", NULL};
-	const struct tb_json *v, *fed, *serial, *issued, *until, *members, *revoked, *policy, *sigs,
-	    *def, *rules;
+	const struct tb_json *members = tb_json_get(root, "members"),
+	                     *revoked = tb_json_get(root, "revoked_keys"),
+	                     *policy = tb_json_get(root, "policy"), *rules, *sigs;
 	const char *s;
 	size_t n, i;
 	int64_t x;
 	int rc;
 
-	if (tb_json_kind(root) != TB_JSON_OBJECT)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "registry must be an object");
-	if ((rc = check_strings(root, d)) != TB_OK)
-		return rc;
-	if ((rc = only(d, root, allowed, "")) != TB_OK ||
-	    (rc = need(d, root, "v", F_INT, true, &v, "")) != TB_OK)
-		return rc;
-	if (!tb_json_integer(v, &x) || x != 1)
-		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "registry v must be 1");
-	if ((rc = need(d, root, "federation", F_STR, true, &fed, "")) != TB_OK ||
-	    (rc = need(d, root, "serial", F_INT, true, &serial, "")) != TB_OK ||
-	    (rc = need(d, root, "issued", F_INT, true, &issued, "")) != TB_OK ||
-	    (rc = need(d, root, "valid_until", F_INT, true, &until, "")) != TB_OK ||
-	    (rc = need(d, root, "members", F_ARR, true, &members, "")) != TB_OK ||
-	    (rc = need(d, root, "revoked_keys", F_ARR, true, &revoked, "")) != TB_OK ||
-	    (rc = need(d, root, "policy", F_OBJ, true, &policy, "")) != TB_OK ||
-	    (rc = need(d, root, "sigs", F_ARR, false, &sigs, "")) != TB_OK)
-		return rc;
-	s = tb_json_string(fed, &n);
-	if (!tb_service_code_valid(s, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "federation must be 1-64 of a-z 0-9 . -");
+	s = tb_json_string(tb_json_get(root, "federation"), &n);
 	if ((reg->federation = dupn(s, n)) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-	if ((rc = int_field(d, serial, 1, "serial", &x)) != TB_OK)
-		return rc;
+		return TB_E_NOMEM;
+	/* checked by the schema; not integers here would be a bug */
+	if (!tb_json_integer(tb_json_get(root, "serial"), &x) ||
+	    !tb_json_integer(tb_json_get(root, "issued"), &reg->issued) ||
+	    !tb_json_integer(tb_json_get(root, "valid_until"), &reg->valid_until))
+		return TB_E_FIELD_TYPE;
 	reg->serial = (uint64_t)x;
-	if ((rc = int_field(d, issued, 0, "issued", &reg->issued)) != TB_OK ||
-	    (rc = int_field(d, until, 0, "valid_until", &reg->valid_until)) != TB_OK)
-		return rc;
-	if (reg->valid_until <= reg->issued)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "valid_until must be after issued");
 
-	if ((rc = count_ok(d, members, 0, TB_REG_MAX_MEMBERS, "members")) != TB_OK)
-		return rc;
 	n = tb_json_count(members);
 	if ((reg->members = calloc(n + 1, sizeof(*reg->members))) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return TB_E_NOMEM;
 	reg->capmembers = n + 1;
 	i = 0;
-	for (const struct tb_json *m = tb_json_first(members); m != NULL;
-	     m = tb_json_next(m), i++) {
+	for (const struct tb_json *m = tb_json_first(members); m; m = tb_json_next(m), i++) {
 		reg->nmembers = i + 1;
-		if ((rc = parse_member(d, m, &reg->members[i], i)) != TB_OK)
+		if ((rc = take_member(m, &reg->members[i])) != TB_OK)
 			return rc;
 	}
-
-	if ((rc = count_ok(d, revoked, 0, TB_REG_MAX_REVOKED, "revoked_keys")) != TB_OK)
-		return rc;
 	if ((reg->revoked = malloc((tb_json_count(revoked) + 1) * TB_KEYID_LEN)) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return TB_E_NOMEM;
 	for (const struct tb_json *k = tb_json_first(revoked); k != NULL; k = tb_json_next(k)) {
-		if ((rc = kid_parse(d, k, reg->revoked[reg->nrevoked], "revoked_keys[]")) != TB_OK)
-			return rc;
+		s = tb_json_string(k, &n);
+		if (!tb_hex_decode(s, n, reg->revoked[reg->nrevoked], TB_KEYID_LEN))
+			return TB_E_FIELD_VALUE;
 		reg->nrevoked++;
 	}
-
-	if ((rc = only(d, policy, pallowed, "policy.")) != TB_OK ||
-	    (rc = need(d, policy, "default", F_STR, true, &def, "policy.")) != TB_OK ||
-	    (rc = need(d, policy, "rules", F_ARR, true, &rules, "policy.")) != TB_OK)
-		return rc;
-	s = tb_json_string(def, &n);
-	if (strcmp(s, "allow") == 0 && n == 5)
-		reg->policy_allow = true;
-	else if (strcmp(s, "deny") == 0 && n == 4)
-		reg->policy_allow = false;
-	else
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "policy.default must be allow or deny");
-	if ((rc = count_ok(d, rules, 0, TB_REG_MAX_RULES, "policy.rules")) != TB_OK)
-		return rc;
+	reg->policy_allow = str_is(tb_json_get(policy, "default"), "allow");
+	rules = tb_json_get(policy, "rules");
 	if ((reg->rules = calloc(tb_json_count(rules) + 1, sizeof(*reg->rules))) == NULL)
-		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return TB_E_NOMEM;
 	i = 0;
-	for (const struct tb_json *r = tb_json_first(rules); r != NULL; r = tb_json_next(r), i++) {
+	for (const struct tb_json *r = tb_json_first(rules); r; r = tb_json_next(r), i++) {
 		reg->nrules = i + 1;
-		if ((rc = parse_rule(d, r, &reg->rules[i], i)) != TB_OK)
+		if ((rc = take_rule(r, &reg->rules[i])) != TB_OK)
 			return rc;
 	}
+	if ((reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(*reg->sigs))) == NULL)
+		return TB_E_NOMEM;
+	sigs = tb_json_get(root, "sigs");
+	for (const struct tb_json *g = tb_json_first(sigs); g != NULL; g = tb_json_next(g)) {
+		if ((rc = take_sig(g, &reg->sigs[reg->nsigs])) != TB_OK)
+			return rc;
+		reg->nsigs++;
+	}
+	return TB_OK;
+}
 
-	if (sigs != NULL) {
-		if ((rc = count_ok(d, sigs, 0, TB_REG_MAX_SIGS, "sigs")) != TB_OK)
-			return rc;
-		if ((reg->sigs = calloc(TB_REG_MAX_SIGS, sizeof(*reg->sigs))) == NULL)
-			return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		i = 0;
-		for (const struct tb_json *g = tb_json_first(sigs); g != NULL;
-		     g = tb_json_next(g), i++) {
-			if ((rc = parse_sig(d, g, &reg->sigs[i], i)) != TB_OK)
-				return rc;
-			reg->nsigs = i + 1;
-		}
-	}
+static int
+parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
+{
+	static const struct tb_schema_opts opts = {.root = "", .limit_code = TB_E_REG_LIMIT};
+	int rc;
+
+	if (tb_json_kind(root) != TB_JSON_OBJECT)
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "registry must be an object");
+	if ((rc = check_strings(root, d)) != TB_OK ||
+	    (rc = tb_schema_check(&s_registry_root, root, &opts, d)) != TB_OK)
+		return rc;
+	if ((rc = take_doc(reg, root)) != TB_OK)
+		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry model");
 	if ((rc = build_index(reg, d)) != TB_OK)
 		return rc;
 	return check_refs(reg, d);
+}
+
+static int build(const struct tb_reg *reg, bool with_sigs, struct tb_buf *out);
+
+/*
+ * Signed bytes are the only truth: the signing input is the canonical form
+ * of the document as received, and a document the model does not
+ * reproduce exactly (content the schema let through but the model drops)
+ * is refused, so what verifies is what is stored, served and relayed.
+ */
+static int
+keep_received(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
+{
+	static const char *const omit[] = {"sigs", NULL};
+	struct tb_buf model;
+	int rc;
+
+	tb_buf_init(&model);
+	if ((rc = tb_json_canon(root, omit, &reg->received)) != TB_OK ||
+	    (rc = build(reg, false, &model)) != TB_OK) {
+		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry canonical form");
+		goto out;
+	}
+	if (model.len != reg->received.len || memcmp(model.data, reg->received.data, model.len))
+		rc = tb_diag_set(d, TB_E_LOSSY, TB_DIAG_NOPOS,
+		                 "registry holds content its model does not reproduce");
+out:
+	tb_buf_free(&model);
+	return rc;
 }
 
 struct tb_reg *
@@ -910,7 +793,9 @@ tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
-	if (parse_doc(reg, tb_json_root(doc), d) != TB_OK)
+	tb_buf_init(&reg->received);
+	if (parse_doc(reg, tb_json_root(doc), d) != TB_OK ||
+	    keep_received(reg, tb_json_root(doc), d) != TB_OK)
 		goto fail;
 	tb_json_doc_free(doc);
 	return reg;
@@ -1133,6 +1018,8 @@ build(const struct tb_reg *reg, bool with_sigs, struct tb_buf *out)
 int
 tb_reg_signed_bytes(const struct tb_reg *reg, struct tb_buf *out)
 {
+	if (reg->received.len > 0)
+		return tb_buf_add(out, reg->received.data, reg->received.len);
 	return build(reg, false, out);
 }
 
@@ -1390,6 +1277,7 @@ mark_edited(struct tb_reg *reg, struct tb_diag *d)
 		reg->serial++;
 		reg->edited = true;
 	}
+	tb_buf_free(&reg->received);
 	reg->nsigs = 0;
 	return TB_OK;
 }
@@ -1663,11 +1551,6 @@ split_list(const char *s, size_t n, str_pred pred, struct strv *v)
 	return TB_OK;
 }
 
-static bool
-service_or_any(const char *s, size_t n)
-{
-	return (n == 1 && s[0] == '*') || tb_service_code_valid(s, n);
-}
 
 int
 tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)

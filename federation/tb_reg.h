@@ -17,6 +17,15 @@
  * Members are addressed by index, 0 .. tb_reg_member_count()-1, in
  * document order.  Strings returned are borrowed from the registry and
  * valid until it is freed or edited.
+ *
+ * Thread-safety: no global state.  Verifying and the accessors only
+ * read the registry and may share one between threads (the node's
+ * loop and ingest thread do, under its lock); the editing functions
+ * and tb_reg_free need it to themselves.
+ *
+ * Ownership: tb_reg_parse/new return a registry the caller frees with
+ * tb_reg_free (NULL allowed); input is borrowed; editing copies what
+ * it keeps; output is appended to the caller's buffer.
  */
 #ifndef TB_REG_H
 #define TB_REG_H
@@ -26,6 +35,7 @@
 #include <stdint.h>
 
 #include "../certs/tb_key.h"
+#include "../util/tb_err.h"
 
 struct tb_reg;
 struct tb_trust;
@@ -56,11 +66,11 @@ enum tb_reg_status { TB_STATUS_ACTIVE = 1, TB_STATUS_SUSPENDED = 2, TB_STATUS_RE
 enum tb_key_use { TB_USE_TLS = 1, TB_USE_SIGN = 2, TB_USE_BOTH = 3 };
 
 const char *tb_reg_role_name(enum tb_reg_role r);
-enum tb_reg_role tb_reg_role_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_reg_role tb_reg_role_from_name(const char *s); /* 0 if unknown */
 const char *tb_reg_status_name(enum tb_reg_status s);
-enum tb_reg_status tb_reg_status_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_reg_status tb_reg_status_from_name(const char *s); /* 0 if unknown */
 const char *tb_key_use_name(enum tb_key_use u);
-enum tb_key_use tb_key_use_from_name(const char *s); /* 0 if unknown */
+TB_MUST_CHECK enum tb_key_use tb_key_use_from_name(const char *s); /* 0 if unknown */
 
 /*
  * Parses and validates a registry document (len bytes, borrowed).  NULL on
@@ -68,11 +78,12 @@ enum tb_key_use tb_key_use_from_name(const char *s); /* 0 if unknown */
  * TB_E_VERSION, TB_E_REG_LIMIT, TB_E_REG_DUP_MEMBER, TB_E_REG_DUP_KEY,
  * TB_E_REG_REFERENCE, TB_E_NOMEM.  Caller frees.
  */
-struct tb_reg *tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_reg *tb_reg_parse(const uint8_t *text, size_t len, struct tb_diag *d);
 /* A new, empty registry with serial 1 and no signatures.  federation is
  * copied.  NULL on invalid arguments or memory error.  Caller frees. */
-struct tb_reg *tb_reg_new(const char *federation, int64_t issued, int64_t valid_until,
-                          struct tb_diag *d);
+TB_MUST_CHECK struct tb_reg *tb_reg_new(const char *federation, int64_t issued, int64_t valid_until,
+                                        struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_reg_free(struct tb_reg *reg);
 
 /*
@@ -86,13 +97,13 @@ void tb_reg_free(struct tb_reg *reg);
  * TB_E_REG_EXPIRED); serial (TB_E_REG_ROLLBACK).  0 when all hold.
  * *valid_sigs (may be NULL) receives the number of good signatures.
  */
-int tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
-                  uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
+                                uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d);
 
 /* Appends the signing input (canonical form without "sigs") to out. */
-int tb_reg_signed_bytes(const struct tb_reg *reg, struct tb_buf *out);
+TB_MUST_CHECK int tb_reg_signed_bytes(const struct tb_reg *reg, struct tb_buf *out);
 /* Appends the whole document in canonical form (no trailing newline). */
-int tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out);
+TB_MUST_CHECK int tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out);
 
 /* ---- accessors ---- */
 const char *tb_reg_federation(const struct tb_reg *reg);
@@ -119,8 +130,8 @@ size_t tb_reg_region_count(const struct tb_reg *reg, size_t m, size_t s);
 const char *tb_reg_region(const struct tb_reg *reg, size_t m, size_t s, size_t r);
 /* Finds a key id among all members: 0 with *m, *k set, or TB_E_SIG_KEYID
  * when absent.  O(log n). */
-int tb_reg_find_key(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], size_t *m,
-                    size_t *k);
+TB_MUST_CHECK int tb_reg_find_key(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
+                                  size_t *m, size_t *k);
 /* True when kid is on the revoked list. */
 bool tb_reg_key_revoked(const struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN]);
 size_t tb_reg_revoked_count(const struct tb_reg *reg);
@@ -156,22 +167,26 @@ struct tb_reg_member_spec {
 
 /* Adds a member (everything copied), validated like a parsed one.
  * TB_E_REG_DUP_MEMBER / _DUP_KEY / _REFERENCE / TB_E_FIELD_VALUE. */
-int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *spec, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *spec,
+                                    struct tb_diag *d);
 /* TB_E_REG_MEMBER when id is not a member. */
-int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st,
+                                    struct tb_diag *d);
 /* Adds kid to the revoked list (no-op if present). */
-int tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d);
-int tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
+                                    struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_set_validity(struct tb_reg *reg, int64_t issued, int64_t valid_until,
+                                      struct tb_diag *d);
 /* Sets the policy default (true: allow). */
-int tb_reg_set_policy_default(struct tb_reg *reg, bool allow);
+TB_MUST_CHECK int tb_reg_set_policy_default(struct tb_reg *reg, bool allow);
 /* Drops all policy rules. */
-int tb_reg_clear_policy_rules(struct tb_reg *reg);
+TB_MUST_CHECK int tb_reg_clear_policy_rules(struct tb_reg *reg);
 /* Appends a rule written as "effect=allow;services=a,b;ids=..;roles=..;
  * regions=.." (docs/PROTOCOL.md 8.3).  TB_E_FIELD_VALUE on bad text. */
-int tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d);
 
 /* Signs the current content with key and adds the signature (replacing
  * an earlier one by the same key).  Does not count as an edit. */
-int tb_reg_sign(struct tb_reg *reg, const struct tb_key *key, struct tb_diag *d);
+TB_MUST_CHECK int tb_reg_sign(struct tb_reg *reg, const struct tb_key *key, struct tb_diag *d);
 
 #endif

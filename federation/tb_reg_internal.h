@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/tb_buf.h"
 #include "tb_reg.h"
 
 struct strv {
@@ -74,6 +75,9 @@ struct tb_reg {
 	struct reg_sig *sigs;
 	size_t nsigs;
 	bool edited;
+	/* the signing input as received: the RFC 8785 form of the parsed
+	 * document without "sigs"; emptied by the first edit */
+	struct tb_buf received;
 	/* indexes, rebuilt after parse and each edit */
 	uint32_t *by_id;        /* member indexes sorted by idnum */
 	struct kid_ent *by_kid; /* sorted by kid */

@@ -5,11 +5,19 @@
  * Built once from a verified registry; a lookup is a few hash probes
  * (6-, 4- then 2-digit prefix of the region) with the winner of every
  * (service, prefix) pair chosen at build time.  Pure: no I/O, no clock.
+ *
+ * Thread-safety: a built table is read-only: lookups may run in
+ * several threads at once, as long as the registry stays unedited.
+ *
+ * Ownership: tb_route_new returns a table the caller frees with
+ * tb_route_free (NULL allowed); it borrows the registry.
  */
 #ifndef TB_ROUTE_H
 #define TB_ROUTE_H
 
 #include <stddef.h>
+
+#include "../util/tb_err.h"
 
 struct tb_reg;
 struct tb_route;
@@ -27,7 +35,8 @@ struct tb_route_result {
 
 /* Builds the table.  reg is borrowed and must outlive the table (and stay
  * unedited).  NULL on memory error (d says so).  Caller frees. */
-struct tb_route *tb_route_new(const struct tb_reg *reg, struct tb_diag *d);
+TB_MUST_CHECK struct tb_route *tb_route_new(const struct tb_reg *reg, struct tb_diag *d);
+/* Frees. NULL allowed. */
 void tb_route_free(struct tb_route *rt);
 
 /*
@@ -35,8 +44,8 @@ void tb_route_free(struct tb_route *rt);
  * NUL-terminated.  0 with *out filled; TB_E_NO_ROUTE when no active,
  * reachable member serves it; TB_E_ARG when either code is malformed.
  */
-int tb_route_resolve(const struct tb_route *rt, const char *service, const char *region,
-                     struct tb_route_result *out);
+TB_MUST_CHECK int tb_route_resolve(const struct tb_route *rt, const char *service,
+                                   const char *region, struct tb_route_result *out);
 
 /* Number of (service, prefix) entries in the table. */
 size_t tb_route_entries(const struct tb_route *rt);

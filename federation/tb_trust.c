@@ -7,6 +7,7 @@
 
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_json.h"
+#include "../protocol/tb_schema.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
@@ -142,122 +143,71 @@ tb_trust_set_threshold(struct tb_trust *t, unsigned k, struct tb_diag *d)
 	return TB_OK;
 }
 
-static int
-need(struct tb_diag *d, const struct tb_json *o, const char *k, enum tb_json_kind kind,
-     const struct tb_json **out)
+/* ---- parsing: the schema (docs/PROTOCOL.md 7.3), then the model ---- */
+
+static bool
+no_nul(const char *s, size_t n)
 {
-	*out = tb_json_get(o, k);
-	if (*out == NULL)
-		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "trust anchor: %s", k);
-	if (tb_json_kind(*out) != kind)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "trust anchor: %s", k);
-	return TB_OK;
+	return memchr(s, '\0', n) == NULL;
 }
 
-static int
-only(struct tb_diag *d, const struct tb_json *o, const char *const *allowed)
-{
-	for (const struct tb_json *m = tb_json_first(o); m != NULL; m = tb_json_next(m)) {
-		const char *k = tb_json_key(m, NULL);
-		size_t i;
-		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(k, allowed[i]) == 0)
-				break;
-		if (allowed[i] == NULL)
-			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
-			                   "trust anchor: %.60s", k);
-	}
-	return TB_OK;
-}
+static const struct tb_field s_root[] = {
+    TB_F_HEX("kid", true, 64),
+    TB_F_STR("cert", true, TB_TRUST_MAX_ROOT, no_nul, "PEM text"), TB_F_END};
+static const struct tb_field s_auth[] = {
+    TB_F_HEX("kid", true, 64), TB_F_B64("spki", true, 1, TB_REG_MAX_SPKI),
+    TB_F_STR("name", true, TB_REG_MAX_STRING, no_nul, "a name without U+0000"), TB_F_END};
+static const struct tb_field s_auth_el[] = {TB_F_OBJ(NULL, true, s_auth, NULL)};
+static const struct tb_field s_trust[] = {
+    {.name = "v", .t = TB_ST_INT, .req = true, .min = 1, .max = 1, .code = TB_E_VERSION},
+    TB_F("federation", TB_ST_CODE, true),
+    TB_F_OBJ("root", true, s_root, NULL),
+    TB_F_ARR("authorities", true, 1, TB_TRUST_MAX_AUTHORITIES, s_auth_el, false),
+    TB_F_INT("threshold", true, 1, TB_TRUST_MAX_AUTHORITIES),
+    TB_F_END};
+static const struct tb_field s_trust_root = TB_F_OBJ(NULL, true, s_trust, NULL);
 
-struct tb_trust *
-tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
+/* The model of a checked anchor; errors are the model's own rules
+ * (duplicates, key ids, the threshold against the authorities). */
+static struct tb_trust *
+take_trust(const struct tb_json *root, struct tb_diag *d)
 {
-	static const struct tb_json_limits lim = {TB_TRUST_MAX_SIZE, 8};
-	static const char *const allowed[] = {"v",           "federation", "root",
-	                                      "authorities", "threshold",  NULL};
-	static const char *const rallowed[] = {"kid", "cert", NULL};
-	static const char *const aallowed[] = {"kid", "spki", "name", NULL};
-	const struct tb_json *root, *v, *fed, *r, *auths, *thr, *x;
-	struct tb_json_doc *doc;
-	struct tb_trust *t = NULL;
+	const struct tb_json *r = tb_json_get(root, "root"), *x;
+	struct tb_trust *t;
 	const char *s;
 	size_t n, i = 0;
 	int64_t k;
 	uint8_t kid[TB_KEYID_LEN];
 
-	tb_diag_clear(d);
-	if ((doc = tb_json_parse(text, len, &lim, d)) == NULL)
+	if ((t = tb_trust_new(tb_json_string(tb_json_get(root, "federation"), NULL), d)) == NULL)
 		return NULL;
-	root = tb_json_root(doc);
-	if (tb_json_kind(root) != TB_JSON_OBJECT) {
-		tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "trust anchor must be an object");
-		goto fail;
-	}
-	if (only(d, root, allowed) != TB_OK || need(d, root, "v", TB_JSON_NUMBER, &v) != TB_OK)
-		goto fail;
-	if (!tb_json_integer(v, &k) || k != 1) {
-		tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "trust anchor v must be 1");
-		goto fail;
-	}
-	if (need(d, root, "federation", TB_JSON_STRING, &fed) != TB_OK ||
-	    need(d, root, "root", TB_JSON_OBJECT, &r) != TB_OK ||
-	    need(d, root, "authorities", TB_JSON_ARRAY, &auths) != TB_OK ||
-	    need(d, root, "threshold", TB_JSON_NUMBER, &thr) != TB_OK)
-		goto fail;
-	if ((t = tb_trust_new(tb_json_string(fed, NULL), d)) == NULL)
-		goto fail;
-	if (only(d, r, rallowed) != TB_OK || need(d, r, "kid", TB_JSON_STRING, &x) != TB_OK)
-		goto fail;
-	s = tb_json_string(x, &n);
+	s = tb_json_string(tb_json_get(r, "kid"), &n);
 	if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN)) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "trust anchor: root.kid");
 		goto fail;
 	}
-	if (need(d, r, "cert", TB_JSON_STRING, &x) != TB_OK)
-		goto fail;
-	s = tb_json_string(x, &n);
+	s = tb_json_string(tb_json_get(r, "cert"), &n);
 	if (tb_trust_set_root(t, s, n, kid, d) != TB_OK)
 		goto fail;
-	if (tb_json_count(auths) > TB_TRUST_MAX_AUTHORITIES) {
-		tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "more than %d authorities",
-		            TB_TRUST_MAX_AUTHORITIES);
-		goto fail;
-	}
-	for (const struct tb_json *a = tb_json_first(auths); a != NULL; a = tb_json_next(a), i++) {
-		const struct tb_json *akid, *aspki, *aname;
+	x = tb_json_get(root, "authorities");
+	for (const struct tb_json *a = tb_json_first(x); a != NULL; a = tb_json_next(a), i++) {
 		uint8_t der[TB_REG_MAX_SPKI];
 		size_t dl;
 
-		if (tb_json_kind(a) != TB_JSON_OBJECT) {
-			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS,
-			            "trust anchor: authorities[%zu]", i);
-			goto fail;
-		}
-		if (only(d, a, aallowed) != TB_OK ||
-		    need(d, a, "kid", TB_JSON_STRING, &akid) != TB_OK ||
-		    need(d, a, "spki", TB_JSON_STRING, &aspki) != TB_OK ||
-		    need(d, a, "name", TB_JSON_STRING, &aname) != TB_OK)
-			goto fail;
-		s = tb_json_string(akid, &n);
+		s = tb_json_string(tb_json_get(a, "kid"), &n);
 		if (!tb_hex_decode(s, n, kid, TB_KEYID_LEN)) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 			            "trust anchor: authorities[%zu].kid", i);
 			goto fail;
 		}
-		s = tb_json_string(aspki, &n);
+		s = tb_json_string(tb_json_get(a, "spki"), &n);
 		if (!tb_b64url_decode(s, n, der, sizeof(der), &dl)) {
 			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 			            "trust anchor: authorities[%zu].spki", i);
 			goto fail;
 		}
-		s = tb_json_string(aname, &n);
-		if (strlen(s) != n) {
-			tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			            "trust anchor: authorities[%zu].name", i);
-			goto fail;
-		}
-		if (tb_trust_add_authority(t, der, dl, s, d) != TB_OK)
+		if (tb_trust_add_authority(t, der, dl, tb_json_string(tb_json_get(a, "name"), NULL),
+		                           d) != TB_OK)
 			goto fail;
 		if (memcmp(t->auth[t->n - 1].kid, kid, TB_KEYID_LEN) != 0) {
 			tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
@@ -265,12 +215,57 @@ tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 			goto fail;
 		}
 	}
-	if (!tb_json_integer(thr, &k) || k < 1 || (uint64_t)k > t->n) {
+	if (!tb_json_integer(tb_json_get(root, "threshold"), &k) || k < 1 || (uint64_t)k > t->n) {
 		tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 		            "trust anchor: threshold must be between 1 and %zu", t->n);
 		goto fail;
 	}
 	t->k = (unsigned)k;
+	return t;
+fail:
+	tb_trust_free(t);
+	return NULL;
+}
+
+/* The anchor's model must reproduce the document as received. */
+static int
+same_as_received(const struct tb_trust *t, const struct tb_json *root, struct tb_diag *d)
+{
+	struct tb_buf got, model;
+	int rc;
+
+	tb_buf_init(&got);
+	tb_buf_init(&model);
+	if ((rc = tb_json_canon(root, NULL, &got)) != TB_OK ||
+	    (rc = tb_trust_serialize(t, &model, d)) != TB_OK) {
+		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "trust anchor canonical form");
+		goto out;
+	}
+	if (model.len != got.len || memcmp(model.data, got.data, got.len) != 0)
+		rc = tb_diag_set(d, TB_E_LOSSY, TB_DIAG_NOPOS,
+		                 "trust anchor holds content its model does not reproduce");
+out:
+	tb_buf_free(&got);
+	tb_buf_free(&model);
+	return rc;
+}
+
+struct tb_trust *
+tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
+{
+	static const struct tb_json_limits lim = {TB_TRUST_MAX_SIZE, 8};
+	static const struct tb_schema_opts opts = {.root = "trust anchor",
+	                                           .limit_code = TB_E_REG_LIMIT};
+	struct tb_json_doc *doc;
+	struct tb_trust *t = NULL;
+
+	tb_diag_clear(d);
+	if ((doc = tb_json_parse(text, len, &lim, d)) == NULL)
+		return NULL;
+	if (tb_schema_check(&s_trust_root, tb_json_root(doc), &opts, d) != TB_OK ||
+	    (t = take_trust(tb_json_root(doc), d)) == NULL ||
+	    same_as_received(t, tb_json_root(doc), d) != TB_OK)
+		goto fail;
 	tb_json_doc_free(doc);
 	return t;
 fail:

@@ -36,6 +36,38 @@ die(const char *what, const struct tb_diag *d)
 	exit(1);
 }
 
+/* A vector written with a piece missing would be a wrong vector: every
+ * step that fails ends the generator. */
+static void
+must(int rc, const char *what)
+{
+	if (rc != TB_OK) {
+		struct tb_diag d;
+		tb_diag_clear(&d);
+		d.code = rc;
+		die(what, &d);
+	}
+}
+
+static void
+set(struct tb_json_doc *doc, struct tb_json *o, const char *key, struct tb_json *v)
+{
+	must(tb_json_set(doc, o, key, v), key);
+}
+
+static void
+app(struct tb_json *arr, struct tb_json *v)
+{
+	must(tb_json_append(arr, v), "array element");
+}
+
+static void
+need(const struct tb_buf *b)
+{
+	if (tb_buf_error(b) != TB_OK)
+		die("out of memory", NULL);
+}
+
 static struct tb_key *
 key(const char *name, enum tb_alg alg)
 {
@@ -65,8 +97,9 @@ write_doc(const char *sub, const char *name, struct tb_json_doc *doc)
 	struct tb_diag d;
 
 	tb_buf_init(&b);
-	tb_json_canon(tb_json_root(doc), NULL, &b);
+	must(tb_json_canon(tb_json_root(doc), NULL, &b), "tb_json_canon");
 	tb_buf_addc(&b, '\n');
+	need(&b);
 	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, sub, name);
 	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
 		die(path, &d);
@@ -85,14 +118,14 @@ keyobj(struct tb_json_doc *doc, const struct tb_key *k)
 	char hex[65], *b64;
 
 	tb_buf_init(&spki);
-	tb_pub_spki(p, &spki);
+	must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 	tb_pub_id(p, kid);
 	tb_hex_encode(kid, 32, hex);
 	b64 = malloc(tb_b64url_len(spki.len) + 1);
 	tb_b64url_encode(spki.data, spki.len, b64);
-	tb_json_set(doc, o, "alg", str(doc, tb_alg_name(tb_key_alg(k))));
-	tb_json_set(doc, o, "kid", str(doc, hex));
-	tb_json_set(doc, o, "spki", str(doc, b64));
+	set(doc, o, "alg", str(doc, tb_alg_name(tb_key_alg(k))));
+	set(doc, o, "kid", str(doc, hex));
+	set(doc, o, "spki", str(doc, b64));
 	free(b64);
 	tb_buf_free(&spki);
 	tb_pub_free(p);
@@ -106,12 +139,11 @@ static void
 set_input(struct tb_json_doc *doc, struct tb_json *o, const struct tb_buf *in)
 {
 	if (tb_utf8_valid(in->data, in->len)) {
-		tb_json_set(doc, o, "input",
-		            tb_json_new_string(doc, (const char *)in->data, in->len));
+		set(doc, o, "input", tb_json_new_string(doc, (const char *)in->data, in->len));
 	} else {
 		char *b64 = malloc(tb_b64url_len(in->len) + 1);
 		tb_b64url_encode(in->data, in->len, b64);
-		tb_json_set(doc, o, "input_b64", str(doc, b64));
+		set(doc, o, "input_b64", str(doc, b64));
 		free(b64);
 	}
 }
@@ -127,24 +159,24 @@ env_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t 
 	struct tb_diag d;
 
 	tb_json_set_root(doc, o);
-	tb_json_set(doc, o, "description", str(doc, desc));
+	set(doc, o, "description", str(doc, desc));
 	set_input(doc, o, in);
-	tb_json_append(a, keyobj(doc, alice));
-	tb_json_append(b, keyobj(doc, bob));
-	tb_json_set(doc, keys, "320300", a);
-	tb_json_set(doc, keys, "371300", b);
-	tb_json_set(doc, o, "keys", keys);
-	tb_json_set(doc, o, "now", tb_json_new_number(doc, (double)now));
-	tb_json_set(doc, o, "skew", tb_json_new_number(doc, 300));
-	tb_json_set(doc, o, "expect", str(doc, expect));
+	app(a, keyobj(doc, alice));
+	app(b, keyobj(doc, bob));
+	set(doc, keys, "320300", a);
+	set(doc, keys, "371300", b);
+	set(doc, o, "keys", keys);
+	set(doc, o, "now", tb_json_new_number(doc, (double)now));
+	set(doc, o, "skew", tb_json_new_number(doc, 300));
+	set(doc, o, "expect", str(doc, expect));
 	if (strcmp(expect, "ok") == 0) {
 		uint8_t dg[32];
 		char hex[65];
 		if ((e = tb_env_parse(in->data, in->len, &d)) == NULL)
 			die(name, &d);
-		tb_env_digest(e, dg);
+		must(tb_env_digest(e, dg), "tb_env_digest");
 		tb_hex_encode(dg, 32, hex);
-		tb_json_set(doc, o, "digest", str(doc, hex));
+		set(doc, o, "digest", str(doc, hex));
 		tb_env_free(e);
 	}
 	write_doc("envelopes", name, doc);
@@ -185,9 +217,9 @@ base(struct tb_buf *out, const struct tb_key *k)
 	    mk("case.submit", "320300", "371300",
 	       "{\"applicant\":{\"idhash\":\"6b1f0c3d4\"},\"mode\":\"joint\"}", NOW - 60, 86400, 4);
 	if (k != NULL)
-		tb_env_seal(e, k, NULL);
+		must(tb_env_seal(e, k, NULL), "tb_env_seal");
 	tb_buf_reset(out);
-	tb_env_serialize(e, out);
+	must(tb_env_serialize(e, out), "tb_env_serialize");
 	tb_env_free(e);
 }
 
@@ -203,9 +235,11 @@ repl(struct tb_buf *b, const char *from, const char *to)
 			tb_buf_add(&n, b->data, i);
 			tb_buf_add(&n, to, tl);
 			tb_buf_add(&n, b->data + i + fl, b->len - i - fl);
+			need(&n);
 			tb_buf_reset(b);
 			tb_buf_add(b, n.data, n.len);
 			tb_buf_free(&n);
+			need(b);
 			return;
 		}
 	fprintf(stderr, "gen_vectors: '%s' not found\n", from);
@@ -228,29 +262,29 @@ envelopes(void)
 	repl(&b, "\"from\":\"320300\"", "\"from\":\"371300\"");
 	tb_buf_reset(&b);
 	e = mk("case.accept", "371300", "320300", "{}", NOW - 60, 86400, 4);
-	tb_env_seal(e, bob, NULL);
-	tb_env_serialize(e, &b);
+	must(tb_env_seal(e, bob, NULL), "tb_env_seal");
+	must(tb_env_serialize(e, &b), "tb_env_serialize");
 	tb_env_free(e);
 	env_vector("ok-p256", "valid envelope signed with ECDSA P-256", &b, NOW, "ok");
 	for (int i = 0; i < 3; i++)
 		bt[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}", NOW - 60,
 		           3600, 4);
-	tb_env_seal_batch(bt, 3, alice, NULL);
+	must(tb_env_seal_batch(bt, 3, alice, NULL), "tb_env_seal_batch");
 	tb_buf_reset(&b);
-	tb_env_serialize(bt[2], &b);
+	must(tb_env_serialize(bt[2], &b), "tb_env_serialize");
 	env_vector("ok-batch", "leaf 2 of a batch of 3 (RFC 9162 proof, one signature)", &b, NOW,
 	           "ok");
 	tb_buf_reset(&b);
-	tb_env_serialize(bt[0], &b);
+	must(tb_env_serialize(bt[0], &b), "tb_env_serialize");
 	repl(&b, "\"i\":0", "\"i\":3");
 	env_vector("sig-proof", "batch index i >= n", &b, NOW, "sig.proof");
 	for (int i = 0; i < 3; i++)
 		tb_env_free(bt[i]);
 	e = mk("case.submit", "320300", NULL, "{}", NOW - 60, 86400, 4);
-	tb_env_seal(e, alice, NULL);
-	tb_env_add_hop(e, "370000");
+	must(tb_env_seal(e, alice, NULL), "tb_env_seal");
+	must(tb_env_add_hop(e, "370000"), "tb_env_add_hop");
 	tb_buf_reset(&b);
-	tb_env_serialize(e, &b);
+	must(tb_env_serialize(e, &b), "tb_env_serialize");
 	tb_env_free(e);
 	env_vector("ok-route-relayed",
 	           "route request instead of to, relayed by hub 370000 (relay is not signed)", &b,
@@ -294,6 +328,7 @@ envelopes_refused(void)
 			tb_buf_addc(&pad, 'x');
 		tb_buf_adds(&pad, "\"");
 		tb_buf_addc(&pad, 0);
+		need(&pad);
 		repl(&b, "\"joint\"", (const char *)pad.data);
 		tb_buf_free(&pad);
 	}
@@ -304,6 +339,10 @@ envelopes_refused(void)
 	base(&b, alice);
 	repl(&b, "{\"body\"", "{\"aaa\":true,\"body\"");
 	env_vector("field-unknown", "member not defined by version 1", &b, NOW, "field.unknown");
+	base(&b, alice);
+	repl(&b, "\"hops\":4", "\"hops\":4,\"hops\\u0000\":9");
+	env_vector("nul-name", "a member named \"hops\\u0000\" (not \"hops\")", &b, NOW,
+	           "field.unknown");
 	base(&b, alice);
 	repl(&b, "\"hops\":4,", "");
 	env_vector("field-missing", "no hops", &b, NOW, "field.missing");
@@ -366,7 +405,7 @@ reg_base(const char *fed)
 		struct tb_buf spki;
 		char name[32];
 		tb_buf_init(&spki);
-		tb_pub_spki(p, &spki);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(name, sizeof(name), "Member %s", ids[i]);
 		struct tb_reg_key_spec k = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec s = {"hukou.transfer", regions[i], 1};
@@ -377,7 +416,7 @@ reg_base(const char *fed)
 		tb_buf_free(&spki);
 		tb_pub_free(p);
 	}
-	tb_reg_set_policy_default(r, true);
+	must(tb_reg_set_policy_default(r, true), "policy");
 	return r;
 }
 
@@ -389,12 +428,12 @@ reg_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t 
 	struct tb_json *o = tb_json_new_object(doc);
 
 	tb_json_set_root(doc, o);
-	tb_json_set(doc, o, "description", str(doc, desc));
-	tb_json_set(doc, o, "trust", str(doc, "trust.json"));
+	set(doc, o, "description", str(doc, desc));
+	set(doc, o, "trust", str(doc, "trust.json"));
 	set_input(doc, o, in);
-	tb_json_set(doc, o, "now", tb_json_new_number(doc, (double)now));
-	tb_json_set(doc, o, "previous", tb_json_new_number(doc, (double)previous));
-	tb_json_set(doc, o, "expect", str(doc, expect));
+	set(doc, o, "now", tb_json_new_number(doc, (double)now));
+	set(doc, o, "previous", tb_json_new_number(doc, (double)previous));
+	set(doc, o, "expect", str(doc, expect));
 	write_doc("registries", name, doc);
 }
 
@@ -406,7 +445,7 @@ signed_text(struct tb_reg *r, const struct tb_key *const *ks, size_t n, struct t
 		if (tb_reg_sign(r, ks[i], &d) != TB_OK)
 			die("tb_reg_sign", &d);
 	tb_buf_reset(out);
-	tb_reg_serialize(r, out);
+	must(tb_reg_serialize(r, out), "tb_reg_serialize");
 }
 
 /* The authority keys (and a rogue one) and registries/trust.json, which
@@ -432,25 +471,28 @@ write_trust(void)
 		const char *pem = "-----BEGIN CERTIFICATE-----\n"
 		                  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
 		memset(kid, 0xab, sizeof(kid));
-		tb_trust_set_root(t, pem, strlen(pem), kid, &d);
+		if (tb_trust_set_root(t, pem, strlen(pem), kid, &d) != TB_OK)
+			die("trust root", &d);
 	}
 	for (int i = 0; i < 3; i++) {
 		struct tb_pub *p = tb_key_pub(auth[i]);
 		struct tb_buf spki;
 		char n[32];
 		tb_buf_init(&spki);
-		tb_pub_spki(p, &spki);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(n, sizeof(n), "Authority %d", i + 1);
 		if (tb_trust_add_authority(t, spki.data, spki.len, n, &d) != TB_OK)
 			die("authority", &d);
 		tb_buf_free(&spki);
 		tb_pub_free(p);
 	}
-	tb_trust_set_threshold(t, 2, &d);
+	if (tb_trust_set_threshold(t, 2, &d) != TB_OK)
+		die("threshold", &d);
 	tb_buf_init(&b);
 	if (tb_trust_serialize(t, &b, &d) != TB_OK)
 		die("trust", &d);
 	tb_buf_addc(&b, '\n');
+	need(&b);
 	snprintf(path, sizeof(path), "%s/registries/trust.json", dir);
 	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
 		die(path, &d);
@@ -481,13 +523,28 @@ registries(void)
 		struct tb_buf t2;
 		tb_buf_init(&t2);
 		tb_buf_add(&t2, b.data, b.len);
+		need(&t2);
 		repl(&t2, "Member 320300", "Member 320399");
 		reg_vector("tampered", "a member name changed after signing", &t2, NOW, 0,
 		           "reg.bad-signature");
 		tb_buf_reset(&t2);
 		tb_buf_add(&t2, b.data, b.len);
+		need(&t2);
 		repl(&t2, "\"v\":1", "\"v\":1,\"zz\":1");
 		reg_vector("field-unknown", "member not defined by version 1", &t2, NOW, 0,
+		           "field.unknown");
+		/* signed bytes are the only truth: a name holding U+0000 is not the
+		 * shorter name, so this member is unknown, never silently dropped */
+		tb_buf_reset(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "\"name\":\"Member 320300\"",
+		     "\"name\":\"Member 320300\",\"name\\u0000evil\":\"unsigned\"");
+		reg_vector("nul-name", "a member named \"name\\u0000evil\" added after signing",
+		           &t2, NOW, 0, "field.unknown");
+		tb_buf_reset(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		repl(&t2, "\"v\":1", "\"v\":1,\"v\\u0000\":2");
+		reg_vector("nul-name-top", "a top-level member named \"v\\u0000\"", &t2, NOW, 0,
 		           "field.unknown");
 		tb_buf_free(&t2);
 	}
@@ -552,7 +609,7 @@ route_registry(struct tb_buf *b)
 		const char *r1[1] = {m[i].reg1}, *r2[1] = {m[i].reg2};
 		char name[32];
 		tb_buf_init(&spki);
-		tb_pub_spki(p, &spki);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
 		snprintf(name, sizeof(name), "Member %s", m[i].id);
 		struct tb_reg_key_spec ks = {spki.data, spki.len, TB_USE_BOTH};
 		struct tb_reg_service_spec sv[2] = {{m[i].svc1, r1, 1}, {m[i].svc2, r2, 1}};
@@ -565,7 +622,7 @@ route_registry(struct tb_buf *b)
 		tb_pub_free(p);
 		tb_key_free(k);
 	}
-	tb_reg_serialize(r, b);
+	must(tb_reg_serialize(r, b), "tb_reg_serialize");
 	tb_reg_free(r);
 }
 
@@ -602,31 +659,31 @@ routes(void)
 	/* the route file carries the registry object itself: re-parse into doc */
 	doc = tb_json_parse(b.data, b.len, NULL, &d);
 	o = tb_json_new_object(doc);
-	tb_json_set(doc, o, "registry", tb_json_root(doc));
+	set(doc, o, "registry", tb_json_root(doc));
 	tb_json_set_root(doc, o);
-	tb_json_set(doc, o, "description",
-	            str(doc, "route resolution (PROTOCOL.md 8.1) over an unsigned registry"));
+	set(doc, o, "description",
+	    str(doc, "route resolution (PROTOCOL.md 8.1) over an unsigned registry"));
 	cases = tb_json_new_array(doc);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		struct tb_json *k = tb_json_new_object(doc);
-		tb_json_set(doc, k, "description", str(doc, c[i].desc));
-		tb_json_set(doc, k, "service", str(doc, c[i].svc));
-		tb_json_set(doc, k, "region", str(doc, c[i].region));
+		set(doc, k, "description", str(doc, c[i].desc));
+		set(doc, k, "service", str(doc, c[i].svc));
+		set(doc, k, "region", str(doc, c[i].region));
 		if (c[i].member == NULL) {
-			tb_json_set(doc, k, "expect", str(doc, "route.none"));
+			set(doc, k, "expect", str(doc, "route.none"));
 		} else {
 			struct tb_json *x = tb_json_new_object(doc), *p = tb_json_new_array(doc);
-			tb_json_set(doc, x, "member", str(doc, c[i].member));
-			tb_json_set(doc, x, "endpoint", str(doc, c[i].ep));
-			tb_json_append(p, str(doc, c[i].p1));
+			set(doc, x, "member", str(doc, c[i].member));
+			set(doc, x, "endpoint", str(doc, c[i].ep));
+			app(p, str(doc, c[i].p1));
 			if (c[i].p2)
-				tb_json_append(p, str(doc, c[i].p2));
-			tb_json_set(doc, x, "path", p);
-			tb_json_set(doc, k, "expect", x);
+				app(p, str(doc, c[i].p2));
+			set(doc, x, "path", p);
+			set(doc, k, "expect", x);
 		}
-		tb_json_append(cases, k);
+		app(cases, k);
 	}
-	tb_json_set(doc, o, "cases", cases);
+	set(doc, o, "cases", cases);
 	tb_json_doc_free(rd);
 	tb_buf_free(&b);
 	write_doc("routes", "huaihai-subset", doc);
@@ -642,7 +699,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	dir = argv[1];
-	tb_crypto_init();
+	if (tb_crypto_init() != TB_OK)
+		die("crypto init", NULL);
 	for (const char *const *s =
 	         (const char *const[]){"keys", "envelopes", "registries", "routes", NULL};
 	     *s; s++) {

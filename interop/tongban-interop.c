@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "../certs/tb_key.h"
+#include "../util/tb_err.h"
+#include "../util/tb_file.h"
 #include "interop.h"
 
 #ifndef TB_VECTORS_DIR
@@ -48,7 +50,8 @@ usage(FILE *f)
 	        "Each case prints its id and result, on failure expected vs got; the last\n"
 	        "line is `N passed, N failed`.\n"
 	        "Exit status: 0 all passed, 1 some failed, 2 usage error, 3 setup error\n"
-	        "(unreadable federation directory or vectors, bad target).\n",
+	        "(unreadable federation directory or vectors, bad target; or standard\n"
+	        "output could not be written).\n",
 	        TB_VECTORS_DIR);
 }
 
@@ -278,8 +281,8 @@ finish(struct ti *t, const char *junit, int rc)
 	return t->nfail > 0 || t->npass == 0 ? TI_EX_FAILED : TI_EX_OK;
 }
 
-int
-main(int argc, char **argv)
+static int
+run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"target", required_argument, NULL, 't'},
 	                                     {"federation", required_argument, NULL, 'f'},
@@ -368,4 +371,20 @@ main(int argc, char **argv)
 	if (t.list)
 		return rc;
 	return finish(&t, junit, rc);
+}
+
+/* Results that did not reach standard output (a full disk, /dev/full)
+ * fail the run: stdio holds output in a buffer, so this shows only when
+ * it is flushed, here.  One line on stderr, status 3. */
+int
+main(int argc, char **argv)
+{
+	struct tb_diag d;
+	int rc = run(argc, argv);
+
+	if (tb_file_close_stdout(&d) != TB_OK) {
+		fprintf(stderr, "tongban-interop: cannot write to standard output: %s\n", d.detail);
+		return TI_EX_SETUP;
+	}
+	return rc;
 }

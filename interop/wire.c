@@ -43,6 +43,28 @@
 	"\",\"kind\":\"person\"}}"
 #define MAX_KEYS 512
 
+/* A buffer the suite builds a request from, or reads an answer into, must
+ * hold all of it (a piece missing would test something else): out of
+ * memory ends the run as a setup failure. */
+static void
+need_whole(const struct tb_buf *b)
+{
+	if (tb_buf_error(b) != TB_OK) {
+		fprintf(stderr, "tongban-interop: out of memory\n");
+		exit(TI_EX_SETUP);
+	}
+}
+
+/* Random bytes for ids the suite makes up; none: a setup failure. */
+static void
+need_random(void *p, size_t n)
+{
+	if (tb_random(p, n) != TB_OK) {
+		fprintf(stderr, "tongban-interop: no random bytes\n");
+		exit(TI_EX_SETUP);
+	}
+}
+
 /* A DTLS identity: certificate (with chain) and key files; NULL cert
  * means "present no certificate". */
 struct ident {
@@ -113,6 +135,7 @@ on_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *rcvd, c
 	cur->observe = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &oi) != NULL;
 	if (coap_get_data_large(rcvd, &len, &data, &off, &total) && data != NULL)
 		tb_buf_add(&cur->body, data, len);
+	need_whole(&cur->body);
 	cur->done = true;
 	return COAP_RESPONSE_OK;
 }
@@ -614,7 +637,10 @@ mk_env(struct w *w, const struct mk *m, struct tb_buf *out, char id[33], char di
 		snprintf(id, 33, "%s", tb_env_id(e));
 	if (digest != NULL) {
 		uint8_t dg[32];
-		tb_env_digest(e, dg);
+		if ((rc = tb_env_digest(e, dg)) != TB_OK) {
+			tb_env_free(e);
+			return rc;
+		}
 		tb_hex_encode(dg, 32, digest);
 	}
 	rc = tb_env_serialize(e, out);
@@ -651,9 +677,10 @@ valid_body(const char *type, struct tb_buf *out)
 		if (strcmp(type, fixed[i].type) == 0) {
 			tb_buf_adds(out, fixed[i].body);
 			tb_buf_addc(out, 0);
+			need_whole(out);
 			return;
 		}
-	tb_random(rnd, sizeof(rnd));
+	need_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), hex);
 	snprintf(cid, sizeof(cid), "ti-%s", hex);
 	if (strcmp(type, "case.submit") == 0)
@@ -675,6 +702,7 @@ valid_body(const char *type, struct tb_buf *out)
 	else
 		tb_buf_adds(out, "{}"); /* control.ping, pong, status */
 	tb_buf_addc(out, 0);
+	need_whole(out);
 }
 
 /* Replaces the first occurrence of from by to in b; false when absent. */
@@ -690,9 +718,11 @@ replace(struct tb_buf *b, const char *from, const char *to)
 			tb_buf_add(&n, b->data, i);
 			tb_buf_add(&n, to, tl);
 			tb_buf_add(&n, b->data + i + fl, b->len - i - fl);
+			need_whole(&n);
 			tb_buf_reset(b);
 			tb_buf_add(b, n.data, n.len);
 			tb_buf_free(&n);
+			need_whole(b);
 			return true;
 		}
 	return false;
@@ -927,6 +957,7 @@ case_core(struct w *w)
 	exchange(w, &r, &ex);
 	describe(w, &ex, got, sizeof(got));
 	tb_buf_addc(&ex.body, 0);
+	need_whole(&ex.body);
 	for (size_t i = 0; ex.done && i < sizeof(need) / sizeof(need[0]) && !missing; i++)
 		if (strstr((const char *)ex.body.data, need[i]) == NULL)
 			missing = need[i];
@@ -1128,6 +1159,7 @@ case_reject(struct w *w, const struct rej *c)
 			tb_buf_addc(&body, 'x');
 		tb_buf_adds(&body, "\"}");
 		tb_buf_addc(&body, 0);
+		need_whole(&body);
 		m.body = (const char *)body.data;
 		/* tb_env_create refuses > 64 KiB: build the text by hand */
 		tb_buf_printf(
@@ -1137,6 +1169,7 @@ case_reject(struct w *w, const struct rej *c)
 		    "\"type\":\"control.ping\",\"v\":1}",
 		    (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
 		    w->t->as, w->target_id);
+		need_whole(&b);
 		tb_buf_free(&body);
 	} else if (c->kind == R_DEFLATE_BAD) {
 		/* a good envelope, labelled 11050 but not deflated */
@@ -1158,6 +1191,7 @@ case_reject(struct w *w, const struct rej *c)
 		/* nothing */
 	} else if (c->kind == R_BATCH_BAD) {
 		tb_buf_adds(&b, c->to);
+		need_whole(&b);
 	} else {
 		ok = mk_env(w, &m, &b, NULL, NULL) == TB_OK;
 		if (ok && c->from != NULL)
@@ -1335,17 +1369,20 @@ sealed_batch(struct w *w, int n, int tamper, char (*ids)[33], char (*dgs)[65], s
 			struct tb_buf one;
 			tb_buf_init(&one);
 			snprintf(ids[i], 33, "%s", tb_env_id(e[i]));
-			tb_env_digest(e[i], dg);
+			if (tb_env_digest(e[i], dg) != TB_OK ||
+			    tb_env_serialize(e[i], &one) != TB_OK)
+				ok = false;
 			tb_hex_encode(dg, 32, dgs[i]);
-			tb_env_serialize(e[i], &one);
 			if (i == tamper)
 				replace(&one, "tongban-interop", "tongban-interoq");
+			need_whole(&one);
 			if (i > 0)
 				tb_buf_addc(b, ',');
 			tb_buf_add(b, one.data, one.len);
 			tb_buf_free(&one);
 		}
 		tb_buf_addc(b, ']');
+		need_whole(b);
 	}
 	for (int i = 0; i < n && i < 8; i++)
 		tb_env_free(e[i]);
@@ -1382,7 +1419,8 @@ case_batch(struct w *w, bool mixed)
 		for (int i = 0; i < 3 && !why[0]; i++, el = tb_json_next(el)) {
 			struct tb_buf one;
 			tb_buf_init(&one);
-			tb_json_canon(el, NULL, &one);
+			if (tb_json_canon(el, NULL, &one) != TB_OK)
+				need_whole(&one); /* out of memory ends the run */
 			if (mixed && i == 1) {
 				struct tb_json *er = tb_json_get(el, "error"),
 				               *eid = tb_json_get(el, "id");
@@ -1530,7 +1568,7 @@ flow_case(struct w *w, const char *id, const char *first_type, const char *type,
 		ex_free(&ex);
 		tb_buf_reset(&b);
 	}
-	tb_random(rnd, sizeof(rnd));
+	need_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), rid);
 	m.type = type;
 	m.corr = corr == CORR_RANDOM ? rid : corr == CORR_FIRST ? mid : NULL;
@@ -1641,7 +1679,7 @@ case_blockwise(struct w *w, struct mk *m)
 	uint8_t rnd[8];
 	char hex[17];
 	/* a case.submit of 120 materials with 250-byte names: ~40 KB */
-	tb_random(rnd, sizeof(rnd));
+	need_random(rnd, sizeof(rnd));
 	tb_hex_encode(rnd, sizeof(rnd), hex);
 	tb_buf_printf(&body,
 	              "{\"applicant\":{\"idhash\":\"" IDHASH "\",\"kind\":\"person\"},"
@@ -1655,6 +1693,7 @@ case_blockwise(struct w *w, struct mk *m)
 	}
 	tb_buf_adds(&body, "],\"mode\":\"online\",\"service\":\"tongban-interop\"}");
 	tb_buf_addc(&body, 0);
+	need_whole(&body);
 	m->type = "case.submit";
 	m->body = (const char *)body.data;
 	post_accept(w, "wire.msg.blockwise", m);
@@ -1688,7 +1727,7 @@ case_accept_types(struct w *w)
 		m.body = (const char *)vb.data;
 		if (tb_flow_role(*ty) == TB_FLOW_ANSWER) {
 			struct tb_buf b;
-			tb_random(rnd, sizeof(rnd));
+			need_random(rnd, sizeof(rnd));
 			tb_hex_encode(rnd, sizeof(rnd), rid);
 			m.corr = rid;
 			tb_buf_init(&b);

@@ -9,6 +9,7 @@
 #define TB_ANSWERS_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 struct tb_journal;
 struct tb_worker;
@@ -16,8 +17,8 @@ struct tb_worker;
 /* Settles outbound's answers (tb_outbound_set_settler) on thread, the
  * ingest thread's worker, journalling on j, its journal handle (both
  * borrowed: tb_ingest_thread); thread NULL: settled on the loop. */
-int tb_answers_start(struct tb_node *n, struct tb_worker *thread, struct tb_journal *j,
-                     struct tb_diag *d);
+TB_MUST_CHECK int tb_answers_start(struct tb_node *n, struct tb_worker *thread,
+                                   struct tb_journal *j, struct tb_diag *d);
 /* Settles what is queued, then stops the thread. */
 void tb_answers_stop(struct tb_node *n);
 

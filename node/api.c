@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,6 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	size_t len = 0;
 	char *raw = body_of(req, &len), out_id[33];
 	struct tb_json_doc *doc = NULL;
-	const char *why;
 	struct tb_diag d;
 	cJSON *r;
 
@@ -123,9 +123,8 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 		reply_error(req, 400, tb_err_reason(d.code), d.detail);
 		goto out;
 	}
-	if ((why = tb_api_fields(tb_json_root(doc), in.from, &f)) != NULL) {
-		reply_error(req, 400, strcmp(why, "type") == 0 ? "field.missing" : "field.type",
-		            why);
+	if (tb_api_fields(tb_json_root(doc), in.from, &f, &d) != TB_OK) {
+		reply_error(req, 400, tb_err_reason(d.code), d.detail);
 		goto out;
 	}
 	f.corr = id;
@@ -225,11 +224,16 @@ api_inbox(struct tb_node *n, struct evhttp_request *req)
 static void
 api_metrics(struct tb_node *n, struct evhttp_request *req)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
 	int64_t q = 0, inbox = 0;
 
-	tb_journal_outbound_pending(n->journal, &q);
-	tb_journal_inbox_count(n->journal, &inbox);
+	/* gauges the journal cannot give are not reported as 0 */
+	if (tb_journal_outbound_pending(n->journal, &q) != TB_OK ||
+	    tb_journal_inbox_count(n->journal, &inbox) != TB_OK) {
+		reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
+		return;
+	}
+	b = evbuffer_new();
 	evbuffer_add_printf(
 	    b,
 	    "# HELP tongban_messages_in_total Envelopes received, by result.\n"
@@ -358,8 +362,8 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(n->http, dispatch, n);
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d",
-		                   n->cfg.api_host, n->cfg.api_port);
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d: %s",
+		                   n->cfg.api_host, n->cfg.api_port, strerror(errno));
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
 	return TB_OK;
 }

@@ -9,7 +9,8 @@
 #define TB_API_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
-int tb_api_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_api_start(struct tb_node *n, struct tb_diag *d);
 void tb_api_stop(struct tb_node *n);
 #endif

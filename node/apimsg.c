@@ -12,6 +12,7 @@
 
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_json.h"
+#include "../protocol/tb_schema.h"
 #include "../util/tb_err.h"
 
 void
@@ -65,51 +66,63 @@ tb_api_http_code(int err)
 
 const struct tb_json_limits tb_api_json_limits = {256 * 1024, TB_ENV_MAX_DEPTH + 1};
 
-/* The member's string (NUL-terminated; one holding a NUL counts as not
- * a string), or NULL. */
-static const char *
-jstr(const struct tb_json *o, const char *k)
+/* One message request (man/tongban-node.8, POST /v1/messages): the
+ * schema engine's table, so a member the node does not know is refused
+ * (field.unknown) instead of being ignored. */
+static bool
+msgtype_pred(const char *s, size_t n)
 {
-	const struct tb_json *v = tb_json_get(o, k);
-	size_t n;
-	const char *s;
-
-	if (v == NULL || tb_json_kind(v) != TB_JSON_STRING)
-		return NULL;
-	s = tb_json_string(v, &n);
-	return memchr(s, '\0', n) == NULL ? s : NULL;
+	return strlen(s) == n && tb_msgtype_known(s);
 }
 
-const char *
-tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f)
+static const struct tb_field s_msg[] = {
+    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = msgtype_pred,
+     .what = "a version 1 message type", .code = TB_E_TYPE_UNKNOWN},
+    TB_F("to", TB_ST_MEMBER, false),
+    TB_F("service", TB_ST_CODE, false),
+    TB_F("region", TB_ST_REGION, false),
+    TB_F_HEX("corr", false, 2 * TB_MSGID_LEN),
+    TB_F_INT("ttl", false, 1, TB_ENV_MAX_LIFETIME),
+    TB_F_INT("hops", false, 1, TB_ENV_MAX_HOPS),
+    TB_F_OBJ("body", false, NULL, NULL), /* its type's schema: tb_flow, when sealed */
+    TB_F_END};
+static const struct tb_field s_msg_root = TB_F_OBJ(NULL, true, s_msg, NULL);
+
+static const char *
+str_of(const struct tb_json *o, const char *k)
 {
-	const struct tb_json *v, *body;
+	const struct tb_json *v = tb_json_get(o, k);
+	return v != NULL ? tb_json_string(v, NULL) : NULL;
+}
+
+int
+tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f,
+              struct tb_diag *d)
+{
+	static const struct tb_schema_opts opts = {.root = ""};
+	const struct tb_json *v;
+	int64_t x;
+	int rc;
 
 	memset(f, 0, sizeof(*f));
-	if (o == NULL || tb_json_kind(o) != TB_JSON_OBJECT)
-		return "each message must be a JSON object";
-	f->type = jstr(o, "type");
-	f->to = jstr(o, "to");
-	f->service = jstr(o, "service");
-	f->corr = jstr(o, "corr");
-	if ((v = tb_json_get(o, "ttl")) != NULL && tb_json_kind(v) == TB_JSON_NUMBER)
-		f->ttl = (int64_t)tb_json_number(v);
-	if ((v = tb_json_get(o, "hops")) != NULL && tb_json_kind(v) == TB_JSON_NUMBER)
-		f->hops = (int)tb_json_number(v);
-	if (f->type == NULL)
-		return "type";
-	if (f->to == NULL && tb_json_get(o, "to") == NULL)
+	if ((rc = tb_schema_check(&s_msg_root, o, &opts, d)) != TB_OK)
+		return rc;
+	f->type = str_of(o, "type");
+	f->to = str_of(o, "to");
+	f->service = str_of(o, "service");
+	f->corr = str_of(o, "corr");
+	if ((v = tb_json_get(o, "ttl")) != NULL && tb_json_integer(v, &x))
+		f->ttl = x;
+	if ((v = tb_json_get(o, "hops")) != NULL && tb_json_integer(v, &x))
+		f->hops = (int)x;
+	if (f->to == NULL)
 		f->to = default_to;
 	/* without "to", "region" (with "service") asks the node to route */
-	if (f->to == NULL && (f->route_region = jstr(o, "region")) != NULL)
+	if (f->to == NULL && (f->route_region = str_of(o, "region")) != NULL)
 		f->route_service = f->service;
 	if (f->to == NULL && (f->route_region == NULL || f->route_service == NULL))
-		return "to";
-	body = tb_json_get(o, "body");
-	if (body != NULL) {
-		if (tb_json_kind(body) != TB_JSON_OBJECT)
-			return "body must be an object";
-		f->body_json = body;
-	}
-	return NULL;
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+		                   "to: required (or service and region)");
+	f->body_json = tb_json_get(o, "body");
+	return TB_OK;
 }

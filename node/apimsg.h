@@ -9,7 +9,10 @@
 
 #include <stddef.h>
 
+#include "../util/tb_err.h"
+
 struct evhttp_request;
+struct tb_diag;
 struct tb_env_fields;
 struct tb_json;
 struct tb_json_limits;
@@ -22,7 +25,7 @@ void tb_api_send(struct evhttp_request *req, int code, const char *reason, const
 void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t len);
 /* The API's error object {"error": reason, "detail"?} as JSON text
  * (caller frees with cJSON_free), NULL when out of memory. */
-char *tb_api_error_text(const char *reason_token, const char *detail);
+TB_MUST_CHECK char *tb_api_error_text(const char *reason_token, const char *detail);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
 /* Limits for a message request (POST /v1/messages, reply): 256 KiB, and
@@ -31,8 +34,10 @@ int tb_api_http_code(int err);
 extern const struct tb_json_limits tb_api_json_limits;
 /* Reads one message request object, parsed by tb_json_parse, into f;
  * strings and the body stay owned by o's document.  default_to (may be
- * NULL) stands in for a missing "to".  NULL, or what is wrong ("type"
- * and "to" name a missing member). */
-const char *tb_api_fields(const struct tb_json *o, const char *default_to, struct tb_env_fields *f);
+ * NULL) stands in for a missing "to".  0, or the schema's refusal
+ * (field.unknown, field.missing, field.type, field.value, type.unknown)
+ * with d's detail naming the member. */
+TB_MUST_CHECK int tb_api_fields(const struct tb_json *o, const char *default_to,
+                                struct tb_env_fields *f, struct tb_diag *d);
 
 #endif

@@ -1,240 +1,271 @@
-/* config.c - table-driven configuration parser. */
+/* config.c - the node's configuration keys: one table, read by the
+ * schema engine (protocol/tb_schema.h) for start-up, -n and SIGHUP. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "../certs/tb_cert.h"
+#include "../certs/tb_key.h"
+#include "../federation/tb_reg.h"
+#include "../federation/tb_trust.h"
+#include "../protocol/tb_schema.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 
-enum ctype { C_STR, C_PATH, C_INT, C_HOSTPORT, C_MEMBER };
+/* field f of struct tb_config: its offset and capacity */
+#define F(f) .off = offsetof(struct tb_config, f), .size = sizeof(((struct tb_config *)0)->f)
+#define HP(h, p) F(h), .off2 = offsetof(struct tb_config, p), .min = 1, .max = 65535
+#define REQ .flags = TB_CONF_REQUIRED
+#define RELOAD .flags = TB_CONF_RELOAD
+#define FILE_REQ .flags = TB_CONF_REQUIRED | TB_CONF_FILE
+#define FILE_OPT .flags = TB_CONF_FILE
 
-struct key {
-	const char *name;
-	enum ctype type;
-	size_t off, off2; /* field offset; off2: port for C_HOSTPORT */
-	size_t size;      /* string capacity */
-	int64_t min, max;
-	const char *def;
-	int required;
-	const char *help;
-};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
-#define S(f) offsetof(struct tb_config, f), 0, sizeof(((struct tb_config *)0)->f)
-#define I(f) offsetof(struct tb_config, f), 0, 0
-#define HP(h, p)                                                                                   \
-	offsetof(struct tb_config, h), offsetof(struct tb_config, p),                              \
-	    sizeof(((struct tb_config *)0)->h)
-
-static const struct key keys[] = {
-    {"member_id", C_MEMBER, S(member_id), 0, 0, NULL, 1, "this node's member id (6 digits)"},
-    {"listen", C_HOSTPORT, HP(listen_host, listen_port), 1, 65535, "127.0.0.1:5684", 0,
-     "CoAP/DTLS address HOST:PORT"},
-    {"cert", C_PATH, S(cert), 0, 0, NULL, 1, "node certificate PEM (with its CA chain)"},
-    {"key", C_PATH, S(key), 0, 0, NULL, 1, "node private key PEM (P-256)"},
-    {"sign_key", C_PATH, S(sign_key), 0, 0, "", 0, "separate message-signing key (default: key)"},
-    {"root", C_PATH, S(root), 0, 0, NULL, 1, "federation root CA PEM (may add the province CAs)"},
-    {"trust", C_PATH, S(trust), 0, 0, NULL, 1, "trust anchor (trust.json)"},
-    {"registry", C_PATH, S(registry), 0, 0, NULL, 1, "registry file, kept current"},
-    {"journal", C_PATH, S(journal), 0, 0, "journal.db", 0, "SQLite journal file"},
-    {"api", C_HOSTPORT, HP(api_host, api_port), 1, 65535, "127.0.0.1:8080", 0,
-     "local HTTP API address (loopback only)"},
-    {"api_token_file", C_PATH, S(api_token_file), 0, 0, "api.token", 0,
-     "file holding the local API bearer token"},
-    {"registry_upstream", C_STR, S(registry_upstream), 0, 0, "", 0,
-     "member id whose /fed/registry this node observes (its hub)"},
-    {"private_endpoints", C_PATH, S(private_endpoints), 0, 0, "", 0,
-     "hub: file of \"MEMBER_ID coaps://HOST:PORT\" lines for members it alone reaches"},
-    {"responder", C_PATH, S(responder), 0, 0, "", 0,
-     "fixtures file: answer requests automatically (reference responder)"},
-    {"webhook", C_STR, S(webhook), 0, 0, "", 0,
-     "push received messages to http://127.0.0.1:PORT/PATH (2xx acknowledges)"},
-    {"log_level", C_STR, S(log_level), 0, 0, "info", 0, "debug, info, warn or error"},
-    {"max_message_size", C_INT, I(max_message_size), 1024, 4194304, "262144", 0,
-     "largest request body accepted, bytes (a batch of envelopes)"},
-    {"clock_skew", C_INT, I(clock_skew), 0, 3600, "300", 0, "allowed clock skew, seconds"},
-    {"retry_min_ms", C_INT, I(retry_min_ms), 10, 600000, "200", 0,
-     "first retry delay, milliseconds"},
-    {"retry_max_ms", C_INT, I(retry_max_ms), 100, 3600000, "60000", 0,
-     "largest retry delay, milliseconds"},
-    {"batch_max", C_INT, I(batch_max), 1, 256, "128", 0,
-     "envelopes carried in one exchange at most"},
-    {"deflate", C_INT, I(deflate), 0, 1, "1", 0,
-     "1: send exchanges deflate-compressed (content-format 11050), 0: plain JSON"},
-    {"peer_sessions", C_INT, I(peer_sessions), 1, TB_PEER_SESSIONS_MAX, "32", 0,
-     "DTLS sessions kept to each peer, one exchange in flight on each"},
+static const struct tb_conf_key keys[] = {
+    {"member_id", TB_CONF_MEMBER, REQ, F(member_id), .help = "this node's member id (6 digits)"},
+    {"listen", TB_CONF_HOSTPORT, HP(listen_host, listen_port), .def = "127.0.0.1:5684",
+     .help = "CoAP/DTLS address HOST:PORT"},
+    {"cert", TB_CONF_PATH, FILE_REQ, F(cert), .help = "node certificate PEM (with its CA chain)"},
+    {"key", TB_CONF_PATH, FILE_REQ, F(key), .help = "node private key PEM (P-256)"},
+    {"sign_key", TB_CONF_PATH, FILE_OPT, F(sign_key), .def = "",
+     .help = "separate message-signing key (default: key)"},
+    {"root", TB_CONF_PATH, FILE_REQ, F(root),
+     .help = "federation root CA PEM (may add the province CAs)"},
+    {"trust", TB_CONF_PATH, FILE_REQ, F(trust), .help = "trust anchor (trust.json)"},
+    {"registry", TB_CONF_PATH, FILE_REQ, F(registry), .help = "registry file, kept current"},
+    {"journal", TB_CONF_PATH, F(journal), .def = "journal.db",
+     .help = "SQLite journal file (created if absent)"},
+    {"api", TB_CONF_HOSTPORT, HP(api_host, api_port), .def = "127.0.0.1:8080",
+     .check = tb_conf_check_loopback, .help = "local HTTP API address HOST:PORT (loopback only)"},
+    {"api_token_file", TB_CONF_PATH, FILE_OPT, F(api_token_file), .def = "api.token",
+     .help = "file holding the local API bearer token"},
+    {"registry_upstream", TB_CONF_MEMBER, F(registry_upstream), .def = "",
+     .help = "member id whose /fed/registry this node observes (its hub)"},
+    {"private_endpoints", TB_CONF_PATH, FILE_OPT, F(private_endpoints), .def = "",
+     .help = "hub: file of \"MEMBER_ID coaps://HOST:PORT\" lines for members it alone reaches"},
+    {"responder", TB_CONF_PATH, FILE_OPT, F(responder), .def = "",
+     .help = "fixtures file: answer requests automatically (reference responder)"},
+    {"webhook", TB_CONF_STR, F(webhook), .def = "", .check = tb_conf_check_loopback_url,
+     .help = "push received messages to http://127.0.0.1:PORT/PATH (2xx acknowledges)"},
+    {"log_level", TB_CONF_ENUM, RELOAD, F(log_level), .words = log_levels, .def = "info",
+     .help = "debug, info, warn or error"},
+    {"max_message_size", TB_CONF_INT, RELOAD, F(max_message_size), .min = 1024, .max = 4194304,
+     .def = "262144", .help = "largest request body (a batch of envelopes), bytes"},
+    {"clock_skew", TB_CONF_INT, RELOAD, F(clock_skew), .min = 0, .max = 3600, .def = "300",
+     .help = "allowed clock skew, seconds"},
+    {"retry_min_ms", TB_CONF_INT, RELOAD, F(retry_min_ms), .min = 10, .max = 600000, .def = "200",
+     .help = "first retry delay (<= retry_max_ms), ms"},
+    {"retry_max_ms", TB_CONF_INT, RELOAD, F(retry_max_ms), .min = 100, .max = 3600000,
+     .def = "60000", .help = "largest retry delay, ms"},
+    {"batch_max", TB_CONF_INT, RELOAD, F(batch_max), .min = 1, .max = 256, .def = "128",
+     .help = "envelopes carried in one exchange at most"},
+    {"deflate", TB_CONF_BOOL, RELOAD, F(deflate), .def = "yes",
+     .help = "send exchanges deflate-compressed (11050); no: plain JSON"},
+    {"peer_sessions", TB_CONF_INT, F(peer_sessions), .min = 1, .max = TB_PEER_SESSIONS_MAX,
+     .def = "32", .help = "DTLS sessions to each peer (one exchange in flight on each)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* The keys that must agree with each other. */
+static bool
+cross(const void *rec, const char *names[2], char *why, size_t whylen)
+{
+	const struct tb_config *c = rec;
+
+	if (c->retry_min_ms > c->retry_max_ms) {
+		names[0] = "retry_min_ms";
+		names[1] = "retry_max_ms";
+		snprintf(why, whylen, "retry_min_ms (%lld) is greater than retry_max_ms (%lld)",
+		         (long long)c->retry_min_ms, (long long)c->retry_max_ms);
+		return false;
+	}
+	return true;
+}
+
+static const struct tb_conf_table table = {keys, NKEYS, cross};
+
+const struct tb_conf_table *
+tb_config_table(void)
+{
+	return &table;
+}
 
 void
 tb_config_describe(FILE *f)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		fprintf(f, "  %-18s %s%s%s%s\n", keys[i].name, keys[i].help,
-		        keys[i].def && *keys[i].def ? " [" : "", keys[i].def ? keys[i].def : "",
-		        keys[i].def && *keys[i].def ? "]"
-		                                    : (keys[i].required ? " (required)" : ""));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct tb_conf_key *k = &keys[i];
+		fprintf(f, "  %-18s %s", k->name, k->help);
+		if (k->type == TB_CONF_INT)
+			fprintf(f, ", %lld..%lld", (long long)k->min, (long long)k->max);
+		if (k->def == NULL)
+			fprintf(f, " (required)");
+		else if (*k->def != '\0')
+			fprintf(f, " [%s]", k->def);
+		fprintf(f, "%s\n", k->flags & TB_CONF_RELOAD ? " (SIGHUP)" : "");
+	}
 }
 
+/* Reads path into cfg; lines as tb_conf_parse's (NULL allowed). */
 static int
-put_str(char *dst, size_t cap, const char *v)
-{
-	size_t n = strlen(v);
-	if (n >= cap)
-		return -1;
-	memcpy(dst, v, n + 1);
-	return 0;
-}
-
-/* Applies value v of key k; returns NULL or an error message. */
-static const char *
-apply(const struct key *k, const char *v, const char *dir, struct tb_config *cfg)
-{
-	char *base = (char *)cfg, *end;
-	long long n;
-
-	switch (k->type) {
-	case C_MEMBER:
-		if (strlen(v) != 6 || v[0] < '1' || v[0] > '9' || strspn(v, "0123456789") != 6)
-			return "must be a 6-digit member id";
-		/* fallthrough */
-	case C_STR: return put_str(base + k->off, k->size, v) ? "value too long" : NULL;
-	case C_PATH:
-		if (*v == '\0')
-			return put_str(base + k->off, k->size, v) ? "value too long" : NULL;
-		if (v[0] == '/' || dir == NULL) {
-			if (put_str(base + k->off, k->size, v))
-				return "path too long";
-		} else {
-			int w = snprintf(base + k->off, k->size, "%s/%s", dir, v);
-			if (w < 0 || (size_t)w >= k->size)
-				return "path too long";
-		}
-		return NULL;
-	case C_INT:
-		errno = 0;
-		n = strtoll(v, &end, 10);
-		if (errno || end == v || *end != '\0')
-			return "must be an integer";
-		if (n < k->min || n > k->max)
-			return "out of range";
-		*(int64_t *)(void *)(base + k->off) = n;
-		return NULL;
-	case C_HOSTPORT: {
-		const char *colon = strrchr(v, ':');
-		if (colon == NULL || colon == v)
-			return "must be HOST:PORT";
-		if ((size_t)(colon - v) >= k->size)
-			return "host too long";
-		errno = 0;
-		n = strtoll(colon + 1, &end, 10);
-		if (errno || end == colon + 1 || *end != '\0' || n < k->min || n > k->max)
-			return "port must be 1..65535";
-		memcpy(base + k->off, v, (size_t)(colon - v));
-		base[k->off + (size_t)(colon - v)] = '\0';
-		*(int *)(void *)(base + k->off2) = (int)n;
-		return NULL;
-	}
-	}
-	return "bad key type";
-}
-
-int
-tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
+load(const char *path, struct tb_config *cfg, unsigned *lines, struct tb_diag *d)
 {
 	struct tb_buf b;
-	char dir[TB_CONF_PATH_MAX], *line;
-	unsigned char seen[NKEYS];
-	int lineno = 0, rc = TB_OK;
-	const char *slash;
-	const char *msg;
+	char dir[TB_CONF_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	memset(seen, 0, sizeof(seen));
-	slash = strrchr(path, '/');
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
 	else if ((size_t)(slash - path) < sizeof(dir))
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	else
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: path too long", path);
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].def != NULL && (msg = apply(&keys[i], keys[i].def, dir, cfg)) != NULL)
-			abort(); /* a default that does not parse is a bug */
 	tb_buf_init(&b);
-	if ((rc = tb_file_read(path, 1 << 20, &b, d)) != TB_OK)
-		goto out;
-	if (memchr(b.data, '\0', b.len) != NULL) {
-		rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s: NUL byte in file", path);
-		goto out;
-	}
-	for (char *p = (char *)b.data, *nl; p != NULL; p = nl) {
-		char *eq, *k, *v;
-		line = p;
-		if ((nl = strchr(p, '\n')) != NULL)
-			*nl++ = '\0';
-		else if (*p == '\0')
-			break;
-		lineno++;
-		eq = strchr(line, '#');
-		if (eq != NULL)
-			*eq = '\0';
-		k = line;
-		while (isspace((unsigned char)*k))
-			k++;
-		if (*k == '\0')
-			continue;
-		if ((eq = strchr(k, '=')) == NULL) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: expected key = value",
-			                 path, lineno);
-			goto out;
-		}
-		*eq = '\0';
-		v = eq + 1;
-		for (char *q = eq - 1; q >= k && isspace((unsigned char)*q); q--)
-			*q = '\0';
-		while (isspace((unsigned char)*v))
-			v++;
-		for (char *q = v + strlen(v) - 1; q >= v && isspace((unsigned char)*q); q--)
-			*q = '\0';
-		size_t i;
-		for (i = 0; i < NKEYS; i++)
-			if (strcmp(keys[i].name, k) == 0)
-				break;
-		if (i == NKEYS) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: unknown key '%.64s'",
-			                 path, lineno, k);
-			goto out;
-		}
-		if (seen[i]) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: '%s' set twice", path,
-			                 lineno, k);
-			goto out;
-		}
-		seen[i] = 1;
-		if ((msg = apply(&keys[i], v, dir, cfg)) != NULL) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "%s:%d: %s: %s", path, lineno,
-			                 k, msg);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].required && !seen[i]) {
-			rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-			                 "%s: required key '%s' missing", path, keys[i].name);
-			goto out;
-		}
-	if (strcmp(cfg->api_host, "127.0.0.1") != 0 && strcmp(cfg->api_host, "::1") != 0 &&
-	    strcmp(cfg->api_host, "localhost") != 0) {
-		rc = tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                 "%s: api must be bound to a loopback address", path);
-		goto out;
-	}
-out:
+	if ((rc = tb_file_read(path, 1 << 20, &b, d)) == TB_OK)
+		rc = tb_conf_parse(&table, path, dir, (const char *)b.data, b.len, cfg, lines, d);
 	tb_buf_free(&b);
 	return rc;
+}
+
+int
+tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
+{
+	return load(path, cfg, NULL, d);
+}
+
+/* "path:line: key: " before d's message (no line for a default). */
+static int
+refuse(struct tb_diag *d, int code, const char *path, unsigned line, const char *key,
+       const char *why)
+{
+	if (line > 0)
+		return tb_diag_set(d, code, TB_DIAG_NOPOS, "%s:%u: %s: %s", path, line, key, why);
+	return tb_diag_set(d, code, TB_DIAG_NOPOS, "%s: %s: %s", path, key, why);
+}
+
+static unsigned
+line_of(const unsigned *lines, const char *name)
+{
+	const struct tb_conf_key *k = tb_conf_find(&table, name, strlen(name));
+	return k != NULL ? lines[k - keys] : 0;
+}
+
+/* The DTLS identity: key and sign_key load, cert certifies key for
+ * member_id, root is a CA certificate. */
+static int
+check_identity(const char *path, const struct tb_config *c, const unsigned *lines,
+               struct tb_diag *d)
+{
+	struct tb_key *key = NULL, *sign = NULL;
+	struct tb_cert *cert = NULL, *root = NULL;
+	uint8_t kid[TB_KEYID_LEN], cid[TB_KEYID_LEN];
+	char id[TB_MEMBER_ID_MAX], why[300];
+	const char *bad = NULL;
+	int rc = TB_E_ARG;
+
+	if ((key = tb_key_load(c->key, NULL, d)) == NULL)
+		bad = "key";
+	else if (c->sign_key[0] != '\0' && (sign = tb_key_load(c->sign_key, NULL, d)) == NULL)
+		bad = "sign_key";
+	else if ((cert = tb_cert_load(c->cert, d)) == NULL)
+		bad = "cert";
+	else if ((root = tb_cert_load(c->root, d)) == NULL)
+		bad = "root";
+	if (bad != NULL) {
+		snprintf(why, sizeof(why), "%s", d->detail[0] ? d->detail : tb_err_str(d->code));
+		rc = refuse(d, d->code, path, line_of(lines, bad), bad, why);
+		goto out;
+	}
+	tb_key_id(key, kid);
+	tb_cert_key_id(cert, cid);
+	if (memcmp(kid, cid, sizeof(kid)) != 0)
+		rc = refuse(d, TB_E_ARG, path, line_of(lines, "cert"), "cert",
+		            "does not certify the key of 'key'");
+	else if (tb_cert_member_id(cert, id) != TB_OK || strcmp(id, c->member_id) != 0)
+		rc = refuse(d, TB_E_ARG, path, line_of(lines, "cert"), "cert",
+		            "is not the certificate of member_id");
+	else if (!tb_cert_is_ca(root))
+		rc = refuse(d, TB_E_ARG, path, line_of(lines, "root"), "root",
+		            "is not a CA certificate");
+	else
+		rc = TB_OK;
+out:
+	tb_cert_free(root);
+	tb_cert_free(cert);
+	tb_key_free(sign);
+	tb_key_free(key);
+	return rc;
+}
+
+/* d's failure as the why of key `name` (it names the file itself). */
+static int
+refuse_diag(struct tb_diag *d, const char *path, const unsigned *lines, const char *name)
+{
+	char why[300];
+
+	tb_diag_format(d, why, sizeof(why));
+	return refuse(d, d->code, path, line_of(lines, name), name, why);
+}
+
+/* The trust anchor and the registry parse, the registry verifies
+ * against the trust anchor now and lists member_id. */
+static int
+check_documents(const char *path, const struct tb_config *c, const unsigned *lines,
+                struct tb_diag *d)
+{
+	struct tb_trust *trust = NULL;
+	struct tb_reg *reg = NULL;
+	struct tb_buf b;
+	int rc;
+
+	tb_buf_init(&b);
+	if ((rc = tb_file_read(c->trust, 1 << 20, &b, d)) != TB_OK ||
+	    (trust = tb_trust_parse(b.data, b.len, d)) == NULL) {
+		rc = refuse_diag(d, path, lines, "trust");
+		goto out;
+	}
+	tb_buf_reset(&b);
+	if ((rc = tb_file_read(c->registry, TB_REG_MAX_SIZE, &b, d)) != TB_OK ||
+	    (reg = tb_reg_parse(b.data, b.len, d)) == NULL ||
+	    (rc = tb_reg_verify(reg, trust, (int64_t)time(NULL), 0, NULL, d)) != TB_OK)
+		rc = refuse_diag(d, path, lines, "registry");
+	else if (tb_reg_find_member(reg, c->member_id) == TB_REG_NONE)
+		rc = refuse(d, TB_E_ARG, path, line_of(lines, "member_id"), "member_id",
+		            "not a member of the registry");
+out:
+	tb_reg_free(reg);
+	tb_trust_free(trust);
+	tb_buf_free(&b);
+	return rc;
+}
+
+int
+tb_config_check(const char *path, struct tb_diag *d)
+{
+	struct tb_config c;
+	unsigned lines[NKEYS];
+	char why[TB_CONF_PATH_MAX + 64];
+	int rc;
+
+	if ((rc = load(path, &c, lines, d)) != TB_OK)
+		return rc;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *file = (const char *)&c + keys[i].off;
+		if (!(keys[i].flags & TB_CONF_FILE) || file[0] == '\0' || access(file, R_OK) == 0)
+			continue;
+		snprintf(why, sizeof(why), "cannot read %s: %s", file, strerror(errno));
+		return refuse(d, TB_E_IO, path, lines[i], keys[i].name, why);
+	}
+	if ((rc = check_documents(path, &c, lines, d)) != TB_OK)
+		return rc;
+	return check_identity(path, &c, lines, d);
 }

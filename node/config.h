@@ -1,17 +1,24 @@
 /*
  * config.h - the node's configuration file: declarative, one table of
- * keys with type, bounds and default (config.c), errors as
- * "file:line: message".
+ * keys (config.c) with type, bounds, default, check hook and whether
+ * SIGHUP applies a change, read by the schema engine
+ * (protocol/tb_schema.h); errors as "file:line: key: message".
  *
  * Format: one "key = value" per line; '#' starts a comment; blank lines
  * ignored; relative paths are relative to the config file's directory.
  * The keys are documented in man/tongban-node.8 and `tongban-node --help`.
+ *
+ * Thread-safety: the table is constant; the functions are reentrant (no
+ * global state): the caller owns the struct tb_config they fill, and
+ * paths are borrowed.
  */
 #ifndef TB_CONFIG_H
 #define TB_CONFIG_H
 
 #include <stdint.h>
 #include <stdio.h>
+
+#include "../util/tb_err.h"
 
 #define TB_CONF_PATH_MAX 1024
 
@@ -47,11 +54,25 @@ struct tb_config {
 };
 
 struct tb_diag;
+struct tb_conf_table;
 
 /* Parses path into cfg (defaults first).  On failure returns a negative
- * tb_err with d->detail "file:line: message". */
-int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
-/* Prints the key table (name, default, meaning) for --help. */
+ * tb_err with d->detail "file:line: key: message" (TB_E_IO: the file
+ * cannot be read). */
+TB_MUST_CHECK int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
+/* The checks of `tongban-node -n` beyond tb_config_load, each refusal
+ * naming the key: every file a key names that start-up reads exists and
+ * is readable; key and sign_key are private keys, cert certifies key for
+ * member_id, root is a CA certificate; the trust anchor parses, the
+ * registry parses, verifies against it now and lists member_id.  (The
+ * token, private endpoints and responder fixtures are parsed by
+ * tb_node_new.)  Returns 0 or a negative tb_err with d->detail
+ * "file:line: key: why" (no line for a key left at its default). */
+TB_MUST_CHECK int tb_config_check(const char *path, struct tb_diag *d);
+/* The node's key table over struct tb_config (static). */
+const struct tb_conf_table *tb_config_table(void);
+/* Prints the key table (name, meaning, default or "required", and
+ * "SIGHUP" for keys a reload applies) for --help. */
 void tb_config_describe(FILE *f);
 
 #endif

@@ -8,6 +8,7 @@
 #define TB_FLOWS_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 struct tb_env;
 struct tb_journal;
@@ -16,10 +17,10 @@ struct tb_journal;
  * inside the caller's journal transaction: body schema, answer matched to
  * an open request, case lifecycle (applied).  0 or TB_E_BODY,
  * TB_E_FLOW_UNMATCHED, TB_E_FLOW_STATE, TB_E_IO. */
-int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
+TB_MUST_CHECK int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, struct tb_diag *d);
 /* The outbound check reads and writes journal j: the loop's n->journal,
  * or the ingest thread's own handle (it reads only immutable parts of n
  * and the registry, under reg_lock). */
-int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
-                      struct tb_diag *d);
+TB_MUST_CHECK int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
+                                    struct tb_diag *d);
 #endif

@@ -93,22 +93,24 @@ static void
 error_json(struct tb_buf *out, const struct tb_diag *d, const char *id)
 {
 	struct tb_json_doc *doc = tb_json_doc_new();
-	struct tb_json *o;
+	struct tb_json *o = doc ? tb_json_new_object(doc) : NULL;
+	bool detail =
+	    d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail));
 
-	if (doc == NULL || (o = tb_json_new_object(doc)) == NULL) {
-		tb_json_doc_free(doc);
+	/* (tb_json_set refuses a NULL value, so one check covers both calls) */
+	if (o == NULL ||
+	    tb_json_set(doc, o, "error",
+	                tb_json_new_string(doc, tb_err_reason(d->code),
+	                                   strlen(tb_err_reason(d->code)))) != TB_OK ||
+	    (detail &&
+	     tb_json_set(doc, o, "detail", tb_json_new_string(doc, d->detail, strlen(d->detail))) !=
+	         TB_OK) ||
+	    (id != NULL &&
+	     tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id))) != TB_OK))
 		tb_buf_adds(out, "{\"error\":\"nomem\"}");
-		return;
+	else if (tb_json_canon(o, NULL, out) != TB_OK) {
+		/* out of memory: out's sticky error tells its consumer */
 	}
-	tb_json_set(
-	    doc, o, "error",
-	    tb_json_new_string(doc, tb_err_reason(d->code), strlen(tb_err_reason(d->code))));
-	if (d->detail[0] != '\0' && tb_utf8_valid((const uint8_t *)d->detail, strlen(d->detail)))
-		tb_json_set(doc, o, "detail",
-		            tb_json_new_string(doc, d->detail, strlen(d->detail)));
-	if (id != NULL)
-		tb_json_set(doc, o, "id", tb_json_new_string(doc, id, strlen(id)));
-	tb_json_canon(o, NULL, out);
 	tb_json_doc_free(doc);
 }
 
@@ -121,6 +123,20 @@ release_buf(coap_session_t *s, void *p)
 	free(b);
 }
 
+/* The answer when the real one cannot be built whole (it is not sent in
+ * part): 5.00 with the error object of PROTOCOL.md 9, from static bytes
+ * (nothing to allocate); the sender retries. */
+static void
+respond_nomem(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+              coap_pdu_t *resp)
+{
+	static const char text[] = "{\"error\":\"nomem\"}";
+
+	coap_pdu_set_code(resp, COAP_RESPONSE_CODE(500));
+	coap_add_data_large_response(r, s, req, resp, q, COAP_MEDIATYPE_APPLICATION_JSON, -1, 0,
+	                             sizeof(text) - 1, (const uint8_t *)text, NULL, NULL);
+}
+
 /* Answers with code and a JSON body (copied), deflated when the request
  * asked for it (Accept: 11050) and it is worth it. */
 static void
@@ -131,16 +147,21 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 	struct tb_diag d;
 	uint16_t cf = COAP_MEDIATYPE_APPLICATION_JSON;
 
-	coap_pdu_set_code(resp, code);
-	if (copy == NULL)
+	if (copy == NULL || tb_buf_error(body) != TB_OK) {
+		free(copy);
+		respond_nomem(r, s, req, q, resp);
 		return;
+	}
+	coap_pdu_set_code(resp, code);
 	tb_buf_init(copy);
 	if (deflate && body->len > 64 && tb_deflate(body->data, body->len, copy, &d) == TB_OK) {
 		cf = TB_CF_JSON_DEFLATE;
 	} else {
 		tb_buf_reset(copy);
 		if (tb_buf_add(copy, body->data, body->len) != TB_OK) {
+			tb_buf_free(copy);
 			free(copy);
+			respond_nomem(r, s, req, q, resp);
 			return;
 		}
 	}
@@ -177,6 +198,16 @@ refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coa
 	log_info("refused a request: %s%s%s", tb_err_reason(d->code), d->detail[0] ? ": " : "",
 	         d->detail);
 	respond_error(r, s, req, q, resp, d);
+}
+
+/* Rolls back the exchange's journal transaction and refuses it whole. */
+static void
+abandon(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+        const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+{
+	if (tb_journal_rollback(n->journal) != TB_OK)
+		log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
+	refuse_whole(n, r, s, req, q, resp, d);
 }
 
 /* One envelope of an exchange and what became of it. */
@@ -296,9 +327,9 @@ relay_queue(struct tb_node *n, const struct tb_env *e, const struct tb_journal_m
 	m.receipt_len = 0;
 	m.envelope = fwd->data;
 	m.envelope_len = fwd->len;
-	int rc = tb_journal_outbound_put(n->journal, &m, tb_now());
+	/* queued with its audit entry, or neither */
+	int rc = tb_journal_outbound_put_audit(n->journal, &m, tb_now(), tb_now(), "relayed");
 	if (rc == TB_OK) {
-		tb_journal_audit_append(n->journal, 'o', m.id, m.digest, m.to, tb_now(), "relayed");
 		*relayed = true;
 		return true;
 	}
@@ -327,15 +358,20 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 		          tb_env_from(r));
 		return;
 	}
-	if (st.state == TB_JOURNAL_QUEUED &&
-	    tb_journal_outbound_delivered(n->journal, corr, bytes, len, tb_now()) == TB_OK) {
-		tb_journal_audit_append(n->journal, 'o', corr, st.digest, st.to, tb_now(),
-		                        "delivered");
-		for (size_t k = 0; k < n->in->nconsumers; k++)
-			if (n->in->consumers[k].returned != NULL)
-				n->in->consumers[k].returned(n->in->consumers[k].ctx, corr, st.type,
-				                             st.corr);
+	if (st.state != TB_JOURNAL_QUEUED)
+		return;
+	/* recorded with its audit entry, or not at all (the receipt comes
+	 * again: the recipient answers the resent message with it) */
+	if (tb_journal_outbound_delivered_audit(n->journal, corr, bytes, len, tb_now(), st.digest,
+	                                        st.to) != TB_OK) {
+		log_warnx("delivery of %s not recorded: %s", corr,
+		          tb_journal_diag(n->journal)->detail);
+		return;
 	}
+	for (size_t k = 0; k < n->in->nconsumers; k++)
+		if (n->in->consumers[k].returned != NULL)
+			n->in->consumers[k].returned(n->in->consumers[k].ctx, corr, st.type,
+			                             st.corr);
 }
 
 /* Whether the request's query asks for a compact answer (9.3). */
@@ -454,7 +490,10 @@ open_items(struct tb_node *n, const char *peer, const uint8_t *data, const size_
 			continue;
 		if (route_item(n, &it[i], peer, &it[i].d) != TB_OK)
 			continue;
-		tb_env_digest(it[i].env, dg);
+		if (tb_env_digest(it[i].env, dg) != TB_OK) {
+			tb_diag_set(&it[i].d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			continue;
+		}
 		tb_hex_encode(dg, 32, it[i].digest);
 		if ((it[i].receipt = make_receipt(n, it[i].env, it[i].digest,
 		                                  it[i].kind == K_RELAY ? "relayed" : "accepted",
@@ -468,8 +507,10 @@ open_items(struct tb_node *n, const char *peer, const uint8_t *data, const size_
 /* Journals one opened envelope (envelope, envelope_len: as received)
  * with its receipt, inside the exchange's transaction: a new message to
  * the inbox after its flow checks, a relay to the journal's queue first
- * (*relayed), a retransmission answered with its original receipt. */
-static void
+ * (*relayed), a retransmission answered with its original receipt.
+ * False when the message was stored without its audit entry (or left in
+ * the inbox): the exchange must then be rolled back whole. */
+static bool
 journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t envelope_len,
              const char *peer, bool *relayed)
 {
@@ -478,8 +519,13 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 	int jr;
 
 	if (it->receipt == NULL)
-		return;
-	tb_env_serialize(it->receipt, &it->out);
+		return true;
+	if (tb_env_serialize(it->receipt, &it->out) != TB_OK) {
+		tb_diag_set(&it->d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		tb_env_free(it->receipt);
+		it->receipt = NULL;
+		return true;
+	}
 	memset(&m, 0, sizeof(m));
 	m.id = tb_env_id(it->env);
 	m.from = tb_env_from(it->env);
@@ -503,7 +549,7 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 		tb_env_free(it->receipt);
 		it->receipt = NULL;
 		tb_buf_free(&orig);
-		return;
+		return true;
 	}
 	/* a hub queues the relay first: if that fails, nothing is
 	 * recorded and the sender is told to retry (io), rather than
@@ -516,7 +562,7 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 		tb_env_free(it->receipt);
 		it->receipt = NULL;
 		tb_buf_free(&orig);
-		return;
+		return true;
 	}
 	tb_buf_reset(&orig);
 	jr = tb_journal_inbound_put(n->journal, &m, &orig);
@@ -530,22 +576,27 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 	} else if (jr == TB_E_REPLAY) {
 		it->dup = true;
 		tb_buf_reset(&it->out);
-		tb_buf_add(&it->out, orig.data, orig.len);
+		if (tb_buf_add(&it->out, orig.data, orig.len) != TB_OK) {
+			tb_diag_set(&it->d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+			tb_env_free(it->receipt);
+			it->receipt = NULL;
+		}
 	} else if (jr != TB_OK) {
 		tb_diag_set(&it->d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
 		tb_env_free(it->receipt);
 		it->receipt = NULL;
-	} else {
-		tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
-		                        it->kind == K_RELAY ? "relay-received" : "received");
-		if (it->kind != K_LOCAL) {
-			/* not for this city's systems: kept for idempotency only */
-			tb_journal_inbox_ack(n->journal, m.id);
-			if (it->kind == K_RETURN)
-				settle_return(n, it->env, m.envelope, m.envelope_len);
-		}
+	} else if (tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
+	                                   it->kind == K_RELAY ? "relay-received" : "received") !=
+	               TB_OK ||
+	           /* not for this city's systems: kept for idempotency only */
+	           (it->kind != K_LOCAL && tb_journal_inbox_ack(n->journal, m.id) != TB_OK)) {
+		tb_buf_free(&orig);
+		return false;
+	} else if (it->kind == K_RETURN) {
+		settle_return(n, it->env, m.envelope, m.envelope_len);
 	}
 	tb_buf_free(&orig);
+	return true;
 }
 
 /* After the exchange's commit: what arrived goes to the consumers, and is
@@ -656,7 +707,13 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		goto out;
 	}
 	for (int i = 0; i < count; i++)
-		journal_item(n, &it[i], data + offs[i], lens[i], peer, &relayed);
+		if (!journal_item(n, &it[i], data + offs[i], lens[i], peer, &relayed)) {
+			/* nothing of the exchange is kept, the sender retries */
+			tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed: %s",
+			            tb_journal_diag(n->journal)->detail);
+			abandon(n, r, s, req, q, resp, &d);
+			goto out;
+		}
 	if (tb_journal_commit(n->journal) != TB_OK) {
 		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
 		refuse_whole(n, r, s, req, q, resp, &d);
@@ -695,7 +752,13 @@ hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, con
 	int64_t pending = 0;
 
 	tb_buf_init(&b);
-	tb_journal_outbound_pending(n->journal, &pending);
+	if (tb_journal_outbound_pending(n->journal, &pending) != TB_OK) {
+		struct tb_diag d;
+		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s",
+		            tb_journal_diag(n->journal)->detail);
+		respond_error(r, s, req, q, resp, &d);
+		return;
+	}
 	tb_buf_printf(
 	    &b,
 	    "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"

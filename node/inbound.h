@@ -13,6 +13,7 @@
 #define TB_INBOUND_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 struct tb_env;
 
@@ -38,7 +39,7 @@ struct tb_inbound_consumer {
 void tb_inbound_add_consumer(struct tb_node *n, const struct tb_inbound_consumer *c);
 /* Adds the resources to the transport's context; observers of
  * /fed/registry are notified of each registry applied from then on. */
-int tb_inbound_init(struct tb_node *n);
+TB_MUST_CHECK int tb_inbound_init(struct tb_node *n);
 /* Frees the stage's state (the resources go with the transport's context). */
 void tb_inbound_free(struct tb_node *n);
 

@@ -86,7 +86,6 @@ run_job(void *ctx, struct tb_work *wk)
 	size_t count = 0, bad = 0;
 	bool bulk = o != NULL && tb_json_kind(o) == TB_JSON_ARRAY;
 	cJSON *r = NULL, *arr;
-	const char *why;
 	int rc;
 
 	if (doc == NULL) {
@@ -112,13 +111,10 @@ run_job(void *ctx, struct tb_work *wk)
 	}
 	m = bulk ? tb_json_first(o) : o;
 	for (size_t i = 0; i < count; i++, m = bulk ? tb_json_next(m) : NULL) {
-		if ((why = tb_api_fields(m, NULL, &f[i])) != NULL) {
-			char detail[96];
-			snprintf(detail, sizeof(detail), "message %zu: %s", i, why);
-			refuse(x, 400,
-			       strcmp(why, "type") == 0 || strcmp(why, "to") == 0 ? "field.missing"
-			                                                          : "field.type",
-			       detail);
+		if (tb_api_fields(m, NULL, &f[i], &d) != TB_OK) {
+			char detail[220];
+			snprintf(detail, sizeof(detail), "message %zu: %s", i, d.detail);
+			refuse(x, 400, tb_err_reason(d.code), detail);
 			goto out;
 		}
 	}

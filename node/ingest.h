@@ -9,20 +9,21 @@
 #define TB_INGEST_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 struct evhttp_request;
 struct tb_worker;
 struct tb_journal;
 
 /* Starts the ingest thread with its own journal handle and key copy. */
-int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
 /* Queues a POST /v1/messages body (raw, taken over) for the thread; the
  * answer is sent on the loop once it is journalled or refused. */
 void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
 /* Requests handed to the thread and not yet answered. */
 /* The ingest thread's worker and journal handle, for other jobs that
  * journal off the loop (answers.c); TB_E_ARG if it is not running. */
-int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
+TB_MUST_CHECK int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
 size_t tb_ingest_pending(const struct tb_node *n);
 /* Lets the thread finish the queued requests, joins it and frees it;
  * answers not yet sent are dropped (their messages stay journalled). */

@@ -107,6 +107,9 @@ enum sid {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_UNIT,
+	ST_UNIT_UNDO,
+	ST_UNIT_END,
 	ST_IN_PUT,
 	ST_IN_RECEIPT,
 	ST_IN_EXISTS,
@@ -149,6 +152,10 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [ST_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [ST_ROLLBACK] = "ROLLBACK",
+    /* a state change with its audit entry (unit_begin/unit_end) */
+    [ST_UNIT] = "SAVEPOINT tb_unit",
+    [ST_UNIT_UNDO] = "ROLLBACK TO tb_unit",
+    [ST_UNIT_END] = "RELEASE tb_unit",
     /* ON CONFLICT on the id only: any other constraint failure is a real
      * error, which INSERT OR IGNORE would swallow. */
     [ST_IN_PUT] = "INSERT INTO inbound (" MSG_COLS ", receipt)"
@@ -582,8 +589,12 @@ checkpoint_main(void *arg)
 	struct checkpointer *c = arg;
 	sqlite3 *db = NULL;
 
-	/* Checkpoints can wait; the writers' threads cannot (a hint). */
-	(void)tb_thread_lower_priority(CHECKPOINT_NICE);
+	/* Checkpoints can wait; the writers' threads cannot (a hint: if the
+	 * system refuses, the thread runs as is, which only costs the
+	 * writers some CPU; nothing to report). */
+	if (tb_thread_lower_priority(CHECKPOINT_NICE) != 0) {
+		/* ignored, as said */
+	}
 
 	/* the connection reads the schema once, which opens it in WAL mode;
 	 * until then a checkpoint call is a no-op */
@@ -1575,6 +1586,104 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 	}
 done:
 	return tx_end(j, own, rc);
+}
+
+/* ---- state changes with their audit entry ---- */
+
+/* Opens a unit of work that is kept whole or undone whole: a savepoint
+ * inside the caller's transaction, or a transaction of its own (*own). */
+static int
+unit_begin(struct tb_journal *j, bool *own)
+{
+	int rc;
+
+	*own = !j->in_tx;
+	if (*own)
+		return tb_journal_begin(j);
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	return run(j, st(j, ST_UNIT), "savepoint");
+}
+
+/* Keeps the unit when rc is TB_OK, else undoes it; returns rc (or the
+ * error that kept it from being kept), with j's diag saying why. */
+static int
+unit_end(struct tb_journal *j, bool own, int rc)
+{
+	struct tb_diag why = j->diag;
+	int rc2;
+
+	if (own) {
+		if (rc == TB_OK)
+			return tb_journal_commit(j);
+		if (tb_journal_rollback(j) != TB_OK) {
+			/* the handle is out of the transaction either way
+			 * (tb_journal_rollback clears it); the error to report
+			 * is rc, the step's */
+		}
+		j->diag = why;
+		return rc;
+	}
+	if (rc != TB_OK) {
+		/* the cached head may be one this unit wrote */
+		j->head_cached = false;
+		if (run(j, st(j, ST_UNIT_UNDO), "rollback to savepoint") != TB_OK) {
+			j->aborted = true; /* a part of the unit may remain: the batch is lost */
+			j->diag = why;
+		}
+	}
+	if ((rc2 = run(j, st(j, ST_UNIT_END), "release savepoint")) != TB_OK) {
+		j->head_cached = false;
+		if (rc == TB_OK)
+			return rc2;
+		j->diag = why;
+	}
+	return rc;
+}
+
+int
+tb_journal_outbound_put_audit(struct tb_journal *j, const struct tb_journal_msg *m,
+                              int64_t next_attempt, int64_t at, const char *event)
+{
+	bool own;
+	int rc;
+
+	if (m == NULL)
+		return TB_E_ARG;
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_put(j, m, next_attempt)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', m->id, m->digest, m->to, at, event);
+	return unit_end(j, own, rc);
+}
+
+int
+tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const uint8_t *receipt,
+                                    size_t receipt_len, int64_t at, const char *digest_hex,
+                                    const char *peer)
+{
+	bool own;
+	int rc;
+
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "delivered");
+	return unit_end(j, own, rc);
+}
+
+int
+tb_journal_outbound_failed_audit(struct tb_journal *j, const char *id, const char *reason,
+                                 int64_t at, const char *digest_hex, const char *peer)
+{
+	bool own;
+	int rc;
+
+	if ((rc = unit_begin(j, &own)) != TB_OK)
+		return rc;
+	if ((rc = tb_journal_outbound_failed(j, id, reason, at)) == TB_OK)
+		rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "failed");
+	return unit_end(j, own, rc);
 }
 
 int

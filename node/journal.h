@@ -121,7 +121,7 @@ struct tb_journal_status {
  * an SQLite database of some other application), TB_E_JOURNAL_VERSION
  * (written by a newer schema), TB_E_NOMEM.  path is borrowed.
  */
-struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_journal *tb_journal_open(const char *path, struct tb_diag *d);
 /* Process-wide SQLite settings for a program whose threads write journals
  * at once: memory statistics off (they take a global lock on every
  * allocation).  Call once, before any journal is opened and before other
@@ -133,14 +133,16 @@ void tb_journal_library_init(void);
  * write from different threads: SQLite serialises their transactions, and
  * a handle waits (polling, up to 5 s) for another's write lock. */
 #define TB_JOURNAL_NO_CHECKPOINTS 1u
-struct tb_journal *tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d);
+TB_MUST_CHECK struct tb_journal *tb_journal_open_ex(const char *path, unsigned flags,
+                                                    struct tb_diag *d);
 /* A further handle on primary's file (as TB_JOURNAL_NO_CHECKPOINTS) whose
  * commits wake primary's checkpoint thread too, so that the WAL is copied
  * back whichever handle writes.  primary (borrowed) must have its
  * checkpoint thread and stay open until this handle is closed.  NULL on
  * failure as for tb_journal_open (TB_E_ARG: primary NULL or without a
  * checkpoint thread). */
-struct tb_journal *tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d);
+TB_MUST_CHECK struct tb_journal *tb_journal_open_secondary(struct tb_journal *primary,
+                                                           struct tb_diag *d);
 /* Closes the handle, rolling back an open transaction.  NULL allowed. */
 void tb_journal_close(struct tb_journal *j);
 /* Checkpoints run so far by the handle's background thread, which copies
@@ -162,11 +164,11 @@ const struct tb_diag *tb_journal_diag(const struct tb_journal *j);
  * SQLite itself aborted the transaction (disk full, I/O error), commit
  * returns TB_E_IO and the batch must be treated as not stored.
  */
-int tb_journal_begin(struct tb_journal *j);
+TB_MUST_CHECK int tb_journal_begin(struct tb_journal *j);
 /* Makes the transaction durable; only after TB_OK may the batch be
  * answered.  On failure the transaction is rolled back.  TB_E_ARG when
  * none is open. */
-int tb_journal_commit(struct tb_journal *j);
+TB_MUST_CHECK int tb_journal_commit(struct tb_journal *j);
 /* Opens a transaction whose commit does not wait for the disk (no
  * fsync): for changes that may be lost in a crash without harm, such as
  * marking messages as sent (they are then sent again, and receivers are
@@ -175,9 +177,9 @@ int tb_journal_commit(struct tb_journal *j);
  * one.  Committed or rolled back as any other; the journal is durable
  * again afterwards.  (SQLite refuses to change its safety level inside a
  * transaction, hence the choice at the start.) */
-int tb_journal_begin_nosync(struct tb_journal *j);
+TB_MUST_CHECK int tb_journal_begin_nosync(struct tb_journal *j);
 /* Abandons the transaction.  TB_E_ARG when none is open. */
-int tb_journal_rollback(struct tb_journal *j);
+TB_MUST_CHECK int tb_journal_rollback(struct tb_journal *j);
 
 /* ---- inbound: received messages, and the replay cache ---- */
 
@@ -192,11 +194,12 @@ int tb_journal_rollback(struct tb_journal *j);
  * send an error, not somebody else's receipt.  TB_E_ARG when a field is
  * missing or malformed.
  */
-int tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
-                           struct tb_buf *orig_receipt);
+TB_MUST_CHECK int tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
+                                         struct tb_buf *orig_receipt);
 /* The stored receipt for inbound id into out (reset first).  TB_E_NOTFOUND
  * when the id is not (or no longer) journalled. */
-int tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *out);
+TB_MUST_CHECK int tb_journal_inbound_receipt(struct tb_journal *j, const char *id,
+                                             struct tb_buf *out);
 
 /* ---- inbox: what the city's systems have not yet collected ---- */
 
@@ -211,21 +214,21 @@ typedef int (*tb_journal_inbox_cb)(void *ctx, int64_t seq, const struct tb_journ
  * grow and are never reused, so the last seq seen is a stable cursor for
  * the next page.
  */
-int tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
-                          tb_journal_inbox_cb cb, void *ctx);
+TB_MUST_CHECK int tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq,
+                                        tb_journal_inbox_cb cb, void *ctx);
 /* Marks inbound id acknowledged (collected).  Acknowledging twice is TB_OK;
  * an unknown id is TB_E_NOTFOUND. */
-int tb_journal_inbox_ack(struct tb_journal *j, const char *id);
+TB_MUST_CHECK int tb_journal_inbox_ack(struct tb_journal *j, const char *id);
 /* Number of unacknowledged inbound messages into *n. */
-int tb_journal_inbox_count(struct tb_journal *j, int64_t *n);
+TB_MUST_CHECK int tb_journal_inbox_count(struct tb_journal *j, int64_t *n);
 
 /* ---- outbound: the delivery queue ---- */
 
 /* Queues m (copied; receipt ignored) for its first attempt at
  * next_attempt.  TB_E_REPLAY when the id is already in the queue's
  * history; TB_E_ARG when a field is missing or malformed. */
-int tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
-                            int64_t next_attempt);
+TB_MUST_CHECK int tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
+                                          int64_t next_attempt);
 
 /* Called once per due message; o is borrowed for the call.  Return value
  * and re-entrancy rule as for tb_journal_inbox_cb. */
@@ -233,43 +236,45 @@ typedef int (*tb_journal_out_cb)(void *ctx, const struct tb_journal_out *o);
 
 /* Lists up to limit (0: no limit) queued messages with next_attempt <= now,
  * longest-waiting first (next_attempt, then queue order). */
-int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
-                            void *ctx);
+TB_MUST_CHECK int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit,
+                                          tb_journal_out_cb cb, void *ctx);
 /*
  * Records delivery of queued id with the peer's receipt (copied; may be
  * empty) at time at; a message delivered counts at least one attempt.  Delivering an already
  * delivered message is TB_OK and keeps the first receipt (a late duplicate receipt after a retry).
  * TB_E_NOTFOUND for an unknown id; TB_E_JOURNAL_STATE if it had failed.
  */
-int tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
-                                  size_t receipt_len, int64_t at);
+TB_MUST_CHECK int tb_journal_outbound_delivered(struct tb_journal *j, const char *id,
+                                                const uint8_t *receipt, size_t receipt_len,
+                                                int64_t at);
 /* Counts a failed attempt of queued id, records last_error (copied; may be
  * NULL) and schedules the next one.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE
  * (not queued any more). */
-int tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_attempt,
-                              const char *last_error);
+TB_MUST_CHECK int tb_journal_outbound_retry(struct tb_journal *j, const char *id,
+                                            int64_t next_attempt, const char *last_error);
 /* Moves the next attempt of queued id to next_attempt without counting a
  * failure (a message the sender held in memory hands it back to the
  * queue).  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
-int tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t next_attempt);
+TB_MUST_CHECK int tb_journal_outbound_reschedule(struct tb_journal *j, const char *id,
+                                                 int64_t next_attempt);
 /* After a restart: every queued message never tried (no last_error) whose
  * next attempt lies after now is due at now; their number into *n (may
  * be NULL).  Such messages were held in memory by a sender that stopped. */
-int tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n);
+TB_MUST_CHECK int tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n);
 /* Gives up on queued id (e.g. it expired) with reason (copied; may be NULL)
  * at time at.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE (not queued any more). */
-int tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *reason,
-                               int64_t at);
+TB_MUST_CHECK int tb_journal_outbound_failed(struct tb_journal *j, const char *id,
+                                             const char *reason, int64_t at);
 /* Status of outbound id into *out; when receipt is not NULL it is reset
  * and receives the delivery receipt (empty unless delivered).
  * TB_E_NOTFOUND for an unknown (or pruned) id. */
-int tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journal_status *out,
-                               struct tb_buf *receipt);
+TB_MUST_CHECK int tb_journal_outbound_status(struct tb_journal *j, const char *id,
+                                             struct tb_journal_status *out, struct tb_buf *receipt);
 /* Queue depth: number of queued messages into *n. */
-int tb_journal_outbound_pending(struct tb_journal *j, int64_t *n);
+TB_MUST_CHECK int tb_journal_outbound_pending(struct tb_journal *j, int64_t *n);
 /* Earliest next_attempt among queued messages into *when (to arm the retry
  * timer).  TB_E_NOTFOUND when nothing is queued. */
-int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);
+TB_MUST_CHECK int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);
 
 /* ---- forgetting ---- */
 
@@ -286,7 +291,8 @@ int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);
  * has not collected them), nor are queued ones.  Audit entries are never
  * pruned.
  */
-int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, size_t *removed);
+TB_MUST_CHECK int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry,
+                                   size_t *removed);
 
 /* ---- audit chain ---- */
 
@@ -299,13 +305,41 @@ int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expir
  * so altering, inserting or deleting an entry breaks the chain from there
  * on.  Call it in the same transaction as the change it records.
  */
-int tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
-                            const char *digest_hex, const char *peer, int64_t at,
-                            const char *event);
+TB_MUST_CHECK int tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid,
+                                          const char *digest_hex, const char *peer, int64_t at,
+                                          const char *event);
+/*
+ * A state change and the audit entry that records it, both or neither:
+ * they run as one unit (an SQL savepoint inside the caller's transaction,
+ * or a transaction of their own), undone whole when either step fails,
+ * so the chain never names an event that did not happen and no change
+ * is kept without its entry.  Each returns TB_OK, or the error of the
+ * step that failed (tb_journal_diag says which):
+ *   _put_audit        tb_journal_outbound_put(m, next_attempt), then the
+ *                     entry ('o', m->id, m->digest, m->to, at, event),
+ *                     e.g. "queued" or "relayed";
+ *   _delivered_audit  tb_journal_outbound_delivered(), then "delivered"
+ *                     for peer (the recipient); a message that had failed
+ *                     is TB_E_JOURNAL_STATE and gets no entry;
+ *   _failed_audit     tb_journal_outbound_failed(), then "failed";
+ *                     TB_E_JOURNAL_STATE / TB_E_NOTFOUND as that one.
+ * Strings are borrowed.
+ */
+TB_MUST_CHECK int tb_journal_outbound_put_audit(struct tb_journal *j,
+                                                const struct tb_journal_msg *m,
+                                                int64_t next_attempt, int64_t at,
+                                                const char *event);
+TB_MUST_CHECK int tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id,
+                                                      const uint8_t *receipt, size_t receipt_len,
+                                                      int64_t at, const char *digest_hex,
+                                                      const char *peer);
+TB_MUST_CHECK int tb_journal_outbound_failed_audit(struct tb_journal *j, const char *id,
+                                                   const char *reason, int64_t at,
+                                                   const char *digest_hex, const char *peer);
 /* The last entry's seq (0 when empty) and hash as 64 hex + NUL (all zeros
  * when empty).  Recording the head elsewhere is what makes truncation of
  * the chain's tail detectable: the chain alone cannot show it. */
-int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65]);
+TB_MUST_CHECK int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65]);
 
 /*
  * The entry hash, a fixed serialization so other tools can verify a chain:
@@ -322,9 +356,9 @@ int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
  * boundaries unambiguous ("ab"+"c" differs from "a"+"bc").  Writes 32
  * bytes to out.  TB_E_ARG when a string is NULL or longer than 4 GiB.
  */
-int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
-                          const char *digest_hex, const char *peer, int64_t at, const char *event,
-                          uint8_t out[32]);
+TB_MUST_CHECK int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir,
+                                        const char *msgid, const char *digest_hex, const char *peer,
+                                        int64_t at, const char *event, uint8_t out[32]);
 
 /*
  * Verifies the audit chain of the journal at path (borrowed), opened
@@ -339,8 +373,8 @@ int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const c
  * truncated tail, verifies: compare against a head recorded elsewhere
  * (tb_journal_audit_head) to catch those.
  */
-int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
-                            struct tb_diag *d);
+TB_MUST_CHECK int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq,
+                                          int64_t *entries, struct tb_diag *d);
 
 /* ---- message flows (docs/PROTOCOL.md section 10) ---- */
 
@@ -356,20 +390,22 @@ struct tb_journal_inbound {
 
 /* Facts of inbound message id; its envelope into envelope (reset first)
  * when not NULL.  TB_E_NOTFOUND when unknown. */
-int tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_inbound *out,
-                           struct tb_buf *envelope);
+TB_MUST_CHECK int tb_journal_inbound_get(struct tb_journal *j, const char *id,
+                                         struct tb_journal_inbound *out, struct tb_buf *envelope);
 /* The stored envelope of outbound message id into out (reset first).
  * TB_E_NOTFOUND when unknown. */
-int tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf *out);
+TB_MUST_CHECK int tb_journal_outbound_envelope(struct tb_journal *j, const char *id,
+                                               struct tb_buf *out);
 /* Whether request id (a message this node sent) was closed by a final
  * answer; closing twice is harmless. */
-int tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed);
-int tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at);
+TB_MUST_CHECK int tb_journal_request_closed(struct tb_journal *j, const char *id, bool *closed);
+TB_MUST_CHECK int tb_journal_request_close(struct tb_journal *j, const char *id, int64_t at);
 /* The state (an enum tb_case_state value, 0 when unknown) of a case, keyed
  * by requester member, handler member and case id; and its update. */
-int tb_journal_case_get(struct tb_journal *j, const char *requester, const char *handler,
-                        const char *case_id, int *state);
-int tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
-                        const char *case_id, int state, int64_t at);
+TB_MUST_CHECK int tb_journal_case_get(struct tb_journal *j, const char *requester,
+                                      const char *handler, const char *case_id, int *state);
+TB_MUST_CHECK int tb_journal_case_set(struct tb_journal *j, const char *requester,
+                                      const char *handler, const char *case_id, int state,
+                                      int64_t at);
 
 #endif

@@ -42,9 +42,12 @@ tb_log(enum tb_log_level lvl, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* one line whole, though the threads log at once */
+	flockfile(stderr);
 	fprintf(stderr, "%s.%03ldZ %s: ", ts, now.tv_nsec / 1000000, tags[lvl]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }

@@ -29,6 +29,11 @@
  * thread (journal.c) and the ingest thread, which seals and journals
  * local API submissions (ingest.c) and settles answers (answers.c), and
  * which reads the registry and tunables under reg_lock.
+ *
+ * Thread-safety: the functions run on the event loop unless their
+ * comment names another thread (the ingest thread); what that thread
+ * shares with the loop is listed at struct tb_node.  Ownership is stated
+ * per function; a struct tb_node owns everything it points to.
  */
 #ifndef TB_NODE_H
 #define TB_NODE_H
@@ -42,6 +47,7 @@
 #include "../certs/tb_key.h"
 #include "../util/tb_buf.h"
 #include "config.h"
+#include "../util/tb_err.h"
 
 struct tb_reg;
 struct tb_route;
@@ -136,16 +142,16 @@ struct tb_node {
 };
 
 /* node.c */
-const char *tb_node_intern(struct tb_node *n, const char *id);
+TB_MUST_CHECK const char *tb_node_intern(struct tb_node *n, const char *id);
 int64_t tb_now(void);     /* Unix seconds */
 int64_t tb_now_ms(void);  /* monotonic milliseconds */
 int64_t tb_wall_ms(void); /* Unix milliseconds */
-struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
+TB_MUST_CHECK struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
 void tb_node_free(struct tb_node *n);
 /* Loads, verifies and applies a registry document (borrowed bytes);
  * refuses one not newer than the current (unless it is the first). */
-int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
-                           struct tb_diag *d);
+TB_MUST_CHECK int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len,
+                                         bool persist, struct tb_diag *d);
 /* Registers fn to be called (on the loop) with each registry applied
  * after this, once it is in force; setup only (out of memory aborts). */
 void tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct tb_reg *reg),
@@ -155,15 +161,15 @@ void tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct t
 const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);
 /* Checks a DTLS peer certificate (DER) against the registry: the member
  * id it belongs to (interned, owned by the node), or NULL. */
-const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+TB_MUST_CHECK const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
 /* True when member offers service in the current registry. */
 bool tb_node_offers(const struct tb_node *n, const char *member, const char *service);
 /* The member serving service for region under the current registry
  * (copied into member, 16 bytes); TB_E_NO_ROUTE when none. */
-int tb_node_route(struct tb_node *n, const char *service, const char *region, char *member,
-                  struct tb_diag *d);
+TB_MUST_CHECK int tb_node_route(struct tb_node *n, const char *service, const char *region,
+                                char *member, struct tb_diag *d);
 /* First endpoint host/port for the next hop towards member `to`. */
-int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
-                     coap_address_t *addr, struct tb_diag *d);
+TB_MUST_CHECK int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
+                                   coap_address_t *addr, struct tb_diag *d);
 
 #endif

@@ -127,6 +127,29 @@ tb_outbound_schedule(struct tb_node *n, int64_t delay_ms)
 	evtimer_add(n->out->deliver_timer, &tv);
 }
 
+/* Abandons j's transaction.  The handle is outside it afterwards whatever
+ * SQLite answers, so a failure is only logged. */
+static void
+rollback(struct tb_journal *j)
+{
+	if (tb_journal_rollback(j) != TB_OK)
+		log_warnx("journal rollback: %s", tb_journal_diag(j)->detail);
+}
+
+/* Counts a failed attempt of queued id and schedules the next at `at`
+ * (tb_journal_outbound_retry).  When the journal cannot record it, the
+ * message keeps the attempt time it had and is due again then: logged.
+ * True when recorded. */
+static bool
+retry(struct tb_journal *j, const char *id, int64_t at, const char *why)
+{
+	int rc = tb_journal_outbound_retry(j, id, at, why);
+
+	if (rc != TB_OK && rc != TB_E_JOURNAL_STATE && rc != TB_E_NOTFOUND)
+		log_warnx("retry of %s not recorded: %s", id, tb_journal_diag(j)->detail);
+	return rc == TB_OK;
+}
+
 /* Makes the envelopes of fin[0..count) from this node (made counts them;
  * *bad is the one that failed), each with a recipient (routed: the route
  * table's, when the request named a service and region) and a next hop. */
@@ -208,7 +231,10 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			*bad = i;
 			goto out;
 		}
-		tb_env_digest(envs[i], dg);
+		if ((rc = tb_env_digest(envs[i], dg)) != TB_OK) {
+			*bad = i;
+			goto out;
+		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
 	if ((rc = tb_journal_begin(j)) != TB_OK)
@@ -229,14 +255,14 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		m.envelope_len = wire[i].len;
 		*bad = i;
 		if ((rc = tb_flows_outbound(n, j, envs[i], d)) != TB_OK) {
-			tb_journal_rollback(j);
+			rollback(j);
 			goto out;
 		}
 		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S : now)) !=
 		        TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
-			tb_journal_rollback(j);
+			rollback(j);
 			goto jfail;
 		}
 		snprintf(ids[i], 33, "%s", m.id);
@@ -294,7 +320,8 @@ static size_t
 lat_slot(const char *id)
 {
 	uint8_t b[4];
-	tb_hex_decode(id, 8, b, 4);
+	if (!tb_hex_decode(id, 8, b, 4))
+		return 0; /* not an id of ours (they are checked hex): any slot will do */
 	return ((size_t)b[0] << 24 | (size_t)b[1] << 16 | (size_t)b[2] << 8 | b[3]) % TB_LAT_SLOTS;
 }
 
@@ -406,7 +433,8 @@ backoff_s(struct tb_node *n, int64_t attempts)
 		ms *= 2;
 	if (ms > n->cfg.retry_max_ms)
 		ms = n->cfg.retry_max_ms;
-	tb_random(&r, sizeof(r));
+	if (tb_random(&r, sizeof(r)) != TB_OK)
+		r = 0; /* no jitter then: still a valid backoff */
 	ms = ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
 	return (ms + 999) / 1000;
 }
@@ -458,7 +486,7 @@ fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t c
 	}
 	if (count > 1)
 		tb_buf_addc(body, ']');
-	if (n->cfg.deflate) {
+	if (n->cfg.deflate && tb_buf_error(body) == TB_OK) {
 		/* about a third of the bytes, so of the blocks and round trips */
 		struct tb_buf z;
 		tb_buf_init(&z);
@@ -478,7 +506,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 {
 	struct tb_diag d;
 	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
-	coap_pdu_t *pdu;
+	coap_pdu_t *pdu = NULL;
 	struct tb_buf *body;
 	struct tb_exchange *x;
 	uint8_t fmt[4];
@@ -496,8 +524,9 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
-	if (pdu == NULL || x->ids == NULL || x->digests == NULL || x->tos == NULL ||
-	    x->relayed == NULL)
+	/* a body not built whole: sent again after the answer timeout */
+	if (pdu == NULL || tb_buf_error(body) != TB_OK || x->ids == NULL || x->digests == NULL ||
+	    x->tos == NULL || x->relayed == NULL)
 		goto fail;
 	coap_session_new_token(s, &x->token.length, x->tokbuf);
 	x->token.s = x->tokbuf;
@@ -566,7 +595,9 @@ give_back(struct tb_node *n, struct tb_fresh *v, size_t count)
 {
 	if (count > 0 && tb_journal_begin_nosync(n->journal) == TB_OK) {
 		for (size_t i = 0; i < count; i++)
-			tb_journal_outbound_reschedule(n->journal, v[i].id, tb_now());
+			if (tb_journal_outbound_reschedule(n->journal, v[i].id, tb_now()) != TB_OK)
+				log_warnx("%s not handed back now (due at its hold's end): %s",
+				          v[i].id, tb_journal_diag(n->journal)->detail);
 		if (tb_journal_commit(n->journal) != TB_OK)
 			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	}
@@ -770,17 +801,17 @@ settle_unsendable(struct tb_node *n, struct due_list *l, int64_t now, bool *tx)
 		if (x->m.expires <= now) {
 			if (!round_tx(n, tx))
 				return false;
-			tb_journal_outbound_failed(
-			    n->journal, x->m.id, "time.expired: not delivered before expiry", now);
-			tb_journal_audit_append(n->journal, 'o', x->m.id, x->m.digest, x->m.to, now,
-			                        "failed");
-			n->m.out_failed++;
+			if (tb_journal_outbound_failed_audit(
+			        n->journal, x->m.id, "time.expired: not delivered before expiry",
+			        now, x->m.digest, x->m.to) == TB_OK)
+				n->m.out_failed++;
+			else /* still queued: the next round tries again */
+				log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 		} else if (tb_node_next_hop(n, x->m.to, x->hop, sizeof(x->hop), &addr, &d) !=
 		           TB_OK) {
 			if (!round_tx(n, tx))
 				return false;
-			tb_journal_outbound_retry(n->journal, x->m.id,
-			                          now + backoff_s(n, x->attempts), d.detail);
+			(void)retry(n->journal, x->m.id, now + backoff_s(n, x->attempts), d.detail);
 		} else {
 			continue; /* x->hop set: to be planned below */
 		}
@@ -852,8 +883,8 @@ mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool 
 			continue;
 		if (!round_tx(n, tx))
 			return false;
-		tb_journal_outbound_retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
-		                          "sent, awaiting receipt");
+		(void)retry(n->journal, plan[k]->m.id, now + ANSWER_TIMEOUT_S,
+		            "sent, awaiting receipt");
 	}
 	if (*tx) {
 		*tx = false;
@@ -916,7 +947,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	send_planned(n, plan, cuts, slots, ncuts);
 done:
 	if (tx)
-		tb_journal_rollback(n->journal);
+		rollback(n->journal);
 	put_back(n, &l);
 	free(plan);
 	free(cuts);
@@ -1023,7 +1054,8 @@ relay_back(struct tb_node *n, struct tb_journal *j, const char *id, const struct
 	tb_buf_reset(&b);
 	if (tb_env_serialize(r, &b) != TB_OK)
 		goto out;
-	tb_env_digest(r, dg);
+	if (tb_env_digest(r, dg) != TB_OK)
+		goto out;
 	tb_hex_encode(dg, 32, digest);
 	memset(&m, 0, sizeof(m));
 	m.id = tb_env_id(r);
@@ -1036,8 +1068,11 @@ relay_back(struct tb_node *n, struct tb_journal *j, const char *id, const struct
 	m.expires = tb_env_expires(r);
 	m.envelope = b.data;
 	m.envelope_len = b.len;
-	if (tb_journal_outbound_put(j, &m, tb_now()) == TB_OK)
-		tb_journal_audit_append(j, 'o', m.id, digest, m.to, tb_now(), "relayed");
+	/* if this fails, the origin sends again and the answer comes back
+	 * again (receivers answer duplicates with the original receipt) */
+	int rc = tb_journal_outbound_put_audit(j, &m, tb_now(), tb_now(), "relayed");
+	if (rc != TB_OK && rc != TB_E_REPLAY)
+		log_warnx("receipt %s not relayed back: %s", m.id, tb_journal_diag(j)->detail);
 out:
 	tb_env_free(r);
 	tb_buf_free(&b);
@@ -1073,9 +1108,17 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		}
 	}
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
-		tb_journal_outbound_delivered(j, x->ids[i], p, len, now);
-		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now,
-		                        "delivered");
+		/* recorded with its audit entry, or not at all: then it is not
+		 * reported delivered, and stays queued (or failed) as it was */
+		if (tb_journal_outbound_delivered_audit(j, x->ids[i], p, len, now, x->digests[i],
+		                                        x->tos[i]) != TB_OK) {
+			log_warnx("delivery of %s not recorded: %s", x->ids[i],
+			          tb_journal_diag(j)->detail);
+			if (retry(j, x->ids[i], now + backoff_s(n, 1),
+			          "delivery not recorded in the journal"))
+				a->retries++;
+			goto out;
+		}
 		a->delivered[i] = true;
 		a->ndelivered++;
 		if (x->relayed[i]) {
@@ -1097,24 +1140,27 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		char why[64];
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
 		         x->hop);
-		tb_journal_outbound_retry(j, x->ids[i], now + RELAY_WAIT_S, why);
+		(void)retry(j, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class != 4 && transient_error(p, len)) {
-		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
-		                          "receiver failed internally; retrying");
-		a->retries++;
+		if (retry(j, x->ids[i], now + backoff_s(n, 1),
+		          "receiver failed internally; retrying"))
+			a->retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
 		/* refused for good: the same bytes would be refused again */
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
 		         (int)(len > 120 ? 120 : len), (const char *)p);
-		tb_journal_outbound_failed(j, x->ids[i], reason, now);
-		tb_journal_audit_append(j, 'o', x->ids[i], x->digests[i], x->tos[i], now, "failed");
-		a->failed++;
+		if (tb_journal_outbound_failed_audit(j, x->ids[i], reason, now, x->digests[i],
+		                                     x->tos[i]) == TB_OK)
+			a->failed++;
+		else
+			log_warnx("failure of %s not recorded: %s", x->ids[i],
+			          tb_journal_diag(j)->detail);
 	} else {
-		tb_journal_outbound_retry(j, x->ids[i], now + backoff_s(n, 1),
-		                          "answer was not a valid receipt");
-		a->retries++;
+		if (retry(j, x->ids[i], now + backoff_s(n, 1), "answer was not a valid receipt"))
+			a->retries++;
 	}
+out:
 	tb_env_free(r);
 	tb_buf_free(&full);
 }
@@ -1155,21 +1201,22 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 	}
 	if (cls == 5 || data == NULL) {
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why);
-			a->retries++;
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why))
+				a->retries++;
 		}
 	} else if (x->count == 1) {
 		struct tb_env *r = NULL;
-		if (cls == 2)
-			(void)tb_env_open(data, len, o, &r, NULL);
+		/* an answer that does not open is settled as "not a receipt" */
+		if (cls == 2 && tb_env_open(data, len, o, &r, NULL) != TB_OK)
+			r = NULL;
 		settle(n, j, a, 0, data, len, r, cls);
 	} else if (len == 0 || data[0] != '[') {
 		/* the exchange was refused as a whole (size, format): not the
 		 * messages' fault; retry them, in smaller exchanges */
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          "exchange refused as a whole");
-			a->retries++;
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+			          "exchange refused as a whole"))
+				a->retries++;
 		}
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
 		          (int)(len > 120 ? 120 : len), (const char *)data);
@@ -1190,8 +1237,8 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 			if ((int)i < ne) {
 				settle(n, j, a, i, data + eoff[i], elen[i], env[i], cls);
 			} else {
-				tb_journal_outbound_retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
-				                          "malformed batch answer");
+				(void)retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+				            "malformed batch answer");
 			}
 		}
 		free(eoff);
@@ -1204,8 +1251,16 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 	 * the receiver answers with its original receipt (relays queued
 	 * here reach the disk with the next durable commit, before any
 	 * answer that depends on them). */
-	if (tb_journal_commit(j) != TB_OK)
+	if (tb_journal_commit(j) != TB_OK) {
+		/* nothing was recorded: report nothing delivered or failed; the
+		 * messages are due again when their answer timeout ends */
 		log_warnx("journal commit failed: %s", tb_journal_diag(j)->detail);
+		for (size_t i = 0; i < x->count; i++)
+			a->delivered[i] = false;
+		a->ndelivered = 0;
+		a->failed = a->retries = 0;
+		a->relays = false;
+	}
 	tb_buf_free(&plain);
 }
 
@@ -1327,11 +1382,14 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 	         (int)r, x->count);
 	if (tb_journal_begin(n->journal) == TB_OK) {
 		for (size_t i = 0; i < x->count; i++) {
-			tb_journal_outbound_retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-			                          "no answer from peer");
-			n->m.out_retries++;
+			if (retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
+			          "no answer from peer"))
+				n->m.out_retries++;
 		}
-		tb_journal_commit(n->journal);
+		/* if this fails, they are due again when their answer
+		 * timeout ends */
+		if (tb_journal_commit(n->journal) != TB_OK)
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	}
 	/* the session is not released here, inside libcoap's callback: a
 	 * failed session is found dead and replaced on its next use */

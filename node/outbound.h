@@ -14,6 +14,7 @@
 
 #include "node.h"
 #include "worker.h"
+#include "../util/tb_err.h"
 
 struct tb_env_fields;
 struct tb_env_open_opts;
@@ -81,7 +82,7 @@ struct tb_fresh {
 /* Sets up the stage (its delivery timer, memory queue and latency
  * clocks, on n->base) and registers with the transport for the answers
  * to exchanges. */
-int tb_outbound_init(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_outbound_init(struct tb_node *n, struct tb_diag *d);
 /* Frees the stage: its timer, the exchanges still awaiting answers and
  * whatever is in the memory queue (the journal has it all). */
 void tb_outbound_free(struct tb_node *n);
@@ -93,9 +94,9 @@ void tb_outbound_free(struct tb_node *n);
  * for the loop to send from memory: each is journalled with its first
  * attempt TB_FRESH_HOLD_S ahead and fresh[i] receives its wire form
  * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
-int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
-                      const struct tb_env_fields *f, size_t count, char (*ids)[33], size_t *bad,
-                      struct tb_fresh *fresh, struct tb_diag *d);
+TB_MUST_CHECK int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
+                                    const struct tb_env_fields *f, size_t count, char (*ids)[33],
+                                    size_t *bad, struct tb_fresh *fresh, struct tb_diag *d);
 /* Loop: takes over v[0..count) from tb_outbound_store (the array stays the
  * caller's, the envelopes move) for the next delivery rounds; what the
  * memory queue has no room for goes back to the journal's queue. */
@@ -107,8 +108,8 @@ void tb_outbound_forget(struct tb_node *n);
 /* One message sent from the loop (an inbox reply, the reference
  * responder): tb_outbound_store on the loop's journal and key, then its
  * latency clock and delivery; *id receives its id. */
-int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
-                       struct tb_diag *d);
+TB_MUST_CHECK int tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33],
+                                     struct tb_diag *d);
 void tb_latency_start(struct tb_node *n, const char *id, int64_t now_ms);
 void tb_latency_done(struct tb_node *n, const char *id);
 void tb_outbound_schedule(struct tb_node *n, int64_t delay_ms);

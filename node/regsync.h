@@ -8,10 +8,11 @@
 #define TB_REGSYNC_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 /* With registry_upstream set: registers with the transport for the
  * notifications and lost sessions, and starts observing. */
-int tb_regsync_start(struct tb_node *n);
+TB_MUST_CHECK int tb_regsync_start(struct tb_node *n);
 /* Stops observing (the session goes with the transport). */
 void tb_regsync_stop(struct tb_node *n);
 

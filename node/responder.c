@@ -171,8 +171,8 @@ handle(void *ctx, const struct tb_env *e)
 	if (fx == NULL || tb_flow_role(type) != TB_FLOW_REQUEST)
 		return;
 	tb_buf_init(&bb);
-	tb_json_canon(body, NULL, &bb);
-	req = cJSON_ParseWithLength((const char *)bb.data, bb.len);
+	if (tb_json_canon(body, NULL, &bb) == TB_OK) /* else no answer, as for out of memory */
+		req = cJSON_ParseWithLength((const char *)bb.data, bb.len);
 	tb_buf_free(&bb);
 	if (req == NULL)
 		return;
@@ -240,8 +240,11 @@ handle(void *ctx, const struct tb_env *e)
 	} else if (strcmp(type, "case.query") == 0) {
 		const char *cid = jstr(req, "case_id");
 		int st = 0;
-		if (cid != NULL)
-			tb_journal_case_get(n->journal, from, n->cfg.member_id, cid, &st);
+		if (cid != NULL &&
+		    tb_journal_case_get(n->journal, from, n->cfg.member_id, cid, &st) != TB_OK) {
+			cJSON_Delete(req); /* no answer rather than a wrong state */
+			return;
+		}
 		a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "case_id", cid ? cid : "");
 		cJSON_AddStringToObject(a, "state", tb_case_state_name((enum tb_case_state)st));

@@ -11,12 +11,13 @@
 #define TB_RESPONDER_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 struct tb_responder;
 
 /* Reads and checks the fixtures file named by n's config into *r (NULL
  * when the key is empty); borrows n, which must outlive *r. */
-int tb_responder_load(struct tb_node *n, struct tb_responder **r, struct tb_diag *d);
+TB_MUST_CHECK int tb_responder_load(struct tb_node *n, struct tb_responder **r, struct tb_diag *d);
 /* Registers r (NULL: nothing) with the inbound and outbound stages. */
 void tb_responder_start(struct tb_responder *r);
 void tb_responder_free(struct tb_responder *r);

@@ -8,6 +8,7 @@
 
 #include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
+#include "../protocol/tb_schema.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "journal.h"
@@ -30,10 +31,12 @@ usage(FILE *f)
 	        "       tongban-node --help | --version\n\n"
 	        "Runs one Tongban federation node in the foreground.\n\n"
 	        "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-	        "  -n, --check        check the configuration, print \"configuration OK\", exit\n\n"
+	        "  -n, --check        check the configuration and the files it names,\n"
+	        "                     print \"configuration OK\", exit\n\n"
 	        "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
-	        "SIGHUP re-reads the registry file.\n\n"
-	        "Configuration keys:\n");
+	        "SIGHUP re-reads the registry file and the configuration: the keys\n"
+	        "marked (SIGHUP) apply at once, a change to any other needs a restart.\n\n"
+	        "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
 	           "startup error, 2 usage error.\n");
@@ -55,67 +58,46 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(n->base, &tv);
 }
 
-/* SIGHUP: re-reads the configuration.  Tunables apply at once; keys that
- * name sockets, identities or files in use need a restart, and a change
- * to one is reported and ignored. */
+/* SIGHUP: re-reads the configuration.  The keys the table marks
+ * reloadable apply at once; a change to any other (sockets, identities,
+ * files in use) needs a restart, and is reported and ignored. */
 static void
 reload_config(struct tb_node *n)
 {
+	const struct tb_conf_table *t = tb_config_table();
 	struct tb_config c;
 	struct tb_diag d;
 	enum tb_log_level lvl;
-	char fixed[256] = "";
+	char fixed[256] = "", applied[512] = "", v[64];
+	size_t len = 0;
 
 	tb_diag_clear(&d);
 	if (tb_config_load(n->config_path, &c, &d) != TB_OK) {
 		log_warnx("SIGHUP: configuration not reloaded: %s", d.detail);
 		return;
 	}
-	if (!tb_log_level_parse(c.log_level, &lvl)) {
-		log_warnx("SIGHUP: configuration not reloaded: log_level: unknown level");
-		return;
-	}
-#define FIXED_S(k)                                                                                 \
-	if (strcmp(c.k, n->cfg.k) != 0)                                                            \
-	snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " " #k)
-	FIXED_S(member_id);
-	FIXED_S(listen_host);
-	FIXED_S(cert);
-	FIXED_S(key);
-	FIXED_S(sign_key);
-	FIXED_S(root);
-	FIXED_S(trust);
-	FIXED_S(registry);
-	FIXED_S(journal);
-	FIXED_S(api_host);
-	FIXED_S(api_token_file);
-	FIXED_S(registry_upstream);
-	FIXED_S(private_endpoints);
-	FIXED_S(responder);
-	FIXED_S(webhook);
-#undef FIXED_S
-	if (c.listen_port != n->cfg.listen_port || c.api_port != n->cfg.api_port)
-		snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " ports");
-	if (c.peer_sessions != n->cfg.peer_sessions)
-		snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " peer_sessions");
+	for (size_t i = 0; i < t->nkeys; i++)
+		if (!(t->keys[i].flags & TB_CONF_RELOAD) &&
+		    !tb_conf_equal(&t->keys[i], &c, &n->cfg))
+			snprintf(fixed + strlen(fixed), sizeof(fixed) - strlen(fixed), " %s",
+			         t->keys[i].name);
 	if (fixed[0] != '\0')
 		log_warnx("SIGHUP: changed keys need a restart, not applied:%s", fixed);
-	tb_log_set_level(lvl);
 	/* the ingest thread reads tunables under reg_lock */
 	pthread_rwlock_wrlock(&n->reg_lock);
-	snprintf(n->cfg.log_level, sizeof(n->cfg.log_level), "%s", c.log_level);
-	n->cfg.max_message_size = c.max_message_size;
-	n->cfg.clock_skew = c.clock_skew;
-	n->cfg.retry_min_ms = c.retry_min_ms;
-	n->cfg.retry_max_ms = c.retry_max_ms;
-	n->cfg.batch_max = c.batch_max;
-	n->cfg.deflate = c.deflate;
+	for (size_t i = 0; i < t->nkeys; i++) {
+		if (!(t->keys[i].flags & TB_CONF_RELOAD))
+			continue;
+		tb_conf_copy(&t->keys[i], &n->cfg, &c);
+		tb_conf_format(&t->keys[i], &n->cfg, v, sizeof(v));
+		len += (size_t)snprintf(applied + len, sizeof(applied) - len, "%s%s %s",
+		                        len ? ", " : "", t->keys[i].name, v);
+		len = len < sizeof(applied) ? len : sizeof(applied) - 1;
+	}
 	pthread_rwlock_unlock(&n->reg_lock);
-	log_info("SIGHUP: configuration reloaded (log_level %s, max_message_size %lld, clock_skew "
-	         "%lld, retries %lld..%lld ms, batch_max %lld, deflate %lld)",
-	         c.log_level, (long long)c.max_message_size, (long long)c.clock_skew,
-	         (long long)c.retry_min_ms, (long long)c.retry_max_ms, (long long)c.batch_max,
-	         (long long)c.deflate);
+	if (tb_log_level_parse(c.log_level, &lvl))
+		tb_log_set_level(lvl);
+	log_info("SIGHUP: configuration reloaded (%s)", applied);
 }
 
 static void
@@ -153,8 +135,10 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* ids are remembered while a copy could still pass the time check */
-	tb_journal_prune(n->journal, tb_now(), n->cfg.clock_skew + 60, &removed);
-	if (removed > 0)
+	if (tb_journal_prune(n->journal, tb_now(), n->cfg.clock_skew + 60, &removed) != TB_OK)
+		log_warnx("journal: prune failed (tried again later): %s",
+		          tb_journal_diag(n->journal)->detail);
+	else if (removed > 0)
 		log_debug("journal: pruned %zu entries", removed);
 }
 
@@ -310,6 +294,11 @@ main(int argc, char **argv)
 	}
 	if (tb_crypto_init() != TB_OK) {
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
+		return 1;
+	}
+	/* -n: also the files the configuration names, and the identity */
+	if (check && tb_config_check(config, &d) != TB_OK) {
+		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		return 1;
 	}
 	if ((n = tb_node_new(config, &d)) == NULL) {

@@ -1,6 +1,7 @@
 /* transport.c - libcoap (CoAP over DTLS, GnuTLS) on the libevent loop. */
 #include "transport.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "../federation/tb_reg.h"
 #include "../util/tb_err.h"
+#include "../util/tb_port.h"
 #include "log.h"
 
 /* App data of a server session whose certificate check_peer refused (so
@@ -256,6 +258,7 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_address_t addr;
 	char port[8];
 	struct addrinfo hints, *res = NULL;
+	int err = 0;
 
 	coap_startup();
 	coap_set_log_level(LOG_WARNING);
@@ -287,9 +290,14 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	addr.size = res->ai_addrlen;
 	memcpy(&addr.addr, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
-	if (coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d",
-		                   n->cfg.listen_host, n->cfg.listen_port);
+	/* libcoap binds with SO_REUSEADDR, which lets a second UDP socket
+	 * share the port silently: a port another socket holds is refused
+	 * here instead */
+	if (!tb_port_free(SOCK_DGRAM, &addr.addr.sa, addr.size, &err) ||
+	    coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d: %s",
+		                   n->cfg.listen_host, n->cfg.listen_port,
+		                   strerror(err != 0 ? err : errno));
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);

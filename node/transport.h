@@ -12,6 +12,7 @@
 #define TB_TRANSPORT_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 /* CoAP content-format: application/json with the deflate content coding
  * (IANA CoAP Content-Formats registry); PROTOCOL.md 9.2 */
@@ -55,7 +56,7 @@ struct tb_transport_client {
  * out of memory at setup is fatal (both abort). */
 void tb_transport_add_client(struct tb_node *n, const struct tb_transport_client *c);
 
-int tb_transport_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_transport_start(struct tb_node *n, struct tb_diag *d);
 void tb_transport_stop(struct tb_node *n);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
 void tb_transport_kick(struct tb_node *n);
@@ -63,8 +64,8 @@ void tb_transport_kick(struct tb_node *n);
  * Accept), or -1 when it is absent. */
 long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
 /* The (cached) client session to peer member `to`, or NULL. */
-coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
-                                     struct tb_diag *d);
+TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
+                                                   struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
 /* Releases retired sessions old enough to have no transfer left. */
 void tb_transport_reap(struct tb_node *n);
@@ -72,6 +73,6 @@ void tb_transport_reap(struct tb_node *n);
  * callbacks only). */
 void tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session_t *s);
 /* The peer record for member id (created on first use); NULL on memory error. */
-struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
+TB_MUST_CHECK struct tb_peer *tb_transport_peer(struct tb_node *n, const char *id);
 
 #endif

@@ -8,13 +8,14 @@
 #define TB_WEBHOOK_H
 
 #include "node.h"
+#include "../util/tb_err.h"
 
 /* Refuses a webhook URL that is not http:// on loopback. */
-int tb_webhook_check(const char *url, struct tb_diag *d);
+TB_MUST_CHECK int tb_webhook_check(const char *url, struct tb_diag *d);
 /* With the config key `webhook` set: connects (lazily) and registers with
  * the inbound stage, so that each committed exchange prompts a push of
  * what is new in the inbox. */
-int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
+TB_MUST_CHECK int tb_webhook_start(struct tb_node *n, struct tb_diag *d);
 void tb_webhook_stop(struct tb_node *n);
 
 #endif

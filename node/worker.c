@@ -37,7 +37,8 @@ worker_main(void *arg)
 
 	/* Below the event loop: when both cores are busy, the loop's round
 	 * trips come first.  (A hint: if it fails, the thread runs as is.) */
-	(void)tb_thread_lower_priority(w->nice_delta);
+	if (tb_thread_lower_priority(w->nice_delta) != 0)
+		log_debug("%s thread: priority hint refused: %s", w->what, strerror(errno));
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (w->todo == NULL && !w->stop)

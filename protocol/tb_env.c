@@ -9,6 +9,7 @@
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "tb_json.h"
+#include "tb_schema.h"
 
 /* Domain separation for batch signatures: canonical JSON always starts
  * with '{', so these bytes can never be a single envelope's signed form. */
@@ -113,13 +114,6 @@ tb_service_code_valid(const char *s, size_t n)
 	return true;
 }
 
-static bool
-msgid_valid(const char *s, size_t n)
-{
-	uint8_t tmp[TB_MSGID_LEN];
-	return tb_hex_decode(s, n, tmp, sizeof(tmp));
-}
-
 void
 tb_env_free(struct tb_env *env)
 {
@@ -131,113 +125,149 @@ tb_env_free(struct tb_env *env)
 	free(env);
 }
 
-/* ---- validation ---- */
+/* ---- validation: the schema (docs/PROTOCOL.md 3, 5.3, 5.4), then the model ---- */
 
-enum ftype { F_STR, F_INT, F_OBJ, F_ARR };
-
-static int
-need(struct tb_diag *d, const struct tb_json *obj, const char *name, enum ftype t, bool req,
-     const struct tb_json **out, const char *ctx)
+static bool
+msgtype_pred(const char *s, size_t n)
 {
-	const struct tb_json *v = tb_json_get(obj, name);
-	static const char *const tname[] = {"a string", "an integer", "an object", "an array"};
-	int64_t dummy;
-	bool ok;
-
-	*out = v;
-	if (v == NULL) {
-		if (req)
-			return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "%s%s", ctx, name);
-		return TB_OK;
-	}
-	switch (t) {
-	case F_STR: ok = tb_json_kind(v) == TB_JSON_STRING; break;
-	case F_INT: ok = tb_json_integer(v, &dummy); break;
-	case F_OBJ: ok = tb_json_kind(v) == TB_JSON_OBJECT; break;
-	default: ok = tb_json_kind(v) == TB_JSON_ARRAY; break;
-	}
-	if (!ok)
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "%s%s must be %s", ctx, name,
-		                   tname[t]);
-	return TB_OK;
+	for (size_t i = 0; msgtypes[i] != NULL; i++)
+		if (strlen(msgtypes[i]) == n && memcmp(s, msgtypes[i], n) == 0)
+			return true;
+	return false;
 }
 
-static int
-only_members(struct tb_diag *d, const struct tb_json *obj, const char *const *allowed,
-             const char *ctx)
-{
-	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
-		size_t kl;
-		const char *k = tb_json_key(m, &kl);
-		bool found = false;
-		for (size_t i = 0; allowed[i] != NULL && !found; i++)
-			found = strlen(allowed[i]) == kl && memcmp(allowed[i], k, kl) == 0;
-		if (!found)
-			return tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS, "%s%.64s", ctx, k);
-	}
-	return TB_OK;
-}
+static const char *const algs[] = {"ed25519", "p256", NULL};
+
+static int hook_env(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_batch(struct tb_schema_ck *c, const struct tb_json *v);
+
+static const struct tb_field s_route[] = {TB_F("service", TB_ST_CODE, true),
+                                          TB_F("region", TB_ST_REGION, true), TB_F_END};
+static const struct tb_field s_hop_el[] = {TB_F(NULL, TB_ST_MEMBER, true)};
+static const struct tb_field s_relay[] = {
+    TB_F_ARR("path", true, 0, TB_ENV_MAX_HOPS, s_hop_el, false), TB_F_END};
+static const struct tb_field s_proof_el[] = {
+    {.t = TB_ST_B64, .req = true, .min = 32, .max = 32, .code = TB_E_SIG_PROOF}};
+static const struct tb_field s_batch[] = {
+    {.name = "n", .t = TB_ST_INT, .req = true, .min = 1, .max = TB_BATCH_MAX,
+     .code = TB_E_SIG_PROOF},
+    {.name = "i", .t = TB_ST_INT, .req = true, .min = 0, .max = TB_BATCH_MAX - 1,
+     .code = TB_E_SIG_PROOF},
+    {.name = "path", .t = TB_ST_ARR, .max = MAX_PROOF, .sub = s_proof_el,
+     .code = TB_E_SIG_PROOF},
+    TB_F_END};
+static const struct tb_field s_sig[] = {
+    {.name = "alg", .t = TB_ST_ENUM, .req = true, .one_of = algs, .code = TB_E_SIG_ALG},
+    TB_F_HEX("kid", true, 2 * TB_KEYID_LEN),
+    TB_F_B64("val", true, TB_SIG_LEN, TB_SIG_LEN),
+    TB_F_OBJ("batch", false, s_batch, hook_batch),
+    TB_F_END};
+/* the order of section 3's table: presence and types go in this order */
+static const struct tb_field s_env[] = {
+    TB_F_INT("v", true, TB_PROTO_VERSION, TB_PROTO_VERSION),
+    TB_F_HEX("id", true, 2 * TB_MSGID_LEN),
+    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = msgtype_pred,
+     .what = "a version 1 message type", .code = TB_E_TYPE_UNKNOWN},
+    TB_F("from", TB_ST_MEMBER, true),
+    TB_F("to", TB_ST_MEMBER, false),
+    TB_F_OBJ("route", false, s_route, NULL),
+    TB_F("service", TB_ST_CODE, false),
+    TB_F_HEX("corr", false, 2 * TB_MSGID_LEN),
+    TB_F_INT("created", true, 1, 9007199254740991LL),
+    TB_F_INT("expires", true, 1, 9007199254740991LL),
+    TB_F_INT("hops", true, 1, TB_ENV_MAX_HOPS),
+    TB_F_OBJ("body", true, NULL, NULL), /* its type's schema: tb_flow */
+    TB_F_OBJ("relay", false, s_relay, NULL),
+    TB_F_OBJ("sig", false, s_sig, NULL),
+    TB_F_END};
+static const struct tb_field s_env_root = TB_F_OBJ(NULL, true, s_env, hook_env);
 
 static const char *
-str_of(const struct tb_json *v, size_t *n)
+str_of(const struct tb_json *v)
 {
-	return v == NULL ? NULL : tb_json_string(v, n);
+	return v == NULL ? NULL : tb_json_string(v, NULL);
+}
+
+static int64_t
+int_of(const struct tb_json *v)
+{
+	int64_t x = 0;
+	/* checked by the schema; a value it let through that is not an
+	 * integer would be a bug, and reads as 0, which the checks refuse */
+	return tb_json_integer(v, &x) ? x : 0;
+}
+
+/* The rules that tie members together, checked after every member's own. */
+static int
+hook_env(struct tb_schema_ck *c, const struct tb_json *v)
+{
+	const struct tb_json *relay = tb_json_get(v, "relay"), *path;
+	int64_t created = int_of(tb_json_get(v, "created"));
+	int64_t expires = int_of(tb_json_get(v, "expires"));
+
+	if (tb_json_get(v, "to") == NULL && tb_json_get(v, "route") == NULL) {
+		tb_schema_push(c, "to");
+		return tb_schema_fail(c, TB_E_FIELD_MISSING, "required (or route)");
+	}
+	if (expires <= created || expires - created > TB_ENV_MAX_LIFETIME) {
+		tb_schema_push(c, "expires");
+		return tb_schema_fail(c, 0, "must be after created, by at most %d s",
+		                      TB_ENV_MAX_LIFETIME);
+	}
+	if (relay == NULL)
+		return TB_OK;
+	path = tb_json_get(relay, "path");
+	tb_schema_push(c, "relay.path");
+	if ((int64_t)tb_json_count(path) > int_of(tb_json_get(v, "hops")))
+		return tb_schema_fail(c, TB_E_HOPS, "longer than the hop limit");
+	for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p))
+		for (const struct tb_json *q = tb_json_next(p); q; q = tb_json_next(q))
+			if (strcmp(tb_json_string(p, NULL), tb_json_string(q, NULL)) == 0)
+				return tb_schema_fail(c, TB_E_HOPS, "routing loop through %s",
+				                      tb_json_string(p, NULL));
+	return TB_OK;
 }
 
 static int
-check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
+hook_batch(struct tb_schema_ck *c, const struct tb_json *v)
 {
-	static const char *const allowed[] = {"alg", "kid", "val", "batch", NULL};
-	static const char *const ballowed[] = {"n", "i", "path", NULL};
-	const struct tb_json *alg, *kid, *val, *batch, *bn, *bi, *bpath;
+	if (int_of(tb_json_get(v, "i")) < int_of(tb_json_get(v, "n")))
+		return TB_OK;
+	return tb_schema_fail(c, TB_E_SIG_PROOF, "needs 0 <= i < n");
+}
+
+/* Reads the checked signature block into e. */
+static int
+take_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
+{
+	const struct tb_json *batch = tb_json_get(sig, "batch"), *bpath;
 	const char *s;
 	size_t n, outlen;
-	int rc;
 
-	if ((rc = only_members(d, sig, allowed, "sig.")) != TB_OK ||
-	    (rc = need(d, sig, "alg", F_STR, true, &alg, "sig.")) != TB_OK ||
-	    (rc = need(d, sig, "kid", F_STR, true, &kid, "sig.")) != TB_OK ||
-	    (rc = need(d, sig, "val", F_STR, true, &val, "sig.")) != TB_OK ||
-	    (rc = need(d, sig, "batch", F_OBJ, false, &batch, "sig.")) != TB_OK)
-		return rc;
-	s = tb_json_string(alg, &n);
-	/* a NUL inside the string would let strcmp see only a prefix */
-	e->alg = strlen(s) == n ? tb_alg_from_name(s) : TB_ALG_NONE;
-	if (e->alg == TB_ALG_NONE)
-		return tb_diag_set(d, TB_E_SIG_ALG, TB_DIAG_NOPOS, "\"%.32s\"", s);
-	s = tb_json_string(kid, &n);
+	e->alg = tb_alg_from_name(tb_json_string(tb_json_get(sig, "alg"), NULL));
+	s = tb_json_string(tb_json_get(sig, "kid"), &n);
 	if (!tb_hex_decode(s, n, e->kid, TB_KEYID_LEN))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "sig.kid must be 64 lowercase hex digits");
-	s = tb_json_string(val, &n);
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "sig.kid: not a key id");
+	s = tb_json_string(tb_json_get(sig, "val"), &n);
 	if (!tb_b64url_decode(s, n, e->sig, TB_SIG_LEN, &outlen) || outlen != TB_SIG_LEN)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "sig.val must be 64 bytes in base64url without padding");
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "sig.val: not a signature");
 	e->batch = batch != NULL;
 	if (batch == NULL)
 		return TB_OK;
-	int64_t vn, vi;
-	if ((rc = only_members(d, batch, ballowed, "sig.batch.")) != TB_OK ||
-	    (rc = need(d, batch, "n", F_INT, true, &bn, "sig.batch.")) != TB_OK ||
-	    (rc = need(d, batch, "i", F_INT, true, &bi, "sig.batch.")) != TB_OK ||
-	    (rc = need(d, batch, "path", F_ARR, !e->allow_nopath, &bpath, "sig.batch.")) != TB_OK)
-		return rc;
-	tb_json_integer(bn, &vn);
-	tb_json_integer(bi, &vi);
-	if (vn < 1 || vn > TB_BATCH_MAX || vi < 0 || vi >= vn)
-		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
-		                   "sig.batch needs 1 <= n <= %d and 0 <= i < n", TB_BATCH_MAX);
-	e->bn = (uint64_t)vn;
-	e->bi = (uint64_t)vi;
+	e->bn = (uint64_t)int_of(tb_json_get(batch, "n"));
+	e->bi = (uint64_t)int_of(tb_json_get(batch, "i"));
 	e->nproof = 0;
-	if ((e->nopath = bpath == NULL))
+	bpath = tb_json_get(batch, "path");
+	if ((e->nopath = bpath == NULL)) {
+		if (!e->allow_nopath)
+			return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS,
+			                   "sig.batch.path: required");
 		return TB_OK;
-	if (tb_json_count(bpath) > MAX_PROOF)
-		return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS, "sig.batch.path too long");
+	}
 	for (const struct tb_json *p = tb_json_first(bpath); p; p = tb_json_next(p)) {
 		s = tb_json_string(p, &n);
-		if (s == NULL || !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) ||
-		    outlen != 32)
+		if (e->nproof >= MAX_PROOF ||
+		    !tb_b64url_decode(s, n, e->proof[e->nproof], 32, &outlen) || outlen != 32)
 			return tb_diag_set(
 			    d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
 			    "sig.batch.path entries must be 32-byte base64url hashes");
@@ -250,124 +280,41 @@ check_sig(struct tb_env *e, const struct tb_json *sig, struct tb_diag *d)
 static int
 validate(struct tb_env *e, struct tb_diag *d)
 {
-	static const char *const allowed[] = {"v",     "id",      "type", "from",    "to",
-	                                      "route", "service", "corr", "created", "expires",
-	                                      "hops",  "body",    "sig",  "relay",   NULL};
-	const struct tb_json *r = e->root, *v, *id, *type, *from, *to, *route, *svc, *corr,
-	                     *created, *expires, *hops, *body, *sig, *relay;
-	const char *s;
-	size_t n;
+	static const struct tb_schema_opts opts = {.root = "", .types_first = true};
+	const struct tb_json *r = e->root, *v, *route, *sig;
 	int64_t iv;
 	int rc;
 
 	if (tb_json_kind(r) != TB_JSON_OBJECT)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "envelope must be an object");
-	if ((rc = need(d, r, "v", F_INT, true, &v, "")) != TB_OK)
-		return rc;
-	tb_json_integer(v, &iv);
+	/* the version decides what the rest means: first */
+	if ((v = tb_json_get(r, "v")) == NULL)
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "v: required");
+	if (!tb_json_integer(v, &iv))
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "v: must be an integer");
 	if (iv != TB_PROTO_VERSION)
 		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v=%lld, this node speaks %d",
 		                   (long long)iv, TB_PROTO_VERSION);
-	if ((rc = only_members(d, r, allowed, "")) != TB_OK ||
-	    (rc = need(d, r, "id", F_STR, true, &id, "")) != TB_OK ||
-	    (rc = need(d, r, "type", F_STR, true, &type, "")) != TB_OK ||
-	    (rc = need(d, r, "from", F_STR, true, &from, "")) != TB_OK ||
-	    (rc = need(d, r, "to", F_STR, false, &to, "")) != TB_OK ||
-	    (rc = need(d, r, "route", F_OBJ, false, &route, "")) != TB_OK ||
-	    (rc = need(d, r, "service", F_STR, false, &svc, "")) != TB_OK ||
-	    (rc = need(d, r, "corr", F_STR, false, &corr, "")) != TB_OK ||
-	    (rc = need(d, r, "created", F_INT, true, &created, "")) != TB_OK ||
-	    (rc = need(d, r, "expires", F_INT, true, &expires, "")) != TB_OK ||
-	    (rc = need(d, r, "hops", F_INT, true, &hops, "")) != TB_OK ||
-	    (rc = need(d, r, "body", F_OBJ, true, &body, "")) != TB_OK ||
-	    (rc = need(d, r, "sig", F_OBJ, false, &sig, "")) != TB_OK ||
-	    (rc = need(d, r, "relay", F_OBJ, false, &relay, "")) != TB_OK)
+	if ((rc = tb_schema_check(&s_env_root, r, &opts, d)) != TB_OK)
 		return rc;
-
-	s = tb_json_string(id, &n);
-	if (!msgid_valid(s, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "id must be 32 lowercase hex digits (128 bits)");
-	memcpy(e->id, s, 33);
-	e->type = tb_json_string(type, &n);
-	if (strlen(e->type) != n || !tb_msgtype_known(e->type))
-		return tb_diag_set(d, TB_E_TYPE_UNKNOWN, TB_DIAG_NOPOS, "\"%.48s\"", e->type);
-	e->from = tb_json_string(from, &n);
-	if (!tb_member_id_valid(e->from, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "from must be a 6-digit member id");
-	e->to = str_of(to, &n);
-	if (e->to != NULL && !tb_member_id_valid(e->to, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "to must be a 6-digit member id");
-	if (route != NULL) {
-		static const char *const rallowed[] = {"service", "region", NULL};
-		const struct tb_json *rs, *rr;
-		if ((rc = only_members(d, route, rallowed, "route.")) != TB_OK ||
-		    (rc = need(d, route, "service", F_STR, true, &rs, "route.")) != TB_OK ||
-		    (rc = need(d, route, "region", F_STR, true, &rr, "route.")) != TB_OK)
-			return rc;
-		e->rsvc = tb_json_string(rs, &n);
-		if (!tb_service_code_valid(e->rsvc, n))
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			                   "route.service is not a valid service code");
-		e->rregion = tb_json_string(rr, &n);
-		if (!tb_region_code_valid(e->rregion, n))
-			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			                   "route.region must be a 2, 4 or 6-digit division code");
+	memcpy(e->id, tb_json_string(tb_json_get(r, "id"), NULL), 33);
+	e->type = tb_json_string(tb_json_get(r, "type"), NULL);
+	e->from = tb_json_string(tb_json_get(r, "from"), NULL);
+	e->to = str_of(tb_json_get(r, "to"));
+	if ((route = tb_json_get(r, "route")) != NULL) {
+		e->rsvc = tb_json_string(tb_json_get(route, "service"), NULL);
+		e->rregion = tb_json_string(tb_json_get(route, "region"), NULL);
 	}
-	if (to == NULL && route == NULL)
-		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "to (or route)");
-	e->service = str_of(svc, &n);
-	if (e->service != NULL && !tb_service_code_valid(e->service, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "service is not a valid service code");
-	e->corr = str_of(corr, &n);
-	if (e->corr != NULL && !msgid_valid(e->corr, n))
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "corr must be 32 lowercase hex digits");
-	tb_json_integer(created, &e->created);
-	tb_json_integer(expires, &e->expires);
-	if (e->created <= 0)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "created must be positive");
-	if (e->expires <= e->created || e->expires - e->created > TB_ENV_MAX_LIFETIME)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "expires must be after created, by at most %d s",
-		                   TB_ENV_MAX_LIFETIME);
-	tb_json_integer(hops, &iv);
-	if (iv < 1 || iv > TB_ENV_MAX_HOPS)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "hops must be 1..%d",
-		                   TB_ENV_MAX_HOPS);
-	e->hops = (int)iv;
-	e->body = body;
-	e->path = NULL;
-	if (relay != NULL) {
-		static const char *const rallowed[] = {"path", NULL};
-		const struct tb_json *path;
-		if ((rc = only_members(d, relay, rallowed, "relay.")) != TB_OK ||
-		    (rc = need(d, relay, "path", F_ARR, true, &path, "relay.")) != TB_OK)
-			return rc;
-		if (tb_json_count(path) > (size_t)e->hops)
-			return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
-			                   "relay path longer than the hop limit");
-		for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p)) {
-			s = tb_json_string(p, &n);
-			if (s == NULL || !tb_member_id_valid(s, n))
-				return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				                   "relay.path entries must be member ids");
-			for (const struct tb_json *q = tb_json_next(p); q; q = tb_json_next(q)) {
-				const char *t = tb_json_string(q, NULL);
-				if (t != NULL && strcmp(s, t) == 0)
-					return tb_diag_set(d, TB_E_HOPS, TB_DIAG_NOPOS,
-					                   "routing loop through %s", s);
-			}
-		}
-		e->path = path;
-	}
+	e->service = str_of(tb_json_get(r, "service"));
+	e->corr = str_of(tb_json_get(r, "corr"));
+	e->created = int_of(tb_json_get(r, "created"));
+	e->expires = int_of(tb_json_get(r, "expires"));
+	e->hops = (int)int_of(tb_json_get(r, "hops"));
+	e->body = tb_json_get(r, "body");
+	e->path = tb_json_get(tb_json_get(r, "relay"), "path");
+	sig = tb_json_get(r, "sig");
 	e->sealed = sig != NULL;
-	if (sig != NULL)
-		return check_sig(e, sig, d);
-	return TB_OK;
+	return sig != NULL ? take_sig(e, sig, d) : TB_OK;
 }
 
 static const struct tb_json_limits env_limits = {TB_ENV_MAX_SIZE, TB_ENV_MAX_DEPTH};
@@ -451,7 +398,8 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v, unsigned depth, boo
 			if (mc == NULL)
 				return NULL;
 			if (tb_json_kind(v) == TB_JSON_ARRAY) {
-				tb_json_append(c, mc);
+				if (tb_json_append(c, mc) != TB_OK)
+					return NULL;
 			} else {
 				/* member names may hold NUL: build via a bounded copy */
 				size_t kl;
@@ -667,7 +615,7 @@ serialize_spliced(const struct tb_env *env, size_t cut, size_t cutlen, struct tb
 		tb_buf_addc(out, ',');
 		tb_buf_add(out, t + at, n - at);
 	}
-	return TB_OK;
+	return tb_buf_error(out);
 }
 
 int
@@ -796,13 +744,16 @@ tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int 
 
 /* ---- Merkle tree (RFC 9162 section 2.1) ---- */
 
-static void
+static int
 leaf_hash(const uint8_t *data, size_t n, struct tb_buf *tmp, uint8_t out[32])
 {
 	tb_buf_reset(tmp);
 	tb_buf_addc(tmp, 0x00);
 	tb_buf_add(tmp, data, n);
+	if (tb_buf_error(tmp) != TB_OK)
+		return tb_buf_error(tmp);
 	tb_sha256(tmp->data, tmp->len, out);
+	return TB_OK;
 }
 
 static void
@@ -915,6 +866,8 @@ put_sig(struct tb_env *env, enum tb_alg alg, const uint8_t kid[32], const uint8_
 	tb_buf_adds(t, "\",\"val\":\"");
 	tb_buf_adds(t, val);
 	tb_buf_adds(t, "\"}");
+	if (tb_buf_error(t) != TB_OK)
+		return tb_buf_error(t);
 	env->sealed = true;
 	env->alg = alg;
 	memcpy(env->kid, kid, 32);
@@ -1043,9 +996,9 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *sb;
 		size_t sn;
-		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK)
+		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK ||
+		    leaf_hash(sb, sn, &tmp, t.h[i]) != TB_OK)
 			goto out;
-		leaf_hash(sb, sn, &tmp, t.h[i]);
 		if (!envs[i]->has_digest) {
 			tb_sha256(sb, sn, envs[i]->digest);
 			envs[i]->has_digest = true;
@@ -1134,7 +1087,10 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		if (e->completed) {
 			memcpy(root, e->broot, 32);
 		} else {
-			leaf_hash(sb, sn, &tmp, leaf);
+			if ((rc = leaf_hash(sb, sn, &tmp, leaf)) != TB_OK) {
+				tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
+				goto fail;
+			}
 			if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
 			                     e->nproof, root)) {
 				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
@@ -1309,7 +1265,9 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 		if (e->signed_cache.len == 0 &&
 		    (rc = tb_json_canon(e->root, unsigned_members, &e->signed_cache)) != TB_OK)
 			goto out;
-		leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi]);
+		if ((rc = leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi])) !=
+		    TB_OK)
+			goto out;
 	}
 	tree_fill(&t);
 	for (size_t k = 0; k < n; k++) {

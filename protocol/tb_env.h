@@ -8,6 +8,16 @@
  *
  * Pure: the clock ("now") and key lookup are parameters.  Randomness for
  * new message ids comes from certs/ (tb_random).
+ *
+ * Thread-safety: reentrant; const functions only read the envelope and
+ * may share one between threads; seal, add_hop and free need it to
+ * themselves.  The lookup and cache callbacks run in the caller's
+ * thread.
+ *
+ * Ownership: an envelope owns its JSON document; tb_env_create/parse/
+ * open return one the caller frees with tb_env_free (NULL allowed);
+ * strings returned are borrowed from it; input bytes are borrowed;
+ * output is appended to the caller's buffer.
  */
 #ifndef TB_ENV_H
 #define TB_ENV_H
@@ -17,6 +27,7 @@
 #include <stdint.h>
 
 #include "../certs/tb_key.h"
+#include "../util/tb_err.h"
 
 struct tb_buf;
 struct tb_diag;
@@ -69,12 +80,13 @@ struct tb_env_fields {
  * first TB_MSGID_TIME_LEN bytes, big-endian, then random bytes; ids of
  * one sender thus sort by time.  NULL on failure (d says
  * why: a field's rule, or the body's JSON error).  Caller frees. */
-struct tb_env *tb_env_create(const struct tb_env_fields *f, struct tb_diag *d);
+TB_MUST_CHECK struct tb_env *tb_env_create(const struct tb_env_fields *f, struct tb_diag *d);
 
 /* Parses and validates the envelope's structure (sealed or not). NULL on
  * failure with d filled.  buf is borrowed.  Caller frees. */
-struct tb_env *tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d);
+TB_MUST_CHECK struct tb_env *tb_env_parse(const uint8_t *buf, size_t len, struct tb_diag *d);
 
+/* Frees the envelope and its document. NULL allowed. */
 void tb_env_free(struct tb_env *env);
 
 /* Key lookup for opening: the public key with this key id that belongs to
@@ -110,8 +122,8 @@ struct tb_env_open_opts {
  * its signed bytes are the text without "sig" and "relay"; any other text
  * is canonicalised, with the same outcome.
  */
-int tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
-                struct tb_env **out, struct tb_diag *d);
+TB_MUST_CHECK int tb_env_open(const uint8_t *buf, size_t len, const struct tb_env_open_opts *o,
+                              struct tb_env **out, struct tb_diag *d);
 
 /*
  * Opens the count elements of a batch answer (docs/PROTOCOL.md 9.3), the
@@ -131,11 +143,11 @@ void tb_env_open_many(const uint8_t *text, const size_t *off, const size_t *len,
                       const struct tb_env_open_opts *o, struct tb_env **out, struct tb_diag *d);
 
 /* Signs env alone with key (replacing any signature). */
-int tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d);
+TB_MUST_CHECK int tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d);
 /* Signs n envelopes with one signature over their Merkle root (RFC 9162
  * tree hash); each gets its inclusion proof.  n = 1 gives a plain seal. */
-int tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
-                      struct tb_diag *d);
+TB_MUST_CHECK int tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key,
+                                    struct tb_diag *d);
 
 /*
  * Splits the text of a batch (a JSON array of objects) into the byte
@@ -143,19 +155,20 @@ int tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key 
  * parsed strictly on its own.  Returns the count (at most max), or -1 when
  * the text is not an array of 1..max objects.  off/elen have room for max.
  */
-int tb_env_split_batch(const uint8_t *text, size_t len, size_t *off, size_t *elen, int max);
+TB_MUST_CHECK int tb_env_split_batch(const uint8_t *text, size_t len, size_t *off, size_t *elen,
+                                     int max);
 
 /* Appends the canonical serialisation (with sig and relay if present). */
-int tb_env_serialize(const struct tb_env *env, struct tb_buf *out);
+TB_MUST_CHECK int tb_env_serialize(const struct tb_env *env, struct tb_buf *out);
 /* Appends the canonical serialisation without sig.batch.path, the compact
  * form of a batch member (docs/PROTOCOL.md 9.3).  Only for envelopes
  * sealed here with tb_env_seal_batch and not relayed; TB_E_ARG otherwise
  * (out unchanged). */
-int tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out);
+TB_MUST_CHECK int tb_env_serialize_compact(const struct tb_env *env, struct tb_buf *out);
 /* Appends the signed bytes: canonical form without "sig" and "relay". */
-int tb_env_signed_bytes(const struct tb_env *env, struct tb_buf *out);
+TB_MUST_CHECK int tb_env_signed_bytes(const struct tb_env *env, struct tb_buf *out);
 /* SHA-256 of the signed bytes: the message digest receipts name. */
-int tb_env_digest(const struct tb_env *env, uint8_t out[32]);
+TB_MUST_CHECK int tb_env_digest(const struct tb_env *env, uint8_t out[32]);
 
 /* Accessors; strings are borrowed from env, NULL when absent. */
 const char *tb_env_id(const struct tb_env *env);
@@ -180,6 +193,6 @@ size_t tb_env_path_len(const struct tb_env *env);
 const char *tb_env_path_at(const struct tb_env *env, size_t i);
 /* Appends member id `hop` to the unsigned relay path (for hubs).
  * TB_E_HOPS when the path would exceed the hop limit or repeat a member. */
-int tb_env_add_hop(struct tb_env *env, const char *hop);
+TB_MUST_CHECK int tb_env_add_hop(struct tb_env *env, const char *hop);
 
 #endif

@@ -19,6 +19,7 @@
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "tb_json.h"
+#include "tb_schema.h"
 
 #define MAX_SAFE 9007199254740992LL /* 2^53 */
 
@@ -27,42 +28,20 @@
 static const char licence_prefix[16] = "TONGBAN-LICENCE1";
 static const char *const licence_unsigned[] = {"digest", "issuer_sig", NULL};
 
-/* ---- schema description ---- */
+/* ---- schemas (the engine is tb_schema) ---- */
 
-enum ftype {
-	T_TEXT,   /* string of min..max bytes, no C0 control characters or DEL */
-	T_ENUM,   /* one of `one_of` */
-	T_HEX64,  /* 64 lowercase hex digits */
-	T_CODE,   /* service code syntax (also licence types, reason tokens) */
-	T_MEMBER, /* member id */
-	T_CASEID, /* case id */
-	T_SIGVAL, /* base64url of TB_SIG_LEN bytes */
-	T_INT,    /* integer in min..max */
-	T_OBJ,    /* object with exactly the members `sub` (name NULL ends) */
-	T_ARR,    /* array of min..max elements, each as sub[0]; `unique` */
-	T_MAP,    /* object of min..max members name (text 1..64) -> text 0..1024 */
-};
-
-struct ck;
-
-struct field {
-	const char *name;
-	enum ftype t;
-	bool req;
-	int64_t min, max;
-	const char *const *one_of;
-	const struct field *sub;
-	bool unique;
-	/* runs after the value passed its own checks (T_OBJ) */
-	int (*hook)(struct ck *c, const struct tb_json *v);
-};
-
-/* The check in progress: where we are ("body.materials[2]") and the diag. */
-struct ck {
-	struct tb_diag *d;
-	char path[112];
-	size_t len;
-};
+#define END TB_F_END
+#define TEXT TB_F_TEXT
+#define ENUM TB_F_ENUM
+#define INT TB_F_INT
+#define OBJ TB_F_OBJ
+#define ARR TB_F_ARR
+#define MAP TB_F_MAP
+#define HEX64(n, r) TB_F_HEX(n, r, 64)
+#define SIGVAL(n, r) TB_F_B64(n, r, TB_SIG_LEN, TB_SIG_LEN)
+#define CODE(n, r) TB_F(n, TB_ST_CODE, r)
+#define MEMBER(n, r) TB_F(n, TB_ST_MEMBER, r)
+#define CASEID(n, r) TB_F_STR(n, r, 64, tb_flow_case_id_valid, "1-64 of A-Z a-z 0-9 . _ -")
 
 static const char *const kinds[] = {"person", "enterprise", NULL};
 static const char *const id_results[] = {"match", "no-match", "unknown", NULL};
@@ -76,105 +55,69 @@ static const char *const case_states[] = {"submitted", "accepted", "rejected", "
 static const char *const accepted[] = {"accepted", NULL};
 static const char *const algs[] = {"ed25519", "p256", NULL};
 
-#define END                                                                                        \
-	{                                                                                          \
-		NULL, T_TEXT, false, 0, 0, NULL, NULL, false, NULL                                 \
-	}
-#define TEXT(n, r, lo, hi)                                                                         \
-	{                                                                                          \
-		n, T_TEXT, r, lo, hi, NULL, NULL, false, NULL                                      \
-	}
-#define ENUM(n, r, set)                                                                            \
-	{                                                                                          \
-		n, T_ENUM, r, 0, 0, set, NULL, false, NULL                                         \
-	}
-#define SIMPLE(n, t, r)                                                                            \
-	{                                                                                          \
-		n, t, r, 0, 0, NULL, NULL, false, NULL                                             \
-	}
-#define INT(n, r, lo, hi)                                                                          \
-	{                                                                                          \
-		n, T_INT, r, lo, hi, NULL, NULL, false, NULL                                       \
-	}
-#define OBJ(n, r, s, h)                                                                            \
-	{                                                                                          \
-		n, T_OBJ, r, 0, 0, NULL, s, false, h                                               \
-	}
-#define ARR(n, r, lo, hi, el, u)                                                                   \
-	{                                                                                          \
-		n, T_ARR, r, lo, hi, NULL, el, u, NULL                                             \
-	}
-#define MAP(n, r, hi)                                                                              \
-	{                                                                                          \
-		n, T_MAP, r, 0, hi, NULL, NULL, false, NULL                                        \
-	}
+static int hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_licence(struct tb_schema_ck *c, const struct tb_json *v);
 
-static int hook_identity_result(struct ck *c, const struct tb_json *v);
-static int hook_case_submit(struct ck *c, const struct tb_json *v);
-static int hook_licence(struct ck *c, const struct tb_json *v);
+static const struct tb_field f_subject[] = {ENUM("kind", true, kinds), HEX64("idhash", true), END};
+static const struct tb_field f_holder[] = {HEX64("idhash", true), END};
+static const struct tb_field f_sig[] = {ENUM("alg", true, algs), HEX64("kid", true),
+                                        SIGVAL("val", true), END};
+static const struct tb_field f_licence[] = {TEXT("id", true, 1, 128),
+                                            CODE("type", true),
+                                            HEX64("holder_idhash", true),
+                                            MEMBER("issuer", true),
+                                            INT("issued", true, 0, MAX_SAFE),
+                                            INT("valid_until", true, 0, MAX_SAFE),
+                                            ENUM("status", true, lic_status),
+                                            MAP("fields", true, 64),
+                                            HEX64("digest", true),
+                                            OBJ("issuer_sig", true, f_sig, NULL),
+                                            END};
+static const struct tb_field f_licence_el[] = {OBJ(NULL, true, f_licence, hook_licence), END};
+static const struct tb_field f_material[] = {HEX64("sha256", true), INT("size", true, 0, MAX_SAFE),
+                                             TEXT("name", false, 1, 256), END};
+static const struct tb_field f_material_el[] = {OBJ(NULL, true, f_material, NULL), END};
+static const struct tb_field f_member_el[] = {MEMBER(NULL, true), END};
 
-static const struct field f_subject[] = {ENUM("kind", true, kinds), SIMPLE("idhash", T_HEX64, true),
-                                         END};
-static const struct field f_holder[] = {SIMPLE("idhash", T_HEX64, true), END};
-static const struct field f_sig[] = {ENUM("alg", true, algs), SIMPLE("kid", T_HEX64, true),
-                                     SIMPLE("val", T_SIGVAL, true), END};
-static const struct field f_licence[] = {TEXT("id", true, 1, 128),
-                                         SIMPLE("type", T_CODE, true),
-                                         SIMPLE("holder_idhash", T_HEX64, true),
-                                         SIMPLE("issuer", T_MEMBER, true),
-                                         INT("issued", true, 0, MAX_SAFE),
-                                         INT("valid_until", true, 0, MAX_SAFE),
-                                         ENUM("status", true, lic_status),
-                                         MAP("fields", true, 64),
-                                         SIMPLE("digest", T_HEX64, true),
-                                         OBJ("issuer_sig", true, f_sig, NULL),
-                                         END};
-static const struct field f_licence_el[] = {OBJ(NULL, true, f_licence, hook_licence), END};
-static const struct field f_material[] = {SIMPLE("sha256", T_HEX64, true),
-                                          INT("size", true, 0, MAX_SAFE),
-                                          TEXT("name", false, 1, 256), END};
-static const struct field f_material_el[] = {OBJ(NULL, true, f_material, NULL), END};
-static const struct field f_member_el[] = {SIMPLE(NULL, T_MEMBER, true), END};
-
-static const struct field b_identity_verify[] = {OBJ("subject", true, f_subject, NULL),
-                                                 SIMPLE("purpose", T_CODE, true), END};
-static const struct field b_identity_result[] = {ENUM("result", true, id_results),
-                                                 ENUM("assurance", false, assurances),
-                                                 MAP("attributes", false, 32), END};
-static const struct field b_licence_query[] = {OBJ("holder", true, f_holder, NULL),
-                                               SIMPLE("licence", T_CODE, true), END};
-static const struct field b_licence_present[] = {ARR("licences", true, 0, 16, f_licence_el, false),
-                                                 END};
-static const struct field b_licence_verify[] = {TEXT("licence_id", true, 1, 128),
-                                                SIMPLE("digest", T_HEX64, true), END};
-static const struct field b_licence_status[] = {TEXT("licence_id", true, 1, 128),
-                                                ENUM("status", true, lic_check),
-                                                INT("checked", true, 0, MAX_SAFE), END};
-static const struct field b_case_submit[] = {SIMPLE("case_id", T_CASEID, true),
-                                             SIMPLE("service", T_CODE, true),
-                                             OBJ("applicant", true, f_subject, NULL),
-                                             ARR("materials", true, 0, 128, f_material_el, false),
-                                             ENUM("mode", true, modes),
-                                             ARR("parties", false, 2, 16, f_member_el, true),
-                                             END};
-static const struct field b_case_accept[] = {SIMPLE("case_id", T_CASEID, true), END};
-static const struct field b_case_reject[] = {SIMPLE("case_id", T_CASEID, true),
-                                             TEXT("reason", true, 1, 1024), END};
-static const struct field b_case_update[] = {SIMPLE("case_id", T_CASEID, true),
-                                             TEXT("status", true, 1, 64),
-                                             TEXT("note", false, 1, 1024), END};
-static const struct field b_case_result[] = {
-    SIMPLE("case_id", T_CASEID, true), ENUM("outcome", true, outcomes),
+static const struct tb_field b_identity_verify[] = {OBJ("subject", true, f_subject, NULL),
+                                                    CODE("purpose", true), END};
+static const struct tb_field b_identity_result[] = {ENUM("result", true, id_results),
+                                                    ENUM("assurance", false, assurances),
+                                                    MAP("attributes", false, 32), END};
+static const struct tb_field b_licence_query[] = {OBJ("holder", true, f_holder, NULL),
+                                                  CODE("licence", true), END};
+static const struct tb_field b_licence_present[] = {
+    ARR("licences", true, 0, 16, f_licence_el, false), END};
+static const struct tb_field b_licence_verify[] = {TEXT("licence_id", true, 1, 128),
+                                                   HEX64("digest", true), END};
+static const struct tb_field b_licence_status[] = {TEXT("licence_id", true, 1, 128),
+                                                   ENUM("status", true, lic_check),
+                                                   INT("checked", true, 0, MAX_SAFE), END};
+static const struct tb_field b_case_submit[] = {
+    CASEID("case_id", true),
+    CODE("service", true),
+    OBJ("applicant", true, f_subject, NULL),
+    ARR("materials", true, 0, 128, f_material_el, false),
+    ENUM("mode", true, modes),
+    ARR("parties", false, 2, 16, f_member_el, true),
+    END};
+static const struct tb_field b_case_accept[] = {CASEID("case_id", true), END};
+static const struct tb_field b_case_reject[] = {CASEID("case_id", true),
+                                                TEXT("reason", true, 1, 1024), END};
+static const struct tb_field b_case_update[] = {
+    CASEID("case_id", true), TEXT("status", true, 1, 64), TEXT("note", false, 1, 1024), END};
+static const struct tb_field b_case_result[] = {
+    CASEID("case_id", true), ENUM("outcome", true, outcomes),
     ARR("documents", false, 0, 128, f_material_el, false), END};
-static const struct field b_case_state[] = {SIMPLE("case_id", T_CASEID, true),
-                                            ENUM("state", true, case_states), END};
-static const struct field b_receipt[] = {SIMPLE("digest", T_HEX64, true),
-                                         INT("received", true, 0, MAX_SAFE),
-                                         ENUM("status", true, accepted), END};
-static const struct field b_error[] = {SIMPLE("reason", T_CODE, true),
-                                       TEXT("detail", false, 1, 1024), END};
-static const struct field b_empty[] = {END};
-static const struct field b_registry[] = {INT("serial", true, 1, MAX_SAFE - 1), END};
+static const struct tb_field b_case_state[] = {CASEID("case_id", true),
+                                               ENUM("state", true, case_states), END};
+static const struct tb_field b_receipt[] = {
+    HEX64("digest", true), INT("received", true, 0, MAX_SAFE), ENUM("status", true, accepted), END};
+static const struct tb_field b_error[] = {CODE("reason", true), TEXT("detail", false, 1, 1024),
+                                          END};
+static const struct tb_field b_empty[] = {END};
+static const struct tb_field b_registry[] = {INT("serial", true, 1, MAX_SAFE - 1), END};
 
 /* One row per type: schema and pairing (docs/PROTOCOL.md 10.2, 10.3). */
 static const struct flowtype {
@@ -182,8 +125,8 @@ static const struct flowtype {
 	enum tb_flow_role role;
 	const char *answers; /* request type, "*" or NULL */
 	bool final;          /* answer closes its request */
-	const struct field *body;
-	int (*hook)(struct ck *c, const struct tb_json *v);
+	const struct tb_field *body;
+	int (*hook)(struct tb_schema_ck *c, const struct tb_json *v);
 } flowtab[] = {
     {"identity.verify", TB_FLOW_REQUEST, NULL, false, b_identity_verify, NULL},
     {"identity.result", TB_FLOW_ANSWER, "identity.verify", true, b_identity_result,
@@ -220,88 +163,6 @@ find_type(const char *type)
 
 /* ---- checking ---- */
 
-static int fail(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-fail(struct ck *c, const char *fmt, ...)
-{
-	char rule[128];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(rule, sizeof(rule), fmt, ap);
-	va_end(ap);
-	return tb_diag_set(c->d, TB_E_BODY, TB_DIAG_NOPOS, "%s: %s", c->path, rule);
-}
-
-/* Appends to the path, with a peer's member names made printable and
- * short (they end up in logs); returns the old length for pop(). */
-static size_t push(struct ck *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static size_t
-push(struct ck *c, const char *fmt, ...)
-{
-	size_t old = c->len;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(c->path + c->len, sizeof(c->path) - c->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		c->len +=
-		    (size_t)n < sizeof(c->path) - c->len ? (size_t)n : sizeof(c->path) - 1 - c->len;
-	return old;
-}
-
-/* push(c, ".%s", name) without formatting: it runs for every member
- * checked, not only when one fails. */
-static size_t
-push_member(struct ck *c, const char *name)
-{
-	size_t old = c->len, n = strlen(name);
-
-	if (c->len + 1 + n >= sizeof(c->path))
-		return push(c, ".%s", name); /* truncates as push does */
-	c->path[c->len++] = '.';
-	memcpy(c->path + c->len, name, n);
-	c->len += n;
-	c->path[c->len] = '\0';
-	return old;
-}
-
-static void
-push_name(struct ck *c, const char *k, size_t kl)
-{
-	char safe[40];
-	size_t n = 0;
-
-	for (size_t i = 0; i < kl && n < sizeof(safe) - 4; i++)
-		safe[n++] = (k[i] > 0x20 && k[i] < 0x7f) ? k[i] : '?';
-	if (n < kl) {
-		safe[n++] = '.';
-		safe[n++] = '.';
-	}
-	safe[n] = '\0';
-	push(c, ".%s", safe);
-}
-
-static void
-pop(struct ck *c, size_t old)
-{
-	c->len = old;
-	c->path[old] = '\0';
-}
-
-static bool
-text_ok(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return tb_utf8_valid((const uint8_t *)s, n);
-}
-
 bool
 tb_flow_hex64_valid(const char *s, size_t n)
 {
@@ -323,177 +184,6 @@ tb_flow_case_id_valid(const char *s, size_t n)
 }
 
 static bool
-in_set(const char *s, size_t n, const char *const *set)
-{
-	for (size_t i = 0; set[i] != NULL; i++)
-		if (strlen(set[i]) == n && memcmp(set[i], s, n) == 0)
-			return true;
-	return false;
-}
-
-static int check_value(struct ck *c, const struct field *f, const struct tb_json *v);
-
-static int
-check_object(struct ck *c, const struct field *members, const struct tb_json *obj)
-{
-	int rc;
-
-	/* unknown members first, as for the envelope (section 3) */
-	for (const struct tb_json *m = tb_json_first(obj); m != NULL; m = tb_json_next(m)) {
-		size_t kl;
-		const char *k = tb_json_key(m, &kl);
-		bool found = false;
-		for (const struct field *f = members; f->name != NULL && !found; f++)
-			found = strlen(f->name) == kl && memcmp(f->name, k, kl) == 0;
-		if (!found) {
-			push_name(c, k, kl);
-			return fail(c, "unknown member");
-		}
-	}
-	for (const struct field *f = members; f->name != NULL; f++) {
-		const struct tb_json *v = tb_json_get(obj, f->name);
-		size_t old;
-		if (v == NULL && !f->req)
-			continue;
-		old = push_member(c, f->name);
-		if (v == NULL)
-			return fail(c, "required");
-		if ((rc = check_value(c, f, v)) != TB_OK)
-			return rc;
-		pop(c, old);
-	}
-	return TB_OK;
-}
-
-static int
-check_map(struct ck *c, const struct field *f, const struct tb_json *v)
-{
-	if (tb_json_count(v) > (size_t)f->max)
-		return fail(c, "at most %lld members", (long long)f->max);
-	for (const struct tb_json *m = tb_json_first(v); m != NULL; m = tb_json_next(m)) {
-		size_t kl, vl;
-		const char *k = tb_json_key(m, &kl), *s;
-		size_t old = c->len;
-		push_name(c, k, kl);
-		if (kl < 1 || kl > 64 || !text_ok(k, kl))
-			return fail(c,
-			            "member names must be 1-64 bytes without control characters");
-		if ((s = tb_json_string(m, &vl)) == NULL)
-			return fail(c, "must be a string");
-		if (vl > 1024 || !text_ok(s, vl))
-			return fail(c, "must be 0-1024 bytes without control characters");
-		pop(c, old);
-	}
-	return TB_OK;
-}
-
-static int
-check_array(struct ck *c, const struct field *f, const struct tb_json *v)
-{
-	size_t n = tb_json_count(v), i = 0;
-	int rc;
-
-	if (n < (size_t)f->min || n > (size_t)f->max)
-		return fail(c, "must have %lld to %lld elements", (long long)f->min,
-		            (long long)f->max);
-	for (const struct tb_json *e = tb_json_first(v); e != NULL; e = tb_json_next(e), i++) {
-		size_t old = push(c, "[%zu]", i);
-		if ((rc = check_value(c, &f->sub[0], e)) != TB_OK)
-			return rc;
-		if (f->unique) {
-			/* elements are strings here (member ids); n <= 16 */
-			size_t el, ol;
-			const char *es = tb_json_string(e, &el);
-			for (const struct tb_json *o = tb_json_first(v); o != e;
-			     o = tb_json_next(o)) {
-				const char *os = tb_json_string(o, &ol);
-				if (os != NULL && ol == el && memcmp(os, es, el) == 0)
-					return fail(c, "repeats an earlier element");
-			}
-		}
-		pop(c, old);
-	}
-	return TB_OK;
-}
-
-static int
-check_value(struct ck *c, const struct field *f, const struct tb_json *v)
-{
-	enum tb_json_kind k = tb_json_kind(v);
-	const char *s = NULL;
-	size_t n = 0;
-	int64_t iv;
-	int rc;
-
-	switch (f->t) {
-	case T_INT:
-		if (!tb_json_integer(v, &iv))
-			return fail(c, "must be an integer");
-		if (iv < f->min || iv > f->max)
-			return fail(c, "must be in %lld..%lld", (long long)f->min,
-			            (long long)f->max);
-		return TB_OK;
-	case T_OBJ:
-	case T_MAP:
-		if (k != TB_JSON_OBJECT)
-			return fail(c, "must be an object");
-		if (f->t == T_MAP)
-			return check_map(c, f, v);
-		if ((rc = check_object(c, f->sub, v)) != TB_OK)
-			return rc;
-		return f->hook != NULL ? f->hook(c, v) : TB_OK;
-	case T_ARR:
-		if (k != TB_JSON_ARRAY)
-			return fail(c, "must be an array");
-		return check_array(c, f, v);
-	default:
-		if (k != TB_JSON_STRING)
-			return fail(c, "must be a string");
-		s = tb_json_string(v, &n);
-		break;
-	}
-	switch (f->t) {
-	case T_TEXT:
-		if (n < (size_t)f->min || n > (size_t)f->max)
-			return fail(c, "must be %lld-%lld bytes", (long long)f->min,
-			            (long long)f->max);
-		if (!text_ok(s, n))
-			return fail(c, "must not contain control characters");
-		return TB_OK;
-	case T_ENUM:
-		if (!in_set(s, n, f->one_of)) {
-			char set[96];
-			size_t o = 0;
-			for (size_t i = 0; f->one_of[i] != NULL && o < sizeof(set); i++)
-				o += (size_t)snprintf(set + o, sizeof(set) - o, "%s\"%s\"",
-				                      i ? ", " : "", f->one_of[i]);
-			return fail(c, "must be one of %s", set);
-		}
-		return TB_OK;
-	case T_HEX64:
-		return tb_flow_hex64_valid(s, n) ? TB_OK
-		                                 : fail(c, "must be 64 lowercase hex digits");
-	case T_CODE:
-		return tb_service_code_valid(s, n)
-		           ? TB_OK
-		           : fail(c, "must be 1-64 of a-z 0-9 . - (a service code)");
-	case T_MEMBER:
-		return tb_member_id_valid(s, n) ? TB_OK : fail(c, "must be a member id (6 digits)");
-	case T_CASEID:
-		return tb_flow_case_id_valid(s, n) ? TB_OK
-		                                   : fail(c, "must be 1-64 of A-Z a-z 0-9 . _ -");
-	case T_SIGVAL: {
-		uint8_t sig[TB_SIG_LEN];
-		size_t ol;
-		if (!tb_b64url_decode(s, n, sig, sizeof(sig), &ol) || ol != TB_SIG_LEN)
-			return fail(c, "must be 64 bytes in base64url without padding");
-		return TB_OK;
-	}
-	default: return fail(c, "internal: bad schema");
-	}
-}
-
-static bool
 str_is(const struct tb_json *v, const char *lit)
 {
 	size_t n;
@@ -502,70 +192,65 @@ str_is(const struct tb_json *v, const char *lit)
 }
 
 static int
-hook_identity_result(struct ck *c, const struct tb_json *v)
+hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v)
 {
 	bool match = str_is(tb_json_get(v, "result"), "match");
 
 	if (match && tb_json_get(v, "assurance") == NULL) {
-		push(c, ".assurance");
-		return fail(c, "required when result is \"match\"");
+		tb_schema_push(c, "assurance");
+		return tb_schema_fail(c, 0, "required when result is \"match\"");
 	}
 	if (!match && tb_json_get(v, "assurance") != NULL) {
-		push(c, ".assurance");
-		return fail(c, "only allowed when result is \"match\"");
+		tb_schema_push(c, "assurance");
+		return tb_schema_fail(c, 0, "only allowed when result is \"match\"");
 	}
 	if (!match && tb_json_get(v, "attributes") != NULL) {
-		push(c, ".attributes");
-		return fail(c, "only allowed when result is \"match\"");
+		tb_schema_push(c, "attributes");
+		return tb_schema_fail(c, 0, "only allowed when result is \"match\"");
 	}
 	return TB_OK;
 }
 
 static int
-hook_case_submit(struct ck *c, const struct tb_json *v)
+hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v)
 {
 	bool joint = str_is(tb_json_get(v, "mode"), "joint");
 	bool parties = tb_json_get(v, "parties") != NULL;
 
 	if (joint == parties)
 		return TB_OK;
-	push(c, ".parties");
-	return fail(c, joint ? "required when mode is \"joint\""
-	                     : "only allowed when mode is \"joint\"");
+	tb_schema_push(c, "parties");
+	return tb_schema_fail(c, 0,
+	                      joint ? "required when mode is \"joint\""
+	                            : "only allowed when mode is \"joint\"");
 }
 
 static int
-hook_licence(struct ck *c, const struct tb_json *v)
+hook_licence(struct tb_schema_ck *c, const struct tb_json *v)
 {
 	int64_t from = 0, until = 0;
 
-	tb_json_integer(tb_json_get(v, "issued"), &from);
-	tb_json_integer(tb_json_get(v, "valid_until"), &until);
-	if (until > from)
+	/* a member that is not an integer is reported by its own rule */
+	if (!tb_json_integer(tb_json_get(v, "issued"), &from) ||
+	    !tb_json_integer(tb_json_get(v, "valid_until"), &until) || until > from)
 		return TB_OK;
-	push(c, ".valid_until");
-	return fail(c, "must be after issued");
+	tb_schema_push(c, "valid_until");
+	return tb_schema_fail(c, 0, "must be after issued");
 }
 
 int
 tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_diag *d)
 {
+	static const struct tb_schema_opts opts = {.root = "body", .code = TB_E_BODY};
 	const struct flowtype *ft;
-	struct ck c;
 	int rc;
 
 	if (type == NULL || body == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no type or body");
 	if ((ft = find_type(type)) == NULL)
 		return tb_diag_set(d, TB_E_TYPE_UNKNOWN, TB_DIAG_NOPOS, "\"%.64s\"", type);
-	c.d = d;
-	c.len = 0;
-	push(&c, "body");
-	if (tb_json_kind(body) != TB_JSON_OBJECT)
-		return fail(&c, "must be an object");
-	if ((rc = check_object(&c, ft->body, body)) != TB_OK)
-		return rc;
-	if (ft->hook != NULL && (rc = ft->hook(&c, body)) != TB_OK)
+	const struct tb_field root = OBJ(NULL, true, ft->body, ft->hook);
+	if ((rc = tb_schema_check(&root, body, &opts, d)) != TB_OK)
 		return rc;
 	tb_diag_clear(d);
 	return TB_OK;
@@ -803,35 +488,33 @@ int
 tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, void *ctx,
                       int64_t now, struct tb_diag *d)
 {
-	static const struct field root = OBJ(NULL, true, f_licence, hook_licence);
+	static const struct tb_field root = OBJ(NULL, true, f_licence, hook_licence);
 	const struct tb_json *sig;
 	const struct tb_pub *pub;
 	uint8_t dg[32], want[32], kid[TB_KEYID_LEN], sv[TB_SIG_LEN], msg[48];
 	int64_t issued, until;
 	size_t n, ol;
 	const char *s;
-	struct ck c;
+	static const struct tb_schema_opts opts = {.root = "licence", .code = TB_E_BODY};
 	int rc;
 
 	if (licence == NULL || lookup == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no licence or key lookup");
-	c.d = d;
-	c.len = 0;
-	push(&c, "licence");
-	if ((rc = check_value(&c, &root, licence)) != TB_OK)
+	if ((rc = tb_schema_check(&root, licence, &opts, d)) != TB_OK)
 		return rc;
 	if ((rc = tb_flow_licence_digest(licence, dg)) != TB_OK)
 		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "licence digest");
 	s = tb_json_string(tb_json_get(licence, "digest"), &n);
-	tb_hex_decode(s, n, want, sizeof(want));
-	if (!tb_ct_equal(dg, want, 32))
+	if (!tb_hex_decode(s, n, want, sizeof(want)) || !tb_ct_equal(dg, want, 32))
 		return tb_diag_set(d, TB_E_LICENCE_DIGEST, TB_DIAG_NOPOS,
 		                   "digest does not match the licence's content");
 	sig = tb_json_get(licence, "issuer_sig");
 	s = tb_json_string(tb_json_get(sig, "kid"), &n);
-	tb_hex_decode(s, n, kid, sizeof(kid));
+	if (!tb_hex_decode(s, n, kid, sizeof(kid)))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.kid: not a key id");
 	s = tb_json_string(tb_json_get(sig, "val"), &n);
-	tb_b64url_decode(s, n, sv, sizeof(sv), &ol);
+	if (!tb_b64url_decode(s, n, sv, sizeof(sv), &ol) || ol != sizeof(sv))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issuer_sig.val: not a signature");
 	s = tb_json_string(tb_json_get(licence, "issuer"), &n);
 	if ((pub = lookup(ctx, s, kid)) == NULL)
 		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS,
@@ -843,8 +526,9 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	licence_message(dg, msg);
 	if (!tb_pub_verify(pub, msg, sizeof(msg), sv))
 		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS, "issuer_sig does not verify");
-	tb_json_integer(tb_json_get(licence, "issued"), &issued);
-	tb_json_integer(tb_json_get(licence, "valid_until"), &until);
+	if (!tb_json_integer(tb_json_get(licence, "issued"), &issued) ||
+	    !tb_json_integer(tb_json_get(licence, "valid_until"), &until))
+		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issued and valid_until: integers");
 	if (str_is(tb_json_get(licence, "status"), "revoked"))
 		return tb_diag_set(d, TB_E_LICENCE_REVOKED, TB_DIAG_NOPOS,
 		                   "the issuer marks the licence revoked");

@@ -11,6 +11,9 @@
  *
  * Every string returned is static (or borrowed from the caller's JSON, as
  * documented), never to be freed.  Every diag is optional (NULL allowed).
+ *
+ * Thread-safety: pure and stateless: every function may run in any
+ * thread; the lookup callback runs in the caller's.
  */
 #ifndef TB_FLOW_H
 #define TB_FLOW_H
@@ -20,6 +23,7 @@
 #include <stdint.h>
 
 #include "tb_env.h" /* tb_env_lookup_fn */
+#include "../util/tb_err.h"
 
 struct tb_diag;
 struct tb_json;
@@ -41,7 +45,8 @@ struct tb_key;
  * Licence signatures inside licence.present are checked for form only;
  * see tb_flow_licence_check().
  */
-int tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_diag *d);
+TB_MUST_CHECK int tb_flow_check_body(const char *type, const struct tb_json *body,
+                                     struct tb_diag *d);
 
 /*
  * The checks of one envelope (borrowed) that need no state: its body
@@ -50,7 +55,7 @@ int tb_flow_check_body(const char *type, const struct tb_json *body, struct tb_d
  * "corr: only answers carry corr").  What the envelope answers, and the
  * case's state, are the node's to check with the functions below.
  */
-int tb_flow_check_env(const struct tb_env *env, struct tb_diag *d);
+TB_MUST_CHECK int tb_flow_check_env(const struct tb_env *env, struct tb_diag *d);
 
 /* ---- pairing (section 10.3) ---- */
 
@@ -101,7 +106,7 @@ enum tb_case_state {
  * TB_CASE_NONE and out-of-range values), as used in case.state bodies. */
 const char *tb_case_state_name(enum tb_case_state s);
 /* The inverse (n bytes, borrowed); false for anything else. */
-bool tb_case_state_from_name(const char *name, size_t n, enum tb_case_state *out);
+TB_MUST_CHECK bool tb_case_state_from_name(const char *name, size_t n, enum tb_case_state *out);
 /* True for the case.* types that move a case (submit, accept, reject,
  * update, result); case.query and case.state do not. */
 bool tb_flow_case_moves(const char *type);
@@ -113,8 +118,8 @@ bool tb_flow_case_moves(const char *type);
  * "case.result before case.accept"; *next is left alone.  A type that is
  * not a case.* type, or a cur out of range, is TB_E_ARG.
  */
-int tb_flow_case_next(enum tb_case_state cur, const char *type, enum tb_case_state *next,
-                      struct tb_diag *d);
+TB_MUST_CHECK int tb_flow_case_next(enum tb_case_state cur, const char *type,
+                                    enum tb_case_state *next, struct tb_diag *d);
 /* The body's "case_id" (case.* types), borrowed from body; NULL when absent
  * or not a string.  Call after tb_flow_check_body() for a checked value. */
 const char *tb_flow_case_id(const struct tb_json *body);
@@ -126,15 +131,15 @@ const char *tb_flow_case_id(const struct tb_json *body);
  * its "digest" and "issuer_sig" members.  0, TB_E_ARG (not an object) or
  * TB_E_NOMEM.  The form of the rest is not checked.
  */
-int tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32]);
+TB_MUST_CHECK int tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32]);
 /*
  * Sets the licence's "digest" and "issuer_sig" (replacing them), signing
  * with key (the issuer's).  licence must live in doc.  The licence's other
  * members should already be complete and valid.  0, TB_E_ARG, TB_E_NOMEM
  * or TB_E_CRYPTO.
  */
-int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const struct tb_key *key,
-                         struct tb_diag *d);
+TB_MUST_CHECK int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence,
+                                       const struct tb_key *key, struct tb_diag *d);
 /*
  * Checks a presented licence (borrowed) completely: its form (as inside
  * licence.present), its digest, its issuer signature (the key is looked
@@ -150,8 +155,8 @@ int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const
  *   TB_E_LICENCE_EXPIRED   status "expired", or now >= valid_until;
  *   TB_E_LICENCE_NOT_YET_VALID  now < issued.
  */
-int tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, void *ctx,
-                          int64_t now, struct tb_diag *d);
+TB_MUST_CHECK int tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup,
+                                        void *ctx, int64_t now, struct tb_diag *d);
 
 /* ---- identifiers (exposed for builders and the CLI) ---- */
 

@@ -11,6 +11,13 @@
  *
  * Limits: a document is refused beyond max_size bytes or max_depth nested
  * arrays/objects, before any deeper recursion happens.
+ *
+ * Thread-safety: no global state.  A document is built by one thread;
+ * once complete, reading it (accessors, tb_json_canon) does not change
+ * it and may happen in several threads at once.
+ *
+ * Ownership: a document owns every value in it (they die with
+ * tb_json_doc_free); values and strings returned are borrowed from it.
  */
 #ifndef TB_JSON_H
 #define TB_JSON_H
@@ -18,6 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../util/tb_err.h"
 
 struct tb_buf;
 struct tb_diag;
@@ -49,10 +58,11 @@ extern const struct tb_json_limits tb_json_default_limits;
  * _DEPTH or TB_E_TOO_LARGE, with the byte offset of the offending input.
  * The caller frees the document with tb_json_doc_free().
  */
-struct tb_json_doc *tb_json_parse(const uint8_t *text, size_t len,
-                                  const struct tb_json_limits *limits, struct tb_diag *d);
+TB_MUST_CHECK struct tb_json_doc *tb_json_parse(const uint8_t *text, size_t len,
+                                                const struct tb_json_limits *limits,
+                                                struct tb_diag *d);
 /* An empty document to build values in. NULL on memory error. */
-struct tb_json_doc *tb_json_doc_new(void);
+TB_MUST_CHECK struct tb_json_doc *tb_json_doc_new(void);
 /* Frees the document and every value in it. NULL allowed. */
 void tb_json_doc_free(struct tb_json_doc *doc);
 /* The root value (NULL for a new, empty document). Borrowed. */
@@ -63,7 +73,7 @@ void tb_json_set_root(struct tb_json_doc *doc, struct tb_json *v);
 enum tb_json_kind tb_json_kind(const struct tb_json *v);
 double tb_json_number(const struct tb_json *v);
 /* True when v is a number with an integral value in [-2^53, 2^53]. */
-bool tb_json_integer(const struct tb_json *v, int64_t *out);
+TB_MUST_CHECK bool tb_json_integer(const struct tb_json *v, int64_t *out);
 /* String bytes (UTF-8, may contain NUL) and length; NUL-terminated too. */
 const char *tb_json_string(const struct tb_json *v, size_t *len);
 /* Number of elements (array) or members (object); 0 otherwise. */
@@ -77,15 +87,17 @@ const char *tb_json_key(const struct tb_json *member, size_t *len);
 struct tb_json *tb_json_get(const struct tb_json *obj, const char *key);
 
 /* Builders: values live in doc; NULL on memory error. s is copied. */
-struct tb_json *tb_json_new_object(struct tb_json_doc *doc);
-struct tb_json *tb_json_new_array(struct tb_json_doc *doc);
-struct tb_json *tb_json_new_string(struct tb_json_doc *doc, const char *s, size_t len);
-struct tb_json *tb_json_new_number(struct tb_json_doc *doc, double n);
-struct tb_json *tb_json_new_literal(struct tb_json_doc *doc, enum tb_json_kind k);
+TB_MUST_CHECK struct tb_json *tb_json_new_object(struct tb_json_doc *doc);
+TB_MUST_CHECK struct tb_json *tb_json_new_array(struct tb_json_doc *doc);
+TB_MUST_CHECK struct tb_json *tb_json_new_string(struct tb_json_doc *doc, const char *s,
+                                                 size_t len);
+TB_MUST_CHECK struct tb_json *tb_json_new_number(struct tb_json_doc *doc, double n);
+TB_MUST_CHECK struct tb_json *tb_json_new_literal(struct tb_json_doc *doc, enum tb_json_kind k);
 /* Appends v (not yet in any container) to an array. */
-int tb_json_append(struct tb_json *arr, struct tb_json *v);
+TB_MUST_CHECK int tb_json_append(struct tb_json *arr, struct tb_json *v);
 /* Sets member key of obj to v, replacing (and unlinking) an existing one. */
-int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key, struct tb_json *v);
+TB_MUST_CHECK int tb_json_set(struct tb_json_doc *doc, struct tb_json *obj, const char *key,
+                              struct tb_json *v);
 /* Removes member key from obj if present. */
 void tb_json_remove(struct tb_json *obj, const char *key);
 
@@ -98,14 +110,15 @@ size_t tb_json_string_run(const uint8_t *p, size_t n);
  * bytes [*from, *to), its name through its value, as parsed (changes
  * made since are not reflected).  false for a value built with the
  * functions above, or not an object's member. */
-bool tb_json_member_span(const struct tb_json *m, size_t *from, size_t *to);
+TB_MUST_CHECK bool tb_json_member_span(const struct tb_json *m, size_t *from, size_t *to);
 
 /*
  * Appends the RFC 8785 canonical form of v to out.  If omit is not NULL
  * and v is an object, its members named in the NULL-terminated list are
  * left out (used to exclude the signature).  0 or TB_E_NOMEM.
  */
-int tb_json_canon(const struct tb_json *v, const char *const *omit, struct tb_buf *out);
+TB_MUST_CHECK int tb_json_canon(const struct tb_json *v, const char *const *omit,
+                                struct tb_buf *out);
 
 /*
  * Writes the ECMAScript (ES2015+) Number.prototype.toString form of a

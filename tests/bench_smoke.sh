@@ -34,6 +34,7 @@ positive() {
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/tbbench.XXXXXX") || exit 1
 trap 'rm -rf "$W"' EXIT
+trap 'exit 1' INT TERM HUP
 
 j=$(last_json crypto --seconds 1)
 positive "$j" open_per_s seal_per_s baseline_verify_per_s ratio envelope_bytes

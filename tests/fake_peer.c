@@ -9,10 +9,13 @@
  */
 #include <arpa/inet.h>
 #include <coap3/coap.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "util/tb_port.h"
 
 static const char *mode, *count_file;
 static int answered;
@@ -77,8 +80,14 @@ main(int argc, char **argv)
 	addr.addr.sin.sin_port = htons((uint16_t)atoi(argv[1]));
 	addr.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	addr.size = sizeof(addr.addr.sin);
-	if (coap_new_endpoint(ctx, &addr, COAP_PROTO_DTLS) == NULL)
+	/* as the node does: a port another socket holds is not shared */
+	int err = 0;
+	if (!tb_port_free(SOCK_DGRAM, &addr.addr.sa, addr.size, &err) ||
+	    coap_new_endpoint(ctx, &addr, COAP_PROTO_DTLS) == NULL) {
+		fprintf(stderr, "fake_peer: cannot listen on 127.0.0.1:%s: %s\n", argv[1],
+		        strerror(err != 0 ? err : errno));
 		return 1;
+	}
 	r = coap_resource_init(coap_make_str_const("fed/msg"), 0);
 	coap_register_request_handler(r, COAP_REQUEST_POST, hnd_msg);
 	coap_add_resource(ctx, r);

@@ -144,6 +144,15 @@ expect 1 reg.bad-signature "$TB" registry verify t.json --trust trust.json --now
 sed 's/"status":"suspended"/"status":"active"/; s/"serial":\([0-9]*\)/"serial":9\1/' reg.json >t.json
 expect 1 reg.bad-signature "$TB" registry verify t.json --trust trust.json --now $NOW
 
+# signed bytes are the only truth: a member named "name\u0000evil" is not
+# "name"; once verify said "ok" and a node served the unsigned content
+sed 's/"name":"Xuzhou"/"name":"Xuzhou","name\\u0000evil":"unsigned"/' reg.json >t.json
+cmp -s t.json reg.json && fail "name not found for the NUL member"
+expect 1 field.unknown "$TB" registry verify t.json --trust trust.json --now $NOW
+sed 's/"threshold":/"threshold\\u0000":1,"threshold":/' trust.json >t-trust.json
+cmp -s t-trust.json trust.json && fail "threshold not found for the NUL member"
+expect 1 field.unknown "$TB" registry verify reg.json --trust t-trust.json --now $NOW
+
 # validity window
 expect 1 reg.expired "$TB" registry verify reg.json --trust trust.json --now $((NOW + 31 * 86400))
 expect 1 reg.not-yet-valid "$TB" registry verify reg.json --trust trust.json --now $((NOW - 10))

@@ -5,18 +5,21 @@
 # cleanly and within a bounded time.  docs/INTEROP.md.
 : "${TB_BUILDDIR:=.}" "${TB_SRCDIR:=.}"
 B=$TB_BUILDDIR
-BASE=${TB_INTEROP_PORT:-17900}
+. "$TB_SRCDIR/tests/ports.sh"
+# members 320000, 320300, 370000 on BASE, BASE+1, BASE+2 (API +1000)
+BASE=${TB_INTEROP_PORT:-$(tp_block 3)} || exit 1
 W=$(mktemp -d "${TMPDIR:-/tmp}/tbinterop.XXXXXX") || exit 1
 PIDS=
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	sleep 0.3
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do tp_kill_tree "$p"; done
+	wait
 	rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() { tp_clash "$W"/*.log; echo "FAIL: $*" >&2; exit 1; }
 
 for x in tongban tongban-node tongban-interop; do
 	[ -x "$B/$x" ] || fail "$B/$x is not built"

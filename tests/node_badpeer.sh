@@ -8,7 +8,7 @@
 # by `tongban status`) says what was wrong with the answer.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 18250
+nl_init
 nl_devfed 320300,371300
 # retry soon, so that the second answer comes within the test
 echo "retry_min_ms = 200" >>"$F/320300/node.conf"

@@ -10,7 +10,7 @@
 # plain JSON, the others the deflate coding.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17100
+nl_init
 MEMBERS="320300 371300 341300"
 nl_devfed 320300,371300,341300
 # Suzhou sends plain JSON (content-format 50), the others deflate (11050):

@@ -32,7 +32,7 @@
 # default; 9.3 step 4): not a refusal, so only route.none is tested.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17700
+nl_init
 NL_MEMBERS=320000,410000,370000,320300,371300,411400
 F="$W/fed"
 "$TB" dev-federation --dir "$F" --members "$NL_MEMBERS" --base-port "$NL_BASE" \

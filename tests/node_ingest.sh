@@ -16,7 +16,7 @@
 #    chains verify, and both nodes exit 0 on SIGTERM.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 18150
+nl_init
 nl_devfed 320300,371300
 nl_start 320300
 nl_start 371300
@@ -97,6 +97,17 @@ nl_has "malformed JSON: reason" '"error":"json.syntax"' "$out"
 api '[{"type":"case.submit","service":"hukou.transfer"}]'
 nl_eq "message without to: status" 400 "$NL_HTTP_STATUS"
 nl_has "message without to: reason" '"error":"field.missing"' "$out"
+# the request's members come from the schema table: one it does not
+# list is refused, and a name holding U+0000 is not the shorter name
+api '[{"type":"control.ping","to":"371300","priority":1}]'
+nl_eq "unknown member: status" 400 "$NL_HTTP_STATUS"
+nl_has "unknown member: reason" '"error":"field.unknown"' "$out"
+api '[{"type":"control.ping","to":"371300","to\u0000":"320000"}]'
+nl_eq "NUL in a member name: status" 400 "$NL_HTTP_STATUS"
+nl_has "NUL in a member name: reason" '"error":"field.unknown"' "$out"
+api '[{"type":"control.ping","to":"371300","hops":99}]'
+nl_eq "hops out of range: status" 400 "$NL_HTTP_STATUS"
+nl_has "hops out of range: reason" '"error":"field.value"' "$out"
 api '[]'
 nl_eq "empty bulk: status" 400 "$NL_HTTP_STATUS"
 nl_has "empty bulk: reason" '"error":"field.value"' "$out"

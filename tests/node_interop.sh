@@ -10,7 +10,7 @@
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 nl_have_coap_client || { echo "SKIP: coap-client-openssl not installed"; exit 77; }
-nl_init 17200
+nl_init
 nl_devfed 320300,371300
 nl_start 371300
 C=$F/320300

@@ -1,45 +1,50 @@
 # tests/node_lib.sh - helpers for the multi-node integration tests (bash).
 #
 #   . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-#   nl_init 17100                  # $W scratch dir; every node started is
-#                                  # killed and $W removed on exit
-#   nl_devfed 320300,371300        # dev federation in $F (ports 17100+i)
+#   nl_init                        # $W scratch dir, $NL_BASE; every node and
+#                                  # job started is killed, $W removed on exit
+#   nl_devfed 320300,371300        # dev federation in $F (ports NL_BASE+i)
 #   nl_start 371300                # start its node, wait for /healthz
 #   id=$(nl_send 320300 371300 case.submit hukou.transfer)
 #   nl_wait 20 "delivered" nl_delivered 320300 "$id"
 #   nl_coap 320300 post /fed/msg 371300 FILE   # NL_CODE, $W/coap.body
 #
-# Ports: nl_init BASE uses UDP BASE..BASE+n-1 and TCP BASE+1000..; the
-# node_*.sh scripts take BASE 17100, 17200, ... 17600 so that they can run
-# in parallel (tests/interop_self.sh uses 17900).
+# Ports: nl_init [SPAN] draws a random NL_BASE (tests/ports.sh): the
+# loopback ports NL_BASE..NL_BASE+SPAN-1 (DTLS, member i on NL_BASE+i) and
+# NL_BASE+1000.. (local API) were free for UDP and TCP; SPAN is 10 unless
+# given.  No fixed ports, so that any number of runs can share a machine.
+# When a node cannot start because one of its ports was taken meanwhile,
+# the test exits 75 and tests/run_test.sh runs it again on a new block.
 # No curl, jq or python: the node's API is reached with `tongban` and, for
 # raw HTTP (/healthz, /metrics), with bash's /dev/tcp.  Every wait is
 # bounded.  Failures print what was expected and what happened.
 
 : "${TB_BUILDDIR:=.}" "${TB_SRCDIR:=.}"
+. "$TB_SRCDIR/tests/ports.sh"
 NL_CHECKS=0
 NL_TIMEOUT=${NL_TIMEOUT:-timeout}
 
+# nl_cleanup: kills every background job still running (the nodes, fake
+# peers, sinks, subshells) with what it started, and reaps them.  (Jobs,
+# not $W/pids: a pid there may be reaped already, and reused since.)
 nl_cleanup() {
-	local f pid
-	for f in "$W"/pids/*; do
-		[ -f "$f" ] || continue
-		pid=$(cat "$f")
-		kill -9 "$pid" 2>/dev/null
+	local pid
+	for pid in $(jobs -p); do
+		tp_kill_tree "$pid"
 	done
-	for f in "$W"/pids/*; do
-		[ -f "$f" ] || continue
-		{ wait "$(cat "$f")"; } 2>/dev/null
-	done
+	wait 2>/dev/null
 	if [ -n "${NL_KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 
-# nl_init BASE_PORT: scratch dir, tools, cleanup trap.
+# nl_init [SPAN]: scratch dir, tools, a free port block, cleanup trap.
+# (A SPAN above 100 is a fixed base port, as tests once gave: ignored.)
 nl_init() {
-	NL_BASE=$1
+	local span=${1:-10}
 	TB="$TB_BUILDDIR/tongban"
 	TBN="$TB_BUILDDIR/tongban-node"
 	[ -x "$TB" ] && [ -x "$TBN" ] || { echo "FAIL: tongban/tongban-node not built in $TB_BUILDDIR" >&2; exit 1; }
+	[ "$span" -le 100 ] || span=10
+	NL_BASE=$(tp_block "$span") || exit 1
 	W=$(mktemp -d "${TMPDIR:-/tmp}/tbnode.XXXXXX") || exit 1
 	mkdir -p "$W/pids"
 	trap nl_cleanup EXIT
@@ -48,8 +53,10 @@ nl_init() {
 
 nl_have_coap_client() { command -v coap-client-openssl >/dev/null 2>&1; }
 
-# nl_fail WHAT [EXPECTED GOT]
+# nl_fail WHAT [EXPECTED GOT]; exits 75 instead when a log shows that a
+# port was taken (tests/ports.sh): the failure is then no test's.
 nl_fail() {
+	tp_clash "$W"/*.log
 	{
 		echo "FAIL: $1"
 		[ $# -ge 3 ] && { echo "  expected: $2"; echo "  got:      $3"; }
@@ -162,14 +169,17 @@ nl_wait() {
 nl_start() {
 	local id=$1
 	shift
-	! nl_healthy "$id" || nl_fail "API port $(nl_api_port "$id") of $id is already in use (stale node?)"
+	if [ -f "$W/pids/$id" ]; then
+		kill -0 "$(nl_pid "$id")" 2>/dev/null && nl_fail "nl_start $id: it is running already (pid $(nl_pid "$id"))"
+		{ wait "$(nl_pid "$id")"; } 2>/dev/null
+	fi
 	"$@" "$TBN" -c "$F/$id/node.conf" >>"$W/$id.log" 2>&1 &
 	echo $! >"$W/pids/$id"
 	nl_wait "${NL_START_TIMEOUT:-20}" "node $id answering /healthz" nl_start_ok "$id"
 }
 
 nl_start_ok() {
-	kill -0 "$(cat "$W/pids/$1")" 2>/dev/null || nl_fail "node $1 exited during start"
+	kill -0 "$(cat "$W/pids/$1")" 2>/dev/null || { tp_clash "$W/$1.log"; nl_fail "node $1 exited during start"; }
 	nl_healthy "$1"
 }
 

@@ -15,7 +15,7 @@
 # Prints both propagation times.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17800
+nl_init
 LIMIT_MS=5000
 NL_MEMBERS=320000,370000,410000,320300,371300,411400
 F="$W/fed"

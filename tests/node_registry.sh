@@ -11,7 +11,7 @@
 #   give "file:line: message" and a non-zero exit.
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
-nl_init 17500
+nl_init
 nl_devfed 320000,320300,371300
 for m in 320000 320300 371300; do nl_start "$m"; done
 CA1="--key $F/ca-320000/ca.key --cert $F/ca-320000/ca.crt"
@@ -120,35 +120,35 @@ done
 
 # ---- tongban-node -n ----
 conf=$F/320300/node.conf
+BAD=$F/320300/bad.conf # beside node.conf: the files it names are found
 out=$("$TBN" -n -c "$conf" 2>&1) || nl_fail "tongban-node -n on a good config" "exit 0" "$out"
 nl_has "tongban-node -n on a good config" "configuration OK" "$out"
-# check_bad NAME EXPECTED_TEXT: the config $W/bad.conf is refused
+# check_bad NAME EXPECTED_TEXT: the config $BAD is refused
 check_bad() {
 	local rc=0
-	out=$("$TBN" -n -c "$W/bad.conf" 2>&1) || rc=$?
+	out=$("$TBN" -n -c "$BAD" 2>&1) || rc=$?
 	[ "$rc" != 0 ] || nl_fail "$1: tongban-node -n exits non-zero" "non-zero" "0: $out"
 	nl_has "$1: message" "$2" "$out"
 	nl_eq "$1: one line" 1 "$(printf '%s\n' "$out" | wc -l)"
 	case "$out" in *"configuration OK"*) nl_fail "$1: not OK" ;; esac
 }
-cp "$F/320300"/node.* "$F/320300/api.token" "$F/320300/registry.json" "$W/" 2>/dev/null
-mk() { sed "$1" "$conf" >"$W/bad.conf"; }
+mk() { sed "$1" "$conf" >"$BAD"; }
 mk 's/^listen = .*/listen = 127.0.0.1:99999/'
-check_bad "port out of range" "$W/bad.conf:3: listen"
+check_bad "port out of range" "$BAD:3: listen"
 mk '3a\
 frobnicate = yes'
-check_bad "unknown key" "$W/bad.conf:4: unknown key 'frobnicate'"
+check_bad "unknown key" "$BAD:4: unknown key 'frobnicate'"
 mk '3a\
 this line has no equals sign'
-check_bad "no '='" "$W/bad.conf:4:"
+check_bad "no '='" "$BAD:4:"
 mk 's/^member_id = .*/member_id = 32030/'
-check_bad "bad member id" "$W/bad.conf:2: member_id"
+check_bad "bad member id" "$BAD:2: member_id"
 mk '$a\
 max_message_size = 12'
-check_bad "integer out of range" "$W/bad.conf:$(($(wc -l <"$conf") + 1)): max_message_size"
+check_bad "integer out of range" "$BAD:$(($(wc -l <"$conf") + 1)): max_message_size"
 mk '$a\
 peer_sessions = 65'
-check_bad "peer_sessions above the sessions a node can keep" "$W/bad.conf:$(($(wc -l <"$conf") + 1)): peer_sessions"
+check_bad "peer_sessions above the sessions a node can keep" "$BAD:$(($(wc -l <"$conf") + 1)): peer_sessions"
 mk '$a\
 peer_sessions = 0'
 check_bad "peer_sessions zero" "peer_sessions"

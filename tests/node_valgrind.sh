@@ -13,7 +13,7 @@ if { nm -a "$TBN0" 2>/dev/null; ldd "$TBN0" 2>/dev/null; } | grep -q -E 'libasan
 	echo "SKIP: sanitizer build (valgrind and ASan do not mix)"
 	exit 77
 fi
-nl_init 17600
+nl_init
 nl_devfed 320300,371300
 VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 	--show-leak-kinds=definite --track-origins=yes --num-callers=30)

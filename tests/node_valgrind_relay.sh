@@ -13,11 +13,13 @@ if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|l
 	echo "SKIP: sanitizer build"
 	exit 77
 fi
-BASE=18050
+. "${TB_SRCDIR:-.}/tests/ports.sh"
+BASE=$(tp_block 4) || exit 1
 W=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+trap 'for p in "${PIDS[@]}"; do tp_kill_tree "$p"; done; wait 2>/dev/null; rm -rf "$W"' EXIT
+trap 'exit 1' INT TERM HUP
+fail() { tp_clash "$W"/*.log; echo "FAIL: $*"; exit 1; }
 
 "$B/tongban" dev-federation --dir "$W/fed" --members 320000,320300,410000,411400 \
 	--private 411400 --base-port "$BASE" >/dev/null || fail "dev-federation"

@@ -602,6 +602,40 @@ test_unknown_key(void **state)
 	free(t);
 }
 
+/* A member name holding U+0000 is never the shorter name: each such
+ * member is refused as unknown, in the envelope, its route, relay record,
+ * signature block and batch block alike. */
+static void
+test_nul_names(void **state)
+{
+	static const struct {
+		const char *from, *to;
+	} cases[] = {
+	    {"\"hops\":", "\"hops\\u0000x\":1,\"hops\":"},
+	    {"\"from\":", "\"from\\u0000\":\"370800\",\"from\":"},
+	    {"\"alg\":", "\"alg\\u0000\":\"p256\",\"alg\":"},
+	    {"\"sig\":{", "\"relay\":{\"path\":[],\"path\\u0000\":1},\"sig\":{"},
+	    {"\"to\":\"370800\"", "\"route\":{\"service\":\"a\",\"region\":\"32\",\"region\\u0000\":1}"},
+	};
+	char *t = sealed_text(0);
+
+	(void)state;
+	expect_open(t, TB_OK, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *at = strstr(t, cases[i].from);
+		char *bad;
+		assert_non_null(at);
+		bad = malloc(strlen(t) + strlen(cases[i].to) + 1);
+		assert_non_null(bad);
+		memcpy(bad, t, (size_t)(at - t));
+		strcpy(bad + (at - t), cases[i].to);
+		strcat(bad, at + strlen(cases[i].from));
+		expect_open(bad, TB_E_FIELD_UNKNOWN, "unknown member");
+		free(bad);
+	}
+	free(t);
+}
+
 static void
 test_time(void **state)
 {
@@ -939,7 +973,9 @@ test_batch(void **state)
 				    tb_json_parse((const uint8_t *)t[j], strlen(t[j]), NULL, &d);
 				struct tb_buf sb;
 				tb_buf_init(&sb);
-				tb_json_canon(tb_json_get(tb_json_root(dj), "sig"), NULL, &sb);
+				assert_int_equal(
+				    tb_json_canon(tb_json_get(tb_json_root(dj), "sig"), NULL, &sb),
+				    TB_OK);
 				char *sw = edit(t[i], "sig", (const char *)sb.data);
 				int rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
@@ -948,11 +984,14 @@ test_batch(void **state)
 				free(sw);
 				/* only the path swapped, index kept */
 				tb_buf_reset(&sb);
-				tb_json_canon(
-				    tb_json_get(
-				        tb_json_get(tb_json_get(tb_json_root(dj), "sig"), "batch"),
-				        "path"),
-				    NULL, &sb);
+				assert_int_equal(
+				    tb_json_canon(
+				        tb_json_get(
+				            tb_json_get(tb_json_get(tb_json_root(dj), "sig"),
+				                        "batch"),
+				            "path"),
+				        NULL, &sb),
+				    TB_OK);
 				sw = edit(t[i], "sig.batch.path", (const char *)sb.data);
 				rc = open_at(sw, strlen(sw), NOW, &d);
 				if (rc != TB_E_SIG_PROOF && rc != TB_E_SIG_BAD)
@@ -1604,6 +1643,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_nul_names),
 	    cmocka_unit_test(test_route_request),
 	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_create_body_limits),

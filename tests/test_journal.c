@@ -396,8 +396,9 @@ second_writer(void *p)
 		}
 		if (a->rc == TB_OK)
 			a->rc = tb_journal_commit(j);
-		else
-			tb_journal_rollback(j);
+		else if (tb_journal_rollback(j) != TB_OK) {
+			/* a->rc holds the round's first error, which the test reports */
+		}
 	}
 	tb_journal_close(j);
 	return NULL;
@@ -1286,6 +1287,110 @@ test_audit_in_transactions(void **state)
 	assert_int_equal(n, 3 * 3 + 4);
 }
 
+/* The audit head's seq (how many entries the chain holds). */
+static int64_t
+head_seq(struct tb_journal *j)
+{
+	int64_t seq = -1;
+	char hash[65];
+
+	assert_int_equal(tb_journal_audit_head(j, &seq, hash), TB_OK);
+	return seq;
+}
+
+static enum tb_journal_state
+state_of(struct tb_journal *j, const char *id)
+{
+	struct tb_journal_status st;
+
+	assert_int_equal(tb_journal_outbound_status(j, id, &st, NULL), TB_OK);
+	return st.state;
+}
+
+/*
+ * A state change and its audit entry are kept both or neither: a change
+ * that fails writes no entry (a failed message is never logged as
+ * delivered), and an entry that cannot be written undoes the change, in
+ * a transaction of their own or inside the caller's.  The audit step is
+ * made to fail for real by a peer the chain refuses (empty).
+ */
+static void
+test_audited_state_changes(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b, c;
+	struct tb_journal_status st;
+	struct tb_diag d;
+	int64_t bad = -1, n = 0;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	mkmsg(&a, 0x51, 5000);
+	mkmsg(&b, 0x52, 5000);
+	mkmsg(&c, 0x53, 5000);
+
+	/* queued with its entry */
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 100, 100, "queued"), TB_OK);
+	assert_int_equal(head_seq(j), 1);
+	/* an entry refused: the message is not queued either */
+	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 100, 100, ""), TB_E_ARG);
+	assert_int_equal(tb_journal_diag(j)->code, TB_E_ARG);
+	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, NULL), TB_E_NOTFOUND);
+	assert_int_equal(head_seq(j), 1);
+
+	/* a failed message: "delivered" is refused and not logged */
+	assert_int_equal(
+	    tb_journal_outbound_failed_audit(j, a.id, "expired", 110, a.digest, "371300"), TB_OK);
+	assert_int_equal(head_seq(j), 2);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, a.id, a.rcpt, sizeof(a.rcpt), 120,
+	                                                     a.digest, "371300"),
+	                 TB_E_JOURNAL_STATE);
+	assert_int_equal(state_of(j, a.id), TB_JOURNAL_FAILED);
+	assert_int_equal(head_seq(j), 2);
+	/* nor failed twice */
+	assert_int_equal(
+	    tb_journal_outbound_failed_audit(j, a.id, "again", 121, a.digest, "371300"),
+	    TB_E_JOURNAL_STATE);
+	assert_int_equal(head_seq(j), 2);
+
+	/* the entry of a delivery refused: the delivery is undone */
+	assert_int_equal(tb_journal_outbound_put_audit(j, &c.m, 100, 100, "queued"), TB_OK);
+	assert_int_equal(head_seq(j), 3);
+	assert_int_equal(
+	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 130, c.digest, ""),
+	    TB_E_ARG);
+	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
+	assert_int_equal(head_seq(j), 3);
+
+	/* the same inside the caller's transaction, which carries on */
+	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+	assert_int_equal(
+	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 140, c.digest, ""),
+	    TB_E_ARG);
+	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
+	assert_int_equal(tb_journal_outbound_failed_audit(j, c.id, "x", 141, c.digest, ""),
+	                 TB_E_ARG);
+	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 142,
+	                                                     c.digest, "371300"),
+	                 TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, c.id, &st, NULL), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_int_equal(st.delivered_at, 142);
+	assert_int_equal(head_seq(j), 4);
+	tb_journal_close(j);
+
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 4);
+	/* the entries are the events that happened, in order */
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM audit WHERE event = 'delivered'"), 1);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM audit WHERE event = 'failed'"), 1);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM audit WHERE event = 'queued'"), 2);
+}
+
 /* ---- a VFS that counts fsyncs of write-ahead logs ---- */
 
 /* The default VFS with a byte after each file: whether it is a WAL.  A
@@ -1645,6 +1750,7 @@ main(void)
 	    cmocka_unit_test(test_inbound_duplicate_original_receipt),
 	    cmocka_unit_test(test_inbox_order_ack),
 	    cmocka_unit_test(test_outbound_state_machine),
+	    cmocka_unit_test(test_audited_state_changes),
 	    cmocka_unit_test(test_outbound_due_next),
 	    cmocka_unit_test(test_outbound_held),
 	    cmocka_unit_test(test_library_init),

@@ -416,11 +416,73 @@ test_trust(void **state)
 	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
 	assert_int_equal(d.code, TB_E_FIELD_VALUE);
 	free(bad);
+	/* a member name holding U+0000 is not the shorter name */
+	bad = subst((const char *)a.data, "\"threshold\":3", "\"threshold\":3,\"threshold\\u0000\":1");
+	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
+	assert_int_equal(d.code, TB_E_FIELD_UNKNOWN);
+	free(bad);
+	bad = subst((const char *)a.data, "\"name\":", "\"name\\u0000x\":\"y\",\"name\":");
+	assert_null(tb_trust_parse((const uint8_t *)bad, strlen(bad), &d));
+	assert_int_equal(d.code, TB_E_FIELD_UNKNOWN);
+	free(bad);
 	tb_trust_free(t);
 	tb_trust_free(t2);
 	tb_buf_free(&a);
 	tb_buf_free(&b);
 	tb_buf_free(&der);
+}
+
+/*
+ * Signed bytes are the only truth: a member name holding U+0000 is not
+ * the shorter name (it once was, to a strcmp, so content no authority
+ * signed rode along inside a registry that verified).  Each object of the
+ * document gets such a member; every one is refused as unknown, signed
+ * or not.
+ */
+static void
+test_nul_names(void **state)
+{
+	struct tb_reg *reg = make_reg(), *r;
+	struct tb_trust *t = make_trust(1);
+	struct tb_buf text, sb;
+	struct tb_diag d;
+	static const struct {
+		const char *from, *to;
+	} cases[] = {
+	    {"\"v\":1", "\"v\":1,\"v\\u0000x\":1"},
+	    {"\"name\":\"江苏省\"", "\"name\":\"江苏省\",\"name\\u0000evil\":\"x\""},
+	    {"\"use\":\"tls\"", "\"use\":\"tls\",\"use\\u0000\":\"sign\""},
+	    {"\"code\":\"hukou.transfer\"", "\"code\":\"hukou.transfer\",\"code\\u0000\":\"a\""},
+	    {"\"default\":\"deny\"", "\"default\":\"deny\",\"default\\u0000\":\"allow\""},
+	    {"\"effect\":\"allow\"", "\"effect\":\"allow\",\"effect\\u0000\":\"deny\""},
+	    {"\"from\":{\"roles\":[\"hub\"]", "\"from\":{\"roles\":[\"hub\"],\"ids\\u0000\":[]"},
+	    {"\"alg\":", "\"alg\\u0000\":1,\"alg\":"},
+	};
+
+	(void)state;
+	tb_buf_init(&text);
+	tb_buf_init(&sb);
+	assert_int_equal(tb_reg_sign(reg, auth[0], NULL), TB_OK);
+	assert_int_equal(tb_reg_serialize(reg, &text), TB_OK);
+	assert_non_null(r = tb_reg_parse(text.data, text.len, &d));
+	assert_int_equal(tb_reg_verify(r, t, T0 + 1, 0, NULL, &d), TB_OK);
+	/* the signing input is the received document's canonical form */
+	assert_int_equal(tb_reg_signed_bytes(r, &sb), TB_OK);
+	assert_true(sb.len > 0 && sb.len < text.len);
+	assert_memory_equal(sb.data, text.data, 10);
+	tb_reg_free(r);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *bad = subst((const char *)text.data, cases[i].from, cases[i].to);
+		r = tb_reg_parse((const uint8_t *)bad, strlen(bad), &d);
+		if (r != NULL || d.code != TB_E_FIELD_UNKNOWN)
+			fail_msg("case %zu (%s): got %s (%s), want field.unknown", i, cases[i].to,
+			         r ? "accepted" : tb_err_reason(d.code), r ? "" : d.detail);
+		free(bad);
+	}
+	tb_reg_free(reg);
+	tb_trust_free(t);
+	tb_buf_free(&text);
+	tb_buf_free(&sb);
 }
 
 int
@@ -429,7 +491,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
 	    cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_trust),
+	    cmocka_unit_test(test_trust),       cmocka_unit_test(test_nul_names),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

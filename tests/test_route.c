@@ -104,8 +104,11 @@ rand_reg(uint64_t *s)
 			nsv = 2;
 		m.services = sv;
 		m.nservices = nsv;
-		/* duplicates of an id are simply refused: fine */
-		(void)tb_reg_add_member(reg, &m, NULL);
+		/* random members: a duplicate id (or parent) is refused, and
+		 * only that; anything else is a bug */
+		int rc = tb_reg_add_member(reg, &m, NULL);
+		assert_true(rc == TB_OK || rc == TB_E_REG_DUP_MEMBER || rc == TB_E_REG_DUP_KEY ||
+		            rc == TB_E_REG_REFERENCE);
 	}
 	return reg;
 }

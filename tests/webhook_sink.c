@@ -5,6 +5,7 @@
  * Exits after EXIT_AFTER seconds.  Usage: webhook_sink PORT FILE FAILS EXIT_AFTER
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -34,8 +35,11 @@ main(int argc, char **argv)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if ((ls = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
 	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 16) != 0)
+	    bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 16) != 0) {
+		fprintf(stderr, "webhook_sink: cannot bind 127.0.0.1:%s: %s\n", argv[1],
+		        strerror(errno));
 		return 3;
+	}
 	while (time(NULL) < end) {
 		struct pollfd p = {ls, POLLIN, 0};
 		char buf[1 << 16];

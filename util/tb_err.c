@@ -28,6 +28,7 @@ static const struct {
     {TB_E_FIELD_UNKNOWN, "field.unknown", "unknown field"},
     {TB_E_VERSION, "version", "unsupported protocol version"},
     {TB_E_TYPE_UNKNOWN, "type.unknown", "unknown message type"},
+    {TB_E_LOSSY, "doc.lossy", "document holds content its model does not reproduce"},
     {TB_E_SIG_MISSING, "sig.missing", "envelope is not sealed"},
     {TB_E_SIG_ALG, "sig.alg", "unsupported signature algorithm"},
     {TB_E_SIG_KEYID, "sig.unknown-key", "unknown signing key id"},

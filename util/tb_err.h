@@ -6,11 +6,29 @@
  * and in CLI messages) and a human sentence.  A struct tb_diag, when the
  * caller passes one, receives the code, a byte offset where it applies,
  * and a detail string such as the missing field's name.
+ *
+ * Thread-safety: no state; the strings returned are static, and a
+ * struct tb_diag belongs to its caller (one per thread or operation).
  */
 #ifndef TB_ERR_H
 #define TB_ERR_H
 
 #include <stddef.h>
+
+/*
+ * TB_MUST_CHECK marks a fallible function: one that returns an error code,
+ * a pointer that is NULL on failure, or a bool that reports failure (or
+ * whose outputs are unset when it is false).  The compiler then refuses
+ * (with -Werror) a call whose result is dropped; a (void) cast does not
+ * silence it.  Pure predicates and accessors do not carry it.  Where a
+ * result may truly be ignored, the call site says why in a comment and
+ * tests it all the same.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define TB_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define TB_MUST_CHECK
+#endif
 
 enum tb_err {
 	TB_OK = 0,
@@ -31,6 +49,7 @@ enum tb_err {
 	TB_E_FIELD_UNKNOWN = -23,       /* field not defined by this version */
 	TB_E_VERSION = -24,             /* unsupported protocol version */
 	TB_E_TYPE_UNKNOWN = -25,        /* unknown message type */
+	TB_E_LOSSY = -26,               /* document holds what its model does not reproduce */
 	TB_E_SIG_MISSING = -30,         /* envelope is not sealed */
 	TB_E_SIG_ALG = -31,             /* unsupported signature algorithm */
 	TB_E_SIG_KEYID = -32,           /* signing key id unknown (or not the sender's) */

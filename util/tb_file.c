@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,4 +103,26 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return TB_E_IO;
+}
+
+int
+tb_file_close_stdout(struct tb_diag *d)
+{
+	int err = 0;
+	bool failed = false;
+
+	if (fflush(stdout) != 0) {
+		err = errno;
+		failed = true;
+	}
+	/* an earlier write failed (its errno is gone): the flag stays */
+	failed = failed || ferror(stdout);
+	if (fclose(stdout) != 0 && !failed) {
+		err = errno;
+		failed = true;
+	}
+	if (!failed)
+		return TB_OK;
+	return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s",
+	                   err != 0 ? strerror(err) : "write error");
 }

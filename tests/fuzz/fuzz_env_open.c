@@ -5,7 +5,8 @@
  * the sealed envelopes in corpus/env/ verify and the fuzzer can explore past
  * the signature check); tb_env_open() runs on every input with that key
  * registered for member 320300 at now = 1700000000.  Independently, tb_env_parse() must give an
- * envelope whose canonical serialisation parses again to the same bytes
+ * envelope whose serialisation is the canonical form of the input
+ * (fuzz_canon.h) and parses again to the same bytes
  * (parse + serialize is idempotent) with the same digest.  An array is
  * also opened as a batch answer (tb_env_open_many): what opens must
  * serialise to an envelope that opens on its own.
@@ -20,6 +21,7 @@
 #include "protocol/tb_env.h"
 #include "util/tb_buf.h"
 #include "util/tb_err.h"
+#include "fuzz_canon.h"
 #include "fuzz_key.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -96,6 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tb_buf_init(&s2);
 	if (tb_env_serialize(e, &s1) != TB_OK || tb_env_digest(e, dg1) != TB_OK)
 		abort();
+	fuzz_canon_equal(data, size, s1.data, s1.len, "envelope");
 	if ((e2 = tb_env_parse(s1.data, s1.len, &d)) == NULL) {
 		fprintf(stderr, "serialised envelope refused: %s (%s)\n%.*s\n",
 		        tb_err_reason(d.code), d.detail, (int)s1.len, (const char *)s1.data);

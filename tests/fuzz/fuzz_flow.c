@@ -2,7 +2,8 @@
  * fuzz_flow.c - libFuzzer target for message bodies (protocol/tb_flow).
  *
  * The input is a body's JSON text, parsed with the envelope limits.  It is
- * checked against the schema of every version 1 type; a refusal must be
+ * checked against the schema of every version 1 type; an accepted body's
+ * canonical form must be the input's and be accepted again; a refusal must be
  * TB_E_BODY with a detail naming a path under "body", the same with or
  * without a diag.  An accepted case.* body must yield a valid case id.
  * The input (and each element of its "licences") is also checked as a
@@ -22,6 +23,7 @@
 #include "protocol/tb_flow.h"
 #include "protocol/tb_json.h"
 #include "util/tb_err.h"
+#include "fuzz_canon.h"
 #include "fuzz_key.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -54,6 +56,25 @@ licence(const struct tb_json *v)
 		abort();
 }
 
+/* A body the type accepts: the body travels as its canonical form, which
+ * must be the input's (fuzz_canon.h) and be accepted the same way. */
+static void
+accepted_as(const char *type, const uint8_t *data, size_t size, const struct tb_json *body)
+{
+	struct tb_buf c;
+	struct tb_json_doc *again;
+
+	tb_buf_init(&c);
+	if (tb_json_canon(body, NULL, &c) != TB_OK)
+		abort();
+	fuzz_canon_equal(data, size, c.data, c.len, type);
+	if ((again = tb_json_parse(c.data, c.len, NULL, NULL)) == NULL ||
+	    tb_flow_check_body(type, tb_json_root(again), NULL) != TB_OK)
+		abort();
+	tb_json_doc_free(again);
+	tb_buf_free(&c);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -74,6 +95,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (tb_flow_check_body(*t, body, NULL) != rc)
 			abort();
+		if (rc == TB_OK)
+			accepted_as(*t, data, size, body);
 		if (rc == TB_OK && strncmp(*t, "case.", 5) == 0) {
 			const char *id = tb_flow_case_id(body);
 			if (id == NULL || !tb_flow_case_id_valid(id, strlen(id)))

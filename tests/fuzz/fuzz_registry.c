@@ -2,6 +2,7 @@
  * fuzz_registry.c - libFuzzer target for the registry parser
  * (federation/tb_reg) and what is built on it: parse with the registry
  * limits; a refusal must carry an error code; an accepted registry must
+ * serialise to exactly the canonical form of the input (fuzz_canon.h) and
  * serialize to a text that parses again and serializes to the same bytes
  * (the model is lossless, so signatures survive); the route table and the
  * policy must answer a few queries without fault.
@@ -17,6 +18,7 @@
 #include "federation/tb_route.h"
 #include "util/tb_buf.h"
 #include "util/tb_err.h"
+#include "fuzz_canon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,6 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tb_buf_init(&b);
 	if (tb_reg_serialize(reg, &a) != TB_OK)
 		abort();
+	fuzz_canon_equal(data, size, a.data, a.len, "registry");
 	if ((reg2 = tb_reg_parse(a.data, a.len, &d)) == NULL) {
 		fprintf(stderr, "serialized registry refused: %s (%s)\n", tb_err_reason(d.code),
 		        d.detail);

@@ -7,11 +7,13 @@
 # directory, build-fuzz/, with
 #   ./configure CC=clang --enable-fuzzers
 # (clang with libFuzzer, e.g. Debian's clang-14 + libfuzzer-14-dev), builds
-# fuzz_json, fuzz_env_open, fuzz_registry, fuzz_flow and fuzz_inflate, and
-# runs each on a scratch copy of its seed corpus (tests/fuzz/corpus/json,
-# env, registry, flow, inflate), so the committed
+# fuzz_json, fuzz_env_open, fuzz_registry, fuzz_flow, fuzz_inflate and
+# fuzz_trust, and runs each on a scratch copy of its seed corpus
+# (tests/fuzz/corpus/json, env, registry, flow, inflate, trust), so the committed
 # seeds stay small.  Crash inputs land in build-fuzz/artifacts/; the script
 # exits non-zero when a target fails.  Set FUZZ_JOBS=N to run N workers.
+# (`make check` replays the seed corpora without libFuzzer:
+# tests/fuzz/replay_TARGET, tests/fuzz/replay.c.)
 set -eu
 
 secs=${1:-60}
@@ -25,13 +27,13 @@ if [ ! -f Makefile ] || ! grep -q -- '--enable-fuzzers' config.status 2>/dev/nul
 	"$src/configure" CC=clang --enable-fuzzers >configure.log ||
 		{ tail -n 20 configure.log; exit 1; }
 fi
-make -j"$(nproc 2>/dev/null || echo 2)" fuzz_json fuzz_env_open fuzz_registry fuzz_flow fuzz_inflate >make.log 2>&1 ||
+make -j"$(nproc 2>/dev/null || echo 2)" fuzz_json fuzz_env_open fuzz_registry fuzz_flow fuzz_inflate fuzz_trust >make.log 2>&1 ||
 	{ tail -n 30 make.log; exit 1; }
 
 mkdir -p artifacts
 status=0
-for t in json env_open registry flow inflate; do
-	case $t in json) seeds=json ;; registry) seeds=registry ;; flow) seeds=flow ;; inflate) seeds=inflate ;; *) seeds=env ;; esac
+for t in json env_open registry flow inflate trust; do
+	case $t in json) seeds=json ;; registry) seeds=registry ;; flow) seeds=flow ;; inflate) seeds=inflate ;; trust) seeds=trust ;; *) seeds=env ;; esac
 	work="corpus-$t"
 	mkdir -p "$work"
 	echo "== fuzz_$t for ${secs}s"

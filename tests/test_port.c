@@ -1,0 +1,113 @@
+/* test_port.c - free ports and free port blocks (util/tb_port). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "util/tb_err.h"
+#include "util/tb_port.h"
+
+static struct sockaddr_in
+loopback(int port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+/* A socket bound to a kernel-chosen port, with or without SO_REUSEADDR;
+ * its port in *port.  A TCP one listens. */
+static int
+holder(int type, int reuse, int *port)
+{
+	struct sockaddr_in a = loopback(0);
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, type, 0), one = 1;
+
+	assert_true(s >= 0);
+	if (reuse)
+		assert_int_equal(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(s, 1), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+/* A port held by another socket is not free, for its own protocol, even
+ * when the holder set SO_REUSEADDR (as libcoap's endpoints do); once the
+ * holder is closed it is free again. */
+static void
+test_free_held(void **state)
+{
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	(void)state;
+	for (size_t t = 0; t < 2; t++) {
+		for (int reuse = 0; reuse < 2; reuse++) {
+			int port, err = -1, s = holder(types[t], reuse, &port);
+			struct sockaddr_in a = loopback(port);
+			assert_false(tb_port_free(types[t], (struct sockaddr *)&a, sizeof(a), &err));
+			assert_int_equal(err, EADDRINUSE);
+			close(s);
+			assert_true(tb_port_free(types[t], (struct sockaddr *)&a, sizeof(a), &err));
+			assert_int_equal(err, 0);
+		}
+	}
+}
+
+/* Every port of a block is free for both protocols, outside the ephemeral
+ * range; binding them all succeeds. */
+static void
+test_block(void **state)
+{
+	int base = 0, s[40], n = 0;
+	(void)state;
+	assert_int_equal(tb_port_block(10, 1000, &base), TB_OK);
+	assert_true(base >= 10000 && base + 1009 <= 65535);
+	for (int i = 0; i < 10; i++) {
+		for (int off = 0; off <= 1000; off += 1000) {
+			struct sockaddr_in a = loopback(base + off + i);
+			for (int type = SOCK_STREAM; type <= SOCK_DGRAM; type++) {
+				s[n] = socket(AF_INET, type, 0);
+				assert_true(s[n] >= 0);
+				assert_int_equal(bind(s[n], (struct sockaddr *)&a, sizeof(a)), 0);
+				n++;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(s[i]);
+}
+
+static void
+test_block_args(void **state)
+{
+	int base = -1;
+	(void)state;
+	assert_int_equal(tb_port_block(0, 1000, &base), TB_E_ARG);
+	assert_int_equal(tb_port_block(101, 1000, &base), TB_E_ARG);
+	assert_int_equal(tb_port_block(10, 5, &base), TB_E_ARG); /* the halves overlap */
+	assert_int_equal(tb_port_block(10, 10001, &base), TB_E_ARG);
+	assert_int_equal(base, -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_free_held),
+	    cmocka_unit_test(test_block),
+	    cmocka_unit_test(test_block_args),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

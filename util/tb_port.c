@@ -1,0 +1,95 @@
+/*
+ * tb_port.c - free ports: a bind without SO_REUSEADDR, then closed.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+
+#include "util/tb_err.h"
+#include "util/tb_port.h"
+
+#define TRIES 200
+#define LOWEST 10000 /* below: well-known services of all sorts */
+
+bool
+tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out)
+{
+	int s = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0), err = 0;
+
+	if (s < 0)
+		err = errno;
+	else if (bind(s, sa, len) != 0)
+		err = errno;
+	if (s >= 0)
+		close(s);
+	if (err_out != NULL)
+		*err_out = err;
+	return err == 0;
+}
+
+static bool
+loopback_free(int port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return tb_port_free(SOCK_DGRAM, (struct sockaddr *)&a, sizeof(a), NULL) &&
+	       tb_port_free(SOCK_STREAM, (struct sockaddr *)&a, sizeof(a), NULL);
+}
+
+/* The range bases are drawn from, [*lo, *hi): the whole block inside
+ * 10000..65535 and outside the ephemeral range. */
+static void
+base_range(int need, int *lo, int *hi)
+{
+	int elo = 32768, ehi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+
+	if (f != NULL) {
+		if (fscanf(f, "%d %d", &elo, &ehi) != 2 || elo > ehi)
+			elo = 32768, ehi = 60999;
+		fclose(f);
+	}
+	if (elo - need - LOWEST >= 1000) {
+		*lo = LOWEST;
+		*hi = elo - need;
+	} else if (65536 - need - (ehi + 1) >= 1000) {
+		*lo = ehi + 1;
+		*hi = 65536 - need;
+	} else {
+		*lo = LOWEST; /* no room outside it: anywhere */
+		*hi = 65536 - need;
+	}
+}
+
+int
+tb_port_block(int span, int offset, int *base)
+{
+	int lo, hi, need = offset + span;
+	uint32_t r;
+
+	if (span < 1 || span > 100 || (offset != 0 && (offset < span || offset > 10000)))
+		return TB_E_ARG;
+	base_range(need, &lo, &hi);
+	for (int t = 0; t < TRIES; t++) {
+		bool ok = true;
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+			r = (uint32_t)time(NULL) * 2654435761u ^ (uint32_t)getpid() ^ (uint32_t)t;
+		int b = lo + (int)(r % (uint32_t)(hi - lo));
+		for (int i = 0; i < span && ok; i++)
+			ok = loopback_free(b + i) && (offset == 0 || loopback_free(b + offset + i));
+		if (ok) {
+			*base = b;
+			return TB_OK;
+		}
+	}
+	return TB_E_IO;
+}

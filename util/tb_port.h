@@ -1,0 +1,47 @@
+/*
+ * tb_port.h - is a local port free, and a block of free loopback ports.
+ *
+ * The node asks before it listens: libcoap binds its UDP endpoint with
+ * SO_REUSEADDR, and on Linux two UDP sockets that both set it share a
+ * port without an error (the later one takes the datagrams), so a second
+ * node, or a stale one, on the same address would not be noticed.  The
+ * benchmark and the tests pick their ports with tb_port_block instead of
+ * a fixed block, so that runs side by side on one machine do not collide.
+ *
+ * Nothing is reserved: a port found free may be taken by someone else
+ * before the caller binds it.  A caller that loses that race sees
+ * EADDRINUSE when it binds, and picks again.
+ *
+ * Thread-safety: both functions may be called from any thread; they hold
+ * no state between calls.
+ */
+#ifndef TB_PORT_H
+#define TB_PORT_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "tb_err.h"
+
+/*
+ * True when a socket of type socktype (SOCK_DGRAM, SOCK_STREAM) can be
+ * bound to sa (borrowed, len bytes) without SO_REUSEADDR at this moment:
+ * no socket of that protocol holds the address, whatever its own
+ * options.  False when the bind fails (*err_out, when not NULL, gets its
+ * errno: EADDRINUSE, EACCES ...).
+ */
+bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out);
+
+/*
+ * Finds base such that the 2 * span loopback ports base .. base+span-1
+ * and base+offset .. base+offset+span-1 are each free for both UDP and
+ * TCP on 127.0.0.1.  Bases are tried in random order, below the kernel's
+ * ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range), where
+ * outgoing connections do not take ports, or above it when there is no
+ * room below.  span 1..100, offset 0 or span..10000.
+ * Returns 0 (TB_OK) with *base set, TB_E_ARG, or TB_E_IO when no free
+ * block was found in 200 tries.
+ */
+TB_MUST_CHECK int tb_port_block(int span, int offset, int *base);
+
+#endif
