@@ -24,6 +24,22 @@
 
 #define HTTP_TIMEOUT_MS 30000
 
+/* Writes the whole request to fd. */
+static int
+write_all(int fd, const struct tb_buf *req)
+{
+	for (size_t off = 0; off < req->len;) {
+		ssize_t w = write(fd, req->data + off, req->len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			return cli_fail(EX_TB_IO, "node API: %s", strerror(errno));
+		}
+		off += (size_t)w;
+	}
+	return EX_TB_OK;
+}
+
 /* One HTTP/1.0 request to the node's local API; the body of the answer
  * goes to out, its status to *status. */
 static int
@@ -69,16 +85,8 @@ api_call(const struct tb_config *cfg, const char *method, const char *path, cons
 		rc = cli_fail(EX_TB_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (size_t off = 0; off < req.len;) {
-		ssize_t w = write(fd, req.data + off, req.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = cli_fail(EX_TB_IO, "node API: %s", strerror(errno));
-			goto out;
-		}
-		off += (size_t)w;
-	}
+	if ((rc = write_all(fd, &req)) != EX_TB_OK)
+		goto out;
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		ssize_t r;

@@ -448,13 +448,14 @@ signed_text(struct tb_reg *r, const struct tb_key *const *ks, size_t n, struct t
 	must(tb_reg_serialize(r, out), "tb_reg_serialize");
 }
 
+/* The authority keys (and a rogue one) and registries/trust.json, which
+ * names three of them, two needed. */
 static void
-registries(void)
+write_trust(void)
 {
 	struct tb_trust *t;
 	struct tb_diag d;
 	struct tb_buf b;
-	struct tb_reg *r;
 	char path[1024];
 
 	for (int i = 0; i < 3; i++) {
@@ -496,6 +497,17 @@ registries(void)
 	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
 		die(path, &d);
 	tb_trust_free(t);
+	tb_buf_free(&b);
+}
+
+static void
+registries(void)
+{
+	struct tb_buf b;
+	struct tb_reg *r;
+
+	write_trust();
+	tb_buf_init(&b);
 
 	const struct tb_key *a12[] = {auth[0], auth[1]}, *all[] = {auth[0], auth[1], auth[2]},
 	                    *a1[] = {auth[0]}, *a1r[] = {auth[0], rogue},

@@ -190,6 +190,23 @@ make_envelopes(struct tb_node *n, const struct tb_env_fields *fin, size_t count,
 	return TB_OK;
 }
 
+/* Hands the journalled messages' wire forms (moved out of wire) to fresh,
+ * for the loop to send from memory. */
+static void
+fill_fresh(struct tb_fresh *fresh, size_t count, char (*ids)[33], struct tb_env **envs,
+           char (*digests)[65], struct tb_buf *wire)
+{
+	for (size_t i = 0; fresh != NULL && i < count; i++) {
+		struct tb_fresh *x = &fresh[i];
+		snprintf(x->id, sizeof(x->id), "%s", ids[i]);
+		snprintf(x->to, sizeof(x->to), "%s", tb_env_to(envs[i]));
+		memcpy(x->digest, digests[i], sizeof(x->digest));
+		x->expires = tb_env_expires(envs[i]);
+		x->env = wire[i]; /* moved */
+		tb_buf_init(&wire[i]);
+	}
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -269,15 +286,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	}
 	if ((rc = tb_journal_commit(j)) != TB_OK)
 		goto jfail;
-	for (size_t i = 0; fresh != NULL && i < count; i++) {
-		struct tb_fresh *x = &fresh[i];
-		snprintf(x->id, sizeof(x->id), "%s", ids[i]);
-		snprintf(x->to, sizeof(x->to), "%s", tb_env_to(envs[i]));
-		memcpy(x->digest, digests[i], sizeof(x->digest));
-		x->expires = tb_env_expires(envs[i]);
-		x->env = wire[i]; /* moved */
-		tb_buf_init(&wire[i]);
-	}
+	if (fresh != NULL)
+		fill_fresh(fresh, count, ids, envs, digests, wire);
 	goto out;
 jfail:
 	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(j)->detail);
