@@ -1291,14 +1291,10 @@ all_pred(const char *const *v, size_t n, str_pred pred)
 	return true;
 }
 
-int
-tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struct tb_diag *d)
+/* The checks of a member spec against its own rules and the registry. */
+static int
+spec_check(const struct tb_reg *reg, const struct tb_reg_member_spec *sp, struct tb_diag *d)
 {
-	struct reg_member m;
-	int rc;
-
-	tb_diag_clear(d);
-	memset(&m, 0, sizeof(m));
 	if (sp->id == NULL || !tb_member_id_valid(sp->id, strlen(sp->id)))
 		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
 		                   "id must be a 6-digit member id");
@@ -1353,6 +1349,88 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 		return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
 		                   "a member without endpoints needs a parent hub");
 	}
+	return TB_OK;
+}
+
+/* Copies the spec's keys into m (m.keys allocated), each with its key
+ * id; a key listed twice, here or by another member, is refused. */
+static int
+copy_keys(const struct tb_reg *reg, const struct tb_reg_member_spec *sp, struct reg_member *m,
+          struct tb_diag *d)
+{
+	int rc = TB_E_NOMEM;
+
+	for (size_t i = 0; i < sp->nkeys; i++) {
+		const struct tb_reg_key_spec *k = &sp->keys[i];
+		m->nkeys = i + 1;
+		if (k->spki_len == 0 || k->spki_len > TB_REG_MAX_SPKI || k->use < TB_USE_TLS ||
+		    k->use > TB_USE_BOTH) {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad key %zu", i);
+			return rc;
+		}
+		if ((m->keys[i].spki = malloc(k->spki_len)) == NULL)
+			return rc;
+		memcpy(m->keys[i].spki, k->spki, k->spki_len);
+		m->keys[i].spki_len = k->spki_len;
+		m->keys[i].use = k->use;
+		tb_sha256(k->spki, k->spki_len, m->keys[i].kid);
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(m->keys[j].kid, m->keys[i].kid, TB_KEYID_LEN) == 0) {
+				rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+				                 "key listed twice for %s", sp->id);
+				return rc;
+			}
+		size_t om, ok;
+		if (tb_reg_find_key(reg, m->keys[i].kid, &om, &ok) == TB_OK) {
+			rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+			                 "key already listed for member %s", reg->members[om].id);
+			return rc;
+		}
+	}
+	return TB_OK;
+}
+
+/* Inserts the last member, m, into the sorted indexes. */
+static int
+index_insert(struct tb_reg *reg, const struct reg_member *m)
+{
+	uint32_t *bi = realloc(reg->by_id, (reg->nmembers + 1) * sizeof(uint32_t));
+	struct kid_ent *bk =
+	    realloc(reg->by_kid, (reg->nkids + m->nkeys + 1) * sizeof(struct kid_ent));
+	size_t pos = 0;
+	if (bi != NULL)
+		reg->by_id = bi;
+	if (bk != NULL)
+		reg->by_kid = bk;
+	if (bi == NULL || bk == NULL)
+		return TB_E_NOMEM;
+	while (pos < reg->nmembers - 1 && reg->members[bi[pos]].idnum < m->idnum)
+		pos++;
+	memmove(bi + pos + 1, bi + pos, (reg->nmembers - 1 - pos) * sizeof(uint32_t));
+	bi[pos] = (uint32_t)(reg->nmembers - 1);
+	for (size_t k = 0; k < m->nkeys; k++) {
+		size_t q = 0;
+		while (q < reg->nkids && memcmp(bk[q].kid, m->keys[k].kid, TB_KEYID_LEN) < 0)
+			q++;
+		memmove(bk + q + 1, bk + q, (reg->nkids - q) * sizeof(*bk));
+		memcpy(bk[q].kid, m->keys[k].kid, TB_KEYID_LEN);
+		bk[q].m = (uint32_t)(reg->nmembers - 1);
+		bk[q].k = (uint32_t)k;
+		reg->nkids++;
+	}
+	return TB_OK;
+}
+
+int
+tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struct tb_diag *d)
+{
+	struct reg_member m;
+	int rc;
+
+	tb_diag_clear(d);
+	memset(&m, 0, sizeof(m));
+	if ((rc = spec_check(reg, sp, d)) != TB_OK)
+		return rc;
 	memcpy(m.id, sp->id, 7);
 	m.idnum = idnum(sp->id);
 	m.role = sp->role;
@@ -1364,33 +1442,9 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 	    (m.keys = calloc(sp->nkeys, sizeof(*m.keys))) == NULL ||
 	    (m.services = calloc(sp->nservices + 1, sizeof(*m.services))) == NULL)
 		goto fail;
-	for (size_t i = 0; i < sp->nkeys; i++) {
-		const struct tb_reg_key_spec *k = &sp->keys[i];
-		m.nkeys = i + 1;
-		if (k->spki_len == 0 || k->spki_len > TB_REG_MAX_SPKI || k->use < TB_USE_TLS ||
-		    k->use > TB_USE_BOTH) {
-			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad key %zu", i);
-			goto fail;
-		}
-		if ((m.keys[i].spki = malloc(k->spki_len)) == NULL)
-			goto fail;
-		memcpy(m.keys[i].spki, k->spki, k->spki_len);
-		m.keys[i].spki_len = k->spki_len;
-		m.keys[i].use = k->use;
-		tb_sha256(k->spki, k->spki_len, m.keys[i].kid);
-		for (size_t j = 0; j < i; j++)
-			if (memcmp(m.keys[j].kid, m.keys[i].kid, TB_KEYID_LEN) == 0) {
-				rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
-				                 "key listed twice for %s", sp->id);
-				goto fail;
-			}
-		size_t om, ok;
-		if (tb_reg_find_key(reg, m.keys[i].kid, &om, &ok) == TB_OK) {
-			rc = tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
-			                 "key already listed for member %s", reg->members[om].id);
-			goto fail;
-		}
-	}
+	if ((rc = copy_keys(reg, sp, &m, d)) != TB_OK)
+		goto fail;
+	rc = TB_E_NOMEM;
 	for (size_t i = 0; i < sp->nservices; i++) {
 		m.nservices = i + 1;
 		if ((m.services[i].code =
@@ -1410,35 +1464,9 @@ tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_member_spec *sp, struc
 	if ((rc = mark_edited(reg, d)) != TB_OK)
 		goto fail;
 	reg->members[reg->nmembers++] = m;
-	/* incremental index update: insert into the sorted arrays */
-	{
-		uint32_t *bi = realloc(reg->by_id, (reg->nmembers + 1) * sizeof(uint32_t));
-		struct kid_ent *bk =
-		    realloc(reg->by_kid, (reg->nkids + m.nkeys + 1) * sizeof(struct kid_ent));
-		size_t pos = 0;
-		if (bi != NULL)
-			reg->by_id = bi;
-		if (bk != NULL)
-			reg->by_kid = bk;
-		if (bi == NULL || bk == NULL) {
-			reg->nmembers--;
-			rc = TB_E_NOMEM;
-			goto fail;
-		}
-		while (pos < reg->nmembers - 1 && reg->members[bi[pos]].idnum < m.idnum)
-			pos++;
-		memmove(bi + pos + 1, bi + pos, (reg->nmembers - 1 - pos) * sizeof(uint32_t));
-		bi[pos] = (uint32_t)(reg->nmembers - 1);
-		for (size_t k = 0; k < m.nkeys; k++) {
-			size_t q = 0;
-			while (q < reg->nkids && memcmp(bk[q].kid, m.keys[k].kid, TB_KEYID_LEN) < 0)
-				q++;
-			memmove(bk + q + 1, bk + q, (reg->nkids - q) * sizeof(*bk));
-			memcpy(bk[q].kid, m.keys[k].kid, TB_KEYID_LEN);
-			bk[q].m = (uint32_t)(reg->nmembers - 1);
-			bk[q].k = (uint32_t)k;
-			reg->nkids++;
-		}
+	if ((rc = index_insert(reg, &m)) != TB_OK) {
+		reg->nmembers--;
+		goto fail;
 	}
 	return TB_OK;
 fail:
@@ -1552,6 +1580,72 @@ split_list(const char *s, size_t n, str_pred pred, struct strv *v)
 }
 
 
+/* One KEY=VALUE item (n bytes at p) of a rule's text into r. */
+static int
+rule_item(struct reg_rule *r, const char *p, size_t n, bool *have_effect, struct tb_diag *d)
+{
+	const char *eq = memchr(p, '=', n);
+	size_t kl, vl;
+	const char *val;
+	struct strv *dst = NULL;
+	str_pred pred = NULL;
+	int rc;
+
+	if (eq == NULL) {
+		rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+		                 "rule item '%.*s' is not KEY=VALUE",
+		                 (int)(n > 40 ? 40 : n), p);
+		return rc;
+	}
+	kl = (size_t)(eq - p);
+	val = eq + 1;
+	vl = n - kl - 1;
+	if (kl == 6 && strncmp(p, "effect", 6) == 0) {
+		if (vl == 5 && strncmp(val, "allow", 5) == 0)
+			r->allow = true;
+		else if (vl == 4 && strncmp(val, "deny", 4) == 0)
+			r->allow = false;
+		else {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			                 "effect must be allow or deny");
+			return rc;
+		}
+		*have_effect = true;
+	} else if (kl == 8 && strncmp(p, "services", 8) == 0) {
+		dst = &r->services;
+		pred = service_or_any;
+	} else if (kl == 3 && strncmp(p, "ids", 3) == 0) {
+		dst = &r->ids;
+		pred = member_pred;
+	} else if (kl == 5 && strncmp(p, "roles", 5) == 0) {
+		dst = &r->roles;
+		pred = role_pred;
+	} else if (kl == 7 && strncmp(p, "regions", 7) == 0) {
+		dst = &r->regions;
+		pred = region_pred;
+	} else {
+		rc = tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
+		                 "rule key '%.*s' (effect, services, ids, roles, regions)",
+		                 (int)(kl > 20 ? 20 : kl), p);
+		return rc;
+	}
+	if (dst != NULL) {
+		if (dst->v != NULL) {
+			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			                 "rule key '%.*s' given twice", (int)kl, p);
+			return rc;
+		}
+		if ((rc = split_list(val, vl, pred, dst)) != TB_OK) {
+			if (rc != TB_E_NOMEM)
+				tb_diag_set(d, rc, TB_DIAG_NOPOS,
+				            "rule %.*s: bad list '%.*s'", (int)kl, p,
+				            (int)(vl > 60 ? 60 : vl), val);
+			return rc;
+		}
+	}
+	return TB_OK;
+}
+
 int
 tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 {
@@ -1568,64 +1662,8 @@ tb_reg_add_policy_rule(struct tb_reg *reg, const char *text, struct tb_diag *d)
 		                   TB_REG_MAX_RULES);
 	while (*p != '\0') {
 		size_t n = strcspn(p, ";");
-		const char *eq = memchr(p, '=', n);
-		size_t kl, vl;
-		const char *val;
-		struct strv *dst = NULL;
-		str_pred pred = NULL;
-
-		if (eq == NULL) {
-			rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-			                 "rule item '%.*s' is not KEY=VALUE",
-			                 (int)(n > 40 ? 40 : n), p);
+		if ((rc = rule_item(&r, p, n, &have_effect, d)) != TB_OK)
 			goto fail;
-		}
-		kl = (size_t)(eq - p);
-		val = eq + 1;
-		vl = n - kl - 1;
-		if (kl == 6 && strncmp(p, "effect", 6) == 0) {
-			if (vl == 5 && strncmp(val, "allow", 5) == 0)
-				r.allow = true;
-			else if (vl == 4 && strncmp(val, "deny", 4) == 0)
-				r.allow = false;
-			else {
-				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				                 "effect must be allow or deny");
-				goto fail;
-			}
-			have_effect = true;
-		} else if (kl == 8 && strncmp(p, "services", 8) == 0) {
-			dst = &r.services;
-			pred = service_or_any;
-		} else if (kl == 3 && strncmp(p, "ids", 3) == 0) {
-			dst = &r.ids;
-			pred = member_pred;
-		} else if (kl == 5 && strncmp(p, "roles", 5) == 0) {
-			dst = &r.roles;
-			pred = role_pred;
-		} else if (kl == 7 && strncmp(p, "regions", 7) == 0) {
-			dst = &r.regions;
-			pred = region_pred;
-		} else {
-			rc = tb_diag_set(d, TB_E_FIELD_UNKNOWN, TB_DIAG_NOPOS,
-			                 "rule key '%.*s' (effect, services, ids, roles, regions)",
-			                 (int)(kl > 20 ? 20 : kl), p);
-			goto fail;
-		}
-		if (dst != NULL) {
-			if (dst->v != NULL) {
-				rc = tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-				                 "rule key '%.*s' given twice", (int)kl, p);
-				goto fail;
-			}
-			if ((rc = split_list(val, vl, pred, dst)) != TB_OK) {
-				if (rc != TB_E_NOMEM)
-					tb_diag_set(d, rc, TB_DIAG_NOPOS,
-					            "rule %.*s: bad list '%.*s'", (int)kl, p,
-					            (int)(vl > 60 ? 60 : vl), val);
-				goto fail;
-			}
-		}
 		p += n;
 		if (*p == ';')
 			p++;

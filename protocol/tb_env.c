@@ -415,13 +415,67 @@ copy_value(struct tb_json_doc *doc, const struct tb_json *v, unsigned depth, boo
 	}
 }
 
+/* A new message id (docs/PROTOCOL.md 1): the first 6 bytes are the time
+ * in milliseconds, big-endian, so that ids sort by creation and the
+ * journals' id indexes grow at their end; the other 10 bytes are random. */
+static int
+new_id(const struct tb_env_fields *f, char id[33], struct tb_diag *d)
+{
+	uint8_t rnd[TB_MSGID_LEN];
+
+	if (tb_random(rnd, sizeof(rnd)) != TB_OK)
+		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "no randomness");
+	uint64_t ms = f->id_ms > 0     ? (uint64_t)f->id_ms
+	              : f->created > 0 ? (uint64_t)f->created * 1000
+	                               : 0;
+	for (int i = 0; i < TB_MSGID_TIME_LEN; i++)
+		rnd[i] = (uint8_t)(ms >> (8 * (TB_MSGID_TIME_LEN - 1 - i)));
+	tb_hex_encode(rnd, sizeof(rnd), id);
+	return TB_OK;
+}
+
+/* The body in e's document: a copy of f->body_json, or f->body parsed
+ * (the document in *bdoc, the caller's to free), or an empty object.
+ * NULL with d set (d->code TB_OK: out of memory). */
+static struct tb_json *
+make_body(struct tb_env *e, const struct tb_env_fields *f, struct tb_json_doc **bdoc,
+          struct tb_diag *d)
+{
+	const struct tb_json *src = f->body_json;
+	struct tb_json *body;
+
+	if (src == NULL && f->body != NULL) {
+		/* the body sits one level below the envelope's root */
+		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
+		                                                  TB_ENV_MAX_DEPTH - 1};
+		if ((*bdoc = tb_json_parse(f->body, f->body_len, &body_limits, d)) == NULL)
+			return NULL;
+		src = tb_json_root(*bdoc);
+	}
+	if (src != NULL) {
+		bool deep = false;
+		if (tb_json_kind(src) != TB_JSON_OBJECT) {
+			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
+			return NULL;
+		}
+		/* a parsed body_json gets the same limit as a body given as text */
+		if ((body = copy_value(e->doc, src, TB_ENV_MAX_DEPTH - 1, &deep)) == NULL && deep) {
+			tb_diag_set(d, TB_E_JSON_DEPTH, TB_DIAG_NOPOS,
+			            "body nests deeper than %d levels", TB_ENV_MAX_DEPTH - 1);
+			return NULL;
+		}
+	} else {
+		body = tb_json_new_object(e->doc);
+	}
+	return body;
+}
+
 struct tb_env *
 tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 {
 	struct tb_env *e = NULL;
 	struct tb_json_doc *bdoc = NULL;
 	struct tb_json *root, *body, *route;
-	uint8_t rnd[TB_MSGID_LEN];
 	char id[33];
 	struct tb_buf b;
 	int rc = TB_E_NOMEM;
@@ -439,42 +493,12 @@ tb_env_create(const struct tb_env_fields *f, struct tb_diag *d)
 	tb_buf_init(&e->sig_text);
 	if ((e->doc = tb_json_doc_new()) == NULL)
 		goto nomem;
-	if (tb_random(rnd, sizeof(rnd)) != TB_OK) {
-		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "no randomness");
+	if (new_id(f, id, d) != TB_OK)
 		goto fail;
-	}
-	/* docs/PROTOCOL.md 1: the first 6 bytes are the time in milliseconds,
-	 * big-endian, so that ids sort by creation and the journals' id
-	 * indexes grow at their end; the other 10 bytes stay random. */
-	uint64_t ms = f->id_ms > 0     ? (uint64_t)f->id_ms
-	              : f->created > 0 ? (uint64_t)f->created * 1000
-	                               : 0;
-	for (int i = 0; i < TB_MSGID_TIME_LEN; i++)
-		rnd[i] = (uint8_t)(ms >> (8 * (TB_MSGID_TIME_LEN - 1 - i)));
-	tb_hex_encode(rnd, sizeof(rnd), id);
-	const struct tb_json *src = f->body_json;
-	if (src == NULL && f->body != NULL) {
-		/* the body sits one level below the envelope's root */
-		static const struct tb_json_limits body_limits = {TB_ENV_MAX_SIZE,
-		                                                  TB_ENV_MAX_DEPTH - 1};
-		if ((bdoc = tb_json_parse(f->body, f->body_len, &body_limits, d)) == NULL)
-			goto fail;
-		src = tb_json_root(bdoc);
-	}
-	if (src != NULL) {
-		bool deep = false;
-		if (tb_json_kind(src) != TB_JSON_OBJECT) {
-			tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "body must be an object");
-			goto fail;
-		}
-		/* a parsed body_json gets the same limit as a body given as text */
-		if ((body = copy_value(e->doc, src, TB_ENV_MAX_DEPTH - 1, &deep)) == NULL && deep) {
-			tb_diag_set(d, TB_E_JSON_DEPTH, TB_DIAG_NOPOS,
-			            "body nests deeper than %d levels", TB_ENV_MAX_DEPTH - 1);
-			goto fail;
-		}
-	} else {
-		body = tb_json_new_object(e->doc);
+	if ((body = make_body(e, f, &bdoc, d)) == NULL) {
+		if (d == NULL || d->code == TB_OK)
+			goto nomem;
+		goto fail;
 	}
 	if (body == NULL || (root = tb_json_new_object(e->doc)) == NULL)
 		goto nomem;

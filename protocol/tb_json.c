@@ -327,52 +327,13 @@ put_utf8(char *o, unsigned cp)
 
 /* Parses a string starting at the opening quote; the decoded bytes go to
  * the arena.  Decoding never makes a string longer than its source. */
+/* parse_string's pass 2: decodes the escapes of the checked string text
+ * q..s into buf (room for s - q + 1 bytes); *outlen its length. */
 static int
-parse_string(struct parser *ps, const char **out, size_t *outlen)
+decode_escapes(struct parser *ps, const uint8_t *q, const uint8_t *s, char *buf, size_t *outlen)
 {
-	const uint8_t *q = ps->p + 1, *s;
-	bool escapes = false;
-	char *buf, *o;
+	char *o;
 
-	/* Pass 1: find the end, validate UTF-8 and control characters. */
-	for (s = q;;) {
-		/* eight plain ASCII bytes at a time (no '"', '\\', control or
-		 * non-ASCII byte): the run of hex and base64 most strings are */
-		while (ps->end - s >= 8 && plain8(s))
-			s += 8;
-		if (s >= ps->end)
-			return fail(ps, TB_E_JSON_SYNTAX, ps->p, "unterminated string");
-		if (*s == '"')
-			break;
-		if (*s == '\\') {
-			escapes = true;
-			if (s + 1 >= ps->end)
-				return fail(ps, TB_E_JSON_SYNTAX, s, "unterminated string");
-			s += 2;
-			continue;
-		}
-		if (*s < 0x20)
-			return fail(ps, TB_E_JSON_SYNTAX, s, "control character in string");
-		if (*s < 0x80) {
-			s++;
-			continue;
-		}
-		size_t k = utf8_seq(s, (size_t)(ps->end - s));
-		if (k == 0)
-			return fail(ps, TB_E_JSON_UTF8, s, "invalid UTF-8 in string");
-		s += k;
-	}
-	if ((buf = arena_alloc(ps->doc, (size_t)(s - q) + 1)) == NULL)
-		return fail(ps, TB_E_NOMEM, q, "out of memory");
-	if (!escapes) {
-		memcpy(buf, q, (size_t)(s - q));
-		buf[s - q] = '\0';
-		*out = buf;
-		*outlen = (size_t)(s - q);
-		ps->p = s + 1;
-		return TB_OK;
-	}
-	/* Pass 2: decode escapes. */
 	for (o = buf; q < s;) {
 		unsigned cp, lo;
 		if (*q != '\\') {
@@ -431,8 +392,60 @@ parse_string(struct parser *ps, const char **out, size_t *outlen)
 		o += put_utf8(o, cp);
 	}
 	*o = '\0';
-	*out = buf;
 	*outlen = (size_t)(o - buf);
+	return TB_OK;
+}
+
+static int
+parse_string(struct parser *ps, const char **out, size_t *outlen)
+{
+	const uint8_t *q = ps->p + 1, *s;
+	bool escapes = false;
+	char *buf;
+
+	/* Pass 1: find the end, validate UTF-8 and control characters. */
+	for (s = q;;) {
+		/* eight plain ASCII bytes at a time (no '"', '\\', control or
+		 * non-ASCII byte): the run of hex and base64 most strings are */
+		while (ps->end - s >= 8 && plain8(s))
+			s += 8;
+		if (s >= ps->end)
+			return fail(ps, TB_E_JSON_SYNTAX, ps->p, "unterminated string");
+		if (*s == '"')
+			break;
+		if (*s == '\\') {
+			escapes = true;
+			if (s + 1 >= ps->end)
+				return fail(ps, TB_E_JSON_SYNTAX, s, "unterminated string");
+			s += 2;
+			continue;
+		}
+		if (*s < 0x20)
+			return fail(ps, TB_E_JSON_SYNTAX, s, "control character in string");
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		size_t k = utf8_seq(s, (size_t)(ps->end - s));
+		if (k == 0)
+			return fail(ps, TB_E_JSON_UTF8, s, "invalid UTF-8 in string");
+		s += k;
+	}
+	if ((buf = arena_alloc(ps->doc, (size_t)(s - q) + 1)) == NULL)
+		return fail(ps, TB_E_NOMEM, q, "out of memory");
+	if (!escapes) {
+		memcpy(buf, q, (size_t)(s - q));
+		buf[s - q] = '\0';
+		*out = buf;
+		*outlen = (size_t)(s - q);
+		ps->p = s + 1;
+		return TB_OK;
+	}
+	/* Pass 2: decode escapes. */
+	int rc = decode_escapes(ps, q, s, buf, outlen);
+	if (rc != TB_OK)
+		return rc;
+	*out = buf;
 	ps->p = s + 1;
 	return TB_OK;
 }
