@@ -36,19 +36,19 @@ healthy || fail "node did not start"
 # keys the table marks reloadable apply; the others are named, not applied
 sed -i "s/^listen = .*/listen = 127.0.0.1:$((BASE + 30))/" "$C"
 sed -i "s/^api = .*/api = 127.0.0.1:$((BASE + 1030))/" "$C"
-printf 'log_level = debug\nclock_skew = 120\nretry_min_ms = 300\ndeflate = no\npeer_sessions = 4\n' >> "$C"
+printf 'log_level = debug\nclock_skew = 120\nretry_min_ms = 300\ndeflate = no\npeer_sessions = 4\nbreaker_open_ms = 2000\nanswer_timeout = 5\n' >> "$C"
 kill -HUP "$PID"
 for i in $(seq 1 50); do grep -q "configuration reloaded" "$W/node.log" && break; sleep 0.1; done
-grep -q "configuration reloaded (log_level debug, max_message_size 262144, clock_skew 120, retry_min_ms 300, retry_max_ms 60000, batch_max 128, deflate no)" "$W/node.log" ||
+grep -q "configuration reloaded (log_level debug, max_message_size 262144, clock_skew 120, retry_min_ms 300, retry_max_ms 60000, batch_max 128, deflate no, breaker_open_ms 2000)" "$W/node.log" ||
 	fail "tunables not reloaded"
-grep -q "need a restart, not applied: listen api peer_sessions$" "$W/node.log" ||
+grep -q "need a restart, not applied: listen api peer_sessions answer_timeout$" "$W/node.log" ||
 	fail "changed non-reloadable keys not reported"
 grep -q "registry unchanged" "$W/node.log" || fail "registry not re-read"
 healthy || fail "node stopped serving (on its first API port) after SIGHUP"
 # again: the running configuration still has the old listen, api, peer_sessions
 kill -HUP "$PID"
 for i in $(seq 1 50); do [ "$(grep -c "configuration reloaded" "$W/node.log")" -ge 2 ] && break; sleep 0.1; done
-[ "$(grep -c "need a restart, not applied: listen api peer_sessions$" "$W/node.log")" = 2 ] ||
+[ "$(grep -c "need a restart, not applied: listen api peer_sessions answer_timeout$" "$W/node.log")" = 2 ] ||
 	fail "non-reloadable keys applied by a SIGHUP"
 # values the table refuses: the running configuration is kept, file:line said
 n=$(wc -l <"$C")
