@@ -171,12 +171,8 @@ tb_reg_free(struct tb_reg *reg)
 static bool
 text_ok(const char *s, size_t n)
 {
-	/* UTF-8 is guaranteed by the JSON parser (and checked for edits);
-	 * C0 controls and NUL have no place in names or URIs */
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return n > 0 && tb_utf8_valid((const uint8_t *)s, n);
+	/* C0 controls and NUL have no place in names or URIs */
+	return n > 0 && tb_schema_text_ok(s, n);
 }
 
 static bool

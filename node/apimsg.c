@@ -69,14 +69,8 @@ const struct tb_json_limits tb_api_json_limits = {256 * 1024, TB_ENV_MAX_DEPTH +
 /* One message request (man/tongban-node.8, POST /v1/messages): the
  * schema engine's table, so a member the node does not know is refused
  * (field.unknown) instead of being ignored. */
-static bool
-msgtype_pred(const char *s, size_t n)
-{
-	return strlen(s) == n && tb_msgtype_known(s);
-}
-
 static const struct tb_field s_msg[] = {
-    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = msgtype_pred,
+    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = tb_msgtype_valid,
      .what = "a version 1 message type", .code = TB_E_TYPE_UNKNOWN},
     TB_F("to", TB_ST_MEMBER, false),
     TB_F("service", TB_ST_CODE, false),

@@ -65,12 +65,18 @@ struct tb_env {
 };
 
 bool
-tb_msgtype_known(const char *type)
+tb_msgtype_valid(const char *s, size_t n)
 {
 	for (size_t i = 0; msgtypes[i] != NULL; i++)
-		if (strcmp(type, msgtypes[i]) == 0)
+		if (strlen(msgtypes[i]) == n && memcmp(s, msgtypes[i], n) == 0)
 			return true;
 	return false;
+}
+
+bool
+tb_msgtype_known(const char *type)
+{
+	return tb_msgtype_valid(type, strlen(type));
 }
 
 const char *const *
@@ -127,15 +133,6 @@ tb_env_free(struct tb_env *env)
 
 /* ---- validation: the schema (docs/PROTOCOL.md 3, 5.3, 5.4), then the model ---- */
 
-static bool
-msgtype_pred(const char *s, size_t n)
-{
-	for (size_t i = 0; msgtypes[i] != NULL; i++)
-		if (strlen(msgtypes[i]) == n && memcmp(s, msgtypes[i], n) == 0)
-			return true;
-	return false;
-}
-
 static const char *const algs[] = {"ed25519", "p256", NULL};
 
 static int hook_env(struct tb_schema_ck *c, const struct tb_json *v);
@@ -166,7 +163,7 @@ static const struct tb_field s_sig[] = {
 static const struct tb_field s_env[] = {
     TB_F_INT("v", true, TB_PROTO_VERSION, TB_PROTO_VERSION),
     TB_F_HEX("id", true, 2 * TB_MSGID_LEN),
-    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = msgtype_pred,
+    {.name = "type", .t = TB_ST_STR, .req = true, .max = 64, .pred = tb_msgtype_valid,
      .what = "a version 1 message type", .code = TB_E_TYPE_UNKNOWN},
     TB_F("from", TB_ST_MEMBER, true),
     TB_F("to", TB_ST_MEMBER, false),

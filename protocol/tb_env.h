@@ -49,6 +49,8 @@ struct tb_env; /* a parsed or built envelope; owns its JSON document */
 
 /* True for a message type this version defines (docs/PROTOCOL.md 4). */
 bool tb_msgtype_known(const char *type);
+/* The same for n bytes (borrowed; a NUL among them is never a type). */
+bool tb_msgtype_valid(const char *s, size_t n);
 /* NULL-terminated list of all defined types. */
 const char *const *tb_msgtype_all(void);
 /* Syntax predicates for identifiers used in envelopes. */
