@@ -49,6 +49,44 @@ struct pubtab {
 	size_t n;
 };
 
+const char *
+tb_node_state_name(enum tb_node_state s)
+{
+	switch (s) {
+	case TB_NODE_OK:
+		return "ok";
+	case TB_NODE_RECOVERY:
+		return "recovery";
+	case TB_NODE_SUSPENDED:
+		return "suspended";
+	case TB_NODE_REVOKED:
+		return "revoked";
+	}
+	return "unknown";
+}
+
+bool
+tb_node_exchanging(const struct tb_node *n)
+{
+	return n->state == TB_NODE_OK;
+}
+
+int
+tb_node_state_err(const struct tb_node *n)
+{
+	switch (n->state) {
+	case TB_NODE_OK:
+		return 0;
+	case TB_NODE_RECOVERY:
+		return TB_E_RECOVERY;
+	case TB_NODE_SUSPENDED:
+		return TB_E_MEMBER_SUSPENDED;
+	case TB_NODE_REVOKED:
+		return TB_E_MEMBER_REVOKED;
+	}
+	return TB_E_ARG;
+}
+
 static void
 pubtab_free(struct pubtab *t)
 {
@@ -424,6 +462,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 {
 	struct tb_node *n = calloc(1, sizeof(*n));
 	struct tb_buf b;
+	struct tb_cert *cert;
 	enum tb_log_level lvl;
 
 	tb_buf_init(&b);
@@ -446,6 +485,12 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 	if (n->sign_key == NULL)
 		goto fail;
 	tb_key_id(n->sign_key, n->sign_kid);
+	if ((cert = tb_cert_load(n->cfg.cert, d)) == NULL) {
+		tb_diag_prefix(d, n->cfg.cert);
+		goto fail;
+	}
+	n->cert_not_after = tb_cert_not_after(cert);
+	tb_cert_free(cert);
 	if (tb_file_read(n->cfg.trust, 1 << 20, &b, d) != TB_OK)
 		goto fail;
 	if ((n->trust = tb_trust_parse(b.data, b.len, d)) == NULL) {

@@ -80,6 +80,22 @@ struct tb_metrics {
 	uint64_t lat_count;
 };
 
+/* The node's operating state (DESIGN.md "Operating it", docs/ADMIN.md):
+ * whether it may exchange messages at all.  node.c sets it when a
+ * registry is applied or expires, under reg_lock for writing; every
+ * stage reads it (the ingest thread under reg_lock for reading).
+ * "degraded" (something nears expiry, a peer is down) is a health
+ * condition of an exchanging node, not a state: api.c reports it. */
+enum tb_node_state {
+	TB_NODE_OK = 0,      /* exchanging */
+	TB_NODE_RECOVERY,    /* registry expired: no exchanges, submissions
+	                      * queued, fetching a newer registry (TB_E_RECOVERY) */
+	TB_NODE_SUSPENDED,   /* own member suspended: no exchanges, queue kept
+	                      * (TB_E_MEMBER_SUSPENDED) */
+	TB_NODE_REVOKED,     /* own member revoked: no exchanges, queued
+	                      * messages fail (TB_E_MEMBER_REVOKED) */
+};
+
 struct tb_node {
 	/* everyone's, read-only after setup (tunables change under reg_lock) */
 	struct tb_config cfg;
@@ -87,10 +103,13 @@ struct tb_node {
 	struct event_base *base;
 	struct tb_journal *journal; /* the loop's handle */
 	bool draining;              /* SIGTERM: refuse new work */
+	enum tb_node_state state;   /* see enum tb_node_state */
 	struct tb_metrics m;        /* each counter written by one stage */
 	/* node.c: identity, trust, the registry in force */
 	struct tb_key *sign_key;
 	uint8_t sign_kid[TB_KEYID_LEN];
+	int64_t cert_not_after; /* the node certificate's notAfter, Unix s
+	                         * (set at start and when it is re-read) */
 	struct tb_trust *trust;
 	/* reg, route and privs are replaced by the loop only, holding
 	 * reg_lock for writing; the ingest thread reads them holding it for
@@ -142,6 +161,14 @@ struct tb_node {
 };
 
 /* node.c */
+/* "ok", "recovery", "suspended" or "revoked". */
+const char *tb_node_state_name(enum tb_node_state s);
+/* True when the node may exchange messages (state TB_NODE_OK): outbound
+ * and transport attempt no handshake and send nothing otherwise. */
+bool tb_node_exchanging(const struct tb_node *n);
+/* 0 when exchanging, else the state's error (TB_E_RECOVERY,
+ * TB_E_MEMBER_SUSPENDED, TB_E_MEMBER_REVOKED) for callers to report. */
+int tb_node_state_err(const struct tb_node *n);
 TB_MUST_CHECK const char *tb_node_intern(struct tb_node *n, const char *id);
 int64_t tb_now(void);     /* Unix seconds */
 int64_t tb_now_ms(void);  /* monotonic milliseconds */

@@ -99,6 +99,10 @@ enum tb_err {
 	TB_E_DRAINING = -111,       /* node is shutting down */
 	TB_E_CONTENT_FORMAT = -112, /* request not in the required content-format */
 	TB_E_SERVICE = -113,        /* request for a service the recipient does not offer */
+	TB_E_RECOVERY = -114,       /* node's registry expired: no exchanges until a newer one */
+	TB_E_MEMBER_SUSPENDED = -115, /* this node's own member is suspended in the registry */
+	TB_E_MEMBER_REVOKED = -116,   /* this node's own member is revoked in the registry */
+	TB_E_CLOCK_SKEW = -117,       /* a peer's clock differs from ours by more than clock_skew */
 	/* protocol/tb_flow: message meaning (-120..-129) */
 	TB_E_BODY = -120,                  /* body does not follow its type's schema */
 	TB_E_FLOW_STATE = -121,            /* message not allowed in the case's state */
