@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../certs/tb_key.h"
+#include "../federation/tb_licence.h"
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
@@ -15,32 +16,6 @@
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "cli.h"
-
-struct lookup_ctx {
-	const struct tb_reg *reg;
-	struct tb_pub *pub; /* the last key handed out (owned) */
-};
-
-/* The signing key `kid` of member `issuer`, from the registry. */
-static const struct tb_pub *
-lookup(void *ctx, const char *issuer, const uint8_t kid[TB_KEYID_LEN])
-{
-	struct lookup_ctx *c = ctx;
-	size_t m, k, len;
-	enum tb_key_use use;
-	const uint8_t *spki;
-	uint8_t id[TB_KEYID_LEN];
-
-	if (tb_reg_find_key(c->reg, kid, &m, &k) != TB_OK ||
-	    strcmp(tb_reg_member_id(c->reg, m), issuer) != 0 || tb_reg_key_revoked(c->reg, kid))
-		return NULL;
-	tb_reg_key(c->reg, m, k, id, &use, &spki, &len);
-	if (!(use & TB_USE_SIGN))
-		return NULL;
-	tb_pub_free(c->pub);
-	c->pub = tb_pub_import_spki(spki, len, NULL);
-	return c->pub;
-}
 
 static void
 usage(FILE *f)
@@ -50,8 +25,9 @@ usage(FILE *f)
 	           "docs/PROTOCOL.md 10.5): its form, digest, the issuing member's signature\n"
 	           "(key from the registry) and its status and validity at T (default now).\n"
 	           "Prints \"valid\" and the licence id, or one line with the reason\n"
-	           "(licence.digest, sig.bad, sig.unknown-key, licence.revoked,\n"
-	           "licence.expired, licence.not-yet-valid, body.invalid).\n"
+	           "(licence.digest, sig.bad, sig.unknown-key, licence.issuer-suspended,\n"
+	           "licence.issuer-revoked, licence.revoked, licence.expired,\n"
+	           "licence.not-yet-valid, body.invalid).\n"
 	           "Exit status: 0 valid, 1 not valid, 2 usage, 3 I/O error.\n");
 }
 
@@ -67,7 +43,6 @@ cmd_licence(int argc, char **argv)
 	struct tb_buf rb, lb;
 	struct tb_reg *reg = NULL;
 	struct tb_json_doc *doc = NULL;
-	struct lookup_ctx c = {NULL, NULL};
 	struct tb_diag d;
 	int ch, rc;
 
@@ -110,8 +85,7 @@ cmd_licence(int argc, char **argv)
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	c.reg = reg;
-	if (tb_flow_licence_check(tb_json_root(doc), lookup, &c, now, &d) != TB_OK) {
+	if (tb_licence_check(reg, tb_json_root(doc), now, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
@@ -121,7 +95,6 @@ cmd_licence(int argc, char **argv)
 	}
 	rc = EX_TB_OK;
 out:
-	tb_pub_free(c.pub);
 	tb_json_doc_free(doc);
 	tb_reg_free(reg);
 	tb_buf_free(&rb);

@@ -1,6 +1,7 @@
 /*
- * gen_vectors - (re)generates interop/vectors/{envelopes,registries,routes}
- * (schema: interop/vectors/README.md).  Usage: gen_vectors VECTORS_DIR
+ * gen_vectors - (re)generates interop/vectors/{envelopes,registries,routes,
+ * licences} (schema: interop/vectors/README.md).  Usage: gen_vectors
+ * VECTORS_DIR [CATEGORY] (one category only when given).
  *
  * Keys live in VECTORS_DIR/keys/ and are generated only when missing, so
  * regenerating keeps the same key ids.  They are TEST KEYS, published on
@@ -17,6 +18,7 @@
 #include "../federation/tb_reg.h"
 #include "../federation/tb_trust.h"
 #include "../protocol/tb_env.h"
+#include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_enc.h"
@@ -689,29 +691,170 @@ routes(void)
 	write_doc("routes", "huaihai-subset", doc);
 }
 
+/* ---- licences ---- */
+
+/* A member with one key (use both) in r. */
+static void
+lic_member(struct tb_reg *r, const char *id, const struct tb_key *k, enum tb_reg_status st)
+{
+	struct tb_diag d;
+	struct tb_pub *p = tb_key_pub(k);
+	struct tb_buf spki;
+	static const char *const ep[1] = {"coaps://192.0.2.1:5684"};
+	const char *rg[1] = {"32"};
+	char name[32];
+
+	tb_buf_init(&spki);
+	must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
+	snprintf(name, sizeof(name), "Member %s", id);
+	struct tb_reg_key_spec ks = {spki.data, spki.len, TB_USE_BOTH};
+	struct tb_reg_service_spec sv = {"business-license.change", rg, 1};
+	struct tb_reg_member_spec ms = {id, name, NULL, TB_ROLE_CITY, st, ep, 1, &ks, 1, &sv, 1};
+	if (tb_reg_add_member(r, &ms, &d) != TB_OK)
+		die("licence member", &d);
+	tb_buf_free(&spki);
+	tb_pub_free(p);
+}
+
+#define LIC_BASE                                                                               \
+	"{\"id\":\"JS-2026-000123\",\"type\":\"business-license\",\"holder_idhash\":"           \
+	"\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\",\"issuer\":\"%s\"," \
+	"\"issued\":%lld,\"valid_until\":%lld,\"status\":\"%s\",\"fields\":{\"name\":"            \
+	"\"\xe5\xbe\x90\xe5\xb7\x9e\xe5\xb8\x82 Co.\",\"scope\":\"retail\"}}"
+
+/* One case: a licence by issuer signed with k (after `edit`: a member
+ * replaced after signing, or NULL), checked at now, expecting expect. */
+static void
+lic_case(struct tb_json_doc *doc, struct tb_json *cases, const char *desc, const char *issuer,
+         const struct tb_key *k, const char *status, const char *edit_key,
+         const char *edit_val, int64_t now, const char *expect)
+{
+	char text[1024];
+	struct tb_diag d;
+	struct tb_json_doc *ld;
+	struct tb_json *c = tb_json_new_object(doc);
+	struct tb_buf b;
+
+	snprintf(text, sizeof(text), LIC_BASE, issuer, (long long)(NOW - 86400 * 365),
+	         (long long)(NOW + 86400 * 365), status);
+	if ((ld = tb_json_parse((const uint8_t *)text, strlen(text), NULL, &d)) == NULL ||
+	    tb_flow_licence_sign(ld, tb_json_root(ld), k, &d) != TB_OK)
+		die("licence", &d);
+	if (edit_key != NULL)
+		set(ld, tb_json_root(ld), edit_key, str(ld, edit_val));
+	tb_buf_init(&b);
+	must(tb_json_canon(tb_json_root(ld), NULL, &b), "licence canon");
+	set(doc, c, "description", str(doc, desc));
+	set(doc, c, "input", tb_json_new_string(doc, (const char *)b.data, b.len));
+	set(doc, c, "now", tb_json_new_number(doc, (double)now));
+	set(doc, c, "expect", str(doc, expect));
+	app(cases, c);
+	tb_buf_free(&b);
+	tb_json_doc_free(ld);
+}
+
+/* licences/issuers.json: a licence per issuer status and per check of
+ * PROTOCOL.md 10.5, in the order the checks run. */
+static void
+licences(void)
+{
+	struct tb_diag d;
+	struct tb_buf b;
+	struct tb_json_doc *doc;
+	struct tb_json *o, *cases;
+	struct tb_reg *r = tb_reg_new("interop", NOW - 86400, NOW + 30 * 86400, &d);
+	struct tb_key *susp = key("320700-ed25519", TB_ALG_ED25519),
+	              *rev = key("321100-ed25519", TB_ALG_ED25519),
+	              *gone = key("320800-ed25519", TB_ALG_ED25519);
+	uint8_t kid[TB_KEYID_LEN];
+	struct tb_pub *gp = tb_key_pub(gone);
+
+	if (r == NULL || gp == NULL)
+		die("licence registry", &d);
+	lic_member(r, "320300", alice, TB_STATUS_ACTIVE);
+	lic_member(r, "371300", bob, TB_STATUS_ACTIVE);
+	lic_member(r, "320700", susp, TB_STATUS_SUSPENDED);
+	lic_member(r, "321100", rev, TB_STATUS_REVOKED);
+	lic_member(r, "320800", gone, TB_STATUS_ACTIVE);
+	tb_pub_id(gp, kid);
+	tb_pub_free(gp);
+	if (tb_reg_revoke_key(r, kid, &d) != TB_OK)
+		die("revoke", &d);
+	tb_buf_init(&b);
+	must(tb_reg_serialize(r, &b), "tb_reg_serialize");
+	tb_reg_free(r);
+	if ((doc = tb_json_parse(b.data, b.len, NULL, &d)) == NULL)
+		die("licence registry", &d);
+	o = tb_json_new_object(doc);
+	set(doc, o, "registry", tb_json_root(doc));
+	tb_json_set_root(doc, o);
+	set(doc, o, "description",
+	    str(doc, "presented licences checked against an unsigned registry (PROTOCOL.md 10.5)"));
+	cases = tb_json_new_array(doc);
+	lic_case(doc, cases, "active issuer, Ed25519", "320300", alice, "valid", NULL, NULL, NOW,
+	         "ok");
+	lic_case(doc, cases, "active issuer, P-256", "371300", bob, "valid", NULL, NULL, NOW, "ok");
+	lic_case(doc, cases, "issuer suspended in the registry", "320700", susp, "valid", NULL,
+	         NULL, NOW, "licence.issuer-suspended");
+	lic_case(doc, cases, "issuer revoked in the registry, whatever the licence's issued time",
+	         "321100", rev, "valid", NULL, NULL, NOW, "licence.issuer-revoked");
+	lic_case(doc, cases,
+	         "issuer revoked and licence revoked: the issuer's status is checked first",
+	         "321100", rev, "revoked", NULL, NULL, NOW, "licence.issuer-revoked");
+	lic_case(doc, cases, "signing key listed in revoked_keys", "320800", gone, "valid", NULL,
+	         NULL, NOW, "sig.unknown-key");
+	lic_case(doc, cases, "signed by another member's key", "320300", bob, "valid", NULL, NULL,
+	         NOW, "sig.unknown-key");
+	lic_case(doc, cases, "content changed after signing", "320300", alice, "valid", "type",
+	         "food-licence", NOW, "licence.digest");
+	lic_case(doc, cases, "status revoked by the issuer", "320300", alice, "revoked", NULL, NULL,
+	         NOW, "licence.revoked");
+	lic_case(doc, cases, "status expired by the issuer", "320300", alice, "expired", NULL, NULL,
+	         NOW, "licence.expired");
+	lic_case(doc, cases, "now = valid_until", "320300", alice, "valid", NULL, NULL,
+	         NOW + 86400 * 365, "licence.expired");
+	lic_case(doc, cases, "now one second before issued", "320300", alice, "valid", NULL, NULL,
+	         NOW - 86400 * 365 - 1, "licence.not-yet-valid");
+	lic_case(doc, cases, "unknown status value", "320300", alice, "valid", "status", "paused",
+	         NOW, "body.invalid");
+	set(doc, o, "cases", cases);
+	tb_buf_free(&b);
+	tb_key_free(susp);
+	tb_key_free(rev);
+	tb_key_free(gone);
+	write_doc("licences", "issuers", doc);
+}
+
 int
 main(int argc, char **argv)
 {
 	char path[1024];
+	const char *only;
 
-	if (argc != 2) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|registries|routes|licences]\n");
 		return 2;
 	}
 	dir = argv[1];
 	if (tb_crypto_init() != TB_OK)
 		die("crypto init", NULL);
 	for (const char *const *s =
-	         (const char *const[]){"keys", "envelopes", "registries", "routes", NULL};
+	         (const char *const[]){"keys", "envelopes", "registries", "routes", "licences", NULL};
 	     *s; s++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *s);
 		mkdir(path, 0755);
 	}
 	alice = key("320300-ed25519", TB_ALG_ED25519);
 	bob = key("371300-p256", TB_ALG_P256);
-	envelopes();
-	registries();
-	routes();
+	only = argc == 3 ? argv[2] : NULL;
+	if (only == NULL || strcmp(only, "envelopes") == 0)
+		envelopes();
+	if (only == NULL || strcmp(only, "registries") == 0)
+		registries();
+	if (only == NULL || strcmp(only, "routes") == 0)
+		routes();
+	if (only == NULL || strcmp(only, "licences") == 0)
+		licences();
 	printf("vectors written to %s\n", dir);
 	return 0;
 }

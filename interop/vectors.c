@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../certs/tb_key.h"
+#include "../federation/tb_licence.h"
 #include "../federation/tb_reg.h"
 #include "../federation/tb_route.h"
 #include "../federation/tb_trust.h"
@@ -381,10 +382,60 @@ run_numbers(struct ti *t, const char *vdir)
 	ti_result(t, "vectors", id, why[0] == '\0', "every line's ES6 form", why, ti_now() - t0);
 }
 
+/* licences/NAME.json: each case's licence checked against the registry
+ * (PROTOCOL.md 10.5) at its "now"; the token (or "ok") must be "expect". */
+static void
+run_licences(struct ti *t, const char *path, const char *base)
+{
+	struct tb_buf b, rb;
+	struct tb_json_doc *doc;
+	const struct tb_json *root, *c;
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
+	char why[300] = "", id[400];
+	int i = 0;
+
+	tb_buf_init(&b);
+	tb_buf_init(&rb);
+	if ((doc = load(path, &b, why, sizeof(why))) == NULL ||
+	    tb_json_get(root = tb_json_root(doc), "registry") == NULL ||
+	    tb_json_canon(tb_json_get(root, "registry"), NULL, &rb) != TB_OK ||
+	    (reg = tb_reg_parse(rb.data, rb.len, &d)) == NULL) {
+		snprintf(id, sizeof(id), "vec.licences.%s", base);
+		if (ti_want(t, id))
+			ti_result(t, "vectors", id, false, "a readable licence vector", path, 0);
+		goto out;
+	}
+	for (c = tb_json_first(tb_json_get(root, "cases")); c != NULL; c = tb_json_next(c)) {
+		const char *in = sget(c, "input"), *exp = sget(c, "expect");
+		struct tb_json_doc *ld = NULL;
+		double t0 = ti_now();
+		int rc;
+
+		snprintf(id, sizeof(id), "vec.licences.%s.%d", base, ++i);
+		if (!ti_want(t, id))
+			continue;
+		if (in == NULL || (ld = tb_json_parse((const uint8_t *)in, strlen(in), NULL, &d)) == NULL)
+			rc = in == NULL ? TB_E_ARG : d.code;
+		else
+			rc = tb_licence_check(reg, tb_json_root(ld), iget(c, "now"), &d);
+		tb_json_doc_free(ld);
+		ti_result(t, "vectors", id,
+		          exp != NULL && strcmp(exp, rc == TB_OK ? "ok" : tb_err_reason(rc)) == 0,
+		          exp ? exp : "(no expect)", rc == TB_OK ? "ok" : tb_err_reason(rc),
+		          ti_now() - t0);
+	}
+out:
+	tb_reg_free(reg);
+	tb_json_doc_free(doc);
+	tb_buf_free(&b);
+	tb_buf_free(&rb);
+}
+
 int
 ti_suite_vectors(struct ti *t)
 {
-	static const char *const subs[] = {"envelopes", "registries", "routes"};
+	static const char *const subs[] = {"envelopes", "registries", "routes", "licences"};
 	char *names[MAX_FILES], dir[1100], path[1200], id[300];
 	int n;
 
@@ -410,6 +461,8 @@ ti_suite_vectors(struct ti *t)
 			snprintf(id, sizeof(id), "vec.%s.%.*s", subs[s], (int)l, names[i]);
 			if (s == 2)
 				run_routes(t, path, id + strlen("vec.routes."));
+			else if (s == 3)
+				run_licences(t, path, id + strlen("vec.licences."));
 			else if (strcmp(names[i], "trust.json") != 0 && ti_want(t, id)) {
 				if (s == 0)
 					run_envelope(t, path, id);

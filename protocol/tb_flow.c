@@ -485,8 +485,8 @@ tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const str
 }
 
 int
-tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, void *ctx,
-                      int64_t now, struct tb_diag *d)
+tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup,
+                      tb_flow_issuer_fn status, void *ctx, int64_t now, struct tb_diag *d)
 {
 	static const struct tb_field root = OBJ(NULL, true, f_licence, hook_licence);
 	const struct tb_json *sig;
@@ -498,8 +498,8 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	static const struct tb_schema_opts opts = {.root = "licence", .code = TB_E_BODY};
 	int rc;
 
-	if (licence == NULL || lookup == NULL)
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no licence or key lookup");
+	if (licence == NULL || lookup == NULL || status == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no licence, key lookup or status");
 	if ((rc = tb_schema_check(&root, licence, &opts, d)) != TB_OK)
 		return rc;
 	if ((rc = tb_flow_licence_digest(licence, dg)) != TB_OK)
@@ -526,6 +526,10 @@ tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup, vo
 	licence_message(dg, msg);
 	if (!tb_pub_verify(pub, msg, sizeof(msg), sv))
 		return tb_diag_set(d, TB_E_SIG_BAD, TB_DIAG_NOPOS, "issuer_sig does not verify");
+	s = tb_json_string(tb_json_get(licence, "issuer"), &n);
+	if ((rc = status(ctx, s)) != TB_OK)
+		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "issuer %s is %s in the registry", s,
+		                   rc == TB_E_LICENCE_ISSUER_REVOKED ? "revoked" : "suspended");
 	if (!tb_json_integer(tb_json_get(licence, "issued"), &issued) ||
 	    !tb_json_integer(tb_json_get(licence, "valid_until"), &until))
 		return tb_diag_set(d, TB_E_BODY, TB_DIAG_NOPOS, "issued and valid_until: integers");

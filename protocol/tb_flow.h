@@ -141,22 +141,32 @@ TB_MUST_CHECK int tb_flow_licence_digest(const struct tb_json *licence, uint8_t 
 TB_MUST_CHECK int tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence,
                                        const struct tb_key *key, struct tb_diag *d);
 /*
+ * The registry status of member `issuer` for tb_flow_licence_check: 0
+ * when active, TB_E_LICENCE_ISSUER_SUSPENDED or TB_E_LICENCE_ISSUER_REVOKED
+ * (a member the registry does not list has no key, so lookup fails first).
+ */
+typedef int (*tb_flow_issuer_fn)(void *ctx, const char *issuer);
+/*
  * Checks a presented licence (borrowed) completely: its form (as inside
  * licence.present), its digest, its issuer signature (the key is looked
- * up as lookup(ctx, issuer, kid): it must be a key of the issuing member)
- * and its validity at `now`.  Returns 0 when the licence is authentic and
- * valid, else the first failure:
+ * up as lookup(ctx, issuer, kid): it must be a key of the issuing member),
+ * the issuer's registry status (status(ctx, issuer); both callbacks are
+ * required) and its validity at `now`.  Returns 0 when the licence is
+ * authentic and valid, else the first failure:
  *   TB_E_BODY              malformed (detail names the member);
  *   TB_E_LICENCE_DIGEST    "digest" is not the licence's digest;
  *   TB_E_SIG_KEYID         no key of the issuer has that kid;
  *   TB_E_SIG_ALG           the key is not of the algorithm "alg" names;
  *   TB_E_SIG_BAD           the signature does not verify;
+ *   TB_E_LICENCE_ISSUER_SUSPENDED, TB_E_LICENCE_ISSUER_REVOKED
+ *                          the issuer is not active (PROTOCOL.md 10.5);
  *   TB_E_LICENCE_REVOKED   status "revoked";
  *   TB_E_LICENCE_EXPIRED   status "expired", or now >= valid_until;
  *   TB_E_LICENCE_NOT_YET_VALID  now < issued.
  */
 TB_MUST_CHECK int tb_flow_licence_check(const struct tb_json *licence, tb_env_lookup_fn lookup,
-                                        void *ctx, int64_t now, struct tb_diag *d);
+                                        tb_flow_issuer_fn status, void *ctx, int64_t now,
+                                        struct tb_diag *d);
 
 /* ---- identifiers (exposed for builders and the CLI) ---- */
 

@@ -165,6 +165,16 @@ for pair in "320300 371300 -" "371300 411400 410000"; do
 	out=$("$TB" licence check --registry "$F/registry.json" "$W/tampered.json" 2>&1) || rc=$?
 	[ "$rc" != 0 ] || nl_fail "licence check of a tampered licence fails" "non-zero exit" "$out"
 	case $out in *licence.digest* | *sig.bad*) nl_ok ;; *) nl_fail "tampered licence reason" "licence.digest or sig.bad" "$out" ;; esac
+	# the issuer revoked or suspended in the registry: its licences are not valid
+	for st in revoked suspended; do
+		cp "$F/registry.json" "$W/reg-$st.json"
+		"$TB" registry set "$W/reg-$st.json" --member "$B" --status $st >/dev/null ||
+			nl_fail "registry set $B $st"
+		rc=0
+		out=$("$TB" licence check --registry "$W/reg-$st.json" "$W/licence.json" 2>&1) || rc=$?
+		[ "$rc" = 1 ] || nl_fail "licence check, issuer $st: exit 1" 1 "$rc: $out"
+		nl_has "licence check, issuer $st" "licence.issuer-$st" "$out"
+	done
 	LID=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$W/licence.json")
 	LDIG=$(sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/' "$W/licence.json")
 	fl_exchange "$A" "$B" licence.verify business-license.change \

@@ -759,6 +759,16 @@ lookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
 	return NULL;
 }
 
+/* The issuer status test_licence sets: 0, or the error for 320300. */
+static int issuer_status;
+
+static int
+status(void *ctx, const char *issuer)
+{
+	(void)ctx;
+	return strcmp(issuer, "320300") == 0 ? issuer_status : TB_OK;
+}
+
 /* The licence LIC, with `edit` applied (member -> JSON text, NULL value
  * removes), signed with key k unless k < 0. */
 static struct tb_json_doc *
@@ -787,7 +797,7 @@ licence(int k, const char *member, const char *value)
 static int
 lcheck(struct tb_json_doc *doc, int64_t now, struct tb_diag *d)
 {
-	int rc = tb_flow_licence_check(tb_json_root(doc), lookup, NULL, now, d);
+	int rc = tb_flow_licence_check(tb_json_root(doc), lookup, status, NULL, now, d);
 	if (rc != TB_OK)
 		assert_int_equal(d->code, rc);
 	return rc;
@@ -896,7 +906,29 @@ test_licence(void **state)
 	assert_int_equal(lcheck(doc, NOW, &d), TB_E_BODY);
 	assert_string_equal(d.detail, "licence.fields.a: must be a string");
 	tb_json_doc_free(doc);
-	assert_int_equal(tb_flow_licence_check(NULL, lookup, NULL, NOW, &d), TB_E_ARG);
+	assert_int_equal(tb_flow_licence_check(NULL, lookup, status, NULL, NOW, &d), TB_E_ARG);
+	doc = licence(0, NULL, NULL);
+	assert_int_equal(tb_flow_licence_check(tb_json_root(doc), lookup, NULL, NULL, NOW, &d),
+	                 TB_E_ARG);
+
+	/* an issuer no longer active: its licences do not verify as valid
+	 * (checked after the signature, before the licence's own status) */
+	issuer_status = TB_E_LICENCE_ISSUER_REVOKED;
+	assert_int_equal(lcheck(doc, NOW, &d), TB_E_LICENCE_ISSUER_REVOKED);
+	assert_string_equal(d.detail, "issuer 320300 is revoked in the registry");
+	issuer_status = TB_E_LICENCE_ISSUER_SUSPENDED;
+	assert_int_equal(lcheck(doc, NOW, &d), TB_E_LICENCE_ISSUER_SUSPENDED);
+	tb_json_doc_free(doc);
+	doc = licence(1, "status", "'revoked'");
+	assert_int_equal(lcheck(doc, NOW, &d), TB_E_LICENCE_ISSUER_SUSPENDED);
+	tb_json_doc_free(doc);
+	doc = licence(2, NULL, NULL);
+	assert_int_equal(lcheck(doc, NOW, &d), TB_E_SIG_KEYID);
+	tb_json_doc_free(doc);
+	issuer_status = TB_OK;
+	assert_string_equal(tb_err_reason(TB_E_LICENCE_ISSUER_REVOKED), "licence.issuer-revoked");
+	assert_string_equal(tb_err_reason(TB_E_LICENCE_ISSUER_SUSPENDED),
+	                    "licence.issuer-suspended");
 
 	assert_string_equal(tb_err_reason(TB_E_LICENCE_DIGEST), "licence.digest");
 	assert_string_equal(tb_err_reason(TB_E_LICENCE_REVOKED), "licence.revoked");

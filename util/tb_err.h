@@ -111,6 +111,8 @@ enum tb_err {
 	TB_E_LICENCE_REVOKED = -124,       /* licence revoked by its issuer */
 	TB_E_LICENCE_EXPIRED = -125,       /* licence expired */
 	TB_E_LICENCE_NOT_YET_VALID = -126, /* licence not yet issued at that time */
+	TB_E_LICENCE_ISSUER_SUSPENDED = -127, /* issuing member suspended in the registry */
+	TB_E_LICENCE_ISSUER_REVOKED = -128,   /* issuing member revoked in the registry */
 };
 
 /* Stable machine-readable token, e.g. "sig.bad". Never NULL. */
