@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "../protocol/tb_env.h"
@@ -185,13 +186,13 @@ endpoint_ok(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] > 0x7e || s[i] == ' ')
 			return false;
-	/* an absolute URI: scheme "://" authority */
+	/* an absolute URI: scheme "://" authority, the scheme as RFC 3986
+	 * 3.1 has it: a letter, then letters, digits, '+', '-' or '.' */
 	sep = strstr(s, "://");
-	if (sep == NULL || sep == s || sep[3] == '\0')
+	if (sep == NULL || sep == s || sep[3] == '\0' || !isalpha((unsigned char)s[0]))
 		return false;
 	for (const char *p = s; p < sep; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' ||
-		      *p == '-' || *p == '.'))
+		if (!(isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.'))
 			return false;
 	return true;
 }

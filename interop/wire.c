@@ -1424,15 +1424,14 @@ case_batch(struct w *w, bool mixed)
 			if (mixed && i == 1) {
 				struct tb_json *er = tb_json_get(el, "error"),
 				               *eid = tb_json_get(el, "id");
-				/* "id" is optional: a receiver may not trust it */
+				/* the id is readable, so it MUST be there (9.3) */
 				if (er == NULL || tb_json_kind(er) != TB_JSON_STRING ||
 				    strcmp(tb_json_string(er, NULL), "sig.bad") != 0 ||
-				    (eid != NULL &&
-				     (tb_json_kind(eid) != TB_JSON_STRING ||
-				      strcmp(tb_json_string(eid, NULL), ids[1]) != 0)))
-					snprintf(
-					    why, sizeof(why),
-					    "element 2 is not {\"error\":\"sig.bad\"[,\"id\"]}");
+				    eid == NULL || tb_json_kind(eid) != TB_JSON_STRING ||
+				    strcmp(tb_json_string(eid, NULL), ids[1]) != 0)
+					snprintf(why, sizeof(why),
+					         "element 2 is not {\"error\":\"sig.bad\",\"id\":"
+					         "its id}");
 			} else if (!check_receipt(w, one.data, one.len, ids[i], dgs[i], why,
 			                          sizeof(why))) {
 				char tmp[200];
@@ -1447,7 +1446,7 @@ case_batch(struct w *w, bool mixed)
 		snprintf(got + l, sizeof(got) - l, " [%s]", why);
 	}
 	result(w, "wire", id, why[0] == '\0',
-	       mixed ? "2.04 [receipt, {error:sig.bad}, receipt]" : "2.04 [3 receipts]", got,
+	       mixed ? "2.04 [receipt, {error:sig.bad,id}, receipt]" : "2.04 [3 receipts]", got,
 	       ex.secs);
 	tb_json_doc_free(doc);
 	ex_free(&ex);

@@ -221,6 +221,7 @@ struct item {
 	int kind;
 	bool dup;
 	char digest[65];
+	char id[33]; /* the id, when readable (also of a refused envelope) */
 };
 
 enum {
@@ -469,6 +470,22 @@ read_body(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_p
 	return true;
 }
 
+/* The id of an envelope that failed to open, when it can be read
+ * (PROTOCOL.md 9.3): the element is I-JSON (2.1), an object, and its "id"
+ * is a string of 32 lowercase hex digits; else id is left empty. */
+static void
+readable_id(const uint8_t *data, size_t len, char id[33])
+{
+	struct tb_json_doc *doc = tb_json_parse(data, len, NULL, NULL);
+	const struct tb_json *v = doc ? tb_json_get(tb_json_root(doc), "id") : NULL;
+	size_t n = 0;
+	const char *s = v ? tb_json_string(v, &n) : NULL;
+
+	if (s != NULL && n == 32 && tb_hex_valid(s, n))
+		memcpy(id, s, 33);
+	tb_json_doc_free(doc);
+}
+
 /* Opens each envelope of the exchange, routes it and makes its receipt
  * (rc_envs[0..return) receive them, for one batch signature). */
 static int
@@ -486,8 +503,11 @@ open_items(struct tb_node *n, const char *peer, const uint8_t *data, const size_
 		tb_buf_init(&it[i].fwd);
 		tb_buf_init(&it[i].compact);
 		tb_diag_clear(&it[i].d);
-		if (tb_env_open(data + offs[i], lens[i], &o, &it[i].env, &it[i].d) != TB_OK)
+		if (tb_env_open(data + offs[i], lens[i], &o, &it[i].env, &it[i].d) != TB_OK) {
+			readable_id(data + offs[i], lens[i], it[i].id);
 			continue;
+		}
+		memcpy(it[i].id, tb_env_id(it[i].env), 33);
 		if (route_item(n, &it[i], peer, &it[i].d) != TB_OK)
 			continue;
 		if (tb_env_digest(it[i].env, dg) != TB_OK) {
@@ -619,9 +639,7 @@ hand_on(struct tb_node *n, struct item *it, int count, bool relayed, const char 
 		else
 			n->m.in_refused++;
 		if (it[i].receipt == NULL) {
-			char id[33] = "";
-			if (it[i].env != NULL)
-				snprintf(id, sizeof(id), "%s", tb_env_id(it[i].env));
+			const char *id = it[i].id;
 			log_info("refused message %s from peer %s: %s%s%s", id[0] ? id : "-",
 			         peer ? peer : "-", tb_err_reason(it[i].d.code),
 			         it[i].d.detail[0] ? ": " : "", it[i].d.detail);
@@ -661,7 +679,7 @@ answer_batch(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coa
 		else if (it[i].receipt != NULL)
 			tb_buf_add(&body, it[i].out.data, it[i].out.len);
 		else
-			error_json(&body, &it[i].d, it[i].env ? tb_env_id(it[i].env) : NULL);
+			error_json(&body, &it[i].d, it[i].id[0] ? it[i].id : NULL);
 	}
 	tb_buf_addc(&body, ']');
 	if (compact)

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../certs/tb_cert.h"
@@ -329,7 +330,7 @@ parse_endpoint(const char *uri, coap_address_t *addr, struct tb_diag *d)
 	const char *h, *p, *e;
 	struct addrinfo hints, *res = NULL;
 
-	if (strncmp(uri, "coaps://", 8) != 0)
+	if (strncasecmp(uri, "coaps://", 8) != 0) /* schemes are case-insensitive */
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "endpoint %s is not coaps://", uri);
 	h = uri + 8;
 	if (*h == '[') {
@@ -391,7 +392,12 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen, co
 			                   "no route: %s has no endpoint and no usable hub", to);
 	}
 	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
-	return parse_endpoint(tb_reg_endpoint(n->reg, m, 0), addr, d);
+	/* the first coaps endpoint (PROTOCOL.md 7.1); others are skipped */
+	for (size_t i = 0; i < tb_reg_endpoint_count(n->reg, m); i++)
+		if (strncasecmp(tb_reg_endpoint(n->reg, m, i), "coaps://", 8) == 0)
+			return parse_endpoint(tb_reg_endpoint(n->reg, m, i), addr, d);
+	return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s has no coaps endpoint",
+	                   hop);
 }
 
 /* private_endpoints: "MEMBER_ID URI" per line, '#' comments. */

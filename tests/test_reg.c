@@ -277,6 +277,13 @@ test_malformed(void **state)
 	    {"\"use\":\"tls\"", "\"use\":\"all\"", TB_E_FIELD_VALUE},
 	    {"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"hub\"]",
 	     TB_E_FIELD_VALUE},
+	    /* RFC 3986 3.1: a scheme starts with a letter */
+	    {"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"9://b\"]",
+	     TB_E_FIELD_VALUE},
+	    {"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"+a://b\"]",
+	     TB_E_FIELD_VALUE},
+	    {"\"endpoints\":[\"coaps://hub.example:5684\"]", "\"endpoints\":[\"co_aps://b\"]",
+	     TB_E_FIELD_VALUE},
 	    {"\"name\":\"江苏省\"", "\"name\":\"\"", TB_E_FIELD_VALUE},
 	    {"\"name\":\"江苏省\"", "\"name\":\"a\\u0000b\"", TB_E_FIELD_VALUE},
 	    {"\"default\":\"deny\"", "\"default\":\"maybe\"", TB_E_FIELD_VALUE},
@@ -304,6 +311,20 @@ test_malformed(void **state)
 			         r ? "success" : tb_err_reason(d.code),
 			         tb_err_reason(cases[i].code));
 		free(bad);
+	}
+	/* schemes are case-insensitive (RFC 3986 3.1): COAPS:// and a+b.c-d:// parse */
+	{
+		static const char *const good[] = {"\"endpoints\":[\"COAPS://hub.example:5684\"]",
+		                                   "\"endpoints\":[\"a+b.c-d9://x\"]"};
+		for (size_t i = 0; i < 2; i++) {
+			char *ok = subst((const char *)text.data,
+			                 "\"endpoints\":[\"coaps://hub.example:5684\"]", good[i]);
+			struct tb_diag d;
+			if ((r = tb_reg_parse((const uint8_t *)ok, strlen(ok), &d)) == NULL)
+				fail_msg("%s: %s", good[i], d.detail);
+			tb_reg_free(r);
+			free(ok);
+		}
 	}
 	/* a key listed twice (the hub's kid copied onto Xuzhou's first key) */
 	tb_reg_key(reg, 0, 0, kid, NULL, NULL, NULL);
