@@ -644,7 +644,7 @@ check_strings(const struct tb_json *v, struct tb_diag *d)
 		if (n > 2 * TB_REG_MAX_STRING)
 			return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS,
 			                   "a string of %zu bytes (at most %d)", n,
-			                   TB_REG_MAX_STRING);
+			                   2 * TB_REG_MAX_STRING);
 		return TB_OK;
 	case TB_JSON_ARRAY:
 	case TB_JSON_OBJECT:

@@ -502,6 +502,39 @@ write_trust(void)
 	tb_buf_free(&b);
 }
 
+/* Endpoint schemes (PROTOCOL.md 7.1, RFC 3986 3.1): refused before any
+ * signature is checked when malformed; accepted in any case when signed. */
+static void
+endpoint_vectors(const struct tb_key *const *ks)
+{
+	struct tb_buf b;
+	struct tb_reg *r = reg_base("interop");
+	struct tb_diag d;
+
+	tb_buf_init(&b);
+	signed_text(r, ks, 2, &b);
+	tb_reg_free(r);
+	repl(&b, "coaps://192.0.2.1:5684", "9://b");
+	reg_vector("endpoint-scheme-digit", "endpoint scheme starting with a digit", &b, NOW, 0,
+	           "field.value");
+	repl(&b, "9://b", "+a://b");
+	reg_vector("endpoint-scheme-plus", "endpoint scheme starting with '+'", &b, NOW, 0,
+	           "field.value");
+	/* COAPS:// signed as such */
+	r = reg_base("interop");
+	tb_buf_reset(&b);
+	must(tb_reg_serialize(r, &b), "tb_reg_serialize");
+	tb_reg_free(r);
+	repl(&b, "coaps://192.0.2.1:5684", "COAPS://192.0.2.1:5684");
+	if ((r = tb_reg_parse(b.data, b.len, &d)) == NULL)
+		die("COAPS registry", &d);
+	signed_text(r, ks, 2, &b);
+	reg_vector("endpoint-scheme-upper", "COAPS:// (schemes are case-insensitive), signed", &b,
+	           NOW, 0, "ok");
+	tb_reg_free(r);
+	tb_buf_free(&b);
+}
+
 static void
 registries(void)
 {
@@ -569,6 +602,7 @@ registries(void)
 	reg_vector("unknown-signer", "a signature by a key not in the trust anchor", &b, NOW, 0,
 	           "reg.unknown-signer");
 	tb_reg_free(r);
+	endpoint_vectors(a12);
 	r = reg_base("other");
 	signed_text(r, a12, 2, &b);
 	reg_vector("federation", "registry of another federation", &b, NOW, 0, "reg.federation");

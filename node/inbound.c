@@ -246,10 +246,11 @@ route_item(struct tb_node *n, struct item *it, const char *peer, struct tb_diag 
 	coap_address_t addr;
 	int rc;
 
+	/* the carrier is the sender, or for a relayed message its last relay */
 	if (peer == NULL || strcmp(peer, carrier) != 0)
 		return tb_diag_set(d, TB_E_FORBIDDEN, TB_DIAG_NOPOS,
-		                   "sender %s does not match the DTLS peer %s", tb_env_from(e),
-		                   peer ? peer : "(none)");
+		                   "%s %s does not match the DTLS peer %s",
+		                   plen > 0 ? "last relay" : "sender", carrier, peer ? peer : "(none)");
 	if (to != NULL && strcmp(to, me) == 0) {
 		if (strcmp(tb_env_type(e), "receipt") == 0 && tb_env_corr(e) != NULL && plen > 0) {
 			it->kind = K_RETURN;

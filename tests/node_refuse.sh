@@ -67,6 +67,12 @@ expect "unsealed envelope" 4.01 sig.missing "$W/unsealed.json" -t 50
 "$TB" msg new --from 370000 --type case.submit --to 371300 --body "$(nl_case_body)" | seal /dev/stdin "$F/370000/node.key" >"$W/wrongfrom.json"
 expect "sender is not the DTLS peer" 4.03 forbidden "$W/wrongfrom.json" -t 50
 nl_has "wrong sender: detail" "does not match the DTLS peer" "$(nl_coap_body)"
+# relayed: the carrier that must be the DTLS peer is the path's last relay,
+# and the detail names it (not the sender)
+new --type case.submit --to 371300 --service hukou.transfer | seal /dev/stdin |
+	sed 's/^{/{"relay":{"path":["370000"]},/' >"$W/wrongrelay.json"
+expect "last relay is not the DTLS peer" 4.03 forbidden "$W/wrongrelay.json" -t 50
+nl_has "wrong relay: detail names the relay" "last relay 370000 does not match the DTLS peer 320300" "$(nl_coap_body)"
 
 # signed by 320300 but claiming to be from 370000: the key is not 370000's
 "$TB" msg new --from 370000 --type case.submit --to 371300 --body "$(nl_case_body)" | seal /dev/stdin >"$W/wrongkey.json"

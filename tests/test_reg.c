@@ -385,6 +385,8 @@ test_limits(void **state)
 	tb_buf_adds(&b, "\"}]}");
 	assert_null(tb_reg_parse(b.data, b.len, &d));
 	assert_int_equal(d.code, TB_E_REG_LIMIT);
+	/* the detail names the limit checked: 2,048 bytes (PROTOCOL.md 7.1) */
+	assert_string_equal(d.detail, "a string of 1048576 bytes (at most 2048)");
 	/* deep nesting */
 	tb_buf_reset(&b);
 	for (int i = 0; i < 100000; i++)
