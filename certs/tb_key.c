@@ -408,7 +408,9 @@ tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d)
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
 	}
-	if (gnutls_pubkey_import(pk, &dat, GNUTLS_X509_FMT_DER) < 0) {
+	/* the parameters too: an ECC point must lie on its curve */
+	if (gnutls_pubkey_import(pk, &dat, GNUTLS_X509_FMT_DER) < 0 ||
+	    gnutls_pubkey_verify_params(pk) < 0) {
 		gnutls_pubkey_deinit(pk);
 		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "malformed SubjectPublicKeyInfo");
 		return NULL;

@@ -732,7 +732,7 @@ parse_doc(struct tb_reg *reg, const struct tb_json *root, struct tb_diag *d)
 
 	if (tb_json_kind(root) != TB_JSON_OBJECT)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "registry must be an object");
-	if ((rc = check_strings(root, d)) != TB_OK ||
+	if ((rc = check_strings(root, d)) != TB_OK || (rc = tb_schema_version(root, 1, d)) != TB_OK ||
 	    (rc = tb_schema_check(&s_registry_root, root, &opts, d)) != TB_OK)
 		return rc;
 	if ((rc = take_doc(reg, root)) != TB_OK)
@@ -1036,6 +1036,29 @@ tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out)
 
 /* ---- verification ---- */
 
+/* PROTOCOL.md 7.4 step 5: the DER SubjectPublicKeyInfo of an Ed25519 key
+ * (RFC 8410, 44 bytes) or of an uncompressed P-256 point on the curve
+ * (RFC 5480, 91 bytes).  Ed25519 needs only its fixed prefix, so the
+ * common case costs a comparison; a P-256 point is imported to check it. */
+static bool
+spki_ok(const uint8_t *der, size_t len)
+{
+	static const uint8_t ed[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+	                               0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+	static const uint8_t p256[27] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+	                                 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+	                                 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
+	struct tb_pub *p;
+
+	if (len == 44 && memcmp(der, ed, sizeof(ed)) == 0)
+		return true;
+	if (len != 91 || memcmp(der, p256, sizeof(p256)) != 0 ||
+	    (p = tb_pub_import_spki(der, len, NULL)) == NULL)
+		return false;
+	tb_pub_free(p);
+	return true;
+}
+
 int
 tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
               uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d)
@@ -1107,6 +1130,13 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0) {
 				rc = tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
 				                 "member %s keys[%zu]", m->id, k);
+				goto out;
+			}
+			/* a key of a named algorithm, usable as such (7.4 step 5) */
+			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len)) {
+				rc = tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				                 "member %s keys[%zu]: not an Ed25519 or P-256 key",
+				                 m->id, k);
 				goto out;
 			}
 		}

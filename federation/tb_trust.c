@@ -262,7 +262,10 @@ tb_trust_parse(const uint8_t *text, size_t len, struct tb_diag *d)
 	tb_diag_clear(d);
 	if ((doc = tb_json_parse(text, len, &lim, d)) == NULL)
 		return NULL;
-	if (tb_schema_check(&s_trust_root, tb_json_root(doc), &opts, d) != TB_OK ||
+	/* an object's "v" first, as in every document (PROTOCOL.md 2.3) */
+	if ((tb_json_kind(tb_json_root(doc)) == TB_JSON_OBJECT &&
+	     tb_schema_version(tb_json_root(doc), 1, d) != TB_OK) ||
+	    tb_schema_check(&s_trust_root, tb_json_root(doc), &opts, d) != TB_OK ||
 	    (t = take_trust(tb_json_root(doc), d)) == NULL ||
 	    same_as_received(t, tb_json_root(doc), d) != TB_OK)
 		goto fail;

@@ -278,20 +278,14 @@ static int
 validate(struct tb_env *e, struct tb_diag *d)
 {
 	static const struct tb_schema_opts opts = {.root = "", .types_first = true};
-	const struct tb_json *r = e->root, *v, *route, *sig;
-	int64_t iv;
+	const struct tb_json *r = e->root, *route, *sig;
 	int rc;
 
 	if (tb_json_kind(r) != TB_JSON_OBJECT)
 		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "envelope must be an object");
 	/* the version decides what the rest means: first */
-	if ((v = tb_json_get(r, "v")) == NULL)
-		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "v: required");
-	if (!tb_json_integer(v, &iv))
-		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "v: must be an integer");
-	if (iv != TB_PROTO_VERSION)
-		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v=%lld, this node speaks %d",
-		                   (long long)iv, TB_PROTO_VERSION);
+	if ((rc = tb_schema_version(r, TB_PROTO_VERSION, d)) != TB_OK)
+		return rc;
 	if ((rc = tb_schema_check(&s_env_root, r, &opts, d)) != TB_OK)
 		return rc;
 	memcpy(e->id, tb_json_string(tb_json_get(r, "id"), NULL), 33);

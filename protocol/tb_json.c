@@ -231,8 +231,9 @@ tb_json_string_run(const uint8_t *p, size_t n)
 	return i;
 }
 
-bool
-tb_utf8_valid(const uint8_t *s, size_t n)
+/* The offset of the first ill-formed UTF-8 sequence in s, or n. */
+static size_t
+utf8_first_bad(const uint8_t *s, size_t n)
 {
 	size_t i = 0;
 
@@ -243,10 +244,16 @@ tb_utf8_valid(const uint8_t *s, size_t n)
 			break;
 		size_t k = utf8_seq(s + i, n - i);
 		if (k == 0)
-			return false;
+			return i;
 		i += k;
 	}
-	return true;
+	return n;
+}
+
+bool
+tb_utf8_valid(const uint8_t *s, size_t n)
+{
+	return utf8_first_bad(s, n) == n;
 }
 
 /* ---- parser ---- */
@@ -679,6 +686,7 @@ tb_json_parse(const uint8_t *text, size_t len, const struct tb_json_limits *limi
 {
 	struct parser ps;
 	struct tb_json *root;
+	size_t bad;
 
 	if (limits == NULL)
 		limits = &tb_json_default_limits;
@@ -696,6 +704,12 @@ tb_json_parse(const uint8_t *text, size_t len, const struct tb_json_limits *limi
 	if ((ps.doc = tb_json_doc_new()) == NULL) {
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
+	}
+	/* UTF-8 first (PROTOCOL.md 2.1): an input that is not UTF-8 is
+	 * json.utf8 whatever else is wrong with it */
+	if ((bad = utf8_first_bad(text, len)) < len) {
+		fail(&ps, TB_E_JSON_UTF8, text + bad, "invalid UTF-8");
+		goto fail;
 	}
 	if (len >= 3 && text[0] == 0xef && text[1] == 0xbb && text[2] == 0xbf) {
 		fail(&ps, TB_E_JSON_SYNTAX, text, "byte order mark not allowed");

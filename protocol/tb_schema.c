@@ -420,3 +420,19 @@ tb_schema_check(const struct tb_field *f, const struct tb_json *v, const struct 
 	}
 	return check_value(&c, f, v);
 }
+
+int
+tb_schema_version(const struct tb_json *obj, int64_t version, struct tb_diag *d)
+{
+	const struct tb_json *v = tb_json_get(obj, "v");
+	int64_t iv;
+
+	if (v == NULL)
+		return tb_diag_set(d, TB_E_FIELD_MISSING, TB_DIAG_NOPOS, "v: required");
+	if (!tb_json_integer(v, &iv))
+		return tb_diag_set(d, TB_E_FIELD_TYPE, TB_DIAG_NOPOS, "v: must be an integer");
+	if (iv != version)
+		return tb_diag_set(d, TB_E_VERSION, TB_DIAG_NOPOS, "v: %lld, this version reads %lld",
+		                   (long long)iv, (long long)version);
+	return TB_OK;
+}

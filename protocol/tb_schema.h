@@ -132,6 +132,16 @@ int tb_schema_check(const struct tb_field *f, const struct tb_json *v,
                     const struct tb_schema_opts *o, struct tb_diag *d)
     __attribute__((warn_unused_result));
 
+/*
+ * The "v" member of a document object (envelope, registry, trust anchor),
+ * checked before anything else in it (PROTOCOL.md 2.3): absent is
+ * TB_E_FIELD_MISSING, a value that is not an integer (a string, 1.5) is
+ * TB_E_FIELD_TYPE, an integer other than version (by value: 1.0 is 1) is
+ * TB_E_VERSION; d's detail starts "v: ".  0 when it is version.
+ */
+int tb_schema_version(const struct tb_json *obj, int64_t version, struct tb_diag *d)
+    __attribute__((warn_unused_result));
+
 /* For hooks: the check in progress, its path and its diag. */
 struct tb_schema_ck {
 	struct tb_diag *d;

@@ -520,6 +520,20 @@ static const struct errcase errcases[] = {
     {"-1e400", 0, TB_E_JSON_NUMBER, 0},
     {"[1,1e309]", 0, TB_E_JSON_NUMBER, 3},
     {"{\"n\":-1.7976931348623159e308}", 0, TB_E_JSON_NUMBER, 5},
+    /* several faults (PROTOCOL.md 2.1): UTF-8 first, over the whole input ... */
+    {"{\"a\":1\xff}", 0, TB_E_JSON_UTF8, 6},             /* where ',' is expected */
+    {"{\xff:1}", 0, TB_E_JSON_UTF8, 1},                   /* where a name is expected */
+    {"{\"a\":1e999,\"b\":\"\xff\"}", 0, TB_E_JSON_UTF8, 16}, /* after a range fault */
+    {"[1,,\"\xff\"]", 0, TB_E_JSON_UTF8, 5},               /* after a syntax fault */
+    {"\xef\xbb\xbf\xff", 0, TB_E_JSON_UTF8, 3},             /* before the BOM rule */
+    /* ... then one pass from the start, the first fault met deciding; a
+     * duplicate name is met at its object's closing brace */
+    {"{\"a\":1,\"a\":2", 0, TB_E_JSON_SYNTAX, 12},          /* never closed */
+    {"{\"a\":1,\"a\":2}x", 0, TB_E_JSON_DUPKEY, 0},         /* closed before the tail */
+    {"{\"a\":1,\"a\":1e999}", 0, TB_E_JSON_NUMBER, 11},     /* inside, before the brace */
+    {"{\"a\":1,\"a\":\"\\ud800\"}", 0, TB_E_JSON_SURROGATE, 12},
+    {"[1e999,tru]", 0, TB_E_JSON_NUMBER, 1},
+    {"[tru,1e999]", 0, TB_E_JSON_SYNTAX, 1},
 };
 
 static void

@@ -102,7 +102,9 @@ make_reg(void)
 	    "320300", "徐州市", "320000", TB_ROLE_CITY, TB_STATUS_ACTIVE, ep_xz, 2, &k[1],
 	    2,        s_xz,     2};
 	assert_int_equal(tb_reg_add_member(reg, &xz, NULL), TB_OK);
-	uint8_t spki3[20] = {0x30, 1, 2, 3};
+	/* an Ed25519 SPKI (RFC 8410 prefix, 32 key bytes) of no key of ours */
+	uint8_t spki3[44] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+	memset(spki3 + 12, 0x11, 32);
 	k[3].spki = spki3;
 	k[3].spki_len = sizeof(spki3);
 	k[3].use = TB_USE_BOTH;
@@ -149,6 +151,34 @@ test_sign_verify(void **state)
 	assert_int_equal(tb_reg_sign(reg, auth[1], NULL), TB_OK); /* P-256 */
 	assert_int_equal(tb_reg_verify(reg, t, T0, 0, &good, &d), TB_OK);
 	assert_int_equal(good, 2);
+	/* a key that is no Ed25519 or P-256 SPKI: reg.key (7.4 step 5) */
+	{
+		static const uint8_t p256_prefix[27] = {
+		    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+		    0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
+		uint8_t junk[20] = {0x30, 1, 2, 3}, offcurve[91];
+		const char *r37[] = {"3713"};
+		struct tb_reg_service_spec sv = {"hukou.transfer", r37, 1};
+		const char *ep[] = {"coaps://192.0.2.9:5684"};
+		memcpy(offcurve, p256_prefix, sizeof(p256_prefix));
+		memset(offcurve + 27, 0x01, 64); /* (0x0101.., 0x0101..) is not on P-256 */
+		const struct {
+			const uint8_t *der;
+			size_t len;
+		} bad[] = {{junk, sizeof(junk)}, {offcurve, sizeof(offcurve)}};
+		for (size_t i = 0; i < 2; i++) {
+			struct tb_reg *rb = make_reg();
+			struct tb_reg_key_spec ks = {bad[i].der, bad[i].len, TB_USE_SIGN};
+			struct tb_reg_member_spec ms = {"371300", "临沂市", NULL, TB_ROLE_CITY,
+			                                TB_STATUS_ACTIVE, ep, 1, &ks, 1, &sv, 1};
+			assert_int_equal(tb_reg_add_member(rb, &ms, NULL), TB_OK);
+			assert_int_equal(tb_reg_sign(rb, auth[0], NULL), TB_OK);
+			assert_int_equal(tb_reg_sign(rb, auth[1], NULL), TB_OK);
+			assert_int_equal(tb_reg_verify(rb, t, T0, 0, NULL, &d), TB_E_REG_KEY);
+			assert_string_equal(tb_err_reason(d.code), "reg.key");
+			tb_reg_free(rb);
+		}
+	}
 	/* round trip: parse(serialize(x)) serializes to the same bytes, verifies */
 	assert_non_null(r2 = reparse(reg, &text));
 	assert_int_equal(tb_reg_serialize(r2, &again), TB_OK);
@@ -259,6 +289,11 @@ test_malformed(void **state)
 	    {"\"v\":1", "\"v\":\"1\"", TB_E_FIELD_TYPE},
 	    {"\"v\":1,", "", TB_E_FIELD_MISSING},
 	    {"\"v\":1", "\"v\":1,\"extra\":0", TB_E_FIELD_UNKNOWN},
+	    /* "v" first, before unknown members (PROTOCOL.md 2.3) */
+	    {"\"v\":1", "\"v\":2,\"extra\":0", TB_E_VERSION},
+	    {"\"v\":1", "\"v\":\"1\",\"extra\":0", TB_E_FIELD_TYPE},
+	    {"\"v\":1", "\"v\":1.5,\"extra\":0", TB_E_FIELD_TYPE},
+	    {"\"v\":1,", "\"extra\":0,", TB_E_FIELD_MISSING},
 	    {"\"federation\":\"huaihai\"", "\"federation\":\"Huai Hai\"", TB_E_FIELD_VALUE},
 	    {"\"serial\":1", "\"serial\":0", TB_E_FIELD_VALUE},
 	    {"\"serial\":1", "\"serial\":9007199254740993", TB_E_FIELD_VALUE},
@@ -311,6 +346,17 @@ test_malformed(void **state)
 			         r ? "success" : tb_err_reason(d.code),
 			         tb_err_reason(cases[i].code));
 		free(bad);
+	}
+	/* integers by value (PROTOCOL.md 2.3): "v":1.0 and "serial":1e0 are 1 */
+	{
+		char *a = subst((const char *)text.data, "\"v\":1", "\"v\":1.0");
+		char *b = subst(a, "\"serial\":1", "\"serial\":1e0");
+		struct tb_diag d;
+		if ((r = tb_reg_parse((const uint8_t *)b, strlen(b), &d)) == NULL)
+			fail_msg("integers by value: %s", d.detail);
+		tb_reg_free(r);
+		free(a);
+		free(b);
 	}
 	/* schemes are case-insensitive (RFC 3986 3.1): COAPS:// and a+b.c-d:// parse */
 	{

@@ -88,6 +88,7 @@ enum tb_err {
 	TB_E_REG_REFERENCE = -92,     /* parent names no hub of the registry */
 	TB_E_REG_MEMBER = -93,        /* member id not in the registry */
 	TB_E_NO_ROUTE = -94,          /* no active member serves service x region */
+	TB_E_REG_KEY = -95,           /* a registry key is not a supported public key */
 	/* node/journal: the durable store and its audit chain (-100..-109) */
 	TB_E_JOURNAL_CORRUPT = -100, /* file is not a (readable) Tongban journal */
 	TB_E_NOTFOUND = -101,        /* no such message id (or nothing queued) */
@@ -103,6 +104,7 @@ enum tb_err {
 	TB_E_MEMBER_SUSPENDED = -115, /* this node's own member is suspended in the registry */
 	TB_E_MEMBER_REVOKED = -116,   /* this node's own member is revoked in the registry */
 	TB_E_CLOCK_SKEW = -117,       /* a peer's clock differs from ours by more than clock_skew */
+	TB_E_BATCH = -118,            /* a JSON array that is not 1..256 envelope objects */
 	/* protocol/tb_flow: message meaning (-120..-129) */
 	TB_E_BODY = -120,                  /* body does not follow its type's schema */
 	TB_E_FLOW_STATE = -121,            /* message not allowed in the case's state */
