@@ -1189,6 +1189,12 @@ case_reject(struct w *w, const struct rej *c)
 		tb_buf_free(&sp);
 	} else if (c->kind == R_EMPTY) {
 		/* nothing */
+	} else if (c->kind == R_BATCH_BAD && c->to == NULL) {
+		tb_buf_addc(&b, '['); /* 257 objects, one more than a batch holds */
+		for (int i = 0; i < 257; i++)
+			tb_buf_adds(&b, i ? ",{}" : "{}");
+		tb_buf_addc(&b, ']');
+		need_whole(&b);
 	} else if (c->kind == R_BATCH_BAD) {
 		tb_buf_adds(&b, c->to);
 		need_whole(&b);
@@ -1664,7 +1670,12 @@ static const struct rej rejs[] = {
     {"wire.reject.too-large", NULL, NULL, 413, "too-large", R_TOO_LARGE},
     {"wire.reject.encoding", NULL, NULL, 400, "encoding", R_DEFLATE_BAD},
     {"wire.reject.too-large.inflated", NULL, NULL, 413, "too-large", R_DEFLATE_BOMB},
-    {"wire.batch.malformed", NULL, "[1,2]", 400, "json.syntax", R_BATCH_BAD},
+    /* a body starting with '[': its JSON faults first, then batch.invalid
+     * for well-formed JSON that is not 1..256 objects (PROTOCOL.md 9.3) */
+    {"wire.batch.malformed", NULL, "[{\"v\":1,]", 400, "json.syntax", R_BATCH_BAD},
+    {"wire.batch.not-objects", NULL, "[1,2]", 400, "batch.invalid", R_BATCH_BAD},
+    {"wire.batch.empty", NULL, "[]", 400, "batch.invalid", R_BATCH_BAD},
+    {"wire.batch.too-many", NULL, NULL, 400, "batch.invalid", R_BATCH_BAD},
 };
 
 /* A message large enough to need block-wise transfer (~40 KB). */

@@ -393,6 +393,21 @@ wants_compact(const coap_string_t *q)
 	return false;
 }
 
+/* Why a body starting with '[' is no batch (PROTOCOL.md 9.3): its JSON
+ * fault (2.1; one level deeper than an envelope allows), else well-formed
+ * JSON that is not an array of 1..MAX_BATCH objects: batch.invalid. */
+static void
+batch_fault(const uint8_t *data, size_t len, struct tb_diag *d)
+{
+	const struct tb_json_limits lim = {len, TB_ENV_MAX_DEPTH + 1};
+	struct tb_json_doc *doc = tb_json_parse(data, len, &lim, d);
+
+	if (doc != NULL)
+		tb_diag_set(d, TB_E_BATCH, TB_DIAG_NOPOS,
+		            "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
+	tb_json_doc_free(doc);
+}
+
 /* The body of a POST /fed/msg as count envelopes at data + offs[i],
  * lens[i] (inflated into plain when it came deflated; *batch when it is
  * an array).  false when the request is refused as a whole (answered). */
@@ -455,8 +470,7 @@ read_body(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_p
 	if (batch) {
 		count = tb_env_split_batch(data, len, offs, lens, MAX_BATCH);
 		if (count < 1) {
-			tb_diag_set(d, TB_E_JSON_SYNTAX, TB_DIAG_NOPOS,
-			            "a batch is a JSON array of 1..%d envelope objects", MAX_BATCH);
+			batch_fault(data, len, d);
 			refuse_whole(n, r, s, req, q, resp, d);
 			return false;
 		}

@@ -217,11 +217,18 @@ hook_env(struct tb_schema_ck *c, const struct tb_json *v)
 	tb_schema_push(c, "relay.path");
 	if ((int64_t)tb_json_count(path) > int_of(tb_json_get(v, "hops")))
 		return tb_schema_fail(c, TB_E_HOPS, "longer than the hop limit");
-	for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p))
+	/* a loop: a member twice, or the sender or the recipient relaying */
+	for (const struct tb_json *p = tb_json_first(path); p; p = tb_json_next(p)) {
+		const char *hop = tb_json_string(p, NULL), *to = str_of(tb_json_get(v, "to"));
+		if (strcmp(hop, tb_json_string(tb_json_get(v, "from"), NULL)) == 0 ||
+		    (to != NULL && strcmp(hop, to) == 0))
+			return tb_schema_fail(c, TB_E_HOPS, "routing loop: %s is the %s", hop,
+			                      to != NULL && strcmp(hop, to) == 0 ? "recipient"
+			                                                         : "sender");
 		for (const struct tb_json *q = tb_json_next(p); q; q = tb_json_next(q))
-			if (strcmp(tb_json_string(p, NULL), tb_json_string(q, NULL)) == 0)
-				return tb_schema_fail(c, TB_E_HOPS, "routing loop through %s",
-				                      tb_json_string(p, NULL));
+			if (strcmp(hop, tb_json_string(q, NULL)) == 0)
+				return tb_schema_fail(c, TB_E_HOPS, "routing loop through %s", hop);
+	}
 	return TB_OK;
 }
 
@@ -1465,6 +1472,8 @@ tb_env_add_hop(struct tb_env *e, const char *hop)
 		return TB_E_ARG;
 	if (n + 1 > (size_t)e->hops)
 		return TB_E_HOPS;
+	if (strcmp(hop, e->from) == 0 || (e->to != NULL && strcmp(hop, e->to) == 0))
+		return TB_E_HOPS; /* the sender or the recipient relaying: a loop */
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(tb_env_path_at(e, i), hop) == 0)
 			return TB_E_HOPS;

@@ -194,7 +194,8 @@ const struct tb_json *tb_env_body(const struct tb_env *env);
 size_t tb_env_path_len(const struct tb_env *env);
 const char *tb_env_path_at(const struct tb_env *env, size_t i);
 /* Appends member id `hop` to the unsigned relay path (for hubs).
- * TB_E_HOPS when the path would exceed the hop limit or repeat a member. */
+ * TB_E_HOPS when the path would exceed the hop limit, repeat a member, or
+ * name the sender or the recipient (a loop, PROTOCOL.md 3.2). */
 TB_MUST_CHECK int tb_env_add_hop(struct tb_env *env, const char *hop);
 
 #endif

@@ -766,6 +766,9 @@ test_fields(void **state)
 	    {"relay", "{\"path\":[\"320000\",\"370000\",\"320000\"]}", TB_E_HOPS, "320000"},
 	    {"relay", "{\"path\":[\"320000\",\"370000\",\"340000\",\"410000\",\"370800\"]}",
 	     TB_E_HOPS, NULL},
+	    /* the sender or the recipient in the path is a loop (PROTOCOL.md 3.2) */
+	    {"relay", "{\"path\":[\"320000\",\"320300\"]}", TB_E_HOPS, "320300 is the sender"},
+	    {"relay", "{\"path\":[\"370800\"]}", TB_E_HOPS, "370800 is the recipient"},
 	    /* valid, but not what was signed */
 	    {"hops", "16", TB_E_SIG_BAD, NULL},
 	    {"to", "\"371300\"", TB_E_SIG_BAD, NULL},
@@ -849,6 +852,8 @@ test_add_hop(void **state)
 	assert_int_equal(tb_env_add_hop(e, "32000"), TB_E_ARG);
 	assert_int_equal(tb_env_add_hop(e, "320000"), TB_OK);
 	assert_int_equal(tb_env_add_hop(e, "320000"), TB_E_HOPS); /* loop */
+	assert_int_equal(tb_env_add_hop(e, "320300"), TB_E_HOPS); /* the sender */
+	assert_int_equal(tb_env_add_hop(e, "411400"), TB_E_HOPS); /* the recipient */
 	assert_int_equal(tb_env_add_hop(e, "370000"), TB_OK);
 	assert_int_equal(tb_env_add_hop(e, "410000"), TB_OK);
 	assert_int_equal(tb_env_add_hop(e, "340000"), TB_E_HOPS); /* limit 3 */
