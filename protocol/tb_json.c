@@ -771,19 +771,21 @@ tb_json_string(const struct tb_json *v, size_t *len)
 size_t
 tb_json_count(const struct tb_json *v)
 {
-	return v->kind == TB_JSON_ARRAY || v->kind == TB_JSON_OBJECT ? v->u.c.count : 0;
+	return v != NULL && (v->kind == TB_JSON_ARRAY || v->kind == TB_JSON_OBJECT) ? v->u.c.count
+	                                                                           : 0;
 }
 
 struct tb_json *
 tb_json_first(const struct tb_json *v)
 {
-	return v->kind == TB_JSON_ARRAY || v->kind == TB_JSON_OBJECT ? v->u.c.first : NULL;
+	return v != NULL && (v->kind == TB_JSON_ARRAY || v->kind == TB_JSON_OBJECT) ? v->u.c.first
+	                                                                           : NULL;
 }
 
 struct tb_json *
 tb_json_next(const struct tb_json *v)
 {
-	return v->next;
+	return v == NULL ? NULL : v->next;
 }
 
 const char *

@@ -76,9 +76,11 @@ double tb_json_number(const struct tb_json *v);
 TB_MUST_CHECK bool tb_json_integer(const struct tb_json *v, int64_t *out);
 /* String bytes (UTF-8, may contain NUL) and length; NUL-terminated too. */
 const char *tb_json_string(const struct tb_json *v, size_t *len);
-/* Number of elements (array) or members (object); 0 otherwise. */
+/* Number of elements (array) or members (object); 0 otherwise (also for
+ * v NULL: an absent member, as tb_json_get returns it). */
 size_t tb_json_count(const struct tb_json *v);
-/* Iteration: first child and next sibling, NULL at the end. */
+/* Iteration: first child and next sibling, NULL at the end (and for v
+ * NULL, so an absent optional member iterates as empty). */
 struct tb_json *tb_json_first(const struct tb_json *v);
 struct tb_json *tb_json_next(const struct tb_json *v);
 /* Member name of an object member (the value returned by first/next). */
