@@ -432,7 +432,7 @@ static const struct tb_field s_registry[] = {
     TB_F_ARR("members", true, 0, TB_REG_MAX_MEMBERS, s_members_el, false),
     TB_F_ARR("revoked_keys", true, 0, TB_REG_MAX_REVOKED, s_kid_el, false),
     TB_F_OBJ("policy", true, s_policy, NULL),
-    TB_F_ARR("sigs", false, 0, TB_REG_MAX_SIGS, s_sig_el, false),
+    TB_F_ARR("sigs", true, 0, TB_REG_MAX_SIGS, s_sig_el, false), /* [] when unsigned */
     TB_F_END};
 static const struct tb_field s_registry_root = TB_F_OBJ(NULL, true, s_registry, hook_registry);
 
