@@ -386,6 +386,78 @@ envelopes_refused(void)
 	tb_buf_free(&b);
 }
 
+/* envelopes/order-*: inputs with several faults, or spelled unusually,
+ * and the one reason PROTOCOL.md 2.1, 2.3, 3 and 3.2 give them. */
+static void
+envelopes_order(void)
+{
+	struct tb_buf b;
+	static const struct {
+		const char *name, *desc, *from, *to, *expect;
+	} c[] = {
+	    {"order-utf8-first", "a trailing comma, then ill-formed UTF-8 later: UTF-8 first", "}",
+	     ",}", "json.utf8"}, /* with the overlong below */
+	    {"order-duplicate-at-close", "a duplicate v, then data after the object", "\"v\":1}",
+	     "\"v\":1,\"v\":1} x", "json.duplicate-key"},
+	    {"order-duplicate-unclosed", "a duplicate v in an object never closed", "\"v\":1}",
+	     "\"v\":1,\"v\":1", "json.syntax"},
+	    {"order-number-before-close", "a duplicate v whose value is out of range",
+	     "\"v\":1}", "\"v\":1,\"v\":1e999}", "json.number-range"},
+	    {"order-version-before-unknown", "v 2 and an unknown member: v first", "\"v\":1}",
+	     "\"v\":2,\"zz\":1}", "version"},
+	    {"order-v-string", "v \"1\": not an integer", "\"v\":1}", "\"v\":\"1\"}",
+	     "field.type"},
+	    {"order-v-fraction", "v 1.5: not an integer", "\"v\":1}", "\"v\":1.5}", "field.type"},
+	    {"order-v-missing-before-unknown", "no v, an unknown member", ",\"v\":1}", ",\"zz\":1}",
+	     "field.missing"},
+	    {"order-integer-by-value", "hops 4.0 and v 1e0: integers by value (signed as 4, 1)",
+	     "\"hops\":4", "\"hops\":4.0", "ok"}, /* and v below */
+	    {"order-presence-before-values", "from malformed and hops missing: presence first",
+	     "\"from\":\"320300\",\"hops\":4,", "\"from\":\"32030\",", "field.missing"},
+	    {"order-values-before-to-or-route", "from malformed, neither to nor route",
+	     "\"from\":\"320300\"", "\"from\":\"32030\"", "field.value"}, /* and no to */
+	    {"order-route-unknown", "route with an unknown member", "\"to\":\"371300\"",
+	     "\"route\":{\"region\":\"3713\",\"service\":\"hukou.transfer\",\"x\":1}",
+	     "field.unknown"},
+	    {"order-route-missing", "route without region", "\"to\":\"371300\"",
+	     "\"route\":{\"service\":\"hukou.transfer\"}", "field.missing"},
+	    {"order-relay-empty", "relay path []: not relayed", "\"service\"",
+	     "\"relay\":{\"path\":[]},\"service\"", "ok"},
+	    {"order-relay-sender", "relay path names the sender: a loop", "\"service\"",
+	     "\"relay\":{\"path\":[\"320000\",\"320300\"]},\"service\"", "hops"},
+	    {"order-relay-recipient", "relay path names the recipient: a loop", "\"service\"",
+	     "\"relay\":{\"path\":[\"371300\"]},\"service\"", "hops"},
+	    {"order-batch-unknown", "sig.batch with an unknown member", "\"kid\"",
+	     "\"batch\":{\"i\":0,\"n\":1,\"path\":[],\"q\":1},\"kid\"", "field.unknown"},
+	    {"order-batch-missing-i", "sig.batch without i", "\"kid\"",
+	     "\"batch\":{\"n\":1,\"path\":[]},\"kid\"", "field.missing"},
+	    {"order-batch-n-zero", "sig.batch n 0", "\"kid\"",
+	     "\"batch\":{\"i\":0,\"n\":0,\"path\":[]},\"kid\"", "sig.proof"},
+	    {"order-batch-i-not-below-n", "sig.batch i = n", "\"kid\"",
+	     "\"batch\":{\"i\":1,\"n\":1,\"path\":[]},\"kid\"", "sig.proof"},
+	};
+
+	tb_buf_init(&b);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		base(&b, alice);
+		repl(&b, c[i].from, c[i].to);
+		if (i == 0)
+			repl(&b, "joint", "jo\xc0\xafnt");
+		if (strcmp(c[i].name, "order-integer-by-value") == 0)
+			repl(&b, "\"v\":1}", "\"v\":1e0}");
+		if (strcmp(c[i].name, "order-values-before-to-or-route") == 0)
+			repl(&b, ",\"to\":\"371300\"", "");
+		env_vector(c[i].name, c[i].desc, &b, NOW, c[i].expect);
+	}
+	/* the top level must be an object (2.3) */
+	tb_buf_reset(&b);
+	tb_buf_adds(&b, "[1]");
+	need(&b);
+	env_vector("order-top-level-array", "an array where an envelope belongs", &b, NOW,
+	           "field.type");
+	tb_buf_free(&b);
+}
+
 /* ---- registries ---- */
 
 static struct tb_key *auth[3], *rogue;
@@ -699,6 +771,10 @@ routes(void)
 	     "longest prefix"},
 	    {"hukou.transfer", "32", NULL, NULL, NULL, NULL, "no member serves region 32"},
 	    {"no.such-service", "3713", NULL, NULL, NULL, NULL, "unknown service"},
+	    {"Hukou.Transfer", "3713", "arg", NULL, NULL, NULL,
+	     "not a service code (upper case): a usage error, not route.none"},
+	    {"hukou.transfer", "371", "arg", NULL, NULL, NULL,
+	     "not a region code (3 digits): a usage error, not route.none"},
 	};
 	/* the route file carries the registry object itself: re-parse into doc */
 	doc = tb_json_parse(b.data, b.len, NULL, &d);
@@ -715,6 +791,8 @@ routes(void)
 		set(doc, k, "region", str(doc, c[i].region));
 		if (c[i].member == NULL) {
 			set(doc, k, "expect", str(doc, "route.none"));
+		} else if (c[i].ep == NULL) { /* a refusal token, not a route */
+			set(doc, k, "expect", str(doc, c[i].member));
 		} else {
 			struct tb_json *x = tb_json_new_object(doc), *p = tb_json_new_array(doc);
 			set(doc, x, "member", str(doc, c[i].member));
@@ -874,7 +952,7 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|registries|routes|licences]\n");
+		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences]\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -891,6 +969,8 @@ main(int argc, char **argv)
 	only = argc == 3 ? argv[2] : NULL;
 	if (only == NULL || strcmp(only, "envelopes") == 0)
 		envelopes();
+	if (only == NULL || strcmp(only, "envelopes") == 0 || strcmp(only, "order") == 0)
+		envelopes_order();
 	if (only == NULL || strcmp(only, "registries") == 0)
 		registries();
 	if (only == NULL || strcmp(only, "routes") == 0)
