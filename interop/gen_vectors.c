@@ -615,6 +615,77 @@ endpoint_vectors(const struct tb_key *const *ks)
 	tb_buf_free(&b);
 }
 
+/* Registries deciding PROTOCOL.md 7.1 / 7.4's order and tokens. */
+static void
+registry_order_vectors(const struct tb_key *const *ks)
+{
+	struct tb_buf b, t;
+	struct tb_reg *r = reg_base("interop");
+	struct tb_diag d;
+	char big[1501];
+
+	tb_buf_init(&b);
+	tb_buf_init(&t);
+	signed_text(r, ks, 2, &b);
+	tb_reg_free(r);
+	/* edits of signed text that fail before any signature is looked at */
+	static const struct {
+		const char *name, *desc, *from, *to, *expect;
+	} c[] = {
+	    {"order-version-before-unknown", "v 2 and an unknown member: v first", "\"v\":1",
+	     "\"v\":2,\"zz\":1", "version"},
+	    {"order-v-string", "v \"1\"", "\"v\":1", "\"v\":\"1\"", "field.type"},
+	    {"order-unknown-before-values",
+	     "a member with keys [] (field.value) and an unknown member x: unknown first",
+	     "\"keys\":[{", "\"keys\":[],\"x\":[{", "field.unknown"},
+	    {"limit-revoked-twice", "a key id twice in revoked_keys", "\"revoked_keys\":[]",
+	     "\"revoked_keys\":[\"" "0000000000000000000000000000000000000000000000000000000000000000"
+	     "\",\"0000000000000000000000000000000000000000000000000000000000000000\"]",
+	     "reg.duplicate-key"},
+	    {"reference-hub-parent", "a hub with a parent", "\"role\":\"city\"",
+	     "\"parent\":\"371300\",\"role\":\"hub\"", "reg.reference"},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		tb_buf_reset(&t);
+		tb_buf_add(&t, b.data, b.len);
+		need(&t);
+		repl(&t, c[i].from, c[i].to);
+		reg_vector(c[i].name, c[i].desc, &t, NOW, 0, c[i].expect);
+	}
+	/* a name of 1,500 bytes: above the table's 1,024, a reg.limit */
+	memset(big, 'x', 1500);
+	big[1500] = '\0';
+	tb_buf_reset(&t);
+	tb_buf_add(&t, b.data, b.len);
+	need(&t);
+	repl(&t, "Member 320300", big);
+	reg_vector("limit-name-long", "a member name of 1,500 bytes", &t, NOW, 0, "reg.limit");
+	tb_buf_reset(&t);
+	tb_buf_add(&t, b.data, b.len);
+	need(&t);
+	repl(&t, "\"name\":\"Member 320300\"", "\"name\":\"\"");
+	reg_vector("limit-name-empty", "an empty member name: below the minimum", &t, NOW, 0,
+	           "field.value");
+	/* a signed registry whose key is no Ed25519/P-256 SPKI (7.4 step 5) */
+	r = reg_base("interop");
+	{
+		static const uint8_t junk[20] = {0x30, 0x12, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70};
+		const char *rg[1] = {"3705"}, *ep[1] = {"coaps://192.0.2.5:5684"};
+		struct tb_reg_key_spec k = {junk, sizeof(junk), TB_USE_SIGN};
+		struct tb_reg_service_spec sv = {"hukou.transfer", rg, 1};
+		struct tb_reg_member_spec m = {"370500", "Member 370500", NULL, TB_ROLE_CITY,
+		                               TB_STATUS_ACTIVE, ep, 1, &k, 1, &sv, 1};
+		if (tb_reg_add_member(r, &m, &d) != TB_OK)
+			die("junk key member", &d);
+	}
+	signed_text(r, ks, 2, &b);
+	tb_reg_free(r);
+	reg_vector("key-not-a-key", "a signed registry listing 20 bytes that are no key", &b, NOW,
+	           0, "reg.key");
+	tb_buf_free(&t);
+	tb_buf_free(&b);
+}
+
 static void
 registries(void)
 {
@@ -683,6 +754,7 @@ registries(void)
 	           "reg.unknown-signer");
 	tb_reg_free(r);
 	endpoint_vectors(a12);
+	registry_order_vectors(a12);
 	r = reg_base("other");
 	signed_text(r, a12, 2, &b);
 	reg_vector("federation", "registry of another federation", &b, NOW, 0, "reg.federation");
