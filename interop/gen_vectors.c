@@ -1017,6 +1017,61 @@ licences(void)
 	write_doc("licences", "issuers", doc);
 }
 
+/* ---- policies ---- */
+
+/* policies/numbering.json: access decisions (PROTOCOL.md 8.2) naming the
+ * deciding rule by its number, counted from 0. */
+static void
+policies(void)
+{
+	struct tb_diag d;
+	struct tb_buf b;
+	struct tb_json_doc *doc;
+	struct tb_json *o, *cases;
+	struct tb_reg *r = reg_base("interop");
+	static const char *const rules[] = {
+	    "effect=deny;services=hukou.transfer;ids=371300",
+	    "effect=allow;services=hukou.transfer;regions=37",
+	    "effect=allow;services=*;roles=hub",
+	};
+	static const struct {
+		const char *from, *service, *expect, *desc;
+	} c[] = {
+	    {"371300", "hukou.transfer", "deny rule 0", "the first rule is rule 0"},
+	    {"371300", "pension.transfer", "deny default", "no rule matches: the default"},
+	    {"320300", "hukou.transfer", "deny default", "no rule matches 320300"},
+	    {"110000", "hukou.transfer", "deny not-a-member", "not in the registry"},
+	    {"Hukou", "hukou.transfer", "arg", "not a member id: a usage error"},
+	};
+
+	must(tb_reg_set_policy_default(r, false), "policy default");
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (tb_reg_add_policy_rule(r, rules[i], &d) != TB_OK)
+			die("policy rule", &d);
+	tb_buf_init(&b);
+	must(tb_reg_serialize(r, &b), "tb_reg_serialize");
+	tb_reg_free(r);
+	if ((doc = tb_json_parse(b.data, b.len, NULL, &d)) == NULL)
+		die("policy registry", &d);
+	o = tb_json_new_object(doc);
+	set(doc, o, "registry", tb_json_root(doc));
+	tb_json_set_root(doc, o);
+	set(doc, o, "description",
+	    str(doc, "access policy decisions (PROTOCOL.md 8.2); rules numbered from 0"));
+	cases = tb_json_new_array(doc);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct tb_json *k = tb_json_new_object(doc);
+		set(doc, k, "description", str(doc, c[i].desc));
+		set(doc, k, "from", str(doc, c[i].from));
+		set(doc, k, "service", str(doc, c[i].service));
+		set(doc, k, "expect", str(doc, c[i].expect));
+		app(cases, k);
+	}
+	set(doc, o, "cases", cases);
+	tb_buf_free(&b);
+	write_doc("policies", "numbering", doc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1024,14 +1079,15 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences]\n");
+		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences|policies]\n");
 		return 2;
 	}
 	dir = argv[1];
 	if (tb_crypto_init() != TB_OK)
 		die("crypto init", NULL);
 	for (const char *const *s =
-	         (const char *const[]){"keys", "envelopes", "registries", "routes", "licences", NULL};
+	         (const char *const[]){"keys",   "envelopes", "registries",
+	                               "routes", "licences",  "policies", NULL};
 	     *s; s++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *s);
 		mkdir(path, 0755);
@@ -1049,6 +1105,8 @@ main(int argc, char **argv)
 		routes();
 	if (only == NULL || strcmp(only, "licences") == 0)
 		licences();
+	if (only == NULL || strcmp(only, "policies") == 0)
+		policies();
 	printf("vectors written to %s\n", dir);
 	return 0;
 }

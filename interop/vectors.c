@@ -10,6 +10,7 @@
 
 #include "../certs/tb_key.h"
 #include "../federation/tb_licence.h"
+#include "../federation/tb_policy.h"
 #include "../federation/tb_reg.h"
 #include "../federation/tb_route.h"
 #include "../federation/tb_trust.h"
@@ -432,10 +433,66 @@ out:
 	tb_buf_free(&rb);
 }
 
+/* policies/NAME.json: "allow|deny rule N|default|not-a-member|inactive",
+ * or the refusal token, for each case (PROTOCOL.md 8.2). */
+static void
+run_policies(struct ti *t, const char *path, const char *base)
+{
+	struct tb_buf b, rb;
+	struct tb_json_doc *doc;
+	const struct tb_json *root, *c;
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
+	char why[300] = "", id[400];
+	int i = 0;
+
+	tb_buf_init(&b);
+	tb_buf_init(&rb);
+	if ((doc = load(path, &b, why, sizeof(why))) == NULL ||
+	    tb_json_get(root = tb_json_root(doc), "registry") == NULL ||
+	    tb_json_canon(tb_json_get(root, "registry"), NULL, &rb) != TB_OK ||
+	    (reg = tb_reg_parse(rb.data, rb.len, &d)) == NULL) {
+		snprintf(id, sizeof(id), "vec.policies.%s", base);
+		if (ti_want(t, id))
+			ti_result(t, "vectors", id, false, "a readable policy vector", path, 0);
+		goto out;
+	}
+	for (c = tb_json_first(tb_json_get(root, "cases")); c != NULL; c = tb_json_next(c)) {
+		const char *from = sget(c, "from"), *svc = sget(c, "service"),
+		           *exp = sget(c, "expect");
+		struct tb_policy_decision pd;
+		double t0 = ti_now();
+		char got[64];
+		int rc;
+
+		snprintf(id, sizeof(id), "vec.policies.%s.%d", base, ++i);
+		if (!ti_want(t, id))
+			continue;
+		rc = tb_policy_check(reg, from ? from : "", svc ? svc : "", &pd);
+		if (rc != TB_OK)
+			snprintf(got, sizeof(got), "%s", tb_err_reason(rc));
+		else if (pd.rule >= 0)
+			snprintf(got, sizeof(got), "%s rule %ld", pd.allow ? "allow" : "deny", pd.rule);
+		else
+			snprintf(got, sizeof(got), "%s %s", pd.allow ? "allow" : "deny",
+			         pd.rule == TB_POLICY_DEFAULT      ? "default"
+			         : pd.rule == TB_POLICY_NOT_MEMBER ? "not-a-member"
+			                                           : "inactive");
+		ti_result(t, "vectors", id, exp != NULL && strcmp(exp, got) == 0,
+		          exp ? exp : "(no expect)", got, ti_now() - t0);
+	}
+out:
+	tb_reg_free(reg);
+	tb_json_doc_free(doc);
+	tb_buf_free(&b);
+	tb_buf_free(&rb);
+}
+
 int
 ti_suite_vectors(struct ti *t)
 {
-	static const char *const subs[] = {"envelopes", "registries", "routes", "licences"};
+	static const char *const subs[] = {"envelopes", "registries", "routes", "licences",
+	                                    "policies"};
 	char *names[MAX_FILES], dir[1100], path[1200], id[300];
 	int n;
 
@@ -463,6 +520,8 @@ ti_suite_vectors(struct ti *t)
 				run_routes(t, path, id + strlen("vec.routes."));
 			else if (s == 3)
 				run_licences(t, path, id + strlen("vec.licences."));
+			else if (s == 4)
+				run_policies(t, path, id + strlen("vec.policies."));
 			else if (strcmp(names[i], "trust.json") != 0 && ti_want(t, id)) {
 				if (s == 0)
 					run_envelope(t, path, id);
