@@ -61,6 +61,15 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	tb_outbound_schedule(ctx, 0);
 }
 
+/* The node exchanges messages again: a round now. */
+static void
+state_changed(void *ctx, enum tb_node_state old, enum tb_node_state now)
+{
+	(void)old;
+	if (now == TB_NODE_OK)
+		tb_outbound_schedule(ctx, 0);
+}
+
 int
 tb_outbound_init(struct tb_node *n, struct tb_diag *d)
 {
@@ -77,6 +86,7 @@ tb_outbound_init(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
 	tb_transport_add_client(n, &c);
 	tb_node_on_registry(n, registry_applied, n);
+	tb_node_on_state(n, state_changed, n);
 	return TB_OK;
 }
 
@@ -938,7 +948,10 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (n->draining)
+	/* lifecycle: nothing is sent while the node does not exchange
+	 * messages (recovery, own member suspended or revoked); a state
+	 * change schedules a round (state_changed) */
+	if (n->draining || !tb_node_exchanging(n))
 		return;
 	tidy(n);
 	read_due(n, &l, now, bmax);
@@ -1151,7 +1164,8 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
 		         x->hop);
 		(void)retry(j, x->ids[i], now + RELAY_WAIT_S, why);
-	} else if (coap_class != 4 && transient_error(p, len)) {
+	} else if (coap_class == 5 || (coap_class != 4 && transient_error(p, len))) {
+		/* 5.xx: the receiver cannot take it now (PROTOCOL.md 9.3) */
 		if (retry(j, x->ids[i], now + backoff_s(n, 1),
 		          "receiver failed internally; retrying"))
 			a->retries++;
