@@ -244,7 +244,7 @@ failing(const struct tb_node *n, int64_t now, char *why, size_t wlen)
 		tb_fmt_utc(now >= tb_reg_valid_until(n->reg) ? tb_reg_valid_until(n->reg)
 		                                               : tb_reg_issued(n->reg),
 		           t);
-		add_why(why, wlen, "recovery: registry serial %llu %s %s, fetching a newer one",
+		add_why(why, wlen, "registry serial %llu %s %s, fetching a newer one",
 		        (unsigned long long)tb_reg_serial(n->reg),
 		        now >= tb_reg_valid_until(n->reg) ? "expired at" : "is not valid before", t);
 		status = "recovery";

@@ -1164,8 +1164,7 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		snprintf(why, sizeof(why), "relayed by %s, awaiting the recipient's receipt",
 		         x->hop);
 		(void)retry(j, x->ids[i], now + RELAY_WAIT_S, why);
-	} else if (coap_class == 5 || (coap_class != 4 && transient_error(p, len))) {
-		/* 5.xx: the receiver cannot take it now (PROTOCOL.md 9.3) */
+	} else if (coap_class != 4 && transient_error(p, len)) {
 		if (retry(j, x->ids[i], now + backoff_s(n, 1),
 		          "receiver failed internally; retrying"))
 			a->retries++;
@@ -1216,6 +1215,11 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 			data = NULL;
 		}
 	}
+	/* a 5.xx answer's reason (node.recovery, draining...) is kept for
+	 * the message's status */
+	if (cls == 5 && data != NULL && len > 0)
+		snprintf(why, sizeof(why), "peer answered 5.%02d: %.*s", a->code & 0x1f,
+		         (int)(len > 120 ? 120 : len), (const char *)data);
 	if (tb_journal_begin_nosync(j) != TB_OK) {
 		/* nothing recorded: the messages are due again after the
 		 * answer timeout they were given when sent */
