@@ -465,7 +465,7 @@ test_node_reloadable(void **state)
 		if (said != want)
 			fail_msg("--help line of %s: (SIGHUP) should be %d", k->name, want);
 	}
-	assert_int_equal(nreload, 8);
+	assert_int_equal(nreload, 9);
 	free(help);
 }
 
