@@ -986,10 +986,10 @@ cmd_registry(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},       {"add", registry_add},
-	            {"set", registry_set},       {"revoke", registry_revoke},
-	            {"policy", registry_policy}, {"sign", registry_sign},
-	            {"verify", registry_verify}, {"show", registry_show},
+	} subs[] = {{"new", registry_new},        {"add", registry_add},
+	            {"set", registry_set},        {"revoke", registry_revoke},
+	            {"policy", registry_policy},  {"sign", registry_sign},
+	            {"verify", registry_verify},  {"show", registry_show},
 	            {"install", registry_install}};
 
 	if (argc < 2) {

@@ -27,18 +27,17 @@
 void
 registry_install_usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban registry install --node CONFIG REG\n\n"
-	        "Verifies REG against the trust anchor of the node configured in CONFIG\n"
-	        "(signatures, threshold, not expired, this node's member listed) and that\n"
-	        "its serial is higher than the node's (its registry file and its last good\n"
-	        "copy, JOURNAL.registry); then replaces the node's registry file with it\n"
-	        "atomically and asks the running node to apply it (POST /v1/registry/reload\n"
-	        "on its local API).  Prints one line: what the node did (\"applied\",\n"
-	        "\"kept until valid\" for one issued ahead of its clock), or that the node\n"
-	        "is not running and reads the file at start.\n"
-	        "Exit status: 0 installed, 1 refused (by this check or by the node),\n"
-	        "2 usage, 3 I/O error, 4 internal error.\n");
+	fprintf(f, "Usage: tongban registry install --node CONFIG REG\n\n"
+	           "Verifies REG against the trust anchor of the node configured in CONFIG\n"
+	           "(signatures, threshold, not expired, this node's member listed) and that\n"
+	           "its serial is higher than the node's (its registry file and its last good\n"
+	           "copy, JOURNAL.registry); then replaces the node's registry file with it\n"
+	           "atomically and asks the running node to apply it (POST /v1/registry/reload\n"
+	           "on its local API).  Prints one line: what the node did (\"applied\",\n"
+	           "\"kept until valid\" for one issued ahead of its clock), or that the node\n"
+	           "is not running and reads the file at start.\n"
+	           "Exit status: 0 installed, 1 refused (by this check or by the node),\n"
+	           "2 usage, 3 I/O error, 4 internal error.\n");
 }
 
 /* The serial of the registry in path when it verifies under t (its
@@ -100,13 +99,15 @@ check_new(const struct tb_config *cfg, const char *path, struct tb_buf *b, struc
 	if (held_serial(gpath, t) > held)
 		held = held_serial(gpath, t);
 	if (tb_reg_serial(reg) <= held) {
-		rc = cli_fail(EX_TB_REFUSED, "%s: reg.serial-not-newer: serial %llu, the node holds %llu",
-		              path, (unsigned long long)tb_reg_serial(reg), (unsigned long long)held);
+		rc = cli_fail(EX_TB_REFUSED,
+		              "%s: reg.serial-not-newer: serial %llu, the node holds %llu", path,
+		              (unsigned long long)tb_reg_serial(reg), (unsigned long long)held);
 		goto out;
 	}
 	if (tb_reg_find_member(reg, cfg->member_id) == TB_REG_NONE) {
-		rc = cli_fail(EX_TB_REFUSED, "%s: reg.unknown-member: member %s is not in serial %llu",
-		              path, cfg->member_id, (unsigned long long)tb_reg_serial(reg));
+		rc = cli_fail(EX_TB_REFUSED,
+		              "%s: reg.unknown-member: member %s is not in serial %llu", path,
+		              cfg->member_id, (unsigned long long)tb_reg_serial(reg));
 		goto out;
 	}
 	*regp = reg;
@@ -180,8 +181,9 @@ tell_node(const struct tb_config *cfg, uint64_t serial)
 		rc = cli_fail(EX_TB_REFUSED, "installed in %s, but the node refused it: %s: %s",
 		              cfg->registry, answer_str(doc, "error"), answer_str(doc, "detail"));
 	else
-		rc = cli_fail(EX_TB_IO, "installed in %s; the node answered %d: %.*s", cfg->registry,
-		              status, (int)(out.len > 200 ? 200 : out.len), (const char *)out.data);
+		rc =
+		    cli_fail(EX_TB_IO, "installed in %s; the node answered %d: %.*s", cfg->registry,
+		             status, (int)(out.len > 200 ? 200 : out.len), (const char *)out.data);
 out:
 	tb_json_doc_free(doc);
 	tb_buf_free(&out);
@@ -191,9 +193,8 @@ out:
 int
 registry_install(int argc, char **argv)
 {
-	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"node", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	const char *node = NULL;
 	struct tb_config cfg;
 	struct tb_buf b;

@@ -313,8 +313,8 @@ api_health(struct tb_node *n, struct evhttp_request *req)
 	cJSON *r;
 
 	if (n->draining) {
-		reply(req, 503, "draining", "{\"status\":\"draining\",\"why\":\"node is shutting down\"}",
-		      51);
+		reply(req, 503, "draining",
+		      "{\"status\":\"draining\",\"why\":\"node is shutting down\"}", 51);
 		return;
 	}
 	h = tb_lifecycle_health(n, status, sizeof(status), why, sizeof(why));

@@ -58,8 +58,9 @@ tb_api_add_held(cJSON *r, int err)
 
 	if (err == TB_OK)
 		return;
-	snprintf(detail, sizeof(detail), "%s: the message is queued and sent once this node "
-	                                 "exchanges messages again",
+	snprintf(detail, sizeof(detail),
+	         "%s: the message is queued and sent once this node "
+	         "exchanges messages again",
 	         tb_err_str(err));
 	if (cJSON_AddStringToObject(r, "held", tb_err_reason(err)) != NULL)
 		(void)cJSON_AddStringToObject(r, "detail", detail); /* out of memory: no detail */

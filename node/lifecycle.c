@@ -16,10 +16,10 @@
 #include "log.h"
 
 #define TICK_S 1
-#define PROBE_MS 10000             /* journal writability probe */
-#define REPEAT_MS (3600 * 1000)    /* a standing warning is repeated hourly */
-#define ERROR_S (3 * 86400)        /* warnings become errors 3 days ahead */
-#define MIN_FREE (1024 * 1024)     /* the journal's filesystem: bytes free */
+#define PROBE_MS 10000          /* journal writability probe */
+#define REPEAT_MS (3600 * 1000) /* a standing warning is repeated hourly */
+#define ERROR_S (3 * 86400)     /* warnings become errors 3 days ahead */
+#define MIN_FREE (1024 * 1024)  /* the journal's filesystem: bytes free */
 
 /* What was last said about one expiry (registry or certificate). */
 struct warned {
@@ -95,13 +95,14 @@ warn_expiry(struct tb_node *n, int64_t now)
 	if (due(&l->cert, lv, n->cert_not_after)) {
 		tb_fmt_utc(n->cert_not_after, t);
 		if (lv == 3) {
-			log_errorx("certificate %s expired at %s: peers refuse this node's handshakes",
-			           n->cfg.cert, t);
+			log_errorx(
+			    "certificate %s expired at %s: peers refuse this node's handshakes",
+			    n->cfg.cert, t);
 		} else {
 			fmt_left(n->cert_not_after - now, left, sizeof(left));
 			tb_log(lv == 2 ? TB_LOG_ERROR : TB_LOG_WARN,
-			       "certificate %s expires in %s (%s): renew it before then", n->cfg.cert,
-			       left, t);
+			       "certificate %s expires in %s (%s): renew it before then",
+			       n->cfg.cert, left, t);
 		}
 	}
 }
@@ -211,8 +212,8 @@ tb_lifecycle_journal_writable(const struct tb_node *n)
 }
 
 /* Appends "; " and the formatted text to why. */
-static void
-add_why(char *why, size_t wlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_why(char *why, size_t wlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void
 add_why(char *why, size_t wlen, const char *fmt, ...)
 {
@@ -238,15 +239,15 @@ failing(const struct tb_node *n, int64_t now, char *why, size_t wlen)
 	char t[24];
 
 	switch (n->state) {
-	case TB_NODE_OK:
-		break;
+	case TB_NODE_OK: break;
 	case TB_NODE_RECOVERY:
 		tb_fmt_utc(now >= tb_reg_valid_until(n->reg) ? tb_reg_valid_until(n->reg)
-		                                               : tb_reg_issued(n->reg),
+		                                             : tb_reg_issued(n->reg),
 		           t);
 		add_why(why, wlen, "registry serial %llu %s %s, fetching a newer one",
 		        (unsigned long long)tb_reg_serial(n->reg),
-		        now >= tb_reg_valid_until(n->reg) ? "expired at" : "is not valid before", t);
+		        now >= tb_reg_valid_until(n->reg) ? "expired at" : "is not valid before",
+		        t);
 		status = "recovery";
 		break;
 	case TB_NODE_SUSPENDED:
@@ -294,7 +295,8 @@ tb_lifecycle_health(const struct tb_node *n, char *status, size_t slen, char *wh
 	}
 	if (n->pending.len > 0) {
 		tb_fmt_utc(n->pending_issued - n->cfg.clock_skew, t);
-		add_why(why, wlen, "registry serial %llu waits until %s (issued ahead of this clock)",
+		add_why(why, wlen,
+		        "registry serial %llu waits until %s (issued ahead of this clock)",
 		        (unsigned long long)n->pending_serial, t);
 	}
 	snprintf(status, slen, "%s", why[0] ? "degraded" : "ok");

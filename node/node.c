@@ -408,16 +408,17 @@ tb_node_reload_registry(struct tb_node *n, const char *who, struct tb_diag *d)
 		r = TB_RELOAD_UNCHANGED;
 		log_info("%s: registry unchanged (serial %llu)", who,
 		         (unsigned long long)tb_reg_serial(n->reg));
-	} else if (d->code == TB_OK && b.len == n->pending.len &&
+	} else if (d->code == TB_OK && n->pending.len > 0 && b.len == n->pending.len &&
 	           memcmp(b.data, n->pending.data, b.len) == 0) {
 		r = TB_RELOAD_PENDING;
 		tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
 		            "serial %llu is kept until it is valid",
 		            (unsigned long long)n->pending_serial);
-	} else if (d->code == TB_OK && tb_node_apply_registry(n, b.data, b.len, false, d) == TB_OK) {
+	} else if (d->code == TB_OK &&
+	           tb_node_apply_registry(n, b.data, b.len, false, d) == TB_OK) {
 		r = TB_RELOAD_APPLIED;
-	} else if (d->code == TB_E_REG_NOT_YET_VALID && n->pending.len == b.len &&
-	           memcmp(b.data, n->pending.data, b.len) == 0) {
+	} else if (d->code == TB_E_REG_NOT_YET_VALID && n->pending.len > 0 &&
+	           n->pending.len == b.len && memcmp(b.data, n->pending.data, b.len) == 0) {
 		r = TB_RELOAD_PENDING;
 	} else {
 		tb_config_last_registry(&n->cfg, path, sizeof(path));
@@ -457,8 +458,7 @@ state_of(const struct tb_node *n, int64_t now)
 		return TB_NODE_REVOKED;
 	if (tb_reg_member_status(n->reg, m) == TB_STATUS_SUSPENDED)
 		return TB_NODE_SUSPENDED;
-	if (now >= tb_reg_valid_until(n->reg) ||
-	    tb_reg_issued(n->reg) - n->cfg.clock_skew > now)
+	if (now >= tb_reg_valid_until(n->reg) || tb_reg_issued(n->reg) - n->cfg.clock_skew > now)
 		return TB_NODE_RECOVERY;
 	return TB_NODE_OK;
 }
@@ -496,14 +496,16 @@ log_state(const struct tb_node *n, enum tb_node_state old, enum tb_node_state s)
 	case TB_NODE_RECOVERY:
 		k = tb_node_registry_sources(n, src, 8);
 		for (size_t i = 0; i < k && len < sizeof(list); i++)
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
-			                        src[i]);
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+			                        i ? ", " : "", src[i]);
 		tb_fmt_utc(tb_now() >= until ? until : tb_reg_issued(n->reg), t);
-		log_errorx("entering recovery: registry serial %llu %s %s; no messages are exchanged, "
-		           "submissions are queued; fetching a newer registry from %s",
-		           serial, tb_now() >= until ? "expired at" : "is not valid before", t,
-		           k ? list : "nowhere (no upstream, no hub): install one with `tongban "
-		                      "registry install`");
+		log_errorx(
+		    "entering recovery: registry serial %llu %s %s; no messages are exchanged, "
+		    "submissions are queued; fetching a newer registry from %s",
+		    serial, tb_now() >= until ? "expired at" : "is not valid before", t,
+		    k ? list
+		      : "nowhere (no upstream, no hub): install one with `tongban "
+		        "registry install`");
 		break;
 	case TB_NODE_SUSPENDED:
 		log_errorx("member %s is suspended in registry serial %llu: no messages are "
@@ -511,19 +513,20 @@ log_state(const struct tb_node *n, enum tb_node_state old, enum tb_node_state s)
 		           n->cfg.member_id, serial);
 		break;
 	case TB_NODE_REVOKED:
-		log_errorx("member %s is %s registry serial %llu: no messages are exchanged, queued "
-		           "messages fail (member.revoked)",
-		           n->cfg.member_id,
-		           tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE
-		               ? "not listed in"
-		               : "revoked in",
-		           serial);
+		log_errorx(
+		    "member %s is %s registry serial %llu: no messages are exchanged, queued "
+		    "messages fail (member.revoked)",
+		    n->cfg.member_id,
+		    tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE ? "not listed in"
+		                                                                : "revoked in",
+		    serial);
 		break;
 	case TB_NODE_OK:
 		tb_fmt_utc(until, t);
-		log_info("leaving %s: registry serial %llu, valid until %s, is in force; exchanging "
-		         "messages again",
-		         tb_node_state_name(old), serial, t);
+		log_info(
+		    "leaving %s: registry serial %llu, valid until %s, is in force; exchanging "
+		    "messages again",
+		    tb_node_state_name(old), serial, t);
 		break;
 	}
 }

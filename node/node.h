@@ -13,7 +13,8 @@
  *               answers.c settles outbound's answers off the loop
  *   registry:   regsync.c -> transport.c ; node.c applies it
  *   below them: flows.c (flow checks), apimsg.c (the local API's
- *               messages), node.c, journal.c, worker.c, config.c, log.c
+ *               messages), lifecycle.c (expiry over time, health),
+ *               node.c, journal.c, worker.c, config.c, log.c
  *
  * A lower stage that must tell an upper one calls a function the upper
  * one registered at setup: struct tb_transport_client (answers, nacks,

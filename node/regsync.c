@@ -89,8 +89,7 @@ fetch(struct tb_node *n)
 	snprintf(y->fetch_from, sizeof(y->fetch_from), "%s", src[y->fetch_next++]);
 	y->fetch_toklen = 0;
 	y->fetch_session = NULL;
-	if (get_registry(n, y->fetch_from, -1, &y->fetch_session, y->fetch_token,
-	                 &y->fetch_toklen))
+	if (get_registry(n, y->fetch_from, -1, &y->fetch_session, y->fetch_token, &y->fetch_toklen))
 		log_debug("recovery: registry asked of %s", y->fetch_from);
 }
 
@@ -104,7 +103,8 @@ observe(struct tb_node *n)
 	y->obs_toklen = 0;
 	if (!get_registry(n, n->cfg.registry_upstream, COAP_OBSERVE_ESTABLISH, &y->obs_session,
 	                  y->obs_token, &y->obs_toklen)) {
-		log_warnx("registry upstream %s: cannot ask for its registry", n->cfg.registry_upstream);
+		log_warnx("registry upstream %s: cannot ask for its registry",
+		          n->cfg.registry_upstream);
 		return;
 	}
 	y->obs_ok = false;
@@ -231,8 +231,8 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	/* tokens are per session: match both */
 	bool obs = y->obs_toklen != 0 && s == y->obs_session && tok.length == y->obs_toklen &&
 	           memcmp(tok.s, y->obs_token, tok.length) == 0;
-	bool got = y->fetch_toklen != 0 && s == y->fetch_session &&
-	           tok.length == y->fetch_toklen && memcmp(tok.s, y->fetch_token, tok.length) == 0;
+	bool got = y->fetch_toklen != 0 && s == y->fetch_session && tok.length == y->fetch_toklen &&
+	           memcmp(tok.s, y->fetch_token, tok.length) == 0;
 
 	if (!obs && !got)
 		return false;

@@ -27,21 +27,20 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban-node --config FILE [-n]\n"
-	        "       tongban-node --help | --version\n\n"
-	        "Runs one Tongban federation node in the foreground.\n\n"
-	        "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-	        "  -n, --check        check the configuration and the files it names,\n"
-	        "                     print \"configuration OK\", exit\n\n"
-	        "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
-	        "SIGHUP re-reads the registry file and the configuration: the keys\n"
-	        "marked (SIGHUP) apply at once, a change to any other needs a restart.\n"
-	        "A registry that is refused never replaces the one in force, whose last\n"
-	        "good copy is kept beside the journal (JOURNAL.registry) and used at\n"
-	        "start when the registry file is refused or older.  An expired registry\n"
-	        "puts the node in recovery (tongban-node(8), OPERATING STATES).\n\n"
-	        "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
+	fprintf(f, "Usage: tongban-node --config FILE [-n]\n"
+	           "       tongban-node --help | --version\n\n"
+	           "Runs one Tongban federation node in the foreground.\n\n"
+	           "  -c, --config FILE  configuration file (see tongban-node(8))\n"
+	           "  -n, --check        check the configuration and the files it names,\n"
+	           "                     print \"configuration OK\", exit\n\n"
+	           "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
+	           "SIGHUP re-reads the registry file and the configuration: the keys\n"
+	           "marked (SIGHUP) apply at once, a change to any other needs a restart.\n"
+	           "A registry that is refused never replaces the one in force, whose last\n"
+	           "good copy is kept beside the journal (JOURNAL.registry) and used at\n"
+	           "start when the registry file is refused or older.  An expired registry\n"
+	           "puts the node in recovery (tongban-node(8), OPERATING STATES).\n\n"
+	           "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
 	           "startup error, 2 usage error.\n");

@@ -432,10 +432,16 @@ test_node_table(void **state)
 static void
 test_node_reloadable(void **state)
 {
-	static const char *const reload[] = {
-	    "log_level",    "max_message_size", "clock_skew", "retry_min_ms",
-	    "retry_max_ms", "batch_max",        "deflate",    "breaker_open_ms",
-	    "registry_warn_days", NULL};
+	static const char *const reload[] = {"log_level",
+	                                     "max_message_size",
+	                                     "clock_skew",
+	                                     "retry_min_ms",
+	                                     "retry_max_ms",
+	                                     "batch_max",
+	                                     "deflate",
+	                                     "breaker_open_ms",
+	                                     "registry_warn_days",
+	                                     NULL};
 	const struct tb_conf_table *t = tb_config_table();
 	char *help = NULL, line[128];
 	size_t helplen = 0, nreload = 0;
