@@ -60,6 +60,17 @@ int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* One HTTP/1.0 request to the local API of the node configured in cfg
+ * (body may be NULL); the answer's body is appended to out, its status
+ * to *status.  An exit code; failures are reported (one line). */
+struct tb_buf;
+struct tb_config;
+int cli_api_call(const struct tb_config *cfg, const char *method, const char *path,
+                 const char *body, int *status, struct tb_buf *out);
+
+/* cli_reginstall.c: `tongban registry install` (a subcommand of registry) */
+int registry_install(int argc, char **argv);
+void registry_install_usage(FILE *f);
 
 /* cli_flow.c: message-flow objects */
 int cmd_licence(int argc, char **argv);

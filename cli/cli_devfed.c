@@ -323,7 +323,9 @@ add_members(struct devfed *f)
 	int rc = EX_TB_OK;
 
 	/* members */
-	if ((f->reg = tb_reg_new("tongban-dev", now - 60, now + 30 * 86400, &d)) == NULL) {
+	/* valid 90 days, as `registry new` makes them: a fresh federation is
+	 * not already inside the nodes' 30-day expiry warning */
+	if ((f->reg = tb_reg_new("tongban-dev", now - 60, now + 90 * 86400, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
 		return rc;
 	}

@@ -366,7 +366,8 @@ registry_usage(FILE *f)
 	    "                            roles=city,hub;regions=PREFIX,..']...\n"
 	    "       tongban registry sign REG --key KEY --cert CERT [--pass-file FILE]\n"
 	    "       tongban registry verify REG --trust TRUST.json [--previous OLDREG] [--now T]\n"
-	    "       tongban registry show REG\n\n"
+	    "       tongban registry show REG\n"
+	    "       tongban registry install --node CONFIG REG\n\n"
 	    "new     an empty registry, serial 1, valid from now for N days (default 90).\n"
 	    "add     a member: id from the certificate's subject serialNumber, name from\n"
 	    "        its CN (or --name), key from the certificate (use \"both\"; with\n"
@@ -384,7 +385,10 @@ registry_usage(FILE *f)
 	    "        reg.not-yet-valid, reg.serial-not-newer (with --previous),\n"
 	    "        reg.duplicate-member, reg.duplicate-key, reg.key-id, reg.limit,\n"
 	    "        reg.federation, json.* / field.* (malformed).\n"
-	    "show    prints the registry in readable form.\n\n"
+	    "show    prints the registry in readable form.\n"
+	    "install verifies REG for the node of CONFIG (its trust anchor, a serial\n"
+	    "        above the node's), replaces the node's registry file atomically and\n"
+	    "        has the running node apply it (tongban registry install --help).\n\n"
 	    "Every edit (add, set, revoke, policy) removes all signatures and adds 1\n"
 	    "to the serial.  --now T replaces the clock (Unix seconds).\n"
 	    "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
@@ -982,10 +986,11 @@ cmd_registry(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},       {"add", registry_add},
-	            {"set", registry_set},       {"revoke", registry_revoke},
-	            {"policy", registry_policy}, {"sign", registry_sign},
-	            {"verify", registry_verify}, {"show", registry_show}};
+	} subs[] = {{"new", registry_new},        {"add", registry_add},
+	            {"set", registry_set},        {"revoke", registry_revoke},
+	            {"policy", registry_policy},  {"sign", registry_sign},
+	            {"verify", registry_verify},  {"show", registry_show},
+	            {"install", registry_install}};
 
 	if (argc < 2) {
 		registry_usage(stderr);

@@ -137,6 +137,13 @@ out:
 	return rc;
 }
 
+int
+cli_api_call(const struct tb_config *cfg, const char *method, const char *path, const char *body,
+             int *status, struct tb_buf *out)
+{
+	return api_call(cfg, method, path, body, status, out);
+}
+
 static int
 load_cfg(const char *path, struct tb_config *cfg)
 {

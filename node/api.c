@@ -6,6 +6,7 @@
 #include "api.h"
 #include "apimsg.h"
 #include "ingest.h"
+#include "lifecycle.h"
 #include "outbound.h"
 
 #include <cjson/cJSON.h>
@@ -130,6 +131,11 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	f.corr = id;
 	if (f.service == NULL && in.service[0])
 		f.service = in.service;
+	if (n->state == TB_NODE_REVOKED) {
+		reply_error(req, 403, tb_err_reason(TB_E_MEMBER_REVOKED),
+		            tb_err_str(TB_E_MEMBER_REVOKED));
+		goto out;
+	}
 	if (tb_outbound_submit(n, &f, out_id, &d) != TB_OK) {
 		reply_error(req, tb_api_http_code(d.code), tb_err_reason(d.code), d.detail);
 		goto out;
@@ -137,6 +143,7 @@ api_reply(struct tb_node *n, struct evhttp_request *req, const char *id)
 	r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "id", out_id);
 	cJSON_AddStringToObject(r, "state", "queued");
+	tb_api_add_held(r, tb_node_state_err(n));
 	reply_json(req, 202, r);
 out:
 	tb_json_doc_free(doc);
@@ -162,6 +169,8 @@ api_status(struct tb_node *n, struct evhttp_request *req, const char *id)
 	cJSON_AddNumberToObject(r, "attempts", (double)st.attempts);
 	if (st.last_error[0] && st.state == TB_JOURNAL_QUEUED)
 		cJSON_AddStringToObject(r, "last_error", st.last_error);
+	if (st.state == TB_JOURNAL_QUEUED && tb_node_state_err(n) != TB_OK)
+		cJSON_AddStringToObject(r, "held", tb_err_reason(tb_node_state_err(n)));
 	if (st.reason[0])
 		cJSON_AddStringToObject(r, "reason", st.reason);
 	if (st.delivered_at)
@@ -294,6 +303,68 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/* GET /healthz: 200 {"status":"ok"}, 200 {"status":"degraded","why"},
+ * 503 {"status":<cause>,"why"} (tongban-node(8), LOCAL API). */
+static void
+api_health(struct tb_node *n, struct evhttp_request *req)
+{
+	char status[32], why[600];
+	enum tb_health h;
+	cJSON *r;
+
+	if (n->draining) {
+		reply(req, 503, "draining",
+		      "{\"status\":\"draining\",\"why\":\"node is shutting down\"}", 51);
+		return;
+	}
+	h = tb_lifecycle_health(n, status, sizeof(status), why, sizeof(why));
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "status", status);
+	if (why[0] != '\0')
+		cJSON_AddStringToObject(r, "why", why);
+	reply_json(req, h == TB_HEALTH_FAILING ? 503 : 200, r);
+}
+
+/* GET /v1/registry: the registry in force and the node's state. */
+static void
+api_registry(struct tb_node *n, struct evhttp_request *req)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "federation", tb_reg_federation(n->reg));
+	cJSON_AddNumberToObject(r, "serial", (double)tb_reg_serial(n->reg));
+	cJSON_AddNumberToObject(r, "members", (double)tb_reg_member_count(n->reg));
+	cJSON_AddNumberToObject(r, "issued", (double)tb_reg_issued(n->reg));
+	cJSON_AddNumberToObject(r, "valid_until", (double)tb_reg_valid_until(n->reg));
+	cJSON_AddStringToObject(r, "state", tb_node_state_name(n->state));
+	if (n->pending.len > 0)
+		cJSON_AddNumberToObject(r, "pending_serial", (double)n->pending_serial);
+	reply_json(req, 200, r);
+}
+
+/* POST /v1/registry/reload: re-reads the registry file (what SIGHUP does
+ * for the registry; `tongban registry install` asks it).  200 applied or
+ * unchanged, 202 kept until valid, 409 refused; the registry in force
+ * and the state in every answer. */
+static void
+api_registry_reload(struct tb_node *n, struct evhttp_request *req)
+{
+	static const char *const names[] = {"unchanged", "applied", "pending", "refused"};
+	static const int codes[] = {200, 200, 202, 409};
+	struct tb_diag d;
+	enum tb_reload rl = tb_node_reload_registry(n, "API", &d);
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "result", names[rl]);
+	cJSON_AddNumberToObject(r, "serial", (double)tb_reg_serial(n->reg));
+	cJSON_AddStringToObject(r, "state", tb_node_state_name(n->state));
+	if (rl == TB_RELOAD_REFUSED || rl == TB_RELOAD_PENDING) {
+		cJSON_AddStringToObject(r, "error", tb_err_reason(d.code));
+		cJSON_AddStringToObject(r, "detail", d.detail);
+	}
+	reply_json(req, codes[rl], r);
+}
+
 static void
 dispatch(struct evhttp_request *req, void *arg)
 {
@@ -305,10 +376,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	if (path == NULL)
 		path = "/";
 	if (strcmp(path, "/healthz") == 0 && m == EVHTTP_REQ_GET) {
-		if (n->draining)
-			reply(req, 503, "draining", "{\"status\":\"draining\"}", 21);
-		else
-			reply(req, 200, "OK", "{\"status\":\"ok\"}", 15);
+		api_health(n, req);
 		return;
 	}
 	if (!authorised(n, req)) {
@@ -342,12 +410,9 @@ dispatch(struct evhttp_request *req, void *arg)
 		snprintf(id, sizeof(id), "%.32s", path + 10);
 		api_reply(n, req, id);
 	} else if (strcmp(path, "/v1/registry") == 0 && m == EVHTTP_REQ_GET) {
-		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "federation", tb_reg_federation(n->reg));
-		cJSON_AddNumberToObject(r, "serial", (double)tb_reg_serial(n->reg));
-		cJSON_AddNumberToObject(r, "members", (double)tb_reg_member_count(n->reg));
-		cJSON_AddNumberToObject(r, "valid_until", (double)tb_reg_valid_until(n->reg));
-		reply_json(req, 200, r);
+		api_registry(n, req);
+	} else if (strcmp(path, "/v1/registry/reload") == 0 && m == EVHTTP_REQ_POST) {
+		api_registry_reload(n, req);
 	} else {
 		reply_error(req, 404, "not-found", "no such endpoint");
 	}

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../protocol/tb_env.h"
@@ -50,6 +51,21 @@ tb_api_error_text(const char *reason_token, const char *detail)
 	return s;
 }
 
+void
+tb_api_add_held(cJSON *r, int err)
+{
+	char detail[200];
+
+	if (err == TB_OK)
+		return;
+	snprintf(detail, sizeof(detail),
+	         "%s: the message is queued and sent once this node "
+	         "exchanges messages again",
+	         tb_err_str(err));
+	if (cJSON_AddStringToObject(r, "held", tb_err_reason(err)) != NULL)
+		(void)cJSON_AddStringToObject(r, "detail", detail); /* out of memory: no detail */
+}
+
 int
 tb_api_http_code(int err)
 {
@@ -60,6 +76,7 @@ tb_api_http_code(int err)
 	case TB_E_FLOW_STATE:
 	case TB_E_FLOW_UNMATCHED: return 409;
 	case TB_E_SERVICE: return 422;
+	case TB_E_MEMBER_REVOKED: return 403;
 	default: return 400;
 	}
 }

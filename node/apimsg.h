@@ -11,6 +11,7 @@
 
 #include "../util/tb_err.h"
 
+struct cJSON;
 struct evhttp_request;
 struct tb_diag;
 struct tb_env_fields;
@@ -26,6 +27,11 @@ void tb_api_reply(struct evhttp_request *req, int code, const char *body, size_t
 /* The API's error object {"error": reason, "detail"?} as JSON text
  * (caller frees with cJSON_free), NULL when out of memory. */
 TB_MUST_CHECK char *tb_api_error_text(const char *reason_token, const char *detail);
+/* To a 202 answer r (an object): when err (tb_node_state_err) is not 0,
+ * "held": its reason token (node.recovery, member.suspended) and
+ * "detail": that the message is queued and sent once the node exchanges
+ * messages again.  Out of memory leaves r without them. */
+void tb_api_add_held(struct cJSON *r, int err);
 /* HTTP status for a refused submission (tb_err code). */
 int tb_api_http_code(int err);
 /* Limits for a message request (POST /v1/messages, reply): 256 KiB, and

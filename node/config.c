@@ -60,6 +60,8 @@ static const struct tb_conf_key keys[] = {
      .def = "262144", .help = "largest request body (a batch of envelopes), bytes"},
     {"clock_skew", TB_CONF_INT, RELOAD, F(clock_skew), .min = 0, .max = 3600, .def = "300",
      .help = "allowed clock skew, seconds"},
+    {"registry_warn_days", TB_CONF_INT, RELOAD, F(registry_warn_days), .min = 1, .max = 365,
+     .def = "30", .help = "warn this many days before the registry (or certificate) expires"},
     {"retry_min_ms", TB_CONF_INT, RELOAD, F(retry_min_ms), .min = 10, .max = 600000, .def = "200",
      .help = "first retry delay (<= retry_max_ms), ms"},
     {"retry_max_ms", TB_CONF_INT, RELOAD, F(retry_max_ms), .min = 100, .max = 3600000,
@@ -144,6 +146,12 @@ int
 tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
 {
 	return load(path, cfg, NULL, d);
+}
+
+void
+tb_config_last_registry(const struct tb_config *cfg, char *out, size_t len)
+{
+	snprintf(out, len, "%s.registry", cfg->journal);
 }
 
 /* "path:line: key: " before d's message (no line for a default). */

@@ -47,6 +47,7 @@ struct tb_config {
 	char log_level[16];
 	int64_t max_message_size;
 	int64_t clock_skew;
+	int64_t registry_warn_days; /* expiry warnings start this many days ahead */
 	int64_t retry_min_ms, retry_max_ms;
 	int64_t batch_max;
 	int64_t deflate;       /* 1: exchanges sent as content-format 11050 */
@@ -62,6 +63,9 @@ struct tb_conf_table;
  * tb_err with d->detail "file:line: key: message" (TB_E_IO: the file
  * cannot be read). */
 TB_MUST_CHECK int tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d);
+/* The node's copy of the last registry it applied ("JOURNAL.registry",
+ * beside the journal), written into out (len bytes, truncated). */
+void tb_config_last_registry(const struct tb_config *cfg, char *out, size_t len);
 /* The checks of `tongban-node -n` beyond tb_config_load, each refusal
  * naming the key: every file a key names that start-up reads exists and
  * is readable; key and sign_key are private keys, cert certifies key for

@@ -80,7 +80,10 @@ code_for(int err)
 	case TB_E_FORBIDDEN: return COAP_RESPONSE_CODE(403);
 	case TB_E_CONTENT_FORMAT: return COAP_RESPONSE_CODE(415);
 	case TB_E_ENCODING: return COAP_RESPONSE_CODE(400);
-	case TB_E_DRAINING: return COAP_RESPONSE_CODE(503);
+	case TB_E_DRAINING:
+	case TB_E_RECOVERY:
+	case TB_E_MEMBER_SUSPENDED:
+	case TB_E_MEMBER_REVOKED: return COAP_RESPONSE_CODE(503);
 	case TB_E_NOMEM:
 	case TB_E_IO:
 	case TB_E_CRYPTO: return COAP_RESPONSE_CODE(500);
@@ -424,6 +427,14 @@ read_body(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_p
 
 	if (n->draining) {
 		tb_diag_set(d, TB_E_DRAINING, TB_DIAG_NOPOS, "node is shutting down");
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
+	}
+	if (!tb_node_exchanging(n)) {
+		/* recovery, suspended, revoked: no message is taken; the sender
+		 * keeps it and tries again later (PROTOCOL.md 9.3) */
+		tb_diag_set(d, tb_node_state_err(n), TB_DIAG_NOPOS, "%s",
+		            tb_err_str(tb_node_state_err(n)));
 		refuse_whole(n, r, s, req, q, resp, d);
 		return false;
 	}

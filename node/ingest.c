@@ -86,7 +86,7 @@ run_job(void *ctx, struct tb_work *wk)
 	size_t count = 0, bad = 0;
 	bool bulk = o != NULL && tb_json_kind(o) == TB_JSON_ARRAY;
 	cJSON *r = NULL, *arr;
-	int rc;
+	int rc, held;
 
 	if (doc == NULL) {
 		refuse(x, 400, tb_err_reason(d.code), d.detail);
@@ -119,7 +119,14 @@ run_job(void *ctx, struct tb_work *wk)
 		}
 	}
 	pthread_rwlock_rdlock(&n->reg_lock);
-	rc = tb_outbound_store(n, g->j, g->key, f, count, x->ids, &bad, x->fresh, &d);
+	/* a revoked member's messages could only fail: refused at once; in
+	 * the other states that stop exchanges they wait (the answer says
+	 * why: "held") */
+	held = tb_node_state_err(n);
+	if (held == TB_E_MEMBER_REVOKED)
+		rc = tb_diag_set(&d, held, TB_DIAG_NOPOS, "%s", tb_err_str(held));
+	else
+		rc = tb_outbound_store(n, g->j, g->key, f, count, x->ids, &bad, x->fresh, &d);
 	pthread_rwlock_unlock(&n->reg_lock);
 	if (rc != TB_OK) {
 		char detail[220];
@@ -145,8 +152,10 @@ run_job(void *ctx, struct tb_work *wk)
 	} else if (cJSON_AddStringToObject(r, "id", x->ids[0]) == NULL) {
 		goto out;
 	}
-	if (cJSON_AddStringToObject(r, "state", "queued") != NULL)
-		x->reply = cJSON_PrintUnformatted(r);
+	if (cJSON_AddStringToObject(r, "state", "queued") == NULL)
+		goto out;
+	tb_api_add_held(r, held);
+	x->reply = cJSON_PrintUnformatted(r);
 out:
 	cJSON_Delete(r);
 	free(f);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../certs/tb_cert.h"
 #include "../federation/tb_reg.h"
@@ -218,42 +219,92 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
 	return tb_node_intern(n, tb_reg_member_id(n->reg, m));
 }
 
-int
-tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
-                       struct tb_diag *d)
+void
+tb_fmt_utc(int64_t t, char out[24])
 {
-	struct tb_reg *reg;
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, 24, "%lld", (long long)t);
+}
+
+/* Where now falls in a registry's validity window. */
+enum reg_time { REG_CURRENT, REG_AHEAD, REG_EXPIRED };
+
+/* Verifies reg's signatures, key ids and serial (greater than prev when
+ * prev is not 0) under the trust anchor, and places now in its window:
+ * one issued up to clock_skew after now is current, since the issuer's
+ * clock may run that far ahead of ours (PROTOCOL.md 7.4). */
+static int
+reg_check(const struct tb_node *n, const struct tb_reg *reg, uint64_t prev, int64_t now,
+          enum reg_time *when, struct tb_diag *d)
+{
+	int64_t from = tb_reg_issued(reg), until = tb_reg_valid_until(reg);
+	/* tb_reg_verify judges everything but the window at a time inside
+	 * it (an empty window is still refused there) */
+	int64_t at = now < from ? from : now >= until ? until - 1 : now;
+	int rc = tb_reg_verify(reg, n->trust, at, prev, NULL, d);
+
+	if (rc != TB_OK)
+		return rc;
+	if (now >= until)
+		*when = REG_EXPIRED;
+	else if (from - n->cfg.clock_skew > now)
+		*when = REG_AHEAD;
+	else
+		*when = REG_CURRENT;
+	return TB_OK;
+}
+
+void
+tb_node_save_last_good(struct tb_node *n)
+{
+	char path[TB_CONF_PATH_MAX + 16];
+	struct tb_buf old;
+	struct tb_diag d;
+
+	tb_config_last_registry(&n->cfg, path, sizeof(path));
+	tb_buf_init(&old);
+	if (tb_file_read(path, TB_REG_MAX_SIZE, &old, &d) != TB_OK || old.len != n->reg_bytes.len ||
+	    memcmp(old.data, n->reg_bytes.data, old.len) != 0) {
+		if (tb_file_write(path, n->reg_bytes.data, n->reg_bytes.len, 0644, 0, &d) != TB_OK)
+			log_warnx("registry: the last good copy %s was not written: %s", path,
+			          d.detail);
+	}
+	tb_buf_free(&old);
+}
+
+/* Puts reg (its document doc, borrowed) in force; takes reg, also on
+ * failure. */
+static int
+install(struct tb_node *n, struct tb_reg *reg, const uint8_t *doc, size_t len, struct tb_diag *d)
+{
 	struct tb_route *rt;
 	struct tb_buf copy;
+	struct pubtab keys, old;
+	char until[24];
 	int rc;
 
-	if ((reg = tb_reg_parse(doc, len, d)) == NULL)
-		return d->code;
-	rc = tb_reg_verify(reg, n->trust, tb_now(), n->reg ? tb_reg_serial(n->reg) : 0, NULL, d);
-	if (rc != TB_OK)
-		goto fail;
-	if (persist && (rc = tb_file_write(n->cfg.registry, doc, len, 0644, 0, d)) != TB_OK)
-		goto fail;
 	if ((rt = tb_route_new(reg, d)) == NULL) {
-		rc = d->code;
-		goto fail;
+		tb_reg_free(reg);
+		return d->code;
 	}
 	/* the bytes served at /fed/registry are copied before anything is
 	 * replaced, so a memory error leaves the old registry whole */
 	tb_buf_init(&copy);
 	if (tb_buf_add(&copy, doc, len) != TB_OK) {
 		tb_route_free(rt);
-		rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
-		goto fail;
+		tb_reg_free(reg);
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 	}
 	/* the key table of the new registry, built aside: a failure leaves
 	 * the old registry and its keys in force together */
-	struct pubtab keys, old;
 	if ((rc = pubtab_build(&keys, reg)) != TB_OK) {
 		tb_route_free(rt);
 		tb_buf_free(&copy);
-		tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
-		goto fail;
+		tb_reg_free(reg);
+		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 	}
 	/* the ingest thread resolves routes against these (ingest.c), the
 	 * ingest thread looks keys up in them to settle answers (answers.c) */
@@ -270,17 +321,243 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	pubtab_free(&old);
 	tb_buf_free(&n->reg_bytes);
 	n->reg_bytes = copy;
-	log_info("registry serial %llu applied: %zu members, valid until %lld",
-	         (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg),
-	         (long long)tb_reg_valid_until(reg));
+	if (n->pending.len > 0 && n->pending_serial <= tb_reg_serial(reg))
+		tb_buf_reset(&n->pending); /* overtaken */
+	tb_fmt_utc(tb_reg_valid_until(reg), until);
+	log_info("registry serial %llu applied: %zu members, valid until %s",
+	         (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), until);
+	tb_node_update_state(n);
 	/* the stages that keep something derived from the registry (transport:
 	 * sessions; outbound: due messages; inbound: observers) */
 	for (size_t i = 0; i < n->nreg_hooks; i++)
 		n->reg_hooks[i].fn(n->reg_hooks[i].ctx, reg);
 	return TB_OK;
-fail:
-	tb_reg_free(reg);
+}
+
+/* Keeps reg (not valid yet, verified, newer) to apply when it is. */
+static int
+keep_pending(struct tb_node *n, const struct tb_reg *reg, const uint8_t *doc, size_t len,
+             bool persist, struct tb_diag *d)
+{
+	int64_t at = tb_reg_issued(reg) - n->cfg.clock_skew, ahead = tb_reg_issued(reg) - tb_now();
+	char when[24];
+
+	tb_fmt_utc(at, when);
+	if (n->pending.len > 0 && n->pending_serial >= tb_reg_serial(reg))
+		return tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
+		                   "serial %llu waits already (serial %llu kept)",
+		                   (unsigned long long)tb_reg_serial(reg),
+		                   (unsigned long long)n->pending_serial);
+	if (persist && tb_file_write(n->cfg.registry, doc, len, 0644, 0, d) != TB_OK)
+		return d->code;
+	tb_buf_reset(&n->pending);
+	if (tb_buf_add(&n->pending, doc, len) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	n->pending_serial = tb_reg_serial(reg);
+	n->pending_issued = tb_reg_issued(reg);
+	log_warnx("registry serial %llu is not valid yet: issued %lld s ahead of this node's clock "
+	          "(clock_skew %lld); kept, applied at %s by this clock",
+	          (unsigned long long)n->pending_serial, (long long)ahead,
+	          (long long)n->cfg.clock_skew, when);
+	return tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
+	                   "issued %lld s ahead of this node's clock (clock_skew %lld): kept, "
+	                   "applied at %s",
+	                   (long long)ahead, (long long)n->cfg.clock_skew, when);
+}
+
+int
+tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
+                       struct tb_diag *d)
+{
+	struct tb_reg *reg;
+	enum reg_time when;
+	char until[24];
+	int rc;
+
+	if ((reg = tb_reg_parse(doc, len, d)) == NULL)
+		return d->code;
+	rc = reg_check(n, reg, n->reg ? tb_reg_serial(n->reg) : 0, tb_now(), &when, d);
+	if (rc == TB_OK && when == REG_EXPIRED) {
+		tb_fmt_utc(tb_reg_valid_until(reg), until);
+		rc = tb_diag_set(d, TB_E_REG_EXPIRED, TB_DIAG_NOPOS, "serial %llu expired at %s",
+		                 (unsigned long long)tb_reg_serial(reg), until);
+	} else if (rc == TB_OK && when == REG_AHEAD) {
+		rc = keep_pending(n, reg, doc, len, persist, d);
+	} else if (rc == TB_OK && persist) {
+		rc = tb_file_write(n->cfg.registry, doc, len, 0644, 0, d);
+	}
+	if (rc != TB_OK) {
+		tb_reg_free(reg);
+		return rc;
+	}
+	if ((rc = install(n, reg, doc, len, d)) == TB_OK && n->life != NULL)
+		tb_node_save_last_good(n); /* not at start-up: -n writes nothing */
 	return rc;
+}
+
+enum tb_reload
+tb_node_reload_registry(struct tb_node *n, const char *who, struct tb_diag *d)
+{
+	struct tb_buf b;
+	enum tb_reload r = TB_RELOAD_REFUSED;
+	char line[300], path[TB_CONF_PATH_MAX + 16];
+
+	tb_diag_clear(d);
+	tb_buf_init(&b);
+	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, d) == TB_OK &&
+	    b.len == n->reg_bytes.len && memcmp(b.data, n->reg_bytes.data, b.len) == 0) {
+		r = TB_RELOAD_UNCHANGED;
+		log_info("%s: registry unchanged (serial %llu)", who,
+		         (unsigned long long)tb_reg_serial(n->reg));
+	} else if (d->code == TB_OK && n->pending.len > 0 && b.len == n->pending.len &&
+	           memcmp(b.data, n->pending.data, b.len) == 0) {
+		r = TB_RELOAD_PENDING;
+		tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS,
+		            "serial %llu is kept until it is valid",
+		            (unsigned long long)n->pending_serial);
+	} else if (d->code == TB_OK &&
+	           tb_node_apply_registry(n, b.data, b.len, false, d) == TB_OK) {
+		r = TB_RELOAD_APPLIED;
+	} else if (d->code == TB_E_REG_NOT_YET_VALID && n->pending.len > 0 &&
+	           n->pending.len == b.len && memcmp(b.data, n->pending.data, b.len) == 0) {
+		r = TB_RELOAD_PENDING;
+	} else {
+		tb_config_last_registry(&n->cfg, path, sizeof(path));
+		log_warnx("%s: registry not reloaded, keeping serial %llu (its copy: %s): %s", who,
+		          (unsigned long long)tb_reg_serial(n->reg), path,
+		          tb_diag_format(d, line, sizeof(line)));
+	}
+	tb_buf_free(&b);
+	return r;
+}
+
+void
+tb_node_apply_pending(struct tb_node *n)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	char line[300];
+	uint64_t serial = n->pending_serial;
+
+	if (n->pending.len == 0 || tb_now() < n->pending_issued - n->cfg.clock_skew)
+		return;
+	b = n->pending; /* taken: applying it must not find it pending */
+	tb_buf_init(&n->pending);
+	if (tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK)
+		log_warnx("registry serial %llu, kept until valid, is refused now: %s",
+		          (unsigned long long)serial, tb_diag_format(&d, line, sizeof(line)));
+	tb_buf_free(&b);
+}
+
+/* The state the registry in force gives this node now. */
+static enum tb_node_state
+state_of(const struct tb_node *n, int64_t now)
+{
+	size_t m = tb_reg_find_member(n->reg, n->cfg.member_id);
+
+	if (m == TB_REG_NONE || tb_reg_member_status(n->reg, m) == TB_STATUS_REVOKED)
+		return TB_NODE_REVOKED;
+	if (tb_reg_member_status(n->reg, m) == TB_STATUS_SUSPENDED)
+		return TB_NODE_SUSPENDED;
+	if (now >= tb_reg_valid_until(n->reg) || tb_reg_issued(n->reg) - n->cfg.clock_skew > now)
+		return TB_NODE_RECOVERY;
+	return TB_NODE_OK;
+}
+
+size_t
+tb_node_registry_sources(const struct tb_node *n, char (*ids)[16], size_t max)
+{
+	size_t k = 0;
+
+	if (n->cfg.registry_upstream[0] != '\0' && k < max)
+		snprintf(ids[k++], 16, "%s", n->cfg.registry_upstream);
+	for (size_t m = 0; n->reg != NULL && m < tb_reg_member_count(n->reg) && k < max; m++) {
+		const char *id = tb_reg_member_id(n->reg, m);
+		if (tb_reg_member_role(n->reg, m) != TB_ROLE_HUB ||
+		    tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE ||
+		    tb_reg_endpoint_count(n->reg, m) == 0 || strcmp(id, n->cfg.member_id) == 0 ||
+		    strcmp(id, n->cfg.registry_upstream) == 0)
+			continue;
+		snprintf(ids[k++], 16, "%s", id);
+	}
+	return k;
+}
+
+/* The one line that says why the node stopped exchanging, or that it
+ * exchanges again. */
+static void
+log_state(const struct tb_node *n, enum tb_node_state old, enum tb_node_state s)
+{
+	unsigned long long serial = tb_reg_serial(n->reg);
+	char t[24], src[8][16], list[160] = "";
+	size_t k, len = 0;
+	int64_t until = tb_reg_valid_until(n->reg);
+
+	switch (s) {
+	case TB_NODE_RECOVERY:
+		k = tb_node_registry_sources(n, src, 8);
+		for (size_t i = 0; i < k && len < sizeof(list); i++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+			                        i ? ", " : "", src[i]);
+		tb_fmt_utc(tb_now() >= until ? until : tb_reg_issued(n->reg), t);
+		log_errorx(
+		    "entering recovery: registry serial %llu %s %s; no messages are exchanged, "
+		    "submissions are queued; fetching a newer registry from %s",
+		    serial, tb_now() >= until ? "expired at" : "is not valid before", t,
+		    k ? list
+		      : "nowhere (no upstream, no hub): install one with `tongban "
+		        "registry install`");
+		break;
+	case TB_NODE_SUSPENDED:
+		log_errorx("member %s is suspended in registry serial %llu: no messages are "
+		           "exchanged, queued messages are kept",
+		           n->cfg.member_id, serial);
+		break;
+	case TB_NODE_REVOKED:
+		log_errorx(
+		    "member %s is %s registry serial %llu: no messages are exchanged, queued "
+		    "messages fail (member.revoked)",
+		    n->cfg.member_id,
+		    tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE ? "not listed in"
+		                                                                : "revoked in",
+		    serial);
+		break;
+	case TB_NODE_OK:
+		tb_fmt_utc(until, t);
+		log_info(
+		    "leaving %s: registry serial %llu, valid until %s, is in force; exchanging "
+		    "messages again",
+		    tb_node_state_name(old), serial, t);
+		break;
+	}
+}
+
+void
+tb_node_update_state(struct tb_node *n)
+{
+	enum tb_node_state old = n->state, s = state_of(n, tb_now());
+
+	if (s == old)
+		return;
+	pthread_rwlock_wrlock(&n->reg_lock);
+	n->state = s;
+	pthread_rwlock_unlock(&n->reg_lock);
+	log_state(n, old, s);
+	for (size_t i = 0; i < n->nstate_hooks; i++)
+		n->state_hooks[i].fn(n->state_hooks[i].ctx, old, s);
+}
+
+void
+tb_node_on_state(struct tb_node *n,
+                 void (*fn)(void *ctx, enum tb_node_state old, enum tb_node_state now), void *ctx)
+{
+	struct tb_state_hook *v = realloc(n->state_hooks, (n->nstate_hooks + 1) * sizeof(*v));
+
+	if (v == NULL)
+		abort(); /* setup only */
+	n->state_hooks = v;
+	v[n->nstate_hooks].fn = fn;
+	v[n->nstate_hooks++].ctx = ctx;
 }
 
 void
@@ -463,6 +740,92 @@ load_token(struct tb_node *n, struct tb_diag *d)
 	return rc;
 }
 
+/* A registry file read at start-up. */
+struct cand {
+	const char *path;
+	struct tb_buf b;
+	struct tb_reg *reg; /* NULL when it is missing or does not verify */
+	enum reg_time when;
+	struct tb_diag d;
+};
+
+static void
+cand_load(struct tb_node *n, struct cand *c, const char *path, bool optional)
+{
+	c->path = path;
+	c->reg = NULL;
+	tb_buf_init(&c->b);
+	tb_diag_clear(&c->d);
+	if (optional && access(path, F_OK) != 0)
+		return;
+	if (tb_file_read(path, TB_REG_MAX_SIZE, &c->b, &c->d) != TB_OK ||
+	    (c->reg = tb_reg_parse(c->b.data, c->b.len, &c->d)) == NULL)
+		return;
+	if (reg_check(n, c->reg, 0, tb_now(), &c->when, &c->d) != TB_OK) {
+		tb_reg_free(c->reg);
+		c->reg = NULL;
+	}
+}
+
+/* The better of two candidates: one usable before one issued ahead,
+ * then the higher serial (an expired one included: it puts the node in
+ * recovery rather than roll back). */
+static bool
+cand_better(const struct cand *a, const struct cand *b)
+{
+	if (a->reg == NULL || b->reg == NULL)
+		return a->reg != NULL;
+	if ((a->when == REG_AHEAD) != (b->when == REG_AHEAD))
+		return b->when == REG_AHEAD;
+	return tb_reg_serial(a->reg) > tb_reg_serial(b->reg);
+}
+
+/* Start-up: the registry file, or the last good copy when the file is
+ * refused or older; one not valid yet beside it is kept pending.  Only
+ * when neither verifies does the node refuse to start. */
+static int
+load_registry(struct tb_node *n, struct tb_diag *d)
+{
+	char gpath[TB_CONF_PATH_MAX + 16], why[300];
+	struct cand c[2];
+	int best, rc;
+
+	tb_config_last_registry(&n->cfg, gpath, sizeof(gpath));
+	cand_load(n, &c[0], n->cfg.registry, false);
+	cand_load(n, &c[1], gpath, true);
+	best = cand_better(&c[1], &c[0]) ? 1 : 0;
+	if (c[best].reg == NULL) {
+		*d = c[0].d;
+		tb_diag_prefix(d, n->cfg.registry);
+		rc = d->code;
+		goto out;
+	}
+	if (best == 1 && c[0].reg == NULL)
+		log_warnx("registry file %s refused (%s): using the last good copy %s, serial %llu",
+		          c[0].path, tb_diag_format(&c[0].d, why, sizeof(why)), gpath,
+		          (unsigned long long)tb_reg_serial(c[1].reg));
+	else if (best == 1)
+		log_warnx("registry file %s holds serial %llu, the last good copy %s serial %llu: "
+		          "using the last good copy",
+		          c[0].path, (unsigned long long)tb_reg_serial(c[0].reg), gpath,
+		          (unsigned long long)tb_reg_serial(c[1].reg));
+	rc = install(n, c[best].reg, c[best].b.data, c[best].b.len, d);
+	c[best].reg = NULL; /* taken */
+	/* the other one, issued ahead and newer: applied when it is valid */
+	struct cand *o = &c[1 - best];
+	if (rc == TB_OK && o->reg != NULL && o->when == REG_AHEAD &&
+	    tb_reg_serial(o->reg) > tb_reg_serial(n->reg)) {
+		struct tb_diag pd;
+		(void)keep_pending(n, o->reg, o->b.data, o->b.len, false, &pd); /* logs */
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		tb_reg_free(c[i].reg);
+		tb_buf_free(&c[i].b);
+	}
+	return rc;
+}
+
 struct tb_node *
 tb_node_new(const char *config_path, struct tb_diag *d)
 {
@@ -477,6 +840,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		return NULL;
 	}
 	tb_buf_init(&n->reg_bytes);
+	tb_buf_init(&n->pending);
 	pthread_rwlock_init(&n->reg_lock, NULL);
 	n->config_path = config_path;
 	if (tb_config_load(config_path, &n->cfg, d) != TB_OK)
@@ -503,13 +867,8 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		tb_diag_prefix(d, n->cfg.trust);
 		goto fail;
 	}
-	tb_buf_reset(&b);
-	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, d) != TB_OK)
+	if (load_registry(n, d) != TB_OK)
 		goto fail;
-	if (tb_node_apply_registry(n, b.data, b.len, false, d) != TB_OK) {
-		tb_diag_prefix(d, n->cfg.registry);
-		goto fail;
-	}
 	if (tb_reg_find_member(n->reg, n->cfg.member_id) == TB_REG_NONE) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "member %s is not in the registry",
 		            n->cfg.member_id);
@@ -536,6 +895,8 @@ tb_node_free(struct tb_node *n)
 	tb_reg_free(n->reg);
 	free_pubs(n);
 	tb_buf_free(&n->reg_bytes);
+	tb_buf_free(&n->pending);
+	free(n->state_hooks);
 	for (size_t i = 0; i < n->ninterned; i++)
 		free(n->interned[i]);
 	free(n->interned);

@@ -13,7 +13,8 @@
  *               answers.c settles outbound's answers off the loop
  *   registry:   regsync.c -> transport.c ; node.c applies it
  *   below them: flows.c (flow checks), apimsg.c (the local API's
- *               messages), node.c, journal.c, worker.c, config.c, log.c
+ *               messages), lifecycle.c (expiry over time, health),
+ *               node.c, journal.c, worker.c, config.c, log.c
  *
  * A lower stage that must tell an upper one calls a function the upper
  * one registered at setup: struct tb_transport_client (answers, nacks,
@@ -128,6 +129,19 @@ struct tb_node {
 	struct tb_pub **pubs;
 	size_t *pub_base; /* index in pubs of each member's first key */
 	size_t npubs;
+	/* node.c: a verified registry that is not valid yet by this node's
+	 * clock (issued more than clock_skew ahead), kept and applied when it
+	 * is (tb_node_apply_pending); empty when none.  Loop only. */
+	struct tb_buf pending;
+	uint64_t pending_serial;
+	int64_t pending_issued;
+	/* called when n->state changes (tb_node_on_state) */
+	struct tb_state_hook {
+		void (*fn)(void *ctx, enum tb_node_state old, enum tb_node_state now);
+		void *ctx;
+	} * state_hooks;
+	size_t nstate_hooks;
+	struct tb_lifecycle *life; /* lifecycle.c: timers, warnings, health */
 	/* called when a registry is applied (tb_node_on_registry) */
 	struct tb_reg_hook {
 		void (*fn)(void *ctx, const struct tb_reg *reg);
@@ -175,10 +189,50 @@ int64_t tb_now_ms(void);  /* monotonic milliseconds */
 int64_t tb_wall_ms(void); /* Unix milliseconds */
 TB_MUST_CHECK struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
 void tb_node_free(struct tb_node *n);
-/* Loads, verifies and applies a registry document (borrowed bytes);
- * refuses one not newer than the current (unless it is the first). */
+/* Loads, verifies and applies a registry document (borrowed bytes): it
+ * must verify under the trust anchor with a serial higher than the one
+ * in force, and this node's clock must be inside its validity window,
+ * allowing clock_skew before "issued" (PROTOCOL.md 7.4).  One issued
+ * further ahead is kept as n->pending (written to the registry file too
+ * when persist) and TB_E_REG_NOT_YET_VALID returned; an expired one is
+ * refused.  Applied: written to the registry file when persist, always
+ * to the last good copy (tb_config_last_registry), n->state updated,
+ * the registry hooks called.  On any refusal the registry in force and
+ * its files stay as they were. */
 TB_MUST_CHECK int tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len,
                                          bool persist, struct tb_diag *d);
+/* What tb_node_reload_registry did with the registry file. */
+enum tb_reload {
+	TB_RELOAD_UNCHANGED, /* the registry in force (or the pending one) */
+	TB_RELOAD_APPLIED,
+	TB_RELOAD_PENDING, /* not valid yet: kept, applied when it is */
+	TB_RELOAD_REFUSED, /* d says why; the registry in force is kept */
+};
+/* Re-reads the configured registry file and applies it (SIGHUP, the
+ * API's POST /v1/registry/reload); logs the outcome, prefixed by who
+ * ("SIGHUP"). */
+enum tb_reload tb_node_reload_registry(struct tb_node *n, const char *who, struct tb_diag *d);
+/* Applies n->pending once this node's clock has reached its window. */
+void tb_node_apply_pending(struct tb_node *n);
+/* Sets n->state from the registry in force, this member's status in it
+ * and the clock (expiry enters recovery); logs a change once, at error
+ * level for a state that stops exchanges, and calls the state hooks. */
+void tb_node_update_state(struct tb_node *n);
+/* Registers fn to be called (on the loop) after each change of n->state;
+ * setup only (out of memory aborts). */
+void tb_node_on_state(struct tb_node *n,
+                      void (*fn)(void *ctx, enum tb_node_state old, enum tb_node_state now),
+                      void *ctx);
+/* Where a node in recovery fetches a newer registry from: the member ids
+ * of registry_upstream (first, when set) and of every other active hub
+ * with an endpoint in the registry in force, up to max; returns how many
+ * were written to ids. */
+size_t tb_node_registry_sources(const struct tb_node *n, char (*ids)[16], size_t max);
+/* Writes the registry in force to the last good copy if that holds
+ * other bytes (start-up; -n writes nothing).  Failure is logged. */
+void tb_node_save_last_good(struct tb_node *n);
+/* t (Unix seconds) as "2026-12-05T01:02:03Z" (out: 24 bytes). */
+void tb_fmt_utc(int64_t t, char out[24]);
 /* Registers fn to be called (on the loop) with each registry applied
  * after this, once it is in force; setup only (out of memory aborts). */
 void tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct tb_reg *reg),

@@ -61,6 +61,15 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	tb_outbound_schedule(ctx, 0);
 }
 
+/* The node exchanges messages again: a round now. */
+static void
+state_changed(void *ctx, enum tb_node_state old, enum tb_node_state now)
+{
+	(void)old;
+	if (now == TB_NODE_OK)
+		tb_outbound_schedule(ctx, 0);
+}
+
 int
 tb_outbound_init(struct tb_node *n, struct tb_diag *d)
 {
@@ -77,6 +86,7 @@ tb_outbound_init(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "outbound");
 	tb_transport_add_client(n, &c);
 	tb_node_on_registry(n, registry_applied, n);
+	tb_node_on_state(n, state_changed, n);
 	return TB_OK;
 }
 
@@ -938,7 +948,10 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (n->draining)
+	/* lifecycle: nothing is sent while the node does not exchange
+	 * messages (recovery, own member suspended or revoked); a state
+	 * change schedules a round (state_changed) */
+	if (n->draining || !tb_node_exchanging(n))
 		return;
 	tidy(n);
 	read_due(n, &l, now, bmax);
@@ -1202,6 +1215,11 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 			data = NULL;
 		}
 	}
+	/* a 5.xx answer's reason (node.recovery, draining...) is kept for
+	 * the message's status */
+	if (cls == 5 && data != NULL && len > 0)
+		snprintf(why, sizeof(why), "peer answered 5.%02d: %.*s", a->code & 0x1f,
+		         (int)(len > 120 ? 120 : len), (const char *)data);
 	if (tb_journal_begin_nosync(j) != TB_OK) {
 		/* nothing recorded: the messages are due again after the
 		 * answer timeout they were given when sent */

@@ -16,6 +16,7 @@
 #include "answers.h"
 #include "api.h"
 #include "inbound.h"
+#include "lifecycle.h"
 #include "ingest.h"
 #include "outbound.h"
 #include "regsync.h"
@@ -26,17 +27,20 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban-node --config FILE [-n]\n"
-	        "       tongban-node --help | --version\n\n"
-	        "Runs one Tongban federation node in the foreground.\n\n"
-	        "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-	        "  -n, --check        check the configuration and the files it names,\n"
-	        "                     print \"configuration OK\", exit\n\n"
-	        "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
-	        "SIGHUP re-reads the registry file and the configuration: the keys\n"
-	        "marked (SIGHUP) apply at once, a change to any other needs a restart.\n\n"
-	        "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
+	fprintf(f, "Usage: tongban-node --config FILE [-n]\n"
+	           "       tongban-node --help | --version\n\n"
+	           "Runs one Tongban federation node in the foreground.\n\n"
+	           "  -c, --config FILE  configuration file (see tongban-node(8))\n"
+	           "  -n, --check        check the configuration and the files it names,\n"
+	           "                     print \"configuration OK\", exit\n\n"
+	           "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
+	           "SIGHUP re-reads the registry file and the configuration: the keys\n"
+	           "marked (SIGHUP) apply at once, a change to any other needs a restart.\n"
+	           "A registry that is refused never replaces the one in force, whose last\n"
+	           "good copy is kept beside the journal (JOURNAL.registry) and used at\n"
+	           "start when the registry file is refused or older.  An expired registry\n"
+	           "puts the node in recovery (tongban-node(8), OPERATING STATES).\n\n"
+	           "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
 	           "startup error, 2 usage error.\n");
@@ -104,26 +108,14 @@ static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct tb_node *n = arg;
-	struct tb_buf b;
 	struct tb_diag d;
 
 	(void)sig;
 	(void)what;
 	reload_config(n);
-	tb_diag_clear(&d);
-	tb_buf_init(&b);
-	if (tb_file_read(n->cfg.registry, TB_REG_MAX_SIZE, &b, &d) == TB_OK &&
-	    b.len == n->reg_bytes.len && memcmp(b.data, n->reg_bytes.data, b.len) == 0) {
-		log_info("SIGHUP: registry unchanged (serial %llu)",
-		         (unsigned long long)tb_reg_serial(n->reg));
-	} else if (d.code != TB_OK ||
-	           tb_node_apply_registry(n, b.data, b.len, false, &d) != TB_OK) {
-		char line[300];
-		log_warnx("SIGHUP: registry not reloaded, keeping serial %llu: %s",
-		          (unsigned long long)tb_reg_serial(n->reg),
-		          tb_diag_format(&d, line, sizeof(line)));
-	}
-	tb_buf_free(&b);
+	/* a refused registry leaves the one in force, and its last good copy
+	 * beside the journal, as they were (node.c) */
+	(void)tb_node_reload_registry(n, "SIGHUP", &d); /* logs the outcome */
 }
 
 static void
@@ -239,6 +231,7 @@ watch_signals(struct tb_node *n, struct daemon_events *ev)
 static void
 stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events *ev)
 {
+	tb_lifecycle_stop(n);
 	tb_webhook_stop(n);
 	tb_ingest_stop(n);
 	tb_answers_stop(n);
@@ -350,8 +343,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: registry sync setup failed\n");
 		goto out;
 	}
+	/* expiry, the registry kept until valid, warnings, health */
+	if (tb_lifecycle_start(n, &d) != TB_OK) {
+		fprintf(stderr, "tongban-node: %s\n", d.detail);
+		goto out;
+	}
 	tb_outbound_schedule(n, 0); /* resume deliveries journalled before a restart */
-	log_info("tongban-node %s: member %s ready", PACKAGE_VERSION, n->cfg.member_id);
+	log_info("tongban-node %s: member %s ready (state %s)", PACKAGE_VERSION, n->cfg.member_id,
+	         tb_node_state_name(n->state));
 	event_base_dispatch(n->base);
 	log_info("stopped");
 	rc = 0;

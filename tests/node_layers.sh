@@ -20,7 +20,8 @@ fi
 #   1 the base:    config, journal, worker
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
-#                  apimsg (the local API's messages)
+#                  apimsg (the local API's messages), lifecycle (the
+#                  registry's expiry over time, health)
 #   4 the stages:  inbound (transport -> inbound -> journal),
 #                  outbound (-> transport), regsync (-> transport)
 #   5 above them:  ingest and answers (the thread feeding and settling
@@ -34,6 +35,7 @@ node 2
 transport 3
 flows 3
 apimsg 3
+lifecycle 3
 inbound 4
 outbound 4
 regsync 4
