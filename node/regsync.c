@@ -34,6 +34,10 @@ observe(struct tb_node *n)
 
 	if (n->cfg.registry_upstream[0] == '\0' || n->draining)
 		return;
+	/* a failing upstream is retried with its backoff (transport.c
+	 * tells of it, rate-limited) */
+	if (tb_transport_waiting(n, n->cfg.registry_upstream))
+		return;
 	if ((s = tb_transport_session(n, n->cfg.registry_upstream, 0, &d)) == NULL) {
 		log_warnx("registry upstream %s: %s", n->cfg.registry_upstream, d.detail);
 		return;
