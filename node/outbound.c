@@ -1574,11 +1574,10 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 	/* the session is not released here, inside libcoap's callback: a
 	 * failed session is found dead and replaced on its next use */
 	finish_exchange(n, x);
-	/* a failed handshake was counted by the transport (in this epoch) */
-	if (r == COAP_NACK_TLS_FAILED)
-		exchange_failed(n, x, TB_PF_UNREACHABLE, "no DTLS session");
-	else
-		exchange_failed(n, x, TB_PF_TIMEOUT, "no answer (libcoap gave up on the exchange)");
+	/* a failed handshake (TLS_FAILED, ICMP_ISSUE) was counted by the
+	 * transport, in this epoch: the call below then counts nothing */
+	exchange_failed(n, x, r == COAP_NACK_ICMP_ISSUE ? TB_PF_UNREACHABLE : TB_PF_TIMEOUT,
+	                "no answer (libcoap gave up on the exchange)");
 	wait = peer_wait_s(peer_of(n, x->hop));
 	log_debug("exchange with %s failed (nack %d): %zu message(s) retried in %lld s", x->hop,
 	          (int)r, x->count, (long long)wait);

@@ -19,6 +19,7 @@
 static const char refused_peer[] = "";
 
 static void refused(struct tb_node *n, coap_session_t *s, const char *why);
+static struct tb_peer *peer_of_session(struct tb_node *n, coap_session_t *s, int *slot);
 static void client_refused(struct tb_node *n, coap_session_t *s, const char *why);
 
 /* Certificate check for both directions: GnuTLS has validated the chain
@@ -202,8 +203,23 @@ static void
 nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	int slot;
+	struct tb_peer *p = peer_of_session(n, s, &slot);
 
 	(void)mid;
+	/* A client session's handshake failed: one failed attempt of its
+	 * peer.  libcoap 4.3.1 raises COAP_EVENT_DTLS_CLOSED in both cases
+	 * below; only the nack of the request that waited for the session
+	 * tells them apart (and every session carries a request: none is
+	 * opened without one).  A refusal by check_peer was counted already,
+	 * in the same epoch. */
+	if (p != NULL && r == COAP_NACK_TLS_FAILED)
+		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
+		               "the DTLS handshake ended with an alert (the peer refused this "
+		               "node's certificate, or its own was not acceptable here)");
+	else if (p != NULL && r == COAP_NACK_ICMP_ISSUE)
+		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
+		               "port unreachable (ICMP)");
 	for (size_t i = 0; i < n->nclients; i++)
 		if (n->clients[i].nack != NULL)
 			n->clients[i].nack(n->clients[i].ctx, s, sent, r);
@@ -231,28 +247,6 @@ peer_of_session(struct tb_node *n, coap_session_t *s, int *slot)
 	return NULL;
 }
 
-/* A client session's handshake failed: one failed attempt of its peer
- * (a refusal by check_peer was counted already, in the same epoch). */
-static void
-client_failed(struct tb_node *n, coap_session_t *s, coap_event_t ev)
-{
-	int slot;
-	struct tb_peer *p = peer_of_session(n, s, &slot);
-
-	if (p == NULL)
-		return;
-	if (ev == COAP_EVENT_DTLS_ERROR)
-		/* an alert, or a record GnuTLS could not accept: the peer
-		 * answered, and refused us */
-		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
-		               "DTLS handshake failed (the peer refused this node's certificate, "
-		               "or its own was not acceptable)");
-	else
-		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
-		               "no DTLS session (no answer to the handshake, or the port is "
-		               "unreachable)");
-}
-
 static int
 event_cb(coap_session_t *s, const coap_event_t ev)
 {
@@ -260,9 +254,8 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 	bool server = coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER;
 	bool failed = ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	              ev == COAP_EVENT_SESSION_FAILED;
-	coap_session_state_t st = coap_session_get_state(s);
 
-	if (failed && server && st == COAP_SESSION_STATE_HANDSHAKE &&
+	if (failed && server && coap_session_get_state(s) == COAP_SESSION_STATE_HANDSHAKE &&
 	    coap_session_get_app_data(s) == NULL) {
 		/* GnuTLS refused the chain (unknown CA, expired, no
 		 * certificate) before check_peer was asked */
@@ -271,10 +264,6 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		        "DTLS handshake failed (certificate missing or not valid for this "
 		        "federation)");
 	}
-	if (failed && !server &&
-	    (st == COAP_SESSION_STATE_HANDSHAKE || st == COAP_SESSION_STATE_CONNECTING ||
-	     ev == COAP_EVENT_SESSION_FAILED))
-		client_failed(n, s, ev);
 	if (failed) {
 		/* the session keeps its reference until its next use finds it
 		 * dead (tb_transport_session): no release inside a callback */
@@ -814,7 +803,7 @@ tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t ske
 		ahead += q->clock_offset < -half; /* we are ahead of q */
 		behind += q->clock_offset > half;
 	}
-	if (t != NULL && known > 0 && (2 * ahead > known || 2 * behind > known) &&
+	if (t != NULL && known >= 2 && (2 * ahead > known || 2 * behind > known) &&
 	    tb_report_event(&t->own_clock, now_ms, report_window(n) * 10, &count, &span))
 		log_warnx("this node's clock differs from %zu of %zu peers' by more than %lld s "
 		          "(half the allowed clock_skew): it is %s theirs; check its time "
