@@ -216,6 +216,21 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len, char *why
 	return tb_node_intern(n, tb_reg_member_id(n->reg, m));
 }
 
+/* The operating state this member's own status in reg gives.  A stand-in
+ * for the lifecycle part's (issue 18 points 1-2: recovery, the error-level
+ * line on each change), so that outbound's and transport's reaction to it
+ * can be tested (tests/node_revoked.sh); that part replaces it. */
+static enum tb_node_state
+own_state(const struct tb_node *n, const struct tb_reg *reg)
+{
+	size_t m = tb_reg_find_member(reg, n->cfg.member_id);
+	enum tb_reg_status st = m == TB_REG_NONE ? TB_STATUS_ACTIVE : tb_reg_member_status(reg, m);
+
+	return st == TB_STATUS_REVOKED     ? TB_NODE_REVOKED
+	       : st == TB_STATUS_SUSPENDED ? TB_NODE_SUSPENDED
+	                                   : TB_NODE_OK;
+}
+
 int
 tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool persist,
                        struct tb_diag *d)
@@ -264,6 +279,7 @@ tb_node_apply_registry(struct tb_node *n, const uint8_t *doc, size_t len, bool p
 	n->pubs = keys.pubs;
 	n->pub_base = keys.base;
 	n->npubs = keys.n;
+	n->state = own_state(n, reg);
 	pthread_rwlock_unlock(&n->reg_lock);
 	pubtab_free(&old);
 	tb_buf_free(&n->reg_bytes);

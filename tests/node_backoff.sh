@@ -84,4 +84,11 @@ for id in "${ids[@]}"; do
 	! nl_delivered 371300 "$id" || nl_fail "nothing of the revoked member delivered" "queued" "$(nl_status 371300 "$id")"
 done
 nl_ok
+# the per-peer metrics are valid Prometheus text
+if command -v promtool >/dev/null 2>&1; then
+	nl_http 371300 GET /metrics >"$W/metrics.txt"
+	promtool check metrics <"$W/metrics.txt" >"$W/promtool.out" 2>&1 ||
+		nl_fail "promtool check metrics" "no problem" "$(cat "$W/promtool.out")"
+	nl_ok
+fi
 nl_done
