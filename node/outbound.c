@@ -25,7 +25,7 @@
  * POSTs to /fed/msg would corrupt each other ("Data body updated during
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
-#define RELAY_WAIT_S 60       /* a relayed message is resent if no receipt returns */
+#define RELAY_WAIT_S 60 /* a relayed message is resent if no receipt returns */
 /* The per-peer backoff and circuit breaker are transport.c's (struct
  * tb_peer, tb_peer_failed): every failure path below reports there. */
 
@@ -371,9 +371,9 @@ tb_latency_done(struct tb_node *n, const char *id)
 struct due {
 	struct tb_fresh m; /* id, recipient, digest, expiry, wire form */
 	char hop[16];
-	bool relayed; /* from another member: its receipt goes back (relay_back) */
-	bool fresh;   /* from the memory queue (m.handed_ms set), not the journal's */
-	bool done;    /* sent, or settled in the journal: not to go back to memory */
+	bool relayed;   /* from another member: its receipt goes back (relay_back) */
+	bool fresh;     /* from the memory queue (m.handed_ms set), not the journal's */
+	bool done;      /* sent, or settled in the journal: not to go back to memory */
 	int64_t wait_s; /* its peer waits out a backoff: next attempt then */
 	int64_t attempts;
 };
@@ -858,14 +858,16 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 		bool open = p != NULL && tb_peer_ready(p, tb_now_ms());
 		/* a failing peer gets one probe at a time (transport.h) */
 		int exchanges = p == NULL ? 0 : p->failures == 0 ? (int)n->cfg.peer_sessions : 1;
-		for (int slot = 0; open && p->failures > 0 && slot < (int)n->cfg.peer_sessions; slot++)
+		for (int slot = 0; open && p->failures > 0 && slot < (int)n->cfg.peer_sessions;
+		     slot++)
 			exchanges -= p->inflight[slot];
 		if (p != NULL && !open)
 			for (size_t k = i; k < l->len; k++)
 				if (strcmp(l->v[k].hop, hop) == 0)
 					l->v[k].wait_s = peer_wait_s(p);
 		size_t j = i;
-		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions; slot++) {
+		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions;
+		     slot++) {
 			if (p->inflight[slot] >= WINDOW)
 				continue;
 			exchanges--;
@@ -1084,8 +1086,7 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x)
 /* The exchange x failed for why: a failed attempt of its peer (the
  * backoff and circuit breaker, transport.c). */
 static void
-exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why,
-                const char *detail)
+exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why, const char *detail)
 {
 	struct tb_peer *p = peer_of(n, x->hop);
 
@@ -1614,9 +1615,10 @@ tb_outbound_metrics(struct tb_node *n, struct tb_buf *out)
 	                   "by reason.\n# TYPE tongban_peer_failures_total counter\n");
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
 		for (int r = 0; r < TB_PF_N; r++)
-			tb_buf_printf(out, "tongban_peer_failures_total{peer=\"%s\",reason=\"%s\"} %llu\n",
-			              p->id, tb_peer_fail_name((enum tb_peer_fail)r),
-			              (unsigned long long)p->fails[r]);
+			tb_buf_printf(
+			    out, "tongban_peer_failures_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+			    p->id, tb_peer_fail_name((enum tb_peer_fail)r),
+			    (unsigned long long)p->fails[r]);
 	tb_buf_printf(out, "# HELP tongban_peer_backoff_seconds Time until the next attempt to "
 	                   "reach a failing peer (0: none pending).\n"
 	                   "# TYPE tongban_peer_backoff_seconds gauge\n");
@@ -1631,9 +1633,10 @@ tb_outbound_metrics(struct tb_node *n, struct tb_buf *out)
 		if (p->has_offset)
 			tb_buf_printf(out, "tongban_peer_clock_offset_seconds{peer=\"%s\"} %lld\n",
 			              p->id, (long long)p->clock_offset);
-	tb_buf_printf(out, "# HELP tongban_clock_skew_receipts_total Receipts accepted although "
-	                   "their time was outside clock_skew (the peer's clock is off).\n"
-	                   "# TYPE tongban_clock_skew_receipts_total counter\n"
-	                   "tongban_clock_skew_receipts_total %llu\n",
+	tb_buf_printf(out,
+	              "# HELP tongban_clock_skew_receipts_total Receipts accepted although "
+	              "their time was outside clock_skew (the peer's clock is off).\n"
+	              "# TYPE tongban_clock_skew_receipts_total counter\n"
+	              "tongban_clock_skew_receipts_total %llu\n",
 	              (unsigned long long)n->m.clock_skew_receipts);
 }

@@ -58,12 +58,12 @@ struct tb_answer {
 	bool *delivered; /* per message: receipt verified and journalled */
 	size_t ndelivered;
 	uint64_t failed, retries;
-	uint64_t bad;     /* messages retried for the answer's fault (not a
-	                   * valid receipt, receiver's internal error) */
-	uint64_t skewed;  /* receipts accepted although refused for their time */
-	bool has_offset;  /* offset known: a receipt of the peer was read */
-	int64_t offset;   /* its created time minus ours, s */
-	bool relays; /* receipts queued to go back (a hub) */
+	uint64_t bad;    /* messages retried for the answer's fault (not a
+	                  * valid receipt, receiver's internal error) */
+	uint64_t skewed; /* receipts accepted although refused for their time */
+	bool has_offset; /* offset known: a receipt of the peer was read */
+	int64_t offset;  /* its created time minus ours, s */
+	bool relays;     /* receipts queued to go back (a hub) */
 	struct {
 		char type[48];
 		char corr[33];

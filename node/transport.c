@@ -660,8 +660,8 @@ probing(const struct tb_node *n, const struct tb_peer *p)
 	for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
 		if (p->sessions[i] != NULL) {
 			coap_session_state_t st = coap_session_get_state(p->sessions[i]);
-			if (st == COAP_SESSION_STATE_HANDSHAKE || st == COAP_SESSION_STATE_CONNECTING ||
-			    st == COAP_SESSION_STATE_CSM)
+			if (st == COAP_SESSION_STATE_HANDSHAKE ||
+			    st == COAP_SESSION_STATE_CONNECTING || st == COAP_SESSION_STATE_CSM)
 				return true;
 		}
 	return false;
@@ -709,8 +709,8 @@ refused(struct tb_node *n, coap_session_t *s, const char *why)
 	uint64_t count;
 	size_t k, lru = 0;
 
-	if (a != NULL && getnameinfo(&a->addr.sa, a->size, host, sizeof(host), NULL, 0,
-	                             NI_NUMERICHOST) != 0)
+	if (a != NULL &&
+	    getnameinfo(&a->addr.sa, a->size, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(host, sizeof(host), "?");
 	if (t == NULL) {
 		log_warnx("handshake refused from %s: %s", host, why);
@@ -734,8 +734,8 @@ refused(struct tb_node *n, coap_session_t *s, const char *why)
 	if (span == 0)
 		log_warnx("handshake refused from %s: %s", host, why);
 	else
-		log_warnx("handshake refused from %s: %s (%llu times in the last %lld s)", host, why,
-		          (unsigned long long)count, (long long)span);
+		log_warnx("handshake refused from %s: %s (%llu times in the last %lld s)", host,
+		          why, (unsigned long long)count, (long long)span);
 }
 
 /* The held-back counts whose window ended: one line each. */
@@ -788,12 +788,13 @@ tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t ske
 	if (skewed > 0) {
 		p->skew_report.pending += skewed - 1;
 		if (tb_report_event(&p->skew_report, now_ms, report_window(n), &count, &span))
-			log_warnx("peer %s: clock skew: its clock is %lld s %s ours (allowed %lld s); "
-			          "%llu receipt(s) in the last %lld s accepted despite their time "
-			          "(signed by the peer for our message: not resent)",
-			          p->id, (long long)(offset < 0 ? -offset : offset),
-			          offset < 0 ? "behind" : "ahead of", (long long)n->cfg.clock_skew,
-			          (unsigned long long)count, (long long)span);
+			log_warnx(
+			    "peer %s: clock skew: its clock is %lld s %s ours (allowed %lld s); "
+			    "%llu receipt(s) in the last %lld s accepted despite their time "
+			    "(signed by the peer for our message: not resent)",
+			    p->id, (long long)(offset < 0 ? -offset : offset),
+			    offset < 0 ? "behind" : "ahead of", (long long)n->cfg.clock_skew,
+			    (unsigned long long)count, (long long)span);
 	}
 	/* this node's own clock: off when most peers agree it is */
 	for (struct tb_peer *q = n->peers; q != NULL; q = q->next) {

@@ -67,20 +67,20 @@ struct tb_report {
 struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
-	int inflight[TB_PEER_SESSIONS_MAX]; /* exchanges awaiting an answer, per session */
+	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
-	bool drop;                          /* release all sessions at the next delivery round */
-	int failures;                       /* consecutive failures */
-	uint32_t epoch;                     /* counted failures so far (see above) */
-	int64_t open_until_ms;              /* no new attempt before then (monotonic) */
+	bool drop;             /* release all sessions at the next delivery round */
+	int failures;          /* consecutive failures */
+	uint32_t epoch;        /* counted failures so far (see above) */
+	int64_t open_until_ms; /* no new attempt before then (monotonic) */
 	/* for /metrics (tb_outbound_metrics) */
-	bool up;                    /* the last attempt succeeded */
-	int64_t last_success;       /* Unix s, 0: none since start */
-	uint64_t fails[TB_PF_N];    /* failed attempts by reason, since start */
-	bool has_offset;            /* clock_offset known */
-	int64_t clock_offset;       /* the peer's clock minus ours, s (its receipts) */
-	uint64_t skewed_receipts;   /* receipts accepted despite their time */
-	struct tb_report report;    /* rate limit of the failure lines */
+	bool up;                      /* the last attempt succeeded */
+	int64_t last_success;         /* Unix s, 0: none since start */
+	uint64_t fails[TB_PF_N];      /* failed attempts by reason, since start */
+	bool has_offset;              /* clock_offset known */
+	int64_t clock_offset;         /* the peer's clock minus ours, s (its receipts) */
+	uint64_t skewed_receipts;     /* receipts accepted despite their time */
+	struct tb_report report;      /* rate limit of the failure lines */
 	struct tb_report skew_report; /* and of the clock skew lines */
 	struct tb_peer *next;
 };
