@@ -86,7 +86,7 @@ done
 nl_ok
 # the per-peer metrics are valid Prometheus text
 if command -v promtool >/dev/null 2>&1; then
-	nl_http 371300 GET /metrics >"$W/metrics.txt"
+	{ nl_http 371300 GET /metrics; echo; } >"$W/metrics.txt"
 	promtool check metrics <"$W/metrics.txt" >"$W/promtool.out" 2>&1 ||
 		nl_fail "promtool check metrics" "no problem" "$(cat "$W/promtool.out")"
 	nl_ok
