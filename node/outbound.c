@@ -952,6 +952,8 @@ send_planned(struct tb_node *n, struct due **plan, const size_t *cuts, const int
 	tb_transport_kick(n);
 }
 
+#define REVOKED_BATCH 4096 /* queued messages failed per round when revoked */
+
 /* Own member revoked: every queued message fails with member.revoked
  * (docs/ADMIN.md), those in memory and those in the journal's queue. */
 static void
@@ -965,7 +967,8 @@ fail_revoked(struct tb_node *n)
 	snprintf(reason, sizeof(reason), "%s: %s", tb_err_reason(TB_E_MEMBER_REVOKED),
 	         tb_err_str(TB_E_MEMBER_REVOKED));
 	take_fresh(n, &l, n->out->nfresh - n->out->fresh_head);
-	if (tb_journal_outbound_due(n->journal, INT64_MAX, 0, collect, &l) != TB_OK)
+	/* a bounded number per round, the next round at once */
+	if (tb_journal_outbound_due(n->journal, INT64_MAX, REVOKED_BATCH, collect, &l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 	if (l.len > 0 && tb_journal_begin(n->journal) == TB_OK) {
 		for (size_t i = 0; i < l.len; i++)
@@ -987,6 +990,8 @@ fail_revoked(struct tb_node *n)
 	for (size_t i = 0; i < l.len; i++)
 		tb_buf_free(&l.v[i].m.env);
 	free(l.v);
+	if (failed == REVOKED_BATCH)
+		tb_outbound_schedule(n, 0);
 }
 
 void
