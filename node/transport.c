@@ -789,12 +789,13 @@ tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t ske
 		p->skew_report.pending += skewed - 1;
 		if (tb_report_event(&p->skew_report, now_ms, report_window(n), &count, &span))
 			log_warnx(
-			    "peer %s: clock skew: its clock is %lld s %s ours (allowed %lld s); "
-			    "%llu receipt(s) in the last %lld s accepted despite their time "
-			    "(signed by the peer for our message: not resent)",
-			    p->id, (long long)(offset < 0 ? -offset : offset),
+			    "peer %s: clock skew: its time is %lld, ours %lld: %lld s %s ours "
+			    "(allowed %lld s); %llu receipt(s)%s accepted despite their time "
+			    "(signed by the peer for our messages: not resent)",
+			    p->id, (long long)(tb_now() + offset), (long long)tb_now(),
+			    (long long)(offset < 0 ? -offset : offset),
 			    offset < 0 ? "behind" : "ahead of", (long long)n->cfg.clock_skew,
-			    (unsigned long long)count, (long long)span);
+			    (unsigned long long)count, span > 0 ? " since the last line" : "");
 	}
 	/* this node's own clock: off when most peers agree it is */
 	for (struct tb_peer *q = n->peers; q != NULL; q = q->next) {

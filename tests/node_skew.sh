@@ -55,7 +55,7 @@ off=$(nl_metric 320300 'tongban_peer_clock_offset_seconds{peer="341300"}')
 NL_CHECKS=$((NL_CHECKS + 1))
 [ "${off:-0}" -ge 590 ] && [ "${off:-0}" -le 610 ] || nl_fail "341300's clock offset" "about 600" "${off:-none}"
 line=$(grep 'clock skew' "$W/320300.log" | head -n 1)
-nl_has "320300 logs the clock skew" "peer 341300: clock skew: its clock is" "$line"
+nl_has "320300 logs the clock skew" "peer 341300: clock skew: its time is" "$line"
 nl_has "the line names the offset" "ahead of ours" "$line"
 NL_CHECKS=$((NL_CHECKS + 1))
 [ "$(grep -c 'clock skew' "$W/320300.log")" -le 2 ] || nl_fail "clock skew lines rate-limited" "<= 2" "$(grep 'clock skew' "$W/320300.log")"
