@@ -213,6 +213,9 @@ nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const c
 	 * tells them apart (and every session carries a request: none is
 	 * opened without one).  A refusal by check_peer was counted already,
 	 * in the same epoch. */
+	/* (ICMP_ISSUE may also end an established session: not marked) */
+	if (p != NULL && r == COAP_NACK_TLS_FAILED)
+		p->hs_failed[slot] = true;
 	if (p != NULL && r == COAP_NACK_TLS_FAILED)
 		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
 		               "the DTLS handshake ended with an alert (the peer refused this "
@@ -400,9 +403,13 @@ find_peer(struct tb_node *n, const char *id, bool create)
  * left is freed with the context at exit.
  */
 #define RETIRE_MS (2 * 93 * 1000) /* twice CoAP's MAX_TRANSMIT_WAIT */
+/* A session whose handshake failed never carried a CoAP message (its
+ * requests were nacked "not transmitted"): released after this instead,
+ * so that a failing peer does not pile up one socket per attempt. */
+#define RETIRE_FAILED_MS 5000
 
 static void
-retire(struct tb_node *n, coap_session_t *s)
+retire(struct tb_node *n, coap_session_t *s, bool handshake_failed)
 {
 	struct tb_retired *v;
 
@@ -410,7 +417,8 @@ retire(struct tb_node *n, coap_session_t *s)
 		return; /* kept by libcoap until the context is freed */
 	n->retired = v;
 	v[n->nretired].s = s;
-	v[n->nretired].since_ms = tb_now_ms();
+	v[n->nretired].since_ms =
+	    tb_now_ms() - (handshake_failed ? RETIRE_MS - RETIRE_FAILED_MS : 0);
 	n->nretired++;
 }
 
@@ -451,7 +459,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
 		/* closed or failed: replace it */
 		lost(n, p->sessions[slot]);
-		retire(n, p->sessions[slot]);
+		retire(n, p->sessions[slot], p->hs_failed[slot]);
 		p->sessions[slot] = NULL;
 		p->inflight[slot] = 0;
 	}
@@ -482,6 +490,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		return NULL;
 	}
 	p->slot_epoch[slot] = p->epoch;
+	p->hs_failed[slot] = false;
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
 	return p->sessions[slot];
 }
@@ -495,7 +504,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 	    s == NULL)
 		return;
 	lost(n, s);
-	retire(n, s);
+	retire(n, s, false);
 	p->sessions[slot] = NULL;
 	p->inflight[slot] = 0;
 }
@@ -508,7 +517,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 	for (int i = 0; p != NULL && i < (int)n->cfg.peer_sessions; i++)
 		if (p->sessions[i] != NULL) {
 			lost(n, p->sessions[i]);
-			retire(n, p->sessions[i]);
+			retire(n, p->sessions[i], false);
 			p->sessions[i] = NULL;
 			p->inflight[i] = 0;
 		}

@@ -69,6 +69,7 @@ struct tb_peer {
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
 	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
+	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
 	bool drop;             /* release all sessions at the next delivery round */
 	int failures;          /* consecutive failures */
 	uint32_t epoch;        /* counted failures so far (see above) */
