@@ -297,6 +297,11 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	evbuffer_add_printf(
 	    b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",
 	    n->m.lat_sum_ms / 1000.0, (unsigned long long)n->m.lat_count);
+	struct tb_buf peers;
+	tb_buf_init(&peers);
+	tb_outbound_metrics(n, &peers); /* per-peer state (outbound.c) */
+	evbuffer_add(b, peers.data, peers.len);
+	tb_buf_free(&peers);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

@@ -75,7 +75,9 @@ static const struct tb_conf_key keys[] = {
     {"answer_timeout", TB_CONF_INT, F(answer_timeout), .min = 1, .max = 600, .def = "30",
      .help = "an exchange without an answer is tried again after this, seconds"},
     {"breaker_open_ms", TB_CONF_INT, RELOAD, F(breaker_open_ms), .min = 100, .max = 600000,
-     .def = "10000", .help = "a peer that failed 5 exchanges in a row rests this long, ms"},
+     .def = "10000",
+     .help = "a peer that failed 5 attempts in a row (or refused a handshake) rests at least this "
+             "long, ms"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

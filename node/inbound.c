@@ -806,9 +806,10 @@ hnd_get_status(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, con
 	tb_buf_printf(
 	    &b,
 	    "{\"federation\":\"%s\",\"member\":\"%s\",\"queue\":%lld,\"registry_serial\":%llu,"
-	    "\"software\":\"tongban-node %s\",\"v\":%d}",
+	    "\"software\":\"tongban-node %s\",\"time\":%lld,\"v\":%d}",
 	    tb_reg_federation(n->reg), n->cfg.member_id, (long long)pending,
-	    (unsigned long long)tb_reg_serial(n->reg), PACKAGE_VERSION, TB_PROTO_VERSION);
+	    (unsigned long long)tb_reg_serial(n->reg), PACKAGE_VERSION, (long long)tb_now(),
+	    TB_PROTO_VERSION);
 	respond(r, s, req, q, resp, COAP_RESPONSE_CODE(205), &b);
 	tb_buf_free(&b);
 }

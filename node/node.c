@@ -181,7 +181,7 @@ tb_node_intern(struct tb_node *n, const char *id)
 }
 
 const char *
-tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
+tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len, char *why, size_t whylen)
 {
 	struct tb_cert *c;
 	uint8_t kid[TB_KEYID_LEN];
@@ -191,29 +191,28 @@ tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len)
 	size_t slen;
 	char hex[65];
 
+	snprintf(why, whylen, "certificate not readable");
 	if (n->reg == NULL || (c = tb_cert_import(der, len, NULL)) == NULL)
 		return NULL;
 	tb_cert_key_id(c, kid);
 	tb_cert_free(c);
 	tb_hex_encode(kid, sizeof(kid), hex);
 	if (tb_reg_key_revoked(n->reg, kid)) {
-		log_warnx("handshake refused: certificate key %.16s... is revoked", hex);
+		snprintf(why, whylen, "certificate key %.16s... is revoked", hex);
 		return NULL;
 	}
 	if (tb_reg_find_key(n->reg, kid, &m, &k) != TB_OK) {
-		log_warnx("handshake refused: certificate key %.16s... is not in the registry",
-		          hex);
+		snprintf(why, whylen, "certificate key %.16s... is not in the registry", hex);
 		return NULL;
 	}
 	if (tb_reg_member_status(n->reg, m) != TB_STATUS_ACTIVE) {
-		log_warnx("handshake refused: member %s is %s", tb_reg_member_id(n->reg, m),
-		          tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+		snprintf(why, whylen, "member %s is %s", tb_reg_member_id(n->reg, m),
+		         tb_reg_status_name(tb_reg_member_status(n->reg, m)));
 		return NULL;
 	}
 	tb_reg_key(n->reg, m, k, kid, &use, &spki, &slen);
 	if (!(use & TB_USE_TLS)) {
-		log_warnx("handshake refused: key of %s is not a TLS key",
-		          tb_reg_member_id(n->reg, m));
+		snprintf(why, whylen, "key of %s is not a TLS key", tb_reg_member_id(n->reg, m));
 		return NULL;
 	}
 	return tb_node_intern(n, tb_reg_member_id(n->reg, m));

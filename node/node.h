@@ -63,6 +63,7 @@ struct tb_outbound;
 struct tb_inbound;
 struct tb_regsync;
 struct tb_transport_client;
+struct tb_refusals;
 
 #define TB_LAT_BUCKETS 28
 #define TB_LAT_SLOTS 65536
@@ -76,6 +77,7 @@ struct tb_metrics {
 	uint64_t compact_answers; /* batch answers without the receipts' proofs (9.3) */
 	uint64_t recanonicalised; /* received envelopes not in the canonical form */
 	uint64_t handshake_refused, api_requests;
+	uint64_t clock_skew_receipts; /* outbound.c: receipts accepted despite their time */
 	uint64_t lat_buckets[28]; /* submit-to-receipt latency, tb_lat_bounds */
 	double lat_sum_ms;
 	uint64_t lat_count;
@@ -162,6 +164,7 @@ struct tb_node {
 		int64_t since_ms;
 	} * retired; /* sessions given up, released later */
 	size_t nretired;
+	struct tb_refusals *refusals; /* transport.c: rate-limited refusal and clock lines */
 	/* the stages' own state, private to their files */
 	struct tb_inbound *in;      /* inbound.c */
 	struct tb_outbound *out;    /* outbound.c */
@@ -241,8 +244,10 @@ void tb_node_on_registry(struct tb_node *n, void (*fn)(void *ctx, const struct t
  * signatures; NULL when none (tb_env_open lookup). */
 const struct tb_pub *tb_node_lookup_sign(void *ctx, const char *from, const uint8_t *kid);
 /* Checks a DTLS peer certificate (DER) against the registry: the member
- * id it belongs to (interned, owned by the node), or NULL. */
-TB_MUST_CHECK const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len);
+ * id it belongs to (interned, owned by the node), or NULL with the reason
+ * in why (whylen bytes; transport.c logs it, rate-limited). */
+TB_MUST_CHECK const char *tb_node_peer_member(struct tb_node *n, const uint8_t *der, size_t len,
+                                              char *why, size_t whylen);
 /* True when member offers service in the current registry. */
 bool tb_node_offers(const struct tb_node *n, const char *member, const char *service);
 /* The member serving service for region under the current registry

@@ -25,10 +25,9 @@
  * POSTs to /fed/msg would corrupt each other ("Data body updated during
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
-#define RELAY_WAIT_S 60       /* a relayed message is resent if no receipt returns */
-#define BREAKER_AFTER 5       /* consecutive failures that open the circuit */
-/* how long it stays open, and the answer timeout: configuration keys
- * breaker_open_ms and answer_timeout */
+#define RELAY_WAIT_S 60 /* a relayed message is resent if no receipt returns */
+/* The per-peer backoff and circuit breaker are transport.c's (struct
+ * tb_peer, tb_peer_failed): every failure path below reports there. */
 
 /* The stage's state, the loop's only (tb_outbound_init). */
 struct tb_outbound {
@@ -50,7 +49,9 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg);
 static bool response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent,
                         const coap_pdu_t *recv);
 static void nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r);
-static void finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok);
+static void finish_exchange(struct tb_node *n, struct tb_exchange *x);
+static void exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why,
+                            const char *detail);
 static void free_exchange(struct tb_exchange *x);
 
 /* A new registry may route messages waiting for a route: a round now. */
@@ -380,9 +381,10 @@ tb_latency_done(struct tb_node *n, const char *id)
 struct due {
 	struct tb_fresh m; /* id, recipient, digest, expiry, wire form */
 	char hop[16];
-	bool relayed; /* from another member: its receipt goes back (relay_back) */
-	bool fresh;   /* from the memory queue (m.handed_ms set), not the journal's */
-	bool done;    /* sent, or settled in the journal: not to go back to memory */
+	bool relayed;   /* from another member: its receipt goes back (relay_back) */
+	bool fresh;     /* from the memory queue (m.handed_ms set), not the journal's */
+	bool done;      /* sent, or settled in the journal: not to go back to memory */
+	int64_t wait_s; /* its peer waits out a backoff: next attempt then */
 	int64_t attempts;
 };
 
@@ -441,22 +443,23 @@ peer_of(struct tb_node *n, const char *id)
 	return NULL;
 }
 
-/* Backoff after `attempts` failures: min * 2^attempts, capped, with
- * +-25 % jitter so that peers recovering together are not hit together. */
+/* A message's next attempt, in whole seconds from now, after `failures`
+ * consecutive failures of its peer (tb_backoff_ms). */
 static int64_t
-backoff_s(struct tb_node *n, int64_t attempts)
+backoff_s(struct tb_node *n, int64_t failures)
 {
-	int64_t ms = n->cfg.retry_min_ms;
-	uint32_t r = 0;
+	int f = failures < 1 ? 1 : failures > 64 ? 64 : (int)failures;
 
-	for (int64_t i = 0; i < attempts && ms < n->cfg.retry_max_ms; i++)
-		ms *= 2;
-	if (ms > n->cfg.retry_max_ms)
-		ms = n->cfg.retry_max_ms;
-	if (tb_random(&r, sizeof(r)) != TB_OK)
-		r = 0; /* no jitter then: still a valid backoff */
-	ms = ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
-	return (ms + 999) / 1000;
+	return (tb_backoff_ms(&n->cfg, f) + 999) / 1000;
+}
+
+/* Seconds until peer p's next attempt may start (at least 1). */
+static int64_t
+peer_wait_s(const struct tb_peer *p)
+{
+	int64_t ms = p != NULL ? p->open_until_ms - tb_now_ms() : 0;
+
+	return ms > 0 ? (ms + 999) / 1000 : 1;
 }
 
 static void
@@ -580,8 +583,11 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	x->next = n->out->exchanges;
 	n->out->exchanges = x;
 	struct tb_peer *p = peer_of(n, hop);
-	if (p != NULL)
+	if (p != NULL) {
 		p->inflight[slot]++;
+		x->epoch = p->epoch;
+		x->failures = p->failures;
+	}
 	return 0;
 fail:
 	if (pdu != NULL)
@@ -781,7 +787,8 @@ tidy(struct tb_node *n)
 		log_warnx("exchange with %s unanswered for %lld s; its %zu message(s) will be resent",
 		          x->hop, (long long)n->cfg.answer_timeout, x->count);
 		tb_transport_drop_slot(n, x->hop, x->slot, x->session);
-		finish_exchange(n, x, false);
+		finish_exchange(n, x);
+		exchange_failed(n, x, TB_PF_TIMEOUT, "exchange unanswered for answer_timeout");
 		free_exchange(x);
 	}
 	age_fresh(n, tb_now_ms());
@@ -858,11 +865,22 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 			continue;
 		snprintf(hop, sizeof(hop), "%s", l->v[i].hop);
 		p = tb_transport_peer(n, hop);
-		bool open = p != NULL && p->open_until_ms <= tb_now_ms();
+		bool open = p != NULL && tb_peer_ready(p, tb_now_ms());
+		/* a failing peer gets one probe at a time (transport.h) */
+		int exchanges = p == NULL ? 0 : p->failures == 0 ? (int)n->cfg.peer_sessions : 1;
+		for (int slot = 0; open && p->failures > 0 && slot < (int)n->cfg.peer_sessions;
+		     slot++)
+			exchanges -= p->inflight[slot];
+		if (p != NULL && !open)
+			for (size_t k = i; k < l->len; k++)
+				if (strcmp(l->v[k].hop, hop) == 0)
+					l->v[k].wait_s = peer_wait_s(p);
 		size_t j = i;
-		for (int slot = 0; open && slot < (int)n->cfg.peer_sessions; slot++) {
+		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions;
+		     slot++) {
 			if (p->inflight[slot] >= WINDOW)
 				continue;
+			exchanges--;
 			size_t c = 0, bytes = 2;
 			for (; j < l->len && c < bmax; j++) {
 				if (strcmp(l->v[j].hop, hop) != 0)
@@ -889,7 +907,8 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 /* Records that the planned messages from the journal's queue are sent,
  * and commits the round's transaction.  false when that fails. */
 static bool
-mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool *tx)
+mark_sent(struct tb_node *n, struct due_list *l, struct due **plan, size_t nplan, int64_t now,
+          bool *tx)
 {
 	/* Planned messages from the journal's queue wait for their answer,
 	 * not for the next round: the answer timeout is their next attempt,
@@ -905,6 +924,15 @@ mark_sent(struct tb_node *n, struct due **plan, size_t nplan, int64_t now, bool 
 			return false;
 		(void)retry(n->journal, plan[k]->m.id, now + n->cfg.answer_timeout,
 		            "sent, awaiting receipt");
+	}
+	/* messages to a peer waiting out its backoff wait with it, instead of
+	 * being read again every round (no attempt counted) */
+	for (size_t k = 0; k < l->len; k++) {
+		struct due *x = &l->v[k];
+		if (x->wait_s == 0 || x->fresh || x->done || !round_tx(n, tx))
+			continue;
+		if (tb_journal_outbound_reschedule(n->journal, x->m.id, now + x->wait_s) == TB_OK)
+			x->done = true;
 	}
 	if (*tx) {
 		*tx = false;
@@ -934,6 +962,54 @@ send_planned(struct tb_node *n, struct due **plan, const size_t *cuts, const int
 	tb_transport_kick(n);
 }
 
+#define REVOKED_BATCH 4096 /* queued messages failed per round when revoked */
+
+/* Own member revoked: every queued message fails with member.revoked
+ * (docs/ADMIN.md), those in memory and those in the journal's queue. */
+static void
+fail_revoked(struct tb_node *n)
+{
+	struct due_list l = {n, NULL, 0, 0};
+	int64_t now = tb_now();
+	char reason[160];
+	size_t failed = 0;
+
+	snprintf(reason, sizeof(reason), "%s: %s", tb_err_reason(TB_E_MEMBER_REVOKED),
+	         tb_err_str(TB_E_MEMBER_REVOKED));
+	take_fresh(n, &l, n->out->nfresh - n->out->fresh_head);
+	/* a bounded number per round, the next round at once */
+	if (tb_journal_outbound_due(n->journal, INT64_MAX, REVOKED_BATCH, collect, &l) != TB_OK)
+		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
+	if (l.len > 0 && tb_journal_begin(n->journal) == TB_OK) {
+		for (size_t i = 0; i < l.len; i++)
+			if (tb_journal_outbound_failed_audit(n->journal, l.v[i].m.id, reason, now,
+			                                     l.v[i].m.digest, l.v[i].m.to) == TB_OK)
+				failed++;
+		if (tb_journal_commit(n->journal) != TB_OK) {
+			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
+			failed = 0;
+		}
+	}
+	if (failed > 0) {
+		n->m.out_failed += failed;
+		log_errorx("this member is revoked: %zu queued message(s) failed (%s)", failed,
+		           tb_err_reason(TB_E_MEMBER_REVOKED));
+	}
+	/* what the journal did not record stays queued for the next round;
+	 * those taken from memory are in the journal's queue anyway */
+	for (size_t i = 0; i < l.len; i++)
+		tb_buf_free(&l.v[i].m.env);
+	free(l.v);
+	if (failed == REVOKED_BATCH)
+		tb_outbound_schedule(n, 0);
+}
+
+void
+tb_outbound_state_changed(struct tb_node *n)
+{
+	tb_outbound_schedule(n, 0);
+}
+
 static void
 deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -953,6 +1029,15 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	 * change schedules a round (state_changed) */
 	if (n->draining || !tb_node_exchanging(n))
 		return;
+	/* nothing is sent unless the node may exchange: suspended or in
+	 * recovery the queue waits (a registry applied, or
+	 * tb_outbound_state_changed, starts the next round); revoked it
+	 * fails */
+	if (!tb_node_exchanging(n)) {
+		if (n->state == TB_NODE_REVOKED)
+			fail_revoked(n);
+		return;
+	}
 	tidy(n);
 	read_due(n, &l, now, bmax);
 	if (l.len == 0)
@@ -965,7 +1050,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	if (!settle_unsendable(n, &l, now, &tx))
 		goto done;
 	plan_exchanges(n, &l, bmax, limit, plan, &nplan, cuts, slots, &ncuts);
-	if (!mark_sent(n, plan, nplan, now, &tx))
+	if (!mark_sent(n, &l, plan, nplan, now, &tx))
 		goto done;
 	send_planned(n, plan, cuts, slots, ncuts);
 done:
@@ -1002,28 +1087,29 @@ take_exchange(struct tb_node *n, coap_session_t *s, const coap_pdu_t *sent, cons
 	return NULL;
 }
 
-/* The peer's side of an exchange that ended: its session slot is free,
- * and the circuit breaker counts the outcome.  x stays the caller's. */
+/* The peer's side of an exchange that ended: its session slot is free.
+ * x stays the caller's. */
 static void
-finish_exchange(struct tb_node *n, struct tb_exchange *x, bool ok)
+finish_exchange(struct tb_node *n, struct tb_exchange *x)
 {
 	struct tb_peer *p = peer_of(n, x->hop);
 
 	log_debug("exchange %d with %s: %zu message(s) in %lld ms", x->slot, x->hop, x->count,
 	          (long long)(tb_now_ms() - x->sent_ms));
+	/* the slot may hold a newer session by now */
+	if (p != NULL && p->sessions[x->slot] == x->session && p->inflight[x->slot] > 0)
+		p->inflight[x->slot]--;
+}
 
-	if (p != NULL) {
-		/* the slot may hold a newer session by now */
-		if (p->sessions[x->slot] == x->session && p->inflight[x->slot] > 0)
-			p->inflight[x->slot]--;
-		if (ok) {
-			p->failures = 0;
-		} else if (++p->failures == BREAKER_AFTER) {
-			p->open_until_ms = tb_now_ms() + n->cfg.breaker_open_ms;
-			log_warnx("circuit to %s open for %lld ms after %d failures", x->hop,
-			          (long long)n->cfg.breaker_open_ms, p->failures);
-		}
-	}
+/* The exchange x failed for why: a failed attempt of its peer (the
+ * backoff and circuit breaker, transport.c). */
+static void
+exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why, const char *detail)
+{
+	struct tb_peer *p = peer_of(n, x->hop);
+
+	if (p != NULL)
+		tb_peer_failed(n, p, x->epoch, why, detail);
 }
 
 /* True for an error object whose reason is the receiver's own trouble
@@ -1165,7 +1251,8 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		         x->hop);
 		(void)retry(j, x->ids[i], now + RELAY_WAIT_S, why);
 	} else if (coap_class != 4 && transient_error(p, len)) {
-		if (retry(j, x->ids[i], now + backoff_s(n, 1),
+		a->bad++;
+		if (retry(j, x->ids[i], now + backoff_s(n, x->failures + 1),
 		          "receiver failed internally; retrying"))
 			a->retries++;
 	} else if (coap_class == 4 || is_error_object(p, len)) {
@@ -1180,12 +1267,94 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 			log_warnx("failure of %s not recorded: %s", x->ids[i],
 			          tb_journal_diag(j)->detail);
 	} else {
-		if (retry(j, x->ids[i], now + backoff_s(n, 1), "answer was not a valid receipt"))
+		a->bad++;
+		if (retry(j, x->ids[i], now + backoff_s(n, x->failures + 1),
+		          "answer was not a valid receipt"))
 			a->retries++;
 	}
 out:
 	tb_env_free(r);
 	tb_buf_free(&full);
+}
+
+/* Clock skew (docs/PROTOCOL.md "Receipts and clocks"): a receipt refused
+ * for its time only (time.future, time.expired) carries the peer's clock,
+ * which says nothing of whether it is genuine: it names the digest of our
+ * message, which did not exist before we sent it, so it cannot be old, and
+ * its signature decides.  o2 receives o at the element's own created
+ * time; false when the element does not parse. */
+static bool
+at_its_time(const uint8_t *p, size_t len, const struct tb_env_open_opts *o,
+            struct tb_env_open_opts *o2)
+{
+	struct tb_env *e = tb_env_parse(p, len, NULL);
+
+	if (e == NULL)
+		return false;
+	*o2 = *o;
+	o2->now = tb_env_created(e);
+	tb_env_free(e);
+	return true;
+}
+
+static bool
+time_refused(int code)
+{
+	return code == TB_E_NOT_YET_VALID || code == TB_E_EXPIRED;
+}
+
+/* Opens a single answer (NULL when it does not open), again at its own
+ * time when its time alone was refused (a->skewed counts it). */
+static struct tb_env *
+open_answer(struct tb_answer *a, const uint8_t *p, size_t len, const struct tb_env_open_opts *o)
+{
+	struct tb_env *r = NULL;
+	struct tb_env_open_opts o2;
+	struct tb_diag d;
+
+	if (tb_env_open(p, len, o, &r, &d) == TB_OK)
+		return r;
+	if (!time_refused(d.code) || !at_its_time(p, len, o, &o2) ||
+	    tb_env_open(p, len, &o2, &r, NULL) != TB_OK)
+		return NULL;
+	a->skewed++;
+	return r;
+}
+
+/* The elements of a batch answer whose time alone was refused, opened
+ * again at their own time (a->skewed counts them). */
+static void
+reopen_skewed(struct tb_answer *a, const uint8_t *data, const size_t *eoff, const size_t *elen,
+              size_t ne, const struct tb_env_open_opts *o, struct tb_env **env, struct tb_diag *ed)
+{
+	struct tb_env_open_opts o2;
+	size_t k;
+
+	for (k = 0; k < ne && !(env[k] == NULL && time_refused(ed[k].code)); k++)
+		;
+	if (k == ne || !at_its_time(data + eoff[k], elen[k], o, &o2))
+		return;
+	/* one batch, one signature, one time: all are opened again together
+	 * (a compact answer's proofs need them all) */
+	for (size_t i = 0; i < ne; i++) {
+		tb_env_free(env[i]);
+		env[i] = NULL;
+	}
+	tb_env_open_many(data, eoff, elen, ne, &o2, env, ed);
+	for (size_t i = 0; i < ne; i++)
+		a->skewed += env[i] != NULL;
+}
+
+/* What the answer tells of the peer's clock: the created time of its
+ * first receipt against ours. */
+static void
+learn_clock(struct tb_answer *a, const struct tb_env *r, const struct tb_env_open_opts *o)
+{
+	if (r != NULL && !a->has_offset && strcmp(tb_env_type(r), "receipt") == 0 &&
+	    strcmp(tb_env_from(r), a->x->hop) == 0) {
+		a->has_offset = true;
+		a->offset = tb_env_created(r) - o->now;
+	}
 }
 
 void
@@ -1228,21 +1397,22 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		return;
 	}
 	if (cls == 5 || data == NULL) {
+		a->bad = x->count;
 		for (size_t i = 0; i < x->count; i++) {
-			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1), why))
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1), why))
 				a->retries++;
 		}
 	} else if (x->count == 1) {
-		struct tb_env *r = NULL;
 		/* an answer that does not open is settled as "not a receipt" */
-		if (cls == 2 && tb_env_open(data, len, o, &r, NULL) != TB_OK)
-			r = NULL;
+		struct tb_env *r = cls == 2 ? open_answer(a, data, len, o) : NULL;
+		learn_clock(a, r, o);
 		settle(n, j, a, 0, data, len, r, cls);
 	} else if (len == 0 || data[0] != '[') {
 		/* the exchange was refused as a whole (size, format): not the
 		 * messages' fault; retry them, in smaller exchanges */
+		a->bad = x->count;
 		for (size_t i = 0; i < x->count; i++) {
-			if (retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+			if (retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1),
 			          "exchange refused as a whole"))
 				a->retries++;
 		}
@@ -1259,13 +1429,17 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		             ? tb_env_split_batch(data, len, eoff, elen, (int)x->count)
 		             : -1;
 		/* receipts of a compact answer are opened together (9.3) */
-		if (ne > 0 && cls == 2)
+		if (ne > 0 && cls == 2) {
 			tb_env_open_many(data, eoff, elen, (size_t)ne, o, env, ed);
+			reopen_skewed(a, data, eoff, elen, (size_t)ne, o, env, ed);
+		}
 		for (size_t i = 0; i < x->count; i++) {
 			if ((int)i < ne) {
+				learn_clock(a, env[i], o);
 				settle(n, j, a, i, data + eoff[i], elen[i], env[i], cls);
 			} else {
-				(void)retry(j, x->ids[i], tb_now() + backoff_s(n, 1),
+				a->bad++;
+				(void)retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1),
 				            "malformed batch answer");
 			}
 		}
@@ -1298,9 +1472,23 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 	struct tb_exchange *x = a->x;
 
 	if (n != NULL) {
+		struct tb_peer *p = peer_of(n, x->hop);
 		n->m.out_delivered += a->ndelivered;
 		n->m.out_failed += a->failed;
 		n->m.out_retries += a->retries;
+		n->m.clock_skew_receipts += a->skewed;
+		/* the peer answered: a success, unless the answer itself was
+		 * at fault (a server error, not receipts) */
+		if (p != NULL && (a->cls == 5 || a->bad > 0)) {
+			char why[64];
+			snprintf(why, sizeof(why), "answered %d.%02d, %llu message(s) not settled",
+			         a->cls, a->code & 0x1f, (unsigned long long)a->bad);
+			tb_peer_failed(n, p, x->epoch, TB_PF_ANSWER, why);
+		} else if (p != NULL) {
+			tb_peer_succeeded(n, p);
+		}
+		if (p != NULL && a->has_offset)
+			tb_peer_clock(n, p, a->offset, a->skewed);
 		for (size_t i = 0; i < x->count; i++) {
 			if (!a->delivered[i])
 				continue;
@@ -1378,7 +1566,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 			free(a->notes);
 			free(a);
 		}
-		finish_exchange(n, x, false);
+		finish_exchange(n, x);
 		free_exchange(x);
 		return true;
 	}
@@ -1392,7 +1580,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	}
 	/* the session is free for the next exchange at once; the receipts
 	 * are checked and journalled on the ingest thread */
-	finish_exchange(n, x, a->cls == 2);
+	finish_exchange(n, x);
 	n->out->settler(n->out->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
 	return true;
@@ -1403,15 +1591,23 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 {
 	struct tb_node *n = ctx;
 	struct tb_exchange *x = sent ? take_exchange(n, s, sent, NULL) : NULL;
+	int64_t wait;
 
 	if (x == NULL)
 		return;
-	log_info("exchange with %s failed (nack %d): %zu message(s) will be retried", x->hop,
-	         (int)r, x->count);
+	/* the session is not released here, inside libcoap's callback: a
+	 * failed session is found dead and replaced on its next use */
+	finish_exchange(n, x);
+	/* a failed handshake (TLS_FAILED, ICMP_ISSUE) was counted by the
+	 * transport, in this epoch: the call below then counts nothing */
+	exchange_failed(n, x, r == COAP_NACK_ICMP_ISSUE ? TB_PF_UNREACHABLE : TB_PF_TIMEOUT,
+	                "no answer (libcoap gave up on the exchange)");
+	wait = peer_wait_s(peer_of(n, x->hop));
+	log_debug("exchange with %s failed (nack %d): %zu message(s) retried in %lld s", x->hop,
+	          (int)r, x->count, (long long)wait);
 	if (tb_journal_begin(n->journal) == TB_OK) {
 		for (size_t i = 0; i < x->count; i++) {
-			if (retry(n->journal, x->ids[i], tb_now() + backoff_s(n, 1),
-			          "no answer from peer"))
+			if (retry(n->journal, x->ids[i], tb_now() + wait, "no answer from peer"))
 				n->m.out_retries++;
 		}
 		/* if this fails, they are due again when their answer
@@ -1419,9 +1615,51 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 		if (tb_journal_commit(n->journal) != TB_OK)
 			log_warnx("journal commit failed: %s", tb_journal_diag(n->journal)->detail);
 	}
-	/* the session is not released here, inside libcoap's callback: a
-	 * failed session is found dead and replaced on its next use */
-	finish_exchange(n, x, false);
 	free_exchange(x);
-	tb_outbound_schedule(n, 1000);
+	tb_outbound_schedule(n, wait * 1000);
+}
+
+void
+tb_outbound_metrics(struct tb_node *n, struct tb_buf *out)
+{
+	int64_t now_ms = tb_now_ms();
+
+	tb_buf_printf(out, "# HELP tongban_peer_up Whether the last attempt to reach the peer "
+	                   "succeeded (1) or failed (0).\n# TYPE tongban_peer_up gauge\n");
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		tb_buf_printf(out, "tongban_peer_up{peer=\"%s\"} %d\n", p->id, p->up ? 1 : 0);
+	tb_buf_printf(out, "# HELP tongban_peer_last_success_seconds Unix time of the last "
+	                   "successful exchange with the peer (0: none since start).\n"
+	                   "# TYPE tongban_peer_last_success_seconds gauge\n");
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		tb_buf_printf(out, "tongban_peer_last_success_seconds{peer=\"%s\"} %lld\n", p->id,
+		              (long long)p->last_success);
+	tb_buf_printf(out, "# HELP tongban_peer_failures_total Failed attempts to reach the peer, "
+	                   "by reason.\n# TYPE tongban_peer_failures_total counter\n");
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		for (int r = 0; r < TB_PF_N; r++)
+			tb_buf_printf(
+			    out, "tongban_peer_failures_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+			    p->id, tb_peer_fail_name((enum tb_peer_fail)r),
+			    (unsigned long long)p->fails[r]);
+	tb_buf_printf(out, "# HELP tongban_peer_backoff_seconds Time until the next attempt to "
+	                   "reach a failing peer (0: none pending).\n"
+	                   "# TYPE tongban_peer_backoff_seconds gauge\n");
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		tb_buf_printf(out, "tongban_peer_backoff_seconds{peer=\"%s\"} %.3f\n", p->id,
+		              p->open_until_ms > now_ms ? (double)(p->open_until_ms - now_ms) / 1000
+		                                        : 0.0);
+	tb_buf_printf(out, "# HELP tongban_peer_clock_offset_seconds The peer's clock minus this "
+	                   "node's, from its last receipt (whole seconds).\n"
+	                   "# TYPE tongban_peer_clock_offset_seconds gauge\n");
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		if (p->has_offset)
+			tb_buf_printf(out, "tongban_peer_clock_offset_seconds{peer=\"%s\"} %lld\n",
+			              p->id, (long long)p->clock_offset);
+	tb_buf_printf(out,
+	              "# HELP tongban_clock_skew_receipts_total Receipts accepted although "
+	              "their time was outside clock_skew (the peer's clock is off).\n"
+	              "# TYPE tongban_clock_skew_receipts_total counter\n"
+	              "tongban_clock_skew_receipts_total %llu\n",
+	              (unsigned long long)n->m.clock_skew_receipts);
 }

@@ -37,6 +37,8 @@ struct tb_exchange {
 	char (*tos)[16];
 	bool *relayed; /* a message from another member, relayed by this hub */
 	int64_t sent_ms;
+	uint32_t epoch; /* the peer's backoff epoch when it was sent */
+	int failures;   /* the peer's consecutive failures then */
 	struct tb_exchange *next;
 };
 
@@ -56,7 +58,12 @@ struct tb_answer {
 	bool *delivered; /* per message: receipt verified and journalled */
 	size_t ndelivered;
 	uint64_t failed, retries;
-	bool relays; /* receipts queued to go back (a hub) */
+	uint64_t bad;    /* messages retried for the answer's fault (not a
+	                  * valid receipt, receiver's internal error) */
+	uint64_t skewed; /* receipts accepted although refused for their time */
+	bool has_offset; /* offset known: a receipt of the peer was read */
+	int64_t offset;  /* its created time minus ours, s */
+	bool relays;     /* receipts queued to go back (a hub) */
 	struct {
 		char type[48];
 		char corr[33];
@@ -136,8 +143,20 @@ void tb_outbound_set_settler(struct tb_node *n, tb_settler_fn fn, void *ctx);
  * the thread's own signature cache) and journals the outcomes in j. */
 void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
                         struct tb_answer *a);
-/* Loop: applies a's results (metrics, latency, responder, delivery) and
- * frees a with its exchange.  n NULL: only frees (shutting down). */
+/* Loop: applies a's results (metrics, latency, responder, delivery, the
+ * peer's backoff and clock) and frees a with its exchange.  n NULL: only
+ * frees (shutting down). */
 void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
+/* Loop: the node's operating state changed (node.c, with a registry or
+ * without): a delivery round now, which sends what waited (state ok) or
+ * fails the queue with member.revoked (state revoked).  Registries
+ * applied reach the stage through tb_node_on_registry already. */
+void tb_outbound_state_changed(struct tb_node *n);
+/* Loop: appends the per-peer metrics (Prometheus text format, with their
+ * # HELP and # TYPE lines) to out: tongban_peer_up,
+ * tongban_peer_last_success_seconds, tongban_peer_failures_total{reason},
+ * tongban_peer_backoff_seconds, tongban_peer_clock_offset_seconds and
+ * tongban_clock_skew_receipts_total. */
+void tb_outbound_metrics(struct tb_node *n, struct tb_buf *out);
 
 #endif

@@ -52,6 +52,10 @@ get_registry(struct tb_node *n, const char *to, int observe, coap_session_t **sp
 	coap_pdu_t *pdu;
 	uint8_t obs[4];
 
+	/* a failing source is retried with its backoff (transport.c tells
+	 * of it, rate-limited) */
+	if (tb_transport_waiting(n, to))
+		return false;
 	if ((s = tb_transport_session(n, to, 0, &d)) == NULL) {
 		log_debug("registry source %s: %s", to, d.detail);
 		return false;

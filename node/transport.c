@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
 #include "../util/tb_err.h"
 #include "../util/tb_port.h"
@@ -15,6 +17,10 @@
 /* App data of a server session whose certificate check_peer refused (so
  * that event_cb does not count the refusal twice). */
 static const char refused_peer[] = "";
+
+static void refused(struct tb_node *n, coap_session_t *s, const char *why);
+static struct tb_peer *peer_of_session(struct tb_node *n, coap_session_t *s, int *slot);
+static void client_refused(struct tb_node *n, coap_session_t *s, const char *why);
 
 /* Certificate check for both directions: GnuTLS has validated the chain
  * to the federation root (no self-signed, no expired); here the leaf's
@@ -25,33 +31,38 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 {
 	struct tb_node *n = arg;
 	const char *member;
+	char why[160];
+	bool server = coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER;
 
 	(void)cn;
 	if (!validated) {
-		n->m.handshake_refused++;
-		log_warnx("handshake refused: certificate chain not valid (depth %u)", depth);
-		return 0;
+		snprintf(why, sizeof(why), "certificate chain not valid (depth %u)", depth);
+		goto refuse;
 	}
 	if (depth > 0)
 		return 1; /* a CA of the chain, already validated */
-	if ((member = tb_node_peer_member(n, der, len)) == NULL) {
-		n->m.handshake_refused++;
-		if (coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER)
-			coap_session_set_app_data(s, (void *)refused_peer);
-		return 0;
-	}
-	if (coap_session_get_type(s) == COAP_SESSION_TYPE_CLIENT) {
+	if ((member = tb_node_peer_member(n, der, len, why, sizeof(why))) == NULL)
+		goto refuse;
+	if (!server) {
 		/* we dialled a particular member: the server must be it */
 		const char *want = coap_session_get_app_data(s);
 		if (want != NULL && strcmp(want, member) != 0) {
-			n->m.handshake_refused++;
-			log_warnx("handshake refused: expected member %s, server is %s", want,
-			          member);
-			return 0;
+			snprintf(why, sizeof(why), "expected member %s, server is %s", want,
+			         member);
+			goto refuse;
 		}
 	}
 	coap_session_set_app_data(s, (void *)member);
 	return 1;
+refuse:
+	n->m.handshake_refused++;
+	if (server) {
+		coap_session_set_app_data(s, (void *)refused_peer);
+		refused(n, s, why);
+	} else {
+		client_refused(n, s, why);
+	}
+	return 0;
 }
 
 static void
@@ -78,6 +89,8 @@ fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
 }
 
 static void coap_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void flush_refusals(struct tb_node *n, int64_t now_ms);
+static bool probing(const struct tb_node *n, const struct tb_peer *p);
 
 /* Runs libcoap's pending work and re-arms its timer.
  *
@@ -115,6 +128,7 @@ pump(struct tb_node *n)
 			if (!sockets)
 				break;
 		}
+	flush_refusals(n, tb_now_ms());
 	coap_ticks(&now);
 	wait_ms = coap_io_prepare_epoll(n->coap, now);
 	if (wait_ms == 0 || wait_ms > 1000)
@@ -189,8 +203,26 @@ static void
 nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const coap_mid_t mid)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	int slot;
+	struct tb_peer *p = peer_of_session(n, s, &slot);
 
 	(void)mid;
+	/* A client session's handshake failed: one failed attempt of its
+	 * peer.  libcoap 4.3.1 raises COAP_EVENT_DTLS_CLOSED in both cases
+	 * below; only the nack of the request that waited for the session
+	 * tells them apart (and every session carries a request: none is
+	 * opened without one).  A refusal by check_peer was counted already,
+	 * in the same epoch. */
+	/* (ICMP_ISSUE may also end an established session: not marked) */
+	if (p != NULL && r == COAP_NACK_TLS_FAILED)
+		p->hs_failed[slot] = true;
+	if (p != NULL && r == COAP_NACK_TLS_FAILED)
+		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
+		               "the DTLS handshake ended with an alert (the peer refused this "
+		               "node's certificate, or its own was not acceptable here)");
+	else if (p != NULL && r == COAP_NACK_ICMP_ISSUE)
+		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
+		               "port unreachable (ICMP)");
 	for (size_t i = 0; i < n->nclients; i++)
 		if (n->clients[i].nack != NULL)
 			n->clients[i].nack(n->clients[i].ctx, s, sent, r);
@@ -205,32 +237,45 @@ lost(struct tb_node *n, coap_session_t *s)
 			n->clients[i].lost(n->clients[i].ctx, s);
 }
 
+/* The peer and slot of client session s, or NULL. */
+static struct tb_peer *
+peer_of_session(struct tb_node *n, coap_session_t *s, int *slot)
+{
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
+			if (p->sessions[i] == s) {
+				*slot = i;
+				return p;
+			}
+	return NULL;
+}
+
 static int
 event_cb(coap_session_t *s, const coap_event_t ev)
 {
 	struct tb_node *n = coap_get_app_data(coap_session_get_context(s));
+	bool server = coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER;
+	bool failed = ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
+	              ev == COAP_EVENT_SESSION_FAILED;
 
-	if ((ev == COAP_EVENT_DTLS_CLOSED || ev == COAP_EVENT_DTLS_ERROR) &&
-	    coap_session_get_type(s) == COAP_SESSION_TYPE_SERVER &&
-	    coap_session_get_state(s) == COAP_SESSION_STATE_HANDSHAKE &&
+	if (failed && server && coap_session_get_state(s) == COAP_SESSION_STATE_HANDSHAKE &&
 	    coap_session_get_app_data(s) == NULL) {
 		/* GnuTLS refused the chain (unknown CA, expired, no
 		 * certificate) before check_peer was asked */
 		n->m.handshake_refused++;
-		log_warnx("handshake refused: DTLS handshake failed (certificate missing or not "
-		          "valid for this federation)");
+		refused(n, s,
+		        "DTLS handshake failed (certificate missing or not valid for this "
+		        "federation)");
 	}
-	if (ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
-	    ev == COAP_EVENT_SESSION_FAILED) {
+	if (failed) {
 		/* the session keeps its reference until its next use finds it
 		 * dead (tb_transport_session): no release inside a callback */
-		for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
-			for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
-				if (p->sessions[i] == s) {
-					log_debug("session %d to %s closed (event %d)", i, p->id,
-					          (int)ev);
-					p->inflight[i] = 0;
-				}
+		int slot;
+		struct tb_peer *p = peer_of_session(n, s, &slot);
+		if (p != NULL) {
+			log_debug("session %d to %s closed (event %d)", slot, p->id, (int)ev);
+			p->inflight[slot] = 0;
+		}
 		lost(n, s);
 	}
 	return 0;
@@ -323,6 +368,8 @@ tb_transport_stop(struct tb_node *n)
 		free(p);
 	}
 	n->peers = NULL;
+	free(n->refusals);
+	n->refusals = NULL;
 	free(n->retired); /* their sessions go with the context */
 	n->retired = NULL;
 	n->nretired = 0;
@@ -356,9 +403,13 @@ find_peer(struct tb_node *n, const char *id, bool create)
  * left is freed with the context at exit.
  */
 #define RETIRE_MS (2 * 93 * 1000) /* twice CoAP's MAX_TRANSMIT_WAIT */
+/* A session whose handshake failed never carried a CoAP message (its
+ * requests were nacked "not transmitted"): released after this instead,
+ * so that a failing peer does not pile up one socket per attempt. */
+#define RETIRE_FAILED_MS 5000
 
 static void
-retire(struct tb_node *n, coap_session_t *s)
+retire(struct tb_node *n, coap_session_t *s, bool handshake_failed)
 {
 	struct tb_retired *v;
 
@@ -366,7 +417,8 @@ retire(struct tb_node *n, coap_session_t *s)
 		return; /* kept by libcoap until the context is freed */
 	n->retired = v;
 	v[n->nretired].s = s;
-	v[n->nretired].since_ms = tb_now_ms();
+	v[n->nretired].since_ms =
+	    tb_now_ms() - (handshake_failed ? RETIRE_MS - RETIRE_FAILED_MS : 0);
 	n->nretired++;
 }
 
@@ -407,12 +459,27 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
 		/* closed or failed: replace it */
 		lost(n, p->sessions[slot]);
-		retire(n, p->sessions[slot]);
+		retire(n, p->sessions[slot], p->hs_failed[slot]);
 		p->sessions[slot] = NULL;
 		p->inflight[slot] = 0;
 	}
+	/* no handshake while this member may not exchange (in recovery
+	 * only the registry is fetched, regsync.c) */
+	if (n->state != TB_NODE_OK && n->state != TB_NODE_RECOVERY) {
+		tb_diag_set(d, tb_node_state_err(n), TB_DIAG_NOPOS, "node is %s",
+		            tb_node_state_name(n->state));
+		return NULL;
+	}
 	if (p->sessions[slot] != NULL)
 		return p->sessions[slot];
+	/* a failing peer: no new session before its backoff ends, and one
+	 * probe at a time */
+	if (p->failures > 0 && (!tb_peer_ready(p, tb_now_ms()) || probing(n, p))) {
+		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
+		            "peer %s: waiting %lld ms after %d failed attempts", hop,
+		            (long long)(p->open_until_ms - tb_now_ms()), p->failures);
+		return NULL;
+	}
 	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
 		return NULL;
 	fill_pki(n, &pki);
@@ -422,6 +489,8 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot open a DTLS session to %s", hop);
 		return NULL;
 	}
+	p->slot_epoch[slot] = p->epoch;
+	p->hs_failed[slot] = false;
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
 	return p->sessions[slot];
 }
@@ -435,7 +504,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 	    s == NULL)
 		return;
 	lost(n, s);
-	retire(n, s);
+	retire(n, s, false);
 	p->sessions[slot] = NULL;
 	p->inflight[slot] = 0;
 }
@@ -448,8 +517,308 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 	for (int i = 0; p != NULL && i < (int)n->cfg.peer_sessions; i++)
 		if (p->sessions[i] != NULL) {
 			lost(n, p->sessions[i]);
-			retire(n, p->sessions[i]);
+			retire(n, p->sessions[i], false);
 			p->sessions[i] = NULL;
 			p->inflight[i] = 0;
 		}
+}
+
+/* ---- per-peer backoff, circuit breaker and rate-limited reports ---- */
+
+const char *
+tb_peer_fail_name(enum tb_peer_fail why)
+{
+	static const char *const names[TB_PF_N] = {"handshake_refused", "unreachable", "timeout",
+	                                           "bad_answer"};
+
+	return (unsigned)why < TB_PF_N ? names[why] : "unknown";
+}
+
+int64_t
+tb_backoff_ms(const struct tb_config *c, int failures)
+{
+	int64_t ms = c->retry_min_ms;
+	uint32_t r = 0;
+
+	for (int i = 1; i < failures && ms < c->retry_max_ms; i++)
+		ms *= 2;
+	if (ms > c->retry_max_ms)
+		ms = c->retry_max_ms;
+	if (tb_random(&r, sizeof(r)) != TB_OK)
+		r = 0; /* no jitter then: still a valid backoff */
+	/* +-25 %, so that peers recovering together are not hit together */
+	return ms * 3 / 4 + (int64_t)(r % (uint32_t)(ms / 2 + 1));
+}
+
+/* The window of the rate-limited lines: a peer is retried at most once
+ * per retry_max_ms once its backoff is at its longest, so at most one
+ * line per retry_max_ms tells of it (at least one a second). */
+static int64_t
+report_window(const struct tb_node *n)
+{
+	return n->cfg.retry_max_ms > 1000 ? n->cfg.retry_max_ms : 1000;
+}
+
+bool
+tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                int64_t *span_s)
+{
+	r->pending++;
+	if (r->last_ms != 0 && now_ms - r->last_ms < window_ms)
+		return false;
+	*count = r->pending;
+	*span_s = r->last_ms != 0 ? (now_ms - r->last_ms + 500) / 1000 : 0;
+	r->pending = 0;
+	r->last_ms = now_ms;
+	return true;
+}
+
+bool
+tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                int64_t *span_s)
+{
+	if (r->pending == 0 || now_ms - r->last_ms < window_ms)
+		return false;
+	*count = r->pending;
+	*span_s = (now_ms - r->last_ms + 500) / 1000;
+	r->pending = 0;
+	r->last_ms = now_ms;
+	return true;
+}
+
+/* Writes the failure line of p (a first one, or a count). */
+static void
+peer_line(struct tb_node *n, struct tb_peer *p, uint64_t count, int64_t span_s, int64_t now_ms)
+{
+	int64_t wait = p->open_until_ms > now_ms ? p->open_until_ms - now_ms : 0;
+
+	if (span_s == 0 && count <= 1)
+		log_warnx("peer %s: %s; next attempt in %lld ms", p->id, p->report.why,
+		          (long long)wait);
+	else
+		log_warnx("peer %s: %llu failed attempts in the last %lld s (%d in a row%s): %s; "
+		          "next attempt in %lld ms",
+		          p->id, (unsigned long long)count, (long long)span_s, p->failures,
+		          p->failures >= TB_BREAKER_AFTER ? ", circuit open" : "", p->report.why,
+		          (long long)wait);
+}
+
+void
+tb_peer_failed(struct tb_node *n, struct tb_peer *p, uint32_t epoch, enum tb_peer_fail why,
+               const char *detail)
+{
+	int64_t now_ms = tb_now_ms(), delay;
+	uint64_t count;
+	int64_t span;
+
+	p->up = false;
+	if (epoch != p->epoch)
+		return; /* started before the last failure counted: the same one */
+	p->fails[why]++;
+	snprintf(p->report.why, sizeof(p->report.why), "%s%s%s",
+	         why == TB_PF_REFUSED ? "handshake refused" : tb_peer_fail_name(why),
+	         detail != NULL ? ": " : "", detail != NULL ? detail : "");
+	{
+		/* a new failed attempt: the backoff grows; an attempt that
+		 * started before the last counted failure is the same outage */
+		p->epoch++;
+		p->failures++;
+		/* a refusal is the peer's trust decision, which only a new
+		 * registry changes: the circuit opens at once */
+		if (why == TB_PF_REFUSED && p->failures < TB_BREAKER_AFTER)
+			p->failures = TB_BREAKER_AFTER;
+		delay = tb_backoff_ms(&n->cfg, p->failures);
+		if (p->failures >= TB_BREAKER_AFTER && delay < n->cfg.breaker_open_ms)
+			delay = n->cfg.breaker_open_ms;
+		p->open_until_ms = now_ms + delay;
+	}
+	if (tb_report_event(&p->report, now_ms, report_window(n), &count, &span))
+		peer_line(n, p, count, span, now_ms);
+}
+
+void
+tb_peer_succeeded(struct tb_node *n, struct tb_peer *p)
+{
+	uint64_t count;
+	int64_t span;
+
+	if (p->failures > 0) {
+		int64_t now_ms = tb_now_ms();
+		if (tb_report_flush(&p->report, now_ms, 0, &count, &span))
+			log_warnx("peer %s: %llu failed attempts in the last %lld s: %s", p->id,
+			          (unsigned long long)count, (long long)span, p->report.why);
+		log_info("peer %s: reachable again after %d failed attempts", p->id, p->failures);
+		p->report.last_ms = 0; /* a new outage is told of at once */
+	}
+	p->failures = 0;
+	p->open_until_ms = 0;
+	p->up = true;
+	p->last_success = tb_now();
+}
+
+bool
+tb_peer_ready(const struct tb_peer *p, int64_t now_ms)
+{
+	return p->open_until_ms <= now_ms;
+}
+
+/* True when a session of p is still in its handshake (a probe). */
+static bool
+probing(const struct tb_node *n, const struct tb_peer *p)
+{
+	for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
+		if (p->sessions[i] != NULL) {
+			coap_session_state_t st = coap_session_get_state(p->sessions[i]);
+			if (st == COAP_SESSION_STATE_HANDSHAKE ||
+			    st == COAP_SESSION_STATE_CONNECTING || st == COAP_SESSION_STATE_CSM)
+				return true;
+		}
+	return false;
+}
+
+bool
+tb_transport_waiting(struct tb_node *n, const char *id)
+{
+	struct tb_peer *p = find_peer(n, id, false);
+
+	return p != NULL && p->failures > 0 && (!tb_peer_ready(p, tb_now_ms()) || probing(n, p));
+}
+
+/* ---- refusals of peers' handshakes, and clocks: rate-limited lines ---- */
+
+#define REFUSAL_KEYS 64 /* sources remembered; the least recent is reused */
+
+struct tb_refusals {
+	struct {
+		char key[48 + 160]; /* address, reason */
+		char host[48];
+		struct tb_report r;
+	} v[REFUSAL_KEYS];
+	int64_t flush_ms;           /* when held-back counts were last looked at */
+	struct tb_report own_clock; /* this node's clock against its peers' */
+};
+
+static struct tb_refusals *
+refusals(struct tb_node *n)
+{
+	if (n->refusals == NULL)
+		n->refusals = calloc(1, sizeof(*n->refusals));
+	return n->refusals; /* NULL out of memory: lines are then not limited */
+}
+
+/* A server session's handshake refused for why: one line per source
+ * (address and reason) and window, with the count held back. */
+static void
+refused(struct tb_node *n, coap_session_t *s, const char *why)
+{
+	const coap_address_t *a = coap_session_get_addr_remote(s);
+	char host[NI_MAXHOST] = "?", key[sizeof(((struct tb_refusals *)0)->v[0].key)];
+	struct tb_refusals *t = refusals(n);
+	int64_t now_ms = tb_now_ms(), span;
+	uint64_t count;
+	size_t k, lru = 0;
+
+	if (a != NULL &&
+	    getnameinfo(&a->addr.sa, a->size, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(host, sizeof(host), "?");
+	if (t == NULL) {
+		log_warnx("handshake refused from %s: %s", host, why);
+		return;
+	}
+	snprintf(key, sizeof(key), "%s %s", host, why);
+	for (k = 0; k < REFUSAL_KEYS; k++) {
+		if (strcmp(t->v[k].key, key) == 0)
+			break;
+		if (t->v[k].r.last_ms < t->v[lru].r.last_ms)
+			lru = k;
+	}
+	if (k == REFUSAL_KEYS) {
+		k = lru;
+		memset(&t->v[k], 0, sizeof(t->v[k]));
+		snprintf(t->v[k].key, sizeof(t->v[k].key), "%s", key);
+		snprintf(t->v[k].host, sizeof(t->v[k].host), "%s", host);
+	}
+	if (!tb_report_event(&t->v[k].r, now_ms, report_window(n), &count, &span))
+		return;
+	if (span == 0)
+		log_warnx("handshake refused from %s: %s", host, why);
+	else
+		log_warnx("handshake refused from %s: %s (%llu times in the last %lld s)", host,
+		          why, (unsigned long long)count, (long long)span);
+}
+
+/* The held-back counts whose window ended: one line each. */
+static void
+flush_refusals(struct tb_node *n, int64_t now_ms)
+{
+	struct tb_refusals *t = n->refusals;
+	uint64_t count;
+	int64_t span;
+
+	if (t == NULL || now_ms - t->flush_ms < 1000)
+		return;
+	t->flush_ms = now_ms;
+	for (size_t k = 0; k < REFUSAL_KEYS; k++)
+		if (tb_report_flush(&t->v[k].r, now_ms, report_window(n), &count, &span))
+			log_warnx("handshake refused from %s: %s (%llu times in the last %lld s)",
+			          t->v[k].host, t->v[k].key + strlen(t->v[k].host) + 1,
+			          (unsigned long long)count, (long long)span);
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		if (tb_report_flush(&p->report, now_ms, report_window(n), &count, &span))
+			peer_line(n, p, count, span, now_ms);
+}
+
+/* A client session's peer certificate refused here: a failed attempt. */
+static void
+client_refused(struct tb_node *n, coap_session_t *s, const char *why)
+{
+	int slot;
+	struct tb_peer *p = peer_of_session(n, s, &slot);
+	char detail[200];
+
+	snprintf(detail, sizeof(detail), "its certificate was refused here: %s", why);
+	if (p != NULL)
+		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED, detail);
+	else
+		log_warnx("handshake refused: %s", detail);
+}
+
+void
+tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t skewed)
+{
+	struct tb_refusals *t = refusals(n);
+	int64_t now_ms = tb_now_ms(), span, half = n->cfg.clock_skew / 2;
+	uint64_t count;
+	size_t known = 0, ahead = 0, behind = 0;
+
+	p->has_offset = true;
+	p->clock_offset = offset;
+	p->skewed_receipts += skewed;
+	if (skewed > 0) {
+		p->skew_report.pending += skewed - 1;
+		if (tb_report_event(&p->skew_report, now_ms, report_window(n), &count, &span))
+			log_warnx(
+			    "peer %s: clock skew: its time is %lld, ours %lld: %lld s %s ours "
+			    "(allowed %lld s); %llu receipt(s)%s accepted despite their time "
+			    "(signed by the peer for our messages: not resent)",
+			    p->id, (long long)(tb_now() + offset), (long long)tb_now(),
+			    (long long)(offset < 0 ? -offset : offset),
+			    offset < 0 ? "behind" : "ahead of", (long long)n->cfg.clock_skew,
+			    (unsigned long long)count, span > 0 ? " since the last line" : "");
+	}
+	/* this node's own clock: off when most peers agree it is */
+	for (struct tb_peer *q = n->peers; q != NULL; q = q->next) {
+		if (!q->has_offset)
+			continue;
+		known++;
+		ahead += q->clock_offset < -half; /* we are ahead of q */
+		behind += q->clock_offset > half;
+	}
+	if (t != NULL && known >= 2 && (2 * ahead > known || 2 * behind > known) &&
+	    tb_report_event(&t->own_clock, now_ms, report_window(n) * 10, &count, &span))
+		log_warnx("this node's clock differs from %zu of %zu peers' by more than %lld s "
+		          "(half the allowed clock_skew): it is %s theirs; check its time "
+		          "synchronisation",
+		          2 * ahead > known ? ahead : behind, known, (long long)half,
+		          2 * ahead > known ? "ahead of" : "behind");
 }

@@ -23,18 +23,100 @@
  * bytes make libcoap halve the block size (measured: 11 more bytes did) */
 #define TB_COMPACT_QUERY "c"
 
-/* Per-peer outbound state (delivery, circuit breaker).  Up to
- * peer_sessions DTLS sessions are kept to a peer: one block-wise exchange
- * runs per session, so parallel sessions carry parallel exchanges. */
+/* Consecutive failures that open a peer's circuit (breaker_open_ms). */
+#define TB_BREAKER_AFTER 5
+
+/* Why an attempt to reach a peer failed (the reason label of
+ * tongban_peer_failures_total, docs/ADMIN.md). */
+enum tb_peer_fail {
+	TB_PF_REFUSED,     /* the DTLS handshake was refused: an alert from
+	                    * the peer, or its certificate refused here */
+	TB_PF_UNREACHABLE, /* no DTLS session: the handshake got no answer,
+	                    * or the port was unreachable */
+	TB_PF_TIMEOUT,     /* an exchange got no answer (answer_timeout, or
+	                    * libcoap gave up on it) */
+	TB_PF_ANSWER,      /* the peer answered with a server error, or not
+	                    * with valid receipts */
+	TB_PF_N
+};
+/* "handshake_refused", "unreachable", "timeout", "bad_answer". */
+const char *tb_peer_fail_name(enum tb_peer_fail why);
+
+/* Rate limit of a repeated log line: at most one line per window, the
+ * ones held back counted into the next (transport.c). */
+struct tb_report {
+	int64_t last_ms;  /* when a line was last written (0: never) */
+	uint64_t pending; /* events since, not yet in a line */
+	char why[160];    /* the latest event's reason */
+};
+
+/* Per-peer outbound state (delivery, backoff, circuit breaker, what
+ * /metrics shows).  Up to peer_sessions DTLS sessions are kept to a
+ * peer: one block-wise exchange runs per session, so parallel sessions
+ * carry parallel exchanges.
+ *
+ * Backoff (docs/PROTOCOL.md "Retries"): every failed attempt to reach
+ * the peer (tb_peer_failed) counts one consecutive failure k; no new
+ * session and no exchange is started before open_until_ms, k failures
+ * after the first: retry_min_ms * 2^(k-1), at most retry_max_ms, with
+ * +-25 % jitter; from BREAKER_AFTER failures on (at once for a refused
+ * handshake) at least breaker_open_ms (the circuit is open).  While k > 0
+ * one attempt at a time probes the peer.  Attempts under way when a
+ * failure is counted (the same epoch) do not count again.  A success
+ * (tb_peer_succeeded) resets k. */
 struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
-	int inflight[TB_PEER_SESSIONS_MAX]; /* exchanges awaiting an answer, per session */
-	bool drop;                          /* release all sessions at the next delivery round */
-	int failures;                       /* consecutive failures */
-	int64_t open_until_ms;              /* circuit open (no sends) until then */
+	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
+	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
+	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
+	bool drop;             /* release all sessions at the next delivery round */
+	int failures;          /* consecutive failures */
+	uint32_t epoch;        /* counted failures so far (see above) */
+	int64_t open_until_ms; /* no new attempt before then (monotonic) */
+	/* for /metrics (tb_outbound_metrics) */
+	bool up;                      /* the last attempt succeeded */
+	int64_t last_success;         /* Unix s, 0: none since start */
+	uint64_t fails[TB_PF_N];      /* failed attempts by reason, since start */
+	bool has_offset;              /* clock_offset known */
+	int64_t clock_offset;         /* the peer's clock minus ours, s (its receipts) */
+	uint64_t skewed_receipts;     /* receipts accepted despite their time */
+	struct tb_report report;      /* rate limit of the failure lines */
+	struct tb_report skew_report; /* and of the clock skew lines */
 	struct tb_peer *next;
 };
+
+/* Backoff after `failures` consecutive failures (>= 1), in ms, with
+ * jitter (the breaker left out): retry_min_ms * 2^(failures-1), at most
+ * retry_max_ms, +-25 %.  Any thread (c read under reg_lock). */
+int64_t tb_backoff_ms(const struct tb_config *c, int failures);
+/* Counts a failed attempt of epoch `epoch` (the peer's epoch when the
+ * attempt started) with reason why and detail (copied; may be NULL),
+ * sets the next attempt's time and writes the rate-limited log line. */
+void tb_peer_failed(struct tb_node *n, struct tb_peer *p, uint32_t epoch, enum tb_peer_fail why,
+                    const char *detail);
+/* An attempt succeeded: the backoff is reset, the peer is up. */
+void tb_peer_succeeded(struct tb_node *n, struct tb_peer *p);
+/* True when a new attempt to p may start at monotonic time now_ms. */
+bool tb_peer_ready(const struct tb_peer *p, int64_t now_ms);
+/* True when member id's peer is waiting out its backoff, or a probe of
+ * it is under way: a caller (regsync.c) need not ask for a session. */
+bool tb_transport_waiting(struct tb_node *n, const char *id);
+/* Records the peer's clock offset (its time minus ours, s) learnt from
+ * a receipt; skewed counts the receipts accepted despite their time
+ * (logged, rate-limited).  Warns (rate-limited) when most peers' clocks
+ * differ from ours by more than half clock_skew. */
+void tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t skewed);
+/* Counts one event in r: true when a log line is due now (the first
+ * event, or the first after window_ms since the last line); *count
+ * receives the events the line covers and *span_s the seconds since the
+ * last line (0 for a first line). */
+bool tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                     int64_t *span_s);
+/* True when events are held back and window_ms has passed since the last
+ * line: a summary line is due (*count, *span_s as above). */
+bool tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                     int64_t *span_s);
 
 /* A stage that sends requests through the transport (outbound.c,
  * regsync.c) and is told what becomes of them: registered at setup,
@@ -63,7 +145,10 @@ void tb_transport_kick(struct tb_node *n);
 /* The value of pdu's option num as an unsigned integer (Content-Format,
  * Accept), or -1 when it is absent. */
 long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
-/* The (cached) client session to peer member `to`, or NULL. */
+/* The (cached) client session to peer member `to`, or NULL: none is
+ * opened while the node's state forbids it (suspended, revoked; in
+ * recovery only regsync.c asks) or while the peer waits out its backoff
+ * (tb_transport_waiting). */
 TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
                                                    struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);

@@ -126,10 +126,16 @@ logged=$(wc -c <"$W/320300.log")
 nl_start 320300
 start=$(date +%s)
 released=$(tail -c +$((logged + 1)) "$W/320300.log" | grep 'due again after the restart')
-case "$released" in
-*" $N3 queued message(s) due again after the restart"*) ;;
-*) nl_fail "320300's restart releases the messages it held" "$N3 queued message(s) due again" "$released" ;;
-esac
+# All N3 when they were all sent from memory before the kill.  On a loaded
+# machine the submissions can outlast answer_timeout: the first exchange
+# then times out, the peer counts as failing and is probed one exchange at
+# a time (issue 18), so the rest go back to the journal's queue and some
+# are tried from there; those carry a last error and are due after their
+# answer timeout, not released.
+r=$(printf '%s\n' "$released" | sed -n 's/.* \([0-9][0-9]*\) queued message(s) due again after the restart.*/\1/p')
+NL_CHECKS=$((NL_CHECKS + 1))
+[ "${r:-0}" -ge 1 ] && [ "${r:-0}" -le "$N3" ] ||
+	nl_fail "320300's restart releases the messages it held" "1..$N3 queued message(s) due again" "$released"
 rm -f "$W/pending"
 # (the log line above shows they were made due at once; with the test's
 # answer_timeout their hold would end 10 s after they were queued anyway)
