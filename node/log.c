@@ -2,6 +2,7 @@
  * priority prefixes under journald. */
 #include "log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -35,12 +36,16 @@ struct line {
 	bool cut; /* something did not fit */
 };
 
+/* Adds n bytes whole, or nothing (then the line is cut): an escape
+ * sequence or a character is never split.  Everything before a line's
+ * message fits (bounded fields, an outcome of at most 511 bytes), so
+ * only the message is ever cut. */
 static void
 add(struct line *l, const char *s, size_t n)
 {
 	if (l->len + n > LINE_CAP - LINE_TAIL) {
-		n = LINE_CAP - LINE_TAIL - l->len;
 		l->cut = true;
+		return;
 	}
 	memcpy(l->b + l->len, s, n);
 	l->len += n;
@@ -104,10 +109,8 @@ add_json_str(struct line *l, const char *s)
 		} else if (*p < 0x20 || *p == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\u%04x", *p);
 			add(l, esc, 6);
-		} else if (l->len + k <= LINE_CAP - LINE_TAIL) {
-			add(l, (const char *)p, k);
 		} else {
-			l->cut = true; /* a character is never split */
+			add(l, (const char *)p, k);
 		}
 		p += k;
 		n -= k;
@@ -202,9 +205,11 @@ emit(enum tb_log_level lvl, const struct event *e, const char *msg)
 		l.len +=
 		    (size_t)snprintf(l.b + l.len, LINE_CAP - l.len, "%s\n", l.cut ? "..." : "");
 	}
-	/* nothing to do about a log that cannot be written */
-	w = write(2, l.b, l.len);
-	(void)w;
+	/* nothing to do about a log that cannot be written; a signal before
+	 * any byte went out is no reason to lose the line */
+	do
+		w = write(2, l.b, l.len);
+	while (w < 0 && errno == EINTR);
 }
 
 static bool
