@@ -6,7 +6,8 @@
 #   node's) with ts, level and msg; libcoap's lines are among them; each
 #   message sent has its accepted, sent and delivered events on the
 #   sender and its received event on the recipient, with id, peer, type,
-#   outcome and ms.
+#   outcome and ms; a message that expires undelivered has one failed
+#   event.
 # * JOURNAL_STREAM naming stderr's device:inode: every line starts with
 #   its "<N>" priority and has no timestamp; naming another file: none.
 # * log_format = text: the format as before ("TIMESTAMP LEVEL: msg"),
@@ -150,9 +151,16 @@ kill -HUP "$(nl_pid $A)"
 nl_wait 20 "SIGHUP applied" grep -q 'configuration reloaded' "$W/$A.log"
 id5=$(nl_send $A $B case.submit hukou.transfer)
 nl_wait 60 "$id5 delivered" nl_delivered $A "$id5"
+# a message that expires with its recipient down: one failed event
+nl_stop $B
+id6=$("$TB" send --node "$(nl_conf $A)" --to $B --type case.submit --ttl 2 \
+	--body "$(nl_case_body)") || nl_fail "tongban send --ttl 2" "an id" "$id6"
+failed() { grep -q "\"event\":\"failed\",\"id\":\"$id6\",\"peer\":\"$B\",\"type\":\"case.submit\",\"ms\":[0-9]*,\"outcome\":\"time.expired" "$W/$A.log"; }
+nl_wait 90 "failed event for the expired $id6" failed
 nl_stop $A
 tail -n +$((lines + 1)) "$W/$A.log" >"$W/after-hup.log"
 jsonl "$W/after-hup.log" >"$W/lines.hup"
 grep -q '^BAD' "$W/lines.hup" && nl_fail "json after SIGHUP" "no bad line" "$(grep '^BAD' "$W/lines.hup" | head -3)"
 nl_eq "json after SIGHUP: delivered $id5" 1 "$(grep -c "^info delivered $id5 $B case.submit$" "$W/lines.hup")"
+nl_eq "one failed event for $id6" 1 "$(grep -c "^info failed $id6 $B case.submit$" "$W/lines.hup")"
 nl_done
