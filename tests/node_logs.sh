@@ -18,6 +18,8 @@
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 nl_init
+# JSON::PP is in Debian's perl (perl-modules), which autoconf depends on
+perl -MJSON::PP -e 1 2>/dev/null || nl_fail "perl with JSON::PP (Debian package perl)"
 nl_devfed 320300,371300
 A=320300
 B=371300
