@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_env.h"
@@ -27,6 +28,10 @@
 #include "log.h"
 
 #define API_BODY_MAX (256 * 1024)
+
+/* process_start_time_seconds: when the node started (tb_api_start, just
+ * after the configuration, keys and journal were opened), Unix time */
+static double started;
 
 /* Sends a JSON answer with an HTTP reason phrase (apimsg.c). */
 static void
@@ -230,19 +235,10 @@ api_inbox(struct tb_node *n, struct evhttp_request *req)
 	reply_json(req, 200, r);
 }
 
+/* The counters of struct tb_metrics and the journal's gauges. */
 static void
-api_metrics(struct tb_node *n, struct evhttp_request *req)
+metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox)
 {
-	struct evbuffer *b;
-	int64_t q = 0, inbox = 0;
-
-	/* gauges the journal cannot give are not reported as 0 */
-	if (tb_journal_outbound_pending(n->journal, &q) != TB_OK ||
-	    tb_journal_inbox_count(n->journal, &inbox) != TB_OK) {
-		reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
-		return;
-	}
-	b = evbuffer_new();
 	evbuffer_add_printf(
 	    b,
 	    "# HELP tongban_messages_in_total Envelopes received, by result.\n"
@@ -268,6 +264,9 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    "# HELP tongban_handshake_refused_total DTLS peers refused.\n"
 	    "# TYPE tongban_handshake_refused_total counter\n"
 	    "tongban_handshake_refused_total %llu\n"
+	    "# HELP tongban_api_requests_total Requests to the local API, /healthz included.\n"
+	    "# TYPE tongban_api_requests_total counter\n"
+	    "tongban_api_requests_total %llu\n"
 	    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
 	    "# TYPE tongban_queue_depth gauge\n"
 	    "tongban_queue_depth %lld\n"
@@ -276,18 +275,58 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	    "tongban_inbox_depth %lld\n"
 	    "# HELP tongban_api_pending Submissions on the ingest thread, not yet answered.\n"
 	    "# TYPE tongban_api_pending gauge\n"
-	    "tongban_api_pending %zu\n"
-	    "# HELP tongban_registry_serial Serial of the registry in force.\n"
-	    "# TYPE tongban_registry_serial gauge\n"
-	    "tongban_registry_serial %llu\n"
-	    "# HELP tongban_delivery_seconds Submit-to-verified-receipt latency per message.\n"
-	    "# TYPE tongban_delivery_seconds histogram\n",
+	    "tongban_api_pending %zu\n",
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
 	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.recanonicalised,
-	    (unsigned long long)n->m.handshake_refused, (long long)q, (long long)inbox,
-	    tb_ingest_pending(n), (unsigned long long)tb_reg_serial(n->reg));
+	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests,
+	    (long long)q, (long long)inbox, tb_ingest_pending(n));
+}
+
+/* What the node is and runs on: build, start, certificate, registry,
+ * operating state (one-hot over every state). */
+static void
+metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
+{
+	static const enum tb_node_state states[] = {TB_NODE_OK, TB_NODE_RECOVERY, TB_NODE_SUSPENDED,
+	                                            TB_NODE_REVOKED};
+
+	evbuffer_add_printf(
+	    b,
+	    "# HELP tongban_build_info The node's version; always 1.\n"
+	    "# TYPE tongban_build_info gauge\n"
+	    "tongban_build_info{version=\"%s\",protocol=\"%d\"} 1\n"
+	    "# HELP process_start_time_seconds When the node process started, Unix time.\n"
+	    "# TYPE process_start_time_seconds gauge\n"
+	    "process_start_time_seconds %.3f\n"
+	    "# HELP tongban_certificate_not_after_seconds The node certificate's notAfter, Unix "
+	    "time.\n"
+	    "# TYPE tongban_certificate_not_after_seconds gauge\n"
+	    "tongban_certificate_not_after_seconds %lld\n"
+	    "# HELP tongban_registry_valid_until_seconds The validUntil of the registry in force, "
+	    "Unix time.\n"
+	    "# TYPE tongban_registry_valid_until_seconds gauge\n"
+	    "tongban_registry_valid_until_seconds %lld\n"
+	    "# HELP tongban_registry_serial Serial of the registry in force.\n"
+	    "# TYPE tongban_registry_serial gauge\n"
+	    "tongban_registry_serial %llu\n"
+	    "# HELP tongban_node_state The node's operating state: 1 for the state it is in.\n"
+	    "# TYPE tongban_node_state gauge\n",
+	    PACKAGE_VERSION, TB_PROTO_VERSION, started, (long long)n->cert_not_after,
+	    (long long)tb_reg_valid_until(n->reg), (unsigned long long)tb_reg_serial(n->reg));
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		evbuffer_add_printf(b, "tongban_node_state{state=\"%s\"} %d\n",
+		                    tb_node_state_name(states[i]), n->state == states[i]);
+}
+
+/* The submit-to-receipt latency histogram. */
+static void
+metrics_latency(struct tb_node *n, struct evbuffer *b)
+{
+	evbuffer_add_printf(
+	    b, "# HELP tongban_delivery_seconds Submit-to-verified-receipt latency per message.\n"
+	       "# TYPE tongban_delivery_seconds histogram\n");
 	for (int i = 0; i < TB_LAT_BUCKETS; i++)
 		evbuffer_add_printf(b, "tongban_delivery_seconds_bucket{le=\"%g\"} %llu\n",
 		                    tb_lat_bounds[i] / 1000.0,
@@ -297,11 +336,36 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	evbuffer_add_printf(
 	    b, "tongban_delivery_seconds_sum %g\ntongban_delivery_seconds_count %llu\n",
 	    n->m.lat_sum_ms / 1000.0, (unsigned long long)n->m.lat_count);
-	struct tb_buf peers;
-	tb_buf_init(&peers);
-	tb_outbound_metrics(n, &peers); /* per-peer state (outbound.c) */
-	evbuffer_add(b, peers.data, peers.len);
-	tb_buf_free(&peers);
+}
+
+/* GET /metrics: Prometheus text format 0.0.4; every family has its HELP
+ * and TYPE (tests/node_logs.sh runs `promtool check metrics` on it);
+ * docs/ADMIN.md "Metrics" lists them. */
+static void
+api_metrics(struct tb_node *n, struct evhttp_request *req)
+{
+	struct evbuffer *b;
+	int64_t q = 0, inbox = 0;
+
+	/* gauges the journal cannot give are not reported as 0 */
+	if (tb_journal_outbound_pending(n->journal, &q) != TB_OK ||
+	    tb_journal_inbox_count(n->journal, &inbox) != TB_OK) {
+		reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
+		return;
+	}
+	b = evbuffer_new();
+	metrics_counters(n, b, q, inbox);
+	metrics_lifecycle(n, b);
+	/* METRICS-PEERS: the per-peer gauges (up, last success, handshake
+	 * failures by reason, clock offset) kept by outbound.c */
+	{
+		struct tb_buf peers;
+		tb_buf_init(&peers);
+		tb_outbound_metrics(n, &peers);
+		evbuffer_add(b, peers.data, peers.len);
+		tb_buf_free(&peers);
+	}
+	metrics_latency(n, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -426,6 +490,8 @@ dispatch(struct evhttp_request *req, void *arg)
 int
 tb_api_start(struct tb_node *n, struct tb_diag *d)
 {
+	struct timespec now;
+
 	if ((n->http = evhttp_new(n->base)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "evhttp_new");
 	evhttp_set_max_body_size(n->http, API_BODY_MAX);
@@ -434,6 +500,8 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d: %s",
 		                   n->cfg.api_host, n->cfg.api_port, strerror(errno));
+	clock_gettime(CLOCK_REALTIME, &now);
+	started = (double)now.tv_sec + (double)(now.tv_nsec / 1000000) / 1000.0;
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
 	return TB_OK;
 }

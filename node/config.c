@@ -27,6 +27,7 @@
 #define FILE_OPT .flags = TB_CONF_FILE
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 static const struct tb_conf_key keys[] = {
     {"member_id", TB_CONF_MEMBER, REQ, F(member_id), .help = "this node's member id (6 digits)"},
@@ -56,6 +57,8 @@ static const struct tb_conf_key keys[] = {
      .help = "push received messages to http://127.0.0.1:PORT/PATH (2xx acknowledges)"},
     {"log_level", TB_CONF_ENUM, RELOAD, F(log_level), .words = log_levels, .def = "info",
      .help = "debug, info, warn or error"},
+    {"log_format", TB_CONF_ENUM, RELOAD, F(log_format), .words = log_formats, .def = "text",
+     .help = "log lines as text or json (one object a line)"},
     {"max_message_size", TB_CONF_INT, RELOAD, F(max_message_size), .min = 1024, .max = 4194304,
      .def = "262144", .help = "largest request body (a batch of envelopes), bytes"},
     {"clock_skew", TB_CONF_INT, RELOAD, F(clock_skew), .min = 0, .max = 3600, .def = "300",

@@ -45,6 +45,7 @@ struct tb_config {
 	char responder[TB_CONF_PATH_MAX];         /* reference responder fixtures, or empty */
 	char webhook[TB_CONF_PATH_MAX];           /* http://127.0.0.1:PORT/PATH, or empty */
 	char log_level[16];
+	char log_format[8]; /* "text" or "json" */
 	int64_t max_message_size;
 	int64_t clock_skew;
 	int64_t registry_warn_days; /* expiry warnings start this many days ahead */

@@ -373,6 +373,8 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 		          tb_journal_diag(n->journal)->detail);
 		return;
 	}
+	tb_log_msg(TB_MSG_DELIVERED, corr, st.to, st.type,
+	           "receipt verified, returned through a hub");
 	for (size_t k = 0; k < n->in->nconsumers; k++)
 		if (n->in->consumers[k].returned != NULL)
 			n->in->consumers[k].returned(n->in->consumers[k].ctx, corr, st.type,
@@ -660,6 +662,13 @@ hand_on(struct tb_node *n, struct item *it, int count, bool relayed, const char 
 			    n->in->consumers[k].received != NULL)
 				n->in->consumers[k].received(n->in->consumers[k].ctx, it[i].env);
 	for (int i = 0; i < count; i++) {
+		if (it[i].receipt != NULL)
+			tb_log_msg(TB_MSG_RECEIVED, tb_env_id(it[i].env), tb_env_from(it[i].env),
+			           tb_env_type(it[i].env), "%s",
+			           it[i].dup                ? "duplicate"
+			           : it[i].kind == K_RELAY  ? "relayed"
+			           : it[i].kind == K_RETURN ? "receipt returned"
+			                                    : "stored");
 		if (it[i].receipt != NULL)
 			it[i].dup ? n->m.in_dup++ : n->m.in_ok++;
 		else

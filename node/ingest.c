@@ -136,6 +136,8 @@ run_job(void *ctx, struct tb_work *wk)
 		goto out;
 	}
 	x->count = count;
+	for (size_t i = 0; i < count; i++)
+		tb_log_msg(TB_MSG_ACCEPTED, x->ids[i], x->fresh[i].to, f[i].type, "queued");
 	x->code = 202;
 	if ((r = cJSON_CreateObject()) == NULL)
 		goto out;

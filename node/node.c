@@ -850,6 +850,7 @@ tb_node_new(const char *config_path, struct tb_diag *d)
 		goto fail;
 	}
 	tb_log_set_level(lvl);
+	tb_log_set_format(tb_log_format_of(n->cfg.log_format));
 	n->sign_key = tb_key_load(n->cfg.sign_key[0] ? n->cfg.sign_key : n->cfg.key, NULL, d);
 	if (n->sign_key == NULL)
 		goto fail;

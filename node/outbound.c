@@ -211,6 +211,7 @@ fill_fresh(struct tb_fresh *fresh, size_t count, char (*ids)[33], struct tb_env 
 		struct tb_fresh *x = &fresh[i];
 		snprintf(x->id, sizeof(x->id), "%s", ids[i]);
 		snprintf(x->to, sizeof(x->to), "%s", tb_env_to(envs[i]));
+		snprintf(x->type, sizeof(x->type), "%s", tb_env_type(envs[i]));
 		memcpy(x->digest, digests[i], sizeof(x->digest));
 		x->expires = tb_env_expires(envs[i]);
 		x->env = wire[i]; /* moved */
@@ -328,6 +329,7 @@ tb_outbound_submit(struct tb_node *n, const struct tb_env_fields *f, char id[33]
 	if ((rc = tb_outbound_store(n, n->journal, n->sign_key, f, 1, ids, &bad, &fr, d)) ==
 	    TB_OK) {
 		memcpy(id, ids[0], 33);
+		tb_log_msg(TB_MSG_ACCEPTED, id, fr.to, f->type, "queued");
 		tb_latency_start(n, id, now_ms);
 		tb_outbound_hand(n, &fr, 1);
 		tb_outbound_schedule(n, 0);
@@ -420,6 +422,7 @@ collect(void *ctx, const struct tb_journal_out *o)
 		return TB_E_NOMEM;
 	snprintf(x->m.id, sizeof(x->m.id), "%s", o->msg.id);
 	snprintf(x->m.to, sizeof(x->m.to), "%s", o->msg.to);
+	snprintf(x->m.type, sizeof(x->m.type), "%s", o->msg.type);
 	snprintf(x->m.digest, sizeof(x->m.digest), "%s", o->msg.digest);
 	x->relayed =
 	    strcmp(o->msg.from, l->n->cfg.member_id) != 0 && strcmp(o->msg.type, "receipt") != 0;
@@ -468,6 +471,7 @@ free_exchange(struct tb_exchange *x)
 	free(x->ids);
 	free(x->digests);
 	free(x->tos);
+	free(x->types);
 	free(x->relayed);
 	free(x);
 }
@@ -492,6 +496,7 @@ fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t c
 	x->ids = calloc(count, sizeof(*x->ids));
 	x->digests = calloc(count, sizeof(*x->digests));
 	x->tos = calloc(count, sizeof(*x->tos));
+	x->types = calloc(count, sizeof(*x->types));
 	x->relayed = calloc(count, sizeof(*x->relayed));
 	tb_buf_init(body);
 	if (count > 1)
@@ -504,6 +509,8 @@ fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t c
 			memcpy(x->ids[i], v[i]->m.id, 33);
 			memcpy(x->digests[i], v[i]->m.digest, 65);
 			memcpy(x->tos[i], v[i]->m.to, 16);
+			if (x->types != NULL)
+				memcpy(x->types[i], v[i]->m.type, sizeof(*x->types));
 			x->relayed[i] = v[i]->relayed;
 		}
 	}
@@ -588,6 +595,8 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		x->epoch = p->epoch;
 		x->failures = p->failures;
 	}
+	for (size_t i = 0; i < count; i++)
+		tb_log_msg(TB_MSG_SENT, v[i]->m.id, v[i]->m.to, v[i]->m.type, "via %s", hop);
 	return 0;
 fail:
 	if (pdu != NULL)
@@ -828,6 +837,8 @@ settle_unsendable(struct tb_node *n, struct due_list *l, int64_t now, bool *tx)
 		if (x->m.expires <= now) {
 			if (!round_tx(n, tx))
 				return false;
+			tb_log_msg(TB_MSG_FAILED, x->m.id, x->m.to, x->m.type,
+			           "time.expired: not delivered before expiry");
 			if (tb_journal_outbound_failed_audit(
 			        n->journal, x->m.id, "time.expired: not delivered before expiry",
 			        now, x->m.digest, x->m.to) == TB_OK)
@@ -1260,6 +1271,8 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		char reason[160];
 		snprintf(reason, sizeof(reason), "refused by %s: %.*s", x->hop,
 		         (int)(len > 120 ? 120 : len), (const char *)p);
+		tb_log_msg(TB_MSG_FAILED, x->ids[i], x->tos[i], x->types ? x->types[i] : NULL, "%s",
+		           reason);
 		if (tb_journal_outbound_failed_audit(j, x->ids[i], reason, now, x->digests[i],
 		                                     x->tos[i]) == TB_OK)
 			a->failed++;
@@ -1493,6 +1506,8 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 			if (!a->delivered[i])
 				continue;
 			tb_latency_done(n, x->ids[i]);
+			tb_log_msg(TB_MSG_DELIVERED, x->ids[i], x->tos[i],
+			           x->types ? x->types[i] : NULL, "receipt verified");
 			if (a->notes != NULL && a->notes[i].corr[0] != '\0')
 				n->out->delivered(n->out->delivered_ctx, a->notes[i].type,
 				                  a->notes[i].corr);

@@ -35,6 +35,7 @@ struct tb_exchange {
 	char (*ids)[33];
 	char (*digests)[65];
 	char (*tos)[16];
+	char (*types)[48]; /* for the log; NULL out of memory */
 	bool *relayed; /* a message from another member, relayed by this hub */
 	int64_t sent_ms;
 	uint32_t epoch; /* the peer's backoff epoch when it was sent */
@@ -82,6 +83,7 @@ struct tb_answer {
  * reading it back from the journal (outbound.c). */
 struct tb_fresh {
 	char id[33], to[16], digest[65];
+	char type[48]; /* for the log */
 	int64_t expires;
 	int64_t handed_ms; /* when the loop took it over */
 	struct tb_buf env; /* its wire form */

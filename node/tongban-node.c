@@ -101,6 +101,7 @@ reload_config(struct tb_node *n)
 	pthread_rwlock_unlock(&n->reg_lock);
 	if (tb_log_level_parse(c.log_level, &lvl))
 		tb_log_set_level(lvl);
+	tb_log_set_format(tb_log_format_of(c.log_format));
 	log_info("SIGHUP: configuration reloaded (%s)", applied);
 }
 

@@ -306,7 +306,7 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	int err = 0;
 
 	coap_startup();
-	coap_set_log_level(LOG_WARNING);
+	tb_log_attach_coap(); /* its log through ours, at our level */
 	coap_dtls_set_log_level(LOG_WARNING);
 	if (!coap_dtls_is_supported())
 		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "libcoap has no DTLS support");

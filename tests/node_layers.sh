@@ -17,7 +17,8 @@ fi
 
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
-#   1 the base:    config, journal, worker
+#   1 the base:    config, journal, worker; coaplog (libcoap's log
+#                  through log)
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
 #                  apimsg (the local API's messages), lifecycle (the
@@ -31,6 +32,7 @@ LAYERS='log 0
 config 1
 journal 1
 worker 1
+coaplog 1
 node 2
 transport 3
 flows 3
