@@ -42,6 +42,21 @@ usage(FILE *f)
 	           "startup error, 2 usage error.\n");
 }
 
+/* A finding of tb_config_check: failures on stderr, one line each;
+ * warnings too under -n (ctx: bool, -n), else in the log. */
+static void
+print_finding(void *ctx, enum tb_check_sev sev, const char *line)
+{
+	const bool *check = ctx;
+
+	if (sev == TB_CHECK_FAIL)
+		fprintf(stderr, "tongban-node: %s\n", line);
+	else if (*check)
+		fprintf(stderr, "tongban-node: warning: %s\n", line);
+	else
+		log_warnx("%s", line);
+}
+
 static void
 on_term(evutil_socket_t sig, short what, void *arg)
 {
@@ -296,11 +311,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
 		return 1;
 	}
-	/* -n: also the files the configuration names, and the identity */
-	if (check && tb_config_check(config, &d) != TB_OK) {
-		fprintf(stderr, "tongban-node: %s\n", d.detail);
+	/* what the node will use, every finding (-n and start-up alike) */
+	if (tb_config_check(config, TB_CHECK_PORTS, NULL, print_finding, &check) != TB_OK)
 		return 1;
-	}
 	if ((n = tb_node_new(config, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: %s\n",
 		        d.code == TB_E_ARG || d.code == TB_E_IO

@@ -32,6 +32,18 @@ tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_ou
 	return err == 0;
 }
 
+const char *
+tb_errno_text(int err, char *out, size_t len)
+{
+	const char *name = strerrorname_np(err);
+
+	if (name != NULL)
+		snprintf(out, len, "%s (%s)", strerror(err), name);
+	else
+		snprintf(out, len, "%s (errno %d)", strerror(err), err);
+	return out;
+}
+
 static bool
 loopback_free(int port)
 {

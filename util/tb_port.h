@@ -32,6 +32,10 @@
  */
 bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out);
 
+/* errno as text with its name, e.g. "Address already in use
+ * (EADDRINUSE)", into out (len bytes, always NUL-terminated); returns out. */
+const char *tb_errno_text(int err, char *out, size_t len);
+
 /*
  * Finds base such that the 2 * span loopback ports base .. base+span-1
  * and base+offset .. base+offset+span-1 are each free for both UDP and
