@@ -22,6 +22,7 @@
 #include "../protocol/tb_json.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
+#include "../util/tb_port.h"
 #include "journal.h"
 #include "log.h"
 
@@ -356,6 +357,8 @@ dispatch(struct evhttp_request *req, void *arg)
 int
 tb_api_start(struct tb_node *n, struct tb_diag *d)
 {
+	char why[120];
+
 	if ((n->http = evhttp_new(n->base)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "evhttp_new");
 	evhttp_set_max_body_size(n->http, API_BODY_MAX);
@@ -363,7 +366,8 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_gencb(n->http, dispatch, n);
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d: %s",
-		                   n->cfg.api_host, n->cfg.api_port, strerror(errno));
+		                   n->cfg.api_host, n->cfg.api_port,
+		                   tb_errno_text(errno, why, sizeof(why)));
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
 	return TB_OK;
 }

@@ -258,6 +258,7 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_address_t addr;
 	char port[8];
 	struct addrinfo hints, *res = NULL;
+	char why[120];
 	int err = 0;
 
 	coap_startup();
@@ -292,12 +293,17 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	freeaddrinfo(res);
 	/* libcoap binds with SO_REUSEADDR, which lets a second UDP socket
 	 * share the port silently: a port another socket holds is refused
-	 * here instead */
+	 * before, and the endpoint's socket loses SO_REUSEADDR after, so
+	 * that a later bind of the port fails too (tb_port_exclusive) */
 	if (!tb_port_free(SOCK_DGRAM, &addr.addr.sa, addr.size, &err) ||
 	    coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d: %s",
 		                   n->cfg.listen_host, n->cfg.listen_port,
-		                   strerror(err != 0 ? err : errno));
+		                   tb_errno_text(err != 0 ? err : errno, why, sizeof(why)));
+	if (tb_port_exclusive(&addr.addr.sa, addr.size) != TB_OK)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
+		                   "cannot make the DTLS socket on %s:%d exclusive",
+		                   n->cfg.listen_host, n->cfg.listen_port);
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);

@@ -32,6 +32,16 @@
  */
 bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out);
 
+/*
+ * Makes this process's datagram socket bound to exactly sa (borrowed, len
+ * bytes) exclusive: clears its SO_REUSEADDR, which libcoap sets, so that
+ * a later bind of the same address fails with EADDRINUSE even when that
+ * one sets SO_REUSEADDR too (Linux checks both sockets' flags at bind).
+ * Finds the socket among /proc/self/fd.  Returns 0, or TB_E_IO when no
+ * such socket is found or its option cannot be changed.
+ */
+TB_MUST_CHECK int tb_port_exclusive(const struct sockaddr *sa, socklen_t len);
+
 /* errno as text with its name, e.g. "Address already in use
  * (EADDRINUSE)", into out (len bytes, always NUL-terminated); returns out. */
 const char *tb_errno_text(int err, char *out, size_t len);
