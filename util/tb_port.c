@@ -21,9 +21,12 @@
 bool
 tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out)
 {
-	int s = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0), err = 0;
+	int s = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0), err = 0, on = 1;
 
 	if (s < 0)
+		err = errno;
+	else if (socktype == SOCK_STREAM &&
+	         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
 		err = errno;
 	else if (bind(s, sa, len) != 0)
 		err = errno;

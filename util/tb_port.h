@@ -25,10 +25,13 @@
 
 /*
  * True when a socket of type socktype (SOCK_DGRAM, SOCK_STREAM) can be
- * bound to sa (borrowed, len bytes) without SO_REUSEADDR at this moment:
- * no socket of that protocol holds the address, whatever its own
- * options.  False when the bind fails (*err_out, when not NULL, gets its
- * errno: EADDRINUSE, EACCES ...).
+ * bound to sa (borrowed, len bytes) at this moment: no socket of that
+ * protocol holds the address, whatever its own options.  A datagram
+ * socket is tried without SO_REUSEADDR; a stream socket with it, as a
+ * listening server binds (on Linux it passes over connections in
+ * TIME_WAIT only, never over a bound or listening socket).  False when
+ * the bind fails (*err_out, when not NULL, gets its errno: EADDRINUSE,
+ * EACCES ...).
  */
 bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out);
 
