@@ -746,12 +746,10 @@ cert_kid(const char *path, uint8_t kid[TB_KEYID_LEN])
 static int
 registry_key(int argc, char **argv)
 {
-	static const struct option opts[] = {{"add", required_argument, NULL, 'a'},
-	                                     {"use", required_argument, NULL, 'u'},
-	                                     {"remove", required_argument, NULL, 'r'},
-	                                     {"remove-kid", required_argument, NULL, 'k'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"add", required_argument, NULL, 'a'},    {"use", required_argument, NULL, 'u'},
+	    {"remove", required_argument, NULL, 'r'}, {"remove-kid", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
 	const char *add = NULL, *use = "both", *rm = NULL, *rmkid = NULL;
 	char id[TB_MEMBER_ID_MAX];
 	uint8_t kid[TB_KEYID_LEN];
@@ -1064,11 +1062,10 @@ cmd_registry(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},       {"add", registry_add},
-	            {"set", registry_set},       {"revoke", registry_revoke},
-	            {"key", registry_key},
-	            {"policy", registry_policy}, {"sign", registry_sign},
-	            {"verify", registry_verify}, {"show", registry_show}};
+	} subs[] = {
+	    {"new", registry_new},       {"add", registry_add},       {"set", registry_set},
+	    {"revoke", registry_revoke}, {"key", registry_key},       {"policy", registry_policy},
+	    {"sign", registry_sign},     {"verify", registry_verify}, {"show", registry_show}};
 
 	if (argc < 2) {
 		registry_usage(stderr);

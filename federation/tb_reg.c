@@ -1550,8 +1550,8 @@ tb_reg_remove_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb
 		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS, "key not in the registry");
 	mb = &reg->members[m];
 	if (mb->nkeys == 1)
-		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
-		                   "the only key of member %s", mb->id);
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "the only key of member %s",
+		                   mb->id);
 	if ((rc = mark_edited(reg, d)) != TB_OK)
 		return rc;
 	free(mb->keys[k].spki);

@@ -365,9 +365,9 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(n->http, dispatch, n);
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d: %s",
-		                   n->cfg.api_host, n->cfg.api_port,
-		                   tb_errno_text(errno, why, sizeof(why)));
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
+		                   "cannot bind the local API on %s:%d: %s", n->cfg.api_host,
+		                   n->cfg.api_port, tb_errno_text(errno, why, sizeof(why)));
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
 	return TB_OK;
 }

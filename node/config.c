@@ -152,7 +152,6 @@ tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
 	return load(path, cfg, NULL, d);
 }
 
-
 static unsigned
 line_of(const unsigned *lines, const char *name)
 {
@@ -363,7 +362,8 @@ check_chain(struct ck *k, struct tb_cert **certs, size_t ncerts, struct tb_cert 
 		    tb_diag_format(&d, line, sizeof(line)));
 	else if (left < WARN_DAYS * 86400)
 		say(k, TB_CHECK_WARN, "cert", "%s expires on %s, in %lld day(s)", k->c->cert,
-		    day(tb_cert_not_after(certs[0]), when, sizeof(when)), (long long)(left / 86400));
+		    day(tb_cert_not_after(certs[0]), when, sizeof(when)),
+		    (long long)(left / 86400));
 out:
 	tb_castore_free(t);
 }
@@ -480,8 +480,9 @@ check_documents(struct ck *k)
 		    (long long)((tb_reg_valid_until(reg) - k->now) / 86400));
 	}
 	if ((m = tb_reg_find_member(reg, k->c->member_id)) == TB_REG_NONE)
-		say(k, TB_CHECK_FAIL, "member_id", "%s is not a member of the registry (serial %llu)",
-		    k->c->member_id, (unsigned long long)tb_reg_serial(reg));
+		say(k, TB_CHECK_FAIL, "member_id",
+		    "%s is not a member of the registry (serial %llu)", k->c->member_id,
+		    (unsigned long long)tb_reg_serial(reg));
 	else if (tb_reg_member_status(reg, m) != TB_STATUS_ACTIVE)
 		say(k, TB_CHECK_WARN, "member_id",
 		    "%s is %s in the registry (serial %llu): the node will exchange no messages",
@@ -517,8 +518,8 @@ check_port(struct ck *k, const char *name, int socktype, const char *host, int p
 }
 
 int
-tb_config_check(const char *path, unsigned what, const struct tb_reg *in_force,
-                tb_check_fn *fn, void *ctx)
+tb_config_check(const char *path, unsigned what, const struct tb_reg *in_force, tb_check_fn *fn,
+                void *ctx)
 {
 	struct tb_config c;
 	unsigned lines[NKEYS];

@@ -13,8 +13,8 @@
  * Shared with the loop: the registry and route table (read under
  * n->reg_lock, which the loop takes for writing when it replaces them),
  * the thread's signing key (replaced by the loop under the same lock on
- * a rotation, tb_ingest_set_key), and n->cfg's fixed keys.  The journal file is shared through SQLite,
- * which serialises the two handles' write transactions.
+ * a rotation, tb_ingest_set_key), and n->cfg's fixed keys.  The journal file is shared through
+ * SQLite, which serialises the two handles' write transactions.
  */
 #include "apimsg.h"
 #include "ingest.h"

@@ -28,22 +28,21 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban-node --config FILE [-n]\n"
-	        "       tongban-node --help | --version\n\n"
-	        "Runs one Tongban federation node in the foreground.\n\n"
-	        "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-	        "  -n, --check        check what the node will use (the configuration,\n"
-	        "                     identity, registry, file modes, journal, ports),\n"
-	        "                     each finding one line; print \"configuration OK\"\n"
-	        "                     and exit 0, or exit 1.  Start-up runs the same.\n\n"
-	        "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
-	        "SIGHUP re-reads the registry file and the configuration: the keys\n"
-	        "marked (SIGHUP) apply at once, a change to any other needs a restart;\n"
-	        "and re-reads the files of cert, key and sign_key (rotation): if they\n"
-	        "pass the checks of -n, new DTLS sessions and new signatures use them,\n"
-	        "else those in use are kept and an error is logged.\n\n"
-	        "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
+	fprintf(f, "Usage: tongban-node --config FILE [-n]\n"
+	           "       tongban-node --help | --version\n\n"
+	           "Runs one Tongban federation node in the foreground.\n\n"
+	           "  -c, --config FILE  configuration file (see tongban-node(8))\n"
+	           "  -n, --check        check what the node will use (the configuration,\n"
+	           "                     identity, registry, file modes, journal, ports),\n"
+	           "                     each finding one line; print \"configuration OK\"\n"
+	           "                     and exit 0, or exit 1.  Start-up runs the same.\n\n"
+	           "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
+	           "SIGHUP re-reads the registry file and the configuration: the keys\n"
+	           "marked (SIGHUP) apply at once, a change to any other needs a restart;\n"
+	           "and re-reads the files of cert, key and sign_key (rotation): if they\n"
+	           "pass the checks of -n, new DTLS sessions and new signatures use them,\n"
+	           "else those in use are kept and an error is logged.\n\n"
+	           "Configuration keys (KEY = VALUE lines; errors as FILE:LINE: KEY: why):\n");
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
 	           "startup error, 2 usage error.\n");
@@ -147,7 +146,8 @@ load_new(struct tb_node *n, struct tb_key **k1, struct tb_key **k2, struct tb_ce
 {
 	const char *path = n->cfg.sign_key[0] != '\0' ? n->cfg.sign_key : n->cfg.key;
 
-	if ((*k1 = tb_key_load(path, NULL, d)) == NULL || (*k2 = tb_key_load(path, NULL, d)) == NULL ||
+	if ((*k1 = tb_key_load(path, NULL, d)) == NULL ||
+	    (*k2 = tb_key_load(path, NULL, d)) == NULL ||
 	    (*cert = tb_cert_load(n->cfg.cert, d)) == NULL)
 		return d->code != TB_OK ? d->code : TB_E_KEY;
 	return TB_OK;
