@@ -361,6 +361,8 @@ registry_usage(FILE *f)
 	    "       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
 	    "                    [--valid-days N [--now T]]\n"
 	    "       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
+	    "       tongban registry key REG (--add CERT [--use tls|sign|both] |\n"
+	    "                    --remove CERT | --remove-kid HEX)\n"
 	    "       tongban registry policy REG [--default allow|deny] [--clear]\n"
 	    "                    [--rule 'effect=allow|deny;services=*|CODE,..;ids=ID,..;\n"
 	    "                            roles=city,hub;regions=PREFIX,..']...\n"
@@ -375,6 +377,9 @@ registry_usage(FILE *f)
 	    "        member without --endpoint is reached through its --parent hub.\n"
 	    "set     a member's status and/or a new validity window.\n"
 	    "revoke  lists a certificate's key id as revoked.\n"
+	    "key     adds a certificate's key to its member (the subject serialNumber),\n"
+	    "        use \"both\" unless --use says, or removes a key from its member:\n"
+	    "        a rotation lists the new key beside the old, then drops the old.\n"
 	    "policy  sets the access policy's default, drops (--clear) or appends rules.\n"
 	    "        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
 	    "sign    adds one authority's signature (the key must match CERT).\n"
@@ -389,7 +394,7 @@ registry_usage(FILE *f)
 	    "install verifies REG for the node of CONFIG (its trust anchor, a serial\n"
 	    "        above the node's), replaces the node's registry file atomically and\n"
 	    "        has the running node apply it (tongban registry install --help).\n\n"
-	    "Every edit (add, set, revoke, policy) removes all signatures and adds 1\n"
+	    "Every edit (add, set, revoke, key, policy) removes all signatures and adds 1\n"
 	    "to the serial.  --now T replaces the clock (Unix seconds).\n"
 	    "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
@@ -726,6 +731,81 @@ registry_revoke(int argc, char **argv)
 	return rc;
 }
 
+/* The key id of the certificate in path. */
+static int
+cert_kid(const char *path, uint8_t kid[TB_KEYID_LEN])
+{
+	struct tb_diag d;
+	struct tb_cert *cc = tb_cert_load(path, &d);
+
+	if (cc == NULL) {
+		tb_diag_prefix(&d, path);
+		return cli_fail_diag(&d);
+	}
+	tb_cert_key_id(cc, kid);
+	tb_cert_free(cc);
+	return EX_TB_OK;
+}
+
+static int
+registry_key(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"add", required_argument, NULL, 'a'},    {"use", required_argument, NULL, 'u'},
+	    {"remove", required_argument, NULL, 'r'}, {"remove-kid", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
+	const char *add = NULL, *use = "both", *rm = NULL, *rmkid = NULL;
+	char id[TB_MEMBER_ID_MAX];
+	uint8_t kid[TB_KEYID_LEN];
+	struct tb_reg_key_spec k;
+	struct tb_buf spki;
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': add = optarg; break;
+		case 'u': use = optarg; break;
+		case 'r': rm = optarg; break;
+		case 'k': rmkid = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if ((add != NULL) + (rm != NULL) + (rmkid != NULL) != 1)
+		return cli_usage_error("give one of --add, --remove and --remove-kid");
+	if (tb_key_use_from_name(use) == 0)
+		return cli_usage_error("--use must be tls, sign or both");
+	if (rmkid != NULL && !tb_hex_decode(rmkid, strlen(rmkid), kid, TB_KEYID_LEN))
+		return cli_usage_error("--remove-kid must be 64 lowercase hex digits");
+	tb_buf_init(&spki);
+	if (add != NULL && (rc = cert_info(add, id, NULL, 0, &spki)) != EX_TB_OK)
+		goto out;
+	if (rm != NULL && (rc = cert_kid(rm, kid)) != EX_TB_OK)
+		goto out;
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		goto out;
+	k.spki = spki.data;
+	k.spki_len = spki.len;
+	k.use = tb_key_use_from_name(use);
+	if ((add != NULL ? tb_reg_add_key(reg, id, &k, &d) : tb_reg_remove_key(reg, kid, &d)) !=
+	    TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("serial %llu, key %s\n", (unsigned long long)tb_reg_serial(reg),
+		       add != NULL ? "added" : "removed");
+out:
+	tb_buf_free(&spki);
+	tb_reg_free(reg);
+	return rc;
+}
+
 static int
 registry_policy(int argc, char **argv)
 {
@@ -988,9 +1068,9 @@ cmd_registry(int argc, char **argv)
 		int (*fn)(int, char **);
 	} subs[] = {{"new", registry_new},        {"add", registry_add},
 	            {"set", registry_set},        {"revoke", registry_revoke},
-	            {"policy", registry_policy},  {"sign", registry_sign},
-	            {"verify", registry_verify},  {"show", registry_show},
-	            {"install", registry_install}};
+	            {"key", registry_key},        {"policy", registry_policy},
+	            {"sign", registry_sign},      {"verify", registry_verify},
+	            {"show", registry_show},      {"install", registry_install}};
 
 	if (argc < 2) {
 		registry_usage(stderr);

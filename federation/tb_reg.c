@@ -1529,6 +1529,69 @@ tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st, str
 }
 
 int
+tb_reg_add_key(struct tb_reg *reg, const char *id, const struct tb_reg_key_spec *k,
+               struct tb_diag *d)
+{
+	size_t m = tb_reg_find_member(reg, id), om, ok;
+	struct reg_member *mb;
+	struct reg_key *v, nk;
+	int rc;
+
+	tb_diag_clear(d);
+	if (m == TB_REG_NONE)
+		return tb_diag_set(d, TB_E_REG_MEMBER, TB_DIAG_NOPOS, "%.16s", id);
+	mb = &reg->members[m];
+	if (k->spki_len == 0 || k->spki_len > TB_REG_MAX_SPKI || k->use < TB_USE_TLS ||
+	    k->use > TB_USE_BOTH)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "bad key");
+	if (mb->nkeys >= TB_REG_MAX_KEYS)
+		return tb_diag_set(d, TB_E_REG_LIMIT, TB_DIAG_NOPOS, "member %s has %d keys",
+		                   mb->id, TB_REG_MAX_KEYS);
+	tb_sha256(k->spki, k->spki_len, nk.kid);
+	if (tb_reg_find_key(reg, nk.kid, &om, &ok) == TB_OK)
+		return tb_diag_set(d, TB_E_REG_DUP_KEY, TB_DIAG_NOPOS,
+		                   "key already listed for member %s", reg->members[om].id);
+	if ((nk.spki = malloc(k->spki_len)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	memcpy(nk.spki, k->spki, k->spki_len);
+	nk.spki_len = k->spki_len;
+	nk.use = k->use;
+	if ((v = realloc(mb->keys, (mb->nkeys + 1) * sizeof(*v))) == NULL) {
+		free(nk.spki);
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	}
+	mb->keys = v;
+	if ((rc = mark_edited(reg, d)) != TB_OK) {
+		free(nk.spki);
+		return rc;
+	}
+	mb->keys[mb->nkeys++] = nk;
+	return build_index(reg, d);
+}
+
+int
+tb_reg_remove_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d)
+{
+	size_t m, k;
+	struct reg_member *mb;
+	int rc;
+
+	tb_diag_clear(d);
+	if (tb_reg_find_key(reg, kid, &m, &k) != TB_OK)
+		return tb_diag_set(d, TB_E_SIG_KEYID, TB_DIAG_NOPOS, "key not in the registry");
+	mb = &reg->members[m];
+	if (mb->nkeys == 1)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "the only key of member %s",
+		                   mb->id);
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	free(mb->keys[k].spki);
+	memmove(mb->keys + k, mb->keys + k + 1, (mb->nkeys - k - 1) * sizeof(*mb->keys));
+	mb->nkeys--;
+	return build_index(reg, d);
+}
+
+int
 tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d)
 {
 	uint8_t(*nr)[TB_KEYID_LEN];

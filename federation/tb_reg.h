@@ -172,6 +172,15 @@ TB_MUST_CHECK int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_memb
 /* TB_E_REG_MEMBER when id is not a member. */
 TB_MUST_CHECK int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st,
                                     struct tb_diag *d);
+/* Adds a key (copied) to member id's keys, e.g. a rotation's new one:
+ * TB_E_REG_MEMBER, TB_E_REG_DUP_KEY (listed already, by any member),
+ * TB_E_REG_LIMIT (TB_REG_MAX_KEYS), TB_E_FIELD_VALUE. */
+TB_MUST_CHECK int tb_reg_add_key(struct tb_reg *reg, const char *id,
+                                 const struct tb_reg_key_spec *k, struct tb_diag *d);
+/* Removes key kid from its member's keys: TB_E_SIG_KEYID when no member
+ * lists it, TB_E_FIELD_VALUE when it is the member's only key. */
+TB_MUST_CHECK int tb_reg_remove_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
+                                    struct tb_diag *d);
 /* Adds kid to the revoked list (no-op if present). */
 TB_MUST_CHECK int tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
                                     struct tb_diag *d);

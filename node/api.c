@@ -24,6 +24,7 @@
 #include "../protocol/tb_json.h"
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
+#include "../util/tb_port.h"
 #include "journal.h"
 #include "log.h"
 
@@ -491,6 +492,7 @@ int
 tb_api_start(struct tb_node *n, struct tb_diag *d)
 {
 	struct timespec now;
+	char why[120];
 
 	if ((n->http = evhttp_new(n->base)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "evhttp_new");
@@ -498,8 +500,9 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(n->http, dispatch, n);
 	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot bind the local API on %s:%d: %s",
-		                   n->cfg.api_host, n->cfg.api_port, strerror(errno));
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
+		                   "cannot bind the local API on %s:%d: %s", n->cfg.api_host,
+		                   n->cfg.api_port, tb_errno_text(errno, why, sizeof(why)));
 	clock_gettime(CLOCK_REALTIME, &now);
 	started = (double)now.tv_sec + (double)(now.tv_nsec / 1000000) / 1000.0;
 	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);

@@ -3,12 +3,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../certs/tb_ca.h"
 #include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
@@ -16,7 +20,9 @@
 #include "../protocol/tb_schema.h"
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
+#include "../util/tb_enc.h"
 #include "../util/tb_file.h"
+#include "../util/tb_port.h"
 
 /* field f of struct tb_config: its offset and capacity */
 #define F(f) .off = offsetof(struct tb_config, f), .size = sizeof(((struct tb_config *)0)->f)
@@ -159,16 +165,6 @@ tb_config_last_registry(const struct tb_config *cfg, char *out, size_t len)
 	snprintf(out, len, "%s.registry", cfg->journal);
 }
 
-/* "path:line: key: " before d's message (no line for a default). */
-static int
-refuse(struct tb_diag *d, int code, const char *path, unsigned line, const char *key,
-       const char *why)
-{
-	if (line > 0)
-		return tb_diag_set(d, code, TB_DIAG_NOPOS, "%s:%u: %s: %s", path, line, key, why);
-	return tb_diag_set(d, code, TB_DIAG_NOPOS, "%s: %s: %s", path, key, why);
-}
-
 static unsigned
 line_of(const unsigned *lines, const char *name)
 {
@@ -176,113 +172,390 @@ line_of(const unsigned *lines, const char *name)
 	return k != NULL ? lines[k - keys] : 0;
 }
 
-/* The DTLS identity: key and sign_key load, cert certifies key for
- * member_id, root is a CA certificate. */
-static int
-check_identity(const char *path, const struct tb_config *c, const unsigned *lines,
-               struct tb_diag *d)
-{
-	struct tb_key *key = NULL, *sign = NULL;
-	struct tb_cert *cert = NULL, *root = NULL;
-	uint8_t kid[TB_KEYID_LEN], cid[TB_KEYID_LEN];
-	char id[TB_MEMBER_ID_MAX], why[300];
-	const char *bad = NULL;
-	int rc = TB_E_ARG;
+/* ---- what the node will use: -n, start-up and SIGHUP (tb_config_check) ---- */
 
-	if ((key = tb_key_load(c->key, NULL, d)) == NULL)
-		bad = "key";
-	else if (c->sign_key[0] != '\0' && (sign = tb_key_load(c->sign_key, NULL, d)) == NULL)
-		bad = "sign_key";
-	else if ((cert = tb_cert_load(c->cert, d)) == NULL)
-		bad = "cert";
-	else if ((root = tb_cert_load(c->root, d)) == NULL)
-		bad = "root";
-	if (bad != NULL) {
-		snprintf(why, sizeof(why), "%s", d->detail[0] ? d->detail : tb_err_str(d->code));
-		rc = refuse(d, d->code, path, line_of(lines, bad), bad, why);
-		goto out;
-	}
-	tb_key_id(key, kid);
-	tb_cert_key_id(cert, cid);
-	if (memcmp(kid, cid, sizeof(kid)) != 0)
-		rc = refuse(d, TB_E_ARG, path, line_of(lines, "cert"), "cert",
-		            "does not certify the key of 'key'");
-	else if (tb_cert_member_id(cert, id) != TB_OK || strcmp(id, c->member_id) != 0)
-		rc = refuse(d, TB_E_ARG, path, line_of(lines, "cert"), "cert",
-		            "is not the certificate of member_id");
-	else if (!tb_cert_is_ca(root))
-		rc = refuse(d, TB_E_ARG, path, line_of(lines, "root"), "root",
-		            "is not a CA certificate");
+/* Expiry is warned of registry_warn_days ahead, as the running node does. */
+#define PEM_CERT "-----BEGIN CERTIFICATE-----"
+#define MAX_CERTS 8 /* certificates read from one PEM file */
+
+struct ck {
+	const char *path; /* the configuration file */
+	const struct tb_config *c;
+	const unsigned *lines; /* per key; 0: at its default */
+	tb_check_fn *fn;
+	void *ctx;
+	int64_t now;
+	int fails;
+	bool unreadable[NKEYS]; /* a file the later checks need not try */
+};
+
+/* One finding: "path:line: key: why" (no line for a key at its default). */
+static void __attribute__((format(printf, 4, 5)))
+say(struct ck *k, enum tb_check_sev sev, const char *key, const char *fmt, ...)
+{
+	char why[600], line[TB_CONF_PATH_MAX + 700];
+	unsigned at = line_of(k->lines, key);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (at > 0)
+		snprintf(line, sizeof(line), "%s:%u: %s: %s", k->path, at, key, why);
 	else
-		rc = TB_OK;
-out:
-	tb_cert_free(root);
-	tb_cert_free(cert);
-	tb_key_free(sign);
-	tb_key_free(key);
-	return rc;
+		snprintf(line, sizeof(line), "%s: %s: %s", k->path, key, why);
+	if (sev == TB_CHECK_FAIL)
+		k->fails++;
+	k->fn(k->ctx, sev, line);
 }
 
-/* d's failure as the why of key `name` (it names the file itself). */
-static int
-refuse_diag(struct tb_diag *d, const char *path, const unsigned *lines, const char *name)
+static bool
+readable(const struct ck *k, const char *name)
 {
-	char why[300];
+	const struct tb_conf_key *key = tb_conf_find(&table, name, strlen(name));
+	return key != NULL && !k->unreadable[key - keys];
+}
 
-	tb_diag_format(d, why, sizeof(why));
-	return refuse(d, d->code, path, line_of(lines, name), name, why);
+static const char *
+day(int64_t t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(out, len, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(out, len, "%lld", (long long)t);
+	return out;
+}
+
+/* Every file a key names is readable. */
+static void
+check_files(struct ck *k)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *file = (const char *)k->c + keys[i].off;
+		if (!(keys[i].flags & TB_CONF_FILE) || file[0] == '\0' || access(file, R_OK) == 0)
+			continue;
+		k->unreadable[i] = true;
+		say(k, TB_CHECK_FAIL, keys[i].name, "cannot read %s: %s", file, strerror(errno));
+	}
+}
+
+/* Secrets are the owner's alone, as ssh insists for its keys. */
+static void
+check_modes(struct ck *k)
+{
+	static const char *const secret[] = {"key", "sign_key", "api_token_file"};
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
+		const struct tb_conf_key *key = tb_conf_find(&table, secret[i], strlen(secret[i]));
+		const char *file = (const char *)k->c + key->off;
+		if (file[0] == '\0' || !readable(k, secret[i]) || stat(file, &st) != 0 ||
+		    (st.st_mode & 077) == 0)
+			continue;
+		say(k, TB_CHECK_FAIL, secret[i],
+		    "%s is open to group or others (mode %04o): chmod 600 it", file,
+		    (unsigned)(st.st_mode & 07777));
+	}
+}
+
+/* The journal (or, before it exists, its directory) is writable. */
+static void
+check_journal(struct ck *k)
+{
+	char dir[TB_CONF_PATH_MAX];
+	const char *j = k->c->journal, *slash = strrchr(j, '/');
+
+	if (access(j, F_OK) == 0) {
+		if (access(j, R_OK | W_OK) != 0)
+			say(k, TB_CHECK_FAIL, "journal", "cannot write %s: %s", j, strerror(errno));
+		return;
+	}
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == j ? 1 : slash - j), j);
+	/* start-up creates the file, and the directory when it is missing */
+	while (access(dir, F_OK) != 0 && strrchr(dir, '/') != NULL && strrchr(dir, '/') != dir)
+		*strrchr(dir, '/') = '\0';
+	if (access(dir, W_OK | X_OK) != 0)
+		say(k, TB_CHECK_FAIL, "journal", "cannot create %s: directory %s: %s", j, dir,
+		    strerror(errno));
+}
+
+/* The certificates of a PEM file (at most max, caller frees them);
+ * 0 when it holds none, or is not PEM at all (a JSON file, DER). */
+static size_t
+load_pems(const char *file, struct tb_cert **out, size_t max)
+{
+	struct tb_buf b;
+	size_t n = 0;
+
+	tb_buf_init(&b);
+	if (tb_file_read(file, 1 << 20, &b, NULL) != TB_OK || tb_buf_add(&b, "", 1) != TB_OK)
+		goto out;
+	for (const char *p = strstr((const char *)b.data, PEM_CERT); p != NULL && n < max;
+	     p = strstr(p + 1, PEM_CERT)) {
+		const char *end = strstr(p, "-----END CERTIFICATE-----");
+		if (end == NULL)
+			break;
+		end += strlen("-----END CERTIFICATE-----");
+		if ((out[n] = tb_cert_import((const uint8_t *)p, (size_t)(end - p), NULL)) != NULL)
+			n++;
+	}
+out:
+	tb_buf_free(&b);
+	return n;
+}
+
+static void
+free_certs(struct tb_cert **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		tb_cert_free(v[i]);
+}
+
+/* The node's own keys in the registry: the certificate's key for DTLS,
+ * the message-signing key for signatures, neither revoked. */
+static void
+check_listed(struct ck *k, const struct tb_reg *reg, const char *name, const uint8_t *kid,
+             enum tb_key_use need)
+{
+	size_t m, i;
+	enum tb_key_use use;
+	uint8_t id[TB_KEYID_LEN];
+	const uint8_t *spki;
+	size_t len;
+	char hex[2 * TB_KEYID_LEN + 1];
+
+	tb_hex_encode(kid, TB_KEYID_LEN, hex);
+	if (tb_reg_key_revoked(reg, kid)) {
+		say(k, TB_CHECK_FAIL, name, "key %.16s... is revoked in the registry (serial %llu)",
+		    hex, (unsigned long long)tb_reg_serial(reg));
+		return;
+	}
+	if (tb_reg_find_key(reg, kid, &m, &i) == TB_OK &&
+	    strcmp(tb_reg_member_id(reg, m), k->c->member_id) == 0) {
+		tb_reg_key(reg, m, i, id, &use, &spki, &len);
+		if ((use & need) == need)
+			return;
+	}
+	say(k, TB_CHECK_FAIL, name,
+	    "key %.16s... is not a %s key of member %s in the registry (serial %llu)", hex,
+	    need == TB_USE_TLS ? "DTLS" : "message-signing", k->c->member_id,
+	    (unsigned long long)tb_reg_serial(reg));
+}
+
+/* The certificate chains to root (through the intermediates its file
+ * holds) for a node's use, now; and warns when it expires soon. */
+static void
+check_chain(struct ck *k, struct tb_cert **certs, size_t ncerts, struct tb_cert **roots,
+            size_t nroots)
+{
+	struct tb_castore *t = tb_castore_new();
+	struct tb_diag d;
+	char line[300], when[40];
+	int64_t left = tb_cert_not_after(certs[0]) - k->now;
+
+	tb_diag_clear(&d);
+	for (size_t i = 0; t != NULL && i < nroots; i++)
+		if (tb_castore_add_ca(t, roots[i], &d) != TB_OK) {
+			say(k, TB_CHECK_FAIL, "root", "%s", tb_diag_format(&d, line, sizeof(line)));
+			goto out;
+		}
+	if (t == NULL) {
+		say(k, TB_CHECK_FAIL, "cert", "out of memory");
+		goto out;
+	}
+	if (tb_chain_verify(t, certs[0], (const struct tb_cert *const *)certs + 1, ncerts - 1,
+	                    TB_USAGE_NODE, k->now, &d) != TB_OK)
+		say(k, TB_CHECK_FAIL, "cert", "%s: %s", k->c->cert,
+		    tb_diag_format(&d, line, sizeof(line)));
+	else if (left < k->c->registry_warn_days * 86400)
+		say(k, TB_CHECK_WARN, "cert", "%s expires on %s, in %lld day(s)", k->c->cert,
+		    day(tb_cert_not_after(certs[0]), when, sizeof(when)),
+		    (long long)(left / 86400));
+out:
+	tb_castore_free(t);
+}
+
+/* key and sign_key load; cert is a PEM certificate of key for member_id
+ * that chains to root, a PEM file of CA certificates; both keys are the
+ * member's in reg (NULL: not checked). */
+static void
+check_identity(struct ck *k, const struct tb_reg *reg)
+{
+	struct tb_key *key = NULL, *sign = NULL;
+	struct tb_cert *certs[MAX_CERTS], *roots[MAX_CERTS];
+	size_t ncerts = 0, nroots = 0;
+	uint8_t kid[TB_KEYID_LEN], cid[TB_KEYID_LEN];
+	char id[TB_MEMBER_ID_MAX];
+	struct tb_diag d;
+
+	tb_diag_clear(&d);
+	if (readable(k, "key") && (key = tb_key_load(k->c->key, NULL, &d)) == NULL)
+		say(k, TB_CHECK_FAIL, "key", "%s", d.detail[0] ? d.detail : tb_err_str(d.code));
+	if (k->c->sign_key[0] != '\0' && readable(k, "sign_key") &&
+	    (sign = tb_key_load(k->c->sign_key, NULL, &d)) == NULL)
+		say(k, TB_CHECK_FAIL, "sign_key", "%s",
+		    d.detail[0] ? d.detail : tb_err_str(d.code));
+	if (readable(k, "cert") && (ncerts = load_pems(k->c->cert, certs, MAX_CERTS)) == 0)
+		say(k, TB_CHECK_FAIL, "cert", "%s is not a PEM certificate", k->c->cert);
+	if (readable(k, "root") && (nroots = load_pems(k->c->root, roots, MAX_CERTS)) == 0)
+		say(k, TB_CHECK_FAIL, "root", "%s is not a PEM certificate", k->c->root);
+	for (size_t i = 0; i < nroots; i++)
+		if (!tb_cert_is_ca(roots[i])) {
+			say(k, TB_CHECK_FAIL, "root", "%s: %s is not a CA certificate", k->c->root,
+			    tb_cert_subject(roots[i]));
+			free_certs(roots, nroots);
+			nroots = 0;
+		}
+	if (ncerts > 0) {
+		tb_cert_key_id(certs[0], cid);
+		if (key != NULL && (tb_key_id(key, kid), memcmp(kid, cid, sizeof(kid)) != 0)) {
+			say(k, TB_CHECK_FAIL, "cert", "%s does not certify the key in %s",
+			    k->c->cert, k->c->key);
+			reg = NULL; /* which keys the registry lists says nothing more */
+		}
+		if (tb_cert_member_id(certs[0], id) != TB_OK) {
+			say(k, TB_CHECK_FAIL, "cert", "%s has no member id (subject serialNumber)",
+			    k->c->cert);
+			reg = NULL;
+		} else if (strcmp(id, k->c->member_id) != 0) {
+			say(k, TB_CHECK_FAIL, "member_id",
+			    "%s is not the certificate's serialNumber (%s in %s)", k->c->member_id,
+			    id, k->c->cert);
+			reg = NULL;
+		}
+		if (nroots > 0)
+			check_chain(k, certs, ncerts, roots, nroots);
+		if (reg != NULL && tb_reg_find_member(reg, k->c->member_id) != TB_REG_NONE)
+			check_listed(k, reg, "cert", cid, TB_USE_TLS);
+	}
+	if (reg != NULL && tb_reg_find_member(reg, k->c->member_id) != TB_REG_NONE &&
+	    (sign != NULL || (k->c->sign_key[0] == '\0' && key != NULL))) {
+		tb_key_id(sign != NULL ? sign : key, kid);
+		check_listed(k, reg, sign != NULL ? "sign_key" : "key", kid, TB_USE_SIGN);
+	}
+	free_certs(roots, nroots);
+	free_certs(certs, ncerts);
+	tb_key_free(sign);
+	tb_key_free(key);
 }
 
 /* The trust anchor and the registry parse, the registry verifies
- * against the trust anchor now and lists member_id. */
-static int
-check_documents(const char *path, const struct tb_config *c, const unsigned *lines,
-                struct tb_diag *d)
+ * (expired: a warning, the node starts in recovery) and lists member_id;
+ * its expiry and the member's status are warned of.  Returns the
+ * registry when its signatures hold (caller frees), else NULL. */
+static struct tb_reg *
+check_documents(struct ck *k)
 {
 	struct tb_trust *trust = NULL;
 	struct tb_reg *reg = NULL;
 	struct tb_buf b;
+	struct tb_diag d;
+	char line[300], when[40];
+	size_t m;
 	int rc;
 
 	tb_buf_init(&b);
-	if ((rc = tb_file_read(c->trust, 1 << 20, &b, d)) != TB_OK ||
-	    (trust = tb_trust_parse(b.data, b.len, d)) == NULL) {
-		rc = refuse_diag(d, path, lines, "trust");
+	if (!readable(k, "trust") || !readable(k, "registry"))
+		goto out;
+	if (tb_file_read(k->c->trust, 1 << 20, &b, &d) != TB_OK ||
+	    (trust = tb_trust_parse(b.data, b.len, &d)) == NULL) {
+		say(k, TB_CHECK_FAIL, "trust", "%s", tb_diag_format(&d, line, sizeof(line)));
 		goto out;
 	}
 	tb_buf_reset(&b);
-	if ((rc = tb_file_read(c->registry, TB_REG_MAX_SIZE, &b, d)) != TB_OK ||
-	    (reg = tb_reg_parse(b.data, b.len, d)) == NULL ||
-	    (rc = tb_reg_verify(reg, trust, (int64_t)time(NULL), 0, NULL, d)) != TB_OK)
-		rc = refuse_diag(d, path, lines, "registry");
-	else if (tb_reg_find_member(reg, c->member_id) == TB_REG_NONE)
-		rc = refuse(d, TB_E_ARG, path, line_of(lines, "member_id"), "member_id",
-		            "not a member of the registry");
+	if (tb_file_read(k->c->registry, TB_REG_MAX_SIZE, &b, &d) != TB_OK ||
+	    (reg = tb_reg_parse(b.data, b.len, &d)) == NULL) {
+		say(k, TB_CHECK_FAIL, "registry", "%s", tb_diag_format(&d, line, sizeof(line)));
+		goto out;
+	}
+	rc = tb_reg_verify(reg, trust, k->now, 0, NULL, &d);
+	if (rc == TB_E_REG_EXPIRED) {
+		say(k, TB_CHECK_WARN, "registry",
+		    "registry expired: %s (serial %llu) expired on %s: the node will start in "
+		    "recovery",
+		    k->c->registry, (unsigned long long)tb_reg_serial(reg),
+		    day(tb_reg_valid_until(reg), when, sizeof(when)));
+	} else if (rc != TB_OK) {
+		say(k, TB_CHECK_FAIL, "registry", "%s", tb_diag_format(&d, line, sizeof(line)));
+		tb_reg_free(reg);
+		reg = NULL;
+		goto out;
+	} else if (tb_reg_valid_until(reg) - k->now < k->c->registry_warn_days * 86400) {
+		say(k, TB_CHECK_WARN, "registry", "%s (serial %llu) expires on %s, in %lld day(s)",
+		    k->c->registry, (unsigned long long)tb_reg_serial(reg),
+		    day(tb_reg_valid_until(reg), when, sizeof(when)),
+		    (long long)((tb_reg_valid_until(reg) - k->now) / 86400));
+	}
+	if ((m = tb_reg_find_member(reg, k->c->member_id)) == TB_REG_NONE)
+		say(k, TB_CHECK_FAIL, "member_id",
+		    "%s is not a member of the registry (serial %llu)", k->c->member_id,
+		    (unsigned long long)tb_reg_serial(reg));
+	else if (tb_reg_member_status(reg, m) != TB_STATUS_ACTIVE)
+		say(k, TB_CHECK_WARN, "member_id",
+		    "%s is %s in the registry (serial %llu): the node will exchange no messages",
+		    k->c->member_id, tb_reg_status_name(tb_reg_member_status(reg, m)),
+		    (unsigned long long)tb_reg_serial(reg));
 out:
-	tb_reg_free(reg);
 	tb_trust_free(trust);
 	tb_buf_free(&b);
-	return rc;
+	return reg;
+}
+
+/* name's HOST:PORT can be bound now, exclusively (tb_port_free). */
+static void
+check_port(struct ck *k, const char *name, int socktype, const char *host, int port,
+           const char *what)
+{
+	struct addrinfo hints, *res = NULL;
+	char p[8], err[120];
+	int e = 0;
+
+	snprintf(p, sizeof(p), "%d", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = socktype;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	if (getaddrinfo(host, p, &hints, &res) != 0 || res == NULL) {
+		say(k, TB_CHECK_FAIL, name, "%s: bad address %s", what, host);
+		return;
+	}
+	if (!tb_port_free(socktype, res->ai_addr, res->ai_addrlen, &e))
+		say(k, TB_CHECK_FAIL, name, "%s %s:%d: %s", what, host, port,
+		    tb_errno_text(e, err, sizeof(err)));
+	freeaddrinfo(res);
 }
 
 int
-tb_config_check(const char *path, struct tb_diag *d)
+tb_config_check(const char *path, unsigned what, const struct tb_reg *in_force, tb_check_fn *fn,
+                void *ctx)
 {
 	struct tb_config c;
 	unsigned lines[NKEYS];
-	char why[TB_CONF_PATH_MAX + 64];
+	struct ck k = {path, &c, lines, fn, ctx, (int64_t)time(NULL), 0, {false}};
+	struct tb_reg *reg = NULL;
+	struct tb_diag d;
 	int rc;
 
-	if ((rc = load(path, &c, lines, d)) != TB_OK)
+	if ((rc = load(path, &c, lines, &d)) != TB_OK) {
+		fn(ctx, TB_CHECK_FAIL, d.detail);
 		return rc;
-	for (size_t i = 0; i < NKEYS; i++) {
-		const char *file = (const char *)&c + keys[i].off;
-		if (!(keys[i].flags & TB_CONF_FILE) || file[0] == '\0' || access(file, R_OK) == 0)
-			continue;
-		snprintf(why, sizeof(why), "cannot read %s: %s", file, strerror(errno));
-		return refuse(d, TB_E_IO, path, lines[i], keys[i].name, why);
 	}
-	if ((rc = check_documents(path, &c, lines, d)) != TB_OK)
-		return rc;
-	return check_identity(path, &c, lines, d);
+	check_files(&k);
+	check_modes(&k);
+	if (!(what & TB_CHECK_IDENTITY_ONLY)) {
+		check_journal(&k);
+		reg = check_documents(&k);
+	}
+	check_identity(&k, in_force != NULL ? in_force : reg);
+	if (what & TB_CHECK_PORTS) {
+		check_port(&k, "listen", SOCK_DGRAM, c.listen_host, (int)c.listen_port,
+		           "cannot listen on");
+		check_port(&k, "api", SOCK_STREAM, c.api_host, (int)c.api_port,
+		           "cannot bind the local API on");
+	}
+	tb_reg_free(reg);
+	return k.fails > 0 ? TB_E_ARG : TB_OK;
 }

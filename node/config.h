@@ -15,6 +15,7 @@
 #ifndef TB_CONFIG_H
 #define TB_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -59,6 +60,7 @@ struct tb_config {
 
 struct tb_diag;
 struct tb_conf_table;
+struct tb_reg;
 
 /* Parses path into cfg (defaults first).  On failure returns a negative
  * tb_err with d->detail "file:line: key: message" (TB_E_IO: the file
@@ -67,15 +69,38 @@ TB_MUST_CHECK int tb_config_load(const char *path, struct tb_config *cfg, struct
 /* The node's copy of the last registry it applied ("JOURNAL.registry",
  * beside the journal), written into out (len bytes, truncated). */
 void tb_config_last_registry(const struct tb_config *cfg, char *out, size_t len);
-/* The checks of `tongban-node -n` beyond tb_config_load, each refusal
- * naming the key: every file a key names that start-up reads exists and
- * is readable; key and sign_key are private keys, cert certifies key for
- * member_id, root is a CA certificate; the trust anchor parses, the
- * registry parses, verifies against it now and lists member_id.  (The
- * token, private endpoints and responder fixtures are parsed by
- * tb_node_new.)  Returns 0 or a negative tb_err with d->detail
- * "file:line: key: why" (no line for a key left at its default). */
-TB_MUST_CHECK int tb_config_check(const char *path, struct tb_diag *d);
+/* What tb_config_check finds: a warning, or a failure that stops the node. */
+enum tb_check_sev { TB_CHECK_WARN, TB_CHECK_FAIL };
+/* Called once per finding, in order, with one line (borrowed):
+ * "file:line: key: why", or "file: key: why" for a key at its default. */
+typedef void tb_check_fn(void *ctx, enum tb_check_sev sev, const char *line);
+#define TB_CHECK_PORTS 1u         /* also try binding listen (UDP) and api (TCP) */
+#define TB_CHECK_IDENTITY_ONLY 2u /* SIGHUP: files, modes and identity only */
+
+/*
+ * Checks what the node will use (`tongban-node -n`, start-up, and on
+ * SIGHUP the identity), reporting every finding through fn, not only the
+ * first:
+ *   failures: a file a key names cannot be read; key, sign_key or
+ *   api_token_file open to group or others (mode & 077); the journal (or
+ *   its directory) not writable; the trust anchor or the registry does
+ *   not parse or verify (except expiry); member_id not in the registry;
+ *   key or sign_key not a private key; cert not a PEM certificate of key,
+ *   its subject serialNumber not member_id, not chaining to root for a
+ *   node's use now (the cert.* reason: cert.expired, cert.unknown-issuer
+ *   ...); root not a PEM file of CA certificates (a JSON file is
+ *   refused); the certificate's key not a DTLS key, or the signing key
+ *   (sign_key, else key) not a signing key, of member_id in the registry
+ *   (in_force when not NULL, else the registry file), or revoked there;
+ *   with TB_CHECK_PORTS, listen or api cannot be bound now (errno named).
+ *   warnings: the certificate or the registry expires within 30 days; the
+ *   registry has expired ("the node will start in recovery"); member_id
+ *   is suspended or revoked.
+ * Returns 0 when nothing failed, TB_E_ARG when something did, or the
+ * error of tb_config_load (reported through fn as well).
+ */
+TB_MUST_CHECK int tb_config_check(const char *path, unsigned what, const struct tb_reg *in_force,
+                                  tb_check_fn *fn, void *ctx);
 /* The node's key table over struct tb_config (static). */
 const struct tb_conf_table *tb_config_table(void);
 /* Prints the key table (name, meaning, default or "required", and

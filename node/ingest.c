@@ -12,8 +12,9 @@
  *
  * Shared with the loop: the registry and route table (read under
  * n->reg_lock, which the loop takes for writing when it replaces them),
- * and n->cfg's fixed keys.  The journal file is shared through SQLite,
- * which serialises the two handles' write transactions.
+ * the thread's signing key (replaced by the loop under the same lock on
+ * a rotation, tb_ingest_set_key), and n->cfg's fixed keys.  The journal file is shared through
+ * SQLite, which serialises the two handles' write transactions.
  */
 #include "apimsg.h"
 #include "ingest.h"
@@ -267,6 +268,24 @@ tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_
 	x->t0_ms = tb_now_ms();
 	tb_worker_push(g->w, &x->work);
 	g->queued++;
+}
+
+void
+tb_ingest_set_key(struct tb_node *n, struct tb_key *key)
+{
+	struct tb_ingest *g = n->ingest;
+	struct tb_key *old;
+
+	if (g == NULL) {
+		tb_key_free(key);
+		return;
+	}
+	/* the thread seals holding reg_lock for reading (run_job) */
+	pthread_rwlock_wrlock(&n->reg_lock);
+	old = g->key;
+	g->key = key;
+	pthread_rwlock_unlock(&n->reg_lock);
+	tb_key_free(old);
 }
 
 int

@@ -20,6 +20,9 @@ TB_MUST_CHECK int tb_ingest_start(struct tb_node *n, struct tb_diag *d);
 /* Queues a POST /v1/messages body (raw, taken over) for the thread; the
  * answer is sent on the loop once it is journalled or refused. */
 void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, size_t len);
+/* Replaces the thread's message-signing key (takes key; the old one is
+ * wiped once no job uses it): submissions sealed from now on use it. */
+void tb_ingest_set_key(struct tb_node *n, struct tb_key *key);
 /* Requests handed to the thread and not yet answered. */
 /* The ingest thread's worker and journal handle, for other jobs that
  * journal off the loop (answers.c); TB_E_ARG if it is not running. */

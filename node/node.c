@@ -885,6 +885,14 @@ fail:
 }
 
 void
+tb_node_set_sign_key(struct tb_node *n, struct tb_key *key)
+{
+	tb_key_free(n->sign_key);
+	n->sign_key = key;
+	tb_key_id(key, n->sign_kid);
+}
+
+void
 tb_node_free(struct tb_node *n)
 {
 	if (n == NULL)

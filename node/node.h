@@ -64,6 +64,7 @@ struct tb_inbound;
 struct tb_regsync;
 struct tb_transport_client;
 struct tb_refusals;
+struct tb_dtls_id;
 
 #define TB_LAT_BUCKETS 28
 #define TB_LAT_SLOTS 65536
@@ -155,6 +156,7 @@ struct tb_node {
 	/* transport.c: the CoAP context (inbound.c adds its resources to it)
 	 * and the peers (whose delivery state outbound.c keeps) */
 	coap_context_t *coap;
+	struct tb_dtls_id *dtls_id; /* transport.c: the DTLS identity in use */
 	struct event *coap_ev, *coap_timer;
 	struct tb_peer *peers;
 	struct tb_transport_client *clients; /* registered at setup */
@@ -191,6 +193,10 @@ int64_t tb_now(void);     /* Unix seconds */
 int64_t tb_now_ms(void);  /* monotonic milliseconds */
 int64_t tb_wall_ms(void); /* Unix milliseconds */
 TB_MUST_CHECK struct tb_node *tb_node_new(const char *config_path, struct tb_diag *d);
+/* Replaces the loop's message-signing key (takes key; the old one is
+ * wiped): receipts and messages sealed on the loop from now on use it.
+ * Loop only; the ingest thread's copy is tb_ingest_set_key's. */
+void tb_node_set_sign_key(struct tb_node *n, struct tb_key *key);
 void tb_node_free(struct tb_node *n);
 /* Loads, verifies and applies a registry document (borrowed bytes): it
  * must verify under the trust anchor with a serial higher than the one

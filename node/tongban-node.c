@@ -6,9 +6,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
 #include "../protocol/tb_schema.h"
+#include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "journal.h"
@@ -31,11 +33,16 @@ usage(FILE *f)
 	           "       tongban-node --help | --version\n\n"
 	           "Runs one Tongban federation node in the foreground.\n\n"
 	           "  -c, --config FILE  configuration file (see tongban-node(8))\n"
-	           "  -n, --check        check the configuration and the files it names,\n"
-	           "                     print \"configuration OK\", exit\n\n"
+	           "  -n, --check        check what the node will use (the configuration,\n"
+	           "                     identity, registry, file modes, journal, ports),\n"
+	           "                     each finding one line; print \"configuration OK\"\n"
+	           "                     and exit 0, or exit 1.  Start-up runs the same.\n\n"
 	           "Signals: SIGTERM/SIGINT drain in-flight exchanges and exit;\n"
 	           "SIGHUP re-reads the registry file and the configuration: the keys\n"
-	           "marked (SIGHUP) apply at once, a change to any other needs a restart.\n"
+	           "marked (SIGHUP) apply at once, a change to any other needs a restart;\n"
+	           "and re-reads the files of cert, key and sign_key (rotation): if they\n"
+	           "pass the checks of -n, new DTLS sessions and new signatures use them,\n"
+	           "else those in use are kept and an error is logged.\n"
 	           "A registry that is refused never replaces the one in force, whose last\n"
 	           "good copy is kept beside the journal (JOURNAL.registry) and used at\n"
 	           "start when the registry file is refused or older.  An expired registry\n"
@@ -44,6 +51,21 @@ usage(FILE *f)
 	tb_config_describe(f);
 	fprintf(f, "\nExit status: 0 clean exit or configuration OK, 1 configuration or\n"
 	           "startup error, 2 usage error.\n");
+}
+
+/* A finding of tb_config_check: failures on stderr, one line each;
+ * warnings too under -n (ctx: bool, -n), else in the log. */
+static void
+print_finding(void *ctx, enum tb_check_sev sev, const char *line)
+{
+	const bool *check = ctx;
+
+	if (sev == TB_CHECK_FAIL)
+		fprintf(stderr, "tongban-node: %s\n", line);
+	else if (*check)
+		fprintf(stderr, "tongban-node: warning: %s\n", line);
+	else
+		log_warnx("%s", line);
 }
 
 static void
@@ -105,6 +127,97 @@ reload_config(struct tb_node *n)
 	log_info("SIGHUP: configuration reloaded (%s)", applied);
 }
 
+/* The failures of the checks a rotation must pass: the first, counted. */
+struct findings {
+	char first[700];
+	int fails;
+};
+
+static void
+collect(void *ctx, enum tb_check_sev sev, const char *line)
+{
+	struct findings *f = ctx;
+
+	if (sev == TB_CHECK_WARN)
+		log_warnx("SIGHUP: %s", line);
+	else if (f->fails++ == 0)
+		snprintf(f->first, sizeof(f->first), "%s", line);
+}
+
+/* The new message-signing key, twice (the loop's and the ingest
+ * thread's copies), and the certificate: 0, or d says why. */
+static int
+load_new(struct tb_node *n, struct tb_key **k1, struct tb_key **k2, struct tb_cert **cert,
+         struct tb_diag *d)
+{
+	const char *path = n->cfg.sign_key[0] != '\0' ? n->cfg.sign_key : n->cfg.key;
+
+	if ((*k1 = tb_key_load(path, NULL, d)) == NULL ||
+	    (*k2 = tb_key_load(path, NULL, d)) == NULL ||
+	    (*cert = tb_cert_load(n->cfg.cert, d)) == NULL)
+		return d->code != TB_OK ? d->code : TB_E_KEY;
+	return TB_OK;
+}
+
+/* SIGHUP: the certificate, its key and the message-signing key are read
+ * again from the files the configuration names (replaced in place: a new
+ * path needs a restart, as reload_config says).  They must pass the
+ * checks of start-up against the registry in force, else those in use
+ * are kept and one error line says why.  New DTLS sessions use the new
+ * certificate; exchanges in flight finish on their sessions. */
+static void
+rotate_keys(struct tb_node *n)
+{
+	struct findings f = {"", 0};
+	struct tb_config c;
+	struct tb_key *k1 = NULL, *k2 = NULL;
+	struct tb_cert *cert = NULL;
+	uint8_t kid[TB_KEYID_LEN];
+	char line[300], serial[TB_CERT_SERIAL_HEX_MAX], hex[2 * TB_KEYID_LEN + 1];
+	struct tb_diag d;
+	bool dtls = false, sign;
+
+	tb_diag_clear(&d);
+	if (tb_config_load(n->config_path, &c, &d) != TB_OK || strcmp(c.cert, n->cfg.cert) != 0 ||
+	    strcmp(c.key, n->cfg.key) != 0 || strcmp(c.sign_key, n->cfg.sign_key) != 0 ||
+	    strcmp(c.root, n->cfg.root) != 0)
+		return; /* reload_config has said why */
+	if (tb_config_check(n->config_path, TB_CHECK_IDENTITY_ONLY, n->reg, collect, &f) != TB_OK) {
+		log_errorx("SIGHUP: certificate and keys not rotated, keeping those in use: %s%s",
+		           f.first, f.fails > 1 ? " (and more)" : "");
+		return;
+	}
+	if (load_new(n, &k1, &k2, &cert, &d) != TB_OK ||
+	    tb_transport_set_identity(n, &dtls, &d) != TB_OK) {
+		log_errorx("SIGHUP: certificate and keys not rotated, keeping those in use: %s",
+		           tb_diag_format(&d, line, sizeof(line)));
+		goto out;
+	}
+	tb_key_id(k1, kid);
+	sign = memcmp(kid, n->sign_kid, sizeof(kid)) != 0;
+	if (sign) {
+		tb_node_set_sign_key(n, k1);
+		tb_ingest_set_key(n, k2);
+		k1 = k2 = NULL;
+	}
+	n->cert_not_after = tb_cert_not_after(cert);
+	if (!dtls && !sign) {
+		log_info("SIGHUP: certificate and keys unchanged");
+		goto out;
+	}
+	if (tb_cert_serial_hex(cert, serial) != TB_OK)
+		snprintf(serial, sizeof(serial), "?");
+	tb_hex_encode(kid, sizeof(kid), hex);
+	log_info("SIGHUP: rotated: %s certificate serial %s (valid until %lld) for new DTLS "
+	         "sessions; message-signing key %.16s...%s",
+	         dtls ? "new" : "unchanged", serial, (long long)n->cert_not_after, hex,
+	         sign ? " (new)" : " (unchanged)");
+out:
+	tb_cert_free(cert);
+	tb_key_free(k2);
+	tb_key_free(k1);
+}
+
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -117,6 +230,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	/* a refused registry leaves the one in force, and its last good copy
 	 * beside the journal, as they were (node.c) */
 	(void)tb_node_reload_registry(n, "SIGHUP", &d); /* logs the outcome */
+	/* after the registry, which may list the new keys */
+	rotate_keys(n);
 }
 
 static void
@@ -290,11 +405,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
 		return 1;
 	}
-	/* -n: also the files the configuration names, and the identity */
-	if (check && tb_config_check(config, &d) != TB_OK) {
-		fprintf(stderr, "tongban-node: %s\n", d.detail);
+	/* what the node will use, every finding (-n and start-up alike) */
+	if (tb_config_check(config, TB_CHECK_PORTS, NULL, print_finding, &check) != TB_OK)
 		return 1;
-	}
 	if ((n = tb_node_new(config, &d)) == NULL) {
 		fprintf(stderr, "tongban-node: %s\n",
 		        d.code == TB_E_ARG || d.code == TB_E_IO

@@ -9,8 +9,12 @@
 #include <sys/epoll.h>
 
 #include "../certs/tb_key.h"
+#include "../certs/tb_cert.h"
 #include "../federation/tb_reg.h"
+#include "../util/tb_buf.h"
+#include "../util/tb_enc.h"
 #include "../util/tb_err.h"
+#include "../util/tb_file.h"
 #include "../util/tb_port.h"
 #include "log.h"
 
@@ -21,6 +25,23 @@ static const char refused_peer[] = "";
 static void refused(struct tb_node *n, coap_session_t *s, const char *why);
 static struct tb_peer *peer_of_session(struct tb_node *n, coap_session_t *s, int *slot);
 static void client_refused(struct tb_node *n, coap_session_t *s, const char *why);
+/* Debug: which certificate's key a peer presented (a rotation shows). */
+static void
+log_peer_key(coap_session_t *s, const char *member, const uint8_t *der, size_t len)
+{
+	char hex[2 * TB_KEYID_LEN + 1];
+	uint8_t kid[TB_KEYID_LEN];
+	struct tb_cert *c = tb_cert_import(der, len, NULL);
+
+	if (c == NULL)
+		return;
+	tb_cert_key_id(c, kid);
+	tb_cert_free(c);
+	tb_hex_encode(kid, sizeof(kid), hex);
+	log_debug("DTLS %s session with %s: its certificate's key %.16s...",
+	          coap_session_get_type(s) == COAP_SESSION_TYPE_CLIENT ? "client" : "server",
+	          member, hex);
+}
 
 /* Certificate check for both directions: GnuTLS has validated the chain
  * to the federation root (no self-signed, no expired); here the leaf's
@@ -43,6 +64,7 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		return 1; /* a CA of the chain, already validated */
 	if ((member = tb_node_peer_member(n, der, len, why, sizeof(why))) == NULL)
 		goto refuse;
+	log_peer_key(s, member, der, len); /* once per handshake */
 	if (!server) {
 		/* we dialled a particular member: the server must be it */
 		const char *want = coap_session_get_app_data(s);
@@ -65,9 +87,65 @@ refuse:
 	return 0;
 }
 
+/* The DTLS identity: the PEM bytes of cert, key and root handed to
+ * libcoap, which keeps pointers to them for every session it sets up
+ * (coap_encryption(3)), so an identity replaced by a rotation is kept,
+ * as older, until the context is freed. */
+struct tb_dtls_id {
+	struct tb_buf cert, key, root; /* each NUL-terminated, the NUL counted */
+	struct tb_dtls_id *older;
+};
+
+static void
+id_free(struct tb_dtls_id *id)
+{
+	while (id != NULL) {
+		struct tb_dtls_id *older = id->older;
+		tb_buf_free(&id->cert);
+		tb_buf_wipe(&id->key);
+		tb_buf_free(&id->root);
+		free(id);
+		id = older;
+	}
+}
+
+/* Reads the files the configuration names; NULL with d on failure. */
+static struct tb_dtls_id *
+id_load(const struct tb_config *c, struct tb_diag *d)
+{
+	struct tb_dtls_id *id = calloc(1, sizeof(*id));
+
+	if (id == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "DTLS identity");
+		return NULL;
+	}
+	tb_buf_init(&id->cert);
+	tb_buf_init(&id->key);
+	tb_buf_init(&id->root);
+	if (tb_file_read(c->cert, 1 << 20, &id->cert, d) != TB_OK ||
+	    tb_file_read(c->key, 1 << 20, &id->key, d) != TB_OK ||
+	    tb_file_read(c->root, 1 << 20, &id->root, d) != TB_OK ||
+	    tb_buf_addc(&id->cert, 0) != TB_OK || tb_buf_addc(&id->key, 0) != TB_OK ||
+	    tb_buf_addc(&id->root, 0) != TB_OK) {
+		if (d->code == TB_OK)
+			tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "DTLS identity");
+		id_free(id);
+		return NULL;
+	}
+	return id;
+}
+
+static bool
+buf_equal(const struct tb_buf *a, const struct tb_buf *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
 static void
 fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
 {
+	const struct tb_dtls_id *id = n->dtls_id;
+
 	memset(pki, 0, sizeof(*pki));
 	pki->version = COAP_DTLS_PKI_SETUP_VERSION;
 	pki->verify_peer_cert = 1;
@@ -82,10 +160,46 @@ fill_pki(struct tb_node *n, coap_dtls_pki_t *pki)
 	pki->check_cert_revocation = 0;
 	pki->validate_cn_call_back = check_peer;
 	pki->cn_call_back_arg = n;
-	pki->pki_key.key_type = COAP_PKI_KEY_PEM;
-	pki->pki_key.key.pem.public_cert = n->cfg.cert;
-	pki->pki_key.key.pem.private_key = n->cfg.key;
-	pki->pki_key.key.pem.ca_file = n->cfg.root;
+	pki->pki_key.key_type = COAP_PKI_KEY_PEM_BUF;
+	pki->pki_key.key.pem_buf.public_cert = id->cert.data;
+	pki->pki_key.key.pem_buf.public_cert_len = id->cert.len;
+	pki->pki_key.key.pem_buf.private_key = id->key.data;
+	pki->pki_key.key.pem_buf.private_key_len = id->key.len;
+	pki->pki_key.key.pem_buf.ca_cert = id->root.data;
+	pki->pki_key.key.pem_buf.ca_cert_len = id->root.len;
+}
+
+int
+tb_transport_set_identity(struct tb_node *n, bool *changed, struct tb_diag *d)
+{
+	struct tb_dtls_id *id = id_load(&n->cfg, d), *cur = n->dtls_id;
+	coap_dtls_pki_t pki;
+
+	*changed = false;
+	if (id == NULL)
+		return d->code;
+	if (buf_equal(&id->cert, &cur->cert) && buf_equal(&id->key, &cur->key) &&
+	    buf_equal(&id->root, &cur->root)) {
+		id_free(id);
+		return TB_OK;
+	}
+	n->dtls_id = id;
+	fill_pki(n, &pki);
+	if (!coap_context_set_pki(n->coap, &pki)) {
+		n->dtls_id = cur;
+		fill_pki(n, &pki);
+		(void)!coap_context_set_pki(n->coap, &pki); /* the old one loaded before */
+		id_free(id);
+		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
+		                   "libcoap refused the new DTLS identity");
+	}
+	id->older = cur;
+	/* client sessions take the new identity when next idle (session()) */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		for (int i = 0; i < TB_PEER_SESSIONS_MAX; i++)
+			p->stale[i] = p->sessions[i] != NULL;
+	*changed = true;
+	return TB_OK;
 }
 
 static void coap_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -303,6 +417,7 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_address_t addr;
 	char port[8];
 	struct addrinfo hints, *res = NULL;
+	char why[120];
 	int err = 0;
 
 	coap_startup();
@@ -319,6 +434,8 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_register_event_handler(n->coap, event_cb);
 	coap_register_response_handler(n->coap, response_cb);
 	coap_register_nack_handler(n->coap, nack_cb);
+	if ((n->dtls_id = id_load(&n->cfg, d)) == NULL)
+		return d->code;
 	fill_pki(n, &pki);
 	if (!coap_context_set_pki(n->coap, &pki))
 		return tb_diag_set(d, TB_E_CERT, TB_DIAG_NOPOS,
@@ -337,12 +454,17 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	freeaddrinfo(res);
 	/* libcoap binds with SO_REUSEADDR, which lets a second UDP socket
 	 * share the port silently: a port another socket holds is refused
-	 * here instead */
+	 * before, and the endpoint's socket loses SO_REUSEADDR after, so
+	 * that a later bind of the port fails too (tb_port_exclusive) */
 	if (!tb_port_free(SOCK_DGRAM, &addr.addr.sa, addr.size, &err) ||
 	    coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d: %s",
 		                   n->cfg.listen_host, n->cfg.listen_port,
-		                   strerror(err != 0 ? err : errno));
+		                   tb_errno_text(err != 0 ? err : errno, why, sizeof(why)));
+	if (tb_port_exclusive(&addr.addr.sa, addr.size) != TB_OK)
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
+		                   "cannot make the DTLS socket on %s:%d exclusive",
+		                   n->cfg.listen_host, n->cfg.listen_port);
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
@@ -376,6 +498,8 @@ tb_transport_stop(struct tb_node *n)
 	if (n->coap != NULL)
 		coap_free_context(n->coap);
 	n->coap = NULL;
+	id_free(n->dtls_id); /* after the sessions that used them */
+	n->dtls_id = NULL;
 	coap_cleanup();
 }
 
@@ -456,8 +580,10 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		return NULL;
 	}
 	if (p->sessions[slot] != NULL &&
-	    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE) {
-		/* closed or failed: replace it */
+	    (coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_NONE ||
+	     (p->stale[slot] && p->inflight[slot] == 0))) {
+		/* closed or failed, or idle and set up with an identity since
+		 * rotated (tb_transport_set_identity): replace it */
 		lost(n, p->sessions[slot]);
 		retire(n, p->sessions[slot], p->hs_failed[slot]);
 		p->sessions[slot] = NULL;
@@ -492,6 +618,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	p->slot_epoch[slot] = p->epoch;
 	p->hs_failed[slot] = false;
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
+	p->stale[slot] = false;
 	return p->sessions[slot];
 }
 

@@ -70,6 +70,7 @@ struct tb_peer {
 	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
 	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
+	bool stale[TB_PEER_SESSIONS_MAX];          /* set up with an identity since rotated */
 	bool drop;             /* release all sessions at the next delivery round */
 	int failures;          /* consecutive failures */
 	uint32_t epoch;        /* counted failures so far (see above) */
@@ -140,6 +141,13 @@ void tb_transport_add_client(struct tb_node *n, const struct tb_transport_client
 
 TB_MUST_CHECK int tb_transport_start(struct tb_node *n, struct tb_diag *d);
 void tb_transport_stop(struct tb_node *n);
+/* Re-reads cert, key and root (n->cfg's paths) for the DTLS sessions set
+ * up from now on (SIGHUP rotation): sessions peers open get the new
+ * certificate at once, our client sessions when next idle (exchanges in
+ * flight finish on the old ones).  *changed false when the files hold
+ * what is in use.  The caller checks the files first (tb_config_check);
+ * on failure the identity in use is kept. */
+TB_MUST_CHECK int tb_transport_set_identity(struct tb_node *n, bool *changed, struct tb_diag *d);
 /* Re-arms libcoap's timer after work was queued outside its callbacks. */
 void tb_transport_kick(struct tb_node *n);
 /* The value of pdu's option num as an unsigned integer (Content-Format,

@@ -49,7 +49,7 @@ out=$("$TB" registry verify "$W/reg1.json" --trust "$F/trust.json" 2>&1) ||
 sed -e "s/^member_id = .*/member_id = $NEW/" -e "s/^listen = .*/listen = 127.0.0.1:$NEWP/" \
 	-e "s/^api = .*/api = 127.0.0.1:$(nl_api_port $NEW)/" "$F/320300/node.conf" >"$F/$NEW/node.conf"
 cp "$W/reg1.json" "$F/$NEW/registry.json"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$F/$NEW/api.token"
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$F/$NEW/api.token")
 nl_start $NEW
 
 # publish REGISTRY: copy to each hub, SIGHUP it

@@ -6,6 +6,11 @@
 #    "cannot listen on HOST:PORT: Address already in use".  (libcoap binds
 #    with SO_REUSEADDR, with which Linux let the second node share the
 #    UDP port without a word before the node checked.)
+#    The refusal names errno (EADDRINUSE); at start-up it is the check
+#    of -n, with the configuration line: "node.conf:N: listen: ...".
+# 1b. Any program binding the running node's DTLS port with SO_REUSEADDR
+#    (as libcoap does) is refused too: the node clears the option on its
+#    socket once bound (tb_port_exclusive).
 # 2. One on the running node's API port: "cannot bind the local API on
 #    HOST:PORT: Address already in use".
 # 3. The running node is unharmed: it still answers on both.
@@ -29,7 +34,17 @@ cp -r "$F/371300/." "$F/dup/"
 sed -i "s/^listen = .*/listen = 127.0.0.1:$(nl_port 320300)/" "$F/dup/node.conf"
 second "$F/dup/node.conf"
 nl_has "the reason names the DTLS port" \
-	"cannot listen on 127.0.0.1:$(nl_port 320300): Address already in use" "$(cat "$W/second.err")"
+	"cannot listen on 127.0.0.1:$(nl_port 320300): Address already in use (EADDRINUSE)" "$(cat "$W/second.err")"
+nl_has "the reason names the configuration line" \
+	"$F/dup/node.conf:$(grep -n '^listen = ' "$F/dup/node.conf" | cut -d: -f1): listen: " "$(cat "$W/second.err")"
+# a socket with SO_REUSEADDR, as libcoap's own, on the running node's port
+rc=0
+out=$(perl -MSocket -e '
+	socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!\n";
+	setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "setsockopt: $!\n";
+	bind($s, sockaddr_in($ARGV[0], inet_aton("127.0.0.1"))) or die "bind: $!\n";
+	print "bound\n"' "$(nl_port 320300)" 2>&1) || rc=$?
+nl_eq "an SO_REUSEADDR bind of the node's DTLS port is refused ($out)" "bind: Address already in use" "$out"
 # which a test takes for a port clash: exit 75, run again (tests/ports.sh)
 rc=0
 (tp_clash "$W/second.err") 2>/dev/null || rc=$?

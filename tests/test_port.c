@@ -101,6 +101,34 @@ test_block_args(void **state)
 	assert_int_equal(base, -1);
 }
 
+/* A bound socket's SO_REUSEADDR cleared by tb_port_exclusive: a second
+ * socket with SO_REUSEADDR shares the port before, and is refused with
+ * EADDRINUSE after.  No socket bound to the address: TB_E_IO.  errno is
+ * named in tb_errno_text. */
+static void
+test_exclusive(void **state)
+{
+	int port, s = holder(SOCK_DGRAM, 1, &port), t, one = 1;
+	struct sockaddr_in a = loopback(port);
+	char text[120];
+
+	(void)state;
+	t = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	assert_int_equal(bind(t, (struct sockaddr *)&a, sizeof(a)), 0); /* shared */
+	close(t);
+	assert_int_equal(tb_port_exclusive((struct sockaddr *)&a, sizeof(a)), TB_OK);
+	t = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	assert_int_equal(bind(t, (struct sockaddr *)&a, sizeof(a)), -1);
+	assert_int_equal(errno, EADDRINUSE);
+	close(t);
+	close(s);
+	assert_int_equal(tb_port_exclusive((struct sockaddr *)&a, sizeof(a)), TB_E_IO);
+	assert_string_equal(tb_errno_text(EADDRINUSE, text, sizeof(text)),
+	                    "Address already in use (EADDRINUSE)");
+}
+
 int
 main(void)
 {
@@ -108,6 +136,7 @@ main(void)
 	    cmocka_unit_test(test_free_held),
 	    cmocka_unit_test(test_block),
 	    cmocka_unit_test(test_block_args),
+	    cmocka_unit_test(test_exclusive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

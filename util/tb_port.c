@@ -1,9 +1,11 @@
 /*
  * tb_port.c - free ports: a bind without SO_REUSEADDR, then closed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,9 +21,12 @@
 bool
 tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out)
 {
-	int s = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0), err = 0;
+	int s = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0), err = 0, on = 1;
 
 	if (s < 0)
+		err = errno;
+	else if (socktype == SOCK_STREAM &&
+	         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
 		err = errno;
 	else if (bind(s, sa, len) != 0)
 		err = errno;
@@ -30,6 +35,59 @@ tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_ou
 	if (err_out != NULL)
 		*err_out = err;
 	return err == 0;
+}
+
+const char *
+tb_errno_text(int err, char *out, size_t len)
+{
+	const char *name = strerrorname_np(err);
+
+	if (name != NULL)
+		snprintf(out, len, "%s (%s)", strerror(err), name);
+	else
+		snprintf(out, len, "%s (errno %d)", strerror(err), err);
+	return out;
+}
+
+/* True when fd is a datagram socket bound to exactly sa. */
+static bool
+bound_to(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct sockaddr_storage a;
+	socklen_t alen = sizeof(a);
+	int type = 0;
+	socklen_t tlen = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM)
+		return false;
+	if (getsockname(fd, (struct sockaddr *)&a, &alen) != 0 || alen != len)
+		return false;
+	return memcmp(&a, sa, len) == 0;
+}
+
+int
+tb_port_exclusive(const struct sockaddr *sa, socklen_t len)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	int off = 0, found = 0;
+
+	if (dir == NULL)
+		return TB_E_IO;
+	while ((e = readdir(dir)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || end == e->d_name || fd == dirfd(dir) ||
+		    !bound_to((int)fd, sa, len))
+			continue;
+		if (setsockopt((int)fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off)) != 0) {
+			closedir(dir);
+			return TB_E_IO;
+		}
+		found++;
+	}
+	closedir(dir);
+	return found > 0 ? TB_OK : TB_E_IO;
 }
 
 static bool

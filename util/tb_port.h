@@ -25,12 +25,29 @@
 
 /*
  * True when a socket of type socktype (SOCK_DGRAM, SOCK_STREAM) can be
- * bound to sa (borrowed, len bytes) without SO_REUSEADDR at this moment:
- * no socket of that protocol holds the address, whatever its own
- * options.  False when the bind fails (*err_out, when not NULL, gets its
- * errno: EADDRINUSE, EACCES ...).
+ * bound to sa (borrowed, len bytes) at this moment: no socket of that
+ * protocol holds the address, whatever its own options.  A datagram
+ * socket is tried without SO_REUSEADDR; a stream socket with it, as a
+ * listening server binds (on Linux it passes over connections in
+ * TIME_WAIT only, never over a bound or listening socket).  False when
+ * the bind fails (*err_out, when not NULL, gets its errno: EADDRINUSE,
+ * EACCES ...).
  */
 bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *err_out);
+
+/*
+ * Makes this process's datagram socket bound to exactly sa (borrowed, len
+ * bytes) exclusive: clears its SO_REUSEADDR, which libcoap sets, so that
+ * a later bind of the same address fails with EADDRINUSE even when that
+ * one sets SO_REUSEADDR too (Linux checks both sockets' flags at bind).
+ * Finds the socket among /proc/self/fd.  Returns 0, or TB_E_IO when no
+ * such socket is found or its option cannot be changed.
+ */
+TB_MUST_CHECK int tb_port_exclusive(const struct sockaddr *sa, socklen_t len);
+
+/* errno as text with its name, e.g. "Address already in use
+ * (EADDRINUSE)", into out (len bytes, always NUL-terminated); returns out. */
+const char *tb_errno_text(int err, char *out, size_t len);
 
 /*
  * Finds base such that the 2 * span loopback ports base .. base+span-1
