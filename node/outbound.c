@@ -62,12 +62,13 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	tb_outbound_schedule(ctx, 0);
 }
 
-/* The node exchanges messages again: a round now. */
+/* The node exchanges messages again, or is revoked (its queue fails):
+ * a round now. */
 static void
 state_changed(void *ctx, enum tb_node_state old, enum tb_node_state now)
 {
 	(void)old;
-	if (now == TB_NODE_OK)
+	if (now == TB_NODE_OK || now == TB_NODE_REVOKED)
 		tb_outbound_schedule(ctx, 0);
 }
 
@@ -1015,12 +1016,6 @@ fail_revoked(struct tb_node *n)
 		tb_outbound_schedule(n, 0);
 }
 
-void
-tb_outbound_state_changed(struct tb_node *n)
-{
-	tb_outbound_schedule(n, 0);
-}
-
 static void
 deliver_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1035,15 +1030,11 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* lifecycle: nothing is sent while the node does not exchange
-	 * messages (recovery, own member suspended or revoked); a state
-	 * change schedules a round (state_changed) */
-	if (n->draining || !tb_node_exchanging(n))
+	if (n->draining)
 		return;
 	/* nothing is sent unless the node may exchange: suspended or in
-	 * recovery the queue waits (a registry applied, or
-	 * tb_outbound_state_changed, starts the next round); revoked it
-	 * fails */
+	 * recovery the queue waits (a registry applied, or a state change,
+	 * state_changed, starts the next round); revoked it fails */
 	if (!tb_node_exchanging(n)) {
 		if (n->state == TB_NODE_REVOKED)
 			fail_revoked(n);

@@ -149,11 +149,6 @@ void tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb
  * peer's backoff and clock) and frees a with its exchange.  n NULL: only
  * frees (shutting down). */
 void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
-/* Loop: the node's operating state changed (node.c, with a registry or
- * without): a delivery round now, which sends what waited (state ok) or
- * fails the queue with member.revoked (state revoked).  Registries
- * applied reach the stage through tb_node_on_registry already. */
-void tb_outbound_state_changed(struct tb_node *n);
 /* Loop: appends the per-peer metrics (Prometheus text format, with their
  * # HELP and # TYPE lines) to out: tongban_peer_up,
  * tongban_peer_last_success_seconds, tongban_peer_failures_total{reason},
