@@ -327,14 +327,14 @@ nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const c
 	 * tells them apart (and every session carries a request: none is
 	 * opened without one).  A refusal by check_peer was counted already,
 	 * in the same epoch. */
-	/* (ICMP_ISSUE may also end an established session: not marked) */
-	if (p != NULL && r == COAP_NACK_TLS_FAILED)
+	if (p != NULL && r == COAP_NACK_TLS_FAILED) {
+		/* its session is released soon (retire); ICMP_ISSUE may also
+		 * end an established session, so it is not marked */
 		p->hs_failed[slot] = true;
-	if (p != NULL && r == COAP_NACK_TLS_FAILED)
 		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
 		               "the DTLS handshake ended with an alert (the peer refused this "
 		               "node's certificate, or its own was not acceptable here)");
-	else if (p != NULL && r == COAP_NACK_ICMP_ISSUE)
+	} else if (p != NULL && r == COAP_NACK_ICMP_ISSUE)
 		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
 		               "port unreachable (ICMP)");
 	for (size_t i = 0; i < n->nclients; i++)
