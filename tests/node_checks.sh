@@ -97,9 +97,10 @@ both "the API port held" \
 	"$bad:$(n api): api: cannot bind the local API on 127.0.0.1:$(nl_api_port 320300): Address already in use (EADDRINUSE)"
 release "$pid"
 
-# an expired registry is a warning: the node starts in recovery (the
+# an expired registry (dev registries last 90 days) is a warning: the
+# node starts in recovery (the
 # registry lifecycle's state), -n says so
-faketime -f +40d "$TBN" -n -c "$conf" >"$W/out" 2>"$W/err"
+faketime -f +100d "$TBN" -n -c "$conf" >"$W/out" 2>"$W/err"
 nl_has "-n warns of an expired registry" \
 	"tongban-node: warning: $conf:$(n registry): registry: registry expired: $F/320300/registry.json (serial 1) expired on " \
 	"$(cat "$W/err")"
