@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "log.h"
 #include "answers.h"
+#include "audit.h"
 #include "api.h"
 #include "inbound.h"
 #include "ingest.h"
@@ -98,6 +99,7 @@ reload_config(struct tb_node *n)
 	if (tb_log_level_parse(c.log_level, &lvl))
 		tb_log_set_level(lvl);
 	log_info("SIGHUP: configuration reloaded (%s)", applied);
+	tb_audit_event(n, "config-reloaded", "%s", fixed[0] != '\0' ? "restart-needed" : "applied");
 }
 
 static void
@@ -199,6 +201,11 @@ open_journal(struct tb_node *n)
 	}
 	if (held > 0)
 		log_info("%lld queued message(s) due again after the restart", (long long)held);
+	/* the chain's signed head and "start", before any stage appends */
+	if (tb_audit_start(n, &d) != TB_OK) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal, d.detail);
+		return TB_E_IO;
+	}
 	return TB_OK;
 }
 
@@ -246,6 +253,7 @@ stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	tb_inbound_free(n);
+	tb_audit_stop(n); /* the stages that append are stopped */
 	if (ev->term)
 		event_free(ev->term);
 	if (ev->intr)
