@@ -67,6 +67,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 	int c;
 
 	optind = 0;
+	opterr = 0; /* one line: ours, naming the option */
 	o->since = 1;
 	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
@@ -84,7 +85,9 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 				                       optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); return -1;
-		default: return cli_usage_error("unknown option");
+		default:
+			return cli_usage_error("unknown option or missing value: '%s'",
+			                       argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
@@ -362,14 +365,14 @@ audit_export(const struct audit_opts *o)
 		return d.code == TB_E_IO ? cli_fail_diag(&d)
 		                         : cli_fail(EX_TB_REFUSED, "audit.bad-head: %s", d.detail);
 	}
-	if (rc == TB_E_NOTFOUND)
-		fprintf(stderr, "%s: warning: %s is missing: the export has no signed head\n",
-		        cli_cmd, o->head);
 	if (o->output != NULL && strcmp(o->output, "-") != 0 &&
 	    (l.f = fopen(o->output, "w")) == NULL) {
 		tb_buf_free(&head);
 		return cli_fail(EX_TB_IO, "%s: %s", o->output, strerror(errno));
 	}
+	if (rc == TB_E_NOTFOUND)
+		fprintf(stderr, "%s: warning: %s is missing: the export has no signed head\n",
+		        cli_cmd, o->head);
 	if ((rc = tb_journal_audit_list(o->journal, 1, show_entry, &l, &d)) < 0)
 		l.rc = cli_fail_diag(&d);
 	if (l.rc == EX_TB_OK && head.len > 0)

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "node/config.h"
 #include "federation/tb_reg.h"
 #include "node/journal.h"
@@ -27,13 +29,21 @@
 #define HEAD_TYPE "tongban-audit-head"
 #define HEAD_MAX 1024 /* bytes: a head is about 400 */
 
+/* How often the loop writes a head that moved: at most this long may
+ * the newest entries go without one (docs/PERFORMANCE.md says why not
+ * after every commit). */
+#define HEAD_INTERVAL_MS 100
+
 struct tb_audit {
 	pthread_mutex_t mu;       /* the fields below, and the file */
 	const struct tb_key *key; /* borrowed: n->sign_key, or the rotated one */
+	int64_t pending;          /* seq of the newest committed head seen */
+	uint8_t pending_hash[32];
 	int64_t written;          /* seq of the head last written */
 	bool failing;             /* the last write failed (logged once) */
 	char member[16];
 	char path[TB_CONF_PATH_MAX + 16];
+	struct event *timer;      /* the loop's: writes a head that moved */
 };
 
 /* ---- the head file ---- */
@@ -258,31 +268,54 @@ done:
 
 /* ---- the node's side ---- */
 
-/* The head hook (journal.h): any thread; keeps the highest head. */
+/* The head hook (journal.h): any thread, on the commit path, so it only
+ * notes the highest head; the loop writes it (flush). */
 static void
 on_head(void *ctx, int64_t seq, const uint8_t hash[32])
 {
 	struct tb_audit *a = ctx;
+
+	pthread_mutex_lock(&a->mu);
+	if (seq > a->pending) {
+		a->pending = seq;
+		memcpy(a->pending_hash, hash, 32);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Writes the newest head when it moved since the last write. */
+static void
+flush(struct tb_audit *a)
+{
 	struct tb_diag d;
 	char hex[65];
 
-	tb_hex_encode(hash, 32, hex);
 	tb_diag_clear(&d);
 	pthread_mutex_lock(&a->mu);
-	if (seq > a->written) {
-		if (tb_audit_head_write(a->path, a->member, a->key, seq, hex, &d) == TB_OK) {
-			a->written = seq;
+	if (a->pending > a->written) {
+		tb_hex_encode(a->pending_hash, 32, hex);
+		if (tb_audit_head_write(a->path, a->member, a->key, a->pending, hex, &d) ==
+		    TB_OK) {
+			a->written = a->pending;
 			if (a->failing)
 				log_info("audit head: %s written again (seq %" PRId64 ")", a->path,
-				         seq);
+				         a->written);
 			a->failing = false;
 		} else if (!a->failing) {
-			/* once until it works again: the next commit retries */
+			/* once until it works again: the next round retries */
 			log_errorx("audit head not written: %s", d.detail);
 			a->failing = true;
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush(arg);
 }
 
 struct entry_at {
@@ -391,7 +424,22 @@ tb_audit_start(struct tb_node *n, struct tb_diag *d)
 	if ((rc = tb_journal_audit_admin(n->journal, tb_now(), "start", gap)) != TB_OK)
 		goto fail_journal;
 	tb_node_on_registry(n, on_registry, n);
+	flush(a);
+	{
+		struct timeval tv = {0, HEAD_INTERVAL_MS * 1000};
+		if ((a->timer = event_new(n->base, -1, EV_PERSIST, on_timer, a)) == NULL ||
+		    event_add(a->timer, &tv) != 0) {
+			rc = tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "audit: timer");
+			goto fail_timer;
+		}
+	}
 	return TB_OK;
+fail_timer:
+	if (a->timer != NULL)
+		event_free(a->timer);
+	tb_journal_set_head_hook(n->journal, NULL, NULL);
+	n->audit = NULL;
+	goto fail;
 fail_journal:
 	rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "audit: %s", tb_journal_diag(n->journal)->detail);
 	tb_journal_set_head_hook(n->journal, NULL, NULL);
@@ -412,9 +460,12 @@ tb_audit_stop(struct tb_node *n)
 	if (a == NULL)
 		return;
 	tb_audit_event(n, "stop", NULL);
+	flush(a);
 	if (tb_journal_audit_head(n->journal, &seq, hex) == TB_OK)
 		log_info("audit head at stop: seq %" PRId64 " hash %s", seq, hex);
 	tb_journal_set_head_hook(n->journal, NULL, NULL);
+	if (a->timer != NULL)
+		event_free(a->timer);
 	n->audit = NULL;
 	pthread_mutex_destroy(&a->mu);
 	free(a);

@@ -6,9 +6,11 @@
  * or removed in its middle, but not its newest entries removed, nor an
  * older copy of the whole journal put back: both leave a shorter chain
  * that verifies.  So the node also keeps the chain's head outside the
- * database: after every durable commit that added entries, the head
- * (seq, hash), signed with the node's message-signing key, is written to
- * a small file beside the journal, JOURNAL.audit-head (format:
+ * database: the journal reports every durable commit that added entries
+ * (off the commit path, only noted), and the loop writes the newest head
+ * (seq, hash), signed with the node's message-signing key, at most 100 ms
+ * later (and at stop) to a small file beside the journal,
+ * JOURNAL.audit-head (format:
  * docs/PROTOCOL.md, "Audit chain").  `tongban audit verify` compares the
  * two: a journal whose chain ends before the signed head was cut short.
  * At start-up the node makes the same comparison, and a journal that is
@@ -77,8 +79,9 @@ TB_MUST_CHECK int tb_audit_head_write(const char *path, const char *member,
 /* ---- the node's side (loop thread) ---- */
 
 /*
- * After the journal is open and before the stages start (their handles,
- * opened from n->journal, inherit the head hook): compares the journal
+ * After the journal is open and n->base exists, before the stages start
+ * (their handles, opened from n->journal, inherit the head hook), on the
+ * loop's thread: compares the journal
  * with its head file and records an "audit-gap" when the journal is
  * behind it, installs the head hook, and records "start" (detail: the
  * version and the registry serial).  Also records every registry applied

@@ -201,11 +201,6 @@ open_journal(struct tb_node *n)
 	}
 	if (held > 0)
 		log_info("%lld queued message(s) due again after the restart", (long long)held);
-	/* the chain's signed head and "start", before any stage appends */
-	if (tb_audit_start(n, &d) != TB_OK) {
-		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal, d.detail);
-		return TB_E_IO;
-	}
 	return TB_OK;
 }
 
@@ -344,6 +339,11 @@ main(int argc, char **argv)
 		goto out;
 	if ((n->base = event_base_new()) == NULL) {
 		fprintf(stderr, "tongban-node: event_base_new failed\n");
+		goto out;
+	}
+	/* the chain's signed head and "start", before any stage appends */
+	if (tb_audit_start(n, &d) != TB_OK) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal, d.detail);
 		goto out;
 	}
 	if (start_stages(n, responder, &d) != TB_OK) {
