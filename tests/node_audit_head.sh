@@ -109,10 +109,23 @@ for id in $ids; do
 	nl_eq "hub 410000 audited the relay of $id (dir|to|from|digest)" "o|411400|from=320300|64" "$row"
 done
 
-# 2. SIGHUP is in the chain; verify checks the head and its signature
+# 2. SIGHUP and the registry it applies are in the chain; verify checks
+# the head and its signature
+cp "$F/registry.json" "$W/r2.json"
+"$TB" registry set "$W/r2.json" --valid-days 40 >/dev/null &&
+	"$TB" registry sign "$W/r2.json" --key "$F/ca-320000/ca.key" --cert "$F/ca-320000/ca.crt" >/dev/null &&
+	"$TB" registry sign "$W/r2.json" --key "$F/ca-410000/ca.key" --cert "$F/ca-410000/ca.crt" >/dev/null ||
+	nl_fail "preparing a newer registry"
+serial=$("$TB" registry show "$W/r2.json" | sed -n 's/^serial //p')
+cp "$W/r2.json" "$F/320300/registry.json"
 kill -HUP "$(nl_pid 320300)"
-nl_wait 20 "config-reloaded in 320300's chain" \
-	sh -c "sqlite3 '$(J 320300)' \"SELECT 1 FROM audit WHERE dir = 'a' AND event = 'config-reloaded'\" | grep -q 1"
+admin() { sqlite3 "$(J 320300)" "SELECT detail FROM audit WHERE dir = 'a' AND event = '$1'"; }
+nl_wait 20 "config-reloaded in 320300's chain" sh -c "sqlite3 '$(J 320300)' \
+	\"SELECT 1 FROM audit WHERE dir = 'a' AND event = 'config-reloaded'\" | grep -q 1"
+nl_wait 20 "registry-applied in 320300's chain" sh -c "sqlite3 '$(J 320300)' \
+	\"SELECT 1 FROM audit WHERE dir = 'a' AND event = 'registry-applied'\" | grep -q 1"
+nl_has "registry-applied names the serial" "serial=$serial " "$(admin registry-applied)"
+nl_has "start names the version and the serial in force" "version=" "$(admin start)"
 out=$(verify 320300 2>&1) || nl_fail "audit verify of a live node" "exit 0" "$out"
 nl_has "signature checked against the registry" "signature verified" "$out"
 nl_eq "head file beside the journal, 0600" 600 "$(stat -c %a "$(J 320300).audit-head")"
