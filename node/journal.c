@@ -462,12 +462,14 @@ row_msg(sqlite3_stmt *s, int c, struct tb_journal_msg *m)
 static int audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32]);
 
 /* After a durable commit that appended audit entries: the head hook
- * learns the chain's committed head (read back, so entries another
- * handle committed meanwhile count too, and a savepoint undone inside
- * the transaction does not).  Lazy commits wait for the next durable
- * one: the head must never name an entry a crash could still lose. */
+ * learns the chain's committed head: the transaction's own newest entry
+ * when it is known (cached), else read back (a savepoint undone inside
+ * the transaction, or entries of an earlier lazy one).  Lazy commits wait
+ * for the next durable one: the head must never name an entry a crash
+ * could still lose. */
 static void
-head_committed(struct tb_journal *j)
+head_committed(struct tb_journal *j, bool cached, int64_t cached_seq,
+               const uint8_t cached_hash[32])
 {
 	int64_t seq;
 	uint8_t hash[32];
@@ -475,7 +477,11 @@ head_committed(struct tb_journal *j)
 	if (!j->audit_touched || j->lazy || j->on_head == NULL)
 		return;
 	j->audit_touched = false;
-	if (audit_head(j, &seq, hash) == TB_OK)
+	/* the transaction's own newest entry is the head it committed (it
+	 * held the write lock): no need to read it back */
+	if (cached)
+		j->on_head(j->on_head_ctx, cached_seq, cached_hash);
+	else if (audit_head(j, &seq, hash) == TB_OK)
 		j->on_head(j->on_head_ctx, seq, hash);
 }
 
@@ -504,7 +510,7 @@ tx_end(struct tb_journal *j, bool own, int rc)
 		return rc;
 	if (rc == TB_OK) {
 		if ((rc2 = run(j, st(j, ST_COMMIT), "commit")) == TB_OK) {
-			head_committed(j);
+			head_committed(j, false, 0, NULL);
 			return TB_OK;
 		}
 		rc = rc2;
@@ -956,7 +962,7 @@ tb_journal_begin_nosync(struct tb_journal *j)
 int
 tb_journal_commit(struct tb_journal *j)
 {
-	bool was_lazy;
+	bool was_lazy, cached;
 	int rc;
 
 	if (j == NULL)
@@ -977,6 +983,7 @@ tb_journal_commit(struct tb_journal *j)
 	if (!sqlite3_get_autocommit(j->db))
 		(void)sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 done:
+	cached = j->head_cached;
 	j->in_tx = false;
 	j->aborted = false;
 	j->head_cached = false;
@@ -984,7 +991,7 @@ done:
 	if (rc != TB_OK)
 		j->audit_touched = false;
 	else if (!was_lazy)
-		head_committed(j);
+		head_committed(j, cached, j->head_seq, j->head_hash);
 	return rc;
 }
 

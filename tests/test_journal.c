@@ -1437,6 +1437,22 @@ test_audit_head_hook(void **state)
 	assert_int_equal(h.calls, 4);
 	assert_int_equal(h.seq, 6);
 	tb_journal_close(j2);
+	/* a unit undone inside the transaction: the head is read back */
+	{
+		struct tmsg t;
+		mkmsg(&t, 77, 9000);
+		assert_int_equal(tb_journal_outbound_put(j, &t.m, 1), TB_OK);
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		assert_int_equal(tb_journal_audit_admin(j, 7, "g", NULL), TB_OK);
+		assert_int_equal(tb_journal_outbound_put_audit(j, &t.m, 1, 7, "queued"),
+		                 TB_E_REPLAY);
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+	}
+	assert_int_equal(h.calls, 5);
+	assert_int_equal(h.seq, 7);
+	assert_int_equal(tb_journal_audit_head(j, &seq, hex), TB_OK);
+	tb_hex_encode(h.hash, 32, got);
+	assert_string_equal(got, hex);
 	tb_journal_close(j);
 }
 
