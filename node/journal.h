@@ -436,7 +436,8 @@ TB_MUST_CHECK int tb_journal_audit_list(const char *path, int64_t since, tb_jour
  * the file cannot be read as a journal.  Out pointers may be NULL; d may
  * be NULL.  An entry rewritten together with every later hash, or a
  * truncated tail, verifies: compare against a head recorded elsewhere
- * (tb_journal_audit_head) to catch those.
+ * (tb_journal_audit_head; the node's signed head file, node/audit.h) to
+ * catch those.
  */
 TB_MUST_CHECK int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq,
                                           int64_t *entries, struct tb_diag *d);
