@@ -58,11 +58,11 @@ static int
 parse_opts(int argc, char **argv, struct audit_opts *o)
 {
 	static const struct option opts[] = {
-	    {"node", required_argument, NULL, 'n'},    {"journal", required_argument, NULL, 'j'},
-	    {"head", required_argument, NULL, 'H'},    {"pub", required_argument, NULL, 'p'},
+	    {"node", required_argument, NULL, 'n'},     {"journal", required_argument, NULL, 'j'},
+	    {"head", required_argument, NULL, 'H'},     {"pub", required_argument, NULL, 'p'},
 	    {"registry", required_argument, NULL, 'r'}, {"output", required_argument, NULL, 'o'},
-	    {"since", required_argument, NULL, 's'},   {"json", no_argument, NULL, 'J'},
-	    {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
+	    {"since", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	struct tb_diag d;
 	int c;
 
@@ -142,7 +142,8 @@ head_key(const struct audit_opts *o, const struct tb_audit_head *h, int *rc)
 		*rc = cli_fail_diag(&d);
 		goto done;
 	}
-	if (!tb_hex_decode(h->kid, 64, kid, sizeof(kid)) || tb_reg_find_key(reg, kid, &m, &k) != TB_OK ||
+	if (!tb_hex_decode(h->kid, 64, kid, sizeof(kid)) ||
+	    tb_reg_find_key(reg, kid, &m, &k) != TB_OK ||
 	    strcmp(tb_reg_member_id(reg, m), h->member) != 0) {
 		*rc = cli_fail(EX_TB_REFUSED,
 		               "audit.head-key: the head's key %.16s... is not a key of member %s "
@@ -160,9 +161,9 @@ done:
 }
 
 struct scan {
-	int64_t want;   /* the seq whose hash is wanted (the head's) */
-	char hash[65];  /* its hash, when found */
-	int gaps;       /* "audit-gap" entries seen */
+	int64_t want;  /* the seq whose hash is wanted (the head's) */
+	char hash[65]; /* its hash, when found */
+	int gaps;      /* "audit-gap" entries seen */
 };
 
 /* Finds the head's entry and reports the gaps the node recorded. */
@@ -191,11 +192,12 @@ compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entri
 	struct tb_diag d;
 
 	if (h->seq > entries)
-		return cli_fail(EX_TB_REFUSED,
-		                "audit.truncated: entries %lld..%lld missing: the chain ends at %lld, "
-		                "its signed head (%s) is at %lld",
-		                (long long)entries + 1, (long long)h->seq, (long long)entries, o->head,
-		                (long long)h->seq);
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "audit.truncated: entries %lld..%lld missing: the chain ends at %lld, "
+		    "its signed head (%s) is at %lld",
+		    (long long)entries + 1, (long long)h->seq, (long long)entries, o->head,
+		    (long long)h->seq);
 	s.want = h->seq;
 	if (tb_journal_audit_list(o->journal, 1, scan_entry, &s, &d) != TB_OK)
 		return cli_fail_diag(&d);
@@ -250,13 +252,15 @@ audit_verify(const struct audit_opts *o)
 		return rc;
 	if (pub != NULL && !tb_audit_head_verify(&h, pub)) {
 		tb_pub_free(pub);
-		return cli_fail(EX_TB_REFUSED,
-		                "audit.head-signature: %s is not signed by key %.16s... of member %s",
-		                o->head, h.kid, h.member);
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "audit.head-signature: %s is not signed by key %.16s... of member %s", o->head,
+		    h.kid, h.member);
 	}
 	if (pub == NULL)
-		fprintf(stderr, "%s: warning: the head's signature is not checked (give --pub or "
-		                "--registry)\n",
+		fprintf(stderr,
+		        "%s: warning: the head's signature is not checked (give --pub or "
+		        "--registry)\n",
 		        cli_cmd);
 	rc = compare(o, &h, entries, pub != NULL);
 	tb_pub_free(pub);
@@ -273,8 +277,8 @@ entry_json(const struct tb_journal_audit_entry *e, struct tb_buf *out)
 	struct tb_json *obj = doc ? tb_json_new_object(doc) : NULL;
 	char dir[2] = {e->dir, '\0'};
 	const char *keys[] = {"prev", "dir", "msgid", "digest", "peer", "event", "detail", "hash"};
-	const char *vals[] = {e->prev, dir, e->msgid, e->digest, e->peer, e->event, e->detail,
-	                      e->hash};
+	const char *vals[] = {e->prev, dir,      e->msgid,  e->digest,
+	                      e->peer, e->event, e->detail, e->hash};
 	int rc = TB_E_NOMEM;
 
 	if (obj == NULL)
@@ -319,7 +323,8 @@ show_entry(void *ctx, const struct tb_journal_audit_entry *e)
 		tb_buf_free(&b);
 		return 0;
 	}
-	if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof(when), "%lld", (long long)e->at);
 	fprintf(l->f, "%-8lld %-20s %c %-17s %-7s %-32s %s\n", (long long)e->seq, when, e->dir,
 	        e->event, e->peer[0] ? e->peer : "-", e->msgid[0] ? e->msgid : "-", e->detail);
@@ -336,8 +341,8 @@ audit_show(const struct audit_opts *o)
 	    o->head != o->head_path)
 		return cli_usage_error("show takes --node/--journal, --json and --since");
 	if (!o->json)
-		printf("%-8s %-20s %s %-17s %-7s %-32s %s\n", "SEQ", "TIME (UTC)", "D", "EVENT", "PEER",
-		       "MESSAGE", "DETAIL");
+		printf("%-8s %-20s %s %-17s %-7s %-32s %s\n", "SEQ", "TIME (UTC)", "D", "EVENT",
+		       "PEER", "MESSAGE", "DETAIL");
 	if (tb_journal_audit_list(o->journal, o->since, show_entry, &l, &d) < 0)
 		return cli_fail_diag(&d);
 	return l.rc;
@@ -395,8 +400,8 @@ cmd_audit(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return EX_TB_OK;
 	}
-	if (sub == NULL || (strcmp(sub, "verify") != 0 && strcmp(sub, "show") != 0 &&
-	                    strcmp(sub, "export") != 0))
+	if (sub == NULL ||
+	    (strcmp(sub, "verify") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "export") != 0))
 		return cli_usage_error("audit needs verify, show or export%s%s%s",
 		                       sub ? " (not '" : "", sub ? sub : "", sub ? "')" : "");
 	if ((rc = parse_opts(argc - 1, argv + 1, &o)) != EX_TB_OK)

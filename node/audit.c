@@ -39,11 +39,11 @@ struct tb_audit {
 	const struct tb_key *key; /* borrowed: n->sign_key, or the rotated one */
 	int64_t pending;          /* seq of the newest committed head seen */
 	uint8_t pending_hash[32];
-	int64_t written;          /* seq of the head last written */
-	bool failing;             /* the last write failed (logged once) */
+	int64_t written; /* seq of the head last written */
+	bool failing;    /* the last write failed (logged once) */
 	char member[16];
 	char path[TB_CONF_PATH_MAX + 16];
-	struct event *timer;      /* the loop's: writes a head that moved */
+	struct event *timer; /* the loop's: writes a head that moved */
 };
 
 /* ---- the head file ---- */
@@ -124,8 +124,7 @@ head_fields(const struct tb_json *o, struct tb_audit_head *h)
 	if (!get_str(o, "member", h->member, sizeof(h->member)) || h->member[0] == '\0' ||
 	    strspn(h->member, "0123456789") != strlen(h->member))
 		return "member";
-	if (!get_str(o, "alg", alg, sizeof(alg)) ||
-	    (h->alg = tb_alg_from_name(alg)) == TB_ALG_NONE)
+	if (!get_str(o, "alg", alg, sizeof(alg)) || (h->alg = tb_alg_from_name(alg)) == TB_ALG_NONE)
 		return "alg";
 	if (!get_str(o, "sig", sig, sizeof(sig)) || strlen(sig) != 2 * TB_SIG_LEN ||
 	    !tb_hex_decode(sig, 2 * TB_SIG_LEN, h->sig, TB_SIG_LEN))
@@ -156,8 +155,8 @@ tb_audit_head_read(const char *path, struct tb_audit_head *h, struct tb_diag *d)
 		goto done;
 	}
 	if ((bad = head_fields(tb_json_root(doc), h)) != NULL) {
-		rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s: bad head member: %s", path,
-		                 bad);
+		rc =
+		    tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s: bad head member: %s", path, bad);
 		goto done;
 	}
 	rc = TB_OK;
@@ -217,14 +216,13 @@ put_file(const char *path, const char *data, size_t n, struct tb_diag *d)
 	if (rename(tmp, path) != 0)
 		goto fail;
 	return TB_OK;
-fail:
-	{
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", tmp, strerror(e));
-	}
+fail : {
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", tmp, strerror(e));
+}
 }
 
 int
@@ -294,8 +292,7 @@ flush(struct tb_audit *a)
 	pthread_mutex_lock(&a->mu);
 	if (a->pending > a->written) {
 		tb_hex_encode(a->pending_hash, 32, hex);
-		if (tb_audit_head_write(a->path, a->member, a->key, a->pending, hex, &d) ==
-		    TB_OK) {
+		if (tb_audit_head_write(a->path, a->member, a->key, a->pending, hex, &d) == TB_OK) {
 			a->written = a->pending;
 			if (a->failing)
 				log_info("audit head: %s written again (seq %" PRId64 ")", a->path,
@@ -381,8 +378,7 @@ static void
 on_registry(void *ctx, const struct tb_reg *reg)
 {
 	tb_audit_event(ctx, "registry-applied", "serial=%llu valid-until=%lld",
-	               (unsigned long long)tb_reg_serial(reg),
-	               (long long)tb_reg_valid_until(reg));
+	               (unsigned long long)tb_reg_serial(reg), (long long)tb_reg_valid_until(reg));
 }
 
 int

@@ -45,11 +45,11 @@ struct tb_diag;
 
 /* A signed head as read from its file.  Plain value. */
 struct tb_audit_head {
-	int64_t seq;      /* the newest entry when it was written; 0: empty chain */
-	char hash[65];    /* that entry's hash, 64 hex (all zeros when seq is 0) */
-	char member[16];  /* the node's member id */
-	char kid[65];     /* key id of the signing key, 64 hex */
-	enum tb_alg alg;  /* its algorithm */
+	int64_t seq;     /* the newest entry when it was written; 0: empty chain */
+	char hash[65];   /* that entry's hash, 64 hex (all zeros when seq is 0) */
+	char member[16]; /* the node's member id */
+	char kid[65];    /* key id of the signing key, 64 hex */
+	enum tb_alg alg; /* its algorithm */
 	uint8_t sig[TB_SIG_LEN];
 };
 
@@ -65,8 +65,7 @@ TB_MUST_CHECK int tb_audit_head_signed(const struct tb_audit_head *h, struct tb_
  * TB_E_IO when it cannot be read, TB_E_AUDIT when it is not a head
  * (d says which member is wrong).
  */
-TB_MUST_CHECK int tb_audit_head_read(const char *path, struct tb_audit_head *h,
-                                     struct tb_diag *d);
+TB_MUST_CHECK int tb_audit_head_read(const char *path, struct tb_audit_head *h, struct tb_diag *d);
 /* True when pub's key id is h->kid and pub signed h. */
 TB_MUST_CHECK bool tb_audit_head_verify(const struct tb_audit_head *h, const struct tb_pub *pub);
 /* Signs seq/hash (64 hex) for member with key and writes the head file

@@ -468,8 +468,7 @@ static int audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32]);
  * for the next durable one: the head must never name an entry a crash
  * could still lose. */
 static void
-head_committed(struct tb_journal *j, bool cached, int64_t cached_seq,
-               const uint8_t cached_hash[32])
+head_committed(struct tb_journal *j, bool cached, int64_t cached_seq, const uint8_t cached_hash[32])
 {
 	int64_t seq;
 	uint8_t hash[32];
@@ -1836,8 +1835,7 @@ tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 /* The columns of an entry as read back; schema 2 files had no detail. */
 #define AUDIT_SELECT_V3                                                                            \
 	"SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, detail FROM audit"
-#define AUDIT_SELECT_V2                                                                            \
-	"SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, '' FROM audit"
+#define AUDIT_SELECT_V2 "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, '' FROM audit"
 
 /* Checks one stored entry against the expected seq and prev; on success
  * leaves its hash in prev for the next one. */
