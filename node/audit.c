@@ -39,8 +39,10 @@ struct tb_audit {
 	const struct tb_key *key; /* borrowed: n->sign_key, or the rotated one */
 	int64_t pending;          /* seq of the newest committed head seen */
 	uint8_t pending_hash[32];
-	int64_t written; /* seq of the head last written */
-	bool failing;    /* the last write failed (logged once) */
+	int64_t written;       /* seq of the head last written */
+	char written_hash[65]; /* and its hash (hex) */
+	struct tb_journal *j;  /* the loop's handle (flush runs on the loop) */
+	bool failing;          /* the last write failed (logged once) */
 	char member[16];
 	char path[TB_CONF_PATH_MAX + 16];
 	struct event *timer; /* the loop's: writes a head that moved */
@@ -281,28 +283,61 @@ on_head(void *ctx, int64_t seq, const uint8_t hash[32])
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Writes the newest head when it moved since the last write. */
+/* Whether the entry the last written head named is still in the chain,
+ * unchanged.  Entries removed while the node runs and then replaced by
+ * new ones under the same numbers would otherwise pass under the next
+ * head unseen: that is recorded as an audit-gap first. */
+static void
+check_written(struct tb_audit *a, int64_t written, const char *written_hash)
+{
+	char hex[65], gap[200];
+
+	if (written == 0)
+		return;
+	if (tb_journal_audit_hash_at(a->j, written, hex) == TB_OK && strcmp(hex, written_hash) == 0)
+		return;
+	snprintf(gap, sizeof(gap), "head-mismatch seq=%" PRId64 " head-hash=%s running=1", written,
+	         written_hash);
+	log_errorx("audit: entry %" PRId64 " of the last signed head is gone or changed while "
+	           "running; recorded as an audit-gap entry",
+	           written);
+	if (tb_journal_audit_admin(a->j, tb_now(), "audit-gap", gap) != TB_OK)
+		log_errorx("audit: audit-gap not recorded: %s", tb_journal_diag(a->j)->detail);
+}
+
+/* Writes the newest head when it moved since the last write (loop). */
 static void
 flush(struct tb_audit *a)
 {
 	struct tb_diag d;
-	char hex[65];
+	int64_t written;
+	char hex[65], written_hash[65];
+	bool moved;
 
+	pthread_mutex_lock(&a->mu);
+	moved = a->pending > a->written;
+	written = a->written;
+	memcpy(written_hash, a->written_hash, sizeof(written_hash));
+	pthread_mutex_unlock(&a->mu);
+	if (!moved)
+		return;
+	/* outside the lock: recording a gap commits, and the commit calls
+	 * on_head */
+	check_written(a, written, written_hash);
 	tb_diag_clear(&d);
 	pthread_mutex_lock(&a->mu);
-	if (a->pending > a->written) {
-		tb_hex_encode(a->pending_hash, 32, hex);
-		if (tb_audit_head_write(a->path, a->member, a->key, a->pending, hex, &d) == TB_OK) {
-			a->written = a->pending;
-			if (a->failing)
-				log_info("audit head: %s written again (seq %" PRId64 ")", a->path,
-				         a->written);
-			a->failing = false;
-		} else if (!a->failing) {
-			/* once until it works again: the next round retries */
-			log_errorx("audit head not written: %s", d.detail);
-			a->failing = true;
-		}
+	tb_hex_encode(a->pending_hash, 32, hex);
+	if (tb_audit_head_write(a->path, a->member, a->key, a->pending, hex, &d) == TB_OK) {
+		a->written = a->pending;
+		memcpy(a->written_hash, hex, sizeof(hex));
+		if (a->failing)
+			log_info("audit head: %s written again (seq %" PRId64 ")", a->path,
+			         a->written);
+		a->failing = false;
+	} else if (!a->failing) {
+		/* once until it works again: the next round retries */
+		log_errorx("audit head not written: %s", d.detail);
+		a->failing = true;
 	}
 	pthread_mutex_unlock(&a->mu);
 }
@@ -393,6 +428,7 @@ tb_audit_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "audit");
 	pthread_mutex_init(&a->mu, NULL);
 	a->key = n->sign_key;
+	a->j = n->journal;
 	snprintf(a->member, sizeof(a->member), "%s", n->cfg.member_id);
 	if ((rc = tb_audit_head_path(n->cfg.journal, a->path, sizeof(a->path))) != TB_OK) {
 		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "audit head: journal path too long");

@@ -146,6 +146,7 @@ enum sid {
 	ST_PRUNE_OUT,
 	ST_AUDIT_HEAD,
 	ST_AUDIT_ADD,
+	ST_AUDIT_AT,
 	ST_REQ_CLOSED,
 	ST_REQ_CLOSE,
 	ST_CASE_GET,
@@ -215,6 +216,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
     [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
                      " detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_AUDIT_AT] = "SELECT hash FROM audit WHERE seq = ?1",
     [ST_REQ_CLOSED] = "SELECT 1 FROM closed_requests WHERE id = ?1",
     [ST_REQ_CLOSE] = "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)",
     [ST_CASE_GET] = "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
@@ -1830,6 +1832,34 @@ tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 		return rc;
 	tb_hex_encode(hash, 32, hash_hex);
 	return TB_OK;
+}
+
+int
+tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
+{
+	sqlite3_stmt *s;
+	const char *h;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (hash_hex == NULL)
+		return jarg(j, "output is NULL");
+	s = st(j, ST_AUDIT_AT);
+	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK)
+		return jfail(j, "bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (h = col_text(s, 0)) != NULL && strlen(h) == 64) {
+		memcpy(hash_hex, h, 65);
+		rc = TB_OK;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "no audit entry %" PRId64,
+		                 seq);
+	} else {
+		rc = jfail(j, "audit entry");
+	}
+	(void)sqlite3_reset(s);
+	return rc;
 }
 
 /* The columns of an entry as read back; schema 2 files had no detail. */

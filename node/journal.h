@@ -343,6 +343,11 @@ TB_MUST_CHECK int tb_journal_outbound_failed_audit(struct tb_journal *j, const c
  * the chain's tail detectable: the chain alone cannot show it. */
 TB_MUST_CHECK int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65]);
 
+/* The stored hash of entry seq as 64 hex + NUL; TB_E_NOTFOUND when there
+ * is no such entry.  (The node checks that the entry its last signed head
+ * named is still there, unchanged, before signing a newer one.) */
+TB_MUST_CHECK int tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65]);
+
 /*
  * The entry hash, a fixed serialization so other tools can verify a chain:
  *

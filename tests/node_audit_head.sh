@@ -9,7 +9,8 @@
 #   - deleting the newest entries (sqlite3) is reported "truncated:
 #     entries N..M missing", exit 1 (it said "intact" before);
 #   - copying an older journal back is reported the same way, and a node
-#     started on it records an audit-gap entry that verify reports;
+#     started on it records an audit-gap entry that verify reports; so
+#     does a node whose newest entries are deleted while it runs;
 #   - a head whose seq was edited fails its signature;
 #   - `tongban audit export` is verified by an independent verifier
 #     written from docs/PROTOCOL.md ("Audit chain") alone: shell, od,
@@ -149,6 +150,21 @@ nl_eq "independent verifier on an edited export" "entry 2: hash" "$(xverify "$W/
 openssl pkey -in "$F/410000/node.key" -pubout -out "$W/410000.pub" 2>/dev/null
 res=$(xverify "$W/hub.jsonl" "$W/410000.pub")
 case $res in "ok "*) nl_ok ;; *) nl_fail "independent verifier on the hub's export" "ok" "$res" ;; esac
+
+# 3b. the newest entries deleted under the running node, which then
+# appends under the same numbers: recorded as a gap before the next head
+nl_wait 10 "the head has caught up" sh -c "\"$TB\" audit verify --node '$(nl_conf 320300)' | grep -q -v 'newer entries'"
+n=$(last_seq 320300)
+sqlite3 -cmd '.timeout 5000' "$(J 320300)" "DELETE FROM audit WHERE seq > $((n - 2))" || nl_fail "sqlite3 delete"
+for i in 1 2; do
+	id=$(nl_send 320300 411400 case.submit hukou.transfer)
+	nl_wait 60 "message $id delivered" nl_delivered 320300 "$id"
+done
+nl_wait 10 "the node notices the changed chain" grep -q "gone or changed while running" "$W/320300.log"
+nl_has "the gap entry names the head it lost" "head-mismatch seq=$n " \
+	"$(sqlite3 "$(J 320300)" "SELECT detail FROM audit WHERE event = 'audit-gap'")"
+out=$(verify 320300 2>&1) || nl_fail "verify after a recorded gap" "exit 0" "$out"
+nl_has "verify reports the recorded gap" "records a gap" "$out"
 
 # 4. stop: "stop" is the last entry; keep a copy of this journal
 nl_stop 320300

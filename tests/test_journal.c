@@ -1501,6 +1501,19 @@ test_audit_list(void **state)
 	assert_int_equal(l.n, 0);
 	assert_int_equal(tb_journal_audit_list("/nonexistent/x.db", 1, list_one, &l, NULL),
 	                 TB_E_IO);
+	/* one entry's hash, by number */
+	{
+		struct tb_journal *j = open_ok(path);
+		char hex[65], headhex[65];
+		int64_t seq;
+		assert_int_equal(tb_journal_audit_head(j, &seq, headhex), TB_OK);
+		assert_int_equal(tb_journal_audit_hash_at(j, 6, hex), TB_OK);
+		assert_string_equal(hex, headhex);
+		assert_int_equal(tb_journal_audit_hash_at(j, 5, hex), TB_OK);
+		assert_string_equal(hex, head);
+		assert_int_equal(tb_journal_audit_hash_at(j, 7, hex), TB_E_NOTFOUND);
+		tb_journal_close(j);
+	}
 }
 
 /* The audit head's seq (how many entries the chain holds). */
