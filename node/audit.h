@@ -39,6 +39,7 @@
 
 struct tb_node;
 struct tb_pub;
+struct tb_reg;
 struct tb_diag;
 
 /* ---- the head file (also used by `tongban audit`) ---- */
@@ -83,12 +84,15 @@ TB_MUST_CHECK int tb_audit_head_write(const char *path, const char *member,
  * loop's thread: compares the journal
  * with its head file and records an "audit-gap" when the journal is
  * behind it, installs the head hook, and records "start" (detail: the
- * version and the registry serial).  Also records every registry applied
- * from now on ("registry-applied", serial=N).  TB_OK, or an error when
+ * version and the registry serial).  TB_OK, or an error when
  * the journal cannot be written (the node must not run without its
  * chain); d says why.
  */
 TB_MUST_CHECK int tb_audit_start(struct tb_node *n, struct tb_diag *d);
+/* A registry was applied: records "registry-applied" (serial, valid
+ * until).  ctx is the node; a hook for tb_node_on_registry, which the
+ * daemon registers after tb_audit_start (audit.c sits below node.c). */
+void tb_audit_on_registry(void *ctx, const struct tb_reg *reg);
 /* Records "stop" and logs the final head; frees the state.  Call while
  * the journal is still open.  NULL state (never started) is a no-op. */
 void tb_audit_stop(struct tb_node *n);

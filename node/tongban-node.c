@@ -346,6 +346,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal, d.detail);
 		goto out;
 	}
+	tb_node_on_registry(n, tb_audit_on_registry, n);
 	if (start_stages(n, responder, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;

@@ -18,6 +18,8 @@ fi
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
 #   1 the base:    config, journal, worker
+#   1.5            audit (the chain's signed head and admin events: uses
+#                  the journal; node.c and the stages record events in it)
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
 #                  apimsg (the local API's messages)
@@ -30,6 +32,7 @@ LAYERS='log 0
 config 1
 journal 1
 worker 1
+audit 1.5
 node 2
 transport 3
 flows 3
