@@ -105,6 +105,8 @@ void tb_audit_stop(struct tb_node *n);
  *                      tb_audit_key_rotated below;
  *   "recovery-entered" / "recovery-left"  the lifecycle part, through
  *                      tb_audit_recovery below.
+ * node.c and every stage may call these (audit.c is below node.c in
+ * tests/node_layers.sh); they are no-ops before tb_audit_start.
  */
 void tb_audit_event(struct tb_node *n, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
