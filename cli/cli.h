@@ -55,10 +55,12 @@ int cmd_registry(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 
-/* cli_node.c: talking to a running node, auditing its journal */
+/* cli_node.c: talking to a running node */
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
+
+/* cli_audit.c: the node's audit chain, its signed head, export */
 int cmd_audit(int argc, char **argv);
 /* One HTTP/1.0 request to the local API of the node configured in cfg
  * (body may be NULL); the answer's body is appended to out, its status

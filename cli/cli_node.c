@@ -1,7 +1,7 @@
 /*
  * cli_node.c - commands that talk to a running node or read its files:
  * `tongban send`, `tongban status`, `tongban inbox` (through the local
- * HTTP API named in the node's config) and `tongban audit verify`.
+ * HTTP API named in the node's config); `tongban audit` is in cli_audit.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -364,55 +364,4 @@ cmd_inbox(int argc, char **argv)
 		rc = finish(status, &out);
 	tb_buf_free(&out);
 	return rc;
-}
-
-int
-cmd_audit(int argc, char **argv)
-{
-	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
-	                                     {"journal", required_argument, NULL, 'j'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
-	const char *node = NULL, *journal = NULL;
-	struct tb_config cfg;
-	struct tb_diag d;
-	int64_t bad = 0, entries = 0;
-	int c, rc;
-
-	if (argc < 2 || strcmp(argv[1], "verify") != 0) {
-		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-			printf(
-			    "Usage: tongban audit verify (--node CONFIG | --journal FILE)\n"
-			    "Recomputes the node's hash-chained audit log; prints the number of\n"
-			    "entries, or the first broken entry and exits 1.\n");
-			return EX_TB_OK;
-		}
-		return cli_usage_error("usage: tongban audit verify --node CONFIG");
-	}
-	argc--;
-	argv++;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': node = optarg; break;
-		case 'j': journal = optarg; break;
-		case 'h':
-			printf("Usage: tongban audit verify (--node CONFIG | --journal FILE)\n");
-			return EX_TB_OK;
-		default: return cli_usage_error("unknown option");
-		}
-	}
-	if (journal == NULL) {
-		if ((rc = load_cfg(node, &cfg)) != EX_TB_OK)
-			return rc;
-		journal = cfg.journal;
-	}
-	if (tb_journal_audit_verify(journal, &bad, &entries, &d) != TB_OK) {
-		if (d.code == TB_E_AUDIT)
-			return cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
-			                (long long)bad, d.detail);
-		return cli_fail_diag(&d);
-	}
-	printf("ok: %lld entries, chain intact\n", (long long)entries);
-	return EX_TB_OK;
 }

@@ -33,6 +33,16 @@
 
 #define AUDIT_TAG "tongban-audit-v1"
 
+/* The audit table's columns (schema 3: dir 'a' for the node's own
+ * events, and detail). */
+#define AUDIT_COLS                                                                                 \
+	" seq INTEGER PRIMARY KEY CHECK (seq > 0),"                                                \
+	" prev TEXT NOT NULL,"                                                                     \
+	" dir TEXT NOT NULL CHECK (dir IN ('i', 'o', 'a')),"                                       \
+	" msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"                          \
+	" at INTEGER NOT NULL, event TEXT NOT NULL,"                                               \
+	" hash TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''"
+
 static const char schema_sql[] =
     /* seq is the arrival order and the inbox cursor; AUTOINCREMENT so a
      * pruned seq is never handed out again and cursors stay valid. */
@@ -66,13 +76,7 @@ static const char schema_sql[] =
     "CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
     /* seq is assigned by us (head + 1), not AUTOINCREMENT: it is hashed,
      * so it must be known before the insert. */
-    "CREATE TABLE audit ("
-    " seq INTEGER PRIMARY KEY CHECK (seq > 0),"
-    " prev TEXT NOT NULL,"
-    " dir TEXT NOT NULL CHECK (dir IN ('i', 'o')),"
-    " msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"
-    " at INTEGER NOT NULL, event TEXT NOT NULL,"
-    " hash TEXT NOT NULL);";
+    "CREATE TABLE audit (" AUDIT_COLS ");";
 
 /* Schema 2: the outbound envelope and receipt, apart from the state row
  * (deleted with it). */
@@ -91,6 +95,16 @@ static const char migrate_v2_sql[] =
     " SELECT seq, receipt FROM outbound WHERE receipt IS NOT NULL;"
     "ALTER TABLE outbound DROP COLUMN envelope;"
     "ALTER TABLE outbound DROP COLUMN receipt;";
+
+/* Schema 2 -> 3: the audit table rebuilt with admin entries allowed and a
+ * detail column (SQLite cannot change a CHECK constraint in place); the
+ * entries and their hashes are copied as they are. */
+static const char migrate_v3_sql[] =
+    "CREATE TABLE audit_v3 (" AUDIT_COLS ");"
+    "INSERT INTO audit_v3 (seq, prev, dir, msgid, digest, peer, at, event, hash)"
+    " SELECT seq, prev, dir, msgid, digest, peer, at, event, hash FROM audit;"
+    "DROP TABLE audit;"
+    "ALTER TABLE audit_v3 RENAME TO audit;";
 
 /* Message flows (docs/PROTOCOL.md section 10): requests this node sent
  * that a final answer closed, and the state of each case by (requester,
@@ -132,6 +146,7 @@ enum sid {
 	ST_PRUNE_OUT,
 	ST_AUDIT_HEAD,
 	ST_AUDIT_ADD,
+	ST_AUDIT_AT,
 	ST_REQ_CLOSED,
 	ST_REQ_CLOSE,
 	ST_CASE_GET,
@@ -199,8 +214,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
     [ST_PRUNE_OUT] = "DELETE FROM outbound WHERE state <> 0 AND expires < ?1",
     [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-    [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+                     " detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_AUDIT_AT] = "SELECT hash FROM audit WHERE seq = ?1",
     [ST_REQ_CLOSED] = "SELECT 1 FROM closed_requests WHERE id = ?1",
     [ST_REQ_CLOSE] = "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)",
     [ST_CASE_GET] = "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
@@ -248,6 +264,11 @@ struct tb_journal {
 	bool head_cached;
 	int64_t head_seq;
 	uint8_t head_hash[32];
+	/* entries appended since the last durable commit: the head hook is
+	 * told the new head after the next one (tb_journal_set_head_hook) */
+	bool audit_touched;
+	tb_journal_head_fn on_head;
+	void *on_head_ctx;
 	struct tb_diag diag;
 };
 
@@ -440,6 +461,31 @@ row_msg(sqlite3_stmt *s, int c, struct tb_journal_msg *m)
 	m->envelope_len = (size_t)sqlite3_column_bytes(s, c + 9);
 }
 
+static int audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32]);
+
+/* After a durable commit that appended audit entries: the head hook
+ * learns the chain's committed head: the transaction's own newest entry
+ * when it is known (cached), else read back (a savepoint undone inside
+ * the transaction, or entries of an earlier lazy one).  Lazy commits wait
+ * for the next durable one: the head must never name an entry a crash
+ * could still lose. */
+static void
+head_committed(struct tb_journal *j, bool cached, int64_t cached_seq, const uint8_t cached_hash[32])
+{
+	int64_t seq;
+	uint8_t hash[32];
+
+	if (!j->audit_touched || j->lazy || j->on_head == NULL)
+		return;
+	j->audit_touched = false;
+	/* the transaction's own newest entry is the head it committed (it
+	 * held the write lock): no need to read it back */
+	if (cached)
+		j->on_head(j->on_head_ctx, cached_seq, cached_hash);
+	else if (audit_head(j, &seq, hash) == TB_OK)
+		j->on_head(j->on_head_ctx, seq, hash);
+}
+
 /* A multi-statement write joins the caller's transaction or opens its
  * own; *own says which, for tx_end. */
 static int
@@ -464,12 +510,15 @@ tx_end(struct tb_journal *j, bool own, int rc)
 	if (!own)
 		return rc;
 	if (rc == TB_OK) {
-		if ((rc2 = run(j, st(j, ST_COMMIT), "commit")) == TB_OK)
+		if ((rc2 = run(j, st(j, ST_COMMIT), "commit")) == TB_OK) {
+			head_committed(j, false, 0, NULL);
 			return TB_OK;
+		}
 		rc = rc2;
 	}
 	if (!sqlite3_get_autocommit(j->db))
 		(void)run(j, st(j, ST_ROLLBACK), "rollback");
+	j->audit_touched = false;
 	return rc;
 }
 
@@ -567,6 +616,8 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 		    (rc = exec(db, migrate_v2_sql, d)) != TB_OK)
 			goto fail;
 	}
+	if (version >= 1 && version < 3 && (rc = exec(db, migrate_v3_sql, d)) != TB_OK)
+		goto fail;
 	if (version < TB_JOURNAL_SCHEMA && (rc = exec(db, sql, d)) != TB_OK)
 		goto fail;
 	/* the message-flow tables came later than schema 1 */
@@ -820,8 +871,12 @@ tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no primary journal with checkpoints");
 		return NULL;
 	}
-	if ((j = tb_journal_open_ex(primary->ck.path, TB_JOURNAL_NO_CHECKPOINTS, d)) != NULL)
+	if ((j = tb_journal_open_ex(primary->ck.path, TB_JOURNAL_NO_CHECKPOINTS, d)) != NULL) {
 		sqlite3_wal_hook(j->db, wal_hook, &primary->ck);
+		/* its entries extend the same chain: the same head hook */
+		j->on_head = primary->on_head;
+		j->on_head_ctx = primary->on_head_ctx;
+	}
 	return j;
 }
 
@@ -908,10 +963,12 @@ tb_journal_begin_nosync(struct tb_journal *j)
 int
 tb_journal_commit(struct tb_journal *j)
 {
+	bool was_lazy, cached;
 	int rc;
 
 	if (j == NULL)
 		return TB_E_ARG;
+	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
@@ -927,10 +984,16 @@ tb_journal_commit(struct tb_journal *j)
 	if (!sqlite3_get_autocommit(j->db))
 		(void)sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
 done:
+	cached = j->head_cached;
 	j->in_tx = false;
 	j->aborted = false;
 	j->head_cached = false;
-	return end_lazy(j, rc);
+	rc = end_lazy(j, rc);
+	if (rc != TB_OK)
+		j->audit_touched = false;
+	else if (!was_lazy)
+		head_committed(j, cached, j->head_seq, j->head_hash);
+	return rc;
 }
 
 int
@@ -948,6 +1011,7 @@ tb_journal_rollback(struct tb_journal *j)
 	j->in_tx = false;
 	j->aborted = false;
 	j->head_cached = false;
+	j->audit_touched = false;
 	return end_lazy(j, rc);
 }
 
@@ -1472,12 +1536,21 @@ tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char 
                       const char *digest_hex, const char *peer, int64_t at, const char *event,
                       uint8_t out[32])
 {
+	return tb_journal_audit_hash_ex(seq, prev, dir, msgid, digest_hex, peer, at, event, "",
+	                                out);
+}
+
+int
+tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
+                         const char *digest_hex, const char *peer, int64_t at, const char *event,
+                         const char *detail, uint8_t out[32])
+{
 	struct tb_buf b;
 	uint8_t n8[8], d8 = (uint8_t)dir;
 	int rc = TB_E_NOMEM;
 
 	if (prev == NULL || msgid == NULL || digest_hex == NULL || peer == NULL || event == NULL ||
-	    out == NULL)
+	    detail == NULL || out == NULL)
 		return TB_E_ARG;
 	tb_buf_init(&b);
 	if (tb_buf_add(&b, AUDIT_TAG, strlen(AUDIT_TAG)) != TB_OK)
@@ -1495,6 +1568,10 @@ tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], char dir, const char 
 		goto fail;
 	}
 	if ((rc = put_lp(&b, event)) != TB_OK)
+		goto fail;
+	/* schema 3: a detail is hashed when there is one, so every entry
+	 * written before it keeps its hash */
+	if (detail[0] != '\0' && (rc = put_lp(&b, detail)) != TB_OK)
 		goto fail;
 	tb_sha256(b.data, b.len, out);
 	rc = TB_OK;
@@ -1532,9 +1609,58 @@ audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32])
 	return rc;
 }
 
+static int audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_hex,
+                     const char *peer, int64_t at, const char *event, const char *detail);
+
+/* Printable ASCII without '"' and '\\', at most max bytes: what an entry's
+ * free-text fields may hold, so that exported lines need no escapes. */
+static bool
+audit_text(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n] != '\0'; n++)
+		if (n >= max || (unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e ||
+		    s[n] == '"' || s[n] == '\\')
+			return false;
+	return true;
+}
+
+/* Whether the fields make an entry: message entries ('i', 'o') name a
+ * message and a peer; the node's own ('a') may leave those empty. */
+static bool
+audit_fields_ok(char dir, const char *msgid, const char *digest_hex, const char *peer,
+                const char *event, const char *detail)
+{
+	if (!audit_text(msgid, 32) || !audit_text(digest_hex, 64) || !audit_text(peer, 64) ||
+	    !audit_text(event, 64) || !audit_text(detail, TB_JOURNAL_AUDIT_DETAIL_MAX) ||
+	    event[0] == '\0')
+		return false;
+	if (dir == 'a')
+		return (msgid[0] == '\0' || is_hex(msgid, 32)) &&
+		       (digest_hex[0] == '\0' || is_hex(digest_hex, 64));
+	return (dir == 'i' || dir == 'o') && is_hex(msgid, 32) && is_hex(digest_hex, 64) &&
+	       peer[0] != '\0';
+}
+
 int
 tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const char *digest_hex,
                         const char *peer, int64_t at, const char *event)
+{
+	return audit_add(j, dir, msgid, digest_hex, peer, at, event, "");
+}
+
+int
+tb_journal_audit_admin(struct tb_journal *j, int64_t at, const char *event, const char *detail)
+{
+	return audit_add(j, 'a', "", "", "", at, event, detail != NULL ? detail : "");
+}
+
+static int
+audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_hex,
+          const char *peer, int64_t at, const char *event, const char *detail)
 {
 	uint8_t prev[32], hash[32];
 	char prev_hex[65], hash_hex[65];
@@ -1546,9 +1672,8 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if ((dir != 'i' && dir != 'o') || !is_hex(msgid, 32) || !is_hex(digest_hex, 64) ||
-	    !nonempty(peer) || !nonempty(event))
-		return jarg(j, "audit entry: bad dir, msgid, digest, peer or event");
+	if (!audit_fields_ok(dir, msgid, digest_hex, peer, event, detail))
+		return jarg(j, "audit entry: bad dir, msgid, digest, peer, event or detail");
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
 	if (!own && j->head_cached) {
@@ -1562,8 +1687,8 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 		goto done;
 	}
 	seq++;
-	if ((rc = tb_journal_audit_hash(seq, prev, dir, msgid, digest_hex, peer, at, event,
-	                                hash)) != TB_OK) {
+	if ((rc = tb_journal_audit_hash_ex(seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                                   detail, hash)) != TB_OK) {
 		rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "audit hash");
 		goto done;
 	}
@@ -1574,11 +1699,13 @@ tb_journal_audit_append(struct tb_journal *j, char dir, const char *msgid, const
 	    bind_text(s, 3, dirs) != SQLITE_OK || bind_text(s, 4, msgid) != SQLITE_OK ||
 	    bind_text(s, 5, digest_hex) != SQLITE_OK || bind_text(s, 6, peer) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 7, at) != SQLITE_OK || bind_text(s, 8, event) != SQLITE_OK ||
-	    bind_text(s, 9, hash_hex) != SQLITE_OK) {
+	    bind_text(s, 9, hash_hex) != SQLITE_OK || bind_text(s, 10, detail) != SQLITE_OK) {
 		rc = jfail(j, "bind");
 		goto done;
 	}
 	rc = run(j, s, "audit append");
+	if (rc == TB_OK)
+		j->audit_touched = true;
 	if (rc == TB_OK && !own) {
 		j->head_cached = true;
 		j->head_seq = seq;
@@ -1645,15 +1772,20 @@ int
 tb_journal_outbound_put_audit(struct tb_journal *j, const struct tb_journal_msg *m,
                               int64_t next_attempt, int64_t at, const char *event)
 {
+	char from[32] = "";
 	bool own;
 	int rc;
 
-	if (m == NULL)
+	if (m == NULL || event == NULL || m->from == NULL)
 		return TB_E_ARG;
+	/* a hub's relay names where the message came from as well */
+	if (strcmp(event, "relayed") == 0 &&
+	    (size_t)snprintf(from, sizeof(from), "from=%s", m->from) >= sizeof(from))
+		return jarg(j, "relay: sender too long");
 	if ((rc = unit_begin(j, &own)) != TB_OK)
 		return rc;
 	if ((rc = tb_journal_outbound_put(j, m, next_attempt)) == TB_OK)
-		rc = tb_journal_audit_append(j, 'o', m->id, m->digest, m->to, at, event);
+		rc = audit_add(j, 'o', m->id, m->digest, m->to, at, event, from);
 	return unit_end(j, own, rc);
 }
 
@@ -1702,6 +1834,39 @@ tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 	return TB_OK;
 }
 
+int
+tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
+{
+	sqlite3_stmt *s;
+	const char *h;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (hash_hex == NULL)
+		return jarg(j, "output is NULL");
+	s = st(j, ST_AUDIT_AT);
+	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK)
+		return jfail(j, "bind");
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (h = col_text(s, 0)) != NULL && strlen(h) == 64) {
+		memcpy(hash_hex, h, 65);
+		rc = TB_OK;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = tb_diag_set(&j->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "no audit entry %" PRId64,
+		                 seq);
+	} else {
+		rc = jfail(j, "audit entry");
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* The columns of an entry as read back; schema 2 files had no detail. */
+#define AUDIT_SELECT_V3                                                                            \
+	"SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, detail FROM audit"
+#define AUDIT_SELECT_V2 "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, '' FROM audit"
+
 /* Checks one stored entry against the expected seq and prev; on success
  * leaves its hash in prev for the next one. */
 static bool
@@ -1721,9 +1886,9 @@ audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, s
 		return false;
 	}
 	if (dir == NULL || strlen(dir) != 1 ||
-	    tb_journal_audit_hash(want_seq, prev, dir[0], col_text(s, 3), col_text(s, 4),
-	                          col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
-	                          hash) != TB_OK ||
+	    tb_journal_audit_hash_ex(want_seq, prev, dir[0], col_text(s, 3), col_text(s, 4),
+	                             col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
+	                             col_text(s, 9), hash) != TB_OK ||
 	    hash_hex == NULL || strlen(hash_hex) != 64 ||
 	    !tb_hex_decode(hash_hex, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its hash",
@@ -1734,6 +1899,41 @@ audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, s
 	return true;
 }
 
+/* Opens the journal at path read-only (verifying must never change what
+ * it verifies; WAL lets it read a consistent snapshot while the node
+ * writes) and prepares the entry query for its schema, from seq since
+ * on, in order.  *db and *s are the caller's to finalize and close. */
+static int
+audit_open_ro(const char *path, int64_t since, sqlite3 **db, sqlite3_stmt **s, struct tb_diag *d)
+{
+	int64_t version;
+	int rc;
+
+	*db = NULL;
+	*s = NULL;
+	if (path == NULL || path[0] == '\0')
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		return *db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+		                                 sqlite3_errmsg(*db))
+		                   : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+	if (sqlite3_busy_timeout(*db, JOURNAL_BUSY_MS) != SQLITE_OK)
+		return db_fail(*db, d, "busy_timeout");
+	if ((rc = check_identity(*db, path, &version, d)) != TB_OK)
+		return rc;
+	if (version == 0)
+		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
+		                   path);
+	if (sqlite3_prepare_v2(*db,
+	                       version >= 3 ? AUDIT_SELECT_V3 " WHERE seq >= ?1 ORDER BY seq"
+	                                    : AUDIT_SELECT_V2 " WHERE seq >= ?1 ORDER BY seq",
+	                       -1, s, NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(*s, 1, since) != SQLITE_OK)
+		return db_fail(*db, d, "audit");
+	return TB_OK;
+}
+
 int
 tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
                         struct tb_diag *d)
@@ -1741,7 +1941,7 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
 	uint8_t prev[32] = {0};
-	int64_t want = 1, version;
+	int64_t want = 1;
 	char why[96];
 	int rc;
 
@@ -1750,35 +1950,8 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 		*first_bad_seq = 0;
 	if (entries != NULL)
 		*entries = 0;
-	if (path == NULL || path[0] == '\0')
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
-	/* Read-only: verifying must never change what it verifies, and WAL
-	 * lets it read a consistent snapshot while the node writes. */
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		rc = db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
-		                              sqlite3_errmsg(db))
-		                : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+	if ((rc = audit_open_ro(path, 1, &db, &s, d)) != TB_OK)
 		goto fail;
-	}
-	if ((rc = sqlite3_busy_timeout(db, JOURNAL_BUSY_MS)) != SQLITE_OK) {
-		rc = db_fail(db, d, "busy_timeout");
-		goto fail;
-	}
-	if ((rc = check_identity(db, path, &version, d)) != TB_OK)
-		goto fail;
-	if (version == 0) {
-		rc =
-		    tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database", path);
-		goto fail;
-	}
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash"
-	                       " FROM audit ORDER BY seq",
-	                       -1, &s, NULL) != SQLITE_OK) {
-		rc = db_fail(db, d, "audit");
-		goto fail;
-	}
 	/* One statement is one read transaction: the whole chain is read
 	 * from a single snapshot even while the node appends. */
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1801,6 +1974,63 @@ fail:
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return rc;
+}
+
+int
+tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, void *ctx,
+                      struct tb_diag *d)
+{
+	struct tb_journal_audit_entry e;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	const char *dir;
+	int rc;
+
+	tb_diag_clear(d);
+	if (cb == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no callback");
+	if ((rc = audit_open_ro(path, since, &db, &s, d)) != TB_OK)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&e, 0, sizeof(e));
+		e.seq = sqlite3_column_int64(s, 0);
+		e.prev = col_text(s, 1);
+		dir = col_text(s, 2);
+		e.dir = dir != NULL ? dir[0] : '?';
+		e.msgid = col_text(s, 3);
+		e.digest = col_text(s, 4);
+		e.peer = col_text(s, 5);
+		e.at = sqlite3_column_int64(s, 6);
+		e.event = col_text(s, 7);
+		e.hash = col_text(s, 8);
+		e.detail = col_text(s, 9);
+		if (e.prev == NULL || e.msgid == NULL || e.digest == NULL || e.peer == NULL ||
+		    e.event == NULL || e.hash == NULL || e.detail == NULL) {
+			rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "entry %" PRId64 " has a NULL field", e.seq);
+			goto fail;
+		}
+		if ((rc = cb(ctx, &e)) != 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(db, d, "audit");
+		goto fail;
+	}
+	rc = TB_OK;
+fail:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return rc;
+}
+
+void
+tb_journal_set_head_hook(struct tb_journal *j, tb_journal_head_fn fn, void *ctx)
+{
+	if (j == NULL)
+		return;
+	j->on_head = fn;
+	j->on_head_ctx = ctx;
 }
 
 /* ---- message flows ---- */

@@ -41,7 +41,7 @@ struct tb_journal;
 
 /* Schema version kept in PRAGMA user_version.  A file with a higher
  * version is refused (TB_E_JOURNAL_VERSION) rather than misread. */
-#define TB_JOURNAL_SCHEMA 2
+#define TB_JOURNAL_SCHEMA 3
 
 /*
  * A message as journalled.  Plain value type of borrowed pointers: the
@@ -297,7 +297,7 @@ TB_MUST_CHECK int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t ke
 /* ---- audit chain ---- */
 
 /*
- * Appends an entry to the audit chain: dir 'i' (inbound) or 'o' (outbound),
+ * Appends an entry to the audit chain (no detail): dir 'i' (inbound) or 'o' (outbound),
  * msgid (32 hex), digest_hex (64 hex), peer (member id, non-empty), at (Unix
  * seconds), event (non-empty, e.g. "received", "queued", "delivered",
  * "failed").  All strings borrowed.  Entries are numbered 1, 2, ... and
@@ -317,7 +317,9 @@ TB_MUST_CHECK int tb_journal_audit_append(struct tb_journal *j, char dir, const 
  * step that failed (tb_journal_diag says which):
  *   _put_audit        tb_journal_outbound_put(m, next_attempt), then the
  *                     entry ('o', m->id, m->digest, m->to, at, event),
- *                     e.g. "queued" or "relayed";
+ *                     e.g. "queued" or "relayed"; a "relayed" entry's
+ *                     detail names the origin, "from=<m->from>", so a
+ *                     hub's chain holds id, from, to and digest;
  *   _delivered_audit  tb_journal_outbound_delivered(), then "delivered"
  *                     for peer (the recipient); a message that had failed
  *                     is TB_E_JOURNAL_STATE and gets no entry;
@@ -341,6 +343,11 @@ TB_MUST_CHECK int tb_journal_outbound_failed_audit(struct tb_journal *j, const c
  * the chain's tail detectable: the chain alone cannot show it. */
 TB_MUST_CHECK int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65]);
 
+/* The stored hash of entry seq as 64 hex + NUL; TB_E_NOTFOUND when there
+ * is no such entry.  (The node checks that the entry its last signed head
+ * named is still there, unchanged, before signing a newer one.) */
+TB_MUST_CHECK int tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65]);
+
 /*
  * The entry hash, a fixed serialization so other tools can verify a chain:
  *
@@ -360,6 +367,69 @@ TB_MUST_CHECK int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], cha
                                         const char *msgid, const char *digest_hex, const char *peer,
                                         int64_t at, const char *event, uint8_t out[32]);
 
+/* The same with a detail (borrowed, "" for none), hashed after the event
+ * as lp(detail) when it is not empty (docs/PROTOCOL.md, "Audit chain"),
+ * so entries without one keep the hash above. */
+TB_MUST_CHECK int tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], char dir,
+                                           const char *msgid, const char *digest_hex,
+                                           const char *peer, int64_t at, const char *event,
+                                           const char *detail, uint8_t out[32]);
+
+/* Longest detail of an entry, in bytes. */
+#define TB_JOURNAL_AUDIT_DETAIL_MAX 512
+
+/*
+ * Appends an entry about the node itself (dir 'a': "start", "stop",
+ * "registry-applied", "config-reloaded", "key-rotated", "recovery-entered",
+ * "recovery-left", "audit-gap", ...; docs/PROTOCOL.md lists them) at time
+ * at, with an optional detail (may be NULL; "key=value" words by
+ * convention, e.g. "serial=42").  Its msgid, digest and peer are empty.
+ * Event and detail (borrowed) are printable ASCII without '"' and '\\'
+ * (as every entry's fields: exported lines need no escapes), the detail
+ * at most TB_JOURNAL_AUDIT_DETAIL_MAX bytes; TB_E_ARG otherwise.  Joins
+ * the caller's transaction, or commits one of its own.
+ */
+TB_MUST_CHECK int tb_journal_audit_admin(struct tb_journal *j, int64_t at, const char *event,
+                                         const char *detail);
+
+/*
+ * Called after every durable commit (of any handle sharing the hook) that
+ * appended audit entries, with the chain's committed head: seq and the
+ * raw 32-byte hash (borrowed for the call).  A lazy commit's entries are
+ * reported after the next durable commit, so a head reported here is
+ * never ahead of what a crash keeps.  Runs on the committing handle's
+ * thread; two handles may call it at once, and a later call may carry
+ * an older head than an earlier one (the callback keeps the highest).
+ * It must not call into the journal.
+ */
+typedef void (*tb_journal_head_fn)(void *ctx, int64_t seq, const uint8_t hash[32]);
+/* Sets j's head hook (NULL: none).  Handles opened afterwards with
+ * tb_journal_open_secondary(j) inherit it.  Set it before other threads
+ * use j. */
+void tb_journal_set_head_hook(struct tb_journal *j, tb_journal_head_fn fn, void *ctx);
+
+/* An entry as read back by tb_journal_audit_list.  Borrowed, valid during
+ * the callback only; strings are never NULL ("" when empty). */
+struct tb_journal_audit_entry {
+	int64_t seq;
+	const char *prev; /* 64 hex */
+	char dir;         /* 'i', 'o' or 'a' */
+	const char *msgid, *digest, *peer;
+	int64_t at;
+	const char *event, *detail;
+	const char *hash; /* 64 hex, as stored (tb_journal_audit_verify checks it) */
+};
+/* Return 0 to go on; anything else stops the listing, which returns it. */
+typedef int (*tb_journal_audit_cb)(void *ctx, const struct tb_journal_audit_entry *e);
+/*
+ * Lists the entries of the journal at path (borrowed) with seq >= since,
+ * in order, from one read-only snapshot (beside a running node).  Does
+ * not verify them.  TB_OK, the callback's non-zero value, or an error as
+ * for tb_journal_audit_verify (d may be NULL).
+ */
+TB_MUST_CHECK int tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb,
+                                        void *ctx, struct tb_diag *d);
+
 /*
  * Verifies the audit chain of the journal at path (borrowed), opened
  * read-only so it can run beside the live node.  TB_OK with *entries = the
@@ -371,7 +441,8 @@ TB_MUST_CHECK int tb_journal_audit_hash(int64_t seq, const uint8_t prev[32], cha
  * the file cannot be read as a journal.  Out pointers may be NULL; d may
  * be NULL.  An entry rewritten together with every later hash, or a
  * truncated tail, verifies: compare against a head recorded elsewhere
- * (tb_journal_audit_head) to catch those.
+ * (tb_journal_audit_head; the node's signed head file, node/audit.h) to
+ * catch those.
  */
 TB_MUST_CHECK int tb_journal_audit_verify(const char *path, int64_t *first_bad_seq,
                                           int64_t *entries, struct tb_diag *d);

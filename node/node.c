@@ -15,6 +15,7 @@
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
+#include "audit.h"
 #include "journal.h"
 #include "log.h"
 
@@ -542,6 +543,13 @@ tb_node_update_state(struct tb_node *n)
 	n->state = s;
 	pthread_rwlock_unlock(&n->reg_lock);
 	log_state(n, old, s);
+	if (s == TB_NODE_RECOVERY || old == TB_NODE_RECOVERY)
+		tb_audit_recovery(n, s == TB_NODE_RECOVERY, s == TB_NODE_RECOVERY
+		                                                ? "registry expired or not yet valid"
+		                                                : "a valid registry is in force");
+	if (s != TB_NODE_RECOVERY && old != TB_NODE_RECOVERY)
+		tb_audit_event(n, "state-changed", "from=%s to=%s serial=%llu", tb_node_state_name(old),
+		               tb_node_state_name(s), (unsigned long long)tb_reg_serial(n->reg));
 	for (size_t i = 0; i < n->nstate_hooks; i++)
 		n->state_hooks[i].fn(n->state_hooks[i].ctx, old, s);
 }
@@ -887,6 +895,7 @@ fail:
 void
 tb_node_set_sign_key(struct tb_node *n, struct tb_key *key)
 {
+	tb_audit_key_rotated(n, key); /* heads are signed with it from now */
 	tb_key_free(n->sign_key);
 	n->sign_key = key;
 	tb_key_id(key, n->sign_kid);

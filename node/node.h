@@ -174,6 +174,7 @@ struct tb_node {
 	struct tb_answers *answers; /* answers.c */
 	struct tb_ingest *ingest;   /* ingest.c */
 	struct tb_webhook *webhook; /* webhook.c, or NULL */
+	struct tb_audit *audit;     /* audit.c: the chain's signed head */
 	/* api.c */
 	struct evhttp *http;
 	char api_token[128];

@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "log.h"
 #include "answers.h"
+#include "audit.h"
 #include "api.h"
 #include "inbound.h"
 #include "lifecycle.h"
@@ -125,6 +126,7 @@ reload_config(struct tb_node *n)
 		tb_log_set_level(lvl);
 	tb_log_set_format(tb_log_format_of(c.log_format));
 	log_info("SIGHUP: configuration reloaded (%s)", applied);
+	tb_audit_event(n, "config-reloaded", "%s", fixed[0] != '\0' ? "restart-needed" : "applied");
 }
 
 /* The failures of the checks a rotation must pass: the first, counted. */
@@ -355,6 +357,7 @@ stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events
 	tb_api_stop(n);
 	tb_transport_stop(n);
 	tb_inbound_free(n);
+	tb_audit_stop(n); /* the stages that append are stopped */
 	if (ev->term)
 		event_free(ev->term);
 	if (ev->intr)
@@ -445,6 +448,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: event_base_new failed\n");
 		goto out;
 	}
+	/* the chain's signed head and "start", before any stage appends */
+	if (tb_audit_start(n, &d) != TB_OK) {
+		fprintf(stderr, "tongban-node: journal %s: %s\n", n->cfg.journal, d.detail);
+		goto out;
+	}
+	tb_node_on_registry(n, tb_audit_on_registry, n);
 	if (start_stages(n, responder, &d) != TB_OK) {
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;

@@ -19,6 +19,8 @@ fi
 #   0 logging:     log
 #   1 the base:    config, journal, worker; coaplog (libcoap's log
 #                  through log)
+#   1.5            audit (the chain's signed head and admin events: uses
+#                  the journal; node.c and the stages record events in it)
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
 #                  apimsg (the local API's messages), lifecycle (the
@@ -33,6 +35,7 @@ config 1
 journal 1
 worker 1
 coaplog 1
+audit 1.5
 node 2
 transport 3
 flows 3

@@ -225,7 +225,7 @@ test_open_migrates_schema1(void **state)
 	newpath(path, sizeof(path));
 	raw_exec(path, schema1_sql);
 	j = open_ok(path);
-	assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), TB_JOURNAL_SCHEMA);
 	tb_buf_init(&b);
 	assert_int_equal(tb_journal_outbound_status(j, "11111111111111111111111111111111", &st, &b),
 	                 TB_OK);
@@ -1287,6 +1287,235 @@ test_audit_in_transactions(void **state)
 	assert_int_equal(n, 3 * 3 + 4);
 }
 
+/* Schema 3: admin entries ('a') with a detail, hashed as documented (the
+ * oracle's bytes followed by lp(detail)); bad fields refused; a schema-1
+ * chain keeps verifying after the migration and is extended by it. */
+static void
+test_audit_admin(void **state)
+{
+	char path[128], head[65];
+	uint8_t prev[32] = {0}, h[32], want[32], b[512];
+	struct tb_journal *j;
+	struct tmsg t;
+	int64_t n = -1, seq;
+	size_t o;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_audit_admin(j, 7, "start", "version=0.1.0 serial=3"), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 8, "stop", NULL), TB_OK);
+	/* free text is printable ASCII without quote or backslash */
+	assert_int_equal(tb_journal_audit_admin(j, 9, "x", "a\"b"), TB_E_ARG);
+	assert_int_equal(tb_journal_audit_admin(j, 9, "x", "a\\b"), TB_E_ARG);
+	assert_int_equal(tb_journal_audit_admin(j, 9, "x", "a\nb"), TB_E_ARG);
+	assert_int_equal(tb_journal_audit_admin(j, 9, "", "d"), TB_E_ARG);
+	/* message entries still need a message and a peer */
+	assert_int_equal(tb_journal_audit_append(j, 'i', "", D64, "p", 1, "received"), TB_E_ARG);
+	assert_int_equal(tb_journal_audit_append(j, 'a', "", "", "", 1, "start"), TB_OK);
+	assert_int_equal(tb_journal_audit_head(j, &seq, head), TB_OK);
+	assert_int_equal(seq, 3);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 3);
+	/* entry 1 by the documented bytes */
+	memcpy(b, "tongban-audit-v1", 16);
+	o = 16;
+	for (int i = 7; i >= 0; i--)
+		b[o++] = (uint8_t)((uint64_t)1 >> (8 * i));
+	memcpy(b + o, prev, 32);
+	o += 32;
+	b[o++] = 'a';
+	memset(b + o, 0, 12); /* three empty strings */
+	o += 12;
+	for (int i = 7; i >= 0; i--)
+		b[o++] = (uint8_t)((uint64_t)7 >> (8 * i));
+	memcpy(b + o, "\0\0\0\5start\0\0\0\26version=0.1.0 serial=3", 4 + 5 + 4 + 22);
+	o += 4 + 5 + 4 + 22;
+	tb_sha256(b, o, want);
+	assert_int_equal(tb_journal_audit_hash_ex(1, prev, 'a', "", "", "", 7, "start",
+	                                          "version=0.1.0 serial=3", h),
+	                 TB_OK);
+	assert_memory_equal(h, want, 32);
+	/* an empty detail is not hashed: the schema-1/2 hash */
+	oracle_hash(2, prev, 'o', "ab", "cd", "p", 1, "e", want);
+	assert_int_equal(tb_journal_audit_hash_ex(2, prev, 'o', "ab", "cd", "p", 1, "e", "", h),
+	                 TB_OK);
+	assert_memory_equal(h, want, 32);
+	/* the detail is covered */
+	raw_exec(path, "UPDATE audit SET detail = 'version=0.1.0 serial=4' WHERE seq = 1");
+	assert_int_equal(tb_journal_audit_verify(path, NULL, NULL, NULL), TB_E_AUDIT);
+
+	/* schema 1 with a chain: migrated, still verifying, extended */
+	newpath(path, sizeof(path));
+	raw_exec(path, schema1_sql);
+	{
+		char sql[512], hx[65];
+		mkmsg(&t, 900, 9000);
+		oracle_hash(1, prev, 'i', t.id, t.digest, "371300", 5, "received", h);
+		for (int i = 0; i < 32; i++)
+			snprintf(hx + 2 * i, 3, "%02x", h[i]);
+		snprintf(sql, sizeof(sql),
+		         "INSERT INTO audit VALUES (1, '%064d', 'i', '%s', '%s', '371300', 5,"
+		         " 'received', '%s')",
+		         0, t.id, t.digest, hx);
+		raw_exec(path, sql);
+	}
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 1);
+	j = open_ok(path);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), TB_JOURNAL_SCHEMA);
+	assert_int_equal(tb_journal_audit_admin(j, 6, "start", "serial=1"), TB_OK);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 2);
+}
+
+struct heads {
+	int calls;
+	int64_t seq;
+	uint8_t hash[32];
+};
+
+static void
+record_head(void *ctx, int64_t seq, const uint8_t hash[32])
+{
+	struct heads *h = ctx;
+
+	h->calls++;
+	h->seq = seq;
+	memcpy(h->hash, hash, 32);
+}
+
+/* The head hook hears of every durable commit that added entries, with
+ * the committed head; not of rollbacks, nor of lazy commits until the
+ * next durable one; and a secondary handle inherits it. */
+static void
+test_audit_head_hook(void **state)
+{
+	char path[128], hex[65], got[65];
+	struct heads h = {0};
+	struct tb_journal *j, *j2;
+	int64_t seq;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_journal_set_head_hook(j, record_head, &h);
+	assert_int_equal(tb_journal_audit_admin(j, 1, "start", NULL), TB_OK);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(h.seq, 1);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 2, "a", NULL), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 2, "b", NULL), TB_OK);
+	assert_int_equal(h.calls, 1); /* not before the commit */
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(h.calls, 2);
+	assert_int_equal(h.seq, 3);
+	assert_int_equal(tb_journal_audit_head(j, &seq, hex), TB_OK);
+	tb_hex_encode(h.hash, 32, got);
+	assert_string_equal(got, hex);
+	/* rolled back: nothing to tell */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 3, "c", NULL), TB_OK);
+	assert_int_equal(tb_journal_rollback(j), TB_OK);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(h.calls, 2);
+	/* lazy: told at the next durable commit */
+	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 4, "d", NULL), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(h.calls, 2);
+	assert_int_equal(tb_journal_audit_admin(j, 5, "e", NULL), TB_OK);
+	assert_int_equal(h.calls, 3);
+	assert_int_equal(h.seq, 5);
+	/* a secondary handle extends the same chain and reports too */
+	j2 = tb_journal_open_secondary(j, NULL);
+	assert_non_null(j2);
+	assert_int_equal(tb_journal_audit_admin(j2, 6, "f", NULL), TB_OK);
+	assert_int_equal(h.calls, 4);
+	assert_int_equal(h.seq, 6);
+	tb_journal_close(j2);
+	/* a unit undone inside the transaction: the head is read back */
+	{
+		struct tmsg t;
+		mkmsg(&t, 77, 9000);
+		assert_int_equal(tb_journal_outbound_put(j, &t.m, 1), TB_OK);
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		assert_int_equal(tb_journal_audit_admin(j, 7, "g", NULL), TB_OK);
+		assert_int_equal(tb_journal_outbound_put_audit(j, &t.m, 1, 7, "queued"),
+		                 TB_E_REPLAY);
+		assert_int_equal(tb_journal_commit(j), TB_OK);
+	}
+	assert_int_equal(h.calls, 5);
+	assert_int_equal(h.seq, 7);
+	assert_int_equal(tb_journal_audit_head(j, &seq, hex), TB_OK);
+	tb_hex_encode(h.hash, 32, got);
+	assert_string_equal(got, hex);
+	tb_journal_close(j);
+}
+
+struct listed {
+	int n;
+	int64_t first, last;
+	char detail[64];
+};
+
+static int
+list_one(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	struct listed *l = ctx;
+
+	if (l->n++ == 0) {
+		l->first = e->seq;
+		snprintf(l->detail, sizeof(l->detail), "%c %s %s", e->dir, e->event, e->detail);
+	}
+	l->last = e->seq;
+	return 0;
+}
+
+/* Listing from a seq on, in order, read-only. */
+static void
+test_audit_list(void **state)
+{
+	char path[128], head[65];
+	struct listed l = {0};
+
+	(void)state;
+	make_chain(path, sizeof(path), head);
+	{
+		struct tb_journal *j = open_ok(path);
+		assert_int_equal(tb_journal_audit_admin(j, 9, "stop", "why=test"), TB_OK);
+		tb_journal_close(j);
+	}
+	assert_int_equal(tb_journal_audit_list(path, 4, list_one, &l, NULL), TB_OK);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.first, 4);
+	assert_int_equal(l.last, 6);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(tb_journal_audit_list(path, 6, list_one, &l, NULL), TB_OK);
+	assert_string_equal(l.detail, "a stop why=test");
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(tb_journal_audit_list(path, 7, list_one, &l, NULL), TB_OK);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(tb_journal_audit_list("/nonexistent/x.db", 1, list_one, &l, NULL),
+	                 TB_E_IO);
+	/* one entry's hash, by number */
+	{
+		struct tb_journal *j = open_ok(path);
+		char hex[65], headhex[65];
+		int64_t seq;
+		assert_int_equal(tb_journal_audit_head(j, &seq, headhex), TB_OK);
+		assert_int_equal(tb_journal_audit_hash_at(j, 6, hex), TB_OK);
+		assert_string_equal(hex, headhex);
+		assert_int_equal(tb_journal_audit_hash_at(j, 5, hex), TB_OK);
+		assert_string_equal(hex, head);
+		assert_int_equal(tb_journal_audit_hash_at(j, 7, hex), TB_E_NOTFOUND);
+		tb_journal_close(j);
+	}
+}
+
 /* The audit head's seq (how many entries the chain holds). */
 static int64_t
 head_seq(struct tb_journal *j)
@@ -1761,6 +1990,9 @@ main(void)
 	    cmocka_unit_test(test_transactions),
 	    cmocka_unit_test(test_lazy_commit),
 	    cmocka_unit_test(test_audit_in_transactions),
+	    cmocka_unit_test(test_audit_admin),
+	    cmocka_unit_test(test_audit_head_hook),
+	    cmocka_unit_test(test_audit_list),
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_crash_kill),
 	};
