@@ -61,6 +61,9 @@ int cmd_status(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
+/* cli_journal.c: backup and figures of a node's journal */
+int cmd_journal(int argc, char **argv);
+
 /* cli_flow.c: message-flow objects */
 int cmd_licence(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -74,6 +74,10 @@ static const struct tb_conf_key keys[] = {
      .help = "an exchange without an answer is tried again after this, seconds"},
     {"breaker_open_ms", TB_CONF_INT, RELOAD, F(breaker_open_ms), .min = 100, .max = 600000,
      .def = "10000", .help = "a peer that failed 5 exchanges in a row rests this long, ms"},
+    {"retention", TB_CONF_INT, RELOAD, F(retention), .min = 1, .max = 3650 * 86400,
+     .def = "2592000", .help = "finished messages are pruned from the journal after this, s"},
+    {"archive_dir", TB_CONF_PATH, RELOAD, F(archive_dir), .def = "",
+     .help = "archive pruned messages here first (gzip JSON lines; empty: drop)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
