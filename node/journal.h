@@ -335,7 +335,8 @@ struct tb_journal_archiver {
  * deleted unless every put() and the sync() succeeded (so a crash may
  * archive a message twice, never lose one).  The envelope and receipt go
  * with the message; audit entries stay.  *removed (may be NULL) gets the
- * number deleted: call again while it is 2 * limit.  Outside the
+ * number deleted: call again while it is limit or more (a direction may
+ * have more).  Outside the
  * caller's transaction the deletion is one transaction of its own.
  */
 TB_MUST_CHECK int tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention,

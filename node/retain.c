@@ -82,7 +82,8 @@ run_job(void *ctx, struct tb_work *w)
 		if (retire_once(r->j, x, &removed) != TB_OK)
 			return;
 		x->removed += removed;
-	} while (removed == 2 * RETAIN_LIMIT && tb_now_ms() - t0 < RETAIN_BUDGET_MS);
+		/* a full batch of either direction: there may be more */
+	} while (removed >= RETAIN_LIMIT && tb_now_ms() - t0 < RETAIN_BUDGET_MS);
 	if (tb_journal_vacuum(r->j, &x->freed) != TB_OK)
 		snprintf(x->err, sizeof(x->err), "vacuum: %s", tb_journal_diag(r->j)->detail);
 }
