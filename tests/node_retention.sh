@@ -101,6 +101,8 @@ id=$(printf '%s' "$line" | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/')
 env=$(b64 "$(printf '%s' "$line" | sed 's/.*"envelope":"\([A-Za-z0-9_-]*\)".*/\1/')")
 nl_has "the archived envelope is the message's" "\"id\":\"$id\"" "$env"
 digest=$(printf '%s' "$line" | sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/')
+printf '%s' "$env" >"$W/env.json"
+nl_eq "the archived envelope's digest (tongban msg digest) is the line's" "$digest" "$("$TB" msg digest "$W/env.json")"
 nl_eq "the audit chain names the archived message's digest" 1 \
 	"$(sqlite3 "$R/journal.db" "SELECT count(*) FROM audit WHERE msgid = '$id' AND digest = '$digest'")"
 nl_eq "archive files are private" 600 "$(stat -c %a "$(ls "$R"/archive/*.jsonl.gz | head -n 1)")"
