@@ -17,11 +17,14 @@
 #include "journal.h"
 
 struct tb_archive {
+	char dir[1024];
 	char path[1200];
+	bool started; /* the file is open (start) */
+	struct tb_diag why; /* the last failure */
 	int fd;      /* the day file, O_APPEND; kept for fsync */
 	gzFile gz;   /* on a dup of fd; NULL once synced */
 	int dirfd;   /* the directory, fsynced when the file was created */
-	bool created;
+	bool created, synced;
 	uint64_t count;
 	struct tb_buf line;
 };
@@ -53,39 +56,47 @@ tb_archive_open(const char *dir, int64_t now, struct tb_diag *d)
 	struct tb_archive *a;
 	struct tm tm;
 	time_t t = (time_t)now;
-	int dupfd;
 
-	if (dir == NULL || dir[0] == '\0' || gmtime_r(&t, &tm) == NULL) {
-		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "archive: no directory or bad time");
+	if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof(a->dir) ||
+	    gmtime_r(&t, &tm) == NULL) {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "archive: no directory, or bad time");
 		return NULL;
 	}
-	if (make_dir(dir, d) != TB_OK)
-		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "archive");
 		return NULL;
 	}
 	a->fd = a->dirfd = -1;
 	tb_buf_init(&a->line);
+	snprintf(a->dir, sizeof(a->dir), "%s", dir);
 	snprintf(a->path, sizeof(a->path), "%s/%04d-%02d-%02d.jsonl.gz", dir, tm.tm_year + 1900,
 	         tm.tm_mon + 1, tm.tm_mday);
+	return a;
+}
+
+/* The day file, opened at the first message: a round with nothing to
+ * archive touches no file (an empty gzip member is still 20 bytes). */
+static int
+start(struct tb_archive *a)
+{
+	int dupfd = -1;
+
+	if (make_dir(a->dir, &a->why) != TB_OK)
+		return a->why.code;
 	a->created = access(a->path, F_OK) != 0;
 	if ((a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
-	    (a->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "archive: %s: %s", a->path, strerror(errno));
-		goto fail;
-	}
+	    (a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return tb_diag_set(&a->why, TB_E_IO, TB_DIAG_NOPOS, "archive: %s: %s", a->path,
+		                   strerror(errno));
 	/* gzclose closes its descriptor; fd stays for the fsync */
 	if ((dupfd = dup(a->fd)) < 0 || (a->gz = gzdopen(dupfd, "ab")) == NULL) {
 		if (dupfd >= 0)
 			close(dupfd);
-		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "archive: %s: cannot start gzip", a->path);
-		goto fail;
+		return tb_diag_set(&a->why, TB_E_IO, TB_DIAG_NOPOS,
+		                   "archive: %s: cannot start gzip", a->path);
 	}
-	return a;
-fail:
-	tb_archive_close(a);
-	return NULL;
+	a->started = true;
+	return TB_OK;
 }
 
 /* "name":"text" with JSON escapes (the values are ids, member ids and
@@ -126,8 +137,10 @@ put(void *ctx, const struct tb_journal_retired *r)
 	struct tb_archive *a = ctx;
 	struct tb_buf *b = &a->line;
 
-	if (a->gz == NULL)
-		return TB_E_ARG; /* already synced: a handle serves one call */
+	if (a->synced)
+		return TB_E_ARG; /* a handle serves one call */
+	if (!a->started && start(a) != TB_OK)
+		return a->why.code;
 	tb_buf_reset(b);
 	tb_buf_printf(b, "{\"v\":1");
 	add_str(b, "id", r->id);
@@ -144,7 +157,8 @@ put(void *ctx, const struct tb_journal_retired *r)
 	if (tb_buf_error(b) != TB_OK)
 		return TB_E_NOMEM;
 	if (gzwrite(a->gz, b->data, (unsigned)b->len) != (int)b->len)
-		return TB_E_IO;
+		return tb_diag_set(&a->why, TB_E_IO, TB_DIAG_NOPOS, "archive: %s: write failed",
+		                   a->path);
 	a->count++;
 	return TB_OK;
 }
@@ -156,15 +170,16 @@ sync_all(void *ctx)
 	struct tb_archive *a = ctx;
 	int rc;
 
-	if (a->gz == NULL)
+	if (a->synced)
 		return TB_E_ARG;
+	a->synced = true;
+	if (!a->started)
+		return TB_OK; /* nothing was written */
 	rc = gzclose(a->gz);
 	a->gz = NULL;
-	if (rc != Z_OK || fsync(a->fd) != 0)
-		return TB_E_IO;
-	if (a->created && fsync(a->dirfd) != 0)
-		return TB_E_IO;
-	a->created = false;
+	if (rc != Z_OK || fsync(a->fd) != 0 || (a->created && fsync(a->dirfd) != 0))
+		return tb_diag_set(&a->why, TB_E_IO, TB_DIAG_NOPOS, "archive: %s: %s", a->path,
+		                   rc != Z_OK ? "gzip close failed" : strerror(errno));
 	return TB_OK;
 }
 
@@ -186,6 +201,12 @@ const char *
 tb_archive_path(const struct tb_archive *a)
 {
 	return a->path;
+}
+
+const struct tb_diag *
+tb_archive_error(const struct tb_archive *a)
+{
+	return &a->why;
 }
 
 void

@@ -22,9 +22,10 @@ struct tb_archive;
 struct tb_diag;
 struct tb_journal_archiver;
 
-/* Opens the file of now's UTC day under dir (borrowed; created 0700 with
- * its parent if missing), creating it 0600, for appending.  NULL with d
- * saying why (TB_E_ARG, TB_E_IO, TB_E_NOMEM).  Free with
+/* An archive writing to the file of now's UTC day under dir (copied).
+ * The directory (0700, with its parents) and the file (0600) are made
+ * at the first message, so a round with none touches nothing.  NULL
+ * with d saying why (TB_E_ARG, TB_E_NOMEM).  Free with
  * tb_archive_close(). */
 TB_MUST_CHECK struct tb_archive *tb_archive_open(const char *dir, int64_t now, struct tb_diag *d);
 /* The archiver for tb_journal_retire() writing to a (borrowed; a must
@@ -34,6 +35,8 @@ void tb_archive_hook(struct tb_archive *a, struct tb_journal_archiver *out);
 uint64_t tb_archive_count(const struct tb_archive *a);
 /* The day file's path (owned by a). */
 const char *tb_archive_path(const struct tb_archive *a);
+/* Why the last put() or sync() failed (owned by a; code TB_OK if none). */
+const struct tb_diag *tb_archive_error(const struct tb_archive *a);
 /* Closes a; what was written but not synced is kept (it is complete
  * lines, never half a line, unless the disk failed).  NULL allowed. */
 void tb_archive_close(struct tb_archive *a);

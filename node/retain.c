@@ -57,7 +57,9 @@ retire_once(struct tb_journal *j, struct job *x, size_t *removed)
 	}
 	rc = tb_journal_retire(j, x->now, x->retention, x->keep, RETAIN_LIMIT, a ? &hook : NULL,
 	                       removed);
-	if (rc != TB_OK)
+	if (rc != TB_OK && a != NULL && tb_archive_error(a)->code != TB_OK)
+		snprintf(x->err, sizeof(x->err), "%s (nothing pruned)", tb_archive_error(a)->detail);
+	else if (rc != TB_OK)
 		snprintf(x->err, sizeof(x->err), "%s", tb_journal_diag(j)->detail);
 	else if (a != NULL && *removed > 0) {
 		x->archived += tb_archive_count(a);
