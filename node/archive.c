@@ -19,11 +19,11 @@
 struct tb_archive {
 	char dir[1024];
 	char path[1200];
-	bool started; /* the file is open (start) */
+	bool started;       /* the file is open (start) */
 	struct tb_diag why; /* the last failure */
-	int fd;      /* the day file, O_APPEND; kept for fsync */
-	gzFile gz;   /* on a dup of fd; NULL once synced */
-	int dirfd;   /* the directory, fsynced when the file was created */
+	int fd;             /* the day file, O_APPEND; kept for fsync */
+	gzFile gz;          /* on a dup of fd; NULL once synced */
+	int dirfd;          /* the directory, fsynced when the file was created */
 	bool created, synced;
 	uint64_t count;
 	struct tb_buf line;

@@ -366,12 +366,12 @@ TB_MUST_CHECK int tb_journal_backup(const char *path, const char *out, struct tb
 
 /* What a journal holds, counted in one read transaction. */
 struct tb_journal_stats {
-	int64_t inbox;         /* received, not acknowledged */
-	int64_t inbound_acked; /* received, acknowledged, not yet pruned */
+	int64_t inbox;                     /* received, not acknowledged */
+	int64_t inbound_acked;             /* received, acknowledged, not yet pruned */
 	int64_t queued, delivered, failed; /* outbound, by state */
-	int64_t audit;         /* audit entries */
-	int64_t bytes;         /* database size (pages in use and free) */
-	int64_t free_bytes;    /* free pages in it */
+	int64_t audit;                     /* audit entries */
+	int64_t bytes;                     /* database size (pages in use and free) */
+	int64_t free_bytes;                /* free pages in it */
 };
 
 /* Counts the journal at path (borrowed; opened read-only, so it can run

@@ -11,8 +11,8 @@
 #include "node.h"
 #include "worker.h"
 
-#define RETAIN_NICE 10   /* the thread yields to the loop and the ingest */
-#define RETAIN_LIMIT 1000 /* messages of each direction per transaction */
+#define RETAIN_NICE 10        /* the thread yields to the loop and the ingest */
+#define RETAIN_LIMIT 1000     /* messages of each direction per transaction */
 #define RETAIN_BUDGET_MS 5000 /* one job's work at most; the rest next time */
 
 /* One round, filled on the loop, run on the thread, reported on the loop. */
@@ -58,7 +58,8 @@ retire_once(struct tb_journal *j, struct job *x, size_t *removed)
 	rc = tb_journal_retire(j, x->now, x->retention, x->keep, RETAIN_LIMIT, a ? &hook : NULL,
 	                       removed);
 	if (rc != TB_OK && a != NULL && tb_archive_error(a)->code != TB_OK)
-		snprintf(x->err, sizeof(x->err), "%s (nothing pruned)", tb_archive_error(a)->detail);
+		snprintf(x->err, sizeof(x->err), "%s (nothing pruned)",
+		         tb_archive_error(a)->detail);
 	else if (rc != TB_OK)
 		snprintf(x->err, sizeof(x->err), "%s", tb_journal_diag(j)->detail);
 	else if (a != NULL && *removed > 0) {

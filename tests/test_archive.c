@@ -26,7 +26,8 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/tbarch.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/tbarch.XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	return mkdtemp(dir) == NULL ? -1 : 0;
 }
 
@@ -109,17 +110,16 @@ test_lines(void **state)
 	/* two members, read as one file; base64url without padding */
 	read_gz(path, buf, sizeof(buf));
 	assert_string_equal(
-	    buf,
-	    "{\"v\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"dir\":\"in\","
-	    "\"peer\":\"320300\",\"type\":\"case.submit\","
-	    "\"digest\":\"4f43b9b38b0aceb2bfb3ce76b285b543b129b39cbd8011fb1f6b2dfbc58944b0\","
-	    "\"state\":\"acked\",\"at\":1796471000,\"envelope\":\"eyJhIjoxfQ\","
-	    "\"receipt\":\"__4\"}\n"
-	    "{\"v\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"dir\":\"out\","
-	    "\"peer\":\"320300\",\"type\":\"odd\\\"type\\\\\\u000a\","
-	    "\"digest\":\"4f43b9b38b0aceb2bfb3ce76b285b543b129b39cbd8011fb1f6b2dfbc58944b0\","
-	    "\"state\":\"failed\",\"at\":1796471000,\"envelope\":\"eyJhIjoxfQ\","
-	    "\"receipt\":\"\"}\n");
+	    buf, "{\"v\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"dir\":\"in\","
+	         "\"peer\":\"320300\",\"type\":\"case.submit\","
+	         "\"digest\":\"4f43b9b38b0aceb2bfb3ce76b285b543b129b39cbd8011fb1f6b2dfbc58944b0\","
+	         "\"state\":\"acked\",\"at\":1796471000,\"envelope\":\"eyJhIjoxfQ\","
+	         "\"receipt\":\"__4\"}\n"
+	         "{\"v\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"dir\":\"out\","
+	         "\"peer\":\"320300\",\"type\":\"odd\\\"type\\\\\\u000a\","
+	         "\"digest\":\"4f43b9b38b0aceb2bfb3ce76b285b543b129b39cbd8011fb1f6b2dfbc58944b0\","
+	         "\"state\":\"failed\",\"at\":1796471000,\"envelope\":\"eyJhIjoxfQ\","
+	         "\"receipt\":\"\"}\n");
 }
 
 /* An archive that cannot be written: the journal keeps every message. */
