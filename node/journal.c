@@ -1570,9 +1570,11 @@ retire_list(struct tb_journal *j, enum sid sid, int64_t exp_bound, int64_t done_
 		r.state = in ? "acked"
 		             : tb_journal_state_name((enum tb_journal_state)sqlite3_column_int64(s, 8));
 		if (a != NULL && (rc = a->put(a->ctx, &r)) != TB_OK) {
+			/* r's strings live in the row: say why before the reset */
+			rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
+			                 r.id ? r.id : "?");
 			(void)sqlite3_reset(s);
-			return tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
-			                   r.id ? r.id : "?");
+			return rc;
 		}
 		seqs[(*n)++] = sqlite3_column_int64(s, 0);
 	}
