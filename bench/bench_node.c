@@ -1101,38 +1101,82 @@ sample(struct soak *k, char journals[2][1200])
 	}
 }
 
-/* rate messages a second, for seconds, from the side at port to "to",
- * in ten requests a second; the sizes sampled every 100 ms. */
+/* Submits one request of count messages from a child process, so that
+ * the pace does not wait for the node's answer; the child exits 0 on
+ * 202. */
+static pid_t
+submit_async(int port, const struct tb_buf *tok, long count, long *seq)
+{
+	struct tb_buf body, out;
+	pid_t pid;
+	long s = *seq;
+
+	*seq += count;
+	if ((pid = fork()) != 0)
+		return pid;
+	tb_buf_init(&body);
+	tb_buf_init(&out);
+	add_cases(&body, count, &s, "371300");
+	if (http(port, (const char *)tok->data, "POST", "/v1/messages", (const char *)body.data,
+	         body.len, &out) != 202) {
+		fprintf(stderr, "tongban-bench journal: submit failed: %.200s\n", out.data);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+#define SUBMITTERS 16
+
+/* Reaps finished submitters of kids[0..*running) (all of them when
+ * wait_all); -1 when one failed. */
+static int
+reap(pid_t *kids, int *running, bool wait_all)
+{
+	int st, rc = 0;
+
+	for (int i = 0; i < *running;) {
+		pid_t r = waitpid(kids[i], &st, wait_all ? 0 : WNOHANG);
+		if (r == 0) {
+			i++;
+			continue;
+		}
+		if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			rc = -1;
+		kids[i] = kids[--(*running)];
+	}
+	return rc;
+}
+
+/* rate messages a second, for seconds, to the side at port, in ten
+ * requests a second, each from a child of its own (up to SUBMITTERS at once:
+ * beyond that the node is not keeping up, and the pace slips); the
+ * sizes sampled every 5 ms. */
 static int
 soak_run(struct soak *k, int port, const struct tb_buf *tok, long *seq, char journals[2][1200])
 {
-	struct tb_buf body, out;
 	double t0 = now_s(), next = t0;
 	long per = k->rate / 10 > 0 ? k->rate / 10 : 1;
-	int rc = 0;
+	pid_t kids[SUBMITTERS];
+	int running = 0, rc = 0;
 
-	tb_buf_init(&body);
-	tb_buf_init(&out);
-	while (now_s() - t0 < (double)k->seconds) {
+	while (now_s() - t0 < (double)k->seconds && rc == 0) {
 		sample(k, journals);
-		if (now_s() < next) {
+		rc = reap(kids, &running, false);
+		if (now_s() < next || running >= SUBMITTERS) {
 			usleep(5000);
 			continue;
 		}
-		tb_buf_reset(&body);
-		add_cases(&body, per, seq, "371300");
-		if (http(port, (const char *)tok->data, "POST", "/v1/messages",
-		         (const char *)body.data, body.len, &out) != 202) {
-			fprintf(stderr, "tongban-bench journal: submit failed: %.200s\n", out.data);
+		if ((kids[running] = submit_async(port, tok, per, seq)) < 0) {
 			rc = -1;
 			break;
 		}
+		running++;
 		k->sent += (double)per;
 		next += 0.1;
 	}
+	if (reap(kids, &running, true) != 0)
+		rc = -1;
 	k->t = now_s() - t0;
-	tb_buf_free(&body);
-	tb_buf_free(&out);
 	return rc;
 }
 
@@ -1241,8 +1285,7 @@ soak_drain(struct soak *k, int base, const struct tb_buf *tok, char journals[2][
 		usleep(200000);
 		if (journal_stats(journals[0], a) != 0 || journal_stats(journals[1], b) != 0)
 			return -1;
-	} while ((delivered_total(one, 1) < k->sent || b->inbox > 0 ||
-	          now_s() - start < wait_s) &&
+	} while ((delivered_total(one, 1) < k->sent || b->inbox > 0 || now_s() - start < wait_s) &&
 	         now_s() - start < 120);
 	return 0;
 }
@@ -1272,7 +1315,8 @@ journal_run(int argc, char **argv, int base)
 	if (o.dir != NULL) {
 		snprintf(dir, sizeof(dir), "%s", o.dir);
 		if (mkdir(dir, 0700) != 0) {
-			fprintf(stderr, "tongban-bench journal: --dir %s: %s\n", dir, strerror(errno));
+			fprintf(stderr, "tongban-bench journal: --dir %s: %s\n", dir,
+			        strerror(errno));
 			return 1;
 		}
 	} else if (mkdtemp(tmp) == NULL) {
@@ -1334,7 +1378,8 @@ journal_run(int argc, char **argv, int base)
 	n1 = n2 = -1;
 	if (journal_stats(journals[0], &a) != 0 || journal_stats(journals[1], &b) != 0)
 		goto out;
-	double la = o.archive ? archive_lines(arch[0]) : 0, lb = o.archive ? archive_lines(arch[1]) : 0;
+	double la = o.archive ? archive_lines(arch[0]) : 0,
+	       lb = o.archive ? archive_lines(arch[1]) : 0;
 	printf("journal soak: %.0f messages in %.1f s (%.0f msg/s asked %ld), ttl %ld s, "
 	       "retention %ld s%s\n",
 	       k.sent, k.t, k.sent / k.t, o.rate, o.ttl, o.retention,

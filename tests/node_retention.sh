@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/node_retention.sh - a journal that does not grow without bound
 # (issue 18, point 9).  A soak of 30 s at 1,000 msg/s (what the issue's
-# operator ran; the achieved rate is printed and must be at least half)
+# operator ran; the achieved rate is printed and must be at least half,
+# a tenth in a sanitizer build)
 # between two real nodes, through tongban-bench journal: messages with a
 # ttl of 4 s, retention 2 s, clock_skew 1 s, archive_dir set, and a city
 # acknowledging the receiver's inbox every 100 ms (POST /v1/inbox/ack).
@@ -44,8 +45,16 @@ printf '%s\n' "$out" | sed -n '1,3p'
 j=$(printf '%s\n' "$out" | tail -n 1)
 num() { printf '%s' "$j" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 sent=$(num sent) secs=$(num seconds) rate=$(num msgs_per_s)
-awk -v r="$rate" -v want=$RATE 'BEGIN { exit !(r >= want / 2) }' ||
-	nl_fail "the soak's rate (the machine is too loaded)" ">= $((RATE / 2)) msg/s" "$rate msg/s"
+# at least half the rate asked; a sanitizer build (ASan, TSan: several
+# times slower) at least a tenth: the bound follows the rate reached, and
+# the premise check below keeps the test able to fail
+floor=$((RATE / 2))
+if { nm -a "$TB_BUILDDIR/tongban-node" 2>/dev/null; ldd "$TB_BUILDDIR/tongban-node" 2>/dev/null; } |
+	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+	floor=$((RATE / 10))
+fi
+awk -v r="$rate" -v f=$floor 'BEGIN { exit !(r >= f) }' ||
+	nl_fail "the soak's rate (the machine is too loaded)" ">= $floor msg/s" "$rate msg/s"
 nl_ok
 awk -v d="$(num sender_delivered)" -v s="$sent" 'BEGIN { exit !(d >= s) }' ||
 	nl_fail "every message delivered" "$sent" "$(num sender_delivered)"
