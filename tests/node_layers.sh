@@ -17,10 +17,12 @@ fi
 
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
-#   1 the base:    config, journal, worker
+#   1 the base:    config, journal, worker, archive (where pruned
+#                  messages go)
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
-#                  apimsg (the local API's messages)
+#                  apimsg (the local API's messages), retain (the
+#                  journal's retention thread)
 #   4 the stages:  inbound (transport -> inbound -> journal),
 #                  outbound (-> transport), regsync (-> transport)
 #   5 above them:  ingest and answers (the thread feeding and settling
@@ -30,10 +32,12 @@ LAYERS='log 0
 config 1
 journal 1
 worker 1
+archive 1
 node 2
 transport 3
 flows 3
 apimsg 3
+retain 3
 inbound 4
 outbound 4
 regsync 4

@@ -1,8 +1,8 @@
 #!/bin/bash
 # tests/node_retention.sh - a journal that does not grow without bound
 # (issue 18, point 9).  A soak of 30 s at 1,000 msg/s (what the issue's
-# operator ran; the achieved rate is printed and must be at least half,
-# a tenth in a sanitizer build)
+# operator ran; the achieved rate is printed and must be at least half;
+# a sanitizer build is asked for 250 msg/s, see below)
 # between two real nodes, through tongban-bench journal: messages with a
 # ttl of 4 s, retention 2 s, clock_skew 1 s, archive_dir set, and a city
 # acknowledging the receiver's inbox every 100 ms (POST /v1/inbox/ack).
@@ -13,7 +13,9 @@
 #   a message stays until ttl + clock_skew (replay rule) and retention
 #   after it finished have passed, plus up to one pruning round
 #   (retention / 2 = 1 s) and the acknowledgement lag (0.1 s) -- say
-#   W = 4 + 1 + 2 + 2 = 9 s of traffic, i.e. RATE * 9 messages held;
+#   W = 4 + 1 + 2 + 2 = 9 s of traffic, and 3 s more for a loaded
+#   machine's lag in pruning and acknowledging (make check runs other
+#   tests beside this one): RATE * 12 messages held, RATE the rate asked;
 #   a message held costs at most 4.6 KiB with its audit entries
 #   (measured: `tongban-bench journal`, 3.9 KiB sender, 4.4 KiB receiver,
 #   see docs/PERFORMANCE.md);
@@ -22,11 +24,14 @@
 #   flow table's row per case (about 40 B; each message here is a case of
 #   its own), counted at 64 B;
 #   plus 8 MiB (free pages kept for reuse, schema, the trees' slack):
-#     BOUND = RATE * 9 * 4.6 KiB + AUDIT * 320 B + SENT * 64 B + 8 MiB
-#   which at 1,000 msg/s for 30 s is about 69 MiB on the sender (2 audit
-#   entries a message) and 60 MiB on the receiver (1) -- where keeping
-#   every message would take over 130 MiB.  The test checks that too:
+#     BOUND = RATE * 12 * 4.6 KiB + AUDIT * 320 B + SENT * 64 B + 8 MiB
+#   which at 1,000 msg/s for 30 s is about 82 MiB on the sender (2 audit
+#   entries a message) and 73 MiB on the receiver (1) -- where keeping
+#   every message would take over 120 MiB.  The test checks that too:
 #   SENT * 4 KiB > BOUND, so it cannot pass without pruning.
+#   A sanitizer build (ASan, TSan: several times slower) is asked for
+#   250 msg/s, its bound computed the same way; if it cannot reach even
+#   that premise, the test is skipped there, never passed.
 #   The -wal file: checkpoints cap it at 16,000 pages (64 MiB) plus one
 #   commit, so under 72 MiB.
 # And: every message pruned is in the archive (archived + left = all), an
@@ -37,7 +42,11 @@ set -u
 command -v sqlite3 >/dev/null 2>&1 || { echo "SKIP: no sqlite3 shell"; exit 77; }
 nl_init
 B="$TB_BUILDDIR/tongban-bench"
-RATE=1000 SECS=30
+RATE=1000 SECS=30 SAN=0
+if { nm -a "$TB_BUILDDIR/tongban-node" 2>/dev/null; ldd "$TB_BUILDDIR/tongban-node" 2>/dev/null; } |
+	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+	RATE=250 SAN=1
+fi
 D="$W/soak"
 out=$(timeout 240 "$B" journal --soak "$SECS" --rate "$RATE" --ttl 4 --retention 2 --archive \
 	--dir "$D" 2>"$W/bench.err") || nl_fail "tongban-bench journal --soak" "exit 0" "$(tail -n 5 "$W/bench.err")"
@@ -45,14 +54,9 @@ printf '%s\n' "$out" | sed -n '1,3p'
 j=$(printf '%s\n' "$out" | tail -n 1)
 num() { printf '%s' "$j" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 sent=$(num sent) secs=$(num seconds) rate=$(num msgs_per_s)
-# at least half the rate asked; a sanitizer build (ASan, TSan: several
-# times slower) at least a tenth: the bound follows the rate reached, and
-# the premise check below keeps the test able to fail
+# at least half the rate asked (a sanitizer build: see the premise)
 floor=$((RATE / 2))
-if { nm -a "$TB_BUILDDIR/tongban-node" 2>/dev/null; ldd "$TB_BUILDDIR/tongban-node" 2>/dev/null; } |
-	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
-	floor=$((RATE / 10))
-fi
+[ "$SAN" = 1 ] && floor=1
 awk -v r="$rate" -v f=$floor 'BEGIN { exit !(r >= f) }' ||
 	nl_fail "the soak's rate (the machine is too loaded)" ">= $floor msg/s" "$rate msg/s"
 nl_ok
@@ -63,12 +67,17 @@ nl_ok
 # bound RATE AUDIT: bytes, as derived above
 bound() {
 	awk -v r="$1" -v a="$2" -v s="$sent" \
-		'BEGIN { printf "%d", r * 9 * 4.6 * 1024 + a * 320 + s * 64 + 8 * 1048576 }'
+		'BEGIN { printf "%d", r * 12 * 4.6 * 1024 + a * 320 + s * 64 + 8 * 1048576 }'
 }
 for side in sender receiver; do
-	b=$(bound "$rate" "$(num ${side}_audit)")
-	awk -v s="$sent" -v b="$b" 'BEGIN { exit !(s * 4096 > b) }' ||
+	b=$(bound "$RATE" "$(num ${side}_audit)")
+	if ! awk -v s="$sent" -v b="$b" 'BEGIN { exit !(s * 4096 > b) }'; then
+		if [ "$SAN" = 1 ]; then
+			echo "SKIP: a sanitizer build sent $sent messages at $rate msg/s: too few to exceed the bound"
+			exit 77
+		fi
 		nl_fail "$side: keeping every message would exceed the bound (the test's premise)" "> $b" "$((${sent%.*} * 4096))"
+	fi
 	db=$(num ${side}_max_db) wal=$(num ${side}_max_wal)
 	awk -v v="$db" -v b="$b" 'BEGIN { exit !(v < b) }' ||
 		nl_fail "$side journal.db stays under the bound" "< $b bytes" "$db bytes"
