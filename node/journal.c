@@ -770,10 +770,22 @@ private_files(const char *path, struct tb_diag *d)
 
 	if (strlen(path) >= TB_JOURNAL_PATH_MAX)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path too long");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path, strerror(errno));
-	close(fd);
+	/* Only a missing file is opened here: closing a descriptor of a file
+	 * drops every POSIX lock the process holds on it, those of the
+	 * SQLite connections already open on it too (a secondary handle is
+	 * opened beside the primary), and another process could then take
+	 * itself for the last user and delete the WAL under them. */
+	if (stat(path, &sb) != 0) {
+		if (errno != ENOENT)
+			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+			                   strerror(errno));
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+			                   strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
 		if (stat(p, &sb) == 0 && (sb.st_mode & 077) != 0 &&
