@@ -23,6 +23,7 @@
 
 int bench_registry(int argc, char **argv); /* bench_registry.c */
 int bench_node(int argc, char **argv);     /* bench_node.c */
+int bench_journal(int argc, char **argv);  /* bench_node.c */
 
 static double
 now_s(void)
@@ -174,7 +175,10 @@ usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban-bench crypto [--seconds S]\n"
 	           "       tongban-bench registry [--members N] [--runs R]\n"
-	           "       tongban-bench node [--messages N] [--set KEY=VALUE]...\n\n"
+	           "       tongban-bench node [--messages N] [--set KEY=VALUE]...\n"
+	           "       tongban-bench journal [--messages N] [--soak S --rate N --ttl S\n"
+	           "                             --retention S [--archive]] [--dir DIR]\n"
+	           "                             [--set KEY=VALUE]...\n\n"
 	           "crypto    seal/open throughput for 1 KiB-body envelopes against bare\n"
 	           "          GnuTLS Ed25519 verification in the same run (default 6 s).\n"
 	           "registry  verify and index a signed registry of N members (default\n"
@@ -184,6 +188,12 @@ usage(FILE *f)
 	           "          load, against a bare libcoap DTLS echo in the same run\n"
 	           "          (default 20000 messages); --set puts a node.conf key into\n"
 	           "          both nodes' configuration (e.g. --set deflate=0).\n"
+	           "journal   the journal's bytes per message on each side (database pages\n"
+	           "          in use after N messages one way, default 5000); with --soak,\n"
+	           "          S seconds at --rate msg/s (default 1000) with --ttl (6 s) and\n"
+	           "          --retention (2 s) while a city acknowledges the inbox: the\n"
+	           "          largest journal and WAL sizes, rows left, lines archived\n"
+	           "          (--archive); --dir keeps the federation there.\n"
 	           "The last line printed is a JSON object with the figures.\n"
 	           "Exit status: 0 ok, 1 a measured operation failed, 2 usage,\n"
 	           "3 standard output could not be written.\n");
@@ -209,6 +219,8 @@ run(int argc, char **argv)
 		}
 	if (argc >= 2 && strcmp(argv[1], "node") == 0)
 		return tb_crypto_init() != TB_OK ? 1 : bench_node(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "journal") == 0)
+		return tb_crypto_init() != TB_OK ? 1 : bench_journal(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "registry") == 0)
 		return tb_crypto_init() != TB_OK ? 1 : bench_registry(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "crypto") != 0) {

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,21 +272,26 @@ hex64(char out[65])
 	return out;
 }
 
+/* ttl of the messages add_cases writes, seconds (0: the node's default) */
+static long case_ttl;
+
 static int
 add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 {
-	char one[1600], h[65];
+	char one[1600], h[65], ttl[32] = "";
 	int ol = 0;
 
+	if (case_ttl > 0)
+		snprintf(ttl, sizeof(ttl), "\"ttl\":%ld,", case_ttl);
 	tb_buf_addc(b, '[');
 	for (long k = 0; k < count; k++) {
 		ol = snprintf(
 		    one, sizeof(one),
-		    "{\"type\":\"case.submit\",\"to\":\"%s\",\"service\":\"hukou.transfer\","
+		    "{\"type\":\"case.submit\",\"to\":\"%s\",%s\"service\":\"hukou.transfer\","
 		    "\"body\":{\"case_id\":\"BENCH-%ld\",\"service\":\"hukou.transfer\","
 		    "\"mode\":\"online\",\"applicant\":{\"kind\":\"person\",\"idhash\":\"%s\"},"
 		    "\"materials\":[",
-		    to, (*seq)++, hex64(h));
+		    to, ttl, (*seq)++, hex64(h));
 		for (int i = 0; i < 8; i++)
 			ol += snprintf(one + ol, sizeof(one) - (size_t)ol,
 			               "%s{\"sha256\":\"%s\",\"size\":%d,\"name\":\"m%d.pdf\"}",
@@ -952,6 +958,482 @@ bench_node(int argc, char **argv)
 			return 1;
 		}
 		rc = node_run(argc, argv, base);
+	}
+	return rc == PORT_TAKEN ? 1 : rc;
+}
+
+/* ---- tongban-bench journal ---- */
+
+/* The journal figures of one node, from `tongban journal stats`. */
+struct jstats {
+	double inbox, acked, queued, delivered, failed, audit, bytes, free_bytes;
+};
+
+static double
+json_num(const char *j, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	return (p = strstr(j, key)) == NULL ? -1 : atof(p + strlen(key));
+}
+
+static int
+journal_stats(const char *journal, struct jstats *st)
+{
+	char cmd[2600], line[512];
+	FILE *f;
+	int ok;
+
+	snprintf(cmd, sizeof(cmd), "'%s/tongban' journal stats --journal '%s'", bindir, journal);
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	ok = fgets(line, sizeof(line), f) != NULL;
+	if (pclose(f) != 0 || !ok)
+		return -1;
+	st->inbox = json_num(line, "inbox");
+	st->acked = json_num(line, "inbound_acked");
+	st->queued = json_num(line, "queued");
+	st->delivered = json_num(line, "delivered");
+	st->failed = json_num(line, "failed");
+	st->audit = json_num(line, "audit");
+	st->bytes = json_num(line, "bytes");
+	st->free_bytes = json_num(line, "free_bytes");
+	return st->bytes < 0 ? -1 : 0;
+}
+
+/* Acknowledges what port's inbox holds, up to 1,000 at a time, through
+ * POST /v1/inbox/ack; the number acknowledged, -1 on failure. */
+static long
+ack_inbox(int port, const struct tb_buf *tok)
+{
+	struct tb_buf list, ids, out;
+	long n = 0;
+	const char *p;
+
+	tb_buf_init(&list);
+	tb_buf_init(&ids);
+	tb_buf_init(&out);
+	if (http(port, (const char *)tok->data, "GET", "/v1/inbox?limit=1000", NULL, 0, &list) !=
+	    200) {
+		n = -1;
+		goto out;
+	}
+	tb_buf_adds(&ids, "{\"ids\":[");
+	/* each message object begins {"seq":N,"id":"..." */
+	for (p = (const char *)list.data; (p = strstr(p, "{\"seq\":")) != NULL; p++) {
+		const char *id = strstr(p, "\"id\":\"");
+		if (id == NULL)
+			break;
+		tb_buf_printf(&ids, "%s\"%.32s\"", n ? "," : "", id + 6);
+		n++;
+	}
+	tb_buf_adds(&ids, "]}");
+	if (n > 0 && (tb_buf_error(&ids) != TB_OK ||
+	              http(port, (const char *)tok->data, "POST", "/v1/inbox/ack",
+	                   (const char *)ids.data, ids.len, &out) != 200))
+		n = -1;
+out:
+	tb_buf_free(&list);
+	tb_buf_free(&ids);
+	tb_buf_free(&out);
+	return n;
+}
+
+/* The collecting city: acknowledges the inbox every 100 ms until killed. */
+static pid_t
+start_acker(int port, const struct tb_buf *tok)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		long n = ack_inbox(port, tok);
+		if (n < 1000)
+			usleep(100000);
+	}
+}
+
+static double
+file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? (double)sb.st_size : 0;
+}
+
+/* Lines in the gzip files of dir (every pruned message is one line). */
+static double
+archive_lines(const char *dir)
+{
+	char cmd[1300], line[64];
+	FILE *f;
+	double n = -1;
+
+	snprintf(cmd, sizeof(cmd), "cat '%s'/*.jsonl.gz 2>/dev/null | gzip -dc | wc -l", dir);
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) != NULL)
+		n = atof(line);
+	pclose(f);
+	return n;
+}
+
+struct soak {
+	long rate, seconds;
+	double sent, max_db[2], max_wal[2], t;
+};
+
+/* Largest sizes so far of the two journals (db, -wal). */
+static void
+sample(struct soak *k, char journals[2][1200])
+{
+	char p[1300];
+
+	for (int i = 0; i < 2; i++) {
+		double db = file_size(journals[i]);
+		snprintf(p, sizeof(p), "%s-wal", journals[i]);
+		double wal = file_size(p);
+		k->max_db[i] = db > k->max_db[i] ? db : k->max_db[i];
+		k->max_wal[i] = wal > k->max_wal[i] ? wal : k->max_wal[i];
+	}
+}
+
+/* Submits one request of count messages from a child process, so that
+ * the pace does not wait for the node's answer; the child exits 0 on
+ * 202. */
+static pid_t
+submit_async(int port, const struct tb_buf *tok, long count, long *seq)
+{
+	struct tb_buf body, out;
+	pid_t pid;
+	long s = *seq;
+
+	*seq += count;
+	if ((pid = fork()) != 0)
+		return pid;
+	tb_buf_init(&body);
+	tb_buf_init(&out);
+	add_cases(&body, count, &s, "371300");
+	if (http(port, (const char *)tok->data, "POST", "/v1/messages", (const char *)body.data,
+	         body.len, &out) != 202) {
+		fprintf(stderr, "tongban-bench journal: submit failed: %.200s\n", out.data);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+#define SUBMITTERS 16
+
+/* Reaps finished submitters of kids[0..*running) (all of them when
+ * wait_all); -1 when one failed. */
+static int
+reap(pid_t *kids, int *running, bool wait_all)
+{
+	int st, rc = 0;
+
+	for (int i = 0; i < *running;) {
+		pid_t r = waitpid(kids[i], &st, wait_all ? 0 : WNOHANG);
+		if (r == 0) {
+			i++;
+			continue;
+		}
+		if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			rc = -1;
+		kids[i] = kids[--(*running)];
+	}
+	return rc;
+}
+
+/* rate messages a second, for seconds, to the side at port, in ten
+ * requests a second, each from a child of its own (up to SUBMITTERS at once:
+ * beyond that the node is not keeping up, and the pace slips); the
+ * sizes sampled every 5 ms. */
+static int
+soak_run(struct soak *k, int port, const struct tb_buf *tok, long *seq, char journals[2][1200])
+{
+	double t0 = now_s(), next = t0;
+	long per = k->rate / 10 > 0 ? k->rate / 10 : 1;
+	pid_t kids[SUBMITTERS];
+	int running = 0, rc = 0;
+
+	while (now_s() - t0 < (double)k->seconds && rc == 0) {
+		sample(k, journals);
+		rc = reap(kids, &running, false);
+		if (now_s() < next || running >= SUBMITTERS) {
+			usleep(5000);
+			continue;
+		}
+		if ((kids[running] = submit_async(port, tok, per, seq)) < 0) {
+			rc = -1;
+			break;
+		}
+		running++;
+		k->sent += (double)per;
+		next += 0.1;
+	}
+	if (reap(kids, &running, true) != 0)
+		rc = -1;
+	k->t = now_s() - t0;
+	return rc;
+}
+
+static void
+journal_usage(void)
+{
+	fprintf(stderr, "usage: tongban-bench journal [--messages N] [--soak SECONDS --rate N "
+	                "--ttl S --retention S [--archive]] [--dir DIR] [--set KEY=VALUE]...\n");
+}
+
+struct jopts {
+	long messages, soak, rate, ttl, retention;
+	bool archive;
+	const char *dir;
+	char *sets[24];
+	int nsets;
+	char setbuf[4][64];
+};
+
+static int
+journal_args(int argc, char **argv, struct jopts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		long *v = NULL;
+		if (strcmp(argv[i], "--messages") == 0)
+			v = &o->messages;
+		else if (strcmp(argv[i], "--soak") == 0)
+			v = &o->soak;
+		else if (strcmp(argv[i], "--rate") == 0)
+			v = &o->rate;
+		else if (strcmp(argv[i], "--ttl") == 0)
+			v = &o->ttl;
+		else if (strcmp(argv[i], "--retention") == 0)
+			v = &o->retention;
+		if (v != NULL && i + 1 < argc) {
+			*v = atol(argv[++i]);
+		} else if (strcmp(argv[i], "--archive") == 0) {
+			o->archive = true;
+		} else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+			o->dir = argv[++i];
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && o->nsets < 16 &&
+		           strchr(argv[i + 1], '=') != NULL && argv[i + 1][0] != '=') {
+			o->sets[o->nsets++] = argv[++i];
+		} else {
+			journal_usage();
+			return 2;
+		}
+	}
+	if (o->messages < 200 || o->messages > 1000000 || o->soak < 0 || o->soak > 600 ||
+	    o->rate < 10 || o->rate > 100000 || o->ttl < 1 || o->retention < 1) {
+		fprintf(stderr, "tongban-bench journal: --messages 200..1000000, --soak 0..600, "
+		                "--rate 10..100000, --ttl and --retention >= 1\n");
+		return 2;
+	}
+	if (o->soak > 0) {
+		/* pruning within the run: short retention, a skew of 1 s (the
+		 * replay rule's bound), the ttl on every message */
+		snprintf(o->setbuf[0], 64, "retention = %ld", o->retention);
+		snprintf(o->setbuf[1], 64, "clock_skew = 1");
+		snprintf(o->setbuf[2], 64, "archive_dir = %s", o->archive ? "archive" : "");
+		for (int i = 0; i < 3; i++)
+			o->sets[o->nsets++] = o->setbuf[i];
+		case_ttl = o->ttl;
+	}
+	return 0;
+}
+
+/* Bytes per message: the database pages in use before and after
+ * `messages` messages one way, each side (no pruning: retention is far
+ * off), the receiver's inbox acknowledged as a city would. */
+static int
+bytes_per_message(const struct jopts *o, int base, const struct tb_buf *tok,
+                  const struct tb_buf *tok2, long *seq, char journals[2][1200], double out[2],
+                  double audit[2])
+{
+	struct jstats a0, b0, a1, b1;
+	double drain;
+
+	if (journal_stats(journals[0], &a0) != 0 || journal_stats(journals[1], &b0) != 0)
+		return -1;
+	struct side one[1] = {{base + 1000, tok, "371300"}};
+	if (saturate(one, 1, o->messages, 200, seq, &drain) != 0)
+		return -1;
+	for (double t = now_s(); ack_inbox(base + 1001, tok2) != 0 && now_s() - t < 60;)
+		;
+	if (journal_stats(journals[0], &a1) != 0 || journal_stats(journals[1], &b1) != 0)
+		return -1;
+	out[0] = ((a1.bytes - a1.free_bytes) - (a0.bytes - a0.free_bytes)) / (double)o->messages;
+	out[1] = ((b1.bytes - b1.free_bytes) - (b0.bytes - b0.free_bytes)) / (double)o->messages;
+	audit[0] = (a1.audit - a0.audit) / (double)o->messages;
+	audit[1] = (b1.audit - b0.audit) / (double)o->messages;
+	return 0;
+}
+
+/* After the soak: everything delivered and collected, then one more
+ * pruning round; the sizes sampled meanwhile. */
+static int
+soak_drain(struct soak *k, int base, const struct tb_buf *tok, char journals[2][1200],
+           struct jstats *a, struct jstats *b, double wait_s)
+{
+	double start = now_s();
+	struct side one[1] = {{base + 1000, tok, "371300"}};
+
+	do {
+		sample(k, journals);
+		usleep(200000);
+		if (journal_stats(journals[0], a) != 0 || journal_stats(journals[1], b) != 0)
+			return -1;
+	} while ((delivered_total(one, 1) < k->sent || b->inbox > 0 || now_s() - start < wait_s) &&
+	         now_s() - start < 120);
+	return 0;
+}
+
+static int
+journal_run(int argc, char **argv, int base)
+{
+	struct jopts o = {.messages = 5000, .soak = 0, .rate = 1000, .ttl = 6, .retention = 2};
+	char tmp[] = "/tmp/tongban-bench.XXXXXX", dir[1024], self[1024], conf1[1200], conf2[1200];
+	char journals[2][1200], arch[2][1300];
+	struct tb_buf tok, tok2;
+	struct soak k;
+	struct jstats a, b;
+	double bpm[2] = {0, 0}, apm[2] = {0, 0};
+	pid_t n1 = -1, n2 = -1, acker = -1;
+	long seq = 0;
+	int rc;
+
+	if ((rc = journal_args(argc, argv, &o)) != 0)
+		return rc;
+	rc = 1;
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0)
+		return 1;
+	self[sl] = '\0';
+	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+	if (o.dir != NULL) {
+		snprintf(dir, sizeof(dir), "%s", o.dir);
+		if (mkdir(dir, 0700) != 0) {
+			fprintf(stderr, "tongban-bench journal: --dir %s: %s\n", dir,
+			        strerror(errno));
+			return 1;
+		}
+	} else if (mkdtemp(tmp) == NULL) {
+		return 1;
+	} else {
+		snprintf(dir, sizeof(dir), "%s", tmp);
+	}
+	tb_buf_init(&tok);
+	tb_buf_init(&tok2);
+	memset(&k, 0, sizeof(k));
+	if (make_federation(dir, base, o.sets, o.nsets, conf1, conf2) != 0)
+		goto out;
+	/* dev-federation's node.conf: journal = journal.db, next to it */
+	snprintf(journals[0], sizeof(journals[0]), "%s/320300/journal.db", dir);
+	snprintf(journals[1], sizeof(journals[1]), "%s/371300/journal.db", dir);
+	snprintf(arch[0], sizeof(arch[0]), "%s/320300/archive", dir);
+	snprintf(arch[1], sizeof(arch[1]), "%s/371300/archive", dir);
+	if ((rc = start_nodes(dir, base, conf1, conf2, &n1, &n2, &tok, &tok2)) != 0) {
+		rc = rc == PORT_TAKEN ? PORT_TAKEN : 1;
+		goto out;
+	}
+	rc = 1;
+	warm_up(base, &tok, &tok2, &seq);
+	if (o.soak == 0) {
+		if (bytes_per_message(&o, base, &tok, &tok2, &seq, journals, bpm, apm) != 0)
+			goto out;
+		printf("journal: %ld messages one way (1 KiB bodies, receipts, audit entries)\n",
+		       o.messages);
+		printf("bytes    : sender %.0f B/msg (%.1f audit entries), receiver %.0f B/msg "
+		       "(%.1f audit entries), database pages in use\n",
+		       bpm[0], apm[0], bpm[1], apm[1]);
+		printf("{\"messages\":%ld,\"sender_bytes_per_msg\":%.0f,"
+		       "\"receiver_bytes_per_msg\":%.0f,\"sender_audit_per_msg\":%.2f,"
+		       "\"receiver_audit_per_msg\":%.2f}\n",
+		       o.messages, bpm[0], bpm[1], apm[0], apm[1]);
+		rc = 0;
+		goto out;
+	}
+	k.rate = o.rate;
+	k.seconds = o.soak;
+	if ((acker = start_acker(base + 1001, &tok2)) < 0)
+		goto out;
+	if (soak_run(&k, base + 1000, &tok, &seq, journals) != 0)
+		goto out;
+	/* the last messages pruned too: their ttl, the skew, the retention,
+	 * and two pruning rounds */
+	if (soak_drain(&k, base, &tok, journals, &a, &b,
+	               (double)(o.ttl + 1 + o.retention) + (double)o.retention + 2) != 0)
+		goto out;
+	double delivered = delivered_total((struct side[1]){{base + 1000, &tok, "371300"}}, 1);
+	/* the figures of stopped nodes: no pruning round half done */
+	kill(acker, SIGKILL);
+	waitpid(acker, NULL, 0);
+	acker = -1;
+	kill(n1, SIGTERM);
+	kill(n2, SIGTERM);
+	waitpid(n1, NULL, 0);
+	waitpid(n2, NULL, 0);
+	n1 = n2 = -1;
+	if (journal_stats(journals[0], &a) != 0 || journal_stats(journals[1], &b) != 0)
+		goto out;
+	double la = o.archive ? archive_lines(arch[0]) : 0,
+	       lb = o.archive ? archive_lines(arch[1]) : 0;
+	printf("journal soak: %.0f messages in %.1f s (%.0f msg/s asked %ld), ttl %ld s, "
+	       "retention %ld s%s\n",
+	       k.sent, k.t, k.sent / k.t, o.rate, o.ttl, o.retention,
+	       o.archive ? ", archived" : "");
+	printf("largest  : sender db %.1f MiB wal %.1f MiB, receiver db %.1f MiB wal %.1f MiB\n",
+	       k.max_db[0] / 1048576, k.max_wal[0] / 1048576, k.max_db[1] / 1048576,
+	       k.max_wal[1] / 1048576);
+	printf("left     : sender %.0f outbound rows, receiver %.0f inbound rows; archived %.0f "
+	       "and %.0f\n",
+	       a.queued + a.delivered + a.failed, b.inbox + b.acked, la, lb);
+	printf("{\"sent\":%.0f,\"seconds\":%.1f,\"msgs_per_s\":%.0f,\"sender_max_db\":%.0f,"
+	       "\"sender_max_wal\":%.0f,\"receiver_max_db\":%.0f,\"receiver_max_wal\":%.0f,"
+	       "\"sender_rows\":%.0f,\"receiver_rows\":%.0f,\"sender_archived\":%.0f,"
+	       "\"receiver_archived\":%.0f,\"sender_audit\":%.0f,\"receiver_audit\":%.0f,"
+	       "\"sender_delivered\":%.0f}\n",
+	       k.sent, k.t, k.sent / k.t, k.max_db[0], k.max_wal[0], k.max_db[1], k.max_wal[1],
+	       a.queued + a.delivered + a.failed, b.inbox + b.acked, la, lb, a.audit, b.audit,
+	       delivered);
+	rc = 0;
+out:
+	if (acker > 0) {
+		kill(acker, SIGKILL);
+		waitpid(acker, NULL, 0);
+	}
+	if (o.dir != NULL) {
+		/* kept for the caller to look at: only the nodes stop */
+		if (n1 > 0)
+			kill(n1, SIGTERM);
+		if (n2 > 0)
+			kill(n2, SIGTERM);
+		while (wait(NULL) > 0)
+			;
+	} else {
+		stop_and_clean(n1, n2, dir);
+	}
+	tb_buf_free(&tok);
+	tb_buf_free(&tok2);
+	return rc;
+}
+
+int bench_journal(int argc, char **argv);
+
+/* As bench_node: ports from a free block, tried again on a new one. */
+int
+bench_journal(int argc, char **argv)
+{
+	int base, rc = PORT_TAKEN;
+
+	for (int t = 0; t < 5 && rc == PORT_TAKEN; t++) {
+		if (tb_port_block(10, 1000, &base) != 0) {
+			fprintf(stderr, "tongban-bench journal: no free block of ports\n");
+			return 1;
+		}
+		rc = journal_run(argc, argv, base);
 	}
 	return rc == PORT_TAKEN ? 1 : rc;
 }

@@ -74,6 +74,9 @@ int cli_api_call(const struct tb_config *cfg, const char *method, const char *pa
 int registry_install(int argc, char **argv);
 void registry_install_usage(FILE *f);
 
+/* cli_journal.c: backup and figures of a node's journal */
+int cmd_journal(int argc, char **argv);
+
 /* cli_flow.c: message-flow objects */
 int cmd_licence(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -33,6 +33,7 @@ static const struct {
     {"status", cmd_status, "delivery status of a message sent by a node"},
     {"inbox", cmd_inbox, "list or acknowledge messages a node received"},
     {"audit", cmd_audit, "verify, show and export a node's signed audit chain"},
+    {"journal", cmd_journal, "back up a running node's journal; its figures"},
     {"licence", cmd_licence, "check a presented licence (digest, issuer signature, status)"},
     {"demo", cmd_demo, "run the Huaihai region demo on 127.0.0.1"},
     {"dev-federation", cmd_devfed, "create a complete test federation on 127.0.0.1"},

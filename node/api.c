@@ -101,6 +101,53 @@ api_send(struct tb_node *n, struct evhttp_request *req)
 	tb_ingest_submit(n, req, raw, len);
 }
 
+/* POST /v1/inbox/ack {"ids": [ID, ...]}: acknowledges up to 1,000
+ * received messages in one transaction (one fsync, where one request per
+ * message costs one each): all of them, or none when one is unknown. */
+#define API_ACK_MAX 1000
+static void
+api_ack_many(struct tb_node *n, struct evhttp_request *req)
+{
+	size_t len = 0;
+	char *raw = body_of(req, &len), msg[80];
+	cJSON *doc = raw ? cJSON_ParseWithLength(raw, len) : NULL, *ids, *id;
+	int count = 0, rc = TB_OK;
+
+	ids = cJSON_GetObjectItemCaseSensitive(doc, "ids");
+	if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) > API_ACK_MAX) {
+		reply_error(req, 400, "body.invalid", "expected {\"ids\": [up to 1000 ids]}");
+		goto out;
+	}
+	if (tb_journal_begin(n->journal) != TB_OK) {
+		reply_error(req, 503, "io", tb_journal_diag(n->journal)->detail);
+		goto out;
+	}
+	cJSON_ArrayForEach(id, ids) {
+		if (!cJSON_IsString(id) || (rc = tb_journal_inbox_ack(n->journal, id->valuestring)) !=
+		                               TB_OK)
+			break;
+		count++;
+	}
+	if (id != NULL) {
+		if (tb_journal_rollback(n->journal) != TB_OK)
+			log_warnx("inbox ack: rollback: %s", tb_journal_diag(n->journal)->detail);
+		snprintf(msg, sizeof(msg), "%s: ids[%d]",
+		         rc == TB_E_NOTFOUND ? "no inbound message with that id" : "bad id", count);
+		reply_error(req, rc == TB_E_NOTFOUND ? 404 : 400,
+		            rc == TB_E_NOTFOUND ? "not-found" : "body.invalid", msg);
+		goto out;
+	}
+	if (tb_journal_commit(n->journal) != TB_OK) {
+		reply_error(req, 503, "io", tb_journal_diag(n->journal)->detail);
+		goto out;
+	}
+	snprintf(msg, sizeof(msg), "{\"acknowledged\":%d}", count);
+	reply(req, 200, "OK", msg, strlen(msg));
+out:
+	cJSON_Delete(doc);
+	free(raw);
+}
+
 /* POST /v1/inbox/ID/reply {"type", "body"}: answers received message ID
  * (corr = ID, to its sender, same service). */
 static void
@@ -466,6 +513,8 @@ dispatch(struct evhttp_request *req, void *arg)
 		api_status(n, req, path + 13);
 	} else if (strcmp(path, "/v1/inbox") == 0 && m == EVHTTP_REQ_GET) {
 		api_inbox(n, req);
+	} else if (strcmp(path, "/v1/inbox/ack") == 0 && m == EVHTTP_REQ_POST) {
+		api_ack_many(n, req);
 	} else if (strncmp(path, "/v1/inbox/", 10) == 0 && m == EVHTTP_REQ_POST &&
 	           strlen(path) > 14 && strcmp(path + strlen(path) - 4, "/ack") == 0) {
 		char id[64];

@@ -87,6 +87,10 @@ static const struct tb_conf_key keys[] = {
      .def = "10000",
      .help = "a peer that failed 5 attempts in a row (or refused a handshake) rests at least this "
              "long, ms"},
+    {"retention", TB_CONF_INT, RELOAD, F(retention), .min = 1, .max = 3650 * 86400,
+     .def = "2592000", .help = "finished messages are pruned from the journal after this, s"},
+    {"archive_dir", TB_CONF_PATH, RELOAD, F(archive_dir), .def = "",
+     .help = "archive pruned messages here first (gzip JSON lines; empty: drop)"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -9,6 +9,8 @@
  */
 #include "node/journal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -16,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "certs/tb_key.h"
 #include "util/tb_enc.h"
@@ -42,6 +46,9 @@
 	" msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"                          \
 	" at INTEGER NOT NULL, event TEXT NOT NULL,"                                               \
 	" hash TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''"
+#define TB_JOURNAL_PATH_MAX 4096
+/* journal_size_limit: what the WAL is cut back to after a restart */
+#define JOURNAL_WAL_LIMIT_STR "67108864"
 
 static const char schema_sql[] =
     /* seq is the arrival order and the inbox cursor; AUTOINCREMENT so a
@@ -53,7 +60,9 @@ static const char schema_sql[] =
     " service TEXT, corr TEXT, digest TEXT NOT NULL,"
     " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
     " envelope BLOB NOT NULL, receipt BLOB NOT NULL,"
-    " acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)));"
+    " acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)),"
+    /* schema 3: when the city collected it; retention counts from here */
+    " acked_at INTEGER);"
     /* Partial indexes: the inbox scan and the prune touch only the rows
      * they concern, however large the remembered history grows. */
     "CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
@@ -105,6 +114,12 @@ static const char migrate_v3_sql[] =
     " SELECT seq, prev, dir, msgid, digest, peer, at, event, hash FROM audit;"
     "DROP TABLE audit;"
     "ALTER TABLE audit_v3 RENAME TO audit;";
+/* Schema 3 -> 4: the time an inbound message was acknowledged, which the
+ * retention counts from.  Messages acknowledged before the upgrade count
+ * from the upgrade (?1, now): none is pruned sooner than retention after
+ * the first start of a build that prunes by it. */
+static const char migrate_v4_sql[] = "ALTER TABLE inbound ADD COLUMN acked_at INTEGER;";
+static const char migrate_v4_fill_sql[] = "UPDATE inbound SET acked_at = ?1 WHERE acked = 1";
 
 /* Message flows (docs/PROTOCOL.md section 10): requests this node sent
  * that a final answer closed, and the state of each case by (requester,
@@ -155,6 +170,10 @@ enum sid {
 	ST_OUT_ENV,
 	ST_SYNC_NORMAL,
 	ST_SYNC_FULL,
+	ST_RETIRE_IN,
+	ST_RETIRE_OUT,
+	ST_DEL_IN,
+	ST_DEL_OUT,
 	ST__COUNT
 };
 
@@ -180,7 +199,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_IN_EXISTS] = "SELECT 1 FROM inbound WHERE id = ?1",
     [ST_INBOX_LIST] = "SELECT seq, " MSG_COLS ", receipt FROM inbound"
                       " WHERE acked = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
-    [ST_INBOX_ACK] = "UPDATE inbound SET acked = 1 WHERE id = ?1 AND acked = 0",
+    [ST_INBOX_ACK] = "UPDATE inbound SET acked = 1, acked_at = ?2 WHERE id = ?1 AND acked = 0",
     [ST_INBOX_COUNT] = "SELECT count(*) FROM inbound WHERE acked = 0",
     /* ?10, the envelope, goes to outbound_env (ST_OUT_PUT_ENV) */
     [ST_OUT_PUT] = "INSERT INTO outbound (id, sender, recipient, type, service, corr, digest,"
@@ -227,6 +246,21 @@ static const char *const stmt_sql[ST__COUNT] = {
                     " state = excluded.state, updated = excluded.updated",
     [ST_IN_GET] = "SELECT sender, type, service, corr, digest, acked, envelope FROM inbound"
                   " WHERE id = ?1",
+    /* retention: finished messages past both bounds (?1 expiry, ?2 the
+     * time they finished), oldest first; the partial prune indexes hold
+     * exactly the finished ones */
+    [ST_RETIRE_IN] = "SELECT seq, id, digest, sender, type, coalesce(acked_at, expires),"
+                     " envelope, receipt FROM inbound WHERE acked = 1 AND expires < ?1"
+                     " AND coalesce(acked_at, expires) <= ?2 ORDER BY seq LIMIT ?3",
+    [ST_RETIRE_OUT] = "SELECT o.seq, o.id, o.digest, o.recipient, o.type, o.done_at, e.envelope,"
+                      " r.receipt, o.state FROM outbound o"
+                      " LEFT JOIN outbound_env e ON e.seq = o.seq"
+                      " LEFT JOIN outbound_receipt r ON r.seq = o.seq"
+                      " WHERE o.state <> 0 AND o.expires < ?1 AND coalesce(o.done_at, 0) <= ?2"
+                      " ORDER BY o.seq LIMIT ?3",
+    [ST_DEL_IN] = "DELETE FROM inbound WHERE seq = ?1",
+    /* the envelope and receipt rows go with it (ON DELETE CASCADE) */
+    [ST_DEL_OUT] = "DELETE FROM outbound WHERE seq = ?1",
     [ST_OUT_ENV] = "SELECT e.envelope FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
                    " WHERE o.id = ?1",
 };
@@ -590,6 +624,23 @@ check_identity(sqlite3 *db, const char *path, int64_t *version, struct tb_diag *
 	return TB_OK;
 }
 
+/* Schema 3 -> 4, inside create_schema's transaction. */
+static int
+migrate_v4(sqlite3 *db, struct tb_diag *d)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = exec(db, migrate_v4_sql, d)) != TB_OK)
+		return rc;
+	if (sqlite3_prepare_v2(db, migrate_v4_fill_sql, -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 1, (int64_t)time(NULL)) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_DONE)
+		rc = db_fail(db, d, "schema 4");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 static int
 create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 {
@@ -617,6 +668,10 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 			goto fail;
 	}
 	if (version >= 1 && version < 3 && (rc = exec(db, migrate_v3_sql, d)) != TB_OK)
+		goto fail;
+	/* schema 3 -> 4 (older ones after the steps above): the
+	 * acknowledgement time */
+	if (version > 0 && version < 4 && (rc = migrate_v4(db, d)) != TB_OK)
 		goto fail;
 	if (version < TB_JOURNAL_SCHEMA && (rc = exec(db, sql, d)) != TB_OK)
 		goto fail;
@@ -750,6 +805,47 @@ tb_journal_checkpoints(struct tb_journal *j)
 
 /* ---- lifetime ---- */
 
+/* The journal and its -wal and -shm files hold message bodies: readable
+ * by the node's user only.  A missing journal is created empty with mode
+ * 0600 before SQLite opens it, and SQLite gives the -wal and -shm files
+ * it creates the journal's mode.  Files an older build left readable by
+ * others lose those bits. */
+static int
+private_files(const char *path, struct tb_diag *d)
+{
+	static const char *const ext[] = {"", "-wal", "-shm"};
+	char p[TB_JOURNAL_PATH_MAX + 8];
+	struct stat sb;
+	int fd;
+
+	if (strlen(path) >= TB_JOURNAL_PATH_MAX)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path too long");
+	/* Only a missing file is opened here: closing a descriptor of a file
+	 * drops every POSIX lock the process holds on it, those of the
+	 * SQLite connections already open on it too (a secondary handle is
+	 * opened beside the primary), and another process could then take
+	 * itself for the last user and delete the WAL under them. */
+	if (stat(path, &sb) != 0) {
+		if (errno != ENOENT)
+			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+			                   strerror(errno));
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+			                   strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+		if (stat(p, &sb) == 0 && (sb.st_mode & 077) != 0 &&
+		    chmod(p, sb.st_mode & 07700) != 0)
+			return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: chmod: %s", p,
+			                   strerror(errno));
+	}
+	return TB_OK;
+}
+
 /* Busy handler of every journal connection: the node's writers (the
  * event loop and the API's ingest thread) each hold the write lock for a
  * few milliseconds, so waiting in SQLite's default steps (1, 2, 5, 10 ms
@@ -800,6 +896,8 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		return NULL;
 	}
 	tb_diag_clear(&j->diag);
+	if (private_files(path, d) != TB_OK)
+		goto fail;
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
 	rc = sqlite3_open_v2(
 	    path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -816,6 +914,11 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		goto fail;
 	}
 	if (check_identity(j->db, path, &version, d) != TB_OK)
+		goto fail;
+	/* New journals give the pages that pruning frees back to the file
+	 * system (tb_journal_vacuum); the mode can only be chosen before the
+	 * first table is created.  Older journals reuse their free pages. */
+	if (version == 0 && exec(j->db, "PRAGMA auto_vacuum = INCREMENTAL", d) != TB_OK)
 		goto fail;
 
 	/* WAL: readers (audit verify, status) never block the writer, and a
@@ -838,6 +941,10 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 	 * power loss, and a receipt sent for a lost message breaks the
 	 * delivery promise.  Batching pays for the fsync per commit. */
 	if (exec(j->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", d) != TB_OK)
+		goto fail;
+	/* The WAL file is cut back to this size whenever it restarts from
+	 * its beginning, so a burst does not leave it large for good. */
+	if (exec(j->db, "PRAGMA journal_size_limit = " JOURNAL_WAL_LIMIT_STR, d) != TB_OK)
 		goto fail;
 	if (version < TB_JOURNAL_SCHEMA && create_schema(j->db, path, d) != TB_OK)
 		goto fail;
@@ -1145,7 +1252,8 @@ tb_journal_inbox_ack(struct tb_journal *j, const char *id)
 	if (!is_hex(id, 32))
 		return jarg(j, "id is not 32 lowercase hex digits");
 	s = st(j, ST_INBOX_ACK);
-	if (bind_text(s, 1, id) != SQLITE_OK)
+	if (bind_text(s, 1, id) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, (int64_t)time(NULL)) != SQLITE_OK)
 		return jfail(j, "bind");
 	if ((rc = run(j, s, "inbox ack")) != TB_OK)
 		return rc;
@@ -1502,6 +1610,311 @@ tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, s
 	rc = tx_end(j, own, rc);
 	if (rc == TB_OK && removed != NULL)
 		*removed = n;
+	return rc;
+}
+
+/* ---- retention ---- */
+
+/* Lists the finished messages of one direction (sid ST_RETIRE_IN or
+ * _OUT) into the archive a (may be NULL) and their seqs into seqs[*n..]. */
+static int
+retire_list(struct tb_journal *j, enum sid sid, int64_t exp_bound, int64_t done_bound,
+            size_t limit, const struct tb_journal_archiver *a, int64_t *seqs, size_t *n)
+{
+	struct tb_journal_retired r;
+	sqlite3_stmt *s = st(j, sid);
+	bool in = sid == ST_RETIRE_IN;
+	int rc;
+
+	if (sqlite3_bind_int64(s, 1, exp_bound) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 2, done_bound) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 3, sql_limit(limit)) != SQLITE_OK)
+		return jfail(j, "bind");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.dir = in ? 'i' : 'o';
+		r.id = col_text(s, 1);
+		r.digest = col_text(s, 2);
+		r.peer = col_text(s, 3);
+		r.type = col_text(s, 4);
+		r.at = sqlite3_column_int64(s, 5);
+		r.envelope = sqlite3_column_blob(s, 6);
+		r.envelope_len = (size_t)sqlite3_column_bytes(s, 6);
+		r.receipt = sqlite3_column_blob(s, 7);
+		r.receipt_len = (size_t)sqlite3_column_bytes(s, 7);
+		r.state = in ? "acked"
+		             : tb_journal_state_name((enum tb_journal_state)sqlite3_column_int64(s, 8));
+		if (a != NULL && (rc = a->put(a->ctx, &r)) != TB_OK) {
+			/* r's strings live in the row: say why before the reset */
+			rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
+			                 r.id ? r.id : "?");
+			(void)sqlite3_reset(s);
+			return rc;
+		}
+		seqs[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	if (rc != SQLITE_DONE)
+		rc = jfail(j, "retention list");
+	else
+		rc = TB_OK;
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
+/* Deletes the listed rows: seqs[0..nin) inbound, the rest outbound. */
+static int
+retire_delete(struct tb_journal *j, const int64_t *seqs, size_t nin, size_t n)
+{
+	bool own;
+	int rc;
+
+	if ((rc = tx_own(j, &own)) != TB_OK)
+		return rc;
+	for (size_t i = 0; i < n && rc == TB_OK; i++) {
+		sqlite3_stmt *s = st(j, i < nin ? ST_DEL_IN : ST_DEL_OUT);
+		if (sqlite3_bind_int64(s, 1, seqs[i]) != SQLITE_OK)
+			rc = jfail(j, "bind");
+		else
+			rc = run(j, s, "retention delete");
+	}
+	return tx_end(j, own, rc);
+}
+
+int
+tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention, int64_t keep_after_expiry,
+                  size_t limit, const struct tb_journal_archiver *a, size_t *removed)
+{
+	int64_t exp_bound, done_bound, *seqs = NULL;
+	size_t n = 0, nin;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (removed != NULL)
+		*removed = 0;
+	if (retention < 0 || keep_after_expiry < 0 || limit == 0 || limit > (1u << 20) ||
+	    (a != NULL && (a->put == NULL || a->sync == NULL)))
+		return jarg(j, "retention: negative bound, bad limit or archiver");
+	/* Saturate: a bound below any time prunes nothing, never wraps. */
+	if (__builtin_sub_overflow(now, keep_after_expiry, &exp_bound) ||
+	    __builtin_sub_overflow(now, retention, &done_bound))
+		return TB_OK;
+	if ((seqs = calloc(2 * limit, sizeof(*seqs))) == NULL)
+		return tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "retention");
+	/* Listed outside a transaction: the rows are final (acknowledged,
+	 * delivered or failed) and past bounds that only move forward, so
+	 * nothing can make them ineligible before they are deleted, and the
+	 * writers are not held up while the archive compresses and syncs. */
+	if ((rc = retire_list(j, ST_RETIRE_IN, exp_bound, done_bound, limit, a, seqs, &n)) != TB_OK)
+		goto out;
+	nin = n;
+	if ((rc = retire_list(j, ST_RETIRE_OUT, exp_bound, done_bound, limit, a, seqs, &n)) !=
+	    TB_OK)
+		goto out;
+	if (n == 0)
+		goto out;
+	/* archived durably before anything is deleted: a crash in between
+	 * archives a message twice, never loses one */
+	if (a != NULL && (rc = a->sync(a->ctx)) != TB_OK) {
+		rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "archive: cannot sync");
+		goto out;
+	}
+	if ((rc = retire_delete(j, seqs, nin, n)) == TB_OK && removed != NULL)
+		*removed = n;
+out:
+	free(seqs);
+	return rc;
+}
+
+/* One integer from a pragma on the handle's connection. */
+static int
+pragma_int(struct tb_journal *j, const char *sql, int64_t *v)
+{
+	int rc = query_int(j->db, sql, v, &j->diag);
+
+	return rc;
+}
+
+int
+tb_journal_vacuum(struct tb_journal *j, int64_t *freed)
+{
+	int64_t mode, pages, free_pages, n;
+	char sql[64];
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (freed != NULL)
+		*freed = 0;
+	if (j->in_tx)
+		return jarg(j, "vacuum inside a transaction");
+	if ((rc = pragma_int(j, "PRAGMA auto_vacuum", &mode)) != TB_OK ||
+	    (rc = pragma_int(j, "PRAGMA page_count", &pages)) != TB_OK ||
+	    (rc = pragma_int(j, "PRAGMA freelist_count", &free_pages)) != TB_OK)
+		return rc;
+	/* 2: INCREMENTAL.  Once more than a quarter of the file is free, it
+	 * shrinks to keep free an eighth of what is in use, for the messages
+	 * to come. */
+	if (mode != 2 || free_pages * 4 <= pages)
+		return TB_OK;
+	n = free_pages - (pages - free_pages) / 8;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%" PRId64 ")", n);
+	if (sqlite3_exec(j->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return jfail(j, "incremental vacuum");
+	if (freed != NULL)
+		*freed = n;
+	return TB_OK;
+}
+
+/* ---- backup and figures ---- */
+
+/* A read-only connection on the journal at path, checked to be one. */
+static int
+open_readonly(const char *path, sqlite3 **db, struct tb_diag *d)
+{
+	int64_t version;
+	int rc;
+
+	*db = NULL;
+	if (path == NULL || path[0] == '\0')
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
+	/* without OPEN_CREATE: a missing journal is an error, not created */
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		return *db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
+		                                 sqlite3_errmsg(*db))
+		                   : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+	if (sqlite3_busy_timeout(*db, JOURNAL_BUSY_MS) != SQLITE_OK)
+		return db_fail(*db, d, "busy_timeout");
+	if ((rc = check_identity(*db, path, &version, d)) != TB_OK)
+		return rc;
+	if (version == 0)
+		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
+		                   path);
+	return TB_OK;
+}
+
+/* Copies src into the new file out (created 0600 by the caller). */
+static int
+backup_copy(sqlite3 *src, const char *out, struct tb_diag *d)
+{
+	sqlite3 *dst = NULL;
+	sqlite3_stmt *s = NULL;
+	sqlite3_backup *b;
+	const char *ok;
+	int64_t version;
+	int rc;
+
+	if (sqlite3_open_v2(out, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = dst != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", out,
+		                               sqlite3_errmsg(dst))
+		                 : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
+		goto out;
+	}
+	if ((b = sqlite3_backup_init(dst, "main", src, "main")) == NULL) {
+		rc = db_fail(dst, d, "backup");
+		goto out;
+	}
+	/* All pages in one step: one read transaction on the source, so the
+	 * copy is the journal as of one commit.  In WAL mode the node's
+	 * writes go on meanwhile; a step may only wait for a checkpoint. */
+	while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(10);
+	if (sqlite3_backup_finish(b) != SQLITE_OK || rc != SQLITE_DONE) {
+		rc = db_fail(dst, d, "backup");
+		goto out;
+	}
+	/* The copy must open as a journal: check it before saying "done". */
+	if ((rc = check_identity(dst, out, &version, d)) != TB_OK)
+		goto out;
+	if (sqlite3_prepare_v2(dst, "PRAGMA quick_check(1)", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		rc = db_fail(dst, d, "quick_check");
+		goto out;
+	}
+	if ((ok = (const char *)sqlite3_column_text(s, 0)) == NULL || strcmp(ok, "ok") != 0)
+		rc = tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: %s", out,
+		                 ok ? ok : "quick_check failed");
+out:
+	sqlite3_finalize(s);
+	if (dst != NULL && sqlite3_close(dst) != SQLITE_OK && rc == TB_OK)
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: close", out);
+	return rc;
+}
+
+int
+tb_journal_backup(const char *path, const char *out, struct tb_diag *d)
+{
+	sqlite3 *src = NULL;
+	int fd, rc;
+
+	tb_diag_clear(d);
+	if (out == NULL || out[0] == '\0')
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "backup path is empty");
+	if ((rc = open_readonly(path, &src, d)) != TB_OK)
+		goto done;
+	/* O_EXCL: never overwrite (another backup, or the live journal) */
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", out, strerror(errno));
+		goto done;
+	}
+	close(fd);
+	if ((rc = backup_copy(src, out, d)) != TB_OK) {
+		char p[TB_JOURNAL_PATH_MAX + 8];
+		(void)unlink(out);
+		snprintf(p, sizeof(p), "%s-wal", out);
+		(void)unlink(p);
+		snprintf(p, sizeof(p), "%s-shm", out);
+		(void)unlink(p);
+	}
+done:
+	sqlite3_close(src);
+	return rc;
+}
+
+int
+tb_journal_stats(const char *path, struct tb_journal_stats *st, struct tb_diag *d)
+{
+	static const char *const sql[] = {
+	    "SELECT count(*) FROM inbound WHERE acked = 0",
+	    "SELECT count(*) FROM inbound WHERE acked = 1",
+	    "SELECT count(*) FROM outbound WHERE state = 0",
+	    "SELECT count(*) FROM outbound WHERE state = 1",
+	    "SELECT count(*) FROM outbound WHERE state = 2",
+	    "SELECT count(*) FROM audit",
+	    "PRAGMA page_size",
+	    "PRAGMA page_count",
+	    "PRAGMA freelist_count",
+	};
+	int64_t v[sizeof(sql) / sizeof(sql[0])];
+	sqlite3 *db = NULL;
+	int rc;
+
+	tb_diag_clear(d);
+	if (st == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
+	memset(st, 0, sizeof(*st));
+	if ((rc = open_readonly(path, &db, d)) != TB_OK)
+		goto out;
+	/* one read transaction: the figures are of one moment */
+	if ((rc = exec(db, "BEGIN", d)) != TB_OK)
+		goto out;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == TB_OK; i++)
+		rc = query_int(db, sql[i], &v[i], d);
+	(void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != TB_OK)
+		goto out;
+	st->inbox = v[0];
+	st->inbound_acked = v[1];
+	st->queued = v[2];
+	st->delivered = v[3];
+	st->failed = v[4];
+	st->audit = v[5];
+	st->bytes = v[6] * v[7];
+	st->free_bytes = v[6] * v[8];
+out:
+	sqlite3_close(db);
 	return rc;
 }
 

@@ -25,6 +25,8 @@
  *   inbox_*              the received messages the city's systems collect
  *   outbound_*           the delivery queue and each message's state
  *   prune                forgetting what can no longer matter
+ *   retire/vacuum        retention: pruning after a time, archiving first
+ *   backup/stats         a consistent copy and the figures, beside the node
  *   audit_*              the tamper-evident chain and its verifier
  */
 #ifndef TB_JOURNAL_H
@@ -41,7 +43,7 @@ struct tb_journal;
 
 /* Schema version kept in PRAGMA user_version.  A file with a higher
  * version is refused (TB_E_JOURNAL_VERSION) rather than misread. */
-#define TB_JOURNAL_SCHEMA 3
+#define TB_JOURNAL_SCHEMA 4
 
 /*
  * A message as journalled.  Plain value type of borrowed pointers: the
@@ -293,6 +295,89 @@ TB_MUST_CHECK int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *wh
  */
 TB_MUST_CHECK int tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry,
                                    size_t *removed);
+
+/* ---- retention (docs/ADMIN.md, "Retention and archives") ---- */
+
+/* A finished message on its way out of the journal, as handed to an
+ * archive.  Borrowed, valid during the call only. */
+struct tb_journal_retired {
+	char dir;           /* 'i' received, 'o' sent */
+	const char *id;     /* 32 hex */
+	const char *digest; /* 64 hex: what the audit chain names */
+	const char *peer;   /* the sender ('i') or the recipient ('o') */
+	const char *type;
+	const char *state; /* "acked", "delivered" or "failed" */
+	int64_t at;        /* when it reached that state, Unix seconds */
+	const uint8_t *envelope;
+	size_t envelope_len;
+	const uint8_t *receipt; /* the receipt sent ('i') or received ('o');
+	                         * empty (NULL/0) for a failed message */
+	size_t receipt_len;
+};
+
+/* Where pruned messages go first: put() is called once per message, then
+ * sync() once, and only when sync() returned TB_OK are they deleted.
+ * Both return TB_OK or a negative tb_err; both run on the journal
+ * handle's thread and must not call into the journal. */
+struct tb_journal_archiver {
+	int (*put)(void *ctx, const struct tb_journal_retired *r);
+	int (*sync)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * Prunes finished messages -- inbound ones acknowledged, outbound ones
+ * delivered or failed -- that finished at or before now - retention and
+ * expired before now - keep_after_expiry (the replay rule of
+ * tb_journal_prune: an id is remembered while a copy could pass the time
+ * check), at most limit (1 .. 2^20) of each direction, oldest first.
+ * With a (may be NULL) each goes to the archive first; nothing is
+ * deleted unless every put() and the sync() succeeded (so a crash may
+ * archive a message twice, never lose one).  The envelope and receipt go
+ * with the message; audit entries stay.  *removed (may be NULL) gets the
+ * number deleted: call again while it is limit or more (a direction may
+ * have more).  Outside the
+ * caller's transaction the deletion is one transaction of its own.
+ */
+TB_MUST_CHECK int tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention,
+                                    int64_t keep_after_expiry, size_t limit,
+                                    const struct tb_journal_archiver *a, size_t *removed);
+/* Gives free pages back to the file system: on a journal created with
+ * auto_vacuum=INCREMENTAL (every journal created by schema 3 or later),
+ * once more than a quarter of the file is free, it shrinks to keep free
+ * an eighth of what is in use, for the messages to come.  *freed (may be NULL) gets the
+ * pages released (they leave the file at the next checkpoint).  Not
+ * inside a transaction (TB_E_ARG). */
+TB_MUST_CHECK int tb_journal_vacuum(struct tb_journal *j, int64_t *freed);
+
+/* ---- backup and figures (work beside a running node) ---- */
+
+/*
+ * Copies the journal at path, as of one commit, to the new file out
+ * (mode 0600; an existing out is refused with TB_E_IO, never
+ * overwritten), through SQLite's online backup: WAL contents included,
+ * the node's writes going on meanwhile.  The copy is checked (it is a
+ * journal, quick_check passes) and is one self-contained file.  On
+ * failure out is removed.  TB_E_ARG, TB_E_IO, TB_E_JOURNAL_CORRUPT,
+ * TB_E_JOURNAL_VERSION, TB_E_NOMEM with d (may be NULL) saying why.
+ * Both paths borrowed.
+ */
+TB_MUST_CHECK int tb_journal_backup(const char *path, const char *out, struct tb_diag *d);
+
+/* What a journal holds, counted in one read transaction. */
+struct tb_journal_stats {
+	int64_t inbox;                     /* received, not acknowledged */
+	int64_t inbound_acked;             /* received, acknowledged, not yet pruned */
+	int64_t queued, delivered, failed; /* outbound, by state */
+	int64_t audit;                     /* audit entries */
+	int64_t bytes;                     /* database size (pages in use and free) */
+	int64_t free_bytes;                /* free pages in it */
+};
+
+/* Counts the journal at path (borrowed; opened read-only, so it can run
+ * beside the node) into *st.  Errors as tb_journal_backup's. */
+TB_MUST_CHECK int tb_journal_stats(const char *path, struct tb_journal_stats *st,
+                                   struct tb_diag *d);
 
 /* ---- audit chain ---- */
 

@@ -24,6 +24,7 @@
 #include "outbound.h"
 #include "regsync.h"
 #include "responder.h"
+#include "retain.h"
 #include "transport.h"
 #include "webhook.h"
 
@@ -236,22 +237,6 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	rotate_keys(n);
 }
 
-static void
-on_prune(evutil_socket_t fd, short what, void *arg)
-{
-	struct tb_node *n = arg;
-	size_t removed = 0;
-
-	(void)fd;
-	(void)what;
-	/* ids are remembered while a copy could still pass the time check */
-	if (tb_journal_prune(n->journal, tb_now(), n->cfg.clock_skew + 60, &removed) != TB_OK)
-		log_warnx("journal: prune failed (tried again later): %s",
-		          tb_journal_diag(n->journal)->detail);
-	else if (removed > 0)
-		log_debug("journal: pruned %zu entries", removed);
-}
-
 /* The CoAP resources, on the transport's context. */
 static int
 start_inbound(struct tb_node *n, struct tb_diag *d)
@@ -325,9 +310,10 @@ start_stages(struct tb_node *n, struct tb_responder *responder, struct tb_diag *
 	return TB_OK;
 }
 
-/* The daemon's own events: signals and the journal's pruning. */
+/* The daemon's own events: signals; and the journal's retention. */
 struct daemon_events {
-	struct event *term, *intr, *hup, *prune;
+	struct event *term, *intr, *hup;
+	struct tb_retain *retain;
 };
 
 static int
@@ -336,11 +322,9 @@ watch_signals(struct tb_node *n, struct daemon_events *ev)
 	ev->term = evsignal_new(n->base, SIGTERM, on_term, n);
 	ev->intr = evsignal_new(n->base, SIGINT, on_term, n);
 	ev->hup = evsignal_new(n->base, SIGHUP, on_hup, n);
-	ev->prune = event_new(n->base, -1, EV_PERSIST, on_prune, n);
-	struct timeval minute = {60, 0};
-	if (ev->term == NULL || ev->intr == NULL || ev->hup == NULL || ev->prune == NULL ||
+	if (ev->term == NULL || ev->intr == NULL || ev->hup == NULL ||
 	    evsignal_add(ev->term, NULL) != 0 || evsignal_add(ev->intr, NULL) != 0 ||
-	    evsignal_add(ev->hup, NULL) != 0 || evtimer_add(ev->prune, &minute) != 0)
+	    evsignal_add(ev->hup, NULL) != 0)
 		return TB_E_NOMEM;
 	return TB_OK;
 }
@@ -364,8 +348,7 @@ stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events
 		event_free(ev->intr);
 	if (ev->hup)
 		event_free(ev->hup);
-	if (ev->prune)
-		event_free(ev->prune);
+	tb_retain_stop(ev->retain);
 	tb_regsync_stop(n);
 	tb_outbound_free(n);
 	if (n->base)
@@ -460,6 +443,10 @@ main(int argc, char **argv)
 	}
 	if (watch_signals(n, &ev) != TB_OK) {
 		fprintf(stderr, "tongban-node: signal setup failed\n");
+		goto out;
+	}
+	if ((ev.retain = tb_retain_start(n, &d)) == NULL) {
+		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
 	if (tb_regsync_start(n) != TB_OK) {

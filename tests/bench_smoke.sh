@@ -56,6 +56,11 @@ done
 [[ "$j" == *'"messages":400,'* ]] || fail "node: messages is not 400: $j"
 checks=$((checks + 2))
 
+# the journal's bytes per message, each side
+j=$(last_json journal --messages 400)
+positive "$j" messages sender_bytes_per_msg receiver_bytes_per_msg sender_audit_per_msg \
+	receiver_audit_per_msg
+
 # a bad argument is a usage error (exit 2), not a run
 rc=0
 "$B" node --messages 1 >/dev/null 2>&1 || rc=$?
@@ -63,5 +68,8 @@ rc=0
 rc=0
 "$B" node --set deflate >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "node --set without =VALUE: exit $rc, expected 2"
-checks=$((checks + 2))
+rc=0
+"$B" journal --rate 1 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "journal --rate 1: exit $rc, expected 2"
+checks=$((checks + 3))
 echo "PASS: $checks checks"

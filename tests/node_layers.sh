@@ -17,14 +17,15 @@ fi
 
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
-#   1 the base:    config, journal, worker; coaplog (libcoap's log
-#                  through log)
+#   1 the base:    config, journal, worker, archive (where pruned
+#                  messages go); coaplog (libcoap's log through log)
 #   1.5            audit (the chain's signed head and admin events: uses
 #                  the journal; node.c and the stages record events in it)
 #   2 the state:   node (registry, keys, routes, clocks)
 #   3 below the stages: transport (CoAP/DTLS), flows (flow checks),
 #                  apimsg (the local API's messages), lifecycle (the
-#                  registry's expiry over time, health)
+#                  registry's expiry over time, health), retain (the
+#                  journal's retention thread)
 #   4 the stages:  inbound (transport -> inbound -> journal),
 #                  outbound (-> transport), regsync (-> transport)
 #   5 above them:  ingest and answers (the thread feeding and settling
@@ -36,11 +37,13 @@ journal 1
 worker 1
 coaplog 1
 audit 1.5
+archive 1
 node 2
 transport 3
 flows 3
 apimsg 3
 lifecycle 3
+retain 3
 inbound 4
 outbound 4
 regsync 4

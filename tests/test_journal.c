@@ -984,6 +984,302 @@ test_prune(void **state)
 	tb_buf_free(&r);
 }
 
+/* ---- retention ---- */
+
+/* An archive that records what it is handed (ids and states, in order)
+ * and can be told to fail put() or sync(). */
+struct tarch {
+	char log[4096];
+	int puts, syncs;
+	int fail_put_at; /* 1-based put that fails; 0: none */
+	bool fail_sync;
+};
+
+static int
+tarch_put(void *ctx, const struct tb_journal_retired *r)
+{
+	struct tarch *a = ctx;
+	size_t l = strlen(a->log);
+
+	if (++a->puts == a->fail_put_at)
+		return TB_E_IO;
+	snprintf(a->log + l, sizeof(a->log) - l, "%c%.4s:%s:%s:%zu:%zu;", r->dir, r->id + 28,
+	         r->state, r->peer, r->envelope_len, r->receipt_len);
+	return TB_OK;
+}
+
+static int
+tarch_sync(void *ctx)
+{
+	struct tarch *a = ctx;
+
+	a->syncs++;
+	return a->fail_sync ? TB_E_IO : TB_OK;
+}
+
+/* Finished messages are pruned once retention has passed since they
+ * finished and they expired before the replay bound; archived first, and
+ * kept whole when the archive fails. */
+static void
+test_retire(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg i1, i2, i3, o1, o2, o3;
+	struct tarch ar;
+	struct tb_journal_archiver a = {tarch_put, tarch_sync, &ar};
+	struct tb_journal_status st;
+	struct tb_buf r;
+	size_t removed = 99;
+	int64_t now = (int64_t)time(NULL), n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&i1, 1, now - 100);  /* acked now, expired */
+	mkmsg(&i2, 2, now - 100);  /* never acked */
+	mkmsg(&i3, 3, now + 1000); /* acked, not expired: the replay cache needs it */
+	mkmsg(&o1, 11, now - 100); /* delivered at now - 50 */
+	mkmsg(&o2, 12, now - 100); /* queued */
+	mkmsg(&o3, 13, now - 100); /* failed at now - 10 */
+	assert_int_equal(tb_journal_inbound_put(j, &i1.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &i2.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &i3.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, i1.id), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, i3.id), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o3.m, 0), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, (const uint8_t *)"{\"r\":1}", 7,
+	                                               now - 50),
+	                 TB_OK);
+	assert_int_equal(tb_journal_outbound_failed(j, o3.id, "x", now - 10), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'o', o1.id, o1.digest, "p", now, "delivered"),
+	                 TB_OK);
+
+	/* bad arguments */
+	assert_int_equal(tb_journal_retire(j, now, -1, 0, 10, NULL, &removed), TB_E_ARG);
+	assert_int_equal(tb_journal_retire(j, now, 0, -1, 10, NULL, &removed), TB_E_ARG);
+	assert_int_equal(tb_journal_retire(j, now, 0, 0, 0, NULL, &removed), TB_E_ARG);
+	assert_int_equal(tb_journal_retire(j, INT64_MIN, INT64_MAX, 0, 10, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+
+	/* retention 30 s: only o1 finished that long ago */
+	memset(&ar, 0, sizeof(ar));
+	assert_int_equal(tb_journal_retire(j, now, 30, 0, 10, &a, &removed), TB_OK);
+	assert_int_equal(removed, 1);
+	assert_string_equal(ar.log, "o000b:delivered:city-0101:48:7;");
+	assert_int_equal(ar.syncs, 1);
+	assert_int_equal(tb_journal_outbound_status(j, o1.id, &st, NULL), TB_E_NOTFOUND);
+
+	/* the archive fails: nothing is deleted, whichever step failed */
+	memset(&ar, 0, sizeof(ar));
+	ar.fail_put_at = 2;
+	assert_int_equal(tb_journal_retire(j, now + 5, 0, 0, 10, &a, &removed), TB_E_IO);
+	assert_int_equal(removed, 0);
+	assert_int_equal(ar.syncs, 0);
+	memset(&ar, 0, sizeof(ar));
+	ar.fail_sync = true;
+	assert_int_equal(tb_journal_retire(j, now + 5, 0, 0, 10, &a, &removed), TB_E_IO);
+	assert_int_equal(removed, 0);
+	assert_int_equal(tb_journal_inbound_receipt(j, i1.id, &r), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, o3.id, &st, NULL), TB_OK);
+
+	/* retention 0: i1 (acked, expired) and o3 (failed) go; i2 is not
+	 * acknowledged, i3 not expired, o2 queued; limit 1 of each */
+	memset(&ar, 0, sizeof(ar));
+	assert_int_equal(tb_journal_retire(j, now + 5, 0, 0, 1, &a, &removed), TB_OK);
+	assert_int_equal(removed, 2);
+	assert_string_equal(ar.log, "i0001:acked:peer-1:48:24;o000d:failed:city-0101:48:0;");
+	assert_int_equal(tb_journal_retire(j, now + 5, 0, 0, 1, &a, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(tb_journal_inbound_receipt(j, i1.id, &r), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbound_receipt(j, i2.id, &r), TB_OK);
+	assert_int_equal(tb_journal_inbound_receipt(j, i3.id, &r), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, o2.id, &st, NULL), TB_OK);
+	/* the replay bound: i3 stays until it expired keep seconds ago */
+	assert_int_equal(tb_journal_retire(j, now + 1000, 0, 5, 10, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(tb_journal_retire(j, now + 1006, 0, 5, 10, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 1);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_env"), 1);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_receipt"), 0);
+	tb_journal_close(j);
+	/* the audit chain is not pruned and still verifies */
+	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 1);
+	tb_buf_free(&r);
+}
+
+/* A new journal gives pruned pages back to the file system. */
+static void
+test_vacuum(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t;
+	uint8_t big[4000];
+	size_t removed;
+	int64_t freed = 0, now = (int64_t)time(NULL), before, after;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(raw_int(path, "PRAGMA auto_vacuum"), 2);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	for (unsigned i = 1; i <= 500; i++) {
+		mkmsg(&t, i, now - 10);
+		t.m.envelope = big;
+		t.m.envelope_len = sizeof(big);
+		assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+		assert_int_equal(tb_journal_inbox_ack(j, t.id), TB_OK);
+	}
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	before = raw_int(path, "PRAGMA page_count");
+	assert_int_equal(tb_journal_retire(j, now, 0, 0, 1000, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 500);
+	assert_int_equal(tb_journal_vacuum(j, &freed), TB_OK);
+	assert_true(freed > 0);
+	after = raw_int(path, "PRAGMA page_count");
+	assert_true(after * 4 < before);
+	/* a second call finds little to free */
+	assert_int_equal(tb_journal_vacuum(j, &freed), TB_OK);
+	assert_int_equal(freed, 0);
+	tb_journal_close(j);
+}
+
+/* The journal and its -wal and -shm files are the node user's only,
+ * also when an older build left them readable by others. */
+static void
+test_file_modes(void **state)
+{
+	static const char *const ext[] = {"", "-wal", "-shm"};
+	char path[128], p[160];
+	struct tb_journal *j;
+	struct stat sb;
+	mode_t old = umask(022);
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+		assert_int_equal(stat(p, &sb), 0);
+		if ((sb.st_mode & 0777) != 0600)
+			fail_msg("%s: mode %o", p, (unsigned)(sb.st_mode & 0777));
+	}
+	tb_journal_close(j);
+	assert_int_equal(chmod(path, 0644), 0);
+	j = open_ok(path);
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+		assert_int_equal(stat(p, &sb), 0);
+		if ((sb.st_mode & 0777) != 0600)
+			fail_msg("reopened %s: mode %o", p, (unsigned)(sb.st_mode & 0777));
+	}
+	tb_journal_close(j);
+	umask(old);
+}
+
+/* A backup taken while a handle holds everything in the WAL (no
+ * checkpoint yet) has every committed message, is 0600, one file, and
+ * opens as a journal; an existing target is refused. */
+static void
+test_backup(void **state)
+{
+	char path[128], out[160], p[200];
+	struct tb_journal *j, *c;
+	struct tb_journal_stats st;
+	struct tb_diag d;
+	struct tmsg t;
+	struct stat sb;
+	int64_t n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	snprintf(out, sizeof(out), "%s.bak", path);
+	j = open_ok(path);
+	for (unsigned i = 1; i <= 20; i++) {
+		mkmsg(&t, i, 5000);
+		assert_int_equal(tb_journal_outbound_put_audit(j, &t.m, 0, 1, "queued"), TB_OK);
+	}
+	/* the data is in the WAL: a copy of the main file alone has none */
+	assert_int_equal(stat(path, &sb), 0);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_true(sb.st_size > 0);
+	/* an uncommitted batch is not in the copy */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	mkmsg(&t, 99, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &t.m, 0), TB_OK);
+	assert_int_equal(tb_journal_backup(path, out, &d), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(stat(out, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(p, sizeof(p), "%s-wal", out);
+	assert_int_equal(stat(p, &sb), -1);
+	assert_int_equal(tb_journal_stats(out, &st, &d), TB_OK);
+	assert_int_equal(st.queued, 20);
+	assert_int_equal(st.audit, 20);
+	assert_true(st.bytes > 0);
+	assert_int_equal(tb_journal_audit_verify(out, NULL, &n, NULL), TB_OK);
+	assert_int_equal(n, 20);
+	c = open_ok(out);
+	assert_int_equal(tb_journal_outbound_pending(c, &n), TB_OK);
+	assert_int_equal(n, 20);
+	tb_journal_close(c);
+	/* refused: an existing target (left as it was), a missing source,
+	 * something that is not a journal */
+	assert_int_equal(tb_journal_backup(path, out, &d), TB_E_IO);
+	assert_non_null(strstr(d.detail, "exists"));
+	assert_int_equal(tb_journal_stats(out, &st, &d), TB_OK);
+	snprintf(p, sizeof(p), "%s/none.db", tmpdir);
+	snprintf(out, sizeof(out), "%s/b2.db", tmpdir);
+	assert_int_equal(tb_journal_backup(p, out, &d), TB_E_IO);
+	assert_int_equal(stat(out, &sb), -1);
+	snprintf(p, sizeof(p), "%s/other.db", tmpdir);
+	raw_exec(p, "CREATE TABLE t (x)");
+	assert_int_equal(tb_journal_backup(p, out, &d), TB_E_JOURNAL_CORRUPT);
+	assert_int_equal(stat(out, &sb), -1);
+	snprintf(out, sizeof(out), "%s/nodir/b.db", tmpdir);
+	assert_int_equal(tb_journal_backup(path, out, &d), TB_E_IO);
+	tb_journal_close(j);
+}
+
+/* Schema 2 -> 3: messages acknowledged before the upgrade count their
+ * retention from it. */
+static void
+test_migrate_v3(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg t;
+	size_t removed;
+	int64_t now = (int64_t)time(NULL);
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	mkmsg(&t, 1, now - 100);
+	assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_inbox_ack(j, t.id), TB_OK);
+	tb_journal_close(j);
+	/* back to schema 2, as an older build wrote it */
+	raw_exec(path, "ALTER TABLE inbound DROP COLUMN acked_at; PRAGMA user_version = 2;");
+	j = open_ok(path);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), TB_JOURNAL_SCHEMA);
+	assert_true(raw_int(path, "SELECT acked_at FROM inbound") >= now);
+	assert_int_equal(tb_journal_retire(j, now + 100, 3600, 0, 10, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 0);
+	assert_int_equal(tb_journal_retire(j, now + 3700, 3600, 0, 10, NULL, &removed), TB_OK);
+	assert_int_equal(removed, 1);
+	tb_journal_close(j);
+}
+
 /* ---- audit ---- */
 
 /* The documented serialization, rebuilt byte by byte as an oracle. */
@@ -1984,6 +2280,11 @@ main(void)
 	    cmocka_unit_test(test_outbound_held),
 	    cmocka_unit_test(test_library_init),
 	    cmocka_unit_test(test_prune),
+	    cmocka_unit_test(test_retire),
+	    cmocka_unit_test(test_vacuum),
+	    cmocka_unit_test(test_file_modes),
+	    cmocka_unit_test(test_backup),
+	    cmocka_unit_test(test_migrate_v3),
 	    cmocka_unit_test(test_audit_chain),
 	    cmocka_unit_test(test_audit_verify_while_open),
 	    cmocka_unit_test(test_reopen_persistence),
