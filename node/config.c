@@ -447,10 +447,92 @@ check_identity(struct ck *k, const struct tb_reg *reg)
 	tb_key_free(key);
 }
 
-/* The trust anchor and the registry parse, the registry verifies
- * (expired: a warning, the node starts in recovery) and lists member_id;
- * its expiry and the member's status are warned of.  Returns the
- * registry when its signatures hold (caller frees), else NULL. */
+/* Where a registry file stands for start-up (node.c does the same). */
+enum reg_verdict { RV_REFUSED, RV_CURRENT, RV_EXPIRED, RV_AHEAD };
+
+/* Reads, parses and verifies the registry at path under trust at k->now:
+ * current (also when issued up to clock_skew ahead), expired, issued
+ * further ahead (its signatures hold: the node waits in recovery), or
+ * refused with d's reason.  *out gets the parsed registry unless
+ * refused (caller frees). */
+static enum reg_verdict
+reg_verdict(const struct ck *k, const struct tb_trust *trust, const char *path,
+            struct tb_reg **out, struct tb_diag *d)
+{
+	struct tb_buf b;
+	struct tb_reg *reg = NULL;
+	enum reg_verdict v = RV_REFUSED;
+	int64_t at;
+
+	*out = NULL;
+	tb_buf_init(&b);
+	if (tb_file_read(path, TB_REG_MAX_SIZE, &b, d) != TB_OK ||
+	    (reg = tb_reg_parse(b.data, b.len, d)) == NULL)
+		goto out;
+	/* signatures, keys and the window's shape, judged inside the window */
+	at = k->now < tb_reg_issued(reg)         ? tb_reg_issued(reg)
+	     : k->now >= tb_reg_valid_until(reg) ? tb_reg_valid_until(reg) - 1
+	                                         : k->now;
+	if (tb_reg_verify(reg, trust, at, 0, NULL, d) != TB_OK)
+		goto out;
+	v = k->now >= tb_reg_valid_until(reg)                      ? RV_EXPIRED
+	    : tb_reg_issued(reg) - k->c->clock_skew > k->now ? RV_AHEAD
+	                                                           : RV_CURRENT;
+	*out = reg;
+	reg = NULL;
+out:
+	tb_reg_free(reg);
+	tb_buf_free(&b);
+	return v;
+}
+
+/* The registry start-up will use: the registry file, or the node's last
+ * good copy beside the journal when the file is refused or older
+ * (docs/ADMIN.md "Operating states"), with a warning saying which.
+ * NULL (a failure reported) when neither verifies. */
+static struct tb_reg *
+pick_registry(struct ck *k, const struct tb_trust *trust, enum reg_verdict *v,
+              const char **used)
+{
+	static char copy[TB_CONF_PATH_MAX + 16];
+	struct tb_reg *file = NULL, *last = NULL;
+	struct tb_diag d, dc;
+	char line[300];
+	enum reg_verdict vf, vc;
+
+	vf = reg_verdict(k, trust, k->c->registry, &file, &d);
+	tb_config_last_registry(k->c, copy, sizeof(copy));
+	vc = access(copy, F_OK) == 0 ? reg_verdict(k, trust, copy, &last, &dc) : RV_REFUSED;
+	if (last != NULL && (file == NULL || tb_reg_serial(last) > tb_reg_serial(file))) {
+		if (file == NULL)
+			say(k, TB_CHECK_WARN, "registry",
+			    "%s refused (%s): the node will start on its last good copy %s "
+			    "(serial %llu)",
+			    k->c->registry, tb_diag_format(&d, line, sizeof(line)), copy,
+			    (unsigned long long)tb_reg_serial(last));
+		else
+			say(k, TB_CHECK_WARN, "registry",
+			    "%s holds serial %llu, its last good copy %s serial %llu: the node "
+			    "will use the copy",
+			    k->c->registry, (unsigned long long)tb_reg_serial(file), copy,
+			    (unsigned long long)tb_reg_serial(last));
+		tb_reg_free(file);
+		*v = vc;
+		*used = copy;
+		return last;
+	}
+	tb_reg_free(last);
+	if (file == NULL)
+		say(k, TB_CHECK_FAIL, "registry", "%s", tb_diag_format(&d, line, sizeof(line)));
+	*v = vf;
+	*used = k->c->registry;
+	return file;
+}
+
+/* The trust anchor parses; the registry start-up will use verifies
+ * (expired or issued ahead: a warning, the node starts in recovery) and
+ * lists member_id; its expiry and the member's status are warned of.
+ * Returns that registry (caller frees), else NULL. */
 static struct tb_reg *
 check_documents(struct ck *k)
 {
@@ -459,8 +541,9 @@ check_documents(struct ck *k)
 	struct tb_buf b;
 	struct tb_diag d;
 	char line[300], when[40];
+	enum reg_verdict v = RV_REFUSED;
+	const char *used = k->c->registry;
 	size_t m;
-	int rc;
 
 	tb_buf_init(&b);
 	if (!readable(k, "trust") || !readable(k, "registry"))
@@ -470,30 +553,25 @@ check_documents(struct ck *k)
 		say(k, TB_CHECK_FAIL, "trust", "%s", tb_diag_format(&d, line, sizeof(line)));
 		goto out;
 	}
-	tb_buf_reset(&b);
-	if (tb_file_read(k->c->registry, TB_REG_MAX_SIZE, &b, &d) != TB_OK ||
-	    (reg = tb_reg_parse(b.data, b.len, &d)) == NULL) {
-		say(k, TB_CHECK_FAIL, "registry", "%s", tb_diag_format(&d, line, sizeof(line)));
+	if ((reg = pick_registry(k, trust, &v, &used)) == NULL)
 		goto out;
-	}
-	rc = tb_reg_verify(reg, trust, k->now, 0, NULL, &d);
-	if (rc == TB_E_REG_EXPIRED) {
+	if (v == RV_EXPIRED)
 		say(k, TB_CHECK_WARN, "registry",
 		    "registry expired: %s (serial %llu) expired on %s: the node will start in "
 		    "recovery",
-		    k->c->registry, (unsigned long long)tb_reg_serial(reg),
+		    used, (unsigned long long)tb_reg_serial(reg),
 		    day(tb_reg_valid_until(reg), when, sizeof(when)));
-	} else if (rc != TB_OK) {
-		say(k, TB_CHECK_FAIL, "registry", "%s", tb_diag_format(&d, line, sizeof(line)));
-		tb_reg_free(reg);
-		reg = NULL;
-		goto out;
-	} else if (tb_reg_valid_until(reg) - k->now < k->c->registry_warn_days * 86400) {
+	else if (v == RV_AHEAD)
+		say(k, TB_CHECK_WARN, "registry",
+		    "registry not yet valid: %s (serial %llu) is issued on %s, beyond clock_skew: "
+		    "the node will start in recovery",
+		    used, (unsigned long long)tb_reg_serial(reg),
+		    day(tb_reg_issued(reg), when, sizeof(when)));
+	else if (tb_reg_valid_until(reg) - k->now < k->c->registry_warn_days * 86400)
 		say(k, TB_CHECK_WARN, "registry", "%s (serial %llu) expires on %s, in %lld day(s)",
-		    k->c->registry, (unsigned long long)tb_reg_serial(reg),
+		    used, (unsigned long long)tb_reg_serial(reg),
 		    day(tb_reg_valid_until(reg), when, sizeof(when)),
 		    (long long)((tb_reg_valid_until(reg) - k->now) / 86400));
-	}
 	if ((m = tb_reg_find_member(reg, k->c->member_id)) == TB_REG_NONE)
 		say(k, TB_CHECK_FAIL, "member_id",
 		    "%s is not a member of the registry (serial %llu)", k->c->member_id,

@@ -63,7 +63,12 @@ nl_eq "backup: envelopes (sqlite3)" 6 "$(sqlite3 "$W/a1.db" "SELECT count(*) FRO
 nl_eq "backup mode" 600 "$(stat -c %a "$W/a1.db")"
 [ ! -e "$W/a1.db-wal" ] || nl_fail "backup is one file" "no a1.db-wal" "$(ls "$W")"
 nl_ok
-out=$("$TB" audit verify --journal "$W/a1.db" 2>&1) || nl_fail "backup's audit chain verifies" "exit 0" "$out"
+out=$("$TB" audit verify --journal "$W/a1.db" --chain-only 2>&1) || nl_fail "backup's audit chain verifies" "exit 0" "$out"
+# without --chain-only a copy without a head is not called intact
+rc=0
+out=$("$TB" audit verify --journal "$W/a1.db" 2>&1) || rc=$?
+nl_eq "a backup without a head: not intact by itself" 1 "$rc"
+nl_has "... saying why" audit.no-head "$out"
 nl_ok
 nl_has "the node went on running" ok "$(nl_http $A GET /healthz)"
 
