@@ -1290,6 +1290,65 @@ soak_drain(struct soak *k, int base, const struct tb_buf *tok, char journals[2][
 	return 0;
 }
 
+/* The run's directory: --dir (made, kept) or a new temporary one. */
+static int
+work_dir(const char *given, char *tmp, char *dir, size_t cap)
+{
+	if (given != NULL) {
+		snprintf(dir, cap, "%s", given);
+		if (mkdir(dir, 0700) != 0) {
+			fprintf(stderr, "tongban-bench journal: --dir %s: %s\n", dir,
+			        strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (mkdtemp(tmp) == NULL)
+		return 1;
+	snprintf(dir, cap, "%s", tmp);
+	return 0;
+}
+
+/* The bytes-per-message figures: a line for people, then JSON. */
+static void
+bpm_report(const struct jopts *o, const double bpm[2], const double apm[2])
+{
+	printf("journal: %ld messages one way (1 KiB bodies, receipts, audit entries)\n",
+	       o->messages);
+	printf("bytes    : sender %.0f B/msg (%.1f audit entries), receiver %.0f B/msg "
+	       "(%.1f audit entries), database pages in use\n",
+	       bpm[0], apm[0], bpm[1], apm[1]);
+	printf("{\"messages\":%ld,\"sender_bytes_per_msg\":%.0f,"
+	       "\"receiver_bytes_per_msg\":%.0f,\"sender_audit_per_msg\":%.2f,"
+	       "\"receiver_audit_per_msg\":%.2f}\n",
+	       o->messages, bpm[0], bpm[1], apm[0], apm[1]);
+}
+
+/* The soak's figures (archived: the archive lines of each side). */
+static void
+soak_report(const struct jopts *o, const struct soak *k, const struct jstats *a,
+            const struct jstats *b, const double archived[2], double delivered)
+{
+	printf("journal soak: %.0f messages in %.1f s (%.0f msg/s asked %ld), ttl %ld s, "
+	       "retention %ld s%s\n",
+	       k->sent, k->t, k->sent / k->t, o->rate, o->ttl, o->retention,
+	       o->archive ? ", archived" : "");
+	printf("largest  : sender db %.1f MiB wal %.1f MiB, receiver db %.1f MiB wal %.1f MiB\n",
+	       k->max_db[0] / 1048576, k->max_wal[0] / 1048576, k->max_db[1] / 1048576,
+	       k->max_wal[1] / 1048576);
+	printf("left     : sender %.0f outbound rows, receiver %.0f inbound rows; archived %.0f "
+	       "and %.0f\n",
+	       a->queued + a->delivered + a->failed, b->inbox + b->acked, archived[0], archived[1]);
+	printf("{\"sent\":%.0f,\"seconds\":%.1f,\"msgs_per_s\":%.0f,\"sender_max_db\":%.0f,"
+	       "\"sender_max_wal\":%.0f,\"receiver_max_db\":%.0f,\"receiver_max_wal\":%.0f,"
+	       "\"sender_rows\":%.0f,\"receiver_rows\":%.0f,\"sender_archived\":%.0f,"
+	       "\"receiver_archived\":%.0f,\"sender_audit\":%.0f,\"receiver_audit\":%.0f,"
+	       "\"sender_delivered\":%.0f}\n",
+	       k->sent, k->t, k->sent / k->t, k->max_db[0], k->max_wal[0], k->max_db[1],
+	       k->max_wal[1], a->queued + a->delivered + a->failed, b->inbox + b->acked,
+	       archived[0], archived[1], a->audit, b->audit, delivered);
+}
+
 static int
 journal_run(int argc, char **argv, int base)
 {
@@ -1312,18 +1371,8 @@ journal_run(int argc, char **argv, int base)
 		return 1;
 	self[sl] = '\0';
 	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
-	if (o.dir != NULL) {
-		snprintf(dir, sizeof(dir), "%s", o.dir);
-		if (mkdir(dir, 0700) != 0) {
-			fprintf(stderr, "tongban-bench journal: --dir %s: %s\n", dir,
-			        strerror(errno));
-			return 1;
-		}
-	} else if (mkdtemp(tmp) == NULL) {
+	if (work_dir(o.dir, tmp, dir, sizeof(dir)) != 0)
 		return 1;
-	} else {
-		snprintf(dir, sizeof(dir), "%s", tmp);
-	}
 	tb_buf_init(&tok);
 	tb_buf_init(&tok2);
 	memset(&k, 0, sizeof(k));
@@ -1343,15 +1392,7 @@ journal_run(int argc, char **argv, int base)
 	if (o.soak == 0) {
 		if (bytes_per_message(&o, base, &tok, &tok2, &seq, journals, bpm, apm) != 0)
 			goto out;
-		printf("journal: %ld messages one way (1 KiB bodies, receipts, audit entries)\n",
-		       o.messages);
-		printf("bytes    : sender %.0f B/msg (%.1f audit entries), receiver %.0f B/msg "
-		       "(%.1f audit entries), database pages in use\n",
-		       bpm[0], apm[0], bpm[1], apm[1]);
-		printf("{\"messages\":%ld,\"sender_bytes_per_msg\":%.0f,"
-		       "\"receiver_bytes_per_msg\":%.0f,\"sender_audit_per_msg\":%.2f,"
-		       "\"receiver_audit_per_msg\":%.2f}\n",
-		       o.messages, bpm[0], bpm[1], apm[0], apm[1]);
+		bpm_report(&o, bpm, apm);
 		rc = 0;
 		goto out;
 	}
@@ -1380,24 +1421,7 @@ journal_run(int argc, char **argv, int base)
 		goto out;
 	double la = o.archive ? archive_lines(arch[0]) : 0,
 	       lb = o.archive ? archive_lines(arch[1]) : 0;
-	printf("journal soak: %.0f messages in %.1f s (%.0f msg/s asked %ld), ttl %ld s, "
-	       "retention %ld s%s\n",
-	       k.sent, k.t, k.sent / k.t, o.rate, o.ttl, o.retention,
-	       o.archive ? ", archived" : "");
-	printf("largest  : sender db %.1f MiB wal %.1f MiB, receiver db %.1f MiB wal %.1f MiB\n",
-	       k.max_db[0] / 1048576, k.max_wal[0] / 1048576, k.max_db[1] / 1048576,
-	       k.max_wal[1] / 1048576);
-	printf("left     : sender %.0f outbound rows, receiver %.0f inbound rows; archived %.0f "
-	       "and %.0f\n",
-	       a.queued + a.delivered + a.failed, b.inbox + b.acked, la, lb);
-	printf("{\"sent\":%.0f,\"seconds\":%.1f,\"msgs_per_s\":%.0f,\"sender_max_db\":%.0f,"
-	       "\"sender_max_wal\":%.0f,\"receiver_max_db\":%.0f,\"receiver_max_wal\":%.0f,"
-	       "\"sender_rows\":%.0f,\"receiver_rows\":%.0f,\"sender_archived\":%.0f,"
-	       "\"receiver_archived\":%.0f,\"sender_audit\":%.0f,\"receiver_audit\":%.0f,"
-	       "\"sender_delivered\":%.0f}\n",
-	       k.sent, k.t, k.sent / k.t, k.max_db[0], k.max_wal[0], k.max_db[1], k.max_wal[1],
-	       a.queued + a.delivered + a.failed, b.inbox + b.acked, la, lb, a.audit, b.audit,
-	       delivered);
+	soak_report(&o, &k, &a, &b, (double[]){la, lb}, delivered);
 	rc = 0;
 out:
 	if (acker > 0) {

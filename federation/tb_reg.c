@@ -1059,6 +1059,28 @@ spki_ok(const uint8_t *der, size_t len)
 	return true;
 }
 
+/* 7.4 step 5: every key's kid is SHA-256 of its spki, and the spki is a
+ * key of a named algorithm, usable as such. */
+static int
+check_keys(const struct tb_reg *reg, struct tb_diag *d)
+{
+	for (size_t i = 0; i < reg->nmembers; i++) {
+		const struct reg_member *m = &reg->members[i];
+		for (size_t k = 0; k < m->nkeys; k++) {
+			uint8_t h[32];
+			tb_sha256(m->keys[k].spki, m->keys[k].spki_len, h);
+			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0)
+				return tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
+				                   "member %s keys[%zu]", m->id, k);
+			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len))
+				return tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				                   "member %s keys[%zu]: not an Ed25519 or P-256 key",
+				                   m->id, k);
+		}
+	}
+	return TB_OK;
+}
+
 int
 tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t now,
               uint64_t previous_serial, size_t *valid_sigs, struct tb_diag *d)
@@ -1122,25 +1144,8 @@ tb_reg_verify(const struct tb_reg *reg, const struct tb_trust *trust, int64_t no
 		                 tb_trust_threshold(trust), tb_trust_count(trust));
 		goto out;
 	}
-	for (size_t i = 0; i < reg->nmembers; i++) {
-		const struct reg_member *m = &reg->members[i];
-		for (size_t k = 0; k < m->nkeys; k++) {
-			uint8_t h[32];
-			tb_sha256(m->keys[k].spki, m->keys[k].spki_len, h);
-			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0) {
-				rc = tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
-				                 "member %s keys[%zu]", m->id, k);
-				goto out;
-			}
-			/* a key of a named algorithm, usable as such (7.4 step 5) */
-			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len)) {
-				rc = tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
-				                 "member %s keys[%zu]: not an Ed25519 or P-256 key",
-				                 m->id, k);
-				goto out;
-			}
-		}
-	}
+	if ((rc = check_keys(reg, d)) != TB_OK)
+		goto out;
 	if (now < reg->issued) {
 		rc = tb_diag_set(d, TB_E_REG_NOT_YET_VALID, TB_DIAG_NOPOS, "issued %lld, now %lld",
 		                 (long long)reg->issued, (long long)now);

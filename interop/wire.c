@@ -1106,6 +1106,68 @@ enum {
 	R_DEFLATE_BOMB
 };
 
+/* A batch member whose proof index is out of its batch (sig.proof). */
+static bool
+bad_proof(struct w *w, struct tb_buf *b)
+{
+	struct tb_env *e[2] = {NULL, NULL};
+	struct tb_env_fields f;
+	bool ok;
+
+	memset(&f, 0, sizeof(f));
+	f.type = "control.ping";
+	f.from = w->t->as;
+	f.to = w->target_id;
+	f.created = (int64_t)time(NULL);
+	f.ttl = 3600;
+	ok = (e[0] = tb_env_create(&f, NULL)) != NULL && (e[1] = tb_env_create(&f, NULL)) != NULL &&
+	     tb_env_seal_batch(e, 2, w->as_key, NULL) == TB_OK &&
+	     tb_env_serialize(e[0], b) == TB_OK && replace(b, "\"i\":0", "\"i\":2");
+	tb_env_free(e[0]);
+	tb_env_free(e[1]);
+	return ok;
+}
+
+/* An envelope of 70 KB (too-large); tb_env_create refuses > 64 KiB, so
+ * the text is built by hand. */
+static void
+too_large(struct w *w, struct tb_buf *b)
+{
+	struct tb_buf body;
+
+	tb_buf_init(&body);
+	tb_buf_adds(&body, "{\"pad\":\"");
+	for (int i = 0; i < 70000; i++)
+		tb_buf_addc(&body, 'x');
+	tb_buf_adds(&body, "\"}");
+	tb_buf_addc(&body, 0);
+	need_whole(&body);
+	tb_buf_printf(b,
+	              "{\"body\":%s,\"created\":%lld,\"expires\":%lld,\"from\":\"%s\","
+	              "\"hops\":4,\"id\":\"00000000000000000000000000000001\",\"to\":\"%s\","
+	              "\"type\":\"control.ping\",\"v\":1}",
+	              (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
+	              w->t->as, w->target_id);
+	need_whole(b);
+	tb_buf_free(&body);
+}
+
+/* A body starting with '[' that is no batch: c->to as given, or (NULL)
+ * 257 objects, one more than a batch holds. */
+static void
+bad_batch(const struct rej *c, struct tb_buf *b)
+{
+	if (c->to != NULL) {
+		tb_buf_adds(b, c->to);
+	} else {
+		tb_buf_addc(b, '[');
+		for (int i = 0; i < 257; i++)
+			tb_buf_adds(b, i ? ",{}" : "{}");
+		tb_buf_addc(b, ']');
+	}
+	need_whole(b);
+}
+
 static void
 case_reject(struct w *w, const struct rej *c)
 {
@@ -1137,40 +1199,9 @@ case_reject(struct w *w, const struct rej *c)
 	default: break;
 	}
 	if (c->kind == R_PROOF) {
-		struct tb_env *e[2] = {NULL, NULL};
-		struct tb_env_fields f;
-		memset(&f, 0, sizeof(f));
-		f.type = "control.ping";
-		f.from = w->t->as;
-		f.to = w->target_id;
-		f.created = (int64_t)time(NULL);
-		f.ttl = 3600;
-		ok = (e[0] = tb_env_create(&f, NULL)) != NULL &&
-		     (e[1] = tb_env_create(&f, NULL)) != NULL &&
-		     tb_env_seal_batch(e, 2, w->as_key, NULL) == TB_OK &&
-		     tb_env_serialize(e[0], &b) == TB_OK && replace(&b, "\"i\":0", "\"i\":2");
-		tb_env_free(e[0]);
-		tb_env_free(e[1]);
+		ok = bad_proof(w, &b);
 	} else if (c->kind == R_TOO_LARGE) {
-		struct tb_buf body;
-		tb_buf_init(&body);
-		tb_buf_adds(&body, "{\"pad\":\"");
-		for (int i = 0; i < 70000; i++)
-			tb_buf_addc(&body, 'x');
-		tb_buf_adds(&body, "\"}");
-		tb_buf_addc(&body, 0);
-		need_whole(&body);
-		m.body = (const char *)body.data;
-		/* tb_env_create refuses > 64 KiB: build the text by hand */
-		tb_buf_printf(
-		    &b,
-		    "{\"body\":%s,\"created\":%lld,\"expires\":%lld,\"from\":\"%s\","
-		    "\"hops\":4,\"id\":\"00000000000000000000000000000001\",\"to\":\"%s\","
-		    "\"type\":\"control.ping\",\"v\":1}",
-		    (const char *)body.data, (long long)time(NULL), (long long)time(NULL) + 3600,
-		    w->t->as, w->target_id);
-		need_whole(&b);
-		tb_buf_free(&body);
+		too_large(w, &b);
 	} else if (c->kind == R_DEFLATE_BAD) {
 		/* a good envelope, labelled 11050 but not deflated */
 		cf = CF_JSON_DEFLATE;
@@ -1189,15 +1220,8 @@ case_reject(struct w *w, const struct rej *c)
 		tb_buf_free(&sp);
 	} else if (c->kind == R_EMPTY) {
 		/* nothing */
-	} else if (c->kind == R_BATCH_BAD && c->to == NULL) {
-		tb_buf_addc(&b, '['); /* 257 objects, one more than a batch holds */
-		for (int i = 0; i < 257; i++)
-			tb_buf_adds(&b, i ? ",{}" : "{}");
-		tb_buf_addc(&b, ']');
-		need_whole(&b);
 	} else if (c->kind == R_BATCH_BAD) {
-		tb_buf_adds(&b, c->to);
-		need_whole(&b);
+		bad_batch(c, &b);
 	} else {
 		ok = mk_env(w, &m, &b, NULL, NULL) == TB_OK;
 		if (ok && c->from != NULL)

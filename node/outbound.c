@@ -1361,6 +1361,40 @@ learn_clock(struct tb_answer *a, const struct tb_env *r, const struct tb_env_ope
 	}
 }
 
+/* A batch answer: a JSON array, element i for message i; each element is
+ * read strictly on its own, the receipts of a compact answer opened
+ * together (9.3). */
+static void
+settle_batch(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
+             struct tb_answer *a, const uint8_t *data, size_t len)
+{
+	struct tb_exchange *x = a->x;
+	size_t *eoff = calloc(x->count, sizeof(*eoff)), *elen = calloc(x->count, sizeof(*elen));
+	struct tb_env **env = calloc(x->count, sizeof(*env));
+	struct tb_diag *ed = calloc(x->count, sizeof(*ed));
+	int ne = eoff && elen && env && ed ? tb_env_split_batch(data, len, eoff, elen, (int)x->count)
+	                                   : -1;
+
+	if (ne > 0 && a->cls == 2) {
+		tb_env_open_many(data, eoff, elen, (size_t)ne, o, env, ed);
+		reopen_skewed(a, data, eoff, elen, (size_t)ne, o, env, ed);
+	}
+	for (size_t i = 0; i < x->count; i++) {
+		if ((int)i < ne) {
+			learn_clock(a, env[i], o);
+			settle(n, j, a, i, data + eoff[i], elen[i], env[i], a->cls);
+		} else {
+			a->bad++;
+			(void)retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1),
+			            "malformed batch answer");
+		}
+	}
+	free(eoff);
+	free(elen);
+	free(env);
+	free(ed);
+}
+
 void
 tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
                    struct tb_answer *a)
@@ -1423,34 +1457,7 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		log_warnx("batch of %zu to %s refused as a whole: %.*s", x->count, x->hop,
 		          (int)(len > 120 ? 120 : len), (const char *)data);
 	} else {
-		/* a batch answer: a JSON array, element i for message i; each
-		 * element is read strictly on its own */
-		size_t *eoff = calloc(x->count, sizeof(*eoff)),
-		       *elen = calloc(x->count, sizeof(*elen));
-		struct tb_env **env = calloc(x->count, sizeof(*env));
-		struct tb_diag *ed = calloc(x->count, sizeof(*ed));
-		int ne = eoff && elen && env && ed
-		             ? tb_env_split_batch(data, len, eoff, elen, (int)x->count)
-		             : -1;
-		/* receipts of a compact answer are opened together (9.3) */
-		if (ne > 0 && cls == 2) {
-			tb_env_open_many(data, eoff, elen, (size_t)ne, o, env, ed);
-			reopen_skewed(a, data, eoff, elen, (size_t)ne, o, env, ed);
-		}
-		for (size_t i = 0; i < x->count; i++) {
-			if ((int)i < ne) {
-				learn_clock(a, env[i], o);
-				settle(n, j, a, i, data + eoff[i], elen[i], env[i], cls);
-			} else {
-				a->bad++;
-				(void)retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1),
-				            "malformed batch answer");
-			}
-		}
-		free(eoff);
-		free(elen);
-		free(env);
-		free(ed);
+		settle_batch(n, j, o, a, data, len);
 	}
 	/* Outcomes are committed without waiting for the disk: a delivery
 	 * record lost in a crash only means the message is sent again, and

@@ -357,36 +357,16 @@ stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events
 	tb_node_free(n);
 }
 
-int
-main(int argc, char **argv)
+/* Everything -n checks, and the node and the optional responder built
+ * (*np, *rp): -1 to go on and start, else the exit status (0 for -n
+ * when all is well; the node is freed then). */
+static int
+prepare(const char *config, bool check, struct tb_node **np, struct tb_responder **rp)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"check", no_argument, NULL, 'n'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {"version", no_argument, NULL, 'V'},
-	                                     {0, 0, 0, 0}};
-	const char *config = NULL;
-	bool check = false;
 	struct tb_node *n;
-	struct tb_responder *responder = NULL;
-	struct daemon_events ev = {NULL, NULL, NULL, NULL};
 	struct tb_diag d;
 	char line[400];
-	int c, rc = 1;
 
-	while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'n': check = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("tongban-node %s (protocol v1)\n", PACKAGE_VERSION); return 0;
-		default: fprintf(stderr, "tongban-node: unknown option (try --help)\n"); return 2;
-		}
-	}
-	if (config == NULL || optind != argc) {
-		fprintf(stderr, "tongban-node: --config FILE is required (try --help)\n");
-		return 2;
-	}
 	if (tb_crypto_init() != TB_OK) {
 		fprintf(stderr, "tongban-node: cannot initialise GnuTLS\n");
 		return 1;
@@ -402,7 +382,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* the optional consumers' files, also for -n */
-	if (tb_responder_load(n, &responder, &d) != TB_OK ||
+	if (tb_responder_load(n, rp, &d) != TB_OK ||
 	    (n->cfg.webhook[0] != '\0' && tb_webhook_check(n->cfg.webhook, &d) != TB_OK)) {
 		fprintf(stderr, "tongban-node: %s\n",
 		        d.code == TB_E_ARG || d.code == TB_E_IO
@@ -413,10 +393,46 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		printf("configuration OK\n");
-		tb_responder_free(responder);
+		tb_responder_free(*rp);
 		tb_node_free(n);
 		return 0;
 	}
+	*np = n;
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"check", no_argument, NULL, 'n'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {0, 0, 0, 0}};
+	const char *config = NULL;
+	bool check = false;
+	struct tb_node *n;
+	struct tb_responder *responder = NULL;
+	struct daemon_events ev = {NULL, NULL, NULL, NULL};
+	struct tb_diag d;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'n': check = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("tongban-node %s (protocol v1)\n", PACKAGE_VERSION); return 0;
+		default: fprintf(stderr, "tongban-node: unknown option (try --help)\n"); return 2;
+		}
+	}
+	if (config == NULL || optind != argc) {
+		fprintf(stderr, "tongban-node: --config FILE is required (try --help)\n");
+		return 2;
+	}
+	if ((rc = prepare(config, check, &n, &responder)) >= 0)
+		return rc;
+	rc = 1;
 	signal(SIGPIPE, SIG_IGN);
 	/* every DTLS client session is a socket of its own, up to
 	 * peer_sessions per peer: use the whole descriptor allowance */
