@@ -1768,9 +1768,10 @@ tb_journal_vacuum(struct tb_journal *j, int64_t *freed)
 
 /* ---- backup and figures ---- */
 
-/* A read-only connection on the journal at path, checked to be one. */
+/* A read-only connection on the journal at path, checked to be one of
+ * schema *version (NULL: not wanted). */
 static int
-open_readonly(const char *path, sqlite3 **db, struct tb_diag *d)
+open_readonly(const char *path, sqlite3 **db, int64_t *versionp, struct tb_diag *d)
 {
 	int64_t version;
 	int rc;
@@ -1791,6 +1792,8 @@ open_readonly(const char *path, sqlite3 **db, struct tb_diag *d)
 	if (version == 0)
 		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
 		                   path);
+	if (versionp != NULL)
+		*versionp = version;
 	return TB_OK;
 }
 
@@ -1852,7 +1855,7 @@ tb_journal_backup(const char *path, const char *out, struct tb_diag *d)
 	tb_diag_clear(d);
 	if (out == NULL || out[0] == '\0')
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "backup path is empty");
-	if ((rc = open_readonly(path, &src, d)) != TB_OK)
+	if ((rc = open_readonly(path, &src, NULL, d)) != TB_OK)
 		goto done;
 	/* O_EXCL: never overwrite (another backup, or the live journal) */
 	if ((fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
@@ -1895,7 +1898,7 @@ tb_journal_stats(const char *path, struct tb_journal_stats *st, struct tb_diag *
 	if (st == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
 	memset(st, 0, sizeof(*st));
-	if ((rc = open_readonly(path, &db, d)) != TB_OK)
+	if ((rc = open_readonly(path, &db, NULL, d)) != TB_OK)
 		goto out;
 	/* one read transaction: the figures are of one moment */
 	if ((rc = exec(db, "BEGIN", d)) != TB_OK)
@@ -2322,22 +2325,9 @@ audit_open_ro(const char *path, int64_t since, sqlite3 **db, sqlite3_stmt **s, s
 	int64_t version;
 	int rc;
 
-	*db = NULL;
 	*s = NULL;
-	if (path == NULL || path[0] == '\0')
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "journal path is empty");
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK)
-		return *db != NULL ? tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s: %s", path,
-		                                 sqlite3_errmsg(*db))
-		                   : tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "sqlite3_open_v2");
-	if (sqlite3_busy_timeout(*db, JOURNAL_BUSY_MS) != SQLITE_OK)
-		return db_fail(*db, d, "busy_timeout");
-	if ((rc = check_identity(*db, path, &version, d)) != TB_OK)
+	if ((rc = open_readonly(path, db, &version, d)) != TB_OK)
 		return rc;
-	if (version == 0)
-		return tb_diag_set(d, TB_E_JOURNAL_CORRUPT, TB_DIAG_NOPOS, "%s: empty database",
-		                   path);
 	if (sqlite3_prepare_v2(*db,
 	                       version >= 3 ? AUDIT_SELECT_V3 " WHERE seq >= ?1 ORDER BY seq"
 	                                    : AUDIT_SELECT_V2 " WHERE seq >= ?1 ORDER BY seq",
