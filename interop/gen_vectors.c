@@ -150,6 +150,10 @@ set_input(struct tb_json_doc *doc, struct tb_json *o, const struct tb_buf *in)
 	}
 }
 
+/* When set, the "use" given to 320300's key in the vectors written (the
+ * registry key use, PROTOCOL.md 7.1; absent means "both"). */
+static const char *alice_use;
+
 static void
 env_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t now,
            const char *expect)
@@ -164,6 +168,8 @@ env_vector(const char *name, const char *desc, const struct tb_buf *in, int64_t 
 	set(doc, o, "description", str(doc, desc));
 	set_input(doc, o, in);
 	app(a, keyobj(doc, alice));
+	if (alice_use != NULL)
+		set(doc, tb_json_first(a), "use", str(doc, alice_use));
 	app(b, keyobj(doc, bob));
 	set(doc, keys, "320300", a);
 	set(doc, keys, "371300", b);
@@ -449,6 +455,15 @@ envelopes_order(void)
 			repl(&b, ",\"to\":\"371300\"", "");
 		env_vector(c[i].name, c[i].desc, &b, NOW, c[i].expect);
 	}
+	/* only a "sign" or "both" key verifies a message (7.1) */
+	base(&b, alice);
+	alice_use = "tls";
+	env_vector("order-key-tls-only", "signed with a key the registry lists for DTLS only", &b,
+	           NOW, "sig.unknown-key");
+	alice_use = "sign";
+	env_vector("order-key-sign", "signed with a key the registry lists for signing", &b, NOW,
+	           "ok");
+	alice_use = NULL;
 	/* the top level must be an object (2.3) */
 	tb_buf_reset(&b);
 	tb_buf_adds(&b, "[1]");

@@ -158,10 +158,11 @@ run_envelope(struct ti *t, const char *path, const char *id)
 	}
 	for (m = tb_json_first(keys); m != NULL; m = tb_json_next(m))
 		for (k = tb_json_first(m); k != NULL && ks.n < MAX_VKEYS; k = tb_json_next(k)) {
-			const char *spki = sget(k, "spki");
+			const char *spki = sget(k, "spki"), *use = sget(k, "use");
 			uint8_t der[1024];
 			size_t dl = 0;
-			if (spki == NULL ||
+			/* a "tls" key never verifies a message (PROTOCOL.md 7.1) */
+			if (spki == NULL || (use != NULL && strcmp(use, "tls") == 0) ||
 			    !tb_b64url_decode(spki, strlen(spki), der, sizeof(der), &dl) ||
 			    (ks.k[ks.n].pub = tb_pub_import_spki(der, dl, NULL)) == NULL)
 				continue;
