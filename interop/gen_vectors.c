@@ -1032,6 +1032,87 @@ licences(void)
 	write_doc("licences", "issuers", doc);
 }
 
+/* ---- receipts ---- */
+
+/* receipts/NAME.json: a sender's judgement of a receipt for its message
+ * (PROTOCOL.md 9.3, 9.7): its time is checked once, a receipt refused for
+ * its time alone is accepted at its own created time. */
+static void
+receipt_vector(const char *name, const char *desc, const struct tb_buf *msgid,
+               const char *digest, const char *named, int64_t created, int64_t now,
+               const char *edit_from, const char *edit_to, const char *expect)
+{
+	char body[200];
+	struct tb_buf b;
+	struct tb_env *r;
+	struct tb_json_doc *doc = tb_json_doc_new();
+	struct tb_json *o = tb_json_new_object(doc), *keys = tb_json_new_object(doc),
+	               *a = tb_json_new_array(doc);
+	struct tb_env_fields f;
+
+	/* the receipt names `named`; the message's digest is `digest` */
+	snprintf(body, sizeof(body), "{\"digest\":\"%s\",\"received\":%lld,\"status\":\"accepted\"}",
+	         named, (long long)created);
+	memset(&f, 0, sizeof(f));
+	f.type = "receipt";
+	f.from = "371300";
+	f.to = "320300";
+	f.corr = (const char *)msgid->data;
+	f.body = (const uint8_t *)body;
+	f.body_len = strlen(body);
+	f.created = created;
+	f.ttl = 86400;
+	f.hops = 16;
+	if ((r = tb_env_create(&f, NULL)) == NULL)
+		die("receipt", NULL);
+	must(tb_env_seal(r, bob, NULL), "tb_env_seal");
+	tb_buf_init(&b);
+	must(tb_env_serialize(r, &b), "tb_env_serialize");
+	tb_env_free(r);
+	if (edit_from != NULL)
+		repl(&b, edit_from, edit_to);
+	tb_json_set_root(doc, o);
+	set(doc, o, "description", str(doc, desc));
+	set(doc, o, "message_id", str(doc, (const char *)msgid->data));
+	set(doc, o, "message_digest", str(doc, digest));
+	set_input(doc, o, &b);
+	app(a, keyobj(doc, bob));
+	set(doc, keys, "371300", a);
+	set(doc, o, "keys", keys);
+	set(doc, o, "now", tb_json_new_number(doc, (double)now));
+	set(doc, o, "skew", tb_json_new_number(doc, 300));
+	set(doc, o, "expect", str(doc, expect));
+	write_doc("receipts", name, doc);
+	tb_buf_free(&b);
+}
+
+static void
+receipts(void)
+{
+	static const char dg[] = "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b";
+	struct tb_buf id;
+
+	tb_buf_init(&id);
+	tb_buf_adds(&id, "019b76d9bda08b983d260475aa731434");
+	tb_buf_addc(&id, 0);
+	id.len--;
+	need(&id);
+	receipt_vector("fresh", "a receipt for our message, on time", &id, dg, dg, NOW - 60, NOW,
+	               NULL, NULL, "delivered");
+	receipt_vector("old", "an original receipt answered for a duplicate 10 days later: its "
+	                      "time is not held against it",
+	               &id, dg, dg, NOW - 60, NOW + 10 * 86400, NULL, NULL, "delivered");
+	receipt_vector("peer-clock-ahead", "created 600 s ahead of our clock (skew 300): clock "
+	                                   "skew, still delivered",
+	               &id, dg, dg, NOW + 600, NOW, NULL, NULL, "delivered");
+	receipt_vector("old-tampered", "an old receipt changed after signing: its time does not "
+	                               "hide the bad signature",
+	               &id, dg, dg, NOW - 60, NOW + 10 * 86400, "accepted", "acceptee", "sig.bad");
+	receipt_vector("other-digest", "a valid receipt naming another digest", &id, dg,
+	               "0000000000000000000000000000000000000000000000000000000000000000", NOW - 60,
+	               NOW, NULL, NULL, "receipt.mismatch");
+}
+
 /* ---- policies ---- */
 
 /* policies/numbering.json: access decisions (PROTOCOL.md 8.2) naming the
@@ -1094,15 +1175,15 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences|policies]\n");
+		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences|policies|receipts]\n");
 		return 2;
 	}
 	dir = argv[1];
 	if (tb_crypto_init() != TB_OK)
 		die("crypto init", NULL);
 	for (const char *const *s =
-	         (const char *const[]){"keys",   "envelopes", "registries",
-	                               "routes", "licences",  "policies", NULL};
+	         (const char *const[]){"keys",     "envelopes", "registries", "routes",
+	                               "licences", "policies",  "receipts",   NULL};
 	     *s; s++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *s);
 		mkdir(path, 0755);
@@ -1122,6 +1203,8 @@ main(int argc, char **argv)
 		licences();
 	if (only == NULL || strcmp(only, "policies") == 0)
 		policies();
+	if (only == NULL || strcmp(only, "receipts") == 0)
+		receipts();
 	printf("vectors written to %s\n", dir);
 	return 0;
 }

@@ -130,12 +130,93 @@ vlookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
 	return NULL;
 }
 
+/* A vector's "keys" ({member: [{"alg","kid","spki"[,"use"]}]}) into ks. */
+static void
+load_keys(const struct tb_json *keys, struct vkeys *ks)
+{
+	for (const struct tb_json *m = tb_json_first(keys); m != NULL; m = tb_json_next(m))
+		for (const struct tb_json *k = tb_json_first(m); k != NULL && ks->n < MAX_VKEYS;
+		     k = tb_json_next(k)) {
+			const char *spki = sget(k, "spki"), *use = sget(k, "use");
+			uint8_t der[1024];
+			size_t dl = 0;
+			/* a "tls" key never verifies a message (PROTOCOL.md 7.1) */
+			if (spki == NULL || (use != NULL && strcmp(use, "tls") == 0) ||
+			    !tb_b64url_decode(spki, strlen(spki), der, sizeof(der), &dl) ||
+			    (ks->k[ks->n].pub = tb_pub_import_spki(der, dl, NULL)) == NULL)
+				continue;
+			snprintf(ks->k[ks->n].member, 8, "%s", tb_json_key(m, NULL));
+			tb_pub_id(ks->k[ks->n].pub, ks->k[ks->n].kid);
+			ks->n++;
+		}
+}
+
+/* A sender's verdict on a receipt for its message (PROTOCOL.md 9.3, 9.7):
+ * its time checked once, a receipt refused for its time alone opened
+ * again at its own created time; then it must name the message. */
+static const char *
+receipt_verdict(const struct tb_buf *in, struct tb_env_open_opts *o, const char *msgid,
+                const char *digest)
+{
+	struct tb_env *r = NULL, *p;
+	const char *corr, *dg, *verdict;
+	int rc = tb_env_open(in->data, in->len, o, &r, NULL);
+
+	if ((rc == TB_E_EXPIRED || rc == TB_E_NOT_YET_VALID) &&
+	    (p = tb_env_parse(in->data, in->len, NULL)) != NULL) {
+		o->now = tb_env_created(p);
+		tb_env_free(p);
+		rc = tb_env_open(in->data, in->len, o, &r, NULL);
+	}
+	if (rc != TB_OK)
+		return tb_err_reason(rc);
+	corr = tb_env_corr(r);
+	dg = sget(tb_env_body(r), "digest");
+	verdict = strcmp(tb_env_type(r), "receipt") == 0 && corr != NULL && msgid != NULL &&
+	                  strcmp(corr, msgid) == 0 && dg != NULL && digest != NULL &&
+	                  strcmp(dg, digest) == 0
+	              ? "delivered"
+	              : "receipt.mismatch";
+	tb_env_free(r);
+	return verdict;
+}
+
+static void
+run_receipt(struct ti *t, const char *path, const char *id)
+{
+	struct tb_buf b, in;
+	struct tb_json_doc *doc;
+	const struct tb_json *root;
+	struct vkeys ks = {.n = 0};
+	const char *expect, *got = "a readable vector";
+	double t0 = ti_now();
+	char why[300] = "";
+
+	tb_buf_init(&b);
+	tb_buf_init(&in);
+	if ((doc = load(path, &b, why, sizeof(why))) != NULL &&
+	    (expect = sget(root = tb_json_root(doc), "expect")) != NULL && input(root, &in)) {
+		struct tb_env_open_opts o = {vlookup, &ks,  iget(root, "now"), iget(root, "skew"),
+		                             NULL,    NULL, NULL};
+		load_keys(tb_json_get(root, "keys"), &ks);
+		got = receipt_verdict(&in, &o, sget(root, "message_id"), sget(root, "message_digest"));
+		ti_result(t, "vectors", id, strcmp(expect, got) == 0, expect, got, ti_now() - t0);
+	} else {
+		ti_result(t, "vectors", id, false, got, why, ti_now() - t0);
+	}
+	for (size_t i = 0; i < ks.n; i++)
+		tb_pub_free(ks.k[i].pub);
+	tb_json_doc_free(doc);
+	tb_buf_free(&b);
+	tb_buf_free(&in);
+}
+
 static void
 run_envelope(struct ti *t, const char *path, const char *id)
 {
 	struct tb_buf b, in;
 	struct tb_json_doc *doc;
-	const struct tb_json *root, *keys, *m, *k;
+	const struct tb_json *root, *keys;
 	struct vkeys ks;
 	char why[300] = "", got[300];
 	const char *expect;
@@ -156,20 +237,7 @@ run_envelope(struct ti *t, const char *path, const char *id)
 		snprintf(why, sizeof(why), "vector lacks expect, keys or input");
 		goto out;
 	}
-	for (m = tb_json_first(keys); m != NULL; m = tb_json_next(m))
-		for (k = tb_json_first(m); k != NULL && ks.n < MAX_VKEYS; k = tb_json_next(k)) {
-			const char *spki = sget(k, "spki"), *use = sget(k, "use");
-			uint8_t der[1024];
-			size_t dl = 0;
-			/* a "tls" key never verifies a message (PROTOCOL.md 7.1) */
-			if (spki == NULL || (use != NULL && strcmp(use, "tls") == 0) ||
-			    !tb_b64url_decode(spki, strlen(spki), der, sizeof(der), &dl) ||
-			    (ks.k[ks.n].pub = tb_pub_import_spki(der, dl, NULL)) == NULL)
-				continue;
-			snprintf(ks.k[ks.n].member, 8, "%s", tb_json_key(m, NULL));
-			tb_pub_id(ks.k[ks.n].pub, ks.k[ks.n].kid);
-			ks.n++;
-		}
+	load_keys(keys, &ks);
 	struct tb_env_open_opts o = {vlookup, &ks, iget(root, "now"), iget(root, "skew"), NULL,
 	                             NULL,    NULL};
 	rc = tb_env_open(in.data, in.len, &o, &env, &d);
@@ -493,7 +561,7 @@ int
 ti_suite_vectors(struct ti *t)
 {
 	static const char *const subs[] = {"envelopes", "registries", "routes", "licences",
-	                                    "policies"};
+	                                    "policies",  "receipts"};
 	char *names[MAX_FILES], dir[1100], path[1200], id[300];
 	int n;
 
@@ -523,6 +591,8 @@ ti_suite_vectors(struct ti *t)
 				run_licences(t, path, id + strlen("vec.licences."));
 			else if (s == 4)
 				run_policies(t, path, id + strlen("vec.policies."));
+			else if (s == 5 && ti_want(t, id))
+				run_receipt(t, path, id);
 			else if (strcmp(names[i], "trust.json") != 0 && ti_want(t, id)) {
 				if (s == 0)
 					run_envelope(t, path, id);
