@@ -24,6 +24,7 @@ static const char refused_peer[] = "";
 
 static void refused(struct tb_node *n, coap_session_t *s, const char *why);
 static struct tb_peer *peer_of_session(struct tb_node *n, coap_session_t *s, int *slot);
+static struct tb_peer *find_peer(struct tb_node *n, const char *id, bool create);
 static void client_refused(struct tb_node *n, coap_session_t *s, const char *why);
 /* Debug: which certificate's key a peer presented (a rotation shows). */
 static void
@@ -380,6 +381,16 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		refused(n, s,
 		        "DTLS handshake failed (certificate missing or not valid for this "
 		        "federation)");
+	}
+	if (ev == COAP_EVENT_DTLS_CONNECTED) {
+		/* for GET /v1/peers: a session it opened, or one a peer this
+		 * node also sends to opened (check_peer named its member) */
+		int slot;
+		struct tb_peer *p = server ? NULL : peer_of_session(n, s, &slot);
+		if (server && coap_session_get_app_data(s) != NULL)
+			p = find_peer(n, coap_session_get_app_data(s), false);
+		if (p != NULL)
+			p->last_handshake = tb_now();
 	}
 	if (failed) {
 		/* the session keeps its reference until its next use finds it
