@@ -483,7 +483,8 @@ static cJSON *
 peer_json(struct tb_node *n, size_t m, const cJSON *queued)
 {
 	const char *id = tb_reg_member_id(n->reg, m), *parent = tb_reg_member_parent(n->reg, m);
-	cJSON *o = cJSON_CreateObject(), *eps = cJSON_AddArrayToObject(o, "endpoints"), *q;
+	const char *hop;
+	cJSON *o = cJSON_CreateObject(), *eps, *q;
 	struct tb_peer_view v;
 
 	cJSON_AddStringToObject(o, "id", id);
@@ -492,6 +493,7 @@ peer_json(struct tb_node *n, size_t m, const cJSON *queued)
 	if (parent != NULL)
 		cJSON_AddStringToObject(o, "parent", parent);
 	cJSON_AddStringToObject(o, "status", tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+	eps = cJSON_AddArrayToObject(o, "endpoints");
 	for (size_t i = 0; i < tb_reg_endpoint_count(n->reg, m); i++)
 		cJSON_AddItemToArray(eps, cJSON_CreateString(tb_reg_endpoint(n->reg, m, i)));
 	if (strcmp(id, n->cfg.member_id) == 0) {
@@ -501,14 +503,15 @@ peer_json(struct tb_node *n, size_t m, const cJSON *queued)
 	/* the member messages to it go to first: its parent hub for a city
 	 * without an endpoint of its own, unless that hub is this node (as
 	 * tb_node_next_hop decides, without resolving the endpoint) */
-	cJSON_AddStringToObject(o, "next_hop",
-	                        tb_reg_endpoint_count(n->reg, m) == 0 && parent != NULL &&
-	                                strcmp(parent, n->cfg.member_id) != 0
-	                            ? parent
-	                            : id);
+	hop = tb_reg_endpoint_count(n->reg, m) == 0 && parent != NULL &&
+	              strcmp(parent, n->cfg.member_id) != 0
+	          ? parent
+	          : id;
+	cJSON_AddStringToObject(o, "next_hop", hop);
 	q = cJSON_GetObjectItemCaseSensitive(queued, id);
 	cJSON_AddNumberToObject(o, "queued", q != NULL ? q->valuedouble : 0);
-	tb_outbound_peer_view(n, id, &v);
+	/* what governs its messages: the delivery state of the next hop */
+	tb_outbound_peer_view(n, hop, &v);
 	add_time(o, "last_handshake", v.last_handshake);
 	add_time(o, "last_success", v.last_success);
 	cJSON_AddStringToObject(o, "circuit", v.circuit);

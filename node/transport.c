@@ -76,6 +76,14 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		}
 	}
 	coap_session_set_app_data(s, (void *)member);
+	{
+		/* for GET /v1/peers: the handshake's last check passed, with a
+		 * peer this node sends to (libcoap 4.3.1 raises no event for a
+		 * DTLS session that is up; a session is set up one handshake) */
+		struct tb_peer *p = find_peer(n, member, false);
+		if (p != NULL)
+			p->last_handshake = tb_now();
+	}
 	return 1;
 refuse:
 	n->m.handshake_refused++;
@@ -381,16 +389,6 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		refused(n, s,
 		        "DTLS handshake failed (certificate missing or not valid for this "
 		        "federation)");
-	}
-	if (ev == COAP_EVENT_DTLS_CONNECTED) {
-		/* for GET /v1/peers: a session it opened, or one a peer this
-		 * node also sends to opened (check_peer named its member) */
-		int slot;
-		struct tb_peer *p = server ? NULL : peer_of_session(n, s, &slot);
-		if (server && coap_session_get_app_data(s) != NULL)
-			p = find_peer(n, coap_session_get_app_data(s), false);
-		if (p != NULL)
-			p->last_handshake = tb_now();
 	}
 	if (failed) {
 		/* the session keeps its reference until its next use finds it
