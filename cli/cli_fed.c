@@ -1173,14 +1173,11 @@ load_checked(const char *regp, const char *trustp, const char *nows, int *rc)
 static int
 route_resolve(int argc, char **argv)
 {
-	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-	                                     {"service", required_argument, NULL, 's'},
-	                                     {"region", required_argument, NULL, 'g'},
-	                                     {"trust", required_argument, NULL, 't'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"json", no_argument, NULL, 'J'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"registry", required_argument, NULL, 'r'}, {"service", required_argument, NULL, 's'},
+	    {"region", required_argument, NULL, 'g'},   {"trust", required_argument, NULL, 't'},
+	    {"now", required_argument, NULL, 'n'},      {"json", no_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	const char *regp = NULL, *svc = NULL, *region = NULL, *trustp = NULL, *nows = NULL;
 	bool json = false;
 	struct tb_reg *reg;
@@ -1297,9 +1294,9 @@ policy_json(const struct tb_reg *reg, const char *from, const char *svc,
 		cJSON_AddStringToObject(o, "by", "not-member");
 	} else {
 		cJSON_AddStringToObject(o, "by", "status");
-		cJSON_AddStringToObject(o, "status",
-		                        tb_reg_status_name(tb_reg_member_status(
-		                            reg, tb_reg_find_member(reg, from))));
+		cJSON_AddStringToObject(
+		    o, "status",
+		    tb_reg_status_name(tb_reg_member_status(reg, tb_reg_find_member(reg, from))));
 	}
 	return print_json(o);
 }
@@ -1307,14 +1304,11 @@ policy_json(const struct tb_reg *reg, const char *from, const char *svc,
 static int
 policy_check(int argc, char **argv)
 {
-	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-	                                     {"from", required_argument, NULL, 'f'},
-	                                     {"service", required_argument, NULL, 's'},
-	                                     {"trust", required_argument, NULL, 't'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"json", no_argument, NULL, 'J'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"registry", required_argument, NULL, 'r'}, {"from", required_argument, NULL, 'f'},
+	    {"service", required_argument, NULL, 's'},  {"trust", required_argument, NULL, 't'},
+	    {"now", required_argument, NULL, 'n'},      {"json", no_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	const char *regp = NULL, *from = NULL, *svc = NULL, *trustp = NULL, *nows = NULL;
 	bool json = false;
 	struct tb_policy_decision dec;

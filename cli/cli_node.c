@@ -1,7 +1,8 @@
 /*
  * cli_node.c - commands that talk to a running node or read its files:
  * `tongban send`, `tongban status`, `tongban inbox`, `tongban reply`,
- * `tongban peers` (through the local HTTP API named in the node's config); `tongban audit` is in cli_audit.c.
+ * `tongban peers` (through the local HTTP API named in the node's config); `tongban audit` is in
+ * cli_audit.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -388,25 +389,26 @@ cmd_inbox(int argc, char **argv)
 static void
 reply_usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban reply --node CONFIG --type TYPE [--service CODE] [--body FILE]\n"
-	        "                     [--ttl SECONDS] ID\n"
-	        "Answers received message ID (from `tongban inbox`) through the node's local\n"
-	        "API: a new message to ID's sender, with corr ID and, unless --service is\n"
-	        "given, ID's service.  Prints the answer's id once the node has journalled\n"
-	        "it; `tongban status` follows its delivery.\n"
-	        "Exit status: 0 queued, 1 refused (unknown ID, a type or body the flow does\n"
-	        "not allow, node revoked), 2 usage, 3 I/O (node not reachable).\n");
+	fprintf(f, "Usage: tongban reply --node CONFIG --type TYPE [--service CODE] [--body FILE]\n"
+	           "                     [--ttl SECONDS] ID\n"
+	           "Answers received message ID (from `tongban inbox`) through the node's local\n"
+	           "API: a new message to ID's sender, with corr ID and, unless --service is\n"
+	           "given, ID's service.  Prints the answer's id once the node has journalled\n"
+	           "it; `tongban status` follows its delivery.\n"
+	           "Exit status: 0 queued, 1 refused (unknown ID, a type or body the flow does\n"
+	           "not allow, node revoked), 2 usage, 3 I/O (node not reachable).\n");
 }
 
 int
 cmd_reply(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"node", required_argument, NULL, 'n'}, {"type", required_argument, NULL, 'y'},
-	    {"service", required_argument, NULL, 's'}, {"body", required_argument, NULL, 'b'},
-	    {"ttl", required_argument, NULL, 'l'},     {"help", no_argument, NULL, 'h'},
-	    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"node", required_argument, NULL, 'n'},
+	                                     {"type", required_argument, NULL, 'y'},
+	                                     {"service", required_argument, NULL, 's'},
+	                                     {"body", required_argument, NULL, 'b'},
+	                                     {"ttl", required_argument, NULL, 'l'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *node = NULL, *type = NULL, *svc = NULL, *bodyf = NULL, *id;
 	long long ttl = 0;
 	struct tb_config cfg;
@@ -484,16 +486,15 @@ out:
 static void
 peers_usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: tongban peers --node CONFIG [--json]\n"
-	        "Lists every member of the registry the node has in force, with what the\n"
-	        "node knows of reaching it (GET /v1/peers): registry status, endpoint (or\n"
-	        "the hub it is reached through), last DTLS handshake, last successful\n"
-	        "exchange, outbound messages queued to it, and the circuit (closed,\n"
-	        "backoff, open or half-open, with the wait before the next attempt).\n"
-	        "--json prints the API's JSON as it came.\n"
-	        "Exit status: 0 listed, 1 the node refused the request, 2 usage, 3 I/O\n"
-	        "(node not reachable).\n");
+	fprintf(f, "Usage: tongban peers --node CONFIG [--json]\n"
+	           "Lists every member of the registry the node has in force, with what the\n"
+	           "node knows of reaching it (GET /v1/peers): registry status, endpoint (or\n"
+	           "the hub it is reached through), last DTLS handshake, last successful\n"
+	           "exchange, outbound messages queued to it, and the circuit (closed,\n"
+	           "backoff, open or half-open, with the wait before the next attempt).\n"
+	           "--json prints the API's JSON as it came.\n"
+	           "Exit status: 0 listed, 1 the node refused the request, 2 usage, 3 I/O\n"
+	           "(node not reachable).\n");
 }
 
 /* "never", or how long before now t was: "42s", "17m", "5h", "3d". */
@@ -577,8 +578,8 @@ peers_table(const struct tb_buf *out)
 	           ? cJSON_GetObjectItemCaseSensitive(doc, "serial")->valuedouble
 	           : 0.0,
 	       str_or(doc, "federation", "?"), str_or(doc, "state", "?"));
-	printf("%-8s %-20s %-9s %-28s %-9s %-9s %6s  %s\n", "MEMBER", "NAME", "STATUS",
-	       "ENDPOINT", "HANDSHAKE", "SUCCESS", "QUEUED", "CIRCUIT");
+	printf("%-8s %-20s %-9s %-28s %-9s %-9s %6s  %s\n", "MEMBER", "NAME", "STATUS", "ENDPOINT",
+	       "HANDSHAKE", "SUCCESS", "QUEUED", "CIRCUIT");
 	cJSON_ArrayForEach(p, arr) peers_row(p, now->valuedouble);
 	cJSON_Delete(doc);
 	return EX_TB_OK;

@@ -843,8 +843,8 @@ test_outbound_queued_by(void **state)
 	char path[128], out[256] = "";
 	struct tb_journal *j;
 	struct tmsg t[6];
-	static const char *const to[6] = {"371300", "320300", "371300", "411400", "371300",
-	                                  "411400"};
+	static const char *const to[6] = {"371300", "320300", "371300",
+	                                  "411400", "371300", "411400"};
 
 	(void)state;
 	newpath(path, sizeof(path));
