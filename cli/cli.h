@@ -59,6 +59,8 @@ int cmd_policy(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inbox(int argc, char **argv);
+int cmd_reply(int argc, char **argv);
+int cmd_peers(int argc, char **argv);
 
 /* cli_audit.c: the node's audit chain, its signed head, export */
 int cmd_audit(int argc, char **argv);

@@ -30,7 +30,7 @@ static const char usage_text[] =
     "                            [--pub FILE | --registry FILE] [--chain-only]\n"
     "       tongban audit show (--node CONFIG | --journal FILE) [--json] [--since SEQ]\n"
     "       tongban audit export (--node CONFIG | --journal FILE) [--head FILE]\n"
-    "                            [--output FILE]\n"
+    "                            [-o|--output FILE]\n"
     "verify  recomputes the hash-chained audit log and compares it with the\n"
     "        signed head the node keeps beside its journal (JOURNAL.audit-head):\n"
     "        a chain that ends before the head was cut short (\"truncated\").\n"

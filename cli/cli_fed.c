@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
 #include "../federation/tb_policy.h"
@@ -1095,15 +1097,50 @@ static void
 route_usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban route resolve --registry REG --service CODE --region CODE\n"
-	           "                             [--trust TRUST.json [--now T]]\n\n"
+	           "                             [--trust TRUST.json [--now T]] [--json]\n\n"
 	           "Prints the member that serves SERVICE for REGION (2, 4 or 6 digits) on the\n"
 	           "first line, then \"endpoint URI\" (the first hop's first endpoint) and\n"
 	           "\"path HOP...\" (the parent hub first when the member has no endpoint of\n"
 	           "its own).  The longest matching region prefix wins; among equally long\n"
 	           "ones the lowest member id; suspended and revoked members never route.\n"
 	           "With --trust the registry is verified first.  \"no route\" and exit 1\n"
-	           "when nobody serves it.\n"
+	           "when nobody serves it.  --json prints one object instead: service,\n"
+	           "region, member, endpoint, path (member null when there is no route).\n"
 	           "Exit status: 0 found, 1 no route or refused, 2 usage, 3 I/O, 4 internal.\n");
+}
+
+/* Prints o as one line of JSON and frees it. */
+static int
+print_json(cJSON *o)
+{
+	char *s = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+
+	cJSON_Delete(o);
+	if (s == NULL)
+		return cli_fail(EX_TB_INTERNAL, "out of memory");
+	printf("%s\n", s);
+	cJSON_free(s);
+	return EX_TB_OK;
+}
+
+/* route resolve --json: the route found, or member null. */
+static int
+route_json(const char *svc, const char *region, const struct tb_route_result *res)
+{
+	cJSON *o = cJSON_CreateObject(), *path;
+
+	cJSON_AddStringToObject(o, "service", svc);
+	cJSON_AddStringToObject(o, "region", region);
+	if (res == NULL) {
+		cJSON_AddNullToObject(o, "member");
+		return print_json(o);
+	}
+	cJSON_AddStringToObject(o, "member", res->member_id);
+	cJSON_AddStringToObject(o, "endpoint", res->endpoint);
+	path = cJSON_AddArrayToObject(o, "path");
+	for (size_t i = 0; i < res->path_len; i++)
+		cJSON_AddItemToArray(path, cJSON_CreateString(res->path[i]));
+	return print_json(o);
 }
 
 /* Loads REG, verifying it when trustp is given. */
@@ -1136,14 +1173,13 @@ load_checked(const char *regp, const char *trustp, const char *nows, int *rc)
 static int
 route_resolve(int argc, char **argv)
 {
-	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-	                                     {"service", required_argument, NULL, 's'},
-	                                     {"region", required_argument, NULL, 'g'},
-	                                     {"trust", required_argument, NULL, 't'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"registry", required_argument, NULL, 'r'}, {"service", required_argument, NULL, 's'},
+	    {"region", required_argument, NULL, 'g'},   {"trust", required_argument, NULL, 't'},
+	    {"now", required_argument, NULL, 'n'},      {"json", no_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	const char *regp = NULL, *svc = NULL, *region = NULL, *trustp = NULL, *nows = NULL;
+	bool json = false;
 	struct tb_reg *reg;
 	struct tb_route *rt = NULL;
 	struct tb_route_result res;
@@ -1158,6 +1194,7 @@ route_resolve(int argc, char **argv)
 		case 'g': region = optarg; break;
 		case 't': trustp = optarg; break;
 		case 'n': nows = optarg; break;
+		case 'J': json = true; break;
 		case 'h': route_usage(stdout); return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
@@ -1177,7 +1214,11 @@ route_resolve(int argc, char **argv)
 		rc = cli_usage_error(
 		    "--service must be a service code and --region 2, 4 or 6 digits");
 	} else if (err != TB_OK) {
+		if (json && route_json(svc, region, NULL) != EX_TB_OK)
+			goto out;
 		rc = cli_fail(EX_TB_REFUSED, "route.none: no route for %s in %s", svc, region);
+	} else if (json) {
+		rc = route_json(svc, region, &res);
 	} else {
 		printf("%s\nendpoint %s\npath", res.member_id, res.endpoint);
 		for (size_t i = 0; i < res.path_len; i++)
@@ -1215,24 +1256,61 @@ static void
 policy_usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban policy check --registry REG --from MEMBER_ID --service CODE\n"
-	           "                            [--trust TRUST.json [--now T]]\n\n"
+	           "                            [--trust TRUST.json [--now T]] [--json]\n\n"
 	           "Answers whether MEMBER_ID may call SERVICE under the registry's access\n"
 	           "policy: prints \"allow\" or \"deny\" and what decided (\"rule N: TEXT\",\n"
 	           "\"default\", \"not a member\" or \"member is suspended/revoked\").\n"
+	           "--json prints one object instead: from, service, allow, by (\"rule\",\n"
+	           "\"default\", \"not-member\" or \"status\"), and rule and rule_text, or\n"
+	           "status.\n"
 	           "Exit status: 0 allow, 1 deny or refused, 2 usage, 3 I/O, 4 internal.\n");
+}
+
+/* policy check --json: the decision and what made it. */
+static int
+policy_json(const struct tb_reg *reg, const char *from, const char *svc,
+            const struct tb_policy_decision *dec)
+{
+	cJSON *o = cJSON_CreateObject();
+	struct tb_buf b;
+
+	cJSON_AddStringToObject(o, "from", from);
+	cJSON_AddStringToObject(o, "service", svc);
+	cJSON_AddBoolToObject(o, "allow", dec->allow);
+	if (dec->rule >= 0) {
+		tb_buf_init(&b);
+		if (tb_policy_rule_text(reg, (size_t)dec->rule, &b) != TB_OK) {
+			tb_buf_free(&b);
+			cJSON_Delete(o);
+			return cli_fail(EX_TB_INTERNAL, "out of memory");
+		}
+		cJSON_AddStringToObject(o, "by", "rule");
+		cJSON_AddNumberToObject(o, "rule", (double)dec->rule);
+		cJSON_AddStringToObject(o, "rule_text", (const char *)b.data);
+		tb_buf_free(&b);
+	} else if (dec->rule == TB_POLICY_DEFAULT) {
+		cJSON_AddStringToObject(o, "by", "default");
+	} else if (dec->rule == TB_POLICY_NOT_MEMBER) {
+		cJSON_AddStringToObject(o, "by", "not-member");
+	} else {
+		cJSON_AddStringToObject(o, "by", "status");
+		cJSON_AddStringToObject(
+		    o, "status",
+		    tb_reg_status_name(tb_reg_member_status(reg, tb_reg_find_member(reg, from))));
+	}
+	return print_json(o);
 }
 
 static int
 policy_check(int argc, char **argv)
 {
-	static const struct option opts[] = {{"registry", required_argument, NULL, 'r'},
-	                                     {"from", required_argument, NULL, 'f'},
-	                                     {"service", required_argument, NULL, 's'},
-	                                     {"trust", required_argument, NULL, 't'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"registry", required_argument, NULL, 'r'}, {"from", required_argument, NULL, 'f'},
+	    {"service", required_argument, NULL, 's'},  {"trust", required_argument, NULL, 't'},
+	    {"now", required_argument, NULL, 'n'},      {"json", no_argument, NULL, 'J'},
+	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	const char *regp = NULL, *from = NULL, *svc = NULL, *trustp = NULL, *nows = NULL;
+	bool json = false;
 	struct tb_policy_decision dec;
 	struct tb_reg *reg;
 	struct tb_buf b;
@@ -1246,6 +1324,7 @@ policy_check(int argc, char **argv)
 		case 's': svc = optarg; break;
 		case 't': trustp = optarg; break;
 		case 'n': nows = optarg; break;
+		case 'J': json = true; break;
 		case 'h': policy_usage(stdout); return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
@@ -1259,6 +1338,11 @@ policy_check(int argc, char **argv)
 	tb_buf_init(&b);
 	if (tb_policy_check(reg, from, svc, &dec) != TB_OK) {
 		rc = cli_usage_error("--from must be a member id and --service a service code");
+		goto out;
+	}
+	if (json) {
+		if ((rc = policy_json(reg, from, svc, &dec)) == EX_TB_OK && !dec.allow)
+			rc = EX_TB_REFUSED;
 		goto out;
 	}
 	printf("%s ", dec.allow ? "allow" : "deny");

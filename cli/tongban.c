@@ -32,6 +32,8 @@ static const struct {
     {"send", cmd_send, "submit a message through a running node"},
     {"status", cmd_status, "delivery status of a message sent by a node"},
     {"inbox", cmd_inbox, "list or acknowledge messages a node received"},
+    {"reply", cmd_reply, "answer a message a node received, through the node"},
+    {"peers", cmd_peers, "the members as a running node sees them (reachability)"},
     {"audit", cmd_audit, "verify, show and export a node's signed audit chain"},
     {"journal", cmd_journal, "back up a running node's journal; its figures"},
     {"licence", cmd_licence, "check a presented licence (digest, issuer signature, status)"},

@@ -459,6 +459,95 @@ api_registry(struct tb_node *n, struct evhttp_request *req)
 	reply_json(req, 200, r);
 }
 
+/* tb_journal_outbound_queued_by: queue depth per recipient into an
+ * object keyed by member id. */
+static int
+queued_item(void *ctx, const char *to, int64_t queued)
+{
+	cJSON_AddNumberToObject(ctx, to, (double)queued);
+	return 0;
+}
+
+/* Unix time, or null for "never" (0). */
+static void
+add_time(cJSON *o, const char *key, int64_t t)
+{
+	if (t > 0)
+		cJSON_AddNumberToObject(o, key, (double)t);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* One member of the registry in force with this node's view of it. */
+static cJSON *
+peer_json(struct tb_node *n, size_t m, const cJSON *queued)
+{
+	const char *id = tb_reg_member_id(n->reg, m), *parent = tb_reg_member_parent(n->reg, m);
+	const char *hop;
+	cJSON *o = cJSON_CreateObject(), *eps, *q;
+	struct tb_peer_view v;
+
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddStringToObject(o, "name", tb_reg_member_name(n->reg, m));
+	cJSON_AddStringToObject(o, "role", tb_reg_role_name(tb_reg_member_role(n->reg, m)));
+	if (parent != NULL)
+		cJSON_AddStringToObject(o, "parent", parent);
+	cJSON_AddStringToObject(o, "status", tb_reg_status_name(tb_reg_member_status(n->reg, m)));
+	eps = cJSON_AddArrayToObject(o, "endpoints");
+	for (size_t i = 0; i < tb_reg_endpoint_count(n->reg, m); i++)
+		cJSON_AddItemToArray(eps, cJSON_CreateString(tb_reg_endpoint(n->reg, m, i)));
+	if (strcmp(id, n->cfg.member_id) == 0) {
+		cJSON_AddBoolToObject(o, "self", true);
+		return o;
+	}
+	/* the member messages to it go to first: its parent hub for a city
+	 * without an endpoint of its own, unless that hub is this node (as
+	 * tb_node_next_hop decides, without resolving the endpoint) */
+	hop = tb_reg_endpoint_count(n->reg, m) == 0 && parent != NULL &&
+	              strcmp(parent, n->cfg.member_id) != 0
+	          ? parent
+	          : id;
+	cJSON_AddStringToObject(o, "next_hop", hop);
+	q = cJSON_GetObjectItemCaseSensitive(queued, id);
+	cJSON_AddNumberToObject(o, "queued", q != NULL ? q->valuedouble : 0);
+	/* what governs its messages: the delivery state of the next hop */
+	tb_outbound_peer_view(n, hop, &v);
+	add_time(o, "last_handshake", v.last_handshake);
+	add_time(o, "last_success", v.last_success);
+	cJSON_AddStringToObject(o, "circuit", v.circuit);
+	cJSON_AddNumberToObject(o, "failures", v.failures);
+	cJSON_AddNumberToObject(o, "backoff_s", (double)(int64_t)(v.backoff_s * 1000) / 1000);
+	if (v.last_error[0] != '\0')
+		cJSON_AddStringToObject(o, "last_error", v.last_error);
+	return o;
+}
+
+/* GET /v1/peers: every member of the registry in force, with its status
+ * there, endpoints, and what this node knows of reaching it (PROTOCOL.md,
+ * local API).  The loop's own reads of the registry need no lock. */
+static void
+api_peers(struct tb_node *n, struct evhttp_request *req)
+{
+	cJSON *queued = cJSON_CreateObject(), *r, *arr;
+
+	if (tb_journal_outbound_queued_by(n->journal, queued_item, queued) != TB_OK) {
+		cJSON_Delete(queued);
+		reply_error(req, 503, "io", tb_journal_diag(n->journal)->detail);
+		return;
+	}
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "member", n->cfg.member_id);
+	cJSON_AddStringToObject(r, "federation", tb_reg_federation(n->reg));
+	cJSON_AddNumberToObject(r, "serial", (double)tb_reg_serial(n->reg));
+	cJSON_AddStringToObject(r, "state", tb_node_state_name(n->state));
+	cJSON_AddNumberToObject(r, "now", (double)tb_now());
+	arr = cJSON_AddArrayToObject(r, "peers");
+	for (size_t m = 0; m < tb_reg_member_count(n->reg); m++)
+		cJSON_AddItemToArray(arr, peer_json(n, m, queued));
+	cJSON_Delete(queued);
+	reply_json(req, 200, r);
+}
+
 /* POST /v1/registry/reload: re-reads the registry file (what SIGHUP does
  * for the registry; `tongban registry install` asks it).  200 applied or
  * unchanged, 202 kept until valid, 409 refused; the registry in force
@@ -528,6 +617,8 @@ dispatch(struct evhttp_request *req, void *arg)
 		char id[33];
 		snprintf(id, sizeof(id), "%.32s", path + 10);
 		api_reply(n, req, id);
+	} else if (strcmp(path, "/v1/peers") == 0 && m == EVHTTP_REQ_GET) {
+		api_peers(n, req);
 	} else if (strcmp(path, "/v1/registry") == 0 && m == EVHTTP_REQ_GET) {
 		api_registry(n, req);
 	} else if (strcmp(path, "/v1/registry/reload") == 0 && m == EVHTTP_REQ_POST) {

@@ -157,6 +157,7 @@ enum sid {
 	ST_OUT_STATUS,
 	ST_OUT_PENDING,
 	ST_OUT_NEXT,
+	ST_OUT_QUEUED_BY,
 	ST_PRUNE_IN,
 	ST_PRUNE_OUT,
 	ST_AUDIT_HEAD,
@@ -230,6 +231,8 @@ static const char *const stmt_sql[ST__COUNT] = {
                       " WHERE o.id = ?1",
     [ST_OUT_PENDING] = "SELECT count(*) FROM outbound WHERE state = 0",
     [ST_OUT_NEXT] = "SELECT min(next_attempt) FROM outbound WHERE state = 0",
+    [ST_OUT_QUEUED_BY] = "SELECT recipient, count(*) FROM outbound WHERE state = 0"
+                         " GROUP BY recipient ORDER BY recipient",
     [ST_PRUNE_IN] = "DELETE FROM inbound WHERE acked = 1 AND expires < ?1",
     [ST_PRUNE_OUT] = "DELETE FROM outbound WHERE state <> 0 AND expires < ?1",
     [ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -1573,6 +1576,29 @@ int
 tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when)
 {
 	return count_query(j, ST_OUT_NEXT, when, "outbound next due");
+}
+
+int
+tb_journal_outbound_queued_by(struct tb_journal *j, tb_journal_count_cb cb, void *ctx)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (cb == NULL)
+		return jarg(j, "callback is NULL");
+	s = st(j, ST_OUT_QUEUED_BY);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *to = (const char *)sqlite3_column_text(s, 0);
+		if ((rc = cb(ctx, to ? to : "", sqlite3_column_int64(s, 1))) != 0) {
+			(void)sqlite3_reset(s);
+			return rc;
+		}
+	}
+	rc = rc == SQLITE_DONE ? TB_OK : jfail(j, "outbound queued by recipient");
+	(void)sqlite3_reset(s);
+	return rc;
 }
 
 /* ---- prune ---- */

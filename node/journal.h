@@ -274,6 +274,13 @@ TB_MUST_CHECK int tb_journal_outbound_status(struct tb_journal *j, const char *i
                                              struct tb_journal_status *out, struct tb_buf *receipt);
 /* Queue depth: number of queued messages into *n. */
 TB_MUST_CHECK int tb_journal_outbound_pending(struct tb_journal *j, int64_t *n);
+/* Called once per recipient with queued messages (to borrowed for the
+ * call); return value and re-entrancy rule as for tb_journal_inbox_cb. */
+typedef int (*tb_journal_count_cb)(void *ctx, const char *to, int64_t queued);
+/* Queue depth per recipient: cb for each member id that queued messages
+ * are addressed to (not the next hop), in id order. */
+TB_MUST_CHECK int tb_journal_outbound_queued_by(struct tb_journal *j, tb_journal_count_cb cb,
+                                                void *ctx);
 /* Earliest next_attempt among queued messages into *when (to arm the retry
  * timer).  TB_E_NOTFOUND when nothing is queued. */
 TB_MUST_CHECK int tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when);

@@ -1676,3 +1676,31 @@ tb_outbound_metrics(struct tb_node *n, struct tb_buf *out)
 	              "tongban_clock_skew_receipts_total %llu\n",
 	              (unsigned long long)n->m.clock_skew_receipts);
 }
+
+/* The circuit, as the backoff rules of struct tb_peer make it: closed
+ * (no failure), backoff (failures, waiting), open (the breaker's
+ * failures, waiting), half-open (failed before, the next attempt probes). */
+void
+tb_outbound_peer_view(struct tb_node *n, const char *id, struct tb_peer_view *v)
+{
+	const struct tb_peer *p = peer_of(n, id);
+	int64_t now_ms = tb_now_ms();
+
+	memset(v, 0, sizeof(*v));
+	v->circuit = "closed";
+	if (p == NULL)
+		return;
+	v->known = true;
+	v->up = p->up;
+	v->last_handshake = p->last_handshake;
+	v->last_success = p->last_success;
+	v->failures = p->failures;
+	if (p->failures > 0 && p->open_until_ms > now_ms) {
+		v->circuit = p->failures >= TB_BREAKER_AFTER ? "open" : "backoff";
+		v->backoff_s = (double)(p->open_until_ms - now_ms) / 1000;
+	} else if (p->failures > 0) {
+		v->circuit = "half-open";
+	}
+	if (p->failures > 0 || !p->up)
+		snprintf(v->last_error, sizeof(v->last_error), "%s", p->report.why);
+}

@@ -156,4 +156,20 @@ void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
  * tongban_clock_skew_receipts_total. */
 void tb_outbound_metrics(struct tb_node *n, struct tb_buf *out);
 
+/* What this node knows of reaching one peer, for GET /v1/peers (api.c). */
+struct tb_peer_view {
+	bool known;             /* the node has tried it, or it connected: the
+	                         * fields below are set (else all zero) */
+	bool up;                /* the last attempt succeeded */
+	int64_t last_handshake; /* Unix s, 0: none since start */
+	int64_t last_success;   /* Unix s, 0: none since start */
+	int failures;           /* consecutive failed attempts */
+	const char *circuit;    /* "closed", "backoff", "open" or "half-open"
+	                         * (static) */
+	double backoff_s;       /* until the next attempt may start, 0: now */
+	char last_error[160];   /* the latest failure's reason, "" when none */
+};
+/* Loop: fills v for member id (borrowed). */
+void tb_outbound_peer_view(struct tb_node *n, const char *id, struct tb_peer_view *v);
+
 #endif

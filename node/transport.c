@@ -24,6 +24,7 @@ static const char refused_peer[] = "";
 
 static void refused(struct tb_node *n, coap_session_t *s, const char *why);
 static struct tb_peer *peer_of_session(struct tb_node *n, coap_session_t *s, int *slot);
+static struct tb_peer *find_peer(struct tb_node *n, const char *id, bool create);
 static void client_refused(struct tb_node *n, coap_session_t *s, const char *why);
 /* Debug: which certificate's key a peer presented (a rotation shows). */
 static void
@@ -75,6 +76,14 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		}
 	}
 	coap_session_set_app_data(s, (void *)member);
+	{
+		/* for GET /v1/peers: the handshake's last check passed, with a
+		 * peer this node sends to (libcoap 4.3.1 raises no event for a
+		 * DTLS session that is up; a session is set up one handshake) */
+		struct tb_peer *p = find_peer(n, member, false);
+		if (p != NULL)
+			p->last_handshake = tb_now();
+	}
 	return 1;
 refuse:
 	n->m.handshake_refused++;

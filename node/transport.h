@@ -78,6 +78,8 @@ struct tb_peer {
 	/* for /metrics (tb_outbound_metrics) */
 	bool up;                      /* the last attempt succeeded */
 	int64_t last_success;         /* Unix s, 0: none since start */
+	int64_t last_handshake;       /* Unix s of the last DTLS handshake completed
+	                               * with the peer, either way; 0: none */
 	uint64_t fails[TB_PF_N];      /* failed attempts by reason, since start */
 	bool has_offset;              /* clock_offset known */
 	int64_t clock_offset;         /* the peer's clock minus ours, s (its receipts) */

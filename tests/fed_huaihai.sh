@@ -207,6 +207,30 @@ grep -q "^deny member is suspended" out || fail "policy suspended: $(cat out)"
 expect 1 "" "$TB" policy check --registry reg.json --from 999900 --service hukou.transfer
 grep -q "^deny not a member" out || fail "policy stranger: $(cat out)"
 
+# --json: the same answers as one JSON object (issue 19)
+ep=$("$TB" route resolve --registry reg.json --service hukou.transfer --region 341302 |
+	sed -n 's/^endpoint //p')
+expect 0 "" "$TB" route resolve --registry reg.json --service hukou.transfer --region 341302 \
+	--trust trust.json --now $NOW --json
+[ "$(cat out)" = '{"service":"hukou.transfer","region":"341302","member":"341300","endpoint":"'"$ep"'","path":["340000","341300"]}' ] ||
+	fail "route --json: $(cat out)"
+expect 1 "no route" "$TB" route resolve --registry reg.json --service hukou.transfer \
+	--region 110101 --json
+[ "$(cat out)" = '{"service":"hukou.transfer","region":"110101","member":null}' ] ||
+	fail "route --json, no route: $(cat out)"
+expect 0 "" "$TB" policy check --registry reg.json --from 320300 --service hukou.transfer --json
+grep -q '^{"from":"320300","service":"hukou.transfer","allow":true,"by":"rule","rule":2,"rule_text":"[^"]*"}$' out ||
+	fail "policy --json, rule: $(cat out)"
+expect 1 "" "$TB" policy check --registry reg.json --from 320300 --service driving-license.renew --json
+[ "$(cat out)" = '{"from":"320300","service":"driving-license.renew","allow":false,"by":"default"}' ] ||
+	fail "policy --json, default: $(cat out)"
+expect 1 "" "$TB" policy check --registry reg.json --from 371700 --service hukou.transfer --json
+[ "$(cat out)" = '{"from":"371700","service":"hukou.transfer","allow":false,"by":"status","status":"suspended"}' ] ||
+	fail "policy --json, suspended: $(cat out)"
+expect 1 "" "$TB" policy check --registry reg.json --from 999900 --service hukou.transfer --json
+[ "$(cat out)" = '{"from":"999900","service":"hukou.transfer","allow":false,"by":"not-member"}' ] ||
+	fail "policy --json, stranger: $(cat out)"
+
 for c in trust registry route policy; do
 	"$TB" "$c" --help >/dev/null || fail "$c --help"
 done

@@ -825,6 +825,46 @@ test_outbound_due_next(void **state)
 	tb_journal_close(j);
 }
 
+/* tb_journal_outbound_queued_by: collects "to=count" pairs. */
+static int
+collect_queued(void *ctx, const char *to, int64_t queued)
+{
+	char *out = ctx;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s=%lld;", to, (long long)queued);
+	return 0;
+}
+
+/* Queue depth per recipient (GET /v1/peers): queued messages only, by
+ * recipient, in id order; a callback's non-zero stops the listing. */
+static void
+test_outbound_queued_by(void **state)
+{
+	char path[128], out[256] = "";
+	struct tb_journal *j;
+	struct tmsg t[6];
+	static const char *const to[6] = {"371300", "320300", "371300",
+	                                  "411400", "371300", "411400"};
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_outbound_queued_by(j, collect_queued, out), TB_OK);
+	assert_string_equal(out, "");
+	assert_int_equal(tb_journal_outbound_queued_by(j, NULL, out), TB_E_ARG);
+	for (int i = 0; i < 6; i++) {
+		mkmsg(&t[i], 300 + i, 9000);
+		t[i].m.to = to[i];
+		assert_int_equal(tb_journal_outbound_put(j, &t[i].m, 10), TB_OK);
+	}
+	/* one to 371300 delivered, the one to 320300 failed: not queued */
+	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 11), TB_OK);
+	assert_int_equal(tb_journal_outbound_failed(j, t[1].id, "refused", 12), TB_OK);
+	assert_int_equal(tb_journal_outbound_queued_by(j, collect_queued, out), TB_OK);
+	assert_string_equal(out, "371300=2;411400=2;");
+	tb_journal_close(j);
+}
+
 /* tb_journal_library_init (called in main, before SQLite started) turned
  * SQLite's memory statistics off: nothing is counted while a journal is
  * open and working; a second call, now that SQLite runs, changes
@@ -2294,6 +2334,7 @@ main(void)
 	    cmocka_unit_test(test_audit_admin),
 	    cmocka_unit_test(test_audit_head_hook),
 	    cmocka_unit_test(test_audit_list),
+	    cmocka_unit_test(test_outbound_queued_by),
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_crash_kill),
 	};
