@@ -206,7 +206,7 @@ NEWP=$((BASE + 14))
 	--out "$W/fed/320800/node.crt" > /dev/null || die "ca issue"
 cat "$W/fed/320800/node.crt" "$W/fed/ca-320000/ca.crt" > "$W/fed/320800/node-chain.pem"
 cp "$W/fed/registry.json" "$W/reg1.json"
-"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node.crt" --role city --parent 320000 \
+"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node-chain.pem" --trust "$W/fed/trust.json" --role city --parent 320000 \
 	--endpoint "coaps://127.0.0.1:$NEWP" --service hukou.transfer=3208 > /dev/null || die "registry add"
 "$T" registry sign "$W/reg1.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
 "$T" registry sign "$W/reg1.json" --key "$W/fed/ca-410000/ca.key" --cert "$W/fed/ca-410000/ca.crt" > /dev/null || die sign
