@@ -156,11 +156,11 @@ tty_line(const char *prompt, bool noecho, char *buf, size_t n)
 	if (noecho && tcgetattr(fileno(in), &old) == 0) {
 		raw = old;
 		raw.c_lflag &= ~(tcflag_t)ECHO;
-		restore = tcsetattr(fileno(in), TCSAFLUSH, &raw) == 0;
+		restore = tcsetattr(fileno(in), TCSANOW, &raw) == 0;
 	}
 	ok = fgets(buf, (int)n, in) != NULL;
 	if (restore) {
-		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		tcsetattr(fileno(in), TCSANOW, &old);
 		fputc('\n', tty != NULL ? tty : stderr);
 	}
 	if (tty != NULL)
