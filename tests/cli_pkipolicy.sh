@@ -74,6 +74,10 @@ tb_expect_out_has '"member_id":null'
 # an encrypted key without its password
 tb_run 2 ca issue --dir enc --csr n371300/node.csr --out y.crt
 tb_expect_err "enc/ca.key: the key is encrypted: give its password with --pass-file FILE"
+# any command reading the key: "encrypted", not "wrong password"
+tb_run 1 key id enc/ca.key
+tb_expect_err "key is encrypted: a password is needed (--pass-file FILE)"
+grep -q "wrong password" "$W/err" && tb_fail "no password given" "not 'wrong password'" "$(cat "$W/err")"
 echo wrong >wrong
 tb_run 1 ca issue --dir enc --csr n371300/node.csr --out y.crt --pass-file wrong
 tb_expect_err "wrong password"
