@@ -496,7 +496,9 @@ registry_usage(FILE *f)
 	    "        rule, policy_default, issued, valid_until, revoked_count, federation;\n"
 	    "        then \"N changes\" or \"no changes\".  --json: {old_serial,\n"
 	    "        new_serial, new_signatures, changes [{op: added|removed|changed,\n"
-	    "        what, member, old, new}]}.\n"
+	    "        what, member, old, new}]}.  Given two trust anchors it compares\n"
+	    "        what the registry does not hold: root (fingerprint), threshold,\n"
+	    "        authority, federation ({\"trust\":true, changes} with --json).\n"
 	    "install verifies REG for the node of CONFIG (its trust anchor, a serial\n"
 	    "        above the node's), replaces the node's registry file atomically and\n"
 	    "        has the running node apply it (tongban registry install --help).\n\n"
@@ -1853,6 +1855,83 @@ diff_members(struct diff *df, const struct tb_reg *A, const struct tb_reg *B)
 	}
 }
 
+/* path as a trust anchor, or NULL (quietly: it may be a registry). */
+static struct tb_trust *
+try_trust(const char *path)
+{
+	struct tb_buf b;
+	struct tb_trust *t = NULL;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, TB_TRUST_MAX_SIZE, &b, NULL) == TB_OK)
+		t = tb_trust_parse(b.data, b.len, NULL);
+	tb_buf_free(&b);
+	return t;
+}
+
+/* Root fingerprint of anchor t as hex into out (65 bytes); "?" if unreadable. */
+static void
+root_fpr(const struct tb_trust *t, char *out)
+{
+	const char *pem = tb_trust_root_pem(t);
+	struct tb_cert *c = pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), NULL)
+	                                : NULL;
+	uint8_t f[32];
+
+	snprintf(out, 65, "?");
+	if (c != NULL) {
+		tb_cert_fingerprint(c, f);
+		tb_hex_encode(f, sizeof(f), out);
+	}
+	tb_cert_free(c);
+}
+
+/* Two trust anchors: federation, root, threshold, authorities. */
+static void
+diff_trust(struct diff *df, const struct tb_trust *A, const struct tb_trust *B)
+{
+	char x[80], y[80];
+	uint8_t kid[TB_KEYID_LEN];
+
+	if (strcmp(tb_trust_federation(A), tb_trust_federation(B)) != 0)
+		change(df, "federation", NULL, tb_trust_federation(A), tb_trust_federation(B));
+	root_fpr(A, x);
+	root_fpr(B, y);
+	if (strcmp(x, y) != 0)
+		change(df, "root", NULL, x, y);
+	if (tb_trust_threshold(A) != tb_trust_threshold(B)) {
+		snprintf(x, sizeof(x), "%u", tb_trust_threshold(A));
+		snprintf(y, sizeof(y), "%u", tb_trust_threshold(B));
+		change(df, "threshold", NULL, x, y);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		const struct tb_trust *P = pass == 0 ? A : B, *Q = pass == 0 ? B : A;
+		for (size_t i = 0; i < tb_trust_count(P); i++) {
+			tb_trust_kid(P, i, kid);
+			if (tb_trust_find(Q, kid) != (size_t)-1)
+				continue;
+			tb_hex_encode(kid, TB_KEYID_LEN, x);
+			snprintf(x + 64, sizeof(x) - 64, " %s", tb_trust_name(P, i));
+			change(df, "authority", NULL, pass == 0 ? x : NULL, pass == 0 ? NULL : x);
+		}
+	}
+}
+
+static int
+trust_diff(struct diff *df, const struct tb_trust *A, const struct tb_trust *B)
+{
+	if (df->json)
+		printf("{\"trust\":true,\"changes\":[");
+	diff_trust(df, A, B);
+	if (df->json)
+		printf("]}\n");
+	else if (df->n == 0)
+		printf("no changes\n");
+	else
+		printf("%zu changes\n", df->n);
+	return EX_TB_OK;
+}
+
 static int
 registry_diff(int argc, char **argv)
 {
@@ -1872,6 +1951,18 @@ registry_diff(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cli_usage_error("two REG files expected: OLD NEW");
+	{
+		struct tb_trust *ta = try_trust(argv[optind]), *tb = NULL;
+		if (ta != NULL && (tb = try_trust(argv[optind + 1])) != NULL)
+			rc = trust_diff(&df, ta, tb);
+		else if (ta != NULL)
+			rc = cli_fail(EX_TB_REFUSED, "%s is a trust anchor, %s is not",
+			              argv[optind], argv[optind + 1]);
+		tb_trust_free(ta);
+		tb_trust_free(tb);
+		if (ta != NULL)
+			return rc;
+	}
 	if ((A = load_reg(argv[optind], &rc)) == NULL ||
 	    (B = load_reg(argv[optind + 1], &rc)) == NULL)
 		goto out;

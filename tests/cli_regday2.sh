@@ -8,7 +8,7 @@
 #   old dropped; remove-member; refusals (reg.unknown-member, reg.reference).
 # * diff OLD NEW: one line per change and "N changes"; --json the same
 #   changes as one JSON document (checked with `tongban canon`, the
-#   project's own parser).
+#   project's own parser); of two trust anchors: threshold, authorities.
 # * sign --trust refuses a key that is no authority (reg.unknown-signer)
 #   and signs with one; show/verify/trust show --json parse as JSON.
 set -u
@@ -141,4 +141,16 @@ tb_expect_out_has "\"fingerprint\":\"$fp\""
 tb_run 0 trust show "$F/trust.json"
 tb_expect_out_has "root_fingerprint sha256:$fp"
 tb_expect_out_has "root CN=Tongban dev federation root"
+# diff of two trust anchors: what the registry does not hold
+tb_run 0 trust new --root "$F/root.crt" --authority "$F/ca-320000/ca.crt" --threshold 1 \
+	--federation tongban-dev --out "$W/t1.json"
+tb_run 0 registry diff "$F/trust.json" "$W/t1.json"
+tb_expect_out_has "~ threshold: 2 -> 1"
+tb_expect_out_has "- authority: $("$TB" key id "$F/ca-370000/ca.crt") 370000"
+tb_expect_out_has "2 changes"
+tb_run 0 registry diff --json "$F/trust.json" "$W/t1.json"
+json
+tb_expect_out_has '"trust":true'
+tb_run 1 registry diff "$F/trust.json" "$R"
+tb_expect_err "is a trust anchor, $R is not"
 echo "PASS: $TB_CHECKS checks"
