@@ -224,6 +224,7 @@ sed -e "s/^member_id = .*/member_id = 320800/" -e "s/^listen = .*/listen = 127.0
 	-e "s/^api = .*/api = 127.0.0.1:$((NEWP + 1000))/" "$W/fed/320300/node.conf" > "$W/fed/320800/node.conf"
 cp "$W/reg1.json" "$W/fed/320800/registry.json"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/fed/320800/api.token"
+chmod 600 "$W/fed/320800/api.token"
 ( cd "$W/fed/320800" && exec "$B/tongban-node" -c node.conf ) > "$W/320800.log" 2>&1 &
 PIDS+=($!)
 wait_healthy 320800
