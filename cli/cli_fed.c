@@ -615,28 +615,6 @@ parse_services(const char **svcarg, size_t nsvc, struct tb_reg_service_spec *svc
 	return rc;
 }
 
-/* The member id, common name and key of cert, and of scert (NULL: none),
- * which must be the same member's. */
-static int
-member_keys(const char *cert, const char *scert, char *id, char *id2, char *cn, size_t cnlen,
-            struct tb_buf *spki1, struct tb_buf *spki2)
-{
-	int rc = EX_TB_OK;
-
-	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
-		return rc;
-	if (scert != NULL) {
-		if ((rc = cert_info(scert, id2, NULL, 0, spki2)) != EX_TB_OK)
-			return rc;
-		if (strcmp(id, id2) != 0) {
-			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
-			              scert, id2);
-			return rc;
-		}
-	}
-	return rc;
-}
-
 /* Where a member's certificate must chain to: the federation root (from
  * --trust's anchor or --ca) through the province CAs (--chain, or the
  * certificates after the first in the member's own file). */
@@ -748,6 +726,16 @@ out:
 	return rc;
 }
 
+/* Exactly one of --trust and --ca (add, add-key). */
+static int
+chain_given(const struct chain_opts *co)
+{
+	if ((co->trust == NULL) == (co->ca == NULL))
+		return co->trust == NULL ? cli_usage_error("%s", chain_required)
+		                         : cli_usage_error("give one of --trust and --ca");
+	return EX_TB_OK;
+}
+
 /* --trust, --ca, --chain of add and add-key; 0 when c was one of them. */
 static int
 chain_opt(struct chain_opts *co, int c, const char *arg)
@@ -762,6 +750,50 @@ chain_opt(struct chain_opts *co, int c, const char *arg)
 		return 0;
 	}
 	return -1;
+}
+
+/* The member id, common name and key of cert, and of scert (NULL: none),
+ * which must be the same member's; both must chain as co says. */
+static int
+member_keys(const struct chain_opts *co, const char *cert, const char *scert, char *id,
+            char *id2, char *cn, size_t cnlen, struct tb_buf *spki1, struct tb_buf *spki2)
+{
+	int rc = EX_TB_OK;
+
+	if ((rc = chain_check(co, cert)) != EX_TB_OK ||
+	    (scert != NULL && (rc = chain_check(co, scert)) != EX_TB_OK))
+		return rc;
+	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
+		return rc;
+	if (scert != NULL) {
+		if ((rc = cert_info(scert, id2, NULL, 0, spki2)) != EX_TB_OK)
+			return rc;
+		if (strcmp(id, id2) != 0) {
+			rc = cli_fail(EX_TB_REFUSED, "%s is for member %s, %s for %s", cert, id,
+			              scert, id2);
+			return rc;
+		}
+	}
+	return rc;
+}
+
+/* Adds the member of spec to the registry in regp and saves it. */
+static int
+add_and_save(const char *regp, const struct tb_reg_member_spec *spec)
+{
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	if ((reg = load_reg(regp, &rc)) == NULL)
+		return rc;
+	if (tb_reg_add_member(reg, spec, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+	else if ((rc = save_reg(reg, regp, false)) == EX_TB_OK)
+		printf("added %s (%s), serial %llu, %zu members\n", spec->id, spec->name,
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
+	tb_reg_free(reg);
+	return rc;
 }
 
 static int
@@ -786,8 +818,6 @@ registry_add(int argc, char **argv)
 	struct tb_reg_member_spec spec;
 	struct tb_buf spki1, spki2;
 	char id[TB_MEMBER_ID_MAX], id2[TB_MEMBER_ID_MAX], cn[256];
-	struct tb_reg *reg = NULL;
-	struct tb_diag d;
 	int c, rc = EX_TB_OK;
 
 	memset(&co, 0, sizeof(co));
@@ -824,9 +854,8 @@ registry_add(int argc, char **argv)
 		return cli_usage_error("exactly one REG file expected");
 	if (cert == NULL || role == NULL)
 		return cli_usage_error("--cert and --role are required");
-	if ((co.trust == NULL) == (co.ca == NULL))
-		return co.trust == NULL ? cli_usage_error("%s", chain_required)
-		                        : cli_usage_error("give one of --trust and --ca");
+	if ((rc = chain_given(&co)) != EX_TB_OK)
+		return rc;
 	if (tb_reg_role_from_name(role) == 0)
 		return cli_usage_error("--role must be city or hub");
 	if (tb_reg_status_from_name(status) == 0)
@@ -837,10 +866,8 @@ registry_add(int argc, char **argv)
 	tb_buf_init(&spki2);
 	if ((rc = parse_services(svcarg, nsvc, svcs, svcbuf, regs)) != EX_TB_OK)
 		goto out;
-	if ((rc = chain_check(&co, cert)) != EX_TB_OK ||
-	    (scert != NULL && (rc = chain_check(&co, scert)) != EX_TB_OK))
-		goto out;
-	if ((rc = member_keys(cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) != EX_TB_OK)
+	if ((rc = member_keys(&co, cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) !=
+	    EX_TB_OK)
 		goto out;
 	keys[0].spki = spki1.data;
 	keys[0].spki_len = spki1.len;
@@ -860,15 +887,7 @@ registry_add(int argc, char **argv)
 	spec.nkeys = scert != NULL ? 2 : 1;
 	spec.services = svcs;
 	spec.nservices = nsvc;
-	if ((reg = load_reg(argv[optind], &rc)) == NULL)
-		goto out;
-	if (tb_reg_add_member(reg, &spec, &d) != TB_OK) {
-		rc = cli_fail_diag(&d);
-		goto out;
-	}
-	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("added %s (%s), serial %llu, %zu members\n", id, spec.name,
-		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
+	rc = add_and_save(argv[optind], &spec);
 out:
 	for (size_t i = 0; i < nsvc; i++) {
 		free(svcbuf[i]);
@@ -876,7 +895,6 @@ out:
 	}
 	tb_buf_free(&spki1);
 	tb_buf_free(&spki2);
-	tb_reg_free(reg);
 	return rc;
 }
 
@@ -1125,9 +1143,8 @@ registry_add_key(int argc, char **argv)
 		return cli_usage_error("exactly one REG file expected");
 	if (cert == NULL)
 		return cli_usage_error("--cert is required (the certificate of the new key)");
-	if ((co.trust == NULL) == (co.ca == NULL))
-		return co.trust == NULL ? cli_usage_error("%s", chain_required)
-		                        : cli_usage_error("give one of --trust and --ca");
+	if ((rc = chain_given(&co)) != EX_TB_OK)
+		return rc;
 	return key_do(argv[optind], cert, use, NULL, NULL, &co);
 }
 

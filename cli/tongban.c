@@ -180,7 +180,7 @@ cli_key_pass(const char *keypath, const char *passf, int *rc)
 		return cli_read_pass(passf, rc);
 	*rc = EX_TB_OK;
 	tb_buf_init(&b);
-	enc = tb_file_read(keypath, 1 << 20, &b, NULL) == TB_OK &&
+	enc = tb_file_read(keypath, 1 << 20, &b, NULL) == TB_OK && b.len > 0 &&
 	      memmem(b.data, b.len, "ENCRYPTED", 9) != NULL;
 	tb_buf_free(&b);
 	if (!enc)
