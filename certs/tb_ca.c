@@ -662,7 +662,8 @@ tb_ca_check_until(const struct tb_ca *ca, int64_t until, struct tb_diag *d)
 
 	if (until <= end)
 		return TB_OK;
-	if (gmtime_r(&tt, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof(when), "@%lld", (long long)end);
 	return tb_diag_set(d, TB_E_CA_VALIDITY, TB_DIAG_NOPOS,
 	                   "the certificate would have been cut to %s, when the CA's own "
@@ -695,8 +696,8 @@ tb_csr_alg(const struct tb_csr *csr)
 	int pk = gnutls_x509_crq_get_pk_algorithm(csr->crq, NULL);
 
 	return pk == GNUTLS_PK_EDDSA_ED25519 ? TB_ALG_ED25519
-	       : pk == GNUTLS_PK_ECDSA      ? TB_ALG_P256
-	                                    : TB_ALG_NONE;
+	       : pk == GNUTLS_PK_ECDSA       ? TB_ALG_P256
+	                                     : TB_ALG_NONE;
 }
 
 int

@@ -226,8 +226,8 @@ tb_key_import(const uint8_t *pem, size_t len, const char *password, struct tb_di
 		gnutls_privkey_deinit(pk);
 		/* no password given is not a wrong one (GnuTLS says "decryption
 		 * failed" for both) */
-		if (password == NULL && (rc == GNUTLS_E_INVALID_PASSWORD ||
-		                         memmem(pem, len, "ENCRYPTED", 9) != NULL))
+		if (password == NULL &&
+		    (rc == GNUTLS_E_INVALID_PASSWORD || memmem(pem, len, "ENCRYPTED", 9) != NULL))
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
 			            "key is encrypted: a password is needed (--pass-file FILE)");
 		else if (rc == GNUTLS_E_DECRYPTION_FAILED)

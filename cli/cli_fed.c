@@ -270,10 +270,11 @@ trust_new(int argc, char **argv)
 	}
 	if ((t = tb_trust_new(fed, &d)) == NULL) {
 		if (fed == fedbuf && d.code == TB_E_FIELD_VALUE)
-			rc = cli_fail(EX_TB_USAGE,
-			              "the root's name \"%s\" is not a federation name (1-64 of "
-			              "a-z 0-9 . -): pass --federation NAME, e.g. --federation huaihai",
-			              fedbuf);
+			rc = cli_fail(
+			    EX_TB_USAGE,
+			    "the root's name \"%s\" is not a federation name (1-64 of "
+			    "a-z 0-9 . -): pass --federation NAME, e.g. --federation huaihai",
+			    fedbuf);
 		else
 			rc = cli_fail_diag(&d);
 		goto out;
@@ -352,7 +353,8 @@ trust_show(int argc, char **argv)
 		return rc;
 	pem = tb_trust_root_pem(t);
 	if (pem == NULL || (root = tb_cert_import((const uint8_t *)pem, strlen(pem), &d)) == NULL) {
-		rc = cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable", argv[optind]);
+		rc =
+		    cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable", argv[optind]);
 		goto out;
 	}
 	tb_cert_fingerprint(root, fpr);
@@ -676,7 +678,8 @@ chain_root(const struct chain_opts *co, struct tb_castore *store)
 		pem = tb_trust_root_pem(t);
 		root = pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), &d) : NULL;
 		if (root == NULL)
-			rc = cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable", co->trust);
+			rc = cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable",
+			              co->trust);
 	} else if ((root = tb_cert_load(co->ca, &d)) == NULL) {
 		tb_diag_prefix(&d, co->ca);
 		rc = cli_fail_diag(&d);
@@ -709,8 +712,8 @@ chain_check(const struct chain_opts *co, const char *path)
 	if (rc != EX_TB_OK)
 		goto out;
 	tb_diag_clear(&d);
-	if (tb_chain_verify(store, v[0], (const struct tb_cert *const *)v + 1, n - 1,
-	                    TB_USAGE_NODE, (int64_t)time(NULL), &d) != TB_OK) {
+	if (tb_chain_verify(store, v[0], (const struct tb_cert *const *)v + 1, n - 1, TB_USAGE_NODE,
+	                    (int64_t)time(NULL), &d) != TB_OK) {
 		char line[512];
 		tb_diag_prefix(&d, path);
 		rc = cli_fail(EX_TB_REFUSED, "%s (not certified by the federation root%s)",
@@ -755,8 +758,8 @@ chain_opt(struct chain_opts *co, int c, const char *arg)
 /* The member id, common name and key of cert, and of scert (NULL: none),
  * which must be the same member's; both must chain as co says. */
 static int
-member_keys(const struct chain_opts *co, const char *cert, const char *scert, char *id,
-            char *id2, char *cn, size_t cnlen, struct tb_buf *spki1, struct tb_buf *spki2)
+member_keys(const struct chain_opts *co, const char *cert, const char *scert, char *id, char *id2,
+            char *cn, size_t cnlen, struct tb_buf *spki1, struct tb_buf *spki2)
 {
 	int rc = EX_TB_OK;
 
@@ -799,14 +802,19 @@ add_and_save(const char *regp, const struct tb_reg_member_spec *spec)
 static int
 registry_add(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"cert", required_argument, NULL, 'c'},     {"sign-cert", required_argument, NULL, 's'},
-	    {"role", required_argument, NULL, 'r'},     {"parent", required_argument, NULL, 'p'},
-	    {"endpoint", required_argument, NULL, 'e'}, {"service", required_argument, NULL, 'S'},
-	    {"name", required_argument, NULL, 'n'},     {"status", required_argument, NULL, 't'},
-	    {"trust", required_argument, NULL, 'T'},    {"ca", required_argument, NULL, 'A'},
-	    {"chain", required_argument, NULL, 'H'},    {"help", no_argument, NULL, 'h'},
-	    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+	                                     {"sign-cert", required_argument, NULL, 's'},
+	                                     {"role", required_argument, NULL, 'r'},
+	                                     {"parent", required_argument, NULL, 'p'},
+	                                     {"endpoint", required_argument, NULL, 'e'},
+	                                     {"service", required_argument, NULL, 'S'},
+	                                     {"name", required_argument, NULL, 'n'},
+	                                     {"status", required_argument, NULL, 't'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	struct chain_opts co;
 	const char *cert = NULL, *scert = NULL, *role = NULL, *parent = NULL, *name = NULL;
 	const char *status = "active", *eps[MAX_LIST], *svcarg[MAX_LIST];
@@ -1036,7 +1044,7 @@ key_do(const char *regp, const char *add, const char *use, const char *rm, const
 	if (rmkid != NULL && !tb_hex_decode(rmkid, strlen(rmkid), kid, TB_KEYID_LEN))
 		return cli_usage_error("--%s must be 64 lowercase hex digits",
 		                       strcmp(cli_cmd, "tongban registry key") == 0 ? "remove-kid"
-		                                                                     : "kid");
+		                                                                    : "kid");
 	tb_buf_init(&spki);
 	if (add != NULL && (co->trust != NULL || co->ca != NULL) &&
 	    (rc = chain_check(co, add)) != EX_TB_OK)
@@ -1076,12 +1084,15 @@ out:
 static int
 registry_key(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"add", required_argument, NULL, 'a'},    {"use", required_argument, NULL, 'u'},
-	    {"remove", required_argument, NULL, 'r'}, {"remove-kid", required_argument, NULL, 'k'},
-	    {"trust", required_argument, NULL, 'T'},  {"ca", required_argument, NULL, 'A'},
-	    {"chain", required_argument, NULL, 'H'},  {"help", no_argument, NULL, 'h'},
-	    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"add", required_argument, NULL, 'a'},
+	                                     {"use", required_argument, NULL, 'u'},
+	                                     {"remove", required_argument, NULL, 'r'},
+	                                     {"remove-kid", required_argument, NULL, 'k'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *add = NULL, *use = "both", *rm = NULL, *rmkid = NULL;
 	struct chain_opts co;
 	int c, rc;
@@ -1115,11 +1126,13 @@ registry_key(int argc, char **argv)
 static int
 registry_add_key(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"cert", required_argument, NULL, 'c'},  {"use", required_argument, NULL, 'u'},
-	    {"trust", required_argument, NULL, 'T'}, {"ca", required_argument, NULL, 'A'},
-	    {"chain", required_argument, NULL, 'H'}, {"help", no_argument, NULL, 'h'},
-	    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+	                                     {"use", required_argument, NULL, 'u'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
 	const char *cert = NULL, *use = "both";
 	struct chain_opts co;
 	int c, rc;
@@ -1272,9 +1285,10 @@ signer_check(const struct tb_trust *t, const char *trustp, const struct tb_reg *
              const uint8_t kid[TB_KEYID_LEN], const char *certp)
 {
 	if (strcmp(tb_trust_federation(t), tb_reg_federation(reg)) != 0)
-		return cli_fail(EX_TB_REFUSED,
-		                "reg.federation: the registry is for %s, the trust anchor %s for %s",
-		                tb_reg_federation(reg), trustp, tb_trust_federation(t));
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "reg.federation: the registry is for %s, the trust anchor %s for %s",
+		    tb_reg_federation(reg), trustp, tb_trust_federation(t));
 	if (tb_trust_find(t, kid) == (size_t)-1)
 		return cli_fail(EX_TB_REFUSED,
 		                "reg.unknown-signer: the key of %s is not an authority of %s (see "
@@ -1377,12 +1391,10 @@ fmt_time(int64_t t, char out[32])
 static int
 registry_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
-	                                     {"previous", required_argument, NULL, 'p'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"json", no_argument, NULL, 'j'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"trust", required_argument, NULL, 't'}, {"previous", required_argument, NULL, 'p'},
+	    {"now", required_argument, NULL, 'n'},   {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
 	const char *trustp = NULL, *prevp = NULL, *nows = NULL;
 	bool json = false;
 	struct tb_trust *t = NULL;
@@ -1438,12 +1450,12 @@ registry_verify(int argc, char **argv)
 	if (json)
 		printf(",\"serial\":%llu,\"members\":%zu,\"issued\":\"%s\",\"valid_until\":\"%s\","
 		       "\"signatures\":%zu,\"threshold\":%u}\n",
-		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2, good,
-		       tb_trust_threshold(t));
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2,
+		       good, tb_trust_threshold(t));
 	else
 		printf("ok serial %llu, %zu members, valid %s to %s (%zu of %u signatures)\n",
-	       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2, good,
-	       tb_trust_threshold(t));
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2,
+		       good, tb_trust_threshold(t));
 out:
 	tb_reg_free(reg);
 	tb_reg_free(prev);
@@ -1627,7 +1639,8 @@ change(struct diff *df, const char *what, const char *member, const char *old, c
 
 	df->n++;
 	if (df->json) {
-		printf("%s{\"op\":\"%s\",\"what\":\"%s\",\"member\":", df->n > 1 ? "," : "", op, what);
+		printf("%s{\"op\":\"%s\",\"what\":\"%s\",\"member\":", df->n > 1 ? "," : "", op,
+		       what);
 		json_or_null(member);
 		printf(",\"old\":");
 		json_or_null(old);
@@ -1636,8 +1649,11 @@ change(struct diff *df, const char *what, const char *member, const char *old, c
 		printf("}");
 		return;
 	}
-	printf("%c %s%s%s", old == NULL ? '+' : new == NULL ? '-' : '~', what,
-	       member != NULL ? " " : "", member != NULL ? member : "");
+	printf("%c %s%s%s",
+	       old == NULL   ? '+'
+	       : new == NULL ? '-'
+	                     : '~',
+	       what, member != NULL ? " " : "", member != NULL ? member : "");
 	if (old != NULL && new != NULL)
 		printf(": %s -> %s\n", old, new);
 	else
@@ -1668,7 +1684,8 @@ service_line(const struct tb_reg *reg, size_t m, size_t sv, struct tb_buf *b)
 		goto fail;
 	for (size_t r = 0; r < tb_reg_region_count(reg, m, sv); r++) {
 		const char *x = tb_reg_region(reg, m, sv, r);
-		if (tb_buf_addc(b, r == 0 ? '=' : ',') != TB_OK || tb_buf_add(b, x, strlen(x)) != TB_OK)
+		if (tb_buf_addc(b, r == 0 ? '=' : ',') != TB_OK ||
+		    tb_buf_add(b, x, strlen(x)) != TB_OK)
 			goto fail;
 	}
 	if (tb_buf_addc(b, '\0') == TB_OK)
@@ -1692,8 +1709,8 @@ key_line(const struct tb_reg *reg, size_t m, size_t k, char *out, uint8_t kid[TB
 /* Keys of member id (index a in A, b in B) that B drops, re-uses, adds;
  * a key whose revocation differs is a "revoked" change. */
 static void
-diff_keys(struct diff *df, const char *id, const struct tb_reg *A, size_t a,
-          const struct tb_reg *B, size_t b)
+diff_keys(struct diff *df, const char *id, const struct tb_reg *A, size_t a, const struct tb_reg *B,
+          size_t b)
 {
 	char la[80], lb[80];
 	uint8_t kid[TB_KEYID_LEN];
@@ -1748,7 +1765,8 @@ diff_services(struct diff *df, const char *id, const struct tb_reg *A, size_t a,
 	for (size_t i = 0; i < tb_reg_service_count(A, a); i++) {
 		bool found = false;
 		service_line(A, a, i, &x);
-		for (size_t j = 0; b != TB_REG_NONE && j < tb_reg_service_count(B, b) && !found; j++) {
+		for (size_t j = 0; b != TB_REG_NONE && j < tb_reg_service_count(B, b) && !found;
+		     j++) {
 			service_line(B, b, j, &y);
 			found = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
 		}
@@ -1867,7 +1885,8 @@ diff_members(struct diff *df, const struct tb_reg *A, const struct tb_reg *B)
 			change(df, "key", tb_reg_member_id(B, b), NULL, line);
 		}
 		for (k = 0; k < tb_reg_endpoint_count(B, b); k++)
-			change(df, "endpoint", tb_reg_member_id(B, b), NULL, tb_reg_endpoint(B, b, k));
+			change(df, "endpoint", tb_reg_member_id(B, b), NULL,
+			       tb_reg_endpoint(B, b, k));
 		diff_services(df, tb_reg_member_id(B, b), B, b, B, TB_REG_NONE, true);
 	}
 }
@@ -1891,8 +1910,8 @@ static void
 root_fpr(const struct tb_trust *t, char *out)
 {
 	const char *pem = tb_trust_root_pem(t);
-	struct tb_cert *c = pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), NULL)
-	                                : NULL;
+	struct tb_cert *c =
+	    pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), NULL) : NULL;
 	uint8_t f[32];
 
 	snprintf(out, 65, "?");
@@ -1984,9 +2003,10 @@ registry_diff(int argc, char **argv)
 	    (B = load_reg(argv[optind + 1], &rc)) == NULL)
 		goto out;
 	if (df.json)
-		printf("{\"old_serial\":%llu,\"new_serial\":%llu,\"new_signatures\":%zu,\"changes\":[",
-		       (unsigned long long)tb_reg_serial(A), (unsigned long long)tb_reg_serial(B),
-		       tb_reg_sig_count(B));
+		printf(
+		    "{\"old_serial\":%llu,\"new_serial\":%llu,\"new_signatures\":%zu,\"changes\":[",
+		    (unsigned long long)tb_reg_serial(A), (unsigned long long)tb_reg_serial(B),
+		    tb_reg_sig_count(B));
 	else
 		printf("serial %llu -> %llu (%zu signatures on the new one)\n",
 		       (unsigned long long)tb_reg_serial(A), (unsigned long long)tb_reg_serial(B),
@@ -2013,13 +2033,20 @@ cmd_registry(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},        {"add", registry_add},
-	            {"set", registry_set},        {"revoke", registry_revoke},
-	            {"key", registry_key},        {"policy", registry_policy},
-	            {"add-key", registry_add_key}, {"remove-key", registry_remove_key},
-	            {"remove-member", registry_remove_member}, {"diff", registry_diff},
-	            {"sign", registry_sign},      {"verify", registry_verify},
-	            {"show", registry_show},      {"install", registry_install}};
+	} subs[] = {{"new", registry_new},
+	            {"add", registry_add},
+	            {"set", registry_set},
+	            {"revoke", registry_revoke},
+	            {"key", registry_key},
+	            {"policy", registry_policy},
+	            {"add-key", registry_add_key},
+	            {"remove-key", registry_remove_key},
+	            {"remove-member", registry_remove_member},
+	            {"diff", registry_diff},
+	            {"sign", registry_sign},
+	            {"verify", registry_verify},
+	            {"show", registry_show},
+	            {"install", registry_install}};
 
 	if (argc < 2) {
 		registry_usage(stderr);

@@ -183,16 +183,12 @@ struct ca_args {
 static int
 ca_parse(int argc, char **argv, struct ca_args *a, const char *allowed)
 {
-	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-	                                     {"pass-file", required_argument, NULL, 'p'},
-	                                     {"out", required_argument, NULL, 'o'},
-	                                     {"csr", required_argument, NULL, 'c'},
-	                                     {"cert", required_argument, NULL, 'C'},
-	                                     {"reason", required_argument, NULL, 'r'},
-	                                     {"days", required_argument, NULL, 'D'},
-	                                     {"yes", no_argument, NULL, 'y'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, 'd'},  {"pass-file", required_argument, NULL, 'p'},
+	    {"out", required_argument, NULL, 'o'},  {"csr", required_argument, NULL, 'c'},
+	    {"cert", required_argument, NULL, 'C'}, {"reason", required_argument, NULL, 'r'},
+	    {"days", required_argument, NULL, 'D'}, {"yes", no_argument, NULL, 'y'},
+	    {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
 	int c, rc;
 
 	memset(a, 0, sizeof(*a));
@@ -269,7 +265,8 @@ issue_summary(const struct tb_ca *ca, const struct tb_csr *csr, int64_t until)
 static int
 issue_check(const struct tb_ca *ca, const struct tb_csr *csr, const struct ca_args *a)
 {
-	int64_t until = (int64_t)time(NULL) + (int64_t)(a->days ? a->days : TB_CA_NODE_DAYS) * 86400;
+	int64_t until =
+	    (int64_t)time(NULL) + (int64_t)(a->days ? a->days : TB_CA_NODE_DAYS) * 86400;
 	struct tb_diag d;
 	int rc;
 
