@@ -621,14 +621,96 @@ fail:
 	return rc;
 }
 
+void
+tb_ca_division(const struct tb_ca *ca, char out[TB_MEMBER_ID_MAX])
+{
+	size_t n;
+
+	if (tb_cert_member_id(ca->cert, out) != TB_OK) {
+		out[0] = '\0';
+		return;
+	}
+	n = strlen(out);
+	while (n >= 2 && out[n - 1] == '0' && out[n - 2] == '0')
+		n -= 2;
+	out[n] = '\0';
+}
+
+int
+tb_ca_check_request(const struct tb_ca *ca, const struct tb_csr *csr, struct tb_diag *d)
+{
+	char div[TB_MEMBER_ID_MAX], own[TB_MEMBER_ID_MAX];
+
+	tb_ca_division(ca, div);
+	if (strncmp(csr->id, div, strlen(div)) == 0)
+		return TB_OK;
+	if (tb_cert_member_id(ca->cert, own) != TB_OK)
+		own[0] = '\0';
+	return tb_diag_set(d, TB_E_CA_PREFIX, TB_DIAG_NOPOS,
+	                   "this CA (%s) issues only member ids %s*, not %s; send the request "
+	                   "to the CA of %s's province",
+	                   own, div, csr->id, csr->id);
+}
+
+int
+tb_ca_check_until(const struct tb_ca *ca, int64_t until, struct tb_diag *d)
+{
+	int64_t end = tb_cert_not_after(ca->cert);
+	time_t tt = (time_t)end;
+	struct tm tm;
+	char when[32];
+
+	if (until <= end)
+		return TB_OK;
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "@%lld", (long long)end);
+	return tb_diag_set(d, TB_E_CA_VALIDITY, TB_DIAG_NOPOS,
+	                   "the certificate would have been cut to %s, when the CA's own "
+	                   "expires; ask for fewer --days (or renew the CA first)",
+	                   when);
+}
+
+int
+tb_csr_key_id(const struct tb_csr *csr, uint8_t out[TB_KEYID_LEN])
+{
+	gnutls_pubkey_t pk = NULL;
+	gnutls_datum_t der = {NULL, 0};
+	int rc;
+
+	if (gnutls_pubkey_init(&pk) < 0)
+		return TB_E_NOMEM;
+	rc = gnutls_pubkey_import_x509_crq(pk, csr->crq, 0);
+	if (rc >= 0)
+		rc = gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der);
+	if (rc >= 0)
+		tb_sha256(der.data, der.size, out);
+	gnutls_free(der.data);
+	gnutls_pubkey_deinit(pk);
+	return rc < 0 ? TB_E_CSR : TB_OK;
+}
+
+enum tb_alg
+tb_csr_alg(const struct tb_csr *csr)
+{
+	int pk = gnutls_x509_crq_get_pk_algorithm(csr->crq, NULL);
+
+	return pk == GNUTLS_PK_EDDSA_ED25519 ? TB_ALG_ED25519
+	       : pk == GNUTLS_PK_ECDSA       ? TB_ALG_P256
+	                                     : TB_ALG_NONE;
+}
+
 int
 tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days, struct tb_buf *out,
             struct tb_diag *d)
 {
 	time_t now = time(NULL);
+	int rc;
 
 	if (days == 0 || days > 36500)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "days must be 1-36500");
+	if ((rc = tb_ca_check_request(ca, csr, d)) != TB_OK)
+		return rc;
 	return tb_ca_issue_window(ca, csr, (int64_t)now - BACKDATE,
 	                          (int64_t)now + (int64_t)days * 86400, out, d);
 }

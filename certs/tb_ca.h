@@ -87,16 +87,35 @@ void tb_ca_free(struct tb_ca *ca);
 const struct tb_cert *tb_ca_cert(const struct tb_ca *ca);
 
 /*
+ * The division prefix a CA issues under (GB/T 2260): its own id (the
+ * subject serialNumber) without trailing "00" pairs, e.g. "32" for a
+ * province CA 320000, "3203" for 320300; "" for a CA without an id (the
+ * root), which may issue any member id.  out is NUL-terminated.
+ */
+void tb_ca_division(const struct tb_ca *ca, char out[TB_MEMBER_ID_MAX]);
+/* 0 when csr's member id lies in ca's division, else TB_E_CA_PREFIX
+ * naming both (the policy tb_ca_issue applies). */
+TB_MUST_CHECK int tb_ca_check_request(const struct tb_ca *ca, const struct tb_csr *csr,
+                                      struct tb_diag *d);
+/* 0 when a certificate valid until `until` (Unix seconds) ends no later
+ * than ca's own certificate; else TB_E_CA_VALIDITY with the date it
+ * would have been cut to (the CA's expiry) in d. */
+TB_MUST_CHECK int tb_ca_check_until(const struct tb_ca *ca, int64_t until, struct tb_diag *d);
+/*
  * Issues a node certificate for csr valid for days from now, records it in
  * the index and appends its PEM to out.  Subject and public key come from
  * the CSR; the extensions are the CA's choice (requests cannot ask for
  * CA rights); of the requested subjectAltNames only DNS, IP and URI
- * entries are copied.  0 or a tb_err.
+ * entries are copied.  A member id outside the CA's division is refused
+ * (tb_ca_check_request, TB_E_CA_PREFIX); a validity past the CA's own
+ * expiry is cut to it (check first with tb_ca_check_until to refuse
+ * instead).  0 or a tb_err.
  */
 TB_MUST_CHECK int tb_ca_issue(struct tb_ca *ca, const struct tb_csr *csr, unsigned days,
                               struct tb_buf *out, struct tb_diag *d);
 /* Same with an explicit validity window (Unix seconds); for test
- * identities (an expired certificate) and planned rotations. */
+ * identities (an expired certificate, a non-member id) and planned
+ * rotations: no division check. */
 TB_MUST_CHECK int tb_ca_issue_window(struct tb_ca *ca, const struct tb_csr *csr, int64_t not_before,
                                      int64_t not_after, struct tb_buf *out, struct tb_diag *d);
 
@@ -143,6 +162,11 @@ TB_MUST_CHECK int tb_csr_pem(const struct tb_csr *csr, struct tb_buf *out);
 /* Borrowed; valid while csr lives. */
 const char *tb_csr_member_id(const struct tb_csr *csr);
 const char *tb_csr_subject(const struct tb_csr *csr);
+/* Key id (SHA-256 of the SubjectPublicKeyInfo) of the requested key:
+ * 0, or TB_E_CSR / TB_E_NOMEM. */
+TB_MUST_CHECK int tb_csr_key_id(const struct tb_csr *csr, uint8_t out[TB_KEYID_LEN]);
+/* Algorithm of the requested key (import accepts only Ed25519/P-256). */
+enum tb_alg tb_csr_alg(const struct tb_csr *csr);
 
 /* ---- revocation lists ---- */
 

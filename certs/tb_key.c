@@ -224,12 +224,14 @@ tb_key_import(const uint8_t *pem, size_t len, const char *password, struct tb_di
 	rc = gnutls_privkey_import_x509_raw(pk, &dat, GNUTLS_X509_FMT_PEM, password, 0);
 	if (rc < 0) {
 		gnutls_privkey_deinit(pk);
-		if (rc == GNUTLS_E_DECRYPTION_FAILED)
-			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "wrong password for encrypted key");
-		else if (password == NULL && (rc == GNUTLS_E_INVALID_PASSWORD ||
-		                              memmem(pem, len, "ENCRYPTED", 9) != NULL))
+		/* no password given is not a wrong one (GnuTLS says "decryption
+		 * failed" for both) */
+		if (password == NULL &&
+		    (rc == GNUTLS_E_INVALID_PASSWORD || memmem(pem, len, "ENCRYPTED", 9) != NULL))
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
-			            "key is encrypted: a password is needed");
+			            "key is encrypted: a password is needed (--pass-file FILE)");
+		else if (rc == GNUTLS_E_DECRYPTION_FAILED)
+			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "wrong password for encrypted key");
 		else
 			tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "not a PEM private key (%s)",
 			            gnutls_strerror(rc));

@@ -11,6 +11,7 @@
 #ifndef TB_CLI_H
 #define TB_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct tb_diag;
@@ -36,6 +37,18 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * prints a message and returns NULL with *rc set. Caller frees (wipes). */
 char *cli_read_pass(const char *path, int *rc);
 void cli_free_pass(char *p);
+/* The password for the private key in keypath: read from passf when
+ * given; else, when the key is encrypted, asked for on the terminal
+ * (echo off) if standard input is one, or refused with one line saying
+ * how to give it (*rc EX_TB_USAGE).  NULL with *rc 0 for an unencrypted
+ * (or unreadable: its loader reports that) key.  Caller frees with
+ * cli_free_pass. */
+char *cli_key_pass(const char *keypath, const char *passf, int *rc);
+/* Asks question (a yes/no) on the terminal; true for an answer starting
+ * with y or Y. */
+bool cli_confirm(const char *question);
+/* Writes s as a JSON string (quoted, escaped; UTF-8 passed through) to f. */
+void cli_json_str(FILE *f, const char *s);
 /* Parses a decimal int64; 0 on success. */
 int cli_parse_i64(const char *s, long long *out);
 
@@ -44,10 +57,11 @@ int cmd_canon(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_msg(int argc, char **argv);
 
-/* cli_pki.c: ca, node, cert (the federation PKI) */
+/* cli_pki.c: ca, node, cert, csr (the federation PKI) */
 int cmd_ca(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
+int cmd_csr(int argc, char **argv);
 
 /* cli_fed.c: trust, registry, route, policy (the federation registry) */
 int cmd_trust(int argc, char **argv);

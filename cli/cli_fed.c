@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../certs/tb_ca.h"
 #include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
 #include "../federation/tb_policy.h"
@@ -141,15 +142,6 @@ out:
 	return rc;
 }
 
-static bool
-want_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return true;
-	return false;
-}
-
 /* ---- trust ---- */
 
 static void
@@ -158,14 +150,18 @@ trust_usage(FILE *f)
 	fprintf(f,
 	        "Usage: tongban trust new --root ROOT.crt --authority AUTH.crt [--authority ...]\n"
 	        "                         --threshold K --out TRUST.json [--federation NAME]\n"
-	        "       tongban trust show TRUST.json\n\n"
+	        "       tongban trust show [--json] TRUST.json\n\n"
 	        "new   writes a node's trust anchor for registries: the federation root\n"
 	        "      certificate and the registry authorities (the public keys of the\n"
 	        "      AUTH certificates, e.g. the province CAs), of which K distinct ones\n"
 	        "      must sign a registry (1 <= K <= number of authorities).  The\n"
-	        "      federation name defaults to the root's O, else its CN.  Refuses to\n"
-	        "      overwrite TRUST.json.\n"
-	        "show  prints the federation, threshold and authorities.\n"
+	        "      federation name defaults to the root's O, else its CN; when that is\n"
+	        "      not a federation name (1-64 of a-z 0-9 . -) pass --federation NAME.\n"
+	        "      Refuses to overwrite TRUST.json.\n"
+	        "show  prints the federation, the pinned root's subject and SHA-256\n"
+	        "      fingerprint, the threshold and the authorities; --json: one object\n"
+	        "      (federation, root {subject, fingerprint, key_id}, threshold,\n"
+	        "      authorities [{key_id, alg, name}]).\n"
 	        "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
@@ -275,7 +271,14 @@ trust_new(int argc, char **argv)
 		fed = fedbuf;
 	}
 	if ((t = tb_trust_new(fed, &d)) == NULL) {
-		rc = cli_fail_diag(&d);
+		if (fed == fedbuf && d.code == TB_E_FIELD_VALUE)
+			rc = cli_fail(
+			    EX_TB_USAGE,
+			    "the root's name \"%s\" is not a federation name (1-64 of "
+			    "a-z 0-9 . -): pass --federation NAME, e.g. --federation huaihai",
+			    fedbuf);
+		else
+			rc = cli_fail_diag(&d);
 		goto out;
 	}
 	tb_cert_key_id(rc_cert, kid);
@@ -301,30 +304,97 @@ out:
 	return rc;
 }
 
+/* [--json] FILE: true in *json; optind at FILE.  -1 after --help. */
+static int
+json_args(int argc, char **argv, void (*usage)(FILE *), bool *json, const char *what)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	int c;
+
+	*json = false;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return -1;
+		}
+		if (c != 'j')
+			return cli_usage_error("unknown option");
+		*json = true;
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one %s expected", what);
+	return EX_TB_OK;
+}
+
+static void
+json_hex(const uint8_t *v, size_t n)
+{
+	char hex[2 * 64 + 1];
+
+	tb_hex_encode(v, n, hex);
+	cli_json_str(stdout, hex);
+}
+
 static int
 trust_show(int argc, char **argv)
 {
 	struct tb_trust *t;
+	struct tb_cert *root = NULL;
+	struct tb_diag d;
+	const char *pem;
 	int rc = EX_TB_OK;
+	bool json;
 	char hex[2 * TB_KEYID_LEN + 1];
-	uint8_t kid[TB_KEYID_LEN];
+	uint8_t kid[TB_KEYID_LEN], fpr[32];
 
-	if (want_help(argc, argv)) {
-		trust_usage(stdout);
-		return EX_TB_OK;
-	}
-	if (argc != 2)
-		return cli_usage_error("exactly one TRUST.json expected");
-	if ((t = load_trust(argv[1], &rc)) == NULL)
+	if ((rc = json_args(argc, argv, trust_usage, &json, "TRUST.json")) != EX_TB_OK)
+		return rc < 0 ? EX_TB_OK : rc;
+	if ((t = load_trust(argv[optind], &rc)) == NULL)
 		return rc;
-	printf("federation %s\nthreshold %u of %zu\n", tb_trust_federation(t),
-	       tb_trust_threshold(t), tb_trust_count(t));
-	for (size_t i = 0; i < tb_trust_count(t); i++) {
-		tb_trust_kid(t, i, kid);
-		tb_hex_encode(kid, TB_KEYID_LEN, hex);
-		printf("authority %s %s %s\n", hex, tb_alg_name(tb_pub_alg(tb_trust_pub(t, i))),
-		       tb_trust_name(t, i));
+	pem = tb_trust_root_pem(t);
+	if (pem == NULL || (root = tb_cert_import((const uint8_t *)pem, strlen(pem), &d)) == NULL) {
+		rc =
+		    cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable", argv[optind]);
+		goto out;
 	}
+	tb_cert_fingerprint(root, fpr);
+	tb_cert_key_id(root, kid);
+	if (json) {
+		printf("{\"federation\":");
+		cli_json_str(stdout, tb_trust_federation(t));
+		printf(",\"root\":{\"subject\":");
+		cli_json_str(stdout, tb_cert_subject(root));
+		printf(",\"fingerprint\":");
+		json_hex(fpr, sizeof(fpr));
+		printf(",\"key_id\":");
+		json_hex(kid, sizeof(kid));
+		printf("},\"threshold\":%u,\"authorities\":[", tb_trust_threshold(t));
+	} else {
+		tb_hex_encode(fpr, sizeof(fpr), hex);
+		printf("federation %s\nroot %s\nroot_fingerprint sha256:%s\nthreshold %u of %zu\n",
+		       tb_trust_federation(t), tb_cert_subject(root), hex, tb_trust_threshold(t),
+		       tb_trust_count(t));
+	}
+	for (size_t i = 0; i < tb_trust_count(t); i++) {
+		const char *alg = tb_alg_name(tb_pub_alg(tb_trust_pub(t, i)));
+		tb_trust_kid(t, i, kid);
+		if (json) {
+			printf("%s{\"key_id\":", i == 0 ? "" : ",");
+			json_hex(kid, sizeof(kid));
+			printf(",\"alg\":\"%s\",\"name\":", alg);
+			cli_json_str(stdout, tb_trust_name(t, i));
+			printf("}");
+			continue;
+		}
+		tb_hex_encode(kid, TB_KEYID_LEN, hex);
+		printf("authority %s %s %s\n", hex, alg, tb_trust_name(t, i));
+	}
+	if (json)
+		printf("]}\n");
+out:
+	tb_cert_free(root);
 	tb_trust_free(t);
 	return rc;
 }
@@ -358,45 +428,86 @@ registry_usage(FILE *f)
 	    f,
 	    "Usage: tongban registry new --federation NAME --out REG [--valid-days N] [--now T]\n"
 	    "       tongban registry add REG --cert CERT [--sign-cert CERT] --role city|hub\n"
+	    "                    (--trust TRUST.json | --ca ROOT.crt) [--chain CA.crt]...\n"
 	    "                    [--parent HUB_ID] [--endpoint URI]... [--name NAME]\n"
 	    "                    [--service CODE=PREFIX[,PREFIX]...]... [--status S]\n"
+	    "       tongban registry add-key REG --cert CERT [--use tls|sign|both]\n"
+	    "                    (--trust TRUST.json | --ca ROOT.crt) [--chain CA.crt]...\n"
+	    "       tongban registry remove-key REG (--cert CERT | --kid HEX)\n"
+	    "       tongban registry remove-member REG --member ID\n"
 	    "       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
 	    "                    [--valid-days N [--now T]]\n"
 	    "       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
 	    "       tongban registry key REG (--add CERT [--use tls|sign|both] |\n"
 	    "                    --remove CERT | --remove-kid HEX)\n"
+	    "                    [--trust TRUST.json | --ca ROOT.crt] [--chain CA.crt]...\n"
 	    "       tongban registry policy REG [--default allow|deny] [--clear]\n"
 	    "                    [--rule 'effect=allow|deny;services=*|CODE,..;ids=ID,..;\n"
 	    "                            roles=city,hub;regions=PREFIX,..']...\n"
-	    "       tongban registry sign REG --key KEY --cert CERT [--pass-file FILE]\n"
+	    "       tongban registry sign REG --key KEY --cert CERT [--trust TRUST.json]\n"
+	    "                    [--pass-file FILE]\n"
 	    "       tongban registry verify REG --trust TRUST.json [--previous OLDREG] [--now T]\n"
-	    "       tongban registry show REG\n"
+	    "                    [--json]\n"
+	    "       tongban registry show [--json] REG\n"
+	    "       tongban registry diff [--json] OLD NEW\n"
 	    "       tongban registry install --node CONFIG REG\n\n"
 	    "new     an empty registry, serial 1, valid from now for N days (default 90).\n"
 	    "add     a member: id from the certificate's subject serialNumber, name from\n"
 	    "        its CN (or --name), key from the certificate (use \"both\"; with\n"
 	    "        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert).  A\n"
 	    "        member without --endpoint is reached through its --parent hub.\n"
+	    "        The certificates must chain to the federation root, the root of\n"
+	    "        --trust's anchor or --ca's certificate (one is required), through\n"
+	    "        the province CA certificates given with --chain or following the\n"
+	    "        member's in its file; else refused (cert.unknown-issuer, ...).\n"
+	    "add-key lists a certificate's key (checked as for add) under the member\n"
+	    "        its subject serialNumber names, use \"both\" unless --use says: a\n"
+	    "        rotation lists the new key beside the old (both valid), then\n"
+	    "remove-key drops the old one (by certificate or key id; not a member's\n"
+	    "        last key).\n"
+	    "remove-member drops a member and its keys (not a hub others name as\n"
+	    "        parent: reg.reference).  To stop a member at once, revoke or\n"
+	    "        suspend it with set/revoke instead.\n"
 	    "set     a member's status and/or a new validity window.\n"
 	    "revoke  lists a certificate's key id as revoked.\n"
-	    "key     adds a certificate's key to its member (the subject serialNumber),\n"
-	    "        use \"both\" unless --use says, or removes a key from its member:\n"
-	    "        a rotation lists the new key beside the old, then drops the old.\n"
+	    "key     the first spelling of add-key (--add) and remove-key (--remove,\n"
+	    "        --remove-kid), kept for scripts; it checks the chain only with\n"
+	    "        --trust or --ca and otherwise says so on stderr.\n"
 	    "policy  sets the access policy's default, drops (--clear) or appends rules.\n"
 	    "        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
-	    "sign    adds one authority's signature (the key must match CERT).\n"
+	    "sign    adds one authority's signature (the key must match CERT).  With\n"
+	    "        --trust it refuses a key that is not one of the anchor's\n"
+	    "        authorities (reg.unknown-signer) or a registry of another\n"
+	    "        federation (reg.federation); without, it says it did not check.\n"
 	    "verify  checks the registry against a trust anchor: prints\n"
 	    "        \"ok serial N, M members, valid ... (K of N signatures)\" or one line\n"
 	    "        naming the reason: reg.threshold, reg.unknown-signer,\n"
 	    "        reg.duplicate-signer, reg.bad-signature (tampered), reg.expired,\n"
 	    "        reg.not-yet-valid, reg.serial-not-newer (with --previous),\n"
 	    "        reg.duplicate-member, reg.duplicate-key, reg.key-id, reg.limit,\n"
-	    "        reg.federation, json.* / field.* (malformed).\n"
-	    "show    prints the registry in readable form.\n"
+	    "        reg.federation, json.* / field.* (malformed).  --json: one object,\n"
+	    "        {\"ok\":true, federation, serial, members, issued, valid_until,\n"
+	    "        signatures, threshold} or {\"ok\":false, reason, detail}.\n"
+	    "show    prints the registry in readable form; --json: one object\n"
+	    "        (federation, serial, issued, valid_until, members [{id, role, name,\n"
+	    "        parent, status, endpoints, keys [{key_id, use, revoked}], services\n"
+	    "        [{code, regions}]}], revoked_keys, policy {default, rules},\n"
+	    "        signatures [{key_id, alg}]).\n"
+	    "diff    what NEW changes against OLD, what each authority approves by\n"
+	    "        signing it: one line per change, \"+ WHAT [MEMBER]: NEW\",\n"
+	    "        \"- WHAT [MEMBER]: OLD\" or \"~ WHAT [MEMBER]: OLD -> NEW\", WHAT one of\n"
+	    "        member, name, role, parent, status, endpoint, key, revoked, service,\n"
+	    "        rule, policy_default, issued, valid_until, revoked_count, federation;\n"
+	    "        then \"N changes\" or \"no changes\".  --json: {old_serial,\n"
+	    "        new_serial, new_signatures, changes [{op: added|removed|changed,\n"
+	    "        what, member, old, new}]}.  Given two trust anchors it compares\n"
+	    "        what the registry does not hold: root (fingerprint), threshold,\n"
+	    "        authority, federation ({\"trust\":true, changes} with --json).\n"
 	    "install verifies REG for the node of CONFIG (its trust anchor, a serial\n"
 	    "        above the node's), replaces the node's registry file atomically and\n"
 	    "        has the running node apply it (tongban registry install --help).\n\n"
-	    "Every edit (add, set, revoke, key, policy) removes all signatures and adds 1\n"
+	    "Every edit (add, add-key, remove-key, remove-member, set, revoke, key,\n"
+	    "policy) removes all signatures and adds 1\n"
 	    "to the serial.  --now T replaces the clock (Unix seconds).\n"
 	    "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
@@ -508,14 +619,155 @@ parse_services(const char **svcarg, size_t nsvc, struct tb_reg_service_spec *svc
 	return rc;
 }
 
-/* The member id, common name and key of cert, and of scert (NULL: none),
- * which must be the same member's. */
+/* Where a member's certificate must chain to: the federation root (from
+ * --trust's anchor or --ca) through the province CAs (--chain, or the
+ * certificates after the first in the member's own file). */
+struct chain_opts {
+	const char *trust, *ca, *chains[MAX_LIST];
+	size_t nchains;
+};
+
+static const char chain_required[] =
+    "--trust TRUST.json or --ca ROOT.crt is required: the certificate must chain to the "
+    "federation root (give its province CA's certificate with --chain unless the file "
+    "holds it after the member's)";
+
+/* Each certificate of a PEM file into v (at most max); *n counts them. */
 static int
-member_keys(const char *cert, const char *scert, char *id, char *id2, char *cn, size_t cnlen,
-            struct tb_buf *spki1, struct tb_buf *spki2)
+load_all_certs(const char *path, struct tb_cert **v, size_t max, size_t *n)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	struct tb_buf b;
+	struct tb_diag d;
+	const uint8_t *p;
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, 1 << 20, &b, &d) != TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	p = memmem(b.data, b.len, begin, sizeof(begin) - 1);
+	if (p == NULL) /* DER, or not a certificate: the loader says which */
+		p = b.data;
+	while (p != NULL && *n < max) {
+		if ((v[*n] = tb_cert_import(p, b.len - (size_t)(p - b.data), &d)) == NULL) {
+			tb_diag_prefix(&d, path);
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		(*n)++;
+		p = memmem(p + 1, b.len - (size_t)(p + 1 - b.data), begin, sizeof(begin) - 1);
+	}
+out:
+	tb_buf_free(&b);
+	return rc;
+}
+
+/* The federation root from --trust or --ca into store. */
+static int
+chain_root(const struct chain_opts *co, struct tb_castore *store)
+{
+	struct tb_cert *root = NULL;
+	struct tb_trust *t = NULL;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	if (co->trust != NULL) {
+		const char *pem;
+		if ((t = load_trust(co->trust, &rc)) == NULL)
+			return rc;
+		pem = tb_trust_root_pem(t);
+		root = pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), &d) : NULL;
+		if (root == NULL)
+			rc = cli_fail(EX_TB_REFUSED, "%s: the root certificate is unreadable",
+			              co->trust);
+	} else if ((root = tb_cert_load(co->ca, &d)) == NULL) {
+		tb_diag_prefix(&d, co->ca);
+		rc = cli_fail_diag(&d);
+	}
+	if (rc == EX_TB_OK && tb_castore_add_ca(store, root, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+	tb_cert_free(root);
+	tb_trust_free(t);
+	return rc;
+}
+
+/* Refuses (cert.unknown-issuer ...) a member certificate in path that
+ * does not chain to the federation root now. */
+static int
+chain_check(const struct chain_opts *co, const char *path)
+{
+	struct tb_cert *v[MAX_LIST + 8];
+	struct tb_castore *store;
+	struct tb_diag d;
+	size_t n = 0;
+	int rc;
+
+	if ((store = tb_castore_new()) == NULL)
+		return cli_fail(EX_TB_INTERNAL, "out of memory");
+	if ((rc = chain_root(co, store)) != EX_TB_OK ||
+	    (rc = load_all_certs(path, v, 8, &n)) != EX_TB_OK)
+		goto out;
+	for (size_t i = 0; i < co->nchains && rc == EX_TB_OK; i++)
+		rc = load_all_certs(co->chains[i], v, sizeof(v) / sizeof(v[0]), &n);
+	if (rc != EX_TB_OK)
+		goto out;
+	tb_diag_clear(&d);
+	if (tb_chain_verify(store, v[0], (const struct tb_cert *const *)v + 1, n - 1, TB_USAGE_NODE,
+	                    (int64_t)time(NULL), &d) != TB_OK) {
+		char line[512];
+		tb_diag_prefix(&d, path);
+		rc = cli_fail(EX_TB_REFUSED, "%s (not certified by the federation root%s)",
+		              tb_diag_format(&d, line, sizeof(line)),
+		              co->nchains == 0 && n == 1 ? "; give its province CA's certificate "
+		                                           "with --chain"
+		                                         : "");
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		tb_cert_free(v[i]);
+	tb_castore_free(store);
+	return rc;
+}
+
+/* Exactly one of --trust and --ca (add, add-key). */
+static int
+chain_given(const struct chain_opts *co)
+{
+	if ((co->trust == NULL) == (co->ca == NULL))
+		return co->trust == NULL ? cli_usage_error("%s", chain_required)
+		                         : cli_usage_error("give one of --trust and --ca");
+	return EX_TB_OK;
+}
+
+/* --trust, --ca, --chain of add and add-key; 0 when c was one of them. */
+static int
+chain_opt(struct chain_opts *co, int c, const char *arg)
+{
+	switch (c) {
+	case 'T': co->trust = arg; return 0;
+	case 'A': co->ca = arg; return 0;
+	case 'H':
+		if (co->nchains == MAX_LIST)
+			return cli_usage_error("too many --chain");
+		co->chains[co->nchains++] = arg;
+		return 0;
+	}
+	return -1;
+}
+
+/* The member id, common name and key of cert, and of scert (NULL: none),
+ * which must be the same member's; both must chain as co says. */
+static int
+member_keys(const struct chain_opts *co, const char *cert, const char *scert, char *id, char *id2,
+            char *cn, size_t cnlen, struct tb_buf *spki1, struct tb_buf *spki2)
 {
 	int rc = EX_TB_OK;
 
+	if ((rc = chain_check(co, cert)) != EX_TB_OK ||
+	    (scert != NULL && (rc = chain_check(co, scert)) != EX_TB_OK))
+		return rc;
 	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
 		return rc;
 	if (scert != NULL) {
@@ -530,15 +782,42 @@ member_keys(const char *cert, const char *scert, char *id, char *id2, char *cn, 
 	return rc;
 }
 
+/* Adds the member of spec to the registry in regp and saves it. */
+static int
+add_and_save(const char *regp, const struct tb_reg_member_spec *spec)
+{
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	if ((reg = load_reg(regp, &rc)) == NULL)
+		return rc;
+	if (tb_reg_add_member(reg, spec, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+	else if ((rc = save_reg(reg, regp, false)) == EX_TB_OK)
+		printf("added %s (%s), serial %llu, %zu members\n", spec->id, spec->name,
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
+	tb_reg_free(reg);
+	return rc;
+}
+
 static int
 registry_add(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"cert", required_argument, NULL, 'c'},     {"sign-cert", required_argument, NULL, 's'},
-	    {"role", required_argument, NULL, 'r'},     {"parent", required_argument, NULL, 'p'},
-	    {"endpoint", required_argument, NULL, 'e'}, {"service", required_argument, NULL, 'S'},
-	    {"name", required_argument, NULL, 'n'},     {"status", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+	                                     {"sign-cert", required_argument, NULL, 's'},
+	                                     {"role", required_argument, NULL, 'r'},
+	                                     {"parent", required_argument, NULL, 'p'},
+	                                     {"endpoint", required_argument, NULL, 'e'},
+	                                     {"service", required_argument, NULL, 'S'},
+	                                     {"name", required_argument, NULL, 'n'},
+	                                     {"status", required_argument, NULL, 't'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	struct chain_opts co;
 	const char *cert = NULL, *scert = NULL, *role = NULL, *parent = NULL, *name = NULL;
 	const char *status = "active", *eps[MAX_LIST], *svcarg[MAX_LIST];
 	size_t neps = 0, nsvc = 0;
@@ -549,12 +828,17 @@ registry_add(int argc, char **argv)
 	struct tb_reg_member_spec spec;
 	struct tb_buf spki1, spki2;
 	char id[TB_MEMBER_ID_MAX], id2[TB_MEMBER_ID_MAX], cn[256];
-	struct tb_reg *reg = NULL;
-	struct tb_diag d;
 	int c, rc = EX_TB_OK;
 
+	memset(&co, 0, sizeof(co));
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((rc = chain_opt(&co, c, optarg)) >= 0) {
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		rc = EX_TB_OK;
 		switch (c) {
 		case 'c': cert = optarg; break;
 		case 's': scert = optarg; break;
@@ -580,6 +864,8 @@ registry_add(int argc, char **argv)
 		return cli_usage_error("exactly one REG file expected");
 	if (cert == NULL || role == NULL)
 		return cli_usage_error("--cert and --role are required");
+	if ((rc = chain_given(&co)) != EX_TB_OK)
+		return rc;
 	if (tb_reg_role_from_name(role) == 0)
 		return cli_usage_error("--role must be city or hub");
 	if (tb_reg_status_from_name(status) == 0)
@@ -590,7 +876,8 @@ registry_add(int argc, char **argv)
 	tb_buf_init(&spki2);
 	if ((rc = parse_services(svcarg, nsvc, svcs, svcbuf, regs)) != EX_TB_OK)
 		goto out;
-	if ((rc = member_keys(cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) != EX_TB_OK)
+	if ((rc = member_keys(&co, cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) !=
+	    EX_TB_OK)
 		goto out;
 	keys[0].spki = spki1.data;
 	keys[0].spki_len = spki1.len;
@@ -610,15 +897,7 @@ registry_add(int argc, char **argv)
 	spec.nkeys = scert != NULL ? 2 : 1;
 	spec.services = svcs;
 	spec.nservices = nsvc;
-	if ((reg = load_reg(argv[optind], &rc)) == NULL)
-		goto out;
-	if (tb_reg_add_member(reg, &spec, &d) != TB_OK) {
-		rc = cli_fail_diag(&d);
-		goto out;
-	}
-	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("added %s (%s), serial %llu, %zu members\n", id, spec.name,
-		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
+	rc = add_and_save(argv[optind], &spec);
 out:
 	for (size_t i = 0; i < nsvc; i++) {
 		free(svcbuf[i]);
@@ -626,7 +905,6 @@ out:
 	}
 	tb_buf_free(&spki1);
 	tb_buf_free(&spki2);
-	tb_reg_free(reg);
 	return rc;
 }
 
@@ -749,24 +1027,86 @@ cert_kid(const char *path, uint8_t kid[TB_KEYID_LEN])
 	return EX_TB_OK;
 }
 
+/* A key added to (add: a certificate) or removed from (rm: a certificate,
+ * or rmkid) its member in regp. */
 static int
-registry_key(int argc, char **argv)
+key_do(const char *regp, const char *add, const char *use, const char *rm, const char *rmkid,
+       const struct chain_opts *co)
 {
-	static const struct option opts[] = {
-	    {"add", required_argument, NULL, 'a'},    {"use", required_argument, NULL, 'u'},
-	    {"remove", required_argument, NULL, 'r'}, {"remove-kid", required_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
-	const char *add = NULL, *use = "both", *rm = NULL, *rmkid = NULL;
 	char id[TB_MEMBER_ID_MAX];
 	uint8_t kid[TB_KEYID_LEN];
 	struct tb_reg_key_spec k;
 	struct tb_buf spki;
 	struct tb_reg *reg = NULL;
 	struct tb_diag d;
-	int c, rc = EX_TB_OK;
+	int rc = EX_TB_OK;
 
+	if (tb_key_use_from_name(use) == 0)
+		return cli_usage_error("--use must be tls, sign or both");
+	if (rmkid != NULL && !tb_hex_decode(rmkid, strlen(rmkid), kid, TB_KEYID_LEN))
+		return cli_usage_error("--%s must be 64 lowercase hex digits",
+		                       strcmp(cli_cmd, "tongban registry key") == 0 ? "remove-kid"
+		                                                                    : "kid");
+	tb_buf_init(&spki);
+	if (add != NULL && (co->trust != NULL || co->ca != NULL) &&
+	    (rc = chain_check(co, add)) != EX_TB_OK)
+		goto out;
+	if (add != NULL && (rc = cert_info(add, id, NULL, 0, &spki)) != EX_TB_OK)
+		goto out;
+
+	if (rm != NULL && (rc = cert_kid(rm, kid)) != EX_TB_OK)
+		goto out;
+	if ((reg = load_reg(regp, &rc)) == NULL)
+		goto out;
+	k.spki = spki.data;
+	k.spki_len = spki.len;
+	k.use = tb_key_use_from_name(use);
+	if ((add != NULL ? tb_reg_add_key(reg, id, &k, &d) : tb_reg_remove_key(reg, kid, &d)) !=
+	    TB_OK) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((rc = save_reg(reg, regp, false)) != EX_TB_OK)
+		goto out;
+	printf("serial %llu, key %s\n", (unsigned long long)tb_reg_serial(reg),
+	       add != NULL ? "added" : "removed");
+	if (add != NULL && co->trust == NULL && co->ca == NULL)
+		fprintf(stderr,
+		        "%s: note: %s was not checked against the federation root (give --trust "
+		        "TRUST.json or --ca ROOT.crt)\n",
+		        cli_cmd, add);
+out:
+	tb_buf_free(&spki);
+	tb_reg_free(reg);
+	return rc;
+}
+
+/* `registry key`: the first spelling of add-key and remove-key, kept for
+ * scripts; it checks the chain only when --trust or --ca is given. */
+static int
+registry_key(int argc, char **argv)
+{
+	static const struct option opts[] = {{"add", required_argument, NULL, 'a'},
+	                                     {"use", required_argument, NULL, 'u'},
+	                                     {"remove", required_argument, NULL, 'r'},
+	                                     {"remove-kid", required_argument, NULL, 'k'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	const char *add = NULL, *use = "both", *rm = NULL, *rmkid = NULL;
+	struct chain_opts co;
+	int c, rc;
+
+	memset(&co, 0, sizeof(co));
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((rc = chain_opt(&co, c, optarg)) >= 0) {
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'a': add = optarg; break;
 		case 'u': use = optarg; break;
@@ -780,30 +1120,107 @@ registry_key(int argc, char **argv)
 		return cli_usage_error("exactly one REG file expected");
 	if ((add != NULL) + (rm != NULL) + (rmkid != NULL) != 1)
 		return cli_usage_error("give one of --add, --remove and --remove-kid");
-	if (tb_key_use_from_name(use) == 0)
-		return cli_usage_error("--use must be tls, sign or both");
-	if (rmkid != NULL && !tb_hex_decode(rmkid, strlen(rmkid), kid, TB_KEYID_LEN))
-		return cli_usage_error("--remove-kid must be 64 lowercase hex digits");
-	tb_buf_init(&spki);
-	if (add != NULL && (rc = cert_info(add, id, NULL, 0, &spki)) != EX_TB_OK)
-		goto out;
-	if (rm != NULL && (rc = cert_kid(rm, kid)) != EX_TB_OK)
-		goto out;
-	if ((reg = load_reg(argv[optind], &rc)) == NULL)
-		goto out;
-	k.spki = spki.data;
-	k.spki_len = spki.len;
-	k.use = tb_key_use_from_name(use);
-	if ((add != NULL ? tb_reg_add_key(reg, id, &k, &d) : tb_reg_remove_key(reg, kid, &d)) !=
-	    TB_OK) {
-		rc = cli_fail_diag(&d);
-		goto out;
+	if (co.trust != NULL && co.ca != NULL)
+		return cli_usage_error("give one of --trust and --ca");
+	return key_do(argv[optind], add, use, rm, rmkid, &co);
+}
+
+static int
+registry_add_key(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+	                                     {"use", required_argument, NULL, 'u'},
+	                                     {"trust", required_argument, NULL, 'T'},
+	                                     {"ca", required_argument, NULL, 'A'},
+	                                     {"chain", required_argument, NULL, 'H'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	const char *cert = NULL, *use = "both";
+	struct chain_opts co;
+	int c, rc;
+
+	memset(&co, 0, sizeof(co));
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if ((rc = chain_opt(&co, c, optarg)) >= 0) {
+			if (rc != 0)
+				return rc;
+			continue;
+		}
+		switch (c) {
+		case 'c': cert = optarg; break;
+		case 'u': use = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
 	}
-	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("serial %llu, key %s\n", (unsigned long long)tb_reg_serial(reg),
-		       add != NULL ? "added" : "removed");
-out:
-	tb_buf_free(&spki);
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (cert == NULL)
+		return cli_usage_error("--cert is required (the certificate of the new key)");
+	if ((rc = chain_given(&co)) != EX_TB_OK)
+		return rc;
+	return key_do(argv[optind], cert, use, NULL, NULL, &co);
+}
+
+static int
+registry_remove_key(int argc, char **argv)
+{
+	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+	                                     {"kid", required_argument, NULL, 'k'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	const char *cert = NULL, *kidhex = NULL;
+	struct chain_opts co;
+	int c;
+
+	memset(&co, 0, sizeof(co));
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cert = optarg; break;
+		case 'k': kidhex = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if ((cert == NULL) == (kidhex == NULL))
+		return cli_usage_error("give one of --cert and --kid");
+	return key_do(argv[optind], NULL, "both", cert, kidhex, &co);
+}
+
+static int
+registry_remove_member(int argc, char **argv)
+{
+	static const struct option opts[] = {{"member", required_argument, NULL, 'm'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {0, 0, 0, 0}};
+	const char *member = NULL;
+	struct tb_reg *reg;
+	struct tb_diag d;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': member = optarg; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one REG file expected");
+	if (member == NULL)
+		return cli_usage_error("--member is required");
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
+		return rc;
+	if (tb_reg_remove_member(reg, member, &d) != TB_OK)
+		rc = cli_fail_diag(&d);
+	else if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
+		printf("removed %s, serial %llu, %zu members\n", member,
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg));
 	tb_reg_free(reg);
 	return rc;
 }
@@ -864,15 +1281,35 @@ out:
 	return rc;
 }
 
+/* A signature by key kid counts under anchor t for reg. */
+static int
+signer_check(const struct tb_trust *t, const char *trustp, const struct tb_reg *reg,
+             const uint8_t kid[TB_KEYID_LEN], const char *certp)
+{
+	if (strcmp(tb_trust_federation(t), tb_reg_federation(reg)) != 0)
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "reg.federation: the registry is for %s, the trust anchor %s for %s",
+		    tb_reg_federation(reg), trustp, tb_trust_federation(t));
+	if (tb_trust_find(t, kid) == (size_t)-1)
+		return cli_fail(EX_TB_REFUSED,
+		                "reg.unknown-signer: the key of %s is not an authority of %s (see "
+		                "'tongban trust show %s'); its signature would not count",
+		                certp, trustp, trustp);
+	return EX_TB_OK;
+}
+
 static int
 registry_sign(int argc, char **argv)
 {
 	static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
 	                                     {"cert", required_argument, NULL, 'c'},
 	                                     {"pass-file", required_argument, NULL, 'p'},
+	                                     {"trust", required_argument, NULL, 't'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {0, 0, 0, 0}};
-	const char *keyp = NULL, *certp = NULL, *passf = NULL;
+	const char *keyp = NULL, *certp = NULL, *passf = NULL, *trustp = NULL;
+	struct tb_trust *t = NULL;
 	struct tb_key *key = NULL;
 	struct tb_cert *cert = NULL;
 	struct tb_reg *reg = NULL;
@@ -887,6 +1324,7 @@ registry_sign(int argc, char **argv)
 		case 'k': keyp = optarg; break;
 		case 'c': certp = optarg; break;
 		case 'p': passf = optarg; break;
+		case 't': trustp = optarg; break;
 		case 'h': registry_usage(stdout); return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
@@ -895,9 +1333,11 @@ registry_sign(int argc, char **argv)
 		return cli_usage_error("exactly one REG file expected");
 	if (keyp == NULL || certp == NULL)
 		return cli_usage_error("--key and --cert are required");
-	pass = cli_read_pass(passf, &rc);
-	if (rc != EX_TB_OK)
+	if (trustp != NULL && (t = load_trust(trustp, &rc)) == NULL)
 		return rc;
+	pass = cli_key_pass(keyp, passf, &rc);
+	if (rc != EX_TB_OK)
+		goto out;
 	if ((key = tb_key_load(keyp, pass, &d)) == NULL) {
 		tb_diag_prefix(&d, keyp);
 		rc = cli_fail_diag(&d);
@@ -916,14 +1356,24 @@ registry_sign(int argc, char **argv)
 	}
 	if ((reg = load_reg(argv[optind], &rc)) == NULL)
 		goto out;
+	if (t != NULL && (rc = signer_check(t, trustp, reg, k1, certp)) != EX_TB_OK)
+		goto out;
 	if (tb_reg_sign(reg, key, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	if ((rc = save_reg(reg, argv[optind], false)) == EX_TB_OK)
-		printf("signed serial %llu; %zu signatures\n",
+	if ((rc = save_reg(reg, argv[optind], false)) != EX_TB_OK)
+		goto out;
+	if (t != NULL)
+		printf("signed serial %llu as authority %u of %zu; %zu signatures, %u needed\n",
+		       (unsigned long long)tb_reg_serial(reg), (unsigned)tb_trust_find(t, k1) + 1,
+		       tb_trust_count(t), tb_reg_sig_count(reg), tb_trust_threshold(t));
+	else
+		printf("signed serial %llu; %zu signatures (not checked against a trust anchor: "
+		       "give --trust TRUST.json to refuse a key that is no authority)\n",
 		       (unsigned long long)tb_reg_serial(reg), tb_reg_sig_count(reg));
 out:
+	tb_trust_free(t);
 	tb_reg_free(reg);
 	tb_cert_free(cert);
 	tb_key_free(key);
@@ -943,12 +1393,12 @@ fmt_time(int64_t t, char out[32])
 static int
 registry_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
-	                                     {"previous", required_argument, NULL, 'p'},
-	                                     {"now", required_argument, NULL, 'n'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"trust", required_argument, NULL, 't'}, {"previous", required_argument, NULL, 'p'},
+	    {"now", required_argument, NULL, 'n'},   {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
 	const char *trustp = NULL, *prevp = NULL, *nows = NULL;
+	bool json = false;
 	struct tb_trust *t = NULL;
 	struct tb_reg *reg = NULL, *prev = NULL;
 	struct tb_diag d;
@@ -963,6 +1413,7 @@ registry_verify(int argc, char **argv)
 		case 't': trustp = optarg; break;
 		case 'p': prevp = optarg; break;
 		case 'n': nows = optarg; break;
+		case 'j': json = true; break;
 		case 'h': registry_usage(stdout); return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
 		}
@@ -983,18 +1434,119 @@ registry_verify(int argc, char **argv)
 		goto out;
 	if (tb_reg_verify(reg, t, now, prev != NULL ? tb_reg_serial(prev) : 0, &good, &d) !=
 	    TB_OK) {
+		if (json) {
+			printf("{\"ok\":false,\"reason\":\"%s\",\"detail\":",
+			       tb_err_reason(d.code));
+			cli_json_str(stdout, d.detail);
+			printf("}\n");
+		}
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
 	fmt_time(tb_reg_issued(reg), t1);
 	fmt_time(tb_reg_valid_until(reg), t2);
-	printf("ok serial %llu, %zu members, valid %s to %s (%zu of %u signatures)\n",
-	       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2, good,
-	       tb_trust_threshold(t));
+	if (json)
+		printf("{\"ok\":true,\"federation\":");
+	if (json)
+		cli_json_str(stdout, tb_reg_federation(reg));
+	if (json)
+		printf(",\"serial\":%llu,\"members\":%zu,\"issued\":\"%s\",\"valid_until\":\"%s\","
+		       "\"signatures\":%zu,\"threshold\":%u}\n",
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2,
+		       good, tb_trust_threshold(t));
+	else
+		printf("ok serial %llu, %zu members, valid %s to %s (%zu of %u signatures)\n",
+		       (unsigned long long)tb_reg_serial(reg), tb_reg_member_count(reg), t1, t2,
+		       good, tb_trust_threshold(t));
 out:
 	tb_reg_free(reg);
 	tb_reg_free(prev);
 	tb_trust_free(t);
+	return rc;
+}
+
+/* One member as a JSON object. */
+static void
+member_json(const struct tb_reg *reg, size_t m)
+{
+	const char *parent = tb_reg_member_parent(reg, m);
+	uint8_t kid[TB_KEYID_LEN];
+
+	printf("{\"id\":\"%s\",\"role\":\"%s\",\"name\":", tb_reg_member_id(reg, m),
+	       tb_reg_role_name(tb_reg_member_role(reg, m)));
+	cli_json_str(stdout, tb_reg_member_name(reg, m));
+	printf(",\"parent\":");
+	if (parent != NULL)
+		cli_json_str(stdout, parent);
+	else
+		printf("null");
+	printf(",\"status\":\"%s\",\"endpoints\":[",
+	       tb_reg_status_name(tb_reg_member_status(reg, m)));
+	for (size_t i = 0; i < tb_reg_endpoint_count(reg, m); i++) {
+		printf("%s", i ? "," : "");
+		cli_json_str(stdout, tb_reg_endpoint(reg, m, i));
+	}
+	printf("],\"keys\":[");
+	for (size_t k = 0; k < tb_reg_key_count(reg, m); k++) {
+		enum tb_key_use use;
+		tb_reg_key(reg, m, k, kid, &use, NULL, NULL);
+		printf("%s{\"key_id\":", k ? "," : "");
+		json_hex(kid, TB_KEYID_LEN);
+		printf(",\"use\":\"%s\",\"revoked\":%s}", tb_key_use_name(use),
+		       tb_reg_key_revoked(reg, kid) ? "true" : "false");
+	}
+	printf("],\"services\":[");
+	for (size_t sv = 0; sv < tb_reg_service_count(reg, m); sv++) {
+		printf("%s{\"code\":", sv ? "," : "");
+		cli_json_str(stdout, tb_reg_service_code(reg, m, sv));
+		printf(",\"regions\":[");
+		for (size_t r = 0; r < tb_reg_region_count(reg, m, sv); r++)
+			printf("%s\"%s\"", r ? "," : "", tb_reg_region(reg, m, sv, r));
+		printf("]}");
+	}
+	printf("]}");
+}
+
+static int
+registry_show_json(const struct tb_reg *reg)
+{
+	struct tb_buf b;
+	char t1[32], t2[32];
+	uint8_t kid[TB_KEYID_LEN];
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&b);
+	fmt_time(tb_reg_issued(reg), t1);
+	fmt_time(tb_reg_valid_until(reg), t2);
+	printf("{\"federation\":");
+	cli_json_str(stdout, tb_reg_federation(reg));
+	printf(",\"serial\":%llu,\"issued\":\"%s\",\"valid_until\":\"%s\",\"members\":[",
+	       (unsigned long long)tb_reg_serial(reg), t1, t2);
+	for (size_t m = 0; m < tb_reg_member_count(reg); m++) {
+		printf("%s", m ? "," : "");
+		member_json(reg, m);
+	}
+	printf("],\"revoked_keys\":%zu,\"policy\":{\"default\":\"%s\",\"rules\":[",
+	       tb_reg_revoked_count(reg), tb_policy_default_allow(reg) ? "allow" : "deny");
+	for (size_t i = 0; i < tb_policy_rule_count(reg); i++) {
+		tb_buf_reset(&b);
+		if (tb_policy_rule_text(reg, i, &b) != TB_OK) {
+			rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+			break;
+		}
+		printf("%s", i ? "," : "");
+		cli_json_str(stdout, (const char *)b.data);
+	}
+	printf("]},\"signatures\":[");
+	for (size_t i = 0; i < tb_reg_sig_count(reg); i++) {
+		enum tb_alg alg;
+		tb_reg_sig(reg, i, kid, &alg);
+		printf("%s{\"key_id\":", i ? "," : "");
+		json_hex(kid, TB_KEYID_LEN);
+		printf(",\"alg\":\"%s\"}", tb_alg_name(alg));
+	}
+	printf("]}\n");
+	tb_buf_free(&b);
 	return rc;
 }
 
@@ -1006,15 +1558,17 @@ registry_show(int argc, char **argv)
 	char t1[32], t2[32], hex[2 * TB_KEYID_LEN + 1];
 	uint8_t kid[TB_KEYID_LEN];
 	int rc = EX_TB_OK;
+	bool json;
 
-	if (want_help(argc, argv)) {
-		registry_usage(stdout);
-		return EX_TB_OK;
-	}
-	if (argc != 2)
-		return cli_usage_error("exactly one REG file expected");
-	if ((reg = load_reg(argv[1], &rc)) == NULL)
+	if ((rc = json_args(argc, argv, registry_usage, &json, "REG file")) != EX_TB_OK)
+		return rc < 0 ? EX_TB_OK : rc;
+	if ((reg = load_reg(argv[optind], &rc)) == NULL)
 		return rc;
+	if (json) {
+		rc = registry_show_json(reg);
+		tb_reg_free(reg);
+		return rc;
+	}
 	tb_buf_init(&b);
 	fmt_time(tb_reg_issued(reg), t1);
 	fmt_time(tb_reg_valid_until(reg), t2);
@@ -1062,17 +1616,439 @@ registry_show(int argc, char **argv)
 	return rc;
 }
 
+/* ---- registry diff ---- */
+
+/* One change: printed as a line "+|-|~ WHAT[ MEMBER]: OLD -> NEW", or as
+ * a JSON object {"op","what","member","old","new"} in an array. */
+struct diff {
+	bool json;
+	size_t n;
+};
+
+static void
+json_or_null(const char *v)
+{
+	if (v != NULL)
+		cli_json_str(stdout, v);
+	else
+		printf("null");
+}
+
+static void
+change(struct diff *df, const char *what, const char *member, const char *old, const char *new)
+{
+	const char *op = old == NULL ? "added" : new == NULL ? "removed" : "changed";
+
+	df->n++;
+	if (df->json) {
+		printf("%s{\"op\":\"%s\",\"what\":\"%s\",\"member\":", df->n > 1 ? "," : "", op,
+		       what);
+		json_or_null(member);
+		printf(",\"old\":");
+		json_or_null(old);
+		printf(",\"new\":");
+		json_or_null(new);
+		printf("}");
+		return;
+	}
+	printf("%c %s%s%s",
+	       old == NULL   ? '+'
+	       : new == NULL ? '-'
+	                     : '~',
+	       what, member != NULL ? " " : "", member != NULL ? member : "");
+	if (old != NULL && new != NULL)
+		printf(": %s -> %s\n", old, new);
+	else
+		printf(": %s\n", old != NULL ? old : new);
+}
+
+/* Member m of reg in one line (role, name, parent, status, counts). */
+static void
+member_line(const struct tb_reg *reg, size_t m, char *out, size_t n)
+{
+	const char *parent = tb_reg_member_parent(reg, m);
+
+	snprintf(out, n, "%s \"%s\" parent=%s status=%s, %zu keys, %zu endpoints, %zu services",
+	         tb_reg_role_name(tb_reg_member_role(reg, m)), tb_reg_member_name(reg, m),
+	         parent != NULL ? parent : "-", tb_reg_status_name(tb_reg_member_status(reg, m)),
+	         tb_reg_key_count(reg, m), tb_reg_endpoint_count(reg, m),
+	         tb_reg_service_count(reg, m));
+}
+
+/* Service sv of member m as "CODE=PREFIX,PREFIX" (NUL-terminated in b). */
+static void
+service_line(const struct tb_reg *reg, size_t m, size_t sv, struct tb_buf *b)
+{
+	const char *code = tb_reg_service_code(reg, m, sv);
+
+	tb_buf_reset(b);
+	if (tb_buf_add(b, code, strlen(code)) != TB_OK)
+		goto fail;
+	for (size_t r = 0; r < tb_reg_region_count(reg, m, sv); r++) {
+		const char *x = tb_reg_region(reg, m, sv, r);
+		if (tb_buf_addc(b, r == 0 ? '=' : ',') != TB_OK ||
+		    tb_buf_add(b, x, strlen(x)) != TB_OK)
+			goto fail;
+	}
+	if (tb_buf_addc(b, '\0') == TB_OK)
+		return;
+fail:
+	tb_buf_reset(b);
+}
+
+/* Key k of member m as "HEX USE" into out (80 bytes). */
+static void
+key_line(const struct tb_reg *reg, size_t m, size_t k, char *out, uint8_t kid[TB_KEYID_LEN],
+         enum tb_key_use *use)
+{
+	char hex[2 * TB_KEYID_LEN + 1];
+
+	tb_reg_key(reg, m, k, kid, use, NULL, NULL);
+	tb_hex_encode(kid, TB_KEYID_LEN, hex);
+	snprintf(out, 80, "%s %s", hex, tb_key_use_name(*use));
+}
+
+/* Keys of member id (index a in A, b in B) that B drops, re-uses, adds;
+ * a key whose revocation differs is a "revoked" change. */
+static void
+diff_keys(struct diff *df, const char *id, const struct tb_reg *A, size_t a, const struct tb_reg *B,
+          size_t b)
+{
+	char la[80], lb[80];
+	uint8_t kid[TB_KEYID_LEN];
+	enum tb_key_use ua, ub;
+	size_t om, ok;
+
+	for (size_t k = 0; k < tb_reg_key_count(A, a); k++) {
+		key_line(A, a, k, la, kid, &ua);
+		if (tb_reg_find_key(B, kid, &om, &ok) != TB_OK || om != b) {
+			change(df, "key", id, la, NULL);
+			continue;
+		}
+		key_line(B, b, ok, lb, kid, &ub);
+		if (ua != ub)
+			change(df, "key", id, la, lb);
+		if (tb_reg_key_revoked(A, kid) != tb_reg_key_revoked(B, kid))
+			change(df, "revoked", id, tb_reg_key_revoked(A, kid) ? la : NULL,
+			       tb_reg_key_revoked(B, kid) ? lb : NULL);
+	}
+	for (size_t k = 0; k < tb_reg_key_count(B, b); k++) {
+		key_line(B, b, k, lb, kid, &ub);
+		if (tb_reg_find_key(A, kid, &om, &ok) != TB_OK || om != a)
+			change(df, "key", id, NULL, lb);
+	}
+}
+
+/* A's endpoints not in B's: removed (added: B's not in A's, A and B
+ * swapped by the caller). */
+static void
+diff_endpoints(struct diff *df, const char *id, const struct tb_reg *A, size_t a,
+               const struct tb_reg *B, size_t b, bool added)
+{
+	for (size_t i = 0; i < tb_reg_endpoint_count(A, a); i++) {
+		const char *e = tb_reg_endpoint(A, a, i);
+		bool found = false;
+		for (size_t j = 0; j < tb_reg_endpoint_count(B, b) && !found; j++)
+			found = strcmp(e, tb_reg_endpoint(B, b, j)) == 0;
+		if (!found)
+			change(df, "endpoint", id, added ? NULL : e, added ? e : NULL);
+	}
+}
+
+/* Same for services (a changed region list is one removed, one added). */
+static void
+diff_services(struct diff *df, const char *id, const struct tb_reg *A, size_t a,
+              const struct tb_reg *B, size_t b, bool added)
+{
+	struct tb_buf x, y;
+
+	tb_buf_init(&x);
+	tb_buf_init(&y);
+	for (size_t i = 0; i < tb_reg_service_count(A, a); i++) {
+		bool found = false;
+		service_line(A, a, i, &x);
+		for (size_t j = 0; b != TB_REG_NONE && j < tb_reg_service_count(B, b) && !found;
+		     j++) {
+			service_line(B, b, j, &y);
+			found = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+		}
+		if (!found && x.len > 0)
+			change(df, "service", id, added ? NULL : (const char *)x.data,
+			       added ? (const char *)x.data : NULL);
+	}
+	tb_buf_free(&x);
+	tb_buf_free(&y);
+}
+
+/* A member in both: its fields one by one. */
+static void
+diff_member(struct diff *df, const struct tb_reg *A, size_t a, const struct tb_reg *B, size_t b)
+{
+	const char *id = tb_reg_member_id(A, a), *pa, *pb;
+
+	if (strcmp(tb_reg_member_name(A, a), tb_reg_member_name(B, b)) != 0)
+		change(df, "name", id, tb_reg_member_name(A, a), tb_reg_member_name(B, b));
+	if (tb_reg_member_role(A, a) != tb_reg_member_role(B, b))
+		change(df, "role", id, tb_reg_role_name(tb_reg_member_role(A, a)),
+		       tb_reg_role_name(tb_reg_member_role(B, b)));
+	pa = tb_reg_member_parent(A, a);
+	pb = tb_reg_member_parent(B, b);
+	if ((pa == NULL) != (pb == NULL) || (pa != NULL && strcmp(pa, pb) != 0))
+		change(df, "parent", id, pa != NULL ? pa : "-", pb != NULL ? pb : "-");
+	if (tb_reg_member_status(A, a) != tb_reg_member_status(B, b))
+		change(df, "status", id, tb_reg_status_name(tb_reg_member_status(A, a)),
+		       tb_reg_status_name(tb_reg_member_status(B, b)));
+	diff_endpoints(df, id, A, a, B, b, false);
+	diff_endpoints(df, id, B, b, A, a, true);
+	diff_keys(df, id, A, a, B, b);
+	diff_services(df, id, A, a, B, b, false);
+	diff_services(df, id, B, b, A, a, true);
+}
+
+/* A's policy rules not in B's: removed (added with A and B swapped). */
+static void
+diff_rules(struct diff *df, const struct tb_reg *A, const struct tb_reg *B, bool added)
+{
+	struct tb_buf x, y;
+
+	tb_buf_init(&x);
+	tb_buf_init(&y);
+	for (size_t i = 0; i < tb_policy_rule_count(A); i++) {
+		bool found = false;
+		tb_buf_reset(&x);
+		if (tb_policy_rule_text(A, i, &x) != TB_OK)
+			break;
+		for (size_t j = 0; j < tb_policy_rule_count(B) && !found; j++) {
+			tb_buf_reset(&y);
+			found = tb_policy_rule_text(B, j, &y) == TB_OK &&
+			        strcmp((const char *)x.data, (const char *)y.data) == 0;
+		}
+		if (!found)
+			change(df, "rule", NULL, added ? NULL : (const char *)x.data,
+			       added ? (const char *)x.data : NULL);
+	}
+	tb_buf_free(&x);
+	tb_buf_free(&y);
+}
+
+/* The registry-wide fields: federation, validity, policy default,
+ * revoked count, signatures. */
+static void
+diff_head(struct diff *df, const struct tb_reg *A, const struct tb_reg *B)
+{
+	char x[64], y[64];
+
+	if (strcmp(tb_reg_federation(A), tb_reg_federation(B)) != 0)
+		change(df, "federation", NULL, tb_reg_federation(A), tb_reg_federation(B));
+	if (tb_reg_issued(A) != tb_reg_issued(B)) {
+		fmt_time(tb_reg_issued(A), x);
+		fmt_time(tb_reg_issued(B), y);
+		change(df, "issued", NULL, x, y);
+	}
+	if (tb_reg_valid_until(A) != tb_reg_valid_until(B)) {
+		fmt_time(tb_reg_valid_until(A), x);
+		fmt_time(tb_reg_valid_until(B), y);
+		change(df, "valid_until", NULL, x, y);
+	}
+	if (tb_policy_default_allow(A) != tb_policy_default_allow(B))
+		change(df, "policy_default", NULL, tb_policy_default_allow(A) ? "allow" : "deny",
+		       tb_policy_default_allow(B) ? "allow" : "deny");
+	if (tb_reg_revoked_count(A) != tb_reg_revoked_count(B)) {
+		snprintf(x, sizeof(x), "%zu", tb_reg_revoked_count(A));
+		snprintf(y, sizeof(y), "%zu", tb_reg_revoked_count(B));
+		change(df, "revoked_count", NULL, x, y);
+	}
+}
+
+static void
+diff_members(struct diff *df, const struct tb_reg *A, const struct tb_reg *B)
+{
+	char line[512];
+
+	for (size_t a = 0; a < tb_reg_member_count(A); a++) {
+		size_t b = tb_reg_find_member(B, tb_reg_member_id(A, a));
+		if (b != TB_REG_NONE) {
+			diff_member(df, A, a, B, b);
+			continue;
+		}
+		member_line(A, a, line, sizeof(line));
+		change(df, "member", tb_reg_member_id(A, a), line, NULL);
+	}
+	for (size_t b = 0; b < tb_reg_member_count(B); b++) {
+		size_t k;
+		if (tb_reg_find_member(A, tb_reg_member_id(B, b)) != TB_REG_NONE)
+			continue;
+		member_line(B, b, line, sizeof(line));
+		change(df, "member", tb_reg_member_id(B, b), NULL, line);
+		for (k = 0; k < tb_reg_key_count(B, b); k++) {
+			uint8_t kid[TB_KEYID_LEN];
+			enum tb_key_use use;
+			key_line(B, b, k, line, kid, &use);
+			change(df, "key", tb_reg_member_id(B, b), NULL, line);
+		}
+		for (k = 0; k < tb_reg_endpoint_count(B, b); k++)
+			change(df, "endpoint", tb_reg_member_id(B, b), NULL,
+			       tb_reg_endpoint(B, b, k));
+		diff_services(df, tb_reg_member_id(B, b), B, b, B, TB_REG_NONE, true);
+	}
+}
+
+/* path as a trust anchor, or NULL (quietly: it may be a registry). */
+static struct tb_trust *
+try_trust(const char *path)
+{
+	struct tb_buf b;
+	struct tb_trust *t = NULL;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, TB_TRUST_MAX_SIZE, &b, NULL) == TB_OK)
+		t = tb_trust_parse(b.data, b.len, NULL);
+	tb_buf_free(&b);
+	return t;
+}
+
+/* Root fingerprint of anchor t as hex into out (65 bytes); "?" if unreadable. */
+static void
+root_fpr(const struct tb_trust *t, char *out)
+{
+	const char *pem = tb_trust_root_pem(t);
+	struct tb_cert *c =
+	    pem != NULL ? tb_cert_import((const uint8_t *)pem, strlen(pem), NULL) : NULL;
+	uint8_t f[32];
+
+	snprintf(out, 65, "?");
+	if (c != NULL) {
+		tb_cert_fingerprint(c, f);
+		tb_hex_encode(f, sizeof(f), out);
+	}
+	tb_cert_free(c);
+}
+
+/* Two trust anchors: federation, root, threshold, authorities. */
+static void
+diff_trust(struct diff *df, const struct tb_trust *A, const struct tb_trust *B)
+{
+	char x[80], y[80];
+	uint8_t kid[TB_KEYID_LEN];
+
+	if (strcmp(tb_trust_federation(A), tb_trust_federation(B)) != 0)
+		change(df, "federation", NULL, tb_trust_federation(A), tb_trust_federation(B));
+	root_fpr(A, x);
+	root_fpr(B, y);
+	if (strcmp(x, y) != 0)
+		change(df, "root", NULL, x, y);
+	if (tb_trust_threshold(A) != tb_trust_threshold(B)) {
+		snprintf(x, sizeof(x), "%u", tb_trust_threshold(A));
+		snprintf(y, sizeof(y), "%u", tb_trust_threshold(B));
+		change(df, "threshold", NULL, x, y);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		const struct tb_trust *P = pass == 0 ? A : B, *Q = pass == 0 ? B : A;
+		for (size_t i = 0; i < tb_trust_count(P); i++) {
+			tb_trust_kid(P, i, kid);
+			if (tb_trust_find(Q, kid) != (size_t)-1)
+				continue;
+			tb_hex_encode(kid, TB_KEYID_LEN, x);
+			snprintf(x + 64, sizeof(x) - 64, " %s", tb_trust_name(P, i));
+			change(df, "authority", NULL, pass == 0 ? x : NULL, pass == 0 ? NULL : x);
+		}
+	}
+}
+
+static int
+trust_diff(struct diff *df, const struct tb_trust *A, const struct tb_trust *B)
+{
+	if (df->json)
+		printf("{\"trust\":true,\"changes\":[");
+	diff_trust(df, A, B);
+	if (df->json)
+		printf("]}\n");
+	else if (df->n == 0)
+		printf("no changes\n");
+	else
+		printf("%zu changes\n", df->n);
+	return EX_TB_OK;
+}
+
+static int
+registry_diff(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	struct diff df = {false, 0};
+	struct tb_reg *A = NULL, *B = NULL;
+	int c, rc = EX_TB_OK;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': df.json = true; break;
+		case 'h': registry_usage(stdout); return EX_TB_OK;
+		default: return cli_usage_error("unknown option");
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("two REG files expected: OLD NEW");
+	{
+		struct tb_trust *ta = try_trust(argv[optind]), *tb = NULL;
+		if (ta != NULL && (tb = try_trust(argv[optind + 1])) != NULL)
+			rc = trust_diff(&df, ta, tb);
+		else if (ta != NULL)
+			rc = cli_fail(EX_TB_REFUSED, "%s is a trust anchor, %s is not",
+			              argv[optind], argv[optind + 1]);
+		tb_trust_free(ta);
+		tb_trust_free(tb);
+		if (ta != NULL)
+			return rc;
+	}
+	if ((A = load_reg(argv[optind], &rc)) == NULL ||
+	    (B = load_reg(argv[optind + 1], &rc)) == NULL)
+		goto out;
+	if (df.json)
+		printf(
+		    "{\"old_serial\":%llu,\"new_serial\":%llu,\"new_signatures\":%zu,\"changes\":[",
+		    (unsigned long long)tb_reg_serial(A), (unsigned long long)tb_reg_serial(B),
+		    tb_reg_sig_count(B));
+	else
+		printf("serial %llu -> %llu (%zu signatures on the new one)\n",
+		       (unsigned long long)tb_reg_serial(A), (unsigned long long)tb_reg_serial(B),
+		       tb_reg_sig_count(B));
+	diff_head(&df, A, B);
+	diff_members(&df, A, B);
+	diff_rules(&df, A, B, false);
+	diff_rules(&df, B, A, true);
+	if (df.json)
+		printf("]}\n");
+	else if (df.n == 0)
+		printf("no changes\n");
+	else
+		printf("%zu changes\n", df.n);
+out:
+	tb_reg_free(A);
+	tb_reg_free(B);
+	return rc;
+}
+
 int
 cmd_registry(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} subs[] = {{"new", registry_new},        {"add", registry_add},
-	            {"set", registry_set},        {"revoke", registry_revoke},
-	            {"key", registry_key},        {"policy", registry_policy},
-	            {"sign", registry_sign},      {"verify", registry_verify},
-	            {"show", registry_show},      {"install", registry_install}};
+	} subs[] = {{"new", registry_new},
+	            {"add", registry_add},
+	            {"set", registry_set},
+	            {"revoke", registry_revoke},
+	            {"key", registry_key},
+	            {"policy", registry_policy},
+	            {"add-key", registry_add_key},
+	            {"remove-key", registry_remove_key},
+	            {"remove-member", registry_remove_member},
+	            {"diff", registry_diff},
+	            {"sign", registry_sign},
+	            {"verify", registry_verify},
+	            {"show", registry_show},
+	            {"install", registry_install}};
 
 	if (argc < 2) {
 		registry_usage(stderr);

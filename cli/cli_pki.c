@@ -1,6 +1,7 @@
 /* cli_pki.c - `tongban ca`, `tongban node`, `tongban cert`: the federation PKI. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ ca_usage(FILE *f)
 	       "                       [--parent PARENT_DIR [--parent-pass-file FILE]]\n"
 	       "       tongban ca issue --dir CA_DIR --csr FILE --out CERT [--days N] [--pass-file "
 	       "FILE]\n"
+	       "                        [--yes]\n"
 	       "       tongban ca revoke --dir CA_DIR --cert CERT [--reason R] [--pass-file FILE]\n"
 	       "       tongban ca crl --dir CA_DIR --out CRL.pem [--days N] [--pass-file FILE]\n\n"
 	       "init    creates a CA in DIR: ca.key (0600), ca.crt, index.txt, crlnumber.\n"
@@ -72,8 +74,14 @@ ca_usage(FILE *f)
 	       "issue   checks a node CSR (signature, member id, key type) and writes a node\n"
 	       "        certificate to CERT (refuses to overwrite): digitalSignature, EKU\n"
 	       "        serverAuth+clientAuth, the CSR's subject and DNS/IP/URI names,\n"
-	       "        default 365 days (never past the CA's own expiry).  Prints serial,\n"
-	       "        member id and expiry.\n"
+	       "        default 365 days (cut to the CA's own expiry; an explicit --days\n"
+	       "        past it is refused, ca.validity, naming the CA's expiry).  A CA with\n"
+	       "        an id (a province CA, serialNumber=320000) issues only member ids of\n"
+	       "        its division (32xxxx; else ca.prefix); the root issues any.  On a\n"
+	       "        terminal it shows the request (subject, member id, key id, validity)\n"
+	       "        and asks before signing; --yes signs without asking, as it does when\n"
+	       "        standard input is not a terminal (scripts).  Prints serial, member id\n"
+	       "        and expiry.\n"
 	       "revoke  marks a certificate this CA issued as revoked in index.txt.  R is\n"
 	       "        one of unspecified (default), keyCompromise, cACompromise,\n"
 	       "        affiliationChanged, superseded, cessationOfOperation,\n"
@@ -81,7 +89,8 @@ ca_usage(FILE *f)
 	       "crl     writes a signed CRL of every revoked serial to CRL.pem (replacing\n"
 	       "        it), next update in N days (default 30).\n\n"
 	       "--pass-file FILE: the CA key is (or is to be) encrypted with the password\n"
-	       "on FILE's first line (PKCS#8, PBES2 AES-256).\n"
+	       "on FILE's first line (PKCS#8, PBES2 AES-256).  Without it an encrypted key's\n"
+	       "password is asked for on a terminal (not echoed), else refused.\n"
 	       "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
@@ -137,9 +146,13 @@ ca_init(int argc, char **argv)
 	pass = cli_read_pass(passf, &rc);
 	if (rc != EX_TB_OK)
 		return rc;
-	ppass = cli_read_pass(ppassf, &rc);
-	if (rc != EX_TB_OK)
-		goto out;
+	if (parentdir != NULL) {
+		char kp[4096];
+		snprintf(kp, sizeof(kp), "%s/ca.key", parentdir);
+		ppass = cli_key_pass(kp, ppassf, &rc);
+		if (rc != EX_TB_OK)
+			goto out;
+	}
 	if (parentdir != NULL && (parent = tb_ca_open(parentdir, ppass, &d)) == NULL) {
 		rc = cli_fail_diag(&d);
 		goto out;
@@ -164,20 +177,18 @@ out:
 struct ca_args {
 	const char *dir, *passf, *out, *csr, *cert, *reason;
 	unsigned days;
+	bool yes;
 };
 
 static int
 ca_parse(int argc, char **argv, struct ca_args *a, const char *allowed)
 {
-	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-	                                     {"pass-file", required_argument, NULL, 'p'},
-	                                     {"out", required_argument, NULL, 'o'},
-	                                     {"csr", required_argument, NULL, 'c'},
-	                                     {"cert", required_argument, NULL, 'C'},
-	                                     {"reason", required_argument, NULL, 'r'},
-	                                     {"days", required_argument, NULL, 'D'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, 'd'},  {"pass-file", required_argument, NULL, 'p'},
+	    {"out", required_argument, NULL, 'o'},  {"csr", required_argument, NULL, 'c'},
+	    {"cert", required_argument, NULL, 'C'}, {"reason", required_argument, NULL, 'r'},
+	    {"days", required_argument, NULL, 'D'}, {"yes", no_argument, NULL, 'y'},
+	    {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0}};
 	int c, rc;
 
 	memset(a, 0, sizeof(*a));
@@ -196,6 +207,7 @@ ca_parse(int argc, char **argv, struct ca_args *a, const char *allowed)
 		case 'c': a->csr = optarg; break;
 		case 'C': a->cert = optarg; break;
 		case 'r': a->reason = optarg; break;
+		case 'y': a->yes = true; break;
 		case 'D':
 			if ((rc = parse_days(optarg, 36500, &a->days)) != EX_TB_OK)
 				return rc;
@@ -214,14 +226,62 @@ ca_open_cli(const struct ca_args *a, int *rc)
 {
 	struct tb_ca *ca;
 	struct tb_diag d;
-	char *pass = cli_read_pass(a->passf, rc);
+	char kp[4096];
+	char *pass;
 
+	snprintf(kp, sizeof(kp), "%s/ca.key", a->dir);
+	pass = cli_key_pass(kp, a->passf, rc);
 	if (*rc != EX_TB_OK)
 		return NULL;
 	if ((ca = tb_ca_open(a->dir, pass, &d)) == NULL)
 		*rc = cli_fail_diag(&d);
 	cli_free_pass(pass);
 	return ca;
+}
+
+/* What ca issue is about to sign, on stderr (it asks there). */
+static int
+issue_summary(const struct tb_ca *ca, const struct tb_csr *csr, int64_t until)
+{
+	uint8_t kid[TB_KEYID_LEN];
+	char hex[2 * TB_KEYID_LEN + 1], nb[32], na[32];
+
+	if (tb_csr_key_id(csr, kid) != TB_OK)
+		return cli_fail(EX_TB_INTERNAL, "cannot read the request's key");
+	tb_hex_encode(kid, TB_KEYID_LEN, hex);
+	fmt_time((int64_t)time(NULL), nb, sizeof(nb));
+	fmt_time(until, na, sizeof(na));
+	fprintf(stderr,
+	        "Request to sign with \"%s\":\n"
+	        "  subject:    %s\n  member id:  %s\n  key id:     %s\n"
+	        "  validity:   %s to %s\n",
+	        tb_cert_subject(tb_ca_cert(ca)), tb_csr_subject(csr), tb_csr_member_id(csr), hex,
+	        nb, na);
+	return EX_TB_OK;
+}
+
+/* The CA's policy on a request (division, --days), then the operator's
+ * yes on a terminal. */
+static int
+issue_check(const struct tb_ca *ca, const struct tb_csr *csr, const struct ca_args *a)
+{
+	int64_t until =
+	    (int64_t)time(NULL) + (int64_t)(a->days ? a->days : TB_CA_NODE_DAYS) * 86400;
+	struct tb_diag d;
+	int rc;
+
+	if (tb_ca_check_request(ca, csr, &d) != TB_OK ||
+	    (a->days != 0 && tb_ca_check_until(ca, until, &d) != TB_OK))
+		return cli_fail_diag(&d);
+	if (until > tb_cert_not_after(tb_ca_cert(ca)))
+		until = tb_cert_not_after(tb_ca_cert(ca));
+	if (a->yes || !isatty(STDIN_FILENO))
+		return EX_TB_OK;
+	if ((rc = issue_summary(ca, csr, until)) != EX_TB_OK)
+		return rc;
+	if (!cli_confirm("Sign it? [y/N] "))
+		return cli_fail(EX_TB_REFUSED, "not signed (the operator said no)");
+	return EX_TB_OK;
 }
 
 static int
@@ -237,7 +297,7 @@ ca_issue(int argc, char **argv)
 	int rc;
 
 	enter_sub("ca", "issue");
-	if ((rc = ca_parse(argc, argv, &a, "dpocD")) != EX_TB_OK)
+	if ((rc = ca_parse(argc, argv, &a, "dpocDy")) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
 	if (a.csr == NULL || a.out == NULL)
 		return cli_usage_error("--csr and --out are required");
@@ -252,6 +312,8 @@ ca_issue(int argc, char **argv)
 	if ((ca = ca_open_cli(&a, &rc)) == NULL)
 		goto out;
 	tb_diag_clear(&d);
+	if ((rc = issue_check(ca, csr, &a)) != EX_TB_OK)
+		goto out;
 	if (tb_ca_issue(ca, csr, a.days ? a.days : TB_CA_NODE_DAYS, &out, &d) != TB_OK) {
 		rc = cli_fail_diag(&d);
 		goto out;
@@ -512,7 +574,7 @@ cert_usage(FILE *f)
 	fprintf(f, "Usage: tongban cert verify --ca ROOT.crt [--ca ROOT2.crt]...\n"
 	           "                           [--chain INTERMEDIATE.crt]... [--crl CRL.pem]...\n"
 	           "                           [--usage node|ca|any] [--at UNIX_TIME] CERT\n"
-	           "       tongban cert show CERT\n\n"
+	           "       tongban cert show [--json] CERT\n\n"
 	           "verify  checks that CERT chains to a --ca trust anchor through the given\n"
 	           "        intermediates, that every signature verifies, that nothing on the\n"
 	           "        path is revoked by a given CRL (a CRL from a CA on the path must be\n"
@@ -527,7 +589,10 @@ cert_usage(FILE *f)
 	           "        crl (unusable CRL), cert (malformed file).\n"
 	           "show    prints subject, member id, issuer, serial, validity, CA flag, key\n"
 	           "        algorithm, key id (SHA-256 of the SubjectPublicKeyInfo, as in\n"
-	           "        envelopes) and SHA-256 fingerprint.\n"
+	           "        envelopes) and SHA-256 fingerprint; --json: one object with keys\n"
+	           "        subject, member_id (null without), issuer, serial, not_before,\n"
+	           "        not_after, ca, key, key_id, fingerprint.  A certificate request\n"
+	           "        is refused with a pointer to 'tongban csr show'.\n"
 	           "Exit status: 0 ok, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
@@ -669,50 +734,113 @@ out:
 	return rc;
 }
 
-static int
-cert_show(int argc, char **argv)
+/* "  key: value" lines, or one JSON object with the same keys. */
+struct show {
+	bool json;
+	int n;
+};
+
+static void
+show_field(struct show *sh, const char *key, const char *label, const char *val)
 {
-	static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-	struct tb_cert *cert;
-	struct tb_diag d;
-	char id[TB_MEMBER_ID_MAX], serial[TB_CERT_SERIAL_HEX_MAX], nb[32], na[32], alg[48];
-	char hex[65];
-	uint8_t kid[TB_KEYID_LEN], fpr[32];
+	if (!sh->json) {
+		printf("%-12s %s\n", label, val);
+		return;
+	}
+	printf("%s", sh->n++ == 0 ? "{" : ",");
+	cli_json_str(stdout, key);
+	putchar(':');
+	if (strcmp(val, "-") == 0 && strcmp(key, "member_id") == 0)
+		printf("null");
+	else if (strcmp(key, "ca") == 0)
+		printf("%s", strcmp(val, "yes") == 0 ? "true" : "false");
+	else
+		cli_json_str(stdout, val);
+}
+
+static void
+show_end(struct show *sh)
+{
+	if (sh->json)
+		printf("%s}\n", sh->n == 0 ? "{" : "");
+}
+
+/* Parses [--json] FILE for cert show and csr show; optind at FILE. */
+static int
+show_args(int argc, char **argv, void (*usage)(FILE *), bool *json)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
 	int c;
 
-	enter_sub("cert", "show");
+	*json = false;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			cert_usage(stdout);
-			return EX_TB_OK;
+			usage(stdout);
+			return -1;
 		}
-		return cli_usage_error("unknown option");
+		if (c != 'j')
+			return cli_usage_error("unknown option");
+		*json = true;
 	}
 	if (argc - optind != 1)
-		return cli_usage_error("exactly one CERT expected");
+		return cli_usage_error("exactly one file expected");
+	return EX_TB_OK;
+}
+
+/* A file that is no certificate but a request: say which command reads it. */
+static int
+cert_load_fail(const char *path, struct tb_diag *d)
+{
+	struct tb_diag d2;
+	struct tb_csr *csr;
+
+	if (d->code != TB_E_CERT || (csr = tb_csr_load(path, &d2)) == NULL)
+		return cli_fail_diag(d);
+	tb_csr_free(csr);
+	return cli_fail(EX_TB_REFUSED,
+	                "%s is a certificate request, not a certificate: use 'tongban csr show %s'",
+	                path, path);
+}
+
+static int
+cert_show(int argc, char **argv)
+{
+	struct tb_cert *cert;
+	struct tb_diag d;
+	struct show sh = {false, 0};
+	char id[TB_MEMBER_ID_MAX], serial[TB_CERT_SERIAL_HEX_MAX], nb[32], na[32], alg[48];
+	char hex[65];
+	uint8_t kid[TB_KEYID_LEN], fpr[32];
+	int rc;
+
+	enter_sub("cert", "show");
+	if ((rc = show_args(argc, argv, cert_usage, &sh.json)) != EX_TB_OK)
+		return rc < 0 ? EX_TB_OK : rc;
 	if ((cert = tb_cert_load(argv[optind], &d)) == NULL)
-		return cli_fail_diag(&d);
+		return cert_load_fail(argv[optind], &d);
 	if (tb_cert_member_id(cert, id) != TB_OK)
 		snprintf(id, sizeof(id), "-");
 	if (tb_cert_serial_hex(cert, serial) != TB_OK)
 		snprintf(serial, sizeof(serial), "?");
 	fmt_time(tb_cert_not_before(cert), nb, sizeof(nb));
 	fmt_time(tb_cert_not_after(cert), na, sizeof(na));
-	printf("subject:     %s\n", tb_cert_subject(cert));
-	printf("member id:   %s\n", id);
-	printf("issuer:      %s\n", tb_cert_issuer(cert));
-	printf("serial:      %s\n", serial);
-	printf("not before:  %s\n", nb);
-	printf("not after:   %s\n", na);
-	printf("ca:          %s\n", tb_cert_is_ca(cert) ? "yes" : "no");
-	printf("key:         %s\n", tb_cert_key_desc(cert, alg, sizeof(alg)));
+	show_field(&sh, "subject", "subject:", tb_cert_subject(cert));
+	show_field(&sh, "member_id", "member id:", id);
+	show_field(&sh, "issuer", "issuer:", tb_cert_issuer(cert));
+	show_field(&sh, "serial", "serial:", serial);
+	show_field(&sh, "not_before", "not before:", nb);
+	show_field(&sh, "not_after", "not after:", na);
+	show_field(&sh, "ca", "ca:", tb_cert_is_ca(cert) ? "yes" : "no");
+	show_field(&sh, "key", "key:", tb_cert_key_desc(cert, alg, sizeof(alg)));
 	tb_cert_key_id(cert, kid);
 	tb_hex_encode(kid, sizeof(kid), hex);
-	printf("key id:      %s\n", hex);
+	show_field(&sh, "key_id", "key id:", hex);
 	tb_cert_fingerprint(cert, fpr);
 	tb_hex_encode(fpr, sizeof(fpr), hex);
-	printf("fingerprint: %s\n", hex);
+	show_field(&sh, "fingerprint", "fingerprint:", hex);
+	show_end(&sh);
 	tb_cert_free(cert);
 	if (fflush(stdout) != 0)
 		return cli_stdout_error(strerror(errno));
@@ -734,5 +862,66 @@ cmd_cert(int argc, char **argv)
 		return cert_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0)
 		return cert_show(argc - 1, argv + 1);
+	return cli_usage_error("unknown subcommand '%s'", argv[1]);
+}
+
+/* ---- csr ---- */
+
+static void
+csr_usage(FILE *f)
+{
+	fprintf(f, "Usage: tongban csr show [--json] CSR\n\n"
+	           "show  checks a certificate request (its self-signature, member id, key\n"
+	           "      type) and prints its subject, member id, key algorithm and key id\n"
+	           "      (SHA-256 of the SubjectPublicKeyInfo), the values a province CA\n"
+	           "      confirms with the member before 'tongban ca issue'; --json: one\n"
+	           "      object with keys subject, member_id, key, key_id.\n"
+	           "Exit status: 0 ok, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
+}
+
+static int
+csr_show(int argc, char **argv)
+{
+	struct tb_csr *csr;
+	struct tb_diag d;
+	struct show sh = {false, 0};
+	uint8_t kid[TB_KEYID_LEN];
+	char hex[2 * TB_KEYID_LEN + 1];
+	int rc;
+
+	enter_sub("csr", "show");
+	if ((rc = show_args(argc, argv, csr_usage, &sh.json)) != EX_TB_OK)
+		return rc < 0 ? EX_TB_OK : rc;
+	if ((csr = tb_csr_load(argv[optind], &d)) == NULL) {
+		tb_diag_prefix(&d, argv[optind]);
+		return cli_fail_diag(&d);
+	}
+	if (tb_csr_key_id(csr, kid) != TB_OK) {
+		tb_csr_free(csr);
+		return cli_fail(EX_TB_REFUSED, "%s: cannot read the requested key", argv[optind]);
+	}
+	tb_hex_encode(kid, TB_KEYID_LEN, hex);
+	show_field(&sh, "subject", "subject:", tb_csr_subject(csr));
+	show_field(&sh, "member_id", "member id:", tb_csr_member_id(csr));
+	show_field(&sh, "key", "key:", tb_alg_name(tb_csr_alg(csr)));
+	show_field(&sh, "key_id", "key id:", hex);
+	show_end(&sh);
+	tb_csr_free(csr);
+	return EX_TB_OK;
+}
+
+int
+cmd_csr(int argc, char **argv)
+{
+	if (argc < 2) {
+		csr_usage(stderr);
+		return EX_TB_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		csr_usage(stdout);
+		return EX_TB_OK;
+	}
+	if (strcmp(argv[1], "show") == 0)
+		return csr_show(argc - 1, argv + 1);
 	return cli_usage_error("unknown subcommand '%s'", argv[1]);
 }

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "../certs/tb_key.h"
 #include "../util/tb_buf.h"
@@ -25,6 +27,7 @@ static const struct {
     {"ca", cmd_ca, "create CAs, issue and revoke certificates, publish CRLs"},
     {"node", cmd_node, "create a node key and certificate request"},
     {"cert", cmd_cert, "verify and show certificates"},
+    {"csr", cmd_csr, "show a certificate request (subject, member id, key id)"},
     {"trust", cmd_trust, "create the registry trust anchor (authorities, threshold)"},
     {"registry", cmd_registry, "build, sign, verify and show the member registry"},
     {"route", cmd_route, "resolve which member serves a service for a region"},
@@ -139,6 +142,91 @@ cli_free_pass(char *p)
 	for (volatile char *q = p; *q != '\0'; q++)
 		*q = '\0';
 	free(p);
+}
+
+/* One line from the terminal into buf, echo off when noecho. */
+static bool
+tty_line(const char *prompt, bool noecho, char *buf, size_t n)
+{
+	struct termios old, raw;
+	FILE *tty = fopen("/dev/tty", "r+");
+	FILE *in = tty != NULL ? tty : stdin;
+	bool ok, restore = false;
+
+	fputs(prompt, tty != NULL ? tty : stderr);
+	fflush(tty != NULL ? tty : stderr);
+	if (noecho && tcgetattr(fileno(in), &old) == 0) {
+		raw = old;
+		raw.c_lflag &= ~(tcflag_t)ECHO;
+		restore = tcsetattr(fileno(in), TCSANOW, &raw) == 0;
+	}
+	ok = fgets(buf, (int)n, in) != NULL;
+	if (restore) {
+		tcsetattr(fileno(in), TCSANOW, &old);
+		fputc('\n', tty != NULL ? tty : stderr);
+	}
+	if (tty != NULL)
+		fclose(tty);
+	buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
+	return ok;
+}
+
+char *
+cli_key_pass(const char *keypath, const char *passf, int *rc)
+{
+	struct tb_buf b;
+	char line[1024], *p;
+	bool enc;
+
+	if (passf != NULL)
+		return cli_read_pass(passf, rc);
+	*rc = EX_TB_OK;
+	tb_buf_init(&b);
+	enc = tb_file_read(keypath, 1 << 20, &b, NULL) == TB_OK && b.len > 0 &&
+	      memmem(b.data, b.len, "ENCRYPTED", 9) != NULL;
+	tb_buf_free(&b);
+	if (!enc)
+		return NULL;
+	if (!isatty(STDIN_FILENO)) {
+		*rc = cli_fail(EX_TB_USAGE,
+		               "%s: the key is encrypted: give its password with --pass-file FILE "
+		               "(or run on a terminal to be asked for it)",
+		               keypath);
+		return NULL;
+	}
+	snprintf(line, sizeof(line), "Password for %s: ", keypath);
+	if (!tty_line(line, true, line, sizeof(line)) || line[0] == '\0') {
+		*rc = cli_fail(EX_TB_USAGE, "%s: no password given", keypath);
+		return NULL;
+	}
+	if ((p = strdup(line)) == NULL)
+		*rc = cli_fail(EX_TB_INTERNAL, "out of memory");
+	for (volatile char *q = line; *q != '\0'; q++)
+		*q = '\0';
+	return p;
+}
+
+bool
+cli_confirm(const char *question)
+{
+	char line[64];
+
+	return tty_line(question, false, line, sizeof(line)) && (line[0] == 'y' || line[0] == 'Y');
+}
+
+void
+cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
 }
 
 int

@@ -1597,6 +1597,30 @@ tb_reg_remove_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb
 }
 
 int
+tb_reg_remove_member(struct tb_reg *reg, const char *id, struct tb_diag *d)
+{
+	size_t m = tb_reg_find_member(reg, id);
+	int rc;
+
+	tb_diag_clear(d);
+	if (m == TB_REG_NONE)
+		return tb_diag_set(d, TB_E_REG_MEMBER, TB_DIAG_NOPOS, "%.16s", id);
+	for (size_t i = 0; i < reg->nmembers; i++)
+		if (reg->members[i].parent != NULL && strcmp(reg->members[i].parent, id) == 0)
+			return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+			                   "member %s is reached through %s; remove it or give it "
+			                   "another parent first",
+			                   reg->members[i].id, id);
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	member_free(&reg->members[m]);
+	memmove(reg->members + m, reg->members + m + 1,
+	        (reg->nmembers - m - 1) * sizeof(*reg->members));
+	reg->nmembers--;
+	return build_index(reg, d);
+}
+
+int
 tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN], struct tb_diag *d)
 {
 	uint8_t(*nr)[TB_KEYID_LEN];

@@ -181,6 +181,11 @@ TB_MUST_CHECK int tb_reg_add_key(struct tb_reg *reg, const char *id,
  * lists it, TB_E_FIELD_VALUE when it is the member's only key. */
 TB_MUST_CHECK int tb_reg_remove_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
                                     struct tb_diag *d);
+/* Removes member id and its keys: TB_E_REG_MEMBER when id is not a
+ * member, TB_E_REG_REFERENCE when a member names it as its parent hub
+ * (remove or move those first).  Its keys are not put on the revoked
+ * list (tb_reg_revoke_key does that). */
+TB_MUST_CHECK int tb_reg_remove_member(struct tb_reg *reg, const char *id, struct tb_diag *d);
 /* Adds kid to the revoked list (no-op if present). */
 TB_MUST_CHECK int tb_reg_revoke_key(struct tb_reg *reg, const uint8_t kid[TB_KEYID_LEN],
                                     struct tb_diag *d);

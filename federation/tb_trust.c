@@ -381,3 +381,9 @@ tb_trust_kid(const struct tb_trust *t, size_t i, uint8_t kid[TB_KEYID_LEN])
 {
 	memcpy(kid, t->auth[i].kid, TB_KEYID_LEN);
 }
+
+const char *
+tb_trust_root_pem(const struct tb_trust *t)
+{
+	return t->root_pem;
+}

@@ -62,5 +62,7 @@ size_t tb_trust_find(const struct tb_trust *t, const uint8_t kid[TB_KEYID_LEN]);
 const struct tb_pub *tb_trust_pub(const struct tb_trust *t, size_t i);
 const char *tb_trust_name(const struct tb_trust *t, size_t i);
 void tb_trust_kid(const struct tb_trust *t, size_t i, uint8_t kid[TB_KEYID_LEN]);
+/* The root certificate's PEM text (borrowed; NULL until set). */
+const char *tb_trust_root_pem(const struct tb_trust *t);
 
 #endif

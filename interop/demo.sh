@@ -206,7 +206,7 @@ NEWP=$((BASE + 14))
 	--out "$W/fed/320800/node.crt" > /dev/null || die "ca issue"
 cat "$W/fed/320800/node.crt" "$W/fed/ca-320000/ca.crt" > "$W/fed/320800/node-chain.pem"
 cp "$W/fed/registry.json" "$W/reg1.json"
-"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node.crt" --role city --parent 320000 \
+"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node-chain.pem" --trust "$W/fed/trust.json" --role city --parent 320000 \
 	--endpoint "coaps://127.0.0.1:$NEWP" --service hukou.transfer=3208 > /dev/null || die "registry add"
 "$T" registry sign "$W/reg1.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
 "$T" registry sign "$W/reg1.json" --key "$W/fed/ca-410000/ca.key" --cert "$W/fed/ca-410000/ca.crt" > /dev/null || die sign
@@ -224,6 +224,7 @@ sed -e "s/^member_id = .*/member_id = 320800/" -e "s/^listen = .*/listen = 127.0
 	-e "s/^api = .*/api = 127.0.0.1:$((NEWP + 1000))/" "$W/fed/320300/node.conf" > "$W/fed/320800/node.conf"
 cp "$W/reg1.json" "$W/fed/320800/registry.json"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/fed/320800/api.token"
+chmod 600 "$W/fed/320800/api.token"
 ( cd "$W/fed/320800" && exec "$B/tongban-node" -c node.conf ) > "$W/320800.log" 2>&1 &
 PIDS+=($!)
 wait_healthy 320800

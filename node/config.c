@@ -604,9 +604,14 @@ check_port(struct ck *k, const char *name, int socktype, const char *host, int p
 		say(k, TB_CHECK_FAIL, name, "%s: bad address %s", what, host);
 		return;
 	}
-	if (!tb_port_free(socktype, res->ai_addr, res->ai_addrlen, &e))
-		say(k, TB_CHECK_FAIL, name, "%s %s:%d: %s", what, host, port,
-		    tb_errno_text(e, err, sizeof(err)));
+	if (!tb_port_free(socktype, res->ai_addr, res->ai_addrlen, &e)) {
+		char who[96];
+		bool known =
+		    tb_port_holder(socktype, res->ai_addr, res->ai_addrlen, who, sizeof(who));
+		say(k, TB_CHECK_FAIL, name, "%s %s:%d: %s%s%s", what, host, port,
+		    tb_errno_text(e, err, sizeof(err)), known ? ", held by " : "",
+		    known ? who : "");
+	}
 	freeaddrinfo(res);
 }
 

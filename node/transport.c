@@ -466,10 +466,14 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	 * before, and the endpoint's socket loses SO_REUSEADDR after, so
 	 * that a later bind of the port fails too (tb_port_exclusive) */
 	if (!tb_port_free(SOCK_DGRAM, &addr.addr.sa, addr.size, &err) ||
-	    coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL)
-		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d: %s",
+	    coap_new_endpoint(n->coap, &addr, COAP_PROTO_DTLS) == NULL) {
+		char who[96];
+		bool known = tb_port_holder(SOCK_DGRAM, &addr.addr.sa, addr.size, who, sizeof(who));
+		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot listen on %s:%d: %s%s%s",
 		                   n->cfg.listen_host, n->cfg.listen_port,
-		                   tb_errno_text(err != 0 ? err : errno, why, sizeof(why)));
+		                   tb_errno_text(err != 0 ? err : errno, why, sizeof(why)),
+		                   known ? ", held by " : "", known ? who : "");
+	}
 	if (tb_port_exclusive(&addr.addr.sa, addr.size) != TB_OK)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
 		                   "cannot make the DTLS socket on %s:%d exclusive",

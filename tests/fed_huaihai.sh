@@ -51,7 +51,7 @@ expect 2 "" "$TB" trust new --root root/ca.crt --authority ca-320000/ca.crt --th
 "$TB" registry new --federation huaihai --out reg.json --valid-days 30 --now $NOW >/dev/null ||
 	fail "registry new"
 for id in 320000 370000 340000 410000; do
-	"$TB" registry add reg.json --cert "$id.crt" --role hub \
+	"$TB" registry add reg.json --cert "$id.crt" --role hub --trust trust.json --chain "ca-$id/ca.crt" \
 		--endpoint "coaps://hub-$id.huaihai.example:5684" \
 		--service "medical.offsite-filing=${id%0000}" >/dev/null || fail "add hub $id"
 done
@@ -69,10 +69,12 @@ while read -r id hub name; do
 	if [ "$id" = 341300 ]; then
 		# Suzhou (Anhui) has no endpoint of its own: reached through its hub
 		"$TB" registry add reg.json --cert "$id.crt" --role city --parent "$hub" \
+			--trust trust.json --chain "ca-$hub/ca.crt" \
 			--service "hukou.transfer=$p4" --service "pension.transfer=$p4" \
 			>/dev/null || fail "add $id"
 	else
 		"$TB" registry add reg.json --cert "$id.crt" --role city --parent "$hub" \
+			--trust trust.json --chain "ca-$hub/ca.crt" \
 			--endpoint "coaps://127.0.0.1:$port" \
 			--service "hukou.transfer=$p4" --service "pension.transfer=$p4" \
 			>/dev/null || fail "add $id"
@@ -80,13 +82,15 @@ while read -r id hub name; do
 	port=$((port + 1))
 done <cities
 expect 1 reg.duplicate-member "$TB" registry add reg.json --cert 320300.crt --role city \
+	--trust trust.json --chain ca-320000/ca.crt \
 	--parent 320000 --endpoint coaps://127.0.0.1:1
 "$TB" node init --dir node-321100 --id 321100 --name Zhenjiang --org huaihai \
 	--endpoint coaps://127.0.0.1:1 >/dev/null
 "$TB" ca issue --dir ca-320000 --csr node-321100/node.csr --out 321100.crt >/dev/null
 expect 1 reg.reference "$TB" registry add reg.json --cert 321100.crt --role city \
-	--parent 999900 --endpoint coaps://127.0.0.1:1
-expect 1 reg.reference "$TB" registry add reg.json --cert 321100.crt --role city
+	--ca root/ca.crt --chain ca-320000/ca.crt --parent 999900 --endpoint coaps://127.0.0.1:1
+expect 1 reg.reference "$TB" registry add reg.json --cert 321100.crt --role city \
+	--ca root/ca.crt --chain ca-320000/ca.crt
 
 "$TB" registry policy reg.json --default deny \
 	--rule 'effect=deny;services=*;ids=371700' \

@@ -36,7 +36,7 @@ out=$("$TB" ca issue --dir "$F/ca-320000" --csr "$F/$NEW/node.csr" --out "$F/$NE
 	nl_fail "ca issue" "exit 0" "$out"
 cat "$F/$NEW/node.crt" "$F/ca-320000/ca.crt" >"$F/$NEW/node-chain.pem"
 cp "$F/registry.json" "$W/reg1.json"
-out=$("$TB" registry add "$W/reg1.json" --cert "$F/$NEW/node.crt" --role city --parent 320000 \
+out=$("$TB" registry add "$W/reg1.json" --cert "$F/$NEW/node-chain.pem" --trust "$F/trust.json" --role city --parent 320000 \
 	--endpoint "coaps://127.0.0.1:$NEWP" --service hukou.transfer=3208 2>&1) ||
 	nl_fail "registry add" "exit 0" "$out"
 for ca in 320000 410000; do

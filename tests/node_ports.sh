@@ -7,7 +7,8 @@
 #    with SO_REUSEADDR, with which Linux let the second node share the
 #    UDP port without a word before the node checked.)
 #    The refusal names errno (EADDRINUSE); at start-up it is the check
-#    of -n, with the configuration line: "node.conf:N: listen: ...".
+#    of -n, with the configuration line: "node.conf:N: listen: ...", and
+#    the process holding the port: "held by pid N (tongban-node)".
 # 1b. Any program binding the running node's DTLS port with SO_REUSEADDR
 #    (as libcoap does) is refused too: the node clears the option on its
 #    socket once bound (tb_port_exclusive).
@@ -35,6 +36,8 @@ sed -i "s/^listen = .*/listen = 127.0.0.1:$(nl_port 320300)/" "$F/dup/node.conf"
 second "$F/dup/node.conf"
 nl_has "the reason names the DTLS port" \
 	"cannot listen on 127.0.0.1:$(nl_port 320300): Address already in use (EADDRINUSE)" "$(cat "$W/second.err")"
+nl_has "the reason names the process holding the port (pid and command)" \
+	"held by pid $(nl_pid 320300) (tongban-node)" "$(cat "$W/second.err")"
 nl_has "the reason names the configuration line" \
 	"$F/dup/node.conf:$(grep -n '^listen = ' "$F/dup/node.conf" | cut -d: -f1): listen: " "$(cat "$W/second.err")"
 # a socket with SO_REUSEADDR, as libcoap's own, on the running node's port

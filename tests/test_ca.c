@@ -317,6 +317,45 @@ test_create_refuses(void **state)
 	assert_int_equal(d.code, TB_E_IO);
 }
 
+/* The division policy: province 370000 issues 37xxxx only (not through
+ * tb_ca_issue_window, for test identities); the root any id.  A window
+ * past the CA's expiry is refused by tb_ca_check_until with that date.
+ * A CSR's key id is the issued certificate's. */
+static void
+test_division_and_validity(void **state)
+{
+	struct fixture *f = *state;
+	struct tb_csr *csr =
+	    tb_csr_new(f->key, "320300", "Xuzhou", NULL, "coaps://10.0.0.2:1", NULL);
+	char div[TB_MEMBER_ID_MAX];
+	uint8_t k1[TB_KEYID_LEN], k2[TB_KEYID_LEN];
+	struct tb_buf pem;
+	struct tb_diag d;
+	int64_t end = tb_cert_not_after(f->provc);
+
+	assert_non_null(csr);
+	tb_buf_init(&pem);
+	tb_ca_division(f->prov, div);
+	assert_string_equal(div, "37");
+	tb_ca_division(f->root, div);
+	assert_string_equal(div, "");
+	assert_int_equal(tb_ca_check_request(f->prov, csr, &d), TB_E_CA_PREFIX);
+	assert_non_null(strstr(d.detail, "37*, not 320300"));
+	assert_int_equal(tb_ca_issue(f->prov, csr, 10, &pem, &d), TB_E_CA_PREFIX);
+	assert_int_equal(pem.len, 0);
+	assert_int_equal(tb_ca_check_request(f->root, csr, &d), TB_OK);
+	assert_int_equal(tb_ca_issue_window(f->prov, csr, end - 86400, end, &pem, &d), TB_OK);
+	assert_int_equal(tb_ca_check_until(f->prov, end, &d), TB_OK);
+	assert_int_equal(tb_ca_check_until(f->prov, end + 1, &d), TB_E_CA_VALIDITY);
+	assert_non_null(strstr(d.detail, "would have been cut to"));
+	assert_int_equal(tb_csr_key_id(csr, k1), TB_OK);
+	tb_key_id(f->key, k2);
+	assert_memory_equal(k1, k2, TB_KEYID_LEN);
+	assert_int_equal(tb_csr_alg(csr), TB_ALG_P256);
+	tb_buf_free(&pem);
+	tb_csr_free(csr);
+}
+
 int
 main(void)
 {
@@ -328,6 +367,7 @@ main(void)
 	    cmocka_unit_test(test_revoke_and_crl),
 	    cmocka_unit_test(test_reason_names),
 	    cmocka_unit_test(test_create_refuses),
+	    cmocka_unit_test(test_division_and_validity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -136,6 +137,30 @@ test_exclusive(void **state)
 	                    "Address already in use (EADDRINUSE)");
 }
 
+/* The holder of a port in use is this process, by pid and command; a
+ * free port has none. */
+static void
+test_holder(void **state)
+{
+	int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	char who[96], want[32];
+
+	(void)state;
+	snprintf(want, sizeof(want), "pid %ld (", (long)getpid());
+	for (int i = 0; i < 2; i++) {
+		int port, s = holder(types[i], 0, &port);
+		struct sockaddr_in a = loopback(port);
+		assert_true(tb_port_holder(types[i], (struct sockaddr *)&a, sizeof(a), who,
+		                           sizeof(who)));
+		assert_int_equal(strncmp(who, want, strlen(want)), 0);
+		assert_non_null(strstr(who, "test_port"));
+		close(s);
+		assert_false(tb_port_holder(types[i], (struct sockaddr *)&a, sizeof(a), who,
+		                            sizeof(who)));
+		assert_string_equal(who, "");
+	}
+}
+
 int
 main(void)
 {
@@ -144,6 +169,7 @@ main(void)
 	    cmocka_unit_test(test_block),
 	    cmocka_unit_test(test_block_args),
 	    cmocka_unit_test(test_exclusive),
+	    cmocka_unit_test(test_holder),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

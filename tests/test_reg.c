@@ -565,6 +565,46 @@ test_nul_names(void **state)
 	tb_buf_free(&sb);
 }
 
+/* remove_member: unknown id, a hub still named as parent, then the
+ * cities and the hub; the edit bumps the serial once, drops signatures
+ * and the keys (no longer found), and the result reparses. */
+static void
+test_remove_member(void **state)
+{
+	struct tb_reg *made = make_reg(), *reg, *r2;
+	struct tb_buf text;
+	struct tb_diag d;
+	uint8_t kid[TB_KEYID_LEN];
+	size_t m, k;
+
+	(void)state;
+	tb_buf_init(&text);
+	/* as an administrator gets it: parsed, serial 1, signed */
+	assert_non_null(reg = reparse(made, &text));
+	tb_reg_free(made);
+	assert_int_equal(tb_reg_sign(reg, auth[0], NULL), TB_OK);
+	assert_int_equal(tb_reg_remove_member(reg, "370000", &d), TB_E_REG_MEMBER);
+	assert_int_equal(tb_reg_remove_member(reg, "320000", &d), TB_E_REG_REFERENCE);
+	assert_non_null(strstr(d.detail, "reached through 320000"));
+	assert_int_equal(tb_reg_member_count(reg), 3);
+	assert_int_equal(tb_reg_sig_count(reg), 1);
+	tb_reg_key(reg, tb_reg_find_member(reg, "320300"), 0, kid, NULL, NULL, NULL);
+	assert_int_equal(tb_reg_remove_member(reg, "320300", &d), TB_OK);
+	assert_int_equal(tb_reg_find_member(reg, "320300"), TB_REG_NONE);
+	assert_int_equal(tb_reg_find_key(reg, kid, &m, &k), TB_E_SIG_KEYID);
+	assert_int_equal(tb_reg_sig_count(reg), 0);
+	assert_int_equal(tb_reg_serial(reg), 2);
+	assert_int_equal(tb_reg_remove_member(reg, "321300", &d), TB_OK);
+	assert_int_equal(tb_reg_remove_member(reg, "320000", &d), TB_OK);
+	assert_int_equal(tb_reg_member_count(reg), 0);
+	assert_int_equal(tb_reg_serial(reg), 2);
+	assert_non_null(r2 = reparse(reg, &text));
+	assert_int_equal(tb_reg_member_count(r2), 0);
+	tb_reg_free(r2);
+	tb_reg_free(reg);
+	tb_buf_free(&text);
+}
+
 int
 main(void)
 {
@@ -572,6 +612,7 @@ main(void)
 	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
 	    cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_trust),       cmocka_unit_test(test_nul_names),
+	    cmocka_unit_test(test_remove_member),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -51,6 +51,8 @@ static const struct {
     {TB_E_CSR, "csr", "unacceptable certificate request"},
     {TB_E_CRL, "crl", "unusable certificate revocation list"},
     {TB_E_CA_STATE, "ca.state", "unusable CA directory"},
+    {TB_E_CA_PREFIX, "ca.prefix", "member id is outside the CA's division"},
+    {TB_E_CA_VALIDITY, "ca.validity", "validity would end after the CA's own"},
     {TB_E_REG_THRESHOLD, "reg.threshold", "insufficient registry signatures"},
     {TB_E_REG_SIGNER, "reg.unknown-signer", "registry signed by an unknown authority"},
     {TB_E_REG_DUP_SIGNER, "reg.duplicate-signer", "registry signed twice by one authority"},

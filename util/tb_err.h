@@ -72,6 +72,8 @@ enum tb_err {
 	TB_E_CSR = -67,                 /* certificate request unreadable or unacceptable */
 	TB_E_CRL = -68,                 /* CRL unreadable, untrusted or out of date */
 	TB_E_CA_STATE = -69,            /* CA directory missing, incomplete or inconsistent */
+	TB_E_CA_PREFIX = -70,           /* member id outside the issuing CA's division */
+	TB_E_CA_VALIDITY = -71,         /* requested validity ends after the CA's own */
 	/* federation/: registry, trust anchor, routing (-80..-99) */
 	TB_E_REG_THRESHOLD = -80,     /* fewer valid signatures than the threshold */
 	TB_E_REG_SIGNER = -81,        /* signature by a key not in the trust anchor */

@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,106 @@ tb_errno_text(int err, char *out, size_t len)
 	else
 		snprintf(out, len, "%s (errno %d)", strerror(err), err);
 	return out;
+}
+
+/* The inode of the socket bound to sa's port (and address, or the
+ * wildcard) listed in the /proc/net table path; 0 when none. */
+static unsigned long
+proc_net_inode(const char *path, const struct sockaddr *sa)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	unsigned port = ntohs(sa->sa_family == AF_INET ? s4->sin_port : s6->sin6_port);
+	unsigned long inode = 0, ino;
+	char line[512], addr[64];
+	unsigned p, st;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	while (inode == 0 && fgets(line, sizeof(line), f) != NULL) {
+		/* sl local rem st tx:rx tr:when retr uid timeout inode */
+		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*u %*u %lu", addr, &p,
+		           &st, &ino) != 4 ||
+		    p != port)
+			continue;
+		bool zero = strspn(addr, "0") == strlen(addr), same = false;
+		if (strlen(addr) == 8 && sa->sa_family == AF_INET)
+			same = (uint32_t)strtoul(addr, NULL, 16) == s4->sin_addr.s_addr;
+		else if (strlen(addr) == 32 && sa->sa_family == AF_INET6) {
+			same = true;
+			for (int i = 0; i < 4; i++) {
+				char w[9];
+				uint32_t v;
+				memcpy(w, addr + 8 * i, 8);
+				w[8] = '\0';
+				v = (uint32_t)strtoul(w, NULL, 16);
+				same = same && memcmp(&v, s6->sin6_addr.s6_addr + 4 * i, 4) == 0;
+			}
+		}
+		if (zero || same)
+			inode = ino;
+	}
+	fclose(f);
+	return inode;
+}
+
+/* The process with a descriptor on socket inode: "pid N (COMM)". */
+static bool
+inode_holder(unsigned long inode, char *out, size_t outlen)
+{
+	char want[64], path[300], link[64], comm[64] = "?";
+	DIR *proc = opendir("/proc"), *fds;
+	struct dirent *e, *fe;
+	bool found = false;
+
+	if (proc == NULL)
+		return false;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (!found && (e = readdir(proc)) != NULL) {
+		if (strspn(e->d_name, "0123456789") != strlen(e->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", e->d_name);
+		if ((fds = opendir(path)) == NULL)
+			continue;
+		while (!found && (fe = readdir(fds)) != NULL) {
+			ssize_t n;
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", e->d_name, fe->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			found = n > 0 && (link[n] = '\0', strcmp(link, want) == 0);
+		}
+		closedir(fds);
+		if (found) {
+			FILE *f;
+			snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+			if ((f = fopen(path, "r")) != NULL) {
+				if (fgets(comm, sizeof(comm), f) != NULL)
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(f);
+			}
+			snprintf(out, outlen, "pid %s (%s)", e->d_name, comm);
+		}
+	}
+	closedir(proc);
+	return found;
+}
+
+bool
+tb_port_holder(int socktype, const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
+{
+	const char *const *t;
+	static const char *const udp[] = {"/proc/net/udp", "/proc/net/udp6", NULL};
+	static const char *const tcp[] = {"/proc/net/tcp", "/proc/net/tcp6", NULL};
+	unsigned long inode = 0;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if ((sa->sa_family != AF_INET || len < sizeof(struct sockaddr_in)) &&
+	    (sa->sa_family != AF_INET6 || len < sizeof(struct sockaddr_in6)))
+		return false;
+	for (t = socktype == SOCK_STREAM ? tcp : udp; *t != NULL && inode == 0; t++)
+		inode = proc_net_inode(*t, sa);
+	return inode != 0 && inode_holder(inode, out, outlen);
 }
 
 /* True when fd is a datagram socket bound to exactly sa. */

@@ -50,6 +50,17 @@ TB_MUST_CHECK int tb_port_exclusive(const struct sockaddr *sa, socklen_t len);
 const char *tb_errno_text(int err, char *out, size_t len);
 
 /*
+ * Who holds the port of sa (borrowed, len bytes) for socktype: looks up
+ * the bound socket in /proc/net/{udp,udp6,tcp,tcp6} (the same address, or
+ * the wildcard one, and port) and the process with that socket among
+ * /proc/[pid]/fd.  Writes "pid N (COMM)" into out (outlen bytes, always
+ * NUL-terminated) and returns true; false when it cannot tell (no such
+ * socket, or a process this user may not inspect).  For error messages.
+ */
+bool tb_port_holder(int socktype, const struct sockaddr *sa, socklen_t len, char *out,
+                    size_t outlen);
+
+/*
  * Finds base such that the 2 * span loopback ports base .. base+span-1
  * and base+offset .. base+offset+span-1 are each free for both UDP and
  * TCP on 127.0.0.1.  Bases are tried in random order, below the kernel's
