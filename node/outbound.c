@@ -303,7 +303,12 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		fill_fresh(fresh, count, ids, envs, digests, wire);
 	goto out;
 jfail:
-	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(j)->detail);
+	/* no room on the journal's disk is told as such (503 journal.full) */
+	if (tb_journal_diag(j)->code == TB_E_JOURNAL_FULL)
+		rc = TB_E_JOURNAL_FULL;
+	tb_diag_set(d, rc == TB_E_JOURNAL_FULL ? rc : TB_E_IO, TB_DIAG_NOPOS, "journal: %s",
+	            tb_journal_diag(j)->detail[0] ? tb_journal_diag(j)->detail
+	                                          : tb_err_str(rc));
 out:
 	for (size_t i = 0; i < made && i < count; i++)
 		tb_env_free(envs[i]);
