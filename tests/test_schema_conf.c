@@ -466,7 +466,7 @@ test_node_reloadable(void **state)
 		if (said != want)
 			fail_msg("--help line of %s: (SIGHUP) should be %d", k->name, want);
 	}
-	assert_int_equal(nreload, 12);
+	assert_int_equal(nreload, 13);
 	free(help);
 }
 
