@@ -320,13 +320,14 @@ db_fail(sqlite3 *db, struct tb_diag *d, const char *what)
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT: err = TB_E_JOURNAL_CORRUPT; break;
 	/* no room: SQLite's own verdict, or a write the kernel refused for
-	 * want of space (an I/O error whose errno is ENOSPC or EDQUOT) */
+	 * want of space (an I/O error whose errno is ENOSPC, EDQUOT, or
+	 * EFBIG for a file-size limit) */
 	case SQLITE_FULL: err = TB_E_JOURNAL_FULL; break;
-	case SQLITE_IOERR:
-		err = sqlite3_system_errno(db) == ENOSPC || sqlite3_system_errno(db) == EDQUOT
-		          ? TB_E_JOURNAL_FULL
-		          : TB_E_IO;
+	case SQLITE_IOERR: {
+		int e = sqlite3_system_errno(db);
+		err = e == ENOSPC || e == EDQUOT || e == EFBIG ? TB_E_JOURNAL_FULL : TB_E_IO;
 		break;
+	}
 	default: err = TB_E_IO; break;
 	}
 	return tb_diag_set(d, err, TB_DIAG_NOPOS, "%s: %s", what, sqlite3_errmsg(db));
