@@ -16,7 +16,8 @@
 #   number at most the period / full_retry + 2; without Max-Age the
 #   backoff alone (20 ms doubling) would try about 8 times in the first
 #   full_retry seconds; it logs the peer's condition once.
-# Then the filler is removed: every message is delivered exactly once
+# A submission through the receiver's own API is answered 503
+# journal.full.  Then the filler is removed: every message is delivered exactly once
 # (each id once in the receiver's inbox), /healthz is 200 ok again, both
 # nodes log the end once, with the count of refused messages.
 # TIME IS SCALED: the issue's 60 s of submissions are 24 s here, with the
@@ -109,6 +110,10 @@ nl_eq "the sender logs the peer's condition once" 1 "$(grep -c "peer $R cannot t
 nl_has "the sender names the reason" "journal.full" "$(grep "peer $R cannot take messages now" "$W/$S.log")"
 nl_eq "no failure lines about the peer besides" 0 "$(grep -c "peer $R: .*failed attempts\|peer $R: bad_answer" "$W/$S.log")"
 full_refused=$(nl_metric $R tongban_journal_full_refused_total)
+# a local submission at the full receiver: 503 journal.full
+nl_http $R POST /v1/messages "{\"type\":\"case.submit\",\"to\":\"$S\",\"body\":$(cat "$(nl_case_body)")}" >"$W/sub.body"
+nl_eq "a submission at the full node: HTTP status" 503 "$NL_HTTP_STATUS"
+nl_has "a submission at the full node: the reason" '"error":"journal.full"' "$(cat "$W/sub.body")"
 
 # space returns
 rm -f "$MNT/filler" "$MNT/filler2"
