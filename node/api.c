@@ -365,7 +365,17 @@ metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
 	    (long long)tb_reg_valid_until(n->reg), (unsigned long long)tb_reg_serial(n->reg));
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		evbuffer_add_printf(b, "tongban_node_state{state=\"%s\"} %d\n",
-		                    tb_node_state_name(states[i]), n->state == states[i]);
+		                    tb_node_state_name(states[i]), n->state == states[i]);	evbuffer_add_printf(
+	    b,
+	    "# HELP tongban_journal_full Whether the journal's disk is full (1): messages from "
+	    "peers are refused with 5.03 journal.full.\n"
+	    "# TYPE tongban_journal_full gauge\n"
+	    "tongban_journal_full %d\n"
+	    "# HELP tongban_journal_full_refused_total Received envelopes refused because the "
+	    "journal's disk was full.\n"
+	    "# TYPE tongban_journal_full_refused_total counter\n"
+	    "tongban_journal_full_refused_total %llu\n",
+	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full);
 }
 
 /* The submit-to-receipt latency histogram. */

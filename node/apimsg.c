@@ -72,6 +72,7 @@ tb_api_http_code(int err)
 	switch (err) {
 	case TB_E_IO:
 	case TB_E_NOMEM:
+	case TB_E_JOURNAL_FULL:
 	case TB_E_CRYPTO: return 503;
 	case TB_E_FLOW_STATE:
 	case TB_E_FLOW_UNMATCHED: return 409;

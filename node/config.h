@@ -56,6 +56,7 @@ struct tb_config {
 	int64_t peer_sessions; /* 1 .. TB_PEER_SESSIONS_MAX */
 	int64_t answer_timeout;  /* s: an unanswered exchange is tried again after this */
 	int64_t breaker_open_ms; /* a peer that failed BREAKER_AFTER times rests this long */
+	int64_t full_retry;      /* s: Max-Age of the 5.03 journal.full answer */
 	int64_t retention;                  /* s: finished messages are pruned after this */
 	char archive_dir[TB_CONF_PATH_MAX]; /* pruned messages archived here, or empty */
 };

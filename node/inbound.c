@@ -22,6 +22,7 @@
 #include "../util/tb_enc.h"
 #include "../util/tb_err.h"
 #include "journal.h"
+#include "lifecycle.h"
 #include "log.h"
 
 #define MAX_BATCH 256
@@ -81,6 +82,7 @@ code_for(int err)
 	case TB_E_CONTENT_FORMAT: return COAP_RESPONSE_CODE(415);
 	case TB_E_ENCODING: return COAP_RESPONSE_CODE(400);
 	case TB_E_DRAINING:
+	case TB_E_JOURNAL_FULL:
 	case TB_E_RECOVERY:
 	case TB_E_MEMBER_SUSPENDED:
 	case TB_E_MEMBER_REVOKED: return COAP_RESPONSE_CODE(503);
@@ -141,10 +143,12 @@ respond_nomem(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, cons
 }
 
 /* Answers with code and a JSON body (copied), deflated when the request
- * asked for it (Accept: 11050) and it is worth it. */
+ * asked for it (Accept: 11050) and it is worth it; with a Max-Age option
+ * of maxage seconds unless it is -1. */
 static void
-respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
-           coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body, bool deflate)
+respond_age(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+            coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body, bool deflate,
+            int maxage)
 {
 	struct tb_buf *copy = malloc(sizeof(*copy));
 	struct tb_diag d;
@@ -168,8 +172,15 @@ respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const c
 			return;
 		}
 	}
-	coap_add_data_large_response(r, s, req, resp, q, cf, -1, 0, copy->len, copy->data,
+	coap_add_data_large_response(r, s, req, resp, q, cf, maxage, 0, copy->len, copy->data,
 	                             release_buf, copy);
+}
+
+static void
+respond_as(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const coap_string_t *q,
+           coap_pdu_t *resp, coap_pdu_code_t code, const struct tb_buf *body, bool deflate)
+{
+	respond_age(r, s, req, q, resp, code, body, deflate, -1);
 }
 
 static void
@@ -203,14 +214,32 @@ refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coa
 	respond_error(r, s, req, q, resp, d);
 }
 
-/* Rolls back the exchange's journal transaction and refuses it whole. */
-static void
-abandon(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
-        const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d)
+/* The journal's last failure as the exchange's refusal: journal.full
+ * when its disk has no room, else io. */
+static int
+journal_err(const struct tb_node *n)
 {
-	if (tb_journal_rollback(n->journal) != TB_OK)
-		log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
-	refuse_whole(n, r, s, req, q, resp, d);
+	return tb_journal_diag(n->journal)->code == TB_E_JOURNAL_FULL ? TB_E_JOURNAL_FULL : TB_E_IO;
+}
+
+/* An exchange of count envelopes the journal had no room for: 5.03
+ * journal.full with Max-Age full_retry, the sender's cue to hold every
+ * message for this node that long (PROTOCOL.md 9.6); lifecycle.c keeps
+ * the condition (one log line, /healthz, the count), not one line per
+ * refusal. */
+static void
+refuse_full(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+            const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d, size_t count)
+{
+	struct tb_buf b;
+
+	n->m.in_refused++;
+	tb_lifecycle_store_full(n, count, d->detail);
+	tb_buf_init(&b);
+	error_json(&b, d, NULL);
+	respond_age(r, s, req, q, resp, COAP_RESPONSE_CODE(503), &b, false,
+	            (int)n->cfg.full_retry);
+	tb_buf_free(&b);
 }
 
 /* One envelope of an exchange and what became of it. */
@@ -606,7 +635,7 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 	if (it->kind == K_RELAY &&
 	    tb_journal_inbound_receipt(n->journal, m.id, &orig) == TB_E_NOTFOUND &&
 	    !relay_queue(n, it->env, &m, &it->fwd, relayed)) {
-		tb_diag_set(&it->d, TB_E_IO, TB_DIAG_NOPOS, "relay not queued");
+		tb_diag_set(&it->d, journal_err(n), TB_DIAG_NOPOS, "relay not queued");
 		tb_env_free(it->receipt);
 		it->receipt = NULL;
 		tb_buf_free(&orig);
@@ -630,7 +659,8 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 			it->receipt = NULL;
 		}
 	} else if (jr != TB_OK) {
-		tb_diag_set(&it->d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed");
+		tb_diag_set(&it->d, journal_err(n), TB_DIAG_NOPOS, "journal write failed: %s",
+		            tb_journal_diag(n->journal)->detail);
 		tb_env_free(it->receipt);
 		it->receipt = NULL;
 	} else if (tb_journal_audit_append(n->journal, 'i', m.id, m.digest, peer, tb_now(),
@@ -644,6 +674,48 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 		settle_return(n, it->env, m.envelope, m.envelope_len);
 	}
 	tb_buf_free(&orig);
+	return true;
+}
+
+/* Journals the exchange's envelopes in one transaction (journal_item).
+ * False when nothing of it is kept (d says why; the sender retries):
+ * the journal failed, or had no room for one of them (the whole
+ * exchange is then refused with journal.full, not its envelopes one by
+ * one: the others would not fit either). */
+static bool
+journal_all(struct tb_node *n, struct item *it, int count, const uint8_t *data,
+            const size_t *offs, const size_t *lens, const char *peer, bool *relayed,
+            struct tb_diag *d)
+{
+	bool stored = false;
+
+	if (tb_journal_begin(n->journal) != TB_OK) {
+		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal unavailable: %s",
+		            tb_journal_diag(n->journal)->detail);
+		return false;
+	}
+	for (int i = 0; i < count; i++) {
+		if (!journal_item(n, &it[i], data + offs[i], lens[i], peer, relayed))
+			tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal write failed: %s",
+			            tb_journal_diag(n->journal)->detail);
+		else if (it[i].receipt == NULL && it[i].d.code == TB_E_JOURNAL_FULL)
+			*d = it[i].d;
+		else
+			continue;
+		/* nothing of the exchange is kept */
+		if (tb_journal_rollback(n->journal) != TB_OK)
+			log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
+		return false;
+	}
+	if (tb_journal_commit(n->journal) != TB_OK) {
+		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal commit failed: %s",
+		            tb_journal_diag(n->journal)->detail);
+		return false;
+	}
+	for (int i = 0; i < count; i++)
+		stored = stored || (it[i].receipt != NULL && !it[i].dup);
+	if (stored) /* the disk had room for it */
+		tb_lifecycle_store_ok(n);
 	return true;
 }
 
@@ -754,22 +826,11 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 		refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
-	if (tb_journal_begin(n->journal) != TB_OK) {
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal unavailable");
-		refuse_whole(n, r, s, req, q, resp, &d);
-		goto out;
-	}
-	for (int i = 0; i < count; i++)
-		if (!journal_item(n, &it[i], data + offs[i], lens[i], peer, &relayed)) {
-			/* nothing of the exchange is kept, the sender retries */
-			tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal write failed: %s",
-			            tb_journal_diag(n->journal)->detail);
-			abandon(n, r, s, req, q, resp, &d);
-			goto out;
-		}
-	if (tb_journal_commit(n->journal) != TB_OK) {
-		tb_diag_set(&d, TB_E_IO, TB_DIAG_NOPOS, "journal commit failed");
-		refuse_whole(n, r, s, req, q, resp, &d);
+	if (!journal_all(n, it, count, data, offs, lens, peer, &relayed, &d)) {
+		if (d.code == TB_E_JOURNAL_FULL)
+			refuse_full(n, r, s, req, q, resp, &d, (size_t)count);
+		else
+			refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;
 	}
 	hand_on(n, it, count, relayed, peer);

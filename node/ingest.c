@@ -33,6 +33,7 @@
 #include "../protocol/tb_json.h"
 #include "../util/tb_err.h"
 #include "journal.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "worker.h"
 
@@ -51,6 +52,7 @@ struct job {
 	char (*ids)[33];
 	struct tb_fresh *fresh; /* the messages' wire forms, for the loop to send */
 	size_t count;           /* ids accepted (0 on refusal) */
+	int64_t full_retry;     /* refused for want of room: Retry-After, s (else 0) */
 };
 
 struct tb_ingest {
@@ -134,6 +136,11 @@ run_job(void *ctx, struct tb_work *wk)
 		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
 		refuse(x, tb_api_http_code(d.code), tb_err_reason(d.code),
 		       bulk ? detail : d.detail);
+		if (d.code == TB_E_JOURNAL_FULL) {
+			pthread_rwlock_rdlock(&n->reg_lock);
+			x->full_retry = n->cfg.full_retry;
+			pthread_rwlock_unlock(&n->reg_lock);
+		}
 		goto out;
 	}
 	x->count = count;
@@ -189,6 +196,14 @@ free_job(struct job *x)
 static void
 answer(struct tb_node *n, struct job *x)
 {
+	if (x->full_retry > 0 && n != NULL) {
+		/* no room in the journal: the client is told when to come back,
+		 * and the node's condition starts (lifecycle.c, /healthz) */
+		char s[24];
+		snprintf(s, sizeof(s), "%lld", (long long)x->full_retry);
+		evhttp_add_header(evhttp_request_get_output_headers(x->req), "Retry-After", s);
+		tb_lifecycle_store_full(n, 0, "a submission found no room in the journal");
+	}
 	if (x->reply != NULL)
 		tb_api_reply(x->req, x->code, x->reply, strlen(x->reply));
 	else

@@ -295,6 +295,7 @@ struct tb_journal {
 	bool in_tx;   /* between a successful begin and commit/rollback */
 	bool lazy;    /* synchronous=NORMAL until the transaction ends */
 	bool aborted; /* SQLite rolled the caller's transaction back itself */
+	int abort_code; /* why: TB_E_JOURNAL_FULL (no room), else TB_E_IO */
 	/* The audit chain's head as this connection's open transaction left
 	 * it: inside BEGIN IMMEDIATE no other connection can append, so only
 	 * the first append of a transaction reads it from the table. */
@@ -321,6 +322,15 @@ db_fail(sqlite3 *db, struct tb_diag *d, const char *what)
 	case SQLITE_NOMEM: err = TB_E_NOMEM; break;
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT: err = TB_E_JOURNAL_CORRUPT; break;
+	/* no room: SQLite's own verdict, or a write the kernel refused for
+	 * want of space (an I/O error whose errno is ENOSPC, EDQUOT, or
+	 * EFBIG for a file-size limit) */
+	case SQLITE_FULL: err = TB_E_JOURNAL_FULL; break;
+	case SQLITE_IOERR: {
+		int e = sqlite3_system_errno(db);
+		err = e == ENOSPC || e == EDQUOT || e == EFBIG ? TB_E_JOURNAL_FULL : TB_E_IO;
+		break;
+	}
 	default: err = TB_E_IO; break;
 	}
 	return tb_diag_set(d, err, TB_DIAG_NOPOS, "%s: %s", what, sqlite3_errmsg(db));
@@ -333,9 +343,13 @@ jfail(struct tb_journal *j, const char *what)
 	 * may roll the whole transaction back.  Remember it: later calls would
 	 * otherwise run in autocommit and be stored piecemeal, outside the
 	 * batch the caller believes is open. */
-	if (j->in_tx && sqlite3_get_autocommit(j->db))
+	int rc = db_fail(j->db, &j->diag, what);
+
+	if (j->in_tx && sqlite3_get_autocommit(j->db)) {
 		j->aborted = true;
-	return db_fail(j->db, &j->diag, what);
+		j->abort_code = rc == TB_E_JOURNAL_FULL ? rc : TB_E_IO;
+	}
+	return rc;
 }
 
 static int
@@ -353,7 +367,7 @@ ready(struct tb_journal *j)
 		return TB_E_ARG;
 	tb_diag_clear(&j->diag);
 	if (j->aborted)
-		return tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
+		return tb_diag_set(&j->diag, j->abort_code ? j->abort_code : TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
 }
@@ -1083,7 +1097,7 @@ tb_journal_commit(struct tb_journal *j)
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (j->aborted) {
-		rc = tb_diag_set(&j->diag, TB_E_IO, TB_DIAG_NOPOS,
+		rc = tb_diag_set(&j->diag, j->abort_code ? j->abort_code : TB_E_IO, TB_DIAG_NOPOS,
 		                 "transaction was aborted by an earlier error; nothing stored");
 		goto done;
 	}
@@ -2198,6 +2212,7 @@ unit_end(struct tb_journal *j, bool own, int rc)
 		j->head_cached = false;
 		if (run(j, st(j, ST_UNIT_UNDO), "rollback to savepoint") != TB_OK) {
 			j->aborted = true; /* a part of the unit may remain: the batch is lost */
+			j->abort_code = rc == TB_E_JOURNAL_FULL ? rc : TB_E_IO;
 			j->diag = why;
 		}
 	}

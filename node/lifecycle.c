@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #define REPEAT_MS (3600 * 1000) /* a standing warning is repeated hourly */
 #define ERROR_S (3 * 86400)     /* warnings become errors 3 days ahead */
 #define MIN_FREE (1024 * 1024)  /* the journal's filesystem: bytes free */
+#define ROOM_PROBE (64 * 1024)  /* a full disk's probe writes this much */
 
 /* What was last said about one expiry (registry or certificate). */
 struct warned {
@@ -34,6 +36,13 @@ struct tb_lifecycle {
 	int64_t probe_ms; /* next journal probe */
 	bool journal_ok;
 	char journal_why[TB_CONF_PATH_MAX + 200];
+	/* the journal's disk is full (tb_lifecycle_store_full) */
+	bool full;
+	int64_t full_since;     /* Unix s */
+	int64_t full_since_ms;  /* monotonic */
+	uint64_t full_free;     /* bytes free when it was last found full */
+	uint64_t full_refused;  /* messages refused since full_since */
+	char full_why[TB_CONF_PATH_MAX + 200];
 };
 
 /* "9 days", "5 h 03 min", "12 min" */
@@ -112,7 +121,7 @@ warn_expiry(struct tb_node *n, int64_t now)
  * its filesystem has room.  access() honours read-only mounts and
  * immutable files, also for root. */
 static bool
-journal_writable(const char *path, char *why, size_t len)
+journal_writable(const char *path, char *why, size_t len, bool *full)
 {
 	char wal[TB_CONF_PATH_MAX + 8], dir[TB_CONF_PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -138,9 +147,113 @@ journal_writable(const char *path, char *why, size_t len)
 	if (statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < MIN_FREE) {
 		snprintf(why, len, "%s: %llu KiB free on its filesystem", dir,
 		         (unsigned long long)((uint64_t)v.f_bavail * v.f_frsize / 1024));
+		*full = true;
 		return false;
 	}
 	return true;
+}
+
+/* Bytes free for the journal's files (UINT64_MAX when unknown). */
+static uint64_t
+journal_free(const char *path)
+{
+	char dir[TB_CONF_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct statvfs v;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+	if (statvfs(dir, &v) != 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/* Whether the journal's disk has room again: more free than when it was
+ * last found full (by a megabyte, so that a refusal of a large batch
+ * does not end at once), and a file of ROOM_PROBE bytes beside the
+ * journal can be written and synced. */
+static bool
+room_again(const struct tb_node *n)
+{
+	char probe[TB_CONF_PATH_MAX + 16];
+	static const char zero[4096];
+	uint64_t avail = journal_free(n->cfg.journal);
+	bool ok = true;
+	int fd;
+
+	if (avail != UINT64_MAX && avail < MIN_FREE + n->life->full_free)
+		return false;
+	snprintf(probe, sizeof(probe), "%s.room", n->cfg.journal);
+	if ((fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return false;
+	for (size_t i = 0; ok && i < ROOM_PROBE / sizeof(zero); i++)
+		ok = write(fd, zero, sizeof(zero)) == (ssize_t)sizeof(zero);
+	ok = ok && fsync(fd) == 0;
+	if (close(fd) != 0)
+		ok = false;
+	if (unlink(probe) != 0)
+		log_warnx("%s: %s", probe, strerror(errno));
+	return ok;
+}
+
+/* The condition starts: one line (it ends in end_full). */
+static void
+start_full(struct tb_node *n, const char *why)
+{
+	struct tb_lifecycle *l = n->life;
+	uint64_t avail = journal_free(n->cfg.journal);
+
+	l->full_free = avail == UINT64_MAX ? 0 : avail;
+	snprintf(l->full_why, sizeof(l->full_why), "%s", why);
+	if (l->full)
+		return;
+	l->full = true;
+	l->full_since = tb_now();
+	l->full_since_ms = tb_now_ms();
+	l->full_refused = 0;
+	log_errorx("journal disk full: %s: peers' messages are refused (5.03 journal.full, "
+	           "Max-Age %lld s) and submissions answered 503 until space returns",
+	           why, (long long)n->cfg.full_retry);
+}
+
+static void
+end_full(struct tb_node *n, const char *how)
+{
+	struct tb_lifecycle *l = n->life;
+
+	if (!l->full)
+		return;
+	l->full = false;
+	log_info("journal disk has room again (%s) after %lld s: %llu message(s) refused "
+	         "meanwhile, their senders retry them",
+	         how, (long long)((tb_now_ms() - l->full_since_ms + 500) / 1000),
+	         (unsigned long long)l->full_refused);
+}
+
+void
+tb_lifecycle_store_full(struct tb_node *n, size_t count, const char *detail)
+{
+	n->m.in_full += count;
+	if (n->life == NULL)
+		return;
+	start_full(n, detail);
+	n->life->full_refused += count;
+}
+
+void
+tb_lifecycle_store_ok(struct tb_node *n)
+{
+	/* under MIN_FREE the probe would find it full again: not yet */
+	if (n->life != NULL && n->life->full && journal_free(n->cfg.journal) >= MIN_FREE)
+		end_full(n, "a message was stored");
+}
+
+bool
+tb_lifecycle_journal_full(const struct tb_node *n)
+{
+	return n->life != NULL && n->life->full;
 }
 
 static void
@@ -148,12 +261,20 @@ probe_journal(struct tb_node *n)
 {
 	struct tb_lifecycle *l = n->life;
 	char why[sizeof(l->journal_why)];
-	bool ok;
+	bool ok, full = false;
 
+	/* a full disk is probed every tick until it has room */
+	if (l->full && room_again(n))
+		end_full(n, "probed");
 	if (tb_now_ms() < l->probe_ms)
 		return;
 	l->probe_ms = tb_now_ms() + PROBE_MS;
-	ok = journal_writable(n->cfg.journal, why, sizeof(why));
+	ok = journal_writable(n->cfg.journal, why, sizeof(why), &full);
+	if (full) {
+		/* no room is the full-disk condition's, told of there */
+		start_full(n, why);
+		ok = true;
+	}
 	if (!ok && (l->journal_ok || strcmp(why, l->journal_why) != 0))
 		log_errorx("journal not writable: %s: submissions and received messages cannot "
 		           "be kept",
@@ -264,6 +385,15 @@ failing(const struct tb_node *n, int64_t now, char *why, size_t wlen)
 	}
 	if (n->life != NULL && !n->life->journal_ok) {
 		add_why(why, wlen, "journal not writable: %s", n->life->journal_why);
+		status = status ? status : "journal";
+	}
+	if (n->life != NULL && n->life->full) {
+		tb_fmt_utc(n->life->full_since, t);
+		add_why(why, wlen,
+		        "journal disk full since %s (%s): %llu message(s) refused, peers retry "
+		        "after %lld s",
+		        t, n->life->full_why, (unsigned long long)n->life->full_refused,
+		        (long long)n->cfg.full_retry);
 		status = status ? status : "journal";
 	}
 	return status;

@@ -39,4 +39,21 @@ enum tb_health tb_lifecycle_health(const struct tb_node *n, char *status, size_t
  * or its directory not writable, or its filesystem (nearly) full. */
 bool tb_lifecycle_journal_writable(const struct tb_node *n);
 
+/*
+ * The journal's disk is full (docs/ADMIN.md "A full journal disk"):
+ * inbound.c reports each exchange it refused because the journal had no
+ * room (5.03 journal.full with Max-Age full_retry), and each exchange it
+ * stored.  The first refusal starts the condition: one error line, and
+ * /healthz answers 503 "journal" with why; it ends at the next stored
+ * exchange, or when the probe (every second while it lasts) can write
+ * and fsync a 64 KiB file beside the journal: one line with how many
+ * messages were refused meanwhile.  n->m.in_full counts them.
+ */
+/* count messages were refused: detail is the journal's message (copied). */
+void tb_lifecycle_store_full(struct tb_node *n, size_t count, const char *detail);
+/* An exchange was stored: the condition ends, if it held. */
+void tb_lifecycle_store_ok(struct tb_node *n);
+/* True while the condition holds (the tongban_journal_full gauge). */
+bool tb_lifecycle_journal_full(const struct tb_node *n);
+
 #endif

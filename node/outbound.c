@@ -303,7 +303,12 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		fill_fresh(fresh, count, ids, envs, digests, wire);
 	goto out;
 jfail:
-	tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "journal: %s", tb_journal_diag(j)->detail);
+	/* no room on the journal's disk is told as such (503 journal.full) */
+	if (tb_journal_diag(j)->code == TB_E_JOURNAL_FULL)
+		rc = TB_E_JOURNAL_FULL;
+	tb_diag_set(d, rc == TB_E_JOURNAL_FULL ? rc : TB_E_IO, TB_DIAG_NOPOS, "journal: %s",
+	            tb_journal_diag(j)->detail[0] ? tb_journal_diag(j)->detail
+	                                          : tb_err_str(rc));
 out:
 	for (size_t i = 0; i < made && i < count; i++)
 		tb_env_free(envs[i]);
@@ -1395,6 +1400,19 @@ settle_batch(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_o
 	free(ed);
 }
 
+/* a->why: a server error's reason token and detail, for the log. */
+static void
+server_error_why(struct tb_answer *a, const uint8_t *data, size_t len)
+{
+	struct tb_json_doc *doc = data ? tb_json_parse(data, len, NULL, NULL) : NULL;
+	const struct tb_json *e = doc ? tb_json_get(tb_json_root(doc), "error") : NULL;
+	const struct tb_json *dt = doc ? tb_json_get(tb_json_root(doc), "detail") : NULL;
+	const char *r = e ? tb_json_string(e, NULL) : NULL, *ds = dt ? tb_json_string(dt, NULL) : NULL;
+
+	snprintf(a->why, sizeof(a->why), "%s%s%s", r ? r : "5.xx", ds ? ": " : "", ds ? ds : "");
+	tb_json_doc_free(doc);
+}
+
 void
 tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_open_opts *o,
                    struct tb_answer *a)
@@ -1435,9 +1453,14 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		return;
 	}
 	if (cls == 5 || data == NULL) {
+		/* not before the answer's Max-Age, if it had one */
+		int64_t wait = backoff_s(n, x->failures + 1);
+		if (a->max_age > wait)
+			wait = a->max_age > TB_MAX_AGE_CAP ? TB_MAX_AGE_CAP : a->max_age;
+		server_error_why(a, data, len);
 		a->bad = x->count;
 		for (size_t i = 0; i < x->count; i++) {
-			if (retry(j, x->ids[i], tb_now() + backoff_s(n, x->failures + 1), why))
+			if (retry(j, x->ids[i], tb_now() + wait, why))
 				a->retries++;
 		}
 	} else if (x->count == 1) {
@@ -1477,6 +1500,67 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 	tb_buf_free(&plain);
 }
 
+#define BUSY_REPEAT_MS (3600 * 1000) /* a standing condition: a line hourly */
+
+/* Peer p answered a's exchange 5.xx with Max-Age (journal.full): it
+ * cannot take messages now.  A failed attempt like any (its backoff
+ * grows), and no attempt before the Max-Age has passed, whichever is
+ * later (PROTOCOL.md 9.6).  Told of once when it starts, then hourly
+ * and when it clears, with the count of its refusals, instead of the
+ * failure lines of tb_peer_failed. */
+static void
+peer_busy(struct tb_node *n, struct tb_peer *p, uint32_t epoch, const struct tb_answer *a)
+{
+	int64_t now_ms = tb_now_ms();
+	uint32_t r = 0;
+	char why[64];
+
+	snprintf(why, sizeof(why), "answered %d.%02d with Max-Age %lld", a->cls, a->code & 0x1f,
+	         (long long)a->max_age);
+	p->report_held = true;
+	tb_peer_failed(n, p, epoch, TB_PF_ANSWER, why);
+	p->report_held = false;
+	if (tb_random(&r, sizeof(r)) != TB_OK)
+		r = 0; /* no jitter then */
+	p->open_until_ms = tb_peer_hold_until(p, now_ms, a->max_age, r);
+	if (!p->busy) {
+		p->busy = true;
+		p->busy_since_ms = p->busy_line_ms = now_ms;
+		p->busy_refusals = 1;
+		snprintf(p->busy_why, sizeof(p->busy_why), "%s", a->why);
+		log_warnx("peer %s cannot take messages now (%s): its messages wait, the next "
+		          "attempt in %lld ms (its Max-Age %lld s, or the backoff if later)",
+		          p->id, p->busy_why, (long long)(p->open_until_ms - now_ms),
+		          (long long)a->max_age);
+		return;
+	}
+	p->busy_refusals++;
+	if (now_ms - p->busy_line_ms >= BUSY_REPEAT_MS) {
+		log_warnx("peer %s still cannot take messages (%s): %llu refused attempt(s) in the "
+		          "last %lld s",
+		          p->id, p->busy_why, (unsigned long long)p->busy_refusals,
+		          (long long)((now_ms - p->busy_line_ms + 500) / 1000));
+		p->busy_line_ms = now_ms;
+		p->busy_refusals = 0;
+	}
+}
+
+/* An exchange with p settled: a condition peer_busy told of is over. */
+static void
+peer_not_busy(struct tb_peer *p)
+{
+	int64_t now_ms = tb_now_ms();
+
+	if (!p->busy)
+		return;
+	p->busy = false;
+	log_info("peer %s takes messages again after %lld s (%s): %llu refused attempt(s) "
+	         "since the last line",
+	         p->id, (long long)((now_ms - p->busy_since_ms + 500) / 1000), p->busy_why,
+	         (unsigned long long)p->busy_refusals);
+	p->busy_refusals = 0;
+}
+
 void
 tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 {
@@ -1490,12 +1574,15 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 		n->m.clock_skew_receipts += a->skewed;
 		/* the peer answered: a success, unless the answer itself was
 		 * at fault (a server error, not receipts) */
-		if (p != NULL && (a->cls == 5 || a->bad > 0)) {
+		if (p != NULL && a->cls == 5 && a->max_age >= 0) {
+			peer_busy(n, p, x->epoch, a);
+		} else if (p != NULL && (a->cls == 5 || a->bad > 0)) {
 			char why[64];
 			snprintf(why, sizeof(why), "answered %d.%02d, %llu message(s) not settled",
 			         a->cls, a->code & 0x1f, (unsigned long long)a->bad);
 			tb_peer_failed(n, p, x->epoch, TB_PF_ANSWER, why);
 		} else if (p != NULL) {
+			peer_not_busy(p);
 			tb_peer_succeeded(n, p);
 		}
 		if (p != NULL && a->has_offset)
@@ -1587,6 +1674,9 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	a->code = coap_pdu_get_code(recv);
 	a->cls = COAP_RESPONSE_CLASS(a->code);
 	a->deflated = tb_coap_uint_option(recv, COAP_OPTION_CONTENT_FORMAT) == TB_CF_JSON_DEFLATE;
+	/* a server error with Max-Age: the peer's own word on when to come
+	 * back (journal.full); without the option none is assumed */
+	a->max_age = a->cls == 5 ? tb_coap_uint_option(recv, COAP_OPTION_MAXAGE) : -1;
 	if ((a->has_data = data != NULL)) {
 		memcpy(a->data, data, len);
 		a->len = len;

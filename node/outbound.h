@@ -55,6 +55,9 @@ struct tb_answer {
 	bool has_data;
 	uint8_t *data; /* the body as it came (owned) */
 	size_t len;
+	int64_t max_age; /* a 5.xx answer's Max-Age, s (the peer cannot take
+	                  * messages before then); -1: none */
+	char why[96];    /* a 5.xx answer's "reason: detail", set by settle */
 	/* results, for the loop */
 	bool *delivered; /* per message: receipt verified and journalled */
 	size_t ndelivered;

@@ -772,8 +772,20 @@ tb_peer_failed(struct tb_node *n, struct tb_peer *p, uint32_t epoch, enum tb_pee
 			delay = n->cfg.breaker_open_ms;
 		p->open_until_ms = now_ms + delay;
 	}
-	if (tb_report_event(&p->report, now_ms, report_window(n), &count, &span))
+	if (!p->report_held && tb_report_event(&p->report, now_ms, report_window(n), &count, &span))
 		peer_line(n, p, count, span, now_ms);
+}
+
+int64_t
+tb_peer_hold_until(const struct tb_peer *p, int64_t now_ms, int64_t max_age_s, uint32_t rnd)
+{
+	int64_t ms, at;
+
+	if (max_age_s < 0)
+		return p->open_until_ms;
+	ms = (max_age_s > TB_MAX_AGE_CAP ? TB_MAX_AGE_CAP : max_age_s) * 1000;
+	at = now_ms + ms + (int64_t)(rnd % (uint32_t)(ms / 4 + 1));
+	return at > p->open_until_ms ? at : p->open_until_ms;
 }
 
 void

@@ -85,6 +85,14 @@ struct tb_peer {
 	int64_t clock_offset;         /* the peer's clock minus ours, s (its receipts) */
 	uint64_t skewed_receipts;     /* receipts accepted despite their time */
 	struct tb_report report;      /* rate limit of the failure lines */
+	bool report_held;             /* the failure being counted is told of by its
+	                               * caller (a peer that cannot store, outbound.c) */
+	/* the peer answered 5.xx with Max-Age: it cannot take messages now
+	 * (journal.full); told of once, with a count when it clears */
+	bool busy;
+	int64_t busy_since_ms, busy_line_ms; /* monotonic: start, last line */
+	uint64_t busy_refusals;              /* its refusals since the last line */
+	char busy_why[96];                   /* its reason, "journal.full: ..." */
 	struct tb_report skew_report; /* and of the clock skew lines */
 	struct tb_peer *next;
 };
@@ -98,6 +106,14 @@ int64_t tb_backoff_ms(const struct tb_config *c, int failures);
  * sets the next attempt's time and writes the rate-limited log line. */
 void tb_peer_failed(struct tb_node *n, struct tb_peer *p, uint32_t epoch, enum tb_peer_fail why,
                     const char *detail);
+/* The later of p's next attempt and max_age_s seconds (a 5.xx answer's
+ * Max-Age, PROTOCOL.md 9.6) after now_ms, plus up to 25 % of max_age_s
+ * of jitter taken from rnd (so that the senders a peer held do not come
+ * back together): the new p->open_until_ms.  max_age_s is capped at
+ * TB_MAX_AGE_CAP.  Pure: any thread. */
+#define TB_MAX_AGE_CAP 3600
+int64_t tb_peer_hold_until(const struct tb_peer *p, int64_t now_ms, int64_t max_age_s,
+                           uint32_t rnd);
 /* An attempt succeeded: the backoff is reset, the peer is up. */
 void tb_peer_succeeded(struct tb_node *n, struct tb_peer *p);
 /* True when a new attempt to p may start at monotonic time now_ms. */

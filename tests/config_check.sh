@@ -86,7 +86,7 @@ help=$("$TBN" --help)
 keys=$(printf '%s\n' "$help" | sed -n '/^Configuration keys/,/^$/s/^  \([a-z_]*\) .*/\1/p')
 hup=$(printf '%s\n' "$help" | sed -n '/^Configuration keys/,/^$/s/^  \([a-z_]*\) .*(SIGHUP)$/\1/p' | sort)
 [ "$(printf '%s\n' "$keys" | wc -l)" -ge 20 ] || nl_fail "--help lists the keys" ">= 20 keys" "$keys"
-nl_eq "reloadable keys in --help" "archive_dir batch_max breaker_open_ms clock_skew deflate log_format log_level max_message_size registry_warn_days retention retry_max_ms retry_min_ms" "$(echo $hup)"
+nl_eq "reloadable keys in --help" "archive_dir batch_max breaker_open_ms clock_skew deflate full_retry log_format log_level max_message_size registry_warn_days retention retry_max_ms retry_min_ms" "$(echo $hup)"
 # the manual: CONFIGURATION's entries (".B key" or ".BR key , key2"),
 # those that say (SIGHUP), and the keys SIGNALS names under SIGHUP
 mankeys=$(sed -n '/^\.SH CONFIGURATION/,/^\.SH /p' "$man" | awk '

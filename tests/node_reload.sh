@@ -39,7 +39,7 @@ sed -i "s/^api = .*/api = 127.0.0.1:$((BASE + 1030))/" "$C"
 printf 'log_level = debug\nclock_skew = 120\nretry_min_ms = 300\ndeflate = no\npeer_sessions = 4\nbreaker_open_ms = 2000\nanswer_timeout = 5\n' >> "$C"
 kill -HUP "$PID"
 for i in $(seq 1 50); do grep -q "configuration reloaded" "$W/node.log" && break; sleep 0.1; done
-grep -q "configuration reloaded (log_level debug, log_format text, max_message_size 262144, clock_skew 120, registry_warn_days 30, retry_min_ms 300, retry_max_ms 60000, batch_max 128, deflate no, breaker_open_ms 2000, retention 2592000, archive_dir )" "$W/node.log" ||
+grep -q "configuration reloaded (log_level debug, log_format text, max_message_size 262144, clock_skew 120, registry_warn_days 30, retry_min_ms 300, retry_max_ms 60000, batch_max 128, deflate no, breaker_open_ms 2000, full_retry 30, retention 2592000, archive_dir )" "$W/node.log" ||
 	fail "tunables not reloaded"
 grep -q "need a restart, not applied: listen api peer_sessions answer_timeout$" "$W/node.log" ||
 	fail "changed non-reloadable keys not reported"

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2112,6 +2113,66 @@ test_transactions(void **state)
 	assert_int_equal(n, 100);
 }
 
+/* No room for the journal: a write refused for the file-size limit
+ * (EFBIG, as ENOSPC on a full disk; a short write is SQLITE_FULL) fails
+ * the transaction with TB_E_JOURNAL_FULL, the reason senders are given
+ * (journal.full), not TB_E_IO; nothing of it is kept, and the journal
+ * takes writes again once there is room. */
+static void
+test_full(void **state)
+{
+	char path[128], wal[140];
+	struct tb_journal *j;
+	struct tmsg t;
+	struct rlimit old, lim;
+	struct stat st;
+	int64_t n;
+	int rc = TB_OK;
+	unsigned i;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 256 * 1024;
+	if (stat(wal, &st) == 0 && (rlim_t)st.st_size + 64 * 1024 > lim.rlim_cur)
+		lim.rlim_cur = (rlim_t)st.st_size + 64 * 1024;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	for (i = 0; i < 20000 && rc == TB_OK; i++) {
+		mkmsg(&t, i, 9000);
+		rc = tb_journal_inbound_put(j, &t.m, NULL);
+		if (rc == TB_OK)
+			rc = tb_journal_audit_append(j, 'i', t.id, t.digest, t.from, 1, "received");
+	}
+	if (rc == TB_OK)
+		rc = tb_journal_commit(j);
+	else
+		assert_int_equal(tb_journal_diag(j)->code, TB_E_JOURNAL_FULL);
+	assert_int_equal(rc, TB_E_JOURNAL_FULL);
+	if (tb_journal_diag(j)->code == TB_E_JOURNAL_FULL)
+		assert_string_equal(tb_err_reason(tb_journal_diag(j)->code), "journal.full");
+	/* a failed commit closed the transaction (TB_E_ARG now); a failed
+	 * put leaves it to be rolled back */
+	rc = tb_journal_rollback(j);
+	assert_true(rc == TB_OK || rc == TB_E_ARG);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 0);
+	/* room again */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	mkmsg(&t, 1, 9000);
+	assert_int_equal(tb_journal_inbound_put(j, &t.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 1);
+	tb_journal_close(j);
+}
+
 static double
 now_s(void)
 {
@@ -2329,6 +2390,7 @@ main(void)
 	    cmocka_unit_test(test_audit_verify_while_open),
 	    cmocka_unit_test(test_reopen_persistence),
 	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_full),
 	    cmocka_unit_test(test_lazy_commit),
 	    cmocka_unit_test(test_audit_in_transactions),
 	    cmocka_unit_test(test_audit_admin),

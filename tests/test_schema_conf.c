@@ -436,7 +436,7 @@ test_node_reloadable(void **state)
 	    "log_level",    "max_message_size", "clock_skew",         "retry_min_ms",
 	    "retry_max_ms", "batch_max",        "deflate",            "breaker_open_ms",
 	    "log_format",   "registry_warn_days", "retention",        "archive_dir",
-	    NULL};
+	    "full_retry",   NULL};
 	const struct tb_conf_table *t = tb_config_table();
 	char *help = NULL, line[128];
 	size_t helplen = 0, nreload = 0;
@@ -466,7 +466,7 @@ test_node_reloadable(void **state)
 		if (said != want)
 			fail_msg("--help line of %s: (SIGHUP) should be %d", k->name, want);
 	}
-	assert_int_equal(nreload, 12);
+	assert_int_equal(nreload, 13);
 	free(help);
 }
 
