@@ -565,9 +565,9 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	 * net.core.somaxconn; a failure keeps the old length) */
 	(void)listen(evhttp_bound_socket_get_fd(bound), API_BACKLOG);
 	/* header, connection and time limits (apiconn.h) */
-	if ((n->apiconn = tb_apiconn_new(n->base, n->http, evhttp_bound_socket_get_listener(bound),
-	                                 (int)n->cfg.api_max_connections,
-	                                 (int)n->cfg.api_timeout)) == NULL)
+	if ((n->apiconn =
+	         tb_apiconn_new(n->base, n->http, evhttp_bound_socket_get_listener(bound),
+	                        (int)n->cfg.api_max_connections, (int)n->cfg.api_timeout)) == NULL)
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "local API connections");
 	clock_gettime(CLOCK_REALTIME, &now);
 	started = (double)now.tv_sec + (double)(now.tv_nsec / 1000000) / 1000.0;

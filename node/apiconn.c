@@ -32,6 +32,9 @@
 #define AUTO_MAX 1024
 #define AUTO_MIN 8
 #define PAUSE_MS 100
+/* a cap lowered at the open-file limit returns after this long without
+ * another failure */
+#define LOWERED_MS 600000
 #define LOG_EVERY_MS 60000
 /* connections accepted in one go before the loop is let run (libevent
  * accepts until the queue is empty): bounds the connections accepted
@@ -64,7 +67,8 @@ struct tb_apiconn {
 	struct evconnlistener *lev;
 	struct event *adopt_ev, *sweep_ev, *resume_ev;
 	struct list pending, idle, busy; /* idle: oldest first */
-	int open, cap, cap_conf;
+	int open, cap, cap_conf;         /* cap_conf: configured or auto */
+	int64_t last_fd_pause;           /* monotonic ms */
 	int64_t timeout_ms;
 	bool paused;       /* for PAUSE_MS (resume_ev) */
 	int burst;         /* accepted since the last adopt_cb */
@@ -313,6 +317,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 			c->slow_n++;
 		}
 	}
+	if (c->cap < c->cap_conf && now - c->last_fd_pause >= LOWERED_MS)
+		c->cap = c->cap_conf;
 	log_counts(c, false);
 }
 
@@ -358,10 +364,11 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		int lower = c->open - c->open / 4;
 
-		if (lower < 1)
-			lower = 1;
+		if (lower < AUTO_MIN)
+			lower = AUTO_MIN;
 		if (lower < c->cap)
 			c->cap = lower;
+		c->last_fd_pause = now_ms();
 		c->pause_fd_total++;
 		c->pause_fd_n++;
 		while (c->open > c->cap && c->idle.head != NULL) {
@@ -410,8 +417,8 @@ tb_apiconn_new(struct event_base *base, struct evhttp *http, struct evconnlisten
 		return NULL;
 	c->http = http;
 	c->lev = lev;
-	c->cap_conf = max_conns;
-	c->cap = max_conns > 0 ? max_conns : auto_cap();
+	c->cap_conf = max_conns > 0 ? max_conns : auto_cap();
+	c->cap = c->cap_conf;
 	c->timeout_ms = (int64_t)timeout_s * 1000;
 	if ((c->adopt_ev = event_new(base, -1, 0, adopt_cb, c)) == NULL ||
 	    (c->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, c)) == NULL ||

@@ -16,9 +16,9 @@
  *     yields to the loop after 64 connections in a row;
  *   - when accept fails for want of file descriptors (EMFILE, ENFILE),
  *     accept pauses for 100 ms instead of spinning, the cap drops to three
- *     quarters of the connections then open, and the oldest idle ones
- *     beyond it are closed, so accept resumes and the operator's next
- *     request is served;
+ *     quarters of the connections then open (at least 8) for ten minutes,
+ *     and the oldest idle ones beyond it are closed, so accept resumes
+ *     and the operator's next request is served;
  *   - what was closed is logged in one line with counts, at most once a
  *     minute, and counted in /metrics.
  * Loop only: every function runs on the event loop's thread.  One per

@@ -53,8 +53,7 @@ static const struct tb_conf_key keys[] = {
      .check = tb_conf_check_loopback, .help = "local HTTP API address HOST:PORT (loopback only)"},
     {"api_token_file", TB_CONF_PATH, FILE_OPT, F(api_token_file), .def = "api.token",
      .help = "file holding the local API bearer token"},
-    {"api_max_connections", TB_CONF_INT, F(api_max_connections), .min = 0, .max = 65536,
-     .def = "0",
+    {"api_max_connections", TB_CONF_INT, F(api_max_connections), .min = 0, .max = 65536, .def = "0",
      .help = "local API connections held at most, the longest idle closed for a new one "
              "(0: half the open-file limit, at most 1024)"},
     {"api_timeout", TB_CONF_INT, F(api_timeout), .min = 1, .max = 3600, .def = "30",

@@ -120,7 +120,8 @@ static int
 long_line(int header, long mib)
 {
 	static char chunk[64 * 1024];
-	const char *head = header ? "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " : "GET /";
+	const char *head =
+	    header ? "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " : "GET /";
 	unsigned long long sent = 0, total = (unsigned long long)mib << 20;
 	struct timeval tv = {10, 0};
 	int fd;
@@ -268,8 +269,8 @@ get(const char *path)
 	double t0 = now_s();
 	int fd, code;
 
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-	         path);
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	if ((fd = dial()) < 0) {
 		printf("status=0 ms=-1\n");
 		return 0;
