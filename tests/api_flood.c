@@ -153,7 +153,9 @@ raise_nofile(int want)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-/* Opens n non-blocking connections from fds[0], waits (at most until
+#define BATCH 256
+
+/* Opens n (at most BATCH) non-blocking connections from fds[0], waits (at most until
  * deadline) for their handshakes; returns how many completed.  A
  * completed one is kept open, its slot set to -2 - fd. */
 static int
@@ -177,28 +179,35 @@ open_batch(int n, int *fds, double deadline)
 			fds[i] = -1;
 		}
 	}
+	/* one poll over the pending handshakes at a time: a loop of polls
+	 * would take the CPU the node needs to accept them */
 	while (waiting > 0 && now_s() < deadline) {
-		waiting = 0;
-		for (int i = 0; i < n; i++) {
-			struct pollfd p = {fds[i], POLLOUT, 0};
+		struct pollfd p[BATCH];
+		int k = 0;
+
+		for (int i = 0; i < n && k < BATCH; i++)
+			if (fds[i] >= 0)
+				p[k++] = (struct pollfd){fds[i], POLLOUT, 0};
+		if (poll(p, (nfds_t)k, 100) <= 0)
+			continue;
+		for (int j = 0; j < k; j++) {
 			int err = 0;
 			socklen_t el = sizeof(err);
 
-			if (fds[i] < 0)
+			if (p[j].revents == 0)
 				continue;
-			if (poll(&p, 1, 0) == 1) {
-				getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &el);
-				if (err == 0)
-					ok++;
-				else
-					close(fds[i]);
-				fds[i] = -2 - fds[i];
-			} else {
-				waiting++;
-			}
+			getsockopt(p[j].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err == 0)
+				ok++;
+			else
+				close(p[j].fd);
+			waiting--;
+			for (int i = 0; i < n; i++)
+				if (fds[i] == p[j].fd) {
+					fds[i] = -2 - fds[i];
+					break;
+				}
 		}
-		if (waiting > 0)
-			usleep(2 * 1000);
 	}
 	return ok;
 }
@@ -206,11 +215,10 @@ open_batch(int n, int *fds, double deadline)
 /* Opens n connections, BATCH at a time: more at once would overflow the
  * node's accept queue, and the kernel would then complete handshakes on
  * the client's side that the node never sees. */
-#define BATCH 256
 static int
 open_many(int n, int *fds)
 {
-	double deadline = now_s() + 60;
+	double deadline = now_s() + 120;
 	int ok = 0;
 
 	for (int i = 0; i < n; i += BATCH)

@@ -94,7 +94,8 @@ echo "$(date +%T) holding $N idle connections"
 start_limited 1024
 nl_eq "the cap is half the open-file limit" 512 "$(metric tongban_api_connections_max)"
 "$FL" idle "$P" "$N" 90 >"$W/idle.out" 2>&1 &
-nl_wait 80 "$N connections opened" grep -q "^connected=" "$W/idle.out"
+FPID=$!
+nl_wait 150 "$N connections opened" grep -q "^connected=" "$W/idle.out"
 [ "$(sed -n 's/^connected=//p' "$W/idle.out")" -ge $((N * 99 / 100)) ] ||
 	nl_fail "the flood connected" "$N" "$(cat "$W/idle.out")"
 # the client counts a handshake the node's full accept queue has not
@@ -137,15 +138,16 @@ size=$(wc -c <"$W/$ID.log")
 lines=$(grep -c "local API: .* idle connections closed to admit new ones" "$W/$ID.log")
 [ "$lines" -ge 1 ] && [ "$lines" -le 3 ] || nl_fail "one line with a count a minute" "1..3" "$lines"
 nl_stop $ID
-kill %?idle 2>/dev/null
-wait 2>/dev/null
+kill "$FPID" 2>/dev/null
+wait "$FPID" 2>/dev/null
 
 # --- 4. the open-file limit ----------------------------------------------
 echo "$(date +%T) the open-file limit"
 echo "api_max_connections = 4000" >>"$CONF"
 start_limited 256
 "$FL" idle "$P" 5000 60 >"$W/idle2.out" 2>&1 &
-nl_wait 80 "5000 connections opened" grep -q "^connected=" "$W/idle2.out"
+FPID=$!
+nl_wait 150 "5000 connections opened" grep -q "^connected=" "$W/idle2.out"
 paused=$(metric 'tongban_api_accept_paused_total{reason="fd_limit"}')
 [ "${paused:-0}" -ge 1 ] || nl_fail "accept paused at the open-file limit" ">= 1" "${paused:-none}"
 cap=$(metric tongban_api_connections_max)
@@ -166,7 +168,7 @@ grep -q "Error from accept" "$W/$ID.log" && nl_fail "libevent's accept error lin
 size=$(wc -c <"$W/$ID.log")
 [ "$size" -lt 1048576 ] || nl_fail "log under 1 MB" "< 1048576" "$size"
 nl_ok
-kill %?idle2 2>/dev/null
-wait 2>/dev/null
+kill "$FPID" 2>/dev/null
+wait "$FPID" 2>/dev/null
 nl_stop $ID
 nl_done
