@@ -9,8 +9,9 @@
  * iteration; by then evhttp has set the bufferevent's callbacks, whose
  * argument is the connection, and a close callback on it tells when it
  * goes.  evhttp's own read timeout restarts with every byte, so a client
- * sending a byte now and then is timed out here, from the time it
- * became idle, by a sweep each second.
+ * sending a byte now and then is timed out here instead, from the time
+ * it became idle, by a sweep each second; only writes get a bufferevent
+ * timeout.
  */
 #include "apiconn.h"
 
@@ -70,9 +71,10 @@ struct tb_apiconn {
 	int open, cap, cap_conf;         /* cap_conf: configured or auto */
 	int64_t last_fd_pause;           /* monotonic ms */
 	int64_t timeout_ms;
-	bool paused;       /* for PAUSE_MS (resume_ev) */
-	int burst;         /* accepted since the last adopt_cb */
-	bool burst_paused; /* until adopt_cb */
+	struct timeval write_tv; /* timeout_ms */
+	bool paused;             /* for PAUSE_MS (resume_ev) */
+	int burst;               /* accepted since the last adopt_cb */
+	bool burst_paused;       /* until adopt_cb */
 	/* totals for /metrics */
 	uint64_t shed_total, timeout_total, slow_total, pause_fd_total;
 	/* since the last log line */
@@ -272,6 +274,12 @@ adopt_cb(evutil_socket_t fd, short what, void *arg)
 		void *evcon = NULL;
 
 		bufferevent_getcb(r->bev, NULL, NULL, NULL, &evcon);
+		/* an answer the client does not read: evhttp closes it after
+		 * timeout_ms without progress.  No read timeout (evhttp's would
+		 * restart with each byte, and could cut a request being
+		 * answered): sweep_cb times the requests. */
+		if (evcon != NULL)
+			bufferevent_set_timeouts(r->bev, NULL, &c->write_tv);
 		bufferevent_decref(r->bev);
 		r->bev = NULL;
 		if (evcon == NULL) {
@@ -420,6 +428,7 @@ tb_apiconn_new(struct event_base *base, struct evhttp *http, struct evconnlisten
 	c->cap_conf = max_conns > 0 ? max_conns : auto_cap();
 	c->cap = c->cap_conf;
 	c->timeout_ms = (int64_t)timeout_s * 1000;
+	c->write_tv.tv_sec = timeout_s;
 	if ((c->adopt_ev = event_new(base, -1, 0, adopt_cb, c)) == NULL ||
 	    (c->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, c)) == NULL ||
 	    (c->resume_ev = evtimer_new(base, resume_cb, c)) == NULL ||
@@ -427,7 +436,6 @@ tb_apiconn_new(struct event_base *base, struct evhttp *http, struct evconnlisten
 		goto fail;
 	event_set_log_callback(libevent_log);
 	evhttp_set_max_headers_size(http, TB_APICONN_HEADERS_MAX);
-	evhttp_set_timeout(http, timeout_s);
 	evhttp_set_bevcb(http, bev_cb, c);
 	accept_owner = c;
 	evconnlistener_set_error_cb(lev, accept_error_cb);
