@@ -142,15 +142,15 @@ find(struct list *l, const struct evhttp_connection *evcon)
 }
 
 /* One line with what was closed or refused since the last one, at most
- * once a minute (force: the sweep's minute has come). */
+ * once a minute (the sweep writes one that had to wait). */
 static void
-log_counts(struct tb_apiconn *c, bool force)
+log_counts(struct tb_apiconn *c)
 {
 	int64_t now = now_ms();
 
 	if (c->shed_n + c->slow_n + c->pause_fd_n == 0)
 		return;
-	if (c->last_log != 0 && now - c->last_log < LOG_EVERY_MS && !force)
+	if (c->last_log != 0 && now - c->last_log < LOG_EVERY_MS)
 		return;
 	tb_log(TB_LOG_WARN,
 	       "local API: %llu idle connections closed to admit new ones (at most %d held), "
@@ -226,7 +226,7 @@ make_room(struct tb_apiconn *c)
 		c->shed_total++;
 		c->shed_n++;
 	}
-	log_counts(c, false);
+	log_counts(c);
 }
 
 /* evhttp_set_bevcb: called once per accepted connection, before evhttp
@@ -327,7 +327,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->cap < c->cap_conf && now - c->last_fd_pause >= LOWERED_MS)
 		c->cap = c->cap_conf;
-	log_counts(c, false);
+	log_counts(c);
 }
 
 /* The answer to a request has been sent: its connection is idle again
@@ -384,7 +384,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 			c->shed_total++;
 			c->shed_n++;
 		}
-		log_counts(c, false);
+		log_counts(c);
 	} else {
 		char why[120];
 		tb_log(TB_LOG_WARN, "local API: accept: %s", tb_errno_text(err, why, sizeof(why)));

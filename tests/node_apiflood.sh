@@ -79,6 +79,8 @@ secs=${secs%.*}
 [ "$secs" -ge 2 ] && [ "$secs" -le 10 ] ||
 	nl_fail "a slow client closed after api_timeout (3 s)" "2..10 s" "$out"
 nl_ok
+nl_wait 5 "the slow client logged with a count" \
+	grep -q "local API: 0 idle connections closed .*, 1 slow clients timed out after 3s" "$W/$ID.log"
 nl_stop $ID
 
 # --- 3. 20,000 idle connections ------------------------------------------
