@@ -4,6 +4,7 @@
  * request bodies here: nothing in them is signed as received.
  */
 #include "api.h"
+#include "apiconn.h"
 #include "apimsg.h"
 #include "ingest.h"
 #include "lifecycle.h"
@@ -13,10 +14,12 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "../federation/tb_reg.h"
@@ -29,6 +32,7 @@
 #include "log.h"
 
 #define API_BODY_MAX (256 * 1024)
+#define API_BACKLOG 1024
 
 /* process_start_time_seconds: when the node started (tb_api_start, just
  * after the configuration, keys and journal were opened), Unix time */
@@ -424,6 +428,7 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 		tb_buf_free(&peers);
 	}
 	metrics_latency(n, b);
+	tb_apiconn_metrics(n->apiconn, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -589,6 +594,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 
 	n->m.api_requests++;
+	tb_apiconn_busy(n->apiconn, req);
 	if (path == NULL)
 		path = "/";
 	if (strcmp(path, "/healthz") == 0 && m == EVHTTP_REQ_GET) {
@@ -642,6 +648,7 @@ int
 tb_api_start(struct tb_node *n, struct tb_diag *d)
 {
 	struct timespec now;
+	struct evhttp_bound_socket *bound;
 	char why[120];
 
 	if ((n->http = evhttp_new(n->base)) == NULL)
@@ -649,13 +656,25 @@ tb_api_start(struct tb_node *n, struct tb_diag *d)
 	evhttp_set_max_body_size(n->http, API_BODY_MAX);
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(n->http, dispatch, n);
-	if (evhttp_bind_socket(n->http, n->cfg.api_host, (ev_uint16_t)n->cfg.api_port) != 0)
+	if ((bound = evhttp_bind_socket_with_handle(n->http, n->cfg.api_host,
+	                                            (ev_uint16_t)n->cfg.api_port)) == NULL)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
 		                   "cannot bind the local API on %s:%d: %s", n->cfg.api_host,
 		                   n->cfg.api_port, tb_errno_text(errno, why, sizeof(why)));
+	/* a longer accept queue than evhttp's 128: a burst of connections
+	 * then does not drop the operator's handshake (Linux caps it at
+	 * net.core.somaxconn; a failure keeps the old length) */
+	(void)listen(evhttp_bound_socket_get_fd(bound), API_BACKLOG);
+	/* header, connection and time limits (apiconn.h) */
+	if ((n->apiconn =
+	         tb_apiconn_new(n->base, n->http, evhttp_bound_socket_get_listener(bound),
+	                        (int)n->cfg.api_max_connections, (int)n->cfg.api_timeout)) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "local API connections");
 	clock_gettime(CLOCK_REALTIME, &now);
 	started = (double)now.tv_sec + (double)(now.tv_nsec / 1000000) / 1000.0;
-	log_info("local API on http://%s:%d", n->cfg.api_host, n->cfg.api_port);
+	log_info("local API on http://%s:%d (at most %d connections, %llds to send a request)",
+	         n->cfg.api_host, n->cfg.api_port, tb_apiconn_cap(n->apiconn),
+	         (long long)n->cfg.api_timeout);
 	return TB_OK;
 }
 
@@ -665,4 +684,7 @@ tb_api_stop(struct tb_node *n)
 	if (n->http != NULL)
 		evhttp_free(n->http);
 	n->http = NULL;
+	/* after evhttp_free: its connections' close callbacks use it */
+	tb_apiconn_free(n->apiconn);
+	n->apiconn = NULL;
 }

@@ -53,6 +53,11 @@ static const struct tb_conf_key keys[] = {
      .check = tb_conf_check_loopback, .help = "local HTTP API address HOST:PORT (loopback only)"},
     {"api_token_file", TB_CONF_PATH, FILE_OPT, F(api_token_file), .def = "api.token",
      .help = "file holding the local API bearer token"},
+    {"api_max_connections", TB_CONF_INT, F(api_max_connections), .min = 0, .max = 65536, .def = "0",
+     .help = "local API connections held at most, the longest idle closed for a new one "
+             "(0: half the open-file limit, at most 1024)"},
+    {"api_timeout", TB_CONF_INT, F(api_timeout), .min = 1, .max = 3600, .def = "30",
+     .help = "a local API client sends a whole request (or reads an answer) within this, s"},
     {"registry_upstream", TB_CONF_MEMBER, F(registry_upstream), .def = "",
      .help = "member id whose /fed/registry this node observes (its hub)"},
     {"private_endpoints", TB_CONF_PATH, FILE_OPT, F(private_endpoints), .def = "",

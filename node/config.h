@@ -41,6 +41,8 @@ struct tb_config {
 	char api_host[64];
 	int api_port;
 	char api_token_file[TB_CONF_PATH_MAX];
+	int64_t api_max_connections; /* 0: half the open-file limit, at most 1024 */
+	int64_t api_timeout;         /* s: a whole request within this */
 	char registry_upstream[16];               /* member id whose /fed/registry to observe */
 	char private_endpoints[TB_CONF_PATH_MAX]; /* hub: endpoints of members it alone reaches */
 	char responder[TB_CONF_PATH_MAX];         /* reference responder fixtures, or empty */

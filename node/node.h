@@ -56,6 +56,7 @@ struct tb_trust;
 struct tb_journal;
 struct tb_webhook;
 struct evhttp;
+struct tb_apiconn;
 
 struct tb_ingest;
 struct tb_answers;
@@ -178,6 +179,7 @@ struct tb_node {
 	struct tb_audit *audit;     /* audit.c: the chain's signed head */
 	/* api.c */
 	struct evhttp *http;
+	struct tb_apiconn *apiconn; /* api.c: its connections (apiconn.h) */
 	char api_token[128];
 };
 
