@@ -19,6 +19,8 @@
 #   containing TEXT.
 # - The test fails on the first command that fails (set -e), naming the
 #   block and its line in the guide, with the block's output.
+# - The complete node.conf of section 6 must name every key of
+#   `tongban-node --help` (set or commented out) and no other.
 # - The programs are the ones of this build tree ($TB_BUILDDIR first on
 #   PATH).  Processes the guide starts and leaves running are stopped at
 #   the end (and the guide is expected to stop its own nodes).
@@ -151,4 +153,18 @@ while [ "$i" -le "$count" ]; do
 	done <"$W/expect$i"
 	i=$((i + 1))
 done
+# The guide's complete node.conf (section 6) shows every key the node
+# knows (set, or commented out at its default), and no other.
+conf="$W/home/320300/node.conf"
+if [ $# -eq 0 ]; then
+	"$BUILD/tongban-node" --help | sed -n '/^Configuration keys/,/^$/p' |
+		awk 'NR > 1 && /^  [a-z_]+ / { print $1 }' | sort >"$W/keys.help"
+	sed -n 's/^#\{0,1\}\([a-z_]*\) =.*/\1/p' "$conf" | sort -u >"$W/keys.guide"
+	if ! cmp -s "$W/keys.help" "$W/keys.guide"; then
+		echo "FAIL: the guide's node.conf (section 6) and tongban-node --help differ in keys:" >&2
+		diff "$W/keys.help" "$W/keys.guide" | grep '^[<>]' | sed 's/^</  only in --help:/; s/^>/  only in the guide:/' >&2
+		exit 1
+	fi
+	checks=$((checks + 1))
+fi
 echo "PASS: $count blocks run, $checks expected lines seen"
