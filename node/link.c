@@ -44,7 +44,9 @@ rtt_sample(struct tb_link *l, double r)
 			l->min_rejected_ms = r;
 		if (++l->rejected <= KARN_MAX)
 			return;
-		r = l->min_rejected_ms;
+		/* at most twice the estimate: an exchange that outlived a
+		 * partition says little of the path's round trip */
+		r = l->min_rejected_ms < 2 * l->srtt_ms ? l->min_rejected_ms : 2 * l->srtt_ms;
 	}
 	l->rejected = 0;
 	l->rttvar_ms = (1 - BETA) * l->rttvar_ms + BETA * fabs(l->srtt_ms - r);

@@ -1531,7 +1531,13 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 		n->m.clock_skew_receipts += a->skewed;
 		/* the peer answered: a success, unless the answer itself was
 		 * at fault (a server error, not receipts) */
-		if (p != NULL && (a->cls == 5 || a->bad > 0)) {
+		if (p != NULL && a->cls == 4 && a->bad > 0) {
+			/* refused as a whole (a body damaged on the way, seen
+			 * under loss: "deflate data corrupt"): the peer answers,
+			 * so the link's loss, not an outage; retried smaller */
+			tb_link_lost(&p->link);
+			p->fails[TB_PF_ANSWER]++;
+		} else if (p != NULL && (a->cls == 5 || a->bad > 0)) {
 			char why[64];
 			snprintf(why, sizeof(why), "answered %d.%02d, %llu message(s) not settled",
 			         a->cls, a->code & 0x1f, (unsigned long long)a->bad);
