@@ -8,7 +8,7 @@
 
 #define GAIN 0.125    /* RFC 6298's alpha, and the loss average's */
 #define BETA 0.25     /* RFC 6298's beta */
-#define KARN_MAX 4    /* samples in a row past the RTO, then taken anyway */
+#define KARN_MAX 16   /* samples in a row past the RTO, then the least taken */
 #define LOSS_TARGET 0.001
 
 void

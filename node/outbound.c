@@ -1684,7 +1684,7 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 	tb_outbound_schedule(n, wait * 1000);
 }
 
-/* One per-peer gauge of the link estimate (a NULL help: no header). */
+/* One per-peer metric of the link estimate, with its # HELP and # TYPE. */
 static void
 link_gauge(struct tb_node *n, struct tb_buf *out, const char *name, const char *type,
            const char *help, double (*get)(const struct tb_node *, const struct tb_peer *))
@@ -1757,7 +1757,9 @@ link_metrics(struct tb_node *n, struct tb_buf *out)
 	link_gauge(n, out, "tongban_peer_ack_timeout_seconds", "gauge",
 	           "CoAP ACK_TIMEOUT of the sessions to the peer (from its round trips).", g_ack);
 	link_gauge(n, out, "tongban_peer_exchanges_lost_total", "counter",
-	           "Exchanges with the peer that got no answer in time.", g_lost);
+	           "Exchanges with the peer lost: no answer in time, or a body refused "
+	           "as damaged on the way.",
+	           g_lost);
 }
 
 void

@@ -645,7 +645,8 @@ tb_transport_tune(coap_session_t *s, const struct tb_link *l)
 	int64_t ack = tb_link_ack_timeout_ms(l);
 
 	if (s == NULL || ack == 0 || coap_session_get_state(s) != COAP_SESSION_STATE_ESTABLISHED)
-		return; /* the handshake's own (handshake_timers) */
+		return; /* a handshake keeps libcoap's: its DTLS timeouts count
+		         * against MAX_RETRANSMIT too */
 	coap_session_set_ack_timeout(s, (coap_fixed_point_t){(uint16_t)(ack / 1000),
 	                                                     (uint16_t)(ack % 1000)});
 	coap_session_set_max_retransmit(s, (uint16_t)tb_link_max_retransmit(l));

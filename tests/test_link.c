@@ -82,7 +82,7 @@ test_rtt(void **state)
 	assert_true(l.loss > 0.05);
 	/* a path that got slower for good is followed, gradually (each
 	 * sample taken at most twice the estimate) */
-	for (int i = 0; i < 100; i++)
+	for (int i = 0; i < 400; i++)
 		tb_link_answered(&l, 1, 100, 3000, 128);
 	assert_true(l.srtt_ms > 1000);
 	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MAX_MS);
