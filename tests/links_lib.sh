@@ -77,8 +77,16 @@ ll_wait() {
 # ll_check_once N: the receiver's inbox holds N messages, all distinct
 # (exactly once); the duplicates it answered are counted, not stored.
 ll_check_once() {
-	local ids
-	ids=$(nl_inbox_ids $LL_RECEIVER)
+	local ids="" page after=0
+	# GET /v1/inbox pages by 1000 (after = the last seq seen)
+	while :; do
+		page=$(nl_http $LL_RECEIVER GET "/v1/inbox?limit=1000&after=$after" |
+			sed 's/},{"seq":/}\n{"seq":/g')
+		page=$(printf '%s\n' "$page" | sed -n 's/.*{"seq":\([0-9]*\),"id":"\([0-9a-f]*\)".*/\1 \2/p')
+		[ -n "$page" ] || break
+		ids+=$(printf '%s\n' "$page" | cut -d' ' -f2)$'\n'
+		after=$(printf '%s\n' "$page" | tail -n 1 | cut -d' ' -f1)
+	done
 	nl_eq "messages in the receiver's inbox" "$1" "$(printf '%s\n' "$ids" | grep -c .)"
 	nl_eq "distinct ids in the inbox" "$1" "$(printf '%s\n' "$ids" | sort -u | grep -c .)"
 }
