@@ -25,13 +25,16 @@ ll_setup() {
 	for m in $LL_SENDER $LL_RECEIVER; do
 		for kv in "$@"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}" >>"$(nl_conf $m)"; done
 	done
-	LL_T0=$(date +%s%N) # the scenario's clock
-	"$TB_BUILDDIR/tests/udp_relay" --listen "127.0.0.1:$(nl_port $LL_RECEIVER)" \
-		--target "127.0.0.1:$LL_ALT" --scenario "$scen" --seed "${LL_SEED:-1}" \
-		--stats-file "$W/relay.stats" >"$W/relay.log" 2>&1 &
-	LL_RELAY=$!
+	# the nodes first (slow to start under sanitizers), then the relay,
+	# whose scenario clock starts with it: nothing is sent before
 	nl_start $LL_RECEIVER
 	nl_start $LL_SENDER
+	LL_T0=$(date +%s%N)
+	"$TB_BUILDDIR/tests/udp_relay" --listen "127.0.0.1:$(nl_port $LL_RECEIVER)" \
+		--target "127.0.0.1:$LL_ALT" --scenario "$scen" --seed "${LL_SEED:-1}" \
+		--stats-file "$W/relay.stats" --port-file "$W/relay.port" >"$W/relay.log" 2>&1 &
+	LL_RELAY=$!
+	nl_wait 10 "the relay listening" test -s "$W/relay.port"
 }
 
 # ll_ms: milliseconds since the relay started (or since ll_mark).
