@@ -584,11 +584,16 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	 * lives (possibly past our giving up on the answer): it owns body
 	 * from here and frees it with release_body, also on failure */
 	owned = true;
+	x->bytes = body->len;
 	if (!coap_add_data_large_request(s, pdu, body->len, body->data, release_body, body))
 		goto fail;
 	x->sent_ms = tb_now_ms();
 	x->session = s;
 	x->slot = slot;
+	x->handshake = coap_session_get_state(s) != COAP_SESSION_STATE_ESTABLISHED;
+	/* the retransmission timers follow the peer's round trips (link.h) */
+	if (peer_of(n, hop) != NULL)
+		tb_transport_tune(s, &peer_of(n, hop)->link);
 	if (coap_send(s, pdu) == COAP_INVALID_MID) {
 		pdu = NULL;
 		goto fail;
@@ -892,14 +897,20 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 			for (size_t k = i; k < l->len; k++)
 				if (strcmp(l->v[k].hop, hop) == 0)
 					l->v[k].wait_s = peer_wait_s(p);
-		size_t j = i;
+		size_t j = i, pmax = bmax;
+		/* the batch size this link carries now (link.h) */
+		if (p != NULL) {
+			pmax = tb_link_batch(&p->link, (int)bmax, n->cfg.answer_timeout);
+			if (pmax > bmax)
+				pmax = bmax;
+		}
 		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions;
 		     slot++) {
 			if (p->inflight[slot] >= WINDOW)
 				continue;
 			exchanges--;
 			size_t c = 0, bytes = 2;
-			for (; j < l->len && c < bmax; j++) {
+			for (; j < l->len && c < pmax; j++) {
 				if (strcmp(l->v[j].hop, hop) != 0)
 					continue;
 				if (c > 0 && bytes + l->v[j].m.env.len + 1 > limit)
@@ -1109,14 +1120,44 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x)
 }
 
 /* The exchange x failed for why: a failed attempt of its peer (the
- * backoff and circuit breaker, transport.c). */
+ * backoff and circuit breaker, transport.c).  An exchange lost while the
+ * peer answered others sent after it is the link's loss, not an outage:
+ * it halves the peer's batch (link.h) but starts no backoff, so that the
+ * exchanges on the peer's other sessions go on. */
 static void
 exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why, const char *detail)
 {
 	struct tb_peer *p = peer_of(n, x->hop);
 
-	if (p != NULL)
-		tb_peer_failed(n, p, x->epoch, why, detail);
+	if (p == NULL)
+		return;
+	if (why == TB_PF_TIMEOUT)
+		tb_link_lost(&p->link);
+	if (why == TB_PF_TIMEOUT && p->failures == 0 &&
+	    p->last_answer_ms != 0 &&
+	    (p->last_answer_ms > x->sent_ms || tb_now_ms() - p->last_answer_ms < TB_LINK_ALIVE_MS)) {
+		p->fails[why]++;
+		log_debug("exchange with %s lost (%s); batch now %zu", x->hop, detail,
+		          tb_link_batch(&p->link, (int)n->cfg.batch_max, n->cfg.answer_timeout));
+		return;
+	}
+	tb_peer_failed(n, p, x->epoch, why, detail);
+}
+
+/* An answer to x came: the peer's link estimate learns its time. */
+static void
+exchange_answered(struct tb_node *n, struct tb_exchange *x, unsigned code, size_t answer_len)
+{
+	struct tb_peer *p = peer_of(n, x->hop);
+	int64_t now = tb_now_ms();
+
+	if (p == NULL)
+		return;
+	p->last_answer_ms = now;
+	/* its time is the handshake's too: no sample of the round trips */
+	if (COAP_RESPONSE_CLASS(code) == 2)
+		tb_link_answered(&p->link, x->count, x->bytes + answer_len,
+		                 x->handshake ? -1 : now - x->sent_ms, (int)n->cfg.batch_max);
 }
 
 /* True for an error object whose reason is the receiver's own trouble
@@ -1574,7 +1615,13 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 		n->m.clock_skew_receipts += a->skewed;
 		/* the peer answered: a success, unless the answer itself was
 		 * at fault (a server error, not receipts) */
-		if (p != NULL && a->cls == 5 && a->max_age >= 0) {
+		if (p != NULL && a->cls == 4 && a->bad > 0) {
+			/* refused as a whole (a body damaged on the way, seen
+			 * under loss: "deflate data corrupt"): the peer answers,
+			 * so the link's loss, not an outage; retried smaller */
+			tb_link_lost(&p->link);
+			p->fails[TB_PF_ANSWER]++;
+		} else if (p != NULL && a->cls == 5 && a->max_age >= 0) {
 			peer_busy(n, p, x->epoch, a);
 		} else if (p != NULL && (a->cls == 5 || a->bad > 0)) {
 			char why[64];
@@ -1681,6 +1728,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 		memcpy(a->data, data, len);
 		a->len = len;
 	}
+	exchange_answered(n, x, a->code, data != NULL ? total : 0);
 	/* the session is free for the next exchange at once; the receipts
 	 * are checked and journalled on the ingest thread */
 	finish_exchange(n, x);
@@ -1702,9 +1750,13 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 	 * failed session is found dead and replaced on its next use */
 	finish_exchange(n, x);
 	/* a failed handshake (TLS_FAILED, ICMP_ISSUE) was counted by the
-	 * transport, in this epoch: the call below then counts nothing */
-	exchange_failed(n, x, r == COAP_NACK_ICMP_ISSUE ? TB_PF_UNREACHABLE : TB_PF_TIMEOUT,
-	                "no answer (libcoap gave up on the exchange)");
+	 * transport, in this epoch: the call below then counts nothing; a
+	 * handshake lost on a lossy link is no lost exchange (link.h) and
+	 * the transport's to judge */
+	if (r != COAP_NACK_TLS_FAILED)
+		exchange_failed(n, x,
+		                r == COAP_NACK_ICMP_ISSUE ? TB_PF_UNREACHABLE : TB_PF_TIMEOUT,
+		                "no answer (libcoap gave up on the exchange)");
 	wait = peer_wait_s(peer_of(n, x->hop));
 	log_debug("exchange with %s failed (nack %d): %zu message(s) retried in %lld s", x->hop,
 	          (int)r, x->count, (long long)wait);
@@ -1720,6 +1772,84 @@ nack_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t
 	}
 	free_exchange(x);
 	tb_outbound_schedule(n, wait * 1000);
+}
+
+/* One per-peer metric of the link estimate, with its # HELP and # TYPE. */
+static void
+link_gauge(struct tb_node *n, struct tb_buf *out, const char *name, const char *type,
+           const char *help, double (*get)(const struct tb_node *, const struct tb_peer *))
+{
+	tb_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		tb_buf_printf(out, "%s{peer=\"%s\"} %.6g\n", name, p->id, get(n, p));
+}
+
+static double
+g_rtt(const struct tb_node *n, const struct tb_peer *p)
+{
+	(void)n;
+	return p->link.srtt_ms / 1000;
+}
+
+static double
+g_rttvar(const struct tb_node *n, const struct tb_peer *p)
+{
+	(void)n;
+	return p->link.rttvar_ms / 1000;
+}
+
+static double
+g_loss(const struct tb_node *n, const struct tb_peer *p)
+{
+	(void)n;
+	return p->link.loss;
+}
+
+static double
+g_batch(const struct tb_node *n, const struct tb_peer *p)
+{
+	return (double)tb_link_batch(&p->link, (int)n->cfg.batch_max, n->cfg.answer_timeout);
+}
+
+static double
+g_ack(const struct tb_node *n, const struct tb_peer *p)
+{
+	int64_t ms = tb_link_ack_timeout_ms(&p->link);
+
+	(void)n;
+	return ms > 0 ? (double)ms / 1000 : 2.0; /* libcoap's default, RFC 7252 */
+}
+
+static double
+g_lost(const struct tb_node *n, const struct tb_peer *p)
+{
+	(void)n;
+	return (double)p->link.lost;
+}
+
+/* The link estimates (link.h, docs/ADMIN.md). */
+static void
+link_metrics(struct tb_node *n, struct tb_buf *out)
+{
+	link_gauge(n, out, "tongban_peer_rtt_seconds", "gauge",
+	           "Smoothed round-trip time to the peer (RFC 6298; 0: not measured yet).",
+	           g_rtt);
+	link_gauge(n, out, "tongban_peer_rtt_variation_seconds", "gauge",
+	           "Round-trip time variation to the peer (RFC 6298).", g_rttvar);
+	link_gauge(n, out, "tongban_peer_loss_ratio", "gauge",
+	           "Estimated share of round trips to the peer lost (retransmissions, lost "
+	           "exchanges), 0..1.",
+	           g_loss);
+	link_gauge(n, out, "tongban_peer_batch_size", "gauge",
+	           "Envelopes the next exchange with the peer carries at most (adapts to the "
+	           "link, at most batch_max).",
+	           g_batch);
+	link_gauge(n, out, "tongban_peer_ack_timeout_seconds", "gauge",
+	           "CoAP ACK_TIMEOUT of the sessions to the peer (from its round trips).", g_ack);
+	link_gauge(n, out, "tongban_peer_exchanges_lost_total", "counter",
+	           "Exchanges with the peer lost: no answer in time, or a body refused "
+	           "as damaged on the way.",
+	           g_lost);
 }
 
 void
@@ -1759,6 +1889,7 @@ tb_outbound_metrics(struct tb_node *n, struct tb_buf *out)
 		if (p->has_offset)
 			tb_buf_printf(out, "tongban_peer_clock_offset_seconds{peer=\"%s\"} %lld\n",
 			              p->id, (long long)p->clock_offset);
+	link_metrics(n, out);
 	tb_buf_printf(out,
 	              "# HELP tongban_clock_skew_receipts_total Receipts accepted although "
 	              "their time was outside clock_skew (the peer's clock is off).\n"

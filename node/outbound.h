@@ -38,6 +38,8 @@ struct tb_exchange {
 	char (*types)[48]; /* for the log; NULL out of memory */
 	bool *relayed; /* a message from another member, relayed by this hub */
 	int64_t sent_ms;
+	size_t bytes;   /* the request body's length, as sent (the link estimate) */
+	bool handshake; /* sent while its session's handshake ran (no RTT sample) */
 	uint32_t epoch; /* the peer's backoff epoch when it was sent */
 	int failures;   /* the peer's consecutive failures then */
 	struct tb_exchange *next;
@@ -155,8 +157,11 @@ void tb_outbound_settled(struct tb_node *n, struct tb_answer *a);
 /* Loop: appends the per-peer metrics (Prometheus text format, with their
  * # HELP and # TYPE lines) to out: tongban_peer_up,
  * tongban_peer_last_success_seconds, tongban_peer_failures_total{reason},
- * tongban_peer_backoff_seconds, tongban_peer_clock_offset_seconds and
- * tongban_clock_skew_receipts_total. */
+ * tongban_peer_backoff_seconds, tongban_peer_clock_offset_seconds,
+ * tongban_clock_skew_receipts_total and the link estimate:
+ * tongban_peer_rtt_seconds, tongban_peer_rtt_variation_seconds,
+ * tongban_peer_loss_ratio, tongban_peer_batch_size,
+ * tongban_peer_ack_timeout_seconds, tongban_peer_exchanges_lost_total. */
 void tb_outbound_metrics(struct tb_node *n, struct tb_buf *out);
 
 /* What this node knows of reaching one peer, for GET /v1/peers (api.c). */

@@ -336,7 +336,22 @@ nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const c
 	 * tells them apart (and every session carries a request: none is
 	 * opened without one).  A refusal by check_peer was counted already,
 	 * in the same epoch. */
-	if (p != NULL && r == COAP_NACK_TLS_FAILED) {
+	if (p != NULL && r == COAP_NACK_TLS_FAILED &&
+	    tb_now_ms() - p->opened_ms[slot] >= TB_HS_TIMEOUT_MS) {
+		/* no alert: its flights went unanswered (a lossy link); while
+		 * the peer answers exchanges on other sessions that is the
+		 * link's loss, not an outage: no backoff */
+		p->hs_failed[slot] = true;
+		if (p->last_answer_ms != 0 && tb_now_ms() - p->last_answer_ms < TB_LINK_ALIVE_MS &&
+		    p->failures == 0) {
+			p->fails[TB_PF_UNREACHABLE]++;
+			log_debug("peer %s: a DTLS handshake timed out (the link loses datagrams)",
+			          p->id);
+		} else {
+			tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
+			               "the DTLS handshake timed out (flights lost on the way)");
+		}
+	} else if (p != NULL && r == COAP_NACK_TLS_FAILED) {
 		/* its session is released soon (retire); ICMP_ISSUE may also
 		 * end an established session, so it is not marked */
 		p->hs_failed[slot] = true;
@@ -527,6 +542,7 @@ find_peer(struct tb_node *n, const char *id, bool create)
 	if (!create || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	snprintf(p->id, sizeof(p->id), "%s", id);
+	tb_link_init(&p->link);
 	p->next = n->peers;
 	n->peers = p;
 	return p;
@@ -629,10 +645,24 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		return NULL;
 	}
 	p->slot_epoch[slot] = p->epoch;
+	p->opened_ms[slot] = tb_now_ms();
 	p->hs_failed[slot] = false;
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
 	p->stale[slot] = false;
 	return p->sessions[slot];
+}
+
+void
+tb_transport_tune(coap_session_t *s, const struct tb_link *l)
+{
+	int64_t ack = tb_link_ack_timeout_ms(l);
+
+	if (s == NULL || ack == 0 || coap_session_get_state(s) != COAP_SESSION_STATE_ESTABLISHED)
+		return; /* a handshake keeps libcoap's: its DTLS timeouts count
+		         * against MAX_RETRANSMIT too */
+	coap_session_set_ack_timeout(s, (coap_fixed_point_t){(uint16_t)(ack / 1000),
+	                                                     (uint16_t)(ack % 1000)});
+	coap_session_set_max_retransmit(s, (uint16_t)tb_link_max_retransmit(l));
 }
 
 void

@@ -11,6 +11,7 @@
 #ifndef TB_TRANSPORT_H
 #define TB_TRANSPORT_H
 
+#include "link.h"
 #include "node.h"
 #include "../util/tb_err.h"
 
@@ -22,6 +23,15 @@
  * One letter: every block repeats the request's options, and a few more
  * bytes make libcoap halve the block size (measured: 11 more bytes did) */
 #define TB_COMPACT_QUERY "c"
+
+/* A client handshake that fails this long after it began, ms, timed out
+ * (its flights got no answer on a lossy link) rather than ended with the
+ * peer's alert: it counts as "unreachable", not "handshake_refused". */
+#define TB_HS_TIMEOUT_MS 4000
+/* A peer that answered an exchange this recently, ms, is reachable: a
+ * handshake or exchange lost meanwhile is the link's loss (struct
+ * tb_link), not an outage that starts the backoff. */
+#define TB_LINK_ALIVE_MS 60000
 
 /* Consecutive failures that open a peer's circuit (breaker_open_ms). */
 #define TB_BREAKER_AFTER 5
@@ -71,6 +81,7 @@ struct tb_peer {
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
 	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
 	bool stale[TB_PEER_SESSIONS_MAX];          /* set up with an identity since rotated */
+	int64_t opened_ms[TB_PEER_SESSIONS_MAX];   /* monotonic: when its handshake began */
 	bool drop;             /* release all sessions at the next delivery round */
 	int failures;          /* consecutive failures */
 	uint32_t epoch;        /* counted failures so far (see above) */
@@ -94,6 +105,10 @@ struct tb_peer {
 	uint64_t busy_refusals;              /* its refusals since the last line */
 	char busy_why[96];                   /* its reason, "journal.full: ..." */
 	struct tb_report skew_report; /* and of the clock skew lines */
+	/* outbound.c: the link's estimate (batch size, retransmission
+	 * parameters of the sessions: tb_transport_tune) */
+	struct tb_link link;
+	int64_t last_answer_ms; /* monotonic: the last exchange answered (0: none) */
 	struct tb_peer *next;
 };
 
@@ -178,6 +193,10 @@ long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
 TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
                                                    struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
+/* Sets s's CoAP retransmission parameters (ACK_TIMEOUT, MAX_RETRANSMIT)
+ * from the link estimate l of its peer (link.h); without an estimate
+ * libcoap's defaults (RFC 7252) stay. */
+void tb_transport_tune(coap_session_t *s, const struct tb_link *l);
 /* Releases retired sessions old enough to have no transfer left. */
 void tb_transport_reap(struct tb_node *n);
 /* Releases slot's session of peer id if it is still s (outside libcoap

@@ -36,6 +36,7 @@ config 1
 journal 1
 worker 1
 coaplog 1
+link 1
 audit 1.5
 archive 1
 node 2

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * link.h - the estimate of a link to one peer (docs/PROTOCOL.md 9.6,
+ * "Adapting to the link"): round-trip time smoothed as in RFC 6298, the
+ * share of round trips lost, the bytes a message costs, and from them
+ * the batch size (AIMD: halved on a lost exchange, one more per
+ * answered one, capped so that an exchange fits well inside the answer
+ * timeout) and libcoap's retransmission parameters for the peer's
+ * sessions.  Pure arithmetic on struct tb_link, which the caller owns
+ * (outbound.c keeps one per peer in struct tb_peer); any thread.
+ */
+#ifndef TB_LINK_H
+#define TB_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of one CoAP block (SZX 6), what one round trip carries. */
+#define TB_LINK_BLOCK 1024
+/* The batch size of a peer not heard from yet. */
+#define TB_LINK_BATCH_START 8
+/* ACK_TIMEOUT bounds for a peer with a round-trip estimate (ms); without
+ * one libcoap's default (RFC 7252: 2 s) stays. */
+#define TB_LINK_RTO_MIN_MS 300
+#define TB_LINK_RTO_MAX_MS 2000
+/* RFC 7252's MAX_TRANSMIT_WAIT with its defaults, ms: no tuning makes a
+ * request's retransmissions last longer. */
+#define TB_LINK_TRANSMIT_WAIT_MS 93000
+
+struct tb_link {
+	double srtt_ms, rttvar_ms; /* one round trip (RFC 6298); srtt 0: no sample yet */
+	double round_ms;           /* a round trip as exchanges see it, retransmissions
+	                            * included (moving average) */
+	double loss;               /* share of round trips lost, 0..1 (moving average) */
+	double bytes_per_msg;      /* request and answer bytes per message (average) */
+	double batch;              /* the batch size, 1..batch_max */
+	double ssthresh;           /* past it the batch grows by one per answer */
+	int rejected;              /* round-trip samples in a row left out (Karn) */
+	double min_rejected_ms;    /* the shortest of them */
+	uint64_t samples;          /* exchanges measured */
+	uint64_t lost;             /* exchanges lost (no answer in time) */
+};
+
+/* A link not measured yet. */
+void tb_link_init(struct tb_link *l);
+/* An exchange of count messages was answered after dur_ms, having moved
+ * bytes (request body and answer body, as sent): updates the estimate and
+ * grows the batch (batch_max: the configured cap).  dur_ms < 0: its time
+ * says nothing of the link (it waited for a handshake); only the batch
+ * grows. */
+void tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms,
+                      int batch_max);
+/* An exchange got no answer in time (or libcoap gave up on it): the
+ * batch is halved, the loss estimate rises. */
+void tb_link_lost(struct tb_link *l);
+/* The round trips an exchange of bytes (request and answer) takes. */
+int tb_link_rounds(size_t bytes);
+/* How many messages the next exchange carries: the batch, at most
+ * batch_max, and at most what fits in a quarter of answer_timeout_s at
+ * the round trips seen (at least 1). */
+size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
+/* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within
+ * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep
+ * libcoap's default). */
+int64_t tb_link_ack_timeout_ms(const struct tb_link *l);
+/* MAX_RETRANSMIT for the peer's sessions: 4 (RFC 7252) up to 8, the
+ * fewest that make losing all of a block's transmissions rarer than one
+ * in a thousand at the estimated loss, as long as the retransmissions
+ * end within TB_LINK_TRANSMIT_WAIT_MS at the ACK timeout in use. */
+int tb_link_max_retransmit(const struct tb_link *l);
+
+#endif
