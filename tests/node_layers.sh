@@ -18,7 +18,9 @@ fi
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
 #   1 the base:    config, journal, worker, archive (where pruned
-#                  messages go); coaplog (libcoap's log through log)
+#                  messages go); coaplog (libcoap's log through log);
+#                  link (a peer's link estimate); apiconn (the local
+#                  API's connections: limits, cap, timeouts)
 #   1.5            audit (the chain's signed head and admin events: uses
 #                  the journal; node.c and the stages record events in it)
 #   2 the state:   node (registry, keys, routes, clocks)
@@ -36,6 +38,7 @@ config 1
 journal 1
 worker 1
 coaplog 1
+apiconn 1
 link 1
 audit 1.5
 archive 1
