@@ -7,6 +7,9 @@
 #   ./quickstart.sh sanitizers   the test suite again, built with ASan+UBSan
 #   ./quickstart.sh tsan         the test suite again, built with ThreadSanitizer
 #   ./quickstart.sh distcheck    make distcheck (tarball builds and passes its tests)
+#   ./quickstart.sh package      build the .debs, install them, run two members as
+#                                user tongban, upgrade, purge (.ci/package.sh):
+#                                INSTALLS SYSTEM-WIDE, for a fresh CI machine only
 #
 # Needs root (or sudo) only to install packages.  Builds go to build/,
 # build-san/, build-tsan/ and build-dist/ inside the source tree.
@@ -79,8 +82,11 @@ distcheck)
 	build build-dist
 	make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
 	;;
+package)
+	exec bash "$SRC/.ci/package.sh"
+	;;
 *)
-	echo "usage: $0 demo|test|sanitizers|tsan|distcheck" >&2
+	echo "usage: $0 demo|test|sanitizers|tsan|distcheck|package" >&2
 	exit 2
 	;;
 esac
