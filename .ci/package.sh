@@ -44,8 +44,11 @@ step() { printf '\n== package: %s (%s s)\n' "$*" "$SECONDS"; }
 fail() { echo "package: FAIL: $*" >&2; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done; exit 1; }
 
 step "build dependencies"
+# man-db (a dependency of debhelper) would rebuild its index at every
+# later install: not on a CI machine
+echo 'man-db man-db/auto-update boolean false' | debconf-set-selections
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	debhelper lintian dpkg-dev >/dev/null
+	build-essential debhelper lintian dpkg-dev >/dev/null
 
 step "dpkg-buildpackage -us -uc -b (nocheck)"
 mkdir "$T/tongban"
