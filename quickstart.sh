@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # quickstart.sh - install what is missing (Debian 12), build, and run.
 #
 #   ./quickstart.sh demo         build, then the envelope walk-through and the Huaihai

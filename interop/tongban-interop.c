@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tongban-interop - runs the Tongban conformance suite (vectors through
  * this library, wire cases against a target node over CoAP/DTLS) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tongban-node.c - the federation daemon: arguments, signals, the loop. */
 #include <getopt.h>
 #include <signal.h>
