@@ -111,7 +111,7 @@ for hub in 320000:Jiangsu 370000:Shandong; do
 done
 tongban trust new --root root/ca.crt --authority ca-320000/ca.crt --authority ca-370000/ca.crt \
 	--threshold 2 --federation pkgtest --out trust.json >/dev/null
-tongban registry new --federation pkgtest --out reg.json --valid-days 30 >/dev/null
+tongban registry new --federation pkgtest --out reg.json --valid-days 90 >/dev/null
 i=0
 for hub in 320000:Jiangsu 370000:Shandong; do
 	id=${hub%%:*}
@@ -180,7 +180,7 @@ healthy() {
 	{ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
 	printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
 	local ok=1
-	grep -q '"ok"' <&3 && ok=0
+	head -n 1 <&3 | grep -q '^HTTP/1\.[01] 200' && ok=0
 	exec 3>&-
 	return $ok
 }
