@@ -100,7 +100,8 @@ notify_reloading(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		ts.tv_sec = ts.tv_nsec = 0;
 	snprintf(s, sizeof(s), "RELOADING=1\nMONOTONIC_USEC=%llu",
-	         (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)ts.tv_sec * 1000000ULL +
+	             (unsigned long long)ts.tv_nsec / 1000);
 	notify(s);
 }
 

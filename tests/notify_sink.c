@@ -24,7 +24,8 @@ main(int argc, char **argv)
 	int fd;
 
 	if (argc != 2 || strlen(argv[1]) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "usage: notify_sink PATH (shorter than %zu)\n", sizeof(sa.sun_path));
+		fprintf(stderr, "usage: notify_sink PATH (shorter than %zu)\n",
+		        sizeof(sa.sun_path));
 		return 1;
 	}
 	memset(&sa, 0, sizeof(sa));
