@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # quickstart.sh - install what is missing (Debian 12), build, and run.
 #
 #   ./quickstart.sh demo         build, then the envelope walk-through and the Huaihai
@@ -7,6 +8,9 @@
 #   ./quickstart.sh sanitizers   the test suite again, built with ASan+UBSan
 #   ./quickstart.sh tsan         the test suite again, built with ThreadSanitizer
 #   ./quickstart.sh distcheck    make distcheck (tarball builds and passes its tests)
+#   ./quickstart.sh package      build the .debs, install them, run two members as
+#                                user tongban, upgrade, purge (.ci/package.sh):
+#                                INSTALLS SYSTEM-WIDE, for a fresh CI machine only
 #
 # Needs root (or sudo) only to install packages.  Builds go to build/,
 # build-san/, build-tsan/ and build-dist/ inside the source tree.
@@ -18,7 +22,7 @@ mode=${1:-demo}
 
 PKGS="gcc make autoconf automake libtool pkg-config
 libgnutls28-dev gnutls-bin libcoap3-dev libcoap3-bin libevent-dev libcjson-dev
-libsqlite3-dev sqlite3 zlib1g-dev libdeflate-dev libcmocka-dev openssl valgrind procps faketime prometheus curl"
+libsqlite3-dev sqlite3 zlib1g-dev libdeflate-dev libcmocka-dev libsystemd-dev openssl valgrind procps faketime prometheus curl"
 
 missing=""
 for p in $PKGS; do
@@ -79,8 +83,11 @@ distcheck)
 	build build-dist
 	make -s -j"$(nproc)" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
 	;;
+package)
+	exec bash "$SRC/.ci/package.sh"
+	;;
 *)
-	echo "usage: $0 demo|test|sanitizers|tsan|distcheck" >&2
+	echo "usage: $0 demo|test|sanitizers|tsan|distcheck|package" >&2
 	exit 2
 	;;
 esac

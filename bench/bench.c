@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench.c - tongban-bench: throughput figures, with a same-run baseline.
  *

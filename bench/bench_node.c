@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_node.c - `tongban-bench node`: two real tongban-node processes on
  * loopback, messages submitted through the local API (1 KiB bodies, bulk

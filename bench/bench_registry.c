@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_registry.c - `tongban-bench registry`: a 10,000-member registry
  * signed by 2 Ed25519 authorities is parsed, verified (both signatures and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_ca.c - CAs, CSRs, CRLs and chain validation over GnuTLS's X.509 API. */
 #include "tb_ca.h"
 #include "tb_cert_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_ca.h - the federation PKI: certificate authorities, node certificate
  * requests, revocation lists and chain validation (GnuTLS X.509).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_cert.c - member certificates: parsing and accessors (GnuTLS X.509). */
 #include "tb_cert.h"
 #include "tb_cert_internal.h"

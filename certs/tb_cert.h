@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_cert.h - X.509 certificates of federation members (GnuTLS).
  *

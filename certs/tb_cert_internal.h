@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_cert_internal.h - for certs/ only: the GnuTLS handle behind a
  * struct tb_cert, so CA issuing and chain validation (tb_ca.c) work on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_key.c - keys and signatures through GnuTLS's abstract key API. */
 #include "tb_key.h"
 #include "tb_key_internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_key.h - signing keys, public keys, key ids, sign/verify (GnuTLS).
  *

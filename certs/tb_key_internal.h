@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_key_internal.h - for certs/ only: the GnuTLS handles behind keys, so
  * the X.509 code can sign certificates and CRLs without copying key bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h - shared pieces of the `tongban` admin CLI, grouped by file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_audit.c - `tongban audit verify|show|export`: the node's audit
  * chain, read from its journal file (read-only, beside a running node),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_devfed.c - `tongban dev-federation`: a complete test federation on
  * 127.0.0.1 in one command (root CA, province CAs, member keys and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli_fed.c - `tongban trust`, `registry`, `route`, `policy` (federation/). */
 #include <getopt.h>
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli_flow.c - `tongban licence check`: judge a presented licence. */
 #include <getopt.h>
 #include <stdbool.h>

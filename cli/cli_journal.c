@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_journal.c - `tongban journal`: a consistent backup of a node's
  * journal while the node runs, and what the journal holds.  Both read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_node.c - commands that talk to a running node or read its files:
  * `tongban send`, `tongban status`, `tongban inbox`, `tongban reply`,

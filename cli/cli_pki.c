@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli_pki.c - `tongban ca`, `tongban node`, `tongban cert`: the federation PKI. */
 #include <errno.h>
 #include <getopt.h>

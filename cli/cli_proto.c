@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli_proto.c - `tongban canon`, `tongban key`, `tongban msg`. */
 #include <errno.h>
 #include <getopt.h>

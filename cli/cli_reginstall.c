@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_reginstall.c - `tongban registry install --node CONFIG FILE`: puts
  * a newer registry in place of a node's registry file, atomically, and

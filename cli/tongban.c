@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tongban.c - the admin CLI: dispatch and shared helpers. */
 #include <errno.h>
 #include <stdarg.h>

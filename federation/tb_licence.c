@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_licence.c - a presented licence against the registry (tb_licence.h). */
 #include "tb_licence.h"
 

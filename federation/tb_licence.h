@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_licence.h - checking a presented licence against a member registry
  * (docs/PROTOCOL.md 10.5): the issuer's keys, the revoked keys and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_policy.c - first-match access policy over the registry. */
 #include "tb_policy.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_policy.h - access policy: which members may call which services
  * (docs/PROTOCOL.md section 8.2).

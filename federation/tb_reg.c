@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_reg.c - registry model: parse, validate, verify, serialize, edit. */
 #include "tb_reg.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_reg.h - the signed member registry (docs/PROTOCOL.md section 7).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_reg_internal.h - for federation/ only: the registry model behind
  * struct tb_reg, read by tb_route.c and tb_policy.c.

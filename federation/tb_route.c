@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_route.c - precomputed (service, region prefix) -> member table. */
 #include "tb_route.h"
 

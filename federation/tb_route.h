@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_route.h - the route table: (service, region) -> member, via hubs
  * (docs/PROTOCOL.md section 8.1).

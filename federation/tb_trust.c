@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_trust.c - trust anchor: federation, root, authorities, threshold. */
 #include "tb_trust.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_trust.h - a node's trust anchor for registries (docs/PROTOCOL.md 7.2).
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh BUILDDIR [--keep] - (run by `tongban demo`) the Huaihai region on 127.0.0.1: four
 # province hubs and ten cities as real tongban-node processes, then
 # cross-province messages with receipts, a registry update published at

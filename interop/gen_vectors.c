@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gen_vectors - (re)generates interop/vectors/{envelopes,registries,routes,
  * licences} (schema: interop/vectors/README.md).  Usage: gen_vectors

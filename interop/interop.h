@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * interop.h - tongban-interop, the conformance runner (docs/INTEROP.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tongban-interop - runs the Tongban conformance suite (vectors through
  * this library, wire cases against a target node over CoAP/DTLS) and
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../certs/tb_key.h"
 #include "../util/tb_err.h"
@@ -19,6 +21,17 @@
 #ifndef TB_VECTORS_DIR
 #define TB_VECTORS_DIR "interop/vectors"
 #endif
+#ifndef TB_PKGDATADIR
+#define TB_PKGDATADIR "/usr/share/tongban"
+#endif
+
+/* The vectors of the source tree the program was built in, else the
+ * installed copy (make install: $(pkgdatadir)/vectors). */
+static const char *
+default_vectors(void)
+{
+	return access(TB_VECTORS_DIR, R_OK) == 0 ? TB_VECTORS_DIR : TB_PKGDATADIR "/vectors";
+}
 
 static void
 usage(FILE *f)
@@ -52,7 +65,7 @@ usage(FILE *f)
 	        "Exit status: 0 all passed, 1 some failed, 2 usage error, 3 setup error\n"
 	        "(unreadable federation directory or vectors, bad target; or standard\n"
 	        "output could not be written).\n",
-	        TB_VECTORS_DIR);
+	        default_vectors());
 }
 
 double
@@ -305,7 +318,7 @@ run(int argc, char **argv)
 	int c, rc = 0;
 
 	memset(&t, 0, sizeof(t));
-	t.vectors = TB_VECTORS_DIR;
+	t.vectors = default_vectors();
 	t.timeout_ms = 5000;
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {

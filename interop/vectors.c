@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vectors.c - the vectors suite: runs the committed conformance vectors
  * (interop/vectors/, schema in its README.md) through this library.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # walkthrough.sh BUILDDIR - the protocol core, step by step: make keys,
 # create an envelope, seal it, open it, and watch tampering fail.
 # (Replaced by the federation demo once the node exists.)

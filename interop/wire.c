@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wire.c - the wire and flows suites of tongban-interop: CoAP/DTLS
  * exchanges with a target node, one fresh DTLS session per case, each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * answers.c - the answers to outbound exchanges settled off the event
  * loop.  The loop copies an exchange's answer and frees its session slot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * answers.h - settles the outbound stage's answers off the loop: the
  * settler registered with tb_outbound_set_settler, running

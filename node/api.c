@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.c - the local HTTP/JSON API for the city's own systems (evhttp on
  * loopback, bearer token).  docs/API.md lists the endpoints.  cJSON reads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api.h - the top of the sending stage: the local HTTP/JSON API for the
  * city's own systems (evhttp on loopback, bearer token).  Submissions go

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apimsg.c - the local API's messages, shared by the request handlers
  * (api.c) and the ingest thread (ingest.c): message request objects in,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * apimsg.h - the local API's messages (apimsg.c): reading a message
  * request object, writing JSON replies and error objects.  Used by the

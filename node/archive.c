@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* archive.c - gzip files of JSON lines for pruned messages (archive.h). */
 #include "archive.h"
 

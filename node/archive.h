@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * archive.h - where pruned messages go: gzip files of JSON lines under a
  * directory, one file per UTC day ("YYYY-MM-DD.jsonl.gz"), the format of

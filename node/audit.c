@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * audit.c - the audit chain's signed head and the node's admin events
  * (see audit.h; formats in docs/PROTOCOL.md, "Audit chain").

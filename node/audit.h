@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * audit.h - the audit chain's signed head, and the node's own events in
  * the chain.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* coaplog.c - libcoap's log through the node's logger (log.h): one
  * format, one level.  A file of its own so that log.c links without
  * libcoap (the unit tests that use the journal do not have it). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config.c - the node's configuration keys: one table, read by the
  * schema engine (protocol/tb_schema.h) for start-up, -n and SIGHUP. */
 #include "config.h"

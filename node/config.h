@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the node's configuration file: declarative, one table of
  * keys (config.c) with type, bounds, default, check hook and whether

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * flows.c - message flows at the node (docs/PROTOCOL.md section 10):
  * body schemas, answers matched to open requests, the case lifecycle on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * flows.h - message flows at the node: the checks of a message received
  * (inbound.c) or sent (outbound.c) against the journal's open requests

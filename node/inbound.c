@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inbound.c - the CoAP resources: POST /fed/msg (the inbound pipeline),
  * GET /fed/status, GET /fed/registry (observable).  docs/PROTOCOL.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inbound.h - the receiving stage (transport -> inbound -> journal): the
  * CoAP resources POST /fed/msg, GET /fed/status and GET /fed/registry.

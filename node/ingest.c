@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ingest.c - POST /v1/messages off the event loop.  The loop only copies
  * the request body and queues it; one ingest thread parses it, resolves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ingest.h - POST /v1/messages off the event loop (api -> ingest ->
  * outbound): one thread parses, routes, seals and journals submissions

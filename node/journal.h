@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * journal.h - the node's durable journal: inbound store and inbox, outbound
  * queue, replay cache, and a hash-chained audit log, in one SQLite file.

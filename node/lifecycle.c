@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lifecycle.c - the node's lifecycle over time: expiry, the registry kept
  * until valid, warnings ahead of expiry, the journal probe, /healthz.

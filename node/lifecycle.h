@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lifecycle.h - the node's lifecycle over time (docs/ADMIN.md "Operating
  * states"): a one-second tick that moves the node into recovery when its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.c - levelled logging to standard error: text or JSON lines, syslog
  * priority prefixes under journald. */
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.h - the one logging API of the node: levels, printf checking, one
  * format for the node's own lines and libcoap's (docs/ADMIN.md "Logs").

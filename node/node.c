@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* node.c - the node's state: keys, trust anchor, registry, journal. */
 #include "node.h"
 

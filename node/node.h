@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * node.h - the daemon's shared state and the functions of node.c (the
  * registry in force, keys, routes, clocks).  Only node/ includes this.

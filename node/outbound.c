@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * outbound.c - sending: seal, journal, deliver in batches per next hop,
  * verify receipts, retry with exponential backoff and jitter until the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * outbound.h - the sending stage (api/ingest -> outbound -> transport):
  * seals and journals submissions (tb_outbound_store, on the loop or the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * regsync.c - registry distribution: observe (RFC 7641) the upstream
  * hub's /fed/registry; a newer valid registry is persisted, applied

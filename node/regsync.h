@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * regsync.h - registry distribution: observes (RFC 7641) the upstream
  * hub's /fed/registry over the transport, as one of its clients, and

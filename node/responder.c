@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * responder.c - the reference responder: an optional consumer of the
  * inbound and outbound stages (config key `responder`) that answers

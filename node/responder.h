@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * responder.h - the reference responder (responder.c): answers requests
  * received for this node from a fixtures file.  Optional: it exists only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retain.c - pruning after the retention, with the archive (retain.h). */
 #include "retain.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * retain.h - the journal's retention: finished messages are pruned once
  * `retention` seconds have passed since they finished (and the replay

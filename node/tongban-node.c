@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tongban-node.c - the federation daemon: arguments, signals, the loop. */
 #include <getopt.h>
 #include <signal.h>
@@ -5,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "../certs/tb_cert.h"
 #include "../certs/tb_key.h"
@@ -70,6 +75,71 @@ print_finding(void *ctx, enum tb_check_sev sev, const char *line)
 		log_warnx("%s", line);
 }
 
+/* systemd's service manager (Type=notify), told through sd_notify:
+ * READY=1 once the node listens and its journal is open, RELOADING=1
+ * then READY=1 around a SIGHUP, STOPPING=1 when it drains, WATCHDOG=1
+ * at half of WATCHDOG_USEC from the loop.  Without NOTIFY_SOCKET (not
+ * under systemd), or built without libsystemd, these do nothing. */
+static void
+notify(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+	(void)sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* RELOADING=1 with the CLOCK_MONOTONIC time systemd >= 253 asks for. */
+static void
+notify_reloading(void)
+{
+	struct timespec ts;
+	char s[80];
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		ts.tv_sec = ts.tv_nsec = 0;
+	snprintf(s, sizeof(s), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	         (unsigned long long)ts.tv_sec * 1000000ULL +
+	             (unsigned long long)ts.tv_nsec / 1000);
+	notify(s);
+}
+
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	notify("WATCHDOG=1");
+}
+
+/* The watchdog timer (*evp, NULL when systemd set no watchdog). */
+static int
+watch_dog(struct tb_node *n, struct event **evp)
+{
+#ifdef HAVE_LIBSYSTEMD
+	uint64_t usec = 0;
+	struct timeval tv;
+
+	*evp = NULL;
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return TB_OK;
+	usec /= 2;
+	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
+	if ((*evp = event_new(n->base, -1, EV_PERSIST, on_watchdog, n)) == NULL ||
+	    event_add(*evp, &tv) != 0)
+		return TB_E_NOMEM;
+	log_info("systemd watchdog: WATCHDOG=1 every %llu ms", (unsigned long long)usec / 1000);
+#else
+	(void)n;
+	(void)on_watchdog;
+	*evp = NULL;
+#endif
+	return TB_OK;
+}
+
 static void
 on_term(evutil_socket_t sig, short what, void *arg)
 {
@@ -82,6 +152,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("signal %d: draining, exiting in 2 s", (int)sig);
+	notify("STOPPING=1");
 	n->draining = true;
 	event_base_loopexit(n->base, &tv);
 }
@@ -229,12 +300,14 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	notify_reloading();
 	reload_config(n);
 	/* a refused registry leaves the one in force, and its last good copy
 	 * beside the journal, as they were (node.c) */
 	(void)tb_node_reload_registry(n, "SIGHUP", &d); /* logs the outcome */
 	/* after the registry, which may list the new keys */
 	rotate_keys(n);
+	notify("READY=1");
 }
 
 /* The CoAP resources, on the transport's context. */
@@ -312,7 +385,7 @@ start_stages(struct tb_node *n, struct tb_responder *responder, struct tb_diag *
 
 /* The daemon's own events: signals; and the journal's retention. */
 struct daemon_events {
-	struct event *term, *intr, *hup;
+	struct event *term, *intr, *hup, *watchdog;
 	struct tb_retain *retain;
 };
 
@@ -348,6 +421,8 @@ stop_all(struct tb_node *n, struct tb_responder *responder, struct daemon_events
 		event_free(ev->intr);
 	if (ev->hup)
 		event_free(ev->hup);
+	if (ev->watchdog)
+		event_free(ev->watchdog);
 	tb_retain_stop(ev->retain);
 	tb_regsync_stop(n);
 	tb_outbound_free(n);
@@ -413,7 +488,7 @@ main(int argc, char **argv)
 	bool check = false;
 	struct tb_node *n;
 	struct tb_responder *responder = NULL;
-	struct daemon_events ev = {NULL, NULL, NULL, NULL};
+	struct daemon_events ev = {NULL, NULL, NULL, NULL, NULL};
 	struct tb_diag d;
 	int c, rc;
 
@@ -457,7 +532,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "tongban-node: %s\n", d.detail);
 		goto out;
 	}
-	if (watch_signals(n, &ev) != TB_OK) {
+	if (watch_signals(n, &ev) != TB_OK || watch_dog(n, &ev.watchdog) != TB_OK) {
 		fprintf(stderr, "tongban-node: signal setup failed\n");
 		goto out;
 	}
@@ -477,6 +552,7 @@ main(int argc, char **argv)
 	tb_outbound_schedule(n, 0); /* resume deliveries journalled before a restart */
 	log_info("tongban-node %s: member %s ready (state %s)", PACKAGE_VERSION, n->cfg.member_id,
 	         tb_node_state_name(n->state));
+	notify("READY=1");
 	event_base_dispatch(n->base);
 	log_info("stopped");
 	rc = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* transport.c - libcoap (CoAP over DTLS, GnuTLS) on the libevent loop. */
 #include "transport.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * transport.h - the lowest stage: libcoap (CoAP over DTLS, GnuTLS) on the
  * libevent loop.  Owns the context, the listening endpoint, the client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * webhook.c - pushes received messages to the city's own system: with
  * `webhook = http://127.0.0.1:PORT/PATH`, every message in the inbox is

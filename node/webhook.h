@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * webhook.h - pushes received messages to the city's own system: a
  * consumer of the inbound stage that POSTs what is in the inbox (the

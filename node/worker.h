@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * worker.h - a thread that runs jobs for the event loop, one at a time in
  * the order pushed, and hands each back: run(ctx, job) on the thread,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_env.c - envelope model, validation, sealing and opening. */
 #include "tb_env.h"
 

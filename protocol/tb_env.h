@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_env.h - the signed message envelope: model, validation, seal, open.
  *

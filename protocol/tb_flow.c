@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_flow.c - message meaning: body schemas, pairing, case lifecycle,
  * licences.

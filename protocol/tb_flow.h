@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_flow.h - what the message types mean: body schemas, request/answer
  * pairing, the case-handling lifecycle, and presented licences

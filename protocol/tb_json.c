@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_json.c - strict I-JSON parser, tree, and RFC 8785 serialiser. */
 #include "tb_json.h"
 

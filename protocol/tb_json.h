@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_json.h - strict I-JSON (RFC 7493) parsing and RFC 8785 canonical form.
  *

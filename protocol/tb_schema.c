@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_schema.c - the schema engine for JSON documents: one table of field
  * descriptions per object, refusal reasons from the table.

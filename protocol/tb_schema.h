@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_schema.h - one schema engine for every document Tongban reads:
  * envelopes, the registry, the trust anchor, flow bodies, local-API

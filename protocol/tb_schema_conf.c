@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_schema_conf.c - the configuration-file half of the schema engine:
  * "key = value" text checked against a program's table of keys.

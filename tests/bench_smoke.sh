@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench_smoke.sh - tongban-bench still runs end to end.  A smoke
 # test, not a timing test: each subcommand, on a small input, must exit 0
 # and end with its JSON line carrying every documented figure as a

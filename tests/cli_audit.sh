@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli_audit.sh - bad input to `tongban audit verify|show|export`
 # gets one clear line on stderr and a non-zero exit (2 usage, 3 I/O,
 # 1 refused); output that cannot be written exits 3 (as cli_exit.sh;

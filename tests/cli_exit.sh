@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli_exit.sh - a program whose standard output cannot be written
 # exits 3 with one line on stderr, even when the command itself succeeded
 # (issue 17: `tongban registry show > /dev/full` exited 0).  stdio holds

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli_proto.sh - drives `tongban canon|key|msg` end to end: the RFC 8785
 # vectors, every refusal's exit code and reason token, key files, and
 # envelopes sealed and opened with both algorithms.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli_regkey.sh - `tongban registry key`: a rotation's new key is
 # listed beside a member's old one, and the old one dropped after.
 # * --add CERT lists the certificate's key under the member its subject

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli_rnd.sh - whichever call of the CSPRNG fails, `tongban
 # dev-federation` fails with it (issue 17: the API tokens were made from
 # random bytes nobody checked, so a failure gave a guessable token and

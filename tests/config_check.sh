@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/config_check.sh - `tongban-node -n` and the configuration table.
 # * A good configuration: exit 0, "configuration OK".
 # * (Warnings, such as the dev registry's expiry within 30 days, are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fail_rnd.c - a fault injector for tests/cli_rnd.sh, loaded with
  * LD_PRELOAD: GnuTLS's CSPRNG cannot be made to fail from outside, so

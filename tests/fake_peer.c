@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fake_peer.c - a test stand-in for a misbehaving federation member: a
  * CoAP/DTLS server (libcoap, the member's own certificate) whose

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The Huaihai registry end to end with real certificates: four province CAs
 # as registry authorities (2 of 4), ten cities and four hubs as members.
 # Checks each acceptance point of the registry with exit codes and reason

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fed_testutil.h - helpers shared by the federation/ unit tests. */
 #ifndef FED_TESTUTIL_H
 #define FED_TESTUTIL_H

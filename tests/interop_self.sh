@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/interop_self.sh - the interop suite (tongban-interop --suite all)
 # against our own node, then against libcoap's coap-server-gnutls (a CoAP
 # server that does not speak the protocol): there most cases must fail,

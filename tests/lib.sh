@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/lib.sh - helpers shared by the scripted CLI tests (POSIX sh).
 #
 # Usage in a test script:

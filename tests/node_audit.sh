@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_audit.sh - an audit entry that cannot be written fails the
 # operation it records (issue 17, point 4).  The journal is the real
 # SQLite file; a trigger added with the sqlite3 shell makes its audit

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_audit_head.sh - an audit log that cannot be cut short
 # unnoticed (issue 18, point 10), on real nodes: a city sends to a city
 # only its hub reaches (so the hub relays), then

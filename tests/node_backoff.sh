@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_backoff.sh - a revoked member left running does not hammer
 # its peers (issue 18, point 3).
 #

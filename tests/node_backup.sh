@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_backup.sh - journal files are private, and a running node's
 # journal can be backed up and restored (issue 18, point 8):
 #   - journal.db, -wal and -shm of a running node are mode 0600;

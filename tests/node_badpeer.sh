@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_badpeer.sh - a member whose node answers with broken bodies.
 # tests/fake_peer stands in for Linyi (371300) with Linyi's own
 # certificate: it accepts POST /fed/msg and answers 2.04 either with a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_checks.sh - `tongban-node -n` checks what the node will use,
 # and start-up runs the same checks: each bad configuration of issue 18
 # makes both `-n` and a start exit 1 with its one line

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_crash.sh - no loss and no duplicate across a SIGKILL.
 # 1. 320300 sends a burst of 1,000 messages to 371300; 371300 is killed
 #    with SIGKILL in the middle of the burst and restarted.  Within 120 s

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_exchange.sh - three nodes of a dev federation (Xuzhou 320300,
 # Linyi 371300, Suzhou 341300) exchange messages in every direction.
 # Each message: status "delivered" with a receipt; the receipt verifies

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_flows.sh - the message flows of PROTOCOL.md 10 end to end
 # between real nodes of a dev federation with the reference responder
 # (DIR/fixtures.json): hubs 320000, 410000, 370000; cities 320300

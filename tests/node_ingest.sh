@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_ingest.sh - POST /v1/messages runs on the node's ingest
 # thread (node/ingest.c) while the loop keeps delivering:
 # 1. four clients submit bulk requests of 50 at the same time, while the

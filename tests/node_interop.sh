@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_interop.sh - an independent CoAP/DTLS client (libcoap's
 # coap-client-openssl: OpenSSL DTLS, not our GnuTLS) against a node.
 # With a member's certificate: /.well-known/core lists the federation

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_layers.sh - the daemon's files call one another in one
 # direction only (node/node.h describes the pipeline).  Reads which file of
 # node/libtbnode.a defines each function and which files use it (nm), and

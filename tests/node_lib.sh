@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_lib.sh - helpers for the multi-node integration tests (bash).
 #
 #   . "${TB_SRCDIR:-.}/tests/node_lib.sh"

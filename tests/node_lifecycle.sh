@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_lifecycle.sh - the registry's lifecycle on one node (issue 18
 # points 1 and 4; docs/ADMIN.md "Operating states"), city 320300 of a dev
 # federation, its hub not running (it needs none here):

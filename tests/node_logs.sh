@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_logs.sh - the node's log and /metrics, on two real nodes
 # exchanging over DTLS (docs/ADMIN.md "Logs" and "Metrics").
 # * log_format = json, log_level = debug: every line either node writes

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_onboard.sh - live onboarding and revocation (PROTOCOL.md 7,
 # 9.1, 9.5; docs/ADMIN.md).  A running dev federation (hubs 320000,
 # 370000, 410000; cities 320300, 371300, 411400 --private behind 410000)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_ports.sh - a node refuses a port another process holds, and
 # says so in words the tests look for (tests/ports.sh: a test that loses
 # its ports to another run is run again, not failed).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_recovery.sh - recovery and own status on a running federation
 # (issue 18 points 1 and 2; docs/ADMIN.md "Operating states"): hubs
 # 320000 and 370000, cities 320300 (upstream 320000) and 371300.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_refuse.sh - POST /fed/msg refusals, each with its own CoAP
 # code and reason token ({"error":TOKEN,...}), and nothing stored (the
 # inbox is unchanged).  Requests are made with coap-client-openssl as

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_registry.sh - registry distribution and configuration checks.
 # * A newer registry (re-signed 2-of-2 by the province CAs) published at
 #   hub 320000 (file + SIGHUP) reaches the observing city 320300 within

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # node_reload.sh - SIGHUP re-reads the configuration: the keys the table
 # marks reloadable apply, changed keys that need a restart are named and
 # ignored, refused values are reported with file:line and the running

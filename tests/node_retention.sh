@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_retention.sh - a journal that does not grow without bound
 # (issue 18, point 9).  A soak of 30 s at 1,000 msg/s (what the issue's
 # operator ran; the achieved rate is printed and must be at least half;

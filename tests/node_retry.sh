@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_retry.sh - successive retries towards a failing peer are
 # spaced exponentially (issue 18, point 3: every retry path once passed
 # attempt 1 to the backoff, so a failing peer was retried about once a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_revoked.sh - outbound and transport honour the node's
 # operating state (issue 18, point 2's delivery side): registries applied
 # at runtime (SIGHUP) suspend, reinstate and revoke this node's own

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_rotate.sh - a node's certificate, key and message-signing
 # key rotate on SIGHUP, without a restart and without losing a message
 # (issue 18, point 6; docs/ADMIN.md "Rotating a node's certificate and

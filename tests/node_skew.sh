@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_skew.sh - clocks are a diagnosed condition, not a retry loop
 # (issue 18, point 4), with libfaketime.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/node_valgrind.sh - one exchange between two nodes that both run
 # under valgrind (memcheck): no invalid access, no use of uninitialised
 # memory, no definite leak.  Both are stopped with SIGTERM and must exit 0

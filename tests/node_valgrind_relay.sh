@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # node_valgrind_relay.sh - four nodes under valgrind: a city sends to a
 # city reachable only through its hub (relay, receipt back through the
 # hub), the reference responder answers (identity, case accept + result),

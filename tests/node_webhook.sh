@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # node_webhook.sh - received messages are pushed to the city's system
 # (webhook), retried after a failure, acknowledged on 2xx, never twice.
 set -u

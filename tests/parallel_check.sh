@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/parallel_check.sh - the proof that test runs do not collide: two
 # full `make check` runs at the same time, in two build trees of this
 # source tree on one machine, ROUNDS times in a row (3 unless given).

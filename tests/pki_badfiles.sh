@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Garbage, empty, truncated, wrong-type, missing and directory paths as
 # every file argument of `tongban ca|node|cert`: each gives one line on
 # stderr and exit 1 (refused) or 3 (I/O), never a crash or a success.

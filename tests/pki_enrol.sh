@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Enrols the ten Huaihai cities under their four province CAs with
 # `tongban`, then checks every result with certtool and openssl: chain
 # verification, one revocation and the CRL that publishes it.

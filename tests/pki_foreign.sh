@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Certificates made by certtool and openssl, judged by `tongban cert
 # verify`: good ones pass; expired, not-yet-valid, foreign-CA, revoked,
 # wrong-usage, self-signed and tampered ones fail with their own reason.

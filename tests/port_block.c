@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * port_block.c - prints a base port for a test's nodes (util/tb_port.h).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/ports.sh - ports for the tests that start processes (POSIX sh).
 #
 #   . "${TB_SRCDIR:-.}/tests/ports.sh"

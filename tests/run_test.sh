@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/run_test.sh - runs one scripted test for `make check`
 # (SH_LOG_COMPILER in Makefile.am):
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/run_test_self.sh - tests/run_test.sh keeps its promises: a test
 # that exits 75 (a port taken) is run again, at most 5 times; one that
 # leaves a process behind fails and the process is killed; exit codes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_archive.c - the archive of pruned messages (node/archive): the
  * documented line format, one gzip member per round, files made only
  * when there is something to write, and a failing archive keeping the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_buf.c - the growable buffer (util/tb_buf) and its sticky error. */
 #include <stdarg.h>
 #include <stddef.h>

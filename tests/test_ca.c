@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ca.c - certs/tb_ca: endpoints, CSRs, issuing, revocation, CRLs,
  * chain validation with each failure reason. */
 #include <stdarg.h>

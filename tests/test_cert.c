@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_cert.c - certs/tb_cert: parsing, member ids, accessors. */
 #include <stdarg.h>
 #include <stddef.h>

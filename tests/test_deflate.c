@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_deflate.c - the deflate content coding (util/tb_deflate). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_enc.c - base64url, hex and constant-time comparison (util/tb_enc). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_env.c - envelopes: create, validate, seal, open, batches (protocol/tb_env). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_flow.c - message meaning: body schemas, pairing, case lifecycle,
  * licences (protocol/tb_flow). */
 #include <stdarg.h>

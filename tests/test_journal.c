@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_journal.c - the durable journal (node/journal): stores, queue state
  * machine, replay cache, prune, audit chain, crash safety. */
 #include <stdarg.h>

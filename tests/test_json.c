@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_json.c - strict I-JSON parser and RFC 8785 serialiser (protocol/tb_json). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_key.c - keys, key ids, signatures, key files (certs/tb_key). */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_log.c - node/log: the promises of log.h.  Text lines are
  * "TIMESTAMP LEVEL: msg" with control characters as spaces; json lines

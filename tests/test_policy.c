@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_policy.c - access policy evaluation (federation/tb_policy). */
 #include <stdarg.h>
 #include <stddef.h>

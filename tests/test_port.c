@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_port.c - free ports and free port blocks (util/tb_port). */
 #include <stdarg.h>
 #include <stddef.h>

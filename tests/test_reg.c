@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_reg.c - registry parse, serialize, sign, verify (federation/tb_reg,
  * federation/tb_trust). */
 #include <stdarg.h>

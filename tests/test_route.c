@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_route.c - route table (federation/tb_route) against a brute-force
  * resolver over thousands of random registries. */
 #include <stdarg.h>

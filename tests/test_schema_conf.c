@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_schema_conf.c - the configuration-file half of the schema engine
  * (protocol/tb_schema.h) on a table of its own, and the node's table
  * (node/config.c) through it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_thread.c - scheduling hints (util/tb_thread). */
 #include <stdarg.h>
 #include <stddef.h>

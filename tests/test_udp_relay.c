@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_udp_relay.c - the hostile-network relay (tests/udp_relay.c) does
  * what its scenario says: loss and delay at their rates, duplicates,

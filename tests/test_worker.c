@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_worker.c - node/worker: jobs run on the thread in the order
  * pushed and come back on the loop; jobs carrying their own functions and

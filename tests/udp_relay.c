@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * udp_relay.c - a hostile network between two nodes, in user space: a UDP
  * relay that forwards datagrams from its clients to one target and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * webhook_sink.c - a test stand-in for a city's own system: an HTTP
  * server on 127.0.0.1:PORT that answers the first FAILS requests with 500

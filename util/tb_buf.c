@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_buf.c - growable byte buffer. */
 #include "tb_buf.h"
 #include "tb_err.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_deflate.c - zlib streams for whole buffers (see tb_deflate.h).
  */

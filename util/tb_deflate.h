@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_deflate.h - the "deflate" content coding (zlib format, RFC 1950,
  * as HTTP and CoAP content-format 11050 use it) for whole buffers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_enc.c - base64url and hex. */
 #include "tb_enc.h"
 

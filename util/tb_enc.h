@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_enc.h - base64url (RFC 4648 section 5, no padding) and lowercase hex.
  *

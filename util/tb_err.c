@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_err.c - error reasons and diagnostics. */
 #include "tb_err.h"
 

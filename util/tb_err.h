@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_err.h - the one project-wide error enum, and diagnostics.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tb_file.c - whole-file reads and atomic writes. */
 #include "tb_file.h"
 #include "tb_buf.h"

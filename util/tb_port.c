@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_port.c - free ports: a bind without SO_REUSEADDR, then closed.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_port.h - is a local port free, and a block of free loopback ports.
  *

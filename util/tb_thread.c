@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_thread.c - scheduling hints (see tb_thread.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tb_thread.h - scheduling hints for the calling thread.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Regenerate: node interop/vectors/gen_numbers.js > interop/vectors/numbers.txt
 // Generates interop/vectors/numbers.txt: "<ieee754 hex bits> <String(x)>"
 // Oracle: node.js Number.prototype.toString (ES2015+), same as JSON.stringify for finite x.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_canon.h - the assertion every fuzz target makes of what its parser
  * accepts: signed bytes are the only truth, so the RFC 8785 form of the

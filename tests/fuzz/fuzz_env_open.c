@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_env_open.c - libFuzzer target for envelope parsing and opening.
  *

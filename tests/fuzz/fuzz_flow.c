@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_flow.c - libFuzzer target for message bodies (protocol/tb_flow).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_inflate.c - libFuzzer target for the deflate content coding
  * (util/tb_deflate), the first thing a node does with a content-format

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_json.c - libFuzzer target for the strict JSON parser and the RFC 8785
  * serialiser: parse with the default limits; if accepted, canonicalize, parse

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_key.h - the one signing key the envelope and flow fuzz targets
  * share: the RFC 8032 section 7.1 TEST 1 secret key as PKCS#8 (key id

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_registry.c - libFuzzer target for the registry parser
  * (federation/tb_reg) and what is built on it: parse with the registry

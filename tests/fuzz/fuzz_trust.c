@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_trust.c - libFuzzer target for the trust anchor parser
  * (federation/tb_trust): a refusal must carry an error code; an accepted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * replay.c - runs a fuzz target's LLVMFuzzerTestOneInput on every file of
  * its seed corpus, without libFuzzer, so that `make check` (gcc or clang,

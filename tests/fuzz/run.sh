@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/fuzz/run.sh - build the libFuzzer targets and run each for a while.
 #
 #   tests/fuzz/run.sh [SECONDS]        (default 60 per target)
