@@ -372,7 +372,7 @@ static const char *const roles[] = {"city", "hub", NULL};
 static const char *const statuses[] = {"active", "suspended", "revoked", NULL};
 static const char *const uses[] = {"tls", "sign", "both", NULL};
 static const char *const effects[] = {"allow", "deny", NULL};
-static const char *const algs[] = {"ed25519", "p256", NULL};
+static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 
 static int hook_member(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_rule(struct tb_schema_ck *c, const struct tb_json *v);

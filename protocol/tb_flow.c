@@ -53,7 +53,7 @@ static const char *const outcomes[] = {"approved", "denied", NULL};
 static const char *const case_states[] = {"submitted", "accepted", "rejected", "in-progress",
                                           "completed", "unknown",  NULL};
 static const char *const accepted[] = {"accepted", NULL};
-static const char *const algs[] = {"ed25519", "p256", NULL};
+static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 
 static int hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v);
