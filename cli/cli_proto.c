@@ -265,7 +265,8 @@ msg_usage(FILE *f)
 	    "open    verifies a sealed envelope against the given public key or\n"
 	    "        certificate, its validity window (clock skew default 300 s) and\n"
 	    "        structure; prints it on success, else one line with the reason.\n"
-	    "digest  prints the message digest (SHA-256 of the signed bytes, hex).\n"
+	    "digest  prints the message digest (SHA-256 of the signed bytes, hex; SM3\n"
+	           "        for an envelope signed with sm2).\n"
 	    "types   lists the message types of protocol v1.\n");
 }
 
