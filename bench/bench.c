@@ -53,8 +53,8 @@ struct ctx {
 	struct tb_buf sealed, signed_bytes;
 	uint8_t sig[TB_SIG_LEN];
 	int64_t now;
-	EVP_PKEY *ossl;              /* sm2: the public key in libcrypto */
-	unsigned char der[80];       /* sm2: the signature as libcrypto takes it */
+	EVP_PKEY *ossl;        /* sm2: the public key in libcrypto */
+	unsigned char der[80]; /* sm2: the signature as libcrypto takes it */
 	size_t derlen;
 };
 
@@ -98,11 +98,10 @@ do_verify_sm2(struct ctx *c)
 {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pc = NULL;
-	int ok = m != NULL &&
-	         EVP_DigestVerifyInit_ex(m, &pc, "SM3", NULL, NULL, c->ossl, NULL) == 1 &&
-	         EVP_PKEY_CTX_set1_id(pc, "1234567812345678", 16) == 1 &&
-	         EVP_DigestVerify(m, c->der, c->derlen, c->signed_bytes.data,
-	                          c->signed_bytes.len) == 1;
+	int ok =
+	    m != NULL && EVP_DigestVerifyInit_ex(m, &pc, "SM3", NULL, NULL, c->ossl, NULL) == 1 &&
+	    EVP_PKEY_CTX_set1_id(pc, "1234567812345678", 16) == 1 &&
+	    EVP_DigestVerify(m, c->der, c->derlen, c->signed_bytes.data, c->signed_bytes.len) == 1;
 	EVP_MD_CTX_free(m);
 	return ok ? 0 : -1;
 }
@@ -183,8 +182,8 @@ bench_crypto(double secs, enum tb_alg alg)
 	f.body = (const uint8_t *)body;
 	f.body_len = (size_t)n;
 	f.created = c.now;
-	if ((c.key = tb_key_generate(alg, &d)) == NULL ||
-	    (c.pub = tb_key_pub(c.key)) == NULL || (c.env = tb_env_create(&f, &d)) == NULL) {
+	if ((c.key = tb_key_generate(alg, &d)) == NULL || (c.pub = tb_key_pub(c.key)) == NULL ||
+	    (c.env = tb_env_create(&f, &d)) == NULL) {
 		fprintf(stderr, "tongban-bench: setup failed: %s\n", d.detail);
 		return 1;
 	}
@@ -199,7 +198,8 @@ bench_crypto(double secs, enum tb_alg alg)
 		return 1;
 	}
 	int (*verify)(struct ctx *) = alg == TB_ALG_SM2 ? do_verify_sm2 : do_verify;
-	const char *bl = alg == TB_ALG_SM2 ? "bare OpenSSL SM2 verify " : "bare GnuTLS Ed25519 verify";
+	const char *bl =
+	    alg == TB_ALG_SM2 ? "bare OpenSSL SM2 verify " : "bare GnuTLS Ed25519 verify";
 	do_seal(&c);
 	printf("envelope: %zu bytes sealed, %zu bytes signed, body %d bytes, %s\n", c.sealed.len,
 	       c.signed_bytes.len, n, alg == TB_ALG_SM2 ? "SM2/SM3" : "Ed25519");
@@ -234,7 +234,8 @@ usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban-bench crypto [--seconds S] [--alg ed25519|sm2]\n"
 	           "       tongban-bench registry [--members N] [--runs R]\n"
-	           "       tongban-bench node [--messages N] [--alg p256|sm2] [--set KEY=VALUE]...\n"
+	           "       tongban-bench node [--messages N] [--alg p256|sm2]\n"
+	           "                          [--set KEY=VALUE]...\n"
 	           "       tongban-bench journal [--messages N] [--soak S --rate N --ttl S\n"
 	           "                             --retention S [--archive]] [--dir DIR]\n"
 	           "                             [--set KEY=VALUE]...\n\n"

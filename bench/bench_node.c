@@ -736,16 +736,18 @@ report(const struct node_results *r)
 	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight "
 	       "(mean of %.0f before the nodes ran and %.0f after)\n",
 	       r->baseline, r->baseline1, r->baseline2);
-	printf("{\"alg\":\"%s\",\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
+	printf("{\"alg\":\"%s\",\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+	       "\"baseline_per_s\":%.0f,"
 	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
 	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
 	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
 	       "\"datagrams_per_msg\":%.2f,\"sender_written_kib_per_msg\":%.1f,"
 	       "\"receiver_written_kib_per_msg\":%.1f,\"baseline_before_per_s\":%.0f,"
 	       "\"baseline_after_per_s\":%.0f}\n",
-	       node_alg, r->msgs_per_s, r->p50, r->p99, r->baseline, r->msgs_per_s / r->baseline, r->total,
-	       r->lat_rate, r->c1 * 1e6 / (double)r->total, r->c2 * 1e6 / (double)r->total,
-	       r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2, r->baseline1, r->baseline2);
+	       node_alg, r->msgs_per_s, r->p50, r->p99, r->baseline, r->msgs_per_s / r->baseline,
+	       r->total, r->lat_rate, r->c1 * 1e6 / (double)r->total,
+	       r->c2 * 1e6 / (double)r->total, r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2,
+	       r->baseline1, r->baseline2);
 }
 
 /* True when the node *pid has exited (then reaped, *pid -1) and its log
@@ -838,8 +840,9 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
 	char ports[16], members[] = "320300,371300";
 
 	snprintf(ports, sizeof(ports), "%d", base);
-	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir,     "--members", members,
-	                  "--base-port", ports,        "--alg", (char *)node_alg, NULL};
+	char *dfargs[] = {"tongban",   "dev-federation", "--dir",       dir,
+	                  "--members", members,          "--base-port", ports,
+	                  "--alg",     (char *)node_alg, NULL};
 	if (run("tongban", dfargs) != 0) {
 		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
 		return -1;

@@ -24,7 +24,7 @@ while [ "$i" -lt "$R" ]; do
 		echo "$line"
 		v=$(printf '%s' "$line" | sed 's/.*"msgs_per_s":\([0-9]*\).*/\1/')
 		c=$(printf '%s' "$line" | sed 's/.*"sender_cpu_us_per_msg":\([0-9]*\),"receiver_cpu_us_per_msg":\([0-9]*\).*/\1 + \2/')
-		c=$((c))
+		c=$(($c))
 		if [ "$alg" = p256 ]; then p=$((p + v)); pc=$((pc + c)); else s=$((s + v)); sc=$((sc + c)); fi
 	done
 	i=$((i + 1))

@@ -42,8 +42,8 @@ TB_MUST_CHECK struct tb_sm2 *tb_sm2_generate(struct tb_diag *d);
 /* A private key from PEM (PKCS#8, encrypted when password != NULL, or
  * SEC1 "EC PRIVATE KEY").  NULL when the text is not an SM2 private key
  * (d says why). */
-TB_MUST_CHECK struct tb_sm2 *tb_sm2_import_key(const uint8_t *pem, size_t len,
-                                               const char *password, struct tb_diag *d);
+TB_MUST_CHECK struct tb_sm2 *tb_sm2_import_key(const uint8_t *pem, size_t len, const char *password,
+                                               struct tb_diag *d);
 /* A public key from a PEM "PUBLIC KEY" block, or from DER
  * SubjectPublicKeyInfo when der is true.  NULL when not SM2. */
 TB_MUST_CHECK struct tb_sm2 *tb_sm2_import_pub(const uint8_t *p, size_t len, bool der,

@@ -221,7 +221,8 @@ parse_args(struct devfed *f, int argc, char **argv, const struct option *opts, c
 		case 'a':
 			f->alg = tb_alg_from_name(optarg);
 			if (f->alg != TB_ALG_P256 && f->alg != TB_ALG_SM2)
-				return cli_usage_error("--alg must be p256 or sm2, not '%s'", optarg);
+				return cli_usage_error("--alg must be p256 or sm2, not '%s'",
+				                       optarg);
 			break;
 		case 'p':
 			if (cli_parse_i64(optarg, &f->base) != 0 || f->base < 1024 ||

@@ -93,16 +93,17 @@ out:
 static void
 key_usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban key gen --alg ed25519|p256|sm2 --out KEY.pem [--pass-file FILE]\n"
-	           "       tongban key pub [--pass-file FILE] KEY.pem\n"
-	           "       tongban key id PEM\n\n"
-	           "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
-	           "     AES-256 when --pass-file names a file whose first line is the password).\n"
-	           "     Refuses to overwrite an existing file.  sm2 is SM2 with SM3\n"
-	           "     (GB/T 32918.2), for message, receipt and registry signatures.\n"
-	           "pub  prints the public key (PEM) of a private key.\n"
-	           "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
-	           "     of a private key, public key or certificate.\n");
+	fprintf(f,
+	        "Usage: tongban key gen --alg ed25519|p256|sm2 --out KEY.pem [--pass-file FILE]\n"
+	        "       tongban key pub [--pass-file FILE] KEY.pem\n"
+	        "       tongban key id PEM\n\n"
+	        "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
+	        "     AES-256 when --pass-file names a file whose first line is the password).\n"
+	        "     Refuses to overwrite an existing file.  sm2 is SM2 with SM3\n"
+	        "     (GB/T 32918.2), for message, receipt and registry signatures.\n"
+	        "pub  prints the public key (PEM) of a private key.\n"
+	        "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
+	        "     of a private key, public key or certificate.\n");
 }
 
 static int
@@ -266,7 +267,7 @@ msg_usage(FILE *f)
 	    "        certificate, its validity window (clock skew default 300 s) and\n"
 	    "        structure; prints it on success, else one line with the reason.\n"
 	    "digest  prints the message digest (SHA-256 of the signed bytes, hex; SM3\n"
-	           "        for an envelope signed with sm2).\n"
+	    "        for an envelope signed with sm2).\n"
 	    "types   lists the message types of protocol v1.\n");
 }
 

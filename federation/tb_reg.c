@@ -1083,14 +1083,15 @@ check_keys(const struct tb_reg *reg, struct tb_diag *d)
 				                   "member %s keys[%zu]", m->id, k);
 			bool sm2;
 			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len, &sm2))
-				return tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
-				                   "member %s keys[%zu]: not an Ed25519, P-256 or SM2 key",
-				                   m->id, k);
+				return tb_diag_set(
+				    d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				    "member %s keys[%zu]: not an Ed25519, P-256 or SM2 key", m->id,
+				    k);
 			/* DTLS cannot use an SM2 key (PROTOCOL.md 9.1) */
 			if (sm2 && m->keys[k].use != TB_USE_SIGN)
-				return tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
-				                   "member %s keys[%zu]: an SM2 key's use must be sign",
-				                   m->id, k);
+				return tb_diag_set(
+				    d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				    "member %s keys[%zu]: an SM2 key's use must be sign", m->id, k);
 		}
 	}
 	return TB_OK;

@@ -1213,8 +1213,9 @@ sm2_envelopes(struct tb_key *sm2a)
 	tb_buf_init(&b);
 	tb_buf_init(&t);
 	base(&b, alice);
-	env_vector("sm2-ok", "valid envelope signed with SM2 (SM3, distid 1234567812345678); "
-	                     "its digest is SM3",
+	env_vector("sm2-ok",
+	           "valid envelope signed with SM2 (SM3, distid 1234567812345678); "
+	           "its digest is SM3",
 	           &b, NOW, "ok");
 	tb_buf_add(&t, b.data, b.len);
 	need(&t);
@@ -1341,8 +1342,8 @@ sm2_receipts(struct tb_key *sm2b)
 	receipt_vector("sm2-tampered", "an SM2-signed receipt changed after signing", &id, dg, dg,
 	               NOW - 60, NOW, "accepted", "acceptee", "sig.bad");
 	receipt_vector("sm2-other-digest", "an SM2-signed receipt naming another digest", &id, dg,
-	               "0000000000000000000000000000000000000000000000000000000000000000",
-	               NOW - 60, NOW, NULL, NULL, "receipt.mismatch");
+	               "0000000000000000000000000000000000000000000000000000000000000000", NOW - 60,
+	               NOW, NULL, NULL, "receipt.mismatch");
 	bob = saved;
 	tb_buf_free(&id);
 }
@@ -1419,8 +1420,9 @@ sm2_registries(const struct tb_key *sm2a)
 	const struct tb_key *both[] = {sa[0], sa[1]}, *mixed[] = {sa[1], e1}, *one[] = {sa[0]};
 	r = sm2_reg(sm2a, TB_USE_SIGN);
 	signed_text(r, both, 2, &b);
-	reg_vector("sm2-ok", "signed by two bare SM2 authority keys; member 320300 lists an SM2 "
-	                     "message-signing key (use sign)",
+	reg_vector("sm2-ok",
+	           "signed by two bare SM2 authority keys; member 320300 lists an SM2 "
+	           "message-signing key (use sign)",
 	           &b, NOW, 0, "ok");
 	{
 		struct tb_buf t2;
@@ -1428,8 +1430,8 @@ sm2_registries(const struct tb_key *sm2a)
 		tb_buf_add(&t2, b.data, b.len);
 		need(&t2);
 		repl(&t2, "Member 320300", "Member 320399");
-		reg_vector("sm2-tampered", "a member name changed after the SM2 signatures", &t2, NOW,
-		           0, "reg.bad-signature");
+		reg_vector("sm2-tampered", "a member name changed after the SM2 signatures", &t2,
+		           NOW, 0, "reg.bad-signature");
 		tb_buf_free(&t2);
 	}
 	tb_reg_free(r);
@@ -1448,9 +1450,9 @@ sm2_registries(const struct tb_key *sm2a)
 	           "reg.key");
 	tb_reg_free(r);
 	/* the vectors name their trust anchor */
-	for (const char *const *n = (const char *const[]){"sm2-ok", "sm2-tampered", "sm2-mixed-alg",
-	                                                  "sm2-below-threshold", "sm2-key-tls",
-	                                                  NULL};
+	for (const char *const *n =
+	         (const char *const[]){"sm2-ok", "sm2-tampered", "sm2-mixed-alg",
+	                               "sm2-below-threshold", "sm2-key-tls", NULL};
 	     *n; n++) {
 		struct tb_buf v;
 		tb_buf_init(&v);
@@ -1487,7 +1489,9 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences|policies|receipts|sm2]\n");
+		fprintf(stderr,
+		        "Usage: gen_vectors VECTORS_DIR "
+		        "[envelopes|order|registries|routes|licences|policies|receipts|sm2]\n");
 		return 2;
 	}
 	dir = argv[1];

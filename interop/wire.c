@@ -1239,9 +1239,11 @@ case_reject(struct w *w, const struct rej *c)
 		    tb_key_alg(w->as_key) != TB_ALG_P256) {
 			/* the signer's own alg replaced by another (an sm2 federation) */
 			char own[32];
-			snprintf(own, sizeof(own), "\"alg\":\"%s\"", tb_alg_name(tb_key_alg(w->as_key)));
-			ok = replace(&b, own, tb_key_alg(w->as_key) == TB_ALG_SM2 ? "\"alg\":\"p256\""
-			                                                          : c->to);
+			snprintf(own, sizeof(own), "\"alg\":\"%s\"",
+			         tb_alg_name(tb_key_alg(w->as_key)));
+			ok = replace(&b, own,
+			             tb_key_alg(w->as_key) == TB_ALG_SM2 ? "\"alg\":\"p256\""
+			                                                 : c->to);
 		} else if (ok && c->from != NULL) {
 			ok = replace(&b, c->from, c->to);
 		}

@@ -793,8 +793,8 @@ node_hash(enum tb_alg alg, const uint8_t l[32], const uint8_t r[32], uint8_t out
 
 /* Root from a leaf hash and its audit path (RFC 9162 2.1.3.2). */
 static bool
-root_from_proof(enum tb_alg alg, uint64_t index, uint64_t size, const uint8_t leaf[32], const uint8_t (*path)[32],
-                size_t npath, uint8_t root[32])
+root_from_proof(enum tb_alg alg, uint64_t index, uint64_t size, const uint8_t leaf[32],
+                const uint8_t (*path)[32], size_t npath, uint8_t root[32])
 {
 	uint64_t fn = index, sn = size - 1;
 	uint8_t r[32];
@@ -979,7 +979,8 @@ tree_fill(struct tree *t)
 		t->off[l] = t->off[l - 1] + w;
 		for (size_t j = 0; j < nw; j++) {
 			if (2 * j + 1 < w)
-				node_hash(t->alg, level[2 * j], level[2 * j + 1], t->h[t->off[l] + j]);
+				node_hash(t->alg, level[2 * j], level[2 * j + 1],
+				          t->h[t->off[l] + j]);
 			else
 				memcpy(t->h[t->off[l] + j], level[2 * j], 32);
 		}
@@ -1118,8 +1119,8 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 				tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
 				goto fail;
 			}
-			if (!root_from_proof(e->alg, e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
-			                     e->nproof, root)) {
+			if (!root_from_proof(e->alg, e->bi, e->bn, leaf,
+			                     (const uint8_t(*)[32])e->proof, e->nproof, root)) {
 				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
 				                 "proof does not fit a tree of %llu leaves",
 				                 (unsigned long long)e->bn);
@@ -1292,8 +1293,8 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 		if (e->signed_cache.len == 0 &&
 		    (rc = tb_json_canon(e->root, unsigned_members, &e->signed_cache)) != TB_OK)
 			goto out;
-		if ((rc = leaf_hash(t.alg, e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi])) !=
-		    TB_OK)
+		if ((rc = leaf_hash(t.alg, e->signed_cache.data, e->signed_cache.len, &tmp,
+		                    t.h[e->bi])) != TB_OK)
 			goto out;
 	}
 	tree_fill(&t);

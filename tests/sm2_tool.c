@@ -48,7 +48,8 @@ conv(const char *p, bool to_der)
 		int n;
 		if (b.len != 64 || (s = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(s, r, ss) != 1)
 			goto out;
-		if ((n = i2d_ECDSA_SIG(s, &der)) > 0 && fwrite(der, 1, (size_t)n, stdout) == (size_t)n)
+		if ((n = i2d_ECDSA_SIG(s, &der)) > 0 &&
+		    fwrite(der, 1, (size_t)n, stdout) == (size_t)n)
 			rc = 0;
 		OPENSSL_free(der);
 	} else {

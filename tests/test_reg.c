@@ -599,15 +599,17 @@ test_sm2_registry(void **state)
 	assert_int_equal(der.len, 91);
 	for (int use = TB_USE_TLS; use <= TB_USE_BOTH + 1; use++) {
 		struct tb_reg *rb = make_reg();
-		struct tb_reg_key_spec ks = {der.data, der.len, use <= TB_USE_BOTH ? use : TB_USE_SIGN};
+		struct tb_reg_key_spec ks = {der.data, der.len,
+		                             use <= TB_USE_BOTH ? use : TB_USE_SIGN};
 		uint8_t off[91];
 		if (use > TB_USE_BOTH) { /* the point moved off the curve */
 			memcpy(off, der.data, 91);
 			off[90] ^= 1;
 			ks.spki = off;
 		}
-		struct tb_reg_member_spec ms = {"371300", "临沂市", NULL, TB_ROLE_CITY,
-		                                TB_STATUS_ACTIVE, ep, 1, &ks, 1, &sv, 1};
+		struct tb_reg_member_spec ms = {
+		    "371300", "临沂市", NULL, TB_ROLE_CITY, TB_STATUS_ACTIVE, ep, 1, &ks,
+		    1,        &sv,      1};
 		assert_int_equal(tb_reg_add_member(rb, &ms, NULL), TB_OK);
 		assert_int_equal(tb_reg_sign(rb, a[0], NULL), TB_OK);
 		assert_int_equal(tb_reg_sign(rb, a[1], NULL), TB_OK);
@@ -643,10 +645,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
-	    cmocka_unit_test(test_sm2_registry),
-	    cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_trust),       cmocka_unit_test(test_nul_names),
+	    cmocka_unit_test(test_sign_verify),  cmocka_unit_test(test_every_byte),
+	    cmocka_unit_test(test_sm2_registry), cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_limits),       cmocka_unit_test(test_trust),
+	    cmocka_unit_test(test_nul_names),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -90,7 +90,8 @@ static const struct {
     {TB_E_LICENCE_NOT_YET_VALID, "licence.not-yet-valid", "licence is not yet valid"},
     {TB_E_LICENCE_ISSUER_SUSPENDED, "licence.issuer-suspended",
      "licence issuer is suspended in the registry"},
-    {TB_E_LICENCE_ISSUER_REVOKED, "licence.issuer-revoked", "licence issuer is revoked in the registry"},
+    {TB_E_LICENCE_ISSUER_REVOKED, "licence.issuer-revoked",
+     "licence issuer is revoked in the registry"},
 };
 
 static size_t
