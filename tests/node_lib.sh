@@ -118,6 +118,12 @@ nl_sigpub() {
 	if [ "${NL_ALG:-}" = sm2 ]; then echo "$F/$1/sign.pub"; else echo "$F/$1/node.crt"; fi
 }
 
+# nl_signkey ID: ID's message-signing private key file (node.key, or
+# sign.key under NL_ALG=sm2).
+nl_signkey() {
+	if [ "${NL_ALG:-}" = sm2 ]; then echo "$F/$1/sign.key"; else echo "$F/$1/node.key"; fi
+}
+
 # nl_index ID: position of ID in the member list (0-based).
 nl_index() {
 	local i=0 m
