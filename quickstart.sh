@@ -21,7 +21,7 @@ SRC=$(pwd)
 mode=${1:-demo}
 
 PKGS="gcc make autoconf automake libtool pkg-config
-libgnutls28-dev gnutls-bin libcoap3-dev libcoap3-bin libevent-dev libcjson-dev
+libgnutls28-dev libssl-dev gnutls-bin libcoap3-dev libcoap3-bin libevent-dev libcjson-dev
 libsqlite3-dev sqlite3 zlib1g-dev libdeflate-dev libcmocka-dev libsystemd-dev openssl valgrind procps faketime prometheus curl"
 
 missing=""

@@ -601,7 +601,11 @@ echo_client(const char *dir, int port, size_t len, double secs)
 	return rate;
 }
 
-/* The options: --messages N, --set KEY=VALUE (up to 16). */
+/* --alg of tongban-bench node: p256 (the default) or sm2, passed to
+ * dev-federation (SM2 message and receipt keys, SM2 registry). */
+static const char *node_alg = "p256";
+
+/* The options: --messages N, --alg p256|sm2, --set KEY=VALUE (up to 16). */
 static int
 parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *nsetsp)
 {
@@ -611,6 +615,9 @@ parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc) {
 			total = atol(argv[++i]);
+		} else if (strcmp(argv[i], "--alg") == 0 && i + 1 < argc &&
+		           (strcmp(argv[i + 1], "p256") == 0 || strcmp(argv[i + 1], "sm2") == 0)) {
+			node_alg = argv[++i];
 		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nsets < 16 &&
 		           strchr(argv[i + 1], '=') != NULL && argv[i + 1][0] != '=') {
 			sets[nsets++] = argv[++i];
@@ -730,16 +737,18 @@ report(const struct node_results *r)
 	printf("baseline : %8.0f exchanges/s bare libcoap DTLS echo of 1 KiB, 32 in flight "
 	       "(mean of %.0f before the nodes ran and %.0f after)\n",
 	       r->baseline, r->baseline1, r->baseline2);
-	printf("{\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"baseline_per_s\":%.0f,"
+	printf("{\"alg\":\"%s\",\"msgs_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+	       "\"baseline_per_s\":%.0f,"
 	       "\"ratio\":%.3f,\"messages\":%ld,\"latency_load_per_s\":%.0f,"
 	       "\"sender_cpu_us_per_msg\":%.0f,\"receiver_cpu_us_per_msg\":%.0f,"
 	       "\"both_ways_msgs_per_s\":%.0f,\"drain_msgs_per_s\":%.0f,"
 	       "\"datagrams_per_msg\":%.2f,\"sender_written_kib_per_msg\":%.1f,"
 	       "\"receiver_written_kib_per_msg\":%.1f,\"baseline_before_per_s\":%.0f,"
 	       "\"baseline_after_per_s\":%.0f}\n",
-	       r->msgs_per_s, r->p50, r->p99, r->baseline, r->msgs_per_s / r->baseline, r->total,
-	       r->lat_rate, r->c1 * 1e6 / (double)r->total, r->c2 * 1e6 / (double)r->total,
-	       r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2, r->baseline1, r->baseline2);
+	       node_alg, r->msgs_per_s, r->p50, r->p99, r->baseline, r->msgs_per_s / r->baseline,
+	       r->total, r->lat_rate, r->c1 * 1e6 / (double)r->total,
+	       r->c2 * 1e6 / (double)r->total, r->both_per_s, r->drain1, r->dgrams, r->w1, r->w2,
+	       r->baseline1, r->baseline2);
 }
 
 /* True when the node *pid has exited (then reaped, *pid -1) and its log
@@ -832,8 +841,9 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
 	char ports[16], members[] = "320300,371300";
 
 	snprintf(ports, sizeof(ports), "%d", base);
-	char *dfargs[] = {"tongban", "dev-federation", "--dir", dir, "--members",
-	                  members,   "--base-port",    ports,   NULL};
+	char *dfargs[] = {"tongban",   "dev-federation", "--dir",       dir,
+	                  "--members", members,          "--base-port", ports,
+	                  "--alg",     (char *)node_alg, NULL};
 	if (run("tongban", dfargs) != 0) {
 		fprintf(stderr, "tongban-bench node: dev-federation failed\n");
 		return -1;
@@ -892,8 +902,9 @@ node_run(int argc, char **argv, int base)
 	 * case (the case lifecycle refuses a second submission of one) */
 	long seq = 0;
 	int ol = add_cases(&body, per_req, &seq, "371300");
-	printf("node: 2 tongban-node processes, %ld messages, body %d bytes, %ld per API request\n",
-	       total, ol, per_req);
+	printf("node: 2 tongban-node processes, %ld messages, body %d bytes, %ld per API request, "
+	       "signatures %s\n",
+	       total, ol, per_req, node_alg);
 	warm_up(base, &tok, &tok2, &seq);
 	/* one way: Xuzhou sends, Linyi receives */
 	struct side one[1] = {{base + 1000, &tok, "371300"}},

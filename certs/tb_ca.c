@@ -541,6 +541,10 @@ tb_ca_create(const char *dir, const struct tb_ca_spec *spec, const char *passwor
 	int rc;
 
 	tb_buf_init(&pem);
+	if (spec->alg == TB_ALG_SM2)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "a CA key cannot be sm2 (GnuTLS reads no SM2 certificates; "
+		                   "use p256 or ed25519, and sm2 for message and registry keys)");
 	if (!name_ok(spec->name) || strlen(spec->name) > NAME_MAX_LEN)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
 		                   "name must be 1-%d printable characters", NAME_MAX_LEN);
@@ -1124,6 +1128,12 @@ tb_csr_new(const struct tb_key *key, const char *member_id, const char *name, co
 	unsigned char ip[16];
 	int rc;
 
+	if (tb_key_alg(key) == TB_ALG_SM2) {
+		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		            "a DTLS node key cannot be sm2 (DTLS stays ECDSA P-256 or Ed25519; "
+		            "sm2 is for message and registry keys: tongban key gen --alg sm2)");
+		return NULL;
+	}
 	if (!tb_member_id_ok(member_id)) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
 		            "member id '%s' is malformed (six digits, first 1-9)", member_id);

@@ -13,17 +13,20 @@
 #include "../util/tb_buf.h"
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
+#include "tb_sm2.h"
 
 #define KEY_FILE_MAX (64 * 1024)
 
 struct tb_key {
-	gnutls_privkey_t pk;
+	gnutls_privkey_t pk; /* NULL for SM2 */
+	struct tb_sm2 *sm;   /* SM2 only */
 	enum tb_alg alg;
 	uint8_t id[TB_KEYID_LEN];
 };
 
 struct tb_pub {
-	gnutls_pubkey_t pk;
+	gnutls_pubkey_t pk; /* NULL for SM2 */
+	struct tb_sm2 *sm;  /* SM2 only */
 	enum tb_alg alg;
 	uint8_t id[TB_KEYID_LEN];
 };
@@ -37,6 +40,8 @@ tb_alg_from_name(const char *name)
 		return TB_ALG_ED25519;
 	if (strcmp(name, "p256") == 0)
 		return TB_ALG_P256;
+	if (strcmp(name, "sm2") == 0)
+		return TB_ALG_SM2;
 	return TB_ALG_NONE;
 }
 
@@ -46,6 +51,7 @@ tb_alg_name(enum tb_alg alg)
 	switch (alg) {
 	case TB_ALG_ED25519: return "ed25519";
 	case TB_ALG_P256: return "p256";
+	case TB_ALG_SM2: return "sm2";
 	default: return NULL;
 	}
 }
@@ -61,6 +67,21 @@ tb_sha256(const void *data, size_t n, uint8_t out[32])
 {
 	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, out) < 0)
 		abort(); /* SHA-256 cannot fail short of a broken library */
+}
+
+void
+tb_sm3_hash(const void *data, size_t n, uint8_t out[32])
+{
+	tb_sm3(data, n, out);
+}
+
+void
+tb_alg_hash(enum tb_alg alg, const void *data, size_t n, uint8_t out[32])
+{
+	if (alg == TB_ALG_SM2)
+		tb_sm3(data, n, out);
+	else
+		tb_sha256(data, n, out);
 }
 
 int
@@ -111,7 +132,7 @@ tb_pub_wrap(gnutls_pubkey_t pk, struct tb_diag *d)
 	if (alg == TB_ALG_NONE) {
 		gnutls_pubkey_deinit(pk);
 		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
-		            "key algorithm is neither Ed25519 nor P-256");
+		            "key algorithm is none of Ed25519, P-256, SM2");
 		return NULL;
 	}
 	if ((pub = calloc(1, sizeof(*pub))) == NULL) {
@@ -147,7 +168,7 @@ tb_key_wrap(gnutls_privkey_t pk, struct tb_diag *d)
 		gnutls_pubkey_deinit(pub);
 		gnutls_privkey_deinit(pk);
 		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
-		            "key algorithm is neither Ed25519 nor P-256");
+		            "key algorithm is none of Ed25519, P-256, SM2");
 		return NULL;
 	}
 	if ((key = calloc(1, sizeof(*key))) == NULL) {
@@ -168,6 +189,62 @@ tb_key_wrap(gnutls_privkey_t pk, struct tb_diag *d)
 	return key;
 }
 
+/* An SM2 key or public key in our objects; takes sm (freed on failure).
+ * The key id is SHA-256 over the SPKI DER, as for the other algorithms. */
+static struct tb_key *
+sm2_key(struct tb_sm2 *sm, struct tb_diag *d)
+{
+	struct tb_key *key;
+	struct tb_buf b;
+
+	if (sm == NULL)
+		return NULL;
+	if ((key = calloc(1, sizeof(*key))) == NULL) {
+		tb_sm2_free(sm);
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	key->sm = sm;
+	key->alg = TB_ALG_SM2;
+	tb_buf_init(&b);
+	if (tb_sm2_spki(sm, &b) != TB_OK) {
+		tb_buf_free(&b);
+		tb_key_free(key);
+		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot export public key");
+		return NULL;
+	}
+	tb_sha256(b.data, b.len, key->id);
+	tb_buf_free(&b);
+	return key;
+}
+
+static struct tb_pub *
+sm2_pub(struct tb_sm2 *sm, struct tb_diag *d)
+{
+	struct tb_pub *pub;
+	struct tb_buf b;
+
+	if (sm == NULL)
+		return NULL;
+	if ((pub = calloc(1, sizeof(*pub))) == NULL) {
+		tb_sm2_free(sm);
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+		return NULL;
+	}
+	pub->sm = sm;
+	pub->alg = TB_ALG_SM2;
+	tb_buf_init(&b);
+	if (tb_sm2_spki(sm, &b) != TB_OK) {
+		tb_buf_free(&b);
+		tb_pub_free(pub);
+		tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot export public key");
+		return NULL;
+	}
+	tb_sha256(b.data, b.len, pub->id);
+	tb_buf_free(&b);
+	return pub;
+}
+
 gnutls_privkey_t
 tb_key_gnutls(const struct tb_key *key)
 {
@@ -186,6 +263,8 @@ tb_key_generate(enum tb_alg alg, struct tb_diag *d)
 	gnutls_privkey_t pk;
 	int rc;
 
+	if (alg == TB_ALG_SM2)
+		return sm2_key(tb_sm2_generate(d), d);
 	if (gnutls_privkey_init(&pk) < 0) {
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
 		return NULL;
@@ -224,7 +303,11 @@ tb_key_import(const uint8_t *pem, size_t len, const char *password, struct tb_di
 	}
 	rc = gnutls_privkey_import_x509_raw(pk, &dat, GNUTLS_X509_FMT_PEM, password, 0);
 	if (rc < 0) {
+		struct tb_sm2 *sm;
 		gnutls_privkey_deinit(pk);
+		/* GnuTLS knows no SM2 curve: an SM2 key is OpenSSL's */
+		if ((sm = tb_sm2_import_key(pem, len, password, NULL)) != NULL)
+			return sm2_key(sm, d);
 		/* no password given is not a wrong one (GnuTLS says "decryption
 		 * failed" for both) */
 		if (password == NULL &&
@@ -264,6 +347,17 @@ tb_key_save(const struct tb_key *key, const char *path, const char *password, st
 	gnutls_datum_t out = {0};
 	int rc;
 
+	if (key->sm != NULL) {
+		struct tb_buf b;
+		tb_buf_init(&b);
+		rc = tb_sm2_pkcs8_pem(key->sm, password, &b);
+		if (rc != TB_OK)
+			rc = tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot encode key");
+		else
+			rc = tb_file_write(path, b.data, b.len, 0600, 1, d);
+		tb_buf_wipe(&b);
+		return rc;
+	}
 	if (gnutls_privkey_export_x509(key->pk, &xk) < 0)
 		return tb_diag_set(d, TB_E_CRYPTO, TB_DIAG_NOPOS, "cannot export key");
 	rc = gnutls_x509_privkey_export2_pkcs8(
@@ -284,7 +378,9 @@ tb_key_free(struct tb_key *key)
 {
 	if (key == NULL)
 		return;
-	gnutls_privkey_deinit(key->pk);
+	if (key->pk != NULL)
+		gnutls_privkey_deinit(key->pk);
+	tb_sm2_free(key->sm);
 	gnutls_memset(key, 0, sizeof(*key));
 	free(key);
 }
@@ -306,6 +402,8 @@ tb_key_pub(const struct tb_key *key)
 {
 	gnutls_pubkey_t pk;
 
+	if (key->sm != NULL)
+		return sm2_pub(tb_sm2_public(key->sm), NULL);
 	if (gnutls_pubkey_init(&pk) < 0)
 		return NULL;
 	if (gnutls_pubkey_import_privkey(pk, key->pk, 0, 0) < 0) {
@@ -340,6 +438,8 @@ tb_key_sign(const struct tb_key *key, const void *data, size_t n, uint8_t sig[TB
 	gnutls_datum_t in = {(unsigned char *)data, (unsigned)n}, s = {0};
 	int rc = TB_E_CRYPTO;
 
+	if (key->alg == TB_ALG_SM2)
+		return tb_sm2_sign(key->sm, data, n, sig);
 	if (key->alg == TB_ALG_ED25519) {
 		if (gnutls_privkey_sign_data2(key->pk, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) < 0)
 			return TB_E_CRYPTO;
@@ -394,7 +494,10 @@ tb_pub_import(const uint8_t *pem, size_t len, struct tb_diag *d)
 			return NULL;
 		}
 	} else if (gnutls_pubkey_import(pk, &dat, GNUTLS_X509_FMT_PEM) < 0) {
+		struct tb_sm2 *sm;
 		gnutls_pubkey_deinit(pk);
+		if ((sm = tb_sm2_import_pub(pem, len, false, NULL)) != NULL)
+			return sm2_pub(sm, d);
 		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "not a PEM public key or certificate");
 		return NULL;
 	}
@@ -414,7 +517,10 @@ tb_pub_import_spki(const uint8_t *der, size_t len, struct tb_diag *d)
 	/* the parameters too: an ECC point must lie on its curve */
 	if (gnutls_pubkey_import(pk, &dat, GNUTLS_X509_FMT_DER) < 0 ||
 	    gnutls_pubkey_verify_params(pk) < 0) {
+		struct tb_sm2 *sm;
 		gnutls_pubkey_deinit(pk);
+		if ((sm = tb_sm2_import_pub(der, len, true, NULL)) != NULL)
+			return sm2_pub(sm, d);
 		tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS, "malformed SubjectPublicKeyInfo");
 		return NULL;
 	}
@@ -442,7 +548,9 @@ tb_pub_free(struct tb_pub *pub)
 {
 	if (pub == NULL)
 		return;
-	gnutls_pubkey_deinit(pub->pk);
+	if (pub->pk != NULL)
+		gnutls_pubkey_deinit(pub->pk);
+	tb_sm2_free(pub->sm);
 	free(pub);
 }
 
@@ -464,6 +572,8 @@ tb_pub_spki(const struct tb_pub *pub, struct tb_buf *out)
 	gnutls_datum_t der = {0};
 	int rc;
 
+	if (pub->sm != NULL)
+		return tb_sm2_spki(pub->sm, out);
 	if (gnutls_pubkey_export2(pub->pk, GNUTLS_X509_FMT_DER, &der) < 0)
 		return TB_E_CRYPTO;
 	rc = tb_buf_add(out, der.data, der.size);
@@ -477,6 +587,8 @@ tb_pub_pem(const struct tb_pub *pub, struct tb_buf *out)
 	gnutls_datum_t pem = {0};
 	int rc;
 
+	if (pub->sm != NULL)
+		return tb_sm2_pub_pem(pub->sm, out);
 	if (gnutls_pubkey_export2(pub->pk, GNUTLS_X509_FMT_PEM, &pem) < 0)
 		return TB_E_CRYPTO;
 	rc = tb_buf_add(out, pem.data, pem.size);
@@ -489,6 +601,8 @@ tb_pub_verify(const struct tb_pub *pub, const void *data, size_t n, const uint8_
 {
 	gnutls_datum_t in = {(unsigned char *)data, (unsigned)n};
 
+	if (pub->alg == TB_ALG_SM2)
+		return tb_sm2_verify(pub->sm, data, n, sig);
 	if (pub->alg == TB_ALG_ED25519) {
 		gnutls_datum_t s = {(unsigned char *)sig, TB_SIG_LEN};
 		return gnutls_pubkey_verify_data2(pub->pk, GNUTLS_SIGN_EDDSA_ED25519, 0, &in, &s) >=

@@ -3,10 +3,14 @@
  * tb_key.h - signing keys, public keys, key ids, sign/verify (GnuTLS).
  *
  * The only module that holds private key material.  A struct tb_key
- * signs on request; nothing outside certs/ reads its bytes.  Two
- * algorithms: Ed25519 and ECDSA P-256 with SHA-256.  Signatures are raw
- * and fixed-size (64 bytes for both: R||S for Ed25519, r||s big-endian for
- * P-256, as JOSE does), so their encoding has one form on the wire.
+ * signs on request; nothing outside certs/ reads its bytes.  Three
+ * algorithms: Ed25519, ECDSA P-256 with SHA-256 (both through GnuTLS) and
+ * SM2 with SM3 (GB/T 32918.2, distid 1234567812345678, through OpenSSL 3
+ * libcrypto in tb_sm2.c).  Signatures are raw and fixed-size (64 bytes for
+ * all: R||S for Ed25519, r||s big-endian for P-256 as JOSE does, and r||s
+ * big-endian for SM2), so their encoding has one form on the wire.
+ * SM2 keys have no X.509 certificates here (GnuTLS cannot read them):
+ * tb_key_gnutls()/tb_pub_gnutls() return NULL for them.
  *
  * The key id of a public key is SHA-256 over its DER SubjectPublicKeyInfo.
  *
@@ -35,12 +39,12 @@ struct tb_pub; /* a public key */
 struct tb_buf;
 struct tb_diag;
 
-enum tb_alg { TB_ALG_NONE = 0, TB_ALG_ED25519 = 1, TB_ALG_P256 = 2 };
+enum tb_alg { TB_ALG_NONE = 0, TB_ALG_ED25519 = 1, TB_ALG_P256 = 2, TB_ALG_SM2 = 3 };
 
 #define TB_KEYID_LEN 32
 #define TB_SIG_LEN 64
 
-/* "ed25519" / "p256" <-> enum; TB_ALG_NONE / NULL when unknown. */
+/* "ed25519" / "p256" / "sm2" <-> enum; TB_ALG_NONE / NULL when unknown. */
 TB_MUST_CHECK enum tb_alg tb_alg_from_name(const char *name);
 const char *tb_alg_name(enum tb_alg alg);
 
@@ -92,6 +96,11 @@ TB_MUST_CHECK bool tb_pub_verify(const struct tb_pub *pub, const void *data, siz
 
 /* SHA-256 of n bytes. */
 void tb_sha256(const void *data, size_t n, uint8_t out[32]);
+/* SM3 of n bytes (GB/T 32905). */
+void tb_sm3_hash(const void *data, size_t n, uint8_t out[32]);
+/* The hash that goes with a signature algorithm under a signature: SM3
+ * for TB_ALG_SM2, SHA-256 for the others. */
+void tb_alg_hash(enum tb_alg alg, const void *data, size_t n, uint8_t out[32]);
 /* Fills n bytes from the system's CSPRNG. 0 or TB_E_CRYPTO. */
 TB_MUST_CHECK int tb_random(void *out, size_t n);
 

@@ -49,7 +49,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "Usage: tongban dev-federation --dir DIR --members ID,ID,... [--base-port N]\n"
-	           "                              [--private ID,ID,...]\n\n"
+	           "                              [--private ID,ID,...] [--alg p256|sm2]\n\n"
 	           "Creates a test federation under DIR: root CA (DIR/root), one CA per\n"
 	           "province (DIR/ca-PPPPPP), per member DIR/ID/{node.key,node.crt,chain.crt,\n"
 	           "node.conf,registry.json,api.token}, DIR/registry.json signed 2-of-n by the\n"
@@ -66,7 +66,12 @@ usage(FILE *f)
 	           "127.0.0.1:(N+1000+i).  A member id ending in 0000 is a province hub, the\n"
 	           "parent of the other members of its province.  A --private city has no\n"
 	           "endpoint in the registry: others reach it through its hub, whose config\n"
-	           "lists it in private_endpoints (DIR/HUB/private.txt).\n");
+	           "lists it in private_endpoints (DIR/HUB/private.txt).\n"
+	           "--alg sm2 signs every message, receipt and registry in SM2/SM3: each\n"
+	           "member gets an SM2 message-signing key DIR/ID/sign.key (sign_key in its\n"
+	           "node.conf, listed with use \"sign\"; its P-256 node.key stays for DTLS),\n"
+	           "and each province an SM2 registry authority key DIR/ca-PPPPPP/authority.\n"
+	           "{key,pub}, which trust.json lists and which sign the registry.\n");
 }
 
 static int
@@ -165,7 +170,41 @@ struct devfed {
 	struct tb_reg *reg;
 	struct tb_trust *trust;
 	struct tb_buf b, spki[MAX_MEMBERS];
+	enum tb_alg alg; /* of message and registry signatures: p256 or sm2 */
 };
+
+/* A new SM2 key at DIR/base.key (and its public key at DIR/base.pub when
+ * pub_too); its SPKI appended to spki. */
+static int
+make_sm2_key(const char *dir, const char *base, bool pub_too, struct tb_buf *spki)
+{
+	char path[1200];
+	struct tb_key *key;
+	struct tb_pub *pub = NULL;
+	struct tb_buf pem;
+	struct tb_diag d;
+	int rc = EX_TB_OK;
+
+	tb_buf_init(&pem);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, base);
+	if ((key = tb_key_generate(TB_ALG_SM2, &d)) == NULL || tb_key_save(key, path, NULL, &d)) {
+		rc = cli_fail_diag(&d);
+		goto out;
+	}
+	if ((pub = tb_key_pub(key)) == NULL || tb_pub_spki(pub, spki) != TB_OK ||
+	    tb_pub_pem(pub, &pem) != TB_OK) {
+		rc = cli_fail(EX_TB_INTERNAL, "cannot export an SM2 public key");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s.pub", dir, base);
+	if (pub_too)
+		rc = write_file(path, pem.data, pem.len, 0644);
+out:
+	tb_buf_free(&pem);
+	tb_pub_free(pub);
+	tb_key_free(key);
+	return rc;
+}
 
 /* The options and the member list into f (f->dir stays NULL after
  * --help). */
@@ -180,6 +219,12 @@ parse_args(struct devfed *f, int argc, char **argv, const struct option *opts, c
 		case 'd': f->dir = optarg; break;
 		case 'm': *members = optarg; break;
 		case 'P': f->privlist = optarg; break;
+		case 'a':
+			f->alg = tb_alg_from_name(optarg);
+			if (f->alg != TB_ALG_P256 && f->alg != TB_ALG_SM2)
+				return cli_usage_error("--alg must be p256 or sm2, not '%s'",
+				                       optarg);
+			break;
 		case 'p':
 			if (cli_parse_i64(optarg, &f->base) != 0 || f->base < 1024 ||
 			    f->base > 60000)
@@ -366,12 +411,23 @@ add_members(struct devfed *f)
 				sv[ns].nregions = 1;
 				ns++;
 			}
-		struct tb_reg_key_spec ks = {spki[i].data, spki[i].len, TB_USE_BOTH};
+		struct tb_reg_key_spec ks[2] = {{spki[i].data, spki[i].len, TB_USE_BOTH}};
+		struct tb_buf sm2spki;
+		tb_buf_init(&sm2spki);
+		if (f->alg == TB_ALG_SM2) { /* DTLS keeps P-256; messages are signed in SM2 */
+			if ((rc = make_sm2_key(mdir, "sign", true, &sm2spki)) != EX_TB_OK) {
+				tb_buf_free(&sm2spki);
+				return rc;
+			}
+			ks[0].use = TB_USE_TLS;
+			ks[1] = (struct tb_reg_key_spec){sm2spki.data, sm2spki.len, TB_USE_SIGN};
+		}
 		bool parent_present = false;
 		for (size_t j = 0; j < nids; j++)
 			parent_present |= !hub && strcmp(ids[j], prov) == 0;
 		bool priv = is_listed(privlist, ids[i]);
 		if (priv && (hub || !parent_present)) {
+			tb_buf_free(&sm2spki);
 			rc = cli_usage_error("--private %s: only a city whose hub is a member",
 			                     ids[i]);
 			return rc;
@@ -385,14 +441,14 @@ add_members(struct devfed *f)
 		                                TB_STATUS_ACTIVE,
 		                                eps,
 		                                priv ? 0 : 1,
-		                                &ks,
-		                                1,
+		                                ks,
+		                                f->alg == TB_ALG_SM2 ? 2 : 1,
 		                                sv,
 		                                ns};
-		if (tb_reg_add_member(f->reg, &ms, &d) != TB_OK) {
-			rc = cli_fail_diag(&d);
+		rc = tb_reg_add_member(f->reg, &ms, &d) != TB_OK ? cli_fail_diag(&d) : EX_TB_OK;
+		tb_buf_free(&sm2spki);
+		if (rc != EX_TB_OK)
 			return rc;
-		}
 	}
 	if (tb_reg_set_policy_default(f->reg, true) != TB_OK)
 		rc = cli_fail(EX_TB_INTERNAL, "registry policy not set");
@@ -489,7 +545,10 @@ make_trust(struct devfed *f, unsigned k)
 		for (size_t i = 0; !rc && i < f->nprov; i++) {
 			tb_buf_reset(&tmp);
 			snprintf(path, sizeof(path), "%s/ca-%s/ca.crt", dir, provs[i]);
-			if ((rc = spki_of(path, &tmp, NULL)) == EX_TB_OK &&
+			if (f->alg == TB_ALG_SM2) /* a bare SM2 authority key */
+				snprintf(path, sizeof(path), "%s/ca-%s", dir, provs[i]);
+			if ((rc = f->alg == TB_ALG_SM2 ? make_sm2_key(path, "authority", true, &tmp)
+			                               : spki_of(path, &tmp, NULL)) == EX_TB_OK &&
 			    tb_trust_add_authority(f->trust, tmp.data, tmp.len, provs[i], &d) !=
 			        TB_OK)
 				rc = cli_fail_diag(&d);
@@ -528,7 +587,8 @@ sign_registry(struct devfed *f, unsigned k)
 	/* sign the registry with k province CA keys */
 	for (unsigned i = 0; i < k; i++) {
 		struct tb_key *ak;
-		snprintf(path, sizeof(path), "%s/ca-%s/ca.key", dir, provs[i]);
+		snprintf(path, sizeof(path), "%s/ca-%s/%s.key", dir, provs[i],
+		         f->alg == TB_ALG_SM2 ? "authority" : "ca");
 		if ((ak = tb_key_load(path, NULL, &d)) == NULL ||
 		    tb_reg_sign(f->reg, ak, &d) != TB_OK) {
 			tb_key_free(ak);
@@ -651,10 +711,11 @@ write_configs(struct devfed *f)
 		    "cert = node-chain.pem\nkey = node.key\nroot = ../cas.pem\n"
 		    "trust = ../trust.json\nregistry = registry.json\njournal = journal.db\n"
 		    "api = 127.0.0.1:%lld\napi_token_file = api.token\n"
-		    "responder = ../fixtures.json\n%s%s%s%s",
+		    "responder = ../fixtures.json\n%s%s%s%s%s",
 		    ids[i], ids[i], base + (long long)i, base + 1000 + (long long)i,
 		    up[0] ? "registry_upstream = " : "", up, up[0] ? "\n" : "",
-		    pl > 0 ? "private_endpoints = private.txt\n" : "");
+		    pl > 0 ? "private_endpoints = private.txt\n" : "",
+		    f->alg == TB_ALG_SM2 ? "sign_key = sign.key\n" : "");
 		snprintf(path, sizeof(path), "%s/%s/node.conf", dir, ids[i]);
 		if ((rc = write_file(path, conf, (size_t)n, 0644)))
 			return rc;
@@ -669,6 +730,7 @@ cmd_devfed(int argc, char **argv)
 	                                     {"members", required_argument, NULL, 'm'},
 	                                     {"base-port", required_argument, NULL, 'p'},
 	                                     {"private", required_argument, NULL, 'P'},
+	                                     {"alg", required_argument, NULL, 'a'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {0, 0, 0, 0}};
 	struct devfed *f = calloc(1, sizeof(*f));
@@ -678,6 +740,7 @@ cmd_devfed(int argc, char **argv)
 	if (f == NULL)
 		return cli_fail(EX_TB_INTERNAL, "out of memory");
 	f->privlist = "";
+	f->alg = TB_ALG_P256;
 	f->base = 5700;
 	f->now = (int64_t)time(NULL);
 	tb_buf_init(&f->b);
@@ -702,8 +765,8 @@ cmd_devfed(int argc, char **argv)
 	if ((rc = make_trust(f, k)) != EX_TB_OK || (rc = sign_registry(f, k)) != EX_TB_OK ||
 	    (rc = write_fixtures(f)) != EX_TB_OK || (rc = write_configs(f)) != EX_TB_OK)
 		goto out;
-	printf("dev federation: %zu members, %zu provinces, registry signed %u-of-%zu, in %s\n",
-	       f->nids, f->nprov, k, f->nprov, f->dir);
+	printf("dev federation: %zu members, %zu provinces, registry signed %u-of-%zu%s, in %s\n",
+	       f->nids, f->nprov, k, f->nprov, f->alg == TB_ALG_SM2 ? " (sm2)" : "", f->dir);
 out:
 	tb_ca_free(f->root);
 	tb_ca_free(f->foreign);

@@ -155,10 +155,12 @@ trust_usage(FILE *f)
 	        "new   writes a node's trust anchor for registries: the federation root\n"
 	        "      certificate and the registry authorities (the public keys of the\n"
 	        "      AUTH certificates, e.g. the province CAs), of which K distinct ones\n"
-	        "      must sign a registry (1 <= K <= number of authorities).  The\n"
-	        "      federation name defaults to the root's O, else its CN; when that is\n"
-	        "      not a federation name (1-64 of a-z 0-9 . -) pass --federation NAME.\n"
-	        "      Refuses to overwrite TRUST.json.\n"
+	        "      must sign a registry (1 <= K <= number of authorities).  An\n"
+	        "      AUTH file may be a bare PUBLIC KEY PEM instead (an sm2 authority,\n"
+	        "      named by its file name).  The federation name defaults to the\n"
+	        "      root's O, else its CN; when that is not a federation name (1-64\n"
+	        "      of a-z 0-9 . -) pass --federation NAME.  Refuses to overwrite\n"
+	        "      TRUST.json.\n"
 	        "show  prints the federation, the pinned root's subject and SHA-256\n"
 	        "      fingerprint, the threshold and the authorities; --json: one object\n"
 	        "      (federation, root {subject, fingerprint, key_id}, threshold,\n"
@@ -166,7 +168,25 @@ trust_usage(FILE *f)
 	        "Exit status: 0 done, 1 refused, 2 usage, 3 I/O error, 4 internal error.\n");
 }
 
-/* Each --authority certificate's key, named by its CN, into t. */
+/* True when path holds a bare "PUBLIC KEY" PEM block (no certificate):
+ * how an SM2 key, which has no certificate here, is given. */
+static bool
+bare_pub(const char *path)
+{
+	struct tb_buf b;
+	struct tb_diag d;
+	bool yes = false;
+
+	tb_buf_init(&b);
+	if (tb_file_read(path, 64 * 1024, &b, &d) == TB_OK)
+		yes = memmem(b.data, b.len, "-----BEGIN PUBLIC KEY-----", 26) != NULL &&
+		      memmem(b.data, b.len, "-----BEGIN CERTIFICATE-----", 27) == NULL;
+	tb_buf_free(&b);
+	return yes;
+}
+
+/* Each --authority certificate's key, named by its CN, into t; or a bare
+ * public key PEM (an SM2 authority), named by its file name. */
 static int
 add_authorities(struct tb_trust *t, const char *const *auth, size_t nauth)
 {
@@ -179,13 +199,21 @@ add_authorities(struct tb_trust *t, const char *const *auth, size_t nauth)
 
 	tb_buf_init(&der);
 	for (size_t i = 0; i < nauth; i++) {
-		if ((ac = tb_cert_load(auth[i], &d)) == NULL ||
-		    (pub = tb_cert_pub(ac, &d)) == NULL) {
+		if (bare_pub(auth[i])) { /* e.g. an SM2 authority: no certificate */
+			const char *b = strrchr(auth[i], '/');
+			if ((pub = tb_pub_load(auth[i], &d)) == NULL) {
+				rc = cli_fail_diag(&d);
+				goto out;
+			}
+			snprintf(name, sizeof(name), "%s", b != NULL ? b + 1 : auth[i]);
+			if (strrchr(name, '.') != NULL)
+				*strrchr(name, '.') = '\0';
+		} else if ((ac = tb_cert_load(auth[i], &d)) == NULL ||
+		           (pub = tb_cert_pub(ac, &d)) == NULL) {
 			tb_diag_prefix(&d, auth[i]);
 			rc = cli_fail_diag(&d);
 			goto out;
-		}
-		if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
+		} else if (!dn_attr(tb_cert_subject(ac), "CN", name, sizeof(name)))
 			snprintf(name, sizeof(name), "%s", tb_cert_subject(ac));
 		tb_buf_reset(&der);
 		if (tb_pub_spki(pub, &der) != TB_OK) {
@@ -455,7 +483,8 @@ registry_usage(FILE *f)
 	    "new     an empty registry, serial 1, valid from now for N days (default 90).\n"
 	    "add     a member: id from the certificate's subject serialNumber, name from\n"
 	    "        its CN (or --name), key from the certificate (use \"both\"; with\n"
-	    "        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert).  A\n"
+	    "        --sign-cert, \"tls\" for --cert and \"sign\" for --sign-cert, which\n"
+	    "        may be a bare PUBLIC KEY PEM: an sm2 message-signing key).  A\n"
 	    "        member without --endpoint is reached through its --parent hub.\n"
 	    "        The certificates must chain to the federation root, the root of\n"
 	    "        --trust's anchor or --ca's certificate (one is required), through\n"
@@ -476,7 +505,8 @@ registry_usage(FILE *f)
 	    "        --trust or --ca and otherwise says so on stderr.\n"
 	    "policy  sets the access policy's default, drops (--clear) or appends rules.\n"
 	    "        Rules are evaluated first match first (docs/PROTOCOL.md 8.2).\n"
-	    "sign    adds one authority's signature (the key must match CERT).  With\n"
+	    "sign    adds one authority's signature (the key must match CERT, or the\n"
+	    "        PUBLIC KEY PEM given as --cert for an sm2 authority).  With\n"
 	    "        --trust it refuses a key that is not one of the anchor's\n"
 	    "        authorities (reg.unknown-signer) or a registry of another\n"
 	    "        federation (reg.federation); without, it says it did not check.\n"
@@ -771,6 +801,17 @@ member_keys(const struct chain_opts *co, const char *cert, const char *scert, ch
 		return rc;
 	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
 		return rc;
+	if (scert != NULL && bare_pub(scert)) { /* an SM2 signing key: no certificate */
+		struct tb_diag d;
+		struct tb_pub *p = tb_pub_load(scert, &d);
+		if (p == NULL)
+			return cli_fail_diag(&d);
+		rc = tb_pub_spki(p, spki2) == TB_OK
+		         ? EX_TB_OK
+		         : cli_fail(EX_TB_INTERNAL, "%s: cannot export the public key", scert);
+		tb_pub_free(p);
+		return rc;
+	}
 	if (scert != NULL) {
 		if ((rc = cert_info(scert, id2, NULL, 0, spki2)) != EX_TB_OK)
 			return rc;
@@ -1344,13 +1385,22 @@ registry_sign(int argc, char **argv)
 		rc = cli_fail_diag(&d);
 		goto out;
 	}
-	if ((cert = tb_cert_load(certp, &d)) == NULL) {
+	if (bare_pub(certp)) { /* an SM2 authority's public key: no certificate */
+		struct tb_pub *p = tb_pub_load(certp, &d);
+		if (p == NULL) {
+			rc = cli_fail_diag(&d);
+			goto out;
+		}
+		tb_pub_id(p, k2);
+		tb_pub_free(p);
+	} else if ((cert = tb_cert_load(certp, &d)) == NULL) {
 		tb_diag_prefix(&d, certp);
 		rc = cli_fail_diag(&d);
 		goto out;
+	} else {
+		tb_cert_key_id(cert, k2);
 	}
 	tb_key_id(key, k1);
-	tb_cert_key_id(cert, k2);
 	if (memcmp(k1, k2, TB_KEYID_LEN) != 0) {
 		rc = cli_fail(EX_TB_REFUSED, "key: %s does not match the key of %s", keyp, certp);
 		goto out;

@@ -110,9 +110,10 @@ cmd_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
 	                                     {"keep", no_argument, NULL, 'k'},
+	                                     {"alg", required_argument, NULL, 'a'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {0, 0, 0, 0}};
-	const char *dir = NULL, *script = NULL;
+	const char *dir = NULL, *script = NULL, *alg = "p256";
 	const char *cands[] = {TB_SRCDIR "/interop/demo.sh", TB_PKGDATADIR "/demo.sh"};
 	char self[1024], bindir[1024];
 	bool keep = false;
@@ -124,15 +125,18 @@ cmd_demo(int argc, char **argv)
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'k': keep = true; break;
+		case 'a': alg = optarg; break;
 		case 'h':
-			printf("Usage: tongban demo [--dir DIR] [--keep]\n\n"
+			printf("Usage: tongban demo [--dir DIR] [--keep] [--alg p256|sm2]\n\n"
 			       "Starts the Huaihai region (4 province hubs, 10 cities) as real\n"
 			       "tongban-node processes on 127.0.0.1 and narrates cross-province\n"
 			       "flows: identity check, licence query and verification, a case\n"
 			       "handled through a hub, a live onboarding, a suspension and a\n"
 			       "revocation, with routes, relays, receipts and timings.  Stops\n"
 			       "everything at the end unless --keep.  --dir keeps the federation\n"
-			       "files in DIR (default: a temporary directory).\n"
+			       "files in DIR (default: a temporary directory).  --alg sm2 signs\n"
+			       "every message, receipt and registry in SM2/SM3 (dev-federation\n"
+			       "--alg sm2; DTLS stays P-256).\n"
 			       "Exit status: 0 every step passed, 1 a step failed.\n");
 			return EX_TB_OK;
 		default: return cli_usage_error("unknown option");
@@ -140,6 +144,10 @@ cmd_demo(int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (strcmp(alg, "p256") != 0 && strcmp(alg, "sm2") != 0)
+		return cli_usage_error("--alg must be p256 or sm2, not '%s'", alg);
+	if (setenv("TB_DEMO_ALG", alg, 1) != 0)
+		return cli_fail(EX_TB_INTERNAL, "setenv failed");
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]) && script == NULL; i++)
 		if (access(cands[i], R_OK) == 0)
 			script = cands[i];

@@ -94,15 +94,17 @@ out:
 static void
 key_usage(FILE *f)
 {
-	fprintf(f, "Usage: tongban key gen --alg ed25519|p256 --out KEY.pem [--pass-file FILE]\n"
-	           "       tongban key pub [--pass-file FILE] KEY.pem\n"
-	           "       tongban key id PEM\n\n"
-	           "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
-	           "     AES-256 when --pass-file names a file whose first line is the password).\n"
-	           "     Refuses to overwrite an existing file.\n"
-	           "pub  prints the public key (PEM) of a private key.\n"
-	           "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
-	           "     of a private key, public key or certificate.\n");
+	fprintf(f,
+	        "Usage: tongban key gen --alg ed25519|p256|sm2 --out KEY.pem [--pass-file FILE]\n"
+	        "       tongban key pub [--pass-file FILE] KEY.pem\n"
+	        "       tongban key id PEM\n\n"
+	        "gen  writes a new private key (PKCS#8 PEM, mode 0600; encrypted with\n"
+	        "     AES-256 when --pass-file names a file whose first line is the password).\n"
+	        "     Refuses to overwrite an existing file.  sm2 is SM2 with SM3\n"
+	        "     (GB/T 32918.2), for message, receipt and registry signatures.\n"
+	        "pub  prints the public key (PEM) of a private key.\n"
+	        "id   prints the key id (SHA-256 of the SubjectPublicKeyInfo, 64 hex digits)\n"
+	        "     of a private key, public key or certificate.\n");
 }
 
 static int
@@ -134,7 +136,7 @@ key_gen(int argc, char **argv)
 	if (alg == NULL || outp == NULL)
 		return cli_usage_error("--alg and --out are required");
 	if (tb_alg_from_name(alg) == TB_ALG_NONE)
-		return cli_usage_error("--alg must be ed25519 or p256, not '%s'", alg);
+		return cli_usage_error("--alg must be ed25519, p256 or sm2, not '%s'", alg);
 	if (access(outp, F_OK) == 0)
 		return cli_fail(EX_TB_IO, "%s: file exists; refusing to overwrite a key", outp);
 	pass = cli_read_pass(passf, &rc);
@@ -265,7 +267,8 @@ msg_usage(FILE *f)
 	    "open    verifies a sealed envelope against the given public key or\n"
 	    "        certificate, its validity window (clock skew default 300 s) and\n"
 	    "        structure; prints it on success, else one line with the reason.\n"
-	    "digest  prints the message digest (SHA-256 of the signed bytes, hex).\n"
+	    "digest  prints the message digest (SHA-256 of the signed bytes, hex; SM3\n"
+	    "        for an envelope signed with sm2).\n"
 	    "types   lists the message types of protocol v1.\n");
 }
 

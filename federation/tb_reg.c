@@ -373,7 +373,7 @@ static const char *const roles[] = {"city", "hub", NULL};
 static const char *const statuses[] = {"active", "suspended", "revoked", NULL};
 static const char *const uses[] = {"tls", "sign", "both", NULL};
 static const char *const effects[] = {"allow", "deny", NULL};
-static const char *const algs[] = {"ed25519", "p256", NULL};
+static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 
 static int hook_member(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_rule(struct tb_schema_ck *c, const struct tb_json *v);
@@ -1039,22 +1039,31 @@ tb_reg_serialize(const struct tb_reg *reg, struct tb_buf *out)
 
 /* PROTOCOL.md 7.4 step 5: the DER SubjectPublicKeyInfo of an Ed25519 key
  * (RFC 8410, 44 bytes) or of an uncompressed P-256 point on the curve
- * (RFC 5480, 91 bytes).  Ed25519 needs only its fixed prefix, so the
- * common case costs a comparison; a P-256 point is imported to check it. */
+ * (RFC 5480, 91 bytes) or of an uncompressed SM2 point on sm2p256v1 (91
+ * bytes, the curve OID 1.2.156.10197.1.301; PROTOCOL.md 5.2).  Ed25519
+ * needs only its fixed prefix, so the common case costs a comparison; a
+ * P-256 or SM2 point is imported to check it.  *sm2 tells which. */
 static bool
-spki_ok(const uint8_t *der, size_t len)
+spki_ok(const uint8_t *der, size_t len, bool *sm2)
 {
 	static const uint8_t ed[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
 	                               0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 	static const uint8_t p256[27] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
 	                                 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
 	                                 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
+	static const uint8_t sm2p[27] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+	                                 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x81, 0x1c,
+	                                 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x03, 0x42, 0x00, 0x04};
 	struct tb_pub *p;
 
+	*sm2 = false;
 	if (len == 44 && memcmp(der, ed, sizeof(ed)) == 0)
 		return true;
-	if (len != 91 || memcmp(der, p256, sizeof(p256)) != 0 ||
-	    (p = tb_pub_import_spki(der, len, NULL)) == NULL)
+	if (len == 91 && memcmp(der, sm2p, sizeof(sm2p)) == 0)
+		*sm2 = true;
+	else if (len != 91 || memcmp(der, p256, sizeof(p256)) != 0)
+		return false;
+	if ((p = tb_pub_import_spki(der, len, NULL)) == NULL)
 		return false;
 	tb_pub_free(p);
 	return true;
@@ -1073,10 +1082,17 @@ check_keys(const struct tb_reg *reg, struct tb_diag *d)
 			if (memcmp(h, m->keys[k].kid, TB_KEYID_LEN) != 0)
 				return tb_diag_set(d, TB_E_REG_KEY_ID, TB_DIAG_NOPOS,
 				                   "member %s keys[%zu]", m->id, k);
-			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len))
-				return tb_diag_set(d, TB_E_REG_KEY, TB_DIAG_NOPOS,
-				                   "member %s keys[%zu]: not an Ed25519 or P-256 key",
-				                   m->id, k);
+			bool sm2;
+			if (!spki_ok(m->keys[k].spki, m->keys[k].spki_len, &sm2))
+				return tb_diag_set(
+				    d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				    "member %s keys[%zu]: not an Ed25519, P-256 or SM2 key", m->id,
+				    k);
+			/* DTLS cannot use an SM2 key (PROTOCOL.md 9.1) */
+			if (sm2 && m->keys[k].use != TB_USE_SIGN)
+				return tb_diag_set(
+				    d, TB_E_REG_KEY, TB_DIAG_NOPOS,
+				    "member %s keys[%zu]: an SM2 key's use must be sign", m->id, k);
 		}
 	}
 	return TB_OK;

@@ -119,7 +119,7 @@ tb_trust_add_authority(struct tb_trust *t, const uint8_t *spki, size_t spki_len,
 	if (tb_pub_alg(a->pub) == TB_ALG_NONE) {
 		tb_pub_free(a->pub);
 		return tb_diag_set(d, TB_E_KEY, TB_DIAG_NOPOS,
-		                   "authority key must be ed25519 or p256");
+		                   "authority key must be ed25519, p256 or sm2");
 	}
 	memcpy(a->kid, kid, TB_KEYID_LEN);
 	if ((a->spki = malloc(spki_len)) == NULL ||

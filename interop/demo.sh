@@ -9,6 +9,9 @@ B=$(cd "${1:-build}" && pwd)
 KEEP=${2:-}
 T="$B/tongban"
 BASE=${TB_DEMO_PORT:-24700}
+# TB_DEMO_ALG=sm2 (tongban demo --alg sm2): every message, receipt and
+# registry signature in SM2/SM3; DTLS stays P-256
+ALG=${TB_DEMO_ALG:-p256}
 if [ -n "${TB_DEMO_DIR:-}" ]; then
 	W=$TB_DEMO_DIR
 	[ ! -e "$W/fed" ] || { echo "demo: $W/fed exists" >&2; exit 2; }
@@ -29,6 +32,16 @@ trap stop EXIT
 die() { printf '\ndemo: FAILED: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 ms() { date +%s%3N; }
+# sigpub ID: the file with ID's message-signing public key
+sigpub() { if [ "$ALG" = sm2 ]; then echo "$W/fed/$1/sign.pub"; else echo "$W/fed/$1/node.crt"; fi; }
+# authsign REG PROVINCE: the province's registry authority signs REG
+authsign() {
+	if [ "$ALG" = sm2 ]; then
+		"$T" registry sign "$1" --key "$W/fed/ca-$2/authority.key" --cert "$W/fed/ca-$2/authority.pub"
+	else
+		"$T" registry sign "$1" --key "$W/fed/ca-$2/ca.key" --cert "$W/fed/ca-$2/ca.crt"
+	fi > /dev/null || die "registry sign by $2"
+}
 
 name() {
 	case $1 in
@@ -93,10 +106,11 @@ exchange() {
 	path=$(printf '%s' "$st" | sed -n 's/.*"relay":{"path":\[\([^]]*\)\]}.*/\1/p' | tr -d '"')
 	[ -z "$path" ] || printf '   relayed: the receipt came back through hub %s\n' "$path"
 	printf '%s' "$st" | sed 's/.*"receipt"://; s/}$//' > "$W/receipt.json"
-	"$T" msg open --pub "$W/fed/$2/node.crt" "$W/receipt.json" > /dev/null ||
-		die "receipt of $id does not verify with $(name "$2")'s certificate"
-	printf '   receipt: signed by %s, verified; digest %s; %d ms submit-to-receipt\n' \
-		"$2" "$(sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/' "$W/receipt.json" | cut -c1-16)..." $((t1 - t0))
+	"$T" msg open --pub "$(sigpub "$2")" "$W/receipt.json" > /dev/null ||
+		die "receipt of $id does not verify with $(name "$2")'s key"
+	grep -q "\"alg\":\"$ALG\"" "$W/receipt.json" || die "receipt of $id not signed in $ALG"
+	printf '   receipt: signed by %s (%s), verified; digest %s; %d ms submit-to-receipt\n' \
+		"$2" "$ALG" "$(sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/' "$W/receipt.json" | cut -c1-16)..." $((t1 - t0))
 	printf '   %s\047s reference responder answers it from its records\n' "$(name "$2")"
 }
 
@@ -136,7 +150,7 @@ step "1. The Huaihai federation: root CA, 4 province CAs, 14 members, a registry
 ALL="$HUBS $CITIES"
 # Shangqiu and Suqian are reachable only through their province hubs
 "$T" dev-federation --dir "$W/fed" --members "$(echo $ALL | tr ' ' ',')" --base-port "$BASE" \
-	--private 411400,321300 || die "dev-federation"
+	--private 411400,321300 --alg "$ALG" || die "dev-federation"
 "$T" registry verify "$W/fed/registry.json" --trust "$W/fed/trust.json" || die "registry verify"
 
 step "2. Starting 14 tongban-node processes (DTLS on 127.0.0.1:$BASE-$((BASE + 13)))"
@@ -207,10 +221,16 @@ NEWP=$((BASE + 14))
 	--out "$W/fed/320800/node.crt" > /dev/null || die "ca issue"
 cat "$W/fed/320800/node.crt" "$W/fed/ca-320000/ca.crt" > "$W/fed/320800/node-chain.pem"
 cp "$W/fed/registry.json" "$W/reg1.json"
-"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node-chain.pem" --trust "$W/fed/trust.json" --role city --parent 320000 \
+SIGNARG=()
+if [ "$ALG" = sm2 ]; then # an SM2 message-signing key beside the P-256 DTLS key
+	"$T" key gen --alg sm2 --out "$W/fed/320800/sign.key" || die "key gen"
+	"$T" key pub "$W/fed/320800/sign.key" > "$W/fed/320800/sign.pub" || die "key pub"
+	SIGNARG=(--sign-cert "$W/fed/320800/sign.pub")
+fi
+"$T" registry add "$W/reg1.json" --cert "$W/fed/320800/node-chain.pem" "${SIGNARG[@]}" --trust "$W/fed/trust.json" --role city --parent 320000 \
 	--endpoint "coaps://127.0.0.1:$NEWP" --service hukou.transfer=3208 > /dev/null || die "registry add"
-"$T" registry sign "$W/reg1.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
-"$T" registry sign "$W/reg1.json" --key "$W/fed/ca-410000/ca.key" --cert "$W/fed/ca-410000/ca.crt" > /dev/null || die sign
+authsign "$W/reg1.json" 320000
+authsign "$W/reg1.json" 410000
 t0=$(ms)
 publish "$W/reg1.json"
 deadline=$(( $(date +%s) + 10 ))
@@ -225,7 +245,7 @@ sed -e "s/^member_id = .*/member_id = 320800/" -e "s/^listen = .*/listen = 127.0
 	-e "s/^api = .*/api = 127.0.0.1:$((NEWP + 1000))/" "$W/fed/320300/node.conf" > "$W/fed/320800/node.conf"
 cp "$W/reg1.json" "$W/fed/320800/registry.json"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/fed/320800/api.token"
-chmod 600 "$W/fed/320800/api.token"
+chmod 600 "$W/fed/320800/api.token" # the node refuses a token others can read
 ( cd "$W/fed/320800" && exec "$B/tongban-node" -c node.conf ) > "$W/320800.log" 2>&1 &
 PIDS+=($!)
 wait_healthy 320800
@@ -235,8 +255,8 @@ exchange 371300 320800 identity.verify hukou.transfer \
 step "7. Live registry update: Jining (370800) suspended, published at the four hubs"
 cp "$W/reg1.json" "$W/reg2.json"
 "$T" registry set "$W/reg2.json" --member 370800 --status suspended > /dev/null || die "registry set"
-"$T" registry sign "$W/reg2.json" --key "$W/fed/ca-320000/ca.key" --cert "$W/fed/ca-320000/ca.crt" > /dev/null || die sign
-"$T" registry sign "$W/reg2.json" --key "$W/fed/ca-370000/ca.key" --cert "$W/fed/ca-370000/ca.crt" > /dev/null || die sign
+authsign "$W/reg2.json" 320000
+authsign "$W/reg2.json" 370000
 t0=$(ms)
 publish "$W/reg2.json"
 deadline=$(( $(date +%s) + 10 ))
@@ -254,8 +274,8 @@ printf '   Xuzhou -> Jining now refused: %s\n' "$id"
 step "8. Revocation: Jining revoked; its next handshake is refused everywhere"
 cp "$W/reg2.json" "$W/reg3.json"
 "$T" registry set "$W/reg3.json" --member 370800 --status revoked > /dev/null || die "registry set"
-"$T" registry sign "$W/reg3.json" --key "$W/fed/ca-340000/ca.key" --cert "$W/fed/ca-340000/ca.crt" > /dev/null || die sign
-"$T" registry sign "$W/reg3.json" --key "$W/fed/ca-410000/ca.key" --cert "$W/fed/ca-410000/ca.crt" > /dev/null || die sign
+authsign "$W/reg3.json" 340000
+authsign "$W/reg3.json" 410000
 publish "$W/reg3.json"
 deadline=$(( $(date +%s) + 10 ))
 while ! cmp -s "$W/fed/371300/registry.json" "$W/reg3.json"; do

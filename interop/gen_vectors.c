@@ -1169,6 +1169,320 @@ policies(void)
 	write_doc("policies", "numbering", doc);
 }
 
+/* ---- sm2 (issue 21): envelopes, batches, receipts and registries signed
+ * with SM2/SM3, in a federation that mixes them with Ed25519 and P-256.
+ * Written as sm2-* files beside the others (and registries/trust-sm2.json),
+ * so regenerating them changes no other vector. ---- */
+
+/* The 56 batch bytes over a 3-leaf tree of SHA-256 (not SM3) leaves of
+ * the envelopes' signed bytes (PROTOCOL.md 5.4). */
+static void
+sha256_batch_message(struct tb_env *const *e, uint8_t msg[56])
+{
+	uint8_t leaf[3][32], in[65], n01[32];
+
+	for (int i = 0; i < 3; i++) {
+		struct tb_buf b;
+		tb_buf_init(&b);
+		tb_buf_addc(&b, 0);
+		must(tb_env_signed_bytes(e[i], &b), "signed bytes");
+		tb_sha256(b.data, b.len, leaf[i]);
+		tb_buf_free(&b);
+	}
+	in[0] = 1;
+	memcpy(in + 1, leaf[0], 32);
+	memcpy(in + 33, leaf[1], 32);
+	tb_sha256(in, 65, n01);
+	memcpy(in + 1, n01, 32);
+	memcpy(in + 33, leaf[2], 32);
+	memcpy(msg, "TONGBAN-BATCH-V1", 16);
+	memset(msg + 16, 0, 8);
+	msg[23] = 3;
+	tb_sha256(in, 65, msg + 24);
+}
+
+static void
+sm2_envelopes(struct tb_key *sm2a)
+{
+	struct tb_key *saved = alice;
+	struct tb_buf b, t;
+	struct tb_env *e, *bt[3];
+	char val[90];
+	uint8_t sig[TB_SIG_LEN], msg[56];
+
+	alice = sm2a;
+	tb_buf_init(&b);
+	tb_buf_init(&t);
+	base(&b, alice);
+	env_vector("sm2-ok",
+	           "valid envelope signed with SM2 (SM3, distid 1234567812345678); "
+	           "its digest is SM3",
+	           &b, NOW, "ok");
+	tb_buf_add(&t, b.data, b.len);
+	need(&t);
+	repl(&t, "\"mode\":\"joint\"", "\"mode\":\"jOint\"");
+	env_vector("sm2-tampered", "an SM2-signed envelope changed after signing", &t, NOW,
+	           "sig.bad");
+	tb_buf_reset(&t);
+	tb_buf_add(&t, b.data, b.len);
+	need(&t);
+	repl(&t, "\"alg\":\"sm2\"", "\"alg\":\"p256\"");
+	env_vector("sm2-alg-mismatch", "sig.alg p256 naming an SM2 key", &t, NOW, "sig.alg");
+	for (int i = 0; i < 3; i++)
+		bt[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}", NOW - 60,
+		           3600, 4);
+	must(tb_env_seal_batch(bt, 3, alice, NULL), "tb_env_seal_batch");
+	tb_buf_reset(&b);
+	must(tb_env_serialize(bt[2], &b), "tb_env_serialize");
+	env_vector("sm2-ok-batch", "leaf 2 of an SM2-signed batch of 3: leaves and nodes are SM3",
+	           &b, NOW, "ok");
+	tb_buf_reset(&b);
+	must(tb_env_serialize(bt[1], &b), "tb_env_serialize");
+	repl(&b, "\"licence\":\"x\"", "\"licence\":\"y\"");
+	env_vector("sm2-batch-tampered", "leaf 1 of an SM2 batch changed after signing", &b, NOW,
+	           "sig.bad");
+	/* the same batch with a SHA-256 tree under the SM2 signature: the
+	 * proof is SHA-256's, the signature over its root; a verifier that
+	 * hashes an sm2 batch with SM3 refuses it */
+	{
+		struct tb_key *p256 = key("371300-p256", TB_ALG_P256);
+		struct tb_env *sb[3];
+		for (int i = 0; i < 3; i++)
+			sb[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}",
+			           NOW - 60, 3600, 4);
+		must(tb_env_seal_batch(sb, 3, p256, NULL), "tb_env_seal_batch");
+		sha256_batch_message(sb, msg);
+		must(tb_key_sign(alice, msg, sizeof(msg), sig), "sign");
+		tb_b64url_encode(sig, 64, val);
+		tb_buf_reset(&b);
+		must(tb_env_serialize(sb[2], &b), "tb_env_serialize");
+		{
+			uint8_t kid[32], pkid[32];
+			char hex[65], phex[65];
+			tb_key_id(alice, kid);
+			tb_key_id(p256, pkid);
+			tb_hex_encode(kid, 32, hex);
+			tb_hex_encode(pkid, 32, phex);
+			repl(&b, "\"alg\":\"p256\"", "\"alg\":\"sm2\"");
+			repl(&b, phex, hex);
+		}
+		{ /* the val: everything between "val":" and the next quote */
+			char *v = memmem(b.data, b.len, "\"val\":\"", 7);
+			size_t off = (size_t)((uint8_t *)v - b.data) + 7, end = off;
+			while (b.data[end] != '"')
+				end++;
+			tb_buf_reset(&t);
+			tb_buf_add(&t, b.data, off);
+			tb_buf_adds(&t, val);
+			tb_buf_add(&t, b.data + end, b.len - end);
+			need(&t);
+		}
+		env_vector("sm2-batch-sha256-tree",
+		           "an SM2 signature over a batch whose tree is SHA-256, not SM3", &t, NOW,
+		           "sig.bad");
+		for (int i = 0; i < 3; i++)
+			tb_env_free(sb[i]);
+		tb_key_free(p256);
+	}
+	for (int i = 0; i < 3; i++)
+		tb_env_free(bt[i]);
+	/* the signature value in DER (as openssl writes it), not r||s */
+	e = mk("case.submit", "320300", "371300", "{}", NOW - 60, 86400, 4);
+	must(tb_env_seal(e, alice, NULL), "tb_env_seal");
+	tb_buf_reset(&b);
+	must(tb_env_serialize(e, &b), "tb_env_serialize");
+	tb_env_free(e);
+	{
+		char *v = memmem(b.data, b.len, "\"val\":\"", 7);
+		size_t off = (size_t)((uint8_t *)v - b.data) + 7;
+		uint8_t der[72], raw[64];
+		size_t outlen;
+		char dval[100];
+		if (!tb_b64url_decode((char *)b.data + off, 86, raw, 64, &outlen))
+			die("val", NULL);
+		/* SEQUENCE { INTEGER r, INTEGER s }, both with a 0x00 sign byte */
+		der[0] = 0x30;
+		der[1] = 70;
+		der[2] = 0x02;
+		der[3] = 33;
+		der[4] = 0;
+		memcpy(der + 5, raw, 32);
+		der[37] = 0x02;
+		der[38] = 33;
+		der[39] = 0;
+		memcpy(der + 40, raw + 32, 32);
+		tb_b64url_encode(der, 72, dval);
+		tb_buf_reset(&t);
+		tb_buf_add(&t, b.data, off);
+		tb_buf_adds(&t, dval);
+		tb_buf_add(&t, b.data + off + 86, b.len - off - 86);
+		need(&t);
+	}
+	env_vector("sm2-der-val", "an SM2 signature value in DER form instead of r||s", &t, NOW,
+	           "field.value");
+	alice = saved;
+	tb_buf_free(&b);
+	tb_buf_free(&t);
+}
+
+static void
+sm2_receipts(struct tb_key *sm2b)
+{
+	static const char dg[] = "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0";
+	struct tb_key *saved = bob;
+	struct tb_buf id;
+
+	bob = sm2b;
+	tb_buf_init(&id);
+	tb_buf_adds(&id, "019b76d9bda08b983d260475aa731435");
+	tb_buf_addc(&id, 0);
+	id.len--;
+	need(&id);
+	receipt_vector("sm2-fresh", "an SM2-signed receipt for our message, on time", &id, dg, dg,
+	               NOW - 60, NOW, NULL, NULL, "delivered");
+	receipt_vector("sm2-tampered", "an SM2-signed receipt changed after signing", &id, dg, dg,
+	               NOW - 60, NOW, "accepted", "acceptee", "sig.bad");
+	receipt_vector("sm2-other-digest", "an SM2-signed receipt naming another digest", &id, dg,
+	               "0000000000000000000000000000000000000000000000000000000000000000", NOW - 60,
+	               NOW, NULL, NULL, "receipt.mismatch");
+	bob = saved;
+	tb_buf_free(&id);
+}
+
+/* A registry whose member 320300 also lists sm2a with use. */
+static struct tb_reg *
+sm2_reg(const struct tb_key *sm2a, enum tb_key_use use)
+{
+	struct tb_reg *r = reg_base("interop");
+	struct tb_pub *p = tb_key_pub(sm2a);
+	struct tb_reg_key_spec k;
+	struct tb_buf spki;
+	struct tb_diag d;
+
+	tb_buf_init(&spki);
+	must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
+	k.spki = spki.data;
+	k.spki_len = spki.len;
+	k.use = use;
+	if (tb_reg_add_key(r, "320300", &k, &d) != TB_OK)
+		die("add key", &d);
+	tb_buf_free(&spki);
+	tb_pub_free(p);
+	return r;
+}
+
+/* registries/trust-sm2.json: two bare SM2 authority keys and the
+ * Ed25519 authority1, two needed; then the sm2 registry vectors. */
+static void
+sm2_registries(const struct tb_key *sm2a)
+{
+	struct tb_key *sa[2], *e1 = key("authority1", TB_ALG_ED25519);
+	struct tb_trust *t;
+	struct tb_diag d;
+	struct tb_buf b;
+	struct tb_reg *r;
+	char path[1024];
+	uint8_t kid[TB_KEYID_LEN];
+	const char *pem = "-----BEGIN CERTIFICATE-----\n"
+	                  "(not used to verify registries)\n-----END CERTIFICATE-----\n";
+
+	sa[0] = key("authority-sm2-1", TB_ALG_SM2);
+	sa[1] = key("authority-sm2-2", TB_ALG_SM2);
+	if ((t = tb_trust_new("interop", &d)) == NULL)
+		die("trust", &d);
+	memset(kid, 0xab, sizeof(kid));
+	if (tb_trust_set_root(t, pem, strlen(pem), kid, &d) != TB_OK)
+		die("trust root", &d);
+	const struct tb_key *ak[3] = {sa[0], sa[1], e1};
+	for (int i = 0; i < 3; i++) {
+		struct tb_pub *p = tb_key_pub(ak[i]);
+		struct tb_buf spki;
+		char n[32];
+		tb_buf_init(&spki);
+		must(p == NULL ? TB_E_NOMEM : tb_pub_spki(p, &spki), "public key");
+		snprintf(n, sizeof(n), i < 2 ? "SM2 authority %d" : "Authority 1", i + 1);
+		if (tb_trust_add_authority(t, spki.data, spki.len, n, &d) != TB_OK)
+			die("authority", &d);
+		tb_buf_free(&spki);
+		tb_pub_free(p);
+	}
+	if (tb_trust_set_threshold(t, 2, &d) != TB_OK)
+		die("threshold", &d);
+	tb_buf_init(&b);
+	if (tb_trust_serialize(t, &b, &d) != TB_OK)
+		die("trust", &d);
+	tb_buf_addc(&b, '\n');
+	need(&b);
+	snprintf(path, sizeof(path), "%s/registries/trust-sm2.json", dir);
+	if (tb_file_write(path, b.data, b.len, 0644, 0, &d) != TB_OK)
+		die(path, &d);
+	tb_trust_free(t);
+
+	const struct tb_key *both[] = {sa[0], sa[1]}, *mixed[] = {sa[1], e1}, *one[] = {sa[0]};
+	r = sm2_reg(sm2a, TB_USE_SIGN);
+	signed_text(r, both, 2, &b);
+	reg_vector("sm2-ok",
+	           "signed by two bare SM2 authority keys; member 320300 lists an SM2 "
+	           "message-signing key (use sign)",
+	           &b, NOW, 0, "ok");
+	{
+		struct tb_buf t2;
+		tb_buf_init(&t2);
+		tb_buf_add(&t2, b.data, b.len);
+		need(&t2);
+		repl(&t2, "Member 320300", "Member 320399");
+		reg_vector("sm2-tampered", "a member name changed after the SM2 signatures", &t2,
+		           NOW, 0, "reg.bad-signature");
+		tb_buf_free(&t2);
+	}
+	tb_reg_free(r);
+	r = sm2_reg(sm2a, TB_USE_SIGN);
+	signed_text(r, mixed, 2, &b);
+	reg_vector("sm2-mixed-alg", "an SM2 and an Ed25519 authority signature", &b, NOW, 0, "ok");
+	tb_reg_free(r);
+	r = sm2_reg(sm2a, TB_USE_SIGN);
+	signed_text(r, one, 1, &b);
+	reg_vector("sm2-below-threshold", "1 SM2 signature, threshold 2", &b, NOW, 0,
+	           "reg.threshold");
+	tb_reg_free(r);
+	r = sm2_reg(sm2a, TB_USE_BOTH);
+	signed_text(r, both, 2, &b);
+	reg_vector("sm2-key-tls", "an SM2 member key listed for DTLS (use both)", &b, NOW, 0,
+	           "reg.key");
+	tb_reg_free(r);
+	/* the vectors name their trust anchor */
+	for (const char *const *n =
+	         (const char *const[]){"sm2-ok", "sm2-tampered", "sm2-mixed-alg",
+	                               "sm2-below-threshold", "sm2-key-tls", NULL};
+	     *n; n++) {
+		struct tb_buf v;
+		tb_buf_init(&v);
+		snprintf(path, sizeof(path), "%s/registries/%s.json", dir, *n);
+		if (tb_file_read(path, 1 << 20, &v, &d) != TB_OK)
+			die(path, &d);
+		repl(&v, "\"trust\":\"trust.json\"", "\"trust\":\"trust-sm2.json\"");
+		if (tb_file_write(path, v.data, v.len, 0644, 0, &d) != TB_OK)
+			die(path, &d);
+		tb_buf_free(&v);
+	}
+	tb_buf_free(&b);
+	tb_key_free(sa[0]);
+	tb_key_free(sa[1]);
+	tb_key_free(e1);
+}
+
+static void
+sm2(void)
+{
+	struct tb_key *a = key("320300-sm2", TB_ALG_SM2), *b = key("371300-sm2", TB_ALG_SM2);
+
+	sm2_envelopes(a);
+	sm2_receipts(b);
+	sm2_registries(a);
+	tb_key_free(a);
+	tb_key_free(b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1176,7 +1490,9 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "Usage: gen_vectors VECTORS_DIR [envelopes|order|registries|routes|licences|policies|receipts]\n");
+		fprintf(stderr,
+		        "Usage: gen_vectors VECTORS_DIR "
+		        "[envelopes|order|registries|routes|licences|policies|receipts|sm2]\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -1206,6 +1522,8 @@ main(int argc, char **argv)
 		policies();
 	if (only == NULL || strcmp(only, "receipts") == 0)
 		receipts();
+	if (only == NULL || strcmp(only, "sm2") == 0)
+		sm2();
 	printf("vectors written to %s\n", dir);
 	return 0;
 }

@@ -473,24 +473,36 @@ find_target_id(struct w *w)
 
 /* A second member whose key can sign "from" it (wrong-sender case):
  * w->other_key and w->other_id. */
+/* A member's message-signing key: DIR/ID/sign.key when there is one (an
+ * sm2 federation, dev-federation --alg sm2), else its node.key.  NULL
+ * when neither loads (d says why). */
+static struct tb_key *
+signing_key(const char *fedir, const char *id, struct tb_diag *d)
+{
+	char path[1100];
+
+	snprintf(path, sizeof(path), "%s/%s/sign.key", fedir, id);
+	if (exists(path))
+		return tb_key_load(path, NULL, d);
+	snprintf(path, sizeof(path), "%s/%s/node.key", fedir, id);
+	return tb_key_load(path, NULL, d);
+}
+
 static int
 find_other_signer(struct w *w)
 {
 	struct ti *t = w->t;
-	char path[1100];
 
 	/* a second member whose key can sign "from" it (wrong-sender case) */
 	for (size_t m = 0; m < tb_reg_member_count(w->reg) && w->other_key == NULL; m++) {
 		const char *id = tb_reg_member_id(w->reg, m);
 		if (strcmp(id, t->as) == 0 || strcmp(id, w->target_id) == 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+		if ((w->other_key = signing_key(t->fedir, id, NULL)) != NULL)
 			snprintf(w->other_id, sizeof(w->other_id), "%s", id);
 	}
 	if (w->other_key == NULL) {
-		snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, w->target_id);
-		if ((w->other_key = tb_key_load(path, NULL, NULL)) != NULL)
+		if ((w->other_key = signing_key(t->fedir, w->target_id, NULL)) != NULL)
 			snprintf(w->other_id, sizeof(w->other_id), "%s", w->target_id);
 	}
 	if (w->other_key == NULL) {
@@ -540,9 +552,8 @@ setup(struct w *w)
 		rc = setup_fail("--as %s: not a member of %s/registry.json", t->as, t->fedir);
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/%s/node.key", t->fedir, t->as);
-	if ((w->as_key = tb_key_load(path, NULL, &d)) == NULL) {
-		rc = setup_fail("%s: %s", path, tb_diag_format(&d, msg, sizeof(msg)));
+	if ((w->as_key = signing_key(t->fedir, t->as, &d)) == NULL) {
+		rc = setup_fail("%s/%s: %s", t->fedir, t->as, tb_diag_format(&d, msg, sizeof(msg)));
 		goto out;
 	}
 	snprintf(w->cas, sizeof(w->cas), "%s/cas.pem", t->fedir);
@@ -1225,8 +1236,18 @@ case_reject(struct w *w, const struct rej *c)
 		bad_batch(c, &b);
 	} else {
 		ok = mk_env(w, &m, &b, NULL, NULL) == TB_OK;
-		if (ok && c->from != NULL)
+		if (ok && c->from != NULL && strcmp(c->token, "sig.alg") == 0 &&
+		    tb_key_alg(w->as_key) != TB_ALG_P256) {
+			/* the signer's own alg replaced by another (an sm2 federation) */
+			char own[32];
+			snprintf(own, sizeof(own), "\"alg\":\"%s\"",
+			         tb_alg_name(tb_key_alg(w->as_key)));
+			ok = replace(&b, own,
+			             tb_key_alg(w->as_key) == TB_ALG_SM2 ? "\"alg\":\"p256\""
+			                                                 : c->to);
+		} else if (ok && c->from != NULL) {
 			ok = replace(&b, c->from, c->to);
+		}
 	}
 	if (!ok)
 		result(w, "wire", c->id, false, "test message built", "could not build it", 0);

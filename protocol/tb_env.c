@@ -134,7 +134,7 @@ tb_env_free(struct tb_env *env)
 
 /* ---- validation: the schema (docs/PROTOCOL.md 3, 5.3, 5.4), then the model ---- */
 
-static const char *const algs[] = {"ed25519", "p256", NULL};
+static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 
 static int hook_env(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_batch(struct tb_schema_ck *c, const struct tb_json *v);
@@ -694,7 +694,7 @@ tb_env_digest(const struct tb_env *env, uint8_t out[32])
 	}
 	tb_buf_init(&b);
 	if ((rc = tb_env_signed_bytes(env, &b)) == TB_OK)
-		tb_sha256(b.data, b.len, out);
+		tb_alg_hash(env->alg, b.data, b.len, out);
 	tb_buf_free(&b);
 	return rc;
 }
@@ -765,35 +765,37 @@ tb_env_split_batch(const uint8_t *p, size_t len, size_t *off, size_t *elen, int 
 	}
 }
 
-/* ---- Merkle tree (RFC 9162 section 2.1) ---- */
+/* ---- Merkle tree (RFC 9162 section 2.1) ----
+ * With the hash of the signing algorithm (tb_alg_hash): SM3 under an sm2
+ * signature, SHA-256 under the others (PROTOCOL.md 5.2, 5.4). */
 
 static int
-leaf_hash(const uint8_t *data, size_t n, struct tb_buf *tmp, uint8_t out[32])
+leaf_hash(enum tb_alg alg, const uint8_t *data, size_t n, struct tb_buf *tmp, uint8_t out[32])
 {
 	tb_buf_reset(tmp);
 	tb_buf_addc(tmp, 0x00);
 	tb_buf_add(tmp, data, n);
 	if (tb_buf_error(tmp) != TB_OK)
 		return tb_buf_error(tmp);
-	tb_sha256(tmp->data, tmp->len, out);
+	tb_alg_hash(alg, tmp->data, tmp->len, out);
 	return TB_OK;
 }
 
 static void
-node_hash(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
+node_hash(enum tb_alg alg, const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 {
 	uint8_t in[65];
 
 	in[0] = 0x01;
 	memcpy(in + 1, l, 32);
 	memcpy(in + 33, r, 32);
-	tb_sha256(in, sizeof(in), out);
+	tb_alg_hash(alg, in, sizeof(in), out);
 }
 
 /* Root from a leaf hash and its audit path (RFC 9162 2.1.3.2). */
 static bool
-root_from_proof(uint64_t index, uint64_t size, const uint8_t leaf[32], const uint8_t (*path)[32],
-                size_t npath, uint8_t root[32])
+root_from_proof(enum tb_alg alg, uint64_t index, uint64_t size, const uint8_t leaf[32],
+                const uint8_t (*path)[32], size_t npath, uint8_t root[32])
 {
 	uint64_t fn = index, sn = size - 1;
 	uint8_t r[32];
@@ -805,14 +807,14 @@ root_from_proof(uint64_t index, uint64_t size, const uint8_t leaf[32], const uin
 		if (sn == 0)
 			return false;
 		if ((fn & 1) || fn == sn) {
-			node_hash(path[i], r, r);
+			node_hash(alg, path[i], r, r);
 			if (!(fn & 1))
 				while (!(fn & 1) && fn != 0) {
 					fn >>= 1;
 					sn >>= 1;
 				}
 		} else {
-			node_hash(r, path[i], r);
+			node_hash(alg, r, path[i], r);
 		}
 		fn >>= 1;
 		sn >>= 1;
@@ -912,7 +914,7 @@ tb_env_seal(struct tb_env *env, const struct tb_key *key, struct tb_diag *d)
 	tb_buf_init(&b);
 	if ((rc = signed_view(env, &b, &sb, &sn)) != TB_OK)
 		goto out;
-	tb_sha256(sb, sn, env->digest);
+	tb_alg_hash(tb_key_alg(key), sb, sn, env->digest);
 	env->has_digest = true;
 	if ((rc = tb_key_sign(key, sb, sn, sig)) != TB_OK) {
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, "signing failed");
@@ -934,13 +936,15 @@ out:
 struct tree {
 	uint8_t (*h)[32];
 	size_t *off, levels, total, n;
+	enum tb_alg alg; /* whose hash */
 };
 
 static int
-tree_alloc(struct tree *t, size_t n)
+tree_alloc(struct tree *t, size_t n, enum tb_alg alg)
 {
 	memset(t, 0, sizeof(*t));
 	t->n = n;
+	t->alg = alg;
 	for (size_t w = n;; w = (w + 1) / 2) {
 		t->total += w;
 		t->levels++;
@@ -976,7 +980,8 @@ tree_fill(struct tree *t)
 		t->off[l] = t->off[l - 1] + w;
 		for (size_t j = 0; j < nw; j++) {
 			if (2 * j + 1 < w)
-				node_hash(level[2 * j], level[2 * j + 1], t->h[t->off[l] + j]);
+				node_hash(t->alg, level[2 * j], level[2 * j + 1],
+				          t->h[t->off[l] + j]);
 			else
 				memcpy(t->h[t->off[l] + j], level[2 * j], 32);
 		}
@@ -1014,16 +1019,17 @@ tb_env_seal_batch(struct tb_env *const *envs, size_t n, const struct tb_key *key
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "batch of %zu envelopes", n);
 	tb_buf_init(&b);
 	tb_buf_init(&tmp);
-	if (tree_alloc(&t, n) != TB_OK)
+	if (tree_alloc(&t, n, tb_key_alg(key)) != TB_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *sb;
 		size_t sn;
 		if (signed_view(envs[i], &b, &sb, &sn) != TB_OK ||
-		    leaf_hash(sb, sn, &tmp, t.h[i]) != TB_OK)
+		    leaf_hash(t.alg, sb, sn, &tmp, t.h[i]) != TB_OK)
 			goto out;
-		if (!envs[i]->has_digest) {
-			tb_sha256(sb, sn, envs[i]->digest);
+		/* the digest of the sealed message: under its signer's hash */
+		if (!envs[i]->has_digest || t.alg == TB_ALG_SM2) {
+			tb_alg_hash(t.alg, sb, sn, envs[i]->digest);
 			envs[i]->has_digest = true;
 		}
 	}
@@ -1102,7 +1108,7 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
 		goto fail;
 	}
-	tb_sha256(sb, sn, e->digest);
+	tb_alg_hash(e->alg, sb, sn, e->digest);
 	e->has_digest = true;
 	if (e->batch) {
 		uint8_t leaf[32], root[32];
@@ -1110,12 +1116,12 @@ check_open(struct tb_env *e, const struct tb_env_open_opts *o, struct tb_diag *d
 		if (e->completed) {
 			memcpy(root, e->broot, 32);
 		} else {
-			if ((rc = leaf_hash(sb, sn, &tmp, leaf)) != TB_OK) {
+			if ((rc = leaf_hash(e->alg, sb, sn, &tmp, leaf)) != TB_OK) {
 				tb_diag_set(d, rc, TB_DIAG_NOPOS, NULL);
 				goto fail;
 			}
-			if (!root_from_proof(e->bi, e->bn, leaf, (const uint8_t(*)[32])e->proof,
-			                     e->nproof, root)) {
+			if (!root_from_proof(e->alg, e->bi, e->bn, leaf,
+			                     (const uint8_t(*)[32])e->proof, e->nproof, root)) {
 				rc = tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
 				                 "proof does not fit a tree of %llu leaves",
 				                 (unsigned long long)e->bn);
@@ -1273,7 +1279,7 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 			return tb_diag_set(d, TB_E_SIG_PROOF, TB_DIAG_NOPOS,
 			                   "compact batch members with different signatures");
 	tb_buf_init(&tmp);
-	if ((seen = calloc(n, sizeof(*seen))) == NULL || tree_alloc(&t, n) != TB_OK)
+	if ((seen = calloc(n, sizeof(*seen))) == NULL || tree_alloc(&t, n, m[0]->alg) != TB_OK)
 		goto out;
 	for (size_t k = 0; k < n; k++) {
 		struct tb_env *e = m[k];
@@ -1288,8 +1294,8 @@ complete_batch(struct tb_env **m, size_t n, struct tb_diag *d)
 		if (e->signed_cache.len == 0 &&
 		    (rc = tb_json_canon(e->root, unsigned_members, &e->signed_cache)) != TB_OK)
 			goto out;
-		if ((rc = leaf_hash(e->signed_cache.data, e->signed_cache.len, &tmp, t.h[e->bi])) !=
-		    TB_OK)
+		if ((rc = leaf_hash(t.alg, e->signed_cache.data, e->signed_cache.len, &tmp,
+		                    t.h[e->bi])) != TB_OK)
 			goto out;
 	}
 	tree_fill(&t);

@@ -54,7 +54,7 @@ static const char *const outcomes[] = {"approved", "denied", NULL};
 static const char *const case_states[] = {"submitted", "accepted", "rejected", "in-progress",
                                           "completed", "unknown",  NULL};
 static const char *const accepted[] = {"accepted", NULL};
-static const char *const algs[] = {"ed25519", "p256", NULL};
+static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 
 static int hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v);
@@ -427,8 +427,10 @@ tb_flow_case_id(const struct tb_json *body)
 
 /* ---- licences ---- */
 
-int
-tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32])
+/* The digest with the hash of the signing algorithm alg: SM3 for sm2,
+ * SHA-256 otherwise (PROTOCOL.md 5.2, 10.5). */
+static int
+licence_digest(const struct tb_json *licence, enum tb_alg alg, uint8_t out[32])
 {
 	struct tb_buf b;
 	int rc;
@@ -437,9 +439,25 @@ tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32])
 		return TB_E_ARG;
 	tb_buf_init(&b);
 	if ((rc = tb_json_canon(licence, licence_unsigned, &b)) == TB_OK)
-		tb_sha256(b.data, b.len, out);
+		tb_alg_hash(alg, b.data, b.len, out);
 	tb_buf_free(&b);
 	return rc;
+}
+
+/* The algorithm the licence's issuer_sig names (TB_ALG_NONE: none). */
+static enum tb_alg
+licence_alg(const struct tb_json *licence)
+{
+	const struct tb_json *sig = tb_json_get(licence, "issuer_sig");
+	return tb_alg_from_name(sig ? tb_json_string(tb_json_get(sig, "alg"), NULL) : NULL);
+}
+
+int
+tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32])
+{
+	if (licence == NULL || tb_json_kind(licence) != TB_JSON_OBJECT)
+		return TB_E_ARG;
+	return licence_digest(licence, licence_alg(licence), out);
 }
 
 static void
@@ -467,7 +485,7 @@ tb_flow_licence_sign(struct tb_json_doc *doc, struct tb_json *licence, const str
 
 	if (doc == NULL || key == NULL || licence == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no document, licence or key");
-	if ((rc = tb_flow_licence_digest(licence, dg)) != TB_OK)
+	if ((rc = licence_digest(licence, tb_key_alg(key), dg)) != TB_OK)
 		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "licence digest");
 	licence_message(dg, msg);
 	if ((rc = tb_key_sign(key, msg, sizeof(msg), sig)) != TB_OK)

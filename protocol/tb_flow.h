@@ -129,8 +129,9 @@ const char *tb_flow_case_id(const struct tb_json *body);
 
 /*
  * SHA-256 of the RFC 8785 form of the licence object (borrowed) without
- * its "digest" and "issuer_sig" members.  0, TB_E_ARG (not an object) or
- * TB_E_NOMEM.  The form of the rest is not checked.
+ * its "digest" and "issuer_sig" members; SM3 when its issuer_sig names
+ * sm2.  0, TB_E_ARG (not an object) or TB_E_NOMEM.  The form of the rest
+ * is not checked.
  */
 TB_MUST_CHECK int tb_flow_licence_digest(const struct tb_json *licence, uint8_t out[32]);
 /*

@@ -39,6 +39,10 @@ trap 'exit 1' INT TERM HUP
 
 j=$(last_json crypto --seconds 1)
 positive "$j" open_per_s seal_per_s baseline_verify_per_s ratio envelope_bytes
+# SM2/SM3 envelopes against bare OpenSSL SM2 verify
+j=$(last_json crypto --seconds 1 --alg sm2)
+positive "$j" open_per_s seal_per_s baseline_verify_per_s ratio envelope_bytes
+[[ "$j" == *'"alg":"sm2",'* ]] || fail "crypto --alg sm2: alg is not sm2: $j"
 
 j=$(last_json registry --members 300 --runs 1)
 positive "$j" members registry_bytes signatures verify_index_ms lookups_per_s

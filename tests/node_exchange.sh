@@ -54,21 +54,23 @@ for key in "${!SENT[@]}"; do
 	id=${SENT[$key]}
 	nl_receipt "$a" "$id" >"$W/receipt.json"
 	[ -s "$W/receipt.json" ] || nl_fail "receipt of $id in 'tongban status'" "a receipt" "$(nl_status "$a" "$id")"
-	out=$("$TB" msg open --pub "$F/$b/node.crt" "$W/receipt.json" 2>&1) ||
+	out=$("$TB" msg open --pub "$(nl_sigpub "$b")" "$W/receipt.json" 2>&1) ||
 		nl_fail "receipt of $id ($a -> $b) verifies with $b's certificate" "exit 0" "$out"
 	rc=0
-	"$TB" msg open --pub "$F/$a/node.crt" "$W/receipt.json" >/dev/null 2>&1 || rc=$?
+	"$TB" msg open --pub "$(nl_sigpub "$a")" "$W/receipt.json" >/dev/null 2>&1 || rc=$?
 	[ "$rc" != 0 ] || nl_fail "receipt of $id must not verify with the sender's own certificate"
 	nl_has "receipt type" '"type":"receipt"' "$out"
 	nl_has "receipt from the receiver" "\"from\":\"$b\"" "$out"
 	nl_has "receipt answers the message" "\"corr\":\"$id\"" "$out"
+	nl_has "receipt signed in ${NL_ALG:-p256}" "\"alg\":\"${NL_ALG:-p256}\"" "$(cat "$W/receipt.json")"
 	nl_inbox_envelope "$b" "$id" >"$W/env.json"
 	[ -s "$W/env.json" ] || nl_fail "$id in $b's inbox" "listed" "$(nl_inbox_ids "$b" | tr '\n' ' ')"
 	want=$("$TB" msg digest "$W/env.json") || nl_fail "msg digest of $id"
 	got=$(sed -n 's/.*"body":{"digest":"\([0-9a-f]*\)".*/\1/p' "$W/receipt.json")
 	nl_eq "receipt body.digest of $id = digest of the envelope $b received" "$want" "$got"
+	nl_has "envelope signed in ${NL_ALG:-p256}" "\"sig\":{\"alg\":\"${NL_ALG:-p256}\"" "$(cat "$W/env.json")"
 	# the receiver's copy is the sender's signed message
-	"$TB" msg open --pub "$F/$a/node.crt" "$W/env.json" >/dev/null 2>&1 ||
+	"$TB" msg open --pub "$(nl_sigpub "$a")" "$W/env.json" >/dev/null 2>&1 ||
 		nl_fail "envelope $id in $b's inbox verifies with $a's certificate"
 done
 
@@ -99,7 +101,7 @@ nl_eq "bulk submission ids" 24 "$(printf '%s\n' $BULK | sort -u | wc -l)"
 for id in $BULK; do
 	nl_wait 30 "bulk message $id delivered" nl_delivered 320300 "$id"
 	nl_receipt 320300 "$id" >"$W/receipt.json"
-	out=$("$TB" msg open --pub "$F/371300/node.crt" "$W/receipt.json" 2>&1) ||
+	out=$("$TB" msg open --pub "$(nl_sigpub 371300)" "$W/receipt.json" 2>&1) ||
 		nl_fail "receipt of bulk message $id verifies with 371300's certificate" "exit 0" "$out"
 	nl_has "receipt of $id answers it" "\"corr\":\"$id\"" "$out"
 	nl_has "stored receipt of $id has its Merkle path" '"path":["' "$(cat "$W/receipt.json")"

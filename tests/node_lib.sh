@@ -98,16 +98,31 @@ nl_done() {
 	echo "PASS: $NL_CHECKS checks"
 }
 
-# nl_devfed ID,ID,...: dev federation in $F with base port $NL_BASE.
+# nl_devfed ID,ID,...: dev federation in $F with base port $NL_BASE;
+# with NL_ALG=sm2 every message, receipt and registry is signed in SM2
+# (dev-federation --alg sm2; tests/node_sm2.sh).
 nl_devfed() {
 	NL_MEMBERS=$1
 	F="$W/fed"
-	"$TB" dev-federation --dir "$F" --members "$1" --base-port "$NL_BASE" >"$W/devfed.out" 2>&1 ||
+	"$TB" dev-federation --dir "$F" --members "$1" --base-port "$NL_BASE" \
+		${NL_ALG:+--alg "$NL_ALG"} >"$W/devfed.out" 2>&1 ||
 		{ cat "$W/devfed.out" >&2; nl_fail "dev-federation --members $1"; }
 	# these tests are about delivery: no reference responder answering
 	# (and consuming) requests, so that an inbox holds what was sent
 	local m
 	for m in ${1//,/ }; do sed -i '/^responder *=/d' "$F/$m/node.conf"; done
+}
+
+# nl_sigpub ID: the file holding ID's message-signing public key: its
+# node certificate, or its SM2 sign.pub under NL_ALG=sm2.
+nl_sigpub() {
+	if [ "${NL_ALG:-}" = sm2 ]; then echo "$F/$1/sign.pub"; else echo "$F/$1/node.crt"; fi
+}
+
+# nl_signkey ID: ID's message-signing private key file (node.key, or
+# sign.key under NL_ALG=sm2).
+nl_signkey() {
+	if [ "${NL_ALG:-}" = sm2 ]; then echo "$F/$1/sign.key"; else echo "$F/$1/node.key"; fi
 }
 
 # nl_index ID: position of ID in the member list (0-based).

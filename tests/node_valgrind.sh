@@ -32,7 +32,7 @@ nl_eq "inbox of 320300" "$b" "$(nl_inbox_ids 320300)"
 # a refused envelope and a replay exercise the error and duplicate paths
 if nl_have_coap_client; then
 	"$TB" msg new --type case.submit --from 320300 --to 371300 --body "$(nl_case_body)" |
-		"$TB" msg seal --key "$F/320300/node.key" >"$W/s.json"
+		"$TB" msg seal --key "$(nl_signkey 320300)" >"$W/s.json"
 	nl_coap "$F/320300" post /fed/msg 371300 "$W/s.json" -t 50
 	nl_eq "POST under valgrind" 2.01 "$NL_CODE"
 	nl_coap "$F/320300" post /fed/msg 371300 "$W/s.json" -t 50

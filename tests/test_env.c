@@ -21,8 +21,8 @@
 	"{\"a\":\"h\xc3\xa9llo "                                                                   \
 	"\xf0\x9f\x98\x80\",\"ctl\":\"\\u0000\\u001f\\n\",\"n\":[1,2.5,-3e-7]}"
 
-static struct tb_key *keys[3]; /* ed25519, p256, unregistered ed25519 */
-static struct tb_pub *pubs[3];
+static struct tb_key *keys[4]; /* ed25519, p256, unregistered ed25519, sm2 */
+static struct tb_pub *pubs[4];
 
 static int
 setup_all(void **state)
@@ -33,7 +33,8 @@ setup_all(void **state)
 	keys[0] = tb_key_generate(TB_ALG_ED25519, NULL);
 	keys[1] = tb_key_generate(TB_ALG_P256, NULL);
 	keys[2] = tb_key_generate(TB_ALG_ED25519, NULL);
-	for (int i = 0; i < 3; i++)
+	keys[3] = tb_key_generate(TB_ALG_SM2, NULL);
+	for (int i = 0; i < 4; i++)
 		if (keys[i] == NULL || (pubs[i] = tb_key_pub(keys[i])) == NULL)
 			return -1;
 	return 0;
@@ -43,14 +44,14 @@ static int
 teardown_all(void **state)
 {
 	(void)state;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		tb_pub_free(pubs[i]);
 		tb_key_free(keys[i]);
 	}
 	return 0;
 }
 
-/* Key lookup: keys 0 and 1 belong to member 320300; key 2 to nobody. */
+/* Key lookup: keys 0, 1 and 3 belong to member 320300; key 2 to nobody. */
 static int lookups;
 static const struct tb_pub *
 lookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
@@ -59,8 +60,10 @@ lookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
 	lookups++;
 	if (strcmp(from, "320300") != 0)
 		return NULL;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		uint8_t id[TB_KEYID_LEN];
+		if (i == 2)
+			continue;
 		tb_pub_id(pubs[i], id);
 		if (memcmp(id, kid, TB_KEYID_LEN) == 0)
 			return pubs[i];
@@ -255,7 +258,7 @@ static void
 test_roundtrip(void **state)
 {
 	(void)state;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 4; k++) {
 		struct tb_env *e = make_env(BODY), *o;
 		struct tb_env_open_opts op = opts_at(NOW + 10);
 		struct tb_diag d;
@@ -266,8 +269,22 @@ test_roundtrip(void **state)
 		assert_false(tb_env_sealed(e));
 		assert_int_equal(strlen(tb_env_id(e)), 32);
 		assert_int_equal(tb_env_digest(e, dg0), TB_OK);
+		if (k == 2) { /* not registered */
+			tb_env_free(e);
+			continue;
+		}
 		assert_int_equal(tb_env_seal(e, keys[k], &d), TB_OK);
 		assert_true(tb_env_sealed(e));
+		if (k == 3) { /* an sm2-sealed envelope's digest is SM3 (PROTOCOL.md 5.2) */
+			struct tb_buf t;
+			uint8_t s256[32];
+			tb_buf_init(&t);
+			assert_int_equal(tb_env_signed_bytes(e, &t), TB_OK);
+			tb_sha256(t.data, t.len, s256);
+			assert_memory_equal(dg0, s256, 32); /* unsealed: SHA-256 */
+			tb_sm3_hash(t.data, t.len, dg0);
+			tb_buf_free(&t);
+		}
 		assert_int_equal(tb_env_digest(e, dg1), TB_OK);
 		assert_memory_equal(dg0, dg1, 32); /* the signature is not signed */
 		text = serialize(e);
@@ -294,7 +311,7 @@ test_roundtrip(void **state)
 		tb_buf_init(&sb);
 		assert_int_equal(tb_env_signed_bytes(o, &sb), TB_OK);
 		assert_null(strstr((char *)sb.data, "\"sig\""));
-		tb_sha256(sb.data, sb.len, dg2);
+		tb_alg_hash(tb_key_alg(keys[k]), sb.data, sb.len, dg2);
 		assert_memory_equal(dg0, dg2, 32);
 		char *nosig = edit(text, "sig", NULL);
 		assert_string_equal((char *)sb.data, nosig);
@@ -880,7 +897,7 @@ test_add_hop(void **state)
 
 /* RFC 9162 2.1.1 Merkle Tree Hash, recursive: the independent oracle. */
 static void
-mth(uint8_t (*leaves)[32], size_t n, uint8_t out[32])
+mth(enum tb_alg alg, uint8_t (*leaves)[32], size_t n, uint8_t out[32])
 {
 	uint8_t in[65], l[32], r[32];
 	size_t k = 1;
@@ -891,12 +908,15 @@ mth(uint8_t (*leaves)[32], size_t n, uint8_t out[32])
 	}
 	while (k * 2 < n)
 		k *= 2;
-	mth(leaves, k, l);
-	mth(leaves + k, n - k, r);
+	mth(alg, leaves, k, l);
+	mth(alg, leaves + k, n - k, r);
 	in[0] = 1;
 	memcpy(in + 1, l, 32);
 	memcpy(in + 33, r, 32);
-	tb_sha256(in, 65, out);
+	if (alg == TB_ALG_SM2)
+		tb_sm3_hash(in, 65, out);
+	else
+		tb_sha256(in, 65, out);
 }
 
 static struct tb_env **
@@ -931,7 +951,9 @@ test_batch(void **state)
 	static const size_t sizes[] = {2, 3, 5, 7, 8, 16, 33};
 
 	(void)state;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 4; k++) {
+		if (k == 2)
+			continue;
 		for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
 			size_t n = sizes[si];
 			char **t;
@@ -946,15 +968,18 @@ test_batch(void **state)
 				snprintf(want, sizeof(want), "\"batch\":{\"i\":%zu,\"n\":%zu,", i,
 				         n);
 				assert_non_null(strstr(t[i], want));
-				/* leaf = SHA-256(0x00 || signed bytes) */
+				/* leaf = SHA-256(0x00 || signed bytes); SM3 under sm2 */
 				tb_buf_init(&b);
 				tb_buf_addc(&b, 0);
 				assert_int_equal(tb_env_signed_bytes(v[i], &b), TB_OK);
-				tb_sha256(b.data, b.len, leaves[i]);
+				if (k == 3)
+					tb_sm3_hash(b.data, b.len, leaves[i]);
+				else
+					tb_sha256(b.data, b.len, leaves[i]);
 				tb_buf_free(&b);
 			}
 			/* val signs "TONGBAN-BATCH-V1" || n (u64 BE) || MTH */
-			mth(leaves, n, root);
+			mth(tb_key_alg(keys[k]), leaves, n, root);
 			memcpy(msg, "TONGBAN-BATCH-V1", 16);
 			for (int j = 0; j < 8; j++)
 				msg[16 + j] = (uint8_t)((uint64_t)n >> (56 - 8 * j));
@@ -1533,7 +1558,9 @@ test_compact_batch(void **state)
 	static const size_t sizes[] = {2, 3, 5, 8, 13, 32, 33};
 
 	(void)state;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 4; k++) {
+		if (k == 2)
+			continue;
 		for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
 			size_t n = sizes[si];
 			char **t, **c = calloc(n + 2, sizeof(char *)),

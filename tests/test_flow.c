@@ -15,6 +15,7 @@
 #include "protocol/tb_flow.h"
 #include "protocol/tb_json.h"
 #include "util/tb_buf.h"
+#include "util/tb_enc.h"
 #include "util/tb_err.h"
 
 #define NOW 1700000000LL
@@ -716,8 +717,8 @@ test_case_id(void **state)
 
 /* ---- licences ---- */
 
-static struct tb_key *keys[3]; /* ed25519 and p256 of member 320300; one of nobody */
-static struct tb_pub *pubs[3];
+static struct tb_key *keys[4]; /* ed25519, p256 of 320300; one of nobody; sm2 of 320300 */
+static struct tb_pub *pubs[4];
 
 static int
 setup_all(void **state)
@@ -728,7 +729,8 @@ setup_all(void **state)
 	keys[0] = tb_key_generate(TB_ALG_ED25519, NULL);
 	keys[1] = tb_key_generate(TB_ALG_P256, NULL);
 	keys[2] = tb_key_generate(TB_ALG_ED25519, NULL);
-	for (int i = 0; i < 3; i++)
+	keys[3] = tb_key_generate(TB_ALG_SM2, NULL);
+	for (int i = 0; i < 4; i++)
 		if (keys[i] == NULL || (pubs[i] = tb_key_pub(keys[i])) == NULL)
 			return -1;
 	return 0;
@@ -738,7 +740,7 @@ static int
 teardown_all(void **state)
 {
 	(void)state;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		tb_pub_free(pubs[i]);
 		tb_key_free(keys[i]);
 	}
@@ -751,8 +753,10 @@ lookup(void *ctx, const char *from, const uint8_t kid[TB_KEYID_LEN])
 	(void)ctx;
 	if (strcmp(from, "320300") != 0)
 		return NULL;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i++) {
 		uint8_t id[TB_KEYID_LEN];
+		if (i == 2)
+			continue;
 		tb_pub_id(pubs[i], id);
 		if (memcmp(id, kid, TB_KEYID_LEN) == 0)
 			return pubs[i];
@@ -812,8 +816,11 @@ test_licence(void **state)
 	uint8_t a[32], b[32];
 
 	(void)state;
-	/* both algorithms; the signed licence is a valid licence.present element */
-	for (int k = 0; k < 2; k++) {
+	/* all three algorithms; the signed licence is a valid licence.present
+	 * element; under sm2 its digest is SM3 (PROTOCOL.md 10.5) */
+	for (int k = 0; k < 4; k++) {
+		if (k == 2)
+			continue;
 		struct tb_json_doc *body = tb_json_doc_new();
 		struct tb_json *o = tb_json_new_object(body), *arr = tb_json_new_array(body);
 		struct mut m = {.target = -1};
@@ -821,6 +828,27 @@ test_licence(void **state)
 		doc = licence(k, NULL, NULL);
 		assert_int_equal(lcheck(doc, NOW, &d), TB_OK);
 		assert_int_equal(d.code, TB_OK);
+		{ /* the digest, recomputed here: the hash of the canonical form
+		   * without digest and issuer_sig, SM3 for sm2 */
+			struct tb_json_doc *c = licence(-1, NULL, NULL);
+			struct tb_buf cb;
+			uint8_t want[32], got[32];
+			size_t dn;
+			const char *dh =
+			    tb_json_string(tb_json_get(tb_json_root(doc), "digest"), &dn);
+			tb_json_remove(tb_json_root(c), "digest");
+			tb_json_remove(tb_json_root(c), "issuer_sig");
+			tb_buf_init(&cb);
+			assert_int_equal(tb_json_canon(tb_json_root(c), NULL, &cb), TB_OK);
+			if (k == 3)
+				tb_sm3_hash(cb.data, cb.len, want);
+			else
+				tb_sha256(cb.data, cb.len, want);
+			assert_true(tb_hex_decode(dh, dn, got, 32));
+			assert_memory_equal(want, got, 32);
+			tb_buf_free(&cb);
+			tb_json_doc_free(c);
+		}
 		assert_int_equal(
 		    tb_json_append(arr, copy_mut(body, tb_json_root(doc), &m, "", false)), TB_OK);
 		assert_int_equal(tb_json_set(body, o, "licences", arr), TB_OK);

@@ -94,6 +94,9 @@ test_alg_names(void **state)
 	assert_int_equal(tb_alg_from_name(NULL), TB_ALG_NONE);
 	assert_string_equal(tb_alg_name(TB_ALG_ED25519), "ed25519");
 	assert_string_equal(tb_alg_name(TB_ALG_P256), "p256");
+	assert_int_equal(tb_alg_from_name("sm2"), TB_ALG_SM2);
+	assert_int_equal(tb_alg_from_name("SM2"), TB_ALG_NONE);
+	assert_string_equal(tb_alg_name(TB_ALG_SM2), "sm2");
 	assert_null(tb_alg_name(TB_ALG_NONE));
 }
 
@@ -532,6 +535,132 @@ test_foreign_keys(void **state)
 	}
 }
 
+/* SM3: the two examples of GB/T 32905-2016 Appendix A, and tb_alg_hash's
+ * choice of hash by algorithm. */
+static void
+test_sm3_vectors(void **state)
+{
+	uint8_t h[32], want[32], s256[32];
+	char abcd[65];
+
+	(void)state;
+	tb_sm3_hash("abc", 3, h);
+	unhex("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0", want, 32);
+	assert_memory_equal(h, want, 32);
+	for (int i = 0; i < 16; i++)
+		memcpy(abcd + 4 * i, "abcd", 4);
+	tb_sm3_hash(abcd, 64, h);
+	unhex("debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732", want, 32);
+	assert_memory_equal(h, want, 32);
+	tb_alg_hash(TB_ALG_SM2, abcd, 64, h);
+	assert_memory_equal(h, want, 32);
+	tb_sha256(abcd, 64, s256);
+	tb_alg_hash(TB_ALG_P256, abcd, 64, h);
+	assert_memory_equal(h, s256, 32);
+	tb_alg_hash(TB_ALG_ED25519, abcd, 64, h);
+	assert_memory_equal(h, s256, 32);
+}
+
+/* SM2: sign/verify, wrong key, tampered signature and message, key files
+ * (plain and encrypted PKCS#8, SPKI PEM and DER) and the key id. */
+static void
+test_sm2(void **state)
+{
+	struct tb_diag d;
+	struct tb_key *k = tb_key_generate(TB_ALG_SM2, &d), *k2 = tb_key_generate(TB_ALG_SM2, &d),
+	              *l;
+	struct tb_pub *pub, *pub2, *p3;
+	uint8_t sig[TB_SIG_LEN], id[32], id2[32], msg[300];
+	char path[512], epath[512];
+	struct tb_buf b;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(k);
+	assert_non_null(k2);
+	assert_int_equal(tb_key_alg(k), TB_ALG_SM2);
+	assert_null(tb_key_gnutls(k)); /* no GnuTLS handle: no certificates */
+	assert_non_null(pub = tb_key_pub(k));
+	assert_non_null(pub2 = tb_key_pub(k2));
+	assert_int_equal(tb_pub_alg(pub), TB_ALG_SM2);
+	/* key id: SHA-256 of the DER SPKI, which names the SM2 curve OID */
+	tb_buf_init(&b);
+	assert_int_equal(tb_pub_spki(pub, &b), TB_OK);
+	assert_non_null(memmem(b.data, b.len, "\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d", 10));
+	tb_sha256(b.data, b.len, id2);
+	tb_key_id(k, id);
+	assert_memory_equal(id, id2, 32);
+	tb_pub_id(pub, id2);
+	assert_memory_equal(id, id2, 32);
+	assert_non_null(p3 = tb_pub_import_spki(b.data, b.len, &d));
+	tb_pub_id(p3, id2);
+	assert_memory_equal(id, id2, 32);
+	tb_pub_free(p3);
+	/* a point off the curve is refused */
+	b.data[b.len - 1] ^= 1;
+	assert_null(tb_pub_import_spki(b.data, b.len, &d));
+	assert_int_equal(d.code, TB_E_KEY);
+	tb_buf_free(&b);
+
+	for (int i = 0; i < 200; i++) {
+		size_t n = (size_t)i * 7 % sizeof(msg);
+		assert_int_equal(tb_random(msg, sizeof(msg)), TB_OK);
+		assert_int_equal(tb_key_sign(k, msg, n, sig), TB_OK);
+		if (!tb_pub_verify(pub, msg, n, sig))
+			fail_msg("sm2: signature %d over %zu bytes does not verify", i, n);
+		assert_false(tb_pub_verify(pub2, msg, n, sig)); /* wrong key */
+	}
+	memcpy(msg, "tongban", 7);
+	assert_int_equal(tb_key_sign(k, msg, 7, sig), TB_OK);
+	assert_true(tb_pub_verify(pub, msg, 7, sig));
+	for (size_t i = 0; i < TB_SIG_LEN; i++) {
+		sig[i] ^= 0x10;
+		if (tb_pub_verify(pub, msg, 7, sig))
+			fail_msg("tampered signature byte %zu verifies", i);
+		sig[i] ^= 0x10;
+	}
+	for (size_t i = 0; i < 7; i++) {
+		msg[i] ^= 0x20;
+		assert_false(tb_pub_verify(pub, msg, 7, sig));
+		msg[i] ^= 0x20;
+	}
+	uint8_t zero[TB_SIG_LEN] = {0};
+	assert_false(tb_pub_verify(pub, msg, 7, zero));
+
+	/* key files: PKCS#8 plain and encrypted, public PEM */
+	path_in_tmp(path, sizeof(path), "sm2.pem");
+	path_in_tmp(epath, sizeof(epath), "sm2-enc.pem");
+	assert_int_equal(tb_key_save(k, path, NULL, &d), TB_OK);
+	assert_int_equal(tb_key_save(k, epath, "pw", &d), TB_OK);
+	assert_non_null(l = tb_key_load(path, NULL, &d));
+	tb_key_id(l, id2);
+	assert_memory_equal(id, id2, 32);
+	assert_int_equal(tb_key_sign(l, msg, 7, sig), TB_OK);
+	assert_true(tb_pub_verify(pub, msg, 7, sig));
+	tb_key_free(l);
+	assert_null(tb_key_load(epath, "wrong", &d));
+	assert_non_null(l = tb_key_load(epath, "pw", &d));
+	tb_key_id(l, id2);
+	assert_memory_equal(id, id2, 32);
+	tb_key_free(l);
+	tb_buf_init(&b);
+	assert_int_equal(tb_pub_pem(pub, &b), TB_OK);
+	assert_non_null(memmem(b.data, b.len, "-----BEGIN PUBLIC KEY-----", 26));
+	path_in_tmp(path, sizeof(path), "sm2.pub");
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(b.data, 1, b.len, f), b.len);
+	fclose(f);
+	tb_buf_free(&b);
+	assert_non_null(p3 = tb_pub_load(path, &d));
+	assert_true(tb_pub_verify(p3, msg, 7, sig));
+	tb_pub_free(p3);
+
+	tb_pub_free(pub);
+	tb_pub_free(pub2);
+	tb_key_free(k);
+	tb_key_free(k2);
+}
+
 int
 main(void)
 {
@@ -540,6 +669,7 @@ main(void)
 	    cmocka_unit_test(test_sign_verify),         cmocka_unit_test(test_ed25519_rfc8032),
 	    cmocka_unit_test(test_save_load),           cmocka_unit_test(test_pub_import),
 	    cmocka_unit_test(test_import_unterminated), cmocka_unit_test(test_foreign_keys),
+	    cmocka_unit_test(test_sm3_vectors),         cmocka_unit_test(test_sm2),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

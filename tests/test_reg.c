@@ -606,14 +606,90 @@ test_remove_member(void **state)
 	tb_buf_free(&text);
 }
 
+/* SM2 throughout (issue 21): bare SM2 authority keys in the trust anchor
+ * sign and verify the registry; a member's SM2 key listed for signing is
+ * accepted, one listed for DTLS (tls, both) or off the curve is reg.key;
+ * a registry edited after the SM2 signatures fails them. */
+static void
+test_sm2_registry(void **state)
+{
+	struct tb_key *a[2], *mk;
+	struct tb_trust *t = tb_trust_new("huaihai", NULL);
+	uint8_t kid[TB_KEYID_LEN] = {0};
+	struct tb_buf der, text;
+	struct tb_diag d;
+	const char *r37[] = {"3713"};
+	struct tb_reg_service_spec sv = {"hukou.transfer", r37, 1};
+	const char *ep[] = {"coaps://192.0.2.9:5684"};
+	size_t good = 0;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(tb_trust_set_root(t, "PEM", 3, kid, NULL), TB_OK);
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(a[i] = tb_key_generate(TB_ALG_SM2, NULL));
+		tb_buf_init(&der);
+		assert_int_equal(fed_key_spki(a[i], &der), 0);
+		assert_int_equal(tb_trust_add_authority(t, der.data, der.len, "sm2", &d), TB_OK);
+		tb_buf_free(&der);
+	}
+	assert_int_equal(tb_trust_set_threshold(t, 2, NULL), TB_OK);
+	assert_non_null(mk = tb_key_generate(TB_ALG_SM2, NULL));
+	tb_buf_init(&der);
+	assert_int_equal(fed_key_spki(mk, &der), 0);
+	assert_int_equal(der.len, 91);
+	for (int use = TB_USE_TLS; use <= TB_USE_BOTH + 1; use++) {
+		struct tb_reg *rb = make_reg();
+		struct tb_reg_key_spec ks = {der.data, der.len,
+		                             use <= TB_USE_BOTH ? use : TB_USE_SIGN};
+		uint8_t off[91];
+		if (use > TB_USE_BOTH) { /* the point moved off the curve */
+			memcpy(off, der.data, 91);
+			off[90] ^= 1;
+			ks.spki = off;
+		}
+		struct tb_reg_member_spec ms = {
+		    "371300", "临沂市", NULL, TB_ROLE_CITY, TB_STATUS_ACTIVE, ep, 1, &ks,
+		    1,        &sv,      1};
+		assert_int_equal(tb_reg_add_member(rb, &ms, NULL), TB_OK);
+		assert_int_equal(tb_reg_sign(rb, a[0], NULL), TB_OK);
+		assert_int_equal(tb_reg_sign(rb, a[1], NULL), TB_OK);
+		if (use == TB_USE_SIGN) {
+			assert_int_equal(tb_reg_verify(rb, t, T0, 0, &good, &d), TB_OK);
+			assert_int_equal(good, 2);
+			/* the signatures are sm2 */
+			tb_buf_init(&text);
+			assert_int_equal(tb_reg_serialize(rb, &text), TB_OK);
+			assert_non_null(memmem(text.data, text.len, "{\"alg\":\"sm2\"", 12));
+			/* an edit after signing: both signatures fail */
+			char *p = memmem(text.data, text.len, "\"serial\":1", 10);
+			assert_non_null(p);
+			p[9] = '2';
+			struct tb_reg *r2 = tb_reg_parse(text.data, text.len, NULL);
+			assert_non_null(r2);
+			assert_int_equal(tb_reg_verify(r2, t, T0, 0, &good, &d), TB_E_REG_TAMPERED);
+			tb_reg_free(r2);
+			tb_buf_free(&text);
+		} else {
+			assert_int_equal(tb_reg_verify(rb, t, T0, 0, NULL, &d), TB_E_REG_KEY);
+		}
+		tb_reg_free(rb);
+	}
+	tb_buf_free(&der);
+	tb_key_free(mk);
+	tb_key_free(a[0]);
+	tb_key_free(a[1]);
+	tb_trust_free(t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_every_byte),
-	    cmocka_unit_test(test_malformed),   cmocka_unit_test(test_limits),
-	    cmocka_unit_test(test_trust),       cmocka_unit_test(test_nul_names),
-	    cmocka_unit_test(test_remove_member),
+	    cmocka_unit_test(test_sign_verify),  cmocka_unit_test(test_every_byte),
+	    cmocka_unit_test(test_sm2_registry), cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_limits),       cmocka_unit_test(test_trust),
+	    cmocka_unit_test(test_nul_names),    cmocka_unit_test(test_remove_member),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

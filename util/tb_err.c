@@ -69,7 +69,7 @@ static const struct {
     {TB_E_REG_REFERENCE, "reg.reference", "parent is not a hub of the registry"},
     {TB_E_REG_MEMBER, "reg.unknown-member", "not a member of the registry"},
     {TB_E_NO_ROUTE, "route.none", "no route"},
-    {TB_E_REG_KEY, "reg.key", "registry key is not an Ed25519 or P-256 public key"},
+    {TB_E_REG_KEY, "reg.key", "registry key is not an Ed25519, P-256 or SM2 public key"},
     {TB_E_JOURNAL_CORRUPT, "journal.corrupt", "not a readable Tongban journal"},
     {TB_E_NOTFOUND, "not-found", "not found"},
     {TB_E_AUDIT, "audit.broken", "audit chain is broken"},
@@ -94,7 +94,8 @@ static const struct {
     {TB_E_LICENCE_NOT_YET_VALID, "licence.not-yet-valid", "licence is not yet valid"},
     {TB_E_LICENCE_ISSUER_SUSPENDED, "licence.issuer-suspended",
      "licence issuer is suspended in the registry"},
-    {TB_E_LICENCE_ISSUER_REVOKED, "licence.issuer-revoked", "licence issuer is revoked in the registry"},
+    {TB_E_LICENCE_ISSUER_REVOKED, "licence.issuer-revoked",
+     "licence issuer is revoked in the registry"},
 };
 
 static size_t
