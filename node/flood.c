@@ -2,6 +2,8 @@
 /* flood.c - per-source limits on the DTLS endpoint (flood.h). */
 #include "flood.h"
 
+#include <errno.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -33,13 +35,14 @@ struct sess {
 	int next; /* hash chain, or free list; -1 ends */
 };
 
-enum { R_HELLO, R_DGRAM, R_HALFOPEN, R_N };
+enum { R_HELLO, R_DGRAM, R_HALFOPEN, R_BLOCK, R_N };
 
 struct src {
 	struct key k;
 	int64_t last_ms; /* 0: a free slot */
 	int64_t tok_ms;  /* when the buckets were last filled */
 	double hello_tok, refused_tok;
+	int64_t blocked_until; /* its datagrams dropped by the kernel (0: not) */
 	struct tb_report r[R_N];
 };
 
@@ -50,6 +53,7 @@ struct tb_flood {
 	struct src src[SRC_SLOTS];
 	struct tb_report cap; /* the cap of all sources hit */
 	int64_t flush_ms;
+	int fd; /* the listening socket, for the kernel filter (-1: none) */
 	struct tb_flood_stats st;
 };
 
@@ -113,6 +117,7 @@ tb_flood_new(void)
 	for (int i = 0; i < SESS_BUCKETS; i++)
 		f->bucket[i] = -1;
 	f->free_sess = -1;
+	f->fd = -1;
 	return f;
 }
 
@@ -158,7 +163,9 @@ src_line(const struct src *s, int r, uint64_t count, int64_t span_s)
 	    "/s, or over the half-open limits, or the source sends refused datagrams)",
 	    "datagram(s) refused (neither a ClientHello nor of a DTLS session)",
 	    "half-open DTLS handshake(s) dropped, oldest first (more than " STR(
-	        TB_FLOOD_HALFOPEN_PER_SOURCE) " from one source, or the cap of " STR(TB_FLOOD_HALFOPEN_MAX) " reached)"};
+	        TB_FLOOD_HALFOPEN_PER_SOURCE) " from one source, or the cap of " STR(TB_FLOOD_HALFOPEN_MAX) " reached)",
+	    "time(s) over " STR(TB_FLOOD_REFUSED_RATE) " refused datagrams a second: all its "
+	    "datagrams dropped by the kernel for " STR(TB_FLOOD_BLOCK_S) " s, uncounted"};
 	char host[NI_MAXHOST + 4];
 
 	src_text(&s->k, host, sizeof(host));
@@ -342,7 +349,7 @@ admit_hello(struct tb_flood *f, struct src *s, int64_t now_ms)
 	uint64_t count;
 	int64_t span;
 
-	if (s->refused_tok < 1 || s->hello_tok < 1)
+	if (s->refused_tok < 0 || s->hello_tok < 1)
 		return false;
 	if (count_open(f, &s->k, &oldest) >= TB_FLOOD_HALFOPEN_PER_SOURCE) {
 		if (oldest < 0)
@@ -362,6 +369,89 @@ admit_hello(struct tb_flood *f, struct src *s, int64_t now_ms)
 	return true;
 }
 
+/* The kernel's filter on the listening socket: the datagrams of the
+ * blocked IPv4 sources are dropped before they are queued, so that a
+ * flood no longer fills the socket's buffer, where members' datagrams
+ * wait (the filter sees the UDP datagram; the IP header is at
+ * SKF_NET_OFF).  IPv6 sources are screened by tb_flood_admit only. */
+#define BLOCK_MAX 64
+static void
+filter(struct tb_flood *f, int64_t now_ms)
+{
+	struct sock_filter prog[4 + BLOCK_MAX + 2];
+	struct sock_fprog fp;
+	uint32_t ip[BLOCK_MAX];
+	int n = 0, k = 0;
+
+	if (f->fd < 0)
+		return;
+	for (int i = 0; i < SRC_SLOTS && n < BLOCK_MAX; i++)
+		if (f->src[i].blocked_until > now_ms && f->src[i].k.fam == 4)
+			ip[n++] = (uint32_t)f->src[i].k.a[0] << 24 | (uint32_t)f->src[i].k.a[1] << 16 |
+			          (uint32_t)f->src[i].k.a[2] << 8 | f->src[i].k.a[3];
+	if (n == 0) {
+		int zero = 0;
+		(void)!setsockopt(f->fd, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero));
+		return;
+	}
+	/* IPv4?  Its source among the blocked: dropped (0 bytes kept) */
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4);
+	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, (uint8_t)(n + 1));
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 12);
+	for (int j = 0; j < n; j++)
+		prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ip[j],
+		                                         (uint8_t)(n - j), 0);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+	fp.len = (unsigned short)k;
+	fp.filter = prog;
+	if (setsockopt(f->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) != 0)
+		log_warnx("flood: the kernel filter of the DTLS socket was refused: %s",
+		          strerror(errno));
+}
+
+/* True when source k holds an established session (a member's address:
+ * not blocked, whatever arrives "from" it, as a forged source could). */
+static bool
+member_source(const struct tb_flood *f, const struct key *k)
+{
+	for (int i = 0; i < f->nsess; i++) {
+		const struct sess *e = &f->sess[i];
+		struct key ks;
+		if (e->s == NULL || e->dropped)
+			continue;
+		ks = src_of(&e->k);
+		if (key_eq(&ks, k) &&
+		    coap_session_get_state(e->s) == COAP_SESSION_STATE_ESTABLISHED)
+			return true;
+	}
+	return false;
+}
+
+/* A datagram of source s refused: past its burst, the source's datagrams
+ * are dropped by the kernel for TB_FLOOD_BLOCK_S. */
+static void
+refuse(struct tb_flood *f, struct src *s, int64_t now_ms)
+{
+	if (s->refused_tok > -1)
+		s->refused_tok -= 1;
+	if (s->refused_tok >= 0 || s->blocked_until != 0 || f->fd < 0 || s->k.fam != 4 ||
+	    member_source(f, &s->k))
+		return;
+	s->blocked_until = now_ms + TB_FLOOD_BLOCK_S * 1000;
+	f->st.blocks++;
+	src_event(s, R_BLOCK, now_ms);
+	filter(f, now_ms);
+}
+
+void
+tb_flood_set_socket(struct tb_flood *f, int fd)
+{
+	if (f != NULL)
+		f->fd = fd;
+}
+
 bool
 tb_flood_admit(struct tb_flood *f, const struct sockaddr *sa, socklen_t salen,
                const uint8_t *head, size_t n, int64_t now_ms)
@@ -370,27 +460,39 @@ tb_flood_admit(struct tb_flood *f, const struct sockaddr *sa, socklen_t salen,
 	uint16_t port;
 	struct src *s;
 
+	/* DTLS record: content type 22 (handshake), handshake type 1 at 13 */
+	bool hello = n >= 14 && head[0] == 22 && head[13] == 1;
+	int i;
+
 	(void)salen;
-	if (f == NULL || !addr_key(sa, &k, &port) || sess_find(f, &k, port) >= 0)
-		return true; /* a session's: libcoap's and GnuTLS's to judge */
+	if (f == NULL || !addr_key(sa, &k, &port))
+		return true;
+	/* a session's is libcoap's and GnuTLS's to judge, but for the
+	 * ClientHellos of one in its cookie exchange: each costs a cookie
+	 * and an answer, so they count against the rate of new handshakes */
+	if ((i = sess_find(f, &k, port)) >= 0 &&
+	    (!hello || coap_session_get_type(f->sess[i].s) != COAP_SESSION_TYPE_HELLO))
+		return true;
 	ks = src_of(&k);
 	s = src_get(f, &ks, now_ms);
 	src_fill(s, now_ms);
-	/* DTLS record: content type 22 (handshake), handshake type 1 at 13 */
-	if (n >= 14 && head[0] == 22 && head[13] == 1) {
-		if (admit_hello(f, s, now_ms))
+	if (hello) {
+		if (i >= 0 && s->hello_tok >= 1) {
+			s->hello_tok -= 1;
+			return true;
+		}
+		if (i < 0 && admit_hello(f, s, now_ms))
 			return true;
 		f->st.hello_refused++;
 		src_event(s, R_HELLO, now_ms);
+		refuse(f, s, now_ms);
 		return false;
 	}
 	/* libcoap drops it too (a late alert, a retransmission to a session
-	 * gone, garbage): counted, and a source sending many loses its new
-	 * handshakes until it is quiet */
-	if (s->refused_tok > -TB_FLOOD_REFUSED_BURST)
-		s->refused_tok -= 1;
+	 * gone, garbage): counted, and a source sending many is blocked */
 	f->st.dgram_refused++;
 	src_event(s, R_DGRAM, now_ms);
+	refuse(f, s, now_ms);
 	return false;
 }
 
@@ -398,6 +500,7 @@ void
 tb_flood_flush(struct tb_flood *f, int64_t now_ms, bool all)
 {
 	int64_t window = all ? 0 : TB_FLOOD_LOG_WINDOW_MS;
+	bool unblocked = false;
 	uint64_t count;
 	int64_t span;
 
@@ -408,10 +511,20 @@ tb_flood_flush(struct tb_flood *f, int64_t now_ms, bool all)
 		struct src *s = &f->src[i];
 		if (s->last_ms == 0)
 			continue;
+		if (s->blocked_until != 0 && s->blocked_until <= now_ms) {
+			/* let in again, with no burst: a flood still running is
+			 * blocked again after a second's worth */
+			s->blocked_until = 0;
+			s->refused_tok = 0;
+			s->tok_ms = now_ms;
+			unblocked = true;
+		}
 		for (int r = 0; r < R_N; r++)
 			if (tb_report_flush(&s->r[r], now_ms, window, &count, &span))
 				src_line(s, r, count, span);
 	}
+	if (unblocked)
+		filter(f, now_ms);
 	if (tb_report_flush(&f->cap, now_ms, window, &count, &span))
 		log_warnx("flood: the cap of %d half-open DTLS handshakes was reached %llu time(s) "
 		          "in the last %lld s",

@@ -4,13 +4,18 @@
  * (issue 24 point 4).  Every datagram on the listening socket that is not
  * of a server session libcoap holds is looked at here before libcoap reads
  * it (transport.c's pump peeks at it): a ClientHello from a new port
- * starts a handshake only within its source's rate (TB_FLOOD_HELLO_RATE
- * per address) and half-open limits (TB_FLOOD_HALFOPEN_PER_SOURCE per
+ * starts a handshake, and one in the cookie exchange is answered, only
+ * within its source's rate (TB_FLOOD_HELLO_RATE per address) and a new
+ * handshake only within the half-open limits (TB_FLOOD_HALFOPEN_PER_SOURCE per
  * address, TB_FLOOD_HALFOPEN_MAX in all; at either limit the source's, or
  * everyone's, oldest half-open handshake is dropped to make room);
- * anything else is a refused datagram, dropped and counted; a source over
- * TB_FLOOD_REFUSED_RATE refused datagrams a second may start no handshake
- * until it is quiet.  Each refusal is one rate-limited log line per source
+ * anything else is a refused datagram, dropped and counted.  A source
+ * whose refused datagrams (ClientHellos included) exceed
+ * TB_FLOOD_REFUSED_BURST beyond TB_FLOOD_REFUSED_RATE a second is blocked
+ * for TB_FLOOD_BLOCK_S: a socket filter (BPF) drops its datagrams in the
+ * kernel, uncounted, before they take room in the socket's buffer; an
+ * address holding an established session (a member's, which a forged
+ * flood may claim) is never blocked.  Each refusal is one rate-limited log line per source
  * and kind, with a count: at most one a minute.
  *
  * A "source" is an IPv4 address or an IPv6 /64.  Sessions are libcoap's
@@ -32,10 +37,14 @@
 
 #define TB_FLOOD_HALFOPEN_MAX 256       /* half-open handshakes, all sources */
 #define TB_FLOOD_HALFOPEN_PER_SOURCE 8  /* half-open handshakes of one source */
-#define TB_FLOOD_HELLO_RATE 20          /* new handshakes a second, one source */
-#define TB_FLOOD_HELLO_BURST 40         /* ... of which at once */
+#define TB_FLOOD_HELLO_RATE 40          /* ClientHellos a second, one source (a
+                                         * handshake sends two: before and
+                                         * with the cookie) */
+#define TB_FLOOD_HELLO_BURST 80         /* ... of which at once */
 #define TB_FLOOD_REFUSED_RATE 100       /* refused datagrams a second, one source */
 #define TB_FLOOD_REFUSED_BURST 200      /* ... of which at once */
+#define TB_FLOOD_BLOCK_S 10             /* a source past its refused burst:
+                                         * its datagrams dropped by the kernel */
 #define TB_FLOOD_LOG_WINDOW_MS 60000    /* one line per source and kind */
 
 struct tb_flood;
@@ -45,11 +54,16 @@ struct tb_flood_stats {
 	uint64_t hello_refused;   /* ClientHellos over a rate or limit */
 	uint64_t dgram_refused;   /* datagrams neither a ClientHello nor a session's */
 	uint64_t halfopen_dropped; /* half-open handshakes cut to make room */
+	uint64_t blocks;           /* sources blocked (TB_FLOOD_BLOCK_S) */
 };
 
 /* A new state, owned by the caller (tb_flood_free); NULL out of memory. */
 struct tb_flood *tb_flood_new(void);
 void tb_flood_free(struct tb_flood *f);
+
+/* The listening socket, on which a kernel filter drops the datagrams of
+ * the sources blocked (IPv4 only); not owned. */
+void tb_flood_set_socket(struct tb_flood *f, int fd);
 
 /* libcoap's server session s was created / freed (its event handler). */
 void tb_flood_session_new(struct tb_flood *f, coap_session_t *s, int64_t now_ms);

@@ -548,8 +548,10 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	/* without it datagrams reach libcoap unscreened (logged) */
 	if ((n->dtls_fd = tb_port_bound_fd(&addr.addr.sa, addr.size)) < 0)
 		log_warnx("the DTLS socket was not found: no per-source flood limits");
-	else
+	else {
 		rcvbuf(n->dtls_fd);
+		tb_flood_set_socket(n->flood, n->dtls_fd);
+	}
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);

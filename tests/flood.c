@@ -11,7 +11,8 @@
  *      cookie:  a DTLS client per attempt (a new socket, so a new port)
  *               that sends its ClientHello, echoes the server's cookie
  *               (HelloVerifyRequest) and then goes silent, leaving the
- *               server with a half-open handshake.
+ *               server with a half-open handshake (up to 64 attempts
+ *               wait for their cookie at once).
  * garbage and hello send from --ports sockets (default 64) in turn.
  * --bind: the source address (default 127.0.0.2, so that a loopback
  * test's flood comes from a source other than its members').  --rate:
@@ -27,9 +28,11 @@
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,32 +179,89 @@ make_hello(gnutls_certificate_credentials_t cred)
 	return hello_len > 0 ? 0 : -1;
 }
 
-/* One cookie exchange on a new port, then silence: 1 when the server's
- * HelloVerifyRequest came and the cookie went back, else 0. */
-static int
-cookie_once(const struct opts *o, gnutls_certificate_credentials_t cred)
-{
-	int fd = new_socket(o), echoed = 0;
+/* Cookie exchanges under way: each on a new port, its ClientHello sent,
+ * waiting for the HelloVerifyRequest; then the cookie is echoed and the
+ * attempt goes silent.  Several at once, so that the rate is not bound by
+ * the round trip. */
+#define PENDING 64
+static struct attempt {
+	int fd;
 	gnutls_session_t s;
-	struct pollfd p;
+	double t;
+} pending[PENDING];
+static int npending;
 
-	if (fd < 0)
-		return 0;
+/* The sockets of echoed attempts stay open (silent, as a client that
+ * went away without a word: a closed port would answer the server's
+ * flight with an ICMP error); the oldest is closed past SILENT_MAX. */
+#define SILENT_MAX 4000
+static int silent[SILENT_MAX], nsilent, silent_max = 64;
+
+static void
+keep_silent(int fd)
+{
+	if (nsilent == silent_max) {
+		close(silent[0]);
+		memmove(silent, silent + 1, (size_t)(nsilent - 1) * sizeof(*silent));
+		nsilent--;
+	}
+	silent[nsilent++] = fd;
+}
+
+static void
+attempt_end(int i, bool echoed)
+{
+	gnutls_deinit(pending[i].s); /* no alert is sent: silent */
+	if (echoed)
+		keep_silent(pending[i].fd);
+	else
+		close(pending[i].fd);
+	pending[i] = pending[--npending];
+}
+
+/* Starts one (dropped when PENDING are under way): 0, or -1. */
+static int
+cookie_start(const struct opts *o, gnutls_certificate_credentials_t cred)
+{
+	int fd;
+	gnutls_session_t s;
+
+	if (npending == PENDING)
+		attempt_end(0, false); /* the oldest got no answer */
+	if ((fd = new_socket(o)) < 0)
+		return -1;
 	if ((s = client(fd, cred)) == NULL) {
 		close(fd);
-		return 0;
+		return -1;
 	}
 	(void)gnutls_handshake(s); /* ClientHello */
-	p.fd = fd;
-	p.events = POLLIN;
-	if (poll(&p, 1, 500) == 1) {
+	pending[npending++] = (struct attempt){fd, s, now_s()};
+	return 0;
+}
+
+/* Waits up to ms for HelloVerifyRequests; echoes each cookie and ends
+ * that attempt.  The number of cookies echoed. */
+static unsigned long
+cookie_poll(int ms)
+{
+	struct pollfd p[PENDING];
+	unsigned long echoed = 0;
+
+	for (int i = 0; i < npending; i++)
+		p[i] = (struct pollfd){.fd = pending[i].fd, .events = POLLIN};
+	if (poll(p, (nfds_t)npending, ms) <= 0)
+		return 0;
+	for (int i = npending - 1; i >= 0; i--) {
+		int r;
+		if (!(p[i].revents & (POLLIN | POLLERR)))
+			continue;
 		/* reads the HelloVerifyRequest, sends the ClientHello with the
-		 * cookie, and then waits for the server's flight: not read */
-		int r = gnutls_handshake(s);
-		echoed = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED;
+		 * cookie, and waits for the server's flight: not read */
+		r = gnutls_handshake(pending[i].s);
+		r = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED;
+		echoed += (unsigned long)r;
+		attempt_end(i, r);
 	}
-	gnutls_deinit(s); /* no alert is sent: silent */
-	close(fd);
 	return echoed;
 }
 
@@ -265,6 +325,18 @@ main(int argc, char **argv)
 		return rc;
 	if (gnutls_global_init() < 0 || gnutls_certificate_allocate_credentials(&cred) < 0)
 		return 1;
+	{
+		/* as many silent sockets as the descriptors allow */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+			silent_max = rl.rlim_cur > SILENT_MAX + PENDING + 64 ? SILENT_MAX
+			             : rl.rlim_cur > PENDING + 128 ? (int)rl.rlim_cur - PENDING - 64
+			                                           : 64;
+		}
+	}
 	if (strcmp(o.mode, "cookie") != 0) {
 		for (int i = 0; i < o.ports; i++)
 			if ((fds[i] = new_socket(&o)) < 0) {
@@ -282,10 +354,19 @@ main(int argc, char **argv)
 	}
 	t0 = now_s();
 	while ((t = now_s()) - t0 < o.duration) {
-		pace(&o, t0, sent);
-		if (strcmp(o.mode, "cookie") == 0)
-			echoed += (unsigned long)cookie_once(&o, cred);
-		else {
+		if (strcmp(o.mode, "cookie") == 0) {
+			/* answers until the next start is due */
+			double due = o.rate > 0 ? t0 + (double)sent / o.rate : t;
+			int ms = due > t ? (int)((due - t) * 1000) : 0;
+			echoed += cookie_poll(ms);
+			if (now_s() < due)
+				continue;
+			if (cookie_start(&o, cred) != 0) {
+				perror("flood: socket");
+				return 1;
+			}
+		} else {
+			pace(&o, t0, sent);
 			if (strcmp(o.mode, "garbage") == 0)
 				for (size_t j = 0; j < o.size; j++)
 					buf[j] = (uint8_t)rand();
@@ -294,6 +375,10 @@ main(int argc, char **argv)
 		}
 		sent++;
 	}
+	while (npending > 0 && now_s() - t0 < o.duration + 1) /* the last answers */
+		echoed += cookie_poll(100);
+	while (npending > 0)
+		attempt_end(0, false);
 	t = now_s() - t0;
 	printf("flood %s: sent %lu in %.1f s (%.0f/s); cookies echoed %lu\n", o.mode, sent, t,
 	       (double)sent / t, echoed);

@@ -12,9 +12,11 @@
 #    (as fast as it can): 320300 delivers messages to 371300 meanwhile,
 #    one at a time, each within 2 s, and the p95 is under 2 s.
 # 4. 371300's log: one flood line per source and kind a minute, with the
-#    counts held back written at exit; the log under 64 KiB.
-# Scaled down from the issue's 60 s floods: 14 s of cookie echoes,
-# 12 s each of garbage and ClientHellos (the full 60 s runs and the CPU per
+#    counts held back written at exit; the log under 64 KiB.  The flooding
+#    source is blocked (its datagrams dropped by a kernel filter) once it
+#    has sent its burst of refused datagrams.
+# Scaled down from the issue's 60 s floods: 12 s of cookie echoes,
+# 10 s each of garbage and ClientHellos (the full 60 s runs and the CPU per
 # refused datagram: bench/flood.sh, docs/PERFORMANCE.md).  A sanitizer
 # build (ASan, TSan: several times slower) gets 6 s instead of 2 s.
 # Takes about 50 s on an idle machine.
@@ -36,7 +38,7 @@ TO=127.0.0.1:$(nl_port 371300)
 ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # 1. cookie-echo flood: new handshakes of a member go through
-"$FLOOD" cookie --to "$TO" --rate 20 --duration 14 >"$W/flood1.out" 2>&1 &
+"$FLOOD" cookie --to "$TO" --rate 20 --duration 12 >"$W/flood1.out" 2>&1 &
 FPID=$!
 sleep 6
 for i in $(seq 1 10); do
@@ -55,7 +57,7 @@ cat "$W/flood1.out"
 echoed=$(sed -n 's/.*cookies echoed \([0-9]*\).*/\1/p' "$W/flood1.out")
 # the premise: the flood did leave half-open handshakes behind, more than
 # libcoap's default cap, and the node cut them (oldest first)
-[ "${echoed:-0}" -gt 150 ] || nl_fail "cookie-echo flood: cookies echoed" "> 150" "${echoed:-none}"
+[ "${echoed:-0}" -gt 120 ] || nl_fail "cookie-echo flood: cookies echoed" "> 120" "${echoed:-none}"
 nl_ok
 nl_has "half-open handshakes dropped, told of" "flood: from 127.0.0.2: " \
 	"$(grep 'half-open DTLS handshake(s) dropped' "$W/371300.log")"
@@ -91,7 +93,7 @@ deliver 3 >"$W/lat0" # a session to 371300, before the floods
 for mode in garbage hello; do
 	PID=$(nl_pid 371300)
 	cpu0=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
-	"$FLOOD" "$mode" --to "$TO" --duration 12 >"$W/flood-$mode.out" 2>&1 &
+	"$FLOOD" "$mode" --to "$TO" --duration 10 >"$W/flood-$mode.out" 2>&1 &
 	FPID=$!
 	sleep 1
 	deliver 10 "$FPID" >"$W/lat-$mode"
@@ -111,16 +113,19 @@ L="$W/371300.log"
 size=$(stat -c %s "$L")
 [ "$size" -le 65536 ] || nl_fail "371300's log under 64 KiB" "<= 65536" "$size bytes"
 nl_ok
-for kind in 'handshake(s) refused' 'datagram(s) refused' 'half-open DTLS handshake(s) dropped'; do
+for kind in 'new DTLS handshake(s) refused' 'datagram(s) refused' 'half-open DTLS handshake(s) dropped' \
+	'refused datagrams a second: all its datagrams dropped by the kernel'; do
 	n=$(grep -c "flood: from 127.0.0.2: [0-9]* .*$kind" "$L")
 	# the first at once, the count at the end of its minute or at exit
 	[ "$n" -ge 1 ] && [ "$n" -le 3 ] || nl_fail "flood lines '$kind' from 127.0.0.2" "1 to 3" "$n"
 	nl_ok
 done
+# the counts: the refused datagrams before the source was blocked (its
+# burst, and a second's worth after each block), and the blocks
 nl_has "refused datagrams counted" "datagram(s) refused (neither a ClientHello nor of a DTLS session) in the last" \
 	"$(grep 'flood: from 127.0.0.2' "$L")"
 max=$(grep 'flood: from 127.0.0.2: [0-9]* datagram' "$L" | sed -n 's/.*127.0.0.2: \([0-9]*\) .*/\1/p' | sort -n | tail -n 1)
-[ "${max:-0}" -gt 1000 ] || nl_fail "a count of refused datagrams" "> 1000" "${max:-none}"
+[ "${max:-0}" -ge 100 ] || nl_fail "a count of refused datagrams" ">= 100" "${max:-none}"
 nl_ok
 grep 'flood:\|DTLS socket' "$L" | sed 's/^/# /'
 nl_done
