@@ -36,9 +36,14 @@ nl_start 371300
 nl_start 320300
 TO=127.0.0.1:$(nl_port 371300)
 ms() { echo $(($(date +%s%N) / 1000000)); }
+# bench/flood.sh sets the full durations (60 s)
+COOKIE_SECS=${FLOOD_COOKIE_SECS:-12} SECS=${FLOOD_SECS:-10}
+T0=$(date +%s)
+cpu() { awk '{ print $14 + $15 }' "/proc/$(nl_pid 371300)/stat"; }
 
 # 1. cookie-echo flood: new handshakes of a member go through
-"$FLOOD" cookie --to "$TO" --rate 20 --duration 12 >"$W/flood1.out" 2>&1 &
+cpu0=$(cpu)
+"$FLOOD" cookie --to "$TO" --rate 20 --duration "$COOKIE_SECS" >"$W/flood1.out" 2>&1 &
 FPID=$!
 sleep 6
 for i in $(seq 1 10); do
@@ -53,11 +58,14 @@ for i in $(seq 1 10); do
 	nl_ok
 done
 wait "$FPID"
+cpu1=$(cpu)
 cat "$W/flood1.out"
 echoed=$(sed -n 's/.*cookies echoed \([0-9]*\).*/\1/p' "$W/flood1.out")
+echo "# cookie-echo flood: node CPU $(((cpu1 - cpu0) * 10)) ms for ${echoed:-0} half-open handshakes" \
+	"($(awk -v c="$((cpu1 - cpu0))" -v n="${echoed:-1}" 'BEGIN { printf "%.2f", c * 10 / n }') ms each)"
 # the premise: the flood did leave half-open handshakes behind, more than
 # libcoap's default cap, and the node cut them (oldest first)
-[ "${echoed:-0}" -gt 120 ] || nl_fail "cookie-echo flood: cookies echoed" "> 120" "${echoed:-none}"
+[ "${echoed:-0}" -gt $((COOKIE_SECS * 10)) ] || nl_fail "cookie-echo flood: cookies echoed" "> $((COOKIE_SECS * 10))" "${echoed:-none}"
 nl_ok
 nl_has "half-open handshakes dropped, told of" "flood: from 127.0.0.2: " \
 	"$(grep 'half-open DTLS handshake(s) dropped' "$W/371300.log")"
@@ -94,14 +102,13 @@ check_p95() {
 
 deliver 3 >"$W/lat0" # a session to 371300, before the floods
 for mode in garbage hello; do
-	PID=$(nl_pid 371300)
-	cpu0=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
-	"$FLOOD" "$mode" --to "$TO" --duration 10 >"$W/flood-$mode.out" 2>&1 &
+	cpu0=$(cpu)
+	"$FLOOD" "$mode" --to "$TO" --duration "$SECS" >"$W/flood-$mode.out" 2>&1 &
 	FPID=$!
 	sleep 1
 	deliver 10 "$FPID" >"$W/lat-$mode"
 	wait "$FPID"
-	cpu1=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
+	cpu1=$(cpu)
 	cat "$W/flood-$mode.out"
 	sent=$(sed -n 's/.*: sent \([0-9]*\) .*/\1/p' "$W/flood-$mode.out")
 	[ "${sent:-0}" -gt 1000 ] || nl_fail "$mode flood: datagrams sent" "> 1000" "${sent:-none}"
@@ -115,12 +122,14 @@ nl_stop 371300
 L="$W/371300.log"
 size=$(stat -c %s "$L")
 [ "$size" -le 65536 ] || nl_fail "371300's log under 64 KiB" "<= 65536" "$size bytes"
+echo "# 371300's log: $size bytes"
 nl_ok
 for kind in 'new DTLS handshake(s) refused' 'datagram(s) refused' 'half-open DTLS handshake(s) dropped' \
 	'refused datagrams a second: all its datagrams dropped by the kernel'; do
 	n=$(grep -c "flood: from 127.0.0.2: [0-9]* .*$kind" "$L")
-	# the first at once, the count at the end of its minute or at exit
-	[ "$n" -ge 1 ] && [ "$n" -le 3 ] || nl_fail "flood lines '$kind' from 127.0.0.2" "1 to 3" "$n"
+	# the first at once, the count at the end of each minute and at exit
+	most=$((2 + ($(date +%s) - T0) / 60))
+	[ "$n" -ge 1 ] && [ "$n" -le "$most" ] || nl_fail "flood lines '$kind' from 127.0.0.2" "1 to $most" "$n"
 	nl_ok
 done
 # the counts: the refused datagrams before the source was blocked (its
