@@ -329,6 +329,8 @@ count_open(const struct tb_flood *f, const struct key *src, int *oldest)
 	return n;
 }
 
+static const char cut_mark[] = "";
+
 static void
 cut(struct tb_flood *f, int i, int64_t now_ms)
 {
@@ -337,6 +339,10 @@ cut(struct tb_flood *f, int i, int64_t now_ms)
 	f->sess[i].dropped = true;
 	f->st.halfopen_dropped++;
 	src_event(src_get(f, &ks, now_ms), R_HALFOPEN, now_ms);
+	/* not a refusal of its certificate: transport.c's event handler
+	 * counts and logs a handshake failed only for a session without
+	 * app data */
+	coap_session_set_app_data(f->sess[i].s, (void *)cut_mark);
 	/* its state becomes NONE: libcoap frees it in its next round */
 	coap_session_disconnected(f->sess[i].s, COAP_NACK_TLS_FAILED);
 }
