@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,31 @@ pace(const struct opts *o, double t0, unsigned long i)
 	}
 }
 
+/* The client reads one datagram when allowed (the HelloVerifyRequest),
+ * never the server's next flight: a fast server's flight arriving while
+ * the cookie goes out would otherwise be answered, and the handshake fail
+ * at the server with a refused certificate instead of staying half-open. */
+static int pull_allow;
+
+static ssize_t
+pull_once(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+	if (!pull_allow) {
+		errno = EAGAIN;
+		return -1;
+	}
+	pull_allow = 0;
+	return recv((int)(intptr_t)p, data, len, MSG_DONTWAIT);
+}
+
+static int
+pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+	(void)p;
+	(void)ms;
+	return pull_allow; /* data "ready" only when allowed */
+}
+
 /* A GnuTLS DTLS client on fd; NULL on failure. */
 static gnutls_session_t
 client(int fd, gnutls_certificate_credentials_t cred)
@@ -136,6 +162,8 @@ client(int fd, gnutls_certificate_credentials_t cred)
 		return NULL;
 	}
 	gnutls_transport_set_int(s, fd);
+	gnutls_transport_set_pull_function(s, pull_once);
+	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
 	gnutls_dtls_set_mtu(s, 1200);
 	return s;
 }
@@ -257,7 +285,9 @@ cookie_poll(int ms)
 			continue;
 		/* reads the HelloVerifyRequest, sends the ClientHello with the
 		 * cookie, and waits for the server's flight: not read */
+		pull_allow = 1;
 		r = gnutls_handshake(pending[i].s);
+		pull_allow = 0;
 		r = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED;
 		echoed += (unsigned long)r;
 		attempt_end(i, r);
