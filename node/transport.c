@@ -265,6 +265,7 @@ screen_events(struct tb_node *n, struct epoll_event *ev, int k)
 	}
 	return j;
 }
+
 static void
 pump(struct tb_node *n)
 {
@@ -478,7 +479,7 @@ rcvbuf(int fd)
 	    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0)
 		got = 0;
 	if (got < want) /* Linux reports twice what it was given */
-		log_warnx("the DTLS socket's receive buffer is %d KiB, not %d: a flood may make the "
+		log_info("the DTLS socket's receive buffer is %d KiB, not %d: a flood may make the "
 		          "kernel drop members' datagrams (raise net.core.rmem_max)",
 		          got / 2048, want / 1024);
 }
