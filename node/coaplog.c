@@ -17,8 +17,8 @@ handshake_chatter(const char *m)
 {
 	static const char *const said[] = {
 	    "Client Certificate requested and required", "do_gnutls_handshake: session establish",
-	    "Insufficient credentials provided", ": Alert '", "Discarded replayed handshake packet",
-	    "Incomplete session timed out"};
+	    "Insufficient credentials provided",         ": Alert '",
+	    "Discarded replayed handshake packet",       "Incomplete session timed out"};
 
 	for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i++)
 		if (strstr(m, said[i]) != NULL)

@@ -158,14 +158,25 @@ src_text(const struct key *k, char *out, size_t len)
 static void
 src_line(const struct src *s, int r, uint64_t count, int64_t span_s)
 {
-	static const char *const what[R_N] = {
-	    "new DTLS handshake(s) refused (over " STR(TB_FLOOD_HELLO_RATE)
-	    "/s, or over the half-open limits, or the source sends refused datagrams)",
-	    "datagram(s) refused (neither a ClientHello nor of a DTLS session)",
-	    "half-open DTLS handshake(s) dropped, oldest first (more than " STR(
-	        TB_FLOOD_HALFOPEN_PER_SOURCE) " from one source, or the cap of " STR(TB_FLOOD_HALFOPEN_MAX) " reached)",
-	    "time(s) over " STR(TB_FLOOD_REFUSED_RATE) " refused datagrams a second: all its "
-	    "datagrams dropped by the kernel for " STR(TB_FLOOD_BLOCK_S) " s, uncounted"};
+	static const char
+	    *const
+	        what
+	            [R_N] =
+	                {
+	                    "new DTLS handshake(s) refused (over " STR(
+	                        TB_FLOOD_HELLO_RATE) "/s, or over the half-open limits, or the "
+	                                             "source sends refused datagrams)",
+	                    "datagram(s) refused (neither a ClientHello nor of a DTLS session)",
+	                    "half-open DTLS handshake(s) dropped, oldest first (more than " STR(
+	                        TB_FLOOD_HALFOPEN_PER_SOURCE) " from one source, or the cap "
+	                                                      "of " STR(TB_FLOOD_HALFOPEN_MAX) " re"
+	                                                                                       "ach"
+	                                                                                       "ed"
+	                                                                                       ")",
+	                    "time(s) over " STR(
+	                        TB_FLOOD_REFUSED_RATE) " refused datagrams a second: all its "
+	                                               "datagrams dropped by the kernel for " STR(
+	                                                   TB_FLOOD_BLOCK_S) " s, uncounted"};
 	char host[NI_MAXHOST + 4];
 
 	src_text(&s->k, host, sizeof(host));
@@ -264,8 +275,8 @@ tb_flood_session_new(struct tb_flood *f, coap_session_t *s, int64_t now_ms)
 	i = f->free_sess;
 	f->free_sess = f->sess[i].next;
 	h = hash(&k, port) % SESS_BUCKETS;
-	f->sess[i] = (struct sess){.s = s, .k = k, .port = port, .since_ms = now_ms,
-	                           .next = f->bucket[h]};
+	f->sess[i] =
+	    (struct sess){.s = s, .k = k, .port = port, .since_ms = now_ms, .next = f->bucket[h]};
 	f->bucket[h] = i;
 }
 
@@ -366,7 +377,8 @@ admit_hello(struct tb_flood *f, struct src *s, int64_t now_ms)
 		if (tb_report_event(&f->cap, now_ms, TB_FLOOD_LOG_WINDOW_MS, &count, &span))
 			log_warnx("flood: %d half-open DTLS handshakes, the cap: the oldest is "
 			          "dropped for a new one (%llu time(s)%s)",
-			          n, (unsigned long long)count, span > 0 ? " in the last minute" : "");
+			          n, (unsigned long long)count,
+			          span > 0 ? " in the last minute" : "");
 		if (oldest < 0)
 			return false;
 		cut(f, oldest, now_ms);
@@ -393,7 +405,8 @@ filter(struct tb_flood *f, int64_t now_ms)
 		return;
 	for (int i = 0; i < SRC_SLOTS && n < BLOCK_MAX; i++)
 		if (f->src[i].blocked_until > now_ms && f->src[i].k.fam == 4)
-			ip[n++] = (uint32_t)f->src[i].k.a[0] << 24 | (uint32_t)f->src[i].k.a[1] << 16 |
+			ip[n++] = (uint32_t)f->src[i].k.a[0] << 24 |
+			          (uint32_t)f->src[i].k.a[1] << 16 |
 			          (uint32_t)f->src[i].k.a[2] << 8 | f->src[i].k.a[3];
 	if (n == 0) {
 		int zero = 0;
@@ -459,8 +472,8 @@ tb_flood_set_socket(struct tb_flood *f, int fd)
 }
 
 bool
-tb_flood_admit(struct tb_flood *f, const struct sockaddr *sa, socklen_t salen,
-               const uint8_t *head, size_t n, int64_t now_ms)
+tb_flood_admit(struct tb_flood *f, const struct sockaddr *sa, socklen_t salen, const uint8_t *head,
+               size_t n, int64_t now_ms)
 {
 	struct key k, ks;
 	uint16_t port;

@@ -35,24 +35,26 @@
 
 #include "../util/tb_err.h"
 
-#define TB_FLOOD_HALFOPEN_MAX 256       /* half-open handshakes, all sources */
-#define TB_FLOOD_HALFOPEN_PER_SOURCE 8  /* half-open handshakes of one source */
-#define TB_FLOOD_HELLO_RATE 40          /* ClientHellos a second, one source (a
-                                         * handshake sends two: before and
-                                         * with the cookie) */
-#define TB_FLOOD_HELLO_BURST 80         /* ... of which at once */
-#define TB_FLOOD_REFUSED_RATE 100       /* refused datagrams a second, one source */
-#define TB_FLOOD_REFUSED_BURST 200      /* ... of which at once */
-#define TB_FLOOD_BLOCK_S 10             /* a source past its refused burst:
-                                         * its datagrams dropped by the kernel */
-#define TB_FLOOD_LOG_WINDOW_MS 60000    /* one line per source and kind */
+#define TB_FLOOD_HALFOPEN_MAX 256      /* half-open handshakes, all sources */
+#define TB_FLOOD_HALFOPEN_PER_SOURCE 8 /* half-open handshakes of one source */
+#define TB_FLOOD_HELLO_RATE                                                                        \
+	40                         /* ClientHellos a second, one source (a                         \
+	                            * handshake sends two: before and                              \
+	                            * with the cookie) */
+#define TB_FLOOD_HELLO_BURST 80    /* ... of which at once */
+#define TB_FLOOD_REFUSED_RATE 100  /* refused datagrams a second, one source */
+#define TB_FLOOD_REFUSED_BURST 200 /* ... of which at once */
+#define TB_FLOOD_BLOCK_S                                                                           \
+	10                           /* a source past its refused burst:                           \
+	                              * its datagrams dropped by the kernel */
+#define TB_FLOOD_LOG_WINDOW_MS 60000 /* one line per source and kind */
 
 struct tb_flood;
 
 /* Counters since start (all sources). */
 struct tb_flood_stats {
-	uint64_t hello_refused;   /* ClientHellos over a rate or limit */
-	uint64_t dgram_refused;   /* datagrams neither a ClientHello nor a session's */
+	uint64_t hello_refused;    /* ClientHellos over a rate or limit */
+	uint64_t dgram_refused;    /* datagrams neither a ClientHello nor a session's */
 	uint64_t halfopen_dropped; /* half-open handshakes cut to make room */
 	uint64_t blocks;           /* sources blocked (TB_FLOOD_BLOCK_S) */
 };

@@ -480,8 +480,8 @@ rcvbuf(int fd)
 		got = 0;
 	if (got < want) /* Linux reports twice what it was given */
 		log_info("the DTLS socket's receive buffer is %d KiB, not %d: a flood may make the "
-		          "kernel drop members' datagrams (raise net.core.rmem_max)",
-		          got / 2048, want / 1024);
+		         "kernel drop members' datagrams (raise net.core.rmem_max)",
+		         got / 2048, want / 1024);
 }
 
 int

@@ -60,8 +60,9 @@ now_s(void)
 static int
 usage(const char *why)
 {
-	fprintf(stderr, "flood: %s\nusage: flood garbage|hello|cookie --to HOST:PORT [--bind ADDR] "
-	                "[--rate N] [--duration S] [--ports N] [--size N]\n",
+	fprintf(stderr,
+	        "flood: %s\nusage: flood garbage|hello|cookie --to HOST:PORT [--bind ADDR] "
+	        "[--rate N] [--duration S] [--ports N] [--size N]\n",
 	        why);
 	return 2;
 }
