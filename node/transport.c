@@ -589,7 +589,7 @@ tb_transport_stop(struct tb_node *n)
 	id_free(n->dtls_id); /* after the sessions that used them */
 	n->dtls_id = NULL;
 	tb_flood_flush(n->flood, tb_now_ms(), true); /* the counts held back */
-	tb_flood_free(n->flood); /* after the sessions it points to */
+	tb_flood_free(n->flood);                     /* after the sessions it points to */
 	n->flood = NULL;
 	coap_cleanup();
 }
