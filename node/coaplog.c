@@ -5,7 +5,27 @@
 #include "log.h"
 
 #include <coap3/coap.h>
+#include <stdbool.h>
 #include <string.h>
+
+/* libcoap's warnings about one peer's handshake going wrong (an alert, a
+ * certificate missing, a replayed or half-open handshake): one a refused
+ * handshake, so a flood of them wrote a line each.  The node tells of the
+ * same, per source and rate-limited (transport.c, flood.c): these go to
+ * debug. */
+static bool
+handshake_chatter(const char *m)
+{
+	static const char *const said[] = {
+	    "Client Certificate requested and required", "do_gnutls_handshake: session establish",
+	    "Insufficient credentials provided",         ": Alert '",
+	    "Discarded replayed handshake packet",       "Incomplete session timed out"};
+
+	for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i++)
+		if (strstr(m, said[i]) != NULL)
+			return true;
+	return false;
+}
 
 /* libcoap's lines: its syslog levels mapped to ours, its newline cut. */
 static void
@@ -16,6 +36,9 @@ coap_line(coap_log_t level, const char *message)
 	                        : level <= LOG_INFO    ? TB_LOG_INFO
 	                                               : TB_LOG_DEBUG;
 	size_t n = strlen(message);
+
+	if (lvl == TB_LOG_WARN && handshake_chatter(message))
+		lvl = TB_LOG_DEBUG;
 
 	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
 		n--;

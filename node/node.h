@@ -66,6 +66,7 @@ struct tb_inbound;
 struct tb_regsync;
 struct tb_transport_client;
 struct tb_refusals;
+struct tb_flood;
 struct tb_dtls_id;
 
 #define TB_LAT_BUCKETS 28
@@ -170,6 +171,8 @@ struct tb_node {
 	} * retired; /* sessions given up, released later */
 	size_t nretired;
 	struct tb_refusals *refusals; /* transport.c: rate-limited refusal and clock lines */
+	struct tb_flood *flood;       /* transport.c: per-source limits (flood.h) */
+	int dtls_fd;                  /* transport.c: the listening socket (-1: unknown) */
 	/* the stages' own state, private to their files */
 	struct tb_inbound *in;      /* inbound.c */
 	struct tb_outbound *out;    /* outbound.c */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "../certs/tb_key.h"
 #include "../certs/tb_cert.h"
@@ -17,6 +18,7 @@
 #include "../util/tb_err.h"
 #include "../util/tb_file.h"
 #include "../util/tb_port.h"
+#include "flood.h"
 #include "log.h"
 
 /* App data of a server session whose certificate check_peer refused (so
@@ -228,6 +230,52 @@ static bool probing(const struct tb_node *n, const struct tb_peer *p);
  * applications that run epoll themselves (coap_io(3)). */
 #define PUMP_EVENTS 64
 #define PUMP_ROUNDS 4
+
+/* Reads and drops the datagrams at the head of the listening socket that
+ * flood.c refuses, before libcoap reads them (a peek at the source and
+ * the first bytes, then a read of the refused one).  False when nothing
+ * is left there for libcoap: at most SCREEN_MAX are dropped a round. */
+#define SCREEN_MAX 1024
+static bool
+screen(struct tb_node *n)
+{
+	uint8_t head[16];
+	struct sockaddr_storage sa;
+	int64_t now = tb_now_ms();
+
+	for (int i = 0; i < SCREEN_MAX; i++) {
+		socklen_t len = sizeof(sa);
+		ssize_t k = recvfrom(n->dtls_fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT,
+		                     (struct sockaddr *)&sa, &len);
+		if (k < 0) /* empty; another error is libcoap's to see */
+			return errno != EAGAIN && errno != EWOULDBLOCK;
+		if (tb_flood_admit(n->flood, (struct sockaddr *)&sa, len, head, (size_t)k, now))
+			return true;
+		(void)!recv(n->dtls_fd, head, 1, MSG_DONTWAIT); /* the rest is discarded */
+	}
+	return false;
+}
+
+/* Screens the listening socket when it is among the k ready events, and
+ * leaves its event out when nothing is left on it for libcoap (whose read
+ * of an empty socket logs a warning).  The event's data is libcoap 4.3.1's
+ * coap_socket_t, whose first member is the descriptor.  The new count. */
+static int
+screen_events(struct tb_node *n, struct epoll_event *ev, int k)
+{
+	int j = 0;
+
+	if (n->flood == NULL || n->dtls_fd < 0)
+		return k;
+	for (int i = 0; i < k; i++) {
+		if (ev[i].data.ptr != NULL && *(const int *)ev[i].data.ptr == n->dtls_fd &&
+		    !screen(n))
+			continue;
+		ev[j++] = ev[i];
+	}
+	return j;
+}
+
 static void
 pump(struct tb_node *n)
 {
@@ -245,14 +293,16 @@ pump(struct tb_node *n)
 			bool sockets = false;
 			if (k <= 0)
 				break;
-			coap_io_do_epoll(n->coap, ev, (size_t)k);
 			/* only libcoap's timer (data NULL) was ready: nothing more */
 			for (int i = 0; i < k && !sockets; i++)
 				sockets = ev[i].data.ptr != NULL;
+			k = screen_events(n, ev, k);
+			coap_io_do_epoll(n->coap, ev, (size_t)k);
 			if (!sockets)
 				break;
 		}
 	flush_refusals(n, tb_now_ms());
+	tb_flood_flush(n->flood, tb_now_ms(), false);
 	coap_ticks(&now);
 	wait_ms = coap_io_prepare_epoll(n->coap, now);
 	if (wait_ms == 0 || wait_ms > 1000)
@@ -397,6 +447,10 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 	bool failed = ev == COAP_EVENT_DTLS_ERROR || ev == COAP_EVENT_DTLS_CLOSED ||
 	              ev == COAP_EVENT_SESSION_FAILED;
 
+	if (ev == COAP_EVENT_SERVER_SESSION_NEW)
+		tb_flood_session_new(n->flood, s, tb_now_ms());
+	else if (ev == COAP_EVENT_SERVER_SESSION_DEL)
+		tb_flood_session_del(n->flood, s);
 	if (failed && server && coap_session_get_state(s) == COAP_SESSION_STATE_HANDSHAKE &&
 	    coap_session_get_app_data(s) == NULL) {
 		/* GnuTLS refused the chain (unknown CA, expired, no
@@ -435,6 +489,26 @@ registry_applied(void *ctx, const struct tb_reg *reg)
 	}
 }
 
+/* A flood fills the default receive buffer (about 270 datagrams) within
+ * milliseconds, and the kernel then drops the members' datagrams too,
+ * which CoAP resends only seconds later: the listening socket gets
+ * RCVBUF_WANT, within net.core.rmem_max (ADMIN.md, floods). */
+#define RCVBUF_WANT (4 << 20)
+static void
+rcvbuf(int fd)
+{
+	int want = RCVBUF_WANT, got = 0;
+	socklen_t len = sizeof(got);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want)) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0)
+		got = 0;
+	if (got < want) /* Linux reports twice what it was given */
+		log_info("the DTLS socket's receive buffer is %d KiB, not %d: a flood may make the "
+		         "kernel drop members' datagrams (raise net.core.rmem_max)",
+		         got / 2048, want / 1024);
+}
+
 int
 tb_transport_start(struct tb_node *n, struct tb_diag *d)
 {
@@ -455,6 +529,13 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 	coap_set_app_data(n->coap, n);
 	coap_context_set_block_mode(n->coap, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
 	coap_context_set_max_idle_sessions(n->coap, 256);
+	/* flood.c keeps the half-open handshakes under TB_FLOOD_HALFOPEN_MAX,
+	 * dropping the oldest; libcoap's own cap (100 by default), which
+	 * refuses every new one instead, is set out of its way */
+	coap_context_set_max_handshake_sessions(n->coap, 2 * TB_FLOOD_HALFOPEN_MAX);
+	n->dtls_fd = -1;
+	if ((n->flood = tb_flood_new()) == NULL)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "flood limits");
 	coap_context_set_session_timeout(n->coap, 300);
 	coap_register_event_handler(n->coap, event_cb);
 	coap_register_response_handler(n->coap, response_cb);
@@ -494,6 +575,13 @@ tb_transport_start(struct tb_node *n, struct tb_diag *d)
 		return tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS,
 		                   "cannot make the DTLS socket on %s:%d exclusive",
 		                   n->cfg.listen_host, n->cfg.listen_port);
+	/* without it datagrams reach libcoap unscreened (logged) */
+	if ((n->dtls_fd = tb_port_bound_fd(&addr.addr.sa, addr.size)) < 0)
+		log_warnx("the DTLS socket was not found: no per-source flood limits");
+	else {
+		rcvbuf(n->dtls_fd);
+		tb_flood_set_socket(n->flood, n->dtls_fd);
+	}
 	n->coap_ev = event_new(n->base, coap_context_get_coap_fd(n->coap), EV_READ | EV_PERSIST,
 	                       coap_fd_cb, n);
 	n->coap_timer = evtimer_new(n->base, coap_timer_cb, n);
@@ -529,6 +617,9 @@ tb_transport_stop(struct tb_node *n)
 	n->coap = NULL;
 	id_free(n->dtls_id); /* after the sessions that used them */
 	n->dtls_id = NULL;
+	tb_flood_flush(n->flood, tb_now_ms(), true); /* the counts held back */
+	tb_flood_free(n->flood);                     /* after the sessions it points to */
+	n->flood = NULL;
 	coap_cleanup();
 }
 
@@ -890,7 +981,7 @@ refusals(struct tb_node *n)
 }
 
 /* A server session's handshake refused for why: one line per source
- * (address and reason) and window, with the count held back. */
+ * (address and reason) and minute, with the count held back. */
 static void
 refused(struct tb_node *n, coap_session_t *s, const char *why)
 {
@@ -921,7 +1012,7 @@ refused(struct tb_node *n, coap_session_t *s, const char *why)
 		snprintf(t->v[k].key, sizeof(t->v[k].key), "%s", key);
 		snprintf(t->v[k].host, sizeof(t->v[k].host), "%s", host);
 	}
-	if (!tb_report_event(&t->v[k].r, now_ms, report_window(n), &count, &span))
+	if (!tb_report_event(&t->v[k].r, now_ms, TB_FLOOD_LOG_WINDOW_MS, &count, &span))
 		return;
 	if (span == 0)
 		log_warnx("handshake refused from %s: %s", host, why);
@@ -942,7 +1033,7 @@ flush_refusals(struct tb_node *n, int64_t now_ms)
 		return;
 	t->flush_ms = now_ms;
 	for (size_t k = 0; k < REFUSAL_KEYS; k++)
-		if (tb_report_flush(&t->v[k].r, now_ms, report_window(n), &count, &span))
+		if (tb_report_flush(&t->v[k].r, now_ms, TB_FLOOD_LOG_WINDOW_MS, &count, &span))
 			log_warnx("handshake refused from %s: %s (%llu times in the last %lld s)",
 			          t->v[k].host, t->v[k].key + strlen(t->v[k].host) + 1,
 			          (unsigned long long)count, (long long)span);

@@ -192,6 +192,26 @@ tb_port_exclusive(const struct sockaddr *sa, socklen_t len)
 	return found > 0 ? TB_OK : TB_E_IO;
 }
 
+int
+tb_port_bound_fd(const struct sockaddr *sa, socklen_t len)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1;
+
+	if (dir == NULL)
+		return -1;
+	while ((e = readdir(dir)) != NULL && found < 0) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && end != e->d_name && fd != dirfd(dir) &&
+		    bound_to((int)fd, sa, len))
+			found = (int)fd;
+	}
+	closedir(dir);
+	return found;
+}
+
 static bool
 loopback_free(int port)
 {

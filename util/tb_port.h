@@ -46,6 +46,10 @@ bool tb_port_free(int socktype, const struct sockaddr *sa, socklen_t len, int *e
  */
 TB_MUST_CHECK int tb_port_exclusive(const struct sockaddr *sa, socklen_t len);
 
+/* The descriptor of this process's datagram socket bound to exactly sa
+ * (found among /proc/self/fd, as tb_port_exclusive finds it), or -1. */
+int tb_port_bound_fd(const struct sockaddr *sa, socklen_t len);
+
 /* errno as text with its name, e.g. "Address already in use
  * (EADDRINUSE)", into out (len bytes, always NUL-terminated); returns out. */
 const char *tb_errno_text(int err, char *out, size_t len);
