@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "transport.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)

@@ -318,3 +318,30 @@ tb_log_msg(enum tb_msg_event ev, const char *id, const char *peer, const char *t
 	         event_names[ev], e.id, e.peer, e.type, e.ms, outcome);
 	emit(TB_LOG_INFO, &e, msg);
 }
+
+bool
+tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                int64_t *span_s)
+{
+	r->pending++;
+	if (r->last_ms != 0 && now_ms - r->last_ms < window_ms)
+		return false;
+	*count = r->pending;
+	*span_s = r->last_ms != 0 ? (now_ms - r->last_ms + 500) / 1000 : 0;
+	r->pending = 0;
+	r->last_ms = now_ms;
+	return true;
+}
+
+bool
+tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                int64_t *span_s)
+{
+	if (r->pending == 0 || now_ms - r->last_ms < window_ms)
+		return false;
+	*count = r->pending;
+	*span_s = (now_ms - r->last_ms + 500) / 1000;
+	r->pending = 0;
+	r->last_ms = now_ms;
+	return true;
+}

@@ -31,6 +31,7 @@
 #define TB_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../util/tb_err.h"
 
@@ -74,6 +75,25 @@ enum tb_msg_event {
  * strings are borrowed. */
 void tb_log_msg(enum tb_msg_event ev, const char *id, const char *peer, const char *type,
                 const char *outcome_fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Rate limit of a repeated log line: at most one line per window, the
+ * ones held back counted into the next (the transport's per-peer lines,
+ * flood.c's per-source ones). */
+struct tb_report {
+	int64_t last_ms;  /* when a line was last written (0: never) */
+	uint64_t pending; /* events since, not yet in a line */
+	char why[160];    /* the latest event's reason */
+};
+/* Counts one event in r: true when a log line is due now (the first
+ * event, or the first after window_ms since the last line); *count
+ * receives the events the line covers and *span_s the seconds since the
+ * last line (0 for a first line). */
+bool tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                     int64_t *span_s);
+/* True when events are held back and window_ms has passed since the last
+ * line: a summary line is due (*count, *span_s as above). */
+bool tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
+                     int64_t *span_s);
 
 /* coaplog.c */
 /* Routes libcoap's log through tb_log (its PDU dumps too, which libcoap

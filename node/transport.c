@@ -821,33 +821,6 @@ report_window(const struct tb_node *n)
 	return n->cfg.retry_max_ms > 1000 ? n->cfg.retry_max_ms : 1000;
 }
 
-bool
-tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
-                int64_t *span_s)
-{
-	r->pending++;
-	if (r->last_ms != 0 && now_ms - r->last_ms < window_ms)
-		return false;
-	*count = r->pending;
-	*span_s = r->last_ms != 0 ? (now_ms - r->last_ms + 500) / 1000 : 0;
-	r->pending = 0;
-	r->last_ms = now_ms;
-	return true;
-}
-
-bool
-tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
-                int64_t *span_s)
-{
-	if (r->pending == 0 || now_ms - r->last_ms < window_ms)
-		return false;
-	*count = r->pending;
-	*span_s = (now_ms - r->last_ms + 500) / 1000;
-	r->pending = 0;
-	r->last_ms = now_ms;
-	return true;
-}
-
 /* Writes the failure line of p (a first one, or a count). */
 static void
 peer_line(struct tb_node *n, struct tb_peer *p, uint64_t count, int64_t span_s, int64_t now_ms)

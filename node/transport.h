@@ -13,6 +13,7 @@
 #define TB_TRANSPORT_H
 
 #include "link.h"
+#include "log.h"
 #include "node.h"
 #include "../util/tb_err.h"
 
@@ -52,14 +53,6 @@ enum tb_peer_fail {
 };
 /* "handshake_refused", "unreachable", "timeout", "bad_answer". */
 const char *tb_peer_fail_name(enum tb_peer_fail why);
-
-/* Rate limit of a repeated log line: at most one line per window, the
- * ones held back counted into the next (transport.c). */
-struct tb_report {
-	int64_t last_ms;  /* when a line was last written (0: never) */
-	uint64_t pending; /* events since, not yet in a line */
-	char why[160];    /* the latest event's reason */
-};
 
 /* Per-peer outbound state (delivery, backoff, circuit breaker, what
  * /metrics shows).  Up to peer_sessions DTLS sessions are kept to a
@@ -142,16 +135,6 @@ bool tb_transport_waiting(struct tb_node *n, const char *id);
  * (logged, rate-limited).  Warns (rate-limited) when most peers' clocks
  * differ from ours by more than half clock_skew. */
 void tb_peer_clock(struct tb_node *n, struct tb_peer *p, int64_t offset, uint64_t skewed);
-/* Counts one event in r: true when a log line is due now (the first
- * event, or the first after window_ms since the last line); *count
- * receives the events the line covers and *span_s the seconds since the
- * last line (0 for a first line). */
-bool tb_report_event(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
-                     int64_t *span_s);
-/* True when events are held back and window_ms has passed since the last
- * line: a summary line is due (*count, *span_s as above). */
-bool tb_report_flush(struct tb_report *r, int64_t now_ms, int64_t window_ms, uint64_t *count,
-                     int64_t *span_s);
 
 /* A stage that sends requests through the transport (outbound.c,
  * regsync.c) and is told what becomes of them: registered at setup,

@@ -21,7 +21,8 @@ fi
 #   1 the base:    config, journal, worker, archive (where pruned
 #                  messages go); coaplog (libcoap's log through log);
 #                  link (a peer's link estimate); apiconn (the local
-#                  API's connections: limits, cap, timeouts)
+#                  API's connections: limits, cap, timeouts); flood
+#                  (per-source limits on the DTLS port)
 #   1.5            audit (the chain's signed head and admin events: uses
 #                  the journal; node.c and the stages record events in it)
 #   2 the state:   node (registry, keys, routes, clocks)
@@ -40,6 +41,7 @@ journal 1
 worker 1
 coaplog 1
 apiconn 1
+flood 1
 link 1
 audit 1.5
 archive 1
