@@ -7,6 +7,7 @@
 #include "api.h"
 #include "apiconn.h"
 #include "apimsg.h"
+#include "flood.h"
 #include "ingest.h"
 #include "lifecycle.h"
 #include "outbound.h"
@@ -370,7 +371,8 @@ metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
 	    (long long)tb_reg_valid_until(n->reg), (unsigned long long)tb_reg_serial(n->reg));
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		evbuffer_add_printf(b, "tongban_node_state{state=\"%s\"} %d\n",
-		                    tb_node_state_name(states[i]), n->state == states[i]);	evbuffer_add_printf(
+		                    tb_node_state_name(states[i]), n->state == states[i]);
+	evbuffer_add_printf(
 	    b,
 	    "# HELP tongban_journal_full Whether the journal's disk is full (1): messages from "
 	    "peers are refused with 5.03 journal.full.\n"
@@ -381,6 +383,34 @@ metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
 	    "# TYPE tongban_journal_full_refused_total counter\n"
 	    "tongban_journal_full_refused_total %llu\n",
 	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full);
+}
+
+/* What the DTLS port's per-source limits refused (flood.h). */
+static void
+metrics_flood(struct tb_node *n, struct evbuffer *b)
+{
+	struct tb_flood_stats st = {0};
+
+	if (n->flood != NULL)
+		tb_flood_stats(n->flood, &st);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP tongban_dtls_hellos_refused_total ClientHellos refused over a source's rate "
+	    "or half-open limit.\n"
+	    "# TYPE tongban_dtls_hellos_refused_total counter\n"
+	    "tongban_dtls_hellos_refused_total %llu\n"
+	    "# HELP tongban_dtls_datagrams_refused_total Datagrams on the DTLS port neither a "
+	    "ClientHello nor a session's.\n"
+	    "# TYPE tongban_dtls_datagrams_refused_total counter\n"
+	    "tongban_dtls_datagrams_refused_total %llu\n"
+	    "# HELP tongban_dtls_halfopen_dropped_total Half-open handshakes cut to make room.\n"
+	    "# TYPE tongban_dtls_halfopen_dropped_total counter\n"
+	    "tongban_dtls_halfopen_dropped_total %llu\n"
+	    "# HELP tongban_dtls_sources_blocked_total Flooding sources blocked in the kernel.\n"
+	    "# TYPE tongban_dtls_sources_blocked_total counter\n"
+	    "tongban_dtls_sources_blocked_total %llu\n",
+	    (unsigned long long)st.hello_refused, (unsigned long long)st.dgram_refused,
+	    (unsigned long long)st.halfopen_dropped, (unsigned long long)st.blocks);
 }
 
 /* The submit-to-receipt latency histogram. */
@@ -419,6 +449,7 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	b = evbuffer_new();
 	metrics_counters(n, b, q, inbox);
 	metrics_lifecycle(n, b);
+	metrics_flood(n, b);
 	/* METRICS-PEERS: the per-peer gauges (up, last success, handshake
 	 * failures by reason, clock offset) kept by outbound.c */
 	{

@@ -9,7 +9,8 @@
 #include <string.h>
 
 /* libcoap's warnings about one peer's handshake going wrong (an alert, a
- * certificate missing, a replayed or half-open handshake): one a refused
+ * certificate missing, a replayed or half-open handshake, a record of an
+ * epoch the session never had: a datagram forged into it): one a refused
  * handshake, so a flood of them wrote a line each.  The node tells of the
  * same, per source and rate-limited (transport.c, flood.c): these go to
  * debug. */
@@ -19,7 +20,8 @@ handshake_chatter(const char *m)
 	static const char *const said[] = {
 	    "Client Certificate requested and required", "do_gnutls_handshake: session establish",
 	    "Insufficient credentials provided",         ": Alert '",
-	    "Discarded replayed handshake packet",       "Incomplete session timed out"};
+	    "Discarded replayed handshake packet",       "Incomplete session timed out",
+	    "with invalid epoch"};
 
 	for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i++)
 		if (strstr(m, said[i]) != NULL)
