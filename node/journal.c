@@ -8,6 +8,7 @@
  * deletes) take their own transaction when the caller has none open.
  */
 #include "node/journal.h"
+#include "node/journal_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -287,6 +288,9 @@ struct checkpointer {
 
 struct tb_journal {
 	sqlite3 *db;
+	/* a postgresql:// journal: every call goes to journal_pg.c (db unused) */
+	struct tb_jpg *pg;
+	char *uri;
 	sqlite3_stmt *st[ST__COUNT];
 	struct checkpointer ck;
 	bool in_tx;   /* between a successful begin and commit/rollback */
@@ -896,6 +900,16 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		return NULL;
 	}
 	tb_diag_clear(&j->diag);
+	if (tb_jpg_is_uri(path)) {
+		/* PostgreSQL: no files, no checkpoints (flags do not apply) */
+		if ((j->uri = strdup(path)) == NULL) {
+			tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal uri");
+			goto fail;
+		}
+		if ((j->pg = tb_jpg_open(path, &j->diag, d)) == NULL)
+			goto fail;
+		return j;
+	}
 	if (private_files(path, d) != TB_OK)
 		goto fail;
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
@@ -974,6 +988,8 @@ tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
 {
 	struct tb_journal *j;
 
+	if (primary != NULL && primary->pg != NULL)
+		return tb_journal_open_ex(primary->uri, 0, d); /* its own connection */
 	if (primary == NULL || !primary->ck.started) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no primary journal with checkpoints");
 		return NULL;
@@ -992,6 +1008,8 @@ tb_journal_close(struct tb_journal *j)
 {
 	if (j == NULL)
 		return;
+	tb_jpg_close(j->pg);
+	free(j->uri);
 	checkpointer_stop(j);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(j->st[i]);
@@ -1036,6 +1054,8 @@ begin(struct tb_journal *j, bool lazy)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_begin(j->pg, lazy);
 	if (j->in_tx)
 		return jarg(j, "transaction already open");
 	if (lazy) {
@@ -1077,6 +1097,8 @@ tb_journal_commit(struct tb_journal *j)
 		return TB_E_ARG;
 	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
+	if (j->pg != NULL)
+		return tb_jpg_commit(j->pg);
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (j->aborted) {
@@ -1111,6 +1133,8 @@ tb_journal_rollback(struct tb_journal *j)
 	if (j == NULL)
 		return TB_E_ARG;
 	tb_diag_clear(&j->diag);
+	if (j->pg != NULL)
+		return tb_jpg_rollback(j->pg);
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (!sqlite3_get_autocommit(j->db))
@@ -1173,6 +1197,8 @@ tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
 		tb_buf_reset(orig_receipt);
 	if ((rc = check_msg(j, m, true)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_inbound_put(j->pg, m, orig_receipt);
 	s = st(j, ST_IN_PUT);
 	if (bind_msg(s, m) != 0 || bind_blob(s, 11, m->receipt, m->receipt_len) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1196,6 +1222,8 @@ tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *
 		return rc;
 	if (out == NULL || !is_hex(id, 32))
 		return jarg(j, "bad id or output");
+	if (j->pg != NULL)
+		return tb_jpg_inbound_receipt(j->pg, id, out);
 	return inbound_receipt(j, id, out, NULL);
 }
 
@@ -1220,6 +1248,8 @@ tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq, tb_
 		return rc;
 	if (cb == NULL)
 		return jarg(j, "callback is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_inbox_list(j->pg, limit, after_seq, cb, ctx);
 	s = st(j, ST_INBOX_LIST);
 	if (sqlite3_bind_int64(s, 1, after_seq) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
@@ -1251,6 +1281,8 @@ tb_journal_inbox_ack(struct tb_journal *j, const char *id)
 		return rc;
 	if (!is_hex(id, 32))
 		return jarg(j, "id is not 32 lowercase hex digits");
+	if (j->pg != NULL)
+		return tb_jpg_inbox_ack(j->pg, id);
 	s = st(j, ST_INBOX_ACK);
 	if (bind_text(s, 1, id) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (int64_t)time(NULL)) != SQLITE_OK)
@@ -1291,6 +1323,10 @@ count_query(struct tb_journal *j, enum sid id, int64_t *n, const char *what)
 int
 tb_journal_inbox_count(struct tb_journal *j, int64_t *n)
 {
+	if (j != NULL && j->pg != NULL && n != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_inbox_count(j->pg, n);
+	}
 	return count_query(j, ST_INBOX_COUNT, n, "inbox count");
 }
 
@@ -1317,6 +1353,8 @@ tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m, in
 		return rc;
 	if ((rc = check_msg(j, m, false)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_outbound_put(j->pg, m, next_attempt);
 	s = st(j, ST_OUT_PUT);
 	if (bind_msg(s, m) != 0 || sqlite3_bind_int64(s, 11, next_attempt) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1343,6 +1381,8 @@ tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_jour
 		return rc;
 	if (cb == NULL)
 		return jarg(j, "callback is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_outbound_due(j->pg, now, limit, cb, ctx);
 	s = st(j, ST_OUT_DUE);
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
@@ -1393,6 +1433,8 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 		return rc;
 	if (!is_hex(id, 32) || (receipt == NULL && receipt_len != 0))
 		return jarg(j, "bad id or receipt");
+	if (j->pg != NULL)
+		return tb_jpg_outbound_delivered(j->pg, id, receipt, receipt_len, at);
 	s = st(j, ST_OUT_DELIVERED);
 	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, at) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1430,6 +1472,8 @@ queued_stmt(struct tb_journal *j, enum sid sid, const char *id, int *rc)
 		*rc = jarg(j, "id is not 32 lowercase hex digits");
 		return NULL;
 	}
+	if (j->pg != NULL)
+		return NULL; /* *rc is TB_OK: the caller hands the call on */
 	s = st(j, sid);
 	if (bind_text(s, 1, id) != SQLITE_OK) {
 		*rc = jfail(j, "bind");
@@ -1461,7 +1505,7 @@ tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_att
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RETRY, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_retry(j->pg, id, next_attempt, last_error);
 	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
 	    bind_text(s, 3, last_error) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1475,7 +1519,7 @@ tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t nex
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RESCHEDULE, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_reschedule(j->pg, id, next_attempt);
 	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK)
 		return jfail(j, "bind");
 	return update_queued(j, s, id, "outbound reschedule");
@@ -1489,6 +1533,8 @@ tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_outbound_release_held(j->pg, now, n);
 	s = st(j, ST_OUT_RELEASE);
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1506,7 +1552,7 @@ tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *rea
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_FAILED, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_failed(j->pg, id, reason, at);
 	if (bind_text(s, 2, reason) != SQLITE_OK || sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
 		return jfail(j, "bind");
 	return update_queued(j, s, id, "outbound failed");
@@ -1527,6 +1573,8 @@ tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journ
 	memset(out, 0, sizeof(*out));
 	if (receipt != NULL)
 		tb_buf_reset(receipt);
+	if (j->pg != NULL)
+		return tb_jpg_outbound_status(j->pg, id, out, receipt);
 	s = st(j, ST_OUT_STATUS);
 	if (bind_text(s, 1, id) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1566,12 +1614,20 @@ done:
 int
 tb_journal_outbound_pending(struct tb_journal *j, int64_t *n)
 {
+	if (j != NULL && j->pg != NULL && n != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_outbound_pending(j->pg, n);
+	}
 	return count_query(j, ST_OUT_PENDING, n, "outbound pending");
 }
 
 int
 tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when)
 {
+	if (j != NULL && j->pg != NULL && when != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_outbound_next_due(j->pg, when);
+	}
 	return count_query(j, ST_OUT_NEXT, when, "outbound next due");
 }
 
@@ -1594,6 +1650,8 @@ tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, s
 	/* Saturate: a bound below any time prunes nothing, never wraps. */
 	if (__builtin_sub_overflow(now, keep_after_expiry, &bound))
 		return TB_OK;
+	if (j->pg != NULL)
+		return tb_jpg_prune(j->pg, bound, removed);
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
 	for (enum sid id = ST_PRUNE_IN; id <= ST_PRUNE_OUT; id++) {
@@ -1690,6 +1748,8 @@ tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention, int64_t 
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "retention");
 	if (removed != NULL)
 		*removed = 0;
 	if (retention < 0 || keep_after_expiry < 0 || limit == 0 || limit > (1u << 20) ||
@@ -1744,6 +1804,8 @@ tb_journal_vacuum(struct tb_journal *j, int64_t *freed)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "vacuum");
 	if (freed != NULL)
 		*freed = 0;
 	if (j->in_tx)
@@ -1852,6 +1914,9 @@ tb_journal_backup(const char *path, const char *out, struct tb_diag *d)
 	sqlite3 *src = NULL;
 	int fd, rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "a backup of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (out == NULL || out[0] == '\0')
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "backup path is empty");
@@ -1894,6 +1959,9 @@ tb_journal_stats(const char *path, struct tb_journal_stats *st, struct tb_diag *
 	sqlite3 *db = NULL;
 	int rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "stats of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (st == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
@@ -2088,6 +2156,8 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (!audit_fields_ok(dir, msgid, digest_hex, peer, event, detail))
 		return jarg(j, "audit entry: bad dir, msgid, digest, peer, event or detail");
 	if ((rc = tx_own(j, &own)) != TB_OK)
@@ -2145,6 +2215,8 @@ unit_begin(struct tb_journal *j, bool *own)
 		return tb_journal_begin(j);
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "an audited state change");
 	return run(j, st(j, ST_UNIT), "savepoint");
 }
 
@@ -2242,6 +2314,8 @@ tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (seq == NULL || hash_hex == NULL)
 		return jarg(j, "output is NULL");
 	if ((rc = audit_head(j, seq, hash)) != TB_OK)
@@ -2259,6 +2333,8 @@ tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (hash_hex == NULL)
 		return jarg(j, "output is NULL");
 	s = st(j, ST_AUDIT_AT);
@@ -2348,6 +2424,9 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	char why[96];
 	int rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "audit verify of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (first_bad_seq != NULL)
 		*first_bad_seq = 0;
@@ -2389,6 +2468,9 @@ tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, v
 	const char *dir;
 	int rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "audit list of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (cb == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no callback");
@@ -2449,6 +2531,8 @@ flow_exec(struct tb_journal *j, enum sid id, const char *const *t, int nt, int n
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "message flows");
 	s = st(j, id);
 	for (int i = 0; i < nt; i++)
 		if (bind_text(s, i + 1, t[i]) != SQLITE_OK)
@@ -2519,6 +2603,8 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "inbound get");
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	memset(out, 0, sizeof(*out));
@@ -2561,6 +2647,8 @@ tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "outbound envelope");
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	tb_buf_reset(out);

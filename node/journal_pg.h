@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * journal_pg.h - the journal's PostgreSQL backend (internal to node/;
+ * the node uses node/journal.h only).
+ *
+ * journal.c hands every call on a handle opened on a postgresql:// URI
+ * to the function here of the same name, after its own argument checks,
+ * so the two backends share one contract (journal.h).  Differences the
+ * contract allows, stated here once:
+ *   - an SQL error inside begin/commit aborts the whole transaction
+ *     (PostgreSQL's rule; SQLite drops only the failed statement): the
+ *     following calls fail with TB_E_IO until the caller rolls back, and
+ *     commit answers TB_E_IO, "nothing stored";
+ *   - begin_nosync is SET LOCAL synchronous_commit = off;
+ *   - calls not yet carried over (retention, backup, stats, vacuum,
+ *     audit chain, message flows) answer TB_E_ARG "not supported by the
+ *     PostgreSQL journal" (tb_jpg_unsupported).
+ * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
+ * sentence saying so; the other functions are never reached.
+ */
+#ifndef TB_JOURNAL_PG_H
+#define TB_JOURNAL_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/journal.h"
+#include "util/tb_buf.h"
+#include "util/tb_err.h"
+
+struct tb_jpg;
+
+/* PostgreSQL schema version kept in tb_schema.version; the migrations in
+ * journal_pg.c bring an older database up to it, a newer one is refused
+ * (TB_E_JOURNAL_VERSION). */
+#define TB_JOURNAL_PG_SCHEMA 1
+
+/* True when s names a PostgreSQL journal: "postgresql://" or
+ * "postgres://" (libpq's connection URIs). */
+bool tb_jpg_is_uri(const char *s);
+
+/* Connects to uri (borrowed; libpq reads the password from PGPASSFILE or
+ * ~/.pgpass, sslmode and the rest from the URI), creates or migrates the
+ * schema, and returns a handle freed with tb_jpg_close(); NULL with d set
+ * on failure (TB_E_IO: cannot connect or SQL failed; TB_E_JOURNAL_VERSION;
+ * TB_E_ARG: built without libpq).  jdiag is the owning journal's diag
+ * (borrowed for the handle's lifetime): later failures are recorded there. */
+TB_MUST_CHECK struct tb_jpg *tb_jpg_open(const char *uri, struct tb_diag *jdiag,
+                                         struct tb_diag *d);
+void tb_jpg_close(struct tb_jpg *p);
+/* TB_E_ARG with a sentence naming the call: what journal.c answers for a
+ * call this backend does not do yet. */
+TB_MUST_CHECK int tb_jpg_unsupported(struct tb_jpg *p, const char *what);
+
+TB_MUST_CHECK int tb_jpg_begin(struct tb_jpg *p, bool lazy);
+TB_MUST_CHECK int tb_jpg_commit(struct tb_jpg *p);
+TB_MUST_CHECK int tb_jpg_rollback(struct tb_jpg *p);
+
+TB_MUST_CHECK int tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                     struct tb_buf *orig_receipt);
+TB_MUST_CHECK int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out);
+TB_MUST_CHECK int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq,
+                                    tb_journal_inbox_cb cb, void *ctx);
+TB_MUST_CHECK int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id);
+TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
+
+TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                      int64_t next_attempt);
+TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit,
+                                      tb_journal_out_cb cb, void *ctx);
+TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
+                                            const uint8_t *receipt, size_t receipt_len,
+                                            int64_t at);
+TB_MUST_CHECK int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt,
+                                        const char *last_error);
+TB_MUST_CHECK int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id,
+                                             int64_t next_attempt);
+TB_MUST_CHECK int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n);
+TB_MUST_CHECK int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason,
+                                         int64_t at);
+TB_MUST_CHECK int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
+                                         struct tb_journal_status *out, struct tb_buf *receipt);
+TB_MUST_CHECK int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n);
+TB_MUST_CHECK int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when);
+TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
+
+#endif
