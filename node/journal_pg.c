@@ -39,6 +39,8 @@ tb_jpg_close(struct tb_jpg *p)
 	(void)p;
 }
 
+/* Never reached (no handle exists without libpq); they only link. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 #define NOPQ(...)                                                                                  \
 	{                                                                                          \
 		return TB_E_ARG;                                                                   \
@@ -212,6 +214,20 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 	return res;
 }
 
+/* Runs a script of several statements (a migration): the simple query
+ * protocol, no parameters. */
+static int
+pscript(struct tb_jpg *p, const char *sql, const char *what)
+{
+	PGresult *res = PQexec(p->conn, sql);
+	int rc = TB_OK;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = pfail(p, res, what);
+	PQclear(res);
+	return rc;
+}
+
 /* Runs a statement without rows; *changed (may be NULL) gets its count. */
 static int
 prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
@@ -296,7 +312,7 @@ migrate(struct tb_jpg *p, const char *uri, struct tb_diag *d)
 		struct params q = {0};
 
 		p_int(&q, v + 1);
-		if (prun(p, migrations[v], NULL, NULL, "migration") != TB_OK ||
+		if (pscript(p, migrations[v], "migration") != TB_OK ||
 		    prun(p, "DELETE FROM tb_schema", NULL, NULL, "migration") != TB_OK ||
 		    prun(p, "INSERT INTO tb_schema (version) VALUES ($1)", &q, NULL, "migration") !=
 		        TB_OK)
