@@ -1054,8 +1054,15 @@ begin(struct tb_journal *j, bool lazy)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_begin(j->pg, lazy);
+	if (j->pg != NULL) {
+		if (j->in_tx)
+			return jarg(j, "transaction already open");
+		if ((rc = tb_jpg_begin(j->pg, lazy)) == TB_OK) {
+			j->in_tx = true;
+			j->lazy = lazy;
+		}
+		return rc;
+	}
 	if (j->in_tx)
 		return jarg(j, "transaction already open");
 	if (lazy) {
@@ -1097,8 +1104,15 @@ tb_journal_commit(struct tb_journal *j)
 		return TB_E_ARG;
 	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
-	if (j->pg != NULL)
-		return tb_jpg_commit(j->pg);
+	if (j->pg != NULL) {
+		rc = tb_jpg_commit(j->pg);
+		j->in_tx = j->lazy = false;
+		if (rc != TB_OK)
+			j->audit_touched = false;
+		else if (!was_lazy)
+			head_committed(j, false, 0, NULL);
+		return rc;
+	}
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (j->aborted) {
@@ -1133,8 +1147,10 @@ tb_journal_rollback(struct tb_journal *j)
 	if (j == NULL)
 		return TB_E_ARG;
 	tb_diag_clear(&j->diag);
-	if (j->pg != NULL)
+	if (j->pg != NULL) {
+		j->in_tx = j->lazy = j->audit_touched = false;
 		return tb_jpg_rollback(j->pg);
+	}
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (!sqlite3_get_autocommit(j->db))
@@ -2069,9 +2085,14 @@ fail:
 static int
 audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32])
 {
-	sqlite3_stmt *s = st(j, ST_AUDIT_HEAD);
+	sqlite3_stmt *s;
 	const char *hex;
-	int rc = sqlite3_step(s);
+	int rc;
+
+	if (j->pg != NULL)
+		return tb_jpg_audit_head(j->pg, seq, hash);
+	s = st(j, ST_AUDIT_HEAD);
+	rc = sqlite3_step(s);
 
 	*seq = 0;
 	memset(hash, 0, 32);
@@ -2156,10 +2177,18 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (!audit_fields_ok(dir, msgid, digest_hex, peer, event, detail))
 		return jarg(j, "audit entry: bad dir, msgid, digest, peer, event or detail");
+	if (j->pg != NULL) {
+		rc = tb_jpg_audit_add(j->pg, dir, msgid, digest_hex, peer, at, event, detail, &seq,
+		                      hash);
+		if (rc == TB_OK) {
+			j->audit_touched = true;
+			if (!j->in_tx) /* committed on its own */
+				head_committed(j, true, seq, hash);
+		}
+		return rc;
+	}
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
 	if (!own && j->head_cached) {
@@ -2216,8 +2245,27 @@ unit_begin(struct tb_journal *j, bool *own)
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
 	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "an audited state change");
+		return tb_jpg_unit(j->pg, TB_JPG_SAVEPOINT);
 	return run(j, st(j, ST_UNIT), "savepoint");
+}
+
+/* unit_end inside a transaction on PostgreSQL: undoing the savepoint
+ * also lifts the abort an error in the unit caused. */
+static int
+unit_end_pg(struct tb_journal *j, int rc)
+{
+	struct tb_diag why = j->diag;
+	int rc2;
+
+	if (rc != TB_OK && tb_jpg_unit(j->pg, TB_JPG_UNDO) != TB_OK) {
+		j->diag = why; /* the transaction stays aborted: the batch is lost */
+		return rc;
+	}
+	rc2 = tb_jpg_unit(j->pg, TB_JPG_RELEASE);
+	if (rc == TB_OK)
+		return rc2;
+	j->diag = why;
+	return rc;
 }
 
 /* Keeps the unit when rc is TB_OK, else undoes it; returns rc (or the
@@ -2239,6 +2287,8 @@ unit_end(struct tb_journal *j, bool own, int rc)
 		j->diag = why;
 		return rc;
 	}
+	if (j->pg != NULL)
+		return unit_end_pg(j, rc);
 	if (rc != TB_OK) {
 		/* the cached head may be one this unit wrote */
 		j->head_cached = false;
@@ -2314,8 +2364,6 @@ tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char hash_hex[65])
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (seq == NULL || hash_hex == NULL)
 		return jarg(j, "output is NULL");
 	if ((rc = audit_head(j, seq, hash)) != TB_OK)
@@ -2333,10 +2381,10 @@ tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "the audit chain");
 	if (hash_hex == NULL)
 		return jarg(j, "output is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_audit_hash_at(j->pg, seq, hash_hex);
 	s = st(j, ST_AUDIT_AT);
 	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK)
 		return jfail(j, "bind");

@@ -67,6 +67,12 @@ int tb_jpg_outbound_status(struct tb_jpg *p, const char *id, struct tb_journal_s
 int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(p)
 int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w) NOPQ(p)
 int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r) NOPQ(p)
+int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op) NOPQ(p)
+int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+                     const char *peer, int64_t at, const char *event, const char *detail,
+                     int64_t *seq, uint8_t hash[32]) NOPQ(p)
+int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]) NOPQ(p)
+int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]) NOPQ(p)
 
 #else /* HAVE_LIBPQ */
 
@@ -76,6 +82,8 @@ int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r) NOPQ(p)
 #include <time.h>
 
 #include <libpq-fe.h>
+
+#include "util/tb_enc.h"
 
 struct tb_jpg {
 	PGconn *conn;
@@ -133,8 +141,9 @@ static const char *const migrations[TB_JOURNAL_PG_SCHEMA] = {
     " PRIMARY KEY (requester, handler, case_id));",
 };
 
-/* advisory lock key for migrations: "tongban" in ASCII */
+/* advisory lock keys: migrations, and the audit chain's head */
 #define MIGRATE_LOCK "7630776936488814"
+#define AUDIT_LOCK "7630776936488815"
 
 /* Records the connection's error (or res's) in the journal's diag. */
 static int
@@ -157,6 +166,7 @@ pfail(struct tb_jpg *p, PGresult *res, const char *what)
 static int
 ready(struct tb_jpg *p)
 {
+	tb_diag_clear(p->diag);
 	if (p->aborted)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
@@ -876,6 +886,137 @@ tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed)
 	if (removed != NULL)
 		*removed = (size_t)(a + b);
 	return TB_OK;
+}
+
+/* ---- units and the audit chain ---- */
+
+int
+tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
+{
+	static const char *const sql[] = {
+	    [TB_JPG_SAVEPOINT] = "SAVEPOINT tb_unit",
+	    [TB_JPG_UNDO] = "ROLLBACK TO SAVEPOINT tb_unit",
+	    [TB_JPG_RELEASE] = "RELEASE SAVEPOINT tb_unit",
+	};
+	int rc;
+
+	if (op != TB_JPG_UNDO && (rc = ready(p)) != TB_OK)
+		return rc;
+	if (op == TB_JPG_UNDO)
+		p->aborted = false;
+	return prun(p, sql[op], NULL, NULL, "savepoint");
+}
+
+int
+tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	const char *hex;
+	PGresult *r;
+	int rc;
+
+	*seq = 0;
+	memset(hash, 0, 32);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	r = pexec(p, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, "audit head");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 1) {
+		*seq = g_int(r, 0, 0);
+		hex = g_text(r, 0, 1);
+		/* extending a damaged head would hide the damage */
+		if (hex == NULL || strlen(hex) != 64 || !tb_hex_decode(hex, 64, hash, 32))
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit head %" PRId64 " has a malformed hash", *seq);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* The append proper, inside a transaction: the lock, the head, the row. */
+static int
+audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+             const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
+             uint8_t hash[32])
+{
+	char prev_hex[65], hash_hex[65], dirs[2] = {dir, '\0'};
+	struct params q = {0};
+	uint8_t prev[32];
+	int rc;
+
+	/* one chain for every process: held to the end of the transaction */
+	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
+	               "audit lock")) != TB_OK ||
+	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK)
+		return rc;
+	if (*seq == INT64_MAX)
+		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
+	(*seq)++;
+	if ((rc = tb_journal_audit_hash_ex(*seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                                   detail, hash)) != TB_OK)
+		return tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "audit hash");
+	tb_hex_encode(prev, 32, prev_hex);
+	tb_hex_encode(hash, 32, hash_hex);
+	p_int(&q, *seq);
+	p_text(&q, prev_hex);
+	p_text(&q, dirs);
+	p_text(&q, msgid);
+	p_text(&q, digest_hex);
+	p_text(&q, peer);
+	p_int(&q, at);
+	p_text(&q, event);
+	p_text(&q, hash_hex);
+	p_text(&q, detail);
+	return prun(p,
+	            "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
+	            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	            &q, NULL, "audit append");
+}
+
+int
+tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+                 const char *peer, int64_t at, const char *event, const char *detail,
+                 int64_t *seq, uint8_t hash[32])
+{
+	bool own = !p->in_tx;
+	struct tb_diag why;
+	int rc;
+
+	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
+		return rc;
+	rc = audit_insert(p, dir, msgid, digest_hex, peer, at, event, detail, seq, hash);
+	if (!own)
+		return rc;
+	if (rc == TB_OK)
+		return tb_jpg_commit(p);
+	why = *p->diag;
+	if (tb_jpg_rollback(p) != TB_OK) {
+		/* out of the transaction either way; the error is rc's */
+	}
+	*p->diag = why;
+	return rc;
+}
+
+int
+tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65])
+{
+	struct params q = {0};
+	const char *h;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, seq);
+	if ((r = pexec(p, "SELECT hash FROM audit WHERE seq = $1", &q, "audit entry")) == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 1 && (h = g_text(r, 0, 0)) != NULL && strlen(h) == 64)
+		memcpy(hash_hex, h, 65);
+	else
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS,
+		                 "no audit entry %" PRId64, seq);
+	PQclear(r);
+	return rc;
 }
 
 #endif /* HAVE_LIBPQ */

@@ -12,9 +12,14 @@
  *     following calls fail with TB_E_IO until the caller rolls back, and
  *     commit answers TB_E_IO, "nothing stored";
  *   - begin_nosync is SET LOCAL synchronous_commit = off;
+ *   - the audit chain is one chain for every process on the database:
+ *     an append takes a transaction-scoped advisory lock, so appends of
+ *     two processes' transactions are serialised until the first commits
+ *     (audit_add);
  *   - calls not yet carried over (retention, backup, stats, vacuum,
- *     audit chain, message flows) answer TB_E_ARG "not supported by the
- *     PostgreSQL journal" (tb_jpg_unsupported).
+ *     audit verify/list, message flows, inbound get, outbound envelope)
+ *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
+ *     (tb_jpg_unsupported).
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
  * sentence saying so; the other functions are never reached.
  */
@@ -83,6 +88,22 @@ TB_MUST_CHECK int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
                                          struct tb_journal_status *out, struct tb_buf *receipt);
 TB_MUST_CHECK int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n);
 TB_MUST_CHECK int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when);
+/* A unit inside the open transaction (journal.c's unit_begin/unit_end):
+ * a savepoint, undone (which also lifts an abort an error inside the
+ * unit caused) or released. */
+enum tb_jpg_unit { TB_JPG_SAVEPOINT, TB_JPG_UNDO, TB_JPG_RELEASE };
+TB_MUST_CHECK int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op);
+
+/* Appends an entry (fields checked by the caller) in the open
+ * transaction or one of its own; *seq and hash get the new head. */
+TB_MUST_CHECK int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid,
+                                   const char *digest_hex, const char *peer, int64_t at,
+                                   const char *event, const char *detail, int64_t *seq,
+                                   uint8_t hash[32]);
+/* The chain's head (0 and zeros when empty); TB_E_AUDIT when its hash is
+ * malformed. */
+TB_MUST_CHECK int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);
+TB_MUST_CHECK int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif

@@ -2411,27 +2411,99 @@ test_pg_two_processes(void **state)
 	tb_buf_free(&r);
 }
 
-/* What the PostgreSQL backend does not carry yet is refused by name,
- * never done half. */
+/* What the PostgreSQL backend does not carry yet is refused by name. */
 static void
 test_pg_unsupported(void **state)
 {
 	char path[128];
 	struct tb_journal *j;
+	struct tb_buf b;
 	struct tmsg m;
 
 	(void)state;
+	tb_buf_init(&b);
 	newpath(path, sizeof(path));
 	j = open_ok(path);
 	mkmsg(&m, 1, 5000);
-	assert_int_equal(tb_journal_audit_append(j, 'i', m.id, m.digest, "p", 1, "received"),
-	                 TB_E_ARG);
+	assert_int_equal(tb_journal_outbound_put(j, &m.m, 1), TB_OK);
+	assert_int_equal(tb_journal_outbound_envelope(j, m.id, &b), TB_E_ARG);
 	assert_non_null(strstr(tb_journal_diag(j)->detail, "PostgreSQL"));
-	assert_int_equal(tb_journal_outbound_put_audit(j, &m.m, 1, 1, "queued"), TB_E_ARG);
-	/* the audited put was undone whole */
-	assert_int_equal(tb_journal_outbound_status(j, m.id, &(struct tb_journal_status){0}, NULL),
-	                 TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_audit_verify(pg_uri, NULL, NULL, NULL), TB_E_ARG);
 	tb_journal_close(j);
+	tb_buf_free(&b);
+}
+
+/* The head hook's view: the newest committed head. */
+static void
+pg_head_seen(void *ctx, int64_t seq, const uint8_t hash[32])
+{
+	(void)hash;
+	*(int64_t *)ctx = seq;
+}
+
+/* The audit chain on PostgreSQL: one chain for two handles (two
+ * processes) appending in turn, every link and hash recomputed; an
+ * audited change that fails inside a batch is undone whole and the batch
+ * goes on; the head hook hears durable heads. */
+static void
+test_pg_audit(void **state)
+{
+	char path[128], hex[65], prev_hex[65], head[65];
+	struct tb_journal *a, *b;
+	struct tmsg m[6];
+	int64_t seq, heard = 0;
+	uint8_t prev[32] = {0}, h[32];
+
+	(void)state;
+	newpath(path, sizeof(path));
+	a = open_ok(path);
+	b = open_ok(path);
+	tb_journal_set_head_hook(a, pg_head_seen, &heard);
+	for (unsigned i = 0; i < 6; i++) {
+		struct tb_journal *j = (i % 2) ? b : a;
+
+		mkmsg(&m[i], 10 + i, 5000);
+		assert_int_equal(tb_journal_audit_append(j, 'i', m[i].id, m[i].digest, m[i].from,
+		                                         100 + i, "received"),
+		                 TB_OK);
+	}
+	assert_int_equal(heard, 5); /* a's last own append */
+	assert_int_equal(tb_journal_audit_head(b, &seq, head), TB_OK);
+	assert_int_equal(seq, 6);
+	for (int64_t s = 1; s <= 6; s++) {
+		const struct tmsg *t = &m[s - 1];
+
+		assert_int_equal(tb_journal_audit_hash_at(a, s, hex), TB_OK);
+		assert_int_equal(tb_journal_audit_hash_ex(s, prev, 'i', t->id, t->digest, t->from,
+		                                          100 + s - 1, "received", "", h),
+		                 TB_OK);
+		tb_hex_encode(h, 32, prev_hex);
+		assert_string_equal(hex, prev_hex);
+		memcpy(prev, h, 32);
+	}
+	assert_string_equal(hex, head);
+	assert_int_equal(tb_journal_audit_hash_at(a, 7, hex), TB_E_NOTFOUND);
+
+	/* a batch: one audited put kept, a failing one undone, commit */
+	assert_int_equal(tb_journal_begin(a), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(a, &m[0].m, 1, 200, "queued"), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(a, &m[0].m, 1, 200, "queued"), TB_E_REPLAY);
+	assert_int_equal(tb_journal_outbound_failed_audit(a, m[1].id, "x", 201, m[1].digest, "p"),
+	                 TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_commit(a), TB_OK);
+	assert_int_equal(heard, 7);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 7);
+	assert_int_equal(tb_journal_outbound_delivered_audit(b, m[0].id, NULL, 0, 202, m[0].digest,
+	                                                     "city-0101"),
+	                 TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit WHERE event = 'delivered'"), 1);
+	/* a rolled-back batch leaves no entry */
+	assert_int_equal(tb_journal_begin(b), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(b, 300, "test", "rolled back"), TB_OK);
+	assert_int_equal(tb_journal_rollback(b), TB_OK);
+	assert_int_equal(pg_int("SELECT max(seq) FROM audit"), 8);
+	tb_journal_close(a);
+	tb_journal_close(b);
 }
 #endif
 
@@ -2487,6 +2559,7 @@ main(void)
 		    cmocka_unit_test(test_pg_schema),
 		    cmocka_unit_test(test_pg_two_processes),
 		    cmocka_unit_test(test_pg_unsupported),
+		    cmocka_unit_test(test_pg_audit),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);
