@@ -2580,7 +2580,12 @@ flow_exec(struct tb_journal *j, enum sid id, const char *const *t, int nt, int n
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
 	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "message flows");
+		return tb_jpg_flow(j->pg,
+		                   id == ST_REQ_CLOSED  ? TB_JPG_REQ_CLOSED
+		                   : id == ST_REQ_CLOSE ? TB_JPG_REQ_CLOSE
+		                   : id == ST_CASE_GET  ? TB_JPG_CASE_GET
+		                                        : TB_JPG_CASE_SET,
+		                   t, nt, ni, iv, out, row);
 	s = st(j, id);
 	for (int i = 0; i < nt; i++)
 		if (bind_text(s, i + 1, t[i]) != SQLITE_OK)
@@ -2651,11 +2656,11 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "inbound get");
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	memset(out, 0, sizeof(*out));
+	if (j->pg != NULL)
+		return tb_jpg_inbound_get(j->pg, id, out, envelope);
 	s = st(j, ST_IN_GET);
 	if (bind_text(s, 1, id) != SQLITE_OK) {
 		rc = jfail(j, "bind");
@@ -2695,11 +2700,11 @@ tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "outbound envelope");
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	tb_buf_reset(out);
+	if (j->pg != NULL)
+		return tb_jpg_outbound_envelope(j->pg, id, out);
 	s = st(j, ST_OUT_ENV);
 	if (bind_text(s, 1, id) != SQLITE_OK)
 		return jfail(j, "bind");

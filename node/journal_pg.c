@@ -73,6 +73,11 @@ int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *
                      int64_t *seq, uint8_t hash[32]) NOPQ(p)
 int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]) NOPQ(p)
 int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]) NOPQ(p)
+int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int nt, int ni,
+                int64_t iv, int64_t *out, bool *row) NOPQ(p)
+int tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out,
+                       struct tb_buf *envelope) NOPQ(p)
+int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out) NOPQ(p)
 
 #else /* HAVE_LIBPQ */
 
@@ -1015,6 +1020,101 @@ tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65])
 	else
 		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS,
 		                 "no audit entry %" PRId64, seq);
+	PQclear(r);
+	return rc;
+}
+
+/* ---- message flows, single lookups ---- */
+
+int
+tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int nt, int ni,
+            int64_t iv, int64_t *out, bool *row)
+{
+	static const char *const sql[] = {
+	    [TB_JPG_REQ_CLOSED] = "SELECT 1::bigint FROM closed_requests WHERE id = $1",
+	    [TB_JPG_REQ_CLOSE] = "INSERT INTO closed_requests (id, at) VALUES ($1, $2)"
+	                         " ON CONFLICT (id) DO NOTHING",
+	    [TB_JPG_CASE_GET] = "SELECT state FROM cases WHERE requester = $1 AND handler = $2"
+	                        " AND case_id = $3",
+	    [TB_JPG_CASE_SET] = "INSERT INTO cases (requester, handler, case_id, state, updated)"
+	                        " VALUES ($1, $2, $3, $4::bigint, $5)"
+	                        " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+	                        " state = excluded.state, updated = excluded.updated",
+	};
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	for (int i = 0; i < nt && i < 10; i++)
+		p_text(&q, t[i]);
+	if (ni > 0)
+		p_int(&q, iv);
+	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
+		return TB_E_IO;
+	if (row != NULL)
+		*row = PQntuples(r) > 0;
+	if (PQntuples(r) > 0 && out != NULL)
+		*out = g_int(r, 0, 0);
+	PQclear(r);
+	return TB_OK;
+}
+
+int
+tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out,
+                   struct tb_buf *envelope)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	r = pexec(p,
+	          "SELECT sender, type, service, corr, digest, acked::bigint, envelope FROM inbound"
+	          " WHERE id = $1",
+	          &q, "inbound get");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0) {
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+		goto done;
+	}
+	copy_str(out->from, sizeof(out->from), g_text(r, 0, 0));
+	copy_str(out->type, sizeof(out->type), g_text(r, 0, 1));
+	copy_str(out->service, sizeof(out->service), g_text(r, 0, 2));
+	copy_str(out->corr, sizeof(out->corr), g_text(r, 0, 3));
+	copy_str(out->digest, sizeof(out->digest), g_text(r, 0, 4));
+	out->acked = g_int(r, 0, 5) != 0;
+	if (envelope != NULL)
+		rc = g_buf(p, r, 0, 6, envelope);
+done:
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	r = pexec(p,
+	          "SELECT e.envelope FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+	          " WHERE o.id = $1",
+	          &q, "outbound envelope");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0)
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
+	else
+		rc = g_buf(p, r, 0, 0, out);
 	PQclear(r);
 	return rc;
 }

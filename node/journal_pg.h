@@ -17,7 +17,7 @@
  *     two processes' transactions are serialised until the first commits
  *     (audit_add);
  *   - calls not yet carried over (retention, backup, stats, vacuum,
- *     audit verify/list, message flows, inbound get, outbound envelope)
+ *     audit verify/list)
  *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
  *     (tb_jpg_unsupported).
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
@@ -104,6 +104,15 @@ TB_MUST_CHECK int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid
  * malformed. */
 TB_MUST_CHECK int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);
 TB_MUST_CHECK int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]);
+/* Message flows: the statement which (journal.c's flow_exec) with nt text
+ * parameters t[], then iv when ni > 0; *row whether a row came, *out its
+ * first column. */
+enum tb_jpg_flow { TB_JPG_REQ_CLOSED, TB_JPG_REQ_CLOSE, TB_JPG_CASE_GET, TB_JPG_CASE_SET };
+TB_MUST_CHECK int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t,
+                              int nt, int ni, int64_t iv, int64_t *out, bool *row);
+TB_MUST_CHECK int tb_jpg_inbound_get(struct tb_jpg *p, const char *id,
+                                     struct tb_journal_inbound *out, struct tb_buf *envelope);
+TB_MUST_CHECK int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif
