@@ -2516,12 +2516,11 @@ tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, v
 	const char *dir;
 	int rc;
 
-	if (tb_jpg_is_uri(path))
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                   "audit list of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (cb == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no callback");
+	if (tb_jpg_is_uri(path))
+		return tb_jpg_audit_list(path, since, cb, ctx, d);
 	if ((rc = audit_open_ro(path, since, &db, &s, d)) != TB_OK)
 		goto fail;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

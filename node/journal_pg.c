@@ -78,6 +78,8 @@ int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, 
 int tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out,
                        struct tb_buf *envelope) NOPQ(p)
 int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out) NOPQ(p)
+int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, void *ctx,
+                      struct tb_diag *d) NOPQ(uri)
 
 #else /* HAVE_LIBPQ */
 
@@ -1116,6 +1118,63 @@ tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out)
 	else
 		rc = g_buf(p, r, 0, 0, out);
 	PQclear(r);
+	return rc;
+}
+
+/* One listed row into e (borrowed from r); TB_E_AUDIT for a NULL field. */
+static int
+audit_row(PGresult *r, int i, struct tb_journal_audit_entry *e, struct tb_diag *d)
+{
+	const char *dir;
+
+	memset(e, 0, sizeof(*e));
+	e->seq = g_int(r, i, 0);
+	e->prev = g_text(r, i, 1);
+	dir = g_text(r, i, 2);
+	e->dir = dir != NULL ? dir[0] : '?';
+	e->msgid = g_text(r, i, 3);
+	e->digest = g_text(r, i, 4);
+	e->peer = g_text(r, i, 5);
+	e->at = g_int(r, i, 6);
+	e->event = g_text(r, i, 7);
+	e->hash = g_text(r, i, 8);
+	e->detail = g_text(r, i, 9);
+	if (e->prev == NULL || e->msgid == NULL || e->digest == NULL || e->peer == NULL ||
+	    e->event == NULL || e->hash == NULL || e->detail == NULL)
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS,
+		                   "entry %" PRId64 " has a NULL field", e->seq);
+	return TB_OK;
+}
+
+int
+tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, void *ctx,
+                  struct tb_diag *d)
+{
+	struct tb_journal_audit_entry e;
+	struct params q = {0};
+	struct tb_diag pd;
+	struct tb_jpg *p;
+	PGresult *r;
+	int rc = TB_OK;
+
+	tb_diag_clear(&pd);
+	if ((p = tb_jpg_open(uri, &pd, d)) == NULL)
+		return d != NULL ? d->code : TB_E_IO;
+	p_int(&q, since);
+	r = pexec(p,
+	          "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, detail FROM audit"
+	          " WHERE seq >= $1 ORDER BY seq",
+	          &q, "audit");
+	if (r == NULL) {
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", pd.detail);
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(r) && rc == TB_OK; i++)
+		if ((rc = audit_row(r, i, &e, d)) == TB_OK)
+			rc = cb(ctx, &e);
+	PQclear(r);
+done:
+	tb_jpg_close(p);
 	return rc;
 }
 

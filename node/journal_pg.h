@@ -17,7 +17,7 @@
  *     two processes' transactions are serialised until the first commits
  *     (audit_add);
  *   - calls not yet carried over (retention, backup, stats, vacuum,
- *     audit verify/list)
+ *     audit verify)
  *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
  *     (tb_jpg_unsupported).
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
@@ -113,6 +113,10 @@ TB_MUST_CHECK int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const ch
 TB_MUST_CHECK int tb_jpg_inbound_get(struct tb_jpg *p, const char *id,
                                      struct tb_journal_inbound *out, struct tb_buf *envelope);
 TB_MUST_CHECK int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out);
+/* tb_journal_audit_list on the database at uri (a connection of its
+ * own, for the call): entries with seq >= since, in order. */
+TB_MUST_CHECK int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb,
+                                    void *ctx, struct tb_diag *d);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif

@@ -2483,6 +2483,23 @@ test_pg_unsupported(void **state)
 	tb_buf_free(&b);
 }
 
+struct pg_list {
+	int n;
+	int64_t first;
+	char last_hash[65];
+};
+
+static int
+pg_list_cb(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	struct pg_list *l = ctx;
+
+	if (l->n++ == 0)
+		l->first = e->seq;
+	snprintf(l->last_hash, sizeof(l->last_hash), "%s", e->hash);
+	return 0;
+}
+
 /* The head hook's view: the newest committed head. */
 static void
 pg_head_seen(void *ctx, int64_t seq, const uint8_t hash[32])
@@ -2533,6 +2550,15 @@ test_pg_audit(void **state)
 	}
 	assert_string_equal(hex, head);
 	assert_int_equal(tb_journal_audit_hash_at(a, 7, hex), TB_E_NOTFOUND);
+	/* listed by URI, as the node's start-up and the CLI list it */
+	{
+		struct pg_list l = {0};
+
+		assert_int_equal(tb_journal_audit_list(pg_uri, 3, pg_list_cb, &l, NULL), TB_OK);
+		assert_int_equal(l.n, 4);
+		assert_int_equal(l.first, 3);
+		assert_string_equal(l.last_hash, head);
+	}
 
 	/* a batch: one audited put kept, a failing one undone, commit */
 	assert_int_equal(tb_journal_begin(a), TB_OK);
