@@ -157,23 +157,38 @@ static int
 pfail(struct tb_jpg *p, PGresult *res, const char *what)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : NULL;
-	size_t n;
+	char line[240];
+	size_t n = 0;
 
 	if (msg == NULL || msg[0] == '\0')
 		msg = PQerrorMessage(p->conn);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+	/* libpq's message on one line: one log line, one JSON string */
+	for (; *msg != '\0' && n < sizeof(line) - 1; msg++) {
+		char c = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
+
+		if (c != ' ' || (n > 0 && line[n - 1] != ' '))
+			line[n++] = c;
+	}
+	while (n > 0 && line[n - 1] == ' ')
 		n--;
+	line[n] = '\0';
 	if (p->in_tx)
 		p->aborted = true;
-	return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %.*s", what, (int)n,
-	                   msg);
+	return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
 }
 
 static int
 ready(struct tb_jpg *p)
 {
 	tb_diag_clear(p->diag);
+	/* a connection the server dropped (restart, failover) is made again
+	 * at the next call outside a transaction; inside one the
+	 * transaction is lost anyway and fails */
+	if (!p->in_tx && PQstatus(p->conn) == CONNECTION_BAD) {
+		PQreset(p->conn);
+		if (PQstatus(p->conn) != CONNECTION_OK)
+			return pfail(p, NULL, "cannot reach the database");
+	}
 	if (p->aborted)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
@@ -406,7 +421,7 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 
 	if (p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
-	if ((rc = prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK)
+	if ((rc = ready(p)) != TB_OK || (rc = prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK)
 		return rc;
 	p->in_tx = true;
 	p->aborted = false;

@@ -61,6 +61,22 @@ if grep -E ' (error|warning): ' "$W/371300.log"; then
 fi
 nl_ok
 
+# the database stopped while the node runs: submissions are refused, the
+# node stays up; started again: the node reconnects and carries on
+pg_stop
+body=$(nl_case_body hukou.transfer)
+out=$("$TB" send --node "$(nl_conf 371300)" --to 320300 --type case.submit --service hukou.transfer \
+	--body "$body" 2>&1) && nl_fail "a submission while the database is down is refused" "non-zero exit" "$out"
+echo "# while the database is down: $out"
+nl_ok
+kill -0 "$(nl_pid 371300)" || nl_fail "node 371300 still running while the database is down"
+pg_resume || nl_fail "PostgreSQL starts again"
+id=$(nl_send 371300 320300 case.submit hukou.transfer) || exit 1
+nl_wait 30 "message $id delivered after the database came back" nl_delivered 371300 "$id"
+id=$(nl_send 320300 371300 case.submit hukou.transfer) || exit 1
+nl_wait 30 "message $id to 371300 delivered after the database came back" nl_delivered 320300 "$id"
+nl_eq "inbound rows after the database came back" 4 "$(pg_sql "SELECT count(*) FROM inbound")"
+
 # a database that cannot be reached: the node refuses to start, saying so
 nl_stop 371300
 sed -i '/^journal *=/d' "$(nl_conf 371300)"

@@ -9,6 +9,7 @@
 #   ... tongban-node with journal = $PG_URI ...
 #   pg_stop                       # also safe to call twice; put it in
 #                                 # the test's EXIT trap
+#   pg_resume                     # the same server started again
 #   pg_sql "SELECT 1"             # psql as the journal's role, one value
 #
 # The server runs from Debian's postgresql-15 binaries
@@ -91,6 +92,12 @@ pg_psql() {
 # pg_sql SQL: the first value SQL returns, on the journal database
 pg_sql() {
 	pg_psql tongban -A -t -c "$1"
+}
+
+# pg_resume: starts the server pg_start made again (after pg_stop)
+pg_resume() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+		-o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1" start >/dev/null 2>&1
 }
 
 # pg_stop: stops the server (fast: in-flight transactions roll back)
