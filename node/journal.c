@@ -645,6 +645,31 @@ migrate_v4(sqlite3 *db, struct tb_diag *d)
 	return rc;
 }
 
+/* Schema 1 -> 2: envelopes and receipts move to side tables. */
+static int
+migrate_v2(sqlite3 *db, struct tb_diag *d)
+{
+	int rc = exec(db, side_sql, d);
+
+	return rc != TB_OK ? rc : exec(db, migrate_v2_sql, d);
+}
+
+/* Schema 2 -> 3: the audit table rebuilt. */
+static int
+migrate_v3(sqlite3 *db, struct tb_diag *d)
+{
+	return exec(db, migrate_v3_sql, d);
+}
+
+/* The versioned migrations: entry v-1 brings a journal at schema v to
+ * v+1, in create_schema's one transaction (all or nothing).  A new
+ * journal is created at TB_JOURNAL_SCHEMA directly. */
+static int (*const migrations[TB_JOURNAL_SCHEMA - 1])(sqlite3 *, struct tb_diag *) = {
+    migrate_v2,
+    migrate_v3,
+    migrate_v4,
+};
+
 static int
 create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 {
@@ -660,23 +685,12 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
 	         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
-	if (version == 0) {
-		if ((rc = exec(db, schema_sql, d)) != TB_OK ||
-		    (rc = exec(db, side_sql, d)) != TB_OK)
-			goto fail;
-	} else if (version == 1) {
-		/* schema 1 -> 2: envelopes and receipts move to side tables, in
-		 * this one transaction (all or nothing) */
-		if ((rc = exec(db, side_sql, d)) != TB_OK ||
-		    (rc = exec(db, migrate_v2_sql, d)) != TB_OK)
-			goto fail;
-	}
-	if (version >= 1 && version < 3 && (rc = exec(db, migrate_v3_sql, d)) != TB_OK)
+	if (version == 0 &&
+	    ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, side_sql, d)) != TB_OK))
 		goto fail;
-	/* schema 3 -> 4 (older ones after the steps above): the
-	 * acknowledgement time */
-	if (version > 0 && version < 4 && (rc = migrate_v4(db, d)) != TB_OK)
-		goto fail;
+	for (int64_t v = version; v > 0 && v < TB_JOURNAL_SCHEMA; v++)
+		if ((rc = migrations[v - 1](db, d)) != TB_OK)
+			goto fail;
 	if (version < TB_JOURNAL_SCHEMA && (rc = exec(db, sql, d)) != TB_OK)
 		goto fail;
 	/* the message-flow tables came later than schema 1 */

@@ -1200,7 +1200,10 @@ test_vacuum(void **state)
 	}
 	assert_int_equal(tb_journal_commit(j), TB_OK);
 	before = raw_int(path, "PRAGMA page_count");
-	assert_int_equal(tb_journal_retire(j, now, 0, 0, 1000, NULL, &removed), TB_OK);
+	/* the time after the acks: on a loaded machine the loop may cross a
+	 * second, and a message acked after now is not retired at now */
+	assert_int_equal(tb_journal_retire(j, (int64_t)time(NULL), 0, 0, 1000, NULL, &removed),
+	                 TB_OK);
 	assert_int_equal(removed, 500);
 	assert_int_equal(tb_journal_vacuum(j, &freed), TB_OK);
 	assert_true(freed > 0);
