@@ -1412,7 +1412,7 @@ tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_jour
 	if (cb == NULL)
 		return jarg(j, "callback is NULL");
 	if (j->pg != NULL)
-		return tb_jpg_outbound_due(j->pg, now, limit, cb, ctx);
+		return tb_jpg_outbound_due(j->pg, now, limit, false, cb, ctx);
 	s = st(j, ST_OUT_DUE);
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
@@ -1435,6 +1435,21 @@ tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_jour
 		rc = TB_OK;
 	(void)sqlite3_reset(s);
 	return rc;
+}
+
+int
+tb_journal_outbound_claim(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
+                          void *ctx)
+{
+	int rc;
+
+	if (j == NULL || j->pg == NULL)
+		return tb_journal_outbound_due(j, now, limit, cb, ctx);
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (cb == NULL)
+		return jarg(j, "callback is NULL");
+	return tb_jpg_outbound_due(j->pg, now, limit, true, cb, ctx);
 }
 
 /* After an UPDATE ... WHERE state = queued changed nothing: says why. */

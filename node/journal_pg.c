@@ -45,41 +45,89 @@ tb_jpg_close(struct tb_jpg *p)
 	{                                                                                          \
 		return TB_E_ARG;                                                                   \
 	}
-int tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w)
-int tb_jpg_begin(struct tb_jpg *p, bool l) NOPQ(p, l)
-int tb_jpg_commit(struct tb_jpg *p) NOPQ(p)
-int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p)
-int tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_buf *o) NOPQ(p)
-int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *o) NOPQ(p)
-int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a, tb_journal_inbox_cb cb, void *c) NOPQ(p)
-int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id) NOPQ(p)
-int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(p)
-int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t n) NOPQ(p)
-int tb_jpg_outbound_due(struct tb_jpg *p, int64_t n, size_t l, tb_journal_out_cb cb, void *c) NOPQ(p)
-int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *r, size_t rl,
-                              int64_t at) NOPQ(p)
-int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t n, const char *e) NOPQ(p)
-int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id, int64_t n) NOPQ(p)
-int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n) NOPQ(p)
-int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *r, int64_t at) NOPQ(p)
-int tb_jpg_outbound_status(struct tb_jpg *p, const char *id, struct tb_journal_status *o,
-                           struct tb_buf *r) NOPQ(p)
-int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(p)
-int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w) NOPQ(p)
-int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r) NOPQ(p)
-int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op) NOPQ(p)
-int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
-                     const char *peer, int64_t at, const char *event, const char *detail,
-                     int64_t *seq, uint8_t hash[32]) NOPQ(p)
-int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]) NOPQ(p)
-int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]) NOPQ(p)
-int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int nt, int ni,
-                int64_t iv, int64_t *out, bool *row) NOPQ(p)
-int tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out,
-                       struct tb_buf *envelope) NOPQ(p)
-int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out) NOPQ(p)
-int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, void *ctx,
-                      struct tb_diag *d) NOPQ(uri)
+int
+tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
+    struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
+    NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
+        struct tb_jpg *p, const struct tb_journal_msg *m,
+        struct tb_buf *o) NOPQ(p) int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id,
+                                                             struct tb_buf *o)
+        NOPQ(p) int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a, tb_journal_inbox_cb cb,
+                                      void *c) NOPQ(p) int tb_jpg_inbox_ack(struct tb_jpg *p,
+                                                                            const char *id)
+            NOPQ(p) int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(
+                p) int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                           int64_t n)
+                NOPQ(p) int tb_jpg_outbound_due(
+                    struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
+                    void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
+                                                                   const uint8_t *r, size_t rl,
+                                                                   int64_t at)
+                    NOPQ(p) int tb_jpg_outbound_retry(
+                        struct tb_jpg *p, const char *id, int64_t n,
+                        const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct tb_jpg *p,
+                                                                              const char *id,
+                                                                              int64_t n)
+                        NOPQ(p) int tb_jpg_outbound_release_held(
+                            struct tb_jpg *p, int64_t now,
+                            int64_t *n) NOPQ(p) int tb_jpg_outbound_failed(struct tb_jpg *p,
+                                                                           const char *id,
+                                                                           const char *r,
+                                                                           int64_t at)
+                            NOPQ(p) int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
+                                                               struct tb_journal_status *o,
+                                                               struct tb_buf *r)
+                                NOPQ(p) int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(
+                                    p) int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w)
+                                    NOPQ(p) int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r)
+                                        NOPQ(p) int tb_jpg_unit(
+                                            struct tb_jpg *p,
+                                            enum tb_jpg_unit op)
+                                            NOPQ(p) int tb_jpg_audit_add(
+                                                struct tb_jpg *p,
+                                                char dir, const char *msgid,
+                                                const char
+                                                    *digest_hex,
+                                                const char
+                                                    *peer,
+                                                int64_t
+                                                    at,
+                                                const char
+                                                    *event,
+                                                const char
+                                                    *detail,
+                                                int64_t
+                                                    *seq,
+                                                uint8_t
+                                                    hash[32])
+                                                NOPQ(p) int tb_jpg_audit_head(
+                                                    struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+                                                    NOPQ(p) int tb_jpg_audit_hash_at(
+                                                        struct tb_jpg *p, int64_t seq,
+                                                        char hash_hex[65])
+                                                        NOPQ(p) int tb_jpg_flow(
+                                                            struct tb_jpg *p,
+                                                            enum tb_jpg_flow which,
+                                                            const char *const *t, int nt, int ni,
+                                                            int64_t
+                                                                iv,
+                                                            int64_t
+                                                                *out,
+                                                            bool *row)
+                                                            NOPQ(p) int tb_jpg_inbound_get(
+                                                                struct tb_jpg *p, const char *id,
+                                                                struct tb_journal_inbound *out,
+                                                                struct tb_buf *envelope)
+                                                                NOPQ(p) int tb_jpg_outbound_envelope(
+                                                                    struct tb_jpg *p,
+                                                                    const char *id,
+                                                                    struct tb_buf *out)
+                                                                    NOPQ(p) int tb_jpg_audit_list(
+                                                                        const char *uri,
+                                                                        int64_t since,
+                                                                        tb_journal_audit_cb cb,
+                                                                        void *ctx,
+                                                                        struct tb_diag *d) NOPQ(uri)
 
 #else /* HAVE_LIBPQ */
 
@@ -95,7 +143,7 @@ int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, vo
 struct tb_jpg {
 	PGconn *conn;
 	bool in_tx;
-	bool aborted; /* PostgreSQL aborted the open transaction */
+	bool aborted;         /* PostgreSQL aborted the open transaction */
 	struct tb_diag *diag; /* the owning journal's */
 };
 
@@ -262,8 +310,7 @@ pscript(struct tb_jpg *p, const char *sql, const char *what)
 
 /* Runs a statement without rows; *changed (may be NULL) gets its count. */
 static int
-prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
-     const char *what)
+prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed, const char *what)
 {
 	PGresult *res = pexec(p, sql, q, what);
 
@@ -327,7 +374,8 @@ migrate(struct tb_jpg *p, const char *uri, struct tb_diag *d)
 	int rc = TB_E_IO;
 
 	if (prun(p, "BEGIN", NULL, NULL, "begin") != TB_OK ||
-	    prun(p, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", NULL, NULL, "lock") != TB_OK ||
+	    prun(p, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", NULL, NULL, "lock") !=
+	        TB_OK ||
 	    prun(p, "CREATE TABLE IF NOT EXISTS tb_schema (version BIGINT NOT NULL)", NULL, NULL,
 	         "schema table") != TB_OK ||
 	    (res = pexec(p, "SELECT max(version) FROM tb_schema", NULL, "schema version")) == NULL)
@@ -425,7 +473,8 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 		return rc;
 	p->in_tx = true;
 	p->aborted = false;
-	if (lazy && (rc = prun(p, "SET LOCAL synchronous_commit = off", NULL, NULL, "begin")) != TB_OK) {
+	if (lazy &&
+	    (rc = prun(p, "SET LOCAL synchronous_commit = off", NULL, NULL, "begin")) != TB_OK) {
 		PQclear(PQexec(p->conn, "ROLLBACK"));
 		p->in_tx = p->aborted = false;
 	}
@@ -679,7 +728,8 @@ tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t ne
 }
 
 int
-tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, tb_journal_out_cb cb, void *ctx)
+tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb,
+                    void *ctx)
 {
 	struct tb_journal_out o;
 	struct params q = {0};
@@ -690,13 +740,36 @@ tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, tb_journal_out_
 		return rc;
 	p_int(&q, now);
 	p_int(&q, limit == 0 || limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
-	r = pexec(p,
-	          "SELECT o.id, o.sender, o.recipient, o.type, o.service, o.corr, o.digest,"
-	          " o.created, o.expires, e.envelope, o.attempts, o.next_attempt, o.last_error"
-	          " FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
-	          " WHERE o.state = 0 AND o.next_attempt <= $1"
-	          " ORDER BY o.next_attempt, o.seq LIMIT $2",
-	          &q, "outbound due");
+	p_int(&q, (int64_t)time(NULL) + TB_JPG_LEASE_S);
+	/* A claim: the rows are locked (rows another process is
+	 * claiming are skipped, not waited for) and their next attempt moved
+	 * to the end of the lease, so that no other process of the member
+	 * lists them meanwhile.  The caller's own "sent" mark or outcome
+	 * replaces the lease; if the process dies first, the messages are
+	 * due again when it ends.  The callback sees the next attempt as it
+	 * was. */
+	if (!claim) {
+		q.n = 2;
+		r = pexec(
+		    p,
+		    "SELECT o.id, o.sender, o.recipient, o.type, o.service, o.corr, o.digest,"
+		    " o.created, o.expires, e.envelope, o.attempts, o.next_attempt, o.last_error"
+		    " FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+		    " WHERE o.state = 0 AND o.next_attempt <= $1"
+		    " ORDER BY o.next_attempt, o.seq LIMIT $2",
+		    &q, "outbound due");
+	} else
+		r = pexec(
+		    p,
+		    "WITH c AS (SELECT seq, next_attempt AS was FROM outbound"
+		    "  WHERE state = 0 AND next_attempt <= $1 ORDER BY next_attempt, seq LIMIT $2"
+		    "  FOR UPDATE SKIP LOCKED),"
+		    " u AS (UPDATE outbound o SET next_attempt = greatest(o.next_attempt, $3)"
+		    "  FROM c WHERE o.seq = c.seq RETURNING o.*, c.was)"
+		    " SELECT u.id, u.sender, u.recipient, u.type, u.service, u.corr, u.digest,"
+		    " u.created, u.expires, e.envelope, u.attempts, u.was, u.last_error"
+		    " FROM u JOIN outbound_env e ON e.seq = u.seq ORDER BY u.was, u.seq",
+		    &q, "outbound due");
 	if (r == NULL)
 		return TB_E_IO;
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
@@ -989,16 +1062,17 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	p_text(&q, event);
 	p_text(&q, hash_hex);
 	p_text(&q, detail);
-	return prun(p,
-	            "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
-	            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-	            &q, NULL, "audit append");
+	return prun(
+	    p,
+	    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	    &q, NULL, "audit append");
 }
 
 int
 tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
-                 const char *peer, int64_t at, const char *event, const char *detail,
-                 int64_t *seq, uint8_t hash[32])
+                 const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
+                 uint8_t hash[32])
 {
 	bool own = !p->in_tx;
 	struct tb_diag why;
@@ -1035,8 +1109,8 @@ tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65])
 	if (PQntuples(r) == 1 && (h = g_text(r, 0, 0)) != NULL && strlen(h) == 64)
 		memcpy(hash_hex, h, 65);
 	else
-		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS,
-		                 "no audit entry %" PRId64, seq);
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "no audit entry %" PRId64,
+		                 seq);
 	PQclear(r);
 	return rc;
 }

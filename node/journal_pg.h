@@ -12,6 +12,10 @@
  *     following calls fail with TB_E_IO until the caller rolls back, and
  *     commit answers TB_E_IO, "nothing stored";
  *   - begin_nosync is SET LOCAL synchronous_commit = off;
+ *   - outbound_claim claims what it lists for TB_JPG_LEASE_S seconds (FOR
+ *     UPDATE SKIP LOCKED, next attempt moved): two processes on one
+ *     database never list the same message at once, and one that dies
+ *     leaves its messages due again when the lease ends;
  *   - the audit chain is one chain for every process on the database:
  *     an append takes a transaction-scoped advisory lock, so appends of
  *     two processes' transactions are serialised until the first commits
@@ -72,7 +76,10 @@ TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
 
 TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
                                       int64_t next_attempt);
-TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit,
+/* Listing due messages claims them for this long (seconds): another
+ * connection lists them only after it (tb_jpg_outbound_due). */
+#define TB_JPG_LEASE_S 10
+TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim,
                                       tb_journal_out_cb cb, void *ctx);
 TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
                                             const uint8_t *receipt, size_t receipt_len,

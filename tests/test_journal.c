@@ -2503,6 +2503,49 @@ pg_list_cb(void *ctx, const struct tb_journal_audit_entry *e)
 	return 0;
 }
 
+static int
+pg_count_cb(void *ctx, const struct tb_journal_out *o)
+{
+	(void)o;
+	++*(int *)ctx;
+	return 0;
+}
+
+/* Leases: two handles (two processes) listing due messages never get
+ * the same one; what one listed and never settled (it died) is due for
+ * the other once the lease has passed. */
+static void
+test_pg_lease(void **state)
+{
+	char path[128];
+	struct tb_journal *a, *b;
+	struct tmsg m;
+	int64_t later = (int64_t)time(NULL) + TB_JPG_LEASE_S + 1;
+	int na = 0, nb = 0, n = 0;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	a = open_ok(path);
+	b = open_ok(path);
+	for (unsigned i = 1; i <= 4; i++) {
+		mkmsg(&m, i, later + 100);
+		assert_int_equal(tb_journal_outbound_put(a, &m.m, 5), TB_OK);
+	}
+	assert_int_equal(tb_journal_outbound_claim(a, 10, 3, pg_count_cb, &na), TB_OK);
+	assert_int_equal(tb_journal_outbound_claim(b, 10, 0, pg_count_cb, &nb), TB_OK);
+	assert_int_equal(na, 3);
+	assert_int_equal(nb, 1);
+	n = 0;
+	assert_int_equal(tb_journal_outbound_claim(a, 10, 0, pg_count_cb, &n), TB_OK);
+	assert_int_equal(n, 0);
+	/* a "dies": after the lease b finds all four due */
+	tb_journal_close(a);
+	n = 0;
+	assert_int_equal(tb_journal_outbound_claim(b, later, 0, pg_count_cb, &n), TB_OK);
+	assert_int_equal(n, 4);
+	tb_journal_close(b);
+}
+
 /* The head hook's view: the newest committed head. */
 static void
 pg_head_seen(void *ctx, int64_t seq, const uint8_t hash[32])
@@ -2641,6 +2684,7 @@ main(void)
 		    cmocka_unit_test(test_pg_two_processes),
 		    cmocka_unit_test(test_pg_unsupported),
 		    cmocka_unit_test(test_pg_audit),
+		    cmocka_unit_test(test_pg_lease),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);
