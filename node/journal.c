@@ -895,6 +895,23 @@ tb_journal_open(const char *path, struct tb_diag *d)
 	return tb_journal_open_ex(path, 0, d);
 }
 
+/* The rest of tb_journal_open_ex for a postgresql:// journal (no files,
+ * no checkpoints: the flags do not apply); frees j on failure. */
+static struct tb_journal *
+open_pg(struct tb_journal *j, const char *uri, struct tb_diag *d)
+{
+	if ((j->uri = strdup(uri)) == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal uri");
+		goto fail;
+	}
+	if ((j->pg = tb_jpg_open(uri, &j->diag, d)) == NULL)
+		goto fail;
+	return j;
+fail:
+	tb_journal_close(j);
+	return NULL;
+}
+
 struct tb_journal *
 tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 {
@@ -914,16 +931,8 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		return NULL;
 	}
 	tb_diag_clear(&j->diag);
-	if (tb_jpg_is_uri(path)) {
-		/* PostgreSQL: no files, no checkpoints (flags do not apply) */
-		if ((j->uri = strdup(path)) == NULL) {
-			tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal uri");
-			goto fail;
-		}
-		if ((j->pg = tb_jpg_open(path, &j->diag, d)) == NULL)
-			goto fail;
-		return j;
-	}
+	if (tb_jpg_is_uri(path))
+		return open_pg(j, path, d);
 	if (private_files(path, d) != TB_OK)
 		goto fail;
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */

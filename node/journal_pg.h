@@ -55,8 +55,7 @@ bool tb_jpg_is_uri(const char *s);
  * on failure (TB_E_IO: cannot connect or SQL failed; TB_E_JOURNAL_VERSION;
  * TB_E_ARG: built without libpq).  jdiag is the owning journal's diag
  * (borrowed for the handle's lifetime): later failures are recorded there. */
-TB_MUST_CHECK struct tb_jpg *tb_jpg_open(const char *uri, struct tb_diag *jdiag,
-                                         struct tb_diag *d);
+TB_MUST_CHECK struct tb_jpg *tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d);
 void tb_jpg_close(struct tb_jpg *p);
 /* TB_E_ARG with a sentence naming the call: what journal.c answers for a
  * call this backend does not do yet. */
@@ -82,8 +81,7 @@ TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_
 TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim,
                                       tb_journal_out_cb cb, void *ctx);
 TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
-                                            const uint8_t *receipt, size_t receipt_len,
-                                            int64_t at);
+                                            const uint8_t *receipt, size_t receipt_len, int64_t at);
 TB_MUST_CHECK int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt,
                                         const char *last_error);
 TB_MUST_CHECK int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id,
