@@ -1,6 +1,8 @@
 /*
  * journal.h - the node's durable journal: inbound store and inbox, outbound
- * queue, replay cache, and a hash-chained audit log, in one SQLite file.
+ * queue, replay cache, and a hash-chained audit log, in one SQLite file
+ * or, when the path is a postgresql:// URI, in a PostgreSQL database
+ * (node/journal_pg.h: the same contract, the differences listed there).
  *
  * "Nothing accepted is lost": an inbound message is put here before its
  * receipt is sent, an outbound one before the local caller hears
