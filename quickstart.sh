@@ -23,7 +23,7 @@ mode=${1:-demo}
 
 PKGS="gcc make autoconf automake libtool pkg-config
 libgnutls28-dev libssl-dev gnutls-bin libcoap3-dev libcoap3-bin libevent-dev libcjson-dev
-libsqlite3-dev sqlite3 zlib1g-dev libdeflate-dev libcmocka-dev libsystemd-dev openssl valgrind procps faketime prometheus curl"
+libsqlite3-dev sqlite3 libpq-dev postgresql-15 zlib1g-dev libdeflate-dev libcmocka-dev libsystemd-dev openssl valgrind procps faketime prometheus curl"
 
 missing=""
 for p in $PKGS; do

@@ -426,7 +426,7 @@ baseline_run(const char *dir, int port)
 }
 
 static int
-edit_conf(const char *conf, char **sets, int nsets)
+edit_conf(const char *conf, const char *member, char **sets, int nsets)
 {
 	struct tb_buf in, out;
 	int rc = -1;
@@ -447,8 +447,13 @@ edit_conf(const char *conf, char **sets, int nsets)
 				tb_buf_addc(&out, '\n');
 			}
 		}
+		/* "%m" in a value is the member's id (a database per member) */
 		for (int i = 0; i < nsets; i++) {
-			tb_buf_adds(&out, sets[i]);
+			for (const char *c = sets[i]; *c != '\0'; c++)
+				if (c[0] == '%' && c[1] == 'm')
+					tb_buf_adds(&out, member), c++;
+				else
+					tb_buf_addc(&out, *c);
 			tb_buf_addc(&out, '\n');
 		}
 		rc = tb_buf_error(&out) != TB_OK
@@ -850,7 +855,8 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
 	}
 	snprintf(conf1, 1200, "%s/320300/node.conf", dir);
 	snprintf(conf2, 1200, "%s/371300/node.conf", dir);
-	if (edit_conf(conf1, sets, nsets) != 0 || edit_conf(conf2, sets, nsets) != 0)
+	if (edit_conf(conf1, "320300", sets, nsets) != 0 ||
+	    edit_conf(conf2, "371300", sets, nsets) != 0)
 		return -1;
 	return 0;
 }

@@ -440,7 +440,11 @@ tb_audit_start(struct tb_node *n, struct tb_diag *d)
 	a->key = n->sign_key;
 	a->j = n->journal;
 	snprintf(a->member, sizeof(a->member), "%s", n->cfg.member_id);
-	if ((rc = tb_audit_head_path(n->cfg.journal, a->path, sizeof(a->path))) != TB_OK) {
+	/* beside the journal file; a postgresql:// journal has none: beside
+	 * the registry file then (one head file per process) */
+	if ((rc = tb_audit_head_path(strstr(n->cfg.journal, "://") != NULL ? n->cfg.registry
+	                                                                   : n->cfg.journal,
+	                             a->path, sizeof(a->path))) != TB_OK) {
 		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "audit head: journal path too long");
 		goto fail;
 	}

@@ -49,7 +49,7 @@ static const struct tb_conf_key keys[] = {
     {"trust", TB_CONF_PATH, FILE_REQ, F(trust), .help = "trust anchor (trust.json)"},
     {"registry", TB_CONF_PATH, FILE_REQ, F(registry), .help = "registry file, kept current"},
     {"journal", TB_CONF_PATH, F(journal), .def = "journal.db",
-     .help = "SQLite journal file (created if absent)"},
+     .help = "SQLite journal file (created if absent), or a postgresql:// URI"},
     {"api", TB_CONF_HOSTPORT, HP(api_host, api_port), .def = "127.0.0.1:8080",
      .check = tb_conf_check_loopback, .help = "local HTTP API address HOST:PORT (loopback only)"},
     {"api_token_file", TB_CONF_PATH, FILE_OPT, F(api_token_file), .def = "api.token",
@@ -174,7 +174,12 @@ tb_config_load(const char *path, struct tb_config *cfg, struct tb_diag *d)
 void
 tb_config_last_registry(const struct tb_config *cfg, char *out, size_t len)
 {
-	snprintf(out, len, "%s.registry", cfg->journal);
+	/* beside the journal file; a postgresql:// journal has none, so
+	 * beside the registry file then */
+	if (strstr(cfg->journal, "://") != NULL)
+		snprintf(out, len, "%s.applied", cfg->registry);
+	else
+		snprintf(out, len, "%s.registry", cfg->journal);
 }
 
 static unsigned
@@ -278,6 +283,9 @@ check_journal(struct ck *k)
 	char dir[TB_CONF_PATH_MAX];
 	const char *j = k->c->journal, *slash = strrchr(j, '/');
 
+	/* a postgresql:// journal: reached (or not) at start-up */
+	if (strstr(j, "://") != NULL)
+		return;
 	if (access(j, F_OK) == 0) {
 		if (access(j, R_OK | W_OK) != 0)
 			say(k, TB_CHECK_FAIL, "journal", "cannot write %s: %s", j, strerror(errno));

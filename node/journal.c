@@ -9,6 +9,7 @@
  * deletes) take their own transaction when the caller has none open.
  */
 #include "node/journal.h"
+#include "node/journal_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -291,6 +292,9 @@ struct checkpointer {
 
 struct tb_journal {
 	sqlite3 *db;
+	/* a postgresql:// journal: every call goes to journal_pg.c (db unused) */
+	struct tb_jpg *pg;
+	char *uri;
 	sqlite3_stmt *st[ST__COUNT];
 	struct checkpointer ck;
 	bool in_tx;   /* between a successful begin and commit/rollback */
@@ -659,6 +663,31 @@ migrate_v4(sqlite3 *db, struct tb_diag *d)
 	return rc;
 }
 
+/* Schema 1 -> 2: envelopes and receipts move to side tables. */
+static int
+migrate_v2(sqlite3 *db, struct tb_diag *d)
+{
+	int rc = exec(db, side_sql, d);
+
+	return rc != TB_OK ? rc : exec(db, migrate_v2_sql, d);
+}
+
+/* Schema 2 -> 3: the audit table rebuilt. */
+static int
+migrate_v3(sqlite3 *db, struct tb_diag *d)
+{
+	return exec(db, migrate_v3_sql, d);
+}
+
+/* The versioned migrations: entry v-1 brings a journal at schema v to
+ * v+1, in create_schema's one transaction (all or nothing).  A new
+ * journal is created at TB_JOURNAL_SCHEMA directly. */
+static int (*const migrations[TB_JOURNAL_SCHEMA - 1])(sqlite3 *, struct tb_diag *) = {
+    migrate_v2,
+    migrate_v3,
+    migrate_v4,
+};
+
 static int
 create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 {
@@ -674,23 +703,12 @@ create_schema(sqlite3 *db, const char *path, struct tb_diag *d)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d;",
 	         TB_JOURNAL_SCHEMA, JOURNAL_APP_ID);
-	if (version == 0) {
-		if ((rc = exec(db, schema_sql, d)) != TB_OK ||
-		    (rc = exec(db, side_sql, d)) != TB_OK)
-			goto fail;
-	} else if (version == 1) {
-		/* schema 1 -> 2: envelopes and receipts move to side tables, in
-		 * this one transaction (all or nothing) */
-		if ((rc = exec(db, side_sql, d)) != TB_OK ||
-		    (rc = exec(db, migrate_v2_sql, d)) != TB_OK)
-			goto fail;
-	}
-	if (version >= 1 && version < 3 && (rc = exec(db, migrate_v3_sql, d)) != TB_OK)
+	if (version == 0 &&
+	    ((rc = exec(db, schema_sql, d)) != TB_OK || (rc = exec(db, side_sql, d)) != TB_OK))
 		goto fail;
-	/* schema 3 -> 4 (older ones after the steps above): the
-	 * acknowledgement time */
-	if (version > 0 && version < 4 && (rc = migrate_v4(db, d)) != TB_OK)
-		goto fail;
+	for (int64_t v = version; v > 0 && v < TB_JOURNAL_SCHEMA; v++)
+		if ((rc = migrations[v - 1](db, d)) != TB_OK)
+			goto fail;
 	if (version < TB_JOURNAL_SCHEMA && (rc = exec(db, sql, d)) != TB_OK)
 		goto fail;
 	/* the message-flow tables came later than schema 1 */
@@ -895,6 +913,23 @@ tb_journal_open(const char *path, struct tb_diag *d)
 	return tb_journal_open_ex(path, 0, d);
 }
 
+/* The rest of tb_journal_open_ex for a postgresql:// journal (no files,
+ * no checkpoints: the flags do not apply); frees j on failure. */
+static struct tb_journal *
+open_pg(struct tb_journal *j, const char *uri, struct tb_diag *d)
+{
+	if ((j->uri = strdup(uri)) == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal uri");
+		goto fail;
+	}
+	if ((j->pg = tb_jpg_open(uri, &j->diag, d)) == NULL)
+		goto fail;
+	return j;
+fail:
+	tb_journal_close(j);
+	return NULL;
+}
+
 struct tb_journal *
 tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 {
@@ -914,6 +949,8 @@ tb_journal_open_ex(const char *path, unsigned flags, struct tb_diag *d)
 		return NULL;
 	}
 	tb_diag_clear(&j->diag);
+	if (tb_jpg_is_uri(path))
+		return open_pg(j, path, d);
 	if (private_files(path, d) != TB_OK)
 		goto fail;
 	/* NOMUTEX: one thread uses the handle, SQLite's locking is wasted. */
@@ -992,6 +1029,8 @@ tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
 {
 	struct tb_journal *j;
 
+	if (primary != NULL && primary->pg != NULL)
+		return tb_journal_open_ex(primary->uri, 0, d); /* its own connection */
 	if (primary == NULL || !primary->ck.started) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no primary journal with checkpoints");
 		return NULL;
@@ -1010,6 +1049,8 @@ tb_journal_close(struct tb_journal *j)
 {
 	if (j == NULL)
 		return;
+	tb_jpg_close(j->pg);
+	free(j->uri);
 	checkpointer_stop(j);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(j->st[i]);
@@ -1054,6 +1095,15 @@ begin(struct tb_journal *j, bool lazy)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL) {
+		if (j->in_tx)
+			return jarg(j, "transaction already open");
+		if ((rc = tb_jpg_begin(j->pg, lazy)) == TB_OK) {
+			j->in_tx = true;
+			j->lazy = lazy;
+		}
+		return rc;
+	}
 	if (j->in_tx)
 		return jarg(j, "transaction already open");
 	if (lazy) {
@@ -1095,6 +1145,15 @@ tb_journal_commit(struct tb_journal *j)
 		return TB_E_ARG;
 	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
+	if (j->pg != NULL) {
+		rc = tb_jpg_commit(j->pg);
+		j->in_tx = j->lazy = false;
+		if (rc != TB_OK)
+			j->audit_touched = false;
+		else if (!was_lazy)
+			head_committed(j, false, 0, NULL);
+		return rc;
+	}
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (j->aborted) {
@@ -1129,6 +1188,10 @@ tb_journal_rollback(struct tb_journal *j)
 	if (j == NULL)
 		return TB_E_ARG;
 	tb_diag_clear(&j->diag);
+	if (j->pg != NULL) {
+		j->in_tx = j->lazy = j->audit_touched = false;
+		return tb_jpg_rollback(j->pg);
+	}
 	if (!j->in_tx)
 		return jarg(j, "no transaction open");
 	if (!sqlite3_get_autocommit(j->db))
@@ -1191,6 +1254,8 @@ tb_journal_inbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
 		tb_buf_reset(orig_receipt);
 	if ((rc = check_msg(j, m, true)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_inbound_put(j->pg, m, orig_receipt);
 	s = st(j, ST_IN_PUT);
 	if (bind_msg(s, m) != 0 || bind_blob(s, 11, m->receipt, m->receipt_len) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1214,6 +1279,8 @@ tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *
 		return rc;
 	if (out == NULL || !is_hex(id, 32))
 		return jarg(j, "bad id or output");
+	if (j->pg != NULL)
+		return tb_jpg_inbound_receipt(j->pg, id, out);
 	return inbound_receipt(j, id, out, NULL);
 }
 
@@ -1238,6 +1305,8 @@ tb_journal_inbox_list(struct tb_journal *j, size_t limit, int64_t after_seq, tb_
 		return rc;
 	if (cb == NULL)
 		return jarg(j, "callback is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_inbox_list(j->pg, limit, after_seq, cb, ctx);
 	s = st(j, ST_INBOX_LIST);
 	if (sqlite3_bind_int64(s, 1, after_seq) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
@@ -1269,6 +1338,8 @@ tb_journal_inbox_ack(struct tb_journal *j, const char *id)
 		return rc;
 	if (!is_hex(id, 32))
 		return jarg(j, "id is not 32 lowercase hex digits");
+	if (j->pg != NULL)
+		return tb_jpg_inbox_ack(j->pg, id);
 	s = st(j, ST_INBOX_ACK);
 	if (bind_text(s, 1, id) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, (int64_t)time(NULL)) != SQLITE_OK)
@@ -1309,6 +1380,10 @@ count_query(struct tb_journal *j, enum sid id, int64_t *n, const char *what)
 int
 tb_journal_inbox_count(struct tb_journal *j, int64_t *n)
 {
+	if (j != NULL && j->pg != NULL && n != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_inbox_count(j->pg, n);
+	}
 	return count_query(j, ST_INBOX_COUNT, n, "inbox count");
 }
 
@@ -1335,6 +1410,8 @@ tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m, in
 		return rc;
 	if ((rc = check_msg(j, m, false)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_outbound_put(j->pg, m, next_attempt);
 	s = st(j, ST_OUT_PUT);
 	if (bind_msg(s, m) != 0 || sqlite3_bind_int64(s, 11, next_attempt) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1361,6 +1438,8 @@ tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_jour
 		return rc;
 	if (cb == NULL)
 		return jarg(j, "callback is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_outbound_due(j->pg, now, limit, false, cb, ctx);
 	s = st(j, ST_OUT_DUE);
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK ||
 	    sqlite3_bind_int64(s, 2, sql_limit(limit)) != SQLITE_OK)
@@ -1383,6 +1462,21 @@ tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit, tb_jour
 		rc = TB_OK;
 	(void)sqlite3_reset(s);
 	return rc;
+}
+
+int
+tb_journal_outbound_claim(struct tb_journal *j, int64_t now, size_t limit, tb_journal_out_cb cb,
+                          void *ctx)
+{
+	int rc;
+
+	if (j == NULL || j->pg == NULL)
+		return tb_journal_outbound_due(j, now, limit, cb, ctx);
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (cb == NULL)
+		return jarg(j, "callback is NULL");
+	return tb_jpg_outbound_due(j->pg, now, limit, true, cb, ctx);
 }
 
 /* After an UPDATE ... WHERE state = queued changed nothing: says why. */
@@ -1411,6 +1505,8 @@ tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_
 		return rc;
 	if (!is_hex(id, 32) || (receipt == NULL && receipt_len != 0))
 		return jarg(j, "bad id or receipt");
+	if (j->pg != NULL)
+		return tb_jpg_outbound_delivered(j->pg, id, receipt, receipt_len, at);
 	s = st(j, ST_OUT_DELIVERED);
 	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, at) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1448,6 +1544,8 @@ queued_stmt(struct tb_journal *j, enum sid sid, const char *id, int *rc)
 		*rc = jarg(j, "id is not 32 lowercase hex digits");
 		return NULL;
 	}
+	if (j->pg != NULL)
+		return NULL; /* *rc is TB_OK: the caller hands the call on */
 	s = st(j, sid);
 	if (bind_text(s, 1, id) != SQLITE_OK) {
 		*rc = jfail(j, "bind");
@@ -1479,7 +1577,7 @@ tb_journal_outbound_retry(struct tb_journal *j, const char *id, int64_t next_att
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RETRY, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_retry(j->pg, id, next_attempt, last_error);
 	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK ||
 	    bind_text(s, 3, last_error) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1493,7 +1591,7 @@ tb_journal_outbound_reschedule(struct tb_journal *j, const char *id, int64_t nex
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_RESCHEDULE, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_reschedule(j->pg, id, next_attempt);
 	if (sqlite3_bind_int64(s, 2, next_attempt) != SQLITE_OK)
 		return jfail(j, "bind");
 	return update_queued(j, s, id, "outbound reschedule");
@@ -1507,6 +1605,8 @@ tb_journal_outbound_release_held(struct tb_journal *j, int64_t now, int64_t *n)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_outbound_release_held(j->pg, now, n);
 	s = st(j, ST_OUT_RELEASE);
 	if (sqlite3_bind_int64(s, 1, now) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1524,7 +1624,7 @@ tb_journal_outbound_failed(struct tb_journal *j, const char *id, const char *rea
 	sqlite3_stmt *s = queued_stmt(j, ST_OUT_FAILED, id, &rc);
 
 	if (s == NULL)
-		return rc;
+		return rc != TB_OK ? rc : tb_jpg_outbound_failed(j->pg, id, reason, at);
 	if (bind_text(s, 2, reason) != SQLITE_OK || sqlite3_bind_int64(s, 3, at) != SQLITE_OK)
 		return jfail(j, "bind");
 	return update_queued(j, s, id, "outbound failed");
@@ -1545,6 +1645,8 @@ tb_journal_outbound_status(struct tb_journal *j, const char *id, struct tb_journ
 	memset(out, 0, sizeof(*out));
 	if (receipt != NULL)
 		tb_buf_reset(receipt);
+	if (j->pg != NULL)
+		return tb_jpg_outbound_status(j->pg, id, out, receipt);
 	s = st(j, ST_OUT_STATUS);
 	if (bind_text(s, 1, id) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -1584,12 +1686,20 @@ done:
 int
 tb_journal_outbound_pending(struct tb_journal *j, int64_t *n)
 {
+	if (j != NULL && j->pg != NULL && n != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_outbound_pending(j->pg, n);
+	}
 	return count_query(j, ST_OUT_PENDING, n, "outbound pending");
 }
 
 int
 tb_journal_outbound_next_due(struct tb_journal *j, int64_t *when)
 {
+	if (j != NULL && j->pg != NULL && when != NULL) {
+		tb_diag_clear(&j->diag);
+		return tb_jpg_outbound_next_due(j->pg, when);
+	}
 	return count_query(j, ST_OUT_NEXT, when, "outbound next due");
 }
 
@@ -1635,6 +1745,8 @@ tb_journal_prune(struct tb_journal *j, int64_t now, int64_t keep_after_expiry, s
 	/* Saturate: a bound below any time prunes nothing, never wraps. */
 	if (__builtin_sub_overflow(now, keep_after_expiry, &bound))
 		return TB_OK;
+	if (j->pg != NULL)
+		return tb_jpg_prune(j->pg, bound, removed);
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
 	for (enum sid id = ST_PRUNE_IN; id <= ST_PRUNE_OUT; id++) {
@@ -1731,6 +1843,8 @@ tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention, int64_t 
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "retention");
 	if (removed != NULL)
 		*removed = 0;
 	if (retention < 0 || keep_after_expiry < 0 || limit == 0 || limit > (1u << 20) ||
@@ -1785,6 +1899,8 @@ tb_journal_vacuum(struct tb_journal *j, int64_t *freed)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unsupported(j->pg, "vacuum");
 	if (freed != NULL)
 		*freed = 0;
 	if (j->in_tx)
@@ -1893,6 +2009,9 @@ tb_journal_backup(const char *path, const char *out, struct tb_diag *d)
 	sqlite3 *src = NULL;
 	int fd, rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "a backup of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (out == NULL || out[0] == '\0')
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "backup path is empty");
@@ -1935,6 +2054,9 @@ tb_journal_stats(const char *path, struct tb_journal_stats *st, struct tb_diag *
 	sqlite3 *db = NULL;
 	int rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "stats of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (st == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
@@ -2042,9 +2164,14 @@ fail:
 static int
 audit_head(struct tb_journal *j, int64_t *seq, uint8_t hash[32])
 {
-	sqlite3_stmt *s = st(j, ST_AUDIT_HEAD);
+	sqlite3_stmt *s;
 	const char *hex;
-	int rc = sqlite3_step(s);
+	int rc;
+
+	if (j->pg != NULL)
+		return tb_jpg_audit_head(j->pg, seq, hash);
+	s = st(j, ST_AUDIT_HEAD);
+	rc = sqlite3_step(s);
 
 	*seq = 0;
 	memset(hash, 0, 32);
@@ -2131,6 +2258,16 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 		return rc;
 	if (!audit_fields_ok(dir, msgid, digest_hex, peer, event, detail))
 		return jarg(j, "audit entry: bad dir, msgid, digest, peer, event or detail");
+	if (j->pg != NULL) {
+		rc = tb_jpg_audit_add(j->pg, dir, msgid, digest_hex, peer, at, event, detail, &seq,
+		                      hash);
+		if (rc == TB_OK) {
+			j->audit_touched = true;
+			if (!j->in_tx) /* committed on its own */
+				head_committed(j, true, seq, hash);
+		}
+		return rc;
+	}
 	if ((rc = tx_own(j, &own)) != TB_OK)
 		return rc;
 	if (!own && j->head_cached) {
@@ -2186,7 +2323,28 @@ unit_begin(struct tb_journal *j, bool *own)
 		return tb_journal_begin(j);
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_unit(j->pg, TB_JPG_SAVEPOINT);
 	return run(j, st(j, ST_UNIT), "savepoint");
+}
+
+/* unit_end inside a transaction on PostgreSQL: undoing the savepoint
+ * also lifts the abort an error in the unit caused. */
+static int
+unit_end_pg(struct tb_journal *j, int rc)
+{
+	struct tb_diag why = j->diag;
+	int rc2;
+
+	if (rc != TB_OK && tb_jpg_unit(j->pg, TB_JPG_UNDO) != TB_OK) {
+		j->diag = why; /* the transaction stays aborted: the batch is lost */
+		return rc;
+	}
+	rc2 = tb_jpg_unit(j->pg, TB_JPG_RELEASE);
+	if (rc == TB_OK)
+		return rc2;
+	j->diag = why;
+	return rc;
 }
 
 /* Keeps the unit when rc is TB_OK, else undoes it; returns rc (or the
@@ -2208,6 +2366,8 @@ unit_end(struct tb_journal *j, bool own, int rc)
 		j->diag = why;
 		return rc;
 	}
+	if (j->pg != NULL)
+		return unit_end_pg(j, rc);
 	if (rc != TB_OK) {
 		/* the cached head may be one this unit wrote */
 		j->head_cached = false;
@@ -2303,6 +2463,8 @@ tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
 		return rc;
 	if (hash_hex == NULL)
 		return jarg(j, "output is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_audit_hash_at(j->pg, seq, hash_hex);
 	s = st(j, ST_AUDIT_AT);
 	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK)
 		return jfail(j, "bind");
@@ -2390,6 +2552,9 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	char why[96];
 	int rc;
 
+	if (tb_jpg_is_uri(path))
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "audit verify of a PostgreSQL journal is not supported yet");
 	tb_diag_clear(d);
 	if (first_bad_seq != NULL)
 		*first_bad_seq = 0;
@@ -2434,6 +2599,8 @@ tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, v
 	tb_diag_clear(d);
 	if (cb == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no callback");
+	if (tb_jpg_is_uri(path))
+		return tb_jpg_audit_list(path, since, cb, ctx, d);
 	if ((rc = audit_open_ro(path, since, &db, &s, d)) != TB_OK)
 		goto fail;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -2491,6 +2658,13 @@ flow_exec(struct tb_journal *j, enum sid id, const char *const *t, int nt, int n
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
+	if (j->pg != NULL)
+		return tb_jpg_flow(j->pg,
+		                   id == ST_REQ_CLOSED  ? TB_JPG_REQ_CLOSED
+		                   : id == ST_REQ_CLOSE ? TB_JPG_REQ_CLOSE
+		                   : id == ST_CASE_GET  ? TB_JPG_CASE_GET
+		                                        : TB_JPG_CASE_SET,
+		                   t, nt, ni, iv, out, row);
 	s = st(j, id);
 	for (int i = 0; i < nt; i++)
 		if (bind_text(s, i + 1, t[i]) != SQLITE_OK)
@@ -2564,6 +2738,8 @@ tb_journal_inbound_get(struct tb_journal *j, const char *id, struct tb_journal_i
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	memset(out, 0, sizeof(*out));
+	if (j->pg != NULL)
+		return tb_jpg_inbound_get(j->pg, id, out, envelope);
 	s = st(j, ST_IN_GET);
 	if (bind_text(s, 1, id) != SQLITE_OK) {
 		rc = jfail(j, "bind");
@@ -2606,6 +2782,8 @@ tb_journal_outbound_envelope(struct tb_journal *j, const char *id, struct tb_buf
 	if (!is_hex(id, 32) || out == NULL)
 		return jarg(j, "bad id or output");
 	tb_buf_reset(out);
+	if (j->pg != NULL)
+		return tb_jpg_outbound_envelope(j->pg, id, out);
 	s = st(j, ST_OUT_ENV);
 	if (bind_text(s, 1, id) != SQLITE_OK)
 		return jfail(j, "bind");

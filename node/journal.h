@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * journal.h - the node's durable journal: inbound store and inbox, outbound
- * queue, replay cache, and a hash-chained audit log, in one SQLite file.
+ * queue, replay cache, and a hash-chained audit log, in one SQLite file
+ * or, when the path is a postgresql:// URI, in a PostgreSQL database
+ * (node/journal_pg.h: the same contract, the differences listed there).
  *
  * "Nothing accepted is lost": an inbound message is put here before its
  * receipt is sent, an outbound one before the local caller hears
@@ -241,6 +243,14 @@ typedef int (*tb_journal_out_cb)(void *ctx, const struct tb_journal_out *o);
  * longest-waiting first (next_attempt, then queue order). */
 TB_MUST_CHECK int tb_journal_outbound_due(struct tb_journal *j, int64_t now, size_t limit,
                                           tb_journal_out_cb cb, void *ctx);
+/* As tb_journal_outbound_due, for the sender: on a journal several
+ * processes share (PostgreSQL) what it lists is claimed for a lease of
+ * 10 s (its next attempt moved to the lease's end), so no other process
+ * lists it meanwhile; marking it sent, retried or settled replaces the
+ * lease, and a process that dies leaves its messages due again when the
+ * lease ends.  On SQLite (one process) the same as tb_journal_outbound_due. */
+TB_MUST_CHECK int tb_journal_outbound_claim(struct tb_journal *j, int64_t now, size_t limit,
+                                            tb_journal_out_cb cb, void *ctx);
 /*
  * Records delivery of queued id with the peer's receipt (copied; may be
  * empty) at time at; a message delivered counts at least one attempt.  Delivering an already

@@ -128,6 +128,10 @@ journal_writable(const char *path, char *why, size_t len, bool *full)
 	const char *slash = strrchr(path, '/');
 	struct statvfs v;
 
+	/* a postgresql:// journal has no file here: its failures show as
+	 * failed transactions */
+	if (strstr(path, "://") != NULL)
+		return true;
 	snprintf(wal, sizeof(wal), "%s-wal", path);
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");

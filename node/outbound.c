@@ -830,7 +830,7 @@ read_due(struct tb_node *n, struct due_list *l, int64_t now, size_t bmax)
 			free_slots += p->inflight[i] < WINDOW;
 	/* the journal's due messages (retries, relays, messages handed back)
 	 * first: they have waited longest; then those in memory */
-	if (tb_journal_outbound_due(n->journal, now, bmax * free_slots, collect, l) != TB_OK)
+	if (tb_journal_outbound_claim(n->journal, now, bmax * free_slots, collect, l) != TB_OK)
 		log_warnx("journal: %s", tb_journal_diag(n->journal)->detail);
 	if (l->len < bmax * free_slots)
 		take_fresh(n, l, bmax * free_slots - l->len);

@@ -90,7 +90,8 @@ store(const struct tb_conf_key *k, const char *v, const char *dir, void *rec, ch
 	case TB_CONF_ENUM:
 	case TB_CONF_MEMBER: return put_text(dst, k->size, v);
 	case TB_CONF_PATH:
-		if (v[0] == '/' || dir == NULL)
+		/* a URI (journal = postgresql://...) names no file */
+		if (v[0] == '/' || dir == NULL || strstr(v, "://") != NULL)
 			return put_text(dst, k->size, v) ? "path too long" : NULL;
 		w = snprintf(dst, k->size, "%s/%s", dir, v);
 		return w < 0 || (size_t)w >= k->size ? "path too long" : NULL;

@@ -1,0 +1,1270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * journal_pg.c - the journal on PostgreSQL (libpq).  See journal_pg.h for
+ * how it stands behind journal.h, and docs/ADMIN.md for the database setup.
+ *
+ * Every statement is sent with PQexecParams: text parameters, bytea ones
+ * in binary, results in binary (bigint columns arrive as 8 big-endian
+ * bytes, text as its bytes with libpq's terminating NUL).
+ */
+#include "config.h"
+
+#include "node/journal_pg.h"
+
+#include <string.h>
+
+bool
+tb_jpg_is_uri(const char *s)
+{
+	return s != NULL &&
+	       (strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0);
+}
+
+#ifndef HAVE_LIBPQ
+
+struct tb_jpg *
+tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
+{
+	(void)uri;
+	(void)jdiag;
+	tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
+	            "journal is a postgresql:// URI, but this tongban-node was built without "
+	            "PostgreSQL support (install libpq-dev and run configure again)");
+	return NULL;
+}
+
+void
+tb_jpg_close(struct tb_jpg *p)
+{
+	(void)p;
+}
+
+/* Never reached (no handle exists without libpq); they only link. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define NOPQ(...)                                                                                  \
+	{                                                                                          \
+		return TB_E_ARG;                                                                   \
+	}
+int
+tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
+    struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
+    NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
+        struct tb_jpg *p, const struct tb_journal_msg *m,
+        struct tb_buf *o) NOPQ(p) int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id,
+                                                             struct tb_buf *o)
+        NOPQ(p) int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a, tb_journal_inbox_cb cb,
+                                      void *c) NOPQ(p) int tb_jpg_inbox_ack(struct tb_jpg *p,
+                                                                            const char *id)
+            NOPQ(p) int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(
+                p) int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                           int64_t n)
+                NOPQ(p) int tb_jpg_outbound_due(
+                    struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
+                    void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
+                                                                   const uint8_t *r, size_t rl,
+                                                                   int64_t at)
+                    NOPQ(p) int tb_jpg_outbound_retry(
+                        struct tb_jpg *p, const char *id, int64_t n,
+                        const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct tb_jpg *p,
+                                                                              const char *id,
+                                                                              int64_t n)
+                        NOPQ(p) int tb_jpg_outbound_release_held(
+                            struct tb_jpg *p, int64_t now,
+                            int64_t *n) NOPQ(p) int tb_jpg_outbound_failed(struct tb_jpg *p,
+                                                                           const char *id,
+                                                                           const char *r,
+                                                                           int64_t at)
+                            NOPQ(p) int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
+                                                               struct tb_journal_status *o,
+                                                               struct tb_buf *r)
+                                NOPQ(p) int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(
+                                    p) int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w)
+                                    NOPQ(p) int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r)
+                                        NOPQ(p) int tb_jpg_unit(
+                                            struct tb_jpg *p,
+                                            enum tb_jpg_unit op)
+                                            NOPQ(p) int tb_jpg_audit_add(
+                                                struct tb_jpg *p,
+                                                char dir, const char *msgid,
+                                                const char
+                                                    *digest_hex,
+                                                const char
+                                                    *peer,
+                                                int64_t
+                                                    at,
+                                                const char
+                                                    *event,
+                                                const char
+                                                    *detail,
+                                                int64_t
+                                                    *seq,
+                                                uint8_t
+                                                    hash[32])
+                                                NOPQ(p) int tb_jpg_audit_head(
+                                                    struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+                                                    NOPQ(p) int tb_jpg_audit_hash_at(
+                                                        struct tb_jpg *p, int64_t seq,
+                                                        char hash_hex[65])
+                                                        NOPQ(p) int tb_jpg_flow(
+                                                            struct tb_jpg *p,
+                                                            enum tb_jpg_flow which,
+                                                            const char *const *t, int nt, int ni,
+                                                            int64_t
+                                                                iv,
+                                                            int64_t
+                                                                *out,
+                                                            bool *row)
+                                                            NOPQ(p) int tb_jpg_inbound_get(
+                                                                struct tb_jpg *p, const char *id,
+                                                                struct tb_journal_inbound *out,
+                                                                struct tb_buf *envelope)
+                                                                NOPQ(p) int tb_jpg_outbound_envelope(
+                                                                    struct tb_jpg *p,
+                                                                    const char *id,
+                                                                    struct tb_buf *out)
+                                                                    NOPQ(p) int tb_jpg_audit_list(
+                                                                        const char *uri,
+                                                                        int64_t since,
+                                                                        tb_journal_audit_cb cb,
+                                                                        void *ctx,
+                                                                        struct tb_diag *d) NOPQ(uri)
+
+#else /* HAVE_LIBPQ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "util/tb_enc.h"
+
+struct tb_jpg {
+	PGconn *conn;
+	bool in_tx;
+	bool aborted;         /* PostgreSQL aborted the open transaction */
+	struct tb_diag *diag; /* the owning journal's */
+};
+
+/*
+ * Versioned migrations: entry v-1 brings a database at version v-1 to v,
+ * run in one transaction under an advisory lock, so two nodes starting on
+ * one database at once migrate it once.  Schema 1 holds what SQLite's
+ * schema 4 holds (journal.c), in PostgreSQL's types.
+ */
+static const char *const migrations[TB_JOURNAL_PG_SCHEMA] = {
+    "CREATE TABLE inbound ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+    " service TEXT, corr TEXT, digest TEXT NOT NULL,"
+    " created BIGINT NOT NULL, expires BIGINT NOT NULL,"
+    " envelope BYTEA NOT NULL, receipt BYTEA NOT NULL,"
+    " acked SMALLINT NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)),"
+    " acked_at BIGINT);"
+    "CREATE INDEX inbound_inbox ON inbound (seq) WHERE acked = 0;"
+    "CREATE INDEX inbound_prune ON inbound (expires) WHERE acked = 1;"
+    "CREATE TABLE outbound ("
+    " seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " sender TEXT NOT NULL, recipient TEXT NOT NULL, type TEXT NOT NULL,"
+    " service TEXT, corr TEXT, digest TEXT NOT NULL,"
+    " created BIGINT NOT NULL, expires BIGINT NOT NULL,"
+    " state SMALLINT NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_attempt BIGINT NOT NULL,"
+    " last_error TEXT, reason TEXT, done_at BIGINT);"
+    "CREATE INDEX outbound_due ON outbound (next_attempt, seq) WHERE state = 0;"
+    "CREATE INDEX outbound_prune ON outbound (expires) WHERE state <> 0;"
+    "CREATE TABLE outbound_env ("
+    " seq BIGINT PRIMARY KEY REFERENCES outbound (seq) ON DELETE CASCADE,"
+    " envelope BYTEA NOT NULL);"
+    "CREATE TABLE outbound_receipt ("
+    " seq BIGINT PRIMARY KEY REFERENCES outbound (seq) ON DELETE CASCADE,"
+    " receipt BYTEA NOT NULL);"
+    "CREATE TABLE audit ("
+    " seq BIGINT PRIMARY KEY CHECK (seq > 0), prev TEXT NOT NULL,"
+    " dir TEXT NOT NULL CHECK (dir IN ('i', 'o', 'a')),"
+    " msgid TEXT NOT NULL, digest TEXT NOT NULL, peer TEXT NOT NULL,"
+    " at BIGINT NOT NULL, event TEXT NOT NULL,"
+    " hash TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE closed_requests (id TEXT PRIMARY KEY, at BIGINT NOT NULL);"
+    "CREATE TABLE cases ("
+    " requester TEXT NOT NULL, handler TEXT NOT NULL, case_id TEXT NOT NULL,"
+    " state BIGINT NOT NULL, updated BIGINT NOT NULL,"
+    " PRIMARY KEY (requester, handler, case_id));",
+};
+
+/* advisory lock keys: migrations, and the audit chain's head */
+#define MIGRATE_LOCK "7630776936488814"
+#define AUDIT_LOCK "7630776936488815"
+
+/* Records the connection's error (or res's) in the journal's diag. */
+static int
+pfail(struct tb_jpg *p, PGresult *res, const char *what)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : NULL;
+	char line[240];
+	size_t n = 0;
+
+	if (msg == NULL || msg[0] == '\0')
+		msg = PQerrorMessage(p->conn);
+	/* libpq's message on one line: one log line, one JSON string */
+	for (; *msg != '\0' && n < sizeof(line) - 1; msg++) {
+		char c = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
+
+		if (c != ' ' || (n > 0 && line[n - 1] != ' '))
+			line[n++] = c;
+	}
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	line[n] = '\0';
+	if (p->in_tx)
+		p->aborted = true;
+	return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
+}
+
+static int
+ready(struct tb_jpg *p)
+{
+	tb_diag_clear(p->diag);
+	/* a connection the server dropped (restart, failover) is made again
+	 * at the next call outside a transaction; inside one the
+	 * transaction is lost anyway and fails */
+	if (!p->in_tx && PQstatus(p->conn) == CONNECTION_BAD) {
+		PQreset(p->conn);
+		if (PQstatus(p->conn) != CONNECTION_OK)
+			return pfail(p, NULL, "cannot reach the database");
+	}
+	if (p->aborted)
+		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
+		                   "transaction was aborted by an earlier error; roll it back");
+	return TB_OK;
+}
+
+/* Up to 12 parameters: text unless len[i] > 0 or bin[i] (bytea, binary). */
+struct params {
+	int n;
+	const char *v[12];
+	int len[12];
+	int fmt[12];
+	char num[12][24];
+};
+
+static void
+p_text(struct params *q, const char *s)
+{
+	q->v[q->n] = s;
+	q->len[q->n] = 0;
+	q->fmt[q->n] = 0;
+	q->n++;
+}
+
+static void
+p_int(struct params *q, int64_t v)
+{
+	snprintf(q->num[q->n], sizeof(q->num[0]), "%" PRId64, v);
+	p_text(q, q->num[q->n]);
+}
+
+static void
+p_blob(struct params *q, const uint8_t *b, size_t n)
+{
+	/* a NOT NULL bytea gets '' for an empty value, never NULL */
+	q->v[q->n] = n ? (const char *)b : "";
+	q->len[q->n] = (int)n;
+	q->fmt[q->n] = 1;
+	q->n++;
+}
+
+/* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
+static PGresult *
+pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
+{
+	PGresult *res = PQexecParams(p->conn, sql, q ? q->n : 0, NULL, q ? q->v : NULL,
+	                             q ? q->len : NULL, q ? q->fmt : NULL, 1);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		pfail(p, res, what);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Runs a script of several statements (a migration): the simple query
+ * protocol, no parameters. */
+static int
+pscript(struct tb_jpg *p, const char *sql, const char *what)
+{
+	PGresult *res = PQexec(p->conn, sql);
+	int rc = TB_OK;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = pfail(p, res, what);
+	PQclear(res);
+	return rc;
+}
+
+/* Runs a statement without rows; *changed (may be NULL) gets its count. */
+static int
+prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed, const char *what)
+{
+	PGresult *res = pexec(p, sql, q, what);
+
+	if (res == NULL)
+		return TB_E_IO;
+	if (changed != NULL)
+		*changed = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return TB_OK;
+}
+
+static int64_t
+g_int(PGresult *r, int row, int col)
+{
+	const uint8_t *b = (const uint8_t *)PQgetvalue(r, row, col);
+	uint64_t v = 0;
+
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return (int64_t)v;
+}
+
+static const char *
+g_text(PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static int
+g_buf(struct tb_jpg *p, PGresult *r, int row, int col, struct tb_buf *out)
+{
+	int n = PQgetisnull(r, row, col) ? 0 : PQgetlength(r, row, col);
+
+	tb_buf_reset(out);
+	if ((n <= 0 ? tb_buf_reserve(out, 0)
+	            : tb_buf_add(out, PQgetvalue(r, row, col), (size_t)n)) != TB_OK)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
+	return TB_OK;
+}
+
+static void
+copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Brings the schema to TB_JOURNAL_PG_SCHEMA, in one transaction. */
+static int
+migrate(struct tb_jpg *p, const char *uri, struct tb_diag *d)
+{
+	PGresult *res = NULL;
+	int64_t version = 0;
+	int rc = TB_E_IO;
+
+	if (prun(p, "BEGIN", NULL, NULL, "begin") != TB_OK ||
+	    prun(p, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", NULL, NULL, "lock") !=
+	        TB_OK ||
+	    prun(p, "CREATE TABLE IF NOT EXISTS tb_schema (version BIGINT NOT NULL)", NULL, NULL,
+	         "schema table") != TB_OK ||
+	    (res = pexec(p, "SELECT max(version) FROM tb_schema", NULL, "schema version")) == NULL)
+		goto fail;
+	version = g_int(res, 0, 0);
+	PQclear(res);
+	if (version > TB_JOURNAL_PG_SCHEMA) {
+		rc = tb_diag_set(p->diag, TB_E_JOURNAL_VERSION, TB_DIAG_NOPOS,
+		                 "%s: schema %" PRId64 ", this build reads up to %d", uri, version,
+		                 TB_JOURNAL_PG_SCHEMA);
+		goto fail;
+	}
+	for (int64_t v = version; v < TB_JOURNAL_PG_SCHEMA; v++) {
+		struct params q = {0};
+
+		p_int(&q, v + 1);
+		if (pscript(p, migrations[v], "migration") != TB_OK ||
+		    prun(p, "DELETE FROM tb_schema", NULL, NULL, "migration") != TB_OK ||
+		    prun(p, "INSERT INTO tb_schema (version) VALUES ($1)", &q, NULL, "migration") !=
+		        TB_OK)
+			goto fail;
+	}
+	if (prun(p, "COMMIT", NULL, NULL, "commit") != TB_OK)
+		goto fail;
+	return TB_OK;
+fail:
+	tb_diag_set(d, p->diag->code ? p->diag->code : rc, TB_DIAG_NOPOS, "%s", p->diag->detail);
+	PQclear(PQexec(p->conn, "ROLLBACK"));
+	return d ? d->code : rc;
+}
+
+struct tb_jpg *
+tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
+{
+	struct tb_jpg *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "journal handle");
+		return NULL;
+	}
+	p->diag = jdiag;
+	p->conn = PQconnectdb(uri);
+	if (p->conn == NULL) {
+		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "PQconnectdb");
+		goto fail;
+	}
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		/* libpq's message names host, port and cause; the URI may hold a
+		 * password, so it is not repeated */
+		pfail(p, NULL, "cannot connect");
+		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", jdiag->detail);
+		goto fail;
+	}
+	if (prun(p, "SET client_min_messages = warning", NULL, NULL, "settings") != TB_OK) {
+		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", jdiag->detail);
+		goto fail;
+	}
+	if (migrate(p, "postgresql journal", d) != TB_OK)
+		goto fail;
+	tb_diag_clear(jdiag);
+	return p;
+fail:
+	tb_jpg_close(p);
+	return NULL;
+}
+
+void
+tb_jpg_close(struct tb_jpg *p)
+{
+	if (p == NULL)
+		return;
+	/* an open transaction is rolled back by the server when the
+	 * connection ends: a batch never committed was never answered */
+	PQfinish(p->conn);
+	free(p);
+}
+
+int
+tb_jpg_unsupported(struct tb_jpg *p, const char *what)
+{
+	return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
+	                   "%s is not supported by the PostgreSQL journal yet", what);
+}
+
+/* ---- transactions ---- */
+
+int
+tb_jpg_begin(struct tb_jpg *p, bool lazy)
+{
+	int rc;
+
+	if (p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
+	if ((rc = ready(p)) != TB_OK || (rc = prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK)
+		return rc;
+	p->in_tx = true;
+	p->aborted = false;
+	if (lazy &&
+	    (rc = prun(p, "SET LOCAL synchronous_commit = off", NULL, NULL, "begin")) != TB_OK) {
+		PQclear(PQexec(p->conn, "ROLLBACK"));
+		p->in_tx = p->aborted = false;
+	}
+	return rc;
+}
+
+int
+tb_jpg_commit(struct tb_jpg *p)
+{
+	int rc;
+
+	if (!p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
+	if (p->aborted) {
+		PQclear(PQexec(p->conn, "ROLLBACK"));
+		rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
+		                 "transaction was aborted by an earlier error; nothing stored");
+	} else {
+		/* a COMMIT of a transaction the server aborted answers
+		 * ROLLBACK without an error: checked by its tag */
+		PGresult *res = pexec(p, "COMMIT", NULL, "commit");
+
+		rc = res == NULL ? TB_E_IO : TB_OK;
+		if (res != NULL && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
+			                 "postgresql: commit rolled back; nothing stored");
+		PQclear(res);
+	}
+	p->in_tx = p->aborted = false;
+	return rc;
+}
+
+int
+tb_jpg_rollback(struct tb_jpg *p)
+{
+	int rc;
+
+	if (!p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
+	p->aborted = false;
+	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
+	p->in_tx = p->aborted = false;
+	return rc;
+}
+
+/* ---- inbound ---- */
+
+static void
+p_msg(struct params *q, const struct tb_journal_msg *m)
+{
+	p_text(q, m->id);
+	p_text(q, m->from);
+	p_text(q, m->to);
+	p_text(q, m->type);
+	p_text(q, m->service);
+	p_text(q, m->corr);
+	p_text(q, m->digest);
+	p_int(q, m->created);
+	p_int(q, m->expires);
+	p_blob(q, m->envelope, m->envelope_len);
+}
+
+/* Row columns c..c+9 (MSG_COLS order) into m, borrowed from r. */
+static void
+g_msg(PGresult *r, int row, int c, struct tb_journal_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = g_text(r, row, c);
+	m->from = g_text(r, row, c + 1);
+	m->to = g_text(r, row, c + 2);
+	m->type = g_text(r, row, c + 3);
+	m->service = g_text(r, row, c + 4);
+	m->corr = g_text(r, row, c + 5);
+	m->digest = g_text(r, row, c + 6);
+	m->created = g_int(r, row, c + 7);
+	m->expires = g_int(r, row, c + 8);
+	m->envelope = (const uint8_t *)PQgetvalue(r, row, c + 9);
+	m->envelope_len = (size_t)PQgetlength(r, row, c + 9);
+}
+
+#define MSG_COLS "id, sender, recipient, type, service, corr, digest, created, expires, envelope"
+
+/* As journal.c's inbound_receipt: out may be NULL; with match, a stored
+ * message of another digest or sender is TB_E_REPLAY without a receipt. */
+static int
+inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out,
+                const struct tb_journal_msg *match)
+{
+	struct params q = {0};
+	const char *dg, *from;
+	PGresult *r;
+	int rc = TB_OK;
+
+	p_text(&q, id);
+	r = pexec(p, "SELECT receipt, digest, sender FROM inbound WHERE id = $1", &q,
+	          "inbound receipt");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0) {
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+		goto done;
+	}
+	dg = g_text(r, 0, 1);
+	from = g_text(r, 0, 2);
+	if (match != NULL && (dg == NULL || from == NULL || strcmp(dg, match->digest) != 0 ||
+	                      strcmp(from, match->from) != 0))
+		rc = tb_diag_set(p->diag, TB_E_REPLAY, TB_DIAG_NOPOS,
+		                 "inbound %s: id reused by a different message", id);
+	else if (out != NULL)
+		rc = g_buf(p, r, 0, 0, out);
+done:
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_buf *orig_receipt)
+{
+	struct params q = {0};
+	int64_t n;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_msg(&q, m);
+	p_blob(&q, m->receipt, m->receipt_len);
+	/* ON CONFLICT on the id: a duplicate arriving at another process of
+	 * the member waits for the first insert's transaction, then finds it */
+	if ((rc = prun(p,
+	               "INSERT INTO inbound (" MSG_COLS ", receipt) VALUES ($1, $2, $3, $4, $5,"
+	               " $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+	               &q, &n, "inbound put")) != TB_OK)
+		return rc;
+	if (n == 1)
+		return TB_OK;
+	if ((rc = inbound_receipt(p, m->id, orig_receipt, m)) != TB_OK)
+		return rc;
+	return tb_diag_set(p->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "inbound %s", m->id);
+}
+
+int
+tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out)
+{
+	int rc = ready(p);
+
+	return rc != TB_OK ? rc : inbound_receipt(p, id, out, NULL);
+}
+
+/* ---- inbox ---- */
+
+int
+tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq, tb_journal_inbox_cb cb,
+                  void *ctx)
+{
+	struct tb_journal_msg m;
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, after_seq);
+	p_int(&q, limit == 0 || limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	r = pexec(p,
+	          "SELECT seq, " MSG_COLS ", receipt FROM inbound WHERE acked = 0 AND seq > $1"
+	          " ORDER BY seq LIMIT $2",
+	          &q, "inbox list");
+	if (r == NULL)
+		return TB_E_IO;
+	rc = TB_OK;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		g_msg(r, i, 1, &m);
+		m.receipt = (const uint8_t *)PQgetvalue(r, i, 11);
+		m.receipt_len = (size_t)PQgetlength(r, i, 11);
+		rc = cb(ctx, g_int(r, i, 0), &m);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_inbox_ack(struct tb_jpg *p, const char *id)
+{
+	struct params q = {0};
+	int64_t n;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	p_int(&q, (int64_t)time(NULL));
+	if ((rc = prun(p, "UPDATE inbound SET acked = 1, acked_at = $2 WHERE id = $1 AND acked = 0",
+	               &q, &n, "inbox ack")) != TB_OK)
+		return rc;
+	return n == 1 ? TB_OK : inbound_receipt(p, id, NULL, NULL);
+}
+
+/* One bigint (count or min) into *n; NULL -> TB_E_NOTFOUND. */
+static int
+one_int(struct tb_jpg *p, const char *sql, int64_t *n, const char *what)
+{
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if ((r = pexec(p, sql, NULL, what)) == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "%s: none", what);
+	} else {
+		*n = g_int(r, 0, 0);
+		rc = TB_OK;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n)
+{
+	return one_int(p, "SELECT count(*) FROM inbound WHERE acked = 0", n, "inbox count");
+}
+
+/* ---- outbound ---- */
+
+int
+tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_msg(&q, m);
+	p_int(&q, next_attempt);
+	/* one statement: the state row, and its envelope row when new */
+	r = pexec(p,
+	          "WITH o AS (INSERT INTO outbound (id, sender, recipient, type, service, corr,"
+	          " digest, created, expires, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+	          " $8, $9, $11) ON CONFLICT (id) DO NOTHING RETURNING seq)"
+	          " INSERT INTO outbound_env (seq, envelope) SELECT seq, $10::bytea FROM o",
+	          &q, "outbound put");
+	if (r == NULL)
+		return TB_E_IO;
+	if (strtoll(PQcmdTuples(r), NULL, 10) != 1)
+		rc = tb_diag_set(p->diag, TB_E_REPLAY, TB_DIAG_NOPOS, "outbound %s", m->id);
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb,
+                    void *ctx)
+{
+	struct tb_journal_out o;
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, now);
+	p_int(&q, limit == 0 || limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	p_int(&q, (int64_t)time(NULL) + TB_JPG_LEASE_S);
+	/* A claim: the rows are locked (rows another process is
+	 * claiming are skipped, not waited for) and their next attempt moved
+	 * to the end of the lease, so that no other process of the member
+	 * lists them meanwhile.  The caller's own "sent" mark or outcome
+	 * replaces the lease; if the process dies first, the messages are
+	 * due again when it ends.  The callback sees the next attempt as it
+	 * was. */
+	if (!claim) {
+		q.n = 2;
+		r = pexec(
+		    p,
+		    "SELECT o.id, o.sender, o.recipient, o.type, o.service, o.corr, o.digest,"
+		    " o.created, o.expires, e.envelope, o.attempts, o.next_attempt, o.last_error"
+		    " FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+		    " WHERE o.state = 0 AND o.next_attempt <= $1"
+		    " ORDER BY o.next_attempt, o.seq LIMIT $2",
+		    &q, "outbound due");
+	} else
+		r = pexec(
+		    p,
+		    "WITH c AS (SELECT seq, next_attempt AS was FROM outbound"
+		    "  WHERE state = 0 AND next_attempt <= $1 ORDER BY next_attempt, seq LIMIT $2"
+		    "  FOR UPDATE SKIP LOCKED),"
+		    " u AS (UPDATE outbound o SET next_attempt = greatest(o.next_attempt, $3)"
+		    "  FROM c WHERE o.seq = c.seq RETURNING o.*, c.was)"
+		    " SELECT u.id, u.sender, u.recipient, u.type, u.service, u.corr, u.digest,"
+		    " u.created, u.expires, e.envelope, u.attempts, u.was, u.last_error"
+		    " FROM u JOIN outbound_env e ON e.seq = u.seq ORDER BY u.was, u.seq",
+		    &q, "outbound due");
+	if (r == NULL)
+		return TB_E_IO;
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+		memset(&o, 0, sizeof(o));
+		g_msg(r, i, 0, &o.msg);
+		o.state = TB_JOURNAL_QUEUED;
+		o.attempts = g_int(r, i, 10);
+		o.next_attempt = g_int(r, i, 11);
+		o.last_error = g_text(r, i, 12);
+		rc = cb(ctx, &o);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* After an UPDATE of a queued row changed nothing: why. */
+static int
+not_queued(struct tb_jpg *p, const char *id, enum tb_journal_state *state)
+{
+	struct tb_journal_status stt;
+	int rc = tb_jpg_outbound_status(p, id, &stt, NULL);
+
+	if (rc != TB_OK)
+		return rc;
+	*state = stt.state;
+	return tb_diag_set(p->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS, "outbound %s is %s", id,
+	                   tb_journal_state_name(stt.state));
+}
+
+static int
+update_queued(struct tb_jpg *p, const char *sql, const struct params *q, const char *id,
+              const char *what)
+{
+	enum tb_journal_state state;
+	int64_t n;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if ((rc = prun(p, sql, q, &n, what)) != TB_OK)
+		return rc;
+	return n == 1 ? TB_OK : not_queued(p, id, &state);
+}
+
+int
+tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt,
+                          size_t receipt_len, int64_t at)
+{
+	enum tb_journal_state state;
+	struct params q = {0};
+	int64_t n;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	p_int(&q, at);
+	p_blob(&q, receipt, receipt_len);
+	/* the state change and the receipt row in one statement */
+	rc = prun(p,
+	          "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
+	          " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq)"
+	          " INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
+	          " WHERE length($3::bytea) > 0",
+	          &q, &n, "outbound delivered");
+	if (rc != TB_OK)
+		return rc;
+	/* the receipt row counts: with an empty receipt ask the row itself */
+	rc = not_queued(p, id, &state);
+	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
+		tb_diag_clear(p->diag);
+		return TB_OK;
+	}
+	return rc;
+}
+
+int
+tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt,
+                      const char *last_error)
+{
+	struct params q = {0};
+
+	p_text(&q, id);
+	p_int(&q, next_attempt);
+	p_text(&q, last_error);
+	return update_queued(p,
+	                     "UPDATE outbound SET attempts = attempts + 1, next_attempt = $2,"
+	                     " last_error = $3 WHERE id = $1 AND state = 0",
+	                     &q, id, "outbound retry");
+}
+
+int
+tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id, int64_t next_attempt)
+{
+	struct params q = {0};
+
+	p_text(&q, id);
+	p_int(&q, next_attempt);
+	return update_queued(p, "UPDATE outbound SET next_attempt = $2 WHERE id = $1 AND state = 0",
+	                     &q, id, "outbound reschedule");
+}
+
+int
+tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n)
+{
+	struct params q = {0};
+	int64_t k;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, now);
+	rc = prun(p,
+	          "UPDATE outbound SET next_attempt = $1"
+	          " WHERE state = 0 AND last_error IS NULL AND next_attempt > $1",
+	          &q, &k, "outbound release");
+	if (rc == TB_OK && n != NULL)
+		*n = k;
+	return rc;
+}
+
+int
+tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason, int64_t at)
+{
+	struct params q = {0};
+
+	p_text(&q, id);
+	p_text(&q, reason);
+	p_int(&q, at);
+	return update_queued(p,
+	                     "UPDATE outbound SET state = 2, reason = $2, done_at = $3"
+	                     " WHERE id = $1 AND state = 0",
+	                     &q, id, "outbound failed");
+}
+
+int
+tb_jpg_outbound_status(struct tb_jpg *p, const char *id, struct tb_journal_status *out,
+                       struct tb_buf *receipt)
+{
+	struct params q = {0};
+	int64_t done_at;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	r = pexec(p,
+	          "SELECT o.state::bigint, o.attempts, o.next_attempt, o.done_at, o.last_error,"
+	          " o.reason, r.receipt, o.sender, o.recipient, o.type, o.digest, o.corr"
+	          " FROM outbound o LEFT JOIN outbound_receipt r ON r.seq = o.seq WHERE o.id = $1",
+	          &q, "outbound status");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0) {
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
+		goto done;
+	}
+	out->state = (enum tb_journal_state)g_int(r, 0, 0);
+	out->attempts = g_int(r, 0, 1);
+	out->next_attempt = g_int(r, 0, 2);
+	done_at = g_int(r, 0, 3);
+	if (out->state == TB_JOURNAL_DELIVERED)
+		out->delivered_at = done_at;
+	else if (out->state == TB_JOURNAL_FAILED)
+		out->failed_at = done_at;
+	copy_str(out->last_error, sizeof(out->last_error), g_text(r, 0, 4));
+	copy_str(out->reason, sizeof(out->reason), g_text(r, 0, 5));
+	copy_str(out->from, sizeof(out->from), g_text(r, 0, 7));
+	copy_str(out->to, sizeof(out->to), g_text(r, 0, 8));
+	copy_str(out->type, sizeof(out->type), g_text(r, 0, 9));
+	copy_str(out->digest, sizeof(out->digest), g_text(r, 0, 10));
+	copy_str(out->corr, sizeof(out->corr), g_text(r, 0, 11));
+	if (receipt != NULL)
+		rc = g_buf(p, r, 0, 6, receipt);
+done:
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n)
+{
+	return one_int(p, "SELECT count(*) FROM outbound WHERE state = 0", n, "outbound pending");
+}
+
+int
+tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when)
+{
+	return one_int(p, "SELECT min(next_attempt) FROM outbound WHERE state = 0", when,
+	               "outbound next due");
+}
+
+int
+tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed)
+{
+	struct params q = {0};
+	int64_t a = 0, b = 0;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, bound);
+	if ((rc = prun(p, "DELETE FROM inbound WHERE acked = 1 AND expires < $1", &q, &a,
+	               "prune")) != TB_OK ||
+	    (rc = prun(p, "DELETE FROM outbound WHERE state <> 0 AND expires < $1", &q, &b,
+	               "prune")) != TB_OK)
+		return rc;
+	if (removed != NULL)
+		*removed = (size_t)(a + b);
+	return TB_OK;
+}
+
+/* ---- units and the audit chain ---- */
+
+int
+tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
+{
+	static const char *const sql[] = {
+	    [TB_JPG_SAVEPOINT] = "SAVEPOINT tb_unit",
+	    [TB_JPG_UNDO] = "ROLLBACK TO SAVEPOINT tb_unit",
+	    [TB_JPG_RELEASE] = "RELEASE SAVEPOINT tb_unit",
+	};
+	int rc;
+
+	if (op != TB_JPG_UNDO && (rc = ready(p)) != TB_OK)
+		return rc;
+	if (op == TB_JPG_UNDO)
+		p->aborted = false;
+	return prun(p, sql[op], NULL, NULL, "savepoint");
+}
+
+int
+tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	const char *hex;
+	PGresult *r;
+	int rc;
+
+	*seq = 0;
+	memset(hash, 0, 32);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	r = pexec(p, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, "audit head");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 1) {
+		*seq = g_int(r, 0, 0);
+		hex = g_text(r, 0, 1);
+		/* extending a damaged head would hide the damage */
+		if (hex == NULL || strlen(hex) != 64 || !tb_hex_decode(hex, 64, hash, 32))
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit head %" PRId64 " has a malformed hash", *seq);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* The append proper, inside a transaction: the lock, the head, the row. */
+static int
+audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+             const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
+             uint8_t hash[32])
+{
+	char prev_hex[65], hash_hex[65], dirs[2] = {dir, '\0'};
+	struct params q = {0};
+	uint8_t prev[32];
+	int rc;
+
+	/* one chain for every process: held to the end of the transaction */
+	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
+	               "audit lock")) != TB_OK ||
+	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK)
+		return rc;
+	if (*seq == INT64_MAX)
+		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
+	(*seq)++;
+	if ((rc = tb_journal_audit_hash_ex(*seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                                   detail, hash)) != TB_OK)
+		return tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "audit hash");
+	tb_hex_encode(prev, 32, prev_hex);
+	tb_hex_encode(hash, 32, hash_hex);
+	p_int(&q, *seq);
+	p_text(&q, prev_hex);
+	p_text(&q, dirs);
+	p_text(&q, msgid);
+	p_text(&q, digest_hex);
+	p_text(&q, peer);
+	p_int(&q, at);
+	p_text(&q, event);
+	p_text(&q, hash_hex);
+	p_text(&q, detail);
+	return prun(
+	    p,
+	    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	    &q, NULL, "audit append");
+}
+
+int
+tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+                 const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
+                 uint8_t hash[32])
+{
+	bool own = !p->in_tx;
+	struct tb_diag why;
+	int rc;
+
+	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
+		return rc;
+	rc = audit_insert(p, dir, msgid, digest_hex, peer, at, event, detail, seq, hash);
+	if (!own)
+		return rc;
+	if (rc == TB_OK)
+		return tb_jpg_commit(p);
+	why = *p->diag;
+	if (tb_jpg_rollback(p) != TB_OK) {
+		/* out of the transaction either way; the error is rc's */
+	}
+	*p->diag = why;
+	return rc;
+}
+
+int
+tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65])
+{
+	struct params q = {0};
+	const char *h;
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_int(&q, seq);
+	if ((r = pexec(p, "SELECT hash FROM audit WHERE seq = $1", &q, "audit entry")) == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 1 && (h = g_text(r, 0, 0)) != NULL && strlen(h) == 64)
+		memcpy(hash_hex, h, 65);
+	else
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "no audit entry %" PRId64,
+		                 seq);
+	PQclear(r);
+	return rc;
+}
+
+/* ---- message flows, single lookups ---- */
+
+int
+tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int nt, int ni,
+            int64_t iv, int64_t *out, bool *row)
+{
+	static const char *const sql[] = {
+	    [TB_JPG_REQ_CLOSED] = "SELECT 1::bigint FROM closed_requests WHERE id = $1",
+	    [TB_JPG_REQ_CLOSE] = "INSERT INTO closed_requests (id, at) VALUES ($1, $2)"
+	                         " ON CONFLICT (id) DO NOTHING",
+	    [TB_JPG_CASE_GET] = "SELECT state FROM cases WHERE requester = $1 AND handler = $2"
+	                        " AND case_id = $3",
+	    [TB_JPG_CASE_SET] = "INSERT INTO cases (requester, handler, case_id, state, updated)"
+	                        " VALUES ($1, $2, $3, $4::bigint, $5)"
+	                        " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+	                        " state = excluded.state, updated = excluded.updated",
+	};
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	for (int i = 0; i < nt && i < 10; i++)
+		p_text(&q, t[i]);
+	if (ni > 0)
+		p_int(&q, iv);
+	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
+		return TB_E_IO;
+	if (row != NULL)
+		*row = PQntuples(r) > 0;
+	if (PQntuples(r) > 0 && out != NULL)
+		*out = g_int(r, 0, 0);
+	PQclear(r);
+	return TB_OK;
+}
+
+int
+tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out,
+                   struct tb_buf *envelope)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	r = pexec(p,
+	          "SELECT sender, type, service, corr, digest, acked::bigint, envelope FROM inbound"
+	          " WHERE id = $1",
+	          &q, "inbound get");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0) {
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+		goto done;
+	}
+	copy_str(out->from, sizeof(out->from), g_text(r, 0, 0));
+	copy_str(out->type, sizeof(out->type), g_text(r, 0, 1));
+	copy_str(out->service, sizeof(out->service), g_text(r, 0, 2));
+	copy_str(out->corr, sizeof(out->corr), g_text(r, 0, 3));
+	copy_str(out->digest, sizeof(out->digest), g_text(r, 0, 4));
+	out->acked = g_int(r, 0, 5) != 0;
+	if (envelope != NULL)
+		rc = g_buf(p, r, 0, 6, envelope);
+done:
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_text(&q, id);
+	r = pexec(p,
+	          "SELECT e.envelope FROM outbound o JOIN outbound_env e ON e.seq = o.seq"
+	          " WHERE o.id = $1",
+	          &q, "outbound envelope");
+	if (r == NULL)
+		return TB_E_IO;
+	if (PQntuples(r) == 0)
+		rc = tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "outbound %s", id);
+	else
+		rc = g_buf(p, r, 0, 0, out);
+	PQclear(r);
+	return rc;
+}
+
+/* One listed row into e (borrowed from r); TB_E_AUDIT for a NULL field. */
+static int
+audit_row(PGresult *r, int i, struct tb_journal_audit_entry *e, struct tb_diag *d)
+{
+	const char *dir;
+
+	memset(e, 0, sizeof(*e));
+	e->seq = g_int(r, i, 0);
+	e->prev = g_text(r, i, 1);
+	dir = g_text(r, i, 2);
+	e->dir = dir != NULL ? dir[0] : '?';
+	e->msgid = g_text(r, i, 3);
+	e->digest = g_text(r, i, 4);
+	e->peer = g_text(r, i, 5);
+	e->at = g_int(r, i, 6);
+	e->event = g_text(r, i, 7);
+	e->hash = g_text(r, i, 8);
+	e->detail = g_text(r, i, 9);
+	if (e->prev == NULL || e->msgid == NULL || e->digest == NULL || e->peer == NULL ||
+	    e->event == NULL || e->hash == NULL || e->detail == NULL)
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS,
+		                   "entry %" PRId64 " has a NULL field", e->seq);
+	return TB_OK;
+}
+
+int
+tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, void *ctx,
+                  struct tb_diag *d)
+{
+	struct tb_journal_audit_entry e;
+	struct params q = {0};
+	struct tb_diag pd;
+	struct tb_jpg *p;
+	PGresult *r;
+	int rc = TB_OK;
+
+	tb_diag_clear(&pd);
+	if ((p = tb_jpg_open(uri, &pd, d)) == NULL)
+		return d != NULL ? d->code : TB_E_IO;
+	p_int(&q, since);
+	r = pexec(p,
+	          "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, detail FROM audit"
+	          " WHERE seq >= $1 ORDER BY seq",
+	          &q, "audit");
+	if (r == NULL) {
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", pd.detail);
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(r) && rc == TB_OK; i++)
+		if ((rc = audit_row(r, i, &e, d)) == TB_OK)
+			rc = cb(ctx, &e);
+	PQclear(r);
+done:
+	tb_jpg_close(p);
+	return rc;
+}
+
+#endif /* HAVE_LIBPQ */

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * journal_pg.h - the journal's PostgreSQL backend (internal to node/;
+ * the node uses node/journal.h only).
+ *
+ * journal.c hands every call on a handle opened on a postgresql:// URI
+ * to the function here of the same name, after its own argument checks,
+ * so the two backends share one contract (journal.h).  Differences the
+ * contract allows, stated here once:
+ *   - an SQL error inside begin/commit aborts the whole transaction
+ *     (PostgreSQL's rule; SQLite drops only the failed statement): the
+ *     following calls fail with TB_E_IO until the caller rolls back, and
+ *     commit answers TB_E_IO, "nothing stored";
+ *   - begin_nosync is SET LOCAL synchronous_commit = off;
+ *   - outbound_claim claims what it lists for TB_JPG_LEASE_S seconds (FOR
+ *     UPDATE SKIP LOCKED, next attempt moved): two processes on one
+ *     database never list the same message at once, and one that dies
+ *     leaves its messages due again when the lease ends;
+ *   - the audit chain is one chain for every process on the database:
+ *     an append takes a transaction-scoped advisory lock, so appends of
+ *     two processes' transactions are serialised until the first commits
+ *     (audit_add);
+ *   - calls not yet carried over (retention, backup, stats, vacuum,
+ *     audit verify)
+ *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
+ *     (tb_jpg_unsupported).
+ * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
+ * sentence saying so; the other functions are never reached.
+ */
+#ifndef TB_JOURNAL_PG_H
+#define TB_JOURNAL_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/journal.h"
+#include "util/tb_buf.h"
+#include "util/tb_err.h"
+
+struct tb_jpg;
+
+/* PostgreSQL schema version kept in tb_schema.version; the migrations in
+ * journal_pg.c bring an older database up to it, a newer one is refused
+ * (TB_E_JOURNAL_VERSION). */
+#define TB_JOURNAL_PG_SCHEMA 1
+
+/* True when s names a PostgreSQL journal: "postgresql://" or
+ * "postgres://" (libpq's connection URIs). */
+bool tb_jpg_is_uri(const char *s);
+
+/* Connects to uri (borrowed; libpq reads the password from PGPASSFILE or
+ * ~/.pgpass, sslmode and the rest from the URI), creates or migrates the
+ * schema, and returns a handle freed with tb_jpg_close(); NULL with d set
+ * on failure (TB_E_IO: cannot connect or SQL failed; TB_E_JOURNAL_VERSION;
+ * TB_E_ARG: built without libpq).  jdiag is the owning journal's diag
+ * (borrowed for the handle's lifetime): later failures are recorded there. */
+TB_MUST_CHECK struct tb_jpg *tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d);
+void tb_jpg_close(struct tb_jpg *p);
+/* TB_E_ARG with a sentence naming the call: what journal.c answers for a
+ * call this backend does not do yet. */
+TB_MUST_CHECK int tb_jpg_unsupported(struct tb_jpg *p, const char *what);
+
+TB_MUST_CHECK int tb_jpg_begin(struct tb_jpg *p, bool lazy);
+TB_MUST_CHECK int tb_jpg_commit(struct tb_jpg *p);
+TB_MUST_CHECK int tb_jpg_rollback(struct tb_jpg *p);
+
+TB_MUST_CHECK int tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                     struct tb_buf *orig_receipt);
+TB_MUST_CHECK int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out);
+TB_MUST_CHECK int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq,
+                                    tb_journal_inbox_cb cb, void *ctx);
+TB_MUST_CHECK int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id);
+TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
+
+TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                      int64_t next_attempt);
+/* Listing due messages claims them for this long (seconds): another
+ * connection lists them only after it (tb_jpg_outbound_due). */
+#define TB_JPG_LEASE_S 10
+TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim,
+                                      tb_journal_out_cb cb, void *ctx);
+TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
+                                            const uint8_t *receipt, size_t receipt_len, int64_t at);
+TB_MUST_CHECK int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt,
+                                        const char *last_error);
+TB_MUST_CHECK int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id,
+                                             int64_t next_attempt);
+TB_MUST_CHECK int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n);
+TB_MUST_CHECK int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason,
+                                         int64_t at);
+TB_MUST_CHECK int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
+                                         struct tb_journal_status *out, struct tb_buf *receipt);
+TB_MUST_CHECK int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n);
+TB_MUST_CHECK int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when);
+/* A unit inside the open transaction (journal.c's unit_begin/unit_end):
+ * a savepoint, undone (which also lifts an abort an error inside the
+ * unit caused) or released. */
+enum tb_jpg_unit { TB_JPG_SAVEPOINT, TB_JPG_UNDO, TB_JPG_RELEASE };
+TB_MUST_CHECK int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op);
+
+/* Appends an entry (fields checked by the caller) in the open
+ * transaction or one of its own; *seq and hash get the new head. */
+TB_MUST_CHECK int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid,
+                                   const char *digest_hex, const char *peer, int64_t at,
+                                   const char *event, const char *detail, int64_t *seq,
+                                   uint8_t hash[32]);
+/* The chain's head (0 and zeros when empty); TB_E_AUDIT when its hash is
+ * malformed. */
+TB_MUST_CHECK int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);
+TB_MUST_CHECK int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]);
+/* Message flows: the statement which (journal.c's flow_exec) with nt text
+ * parameters t[], then iv when ni > 0; *row whether a row came, *out its
+ * first column. */
+enum tb_jpg_flow { TB_JPG_REQ_CLOSED, TB_JPG_REQ_CLOSE, TB_JPG_CASE_GET, TB_JPG_CASE_SET };
+TB_MUST_CHECK int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t,
+                              int nt, int ni, int64_t iv, int64_t *out, bool *row);
+TB_MUST_CHECK int tb_jpg_inbound_get(struct tb_jpg *p, const char *id,
+                                     struct tb_journal_inbound *out, struct tb_buf *envelope);
+TB_MUST_CHECK int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out);
+/* tb_journal_audit_list on the database at uri (a connection of its
+ * own, for the call): entries with seq >= since, in order. */
+TB_MUST_CHECK int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb,
+                                    void *ctx, struct tb_diag *d);
+TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
+
+#endif
