@@ -18,7 +18,8 @@ fi
 
 # Layers, lowest first; a file may use files of lower layers only.
 #   0 logging:     log
-#   1 the base:    config, journal, worker, archive (where pruned
+#   1 the base:    config, journal (journal.c and its PostgreSQL half,
+#                  journal_pg.c: one unit), worker, archive (where pruned
 #                  messages go); coaplog (libcoap's log through log);
 #                  link (a peer's link estimate); apiconn (the local
 #                  API's connections: limits, cap, timeouts); flood
@@ -61,7 +62,7 @@ responder 5
 api 6'
 
 "$NM" -A "$LIB" 2>/dev/null | awk -v layers="$LAYERS" '
-function unit(s) { sub(/^.*:libtbnode_a-/, "", s); sub(/\.o:.*$/, "", s); return s }
+function unit(s) { sub(/^.*:libtbnode_a-/, "", s); sub(/\.o:.*$/, "", s); sub(/^journal_pg$/, "journal", s); return s }
 BEGIN {
 	n = split(layers, l, "\n")
 	for (i = 1; i <= n; i++) { split(l[i], f, " "); rank[f[1]] = f[2] }
