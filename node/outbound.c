@@ -1614,6 +1614,9 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 
 	if (n != NULL) {
 		struct tb_peer *p = peer_of(n, x->hop);
+		/* a failing peer's probe is over: the round after it may start
+		 * the next (plan_exchanges) */
+		bool probe = p != NULL && p->failures > 0;
 		if (p != NULL && p->settling > 0)
 			p->settling--;
 		n->m.out_delivered += a->ndelivered;
@@ -1651,7 +1654,7 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 				n->out->delivered(n->out->delivered_ctx, a->notes[i].type,
 				                  a->notes[i].corr);
 		}
-		if (a->relays || a->ndelivered < x->count)
+		if (a->relays || a->ndelivered < x->count || probe)
 			tb_outbound_schedule(n, 0);
 	}
 	free_exchange(x);
