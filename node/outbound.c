@@ -894,6 +894,11 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 		for (int slot = 0; open && p->failures > 0 && slot < (int)n->cfg.peer_sessions;
 		     slot++)
 			exchanges -= p->inflight[slot];
+		/* the probe's answer is still being settled: whether the peer
+		 * takes messages, or asks to be left alone for a Max-Age, is not
+		 * known yet (its session slot is free already) */
+		if (open && p->failures > 0)
+			exchanges -= p->settling;
 		if (p != NULL && !open)
 			for (size_t k = i; k < l->len; k++)
 				if (strcmp(l->v[k].hop, hop) == 0)
@@ -1610,6 +1615,11 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 
 	if (n != NULL) {
 		struct tb_peer *p = peer_of(n, x->hop);
+		/* a failing peer's probe is over: the round after it may start
+		 * the next (plan_exchanges) */
+		bool probe = p != NULL && p->failures > 0;
+		if (p != NULL && p->settling > 0)
+			p->settling--;
 		n->m.out_delivered += a->ndelivered;
 		n->m.out_failed += a->failed;
 		n->m.out_retries += a->retries;
@@ -1645,7 +1655,7 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 				n->out->delivered(n->out->delivered_ctx, a->notes[i].type,
 				                  a->notes[i].corr);
 		}
-		if (a->relays || a->ndelivered < x->count)
+		if (a->relays || a->ndelivered < x->count || probe)
 			tb_outbound_schedule(n, 0);
 	}
 	free_exchange(x);
@@ -1696,6 +1706,7 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	struct tb_node *n = ctx;
 	struct tb_exchange *x;
 	struct tb_answer *a = NULL;
+	struct tb_peer *p;
 	const uint8_t *data = NULL;
 	size_t len = 0, off, total;
 
@@ -1731,8 +1742,11 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	}
 	exchange_answered(n, x, a->code, data != NULL ? total : 0);
 	/* the session is free for the next exchange at once; the receipts
-	 * are checked and journalled on the ingest thread */
+	 * are checked and journalled on the ingest thread, and until then a
+	 * failing peer's probe is not over (plan_exchanges) */
 	finish_exchange(n, x);
+	if ((p = peer_of(n, x->hop)) != NULL)
+		p->settling++;
 	n->out->settler(n->out->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
 	return true;

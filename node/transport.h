@@ -72,6 +72,8 @@ struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
 	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
+	int settling; /* exchanges answered, their answers not yet settled (answers.c):
+	               * a failing peer's probe is under way until then */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
 	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
 	bool stale[TB_PEER_SESSIONS_MAX];          /* set up with an identity since rotated */
