@@ -10,6 +10,7 @@
 #define BETA 0.25     /* RFC 6298's beta */
 #define KARN_MAX 16   /* samples in a row past the RTO, then the least taken */
 #define LOSS_TARGET 0.001
+#define BASE_RISE 0.0625 /* the least round trip's rise per longer sample */
 
 void
 tb_link_init(struct tb_link *l)
@@ -53,6 +54,18 @@ rtt_sample(struct tb_link *l, double r)
 	l->srtt_ms = (1 - GAIN) * l->srtt_ms + GAIN * r;
 }
 
+/* The path's least round trip: a shorter sample replaces it, a longer
+ * one raises it by at most BASE_RISE of itself (a path that got slower
+ * is followed within a few dozen exchanges). */
+static void
+base_sample(struct tb_link *l, double r)
+{
+	if (l->base_ms == 0 || r < l->base_ms)
+		l->base_ms = r;
+	else
+		l->base_ms += fmin(r - l->base_ms, l->base_ms) * BASE_RISE;
+}
+
 void
 tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, int batch_max)
 {
@@ -72,6 +85,7 @@ tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, 
 		lost = re / (rounds + re);
 	}
 	rtt_sample(l, r);
+	base_sample(l, r);
 	l->loss = (1 - GAIN) * l->loss + GAIN * lost;
 	l->round_ms = l->samples == 0 ? r : 0.75 * l->round_ms + 0.25 * r;
 	l->bytes_per_msg = l->samples == 0 ? (double)bytes / count
@@ -111,10 +125,32 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 	return b < 1 ? 1 : (size_t)b;
 }
 
+/* The retransmission timeout the estimate asks for, ms (unbounded). */
+static double
+rto_ms(const struct tb_link *l)
+{
+	double rto = l->srtt_ms + 4 * l->rttvar_ms;
+
+	if (l->base_ms > 0 && rto > 2 * l->base_ms)
+		rto = 2 * l->base_ms;
+	return rto;
+}
+
+int
+tb_link_ack_random_factor(const struct tb_link *l)
+{
+	double f;
+
+	if (l->srtt_ms == 0)
+		return 0;
+	f = 1500 * rto_ms(l) / (double)tb_link_ack_timeout_ms(l);
+	return f < 1000 ? 1000 : f > 1500 ? 1500 : (int)f;
+}
+
 int64_t
 tb_link_ack_timeout_ms(const struct tb_link *l)
 {
-	double rto = l->srtt_ms + 4 * l->rttvar_ms;
+	double rto = rto_ms(l);
 
 	if (l->srtt_ms == 0)
 		return 0;
@@ -127,13 +163,14 @@ int
 tb_link_max_retransmit(const struct tb_link *l)
 {
 	int m = 4;
-	double ack = (double)tb_link_ack_timeout_ms(l);
+	/* the longest first timeout: ACK_TIMEOUT times ACK_RANDOM_FACTOR */
+	double ack = (double)tb_link_ack_timeout_ms(l) * tb_link_ack_random_factor(l) / 1000;
 
 	while (m < 8 && pow(l->loss, m + 1) > LOSS_TARGET)
 		m++;
 	/* within RFC 7252's MAX_TRANSMIT_WAIT (93 s), which the release of
 	 * retired sessions relies on (transport.c) */
-	while (m > 4 && (ack == 0 || ack * ((1 << (m + 1)) - 1) * 1.5 > TB_LINK_TRANSMIT_WAIT_MS))
+	while (m > 4 && (ack == 0 || ack * ((1 << (m + 1)) - 1) > TB_LINK_TRANSMIT_WAIT_MS))
 		m--;
 	return m;
 }

@@ -20,8 +20,11 @@
 /* The batch size of a peer not heard from yet. */
 #define TB_LINK_BATCH_START 8
 /* ACK_TIMEOUT bounds for a peer with a round-trip estimate (ms); without
- * one libcoap's default (RFC 7252: 2 s) stays. */
-#define TB_LINK_RTO_MIN_MS 300
+ * one libcoap's default (RFC 7252: 2 s) stays.  libcoap 4.3.1 silently
+ * ignores an ACK_TIMEOUT under 1 s (coap_session_set_ack_timeout wants an
+ * integer part > 0): a shorter estimate is met with ACK_RANDOM_FACTOR
+ * instead (tb_link_ack_random_factor). */
+#define TB_LINK_RTO_MIN_MS 1000
 #define TB_LINK_RTO_MAX_MS 2000
 /* RFC 7252's MAX_TRANSMIT_WAIT with its defaults, ms: no tuning makes a
  * request's retransmissions last longer. */
@@ -29,6 +32,8 @@
 
 struct tb_link {
 	double srtt_ms, rttvar_ms; /* one round trip (RFC 6298); srtt 0: no sample yet */
+	double base_ms;            /* the path's round trip without queueing: the least
+	                            * per-round sample, rising slowly (0: none) */
 	double round_ms;           /* a round trip as exchanges see it, retransmissions
 	                            * included (moving average) */
 	double loss;               /* share of round trips lost, 0..1 (moving average) */
@@ -59,10 +64,18 @@ int tb_link_rounds(size_t bytes);
  * batch_max, and at most what fits in a quarter of answer_timeout_s at
  * the round trips seen (at least 1). */
 size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
-/* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within
- * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep
- * libcoap's default). */
+/* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar, but at
+ * most twice the path's least round trip (base_ms: srtt also holds the
+ * receiver's queueing of parallel exchanges, which a lost block need not
+ * wait out), within TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an
+ * estimate (keep libcoap's default). */
 int64_t tb_link_ack_timeout_ms(const struct tb_link *l);
+/* ACK_RANDOM_FACTOR for the peer's sessions, in thousandths: 1500 (RFC
+ * 7252), less when the estimate is under TB_LINK_RTO_MIN_MS, so that a
+ * first retransmission comes at most 1.5 times the estimate after the
+ * transmission, or at TB_LINK_RTO_MIN_MS (1000: no randomising, the
+ * least RFC 7252 allows); 0 without an estimate (keep libcoap's). */
+int tb_link_ack_random_factor(const struct tb_link *l);
 /* MAX_RETRANSMIT for the peer's sessions: 4 (RFC 7252) up to 8, the
  * fewest that make losing all of a block's transmissions rarer than one
  * in a thousand at the estimated loss, as long as the retransmissions
