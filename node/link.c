@@ -10,7 +10,6 @@
 #define BETA 0.25     /* RFC 6298's beta */
 #define KARN_MAX 16   /* samples in a row past the RTO, then the least taken */
 #define LOSS_TARGET 0.001
-#define BASE_RISE 0.0625 /* the least round trip's rise per longer sample */
 
 void
 tb_link_init(struct tb_link *l)
@@ -54,18 +53,6 @@ rtt_sample(struct tb_link *l, double r)
 	l->srtt_ms = (1 - GAIN) * l->srtt_ms + GAIN * r;
 }
 
-/* The path's least round trip: a shorter sample replaces it, a longer
- * one raises it by at most BASE_RISE of itself (a path that got slower
- * is followed within a few dozen exchanges). */
-static void
-base_sample(struct tb_link *l, double r)
-{
-	if (l->base_ms == 0 || r < l->base_ms)
-		l->base_ms = r;
-	else
-		l->base_ms += fmin(r - l->base_ms, l->base_ms) * BASE_RISE;
-}
-
 void
 tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, int batch_max)
 {
@@ -85,7 +72,6 @@ tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, 
 		lost = re / (rounds + re);
 	}
 	rtt_sample(l, r);
-	base_sample(l, r);
 	l->loss = (1 - GAIN) * l->loss + GAIN * lost;
 	l->round_ms = l->samples == 0 ? r : 0.75 * l->round_ms + 0.25 * r;
 	l->bytes_per_msg = l->samples == 0 ? (double)bytes / count
@@ -129,11 +115,7 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 static double
 rto_ms(const struct tb_link *l)
 {
-	double rto = l->srtt_ms + 4 * l->rttvar_ms;
-
-	if (l->base_ms > 0 && rto > 2 * l->base_ms)
-		rto = 2 * l->base_ms;
-	return rto;
+	return l->srtt_ms + 4 * l->rttvar_ms;
 }
 
 int

@@ -32,8 +32,6 @@
 
 struct tb_link {
 	double srtt_ms, rttvar_ms; /* one round trip (RFC 6298); srtt 0: no sample yet */
-	double base_ms;            /* the path's round trip without queueing: the least
-	                            * per-round sample, rising slowly (0: none) */
 	double round_ms;           /* a round trip as exchanges see it, retransmissions
 	                            * included (moving average) */
 	double loss;               /* share of round trips lost, 0..1 (moving average) */
@@ -64,11 +62,9 @@ int tb_link_rounds(size_t bytes);
  * batch_max, and at most what fits in a quarter of answer_timeout_s at
  * the round trips seen (at least 1). */
 size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
-/* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar, but at
- * most twice the path's least round trip (base_ms: srtt also holds the
- * receiver's queueing of parallel exchanges, which a lost block need not
- * wait out), within TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an
- * estimate (keep libcoap's default). */
+/* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within
+ * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep
+ * libcoap's default). */
 int64_t tb_link_ack_timeout_ms(const struct tb_link *l);
 /* ACK_RANDOM_FACTOR for the peer's sessions, in thousandths: 1500 (RFC
  * 7252), less when the estimate is under TB_LINK_RTO_MIN_MS, so that a
