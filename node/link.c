@@ -111,10 +111,28 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 	return b < 1 ? 1 : (size_t)b;
 }
 
+/* The retransmission timeout the estimate asks for, ms (unbounded). */
+static double
+rto_ms(const struct tb_link *l)
+{
+	return l->srtt_ms + 4 * l->rttvar_ms;
+}
+
+int
+tb_link_ack_random_factor(const struct tb_link *l)
+{
+	double f;
+
+	if (l->srtt_ms == 0)
+		return 0;
+	f = 1500 * rto_ms(l) / (double)tb_link_ack_timeout_ms(l);
+	return f < 1000 ? 1000 : f > 1500 ? 1500 : (int)f;
+}
+
 int64_t
 tb_link_ack_timeout_ms(const struct tb_link *l)
 {
-	double rto = l->srtt_ms + 4 * l->rttvar_ms;
+	double rto = rto_ms(l);
 
 	if (l->srtt_ms == 0)
 		return 0;
@@ -127,13 +145,14 @@ int
 tb_link_max_retransmit(const struct tb_link *l)
 {
 	int m = 4;
-	double ack = (double)tb_link_ack_timeout_ms(l);
+	/* the longest first timeout: ACK_TIMEOUT times ACK_RANDOM_FACTOR */
+	double ack = (double)tb_link_ack_timeout_ms(l) * tb_link_ack_random_factor(l) / 1000;
 
 	while (m < 8 && pow(l->loss, m + 1) > LOSS_TARGET)
 		m++;
 	/* within RFC 7252's MAX_TRANSMIT_WAIT (93 s), which the release of
 	 * retired sessions relies on (transport.c) */
-	while (m > 4 && (ack == 0 || ack * ((1 << (m + 1)) - 1) * 1.5 > TB_LINK_TRANSMIT_WAIT_MS))
+	while (m > 4 && (ack == 0 || ack * ((1 << (m + 1)) - 1) > TB_LINK_TRANSMIT_WAIT_MS))
 		m--;
 	return m;
 }

@@ -20,8 +20,11 @@
 /* The batch size of a peer not heard from yet. */
 #define TB_LINK_BATCH_START 8
 /* ACK_TIMEOUT bounds for a peer with a round-trip estimate (ms); without
- * one libcoap's default (RFC 7252: 2 s) stays. */
-#define TB_LINK_RTO_MIN_MS 300
+ * one libcoap's default (RFC 7252: 2 s) stays.  libcoap 4.3.1 silently
+ * ignores an ACK_TIMEOUT under 1 s (coap_session_set_ack_timeout wants an
+ * integer part > 0): a shorter estimate is met with ACK_RANDOM_FACTOR
+ * instead (tb_link_ack_random_factor). */
+#define TB_LINK_RTO_MIN_MS 1000
 #define TB_LINK_RTO_MAX_MS 2000
 /* RFC 7252's MAX_TRANSMIT_WAIT with its defaults, ms: no tuning makes a
  * request's retransmissions last longer. */
@@ -63,6 +66,12 @@ size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_time
  * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep
  * libcoap's default). */
 int64_t tb_link_ack_timeout_ms(const struct tb_link *l);
+/* ACK_RANDOM_FACTOR for the peer's sessions, in thousandths: 1500 (RFC
+ * 7252), less when the estimate is under TB_LINK_RTO_MIN_MS, so that a
+ * first retransmission comes at most 1.5 times the estimate after the
+ * transmission, or at TB_LINK_RTO_MIN_MS (1000: no randomising, the
+ * least RFC 7252 allows); 0 without an estimate (keep libcoap's). */
+int tb_link_ack_random_factor(const struct tb_link *l);
 /* MAX_RETRANSMIT for the peer's sessions: 4 (RFC 7252) up to 8, the
  * fewest that make losing all of a block's transmissions rarer than one
  * in a thousand at the estimated loss, as long as the retransmissions

@@ -755,6 +755,9 @@ tb_transport_tune(coap_session_t *s, const struct tb_link *l)
 	coap_session_set_ack_timeout(s, (coap_fixed_point_t){(uint16_t)(ack / 1000),
 	                                                     (uint16_t)(ack % 1000)});
 	coap_session_set_max_retransmit(s, (uint16_t)tb_link_max_retransmit(l));
+	int f = tb_link_ack_random_factor(l);
+	coap_session_set_ack_random_factor(s, (coap_fixed_point_t){(uint16_t)(f / 1000),
+	                                                           (uint16_t)(f % 1000)});
 }
 
 void

@@ -179,7 +179,8 @@ long tb_coap_uint_option(const coap_pdu_t *pdu, coap_option_num_t num);
 TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char *to, int slot,
                                                    struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
-/* Sets s's CoAP retransmission parameters (ACK_TIMEOUT, MAX_RETRANSMIT)
+/* Sets s's CoAP retransmission parameters (ACK_TIMEOUT, ACK_RANDOM_FACTOR,
+ * MAX_RETRANSMIT)
  * from the link estimate l of its peer (link.h); without an estimate
  * libcoap's defaults (RFC 7252) stay. */
 void tb_transport_tune(coap_session_t *s, const struct tb_link *l);

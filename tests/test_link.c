@@ -5,15 +5,20 @@
  * leaves 1..batch_max; on a slow link it is cut to what fits in a
  * quarter of the answer timeout; the round-trip estimate follows RFC
  * 6298 and leaves out samples with retransmissions in them (Karn); the
- * ACK timeout is srtt + 4 rttvar within its bounds; MAX_RETRANSMIT rises
- * with the loss, never past RFC 7252's MAX_TRANSMIT_WAIT.
+ * ACK timeout is srtt + 4 rttvar within its bounds, never under the 1 s libcoap 4.3.1 accepts, with
+ * ACK_RANDOM_FACTOR made smaller instead, and libcoap's session takes
+ * both; MAX_RETRANSMIT rises with the loss, never past RFC 7252's
+ * MAX_TRANSMIT_WAIT.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <coap3/coap.h>
+
 #include "node/link.h"
+#include "node/transport.h"
 
 static void
 test_aimd(void **state)
@@ -71,10 +76,19 @@ test_rtt(void **state)
 	assert_true(l.srtt_ms > 399 && l.srtt_ms < 401);
 	assert_true(l.rttvar_ms > 199 && l.rttvar_ms < 201);
 	assert_int_equal(tb_link_ack_timeout_ms(&l), 1200);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
 	for (int i = 0; i < 50; i++)
 		tb_link_answered(&l, 1, 100, 400, 128);
 	assert_true(l.srtt_ms > 399 && l.srtt_ms < 401);
-	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MIN_MS + 100);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MIN_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1000);
+	/* an estimate over 1 s: RFC 7252's factor */
+	l.srtt_ms = 900;
+	l.rttvar_ms = 100;
+	assert_int_equal(tb_link_ack_timeout_ms(&l), 1300);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
+	l.srtt_ms = 400;
+	l.rttvar_ms = 0;
 	/* a sample with a retransmission in it is left out (Karn), and
 	 * counted as loss */
 	tb_link_answered(&l, 1, 100, 3000, 128);
@@ -86,10 +100,13 @@ test_rtt(void **state)
 		tb_link_answered(&l, 1, 100, 3000, 128);
 	assert_true(l.srtt_ms > 1000);
 	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MAX_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
 	/* loopback: the lower bound */
 	tb_link_init(&l);
+	assert_int_equal(tb_link_ack_random_factor(&l), 0);
 	tb_link_answered(&l, 1, 100, 2, 128);
 	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MIN_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1000);
 	assert_int_equal(tb_link_rounds(100), 1);
 	assert_int_equal(tb_link_rounds(2048), 1);
 	assert_int_equal(tb_link_rounds(5000), 4);
@@ -105,15 +122,63 @@ test_retransmit(void **state)
 	l.loss = 0.5;
 	/* no estimate: libcoap's 2 s ACK timeout, so RFC 7252's 4 */
 	assert_int_equal(tb_link_max_retransmit(&l), 4);
-	tb_link_answered(&l, 1, 100, 2, 128); /* ACK timeout 300 ms */
+	tb_link_answered(&l, 1, 100, 2, 128); /* ACK timeout 1 s, factor 1 */
 	l.loss = 0.01;
 	assert_int_equal(tb_link_max_retransmit(&l), 4);
 	l.loss = 0.44; /* 25 % each way */
-	/* 0.44^9 < 0.001, but 300 ms * (2^8 - 1) * 1.5 > 93 s: 6 */
-	assert_int_equal(tb_link_max_retransmit(&l), 6);
+	/* 0.44^9 < 0.001, but 1 s * (2^7 - 1) > 93 s: 5 */
+	assert_int_equal(tb_link_max_retransmit(&l), 5);
 	for (int m = 4; m <= 8; m++)
-		assert_true(m == 4 || 300.0 * ((1 << (m + 1)) - 1) * 1.5 <= 93000 ||
+		assert_true(m == 4 || 1000.0 * ((1 << (m + 1)) - 1) <= 93000 ||
 		            tb_link_max_retransmit(&l) < m);
+	/* at RFC 7252's factor the bound is 1.5 times as long: 4 */
+	l.srtt_ms = 1000;
+	l.rttvar_ms = 100;
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
+	assert_int_equal(tb_link_max_retransmit(&l), 4);
+}
+
+/* libcoap's session takes what tb_transport_tune sets (4.3.1 ignored a
+ * sub-second ACK_TIMEOUT silently: the sessions kept 2 s). */
+static void
+test_tune_session(void **state)
+{
+	struct tb_link l;
+	coap_address_t dst;
+	coap_context_t *ctx;
+	coap_session_t *s;
+	coap_fixed_point_t v;
+
+	(void)state;
+	coap_startup();
+	ctx = coap_new_context(NULL);
+	assert_non_null(ctx);
+	coap_address_init(&dst);
+	dst.addr.sin.sin_family = AF_INET;
+	dst.addr.sin.sin_port = htons(9); /* nothing is sent */
+	dst.addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	dst.size = sizeof(dst.addr.sin);
+	s = coap_new_client_session(ctx, NULL, &dst, COAP_PROTO_UDP);
+	assert_non_null(s);
+	tb_link_init(&l);
+	for (int i = 0; i < 50; i++) /* 400 ms: srtt + 4 rttvar under 1 s */
+		tb_link_answered(&l, 1, 100, 400, 128);
+	tb_transport_tune(s, &l);
+	v = coap_session_get_ack_timeout(s);
+	assert_int_equal(v.integer_part * 1000 + v.fractional_part, TB_LINK_RTO_MIN_MS);
+	v = coap_session_get_ack_random_factor(s);
+	assert_int_equal(v.integer_part * 1000 + v.fractional_part, 1000);
+	/* a slow path: 2 s, RFC 7252's factor */
+	for (int i = 0; i < 400; i++)
+		tb_link_answered(&l, 1, 100, 3000, 128);
+	tb_transport_tune(s, &l);
+	v = coap_session_get_ack_timeout(s);
+	assert_int_equal(v.integer_part * 1000 + v.fractional_part, TB_LINK_RTO_MAX_MS);
+	v = coap_session_get_ack_random_factor(s);
+	assert_int_equal(v.integer_part * 1000 + v.fractional_part, 1500);
+	coap_session_release(s);
+	coap_free_context(ctx);
+	coap_cleanup();
 }
 
 int
@@ -124,6 +189,7 @@ main(void)
 	    cmocka_unit_test(test_slow_link_cap),
 	    cmocka_unit_test(test_rtt),
 	    cmocka_unit_test(test_retransmit),
+	    cmocka_unit_test(test_tune_session),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
