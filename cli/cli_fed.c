@@ -796,8 +796,9 @@ member_keys(const struct chain_opts *co, const char *cert, const char *scert, ch
 {
 	int rc = EX_TB_OK;
 
+	/* a bare SM2 signing key has no certificate to chain */
 	if ((rc = chain_check(co, cert)) != EX_TB_OK ||
-	    (scert != NULL && (rc = chain_check(co, scert)) != EX_TB_OK))
+	    (scert != NULL && !bare_pub(scert) && (rc = chain_check(co, scert)) != EX_TB_OK))
 		return rc;
 	if ((rc = cert_info(cert, id, cn, cnlen, spki1)) != EX_TB_OK)
 		return rc;

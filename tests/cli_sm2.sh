@@ -32,7 +32,7 @@ tb_expect_out_has "sm2 a2"
 R=$W/reg.json
 tb_run 0 registry new --federation tongban-dev --out "$R"
 tb_run 0 registry add "$R" --cert "$F/320300/node.crt" --sign-cert "$W/m.pub" --role city \
-	--endpoint coaps://127.0.0.1:30300 --service hukou.transfer=3203
+	--trust "$W/trust.json" --chain "$F/ca-320000/ca.crt" --endpoint coaps://127.0.0.1:30300 --service hukou.transfer=3203
 tb_run 0 registry show "$R"
 tb_expect_out_has "  key $("$TB" key id "$W/m.pub") sign"
 tb_expect_out_has "  key $("$TB" key id "$F/320300/node.crt") tls"
