@@ -351,6 +351,24 @@ write_chains(struct devfed *f, const char *mdir, const char *prov)
 	return EX_TB_OK;
 }
 
+/* The sample services a member offers for its region (regions[0]): a
+ * hub the province ones, a city the city ones, both control.ping.  sv
+ * holds at most 8; returns how many were filled. */
+static size_t
+member_services(bool hub, const char **regions, struct tb_reg_service_spec *sv)
+{
+	size_t ns = 0;
+
+	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]) && ns < 8; s++)
+		if (services[s].province == hub || strcmp(services[s].code, "control.ping") == 0) {
+			sv[ns].code = services[s].code;
+			sv[ns].regions = regions;
+			sv[ns].nregions = 1;
+			ns++;
+		}
+	return ns;
+}
+
 /* Each member's identity and chain under DIR/ID, and its registry entry. */
 static int
 add_members(struct devfed *f)
@@ -403,14 +421,7 @@ add_members(struct devfed *f)
 		if ((rc = spki_of(path, &spki[i], NULL)))
 			return rc;
 		snprintf(region, sizeof(region), "%.*s", hub ? 2 : 4, ids[i]);
-		for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
-			if (services[s].province == hub ||
-			    strcmp(services[s].code, "control.ping") == 0) {
-				sv[ns].code = services[s].code;
-				sv[ns].regions = regions;
-				sv[ns].nregions = 1;
-				ns++;
-			}
+		ns = member_services(hub, regions, sv);
 		struct tb_reg_key_spec ks[2] = {{spki[i].data, spki[i].len, TB_USE_BOTH}};
 		struct tb_buf sm2spki;
 		tb_buf_init(&sm2spki);

@@ -844,6 +844,21 @@ add_and_save(const char *regp, const struct tb_reg_member_spec *spec)
 	return rc;
 }
 
+/* A member's key specs: its certificate's key for DTLS and signing, or
+ * with a separate signing key (sep) the first for DTLS, the second for
+ * signing.  The specs borrow the buffers. */
+static void
+key_specs(struct tb_reg_key_spec keys[2], const struct tb_buf *s1, const struct tb_buf *s2,
+          bool sep)
+{
+	keys[0].spki = s1->data;
+	keys[0].spki_len = s1->len;
+	keys[0].use = sep ? TB_USE_TLS : TB_USE_BOTH;
+	keys[1].spki = s2->data;
+	keys[1].spki_len = s2->len;
+	keys[1].use = TB_USE_SIGN;
+}
+
 static int
 registry_add(int argc, char **argv)
 {
@@ -922,12 +937,7 @@ registry_add(int argc, char **argv)
 	if ((rc = member_keys(&co, cert, scert, id, id2, cn, sizeof(cn), &spki1, &spki2)) !=
 	    EX_TB_OK)
 		goto out;
-	keys[0].spki = spki1.data;
-	keys[0].spki_len = spki1.len;
-	keys[0].use = scert != NULL ? TB_USE_TLS : TB_USE_BOTH;
-	keys[1].spki = spki2.data;
-	keys[1].spki_len = spki2.len;
-	keys[1].use = TB_USE_SIGN;
+	key_specs(keys, &spki1, &spki2, scert != NULL);
 	memset(&spec, 0, sizeof(spec));
 	spec.id = id;
 	spec.name = name != NULL ? name : cn[0] != '\0' ? cn : id;

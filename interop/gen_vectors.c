@@ -1201,14 +1201,102 @@ sha256_batch_message(struct tb_env *const *e, uint8_t msg[56])
 	tb_sha256(in, 65, msg + 24);
 }
 
+/* the same batch with a SHA-256 tree under the SM2 signature: the
+ * proof is SHA-256's, the signature over its root; a verifier that
+ * hashes an sm2 batch with SM3 refuses it */
+static void
+sm2_batch_sha256_tree(struct tb_buf *b, struct tb_buf *t)
+{
+	struct tb_key *p256 = key("371300-p256", TB_ALG_P256);
+	struct tb_env *sb[3];
+	uint8_t sig[TB_SIG_LEN], msg[56];
+	char val[90];
+
+	for (int i = 0; i < 3; i++)
+		sb[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}",
+		           NOW - 60, 3600, 4);
+	must(tb_env_seal_batch(sb, 3, p256, NULL), "tb_env_seal_batch");
+	sha256_batch_message(sb, msg);
+	must(tb_key_sign(alice, msg, sizeof(msg), sig), "sign");
+	tb_b64url_encode(sig, 64, val);
+	tb_buf_reset(b);
+	must(tb_env_serialize(sb[2], b), "tb_env_serialize");
+	{
+		uint8_t kid[32], pkid[32];
+		char hex[65], phex[65];
+		tb_key_id(alice, kid);
+		tb_key_id(p256, pkid);
+		tb_hex_encode(kid, 32, hex);
+		tb_hex_encode(pkid, 32, phex);
+		repl(b, "\"alg\":\"p256\"", "\"alg\":\"sm2\"");
+		repl(b, phex, hex);
+	}
+	{ /* the val: everything between "val":" and the next quote */
+		char *v = memmem(b->data, b->len, "\"val\":\"", 7);
+		size_t off = (size_t)((uint8_t *)v - b->data) + 7, end = off;
+		while (b->data[end] != '"')
+			end++;
+		tb_buf_reset(t);
+		tb_buf_add(t, b->data, off);
+		tb_buf_adds(t, val);
+		tb_buf_add(t, b->data + end, b->len - end);
+		need(t);
+	}
+	env_vector("sm2-batch-sha256-tree",
+	           "an SM2 signature over a batch whose tree is SHA-256, not SM3", t, NOW,
+	           "sig.bad");
+	for (int i = 0; i < 3; i++)
+		tb_env_free(sb[i]);
+	tb_key_free(p256);
+}
+
+/* the signature value in DER (as openssl writes it), not r||s */
+static void
+sm2_der_val(struct tb_buf *b, struct tb_buf *t)
+{
+	struct tb_env *e;
+
+	e = mk("case.submit", "320300", "371300", "{}", NOW - 60, 86400, 4);
+	must(tb_env_seal(e, alice, NULL), "tb_env_seal");
+	tb_buf_reset(b);
+	must(tb_env_serialize(e, b), "tb_env_serialize");
+	tb_env_free(e);
+	{
+		char *v = memmem(b->data, b->len, "\"val\":\"", 7);
+		size_t off = (size_t)((uint8_t *)v - b->data) + 7;
+		uint8_t der[72], raw[64];
+		size_t outlen;
+		char dval[100];
+		if (!tb_b64url_decode((char *)b->data + off, 86, raw, 64, &outlen))
+			die("val", NULL);
+		/* SEQUENCE { INTEGER r, INTEGER s }, both with a 0x00 sign byte */
+		der[0] = 0x30;
+		der[1] = 70;
+		der[2] = 0x02;
+		der[3] = 33;
+		der[4] = 0;
+		memcpy(der + 5, raw, 32);
+		der[37] = 0x02;
+		der[38] = 33;
+		der[39] = 0;
+		memcpy(der + 40, raw + 32, 32);
+		tb_b64url_encode(der, 72, dval);
+		tb_buf_reset(t);
+		tb_buf_add(t, b->data, off);
+		tb_buf_adds(t, dval);
+		tb_buf_add(t, b->data + off + 86, b->len - off - 86);
+		need(t);
+	}
+	env_vector("sm2-der-val", "an SM2 signature value in DER form instead of r||s", t, NOW,
+	           "field.value");
+}
+
 static void
 sm2_envelopes(struct tb_key *sm2a)
 {
 	struct tb_key *saved = alice;
 	struct tb_buf b, t;
-	struct tb_env *e, *bt[3];
-	char val[90];
-	uint8_t sig[TB_SIG_LEN], msg[56];
+	struct tb_env *bt[3];
 
 	alice = sm2a;
 	tb_buf_init(&b);
@@ -1241,85 +1329,10 @@ sm2_envelopes(struct tb_key *sm2a)
 	repl(&b, "\"licence\":\"x\"", "\"licence\":\"y\"");
 	env_vector("sm2-batch-tampered", "leaf 1 of an SM2 batch changed after signing", &b, NOW,
 	           "sig.bad");
-	/* the same batch with a SHA-256 tree under the SM2 signature: the
-	 * proof is SHA-256's, the signature over its root; a verifier that
-	 * hashes an sm2 batch with SM3 refuses it */
-	{
-		struct tb_key *p256 = key("371300-p256", TB_ALG_P256);
-		struct tb_env *sb[3];
-		for (int i = 0; i < 3; i++)
-			sb[i] = mk("licence.query", "320300", "371300", "{\"licence\":\"x\"}",
-			           NOW - 60, 3600, 4);
-		must(tb_env_seal_batch(sb, 3, p256, NULL), "tb_env_seal_batch");
-		sha256_batch_message(sb, msg);
-		must(tb_key_sign(alice, msg, sizeof(msg), sig), "sign");
-		tb_b64url_encode(sig, 64, val);
-		tb_buf_reset(&b);
-		must(tb_env_serialize(sb[2], &b), "tb_env_serialize");
-		{
-			uint8_t kid[32], pkid[32];
-			char hex[65], phex[65];
-			tb_key_id(alice, kid);
-			tb_key_id(p256, pkid);
-			tb_hex_encode(kid, 32, hex);
-			tb_hex_encode(pkid, 32, phex);
-			repl(&b, "\"alg\":\"p256\"", "\"alg\":\"sm2\"");
-			repl(&b, phex, hex);
-		}
-		{ /* the val: everything between "val":" and the next quote */
-			char *v = memmem(b.data, b.len, "\"val\":\"", 7);
-			size_t off = (size_t)((uint8_t *)v - b.data) + 7, end = off;
-			while (b.data[end] != '"')
-				end++;
-			tb_buf_reset(&t);
-			tb_buf_add(&t, b.data, off);
-			tb_buf_adds(&t, val);
-			tb_buf_add(&t, b.data + end, b.len - end);
-			need(&t);
-		}
-		env_vector("sm2-batch-sha256-tree",
-		           "an SM2 signature over a batch whose tree is SHA-256, not SM3", &t, NOW,
-		           "sig.bad");
-		for (int i = 0; i < 3; i++)
-			tb_env_free(sb[i]);
-		tb_key_free(p256);
-	}
+	sm2_batch_sha256_tree(&b, &t);
 	for (int i = 0; i < 3; i++)
 		tb_env_free(bt[i]);
-	/* the signature value in DER (as openssl writes it), not r||s */
-	e = mk("case.submit", "320300", "371300", "{}", NOW - 60, 86400, 4);
-	must(tb_env_seal(e, alice, NULL), "tb_env_seal");
-	tb_buf_reset(&b);
-	must(tb_env_serialize(e, &b), "tb_env_serialize");
-	tb_env_free(e);
-	{
-		char *v = memmem(b.data, b.len, "\"val\":\"", 7);
-		size_t off = (size_t)((uint8_t *)v - b.data) + 7;
-		uint8_t der[72], raw[64];
-		size_t outlen;
-		char dval[100];
-		if (!tb_b64url_decode((char *)b.data + off, 86, raw, 64, &outlen))
-			die("val", NULL);
-		/* SEQUENCE { INTEGER r, INTEGER s }, both with a 0x00 sign byte */
-		der[0] = 0x30;
-		der[1] = 70;
-		der[2] = 0x02;
-		der[3] = 33;
-		der[4] = 0;
-		memcpy(der + 5, raw, 32);
-		der[37] = 0x02;
-		der[38] = 33;
-		der[39] = 0;
-		memcpy(der + 40, raw + 32, 32);
-		tb_b64url_encode(der, 72, dval);
-		tb_buf_reset(&t);
-		tb_buf_add(&t, b.data, off);
-		tb_buf_adds(&t, dval);
-		tb_buf_add(&t, b.data + off + 86, b.len - off - 86);
-		need(&t);
-	}
-	env_vector("sm2-der-val", "an SM2 signature value in DER form instead of r||s", &t, NOW,
-	           "field.value");
+	sm2_der_val(&b, &t);
 	alice = saved;
 	tb_buf_free(&b);
 	tb_buf_free(&t);
