@@ -357,6 +357,8 @@ cut(struct tb_flood *f, int i, int64_t now_ms)
 	coap_session_disconnected(f->sess[i].s, COAP_NACK_TLS_FAILED);
 }
 
+static bool member_source(const struct tb_flood *f, const struct key *k);
+
 /* A ClientHello from a new port of source s: may it start a handshake? */
 static bool
 admit_hello(struct tb_flood *f, struct src *s, int64_t now_ms)
@@ -367,7 +369,13 @@ admit_hello(struct tb_flood *f, struct src *s, int64_t now_ms)
 
 	if (s->refused_tok < 0 || s->hello_tok < 1)
 		return false;
-	if (count_open(f, &s->k, &oldest) >= TB_FLOOD_HALFOPEN_PER_SOURCE) {
+	/* a member's address (it holds an established session) is not held
+	 * to the per-source limit: a member reconnecting after a crash, on a
+	 * slow link or machine, opens many sessions at once (peer_sessions),
+	 * whose cookie exchanges libcoap keeps for 30 s; the cap of all
+	 * sources still holds */
+	if (count_open(f, &s->k, &oldest) >= TB_FLOOD_HALFOPEN_PER_SOURCE &&
+	    !member_source(f, &s->k)) {
 		if (oldest < 0)
 			return false;
 		cut(f, oldest, now_ms);

@@ -36,7 +36,9 @@
 #include "../util/tb_err.h"
 
 #define TB_FLOOD_HALFOPEN_MAX 256      /* half-open handshakes, all sources */
-#define TB_FLOOD_HALFOPEN_PER_SOURCE 8 /* half-open handshakes of one source */
+#define TB_FLOOD_HALFOPEN_PER_SOURCE 64 /* half-open handshakes of one source (a
+                                        * member opens up to peer_sessions,
+                                        * at most 64, at once) */
 #define TB_FLOOD_HELLO_RATE                                                                        \
 	40                         /* ClientHellos a second, one source (a                         \
 	                            * handshake sends two: before and                              \
