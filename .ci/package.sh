@@ -125,13 +125,13 @@ for hub in 320000:Jiangsu 370000:Shandong; do
 	tongban ca issue --dir "ca-$id" --csr "/etc/tongban/$id/node.csr" --out "/etc/tongban/$id/node.crt" \
 		$YES >/dev/null
 	cat "/etc/tongban/$id/node.crt" "ca-$id/ca.crt" >"/etc/tongban/$id/node-chain.pem"
-	tongban registry add reg.json --cert "/etc/tongban/$id/node.crt" --role hub \
+	tongban registry add reg.json --cert "/etc/tongban/$id/node-chain.pem" --trust trust.json --role hub \
 		--endpoint "coaps://127.0.0.1:$((25684 + i))" --service "hukou.transfer=${id%0000}" >/dev/null
 	i=$((i + 1))
 done
 tongban registry policy reg.json --default allow >/dev/null
-tongban registry sign reg.json --key ca-320000/ca.key --cert ca-320000/ca.crt >/dev/null
-tongban registry sign reg.json --key ca-370000/ca.key --cert ca-370000/ca.crt >/dev/null
+tongban registry sign reg.json --key ca-320000/ca.key --cert ca-320000/ca.crt --trust trust.json >/dev/null
+tongban registry sign reg.json --key ca-370000/ca.key --cert ca-370000/ca.crt --trust trust.json >/dev/null
 tongban registry verify reg.json --trust trust.json
 cp root/ca.crt /etc/tongban/root.crt
 cp trust.json /etc/tongban/trust.json
