@@ -34,6 +34,10 @@ int cli_fail_diag(const struct tb_diag *d);
 int cli_stdout_error(const char *why);
 /* Usage error: one line plus a hint to --help; returns EX_TB_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses "[--json] FILE" (the show commands): *json set, optind at FILE;
+ * EX_TB_OK, a usage error naming what (one WHAT expected), or -1 after
+ * --help (usage printed). */
+int cli_json_args(int argc, char **argv, void (*usage)(FILE *), bool *json, const char *what);
 /* Reads a password file (first line); NULL path gives NULL.  On error
  * prints a message and returns NULL with *rc set. Caller frees (wipes). */
 char *cli_read_pass(const char *path, int *rc);

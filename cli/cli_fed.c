@@ -333,30 +333,6 @@ out:
 	return rc;
 }
 
-/* [--json] FILE: true in *json; optind at FILE.  -1 after --help. */
-static int
-json_args(int argc, char **argv, void (*usage)(FILE *), bool *json, const char *what)
-{
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-	int c;
-
-	*json = false;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return -1;
-		}
-		if (c != 'j')
-			return cli_usage_error("unknown option");
-		*json = true;
-	}
-	if (argc - optind != 1)
-		return cli_usage_error("exactly one %s expected", what);
-	return EX_TB_OK;
-}
-
 static void
 json_hex(const uint8_t *v, size_t n)
 {
@@ -378,7 +354,7 @@ trust_show(int argc, char **argv)
 	char hex[2 * TB_KEYID_LEN + 1];
 	uint8_t kid[TB_KEYID_LEN], fpr[32];
 
-	if ((rc = json_args(argc, argv, trust_usage, &json, "TRUST.json")) != EX_TB_OK)
+	if ((rc = cli_json_args(argc, argv, trust_usage, &json, "TRUST.json")) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
 	if ((t = load_trust(argv[optind], &rc)) == NULL)
 		return rc;
@@ -1622,7 +1598,7 @@ registry_show(int argc, char **argv)
 	int rc = EX_TB_OK;
 	bool json;
 
-	if ((rc = json_args(argc, argv, registry_usage, &json, "REG file")) != EX_TB_OK)
+	if ((rc = cli_json_args(argc, argv, registry_usage, &json, "REG file")) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
 	if ((reg = load_reg(argv[optind], &rc)) == NULL)
 		return rc;

@@ -766,30 +766,6 @@ show_end(struct show *sh)
 		printf("%s}\n", sh->n == 0 ? "{" : "");
 }
 
-/* Parses [--json] FILE for cert show and csr show; optind at FILE. */
-static int
-show_args(int argc, char **argv, void (*usage)(FILE *), bool *json)
-{
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
-	int c;
-
-	*json = false;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return -1;
-		}
-		if (c != 'j')
-			return cli_usage_error("unknown option");
-		*json = true;
-	}
-	if (argc - optind != 1)
-		return cli_usage_error("exactly one file expected");
-	return EX_TB_OK;
-}
-
 /* A file that is no certificate but a request: say which command reads it. */
 static int
 cert_load_fail(const char *path, struct tb_diag *d)
@@ -817,7 +793,7 @@ cert_show(int argc, char **argv)
 	int rc;
 
 	enter_sub("cert", "show");
-	if ((rc = show_args(argc, argv, cert_usage, &sh.json)) != EX_TB_OK)
+	if ((rc = cli_json_args(argc, argv, cert_usage, &sh.json, "file")) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
 	if ((cert = tb_cert_load(argv[optind], &d)) == NULL)
 		return cert_load_fail(argv[optind], &d);
@@ -891,7 +867,7 @@ csr_show(int argc, char **argv)
 	int rc;
 
 	enter_sub("csr", "show");
-	if ((rc = show_args(argc, argv, csr_usage, &sh.json)) != EX_TB_OK)
+	if ((rc = cli_json_args(argc, argv, csr_usage, &sh.json, "file")) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
 	if ((csr = tb_csr_load(argv[optind], &d)) == NULL) {
 		tb_diag_prefix(&d, argv[optind]);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* tongban.c - the admin CLI: dispatch and shared helpers. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -297,4 +298,27 @@ main(int argc, char **argv)
 	if (tb_file_close_stdout(&d) != TB_OK)
 		return cli_stdout_error(d.detail);
 	return rc;
+}
+
+int
+cli_json_args(int argc, char **argv, void (*usage_fn)(FILE *), bool *json, const char *what)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+	int c;
+
+	*json = false;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage_fn(stdout);
+			return -1;
+		}
+		if (c != 'j')
+			return cli_usage_error("unknown option");
+		*json = true;
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("exactly one %s expected", what);
+	return EX_TB_OK;
 }
