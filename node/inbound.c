@@ -397,12 +397,15 @@ settle_return(struct tb_node *n, const struct tb_env *r, const uint8_t *bytes, s
 		return;
 	/* recorded with its audit entry, or not at all (the receipt comes
 	 * again: the recipient answers the resent message with it) */
+	bool fresh;
 	if (tb_journal_outbound_delivered_audit(n->journal, corr, bytes, len, tb_now(), st.digest,
-	                                        st.to) != TB_OK) {
+	                                        st.to, &fresh) != TB_OK) {
 		log_warnx("delivery of %s not recorded: %s", corr,
 		          tb_journal_diag(n->journal)->detail);
 		return;
 	}
+	if (!fresh) /* delivered between the status read and now */
+		return;
 	tb_log_msg(TB_MSG_DELIVERED, corr, st.to, st.type,
 	           "receipt verified, returned through a hub");
 	for (size_t k = 0; k < n->in->nconsumers; k++)

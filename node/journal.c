@@ -1495,31 +1495,38 @@ not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)
 
 int
 tb_journal_outbound_delivered(struct tb_journal *j, const char *id, const uint8_t *receipt,
-                              size_t receipt_len, int64_t at)
+                              size_t receipt_len, int64_t at, bool *fresh)
 {
 	enum tb_journal_state state;
+	bool fresh_;
 	sqlite3_stmt *s;
 	int rc;
 
+	if (fresh == NULL)
+		fresh = &fresh_;
+	*fresh = false;
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
 	if (!is_hex(id, 32) || (receipt == NULL && receipt_len != 0))
 		return jarg(j, "bad id or receipt");
 	if (j->pg != NULL)
-		return tb_jpg_outbound_delivered(j->pg, id, receipt, receipt_len, at);
+		return tb_jpg_outbound_delivered(j->pg, id, receipt, receipt_len, at, fresh);
 	s = st(j, ST_OUT_DELIVERED);
 	if (bind_text(s, 1, id) != SQLITE_OK || sqlite3_bind_int64(s, 2, at) != SQLITE_OK)
 		return jfail(j, "bind");
 	if ((rc = run(j, s, "outbound delivered")) != TB_OK)
 		return rc;
 	if (sqlite3_changes(j->db) == 1) {
-		if (receipt_len == 0)
-			return TB_OK;
-		s = st(j, ST_OUT_RECEIPT);
-		if (bind_text(s, 1, id) != SQLITE_OK ||
-		    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK)
-			return jfail(j, "bind");
-		return run(j, s, "outbound receipt");
+		if (receipt_len != 0) {
+			s = st(j, ST_OUT_RECEIPT);
+			if (bind_text(s, 1, id) != SQLITE_OK ||
+			    bind_blob(s, 2, receipt, receipt_len) != SQLITE_OK)
+				return jfail(j, "bind");
+			if ((rc = run(j, s, "outbound receipt")) != TB_OK)
+				return rc;
+		}
+		*fresh = true;
+		return TB_OK;
 	}
 	rc = not_queued(j, id, &state);
 	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
@@ -2410,15 +2417,21 @@ tb_journal_outbound_put_audit(struct tb_journal *j, const struct tb_journal_msg 
 int
 tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const uint8_t *receipt,
                                     size_t receipt_len, int64_t at, const char *digest_hex,
-                                    const char *peer)
+                                    const char *peer, bool *fresh)
 {
-	bool own;
+	bool own, fresh_;
 	int rc;
 
+	if (fresh == NULL)
+		fresh = &fresh_;
+	*fresh = false;
 	if ((rc = unit_begin(j, &own)) != TB_OK)
 		return rc;
-	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at)) == TB_OK)
+	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) == TB_OK &&
+	    *fresh)
 		rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "delivered");
+	if (rc != TB_OK)
+		*fresh = false;
 	return unit_end(j, own, rc);
 }
 

@@ -255,11 +255,14 @@ TB_MUST_CHECK int tb_journal_outbound_claim(struct tb_journal *j, int64_t now, s
  * Records delivery of queued id with the peer's receipt (copied; may be
  * empty) at time at; a message delivered counts at least one attempt.  Delivering an already
  * delivered message is TB_OK and keeps the first receipt (a late duplicate receipt after a retry).
+ * *fresh (fresh may be NULL) is true only when this call moved the message
+ * from queued to delivered, so a second answer for it is not counted, logged
+ * or audited again.
  * TB_E_NOTFOUND for an unknown id; TB_E_JOURNAL_STATE if it had failed.
  */
 TB_MUST_CHECK int tb_journal_outbound_delivered(struct tb_journal *j, const char *id,
                                                 const uint8_t *receipt, size_t receipt_len,
-                                                int64_t at);
+                                                int64_t at, bool *fresh);
 /* Counts a failed attempt of queued id, records last_error (copied; may be
  * NULL) and schedules the next one.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE
  * (not queued any more). */
@@ -425,7 +428,8 @@ TB_MUST_CHECK int tb_journal_audit_append(struct tb_journal *j, char dir, const 
  *                     hub's chain holds id, from, to and digest;
  *   _delivered_audit  tb_journal_outbound_delivered(), then "delivered"
  *                     for peer (the recipient); a message that had failed
- *                     is TB_E_JOURNAL_STATE and gets no entry;
+ *                     is TB_E_JOURNAL_STATE and gets no entry, nor does
+ *                     one already delivered (*fresh false, TB_OK);
  *   _failed_audit     tb_journal_outbound_failed(), then "failed";
  *                     TB_E_JOURNAL_STATE / TB_E_NOTFOUND as that one.
  * Strings are borrowed.
@@ -437,7 +441,7 @@ TB_MUST_CHECK int tb_journal_outbound_put_audit(struct tb_journal *j,
 TB_MUST_CHECK int tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id,
                                                       const uint8_t *receipt, size_t receipt_len,
                                                       int64_t at, const char *digest_hex,
-                                                      const char *peer);
+                                                      const char *peer, bool *fresh);
 TB_MUST_CHECK int tb_journal_outbound_failed_audit(struct tb_journal *j, const char *id,
                                                    const char *reason, int64_t at,
                                                    const char *digest_hex, const char *peer);

@@ -62,7 +62,7 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
                     struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
                     void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
                                                                    const uint8_t *r, size_t rl,
-                                                                   int64_t at)
+                                                                   int64_t at, bool *f)
                     NOPQ(p) int tb_jpg_outbound_retry(
                         struct tb_jpg *p, const char *id, int64_t n,
                         const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct tb_jpg *p,
@@ -816,28 +816,34 @@ update_queued(struct tb_jpg *p, const char *sql, const struct params *q, const c
 
 int
 tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt,
-                          size_t receipt_len, int64_t at)
+                          size_t receipt_len, int64_t at, bool *fresh)
 {
 	enum tb_journal_state state;
 	struct params q = {0};
-	int64_t n;
+	PGresult *res;
 	int rc;
 
+	*fresh = false;
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
 	p_text(&q, id);
 	p_int(&q, at);
 	p_blob(&q, receipt, receipt_len);
-	/* the state change and the receipt row in one statement */
-	rc = prun(p,
-	          "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
-	          " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq)"
-	          " INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
-	          " WHERE length($3::bytea) > 0",
-	          &q, &n, "outbound delivered");
-	if (rc != TB_OK)
-		return rc;
-	/* the receipt row counts: with an empty receipt ask the row itself */
+	/* the state change and the receipt row in one statement; a row back
+	 * means this call moved the message from queued to delivered */
+	res = pexec(p,
+	            "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
+	            " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq),"
+	            " r AS (INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
+	            " WHERE length($3::bytea) > 0)"
+	            " SELECT seq FROM o",
+	            &q, "outbound delivered");
+	if (res == NULL)
+		return TB_E_IO;
+	*fresh = PQntuples(res) == 1;
+	PQclear(res);
+	if (*fresh)
+		return TB_OK;
 	rc = not_queued(p, id, &state);
 	if (rc == TB_E_JOURNAL_STATE && state == TB_JOURNAL_DELIVERED) {
 		tb_diag_clear(p->diag);

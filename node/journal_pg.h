@@ -81,7 +81,8 @@ TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_
 TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim,
                                       tb_journal_out_cb cb, void *ctx);
 TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
-                                            const uint8_t *receipt, size_t receipt_len, int64_t at);
+                                            const uint8_t *receipt, size_t receipt_len, int64_t at,
+                                            bool *fresh);
 TB_MUST_CHECK int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt,
                                         const char *last_error);
 TB_MUST_CHECK int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id,

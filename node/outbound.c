@@ -950,13 +950,16 @@ mark_sent(struct tb_node *n, struct due_list *l, struct due **plan, size_t nplan
 	 * and the receiver's idempotency on the message id answers with the
 	 * original receipt).  Those from memory need no write: their first
 	 * attempt in the journal lies TB_FRESH_HOLD_S(n) after they were
-	 * queued, an answer timeout after the latest they may be sent. */
+	 * queued, an answer timeout after the latest they may be sent.
+	 * now is whole seconds and the exchange times out answer_timeout after
+	 * its send in milliseconds: one second more keeps the message from
+	 * being due (and sent a second time) while its exchange still lives. */
 	for (size_t k = 0; k < nplan; k++) {
 		if (plan[k]->fresh)
 			continue;
 		if (!round_tx(n, tx))
 			return false;
-		(void)retry(n->journal, plan[k]->m.id, now + n->cfg.answer_timeout,
+		(void)retry(n->journal, plan[k]->m.id, now + n->cfg.answer_timeout + 1,
 		            "sent, awaiting receipt");
 	}
 	/* messages to a peer waiting out its backoff wait with it, instead of
@@ -1271,10 +1274,11 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 		}
 	}
 	if (receipt && strcmp(tb_env_from(r), x->tos[i]) == 0) {
+		bool fresh;
 		/* recorded with its audit entry, or not at all: then it is not
 		 * reported delivered, and stays queued (or failed) as it was */
 		if (tb_journal_outbound_delivered_audit(j, x->ids[i], p, len, now, x->digests[i],
-		                                        x->tos[i]) != TB_OK) {
+		                                        x->tos[i], &fresh) != TB_OK) {
 			log_warnx("delivery of %s not recorded: %s", x->ids[i],
 			          tb_journal_diag(j)->detail);
 			if (retry(j, x->ids[i], now + backoff_s(n, 1),
@@ -1282,6 +1286,11 @@ settle(struct tb_node *n, struct tb_journal *j, struct tb_answer *a, size_t i, c
 				a->retries++;
 			goto out;
 		}
+		/* delivered already by an earlier exchange's answer (the message
+		 * went out again while that answer was on its way): counted,
+		 * logged and audited then, not twice */
+		if (!fresh)
+			goto out;
 		a->delivered[i] = true;
 		a->ndelivered++;
 		if (x->relayed[i]) {

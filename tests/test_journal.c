@@ -734,6 +734,7 @@ test_outbound_state_machine(void **state)
 {
 	char path[128];
 	struct tb_journal *j;
+	bool fresh;
 	struct tb_journal_status st;
 	struct tmsg a, b;
 	struct tb_buf r;
@@ -764,7 +765,10 @@ test_outbound_state_machine(void **state)
 	assert_int_equal(st.next_attempt, 40);
 	assert_string_equal(st.last_error, "dtls handshake failed");
 
-	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc1, sizeof(rc1), 45), TB_OK);
+	fresh = false;
+	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc1, sizeof(rc1), 45, &fresh),
+	                 TB_OK);
+	assert_true(fresh);
 	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, &r), TB_OK);
 	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
 	assert_string_equal(tb_journal_state_name(st.state), "delivered");
@@ -772,8 +776,11 @@ test_outbound_state_machine(void **state)
 	assert_int_equal(st.failed_at, 0);
 	assert_int_equal(r.len, sizeof(rc1));
 	assert_memory_equal(r.data, rc1, sizeof(rc1));
-	/* a late second receipt: accepted, the first one kept */
-	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc2, sizeof(rc2), 50), TB_OK);
+	/* a late second receipt: accepted, the first one kept, and not fresh
+	 * (the node counts and logs the delivery once) */
+	assert_int_equal(tb_journal_outbound_delivered(j, a.id, rc2, sizeof(rc2), 50, &fresh),
+	                 TB_OK);
+	assert_false(fresh);
 	assert_int_equal(tb_journal_outbound_status(j, a.id, &st, &r), TB_OK);
 	assert_memory_equal(r.data, rc1, sizeof(rc1));
 	assert_int_equal(st.delivered_at, 45);
@@ -790,13 +797,13 @@ test_outbound_state_machine(void **state)
 	assert_int_equal(st.failed_at, 70);
 	assert_int_equal(r.len, 0);
 	/* failed is final too */
-	assert_int_equal(tb_journal_outbound_delivered(j, b.id, rc1, sizeof(rc1), 80),
+	assert_int_equal(tb_journal_outbound_delivered(j, b.id, rc1, sizeof(rc1), 80, NULL),
 	                 TB_E_JOURNAL_STATE);
 	assert_int_equal(tb_journal_outbound_retry(j, b.id, 90, NULL), TB_E_JOURNAL_STATE);
 
 	assert_int_equal(tb_journal_outbound_status(j, none, &st, &r), TB_E_NOTFOUND);
 	assert_int_equal(tb_journal_outbound_retry(j, none, 1, NULL), TB_E_NOTFOUND);
-	assert_int_equal(tb_journal_outbound_delivered(j, none, NULL, 0, 1), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_outbound_delivered(j, none, NULL, 0, 1, NULL), TB_E_NOTFOUND);
 	assert_int_equal(tb_journal_outbound_failed(j, none, NULL, 1), TB_E_NOTFOUND);
 	assert_string_equal(tb_journal_state_name(TB_JOURNAL_QUEUED), "queued");
 	assert_string_equal(tb_journal_state_name((enum tb_journal_state)9), "unknown");
@@ -873,7 +880,7 @@ test_outbound_due_next(void **state)
 
 	/* B retried to 50, D delivered, C failed: A(30) is next */
 	assert_int_equal(tb_journal_outbound_retry(j, t[1].id, 50, "busy"), TB_OK);
-	assert_int_equal(tb_journal_outbound_delivered(j, t[3].id, NULL, 0, 11), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, t[3].id, NULL, 0, 11, NULL), TB_OK);
 	assert_int_equal(tb_journal_outbound_failed(j, t[2].id, "refused", 12), TB_OK);
 	assert_int_equal(tb_journal_outbound_next_due(j, &when), TB_OK);
 	assert_int_equal(when, 30);
@@ -922,7 +929,7 @@ test_outbound_queued_by(void **state)
 		assert_int_equal(tb_journal_outbound_put(j, &t[i].m, 10), TB_OK);
 	}
 	/* one to 371300 delivered, the one to 320300 failed: not queued */
-	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 11), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 11, NULL), TB_OK);
 	assert_int_equal(tb_journal_outbound_failed(j, t[1].id, "refused", 12), TB_OK);
 	assert_int_equal(tb_journal_outbound_queued_by(j, collect_queued, out), TB_OK);
 	assert_string_equal(out, "371300=2;411400=2;");
@@ -988,7 +995,7 @@ test_outbound_held(void **state)
 	assert_string_equal(st.last_error, "");
 	/* B failed once (backoff to 200); C delivered from memory: one attempt */
 	assert_int_equal(tb_journal_outbound_retry(j, t[1].id, 200, "timeout"), TB_OK);
-	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 111), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, t[2].id, NULL, 0, 111, NULL), TB_OK);
 	assert_int_equal(tb_journal_outbound_status(j, t[2].id, &st, NULL), TB_OK);
 	assert_int_equal(st.attempts, 1);
 	assert_int_equal(tb_journal_outbound_reschedule(j, t[2].id, 1), TB_E_JOURNAL_STATE);
@@ -1048,7 +1055,7 @@ test_prune(void **state)
 	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_put(j, &o3.m, 0), TB_OK);
-	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, (const uint8_t *)"{}", 2, 50),
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, (const uint8_t *)"{}", 2, 50, NULL),
 	                 TB_OK);
 	assert_int_equal(tb_journal_outbound_failed(j, o3.id, "x", 50), TB_OK);
 	assert_int_equal(tb_journal_audit_append(j, 'i', m1.id, m1.digest, "p", 1, "received"),
@@ -1156,7 +1163,7 @@ test_retire(void **state)
 	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_put(j, &o3.m, 0), TB_OK);
 	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, (const uint8_t *)"{\"r\":1}", 7,
-	                                               now - 50),
+	                                               now - 50, NULL),
 	                 TB_OK);
 	assert_int_equal(tb_journal_outbound_failed(j, o3.id, "x", now - 10), TB_OK);
 	assert_int_equal(tb_journal_audit_append(j, 'o', o1.id, o1.digest, "p", now, "delivered"),
@@ -1951,6 +1958,7 @@ test_audited_state_changes(void **state)
 {
 	char path[128];
 	struct tb_journal *j;
+	bool fresh;
 	struct tmsg a, b, c;
 	struct tb_journal_status st;
 	struct tb_diag d;
@@ -1977,7 +1985,7 @@ test_audited_state_changes(void **state)
 	    tb_journal_outbound_failed_audit(j, a.id, "expired", 110, a.digest, "371300"), TB_OK);
 	assert_int_equal(head_seq(j), 2);
 	assert_int_equal(tb_journal_outbound_delivered_audit(j, a.id, a.rcpt, sizeof(a.rcpt), 120,
-	                                                     a.digest, "371300"),
+	                                                     a.digest, "371300", NULL),
 	                 TB_E_JOURNAL_STATE);
 	assert_int_equal(state_of(j, a.id), TB_JOURNAL_FAILED);
 	assert_int_equal(head_seq(j), 2);
@@ -1991,7 +1999,7 @@ test_audited_state_changes(void **state)
 	assert_int_equal(tb_journal_outbound_put_audit(j, &c.m, 100, 100, "queued"), TB_OK);
 	assert_int_equal(head_seq(j), 3);
 	assert_int_equal(
-	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 130, c.digest, ""),
+	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 130, c.digest, "", NULL),
 	    TB_E_ARG);
 	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
 	assert_int_equal(head_seq(j), 3);
@@ -1999,15 +2007,22 @@ test_audited_state_changes(void **state)
 	/* the same inside the caller's transaction, which carries on */
 	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
 	assert_int_equal(
-	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 140, c.digest, ""),
+	    tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 140, c.digest, "", NULL),
 	    TB_E_ARG);
 	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
 	assert_int_equal(tb_journal_outbound_failed_audit(j, c.id, "x", 141, c.digest, ""),
 	                 TB_E_ARG);
 	assert_int_equal(state_of(j, c.id), TB_JOURNAL_QUEUED);
 	assert_int_equal(tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 142,
-	                                                     c.digest, "371300"),
+	                                                     c.digest, "371300", &fresh),
 	                 TB_OK);
+	assert_true(fresh);
+	/* a second answer for it (the message went out again meanwhile): TB_OK,
+	 * not fresh, and no second "delivered" entry */
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, c.id, c.rcpt, sizeof(c.rcpt), 143,
+	                                                     c.digest, "371300", &fresh),
+	                 TB_OK);
+	assert_false(fresh);
 	assert_int_equal(tb_journal_commit(j), TB_OK);
 	assert_int_equal(tb_journal_outbound_status(j, c.id, &st, NULL), TB_OK);
 	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
@@ -2549,7 +2564,7 @@ test_pg_two_processes(void **state)
 	assert_int_equal(tb_journal_commit(a), TB_OK);
 	assert_int_equal(tb_journal_outbound_pending(b, &n), TB_OK);
 	assert_int_equal(n, 1);
-	assert_int_equal(tb_journal_outbound_delivered(b, m2.id, m2.rcpt, sizeof(m2.rcpt), 20),
+	assert_int_equal(tb_journal_outbound_delivered(b, m2.id, m2.rcpt, sizeof(m2.rcpt), 20, NULL),
 	                 TB_OK);
 	assert_int_equal(tb_journal_outbound_status(a, m2.id, &stt, &r), TB_OK);
 	assert_int_equal(stt.state, TB_JOURNAL_DELIVERED);
@@ -2718,7 +2733,7 @@ test_pg_audit(void **state)
 	assert_int_equal(heard, 7);
 	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 7);
 	assert_int_equal(tb_journal_outbound_delivered_audit(b, m[0].id, NULL, 0, 202, m[0].digest,
-	                                                     "city-0101"),
+	                                                     "city-0101", NULL),
 	                 TB_OK);
 	assert_int_equal(pg_int("SELECT count(*) FROM audit WHERE event = 'delivered'"), 1);
 	/* a rolled-back batch leaves no entry */
