@@ -1299,6 +1299,207 @@ case_duplicate(struct w *w)
 	tb_buf_free(&b);
 }
 
+/* ---- block-wise transfers driven by the case (RFC 7959) ---- */
+
+#define RAW_SZX 2 /* 64-byte blocks: a small envelope takes several */
+
+/* A session whose Block1 transfers are the case's own: libcoap hands the
+ * 2.31 answers through instead of sending the next block itself.  NULL
+ * when it cannot be made. */
+static coap_session_t *
+raw_session(struct w *w)
+{
+	coap_dtls_pki_t pki;
+	coap_session_t *s;
+
+	fill_pki(w, &w->me, &pki);
+	coap_context_set_block_mode(w->ctx, 0);
+	s = coap_new_client_session_pki(w->ctx, NULL, &w->dst, COAP_PROTO_DTLS, &pki);
+	coap_context_set_block_mode(w->ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
+	return s;
+}
+
+/* Block num (64 bytes) of body b as a POST to /fed/msg on s, with the
+ * given MID and token, and Size1 (PROTOCOL.md 9.2); NULL when it cannot
+ * be built. */
+static coap_pdu_t *
+block_pdu(coap_session_t *s, coap_mid_t mid, const uint8_t *tok, size_t tl,
+          const struct tb_buf *b, unsigned num)
+{
+	size_t sz = (size_t)1 << (RAW_SZX + 4), off = (size_t)num * sz;
+	size_t n = off >= b->len ? 0 : (b->len - off > sz ? sz : b->len - off);
+	unsigned more = off + n < b->len;
+	uint8_t blk[4], cfb[4], szb[4];
+	coap_pdu_t *pdu =
+	    coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, mid, coap_session_max_pdu_size(s));
+
+	if (pdu == NULL)
+		return NULL;
+	if (!coap_add_token(pdu, tl, tok) ||
+	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
+	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg") ||
+	    !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+	                     coap_encode_var_safe(cfb, sizeof(cfb), CF_JSON), cfb) ||
+	    !coap_add_option(pdu, COAP_OPTION_BLOCK1,
+	                     coap_encode_var_safe(blk, sizeof(blk),
+	                                          (num << 4) | (more << 3) | RAW_SZX),
+	                     blk) ||
+	    !coap_add_option(pdu, COAP_OPTION_SIZE1,
+	                     coap_encode_var_safe(szb, sizeof(szb), (unsigned)b->len), szb) ||
+	    (n > 0 && !coap_add_data(pdu, n, b->data + off))) {
+		coap_delete_pdu(pdu);
+		return NULL;
+	}
+	return pdu;
+}
+
+/* Sends pdu (NULL: failed) on s and waits for its answer into ex. */
+static void
+raw_send(struct w *w, coap_session_t *s, coap_pdu_t *pdu, struct ex *ex)
+{
+	double t0 = ti_now(), deadline = t0 + w->t->timeout_ms / 1000.0;
+
+	memset(ex, 0, sizeof(*ex));
+	tb_buf_init(&ex->body);
+	ex->event = ex->nack = ex->cf = -1;
+	ex->s = s;
+	cur = ex;
+	if (pdu == NULL || coap_send(s, pdu) == COAP_INVALID_MID)
+		ex->failed = true;
+	while (!ex->done && !ex->failed && ti_now() < deadline) {
+		double left = (deadline - ti_now()) * 1000;
+		coap_io_process(w->ctx, left > 100 ? 100 : (left < 1 ? 1 : (unsigned)left));
+	}
+	cur = NULL;
+	ex->secs = ti_now() - t0;
+}
+
+/* The answer to a block-wise request's last block is lost (PROTOCOL.md
+ * 9.2): the client sends that block again, same MID and token, and gets
+ * the same answer byte for byte, not a refusal of the lone block. */
+static void
+case_block_retransmit(struct w *w)
+{
+	const char *id = "wire.msg.block-retransmit";
+	struct tb_buf b;
+	struct ex a, x;
+	struct mk m;
+	char mid[33], dg[65], got[400], why[200] = "";
+	uint8_t tok[8];
+	size_t tl = 0;
+	coap_mid_t last = 0;
+	coap_session_t *s;
+	unsigned nblk, k;
+
+	if (!want(w, id))
+		return;
+	memset(&m, 0, sizeof(m));
+	memset(&a, 0, sizeof(a));
+	memset(&x, 0, sizeof(x));
+	tb_buf_init(&a.body);
+	tb_buf_init(&x.body);
+	m.key = w->as_key;
+	tb_buf_init(&b);
+	mk_env(w, &m, &b, mid, dg);
+	need_whole(&b);
+	nblk = (unsigned)((b.len + 63) / 64);
+	if ((s = raw_session(w)) == NULL) {
+		result(w, "wire", id, false, "a session", "none", 0);
+		tb_buf_free(&b);
+		return;
+	}
+	for (k = 0; k < nblk; k++) {
+		ex_free(&a);
+		coap_session_new_token(s, &tl, tok);
+		last = (coap_mid_t)coap_new_message_id(s);
+		raw_send(w, s, block_pdu(s, last, tok, tl, &b, k), &a);
+		if (!a.done || a.code != (k + 1 < nblk ? 231 : 201))
+			break;
+	}
+	if (k == nblk) {
+		/* libcoap's client drops an answer with the MID it saw last
+		 * (as lost-ACK retransmission never meets one): a GET between */
+		struct ex st;
+		uint8_t t2[8];
+		size_t tl2 = 0;
+		coap_pdu_t *g = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET,
+		                              coap_new_message_id(s), coap_session_max_pdu_size(s));
+		coap_session_new_token(s, &tl2, t2);
+		if (g != NULL &&
+		    (!coap_add_token(g, tl2, t2) ||
+		     !coap_add_option(g, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
+		     !coap_add_option(g, COAP_OPTION_URI_PATH, 6, (const uint8_t *)"status"))) {
+			coap_delete_pdu(g);
+			g = NULL;
+		}
+		raw_send(w, s, g, &st);
+		ex_free(&st);
+		raw_send(w, s, block_pdu(s, last, tok, tl, &b, nblk - 1), &x);
+	}
+	describe(w, k == nblk ? &x : &a, got, sizeof(got));
+	if (k < nblk)
+		snprintf(why, sizeof(why), "block %u of %u not answered %s", k, nblk,
+		         k + 1 < nblk ? "2.31" : "2.01");
+	else if (!x.done || x.code != 201)
+		snprintf(why, sizeof(why), "the last block again not answered 2.01");
+	else if (a.body.len != x.body.len || memcmp(a.body.data, x.body.data, a.body.len) != 0)
+		snprintf(why, sizeof(why), "the answer differs from the first");
+	else if (!check_receipt(w, x.body.data, x.body.len, mid, dg, why, sizeof(why)) &&
+	         why[0] == '\0')
+		snprintf(why, sizeof(why), "not a valid receipt");
+	if (why[0]) {
+		size_t l = strlen(got);
+		snprintf(got + l, sizeof(got) - l, " [%s]", why);
+	}
+	result(w, "wire", id, why[0] == '\0',
+	       "every block answered (2.31, last 2.01), the last block sent again with its MID "
+	       "and token: the same 2.01 and receipt, byte for byte",
+	       got, a.secs + x.secs);
+	coap_session_release(s);
+	coap_io_process(w->ctx, COAP_IO_NO_WAIT);
+	ex_free(&a);
+	ex_free(&x);
+	tb_buf_free(&b);
+}
+
+/* A lone block of a body the receiver holds no transfer for: 4.08
+ * incomplete (PROTOCOL.md 9.2), so the sender sends the body again. */
+static void
+case_block_stray(struct w *w)
+{
+	const char *id = "wire.msg.block-stray";
+	struct tb_buf b;
+	struct ex x;
+	struct mk m;
+	char got[400], tok[64];
+	uint8_t t[8];
+	size_t tl = 0;
+	coap_session_t *s;
+
+	if (!want(w, id))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.key = w->as_key;
+	tb_buf_init(&b);
+	mk_env(w, &m, &b, NULL, NULL);
+	need_whole(&b);
+	if ((s = raw_session(w)) == NULL) {
+		result(w, "wire", id, false, "a session", "none", 0);
+		tb_buf_free(&b);
+		return;
+	}
+	coap_session_new_token(s, &tl, t);
+	raw_send(w, s, block_pdu(s, (coap_mid_t)coap_new_message_id(s), t, tl, &b, 1), &x);
+	error_token(&x, tok, sizeof(tok));
+	describe(w, &x, got, sizeof(got));
+	result(w, "wire", id, x.done && x.code == 408 && strcmp(tok, "incomplete") == 0,
+	       "4.08 incomplete", got, x.secs);
+	coap_session_release(s);
+	coap_io_process(w->ctx, COAP_IO_NO_WAIT);
+	ex_free(&x);
+	tb_buf_free(&b);
+}
+
 /* The deflate coding (PROTOCOL.md 9.2): an envelope sent as 11050 with
  * Accept 11050 is accepted; the receipt may come back in either format. */
 static void
@@ -1837,6 +2038,8 @@ ti_suite_wire(struct ti *t, int mode)
 	case_tls(&w, "wire.tls.non-member", &w.nonmember, false, "handshake refused");
 	case_accept_types(&w);
 	case_duplicate(&w);
+	case_block_retransmit(&w);
+	case_block_stray(&w);
 	case_deflate(&w);
 	case_batch(&w, false);
 	case_batch(&w, true);

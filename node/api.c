@@ -311,6 +311,10 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    "left out.\n"
 	    "# TYPE tongban_compact_answers_total counter\n"
 	    "tongban_compact_answers_total %llu\n"
+	    "# HELP tongban_answers_replayed_total Retransmitted last blocks of a block-wise "
+	    "request answered with the answer kept for it.\n"
+	    "# TYPE tongban_answers_replayed_total counter\n"
+	    "tongban_answers_replayed_total %llu\n"
 	    "# HELP tongban_envelopes_recanonicalised_total Received envelopes whose text was not "
 	    "the canonical form, so that it had to be canonicalised to check them.\n"
 	    "# TYPE tongban_envelopes_recanonicalised_total counter\n"
@@ -333,7 +337,8 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
-	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.recanonicalised,
+	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.answers_replayed,
+	    (unsigned long long)n->m.recanonicalised,
 	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests,
 	    (long long)q, (long long)inbox, tb_ingest_pending(n));
 }

@@ -29,12 +29,33 @@
 #define MAX_BATCH 256
 
 /* The stage's state (the loop's only). */
+/* The answer given to a block-wise request, kept for its last block's
+ * retransmission (PROTOCOL.md 9.2): libcoap 4.3.1 frees the reassembly
+ * once the body is whole and keeps no answer, so when that answer is lost
+ * the client's retransmitted last block would arrive alone, as if a
+ * fragment of a new body.  It is answered with these bytes instead. */
+#define REPLAY_SLOTS 16
+#define REPLAY_KEEP_MS 300000 /* about CoAP's EXCHANGE_LIFETIME (247 s) */
+struct replay {
+	const coap_session_t *s; /* compared, never dereferenced */
+	coap_mid_t mid;
+	uint8_t token[8];
+	size_t token_len;
+	coap_pdu_code_t code;
+	uint16_t cf;
+	int maxage;
+	int64_t at_ms;
+	struct tb_buf body; /* as sent (deflated when it went deflated) */
+};
+
 struct tb_inbound {
 	coap_resource_t *res_registry;
 	struct tb_inbound_consumer *consumers; /* tb_inbound_add_consumer */
 	size_t nconsumers;
 	uint8_t sigcache[64][32]; /* verified signature tags (batch roots) */
 	size_t sigcache_next;
+	struct replay replay[REPLAY_SLOTS]; /* a ring */
+	size_t replay_next;
 };
 
 /* A small ring of verified signature tags: a batch arrives together, so
@@ -81,6 +102,7 @@ code_for(int err)
 	case TB_E_SERVICE:
 	case TB_E_FORBIDDEN: return COAP_RESPONSE_CODE(403);
 	case TB_E_CONTENT_FORMAT: return COAP_RESPONSE_CODE(415);
+	case TB_E_INCOMPLETE: return COAP_RESPONSE_CODE(408);
 	case TB_E_ENCODING: return COAP_RESPONSE_CODE(400);
 	case TB_E_DRAINING:
 	case TB_E_JOURNAL_FULL:
@@ -129,6 +151,62 @@ release_buf(coap_session_t *s, void *p)
 	free(b);
 }
 
+/* Whether req's body came in several blocks: a Block1 transfer carries
+ * Size1 (PROTOCOL.md 9.2; libcoap 4.3.1 reassembles only with it), which
+ * libcoap leaves on the PDU it hands over whole. */
+static bool
+came_in_blocks(const coap_pdu_t *req)
+{
+	coap_opt_iterator_t oi;
+
+	return coap_check_option(req, COAP_OPTION_SIZE1, &oi) != NULL;
+}
+
+/* The replay slot of the request with req's session, MID and token, or
+ * NULL. */
+static struct replay *
+replay_find(struct tb_inbound *in, const coap_session_t *s, const coap_pdu_t *req)
+{
+	coap_bin_const_t tok = coap_pdu_get_token(req);
+	int64_t now = tb_now_ms();
+
+	for (size_t i = 0; i < REPLAY_SLOTS; i++) {
+		struct replay *p = &in->replay[i];
+		if (p->s == s && p->mid == coap_pdu_get_mid(req) && p->token_len == tok.length &&
+		    memcmp(p->token, tok.s, tok.length) == 0 && now - p->at_ms < REPLAY_KEEP_MS)
+			return p;
+	}
+	return NULL;
+}
+
+/* Keeps the answer (code, content-format cf, Max-Age maxage, bytes b)
+ * to block-wise request req for its last block's retransmission. */
+static void
+replay_keep(struct tb_node *n, const coap_session_t *s, const coap_pdu_t *req,
+            coap_pdu_code_t code, uint16_t cf, int maxage, const struct tb_buf *b)
+{
+	coap_bin_const_t tok = coap_pdu_get_token(req);
+	struct replay *p = &n->in->replay[n->in->replay_next];
+
+	if (tok.length > sizeof(p->token) || !came_in_blocks(req))
+		return;
+	n->in->replay_next = (n->in->replay_next + 1) % REPLAY_SLOTS;
+	tb_buf_reset(&p->body);
+	if (tb_buf_add(&p->body, b->data, b->len) != TB_OK) {
+		tb_buf_free(&p->body);
+		p->s = NULL;
+		return;
+	}
+	p->s = s;
+	p->mid = coap_pdu_get_mid(req);
+	memcpy(p->token, tok.s, tok.length);
+	p->token_len = tok.length;
+	p->code = code;
+	p->cf = cf;
+	p->maxage = maxage;
+	p->at_ms = tb_now_ms();
+}
+
 /* The answer when the real one cannot be built whole (it is not sent in
  * part): 5.00 with the error object of PROTOCOL.md 9, from static bytes
  * (nothing to allocate); the sender retries. */
@@ -173,6 +251,7 @@ respond_age(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const 
 			return;
 		}
 	}
+	replay_keep(coap_get_app_data(coap_session_get_context(s)), s, req, code, cf, maxage, copy);
 	coap_add_data_large_response(r, s, req, resp, q, cf, maxage, 0, copy->len, copy->data,
 	                             release_buf, copy);
 }
@@ -201,6 +280,32 @@ respond_error(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, cons
 	error_json(&b, d, NULL);
 	respond(r, s, req, q, resp, code_for(d->code), &b);
 	tb_buf_free(&b);
+}
+
+/* Answers a retransmitted last block of a block-wise request with the
+ * answer kept for it (replay_keep); false when none is kept. */
+static bool
+replay(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+       const coap_string_t *q, coap_pdu_t *resp)
+{
+	struct replay *p = replay_find(n->in, s, req);
+	struct tb_buf *copy;
+
+	if (p == NULL || (copy = malloc(sizeof(*copy))) == NULL)
+		return false;
+	tb_buf_init(copy);
+	if (tb_buf_add(copy, p->body.data, p->body.len) != TB_OK) {
+		tb_buf_free(copy);
+		free(copy);
+		return false;
+	}
+	n->m.answers_replayed++;
+	log_debug("answered a retransmitted last block (MID %d) with its kept answer",
+	          (int)p->mid);
+	coap_pdu_set_code(resp, p->code);
+	coap_add_data_large_response(r, s, req, resp, q, p->cf, p->maxage, 0, copy->len,
+	                             copy->data, release_buf, copy);
+	return true;
 }
 
 /* A request refused as a whole (format, size, draining, journal): counted
@@ -482,6 +587,17 @@ read_body(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_p
 		return false;
 	}
 	coap_get_data_large(req, &len, &data, &off, &total);
+	if (off != 0 || len < total) {
+		/* one block of a body libcoap holds no transfer for: the last
+		 * block again, its answer lost (answered again, byte for byte),
+		 * or a stray block (4.08: the sender sends the body again) */
+		if (replay(n, r, s, req, q, resp))
+			return false;
+		tb_diag_set(d, TB_E_INCOMPLETE, TB_DIAG_NOPOS,
+		            "block at offset %zu of a body not being received", off);
+		refuse_whole(n, r, s, req, q, resp, d);
+		return false;
+	}
 	if (total > (size_t)n->cfg.max_message_size || len > (size_t)n->cfg.max_message_size) {
 		tb_diag_set(d, TB_E_TOO_LARGE, TB_DIAG_NOPOS, "%zu bytes, limit %lld", total,
 		            (long long)n->cfg.max_message_size);
@@ -924,6 +1040,8 @@ tb_inbound_free(struct tb_node *n)
 {
 	if (n->in == NULL)
 		return;
+	for (size_t i = 0; i < REPLAY_SLOTS; i++)
+		tb_buf_free(&n->in->replay[i].body);
 	free(n->in->consumers);
 	free(n->in);
 	n->in = NULL;
@@ -936,6 +1054,8 @@ tb_inbound_init(struct tb_node *n)
 
 	if ((n->in = calloc(1, sizeof(*n->in))) == NULL)
 		return TB_E_NOMEM;
+	for (size_t i = 0; i < REPLAY_SLOTS; i++)
+		tb_buf_init(&n->in->replay[i].body);
 
 	if ((r = coap_resource_init(coap_make_str_const("fed/msg"), 0)) == NULL)
 		return TB_E_NOMEM;

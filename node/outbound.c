@@ -1519,6 +1519,14 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 			if (retry(j, x->ids[i], tb_now() + wait, why))
 				a->retries++;
 		}
+	} else if (cls == 4 && (a->code & 0x1f) == 8) {
+		/* 4.08 incomplete: the peer got a block of the body without the
+		 * rest (PROTOCOL.md 9.2), a transfer cut by loss: the body goes
+		 * again, whole; never the messages' refusal */
+		a->bad = x->count;
+		for (size_t i = 0; i < x->count; i++)
+			if (retry(j, x->ids[i], tb_now(), "peer got the body incomplete; sent again"))
+				a->retries++;
 	} else if (x->count == 1) {
 		/* an answer that does not open is settled as "not a receipt" */
 		struct tb_env *r = cls == 2 ? open_answer(a, data, len, o) : NULL;
@@ -1636,9 +1644,10 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 		/* the peer answered: a success, unless the answer itself was
 		 * at fault (a server error, not receipts) */
 		if (p != NULL && a->cls == 4 && a->bad > 0) {
-			/* refused as a whole (a body damaged on the way, seen
-			 * under loss: "deflate data corrupt"): the peer answers,
-			 * so the link's loss, not an outage; retried smaller */
+			/* refused as a whole: 4.08 incomplete (a block-wise
+			 * transfer cut by loss, PROTOCOL.md 9.2) or a body the
+			 * peer could not read: the peer answers, so the link's
+			 * loss, not an outage; retried smaller */
 			tb_link_lost(&p->link);
 			p->fails[TB_PF_ANSWER]++;
 		} else if (p != NULL && a->cls == 5 && a->max_age >= 0) {

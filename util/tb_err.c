@@ -79,6 +79,7 @@ static const struct {
     {TB_E_FORBIDDEN, "forbidden", "not allowed"},
     {TB_E_DRAINING, "draining", "node is shutting down"},
     {TB_E_CONTENT_FORMAT, "content-format", "unsupported content-format"},
+    {TB_E_INCOMPLETE, "incomplete", "a block of a body not being received"},
     {TB_E_SERVICE, "service.not-offered", "service not offered by the recipient"},
     {TB_E_RECOVERY, "node.recovery", "node is in recovery: its registry has expired"},
     {TB_E_MEMBER_SUSPENDED, "member.suspended", "this node's member is suspended"},

@@ -109,6 +109,7 @@ enum tb_err {
 	TB_E_MEMBER_REVOKED = -116,   /* this node's own member is revoked in the registry */
 	TB_E_CLOCK_SKEW = -117,       /* a peer's clock differs from ours by more than clock_skew */
 	TB_E_BATCH = -118,            /* a JSON array that is not 1..256 envelope objects */
+	TB_E_INCOMPLETE = -119,       /* a block of a block-wise body not being received */
 	/* protocol/tb_flow: message meaning (-120..-129) */
 	TB_E_BODY = -120,                  /* body does not follow its type's schema */
 	TB_E_FLOW_STATE = -121,            /* message not allowed in the case's state */
