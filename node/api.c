@@ -307,6 +307,10 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    "# HELP tongban_retries_total Delivery attempts that will be retried.\n"
 	    "# TYPE tongban_retries_total counter\n"
 	    "tongban_retries_total %llu\n"
+	    "# HELP tongban_exchanges_hedged_total Exchanges so slow that their messages were "
+	    "sent again on another session.\n"
+	    "# TYPE tongban_exchanges_hedged_total counter\n"
+	    "tongban_exchanges_hedged_total %llu\n"
 	    "# HELP tongban_compact_answers_total Batch answers sent with the receipts' proofs "
 	    "left out.\n"
 	    "# TYPE tongban_compact_answers_total counter\n"
@@ -337,6 +341,7 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
+	    (unsigned long long)n->m.out_hedged,
 	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.answers_replayed,
 	    (unsigned long long)n->m.recanonicalised,
 	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests,

@@ -101,9 +101,11 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 	double b = l->batch < batch_max ? l->batch : batch_max;
 
 	if (l->round_ms > 0 && l->bytes_per_msg > 0) {
-		/* an exchange should take at most a quarter of the answer
-		 * timeout at the round trips seen: its rounds, in messages */
-		double rounds = answer_timeout_s * 1000.0 / 4 / l->round_ms;
+		/* an exchange should take at most an eighth of the answer
+		 * timeout at the round trips seen (its blocks go one a round
+		 * trip, and the last of a backlog's exchanges decides when
+		 * it is through): its rounds, in messages */
+		double rounds = answer_timeout_s * 1000.0 / TB_LINK_TIMEOUT_SHARE / l->round_ms;
 		double fit = (rounds + 1) * TB_LINK_BLOCK / l->bytes_per_msg;
 		if (fit < b)
 			b = fit;

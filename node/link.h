@@ -17,6 +17,8 @@
 
 /* Bytes of one CoAP block (SZX 6), what one round trip carries. */
 #define TB_LINK_BLOCK 1024
+/* An exchange is sized to last at most this share of answer_timeout. */
+#define TB_LINK_TIMEOUT_SHARE 8
 /* The batch size of a peer not heard from yet. */
 #define TB_LINK_BATCH_START 8
 /* ACK_TIMEOUT bounds for a peer with a round-trip estimate (ms); without
@@ -59,7 +61,7 @@ void tb_link_lost(struct tb_link *l);
 /* The round trips an exchange of bytes (request and answer) takes. */
 int tb_link_rounds(size_t bytes);
 /* How many messages the next exchange carries: the batch, at most
- * batch_max, and at most what fits in a quarter of answer_timeout_s at
+ * batch_max, and at most what fits in 1/TB_LINK_TIMEOUT_SHARE of answer_timeout_s at
  * the round trips seen (at least 1). */
 size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
 /* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within

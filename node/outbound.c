@@ -782,6 +782,70 @@ round_tx(struct tb_node *n, bool *open)
 	return *open;
 }
 
+/* Hedging a straggler.  A block-wise exchange is stop-and-wait, and on a
+ * lossy link one of many loses blocks again and again (each retransmission
+ * waits twice as long as the one before: 1, 2, 4 s...) while the others
+ * have long finished: the last messages of a backlog wait on it.  When an
+ * exchange has taken TB_HEDGE_FACTOR times what its size should take at
+ * the peer's round trips (at least TB_HEDGE_MIN_MS), and the peer has a
+ * free session that is up, its messages are made due again at once: the
+ * next round sends them on that session too.  The first answer delivers
+ * them; the receiver stores a message once and answers the copy with the
+ * original receipt, and the later answer is not counted again
+ * (tb_journal_outbound_delivered's fresh).  Each exchange is hedged at
+ * most once; idle sessions are what it spends. */
+#define TB_HEDGE_MIN_MS 3000
+#define TB_HEDGE_FACTOR 2
+
+/* Whether p has a session slot other than skip that is up and free. */
+static bool
+free_session(const struct tb_node *n, const struct tb_peer *p, int skip)
+{
+	for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
+		if (slot != skip && p->sessions[slot] != NULL && p->inflight[slot] < WINDOW &&
+		    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED)
+			return true;
+	return false;
+}
+
+/* Hedges the exchanges that straggle (above); true while some exchange
+ * may still need it (a round should come again in a second). */
+static bool
+hedge(struct tb_node *n, int64_t now_ms)
+{
+	bool pending = false;
+
+	for (struct tb_exchange *x = n->out->exchanges; x != NULL; x = x->next) {
+		struct tb_peer *p = peer_of(n, x->hop);
+		if (x->hedged || p == NULL || p->failures > 0 || p->link.round_ms <= 0)
+			continue;
+		double blocks = 2 + (double)x->bytes / TB_LINK_BLOCK;
+		int64_t after = (int64_t)(TB_HEDGE_FACTOR * blocks * p->link.round_ms);
+		if (after < TB_HEDGE_MIN_MS)
+			after = TB_HEDGE_MIN_MS;
+		if (now_ms - x->sent_ms < after) {
+			pending = true;
+			continue;
+		}
+		if (!free_session(n, p, x->slot)) {
+			pending = true;
+			continue;
+		}
+		x->hedged = true;
+		n->m.out_hedged++;
+		log_debug("exchange %d with %s: %zu message(s) unanswered after %lld ms; sent "
+		          "again on another session",
+		          x->slot, x->hop, x->count, (long long)(now_ms - x->sent_ms));
+		for (size_t i = 0; i < x->count; i++) {
+			int rc = tb_journal_outbound_reschedule(n->journal, x->ids[i], now_ms / 1000);
+			if (rc != TB_OK && rc != TB_E_JOURNAL_STATE && rc != TB_E_NOTFOUND)
+				log_warnx("hedge of %s not recorded: %s", x->ids[i],
+				          tb_journal_diag(n->journal)->detail);
+		}
+	}
+	return pending;
+}
+
 /* Before a round: retired sessions released, sessions to members a new
  * registry made inactive dropped, exchanges without an answer forgotten,
  * messages held in memory too long handed back. */
@@ -812,6 +876,8 @@ tidy(struct tb_node *n)
 		exchange_failed(n, x, TB_PF_TIMEOUT, "exchange unanswered for answer_timeout");
 		free_exchange(x);
 	}
+	if (hedge(n, tb_now_ms()))
+		tb_outbound_schedule(n, 1000);
 	age_fresh(n, tb_now_ms());
 }
 
@@ -871,6 +937,32 @@ settle_unsendable(struct tb_node *n, struct due_list *l, int64_t now, bool *tx)
 	return true;
 }
 
+/* A backlog for hop is spread over the peer's free session slots: block-
+ * wise transfers are stop-and-wait, one block a round trip per session,
+ * so on a long link the sessions carry it in parallel, each a part,
+ * rather than a few sessions each a full batch (bench/links.sh).  No
+ * exchange is cut below TB_SPREAD_MIN envelopes, so that a small backlog
+ * does not open a session (a handshake) per message.  The batch size
+ * for hop given its link's pmax, from the due list l from index i. */
+#define TB_SPREAD_MIN 8
+static size_t
+spread(const struct tb_node *n, const struct tb_peer *p, const struct due_list *l, size_t i,
+       const char *hop, size_t pmax)
+{
+	size_t due = 0, free_slots = 0, per;
+
+	for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
+		free_slots += p->inflight[slot] < WINDOW;
+	for (size_t k = i; k < l->len; k++)
+		due += strcmp(l->v[k].hop, hop) == 0;
+	if (free_slots == 0 || due <= pmax)
+		return pmax;
+	per = (due + free_slots - 1) / free_slots;
+	if (per < TB_SPREAD_MIN)
+		per = TB_SPREAD_MIN;
+	return per < pmax ? per : pmax;
+}
+
 /* Plans the round's exchanges into plan[0..*nplanp): exchange c is
  * plan[cuts[c - 1] .. cuts[c]) on session slot slots[c]. */
 static void
@@ -909,6 +1001,7 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 			pmax = tb_link_batch(&p->link, (int)bmax, n->cfg.answer_timeout);
 			if (pmax > bmax)
 				pmax = bmax;
+			pmax = spread(n, p, l, i, hop, pmax);
 		}
 		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions;
 		     slot++) {

@@ -43,6 +43,7 @@ struct tb_exchange {
 	bool handshake; /* sent while its session's handshake ran (no RTT sample) */
 	uint32_t epoch; /* the peer's backoff epoch when it was sent */
 	int failures;   /* the peer's consecutive failures then */
+	bool hedged;    /* its messages were made due again on another session */
 	struct tb_exchange *next;
 };
 

@@ -56,12 +56,13 @@ test_slow_link_cap(void **state)
 	(void)state;
 	tb_link_init(&l);
 	l.batch = 128;
-	/* 2 s a round trip, 256 bytes a message: 7.5 s (a quarter of 30 s)
-	 * holds 3.75 round trips, so (3.75 + 1) blocks of 1024 bytes */
+	/* 2 s a round trip, 256 bytes a message: 3.75 s (an eighth of 30 s,
+	 * TB_LINK_TIMEOUT_SHARE) holds 1.875 round trips, so (1.875 + 1)
+	 * blocks of 1024 bytes: 11.5 messages */
 	tb_link_answered(&l, 4, 4 * 256, 2000, 128);
-	assert_int_equal(tb_link_batch(&l, 128, 30), 19);
-	/* a longer answer timeout lets more through */
-	assert_true(tb_link_batch(&l, 128, 300) > 100);
+	assert_int_equal(tb_link_batch(&l, 128, 30), 11);
+	/* a longer answer timeout lets more through: 37.5 s, 19.75 blocks */
+	assert_int_equal(tb_link_batch(&l, 128, 300), 79);
 }
 
 static void
