@@ -440,7 +440,8 @@ registry_usage(FILE *f)
 	    "                    (--trust TRUST.json | --ca ROOT.crt) [--chain CA.crt]...\n"
 	    "       tongban registry remove-key REG (--cert CERT | --kid HEX)\n"
 	    "       tongban registry remove-member REG --member ID\n"
-	    "       tongban registry set REG [--member ID --status active|suspended|revoked]\n"
+	    "       tongban registry set REG [--member ID [--status active|suspended|revoked]\n"
+	    "                    [--endpoint URI]...]\n"
 	    "                    [--valid-days N [--now T]]\n"
 	    "       tongban registry revoke REG (--cert CERT | --kid HEX)\n"
 	    "       tongban registry key REG (--add CERT [--use tls|sign|both] |\n"
@@ -942,11 +943,14 @@ registry_set(int argc, char **argv)
 {
 	static const struct option opts[] = {{"member", required_argument, NULL, 'm'},
 	                                     {"status", required_argument, NULL, 's'},
+	                                     {"endpoint", required_argument, NULL, 'e'},
 	                                     {"valid-days", required_argument, NULL, 'v'},
 	                                     {"now", required_argument, NULL, 'n'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {0, 0, 0, 0}};
 	const char *member = NULL, *status = NULL, *nows = NULL;
+	const char *eps[TB_REG_MAX_ENDPOINTS];
+	size_t neps = 0;
 	long long days = 0;
 	int64_t now;
 	struct tb_reg *reg;
@@ -958,6 +962,11 @@ registry_set(int argc, char **argv)
 		switch (c) {
 		case 'm': member = optarg; break;
 		case 's': status = optarg; break;
+		case 'e':
+			if (neps == TB_REG_MAX_ENDPOINTS)
+				return cli_usage_error("too many --endpoint");
+			eps[neps++] = optarg;
+			break;
 		case 'v':
 			if (cli_parse_i64(optarg, &days) != 0 || days < 1 || days > 36500)
 				return cli_usage_error("--valid-days must be 1-36500");
@@ -969,18 +978,22 @@ registry_set(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("exactly one REG file expected");
-	if ((member == NULL) != (status == NULL))
-		return cli_usage_error("--member and --status go together");
+	if (member != NULL && status == NULL && neps == 0)
+		return cli_usage_error("--member needs --status or --endpoint");
+	if (member == NULL && (status != NULL || neps > 0))
+		return cli_usage_error("--status and --endpoint need --member");
 	if (member == NULL && days == 0)
-		return cli_usage_error("nothing to set: --member/--status or --valid-days");
+		return cli_usage_error(
+		    "nothing to set: --member with --status or --endpoint, or --valid-days");
 	if (status != NULL && tb_reg_status_from_name(status) == 0)
 		return cli_usage_error("--status must be active, suspended or revoked");
 	if ((rc = parse_now(nows, &now)) != EX_TB_OK)
 		return rc;
 	if ((reg = load_reg(argv[optind], &rc)) == NULL)
 		return rc;
-	if ((member != NULL &&
+	if ((status != NULL &&
 	     tb_reg_set_status(reg, member, tb_reg_status_from_name(status), &d) != TB_OK) ||
+	    (neps > 0 && tb_reg_set_endpoints(reg, member, eps, neps, &d) != TB_OK) ||
 	    (days > 0 && tb_reg_set_validity(reg, now, now + days * 86400, &d) != TB_OK)) {
 		rc = cli_fail_diag(&d);
 		goto out;

@@ -1551,6 +1551,36 @@ tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st, str
 }
 
 int
+tb_reg_set_endpoints(struct tb_reg *reg, const char *id, const char *const *uris, size_t n,
+                     struct tb_diag *d)
+{
+	size_t m = tb_reg_find_member(reg, id);
+	struct strv v;
+	int rc;
+
+	tb_diag_clear(d);
+	if (m == TB_REG_NONE)
+		return tb_diag_set(d, TB_E_REG_MEMBER, TB_DIAG_NOPOS, "%.16s", id);
+	if (n > TB_REG_MAX_ENDPOINTS)
+		return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS, "%zu endpoints, at most %d", n,
+		                   TB_REG_MAX_ENDPOINTS);
+	for (size_t i = 0; i < n; i++)
+		if (strlen(uris[i]) > TB_REG_MAX_STRING || !endpoint_ok(uris[i], strlen(uris[i])))
+			return tb_diag_set(d, TB_E_FIELD_VALUE, TB_DIAG_NOPOS,
+			                   "endpoint %.64s is not an absolute URI", uris[i]);
+	if (n == 0 && reg->members[m].parent == NULL)
+		return tb_diag_set(d, TB_E_REG_REFERENCE, TB_DIAG_NOPOS,
+		                   "a member without endpoints needs a parent hub");
+	if ((rc = mark_edited(reg, d)) != TB_OK)
+		return rc;
+	if (strv_copy(&v, uris, n) != TB_OK)
+		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, NULL);
+	strv_free(&reg->members[m].endpoints);
+	reg->members[m].endpoints = v;
+	return TB_OK;
+}
+
+int
 tb_reg_add_key(struct tb_reg *reg, const char *id, const struct tb_reg_key_spec *k,
                struct tb_diag *d)
 {

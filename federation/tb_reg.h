@@ -173,6 +173,13 @@ TB_MUST_CHECK int tb_reg_add_member(struct tb_reg *reg, const struct tb_reg_memb
 /* TB_E_REG_MEMBER when id is not a member. */
 TB_MUST_CHECK int tb_reg_set_status(struct tb_reg *reg, const char *id, enum tb_reg_status st,
                                     struct tb_diag *d);
+/* Replaces member id's endpoints with uris[0..n) (copied), in order of
+ * preference (PROTOCOL.md 7.1: a sender tries them in this order): e.g.
+ * the second process of a member run as a pair.  TB_E_REG_MEMBER,
+ * TB_E_FIELD_VALUE (not an absolute URI, more than TB_REG_MAX_ENDPOINTS),
+ * TB_E_REG_REFERENCE (none left for a member without a parent hub). */
+TB_MUST_CHECK int tb_reg_set_endpoints(struct tb_reg *reg, const char *id,
+                                       const char *const *uris, size_t n, struct tb_diag *d);
 /* Adds a key (copied) to member id's keys, e.g. a rotation's new one:
  * TB_E_REG_MEMBER, TB_E_REG_DUP_KEY (listed already, by any member),
  * TB_E_REG_LIMIT (TB_REG_MAX_KEYS), TB_E_FIELD_VALUE. */

@@ -648,7 +648,19 @@ int
 tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen, coap_address_t *addr,
                  struct tb_diag *d)
 {
-	size_t m;
+	int nep;
+
+	return tb_node_next_hop_ep(n, to, 0, hop, hoplen, addr, &nep, d);
+}
+
+int
+tb_node_next_hop_ep(struct tb_node *n, const char *to, int ep, char *hop, size_t hoplen,
+                    coap_address_t *addr, int *nep, struct tb_diag *d)
+{
+	size_t m, first = 0;
+	int count = 0;
+
+	*nep = 1;
 
 	if (n->reg == NULL || (m = tb_reg_find_member(n->reg, to)) == TB_REG_NONE)
 		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s is not a member",
@@ -677,9 +689,17 @@ tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen, co
 			                   "no route: %s has no endpoint and no usable hub", to);
 	}
 	snprintf(hop, hoplen, "%s", tb_reg_member_id(n->reg, m));
-	/* the first coaps endpoint (PROTOCOL.md 7.1); others are skipped */
+	/* the coaps endpoints in order (PROTOCOL.md 7.1); others are skipped */
 	for (size_t i = 0; i < tb_reg_endpoint_count(n->reg, m); i++)
-		if (strncasecmp(tb_reg_endpoint(n->reg, m, i), "coaps://", 8) == 0)
+		if (strncasecmp(tb_reg_endpoint(n->reg, m, i), "coaps://", 8) == 0 && count++ == 0)
+			first = i;
+	if (count == 0)
+		return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS,
+		                   "no route: %s has no coaps endpoint", hop);
+	*nep = count;
+	ep = ep < 0 ? 0 : ep % count;
+	for (size_t i = first; i < tb_reg_endpoint_count(n->reg, m); i++)
+		if (strncasecmp(tb_reg_endpoint(n->reg, m, i), "coaps://", 8) == 0 && ep-- == 0)
 			return parse_endpoint(tb_reg_endpoint(n->reg, m, i), addr, d);
 	return tb_diag_set(d, TB_E_NO_ROUTE, TB_DIAG_NOPOS, "no route: %s has no coaps endpoint",
 	                   hop);

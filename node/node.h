@@ -273,5 +273,11 @@ TB_MUST_CHECK int tb_node_route(struct tb_node *n, const char *service, const ch
 /* First endpoint host/port for the next hop towards member `to`. */
 TB_MUST_CHECK int tb_node_next_hop(struct tb_node *n, const char *to, char *hop, size_t hoplen,
                                    coap_address_t *addr, struct tb_diag *d);
+/* The same with the hop's endpoint ep (0-based among its coaps
+ * endpoints, in registry order; taken modulo their number) into addr,
+ * and their number into *nep (1 for a private endpoint). */
+TB_MUST_CHECK int tb_node_next_hop_ep(struct tb_node *n, const char *to, int ep, char *hop,
+                                      size_t hoplen, coap_address_t *addr, int *nep,
+                                      struct tb_diag *d);
 
 #endif

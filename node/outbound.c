@@ -606,6 +606,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 		p->inflight[slot]++;
 		x->epoch = p->epoch;
 		x->failures = p->failures;
+		x->ep = p->slot_ep[slot];
 	}
 	for (size_t i = 0; i < count; i++)
 		tb_log_msg(TB_MSG_SENT, v[i]->m.id, v[i]->m.to, v[i]->m.type, "via %s", hop);
@@ -1233,6 +1234,13 @@ exchange_failed(struct tb_node *n, struct tb_exchange *x, enum tb_peer_fail why,
 
 	if (p == NULL)
 		return;
+	/* a member with several endpoints: that one's breaker opens and the
+	 * next sessions go to another (transport.h), no backoff */
+	if ((why == TB_PF_TIMEOUT || why == TB_PF_UNREACHABLE) &&
+	    tb_transport_failover(n, p, x->ep, detail)) {
+		p->fails[why]++;
+		return;
+	}
 	if (why == TB_PF_TIMEOUT)
 		tb_link_lost(&p->link);
 	if (why == TB_PF_TIMEOUT && p->failures == 0 &&

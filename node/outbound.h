@@ -44,6 +44,7 @@ struct tb_exchange {
 	uint32_t epoch; /* the peer's backoff epoch when it was sent */
 	int failures;   /* the peer's consecutive failures then */
 	bool hedged;    /* its messages were made due again on another session */
+	int ep;         /* the peer's endpoint its session went to (transport.h) */
 	struct tb_exchange *next;
 };
 

@@ -393,8 +393,10 @@ nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const c
 		 * the peer answers exchanges on other sessions that is the
 		 * link's loss, not an outage: no backoff */
 		p->hs_failed[slot] = true;
-		if (p->last_answer_ms != 0 && tb_now_ms() - p->last_answer_ms < TB_LINK_ALIVE_MS &&
-		    p->failures == 0) {
+		if (tb_transport_failover(n, p, p->slot_ep[slot], "a handshake timed out")) {
+			p->fails[TB_PF_UNREACHABLE]++;
+		} else if (p->last_answer_ms != 0 && tb_now_ms() - p->last_answer_ms < TB_LINK_ALIVE_MS &&
+		           p->failures == 0) {
 			p->fails[TB_PF_UNREACHABLE]++;
 			log_debug("peer %s: a DTLS handshake timed out (the link loses datagrams)",
 			          p->id);
@@ -409,9 +411,13 @@ nack_cb(coap_session_t *s, const coap_pdu_t *sent, coap_nack_reason_t r, const c
 		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_REFUSED,
 		               "the DTLS handshake ended with an alert (the peer refused this "
 		               "node's certificate, or its own was not acceptable here)");
-	} else if (p != NULL && r == COAP_NACK_ICMP_ISSUE)
-		tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
-		               "port unreachable (ICMP)");
+	} else if (p != NULL && r == COAP_NACK_ICMP_ISSUE) {
+		if (tb_transport_failover(n, p, p->slot_ep[slot], "port unreachable"))
+			p->fails[TB_PF_UNREACHABLE]++;
+		else
+			tb_peer_failed(n, p, p->slot_epoch[slot], TB_PF_UNREACHABLE,
+			               "port unreachable (ICMP)");
+	}
 	for (size_t i = 0; i < n->nclients; i++)
 		if (n->clients[i].nack != NULL)
 			n->clients[i].nack(n->clients[i].ctx, s, sent, r);
@@ -688,6 +694,43 @@ tb_transport_peer(struct tb_node *n, const char *id)
 	return find_peer(n, id, true);
 }
 
+/* The endpoint a new session to p goes to: the first whose breaker is
+ * closed, else the one whose breaker closes first. */
+static int
+choose_ep(const struct tb_peer *p, int64_t now_ms)
+{
+	int best = 0;
+
+	for (int i = 0; i < p->nep; i++) {
+		if (p->ep_open_until_ms[i] <= now_ms)
+			return i;
+		if (p->ep_open_until_ms[i] < p->ep_open_until_ms[best])
+			best = i;
+	}
+	return best;
+}
+
+bool
+tb_transport_failover(struct tb_node *n, struct tb_peer *p, int ep, const char *why)
+{
+	int64_t now = tb_now_ms();
+	bool was_open;
+	int next;
+
+	if (p == NULL || p->nep < 2 || ep < 0 || ep >= p->nep)
+		return false;
+	was_open = p->ep_open_until_ms[ep] > now;
+	p->ep_open_until_ms[ep] = now + n->cfg.breaker_open_ms;
+	next = choose_ep(p, now);
+	if (p->ep_open_until_ms[next] > now)
+		return false; /* every endpoint failed: the peer's backoff decides */
+	if (!was_open)
+		log_warnx("peer %s: endpoint %d of %d failed (%s); new sessions go to endpoint %d "
+		          "for at least %lld ms",
+		          p->id, ep + 1, p->nep, why, next + 1, (long long)n->cfg.breaker_open_ms);
+	return true;
+}
+
 coap_session_t *
 tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_diag *d)
 {
@@ -727,8 +770,11 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		            (long long)(p->open_until_ms - tb_now_ms()), p->failures);
 		return NULL;
 	}
-	if (tb_node_next_hop(n, hop, hop2, sizeof(hop2), &addr, d) != TB_OK)
+	int ep = choose_ep(p, tb_now_ms()), nep;
+	if (tb_node_next_hop_ep(n, hop, ep, hop2, sizeof(hop2), &addr, &nep, d) != TB_OK)
 		return NULL;
+	p->nep = nep > TB_REG_MAX_ENDPOINTS ? TB_REG_MAX_ENDPOINTS : nep;
+	p->slot_ep[slot] = ep < p->nep ? ep : 0;
 	fill_pki(n, &pki);
 	p->sessions[slot] =
 	    coap_new_client_session_pki(n->coap, NULL, &addr, COAP_PROTO_DTLS, &pki);

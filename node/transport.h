@@ -15,6 +15,7 @@
 #include "link.h"
 #include "log.h"
 #include "node.h"
+#include "../federation/tb_reg.h"
 #include "../util/tb_err.h"
 
 /* CoAP content-format: application/json with the deflate content coding
@@ -78,6 +79,12 @@ struct tb_peer {
 	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
 	bool stale[TB_PEER_SESSIONS_MAX];          /* set up with an identity since rotated */
 	int64_t opened_ms[TB_PEER_SESSIONS_MAX];   /* monotonic: when its handshake began */
+	/* The member's endpoints (PROTOCOL.md 9.6, "Several endpoints"): a
+	 * new session goes to the first whose breaker is closed */
+	int slot_ep[TB_PEER_SESSIONS_MAX]; /* the endpoint its session went to */
+	int nep;                           /* coaps endpoints, as last seen */
+	int64_t ep_open_until_ms[TB_REG_MAX_ENDPOINTS]; /* monotonic: failed, not chosen
+	                                                  * before then */
 	bool drop;             /* release all sessions at the next delivery round */
 	int failures;          /* consecutive failures */
 	uint32_t epoch;        /* counted failures so far (see above) */
@@ -125,6 +132,12 @@ void tb_peer_failed(struct tb_node *n, struct tb_peer *p, uint32_t epoch, enum t
 #define TB_MAX_AGE_CAP 3600
 int64_t tb_peer_hold_until(const struct tb_peer *p, int64_t now_ms, int64_t max_age_s,
                            uint32_t rnd);
+/* Endpoint ep of p failed (the port unreachable, a handshake or exchange
+ * without an answer): its breaker opens for breaker_open_ms.  True when
+ * p has another endpoint whose breaker is closed: new sessions go there
+ * at once, and the failure is no failed attempt of the peer (no backoff).
+ * False with a single endpoint. */
+bool tb_transport_failover(struct tb_node *n, struct tb_peer *p, int ep, const char *why);
 /* An attempt succeeded: the backoff is reset, the peer is up. */
 void tb_peer_succeeded(struct tb_node *n, struct tb_peer *p);
 /* True when a new attempt to p may start at monotonic time now_ms. */
