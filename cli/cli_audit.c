@@ -190,6 +190,28 @@ scan_entry(void *ctx, const struct tb_journal_audit_entry *e)
 	return 0;
 }
 
+/* Entry 1's hash (the chain's, docs/PROTOCOL.md 11.2) into ctx. */
+static int
+first_entry(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	enum tb_audit_hash *h = ctx;
+
+	if (tb_journal_audit_chain_hash(e->dir, e->event, e->detail, h) != TB_OK)
+		*h = TB_AUDIT_SHA256; /* not reached: verify refused the chain */
+	return 1;
+}
+
+/* The name of the hash of the chain in journal (verified before). */
+static const char *
+chain_name(const char *journal)
+{
+	enum tb_audit_hash h = TB_AUDIT_SHA256;
+
+	if (tb_journal_audit_list(journal, 1, first_entry, &h, NULL) < 0)
+		h = TB_AUDIT_SHA256; /* read a moment ago by verify */
+	return tb_journal_audit_hash_name(h);
+}
+
 /* The chain (entries) against the signed head h. */
 static int
 compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entries, bool signed_ok)
@@ -213,8 +235,8 @@ compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entri
 		                "head names: the chain was rewritten, or the head is another "
 		                "journal's",
 		                (long long)h->seq);
-	printf("ok: %lld entries, chain intact; signed head at entry %lld (member %s%s)",
-	       (long long)entries, (long long)h->seq, h->member,
+	printf("ok: %lld entries, chain intact (%s); signed head at entry %lld (member %s%s)",
+	       (long long)entries, chain_name(o->journal), (long long)h->seq, h->member,
 	       signed_ok ? ", signature verified" : ", signature NOT checked");
 	if (entries > h->seq)
 		printf("; %lld newer entries not yet under a head", (long long)(entries - h->seq));
@@ -243,9 +265,9 @@ audit_verify(const struct audit_opts *o)
 		return cli_fail_diag(&d);
 	}
 	if (o->chain_only) {
-		printf("ok: %lld entries, chain intact (no head compared: whether newer entries "
-		       "were removed is not checked)\n",
-		       (long long)entries);
+		printf("ok: %lld entries, chain intact (%s; no head compared: whether newer "
+		       "entries were removed is not checked)\n",
+		       (long long)entries, chain_name(o->journal));
 		return EX_TB_OK;
 	}
 	rc = tb_audit_head_read(o->head, &h, &d);
