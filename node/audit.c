@@ -444,7 +444,7 @@ chain_hash(struct tb_node *n, const struct tb_key *key, bool starting)
 		return rc;
 	if (sm2 && h != TB_AUDIT_SM3)
 		log_warnx("audit: the chain was started with %s, and keeps it under the sm2 key; "
-		          "a new journal starts an SM3 chain (docs/ADMIN.md, \"Auditing\")",
+		          "a new journal starts an SM3 chain (docs/ADMIN.md, \"SM2/SM3 signatures\")",
 		          tb_journal_audit_hash_name(h));
 	else if (starting)
 		log_info("audit: chain hashed with %s", tb_journal_audit_hash_name(h));
