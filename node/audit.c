@@ -178,6 +178,17 @@ done:
 	return rc;
 }
 
+int
+tb_audit_head_parse(const struct tb_json *obj, struct tb_audit_head *h, struct tb_diag *d)
+{
+	const char *bad;
+
+	memset(h, 0, sizeof(*h));
+	if ((bad = head_fields(obj, h)) != NULL)
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "bad head member: %s", bad);
+	return TB_OK;
+}
+
 bool
 tb_audit_head_verify(const struct tb_audit_head *h, const struct tb_pub *pub)
 {
