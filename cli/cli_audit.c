@@ -72,7 +72,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 	    {"head", required_argument, NULL, 'H'},     {"pub", required_argument, NULL, 'p'},
 	    {"registry", required_argument, NULL, 'r'}, {"output", required_argument, NULL, 'o'},
 	    {"since", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'J'},
-	    {"chain-only", no_argument, NULL, 'C'},    {"export", required_argument, NULL, 'e'},
+	    {"chain-only", no_argument, NULL, 'C'},     {"export", required_argument, NULL, 'e'},
 	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	struct tb_diag d;
 	int c;
@@ -107,7 +107,8 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->export_file != NULL) {
 		if (o->node != NULL || o->journal != NULL || o->head != NULL)
-			return cli_usage_error("--export FILE takes no --node, --journal or --head");
+			return cli_usage_error(
+			    "--export FILE takes no --node, --journal or --head");
 		if (o->pub != NULL && o->registry != NULL)
 			return cli_usage_error("give --pub or --registry, not both");
 		return EX_TB_OK;
@@ -274,9 +275,10 @@ head_signature(const struct audit_opts *o, const struct tb_audit_head *h, const 
 		return rc;
 	if (pub != NULL && !tb_audit_head_verify(h, pub)) {
 		tb_pub_free(pub);
-		return cli_fail(EX_TB_REFUSED,
-		                "audit.head-signature: %s is not signed by key %.16s... of member %s",
-		                what, h->kid, h->member);
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "audit.head-signature: %s is not signed by key %.16s... of member %s", what,
+		    h->kid, h->member);
 	}
 	if (pub == NULL)
 		fprintf(stderr,
@@ -414,7 +416,8 @@ export_line(struct xport *x, const char *line, size_t len)
 	} else {
 		if (e.seq == 1)
 			x->chain = x->w.h;
-		if (!tb_hex_decode(e.hash, 64, hash, 32) || tb_buf_add(&x->hashes, hash, 32) != TB_OK)
+		if (!tb_hex_decode(e.hash, 64, hash, 32) ||
+		    tb_buf_add(&x->hashes, hash, 32) != TB_OK)
 			rc = cli_fail(EX_TB_IO, "out of memory");
 		else if (e.dir == 'a' && strcmp(e.event, "audit-gap") == 0) {
 			fprintf(stderr, "%s: warning: entry %lld records a gap: %s\n", cli_cmd,

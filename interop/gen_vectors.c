@@ -1539,8 +1539,9 @@ audit_export(struct tb_buf *out, const struct aentry *e, size_t n, enum tb_audit
 		memset(&hd, 0, sizeof(hd));
 		hd.seq = head_seq;
 		snprintf(hd.hash, sizeof(hd.hash), "%s",
-		         hash_of > 0 ? heads[hash_of - 1]
-		                     : "0000000000000000000000000000000000000000000000000000000000000000");
+		         hash_of > 0
+		             ? heads[hash_of - 1]
+		             : "0000000000000000000000000000000000000000000000000000000000000000");
 		snprintf(hd.member, sizeof(hd.member), "%s", key == bob ? "371300" : "320300");
 		hd.alg = tb_key_alg(key);
 		tb_key_id(key, kid);
@@ -1723,9 +1724,10 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr,
-		        "Usage: gen_vectors VECTORS_DIR "
-		        "[envelopes|order|registries|routes|licences|policies|receipts|sm2|audit]\n");
+		fprintf(
+		    stderr,
+		    "Usage: gen_vectors VECTORS_DIR "
+		    "[envelopes|order|registries|routes|licences|policies|receipts|sm2|audit]\n");
 		return 2;
 	}
 	dir = argv[1];

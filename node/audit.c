@@ -454,9 +454,10 @@ chain_hash(struct tb_node *n, const struct tb_key *key, bool starting)
 	if ((rc = tb_journal_audit_chain(n->journal, &h)) != TB_OK)
 		return rc;
 	if (sm2 && h != TB_AUDIT_SM3)
-		log_warnx("audit: the chain was started with %s, and keeps it under the sm2 key; "
-		          "a new journal starts an SM3 chain (docs/ADMIN.md, \"SM2/SM3 signatures\")",
-		          tb_journal_audit_hash_name(h));
+		log_warnx(
+		    "audit: the chain was started with %s, and keeps it under the sm2 key; "
+		    "a new journal starts an SM3 chain (docs/ADMIN.md, \"SM2/SM3 signatures\")",
+		    tb_journal_audit_hash_name(h));
 	else if (starting)
 		log_info("audit: chain hashed with %s", tb_journal_audit_hash_name(h));
 	return TB_OK;

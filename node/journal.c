@@ -2156,8 +2156,7 @@ tb_journal_audit_hash_name(enum tb_audit_hash h)
 }
 
 int
-tb_journal_audit_chain_hash(char dir, const char *event, const char *detail,
-                            enum tb_audit_hash *h)
+tb_journal_audit_chain_hash(char dir, const char *event, const char *detail, enum tb_audit_hash *h)
 {
 	*h = TB_AUDIT_SHA256;
 	if (dir != 'a' || event == NULL || strcmp(event, AUDIT_CHAIN_EVENT) != 0)
@@ -2640,8 +2639,8 @@ tb_journal_audit_walk_init(struct tb_journal_audit_walk *w)
 }
 
 bool
-tb_journal_audit_walk_next(struct tb_journal_audit_walk *w,
-                           const struct tb_journal_audit_entry *e, char *why, size_t whylen)
+tb_journal_audit_walk_next(struct tb_journal_audit_walk *w, const struct tb_journal_audit_entry *e,
+                           char *why, size_t whylen)
 {
 	uint8_t stored_prev[32], stored_hash[32], hash[32];
 	enum tb_audit_hash h = w->h;
@@ -2651,7 +2650,8 @@ tb_journal_audit_walk_next(struct tb_journal_audit_walk *w,
 		return false;
 	}
 	if (e->prev == NULL || strlen(e->prev) != 64 ||
-	    !tb_hex_decode(e->prev, 64, stored_prev, 32) || !tb_ct_equal(stored_prev, w->prev, 32)) {
+	    !tb_hex_decode(e->prev, 64, stored_prev, 32) ||
+	    !tb_ct_equal(stored_prev, w->prev, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": prev does not match the previous hash",
 		         e->seq);
 		return false;
@@ -2663,12 +2663,12 @@ tb_journal_audit_walk_next(struct tb_journal_audit_walk *w,
 	}
 	if (e->seq > 1 && e->dir == 'a' && e->event != NULL &&
 	    strcmp(e->event, AUDIT_CHAIN_EVENT) == 0) {
-		snprintf(why, whylen, "entry %" PRId64 ": a chain's hash is set by its entry 1 only",
-		         e->seq);
+		snprintf(why, whylen,
+		         "entry %" PRId64 ": a chain's hash is set by its entry 1 only", e->seq);
 		return false;
 	}
-	if (tb_journal_audit_hash_h(h, e->seq, w->prev, e->dir, e->msgid, e->digest, e->peer,
-	                            e->at, e->event, e->detail, hash) != TB_OK ||
+	if (tb_journal_audit_hash_h(h, e->seq, w->prev, e->dir, e->msgid, e->digest, e->peer, e->at,
+	                            e->event, e->detail, hash) != TB_OK ||
 	    e->hash == NULL || strlen(e->hash) != 64 ||
 	    !tb_hex_decode(e->hash, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its %s hash",

@@ -513,11 +513,10 @@ TB_MUST_CHECK int tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], 
                                            const char *detail, uint8_t out[32]);
 
 /* The same with the chain's hash h: SHA-256 or SM3 over the same bytes. */
-TB_MUST_CHECK int tb_journal_audit_hash_h(enum tb_audit_hash h, int64_t seq,
-                                          const uint8_t prev[32], char dir, const char *msgid,
-                                          const char *digest_hex, const char *peer, int64_t at,
-                                          const char *event, const char *detail,
-                                          uint8_t out[32]);
+TB_MUST_CHECK int tb_journal_audit_hash_h(enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
+                                          char dir, const char *msgid, const char *digest_hex,
+                                          const char *peer, int64_t at, const char *event,
+                                          const char *detail, uint8_t out[32]);
 
 /* Longest detail of an entry, in bytes. */
 #define TB_JOURNAL_AUDIT_DETAIL_MAX 512
@@ -570,9 +569,9 @@ struct tb_journal_audit_entry {
  * every entry from seq 1 on, in order.
  */
 struct tb_journal_audit_walk {
-	int64_t next;          /* the seq the next entry must have */
-	uint8_t prev[32];      /* the hash the next entry's prev must be */
-	enum tb_audit_hash h;  /* the chain's hash (known from entry 1 on) */
+	int64_t next;         /* the seq the next entry must have */
+	uint8_t prev[32];     /* the hash the next entry's prev must be */
+	enum tb_audit_hash h; /* the chain's hash (known from entry 1 on) */
 };
 void tb_journal_audit_walk_init(struct tb_journal_audit_walk *w);
 /* True when e is the next entry: its seq is w->next, its prev the

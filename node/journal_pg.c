@@ -83,8 +83,12 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
                                         NOPQ(p) int tb_jpg_unit(
                                             struct tb_jpg *p,
                                             enum tb_jpg_unit op)
-                                            NOPQ(p) int tb_jpg_audit_chain(struct tb_jpg *p, enum tb_audit_hash st, bool *k, enum tb_audit_hash *c, enum tb_audit_hash *h) NOPQ(p) int tb_jpg_audit_add(
- struct tb_jpg *p, enum tb_audit_hash st, bool *k, enum tb_audit_hash *c, char dir, const char *msgid,
+                                            NOPQ(p) int tb_jpg_audit_chain(
+                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
+                                                enum tb_audit_hash *c, enum tb_audit_hash *h)
+                                                NOPQ(p) int tb_jpg_audit_add(
+                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
+                                                enum tb_audit_hash *c, char dir, const char *msgid,
                                                 const char
                                                     *digest_hex,
                                                 const char
@@ -1071,8 +1075,8 @@ chain_of(struct tb_jpg *p, int64_t seq, enum tb_audit_hash start, bool *known,
 /* One row, entry seq after prev hashed with h; its hash into hash. */
 static int
 audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
-                 char dir, const char *msgid, const char *digest_hex, const char *peer,
-                 int64_t at, const char *event, const char *detail, uint8_t hash[32])
+                 char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+                 const char *event, const char *detail, uint8_t hash[32])
 {
 	char prev_hex[65], hash_hex[65], dirs[2] = {dir, '\0'};
 	struct params q = {0};
@@ -1145,10 +1149,9 @@ tb_jpg_audit_chain(struct tb_jpg *p, enum tb_audit_hash start, bool *known,
 }
 
 int
-tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known,
-                 enum tb_audit_hash *chain, char dir, const char *msgid, const char *digest_hex,
-                 const char *peer, int64_t at, const char *event, const char *detail,
-                 int64_t *seq, uint8_t hash[32])
+tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain,
+                 char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+                 const char *event, const char *detail, int64_t *seq, uint8_t hash[32])
 {
 	bool own = !p->in_tx;
 	struct tb_diag why;

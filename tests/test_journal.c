@@ -1785,8 +1785,8 @@ test_audit_admin(void **state)
  * hashed with SM3 (sm3) or SHA-256: the oracle for either chain. */
 static void
 oracle_hash_h(bool sm3, int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
-              const char *dg, const char *peer, int64_t at, const char *event,
-              const char *detail, uint8_t out[32])
+              const char *dg, const char *peer, int64_t at, const char *event, const char *detail,
+              uint8_t out[32])
 {
 	const char *strs[5] = {msgid, dg, peer, event, detail};
 	uint8_t b[1024];
@@ -1872,8 +1872,9 @@ test_audit_sm3(void **state)
 	assert_int_equal(seq, 4);
 	for (int i = 0; i < 4; i++) {
 		bool msg = dirs[i] != 'a';
-		oracle_hash_h(true, i + 1, prev, dirs[i], msg ? t[i].id : "", msg ? t[i].digest : "",
-		              msg ? "p" : "", i == 0 ? 50 : 49 + i, ev[i], det[i], h);
+		oracle_hash_h(true, i + 1, prev, dirs[i], msg ? t[i].id : "",
+		              msg ? t[i].digest : "", msg ? "p" : "", i == 0 ? 50 : 49 + i, ev[i],
+		              det[i], h);
 		tb_hex_encode(h, 32, want_hex);
 		assert_int_equal(tb_journal_audit_hash_at(k, i + 1, hex), TB_OK);
 		assert_string_equal(hex, want_hex);
