@@ -1823,11 +1823,11 @@ oracle_hash_h(bool sm3, int64_t seq, const uint8_t prev[32], char dir, const cha
  * entry 1 is ('a', "chain", "hash=sm3"), every entry (entry 1 too) is
  * SM3 of the documented bytes, recomputed here; a handle that would start
  * SHA-256 chains extends it with SM3 all the same (a chain keeps its
- * hash); a rolled-back first append leaves no entry.  On SQLite also:
+ * hash); a rolled-back first append leaves no entry.  Runs on both
+ * backends.  test_audit_sm3_verify (SQLite: the verifier reads files):
  * verify passes, and refuses a tampered entry, an entry 1 rewritten to
  * claim SHA-256 (the downgrade), a "chain" entry later on, an unknown
- * hash name; a SHA-256 chain stays SHA-256 under an SM3 handle.  Runs on
- * both backends. */
+ * hash name; a SHA-256 chain stays SHA-256 under an SM3 handle. */
 static void
 test_audit_sm3(void **state)
 {
@@ -1839,8 +1839,7 @@ test_audit_sm3(void **state)
 	struct tb_journal *j, *k;
 	enum tb_audit_hash ch;
 	struct tmsg t[4];
-	struct tb_diag d;
-	int64_t seq, bad, n;
+	int64_t seq;
 
 	(void)state;
 	newpath(path, sizeof(path));
@@ -1888,9 +1887,30 @@ test_audit_sm3(void **state)
 	}
 	assert_string_equal(hex, head);
 	tb_journal_close(k);
-	if (pg_uri != NULL)
-		return; /* the verifier reads SQLite files */
+}
 
+/* test_audit_sm3's refusals, by the verifier (which reads SQLite files). */
+static void
+test_audit_sm3_verify(void **state)
+{
+	char path[128], head[65], hex[65];
+	uint8_t prev[32] = {0}, h[32];
+	struct tb_journal *j;
+	enum tb_audit_hash ch;
+	struct tmsg t;
+	struct tb_diag d;
+	int64_t bad, n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_journal_set_audit_hash(j, TB_AUDIT_SM3);
+	mkmsg(&t, 702, 9000);
+	assert_int_equal(tb_journal_audit_admin(j, 50, "start", "version=1 serial=2"), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, "p", 51, "received"),
+	                 TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'o', t.id, t.digest, "p", 52, "queued"), TB_OK);
+	tb_journal_close(j);
 	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
 	assert_int_equal(n, 4);
 	/* a tampered entry */
@@ -2949,6 +2969,7 @@ main(void)
 	    cmocka_unit_test(test_audit_in_transactions),
 	    cmocka_unit_test(test_audit_admin),
 	    cmocka_unit_test(test_audit_sm3),
+	    cmocka_unit_test(test_audit_sm3_verify),
 	    cmocka_unit_test(test_audit_head_hook),
 	    cmocka_unit_test(test_audit_list),
 	    cmocka_unit_test(test_outbound_queued_by),
