@@ -29,10 +29,14 @@
 static const char usage_text[] =
     "Usage: tongban audit verify (--node CONFIG | --journal FILE) [--head FILE]\n"
     "                            [--pub FILE | --registry FILE] [--chain-only]\n"
+    "       tongban audit verify --export FILE [--pub FILE | --registry FILE]\n"
+    "                            [--chain-only]\n"
     "       tongban audit show (--node CONFIG | --journal FILE) [--json] [--since SEQ]\n"
     "       tongban audit export (--node CONFIG | --journal FILE) [--head FILE]\n"
     "                            [-o|--output FILE]\n"
-    "verify  recomputes the hash-chained audit log and compares it with the\n"
+    "verify  recomputes the hash-chained audit log (SHA-256, or SM3 when its\n"
+    "        first entry is \"chain hash=sm3\", as a node with an sm2 key starts\n"
+    "        it; the output names the hash) and compares it with the\n"
     "        signed head the node keeps beside its journal (JOURNAL.audit-head):\n"
     "        a chain that ends before the head was cut short (\"truncated\").\n"
     "        The head's signature is checked with the node's message-signing\n"
@@ -41,6 +45,8 @@ static const char usage_text[] =
     "        --chain-only checks the chain's links alone, for a copy that has\n"
     "        no head of its own (a backup): whether newer entries were cut\n"
     "        cannot be told then, and the output says so.\n"
+    "        --export checks an export file (below) the same way, with its\n"
+    "        own last line as the head.\n"
     "show    lists the entries (from SEQ on): a table, or JSON lines (--json).\n"
     "export  writes every entry as a JSON line and the signed head as the\n"
     "        last line, to FILE or standard output: the format of\n"
@@ -49,7 +55,7 @@ static const char usage_text[] =
     "2 usage, 3 I/O error.\n";
 
 struct audit_opts {
-	const char *node, *journal, *head, *pub, *registry, *output;
+	const char *node, *journal, *head, *pub, *registry, *output, *export_file;
 	bool json, chain_only;
 	long long since;
 	struct tb_config cfg;
@@ -66,7 +72,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 	    {"head", required_argument, NULL, 'H'},     {"pub", required_argument, NULL, 'p'},
 	    {"registry", required_argument, NULL, 'r'}, {"output", required_argument, NULL, 'o'},
 	    {"since", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'J'},
-	    {"chain-only", no_argument, NULL, 'C'},
+	    {"chain-only", no_argument, NULL, 'C'},     {"export", required_argument, NULL, 'e'},
 	    {"help", no_argument, NULL, 'h'},           {0, 0, 0, 0}};
 	struct tb_diag d;
 	int c;
@@ -84,6 +90,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 		case 'o': o->output = optarg; break;
 		case 'J': o->json = true; break;
 		case 'C': o->chain_only = true; break;
+		case 'e': o->export_file = optarg; break;
 		case 's':
 			if (cli_parse_i64(optarg, &o->since) != 0 || o->since < 1)
 				return cli_usage_error("--since needs an entry number (1 or more), "
@@ -98,6 +105,14 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 	}
 	if (optind != argc)
 		return cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (o->export_file != NULL) {
+		if (o->node != NULL || o->journal != NULL || o->head != NULL)
+			return cli_usage_error(
+			    "--export FILE takes no --node, --journal or --head");
+		if (o->pub != NULL && o->registry != NULL)
+			return cli_usage_error("give --pub or --registry, not both");
+		return EX_TB_OK;
+	}
 	if ((o->node == NULL) == (o->journal == NULL))
 		return cli_usage_error("give one of --node CONFIG and --journal FILE");
 	if (o->pub != NULL && o->registry != NULL)
@@ -190,6 +205,28 @@ scan_entry(void *ctx, const struct tb_journal_audit_entry *e)
 	return 0;
 }
 
+/* Entry 1's hash (the chain's, docs/PROTOCOL.md 11.2) into ctx. */
+static int
+first_entry(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	enum tb_audit_hash *h = ctx;
+
+	if (tb_journal_audit_chain_hash(e->dir, e->event, e->detail, h) != TB_OK)
+		*h = TB_AUDIT_SHA256; /* not reached: verify refused the chain */
+	return 1;
+}
+
+/* The name of the hash of the chain in journal (verified before). */
+static const char *
+chain_name(const char *journal)
+{
+	enum tb_audit_hash h = TB_AUDIT_SHA256;
+
+	if (tb_journal_audit_list(journal, 1, first_entry, &h, NULL) < 0)
+		h = TB_AUDIT_SHA256; /* read a moment ago by verify */
+	return tb_journal_audit_hash_name(h);
+}
+
 /* The chain (entries) against the signed head h. */
 static int
 compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entries, bool signed_ok)
@@ -213,8 +250,8 @@ compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entri
 		                "head names: the chain was rewritten, or the head is another "
 		                "journal's",
 		                (long long)h->seq);
-	printf("ok: %lld entries, chain intact; signed head at entry %lld (member %s%s)",
-	       (long long)entries, (long long)h->seq, h->member,
+	printf("ok: %lld entries, chain intact (%s); signed head at entry %lld (member %s%s)",
+	       (long long)entries, chain_name(o->journal), (long long)h->seq, h->member,
 	       signed_ok ? ", signature verified" : ", signature NOT checked");
 	if (entries > h->seq)
 		printf("; %lld newer entries not yet under a head", (long long)(entries - h->seq));
@@ -224,18 +261,51 @@ compare(const struct audit_opts *o, const struct tb_audit_head *h, int64_t entri
 	return EX_TB_OK;
 }
 
+/* Checks h's signature with the key of head_key; *checked says whether
+ * there was a key to check it with.  EX_TB_OK or the failure's exit. */
+static int
+head_signature(const struct audit_opts *o, const struct tb_audit_head *h, const char *what,
+               bool *checked)
+{
+	struct tb_pub *pub;
+	int rc;
+
+	*checked = false;
+	if ((pub = head_key(o, h, &rc)) == NULL && rc != EX_TB_OK)
+		return rc;
+	if (pub != NULL && !tb_audit_head_verify(h, pub)) {
+		tb_pub_free(pub);
+		return cli_fail(
+		    EX_TB_REFUSED,
+		    "audit.head-signature: %s is not signed by key %.16s... of member %s", what,
+		    h->kid, h->member);
+	}
+	if (pub == NULL)
+		fprintf(stderr,
+		        "%s: warning: the head's signature is not checked (give --pub or "
+		        "--registry)\n",
+		        cli_cmd);
+	*checked = pub != NULL;
+	tb_pub_free(pub);
+	return EX_TB_OK;
+}
+
+static int audit_verify_export(const struct audit_opts *o);
+
 static int
 audit_verify(const struct audit_opts *o)
 {
 	struct tb_audit_head h;
-	struct tb_pub *pub = NULL;
 	struct tb_diag d;
 	int64_t bad = 0, entries = 0;
+	bool checked;
 	int rc;
 
 	if (o->output != NULL || o->json || o->since != 1)
 		return cli_usage_error(
 		    "verify takes --node/--journal, --head, --pub, --registry, --chain-only");
+	if (o->export_file != NULL)
+		return audit_verify_export(o);
 	if (tb_journal_audit_verify(o->journal, &bad, &entries, &d) != TB_OK) {
 		if (d.code == TB_E_AUDIT)
 			return cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
@@ -243,9 +313,9 @@ audit_verify(const struct audit_opts *o)
 		return cli_fail_diag(&d);
 	}
 	if (o->chain_only) {
-		printf("ok: %lld entries, chain intact (no head compared: whether newer entries "
-		       "were removed is not checked)\n",
-		       (long long)entries);
+		printf("ok: %lld entries, chain intact (%s; no head compared: whether newer "
+		       "entries were removed is not checked)\n",
+		       (long long)entries, chain_name(o->journal));
 		return EX_TB_OK;
 	}
 	rc = tb_audit_head_read(o->head, &h, &d);
@@ -261,22 +331,179 @@ audit_verify(const struct audit_opts *o)
 	if (rc != TB_OK)
 		return d.code == TB_E_IO ? cli_fail_diag(&d)
 		                         : cli_fail(EX_TB_REFUSED, "audit.bad-head: %s", d.detail);
-	if ((pub = head_key(o, &h, &rc)) == NULL && rc != EX_TB_OK)
+	if ((rc = head_signature(o, &h, o->head, &checked)) != EX_TB_OK)
 		return rc;
-	if (pub != NULL && !tb_audit_head_verify(&h, pub)) {
-		tb_pub_free(pub);
-		return cli_fail(
-		    EX_TB_REFUSED,
-		    "audit.head-signature: %s is not signed by key %.16s... of member %s", o->head,
-		    h.kid, h.member);
+	return compare(o, &h, entries, checked);
+}
+
+/* ---- verify --export ---- */
+
+/* An export being read: the chain walked so far, every entry's hash
+ * (32 bytes each, for the head's), the head once met. */
+struct xport {
+	struct tb_journal_audit_walk w;
+	enum tb_audit_hash chain;
+	struct tb_buf hashes;
+	struct tb_audit_head h;
+	bool have_head;
+	int gaps;
+};
+
+/* The entry in the export line obj into e (strings borrowed from obj);
+ * the name of the first bad member, or NULL. */
+static const char *
+export_entry(const struct tb_json *obj, struct tb_journal_audit_entry *e)
+{
+	static const char *const keys[] = {"prev", "dir",   "msgid",  "digest",
+	                                   "peer", "event", "detail", "hash"};
+	const char *v[8];
+	const struct tb_json *x;
+	size_t n;
+
+	memset(e, 0, sizeof(*e));
+	if (tb_json_kind(obj) != TB_JSON_OBJECT || tb_json_count(obj) != 10)
+		return "object (10 members)";
+	for (size_t i = 0; i < 8; i++) {
+		if ((x = tb_json_get(obj, keys[i])) == NULL || tb_json_kind(x) != TB_JSON_STRING ||
+		    (v[i] = tb_json_string(x, &n)) == NULL || strlen(v[i]) != n)
+			return keys[i];
 	}
-	if (pub == NULL)
-		fprintf(stderr,
-		        "%s: warning: the head's signature is not checked (give --pub or "
-		        "--registry)\n",
-		        cli_cmd);
-	rc = compare(o, &h, entries, pub != NULL);
-	tb_pub_free(pub);
+	if (strlen(v[1]) != 1)
+		return "dir";
+	if ((x = tb_json_get(obj, "seq")) == NULL || !tb_json_integer(x, &e->seq))
+		return "seq";
+	if ((x = tb_json_get(obj, "at")) == NULL || !tb_json_integer(x, &e->at))
+		return "at";
+	e->prev = v[0];
+	e->dir = v[1][0];
+	e->msgid = v[2];
+	e->digest = v[3];
+	e->peer = v[4];
+	e->event = v[5];
+	e->detail = v[6];
+	e->hash = v[7];
+	return NULL;
+}
+
+/* One line (without its LF) of an export: an entry, or the head. */
+static int
+export_line(struct xport *x, const char *line, size_t len)
+{
+	struct tb_journal_audit_entry e;
+	struct tb_json_doc *doc = tb_json_parse((const uint8_t *)line, len, NULL, NULL);
+	const struct tb_json *root = doc != NULL ? tb_json_root(doc) : NULL;
+	struct tb_diag d;
+	const char *bad;
+	uint8_t hash[32];
+	char why[128];
+	int rc = EX_TB_OK;
+
+	if (root == NULL || tb_json_kind(root) != TB_JSON_OBJECT) {
+		rc = cli_fail(EX_TB_REFUSED, "audit.broken: line %lld is not a JSON object",
+		              (long long)x->w.next);
+	} else if (x->have_head) {
+		rc = cli_fail(EX_TB_REFUSED, "audit.broken: a line after the head");
+	} else if (tb_json_get(root, "type") != NULL) {
+		if (tb_audit_head_parse(root, &x->h, &d) != TB_OK)
+			rc = cli_fail(EX_TB_REFUSED, "audit.bad-head: %s", d.detail);
+		x->have_head = true;
+	} else if ((bad = export_entry(root, &e)) != NULL) {
+		rc = cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: bad member %s",
+		              (long long)x->w.next, bad);
+	} else if (!tb_journal_audit_walk_next(&x->w, &e, why, sizeof(why))) {
+		rc = cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
+		              (long long)x->w.next, why);
+	} else {
+		if (e.seq == 1)
+			x->chain = x->w.h;
+		if (!tb_hex_decode(e.hash, 64, hash, 32) ||
+		    tb_buf_add(&x->hashes, hash, 32) != TB_OK)
+			rc = cli_fail(EX_TB_IO, "out of memory");
+		else if (e.dir == 'a' && strcmp(e.event, "audit-gap") == 0) {
+			fprintf(stderr, "%s: warning: entry %lld records a gap: %s\n", cli_cmd,
+			        (long long)e.seq, e.detail);
+			x->gaps++;
+		}
+	}
+	tb_json_doc_free(doc);
+	return rc;
+}
+
+/* The export's chain against its own head (the last line). */
+static int
+export_compare(const struct audit_opts *o, const struct xport *x, int64_t entries)
+{
+	uint8_t want[32];
+	bool checked;
+	int rc;
+
+	if (!x->have_head) {
+		if (o->chain_only) {
+			printf("ok: %lld entries, chain intact (%s; no head compared)\n",
+			       (long long)entries, tb_journal_audit_hash_name(x->chain));
+			return EX_TB_OK;
+		}
+		return cli_fail(EX_TB_REFUSED,
+		                "audit.no-head: %s has no head line: %lld entries, but whether "
+		                "newer ones were removed cannot be told",
+		                o->export_file, (long long)entries);
+	}
+	if ((rc = head_signature(o, &x->h, o->export_file, &checked)) != EX_TB_OK)
+		return rc;
+	if (x->h.seq > entries)
+		return cli_fail(EX_TB_REFUSED,
+		                "audit.truncated: entries %lld..%lld missing: the chain ends at "
+		                "%lld, its signed head is at %lld",
+		                (long long)entries + 1, (long long)x->h.seq, (long long)entries,
+		                (long long)x->h.seq);
+	if (x->h.seq > 0 && (!tb_hex_decode(x->h.hash, 64, want, 32) ||
+	                     memcmp(x->hashes.data + 32 * (x->h.seq - 1), want, 32) != 0))
+		return cli_fail(EX_TB_REFUSED,
+		                "audit.head-mismatch: entry %lld's hash is not the one its signed "
+		                "head names",
+		                (long long)x->h.seq);
+	printf("ok: %lld entries, chain intact (%s); signed head at entry %lld (member %s%s)",
+	       (long long)entries, tb_journal_audit_hash_name(x->chain), (long long)x->h.seq,
+	       x->h.member, checked ? ", signature verified" : ", signature NOT checked");
+	if (entries > x->h.seq)
+		printf("; %lld newer entries not yet under a head",
+		       (long long)(entries - x->h.seq));
+	if (x->gaps > 0)
+		printf("; %d recorded gap(s), see above", x->gaps);
+	printf("\n");
+	return EX_TB_OK;
+}
+
+static int
+audit_verify_export(const struct audit_opts *o)
+{
+	struct xport x;
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = EX_TB_OK;
+
+	memset(&x, 0, sizeof(x));
+	tb_journal_audit_walk_init(&x.w);
+	tb_buf_init(&x.hashes);
+	if ((f = fopen(o->export_file, "r")) == NULL)
+		return cli_fail(EX_TB_IO, "%s: %s", o->export_file, strerror(errno));
+	while (rc == EX_TB_OK && (n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] != '\n') {
+			rc = cli_fail(EX_TB_REFUSED, "audit.broken: %s: the last line has no LF",
+			              o->export_file);
+			break;
+		}
+		rc = export_line(&x, line, (size_t)n - 1);
+	}
+	if (rc == EX_TB_OK && ferror(f))
+		rc = cli_fail(EX_TB_IO, "%s: read failed", o->export_file);
+	if (rc == EX_TB_OK)
+		rc = export_compare(o, &x, x.w.next - 1);
+	free(line);
+	fclose(f);
+	tb_buf_free(&x.hashes);
 	return rc;
 }
 
@@ -420,6 +647,8 @@ cmd_audit(int argc, char **argv)
 		                       sub ? " (not '" : "", sub ? sub : "", sub ? "')" : "");
 	if ((rc = parse_opts(argc - 1, argv + 1, &o)) != EX_TB_OK)
 		return rc < 0 ? EX_TB_OK : rc;
+	if (o.export_file != NULL && strcmp(sub, "verify") != 0)
+		return cli_usage_error("--export FILE is for verify (%s reads a journal)", sub);
 	if (strcmp(sub, "verify") == 0)
 		return audit_verify(&o);
 	if (strcmp(sub, "show") == 0)

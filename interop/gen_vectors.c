@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gen_vectors - (re)generates interop/vectors/{envelopes,registries,routes,
- * licences} (schema: interop/vectors/README.md).  Usage: gen_vectors
+ * licences,policies,receipts,audit} (schema: interop/vectors/README.md).  Usage: gen_vectors
  * VECTORS_DIR [CATEGORY] (one category only when given).
  *
  * Keys live in VECTORS_DIR/keys/ and are generated only when missing, so
@@ -18,6 +18,8 @@
 #include "../certs/tb_key.h"
 #include "../federation/tb_reg.h"
 #include "../federation/tb_trust.h"
+#include "../node/audit.h"
+#include "../node/journal.h"
 #include "../protocol/tb_env.h"
 #include "../protocol/tb_flow.h"
 #include "../protocol/tb_json.h"
@@ -1496,6 +1498,225 @@ sm2(void)
 	tb_key_free(b);
 }
 
+/* ---- audit exports (PROTOCOL.md 11) ---- */
+
+struct aentry {
+	char dir;
+	const char *msgid, *digest, *peer, *event, *detail;
+};
+
+/* The export of entries e[0..n) (at NOW + i), entry 1 hashed with h1 and
+ * the others with h, then the head naming entry head_seq with the hash
+ * of entry hash_of (normally the same), signed with key, into out. */
+static void
+audit_export(struct tb_buf *out, const struct aentry *e, size_t n, enum tb_audit_hash h1,
+             enum tb_audit_hash h, const struct tb_key *key, int64_t head_seq, int64_t hash_of)
+{
+	uint8_t prev[32] = {0}, hash[32], kid[TB_KEYID_LEN];
+	char prev_hex[65], hash_hex[65], heads[32][65], sig_hex[2 * TB_SIG_LEN + 1], line[1024];
+	struct tb_audit_head hd;
+	struct tb_buf sb;
+
+	for (size_t i = 0; i < n && i < 32; i++) {
+		int64_t seq = (int64_t)i + 1, at = NOW + (int64_t)i;
+		must(tb_journal_audit_hash_h(i == 0 ? h1 : h, seq, prev, e[i].dir, e[i].msgid,
+		                             e[i].digest, e[i].peer, at, e[i].event, e[i].detail,
+		                             hash),
+		     "audit hash");
+		tb_hex_encode(prev, 32, prev_hex);
+		tb_hex_encode(hash, 32, hash_hex);
+		memcpy(heads[i], hash_hex, 65);
+		snprintf(line, sizeof(line),
+		         "{\"at\":%lld,\"detail\":\"%s\",\"digest\":\"%s\",\"dir\":\"%c\","
+		         "\"event\":\"%s\",\"hash\":\"%s\",\"msgid\":\"%s\",\"peer\":\"%s\","
+		         "\"prev\":\"%s\",\"seq\":%lld}\n",
+		         (long long)at, e[i].detail, e[i].digest, e[i].dir, e[i].event, hash_hex,
+		         e[i].msgid, e[i].peer, prev_hex, (long long)seq);
+		tb_buf_adds(out, line);
+		memcpy(prev, hash, 32);
+	}
+	if (head_seq >= 0) {
+		memset(&hd, 0, sizeof(hd));
+		hd.seq = head_seq;
+		snprintf(hd.hash, sizeof(hd.hash), "%s",
+		         hash_of > 0
+		             ? heads[hash_of - 1]
+		             : "0000000000000000000000000000000000000000000000000000000000000000");
+		snprintf(hd.member, sizeof(hd.member), "%s", key == bob ? "371300" : "320300");
+		hd.alg = tb_key_alg(key);
+		tb_key_id(key, kid);
+		tb_hex_encode(kid, TB_KEYID_LEN, hd.kid);
+		tb_buf_init(&sb);
+		must(tb_audit_head_signed(&hd, &sb), "audit head");
+		must(tb_key_sign(key, sb.data, sb.len, hd.sig), "audit head signature");
+		tb_hex_encode(hd.sig, TB_SIG_LEN, sig_hex);
+		/* the signed line with "sig" put in before "type" (RFC 8785 order) */
+		tb_buf_add(out, sb.data, sb.len - strlen(",\"type\":\"tongban-audit-head\"}"));
+		snprintf(line, sizeof(line), ",\"sig\":\"%s\",\"type\":\"tongban-audit-head\"}\n",
+		         sig_hex);
+		tb_buf_adds(out, line);
+		tb_buf_free(&sb);
+	}
+	need(out);
+}
+
+/* Writes audit/NAME.jsonl and its line in the index. */
+static void
+audit_vector(FILE *index, const char *name, const struct tb_buf *b, const char *pub,
+             const char *expect, const char *hash)
+{
+	char path[1024];
+	struct tb_diag d;
+
+	snprintf(path, sizeof(path), "%s/audit/%s.jsonl", dir, name);
+	if (tb_file_write(path, b->data, b->len, 0644, 0, &d) != TB_OK)
+		die(path, &d);
+	fprintf(index, "%s %s %s %s\n", name, pub, expect, hash);
+}
+
+/* Replaces the first `from` in line `line` (1-based) of b by `to`. */
+static void
+edit_line(struct tb_buf *b, int line, const char *from, const char *to)
+{
+	struct tb_buf o;
+	char *p = (char *)b->data, *at;
+	int l = 1;
+
+	tb_buf_addc(b, '\0');
+	need(b);
+	while (l < line && (p = strchr(p, '\n')) != NULL) {
+		p++;
+		l++;
+	}
+	if (p == NULL || (at = strstr(p, from)) == NULL || memchr(p, '\n', (size_t)(at - p)))
+		die("edit_line: no such text", NULL);
+	tb_buf_init(&o);
+	tb_buf_add(&o, b->data, (size_t)(at - (char *)b->data));
+	tb_buf_adds(&o, to);
+	tb_buf_adds(&o, at + strlen(from));
+	need(&o);
+	tb_buf_free(b);
+	*b = o;
+}
+
+/* Drops the lines from..to (1-based) of b. */
+static void
+drop_lines(struct tb_buf *b, int from, int to)
+{
+	struct tb_buf o;
+	const char *p = (const char *)b->data, *end = p + b->len, *nl;
+	int l = 1;
+
+	tb_buf_init(&o);
+	for (; p < end; p = nl + 1, l++) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (l < from || l > to)
+			tb_buf_add(&o, p, (size_t)(nl - p) + 1);
+	}
+	need(&o);
+	tb_buf_free(b);
+	*b = o;
+}
+
+static void
+audits(struct tb_key *sm2k)
+{
+#define DG "6d1c8a9be3f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a"
+#define ID "0194f3a2b1c0d9e8f7a6b5c4d3e2f1a0"
+	const struct aentry sm3[] = {
+	    {'a', "", "", "", "chain", "hash=sm3"},
+	    {'a', "", "", "", "start", "version=1.0 serial=42"},
+	    {'o', ID, DG, "371300", "queued", ""},
+	    {'o', ID, DG, "371300", "delivered", ""},
+	    {'i', "0194f3a2b1c0d9e8f7a6b5c4d3e2f1a1", DG, "371300", "received", ""},
+	    {'a', "", "", "", "stop", ""},
+	};
+	const size_t n = sizeof(sm3) / sizeof(sm3[0]);
+	struct aentry v[sizeof(sm3) / sizeof(sm3[0])];
+	char path[1024];
+	struct tb_buf b, pem;
+	struct tb_pub *p;
+	struct tb_diag d;
+	FILE *index;
+	const char *const pubs[2][2] = {{"320300-sm2.pub", NULL}, {"371300-p256.pub", NULL}};
+	const struct tb_key *keys[2] = {sm2k, bob};
+
+	snprintf(path, sizeof(path), "%s/audit", dir);
+	mkdir(path, 0755);
+	for (int k = 0; k < 2; k++) {
+		tb_buf_init(&pem);
+		if ((p = tb_key_pub(keys[k])) == NULL || tb_pub_pem(p, &pem) != TB_OK)
+			die("public key", NULL);
+		snprintf(path, sizeof(path), "%s/audit/%s", dir, pubs[k][0]);
+		if (tb_file_write(path, pem.data, pem.len, 0644, 0, &d) != TB_OK)
+			die(path, &d);
+		tb_pub_free(p);
+		tb_buf_free(&pem);
+	}
+	snprintf(path, sizeof(path), "%s/audit/index.txt", dir);
+	if ((index = fopen(path, "w")) == NULL)
+		die(path, NULL);
+	fprintf(index, "# NAME PUBLIC-KEY EXPECT CHAIN-HASH (interop/vectors/README.md)\n");
+
+	tb_buf_init(&b);
+	audit_export(&b, sm3, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 6, 6);
+	audit_vector(index, "sm2-ok", &b, pubs[0][0], "ok", "sm3");
+	edit_line(&b, 3, "\"peer\":\"371300\"", "\"peer\":\"371400\"");
+	audit_vector(index, "sm2-tampered", &b, pubs[0][0], "audit.broken", "sm3");
+	tb_buf_reset(&b);
+	audit_export(&b, sm3, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 6, 6);
+	drop_lines(&b, 5, 6);
+	audit_vector(index, "sm2-truncated", &b, pubs[0][0], "audit.truncated", "sm3");
+	tb_buf_reset(&b);
+	audit_export(&b, sm3, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 6, 6);
+	edit_line(&b, 7, "\"seq\":6", "\"seq\":5");
+	audit_vector(index, "sm2-head-edited", &b, pubs[0][0], "audit.head-signature", "sm3");
+	/* a head, validly signed, naming entry 4 with entry 5's hash */
+	tb_buf_reset(&b);
+	audit_export(&b, sm3, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 4, 5);
+	audit_vector(index, "sm2-head-mismatch", &b, pubs[0][0], "audit.head-mismatch", "sm3");
+	tb_buf_reset(&b);
+	/* the SHA-256 hashes of the same entries under an sm2 head: entry 1
+	 * says hash=sm3, so entry 1 does not recompute */
+	audit_export(&b, sm3, n, TB_AUDIT_SHA256, TB_AUDIT_SHA256, sm2k, 6, 6);
+	audit_vector(index, "sm2-sha256-hashes", &b, pubs[0][0], "audit.broken", "sm3");
+	/* the downgrade: entry 1 rewritten to hash=sha256 with its SHA-256
+	 * hash, the rest SM3 */
+	memcpy(v, sm3, sizeof(v));
+	v[0].detail = "hash=sha256";
+	tb_buf_reset(&b);
+	audit_export(&b, v, n, TB_AUDIT_SHA256, TB_AUDIT_SM3, sm2k, 6, 6);
+	audit_vector(index, "sm2-downgraded", &b, pubs[0][0], "audit.broken", "sha256");
+	/* an unknown hash name in entry 1 */
+	v[0].detail = "hash=sha3-256";
+	tb_buf_reset(&b);
+	audit_export(&b, v, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 6, 6);
+	audit_vector(index, "sm2-unknown-hash", &b, pubs[0][0], "audit.broken", "-");
+	/* a chain started before the key was sm2: SHA-256, no chain entry,
+	 * under an sm2 head: valid */
+	tb_buf_reset(&b);
+	audit_export(&b, sm3 + 1, n - 1, TB_AUDIT_SHA256, TB_AUDIT_SHA256, sm2k, 5, 5);
+	audit_vector(index, "sm2-head-sha256-chain", &b, pubs[0][0], "ok", "sha256");
+	/* a "chain" entry after entry 1 (hashes consistent: refused by rule) */
+	memcpy(v, sm3 + 1, sizeof(v[0]) * (n - 1));
+	v[2] = sm3[0];
+	tb_buf_reset(&b);
+	audit_export(&b, v, n - 1, TB_AUDIT_SHA256, TB_AUDIT_SHA256, sm2k, 5, 5);
+	audit_vector(index, "sm2-chain-later", &b, pubs[0][0], "audit.broken", "sha256");
+	/* a P-256 node's SHA-256 chain */
+	tb_buf_reset(&b);
+	audit_export(&b, sm3 + 1, n - 1, TB_AUDIT_SHA256, TB_AUDIT_SHA256, bob, 5, 5);
+	audit_vector(index, "p256-ok", &b, pubs[1][0], "ok", "sha256");
+	/* the SM3 chain checked with another member's key */
+	tb_buf_reset(&b);
+	audit_export(&b, sm3, n, TB_AUDIT_SM3, TB_AUDIT_SM3, sm2k, 6, 6);
+	audit_vector(index, "sm2-other-key", &b, pubs[1][0], "audit.head-signature", "sm3");
+	tb_buf_free(&b);
+	fclose(index);
+#undef DG
+#undef ID
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1503,9 +1724,10 @@ main(int argc, char **argv)
 	const char *only;
 
 	if (argc != 2 && argc != 3) {
-		fprintf(stderr,
-		        "Usage: gen_vectors VECTORS_DIR "
-		        "[envelopes|order|registries|routes|licences|policies|receipts|sm2]\n");
+		fprintf(
+		    stderr,
+		    "Usage: gen_vectors VECTORS_DIR "
+		    "[envelopes|order|registries|routes|licences|policies|receipts|sm2|audit]\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -1537,6 +1759,11 @@ main(int argc, char **argv)
 		receipts();
 	if (only == NULL || strcmp(only, "sm2") == 0)
 		sm2();
+	if (only == NULL || strcmp(only, "audit") == 0) {
+		struct tb_key *k = key("320300-sm2", TB_ALG_SM2);
+		audits(k);
+		tb_key_free(k);
+	}
 	printf("vectors written to %s\n", dir);
 	return 0;
 }

@@ -178,6 +178,17 @@ done:
 	return rc;
 }
 
+int
+tb_audit_head_parse(const struct tb_json *obj, struct tb_audit_head *h, struct tb_diag *d)
+{
+	const char *bad;
+
+	memset(h, 0, sizeof(*h));
+	if ((bad = head_fields(obj, h)) != NULL)
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "bad head member: %s", bad);
+	return TB_OK;
+}
+
 bool
 tb_audit_head_verify(const struct tb_audit_head *h, const struct tb_pub *pub)
 {
@@ -426,6 +437,32 @@ tb_audit_on_registry(void *ctx, const struct tb_reg *reg)
 	               (unsigned long long)tb_reg_serial(reg), (long long)tb_reg_valid_until(reg));
 }
 
+/* The chain's hash: a new chain's follows the message-signing key, SM3
+ * under an sm2 key (so an SM-only node signs no other hash), SHA-256
+ * otherwise; an existing chain keeps the hash its entry 1 set
+ * (docs/PROTOCOL.md 11.2).  Set before any handle appends, so the
+ * stages' handles inherit it. */
+static int
+chain_hash(struct tb_node *n, const struct tb_key *key, bool starting)
+{
+	bool sm2 = tb_key_alg(key) == TB_ALG_SM2;
+	enum tb_audit_hash h;
+	int rc;
+
+	if (starting)
+		tb_journal_set_audit_hash(n->journal, sm2 ? TB_AUDIT_SM3 : TB_AUDIT_SHA256);
+	if ((rc = tb_journal_audit_chain(n->journal, &h)) != TB_OK)
+		return rc;
+	if (sm2 && h != TB_AUDIT_SM3)
+		log_warnx(
+		    "audit: the chain was started with %s, and keeps it under the sm2 key; "
+		    "a new journal starts an SM3 chain (docs/ADMIN.md, \"SM2/SM3 signatures\")",
+		    tb_journal_audit_hash_name(h));
+	else if (starting)
+		log_info("audit: chain hashed with %s", tb_journal_audit_hash_name(h));
+	return TB_OK;
+}
+
 int
 tb_audit_start(struct tb_node *n, struct tb_diag *d)
 {
@@ -448,7 +485,8 @@ tb_audit_start(struct tb_node *n, struct tb_diag *d)
 		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "audit head: journal path too long");
 		goto fail;
 	}
-	if ((rc = tb_journal_audit_head(n->journal, &seq, hex)) != TB_OK) {
+	if ((rc = tb_journal_audit_head(n->journal, &seq, hex)) != TB_OK ||
+	    (rc = chain_hash(n, n->sign_key, true)) != TB_OK) {
 		rc = tb_diag_set(d, rc, TB_DIAG_NOPOS, "audit: %s",
 		                 tb_journal_diag(n->journal)->detail);
 		goto fail;
@@ -548,6 +586,8 @@ tb_audit_key_rotated(struct tb_node *n, const struct tb_key *key)
 	tb_key_id(key, kid);
 	tb_hex_encode(kid, TB_KEYID_LEN, hex);
 	tb_audit_event(n, "key-rotated", "kid=%s alg=%s", hex, tb_alg_name(tb_key_alg(key)));
+	if (chain_hash(n, key, false) != TB_OK)
+		log_errorx("audit: %s", tb_journal_diag(n->journal)->detail);
 }
 
 void

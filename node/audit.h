@@ -42,6 +42,7 @@ struct tb_node;
 struct tb_pub;
 struct tb_reg;
 struct tb_diag;
+struct tb_json;
 
 /* ---- the head file (also used by `tongban audit`) ---- */
 
@@ -68,6 +69,11 @@ TB_MUST_CHECK int tb_audit_head_signed(const struct tb_audit_head *h, struct tb_
  * (d says which member is wrong).
  */
 TB_MUST_CHECK int tb_audit_head_read(const char *path, struct tb_audit_head *h, struct tb_diag *d);
+/* The head in the parsed JSON object obj (borrowed; a line of an export)
+ * into *h, its signature not checked.  TB_E_AUDIT when it is not a head
+ * (d says which member is wrong). */
+TB_MUST_CHECK int tb_audit_head_parse(const struct tb_json *obj, struct tb_audit_head *h,
+                                      struct tb_diag *d);
 /* True when pub's key id is h->kid and pub signed h. */
 TB_MUST_CHECK bool tb_audit_head_verify(const struct tb_audit_head *h, const struct tb_pub *pub);
 /* Signs seq/hash (64 hex) for member with key and writes the head file

@@ -38,6 +38,8 @@
 #define JOURNAL_BUSY_MS 5000
 
 #define AUDIT_TAG "tongban-audit-v1"
+/* Entry 1 of a chain hashed with SM3 (journal.h, tb_audit_hash). */
+#define AUDIT_CHAIN_EVENT "chain"
 
 /* The audit table's columns (schema 3: dir 'a' for the node's own
  * events, and detail). */
@@ -165,6 +167,7 @@ enum sid {
 	ST_AUDIT_HEAD,
 	ST_AUDIT_ADD,
 	ST_AUDIT_AT,
+	ST_AUDIT_FIRST,
 	ST_REQ_CLOSED,
 	ST_REQ_CLOSE,
 	ST_CASE_GET,
@@ -241,6 +244,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_AUDIT_ADD] = "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
                      " detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_AUDIT_AT] = "SELECT hash FROM audit WHERE seq = ?1",
+    [ST_AUDIT_FIRST] = "SELECT dir, event, detail FROM audit WHERE seq = 1",
     [ST_REQ_CLOSED] = "SELECT 1 FROM closed_requests WHERE id = ?1",
     [ST_REQ_CLOSE] = "INSERT OR IGNORE INTO closed_requests (id, at) VALUES (?1, ?2)",
     [ST_CASE_GET] = "SELECT state FROM cases WHERE requester = ?1 AND handler = ?2 AND"
@@ -307,6 +311,11 @@ struct tb_journal {
 	bool head_cached;
 	int64_t head_seq;
 	uint8_t head_hash[32];
+	/* the hash a new chain starts with; the chain's own once entry 1 has
+	 * been read (it never changes after that) */
+	enum tb_audit_hash audit_new;
+	bool chain_known;
+	enum tb_audit_hash chain_hash;
 	/* entries appended since the last durable commit: the head hook is
 	 * told the new head after the next one (tb_journal_set_head_hook) */
 	bool audit_touched;
@@ -1029,8 +1038,12 @@ tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
 {
 	struct tb_journal *j;
 
-	if (primary != NULL && primary->pg != NULL)
-		return tb_journal_open_ex(primary->uri, 0, d); /* its own connection */
+	if (primary != NULL && primary->pg != NULL) {
+		/* its own connection */
+		if ((j = tb_journal_open_ex(primary->uri, 0, d)) != NULL)
+			j->audit_new = primary->audit_new;
+		return j;
+	}
 	if (primary == NULL || !primary->ck.started) {
 		tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "no primary journal with checkpoints");
 		return NULL;
@@ -1040,6 +1053,7 @@ tb_journal_open_secondary(struct tb_journal *primary, struct tb_diag *d)
 		/* its entries extend the same chain: the same head hook */
 		j->on_head = primary->on_head;
 		j->on_head_ctx = primary->on_head_ctx;
+		j->audit_new = primary->audit_new;
 	}
 	return j;
 }
@@ -2131,6 +2145,41 @@ tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], char dir, const ch
                          const char *digest_hex, const char *peer, int64_t at, const char *event,
                          const char *detail, uint8_t out[32])
 {
+	return tb_journal_audit_hash_h(TB_AUDIT_SHA256, seq, prev, dir, msgid, digest_hex, peer, at,
+	                               event, detail, out);
+}
+
+const char *
+tb_journal_audit_hash_name(enum tb_audit_hash h)
+{
+	return h == TB_AUDIT_SM3 ? "sm3" : "sha256";
+}
+
+int
+tb_journal_audit_chain_hash(char dir, const char *event, const char *detail, enum tb_audit_hash *h)
+{
+	*h = TB_AUDIT_SHA256;
+	if (dir != 'a' || event == NULL || strcmp(event, AUDIT_CHAIN_EVENT) != 0)
+		return TB_OK;
+	if (detail != NULL && strcmp(detail, "hash=sm3") == 0)
+		*h = TB_AUDIT_SM3;
+	else if (detail == NULL || strcmp(detail, "hash=sha256") != 0)
+		return TB_E_AUDIT;
+	return TB_OK;
+}
+
+void
+tb_journal_set_audit_hash(struct tb_journal *j, enum tb_audit_hash h)
+{
+	if (j != NULL)
+		j->audit_new = h;
+}
+
+int
+tb_journal_audit_hash_h(enum tb_audit_hash h, int64_t seq, const uint8_t prev[32], char dir,
+                        const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+                        const char *event, const char *detail, uint8_t out[32])
+{
 	struct tb_buf b;
 	uint8_t n8[8], d8 = (uint8_t)dir;
 	int rc = TB_E_NOMEM;
@@ -2159,7 +2208,10 @@ tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], char dir, const ch
 	 * written before it keeps its hash */
 	if (detail[0] != '\0' && (rc = put_lp(&b, detail)) != TB_OK)
 		goto fail;
-	tb_sha256(b.data, b.len, out);
+	if (h == TB_AUDIT_SM3)
+		tb_sm3_hash(b.data, b.len, out);
+	else
+		tb_sha256(b.data, b.len, out);
 	rc = TB_OK;
 fail:
 	tb_buf_free(&b);
@@ -2249,14 +2301,78 @@ tb_journal_audit_admin(struct tb_journal *j, int64_t at, const char *event, cons
 	return audit_add(j, 'a', "", "", "", at, event, detail != NULL ? detail : "");
 }
 
+/* Inserts entry seq after prev, hashed with h; its hash into hash. */
+static int
+audit_insert(struct tb_journal *j, enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
+             char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+             const char *event, const char *detail, uint8_t hash[32])
+{
+	char prev_hex[65], hash_hex[65];
+	char dirs[2] = {dir, '\0'};
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = tb_journal_audit_hash_h(h, seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                                  detail, hash)) != TB_OK)
+		return tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "audit hash");
+	tb_hex_encode(prev, 32, prev_hex);
+	tb_hex_encode(hash, 32, hash_hex);
+	s = st(j, ST_AUDIT_ADD);
+	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK || bind_text(s, 2, prev_hex) != SQLITE_OK ||
+	    bind_text(s, 3, dirs) != SQLITE_OK || bind_text(s, 4, msgid) != SQLITE_OK ||
+	    bind_text(s, 5, digest_hex) != SQLITE_OK || bind_text(s, 6, peer) != SQLITE_OK ||
+	    sqlite3_bind_int64(s, 7, at) != SQLITE_OK || bind_text(s, 8, event) != SQLITE_OK ||
+	    bind_text(s, 9, hash_hex) != SQLITE_OK || bind_text(s, 10, detail) != SQLITE_OK)
+		return jfail(j, "bind");
+	return run(j, s, "audit append");
+}
+
+/* The hash of the chain whose head is seq (SQLite): a new chain's when it
+ * is empty, else its entry 1's, read once per handle. */
+static int
+audit_chain_of(struct tb_journal *j, int64_t seq, enum tb_audit_hash *h)
+{
+	const char *dir;
+	sqlite3_stmt *s;
+	int rc;
+
+	*h = j->audit_new;
+	if (seq == 0)
+		return TB_OK;
+	if (j->chain_known) {
+		*h = j->chain_hash;
+		return TB_OK;
+	}
+	s = st(j, ST_AUDIT_FIRST);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		dir = col_text(s, 0);
+		if (tb_journal_audit_chain_hash(dir != NULL ? dir[0] : '?', col_text(s, 1),
+		                                col_text(s, 2), h) != TB_OK) {
+			rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit entry 1 names an unknown chain hash");
+		} else {
+			j->chain_known = true;
+			j->chain_hash = *h;
+			rc = TB_OK;
+		}
+	} else if (rc == SQLITE_DONE) {
+		/* entry 1 is gone (verify reports it): new entries hash as a
+		 * new chain would */
+		rc = TB_OK;
+	} else {
+		rc = jfail(j, "audit entry 1");
+	}
+	(void)sqlite3_reset(s);
+	return rc;
+}
+
 static int
 audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_hex,
           const char *peer, int64_t at, const char *event, const char *detail)
 {
 	uint8_t prev[32], hash[32];
-	char prev_hex[65], hash_hex[65];
-	char dirs[2] = {dir, '\0'};
-	sqlite3_stmt *s;
+	enum tb_audit_hash h;
 	int64_t seq;
 	bool own;
 	int rc;
@@ -2265,9 +2381,11 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 		return rc;
 	if (!audit_fields_ok(dir, msgid, digest_hex, peer, event, detail))
 		return jarg(j, "audit entry: bad dir, msgid, digest, peer, event or detail");
+	if (strcmp(event, AUDIT_CHAIN_EVENT) == 0)
+		return jarg(j, "audit entry: the \"chain\" entry is the journal's own");
 	if (j->pg != NULL) {
-		rc = tb_jpg_audit_add(j->pg, dir, msgid, digest_hex, peer, at, event, detail, &seq,
-		                      hash);
+		rc = tb_jpg_audit_add(j->pg, j->audit_new, &j->chain_known, &j->chain_hash, dir,
+		                      msgid, digest_hex, peer, at, event, detail, &seq, hash);
 		if (rc == TB_OK) {
 			j->audit_touched = true;
 			if (!j->in_tx) /* committed on its own */
@@ -2287,24 +2405,18 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 		rc = tb_diag_set(&j->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
 		goto done;
 	}
+	if ((rc = audit_chain_of(j, seq, &h)) != TB_OK)
+		goto done;
+	/* an SM3 chain says so in its entry 1, before anything else */
+	if (seq == 0 && h == TB_AUDIT_SM3) {
+		if ((rc = audit_insert(j, h, 1, prev, 'a', "", "", "", at, AUDIT_CHAIN_EVENT,
+		                       "hash=sm3", hash)) != TB_OK)
+			goto done;
+		seq = 1;
+		memcpy(prev, hash, 32);
+	}
 	seq++;
-	if ((rc = tb_journal_audit_hash_ex(seq, prev, dir, msgid, digest_hex, peer, at, event,
-	                                   detail, hash)) != TB_OK) {
-		rc = tb_diag_set(&j->diag, rc, TB_DIAG_NOPOS, "audit hash");
-		goto done;
-	}
-	tb_hex_encode(prev, 32, prev_hex);
-	tb_hex_encode(hash, 32, hash_hex);
-	s = st(j, ST_AUDIT_ADD);
-	if (sqlite3_bind_int64(s, 1, seq) != SQLITE_OK || bind_text(s, 2, prev_hex) != SQLITE_OK ||
-	    bind_text(s, 3, dirs) != SQLITE_OK || bind_text(s, 4, msgid) != SQLITE_OK ||
-	    bind_text(s, 5, digest_hex) != SQLITE_OK || bind_text(s, 6, peer) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 7, at) != SQLITE_OK || bind_text(s, 8, event) != SQLITE_OK ||
-	    bind_text(s, 9, hash_hex) != SQLITE_OK || bind_text(s, 10, detail) != SQLITE_OK) {
-		rc = jfail(j, "bind");
-		goto done;
-	}
-	rc = run(j, s, "audit append");
+	rc = audit_insert(j, h, seq, prev, dir, msgid, digest_hex, peer, at, event, detail, hash);
 	if (rc == TB_OK)
 		j->audit_touched = true;
 	if (rc == TB_OK && !own) {
@@ -2314,6 +2426,24 @@ audit_add(struct tb_journal *j, char dir, const char *msgid, const char *digest_
 	}
 done:
 	return tx_end(j, own, rc);
+}
+
+int
+tb_journal_audit_chain(struct tb_journal *j, enum tb_audit_hash *h)
+{
+	uint8_t hash[32];
+	int64_t seq;
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (h == NULL)
+		return jarg(j, "output is NULL");
+	if (j->pg != NULL)
+		return tb_jpg_audit_chain(j->pg, j->audit_new, &j->chain_known, &j->chain_hash, h);
+	if ((rc = audit_head(j, &seq, hash)) != TB_OK)
+		return rc;
+	return audit_chain_of(j, seq, h);
 }
 
 /* ---- state changes with their audit entry ---- */
@@ -2500,36 +2630,77 @@ tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65])
 	"SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, detail FROM audit"
 #define AUDIT_SELECT_V2 "SELECT seq, prev, dir, msgid, digest, peer, at, event, hash, '' FROM audit"
 
-/* Checks one stored entry against the expected seq and prev; on success
- * leaves its hash in prev for the next one. */
-static bool
-audit_entry_ok(sqlite3_stmt *s, int64_t want_seq, uint8_t prev[32], char *why, size_t whylen)
+void
+tb_journal_audit_walk_init(struct tb_journal_audit_walk *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->next = 1;
+	w->h = TB_AUDIT_SHA256;
+}
+
+bool
+tb_journal_audit_walk_next(struct tb_journal_audit_walk *w, const struct tb_journal_audit_entry *e,
+                           char *why, size_t whylen)
 {
 	uint8_t stored_prev[32], stored_hash[32], hash[32];
-	const char *prev_hex = col_text(s, 1), *dir = col_text(s, 2), *hash_hex = col_text(s, 8);
+	enum tb_audit_hash h = w->h;
 
-	if (sqlite3_column_int64(s, 0) != want_seq) {
-		snprintf(why, whylen, "entry %" PRId64 " is missing", want_seq);
+	if (e->seq != w->next) {
+		snprintf(why, whylen, "entry %" PRId64 " is missing", w->next);
 		return false;
 	}
-	if (prev_hex == NULL || strlen(prev_hex) != 64 ||
-	    !tb_hex_decode(prev_hex, 64, stored_prev, 32) || !tb_ct_equal(stored_prev, prev, 32)) {
+	if (e->prev == NULL || strlen(e->prev) != 64 ||
+	    !tb_hex_decode(e->prev, 64, stored_prev, 32) ||
+	    !tb_ct_equal(stored_prev, w->prev, 32)) {
 		snprintf(why, whylen, "entry %" PRId64 ": prev does not match the previous hash",
-		         want_seq);
+		         e->seq);
 		return false;
 	}
-	if (dir == NULL || strlen(dir) != 1 ||
-	    tb_journal_audit_hash_ex(want_seq, prev, dir[0], col_text(s, 3), col_text(s, 4),
-	                             col_text(s, 5), sqlite3_column_int64(s, 6), col_text(s, 7),
-	                             col_text(s, 9), hash) != TB_OK ||
-	    hash_hex == NULL || strlen(hash_hex) != 64 ||
-	    !tb_hex_decode(hash_hex, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
-		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its hash",
-		         want_seq);
+	/* entry 1 fixes the chain's hash; no later entry may change it */
+	if (e->seq == 1 && tb_journal_audit_chain_hash(e->dir, e->event, e->detail, &h) != TB_OK) {
+		snprintf(why, whylen, "entry 1 names an unknown chain hash");
 		return false;
 	}
-	memcpy(prev, hash, 32);
+	if (e->seq > 1 && e->dir == 'a' && e->event != NULL &&
+	    strcmp(e->event, AUDIT_CHAIN_EVENT) == 0) {
+		snprintf(why, whylen,
+		         "entry %" PRId64 ": a chain's hash is set by its entry 1 only", e->seq);
+		return false;
+	}
+	if (tb_journal_audit_hash_h(h, e->seq, w->prev, e->dir, e->msgid, e->digest, e->peer, e->at,
+	                            e->event, e->detail, hash) != TB_OK ||
+	    e->hash == NULL || strlen(e->hash) != 64 ||
+	    !tb_hex_decode(e->hash, 64, stored_hash, 32) || !tb_ct_equal(stored_hash, hash, 32)) {
+		snprintf(why, whylen, "entry %" PRId64 ": contents do not match its %s hash",
+		         e->seq, tb_journal_audit_hash_name(h));
+		return false;
+	}
+	w->h = h;
+	w->next++;
+	memcpy(w->prev, hash, 32);
 	return true;
+}
+
+/* An entry from a row of AUDIT_SELECT_*: false when a field is NULL. */
+static bool
+audit_row(sqlite3_stmt *s, struct tb_journal_audit_entry *e)
+{
+	const char *dir;
+
+	memset(e, 0, sizeof(*e));
+	e->seq = sqlite3_column_int64(s, 0);
+	e->prev = col_text(s, 1);
+	dir = col_text(s, 2);
+	e->dir = dir != NULL && strlen(dir) == 1 ? dir[0] : '?';
+	e->msgid = col_text(s, 3);
+	e->digest = col_text(s, 4);
+	e->peer = col_text(s, 5);
+	e->at = sqlite3_column_int64(s, 6);
+	e->event = col_text(s, 7);
+	e->hash = col_text(s, 8);
+	e->detail = col_text(s, 9);
+	return e->prev != NULL && e->msgid != NULL && e->digest != NULL && e->peer != NULL &&
+	       e->event != NULL && e->hash != NULL && e->detail != NULL;
 }
 
 /* Opens the journal at path read-only (verifying must never change what
@@ -2558,10 +2729,10 @@ int
 tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entries,
                         struct tb_diag *d)
 {
+	struct tb_journal_audit_walk w;
+	struct tb_journal_audit_entry e;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
-	uint8_t prev[32] = {0};
-	int64_t want = 1;
 	char why[96];
 	int rc;
 
@@ -2573,27 +2744,32 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 		*first_bad_seq = 0;
 	if (entries != NULL)
 		*entries = 0;
+	tb_journal_audit_walk_init(&w);
 	if ((rc = audit_open_ro(path, 1, &db, &s, d)) != TB_OK)
-		goto fail;
+		goto done;
 	/* One statement is one read transaction: the whole chain is read
 	 * from a single snapshot even while the node appends. */
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (!audit_entry_ok(s, want, prev, why, sizeof(why))) {
-			if (first_bad_seq != NULL)
-				*first_bad_seq = want;
-			rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s", why);
-			goto fail;
+		if (!audit_row(s, &e)) {
+			snprintf(why, sizeof(why), "entry %" PRId64 " has a NULL field", w.next);
+			goto bad;
 		}
+		if (!tb_journal_audit_walk_next(&w, &e, why, sizeof(why)))
+			goto bad;
 		if (entries != NULL)
-			*entries = want;
-		want++;
+			*entries = w.next - 1;
 	}
 	if (rc != SQLITE_DONE) {
 		rc = db_fail(db, d, "audit");
-		goto fail;
+		goto done;
 	}
 	rc = TB_OK;
-fail:
+	goto done;
+bad:
+	if (first_bad_seq != NULL)
+		*first_bad_seq = w.next;
+	rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s", why);
+done:
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	return rc;
@@ -2606,7 +2782,6 @@ tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, v
 	struct tb_journal_audit_entry e;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
-	const char *dir;
 	int rc;
 
 	tb_diag_clear(d);
@@ -2617,20 +2792,7 @@ tb_journal_audit_list(const char *path, int64_t since, tb_journal_audit_cb cb, v
 	if ((rc = audit_open_ro(path, since, &db, &s, d)) != TB_OK)
 		goto fail;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		memset(&e, 0, sizeof(e));
-		e.seq = sqlite3_column_int64(s, 0);
-		e.prev = col_text(s, 1);
-		dir = col_text(s, 2);
-		e.dir = dir != NULL ? dir[0] : '?';
-		e.msgid = col_text(s, 3);
-		e.digest = col_text(s, 4);
-		e.peer = col_text(s, 5);
-		e.at = sqlite3_column_int64(s, 6);
-		e.event = col_text(s, 7);
-		e.hash = col_text(s, 8);
-		e.detail = col_text(s, 9);
-		if (e.prev == NULL || e.msgid == NULL || e.digest == NULL || e.peer == NULL ||
-		    e.event == NULL || e.hash == NULL || e.detail == NULL) {
+		if (!audit_row(s, &e)) {
 			rc = tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS,
 			                 "entry %" PRId64 " has a NULL field", e.seq);
 			goto fail;

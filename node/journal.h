@@ -456,6 +456,36 @@ TB_MUST_CHECK int tb_journal_audit_head(struct tb_journal *j, int64_t *seq, char
 TB_MUST_CHECK int tb_journal_audit_hash_at(struct tb_journal *j, int64_t seq, char hash_hex[65]);
 
 /*
+ * The hash of a chain (docs/PROTOCOL.md 11.2), fixed for the chain by its
+ * first entry: SHA-256, unless entry 1 is the node's own entry "chain"
+ * with detail "hash=sm3" (then SM3, entry 1 included).  A node whose
+ * message-signing key is sm2 starts its chains so, and keeps an existing
+ * chain's hash whatever key it later gets: entries, once written, keep
+ * their hashes and stay verifiable.
+ */
+enum tb_audit_hash { TB_AUDIT_SHA256 = 0, TB_AUDIT_SM3 = 1 };
+
+/* "sha256" or "sm3". */
+const char *tb_journal_audit_hash_name(enum tb_audit_hash h);
+/* The hash a chain whose entry 1 has these fields uses, into *h (borrowed
+ * strings): TB_AUDIT_SM3 for ('a', "chain", "hash=sm3"), TB_AUDIT_SHA256
+ * for ('a', "chain", "hash=sha256") and for any other entry; TB_E_AUDIT
+ * for a "chain" entry naming another hash. */
+TB_MUST_CHECK int tb_journal_audit_chain_hash(char dir, const char *event, const char *detail,
+                                              enum tb_audit_hash *h);
+/* The hash a chain j starts is hashed with (default TB_AUDIT_SHA256).
+ * With TB_AUDIT_SM3, the first append to an empty chain first writes
+ * the "chain hash=sm3" entry (seq 1) in the same transaction.  No effect
+ * on a chain that has entries.  Set it before other threads use j;
+ * handles opened afterwards with tb_journal_open_secondary(j) inherit
+ * it. */
+void tb_journal_set_audit_hash(struct tb_journal *j, enum tb_audit_hash h);
+/* The hash of j's chain into *h: its entry 1's, or for an empty chain
+ * the one tb_journal_set_audit_hash chose.  TB_OK, or an error as for
+ * tb_journal_audit_head. */
+TB_MUST_CHECK int tb_journal_audit_chain(struct tb_journal *j, enum tb_audit_hash *h);
+
+/*
  * The entry hash, a fixed serialization so other tools can verify a chain:
  *
  *   SHA-256( "tongban-audit-v1"            16 bytes, no NUL
@@ -481,6 +511,12 @@ TB_MUST_CHECK int tb_journal_audit_hash_ex(int64_t seq, const uint8_t prev[32], 
                                            const char *msgid, const char *digest_hex,
                                            const char *peer, int64_t at, const char *event,
                                            const char *detail, uint8_t out[32]);
+
+/* The same with the chain's hash h: SHA-256 or SM3 over the same bytes. */
+TB_MUST_CHECK int tb_journal_audit_hash_h(enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
+                                          char dir, const char *msgid, const char *digest_hex,
+                                          const char *peer, int64_t at, const char *event,
+                                          const char *detail, uint8_t out[32]);
 
 /* Longest detail of an entry, in bytes. */
 #define TB_JOURNAL_AUDIT_DETAIL_MAX 512
@@ -526,6 +562,27 @@ struct tb_journal_audit_entry {
 	const char *event, *detail;
 	const char *hash; /* 64 hex, as stored (tb_journal_audit_verify checks it) */
 };
+/*
+ * A chain checked entry by entry (tb_journal_audit_verify's steps, for
+ * any source of entries: a journal of either backend, an export).  Plain
+ * value: tb_journal_audit_walk_init, then tb_journal_audit_walk_next for
+ * every entry from seq 1 on, in order.
+ */
+struct tb_journal_audit_walk {
+	int64_t next;         /* the seq the next entry must have */
+	uint8_t prev[32];     /* the hash the next entry's prev must be */
+	enum tb_audit_hash h; /* the chain's hash (known from entry 1 on) */
+};
+void tb_journal_audit_walk_init(struct tb_journal_audit_walk *w);
+/* True when e is the next entry: its seq is w->next, its prev the
+ * previous entry's hash (zeros for entry 1), its hash recomputes with the
+ * chain's hash (set by entry 1: tb_journal_audit_chain_hash), and it is
+ * not a "chain" entry after entry 1.  Then w moves on; otherwise why
+ * (whylen bytes) says what is wrong and w is unchanged. */
+TB_MUST_CHECK bool tb_journal_audit_walk_next(struct tb_journal_audit_walk *w,
+                                              const struct tb_journal_audit_entry *e, char *why,
+                                              size_t whylen);
+
 /* Return 0 to go on; anything else stops the listing, which returns it. */
 typedef int (*tb_journal_audit_cb)(void *ctx, const struct tb_journal_audit_entry *e);
 /*
@@ -541,7 +598,8 @@ TB_MUST_CHECK int tb_journal_audit_list(const char *path, int64_t since, tb_jour
  * Verifies the audit chain of the journal at path (borrowed), opened
  * read-only so it can run beside the live node.  TB_OK with *entries = the
  * number of entries when every entry's seq follows its predecessor's, its
- * prev equals the predecessor's hash and its hash recomputes.  Otherwise
+ * prev equals the predecessor's hash and its hash recomputes with the
+ * chain's hash (tb_journal_audit_walk_next).  Otherwise
  * TB_E_AUDIT with *first_bad_seq = the first entry that fails (for a
  * deleted entry, the missing seq) and *entries = the entries checked
  * before it.  TB_E_IO / TB_E_JOURNAL_CORRUPT / TB_E_JOURNAL_VERSION when

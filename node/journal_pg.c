@@ -83,9 +83,12 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
                                         NOPQ(p) int tb_jpg_unit(
                                             struct tb_jpg *p,
                                             enum tb_jpg_unit op)
-                                            NOPQ(p) int tb_jpg_audit_add(
-                                                struct tb_jpg *p,
-                                                char dir, const char *msgid,
+                                            NOPQ(p) int tb_jpg_audit_chain(
+                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
+                                                enum tb_audit_hash *c, enum tb_audit_hash *h)
+                                                NOPQ(p) int tb_jpg_audit_add(
+                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
+                                                enum tb_audit_hash *c, char dir, const char *msgid,
                                                 const char
                                                     *digest_hex,
                                                 const char
@@ -1034,31 +1037,57 @@ tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
 	return rc;
 }
 
-/* The append proper, inside a transaction: the lock, the head, the row. */
+/* The chain's hash when its head is seq: start when empty, else entry
+ * 1's (read once; journal.c's audit_chain_of). */
 static int
-audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
-             const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
-             uint8_t hash[32])
+chain_of(struct tb_jpg *p, int64_t seq, enum tb_audit_hash start, bool *known,
+         enum tb_audit_hash *chain, enum tb_audit_hash *h)
+{
+	PGresult *r;
+	int rc = TB_OK;
+
+	*h = start;
+	if (seq == 0)
+		return TB_OK;
+	if (*known) {
+		*h = *chain;
+		return TB_OK;
+	}
+	r = pexec(p, "SELECT dir, event, detail FROM audit WHERE seq = 1", NULL, "audit entry 1");
+	if (r == NULL)
+		return TB_E_IO;
+	/* entry 1 gone (verify reports it): hashed as a new chain would be */
+	if (PQntuples(r) == 1) {
+		const char *dir = g_text(r, 0, 0);
+		if (tb_journal_audit_chain_hash(dir != NULL ? dir[0] : '?', g_text(r, 0, 1),
+		                                g_text(r, 0, 2), h) != TB_OK) {
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit entry 1 names an unknown chain hash");
+		} else {
+			*known = true;
+			*chain = *h;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* One row, entry seq after prev hashed with h; its hash into hash. */
+static int
+audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
+                 char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+                 const char *event, const char *detail, uint8_t hash[32])
 {
 	char prev_hex[65], hash_hex[65], dirs[2] = {dir, '\0'};
 	struct params q = {0};
-	uint8_t prev[32];
 	int rc;
 
-	/* one chain for every process: held to the end of the transaction */
-	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
-	               "audit lock")) != TB_OK ||
-	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK)
-		return rc;
-	if (*seq == INT64_MAX)
-		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
-	(*seq)++;
-	if ((rc = tb_journal_audit_hash_ex(*seq, prev, dir, msgid, digest_hex, peer, at, event,
-	                                   detail, hash)) != TB_OK)
+	if ((rc = tb_journal_audit_hash_h(h, seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                                  detail, hash)) != TB_OK)
 		return tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "audit hash");
 	tb_hex_encode(prev, 32, prev_hex);
 	tb_hex_encode(hash, 32, hash_hex);
-	p_int(&q, *seq);
+	p_int(&q, seq);
 	p_text(&q, prev_hex);
 	p_text(&q, dirs);
 	p_text(&q, msgid);
@@ -1075,10 +1104,54 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	    &q, NULL, "audit append");
 }
 
+/* The append proper, inside a transaction: the lock, the head, the row
+ * (after the "chain" entry, which starts an SM3 chain). */
+static int
+audit_insert(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain,
+             char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+             const char *event, const char *detail, int64_t *seq, uint8_t hash[32])
+{
+	enum tb_audit_hash h;
+	uint8_t prev[32];
+	int rc;
+
+	/* one chain for every process: held to the end of the transaction */
+	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
+	               "audit lock")) != TB_OK ||
+	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK ||
+	    (rc = chain_of(p, *seq, start, known, chain, &h)) != TB_OK)
+		return rc;
+	if (*seq == INT64_MAX)
+		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
+	if (*seq == 0 && h == TB_AUDIT_SM3) {
+		if ((rc = audit_row_insert(p, h, 1, prev, 'a', "", "", "", at, "chain", "hash=sm3",
+		                           hash)) != TB_OK)
+			return rc;
+		*seq = 1;
+		memcpy(prev, hash, 32);
+	}
+	(*seq)++;
+	return audit_row_insert(p, h, *seq, prev, dir, msgid, digest_hex, peer, at, event, detail,
+	                        hash);
+}
+
 int
-tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
-                 const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
-                 uint8_t hash[32])
+tb_jpg_audit_chain(struct tb_jpg *p, enum tb_audit_hash start, bool *known,
+                   enum tb_audit_hash *chain, enum tb_audit_hash *h)
+{
+	uint8_t hash[32];
+	int64_t seq;
+	int rc;
+
+	if ((rc = tb_jpg_audit_head(p, &seq, hash)) != TB_OK)
+		return rc;
+	return chain_of(p, seq, start, known, chain, h);
+}
+
+int
+tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain,
+                 char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
+                 const char *event, const char *detail, int64_t *seq, uint8_t hash[32])
 {
 	bool own = !p->in_tx;
 	struct tb_diag why;
@@ -1086,7 +1159,8 @@ tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *dige
 
 	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
 		return rc;
-	rc = audit_insert(p, dir, msgid, digest_hex, peer, at, event, detail, seq, hash);
+	rc = audit_insert(p, start, known, chain, dir, msgid, digest_hex, peer, at, event, detail,
+	                  seq, hash);
 	if (!own)
 		return rc;
 	if (rc == TB_OK)

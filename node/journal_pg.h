@@ -101,11 +101,19 @@ enum tb_jpg_unit { TB_JPG_SAVEPOINT, TB_JPG_UNDO, TB_JPG_RELEASE };
 TB_MUST_CHECK int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op);
 
 /* Appends an entry (fields checked by the caller) in the open
- * transaction or one of its own; *seq and hash get the new head. */
-TB_MUST_CHECK int tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid,
+ * transaction or one of its own; *seq and hash get the new head.  The
+ * chain's hash as journal.c's: start for an empty chain (with SM3, the
+ * "chain hash=sm3" entry goes first), else entry 1's, read once into
+ * *chain (*known set) and taken from there afterwards. */
+TB_MUST_CHECK int tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known,
+                                   enum tb_audit_hash *chain, char dir, const char *msgid,
                                    const char *digest_hex, const char *peer, int64_t at,
                                    const char *event, const char *detail, int64_t *seq,
                                    uint8_t hash[32]);
+/* tb_journal_audit_chain: the chain's hash into *h (start, known, chain
+ * as above). */
+TB_MUST_CHECK int tb_jpg_audit_chain(struct tb_jpg *p, enum tb_audit_hash start, bool *known,
+                                     enum tb_audit_hash *chain, enum tb_audit_hash *h);
 /* The chain's head (0 and zeros when empty); TB_E_AUDIT when its hash is
  * malformed. */
 TB_MUST_CHECK int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);

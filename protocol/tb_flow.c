@@ -59,6 +59,7 @@ static const char *const algs[] = {"ed25519", "p256", "sm2", NULL};
 static int hook_identity_result(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v);
 static int hook_licence(struct tb_schema_ck *c, const struct tb_json *v);
+static int hook_material(struct tb_schema_ck *c, const struct tb_json *v);
 
 static const struct tb_field f_subject[] = {ENUM("kind", true, kinds), HEX64("idhash", true), END};
 static const struct tb_field f_holder[] = {HEX64("idhash", true), END};
@@ -76,9 +77,12 @@ static const struct tb_field f_licence[] = {TEXT("id", true, 1, 128),
                                             OBJ("issuer_sig", true, f_sig, NULL),
                                             END};
 static const struct tb_field f_licence_el[] = {OBJ(NULL, true, f_licence, hook_licence), END};
-static const struct tb_field f_material[] = {HEX64("sha256", true), INT("size", true, 0, MAX_SAFE),
+/* a file's digest: SHA-256, or SM3 where the member's systems use SM3
+ * (PROTOCOL.md 10.2), exactly one (hook_material) */
+static const struct tb_field f_material[] = {HEX64("sha256", false), HEX64("sm3", false),
+                                             INT("size", true, 0, MAX_SAFE),
                                              TEXT("name", false, 1, 256), END};
-static const struct tb_field f_material_el[] = {OBJ(NULL, true, f_material, NULL), END};
+static const struct tb_field f_material_el[] = {OBJ(NULL, true, f_material, hook_material), END};
 static const struct tb_field f_member_el[] = {MEMBER(NULL, true), END};
 
 static const struct tb_field b_identity_verify[] = {OBJ("subject", true, f_subject, NULL),
@@ -224,6 +228,18 @@ hook_case_submit(struct tb_schema_ck *c, const struct tb_json *v)
 	return tb_schema_fail(c, 0,
 	                      joint ? "required when mode is \"joint\""
 	                            : "only allowed when mode is \"joint\"");
+}
+
+static int
+hook_material(struct tb_schema_ck *c, const struct tb_json *v)
+{
+	bool sha256 = tb_json_get(v, "sha256") != NULL, sm3 = tb_json_get(v, "sm3") != NULL;
+
+	if (sha256 != sm3)
+		return TB_OK;
+	tb_schema_push(c, sha256 ? "sm3" : "sha256");
+	return tb_schema_fail(
+	    c, 0, sha256 ? "only allowed when sha256 is absent" : "required when sm3 is absent");
 }
 
 static int

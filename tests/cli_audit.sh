@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # tests/cli_audit.sh - bad input to `tongban audit verify|show|export`
+# (and to verify --export FILE)
 # gets one clear line on stderr and a non-zero exit (2 usage, 3 I/O,
 # 1 refused); output that cannot be written exits 3 (as cli_exit.sh;
 # export writes nothing for an empty journal, node_audit_head.sh exports).
@@ -30,6 +31,19 @@ tb_run 2 audit show --journal "$J" --output f;   tb_expect_err "show takes"
 tb_run 2 audit export --journal "$J" --json;     tb_expect_err "export takes"
 tb_run 2 audit verify --journal "$J" --json;     tb_expect_err "verify takes"
 tb_run 2 audit verify --journal "$J" --pub a --registry b; tb_expect_err "not both"
+tb_run 2 audit verify --export x --journal "$J";  tb_expect_err "--export FILE takes no --node, --journal or --head"
+tb_run 2 audit verify --export x --head h;       tb_expect_err "--export FILE takes no"
+tb_run 2 audit verify --export x --pub a --registry b; tb_expect_err "not both"
+tb_run 2 audit show --export x;                  tb_expect_err "--export FILE is for verify"
+tb_run 3 audit verify --export "$W/none.jsonl";  tb_expect_err "none.jsonl"
+printf 'not json\n' >"$W/x.jsonl"
+tb_run 1 audit verify --export "$W/x.jsonl";     tb_expect_err "audit.broken: line 1 is not a JSON object"
+printf '{"seq":1}' >"$W/x.jsonl"
+tb_run 1 audit verify --export "$W/x.jsonl";     tb_expect_err "the last line has no LF"
+printf '{"seq":1}\n' >"$W/x.jsonl"
+tb_run 1 audit verify --export "$W/x.jsonl";     tb_expect_err "audit.broken: first broken entry 1: bad member object (10 members)"
+printf '' >"$W/x.jsonl"
+tb_run 1 audit verify --export "$W/x.jsonl";     tb_expect_err "audit.no-head"
 # files that are not there or not journals: exit 3 or 1, one line
 tb_run 3 audit verify --journal "$W/none.db";    tb_expect_err "none.db"
 tb_run 3 audit show --node "$W/none.conf";       tb_expect_err "none.conf"

@@ -34,69 +34,8 @@ J() { echo "$F/$1/journal.db"; }
 verify() { "$TB" audit verify --node "$(nl_conf "$1")"; }
 last_seq() { sqlite3 "$(J "$1")" "SELECT max(seq) FROM audit"; }
 
-# ---- the independent verifier (docs/PROTOCOL.md, "Audit chain") ----
-hex2bin() { printf "$(sed 's/../\\x&/g')"; }
-str2hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
-u64hex() { local v=$1 s; for s in 56 48 40 32 24 16 8 0; do printf '%02x' $(((v >> s) & 255)); done; }
-lphex() { printf '%08x%s' "${#1}" "$(str2hex "$1")"; }
-str_of() { printf '%s' "$2" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-num_of() { printf '%s' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9]*\).*/\1/p"; }
-# der_int HEX: a DER INTEGER of the unsigned big-endian number HEX
-der_int() {
-	local h=$1
-	while [ ${#h} -gt 2 ] && [ "${h:0:2}" = 00 ]; do h=${h:2}; done
-	[ $((16#${h:0:2})) -ge 128 ] && h=00$h
-	printf '02%02x%s' $((${#h} / 2)) "$h"
-}
-# xverify EXPORT PUBKEY.pem: "ok N" or a reason, exit 1
-xverify() {
-	local line prev=0000000000000000000000000000000000000000000000000000000000000000
-	local n=0 head="" seq at dir h want msg d body r s sigh alg
-	while IFS= read -r line; do
-		case $line in *'\'*) echo "escapes: not handled by this verifier"; return 1 ;; esac
-		case $line in *'"type":"tongban-audit-head"'*) head=$line; continue ;; esac
-		[ -z "$head" ] || { echo "entry after the head"; return 1; }
-		n=$((n + 1))
-		seq=$(num_of seq "$line")
-		at=$(num_of at "$line")
-		dir=$(str_of dir "$line")
-		[ "$seq" = "$n" ] || { echo "entry $n: seq $seq"; return 1; }
-		[ "$(str_of prev "$line")" = "$prev" ] || { echo "entry $n: prev"; return 1; }
-		msg=$(str2hex tongban-audit-v1)$(u64hex "$seq")$prev$(str2hex "$dir")
-		msg=$msg$(lphex "$(str_of msgid "$line")")$(lphex "$(str_of digest "$line")")
-		msg=$msg$(lphex "$(str_of peer "$line")")$(u64hex "$at")$(lphex "$(str_of event "$line")")
-		d=$(str_of detail "$line")
-		[ -z "$d" ] || msg=$msg$(lphex "$d")
-		h=$(printf '%s' "$msg" | hex2bin | sha256sum | cut -c1-64)
-		[ "$h" = "$(str_of hash "$line")" ] || { echo "entry $n: hash"; return 1; }
-		prev=$h
-	done <"$1"
-	[ -n "$head" ] || { echo "no head"; return 1; }
-	seq=$(num_of seq "$head")
-	[ "$seq" -le "$n" ] || { echo "truncated: entries $((n + 1))..$seq missing"; return 1; }
-	want=$(sed -n "${seq}p" "$1")
-	[ "$seq" = 0 ] || [ "$(str_of hash "$want")" = "$(str_of hash "$head")" ] ||
-		{ echo "head hash"; return 1; }
-	# the key: its id is SHA-256 of the DER SubjectPublicKeyInfo
-	[ "$(openssl pkey -pubin -in "$2" -outform DER | sha256sum | cut -c1-64)" = "$(str_of kid "$head")" ] ||
-		{ echo "kid"; return 1; }
-	printf '%s' "$head" | sed 's/,"sig":"[0-9a-f]*"//' >"$W/x.signed"
-	sigh=$(str_of sig "$head")
-	alg=$(str_of alg "$head")
-	if [ "$alg" = p256 ]; then
-		r=$(der_int "${sigh:0:64}")
-		s=$(der_int "${sigh:64:64}")
-		body=$r$s
-		printf '30%02x%s' $((${#body} / 2)) "$body" | hex2bin >"$W/x.sig"
-		openssl dgst -sha256 -verify "$2" -signature "$W/x.sig" "$W/x.signed" >/dev/null 2>&1 ||
-			{ echo "signature"; return 1; }
-	else
-		printf '%s' "$sigh" | hex2bin >"$W/x.sig"
-		openssl pkeyutl -verify -pubin -inkey "$2" -rawin -in "$W/x.signed" \
-			-sigfile "$W/x.sig" >/dev/null 2>&1 || { echo "signature"; return 1; }
-	fi
-	echo "ok $n"
-}
+# the independent verifier (docs/PROTOCOL.md, "Audit chain"): xverify
+. "${TB_SRCDIR:-.}/tests/audit_xverify.sh"
 
 for m in 320000 410000 411400 320300; do nl_start "$m"; done
 # the city's first messages may wait for the hubs' sessions

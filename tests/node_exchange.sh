@@ -6,7 +6,8 @@
 # (`tongban msg open`) against the RECEIVER's certificate, answers the
 # message (corr) and names its digest (`tongban msg digest` of the
 # envelope as the receiver stored it); the receiver's inbox holds it
-# exactly once.  Finally every node's audit chain verifies.  Ids carry
+# exactly once.  Finally every node's audit chain verifies (SM3 under
+# NL_ALG=sm2, recomputed by tests/audit_xverify.sh with openssl).  Ids carry
 # the sender's clock (milliseconds) in their first 12 hex digits.  Suzhou sends
 # plain JSON, the others the deflate coding.
 set -u
@@ -124,9 +125,13 @@ id=${SENT["320300>371300>1"]}
 nl_eq "inbox of 371300 after one ack" 27 "$(nl_inbox_ids 371300 | grep -vc "$id")"
 nl_eq "acknowledged id no longer listed" 0 "$(nl_inbox_ids 371300 | grep -c "$id")"
 
+# the chain's hash follows the message-signing key: SM3 under sm2
+# (PROTOCOL.md 11.2; issue 21), SHA-256 otherwise
+chain=sha256
+[ "${NL_ALG:-}" = sm2 ] && chain=sm3
 for m in $MEMBERS; do
 	out=$("$TB" audit verify --node "$(nl_conf "$m")" 2>&1) || nl_fail "audit verify $m" "exit 0" "$out"
-	nl_has "audit verify $m" "chain intact" "$out"
+	nl_has "audit verify $m" "chain intact ($chain)" "$out"
 done
 
 # a clean stop
@@ -134,4 +139,21 @@ for m in $MEMBERS; do
 	nl_stop "$m"
 	nl_eq "$m exits 0 on SIGTERM" 0 "$NL_EXIT"
 done
+
+# sm2: 320300's export, every entry recomputed with `openssl dgst -sm3`
+# and the sm2 head checked with `openssl pkeyutl` (tests/audit_xverify.sh)
+if [ "${NL_ALG:-}" = sm2 ]; then
+	. "${TB_SRCDIR:-.}/tests/audit_xverify.sh"
+	"$TB" audit export --node "$(nl_conf 320300)" --output "$W/export.jsonl" || nl_fail "audit export"
+	nl_has "entry 1 starts an SM3 chain" '"detail":"hash=sm3","digest":"","dir":"a","event":"chain"' \
+		"$(head -1 "$W/export.jsonl")"
+	# not in $(...): XV_HASH and XV_ALG are set in this shell
+	xverify "$W/export.jsonl" "$(nl_sigpub 320300)" >"$W/xv.out"
+	nl_eq "the export verifies with SM3 and openssl" "ok $(($(wc -l <"$W/export.jsonl") - 1))" \
+		"$(cat "$W/xv.out")"
+	nl_eq "the chain's hash, by entry 1" sm3 "$XV_HASH"
+	nl_eq "the head's signature algorithm" sm2 "$XV_ALG"
+	sed '3s/"at":\([0-9]*\)/"at":1\1/' "$W/export.jsonl" >"$W/edited.jsonl"
+	nl_eq "an edited entry of the SM3 chain" "entry 3: hash" "$(xverify "$W/edited.jsonl" "$(nl_sigpub 320300)")"
+fi
 nl_done

@@ -86,6 +86,10 @@ static const struct {
      "'idhash':'" H "'},'materials':[],'mode':'joint','parties':['320300','370800','371300']}"},
     {"case.submit", "{'case_id':'c2','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
                     "'materials':[],'mode':'proxy'}"},
+    /* issue 21: a material's digest may be SM3 instead */
+    {"case.submit", "{'case_id':'c3','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+                    "'materials':[{'sm3':'" H2 "','size':7},{'sha256':'" H "','size':1}],"
+                    "'mode':'online'}"},
     {"case.accept", "{'case_id':'c1'}"},
     {"case.reject", "{'case_id':'c1','reason':'materials incomplete'}"},
     {"case.update", "{'case_id':'c1','status':'material-review'}"},
@@ -226,6 +230,17 @@ static const struct {
      "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
      "'materials':[],'mode':'remote'}",
      "body.mode: must be one of \"online\", \"proxy\", \"joint\""},
+    /* exactly one of sha256 and sm3 (issue 21) */
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[{'size':1}],'mode':'online'}",
+     "body.materials[0].sha256: required when sm3 is absent"},
+    {"case.submit",
+     "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
+     "'materials':[{'sha256':'" H "','sm3':'" H "','size':1}],'mode':'online'}",
+     "body.materials[0].sm3: only allowed when sha256 is absent"},
+    {"case.result", "{'case_id':'c1','outcome':'approved','documents':[{'sm3':'AB','size':1}]}",
+     "body.documents[0].sm3: must be 64 lowercase hex digits"},
     {"case.submit",
      "{'case_id':'c','service':'x','applicant':{'kind':'person','idhash':'" H "'},"
      "'materials':[],'mode':'joint'}",
@@ -440,7 +455,13 @@ test_mutations(void **state)
 				exact = false;
 				break;
 			case M_REMOVE:
-				if (optional_member(m.name)) {
+				if (strcmp(m.name, "sha256") == 0 || strcmp(m.name, "sm3") == 0) {
+					/* a material's digest, one of the two: the rule
+					 * names sha256 (PROTOCOL.md 10.2) */
+					snprintf(want, sizeof(want),
+					         "%.*ssha256: required when sm3 is absent",
+					         (int)(strlen(m.path) - strlen(m.name)), m.path);
+				} else if (optional_member(m.name)) {
 					if (rc == TB_OK)
 						goto next;
 					snprintf(want, sizeof(want), "%s: required when ", m.path);

@@ -1781,6 +1781,197 @@ test_audit_admin(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* The documented bytes of an entry (PROTOCOL.md 11.2) with its detail,
+ * hashed with SM3 (sm3) or SHA-256: the oracle for either chain. */
+static void
+oracle_hash_h(bool sm3, int64_t seq, const uint8_t prev[32], char dir, const char *msgid,
+              const char *dg, const char *peer, int64_t at, const char *event, const char *detail,
+              uint8_t out[32])
+{
+	const char *strs[5] = {msgid, dg, peer, event, detail};
+	uint8_t b[1024];
+	size_t o = 0;
+
+	memcpy(b, "tongban-audit-v1", 16);
+	o = 16;
+	for (int i = 7; i >= 0; i--)
+		b[o++] = (uint8_t)((uint64_t)seq >> (8 * i));
+	memcpy(b + o, prev, 32);
+	o += 32;
+	b[o++] = (uint8_t)dir;
+	for (int k = 0; k < 5; k++) {
+		uint32_t n = (uint32_t)strlen(strs[k]);
+		if (k == 3) /* at comes before the event */
+			for (int i = 7; i >= 0; i--)
+				b[o++] = (uint8_t)((uint64_t)at >> (8 * i));
+		if (k == 4 && n == 0)
+			break; /* an empty detail is left out */
+		b[o++] = (uint8_t)(n >> 24);
+		b[o++] = (uint8_t)(n >> 16);
+		b[o++] = (uint8_t)(n >> 8);
+		b[o++] = (uint8_t)n;
+		memcpy(b + o, strs[k], n);
+		o += n;
+	}
+	if (sm3)
+		tb_sm3_hash(b, o, out);
+	else
+		tb_sha256(b, o, out);
+}
+
+/* Issue 21: a chain started under an sm2 key is SM3 (PROTOCOL.md 11.2):
+ * entry 1 is ('a', "chain", "hash=sm3"), every entry (entry 1 too) is
+ * SM3 of the documented bytes, recomputed here; a handle that would start
+ * SHA-256 chains extends it with SM3 all the same (a chain keeps its
+ * hash); a rolled-back first append leaves no entry.  Runs on both
+ * backends.  test_audit_sm3_verify (SQLite: the verifier reads files):
+ * verify passes, and refuses a tampered entry, an entry 1 rewritten to
+ * claim SHA-256 (the downgrade), a "chain" entry later on, an unknown
+ * hash name; a SHA-256 chain stays SHA-256 under an SM3 handle. */
+static void
+test_audit_sm3(void **state)
+{
+	static const char *const ev[4] = {"chain", "start", "received", "queued"};
+	static const char *const det[4] = {"hash=sm3", "version=1 serial=2", "", ""};
+	static const char dirs[4] = {'a', 'a', 'i', 'o'};
+	char path[128], head[65], hex[65], want_hex[65];
+	uint8_t prev[32] = {0}, h[32];
+	struct tb_journal *j, *k;
+	enum tb_audit_hash ch;
+	struct tmsg t[4];
+	int64_t seq;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_journal_set_audit_hash(j, TB_AUDIT_SM3);
+	assert_int_equal(tb_journal_audit_chain(j, &ch), TB_OK);
+	assert_int_equal(ch, TB_AUDIT_SM3);
+	/* the marker is the journal's own */
+	assert_int_equal(tb_journal_audit_admin(j, 1, "chain", "hash=sm3"), TB_E_ARG);
+	/* a first append rolled back leaves the chain empty */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_audit_admin(j, 1, "start", NULL), TB_OK);
+	assert_int_equal(tb_journal_rollback(j), TB_OK);
+	assert_int_equal(tb_journal_audit_head(j, &seq, head), TB_OK);
+	assert_int_equal(seq, 0);
+	assert_int_equal(tb_journal_audit_admin(j, 50, "start", det[1]), TB_OK);
+	mkmsg(&t[2], 700, 9000);
+	mkmsg(&t[3], 701, 9000);
+	assert_int_equal(tb_journal_audit_append(j, 'i', t[2].id, t[2].digest, "p", 51, ev[2]),
+	                 TB_OK);
+	tb_journal_close(j);
+	/* a handle that would start SHA-256 chains keeps this one SM3 */
+	k = open_ok(path);
+	assert_int_equal(tb_journal_audit_chain(k, &ch), TB_OK);
+	assert_int_equal(ch, TB_AUDIT_SM3);
+	assert_int_equal(tb_journal_audit_append(k, 'o', t[3].id, t[3].digest, "p", 52, ev[3]),
+	                 TB_OK);
+	assert_int_equal(tb_journal_audit_head(k, &seq, head), TB_OK);
+	assert_int_equal(seq, 4);
+	for (int i = 0; i < 4; i++) {
+		bool msg = dirs[i] != 'a';
+		oracle_hash_h(true, i + 1, prev, dirs[i], msg ? t[i].id : "",
+		              msg ? t[i].digest : "", msg ? "p" : "", i == 0 ? 50 : 49 + i, ev[i],
+		              det[i], h);
+		tb_hex_encode(h, 32, want_hex);
+		assert_int_equal(tb_journal_audit_hash_at(k, i + 1, hex), TB_OK);
+		assert_string_equal(hex, want_hex);
+		/* and not the SHA-256 of the same bytes */
+		oracle_hash_h(false, i + 1, prev, dirs[i], msg ? t[i].id : "",
+		              msg ? t[i].digest : "", msg ? "p" : "", i == 0 ? 50 : 49 + i, ev[i],
+		              det[i], h);
+		tb_hex_encode(h, 32, want_hex);
+		assert_string_not_equal(hex, want_hex);
+		assert_true(tb_hex_decode(hex, 64, prev, 32));
+	}
+	assert_string_equal(hex, head);
+	tb_journal_close(k);
+}
+
+/* test_audit_sm3's refusals, by the verifier (which reads SQLite files). */
+static void
+test_audit_sm3_verify(void **state)
+{
+	char path[128], head[65], hex[65];
+	uint8_t prev[32] = {0}, h[32];
+	struct tb_journal *j;
+	enum tb_audit_hash ch;
+	struct tmsg t;
+	struct tb_diag d;
+	int64_t bad, n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_journal_set_audit_hash(j, TB_AUDIT_SM3);
+	mkmsg(&t, 702, 9000);
+	assert_int_equal(tb_journal_audit_admin(j, 50, "start", "version=1 serial=2"), TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'i', t.id, t.digest, "p", 51, "received"),
+	                 TB_OK);
+	assert_int_equal(tb_journal_audit_append(j, 'o', t.id, t.digest, "p", 52, "queued"), TB_OK);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 4);
+	/* a tampered entry */
+	raw_exec(path, "UPDATE audit SET peer = 'mallory' WHERE seq = 3");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 3);
+	assert_non_null(strstr(d.detail, "sm3"));
+	raw_exec(path, "UPDATE audit SET peer = 'p' WHERE seq = 3");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	/* entry 1 rewritten to say SHA-256, with its SHA-256 hash: entry 2's
+	 * link still holds, but entry 2 no longer recomputes */
+	{
+		char sql[256];
+		memset(prev, 0, 32);
+		oracle_hash_h(false, 1, prev, 'a', "", "", "", 50, "chain", "hash=sha256", h);
+		tb_hex_encode(h, 32, hex);
+		snprintf(sql, sizeof(sql),
+		         "UPDATE audit SET detail = 'hash=sha256', hash = '%s' WHERE seq = 1;"
+		         "UPDATE audit SET prev = '%s' WHERE seq = 2",
+		         hex, hex);
+		raw_exec(path, sql);
+	}
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 2);
+	/* an unknown hash name: refused by verify and by the writer */
+	raw_exec(path, "UPDATE audit SET detail = 'hash=md5' WHERE seq = 1");
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 1);
+	assert_non_null(strstr(d.detail, "unknown chain hash"));
+	j = open_ok(path);
+	assert_int_equal(tb_journal_audit_admin(j, 60, "stop", NULL), TB_E_AUDIT);
+	tb_journal_close(j);
+
+	/* a SHA-256 chain stays SHA-256 under a handle that starts SM3 ones,
+	 * and a "chain" entry after entry 1 is refused by verify */
+	make_chain(path, sizeof(path), head);
+	j = open_ok(path);
+	tb_journal_set_audit_hash(j, TB_AUDIT_SM3);
+	assert_int_equal(tb_journal_audit_chain(j, &ch), TB_OK);
+	assert_int_equal(ch, TB_AUDIT_SHA256);
+	assert_int_equal(tb_journal_audit_admin(j, 60, "key-rotated", "alg=sm2"), TB_OK);
+	tb_journal_close(j);
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_OK);
+	assert_int_equal(n, 6);
+	{
+		char sql[512];
+		assert_true(tb_hex_decode(head, 64, prev, 32));
+		/* head is entry 5's hash: a forged entry 6 "chain hash=sm3" */
+		oracle_hash_h(true, 6, prev, 'a', "", "", "", 60, "chain", "hash=sm3", h);
+		tb_hex_encode(h, 32, hex);
+		snprintf(sql, sizeof(sql),
+		         "UPDATE audit SET event = 'chain', detail = 'hash=sm3', hash = '%s'"
+		         " WHERE seq = 6",
+		         hex);
+		raw_exec(path, sql);
+	}
+	assert_int_equal(tb_journal_audit_verify(path, &bad, &n, &d), TB_E_AUDIT);
+	assert_int_equal(bad, 6);
+	assert_non_null(strstr(d.detail, "entry 1 only"));
+}
+
 struct heads {
 	int calls;
 	int64_t seq;
@@ -2777,6 +2968,8 @@ main(void)
 	    cmocka_unit_test(test_lazy_commit),
 	    cmocka_unit_test(test_audit_in_transactions),
 	    cmocka_unit_test(test_audit_admin),
+	    cmocka_unit_test(test_audit_sm3),
+	    cmocka_unit_test(test_audit_sm3_verify),
 	    cmocka_unit_test(test_audit_head_hook),
 	    cmocka_unit_test(test_audit_list),
 	    cmocka_unit_test(test_outbound_queued_by),
@@ -2803,6 +2996,7 @@ main(void)
 		    cmocka_unit_test(test_pg_two_processes),
 		    cmocka_unit_test(test_pg_unsupported),
 		    cmocka_unit_test(test_pg_audit),
+		    cmocka_unit_test(test_audit_sm3),
 		    cmocka_unit_test(test_pg_lease),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
