@@ -140,11 +140,22 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
 
 #include "util/tb_enc.h"
 
+/* statements prepared on one connection: the SQL's address is the key
+ * (every statement is a string literal) */
+#define PREP_MAX 64
+
 struct tb_jpg {
 	PGconn *conn;
 	bool in_tx;
 	bool aborted;         /* PostgreSQL aborted the open transaction */
 	struct tb_diag *diag; /* the owning journal's */
+	const char *prep[PREP_MAX];
+	int nprep;
+	/* the audit chain's head as this transaction holds it: valid once
+	 * the transaction holds the chain's advisory lock (audit_insert) */
+	bool head_held;
+	int64_t head_seq;
+	uint8_t head_hash[32];
 };
 
 /*
@@ -233,6 +244,7 @@ ready(struct tb_jpg *p)
 	 * at the next call outside a transaction; inside one the
 	 * transaction is lost anyway and fails */
 	if (!p->in_tx && PQstatus(p->conn) == CONNECTION_BAD) {
+		p->nprep = 0; /* a new session: nothing prepared */
 		PQreset(p->conn);
 		if (PQstatus(p->conn) != CONNECTION_OK)
 			return pfail(p, NULL, "cannot reach the database");
@@ -278,13 +290,55 @@ p_blob(struct params *q, const uint8_t *b, size_t n)
 	q->n++;
 }
 
+/* The name sql is prepared under on this connection ("s<index>"), sent
+ * to the server the first time; false with the diag set when preparing
+ * failed, or when the table is full (name is then "": the caller sends
+ * sql unprepared).  Parsing and planning once per connection, not once
+ * per call, is a third of a short statement's time on the server. */
+static bool
+prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
+{
+	PGresult *res;
+	int i;
+
+	name[0] = '\0';
+	for (i = 0; i < p->nprep; i++)
+		if (p->prep[i] == sql)
+			break;
+	if (i == PREP_MAX)
+		return true;
+	snprintf(name, 8, "s%d", i);
+	if (i < p->nprep)
+		return true;
+	res = PQprepare(p->conn, name, sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pfail(p, res, "prepare");
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	p->prep[p->nprep++] = sql;
+	return true;
+}
+
 /* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
 static PGresult *
 pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
-	PGresult *res = PQexecParams(p->conn, sql, q ? q->n : 0, NULL, q ? q->v : NULL,
-	                             q ? q->len : NULL, q ? q->fmt : NULL, 1);
-	ExecStatusType st = PQresultStatus(res);
+	int n = q ? q->n : 0;
+	char name[8];
+	PGresult *res;
+	ExecStatusType st;
+
+	if (!prepared(p, sql, n, name))
+		return NULL;
+	if (name[0] != '\0')
+		res = PQexecPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
+		                     q ? q->fmt : NULL, 1);
+	else
+		res = PQexecParams(p->conn, sql, n, NULL, q ? q->v : NULL, q ? q->len : NULL,
+		                   q ? q->fmt : NULL, 1);
+	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pfail(p, res, what);
@@ -469,16 +523,20 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 
 	if (p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
-	if ((rc = ready(p)) != TB_OK || (rc = prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK)
+	if ((rc = ready(p)) != TB_OK)
 		return rc;
-	p->in_tx = true;
-	p->aborted = false;
-	if (lazy &&
-	    (rc = prun(p, "SET LOCAL synchronous_commit = off", NULL, NULL, "begin")) != TB_OK) {
-		PQclear(PQexec(p->conn, "ROLLBACK"));
-		p->in_tx = p->aborted = false;
+	/* a lazy one in the same round trip: both statements in one simple
+	 * query, which is itself one implicit transaction block no longer
+	 * once BEGIN has run */
+	if ((rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
+	               : prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK) {
+		if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+			PQclear(PQexec(p->conn, "ROLLBACK"));
+		return rc;
 	}
-	return rc;
+	p->in_tx = true;
+	p->aborted = p->head_held = false;
+	return TB_OK;
 }
 
 int
@@ -503,7 +561,7 @@ tb_jpg_commit(struct tb_jpg *p)
 			                 "postgresql: commit rolled back; nothing stored");
 		PQclear(res);
 	}
-	p->in_tx = p->aborted = false;
+	p->in_tx = p->aborted = p->head_held = false;
 	return rc;
 }
 
@@ -516,7 +574,7 @@ tb_jpg_rollback(struct tb_jpg *p)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
 	p->aborted = false;
 	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
-	p->in_tx = p->aborted = false;
+	p->in_tx = p->aborted = p->head_held = false;
 	return rc;
 }
 
@@ -1003,8 +1061,11 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 
 	if (op != TB_JPG_UNDO && (rc = ready(p)) != TB_OK)
 		return rc;
-	if (op == TB_JPG_UNDO)
-		p->aborted = false;
+	if (op == TB_JPG_UNDO) {
+		/* the unit's appends are undone, and the lock too when the
+		 * unit took it: the head is asked for again */
+		p->aborted = p->head_held = false;
+	}
 	return prun(p, sql[op], NULL, NULL, "savepoint");
 }
 
@@ -1045,11 +1106,17 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	uint8_t prev[32];
 	int rc;
 
-	/* one chain for every process: held to the end of the transaction */
-	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
-	               "audit lock")) != TB_OK ||
-	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK)
+	/* one chain for every process: the lock is held to the end of the
+	 * transaction, so after the first append in it the head is known
+	 * here and neither the lock nor the head is asked for again */
+	if (p->head_held) {
+		*seq = p->head_seq;
+		memcpy(prev, p->head_hash, 32);
+	} else if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
+	                      "audit lock")) != TB_OK ||
+	           (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK) {
 		return rc;
+	}
 	if (*seq == INT64_MAX)
 		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
 	(*seq)++;
@@ -1068,11 +1135,16 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	p_text(&q, event);
 	p_text(&q, hash_hex);
 	p_text(&q, detail);
-	return prun(
-	    p,
-	    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-	    &q, NULL, "audit append");
+	p->head_held = false;
+	if ((rc = prun(p,
+	               "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+	               " detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	               &q, NULL, "audit append")) != TB_OK)
+		return rc;
+	p->head_held = p->in_tx;
+	p->head_seq = *seq;
+	memcpy(p->head_hash, hash, 32);
+	return TB_OK;
 }
 
 int
