@@ -1124,6 +1124,15 @@ begin(struct tb_journal *j, bool lazy)
 }
 
 int
+tb_journal_ping(struct tb_journal *j)
+{
+	if (j == NULL)
+		return TB_E_ARG;
+	tb_diag_clear(&j->diag);
+	return j->pg != NULL ? tb_jpg_ping(j->pg) : TB_OK;
+}
+
+int
 tb_journal_begin(struct tb_journal *j)
 {
 	return begin(j, false);

@@ -46,7 +46,8 @@ tb_jpg_close(struct tb_jpg *p)
 		return TB_E_ARG;                                                                   \
 	}
 int
-tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
+tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_ping(struct tb_jpg *p)
+    NOPQ(p) int tb_jpg_begin(
     struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
     NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
         struct tb_jpg *p, const struct tb_journal_msg *m,
@@ -233,7 +234,11 @@ pfail(struct tb_jpg *p, PGresult *res, const char *what)
 	line[n] = '\0';
 	if (p->in_tx)
 		p->aborted = true;
-	return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
+	/* a lost connection is told apart from a failed statement: the
+	 * caller's answer is "retry later" (503 journal.unavailable) */
+	return tb_diag_set(p->diag,
+	                   PQstatus(p->conn) == CONNECTION_BAD ? TB_E_JOURNAL_DOWN : TB_E_IO,
+	                   TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
 }
 
 static int
@@ -471,7 +476,15 @@ tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
 		return NULL;
 	}
 	p->diag = jdiag;
-	p->conn = PQconnectdb(uri);
+	/* a connect_timeout unless the URI sets one: reconnecting runs on
+	 * the node's loop, which must not wait forever on an unreachable
+	 * host (the URI's own keywords, expanded after, win) */
+	{
+		const char *const keys[] = {"connect_timeout", "dbname", NULL};
+		const char *const vals[] = {"5", uri, NULL};
+
+		p->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (p->conn == NULL) {
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "PQconnectdb");
 		goto fail;
@@ -515,6 +528,18 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *what)
 }
 
 /* ---- transactions ---- */
+
+int
+tb_jpg_ping(struct tb_jpg *p)
+{
+	int rc;
+
+	if (p->in_tx)
+		return TB_OK;
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	return prun(p, "SELECT 1", NULL, NULL, "ping");
+}
 
 int
 tb_jpg_begin(struct tb_jpg *p, bool lazy)

@@ -61,6 +61,7 @@ void tb_jpg_close(struct tb_jpg *p);
  * call this backend does not do yet. */
 TB_MUST_CHECK int tb_jpg_unsupported(struct tb_jpg *p, const char *what);
 
+TB_MUST_CHECK int tb_jpg_ping(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_begin(struct tb_jpg *p, bool lazy);
 TB_MUST_CHECK int tb_jpg_commit(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_rollback(struct tb_jpg *p);
