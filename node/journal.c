@@ -2575,8 +2575,7 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	int rc;
 
 	if (tb_jpg_is_uri(path))
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                   "audit verify of a PostgreSQL journal is not supported yet");
+		return tb_jpg_audit_verify(path, first_bad_seq, entries, d);
 	tb_diag_clear(d);
 	if (first_bad_seq != NULL)
 		*first_bad_seq = 0;

@@ -11,7 +11,11 @@
 
 #include "node/journal_pg.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "util/tb_enc.h"
 
 bool
 tb_jpg_is_uri(const char *s)
@@ -1371,3 +1375,66 @@ done:
 }
 
 #endif /* HAVE_LIBPQ */
+
+/* ---- audit verify (on tb_jpg_audit_list, so with or without libpq) ---- */
+
+struct verify {
+	int64_t want;      /* the seq the next entry must have */
+	uint8_t prev[32];  /* the previous entry's hash */
+	int64_t *entries;  /* the caller's, may be NULL */
+	int64_t bad;       /* the first entry that failed */
+	char why[96];
+};
+
+static int
+verify_entry(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	struct verify *v = ctx;
+	uint8_t stored[32], hash[32];
+
+	if (e->seq != v->want) {
+		snprintf(v->why, sizeof(v->why), "entry %" PRId64 " is missing", v->want);
+		goto bad;
+	}
+	if (strlen(e->prev) != 64 || !tb_hex_decode(e->prev, 64, stored, 32) ||
+	    !tb_ct_equal(stored, v->prev, 32)) {
+		snprintf(v->why, sizeof(v->why),
+		         "entry %" PRId64 ": prev does not match the previous hash", v->want);
+		goto bad;
+	}
+	if (tb_journal_audit_hash_ex(e->seq, v->prev, e->dir, e->msgid, e->digest, e->peer, e->at,
+	                             e->event, e->detail, hash) != TB_OK ||
+	    strlen(e->hash) != 64 || !tb_hex_decode(e->hash, 64, stored, 32) ||
+	    !tb_ct_equal(stored, hash, 32)) {
+		snprintf(v->why, sizeof(v->why), "entry %" PRId64 ": contents do not match its hash",
+		         v->want);
+		goto bad;
+	}
+	memcpy(v->prev, hash, 32);
+	if (v->entries != NULL)
+		*v->entries = v->want;
+	v->want++;
+	return TB_OK;
+bad:
+	v->bad = v->want;
+	return TB_E_AUDIT;
+}
+
+int
+tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, int64_t *entries, struct tb_diag *d)
+{
+	struct verify v = {.want = 1, .entries = entries};
+	int rc;
+
+	if (first_bad_seq != NULL)
+		*first_bad_seq = 0;
+	if (entries != NULL)
+		*entries = 0;
+	rc = tb_jpg_audit_list(uri, 1, verify_entry, &v, d);
+	if (rc == TB_E_AUDIT && v.bad > 0) {
+		if (first_bad_seq != NULL)
+			*first_bad_seq = v.bad;
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s", v.why);
+	}
+	return rc;
+}

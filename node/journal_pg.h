@@ -124,6 +124,11 @@ TB_MUST_CHECK int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, str
  * own, for the call): entries with seq >= since, in order. */
 TB_MUST_CHECK int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb,
                                     void *ctx, struct tb_diag *d);
+/* tb_journal_audit_verify on the database at uri: the chain as
+ * tb_jpg_audit_list reads it (one snapshot), each entry's seq, prev and
+ * recomputed hash checked as on SQLite. */
+TB_MUST_CHECK int tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, int64_t *entries,
+                                      struct tb_diag *d);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif

@@ -138,4 +138,7 @@ nl_eq "inbound rows at 371300 (nothing unacknowledged, nothing twice)" "$n320" \
 # a 503 was not stored: every outbound row of 371300 was acknowledged
 nl_eq "outbound rows at 371300 (the refused ones were not kept)" "$n371" \
 	"$(pg_sql "SELECT count(*) FROM outbound")"
+out=$("$TB" audit verify --node "$(nl_conf 371300)" 2>&1) ||
+	nl_fail "371300's audit chain verifies after the outage" "exit 0" "$out"
+nl_ok
 nl_done
