@@ -51,7 +51,9 @@ tb_jpg_close(struct tb_jpg *p)
 	}
 int
 tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_ping(struct tb_jpg *p)
-    NOPQ(p) int tb_jpg_begin(
+    NOPQ(p) int tb_jpg_retire(struct tb_jpg *p, int64_t e, int64_t d, size_t l,
+                              const struct tb_journal_archiver *a, size_t *r) NOPQ(p) int tb_jpg_stats(const char *u, struct tb_journal_stats *s,
+                             struct tb_diag *d) NOPQ(u) int tb_jpg_begin(
     struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
     NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
         struct tb_jpg *p, const struct tb_journal_msg *m,
@@ -1056,6 +1058,145 @@ tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when)
 	               "outbound next due");
 }
 
+/* ---- retention ---- */
+
+/* seqs as a bigint[] literal, "{1,2,3}"; NULL on memory error. */
+static char *
+seq_array(const int64_t *seqs, size_t n)
+{
+	char *s = malloc(n * 21 + 3), *w = s;
+
+	if (s == NULL)
+		return NULL;
+	*w++ = '{';
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, "%s%" PRId64, i ? "," : "", seqs[i]);
+	*w++ = '}';
+	*w = '\0';
+	return s;
+}
+
+/* One direction's finished rows into the archive and seqs[*n..]. */
+static int
+retire_list(struct tb_jpg *p, bool in, int64_t exp_bound, int64_t done_bound, size_t limit,
+            const struct tb_journal_archiver *a, int64_t *seqs, size_t *n)
+{
+	struct tb_journal_retired r;
+	struct params q = {0};
+	PGresult *res;
+	int rc = TB_OK;
+
+	p_int(&q, exp_bound);
+	p_int(&q, done_bound);
+	p_int(&q, (int64_t)limit);
+	res = pexec(p,
+	            in ? "SELECT seq, id, digest, sender, type, coalesce(acked_at, expires),"
+	                 " envelope, receipt, 0::bigint FROM inbound WHERE acked = 1"
+	                 " AND expires < $1 AND coalesce(acked_at, expires) <= $2"
+	                 " ORDER BY seq LIMIT $3"
+	               : "SELECT o.seq, o.id, o.digest, o.recipient, o.type, o.done_at,"
+	                 " e.envelope, r.receipt, o.state::bigint FROM outbound o"
+	                 " LEFT JOIN outbound_env e ON e.seq = o.seq"
+	                 " LEFT JOIN outbound_receipt r ON r.seq = o.seq"
+	                 " WHERE o.state <> 0 AND o.expires < $1 AND coalesce(o.done_at, 0) <= $2"
+	                 " ORDER BY o.seq LIMIT $3",
+	            &q, "retention list");
+	if (res == NULL)
+		return TB_E_IO;
+	for (int i = 0; i < PQntuples(res) && rc == TB_OK; i++) {
+		memset(&r, 0, sizeof(r));
+		r.dir = in ? 'i' : 'o';
+		r.id = g_text(res, i, 1);
+		r.digest = g_text(res, i, 2);
+		r.peer = g_text(res, i, 3);
+		r.type = g_text(res, i, 4);
+		r.at = g_int(res, i, 5);
+		r.envelope = (const uint8_t *)PQgetvalue(res, i, 6);
+		r.envelope_len = (size_t)PQgetlength(res, i, 6);
+		r.receipt = (const uint8_t *)PQgetvalue(res, i, 7);
+		r.receipt_len = (size_t)PQgetlength(res, i, 7);
+		r.state = in ? "acked" : tb_journal_state_name((enum tb_journal_state)g_int(res, i, 8));
+		if (a != NULL && (rc = a->put(a->ctx, &r)) != TB_OK)
+			rc = tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
+			                 r.id ? r.id : "?");
+		else
+			seqs[(*n)++] = g_int(res, i, 0);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Deletes the listed rows (seqs[0..nin) inbound, the rest outbound) in
+ * one transaction, or in the caller's. */
+static int
+retire_delete(struct tb_jpg *p, const int64_t *seqs, size_t nin, size_t n)
+{
+	char *ain = seq_array(seqs, nin), *aout = seq_array(seqs + nin, n - nin);
+	struct params qi = {0}, qo = {0};
+	bool own = !p->in_tx;
+	int rc = TB_E_NOMEM;
+
+	if (ain == NULL || aout == NULL) {
+		tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "retention");
+		goto out;
+	}
+	p_text(&qi, ain);
+	p_text(&qo, aout);
+	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
+		goto out;
+	/* the envelope and receipt rows go with outbound (ON DELETE CASCADE) */
+	if ((rc = prun(p, "DELETE FROM inbound WHERE seq = ANY($1::bigint[])", &qi, NULL,
+	               "retention delete")) == TB_OK)
+		rc = prun(p, "DELETE FROM outbound WHERE seq = ANY($1::bigint[])", &qo, NULL,
+		          "retention delete");
+	if (own && rc == TB_OK) {
+		rc = tb_jpg_commit(p);
+	} else if (own) {
+		struct tb_diag why = *p->diag;
+
+		if (tb_jpg_rollback(p) != TB_OK) {
+			/* out of the transaction either way; rc's reason is told */
+		}
+		*p->diag = why;
+	}
+out:
+	free(ain);
+	free(aout);
+	return rc;
+}
+
+int
+tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound, size_t limit,
+              const struct tb_journal_archiver *a, size_t *removed)
+{
+	int64_t *seqs;
+	size_t n = 0, nin;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if ((seqs = calloc(2 * limit, sizeof(*seqs))) == NULL)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "retention");
+	/* listed outside a transaction, as on SQLite (journal.c): the rows
+	 * are final and their bounds only move forward */
+	if ((rc = retire_list(p, true, exp_bound, done_bound, limit, a, seqs, &n)) != TB_OK)
+		goto out;
+	nin = n;
+	if ((rc = retire_list(p, false, exp_bound, done_bound, limit, a, seqs, &n)) != TB_OK ||
+	    n == 0)
+		goto out;
+	/* archived durably before anything is deleted */
+	if (a != NULL && (rc = a->sync(a->ctx)) != TB_OK) {
+		rc = tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "archive: cannot sync");
+		goto out;
+	}
+	if ((rc = retire_delete(p, seqs, nin, n)) == TB_OK && removed != NULL)
+		*removed = n;
+out:
+	free(seqs);
+	return rc;
+}
+
 int
 tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed)
 {
@@ -1314,6 +1455,47 @@ tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out)
 	else
 		rc = g_buf(p, r, 0, 0, out);
 	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_stats(const char *uri, struct tb_journal_stats *st, struct tb_diag *d)
+{
+	struct tb_diag pd;
+	struct tb_jpg *p;
+	PGresult *r = NULL;
+	int rc = TB_OK;
+
+	tb_diag_clear(d);
+	if (st == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
+	memset(st, 0, sizeof(*st));
+	tb_diag_clear(&pd);
+	if ((p = tb_jpg_open(uri, &pd, d)) == NULL)
+		return d != NULL ? d->code : TB_E_IO;
+	/* one statement: the figures are of one moment */
+	r = pexec(p,
+	          "SELECT (SELECT count(*) FROM inbound WHERE acked = 0),"
+	          " (SELECT count(*) FROM inbound WHERE acked = 1),"
+	          " (SELECT count(*) FROM outbound WHERE state = 0),"
+	          " (SELECT count(*) FROM outbound WHERE state = 1),"
+	          " (SELECT count(*) FROM outbound WHERE state = 2),"
+	          " (SELECT count(*) FROM audit), pg_database_size(current_database())",
+	          NULL, "stats");
+	if (r == NULL || PQntuples(r) != 1) {
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", pd.detail);
+		goto done;
+	}
+	st->inbox = g_int(r, 0, 0);
+	st->inbound_acked = g_int(r, 0, 1);
+	st->queued = g_int(r, 0, 2);
+	st->delivered = g_int(r, 0, 3);
+	st->failed = g_int(r, 0, 4);
+	st->audit = g_int(r, 0, 5);
+	st->bytes = g_int(r, 0, 6);
+done:
+	PQclear(r);
+	tb_jpg_close(p);
 	return rc;
 }
 

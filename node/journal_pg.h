@@ -129,6 +129,18 @@ TB_MUST_CHECK int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_a
  * recomputed hash checked as on SQLite. */
 TB_MUST_CHECK int tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, int64_t *entries,
                                       struct tb_diag *d);
+/* tb_journal_retire's work on PostgreSQL with its bounds computed: the
+ * same rows listed (outside a transaction), archived through a (may be
+ * NULL) and synced, then deleted in one transaction.  Two processes on
+ * one database may archive a message both (each into its own archive);
+ * it is deleted once. */
+TB_MUST_CHECK int tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound,
+                                size_t limit, const struct tb_journal_archiver *a,
+                                size_t *removed);
+/* tb_journal_stats on the database at uri (a connection of its own, one
+ * snapshot): bytes is the database's size (pg_database_size), free_bytes
+ * 0 (the space autovacuum keeps for reuse is PostgreSQL's to report). */
+TB_MUST_CHECK int tb_jpg_stats(const char *uri, struct tb_journal_stats *st, struct tb_diag *d);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif
