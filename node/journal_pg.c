@@ -145,6 +145,13 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_ping(s
 
 #include <libpq-fe.h>
 
+#ifndef LIBPQ_HAS_PIPELINING
+/* libpq 13 has no pipeline mode: every statement waits for its answer
+ * (pdefer is prun) */
+#define PQ_PIPELINE_OFF 0
+#define PQpipelineStatus(c) PQ_PIPELINE_OFF
+#endif
+
 #include "util/tb_enc.h"
 
 /* statements prepared on one connection: the SQL's address is the key
@@ -163,6 +170,11 @@ struct tb_jpg {
 	bool head_held;
 	int64_t head_seq;
 	uint8_t head_hash[32];
+	/* statements sent in pipeline mode whose answers are not read yet
+	 * (pdefer), and whether one of them failed: the transaction is then
+	 * lost whole, whatever savepoint is undone */
+	int pending;
+	bool lost;
 };
 
 /*
@@ -254,13 +266,17 @@ ready(struct tb_jpg *p)
 	/* a connection the server dropped (restart, failover) is made again
 	 * at the next call outside a transaction; inside one the
 	 * transaction is lost anyway and fails */
-	if (!p->in_tx && PQstatus(p->conn) == CONNECTION_BAD) {
+	if (!p->in_tx && (PQstatus(p->conn) == CONNECTION_BAD || p->pending > 0 ||
+	                  PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)) {
+		/* a pipeline left open outside a transaction: only after a
+		 * failure that broke the session */
 		p->nprep = 0; /* a new session: nothing prepared */
+		p->pending = 0;
 		PQreset(p->conn);
 		if (PQstatus(p->conn) != CONNECTION_OK)
 			return pfail(p, NULL, "cannot reach the database");
 	}
-	if (p->aborted)
+	if (p->aborted || p->lost)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
@@ -303,9 +319,11 @@ p_blob(struct params *q, const uint8_t *b, size_t n)
 
 /* The name sql is prepared under on this connection ("s<index>"), sent
  * to the server the first time; false with the diag set when preparing
- * failed, or when the table is full (name is then "": the caller sends
- * sql unprepared).  Parsing and planning once per connection, not once
- * per call, is a third of a short statement's time on the server. */
+ * failed.  name is "" when the table is full, or when sql is not
+ * prepared yet and the connection is in pipeline mode (where a
+ * synchronous prepare cannot run): the caller then sends sql unprepared.
+ * Parsing and planning once per connection, not once per call, is a
+ * third of a short statement's time on the server. */
 static bool
 prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
 {
@@ -318,9 +336,13 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
 			break;
 	if (i == PREP_MAX)
 		return true;
-	snprintf(name, 8, "s%d", i);
-	if (i < p->nprep)
+	if (i < p->nprep) {
+		snprintf(name, 8, "s%d", i);
 		return true;
+	}
+	if (p->pending > 0)
+		return true;
+	snprintf(name, 8, "s%d", i);
 	res = PQprepare(p->conn, name, sql, nparams, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pfail(p, res, "prepare");
@@ -331,6 +353,129 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
 	p->prep[p->nprep++] = sql;
 	return true;
 }
+
+static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
+                const char *what);
+
+/* Sends sql with q without waiting (pipeline mode); 0 on failure. */
+static int
+psend(struct tb_jpg *p, const char *name, const char *sql, const struct params *q)
+{
+	int n = q ? q->n : 0;
+
+	if (name[0] != '\0')
+		return PQsendQueryPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
+		                           q ? q->fmt : NULL, 1);
+	return PQsendQueryParams(p->conn, sql, n, NULL, q ? q->v : NULL, q ? q->len : NULL,
+	                         q ? q->fmt : NULL, 1);
+}
+
+#ifdef LIBPQ_HAS_PIPELINING
+/* The next statement's answer in pipeline mode: its first result (the
+ * rest dropped), NULL when the connection gave none. */
+static PGresult *
+pipe_result(struct tb_jpg *p)
+{
+	PGresult *first = NULL, *r;
+
+	while ((r = PQgetResult(p->conn)) != NULL) {
+		if (first == NULL)
+			first = r;
+		else
+			PQclear(r);
+	}
+	return first;
+}
+
+/* Ends a pipeline: a Sync, then the deferred statements' answers and,
+ * with last, the answer of the statement sent after them (into *last).
+ * A deferred statement that failed loses the transaction (p->lost) and
+ * its error is the diag's; TB_OK otherwise (*last may still be an
+ * error result, which the caller judges). */
+static int
+pipe_end(struct tb_jpg *p, PGresult **last, const char *what)
+{
+	int n = p->pending, rc = TB_OK;
+	PGresult *r;
+
+	if (last != NULL)
+		*last = NULL;
+	p->pending = 0;
+	if (!PQpipelineSync(p->conn)) {
+		rc = pfail(p, NULL, what);
+		goto lost;
+	}
+	for (int i = 0; i < n; i++) {
+		ExecStatusType st;
+
+		if ((r = pipe_result(p)) == NULL) {
+			rc = pfail(p, NULL, what);
+			goto lost;
+		}
+		st = PQresultStatus(r);
+		if (rc == TB_OK && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			rc = pfail(p, r, what);
+		PQclear(r);
+	}
+	if (last != NULL && (*last = pipe_result(p)) == NULL && rc == TB_OK)
+		rc = pfail(p, NULL, what);
+	/* the Sync's own answer, then out of pipeline mode */
+	if ((r = PQgetResult(p->conn)) != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+		PQclear(r);
+		if (!PQexitPipelineMode(p->conn) && rc == TB_OK)
+			rc = pfail(p, NULL, what);
+	} else {
+		PQclear(r);
+		if (rc == TB_OK)
+			rc = pfail(p, NULL, what);
+	}
+	if (rc == TB_OK)
+		return TB_OK;
+lost:
+	if (last != NULL) {
+		PQclear(*last);
+		*last = NULL;
+	}
+	if (p->in_tx)
+		p->lost = true;
+	return rc;
+}
+
+/* Sends sql inside a transaction without waiting for its answer, which is
+ * read with the next statement that waits (pexec), in the same round
+ * trip: for statements whose outcome the caller needs only as "the
+ * transaction commits or not" (savepoints, audit appends, flow rows).
+ * A failure is then reported by a later call, and the transaction is
+ * lost whole (commit answers "nothing stored").  Outside a transaction,
+ * or with many answers pending, it waits as prun does. */
+#define DEFER_MAX 64
+static int
+pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
+{
+	char name[8];
+	int rc;
+
+	if (!p->in_tx || p->pending >= DEFER_MAX)
+		return prun(p, sql, q, NULL, what);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if (!prepared(p, sql, q ? q->n : 0, name))
+		return TB_E_IO;
+	if (p->pending == 0 && !PQenterPipelineMode(p->conn))
+		return pfail(p, NULL, what);
+	if (!psend(p, name, sql, q)) {
+		rc = pfail(p, NULL, what);
+		p->lost = true;
+		if (p->pending == 0)
+			(void)PQexitPipelineMode(p->conn);
+		return rc;
+	}
+	p->pending++;
+	return TB_OK;
+}
+#else
+#define pdefer(p, sql, q, what) prun(p, sql, q, NULL, what)
+#endif
 
 /* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
 static PGresult *
@@ -343,6 +488,18 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 
 	if (!prepared(p, sql, n, name))
 		return NULL;
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0) {
+		/* the deferred statements' answers come back with this one's */
+		if (!psend(p, name, sql, q)) {
+			pfail(p, NULL, what);
+			(void)pipe_end(p, NULL, what);
+			return NULL;
+		}
+		if (pipe_end(p, &res, what) != TB_OK)
+			return NULL;
+	} else
+#endif
 	if (name[0] != '\0')
 		res = PQexecPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
 		                     q ? q->fmt : NULL, 1);
@@ -566,33 +723,60 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 		return rc;
 	}
 	p->in_tx = true;
-	p->aborted = p->head_held = false;
+	p->aborted = p->head_held = p->lost = false;
 	return TB_OK;
+}
+
+/* After a failed transaction: the deferred answers read, the server's
+ * transaction rolled back if it is still open. */
+static void
+tx_abandon(struct tb_jpg *p)
+{
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0)
+		(void)pipe_end(p, NULL, "rollback");
+#endif
+	if (PQstatus(p->conn) == CONNECTION_OK && PQpipelineStatus(p->conn) == PQ_PIPELINE_OFF &&
+	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
 int
 tb_jpg_commit(struct tb_jpg *p)
 {
-	int rc;
+	PGresult *res = NULL;
+	int rc = TB_E_IO;
 
 	if (!p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
-	if (p->aborted) {
-		PQclear(PQexec(p->conn, "ROLLBACK"));
-		rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
-		                 "transaction was aborted by an earlier error; nothing stored");
-	} else {
-		/* a COMMIT of a transaction the server aborted answers
-		 * ROLLBACK without an error: checked by its tag */
-		PGresult *res = pexec(p, "COMMIT", NULL, "commit");
+	if (p->aborted || p->lost) {
+		struct tb_diag why = *p->diag;
 
-		rc = res == NULL ? TB_E_IO : TB_OK;
-		if (res != NULL && strcmp(PQcmdStatus(res), "COMMIT") != 0)
-			rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
-			                 "postgresql: commit rolled back; nothing stored");
-		PQclear(res);
+		tx_abandon(p);
+		*p->diag = why;
+		rc = tb_diag_set(p->diag, why.code == TB_E_JOURNAL_DOWN ? why.code : TB_E_IO,
+		                 TB_DIAG_NOPOS,
+		                 "transaction was aborted by an earlier error; nothing stored");
+		goto done;
 	}
-	p->in_tx = p->aborted = p->head_held = false;
+	/* the deferred answers come back with COMMIT's; a COMMIT of a
+	 * transaction the server aborted answers ROLLBACK without an error:
+	 * checked by its tag */
+	if ((res = pexec(p, "COMMIT", NULL, "commit")) == NULL) {
+		struct tb_diag why = *p->diag;
+
+		tx_abandon(p);
+		*p->diag = why;
+		rc = why.code;
+	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
+		                 "postgresql: commit rolled back; nothing stored");
+	} else {
+		rc = TB_OK;
+	}
+	PQclear(res);
+done:
+	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	return rc;
 }
 
@@ -603,9 +787,13 @@ tb_jpg_rollback(struct tb_jpg *p)
 
 	if (!p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
-	p->aborted = false;
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0)
+		(void)pipe_end(p, NULL, "rollback"); /* their failure is undone here */
+#endif
+	p->aborted = p->lost = false;
 	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
-	p->in_tx = p->aborted = p->head_held = false;
+	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	return rc;
 }
 
@@ -1236,6 +1424,10 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 		 * unit took it: the head is asked for again */
 		p->aborted = p->head_held = false;
 	}
+	/* opening and keeping a unit wait for nothing: their answers come
+	 * with the unit's next statement that waits (an undo waits) */
+	if (op != TB_JPG_UNDO)
+		return pdefer(p, sql[op], NULL, "savepoint");
 	return prun(p, sql[op], NULL, NULL, "savepoint");
 }
 
@@ -1282,8 +1474,8 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	if (p->head_held) {
 		*seq = p->head_seq;
 		memcpy(prev, p->head_hash, 32);
-	} else if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
-	                      "audit lock")) != TB_OK ||
+	} else if ((rc = pdefer(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL,
+	                        "audit lock")) != TB_OK ||
 	           (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK) {
 		return rc;
 	}
@@ -1306,10 +1498,12 @@ audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_h
 	p_text(&q, hash_hex);
 	p_text(&q, detail);
 	p->head_held = false;
-	if ((rc = prun(p,
-	               "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
-	               " detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-	               &q, NULL, "audit append")) != TB_OK)
+	/* deferred: a failed append loses the transaction (commit says so),
+	 * and the chain is appended only by committed transactions */
+	if ((rc = pdefer(p,
+	                 "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+	                 " detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	                 &q, "audit append")) != TB_OK)
 		return rc;
 	p->head_held = p->in_tx;
 	p->head_seq = *seq;
@@ -1390,6 +1584,10 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 		p_text(&q, t[i]);
 	if (ni > 0)
 		p_int(&q, iv);
+	/* a row written, nothing read back: deferred (pdefer) */
+	if (row == NULL && out == NULL &&
+	    (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
+		return pdefer(p, sql[which], &q, "flow statement");
 	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
 		return TB_E_IO;
 	if (row != NULL)

@@ -2644,6 +2644,40 @@ pg_count_cb(void *ctx, const struct tb_journal_out *o)
 	return 0;
 }
 
+/* Statements whose answer nobody waits for (savepoints, audit appends,
+ * flow rows: sent in pipeline mode) that fail lose their transaction
+ * whole: here unit A's audit append fails after A was answered TB_OK,
+ * unit B then fails and is undone (which, by savepoint name, would also
+ * undo A), and the commit must not report A stored. */
+static void
+test_pg_deferred_lost(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b;
+	int rc;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	pg_int("ALTER TABLE audit ADD CONSTRAINT no_boom CHECK (event <> 'boom')");
+	mkmsg(&a, 1, 5000);
+	mkmsg(&b, 2, 5000);
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	rc = tb_journal_outbound_put_audit(j, &a.m, 1, 10, "boom");
+	if (rc == TB_OK) /* deferred: its failure is told by a later call */
+		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_not_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 0);
+	/* the handle carries on */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 1);
+	tb_journal_close(j);
+}
+
 /* Leases: two handles (two processes) listing due messages never get
  * the same one; what one listed and never settled (it died) is due for
  * the other once the lease has passed. */
@@ -2821,6 +2855,7 @@ main(void)
 		    cmocka_unit_test(test_pg_unsupported),
 		    cmocka_unit_test(test_pg_audit),
 		    cmocka_unit_test(test_pg_lease),
+		    cmocka_unit_test(test_pg_deferred_lost),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);
