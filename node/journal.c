@@ -1155,12 +1155,18 @@ tb_journal_commit(struct tb_journal *j)
 	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
 	if (j->pg != NULL) {
+		int64_t seq = 0;
+		uint8_t hash[32];
+		bool wrote;
+
 		rc = tb_jpg_commit(j->pg);
 		j->in_tx = j->lazy = false;
+		/* the head the commit wrote, not read back */
+		wrote = rc == TB_OK && tb_jpg_committed_head(j->pg, &seq, hash);
 		if (rc != TB_OK)
 			j->audit_touched = false;
 		else if (!was_lazy)
-			head_committed(j, false, 0, NULL);
+			head_committed(j, wrote, seq, hash);
 		return rc;
 	}
 	if (!j->in_tx)

@@ -43,6 +43,15 @@ tb_jpg_close(struct tb_jpg *p)
 	(void)p;
 }
 
+bool
+tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	(void)p;
+	(void)seq;
+	(void)hash;
+	return false;
+}
+
 /* Never reached (no handle exists without libpq); they only link. */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #define NOPQ(...)                                                                                  \
@@ -175,7 +184,32 @@ struct tb_jpg {
 	 * lost whole, whatever savepoint is undone */
 	int pending;
 	bool lost;
+	/* audit entries appended in the open transaction, written at its
+	 * commit (audit_flush); marks[] holds the count at each open unit */
+	struct aentry **ab;
+	size_t nab, capab, marks[8];
+	int depth;
+	/* the chain's head the last commit wrote, when it appended */
+	bool committed;
+	int64_t committed_seq;
+	uint8_t committed_hash[32];
 };
+
+/* One audit entry waiting for its transaction's commit: the fields, the
+ * strings after the struct. */
+struct aentry {
+	int64_t at;
+	char dir;
+	const char *msgid, *digest, *peer, *event, *detail;
+	char s[];
+};
+
+static void
+ab_trim(struct tb_jpg *p, size_t keep)
+{
+	while (p->nab > keep)
+		free(p->ab[--p->nab]);
+}
 
 /*
  * Versioned migrations: entry v-1 brings a database at version v-1 to v,
@@ -680,6 +714,8 @@ tb_jpg_close(struct tb_jpg *p)
 	/* an open transaction is rolled back by the server when the
 	 * connection ends: a batch never committed was never answered */
 	PQfinish(p->conn);
+	ab_trim(p, 0);
+	free(p->ab);
 	free(p);
 }
 
@@ -688,6 +724,83 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *what)
 {
 	return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
 	                   "%s is not supported by the PostgreSQL journal yet", what);
+}
+
+/* ---- the audit entries of the open transaction ---- */
+
+static int
+ab_push(struct tb_jpg *p, char dir, const char *msgid, const char *digest, const char *peer,
+        int64_t at, const char *event, const char *detail)
+{
+	const char *f[5] = {msgid, digest, peer, event, detail};
+	size_t len[5], total = 0;
+	struct aentry *e;
+	char *w;
+
+	for (int i = 0; i < 5; i++)
+		total += (len[i] = strlen(f[i])) + 1;
+	if (p->nab == p->capab) {
+		size_t cap = p->capab ? 2 * p->capab : 64;
+		struct aentry **n = realloc(p->ab, cap * sizeof(*n));
+
+		if (n == NULL)
+			return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit entry");
+		p->ab = n;
+		p->capab = cap;
+	}
+	if ((e = malloc(sizeof(*e) + total)) == NULL)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit entry");
+	e->at = at;
+	e->dir = dir;
+	w = e->s;
+	for (int i = 0; i < 5; i++) {
+		const char **to[5] = {&e->msgid, &e->digest, &e->peer, &e->event, &e->detail};
+
+		memcpy(w, f[i], len[i] + 1);
+		*to[i] = w;
+		w += len[i] + 1;
+	}
+	p->ab[p->nab++] = e;
+	return TB_OK;
+}
+
+static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+                        const char *peer, int64_t at, const char *event, const char *detail,
+                        int64_t *seq, uint8_t hash[32]);
+
+/* Writes the transaction's audit entries, just before its COMMIT: the
+ * chain's lock is taken here, so it is held for the commit alone, not
+ * for the whole batch (two connections of a member, or two processes,
+ * take turns for that long); the lock and the head in one round trip,
+ * the rows with the COMMIT. */
+static int
+audit_flush(struct tb_jpg *p)
+{
+	int64_t seq = 0;
+	uint8_t hash[32];
+	int rc = TB_OK;
+
+	for (size_t i = 0; i < p->nab && rc == TB_OK; i++) {
+		const struct aentry *e = p->ab[i];
+
+		rc = audit_insert(p, e->dir, e->msgid, e->digest, e->peer, e->at, e->event,
+		                  e->detail, &seq, hash);
+	}
+	if (rc == TB_OK && p->nab > 0) {
+		p->committed_seq = seq;
+		memcpy(p->committed_hash, hash, 32);
+	}
+	return rc;
+}
+
+bool
+tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	if (!p->committed)
+		return false;
+	*seq = p->committed_seq;
+	memcpy(hash, p->committed_hash, 32);
+	return true;
 }
 
 /* ---- transactions ---- */
@@ -723,7 +836,9 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 		return rc;
 	}
 	p->in_tx = true;
-	p->aborted = p->head_held = p->lost = false;
+	p->aborted = p->head_held = p->lost = p->committed = false;
+	ab_trim(p, 0);
+	p->depth = 0;
 	return TB_OK;
 }
 
@@ -762,7 +877,7 @@ tb_jpg_commit(struct tb_jpg *p)
 	/* the deferred answers come back with COMMIT's; a COMMIT of a
 	 * transaction the server aborted answers ROLLBACK without an error:
 	 * checked by its tag */
-	if ((res = pexec(p, "COMMIT", NULL, "commit")) == NULL) {
+	if (audit_flush(p) != TB_OK || (res = pexec(p, "COMMIT", NULL, "commit")) == NULL) {
 		struct tb_diag why = *p->diag;
 
 		tx_abandon(p);
@@ -773,10 +888,13 @@ tb_jpg_commit(struct tb_jpg *p)
 		                 "postgresql: commit rolled back; nothing stored");
 	} else {
 		rc = TB_OK;
+		p->committed = p->nab > 0;
 	}
 	PQclear(res);
 done:
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
+	ab_trim(p, 0);
+	p->depth = 0;
 	return rc;
 }
 
@@ -794,6 +912,8 @@ tb_jpg_rollback(struct tb_jpg *p)
 	p->aborted = p->lost = false;
 	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
+	ab_trim(p, 0);
+	p->depth = 0;
 	return rc;
 }
 
@@ -1419,11 +1539,19 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 
 	if (op != TB_JPG_UNDO && (rc = ready(p)) != TB_OK)
 		return rc;
-	if (op == TB_JPG_UNDO) {
-		/* the unit's appends are undone, and the lock too when the
-		 * unit took it: the head is asked for again */
-		p->aborted = p->head_held = false;
+	/* the unit's audit entries (not written yet) are kept or dropped
+	 * with it */
+	if (op == TB_JPG_SAVEPOINT) {
+		if (p->depth == (int)(sizeof(p->marks) / sizeof(p->marks[0])))
+			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "units nested too deep");
+		p->marks[p->depth++] = p->nab;
+	} else if (p->depth > 0) {
+		p->depth--;
+		if (op == TB_JPG_UNDO)
+			ab_trim(p, p->marks[p->depth]);
 	}
+	if (op == TB_JPG_UNDO)
+		p->aborted = false;
 	/* opening and keeping a unit wait for nothing: their answers come
 	 * with the unit's next statement that waits (an undo waits) */
 	if (op != TB_JPG_UNDO)
@@ -1520,13 +1648,21 @@ tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *dige
 	struct tb_diag why;
 	int rc;
 
+	*seq = 0;
+	memset(hash, 0, 32);
 	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
 		return rc;
-	rc = audit_insert(p, dir, msgid, digest_hex, peer, at, event, detail, seq, hash);
+	/* held until the commit (audit_flush): in a transaction the entry's
+	 * seq and hash are not known yet (0); on its own they are */
+	if ((rc = ready(p)) == TB_OK)
+		rc = ab_push(p, dir, msgid, digest_hex, peer, at, event, detail);
 	if (!own)
 		return rc;
-	if (rc == TB_OK)
-		return tb_jpg_commit(p);
+	if (rc == TB_OK) {
+		if ((rc = tb_jpg_commit(p)) == TB_OK && !tb_jpg_committed_head(p, seq, hash))
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit entry not written");
+		return rc;
+	}
 	why = *p->diag;
 	if (tb_jpg_rollback(p) != TB_OK) {
 		/* out of the transaction either way; the error is rc's */

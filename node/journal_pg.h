@@ -17,13 +17,18 @@
  *     database never list the same message at once, and one that dies
  *     leaves its messages due again when the lease ends;
  *   - the audit chain is one chain for every process on the database:
- *     an append takes a transaction-scoped advisory lock, so appends of
- *     two processes' transactions are serialised until the first commits
- *     (audit_add);
- *   - calls not yet carried over (retention, backup, stats, vacuum,
- *     audit verify)
- *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
- *     (tb_jpg_unsupported).
+ *     the entries a transaction appends are written at its commit, under
+ *     a transaction-scoped advisory lock taken then, so two connections'
+ *     commits take turns for the commit alone; inside a transaction
+ *     tb_jpg_audit_add answers seq 0 and tb_jpg_audit_head does not yet
+ *     see the transaction's own entries (SQLite's does);
+ *   - vacuum is autovacuum's (tb_journal_vacuum answers TB_OK, 0 freed);
+ *     a backup is pg_dump's (tb_journal_backup refuses, naming it);
+ *   - a lost connection is TB_E_JOURNAL_DOWN ("journal.unavailable"),
+ *     and the next call outside a transaction reconnects;
+ *   - savepoints, audit rows and flow rows are sent in pipeline mode and
+ *     answered with the next statement that waits: when one of them
+ *     fails, the transaction is lost whole (commit: "nothing stored").
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
  * sentence saying so; the other functions are never reached.
  */
@@ -63,6 +68,10 @@ TB_MUST_CHECK int tb_jpg_unsupported(struct tb_jpg *p, const char *what);
 
 TB_MUST_CHECK int tb_jpg_ping(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_begin(struct tb_jpg *p, bool lazy);
+/* True, with the chain's head it wrote, when the last commit appended
+ * audit entries (in a transaction they are written at its commit, and
+ * tb_jpg_audit_add answers seq 0 until then). */
+bool tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);
 TB_MUST_CHECK int tb_jpg_commit(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_rollback(struct tb_jpg *p);
 

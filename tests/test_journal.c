@@ -2644,37 +2644,46 @@ pg_count_cb(void *ctx, const struct tb_journal_out *o)
 	return 0;
 }
 
-/* Statements whose answer nobody waits for (savepoints, audit appends,
- * flow rows: sent in pipeline mode) that fail lose their transaction
- * whole: here unit A's audit append fails after A was answered TB_OK,
- * unit B then fails and is undone (which, by savepoint name, would also
- * undo A), and the commit must not report A stored. */
+/* Statements whose answer nobody waits for (savepoints, flow rows: sent
+ * in pipeline mode; audit rows: written at commit) lose their
+ * transaction whole when they fail, whichever call is told: the commit
+ * reports nothing stored, and nothing is. */
 static void
 test_pg_deferred_lost(void **state)
 {
 	char path[128];
 	struct tb_journal *j;
 	struct tmsg a, b;
-	int rc;
 
 	(void)state;
 	newpath(path, sizeof(path));
 	j = open_ok(path);
 	pg_int("ALTER TABLE audit ADD CONSTRAINT no_boom CHECK (event <> 'boom')");
+	pg_int("ALTER TABLE cases ADD CONSTRAINT small CHECK (state < 100)");
 	mkmsg(&a, 1, 5000);
 	mkmsg(&b, 2, 5000);
+	/* an audit row that fails, written at the commit */
 	assert_int_equal(tb_journal_begin(j), TB_OK);
-	rc = tb_journal_outbound_put_audit(j, &a.m, 1, 10, "boom");
-	if (rc == TB_OK) /* deferred: its failure is told by a later call */
-		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "boom"), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
 	assert_int_not_equal(tb_journal_commit(j), TB_OK);
 	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
 	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 0);
+	/* a flow row that fails after an audited unit was answered TB_OK;
+	 * the next call that waits is told */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "queued"), TB_OK);
+	if (tb_journal_case_set(j, "320300", "371300", "c1", 200, 10) == TB_OK)
+		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_not_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
+	assert_int_equal(pg_int("SELECT count(*) FROM cases"), 0);
 	/* the handle carries on */
 	assert_int_equal(tb_journal_begin(j), TB_OK);
 	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
 	assert_int_equal(tb_journal_commit(j), TB_OK);
 	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 1);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 1);
 	tb_journal_close(j);
 }
 
