@@ -359,7 +359,7 @@ p_blob(struct params *q, const uint8_t *b, size_t n)
  * Parsing and planning once per connection, not once per call, is a
  * third of a short statement's time on the server. */
 static bool
-prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
+prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
 {
 	PGresult *res;
 	int i;
@@ -371,12 +371,12 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[8])
 	if (i == PREP_MAX)
 		return true;
 	if (i < p->nprep) {
-		snprintf(name, 8, "s%d", i);
+		snprintf(name, 16, "s%d", i);
 		return true;
 	}
 	if (p->pending > 0)
 		return true;
-	snprintf(name, 8, "s%d", i);
+	snprintf(name, 16, "s%d", i);
 	res = PQprepare(p->conn, name, sql, nparams, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		pfail(p, res, "prepare");
@@ -486,7 +486,7 @@ lost:
 static int
 pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
-	char name[8];
+	char name[16];
 	int rc;
 
 	if (!p->in_tx || p->pending >= DEFER_MAX)
@@ -516,7 +516,7 @@ static PGresult *
 pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
 	int n = q ? q->n : 0;
-	char name[8];
+	char name[16];
 	PGresult *res;
 	ExecStatusType st;
 
