@@ -118,7 +118,7 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 		/* a node on a database keeps its signed head beside its
 		 * registry file (node/audit.c) */
 		if (tb_audit_head_path(strstr(o->journal, "://") != NULL ? o->cfg.registry
-		                                                        : o->journal,
+		                                                         : o->journal,
 		                       o->head_path, sizeof(o->head_path)) != TB_OK)
 			return cli_usage_error("journal path too long");
 		o->head = o->head_path;
@@ -246,8 +246,9 @@ audit_verify(const struct audit_opts *o)
 		return cli_usage_error(
 		    "verify takes --node/--journal, --head, --pub, --registry, --chain-only");
 	if (o->head == NULL && !o->chain_only)
-		return cli_usage_error("a postgresql:// journal keeps no head beside it: give --node "
-		                       "CONFIG, --head FILE or --chain-only");
+		return cli_usage_error(
+		    "a postgresql:// journal keeps no head beside it: give --node "
+		    "CONFIG, --head FILE or --chain-only");
 	if (tb_journal_audit_verify(o->journal, &bad, &entries, &d) != TB_OK) {
 		if (d.code == TB_E_AUDIT)
 			return cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
@@ -386,8 +387,9 @@ audit_export(const struct audit_opts *o)
 	    o->chain_only)
 		return cli_usage_error("export takes --node/--journal, --head and --output");
 	if (o->head == NULL)
-		return cli_usage_error("a postgresql:// journal keeps no head beside it: give --node "
-		                       "CONFIG or --head FILE");
+		return cli_usage_error(
+		    "a postgresql:// journal keeps no head beside it: give --node "
+		    "CONFIG or --head FILE");
 	/* the head first read, then the entries: a node appending meanwhile
 	 * only adds entries after the head, which a verifier accepts */
 	tb_buf_init(&head);

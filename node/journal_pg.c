@@ -59,91 +59,111 @@ tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
 		return TB_E_ARG;                                                                   \
 	}
 int
-tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_ping(struct tb_jpg *p)
-    NOPQ(p) int tb_jpg_retire(struct tb_jpg *p, int64_t e, int64_t d, size_t l,
-                              const struct tb_journal_archiver *a, size_t *r) NOPQ(p) int tb_jpg_stats(const char *u, struct tb_journal_stats *s,
-                             struct tb_diag *d) NOPQ(u) int tb_jpg_begin(
-    struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
-    NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
-        struct tb_jpg *p, const struct tb_journal_msg *m,
-        struct tb_buf *o) NOPQ(p) int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id,
-                                                             struct tb_buf *o)
-        NOPQ(p) int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a, tb_journal_inbox_cb cb,
-                                      void *c) NOPQ(p) int tb_jpg_inbox_ack(struct tb_jpg *p,
-                                                                            const char *id)
-            NOPQ(p) int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(
-                p) int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
-                                           int64_t n)
-                NOPQ(p) int tb_jpg_outbound_due(
-                    struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
-                    void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
-                                                                   const uint8_t *r, size_t rl,
-                                                                   int64_t at, bool *f)
-                    NOPQ(p) int tb_jpg_outbound_retry(
-                        struct tb_jpg *p, const char *id, int64_t n,
-                        const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct tb_jpg *p,
-                                                                              const char *id,
-                                                                              int64_t n)
-                        NOPQ(p) int tb_jpg_outbound_release_held(
-                            struct tb_jpg *p, int64_t now,
-                            int64_t *n) NOPQ(p) int tb_jpg_outbound_failed(struct tb_jpg *p,
-                                                                           const char *id,
-                                                                           const char *r,
-                                                                           int64_t at)
-                            NOPQ(p) int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
-                                                               struct tb_journal_status *o,
-                                                               struct tb_buf *r)
-                                NOPQ(p) int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(
-                                    p) int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w)
-                                    NOPQ(p) int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r)
-                                        NOPQ(p) int tb_jpg_unit(
-                                            struct tb_jpg *p,
-                                            enum tb_jpg_unit op)
-                                            NOPQ(p) int tb_jpg_audit_add(
-                                                struct tb_jpg *p,
-                                                char dir, const char *msgid,
-                                                const char
-                                                    *digest_hex,
-                                                const char
-                                                    *peer,
-                                                int64_t
-                                                    at,
-                                                const char
-                                                    *event,
-                                                const char
-                                                    *detail,
-                                                int64_t
-                                                    *seq,
-                                                uint8_t
-                                                    hash[32])
-                                                NOPQ(p) int tb_jpg_audit_head(
-                                                    struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
-                                                    NOPQ(p) int tb_jpg_audit_hash_at(
-                                                        struct tb_jpg *p, int64_t seq,
-                                                        char hash_hex[65])
-                                                        NOPQ(p) int tb_jpg_flow(
-                                                            struct tb_jpg *p,
-                                                            enum tb_jpg_flow which,
-                                                            const char *const *t, int nt, int ni,
-                                                            int64_t
-                                                                iv,
-                                                            int64_t
-                                                                *out,
-                                                            bool *row)
-                                                            NOPQ(p) int tb_jpg_inbound_get(
-                                                                struct tb_jpg *p, const char *id,
-                                                                struct tb_journal_inbound *out,
-                                                                struct tb_buf *envelope)
-                                                                NOPQ(p) int tb_jpg_outbound_envelope(
-                                                                    struct tb_jpg *p,
-                                                                    const char *id,
-                                                                    struct tb_buf *out)
-                                                                    NOPQ(p) int tb_jpg_audit_list(
-                                                                        const char *uri,
-                                                                        int64_t since,
-                                                                        tb_journal_audit_cb cb,
-                                                                        void *ctx,
-                                                                        struct tb_diag *d) NOPQ(uri)
+tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_ping(
+    struct tb_jpg *p) NOPQ(p) int tb_jpg_retire(struct tb_jpg *p, int64_t e, int64_t d, size_t l,
+                                                const struct tb_journal_archiver *a, size_t *r)
+    NOPQ(p) int tb_jpg_stats(const char *u, struct tb_journal_stats *s, struct tb_diag *d) NOPQ(
+        u) int tb_jpg_begin(struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
+        NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
+            struct tb_jpg *p, const struct tb_journal_msg *m,
+            struct tb_buf *o) NOPQ(p) int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id,
+                                                                 struct tb_buf *o)
+            NOPQ(p) int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a,
+                                          tb_journal_inbox_cb cb,
+                                          void *c) NOPQ(p) int tb_jpg_inbox_ack(struct tb_jpg *p,
+                                                                                const char *id)
+                NOPQ(p) int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(
+                    p) int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                               int64_t n)
+                    NOPQ(p) int tb_jpg_outbound_due(
+                        struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
+                        void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p,
+                                                                       const char *id,
+                                                                       const uint8_t *r, size_t rl,
+                                                                       int64_t at, bool *f)
+                        NOPQ(p) int tb_jpg_outbound_retry(
+                            struct tb_jpg *p, const char *id,
+                            int64_t n, const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct
+                                                                                             tb_jpg *
+                                                                                                 p,
+                                                                                             const char *
+                                                                                                 id,
+                                                                                             int64_t
+                                                                                                 n)
+                            NOPQ(p) int tb_jpg_outbound_release_held(
+                                struct tb_jpg *p, int64_t now, int64_t *n)
+                                NOPQ(p) int tb_jpg_outbound_failed(
+                                    struct tb_jpg *p, const char *id,
+                                    const char
+                                        *r,
+                                    int64_t
+                                        at)
+                                    NOPQ(p) int tb_jpg_outbound_status(
+                                        struct tb_jpg *p, const char *id,
+                                        struct tb_journal_status *o,
+                                        struct tb_buf *r)
+                                        NOPQ(p) int tb_jpg_outbound_pending(struct tb_jpg *p,
+                                                                            int64_t
+                                                                                *n)
+                                            NOPQ(p) int tb_jpg_outbound_next_due(
+                                                struct tb_jpg *p, int64_t
+                                                                      *w)
+                                                NOPQ(p) int tb_jpg_prune(
+                                                    struct tb_jpg *p, int64_t b,
+                                                    size_t
+                                                        *r)
+                                                    NOPQ(p) int tb_jpg_unit(
+                                                        struct tb_jpg *p,
+                                                        enum tb_jpg_unit op)
+                                                        NOPQ(p) int tb_jpg_audit_add(struct tb_jpg
+                                                                                         *p,
+                                                                                     char dir,
+                                                                                     const char *
+                                                                                         msgid,
+                                                                                     const char *
+                                                                                         digest_hex,
+                                                                                     const char
+                                                                                         *peer,
+                                                                                     int64_t at,
+                                                                                     const char
+                                                                                         *event,
+                                                                                     const char
+                                                                                         *detail,
+                                                                                     int64_t *seq,
+                                                                                     uint8_t
+                                                                                         hash[32])
+                                                            NOPQ(p) int tb_jpg_audit_head(
+                                                                struct tb_jpg *p,
+                                                                int64_t *seq, uint8_t hash[32])
+                                                                NOPQ(p) int tb_jpg_audit_hash_at(
+                                                                    struct tb_jpg *p, int64_t seq,
+                                                                    char hash_hex[65])
+                                                                    NOPQ(p) int tb_jpg_flow(
+                                                                        struct tb_jpg *p,
+                                                                        enum tb_jpg_flow which,
+                                                                        const char *const *t,
+                                                                        int nt,
+                                                                        int ni,
+                                                                        int64_t iv, int64_t *out,
+                                                                        bool *row)
+                                                                        NOPQ(p) int tb_jpg_inbound_get(
+                                                                            struct tb_jpg *p,
+                                                                            const char *id,
+                                                                            struct
+                                                                            tb_journal_inbound *out,
+                                                                            struct tb_buf *envelope)
+                                                                            NOPQ(p) int tb_jpg_outbound_envelope(
+                                                                                struct tb_jpg *p,
+                                                                                const char *id,
+                                                                                struct tb_buf *out)
+                                                                                NOPQ(p) int tb_jpg_audit_list(
+                                                                                    const char *uri,
+                                                                                    int64_t since,
+                                                                                    tb_journal_audit_cb
+                                                                                        cb,
+                                                                                    void *ctx,
+                                                                                    struct tb_diag *
+                                                                                        d) NOPQ(uri)
 
 #else /* HAVE_LIBPQ */
 
@@ -534,7 +554,7 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 			return NULL;
 	} else
 #endif
-	if (name[0] != '\0')
+	    if (name[0] != '\0')
 		res = PQexecPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
 		                     q ? q->fmt : NULL, 1);
 	else
@@ -1228,13 +1248,14 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 	p_blob(&q, receipt, receipt_len);
 	/* the state change and the receipt row in one statement; a row back
 	 * means this call moved the message from queued to delivered */
-	res = pexec(p,
-	            "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
-	            " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq),"
-	            " r AS (INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
-	            " WHERE length($3::bytea) > 0)"
-	            " SELECT seq FROM o",
-	            &q, "outbound delivered");
+	res =
+	    pexec(p,
+	          "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
+	          " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq),"
+	          " r AS (INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
+	          " WHERE length($3::bytea) > 0)"
+	          " SELECT seq FROM o",
+	          &q, "outbound delivered");
 	if (res == NULL)
 		return TB_E_IO;
 	*fresh = PQntuples(res) == 1;
@@ -1423,7 +1444,8 @@ retire_list(struct tb_jpg *p, bool in, int64_t exp_bound, int64_t done_bound, si
 		r.envelope_len = (size_t)PQgetlength(res, i, 6);
 		r.receipt = (const uint8_t *)PQgetvalue(res, i, 7);
 		r.receipt_len = (size_t)PQgetlength(res, i, 7);
-		r.state = in ? "acked" : tb_journal_state_name((enum tb_journal_state)g_int(res, i, 8));
+		r.state =
+		    in ? "acked" : tb_journal_state_name((enum tb_journal_state)g_int(res, i, 8));
 		if (a != NULL && (rc = a->put(a->ctx, &r)) != TB_OK)
 			rc = tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
 			                 r.id ? r.id : "?");
@@ -1543,7 +1565,8 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 	 * with it */
 	if (op == TB_JPG_SAVEPOINT) {
 		if (p->depth == (int)(sizeof(p->marks) / sizeof(p->marks[0])))
-			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "units nested too deep");
+			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
+			                   "units nested too deep");
 		p->marks[p->depth++] = p->nab;
 	} else if (p->depth > 0) {
 		p->depth--;
@@ -1660,7 +1683,8 @@ tb_jpg_audit_add(struct tb_jpg *p, char dir, const char *msgid, const char *dige
 		return rc;
 	if (rc == TB_OK) {
 		if ((rc = tb_jpg_commit(p)) == TB_OK && !tb_jpg_committed_head(p, seq, hash))
-			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit entry not written");
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit entry not written");
 		return rc;
 	}
 	why = *p->diag;
@@ -1721,8 +1745,7 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 	if (ni > 0)
 		p_int(&q, iv);
 	/* a row written, nothing read back: deferred (pdefer) */
-	if (row == NULL && out == NULL &&
-	    (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
+	if (row == NULL && out == NULL && (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
 		return pdefer(p, sql[which], &q, "flow statement");
 	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
 		return TB_E_IO;
@@ -1892,13 +1915,13 @@ done:
 
 #endif /* HAVE_LIBPQ */
 
-/* ---- audit verify (on tb_jpg_audit_list, so with or without libpq) ---- */
+    /* ---- audit verify (on tb_jpg_audit_list, so with or without libpq) ---- */
 
-struct verify {
-	int64_t want;      /* the seq the next entry must have */
-	uint8_t prev[32];  /* the previous entry's hash */
-	int64_t *entries;  /* the caller's, may be NULL */
-	int64_t bad;       /* the first entry that failed */
+    struct verify {
+	int64_t want;     /* the seq the next entry must have */
+	uint8_t prev[32]; /* the previous entry's hash */
+	int64_t *entries; /* the caller's, may be NULL */
+	int64_t bad;      /* the first entry that failed */
 	char why[96];
 };
 
@@ -1922,8 +1945,8 @@ verify_entry(void *ctx, const struct tb_journal_audit_entry *e)
 	                             e->event, e->detail, hash) != TB_OK ||
 	    strlen(e->hash) != 64 || !tb_hex_decode(e->hash, 64, stored, 32) ||
 	    !tb_ct_equal(stored, hash, 32)) {
-		snprintf(v->why, sizeof(v->why), "entry %" PRId64 ": contents do not match its hash",
-		         v->want);
+		snprintf(v->why, sizeof(v->why),
+		         "entry %" PRId64 ": contents do not match its hash", v->want);
 		goto bad;
 	}
 	memcpy(v->prev, hash, 32);

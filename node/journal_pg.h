@@ -144,8 +144,7 @@ TB_MUST_CHECK int tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, i
  * one database may archive a message both (each into its own archive);
  * it is deleted once. */
 TB_MUST_CHECK int tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound,
-                                size_t limit, const struct tb_journal_archiver *a,
-                                size_t *removed);
+                                size_t limit, const struct tb_journal_archiver *a, size_t *removed);
 /* tb_journal_stats on the database at uri (a connection of its own, one
  * snapshot): bytes is the database's size (pg_database_size), free_bytes
  * 0 (the space autovacuum keeps for reuse is PostgreSQL's to report). */

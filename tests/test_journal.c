@@ -2674,7 +2674,8 @@ test_pg_deferred_lost(void **state)
 	assert_int_equal(tb_journal_begin(j), TB_OK);
 	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "queued"), TB_OK);
 	if (tb_journal_case_set(j, "320300", "371300", "c1", 200, 10) == TB_OK)
-		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"),
+		                     TB_OK);
 	assert_int_not_equal(tb_journal_commit(j), TB_OK);
 	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
 	assert_int_equal(pg_int("SELECT count(*) FROM cases"), 0);
