@@ -47,6 +47,9 @@ static const char usage_text[] =
     "        cannot be told then, and the output says so.\n"
     "        --export checks an export file (below) the same way, with its\n"
     "        own last line as the head.\n"
+    "        FILE may be a postgresql:// URI: its node keeps the head beside\n"
+    "        its registry file (--node finds it); else give --head or\n"
+    "        --chain-only.\n"
     "show    lists the entries (from SEQ on): a table, or JSON lines (--json).\n"
     "export  writes every entry as a JSON line and the signed head as the\n"
     "        last line, to FILE or standard output: the format of\n"
@@ -124,8 +127,14 @@ parse_opts(int argc, char **argv, struct audit_opts *o)
 		if (o->registry == NULL && o->pub == NULL)
 			o->registry = o->cfg.registry;
 	}
-	if (o->head == NULL) {
-		if (tb_audit_head_path(o->journal, o->head_path, sizeof(o->head_path)) != TB_OK)
+	/* a postgresql:// journal has no file to keep a head beside:
+	 * verify and export then need --node or --head */
+	if (o->head == NULL && (o->node != NULL || strstr(o->journal, "://") == NULL)) {
+		/* a node on a database keeps its signed head beside its
+		 * registry file (node/audit.c) */
+		if (tb_audit_head_path(strstr(o->journal, "://") != NULL ? o->cfg.registry
+		                                                         : o->journal,
+		                       o->head_path, sizeof(o->head_path)) != TB_OK)
 			return cli_usage_error("journal path too long");
 		o->head = o->head_path;
 	}
@@ -306,6 +315,10 @@ audit_verify(const struct audit_opts *o)
 		    "verify takes --node/--journal, --head, --pub, --registry, --chain-only");
 	if (o->export_file != NULL)
 		return audit_verify_export(o);
+	if (o->head == NULL && !o->chain_only)
+		return cli_usage_error(
+		    "a postgresql:// journal keeps no head beside it: give --node "
+		    "CONFIG, --head FILE or --chain-only");
 	if (tb_journal_audit_verify(o->journal, &bad, &entries, &d) != TB_OK) {
 		if (d.code == TB_E_AUDIT)
 			return cli_fail(EX_TB_REFUSED, "audit.broken: first broken entry %lld: %s",
@@ -578,7 +591,7 @@ audit_show(const struct audit_opts *o)
 	struct tb_diag d;
 
 	if (o->output != NULL || o->pub != NULL || (o->registry != NULL && o->node == NULL) ||
-	    o->head != o->head_path || o->chain_only)
+	    (o->head != NULL && o->head != o->head_path) || o->chain_only)
 		return cli_usage_error("show takes --node/--journal, --json and --since");
 	if (!o->json)
 		printf("%-8s %-20s %s %-17s %-7s %-32s %s\n", "SEQ", "TIME (UTC)", "D", "EVENT",
@@ -600,6 +613,10 @@ audit_export(const struct audit_opts *o)
 	if (o->json || o->since != 1 || o->pub != NULL || (o->registry != NULL && o->node == NULL) ||
 	    o->chain_only)
 		return cli_usage_error("export takes --node/--journal, --head and --output");
+	if (o->head == NULL)
+		return cli_usage_error(
+		    "a postgresql:// journal keeps no head beside it: give --node "
+		    "CONFIG or --head FILE");
 	/* the head first read, then the entries: a node appending meanwhile
 	 * only adds entries after the head, which a verifier accepts */
 	tb_buf_init(&head);

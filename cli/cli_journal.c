@@ -23,8 +23,10 @@ static const char usage_text[] =
     "        (mode 0600; an existing OUT is refused) while the node runs:\n"
     "        SQLite's online backup, the WAL's contents included.  Restore:\n"
     "        stop the node, put the copy in the journal's place, start it\n"
-    "        (docs/ADMIN.md, \"Backup and restore\").\n"
-    "stats   one JSON line: messages by state, audit entries, file bytes.\n";
+    "        (docs/ADMIN.md, \"Backup and restore\").  A postgresql:// journal\n"
+    "        is backed up with pg_dump -Fc instead (refused here, saying so).\n"
+    "stats   one JSON line: messages by state, audit entries, file bytes\n"
+    "        (FILE may be a postgresql:// URI: bytes is the database's size).\n";
 
 /* The journal path from --journal, or the one --node's config names. */
 static int

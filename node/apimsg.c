@@ -74,6 +74,7 @@ tb_api_http_code(int err)
 	case TB_E_IO:
 	case TB_E_NOMEM:
 	case TB_E_JOURNAL_FULL:
+	case TB_E_JOURNAL_DOWN:
 	case TB_E_CRYPTO: return 503;
 	case TB_E_FLOW_STATE:
 	case TB_E_FLOW_UNMATCHED: return 409;

@@ -1138,6 +1138,15 @@ begin(struct tb_journal *j, bool lazy)
 }
 
 int
+tb_journal_ping(struct tb_journal *j)
+{
+	if (j == NULL)
+		return TB_E_ARG;
+	tb_diag_clear(&j->diag);
+	return j->pg != NULL ? tb_jpg_ping(j->pg) : TB_OK;
+}
+
+int
 tb_journal_begin(struct tb_journal *j)
 {
 	return begin(j, false);
@@ -1160,12 +1169,18 @@ tb_journal_commit(struct tb_journal *j)
 	was_lazy = j->lazy;
 	tb_diag_clear(&j->diag);
 	if (j->pg != NULL) {
+		int64_t seq = 0;
+		uint8_t hash[32];
+		bool wrote;
+
 		rc = tb_jpg_commit(j->pg);
 		j->in_tx = j->lazy = false;
+		/* the head the commit wrote, not read back */
+		wrote = rc == TB_OK && tb_jpg_committed_head(j->pg, &seq, hash);
 		if (rc != TB_OK)
 			j->audit_touched = false;
 		else if (!was_lazy)
-			head_committed(j, false, 0, NULL);
+			head_committed(j, wrote, seq, hash);
 		return rc;
 	}
 	if (!j->in_tx)
@@ -1864,8 +1879,6 @@ tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention, int64_t 
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "retention");
 	if (removed != NULL)
 		*removed = 0;
 	if (retention < 0 || keep_after_expiry < 0 || limit == 0 || limit > (1u << 20) ||
@@ -1875,6 +1888,8 @@ tb_journal_retire(struct tb_journal *j, int64_t now, int64_t retention, int64_t 
 	if (__builtin_sub_overflow(now, keep_after_expiry, &exp_bound) ||
 	    __builtin_sub_overflow(now, retention, &done_bound))
 		return TB_OK;
+	if (j->pg != NULL)
+		return tb_jpg_retire(j->pg, exp_bound, done_bound, limit, a, removed);
 	if ((seqs = calloc(2 * limit, sizeof(*seqs))) == NULL)
 		return tb_diag_set(&j->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "retention");
 	/* Listed outside a transaction: the rows are final (acknowledged,
@@ -1920,8 +1935,13 @@ tb_journal_vacuum(struct tb_journal *j, int64_t *freed)
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (j->pg != NULL)
-		return tb_jpg_unsupported(j->pg, "vacuum");
+	if (j->pg != NULL) {
+		/* PostgreSQL's autovacuum gives dead rows' space back to
+		 * the tables; the node has nothing to do */
+		if (freed != NULL)
+			*freed = 0;
+		return j->in_tx ? jarg(j, "vacuum inside a transaction") : TB_OK;
+	}
 	if (freed != NULL)
 		*freed = 0;
 	if (j->in_tx)
@@ -2032,7 +2052,8 @@ tb_journal_backup(const char *path, const char *out, struct tb_diag *d)
 
 	if (tb_jpg_is_uri(path))
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                   "a backup of a PostgreSQL journal is not supported yet");
+		                   "a PostgreSQL journal is backed up with PostgreSQL's own tools: "
+		                   "pg_dump -Fc (docs/ADMIN.md)");
 	tb_diag_clear(d);
 	if (out == NULL || out[0] == '\0')
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "backup path is empty");
@@ -2076,8 +2097,7 @@ tb_journal_stats(const char *path, struct tb_journal_stats *st, struct tb_diag *
 	int rc;
 
 	if (tb_jpg_is_uri(path))
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                   "stats of a PostgreSQL journal is not supported yet");
+		return tb_jpg_stats(path, st, d);
 	tb_diag_clear(d);
 	if (st == NULL)
 		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
@@ -2737,8 +2757,7 @@ tb_journal_audit_verify(const char *path, int64_t *first_bad_seq, int64_t *entri
 	int rc;
 
 	if (tb_jpg_is_uri(path))
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS,
-		                   "audit verify of a PostgreSQL journal is not supported yet");
+		return tb_jpg_audit_verify(path, first_bad_seq, entries, d);
 	tb_diag_clear(d);
 	if (first_bad_seq != NULL)
 		*first_bad_seq = 0;

@@ -157,6 +157,13 @@ uint64_t tb_journal_checkpoints(struct tb_journal *j);
 /* Detail of the last failed operation on j (code TB_OK if none).  Owned by
  * j, valid until the next call on j. */
 const struct tb_diag *tb_journal_diag(const struct tb_journal *j);
+/* Whether the journal's database answers: TB_OK for a SQLite journal (its
+ * file is probed by the caller); on PostgreSQL one round trip outside a
+ * transaction, reconnecting first when the connection was lost, else
+ * TB_E_JOURNAL_DOWN (or TB_E_IO) with tb_journal_diag saying why.  Inside
+ * an open transaction it answers TB_OK without asking.  For lifecycle.c's
+ * health probe. */
+TB_MUST_CHECK int tb_journal_ping(struct tb_journal *j);
 
 /* ---- group commit ---- */
 

@@ -11,7 +11,11 @@
 
 #include "node/journal_pg.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "util/tb_enc.h"
 
 bool
 tb_jpg_is_uri(const char *s)
@@ -39,98 +43,52 @@ tb_jpg_close(struct tb_jpg *p)
 	(void)p;
 }
 
+bool
+tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	(void)p;
+	(void)seq;
+	(void)hash;
+	return false;
+}
+
 /* Never reached (no handle exists without libpq); they only link. */
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-#define NOPQ(...)                                                                                  \
-	{                                                                                          \
-		return TB_E_ARG;                                                                   \
-	}
-int
-tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
-    struct tb_jpg *p, bool l) NOPQ(p, l) int tb_jpg_commit(struct tb_jpg *p)
-    NOPQ(p) int tb_jpg_rollback(struct tb_jpg *p) NOPQ(p) int tb_jpg_inbound_put(
-        struct tb_jpg *p, const struct tb_journal_msg *m,
-        struct tb_buf *o) NOPQ(p) int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id,
-                                                             struct tb_buf *o)
-        NOPQ(p) int tb_jpg_inbox_list(struct tb_jpg *p, size_t l, int64_t a, tb_journal_inbox_cb cb,
-                                      void *c) NOPQ(p) int tb_jpg_inbox_ack(struct tb_jpg *p,
-                                                                            const char *id)
-            NOPQ(p) int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ(
-                p) int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
-                                           int64_t n)
-                NOPQ(p) int tb_jpg_outbound_due(
-                    struct tb_jpg *p, int64_t n, size_t l, bool claim, tb_journal_out_cb cb,
-                    void *c) NOPQ(p) int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
-                                                                   const uint8_t *r, size_t rl,
-                                                                   int64_t at, bool *f)
-                    NOPQ(p) int tb_jpg_outbound_retry(
-                        struct tb_jpg *p, const char *id, int64_t n,
-                        const char *e) NOPQ(p) int tb_jpg_outbound_reschedule(struct tb_jpg *p,
-                                                                              const char *id,
-                                                                              int64_t n)
-                        NOPQ(p) int tb_jpg_outbound_release_held(
-                            struct tb_jpg *p, int64_t now,
-                            int64_t *n) NOPQ(p) int tb_jpg_outbound_failed(struct tb_jpg *p,
-                                                                           const char *id,
-                                                                           const char *r,
-                                                                           int64_t at)
-                            NOPQ(p) int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,
-                                                               struct tb_journal_status *o,
-                                                               struct tb_buf *r)
-                                NOPQ(p) int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ(
-                                    p) int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *w)
-                                    NOPQ(p) int tb_jpg_prune(struct tb_jpg *p, int64_t b, size_t *r)
-                                        NOPQ(p) int tb_jpg_unit(
-                                            struct tb_jpg *p,
-                                            enum tb_jpg_unit op)
-                                            NOPQ(p) int tb_jpg_audit_chain(
-                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
-                                                enum tb_audit_hash *c, enum tb_audit_hash *h)
-                                                NOPQ(p) int tb_jpg_audit_add(
-                                                struct tb_jpg *p, enum tb_audit_hash st, bool *k,
-                                                enum tb_audit_hash *c, char dir, const char *msgid,
-                                                const char
-                                                    *digest_hex,
-                                                const char
-                                                    *peer,
-                                                int64_t
-                                                    at,
-                                                const char
-                                                    *event,
-                                                const char
-                                                    *detail,
-                                                int64_t
-                                                    *seq,
-                                                uint8_t
-                                                    hash[32])
-                                                NOPQ(p) int tb_jpg_audit_head(
-                                                    struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
-                                                    NOPQ(p) int tb_jpg_audit_hash_at(
-                                                        struct tb_jpg *p, int64_t seq,
-                                                        char hash_hex[65])
-                                                        NOPQ(p) int tb_jpg_flow(
-                                                            struct tb_jpg *p,
-                                                            enum tb_jpg_flow which,
-                                                            const char *const *t, int nt, int ni,
-                                                            int64_t
-                                                                iv,
-                                                            int64_t
-                                                                *out,
-                                                            bool *row)
-                                                            NOPQ(p) int tb_jpg_inbound_get(
-                                                                struct tb_jpg *p, const char *id,
-                                                                struct tb_journal_inbound *out,
-                                                                struct tb_buf *envelope)
-                                                                NOPQ(p) int tb_jpg_outbound_envelope(
-                                                                    struct tb_jpg *p,
-                                                                    const char *id,
-                                                                    struct tb_buf *out)
-                                                                    NOPQ(p) int tb_jpg_audit_list(
-                                                                        const char *uri,
-                                                                        int64_t since,
-                                                                        tb_journal_audit_cb cb,
-                                                                        void *ctx,
-                                                                        struct tb_diag *d) NOPQ(uri)
+#define NOPQ { return TB_E_ARG; }
+/* clang-format off */
+int tb_jpg_unsupported(struct tb_jpg *p, const char *what) NOPQ
+int tb_jpg_ping(struct tb_jpg *p) NOPQ
+int tb_jpg_begin(struct tb_jpg *p, bool lazy) NOPQ
+int tb_jpg_commit(struct tb_jpg *p) NOPQ
+int tb_jpg_rollback(struct tb_jpg *p) NOPQ
+int tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_buf *orig_receipt) NOPQ
+int tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out) NOPQ
+int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq, tb_journal_inbox_cb cb, void *ctx) NOPQ
+int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id) NOPQ
+int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ
+int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
+int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb, void *ctx) NOPQ
+int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt, size_t receipt_len, int64_t at, bool *fresh) NOPQ
+int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt, const char *last_error) NOPQ
+int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id, int64_t next_attempt) NOPQ
+int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n) NOPQ
+int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason, int64_t at) NOPQ
+int tb_jpg_outbound_status(struct tb_jpg *p, const char *id, struct tb_journal_status *out, struct tb_buf *receipt) NOPQ
+int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ
+int tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when) NOPQ
+int tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op) NOPQ
+int tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain, char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq, uint8_t hash[32]) NOPQ
+int tb_jpg_audit_chain(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain, enum tb_audit_hash *h) NOPQ
+int tb_jpg_audit_head(struct tb_jpg *p, int64_t *seq, uint8_t hash[32]) NOPQ
+int tb_jpg_audit_hash_at(struct tb_jpg *p, int64_t seq, char hash_hex[65]) NOPQ
+int tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int nt, int ni, int64_t iv, int64_t *out, bool *row) NOPQ
+int tb_jpg_inbound_get(struct tb_jpg *p, const char *id, struct tb_journal_inbound *out, struct tb_buf *envelope) NOPQ
+int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out) NOPQ
+int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb, void *ctx, struct tb_diag *d) NOPQ
+int tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound, size_t limit, const struct tb_journal_archiver *a, size_t *removed) NOPQ
+int tb_jpg_stats(const char *uri, struct tb_journal_stats *st, struct tb_diag *d) NOPQ
+int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed) NOPQ
+/* clang-format on */
 
 #else /* HAVE_LIBPQ */
 
@@ -141,14 +99,68 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *w) NOPQ(p, w) int tb_jpg_begin(
 
 #include <libpq-fe.h>
 
+#ifndef LIBPQ_HAS_PIPELINING
+/* libpq 13 has no pipeline mode: every statement waits for its answer
+ * (pdefer is prun) */
+#define PQ_PIPELINE_OFF 0
+#define PQpipelineStatus(c) PQ_PIPELINE_OFF
+#endif
+
 #include "util/tb_enc.h"
+
+/* statements prepared on one connection: the SQL's address is the key
+ * (every statement is a string literal) */
+#define PREP_MAX 64
 
 struct tb_jpg {
 	PGconn *conn;
 	bool in_tx;
 	bool aborted;         /* PostgreSQL aborted the open transaction */
 	struct tb_diag *diag; /* the owning journal's */
+	const char *prep[PREP_MAX];
+	int nprep;
+	/* the audit chain's head as this transaction holds it: valid once
+	 * the transaction holds the chain's advisory lock (audit_insert) */
+	bool head_held;
+	int64_t head_seq;
+	uint8_t head_hash[32];
+	enum tb_audit_hash head_h; /* the chain's hash, with the head */
+	/* the chain's hash as journal.c knows it (tb_jpg_audit_add's start,
+	 * known, chain), for the appends at the commit */
+	enum tb_audit_hash astart;
+	bool *aknown;
+	enum tb_audit_hash *achain;
+	/* statements sent in pipeline mode whose answers are not read yet
+	 * (pdefer), and whether one of them failed: the transaction is then
+	 * lost whole, whatever savepoint is undone */
+	int pending;
+	bool lost;
+	/* audit entries appended in the open transaction, written at its
+	 * commit (audit_flush); marks[] holds the count at each open unit */
+	struct aentry **ab;
+	size_t nab, capab, marks[8];
+	int depth;
+	/* the chain's head the last commit wrote, when it appended */
+	bool committed;
+	int64_t committed_seq;
+	uint8_t committed_hash[32];
 };
+
+/* One audit entry waiting for its transaction's commit: the fields, the
+ * strings after the struct. */
+struct aentry {
+	int64_t at;
+	char dir;
+	const char *msgid, *digest, *peer, *event, *detail;
+	char s[];
+};
+
+static void
+ab_trim(struct tb_jpg *p, size_t keep)
+{
+	while (p->nab > keep)
+		free(p->ab[--p->nab]);
+}
 
 /*
  * Versioned migrations: entry v-1 brings a database at version v-1 to v,
@@ -225,7 +237,11 @@ pfail(struct tb_jpg *p, PGresult *res, const char *what)
 	line[n] = '\0';
 	if (p->in_tx)
 		p->aborted = true;
-	return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
+	/* a lost connection is told apart from a failed statement: the
+	 * caller's answer is "retry later" (503 journal.unavailable) */
+	return tb_diag_set(p->diag,
+	                   PQstatus(p->conn) == CONNECTION_BAD ? TB_E_JOURNAL_DOWN : TB_E_IO,
+	                   TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
 }
 
 static int
@@ -235,12 +251,17 @@ ready(struct tb_jpg *p)
 	/* a connection the server dropped (restart, failover) is made again
 	 * at the next call outside a transaction; inside one the
 	 * transaction is lost anyway and fails */
-	if (!p->in_tx && PQstatus(p->conn) == CONNECTION_BAD) {
+	if (!p->in_tx && (PQstatus(p->conn) == CONNECTION_BAD || p->pending > 0 ||
+	                  PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)) {
+		/* a pipeline left open outside a transaction: only after a
+		 * failure that broke the session */
+		p->nprep = 0; /* a new session: nothing prepared */
+		p->pending = 0;
 		PQreset(p->conn);
 		if (PQstatus(p->conn) != CONNECTION_OK)
 			return pfail(p, NULL, "cannot reach the database");
 	}
-	if (p->aborted)
+	if (p->aborted || p->lost)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
@@ -281,13 +302,196 @@ p_blob(struct params *q, const uint8_t *b, size_t n)
 	q->n++;
 }
 
+/* The name sql is prepared under on this connection ("s<index>"), sent
+ * to the server the first time; false with the diag set when preparing
+ * failed.  name is "" when the table is full, or when sql is not
+ * prepared yet and the connection is in pipeline mode (where a
+ * synchronous prepare cannot run): the caller then sends sql unprepared.
+ * Parsing and planning once per connection, not once per call, is a
+ * third of a short statement's time on the server. */
+static bool
+prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
+{
+	PGresult *res;
+	int i;
+
+	name[0] = '\0';
+	for (i = 0; i < p->nprep; i++)
+		if (p->prep[i] == sql)
+			break;
+	if (i == PREP_MAX)
+		return true;
+	if (i < p->nprep) {
+		snprintf(name, 16, "s%d", i);
+		return true;
+	}
+	if (p->pending > 0)
+		return true;
+	snprintf(name, 16, "s%d", i);
+	res = PQprepare(p->conn, name, sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pfail(p, res, "prepare");
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	p->prep[p->nprep++] = sql;
+	return true;
+}
+
+static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
+                const char *what);
+
+/* Sends sql with q without waiting (pipeline mode); 0 on failure. */
+static int
+psend(struct tb_jpg *p, const char *name, const char *sql, const struct params *q)
+{
+	int n = q ? q->n : 0;
+
+	if (name[0] != '\0')
+		return PQsendQueryPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
+		                           q ? q->fmt : NULL, 1);
+	return PQsendQueryParams(p->conn, sql, n, NULL, q ? q->v : NULL, q ? q->len : NULL,
+	                         q ? q->fmt : NULL, 1);
+}
+
+#ifdef LIBPQ_HAS_PIPELINING
+/* The next statement's answer in pipeline mode: its first result (the
+ * rest dropped), NULL when the connection gave none. */
+static PGresult *
+pipe_result(struct tb_jpg *p)
+{
+	PGresult *first = NULL, *r;
+
+	while ((r = PQgetResult(p->conn)) != NULL) {
+		if (first == NULL)
+			first = r;
+		else
+			PQclear(r);
+	}
+	return first;
+}
+
+/* Ends a pipeline: a Sync, then the deferred statements' answers and,
+ * with last, the answer of the statement sent after them (into *last).
+ * A deferred statement that failed loses the transaction (p->lost) and
+ * its error is the diag's; TB_OK otherwise (*last may still be an
+ * error result, which the caller judges). */
+static int
+pipe_end(struct tb_jpg *p, PGresult **last, const char *what)
+{
+	int n = p->pending, rc = TB_OK;
+	PGresult *r;
+
+	if (last != NULL)
+		*last = NULL;
+	p->pending = 0;
+	if (!PQpipelineSync(p->conn)) {
+		rc = pfail(p, NULL, what);
+		goto lost;
+	}
+	for (int i = 0; i < n; i++) {
+		ExecStatusType st;
+
+		if ((r = pipe_result(p)) == NULL) {
+			rc = pfail(p, NULL, what);
+			goto lost;
+		}
+		st = PQresultStatus(r);
+		if (rc == TB_OK && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			rc = pfail(p, r, what);
+		PQclear(r);
+	}
+	if (last != NULL && (*last = pipe_result(p)) == NULL && rc == TB_OK)
+		rc = pfail(p, NULL, what);
+	/* the Sync's own answer, then out of pipeline mode */
+	if ((r = PQgetResult(p->conn)) != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+		PQclear(r);
+		if (!PQexitPipelineMode(p->conn) && rc == TB_OK)
+			rc = pfail(p, NULL, what);
+	} else {
+		PQclear(r);
+		if (rc == TB_OK)
+			rc = pfail(p, NULL, what);
+	}
+	if (rc == TB_OK)
+		return TB_OK;
+lost:
+	if (last != NULL) {
+		PQclear(*last);
+		*last = NULL;
+	}
+	if (p->in_tx)
+		p->lost = true;
+	return rc;
+}
+
+/* Sends sql inside a transaction without waiting for its answer, which is
+ * read with the next statement that waits (pexec), in the same round
+ * trip: for statements whose outcome the caller needs only as "the
+ * transaction commits or not" (savepoints, audit appends, flow rows).
+ * A failure is then reported by a later call, and the transaction is
+ * lost whole (commit answers "nothing stored").  Outside a transaction,
+ * or with many answers pending, it waits as prun does. */
+#define DEFER_MAX 64
+static int
+pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
+{
+	char name[16];
+	int rc;
+
+	if (!p->in_tx || p->pending >= DEFER_MAX)
+		return prun(p, sql, q, NULL, what);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if (!prepared(p, sql, q ? q->n : 0, name))
+		return TB_E_IO;
+	if (p->pending == 0 && !PQenterPipelineMode(p->conn))
+		return pfail(p, NULL, what);
+	if (!psend(p, name, sql, q)) {
+		rc = pfail(p, NULL, what);
+		p->lost = true;
+		if (p->pending == 0)
+			(void)PQexitPipelineMode(p->conn);
+		return rc;
+	}
+	p->pending++;
+	return TB_OK;
+}
+#else
+#define pdefer(p, sql, q, what) prun(p, sql, q, NULL, what)
+#endif
+
 /* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
 static PGresult *
 pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
-	PGresult *res = PQexecParams(p->conn, sql, q ? q->n : 0, NULL, q ? q->v : NULL,
-	                             q ? q->len : NULL, q ? q->fmt : NULL, 1);
-	ExecStatusType st = PQresultStatus(res);
+	int n = q ? q->n : 0;
+	char name[16];
+	PGresult *res;
+	ExecStatusType st;
+
+	if (!prepared(p, sql, n, name))
+		return NULL;
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0) {
+		/* the deferred statements' answers come back with this one's */
+		if (!psend(p, name, sql, q)) {
+			pfail(p, NULL, what);
+			(void)pipe_end(p, NULL, what);
+			return NULL;
+		}
+		if (pipe_end(p, &res, what) != TB_OK)
+			return NULL;
+	} else
+#endif
+	    if (name[0] != '\0')
+		res = PQexecPrepared(p->conn, name, n, q ? q->v : NULL, q ? q->len : NULL,
+		                     q ? q->fmt : NULL, 1);
+	else
+		res = PQexecParams(p->conn, sql, n, NULL, q ? q->v : NULL, q ? q->len : NULL,
+		                   q ? q->fmt : NULL, 1);
+	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		pfail(p, res, what);
@@ -420,7 +624,15 @@ tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
 		return NULL;
 	}
 	p->diag = jdiag;
-	p->conn = PQconnectdb(uri);
+	/* a connect_timeout unless the URI sets one: reconnecting runs on
+	 * the node's loop, which must not wait forever on an unreachable
+	 * host (the URI's own keywords, expanded after, win) */
+	{
+		const char *const keys[] = {"connect_timeout", "dbname", NULL};
+		const char *const vals[] = {"5", uri, NULL};
+
+		p->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (p->conn == NULL) {
 		tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "PQconnectdb");
 		goto fail;
@@ -453,6 +665,8 @@ tb_jpg_close(struct tb_jpg *p)
 	/* an open transaction is rolled back by the server when the
 	 * connection ends: a batch never committed was never answered */
 	PQfinish(p->conn);
+	ab_trim(p, 0);
+	free(p->ab);
 	free(p);
 }
 
@@ -463,7 +677,96 @@ tb_jpg_unsupported(struct tb_jpg *p, const char *what)
 	                   "%s is not supported by the PostgreSQL journal yet", what);
 }
 
+/* ---- the audit entries of the open transaction ---- */
+
+static int
+ab_push(struct tb_jpg *p, char dir, const char *msgid, const char *digest, const char *peer,
+        int64_t at, const char *event, const char *detail)
+{
+	const char *f[5] = {msgid, digest, peer, event, detail};
+	size_t len[5], total = 0;
+	struct aentry *e;
+	char *w;
+
+	for (int i = 0; i < 5; i++)
+		total += (len[i] = strlen(f[i])) + 1;
+	if (p->nab == p->capab) {
+		size_t cap = p->capab ? 2 * p->capab : 64;
+		struct aentry **n = realloc(p->ab, cap * sizeof(*n));
+
+		if (n == NULL)
+			return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit entry");
+		p->ab = n;
+		p->capab = cap;
+	}
+	if ((e = malloc(sizeof(*e) + total)) == NULL)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit entry");
+	e->at = at;
+	e->dir = dir;
+	w = e->s;
+	for (int i = 0; i < 5; i++) {
+		const char **to[5] = {&e->msgid, &e->digest, &e->peer, &e->event, &e->detail};
+
+		memcpy(w, f[i], len[i] + 1);
+		*to[i] = w;
+		w += len[i] + 1;
+	}
+	p->ab[p->nab++] = e;
+	return TB_OK;
+}
+
+static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+                        const char *peer, int64_t at, const char *event, const char *detail,
+                        int64_t *seq, uint8_t hash[32]);
+
+/* Writes the transaction's audit entries, just before its COMMIT: the
+ * chain's lock is taken here, so it is held for the commit alone, not
+ * for the whole batch (two connections of a member, or two processes,
+ * take turns for that long); the lock and the head in one round trip,
+ * the rows with the COMMIT. */
+static int
+audit_flush(struct tb_jpg *p)
+{
+	int64_t seq = 0;
+	uint8_t hash[32];
+	int rc = TB_OK;
+
+	for (size_t i = 0; i < p->nab && rc == TB_OK; i++) {
+		const struct aentry *e = p->ab[i];
+
+		rc = audit_insert(p, e->dir, e->msgid, e->digest, e->peer, e->at, e->event,
+		                  e->detail, &seq, hash);
+	}
+	if (rc == TB_OK && p->nab > 0) {
+		p->committed_seq = seq;
+		memcpy(p->committed_hash, hash, 32);
+	}
+	return rc;
+}
+
+bool
+tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32])
+{
+	if (!p->committed)
+		return false;
+	*seq = p->committed_seq;
+	memcpy(hash, p->committed_hash, 32);
+	return true;
+}
+
 /* ---- transactions ---- */
+
+int
+tb_jpg_ping(struct tb_jpg *p)
+{
+	int rc;
+
+	if (p->in_tx)
+		return TB_OK;
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	return prun(p, "SELECT 1", NULL, NULL, "ping");
+}
 
 int
 tb_jpg_begin(struct tb_jpg *p, bool lazy)
@@ -472,41 +775,77 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 
 	if (p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
-	if ((rc = ready(p)) != TB_OK || (rc = prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK)
+	if ((rc = ready(p)) != TB_OK)
 		return rc;
-	p->in_tx = true;
-	p->aborted = false;
-	if (lazy &&
-	    (rc = prun(p, "SET LOCAL synchronous_commit = off", NULL, NULL, "begin")) != TB_OK) {
-		PQclear(PQexec(p->conn, "ROLLBACK"));
-		p->in_tx = p->aborted = false;
+	/* a lazy one in the same round trip: both statements in one simple
+	 * query, which is itself one implicit transaction block no longer
+	 * once BEGIN has run */
+	if ((rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
+	               : prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK) {
+		if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+			PQclear(PQexec(p->conn, "ROLLBACK"));
+		return rc;
 	}
-	return rc;
+	p->in_tx = true;
+	p->aborted = p->head_held = p->lost = p->committed = false;
+	ab_trim(p, 0);
+	p->depth = 0;
+	return TB_OK;
+}
+
+/* After a failed transaction: the deferred answers read, the server's
+ * transaction rolled back if it is still open. */
+static void
+tx_abandon(struct tb_jpg *p)
+{
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0)
+		(void)pipe_end(p, NULL, "rollback");
+#endif
+	if (PQstatus(p->conn) == CONNECTION_OK && PQpipelineStatus(p->conn) == PQ_PIPELINE_OFF &&
+	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
 int
 tb_jpg_commit(struct tb_jpg *p)
 {
-	int rc;
+	PGresult *res = NULL;
+	int rc = TB_E_IO;
 
 	if (!p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
-	if (p->aborted) {
-		PQclear(PQexec(p->conn, "ROLLBACK"));
-		rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
-		                 "transaction was aborted by an earlier error; nothing stored");
-	} else {
-		/* a COMMIT of a transaction the server aborted answers
-		 * ROLLBACK without an error: checked by its tag */
-		PGresult *res = pexec(p, "COMMIT", NULL, "commit");
+	if (p->aborted || p->lost) {
+		struct tb_diag why = *p->diag;
 
-		rc = res == NULL ? TB_E_IO : TB_OK;
-		if (res != NULL && strcmp(PQcmdStatus(res), "COMMIT") != 0)
-			rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
-			                 "postgresql: commit rolled back; nothing stored");
-		PQclear(res);
+		tx_abandon(p);
+		*p->diag = why;
+		rc = tb_diag_set(p->diag, why.code == TB_E_JOURNAL_DOWN ? why.code : TB_E_IO,
+		                 TB_DIAG_NOPOS,
+		                 "transaction was aborted by an earlier error; nothing stored");
+		goto done;
 	}
-	p->in_tx = p->aborted = false;
+	/* the deferred answers come back with COMMIT's; a COMMIT of a
+	 * transaction the server aborted answers ROLLBACK without an error:
+	 * checked by its tag */
+	if (audit_flush(p) != TB_OK || (res = pexec(p, "COMMIT", NULL, "commit")) == NULL) {
+		struct tb_diag why = *p->diag;
+
+		tx_abandon(p);
+		*p->diag = why;
+		rc = why.code;
+	} else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		rc = tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
+		                 "postgresql: commit rolled back; nothing stored");
+	} else {
+		rc = TB_OK;
+		p->committed = p->nab > 0;
+	}
+	PQclear(res);
+done:
+	p->in_tx = p->aborted = p->head_held = p->lost = false;
+	ab_trim(p, 0);
+	p->depth = 0;
 	return rc;
 }
 
@@ -517,9 +856,15 @@ tb_jpg_rollback(struct tb_jpg *p)
 
 	if (!p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "no transaction open");
-	p->aborted = false;
+#ifdef LIBPQ_HAS_PIPELINING
+	if (p->pending > 0)
+		(void)pipe_end(p, NULL, "rollback"); /* their failure is undone here */
+#endif
+	p->aborted = p->lost = false;
 	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
-	p->in_tx = p->aborted = false;
+	p->in_tx = p->aborted = p->head_held = p->lost = false;
+	ab_trim(p, 0);
+	p->depth = 0;
 	return rc;
 }
 
@@ -834,13 +1179,14 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 	p_blob(&q, receipt, receipt_len);
 	/* the state change and the receipt row in one statement; a row back
 	 * means this call moved the message from queued to delivered */
-	res = pexec(p,
-	            "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
-	            " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq),"
-	            " r AS (INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
-	            " WHERE length($3::bytea) > 0)"
-	            " SELECT seq FROM o",
-	            &q, "outbound delivered");
+	res =
+	    pexec(p,
+	          "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
+	          " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0 RETURNING seq),"
+	          " r AS (INSERT INTO outbound_receipt (seq, receipt) SELECT seq, $3::bytea FROM o"
+	          " WHERE length($3::bytea) > 0)"
+	          " SELECT seq FROM o",
+	          &q, "outbound delivered");
 	if (res == NULL)
 		return TB_E_IO;
 	*fresh = PQntuples(res) == 1;
@@ -972,6 +1318,146 @@ tb_jpg_outbound_next_due(struct tb_jpg *p, int64_t *when)
 	               "outbound next due");
 }
 
+/* ---- retention ---- */
+
+/* seqs as a bigint[] literal, "{1,2,3}"; NULL on memory error. */
+static char *
+seq_array(const int64_t *seqs, size_t n)
+{
+	char *s = malloc(n * 21 + 3), *w = s;
+
+	if (s == NULL)
+		return NULL;
+	*w++ = '{';
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, "%s%" PRId64, i ? "," : "", seqs[i]);
+	*w++ = '}';
+	*w = '\0';
+	return s;
+}
+
+/* One direction's finished rows into the archive and seqs[*n..]. */
+static int
+retire_list(struct tb_jpg *p, bool in, int64_t exp_bound, int64_t done_bound, size_t limit,
+            const struct tb_journal_archiver *a, int64_t *seqs, size_t *n)
+{
+	struct tb_journal_retired r;
+	struct params q = {0};
+	PGresult *res;
+	int rc = TB_OK;
+
+	p_int(&q, exp_bound);
+	p_int(&q, done_bound);
+	p_int(&q, (int64_t)limit);
+	res = pexec(p,
+	            in ? "SELECT seq, id, digest, sender, type, coalesce(acked_at, expires),"
+	                 " envelope, receipt, 0::bigint FROM inbound WHERE acked = 1"
+	                 " AND expires < $1 AND coalesce(acked_at, expires) <= $2"
+	                 " ORDER BY seq LIMIT $3"
+	               : "SELECT o.seq, o.id, o.digest, o.recipient, o.type, o.done_at,"
+	                 " e.envelope, r.receipt, o.state::bigint FROM outbound o"
+	                 " LEFT JOIN outbound_env e ON e.seq = o.seq"
+	                 " LEFT JOIN outbound_receipt r ON r.seq = o.seq"
+	                 " WHERE o.state <> 0 AND o.expires < $1 AND coalesce(o.done_at, 0) <= $2"
+	                 " ORDER BY o.seq LIMIT $3",
+	            &q, "retention list");
+	if (res == NULL)
+		return TB_E_IO;
+	for (int i = 0; i < PQntuples(res) && rc == TB_OK; i++) {
+		memset(&r, 0, sizeof(r));
+		r.dir = in ? 'i' : 'o';
+		r.id = g_text(res, i, 1);
+		r.digest = g_text(res, i, 2);
+		r.peer = g_text(res, i, 3);
+		r.type = g_text(res, i, 4);
+		r.at = g_int(res, i, 5);
+		r.envelope = (const uint8_t *)PQgetvalue(res, i, 6);
+		r.envelope_len = (size_t)PQgetlength(res, i, 6);
+		r.receipt = (const uint8_t *)PQgetvalue(res, i, 7);
+		r.receipt_len = (size_t)PQgetlength(res, i, 7);
+		r.state =
+		    in ? "acked" : tb_journal_state_name((enum tb_journal_state)g_int(res, i, 8));
+		if (a != NULL && (rc = a->put(a->ctx, &r)) != TB_OK)
+			rc = tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "archive: message %s",
+			                 r.id ? r.id : "?");
+		else
+			seqs[(*n)++] = g_int(res, i, 0);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Deletes the listed rows (seqs[0..nin) inbound, the rest outbound) in
+ * one transaction, or in the caller's. */
+static int
+retire_delete(struct tb_jpg *p, const int64_t *seqs, size_t nin, size_t n)
+{
+	char *ain = seq_array(seqs, nin), *aout = seq_array(seqs + nin, n - nin);
+	struct params qi = {0}, qo = {0};
+	bool own = !p->in_tx;
+	int rc = TB_E_NOMEM;
+
+	if (ain == NULL || aout == NULL) {
+		tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "retention");
+		goto out;
+	}
+	p_text(&qi, ain);
+	p_text(&qo, aout);
+	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
+		goto out;
+	/* the envelope and receipt rows go with outbound (ON DELETE CASCADE) */
+	if ((rc = prun(p, "DELETE FROM inbound WHERE seq = ANY($1::bigint[])", &qi, NULL,
+	               "retention delete")) == TB_OK)
+		rc = prun(p, "DELETE FROM outbound WHERE seq = ANY($1::bigint[])", &qo, NULL,
+		          "retention delete");
+	if (own && rc == TB_OK) {
+		rc = tb_jpg_commit(p);
+	} else if (own) {
+		struct tb_diag why = *p->diag;
+
+		if (tb_jpg_rollback(p) != TB_OK) {
+			/* out of the transaction either way; rc's reason is told */
+		}
+		*p->diag = why;
+	}
+out:
+	free(ain);
+	free(aout);
+	return rc;
+}
+
+int
+tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound, size_t limit,
+              const struct tb_journal_archiver *a, size_t *removed)
+{
+	int64_t *seqs;
+	size_t n = 0, nin;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if ((seqs = calloc(2 * limit, sizeof(*seqs))) == NULL)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "retention");
+	/* listed outside a transaction, as on SQLite (journal.c): the rows
+	 * are final and their bounds only move forward */
+	if ((rc = retire_list(p, true, exp_bound, done_bound, limit, a, seqs, &n)) != TB_OK)
+		goto out;
+	nin = n;
+	if ((rc = retire_list(p, false, exp_bound, done_bound, limit, a, seqs, &n)) != TB_OK ||
+	    n == 0)
+		goto out;
+	/* archived durably before anything is deleted */
+	if (a != NULL && (rc = a->sync(a->ctx)) != TB_OK) {
+		rc = tb_diag_set(p->diag, rc, TB_DIAG_NOPOS, "archive: cannot sync");
+		goto out;
+	}
+	if ((rc = retire_delete(p, seqs, nin, n)) == TB_OK && removed != NULL)
+		*removed = n;
+out:
+	free(seqs);
+	return rc;
+}
+
 int
 tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed)
 {
@@ -1006,8 +1492,24 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 
 	if (op != TB_JPG_UNDO && (rc = ready(p)) != TB_OK)
 		return rc;
+	/* the unit's audit entries (not written yet) are kept or dropped
+	 * with it */
+	if (op == TB_JPG_SAVEPOINT) {
+		if (p->depth == (int)(sizeof(p->marks) / sizeof(p->marks[0])))
+			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
+			                   "units nested too deep");
+		p->marks[p->depth++] = p->nab;
+	} else if (p->depth > 0) {
+		p->depth--;
+		if (op == TB_JPG_UNDO)
+			ab_trim(p, p->marks[p->depth]);
+	}
 	if (op == TB_JPG_UNDO)
 		p->aborted = false;
+	/* opening and keeping a unit wait for nothing: their answers come
+	 * with the unit's next statement that waits (an undo waits) */
+	if (op != TB_JPG_UNDO)
+		return pdefer(p, sql[op], NULL, "savepoint");
 	return prun(p, sql[op], NULL, NULL, "savepoint");
 }
 
@@ -1072,7 +1574,9 @@ chain_of(struct tb_jpg *p, int64_t seq, enum tb_audit_hash start, bool *known,
 	return rc;
 }
 
-/* One row, entry seq after prev hashed with h; its hash into hash. */
+/* One row, entry seq after prev hashed with h (deferred: a failed append
+ * loses the transaction, commit says so, and the chain is appended only
+ * by committed transactions); its hash into hash. */
 static int
 audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint8_t prev[32],
                  char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
@@ -1097,42 +1601,53 @@ audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint
 	p_text(&q, event);
 	p_text(&q, hash_hex);
 	p_text(&q, detail);
-	return prun(
-	    p,
-	    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash, detail)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-	    &q, NULL, "audit append");
+	return pdefer(p,
+	              "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+	              " detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	              &q, "audit append");
 }
 
-/* The append proper, inside a transaction: the lock, the head, the row
- * (after the "chain" entry, which starts an SM3 chain). */
+/* The append proper, inside a transaction: the lock, the head and the
+ * chain's hash (once per transaction), the row, after the "chain" entry
+ * that starts an SM3 chain. */
 static int
-audit_insert(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum tb_audit_hash *chain,
-             char dir, const char *msgid, const char *digest_hex, const char *peer, int64_t at,
-             const char *event, const char *detail, int64_t *seq, uint8_t hash[32])
+audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
+             const char *peer, int64_t at, const char *event, const char *detail, int64_t *seq,
+             uint8_t hash[32])
 {
-	enum tb_audit_hash h;
 	uint8_t prev[32];
 	int rc;
 
-	/* one chain for every process: held to the end of the transaction */
-	if ((rc = prun(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL, NULL,
-	               "audit lock")) != TB_OK ||
-	    (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK ||
-	    (rc = chain_of(p, *seq, start, known, chain, &h)) != TB_OK)
+	/* one chain for every process: the lock is held to the end of the
+	 * transaction, so after the first append in it the head is known
+	 * here and neither the lock nor the head is asked for again */
+	if (p->head_held) {
+		*seq = p->head_seq;
+		memcpy(prev, p->head_hash, 32);
+	} else if ((rc = pdefer(p, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", NULL,
+	                        "audit lock")) != TB_OK ||
+	           (rc = tb_jpg_audit_head(p, seq, prev)) != TB_OK ||
+	           (rc = chain_of(p, *seq, p->astart, p->aknown, p->achain, &p->head_h)) != TB_OK) {
 		return rc;
+	}
 	if (*seq == INT64_MAX)
 		return tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS, "audit chain is full");
-	if (*seq == 0 && h == TB_AUDIT_SM3) {
-		if ((rc = audit_row_insert(p, h, 1, prev, 'a', "", "", "", at, "chain", "hash=sm3",
-		                           hash)) != TB_OK)
+	p->head_held = false;
+	if (*seq == 0 && p->head_h == TB_AUDIT_SM3) {
+		if ((rc = audit_row_insert(p, p->head_h, 1, prev, 'a', "", "", "", at, "chain",
+		                           "hash=sm3", hash)) != TB_OK)
 			return rc;
 		*seq = 1;
 		memcpy(prev, hash, 32);
 	}
 	(*seq)++;
-	return audit_row_insert(p, h, *seq, prev, dir, msgid, digest_hex, peer, at, event, detail,
-	                        hash);
+	if ((rc = audit_row_insert(p, p->head_h, *seq, prev, dir, msgid, digest_hex, peer, at, event,
+	                           detail, hash)) != TB_OK)
+		return rc;
+	p->head_held = p->in_tx;
+	p->head_seq = *seq;
+	memcpy(p->head_hash, hash, 32);
+	return TB_OK;
 }
 
 int
@@ -1157,14 +1672,25 @@ tb_jpg_audit_add(struct tb_jpg *p, enum tb_audit_hash start, bool *known, enum t
 	struct tb_diag why;
 	int rc;
 
+	*seq = 0;
+	memset(hash, 0, 32);
+	p->astart = start;
+	p->aknown = known;
+	p->achain = chain;
 	if (own && (rc = tb_jpg_begin(p, false)) != TB_OK)
 		return rc;
-	rc = audit_insert(p, start, known, chain, dir, msgid, digest_hex, peer, at, event, detail,
-	                  seq, hash);
+	/* held until the commit (audit_flush): in a transaction the entry's
+	 * seq and hash are not known yet (0); on its own they are */
+	if ((rc = ready(p)) == TB_OK)
+		rc = ab_push(p, dir, msgid, digest_hex, peer, at, event, detail);
 	if (!own)
 		return rc;
-	if (rc == TB_OK)
-		return tb_jpg_commit(p);
+	if (rc == TB_OK) {
+		if ((rc = tb_jpg_commit(p)) == TB_OK && !tb_jpg_committed_head(p, seq, hash))
+			rc = tb_diag_set(p->diag, TB_E_AUDIT, TB_DIAG_NOPOS,
+			                 "audit entry not written");
+		return rc;
+	}
 	why = *p->diag;
 	if (tb_jpg_rollback(p) != TB_OK) {
 		/* out of the transaction either way; the error is rc's */
@@ -1222,6 +1748,9 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 		p_text(&q, t[i]);
 	if (ni > 0)
 		p_int(&q, iv);
+	/* a row written, nothing read back: deferred (pdefer) */
+	if (row == NULL && out == NULL && (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
+		return pdefer(p, sql[which], &q, "flow statement");
 	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
 		return TB_E_IO;
 	if (row != NULL)
@@ -1290,6 +1819,47 @@ tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, struct tb_buf *out)
 	return rc;
 }
 
+int
+tb_jpg_stats(const char *uri, struct tb_journal_stats *st, struct tb_diag *d)
+{
+	struct tb_diag pd;
+	struct tb_jpg *p;
+	PGresult *r = NULL;
+	int rc = TB_OK;
+
+	tb_diag_clear(d);
+	if (st == NULL)
+		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "output is NULL");
+	memset(st, 0, sizeof(*st));
+	tb_diag_clear(&pd);
+	if ((p = tb_jpg_open(uri, &pd, d)) == NULL)
+		return d != NULL ? d->code : TB_E_IO;
+	/* one statement: the figures are of one moment */
+	r = pexec(p,
+	          "SELECT (SELECT count(*) FROM inbound WHERE acked = 0),"
+	          " (SELECT count(*) FROM inbound WHERE acked = 1),"
+	          " (SELECT count(*) FROM outbound WHERE state = 0),"
+	          " (SELECT count(*) FROM outbound WHERE state = 1),"
+	          " (SELECT count(*) FROM outbound WHERE state = 2),"
+	          " (SELECT count(*) FROM audit), pg_database_size(current_database())",
+	          NULL, "stats");
+	if (r == NULL || PQntuples(r) != 1) {
+		rc = tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", pd.detail);
+		goto done;
+	}
+	st->inbox = g_int(r, 0, 0);
+	st->inbound_acked = g_int(r, 0, 1);
+	st->queued = g_int(r, 0, 2);
+	st->delivered = g_int(r, 0, 3);
+	st->failed = g_int(r, 0, 4);
+	st->audit = g_int(r, 0, 5);
+	st->bytes = g_int(r, 0, 6);
+done:
+	PQclear(r);
+	tb_jpg_close(p);
+	return rc;
+}
+
 /* One listed row into e (borrowed from r); TB_E_AUDIT for a NULL field. */
 static int
 audit_row(PGresult *r, int i, struct tb_journal_audit_entry *e, struct tb_diag *d)
@@ -1348,3 +1918,48 @@ done:
 }
 
 #endif /* HAVE_LIBPQ */
+
+    /* ---- audit verify (on tb_jpg_audit_list, so with or without libpq) ---- */
+
+    struct verify {
+	struct tb_journal_audit_walk w;
+	int64_t *entries; /* the caller's, may be NULL */
+	int64_t bad;      /* the first entry that failed */
+	char why[96];
+};
+
+/* Each entry checked by journal.c's walker: its seq, prev and hash, with
+ * the chain's hash (SHA-256 or SM3) that entry 1 fixes. */
+static int
+verify_entry(void *ctx, const struct tb_journal_audit_entry *e)
+{
+	struct verify *v = ctx;
+
+	if (!tb_journal_audit_walk_next(&v->w, e, v->why, sizeof(v->why))) {
+		v->bad = v->w.next;
+		return TB_E_AUDIT;
+	}
+	if (v->entries != NULL)
+		*v->entries = e->seq;
+	return TB_OK;
+}
+
+int
+tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, int64_t *entries, struct tb_diag *d)
+{
+	struct verify v = {.entries = entries};
+	int rc;
+
+	tb_journal_audit_walk_init(&v.w);
+	if (first_bad_seq != NULL)
+		*first_bad_seq = 0;
+	if (entries != NULL)
+		*entries = 0;
+	rc = tb_jpg_audit_list(uri, 1, verify_entry, &v, d);
+	if (rc == TB_E_AUDIT && v.bad > 0) {
+		if (first_bad_seq != NULL)
+			*first_bad_seq = v.bad;
+		return tb_diag_set(d, TB_E_AUDIT, TB_DIAG_NOPOS, "%s", v.why);
+	}
+	return rc;
+}

@@ -17,13 +17,18 @@
  *     database never list the same message at once, and one that dies
  *     leaves its messages due again when the lease ends;
  *   - the audit chain is one chain for every process on the database:
- *     an append takes a transaction-scoped advisory lock, so appends of
- *     two processes' transactions are serialised until the first commits
- *     (audit_add);
- *   - calls not yet carried over (retention, backup, stats, vacuum,
- *     audit verify)
- *     answer TB_E_ARG "... not supported by the PostgreSQL journal yet"
- *     (tb_jpg_unsupported).
+ *     the entries a transaction appends are written at its commit, under
+ *     a transaction-scoped advisory lock taken then, so two connections'
+ *     commits take turns for the commit alone; inside a transaction
+ *     tb_jpg_audit_add answers seq 0 and tb_jpg_audit_head does not yet
+ *     see the transaction's own entries (SQLite's does);
+ *   - vacuum is autovacuum's (tb_journal_vacuum answers TB_OK, 0 freed);
+ *     a backup is pg_dump's (tb_journal_backup refuses, naming it);
+ *   - a lost connection is TB_E_JOURNAL_DOWN ("journal.unavailable"),
+ *     and the next call outside a transaction reconnects;
+ *   - savepoints, audit rows and flow rows are sent in pipeline mode and
+ *     answered with the next statement that waits: when one of them
+ *     fails, the transaction is lost whole (commit: "nothing stored").
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
  * sentence saying so; the other functions are never reached.
  */
@@ -61,7 +66,12 @@ void tb_jpg_close(struct tb_jpg *p);
  * call this backend does not do yet. */
 TB_MUST_CHECK int tb_jpg_unsupported(struct tb_jpg *p, const char *what);
 
+TB_MUST_CHECK int tb_jpg_ping(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_begin(struct tb_jpg *p, bool lazy);
+/* True, with the chain's head it wrote, when the last commit appended
+ * audit entries (in a transaction they are written at its commit, and
+ * tb_jpg_audit_add answers seq 0 until then). */
+bool tb_jpg_committed_head(const struct tb_jpg *p, int64_t *seq, uint8_t hash[32]);
 TB_MUST_CHECK int tb_jpg_commit(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_rollback(struct tb_jpg *p);
 
@@ -131,6 +141,22 @@ TB_MUST_CHECK int tb_jpg_outbound_envelope(struct tb_jpg *p, const char *id, str
  * own, for the call): entries with seq >= since, in order. */
 TB_MUST_CHECK int tb_jpg_audit_list(const char *uri, int64_t since, tb_journal_audit_cb cb,
                                     void *ctx, struct tb_diag *d);
+/* tb_journal_audit_verify on the database at uri: the chain as
+ * tb_jpg_audit_list reads it (one snapshot), each entry's seq, prev and
+ * recomputed hash checked as on SQLite. */
+TB_MUST_CHECK int tb_jpg_audit_verify(const char *uri, int64_t *first_bad_seq, int64_t *entries,
+                                      struct tb_diag *d);
+/* tb_journal_retire's work on PostgreSQL with its bounds computed: the
+ * same rows listed (outside a transaction), archived through a (may be
+ * NULL) and synced, then deleted in one transaction.  Two processes on
+ * one database may archive a message both (each into its own archive);
+ * it is deleted once. */
+TB_MUST_CHECK int tb_jpg_retire(struct tb_jpg *p, int64_t exp_bound, int64_t done_bound,
+                                size_t limit, const struct tb_journal_archiver *a, size_t *removed);
+/* tb_journal_stats on the database at uri (a connection of its own, one
+ * snapshot): bytes is the database's size (pg_database_size), free_bytes
+ * 0 (the space autovacuum keeps for reuse is PostgreSQL's to report). */
+TB_MUST_CHECK int tb_jpg_stats(const char *uri, struct tb_journal_stats *st, struct tb_diag *d);
 TB_MUST_CHECK int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../federation/tb_reg.h"
+#include "journal.h"
 #include "log.h"
 
 #define TICK_S 1
@@ -271,10 +272,17 @@ probe_journal(struct tb_node *n)
 	/* a full disk is probed every tick until it has room */
 	if (l->full && room_again(n))
 		end_full(n, "probed");
-	if (tb_now_ms() < l->probe_ms)
+	/* a journal on a database server is asked every tick (one round
+	 * trip): its outage is told on /healthz within a second */
+	if (strstr(n->cfg.journal, "://") != NULL) {
+		ok = tb_journal_ping(n->journal) == TB_OK;
+		snprintf(why, sizeof(why), "%s", ok ? "" : tb_journal_diag(n->journal)->detail);
+	} else if (tb_now_ms() < l->probe_ms) {
 		return;
-	l->probe_ms = tb_now_ms() + PROBE_MS;
-	ok = journal_writable(n->cfg.journal, why, sizeof(why), &full);
+	} else {
+		l->probe_ms = tb_now_ms() + PROBE_MS;
+		ok = journal_writable(n->cfg.journal, why, sizeof(why), &full);
+	}
 	if (full) {
 		/* no room is the full-disk condition's, told of there */
 		start_full(n, why);

@@ -307,7 +307,10 @@ jfail:
 	/* no room on the journal's disk is told as such (503 journal.full) */
 	if (tb_journal_diag(j)->code == TB_E_JOURNAL_FULL)
 		rc = TB_E_JOURNAL_FULL;
-	tb_diag_set(d, rc == TB_E_JOURNAL_FULL ? rc : TB_E_IO, TB_DIAG_NOPOS, "journal: %s",
+	else if (tb_journal_diag(j)->code == TB_E_JOURNAL_DOWN)
+		rc = TB_E_JOURNAL_DOWN; /* 503 journal.unavailable */
+	tb_diag_set(d, rc == TB_E_JOURNAL_FULL || rc == TB_E_JOURNAL_DOWN ? rc : TB_E_IO,
+	            TB_DIAG_NOPOS, "journal: %s",
 	            tb_journal_diag(j)->detail[0] ? tb_journal_diag(j)->detail
 	                                          : tb_err_str(rc));
 out:

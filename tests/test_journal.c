@@ -193,6 +193,10 @@ raw_int(const char *path, const char *sql)
 	sqlite3_stmt *s = NULL;
 	int64_t v;
 
+#ifdef HAVE_LIBPQ
+	if (pg_uri != NULL) /* a test run on both backends: the same SQL */
+		return pg_int(sql);
+#endif
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -1218,7 +1222,8 @@ test_retire(void **state)
 	assert_int_equal(raw_int(path, "SELECT count(*) FROM outbound_receipt"), 0);
 	tb_journal_close(j);
 	/* the audit chain is not pruned and still verifies */
-	assert_int_equal(tb_journal_audit_verify(path, NULL, &n, NULL), TB_OK);
+	assert_int_equal(tb_journal_audit_verify(pg_uri != NULL ? pg_uri : path, NULL, &n, NULL),
+	                 TB_OK);
 	assert_int_equal(n, 1);
 	tb_buf_free(&r);
 }
@@ -2772,14 +2777,18 @@ test_pg_two_processes(void **state)
 	tb_buf_free(&r);
 }
 
-/* What the PostgreSQL backend does not carry yet is refused by name. */
+/* What the PostgreSQL backend leaves to PostgreSQL is refused saying
+ * what to use (backup: pg_dump); stats and vacuum answer. */
 static void
 test_pg_unsupported(void **state)
 {
 	char path[128];
+	struct tb_journal_stats st;
 	struct tb_journal *j;
+	struct tb_diag d;
 	struct tb_buf b;
 	struct tmsg m;
+	int64_t freed = 9;
 
 	(void)state;
 	tb_buf_init(&b);
@@ -2787,9 +2796,16 @@ test_pg_unsupported(void **state)
 	j = open_ok(path);
 	mkmsg(&m, 1, 5000);
 	assert_int_equal(tb_journal_outbound_put(j, &m.m, 1), TB_OK);
-	assert_int_equal(tb_journal_retire(j, 1, 0, 0, 10, NULL, NULL), TB_E_ARG);
-	assert_non_null(strstr(tb_journal_diag(j)->detail, "PostgreSQL"));
-	assert_int_equal(tb_journal_audit_verify(pg_uri, NULL, NULL, NULL), TB_E_ARG);
+	assert_int_equal(tb_journal_backup(pg_uri, "/nonexistent/x", &d), TB_E_ARG);
+	assert_non_null(strstr(d.detail, "pg_dump"));
+	assert_int_equal(tb_journal_vacuum(j, &freed), TB_OK);
+	assert_int_equal(freed, 0);
+	assert_int_equal(tb_journal_stats(pg_uri, &st, &d), TB_OK);
+	assert_int_equal(st.queued, 1);
+	assert_int_equal(st.inbox + st.delivered + st.failed + st.audit, 0);
+	assert_true(st.bytes > 0);
+	/* audit verify is carried over: the chain there verifies */
+	assert_int_equal(tb_journal_audit_verify(pg_uri, NULL, NULL, NULL), TB_OK);
 	tb_journal_close(j);
 	tb_buf_free(&b);
 }
@@ -2817,6 +2833,50 @@ pg_count_cb(void *ctx, const struct tb_journal_out *o)
 	(void)o;
 	++*(int *)ctx;
 	return 0;
+}
+
+/* Statements whose answer nobody waits for (savepoints, flow rows: sent
+ * in pipeline mode; audit rows: written at commit) lose their
+ * transaction whole when they fail, whichever call is told: the commit
+ * reports nothing stored, and nothing is. */
+static void
+test_pg_deferred_lost(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	pg_int("ALTER TABLE audit ADD CONSTRAINT no_boom CHECK (event <> 'boom')");
+	pg_int("ALTER TABLE cases ADD CONSTRAINT small CHECK (state < 100)");
+	mkmsg(&a, 1, 5000);
+	mkmsg(&b, 2, 5000);
+	/* an audit row that fails, written at the commit */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "boom"), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_not_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 0);
+	/* a flow row that fails after an audited unit was answered TB_OK;
+	 * the next call that waits is told */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "queued"), TB_OK);
+	if (tb_journal_case_set(j, "320300", "371300", "c1", 200, 10) == TB_OK)
+		assert_int_not_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"),
+		                     TB_OK);
+	assert_int_not_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
+	assert_int_equal(pg_int("SELECT count(*) FROM cases"), 0);
+	/* the handle carries on */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued"), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 1);
+	assert_int_equal(pg_int("SELECT count(*) FROM audit"), 1);
+	tb_journal_close(j);
 }
 
 /* Leases: two handles (two processes) listing due messages never get
@@ -2992,12 +3052,14 @@ main(void)
 		    cmocka_unit_test(test_outbound_due_next),
 		    cmocka_unit_test(test_outbound_held),
 		    cmocka_unit_test(test_lookups_flows),
+		    cmocka_unit_test(test_retire),
 		    cmocka_unit_test(test_pg_schema),
 		    cmocka_unit_test(test_pg_two_processes),
 		    cmocka_unit_test(test_pg_unsupported),
 		    cmocka_unit_test(test_pg_audit),
 		    cmocka_unit_test(test_audit_sm3),
 		    cmocka_unit_test(test_pg_lease),
+		    cmocka_unit_test(test_pg_deferred_lost),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);

@@ -76,6 +76,8 @@ static const struct {
     {TB_E_JOURNAL_VERSION, "journal.version", "journal was written by a newer version"},
     {TB_E_JOURNAL_STATE, "journal.state", "not allowed in the message's current state"},
     {TB_E_JOURNAL_FULL, "journal.full", "no room on the journal's disk; retry later"},
+    {TB_E_JOURNAL_DOWN, "journal.unavailable",
+     "the journal's database cannot be reached; retry later"},
     {TB_E_FORBIDDEN, "forbidden", "not allowed"},
     {TB_E_DRAINING, "draining", "node is shutting down"},
     {TB_E_CONTENT_FORMAT, "content-format", "unsupported content-format"},

@@ -99,6 +99,7 @@ enum tb_err {
 	TB_E_JOURNAL_VERSION = -103, /* journal schema newer than this build */
 	TB_E_JOURNAL_STATE = -104,   /* transition not allowed from the message's state */
 	TB_E_JOURNAL_FULL = -105,    /* no room on the journal's disk (SQLITE_FULL, ENOSPC) */
+	TB_E_JOURNAL_DOWN = -106,    /* the journal's database server cannot be reached */
 	/* node: -110..-119 */
 	TB_E_FORBIDDEN = -110,      /* sender not allowed: wrong peer, not addressed here, policy */
 	TB_E_DRAINING = -111,       /* node is shutting down */
