@@ -1508,6 +1508,24 @@ tb_journal_outbound_claim(struct tb_journal *j, int64_t now, size_t limit, tb_jo
 	return tb_jpg_outbound_due(j->pg, now, limit, true, cb, ctx);
 }
 
+bool
+tb_journal_shared(const struct tb_journal *j)
+{
+	return j != NULL && j->pg != NULL;
+}
+
+int
+tb_journal_outbound_extend(struct tb_journal *j, const char (*ids)[33], size_t n, int64_t until)
+{
+	int rc;
+
+	if (j == NULL || j->pg == NULL || n == 0)
+		return TB_OK;
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	return tb_jpg_outbound_extend(j->pg, ids, n, until);
+}
+
 /* After an UPDATE ... WHERE state = queued changed nothing: says why. */
 static int
 not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)

@@ -258,6 +258,17 @@ TB_MUST_CHECK int tb_journal_outbound_due(struct tb_journal *j, int64_t now, siz
  * lease ends.  On SQLite (one process) the same as tb_journal_outbound_due. */
 TB_MUST_CHECK int tb_journal_outbound_claim(struct tb_journal *j, int64_t now, size_t limit,
                                             tb_journal_out_cb cb, void *ctx);
+/* The lease, s, by which a process holds the messages it sends on a
+ * shared journal (above; renewed with tb_journal_outbound_extend while
+ * their exchange lives): a process that dies loses them this long
+ * after its last renewal. */
+#define TB_JOURNAL_LEASE_S 10
+/* True when several processes may share j (PostgreSQL). */
+bool tb_journal_shared(const struct tb_journal *j);
+/* Renews the lease on the queued messages among ids[0..n): a next
+ * attempt before until moves to until.  Nothing on SQLite (TB_OK). */
+TB_MUST_CHECK int tb_journal_outbound_extend(struct tb_journal *j, const char (*ids)[33], size_t n,
+                                             int64_t until);
 /*
  * Records delivery of queued id with the peer's receipt (copied; may be
  * empty) at time at; a message delivered counts at least one attempt.  Delivering an already

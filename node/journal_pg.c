@@ -72,6 +72,7 @@ int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *r
 int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt, const char *last_error) NOPQ
 int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id, int64_t next_attempt) NOPQ
 int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n) NOPQ
+int tb_jpg_outbound_extend(struct tb_jpg *p, const char (*ids)[33], size_t n, int64_t until) NOPQ
 int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason, int64_t at) NOPQ
 int tb_jpg_outbound_status(struct tb_jpg *p, const char *id, struct tb_journal_status *out, struct tb_buf *receipt) NOPQ
 int tb_jpg_outbound_pending(struct tb_jpg *p, int64_t *n) NOPQ
@@ -1225,6 +1226,38 @@ tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id, int64_t next_attemp
 	p_int(&q, next_attempt);
 	return update_queued(p, "UPDATE outbound SET next_attempt = $2 WHERE id = $1 AND state = 0",
 	                     &q, id, "outbound reschedule");
+}
+
+int
+tb_jpg_outbound_extend(struct tb_jpg *p, const char (*ids)[33], size_t n, int64_t until)
+{
+	struct params q = {0};
+	char *arr;
+	size_t k = 0;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	/* a text[] literal: the ids are 32 hex digits each */
+	if ((arr = malloc(n * 33 + 2)) == NULL)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "lease ids");
+	arr[k++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			arr[k++] = ',';
+		memcpy(arr + k, ids[i], 32);
+		k += 32;
+	}
+	arr[k++] = '}';
+	arr[k] = '\0';
+	p_text(&q, arr);
+	p_int(&q, until);
+	rc = prun(p,
+	          "UPDATE outbound SET next_attempt = $2"
+	          " WHERE id = ANY($1::text[]) AND state = 0 AND next_attempt < $2",
+	          &q, NULL, "outbound lease");
+	free(arr);
+	return rc;
 }
 
 int

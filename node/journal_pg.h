@@ -87,7 +87,7 @@ TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_
                                       int64_t next_attempt);
 /* Listing due messages claims them for this long (seconds): another
  * connection lists them only after it (tb_jpg_outbound_due). */
-#define TB_JPG_LEASE_S 10
+#define TB_JPG_LEASE_S TB_JOURNAL_LEASE_S
 TB_MUST_CHECK int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim,
                                       tb_journal_out_cb cb, void *ctx);
 TB_MUST_CHECK int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id,
@@ -98,6 +98,9 @@ TB_MUST_CHECK int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_
 TB_MUST_CHECK int tb_jpg_outbound_reschedule(struct tb_jpg *p, const char *id,
                                              int64_t next_attempt);
 TB_MUST_CHECK int tb_jpg_outbound_release_held(struct tb_jpg *p, int64_t now, int64_t *n);
+/* tb_journal_outbound_extend: one statement for all of ids. */
+TB_MUST_CHECK int tb_jpg_outbound_extend(struct tb_jpg *p, const char (*ids)[33], size_t n,
+                                         int64_t until);
 TB_MUST_CHECK int tb_jpg_outbound_failed(struct tb_jpg *p, const char *id, const char *reason,
                                          int64_t at);
 TB_MUST_CHECK int tb_jpg_outbound_status(struct tb_jpg *p, const char *id,

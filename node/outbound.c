@@ -27,6 +27,7 @@
  * receipt").  Batching carries the volume instead. */
 #define WINDOW 1
 #define RELAY_WAIT_S 60 /* a relayed message is resent if no receipt returns */
+#define TB_LEASE_RENEW_S 3 /* renew_leases: well within TB_JOURNAL_LEASE_S */
 /* The per-peer backoff and circuit breaker are transport.c's (struct
  * tb_peer, tb_peer_failed): every failure path below reports there. */
 
@@ -163,6 +164,16 @@ retry(struct tb_journal *j, const char *id, int64_t at, const char *why)
 	return rc == TB_OK;
 }
 
+/* How long a message held in memory (the fast path) stays claimed in
+ * journal j: on a shared journal the lease, renewed while it is sent
+ * (renew_leases), so that another process takes over soon after this
+ * one dies; else past the latest it may be sent and answered. */
+static int64_t
+fresh_hold_s(const struct tb_node *n, const struct tb_journal *j)
+{
+	return tb_journal_shared(j) ? TB_JOURNAL_LEASE_S : TB_FRESH_HOLD_S(n);
+}
+
 /* Makes the envelopes of fin[0..count) from this node (made counts them;
  * *bad is the one that failed), each with a recipient (routed: the route
  * table's, when the request named a service and region) and a next hop. */
@@ -289,7 +300,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + TB_FRESH_HOLD_S(n) : now)) !=
+		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + fresh_hold_s(n, j) : now)) !=
 		        TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
@@ -592,6 +603,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	if (!coap_add_data_large_request(s, pdu, body->len, body->data, release_body, body))
 		goto fail;
 	x->sent_ms = tb_now_ms();
+	x->renew_at = tb_now() + TB_LEASE_RENEW_S;
 	x->session = s;
 	x->slot = slot;
 	x->handshake = coap_session_get_state(s) != COAP_SESSION_STATE_ESTABLISHED;
@@ -850,6 +862,34 @@ hedge(struct tb_node *n, int64_t now_ms)
 	return pending;
 }
 
+/* On a shared journal the messages of a live exchange are held by a
+ * lease of TB_JOURNAL_LEASE_S (mark_sent, fresh_hold_s), renewed every
+ * TB_LEASE_RENEW_S while the exchange waits for its answer: if this
+ * process dies, another process of the member sends them a lease after
+ * the last renewal, not an answer timeout after.  True while some
+ * exchange lives (a round should come again in a second). */
+static bool
+renew_leases(struct tb_node *n, int64_t now)
+{
+	bool live = false;
+
+	if (!tb_journal_shared(n->journal))
+		return false;
+	for (struct tb_exchange *x = n->out->exchanges; x != NULL; x = x->next) {
+		live = true;
+		if (now < x->renew_at)
+			continue;
+		if (tb_journal_outbound_extend(n->journal, (const char(*)[33])x->ids, x->count,
+		                               now + TB_JOURNAL_LEASE_S) != TB_OK) {
+			log_warnx("lease on %zu message(s) to %s not renewed: %s", x->count, x->hop,
+			          tb_journal_diag(n->journal)->detail);
+			continue;
+		}
+		x->renew_at = now + TB_LEASE_RENEW_S;
+	}
+	return live;
+}
+
 /* Before a round: retired sessions released, sessions to members a new
  * registry made inactive dropped, exchanges without an answer forgotten,
  * messages held in memory too long handed back. */
@@ -880,7 +920,7 @@ tidy(struct tb_node *n)
 		exchange_failed(n, x, TB_PF_TIMEOUT, "exchange unanswered for answer_timeout");
 		free_exchange(x);
 	}
-	if (hedge(n, tb_now_ms()))
+	if (hedge(n, tb_now_ms()) | renew_leases(n, tb_now()))
 		tb_outbound_schedule(n, 1000);
 	age_fresh(n, tb_now_ms());
 }
@@ -1050,14 +1090,16 @@ mark_sent(struct tb_node *n, struct due_list *l, struct due **plan, size_t nplan
 	 * queued, an answer timeout after the latest they may be sent.
 	 * now is whole seconds and the exchange times out answer_timeout after
 	 * its send in milliseconds: one second more keeps the message from
-	 * being due (and sent a second time) while its exchange still lives. */
+	 * being due (and sent a second time) while its exchange still lives.
+	 * On a shared journal the wait is the lease instead, renewed while
+	 * the exchange lives (renew_leases). */
+	int64_t hold = tb_journal_shared(n->journal) ? TB_JOURNAL_LEASE_S : n->cfg.answer_timeout + 1;
 	for (size_t k = 0; k < nplan; k++) {
 		if (plan[k]->fresh)
 			continue;
 		if (!round_tx(n, tx))
 			return false;
-		(void)retry(n->journal, plan[k]->m.id, now + n->cfg.answer_timeout + 1,
-		            "sent, awaiting receipt");
+		(void)retry(n->journal, plan[k]->m.id, now + hold, "sent, awaiting receipt");
 	}
 	/* messages to a peer waiting out its backoff wait with it, instead of
 	 * being read again every round (no attempt counted) */

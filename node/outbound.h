@@ -45,6 +45,8 @@ struct tb_exchange {
 	int failures;   /* the peer's consecutive failures then */
 	bool hedged;    /* its messages were made due again on another session */
 	int ep;         /* the peer's endpoint its session went to (transport.h) */
+	int64_t renew_at; /* s: a shared journal's lease on its messages is renewed
+	                   * then (TB_JOURNAL_LEASE_S) */
 	struct tb_exchange *next;
 };
 
