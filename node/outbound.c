@@ -1235,6 +1235,11 @@ done:
 		tb_outbound_schedule(n, 1000);
 	if (tb_journal_outbound_next_due(n->journal, &next) == TB_OK)
 		tb_outbound_schedule(n, next <= now ? 1000 : (next - now) * 1000);
+	/* a shared journal gets messages from the other processes of the
+	 * member, and theirs come due when a process dies: looked at every
+	 * second (a query of the due index) */
+	if (tb_journal_shared(n->journal))
+		tb_outbound_schedule(n, 1000);
 }
 
 static struct tb_exchange *
