@@ -135,8 +135,9 @@ run_job(void *ctx, struct tb_work *wk)
 	if (rc != TB_OK) {
 		char detail[220];
 		snprintf(detail, sizeof(detail), "message %zu: %s", bad, d.detail);
+		/* the journal's transaction failing is no one message's fault */
 		refuse(x, tb_api_http_code(d.code), tb_err_reason(d.code),
-		       bulk ? detail : d.detail);
+		       bulk && bad != TB_OUTBOUND_WHOLE ? detail : d.detail);
 		if (d.code == TB_E_JOURNAL_FULL) {
 			pthread_rwlock_rdlock(&n->reg_lock);
 			x->full_retry = n->cfg.full_retry;

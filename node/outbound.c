@@ -279,6 +279,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
+	*bad = TB_OUTBOUND_WHOLE; /* a transaction's failure is the request's */
 	if ((rc = tb_journal_begin(j)) != TB_OK)
 		goto jfail;
 	for (size_t i = 0; i < count; i++) {
@@ -309,6 +310,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		snprintf(ids[i], 33, "%s", m.id);
 	}
+	*bad = TB_OUTBOUND_WHOLE;
 	if ((rc = tb_journal_commit(j)) != TB_OK)
 		goto jfail;
 	if (fresh != NULL)

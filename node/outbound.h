@@ -108,12 +108,15 @@ TB_MUST_CHECK int tb_outbound_init(struct tb_node *n, struct tb_diag *d);
 void tb_outbound_free(struct tb_node *n);
 /* Seals count messages with one batch signature (key) and journals them
  * in one transaction of j (all or none); on failure *bad is the offending
- * index.  Runs on the loop (j = n->journal) or on the ingest thread (its
+ * index, or TB_OUTBOUND_WHOLE when the transaction itself failed (its
+ * begin or commit: no one message's fault).  Runs on the loop (j = n->journal) or on the ingest thread (its
  * own handle and key copy, holding reg_lock for reading); it does not
  * schedule delivery.  With fresh (count entries) the messages are held
  * for the loop to send from memory: each is journalled with its first
- * attempt TB_FRESH_HOLD_S(n) ahead and fresh[i] receives its wire form
- * (owned by the caller, for tb_outbound_hand, or tb_fresh_free). */
+ * attempt TB_FRESH_HOLD_S(n) ahead (on a shared journal the lease,
+ * TB_JOURNAL_LEASE_S) and fresh[i] receives its wire form (owned by the
+ * caller, for tb_outbound_hand, or tb_fresh_free). */
+#define TB_OUTBOUND_WHOLE ((size_t)-1)
 TB_MUST_CHECK int tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                                     const struct tb_env_fields *f, size_t count, char (*ids)[33],
                                     size_t *bad, struct tb_fresh *fresh, struct tb_diag *d);
