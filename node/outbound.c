@@ -164,6 +164,24 @@ retry(struct tb_journal *j, const char *id, int64_t at, const char *why)
 	return rc == TB_OK;
 }
 
+/* A submission the journal failed (code rc) into d: no room on its disk
+ * is told as such (503 journal.full), a database out of reach too (503
+ * journal.unavailable), anything else is io.  Returns rc, or the full or
+ * unavailable code. */
+static int
+journal_refusal(struct tb_journal *j, int rc, struct tb_diag *d)
+{
+	int code = tb_journal_diag(j)->code;
+
+	if (code == TB_E_JOURNAL_FULL || code == TB_E_JOURNAL_DOWN)
+		rc = code;
+	(void)tb_diag_set(d, rc == TB_E_JOURNAL_FULL || rc == TB_E_JOURNAL_DOWN ? rc : TB_E_IO,
+	                  TB_DIAG_NOPOS, "journal: %s",
+	                  tb_journal_diag(j)->detail[0] ? tb_journal_diag(j)->detail
+	                                                : tb_err_str(rc));
+	return rc;
+}
+
 /* How long a message held in memory (the fast path) stays claimed in
  * journal j: on a shared journal the lease, renewed while it is sent
  * (renew_leases), so that another process takes over soon after this
@@ -279,7 +297,6 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
-	*bad = TB_OUTBOUND_WHOLE; /* a transaction's failure is the request's */
 	if ((rc = tb_journal_begin(j)) != TB_OK)
 		goto jfail;
 	for (size_t i = 0; i < count; i++) {
@@ -310,22 +327,14 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		snprintf(ids[i], 33, "%s", m.id);
 	}
-	*bad = TB_OUTBOUND_WHOLE;
 	if ((rc = tb_journal_commit(j)) != TB_OK)
 		goto jfail;
 	if (fresh != NULL)
 		fill_fresh(fresh, count, ids, envs, digests, wire);
 	goto out;
 jfail:
-	/* no room on the journal's disk is told as such (503 journal.full) */
-	if (tb_journal_diag(j)->code == TB_E_JOURNAL_FULL)
-		rc = TB_E_JOURNAL_FULL;
-	else if (tb_journal_diag(j)->code == TB_E_JOURNAL_DOWN)
-		rc = TB_E_JOURNAL_DOWN; /* 503 journal.unavailable */
-	tb_diag_set(d, rc == TB_E_JOURNAL_FULL || rc == TB_E_JOURNAL_DOWN ? rc : TB_E_IO,
-	            TB_DIAG_NOPOS, "journal: %s",
-	            tb_journal_diag(j)->detail[0] ? tb_journal_diag(j)->detail
-	                                          : tb_err_str(rc));
+	*bad = TB_OUTBOUND_WHOLE; /* the journal failed, not one of the messages */
+	rc = journal_refusal(j, rc, d);
 out:
 	for (size_t i = 0; i < made && i < count; i++)
 		tb_env_free(envs[i]);

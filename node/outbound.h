@@ -108,8 +108,8 @@ TB_MUST_CHECK int tb_outbound_init(struct tb_node *n, struct tb_diag *d);
 void tb_outbound_free(struct tb_node *n);
 /* Seals count messages with one batch signature (key) and journals them
  * in one transaction of j (all or none); on failure *bad is the offending
- * index, or TB_OUTBOUND_WHOLE when the transaction itself failed (its
- * begin or commit: no one message's fault).  Runs on the loop (j = n->journal) or on the ingest thread (its
+ * index, or TB_OUTBOUND_WHOLE when the journal failed (no one message's
+ * fault).  Runs on the loop (j = n->journal) or on the ingest thread (its
  * own handle and key copy, holding reg_lock for reading); it does not
  * schedule delivery.  With fresh (count entries) the messages are held
  * for the loop to send from memory: each is journalled with its first
