@@ -25,6 +25,13 @@ sh "$S/tools/spdx.sh" "$W/t" >/dev/null || fail "tools/spdx.sh (fix) failed"
 	fail "b.sh: $(head -n 2 "$W/t/tests/b.sh")"
 sh "$S/tools/spdx.sh" --check "$W/t" >/dev/null || fail "--check after the fix"
 [ -z "$(sh "$S/tools/spdx.sh" "$W/t")" ] || fail "a second run changed files"
+# outside git (a tarball: make distcheck on a machine without git) the
+# build directories' generated scripts are not sources: the fresh CI's
+# distcheck failed on _build/sub/config.status
+mkdir -p "$W/t/_build/sub"
+printf '#! /bin/sh\necho\n' >"$W/t/_build/sub/config.status"
+printf '#! /bin/sh\necho\n' >"$W/t/libtool"
+out=$(sh "$S/tools/spdx.sh" --check "$W/t") || fail "--check named a build directory's file: $out"
 
 # the project's own tree
 out=$(sh "$S/tools/spdx.sh" --check "$S") || fail "source files without the SPDX line:

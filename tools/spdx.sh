@@ -22,9 +22,12 @@ files() {
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		git ls-files --cached --others --exclude-standard
 	else
-		find . -type f ! -path './build*' ! -path './autom4te.cache/*' ! -path './build-aux/*' \
-			! -path './m4/*' ! -path './.git/*' ! -path './configure' ! -path './config.status' \
-			! -path './tongban-*/*' | sed 's|^\./||'
+		# a tarball's tree: its build directories (distcheck's _build and _inst,
+		# an in-tree configure's config.status and libtool) are not sources
+		find . -type f ! -path './build*' ! -path './_build/*' ! -path './_inst/*' ! -path './autom4te.cache/*' \
+			! -path './build-aux/*' ! -path './m4/*' ! -path './.git/*' ! -path './configure' \
+			! -path './config.status' ! -path './libtool' ! -path './tongban-*/*' |
+			sed 's|^\./||'
 	fi
 }
 
