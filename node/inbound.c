@@ -28,7 +28,6 @@
 
 #define MAX_BATCH 256
 
-/* The stage's state (the loop's only). */
 /* The answer given to a block-wise request, kept for its last block's
  * retransmission (PROTOCOL.md 9.2): libcoap 4.3.1 frees the reassembly
  * once the body is whole and keeps no answer, so when that answer is lost
@@ -48,6 +47,7 @@ struct replay {
 	struct tb_buf body; /* as sent (deflated when it went deflated) */
 };
 
+/* The stage's state (the loop's only). */
 struct tb_inbound {
 	coap_resource_t *res_registry;
 	struct tb_inbound_consumer *consumers; /* tb_inbound_add_consumer */
