@@ -113,6 +113,37 @@ nl_devfed() {
 	for m in ${1//,/ }; do sed -i '/^responder *=/d' "$F/$m/node.conf"; done
 }
 
+# nl_clone ID NEW: a second process of member ID, known to the nl_*
+# helpers as NEW: a copy of ID's directory (its keys, registry file and
+# configuration) with listen and api ports of its own.
+nl_clone() {
+	mkdir "$F/$2"
+	cp -a "$F/$1/." "$F/$2/"
+	NL_MEMBERS="$NL_MEMBERS,$2"
+	sed -i "s/^listen *=.*/listen = 127.0.0.1:$(nl_port "$2")/; s/^api *=.*/api = 127.0.0.1:$(nl_api_port "$2")/" \
+		"$(nl_conf "$2")"
+}
+
+# nl_endpoints ID NEW: the registry lists ID's endpoints as ID's process,
+# then NEW's (nl_clone), signed again by the province authorities of the
+# dev federation and installed as every process's registry file; the new
+# registry stays in $W/reg2.json.
+nl_endpoints() {
+	local r="$W/reg2.json" ca m reg out
+	cp "$F/registry.json" "$r"
+	out=$("$TB" registry set "$r" --member "$1" --endpoint "coaps://127.0.0.1:$(nl_port "$1")" \
+		--endpoint "coaps://127.0.0.1:$(nl_port "$2")" 2>&1) || nl_fail "registry set --endpoint" "exit 0" "$out"
+	for ca in "$F"/ca-*; do
+		out=$("$TB" registry sign "$r" --key "$ca/ca.key" --cert "$ca/ca.crt" 2>&1) ||
+			nl_fail "registry sign by ${ca##*/}" "exit 0" "$out"
+	done
+	for m in ${NL_MEMBERS//,/ }; do
+		reg=$(sed -n 's/^registry *= *//p' "$(nl_conf "$m")")
+		case $reg in /*) ;; *) reg="$F/$m/$reg" ;; esac
+		cp "$r" "$reg"
+	done
+}
+
 # nl_sigpub ID: the file holding ID's message-signing public key: its
 # node certificate, or its SM2 sign.pub under NL_ALG=sm2.
 nl_sigpub() {

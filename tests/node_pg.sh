@@ -12,19 +12,12 @@ set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 . "$TB_SRCDIR/tests/pg_lib.sh"
 
-grep -q '^#define HAVE_LIBPQ 1' "$TB_BUILDDIR/config.h" 2>/dev/null ||
-	{ echo "SKIP: built without libpq"; exit 77; }
-pg_have || { echo "SKIP: $PG_WHY"; exit 77; }
+pg_node_skip
 nl_init
-chmod 755 "$W"
 trap 'pg_stop; nl_cleanup' EXIT
-if ! pg_start "$W/pg"; then
-	grep -q 'Address already in use' "$W/pg/server.log" 2>/dev/null && exit 75
-	nl_fail "PostgreSQL server starts"
-fi
+pg_node_start
 nl_devfed 320300,371300
-sed -i '/^journal *=/d' "$(nl_conf 371300)"
-echo "journal = $PG_URI" >>"$(nl_conf 371300)"
+pg_node_journal 371300
 nl_start 320300
 nl_start 371300
 

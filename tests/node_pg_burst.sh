@@ -22,40 +22,16 @@ set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 . "$TB_SRCDIR/tests/pg_lib.sh"
 
-grep -q '^#define HAVE_LIBPQ 1' "$TB_BUILDDIR/config.h" 2>/dev/null ||
-	{ echo "SKIP: built without libpq"; exit 77; }
-pg_have || { echo "SKIP: $PG_WHY"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 command"; exit 77; }
+pg_node_skip sqlite3
 N=${BURST_N:-2000}
 HALF=$((N / 2))
 nl_init
-chmod 755 "$W"
 trap 'pg_stop; nl_cleanup' EXIT
-if ! pg_start "$W/pg"; then
-	grep -q 'Address already in use' "$W/pg/server.log" 2>/dev/null && exit 75
-	nl_fail "PostgreSQL server starts"
-fi
+pg_node_start
 nl_devfed 320300,371300
-sed -i '/^journal *=/d' "$(nl_conf 371300)"
-echo "journal = $PG_URI" >>"$(nl_conf 371300)"
-mkdir "$F/371300b"
-cp -a "$F/371300/." "$F/371300b/"
-NL_MEMBERS="$NL_MEMBERS,371300b"
-sed -i "s/^listen *=.*/listen = 127.0.0.1:$(nl_port 371300b)/; s/^api *=.*/api = 127.0.0.1:$(nl_api_port 371300b)/" \
-	"$(nl_conf 371300b)"
-R="$W/reg2.json"
-cp "$F/registry.json" "$R"
-"$TB" registry set "$R" --member 371300 --endpoint "coaps://127.0.0.1:$(nl_port 371300)" \
-	--endpoint "coaps://127.0.0.1:$(nl_port 371300b)" >/dev/null || nl_fail "registry set --endpoint"
-for ca in 320000 370000; do
-	"$TB" registry sign "$R" --key "$F/ca-$ca/ca.key" --cert "$F/ca-$ca/ca.crt" >/dev/null ||
-		nl_fail "registry sign by ca-$ca"
-done
-for m in 320300 371300 371300b; do
-	reg=$(sed -n 's/^registry *= *//p' "$(nl_conf $m)")
-	case $reg in /*) ;; *) reg="$F/$m/$reg" ;; esac
-	cp "$R" "$reg"
-done
+pg_node_journal 371300
+nl_clone 371300 371300b
+nl_endpoints 371300 371300b
 nl_start 371300
 nl_start 371300b
 nl_start 320300

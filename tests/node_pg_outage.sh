@@ -18,22 +18,14 @@ set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 . "$TB_SRCDIR/tests/pg_lib.sh"
 
-grep -q '^#define HAVE_LIBPQ 1' "$TB_BUILDDIR/config.h" 2>/dev/null ||
-	{ echo "SKIP: built without libpq"; exit 77; }
-pg_have || { echo "SKIP: $PG_WHY"; exit 77; }
-command -v sqlite3 >/dev/null 2>&1 || { echo "SKIP: no sqlite3 shell"; exit 77; }
+pg_node_skip sqlite3
 OUTAGE_S=${TB_PG_OUTAGE_S:-8}
 nl_init
-chmod 755 "$W"
 LOADERS=()
 trap 'for p in "${LOADERS[@]}"; do kill "$p" 2>/dev/null; done; pg_stop; nl_cleanup' EXIT
-if ! pg_start "$W/pg"; then
-	grep -q 'Address already in use' "$W/pg/server.log" 2>/dev/null && exit 75
-	nl_fail "PostgreSQL server starts"
-fi
+pg_node_start
 nl_devfed 320300,371300
-sed -i '/^journal *=/d' "$(nl_conf 371300)"
-echo "journal = $PG_URI" >>"$(nl_conf 371300)"
+pg_node_journal 371300
 for m in 320300 371300; do
 	printf 'retry_min_ms = 100\nretry_max_ms = 2000\nbreaker_open_ms = 1000\nfull_retry = 2\n' \
 		>>"$(nl_conf "$m")"

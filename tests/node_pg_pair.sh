@@ -18,27 +18,15 @@ set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 . "$TB_SRCDIR/tests/pg_lib.sh"
 
-grep -q '^#define HAVE_LIBPQ 1' "$TB_BUILDDIR/config.h" 2>/dev/null ||
-	{ echo "SKIP: built without libpq"; exit 77; }
-pg_have || { echo "SKIP: $PG_WHY"; exit 77; }
-command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 command"; exit 77; }
+pg_node_skip sqlite3
 nl_init
-chmod 755 "$W"
 trap 'pg_stop; nl_cleanup' EXIT
-if ! pg_start "$W/pg"; then
-	grep -q 'Address already in use' "$W/pg/server.log" 2>/dev/null && exit 75
-	nl_fail "PostgreSQL server starts"
-fi
+pg_node_start
 nl_devfed 320300,371300
-sed -i '/^journal *=/d' "$(nl_conf 371300)"
-echo "journal = $PG_URI" >>"$(nl_conf 371300)"
+pg_node_journal 371300
 # process B: a copy of A's directory (its own registry file and audit
 # head), its own ports; nl_* helpers know it as "371300b"
-mkdir "$F/371300b"
-cp -a "$F/371300/." "$F/371300b/"
-NL_MEMBERS="$NL_MEMBERS,371300b"
-sed -i "s/^listen *=.*/listen = 127.0.0.1:$(nl_port 371300b)/; s/^api *=.*/api = 127.0.0.1:$(nl_api_port 371300b)/" \
-	"$(nl_conf 371300b)"
+nl_clone 371300 371300b
 nl_start 320300
 nl_start 371300
 nl_start 371300b

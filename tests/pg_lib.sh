@@ -106,3 +106,31 @@ pg_stop() {
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null 2>&1
 	return 0
 }
+
+# For node tests (after tests/node_lib.sh).  pg_node_skip [sqlite3]: exits
+# 77 (skip) without libpq in the build or without the server's binaries,
+# or, when asked, without the sqlite3 shell.
+pg_node_skip() {
+	grep -q '^#define HAVE_LIBPQ 1' "$TB_BUILDDIR/config.h" 2>/dev/null ||
+		{ echo "SKIP: built without libpq"; exit 77; }
+	pg_have || { echo "SKIP: $PG_WHY"; exit 77; }
+	[ "${1:-}" != sqlite3 ] || command -v sqlite3 >/dev/null 2>&1 ||
+		{ echo "SKIP: no sqlite3 shell"; exit 77; }
+}
+
+# pg_node_start: the server in $W/pg (after nl_init; $W opened to the
+# server's user); exits 75 (port taken, run again) or fails the test when
+# it does not come up.  The caller's EXIT trap calls pg_stop.
+pg_node_start() {
+	chmod 755 "$W"
+	if ! pg_start "$W/pg"; then
+		grep -q 'Address already in use' "$W/pg/server.log" 2>/dev/null && exit 75
+		nl_fail "PostgreSQL server starts"
+	fi
+}
+
+# pg_node_journal ID: member ID's node journals on the server.
+pg_node_journal() {
+	sed -i '/^journal *=/d' "$(nl_conf "$1")"
+	echo "journal = $PG_URI" >>"$(nl_conf "$1")"
+}
