@@ -111,6 +111,10 @@ struct w {
 };
 
 static struct ex *cur;
+/* wire.msg.pipelined: two exchanges outstanding on one session, told
+ * apart by their tokens (NULL when no such case runs) */
+static struct ex *pair_ex[2];
+static coap_bin_const_t pair_tok[2];
 
 /* ---- libcoap plumbing ---- */
 
@@ -123,21 +127,30 @@ on_response(coap_session_t *s, const coap_pdu_t *sent, const coap_pdu_t *rcvd, c
 	size_t len = 0, off = 0, total = 0;
 	coap_pdu_code_t c;
 
+	struct ex *e = cur;
+
 	(void)sent;
 	(void)mid;
-	if (cur == NULL || s != cur->s || cur->done)
+	for (int i = 0; i < 2 && pair_ex[0] != NULL; i++) {
+		coap_bin_const_t t = coap_pdu_get_token(rcvd);
+		e = pair_ex[i];
+		if (coap_binary_equal(&t, &pair_tok[i]))
+			break;
+		e = NULL;
+	}
+	if (e == NULL || s != e->s || e->done)
 		return COAP_RESPONSE_OK;
 	c = coap_pdu_get_code(rcvd);
 	if (c == COAP_EMPTY_CODE)
 		return COAP_RESPONSE_OK;
-	cur->code = COAP_RESPONSE_CLASS(c) * 100 + (c & 0x1f);
+	e->code = COAP_RESPONSE_CLASS(c) * 100 + (c & 0x1f);
 	o = coap_check_option(rcvd, COAP_OPTION_CONTENT_FORMAT, &oi);
-	cur->cf = o ? (int)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o)) : -1;
-	cur->observe = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &oi) != NULL;
+	e->cf = o ? (int)coap_decode_var_bytes(coap_opt_value(o), coap_opt_length(o)) : -1;
+	e->observe = coap_check_option(rcvd, COAP_OPTION_OBSERVE, &oi) != NULL;
 	if (coap_get_data_large(rcvd, &len, &data, &off, &total) && data != NULL)
-		tb_buf_add(&cur->body, data, len);
-	need_whole(&cur->body);
-	cur->done = true;
+		tb_buf_add(&e->body, data, len);
+	need_whole(&e->body);
+	e->done = true;
 	return COAP_RESPONSE_OK;
 }
 
@@ -151,6 +164,11 @@ on_nack(coap_session_t *s, const coap_pdu_t *sent, const coap_nack_reason_t reas
 		cur->nack = (int)reason;
 		cur->failed = true;
 	}
+	for (int i = 0; i < 2; i++)
+		if (pair_ex[i] != NULL && s == pair_ex[i]->s) {
+			pair_ex[i]->nack = (int)reason;
+			pair_ex[i]->failed = true;
+		}
 }
 
 static int
@@ -1374,6 +1392,108 @@ raw_send(struct w *w, coap_session_t *s, coap_pdu_t *pdu, struct ex *ex)
 	ex->secs = ti_now() - t0;
 }
 
+/* POST /fed/msg of b on s with token tok and the Uri-Query t=q, in one
+ * PDU; NULL when it cannot be built. */
+static coap_pdu_t *
+pipe_pdu(coap_session_t *s, const uint8_t *tok, size_t tl, const struct tb_buf *b, unsigned q)
+{
+	uint8_t cfb[4];
+	char qs[8];
+	coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST,
+	                                coap_new_message_id(s), coap_session_max_pdu_size(s));
+
+	snprintf(qs, sizeof(qs), "t=%04x", q & 0xffff);
+	if (pdu == NULL)
+		return NULL;
+	if (!coap_add_token(pdu, tl, tok) ||
+	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
+	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg") ||
+	    !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+	                     coap_encode_var_safe(cfb, sizeof(cfb), CF_JSON), cfb) ||
+	    !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(qs), (const uint8_t *)qs) ||
+	    !coap_add_data(pdu, b->len, b->data)) {
+		coap_delete_pdu(pdu);
+		return NULL;
+	}
+	return pdu;
+}
+
+/* Two exchanges outstanding on one session at once (PROTOCOL.md 9.6,
+ * "Several exchanges on one session"): both sent before either answer,
+ * each with its own token and `t` query; each answered on its own, 2.01
+ * with the receipt of its own message. */
+static void
+case_pipelined(struct w *w)
+{
+	const char *id = "wire.msg.pipelined";
+	struct tb_buf b[2];
+	struct ex x[2];
+	struct mk m;
+	char mid[2][33], dg[2][65], got[400], why[200] = "";
+	uint8_t tok[2][8];
+	size_t tl[2] = {0, 0};
+	coap_session_t *s;
+	double t0 = ti_now(), deadline = t0 + w->t->timeout_ms / 1000.0;
+
+	if (!want(w, id))
+		return;
+	memset(&m, 0, sizeof(m));
+	m.key = w->as_key;
+	for (int i = 0; i < 2; i++) {
+		tb_buf_init(&b[i]);
+		mk_env(w, &m, &b[i], mid[i], dg[i]);
+		memset(&x[i], 0, sizeof(x[i]));
+		tb_buf_init(&x[i].body);
+		x[i].event = x[i].nack = x[i].cf = -1;
+	}
+	if ((s = raw_session(w)) == NULL) {
+		result(w, "wire", id, false, "a session", "none", 0);
+		goto out;
+	}
+	coap_session_set_nstart(s, 2);
+	for (int i = 0; i < 2; i++) {
+		coap_session_new_token(s, &tl[i], tok[i]);
+		pair_tok[i] = (coap_bin_const_t){tl[i], tok[i]};
+		pair_ex[i] = &x[i];
+		x[i].s = s;
+	}
+	for (int i = 0; i < 2; i++) {
+		coap_pdu_t *pdu = pipe_pdu(s, tok[i], tl[i], &b[i], (unsigned)i + 1);
+		if (pdu == NULL || coap_send(s, pdu) == COAP_INVALID_MID)
+			x[i].failed = true;
+	}
+	while (!(x[0].done && x[1].done) && !x[0].failed && !x[1].failed &&
+	       ti_now() < deadline) {
+		double left = (deadline - ti_now()) * 1000;
+		coap_io_process(w->ctx, left > 100 ? 100 : (left < 1 ? 1 : (unsigned)left));
+	}
+	pair_ex[0] = pair_ex[1] = NULL;
+	for (int i = 0; i < 2 && why[0] == '\0'; i++) {
+		describe(w, &x[i], got, sizeof(got));
+		if (!x[i].done || x[i].code != 201)
+			snprintf(why, sizeof(why), "exchange %d not answered 2.01", i + 1);
+		else if (!check_receipt(w, x[i].body.data, x[i].body.len, mid[i], dg[i], why,
+		                        sizeof(why)) &&
+		         why[0] == '\0')
+			snprintf(why, sizeof(why), "exchange %d: not the receipt of its message", i + 1);
+	}
+	if (why[0]) {
+		size_t l = strlen(got);
+		snprintf(got + l, sizeof(got) - l, " [%s]", why);
+	}
+	result(w, "wire", id, why[0] == '\0',
+	       "two envelopes posted on one session before either answer (tokens and t= "
+	       "queries of their own): each 2.01 with its own receipt",
+	       got, ti_now() - t0);
+	coap_session_release(s);
+	coap_io_process(w->ctx, COAP_IO_NO_WAIT);
+out:
+	for (int i = 0; i < 2; i++) {
+		ex_free(&x[i]);
+		tb_buf_free(&b[i]);
+	}
+}
+
 /* The answer to a block-wise request's last block is lost (PROTOCOL.md
  * 9.2): the client sends that block again, same MID and token, and gets
  * the same answer byte for byte, not a refusal of the lone block. */
@@ -2040,6 +2160,7 @@ ti_suite_wire(struct ti *t, int mode)
 	case_duplicate(&w);
 	case_block_retransmit(&w);
 	case_block_stray(&w);
+	case_pipelined(&w);
 	case_deflate(&w);
 	case_batch(&w, false);
 	case_batch(&w, true);

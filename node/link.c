@@ -9,6 +9,10 @@
 #define GAIN 0.125    /* RFC 6298's alpha, and the loss average's */
 #define BETA 0.25     /* RFC 6298's beta */
 #define KARN_MAX 16   /* samples in a row past the RTO, then the least taken */
+/* The least round trips follow longer ones slowly (a path that got
+ * longer), by this share of the difference a sample */
+#define TB_LINK_MIN_DRIFT 32
+#define TB_LINK_HS_DRIFT 4
 #define LOSS_TARGET 0.001
 
 void
@@ -61,6 +65,12 @@ tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, 
 
 	if (count == 0)
 		return;
+	/* an exchange that waited for a handshake says nothing of the
+	 * link; until one has, the batch stays as it started (a long link
+	 * is pipelined in small exchanges, link.h, and that is only known
+	 * from a round trip) */
+	if (dur_ms < 0 && l->samples == 0)
+		return;
 	if (dur_ms < 0)
 		goto grow;
 	/* retransmissions: the time past the estimate, in (mean) ACK
@@ -72,6 +82,9 @@ tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, 
 		lost = re / (rounds + re);
 	}
 	rtt_sample(l, r);
+	l->min_rtt_ms = l->min_rtt_ms <= 0 || r < l->min_rtt_ms
+	                    ? r
+	                    : l->min_rtt_ms + (r - l->min_rtt_ms) / TB_LINK_MIN_DRIFT;
 	l->loss = (1 - GAIN) * l->loss + GAIN * lost;
 	l->round_ms = l->samples == 0 ? r : 0.75 * l->round_ms + 0.25 * r;
 	l->bytes_per_msg = l->samples == 0 ? (double)bytes / count
@@ -82,6 +95,46 @@ grow:
 	l->batch += l->batch < l->ssthresh ? (double)count : 1;
 	if (l->batch > batch_max)
 		l->batch = batch_max;
+}
+
+void
+tb_link_sent(struct tb_link *l, size_t count, size_t bytes)
+{
+	double per;
+
+	/* a single envelope goes in the single form, not in a batch: no
+	 * measure of what one more message costs in a batch */
+	if (count < 2)
+		return;
+	per = ((double)bytes - TB_LINK_PIPE_OVERHEAD) / (double)count;
+	if (per < 16)
+		per = 16;
+	l->req_per_msg = l->req_per_msg <= 0 ? per : 0.75 * l->req_per_msg + 0.25 * per;
+}
+
+void
+tb_link_handshake(struct tb_link *l, int64_t rtt_ms)
+{
+	double r = rtt_ms > 0 ? (double)rtt_ms : 0.5;
+
+	l->hs_rtt_ms = l->hs_rtt_ms <= 0 || r < l->hs_rtt_ms
+	                   ? r
+	                   : l->hs_rtt_ms + (r - l->hs_rtt_ms) / TB_LINK_HS_DRIFT;
+}
+
+int
+tb_link_pipelined(const struct tb_link *l)
+{
+	/* before the first exchange's round trip, the handshakes' alone */
+	return (l->srtt_ms == 0 || l->srtt_ms >= TB_LINK_PIPE_RTT_MS) &&
+	       (l->min_rtt_ms == 0 || l->min_rtt_ms >= TB_LINK_PIPE_RTT_MS) &&
+	       l->hs_rtt_ms >= TB_LINK_PIPE_RTT_MS;
+}
+
+int
+tb_link_window(const struct tb_link *l)
+{
+	return tb_link_pipelined(l) ? TB_LINK_PIPE_DEPTH : 1;
 }
 
 void
@@ -109,6 +162,15 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 		double fit = (rounds + 1) * TB_LINK_BLOCK / l->bytes_per_msg;
 		if (fit < b)
 			b = fit;
+	}
+	if (tb_link_pipelined(l)) {
+		/* one block: a lost datagram costs that exchange alone, so
+		 * loss is no reason to make it smaller (the batch's AIMD does
+		 * not apply); before any was sent, half the starting batch */
+		double fit = l->req_per_msg > 0 ? (TB_LINK_BLOCK * TB_LINK_PIPE_FILL -
+		                                   TB_LINK_PIPE_OVERHEAD) / l->req_per_msg
+		                                : TB_LINK_BATCH_START / 2;
+		b = fit < batch_max ? fit : batch_max;
 	}
 	return b < 1 ? 1 : (size_t)b;
 }

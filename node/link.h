@@ -21,6 +21,23 @@
 #define TB_LINK_TIMEOUT_SHARE 8
 /* The batch size of a peer not heard from yet. */
 #define TB_LINK_BATCH_START 8
+/* Pipelining on a long link.  Block-wise transfers are stop-and-wait
+ * (one block a round trip per session), so past TB_LINK_PIPE_RTT_MS of
+ * round trip a peer's exchanges are cut to what fits in one block
+ * (TB_LINK_PIPE_FILL of it, at the request bytes a message has cost) and
+ * up to TB_LINK_PIPE_DEPTH of them are outstanding on each session
+ * (libcoap's NSTART): a lost datagram then delays one small exchange by a
+ * retransmission, not a batch's whole train of blocks (PROTOCOL.md 9.6,
+ * "Several exchanges on one session"). */
+#define TB_LINK_PIPE_RTT_MS 20
+#define TB_LINK_PIPE_DEPTH 8
+/* Sessions up that carry a pipelined link: no more are opened then */
+#define TB_LINK_PIPE_UP 8
+#define TB_LINK_PIPE_FILL 0.85
+/* A batch's request bytes besides its messages (deflated: the array, the
+ * batch signature its envelopes share), as measured on control.ping
+ * batches of 8 to 24 */
+#define TB_LINK_PIPE_OVERHEAD 320
 /* ACK_TIMEOUT bounds for a peer with a round-trip estimate (ms); without
  * one libcoap's default (RFC 7252: 2 s) stays.  libcoap 4.3.1 silently
  * ignores an ACK_TIMEOUT under 1 s (coap_session_set_ack_timeout wants an
@@ -38,6 +55,12 @@ struct tb_link {
 	                            * included (moving average) */
 	double loss;               /* share of round trips lost, 0..1 (moving average) */
 	double bytes_per_msg;      /* request and answer bytes per message (average) */
+	double hs_rtt_ms;          /* the least round trip seen in handshakes, drifting
+	                            * up a quarter of the way per longer one (0: none) */
+	double min_rtt_ms;         /* the least round trip an exchange showed, drifting
+	                            * up 1/32 of the way per longer one (0: none) */
+	double req_per_msg;        /* request bytes one more message adds to a batch,
+	                            * as sent (average) */
 	double batch;              /* the batch size, 1..batch_max */
 	double ssthresh;           /* past it the batch grows by one per answer */
 	int rejected;              /* round-trip samples in a row left out (Karn) */
@@ -53,16 +76,33 @@ void tb_link_init(struct tb_link *l);
  * grows the batch (batch_max: the configured cap).  dur_ms < 0: its time
  * says nothing of the link (it waited for a handshake); only the batch
  * grows. */
-void tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms,
-                      int batch_max);
+void tb_link_answered(struct tb_link *l, size_t count, size_t bytes, int64_t dur_ms, int batch_max);
+/* An exchange of count messages goes out with a request body of bytes
+ * (as sent): the request bytes one more message costs (beyond
+ * TB_LINK_PIPE_OVERHEAD; single envelopes are not counted). */
+void tb_link_sent(struct tb_link *l, size_t count, size_t bytes);
+/* A handshake with the peer took rtt_ms a round trip (half the time from
+ * the first ClientHello to the server's certificate). */
+void tb_link_handshake(struct tb_link *l, int64_t rtt_ms);
+/* Whether the peer's exchanges are pipelined (above): its round trips
+ * are TB_LINK_PIPE_RTT_MS or longer: the exchanges' (srtt), the least of
+ * them, and the least seen in handshakes.  An exchange's time includes the receiver's
+ * work on it, which a busy receiver makes long on a short link too: there
+ * small exchanges would only cost it more commits; a handshake's is a
+ * signature or two. */
+int tb_link_pipelined(const struct tb_link *l);
+/* Exchanges that may be outstanding on one session to the peer at once:
+ * TB_LINK_PIPE_DEPTH when pipelined, else 1. */
+int tb_link_window(const struct tb_link *l);
 /* An exchange got no answer in time (or libcoap gave up on it): the
  * batch is halved, the loss estimate rises. */
 void tb_link_lost(struct tb_link *l);
 /* The round trips an exchange of bytes (request and answer) takes. */
 int tb_link_rounds(size_t bytes);
 /* How many messages the next exchange carries: the batch, at most
- * batch_max, and at most what fits in 1/TB_LINK_TIMEOUT_SHARE of answer_timeout_s at
- * the round trips seen (at least 1). */
+ * batch_max, at most what fits in 1/TB_LINK_TIMEOUT_SHARE of
+ * answer_timeout_s at the round trips seen, and when pipelined at most
+ * what fits in one block (at least 1). */
 size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
 /* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within
  * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep

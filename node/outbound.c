@@ -25,7 +25,6 @@
  * Block1 bodies per session and resource, so two concurrent block-wise
  * POSTs to /fed/msg would corrupt each other ("Data body updated during
  * receipt").  Batching carries the volume instead. */
-#define WINDOW 1
 #define RELAY_WAIT_S 60 /* a relayed message is resent if no receipt returns */
 #define TB_LEASE_RENEW_S 3 /* renew_leases: well within TB_JOURNAL_LEASE_S */
 /* The per-peer backoff and circuit breaker are transport.c's (struct
@@ -478,6 +477,70 @@ peer_of(struct tb_node *n, const char *id)
 	return NULL;
 }
 
+/* Exchanges slot of p can take now: up to the link's window (link.h)
+ * while none of them goes block-wise, none beside a block-wise one; one
+ * while its session is not up (a handshake stalled by loss would hold
+ * them all, where one is soon hedged onto a session that is up). */
+static int
+slot_room(const struct tb_peer *p, int slot)
+{
+	int win = p->sessions[slot] != NULL &&
+	                  coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED
+	              ? tb_link_window(&p->link)
+	              : 1;
+	int room = win - p->inflight[slot];
+
+	return p->large[slot] || room < 0 ? 0 : room;
+}
+
+/* The session slots of p in the order the round's exchanges take them,
+ * a slot once for each exchange it can take: first the sessions that
+ * are up, breadth first (each one exchange, then on a pipelined link a
+ * second each, and so on), then those to be opened, one each (a new
+ * session is a handshake, which loss can stall for seconds: what a
+ * session that is up can carry goes there).  Returns their number. */
+static int
+slot_order(const struct tb_node *n, const struct tb_peer *p, int *order)
+{
+	int nord = 0, up = 0, slots = (int)n->cfg.peer_sessions;
+
+	for (int slot = 0; slot < slots; slot++)
+		up += p->sessions[slot] != NULL &&
+		      coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED;
+	for (int lv = 0; lv < tb_link_window(&p->link); lv++)
+		for (int slot = 0; slot < slots; slot++)
+			if (p->sessions[slot] != NULL &&
+			    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED &&
+			    p->inflight[slot] <= lv && lv < p->inflight[slot] + slot_room(p, slot))
+				order[nord++] = slot;
+	/* a pipelined link with TB_LINK_PIPE_UP sessions up has room enough
+	 * in them (link.h): no more handshakes */
+	for (int slot = 0; slot < slots && (up < TB_LINK_PIPE_UP || !tb_link_pipelined(&p->link));
+	     slot++)
+		if ((p->sessions[slot] == NULL ||
+		     coap_session_get_state(p->sessions[slot]) != COAP_SESSION_STATE_ESTABLISHED) &&
+		    slot_room(p, slot) > 0)
+			order[nord++] = slot;
+	return nord;
+}
+
+/* The slot for a block-wise exchange planned on slot: that one unless
+ * it carries a block-wise exchange already (libcoap reassembles a
+ * session's Block1 transfers per resource, so two at once would mix),
+ * else another with room, an idle one first; -1 when none has. */
+static int
+large_slot(const struct tb_node *n, const struct tb_peer *p, int slot)
+{
+	int best = -1;
+
+	if (!p->large[slot] && slot_room(p, slot) > 0)
+		return slot;
+	for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
+		if (slot_room(p, i) > 0 && (best < 0 || p->inflight[i] < p->inflight[best]))
+			best = i;
+	return best;
+}
+
 /* A message's next attempt, in whole seconds from now, after `failures`
  * consecutive failures of its peer (tb_backoff_ms). */
 static int64_t
@@ -563,21 +626,53 @@ fill_exchange(struct tb_node *n, struct tb_exchange *x, struct due **v, size_t c
 	return false;
 }
 
+/* The options of exchange x's request pdu (its token set): the path, the
+ * content-format, `c` for a batch, `t` on a pipelined link, Accept. */
+static void
+add_options(coap_pdu_t *pdu, const struct tb_exchange *x, bool pipelined, bool deflated)
+{
+	uint8_t fmt[4];
+
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
+	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg");
+	coap_add_option(
+	    pdu, COAP_OPTION_CONTENT_FORMAT,
+	    coap_encode_var_safe(fmt, sizeof(fmt),
+	                         deflated ? TB_CF_JSON_DEFLATE : COAP_MEDIATYPE_APPLICATION_JSON),
+	    fmt);
+	if (x->count > 1) /* receipts without their proofs: we rebuild them (9.3) */
+		coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(TB_COMPACT_QUERY),
+		                (const uint8_t *)TB_COMPACT_QUERY);
+	if (pipelined) {
+		/* several exchanges outstanding on the session: a query of
+		 * their own keeps libcoap's Block2 transfers of their answers
+		 * apart (PROTOCOL.md 9.6) */
+		char q[8];
+		unsigned t = x->token.length > 0 ? x->tokbuf[x->token.length - 1] : 0;
+		t |= x->token.length > 1 ? (unsigned)x->tokbuf[x->token.length - 2] << 8 : 0;
+		snprintf(q, sizeof(q), "t=%04x", t);
+		coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(q), (const uint8_t *)q);
+	}
+	if (deflated) /* and the receipts come back deflated too */
+		coap_add_option(pdu, COAP_OPTION_ACCEPT,
+		                coap_encode_var_safe(fmt, sizeof(fmt), TB_CF_JSON_DEFLATE), fmt);
+}
+
+/* Sends v[0..count) to hop on session slot slot as one exchange: 0 when
+ * sent, -2 when it would go block-wise and no session of hop can take a
+ * block-wise exchange now (large_slot), -1 on other failures. */
 static int
 send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t count)
 {
+	int rc = -1;
 	struct tb_diag d;
-	coap_session_t *s = tb_transport_session(n, hop, slot, &d);
+	coap_session_t *s;
 	coap_pdu_t *pdu = NULL;
 	struct tb_buf *body;
 	struct tb_exchange *x;
-	uint8_t fmt[4];
+	struct tb_peer *p = peer_of(n, hop);
 	bool owned = false, deflated = false;
 
-	if (s == NULL) {
-		log_warnx("no session to %s: %s", hop, d.detail);
-		return -1;
-	}
 	if ((x = calloc(1, sizeof(*x))) == NULL || (body = malloc(sizeof(*body))) == NULL) {
 		free(x);
 		return -1;
@@ -585,6 +680,19 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	deflated = fill_exchange(n, x, v, count, body);
 	x->count = count;
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
+	/* on a pipelined link a block-wise request needs a session without
+	 * another one (large_slot) */
+	x->large = p != NULL && tb_link_window(&p->link) > 1 && body->len > TB_LINK_BLOCK;
+	if (x->large && (slot = large_slot(n, p, slot)) < 0) {
+		log_debug("exchange with %s: %zu bytes wait for a session free of block-wise "
+		          "transfers", hop, body->len);
+		rc = -2;
+		goto fail;
+	}
+	if ((s = tb_transport_session(n, hop, slot, &d)) == NULL) {
+		log_warnx("no session to %s: %s", hop, d.detail);
+		goto fail;
+	}
 	pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, s);
 	/* a body not built whole: sent again after the answer timeout */
 	if (pdu == NULL || tb_buf_error(body) != TB_OK || x->ids == NULL || x->digests == NULL ||
@@ -593,19 +701,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	coap_session_new_token(s, &x->token.length, x->tokbuf);
 	x->token.s = x->tokbuf;
 	coap_add_token(pdu, x->token.length, x->tokbuf);
-	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed");
-	coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg");
-	coap_add_option(
-	    pdu, COAP_OPTION_CONTENT_FORMAT,
-	    coap_encode_var_safe(fmt, sizeof(fmt),
-	                         deflated ? TB_CF_JSON_DEFLATE : COAP_MEDIATYPE_APPLICATION_JSON),
-	    fmt);
-	if (count > 1) /* receipts without their proofs: we rebuild them (9.3) */
-		coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(TB_COMPACT_QUERY),
-		                (const uint8_t *)TB_COMPACT_QUERY);
-	if (deflated) /* and the receipts come back deflated too */
-		coap_add_option(pdu, COAP_OPTION_ACCEPT,
-		                coap_encode_var_safe(fmt, sizeof(fmt), TB_CF_JSON_DEFLATE), fmt);
+	add_options(pdu, x, p != NULL && tb_link_window(&p->link) > 1, deflated);
 	/* libcoap sends the blocks from body for as long as the transfer
 	 * lives (possibly past our giving up on the answer): it owns body
 	 * from here and frees it with release_body, also on failure */
@@ -627,9 +723,10 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	}
 	x->next = n->out->exchanges;
 	n->out->exchanges = x;
-	struct tb_peer *p = peer_of(n, hop);
 	if (p != NULL) {
 		p->inflight[slot]++;
+		p->large[slot] = p->large[slot] || x->large;
+		tb_link_sent(&p->link, count, x->bytes);
 		x->epoch = p->epoch;
 		x->failures = p->failures;
 		x->ep = p->slot_ep[slot];
@@ -645,7 +742,7 @@ fail:
 		free(body);
 	}
 	free_exchange(x);
-	return -1;
+	return rc;
 }
 
 /* ---- the memory queue ---- */
@@ -822,6 +919,7 @@ round_tx(struct tb_node *n, bool *open)
  * (tb_journal_outbound_delivered's fresh).  Each exchange is hedged at
  * most once; idle sessions are what it spends. */
 #define TB_HEDGE_MIN_MS 3000
+#define TB_HEDGE_HS_MS 1500
 #define TB_HEDGE_FACTOR 2
 
 /* Whether p has a session slot other than skip that is up and free. */
@@ -829,10 +927,43 @@ static bool
 free_session(const struct tb_node *n, const struct tb_peer *p, int skip)
 {
 	for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
-		if (slot != skip && p->sessions[slot] != NULL && p->inflight[slot] < WINDOW &&
+		if (slot != skip && p->sessions[slot] != NULL && slot_room(p, slot) > 0 &&
 		    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED)
 			return true;
 	return false;
+}
+
+/* When exchange x to p is a straggler (above), ms after it was sent; -1
+ * without an estimate to tell.  One sent on a session whose handshake
+ * still runs is one after TB_HEDGE_HS_MS, or four of the round trips
+ * handshakes showed if longer (three for a handshake, one for the
+ * exchange): loss and reordering stall a DTLS handshake for seconds
+ * (PERFORMANCE.md, "Links"), and the sessions already up can carry its
+ * messages. */
+static int64_t
+hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
+{
+	if (x->session != NULL && p->sessions[x->slot] == x->session &&
+	    coap_session_get_state(x->session) != COAP_SESSION_STATE_ESTABLISHED) {
+		double hs = 4 * p->link.hs_rtt_ms;
+		return hs > TB_HEDGE_HS_MS ? (int64_t)hs : TB_HEDGE_HS_MS;
+	}
+	if (p->link.srtt_ms <= 0)
+		return -1;
+	double rto = p->link.srtt_ms + 4 * p->link.rttvar_ms;
+	if (!x->large && tb_link_pipelined(&p->link)) {
+		/* one datagram each way: unanswered a round trip or two past its
+		 * first retransmission, that was lost too, and the next waits
+		 * twice as long (RFC 7252's backoff) */
+		double after = (double)tb_link_ack_timeout_ms(&p->link) + 2 * rto;
+		return after < TB_HEDGE_HS_MS ? TB_HEDGE_HS_MS : (int64_t)after;
+	}
+	/* its blocks at the retransmission timeout (RFC 6298): the round
+	 * trips averaged over exchanges (round_ms) grow with the stragglers
+	 * themselves, and with a pipeline's queueing */
+	double blocks = 2 + (double)x->bytes / TB_LINK_BLOCK;
+	int64_t after = (int64_t)(TB_HEDGE_FACTOR * blocks * rto);
+	return after < TB_HEDGE_MIN_MS ? TB_HEDGE_MIN_MS : after;
 }
 
 /* Hedges the exchanges that straggle (above); true while some exchange
@@ -844,12 +975,9 @@ hedge(struct tb_node *n, int64_t now_ms)
 
 	for (struct tb_exchange *x = n->out->exchanges; x != NULL; x = x->next) {
 		struct tb_peer *p = peer_of(n, x->hop);
-		if (x->hedged || p == NULL || p->failures > 0 || p->link.round_ms <= 0)
+		int64_t after;
+		if (x->hedged || p == NULL || p->failures > 0 || (after = hedge_after(p, x)) < 0)
 			continue;
-		double blocks = 2 + (double)x->bytes / TB_LINK_BLOCK;
-		int64_t after = (int64_t)(TB_HEDGE_FACTOR * blocks * p->link.round_ms);
-		if (after < TB_HEDGE_MIN_MS)
-			after = TB_HEDGE_MIN_MS;
 		if (now_ms - x->sent_ms < after) {
 			pending = true;
 			continue;
@@ -948,7 +1076,7 @@ read_due(struct tb_node *n, struct due_list *l, int64_t now, size_t bmax)
 	size_t free_slots = 1;
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
 		for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
-			free_slots += p->inflight[i] < WINDOW;
+			free_slots += (size_t)slot_room(p, i);
 	/* the journal's due messages (retries, relays, messages handed back)
 	 * first: they have waited longest; then those in memory */
 	if (tb_journal_outbound_claim(n->journal, now, bmax * free_slots, collect, l) != TB_OK)
@@ -1007,7 +1135,7 @@ spread(const struct tb_node *n, const struct tb_peer *p, const struct due_list *
 	size_t due = 0, free_slots = 0, per;
 
 	for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
-		free_slots += p->inflight[slot] < WINDOW;
+		free_slots += (size_t)slot_room(p, slot);
 	for (size_t k = i; k < l->len; k++)
 		due += strcmp(l->v[k].hop, hop) == 0;
 	if (free_slots == 0 || due <= pmax)
@@ -1058,10 +1186,10 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 				pmax = bmax;
 			pmax = spread(n, p, l, i, hop, pmax);
 		}
-		for (int slot = 0; open && exchanges > 0 && slot < (int)n->cfg.peer_sessions;
-		     slot++) {
-			if (p->inflight[slot] >= WINDOW)
-				continue;
+		int order[TB_PEER_SESSIONS_MAX * TB_LINK_PIPE_DEPTH];
+		int nord = open ? slot_order(n, p, order) : 0;
+		for (int k = 0; k < nord && exchanges > 0; k++) {
+			int slot = order[k];
 			exchanges--;
 			size_t c = 0, bytes = 2;
 			for (; j < l->len && c < pmax; j++) {
@@ -1141,10 +1269,20 @@ send_planned(struct tb_node *n, struct due **plan, const size_t *cuts, const int
 		coap_address_t addr;
 		struct tb_diag d;
 		/* all messages of a cut share the next hop of the first */
-		if (tb_node_next_hop(n, plan[start]->m.to, hop, sizeof(hop), &addr, &d) == TB_OK &&
-		    send_batch(n, hop, slots[c], plan + start, cuts[c] - start) == 0)
-			for (size_t k = start; k < cuts[c]; k++)
-				plan[k]->done = true;
+		int rc = -1;
+		if (tb_node_next_hop(n, plan[start]->m.to, hop, sizeof(hop), &addr, &d) == TB_OK)
+			rc = send_batch(n, hop, slots[c], plan + start, cuts[c] - start);
+		for (size_t k = start; k < cuts[c]; k++) {
+			plan[k]->done = rc == 0;
+			/* not sent for want of a session now: due again in a
+			 * second, not after the hold mark_sent gave them (those
+			 * from memory go back to it, put_back) */
+			if (rc == -2 && !plan[k]->fresh &&
+			    tb_journal_outbound_reschedule(n->journal, plan[k]->m.id, tb_now() + 1) !=
+			        TB_OK)
+				log_warnx("%s due at its hold's end: %s", plan[k]->m.id,
+				          tb_journal_diag(n->journal)->detail);
+		}
 	}
 	tb_transport_kick(n);
 }
@@ -1276,11 +1414,14 @@ finish_exchange(struct tb_node *n, struct tb_exchange *x)
 {
 	struct tb_peer *p = peer_of(n, x->hop);
 
-	log_debug("exchange %d with %s: %zu message(s) in %lld ms", x->slot, x->hop, x->count,
+	log_debug("exchange %d with %s: %zu message(s), %zu bytes, in %lld ms", x->slot, x->hop,
+	          x->count, x->bytes,
 	          (long long)(tb_now_ms() - x->sent_ms));
 	/* the slot may hold a newer session by now */
-	if (p != NULL && p->sessions[x->slot] == x->session && p->inflight[x->slot] > 0)
+	if (p != NULL && p->sessions[x->slot] == x->session && p->inflight[x->slot] > 0) {
 		p->inflight[x->slot]--;
+		p->large[x->slot] = p->large[x->slot] && !x->large;
+	}
 }
 
 /* The exchange x failed for why: a failed attempt of its peer (the

@@ -44,6 +44,7 @@ struct tb_exchange {
 	uint32_t epoch; /* the peer's backoff epoch when it was sent */
 	int failures;   /* the peer's consecutive failures then */
 	bool hedged;    /* its messages were made due again on another session */
+	bool large;     /* its request goes block-wise (tb_peer.large) */
 	int ep;         /* the peer's endpoint its session went to (transport.h) */
 	int64_t renew_at; /* s: a shared journal's lease on its messages is renewed
 	                   * then (TB_JOURNAL_LEASE_S) */

@@ -84,8 +84,14 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		 * peer this node sends to (libcoap 4.3.1 raises no event for a
 		 * DTLS session that is up; a session is set up one handshake) */
 		struct tb_peer *p = find_peer(n, member, false);
+		int slot;
 		if (p != NULL)
 			p->last_handshake = tb_now();
+		/* we dialled: two round trips since the first ClientHello
+		 * (the cookie's, then the server's first flight), the
+		 * server's time for them a signature (link.h) */
+		if (!server && p != NULL && peer_of_session(n, s, &slot) == p)
+			tb_link_handshake(&p->link, (tb_now_ms() - p->opened_ms[slot]) / 2);
 	}
 	return 1;
 refuse:
@@ -474,6 +480,7 @@ event_cb(coap_session_t *s, const coap_event_t ev)
 		if (p != NULL) {
 			log_debug("session %d to %s closed (event %d)", slot, p->id, (int)ev);
 			p->inflight[slot] = 0;
+			p->large[slot] = false;
 		}
 		lost(n, s);
 	}
@@ -752,6 +759,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		retire(n, p->sessions[slot], p->hs_failed[slot]);
 		p->sessions[slot] = NULL;
 		p->inflight[slot] = 0;
+		p->large[slot] = false;
 	}
 	/* no handshake while this member may not exchange (in recovery
 	 * only the registry is fetched, regsync.c) */
@@ -785,6 +793,8 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 	p->slot_epoch[slot] = p->epoch;
 	p->opened_ms[slot] = tb_now_ms();
 	p->hs_failed[slot] = false;
+	/* a pipelined link has several exchanges outstanding (link.h) */
+	coap_session_set_nstart(p->sessions[slot], TB_LINK_PIPE_DEPTH);
 	coap_session_set_app_data(p->sessions[slot], (void *)tb_node_intern(n, hop2));
 	p->stale[slot] = false;
 	return p->sessions[slot];
@@ -818,6 +828,7 @@ tb_transport_drop_slot(struct tb_node *n, const char *id, int slot, coap_session
 	retire(n, s, false);
 	p->sessions[slot] = NULL;
 	p->inflight[slot] = 0;
+	p->large[slot] = false;
 }
 
 void
@@ -831,6 +842,7 @@ tb_transport_drop_peer(struct tb_node *n, const char *id)
 			retire(n, p->sessions[i], false);
 			p->sessions[i] = NULL;
 			p->inflight[i] = 0;
+			p->large[i] = false;
 		}
 }
 

@@ -73,6 +73,9 @@ struct tb_peer {
 	char id[16];
 	coap_session_t *sessions[TB_PEER_SESSIONS_MAX];
 	int inflight[TB_PEER_SESSIONS_MAX];        /* exchanges awaiting an answer, per session */
+	bool large[TB_PEER_SESSIONS_MAX];          /* a block-wise one among them: at most one
+	                                            * (libcoap reassembles a session's Block1
+	                                            * transfers per resource) */
 	int settling; /* exchanges answered, their answers not yet settled (answers.c):
 	               * a failing peer's probe is under way until then */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */

@@ -27,9 +27,10 @@
 # once), the sender counts each delivery once (a second answer for a
 # message sent again while its first answer was on the way is not counted
 # again: the CI run that found it counted 125), and the sender's per-peer batch size (tongban_peer_batch_size)
-# shrank on the lossy link below what it had grown to on the clean one,
-# with exchanges counted lost (tongban_peer_exchanges_lost_total) and the
-# round trip measured (tongban_peer_rtt_seconds above the relay's 0.4 s
+# shrank on the lossy link below what it had on the clean one (on this
+# long link it is pipelined: exchanges of one block, link.h), with the
+# loss seen (tongban_peer_loss_ratio above 0, or exchanges counted lost:
+# tongban_peer_exchanges_lost_total) and the round trip measured (tongban_peer_rtt_seconds above the relay's 0.4 s
 # minus jitter).
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
@@ -71,8 +72,13 @@ nl_eq "receiver stored 120 (duplicates answered, not stored)" 120 "$(ll_inbox_n)
 NL_CHECKS=$((NL_CHECKS + 1))
 [ "$min_batch" -lt "$clean_batch" ] || nl_fail "the batch shrank under loss" "< $clean_batch" "$min_batch"
 lost=$(ll_peer_metric tongban_peer_exchanges_lost_total)
+loss=$(ll_peer_metric tongban_peer_loss_ratio)
 NL_CHECKS=$((NL_CHECKS + 1))
-[ "${lost:-0}" -ge 1 ] || nl_fail "exchanges counted lost on the lossy link" ">= 1" "${lost:-none}"
+# small exchanges on a long link mostly recover by CoAP retransmission
+# (pipelined, link.h) rather than being lost whole: either counts
+awk -v l="${loss:-0}" -v x="${lost:-0}" 'BEGIN { exit !(l > 0 || x >= 1) }' ||
+	nl_fail "loss seen on the lossy link (loss estimate or exchanges lost)" "> 0" \
+		"loss ${loss:-none}, lost ${lost:-none}"
 rtt=$(ll_peer_metric tongban_peer_rtt_seconds)
 NL_CHECKS=$((NL_CHECKS + 1))
 awk -v r="${rtt:-0}" 'BEGIN { exit !(r > 0.1) }' || nl_fail "round trip measured" "> 0.1 s" "${rtt:-none}"

@@ -8,7 +8,10 @@
  * ACK timeout is srtt + 4 rttvar within its bounds, never under the 1 s libcoap 4.3.1 accepts, with
  * ACK_RANDOM_FACTOR made smaller instead, and libcoap's session takes
  * both; MAX_RETRANSMIT rises with the loss, never past RFC 7252's
- * MAX_TRANSMIT_WAIT.
+ * MAX_TRANSMIT_WAIT.  A long link (round trips of exchanges and
+ * handshakes all past TB_LINK_PIPE_RTT_MS) is pipelined: exchanges of one
+ * block, loss not shrinking them, TB_LINK_PIPE_DEPTH a session; a short
+ * link with a busy receiver is not.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,6 +66,89 @@ test_slow_link_cap(void **state)
 	assert_int_equal(tb_link_batch(&l, 128, 30), 11);
 	/* a longer answer timeout lets more through: 37.5 s, 19.75 blocks */
 	assert_int_equal(tb_link_batch(&l, 128, 300), 79);
+}
+
+/* A long link is pipelined: small exchanges, several a session. */
+static void
+test_pipelined(void **state)
+{
+	struct tb_link l;
+
+	(void)state;
+	tb_link_init(&l);
+	assert_false(tb_link_pipelined(&l));
+	assert_int_equal(tb_link_window(&l), 1);
+	/* 100 ms a round trip in a handshake: pipelined before any
+	 * exchange's round trip, at half the starting batch */
+	tb_link_handshake(&l, 100);
+	assert_true(tb_link_pipelined(&l));
+	assert_int_equal(tb_link_window(&l), TB_LINK_PIPE_DEPTH);
+	assert_int_equal(tb_link_batch(&l, 128, 30), TB_LINK_BATCH_START / 2);
+	/* request bytes a message adds: 110 beyond the batch's overhead; one
+	 * block at TB_LINK_PIPE_FILL holds (870.4 - 320) / 110 = 5 */
+	tb_link_sent(&l, 8, TB_LINK_PIPE_OVERHEAD + 8 * 110);
+	tb_link_sent(&l, 1, 5000); /* a single envelope: not counted */
+	assert_int_equal(tb_link_batch(&l, 128, 30), 5);
+	assert_int_equal(tb_link_batch(&l, 3, 30), 3);
+	tb_link_answered(&l, 5, 2000, 200, 128);
+	assert_true(tb_link_pipelined(&l));
+	/* losses do not shrink an exchange of one block */
+	for (int i = 0; i < 5; i++)
+		tb_link_lost(&l);
+	assert_int_equal(tb_link_batch(&l, 128, 30), 5);
+	/* more per message: fewer in an exchange */
+	for (int i = 0; i < 20; i++)
+		tb_link_sent(&l, 4, TB_LINK_PIPE_OVERHEAD + 4 * 200);
+	assert_int_equal(tb_link_batch(&l, 128, 30), 2);
+}
+
+/* A short link whose receiver is busy is not pipelined: its exchanges
+ * take long, but one of them, or a handshake, was quick. */
+static void
+test_busy_short_link(void **state)
+{
+	struct tb_link l;
+
+	(void)state;
+	tb_link_init(&l);
+	tb_link_handshake(&l, 50); /* a handshake queued behind others */
+	for (int i = 0; i < 4; i++)
+		tb_link_answered(&l, 4, 4 * 100, 300, 128);
+	assert_true(tb_link_pipelined(&l));
+	tb_link_answered(&l, 4, 4 * 100, 2, 128);
+	assert_true(l.srtt_ms >= TB_LINK_PIPE_RTT_MS);
+	assert_false(tb_link_pipelined(&l)); /* the 2 ms exchange */
+	tb_link_init(&l);
+	for (int i = 0; i < 4; i++)
+		tb_link_answered(&l, 4, 4 * 100, 300, 128);
+	assert_false(tb_link_pipelined(&l)); /* no handshake timed */
+	tb_link_handshake(&l, 60);
+	assert_true(tb_link_pipelined(&l));
+	tb_link_handshake(&l, 3); /* a quick handshake later */
+	assert_false(tb_link_pipelined(&l));
+	assert_int_equal(tb_link_window(&l), 1);
+	/* the path gets longer: the least round trips follow, slowly */
+	for (int i = 0; i < 4; i++)
+		tb_link_handshake(&l, 100);
+	assert_true(l.hs_rtt_ms > 69 && l.hs_rtt_ms < 70); /* 3 + 97 (1 - 0.75^4) */
+	assert_true(tb_link_pipelined(&l));
+}
+
+/* An exchange that waited for a handshake says nothing of the link: the
+ * batch does not grow on it before a round trip was measured. */
+static void
+test_handshake_answers(void **state)
+{
+	struct tb_link l;
+
+	(void)state;
+	tb_link_init(&l);
+	tb_link_answered(&l, 8, 8 * 300, -1, 128);
+	tb_link_answered(&l, 8, 8 * 300, -1, 128);
+	assert_int_equal(tb_link_batch(&l, 128, 30), TB_LINK_BATCH_START);
+	tb_link_answered(&l, 8, 8 * 300, 10, 128);
+	tb_link_answered(&l, 16, 16 * 300, -1, 128);
+	assert_int_equal(tb_link_batch(&l, 128, 30), 32);
 }
 
 static void
@@ -188,6 +274,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_aimd),
 	    cmocka_unit_test(test_slow_link_cap),
+	    cmocka_unit_test(test_pipelined),
+	    cmocka_unit_test(test_busy_short_link),
+	    cmocka_unit_test(test_handshake_answers),
 	    cmocka_unit_test(test_rtt),
 	    cmocka_unit_test(test_retransmit),
 	    cmocka_unit_test(test_tune_session),

@@ -25,6 +25,11 @@
  *   [a2b.|b2a.]jitter=MS        +-MS uniform around delay (never below 0)
  *   [a2b.|b2a.]dup=PERCENT      datagrams sent twice (each copy its own delay)
  *   [a2b.|b2a.]reorder=PERCENT  datagrams held back a further 2*jitter+10 ms
+ *   [a2b.|b2a.]inorder=0|1      1: jitter keeps each client's datagrams in
+ *                               their order (a queue's jitter); 0 (the
+ *                               default): each datagram's own delay, so
+ *                               datagrams sent within 2*jitter of each
+ *                               other often arrive reversed
  *   partition                   everything dropped both ways until "heal"
  *   heal                        the link passes datagrams again
  * without a prefix a setting applies to both directions; unset settings
@@ -64,6 +69,7 @@ enum { A2B = 0, B2A = 1 };
 struct impair {
 	double loss, dup, reorder; /* percent */
 	double delay, jitter;      /* ms */
+	double inorder;            /* 1: jitter keeps a client's datagrams in order */
 };
 
 struct step {
@@ -73,7 +79,7 @@ struct step {
 	int partition;     /* 1 partition, -1 heal, 0 unchanged */
 };
 
-enum { F_LOSS = 1, F_DELAY = 2, F_JITTER = 4, F_DUP = 8, F_REORDER = 16 };
+enum { F_LOSS = 1, F_DELAY = 2, F_JITTER = 4, F_DUP = 8, F_REORDER = 16, F_INORDER = 32 };
 
 struct pkt {
 	int64_t due_us;
@@ -86,7 +92,8 @@ struct pkt {
 struct client {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	int up; /* socket connected to the target */
+	int up;              /* socket connected to the target */
+	int64_t last_due[2]; /* due time of its last datagram each way (inorder) */
 };
 
 struct counts {
@@ -191,6 +198,7 @@ parse_setting(struct step *s, const char *tok)
 	    {"jitter", F_JITTER, offsetof(struct impair, jitter), 600000},
 	    {"dup", F_DUP, offsetof(struct impair, dup), 100},
 	    {"reorder", F_REORDER, offsetof(struct impair, reorder), 100},
+	    {"inorder", F_INORDER, offsetof(struct impair, inorder), 1},
 	};
 	int lo = A2B, hi = B2A;
 	const char *eq = strchr(tok, '=');
@@ -285,6 +293,8 @@ apply_step(const struct step *s)
 			R.cur[d].dup = s->set[d].dup;
 		if (s->mask[d] & F_REORDER)
 			R.cur[d].reorder = s->set[d].reorder;
+		if (s->mask[d] & F_INORDER)
+			R.cur[d].inorder = s->set[d].inorder;
 	}
 	if (s->partition != 0)
 		R.partitioned = s->partition > 0;
@@ -346,7 +356,8 @@ enqueue(int dir, int client, const uint8_t *data, size_t len, int64_t now)
 		R.c[dir].overflow++;
 		return;
 	}
-	if (im->reorder > 0 && uniform() * 100 < im->reorder)
+	bool held = im->reorder > 0 && uniform() * 100 < im->reorder;
+	if (held)
 		ms += 2 * im->jitter + 10;
 	if (ms < 0)
 		ms = 0;
@@ -356,6 +367,12 @@ enqueue(int dir, int client, const uint8_t *data, size_t len, int64_t now)
 	p.client = client;
 	p.seq = R.seq++;
 	p.due_us = now + (int64_t)(ms * 1000);
+	/* inorder: no earlier than the client's datagram before it in this
+	 * direction (a queue's jitter), unless reorder held this one back */
+	if (im->inorder > 0 && !held && p.due_us <= R.clients[client].last_due[dir])
+		p.due_us = R.clients[client].last_due[dir] + 1;
+	if (!held)
+		R.clients[client].last_due[dir] = p.due_us;
 	R.bytes += len;
 	heap_push(p);
 }
