@@ -391,8 +391,13 @@ metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
 	    "# HELP tongban_journal_full_refused_total Received envelopes refused because the "
 	    "journal's disk was full.\n"
 	    "# TYPE tongban_journal_full_refused_total counter\n"
-	    "tongban_journal_full_refused_total %llu\n",
-	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full);
+	    "tongban_journal_full_refused_total %llu\n"
+	    "# HELP tongban_journal_unavailable_refused_total Received envelopes refused with "
+	    "5.03 journal.unavailable: the journal's database could not be reached.\n"
+	    "# TYPE tongban_journal_unavailable_refused_total counter\n"
+	    "tongban_journal_unavailable_refused_total %llu\n",
+	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full,
+	    (unsigned long long)n->m.in_down);
 }
 
 /* What the DTLS port's per-source limits refused (flood.h). */
