@@ -308,6 +308,7 @@ mono_ms(void)
 /* How long one call may wait for the server while reconnecting, and how
  * long after a failed attempt the next one starts (ms). */
 #define RECONNECT_WAIT_MS 20
+#define RECONNECT_WAIT_BEGIN_MS 250 /* once, when a BEGIN found the session gone */
 #define RECONNECT_RETRY_MS 1000
 
 /* A failed or abandoned attempt: the next one not before
@@ -327,15 +328,15 @@ reconnect_failed(struct tb_jpg *p, const char *why)
 
 /* Makes the session again without blocking the node's loop: libpq's
  * non-blocking reset (PQresetStart, PQresetPoll), waiting at most
- * RECONNECT_WAIT_MS per call for the server; until it is made every
+ * wait_ms per call for the server; until it is made every
  * call is refused TB_E_JOURNAL_DOWN at once.  An attempt with no answer
  * within connect_ms (the URI's connect_timeout, else 5 s: a host that
  * drops packets) is abandoned, and a new one starts RECONNECT_RETRY_MS
  * after a failure.  TB_OK once the session is made. */
 static int
-reconnect(struct tb_jpg *p)
+reconnect(struct tb_jpg *p, int wait_ms)
 {
-	int64_t now = mono_ms(), until = now + RECONNECT_WAIT_MS;
+	int64_t now = mono_ms(), until = now + wait_ms;
 
 	if (!p->connecting) {
 		if (now < p->retry_at)
@@ -377,7 +378,7 @@ reconnect(struct tb_jpg *p)
 }
 
 static int
-ready(struct tb_jpg *p)
+ready_wait(struct tb_jpg *p, int wait_ms)
 {
 	int rc;
 
@@ -388,7 +389,7 @@ ready(struct tb_jpg *p)
 	 * the transaction is lost anyway and fails */
 	if (!p->in_tx && (p->broken || p->connecting || PQstatus(p->conn) != CONNECTION_OK ||
 	                  p->pending > 0 || PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) &&
-	    (rc = reconnect(p)) != TB_OK)
+	    (rc = reconnect(p, wait_ms)) != TB_OK)
 		return rc;
 	if (p->in_tx && p->broken)
 		return down(p, "transaction");
@@ -396,6 +397,12 @@ ready(struct tb_jpg *p)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
+}
+
+static int
+ready(struct tb_jpg *p)
+{
+	return ready_wait(p, RECONNECT_WAIT_MS);
 }
 
 /* Up to 12 parameters: text unless len[i] > 0 or bin[i] (bytea, binary). */
@@ -544,6 +551,15 @@ pipe_end(struct tb_jpg *p, PGresult **last, const char *what)
 		PQclear(r);
 		if (!PQexitPipelineMode(p->conn) && rc == TB_OK)
 			rc = pfail(p, NULL, what);
+	} else if (rc == TB_OK && (last == NULL || *last != NULL)) {
+		/* every statement answered, then the session ended in place of
+		 * the Sync's answer (a shutdown's FATAL after a COMMIT): what was
+		 * answered stands (the COMMIT did commit), the session is broken
+		 * and made again by the next call (ready) */
+		one_line(p, r, p->down_why, sizeof(p->down_why));
+		PQclear(r);
+		p->broken = true;
+		return TB_OK;
 	} else {
 		PQclear(r);
 		if (rc == TB_OK)
@@ -942,16 +958,24 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 
 	if (p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
-	if ((rc = ready(p)) != TB_OK)
-		return rc;
-	/* a lazy one in the same round trip: both statements in one simple
-	 * query, which is itself one implicit transaction block no longer
-	 * once BEGIN has run */
-	if ((rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
-	               : prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK) {
+	/* a session found gone by its BEGIN (the server restarted while it
+	 * was idle) is made again at once, and BEGIN tried once more: the
+	 * first transaction after a restart is not refused for nothing */
+	for (int tries = 0;; tries++) {
+		if ((rc = ready_wait(p, tries ? RECONNECT_WAIT_BEGIN_MS : RECONNECT_WAIT_MS)) !=
+		    TB_OK)
+			return rc;
+		/* a lazy one in the same round trip: both statements in one
+		 * simple query, which is itself one implicit transaction
+		 * block no longer once BEGIN has run */
+		rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
+		          : prun(p, "BEGIN", NULL, NULL, "begin");
+		if (rc == TB_OK)
+			break;
 		if (!p->broken && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 			PQclear(PQexec(p->conn, "ROLLBACK"));
-		return rc;
+		if (!p->broken || tries > 0)
+			return rc;
 	}
 	p->in_tx = true;
 	p->aborted = p->head_held = p->lost = p->committed = false;
