@@ -305,11 +305,13 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* How long one call may wait for the server while reconnecting, and how
- * long after a failed attempt the next one starts (ms). */
+/* How long the call that starts a reconnection may wait for the server
+ * (a server that answers at all makes the session in that time), how
+ * long each later call while it is under way, and how long after a
+ * failed attempt the next one starts (ms). */
+#define RECONNECT_WAIT_START_MS 250
 #define RECONNECT_WAIT_MS 20
-#define RECONNECT_WAIT_BEGIN_MS 250 /* once, when a BEGIN found the session gone */
-#define RECONNECT_RETRY_MS 1000
+#define RECONNECT_RETRY_MS 250
 
 /* A failed or abandoned attempt: the next one not before
  * RECONNECT_RETRY_MS; the diag says why. */
@@ -328,15 +330,16 @@ reconnect_failed(struct tb_jpg *p, const char *why)
 
 /* Makes the session again without blocking the node's loop: libpq's
  * non-blocking reset (PQresetStart, PQresetPoll), waiting at most
- * wait_ms per call for the server; until it is made every
- * call is refused TB_E_JOURNAL_DOWN at once.  An attempt with no answer
+ * RECONNECT_WAIT_START_MS in the call that starts an attempt and
+ * RECONNECT_WAIT_MS in each later one; until it is made every call is
+ * refused TB_E_JOURNAL_DOWN.  An attempt with no answer
  * within connect_ms (the URI's connect_timeout, else 5 s: a host that
  * drops packets) is abandoned, and a new one starts RECONNECT_RETRY_MS
  * after a failure.  TB_OK once the session is made. */
 static int
-reconnect(struct tb_jpg *p, int wait_ms)
+reconnect(struct tb_jpg *p)
 {
-	int64_t now = mono_ms(), until = now + wait_ms;
+	int64_t now = mono_ms(), until = now + RECONNECT_WAIT_MS;
 
 	if (!p->connecting) {
 		if (now < p->retry_at)
@@ -347,6 +350,8 @@ reconnect(struct tb_jpg *p, int wait_ms)
 			return reconnect_failed(p, NULL);
 		p->connecting = true;
 		p->connect_at = now;
+		until = now + RECONNECT_WAIT_START_MS;
+		snprintf(p->down_why, sizeof(p->down_why), "connecting, no answer yet");
 	}
 	for (;;) {
 		PostgresPollingStatusType st = PQresetPoll(p->conn);
@@ -378,7 +383,7 @@ reconnect(struct tb_jpg *p, int wait_ms)
 }
 
 static int
-ready_wait(struct tb_jpg *p, int wait_ms)
+ready(struct tb_jpg *p)
 {
 	int rc;
 
@@ -389,7 +394,7 @@ ready_wait(struct tb_jpg *p, int wait_ms)
 	 * the transaction is lost anyway and fails */
 	if (!p->in_tx && (p->broken || p->connecting || PQstatus(p->conn) != CONNECTION_OK ||
 	                  p->pending > 0 || PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) &&
-	    (rc = reconnect(p, wait_ms)) != TB_OK)
+	    (rc = reconnect(p)) != TB_OK)
 		return rc;
 	if (p->in_tx && p->broken)
 		return down(p, "transaction");
@@ -397,12 +402,6 @@ ready_wait(struct tb_jpg *p, int wait_ms)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
 	return TB_OK;
-}
-
-static int
-ready(struct tb_jpg *p)
-{
-	return ready_wait(p, RECONNECT_WAIT_MS);
 }
 
 /* Up to 12 parameters: text unless len[i] > 0 or bin[i] (bytea, binary). */
@@ -962,8 +961,7 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 	 * was idle) is made again at once, and BEGIN tried once more: the
 	 * first transaction after a restart is not refused for nothing */
 	for (int tries = 0;; tries++) {
-		if ((rc = ready_wait(p, tries ? RECONNECT_WAIT_BEGIN_MS : RECONNECT_WAIT_MS)) !=
-		    TB_OK)
+		if ((rc = ready(p)) != TB_OK)
 			return rc;
 		/* a lazy one in the same round trip: both statements in one
 		 * simple query, which is itself one implicit transaction
