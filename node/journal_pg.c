@@ -241,8 +241,6 @@ conn_gone(const struct tb_jpg *p, const PGresult *res)
 	       (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
 }
 
-/* Records the connection's error (or res's) in the journal's diag; a
- * lost session marks the handle broken until it is made again. */
 /* libpq's message (res's, else the connection's) on one line: one log
  * line, one JSON string. */
 static void
@@ -264,6 +262,8 @@ one_line(const struct tb_jpg *p, const PGresult *res, char *line, size_t cap)
 	line[n] = '\0';
 }
 
+/* Records the connection's error (or res's) in the journal's diag; a
+ * lost session marks the handle broken until it is made again. */
 static int
 pfail(struct tb_jpg *p, PGresult *res, const char *what)
 {
