@@ -338,15 +338,15 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    (unsigned long long)n->m.recanonicalised,
 	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests);
 	if (q >= 0)
-		evbuffer_add_printf(b,
-		                    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
-		                    "# TYPE tongban_queue_depth gauge\n"
-		                    "tongban_queue_depth %lld\n"
-		                    "# HELP tongban_inbox_depth Received messages not yet "
-		                    "acknowledged.\n"
-		                    "# TYPE tongban_inbox_depth gauge\n"
-		                    "tongban_inbox_depth %lld\n",
-		                    (long long)q, (long long)inbox);
+		evbuffer_add_printf(
+		    b,
+		    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
+		    "# TYPE tongban_queue_depth gauge\n"
+		    "tongban_queue_depth %lld\n"
+		    "# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
+		    "# TYPE tongban_inbox_depth gauge\n"
+		    "tongban_inbox_depth %lld\n",
+		    (long long)q, (long long)inbox);
 	evbuffer_add_printf(
 	    b,
 	    "# HELP tongban_api_pending Submissions on the ingest thread, not yet answered.\n"

@@ -368,8 +368,7 @@ refuse_down(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap
 	log_info("refused a request: %s: %s", tb_err_reason(d->code), d->detail);
 	tb_buf_init(&b);
 	error_json(&b, d, NULL);
-	respond_age(r, s, req, q, resp, COAP_RESPONSE_CODE(503), &b, false,
-	            (int)n->cfg.full_retry);
+	respond_age(r, s, req, q, resp, COAP_RESPONSE_CODE(503), &b, false, (int)n->cfg.full_retry);
 	tb_buf_free(&b);
 }
 

@@ -237,8 +237,7 @@ conn_gone(const struct tb_jpg *p, const PGresult *res)
 
 	if (p->broken || PQstatus(p->conn) != CONNECTION_OK)
 		return true;
-	return state != NULL &&
-	       (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
+	return state != NULL && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
 }
 
 /* libpq's message (res's, else the connection's) on one line: one log
@@ -392,8 +391,9 @@ ready(struct tb_jpg *p)
 	 * at the next call outside a transaction (a pipeline left open
 	 * there: only after a failure that broke the session); inside one
 	 * the transaction is lost anyway and fails */
-	if (!p->in_tx && (p->broken || p->connecting || PQstatus(p->conn) != CONNECTION_OK ||
-	                  p->pending > 0 || PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) &&
+	if (!p->in_tx &&
+	    (p->broken || p->connecting || PQstatus(p->conn) != CONNECTION_OK || p->pending > 0 ||
+	     PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) &&
 	    (rc = reconnect(p)) != TB_OK)
 		return rc;
 	if (p->in_tx && p->broken)

@@ -25,7 +25,7 @@
 # each time (3 s in a sanitizer build): reconnecting never blocks the
 # node's loop.  Then it recovers and takes a submission again.
 # Scaled: retry_max_ms 2000, breaker_open_ms 1000, full_retry 3, so
-# that the peer's hold after the outage stays short.  About 70 s on an
+# that the peer's hold after the outage stays short.  About 55 s on an
 # idle machine (TB_PG_OUTAGE_S, TB_PG_BURST override).
 set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
