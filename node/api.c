@@ -289,7 +289,8 @@ api_inbox(struct tb_node *n, struct evhttp_request *req)
 	reply_json(req, 200, r);
 }
 
-/* The counters of struct tb_metrics and the journal's gauges. */
+/* The counters of struct tb_metrics and the journal's gauges (left out
+ * when the journal could not give them: q < 0). */
 static void
 metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox)
 {
@@ -328,24 +329,30 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    "tongban_handshake_refused_total %llu\n"
 	    "# HELP tongban_api_requests_total Requests to the local API, /healthz included.\n"
 	    "# TYPE tongban_api_requests_total counter\n"
-	    "tongban_api_requests_total %llu\n"
-	    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
-	    "# TYPE tongban_queue_depth gauge\n"
-	    "tongban_queue_depth %lld\n"
-	    "# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
-	    "# TYPE tongban_inbox_depth gauge\n"
-	    "tongban_inbox_depth %lld\n"
-	    "# HELP tongban_api_pending Submissions on the ingest thread, not yet answered.\n"
-	    "# TYPE tongban_api_pending gauge\n"
-	    "tongban_api_pending %zu\n",
+	    "tongban_api_requests_total %llu\n",
 	    (unsigned long long)n->m.in_ok, (unsigned long long)n->m.in_dup,
 	    (unsigned long long)n->m.in_refused, (unsigned long long)n->m.out_delivered,
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
 	    (unsigned long long)n->m.out_hedged,
 	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.answers_replayed,
 	    (unsigned long long)n->m.recanonicalised,
-	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests,
-	    (long long)q, (long long)inbox, tb_ingest_pending(n));
+	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests);
+	if (q >= 0)
+		evbuffer_add_printf(
+		    b,
+		    "# HELP tongban_queue_depth Outbound messages awaiting delivery.\n"
+		    "# TYPE tongban_queue_depth gauge\n"
+		    "tongban_queue_depth %lld\n"
+		    "# HELP tongban_inbox_depth Received messages not yet acknowledged.\n"
+		    "# TYPE tongban_inbox_depth gauge\n"
+		    "tongban_inbox_depth %lld\n",
+		    (long long)q, (long long)inbox);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP tongban_api_pending Submissions on the ingest thread, not yet answered.\n"
+	    "# TYPE tongban_api_pending gauge\n"
+	    "tongban_api_pending %zu\n",
+	    tb_ingest_pending(n));
 }
 
 /* What the node is and runs on: build, start, certificate, registry,
@@ -391,8 +398,13 @@ metrics_lifecycle(struct tb_node *n, struct evbuffer *b)
 	    "# HELP tongban_journal_full_refused_total Received envelopes refused because the "
 	    "journal's disk was full.\n"
 	    "# TYPE tongban_journal_full_refused_total counter\n"
-	    "tongban_journal_full_refused_total %llu\n",
-	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full);
+	    "tongban_journal_full_refused_total %llu\n"
+	    "# HELP tongban_journal_unavailable_refused_total Received envelopes refused with "
+	    "5.03 journal.unavailable: the journal's database could not be reached.\n"
+	    "# TYPE tongban_journal_unavailable_refused_total counter\n"
+	    "tongban_journal_unavailable_refused_total %llu\n",
+	    tb_lifecycle_journal_full(n) ? 1 : 0, (unsigned long long)n->m.in_full,
+	    (unsigned long long)n->m.in_down);
 }
 
 /* What the DTLS port's per-source limits refused (flood.h). */
@@ -450,11 +462,16 @@ api_metrics(struct tb_node *n, struct evhttp_request *req)
 	struct evbuffer *b;
 	int64_t q = 0, inbox = 0;
 
-	/* gauges the journal cannot give are not reported as 0 */
+	/* gauges the journal cannot give (its database out of reach) are not
+	 * reported as 0 but left out; the rest, which tells of the outage,
+	 * is */
 	if (tb_journal_outbound_pending(n->journal, &q) != TB_OK ||
 	    tb_journal_inbox_count(n->journal, &inbox) != TB_OK) {
-		reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
-		return;
+		if (tb_journal_diag(n->journal)->code != TB_E_JOURNAL_DOWN) {
+			reply_error(req, 500, "io", tb_journal_diag(n->journal)->detail);
+			return;
+		}
+		q = inbox = -1;
 	}
 	b = evbuffer_new();
 	metrics_counters(n, b, q, inbox);

@@ -94,7 +94,8 @@ static const struct tb_conf_key keys[] = {
      .help = "a peer that failed 5 attempts in a row (or refused a handshake) rests at least this "
              "long, ms"},
     {"full_retry", TB_CONF_INT, RELOAD, F(full_retry), .min = 1, .max = 3600, .def = "30",
-     .help = "journal disk full: peers are told to retry after this (5.03 Max-Age), s"},
+     .help = "journal disk full or its database out of reach: peers are told to retry after "
+             "this (5.03 Max-Age), s"},
     {"retention", TB_CONF_INT, RELOAD, F(retention), .min = 1, .max = 3650 * 86400,
      .def = "2592000", .help = "finished messages are pruned from the journal after this, s"},
     {"archive_dir", TB_CONF_PATH, RELOAD, F(archive_dir), .def = "",

@@ -106,6 +106,7 @@ code_for(int err)
 	case TB_E_ENCODING: return COAP_RESPONSE_CODE(400);
 	case TB_E_DRAINING:
 	case TB_E_JOURNAL_FULL:
+	case TB_E_JOURNAL_DOWN:
 	case TB_E_RECOVERY:
 	case TB_E_MEMBER_SUSPENDED:
 	case TB_E_MEMBER_REVOKED: return COAP_RESPONSE_CODE(503);
@@ -321,11 +322,14 @@ refuse_whole(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coa
 }
 
 /* The journal's last failure as the exchange's refusal: journal.full
- * when its disk has no room, else io. */
+ * when its disk has no room, journal.unavailable when its database
+ * cannot be reached (PostgreSQL), else io. */
 static int
 journal_err(const struct tb_node *n)
 {
-	return tb_journal_diag(n->journal)->code == TB_E_JOURNAL_FULL ? TB_E_JOURNAL_FULL : TB_E_IO;
+	int code = tb_journal_diag(n->journal)->code;
+
+	return code == TB_E_JOURNAL_FULL || code == TB_E_JOURNAL_DOWN ? code : TB_E_IO;
 }
 
 /* An exchange of count envelopes the journal had no room for: 5.03
@@ -345,6 +349,26 @@ refuse_full(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap
 	error_json(&b, d, NULL);
 	respond_age(r, s, req, q, resp, COAP_RESPONSE_CODE(503), &b, false,
 	            (int)n->cfg.full_retry);
+	tb_buf_free(&b);
+}
+
+/* An exchange refused because the journal's database cannot be reached
+ * (PostgreSQL down or out of reach): 5.03 journal.unavailable with
+ * Max-Age full_retry, the same cue as journal.full (PROTOCOL.md 9.6), so
+ * that senders back off instead of retrying into the outage; each
+ * refusal is logged (refuse_whole) and counted (n->m.in_down). */
+static void
+refuse_down(struct tb_node *n, coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req,
+            const coap_string_t *q, coap_pdu_t *resp, const struct tb_diag *d, size_t count)
+{
+	struct tb_buf b;
+
+	n->m.in_refused++;
+	n->m.in_down += count;
+	log_info("refused a request: %s: %s", tb_err_reason(d->code), d->detail);
+	tb_buf_init(&b);
+	error_json(&b, d, NULL);
+	respond_age(r, s, req, q, resp, COAP_RESPONSE_CODE(503), &b, false, (int)n->cfg.full_retry);
 	tb_buf_free(&b);
 }
 
@@ -949,6 +973,8 @@ hnd_post_msg(coap_resource_t *r, coap_session_t *s, const coap_pdu_t *req, const
 	if (!journal_all(n, it, count, data, offs, lens, peer, &relayed, &d)) {
 		if (d.code == TB_E_JOURNAL_FULL)
 			refuse_full(n, r, s, req, q, resp, &d, (size_t)count);
+		else if (d.code == TB_E_JOURNAL_DOWN)
+			refuse_down(n, r, s, req, q, resp, &d, (size_t)count);
 		else
 			refuse_whole(n, r, s, req, q, resp, &d);
 		goto out;

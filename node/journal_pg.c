@@ -94,6 +94,7 @@ int tb_jpg_prune(struct tb_jpg *p, int64_t bound, size_t *removed) NOPQ
 #else /* HAVE_LIBPQ */
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -136,6 +137,16 @@ struct tb_jpg {
 	 * lost whole, whatever savepoint is undone */
 	int pending;
 	bool lost;
+	/* the session is gone: the server ended it, or a pipeline could not
+	 * be read to its end (nothing more can be sent on it, not even a
+	 * ROLLBACK: the server rolls the transaction back itself) */
+	bool broken;
+	/* reconnecting without blocking the node's loop (reconnect): an
+	 * attempt under way since connect_at, or the next one not before
+	 * retry_at (monotonic ms); down_why is the last attempt's failure */
+	bool connecting;
+	int64_t connect_at, retry_at, connect_ms;
+	char down_why[240];
 	/* audit entries appended in the open transaction, written at its
 	 * commit (audit_flush); marks[] holds the count at each open unit */
 	struct aentry **ab;
@@ -216,18 +227,30 @@ static const char *const migrations[TB_JOURNAL_PG_SCHEMA] = {
 #define MIGRATE_LOCK "7630776936488814"
 #define AUDIT_LOCK "7630776936488815"
 
-/* Records the connection's error (or res's) in the journal's diag. */
-static int
-pfail(struct tb_jpg *p, PGresult *res, const char *what)
+/* The session is down: the server's own word (SQLSTATE class 08,
+ * connection exception, or 57P0x: shut down, crashed, not accepting
+ * connections yet) or no connection at all. */
+static bool
+conn_gone(const struct tb_jpg *p, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (p->broken || PQstatus(p->conn) != CONNECTION_OK)
+		return true;
+	return state != NULL && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
+}
+
+/* libpq's message (res's, else the connection's) on one line: one log
+ * line, one JSON string. */
+static void
+one_line(const struct tb_jpg *p, const PGresult *res, char *line, size_t cap)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : NULL;
-	char line[240];
 	size_t n = 0;
 
 	if (msg == NULL || msg[0] == '\0')
 		msg = PQerrorMessage(p->conn);
-	/* libpq's message on one line: one log line, one JSON string */
-	for (; *msg != '\0' && n < sizeof(line) - 1; msg++) {
+	for (; *msg != '\0' && n < cap - 1; msg++) {
 		char c = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
 
 		if (c != ' ' || (n > 0 && line[n - 1] != ' '))
@@ -236,32 +259,145 @@ pfail(struct tb_jpg *p, PGresult *res, const char *what)
 	while (n > 0 && line[n - 1] == ' ')
 		n--;
 	line[n] = '\0';
+}
+
+/* Records the connection's error (or res's) in the journal's diag; a
+ * lost session marks the handle broken until it is made again. */
+static int
+pfail(struct tb_jpg *p, PGresult *res, const char *what)
+{
+	char line[240];
+
+	one_line(p, res, line, sizeof(line));
 	if (p->in_tx)
 		p->aborted = true;
 	/* a lost connection is told apart from a failed statement: the
 	 * caller's answer is "retry later" (503 journal.unavailable) */
-	return tb_diag_set(p->diag,
-	                   PQstatus(p->conn) == CONNECTION_BAD ? TB_E_JOURNAL_DOWN : TB_E_IO,
-	                   TB_DIAG_NOPOS, "postgresql: %s: %s", what, line);
+	if (!conn_gone(p, res))
+		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS, "postgresql: %s: %s", what,
+		                   line);
+	if (!p->broken || p->down_why[0] == '\0')
+		snprintf(p->down_why, sizeof(p->down_why), "%s", line);
+	p->broken = true;
+	return tb_diag_set(p->diag, TB_E_JOURNAL_DOWN, TB_DIAG_NOPOS,
+	                   "postgresql: %s: cannot reach the database: %s", what, line);
+}
+
+/* The refusal while the session is broken, before it is made again:
+ * nothing is sent on it. */
+static int
+down(struct tb_jpg *p, const char *what)
+{
+	if (p->in_tx)
+		p->aborted = true;
+	return tb_diag_set(p->diag, TB_E_JOURNAL_DOWN, TB_DIAG_NOPOS,
+	                   "postgresql: %s: cannot reach the database: %s", what,
+	                   p->down_why[0] ? p->down_why : "the connection was lost");
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long the call that starts a reconnection may wait for the server
+ * (a server that answers at all makes the session in that time), how
+ * long each later call while it is under way, and how long after a
+ * failed attempt the next one starts (ms). */
+#define RECONNECT_WAIT_START_MS 250
+#define RECONNECT_WAIT_MS 20
+#define RECONNECT_RETRY_MS 250
+
+/* A failed or abandoned attempt: the next one not before
+ * RECONNECT_RETRY_MS; the diag says why. */
+static int
+reconnect_failed(struct tb_jpg *p, const char *why)
+{
+	p->connecting = false;
+	p->broken = true;
+	p->retry_at = mono_ms() + RECONNECT_RETRY_MS;
+	if (why != NULL)
+		snprintf(p->down_why, sizeof(p->down_why), "%s", why);
+	else
+		one_line(p, NULL, p->down_why, sizeof(p->down_why));
+	return down(p, "reconnect");
+}
+
+/* Makes the session again without blocking the node's loop: libpq's
+ * non-blocking reset (PQresetStart, PQresetPoll), waiting at most
+ * RECONNECT_WAIT_START_MS in the call that starts an attempt and
+ * RECONNECT_WAIT_MS in each later one; until it is made every call is
+ * refused TB_E_JOURNAL_DOWN.  An attempt with no answer
+ * within connect_ms (the URI's connect_timeout, else 5 s: a host that
+ * drops packets) is abandoned, and a new one starts RECONNECT_RETRY_MS
+ * after a failure.  TB_OK once the session is made. */
+static int
+reconnect(struct tb_jpg *p)
+{
+	int64_t now = mono_ms(), until = now + RECONNECT_WAIT_MS;
+
+	if (!p->connecting) {
+		if (now < p->retry_at)
+			return down(p, "reconnect");
+		p->nprep = 0; /* a new session: nothing prepared */
+		p->pending = 0;
+		if (!PQresetStart(p->conn))
+			return reconnect_failed(p, NULL);
+		p->connecting = true;
+		p->connect_at = now;
+		until = now + RECONNECT_WAIT_START_MS;
+		snprintf(p->down_why, sizeof(p->down_why), "connecting, no answer yet");
+	}
+	for (;;) {
+		PostgresPollingStatusType st = PQresetPoll(p->conn);
+		struct pollfd pfd = {.fd = PQsocket(p->conn), .events = POLLIN};
+
+		if (st == PGRES_POLLING_OK)
+			break;
+		if (st == PGRES_POLLING_FAILED || pfd.fd < 0)
+			return reconnect_failed(p, NULL);
+		now = mono_ms();
+		if (now - p->connect_at >= p->connect_ms) {
+			char why[80];
+
+			snprintf(why, sizeof(why), "no answer within %lld s",
+			         (long long)(p->connect_ms / 1000));
+			return reconnect_failed(p, why);
+		}
+		if (now >= until)
+			return down(p, "reconnect");
+		if (st == PGRES_POLLING_WRITING)
+			pfd.events = POLLOUT;
+		(void)poll(&pfd, 1, (int)(until - now));
+	}
+	p->connecting = p->broken = false;
+	p->down_why[0] = '\0';
+	/* the session's settings, as tb_jpg_open set them */
+	PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
+	return TB_OK;
 }
 
 static int
 ready(struct tb_jpg *p)
 {
+	int rc;
+
 	tb_diag_clear(p->diag);
 	/* a connection the server dropped (restart, failover) is made again
-	 * at the next call outside a transaction; inside one the
-	 * transaction is lost anyway and fails */
-	if (!p->in_tx && (PQstatus(p->conn) == CONNECTION_BAD || p->pending > 0 ||
-	                  PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)) {
-		/* a pipeline left open outside a transaction: only after a
-		 * failure that broke the session */
-		p->nprep = 0; /* a new session: nothing prepared */
-		p->pending = 0;
-		PQreset(p->conn);
-		if (PQstatus(p->conn) != CONNECTION_OK)
-			return pfail(p, NULL, "cannot reach the database");
-	}
+	 * at the next call outside a transaction (a pipeline left open
+	 * there: only after a failure that broke the session); inside one
+	 * the transaction is lost anyway and fails */
+	if (!p->in_tx &&
+	    (p->broken || p->connecting || PQstatus(p->conn) != CONNECTION_OK || p->pending > 0 ||
+	     PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) &&
+	    (rc = reconnect(p)) != TB_OK)
+		return rc;
+	if (p->in_tx && p->broken)
+		return down(p, "transaction");
 	if (p->aborted || p->lost)
 		return tb_diag_set(p->diag, TB_E_IO, TB_DIAG_NOPOS,
 		                   "transaction was aborted by an earlier error; roll it back");
@@ -317,6 +453,10 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
 	int i;
 
 	name[0] = '\0';
+	if (p->broken) {
+		(void)down(p, "prepare");
+		return false;
+	}
 	for (i = 0; i < p->nprep; i++)
 		if (p->prep[i] == sql)
 			break;
@@ -410,6 +550,15 @@ pipe_end(struct tb_jpg *p, PGresult **last, const char *what)
 		PQclear(r);
 		if (!PQexitPipelineMode(p->conn) && rc == TB_OK)
 			rc = pfail(p, NULL, what);
+	} else if (rc == TB_OK && (last == NULL || *last != NULL)) {
+		/* every statement answered, then the session ended in place of
+		 * the Sync's answer (a shutdown's FATAL after a COMMIT): what was
+		 * answered stands (the COMMIT did commit), the session is broken
+		 * and made again by the next call (ready) */
+		one_line(p, r, p->down_why, sizeof(p->down_why));
+		PQclear(r);
+		p->broken = true;
+		return TB_OK;
 	} else {
 		PQclear(r);
 		if (rc == TB_OK)
@@ -424,6 +573,17 @@ lost:
 	}
 	if (p->in_tx)
 		p->lost = true;
+	/* answers missing: the pipeline cannot be left, and a synchronous
+	 * statement (a ROLLBACK, a prepare) would be refused by libpq for
+	 * that, not for the lost server; nothing more is sent on the session
+	 * until it is made again (ready) */
+	if (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF && !p->broken) {
+		if (p->down_why[0] == '\0')
+			snprintf(p->down_why, sizeof(p->down_why), "the connection was lost");
+		p->broken = true;
+		if (rc == TB_OK || p->diag->code != TB_E_JOURNAL_DOWN)
+			rc = down(p, what);
+	}
 	return rc;
 }
 
@@ -446,7 +606,7 @@ pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *wh
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
 	if (!prepared(p, sql, q ? q->n : 0, name))
-		return TB_E_IO;
+		return p->diag->code == TB_E_JOURNAL_DOWN ? TB_E_JOURNAL_DOWN : TB_E_IO;
 	if (p->pending == 0 && !PQenterPipelineMode(p->conn))
 		return pfail(p, NULL, what);
 	if (!psend(p, name, sql, q)) {
@@ -507,9 +667,12 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 static int
 pscript(struct tb_jpg *p, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(p->conn, sql);
+	PGresult *res;
 	int rc = TB_OK;
 
+	if (p->broken)
+		return down(p, what);
+	res = PQexec(p->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = pfail(p, res, what);
 	PQclear(res);
@@ -523,7 +686,7 @@ prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed
 	PGresult *res = pexec(p, sql, q, what);
 
 	if (res == NULL)
-		return TB_E_IO;
+		return p->diag->code == TB_E_JOURNAL_DOWN ? TB_E_JOURNAL_DOWN : TB_E_IO;
 	if (changed != NULL)
 		*changed = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
@@ -615,6 +778,23 @@ fail:
 	return d ? d->code : rc;
 }
 
+/* The connection's connect_timeout in ms (libpq: at least 2 s, 0 or
+ * none is no limit): how long a reconnection may wait for an answer
+ * (reconnect), 5 s unless the URI says otherwise, never unlimited. */
+static int64_t
+connect_timeout_ms(PGconn *c)
+{
+	PQconninfoOption *o = PQconninfo(c), *i;
+	int64_t s = 5;
+
+	for (i = o; i != NULL && i->keyword != NULL; i++)
+		if (strcmp(i->keyword, "connect_timeout") == 0 && i->val != NULL &&
+		    strtoll(i->val, NULL, 10) > 0)
+			s = strtoll(i->val, NULL, 10) < 2 ? 2 : strtoll(i->val, NULL, 10);
+	PQconninfoFree(o);
+	return s * 1000;
+}
+
 struct tb_jpg *
 tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
 {
@@ -645,6 +825,7 @@ tb_jpg_open(const char *uri, struct tb_diag *jdiag, struct tb_diag *d)
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", jdiag->detail);
 		goto fail;
 	}
+	p->connect_ms = connect_timeout_ms(p->conn);
 	if (prun(p, "SET client_min_messages = warning", NULL, NULL, "settings") != TB_OK) {
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "%s", jdiag->detail);
 		goto fail;
@@ -776,16 +957,23 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 
 	if (p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "transaction already open");
-	if ((rc = ready(p)) != TB_OK)
-		return rc;
-	/* a lazy one in the same round trip: both statements in one simple
-	 * query, which is itself one implicit transaction block no longer
-	 * once BEGIN has run */
-	if ((rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
-	               : prun(p, "BEGIN", NULL, NULL, "begin")) != TB_OK) {
-		if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+	/* a session found gone by its BEGIN (the server restarted while it
+	 * was idle) is made again at once, and BEGIN tried once more: the
+	 * first transaction after a restart is not refused for nothing */
+	for (int tries = 0;; tries++) {
+		if ((rc = ready(p)) != TB_OK)
+			return rc;
+		/* a lazy one in the same round trip: both statements in one
+		 * simple query, which is itself one implicit transaction
+		 * block no longer once BEGIN has run */
+		rc = lazy ? pscript(p, "BEGIN; SET LOCAL synchronous_commit = off", "begin")
+		          : prun(p, "BEGIN", NULL, NULL, "begin");
+		if (rc == TB_OK)
+			break;
+		if (!p->broken && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 			PQclear(PQexec(p->conn, "ROLLBACK"));
-		return rc;
+		if (!p->broken || tries > 0)
+			return rc;
 	}
 	p->in_tx = true;
 	p->aborted = p->head_held = p->lost = p->committed = false;
@@ -803,7 +991,8 @@ tx_abandon(struct tb_jpg *p)
 	if (p->pending > 0)
 		(void)pipe_end(p, NULL, "rollback");
 #endif
-	if (PQstatus(p->conn) == CONNECTION_OK && PQpipelineStatus(p->conn) == PQ_PIPELINE_OFF &&
+	if (!p->broken && PQstatus(p->conn) == CONNECTION_OK &&
+	    PQpipelineStatus(p->conn) == PQ_PIPELINE_OFF &&
 	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(p->conn, "ROLLBACK"));
 }
@@ -862,7 +1051,8 @@ tb_jpg_rollback(struct tb_jpg *p)
 		(void)pipe_end(p, NULL, "rollback"); /* their failure is undone here */
 #endif
 	p->aborted = p->lost = false;
-	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
+	/* a session that is gone took its transaction with it */
+	rc = p->broken ? TB_OK : prun(p, "ROLLBACK", NULL, NULL, "rollback");
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	ab_trim(p, 0);
 	p->depth = 0;

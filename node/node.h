@@ -80,6 +80,7 @@ struct tb_metrics {
 	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
 	uint64_t out_hedged; /* exchanges whose messages went again on another session */
 	uint64_t in_full; /* of in_refused: no room in the journal (lifecycle.c) */
+	uint64_t in_down; /* received envelopes refused: the journal's database out of reach */
 	uint64_t compact_answers; /* batch answers without the receipts' proofs (9.3) */
 	uint64_t answers_replayed; /* kept answers to a retransmitted last block (9.2) */
 	uint64_t recanonicalised; /* received envelopes not in the canonical form */

@@ -2879,6 +2879,75 @@ test_pg_deferred_lost(void **state)
 	tb_journal_close(j);
 }
 
+/* The server ends the journal's session in the middle of a transaction
+ * whose statements are pipelined (pg_terminate_backend: what a fast
+ * shutdown does): the failure, the rollback after it and the calls until
+ * the session is made again say the database cannot be reached
+ * (TB_E_JOURNAL_DOWN), never libpq's complaint about pipeline mode; the
+ * next transaction reconnects and stores. */
+static void
+test_pg_conn_lost(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b;
+	const struct tb_diag *d;
+	int rc = TB_E_IO;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	d = tb_journal_diag(j);
+	mkmsg(&a, 1, 5000);
+	mkmsg(&b, 2, 5000);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(tb_journal_begin(j), TB_OK);
+		assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "queued"), TB_OK);
+		/* a flow row: sent, its answer not waited for (pipeline mode) */
+		assert_int_equal(tb_journal_case_set(j, "320300", "371300", "c1", 1, 10), TB_OK);
+		assert_int_equal(pg_int("SELECT count(pg_terminate_backend(pid)) FROM "
+		                        "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+		                        "datname = current_database() AND "
+		                        "backend_type = 'client backend'"),
+		                 1);
+		usleep(100 * 1000);
+		rc = tb_journal_outbound_put_audit(j, &b.m, 1, 10, "queued");
+		if (round == 0) {
+			/* as inbound.c does: the exchange's write failed, rolled back */
+			assert_int_not_equal(rc, TB_OK);
+			assert_int_equal(d->code, TB_E_JOURNAL_DOWN);
+			assert_null(strstr(d->detail, "pipeline"));
+			rc = tb_journal_rollback(j);
+			if (rc != TB_OK) {
+				assert_int_equal(d->code, TB_E_JOURNAL_DOWN);
+				assert_null(strstr(d->detail, "pipeline"));
+			}
+		} else {
+			/* or told at the commit */
+			assert_int_not_equal(rc == TB_OK ? tb_journal_commit(j) : rc, TB_OK);
+			assert_int_equal(d->code, TB_E_JOURNAL_DOWN);
+			assert_null(strstr(d->detail, "pipeline"));
+			assert_non_null(strstr(d->detail, "cannot reach the database"));
+			if (rc != TB_OK && tb_journal_rollback(j) != TB_OK)
+				assert_null(strstr(d->detail, "pipeline"));
+		}
+		assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 0);
+		/* the session is made again (without blocking: a few calls) */
+		for (int i = 0; i < 200 && (rc = tb_journal_begin(j)) != TB_OK; i++) {
+			assert_int_equal(d->code, TB_E_JOURNAL_DOWN);
+			assert_null(strstr(d->detail, "pipeline"));
+			usleep(20 * 1000);
+		}
+		assert_int_equal(rc, TB_OK);
+		assert_int_equal(tb_journal_rollback(j), TB_OK);
+	}
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &a.m, 1, 10, "queued"), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 1);
+	tb_journal_close(j);
+}
+
 /* Leases: two handles (two processes) listing due messages never get
  * the same one; what one listed and never settled (it died) is due for
  * the other once the lease has passed. */
@@ -3060,6 +3129,7 @@ main(void)
 		    cmocka_unit_test(test_audit_sm3),
 		    cmocka_unit_test(test_pg_lease),
 		    cmocka_unit_test(test_pg_deferred_lost),
+		    cmocka_unit_test(test_pg_conn_lost),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);
