@@ -33,7 +33,7 @@
 #define TB_LINK_PIPE_DEPTH 8
 /* Sessions up that carry a pipelined link: no more are opened then */
 #define TB_LINK_PIPE_UP 8
-#define TB_LINK_PIPE_FILL 0.95
+#define TB_LINK_PIPE_FILL 0.9
 /* A batch's request bytes besides its messages (deflated: the array, the
  * batch signature its envelopes share), as measured on control.ping
  * batches of 8 to 24 */

@@ -920,6 +920,7 @@ round_tx(struct tb_node *n, bool *open)
  * most once; idle sessions are what it spends. */
 #define TB_HEDGE_MIN_MS 3000
 #define TB_HEDGE_HS_MS 1500
+#define TB_HEDGE_PIPE_MS 600
 #define TB_HEDGE_FACTOR 2
 
 /* Whether p has a session slot other than skip that is up and free. */
@@ -952,11 +953,12 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 		return -1;
 	double rto = p->link.srtt_ms + 4 * p->link.rttvar_ms;
 	if (!x->large && tb_link_pipelined(&p->link)) {
-		/* one datagram each way: unanswered a round trip or two past its
-		 * first retransmission, that was lost too, and the next waits
-		 * twice as long (RFC 7252's backoff) */
-		double after = (double)tb_link_ack_timeout_ms(&p->link) + 2 * rto;
-		return after < TB_HEDGE_HS_MS ? TB_HEDGE_HS_MS : (int64_t)after;
+		/* one datagram each way, unanswered after twice the
+		 * retransmission timeout of the estimate: a datagram was lost,
+		 * and libcoap 4.3.1's retransmission comes no sooner than 1 s
+		 * after the transmission (link.h), 3 s for a second one */
+		double after = 2 * rto;
+		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
 	}
 	/* its blocks at the retransmission timeout (RFC 6298): the round
 	 * trips averaged over exchanges (round_ms) grow with the stragglers
@@ -966,24 +968,25 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 	return after < TB_HEDGE_MIN_MS ? TB_HEDGE_MIN_MS : after;
 }
 
-/* Hedges the exchanges that straggle (above); true while some exchange
- * may still need it (a round should come again in a second). */
+/* Hedges the exchanges that straggle (above); the ms until some
+ * exchange may need it (the next round then), -1 when none may. */
 static bool
 hedge(struct tb_node *n, int64_t now_ms)
 {
-	bool pending = false;
+	int64_t next = -1;
 
 	for (struct tb_exchange *x = n->out->exchanges; x != NULL; x = x->next) {
 		struct tb_peer *p = peer_of(n, x->hop);
-		int64_t after;
+		int64_t after, wait;
 		if (x->hedged || p == NULL || p->failures > 0 || (after = hedge_after(p, x)) < 0)
 			continue;
-		if (now_ms - x->sent_ms < after) {
-			pending = true;
-			continue;
-		}
-		if (!free_session(n, p, x->slot)) {
-			pending = true;
+		/* not yet: look again when it is due; no free session: in a
+		 * second */
+		wait = now_ms - x->sent_ms < after ? after - (now_ms - x->sent_ms)
+		       : !free_session(n, p, x->slot) ? 1000
+		                                      : 0;
+		if (wait > 0) {
+			next = next < 0 || wait < next ? wait : next;
 			continue;
 		}
 		x->hedged = true;
@@ -998,7 +1001,7 @@ hedge(struct tb_node *n, int64_t now_ms)
 				          tb_journal_diag(n->journal)->detail);
 		}
 	}
-	return pending;
+	return next;
 }
 
 /* On a shared journal the messages of a live exchange are held by a
@@ -1059,8 +1062,11 @@ tidy(struct tb_node *n)
 		exchange_failed(n, x, TB_PF_TIMEOUT, "exchange unanswered for answer_timeout");
 		free_exchange(x);
 	}
-	if (hedge(n, tb_now_ms()) | renew_leases(n, tb_now()))
-		tb_outbound_schedule(n, 1000);
+	int64_t next = hedge(n, tb_now_ms());
+	if (renew_leases(n, tb_now()) && (next < 0 || next > 1000))
+		next = 1000;
+	if (next >= 0) /* at least 50 ms apart: rounds read the journal */
+		tb_outbound_schedule(n, next < 50 ? 50 : next);
 	age_fresh(n, tb_now_ms());
 }
 
