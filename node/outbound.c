@@ -21,10 +21,12 @@
 #include "journal.h"
 #include "log.h"
 
-/* One exchange in flight per peer session: libcoap 4.3.1 reassembles
- * Block1 bodies per session and resource, so two concurrent block-wise
- * POSTs to /fed/msg would corrupt each other ("Data body updated during
- * receipt").  Batching carries the volume instead. */
+/* At most one block-wise exchange in flight per peer session: libcoap
+ * 4.3.1 reassembles Block1 bodies per session and resource, so two
+ * concurrent block-wise POSTs to /fed/msg would corrupt each other ("Data
+ * body updated during receipt").  On a short link batching carries the
+ * volume, one exchange a session; on a long one several one-block
+ * exchanges are in flight on each session (link.h, slot_room). */
 #define RELAY_WAIT_S 60 /* a relayed message is resent if no receipt returns */
 #define TB_LEASE_RENEW_S 3 /* renew_leases: well within TB_JOURNAL_LEASE_S */
 /* The per-peer backoff and circuit breaker are transport.c's (struct
