@@ -922,7 +922,7 @@ round_tx(struct tb_node *n, bool *open)
  * most once; idle sessions are what it spends. */
 #define TB_HEDGE_MIN_MS 3000
 #define TB_HEDGE_HS_MS 1500
-#define TB_HEDGE_PIPE_MS 600
+#define TB_HEDGE_PIPE_MS 1200
 #define TB_HEDGE_FACTOR 2
 
 /* Whether p has a session slot other than skip that is up and free. */
@@ -955,11 +955,12 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 		return -1;
 	double rto = p->link.srtt_ms + 4 * p->link.rttvar_ms;
 	if (!x->large && tb_link_pipelined(&p->link)) {
-		/* one datagram each way, unanswered after twice the
-		 * retransmission timeout of the estimate: a datagram was lost,
-		 * and libcoap 4.3.1's retransmission comes no sooner than 1 s
-		 * after the transmission (link.h), 3 s for a second one */
-		double after = 2 * rto;
+		/* one datagram each way, unanswered a retransmission timeout
+		 * of the estimate past libcoap's first retransmission (1 s at
+		 * the least, link.h): that was lost too, and the next comes 2 s
+		 * later; a hedge any sooner would mostly copy what that first
+		 * retransmission delivers anyway */
+		double after = (double)tb_link_ack_timeout_ms(&p->link) + rto;
 		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
 	}
 	/* its blocks at the retransmission timeout (RFC 6298): the round
