@@ -2,8 +2,8 @@
 /*
  * answers.c - the answers to outbound exchanges settled off the event
  * loop.  The loop copies an exchange's answer and frees its session slot
- * at once; the ingest thread (ingest.c, handed over by
- * tongban-node.c), in its queue between submissions, inflates the answer, opens the receipts (the
+ * at once; the answers thread (its own since the ingest thread, which
+ * settled them between submissions before, is niced), inflates the answer, opens the receipts (the
  * registry's keys read under n->reg_lock, a signature cache of this module's), journals the
  * outcomes on its journal handle, and hands the results back through an eventfd; the loop then
  * counts them, stops the latency clocks and schedules what follows.  So a burst of answers no
@@ -32,8 +32,8 @@
 
 struct tb_answers {
 	struct tb_node *n;
-	struct tb_journal *j; /* the ingest thread's handle (borrowed) */
-	struct tb_worker *w;  /* the ingest thread (borrowed); NULL: none */
+	struct tb_journal *j; /* the thread's handle (owned) */
+	struct tb_worker *w;  /* the thread (owned); NULL: none */
 	/* the thread's only */
 	uint8_t cache[SIGCACHE][32];
 	size_t cache_next;
@@ -109,8 +109,7 @@ leftover(void *ctx, struct tb_work *wk)
 static void submit(void *ctx, struct tb_answer *a);
 
 int
-tb_answers_start(struct tb_node *n, struct tb_worker *thread, struct tb_journal *j,
-                 struct tb_diag *d)
+tb_answers_start(struct tb_node *n, struct tb_diag *d)
 {
 	struct tb_answers *w = calloc(1, sizeof(*w));
 
@@ -118,9 +117,13 @@ tb_answers_start(struct tb_node *n, struct tb_worker *thread, struct tb_journal 
 		return tb_diag_set(d, TB_E_NOMEM, TB_DIAG_NOPOS, "answers");
 	w->n = n;
 	n->answers = w;
+	if ((w->j = tb_journal_open_secondary(n->journal, d)) == NULL)
+		return d->code;
+	/* at the loop's priority, not the ingest thread's lower one: an
+	 * answer settled late holds its messages and its session's slot */
+	if ((w->w = tb_worker_start(n->base, 0, run, applied, w, "answers", d)) == NULL)
+		return d->code;
 	tb_outbound_set_settler(n, submit, w);
-	w->w = thread;
-	w->j = j;
 	return TB_OK;
 }
 
@@ -156,10 +159,12 @@ tb_answers_stop(struct tb_node *n)
 
 	if (w == NULL)
 		return;
-	/* tb_ingest_stop, before, had the thread settle what was queued
-	 * (its outcomes are journalled) and release the rest; an answer
-	 * arriving from now on is dropped, its messages due again later */
+	/* the thread settles what is queued (its outcomes are journalled)
+	 * and the rest is released; an answer arriving from now on is
+	 * dropped, its messages due again later */
 	tb_outbound_set_settler(n, NULL, NULL);
+	tb_worker_stop(w->w, leftover);
+	tb_journal_close(w->j);
 	free(w);
 	n->answers = NULL;
 }

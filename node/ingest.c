@@ -305,18 +305,6 @@ tb_ingest_set_key(struct tb_node *n, struct tb_key *key)
 	tb_key_free(old);
 }
 
-int
-tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j)
-{
-	struct tb_ingest *g = n->ingest;
-
-	if (g == NULL || g->w == NULL)
-		return TB_E_ARG;
-	*w = g->w;
-	*j = g->j;
-	return TB_OK;
-}
-
 size_t
 tb_ingest_pending(const struct tb_node *n)
 {

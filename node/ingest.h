@@ -2,9 +2,9 @@
 /*
  * ingest.h - POST /v1/messages off the event loop (api -> ingest ->
  * outbound): one thread parses, routes, seals and journals submissions
- * with tb_outbound_store, then hands them to the loop to send.  The same
- * thread settles answers (answers.c, given its worker and journal by
- * tongban-node.c).  Calls outbound.c, apimsg.c, worker.c.  Loop only.
+ * with tb_outbound_store, then hands them to the loop to send (answers
+ * are settled on a thread of their own, answers.c).  Calls outbound.c,
+ * apimsg.c, worker.c.  Loop only.
  */
 #ifndef TB_INGEST_H
 #define TB_INGEST_H
@@ -25,9 +25,6 @@ void tb_ingest_submit(struct tb_node *n, struct evhttp_request *req, char *raw, 
  * wiped once no job uses it): submissions sealed from now on use it. */
 void tb_ingest_set_key(struct tb_node *n, struct tb_key *key);
 /* Requests handed to the thread and not yet answered. */
-/* The ingest thread's worker and journal handle, for other jobs that
- * journal off the loop (answers.c); TB_E_ARG if it is not running. */
-TB_MUST_CHECK int tb_ingest_thread(struct tb_node *n, struct tb_worker **w, struct tb_journal **j);
 size_t tb_ingest_pending(const struct tb_node *n);
 /* Lets the thread finish the queued requests, joins it and frees it;
  * answers not yet sent are dropped (their messages stay journalled). */

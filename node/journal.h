@@ -14,10 +14,11 @@
  * once, and only then answers.  Any call made outside begin/commit runs
  * in its own implicit transaction (and pays its own fsync).
  *
- * A handle is used from one thread only.  The node opens two: the event
- * loop's (with the checkpoint thread), and the ingest thread's
- * (tb_journal_open_secondary), which also settles the answers to
- * outbound exchanges; SQLite serialises their write transactions.  No global state.  Every
+ * A handle is used from one thread only.  The node opens three: the
+ * event loop's (with the checkpoint thread), the ingest thread's and the
+ * answers thread's (tb_journal_open_secondary, answers.c settles the
+ * answers to outbound exchanges); SQLite serialises their write
+ * transactions.  No global state.  Every
  * operation returns TB_OK (0) or a negative tb_err; after a failure tb_journal_diag() says why
  * (database failures are TB_E_IO with SQLite's message in the detail).
  *

@@ -308,7 +308,7 @@ install(struct tb_node *n, struct tb_reg *reg, const uint8_t *doc, size_t len, s
 		return tb_diag_set(d, rc, TB_DIAG_NOPOS, "registry keys");
 	}
 	/* the ingest thread resolves routes against these (ingest.c), the
-	 * ingest thread looks keys up in them to settle answers (answers.c) */
+	 * answers thread looks keys up in them to settle answers (answers.c) */
 	pthread_rwlock_wrlock(&n->reg_lock);
 	tb_route_free(n->route);
 	n->route = rt;

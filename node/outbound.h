@@ -52,7 +52,7 @@ struct tb_exchange {
 };
 
 /* An exchange's answer, settled off the loop (answers.c): checked and
- * journalled by tb_outbound_settle on the ingest thread, then applied by
+ * journalled by tb_outbound_settle on the answers thread, then applied by
  * tb_outbound_settled on the loop, which frees it and the exchange. */
 struct tb_answer {
 	struct tb_work work;   /* first: the ingest thread's link */
@@ -150,7 +150,7 @@ void tb_outbound_returned(void *ctx, const char *id, const char *type, const cha
 void tb_outbound_relays_queued(void *ctx, bool relayed);
 /* Where the loop hands each exchange's answer (owned) to be settled:
  * fn runs tb_outbound_settle, then tb_outbound_settled on the loop
- * (answers.c does it on the ingest thread).  Registered at setup; without
+ * (answers.c does it on a thread of its own).  Registered at setup; without
  * one an answer is dropped and its messages are sent again after the
  * answer timeout. */
 typedef void (*tb_settler_fn)(void *ctx, struct tb_answer *a);

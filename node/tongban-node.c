@@ -333,16 +333,11 @@ start_consumers(struct tb_node *n, struct tb_responder *responder, struct tb_dia
 	return tb_webhook_start(n, d);
 }
 
-/* The answers to exchanges are settled on the ingest thread. */
+/* The answers to exchanges are settled on a thread of their own. */
 static int
 start_answers(struct tb_node *n, struct tb_diag *d)
 {
-	struct tb_worker *w;
-	struct tb_journal *j;
-
-	if (tb_ingest_thread(n, &w, &j) != TB_OK)
-		return tb_diag_set(d, TB_E_ARG, TB_DIAG_NOPOS, "answers: no ingest thread");
-	return tb_answers_start(n, w, j, d);
+	return tb_answers_start(n, d);
 }
 
 /* The journal, and the messages a stopped node held in memory due now. */

@@ -64,6 +64,11 @@ echo "# while the database is down: $out"
 nl_ok
 kill -0 "$(nl_pid 371300)" || nl_fail "node 371300 still running while the database is down"
 pg_resume || nl_fail "PostgreSQL starts again"
+# the node finds the server again on its own (/healthz), and a handle
+# whose last attempt failed tries again 250 ms later (journal_pg.c): a
+# submission sooner than that may still be refused 503, a retry's matter
+nl_wait 15 "node 371300 healthy after the database came back" nl_healthy 371300
+sleep 0.3
 id=$(nl_send 371300 320300 case.submit hukou.transfer) || exit 1
 nl_wait 30 "message $id delivered after the database came back" nl_delivered 371300 "$id"
 id=$(nl_send 320300 371300 case.submit hukou.transfer) || exit 1
