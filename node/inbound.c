@@ -797,6 +797,26 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 	return true;
 }
 
+/* The exchange's duplicate lookups in one round trip, inside its
+ * transaction (tb_journal_inbound_prefetch); false when the journal
+ * failed.  Without memory the lookups are made one by one. */
+static bool
+prefetch_items(struct tb_node *n, const struct item *it, int count)
+{
+	const char **ids = calloc(count > 0 ? (size_t)count : 1, sizeof(*ids));
+	size_t k = 0;
+	int rc;
+
+	if (ids == NULL)
+		return true;
+	for (int i = 0; i < count; i++)
+		if (it[i].receipt != NULL)
+			ids[k++] = tb_env_id(it[i].env);
+	rc = k > 0 ? tb_journal_inbound_prefetch(n->journal, ids, k) : TB_OK;
+	free(ids);
+	return rc == TB_OK || rc == TB_E_ARG; /* TB_E_ARG: an id it cannot look up */
+}
+
 /* Journals the exchange's envelopes in one transaction (journal_item).
  * False when nothing of it is kept (d says why; the sender retries):
  * the journal failed, or had no room for one of them (the whole
@@ -812,6 +832,13 @@ journal_all(struct tb_node *n, struct item *it, int count, const uint8_t *data,
 	if (tb_journal_begin(n->journal) != TB_OK) {
 		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal unavailable: %s",
 		            tb_journal_diag(n->journal)->detail);
+		return false;
+	}
+	if (!prefetch_items(n, it, count)) {
+		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal unavailable: %s",
+		            tb_journal_diag(n->journal)->detail);
+		if (tb_journal_rollback(n->journal) != TB_OK)
+			log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
 		return false;
 	}
 	for (int i = 0; i < count; i++) {

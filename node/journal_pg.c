@@ -67,6 +67,9 @@ int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq, tb_jour
 int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id) NOPQ
 int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ
 int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
+int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
+int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n) NOPQ
+int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n) NOPQ
 int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb, void *ctx) NOPQ
 int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt, size_t receipt_len, int64_t at, bool *fresh) NOPQ
 int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt, const char *last_error) NOPQ
@@ -145,6 +148,22 @@ struct tb_jpg {
 	bool committed;
 	int64_t committed_seq;
 	uint8_t committed_hash[32];
+	/* what a prefetch read in the open transaction (tb_jpg_*_prefetch):
+	 * one entry an id, dropped at its end */
+	struct pfent *pf;
+	size_t npf, cappf;
+};
+
+/* One prefetched id: inbound ('i': found, with its receipt) or outbound
+ * ('o': found, locked, with its state).  used: the answer no longer
+ * holds (the transaction changed the row); ask the database. */
+struct pfent {
+	char kind;
+	bool found, used;
+	int state;
+	char id[33];
+	uint8_t *receipt;
+	size_t receipt_len;
 };
 
 /* One audit entry waiting for its transaction's commit: the fields, the
@@ -161,6 +180,27 @@ ab_trim(struct tb_jpg *p, size_t keep)
 {
 	while (p->nab > keep)
 		free(p->ab[--p->nab]);
+}
+
+/* Forgets what the transaction prefetched. */
+static void
+pf_clear(struct tb_jpg *p)
+{
+	for (size_t i = 0; i < p->npf; i++)
+		free(p->pf[i].receipt);
+	p->npf = 0;
+}
+
+/* The prefetched answer for id of kind that still holds, or NULL. */
+static struct pfent *
+pf_find(struct tb_jpg *p, char kind, const char *id)
+{
+	if (!p->in_tx)
+		return NULL;
+	for (size_t i = 0; i < p->npf; i++)
+		if (p->pf[i].kind == kind && !p->pf[i].used && strcmp(p->pf[i].id, id) == 0)
+			return &p->pf[i];
+	return NULL;
 }
 
 /*
@@ -667,7 +707,9 @@ tb_jpg_close(struct tb_jpg *p)
 	 * connection ends: a batch never committed was never answered */
 	PQfinish(p->conn);
 	ab_trim(p, 0);
+	pf_clear(p);
 	free(p->ab);
+	free(p->pf);
 	free(p);
 }
 
@@ -790,6 +832,7 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 	p->in_tx = true;
 	p->aborted = p->head_held = p->lost = p->committed = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return TB_OK;
 }
@@ -846,6 +889,7 @@ tb_jpg_commit(struct tb_jpg *p)
 done:
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return rc;
 }
@@ -865,6 +909,7 @@ tb_jpg_rollback(struct tb_jpg *p)
 	rc = prun(p, "ROLLBACK", NULL, NULL, "rollback");
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return rc;
 }
@@ -943,6 +988,7 @@ int
 tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_buf *orig_receipt)
 {
 	struct params q = {0};
+	struct pfent *e;
 	int64_t n;
 	int rc;
 
@@ -950,6 +996,17 @@ tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_b
 		return rc;
 	p_msg(&q, m);
 	p_blob(&q, m->receipt, m->receipt_len);
+	/* an id the batch's prefetch found absent: the row goes out without
+	 * waiting (pipelined); if another process stores a copy meanwhile,
+	 * the unique id fails this transaction whole ("nothing stored") and
+	 * the sender's retry gets the original receipt */
+	if ((e = pf_find(p, 'i', m->id)) != NULL && !e->found) {
+		e->used = true;
+		return pdefer(p,
+		              "INSERT INTO inbound (" MSG_COLS ", receipt) VALUES ($1, $2, $3, $4,"
+		              " $5, $6, $7, $8, $9, $10, $11)",
+		              &q, "inbound put");
+	}
 	/* ON CONFLICT on the id: a duplicate arriving at another process of
 	 * the member waits for the first insert's transaction, then finds it */
 	if ((rc = prun(p,
@@ -968,8 +1025,148 @@ int
 tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out)
 {
 	int rc = ready(p);
+	struct pfent *e;
 
-	return rc != TB_OK ? rc : inbound_receipt(p, id, out, NULL);
+	if (rc != TB_OK)
+		return rc;
+	if ((e = pf_find(p, 'i', id)) == NULL)
+		return inbound_receipt(p, id, out, NULL);
+	/* answered by the batch's prefetch, no round trip */
+	if (!e->found)
+		return tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+	tb_buf_reset(out);
+	if ((e->receipt_len == 0 ? tb_buf_reserve(out, 0)
+	                         : tb_buf_add(out, e->receipt, e->receipt_len)) != TB_OK)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
+	return TB_OK;
+}
+
+/* ---- prefetch: a batch's lookups in one round trip ---- */
+
+/* A new entry for id (not found yet), its id added to the array literal
+ * arr ("{id,id,...}" without the closing brace: ids are hex, nothing to
+ * quote). */
+static int
+pf_add(struct tb_jpg *p, char kind, const char *id, struct tb_buf *arr)
+{
+	struct pfent *e;
+
+	if (p->npf == p->cappf) {
+		size_t cap = p->cappf ? 2 * p->cappf : 64;
+		struct pfent *n = realloc(p->pf, cap * sizeof(*n));
+
+		if (n == NULL)
+			return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+		p->pf = n;
+		p->cappf = cap;
+	}
+	e = &p->pf[p->npf++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	if (tb_buf_adds(arr, arr->len > 0 ? "," : "{") != TB_OK || tb_buf_adds(arr, e->id) != TB_OK)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	return TB_OK;
+}
+
+/* Runs sql ($1: the array of the entries from first on) and marks the
+ * entries whose id a row names found: column 1 is the receipt ('i') or
+ * the state ('o').  The statements look each id up on its own (a
+ * lateral join the planner cannot flatten, hence the LIMIT): a plan
+ * for "id = ANY($1)", or a join, made while the table was small scans
+ * the whole table for the connection's lifetime. */
+static int
+pf_run(struct tb_jpg *p, size_t first, struct tb_buf *arr, const char *sql, const char *what)
+{
+	struct params q = {0};
+	PGresult *r;
+	int rc = TB_OK;
+
+	if (tb_buf_addc(arr, '}') != TB_OK || tb_buf_addc(arr, '\0') != TB_OK)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	p_text(&q, (const char *)arr->data);
+	if ((r = pexec(p, sql, &q, what)) == NULL)
+		return TB_E_IO;
+	for (int i = 0; i < PQntuples(r) && rc == TB_OK; i++) {
+		const char *id = g_text(r, i, 0);
+
+		for (size_t k = first; id != NULL && k < p->npf; k++) {
+			struct pfent *e = &p->pf[k];
+
+			if (strcmp(e->id, id) != 0)
+				continue;
+			e->found = true;
+			if (e->kind == 'o') {
+				e->state = (int)g_int(r, i, 1);
+			} else if ((e->receipt_len = (size_t)PQgetlength(r, i, 1)) > 0) {
+				if ((e->receipt = malloc(e->receipt_len)) == NULL)
+					rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS,
+					                 "prefetch");
+				else
+					memcpy(e->receipt, PQgetvalue(r, i, 1), e->receipt_len);
+			}
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+int
+tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n)
+{
+	size_t first = p->npf;
+	struct tb_buf arr;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if (!p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "prefetch outside a transaction");
+	tb_buf_init(&arr);
+	for (size_t i = 0; i < n && rc == TB_OK; i++)
+		rc = pf_add(p, 'i', ids[i], &arr);
+	if (rc == TB_OK && n > 0)
+		rc = pf_run(p, first, &arr,
+		            "SELECT k.id, i.receipt FROM unnest($1::text[]) AS k (id)"
+		            " CROSS JOIN LATERAL (SELECT receipt FROM inbound WHERE id = k.id LIMIT 1) AS i",
+		            "inbound prefetch");
+	if (rc != TB_OK) {
+		while (p->npf > first)
+			free(p->pf[--p->npf].receipt);
+	}
+	tb_buf_free(&arr);
+	return rc;
+}
+
+int
+tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n)
+{
+	size_t first = p->npf;
+	struct tb_buf arr;
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if (!p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "prefetch outside a transaction");
+	tb_buf_init(&arr);
+	for (size_t i = 0; i < n && rc == TB_OK; i++)
+		rc = pf_add(p, 'o', ids[i], &arr);
+	/* locked in id order (two transactions locking overlapping sets
+	 * wait for each other rather than deadlock), so the state read
+	 * holds until the commit */
+	if (rc == TB_OK && n > 0)
+		rc = pf_run(p, first, &arr,
+		            "SELECT k.id, o.state::bigint FROM (SELECT id FROM unnest($1::text[])"
+		            " AS u (id) ORDER BY id) AS k CROSS JOIN LATERAL (SELECT state FROM"
+		            " outbound WHERE id = k.id FOR UPDATE) AS o",
+		            "outbound prefetch");
+	if (rc != TB_OK) {
+		while (p->npf > first)
+			free(p->pf[--p->npf].receipt);
+	}
+	tb_buf_free(&arr);
+	return rc;
 }
 
 /* ---- inbox ---- */
@@ -1077,6 +1274,28 @@ tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t ne
 }
 
 int
+tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	struct params q = {0};
+	int rc;
+
+	if (!p->in_tx)
+		return tb_jpg_outbound_put(p, m, next_attempt);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	p_msg(&q, m);
+	p_int(&q, next_attempt);
+	/* a new id: nothing to be told back, so nothing waited for; a
+	 * duplicate (which a new id is not) loses the transaction */
+	return pdefer(p,
+	              "WITH o AS (INSERT INTO outbound (id, sender, recipient, type, service, corr,"
+	              " digest, created, expires, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+	              " $8, $9, $11) RETURNING seq)"
+	              " INSERT INTO outbound_env (seq, envelope) SELECT seq, $10::bytea FROM o",
+	              &q, "outbound put");
+}
+
+int
 tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb,
                     void *ctx)
 {
@@ -1153,11 +1372,14 @@ update_queued(struct tb_jpg *p, const char *sql, const struct params *q, const c
               const char *what)
 {
 	enum tb_journal_state state;
+	struct pfent *e;
 	int64_t n;
 	int rc;
 
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
+	if ((e = pf_find(p, 'o', id)) != NULL)
+		e->used = true; /* the state may change here */
 	if ((rc = prun(p, sql, q, &n, what)) != TB_OK)
 		return rc;
 	return n == 1 ? TB_OK : not_queued(p, id, &state);
@@ -1169,6 +1391,7 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 {
 	enum tb_journal_state state;
 	struct params q = {0};
+	struct pfent *e;
 	PGresult *res;
 	int rc;
 
@@ -1178,6 +1401,25 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 	p_text(&q, id);
 	p_int(&q, at);
 	p_blob(&q, receipt, receipt_len);
+	/* a row the batch's prefetch locked: its state is known, so the
+	 * change goes out without waiting (pipelined) */
+	if ((e = pf_find(p, 'o', id)) != NULL && e->found) {
+		if (e->state == TB_JOURNAL_DELIVERED)
+			return TB_OK;
+		if (e->state != TB_JOURNAL_QUEUED)
+			return tb_diag_set(p->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS,
+			                   "outbound %s is %s", id, tb_journal_state_name(e->state));
+		if ((rc = pdefer(p,
+		                 "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
+		                 " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0"
+		                 " RETURNING seq) INSERT INTO outbound_receipt (seq, receipt)"
+		                 " SELECT seq, $3::bytea FROM o WHERE length($3::bytea) > 0",
+		                 &q, "outbound delivered")) != TB_OK)
+			return rc;
+		e->state = TB_JOURNAL_DELIVERED;
+		*fresh = true;
+		return TB_OK;
+	}
 	/* the state change and the receipt row in one statement; a row back
 	 * means this call moved the message from queued to delivered */
 	res =

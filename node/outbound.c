@@ -318,8 +318,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + fresh_hold_s(n, j) : now)) !=
-		        TB_OK ||
+		if ((rc = tb_journal_outbound_put_new(j, &m,
+		                                      fresh ? now + fresh_hold_s(n, j) : now)) != TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
 			rollback(j);
@@ -1670,6 +1670,10 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		tb_buf_free(&plain);
 		return;
 	}
+	/* the batch's states in one round trip, before its receipts are
+	 * settled one by one (a failure shows at the commit) */
+	if (cls == 2 && data != NULL && tb_journal_outbound_prefetch(j, x->ids, x->count) != TB_OK)
+		log_warnx("journal: %s", tb_journal_diag(j)->detail);
 	if (cls == 5 || data == NULL) {
 		/* not before the answer's Max-Age, if it had one */
 		int64_t wait = backoff_s(n, x->failures + 1);
