@@ -2970,6 +2970,22 @@ tb_journal_case_get(struct tb_journal *j, const char *requester, const char *han
 }
 
 int
+tb_journal_case_prefetch(struct tb_journal *j, const char *const *req, const char *const *hnd,
+                         const char *const *cid, size_t n)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!j->in_tx || (n > 0 && (req == NULL || hnd == NULL || cid == NULL)))
+		return jarg(j, "prefetch outside a transaction");
+	for (size_t i = 0; i < n; i++)
+		if (req[i] == NULL || hnd[i] == NULL || cid[i] == NULL)
+			return jarg(j, "case key");
+	return j->pg != NULL ? tb_jpg_case_prefetch(j->pg, req, hnd, cid, n) : TB_OK;
+}
+
+int
 tb_journal_case_set(struct tb_journal *j, const char *requester, const char *handler,
                     const char *case_id, int state, int64_t at)
 {

@@ -696,5 +696,14 @@ TB_MUST_CHECK int tb_journal_case_get(struct tb_journal *j, const char *requeste
 TB_MUST_CHECK int tb_journal_case_set(struct tb_journal *j, const char *requester,
                                       const char *handler, const char *case_id, int state,
                                       int64_t at);
+/* The states of the cases (req[i], hnd[i], cid[i]) for i in 0..n (all
+ * borrowed) in one round trip, inside a transaction, before a batch's
+ * flows: on PostgreSQL tb_journal_case_get of one of them then answers
+ * from what was read, kept current by tb_journal_case_set, until the
+ * transaction ends.  TB_E_ARG outside a transaction; TB_OK without
+ * effect on SQLite. */
+TB_MUST_CHECK int tb_journal_case_prefetch(struct tb_journal *j, const char *const *req,
+                                           const char *const *hnd, const char *const *cid,
+                                           size_t n);
 
 #endif

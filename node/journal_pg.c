@@ -70,6 +70,7 @@ int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_
 int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
 int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n) NOPQ
 int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n) NOPQ
+int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req, const char *const *hnd, const char *const *cid, size_t n) NOPQ
 int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb, void *ctx) NOPQ
 int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt, size_t receipt_len, int64_t at, bool *fresh) NOPQ
 int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt, const char *last_error) NOPQ
@@ -152,16 +153,22 @@ struct tb_jpg {
 	 * one entry an id, dropped at its end */
 	struct pfent *pf;
 	size_t npf, cappf;
+	/* while audit_flush runs: its rows collected, a column an array
+	 * literal, for one INSERT */
+	struct tb_buf *arows;
+	size_t narows;
 };
 
-/* One prefetched id: inbound ('i': found, with its receipt) or outbound
- * ('o': found, locked, with its state).  used: the answer no longer
- * holds (the transaction changed the row); ask the database. */
+/* One prefetched id: inbound ('i': found, with its receipt), outbound
+ * ('o': found, locked, with its state) or a case ('c': its key, found,
+ * its state).  used: the answer no longer holds (the transaction
+ * changed the row); ask the database. */
+#define PF_KEY_MAX 160
 struct pfent {
 	char kind;
 	bool found, used;
-	int state;
-	char id[33];
+	int64_t state;
+	char id[PF_KEY_MAX]; /* the id, or a case's key (case_pfkey) */
 	uint8_t *receipt;
 	size_t receipt_len;
 };
@@ -474,7 +481,7 @@ lost:
  * A failure is then reported by a later call, and the transaction is
  * lost whole (commit answers "nothing stored").  Outside a transaction,
  * or with many answers pending, it waits as prun does. */
-#define DEFER_MAX 64
+#define DEFER_MAX 256
 static int
 pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
@@ -758,6 +765,7 @@ ab_push(struct tb_jpg *p, char dir, const char *msgid, const char *digest, const
 	return TB_OK;
 }
 
+static const char *arr_end(struct tb_buf *arr);
 static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
                         const char *peer, int64_t at, const char *event, const char *detail,
                         int64_t *seq, uint8_t hash[32]);
@@ -770,17 +778,44 @@ static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const cha
 static int
 audit_flush(struct tb_jpg *p)
 {
+	struct tb_buf cols[10];
+	struct params q = {0};
 	int64_t seq = 0;
 	uint8_t hash[32];
 	int rc = TB_OK;
 
+	if (p->nab == 0)
+		return TB_OK;
+	for (int c = 0; c < 10; c++)
+		tb_buf_init(&cols[c]);
+	p->arows = cols;
+	p->narows = 0;
 	for (size_t i = 0; i < p->nab && rc == TB_OK; i++) {
 		const struct aentry *e = p->ab[i];
 
 		rc = audit_insert(p, e->dir, e->msgid, e->digest, e->peer, e->at, e->event,
 		                  e->detail, &seq, hash);
 	}
-	if (rc == TB_OK && p->nab > 0) {
+	p->arows = NULL;
+	/* the rows in one statement */
+	for (int c = 0; c < 10 && rc == TB_OK && p->narows > 0; c++) {
+		const char *lit = arr_end(&cols[c]);
+
+		if (lit == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit rows");
+		else
+			p_text(&q, lit);
+	}
+	if (rc == TB_OK && p->narows > 0)
+		rc = pdefer(p,
+		            "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+		            " detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+		            " $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
+		            " $10::text[])",
+		            &q, "audit append");
+	for (int c = 0; c < 10; c++)
+		tb_buf_free(&cols[c]);
+	if (rc == TB_OK) {
 		p->committed_seq = seq;
 		memcpy(p->committed_hash, hash, 32);
 	}
@@ -1043,11 +1078,33 @@ tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out)
 
 /* ---- prefetch: a batch's lookups in one round trip ---- */
 
-/* A new entry for id (not found yet), its id added to the array literal
- * arr ("{id,id,...}" without the closing brace: ids are hex, nothing to
- * quote). */
+/* s added to the array literal arr ("{"a","b",... without the closing
+ * brace), quoted. */
 static int
-pf_add(struct tb_jpg *p, char kind, const char *id, struct tb_buf *arr)
+arr_add(struct tb_buf *arr, const char *s)
+{
+	int rc = tb_buf_adds(arr, arr->len > 0 ? ",\"" : "{\"");
+
+	for (; *s != '\0' && rc == TB_OK; s++)
+		if ((*s != '"' && *s != '\\') || (rc = tb_buf_addc(arr, '\\')) == TB_OK)
+			rc = tb_buf_addc(arr, (uint8_t)*s);
+	return rc == TB_OK ? tb_buf_addc(arr, '"') : rc;
+}
+
+/* The array literal arr closed (reset to "{}" when empty) as text. */
+static const char *
+arr_end(struct tb_buf *arr)
+{
+	if (arr->len == 0 && tb_buf_addc(arr, '{') != TB_OK)
+		return NULL;
+	if (tb_buf_addc(arr, '}') != TB_OK || tb_buf_addc(arr, '\0') != TB_OK)
+		return NULL;
+	return (const char *)arr->data;
+}
+
+/* A new entry for key (not found yet). */
+static int
+pf_add(struct tb_jpg *p, char kind, const char *key)
 {
 	struct pfent *e;
 
@@ -1063,41 +1120,43 @@ pf_add(struct tb_jpg *p, char kind, const char *id, struct tb_buf *arr)
 	e = &p->pf[p->npf++];
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
-	snprintf(e->id, sizeof(e->id), "%s", id);
-	if (tb_buf_adds(arr, arr->len > 0 ? "," : "{") != TB_OK || tb_buf_adds(arr, e->id) != TB_OK)
-		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	snprintf(e->id, sizeof(e->id), "%s", key);
 	return TB_OK;
 }
 
-/* Runs sql ($1: the array of the entries from first on) and marks the
- * entries whose id a row names found: column 1 is the receipt ('i') or
- * the state ('o').  The statements look each id up on its own (a
- * lateral join the planner cannot flatten, hence the LIMIT): a plan
- * for "id = ANY($1)", or a join, made while the table was small scans
- * the whole table for the connection's lifetime. */
-static int
-pf_run(struct tb_jpg *p, size_t first, struct tb_buf *arr, const char *sql, const char *what)
+/* Drops the entries from first on (a prefetch that failed). */
+static void
+pf_drop(struct tb_jpg *p, size_t first)
 {
-	struct params q = {0};
+	while (p->npf > first)
+		free(p->pf[--p->npf].receipt);
+}
+
+/* Runs sql with q and marks the entries from first on whose key a row
+ * names (column 0) found: column 1 is the receipt ('i') or the state.
+ * The statements look each key up on its own (a lateral join the
+ * planner cannot flatten, hence the LIMIT or the row lock): a plan for
+ * "id = ANY($1)", or a join, made while the table was small scans the
+ * whole table for the connection's lifetime. */
+static int
+pf_run(struct tb_jpg *p, size_t first, const struct params *q, const char *sql, const char *what)
+{
 	PGresult *r;
 	int rc = TB_OK;
 
-	if (tb_buf_addc(arr, '}') != TB_OK || tb_buf_addc(arr, '\0') != TB_OK)
-		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
-	p_text(&q, (const char *)arr->data);
-	if ((r = pexec(p, sql, &q, what)) == NULL)
+	if ((r = pexec(p, sql, q, what)) == NULL)
 		return TB_E_IO;
 	for (int i = 0; i < PQntuples(r) && rc == TB_OK; i++) {
-		const char *id = g_text(r, i, 0);
+		const char *key = g_text(r, i, 0);
 
-		for (size_t k = first; id != NULL && k < p->npf; k++) {
+		for (size_t k = first; key != NULL && k < p->npf; k++) {
 			struct pfent *e = &p->pf[k];
 
-			if (strcmp(e->id, id) != 0)
+			if (e->found || strcmp(e->id, key) != 0)
 				continue;
 			e->found = true;
-			if (e->kind == 'o') {
-				e->state = (int)g_int(r, i, 1);
+			if (e->kind != 'i') {
+				e->state = g_int(r, i, 1);
 			} else if ((e->receipt_len = (size_t)PQgetlength(r, i, 1)) > 0) {
 				if ((e->receipt = malloc(e->receipt_len)) == NULL)
 					rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS,
@@ -1111,61 +1170,121 @@ pf_run(struct tb_jpg *p, size_t first, struct tb_buf *arr, const char *sql, cons
 	return rc;
 }
 
-int
-tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n)
+/* The checks every prefetch makes first. */
+static int
+pf_ready(struct tb_jpg *p)
 {
-	size_t first = p->npf;
-	struct tb_buf arr;
 	int rc;
 
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
 	if (!p->in_tx)
 		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "prefetch outside a transaction");
+	return TB_OK;
+}
+
+/* ids[0..n) (inbound when in, else outbound) prefetched with sql. */
+static int
+pf_ids(struct tb_jpg *p, bool in, const char *const *ids, const char (*oids)[33], size_t n,
+       const char *sql, const char *what)
+{
+	size_t first = p->npf;
+	struct params q = {0};
+	struct tb_buf arr;
+	const char *lit;
+	int rc;
+
+	if ((rc = pf_ready(p)) != TB_OK || n == 0)
+		return rc;
 	tb_buf_init(&arr);
 	for (size_t i = 0; i < n && rc == TB_OK; i++)
-		rc = pf_add(p, 'i', ids[i], &arr);
-	if (rc == TB_OK && n > 0)
-		rc = pf_run(p, first, &arr,
-		            "SELECT k.id, i.receipt FROM unnest($1::text[]) AS k (id)"
-		            " CROSS JOIN LATERAL (SELECT receipt FROM inbound WHERE id = k.id LIMIT 1) AS i",
-		            "inbound prefetch");
-	if (rc != TB_OK) {
-		while (p->npf > first)
-			free(p->pf[--p->npf].receipt);
+		if ((rc = pf_add(p, in ? 'i' : 'o', in ? ids[i] : oids[i])) == TB_OK &&
+		    arr_add(&arr, in ? ids[i] : oids[i]) != TB_OK)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK && (lit = arr_end(&arr)) == NULL)
+		rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK) {
+		p_text(&q, lit);
+		rc = pf_run(p, first, &q, sql, what);
 	}
+	if (rc != TB_OK)
+		pf_drop(p, first);
 	tb_buf_free(&arr);
 	return rc;
 }
 
 int
+tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n)
+{
+	return pf_ids(p, true, ids, NULL, n,
+	              "SELECT k.id, i.receipt FROM unnest($1::text[]) AS k (id) CROSS JOIN LATERAL"
+	              " (SELECT receipt FROM inbound WHERE id = k.id LIMIT 1) AS i",
+	              "inbound prefetch");
+}
+
+int
 tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n)
 {
-	size_t first = p->npf;
-	struct tb_buf arr;
-	int rc;
-
-	if ((rc = ready(p)) != TB_OK)
-		return rc;
-	if (!p->in_tx)
-		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "prefetch outside a transaction");
-	tb_buf_init(&arr);
-	for (size_t i = 0; i < n && rc == TB_OK; i++)
-		rc = pf_add(p, 'o', ids[i], &arr);
 	/* locked in id order (two transactions locking overlapping sets
 	 * wait for each other rather than deadlock), so the state read
 	 * holds until the commit */
-	if (rc == TB_OK && n > 0)
-		rc = pf_run(p, first, &arr,
-		            "SELECT k.id, o.state::bigint FROM (SELECT id FROM unnest($1::text[])"
-		            " AS u (id) ORDER BY id) AS k CROSS JOIN LATERAL (SELECT state FROM"
-		            " outbound WHERE id = k.id FOR UPDATE) AS o",
-		            "outbound prefetch");
-	if (rc != TB_OK) {
-		while (p->npf > first)
-			free(p->pf[--p->npf].receipt);
+	return pf_ids(p, false, NULL, ids, n,
+	              "SELECT k.id, o.state::bigint FROM (SELECT id FROM unnest($1::text[])"
+	              " AS u (id) ORDER BY id) AS k CROSS JOIN LATERAL (SELECT state FROM"
+	              " outbound WHERE id = k.id FOR UPDATE) AS o",
+	              "outbound prefetch");
+}
+
+/* A case's key in the prefetch's table: requester, handler and case id
+ * joined by unit separators; false when it does not fit. */
+static bool
+case_pfkey(const char *req, const char *hnd, const char *cid, char key[PF_KEY_MAX])
+{
+	int n = snprintf(key, PF_KEY_MAX, "%s\x1f%s\x1f%s", req, hnd, cid);
+
+	return n > 0 && n < PF_KEY_MAX;
+}
+
+int
+tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req, const char *const *hnd,
+                     const char *const *cid, size_t n)
+{
+	size_t first = p->npf;
+	struct params q = {0};
+	struct tb_buf arr[3];
+	const char *lit[3];
+	char key[PF_KEY_MAX];
+	int rc;
+
+	if ((rc = pf_ready(p)) != TB_OK || n == 0)
+		return rc;
+	for (int c = 0; c < 3; c++)
+		tb_buf_init(&arr[c]);
+	for (size_t i = 0; i < n && rc == TB_OK; i++) {
+		if (!case_pfkey(req[i], hnd[i], cid[i], key) || pf_find(p, 'c', key) != NULL)
+			continue;
+		if ((rc = pf_add(p, 'c', key)) == TB_OK &&
+		    (arr_add(&arr[0], req[i]) != TB_OK || arr_add(&arr[1], hnd[i]) != TB_OK ||
+		     arr_add(&arr[2], cid[i]) != TB_OK))
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
 	}
-	tb_buf_free(&arr);
+	for (int c = 0; c < 3 && rc == TB_OK; c++)
+		if ((lit[c] = arr_end(&arr[c])) == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK && p->npf > first) {
+		for (int c = 0; c < 3; c++)
+			p_text(&q, lit[c]);
+		rc = pf_run(p, first, &q,
+		            "SELECT k.r || chr(31) || k.h || chr(31) || k.c, s.state FROM"
+		            " unnest($1::text[], $2::text[], $3::text[]) AS k (r, h, c)"
+		            " CROSS JOIN LATERAL (SELECT state FROM cases WHERE requester = k.r"
+		            " AND handler = k.h AND case_id = k.c LIMIT 1) AS s",
+		            "case prefetch");
+	}
+	if (rc != TB_OK)
+		pf_drop(p, first);
+	for (int c = 0; c < 3; c++)
+		tb_buf_free(&arr[c]);
 	return rc;
 }
 
@@ -1867,6 +1986,18 @@ audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint
 	tb_hex_encode(prev, 32, prev_hex);
 	tb_hex_encode(hash, 32, hash_hex);
 	p_int(&q, seq);
+	if (p->arows != NULL) {
+		char ats[24];
+		const char *col[10] = {q.num[0], prev_hex, dirs,  msgid,    digest_hex,
+		                       peer,     ats,      event, hash_hex, detail};
+
+		snprintf(ats, sizeof(ats), "%" PRId64, at);
+		for (int c = 0; c < 10; c++)
+			if (arr_add(&p->arows[c], col[c]) != TB_OK)
+				return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit rows");
+		p->narows++;
+		return TB_OK;
+	}
 	p_text(&q, prev_hex);
 	p_text(&q, dirs);
 	p_text(&q, msgid);
@@ -2013,12 +2144,29 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 	                        " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
 	                        " state = excluded.state, updated = excluded.updated",
 	};
+	char key[PF_KEY_MAX];
 	struct params q = {0};
+	struct pfent *e;
 	PGresult *r;
 	int rc;
 
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
+	/* a case the transaction prefetched: answered from it, and kept
+	 * current by the sets */
+	if ((which == TB_JPG_CASE_GET || which == TB_JPG_CASE_SET) &&
+	    case_pfkey(t[0], t[1], t[2], key) && (e = pf_find(p, 'c', key)) != NULL) {
+		if (which == TB_JPG_CASE_SET) {
+			e->found = true;
+			e->state = strtoll(t[3], NULL, 10);
+		} else {
+			if (row != NULL)
+				*row = e->found;
+			if (e->found && out != NULL)
+				*out = e->state;
+			return TB_OK;
+		}
+	}
 	for (int i = 0; i < nt && i < 10; i++)
 		p_text(&q, t[i]);
 	if (ni > 0)

@@ -31,7 +31,9 @@
  *     fails, the transaction is lost whole (commit: "nothing stored");
  *     so are the rows whose answer is known beforehand: outbound_put_new,
  *     inbound_put of an id the transaction's prefetch found absent, and
- *     outbound_delivered of a row its prefetch locked.
+ *     outbound_delivered of a row its prefetch locked;
+ *   - a case's state read by the transaction's case_prefetch is not
+ *     read again (as a case_get's answer is not locked either).
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
  * sentence saying so; the other functions are never reached.
  */
@@ -88,6 +90,8 @@ TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
 
 TB_MUST_CHECK int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n);
 TB_MUST_CHECK int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n);
+TB_MUST_CHECK int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req,
+                                       const char *const *hnd, const char *const *cid, size_t n);
 TB_MUST_CHECK int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m,
                                           int64_t next_attempt);
 TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,

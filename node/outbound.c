@@ -299,6 +299,12 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 	}
 	if ((rc = tb_journal_begin(j)) != TB_OK)
 		goto jfail;
+	/* the bulk's case states in one round trip */
+	if ((rc = tb_flows_prefetch(j, n->cfg.member_id, (const struct tb_env *const *)envs, count,
+	                            true)) != TB_OK) {
+		rollback(j);
+		goto jfail;
+	}
 	for (size_t i = 0; i < count; i++) {
 		struct tb_journal_msg m;
 		memset(&m, 0, sizeof(m));

@@ -2959,6 +2959,28 @@ test_prefetch(void **state)
 	assert_int_equal(st.state, TB_JOURNAL_FAILED);
 	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, NULL), TB_OK);
 	assert_int_equal(st.state, TB_JOURNAL_QUEUED);
+
+	/* case states: read once, kept current by the sets (a case id
+	 * with quotes and a backslash, as an array element) */
+	const char *rq[3] = {"320300", "320300", "320300"}, *hd[3] = {"371300", "371300", "371300"},
+	           *ci[3] = {"c\"1\\ {x,y}", "c2", "c2"};
+	int cs = -1;
+	assert_int_equal(tb_journal_case_set(j, rq[0], hd[0], ci[0], 2, 10), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 3), TB_E_ARG); /* no transaction */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 3), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 2);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 0);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 3, 11), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 3);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 3);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 2);
 	tb_buf_free(&r);
 	tb_journal_close(j);
 }
