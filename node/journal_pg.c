@@ -157,7 +157,18 @@ struct tb_jpg {
 	 * literal, for one INSERT */
 	struct tb_buf *arows;
 	size_t narows;
+	/* new rows collected for one multi-row statement a kind (rows_add),
+	 * sent before any other statement and at the latest with the
+	 * commit's (rows_flush) */
+	struct rows {
+		struct tb_buf col[11];
+		size_t n;
+	} rows[2];
+	bool flushing;
 };
+
+/* the kinds of rows collected: new outbound messages, new inbound ones */
+enum { ROWS_OUT, ROWS_IN };
 
 /* One prefetched id: inbound ('i': found, with its receipt), outbound
  * ('o': found, locked, with its state) or a case ('c': its key, found,
@@ -189,13 +200,19 @@ ab_trim(struct tb_jpg *p, size_t keep)
 		free(p->ab[--p->nab]);
 }
 
-/* Forgets what the transaction prefetched. */
+/* Forgets what the transaction prefetched, and the rows it collected
+ * and did not send. */
 static void
 pf_clear(struct tb_jpg *p)
 {
 	for (size_t i = 0; i < p->npf; i++)
 		free(p->pf[i].receipt);
 	p->npf = 0;
+	for (int k = 0; k < 2; k++) {
+		for (int c = 0; c < 11; c++)
+			tb_buf_reset(&p->rows[k].col[c]);
+		p->rows[k].n = 0;
+	}
 }
 
 /* The prefetched answer for id of kind that still holds, or NULL. */
@@ -389,6 +406,9 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
 
 static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
                 const char *what);
+static int rows_flush(struct tb_jpg *p);
+static int rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m,
+                    int64_t next_attempt);
 
 /* Sends sql with q without waiting (pipeline mode); 0 on failure. */
 static int
@@ -488,6 +508,9 @@ pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *wh
 	char name[16];
 	int rc;
 
+	if (!p->flushing && (p->rows[ROWS_OUT].n > 0 || p->rows[ROWS_IN].n > 0) &&
+	    (rc = rows_flush(p)) != TB_OK)
+		return rc;
 	if (!p->in_tx || p->pending >= DEFER_MAX)
 		return prun(p, sql, q, NULL, what);
 	if ((rc = ready(p)) != TB_OK)
@@ -519,6 +542,9 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 	PGresult *res;
 	ExecStatusType st;
 
+	if (!p->flushing && (p->rows[ROWS_OUT].n > 0 || p->rows[ROWS_IN].n > 0) &&
+	    rows_flush(p) != TB_OK)
+		return NULL;
 	if (!prepared(p, sql, n, name))
 		return NULL;
 #ifdef LIBPQ_HAS_PIPELINING
@@ -717,6 +743,9 @@ tb_jpg_close(struct tb_jpg *p)
 	pf_clear(p);
 	free(p->ab);
 	free(p->pf);
+	for (int k = 0; k < 2; k++)
+		for (int c = 0; c < 11; c++)
+			tb_buf_free(&p->rows[k].col[c]);
 	free(p);
 }
 
@@ -1037,10 +1066,7 @@ tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_b
 	 * the sender's retry gets the original receipt */
 	if ((e = pf_find(p, 'i', m->id)) != NULL && !e->found) {
 		e->used = true;
-		return pdefer(p,
-		              "INSERT INTO inbound (" MSG_COLS ", receipt) VALUES ($1, $2, $3, $4,"
-		              " $5, $6, $7, $8, $9, $10, $11)",
-		              &q, "inbound put");
+		return rows_add(p, ROWS_IN, m, 0);
 	}
 	/* ON CONFLICT on the id: a duplicate arriving at another process of
 	 * the member waits for the first insert's transaction, then finds it */
@@ -1100,6 +1126,108 @@ arr_end(struct tb_buf *arr)
 	if (tb_buf_addc(arr, '}') != TB_OK || tb_buf_addc(arr, '\0') != TB_OK)
 		return NULL;
 	return (const char *)arr->data;
+}
+
+/* A NULL element added to the array literal arr. */
+static int
+arr_null(struct tb_buf *arr)
+{
+	return tb_buf_adds(arr, arr->len > 0 ? ",NULL" : "{NULL");
+}
+
+/* b (n bytes) added to the array literal arr as a bytea element (hex). */
+static int
+arr_bytes(struct tb_buf *arr, const uint8_t *b, size_t n)
+{
+	char *hex = malloc(2 * n + 3);
+	int rc;
+
+	if (hex == NULL)
+		return TB_E_NOMEM;
+	memcpy(hex, "\\x", 2);
+	tb_hex_encode(b, n, hex + 2);
+	hex[2 * n + 2] = '\0';
+	rc = arr_add(arr, hex);
+	free(hex);
+	return rc;
+}
+
+/* The rows of a kind, one statement each: its columns are arrays. */
+static const char *const rows_sql[2] = {
+    [ROWS_OUT] = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+                 " $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bytea[],"
+                 " $11::bigint[]) AS r (id, sender, recipient, type, service, corr, digest,"
+                 " created, expires, envelope, next_attempt)),"
+                 " o AS (INSERT INTO outbound (id, sender, recipient, type, service, corr,"
+                 " digest, created, expires, next_attempt) SELECT id, sender, recipient, type,"
+                 " service, corr, digest, created, expires, next_attempt FROM r"
+                 " RETURNING seq, id)"
+                 " INSERT INTO outbound_env (seq, envelope)"
+                 " SELECT o.seq, r.envelope FROM o JOIN r ON r.id = o.id",
+    [ROWS_IN] = "INSERT INTO inbound (" MSG_COLS ", receipt) SELECT * FROM unnest($1::text[],"
+                " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+                " $8::bigint[], $9::bigint[], $10::bytea[], $11::bytea[])",
+};
+
+/* Sends the rows collected (pipelined, as pdefer): a multi-row statement
+ * a kind.  A duplicate id among them loses the transaction whole. */
+static int
+rows_flush(struct tb_jpg *p)
+{
+	int rc = TB_OK;
+
+	p->flushing = true;
+	for (int k = 0; k < 2 && rc == TB_OK; k++) {
+		struct rows *r = &p->rows[k];
+		struct params q = {0};
+
+		if (r->n == 0)
+			continue;
+		for (int c = 0; c < 11 && rc == TB_OK; c++) {
+			const char *lit = arr_end(&r->col[c]);
+
+			if (lit == NULL)
+				rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+			else
+				p_text(&q, lit);
+		}
+		if (rc == TB_OK)
+			rc = pdefer(p, rows_sql[k], &q, k == ROWS_OUT ? "outbound put" : "inbound put");
+		for (int c = 0; c < 11; c++)
+			tb_buf_reset(&r->col[c]);
+		r->n = 0;
+	}
+	p->flushing = false;
+	return rc;
+}
+
+/* m (and next_attempt, or its receipt) collected as a new row of kind k
+ * for rows_flush; sent at once when 500 are waiting. */
+static int
+rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	struct rows *r = &p->rows[k];
+	char num[3][24];
+	const char *txt[7] = {m->id, m->from, m->to, m->type, m->service, m->corr, m->digest};
+	int rc = TB_OK;
+
+	snprintf(num[0], sizeof(num[0]), "%" PRId64, m->created);
+	snprintf(num[1], sizeof(num[1]), "%" PRId64, m->expires);
+	snprintf(num[2], sizeof(num[2]), "%" PRId64, next_attempt);
+	for (int c = 0; c < 7 && rc == TB_OK; c++)
+		rc = txt[c] == NULL ? arr_null(&r->col[c]) : arr_add(&r->col[c], txt[c]);
+	if (rc == TB_OK && (rc = arr_add(&r->col[7], num[0])) == TB_OK &&
+	    (rc = arr_add(&r->col[8], num[1])) == TB_OK &&
+	    (rc = arr_bytes(&r->col[9], m->envelope, m->envelope_len)) == TB_OK)
+		rc = k == ROWS_OUT ? arr_add(&r->col[10], num[2])
+		                   : arr_bytes(&r->col[10], m->receipt, m->receipt_len);
+	if (rc != TB_OK) {
+		/* the columns disagree now: the transaction cannot commit */
+		p->lost = true;
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+	}
+	r->n++;
+	return r->n >= 500 ? rows_flush(p) : TB_OK;
 }
 
 /* A new entry for key (not found yet). */
@@ -1395,23 +1523,16 @@ tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t ne
 int
 tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt)
 {
-	struct params q = {0};
 	int rc;
 
 	if (!p->in_tx)
 		return tb_jpg_outbound_put(p, m, next_attempt);
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
-	p_msg(&q, m);
-	p_int(&q, next_attempt);
-	/* a new id: nothing to be told back, so nothing waited for; a
-	 * duplicate (which a new id is not) loses the transaction */
-	return pdefer(p,
-	              "WITH o AS (INSERT INTO outbound (id, sender, recipient, type, service, corr,"
-	              " digest, created, expires, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-	              " $8, $9, $11) RETURNING seq)"
-	              " INSERT INTO outbound_env (seq, envelope) SELECT seq, $10::bytea FROM o",
-	              &q, "outbound put");
+	/* a new id: nothing to be told back, so nothing waited for, and the
+	 * rows of a bulk go in one statement; a duplicate (which a new id
+	 * is not) loses the transaction */
+	return rows_add(p, ROWS_OUT, m, next_attempt);
 }
 
 int

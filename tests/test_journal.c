@@ -2959,6 +2959,18 @@ test_prefetch(void **state)
 	assert_int_equal(st.state, TB_JOURNAL_FAILED);
 	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, NULL), TB_OK);
 	assert_int_equal(st.state, TB_JOURNAL_QUEUED);
+	/* the rows sent together (PostgreSQL) hold the bytes as given */
+	assert_int_equal(tb_journal_outbound_envelope(j, b.id, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(b.env));
+	assert_memory_equal(r.data, b.env, sizeof(b.env));
+	mkmsg(&b, 2, 5000);
+	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_OK);
+	assert_memory_equal(r.data, b.rcpt, sizeof(b.rcpt));
+	struct tb_journal_inbound ig;
+	assert_int_equal(tb_journal_inbound_get(j, b.id, &ig, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(b.env));
+	assert_memory_equal(r.data, b.env, sizeof(b.env));
+	assert_string_equal(ig.from, b.from);
 
 	/* case states: read once, kept current by the sets (a case id
 	 * with quotes and a backslash, as an array element) */
