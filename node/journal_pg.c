@@ -163,12 +163,19 @@ struct tb_jpg {
 	struct rows {
 		struct tb_buf col[11];
 		size_t n;
-	} rows[2];
-	bool flushing;
+	} rows[3];
+	bool flushing; /* rows_flush runs, or a statement that leaves them */
+	/* the rows' extent at each open unit (rows_mark), for its undo */
+	struct rmark {
+		size_t n[3], len[3][11];
+	} rmarks[8];
 };
 
-/* the kinds of rows collected: new outbound messages, new inbound ones */
-enum { ROWS_OUT, ROWS_IN };
+/* the kinds of rows collected: new outbound messages, new inbound ones,
+ * deliveries (id, time, receipt) */
+enum { ROWS_OUT, ROWS_IN, ROWS_DLV };
+static const int rows_cols[3] = {11, 11, 3};
+#define ROWS_WAITING(p) ((p)->rows[0].n + (p)->rows[1].n + (p)->rows[2].n > 0)
 
 /* One prefetched id: inbound ('i': found, with its receipt), outbound
  * ('o': found, locked, with its state) or a case ('c': its key, found,
@@ -208,7 +215,7 @@ pf_clear(struct tb_jpg *p)
 	for (size_t i = 0; i < p->npf; i++)
 		free(p->pf[i].receipt);
 	p->npf = 0;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		for (int c = 0; c < 11; c++)
 			tb_buf_reset(&p->rows[k].col[c]);
 		p->rows[k].n = 0;
@@ -409,6 +416,8 @@ static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64
 static int rows_flush(struct tb_jpg *p);
 static int rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m,
                     int64_t next_attempt);
+static int rows_delivered(struct tb_jpg *p, const char *id, int64_t at, const uint8_t *receipt,
+                          size_t receipt_len);
 
 /* Sends sql with q without waiting (pipeline mode); 0 on failure. */
 static int
@@ -508,8 +517,7 @@ pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *wh
 	char name[16];
 	int rc;
 
-	if (!p->flushing && (p->rows[ROWS_OUT].n > 0 || p->rows[ROWS_IN].n > 0) &&
-	    (rc = rows_flush(p)) != TB_OK)
+	if (!p->flushing && ROWS_WAITING(p) && (rc = rows_flush(p)) != TB_OK)
 		return rc;
 	if (!p->in_tx || p->pending >= DEFER_MAX)
 		return prun(p, sql, q, NULL, what);
@@ -533,6 +541,38 @@ pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *wh
 #define pdefer(p, sql, q, what) prun(p, sql, q, NULL, what)
 #endif
 
+/* As pdefer, for a statement on none of the tables whose rows are being
+ * collected (rows_add): they are not sent first. */
+static int
+pdefer_keep(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
+{
+	bool was = p->flushing;
+	int rc;
+
+	p->flushing = true;
+	rc = pdefer(p, sql, q, what);
+	p->flushing = was;
+	return rc;
+}
+
+/* The rows' extent into m, or (undo) the rows cut back to m's. */
+static void
+rows_mark(struct tb_jpg *p, struct rmark *m, bool undo)
+{
+	for (int k = 0; k < 3; k++) {
+		if (undo)
+			p->rows[k].n = m->n[k];
+		else
+			m->n[k] = p->rows[k].n;
+		for (int c = 0; c < 11; c++) {
+			if (undo)
+				p->rows[k].col[c].len = m->len[k][c];
+			else
+				m->len[k][c] = p->rows[k].col[c].len;
+		}
+	}
+}
+
 /* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
 static PGresult *
 pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
@@ -542,8 +582,7 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 	PGresult *res;
 	ExecStatusType st;
 
-	if (!p->flushing && (p->rows[ROWS_OUT].n > 0 || p->rows[ROWS_IN].n > 0) &&
-	    rows_flush(p) != TB_OK)
+	if (!p->flushing && ROWS_WAITING(p) && rows_flush(p) != TB_OK)
 		return NULL;
 	if (!prepared(p, sql, n, name))
 		return NULL;
@@ -743,7 +782,7 @@ tb_jpg_close(struct tb_jpg *p)
 	pf_clear(p);
 	free(p->ab);
 	free(p->pf);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		for (int c = 0; c < 11; c++)
 			tb_buf_free(&p->rows[k].col[c]);
 	free(p);
@@ -1153,7 +1192,7 @@ arr_bytes(struct tb_buf *arr, const uint8_t *b, size_t n)
 }
 
 /* The rows of a kind, one statement each: its columns are arrays. */
-static const char *const rows_sql[2] = {
+static const char *const rows_sql[3] = {
     [ROWS_OUT] = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
                  " $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bytea[],"
                  " $11::bigint[]) AS r (id, sender, recipient, type, service, corr, digest,"
@@ -1167,6 +1206,13 @@ static const char *const rows_sql[2] = {
     [ROWS_IN] = "INSERT INTO inbound (" MSG_COLS ", receipt) SELECT * FROM unnest($1::text[],"
                 " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
                 " $8::bigint[], $9::bigint[], $10::bytea[], $11::bytea[])",
+    [ROWS_DLV] = "WITH r AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])"
+                 " AS r (id, at, receipt)),"
+                 " o AS (UPDATE outbound o SET state = 1, done_at = r.at,"
+                 " attempts = greatest(o.attempts, 1) FROM r WHERE o.id = r.id AND o.state = 0"
+                 " RETURNING o.seq, r.receipt)"
+                 " INSERT INTO outbound_receipt (seq, receipt) SELECT seq, receipt FROM o"
+                 " WHERE length(receipt) > 0",
 };
 
 /* Sends the rows collected (pipelined, as pdefer): a multi-row statement
@@ -1176,14 +1222,16 @@ rows_flush(struct tb_jpg *p)
 {
 	int rc = TB_OK;
 
+	static const char *const what[3] = {"outbound put", "inbound put", "outbound delivered"};
+
 	p->flushing = true;
-	for (int k = 0; k < 2 && rc == TB_OK; k++) {
+	for (int k = 0; k < 3 && rc == TB_OK; k++) {
 		struct rows *r = &p->rows[k];
 		struct params q = {0};
 
 		if (r->n == 0)
 			continue;
-		for (int c = 0; c < 11 && rc == TB_OK; c++) {
+		for (int c = 0; c < rows_cols[k] && rc == TB_OK; c++) {
 			const char *lit = arr_end(&r->col[c]);
 
 			if (lit == NULL)
@@ -1192,7 +1240,7 @@ rows_flush(struct tb_jpg *p)
 				p_text(&q, lit);
 		}
 		if (rc == TB_OK)
-			rc = pdefer(p, rows_sql[k], &q, k == ROWS_OUT ? "outbound put" : "inbound put");
+			rc = pdefer(p, rows_sql[k], &q, what[k]);
 		for (int c = 0; c < 11; c++)
 			tb_buf_reset(&r->col[c]);
 		r->n = 0;
@@ -1223,6 +1271,24 @@ rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m, int64_t next_a
 		                   : arr_bytes(&r->col[10], m->receipt, m->receipt_len);
 	if (rc != TB_OK) {
 		/* the columns disagree now: the transaction cannot commit */
+		p->lost = true;
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+	}
+	r->n++;
+	return r->n >= 500 ? rows_flush(p) : TB_OK;
+}
+
+/* A delivery collected for rows_flush (ROWS_DLV). */
+static int
+rows_delivered(struct tb_jpg *p, const char *id, int64_t at, const uint8_t *receipt,
+               size_t receipt_len)
+{
+	struct rows *r = &p->rows[ROWS_DLV];
+	char num[24];
+
+	snprintf(num, sizeof(num), "%" PRId64, at);
+	if (arr_add(&r->col[0], id) != TB_OK || arr_add(&r->col[1], num) != TB_OK ||
+	    arr_bytes(&r->col[2], receipt, receipt_len) != TB_OK) {
 		p->lost = true;
 		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
 	}
@@ -1642,19 +1708,14 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 	p_int(&q, at);
 	p_blob(&q, receipt, receipt_len);
 	/* a row the batch's prefetch locked: its state is known, so the
-	 * change goes out without waiting (pipelined) */
+	 * change goes out without waiting, with the batch's others */
 	if ((e = pf_find(p, 'o', id)) != NULL && e->found) {
 		if (e->state == TB_JOURNAL_DELIVERED)
 			return TB_OK;
 		if (e->state != TB_JOURNAL_QUEUED)
 			return tb_diag_set(p->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS,
 			                   "outbound %s is %s", id, tb_journal_state_name(e->state));
-		if ((rc = pdefer(p,
-		                 "WITH o AS (UPDATE outbound SET state = 1, done_at = $2,"
-		                 " attempts = greatest(attempts, 1) WHERE id = $1 AND state = 0"
-		                 " RETURNING seq) INSERT INTO outbound_receipt (seq, receipt)"
-		                 " SELECT seq, $3::bytea FROM o WHERE length($3::bytea) > 0",
-		                 &q, "outbound delivered")) != TB_OK)
+		if ((rc = rows_delivered(p, id, at, receipt, receipt_len)) != TB_OK)
 			return rc;
 		e->state = TB_JOURNAL_DELIVERED;
 		*fresh = true;
@@ -2013,19 +2074,33 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 		if (p->depth == (int)(sizeof(p->marks) / sizeof(p->marks[0])))
 			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
 			                   "units nested too deep");
+		/* the rows collected so far go before the savepoint: an undo
+		 * must not take them along */
+		if (ROWS_WAITING(p) && (rc = rows_flush(p)) != TB_OK)
+			return rc;
+		rows_mark(p, &p->rmarks[p->depth], false);
 		p->marks[p->depth++] = p->nab;
 	} else if (p->depth > 0) {
 		p->depth--;
-		if (op == TB_JPG_UNDO)
+		if (op == TB_JPG_UNDO) {
 			ab_trim(p, p->marks[p->depth]);
+			rows_mark(p, &p->rmarks[p->depth], true);
+		}
 	}
 	if (op == TB_JPG_UNDO)
 		p->aborted = false;
 	/* opening and keeping a unit wait for nothing: their answers come
-	 * with the unit's next statement that waits (an undo waits) */
+	 * with the unit's next statement that waits (an undo waits).  The
+	 * rows the unit collected (rows_add) and did not send yet are
+	 * dropped by its undo, the ones it sent are undone by the server;
+	 * after a release they are the transaction's */
 	if (op != TB_JPG_UNDO)
-		return pdefer(p, sql[op], NULL, "savepoint");
-	return prun(p, sql[op], NULL, NULL, "savepoint");
+		return pdefer_keep(p, sql[op], NULL, "savepoint");
+	bool was = p->flushing;
+	p->flushing = true;
+	rc = prun(p, sql[op], NULL, NULL, "savepoint");
+	p->flushing = was;
+	return rc;
 }
 
 int
@@ -2294,7 +2369,7 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 		p_int(&q, iv);
 	/* a row written, nothing read back: deferred (pdefer) */
 	if (row == NULL && out == NULL && (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
-		return pdefer(p, sql[which], &q, "flow statement");
+		return pdefer_keep(p, sql[which], &q, "flow statement");
 	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
 		return TB_E_IO;
 	if (row != NULL)

@@ -2926,6 +2926,20 @@ test_prefetch(void **state)
 	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
 	assert_int_equal(n, 2);
 
+	/* a row put before a unit that is undone stays (on PostgreSQL it
+	 * waited to be sent with others when the unit began) */
+	mkmsg(&o1, 21, 5000);
+	mkmsg(&o2, 22, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 1), TB_OK);
+	ids[0] = o1.id;
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_inbound_prefetch(j, ids, 1), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &o1.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &o2.m, 1, 10, "queued"), TB_E_REPLAY);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 3);
+
 	/* outbound: states read (and locked) once, each delivery counted once */
 	mkmsg(&o1, 11, 5000);
 	mkmsg(&o2, 12, 5000);
