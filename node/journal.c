@@ -2638,6 +2638,21 @@ tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const 
 	if (fresh == NULL)
 		fresh = &fresh_;
 	*fresh = false;
+	/* on PostgreSQL, a row the transaction prefetched needs no unit:
+	 * its change is answered from the state read and sent with the
+	 * batch's others, the entry is written at the commit; should the
+	 * entry fail, the transaction is lost whole, never the change kept
+	 * without it */
+	if (j->pg != NULL && j->in_tx && tb_jpg_outbound_known(j->pg, id)) {
+		if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) ==
+		        TB_OK &&
+		    *fresh && (rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at,
+		                                            "delivered")) != TB_OK) {
+			tb_jpg_lose(j->pg);
+			*fresh = false;
+		}
+		return rc;
+	}
 	if ((rc = unit_begin(j, &own)) != TB_OK)
 		return rc;
 	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) == TB_OK &&

@@ -70,6 +70,8 @@ int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_
 int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
 int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n) NOPQ
 int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n) NOPQ
+bool tb_jpg_outbound_known(struct tb_jpg *p, const char *id) { (void)p; (void)id; return false; }
+void tb_jpg_lose(struct tb_jpg *p) { (void)p; }
 int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req, const char *const *hnd, const char *const *cid, size_t n) NOPQ
 int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb, void *ctx) NOPQ
 int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt, size_t receipt_len, int64_t at, bool *fresh) NOPQ
@@ -1414,6 +1416,21 @@ tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n)
 	              "SELECT k.id, i.receipt FROM unnest($1::text[]) AS k (id) CROSS JOIN LATERAL"
 	              " (SELECT receipt FROM inbound WHERE id = k.id LIMIT 1) AS i",
 	              "inbound prefetch");
+}
+
+bool
+tb_jpg_outbound_known(struct tb_jpg *p, const char *id)
+{
+	struct pfent *e = pf_find(p, 'o', id);
+
+	return e != NULL && e->found;
+}
+
+void
+tb_jpg_lose(struct tb_jpg *p)
+{
+	if (p->in_tx)
+		p->lost = true;
 }
 
 int

@@ -90,6 +90,11 @@ TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
 
 TB_MUST_CHECK int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n);
 TB_MUST_CHECK int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n);
+/* True when the open transaction prefetched (and locked) outbound id:
+ * its delivery is answered from what was read. */
+bool tb_jpg_outbound_known(struct tb_jpg *p, const char *id);
+/* The open transaction is lost: its commit stores nothing. */
+void tb_jpg_lose(struct tb_jpg *p);
 TB_MUST_CHECK int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req,
                                        const char *const *hnd, const char *const *cid, size_t n);
 TB_MUST_CHECK int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m,

@@ -2986,6 +2986,30 @@ test_prefetch(void **state)
 	assert_memory_equal(r.data, b.env, sizeof(b.env));
 	assert_string_equal(ig.from, b.from);
 
+	/* a delivery with its audit entry, of a prefetched row: once */
+	int64_t seq0, seq1;
+	char hh[65];
+	mkmsg(&o1, 31, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 1), TB_OK);
+	snprintf(oids[0], 33, "%s", o1.id);
+	assert_int_equal(tb_journal_audit_head(j, &seq0, hh), TB_OK);
+	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_prefetch(j, oids, 1), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, o1.id, a.rcpt, 5, 60, o1.digest,
+	                                                     "peer-1", &fresh),
+	                 TB_OK);
+	assert_true(fresh);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, o1.id, a.rcpt, 5, 61, o1.digest,
+	                                                     "peer-1", &fresh),
+	                 TB_OK);
+	assert_false(fresh);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_audit_head(j, &seq1, hh), TB_OK);
+	assert_int_equal(seq1, seq0 + 1);
+	assert_int_equal(tb_journal_outbound_status(j, o1.id, &st, NULL), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_int_equal(st.delivered_at, 60);
+
 	/* case states: read once, kept current by the sets (a case id
 	 * with quotes and a backslash, as an array element) */
 	const char *rq[3] = {"320300", "320300", "320300"}, *hd[3] = {"371300", "371300", "371300"},
