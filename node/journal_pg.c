@@ -171,13 +171,14 @@ struct tb_jpg {
 	struct rmark {
 		size_t n[3], len[3][11];
 	} rmarks[8];
+	size_t ndirty; /* prefetched cases set and not written yet */
 };
 
 /* the kinds of rows collected: new outbound messages, new inbound ones,
  * deliveries (id, time, receipt) */
 enum { ROWS_OUT, ROWS_IN, ROWS_DLV };
 static const int rows_cols[3] = {11, 11, 3};
-#define ROWS_WAITING(p) ((p)->rows[0].n + (p)->rows[1].n + (p)->rows[2].n > 0)
+#define ROWS_WAITING(p) ((p)->rows[0].n + (p)->rows[1].n + (p)->rows[2].n + (p)->ndirty > 0)
 
 /* One prefetched id: inbound ('i': found, with its receipt), outbound
  * ('o': found, locked, with its state) or a case ('c': its key, found,
@@ -187,6 +188,8 @@ static const int rows_cols[3] = {11, 11, 3};
 struct pfent {
 	char kind;
 	bool found, used;
+	bool dirty;  /* 'c': set since read, not written yet (rows_flush) */
+	int64_t at;  /* 'c', dirty: the time of the set */
 	int64_t state;
 	char id[PF_KEY_MAX]; /* the id, or a case's key (case_pfkey) */
 	uint8_t *receipt;
@@ -217,6 +220,7 @@ pf_clear(struct tb_jpg *p)
 	for (size_t i = 0; i < p->npf; i++)
 		free(p->pf[i].receipt);
 	p->npf = 0;
+	p->ndirty = 0;
 	for (int k = 0; k < 3; k++) {
 		for (int c = 0; c < 11; c++)
 			tb_buf_reset(&p->rows[k].col[c]);
@@ -1217,6 +1221,74 @@ static const char *const rows_sql[3] = {
                  " WHERE length(receipt) > 0",
 };
 
+/* The prefetched cases set since they were read, in one upsert. */
+static int
+cases_flush(struct tb_jpg *p)
+{
+	struct tb_buf col[5];
+	struct params q = {0};
+	int rc = TB_OK;
+
+	for (int c = 0; c < 5; c++)
+		tb_buf_init(&col[c]);
+	for (size_t i = 0; i < p->npf && rc == TB_OK; i++) {
+		struct pfent *e = &p->pf[i];
+		char key[PF_KEY_MAX], num[2][24], *f[3], *sep;
+
+		if (e->kind != 'c' || !e->dirty)
+			continue;
+		/* the key's three parts (case_pfkey) */
+		snprintf(key, sizeof(key), "%s", e->id);
+		f[0] = key;
+		f[1] = (sep = strchr(f[0], '\x1f')) != NULL ? (*sep = '\0', sep + 1) : NULL;
+		f[2] = f[1] && (sep = strchr(f[1], '\x1f')) != NULL ? (*sep = '\0', sep + 1) : NULL;
+		if (f[2] == NULL)
+			continue;
+		snprintf(num[0], sizeof(num[0]), "%" PRId64, e->state);
+		snprintf(num[1], sizeof(num[1]), "%" PRId64, e->at);
+		if (arr_add(&col[0], f[0]) != TB_OK || arr_add(&col[1], f[1]) != TB_OK ||
+		    arr_add(&col[2], f[2]) != TB_OK || arr_add(&col[3], num[0]) != TB_OK ||
+		    arr_add(&col[4], num[1]) != TB_OK)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "cases");
+		e->dirty = false;
+	}
+	p->ndirty = 0;
+	for (int c = 0; c < 5 && rc == TB_OK; c++) {
+		const char *lit = arr_end(&col[c]);
+
+		if (lit == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "cases");
+		else
+			p_text(&q, lit);
+	}
+	if (rc == TB_OK)
+		rc = pdefer(p,
+		            "INSERT INTO cases (requester, handler, case_id, state, updated)"
+		            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+		            " $5::bigint[]) ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+		            " state = excluded.state, updated = excluded.updated",
+		            &q, "flow statement");
+	else
+		p->lost = true; /* a set not written: the transaction cannot commit */
+	for (int c = 0; c < 5; c++)
+		tb_buf_free(&col[c]);
+	return rc;
+}
+
+/* After a unit's undo: the cases it set may be set back, so none of the
+ * prefetched answers is used again (the sets it made and did not write
+ * are dropped: the sets before it were written when it began). */
+static void
+pf_forget_cases(struct tb_jpg *p)
+{
+	for (size_t i = 0; i < p->npf; i++)
+		if (p->pf[i].kind == 'c') {
+			p->pf[i].used = true;
+			p->pf[i].dirty = false;
+		}
+	p->ndirty = 0;
+}
+
 /* Sends the rows collected (pipelined, as pdefer): a multi-row statement
  * a kind.  A duplicate id among them loses the transaction whole. */
 static int
@@ -1247,6 +1319,8 @@ rows_flush(struct tb_jpg *p)
 			tb_buf_reset(&r->col[c]);
 		r->n = 0;
 	}
+	if (rc == TB_OK && p->ndirty > 0)
+		rc = cases_flush(p);
 	p->flushing = false;
 	return rc;
 }
@@ -2102,6 +2176,7 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 		if (op == TB_JPG_UNDO) {
 			ab_trim(p, p->marks[p->depth]);
 			rows_mark(p, &p->rmarks[p->depth], true);
+			pf_forget_cases(p);
 		}
 	}
 	if (op == TB_JPG_UNDO)
@@ -2370,8 +2445,13 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 	if ((which == TB_JPG_CASE_GET || which == TB_JPG_CASE_SET) &&
 	    case_pfkey(t[0], t[1], t[2], key) && (e = pf_find(p, 'c', key)) != NULL) {
 		if (which == TB_JPG_CASE_SET) {
+			/* written with the others at the next statement */
 			e->found = true;
 			e->state = strtoll(t[3], NULL, 10);
+			e->at = iv;
+			p->ndirty += !e->dirty;
+			e->dirty = true;
+			return TB_OK;
 		} else {
 			if (row != NULL)
 				*row = e->found;

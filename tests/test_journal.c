@@ -3026,11 +3026,25 @@ test_prefetch(void **state)
 	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 3, 11), TB_OK);
 	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
 	assert_int_equal(cs, 3);
+	assert_int_equal(tb_journal_case_set(j, rq[0], hd[0], ci[0], 4, 12), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 4);
 	assert_int_equal(tb_journal_commit(j), TB_OK);
 	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
 	assert_int_equal(cs, 3);
 	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
-	assert_int_equal(cs, 2);
+	assert_int_equal(cs, 4);
+	/* a set of a prefetched case is written before a statement that
+	 * could read it, and only once (the last state) */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 2), TB_OK);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 5, 13), TB_OK);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 6, 14), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], "c3", &cs), TB_OK);
+	assert_int_equal(cs, 0);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 6);
 	tb_buf_free(&r);
 	tb_journal_close(j);
 }
