@@ -250,6 +250,21 @@ fill_fresh(struct tb_fresh *fresh, size_t count, char (*ids)[33], struct tb_env 
 	}
 }
 
+/* The bulk's transaction, with the case states its flows read in one
+ * round trip (tb_flows_prefetch); rolled back when that fails. */
+static int
+begin_bulk(struct tb_node *n, struct tb_journal *j, struct tb_env **envs, size_t count)
+{
+	int rc;
+
+	if ((rc = tb_journal_begin(j)) != TB_OK)
+		return rc;
+	if ((rc = tb_flows_prefetch(j, n->cfg.member_id, (const struct tb_env *const *)envs, count,
+	                            true)) != TB_OK)
+		rollback(j);
+	return rc;
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -297,14 +312,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
-	if ((rc = tb_journal_begin(j)) != TB_OK)
+	if ((rc = begin_bulk(n, j, envs, count)) != TB_OK)
 		goto jfail;
-	/* the bulk's case states in one round trip */
-	if ((rc = tb_flows_prefetch(j, n->cfg.member_id, (const struct tb_env *const *)envs, count,
-	                            true)) != TB_OK) {
-		rollback(j);
-		goto jfail;
-	}
 	for (size_t i = 0; i < count; i++) {
 		struct tb_journal_msg m;
 		memset(&m, 0, sizeof(m));

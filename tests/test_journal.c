@@ -2891,10 +2891,7 @@ test_prefetch(void **state)
 	struct tb_journal *j;
 	struct tmsg a, b, o1, o2;
 	const char *ids[3];
-	char oids[3][33];
-	struct tb_journal_status st;
 	struct tb_buf r;
-	bool fresh;
 	int64_t n;
 
 	(void)state;
@@ -2940,6 +2937,38 @@ test_prefetch(void **state)
 	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
 	assert_int_equal(n, 3);
 
+	/* the rows sent together (PostgreSQL) hold the bytes as given */
+	mkmsg(&b, 2, 5000);
+	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_OK);
+	assert_memory_equal(r.data, b.rcpt, sizeof(b.rcpt));
+	struct tb_journal_inbound ig;
+	assert_int_equal(tb_journal_inbound_get(j, b.id, &ig, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(b.env));
+	assert_memory_equal(r.data, b.env, sizeof(b.env));
+	assert_string_equal(ig.from, b.from);
+
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+/* Outbound: the states of an answered batch read (and locked) once, each
+ * delivery counted and audited once, a new message's row (both backends). */
+static void
+test_prefetch_outbound(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b, o1, o2;
+	char oids[3][33];
+	struct tb_journal_status st;
+	struct tb_buf r;
+	bool fresh;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&a, 1, 5000);
 	/* outbound: states read (and locked) once, each delivery counted once */
 	mkmsg(&o1, 11, 5000);
 	mkmsg(&o2, 12, 5000);
@@ -2977,15 +3006,6 @@ test_prefetch(void **state)
 	assert_int_equal(tb_journal_outbound_envelope(j, b.id, &r), TB_OK);
 	assert_int_equal(r.len, sizeof(b.env));
 	assert_memory_equal(r.data, b.env, sizeof(b.env));
-	mkmsg(&b, 2, 5000);
-	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_OK);
-	assert_memory_equal(r.data, b.rcpt, sizeof(b.rcpt));
-	struct tb_journal_inbound ig;
-	assert_int_equal(tb_journal_inbound_get(j, b.id, &ig, &r), TB_OK);
-	assert_int_equal(r.len, sizeof(b.env));
-	assert_memory_equal(r.data, b.env, sizeof(b.env));
-	assert_string_equal(ig.from, b.from);
-
 	/* a delivery with its audit entry, of a prefetched row: once */
 	int64_t seq0, seq1;
 	char hh[65];
@@ -3010,6 +3030,23 @@ test_prefetch(void **state)
 	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
 	assert_int_equal(st.delivered_at, 60);
 
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+/* Case states read once for a batch and kept current by its sets (both
+ * backends). */
+static void
+test_prefetch_cases(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_buf r;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
 	/* case states: read once, kept current by the sets (a case id
 	 * with quotes and a backslash, as an array element) */
 	const char *rq[3] = {"320300", "320300", "320300"}, *hd[3] = {"371300", "371300", "371300"},
@@ -3255,6 +3292,8 @@ main(void)
 	    cmocka_unit_test(test_crash_kill),
 	    cmocka_unit_test(test_lookups_flows),
 	    cmocka_unit_test(test_prefetch),
+	    cmocka_unit_test(test_prefetch_outbound),
+	    cmocka_unit_test(test_prefetch_cases),
 	};
 
 	/* as tongban-node does, before SQLite starts (test_library_init) */
@@ -3280,6 +3319,8 @@ main(void)
 		    cmocka_unit_test(test_pg_lease),
 		    cmocka_unit_test(test_pg_deferred_lost),
 		    cmocka_unit_test(test_prefetch),
+		    cmocka_unit_test(test_prefetch_outbound),
+		    cmocka_unit_test(test_prefetch_cases),
 		    cmocka_unit_test(test_pg_prefetch_race),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
