@@ -664,8 +664,9 @@ parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *
 			total = atol(argv[++i]);
 		} else if (strcmp(argv[i], "--journal") == 0 && i + 1 < argc) {
 			if (!journal_arg(argv[++i])) {
-				fprintf(stderr, "tongban-bench node: --journal takes postgresql or "
-				                "postgresql=URI, not '%s'\n",
+				fprintf(stderr,
+				        "tongban-bench node: --journal takes postgresql or "
+				        "postgresql=URI, not '%s'\n",
 				        argv[i]);
 				return 2;
 			}
@@ -1066,8 +1067,8 @@ make_pair(const char *dir, int base, char *conf3)
 	snprintf(listen, sizeof(listen), "listen = 127.0.0.1:%d", base + 2);
 	snprintf(api, sizeof(api), "api = 127.0.0.1:%d", base + 1002);
 	char *mk[] = {"mkdir", to, NULL}, *cp[] = {"cp", "-a", from, to, NULL};
-	char *rs[] = {"tongban", "registry", "set", reg, "--member", "371300", "--endpoint", e1,
-	              "--endpoint", e2, NULL};
+	char *rs[] = {"tongban",    "registry", "set",        reg, "--member", "371300",
+	              "--endpoint", e1,         "--endpoint", e2,  NULL};
 	if (run_sys(mk) != 0 || run_sys(cp) != 0 || edit_conf(conf3, "371300", set, 2) != 0 ||
 	    run("tongban", rs) != 0)
 		return -1;
@@ -1096,14 +1097,16 @@ start_second(const char *dir, int base, char *conf3, const struct tb_buf *tok, p
 	snprintf(log3, sizeof(log3), "%s/371300b.log", dir);
 	char *a3[] = {"tongban-node", "-c", conf3, NULL};
 	*n3 = spawn("tongban-node", a3, log3);
-	while (http(base + 1002, (const char *)tok->data, "GET", "/healthz", NULL, 0, &out) != 200) {
+	while (http(base + 1002, (const char *)tok->data, "GET", "/healthz", NULL, 0, &out) !=
+	       200) {
 		if (lost_port(n3, log3)) {
 			rc = PORT_TAKEN;
 			break;
 		}
 		if (now_s() > deadline) {
-			fprintf(stderr, "tongban-bench node: the pair's second process did not start "
-			                "(see %s)\n",
+			fprintf(stderr,
+			        "tongban-bench node: the pair's second process did not start "
+			        "(see %s)\n",
 			        log3);
 			rc = 1;
 			break;

@@ -2646,8 +2646,9 @@ tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const 
 	if (j->pg != NULL && j->in_tx && tb_jpg_outbound_known(j->pg, id)) {
 		if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) ==
 		        TB_OK &&
-		    *fresh && (rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at,
-		                                            "delivered")) != TB_OK) {
+		    *fresh &&
+		    (rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "delivered")) !=
+		        TB_OK) {
 			tb_jpg_lose(j->pg);
 			*fresh = false;
 		}

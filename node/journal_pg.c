@@ -188,8 +188,8 @@ static const int rows_cols[3] = {11, 11, 3};
 struct pfent {
 	char kind;
 	bool found, used;
-	bool dirty;  /* 'c': set since read, not written yet (rows_flush) */
-	int64_t at;  /* 'c', dirty: the time of the set */
+	bool dirty; /* 'c': set since read, not written yet (rows_flush) */
+	int64_t at; /* 'c', dirty: the time of the set */
 	int64_t state;
 	char id[PF_KEY_MAX]; /* the id, or a case's key (case_pfkey) */
 	uint8_t *receipt;
@@ -420,8 +420,7 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
 static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
                 const char *what);
 static int rows_flush(struct tb_jpg *p);
-static int rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m,
-                    int64_t next_attempt);
+static int rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m, int64_t next_attempt);
 static int rows_delivered(struct tb_jpg *p, const char *id, int64_t at, const uint8_t *receipt,
                           size_t receipt_len);
 
@@ -881,12 +880,13 @@ audit_flush(struct tb_jpg *p)
 			p_text(&q, lit);
 	}
 	if (rc == TB_OK && p->narows > 0)
-		rc = pdefer(p,
-		            "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
-		            " detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
-		            " $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
-		            " $10::text[])",
-		            &q, "audit append");
+		rc = pdefer(
+		    p,
+		    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+		    " detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+		    " $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
+		    " $10::text[])",
+		    &q, "audit append");
 	for (int c = 0; c < 10; c++)
 		tb_buf_free(&cols[c]);
 	if (rc == TB_OK) {
@@ -1262,12 +1262,13 @@ cases_flush(struct tb_jpg *p)
 			p_text(&q, lit);
 	}
 	if (rc == TB_OK)
-		rc = pdefer(p,
-		            "INSERT INTO cases (requester, handler, case_id, state, updated)"
-		            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
-		            " $5::bigint[]) ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
-		            " state = excluded.state, updated = excluded.updated",
-		            &q, "flow statement");
+		rc =
+		    pdefer(p,
+		           "INSERT INTO cases (requester, handler, case_id, state, updated)"
+		           " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+		           " $5::bigint[]) ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+		           " state = excluded.state, updated = excluded.updated",
+		           &q, "flow statement");
 	else
 		p->lost = true; /* a set not written: the transaction cannot commit */
 	for (int c = 0; c < 5; c++)
@@ -1449,7 +1450,8 @@ pf_ready(struct tb_jpg *p)
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
 	if (!p->in_tx)
-		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS, "prefetch outside a transaction");
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "prefetch outside a transaction");
 	return TB_OK;
 }
 
@@ -1805,7 +1807,8 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 			return TB_OK;
 		if (e->state != TB_JOURNAL_QUEUED)
 			return tb_diag_set(p->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS,
-			                   "outbound %s is %s", id, tb_journal_state_name(e->state));
+			                   "outbound %s is %s", id,
+			                   tb_journal_state_name(e->state));
 		if ((rc = rows_delivered(p, id, at, receipt, receipt_len)) != TB_OK)
 			return rc;
 		e->state = TB_JOURNAL_DELIVERED;
@@ -2282,7 +2285,8 @@ audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint
 		snprintf(ats, sizeof(ats), "%" PRId64, at);
 		for (int c = 0; c < 10; c++)
 			if (arr_add(&p->arows[c], col[c]) != TB_OK)
-				return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit rows");
+				return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS,
+				                   "audit rows");
 		p->narows++;
 		return TB_OK;
 	}

@@ -333,8 +333,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put_new(j, &m,
-		                                      fresh ? now + fresh_hold_s(n, j) : now)) != TB_OK ||
+		if ((rc = tb_journal_outbound_put_new(
+		         j, &m, fresh ? now + fresh_hold_s(n, j) : now)) != TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
 			rollback(j);
