@@ -252,8 +252,6 @@ quantile(const struct tb_buf *a, const struct tb_buf *b, double q)
 	return prev_le;
 }
 
-/* Appends a JSON array of count case.submit requests of about 1 KiB,
- * case ids from *seq on; returns one message's size. */
 /* 64 hex digits from a xorshift generator: digests as random as real
  * ones, so that the deflate coding of exchanges gains no more here than
  * on real traffic. */
@@ -273,9 +271,30 @@ hex64(char out[65])
 	return out;
 }
 
+/* A stamp of this pass in the case ids (new_stamp, at each federation
+ * made): a journal on a database that an earlier run or pass filled
+ * knows its cases, and refuses a second case.submit of one. */
+static long stamp;
+
+static void
+new_stamp(void)
+{
+	static long passes;
+
+	stamp = (((long)time(NULL) << 20) ^ ((long)getpid() << 4) ^ ++passes) & 0x7fffffffffffL;
+}
+
+static long
+run_stamp(void)
+{
+	return stamp;
+}
+
 /* ttl of the messages add_cases writes, seconds (0: the node's default) */
 static long case_ttl;
 
+/* Appends a JSON array of count case.submit requests of about 1 KiB,
+ * case ids from *seq on; returns one message's size. */
 static int
 add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 {
@@ -289,10 +308,10 @@ add_cases(struct tb_buf *b, long count, long *seq, const char *to)
 		ol = snprintf(
 		    one, sizeof(one),
 		    "{\"type\":\"case.submit\",\"to\":\"%s\",%s\"service\":\"hukou.transfer\","
-		    "\"body\":{\"case_id\":\"BENCH-%ld\",\"service\":\"hukou.transfer\","
+		    "\"body\":{\"case_id\":\"BENCH-%lx-%ld\",\"service\":\"hukou.transfer\","
 		    "\"mode\":\"online\",\"applicant\":{\"kind\":\"person\",\"idhash\":\"%s\"},"
 		    "\"materials\":[",
-		    to, ttl, (*seq)++, hex64(h));
+		    to, ttl, run_stamp(), (*seq)++, hex64(h));
 		for (int i = 0; i < 8; i++)
 			ol += snprintf(one + ol, sizeof(one) - (size_t)ol,
 			               "%s{\"sha256\":\"%s\",\"size\":%d,\"name\":\"m%d.pdf\"}",
@@ -610,7 +629,30 @@ echo_client(const char *dir, int port, size_t len, double secs)
  * dev-federation (SM2 message and receipt keys, SM2 registry). */
 static const char *node_alg = "p256";
 
-/* The options: --messages N, --alg p256|sm2, --set KEY=VALUE (up to 16). */
+/* --journal postgresql[=URI]: the journal line of the PostgreSQL pass
+ * ("journal = URI"), NULL without it; --pair: the pair's pass too. */
+static char pg_journal[1100];
+static bool pg_mode, pair_mode;
+
+/* --journal's value: "postgresql" (libpq's defaults: PGHOST, PGPORT,
+ * PGUSER, PGPASSFILE from the environment, a database tb<member>) or
+ * "postgresql=URI" (%m: the member id). */
+static bool
+journal_arg(const char *v)
+{
+	const char *uri = "postgresql:///tb%m";
+
+	if (strncmp(v, "postgresql=", 11) == 0 && strncmp(v + 11, "postgres", 8) == 0)
+		uri = v + 11;
+	else if (strcmp(v, "postgresql") != 0)
+		return false;
+	snprintf(pg_journal, sizeof(pg_journal), "journal = %s", uri);
+	pg_mode = true;
+	return true;
+}
+
+/* The options: --messages N, --alg p256|sm2, --set KEY=VALUE (up to 16),
+ * --journal postgresql[=URI], --pair (with --journal). */
 static int
 parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *nsetsp)
 {
@@ -620,6 +662,16 @@ parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--messages") == 0 && i + 1 < argc) {
 			total = atol(argv[++i]);
+		} else if (strcmp(argv[i], "--journal") == 0 && i + 1 < argc) {
+			if (!journal_arg(argv[++i])) {
+				fprintf(stderr,
+				        "tongban-bench node: --journal takes postgresql or "
+				        "postgresql=URI, not '%s'\n",
+				        argv[i]);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--pair") == 0) {
+			pair_mode = true;
 		} else if (strcmp(argv[i], "--alg") == 0 && i + 1 < argc &&
 		           (strcmp(argv[i + 1], "p256") == 0 || strcmp(argv[i + 1], "sm2") == 0)) {
 			node_alg = argv[++i];
@@ -633,6 +685,10 @@ parse_args(int argc, char **argv, long per_req, long *totalp, char **sets, int *
 	}
 	if (total < per_req || total > 1000000) {
 		fprintf(stderr, "tongban-bench node: --messages must be %ld..1000000\n", per_req);
+		return 2;
+	}
+	if (pair_mode && !pg_mode) {
+		fprintf(stderr, "tongban-bench node: --pair needs --journal postgresql\n");
 		return 2;
 	}
 	*totalp = total;
@@ -845,6 +901,7 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
 {
 	char ports[16], members[] = "320300,371300";
 
+	new_stamp();
 	snprintf(ports, sizeof(ports), "%d", base);
 	char *dfargs[] = {"tongban",   "dev-federation", "--dir",       dir,
 	                  "--members", members,          "--base-port", ports,
@@ -865,7 +922,7 @@ make_federation(char *dir, int base, char **sets, int nsets, char *conf1, char *
  * base+9; the APIs base+1000, base+1001).  0, 1, 2 (usage) or
  * PORT_TAKEN. */
 static int
-node_run(int argc, char **argv, int base)
+node_run(int argc, char **argv, int base, const char *journal, struct node_results *res)
 {
 	long total = 20000, per_req = 200;
 	char dir[] = "/tmp/tongban-bench.XXXXXX", self[1024], conf1[1200], conf2[1200];
@@ -876,11 +933,13 @@ node_run(int argc, char **argv, int base)
 	                                       lat_rate = 0;
 	int rc = 1;
 
-	char *sets[16];
+	char *sets[17];
 	int nsets = 0;
 
 	if (parse_args(argc, argv, per_req, &total, sets, &nsets) != 0)
 		return 2;
+	if (journal != NULL)
+		sets[nsets++] = (char *)journal;
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0)
 		return 1;
@@ -953,6 +1012,7 @@ node_run(int argc, char **argv, int base)
 	                         dgrams, w1,       w2,       both_per_s, b1,       b2, p50,
 	                         p99,    lat_rate, baseline, baseline1,  baseline2};
 	report(&r);
+	*res = r;
 	rc = 0;
 out:
 	stop_and_clean(n1, n2, dir);
@@ -962,11 +1022,183 @@ out:
 	return rc;
 }
 
+/* The pair's figure against one process (--pair): 371300 as two
+ * processes on its PostgreSQL database (its second, "371300b", on the
+ * ports base+2 and base+1002), both endpoints in the registry, sending
+ * to 320300: the submissions through one process, then split over
+ * both. */
+struct pair_results {
+	double one_per_s, pair_per_s;
+};
+
+/* A system command (from PATH), its output dropped; its exit status. */
+static int
+run_sys(char *const args[])
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
+		execvp(args[0], args);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* dir/371300 cloned into dir/371300b (conf3) and the registry listing
+ * both endpoints for 371300, signed again by the dev federation's
+ * authorities and installed for the three processes. */
+static int
+make_pair(const char *dir, int base, char *conf3)
+{
+	char from[1200], to[1200], reg[1200], e1[64], e2[64], listen[64], api[64], sh[4000];
+	char *set[2] = {listen, api};
+
+	snprintf(from, sizeof(from), "%s/371300/.", dir);
+	snprintf(to, sizeof(to), "%s/371300b", dir);
+	snprintf(reg, sizeof(reg), "%s/registry.json", dir);
+	snprintf(conf3, 1200, "%s/371300b/node.conf", dir);
+	snprintf(e1, sizeof(e1), "coaps://127.0.0.1:%d", base + 1);
+	snprintf(e2, sizeof(e2), "coaps://127.0.0.1:%d", base + 2);
+	snprintf(listen, sizeof(listen), "listen = 127.0.0.1:%d", base + 2);
+	snprintf(api, sizeof(api), "api = 127.0.0.1:%d", base + 1002);
+	char *mk[] = {"mkdir", to, NULL}, *cp[] = {"cp", "-a", from, to, NULL};
+	char *rs[] = {"tongban",    "registry", "set",        reg, "--member", "371300",
+	              "--endpoint", e1,         "--endpoint", e2,  NULL};
+	if (run_sys(mk) != 0 || run_sys(cp) != 0 || edit_conf(conf3, "371300", set, 2) != 0 ||
+	    run("tongban", rs) != 0)
+		return -1;
+	/* signed by every authority of the dev federation, then installed */
+	snprintf(sh, sizeof(sh),
+	         "cd '%s' && for ca in ca-*; do '%s/tongban' registry sign registry.json"
+	         " --key \"$ca/ca.key\" --cert \"$ca/ca.crt\" >/dev/null || exit 1; done &&"
+	         " for m in 320300 371300 371300b; do cp registry.json \"$m/registry.json\""
+	         " || exit 1; done",
+	         dir, bindir);
+	char *shargs[] = {"sh", "-c", sh, NULL};
+	return run_sys(shargs);
+}
+
+/* Starts the pair's second process (its token is the first one's) and
+ * waits until it answers; its pid into *n3. */
+static int
+start_second(const char *dir, int base, char *conf3, const struct tb_buf *tok, pid_t *n3)
+{
+	char log3[1200];
+	struct tb_buf out;
+	double deadline = now_s() + 10;
+	int rc = 0;
+
+	tb_buf_init(&out);
+	snprintf(log3, sizeof(log3), "%s/371300b.log", dir);
+	char *a3[] = {"tongban-node", "-c", conf3, NULL};
+	*n3 = spawn("tongban-node", a3, log3);
+	while (http(base + 1002, (const char *)tok->data, "GET", "/healthz", NULL, 0, &out) !=
+	       200) {
+		if (lost_port(n3, log3)) {
+			rc = PORT_TAKEN;
+			break;
+		}
+		if (now_s() > deadline) {
+			fprintf(stderr,
+			        "tongban-bench node: the pair's second process did not start "
+			        "(see %s)\n",
+			        log3);
+			rc = 1;
+			break;
+		}
+		usleep(20000);
+	}
+	tb_buf_free(&out);
+	return rc;
+}
+
+/* The pair's run on the ports from base; as node_run. */
+static int
+pair_run(int argc, char **argv, int base, struct pair_results *res)
+{
+	long total = 20000, per_req = 200, seq = 0;
+	char dir[] = "/tmp/tongban-bench.XXXXXX", conf1[1200], conf2[1200], conf3[1200];
+	pid_t n1 = -1, n2 = -1, n3 = -1;
+	struct tb_buf tok, tok2, out;
+	double drain, t0;
+	char *sets[17];
+	int nsets = 0, rc = 1;
+
+	if (parse_args(argc, argv, per_req, &total, sets, &nsets) != 0)
+		return 2;
+	sets[nsets++] = pg_journal;
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	tb_buf_init(&tok);
+	tb_buf_init(&tok2);
+	tb_buf_init(&out);
+	if (make_federation(dir, base, sets, nsets, conf1, conf2) != 0 ||
+	    make_pair(dir, base, conf3) != 0) {
+		fprintf(stderr, "tongban-bench node: the pair's federation failed\n");
+		goto out;
+	}
+	if ((rc = start_nodes(dir, base, conf1, conf2, &n1, &n2, &tok, &tok2)) != 0)
+		goto out;
+	rc = 1;
+	printf("pair: 371300 as two tongban-node processes on one PostgreSQL database, both "
+	       "endpoints in the registry, %ld messages to 320300 in %ld-message submissions\n",
+	       total, per_req);
+	fflush(stdout); /* before the children are made */
+	warm_up(base, &tok, &tok2, &seq);
+	/* through one process, the second not started yet */
+	struct side one[1] = {{base + 1001, &tok2, "320300"}},
+	            two[2] = {{base + 1001, &tok2, "320300"}, {base + 1002, &tok2, "320300"}};
+	t0 = now_s();
+	if (saturate(one, 1, total, per_req, &seq, &drain) != 0)
+		goto out;
+	res->one_per_s = (double)total / (now_s() - t0);
+	if ((rc = start_second(dir, base, conf3, &tok2, &n3)) != 0)
+		goto out;
+	rc = 1;
+	/* its DTLS session to 320300 */
+	tb_buf_reset(&out);
+	struct tb_buf small;
+	tb_buf_init(&small);
+	add_cases(&small, 1, &seq, "320300");
+	http(base + 1002, (const char *)tok2.data, "POST", "/v1/messages", (const char *)small.data,
+	     small.len, &out);
+	tb_buf_free(&small);
+	usleep(300000);
+	t0 = now_s();
+	if (saturate(two, 2, total, per_req, &seq, &drain) != 0)
+		goto out;
+	res->pair_per_s = (double)total / (now_s() - t0);
+	printf("one      : %8.0f msgs/s 371300 -> 320300 submitted to one process\n",
+	       res->one_per_s);
+	printf("pair     : %8.0f msgs/s submitted to both processes, half each (%.2f of one)\n",
+	       res->pair_per_s, res->pair_per_s / res->one_per_s);
+	printf("{\"pair_one_process_msgs_per_s\":%.0f,\"pair_msgs_per_s\":%.0f,"
+	       "\"pair_ratio\":%.3f}\n",
+	       res->one_per_s, res->pair_per_s, res->pair_per_s / res->one_per_s);
+	rc = 0;
+out:
+	if (n3 > 0)
+		kill(n3, SIGKILL);
+	stop_and_clean(n1, n2, dir);
+	tb_buf_free(&tok);
+	tb_buf_free(&tok2);
+	tb_buf_free(&out);
+	return rc;
+}
+
 /* Ports from a block found free (util/tb_port.h), not a fixed one, so
  * that runs side by side do not collide; a run whose nodes lose a port
- * to another process is made again on a new block (5 tries). */
-int
-bench_node(int argc, char **argv)
+ * to another process is made again on a new block (5 tries).  journal:
+ * the PostgreSQL pass's journal line, NULL for SQLite's; pair: the
+ * pair's run instead (pr). */
+static int
+node_pass(int argc, char **argv, const char *journal, struct node_results *r, bool pair,
+          struct pair_results *pr)
 {
 	int base, rc = PORT_TAKEN;
 
@@ -975,9 +1207,48 @@ bench_node(int argc, char **argv)
 			fprintf(stderr, "tongban-bench node: no free block of ports\n");
 			return 1;
 		}
-		rc = node_run(argc, argv, base);
+		rc = pair ? pair_run(argc, argv, base, pr) : node_run(argc, argv, base, journal, r);
 	}
 	return rc == PORT_TAKEN ? 1 : rc;
+}
+
+int
+bench_node(int argc, char **argv)
+{
+	struct node_results sq, pg;
+	struct pair_results pr;
+	char *sets[17];
+	long total = 20000;
+	int nsets, rc;
+
+	if (parse_args(argc, argv, 200, &total, sets, &nsets) != 0)
+		return 2;
+	if (!pg_mode)
+		return node_pass(argc, argv, NULL, &sq, false, NULL);
+	/* both journals in one run, one after the other */
+	printf("== SQLite journals\n");
+	fflush(stdout);
+	if ((rc = node_pass(argc, argv, NULL, &sq, false, NULL)) != 0)
+		return rc;
+	printf("== PostgreSQL journals (%s)\n", pg_journal);
+	fflush(stdout);
+	if ((rc = node_pass(argc, argv, pg_journal, &pg, false, NULL)) != 0)
+		return rc;
+	printf("== PostgreSQL against SQLite\n");
+	printf("postgresql: %8.0f msgs/s saturated against SQLite's %.0f: %.2f; both ways %.0f "
+	       "against %.0f: %.2f\n",
+	       pg.msgs_per_s, sq.msgs_per_s, pg.msgs_per_s / sq.msgs_per_s, pg.both_per_s,
+	       sq.both_per_s, pg.both_per_s / sq.both_per_s);
+	printf("{\"sqlite_msgs_per_s\":%.0f,\"postgresql_msgs_per_s\":%.0f,\"pg_ratio\":%.3f,"
+	       "\"sqlite_both_ways_per_s\":%.0f,\"postgresql_both_ways_per_s\":%.0f,"
+	       "\"pg_both_ways_ratio\":%.3f}\n",
+	       sq.msgs_per_s, pg.msgs_per_s, pg.msgs_per_s / sq.msgs_per_s, sq.both_per_s,
+	       pg.both_per_s, pg.both_per_s / sq.both_per_s);
+	if (!pair_mode)
+		return 0;
+	printf("== The pair on PostgreSQL\n");
+	fflush(stdout);
+	return node_pass(argc, argv, NULL, NULL, true, &pr);
 }
 
 /* ---- tongban-bench journal ---- */

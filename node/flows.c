@@ -173,3 +173,34 @@ tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *
 	}
 	return case_step(j, type, tb_env_body(e), n->cfg.member_id, to, d);
 }
+
+int
+tb_flows_prefetch(struct tb_journal *j, const char *self, const struct tb_env *const *envs,
+                  size_t count, bool sending)
+{
+	const char **req = calloc(count ? count : 1, sizeof(*req));
+	const char **hnd = calloc(count ? count : 1, sizeof(*hnd));
+	const char **cid = calloc(count ? count : 1, sizeof(*cid));
+	size_t k = 0;
+	int rc = TB_OK;
+
+	/* without memory the flows read the states one by one */
+	for (size_t i = 0; req != NULL && hnd != NULL && cid != NULL && i < count; i++) {
+		const struct tb_env *e = envs[i];
+		const char *type = e ? tb_env_type(e) : NULL;
+
+		if (type == NULL || !tb_flow_case_moves(type) ||
+		    (cid[k] = tb_flow_case_id(tb_env_body(e))) == NULL)
+			continue;
+		case_key(type, sending ? self : tb_env_from(e), sending ? tb_env_to(e) : self,
+		         &req[k], &hnd[k]);
+		if (req[k] != NULL && hnd[k] != NULL)
+			k++;
+	}
+	if (k > 0)
+		rc = tb_journal_case_prefetch(j, req, hnd, cid, k);
+	free(req);
+	free(hnd);
+	free(cid);
+	return rc;
+}

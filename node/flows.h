@@ -24,4 +24,12 @@ TB_MUST_CHECK int tb_flows_inbound(struct tb_node *n, const struct tb_env *e, st
  * and the registry, under reg_lock). */
 TB_MUST_CHECK int tb_flows_outbound(struct tb_node *n, struct tb_journal *j, const struct tb_env *e,
                                     struct tb_diag *d);
+/* Before the flows of a batch, in its transaction on j: the states of
+ * the cases its messages move read in one round trip
+ * (tb_journal_case_prefetch).  envs[0..count) are received from their
+ * senders by self when sending is false, sent by self to their
+ * recipients when true; NULL entries are skipped.  TB_OK, or the
+ * journal's error (the transaction is then to be rolled back). */
+TB_MUST_CHECK int tb_flows_prefetch(struct tb_journal *j, const char *self,
+                                    const struct tb_env *const *envs, size_t count, bool sending);
 #endif

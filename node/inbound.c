@@ -821,6 +821,34 @@ journal_item(struct tb_node *n, struct item *it, const uint8_t *envelope, size_t
 	return true;
 }
 
+/* The exchange's duplicate lookups in one round trip, and the case
+ * states its flows read in another, inside its transaction
+ * (tb_journal_inbound_prefetch, tb_flows_prefetch); false when the
+ * journal failed.  Without memory the lookups are made one by one. */
+static bool
+prefetch_items(struct tb_node *n, const struct item *it, int count)
+{
+	const char **ids = calloc(count > 0 ? (size_t)count : 1, sizeof(*ids));
+	const struct tb_env **local = calloc(count > 0 ? (size_t)count : 1, sizeof(*local));
+	size_t k = 0, nl = 0;
+	int rc = TB_OK;
+
+	for (int i = 0; ids != NULL && local != NULL && i < count; i++) {
+		if (it[i].receipt == NULL)
+			continue;
+		ids[k++] = tb_env_id(it[i].env);
+		if (it[i].kind == K_LOCAL) /* the ones whose flows run */
+			local[nl++] = it[i].env;
+	}
+	if (k > 0)
+		rc = tb_journal_inbound_prefetch(n->journal, ids, k);
+	if ((rc == TB_OK || rc == TB_E_ARG) && nl > 0) /* TB_E_ARG: an id it cannot look up */
+		rc = tb_flows_prefetch(n->journal, n->cfg.member_id, local, nl, false);
+	free(ids);
+	free(local);
+	return rc == TB_OK || rc == TB_E_ARG;
+}
+
 /* Journals the exchange's envelopes in one transaction (journal_item).
  * False when nothing of it is kept (d says why; the sender retries):
  * the journal failed, or had no room for one of them (the whole
@@ -836,6 +864,13 @@ journal_all(struct tb_node *n, struct item *it, int count, const uint8_t *data,
 	if (tb_journal_begin(n->journal) != TB_OK) {
 		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal unavailable: %s",
 		            tb_journal_diag(n->journal)->detail);
+		return false;
+	}
+	if (!prefetch_items(n, it, count)) {
+		tb_diag_set(d, journal_err(n), TB_DIAG_NOPOS, "journal unavailable: %s",
+		            tb_journal_diag(n->journal)->detail);
+		if (tb_journal_rollback(n->journal) != TB_OK)
+			log_warnx("journal rollback: %s", tb_journal_diag(n->journal)->detail);
 		return false;
 	}
 	for (int i = 0; i < count; i++) {

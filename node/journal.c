@@ -1313,6 +1313,21 @@ tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *
 	return inbound_receipt(j, id, out, NULL);
 }
 
+int
+tb_journal_inbound_prefetch(struct tb_journal *j, const char *const *ids, size_t n)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!j->in_tx || (n > 0 && ids == NULL))
+		return jarg(j, "prefetch outside a transaction");
+	for (size_t i = 0; i < n; i++)
+		if (!is_hex(ids[i], 32))
+			return jarg(j, "bad id");
+	return j->pg != NULL ? tb_jpg_inbound_prefetch(j->pg, ids, n) : TB_OK;
+}
+
 /* ---- inbox ---- */
 
 /* SQLite's LIMIT: a negative value means none. */
@@ -1538,6 +1553,36 @@ not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)
 	*state = stt.state;
 	return tb_diag_set(&j->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS, "outbound %s is %s", id,
 	                   tb_journal_state_name(stt.state));
+}
+
+int
+tb_journal_outbound_prefetch(struct tb_journal *j, const char (*ids)[33], size_t n)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!j->in_tx || (n > 0 && ids == NULL))
+		return jarg(j, "prefetch outside a transaction");
+	for (size_t i = 0; i < n; i++)
+		if (!is_hex(ids[i], 32))
+			return jarg(j, "bad id");
+	return j->pg != NULL ? tb_jpg_outbound_prefetch(j->pg, ids, n) : TB_OK;
+}
+
+int
+tb_journal_outbound_put_new(struct tb_journal *j, const struct tb_journal_msg *m,
+                            int64_t next_attempt)
+{
+	int rc;
+
+	if (j == NULL || j->pg == NULL)
+		return tb_journal_outbound_put(j, m, next_attempt);
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if ((rc = check_msg(j, m, false)) != TB_OK)
+		return rc;
+	return tb_jpg_outbound_put_new(j->pg, m, next_attempt);
 }
 
 int
@@ -2593,6 +2638,22 @@ tb_journal_outbound_delivered_audit(struct tb_journal *j, const char *id, const 
 	if (fresh == NULL)
 		fresh = &fresh_;
 	*fresh = false;
+	/* on PostgreSQL, a row the transaction prefetched needs no unit:
+	 * its change is answered from the state read and sent with the
+	 * batch's others, the entry is written at the commit; should the
+	 * entry fail, the transaction is lost whole, never the change kept
+	 * without it */
+	if (j->pg != NULL && j->in_tx && tb_jpg_outbound_known(j->pg, id)) {
+		if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) ==
+		        TB_OK &&
+		    *fresh &&
+		    (rc = tb_journal_audit_append(j, 'o', id, digest_hex, peer, at, "delivered")) !=
+		        TB_OK) {
+			tb_jpg_lose(j->pg);
+			*fresh = false;
+		}
+		return rc;
+	}
 	if ((rc = unit_begin(j, &own)) != TB_OK)
 		return rc;
 	if ((rc = tb_journal_outbound_delivered(j, id, receipt, receipt_len, at, fresh)) == TB_OK &&
@@ -2922,6 +2983,22 @@ tb_journal_case_get(struct tb_journal *j, const char *requester, const char *han
 
 	*state = row ? (int)v : 0;
 	return rc;
+}
+
+int
+tb_journal_case_prefetch(struct tb_journal *j, const char *const *req, const char *const *hnd,
+                         const char *const *cid, size_t n)
+{
+	int rc;
+
+	if ((rc = ready(j)) != TB_OK)
+		return rc;
+	if (!j->in_tx || (n > 0 && (req == NULL || hnd == NULL || cid == NULL)))
+		return jarg(j, "prefetch outside a transaction");
+	for (size_t i = 0; i < n; i++)
+		if (req[i] == NULL || hnd[i] == NULL || cid[i] == NULL)
+			return jarg(j, "case key");
+	return j->pg != NULL ? tb_jpg_case_prefetch(j->pg, req, hnd, cid, n) : TB_OK;
 }
 
 int

@@ -213,6 +213,23 @@ TB_MUST_CHECK int tb_journal_inbound_put(struct tb_journal *j, const struct tb_j
  * when the id is not (or no longer) journalled. */
 TB_MUST_CHECK int tb_journal_inbound_receipt(struct tb_journal *j, const char *id,
                                              struct tb_buf *out);
+/*
+ * A batch's lookups in one round trip, inside a transaction: which of
+ * ids[0..n) (32 hex each, borrowed) are journalled inbound, with their
+ * receipts.  On PostgreSQL, tb_journal_inbound_receipt of these ids then
+ * answers from what was read, without asking the server, until the
+ * transaction ends, and tb_journal_inbound_put of an id read as absent
+ * sends its row without waiting for the answer: if another process of
+ * the member stores a copy meanwhile, the commit fails whole ("nothing
+ * stored", as any failure inside a transaction on PostgreSQL) and the
+ * sender's retry is answered with the original receipt.  Within the
+ * transaction the answers stay right: a receipt lookup of an id put
+ * since asks the server again.  TB_E_ARG outside a transaction or for a
+ * malformed id; TB_OK without effect on SQLite (whose lookups are
+ * local).
+ */
+TB_MUST_CHECK int tb_journal_inbound_prefetch(struct tb_journal *j, const char *const *ids,
+                                              size_t n);
 
 /* ---- inbox: what the city's systems have not yet collected ---- */
 
@@ -242,6 +259,15 @@ TB_MUST_CHECK int tb_journal_inbox_count(struct tb_journal *j, int64_t *n);
  * history; TB_E_ARG when a field is missing or malformed. */
 TB_MUST_CHECK int tb_journal_outbound_put(struct tb_journal *j, const struct tb_journal_msg *m,
                                           int64_t next_attempt);
+
+/* As tb_journal_outbound_put, for a message this node has just made
+ * (its id new: random, never journalled): on PostgreSQL inside a
+ * transaction the row is sent without waiting for the answer, and a
+ * duplicate id, which a new one is not, fails the commit whole instead
+ * of answering TB_E_REPLAY.  Otherwise, and on SQLite, the same as
+ * tb_journal_outbound_put. */
+TB_MUST_CHECK int tb_journal_outbound_put_new(struct tb_journal *j, const struct tb_journal_msg *m,
+                                              int64_t next_attempt);
 
 /* Called once per due message; o is borrowed for the call.  Return value
  * and re-entrancy rule as for tb_journal_inbox_cb. */
@@ -282,6 +308,15 @@ TB_MUST_CHECK int tb_journal_outbound_extend(struct tb_journal *j, const char (*
 TB_MUST_CHECK int tb_journal_outbound_delivered(struct tb_journal *j, const char *id,
                                                 const uint8_t *receipt, size_t receipt_len,
                                                 int64_t at, bool *fresh);
+/* The states of the outbound messages ids[0..n) in one round trip, inside
+ * a transaction, before settling a batch's answers: on PostgreSQL the
+ * rows are locked until the transaction ends, and
+ * tb_journal_outbound_delivered of one of them then answers from the
+ * state read (*fresh included) and sends its change without waiting.
+ * TB_E_ARG outside a transaction or for a malformed id; TB_OK without
+ * effect on SQLite. */
+TB_MUST_CHECK int tb_journal_outbound_prefetch(struct tb_journal *j, const char (*ids)[33],
+                                               size_t n);
 /* Counts a failed attempt of queued id, records last_error (copied; may be
  * NULL) and schedules the next one.  TB_E_NOTFOUND / TB_E_JOURNAL_STATE
  * (not queued any more). */
@@ -662,5 +697,14 @@ TB_MUST_CHECK int tb_journal_case_get(struct tb_journal *j, const char *requeste
 TB_MUST_CHECK int tb_journal_case_set(struct tb_journal *j, const char *requester,
                                       const char *handler, const char *case_id, int state,
                                       int64_t at);
+/* The states of the cases (req[i], hnd[i], cid[i]) for i in 0..n (all
+ * borrowed) in one round trip, inside a transaction, before a batch's
+ * flows: on PostgreSQL tb_journal_case_get of one of them then answers
+ * from what was read, kept current by tb_journal_case_set, until the
+ * transaction ends.  TB_E_ARG outside a transaction; TB_OK without
+ * effect on SQLite. */
+TB_MUST_CHECK int tb_journal_case_prefetch(struct tb_journal *j, const char *const *req,
+                                           const char *const *hnd, const char *const *cid,
+                                           size_t n);
 
 #endif

@@ -67,6 +67,12 @@ int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t after_seq, tb_jour
 int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id) NOPQ
 int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n) NOPQ
 int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
+int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt) NOPQ
+int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n) NOPQ
+int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n) NOPQ
+bool tb_jpg_outbound_known(struct tb_jpg *p, const char *id) { (void)p; (void)id; return false; }
+void tb_jpg_lose(struct tb_jpg *p) { (void)p; }
+int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req, const char *const *hnd, const char *const *cid, size_t n) NOPQ
 int tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb, void *ctx) NOPQ
 int tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *receipt, size_t receipt_len, int64_t at, bool *fresh) NOPQ
 int tb_jpg_outbound_retry(struct tb_jpg *p, const char *id, int64_t next_attempt, const char *last_error) NOPQ
@@ -156,6 +162,49 @@ struct tb_jpg {
 	bool committed;
 	int64_t committed_seq;
 	uint8_t committed_hash[32];
+	/* what a prefetch read in the open transaction (tb_jpg_*_prefetch):
+	 * one entry an id, dropped at its end */
+	struct pfent *pf;
+	size_t npf, cappf;
+	/* while audit_flush runs: its rows collected, a column an array
+	 * literal, for one INSERT */
+	struct tb_buf *arows;
+	size_t narows;
+	/* new rows collected for one multi-row statement a kind (rows_add),
+	 * sent before any other statement and at the latest with the
+	 * commit's (rows_flush) */
+	struct rows {
+		struct tb_buf col[11];
+		size_t n;
+	} rows[3];
+	bool flushing; /* rows_flush runs, or a statement that leaves them */
+	/* the rows' extent at each open unit (rows_mark), for its undo */
+	struct rmark {
+		size_t n[3], len[3][11];
+	} rmarks[8];
+	size_t ndirty; /* prefetched cases set and not written yet */
+};
+
+/* the kinds of rows collected: new outbound messages, new inbound ones,
+ * deliveries (id, time, receipt) */
+enum { ROWS_OUT, ROWS_IN, ROWS_DLV };
+static const int rows_cols[3] = {11, 11, 3};
+#define ROWS_WAITING(p) ((p)->rows[0].n + (p)->rows[1].n + (p)->rows[2].n + (p)->ndirty > 0)
+
+/* One prefetched id: inbound ('i': found, with its receipt), outbound
+ * ('o': found, locked, with its state) or a case ('c': its key, found,
+ * its state).  used: the answer no longer holds (the transaction
+ * changed the row); ask the database. */
+#define PF_KEY_MAX 160
+struct pfent {
+	char kind;
+	bool found, used;
+	bool dirty; /* 'c': set since read, not written yet (rows_flush) */
+	int64_t at; /* 'c', dirty: the time of the set */
+	int64_t state;
+	char id[PF_KEY_MAX]; /* the id, or a case's key (case_pfkey) */
+	uint8_t *receipt;
+	size_t receipt_len;
 };
 
 /* One audit entry waiting for its transaction's commit: the fields, the
@@ -172,6 +221,34 @@ ab_trim(struct tb_jpg *p, size_t keep)
 {
 	while (p->nab > keep)
 		free(p->ab[--p->nab]);
+}
+
+/* Forgets what the transaction prefetched, and the rows it collected
+ * and did not send. */
+static void
+pf_clear(struct tb_jpg *p)
+{
+	for (size_t i = 0; i < p->npf; i++)
+		free(p->pf[i].receipt);
+	p->npf = 0;
+	p->ndirty = 0;
+	for (int k = 0; k < 3; k++) {
+		for (int c = 0; c < 11; c++)
+			tb_buf_reset(&p->rows[k].col[c]);
+		p->rows[k].n = 0;
+	}
+}
+
+/* The prefetched answer for id of kind that still holds, or NULL. */
+static struct pfent *
+pf_find(struct tb_jpg *p, char kind, const char *id)
+{
+	if (!p->in_tx)
+		return NULL;
+	for (size_t i = 0; i < p->npf; i++)
+		if (p->pf[i].kind == kind && !p->pf[i].used && strcmp(p->pf[i].id, id) == 0)
+			return &p->pf[i];
+	return NULL;
 }
 
 /*
@@ -482,6 +559,10 @@ prepared(struct tb_jpg *p, const char *sql, int nparams, char name[16])
 
 static int prun(struct tb_jpg *p, const char *sql, const struct params *q, int64_t *changed,
                 const char *what);
+static int rows_flush(struct tb_jpg *p);
+static int rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m, int64_t next_attempt);
+static int rows_delivered(struct tb_jpg *p, const char *id, int64_t at, const uint8_t *receipt,
+                          size_t receipt_len);
 
 /* Sends sql with q without waiting (pipeline mode); 0 on failure. */
 static int
@@ -594,13 +675,15 @@ lost:
  * A failure is then reported by a later call, and the transaction is
  * lost whole (commit answers "nothing stored").  Outside a transaction,
  * or with many answers pending, it waits as prun does. */
-#define DEFER_MAX 64
+#define DEFER_MAX 256
 static int
 pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
 {
 	char name[16];
 	int rc;
 
+	if (!p->flushing && ROWS_WAITING(p) && (rc = rows_flush(p)) != TB_OK)
+		return rc;
 	if (!p->in_tx || p->pending >= DEFER_MAX)
 		return prun(p, sql, q, NULL, what);
 	if ((rc = ready(p)) != TB_OK)
@@ -623,6 +706,38 @@ pdefer(struct tb_jpg *p, const char *sql, const struct params *q, const char *wh
 #define pdefer(p, sql, q, what) prun(p, sql, q, NULL, what)
 #endif
 
+/* As pdefer, for a statement on none of the tables whose rows are being
+ * collected (rows_add): they are not sent first. */
+static int
+pdefer_keep(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
+{
+	bool was = p->flushing;
+	int rc;
+
+	p->flushing = true;
+	rc = pdefer(p, sql, q, what);
+	p->flushing = was;
+	return rc;
+}
+
+/* The rows' extent into m, or (undo) the rows cut back to m's. */
+static void
+rows_mark(struct tb_jpg *p, struct rmark *m, bool undo)
+{
+	for (int k = 0; k < 3; k++) {
+		if (undo)
+			p->rows[k].n = m->n[k];
+		else
+			m->n[k] = p->rows[k].n;
+		for (int c = 0; c < 11; c++) {
+			if (undo)
+				p->rows[k].col[c].len = m->len[k][c];
+			else
+				m->len[k][c] = p->rows[k].col[c].len;
+		}
+	}
+}
+
 /* Runs sql with q; NULL with the diag set on failure.  The caller PQclears. */
 static PGresult *
 pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *what)
@@ -632,6 +747,8 @@ pexec(struct tb_jpg *p, const char *sql, const struct params *q, const char *wha
 	PGresult *res;
 	ExecStatusType st;
 
+	if (!p->flushing && ROWS_WAITING(p) && rows_flush(p) != TB_OK)
+		return NULL;
 	if (!prepared(p, sql, n, name))
 		return NULL;
 #ifdef LIBPQ_HAS_PIPELINING
@@ -848,7 +965,12 @@ tb_jpg_close(struct tb_jpg *p)
 	 * connection ends: a batch never committed was never answered */
 	PQfinish(p->conn);
 	ab_trim(p, 0);
+	pf_clear(p);
 	free(p->ab);
+	free(p->pf);
+	for (int k = 0; k < 3; k++)
+		for (int c = 0; c < 11; c++)
+			tb_buf_free(&p->rows[k].col[c]);
 	free(p);
 }
 
@@ -897,6 +1019,7 @@ ab_push(struct tb_jpg *p, char dir, const char *msgid, const char *digest, const
 	return TB_OK;
 }
 
+static const char *arr_end(struct tb_buf *arr);
 static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const char *digest_hex,
                         const char *peer, int64_t at, const char *event, const char *detail,
                         int64_t *seq, uint8_t hash[32]);
@@ -909,17 +1032,45 @@ static int audit_insert(struct tb_jpg *p, char dir, const char *msgid, const cha
 static int
 audit_flush(struct tb_jpg *p)
 {
+	struct tb_buf cols[10];
+	struct params q = {0};
 	int64_t seq = 0;
 	uint8_t hash[32];
 	int rc = TB_OK;
 
+	if (p->nab == 0)
+		return TB_OK;
+	for (int c = 0; c < 10; c++)
+		tb_buf_init(&cols[c]);
+	p->arows = cols;
+	p->narows = 0;
 	for (size_t i = 0; i < p->nab && rc == TB_OK; i++) {
 		const struct aentry *e = p->ab[i];
 
 		rc = audit_insert(p, e->dir, e->msgid, e->digest, e->peer, e->at, e->event,
 		                  e->detail, &seq, hash);
 	}
-	if (rc == TB_OK && p->nab > 0) {
+	p->arows = NULL;
+	/* the rows in one statement */
+	for (int c = 0; c < 10 && rc == TB_OK && p->narows > 0; c++) {
+		const char *lit = arr_end(&cols[c]);
+
+		if (lit == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "audit rows");
+		else
+			p_text(&q, lit);
+	}
+	if (rc == TB_OK && p->narows > 0)
+		rc = pdefer(
+		    p,
+		    "INSERT INTO audit (seq, prev, dir, msgid, digest, peer, at, event, hash,"
+		    " detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+		    " $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
+		    " $10::text[])",
+		    &q, "audit append");
+	for (int c = 0; c < 10; c++)
+		tb_buf_free(&cols[c]);
+	if (rc == TB_OK) {
 		p->committed_seq = seq;
 		memcpy(p->committed_hash, hash, 32);
 	}
@@ -978,6 +1129,7 @@ tb_jpg_begin(struct tb_jpg *p, bool lazy)
 	p->in_tx = true;
 	p->aborted = p->head_held = p->lost = p->committed = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return TB_OK;
 }
@@ -1035,6 +1187,7 @@ tb_jpg_commit(struct tb_jpg *p)
 done:
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return rc;
 }
@@ -1055,6 +1208,7 @@ tb_jpg_rollback(struct tb_jpg *p)
 	rc = p->broken ? TB_OK : prun(p, "ROLLBACK", NULL, NULL, "rollback");
 	p->in_tx = p->aborted = p->head_held = p->lost = false;
 	ab_trim(p, 0);
+	pf_clear(p);
 	p->depth = 0;
 	return rc;
 }
@@ -1133,6 +1287,7 @@ int
 tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_buf *orig_receipt)
 {
 	struct params q = {0};
+	struct pfent *e;
 	int64_t n;
 	int rc;
 
@@ -1140,6 +1295,14 @@ tb_jpg_inbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, struct tb_b
 		return rc;
 	p_msg(&q, m);
 	p_blob(&q, m->receipt, m->receipt_len);
+	/* an id the batch's prefetch found absent: the row goes out without
+	 * waiting (pipelined); if another process stores a copy meanwhile,
+	 * the unique id fails this transaction whole ("nothing stored") and
+	 * the sender's retry gets the original receipt */
+	if ((e = pf_find(p, 'i', m->id)) != NULL && !e->found) {
+		e->used = true;
+		return rows_add(p, ROWS_IN, m, 0);
+	}
 	/* ON CONFLICT on the id: a duplicate arriving at another process of
 	 * the member waits for the first insert's transaction, then finds it */
 	if ((rc = prun(p,
@@ -1158,8 +1321,448 @@ int
 tb_jpg_inbound_receipt(struct tb_jpg *p, const char *id, struct tb_buf *out)
 {
 	int rc = ready(p);
+	struct pfent *e;
 
-	return rc != TB_OK ? rc : inbound_receipt(p, id, out, NULL);
+	if (rc != TB_OK)
+		return rc;
+	if ((e = pf_find(p, 'i', id)) == NULL)
+		return inbound_receipt(p, id, out, NULL);
+	/* answered by the batch's prefetch, no round trip */
+	if (!e->found)
+		return tb_diag_set(p->diag, TB_E_NOTFOUND, TB_DIAG_NOPOS, "inbound %s", id);
+	tb_buf_reset(out);
+	if ((e->receipt_len == 0 ? tb_buf_reserve(out, 0)
+	                         : tb_buf_add(out, e->receipt, e->receipt_len)) != TB_OK)
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "receipt");
+	return TB_OK;
+}
+
+/* ---- prefetch: a batch's lookups in one round trip ---- */
+
+/* s added to the array literal arr ("{"a","b",... without the closing
+ * brace), quoted. */
+static int
+arr_add(struct tb_buf *arr, const char *s)
+{
+	int rc = tb_buf_adds(arr, arr->len > 0 ? ",\"" : "{\"");
+
+	for (; *s != '\0' && rc == TB_OK; s++)
+		if ((*s != '"' && *s != '\\') || (rc = tb_buf_addc(arr, '\\')) == TB_OK)
+			rc = tb_buf_addc(arr, (uint8_t)*s);
+	return rc == TB_OK ? tb_buf_addc(arr, '"') : rc;
+}
+
+/* The array literal arr closed (reset to "{}" when empty) as text. */
+static const char *
+arr_end(struct tb_buf *arr)
+{
+	if (arr->len == 0 && tb_buf_addc(arr, '{') != TB_OK)
+		return NULL;
+	if (tb_buf_addc(arr, '}') != TB_OK || tb_buf_addc(arr, '\0') != TB_OK)
+		return NULL;
+	return (const char *)arr->data;
+}
+
+/* A NULL element added to the array literal arr. */
+static int
+arr_null(struct tb_buf *arr)
+{
+	return tb_buf_adds(arr, arr->len > 0 ? ",NULL" : "{NULL");
+}
+
+/* b (n bytes) added to the array literal arr as a bytea element (hex). */
+static int
+arr_bytes(struct tb_buf *arr, const uint8_t *b, size_t n)
+{
+	char *hex = malloc(2 * n + 3);
+	int rc;
+
+	if (hex == NULL)
+		return TB_E_NOMEM;
+	memcpy(hex, "\\x", 2);
+	tb_hex_encode(b, n, hex + 2);
+	hex[2 * n + 2] = '\0';
+	rc = arr_add(arr, hex);
+	free(hex);
+	return rc;
+}
+
+/* The rows of a kind, one statement each: its columns are arrays. */
+static const char *const rows_sql[3] = {
+    [ROWS_OUT] = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+                 " $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bytea[],"
+                 " $11::bigint[]) AS r (id, sender, recipient, type, service, corr, digest,"
+                 " created, expires, envelope, next_attempt)),"
+                 " o AS (INSERT INTO outbound (id, sender, recipient, type, service, corr,"
+                 " digest, created, expires, next_attempt) SELECT id, sender, recipient, type,"
+                 " service, corr, digest, created, expires, next_attempt FROM r"
+                 " RETURNING seq, id)"
+                 " INSERT INTO outbound_env (seq, envelope)"
+                 " SELECT o.seq, r.envelope FROM o JOIN r ON r.id = o.id",
+    [ROWS_IN] = "INSERT INTO inbound (" MSG_COLS ", receipt) SELECT * FROM unnest($1::text[],"
+                " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+                " $8::bigint[], $9::bigint[], $10::bytea[], $11::bytea[])",
+    [ROWS_DLV] = "WITH r AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])"
+                 " AS r (id, at, receipt)),"
+                 " o AS (UPDATE outbound o SET state = 1, done_at = r.at,"
+                 " attempts = greatest(o.attempts, 1) FROM r WHERE o.id = r.id AND o.state = 0"
+                 " RETURNING o.seq, r.receipt)"
+                 " INSERT INTO outbound_receipt (seq, receipt) SELECT seq, receipt FROM o"
+                 " WHERE length(receipt) > 0",
+};
+
+/* The prefetched cases set since they were read, in one upsert. */
+static int
+cases_flush(struct tb_jpg *p)
+{
+	struct tb_buf col[5];
+	struct params q = {0};
+	int rc = TB_OK;
+
+	for (int c = 0; c < 5; c++)
+		tb_buf_init(&col[c]);
+	for (size_t i = 0; i < p->npf && rc == TB_OK; i++) {
+		struct pfent *e = &p->pf[i];
+		char key[PF_KEY_MAX], num[2][24], *f[3], *sep;
+
+		if (e->kind != 'c' || !e->dirty)
+			continue;
+		/* the key's three parts (case_pfkey) */
+		snprintf(key, sizeof(key), "%s", e->id);
+		f[0] = key;
+		f[1] = (sep = strchr(f[0], '\x1f')) != NULL ? (*sep = '\0', sep + 1) : NULL;
+		f[2] = f[1] && (sep = strchr(f[1], '\x1f')) != NULL ? (*sep = '\0', sep + 1) : NULL;
+		if (f[2] == NULL)
+			continue;
+		snprintf(num[0], sizeof(num[0]), "%" PRId64, e->state);
+		snprintf(num[1], sizeof(num[1]), "%" PRId64, e->at);
+		if (arr_add(&col[0], f[0]) != TB_OK || arr_add(&col[1], f[1]) != TB_OK ||
+		    arr_add(&col[2], f[2]) != TB_OK || arr_add(&col[3], num[0]) != TB_OK ||
+		    arr_add(&col[4], num[1]) != TB_OK)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "cases");
+		e->dirty = false;
+	}
+	p->ndirty = 0;
+	for (int c = 0; c < 5 && rc == TB_OK; c++) {
+		const char *lit = arr_end(&col[c]);
+
+		if (lit == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "cases");
+		else
+			p_text(&q, lit);
+	}
+	if (rc == TB_OK)
+		rc =
+		    pdefer(p,
+		           "INSERT INTO cases (requester, handler, case_id, state, updated)"
+		           " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+		           " $5::bigint[]) ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
+		           " state = excluded.state, updated = excluded.updated",
+		           &q, "flow statement");
+	else
+		p->lost = true; /* a set not written: the transaction cannot commit */
+	for (int c = 0; c < 5; c++)
+		tb_buf_free(&col[c]);
+	return rc;
+}
+
+/* After a unit's undo: the cases it set may be set back, so none of the
+ * prefetched answers is used again (the sets it made and did not write
+ * are dropped: the sets before it were written when it began). */
+static void
+pf_forget_cases(struct tb_jpg *p)
+{
+	for (size_t i = 0; i < p->npf; i++)
+		if (p->pf[i].kind == 'c') {
+			p->pf[i].used = true;
+			p->pf[i].dirty = false;
+		}
+	p->ndirty = 0;
+}
+
+/* Sends the rows collected (pipelined, as pdefer): a multi-row statement
+ * a kind.  A duplicate id among them loses the transaction whole. */
+static int
+rows_flush(struct tb_jpg *p)
+{
+	int rc = TB_OK;
+
+	static const char *const what[3] = {"outbound put", "inbound put", "outbound delivered"};
+
+	p->flushing = true;
+	for (int k = 0; k < 3 && rc == TB_OK; k++) {
+		struct rows *r = &p->rows[k];
+		struct params q = {0};
+
+		if (r->n == 0)
+			continue;
+		for (int c = 0; c < rows_cols[k] && rc == TB_OK; c++) {
+			const char *lit = arr_end(&r->col[c]);
+
+			if (lit == NULL)
+				rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+			else
+				p_text(&q, lit);
+		}
+		if (rc == TB_OK)
+			rc = pdefer(p, rows_sql[k], &q, what[k]);
+		for (int c = 0; c < 11; c++)
+			tb_buf_reset(&r->col[c]);
+		r->n = 0;
+	}
+	if (rc == TB_OK && p->ndirty > 0)
+		rc = cases_flush(p);
+	p->flushing = false;
+	return rc;
+}
+
+/* m (and next_attempt, or its receipt) collected as a new row of kind k
+ * for rows_flush; sent at once when 500 are waiting. */
+static int
+rows_add(struct tb_jpg *p, int k, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	struct rows *r = &p->rows[k];
+	char num[3][24];
+	const char *txt[7] = {m->id, m->from, m->to, m->type, m->service, m->corr, m->digest};
+	int rc = TB_OK;
+
+	snprintf(num[0], sizeof(num[0]), "%" PRId64, m->created);
+	snprintf(num[1], sizeof(num[1]), "%" PRId64, m->expires);
+	snprintf(num[2], sizeof(num[2]), "%" PRId64, next_attempt);
+	for (int c = 0; c < 7 && rc == TB_OK; c++)
+		rc = txt[c] == NULL ? arr_null(&r->col[c]) : arr_add(&r->col[c], txt[c]);
+	if (rc == TB_OK && (rc = arr_add(&r->col[7], num[0])) == TB_OK &&
+	    (rc = arr_add(&r->col[8], num[1])) == TB_OK &&
+	    (rc = arr_bytes(&r->col[9], m->envelope, m->envelope_len)) == TB_OK)
+		rc = k == ROWS_OUT ? arr_add(&r->col[10], num[2])
+		                   : arr_bytes(&r->col[10], m->receipt, m->receipt_len);
+	if (rc != TB_OK) {
+		/* the columns disagree now: the transaction cannot commit */
+		p->lost = true;
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+	}
+	r->n++;
+	return r->n >= 500 ? rows_flush(p) : TB_OK;
+}
+
+/* A delivery collected for rows_flush (ROWS_DLV). */
+static int
+rows_delivered(struct tb_jpg *p, const char *id, int64_t at, const uint8_t *receipt,
+               size_t receipt_len)
+{
+	struct rows *r = &p->rows[ROWS_DLV];
+	char num[24];
+
+	snprintf(num, sizeof(num), "%" PRId64, at);
+	if (arr_add(&r->col[0], id) != TB_OK || arr_add(&r->col[1], num) != TB_OK ||
+	    arr_bytes(&r->col[2], receipt, receipt_len) != TB_OK) {
+		p->lost = true;
+		return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "rows");
+	}
+	r->n++;
+	return r->n >= 500 ? rows_flush(p) : TB_OK;
+}
+
+/* A new entry for key (not found yet). */
+static int
+pf_add(struct tb_jpg *p, char kind, const char *key)
+{
+	struct pfent *e;
+
+	if (p->npf == p->cappf) {
+		size_t cap = p->cappf ? 2 * p->cappf : 64;
+		struct pfent *n = realloc(p->pf, cap * sizeof(*n));
+
+		if (n == NULL)
+			return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+		p->pf = n;
+		p->cappf = cap;
+	}
+	e = &p->pf[p->npf++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	snprintf(e->id, sizeof(e->id), "%s", key);
+	return TB_OK;
+}
+
+/* Drops the entries from first on (a prefetch that failed). */
+static void
+pf_drop(struct tb_jpg *p, size_t first)
+{
+	while (p->npf > first)
+		free(p->pf[--p->npf].receipt);
+}
+
+/* Runs sql with q and marks the entries from first on whose key a row
+ * names (column 0) found: column 1 is the receipt ('i') or the state.
+ * The statements look each key up on its own (a lateral join the
+ * planner cannot flatten, hence the LIMIT or the row lock): a plan for
+ * "id = ANY($1)", or a join, made while the table was small scans the
+ * whole table for the connection's lifetime. */
+static int
+pf_run(struct tb_jpg *p, size_t first, const struct params *q, const char *sql, const char *what)
+{
+	PGresult *r;
+	int rc = TB_OK;
+
+	if ((r = pexec(p, sql, q, what)) == NULL)
+		return TB_E_IO;
+	for (int i = 0; i < PQntuples(r) && rc == TB_OK; i++) {
+		const char *key = g_text(r, i, 0);
+
+		for (size_t k = first; key != NULL && k < p->npf; k++) {
+			struct pfent *e = &p->pf[k];
+
+			if (e->found || strcmp(e->id, key) != 0)
+				continue;
+			e->found = true;
+			if (e->kind != 'i') {
+				e->state = g_int(r, i, 1);
+			} else if ((e->receipt_len = (size_t)PQgetlength(r, i, 1)) > 0) {
+				if ((e->receipt = malloc(e->receipt_len)) == NULL)
+					rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS,
+					                 "prefetch");
+				else
+					memcpy(e->receipt, PQgetvalue(r, i, 1), e->receipt_len);
+			}
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* The checks every prefetch makes first. */
+static int
+pf_ready(struct tb_jpg *p)
+{
+	int rc;
+
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	if (!p->in_tx)
+		return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
+		                   "prefetch outside a transaction");
+	return TB_OK;
+}
+
+/* ids[0..n) (inbound when in, else outbound) prefetched with sql. */
+static int
+pf_ids(struct tb_jpg *p, bool in, const char *const *ids, const char (*oids)[33], size_t n,
+       const char *sql, const char *what)
+{
+	size_t first = p->npf;
+	struct params q = {0};
+	struct tb_buf arr;
+	const char *lit;
+	int rc;
+
+	if ((rc = pf_ready(p)) != TB_OK || n == 0)
+		return rc;
+	tb_buf_init(&arr);
+	for (size_t i = 0; i < n && rc == TB_OK; i++)
+		if ((rc = pf_add(p, in ? 'i' : 'o', in ? ids[i] : oids[i])) == TB_OK &&
+		    arr_add(&arr, in ? ids[i] : oids[i]) != TB_OK)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK && (lit = arr_end(&arr)) == NULL)
+		rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK) {
+		p_text(&q, lit);
+		rc = pf_run(p, first, &q, sql, what);
+	}
+	if (rc != TB_OK)
+		pf_drop(p, first);
+	tb_buf_free(&arr);
+	return rc;
+}
+
+int
+tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n)
+{
+	return pf_ids(p, true, ids, NULL, n,
+	              "SELECT k.id, i.receipt FROM unnest($1::text[]) AS k (id) CROSS JOIN LATERAL"
+	              " (SELECT receipt FROM inbound WHERE id = k.id LIMIT 1) AS i",
+	              "inbound prefetch");
+}
+
+bool
+tb_jpg_outbound_known(struct tb_jpg *p, const char *id)
+{
+	struct pfent *e = pf_find(p, 'o', id);
+
+	return e != NULL && e->found;
+}
+
+void
+tb_jpg_lose(struct tb_jpg *p)
+{
+	if (p->in_tx)
+		p->lost = true;
+}
+
+int
+tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n)
+{
+	/* locked in id order (two transactions locking overlapping sets
+	 * wait for each other rather than deadlock), so the state read
+	 * holds until the commit */
+	return pf_ids(p, false, NULL, ids, n,
+	              "SELECT k.id, o.state::bigint FROM (SELECT id FROM unnest($1::text[])"
+	              " AS u (id) ORDER BY id) AS k CROSS JOIN LATERAL (SELECT state FROM"
+	              " outbound WHERE id = k.id FOR UPDATE) AS o",
+	              "outbound prefetch");
+}
+
+/* A case's key in the prefetch's table: requester, handler and case id
+ * joined by unit separators; false when it does not fit. */
+static bool
+case_pfkey(const char *req, const char *hnd, const char *cid, char key[PF_KEY_MAX])
+{
+	int n = snprintf(key, PF_KEY_MAX, "%s\x1f%s\x1f%s", req, hnd, cid);
+
+	return n > 0 && n < PF_KEY_MAX;
+}
+
+int
+tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req, const char *const *hnd,
+                     const char *const *cid, size_t n)
+{
+	size_t first = p->npf;
+	struct params q = {0};
+	struct tb_buf arr[3];
+	const char *lit[3];
+	char key[PF_KEY_MAX];
+	int rc;
+
+	if ((rc = pf_ready(p)) != TB_OK || n == 0)
+		return rc;
+	for (int c = 0; c < 3; c++)
+		tb_buf_init(&arr[c]);
+	for (size_t i = 0; i < n && rc == TB_OK; i++) {
+		if (!case_pfkey(req[i], hnd[i], cid[i], key) || pf_find(p, 'c', key) != NULL)
+			continue;
+		if ((rc = pf_add(p, 'c', key)) == TB_OK &&
+		    (arr_add(&arr[0], req[i]) != TB_OK || arr_add(&arr[1], hnd[i]) != TB_OK ||
+		     arr_add(&arr[2], cid[i]) != TB_OK))
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	}
+	for (int c = 0; c < 3 && rc == TB_OK; c++)
+		if ((lit[c] = arr_end(&arr[c])) == NULL)
+			rc = tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS, "prefetch");
+	if (rc == TB_OK && p->npf > first) {
+		for (int c = 0; c < 3; c++)
+			p_text(&q, lit[c]);
+		rc = pf_run(p, first, &q,
+		            "SELECT k.r || chr(31) || k.h || chr(31) || k.c, s.state FROM"
+		            " unnest($1::text[], $2::text[], $3::text[]) AS k (r, h, c)"
+		            " CROSS JOIN LATERAL (SELECT state FROM cases WHERE requester = k.r"
+		            " AND handler = k.h AND case_id = k.c LIMIT 1) AS s",
+		            "case prefetch");
+	}
+	if (rc != TB_OK)
+		pf_drop(p, first);
+	for (int c = 0; c < 3; c++)
+		tb_buf_free(&arr[c]);
+	return rc;
 }
 
 /* ---- inbox ---- */
@@ -1267,6 +1870,21 @@ tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t ne
 }
 
 int
+tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m, int64_t next_attempt)
+{
+	int rc;
+
+	if (!p->in_tx)
+		return tb_jpg_outbound_put(p, m, next_attempt);
+	if ((rc = ready(p)) != TB_OK)
+		return rc;
+	/* a new id: nothing to be told back, so nothing waited for, and the
+	 * rows of a bulk go in one statement; a duplicate (which a new id
+	 * is not) loses the transaction */
+	return rows_add(p, ROWS_OUT, m, next_attempt);
+}
+
+int
 tb_jpg_outbound_due(struct tb_jpg *p, int64_t now, size_t limit, bool claim, tb_journal_out_cb cb,
                     void *ctx)
 {
@@ -1343,11 +1961,14 @@ update_queued(struct tb_jpg *p, const char *sql, const struct params *q, const c
               const char *what)
 {
 	enum tb_journal_state state;
+	struct pfent *e;
 	int64_t n;
 	int rc;
 
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
+	if ((e = pf_find(p, 'o', id)) != NULL)
+		e->used = true; /* the state may change here */
 	if ((rc = prun(p, sql, q, &n, what)) != TB_OK)
 		return rc;
 	return n == 1 ? TB_OK : not_queued(p, id, &state);
@@ -1359,6 +1980,7 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 {
 	enum tb_journal_state state;
 	struct params q = {0};
+	struct pfent *e;
 	PGresult *res;
 	int rc;
 
@@ -1368,6 +1990,21 @@ tb_jpg_outbound_delivered(struct tb_jpg *p, const char *id, const uint8_t *recei
 	p_text(&q, id);
 	p_int(&q, at);
 	p_blob(&q, receipt, receipt_len);
+	/* a row the batch's prefetch locked: its state is known, so the
+	 * change goes out without waiting, with the batch's others */
+	if ((e = pf_find(p, 'o', id)) != NULL && e->found) {
+		if (e->state == TB_JOURNAL_DELIVERED)
+			return TB_OK;
+		if (e->state != TB_JOURNAL_QUEUED)
+			return tb_diag_set(p->diag, TB_E_JOURNAL_STATE, TB_DIAG_NOPOS,
+			                   "outbound %s is %s", id,
+			                   tb_journal_state_name(e->state));
+		if ((rc = rows_delivered(p, id, at, receipt, receipt_len)) != TB_OK)
+			return rc;
+		e->state = TB_JOURNAL_DELIVERED;
+		*fresh = true;
+		return TB_OK;
+	}
 	/* the state change and the receipt row in one statement; a row back
 	 * means this call moved the message from queued to delivered */
 	res =
@@ -1721,19 +2358,34 @@ tb_jpg_unit(struct tb_jpg *p, enum tb_jpg_unit op)
 		if (p->depth == (int)(sizeof(p->marks) / sizeof(p->marks[0])))
 			return tb_diag_set(p->diag, TB_E_ARG, TB_DIAG_NOPOS,
 			                   "units nested too deep");
+		/* the rows collected so far go before the savepoint: an undo
+		 * must not take them along */
+		if (ROWS_WAITING(p) && (rc = rows_flush(p)) != TB_OK)
+			return rc;
+		rows_mark(p, &p->rmarks[p->depth], false);
 		p->marks[p->depth++] = p->nab;
 	} else if (p->depth > 0) {
 		p->depth--;
-		if (op == TB_JPG_UNDO)
+		if (op == TB_JPG_UNDO) {
 			ab_trim(p, p->marks[p->depth]);
+			rows_mark(p, &p->rmarks[p->depth], true);
+			pf_forget_cases(p);
+		}
 	}
 	if (op == TB_JPG_UNDO)
 		p->aborted = false;
 	/* opening and keeping a unit wait for nothing: their answers come
-	 * with the unit's next statement that waits (an undo waits) */
+	 * with the unit's next statement that waits (an undo waits).  The
+	 * rows the unit collected (rows_add) and did not send yet are
+	 * dropped by its undo, the ones it sent are undone by the server;
+	 * after a release they are the transaction's */
 	if (op != TB_JPG_UNDO)
-		return pdefer(p, sql[op], NULL, "savepoint");
-	return prun(p, sql[op], NULL, NULL, "savepoint");
+		return pdefer_keep(p, sql[op], NULL, "savepoint");
+	bool was = p->flushing;
+	p->flushing = true;
+	rc = prun(p, sql[op], NULL, NULL, "savepoint");
+	p->flushing = was;
+	return rc;
 }
 
 int
@@ -1815,6 +2467,19 @@ audit_row_insert(struct tb_jpg *p, enum tb_audit_hash h, int64_t seq, const uint
 	tb_hex_encode(prev, 32, prev_hex);
 	tb_hex_encode(hash, 32, hash_hex);
 	p_int(&q, seq);
+	if (p->arows != NULL) {
+		char ats[24];
+		const char *col[10] = {q.num[0], prev_hex, dirs,  msgid,    digest_hex,
+		                       peer,     ats,      event, hash_hex, detail};
+
+		snprintf(ats, sizeof(ats), "%" PRId64, at);
+		for (int c = 0; c < 10; c++)
+			if (arr_add(&p->arows[c], col[c]) != TB_OK)
+				return tb_diag_set(p->diag, TB_E_NOMEM, TB_DIAG_NOPOS,
+				                   "audit rows");
+		p->narows++;
+		return TB_OK;
+	}
 	p_text(&q, prev_hex);
 	p_text(&q, dirs);
 	p_text(&q, msgid);
@@ -1961,19 +2626,41 @@ tb_jpg_flow(struct tb_jpg *p, enum tb_jpg_flow which, const char *const *t, int 
 	                        " ON CONFLICT (requester, handler, case_id) DO UPDATE SET"
 	                        " state = excluded.state, updated = excluded.updated",
 	};
+	char key[PF_KEY_MAX];
 	struct params q = {0};
+	struct pfent *e;
 	PGresult *r;
 	int rc;
 
 	if ((rc = ready(p)) != TB_OK)
 		return rc;
+	/* a case the transaction prefetched: answered from it, and kept
+	 * current by the sets */
+	if ((which == TB_JPG_CASE_GET || which == TB_JPG_CASE_SET) &&
+	    case_pfkey(t[0], t[1], t[2], key) && (e = pf_find(p, 'c', key)) != NULL) {
+		if (which == TB_JPG_CASE_SET) {
+			/* written with the others at the next statement */
+			e->found = true;
+			e->state = strtoll(t[3], NULL, 10);
+			e->at = iv;
+			p->ndirty += !e->dirty;
+			e->dirty = true;
+			return TB_OK;
+		} else {
+			if (row != NULL)
+				*row = e->found;
+			if (e->found && out != NULL)
+				*out = e->state;
+			return TB_OK;
+		}
+	}
 	for (int i = 0; i < nt && i < 10; i++)
 		p_text(&q, t[i]);
 	if (ni > 0)
 		p_int(&q, iv);
 	/* a row written, nothing read back: deferred (pdefer) */
 	if (row == NULL && out == NULL && (which == TB_JPG_REQ_CLOSE || which == TB_JPG_CASE_SET))
-		return pdefer(p, sql[which], &q, "flow statement");
+		return pdefer_keep(p, sql[which], &q, "flow statement");
 	if ((r = pexec(p, sql[which], &q, "flow statement")) == NULL)
 		return TB_E_IO;
 	if (row != NULL)

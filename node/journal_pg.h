@@ -28,7 +28,12 @@
  *     and the next call outside a transaction reconnects;
  *   - savepoints, audit rows and flow rows are sent in pipeline mode and
  *     answered with the next statement that waits: when one of them
- *     fails, the transaction is lost whole (commit: "nothing stored").
+ *     fails, the transaction is lost whole (commit: "nothing stored");
+ *     so are the rows whose answer is known beforehand: outbound_put_new,
+ *     inbound_put of an id the transaction's prefetch found absent, and
+ *     outbound_delivered of a row its prefetch locked;
+ *   - a case's state read by the transaction's case_prefetch is not
+ *     read again (as a case_get's answer is not locked either).
  * Built without libpq, tb_jpg_open refuses every URI with TB_E_ARG and a
  * sentence saying so; the other functions are never reached.
  */
@@ -83,6 +88,17 @@ TB_MUST_CHECK int tb_jpg_inbox_list(struct tb_jpg *p, size_t limit, int64_t afte
 TB_MUST_CHECK int tb_jpg_inbox_ack(struct tb_jpg *p, const char *id);
 TB_MUST_CHECK int tb_jpg_inbox_count(struct tb_jpg *p, int64_t *n);
 
+TB_MUST_CHECK int tb_jpg_inbound_prefetch(struct tb_jpg *p, const char *const *ids, size_t n);
+TB_MUST_CHECK int tb_jpg_outbound_prefetch(struct tb_jpg *p, const char (*ids)[33], size_t n);
+/* True when the open transaction prefetched (and locked) outbound id:
+ * its delivery is answered from what was read. */
+bool tb_jpg_outbound_known(struct tb_jpg *p, const char *id);
+/* The open transaction is lost: its commit stores nothing. */
+void tb_jpg_lose(struct tb_jpg *p);
+TB_MUST_CHECK int tb_jpg_case_prefetch(struct tb_jpg *p, const char *const *req,
+                                       const char *const *hnd, const char *const *cid, size_t n);
+TB_MUST_CHECK int tb_jpg_outbound_put_new(struct tb_jpg *p, const struct tb_journal_msg *m,
+                                          int64_t next_attempt);
 TB_MUST_CHECK int tb_jpg_outbound_put(struct tb_jpg *p, const struct tb_journal_msg *m,
                                       int64_t next_attempt);
 /* Listing due messages claims them for this long (seconds): another

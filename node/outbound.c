@@ -251,6 +251,21 @@ fill_fresh(struct tb_fresh *fresh, size_t count, char (*ids)[33], struct tb_env 
 	}
 }
 
+/* The bulk's transaction, with the case states its flows read in one
+ * round trip (tb_flows_prefetch); rolled back when that fails. */
+static int
+begin_bulk(struct tb_node *n, struct tb_journal *j, struct tb_env **envs, size_t count)
+{
+	int rc;
+
+	if ((rc = tb_journal_begin(j)) != TB_OK)
+		return rc;
+	if ((rc = tb_flows_prefetch(j, n->cfg.member_id, (const struct tb_env *const *)envs, count,
+	                            true)) != TB_OK)
+		rollback(j);
+	return rc;
+}
+
 int
 tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
                   const struct tb_env_fields *fin, size_t count, char (*ids)[33], size_t *bad,
@@ -298,7 +313,7 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 		}
 		tb_hex_encode(dg, 32, digests[i]);
 	}
-	if ((rc = tb_journal_begin(j)) != TB_OK)
+	if ((rc = begin_bulk(n, j, envs, count)) != TB_OK)
 		goto jfail;
 	for (size_t i = 0; i < count; i++) {
 		struct tb_journal_msg m;
@@ -319,8 +334,8 @@ tb_outbound_store(struct tb_node *n, struct tb_journal *j, struct tb_key *key,
 			rollback(j);
 			goto out;
 		}
-		if ((rc = tb_journal_outbound_put(j, &m, fresh ? now + fresh_hold_s(n, j) : now)) !=
-		        TB_OK ||
+		if ((rc = tb_journal_outbound_put_new(
+		         j, &m, fresh ? now + fresh_hold_s(n, j) : now)) != TB_OK ||
 		    (rc = tb_journal_audit_append(j, 'o', m.id, digests[i], m.to, now, "queued")) !=
 		        TB_OK) {
 			rollback(j);
@@ -1820,6 +1835,10 @@ tb_outbound_settle(struct tb_node *n, struct tb_journal *j, const struct tb_env_
 		tb_buf_free(&plain);
 		return;
 	}
+	/* the batch's states in one round trip, before its receipts are
+	 * settled one by one (a failure shows at the commit) */
+	if (cls == 2 && data != NULL && tb_journal_outbound_prefetch(j, x->ids, x->count) != TB_OK)
+		log_warnx("journal: %s", tb_journal_diag(j)->detail);
 	if (cls == 5 || data == NULL) {
 		/* not before the answer's Max-Age, if it had one */
 		int64_t wait = backoff_s(n, x->failures + 1);

@@ -2948,6 +2948,261 @@ test_pg_conn_lost(void **state)
 	tb_journal_close(j);
 }
 
+#endif
+
+/* A batch's lookups prefetched in one round trip (both backends): the
+ * receipt lookups answer as without it, a duplicate in the batch is
+ * still told, and a delivery counts once. */
+static void
+test_prefetch(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b, o1, o2;
+	const char *ids[3];
+	struct tb_buf r;
+	int64_t n;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&a, 1, 5000);
+	mkmsg(&b, 2, 5000);
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, NULL), TB_OK);
+	ids[0] = a.id;
+	ids[1] = b.id;
+	ids[2] = "not-an-id";
+	assert_int_equal(tb_journal_inbound_prefetch(j, ids, 2), TB_E_ARG); /* no transaction */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_inbound_prefetch(j, ids, 3), TB_E_ARG);
+	assert_int_equal(tb_journal_inbound_prefetch(j, ids, 2), TB_OK);
+	assert_int_equal(tb_journal_inbound_receipt(j, a.id, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(a.rcpt));
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbound_put(j, &b.m, NULL), TB_OK);
+	/* the copy in the same batch: found now, answered with the receipt */
+	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &b.m, &r), TB_E_REPLAY);
+	assert_int_equal(r.len, sizeof(b.rcpt));
+	assert_int_equal(tb_journal_inbound_put(j, &a.m, &r), TB_E_REPLAY);
+	assert_memory_equal(r.data, a.rcpt, sizeof(a.rcpt));
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 2);
+
+	/* a row put before a unit that is undone stays (on PostgreSQL it
+	 * waited to be sent with others when the unit began) */
+	mkmsg(&o1, 21, 5000);
+	mkmsg(&o2, 22, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 1), TB_OK);
+	ids[0] = o1.id;
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_inbound_prefetch(j, ids, 1), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(j, &o1.m, NULL), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_audit(j, &o2.m, 1, 10, "queued"), TB_E_REPLAY);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_inbox_count(j, &n), TB_OK);
+	assert_int_equal(n, 3);
+
+	/* the rows sent together (PostgreSQL) hold the bytes as given */
+	mkmsg(&b, 2, 5000);
+	assert_int_equal(tb_journal_inbound_receipt(j, b.id, &r), TB_OK);
+	assert_memory_equal(r.data, b.rcpt, sizeof(b.rcpt));
+	struct tb_journal_inbound ig;
+	assert_int_equal(tb_journal_inbound_get(j, b.id, &ig, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(b.env));
+	assert_memory_equal(r.data, b.env, sizeof(b.env));
+	assert_string_equal(ig.from, b.from);
+
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+/* Outbound: the states of an answered batch read (and locked) once, each
+ * delivery counted and audited once, a new message's row (both backends). */
+static void
+test_prefetch_outbound(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tmsg a, b, o1, o2;
+	char oids[3][33];
+	struct tb_journal_status st;
+	struct tb_buf r;
+	bool fresh;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&a, 1, 5000);
+	/* outbound: states read (and locked) once, each delivery counted once */
+	mkmsg(&o1, 11, 5000);
+	mkmsg(&o2, 12, 5000);
+	mkmsg(&b, 13, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 1), TB_OK);
+	assert_int_equal(tb_journal_outbound_put(j, &o2.m, 1), TB_OK);
+	snprintf(oids[0], 33, "%s", o1.id);
+	snprintf(oids[1], 33, "%s", o2.id);
+	snprintf(oids[2], 33, "%s", b.id); /* unknown */
+	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_prefetch(j, oids, 3), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, a.rcpt, 5, 50, &fresh), TB_OK);
+	assert_true(fresh);
+	assert_int_equal(tb_journal_outbound_delivered(j, o1.id, b.rcpt, 7, 51, &fresh), TB_OK);
+	assert_false(fresh);
+	assert_int_equal(tb_journal_outbound_failed(j, o2.id, "refused", 52), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered(j, o2.id, a.rcpt, 5, 53, &fresh),
+	                 TB_E_JOURNAL_STATE);
+	assert_false(fresh);
+	assert_int_equal(tb_journal_outbound_delivered(j, b.id, a.rcpt, 5, 53, &fresh),
+	                 TB_E_NOTFOUND);
+	/* a new message's row, sent without waiting on PostgreSQL */
+	assert_int_equal(tb_journal_outbound_put_new(j, &b.m, 1), TB_OK);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_status(j, o1.id, &st, &r), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_int_equal(st.delivered_at, 50);
+	assert_int_equal(r.len, 5);
+	assert_memory_equal(r.data, a.rcpt, 5);
+	assert_int_equal(tb_journal_outbound_status(j, o2.id, &st, NULL), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_FAILED);
+	assert_int_equal(tb_journal_outbound_status(j, b.id, &st, NULL), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_QUEUED);
+	/* the rows sent together (PostgreSQL) hold the bytes as given */
+	assert_int_equal(tb_journal_outbound_envelope(j, b.id, &r), TB_OK);
+	assert_int_equal(r.len, sizeof(b.env));
+	assert_memory_equal(r.data, b.env, sizeof(b.env));
+	/* a delivery with its audit entry, of a prefetched row: once */
+	int64_t seq0, seq1;
+	char hh[65];
+	mkmsg(&o1, 31, 5000);
+	assert_int_equal(tb_journal_outbound_put(j, &o1.m, 1), TB_OK);
+	snprintf(oids[0], 33, "%s", o1.id);
+	assert_int_equal(tb_journal_audit_head(j, &seq0, hh), TB_OK);
+	assert_int_equal(tb_journal_begin_nosync(j), TB_OK);
+	assert_int_equal(tb_journal_outbound_prefetch(j, oids, 1), TB_OK);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, o1.id, a.rcpt, 5, 60, o1.digest,
+	                                                     "peer-1", &fresh),
+	                 TB_OK);
+	assert_true(fresh);
+	assert_int_equal(tb_journal_outbound_delivered_audit(j, o1.id, a.rcpt, 5, 61, o1.digest,
+	                                                     "peer-1", &fresh),
+	                 TB_OK);
+	assert_false(fresh);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_audit_head(j, &seq1, hh), TB_OK);
+	assert_int_equal(seq1, seq0 + 1);
+	assert_int_equal(tb_journal_outbound_status(j, o1.id, &st, NULL), TB_OK);
+	assert_int_equal(st.state, TB_JOURNAL_DELIVERED);
+	assert_int_equal(st.delivered_at, 60);
+
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+/* Case states read once for a batch and kept current by its sets (both
+ * backends). */
+static void
+test_prefetch_cases(void **state)
+{
+	char path[128];
+	struct tb_journal *j;
+	struct tb_buf r;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	j = open_ok(path);
+	tb_buf_init(&r);
+	/* case states: read once, kept current by the sets (a case id
+	 * with quotes and a backslash, as an array element) */
+	const char *rq[3] = {"320300", "320300", "320300"}, *hd[3] = {"371300", "371300", "371300"},
+	           *ci[3] = {"c\"1\\ {x,y}", "c2", "c2"};
+	int cs = -1;
+	assert_int_equal(tb_journal_case_set(j, rq[0], hd[0], ci[0], 2, 10), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 3), TB_E_ARG); /* no transaction */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 3), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 2);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 0);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 3, 11), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 3);
+	assert_int_equal(tb_journal_case_set(j, rq[0], hd[0], ci[0], 4, 12), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 4);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 3);
+	assert_int_equal(tb_journal_case_get(j, rq[0], hd[0], ci[0], &cs), TB_OK);
+	assert_int_equal(cs, 4);
+	/* a set of a prefetched case is written before a statement that
+	 * could read it, and only once (the last state) */
+	assert_int_equal(tb_journal_begin(j), TB_OK);
+	assert_int_equal(tb_journal_case_prefetch(j, rq, hd, ci, 2), TB_OK);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 5, 13), TB_OK);
+	assert_int_equal(tb_journal_case_set(j, rq[1], hd[1], ci[1], 6, 14), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], "c3", &cs), TB_OK);
+	assert_int_equal(cs, 0);
+	assert_int_equal(tb_journal_commit(j), TB_OK);
+	assert_int_equal(tb_journal_case_get(j, rq[1], hd[1], ci[1], &cs), TB_OK);
+	assert_int_equal(cs, 6);
+	tb_buf_free(&r);
+	tb_journal_close(j);
+}
+
+#ifdef HAVE_LIBPQ
+/* PostgreSQL: an inbound row put on a prefetch's "absent" while another
+ * process stores the same id fails the transaction whole, so the id is
+ * stored once and the sender's retry finds it; a new outbound row whose
+ * id is taken after all does the same. */
+static void
+test_pg_prefetch_race(void **state)
+{
+	char path[128];
+	struct tb_journal *a, *b;
+	struct tmsg m, o;
+	const char *ids[1];
+	struct tb_buf r;
+
+	(void)state;
+	newpath(path, sizeof(path));
+	a = open_ok(path);
+	b = open_ok(path);
+	tb_buf_init(&r);
+	mkmsg(&m, 7, 5000);
+	ids[0] = m.id;
+	assert_int_equal(tb_journal_begin(a), TB_OK);
+	assert_int_equal(tb_journal_inbound_prefetch(a, ids, 1), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(b, &m.m, NULL), TB_OK); /* committed */
+	assert_int_equal(tb_journal_inbound_receipt(a, m.id, &r), TB_E_NOTFOUND);
+	assert_int_equal(tb_journal_inbound_put(a, &m.m, &r), TB_OK);
+	assert_int_not_equal(tb_journal_commit(a), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM inbound"), 1);
+	/* the retry */
+	assert_int_equal(tb_journal_begin(a), TB_OK);
+	assert_int_equal(tb_journal_inbound_prefetch(a, ids, 1), TB_OK);
+	assert_int_equal(tb_journal_inbound_receipt(a, m.id, &r), TB_OK);
+	assert_int_equal(tb_journal_inbound_put(a, &m.m, &r), TB_E_REPLAY);
+	assert_memory_equal(r.data, m.rcpt, sizeof(m.rcpt));
+	assert_int_equal(tb_journal_commit(a), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM inbound"), 1);
+
+	mkmsg(&o, 8, 5000);
+	assert_int_equal(tb_journal_outbound_put(b, &o.m, 1), TB_OK);
+	assert_int_equal(tb_journal_begin(a), TB_OK);
+	assert_int_equal(tb_journal_outbound_put_new(a, &o.m, 1), TB_OK);
+	assert_int_not_equal(tb_journal_commit(a), TB_OK);
+	assert_int_equal(pg_int("SELECT count(*) FROM outbound"), 1);
+	tb_buf_free(&r);
+	tb_journal_close(a);
+	tb_journal_close(b);
+}
+
 /* Leases: two handles (two processes) listing due messages never get
  * the same one; what one listed and never settled (it died) is due for
  * the other once the lease has passed. */
@@ -3105,6 +3360,9 @@ main(void)
 	    cmocka_unit_test(test_throughput),
 	    cmocka_unit_test(test_crash_kill),
 	    cmocka_unit_test(test_lookups_flows),
+	    cmocka_unit_test(test_prefetch),
+	    cmocka_unit_test(test_prefetch_outbound),
+	    cmocka_unit_test(test_prefetch_cases),
 	};
 
 	/* as tongban-node does, before SQLite starts (test_library_init) */
@@ -3130,6 +3388,10 @@ main(void)
 		    cmocka_unit_test(test_pg_lease),
 		    cmocka_unit_test(test_pg_deferred_lost),
 		    cmocka_unit_test(test_pg_conn_lost),
+		    cmocka_unit_test(test_prefetch),
+		    cmocka_unit_test(test_prefetch_outbound),
+		    cmocka_unit_test(test_prefetch_cases),
+		    cmocka_unit_test(test_pg_prefetch_race),
 		};
 		return cmocka_run_group_tests_name("journal on PostgreSQL", pg_tests, group_setup,
 		                                   group_teardown);
