@@ -1337,6 +1337,28 @@ raw_session(struct w *w)
 	return s;
 }
 
+/* A POST to /fed/msg on s with the given MID and token and a JSON
+ * content-format (the options before Uri-Query); NULL when it cannot be
+ * built. */
+static coap_pdu_t *
+msg_pdu(coap_session_t *s, coap_mid_t mid, const uint8_t *tok, size_t tl)
+{
+	uint8_t cfb[4];
+	coap_pdu_t *pdu =
+	    coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, mid, coap_session_max_pdu_size(s));
+
+	if (pdu != NULL &&
+	    (!coap_add_token(pdu, tl, tok) ||
+	     !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
+	     !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg") ||
+	     !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
+	                      coap_encode_var_safe(cfb, sizeof(cfb), CF_JSON), cfb))) {
+		coap_delete_pdu(pdu);
+		return NULL;
+	}
+	return pdu;
+}
+
 /* Block num (64 bytes) of body b as a POST to /fed/msg on s, with the
  * given MID and token, and Size1 (PROTOCOL.md 9.2); NULL when it cannot
  * be built. */
@@ -1347,18 +1369,12 @@ block_pdu(coap_session_t *s, coap_mid_t mid, const uint8_t *tok, size_t tl,
 	size_t sz = (size_t)1 << (RAW_SZX + 4), off = (size_t)num * sz;
 	size_t n = off >= b->len ? 0 : (b->len - off > sz ? sz : b->len - off);
 	unsigned more = off + n < b->len;
-	uint8_t blk[4], cfb[4], szb[4];
-	coap_pdu_t *pdu =
-	    coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST, mid, coap_session_max_pdu_size(s));
+	uint8_t blk[4], szb[4];
+	coap_pdu_t *pdu = msg_pdu(s, mid, tok, tl);
 
 	if (pdu == NULL)
 		return NULL;
-	if (!coap_add_token(pdu, tl, tok) ||
-	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
-	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg") ||
-	    !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
-	                     coap_encode_var_safe(cfb, sizeof(cfb), CF_JSON), cfb) ||
-	    !coap_add_option(pdu, COAP_OPTION_BLOCK1,
+	if (!coap_add_option(pdu, COAP_OPTION_BLOCK1,
 	                     coap_encode_var_safe(blk, sizeof(blk),
 	                                          (num << 4) | (more << 3) | RAW_SZX),
 	                     blk) ||
@@ -1397,21 +1413,13 @@ raw_send(struct w *w, coap_session_t *s, coap_pdu_t *pdu, struct ex *ex)
 static coap_pdu_t *
 pipe_pdu(coap_session_t *s, const uint8_t *tok, size_t tl, const struct tb_buf *b, unsigned q)
 {
-	uint8_t cfb[4];
 	char qs[8];
-	coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_CON, COAP_REQUEST_CODE_POST,
-	                                coap_new_message_id(s), coap_session_max_pdu_size(s));
+	coap_pdu_t *pdu = msg_pdu(s, (coap_mid_t)coap_new_message_id(s), tok, tl);
 
 	snprintf(qs, sizeof(qs), "t=%04x", q & 0xffff);
-	if (pdu == NULL)
-		return NULL;
-	if (!coap_add_token(pdu, tl, tok) ||
-	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"fed") ||
-	    !coap_add_option(pdu, COAP_OPTION_URI_PATH, 3, (const uint8_t *)"msg") ||
-	    !coap_add_option(pdu, COAP_OPTION_CONTENT_FORMAT,
-	                     coap_encode_var_safe(cfb, sizeof(cfb), CF_JSON), cfb) ||
-	    !coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(qs), (const uint8_t *)qs) ||
-	    !coap_add_data(pdu, b->len, b->data)) {
+	if (pdu != NULL &&
+	    (!coap_add_option(pdu, COAP_OPTION_URI_QUERY, strlen(qs), (const uint8_t *)qs) ||
+	     !coap_add_data(pdu, b->len, b->data))) {
 		coap_delete_pdu(pdu);
 		return NULL;
 	}

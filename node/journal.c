@@ -1313,18 +1313,43 @@ tb_journal_inbound_receipt(struct tb_journal *j, const char *id, struct tb_buf *
 	return inbound_receipt(j, id, out, NULL);
 }
 
-int
-tb_journal_inbound_prefetch(struct tb_journal *j, const char *const *ids, size_t n)
+/* The checks both prefetches make: a transaction open, n ids each 32
+ * hex digits (id(v, i) the i-th of v). */
+static int
+prefetch_args(struct tb_journal *j, const void *v, size_t n,
+              const char *(*id)(const void *v, size_t i))
 {
 	int rc;
 
 	if ((rc = ready(j)) != TB_OK)
 		return rc;
-	if (!j->in_tx || (n > 0 && ids == NULL))
+	if (!j->in_tx || (n > 0 && v == NULL))
 		return jarg(j, "prefetch outside a transaction");
 	for (size_t i = 0; i < n; i++)
-		if (!is_hex(ids[i], 32))
+		if (!is_hex(id(v, i), 32))
 			return jarg(j, "bad id");
+	return TB_OK;
+}
+
+static const char *
+id_of_ptrs(const void *v, size_t i)
+{
+	return ((const char *const *)v)[i];
+}
+
+static const char *
+id_of_arrays(const void *v, size_t i)
+{
+	return ((const char(*)[33])v)[i];
+}
+
+int
+tb_journal_inbound_prefetch(struct tb_journal *j, const char *const *ids, size_t n)
+{
+	int rc = prefetch_args(j, ids, n, id_of_ptrs);
+
+	if (rc != TB_OK)
+		return rc;
 	return j->pg != NULL ? tb_jpg_inbound_prefetch(j->pg, ids, n) : TB_OK;
 }
 
@@ -1558,15 +1583,10 @@ not_queued(struct tb_journal *j, const char *id, enum tb_journal_state *state)
 int
 tb_journal_outbound_prefetch(struct tb_journal *j, const char (*ids)[33], size_t n)
 {
-	int rc;
+	int rc = prefetch_args(j, ids, n, id_of_arrays);
 
-	if ((rc = ready(j)) != TB_OK)
+	if (rc != TB_OK)
 		return rc;
-	if (!j->in_tx || (n > 0 && ids == NULL))
-		return jarg(j, "prefetch outside a transaction");
-	for (size_t i = 0; i < n; i++)
-		if (!is_hex(ids[i], 32))
-			return jarg(j, "bad id");
 	return j->pg != NULL ? tb_jpg_outbound_prefetch(j->pg, ids, n) : TB_OK;
 }
 
