@@ -36,8 +36,7 @@ ID=320300
 P=$(nl_api_port $ID)
 CONF=$(nl_conf $ID)
 SAN=0
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } |
-	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+if nl_sanitized; then
 	SAN=1
 fi
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$(nl_pid $ID)/status"; }

@@ -28,8 +28,7 @@ FLOOD="$TB_BUILDDIR/tests/flood"
 nl_init
 nl_devfed 320300,371300
 BOUND_MS=2000
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } |
-	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+if nl_sanitized; then
 	BOUND_MS=6000
 fi
 nl_start 371300

@@ -37,6 +37,14 @@ nl_cleanup() {
 	if [ -n "${NL_KEEP:-}" ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 
+# nl_sanitized: true when tongban-node is a sanitizer build (ASan, UBSan,
+# TSan), several times slower: tests scale their bounds and loads by it.
+# Usable before nl_init.
+nl_sanitized() {
+	{ nm -a "$TB_BUILDDIR/tongban-node" 2>/dev/null; ldd "$TB_BUILDDIR/tongban-node" 2>/dev/null; } |
+		grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'
+}
+
 # nl_init [SPAN]: scratch dir, tools, a free port block, cleanup trap.
 # (A SPAN above 100 is a fixed base port, as tests once gave: ignored.)
 nl_init() {

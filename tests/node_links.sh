@@ -47,7 +47,7 @@ cat >"$W/scenario" <<'EOF'
 EOF
 # a sanitizer build (ASan, TSan) is several times slower: longer bounds
 BOUND=150
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|libtsan|__asan_init|__tsan_init'; then
+if nl_sanitized; then
 	BOUND=170
 fi
 ll_setup "$W/scenario"

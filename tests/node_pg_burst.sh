@@ -27,16 +27,14 @@ pg_node_skip sqlite3
 # the 2,000 each way; a sanitizer build (several times slower)
 # 1,000 each way
 N=4000
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|libtsan|__asan_init|__tsan_init'; then
+if nl_sanitized; then
 	N=2000
 fi
 N=${BURST_N:-$N}
 HALF=$((N / 2))
 nl_init
 trap 'pg_stop; nl_cleanup' EXIT
-pg_node_start
-nl_devfed 320300,371300
-pg_node_journal 371300
+pg_node_fed
 nl_clone 371300 371300b
 nl_endpoints 371300 371300b
 nl_start 371300
@@ -93,7 +91,7 @@ echo "A took $A_SUBMITTED of its $HALF before it was killed"
 
 BOUND=5000
 SLOW=
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|libtsan|__asan_init|__tsan_init'; then
+if nl_sanitized; then
 	BOUND=15000
 	SLOW=1
 fi

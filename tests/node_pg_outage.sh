@@ -34,7 +34,7 @@ set -u
 pg_node_skip sqlite3
 nl_init
 SLOW=
-if { nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|libtsan|__asan_init|__tsan_init'; then
+if nl_sanitized; then
 	SLOW=1
 fi
 OUTAGE_S=${TB_PG_OUTAGE_S:-${SLOW:+8}}
@@ -48,9 +48,7 @@ HEALTH_MS=${HEALTH_MS:-1000}
 LOADERS=()
 PM=
 trap '[ -n "$PM" ] && kill -CONT "$PM" 2>/dev/null; for p in "${LOADERS[@]}"; do kill "$p" 2>/dev/null; done; pg_stop; nl_cleanup' EXIT
-pg_node_start
-nl_devfed 320300,371300
-pg_node_journal 371300
+pg_node_fed
 for m in 320300 371300; do
 	printf 'retry_min_ms = 100\nretry_max_ms = 2000\nbreaker_open_ms = 1000\nfull_retry = %d\n' \
 		"$FULL_RETRY" >>"$(nl_conf "$m")"

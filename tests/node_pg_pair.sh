@@ -21,9 +21,7 @@ set -u
 pg_node_skip sqlite3
 nl_init
 trap 'pg_stop; nl_cleanup' EXIT
-pg_node_start
-nl_devfed 320300,371300
-pg_node_journal 371300
+pg_node_fed
 # process B: a copy of A's directory (its own registry file and audit
 # head), its own ports; nl_* helpers know it as "371300b"
 nl_clone 371300 371300b
@@ -77,7 +75,7 @@ echo "B delivered A's held messages ${took} s after A was killed"
 # next round and its backoff after the peer's outage: well under the
 # 37 s a sent mark lasted before leases
 BOUND=25
-{ nm -a "$TBN" 2>/dev/null; ldd "$TBN" 2>/dev/null; } | grep -q -E 'libasan|libtsan|__asan_init|__tsan_init' && BOUND=45
+nl_sanitized && BOUND=45
 NL_CHECKS=$((NL_CHECKS + 1))
 [ "$took" -le "$BOUND" ] || nl_fail "B took over within $BOUND s of A's death" "<= $BOUND s" "$took s"
 for id in "${IDS[@]}" "${HELD[@]}"; do

@@ -44,8 +44,7 @@ command -v sqlite3 >/dev/null 2>&1 || { echo "SKIP: no sqlite3 shell"; exit 77; 
 nl_init
 B="$TB_BUILDDIR/tongban-bench"
 RATE=1000 SECS=30 SAN=0
-if { nm -a "$TB_BUILDDIR/tongban-node" 2>/dev/null; ldd "$TB_BUILDDIR/tongban-node" 2>/dev/null; } |
-	grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+if nl_sanitized; then
 	RATE=250 SAN=1
 fi
 D="$W/soak"

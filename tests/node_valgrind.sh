@@ -10,7 +10,7 @@ set -u
 . "${TB_SRCDIR:-.}/tests/node_lib.sh"
 command -v valgrind >/dev/null 2>&1 || { echo "SKIP: valgrind not installed"; exit 77; }
 TBN0="$TB_BUILDDIR/tongban-node"
-if { nm -a "$TBN0" 2>/dev/null; ldd "$TBN0" 2>/dev/null; } | grep -q -E 'libasan|libubsan|libtsan|__asan_init|__ubsan_|__tsan_init'; then
+if nl_sanitized; then
 	echo "SKIP: sanitizer build (valgrind and ASan do not mix)"
 	exit 77
 fi
