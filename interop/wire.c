@@ -327,6 +327,16 @@ event_name(int ev)
 	}
 }
 
+/* Appends " [why]" to got (cap bytes) when why says something. */
+static void
+add_why(char *got, size_t cap, const char *why)
+{
+	size_t l = strlen(got);
+
+	if (why[0] != '\0' && l < cap)
+		snprintf(got + l, cap - l, " [%s]", why);
+}
+
 /* Describes what came back, e.g. `4.01 {"error":"sig.bad",...}` or
  * `no response (DTLS error)` or `no response within 5.0 s`. */
 static void
@@ -880,10 +890,7 @@ post_accept(struct w *w, const char *id, const struct mk *m)
 			snprintf(why, sizeof(why), "content-format %d", ex.cf);
 		else if (!(ex.done && ex.code == 201))
 			why[0] = '\0';
-		if (why[0]) {
-			size_t l = strlen(got);
-			snprintf(got + l, sizeof(got) - l, " [%s]", why);
-		}
+		add_why(got, sizeof(got), why);
 		result(w, "wire", id, false, "2.01 + signed receipt naming the digest", got,
 		       ex.secs);
 	}
@@ -1043,10 +1050,7 @@ case_status(struct w *w)
 	} else {
 		snprintf(why, sizeof(why), "not a JSON object answer");
 	}
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0',
 	       "2.05 JSON {federation, member, queue, registry_serial, software, v:1}", got,
 	       ex.secs);
@@ -1306,10 +1310,7 @@ case_duplicate(struct w *w)
 		;
 	else
 		why[0] = '\0';
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0',
 	       "2.01 then 2.04 with the byte-identical original receipt", got, a.secs + x.secs);
 	ex_free(&a);
@@ -1485,10 +1486,7 @@ case_pipelined(struct w *w)
 		         why[0] == '\0')
 			snprintf(why, sizeof(why), "exchange %d: not the receipt of its message", i + 1);
 	}
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0',
 	       "two envelopes posted on one session before either answer (tokens and t= "
 	       "queries of their own): each 2.01 with its own receipt",
@@ -1575,10 +1573,7 @@ case_block_retransmit(struct w *w)
 	else if (!check_receipt(w, x.body.data, x.body.len, mid, dg, why, sizeof(why)) &&
 	         why[0] == '\0')
 		snprintf(why, sizeof(why), "not a valid receipt");
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0',
 	       "every block answered (2.31, last 2.01), the last block sent again with its MID "
 	       "and token: the same 2.01 and receipt, byte for byte",
@@ -1667,10 +1662,7 @@ case_deflate(struct w *w)
 		check_receipt(w, plain.data, plain.len, mid, dg, why, sizeof(why));
 	else
 		check_receipt(w, a.body.data, a.body.len, mid, dg, why, sizeof(why));
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0', "2.01 with a receipt of the envelope (50 or 11050)",
 	       got, a.secs);
 	ex_free(&a);
@@ -1822,10 +1814,7 @@ case_batch(struct w *w, bool mixed)
 			tb_buf_free(&one);
 		}
 	}
-	if (why[0]) {
-		size_t l = strlen(got);
-		snprintf(got + l, sizeof(got) - l, " [%s]", why);
-	}
+	add_why(got, sizeof(got), why);
 	result(w, "wire", id, why[0] == '\0',
 	       mixed ? "2.04 [receipt, {error:sig.bad,id}, receipt]" : "2.04 [3 receipts]", got,
 	       ex.secs);

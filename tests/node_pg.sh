@@ -15,9 +15,7 @@ set -u
 pg_node_skip
 nl_init
 trap 'pg_stop; nl_cleanup' EXIT
-pg_node_start
-nl_devfed 320300,371300
-pg_node_journal 371300
+pg_node_fed
 nl_start 320300
 nl_start 371300
 

@@ -129,6 +129,14 @@ pg_node_start() {
 	fi
 }
 
+# pg_node_fed: the server started (pg_node_start) and a development
+# federation of 320300 and 371300, 371300 journalling on the server.
+pg_node_fed() {
+	pg_node_start
+	nl_devfed 320300,371300
+	pg_node_journal 371300
+}
+
 # pg_node_journal ID: member ID's node journals on the server.
 pg_node_journal() {
 	sed -i '/^journal *=/d' "$(nl_conf "$1")"
