@@ -1198,6 +1198,10 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 		 * known yet (its session slot is free already) */
 		if (open && p->failures > 0)
 			exchanges -= p->settling;
+		/* a 5.xx answer being settled (on the answers thread) may carry
+		 * a Max-Age: nothing more to the peer until it is known */
+		if (p != NULL && p->settling_5xx > 0)
+			exchanges = 0;
 		if (p != NULL && !open)
 			for (size_t k = i; k < l->len; k++)
 				if (strcmp(l->v[k].hop, hop) == 0)
@@ -1968,6 +1972,8 @@ tb_outbound_settled(struct tb_node *n, struct tb_answer *a)
 		bool probe = p != NULL && p->failures > 0;
 		if (p != NULL && p->settling > 0)
 			p->settling--;
+		if (p != NULL && a->cls == 5 && p->settling_5xx > 0)
+			p->settling_5xx--;
 		n->m.out_delivered += a->ndelivered;
 		n->m.out_failed += a->failed;
 		n->m.out_retries += a->retries;
@@ -2094,8 +2100,10 @@ response_cb(void *ctx, coap_session_t *s, const coap_pdu_t *sent, const coap_pdu
 	 * are checked and journalled on the ingest thread, and until then a
 	 * failing peer's probe is not over (plan_exchanges) */
 	finish_exchange(n, x);
-	if ((p = peer_of(n, x->hop)) != NULL)
+	if ((p = peer_of(n, x->hop)) != NULL) {
 		p->settling++;
+		p->settling_5xx += a->cls == 5;
+	}
 	n->out->settler(n->out->settler_ctx, a);
 	tb_outbound_schedule(n, 0);
 	return true;

@@ -78,6 +78,8 @@ struct tb_peer {
 	                                            * transfers per resource) */
 	int settling; /* exchanges answered, their answers not yet settled (answers.c):
 	               * a failing peer's probe is under way until then */
+	int settling_5xx; /* of them, answers 5.xx: whether the peer asks to be left
+	                   * alone for a Max-Age is not known until settled */
 	uint32_t slot_epoch[TB_PEER_SESSIONS_MAX]; /* epoch its session was opened in */
 	bool hs_failed[TB_PEER_SESSIONS_MAX];      /* its session's handshake failed */
 	bool stale[TB_PEER_SESSIONS_MAX];          /* set up with an identity since rotated */
