@@ -86,6 +86,15 @@ for p in tongban-node:tongban-node.8 tongban-interop:tongban-interop.1 \
 	[ -f "$MAN/${p#*:}" ] || { echo "FAIL: no man page ${p#*:}" >&2; BAD=$((BAD + 1)); continue; }
 	help "$TB_BUILDDIR/$prog"
 	compare "$prog" "$W/help" "$MAN/${p#*:}" "$prog"
+	# a --help text goes through printf: the man page's "%m" (a member
+	# id in a value) printed as strerror's text (tongban-bench did)
+	if grep -q '%m' "$MAN/${p#*:}"; then
+		TB_CHECKS=$((TB_CHECKS + 1))
+		grep -q '%m' "$W/help" || {
+			echo "FAIL: $prog --help lost the man page's %m: $(grep -m1 -o '.\{20\}No such file.\{10\}' "$W/help")" >&2
+			BAD=$((BAD + 1))
+		}
+	fi
 done
 
 # ---- tongban: the commands it lists
