@@ -122,6 +122,18 @@ tb_link_handshake(struct tb_link *l, int64_t rtt_ms)
 	                   : l->hs_rtt_ms + (r - l->hs_rtt_ms) / TB_LINK_HS_DRIFT;
 }
 
+int64_t
+tb_link_hs_retransmit_ms(const struct tb_link *l)
+{
+	double ms = TB_LINK_HS_RTX_ROUNDS * l->hs_rtt_ms;
+
+	if (l->hs_rtt_ms <= 0)
+		return TB_LINK_HS_RTX_START_MS;
+	return ms < TB_LINK_HS_RTX_MIN_MS   ? TB_LINK_HS_RTX_MIN_MS
+	       : ms > TB_LINK_HS_RTX_MAX_MS ? TB_LINK_HS_RTX_MAX_MS
+	                                    : (int64_t)ms;
+}
+
 int
 tb_link_pipelined(const struct tb_link *l)
 {
@@ -175,10 +187,15 @@ tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s)
 	return b < 1 ? 1 : (size_t)b;
 }
 
-/* The retransmission timeout the estimate asks for, ms (unbounded). */
+/* The retransmission timeout the estimate asks for, ms (unbounded); 0
+ * without one.  Before any exchange was answered, TB_LINK_HS_RTO_ROUNDS
+ * of the handshakes' round trip stand for it: the first exchanges on a
+ * session that just came up would otherwise keep libcoap's 2 to 3 s. */
 static double
 rto_ms(const struct tb_link *l)
 {
+	if (l->srtt_ms == 0)
+		return TB_LINK_HS_RTO_ROUNDS * l->hs_rtt_ms;
 	return l->srtt_ms + 4 * l->rttvar_ms;
 }
 
@@ -187,7 +204,7 @@ tb_link_ack_random_factor(const struct tb_link *l)
 {
 	double f;
 
-	if (l->srtt_ms == 0)
+	if (rto_ms(l) <= 0)
 		return 0;
 	f = 1500 * rto_ms(l) / (double)tb_link_ack_timeout_ms(l);
 	return f < 1000 ? 1000 : f > 1500 ? 1500 : (int)f;
@@ -198,7 +215,7 @@ tb_link_ack_timeout_ms(const struct tb_link *l)
 {
 	double rto = rto_ms(l);
 
-	if (l->srtt_ms == 0)
+	if (rto <= 0)
 		return 0;
 	return rto < TB_LINK_RTO_MIN_MS ? TB_LINK_RTO_MIN_MS
 	       : rto > TB_LINK_RTO_MAX_MS ? TB_LINK_RTO_MAX_MS

@@ -30,7 +30,7 @@
  * retransmission, not a batch's whole train of blocks (PROTOCOL.md 9.6,
  * "Several exchanges on one session"). */
 #define TB_LINK_PIPE_RTT_MS 20
-#define TB_LINK_PIPE_DEPTH 8
+#define TB_LINK_PIPE_DEPTH 32
 /* Sessions up that carry a pipelined link: no more are opened then */
 #define TB_LINK_PIPE_UP 8
 #define TB_LINK_PIPE_FILL 0.9
@@ -84,6 +84,17 @@ void tb_link_sent(struct tb_link *l, size_t count, size_t bytes);
 /* A handshake with the peer took rtt_ms a round trip (half the time from
  * the first ClientHello to the server's certificate). */
 void tb_link_handshake(struct tb_link *l, int64_t rtt_ms);
+/* The first retransmission timeout of a DTLS handshake with the peer,
+ * ms: TB_LINK_HS_RTX_ROUNDS of the round trips handshakes showed, within
+ * TB_LINK_HS_RTX_MIN_MS..TB_LINK_HS_RTX_MAX_MS; 0 without one (GnuTLS's
+ * as libcoap sets it: 1 s).  GnuTLS doubles it per retransmission, and
+ * gives up after TB_LINK_HS_TOTAL_MS (libcoap's). */
+#define TB_LINK_HS_RTX_ROUNDS 2
+#define TB_LINK_HS_RTX_MIN_MS 200
+#define TB_LINK_HS_RTX_MAX_MS 1000
+#define TB_LINK_HS_RTX_START_MS 250
+#define TB_LINK_HS_TOTAL_MS 60000
+int64_t tb_link_hs_retransmit_ms(const struct tb_link *l);
 /* Whether the peer's exchanges are pipelined (above): its round trips
  * are TB_LINK_PIPE_RTT_MS or longer: the exchanges' (srtt), the least of
  * them, and the least seen in handshakes.  An exchange's time includes the receiver's
@@ -105,8 +116,10 @@ int tb_link_rounds(size_t bytes);
  * what fits in one block (at least 1). */
 size_t tb_link_batch(const struct tb_link *l, int batch_max, int64_t answer_timeout_s);
 /* The ACK_TIMEOUT for the peer's sessions, ms: srtt + 4 rttvar within
- * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; 0 without an estimate (keep
- * libcoap's default). */
+ * TB_LINK_RTO_MIN_MS..TB_LINK_RTO_MAX_MS; before any exchange was
+ * answered TB_LINK_HS_RTO_ROUNDS handshake round trips (hs_rtt_ms) stand
+ * for it; 0 without either (keep libcoap's default). */
+#define TB_LINK_HS_RTO_ROUNDS 3
 int64_t tb_link_ack_timeout_ms(const struct tb_link *l);
 /* ACK_RANDOM_FACTOR for the peer's sessions, in thousandths: 1500 (RFC
  * 7252), less when the estimate is under TB_LINK_RTO_MIN_MS, so that a

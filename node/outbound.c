@@ -936,9 +936,13 @@ round_tx(struct tb_node *n, bool *open)
  * (tb_journal_outbound_delivered's fresh).  Each exchange is hedged at
  * most once; idle sessions are what it spends. */
 #define TB_HEDGE_MIN_MS 3000
-#define TB_HEDGE_HS_MS 1500
+#define TB_HEDGE_HS_MS 1000
 #define TB_HEDGE_PIPE_MS 1200
 #define TB_HEDGE_FACTOR 2
+/* the tail of a backlog (hedge_after): at least this many times the
+ * smoothed round trip, and this many ms */
+#define TB_HEDGE_TAIL_SRTT 1.5
+#define TB_HEDGE_TAIL_MS 100
 
 /* Whether p has a session slot other than skip that is up and free. */
 static bool
@@ -961,14 +965,28 @@ free_session(const struct tb_node *n, const struct tb_peer *p, int skip)
 static int64_t
 hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 {
-	if (x->session != NULL && p->sessions[x->slot] == x->session &&
-	    coap_session_get_state(x->session) != COAP_SESSION_STATE_ESTABLISHED) {
+	/* so is one sent before any exchange was answered: no estimate of
+	 * exchanges to go by yet, the handshakes' round trips stand for it */
+	if ((x->session != NULL && p->sessions[x->slot] == x->session &&
+	     coap_session_get_state(x->session) != COAP_SESSION_STATE_ESTABLISHED) ||
+	    (p->link.srtt_ms <= 0 && p->link.hs_rtt_ms > 0)) {
 		double hs = 4 * p->link.hs_rtt_ms;
 		return hs > TB_HEDGE_HS_MS ? (int64_t)hs : TB_HEDGE_HS_MS;
 	}
 	if (p->link.srtt_ms <= 0)
 		return -1;
 	double rto = p->link.srtt_ms + 4 * p->link.rttvar_ms;
+	/* nothing else waits for the peer (the tail of a backlog): its
+	 * sessions are idle, and a straggler is hedged a retransmission
+	 * timeout of the estimate after it was sent rather than after
+	 * libcoap's own retransmission (1 s at the least): the last
+	 * messages of a backlog do not wait out a lost datagram */
+	if (!x->large && !p->backlog && tb_link_pipelined(&p->link)) {
+		double after = rto > TB_HEDGE_TAIL_SRTT * p->link.srtt_ms
+		                   ? rto
+		                   : TB_HEDGE_TAIL_SRTT * p->link.srtt_ms;
+		return after < TB_HEDGE_TAIL_MS ? TB_HEDGE_TAIL_MS : (int64_t)after;
+	}
 	if (!x->large && tb_link_pipelined(&p->link)) {
 		/* one datagram each way, unanswered a retransmission timeout
 		 * of the estimate past libcoap's first retransmission (1 s at
@@ -1235,8 +1253,11 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 			cuts[ncuts++] = nplan;
 		}
 		for (size_t k = i; k < l->len; k++)
-			if (strcmp(l->v[k].hop, hop) == 0)
+			if (strcmp(l->v[k].hop, hop) == 0) {
+				if (p != NULL && k >= j)
+					p->backlog = true; /* waits for the window */
 				l->v[k].hop[0] = '\0'; /* planned, or waits for the window */
+			}
 	}
 	*nplanp = nplan;
 	*ncutsp = ncuts;
@@ -1383,6 +1404,10 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	tidy(n);
 	read_due(n, &l, now, bmax);
+	/* what waits after this round (plan_exchanges); the memory queue's
+	 * rest waits for every peer */
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next)
+		p->backlog = n->out->fresh_head < n->out->nfresh;
 	if (l.len == 0)
 		goto done;
 	plan = calloc(l.len, sizeof(*plan));

@@ -10,6 +10,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <gnutls/dtls.h>
+
 #include "../certs/tb_key.h"
 #include "../certs/tb_cert.h"
 #include "../federation/tb_reg.h"
@@ -90,8 +92,12 @@ check_peer(const char *cn, const uint8_t *der, size_t len, coap_session_t *s, un
 		/* we dialled: two round trips since the first ClientHello
 		 * (the cookie's, then the server's first flight), the
 		 * server's time for them a signature (link.h) */
-		if (!server && p != NULL && peer_of_session(n, s, &slot) == p)
+		if (!server && p != NULL && peer_of_session(n, s, &slot) == p) {
 			tb_link_handshake(&p->link, (tb_now_ms() - p->opened_ms[slot]) / 2);
+			/* the exchange that waits for the session goes out with
+			 * the timeouts of what is known of the path by now */
+			tb_transport_tune(s, &p->link);
+		}
 	}
 	return 1;
 refuse:
@@ -738,6 +744,21 @@ tb_transport_failover(struct tb_node *n, struct tb_peer *p, int ep, const char *
 	return true;
 }
 
+/* The DTLS handshake's first retransmission timeout, from the round
+ * trips handshakes with the peer showed (link.h): GnuTLS's timer, which
+ * libcoap sets to 1 s for every session whatever the path. */
+static void
+tune_handshake(coap_session_t *s, const struct tb_link *l)
+{
+	coap_tls_library_t lib;
+	void *tls = coap_session_get_tls(s, &lib);
+	int64_t ms = tb_link_hs_retransmit_ms(l);
+
+	if (tls != NULL && lib == COAP_TLS_LIBRARY_GNUTLS && ms > 0)
+		gnutls_dtls_set_timeouts((gnutls_session_t)tls, (unsigned)ms,
+		                         TB_LINK_HS_TOTAL_MS);
+}
+
 coap_session_t *
 tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_diag *d)
 {
@@ -790,6 +811,7 @@ tb_transport_session(struct tb_node *n, const char *hop, int slot, struct tb_dia
 		tb_diag_set(d, TB_E_IO, TB_DIAG_NOPOS, "cannot open a DTLS session to %s", hop);
 		return NULL;
 	}
+	tune_handshake(p->sessions[slot], &p->link);
 	p->slot_epoch[slot] = p->epoch;
 	p->opened_ms[slot] = tb_now_ms();
 	p->hs_failed[slot] = false;
@@ -805,15 +827,17 @@ tb_transport_tune(coap_session_t *s, const struct tb_link *l)
 {
 	int64_t ack = tb_link_ack_timeout_ms(l);
 
-	if (s == NULL || ack == 0 || coap_session_get_state(s) != COAP_SESSION_STATE_ESTABLISHED)
-		return; /* a handshake keeps libcoap's: its DTLS timeouts count
-		         * against MAX_RETRANSMIT too */
+	if (s == NULL || ack == 0)
+		return;
 	coap_session_set_ack_timeout(s, (coap_fixed_point_t){(uint16_t)(ack / 1000),
 	                                                     (uint16_t)(ack % 1000)});
-	coap_session_set_max_retransmit(s, (uint16_t)tb_link_max_retransmit(l));
 	int f = tb_link_ack_random_factor(l);
 	coap_session_set_ack_random_factor(s, (coap_fixed_point_t){(uint16_t)(f / 1000),
 	                                                           (uint16_t)(f % 1000)});
+	/* a handshake keeps libcoap's MAX_RETRANSMIT: its DTLS timeouts
+	 * count against it too */
+	if (coap_session_get_state(s) == COAP_SESSION_STATE_ESTABLISHED)
+		coap_session_set_max_retransmit(s, (uint16_t)tb_link_max_retransmit(l));
 }
 
 void

@@ -117,6 +117,8 @@ struct tb_peer {
 	 * parameters of the sessions: tb_transport_tune) */
 	struct tb_link link;
 	int64_t last_answer_ms; /* monotonic: the last exchange answered (0: none) */
+	bool backlog; /* messages to it waited for room in the last delivery round:
+	               * while none do, its stragglers are hedged sooner (outbound.c) */
 	struct tb_peer *next;
 };
 
@@ -198,9 +200,9 @@ TB_MUST_CHECK coap_session_t *tb_transport_session(struct tb_node *n, const char
                                                    struct tb_diag *d);
 void tb_transport_drop_peer(struct tb_node *n, const char *to);
 /* Sets s's CoAP retransmission parameters (ACK_TIMEOUT, ACK_RANDOM_FACTOR,
- * MAX_RETRANSMIT)
- * from the link estimate l of its peer (link.h); without an estimate
- * libcoap's defaults (RFC 7252) stay. */
+ * and once its handshake is done MAX_RETRANSMIT, which also bounds the
+ * handshake's DTLS timeouts) from the link estimate l of its peer
+ * (link.h); without an estimate libcoap's defaults (RFC 7252) stay. */
 void tb_transport_tune(coap_session_t *s, const struct tb_link *l);
 /* Releases retired sessions old enough to have no transfer left. */
 void tb_transport_reap(struct tb_node *n);

@@ -73,7 +73,7 @@ ll_wait() {
 		LL_GOT=${LL_GOT:-0}
 		[ "$LL_GOT" -ge "$n" ] && { LL_WAITED_MS=$(ll_ms); return 0; }
 		[ "$(date +%s)" -lt "$end" ] || { LL_WAITED_MS=$(ll_ms); return 1; }
-		sleep 0.5
+		sleep 0.1
 	done
 }
 

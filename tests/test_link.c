@@ -199,6 +199,49 @@ test_rtt(void **state)
 	assert_int_equal(tb_link_rounds(5000), 4);
 }
 
+/* Before any exchange is answered the handshakes' round trips stand for
+ * the estimate: GnuTLS's first handshake retransmission and the first
+ * exchanges' ACK_TIMEOUT (libcoap's 1 s and 2-3 s otherwise). */
+static void
+test_handshake_estimate(void **state)
+{
+	struct tb_link l;
+
+	(void)state;
+	tb_link_init(&l);
+	/* nothing known yet */
+	assert_int_equal(tb_link_hs_retransmit_ms(&l), TB_LINK_HS_RTX_START_MS);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), 0);
+	assert_int_equal(tb_link_ack_random_factor(&l), 0);
+	/* handshakes of 230 ms round trips: the next flight's timer 460 ms;
+	 * an exchange's first retransmission three round trips (690 ms)
+	 * after its transmission: ACK_TIMEOUT 1 s (the least libcoap
+	 * takes), randomised up to 1.035 (1.5 * 690 / 1000) */
+	tb_link_handshake(&l, 230);
+	assert_int_equal(tb_link_hs_retransmit_ms(&l), 460);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MIN_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1035);
+	/* a long path: both bounded */
+	tb_link_init(&l);
+	tb_link_handshake(&l, 900);
+	assert_int_equal(tb_link_hs_retransmit_ms(&l), TB_LINK_HS_RTX_MAX_MS);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MAX_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
+	/* loopback: the least timer */
+	tb_link_init(&l);
+	tb_link_handshake(&l, 1);
+	assert_int_equal(tb_link_hs_retransmit_ms(&l), TB_LINK_HS_RTX_MIN_MS);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), TB_LINK_RTO_MIN_MS);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1000);
+	/* an exchange answered: its round trip takes over (400 ms, var 200:
+	 * 1.2 s) */
+	tb_link_init(&l);
+	tb_link_handshake(&l, 100);
+	tb_link_answered(&l, 1, 100, 400, 128);
+	assert_int_equal(tb_link_ack_timeout_ms(&l), 1200);
+	assert_int_equal(tb_link_ack_random_factor(&l), 1500);
+}
+
 static void
 test_retransmit(void **state)
 {
@@ -278,6 +321,7 @@ main(void)
 	    cmocka_unit_test(test_busy_short_link),
 	    cmocka_unit_test(test_handshake_answers),
 	    cmocka_unit_test(test_rtt),
+	    cmocka_unit_test(test_handshake_estimate),
 	    cmocka_unit_test(test_retransmit),
 	    cmocka_unit_test(test_tune_session),
 	};
