@@ -324,6 +324,10 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    "the canonical form, so that it had to be canonicalised to check them.\n"
 	    "# TYPE tongban_envelopes_recanonicalised_total counter\n"
 	    "tongban_envelopes_recanonicalised_total %llu\n"
+	    "# HELP tongban_delivery_rounds_total Rounds of the delivery loop (what is due read, "
+	    "sent, stragglers hedged): a few a second at most when idle.\n"
+	    "# TYPE tongban_delivery_rounds_total counter\n"
+	    "tongban_delivery_rounds_total %llu\n"
 	    "# HELP tongban_handshake_refused_total DTLS peers refused.\n"
 	    "# TYPE tongban_handshake_refused_total counter\n"
 	    "tongban_handshake_refused_total %llu\n"
@@ -335,7 +339,7 @@ metrics_counters(struct tb_node *n, struct evbuffer *b, int64_t q, int64_t inbox
 	    (unsigned long long)n->m.out_failed, (unsigned long long)n->m.out_retries,
 	    (unsigned long long)n->m.out_hedged,
 	    (unsigned long long)n->m.compact_answers, (unsigned long long)n->m.answers_replayed,
-	    (unsigned long long)n->m.recanonicalised,
+	    (unsigned long long)n->m.recanonicalised, (unsigned long long)n->m.out_rounds,
 	    (unsigned long long)n->m.handshake_refused, (unsigned long long)n->m.api_requests);
 	if (q >= 0)
 		evbuffer_add_printf(

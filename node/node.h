@@ -79,6 +79,7 @@ extern const double tb_lat_bounds[TB_LAT_BUCKETS];
 struct tb_metrics {
 	uint64_t in_ok, in_dup, in_refused, out_delivered, out_failed, out_retries;
 	uint64_t out_hedged; /* exchanges whose messages went again on another session */
+	uint64_t out_rounds; /* delivery rounds run (outbound.c deliver_cb) */
 	uint64_t in_full; /* of in_refused: no room in the journal (lifecycle.c) */
 	uint64_t in_down; /* received envelopes refused: the journal's database out of reach */
 	uint64_t compact_answers; /* batch answers without the receipts' proofs (9.3) */

@@ -939,9 +939,11 @@ round_tx(struct tb_node *n, bool *open)
 #define TB_HEDGE_HS_MS 1000
 #define TB_HEDGE_PIPE_MS 1200
 #define TB_HEDGE_FACTOR 2
-/* the tail of a backlog (hedge_after): at least this many times the
- * smoothed round trip, and this many ms */
-#define TB_HEDGE_TAIL_SRTT 1.5
+/* a pipelined exchange's answer is late (hedge_after) past SRTT +
+ * 4 RTTVAR, within these many times SRTT; in the tail of a backlog it
+ * is hedged then, at least TB_HEDGE_TAIL_MS after it was sent */
+#define TB_HEDGE_LATE_MIN 1.5
+#define TB_HEDGE_LATE_MAX 2.0
 #define TB_HEDGE_TAIL_MS 100
 
 /* Whether p has a session slot other than skip that is up and free. */
@@ -981,19 +983,27 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 	 * timeout of the estimate after it was sent rather than after
 	 * libcoap's own retransmission (1 s at the least): the last
 	 * messages of a backlog do not wait out a lost datagram */
-	if (!x->large && !p->backlog && tb_link_pipelined(&p->link)) {
-		double after = rto > TB_HEDGE_TAIL_SRTT * p->link.srtt_ms
-		                   ? rto
-		                   : TB_HEDGE_TAIL_SRTT * p->link.srtt_ms;
-		return after < TB_HEDGE_TAIL_MS ? TB_HEDGE_TAIL_MS : (int64_t)after;
-	}
+	/* RFC 6298's first estimates make RTTVAR half a round trip: an
+	 * answer is late past 1.5 to 2 round trips on a pipelined link */
+	double late = rto < TB_HEDGE_LATE_MIN * p->link.srtt_ms   ? TB_HEDGE_LATE_MIN * p->link.srtt_ms
+	              : rto > TB_HEDGE_LATE_MAX * p->link.srtt_ms ? TB_HEDGE_LATE_MAX * p->link.srtt_ms
+	                                                          : rto;
+	if (!x->large && !p->backlog && tb_link_pipelined(&p->link))
+		return late < TB_HEDGE_TAIL_MS ? TB_HEDGE_TAIL_MS : (int64_t)late;
 	if (!x->large && tb_link_pipelined(&p->link)) {
-		/* one datagram each way, unanswered a retransmission timeout
-		 * of the estimate past libcoap's first retransmission (1 s at
-		 * the least, link.h): that was lost too, and the next comes 2 s
-		 * later; a hedge any sooner would mostly copy what that first
-		 * retransmission delivers anyway */
-		double after = (double)tb_link_ack_timeout_ms(&p->link) + rto;
+		/* one datagram each way, its answer late past libcoap's first
+		 * retransmission (1 s at the least, link.h): that was lost
+		 * too, and the next comes 2 s later; a hedge any sooner would
+		 * mostly copy what that first retransmission delivers anyway */
+		double after = (double)tb_link_ack_timeout_ms(&p->link) + late;
+		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
+	}
+	if (tb_link_pipelined(&p->link)) {
+		/* block-wise on a pipelined link (a body that deflated to more
+		 * than a block): its round trips late, past the first
+		 * retransmission of a block */
+		double after = (double)tb_link_ack_timeout_ms(&p->link) +
+		               (tb_link_rounds(x->bytes) + 1) * late;
 		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
 	}
 	/* its blocks at the retransmission timeout (RFC 6298): the round
@@ -1006,7 +1016,7 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 
 /* Hedges the exchanges that straggle (above); the ms until some
  * exchange may need it (the next round then), -1 when none may. */
-static bool
+static int64_t
 hedge(struct tb_node *n, int64_t now_ms)
 {
 	int64_t next = -1;
@@ -1394,6 +1404,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (n->draining)
 		return;
+	n->m.out_rounds++;
 	/* nothing is sent unless the node may exchange: suspended or in
 	 * recovery the queue waits (a registry applied, or a state change,
 	 * state_changed, starts the next round); revoked it fails */

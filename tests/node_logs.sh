@@ -94,6 +94,13 @@ now=$(date +%s)
 	nl_fail "process_start_time_seconds" "within the last 300 s of $now" "$st"
 nl_ok
 nl_eq "delivered counter" 2 "$(metric 'tongban_messages_out_total{result="delivered"}')"
+# an idle node runs no delivery round without a reason: the hedging
+# check's next time read as a bool scheduled one every 50 ms forever
+# (a journal query each, 20 a second, 41 in these 2 s)
+r0=$(metric tongban_delivery_rounds_total)
+sleep 2
+r1=$(nl_http $A GET /metrics | awk '$1 == "tongban_delivery_rounds_total" { print $2 }')
+nl_eq "delivery rounds in 2 s idle, at most 4" yes "$([ $((r1 - r0)) -le 4 ] && echo yes || echo "$((r1 - r0))")"
 
 nl_stop $A
 nl_stop $B
