@@ -144,9 +144,13 @@ tb_link_pipelined(const struct tb_link *l)
 }
 
 int
-tb_link_window(const struct tb_link *l)
+tb_link_window(const struct tb_link *l, int up)
 {
-	return tb_link_pipelined(l) ? TB_LINK_PIPE_DEPTH : 1;
+	int w = TB_LINK_PIPE_INFLIGHT / (up > 1 ? up : 1);
+
+	if (!tb_link_pipelined(l))
+		return 1;
+	return w < TB_LINK_PIPE_MIN ? TB_LINK_PIPE_MIN : w > TB_LINK_PIPE_DEPTH ? TB_LINK_PIPE_DEPTH : w;
 }
 
 void

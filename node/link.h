@@ -25,12 +25,18 @@
  * (one block a round trip per session), so past TB_LINK_PIPE_RTT_MS of
  * round trip a peer's exchanges are cut to what fits in one block
  * (TB_LINK_PIPE_FILL of it, at the request bytes a message has cost) and
- * up to TB_LINK_PIPE_DEPTH of them are outstanding on each session
- * (libcoap's NSTART): a lost datagram then delays one small exchange by a
+ * several of them are outstanding on each session (tb_link_window,
+ * libcoap's NSTART): a lost datagram then delays one small exchange by a
  * retransmission, not a batch's whole train of blocks (PROTOCOL.md 9.6,
  * "Several exchanges on one session"). */
 #define TB_LINK_PIPE_RTT_MS 20
-#define TB_LINK_PIPE_DEPTH 32
+/* The window of each session: TB_LINK_PIPE_INFLIGHT exchanges shared by
+ * the peer's sessions that are up, at least TB_LINK_PIPE_MIN and at most
+ * TB_LINK_PIPE_DEPTH a session (libcoap's NSTART): while loss or
+ * reordering stalls most handshakes, the few sessions up carry more */
+#define TB_LINK_PIPE_DEPTH 128
+#define TB_LINK_PIPE_MIN 16
+#define TB_LINK_PIPE_INFLIGHT 512
 /* Sessions up that carry a pipelined link: no more are opened then */
 #define TB_LINK_PIPE_UP 8
 #define TB_LINK_PIPE_FILL 0.9
@@ -102,9 +108,10 @@ int64_t tb_link_hs_retransmit_ms(const struct tb_link *l);
  * small exchanges would only cost it more commits; a handshake's is a
  * signature or two. */
 int tb_link_pipelined(const struct tb_link *l);
-/* Exchanges that may be outstanding on one session to the peer at once:
- * TB_LINK_PIPE_DEPTH when pipelined, else 1. */
-int tb_link_window(const struct tb_link *l);
+/* Exchanges that may be outstanding on one session to the peer at once
+ * while up sessions are up: TB_LINK_PIPE_INFLIGHT / up within
+ * TB_LINK_PIPE_MIN..TB_LINK_PIPE_DEPTH when pipelined, else 1. */
+int tb_link_window(const struct tb_link *l, int up);
 /* An exchange got no answer in time (or libcoap gave up on it): the
  * batch is halved, the loss estimate rises. */
 void tb_link_lost(struct tb_link *l);

@@ -494,20 +494,36 @@ peer_of(struct tb_node *n, const char *id)
 	return NULL;
 }
 
-/* Exchanges slot of p can take now: up to the link's window (link.h)
- * while none of them goes block-wise, none beside a block-wise one; one
- * while its session is not up (a handshake stalled by loss would hold
- * them all, where one is soon hedged onto a session that is up). */
+/* Exchanges slot of p can take now: up to the link's window (link.h),
+ * of which at most one block-wise (large_slot); one while its session is
+ * not up (a handshake stalled by loss would hold them all, where one is
+ * soon hedged onto a session that is up).  A block-wise exchange does
+ * not close its session to one-block ones: on a long link the first
+ * exchanges (the starting batch, two blocks) would stall the few
+ * sessions up for their round trips. */
 static int
 slot_room(const struct tb_peer *p, int slot)
 {
-	int win = p->sessions[slot] != NULL &&
+	int win = p->sessions[slot] != NULL && p->window > 1 &&
 	                  coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED
-	              ? tb_link_window(&p->link)
+	              ? p->window
 	              : 1;
 	int room = win - p->inflight[slot];
 
-	return p->large[slot] || room < 0 ? 0 : room;
+	return room < 0 ? 0 : room;
+}
+
+/* Each peer's window (link.h) from how many of its sessions are up. */
+static void
+set_windows(struct tb_node *n)
+{
+	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
+		int up = 0;
+		for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
+			up += p->sessions[slot] != NULL &&
+			      coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED;
+		p->window = tb_link_window(&p->link, up);
+	}
 }
 
 /* The session slots of p in the order the round's exchanges take them,
@@ -524,7 +540,7 @@ slot_order(const struct tb_node *n, const struct tb_peer *p, int *order)
 	for (int slot = 0; slot < slots; slot++)
 		up += p->sessions[slot] != NULL &&
 		      coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED;
-	for (int lv = 0; lv < tb_link_window(&p->link); lv++)
+	for (int lv = 0; lv < (p->window > 1 ? p->window : 1); lv++)
 		for (int slot = 0; slot < slots; slot++)
 			if (p->sessions[slot] != NULL &&
 			    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED &&
@@ -553,7 +569,8 @@ large_slot(const struct tb_node *n, const struct tb_peer *p, int slot)
 	if (!p->large[slot] && slot_room(p, slot) > 0)
 		return slot;
 	for (int i = 0; i < (int)n->cfg.peer_sessions; i++)
-		if (slot_room(p, i) > 0 && (best < 0 || p->inflight[i] < p->inflight[best]))
+		if (!p->large[i] && slot_room(p, i) > 0 &&
+		    (best < 0 || p->inflight[i] < p->inflight[best]))
 			best = i;
 	return best;
 }
@@ -699,7 +716,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	snprintf(x->hop, sizeof(x->hop), "%s", hop);
 	/* on a pipelined link a block-wise request needs a session without
 	 * another one (large_slot) */
-	x->large = p != NULL && tb_link_window(&p->link) > 1 && body->len > TB_LINK_BLOCK;
+	x->large = p != NULL && tb_link_pipelined(&p->link) && body->len > TB_LINK_BLOCK;
 	if (x->large && (slot = large_slot(n, p, slot)) < 0) {
 		log_debug("exchange with %s: %zu bytes wait for a session free of block-wise "
 		          "transfers", hop, body->len);
@@ -718,7 +735,7 @@ send_batch(struct tb_node *n, const char *hop, int slot, struct due **v, size_t 
 	coap_session_new_token(s, &x->token.length, x->tokbuf);
 	x->token.s = x->tokbuf;
 	coap_add_token(pdu, x->token.length, x->tokbuf);
-	add_options(pdu, x, p != NULL && tb_link_window(&p->link) > 1, deflated);
+	add_options(pdu, x, p != NULL && tb_link_pipelined(&p->link), deflated);
 	/* libcoap sends the blocks from body for as long as the transfer
 	 * lives (possibly past our giving up on the answer): it owns body
 	 * from here and frees it with release_body, also on failure */
@@ -1242,7 +1259,9 @@ plan_exchanges(struct tb_node *n, struct due_list *l, size_t bmax, size_t limit,
 				pmax = bmax;
 			pmax = spread(n, p, l, i, hop, pmax);
 		}
-		int order[TB_PEER_SESSIONS_MAX * TB_LINK_PIPE_DEPTH];
+		/* at most the windows of the sessions up (link.h), and one
+		 * for each of the others */
+		int order[TB_PEER_SESSIONS_MAX * (TB_LINK_PIPE_MIN + 1) + TB_LINK_PIPE_INFLIGHT];
 		int nord = open ? slot_order(n, p, order) : 0;
 		for (int k = 0; k < nord && exchanges > 0; k++) {
 			int slot = order[k];
@@ -1405,6 +1424,7 @@ deliver_cb(evutil_socket_t fd, short what, void *arg)
 	if (n->draining)
 		return;
 	n->m.out_rounds++;
+	set_windows(n);
 	/* nothing is sent unless the node may exchange: suspended or in
 	 * recovery the queue waits (a registry applied, or a state change,
 	 * state_changed, starts the next round); revoked it fails */

@@ -10,7 +10,7 @@
  * both; MAX_RETRANSMIT rises with the loss, never past RFC 7252's
  * MAX_TRANSMIT_WAIT.  A long link (round trips of exchanges and
  * handshakes all past TB_LINK_PIPE_RTT_MS) is pipelined: exchanges of one
- * block, loss not shrinking them, TB_LINK_PIPE_DEPTH a session; a short
+ * block, loss not shrinking them, a window of them a session; a short
  * link with a busy receiver is not.
  */
 #include <stdarg.h>
@@ -77,12 +77,18 @@ test_pipelined(void **state)
 	(void)state;
 	tb_link_init(&l);
 	assert_false(tb_link_pipelined(&l));
-	assert_int_equal(tb_link_window(&l), 1);
+	assert_int_equal(tb_link_window(&l, 1), 1);
 	/* 100 ms a round trip in a handshake: pipelined before any
 	 * exchange's round trip, at half the starting batch */
 	tb_link_handshake(&l, 100);
 	assert_true(tb_link_pipelined(&l));
-	assert_int_equal(tb_link_window(&l), TB_LINK_PIPE_DEPTH);
+	assert_int_equal(tb_link_window(&l, 1), TB_LINK_PIPE_DEPTH);
+	/* the sessions up share TB_LINK_PIPE_INFLIGHT, within the bounds */
+	assert_int_equal(tb_link_window(&l, 0), TB_LINK_PIPE_DEPTH);
+	assert_int_equal(tb_link_window(&l, 8), TB_LINK_PIPE_INFLIGHT / 8);
+	assert_int_equal(tb_link_window(&l, 64), TB_LINK_PIPE_MIN);
+	assert_true(TB_LINK_PIPE_INFLIGHT / 8 > TB_LINK_PIPE_MIN &&
+	            TB_LINK_PIPE_INFLIGHT / 8 < TB_LINK_PIPE_DEPTH);
 	assert_int_equal(tb_link_batch(&l, 128, 30), TB_LINK_BATCH_START / 2);
 	/* request bytes a message adds: 110 beyond the batch's overhead; one
 	 * block at TB_LINK_PIPE_FILL holds (921.6 - 320) / 110 = 5.5: 5 */
@@ -126,7 +132,7 @@ test_busy_short_link(void **state)
 	assert_true(tb_link_pipelined(&l));
 	tb_link_handshake(&l, 3); /* a quick handshake later */
 	assert_false(tb_link_pipelined(&l));
-	assert_int_equal(tb_link_window(&l), 1);
+	assert_int_equal(tb_link_window(&l, 1), 1);
 	/* the path gets longer: the least round trips follow, slowly */
 	for (int i = 0; i < 4; i++)
 		tb_link_handshake(&l, 100);
