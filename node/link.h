@@ -92,9 +92,10 @@ void tb_link_sent(struct tb_link *l, size_t count, size_t bytes);
 void tb_link_handshake(struct tb_link *l, int64_t rtt_ms);
 /* The first retransmission timeout of a DTLS handshake with the peer,
  * ms: TB_LINK_HS_RTX_ROUNDS of the round trips handshakes showed, within
- * TB_LINK_HS_RTX_MIN_MS..TB_LINK_HS_RTX_MAX_MS; 0 without one (GnuTLS's
- * as libcoap sets it: 1 s).  GnuTLS doubles it per retransmission, and
- * gives up after TB_LINK_HS_TOTAL_MS (libcoap's). */
+ * TB_LINK_HS_RTX_MIN_MS..TB_LINK_HS_RTX_MAX_MS; TB_LINK_HS_RTX_START_MS
+ * before any (libcoap sets GnuTLS's to 1 s, and acts on it up to 1 s
+ * late).  GnuTLS doubles it per retransmission, and gives up after
+ * TB_LINK_HS_TOTAL_MS (libcoap's). */
 #define TB_LINK_HS_RTX_ROUNDS 2
 #define TB_LINK_HS_RTX_MIN_MS 200
 #define TB_LINK_HS_RTX_MAX_MS 1000

@@ -513,16 +513,18 @@ slot_room(const struct tb_peer *p, int slot)
 	return room < 0 ? 0 : room;
 }
 
-/* Each peer's window (link.h) from how many of its sessions are up. */
+/* Each peer's sessions up, and from them its window (link.h), for the
+ * round. */
 static void
 set_windows(struct tb_node *n)
 {
 	for (struct tb_peer *p = n->peers; p != NULL; p = p->next) {
-		int up = 0;
+		p->up_sessions = 0;
 		for (int slot = 0; slot < (int)n->cfg.peer_sessions; slot++)
-			up += p->sessions[slot] != NULL &&
-			      coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED;
-		p->window = tb_link_window(&p->link, up);
+			p->up_sessions += p->sessions[slot] != NULL &&
+			                  coap_session_get_state(p->sessions[slot]) ==
+			                      COAP_SESSION_STATE_ESTABLISHED;
+		p->window = tb_link_window(&p->link, p->up_sessions);
 	}
 }
 
@@ -535,11 +537,8 @@ set_windows(struct tb_node *n)
 static int
 slot_order(const struct tb_node *n, const struct tb_peer *p, int *order)
 {
-	int nord = 0, up = 0, slots = (int)n->cfg.peer_sessions;
+	int nord = 0, slots = (int)n->cfg.peer_sessions;
 
-	for (int slot = 0; slot < slots; slot++)
-		up += p->sessions[slot] != NULL &&
-		      coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED;
 	for (int lv = 0; lv < (p->window > 1 ? p->window : 1); lv++)
 		for (int slot = 0; slot < slots; slot++)
 			if (p->sessions[slot] != NULL &&
@@ -548,7 +547,8 @@ slot_order(const struct tb_node *n, const struct tb_peer *p, int *order)
 				order[nord++] = slot;
 	/* a pipelined link with TB_LINK_PIPE_UP sessions up has room enough
 	 * in them (link.h): no more handshakes */
-	for (int slot = 0; slot < slots && (up < TB_LINK_PIPE_UP || !tb_link_pipelined(&p->link));
+	for (int slot = 0;
+	     slot < slots && (p->up_sessions < TB_LINK_PIPE_UP || !tb_link_pipelined(&p->link));
 	     slot++)
 		if ((p->sessions[slot] == NULL ||
 		     coap_session_get_state(p->sessions[slot]) != COAP_SESSION_STATE_ESTABLISHED) &&
@@ -995,16 +995,16 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 	if (p->link.srtt_ms <= 0)
 		return -1;
 	double rto = p->link.srtt_ms + 4 * p->link.rttvar_ms;
-	/* nothing else waits for the peer (the tail of a backlog): its
-	 * sessions are idle, and a straggler is hedged a retransmission
-	 * timeout of the estimate after it was sent rather than after
-	 * libcoap's own retransmission (1 s at the least): the last
-	 * messages of a backlog do not wait out a lost datagram */
 	/* RFC 6298's first estimates make RTTVAR half a round trip: an
 	 * answer is late past 1.5 to 2 round trips on a pipelined link */
 	double late = rto < TB_HEDGE_LATE_MIN * p->link.srtt_ms   ? TB_HEDGE_LATE_MIN * p->link.srtt_ms
 	              : rto > TB_HEDGE_LATE_MAX * p->link.srtt_ms ? TB_HEDGE_LATE_MAX * p->link.srtt_ms
 	                                                          : rto;
+	/* nothing else waits for the peer (the tail of a backlog): its
+	 * sessions are idle, and a straggler is hedged once its answer is
+	 * late rather than after libcoap's own retransmission (1 s at the
+	 * least): the last messages of a backlog do not wait out a lost
+	 * datagram */
 	if (!x->large && !p->backlog && tb_link_pipelined(&p->link))
 		return late < TB_HEDGE_TAIL_MS ? TB_HEDGE_TAIL_MS : (int64_t)late;
 	if (!x->large && tb_link_pipelined(&p->link)) {

@@ -754,7 +754,7 @@ tune_handshake(coap_session_t *s, const struct tb_link *l)
 	void *tls = coap_session_get_tls(s, &lib);
 	int64_t ms = tb_link_hs_retransmit_ms(l);
 
-	if (tls != NULL && lib == COAP_TLS_LIBRARY_GNUTLS && ms > 0)
+	if (tls != NULL && lib == COAP_TLS_LIBRARY_GNUTLS)
 		gnutls_dtls_set_timeouts((gnutls_session_t)tls, (unsigned)ms,
 		                         TB_LINK_HS_TOTAL_MS);
 }

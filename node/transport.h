@@ -117,8 +117,9 @@ struct tb_peer {
 	 * parameters of the sessions: tb_transport_tune) */
 	struct tb_link link;
 	int64_t last_answer_ms; /* monotonic: the last exchange answered (0: none) */
-	int window;   /* exchanges a session that is up may have outstanding, as of
-	               * the last delivery round (tb_link_window; 0: not set, 1) */
+	int up_sessions; /* its sessions up, as of the last delivery round */
+	int window;      /* exchanges a session that is up may have outstanding,
+	                  * from them (tb_link_window; 0: not set, 1) */
 	bool backlog; /* messages to it waited for room in the last delivery round:
 	               * while none do, its stragglers are hedged sooner (outbound.c) */
 	struct tb_peer *next;
