@@ -504,7 +504,7 @@ peer_of(struct tb_node *n, const char *id)
 static int
 slot_room(const struct tb_peer *p, int slot)
 {
-	int win = p->sessions[slot] != NULL && p->window > 1 &&
+	int win = p->sessions[slot] != NULL &&
 	                  coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED
 	              ? p->window
 	              : 1;
@@ -539,7 +539,7 @@ slot_order(const struct tb_node *n, const struct tb_peer *p, int *order)
 {
 	int nord = 0, slots = (int)n->cfg.peer_sessions;
 
-	for (int lv = 0; lv < (p->window > 1 ? p->window : 1); lv++)
+	for (int lv = 0; lv < p->window; lv++)
 		for (int slot = 0; slot < slots; slot++)
 			if (p->sessions[slot] != NULL &&
 			    coap_session_get_state(p->sessions[slot]) == COAP_SESSION_STATE_ESTABLISHED &&
@@ -1007,20 +1007,15 @@ hedge_after(const struct tb_peer *p, const struct tb_exchange *x)
 	 * datagram */
 	if (!x->large && !p->backlog && tb_link_pipelined(&p->link))
 		return late < TB_HEDGE_TAIL_MS ? TB_HEDGE_TAIL_MS : (int64_t)late;
-	if (!x->large && tb_link_pipelined(&p->link)) {
-		/* one datagram each way, its answer late past libcoap's first
-		 * retransmission (1 s at the least, link.h): that was lost
-		 * too, and the next comes 2 s later; a hedge any sooner would
-		 * mostly copy what that first retransmission delivers anyway */
-		double after = (double)tb_link_ack_timeout_ms(&p->link) + late;
-		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
-	}
 	if (tb_link_pipelined(&p->link)) {
-		/* block-wise on a pipelined link (a body that deflated to more
-		 * than a block): its round trips late, past the first
-		 * retransmission of a block */
-		double after = (double)tb_link_ack_timeout_ms(&p->link) +
-		               (tb_link_rounds(x->bytes) + 1) * late;
+		/* its answer late past libcoap's first retransmission (1 s at
+		 * the least, link.h): that was lost too, and the next comes 2 s
+		 * later; a hedge any sooner would mostly copy what that first
+		 * retransmission delivers anyway.  One datagram each way is one
+		 * round trip late; a block-wise one (a body that deflated to
+		 * more than a block) is its round trips late. */
+		double rounds = x->large ? tb_link_rounds(x->bytes) + 1 : 1;
+		double after = (double)tb_link_ack_timeout_ms(&p->link) + rounds * late;
 		return after < TB_HEDGE_PIPE_MS ? TB_HEDGE_PIPE_MS : (int64_t)after;
 	}
 	/* its blocks at the retransmission timeout (RFC 6298): the round

@@ -654,6 +654,7 @@ find_peer(struct tb_node *n, const char *id, bool create)
 		return NULL;
 	snprintf(p->id, sizeof(p->id), "%s", id);
 	tb_link_init(&p->link);
+	p->window = 1; /* until a delivery round sets it (outbound.c) */
 	p->next = n->peers;
 	n->peers = p;
 	return p;

@@ -119,7 +119,7 @@ struct tb_peer {
 	int64_t last_answer_ms; /* monotonic: the last exchange answered (0: none) */
 	int up_sessions; /* its sessions up, as of the last delivery round */
 	int window;      /* exchanges a session that is up may have outstanding,
-	                  * from them (tb_link_window; 0: not set, 1) */
+	                  * from them (tb_link_window; 1 until a round set it) */
 	bool backlog; /* messages to it waited for room in the last delivery round:
 	               * while none do, its stragglers are hedged sooner (outbound.c) */
 	struct tb_peer *next;
